@@ -1,0 +1,119 @@
+// Containers: addresses inside their network, not taken twice; host ports published once.
+import type { Check } from "./context.js";
+import { addressOn, bindings, gatewayOf, isUnspecified, overlaps, publishingNetwork, subnetOf, type Binding } from "../model/derive.js";
+import { broadcastOf, cidrContains, formatIp, formatNetwork, networkOf, type Ip } from "../model/values.js";
+import type { Container, Located } from "../model/types.js";
+import type { Span } from "../diagnostics.js";
+
+function nextFree(ctx: Parameters<Check>[0], netName: string): string | undefined {
+  const n = ctx.networks.get(netName);
+  const s = n && subnetOf(n, 4);
+  if (!n || !s) return undefined;
+  const used = new Set<bigint>([gatewayOf(n, 4)!.value]);
+  for (const c of ctx.policy.containers) for (const e of c.endpoints) if (e.network.name === netName) for (const a of e.addresses) used.add(a.value.value);
+  for (let v = networkOf(s) + 1n; v < broadcastOf(s); v++) if (!used.has(v)) return formatIp({ family: 4, value: v });
+  return undefined;
+}
+
+export const containerAddresses: Check = (ctx) => {
+  const taken = new Map<string, { c: Container; a: Located<Ip> }>();
+  for (const c of ctx.policy.containers) {
+    if (c.endpoints.length === 0) {
+      ctx.problems.error("no-network", c.span, `container '${c.name}' is on no network`, {
+        help: `add the network and the address Docker gives it, e.g. network bridge ${nextFree(ctx, "bridge") ?? "172.17.0.2"};`,
+      });
+    }
+    const onNet = new Map<string, Span>();
+    for (const e of c.endpoints) {
+      const n = ctx.networks.get(e.network.name);
+      if (!n) continue;
+      const prev = onNet.get(n.name);
+      if (prev) {
+        ctx.problems.error("duplicate-endpoint", e.network.span, `container '${c.name}' joins network '${n.name}' twice`, { notes: [{ message: "first joined here", span: prev }] });
+        continue;
+      }
+      onNet.set(n.name, e.network.span);
+      if (!e.addresses.some((a) => a.value.family === 4)) {
+        const free = nextFree(ctx, n.name);
+        ctx.problems.error("missing-address", e.network.span, `container '${c.name}' has no IPv4 address on network '${n.name}'`, {
+          help: `give the address Docker assigns it${free ? `, e.g. network ${n.name} ${free};` : ""}`,
+        });
+      }
+      for (const a of e.addresses) {
+        const s = subnetOf(n, a.value.family);
+        const ip = formatIp(a.value);
+        if (!s) {
+          ctx.problems.error("family-mismatch", a.span, `${ip} is an IPv${a.value.family} address but network '${n.name}' has no IPv${a.value.family} subnet`, {
+            help: a.value.family === 6 ? `add an IPv6 subnet to network '${n.name}' (subnet fd00:…/64;)` : undefined,
+          });
+          continue;
+        }
+        if (!cidrContains(s, a.value)) {
+          ctx.problems.error("outside-subnet", a.span, `${ip} is outside network '${n.name}''s subnet ${formatNetwork(s)}`, {
+            help: `choose an address inside ${formatNetwork(s)}`,
+            notes: n.implicit ? [] : [{ message: `network '${n.name}' is declared here`, span: n.span }],
+          });
+          continue;
+        }
+        if (a.value.value === networkOf(s) || (a.value.family === 4 && a.value.value === broadcastOf(s))) {
+          const what = a.value.value === networkOf(s) ? "network" : "broadcast";
+          ctx.problems.error("reserved-address", a.span, `${ip} is the ${what} address of ${formatNetwork(s)}; no container can have it`, { help: `choose a host address, e.g. ${nextFree(ctx, n.name) ?? "another one"}` });
+          continue;
+        }
+        const gw = gatewayOf(n, a.value.family);
+        if (gw && gw.value === a.value.value) {
+          ctx.problems.error("reserved-address", a.span, `${ip} is the gateway of network '${n.name}' (the bridge's own address)`, { help: `choose another address, e.g. ${nextFree(ctx, n.name) ?? "a free one"}` });
+          continue;
+        }
+        const key = `${n.name}|${a.value.family}|${a.value.value}`;
+        const other = taken.get(key);
+        if (other) {
+          ctx.problems.error("duplicate-address", a.span, `containers '${other.c.name}' and '${c.name}' both have ${ip} on network '${n.name}'`, {
+            help: `give '${c.name}' another address${nextFree(ctx, n.name) ? `, e.g. ${nextFree(ctx, n.name)}` : ""}`,
+            notes: [{ message: `'${other.c.name}' has it here`, span: other.a.span }],
+          });
+        } else taken.set(key, { c, a });
+      }
+    }
+  }
+};
+
+function hostIpText(b: Binding): string {
+  return b.hostIp ? formatIp(b.hostIp) : "0.0.0.0";
+}
+
+/** Two bindings clash when the port and protocol match and the host addresses can't both be bound. */
+function clash(a: Binding, b: Binding): boolean {
+  if (a.proto !== b.proto) return false;
+  if (!a.hostIp || !b.hostIp) return true;
+  if (a.hostIp.family !== b.hostIp.family) return false;
+  return isUnspecified(a.hostIp) || isUnspecified(b.hostIp) || a.hostIp.value === b.hostIp.value;
+}
+
+export const publishedPorts: Check = (ctx) => {
+  const seen: { c: Container; b: Binding; first: number; last: number }[] = [];
+  for (const c of ctx.policy.containers) {
+    for (const p of c.publishes) {
+      const s = p.spec;
+      if (s.hostIp?.family === 6 && !c.endpoints.some((e) => e.addresses.some((a) => a.value.family === 6))) {
+        ctx.problems.error("family-mismatch", p.span, `'${c.name}' publishes on an IPv6 host address but has no IPv6 address`, { help: `give the container an IPv6 address on an IPv6 network, or publish on an IPv4 address` });
+      }
+      const bs = bindings(p);
+      const b0 = bs[0]!;
+      const other = seen.find((x) => overlaps({ from: x.first, to: x.last }, s.host) && clash(x.b, b0));
+      if (other) {
+        ctx.problems.error("duplicate-publish", p.span, `host port ${hostIpText(b0)}:${s.host.from === s.host.to ? s.host.from : `${s.host.from}-${s.host.to}`}/${s.proto} is already published by '${other.c.name}'`, {
+          help: `Docker would refuse to start '${c.name}' (port is already allocated); publish on another host port`,
+          notes: [{ message: `published here`, span: other.b.publish.span }],
+        });
+      } else seen.push({ c, b: b0, first: s.host.from, last: s.host.to });
+    }
+    if (c.publishes.length > 0 && c.endpoints.length > 0 && !publishingNetwork(c, ctx.networks) && c.endpoints.every((e) => ctx.networks.has(e.network.name))) {
+      ctx.problems.warning("internal-publish", c.publishes[0]!.span, `'${c.name}' is only on internal networks, so Docker publishes none of its ports`, {
+        help: `connect it to a non-internal network to publish ports, or remove the publish lines`,
+      });
+    }
+  }
+};
+
+export { addressOn };

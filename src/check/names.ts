@@ -1,0 +1,63 @@
+// Names: duplicates, and references to zones, networks and containers that do not exist.
+import { suggestion } from "../diagnostics.js";
+import type { NameRef } from "../model/types.js";
+import type { Check, CheckContext } from "./context.js";
+
+export const duplicateNames: Check = (ctx) => {
+  const p = ctx.policy;
+  const kinds: [string, { name: string; span: import("../diagnostics.js").Span; implicit?: boolean; builtin?: boolean }[]][] = [
+    ["zone", p.zones],
+    ["network", p.networks.filter((n) => !n.implicit)],
+    ["container", p.containers],
+  ];
+  for (const [kind, items] of kinds) {
+    const first = new Map<string, (typeof items)[number]>();
+    for (const it of items) {
+      if (kind === "zone" && it.name === "any") {
+        ctx.problems.error("duplicate-name", it.span, `'any' is the built-in zone that holds every packet`, { help: `choose another name for this zone` });
+        continue;
+      }
+      const prev = first.get(it.name);
+      if (prev) {
+        ctx.problems.error("duplicate-name", it.span, `${kind} '${it.name}' is declared twice`, {
+          help: `rename one of them or merge the two blocks`,
+          notes: [{ message: `first declared here`, span: prev.span }],
+        });
+      } else first.set(it.name, it);
+    }
+  }
+};
+
+function resolve(ctx: CheckContext, ref: NameRef, kind: "zone" | "network" | "container"): boolean {
+  const table = kind === "zone" ? ctx.zones : kind === "network" ? ctx.networks : ctx.containers;
+  if (table.has(ref.name)) return true;
+  const names = [...table.keys()];
+  const help = suggestion(ref.name, names, kind);
+  const near = names.find((n) => help.includes(`'${n}'`) && help.startsWith("did you mean"));
+  const target = near ? table.get(near) : undefined;
+  const notes = target && !("implicit" in target && target.implicit) && !("builtin" in target && target.builtin)
+    ? [{ message: `'${near}' is declared here`, span: target.span }]
+    : [];
+  ctx.problems.error("unknown-name", ref.span, `unknown ${kind} '${ref.name}'`, { help, notes });
+  return false;
+}
+
+export const references: Check = (ctx) => {
+  const p = ctx.policy;
+  for (const c of p.containers) {
+    for (const e of c.endpoints) resolve(ctx, e.network, "network");
+    if (c.gateway && resolve(ctx, c.gateway, "network") && !c.endpoints.some((e) => e.network.name === c.gateway!.name)) {
+      ctx.problems.error("bad-gateway", c.gateway.span, `container '${c.name}' is not on network '${c.gateway.name}'`, {
+        help: `add 'network ${c.gateway.name} ADDRESS;' to the container, or name one of its networks`,
+      });
+    }
+  }
+  for (const a of p.allows) {
+    for (const z of a.zones) resolve(ctx, z, "zone");
+    for (const t of a.targets) resolve(ctx, { name: t.value.container, span: { ...t.span, endCol: t.span.col + t.value.container.length } }, "container");
+  }
+  for (const f of p.forwards) {
+    for (const z of [...f.zones, ...f.to]) resolve(ctx, z, "zone");
+  }
+  for (const r of p.host?.rules ?? []) for (const z of r.zones) resolve(ctx, z, "zone");
+};

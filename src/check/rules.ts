@@ -1,0 +1,75 @@
+// allow / forward / host rules: targets that exist and are published, families that can meet.
+import type { Check, CheckContext } from "./context.js";
+import { bindings, publishingNetwork } from "../model/derive.js";
+import { familyOf, type AddressSpec } from "../model/values.js";
+import type { Located, NameRef } from "../model/types.js";
+
+export const allowTargets: Check = (ctx) => {
+  for (const a of ctx.policy.allows) {
+    for (const t of a.targets) {
+      const c = ctx.containers.get(t.value.container);
+      if (!c) continue; // reported by `references`
+      const want = t.value;
+      const published = c.publishes.flatMap(bindings);
+      const list = c.publishes.map((p) => `${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}`);
+      for (let port = want.ports.from; port <= want.ports.to; port++) {
+        const hit = published.some((b) => b.hostPort === port && (!want.proto || b.proto === want.proto));
+        if (!hit) {
+          const portText = want.ports.from === want.ports.to ? `${port}` : `${port} (in ${want.ports.from}-${want.ports.to})`;
+          const sameOtherProto = published.find((b) => b.hostPort === port);
+          ctx.problems.error("not-published", t.span, `container '${c.name}' does not publish port ${portText}${want.proto ? `/${want.proto}` : ""}`, {
+            help: sameOtherProto
+              ? `'${c.name}' publishes ${port}/${sameOtherProto.proto}: write ${c.name}:${port}/${sameOtherProto.proto}`
+              : list.length
+                ? `allow names host ports; '${c.name}' publishes ${list.join(", ")}`
+                : `'${c.name}' publishes no port; add 'publish HOSTPORT:CONTAINERPORT;' to it`,
+            notes: [{ message: `'${c.name}' is declared here`, span: c.span }],
+          });
+          break;
+        }
+      }
+      if (c.publishes.length > 0 && !publishingNetwork(c, ctx.networks) && c.endpoints.every((e) => ctx.networks.has(e.network.name)) && c.endpoints.length > 0) {
+        ctx.problems.warning("internal-publish", t.span, `'${c.name}' is only on internal networks: this allow opens nothing`);
+      }
+    }
+  }
+};
+
+/** Sources in `from` must be able to meet the zone's own `from` networks (same family). */
+function sourcesFitZones(ctx: CheckContext, zones: NameRef[], sources: Located<AddressSpec>[]): void {
+  for (const zr of zones) {
+    const z = ctx.zones.get(zr.name);
+    if (!z || z.sources.length === 0) continue;
+    const fams = new Set(z.sources.map((s) => familyOf(s.value)));
+    for (const s of sources) {
+      const f = familyOf(s.value);
+      if (!fams.has(f)) {
+        ctx.problems.error("family-mismatch", s.span, `IPv${f} source in a rule for zone '${z.name}', whose sources are all IPv${f === 4 ? 6 : 4}`, {
+          help: `this rule can never match; use an IPv${f === 4 ? 6 : 4} source or another zone`,
+          notes: [{ message: `zone '${z.name}' is declared here`, span: z.span }],
+        });
+      }
+    }
+  }
+}
+
+export const ruleFamilies: Check = (ctx) => {
+  for (const a of ctx.policy.allows) sourcesFitZones(ctx, a.zones, a.sources);
+  for (const f of ctx.policy.forwards) sourcesFitZones(ctx, f.zones, f.sources);
+  for (const r of ctx.policy.host?.rules ?? []) sourcesFitZones(ctx, r.zones, r.sources);
+};
+
+export const forwardZones: Check = (ctx) => {
+  for (const f of ctx.policy.forwards) {
+    for (const t of f.to) {
+      const z = ctx.zones.get(t.name);
+      if (!z) continue;
+      if (z.builtin || z.interfaces.length === 0) {
+        ctx.problems.error("no-interface", t.span, `'forward … to ${t.name}' needs a zone with an interface to send through`, {
+          help: `add 'interface NAME;' to zone '${t.name}'${z.builtin ? " (use a declared zone, not 'any')" : ""}`,
+          notes: z.builtin ? [] : [{ message: `zone '${t.name}' is declared here`, span: z.span }],
+        });
+      }
+    }
+  }
+};

@@ -1,0 +1,49 @@
+// Things that are legal but probably not what the user wants (exit 0, printed as warnings).
+import type { Check } from "./context.js";
+import { bindings, isLoopback, publishingNetwork } from "../model/derive.js";
+import { startOfFile } from "../diagnostics.js";
+import { supportedVersions } from "../model/derive.js";
+
+export const unallowedPorts: Check = (ctx) => {
+  const d = ctx.policy.docker;
+  if (d.published !== "closed") return;
+  for (const c of ctx.policy.containers) {
+    if (!publishingNetwork(c, ctx.networks)) continue;
+    for (const p of c.publishes) {
+      if (p.spec.hostIp && isLoopback(p.spec.hostIp)) continue; // host-only by design
+      const covered = bindings(p).filter((b) =>
+        ctx.policy.allows.some((a) => a.targets.some((t) => t.value.container === c.name && t.value.ports.from <= b.hostPort && b.hostPort <= t.value.ports.to && (!t.value.proto || t.value.proto === b.proto))),
+      );
+      if (covered.length === 0) {
+        ctx.problems.warning("unreachable-port", p.span, `no allow names ${c.name}:${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}, so it is unreachable from outside the host (published closed)`, {
+          help: `add e.g. 'allow lan to ${c.name}:${p.spec.host.from}${p.spec.proto === "udp" ? "/udp" : ""};', or set 'published open;' in the docker block for Docker's behaviour`,
+        });
+      }
+    }
+  }
+};
+
+export const daemonSettings: Check = (ctx) => {
+  const d = ctx.policy.docker;
+  if (!d.iptables && d.userlandProxy) {
+    const at = d.spans["userland-proxy"] ?? d.spans["iptables"] ?? d.span ?? startOfFile;
+    ctx.problems.warning("proxy-with-iptables-off", at, `with iptables off and userland-proxy on, dockerd still runs docker-proxy on 0.0.0.0 and :: for every published port`, {
+      help: `dockwall filters those ports in INPUT as well, so 'allow' and 'published' hold for the proxy path too; but the proxy hides the client's address from the container. Set "userland-proxy": false in daemon.json and 'userland-proxy off;' here to keep it`,
+    });
+  }
+  if (!d.version) {
+    ctx.problems.warning("no-version", d.span ?? startOfFile, `no Docker version given; assuming the newest supported (${supportedVersions.at(-1)})`, {
+      help: `write the dockerd release this host runs, e.g. docker { version 20.10; } ('dockerd --version' tells)`,
+    });
+  } else {
+    const v = d.version.value;
+    if (v.major < 20 || (v.major === 20 && v.minor !== undefined && v.minor < 10) || v.major > 29) {
+      ctx.problems.error("bad-version", d.version.span, `Docker ${[v.major, v.minor, v.patch].filter((x) => x !== undefined).join(".")} is not supported`, {
+        help: `dockwall knows the chain layouts of dockerd 20.10 to 29`,
+      });
+    }
+  }
+  if (d.ip6tables && d.version && d.version.value.major < 27 && d.iptables) {
+    // dockerd before 27 needs --experimental for --ip6tables; nothing to check from here.
+  }
+};

@@ -1,0 +1,141 @@
+// Diagnostics: every problem carries a source span (1-based line and column) and may
+// point at a second place in a note ("first declared here"). One formatter prints them.
+
+export interface Span {
+  line: number;
+  col: number;
+  /** Last line and the column just past the span's last character (exclusive). */
+  endLine: number;
+  endCol: number;
+}
+
+export type Severity = "error" | "warning";
+
+export interface Note {
+  message: string;
+  span?: Span;
+}
+
+export interface Diagnostic {
+  /** Stable code that tests assert, e.g. "unknown-name". */
+  code: string;
+  severity: Severity;
+  message: string;
+  span: Span;
+  notes: Note[];
+  /** How to fix it, printed as `help:` after the caret. */
+  help?: string;
+}
+
+/** Collects the problems of one stage; the pipeline stops after a stage with errors. */
+export class Problems {
+  readonly items: Diagnostic[] = [];
+
+  error(code: string, span: Span, message: string, extra: { help?: string; notes?: Note[] } = {}): void {
+    this.items.push({ code, severity: "error", message, span, notes: extra.notes ?? [], help: extra.help });
+  }
+
+  warning(code: string, span: Span, message: string, extra: { help?: string; notes?: Note[] } = {}): void {
+    this.items.push({ code, severity: "warning", message, span, notes: extra.notes ?? [], help: extra.help });
+  }
+
+  get hasErrors(): boolean {
+    return this.items.some((d) => d.severity === "error");
+  }
+}
+
+export function spanOf(t: { startLine?: number; startColumn?: number; endLine?: number; endColumn?: number; image: string }): Span {
+  const line = t.startLine ?? 1;
+  const col = t.startColumn ?? 1;
+  return { line, col, endLine: t.endLine ?? line, endCol: (t.endColumn ?? col + t.image.length - 1) + 1 };
+}
+
+/** A span covering `from` to `to`. */
+export function joinSpans(from: Span, to: Span): Span {
+  return { line: from.line, col: from.col, endLine: to.endLine, endCol: to.endCol };
+}
+
+/** The part of a one-line span that starts `offset` characters in and is `length` long. */
+export function subSpan(s: Span, offset: number, length: number): Span {
+  const col = s.col + offset;
+  return { line: s.line, col, endLine: s.line, endCol: col + Math.max(1, length) };
+}
+
+export const startOfFile: Span = { line: 1, col: 1, endLine: 1, endCol: 2 };
+
+function excerpt(lines: string[], span: Span): string[] {
+  const src = lines[span.line - 1];
+  if (src === undefined) return [];
+  const text = src.replace(/\t/g, " ");
+  const end = span.endLine === span.line ? span.endCol : text.length + 1;
+  const width = Math.max(1, Math.min(end, text.length + 1) - span.col);
+  const gutter = String(span.line).length;
+  const pad = " ".repeat(gutter);
+  return [`${span.line} | ${text}`, `${pad} | ${" ".repeat(span.col - 1)}${"^".repeat(width)}`];
+}
+
+/**
+ * rustc-style text:
+ *
+ *   policy.dw:3:11: error: unknown network 'ap'
+ *   3 |   network ap 172.20.0.10;
+ *     |           ^^
+ *     = help: did you mean 'app'?
+ *   policy.dw:1:9: note: 'app' is declared here
+ */
+export function formatDiagnostic(d: Diagnostic, file: string, text: string): string {
+  const lines = text.split("\n");
+  const out = [`${file}:${d.span.line}:${d.span.col}: ${d.severity}: ${d.message}`, ...excerpt(lines, d.span)];
+  const gutter = " ".repeat(String(d.span.line).length);
+  if (d.help) out.push(`${gutter} = help: ${d.help}`);
+  for (const n of d.notes) {
+    if (n.span) {
+      out.push(`${file}:${n.span.line}:${n.span.col}: note: ${n.message}`, ...excerpt(lines, n.span));
+    } else {
+      out.push(`${gutter} = note: ${n.message}`);
+    }
+  }
+  return out.join("\n");
+}
+
+export function formatDiagnostics(ds: readonly Diagnostic[], file: string, text: string): string {
+  return ds.map((d) => formatDiagnostic(d, file, text) + "\n").join("");
+}
+
+/** The closest of `candidates` to `name` (Damerau-Levenshtein), if close enough to be a typo. */
+export function closest(name: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(name.toLowerCase(), c.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  const limit = Math.max(1, Math.floor(name.length / 3));
+  return bestD <= limit ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** "did you mean 'x'?" or a list of what exists. */
+export function suggestion(name: string, candidates: string[], what: string): string {
+  const c = closest(name, candidates);
+  if (c) return `did you mean '${c}'?`;
+  if (candidates.length === 0) return `no ${what} is declared`;
+  const shown = candidates.slice(0, 8).map((x) => `'${x}'`).join(", ");
+  return `declared ${what}s: ${shown}${candidates.length > 8 ? ", …" : ""}`;
+}

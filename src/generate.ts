@@ -1,0 +1,91 @@
+// Model → rule sets, one per family: Docker's chains for the chosen layout (when dockwall
+// writes them, `iptables off`) plus dockwall's own chains.
+import { makePlan, type Plan } from "./docker/plan.js";
+import { legacyOptions, legacyTables } from "./docker/legacy.js";
+import { R, TableBuilder, type Ruleset, type Table } from "./ir/ruleset.js";
+import { ip6tablesOn } from "./model/derive.js";
+import type { Policy } from "./model/types.js";
+import type { Family } from "./model/values.js";
+import { ownedChains, PROXY_CHAIN } from "./policy/owned.js";
+
+export interface Generated {
+  rulesets: Record<Family, Ruleset>;
+  /** For ferm in `iptables on` mode: Docker's chains to keep (@preserve). */
+  preserve: Partial<Record<Family, Partial<Record<string, string[]>>>>;
+}
+
+/** Docker's chains that dockwall must not touch when dockerd manages iptables (legacy layout). */
+const DOCKER_OWNED = { filter: ["FORWARD", "DOCKER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"], nat: ["PREROUTING", "OUTPUT", "POSTROUTING", "DOCKER"] };
+
+function dockerWrites(p: Policy, family: Family): boolean {
+  return family === 4 || ip6tablesOn(p);
+}
+
+export function generate(p: Policy): Generated {
+  const out = {} as Record<Family, Ruleset>;
+  const preserve: Generated["preserve"] = {};
+  for (const family of [4, 6] as const) {
+    const plan = makePlan(p, family);
+    out[family] = p.docker.iptables ? coexisting(p, plan, preserve) : full(p, plan);
+  }
+  return { rulesets: out, preserve };
+}
+
+/** `iptables off`: every table and chain, Docker's included. */
+function full(p: Policy, plan: Plan): Ruleset {
+  const family = plan.family;
+  const owned = ownedChains(p, plan);
+  let filter: TableBuilder;
+  const tables: Table[] = [];
+  if (dockerWrites(p, family)) {
+    const opts = legacyOptions(plan);
+    const docker = legacyTables(plan, opts);
+    filter = docker.filter;
+    // Docker leaves FORWARD's policy ACCEPT when ip_forward was already on; dockwall does not.
+    filter.setPolicy("FORWARD", "DROP");
+    const trivialUser = owned.dockerUser.length === 1;
+    if (opts.dockerUser || !trivialUser) {
+      if (!opts.dockerUser) filter.insert("FORWARD", R.jump("DOCKER-USER"));
+      filter.chain("DOCKER-USER").rules = owned.dockerUser;
+    }
+    tables.push(docker.nat.build());
+  } else {
+    filter = new TableBuilder("filter");
+  }
+  addInput(filter, owned);
+  tables.unshift(filter.build());
+  return { family, tables: order(tables), scope: "full" };
+}
+
+function addInput(filter: TableBuilder, owned: ReturnType<typeof ownedChains>): void {
+  if (owned.proxy) filter.chain(PROXY_CHAIN).rules = owned.proxy;
+  if (owned.input) {
+    filter.setPolicy("INPUT", owned.input.policy);
+    filter.append("INPUT", ...owned.input.rules);
+  } else if (owned.proxy) {
+    filter.append("INPUT", R.jump(PROXY_CHAIN));
+  }
+}
+
+/** `iptables on`: only dockwall's chains; Docker's stay as dockerd wrote them. */
+function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"]): Ruleset {
+  const family = plan.family;
+  const owned = ownedChains(p, plan);
+  const filter = new TableBuilder("filter");
+  // Only the chains we own: drop the built-ins TableBuilder pre-creates, except INPUT with a host block.
+  for (const name of ["INPUT", "FORWARD", "OUTPUT"]) filter.chains.delete(name);
+  if (dockerWrites(p, family)) filter.chain("DOCKER-USER").rules = owned.dockerUser;
+  if (owned.input) {
+    filter.chains.set("INPUT", { name: "INPUT", builtin: true, policy: owned.input.policy, rules: [] });
+    if (owned.proxy) filter.chain(PROXY_CHAIN).rules = owned.proxy;
+    filter.append("INPUT", ...owned.input.rules);
+  }
+  if (dockerWrites(p, family)) preserve[family] = { filter: DOCKER_OWNED.filter, nat: DOCKER_OWNED.nat };
+  const t = filter.build();
+  return { family, tables: t.chains.length ? [t] : [], scope: "owned" };
+}
+
+function order(tables: Table[]): Table[] {
+  const rank = { raw: 0, mangle: 1, filter: 2, nat: 3 } as const;
+  return tables.sort((a, b) => rank[a.name] - rank[b.name]);
+}

@@ -1,0 +1,128 @@
+// The rule set IR: what both output formats are rendered from. A Rule holds its matches
+// in the order iptables-save prints them, so the iptables renderer is a plain walk and
+// the kernel's own dump of our output reads the same.
+import type { Family } from "../model/values.js";
+
+export interface Neg<T> {
+  value: T;
+  neg?: boolean;
+}
+
+/** One `-m MODULE --opt value` group. */
+export interface Match {
+  module: string;
+  options: { name: string; value?: string; neg?: boolean }[];
+}
+
+export interface Rule {
+  src?: Neg<string>;
+  dst?: Neg<string>;
+  in?: Neg<string>;
+  out?: Neg<string>;
+  proto?: string;
+  matches: Match[];
+  /** ACCEPT, DROP, RETURN, a chain name, MASQUERADE, DNAT, … */
+  target: string;
+  targetOptions?: { name: string; value: string }[];
+  /** Printed as a ferm comment above the rule (and grouped with its neighbours). */
+  comment?: string;
+}
+
+export interface Chain {
+  name: string;
+  /** Built-in chains have a policy ("ACCEPT"/"DROP"); user chains "-". */
+  policy?: "ACCEPT" | "DROP";
+  builtin: boolean;
+  rules: Rule[];
+}
+
+export interface Table {
+  name: "raw" | "mangle" | "nat" | "filter";
+  chains: Chain[];
+}
+
+export interface Ruleset {
+  family: Family;
+  tables: Table[];
+  /**
+   * "full": the whole tables are ours (iptables-restore flushes them).
+   * "owned": only the listed chains are ours (iptables-restore --noflush; ferm @preserve for the rest).
+   */
+  scope: "full" | "owned";
+}
+
+export const BUILTIN_CHAINS: Record<Table["name"], string[]> = {
+  raw: ["PREROUTING", "OUTPUT"],
+  mangle: ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+  nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
+  filter: ["INPUT", "FORWARD", "OUTPUT"],
+};
+
+/** A mutable table under construction, with Docker's insert-at-top and append. */
+export class TableBuilder {
+  readonly chains = new Map<string, Chain>();
+
+  constructor(readonly name: Table["name"]) {
+    for (const c of BUILTIN_CHAINS[name]) this.chains.set(c, { name: c, policy: "ACCEPT", builtin: true, rules: [] });
+  }
+
+  chain(name: string): Chain {
+    let c = this.chains.get(name);
+    if (!c) {
+      c = { name, builtin: false, rules: [] };
+      this.chains.set(name, c);
+    }
+    return c;
+  }
+
+  append(chain: string, ...rules: Rule[]): void {
+    this.chain(chain).rules.push(...rules);
+  }
+
+  /** Insert at position 1, as `iptables -I CHAIN`; several rules keep their order. */
+  insert(chain: string, ...rules: Rule[]): void {
+    this.chain(chain).rules.unshift(...rules);
+  }
+
+  /** Delete an identical rule if present (Docker re-inserts its jumps this way). */
+  remove(chain: string, rule: Rule): void {
+    const c = this.chain(chain);
+    const key = ruleKey(rule);
+    const i = c.rules.findIndex((r) => ruleKey(r) === key);
+    if (i >= 0) c.rules.splice(i, 1);
+  }
+
+  setPolicy(chain: string, policy: "ACCEPT" | "DROP"): void {
+    this.chain(chain).policy = policy;
+  }
+
+  build(): Table {
+    // iptables-save lists built-in chains first (in kernel order), then user chains sorted by name.
+    const builtins = BUILTIN_CHAINS[this.name].flatMap((n) => this.chains.get(n) ?? []);
+    const users = [...this.chains.values()].filter((c) => !c.builtin).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { name: this.name, chains: [...builtins, ...users] };
+  }
+}
+
+export function ruleKey(r: Rule): string {
+  return JSON.stringify({ ...r, comment: undefined });
+}
+
+/** Small constructors that keep rule-writing code readable. */
+export const R = {
+  jump(target: string, extra: Partial<Rule> = {}): Rule {
+    return { matches: [], ...extra, target };
+  },
+  tcpudp(proto: string, dport?: number | string, sport?: number | string): Match {
+    const options: Match["options"] = [];
+    if (sport !== undefined) options.push({ name: "sport", value: String(sport) });
+    if (dport !== undefined) options.push({ name: "dport", value: String(dport) });
+    return { module: proto, options };
+  },
+  ctstate(states: string, neg = false): Match {
+    return { module: "conntrack", options: [{ name: "ctstate", value: states, neg }] };
+  },
+  addrtype(opt: "src-type" | "dst-type", type: string): Match {
+    return { module: "addrtype", options: [{ name: opt, value: type }] };
+  },
+};

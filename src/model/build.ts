@@ -1,0 +1,479 @@
+// CST → model. Checks what a single statement can know on its own: option names and
+// values, repeated options, value syntax. Cross-references are the checker's job.
+import type { IToken } from "chevrotain";
+import { Problems, type Span, spanOf, subSpan, joinSpans, suggestion } from "../diagnostics.js";
+import type * as C from "../syntax/cst.generated.js";
+import type {
+  AllowRule, Container, DockerSettings, Endpoint, ForwardRule, HostBlock, HostProto, HostRule, Located, NameRef,
+  Network, Policy, Zone,
+} from "./types.js";
+import {
+  checkInterfaceName, isError, networkOf, NAME_RE, parseAddressSpec, parseCidr, parseIp, parsePortRange, parsePublish,
+  parseSwitch, parseTarget, parseVersion, type AddressSpec, type ValueError,
+} from "./values.js";
+
+type Words = IToken[][];
+
+interface SettingContext {
+  key: IToken;
+  groups: Words;
+  span: Span;
+}
+
+/** A setting's handler: reads its values or reports what is wrong. */
+type Handler<T> = (target: T, ctx: SettingContext, b: Builder) => void;
+
+interface SettingDef<T> {
+  handler: Handler<T>;
+  /** May appear more than once. */
+  repeatable?: boolean;
+  /** Words it takes: "none", "one", or "list" (one comma-separated list). */
+  arity: "none" | "one" | "list" | "one+list";
+  usage: string;
+}
+
+export const defaultBridge = (): Network => ({
+  name: "bridge",
+  span: { line: 1, col: 1, endLine: 1, endCol: 1 },
+  bridge: { value: "docker0", span: { line: 1, col: 1, endLine: 1, endCol: 1 } },
+  subnets: [{ value: { family: 4, value: 0xac110000n, prefix: 16, explicitPrefix: true }, span: { line: 1, col: 1, endLine: 1, endCol: 1 } }],
+  gateways: [],
+  icc: true,
+  internal: false,
+  masquerade: true,
+  implicit: true,
+});
+
+class Builder {
+  readonly problems = new Problems();
+
+  word(t: IToken): Located<string> {
+    return { value: t.image, span: spanOf(t) };
+  }
+
+  /** Reports a ValueError at its exact characters within the word. */
+  valueError(t: IToken, e: ValueError): void {
+    this.problems.error("bad-value", subSpan(spanOf(t), e.offset, e.length), e.error, { help: e.help });
+  }
+
+  value<T>(t: IToken, parse: (s: string) => T | ValueError): Located<T> | undefined {
+    const v = parse(t.image);
+    if (isError(v)) {
+      this.valueError(t, v);
+      return undefined;
+    }
+    return { value: v, span: spanOf(t) };
+  }
+
+  name(t: IToken, what: string): NameRef {
+    if (!NAME_RE.test(t.image)) {
+      this.problems.error("bad-name", spanOf(t), `'${t.image}' is not a valid ${what} name`, {
+        help: `a name starts with a letter or '_' and has only letters, digits, '_', '-' and '.'`,
+      });
+    }
+    return { name: t.image, span: spanOf(t) };
+  }
+
+  names(list: C.ValueListCstNode | undefined, what: string): NameRef[] {
+    return (list?.children.items ?? []).map((t) => this.name(t, what));
+  }
+
+  sources(list: C.ValueListCstNode | undefined): Located<AddressSpec>[] {
+    const out: Located<AddressSpec>[] = [];
+    for (const t of list?.children.items ?? []) {
+      const v = this.value(t, (s) => parseAddressSpec(s));
+      if (v) out.push(v);
+    }
+    return out;
+  }
+
+  switchOf(ctx: SettingContext): boolean | undefined {
+    return this.value(ctx.groups[0]![0]!, parseSwitch)?.value;
+  }
+
+  /** Runs the settings of a block through its table: unknown, repeated, wrong arity. */
+  settings<T>(target: T, nodes: C.SettingCstNode[] | undefined, table: Record<string, SettingDef<T>>, blockName: string): void {
+    const seen = new Map<string, Span>();
+    for (const node of nodes ?? []) {
+      const key = node.children.key[0]!;
+      const groups: Words = (node.children.values ?? []).map((v) => v.children.items);
+      const last = node.children.Semi?.[0];
+      const span = last && !last.isInsertedInRecovery ? joinSpans(spanOf(key), spanOf(last)) : spanOf(key);
+      const def = table[key.image];
+      if (!def) {
+        const known = Object.keys(table);
+        this.problems.error("unknown-option", spanOf(key), `unknown option '${key.image}' in ${blockName}`, {
+          help: `${suggestion(key.image, known, "option")}${closestHint(key.image, known) ? "" : ` (options here: ${known.join(", ")})`}`,
+        });
+        continue;
+      }
+      const prev = seen.get(key.image);
+      if (prev && !def.repeatable) {
+        this.problems.error("duplicate-option", spanOf(key), `'${key.image}' is given twice in ${blockName}`, {
+          help: `keep one of them`,
+          notes: [{ message: `first given here`, span: prev }],
+        });
+        continue;
+      }
+      seen.set(key.image, spanOf(key));
+      const count = groups.reduce((n, g) => n + g.length, 0);
+      const ok =
+        def.arity === "none" ? count === 0
+        : def.arity === "one" ? count === 1
+        : def.arity === "list" ? groups.length === 1
+        : groups.length === 2 && groups[0]!.length === 1 || groups.length === 1 && groups[0]!.length === 1;
+      if (!ok) {
+        const at = groups.length > 0 ? joinSpans(spanOf(groups[0]![0]!), spanOf(groups.at(-1)!.at(-1)!)) : spanOf(key);
+        this.problems.error("bad-arity", at, `'${key.image}' ${def.arity === "none" ? "takes no value" : "expects " + def.usage}`, {
+          help: `write: ${key.image}${def.arity === "none" ? "" : " " + def.usage};`,
+        });
+        continue;
+      }
+      def.handler(target, { key, groups, span }, this);
+    }
+  }
+}
+
+function closestHint(name: string, known: string[]): boolean {
+  return suggestion(name, known, "option").startsWith("did you mean");
+}
+
+const sw = <T>(set: (t: T, v: boolean) => void, usage = "on or off"): SettingDef<T> => ({
+  arity: "one",
+  usage,
+  handler: (t, ctx, b) => {
+    const v = b.switchOf(ctx);
+    if (v !== undefined) set(t, v);
+  },
+});
+
+const dockerSettings: Record<string, SettingDef<DockerSettings>> = {
+  version: {
+    arity: "one",
+    usage: "MAJOR[.MINOR[.PATCH]]",
+    handler: (d, ctx, b) => {
+      const v = b.value(ctx.groups[0]![0]!, parseVersion);
+      if (v) d.version = v;
+    },
+  },
+  iptables: sw((d, v) => (d.iptables = v)),
+  ip6tables: sw((d, v) => (d.ip6tables = v)),
+  "userland-proxy": sw((d, v) => (d.userlandProxy = v)),
+  icc: sw((d, v) => (d.icc = v)),
+  "ip-masq": sw((d, v) => (d.ipMasq = v)),
+  ip: {
+    arity: "one",
+    usage: "ADDRESS",
+    handler: (d, ctx, b) => {
+      const v = b.value(ctx.groups[0]![0]!, (s) => parseIp(s));
+      if (v) d.ip = v;
+    },
+  },
+  bip: {
+    arity: "one",
+    usage: "ADDRESS/PREFIX",
+    handler: (d, ctx, b) => {
+      const t = ctx.groups[0]![0]!;
+      const v = b.value(t, (s) => parseCidr(s));
+      if (!v) return;
+      if (!v.value.explicitPrefix || v.value.family !== 4) {
+        b.problems.error("bad-value", v.span, `bip needs an IPv4 address with a prefix, like 172.17.0.1/16`);
+        return;
+      }
+      d.bip = v;
+    },
+  },
+  published: {
+    arity: "one",
+    usage: "open or closed",
+    handler: (d, ctx, b) => {
+      const t = ctx.groups[0]![0]!;
+      if (t.image === "open" || t.image === "closed") d.published = t.image;
+      else b.problems.error("bad-value", spanOf(t), `expected open or closed, not '${t.image}'`, { help: `published open keeps Docker's behaviour; published closed (the default) needs an allow` });
+    },
+  },
+};
+
+const zoneSettings: Record<string, SettingDef<Zone>> = {
+  interface: {
+    arity: "list",
+    usage: "NAME[, NAME…]",
+    repeatable: true,
+    handler: (z, ctx, b) => {
+      for (const t of ctx.groups[0]!) {
+        const e = checkInterfaceName(t.image, true);
+        if (e) b.valueError(t, e);
+        else z.interfaces.push(b.word(t));
+      }
+    },
+  },
+  from: {
+    arity: "list",
+    usage: "ADDRESS[/PREFIX][, …]",
+    repeatable: true,
+    handler: (z, ctx, b) => {
+      for (const t of ctx.groups[0]!) {
+        const v = b.value(t, (s) => parseAddressSpec(s));
+        if (v) z.sources.push(v);
+      }
+    },
+  },
+};
+
+const networkSettings: Record<string, SettingDef<Network>> = {
+  bridge: {
+    arity: "one",
+    usage: "INTERFACE",
+    handler: (n, ctx, b) => {
+      const t = ctx.groups[0]![0]!;
+      const e = checkInterfaceName(t.image, false);
+      if (e) b.valueError(t, e);
+      else n.bridge = b.word(t);
+    },
+  },
+  subnet: {
+    arity: "one",
+    usage: "ADDRESS/PREFIX",
+    repeatable: true,
+    handler: (n, ctx, b) => {
+      const t = ctx.groups[0]![0]!;
+      const v = b.value(t, (s) => parseCidr(s));
+      if (!v) return;
+      if (!v.value.explicitPrefix) {
+        b.problems.error("bad-value", v.span, `subnet '${t.image}' needs a prefix length`, { help: `write e.g. ${t.image}/${v.value.family === 4 ? 16 : 64}` });
+        return;
+      }
+      n.subnets.push(v);
+    },
+  },
+  gateway: {
+    arity: "one",
+    usage: "ADDRESS",
+    repeatable: true,
+    handler: (n, ctx, b) => {
+      const v = b.value(ctx.groups[0]![0]!, (s) => parseIp(s));
+      if (v) n.gateways.push(v);
+    },
+  },
+  icc: sw((n, v) => (n.icc = v)),
+  masquerade: sw((n, v) => (n.masquerade = v)),
+  internal: {
+    arity: "none",
+    usage: "",
+    handler: (n) => (n.internal = true),
+  },
+  "host-binding": {
+    arity: "one",
+    usage: "IPV4-ADDRESS",
+    handler: (n, ctx, b) => {
+      const v = b.value(ctx.groups[0]![0]!, (s) => parseIp(s));
+      if (!v) return;
+      if (v.value.family !== 4) {
+        b.problems.error("family-mismatch", v.span, `host-binding takes an IPv4 address (Docker's host_binding_ipv4)`);
+        return;
+      }
+      n.hostBinding = v;
+    },
+  },
+};
+
+const containerSettings: Record<string, SettingDef<Container>> = {
+  network: {
+    arity: "one+list",
+    usage: "NETWORK [ADDRESS[, ADDRESS]]",
+    repeatable: true,
+    handler: (c, ctx, b) => {
+      const [first, second] = ctx.groups;
+      let nameTok: IToken;
+      let addrToks: IToken[];
+      if (second) {
+        nameTok = first![0]!;
+        addrToks = second;
+      } else if (first!.length === 1) {
+        nameTok = first![0]!;
+        addrToks = [];
+      } else {
+        b.problems.error("bad-arity", spanOf(first![1]!), `expected the network name, then its addresses`, { help: `write: network NAME ADDRESS[, IPV6-ADDRESS];` });
+        return;
+      }
+      const ep: Endpoint = { network: b.name(nameTok, "network"), addresses: [], span: ctx.span };
+      for (const t of addrToks) {
+        const v = b.value(t, (s) => parseIp(s));
+        if (v) ep.addresses.push(v);
+      }
+      if (ep.addresses.length > 2 || (ep.addresses.length === 2 && ep.addresses[0]!.value.family === ep.addresses[1]!.value.family)) {
+        b.problems.error("bad-arity", ep.addresses[1]!.span, `a container has at most one IPv4 and one IPv6 address on a network`);
+        return;
+      }
+      c.endpoints.push(ep);
+    },
+  },
+  publish: {
+    arity: "list",
+    usage: "[HOSTADDR:]HOSTPORT:CONTAINERPORT[/tcp|/udp][, …]",
+    repeatable: true,
+    handler: (c, ctx, b) => {
+      for (const t of ctx.groups[0]!) {
+        const v = b.value(t, parsePublish);
+        if (v) c.publishes.push({ spec: v.value, span: v.span });
+      }
+    },
+  },
+  gateway: {
+    arity: "one",
+    usage: "NETWORK",
+    handler: (c, ctx, b) => {
+      c.gateway = b.name(ctx.groups[0]![0]!, "network");
+    },
+  },
+};
+
+const hostSettings: Record<string, SettingDef<HostBlock>> = {
+  policy: {
+    arity: "one",
+    usage: "accept or drop",
+    handler: (h, ctx, b) => {
+      const t = ctx.groups[0]![0]!;
+      const v = t.image.toLowerCase();
+      if (v === "accept" || v === "drop") h.policy = v;
+      else b.problems.error("bad-value", spanOf(t), `expected accept or drop, not '${t.image}'`);
+    },
+  },
+};
+
+export interface BuildResult {
+  policy: Policy;
+  problems: Problems;
+}
+
+function blockSpan(keyword: IToken, close: IToken | undefined): Span {
+  return close && !close.isInsertedInRecovery ? joinSpans(spanOf(keyword), spanOf(close)) : spanOf(keyword);
+}
+
+export function buildModel(cst: C.PolicyCstNode): BuildResult {
+  const b = new Builder();
+  const docker: DockerSettings = { iptables: false, userlandProxy: true, icc: true, ipMasq: true, published: "closed", spans: {} };
+  const policy: Policy = { docker, zones: [], networks: [], containers: [], allows: [], forwards: [] };
+  let dockerSeen: Span | undefined;
+  let hostSeen: Span | undefined;
+
+  for (const st of cst.children.statement ?? []) {
+    const c = st.children;
+    if (c.dockerBlock) {
+      const node = c.dockerBlock[0]!;
+      const kw = node.children.Docker[0]!;
+      if (dockerSeen) {
+        b.problems.error("duplicate-block", spanOf(kw), `a second docker block`, { help: `put all daemon settings in one docker block`, notes: [{ message: `the first docker block`, span: dockerSeen }] });
+        continue;
+      }
+      dockerSeen = spanOf(kw);
+      docker.span = blockSpan(kw, node.children.block[0]!.children.RCurly?.[0]);
+      for (const s of node.children.block[0]!.children.setting ?? []) docker.spans[s.children.key[0]!.image] ??= spanOf(s.children.key[0]!);
+      b.settings(docker, node.children.block[0]!.children.setting, dockerSettings, "the docker block");
+    } else if (c.zoneBlock) {
+      const node = c.zoneBlock[0]!;
+      const n = b.name(node.children.name[0]!, "zone");
+      const zone: Zone = { name: n.name, span: n.span, interfaces: [], sources: [], builtin: false };
+      b.settings(zone, node.children.block[0]!.children.setting, zoneSettings, `zone '${n.name}'`);
+      policy.zones.push(zone);
+    } else if (c.networkBlock) {
+      const node = c.networkBlock[0]!;
+      const n = b.name(node.children.name[0]!, "network");
+      const net: Network = {
+        name: n.name, span: n.span, bridge: { value: "", span: n.span }, subnets: [], gateways: [],
+        icc: true, internal: false, masquerade: true, implicit: false,
+      };
+      const settings = node.children.block[0]!.children.setting;
+      b.settings(net, settings, networkSettings, `network '${n.name}'`);
+      const missing = ["bridge", "subnet"].filter((k) => !(settings ?? []).some((s) => s.children.key[0]!.image === k));
+      for (const m of missing) {
+        b.problems.error("missing-option", n.span, `network '${n.name}' has no ${m}`, {
+          help: m === "bridge" ? `add the bridge interface Docker uses, e.g. bridge br-${n.name.slice(0, 12)};` : `add its address range, e.g. subnet 172.20.0.0/16;`,
+        });
+      }
+      policy.networks.push(net);
+    } else if (c.containerBlock) {
+      const node = c.containerBlock[0]!;
+      const n = b.name(node.children.name[0]!, "container");
+      const ctr: Container = { name: n.name, span: n.span, endpoints: [], publishes: [] };
+      b.settings(ctr, node.children.block[0]!.children.setting, containerSettings, `container '${n.name}'`);
+      policy.containers.push(ctr);
+    } else if (c.allowStatement) {
+      const a = c.allowStatement[0]!.children;
+      const rule: AllowRule = {
+        span: blockSpan(a.Allow[0]!, a.Semi?.[0]),
+        zones: b.names(a.zones[0], "zone"),
+        sources: b.sources(a.sources?.[0]),
+        targets: [],
+      };
+      for (const t of a.targets?.[0]?.children.items ?? []) {
+        const v = b.value(t, parseTarget);
+        if (v) rule.targets.push(v);
+      }
+      policy.allows.push(rule);
+    } else if (c.forwardStatement) {
+      const f = c.forwardStatement[0]!.children;
+      const rule: ForwardRule = {
+        span: blockSpan(f.Forward[0]!, f.Semi?.[0]),
+        zones: b.names(f.zones[0], "zone"),
+        sources: b.sources(f.sources?.[0]),
+        to: b.names(f.targets?.[0], "zone"),
+      };
+      policy.forwards.push(rule);
+    } else if (c.hostBlock) {
+      const node = c.hostBlock[0]!;
+      const kw = node.children.Host[0]!;
+      if (hostSeen) {
+        b.problems.error("duplicate-block", spanOf(kw), `a second host block`, { help: `put all of the host's own rules in one host block`, notes: [{ message: `the first host block`, span: hostSeen }] });
+        continue;
+      }
+      hostSeen = spanOf(kw);
+      const host: HostBlock = { span: blockSpan(kw, node.children.RCurly?.[0]), policy: "drop", rules: [] };
+      b.settings(host, node.children.setting, hostSettings, "the host block");
+      for (const ha of node.children.hostAllow ?? []) host.rules.push(hostRule(b, ha));
+      host.rules.sort((x, y) => x.span.line - y.span.line || x.span.col - y.span.col);
+      policy.host = host;
+    }
+  }
+
+  if (!policy.networks.some((n) => n.name === "bridge")) {
+    const def = defaultBridge();
+    if (docker.bip) {
+      def.subnets = [{ value: { ...docker.bip.value, value: networkOf(docker.bip.value) }, span: docker.bip.span }];
+      def.gateways = [{ value: { family: 4, value: docker.bip.value.value }, span: docker.bip.span }];
+    }
+    policy.networks.unshift(def);
+  } else {
+    // A declared default bridge still comes first: dockerd creates it at start.
+    const i = policy.networks.findIndex((n) => n.name === "bridge");
+    policy.networks.unshift(...policy.networks.splice(i, 1));
+  }
+  return { policy, problems: b.problems };
+}
+
+function hostRule(b: Builder, node: C.HostAllowCstNode): HostRule {
+  const h = node.children;
+  const protoTok = h.protocol[0]!;
+  const rule: HostRule = {
+    span: blockSpan(h.Allow[0]!, h.Semi?.[0]),
+    zones: b.names(h.zones[0], "zone"),
+    sources: b.sources(h.sources?.[0]),
+    proto: { value: "tcp", span: spanOf(protoTok) },
+    ports: [],
+  };
+  const p = protoTok.image;
+  if (p === "tcp" || p === "udp" || p === "icmp") rule.proto.value = p as HostProto;
+  else {
+    b.problems.error("bad-value", spanOf(protoTok), `expected tcp, udp or icmp, not '${p}'`, { help: `write: allow ZONE tcp|udp PORT[, PORT…]; or allow ZONE icmp;` });
+  }
+  for (const t of h.ports?.[0]?.children.items ?? []) {
+    const v = b.value(t, (s) => parsePortRange(s));
+    if (v) rule.ports.push(v);
+  }
+  if (rule.proto.value === "icmp" && rule.ports.length > 0) {
+    b.problems.error("bad-value", rule.ports[0]!.span, `icmp has no ports`, { help: `write: allow ZONE icmp;` });
+  } else if (rule.proto.value !== "icmp" && rule.ports.length === 0 && (h.ports?.[0]?.children.items.length ?? 0) === 0 && ["tcp", "udp"].includes(p)) {
+    b.problems.error("missing-value", spanOf(protoTok), `'allow … ${p}' needs the ports it opens`, { help: `write e.g. allow ZONE ${p} 22;` });
+  }
+  return rule;
+}

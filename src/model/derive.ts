@@ -1,0 +1,88 @@
+// Facts that follow from the model the way dockerd would work them out. Shared by the
+// checker and the generator so both reason about the same thing.
+import type { Container, Network, Policy, Publish } from "./types.js";
+import { networkOf, type Cidr, type Family, type Ip, type PortRange, type Proto } from "./values.js";
+
+export function subnetOf(n: Network, family: Family): Cidr | undefined {
+  return n.subnets.find((s) => s.value.family === family)?.value;
+}
+
+/** The bridge's own address: given, or the subnet's first host address (Docker's IPAM). */
+export function gatewayOf(n: Network, family: Family): Ip | undefined {
+  const given = n.gateways.find((g) => g.value.family === family);
+  if (given) return given.value;
+  const s = subnetOf(n, family);
+  return s ? { family, value: networkOf(s) + 1n } : undefined;
+}
+
+export function byName<T extends { name: string }>(items: T[]): Map<string, T> {
+  const m = new Map<string, T>();
+  for (const i of items) if (!m.has(i.name)) m.set(i.name, i);
+  return m;
+}
+
+/**
+ * The network a container's ports are published on. dockerd 20.10 picks, of the
+ * container's non-internal networks, the one whose name sorts first; `gateway NETWORK;`
+ * names it. None when every network is internal (then nothing is published).
+ */
+export function publishingNetwork(c: Container, networks: Map<string, Network>): Network | undefined {
+  if (c.gateway) {
+    const n = networks.get(c.gateway.name);
+    return n && !n.internal ? n : undefined;
+  }
+  const candidates = c.endpoints
+    .map((e) => networks.get(e.network.name))
+    .filter((n): n is Network => n !== undefined && !n.internal)
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return candidates[0];
+}
+
+export function addressOn(c: Container, n: Network, family: Family): Ip | undefined {
+  return c.endpoints.find((e) => e.network.name === n.name)?.addresses.find((a) => a.value.family === family)?.value;
+}
+
+/** One host port → container port binding, as Docker's port mapper sees it. */
+export interface Binding {
+  publish: Publish;
+  proto: Proto;
+  hostIp?: Ip;
+  hostPort: number;
+  containerPort: number;
+}
+
+export function bindings(p: Publish): Binding[] {
+  const out: Binding[] = [];
+  const s = p.spec;
+  for (let i = 0; i <= s.host.to - s.host.from; i++) {
+    out.push({ publish: p, proto: s.proto, hostIp: s.hostIp, hostPort: s.host.from + i, containerPort: s.container.from + i });
+  }
+  return out;
+}
+
+export function overlaps(a: PortRange, b: PortRange): boolean {
+  return a.from <= b.to && b.from <= a.to;
+}
+
+export const sameIp = (a: Ip | undefined, b: Ip | undefined): boolean =>
+  a === undefined || b === undefined ? a === b : a.family === b.family && a.value === b.value;
+
+export function isUnspecified(ip: Ip): boolean {
+  return ip.value === 0n;
+}
+
+export function isLoopback(ip: Ip): boolean {
+  return ip.family === 4 ? ip.value >> 24n === 127n : ip.value === 1n;
+}
+
+/** The newest releases dockwall knows, by major; `version 28` means the newest 28.x. */
+export const supportedVersions = ["20.10.24", "23.0.18", "24.0.9", "25.0.17", "26.1.5", "27.5.1", "28.5.2", "29.7.2"];
+
+export function dockerMajor(p: Policy): number {
+  return p.docker.version?.value.major ?? 29;
+}
+
+/** ip6tables default: off before 27, on from 27. */
+export function ip6tablesOn(p: Policy): boolean {
+  return p.docker.ip6tables ?? dockerMajor(p) >= 27;
+}

@@ -1,0 +1,111 @@
+// The policy model: what the source says, typed, every node with its span.
+import type { Span } from "../diagnostics.js";
+import type { AddressSpec, Cidr, Ip, PortRange, Proto, PublishSpec, TargetSpec, Version } from "./values.js";
+
+export interface Located<T> {
+  value: T;
+  span: Span;
+}
+
+/** A reference to something by name, as written. */
+export interface NameRef {
+  name: string;
+  span: Span;
+}
+
+export interface DockerSettings {
+  span?: Span;
+  version?: Located<Version>;
+  iptables: boolean;
+  /** Undefined: the Docker version's default. */
+  ip6tables?: boolean;
+  userlandProxy: boolean;
+  icc: boolean;
+  ipMasq: boolean;
+  ip?: Located<Ip>;
+  bip?: Located<Cidr>;
+  published: "open" | "closed";
+  /** Where each setting was written, for diagnostics about settings. */
+  spans: Partial<Record<string, Span>>;
+}
+
+export interface Zone {
+  name: string;
+  span: Span;
+  interfaces: Located<string>[];
+  sources: Located<AddressSpec>[];
+  builtin: boolean;
+}
+
+export interface Network {
+  name: string;
+  span: Span;
+  bridge: Located<string>;
+  subnets: Located<Cidr>[];
+  gateways: Located<Ip>[];
+  icc: boolean;
+  internal: boolean;
+  masquerade: boolean;
+  hostBinding?: Located<Ip>;
+  /** The default bridge when the policy does not declare it. */
+  implicit: boolean;
+}
+
+export interface Endpoint {
+  network: NameRef;
+  addresses: Located<Ip>[];
+  span: Span;
+}
+
+export interface Publish {
+  spec: PublishSpec;
+  span: Span;
+}
+
+export interface Container {
+  name: string;
+  span: Span;
+  endpoints: Endpoint[];
+  publishes: Publish[];
+  gateway?: NameRef;
+}
+
+export interface AllowRule {
+  span: Span;
+  zones: NameRef[];
+  sources: Located<AddressSpec>[];
+  targets: Located<TargetSpec>[];
+}
+
+export interface ForwardRule {
+  span: Span;
+  zones: NameRef[];
+  sources: Located<AddressSpec>[];
+  to: NameRef[];
+}
+
+export type HostProto = Proto | "icmp";
+
+export interface HostRule {
+  span: Span;
+  zones: NameRef[];
+  sources: Located<AddressSpec>[];
+  proto: Located<HostProto>;
+  ports: Located<PortRange>[];
+}
+
+export interface HostBlock {
+  span: Span;
+  policy: "drop" | "accept";
+  rules: HostRule[];
+}
+
+export interface Policy {
+  docker: DockerSettings;
+  zones: Zone[];
+  networks: Network[];
+  containers: Container[];
+  allows: AllowRule[];
+  forwards: ForwardRule[];
+  host?: HostBlock;
+}

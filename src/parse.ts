@@ -1,0 +1,48 @@
+// Stage 1: text → CST, with every lexing and syntax error of the file.
+import type { IRecognitionException, IToken } from "chevrotain";
+import { Problems, spanOf, type Span } from "./diagnostics.js";
+import { parser } from "./syntax/parser.js";
+import { lexer } from "./syntax/tokens.js";
+import type { PolicyCstNode } from "./syntax/cst.generated.js";
+
+export interface ParseResult {
+  cst?: PolicyCstNode;
+  problems: Problems;
+}
+
+function endOf(t: IToken): Span {
+  const s = spanOf(t);
+  return { line: s.endLine, col: s.endCol, endLine: s.endLine, endCol: s.endCol + 1 };
+}
+
+function where(e: IRecognitionException, lastToken: IToken | undefined): Span {
+  const t = e.token;
+  const expectsSemi = /^expected ';'/.test(e.message);
+  const prev = (e as IRecognitionException & { previousToken?: IToken }).previousToken;
+  // A missing ';' is best shown right after the word it should follow.
+  if (expectsSemi && prev && prev.startLine !== undefined && !Number.isNaN(prev.startOffset)) return endOf(prev);
+  if (t.tokenType.name === "EOF" || Number.isNaN(t.startOffset) || t.startLine === undefined) {
+    return lastToken ? endOf(lastToken) : { line: 1, col: 1, endLine: 1, endCol: 2 };
+  }
+  return spanOf(t);
+}
+
+export function parse(text: string): ParseResult {
+  const problems = new Problems();
+  const lexed = lexer.tokenize(text);
+  for (const e of lexed.errors) {
+    const ch = text.substr(e.offset, e.length);
+    const span = { line: e.line ?? 1, col: e.column ?? 1, endLine: e.line ?? 1, endCol: (e.column ?? 1) + Math.max(1, e.length) };
+    problems.error("syntax", span, `unexpected character${e.length > 1 ? "s" : ""} '${ch}'`, {
+      help: /[^\x00-\x7f]/.test(ch) ? `names and values are plain ASCII; check for a pasted typographic character` : undefined,
+    });
+  }
+  parser.input = lexed.tokens;
+  const cst = parser.policy() as PolicyCstNode;
+  const last = lexed.tokens.at(-1);
+  for (const e of parser.errors) {
+    const help = /expected '\}'/.test(e.message) ? `close the block with '}'` : /expected ';'/.test(e.message) ? `end the statement with ';'` : undefined;
+    problems.error("syntax", where(e, last), e.message, { help });
+  }
+  return { cst: problems.hasErrors ? undefined : cst, problems };
+}

@@ -1,0 +1,206 @@
+// dockwall's own rules: what `allow`, `published`, `forward` and `host` mean, as chains.
+//
+//  filter DOCKER-USER (first in FORWARD, every Docker layout has it):
+//    replies pass; traffic from the containers' own bridges follows Docker's rules;
+//    with `published closed`: a DNAT whose original destination was loopback is dropped
+//    (the 127.0.0.1-publish leak), each allowed zone → published port RETURNs to Docker's
+//    chains, and anything else entering a bridge from outside (closed ports, routing
+//    straight to a container address) is dropped; then `forward` rules.
+//  filter DOCKWALL-PROXY (jumped from INPUT): docker-proxy listens on every host address for
+//    each published port, even with "iptables": false; this chain applies the same allow
+//    list to that path.
+//  filter INPUT (only with a `host` block): policy, loopback, replies, the host's services.
+import { R, type Chain, type Rule } from "../ir/ruleset.js";
+import { bindings, byName, gatewayOf, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
+import type { Policy, Zone } from "../model/types.js";
+import { formatIp, type Family } from "../model/values.js";
+import type { Plan, PortPlan } from "../docker/plan.js";
+import { portComment } from "../docker/legacy.js";
+import { matchers, withMatcher } from "./zones.js";
+
+export const PROXY_CHAIN = "DOCKWALL-PROXY";
+
+export interface OwnedChains {
+  dockerUser: Rule[];
+  /** Rules of DOCKWALL-PROXY, or undefined when no proxy path needs guarding. */
+  proxy?: Rule[];
+  /** INPUT: undefined leaves INPUT alone (apart from the jump to DOCKWALL-PROXY). */
+  input?: { policy: "ACCEPT" | "DROP"; rules: Rule[] };
+}
+
+function zoneTable(p: Policy): Map<string, Zone> {
+  const any: Zone = { name: "any", span: { line: 1, col: 1, endLine: 1, endCol: 1 }, interfaces: [], sources: [], builtin: true };
+  return byName([any, ...p.zones]);
+}
+
+/** The bridges whose containers' own traffic follows Docker's rules. */
+function bridges(p: Policy, family: Family): string[] {
+  return p.networks.filter((n) => !n.internal && subnetOf(n, family)).map((n) => n.bridge.value);
+}
+
+function allowedBy(p: Policy, container: string, port: number, proto: string) {
+  return p.allows.filter((a) => a.targets.some((t) => t.value.container === container && t.value.ports.from <= port && port <= t.value.ports.to && (!t.value.proto || t.value.proto === proto)));
+}
+
+export function ownedChains(p: Policy, plan: Plan): OwnedChains {
+  const family = plan.family;
+  const zones = zoneTable(p);
+  const closed = p.docker.published === "closed";
+  const user: Rule[] = [];
+  const brs = bridges(p, family);
+
+  const forwards: Rule[] = [];
+  for (const f of p.forwards) {
+    const outs = f.to.flatMap((t) => zones.get(t.name)?.interfaces.map((i) => i.value) ?? []);
+    for (const m of matchers(zones, f.zones, f.sources, family)) {
+      for (const out of outs) forwards.push(withMatcher(m, R.jump("ACCEPT", { out: { value: out }, comment: `forward ${f.zones.map((z) => z.name).join(", ")} to ${f.to.map((z) => z.name).join(", ")}` })));
+    }
+  }
+
+  if (closed || forwards.length > 0) {
+    user.push(R.jump("ACCEPT", { matches: [R.ctstate("RELATED,ESTABLISHED")], comment: "replies and related traffic always pass" }));
+  }
+  if (closed && brs.length > 0) {
+    for (const br of brs) user.push(R.jump("RETURN", { in: { value: br }, comment: "the containers' own traffic follows Docker's rules" }));
+    if (family === 4 && plan.ports.some((pp) => pp.hostIp && isLoopback({ family: 4, value: ipValue(pp.hostIp) }))) {
+      user.push(R.jump("DROP", {
+        matches: [{ module: "conntrack", options: [{ name: "ctstate", value: "DNAT" }, { name: "ctorigdst", value: "127.0.0.0/8" }] }],
+        comment: "ports published on 127.0.0.1 are for the host only (a neighbour routing 127.0.0.1 here must not reach them)",
+      }));
+    }
+    for (const pp of plan.ports) {
+      if (pp.hostIp && family === 4 && isLoopback({ family: 4, value: ipValue(pp.hostIp) })) continue;
+      for (const a of allowedBy(p, pp.container.name, pp.hostPort, pp.proto)) {
+        for (const m of matchers(zones, a.zones, a.sources, family)) {
+          user.push(withMatcher(m, dnatMatch(pp)));
+        }
+      }
+    }
+    for (const br of brs) user.push(R.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
+  }
+  user.push(...forwards);
+  user.push(R.jump("RETURN"));
+
+  const result: OwnedChains = { dockerUser: user };
+
+  // The docker-proxy path.
+  if (closed && p.docker.userlandProxy) {
+    const proxy = proxyChain(p, family, zones, brs);
+    if (proxy) result.proxy = proxy;
+  }
+
+  if (p.host) {
+    const rules: Rule[] = [
+      R.jump("ACCEPT", { in: { value: "lo" } }),
+      R.jump("ACCEPT", { matches: [R.ctstate("RELATED,ESTABLISHED")] }),
+    ];
+    if (family === 6) {
+      // Router solicitation/advertisement, neighbour solicitation/advertisement.
+      for (const type of [133, 134, 135, 136]) {
+        rules.push(R.jump("ACCEPT", {
+          proto: "ipv6-icmp",
+          matches: [{ module: "icmp6", options: [{ name: "icmpv6-type", value: String(type) }] }],
+          comment: "neighbour discovery (IPv6 does not work without it)",
+        }));
+      }
+    }
+    if (result.proxy) {
+      rules.push(R.jump(PROXY_CHAIN));
+      // What survived DOCKWALL-PROXY is allowed to reach docker-proxy.
+      for (const b of proxyBindings(p, family)) rules.push({ ...portRule(b.proto, b.hostPort, b.hostIp), target: "ACCEPT", comment: `${b.container}: published port, through docker-proxy` });
+    }
+    for (const r of p.host.rules) {
+      const ms = matchers(zones, r.zones, r.sources, family);
+      const comment = `host: allow ${r.zones.map((z) => z.name).join(", ")} ${r.proto.value}${r.ports.length ? " " + r.ports.map((x) => (x.value.from === x.value.to ? x.value.from : `${x.value.from}-${x.value.to}`)).join(", ") : ""}`;
+      for (const m of ms) {
+        if (r.proto.value === "icmp") {
+          rules.push(withMatcher(m, R.jump("ACCEPT", { proto: family === 4 ? "icmp" : "ipv6-icmp", comment })));
+        } else {
+          for (const port of r.ports) {
+            const dport = port.value.from === port.value.to ? `${port.value.from}` : `${port.value.from}:${port.value.to}`;
+            rules.push(withMatcher(m, R.jump("ACCEPT", { proto: r.proto.value, matches: [R.tcpudp(r.proto.value, dport)], comment })));
+          }
+        }
+      }
+    }
+    result.input = { policy: p.host.policy === "accept" ? "ACCEPT" : "DROP", rules };
+  } else if (result.proxy) {
+    result.input = undefined;
+  }
+  return result;
+}
+
+function ipValue(text: string): bigint {
+  return text.split(".").reduce((v, x) => (v << 8n) | BigInt(Number(x)), 0n);
+}
+
+/** A DNATed new connection to one published port, as FORWARD sees it. */
+function dnatMatch(pp: PortPlan): Rule {
+  const prefix = pp.family === 4 ? 32 : 128;
+  return {
+    dst: { value: `${pp.containerIp}/${prefix}` },
+    out: { value: pp.network.bridge },
+    proto: pp.proto,
+    matches: [
+      R.tcpudp(pp.proto, pp.containerPort),
+      { module: "conntrack", options: [{ name: "ctstate", value: "DNAT" }, { name: "ctorigdstport", value: String(pp.hostPort) }] },
+    ],
+    target: "RETURN",
+    comment: portComment(pp),
+  };
+}
+
+interface ProxyBinding {
+  container: string;
+  proto: string;
+  hostPort: number;
+  hostIp?: string;
+}
+
+/** The sockets docker-proxy listens on in this family: unbound ports get 0.0.0.0 and ::. */
+function proxyBindings(p: Policy, family: Family): ProxyBinding[] {
+  const nets = byName(p.networks);
+  const out: ProxyBinding[] = [];
+  for (const c of p.containers) {
+    const n = publishingNetwork(c, nets);
+    if (!n) continue;
+    for (const pub of c.publishes) {
+      const host = pub.spec.hostIp ?? n.hostBinding?.value ?? p.docker.ip?.value;
+      if (host && host.family !== family) continue;
+      for (const b of bindings(pub)) {
+        out.push({ container: c.name, proto: b.proto, hostPort: b.hostPort, hostIp: host && host.value !== 0n ? formatIp(host) : undefined });
+      }
+    }
+  }
+  return out;
+}
+
+function portRule(proto: string, port: number, hostIp?: string): Omit<Rule, "target"> {
+  const prefix = hostIp?.includes(":") ? 128 : 32;
+  return { dst: hostIp ? { value: `${hostIp}/${prefix}` } : undefined, proto, matches: [R.tcpudp(proto, port)] };
+}
+
+function proxyChain(p: Policy, family: Family, zones: Map<string, Zone>, brs: string[]): Rule[] | undefined {
+  const bs = proxyBindings(p, family);
+  if (bs.length === 0) return undefined;
+  const rules: Rule[] = [
+    R.jump("RETURN", { matches: [R.ctstate("RELATED,ESTABLISHED")] }),
+    R.jump("RETURN", { in: { value: "lo" } }),
+  ];
+  // Containers reach published ports through the proxy as Docker lets them.
+  for (const br of brs) rules.push(R.jump("RETURN", { in: { value: br } }));
+  for (const b of bs) {
+    const comment = `${b.container}: ${b.hostIp ? `${b.hostIp}:` : ""}${b.hostPort}/${b.proto} through docker-proxy`;
+    const loop = b.hostIp && family === 4 && isLoopback({ family: 4, value: ipValue(b.hostIp) });
+    if (!loop) {
+      for (const a of allowedBy(p, b.container, b.hostPort, b.proto)) {
+        for (const m of matchers(zones, a.zones, a.sources, family)) rules.push(withMatcher(m, { ...portRule(b.proto, b.hostPort, b.hostIp), target: "RETURN", comment }));
+      }
+    }
+    rules.push({ ...portRule(b.proto, b.hostPort, b.hostIp), target: "DROP", comment });
+  }
+  return rules;
+}
+
+export { gatewayOf };
+export type { Chain };

@@ -1,0 +1,84 @@
+// Zones → the (interface, source) pairs that iptables can match, per family.
+import type { Located, NameRef, Zone } from "../model/types.js";
+import { bits, familyOf, formatIp, type AddressSpec, type Family } from "../model/values.js";
+import type { Match, Neg, Rule } from "../ir/ruleset.js";
+
+/** One way a packet can be in a zone: arriving on `iface` (if set) from `src` (if set). */
+export interface Matcher {
+  iface?: string;
+  src?: Interval;
+}
+
+export interface Interval {
+  family: Family;
+  from: bigint;
+  to: bigint;
+}
+
+function interval(a: AddressSpec): Interval {
+  if (a.kind === "range") return { family: a.range.family, from: a.range.from, to: a.range.to };
+  const host = (1n << BigInt(bits(a.cidr.family) - a.cidr.prefix)) - 1n;
+  const from = a.cidr.value & ~host;
+  return { family: a.cidr.family, from, to: from | host };
+}
+
+function intersect(a: Interval, b: Interval): Interval | undefined {
+  if (a.family !== b.family) return undefined;
+  const from = a.from > b.from ? a.from : b.from;
+  const to = a.to < b.to ? a.to : b.to;
+  return from <= to ? { family: a.family, from, to } : undefined;
+}
+
+/** The sources a rule narrows to: the zone's `from` ∩ the rule's `from`, in this family. */
+function sourceSet(zone: Zone, ruleSources: Located<AddressSpec>[], family: Family): (Interval | undefined)[] | undefined {
+  const z = zone.sources.map((s) => s.value).filter((s) => familyOf(s) === family).map(interval);
+  const r = ruleSources.map((s) => s.value).filter((s) => familyOf(s) === family).map(interval);
+  if (zone.sources.length > 0 && z.length === 0) return undefined; // the zone has no source of this family
+  if (ruleSources.length > 0 && r.length === 0) return undefined;
+  if (z.length === 0 && r.length === 0) return [undefined];
+  if (z.length === 0) return r;
+  if (r.length === 0) return z;
+  const out: Interval[] = [];
+  for (const a of z) for (const b of r) {
+    const i = intersect(a, b);
+    if (i) out.push(i);
+  }
+  return out.length ? out : undefined;
+}
+
+export function matchers(zones: Map<string, Zone>, refs: NameRef[], sources: Located<AddressSpec>[], family: Family): Matcher[] {
+  const out: Matcher[] = [];
+  for (const ref of refs) {
+    const zone = zones.get(ref.name);
+    if (!zone) continue;
+    const srcs = sourceSet(zone, sources, family);
+    if (!srcs) continue;
+    const ifaces = zone.interfaces.length ? zone.interfaces.map((i) => i.value) : [undefined];
+    for (const iface of ifaces) for (const src of srcs) out.push({ iface, src });
+  }
+  return out;
+}
+
+/** An interval as iptables matches it: a prefix when it is one, else an iprange. */
+export function sourceMatch(iv: Interval): { src?: Neg<string>; match?: Match } {
+  const size = iv.to - iv.from + 1n;
+  const isPow2 = (size & (size - 1n)) === 0n;
+  if (isPow2 && (iv.from & (size - 1n)) === 0n) {
+    const prefix = bits(iv.family) - (size.toString(2).length - 1);
+    return { src: { value: `${formatIp({ family: iv.family, value: iv.from })}/${prefix}` } };
+  }
+  const range = `${formatIp({ family: iv.family, value: iv.from })}-${formatIp({ family: iv.family, value: iv.to })}`;
+  return { match: { module: "iprange", options: [{ name: "src-range", value: range }] } };
+}
+
+/** Applies a matcher to a rule (interface and source). */
+export function withMatcher(m: Matcher, rule: Rule): Rule {
+  const r: Rule = { ...rule, matches: [...rule.matches] };
+  if (m.iface) r.in = { value: m.iface };
+  if (m.src) {
+    const s = sourceMatch(m.src);
+    if (s.src) r.src = s.src;
+    if (s.match) r.matches.unshift(s.match);
+  }
+  return r;
+}

@@ -1,0 +1,76 @@
+// Ruleset(s) → ferm.conf. One `domain` block per family, tables and chains nested, a
+// comment above each group of rules that serves one container port or policy line.
+import type { Chain, Rule, Ruleset } from "../ir/ruleset.js";
+import { templates } from "./templates.js";
+
+const bang = (n: { neg?: boolean } | undefined): string => (n?.neg ? "!" : "");
+
+const KEYWORD_TARGETS = new Set(["ACCEPT", "DROP", "RETURN", "MASQUERADE", "REJECT", "DNAT", "SNAT"]);
+
+function fermValue(v: string): string {
+  return /^[\w.:/,-]+$/.test(v) ? v : `"${v}"`;
+}
+
+export function fermRule(r: Rule): string {
+  const parts: string[] = [];
+  if (r.src) parts.push(`saddr ${bang(r.src)}${r.src.value}`);
+  if (r.dst) parts.push(`daddr ${bang(r.dst)}${r.dst.value}`);
+  if (r.in) parts.push(`interface ${bang(r.in)}${r.in.value}`);
+  if (r.out) parts.push(`outerface ${bang(r.out)}${r.out.value}`);
+  if (r.proto) parts.push(`proto ${r.proto}`);
+  for (const m of r.matches) {
+    // ferm loads the protocol's own match (tcp, udp, icmp6) by itself.
+    const implicit = m.module === r.proto || (m.module === "icmp6" && r.proto === "ipv6-icmp");
+    if (!implicit) parts.push(`mod ${m.module}`);
+    for (const o of m.options) {
+      let value = o.value ?? "";
+      if (o.name === "ctstate" && value.includes(",")) value = `(${value.split(",").join(" ")})`;
+      else value = fermValue(value);
+      parts.push(`${o.name} ${o.neg ? "!" : ""}${value}`);
+    }
+  }
+  if (KEYWORD_TARGETS.has(r.target)) parts.push(r.target);
+  else parts.push(`jump ${r.target}`);
+  for (const o of r.targetOptions ?? []) parts.push(`${o.name} ${fermValue(o.value)}`);
+  return parts.join(" ") + ";";
+}
+
+interface Group {
+  comment: string;
+  rules: string[];
+}
+
+function groups(c: Chain): Group[] {
+  const out: Group[] = [];
+  for (const r of c.rules) {
+    const comment = r.comment ?? "";
+    const last = out.at(-1);
+    if (last && last.comment === comment) last.rules.push(fermRule(r));
+    else out.push({ comment, rules: [fermRule(r)] });
+  }
+  return out;
+}
+
+export interface FermInput {
+  rulesets: Ruleset[];
+  /** Chains to keep as they are in the live kernel (`@preserve`), per family and table. */
+  preserve?: Partial<Record<4 | 6, Partial<Record<string, string[]>>>>;
+  header: string[];
+}
+
+export function renderFerm(input: FermInput): string {
+  const domains = input.rulesets.map((rs) => ({
+    name: rs.family === 4 ? "ip" : "ip6",
+    tables: rs.tables.map((t) => ({
+      name: t.name,
+      preserve: input.preserve?.[rs.family]?.[t.name] ?? [],
+      chains: t.chains.map((c) => ({
+        name: c.name,
+        policy: c.builtin ? (c.policy ?? "ACCEPT") : "",
+        empty: c.rules.length === 0 && !(c.builtin && rs.scope === "owned"),
+        groups: groups(c),
+      })),
+    })),
+  }));
+  return templates.ferm({ header: input.header, domains });
+}

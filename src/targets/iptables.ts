@@ -1,0 +1,37 @@
+// Ruleset → iptables-restore input. Rules print in iptables-save's own order and
+// spelling, so `iptables-save` after loading reads back the same lines.
+import type { Rule, Ruleset } from "../ir/ruleset.js";
+import { templates } from "./templates.js";
+
+const neg = (n: { neg?: boolean } | undefined): string => (n?.neg ? "! " : "");
+
+export function ruleText(chain: string, r: Rule): string {
+  const parts = [`-A ${chain}`];
+  if (r.src) parts.push(`${neg(r.src)}-s ${r.src.value}`);
+  if (r.dst) parts.push(`${neg(r.dst)}-d ${r.dst.value}`);
+  if (r.in) parts.push(`${neg(r.in)}-i ${r.in.value}`);
+  if (r.out) parts.push(`${neg(r.out)}-o ${r.out.value}`);
+  if (r.proto) parts.push(`-p ${r.proto}`);
+  for (const m of r.matches) {
+    parts.push(`-m ${m.module}`);
+    for (const o of m.options) parts.push(`${o.neg ? "! " : ""}--${o.name}${o.value === undefined ? "" : ` ${o.value}`}`);
+  }
+  parts.push(`-j ${r.target}`);
+  for (const o of r.targetOptions ?? []) parts.push(`--${o.name} ${o.value}`);
+  return parts.join(" ");
+}
+
+export function renderIptables(rs: Ruleset, header: string[]): string {
+  const tables = rs.tables.map((t) => {
+    const owned = rs.scope === "owned";
+    return {
+      name: t.name,
+      // In --noflush mode a user chain's ':' line flushes it (and creates it if missing);
+      // a built-in chain's line only sets its policy, so an owned built-in is flushed with -F.
+      chains: t.chains.map((c) => ({ name: c.name, policy: c.builtin ? (c.policy ?? "ACCEPT") : "-" })),
+      commands: owned ? t.chains.filter((c) => c.builtin).map((c) => `-F ${c.name}`) : [],
+      rules: t.chains.flatMap((c) => c.rules.map((r) => ruleText(c.name, r))),
+    };
+  });
+  return templates.iptables({ header, tables });
+}
