@@ -54,7 +54,7 @@ function full(p: Policy, plan: Plan): Ruleset {
   }
   addInput(filter, owned);
   tables.unshift(filter.build());
-  return { family, tables: order(tables), scope: "full" };
+  return { family, tables: order(tables.filter((t) => !untouched(t))), scope: "full" };
 }
 
 function addInput(filter: TableBuilder, owned: ReturnType<typeof ownedChains>): void {
@@ -83,6 +83,11 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"]): Rul
   if (dockerWrites(p, family)) preserve[family] = { filter: DOCKER_OWNED.filter, nat: DOCKER_OWNED.nat };
   const t = filter.build();
   return { family, tables: t.chains.length ? [t] : [], scope: "owned" };
+}
+
+/** A table with only built-in chains, policy ACCEPT and no rules: nothing to write. */
+function untouched(t: Table): boolean {
+  return t.chains.every((c) => c.builtin && c.policy === "ACCEPT" && c.rules.length === 0);
 }
 
 function order(tables: Table[]): Table[] {

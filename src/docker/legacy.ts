@@ -32,11 +32,15 @@ export function legacyTables(plan: Plan, opts: LegacyOptions = legacyOptions(pla
   filter.chain("DOCKER-ISOLATION-STAGE-1");
   filter.chain("DOCKER-ISOLATION-STAGE-2");
   nat.chain("DOCKER");
-  nat.append("PREROUTING", R.jump("DOCKER", { matches: [R.addrtype("dst-type", "LOCAL")] }));
-  nat.append(
-    "OUTPUT",
-    R.jump("DOCKER", { dst: plan.userlandProxy ? { value: loopback, neg: true } : undefined, matches: [R.addrtype("dst-type", "LOCAL")] }),
-  );
+  // The nat jumps come with the first NAT-able network of the family (docker0 for IPv4;
+  // an IPv6 setup with only internal IPv6 networks has none).
+  if (plan.networks.some((n) => !n.internal && n.subnet[plan.family])) {
+    nat.append("PREROUTING", R.jump("DOCKER", { matches: [R.addrtype("dst-type", "LOCAL")] }));
+    nat.append(
+      "OUTPUT",
+      R.jump("DOCKER", { dst: plan.userlandProxy ? { value: loopback, neg: true } : undefined, matches: [R.addrtype("dst-type", "LOCAL")] }),
+    );
+  }
   filter.append("DOCKER-ISOLATION-STAGE-1", R.jump("RETURN"));
   filter.append("DOCKER-ISOLATION-STAGE-2", R.jump("RETURN"));
   if (opts.dockerUser) filter.append("DOCKER-USER", R.jump("RETURN"));

@@ -207,7 +207,9 @@ export function dockerSupport(): Support {
 /** describe() for tests that need the packet lab; prints `docker tests skipped: <reason>`
  *  once and skips, or fails with the reason when DOCKWALL_REQUIRE_KERNEL=1. */
 export function describeDocker(name: string, fn: () => void): void {
-  describeIf(dockerSupport, 'docker', name, fn);
+  // without kernel support, say so (one "kernel tests skipped" line for both kinds)
+  if (!kernelSupport().ok) describeIf(kernelSupport, 'kernel', name, fn);
+  else describeIf(dockerSupport, 'docker', name, fn);
 }
 
 // ------------------------------------------------------------ concurrency ----

@@ -29,6 +29,8 @@ export function kernelSupport(): Support {
 }
 
 function checkKernel(): Support {
+  // lets a developer skip the slow tests (and lets the skip path itself be checked)
+  if (process.env.DOCKWALL_NO_KERNEL === '1') return { ok: false, reason: 'DOCKWALL_NO_KERNEL=1' };
   if (process.platform !== 'linux') return { ok: false, reason: `platform is ${process.platform}, not linux` };
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return { ok: false, reason: 'not running as root' };
   const missing = REQUIRED_TOOLS.filter((t) => !which(t));
@@ -75,6 +77,7 @@ export function describeIf(support: () => Support, what: string, name: string, f
  * vitest describe() for tests that need root + netns + iptables + ferm.  When unsupported it
  * prints one line `kernel tests skipped: <reason>` (once per process) and skips; with
  * DOCKWALL_REQUIRE_KERNEL=1 it instead registers a failing test carrying the reason.
+ * DOCKWALL_NO_KERNEL=1 declares the kernel unsupported (to skip these tests on purpose).
  */
 export function describeKernel(name: string, fn: () => void): void {
   describeIf(kernelSupport, 'kernel', name, fn);

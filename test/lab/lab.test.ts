@@ -234,6 +234,18 @@ describeDocker('packet lab: publish-tcp with --userland-proxy=false', () => {
   );
 });
 
+describeDocker('packet lab: start-up failure', () => {
+  it(
+    'cleans up everything it created when a step fails',
+    async () => {
+      await expect(startLab({ containers: [{ name: 'x', network: 'no-such-net', listen: ['tcp:80'] }] })).rejects.toThrow(/no-such-net/);
+      expect(ownNetns()).toEqual([]);
+      expect(pidsWithCmdline(OWNER)).toEqual([]);
+    },
+    LAB_TIMEOUT,
+  );
+});
+
 describeKernel('kernel lab: clean-up', () => {
   it('left no namespaces, processes or work dirs of this process behind', () => {
     expect(ownNetns()).toEqual([]);

@@ -1,0 +1,166 @@
+// The command line: a thin shell over compile(). It reads files, prints diagnostics and
+// writes output; everything it does goes through the `io` it is given, so tests run it
+// in process. Nothing below this file calls process.exit.
+import yargs, { type Argv } from "yargs";
+import { compile, FORMATS, type Format } from "./compile.js";
+import { formatDiagnostics } from "./diagnostics.js";
+import { VERSION } from "./version.js";
+import { runDiff, type DiffIo } from "./live/command.js";
+
+export interface Io extends DiffIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  readFile: (path: string) => string;
+  /** Writes the file whole or not at all. */
+  writeFile: (path: string, text: string) => void;
+  readStdin: () => string;
+  /** Whether stderr/stdout are terminals (colour). */
+  isTTY: boolean;
+}
+
+export const EXIT = { ok: 0, differs: 1, error: 2 } as const;
+
+const EPILOG = `Exit codes: 0 success (for diff: no difference), 1 diff found differences, 2 the input is wrong (a diagnostic was printed) or the tool failed.
+
+Diagnostics go to stderr as FILE:LINE:COLUMN: error|warning: MESSAGE, with the source line and a caret.
+No output file is written when there is an error.`;
+
+interface Loaded {
+  text: string;
+  file: string;
+}
+
+function load(io: Io, path: string): Loaded | number {
+  try {
+    return { text: path === "-" ? io.readStdin() : io.readFile(path), file: path === "-" ? "<stdin>" : path };
+  } catch (e) {
+    io.stderr(`dockwall: cannot read ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}\n`);
+    return EXIT.error;
+  }
+}
+
+function colour(io: Io, s: string): string {
+  if (!io.isTTY) return s;
+  return s
+    .replace(/^(.*?:\d+:\d+: )error:/gm, "$1\x1b[1;31merror:\x1b[0m")
+    .replace(/^(.*?:\d+:\d+: )warning:/gm, "$1\x1b[1;33mwarning:\x1b[0m")
+    .replace(/^(.*?:\d+:\d+: )note:/gm, "$1\x1b[1;36mnote:\x1b[0m");
+}
+
+function compileCommand(io: Io, args: { policy: string; format: Format; output?: string; checkOnly: boolean }): number {
+  const src = load(io, args.policy);
+  if (typeof src === "number") return src;
+  const r = compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly });
+  if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
+  if (!r.ok) {
+    const n = r.diagnostics.filter((d) => d.severity === "error").length;
+    io.stderr(`dockwall: ${n} error${n === 1 ? "" : "s"}; ${args.output ? `${args.output} was not written` : "nothing was written"}\n`);
+    return EXIT.error;
+  }
+  if (args.checkOnly) return EXIT.ok;
+  if (args.output) {
+    try {
+      io.writeFile(args.output, r.output!);
+    } catch (e) {
+      io.stderr(`dockwall: cannot write ${args.output}: ${(e as Error).message}\n`);
+      return EXIT.error;
+    }
+  } else io.stdout(r.output!);
+  return EXIT.ok;
+}
+
+function policyArg(y: Argv) {
+  return y.positional("policy", { describe: "the policy file (*.dw), or - for standard input", type: "string", demandOption: true });
+}
+
+function diffOptions<T>(y: Argv<T>) {
+  return y
+    .option("live", { describe: "iptables-save output to compare with (- for standard input); default: run iptables-save (and ip6tables-save)", type: "string", requiresArg: true })
+    .option("json", { describe: "print the differences as JSON", type: "boolean", default: false })
+    .option("all", { describe: "also compare chains that belong to other tools (fail2ban's f2b-*, …)", type: "boolean", default: false })
+    .option("ignore-chain", { describe: "a chain (or PREFIX*) of another tool to leave out of the comparison; repeatable", type: "string", array: true, default: [] as string[] })
+    .option("color", { describe: "colour the diff (default: when stdout is a terminal)", type: "boolean" });
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function run(argv: string[], io: Io): Promise<number> {
+  let code: number = EXIT.ok;
+  const cli = yargs(argv)
+    .scriptName("dockwall")
+    .usage("dockwall — compile a Docker host's firewall policy to ferm or iptables-restore\n\nUsage: $0 <command> POLICY [options]")
+    .command(
+      "compile <policy>",
+      "compile the policy to ferm (default) or iptables-restore input",
+      (y) =>
+        diffOptions(
+          policyArg(y)
+            .option("format", { alias: "f", describe: "output format", choices: FORMATS, default: "ferm" as Format })
+            .option("output", { alias: "o", describe: "write to FILE instead of standard output (only when there is no error)", type: "string", requiresArg: true })
+            .option("diff", { describe: "show what loading the result would change on this host (same as: dockwall diff POLICY)", type: "boolean", default: false }),
+        )
+          .example("$0 compile web.dw > /etc/ferm/ferm.conf", "ferm configuration")
+          .example("$0 compile web.dw -f iptables -o rules.v4", "iptables-restore input, IPv4")
+          .example("$0 compile web.dw --diff", "what would change on this host"),
+      async (a) => {
+        if (a.diff) code = await diffCommand(io, a);
+        else code = compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false });
+      },
+    )
+    .command(
+      "diff <policy>",
+      "compare the compiled rules with the live ruleset (exit 1 when they differ)",
+      (y) => diffOptions(policyArg(y)).example("$0 diff web.dw --live saved.v4", "compare with a dump from another host"),
+      async (a) => {
+        code = await diffCommand(io, a);
+      },
+    )
+    .command(
+      "check <policy>",
+      "check the policy and print every problem, writing nothing",
+      (y) => policyArg(y),
+      (a) => {
+        code = compileCommand(io, { policy: a.policy, format: "ferm", checkOnly: true });
+      },
+    )
+    .demandCommand(1, "Name a command: compile, diff or check.")
+    .strict()
+    .version(VERSION)
+    .alias("h", "help")
+    .alias("V", "version")
+    .epilog(EPILOG)
+    .wrap(Math.min(100, yargs().terminalWidth?.() ?? 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
+    });
+
+  try {
+    let printed = "";
+    await cli.parseAsync(argv, {}, (_err, _args, output) => {
+      printed = output;
+    });
+    if (printed) {
+      // --help / --version: to stdout.
+      io.stdout(printed.endsWith("\n") ? printed : printed + "\n");
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`dockwall: ${e.message}\nRun 'dockwall --help' for usage.\n`);
+      return EXIT.error;
+    }
+    io.stderr(`dockwall: ${(e as Error).message}\n`);
+    return EXIT.error;
+  }
+  return code;
+}
+
+class UsageError extends Error {}
+
+async function diffCommand(io: Io, a: { policy: string; live?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean }): Promise<number> {
+  const src = load(io, a.policy);
+  if (typeof src === "number") return src;
+  const r = compile(src.text, { format: "iptables", file: src.file });
+  if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
+  if (!r.ok) return EXIT.error;
+  return runDiff(io, r, { live: a.live, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.isTTY });
+}
