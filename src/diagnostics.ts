@@ -114,7 +114,10 @@ export function closest(name: string, candidates: Iterable<string>): string | un
     }
   }
   const limit = Math.max(1, Math.floor(name.length / 3));
-  return bestD <= limit ? best : undefined;
+  if (bestD <= limit) return best;
+  // An abbreviation of exactly one candidate ("masq" → "masquerade").
+  const prefixed = [...candidates].filter((c) => name.length >= 3 && c.toLowerCase().startsWith(name.toLowerCase()));
+  return prefixed.length === 1 ? prefixed[0] : undefined;
 }
 
 function editDistance(a: string, b: string): number {

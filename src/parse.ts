@@ -1,8 +1,10 @@
 // Stage 1: text → CST, with every lexing and syntax error of the file.
 import type { IRecognitionException, IToken } from "chevrotain";
-import { Problems, spanOf, type Span } from "./diagnostics.js";
+import { closest, Problems, spanOf, type Span } from "./diagnostics.js";
 import { parser } from "./syntax/parser.js";
-import { lexer } from "./syntax/tokens.js";
+import { keywords, lexer, Word } from "./syntax/tokens.js";
+
+const STATEMENTS = keywords.map((k) => String(k.PATTERN).replace(/\//g, "")).filter((k) => k !== "from" && k !== "to");
 import type { PolicyCstNode } from "./syntax/cst.generated.js";
 
 export interface ParseResult {
@@ -41,7 +43,11 @@ export function parse(text: string): ParseResult {
   const cst = parser.policy() as PolicyCstNode;
   const last = lexed.tokens.at(-1);
   for (const e of parser.errors) {
-    const help = /expected '\}'/.test(e.message) ? `close the block with '}'` : /expected ';'/.test(e.message) ? `end the statement with ';'` : undefined;
+    let help = /expected '\}'/.test(e.message) ? `close the block with '}'` : /expected ';'/.test(e.message) ? `end the statement with ';'` : undefined;
+    if (/^expected a statement/.test(e.message) && e.token.tokenType === Word) {
+      const near = closest(e.token.image, STATEMENTS);
+      help = near ? `did you mean '${near}'?` : `a policy is made of docker, zone, network, container, allow, forward and host statements`;
+    }
     problems.error("syntax", where(e, last), e.message, { help });
   }
   return { cst: problems.hasErrors ? undefined : cst, problems };

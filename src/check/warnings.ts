@@ -38,7 +38,7 @@ export const daemonSettings: Check = (ctx) => {
   } else {
     const v = d.version.value;
     if (v.major < 20 || (v.major === 20 && v.minor !== undefined && v.minor < 10) || v.major > 29) {
-      ctx.problems.error("bad-version", d.version.span, `Docker ${[v.major, v.minor, v.patch].filter((x) => x !== undefined).join(".")} is not supported`, {
+      ctx.problems.error("bad-version", d.version.span, `Docker ${v.text} is not supported`, {
         help: `dockwall knows the chain layouts of dockerd 20.10 to 29`,
       });
     }

@@ -1,7 +1,7 @@
 // CST → model. Checks what a single statement can know on its own: option names and
 // values, repeated options, value syntax. Cross-references are the checker's job.
 import type { IToken } from "chevrotain";
-import { Problems, type Span, spanOf, subSpan, joinSpans, suggestion } from "../diagnostics.js";
+import { closest, Problems, type Span, spanOf, subSpan, joinSpans } from "../diagnostics.js";
 import type * as C from "../syntax/cst.generated.js";
 import type {
   AllowRule, Container, DockerSettings, Endpoint, ForwardRule, HostBlock, HostProto, HostRule, Located, NameRef,
@@ -102,8 +102,9 @@ class Builder {
       const def = table[key.image];
       if (!def) {
         const known = Object.keys(table);
+        const near = closest(key.image, known);
         this.problems.error("unknown-option", spanOf(key), `unknown option '${key.image}' in ${blockName}`, {
-          help: `${suggestion(key.image, known, "option")}${closestHint(key.image, known) ? "" : ` (options here: ${known.join(", ")})`}`,
+          help: near ? `did you mean '${near}'?` : `the options of ${blockName} are: ${known.join(", ")}`,
         });
         continue;
       }
@@ -134,9 +135,6 @@ class Builder {
   }
 }
 
-function closestHint(name: string, known: string[]): boolean {
-  return suggestion(name, known, "option").startsWith("did you mean");
-}
 
 const sw = <T>(set: (t: T, v: boolean) => void, usage = "on or off"): SettingDef<T> => ({
   arity: "one",
@@ -367,7 +365,7 @@ export function buildModel(cst: C.PolicyCstNode): BuildResult {
         continue;
       }
       dockerSeen = spanOf(kw);
-      docker.span = blockSpan(kw, node.children.block[0]!.children.RCurly?.[0]);
+      docker.span = spanOf(kw);
       for (const s of node.children.block[0]!.children.setting ?? []) docker.spans[s.children.key[0]!.image] ??= spanOf(s.children.key[0]!);
       b.settings(docker, node.children.block[0]!.children.setting, dockerSettings, "the docker block");
     } else if (c.zoneBlock) {

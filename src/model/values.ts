@@ -297,6 +297,8 @@ export function parseSwitch(text: string): boolean | ValueError {
 }
 
 export interface Version {
+  /** As written. */
+  text: string;
   major: number;
   minor?: number;
   patch?: number;
@@ -305,11 +307,11 @@ export interface Version {
 export function parseVersion(text: string): Version | ValueError {
   const m = /^(\d+)(?:\.(\d+)(?:\.(\d+))?)?$/.exec(text);
   if (!m) return err(`'${text}' is not a Docker version`, 0, text.length, `write MAJOR[.MINOR[.PATCH]], e.g. 20.10 or 28`);
-  return { major: Number(m[1]), minor: m[2] === undefined ? undefined : Number(m[2]), patch: m[3] === undefined ? undefined : Number(m[3]) };
+  return { text, major: Number(m[1]), minor: m[2] === undefined ? undefined : Number(m[2]), patch: m[3] === undefined ? undefined : Number(m[3]) };
 }
 
 export function formatVersion(v: Version): string {
-  return [v.major, v.minor, v.patch].filter((x) => x !== undefined).join(".");
+  return v.text;
 }
 
 export const NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]*$/;

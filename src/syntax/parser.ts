@@ -21,6 +21,7 @@ function tokenText(t: IToken): string {
 
 const errorMessages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage({ expected, actual }) {
+    if (expected.name === "EOF") return `expected a statement (docker, zone, network, container, allow, forward, host) but found ${tokenText(actual)}`;
     return `expected ${expected.LABEL ?? expected.name} but found ${tokenText(actual)}`;
   },
   buildNotAllInputParsedMessage({ firstRedundant }) {

@@ -230,10 +230,54 @@ async function limited<T>(fn: () => Promise<T>): Promise<T> {
 
 // ------------------------------------------------------------------ probes ---
 
-/** Parse "tcp NAME ADDR" / "udp NAME ADDR". */
-function parseReply(reply: string): Pick<ProbeResult, 'answeredBy' | 'clientAddr'> {
-  const m = /^(?:tcp|udp) (\S+) (\S+)$/.exec(reply);
-  return m ? { answeredBy: m[1], clientAddr: m[2] } : {};
+/** Parse "tcp NAME ADDR" / "udp NAME ADDR"; IPv6 addresses are put in canonical form
+ *  (socat reports them uncompressed: 2001:0db8:0000:...). */
+function parseReply(raw: string): Pick<ProbeResult, 'reply' | 'answeredBy' | 'clientAddr'> {
+  const m = /^(tcp|udp) (\S+) (\S+)$/.exec(raw);
+  if (!m) return { reply: raw };
+  const addr = canonicalIp(m[3]!);
+  return { reply: `${m[1]} ${m[2]} ${addr}`, answeredBy: m[2], clientAddr: addr };
+}
+
+/** RFC 5952 text form of an IPv6 address (IPv4 and IPv4-mapped: dotted quad). */
+export function canonicalIp(addr: string): string {
+  let a = addr.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  if (!a.includes(':')) return a;
+  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(a)) return a.slice(7);
+  // expand to 8 groups
+  let tail: string[] = [];
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (v4) {
+    const n = v4.slice(1).map(Number);
+    tail = [((n[0]! << 8) | n[1]!).toString(16), ((n[2]! << 8) | n[3]!).toString(16)];
+    a = a.slice(0, v4.index) + '0:0';
+  }
+  const [head, rest] = a.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const r = rest !== undefined ? (rest ? rest.split(':') : []) : [];
+  const missing = 8 - h.length - r.length;
+  let groups = rest !== undefined ? [...h, ...Array<string>(missing).fill('0'), ...r] : h;
+  if (tail.length) groups = [...groups.slice(0, 6), ...tail];
+  if (groups.length !== 8 || groups.some((g) => !/^[0-9a-f]{1,4}$/i.test(g))) return addr;
+  const g = groups.map((x) => parseInt(x, 16).toString(16));
+  // longest run (>= 2) of zero groups becomes ::
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === '0') j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (best < 0) return g.join(':');
+  return `${g.slice(0, best).join(':')}::${g.slice(best + bestLen).join(':')}`;
 }
 
 async function probeOnce(nsPath: string, addr: string, port: number, proto: Proto, timeout: number): Promise<ProbeResult> {
@@ -253,8 +297,7 @@ async function probeOnce(nsPath: string, addr: string, port: number, proto: Prot
     );
     const lines = r.stdout.replace(/\r/g, '').split('\n');
     if (lines[0]?.startsWith('HTTP/1')) {
-      const reply = lines.filter((l) => l.trim() !== '').pop() ?? '';
-      return { open: true, reply, ...parseReply(reply) };
+      return { open: true, ...parseReply(lines.filter((l) => l.trim() !== '').pop() ?? '') };
     }
     return r.status === 0 ? { open: false, handshakeOnly: true } : { open: false };
   }
@@ -264,7 +307,7 @@ async function probeOnce(nsPath: string, addr: string, port: number, proto: Prot
     doneWhen: (out) => out.includes('\n'),
   });
   const reply = r.stdout.split('\n')[0]?.trim() ?? '';
-  return reply ? { open: true, reply, ...parseReply(reply) } : { open: false };
+  return reply ? { open: true, ...parseReply(reply) } : { open: false };
 }
 
 // -------------------------------------------------------- oracle matrices ----
@@ -415,6 +458,11 @@ class LabImpl implements Lab {
       if (linkV6) this.spawnListener(C, ['socat', '-T1', `UDP6-RECVFROM:${ADDR.egressUdp},fork,reuseaddr,ipv6only=1`, `EXEC:${udpreply} ${name}`]);
     }
 
+    // No IPv6 duplicate address detection in the host ns: otherwise the bridge addresses
+    // Docker assigns (e.g. 2001:db8:1::1) stay "tentative" for 1-2 s after start-up and
+    // IPv6 through the bridges fails in the meantime.
+    this.ns(H, ['sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+
     // --- dockerd
     const cfg: Record<string, unknown> = { iptables: false, ip6tables: false, 'shutdown-timeout': 2 };
     writeFileSync(join(this.workDir, 'daemon.json'), JSON.stringify(cfg) + '\n');
@@ -495,6 +543,19 @@ class LabImpl implements Lab {
       if (c.ip6 && info.ip6 !== c.ip6) throw new Error(`container ${c.name} got ${info.ip6}, not the requested ${c.ip6}`);
     }
     await this.waitForServers();
+    if (spec.ipv6 || linkV6 || (spec.networks ?? []).some((n) => n.subnet6)) await this.waitForNoTentative();
+  }
+
+  /** Wait until no IPv6 address in the host ns or a container is tentative (DAD pending). */
+  private async waitForNoTentative(): Promise<void> {
+    const paths = [this.host.path, ...Object.values(this.containers).map((c) => `/proc/${c.pid}/ns/net`)];
+    const deadline = Date.now() + 10_000;
+    for (const p of paths) {
+      while ((await runAsync(['nsenter', `--net=${p}`, 'ip', '-6', 'addr', 'show', 'tentative'])).stdout.trim()) {
+        if (Date.now() > deadline) throw new Error(`IPv6 addresses still tentative in ${p}`);
+        await sleep(50);
+      }
+    }
   }
 
   private spawnListener(C: Netns, argv: string[]): void {

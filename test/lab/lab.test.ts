@@ -234,6 +234,39 @@ describeDocker('packet lab: publish-tcp with --userland-proxy=false', () => {
   );
 });
 
+describeDocker('packet lab: IPv6 (dockerd --ipv6 --fixed-cidr-v6 2001:db8:1::/64)', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({ ipv6: true, containers: [{ name: 'web', publish: ['8080:80', '5353:53/udp'], listen: ['tcp:80', 'udp:53'] }] });
+  }, LAB_TIMEOUT);
+  afterAll(async () => {
+    await lab?.stop();
+  }, LAB_TIMEOUT);
+
+  it(
+    'loads v4 and v6 rule sets; IPv6 is forwarded or not as they say, docker-proxy answers on [::]',
+    async () => {
+      const web6 = lab.containers.web!.ip6!;
+      expect(web6).toBe('2001:db8:1::242:ac11:2');
+      const drop = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
+      lab.load(drop, drop);
+      expect(lab.save(6)).toBe(drop);
+      const closed = await Promise.all([lab.probe('wan', web6, 80, 'tcp'), lab.probe('lan', web6, 53, 'udp')]);
+      expect(closed).toEqual([{ open: false }, { open: false }]);
+      // the proxy on [::] relays to the container's IPv6 address, from the bridge gateway
+      expect(await lab.probe('wan', ADDR.hostWan6, 8080, 'tcp')).toMatchObject({ open: true, answeredBy: 'web', clientAddr: '2001:db8:1::1' });
+      lab.load(drop, drop.replace('FORWARD DROP', 'FORWARD ACCEPT'));
+      const open = await Promise.all([lab.probe('wan', web6, 80, 'tcp'), lab.probe('lan', web6, 53, 'udp'), lab.probe('ctr:web', ADDR.wan6, 7001, 'udp')]);
+      expect(open).toEqual([
+        { open: true, reply: `tcp web ${ADDR.wan6}`, answeredBy: 'web', clientAddr: ADDR.wan6 },
+        { open: true, reply: `udp web ${ADDR.lan6}`, answeredBy: 'web', clientAddr: ADDR.lan6 },
+        { open: true, reply: `udp wan ${web6}`, answeredBy: 'wan', clientAddr: web6 },
+      ]);
+    },
+    LAB_TIMEOUT,
+  );
+});
+
 describeDocker('packet lab: start-up failure', () => {
   it(
     'cleans up everything it created when a step fails',

@@ -1,0 +1,704 @@
+// Bad inputs and the exact diagnostics `dockwall check` prints for them (file name "p.dw").
+// A table test: the checker's and parser's wording is part of the interface.
+export interface Case {
+  name: string;
+  input: string;
+  /** stderr, exactly. */
+  expected: string;
+  /** exit code: 2 for errors, 0 for warnings only. */
+  exit: 0 | 2;
+}
+
+export const cases: Case[] = [
+  {
+    name: "subnet typo from a hand-written ferm config",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; subnet 172.17.0.0./16; }
+`,
+    exit: 2,
+    expected: `p.dw:2:47: error: stray '.' in IPv4 address '172.17.0.0.'
+2 | network app { bridge br-app; subnet 172.17.0.0./16; }
+  |                                               ^
+  = help: an IPv4 address has four numbers: remove this '.'
+`,
+  },
+  {
+    name: "missing semicolon",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1 }
+`,
+    exit: 2,
+    expected: `p.dw:2:26: error: expected ';' but found '}'
+2 | zone lan { interface eth1 }
+  |                          ^
+  = help: end the statement with ';'
+`,
+  },
+  {
+    name: "unclosed block",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1;
+`,
+    exit: 2,
+    expected: `p.dw:2:27: error: expected '}' but found end of file
+2 | zone lan { interface eth1;
+  |                           ^
+  = help: close the block with '}'
+`,
+  },
+  {
+    name: "unknown statement",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zonee lan { interface eth1; }
+`,
+    exit: 2,
+    expected: `p.dw:2:1: error: expected a statement (docker, zone, network, container, allow, forward, host) but found 'zonee'
+2 | zonee lan { interface eth1; }
+  | ^^^^^
+  = help: did you mean 'zone'?
+`,
+  },
+  {
+    name: "non-ASCII character",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; from 192.168.1.0/24; } # ok
+zone wan { interface eth0’; }
+`,
+    exit: 2,
+    expected: `p.dw:3:26: error: unexpected character '’'
+3 | zone wan { interface eth0’; }
+  |                          ^
+  = help: names and values are plain ASCII; check for a pasted typographic character
+`,
+  },
+  {
+    name: "unknown network, with suggestion",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; subnet 172.20.0.0/16; }
+container web { network ap 172.20.0.2; }
+`,
+    exit: 2,
+    expected: `p.dw:3:25: error: unknown network 'ap'
+3 | container web { network ap 172.20.0.2; }
+  |                         ^^
+  = help: did you mean 'app'?
+p.dw:2:9: note: 'app' is declared here
+2 | network app { bridge br-app; subnet 172.20.0.0/16; }
+  |         ^^^
+`,
+  },
+  {
+    name: "unknown zone in allow",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lna to web:8080;
+`,
+    exit: 2,
+    expected: `p.dw:4:7: error: unknown zone 'lna'
+4 | allow lna to web:8080;
+  |       ^^^
+  = help: did you mean 'lan'?
+p.dw:2:6: note: 'lan' is declared here
+2 | zone lan { interface eth1; }
+  |      ^^^
+`,
+  },
+  {
+    name: "unknown container in allow",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow any to wbe:8080;
+`,
+    exit: 2,
+    expected: `p.dw:3:14: error: unknown container 'wbe'
+3 | allow any to wbe:8080;
+  |              ^^^
+  = help: did you mean 'web'?
+p.dw:2:11: note: 'web' is declared here
+2 | container web { network bridge 172.17.0.2; publish 8080:80; }
+  |           ^^^
+`,
+  },
+  {
+    name: "duplicate container",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container web { network bridge 172.17.0.2; }
+container web { network bridge 172.17.0.3; }
+`,
+    exit: 2,
+    expected: `p.dw:3:11: error: container 'web' is declared twice
+3 | container web { network bridge 172.17.0.3; }
+  |           ^^^
+  = help: rename one of them or merge the two blocks
+p.dw:2:11: note: first declared here
+2 | container web { network bridge 172.17.0.2; }
+  |           ^^^
+`,
+  },
+  {
+    name: "duplicate zone",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; }
+zone lan { interface eth2; }
+`,
+    exit: 2,
+    expected: `p.dw:3:6: error: zone 'lan' is declared twice
+3 | zone lan { interface eth2; }
+  |      ^^^
+  = help: rename one of them or merge the two blocks
+p.dw:2:6: note: first declared here
+2 | zone lan { interface eth1; }
+  |      ^^^
+`,
+  },
+  {
+    name: "two containers with one address",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridge 172.17.0.2; }
+container b { network bridge 172.17.0.2; }
+`,
+    exit: 2,
+    expected: `p.dw:3:30: error: containers 'a' and 'b' both have 172.17.0.2 on network 'bridge'
+3 | container b { network bridge 172.17.0.2; }
+  |                              ^^^^^^^^^^
+  = help: give 'b' another address, e.g. 172.17.0.3
+p.dw:2:30: note: 'a' has it here
+2 | container a { network bridge 172.17.0.2; }
+  |                              ^^^^^^^^^^
+`,
+  },
+  {
+    name: "host port published twice",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridge 172.17.0.2; publish 8080:80; }
+container b { network bridge 172.17.0.3; publish 8080:8080; }
+`,
+    exit: 2,
+    expected: `p.dw:3:50: error: host port 0.0.0.0:8080/tcp is already published by 'a'
+3 | container b { network bridge 172.17.0.3; publish 8080:8080; }
+  |                                                  ^^^^^^^^^
+  = help: Docker would refuse to start 'b' (port is already allocated); publish on another host port
+p.dw:2:50: note: published here
+2 | container a { network bridge 172.17.0.2; publish 8080:80; }
+  |                                                  ^^^^^^^
+`,
+  },
+  {
+    name: "host port range overlapping",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridge 172.17.0.2; publish 8000-8002:8000-8002; }
+container b { network bridge 172.17.0.3; publish 127.0.0.1:8001:80; }
+`,
+    exit: 2,
+    expected: `p.dw:3:50: error: host port 127.0.0.1:8001/tcp is already published by 'a'
+3 | container b { network bridge 172.17.0.3; publish 127.0.0.1:8001:80; }
+  |                                                  ^^^^^^^^^^^^^^^^^
+  = help: Docker would refuse to start 'b' (port is already allocated); publish on another host port
+p.dw:2:50: note: published here
+2 | container a { network bridge 172.17.0.2; publish 8000-8002:8000-8002; }
+  |                                                  ^^^^^^^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "address outside subnet",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridge 172.18.0.2; }
+`,
+    exit: 2,
+    expected: `p.dw:2:30: error: 172.18.0.2 is outside network 'bridge''s subnet 172.17.0.0/16
+2 | container a { network bridge 172.18.0.2; }
+  |                              ^^^^^^^^^^
+  = help: choose an address inside 172.17.0.0/16
+`,
+  },
+  {
+    name: "network address",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; subnet 172.20.0.0/16; }
+container a { network app 172.20.0.0; }
+`,
+    exit: 2,
+    expected: `p.dw:3:27: error: 172.20.0.0 is the network address of 172.20.0.0/16; no container can have it
+3 | container a { network app 172.20.0.0; }
+  |                           ^^^^^^^^^^
+  = help: choose a host address, e.g. 172.20.0.2
+`,
+  },
+  {
+    name: "broadcast address",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; subnet 172.20.0.0/16; }
+container a { network app 172.20.255.255; }
+`,
+    exit: 2,
+    expected: `p.dw:3:27: error: 172.20.255.255 is the broadcast address of 172.20.0.0/16; no container can have it
+3 | container a { network app 172.20.255.255; }
+  |                           ^^^^^^^^^^^^^^
+  = help: choose a host address, e.g. 172.20.0.2
+`,
+  },
+  {
+    name: "gateway address",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridge 172.17.0.1; }
+`,
+    exit: 2,
+    expected: `p.dw:2:30: error: 172.17.0.1 is the gateway of network 'bridge' (the bridge's own address)
+2 | container a { network bridge 172.17.0.1; }
+  |                              ^^^^^^^^^^
+  = help: choose another address, e.g. 172.17.0.2
+`,
+  },
+  {
+    name: "overlapping subnets",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network a { bridge br-a; subnet 172.20.0.0/16; }
+network b { bridge br-b; subnet 172.20.128.0/17; }
+`,
+    exit: 2,
+    expected: `p.dw:3:33: error: subnet 172.20.128.0/17 of network 'b' overlaps 172.20.0.0/16 of network 'a'
+3 | network b { bridge br-b; subnet 172.20.128.0/17; }
+  |                                 ^^^^^^^^^^^^^^^
+  = help: Docker refuses overlapping networks; pick a subnet that does not overlap
+p.dw:2:33: note: 'a''s subnet
+2 | network a { bridge br-a; subnet 172.20.0.0/16; }
+  |                                 ^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "overlapping the default bridge",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network a { bridge br-a; subnet 172.17.0.0/24; }
+`,
+    exit: 2,
+    expected: `p.dw:2:33: error: subnet 172.17.0.0/24 of network 'a' overlaps 172.17.0.0/16 of network 'bridge'
+2 | network a { bridge br-a; subnet 172.17.0.0/24; }
+  |                                 ^^^^^^^^^^^^^
+  = help: the default bridge uses 172.17.0.0/16; pick another subnet, or move the default bridge with 'bip' in the docker block
+`,
+  },
+  {
+    name: "port out of range",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridge 172.17.0.2; publish 70000:80; }
+`,
+    exit: 2,
+    expected: `p.dw:2:50: error: port 70000 is out of range
+2 | container a { network bridge 172.17.0.2; publish 70000:80; }
+  |                                                  ^^^^^
+  = help: a port is a number from 1 to 65535
+`,
+  },
+  {
+    name: "port zero in host allow",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+host { allow any tcp 0; }
+`,
+    exit: 2,
+    expected: `p.dw:2:22: error: port 0 is out of range
+2 | host { allow any tcp 0; }
+  |                      ^
+  = help: a port is a number from 1 to 65535
+`,
+  },
+  {
+    name: "ranges of unequal length",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridge 172.17.0.2; publish 8000-8002:80-81; }
+`,
+    exit: 2,
+    expected: `p.dw:2:50: error: host ports 8000-8002 (3) and container ports 80-81 (2) are ranges of different length
+2 | container a { network bridge 172.17.0.2; publish 8000-8002:80-81; }
+  |                                                  ^^^^^^^^^^^^^^^
+  = help: give both sides the same number of ports, e.g. 8000-8002:80-82
+`,
+  },
+  {
+    name: "interface name too long",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface enp0s31f6-vlan100; }
+`,
+    exit: 2,
+    expected: `p.dw:2:37: error: interface name 'enp0s31f6-vlan100' is 17 characters long; Linux allows at most 15
+2 | zone lan { interface enp0s31f6-vlan100; }
+  |                                     ^^
+`,
+  },
+  {
+    name: "interface name with slash",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br/app; subnet 172.20.0.0/16; }
+`,
+    exit: 2,
+    expected: `p.dw:2:24: error: interface name 'br/app' contains '/', which Linux does not allow
+2 | network app { bridge br/app; subnet 172.20.0.0/16; }
+  |                        ^
+`,
+  },
+  {
+    name: "interface name with colon",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth0:1; }
+`,
+    exit: 2,
+    expected: `p.dw:2:26: error: interface name 'eth0:1' contains ':', which Linux does not allow
+2 | zone lan { interface eth0:1; }
+  |                          ^
+`,
+  },
+  {
+    name: "unknown option",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; subnet 172.20.0.0/16; masq off; }
+`,
+    exit: 2,
+    expected: `p.dw:2:52: error: unknown option 'masq' in network 'app'
+2 | network app { bridge br-app; subnet 172.20.0.0/16; masq off; }
+  |                                                    ^^^^
+  = help: did you mean 'masquerade'?
+`,
+  },
+  {
+    name: "unknown docker option",
+    input: `docker { version 20.10; userland_proxy off; published open; }
+`,
+    exit: 2,
+    expected: `p.dw:1:25: error: unknown option 'userland_proxy' in the docker block
+1 | docker { version 20.10; userland_proxy off; published open; }
+  |                         ^^^^^^^^^^^^^^
+  = help: did you mean 'userland-proxy'?
+`,
+  },
+  {
+    name: "second docker block",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+docker { icc off; }
+`,
+    exit: 2,
+    expected: `p.dw:2:1: error: a second docker block
+2 | docker { icc off; }
+  | ^^^^^^
+  = help: put all daemon settings in one docker block
+p.dw:1:1: note: the first docker block
+1 | docker { version 20.10; userland-proxy off; published open; }
+  | ^^^^^^
+`,
+  },
+  {
+    name: "bad switch value",
+    input: `docker { version 20.10; iptables maybe; published open; userland-proxy off; }
+`,
+    exit: 2,
+    expected: `p.dw:1:34: error: expected on or off, not 'maybe'
+1 | docker { version 20.10; iptables maybe; published open; userland-proxy off; }
+  |                                  ^^^^^
+  = help: write on/off (yes/no also work)
+`,
+  },
+  {
+    name: "bad published value",
+    input: `docker { version 20.10; published shut; userland-proxy off; }
+`,
+    exit: 2,
+    expected: `p.dw:1:35: error: expected open or closed, not 'shut'
+1 | docker { version 20.10; published shut; userland-proxy off; }
+  |                                   ^^^^
+  = help: published open keeps Docker's behaviour; published closed (the default) needs an allow
+`,
+  },
+  {
+    name: "allow names an unpublished port",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow any to web:80;
+`,
+    exit: 2,
+    expected: `p.dw:3:14: error: container 'web' does not publish port 80
+3 | allow any to web:80;
+  |              ^^^^^^
+  = help: allow names host ports; 'web' publishes 8080/tcp
+p.dw:2:11: note: 'web' is declared here
+2 | container web { network bridge 172.17.0.2; publish 8080:80; }
+  |           ^^^
+`,
+  },
+  {
+    name: "allow names the wrong protocol",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container dns { network bridge 172.17.0.2; publish 5353:53/udp; }
+allow any to dns:5353/tcp;
+`,
+    exit: 2,
+    expected: `p.dw:3:14: error: container 'dns' does not publish port 5353/tcp
+3 | allow any to dns:5353/tcp;
+  |              ^^^^^^^^^^^^
+  = help: 'dns' publishes 5353/udp: write dns:5353/udp
+p.dw:2:11: note: 'dns' is declared here
+2 | container dns { network bridge 172.17.0.2; publish 5353:53/udp; }
+  |           ^^^
+`,
+  },
+  {
+    name: "IPv6 address on an IPv4-only network",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridge 172.17.0.2, fd00::2; }
+`,
+    exit: 2,
+    expected: `p.dw:2:42: error: fd00::2 is an IPv6 address but network 'bridge' has no IPv6 subnet
+2 | container a { network bridge 172.17.0.2, fd00::2; }
+  |                                          ^^^^^^^
+  = help: add an IPv6 subnet to network 'bridge' (subnet fd00:…/64;)
+`,
+  },
+  {
+    name: "IPv6 source for an IPv4-only zone",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan from fd00::/8 to web:8080;
+`,
+    exit: 2,
+    expected: `p.dw:4:16: error: IPv6 source in a rule for zone 'lan', whose sources are all IPv4
+4 | allow lan from fd00::/8 to web:8080;
+  |                ^^^^^^^^
+  = help: this rule can never match; use an IPv4 source or another zone
+p.dw:2:6: note: zone 'lan' is declared here
+2 | zone lan { interface eth1; from 192.168.1.0/24; }
+  |      ^^^
+`,
+  },
+  {
+    name: "mixed-family range",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone z { from 10.0.0.1-fd00::1; }
+`,
+    exit: 2,
+    expected: `p.dw:2:15: error: range '10.0.0.1-fd00::1' mixes IPv4 and IPv6
+2 | zone z { from 10.0.0.1-fd00::1; }
+  |               ^^^^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "forward to an unknown zone",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; }
+forward lan to wna;
+`,
+    exit: 2,
+    expected: `p.dw:3:16: error: unknown zone 'wna'
+3 | forward lan to wna;
+  |                ^^^
+  = help: declared zones: 'any', 'lan'
+`,
+  },
+  {
+    name: "host rule with an unknown zone",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+host { allow admn tcp 22; }
+`,
+    exit: 2,
+    expected: `p.dw:2:14: error: unknown zone 'admn'
+2 | host { allow admn tcp 22; }
+  |              ^^^^
+  = help: declared zones: 'any'
+`,
+  },
+  {
+    name: "forward to a zone without interface",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; }
+zone admin { from 203.0.113.7; }
+forward lan to admin;
+`,
+    exit: 2,
+    expected: `p.dw:4:16: error: 'forward … to admin' needs a zone with an interface to send through
+4 | forward lan to admin;
+  |                ^^^^^
+  = help: add 'interface NAME;' to zone 'admin'
+p.dw:3:6: note: zone 'admin' is declared here
+3 | zone admin { from 203.0.113.7; }
+  |      ^^^^^
+`,
+  },
+  {
+    name: "network without subnet",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; }
+`,
+    exit: 2,
+    expected: `p.dw:2:9: error: network 'app' has no subnet
+2 | network app { bridge br-app; }
+  |         ^^^
+  = help: add its address range, e.g. subnet 172.20.0.0/16;
+`,
+  },
+  {
+    name: "subnet with host bits",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; subnet 172.20.0.1/16; }
+`,
+    exit: 2,
+    expected: `p.dw:2:37: error: subnet 172.20.0.1/16 has host bits set
+2 | network app { bridge br-app; subnet 172.20.0.1/16; }
+  |                                     ^^^^^^^^^^^^^
+  = help: did you mean 172.20.0.0/16?
+`,
+  },
+  {
+    name: "option given twice",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; bridge br-x; subnet 172.20.0.0/16; }
+`,
+    exit: 2,
+    expected: `p.dw:2:30: error: 'bridge' is given twice in network 'app'
+2 | network app { bridge br-app; bridge br-x; subnet 172.20.0.0/16; }
+  |                              ^^^^^^
+  = help: keep one of them
+p.dw:2:15: note: first given here
+2 | network app { bridge br-app; bridge br-x; subnet 172.20.0.0/16; }
+  |               ^^^^^^
+`,
+  },
+  {
+    name: "bad publish spec",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridge 172.17.0.2; publish 8080; }
+`,
+    exit: 2,
+    expected: `p.dw:2:50: error: '8080' is not a publish spec
+2 | container a { network bridge 172.17.0.2; publish 8080; }
+  |                                                  ^^^^
+  = help: write [HOSTADDR:]HOSTPORT:CONTAINERPORT[/tcp|/udp], e.g. 8080:80 or 127.0.0.1:9000:9000/tcp
+`,
+  },
+  {
+    name: "bad protocol",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridge 172.17.0.2; publish 8080:80/tpc; }
+`,
+    exit: 2,
+    expected: `p.dw:2:58: error: unknown protocol 'tpc'
+2 | container a { network bridge 172.17.0.2; publish 8080:80/tpc; }
+  |                                                          ^^^
+  = help: use /tcp or /udp
+`,
+  },
+  {
+    name: "icmp with ports",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+host { allow any icmp 8; }
+`,
+    exit: 2,
+    expected: `p.dw:2:23: error: icmp has no ports
+2 | host { allow any icmp 8; }
+  |                       ^
+  = help: write: allow ZONE icmp;
+`,
+  },
+  {
+    name: "container on no network",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { publish 8080:80; }
+`,
+    exit: 2,
+    expected: `p.dw:2:11: error: container 'a' is on no network
+2 | container a { publish 8080:80; }
+  |           ^
+  = help: add the network and the address Docker gives it, e.g. network bridge 172.17.0.2;
+`,
+  },
+  {
+    name: "every value error is reported",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridge 172.17.0.300; publish 99999:80; }
+network app { bridge br-app; subnet 10.0.0.0/33; masq off; }
+`,
+    exit: 2,
+    expected: `p.dw:2:39: error: '300' in IPv4 address '172.17.0.300': each part must be 0 to 255
+2 | container a { network bridge 172.17.0.300; publish 99999:80; }
+  |                                       ^^^
+p.dw:2:52: error: port 99999 is out of range
+2 | container a { network bridge 172.17.0.300; publish 99999:80; }
+  |                                                    ^^^^^
+  = help: a port is a number from 1 to 65535
+p.dw:3:46: error: prefix length '33' must be a number from 0 to 32
+3 | network app { bridge br-app; subnet 10.0.0.0/33; masq off; }
+  |                                              ^^
+p.dw:3:50: error: unknown option 'masq' in network 'app'
+3 | network app { bridge br-app; subnet 10.0.0.0/33; masq off; }
+  |                                                  ^^^^
+  = help: did you mean 'masquerade'?
+`,
+  },
+  {
+    name: "every check error is reported",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container a { network bridg 172.17.0.2; }
+container b { network bridge 172.17.0.2; publish 8080:80; }
+allow lan to b:80;
+`,
+    exit: 2,
+    expected: `p.dw:2:23: error: unknown network 'bridg'
+2 | container a { network bridg 172.17.0.2; }
+  |                       ^^^^^
+  = help: did you mean 'bridge'?
+p.dw:4:7: error: unknown zone 'lan'
+4 | allow lan to b:80;
+  |       ^^^
+  = help: declared zones: 'any'
+p.dw:4:14: error: container 'b' does not publish port 80
+4 | allow lan to b:80;
+  |              ^^^^
+  = help: allow names host ports; 'b' publishes 8080/tcp
+p.dw:3:11: note: 'b' is declared here
+3 | container b { network bridge 172.17.0.2; publish 8080:80; }
+  |           ^
+`,
+  },
+  {
+    name: "unsupported version",
+    input: `docker { version 19.03; userland-proxy off; published open; }
+`,
+    exit: 2,
+    expected: `p.dw:1:18: error: Docker 19.03 is not supported
+1 | docker { version 19.03; userland-proxy off; published open; }
+  |                  ^^^^^
+  = help: dockwall knows the chain layouts of dockerd 20.10 to 29
+`,
+  },
+  {
+    name: "published port that no allow names",
+    input: `docker { version 20.10; userland-proxy off; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+`,
+    exit: 0,
+    expected: `p.dw:2:52: warning: no allow names web:8080/tcp, so it is unreachable from outside the host (published closed)
+2 | container web { network bridge 172.17.0.2; publish 8080:80; }
+  |                                                    ^^^^^^^
+  = help: add e.g. 'allow lan to web:8080;', or set 'published open;' in the docker block for Docker's behaviour
+`,
+  },
+  {
+    name: "iptables off with userland-proxy on",
+    input: `docker { version 20.10; iptables off; published open; }
+`,
+    exit: 0,
+    expected: `p.dw:1:25: warning: with iptables off and userland-proxy on, dockerd still runs docker-proxy on 0.0.0.0 and :: for every published port
+1 | docker { version 20.10; iptables off; published open; }
+  |                         ^^^^^^^^
+  = help: dockwall filters those ports in INPUT as well, so 'allow' and 'published' hold for the proxy path too; but the proxy hides the client's address from the container. Set "userland-proxy": false in daemon.json and 'userland-proxy off;' here to keep it
+`,
+  },
+  {
+    name: "no version",
+    input: `docker { userland-proxy off; }
+`,
+    exit: 0,
+    expected: `p.dw:1:1: warning: no Docker version given; assuming the newest supported (29.7.2)
+1 | docker { userland-proxy off; }
+  | ^^^^^^
+  = help: write the dockerd release this host runs, e.g. docker { version 20.10; } ('dockerd --version' tells)
+`,
+  },
+];

@@ -1,0 +1,24 @@
+// The checker's table: each bad input, run through `dockwall check`, prints exactly the
+// expected diagnostics and exits as expected.
+import { expect, test } from "vitest";
+import { run } from "../../src/cli.js";
+import { memoryIo } from "../support/io.js";
+import { cases } from "./cases.js";
+
+test.each(cases)("$name", async (c) => {
+  const io = memoryIo({ "p.dw": c.input });
+  const code = await run(["check", "p.dw"], io);
+  const errors = (c.expected.match(/: error: /g) ?? []).length;
+  const summary = code === 2 ? `dockwall: ${errors} error${errors === 1 ? "" : "s"}; nothing was written\n` : "";
+  expect(io.err.join("")).toBe(c.expected + summary);
+  expect(code).toBe(c.exit);
+  expect(io.out).toEqual([]);
+});
+
+test("the table covers every diagnostic code the checker can emit for bad input", async () => {
+  const { compile } = await import("../../src/compile.js");
+  const codes = new Set(cases.flatMap((c) => compile(c.input, { checkOnly: true }).diagnostics.map((d) => d.code)));
+  for (const code of ["syntax", "bad-value", "unknown-name", "duplicate-name", "duplicate-address", "duplicate-publish", "outside-subnet", "reserved-address", "overlapping-subnets", "unknown-option", "not-published", "family-mismatch", "no-interface", "unreachable-port", "proxy-with-iptables-off", "no-version"]) {
+    expect(codes, code).toContain(code);
+  }
+});

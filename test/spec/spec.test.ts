@@ -1,0 +1,49 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, test } from "vitest";
+import { compile, FORMATS } from "../../src/compile.js";
+import { formatDiagnostics } from "../../src/diagnostics.js";
+import { run } from "../../src/cli.js";
+import { memoryIo } from "../support/io.js";
+
+const dir = new URL(".", import.meta.url).pathname;
+const files = readdirSync(dir).filter((f) => /^\d\d-.*\.dw$/.test(f)).sort();
+const snippets = files.filter((f) => !f.includes("whole-example"));
+
+describe("reference snippets, each with the ones before it", () => {
+  test("there are six snippets and one whole example", () => {
+    expect(snippets).toHaveLength(6);
+    expect(files).toContain("08-whole-example.dw");
+  });
+  snippets.forEach((f, i) => {
+    test(f, () => {
+      const text = snippets.slice(0, i + 1).map((s) => readFileSync(join(dir, s), "utf8")).join("\n");
+      const r = compile(text, { checkOnly: true });
+      const errors = r.diagnostics.filter((d) => d.severity === "error");
+      expect(errors, formatDiagnostics(r.diagnostics, f, text)).toEqual([]);
+      expect(r.ok).toBe(true);
+    });
+  });
+});
+
+describe("the whole example", () => {
+  const text = readFileSync(join(dir, "08-whole-example.dw"), "utf8");
+  for (const format of FORMATS) {
+    test(`compiles to ${format}`, () => {
+      const r = compile(text, { format });
+      expect(r.ok, formatDiagnostics(r.diagnostics, "x", text)).toBe(true);
+      expect(r.output!.length).toBeGreaterThan(100);
+    });
+  }
+});
+
+test("the command-line block names only commands and options the CLI has", async () => {
+  const block = readFileSync(join(dir, "07-cli.txt"), "utf8");
+  for (const line of block.split("\n").filter((l) => l.startsWith("dockwall "))) {
+    const cmd = line.split(/\s+/)[1]!;
+    const io = memoryIo({});
+    expect(await run([cmd, "--help"], io)).toBe(0);
+    const help = io.out.join("");
+    for (const opt of line.replace(/#.*/, "").match(/--[a-z-]+|-o\b/g) ?? []) expect(help, `${cmd} --help lacks ${opt}`).toContain(opt);
+  }
+});
