@@ -14,8 +14,8 @@ export interface Generated {
   preserve: Partial<Record<Family, Partial<Record<string, string[]>>>>;
 }
 
-/** Docker's chains that dockwall must not touch when dockerd manages iptables (legacy layout). */
-const DOCKER_OWNED = { filter: ["FORWARD", "DOCKER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"], nat: ["PREROUTING", "OUTPUT", "POSTROUTING", "DOCKER"] };
+/** filter chains that dockwall leaves as they are when dockerd manages iptables (legacy layout). */
+const DOCKER_FILTER_CHAINS = ["DOCKER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"];
 
 function dockerWrites(p: Policy, family: Family): boolean {
   return family === 4 || ip6tablesOn(p);
@@ -80,7 +80,9 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"]): Rul
     if (owned.proxy) filter.chain(PROXY_CHAIN).rules = owned.proxy;
     filter.append("INPUT", ...owned.input.rules);
   }
-  if (dockerWrites(p, family)) preserve[family] = { filter: DOCKER_OWNED.filter, nat: DOCKER_OWNED.nat };
+  // ferm flushes every chain of a table it writes, unless told to @preserve it: keep all
+  // of filter that is not ours (the nat table is not written at all).
+  preserve[family] = { filter: ["FORWARD", "OUTPUT", ...(dockerWrites(p, family) ? DOCKER_FILTER_CHAINS : [])] };
   const t = filter.build();
   return { family, tables: t.chains.length ? [t] : [], scope: "owned" };
 }

@@ -28,7 +28,7 @@ export const daemonSettings: Check = (ctx) => {
   if (!d.iptables && d.userlandProxy) {
     const at = d.spans["userland-proxy"] ?? d.spans["iptables"] ?? d.span ?? startOfFile;
     ctx.problems.warning("proxy-with-iptables-off", at, `with iptables off and userland-proxy on, dockerd still runs docker-proxy on 0.0.0.0 and :: for every published port`, {
-      help: `dockwall filters those ports in INPUT as well, so 'allow' and 'published' hold for the proxy path too; but the proxy hides the client's address from the container. Set "userland-proxy": false in daemon.json and 'userland-proxy off;' here to keep it`,
+      help: `dockwall guards that path in INPUT too (chain DOCKWALL-PROXY), so 'allow' and 'published' hold for it; but a proxied connection reaches the container from the bridge's address, not the client's. For real client addresses set "userland-proxy": false in daemon.json and 'userland-proxy off;' here`,
     });
   }
   if (!d.version) {

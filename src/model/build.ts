@@ -339,6 +339,15 @@ const hostSettings: Record<string, SettingDef<HostBlock>> = {
   },
 };
 
+/** The settings each block accepts (for the grammar summary and its test). */
+export const settingNames: Record<string, string[]> = {
+  docker: Object.keys(dockerSettings),
+  zone: Object.keys(zoneSettings),
+  network: Object.keys(networkSettings),
+  container: Object.keys(containerSettings),
+  host: Object.keys(hostSettings),
+};
+
 export interface BuildResult {
   policy: Policy;
   problems: Problems;

@@ -421,6 +421,10 @@ class LabImpl implements Lab {
     this.lan = createNetns('-l');
     this.nets.push(this.lan);
     const H = this.host;
+    // No IPv6 duplicate address detection in the host ns: otherwise the bridge addresses
+    // Docker assigns (e.g. 2001:db8:1::1) stay "tentative" for 1-2 s after start-up and
+    // IPv6 through the bridges fails in the meantime.
+    this.ns(H, ['sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
     const links: [Netns, string, string, string, string, string][] = [
       [this.wan, 'eth0', ADDR.hostWan, ADDR.wan, ADDR.hostWan6, ADDR.wan6],
       [this.lan, 'eth1', ADDR.hostLan, ADDR.lan, ADDR.hostLan6, ADDR.lan6],
@@ -457,11 +461,6 @@ class LabImpl implements Lab {
       this.spawnListener(C, ['socat', '-T1', `UDP4-RECVFROM:${ADDR.egressUdp},fork,reuseaddr`, `EXEC:${udpreply} ${name}`]);
       if (linkV6) this.spawnListener(C, ['socat', '-T1', `UDP6-RECVFROM:${ADDR.egressUdp},fork,reuseaddr,ipv6only=1`, `EXEC:${udpreply} ${name}`]);
     }
-
-    // No IPv6 duplicate address detection in the host ns: otherwise the bridge addresses
-    // Docker assigns (e.g. 2001:db8:1::1) stay "tentative" for 1-2 s after start-up and
-    // IPv6 through the bridges fails in the meantime.
-    this.ns(H, ['sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
 
     // --- dockerd
     const cfg: Record<string, unknown> = { iptables: false, ip6tables: false, 'shutdown-timeout': 2 };
@@ -546,12 +545,16 @@ class LabImpl implements Lab {
     if (spec.ipv6 || linkV6 || (spec.networks ?? []).some((n) => n.subnet6)) await this.waitForNoTentative();
   }
 
-  /** Wait until no IPv6 address in the host ns or a container is tentative (DAD pending). */
+  /** Wait until no IPv6 address in the host ns, and no global one in a container, is
+   *  tentative (DAD pending; the containers' link-local addresses do not matter). */
   private async waitForNoTentative(): Promise<void> {
-    const paths = [this.host.path, ...Object.values(this.containers).map((c) => `/proc/${c.pid}/ns/net`)];
+    const paths: [string, string[]][] = [
+      [this.host.path, []],
+      ...Object.values(this.containers).map((c): [string, string[]] => [`/proc/${c.pid}/ns/net`, ['scope', 'global']]),
+    ];
     const deadline = Date.now() + 10_000;
-    for (const p of paths) {
-      while ((await runAsync(['nsenter', `--net=${p}`, 'ip', '-6', 'addr', 'show', 'tentative'])).stdout.trim()) {
+    for (const [p, scope] of paths) {
+      while ((await runAsync(['nsenter', `--net=${p}`, 'ip', '-6', 'addr', 'show', 'tentative', ...scope])).stdout.trim()) {
         if (Date.now() > deadline) throw new Error(`IPv6 addresses still tentative in ${p}`);
         await sleep(50);
       }
