@@ -687,7 +687,7 @@ container web { network bridge 172.17.0.2; publish 8080:80; }
     expected: `p.dw:1:25: warning: with iptables off and userland-proxy on, dockerd still runs docker-proxy on 0.0.0.0 and :: for every published port
 1 | docker { version 20.10; iptables off; published open; }
   |                         ^^^^^^^^
-  = help: dockwall filters those ports in INPUT as well, so 'allow' and 'published' hold for the proxy path too; but the proxy hides the client's address from the container. Set "userland-proxy": false in daemon.json and 'userland-proxy off;' here to keep it
+  = help: dockwall guards that path in INPUT too (chain DOCKWALL-PROXY), so 'allow' and 'published' hold for it; but a proxied connection reaches the container from the bridge's address, not the client's. For real client addresses set "userland-proxy": false in daemon.json and 'userland-proxy off;' here
 `,
   },
   {
