@@ -50,6 +50,8 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
   const header = headerLines(built.policy, options.file, format);
   let output: string;
   if (format === "ferm") {
+    // A family with nothing to write is left out, unless ferm must be told to preserve its
+    // tables (ferm resets every table of a domain it is given).
     const rulesets = [generated.rulesets[4], generated.rulesets[6]].filter((r) => r.tables.length > 0);
     output = renderFerm({ rulesets, preserve: generated.preserve, header });
   } else {

@@ -80,9 +80,15 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"]): Rul
     if (owned.proxy) filter.chain(PROXY_CHAIN).rules = owned.proxy;
     filter.append("INPUT", ...owned.input.rules);
   }
-  // ferm flushes every chain of a table it writes, unless told to @preserve it: keep all
-  // of filter that is not ours (the nat table is not written at all).
-  preserve[family] = { filter: ["FORWARD", "OUTPUT", ...(dockerWrites(p, family) ? DOCKER_FILTER_CHAINS : [])] };
+  // ferm resets every table that exists in the kernel, not only those it is given: keep
+  // (@preserve) every chain that is not ours, in every table Docker or the host may use.
+  const docker = dockerWrites(p, family);
+  preserve[family] = {
+    raw: ["PREROUTING", "OUTPUT"],
+    mangle: ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+    filter: ["FORWARD", "OUTPUT", ...(docker ? DOCKER_FILTER_CHAINS : []), ...(owned.input ? [] : ["INPUT"])],
+    nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", ...(docker ? ["DOCKER"] : [])],
+  };
   const t = filter.build();
   return { family, tables: t.chains.length ? [t] : [], scope: "owned" };
 }

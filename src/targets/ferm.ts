@@ -35,6 +35,10 @@ export function fermRule(r: Rule): string {
   return parts.join(" ") + ";";
 }
 
+function fermList(items: string[]): string {
+  return items.length > 1 ? `(${items.join(" ")})` : (items[0] ?? "");
+}
+
 interface Group {
   comment: string;
   rules: string[];
@@ -51,6 +55,8 @@ function groups(c: Chain): Group[] {
   return out;
 }
 
+const TABLE_ORDER = ["raw", "mangle", "filter", "nat"];
+
 export interface FermInput {
   rulesets: Ruleset[];
   /** Chains to keep as they are in the live kernel (`@preserve`), per family and table. */
@@ -59,18 +65,26 @@ export interface FermInput {
 }
 
 export function renderFerm(input: FermInput): string {
-  const domains = input.rulesets.map((rs) => ({
-    name: rs.family === 4 ? "ip" : "ip6",
-    tables: rs.tables.map((t) => ({
-      name: t.name,
-      preserve: input.preserve?.[rs.family]?.[t.name] ?? [],
-      chains: t.chains.map((c) => ({
-        name: c.name,
-        policy: c.builtin ? (c.policy ?? "ACCEPT") : "",
-        empty: c.rules.length === 0 && !(c.builtin && rs.scope === "owned"),
-        groups: groups(c),
-      })),
-    })),
-  }));
+  const domains = input.rulesets.map((rs) => {
+    const preserve = input.preserve?.[rs.family] ?? {};
+    const names = TABLE_ORDER.filter((n) => rs.tables.some((t) => t.name === n) || preserve[n]?.length);
+    return {
+      name: rs.family === 4 ? "ip" : "ip6",
+      tables: names.map((name) => {
+        const t = rs.tables.find((x) => x.name === name);
+        return {
+          name,
+          // `chain (A B C) @preserve;` keeps chains dockwall does not own as the kernel has them.
+          preserve: fermList(preserve[name] ?? []),
+          chains: (t?.chains ?? []).map((c) => ({
+            name: c.name,
+            policy: c.builtin ? (c.policy ?? "ACCEPT") : "",
+            empty: c.rules.length === 0,
+            groups: groups(c),
+          })),
+        };
+      }),
+    };
+  });
   return templates.ferm({ header: input.header, domains });
 }

@@ -27,8 +27,8 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createNetns, deleteNetns, describeIf, kernelSupport, type Family, type Netns, type Support } from './kernel.ts';
-import { cgiId, IMAGE_REF, imageTarball, UDPREPLY_SH } from './image.ts';
+import { createNetns, deleteNetns, describeIf, kernelSupport, type Family, type Netns, type Support } from './kernel.js';
+import { cgiId, IMAGE_REF, imageTarball, UDPREPLY_SH } from './image.js';
 import {
   baseEnv,
   cleanupLeftovers,
@@ -43,7 +43,7 @@ import {
   sleep,
   which,
   type RunResult,
-} from './proc.ts';
+} from './proc.js';
 
 // ------------------------------------------------------------------ types ----
 
@@ -136,6 +136,9 @@ export interface Lab {
   load(v4: string, v6?: string): void;
   /** Same with --noflush. */
   loadNoflush(v4: string, v6?: string): void;
+  /** Empty every existing table of both families (builtin chains ACCEPT, no user chains).
+   *  load() only replaces the tables its text names - as iptables-restore does on a host. */
+  reset(): void;
   /** iptables-save of the host ns (normalised like the corpus). */
   save(family: Family): string;
   /** Replace `br-{NAME}` (the corpus' *.norm form) by the lab's bridge of network NAME. */
@@ -613,6 +616,21 @@ class LabImpl implements Lab {
 
   loadNoflush(v4: string, v6?: string): void {
     this.restore(v4, v6, true);
+  }
+
+  reset(): void {
+    this.check();
+    for (const fam of [4, 6] as const) {
+      const text = this.host
+        .save(fam)
+        .split('\n')
+        .filter((l) => l.startsWith('*') || l === 'COMMIT' || (l.startsWith(':') && !/ - \[/.test(l)))
+        .map((l) => (l.startsWith(':') ? l.replace(/ \S+ \[0:0\]$/, ' ACCEPT [0:0]') : l))
+        .join('\n');
+      if (!text.trim()) continue;
+      const r = this.host.restore(fam, text + '\n');
+      if (!r.ok) throw new Error(`reset of IPv${fam} tables failed:\n${r.stderr.trim()}`);
+    }
   }
 
   private restore(v4: string, v6: string | undefined, noflush: boolean): void {

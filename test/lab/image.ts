@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { OWNER, removeDir, run, runOk, which } from './proc.ts';
+import { OWNER, removeDir, run, runOk, which } from './proc.js';
 
 export const IMAGE_REF = 'dwt-bb:1';
 

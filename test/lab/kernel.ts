@@ -9,7 +9,7 @@ import { describe, it } from 'vitest';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { cleanupLeftovers, netnsList, OWNER, removeDir, run, uniqueName, which, type RunResult } from './proc.ts';
+import { cleanupLeftovers, netnsList, OWNER, removeDir, run, uniqueName, which, type RunResult } from './proc.js';
 
 export type Support = { ok: true } | { ok: false; reason: string };
 export type Family = 4 | 6;

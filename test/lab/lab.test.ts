@@ -3,9 +3,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describeKernel, fermCompile, ownNetns, splitFermLines, withScratchNetns } from './kernel.ts';
-import { ADDR, describeDocker, parseReach, probeMatrix, startLab, type Lab } from './dockerlab.ts';
-import { OWNER, pidsWithCmdline } from './proc.ts';
+import { describeKernel, fermCompile, ownNetns, splitFermLines, withScratchNetns } from './kernel.js';
+import { ADDR, describeDocker, parseReach, probeMatrix, startLab, type Lab } from './dockerlab.js';
+import { OWNER, pidsWithCmdline } from './proc.js';
 
 const fixture = (p: string) => readFileSync(fileURLToPath(new URL(`./fixtures/${p}`, import.meta.url)), 'utf8');
 /** Non-comment lines of an oracle reach*.txt. */
@@ -173,6 +173,16 @@ describeDocker('packet lab: publish-tcp (docker run -d --name web -p 8080:80)', 
       expect(await probeMatrix(lab, parseReach(fixture('publish-tcp/reach.iptables-false-empty.txt')))).toEqual(expected);
       // finding (1), IPv6 side: the [::] proxy answers over IPv6 although no ip6tables rule exists
       expect(await lab.probe('wan', ADDR.hostWan6, 8080, 'tcp')).toMatchObject({ open: true, answeredBy: 'web', clientAddr: ADDR.bridgeGw });
+      // reset() empties every table; load() only replaces the tables it names
+      lab.load(fixture('publish-tcp/iptables.v4'));
+      lab.load('*filter\n:FORWARD DROP [0:0]\nCOMMIT\n');
+      expect(lab.save(4)).toContain('-j DNAT --to-destination 172.17.0.2:80'); // nat kept
+      lab.reset();
+      expect(lab.save(4)).toBe(
+        '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' +
+          '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n',
+      );
+      expect(lab.save(6)).toBe('');
       // a port nobody listens on is closed, quickly
       expect(await lab.probe('wan', ADDR.hostWan, 8081, 'tcp')).toEqual({ open: false });
       expect(await lab.probe('wan', ADDR.hostWan, 8081, 'udp')).toEqual({ open: false });

@@ -55,3 +55,24 @@ export function canonicalRuns(s: Saved): Saved {
   }
   return out;
 }
+
+/**
+ * iptables-save text as comparable data: tables → chain policies and rules, with
+ * `omit` chains left out and tables that hold nothing (built-ins at ACCEPT, no rules)
+ * dropped, so an untouched table and an absent one compare equal.
+ */
+export function canonicalSave(text: string, omit: string[] = []): Saved {
+  const s = canonicalRuns(parseSave(text));
+  const out: Saved = {};
+  for (const [name, t] of Object.entries(s)) {
+    const chains = Object.fromEntries(Object.entries(t.chains).filter(([c]) => !omit.includes(c)));
+    const rules = Object.fromEntries(
+      Object.entries(t.rules)
+        .filter(([c]) => !omit.includes(c))
+        .map(([c, rs]) => [c, rs.filter((r) => !omit.some((o) => r.endsWith(`-j ${o}`)))]),
+    );
+    const empty = Object.values(chains).every((p) => p === "ACCEPT") && Object.values(rules).every((r) => r.length === 0) && Object.keys(chains).every((c) => ["INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"].includes(c));
+    if (!empty) out[name] = { chains, rules };
+  }
+  return out;
+}
