@@ -31,6 +31,8 @@ interface Loaded {
 }
 
 function load(io: Io, path: string): Loaded | number {
+  // yargs hands a lone "-" positional over as "".
+  if (path === "") path = "-";
   try {
     return { text: path === "-" ? io.readStdin() : io.readFile(path), file: path === "-" ? "<stdin>" : path };
   } catch (e) {

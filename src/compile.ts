@@ -1,6 +1,7 @@
 // The pure pipeline: parse → build model → check → generate → render. No I/O here;
 // the CLI reads files, prints diagnostics and writes output.
-import type { Diagnostic } from "./diagnostics.js";
+import { Problems, startOfFile, type Diagnostic } from "./diagnostics.js";
+import { layoutFor, layouts, NEWEST } from "./docker/layouts.js";
 import { parse } from "./parse.js";
 import { buildModel } from "./model/build.js";
 import { check } from "./check/index.js";
@@ -45,6 +46,16 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
   if (!stage(checked)) return { ok: false, diagnostics, policy: built.policy };
   if (options.checkOnly) return { ok: true, diagnostics, policy: built.policy };
 
+  const layout = layoutFor(built.policy.docker.version?.value);
+  if (!layout) {
+    const d = built.policy.docker;
+    const problems = new Problems();
+    problems.error("unsupported-layout", d.version?.span ?? d.span ?? startOfFile, `dockwall cannot yet reproduce the chains of Docker ${d.version ? d.version.value.text : `${NEWEST.text} (the newest, assumed because no version is given)`}`, {
+      help: `it reproduces dockerd ${layouts.map((l) => l.covers).join(", ")}; write the release this host runs, e.g. docker { version 20.10; }`,
+    });
+    stage({ problems });
+    return { ok: false, diagnostics, policy: built.policy };
+  }
   const generated = generate(built.policy);
   const format = options.format ?? "ferm";
   const header = headerLines(built.policy, options.file, format);

@@ -1,0 +1,106 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, test } from "vitest";
+import { run } from "../../src/cli.js";
+import { compile } from "../../src/compile.js";
+import { memoryIo } from "../support/io.js";
+import { root } from "../support/policies.js";
+
+const good = `docker { version 20.10; userland-proxy off; }\nzone lan { interface eth1; }\ncontainer web { network bridge 172.17.0.2; publish 8080:80; }\nallow lan to web:8080;\n`;
+const bad = `docker { version 20.10; }\ncontainer web { network bridge 172.17.0.300; }\n`;
+
+describe("in process", () => {
+  test("compile writes ferm to stdout by default", async () => {
+    const io = memoryIo({ "p.dw": good });
+    expect(await run(["compile", "p.dw"], io)).toBe(0);
+    expect(io.out.join("")).toBe(compile(good, { file: "p.dw" }).output);
+    expect(io.out.join("")).toContain("domain ip {");
+    expect(io.err).toEqual([]);
+  });
+
+  test("--format and -o", async () => {
+    const io = memoryIo({ "p.dw": good });
+    expect(await run(["compile", "p.dw", "--format", "iptables", "-o", "rules.v4"], io)).toBe(0);
+    expect(io.files.get("rules.v4")).toContain("*filter");
+    expect(io.out).toEqual([]);
+  });
+
+  test("an error: exit 2, diagnostics on stderr, nothing written", async () => {
+    const io = memoryIo({ "p.dw": bad });
+    expect(await run(["compile", "p.dw", "-o", "out.ferm"], io)).toBe(2);
+    expect(io.files.has("out.ferm")).toBe(false);
+    expect(io.out).toEqual([]);
+    expect(io.err.join("")).toMatch(/^p\.dw:2:41: error: '300' in IPv4 address/);
+    expect(io.err.join("")).toContain("out.ferm was not written");
+  });
+
+  test("policy from standard input", async () => {
+    const io = memoryIo({ "-": good });
+    expect(await run(["check", "-"], io)).toBe(0);
+    const io2 = memoryIo({ "-": bad });
+    expect(await run(["check", "-"], io2)).toBe(2);
+    expect(io2.err.join("")).toMatch(/^<stdin>:2:41: error:/);
+  });
+
+  test("a missing file", async () => {
+    const io = memoryIo({});
+    expect(await run(["check", "nope.dw"], io)).toBe(2);
+    expect(io.err.join("")).toBe("dockwall: cannot read nope.dw: no such file\n");
+  });
+
+  test("usage errors exit 2", async () => {
+    for (const argv of [[], ["frobnicate"], ["compile"], ["compile", "p.dw", "--format", "nft"], ["check", "p.dw", "--bogus"]]) {
+      const io = memoryIo({ "p.dw": good });
+      expect(await run(argv, io), argv.join(" ")).toBe(2);
+      expect(io.err.join(""), argv.join(" ")).toMatch(/^dockwall: /);
+    }
+  });
+
+  test("--help lists every command and the exit codes; --version prints the version", async () => {
+    const io = memoryIo({});
+    expect(await run(["--help"], io)).toBe(0);
+    const help = io.out.join("");
+    for (const s of ["compile <policy>", "diff <policy>", "check <policy>", "Exit codes: 0", "1 diff found differences", "2 the input is wrong"]) expect(help).toContain(s);
+    const v = memoryIo({});
+    expect(await run(["--version"], v)).toBe(0);
+    expect(v.out.join("")).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version + "\n");
+  });
+});
+
+describe("the installed command (bin/dockwall.js, the bundle)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "dockwall-cli-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const bin = join(root, "bin/dockwall.js");
+  const sh = (args: string[], input?: string) => spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", input, cwd: dir });
+
+  test("is built", () => {
+    expect(existsSync(join(root, "dist/dockwall.mjs")), "run npm run build").toBe(true);
+  });
+
+  test("compiles the shipped example like compile() does", () => {
+    const r = sh(["compile", join(root, "examples/web-host.dw"), "-f", "iptables"]);
+    expect(r.status).toBe(0);
+    const text = readFileSync(join(root, "examples/web-host.dw"), "utf8");
+    expect(r.stdout).toBe(compile(text, { format: "iptables", file: join(root, "examples/web-host.dw") }).output);
+  });
+
+  test("writes no file on error and exits 2", () => {
+    writeFileSync(join(dir, "bad.dw"), bad);
+    const r = sh(["compile", "bad.dw", "-o", "out.ferm"]);
+    expect(r.status).toBe(2);
+    expect(existsSync(join(dir, "out.ferm"))).toBe(false);
+    expect(r.stderr.split("\n")[0]).toBe("bad.dw:2:41: error: '300' in IPv4 address '172.17.0.300': each part must be 0 to 255");
+    expect(r.stderr.split("\n")[1]).toBe("2 | container web { network bridge 172.17.0.300; }");
+    expect(r.stderr.split("\n")[2]).toBe("  |                                         ^^^");
+  });
+
+  test("-o replaces the file whole", () => {
+    writeFileSync(join(dir, "good.dw"), good);
+    writeFileSync(join(dir, "out.v4"), "old");
+    const r = sh(["compile", "good.dw", "-f", "iptables", "-o", "out.v4"]);
+    expect(r.status).toBe(0);
+    expect(readFileSync(join(dir, "out.v4"), "utf8")).toContain("*filter");
+  });
+});
