@@ -145,6 +145,8 @@ export interface Lab {
   mapBridges(rules: string): string;
   /** Listening sockets in the host ns, e.g. ["tcp 0.0.0.0:8080", "tcp [::]:8080"]. */
   listeners(): string[];
+  /** A service of the host itself (INPUT): tcp PORT answering "tcp NAME <client addr>" like the containers. */
+  serveOnHost(port: number, name: string): Promise<void>;
   /** docker-proxy command lines (children of dockerd), sorted. */
   proxies(): string[];
   probe(from: ProbeFrom, addr: string, port: number, proto: Proto, opts?: ProbeOptions): Promise<ProbeResult>;
@@ -652,6 +654,14 @@ class LabImpl implements Lab {
 
   mapBridges(rules: string): string {
     return rules.replace(/br-\{([^}]+)\}/g, (m, name: string) => this.bridges[name] ?? m);
+  }
+
+  async serveOnHost(port: number, name: string): Promise<void> {
+    const www = join(this.workDir, `host-${name}-${port}`);
+    mkdirSync(join(www, 'cgi-bin'), { recursive: true });
+    writeFileSync(join(www, 'cgi-bin/id'), cgiId(name), { mode: 0o755 });
+    this.spawnListener(this.host, ['busybox', 'httpd', '-f', '-p', String(port), '-h', www]);
+    for (let i = 0; i < 50 && !this.listeners().some((l) => l.endsWith(`:${port}`)); i++) await sleep(20);
   }
 
   listeners(): string[] {

@@ -1,0 +1,326 @@
+// Reading iptables-save (or iptables-restore) text, and putting each rule in one canonical
+// spelling, so that two texts that the kernel would load to the same state compare equal:
+// long and short options (as ferm and iptables write them), implicit `-m tcp`/`-m udp`,
+// `/32` and `/128`, host bits, `!` before or after the option, counters, comments,
+// quoting, and the order of matches and of options within a match.
+import ipaddr from "ipaddr.js";
+
+export interface SavedChain {
+  name: string;
+  /** "ACCEPT"/"DROP" for built-in chains, "-" for user chains. */
+  policy: string;
+  /** Canonical rule texts, in order. */
+  rules: string[];
+}
+
+export interface SavedTable {
+  name: string;
+  chains: Map<string, SavedChain>;
+}
+
+export type SavedRuleset = Map<string, SavedTable>;
+
+export class SaveSyntaxError extends Error {
+  constructor(readonly line: number, message: string) {
+    super(`line ${line}: ${message}`);
+  }
+}
+
+/** Splits a rule line into words, honouring "double quotes" and backslash escapes. */
+export function words(line: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let inWord = false;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quoted) {
+      if (c === "\\" && i + 1 < line.length) cur += line[++i];
+      else if (c === '"') quoted = false;
+      else cur += c;
+    } else if (c === '"') {
+      quoted = true;
+      inWord = true;
+    } else if (c === " " || c === "\t") {
+      if (inWord) out.push(cur);
+      cur = "";
+      inWord = false;
+    } else {
+      cur += c === "\\" && i + 1 < line.length ? line[++i] : c;
+      inWord = true;
+    }
+  }
+  if (inWord) out.push(cur);
+  return out;
+}
+
+const SHORT: Record<string, string> = {
+  "--append": "-A", "--source": "-s", "--src": "-s", "--destination": "-d", "--dst": "-d",
+  "--in-interface": "-i", "--out-interface": "-o", "--protocol": "-p", "--jump": "-j", "--goto": "-g",
+  "--match": "-m", "--fragment": "-f", "--set-counters": "-c",
+};
+
+/** Which options belong to which match module (for options that come before their `-m`). */
+const MODULE_OPTIONS: Record<string, string[]> = {
+  tcp: ["dport", "sport", "tcp-flags", "syn", "tcp-option", "destination-port", "source-port"],
+  udp: ["dport", "sport", "destination-port", "source-port"],
+  icmp: ["icmp-type"],
+  icmp6: ["icmpv6-type"],
+  conntrack: ["ctstate", "ctproto", "ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst", "ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldstport", "ctstatus", "ctexpire", "ctdir"],
+  addrtype: ["src-type", "dst-type", "limit-iface-in", "limit-iface-out"],
+  iprange: ["src-range", "dst-range"],
+  multiport: ["sports", "dports", "ports", "source-ports", "destination-ports"],
+  state: ["state"],
+  comment: ["comment"],
+};
+
+const OPTION_ALIASES: Record<string, string> = {
+  "destination-port": "dport", "source-port": "sport", "destination-ports": "dports", "source-ports": "sports",
+  to: "to-destination",
+};
+
+const PROTO_ALIASES: Record<string, string> = {
+  "6": "tcp", "17": "udp", "1": "icmp", "58": "ipv6-icmp", icmpv6: "ipv6-icmp", "ipv6-icmp": "ipv6-icmp",
+  "132": "sctp", TCP: "tcp", UDP: "udp", ICMP: "icmp",
+};
+
+/** The match a protocol's own options live in. */
+const PROTO_MODULE: Record<string, string> = { tcp: "tcp", udp: "udp", icmp: "icmp", "ipv6-icmp": "icmp6", sctp: "sctp" };
+
+const CT_ORDER = ["INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT"];
+
+function canonicalAddress(v: string): string {
+  const slash = v.indexOf("/");
+  const addr = slash < 0 ? v : v.slice(0, slash);
+  if (!ipaddr.isValid(addr)) return v;
+  let ip = ipaddr.parse(addr);
+  if (ip.kind() === "ipv6" && (ip as ipaddr.IPv6).isIPv4MappedAddress() && !addr.includes(":")) ip = (ip as ipaddr.IPv6).toIPv4Address();
+  const bits = ip.kind() === "ipv4" ? 32 : 128;
+  let prefix = bits;
+  if (slash >= 0) {
+    const p = v.slice(slash + 1);
+    if (/^\d+$/.test(p)) prefix = Number(p);
+    else if (ipaddr.isValid(p)) prefix = ipaddr.parse(p).prefixLengthFromSubnetMask() ?? bits;
+  }
+  const bytes = ip.toByteArray();
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    bytes[i]! &= (0xff << (8 - keep)) & 0xff;
+  }
+  return `${ipaddr.fromByteArray(bytes).toString()}/${prefix}`;
+}
+
+function canonicalValue(module: string, opt: string, value: string | undefined): string | undefined {
+  if (value === undefined) return value;
+  if (opt === "ctstate" || opt === "state") {
+    return value.split(",").sort((a, b) => CT_ORDER.indexOf(a) - CT_ORDER.indexOf(b)).join(",");
+  }
+  if (["ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst"].includes(opt)) return canonicalAddress(value);
+  if (module === "tcp" || module === "udp" || module === "multiport") {
+    if (opt === "dport" || opt === "sport" || opt === "dports" || opt === "sports" || opt === "ports") return value.replace(/-/g, ":");
+  }
+  return value;
+}
+
+interface Opt {
+  name: string;
+  value?: string;
+  neg: boolean;
+}
+
+/** Options that take no value. */
+const FLAGS = new Set(["syn", "random", "random-fully", "persistent", "fragment", "log-uid", "log-tcp-sequence", "log-tcp-options", "log-ip-options", "rsource", "rdest", "set", "update", "rcheck", "remove"]);
+
+/** One rule (the words after `-A CHAIN`) in canonical spelling. */
+export function canonicalRule(ws: string[]): string {
+  const base = new Map<string, Opt>();
+  const matches: { module: string; opts: Opt[] }[] = [];
+  let target: string | undefined;
+  let targetFlag = "-j";
+  const targetOpts: Opt[] = [];
+  let current: { module: string; opts: Opt[] } | undefined;
+  let proto: string | undefined;
+  let pendingNeg = false;
+
+  const moduleFor = (name: string): { module: string; opts: Opt[] } => {
+    if (current && (MODULE_OPTIONS[current.module]?.includes(name) ?? !Object.values(MODULE_OPTIONS).flat().includes(name))) return current;
+    const pm = proto ? PROTO_MODULE[proto] : undefined;
+    if (pm && MODULE_OPTIONS[pm]?.includes(name)) {
+      let m = matches.find((x) => x.module === pm);
+      if (!m) matches.push((m = { module: pm, opts: [] }));
+      return m;
+    }
+    const owner = Object.entries(MODULE_OPTIONS).find(([, os]) => os.includes(name));
+    if (owner) {
+      let m = matches.find((x) => x.module === owner[0]);
+      if (!m) matches.push((m = { module: owner[0], opts: [] }));
+      return m;
+    }
+    return current ?? { module: "?", opts: [] };
+  };
+
+  for (let i = 0; i < ws.length; i++) {
+    let w = ws[i]!;
+    if (w === "!") {
+      pendingNeg = true;
+      continue;
+    }
+    w = SHORT[w] ?? w;
+    if (w === "-c") {
+      i += 2; // counters
+      continue;
+    }
+    if (["-s", "-d", "-i", "-o", "-p", "-f"].includes(w)) {
+      let neg = pendingNeg;
+      pendingNeg = false;
+      let value: string | undefined;
+      if (w !== "-f") {
+        value = ws[++i];
+        if (value === "!") {
+          neg = true; // old style: -s ! x
+          value = ws[++i];
+        }
+      }
+      if (w === "-s" || w === "-d") value = canonicalAddress(value!);
+      if (w === "-p") {
+        value = PROTO_ALIASES[value!] ?? value!.toLowerCase();
+        proto = value;
+      }
+      base.set(w, { name: w, value, neg });
+      continue;
+    }
+    if (w === "-m") {
+      const module = ws[++i]!;
+      current = matches.find((m) => m.module === module && m.module !== "comment") ?? undefined;
+      if (!current) matches.push((current = { module, opts: [] }));
+      continue;
+    }
+    if (w === "-j" || w === "-g") {
+      target = ws[++i];
+      targetFlag = w;
+      current = undefined;
+      continue;
+    }
+    if (w.startsWith("--")) {
+      let name = w.slice(2);
+      name = OPTION_ALIASES[name] ?? name;
+      const neg = pendingNeg;
+      pendingNeg = false;
+      let value: string | undefined;
+      const next = ws[i + 1];
+      if (!FLAGS.has(name) && next !== undefined && !(next.startsWith("-") && !/^-\d/.test(next))) {
+        value = ws[++i];
+        if (value === "!") value = ws[++i];
+      }
+      if (target !== undefined) {
+        targetOpts.push({ name, value, neg });
+      } else {
+        const m = moduleFor(name);
+        m.opts.push({ name, value: canonicalValue(m.module, name, value), neg });
+      }
+      continue;
+    }
+    // Anything else: keep it as a bare word on the current match.
+    (current ?? moduleFor(w)).opts.push({ name: w, neg: pendingNeg });
+    pendingNeg = false;
+  }
+
+  // comments do not change what a rule does
+  const kept = matches.filter((m) => m.module !== "comment" && m.opts.length > 0);
+  kept.sort((a, b) => (a.module < b.module ? -1 : a.module > b.module ? 1 : 0));
+  const parts: string[] = [];
+  for (const k of ["-s", "-d", "-i", "-o", "-p", "-f"]) {
+    const o = base.get(k);
+    if (o) parts.push(`${o.neg ? "! " : ""}${k}${o.value !== undefined ? " " + o.value : ""}`);
+  }
+  for (const m of kept) {
+    parts.push(`-m ${m.module}`);
+    for (const o of [...m.opts].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      parts.push(`${o.neg ? "! " : ""}--${o.name}${o.value !== undefined ? " " + o.value : ""}`);
+    }
+  }
+  if (target) {
+    parts.push(`${targetFlag} ${target}`);
+    const tos = [...targetOpts];
+    if (target === "REJECT" && !tos.some((o) => o.name === "reject-with")) tos.push({ name: "reject-with", value: proto === "ipv6-icmp" || ws.join(" ").includes(":") ? "icmp6-port-unreachable" : "icmp-port-unreachable", neg: false });
+    for (const o of tos.sort((a, b) => (a.name < b.name ? -1 : 1))) parts.push(`--${o.name}${o.value !== undefined ? " " + o.value : ""}`);
+  }
+  return parts.join(" ");
+}
+
+/** Parses iptables-save / iptables-restore text. Commands other than -A (-N, -P, -F, -X, -I) are applied too. */
+export function parseSave(text: string): SavedRuleset {
+  const tables: SavedRuleset = new Map();
+  let table: SavedTable | undefined;
+  const lines = text.split("\n");
+  for (let n = 0; n < lines.length; n++) {
+    const line = lines[n]!.trim();
+    if (!line || line.startsWith("#")) continue;
+    if (line.startsWith("*")) {
+      const name = line.slice(1).trim();
+      table = tables.get(name) ?? { name, chains: new Map() };
+      tables.set(name, table);
+      continue;
+    }
+    if (!table) throw new SaveSyntaxError(n + 1, `'${line.slice(0, 40)}' outside a table (a table starts with *filter, *nat, …)`);
+    if (line === "COMMIT") {
+      table = undefined;
+      continue;
+    }
+    if (line.startsWith(":")) {
+      const [name, policy] = line.slice(1).split(/\s+/);
+      const existing = table.chains.get(name!);
+      if (existing) existing.policy = policy ?? "-";
+      else table.chains.set(name!, { name: name!, policy: policy ?? "-", rules: [] });
+      continue;
+    }
+    const ws = words(line);
+    let cmd = SHORT[ws[0]!] ?? ws[0]!;
+    if (cmd === "-c") {
+      ws.splice(0, 3); // [packets:bytes] form handled below; "-c p b -A" form here
+      cmd = SHORT[ws[0]!] ?? ws[0]!;
+    }
+    if (/^\[\d+:\d+\]$/.test(cmd)) {
+      ws.shift();
+      cmd = SHORT[ws[0]!] ?? ws[0]!;
+    }
+    const chainName = ws[1];
+    const chain = (): SavedChain => {
+      if (!chainName) throw new SaveSyntaxError(n + 1, `'${cmd}' without a chain`);
+      let c = table!.chains.get(chainName);
+      if (!c) table!.chains.set(chainName, (c = { name: chainName, policy: "-", rules: [] }));
+      return c;
+    };
+    if (cmd === "-A") chain().rules.push(canonicalRule(ws.slice(2)));
+    else if (cmd === "-I" || cmd === "--insert") {
+      const hasPos = /^\d+$/.test(ws[2] ?? "");
+      chain().rules.splice(hasPos ? Number(ws[2]) - 1 : 0, 0, canonicalRule(ws.slice(hasPos ? 3 : 2)));
+    } else if (cmd === "-F" || cmd === "--flush") {
+      if (chainName) chain().rules = [];
+      else for (const c of table.chains.values()) c.rules = [];
+    } else if (cmd === "-N" || cmd === "--new-chain") chain();
+    else if (cmd === "-X" || cmd === "--delete-chain") {
+      if (chainName) table.chains.delete(chainName);
+    } else if (cmd === "-P" || cmd === "--policy") chain().policy = ws[2] ?? "-";
+    else if (cmd === "-D" || cmd === "--delete") {
+      const c = chain();
+      const r = canonicalRule(ws.slice(2));
+      const i = c.rules.indexOf(r);
+      if (i >= 0) c.rules.splice(i, 1);
+    } else throw new SaveSyntaxError(n + 1, `unknown command '${ws[0]}'`);
+  }
+  return tables;
+}
+
+/** The whole ruleset as canonical text (what tests compare). */
+export function normalise(text: string): string {
+  const out: string[] = [];
+  const tables = [...parseSave(text).values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (const t of tables) {
+    out.push(`*${t.name}`);
+    const chains = [...t.chains.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const c of chains) out.push(`:${c.name} ${c.policy}`);
+    for (const c of chains) for (const r of c.rules) out.push(`-A ${c.name} ${r}`.trimEnd());
+  }
+  return out.join("\n") + "\n";
+}
