@@ -2,10 +2,16 @@
 // writes output; everything it does goes through the `io` it is given, so tests run it
 // in process. Nothing below this file calls process.exit.
 import yargs, { type Argv } from "yargs";
-import { compile, FORMATS, type Format } from "./compile.js";
+import type { CompileOptions, CompileResult } from "./compile.js";
+import { FORMATS, type Format } from "./formats.js";
 import { formatDiagnostics } from "./diagnostics.js";
 import { VERSION } from "./version.js";
-import { runDiff, type DiffIo } from "./live/command.js";
+import type { DiffIo } from "./live/command.js";
+
+/** The compiler is loaded when a command needs it, so that --help starts fast. */
+async function compile(text: string, options: CompileOptions): Promise<CompileResult> {
+  return (await import("./compile.js")).compile(text, options);
+}
 
 export interface Io extends DiffIo {
   stdout: (s: string) => void;
@@ -49,10 +55,10 @@ function colour(io: Io, s: string): string {
     .replace(/^(.*?:\d+:\d+: )note:/gm, "$1\x1b[1;36mnote:\x1b[0m");
 }
 
-function compileCommand(io: Io, args: { policy: string; format: Format; output?: string; checkOnly: boolean }): number {
+async function compileCommand(io: Io, args: { policy: string; format: Format; output?: string; checkOnly: boolean }): Promise<number> {
   const src = load(io, args.policy);
   if (typeof src === "number") return src;
-  const r = compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly });
+  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
@@ -105,7 +111,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .example("$0 compile web.dw --diff", "what would change on this host"),
       async (a) => {
         if (a.diff) code = await diffCommand(io, a);
-        else code = compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false });
+        else code = await compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false });
       },
     )
     .command(
@@ -120,8 +126,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       "check <policy>",
       "check the policy and print every problem, writing nothing",
       (y) => policyArg(y),
-      (a) => {
-        code = compileCommand(io, { policy: a.policy, format: "ferm", checkOnly: true });
+      async (a) => {
+        code = await compileCommand(io, { policy: a.policy, format: "ferm", checkOnly: true });
       },
     )
     .demandCommand(1, "Name a command: compile, diff or check.")
@@ -161,8 +167,9 @@ class UsageError extends Error {}
 async function diffCommand(io: Io, a: { policy: string; live?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean }): Promise<number> {
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
-  const r = compile(src.text, { format: "iptables", file: src.file });
+  const r = await compile(src.text, { format: "iptables", file: src.file });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) return EXIT.error;
+  const { runDiff } = await import("./live/command.js");
   return runDiff(io, r, { live: a.live, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.isTTY });
 }

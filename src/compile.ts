@@ -12,8 +12,8 @@ import type { Policy } from "./model/types.js";
 import { formatVersion } from "./model/values.js";
 import { VERSION } from "./version.js";
 
-export type Format = "ferm" | "iptables" | "ip6tables";
-export const FORMATS: Format[] = ["ferm", "iptables", "ip6tables"];
+import type { Format } from "./formats.js";
+export { FORMATS, type Format } from "./formats.js";
 
 export interface CompileOptions {
   format?: Format;

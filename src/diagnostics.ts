@@ -44,10 +44,11 @@ export class Problems {
   }
 }
 
-export function spanOf(t: { startLine?: number; startColumn?: number; endLine?: number; endColumn?: number; image: string }): Span {
+/** A token's span. Tokens never cross a line, so the end is the start plus the length. */
+export function spanOf(t: { startLine?: number; startColumn?: number; image: string }): Span {
   const line = t.startLine ?? 1;
   const col = t.startColumn ?? 1;
-  return { line, col, endLine: t.endLine ?? line, endCol: (t.endColumn ?? col + t.image.length - 1) + 1 };
+  return { line, col, endLine: line, endCol: col + t.image.length };
 }
 
 /** A span covering `from` to `to`. */

@@ -1,6 +1,6 @@
 // Containers: addresses inside their network, not taken twice; host ports published once.
 import type { Check } from "./context.js";
-import { addressOn, bindings, gatewayOf, isUnspecified, overlaps, publishingNetwork, subnetOf, type Binding } from "../model/derive.js";
+import { addressOn, bindings, gatewayOf, isUnspecified, publishingNetwork, subnetOf, type Binding } from "../model/derive.js";
 import { broadcastOf, cidrContains, formatIp, formatNetwork, networkOf, type Ip } from "../model/values.js";
 import type { Container, Located } from "../model/types.js";
 import type { Span } from "../diagnostics.js";
@@ -91,22 +91,31 @@ function clash(a: Binding, b: Binding): boolean {
 }
 
 export const publishedPorts: Check = (ctx) => {
-  const seen: { c: Container; b: Binding; first: number; last: number }[] = [];
+  // Host port (and protocol) → the publishes that bind it, so a clash is found without
+  // comparing every pair.
+  const byPort = new Map<string, { c: Container; b: Binding }[]>();
   for (const c of ctx.policy.containers) {
     for (const p of c.publishes) {
       const s = p.spec;
       if (s.hostIp?.family === 6 && !c.endpoints.some((e) => e.addresses.some((a) => a.value.family === 6))) {
         ctx.problems.error("family-mismatch", p.span, `'${c.name}' publishes on an IPv6 host address but has no IPv6 address`, { help: `give the container an IPv6 address on an IPv6 network, or publish on an IPv4 address` });
       }
-      const bs = bindings(p);
-      const b0 = bs[0]!;
-      const other = seen.find((x) => overlaps({ from: x.first, to: x.last }, s.host) && clash(x.b, b0));
+      const b0 = bindings(p)[0]!;
+      let other: { c: Container; b: Binding } | undefined;
+      for (let port = s.host.from; port <= s.host.to && !other; port++) other = byPort.get(`${s.proto}/${port}`)?.find((x) => clash(x.b, b0));
       if (other) {
         ctx.problems.error("duplicate-publish", p.span, `host port ${hostIpText(b0)}:${s.host.from === s.host.to ? s.host.from : `${s.host.from}-${s.host.to}`}/${s.proto} is already published by '${other.c.name}'`, {
           help: `Docker would refuse to start '${c.name}' (port is already allocated); publish on another host port`,
           notes: [{ message: `published here`, span: other.b.publish.span }],
         });
-      } else seen.push({ c, b: b0, first: s.host.from, last: s.host.to });
+      } else {
+        for (let port = s.host.from; port <= s.host.to; port++) {
+          const key = `${s.proto}/${port}`;
+          const list = byPort.get(key);
+          if (list) list.push({ c, b: b0 });
+          else byPort.set(key, [{ c, b: b0 }]);
+        }
+      }
     }
     if (c.publishes.length > 0 && c.endpoints.length > 0 && !publishingNetwork(c, ctx.networks) && c.endpoints.every((e) => ctx.networks.has(e.network.name))) {
       ctx.problems.warning("internal-publish", c.publishes[0]!.span, `'${c.name}' is only on internal networks, so Docker publishes none of its ports`, {

@@ -1,20 +1,31 @@
 // allow / forward / host rules: targets that exist and are published, families that can meet.
 import type { Check, CheckContext } from "./context.js";
-import { bindings, publishingNetwork } from "../model/derive.js";
+import { bindings, publishingNetwork, type Binding } from "../model/derive.js";
 import { familyOf, type AddressSpec } from "../model/values.js";
-import type { Located, NameRef } from "../model/types.js";
+import type { Container, Located, NameRef } from "../model/types.js";
 
 export const allowTargets: Check = (ctx) => {
+  const bindingsOf = new Map<Container, Binding[]>();
+  const internal = new Map<Container, boolean>();
+  const onlyInternal = (c: Container): boolean => {
+    let v = internal.get(c);
+    if (v === undefined) {
+      v = c.publishes.length > 0 && c.endpoints.length > 0 && c.endpoints.every((e) => ctx.networks.has(e.network.name)) && !publishingNetwork(c, ctx.networks);
+      internal.set(c, v);
+    }
+    return v;
+  };
   for (const a of ctx.policy.allows) {
     for (const t of a.targets) {
       const c = ctx.containers.get(t.value.container);
       if (!c) continue; // reported by `references`
       const want = t.value;
-      const published = c.publishes.flatMap(bindings);
-      const list = c.publishes.map((p) => `${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}`);
+      let published = bindingsOf.get(c);
+      if (!published) bindingsOf.set(c, (published = c.publishes.flatMap(bindings)));
       for (let port = want.ports.from; port <= want.ports.to; port++) {
         const hit = published.some((b) => b.hostPort === port && (!want.proto || b.proto === want.proto));
         if (!hit) {
+          const list = c.publishes.map((p) => `${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}`);
           const portText = want.ports.from === want.ports.to ? `${port}` : `${port} (in ${want.ports.from}-${want.ports.to})`;
           const sameOtherProto = published.find((b) => b.hostPort === port);
           ctx.problems.error("not-published", t.span, `container '${c.name}' does not publish port ${portText}${want.proto ? `/${want.proto}` : ""}`, {
@@ -28,9 +39,7 @@ export const allowTargets: Check = (ctx) => {
           break;
         }
       }
-      if (c.publishes.length > 0 && !publishingNetwork(c, ctx.networks) && c.endpoints.every((e) => ctx.networks.has(e.network.name)) && c.endpoints.length > 0) {
-        ctx.problems.warning("internal-publish", t.span, `'${c.name}' is only on internal networks: this allow opens nothing`);
-      }
+      if (onlyInternal(c)) ctx.problems.warning("internal-publish", t.span, `'${c.name}' is only on internal networks: this allow opens nothing`);
     }
   }
 };

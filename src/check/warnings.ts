@@ -3,17 +3,18 @@ import type { Check } from "./context.js";
 import { bindings, isLoopback, publishingNetwork } from "../model/derive.js";
 import { startOfFile } from "../diagnostics.js";
 import { supportedVersions } from "../model/derive.js";
+import type { TargetSpec } from "../model/values.js";
 
 export const unallowedPorts: Check = (ctx) => {
   const d = ctx.policy.docker;
   if (d.published !== "closed") return;
+  const targets = targetsByContainer(ctx);
   for (const c of ctx.policy.containers) {
     if (!publishingNetwork(c, ctx.networks)) continue;
+    const mine = targets.get(c.name) ?? [];
     for (const p of c.publishes) {
       if (p.spec.hostIp && isLoopback(p.spec.hostIp)) continue; // host-only by design
-      const covered = bindings(p).filter((b) =>
-        ctx.policy.allows.some((a) => a.targets.some((t) => t.value.container === c.name && t.value.ports.from <= b.hostPort && b.hostPort <= t.value.ports.to && (!t.value.proto || t.value.proto === b.proto))),
-      );
+      const covered = bindings(p).filter((b) => mine.some((t) => t.ports.from <= b.hostPort && b.hostPort <= t.ports.to && (!t.proto || t.proto === b.proto)));
       if (covered.length === 0) {
         ctx.problems.warning("unreachable-port", p.span, `no allow names ${c.name}:${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}, so it is unreachable from outside the host (published closed)`, {
           help: `add e.g. 'allow lan to ${c.name}:${p.spec.host.from}${p.spec.proto === "udp" ? "/udp" : ""};', or set 'published open;' in the docker block for Docker's behaviour`,
@@ -22,6 +23,17 @@ export const unallowedPorts: Check = (ctx) => {
     }
   }
 };
+
+/** Every allow target, by container name. */
+function targetsByContainer(ctx: Parameters<Check>[0]): Map<string, TargetSpec[]> {
+  const m = new Map<string, TargetSpec[]>();
+  for (const a of ctx.policy.allows) for (const t of a.targets) {
+    const list = m.get(t.value.container);
+    if (list) list.push(t.value);
+    else m.set(t.value.container, [t.value]);
+  }
+  return m;
+}
 
 export const daemonSettings: Check = (ctx) => {
   const d = ctx.policy.docker;

@@ -12,8 +12,8 @@
 //  filter INPUT (only with a `host` block): policy, loopback, replies, the host's services.
 import { R, type Chain, type Rule } from "../ir/ruleset.js";
 import { bindings, byName, gatewayOf, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
-import type { Policy, Zone } from "../model/types.js";
-import { formatIp, type Family } from "../model/values.js";
+import type { AllowRule, Policy, Zone } from "../model/types.js";
+import { formatIp, type Family, type TargetSpec } from "../model/values.js";
 import type { Plan, PortPlan } from "../docker/plan.js";
 import { portComment } from "../docker/legacy.js";
 import { matchers, withMatcher } from "./zones.js";
@@ -38,8 +38,28 @@ function bridges(p: Policy, family: Family): string[] {
   return p.networks.filter((n) => !n.internal && subnetOf(n, family)).map((n) => n.bridge.value);
 }
 
-function allowedBy(p: Policy, container: string, port: number, proto: string) {
-  return p.allows.filter((a) => a.targets.some((t) => t.value.container === container && t.value.ports.from <= port && port <= t.value.ports.to && (!t.value.proto || t.value.proto === proto)));
+type AllowIndex = Map<string, { allow: AllowRule; target: TargetSpec }[]>;
+
+/** allow rules by the container they name (so each port looks only at its own). */
+function indexAllows(p: Policy): AllowIndex {
+  const m: AllowIndex = new Map();
+  for (const allow of p.allows) {
+    for (const t of allow.targets) {
+      const list = m.get(t.value.container);
+      if (list) list.push({ allow, target: t.value });
+      else m.set(t.value.container, [{ allow, target: t.value }]);
+    }
+  }
+  return m;
+}
+
+/** The allow rules that name this published port, each once, in source order. */
+function allowedBy(index: AllowIndex, container: string, port: number, proto: string): AllowRule[] {
+  const out: AllowRule[] = [];
+  for (const { allow, target: t } of index.get(container) ?? []) {
+    if (t.ports.from <= port && port <= t.ports.to && (!t.proto || t.proto === proto) && out.at(-1) !== allow) out.push(allow);
+  }
+  return out;
 }
 
 export function ownedChains(p: Policy, plan: Plan): OwnedChains {
@@ -48,6 +68,7 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
   const closed = p.docker.published === "closed";
   const user: Rule[] = [];
   const brs = bridges(p, family);
+  const index = indexAllows(p);
 
   const forwards: Rule[] = [];
   for (const f of p.forwards) {
@@ -70,7 +91,7 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
     }
     for (const pp of plan.ports) {
       if (pp.hostIp && family === 4 && isLoopback({ family: 4, value: ipValue(pp.hostIp) })) continue;
-      for (const a of allowedBy(p, pp.container.name, pp.hostPort, pp.proto)) {
+      for (const a of allowedBy(index, pp.container.name, pp.hostPort, pp.proto)) {
         for (const m of matchers(zones, a.zones, a.sources, family)) {
           user.push(withMatcher(m, dnatMatch(pp)));
         }
@@ -85,7 +106,7 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
 
   // The docker-proxy path.
   if (closed && p.docker.userlandProxy) {
-    const proxy = proxyChain(p, family, zones, brs);
+    const proxy = proxyChain(p, family, zones, brs, index);
     if (proxy) result.proxy = proxy;
   }
 
@@ -180,7 +201,7 @@ function portRule(proto: string, port: number, hostIp?: string): Omit<Rule, "tar
   return { dst: hostIp ? { value: `${hostIp}/${prefix}` } : undefined, proto, matches: [R.tcpudp(proto, port)] };
 }
 
-function proxyChain(p: Policy, family: Family, zones: Map<string, Zone>, brs: string[]): Rule[] | undefined {
+function proxyChain(p: Policy, family: Family, zones: Map<string, Zone>, brs: string[], index: AllowIndex): Rule[] | undefined {
   const bs = proxyBindings(p, family);
   if (bs.length === 0) return undefined;
   const rules: Rule[] = [
@@ -193,7 +214,7 @@ function proxyChain(p: Policy, family: Family, zones: Map<string, Zone>, brs: st
     const comment = `${b.container}: ${b.hostIp ? `${b.hostIp}:` : ""}${b.hostPort}/${b.proto} through docker-proxy`;
     const loop = b.hostIp && family === 4 && isLoopback({ family: 4, value: ipValue(b.hostIp) });
     if (!loop) {
-      for (const a of allowedBy(p, b.container, b.hostPort, b.proto)) {
+      for (const a of allowedBy(index, b.container, b.hostPort, b.proto)) {
         for (const m of matchers(zones, a.zones, a.sources, family)) rules.push(withMatcher(m, { ...portRule(b.proto, b.hostPort, b.hostIp), target: "RETURN", comment }));
       }
     }

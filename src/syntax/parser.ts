@@ -40,8 +40,10 @@ const errorMessages: IParserErrorMessageProvider = {
 };
 
 export class PolicyParser extends CstParser {
-  constructor() {
-    super(T.allTokens, { recoveryEnabled: true, nodeLocationTracking: "full", errorMessageProvider: errorMessages });
+  /** `validate`: run Chevrotain's grammar checks (slow; the tests do, the CLI need not). */
+  constructor({ validate = false } = {}) {
+    // Spans come from tokens, so CST nodes need no location tracking of their own.
+    super(T.allTokens, { recoveryEnabled: true, nodeLocationTracking: "none", errorMessageProvider: errorMessages, skipValidations: !validate });
     this.performSelfAnalysis();
   }
 

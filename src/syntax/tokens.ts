@@ -59,4 +59,5 @@ export const keywords = [Docker, Zone, Network, Container, Allow, Forward, Host,
 
 export const allTokens: TokenType[] = [WhiteSpace, Comment, LCurly, RCurly, Semi, Comma, ...keywords, Word];
 
-export const lexer = new Lexer(allTokens, { positionTracking: "full", ensureOptimizations: true });
+// "onlyStart": no token spans lines, so its end is its start plus its length (see spanOf).
+export const lexer = new Lexer(allTokens, { positionTracking: "onlyStart", ensureOptimizations: true });

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { expect, test } from "vitest";
 import { keywords } from "../../src/syntax/tokens.js";
+import { PolicyParser } from "../../src/syntax/parser.js";
 import { cstTypesSource } from "../../scripts/cst-source.js";
 import { diagramsHtml } from "../../scripts/grammar.js";
 import { settingNames } from "../../src/model/build.js";
@@ -8,6 +9,10 @@ import { settingNames } from "../../src/model/build.js";
 const root = new URL("../../", import.meta.url).pathname;
 const read = (p: string) => readFileSync(root + p, "utf8");
 const lexerKeywords = keywords.map((k) => String(k.PATTERN).replace(/\//g, ""));
+
+test("Chevrotain's grammar checks pass (the CLI's parser skips them for start-up time)", () => {
+  expect(() => new PolicyParser({ validate: true })).not.toThrow();
+});
 
 test("the EBNF's keywords are exactly the lexer's", () => {
   const ebnf = read("grammar/policy.ebnf").replace(/\(\*[\s\S]*?\*\)/g, "");
