@@ -83,7 +83,8 @@ function policyArg(y: Argv) {
 
 function diffOptions<T>(y: Argv<T>) {
   return y
-    .option("live", { describe: "iptables-save output to compare with (- for standard input); default: run iptables-save (and ip6tables-save)", type: "string", requiresArg: true })
+    .option("live", { describe: "iptables-save output to compare with (- for standard input); default: run iptables-save (and ip6tables-save)", type: "string" })
+    .option("live6", { describe: "ip6tables-save output to compare the IPv6 rules with (with --live)", type: "string", requiresArg: true })
     .option("json", { describe: "print the differences as JSON", type: "boolean", default: false })
     .option("all", { describe: "also compare chains that belong to other tools (fail2ban's f2b-*, …)", type: "boolean", default: false })
     .option("ignore-chain", { describe: "a chain (or PREFIX*) of another tool to leave out of the comparison; repeatable", type: "string", array: true, default: [] as string[] })
@@ -164,12 +165,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
 
 class UsageError extends Error {}
 
-async function diffCommand(io: Io, a: { policy: string; live?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean }): Promise<number> {
+async function diffCommand(io: Io, a: { policy: string; live?: string; live6?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean }): Promise<number> {
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
   const r = await compile(src.text, { format: "iptables", file: src.file });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) return EXIT.error;
   const { runDiff } = await import("./live/command.js");
-  return runDiff(io, r, { live: a.live, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.isTTY });
+  return runDiff(io, r, { live: a.live, live6: a.live6, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.isTTY, policyName: src.file });
 }

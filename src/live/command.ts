@@ -1,5 +1,12 @@
-// `dockwall diff`: placeholder until the live-ruleset comparison lands (issue 4).
+// `dockwall diff` / `compile --diff`: fetch the live rule set (iptables-save, or a dump
+// given with --live), compare it with the compiled one, print the changes.
 import type { CompileResult } from "../compile.js";
+import { generate } from "../generate.js";
+import type { Policy } from "../model/types.js";
+import { PROXY_CHAIN } from "../policy/owned.js";
+import { renderIptables } from "../targets/iptables.js";
+import { diffRulesets, renderDiff, summarise, type ChainDiff, type DiffResult } from "./diff.js";
+import { parseSave, SaveSyntaxError, type SavedRuleset } from "./save.js";
 
 export interface DiffIo {
   stdout: (s: string) => void;
@@ -11,14 +18,118 @@ export interface DiffIo {
 }
 
 export interface DiffOptions {
+  /** iptables-save output for IPv4 ("-" for stdin); default: run iptables-save. */
   live?: string;
+  /** ip6tables-save output for IPv6. */
+  live6?: string;
   json: boolean;
   all: boolean;
   ignore: string[];
   color: boolean;
+  /** For the header line. */
+  policyName?: string;
 }
 
-export async function runDiff(io: DiffIo, _compiled: CompileResult, _opts: DiffOptions): Promise<number> {
-  io.stderr("dockwall: diff is not implemented yet\n");
-  return 2;
+/** Chains of other tools that dockwall leaves alone by default. */
+export const FOREIGN_CHAINS = ["f2b-*", "fail2ban-*", "sshguard*"];
+
+function matcher(patterns: string[]): (chain: string) => boolean {
+  const res = patterns.map((p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`));
+  return (chain) => res.some((r) => r.test(chain));
+}
+
+/** Docker's own chains in the legacy layout (checked for drift when dockerd manages them). */
+const DOCKER_CHAINS = new Set(["FORWARD", "DOCKER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2", "PREROUTING", "OUTPUT", "POSTROUTING"]);
+
+/** What dockerd itself writes for this policy: the same policy with `iptables off; published open;` and nothing of dockwall's. */
+function dockersOwn(p: Policy): ReturnType<typeof generate> {
+  return generate({ ...p, docker: { ...p.docker, iptables: false, published: "open" }, host: undefined, forwards: [] });
+}
+
+class LiveError extends Error {}
+
+function liveText(io: DiffIo, family: 4 | 6, file: string | undefined): string {
+  if (file !== undefined) {
+    try {
+      return file === "-" || file === "" ? io.readStdin() : io.readFile(file);
+    } catch (e) {
+      throw new LiveError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+    }
+  }
+  const tool = family === 4 ? "iptables-save" : "ip6tables-save";
+  try {
+    return io.runProgram(tool, []);
+  } catch (e) {
+    throw new LiveError(`cannot run ${tool}: ${(e as Error).message.split("\n")[0]} (run as root, or compare with a dump: --live FILE)`);
+  }
+}
+
+function parseLive(text: string, what: string): SavedRuleset {
+  try {
+    return parseSave(text);
+  } catch (e) {
+    if (e instanceof SaveSyntaxError) throw new LiveError(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
+export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6, SavedRuleset>>, opts: Pick<DiffOptions, "all" | "ignore">): DiffResult {
+  const policy = compiled.policy!;
+  const generated = compiled.generated!;
+  const foreign = matcher(opts.all ? opts.ignore : [...FOREIGN_CHAINS, ...opts.ignore]);
+  const coexist = policy.docker.iptables;
+  const owned = new Set(["DOCKER-USER", PROXY_CHAIN, ...(policy.host ? ["INPUT"] : [])]);
+  const chains: ChainDiff[] = [];
+  const ignored: string[] = [];
+  const warnings: string[] = [];
+  for (const family of [4, 6] as const) {
+    const live = lives[family];
+    if (!live) continue;
+    const wanted = parseSave(renderIptables(generated.rulesets[family], []));
+    const d = diffRulesets(family, live, wanted, { chains: coexist ? owned : undefined, isForeign: foreign });
+    chains.push(...d.chains);
+    ignored.push(...d.ignored.map((c) => `${family === 4 ? "ip" : "ip6"} ${c}`));
+    if (coexist) {
+      const predicted = parseSave(renderIptables(dockersOwn(policy).rulesets[family], []));
+      const drift = diffRulesets(family, live, predicted, { chains: DOCKER_CHAINS, isForeign: (c) => foreign(c) || owned.has(c) });
+      const changed = drift.chains.filter((c) => c.status !== "removed" || c.lines.length > 0);
+      if (changed.length) {
+        const v = policy.docker.version?.value.text ?? "the newest Docker";
+        const s = summarise(changed);
+        warnings.push(
+          `Docker's own chains (IPv${family}) are not what dockerd ${v} writes for this policy: ${changed.map((c) => `${c.table} ${c.chain}`).join(", ")} differ ` +
+            `(${s.rulesAdded} rule${s.rulesAdded === 1 ? "" : "s"} missing, ${s.rulesRemoved} unexpected, ${s.rulesMoved} moved). Docker was upgraded, the policy's version is wrong, or its networks and containers are not what runs.`,
+        );
+      }
+    }
+  }
+  const summary = summarise(chains);
+  return { changed: chains.length > 0, chains, summary, warnings, ignored };
+}
+
+export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOptions): Promise<number> {
+  const lives: Partial<Record<4 | 6, SavedRuleset>> = {};
+  const wants6 = compiled.generated!.rulesets[6].tables.length > 0;
+  try {
+    if (opts.live === undefined && opts.live6 === undefined) {
+      lives[4] = parseLive(liveText(io, 4, undefined), "iptables-save");
+      if (wants6) lives[6] = parseLive(liveText(io, 6, undefined), "ip6tables-save");
+    } else {
+      if (opts.live !== undefined) lives[4] = parseLive(liveText(io, 4, opts.live), opts.live === "-" ? "<stdin>" : opts.live);
+      if (opts.live6 !== undefined) lives[6] = parseLive(liveText(io, 6, opts.live6), opts.live6 === "-" ? "<stdin>" : opts.live6);
+    }
+  } catch (e) {
+    if (e instanceof LiveError) {
+      io.stderr(`dockwall: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const result = computeDiff(compiled, lives, opts);
+  if (opts.json) io.stdout(JSON.stringify({ ...result, compared: Object.keys(lives).map((f) => `IPv${f}`) }, null, 2) + "\n");
+  else {
+    io.stdout(renderDiff(result, { color: opts.color, context: 3, liveName: opts.live ? `live (${opts.live})` : "live (iptables-save)", wantedName: `compiled (${opts.policyName ?? "policy"})` }));
+    if (wants6 && lives[6] === undefined) io.stderr("dockwall: IPv6 not compared (give its dump with --live6 FILE)\n");
+  }
+  return result.changed ? 1 : 0;
 }

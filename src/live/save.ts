@@ -5,12 +5,18 @@
 // quoting, and the order of matches and of options within a match.
 import ipaddr from "ipaddr.js";
 
+export interface SavedRule {
+  /** Canonical spelling: equal keys mean the kernel holds the same rule. */
+  key: string;
+  /** As written in the text it came from (for display). */
+  text: string;
+}
+
 export interface SavedChain {
   name: string;
   /** "ACCEPT"/"DROP" for built-in chains, "-" for user chains. */
   policy: string;
-  /** Canonical rule texts, in order. */
-  rules: string[];
+  rules: SavedRule[];
 }
 
 export interface SavedTable {
@@ -291,10 +297,11 @@ export function parseSave(text: string): SavedRuleset {
       if (!c) table!.chains.set(chainName, (c = { name: chainName, policy: "-", rules: [] }));
       return c;
     };
-    if (cmd === "-A") chain().rules.push(canonicalRule(ws.slice(2)));
+    const rule = (rest: string[]): SavedRule => ({ key: canonicalRule(rest), text: `-A ${chainName} ${rest.join(" ")}` });
+    if (cmd === "-A") chain().rules.push(rule(ws.slice(2)));
     else if (cmd === "-I" || cmd === "--insert") {
       const hasPos = /^\d+$/.test(ws[2] ?? "");
-      chain().rules.splice(hasPos ? Number(ws[2]) - 1 : 0, 0, canonicalRule(ws.slice(hasPos ? 3 : 2)));
+      chain().rules.splice(hasPos ? Number(ws[2]) - 1 : 0, 0, rule(ws.slice(hasPos ? 3 : 2)));
     } else if (cmd === "-F" || cmd === "--flush") {
       if (chainName) chain().rules = [];
       else for (const c of table.chains.values()) c.rules = [];
@@ -304,8 +311,8 @@ export function parseSave(text: string): SavedRuleset {
     } else if (cmd === "-P" || cmd === "--policy") chain().policy = ws[2] ?? "-";
     else if (cmd === "-D" || cmd === "--delete") {
       const c = chain();
-      const r = canonicalRule(ws.slice(2));
-      const i = c.rules.indexOf(r);
+      const key = canonicalRule(ws.slice(2));
+      const i = c.rules.findIndex((r) => r.key === key);
       if (i >= 0) c.rules.splice(i, 1);
     } else throw new SaveSyntaxError(n + 1, `unknown command '${ws[0]}'`);
   }
@@ -320,7 +327,7 @@ export function normalise(text: string): string {
     out.push(`*${t.name}`);
     const chains = [...t.chains.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const c of chains) out.push(`:${c.name} ${c.policy}`);
-    for (const c of chains) for (const r of c.rules) out.push(`-A ${c.name} ${r}`.trimEnd());
+    for (const c of chains) for (const r of c.rules) out.push(`-A ${c.name} ${r.key}`.trimEnd());
   }
   return out.join("\n") + "\n";
 }

@@ -1,0 +1,186 @@
+// What loading the compiled rules would change on a host: compare two rule sets chain by
+// chain (pure; the command in command.ts fetches the live side). Rules are compared in
+// their canonical spelling (save.ts); order matters, and a rule that only changes place is
+// reported as a move, not as a removal plus an addition.
+import { diffArrays } from "diff";
+import type { SavedChain, SavedRule, SavedRuleset } from "./save.js";
+
+export type LineKind = "same" | "added" | "removed" | "moved";
+
+export interface DiffLine {
+  kind: LineKind;
+  text: string;
+  /** 1-based positions in the live chain / the compiled chain, where they exist. */
+  live?: number;
+  wanted?: number;
+}
+
+export interface ChainDiff {
+  family: 4 | 6;
+  table: string;
+  chain: string;
+  /** "added": only in the compiled rules; "removed": only live (loading deletes it). */
+  status: "added" | "removed" | "changed";
+  policy?: { live: string; wanted: string };
+  lines: DiffLine[];
+}
+
+export interface DiffSummary {
+  rulesAdded: number;
+  rulesRemoved: number;
+  rulesMoved: number;
+  chainsAdded: number;
+  chainsRemoved: number;
+  policiesChanged: number;
+}
+
+export interface DiffResult {
+  changed: boolean;
+  chains: ChainDiff[];
+  summary: DiffSummary;
+  warnings: string[];
+  /** Chains left out of the comparison (other tools' chains). */
+  ignored: string[];
+}
+
+export interface Scope {
+  /** Compare only these chains (iptables on); undefined: every chain of the tables compiled. */
+  chains?: Set<string>;
+  /** Chains of other tools, left out (with the rules that jump to them). */
+  isForeign: (chain: string) => boolean;
+}
+
+function diffRules(live: SavedRule[], wanted: SavedRule[]): DiffLine[] {
+  const parts = diffArrays(live.map((r) => r.key), wanted.map((r) => r.key));
+  const lines: DiffLine[] = [];
+  let li = 0;
+  let wi = 0;
+  for (const p of parts) {
+    for (let k = 0; k < p.value.length; k++) {
+      if (p.added) lines.push({ kind: "added", text: wanted[wi]!.text, wanted: ++wi });
+      else if (p.removed) lines.push({ kind: "removed", text: live[li]!.text, live: ++li });
+      else lines.push({ kind: "same", text: wanted[wi]!.text, live: ++li, wanted: ++wi });
+    }
+  }
+  // A rule removed in one place and added in another is a move.
+  const keyOf = (l: DiffLine) => (l.kind === "added" ? wanted[l.wanted! - 1]!.key : live[l.live! - 1]!.key);
+  const removedByKey = new Map<string, DiffLine[]>();
+  for (const l of lines) if (l.kind === "removed") (removedByKey.get(keyOf(l)) ?? removedByKey.set(keyOf(l), []).get(keyOf(l))!).push(l);
+  const drop = new Set<DiffLine>();
+  for (const l of lines) {
+    if (l.kind !== "added") continue;
+    const twin = removedByKey.get(keyOf(l))?.shift();
+    if (twin) {
+      l.kind = "moved";
+      l.live = twin.live;
+      drop.add(twin);
+    }
+  }
+  return lines.filter((l) => !drop.has(l));
+}
+
+function chainsOf(rs: SavedRuleset | undefined, table: string): Map<string, SavedChain> {
+  return rs?.get(table)?.chains ?? new Map();
+}
+
+export function diffRulesets(family: 4 | 6, live: SavedRuleset, wanted: SavedRuleset, scope: Scope): { chains: ChainDiff[]; ignored: string[] } {
+  const out: ChainDiff[] = [];
+  const ignored: string[] = [];
+  for (const [table, wt] of wanted) {
+    const lc = chainsOf(live, table);
+    const names = [...new Set([...wt.chains.keys(), ...lc.keys()])];
+    for (const name of names) {
+      if (scope.chains && !scope.chains.has(name)) continue;
+      if (scope.isForeign(name)) {
+        if (lc.has(name)) ignored.push(`${table} ${name}`);
+        continue;
+      }
+      const w = wt.chains.get(name);
+      const l = lc.get(name);
+      const strip = (rules: SavedRule[]) => rules.filter((r) => !scope.isForeign(r.key.replace(/^.* -[jg] (\S+).*$/, "$1")));
+      if (!l) {
+        out.push({ family, table, chain: name, status: "added", lines: w!.rules.map((r, i) => ({ kind: "added", text: r.text, wanted: i + 1 })) });
+        continue;
+      }
+      if (!w) {
+        out.push({ family, table, chain: name, status: "removed", lines: strip(l.rules).map((r, i) => ({ kind: "removed", text: r.text, live: i + 1 })) });
+        continue;
+      }
+      const lines = diffRules(strip(l.rules), w.rules);
+      const policy = l.policy !== w.policy ? { live: l.policy, wanted: w.policy } : undefined;
+      if (policy || lines.some((x) => x.kind !== "same")) out.push({ family, table, chain: name, status: "changed", policy, lines });
+    }
+  }
+  return { chains: out, ignored };
+}
+
+export function summarise(chains: ChainDiff[]): DiffSummary {
+  const s: DiffSummary = { rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, chainsAdded: 0, chainsRemoved: 0, policiesChanged: 0 };
+  for (const c of chains) {
+    if (c.status === "added") s.chainsAdded++;
+    if (c.status === "removed") s.chainsRemoved++;
+    if (c.policy) s.policiesChanged++;
+    for (const l of c.lines) {
+      if (l.kind === "added") s.rulesAdded++;
+      else if (l.kind === "removed") s.rulesRemoved++;
+      else if (l.kind === "moved") s.rulesMoved++;
+    }
+  }
+  return s;
+}
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
+export function summaryLine(s: DiffSummary): string {
+  return [
+    `${plural(s.rulesAdded, "rule")} added`,
+    `${s.rulesRemoved} removed`,
+    `${s.rulesMoved} moved`,
+    `${plural(s.chainsAdded, "chain")} added`,
+    `${s.chainsRemoved} removed`,
+    `${plural(s.policiesChanged, "policy")} changed`.replace("policys", "policies"),
+  ].join(", ");
+}
+
+export interface RenderOptions {
+  color: boolean;
+  context: number;
+  liveName: string;
+  wantedName: string;
+}
+
+const C = { red: "\x1b[31m", green: "\x1b[32m", cyan: "\x1b[36m", yellow: "\x1b[33m", bold: "\x1b[1m", dim: "\x1b[2m", off: "\x1b[0m" };
+
+/** A unified diff grouped by table and chain, with `context` lines around each change. */
+export function renderDiff(r: DiffResult, o: RenderOptions): string {
+  const paint = (code: string, s: string) => (o.color ? `${code}${s}${C.off}` : s);
+  const out: string[] = [];
+  if (r.chains.length) {
+    out.push(paint(C.bold, `--- ${o.liveName}`), paint(C.bold, `+++ ${o.wantedName}`));
+  }
+  for (const c of r.chains) {
+    const what = c.status === "added" ? " (new chain)" : c.status === "removed" ? " (chain would be deleted)" : "";
+    out.push(paint(C.cyan, `@@ ${c.family === 4 ? "ip" : "ip6"} ${c.table} ${c.chain}${what} @@`));
+    if (c.policy) out.push(paint(C.yellow, `! policy ${c.policy.live} -> ${c.policy.wanted}`));
+    const near = new Set<number>();
+    c.lines.forEach((l, i) => {
+      if (l.kind !== "same") for (let k = i - o.context; k <= i + o.context; k++) near.add(k);
+    });
+    let skipped = !c.lines.some((l) => l.kind !== "same"); // a policy change alone: no rule lines
+    c.lines.forEach((l, i) => {
+      if (!near.has(i)) {
+        if (!skipped) out.push(paint(C.dim, "  …"));
+        skipped = true;
+        return;
+      }
+      skipped = false;
+      if (l.kind === "same") out.push(`  ${l.text}`);
+      else if (l.kind === "added") out.push(paint(C.green, `+ ${l.text}`));
+      else if (l.kind === "removed") out.push(paint(C.red, `- ${l.text}`));
+      else out.push(paint(C.yellow, `~ ${l.text}   (moved from position ${l.live} to ${l.wanted})`));
+    });
+  }
+  for (const w of r.warnings) out.push(paint(C.yellow, `warning: ${w}`));
+  out.push(`${r.changed ? "dockwall diff" : "dockwall diff: no changes"}: ${summaryLine(r.summary)}${r.ignored.length ? `; ignored ${r.ignored.length} chain${r.ignored.length === 1 ? "" : "s"} of other tools (--all compares them)` : ""}`.replace("dockwall diff: no changes: ", "dockwall diff: no changes; "));
+  return out.join("\n") + "\n";
+}
