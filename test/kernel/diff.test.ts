@@ -178,7 +178,7 @@ describeKernel("dockwall diff on a live namespace", () => {
       const drift = await diff();
       expect(drift.code).toBe(0);
       expect(drift.json.warnings).toHaveLength(1);
-      expect(drift.json.warnings[0]).toMatch(/^Docker's own chains \(IPv4\) are not what dockerd 20\.10 writes for this policy: nat DOCKER differ \(1 rules missing, 0 unexpected, 0 moved\)/);
+      expect(drift.json.warnings[0]).toMatch(/^Docker's own chains \(IPv4\) are not what dockerd 20\.10 writes for this policy: nat DOCKER differ \(1 rule missing, 0 unexpected, 0 moved\)/);
       // A change to DOCKER-USER is ours: exit 1.
       ipt(ns, "-D DOCKER-USER -o br-mon -j DROP");
       expect((await diff()).code).toBe(1);
