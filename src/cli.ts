@@ -168,7 +168,7 @@ class UsageError extends Error {}
 async function diffCommand(io: Io, a: { policy: string; live?: string; live6?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean }): Promise<number> {
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
-  const r = await compile(src.text, { format: "iptables", file: src.file });
+  const r = await compile(src.text, { file: src.file, noRender: true });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) return EXIT.error;
   const { runDiff } = await import("./live/command.js");

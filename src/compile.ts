@@ -21,6 +21,8 @@ export interface CompileOptions {
   file?: string;
   /** Stop after the checker (dockwall check). */
   checkOnly?: boolean;
+  /** Generate the rule sets but render no text (dockwall diff compares the rule sets). */
+  noRender?: boolean;
 }
 
 export interface CompileResult {
@@ -57,6 +59,7 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
     return { ok: false, diagnostics, policy: built.policy };
   }
   const generated = generate(built.policy);
+  if (options.noRender) return { ok: true, diagnostics, policy: built.policy, generated };
   const format = options.format ?? "ferm";
   const header = headerLines(built.policy, options.file, format);
   let output: string;

@@ -4,9 +4,9 @@ import type { CompileResult } from "../compile.js";
 import { generate } from "../generate.js";
 import type { Policy } from "../model/types.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
-import { renderIptables } from "../targets/iptables.js";
+import { ruleText } from "../targets/iptables.js";
 import { diffRulesets, renderDiff, summarise, type ChainDiff, type DiffResult } from "./diff.js";
-import { parseSave, SaveSyntaxError, type SavedRuleset } from "./save.js";
+import { fromRuleset, parseSave, SaveSyntaxError, type SavedRuleset } from "./save.js";
 
 export interface DiffIo {
   stdout: (s: string) => void;
@@ -85,12 +85,12 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
   for (const family of [4, 6] as const) {
     const live = lives[family];
     if (!live) continue;
-    const wanted = parseSave(renderIptables(generated.rulesets[family], []));
+    const wanted = fromRuleset(generated.rulesets[family], ruleText);
     const d = diffRulesets(family, live, wanted, { chains: coexist ? owned : undefined, isForeign: foreign });
     chains.push(...d.chains);
     ignored.push(...d.ignored.map((c) => `${family === 4 ? "ip" : "ip6"} ${c}`));
     if (coexist) {
-      const predicted = parseSave(renderIptables(dockersOwn(policy).rulesets[family], []));
+      const predicted = fromRuleset(dockersOwn(policy).rulesets[family], ruleText);
       const drift = diffRulesets(family, live, predicted, { chains: DOCKER_CHAINS, isForeign: (c) => foreign(c) || owned.has(c) });
       const changed = drift.chains.filter((c) => c.status !== "removed" || c.lines.length > 0);
       if (changed.length) {

@@ -4,6 +4,7 @@
 // `/32` and `/128`, host bits, `!` before or after the option, counters, comments,
 // quoting, and the order of matches and of options within a match.
 import ipaddr from "ipaddr.js";
+import type { Rule, Ruleset } from "../ir/ruleset.js";
 
 export interface SavedRule {
   /** Canonical spelling: equal keys mean the kernel holds the same rule. */
@@ -80,6 +81,10 @@ const MODULE_OPTIONS: Record<string, string[]> = {
   comment: ["comment"],
 };
 
+/** Option → the modules that know it (built once; canonicalRule looks options up a lot). */
+const OWNERS = new Map<string, string[]>();
+for (const [module, opts] of Object.entries(MODULE_OPTIONS)) for (const o of opts) OWNERS.set(o, [...(OWNERS.get(o) ?? []), module]);
+
 const OPTION_ALIASES: Record<string, string> = {
   "destination-port": "dport", "source-port": "sport", "destination-ports": "dports", "source-ports": "sports",
   to: "to-destination",
@@ -95,7 +100,20 @@ const PROTO_MODULE: Record<string, string> = { tcp: "tcp", udp: "udp", icmp: "ic
 
 const CT_ORDER = ["INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT"];
 
+const PLAIN_V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
+
 function canonicalAddress(v: string): string {
+  // Fast path: a dotted quad with a numeric prefix (what iptables-save prints).
+  const m = PLAIN_V4.exec(v);
+  if (m) {
+    const prefix = m[5] === undefined ? 32 : Number(m[5]);
+    const parts = [m[1], m[2], m[3], m[4]].map(Number);
+    if (prefix <= 32 && parts.every((x) => x <= 255)) {
+      const value = ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+      const net = prefix === 0 ? 0 : (value & (0xffffffff << (32 - prefix))) >>> 0;
+      return `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${prefix}`;
+    }
+  }
   const slash = v.indexOf("/");
   const addr = slash < 0 ? v : v.slice(0, slash);
   if (!ipaddr.isValid(addr)) return v;
@@ -134,6 +152,11 @@ interface Opt {
   neg: boolean;
 }
 
+/** The basic matches, in the order iptables-save prints them. */
+const BASE_ORDER = ["-s", "-d", "-i", "-o", "-p", "-f"];
+const BASE_OPTS = new Set(BASE_ORDER);
+const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
 /** Options that take no value. */
 const FLAGS = new Set(["syn", "random", "random-fully", "persistent", "fragment", "log-uid", "log-tcp-sequence", "log-tcp-options", "log-ip-options", "rsource", "rdest", "set", "update", "rcheck", "remove"]);
 
@@ -148,20 +171,18 @@ export function canonicalRule(ws: string[]): string {
   let proto: string | undefined;
   let pendingNeg = false;
 
+  const matchOf = (module: string) => {
+    let m = matches.find((x) => x.module === module);
+    if (!m) matches.push((m = { module, opts: [] }));
+    return m;
+  };
   const moduleFor = (name: string): { module: string; opts: Opt[] } => {
-    if (current && (MODULE_OPTIONS[current.module]?.includes(name) ?? !Object.values(MODULE_OPTIONS).flat().includes(name))) return current;
+    const owners = OWNERS.get(name);
+    // An option the current match knows, or one no known match claims, stays with it.
+    if (current && (owners === undefined ? true : owners.includes(current.module) || !(current.module in MODULE_OPTIONS))) return current;
     const pm = proto ? PROTO_MODULE[proto] : undefined;
-    if (pm && MODULE_OPTIONS[pm]?.includes(name)) {
-      let m = matches.find((x) => x.module === pm);
-      if (!m) matches.push((m = { module: pm, opts: [] }));
-      return m;
-    }
-    const owner = Object.entries(MODULE_OPTIONS).find(([, os]) => os.includes(name));
-    if (owner) {
-      let m = matches.find((x) => x.module === owner[0]);
-      if (!m) matches.push((m = { module: owner[0], opts: [] }));
-      return m;
-    }
+    if (pm && owners?.includes(pm)) return matchOf(pm);
+    if (owners) return matchOf(owners[0]!);
     return current ?? { module: "?", opts: [] };
   };
 
@@ -176,7 +197,7 @@ export function canonicalRule(ws: string[]): string {
       i += 2; // counters
       continue;
     }
-    if (["-s", "-d", "-i", "-o", "-p", "-f"].includes(w)) {
+    if (BASE_OPTS.has(w)) {
       let neg = pendingNeg;
       pendingNeg = false;
       let value: string | undefined;
@@ -214,7 +235,7 @@ export function canonicalRule(ws: string[]): string {
       pendingNeg = false;
       let value: string | undefined;
       const next = ws[i + 1];
-      if (!FLAGS.has(name) && next !== undefined && !(next.startsWith("-") && !/^-\d/.test(next))) {
+      if (!FLAGS.has(name) && next !== undefined && !(next.charCodeAt(0) === 45 && !(next.charCodeAt(1) >= 48 && next.charCodeAt(1) <= 57))) {
         value = ws[++i];
         if (value === "!") value = ws[++i];
       }
@@ -235,13 +256,14 @@ export function canonicalRule(ws: string[]): string {
   const kept = matches.filter((m) => m.module !== "comment" && m.opts.length > 0);
   kept.sort((a, b) => (a.module < b.module ? -1 : a.module > b.module ? 1 : 0));
   const parts: string[] = [];
-  for (const k of ["-s", "-d", "-i", "-o", "-p", "-f"]) {
+  for (const k of BASE_ORDER) {
     const o = base.get(k);
     if (o) parts.push(`${o.neg ? "! " : ""}${k}${o.value !== undefined ? " " + o.value : ""}`);
   }
   for (const m of kept) {
     parts.push(`-m ${m.module}`);
-    for (const o of [...m.opts].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    if (m.opts.length > 1) m.opts.sort(byName);
+    for (const o of m.opts) {
       parts.push(`${o.neg ? "! " : ""}--${o.name}${o.value !== undefined ? " " + o.value : ""}`);
     }
   }
@@ -317,6 +339,26 @@ export function parseSave(text: string): SavedRuleset {
     } else throw new SaveSyntaxError(n + 1, `unknown command '${ws[0]}'`);
   }
   return tables;
+}
+
+/** A compiled rule set (the IR) as a SavedRuleset, without printing and re-reading it. */
+export function fromRuleset(rs: Ruleset, ruleText: (chain: string, r: Rule) => string): SavedRuleset {
+  const out: SavedRuleset = new Map();
+  for (const t of rs.tables) {
+    const chains = new Map<string, SavedChain>();
+    for (const c of t.chains) {
+      chains.set(c.name, {
+        name: c.name,
+        policy: c.builtin ? (c.policy ?? "ACCEPT") : "-",
+        rules: c.rules.map((r) => {
+          const text = ruleText(c.name, r);
+          return { key: canonicalRule(words(text).slice(2)), text };
+        }),
+      });
+    }
+    out.set(t.name, { name: t.name, chains });
+  }
+  return out;
 }
 
 /** The whole ruleset as canonical text (what tests compare). */
