@@ -1,7 +1,8 @@
 // Model → rule sets, one per family: Docker's chains for the chosen layout (when dockwall
 // writes them, `iptables off`) plus dockwall's own chains.
 import { makePlan, type Plan } from "./docker/plan.js";
-import { legacyOptions, legacyTables } from "./docker/legacy.js";
+import { dockerFilterChains, dockerTables } from "./docker/engine.js";
+import { layoutFor } from "./docker/layouts.js";
 import { R, TableBuilder, type Ruleset, type Table } from "./ir/ruleset.js";
 import { ip6tablesOn } from "./model/derive.js";
 import type { Policy } from "./model/types.js";
@@ -14,8 +15,6 @@ export interface Generated {
   preserve: Partial<Record<Family, Partial<Record<string, string[]>>>>;
 }
 
-/** filter chains that dockwall leaves as they are when dockerd manages iptables (legacy layout). */
-const DOCKER_FILTER_CHAINS = ["DOCKER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"];
 
 function dockerWrites(p: Policy, family: Family): boolean {
   return family === 4 || ip6tablesOn(p);
@@ -24,8 +23,10 @@ function dockerWrites(p: Policy, family: Family): boolean {
 export function generate(p: Policy): Generated {
   const out = {} as Record<Family, Ruleset>;
   const preserve: Generated["preserve"] = {};
+  const layout = layoutFor(p.docker.version?.value);
+  if (!layout) throw new Error("generate: no layout for this version (compile() checks this first)");
   for (const family of [4, 6] as const) {
-    const plan = makePlan(p, family);
+    const plan = makePlan(p, family, layout);
     out[family] = p.docker.iptables ? coexisting(p, plan, preserve) : full(p, plan);
   }
   return { rulesets: out, preserve };
@@ -38,17 +39,20 @@ function full(p: Policy, plan: Plan): Ruleset {
   let filter: TableBuilder;
   const tables: Table[] = [];
   if (dockerWrites(p, family)) {
-    const opts = legacyOptions(plan);
-    const docker = legacyTables(plan, opts);
+    const docker = dockerTables(plan, plan.layout, plan.version);
     filter = docker.filter;
-    // Docker leaves FORWARD's policy ACCEPT when ip_forward was already on; dockwall does not.
-    filter.setPolicy("FORWARD", "DROP");
-    const trivialUser = owned.dockerUser.length === 1;
-    if (opts.dockerUser || !trivialUser) {
-      if (!opts.dockerUser) filter.insert("FORWARD", R.jump("DOCKER-USER"));
+    // Docker leaves FORWARD's policy ACCEPT when ip_forward was already on; dockwall does
+    // not. IPv6 from 28 on: DROP once an IPv6 network exists, as Docker does.
+    const v6Networks = plan.networks.some((n) => n.subnet[6]);
+    if (family === 4 || plan.layout.v6ForwardDrop === "always" || v6Networks) filter.setPolicy("FORWARD", "DROP");
+    const hasUser = filter.chains.has("DOCKER-USER");
+    const meaningful = owned.dockerUser.some((r) => r.target !== "RETURN" || r.matches.length > 0 || r.in || r.out || r.src || r.dst);
+    if (hasUser || meaningful) {
+      // dockerd 20.10 wrote no IPv6 DOCKER-USER; dockwall adds one only when it has rules for it.
+      if (!hasUser) filter.insert("FORWARD", R.jump("DOCKER-USER"));
       filter.chain("DOCKER-USER").rules = owned.dockerUser;
     }
-    tables.push(docker.nat.build());
+    tables.push(docker.nat.build(), docker.raw.build());
   } else {
     filter = new TableBuilder("filter");
   }
@@ -86,7 +90,7 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"]): Rul
   preserve[family] = {
     raw: ["PREROUTING", "OUTPUT"],
     mangle: ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
-    filter: ["FORWARD", "OUTPUT", ...(docker ? DOCKER_FILTER_CHAINS : []), ...(owned.input ? [] : ["INPUT"])],
+    filter: ["FORWARD", "OUTPUT", ...(docker ? dockerFilterChains(plan.layout) : []), ...(owned.input ? [] : ["INPUT"])],
     nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", ...(docker ? ["DOCKER"] : [])],
   };
   const t = filter.build();
@@ -99,6 +103,7 @@ function untouched(t: Table): boolean {
 }
 
 function order(tables: Table[]): Table[] {
-  const rank = { raw: 0, mangle: 1, filter: 2, nat: 3 } as const;
+  // iptables-save's order: filter, nat, then raw (as the captures show).
+  const rank = { filter: 0, nat: 1, mangle: 2, raw: 3 } as const;
   return tables.sort((a, b) => rank[a.name] - rank[b.name]);
 }

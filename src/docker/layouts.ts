@@ -1,26 +1,39 @@
-// Which of Docker's chain layouts a policy's `version` selects. One entry per layout,
-// newest last; see the README's table of Docker versions.
+// Which layout a policy's `version` selects. Oldest first; see src/docker/layouts/.
 import type { Version } from "../model/values.js";
+import type { Layout } from "./layout.js";
+import { legacy } from "./layouts/legacy.js";
+import { v27 } from "./layouts/v27.js";
+import { v28ipset } from "./layouts/v28-ipset.js";
+import { v28 } from "./layouts/v28.js";
+import { v29 } from "./layouts/v29.js";
 
-export interface LayoutInfo {
-  /** Folder name in the layout captures, e.g. "legacy-20.10". */
-  name: string;
-  /** The releases it covers, for messages. */
-  covers: string;
-  /** Does `v` fall in this layout? */
-  matches: (v: Version) => boolean;
+export const layouts: Layout[] = [legacy, v27, v28ipset, v28, v29];
+
+/** The release dockwall assumes when the policy names none (and what a bare major means). */
+export const NEWEST: Version = { text: "29.7.2", major: 29, minor: 7, patch: 2 };
+
+/** The newest release of each major that dockwall knows (a bare `28` means 28.5.2). */
+const NEWEST_OF: Record<number, Version> = {
+  20: { text: "20.10.24", major: 20, minor: 10, patch: 24 },
+  23: { text: "23.0.18", major: 23, minor: 0, patch: 18 },
+  24: { text: "24.0.9", major: 24, minor: 0, patch: 9 },
+  25: { text: "25.0.17", major: 25, minor: 0, patch: 17 },
+  26: { text: "26.1.5", major: 26, minor: 1, patch: 5 },
+  27: { text: "27.5.1", major: 27, minor: 5, patch: 1 },
+  28: { text: "28.5.2", major: 28, minor: 5, patch: 2 },
+  29: NEWEST,
+};
+
+/** The release a version means: `28` → 28.5.2, `28.0` → 28.0.x's newest known, none → the newest. */
+export function effectiveVersion(v: Version | undefined): Version {
+  if (!v) return NEWEST;
+  if (v.minor === undefined) return NEWEST_OF[v.major] ?? { ...v, minor: 99, patch: 99 };
+  // `28.0` without a patch: the newest 28.0.x, i.e. not 28.0.0.
+  if (v.patch === undefined) return { ...v, patch: 99 };
+  return v;
 }
 
-const atLeast = (v: Version, major: number, minor = 0, patch = 0): boolean =>
-  v.major !== major ? v.major > major : (v.minor ?? 99) !== minor ? (v.minor ?? 99) > minor : (v.patch ?? 99) >= patch;
-
-export const layouts: LayoutInfo[] = [
-  { name: "legacy-20.10", covers: "20.10 to 26.1", matches: (v) => atLeast(v, 20, 10) && !atLeast(v, 27) },
-];
-
-/** The newest release dockwall assumes when the policy names none. */
-export const NEWEST: Version = { text: "29", major: 29 };
-
-export function layoutFor(v: Version | undefined): LayoutInfo | undefined {
-  return layouts.find((l) => l.matches(v ?? NEWEST));
+export function layoutFor(v: Version | undefined): Layout | undefined {
+  const e = effectiveVersion(v);
+  return layouts.find((l) => l.matches(e));
 }

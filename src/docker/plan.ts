@@ -2,7 +2,9 @@
 // bindings in the order it processes them. Layouts turn a Plan into chains.
 import { addressOn, bindings, byName, gatewayOf, ip6tablesOn, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { Container, Network, Policy, Publish } from "../model/types.js";
-import { formatIp, formatNetwork, type Family, type Ip, type Proto } from "../model/values.js";
+import { formatIp, formatNetwork, type Family, type Ip, type Proto, type Version } from "../model/values.js";
+import type { Layout } from "./layout.js";
+import { effectiveVersion } from "./layouts.js";
 
 export interface NetPlan {
   name: string;
@@ -29,11 +31,21 @@ export interface PortPlan {
   containerPort: number;
 }
 
+/** A container as dockerd starts it: its NAT-network endpoints, then its port bindings in processing order. */
+export interface ContainerPlan {
+  endpoints: { ip: string; bridge: string }[];
+  ports: PortPlan[];
+}
+
 export interface Plan {
   family: Family;
-  version: { major: number; minor: number };
+  layout: Layout;
+  /** The release the policy means (a bare major resolved to its newest). */
+  version: Version;
   userlandProxy: boolean;
   networks: NetPlan[];
+  containers: ContainerPlan[];
+  /** Every port binding, in processing order. */
   ports: PortPlan[];
 }
 
@@ -65,13 +77,21 @@ function hostAddress(pub: Publish, n: Network, p: Policy): Ip | undefined {
   return pub.spec.hostIp ?? n.hostBinding?.value ?? p.docker.ip?.value;
 }
 
-export function makePlan(p: Policy, family: Family): Plan {
-  const major = p.docker.version?.value.major ?? 29;
-  const minor = p.docker.version?.value.minor ?? 99;
+export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
+  const version = effectiveVersion(p.docker.version?.value);
   const nets = byName(p.networks);
   const plans = new Map(p.networks.map((n) => [n.name, netPlan(n, p)]));
   const ports: PortPlan[] = [];
+  const containers: ContainerPlan[] = [];
   for (const c of p.containers) {
+    const endpoints: ContainerPlan["endpoints"] = [];
+    for (const e of c.endpoints) {
+      const n = nets.get(e.network.name);
+      const ip = n && !n.internal ? addressOn(c, n, family) : undefined;
+      if (n && ip) endpoints.push({ ip: formatIp(ip), bridge: n.bridge.value });
+    }
+    const cp: ContainerPlan = { endpoints, ports: [] };
+    containers.push(cp);
     const n = publishingNetwork(c, nets);
     if (!n) continue;
     const cip = addressOn(c, n, family);
@@ -95,15 +115,21 @@ export function makePlan(p: Policy, family: Family): Plan {
         });
       }
     }
-    // dockerd 20.10–26 processes a container's bindings by descending container port.
-    mine.sort((a, b) => b.containerPort - a.containerPort || (a.proto < b.proto ? -1 : a.proto > b.proto ? 1 : 0) || b.hostPort - a.hostPort);
+    // dockerd 20.10–26 processes a container's bindings by descending container port; 27+
+    // ascending by container port, then protocol, then host port.
+    const proto = (a: PortPlan, b: PortPlan) => (a.proto < b.proto ? -1 : a.proto > b.proto ? 1 : 0);
+    if (layout.portOrder === "descending") mine.sort((a, b) => b.containerPort - a.containerPort || proto(a, b) || b.hostPort - a.hostPort);
+    else mine.sort((a, b) => a.containerPort - b.containerPort || proto(a, b) || a.hostPort - b.hostPort);
+    cp.ports = mine;
     ports.push(...mine);
   }
   return {
     family,
-    version: { major, minor },
+    layout,
+    version,
     userlandProxy: p.docker.userlandProxy,
     networks: p.networks.map((n) => plans.get(n.name)!),
+    containers,
     ports,
   };
 }

@@ -2,6 +2,8 @@
 // given with --live), compare it with the compiled one, print the changes.
 import type { CompileResult } from "../compile.js";
 import { generate } from "../generate.js";
+import { dockerFilterChains } from "../docker/engine.js";
+import { layoutFor } from "../docker/layouts.js";
 import type { Policy } from "../model/types.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
@@ -38,8 +40,6 @@ function matcher(patterns: string[]): (chain: string) => boolean {
   return (chain) => res.some((r) => r.test(chain));
 }
 
-/** Docker's own chains in the legacy layout (checked for drift when dockerd manages them). */
-const DOCKER_CHAINS = new Set(["FORWARD", "DOCKER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2", "PREROUTING", "OUTPUT", "POSTROUTING"]);
 
 /** What dockerd itself writes for this policy: the same policy with `iptables off; published open;` and nothing of dockwall's. */
 function dockersOwn(p: Policy): ReturnType<typeof generate> {
@@ -91,7 +91,9 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
     ignored.push(...d.ignored.map((c) => `${family === 4 ? "ip" : "ip6"} ${c}`));
     if (coexist) {
       const predicted = fromRuleset(dockersOwn(policy).rulesets[family], ruleText);
-      const drift = diffRulesets(family, live, predicted, { chains: DOCKER_CHAINS, isForeign: (c) => foreign(c) || owned.has(c) });
+      // Docker's own chains (checked for drift when dockerd manages them).
+      const dockerChains = new Set(["FORWARD", "PREROUTING", "OUTPUT", "POSTROUTING", ...dockerFilterChains(layoutFor(policy.docker.version?.value)!)]);
+      const drift = diffRulesets(family, live, predicted, { chains: dockerChains, isForeign: (c) => foreign(c) || owned.has(c) });
       const changed = drift.chains.filter((c) => c.status !== "removed" || c.lines.length > 0);
       if (changed.length) {
         const v = policy.docker.version?.value.text ?? "the newest Docker";

@@ -78,11 +78,7 @@ export function isLoopback(ip: Ip): boolean {
 /** The newest releases dockwall knows, by major; `version 28` means the newest 28.x. */
 export const supportedVersions = ["20.10.24", "23.0.18", "24.0.9", "25.0.17", "26.1.5", "27.5.1", "28.5.2", "29.7.2"];
 
-export function dockerMajor(p: Policy): number {
-  return p.docker.version?.value.major ?? 29;
-}
-
 /** ip6tables default: off before 27, on from 27. */
 export function ip6tablesOn(p: Policy): boolean {
-  return p.docker.ip6tables ?? dockerMajor(p) >= 27;
+  return p.docker.ip6tables ?? (p.docker.version?.value.major ?? 29) >= 27;
 }

@@ -15,7 +15,7 @@ import { bindings, byName, gatewayOf, isLoopback, publishingNetwork, subnetOf } 
 import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
 import type { Plan, PortPlan } from "../docker/plan.js";
-import { portComment } from "../docker/legacy.js";
+import { portComment } from "../docker/engine.js";
 import { matchers, withMatcher } from "./zones.js";
 
 export const PROXY_CHAIN = "DOCKWALL-PROXY";
@@ -100,7 +100,8 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
     for (const br of brs) user.push(R.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
   }
   user.push(...forwards);
-  user.push(R.jump("RETURN"));
+  // A trailing RETURN where this Docker release writes one (an empty chain returns all the same).
+  if (plan.layout.userReturn(plan.version) || user.length > 0) user.push(R.jump("RETURN"));
 
   const result: OwnedChains = { dockerUser: user };
 
