@@ -23,6 +23,10 @@ export function fermRule(r: Rule): string {
     const implicit = m.module === r.proto || (m.module === "icmp6" && r.proto === "ipv6-icmp");
     if (!implicit) parts.push(`mod ${m.module}`);
     for (const o of m.options) {
+      if (m.module === "set" && o.name === "match-set") {
+        parts.push(`set ${o.neg ? "!" : ""}${o.value}`); // ferm: `mod set set NAME FLAGS`
+        continue;
+      }
       let value = o.value ?? "";
       if (o.name === "ctstate" && value.includes(",")) value = `(${value.split(",").join(" ")})`;
       else value = fermValue(value);

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { describeKernel, fermCompile, withScratchNetnsSync, type Family } from "../lab/kernel.js";
-import { allPolicies } from "../support/policies.js";
+import { allPolicies, ipsetCommands } from "../support/policies.js";
 import { canonicalSave } from "../support/save.js";
 
 const policies = allPolicies();
@@ -29,6 +29,7 @@ describeKernel("kernel", () => {
       test(`iptables-restore loads the IPv${family} output`, () => {
         const rules = out(text, family === 4 ? "iptables" : "ip6tables");
         withScratchNetnsSync((ns) => {
+          for (const cmd of ipsetCommands(rules)) expect(ns.run(cmd).status).toBe(0);
           if (coexisting(text)) {
             const seed = dockerSeed(text, family);
             const s = ns.restore(family, seed);
@@ -63,12 +64,14 @@ describeKernel("kernel", () => {
         const fromFerm = family === 4 ? compiled.v4 : compiled.v6;
         const seed = seeds?.[family === 4 ? "v4" : "v6"];
         const viaIptables = withScratchNetnsSync((ns) => {
+          for (const cmd of ipsetCommands(ours)) expect(ns.run(cmd).status).toBe(0);
           if (seed) expect(ns.restore(family, seed).ok).toBe(true);
           const r = ns.restore(family, ours, { noflush: Boolean(seed) });
           expect(r.ok, r.stderr).toBe(true);
           return ns.save(family);
         });
         const viaFerm = withScratchNetnsSync((ns) => {
+          for (const cmd of ipsetCommands(ours)) expect(ns.run(cmd).status).toBe(0);
           if (seed) expect(ns.restore(family, seed).ok).toBe(true);
           if (fromFerm.trim()) {
             const r = ns.restore(family, fromFerm);

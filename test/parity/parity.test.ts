@@ -7,11 +7,17 @@ import { describe, expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { formatDiagnostics } from "../../src/diagnostics.js";
 import { canonicalRuns, parseSave } from "../support/save.js";
+import { parityGroups, skipped } from "../support/policies.js";
 
 const root = new URL(".", import.meta.url).pathname;
-const cases = ["corpus", "legacy-20.10"].flatMap((dir) =>
-  readdirSync(join(root, dir)).map((name) => ({ dir, name, path: join(root, dir, name) })),
-);
+const groups = parityGroups();
+const all = groups.flatMap((dir) => readdirSync(join(root, dir)).map((name) => ({ dir, name, path: join(root, dir, name) })));
+const cases = all.filter((c) => !skipped(c.path));
+
+test("every layout folder has fixtures, and skips are few", () => {
+  expect(groups).toEqual(expect.arrayContaining(["corpus", "legacy-20.10", "v27", "v28", "v28.0.0-ipset", "v29-iptables"]));
+  expect(cases.length).toBeGreaterThan(all.length * 0.8);
+});
 
 describe.each(cases)("$dir/$name", ({ path }) => {
   const text = readFileSync(join(path, "policy.dw"), "utf8");
