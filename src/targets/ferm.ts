@@ -68,27 +68,75 @@ export interface FermInput {
   header: string[];
 }
 
-export function renderFerm(input: FermInput): string {
-  const domains = input.rulesets.map((rs) => {
-    const preserve = input.preserve?.[rs.family] ?? {};
-    const names = TABLE_ORDER.filter((n) => rs.tables.some((t) => t.name === n) || preserve[n]?.length);
+interface ChainView {
+  name: string;
+  policy: string;
+  empty: boolean;
+  groups: Group[];
+}
+
+interface TableView {
+  name: string;
+  preserve: string;
+  chains: ChainView[];
+}
+
+interface DomainView {
+  name: string;
+  tables: TableView[];
+}
+
+function tablesOf(rs: Ruleset, preserve: Partial<Record<string, string[]>>): TableView[] {
+  const names = TABLE_ORDER.filter((n) => rs.tables.some((t) => t.name === n) || preserve[n]?.length);
+  return names.map((name) => {
+    const t = rs.tables.find((x) => x.name === name);
     return {
-      name: rs.family === 4 ? "ip" : "ip6",
-      tables: names.map((name) => {
-        const t = rs.tables.find((x) => x.name === name);
-        return {
-          name,
-          // `chain (A B C) @preserve;` keeps chains dockwall does not own as the kernel has them.
-          preserve: fermList(preserve[name] ?? []),
-          chains: (t?.chains ?? []).map((c) => ({
-            name: c.name,
-            policy: c.builtin ? (c.policy ?? "ACCEPT") : "",
-            empty: c.rules.length === 0,
-            groups: groups(c),
-          })),
-        };
-      }),
+      name,
+      // `chain (A B C) @preserve;` keeps chains dockwall does not own as the kernel has them.
+      preserve: fermList(preserve[name] ?? []),
+      chains: (t?.chains ?? []).map((c) => ({ name: c.name, policy: c.builtin ? (c.policy ?? "ACCEPT") : "", empty: c.rules.length === 0, groups: groups(c) })),
     };
   });
+}
+
+/**
+ * What IPv4 and IPv6 have in common goes in one `domain (ip ip6)` block — a whole chain at a
+ * time, so that no chain's rules are split — and the rest in `domain ip` / `domain ip6`.
+ */
+function mergeDomains(v4: TableView[], v6: TableView[]): DomainView[] {
+  const shared: TableView[] = [];
+  const only4: TableView[] = [];
+  const only6: TableView[] = [];
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  for (const name of TABLE_ORDER) {
+    const a = v4.find((t) => t.name === name);
+    const b = v6.find((t) => t.name === name);
+    if (!a || !b) {
+      if (a) only4.push(a);
+      if (b) only6.push(b);
+      continue;
+    }
+    const common = a.chains.filter((c) => b.chains.some((d) => same(c, d)));
+    const isCommon = (c: ChainView) => common.some((x) => x.name === c.name);
+    const samePreserve = a.preserve === b.preserve;
+    if (common.length || (samePreserve && a.preserve)) shared.push({ name, preserve: samePreserve ? a.preserve : "", chains: common });
+    const rest = (t: TableView): TableView => ({ name, preserve: samePreserve ? "" : t.preserve, chains: t.chains.filter((c) => !isCommon(c)) });
+    const ra = rest(a);
+    const rb = rest(b);
+    if (ra.chains.length || ra.preserve) only4.push(ra);
+    if (rb.chains.length || rb.preserve) only6.push(rb);
+  }
+  return [
+    { name: "(ip ip6)", tables: shared },
+    { name: "ip", tables: only4 },
+    { name: "ip6", tables: only6 },
+  ].filter((d) => d.tables.length > 0);
+}
+
+export function renderFerm(input: FermInput): string {
+  const views = input.rulesets.map((rs) => ({ family: rs.family, tables: tablesOf(rs, input.preserve?.[rs.family] ?? {}) }));
+  const v4 = views.find((v) => v.family === 4);
+  const v6 = views.find((v) => v.family === 6);
+  const domains: DomainView[] = v4 && v6 ? mergeDomains(v4.tables, v6.tables) : views.map((v) => ({ name: v.family === 4 ? "ip" : "ip6", tables: v.tables }));
   return templates.ferm({ header: input.header, domains });
 }
