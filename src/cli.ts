@@ -22,6 +22,8 @@ export interface Io extends DiffIo {
   readStdin: () => string;
   /** Whether stderr/stdout are terminals (colour). */
   isTTY: boolean;
+  /** The running dockerd's version (for --docker-version auto). */
+  dockerVersion: () => Promise<string>;
 }
 
 export const EXIT = { ok: 0, differs: 1, error: 2 } as const;
@@ -55,10 +57,30 @@ function colour(io: Io, s: string): string {
     .replace(/^(.*?:\d+:\d+: )note:/gm, "$1\x1b[1;36mnote:\x1b[0m");
 }
 
-async function compileCommand(io: Io, args: { policy: string; format: Format; output?: string; checkOnly: boolean }): Promise<number> {
+/** --docker-version: "auto" asks dockerd; anything else must read as a version. */
+async function resolveDockerVersion(io: Io, v: string | undefined): Promise<string | undefined | number> {
+  if (v === undefined) return undefined;
+  if (v === "auto") {
+    try {
+      return await io.dockerVersion();
+    } catch (e) {
+      io.stderr(`dockwall: ${(e as Error).message}\n`);
+      return EXIT.error;
+    }
+  }
+  if (!/^\d+(\.\d+){0,2}$/.test(v)) {
+    io.stderr(`dockwall: --docker-version takes 'auto' or a version like 28.5, not '${v}'\n`);
+    return EXIT.error;
+  }
+  return v;
+}
+
+async function compileCommand(io: Io, args: { policy: string; format: Format; output?: string; checkOnly: boolean; dockerVersion?: string }): Promise<number> {
+  const dockerVersion = await resolveDockerVersion(io, args.dockerVersion);
+  if (typeof dockerVersion === "number") return dockerVersion;
   const src = load(io, args.policy);
   if (typeof src === "number") return src;
-  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly });
+  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
@@ -91,6 +113,14 @@ function diffOptions<T>(y: Argv<T>) {
     .option("color", { describe: "colour the diff (default: when stdout is a terminal)", type: "boolean" });
 }
 
+function versionOption<T>(y: Argv<T>) {
+  return y.option("docker-version", {
+    describe: "the dockerd release whose chains to reproduce, overriding the policy's 'version'; 'auto' asks the running dockerd (/var/run/docker.sock or DOCKER_HOST)",
+    type: "string",
+    requiresArg: true,
+  });
+}
+
 /** Runs the CLI; returns the exit code. */
 export async function run(argv: string[], io: Io): Promise<number> {
   let code: number = EXIT.ok;
@@ -101,24 +131,25 @@ export async function run(argv: string[], io: Io): Promise<number> {
       "compile <policy>",
       "compile the policy to ferm (default) or iptables-restore input",
       (y) =>
-        diffOptions(
+        versionOption(diffOptions(
           policyArg(y)
             .option("format", { alias: "f", describe: "output format", choices: FORMATS, default: "ferm" as Format })
             .option("output", { alias: "o", describe: "write to FILE instead of standard output (only when there is no error)", type: "string", requiresArg: true })
             .option("diff", { describe: "show what loading the result would change on this host (same as: dockwall diff POLICY)", type: "boolean", default: false }),
-        )
+        ))
           .example("$0 compile web.dw > /etc/ferm/ferm.conf", "ferm configuration")
           .example("$0 compile web.dw -f iptables -o rules.v4", "iptables-restore input, IPv4")
-          .example("$0 compile web.dw --diff", "what would change on this host"),
+          .example("$0 compile web.dw --diff", "what would change on this host")
+          .example("$0 compile web.dw --docker-version auto", "the chains of the dockerd running here"),
       async (a) => {
         if (a.diff) code = await diffCommand(io, a);
-        else code = await compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false });
+        else code = await compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false, dockerVersion: a["docker-version"] });
       },
     )
     .command(
       "diff <policy>",
       "compare the compiled rules with the live ruleset (exit 1 when they differ)",
-      (y) => diffOptions(policyArg(y)).example("$0 diff web.dw --live saved.v4", "compare with a dump from another host"),
+      (y) => versionOption(diffOptions(policyArg(y))).example("$0 diff web.dw --live saved.v4", "compare with a dump from another host"),
       async (a) => {
         code = await diffCommand(io, a);
       },
@@ -126,9 +157,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .command(
       "check <policy>",
       "check the policy and print every problem, writing nothing",
-      (y) => policyArg(y),
+      (y) => versionOption(policyArg(y)),
       async (a) => {
-        code = await compileCommand(io, { policy: a.policy, format: "ferm", checkOnly: true });
+        code = await compileCommand(io, { policy: a.policy, format: "ferm", checkOnly: true, dockerVersion: a["docker-version"] });
       },
     )
     .demandCommand(1, "Name a command: compile, diff or check.")
@@ -165,10 +196,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
 
 class UsageError extends Error {}
 
-async function diffCommand(io: Io, a: { policy: string; live?: string; live6?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean }): Promise<number> {
+async function diffCommand(io: Io, a: { policy: string; live?: string; live6?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean; "docker-version"?: string }): Promise<number> {
+  const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
+  if (typeof dockerVersion === "number") return dockerVersion;
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
-  const r = await compile(src.text, { file: src.file, noRender: true });
+  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) return EXIT.error;
   const { runDiff } = await import("./live/command.js");

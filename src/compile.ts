@@ -9,7 +9,7 @@ import { generate, type Generated } from "./generate.js";
 import { renderIptables } from "./targets/iptables.js";
 import { renderFerm } from "./targets/ferm.js";
 import type { Policy } from "./model/types.js";
-import { formatVersion } from "./model/values.js";
+import { formatVersion, isError, parseVersion } from "./model/values.js";
 import { VERSION } from "./version.js";
 
 import type { Format } from "./formats.js";
@@ -23,6 +23,8 @@ export interface CompileOptions {
   checkOnly?: boolean;
   /** Generate the rule sets but render no text (dockwall diff compares the rule sets). */
   noRender?: boolean;
+  /** The dockerd release to reproduce, overriding the policy's `version` (--docker-version). */
+  dockerVersion?: string;
 }
 
 export interface CompileResult {
@@ -44,6 +46,7 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
   if (!stage(parsed) || !parsed.cst) return { ok: false, diagnostics };
   const built = buildModel(parsed.cst);
   if (!stage(built)) return { ok: false, diagnostics };
+  if (options.dockerVersion) overrideVersion(built.policy, options.dockerVersion);
   const checked = { problems: check(built.policy) };
   if (!stage(checked)) return { ok: false, diagnostics, policy: built.policy };
   if (options.checkOnly) return { ok: true, diagnostics, policy: built.policy };
@@ -64,14 +67,23 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
   const header = headerLines(built.policy, options.file, format);
   let output: string;
   if (format === "ferm") {
-    // A family with nothing to write is left out, unless ferm must be told to preserve its
-    // tables (ferm resets every table of a domain it is given).
+    // A family with nothing to write is left out (ferm would reset its tables).
     const rulesets = [generated.rulesets[4], generated.rulesets[6]].filter((r) => r.tables.length > 0);
-    output = renderFerm({ rulesets, preserve: generated.preserve, header });
+    output = renderFerm({ rulesets, preserve: generated.preserve, header, hooks: [...generated.setup[4], ...generated.setup[6]] });
   } else {
-    output = renderIptables(generated.rulesets[format === "iptables" ? 4 : 6], header);
+    const commands = generated.setup[format === "iptables" ? 4 : 6];
+    const setup = commands.length ? ["Run first (Docker 28.0.0 matches its bridges with these ipsets):", ...commands.map((c) => `  ${c}`)] : [];
+    output = renderIptables(generated.rulesets[format === "iptables" ? 4 : 6], [...header, ...setup]);
   }
   return { ok: true, diagnostics, output, policy: built.policy, generated };
+}
+
+/** --docker-version wins over the policy's `version` (spans stay where the policy said it, if it did). */
+function overrideVersion(p: Policy, text: string): void {
+  const v = parseVersion(text);
+  if (isError(v)) throw new Error(`invalid Docker version '${text}'`);
+  const span = p.docker.version?.span ?? p.docker.span ?? startOfFile;
+  p.docker.version = { value: v, span };
 }
 
 function headerLines(p: Policy, file: string | undefined, format: Format): string[] {

@@ -3,6 +3,7 @@
 import { makePlan, type Plan } from "./docker/plan.js";
 import { dockerFilterChains, dockerTables } from "./docker/engine.js";
 import { layoutFor } from "./docker/layouts.js";
+import { IPSET } from "./docker/layouts/v28-ipset.js";
 import { R, TableBuilder, type Ruleset, type Table } from "./ir/ruleset.js";
 import { ip6tablesOn } from "./model/derive.js";
 import type { Policy } from "./model/types.js";
@@ -11,6 +12,8 @@ import { ownedChains, PROXY_CHAIN } from "./policy/owned.js";
 
 export interface Generated {
   rulesets: Record<Family, Ruleset>;
+  /** Shell commands that must run before each family's rules load (Docker 28.0.0's ipsets). */
+  setup: Record<Family, string[]>;
   /** For ferm in `iptables on` mode: Docker's chains to keep (@preserve). */
   preserve: Partial<Record<Family, Partial<Record<string, string[]>>>>;
 }
@@ -25,11 +28,13 @@ export function generate(p: Policy): Generated {
   const preserve: Generated["preserve"] = {};
   const layout = layoutFor(p.docker.version?.value);
   if (!layout) throw new Error("generate: no layout for this version (compile() checks this first)");
+  const setup: Record<Family, string[]> = { 4: [], 6: [] };
   for (const family of [4, 6] as const) {
     const plan = makePlan(p, family, layout);
     out[family] = p.docker.iptables ? coexisting(p, plan, preserve) : full(p, plan);
+    if (layout.forward === "ipset" && !p.docker.iptables && dockerWrites(p, family)) setup[family] = ipsetSetup(plan);
   }
-  return { rulesets: out, preserve };
+  return { rulesets: out, preserve, setup };
 }
 
 /** `iptables off`: every table and chain, Docker's included. */
@@ -95,6 +100,13 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"]): Rul
   };
   const t = filter.build();
   return { family, tables: t.chains.length ? [t] : [], scope: "owned" };
+}
+
+/** dockerd 28.0.0 keeps the subnets of its non-internal bridges in an ipset its FORWARD rules match. */
+function ipsetSetup(plan: Plan): string[] {
+  const set = IPSET[plan.family];
+  const subnets = plan.networks.filter((n) => !n.internal && n.subnet[plan.family]).map((n) => n.subnet[plan.family]!);
+  return [`ipset -exist create ${set} hash:net family ${plan.family === 4 ? "inet" : "inet6"}`, ...subnets.map((s) => `ipset -exist add ${set} ${s}`)];
 }
 
 /** A table with only built-in chains, policy ACCEPT and no rules: nothing to write. */

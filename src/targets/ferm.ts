@@ -66,6 +66,8 @@ export interface FermInput {
   /** Chains to keep as they are in the live kernel (`@preserve`), per family and table. */
   preserve?: Partial<Record<4 | 6, Partial<Record<string, string[]>>>>;
   header: string[];
+  /** Shell commands ferm runs before loading the rules (`@hook pre`). */
+  hooks?: string[];
 }
 
 interface ChainView {
@@ -138,5 +140,5 @@ export function renderFerm(input: FermInput): string {
   const v4 = views.find((v) => v.family === 4);
   const v6 = views.find((v) => v.family === 6);
   const domains: DomainView[] = v4 && v6 ? mergeDomains(v4.tables, v6.tables) : views.map((v) => ({ name: v.family === 4 ? "ip" : "ip6", tables: v.tables }));
-  return templates.ferm({ header: input.header, domains });
+  return templates.ferm({ header: input.header, hooks: (input.hooks ?? []).map((h) => `"${h}"`), domains });
 }
