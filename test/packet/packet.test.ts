@@ -181,3 +181,98 @@ allow any to dns:5353/udp;
     ]);
   });
 });
+
+describeDocker("packets, a Docker 29 layout hosted by a dockerd with \"iptables\": false", () => {
+  // dockerd 20.10 with iptables off writes no rules, so it can host the rules of any layout.
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({ userlandProxy: false, containers });
+  });
+  afterAll(async () => {
+    await lab?.stop();
+  });
+
+  const policy = `
+docker { version 29.7; iptables off; ip6tables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.77.0/24; }
+${declarations}
+allow lan to web:8080;
+allow wan from 198.51.100.0/25 to web:8443;
+allow any to dns:5353/udp;
+`;
+
+  test("allow, closed ports, direct routing and the loopback leak hold in the 29 layout", async () => {
+    const v4 = rules(policy, "iptables");
+    expect(v4).toContain(":DOCKER-INTERNAL - [0:0]"); // really the 29 layout
+    lab.reset();
+    lab.load(v4);
+    await matrix(lab, [
+      ["lan", ADDR.hostLan, 8080, "tcp", "open", ADDR.lan],
+      ["wan", ADDR.hostWan, 8080, "tcp", "closed"],
+      ["wan", ADDR.hostWan, 8443, "tcp", "open", ADDR.wan],
+      ["lan", ADDR.hostLan, 8443, "tcp", "closed"],
+      ["wan", ADDR.hostWan, 9090, "tcp", "closed"],
+      ["wan", ADDR.hostWan, 5353, "udp", "open", ADDR.wan],
+      ["lan", "172.17.0.2", 80, "tcp", "closed"],
+      ["wan", "172.17.0.4", 90, "tcp", "closed"],
+      ["lan", "127.0.0.1", 9000, "tcp", "closed"],
+      ["host", "127.0.0.1", 9000, "tcp", "open"],
+      ["ctr:web", ADDR.wan, ADDR.egressTcp, "tcp", "open"],
+    ]);
+  });
+
+  test("published open in the 29 layout: Docker's own raw-table drops still stop direct routing", async () => {
+    lab.reset();
+    lab.load(rules(policy.replace("userland-proxy off;", "userland-proxy off; published open;"), "iptables"));
+    await matrix(lab, [
+      ["wan", ADDR.hostWan, 9090, "tcp", "open", ADDR.wan],
+      ["wan", "172.17.0.4", 90, "tcp", "closed"],
+      ["lan", "127.0.0.1", 9000, "tcp", "closed"],
+    ]);
+  });
+});
+
+describeDocker("packets over IPv6 (Docker 28 layout, ip6tables on)", () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({
+      userlandProxy: false,
+      ipv6: true,
+      containers: [
+        { name: "web", ip: "172.17.0.2", publish: ["8080:80", "8443:443"], listen: ["tcp:80", "tcp:443"] },
+        { name: "dns", ip: "172.17.0.3", publish: ["5353:53/udp"], listen: ["udp:53"] },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await lab?.stop();
+  });
+
+  const policyFor = (lab: Lab) => `
+docker { version 28.5; iptables off; ip6tables on; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.77.0/24, 2001:db8:77::/64; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet 2001:db8:1::/64; }
+container web { network bridge 172.17.0.2, ${lab.containers.web!.ip6}; publish 8080:80; publish 8443:443; }
+container dns { network bridge 172.17.0.3, ${lab.containers.dns!.ip6}; publish 5353:53/udp; }
+allow lan to web:8080;
+allow any to dns:5353/udp;
+`;
+
+  test("published ports reach containers over IPv6 with the client's address; closed ones stay closed", async () => {
+    const p = policyFor(lab);
+    lab.reset();
+    lab.load(rules(p, "iptables"), rules(p, "ip6tables"));
+    const web6 = lab.containers.web!.ip6!;
+    await matrix(lab, [
+      ["lan", ADDR.hostLan6, 8080, "tcp", "open", ADDR.lan6],
+      ["lan", ADDR.hostLan, 8080, "tcp", "open", ADDR.lan],
+      ["wan", ADDR.hostWan6, 8080, "tcp", "closed"],
+      ["lan", ADDR.hostLan6, 8443, "tcp", "closed"],
+      ["wan", ADDR.hostWan6, 5353, "udp", "open", ADDR.wan6],
+      ["lan", web6, 80, "tcp", "closed"], // routing straight to the container's IPv6 address
+      ["wan", web6, 443, "tcp", "closed"],
+    ]);
+  });
+});
