@@ -78,20 +78,12 @@ export class PolicyParser extends CstParser {
     this.SUBRULE(this.block);
   }
 
-  private allowStatement = this.RULE("allowStatement", () => {
-    this.CONSUME(T.Allow);
-    this.SUBRULE(this.valueList, { LABEL: "zones" });
-    this.OPTION(() => {
-      this.CONSUME(T.From);
-      this.SUBRULE2(this.valueList, { LABEL: "sources" });
-    });
-    this.CONSUME(T.To);
-    this.SUBRULE3(this.valueList, { LABEL: "targets" });
-    this.CONSUME(T.Semi);
-  });
+  private allowStatement = this.RULE("allowStatement", () => this.fromTo(T.Allow));
+  private forwardStatement = this.RULE("forwardStatement", () => this.fromTo(T.Forward));
 
-  private forwardStatement = this.RULE("forwardStatement", () => {
-    this.CONSUME(T.Forward);
+  /** KEYWORD zones [from sources] to targets ; — allow and forward share this shape. */
+  private fromTo(keyword: TokenType): void {
+    this.CONSUME(keyword);
     this.SUBRULE(this.valueList, { LABEL: "zones" });
     this.OPTION(() => {
       this.CONSUME(T.From);
@@ -100,7 +92,7 @@ export class PolicyParser extends CstParser {
     this.CONSUME(T.To);
     this.SUBRULE3(this.valueList, { LABEL: "targets" });
     this.CONSUME(T.Semi);
-  });
+  }
 
   private hostBlock = this.RULE("hostBlock", () => {
     this.CONSUME(T.Host);

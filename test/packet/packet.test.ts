@@ -6,12 +6,24 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { formatDiagnostics } from "../../src/diagnostics.js";
-import { ADDR, describeDocker, startLab, type Lab, type LabContainer, type ProbeFrom, type Proto } from "../lab/dockerlab.js";
+import { ADDR, describeDocker, startLab, type Lab, type LabContainer, type LabSpec, type ProbeFrom, type Proto } from "../lab/dockerlab.js";
 
 function rules(policy: string, format: "iptables" | "ip6tables"): string {
   const r = compile(policy, { format });
   if (!r.ok) throw new Error(formatDiagnostics(r.diagnostics, "policy.dw", policy));
   return r.output!;
+}
+
+/** One lab for the tests of a describe block: started before them, stopped after. */
+function useLab(spec: LabSpec): () => Lab {
+  let lab: Lab | undefined;
+  beforeAll(async () => {
+    lab = await startLab(spec);
+  });
+  afterAll(async () => {
+    await lab?.stop();
+  });
+  return () => lab!;
 }
 
 type Expect = [from: ProbeFrom, addr: string, port: number, proto: Proto, want: "open" | "closed", client?: string];
@@ -44,13 +56,7 @@ container local  { network bridge 172.17.0.5; publish 127.0.0.1:9000:9000; }
 `;
 
 describeDocker("packets, userland-proxy off", () => {
-  let lab: Lab;
-  beforeAll(async () => {
-    lab = await startLab({ userlandProxy: false, containers });
-  });
-  afterAll(async () => {
-    await lab?.stop();
-  });
+  const labOf = useLab({ userlandProxy: false, containers });
 
   const policy = `
 docker { version 20.10; iptables off; userland-proxy off; }
@@ -64,6 +70,7 @@ allow any to dns:5353/udp;                          # a udp port
 `;
 
   test("iptables off: allowed ports open with the real client address, the rest closed on every path", async () => {
+    const lab = labOf();
     lab.reset();
     lab.load(rules(policy, "iptables"));
     await matrix(lab, [
@@ -88,6 +95,7 @@ allow any to dns:5353/udp;                          # a udp port
   });
 
   test("published open: Docker's exact behaviour, direct routing included", async () => {
+    const lab = labOf();
     lab.reset();
     lab.load(rules(policy.replace("userland-proxy off;", "userland-proxy off; published open;"), "iptables"));
     await matrix(lab, [
@@ -98,6 +106,7 @@ allow any to dns:5353/udp;                          # a udp port
   });
 
   test("iptables on: on top of Docker's own chains, only DOCKER-USER changes, and it holds", async () => {
+    const lab = labOf();
     const on = policy.replace("iptables off;", "iptables on;");
     const dockers = rules(policy.replace("userland-proxy off;", "userland-proxy off; published open;"), "iptables");
     lab.reset();
@@ -116,13 +125,7 @@ allow any to dns:5353/udp;                          # a udp port
 });
 
 describeDocker("packets, userland-proxy on (docker-proxy listens on 0.0.0.0 and ::)", () => {
-  let lab: Lab;
-  beforeAll(async () => {
-    lab = await startLab({ userlandProxy: true, linkIpv6: true, containers });
-  });
-  afterAll(async () => {
-    await lab?.stop();
-  });
+  const labOf = useLab({ userlandProxy: true, linkIpv6: true, containers });
 
   const policy = `
 docker { version 20.10; iptables off; }
@@ -134,10 +137,12 @@ allow any to dns:5353/udp;
 `;
 
   test("the proxy runs (so the tests below are not vacuous)", () => {
+    const lab = labOf();
     expect(lab.proxies().join("\n")).toContain("-host-ip :: -host-port 8080");
   });
 
   test("allowed ports open on the DNAT path and through the proxy; closed ones closed on both", async () => {
+    const lab = labOf();
     lab.reset();
     lab.load(rules(policy, "iptables"), rules(policy, "ip6tables"));
     await matrix(lab, [
@@ -155,6 +160,7 @@ allow any to dns:5353/udp;
   });
 
   test("a host block: INPUT DROP, the host's services by zone, published ports still as allowed", async () => {
+    const lab = labOf();
     await lab.serveOnHost(22, "sshd");
     await lab.serveOnHost(2222, "other");
     const withHost = `${policy}\nhost { allow lan tcp 22; }\n`;
@@ -174,6 +180,7 @@ allow any to dns:5353/udp;
   });
 
   test("with no rules at all, docker-proxy leaves every published port open (why dockwall guards it)", async () => {
+    const lab = labOf();
     lab.reset();
     await matrix(lab, [
       ["wan", ADDR.hostWan, 9090, "tcp", "open"],
@@ -184,13 +191,7 @@ allow any to dns:5353/udp;
 
 describeDocker("packets, a Docker 29 layout hosted by a dockerd with \"iptables\": false", () => {
   // dockerd 20.10 with iptables off writes no rules, so it can host the rules of any layout.
-  let lab: Lab;
-  beforeAll(async () => {
-    lab = await startLab({ userlandProxy: false, containers });
-  });
-  afterAll(async () => {
-    await lab?.stop();
-  });
+  const labOf = useLab({ userlandProxy: false, containers });
 
   const policy = `
 docker { version 29.7; iptables off; ip6tables off; userland-proxy off; }
@@ -203,6 +204,7 @@ allow any to dns:5353/udp;
 `;
 
   test("allow, closed ports, direct routing and the loopback leak hold in the 29 layout", async () => {
+    const lab = labOf();
     const v4 = rules(policy, "iptables");
     expect(v4).toContain(":DOCKER-INTERNAL - [0:0]"); // really the 29 layout
     lab.reset();
@@ -223,6 +225,7 @@ allow any to dns:5353/udp;
   });
 
   test("published open in the 29 layout: Docker's own raw-table drops still stop direct routing", async () => {
+    const lab = labOf();
     lab.reset();
     lab.load(rules(policy.replace("userland-proxy off;", "userland-proxy off; published open;"), "iptables"));
     await matrix(lab, [
@@ -234,9 +237,7 @@ allow any to dns:5353/udp;
 });
 
 describeDocker("packets over IPv6 (Docker 28 layout, ip6tables on)", () => {
-  let lab: Lab;
-  beforeAll(async () => {
-    lab = await startLab({
+  const labOf = useLab({
       userlandProxy: false,
       ipv6: true,
       containers: [
@@ -244,12 +245,8 @@ describeDocker("packets over IPv6 (Docker 28 layout, ip6tables on)", () => {
         { name: "dns", ip: "172.17.0.3", publish: ["5353:53/udp"], listen: ["udp:53"] },
       ],
     });
-  });
-  afterAll(async () => {
-    await lab?.stop();
-  });
 
-  const policyFor = (lab: Lab) => `
+  const policyFor = (lab: Lab): string => `
 docker { version 28.5; iptables off; ip6tables on; userland-proxy off; }
 zone wan { interface eth0; }
 zone lan { interface eth1; from 192.168.77.0/24, 2001:db8:77::/64; }
@@ -261,6 +258,7 @@ allow any to dns:5353/udp;
 `;
 
   test("published ports reach containers over IPv6 with the client's address; closed ones stay closed", async () => {
+    const lab = labOf();
     const p = policyFor(lab);
     lab.reset();
     lab.load(rules(p, "iptables"), rules(p, "ip6tables"));
