@@ -1,7 +1,7 @@
 // Stage 1: text → CST, with every lexing and syntax error of the file.
 import type { IRecognitionException, IToken } from "chevrotain";
 import { closest, Problems, spanOf, type Span } from "./diagnostics.js";
-import { parser } from "./syntax/parser.js";
+import { parsers } from "./syntax/parser.js";
 import { keywords, lexer, Word } from "./syntax/tokens.js";
 
 const STATEMENTS = keywords.map((k) => String(k.PATTERN).replace(/\//g, "")).filter((k) => k !== "from" && k !== "to");
@@ -39,8 +39,16 @@ export function parse(text: string): ParseResult {
       help: /[^\x00-\x7f]/.test(ch) ? `names and values are plain ASCII; check for a pasted typographic character` : undefined,
     });
   }
+  // A fast pass without error recovery; only a file with a syntax error is parsed again,
+  // with recovery, to report every syntax error at once.
+  let parser = parsers.fast;
   parser.input = lexed.tokens;
-  const cst = parser.policy() as PolicyCstNode;
+  let cst = parser.policy() as PolicyCstNode;
+  if (parser.errors.length > 0) {
+    parser = parsers.recovering;
+    parser.input = lexed.tokens;
+    cst = parser.policy() as PolicyCstNode;
+  }
   const last = lexed.tokens.at(-1);
   for (const e of parser.errors) {
     let help = /expected '\}'/.test(e.message) ? `close the block with '}'` : /expected ';'/.test(e.message) ? `end the statement with ';'` : undefined;

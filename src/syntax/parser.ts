@@ -40,10 +40,14 @@ const errorMessages: IParserErrorMessageProvider = {
 };
 
 export class PolicyParser extends CstParser {
-  /** `validate`: run Chevrotain's grammar checks (slow; the tests do, the CLI need not). */
-  constructor({ validate = false } = {}) {
+  /**
+   * `validate`: run Chevrotain's grammar checks (slow; the tests do, the CLI need not).
+   * `recover`: keep parsing after a syntax error to report the others too (costs time on
+   * every input, so parse.ts only uses it once a fast pass has found an error).
+   */
+  constructor({ validate = false, recover = true } = {}) {
     // Spans come from tokens, so CST nodes need no location tracking of their own.
-    super(T.allTokens, { recoveryEnabled: true, nodeLocationTracking: "none", errorMessageProvider: errorMessages, skipValidations: !validate });
+    super(T.allTokens, { recoveryEnabled: recover, nodeLocationTracking: "none", errorMessageProvider: errorMessages, skipValidations: !validate });
     this.performSelfAnalysis();
   }
 
@@ -140,5 +144,16 @@ export class PolicyParser extends CstParser {
   });
 }
 
-/** One parser instance, reused (Chevrotain's advice: self-analysis is the costly part). */
-export const parser = new PolicyParser();
+/** Parser instances are reused (Chevrotain's advice: self-analysis is the costly part). */
+let fast: PolicyParser | undefined;
+let recovering: PolicyParser | undefined;
+export const parsers = {
+  get fast(): PolicyParser {
+    return (fast ??= new PolicyParser({ recover: false }));
+  },
+  get recovering(): PolicyParser {
+    return (recovering ??= new PolicyParser({ recover: true }));
+  },
+};
+/** The recovering parser (for tools: CST types, railroad diagrams). */
+export const parser = parsers.recovering;
