@@ -168,7 +168,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .alias("h", "help")
     .alias("V", "version")
     .epilog(EPILOG)
-    .wrap(Math.min(100, yargs().terminalWidth?.() ?? 100))
+    .wrap(Math.min(100, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {
       throw err ?? new UsageError(msg);
