@@ -1,6 +1,6 @@
 // Containers: addresses inside their network, not taken twice; host ports published once.
 import type { Check } from "./context.js";
-import { addressOn, bindings, gatewayOf, isUnspecified, publishingNetwork, subnetOf, type Binding } from "../model/derive.js";
+import { bindings, gatewayOf, isUnspecified, publishingNetwork, subnetOf, type Binding } from "../model/derive.js";
 import { broadcastOf, cidrContains, formatIp, formatNetwork, networkOf, type Ip } from "../model/values.js";
 import type { Container, Located } from "../model/types.js";
 import type { Span } from "../diagnostics.js";
@@ -125,4 +125,3 @@ export const publishedPorts: Check = (ctx) => {
   }
 };
 
-export { addressOn };

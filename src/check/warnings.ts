@@ -2,7 +2,7 @@
 import type { Check } from "./context.js";
 import { bindings, isLoopback, publishingNetwork } from "../model/derive.js";
 import { startOfFile } from "../diagnostics.js";
-import { supportedVersions } from "../model/derive.js";
+import { NEWEST } from "../docker/layouts.js";
 import type { TargetSpec } from "../model/values.js";
 
 export const unallowedPorts: Check = (ctx) => {
@@ -44,7 +44,7 @@ export const daemonSettings: Check = (ctx) => {
     });
   }
   if (!d.version) {
-    ctx.problems.warning("no-version", d.span ?? startOfFile, `no Docker version given; assuming the newest supported (${supportedVersions.at(-1)})`, {
+    ctx.problems.warning("no-version", d.span ?? startOfFile, `no Docker version given; assuming the newest supported (${NEWEST.text})`, {
       help: `write the dockerd release this host runs, e.g. docker { version 20.10; } ('dockerd --version' tells)`,
     });
   } else {

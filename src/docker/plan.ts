@@ -1,6 +1,6 @@
 // What dockerd knows when it writes its rules: networks in creation order and port
 // bindings in the order it processes them. Layouts turn a Plan into chains.
-import { addressOn, bindings, byName, gatewayOf, ip6tablesOn, publishingNetwork, subnetOf } from "../model/derive.js";
+import { addressOn, bindings, byName, gatewayOf, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { Container, Network, Policy, Publish } from "../model/types.js";
 import { formatIp, formatNetwork, type Family, type Ip, type Proto, type Version } from "../model/values.js";
 import type { Layout } from "./layout.js";
@@ -134,4 +134,3 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
   };
 }
 
-export { ip6tablesOn };

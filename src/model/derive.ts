@@ -75,8 +75,6 @@ export function isLoopback(ip: Ip): boolean {
   return ip.family === 4 ? ip.value >> 24n === 127n : ip.value === 1n;
 }
 
-/** The newest releases dockwall knows, by major; `version 28` means the newest 28.x. */
-export const supportedVersions = ["20.10.24", "23.0.18", "24.0.9", "25.0.17", "26.1.5", "27.5.1", "28.5.2", "29.7.2"];
 
 /** ip6tables default: off before 27, on from 27. */
 export function ip6tablesOn(p: Policy): boolean {

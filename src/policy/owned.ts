@@ -10,8 +10,8 @@
 //    each published port, even with "iptables": false; this chain applies the same allow
 //    list to that path.
 //  filter INPUT (only with a `host` block): policy, loopback, replies, the host's services.
-import { R, type Chain, type Rule } from "../ir/ruleset.js";
-import { bindings, byName, gatewayOf, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
+import { R, type Rule } from "../ir/ruleset.js";
+import { bindings, byName, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
 import type { Plan, PortPlan } from "../docker/plan.js";
@@ -224,5 +224,3 @@ function proxyChain(p: Policy, family: Family, zones: Map<string, Zone>, brs: st
   return rules;
 }
 
-export { gatewayOf };
-export type { Chain };
