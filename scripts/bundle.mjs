@@ -20,7 +20,7 @@ const rawPlugin = {
 // The CLI is split into chunks: `dockwall --help` loads yargs only; the compiler (Chevrotain,
 // Handlebars) is a separate chunk loaded when a command runs.
 const entries = [["src/main.ts", "dockwall"]];
-if (process.argv.includes("--bench")) entries.push(["bench/run.ts", "bench"]);
+if (process.argv.includes("--bench")) entries.push(["bench/run.ts", "bench"], ["bench/stages.ts", "stages"]);
 
 for (const [entry, name] of entries) await build({
   entryPoints: { [name]: resolve(root, entry) },

@@ -97,7 +97,7 @@ export function diffRulesets(family: 4 | 6, live: SavedRuleset, wanted: SavedRul
       }
       const w = wt.chains.get(name);
       const l = lc.get(name);
-      const strip = (rules: SavedRule[]) => rules.filter((r) => !scope.isForeign(r.key.replace(/^.* -[jg] (\S+).*$/, "$1")));
+      const strip = (rules: SavedRule[]) => rules.filter((r) => !scope.isForeign(r.target ?? ""));
       if (!l) {
         out.push({ family, table, chain: name, status: "added", lines: w!.rules.map((r, i) => ({ kind: "added", text: r.text, wanted: i + 1 })) });
         continue;

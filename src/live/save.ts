@@ -6,11 +6,32 @@
 import ipaddr from "ipaddr.js";
 import type { Rule, Ruleset } from "../ir/ruleset.js";
 
-export interface SavedRule {
-  /** Canonical spelling: equal keys mean the kernel holds the same rule. */
-  key: string;
-  /** As written in the text it came from (for display). */
-  text: string;
+/** One rule: its text as written, and (computed when first asked for) its canonical spelling. */
+export class SavedRule {
+  private canonical: string | undefined;
+
+  constructor(
+    /** As written in the text it came from (for display). */
+    readonly text: string,
+    /** What follows `-A CHAIN`: words, or the raw text to split when needed. */
+    private readonly rest: string[] | string,
+  ) {}
+
+  private get restWords(): string[] {
+    return typeof this.rest === "string" ? words(this.rest) : this.rest;
+  }
+
+  /** Canonical spelling: equal keys mean the kernel holds the same rule. Lazy, because
+   * chains that are not compared (other tools') need not be normalised at all. */
+  get key(): string {
+    return (this.canonical ??= canonicalRule(this.restWords));
+  }
+
+  /** The jump target (-j/-g), read without normalising. */
+  get target(): string | undefined {
+    const m = / (?:-j|--jump|-g|--goto) (\S+)/.exec(` ${typeof this.rest === "string" ? this.rest : this.rest.join(" ")}`);
+    return m?.[1];
+  }
 }
 
 export interface SavedChain {
@@ -302,6 +323,14 @@ export function parseSave(text: string): SavedRuleset {
       else table.chains.set(name!, { name: name!, policy: policy ?? "-", rules: [] });
       continue;
     }
+    // The common case, `-A CHAIN …`: keep the text; it is split and normalised only if compared.
+    const plain = /^-A (\S+) (.*)$/.exec(line);
+    if (plain && !line.includes('"')) {
+      let c = table.chains.get(plain[1]!);
+      if (!c) table.chains.set(plain[1]!, (c = { name: plain[1]!, policy: "-", rules: [] }));
+      c.rules.push(new SavedRule(line, plain[2]!));
+      continue;
+    }
     const ws = words(line);
     let cmd = SHORT[ws[0]!] ?? ws[0]!;
     if (cmd === "-c") {
@@ -319,7 +348,7 @@ export function parseSave(text: string): SavedRuleset {
       if (!c) table!.chains.set(chainName, (c = { name: chainName, policy: "-", rules: [] }));
       return c;
     };
-    const rule = (rest: string[]): SavedRule => ({ key: canonicalRule(rest), text: `-A ${chainName} ${rest.join(" ")}` });
+    const rule = (rest: string[]): SavedRule => new SavedRule(`-A ${chainName} ${rest.join(" ")}`, rest);
     if (cmd === "-A") chain().rules.push(rule(ws.slice(2)));
     else if (cmd === "-I" || cmd === "--insert") {
       const hasPos = /^\d+$/.test(ws[2] ?? "");
@@ -352,7 +381,7 @@ export function fromRuleset(rs: Ruleset, ruleText: (chain: string, r: Rule) => s
         policy: c.builtin ? (c.policy ?? "ACCEPT") : "-",
         rules: c.rules.map((r) => {
           const text = ruleText(c.name, r);
-          return { key: canonicalRule(words(text).slice(2)), text };
+          return new SavedRule(text, words(text).slice(2));
         }),
       });
     }
