@@ -67,6 +67,14 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
   const header = headerLines(built.policy, options.file, format);
   let output: string;
   if (format === "ferm") {
+    const d = built.policy.docker;
+    if (d.iptables) {
+      const problems = new Problems();
+      problems.warning("ferm-backend", d.spans["iptables"] ?? d.span ?? startOfFile, `ferm loads rules with the iptables-legacy tools when they are installed, while dockerd uses whatever /usr/sbin/iptables is`, {
+        help: `with iptables on, the two must share a backend for DOCKER-USER to be the chain dockerd jumps to: check 'iptables --version' against ferm's (legacy), or deploy --format iptables with iptables-restore --noflush`,
+      });
+      diagnostics.push(...problems.items);
+    }
     // A family with nothing to write is left out (ferm would reset its tables).
     const rulesets = [generated.rulesets[4], generated.rulesets[6]].filter((r) => r.tables.length > 0);
     output = renderFerm({ rulesets, preserve: generated.preserve, header, hooks: [...generated.setup[4], ...generated.setup[6]] });

@@ -14,7 +14,7 @@ import { cleanupLeftovers, netnsList, OWNER, removeDir, run, uniqueName, which, 
 export type Support = { ok: true } | { ok: false; reason: string };
 export type Family = 4 | 6;
 
-const REQUIRED_TOOLS = ['ip', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'ip6tables-save', 'ferm'];
+const REQUIRED_TOOLS = ['ip', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'ip6tables-save', 'ferm', 'ipset'];
 
 let kernelSupportCache: Support | undefined;
 
