@@ -6,7 +6,7 @@
 // afterwards (try/finally, a process 'exit' hook, and cleanupLeftovers() for namespaces of
 // dead processes).
 import { describe, it } from 'vitest';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { cleanupLeftovers, netnsList, OWNER, removeDir, run, uniqueName, which, type RunResult } from './proc.js';
@@ -68,7 +68,14 @@ export function describeIf(support: () => Support, what: string, name: string, f
   }
   if (!skipNoticePrinted.has(what)) {
     skipNoticePrinted.add(what);
-    console.warn(`${what} tests skipped: ${s.reason}`);
+    // One line per test run, not per test file: the first worker to claim the marker prints it.
+    const marker = join(tmpdir(), `dockwall-skip-${what}-${process.ppid}`);
+    try {
+      closeSync(openSync(marker, 'wx'));
+      console.warn(`${what} tests skipped: ${s.reason}`);
+    } catch {
+      /* another test file of this run said it already */
+    }
   }
   describe.skip(name, fn);
 }
