@@ -1,6 +1,6 @@
 // Things that are legal but probably not what the user wants (exit 0, printed as warnings).
 import type { Check } from "./context.js";
-import { bindings, isLoopback, publishingNetwork } from "../model/derive.js";
+import { bindAddress, bindings, isLoopback, publishingNetwork } from "../model/derive.js";
 import { startOfFile } from "../diagnostics.js";
 import { NEWEST } from "../docker/layouts.js";
 import type { TargetSpec } from "../model/values.js";
@@ -10,10 +10,12 @@ export const unallowedPorts: Check = (ctx) => {
   if (d.published !== "closed") return;
   const targets = targetsByContainer(ctx);
   for (const c of ctx.policy.containers) {
-    if (!publishingNetwork(c, ctx.networks)) continue;
+    const n = publishingNetwork(c, ctx.networks);
+    if (!n) continue;
     const mine = targets.get(c.name) ?? [];
     for (const p of c.publishes) {
-      if (p.spec.hostIp && isLoopback(p.spec.hostIp)) continue; // host-only by design
+      const host = bindAddress(ctx.policy, p, n);
+      if (host && isLoopback(host)) continue; // host-only by design
       const covered = bindings(p).filter((b) => mine.some((t) => t.ports.from <= b.hostPort && b.hostPort <= t.ports.to && (!t.proto || t.proto === b.proto)));
       if (covered.length === 0) {
         ctx.problems.warning("unreachable-port", p.span, `no allow names ${c.name}:${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}, so it is unreachable from outside the host (published closed)`, {

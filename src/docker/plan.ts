@@ -1,8 +1,8 @@
 // What dockerd knows when it writes its rules: networks in creation order and port
 // bindings in the order it processes them. Layouts turn a Plan into chains.
-import { addressOn, bindings, byName, gatewayOf, publishingNetwork, subnetOf } from "../model/derive.js";
+import { addressOn, bindAddress, bindings, byName, gatewayOf, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { Container, Network, Policy, Publish } from "../model/types.js";
-import { formatIp, formatNetwork, type Family, type Ip, type Proto, type Version } from "../model/values.js";
+import { formatIp, formatNetwork, type Family, type Proto, type Version } from "../model/values.js";
 import type { Layout } from "./layout.js";
 import { effectiveVersion } from "./layouts.js";
 
@@ -72,10 +72,6 @@ export function netPlan(n: Network, p: Policy): NetPlan {
   };
 }
 
-/** Which host address a binding is published on, before family filtering. */
-function hostAddress(pub: Publish, n: Network, p: Policy): Ip | undefined {
-  return pub.spec.hostIp ?? n.hostBinding?.value ?? p.docker.ip?.value;
-}
 
 export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
   const version = effectiveVersion(p.docker.version?.value);
@@ -98,7 +94,7 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
     if (!cip) continue;
     const mine: PortPlan[] = [];
     for (const pub of c.publishes) {
-      const host = hostAddress(pub, n, p);
+      const host = bindAddress(p, pub, n);
       // An address of the other family means this family gets no binding.
       if (host && host.family !== family) continue;
       for (const b of bindings(pub)) {

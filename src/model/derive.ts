@@ -60,6 +60,11 @@ export function bindings(p: Publish): Binding[] {
   return out;
 }
 
+/** The host address a binding is published on: its own, else the network's host-binding, else the daemon's `ip`. */
+export function bindAddress(p: Policy, pub: Publish, n: Network): Ip | undefined {
+  return pub.spec.hostIp ?? n.hostBinding?.value ?? p.docker.ip?.value;
+}
+
 export function overlaps(a: PortRange, b: PortRange): boolean {
   return a.from <= b.to && b.from <= a.to;
 }

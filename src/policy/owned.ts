@@ -11,7 +11,7 @@
 //    list to that path.
 //  filter INPUT (only with a `host` block): policy, loopback, replies, the host's services.
 import { R, type Rule } from "../ir/ruleset.js";
-import { bindings, byName, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
+import { bindAddress, bindings, byName, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
 import type { Plan, PortPlan } from "../docker/plan.js";
@@ -187,7 +187,7 @@ function proxyBindings(p: Policy, family: Family): ProxyBinding[] {
     const n = publishingNetwork(c, nets);
     if (!n) continue;
     for (const pub of c.publishes) {
-      const host = pub.spec.hostIp ?? n.hostBinding?.value ?? p.docker.ip?.value;
+      const host = bindAddress(p, pub, n);
       if (host && host.family !== family) continue;
       for (const b of bindings(pub)) {
         out.push({ container: c.name, proto: b.proto, hostPort: b.hostPort, hostIp: host && host.value !== 0n ? formatIp(host) : undefined });

@@ -3,7 +3,7 @@
 // connections that what the policy allows is open — and that the container sees the real
 // client address — and that everything else is closed: the DNAT path, docker-proxy, routing
 // straight to a container address, and the 127.0.0.1-publish leak.
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { formatDiagnostics } from "../../src/diagnostics.js";
 import { ADDR, describeDocker, startLab, type Lab, type LabContainer, type LabSpec, type ProbeFrom, type Proto } from "../lab/dockerlab.js";
