@@ -12,6 +12,11 @@ function fermValue(v: string): string {
 }
 
 export function fermRule(r: Rule): string {
+  return fermParts(r).join(" ") + ";";
+}
+
+/** A rule as ferm words, selectors (saddr, daddr, interface, outerface, proto) first. */
+function fermParts(r: Rule): string[] {
   const parts: string[] = [];
   if (r.src) parts.push(`saddr ${bang(r.src)}${r.src.value}`);
   if (r.dst) parts.push(`daddr ${bang(r.dst)}${r.dst.value}`);
@@ -36,7 +41,30 @@ export function fermRule(r: Rule): string {
   if (KEYWORD_TARGETS.has(r.target)) parts.push(r.target);
   else parts.push(`jump ${r.target}`);
   for (const o of r.targetOptions ?? []) parts.push(`${o.name} ${fermValue(o.value)}`);
-  return parts.join(" ") + ";";
+  return parts;
+}
+
+const SELECTOR = /^(saddr|daddr|interface|outerface) /;
+
+/**
+ * Rules as ferm lines, nesting runs that share their first selector the way one writes
+ * ferm by hand:  outerface docker0 { mod conntrack ctstate (RELATED ESTABLISHED) ACCEPT; jump DOCKER; }
+ */
+function fermLines(rules: Rule[]): string[] {
+  const parts = rules.map(fermParts);
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; ) {
+    const head = parts[i]![0]!;
+    let j = i + 1;
+    if (SELECTOR.test(head)) while (j < parts.length && parts[j]![0] === head && parts[j]!.length > 1) j++;
+    if (j - i >= 2 && parts[i]!.length > 1) {
+      out.push(`${head} {`, ...parts.slice(i, j).map((p) => `  ${p.slice(1).join(" ")};`), "}");
+    } else {
+      for (let k = i; k < j; k++) out.push(parts[k]!.join(" ") + ";");
+    }
+    i = j;
+  }
+  return out;
 }
 
 function fermList(items: string[]): string {
@@ -48,15 +76,16 @@ interface Group {
   rules: string[];
 }
 
+/** Consecutive rules with one comment (one container port, one policy line) form a group. */
 function groups(c: Chain): Group[] {
-  const out: Group[] = [];
+  const runs: { comment: string; rules: Rule[] }[] = [];
   for (const r of c.rules) {
     const comment = r.comment ?? "";
-    const last = out.at(-1);
-    if (last && last.comment === comment) last.rules.push(fermRule(r));
-    else out.push({ comment, rules: [fermRule(r)] });
+    const last = runs.at(-1);
+    if (last && last.comment === comment) last.rules.push(r);
+    else runs.push({ comment, rules: [r] });
   }
-  return out;
+  return runs.map((g) => ({ comment: g.comment, rules: fermLines(g.rules) }));
 }
 
 const TABLE_ORDER = ["raw", "mangle", "filter", "nat"];
