@@ -20,8 +20,10 @@ export interface Io extends DiffIo {
   /** Writes the file whole or not at all. */
   writeFile: (path: string, text: string) => void;
   readStdin: () => string;
-  /** Whether stderr/stdout are terminals (colour). */
+  /** Whether stderr is a terminal (coloured diagnostics). */
   isTTY: boolean;
+  /** Whether stdout is a terminal (coloured diff). */
+  stdoutIsTTY: boolean;
   /** The running dockerd's version (for --docker-version auto). */
   dockerVersion: () => Promise<string>;
 }
@@ -205,5 +207,5 @@ async function diffCommand(io: Io, a: { policy: string; live?: string; live6?: s
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) return EXIT.error;
   const { runDiff } = await import("./live/command.js");
-  return runDiff(io, r, { live: a.live, live6: a.live6, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.isTTY, policyName: src.file });
+  return runDiff(io, r, { live: a.live, live6: a.live6, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.stdoutIsTTY, policyName: src.file });
 }

@@ -27,6 +27,7 @@ const code = await run(process.argv.slice(2), {
   readStdin: () => readFileSync(0, "utf8"),
   runProgram: (cmd, args) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 30 }),
   isTTY: Boolean(process.stderr.isTTY),
+  stdoutIsTTY: Boolean(process.stdout.isTTY),
   dockerVersion: async () => (await import("./dockerapi.js")).dockerVersion(process.env),
 });
 process.exitCode = code;

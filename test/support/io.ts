@@ -25,6 +25,7 @@ export function memoryIo(files: Record<string, string>, extra: Partial<Io> = {})
       throw new Error("no programs in memory");
     },
     isTTY: false,
+    stdoutIsTTY: false,
     dockerVersion: async () => {
       throw new Error("cannot ask dockerd for its version at unix:///var/run/docker.sock: no dockerd is running there");
     },

@@ -1,4 +1,6 @@
-// Reading iptables-save text in tests: tables → chains (with policy) → rule lines.
+// Reading iptables-save text in tests: tables → chains (with policy) → rule lines, kept
+// exactly as written. The parity and kernel tests compare text to the letter on purpose
+// (src/live/save.ts is the forgiving reader that `dockwall diff` uses).
 export interface SavedTable {
   chains: Record<string, string>;
   rules: Record<string, string[]>;
