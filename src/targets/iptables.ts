@@ -30,7 +30,8 @@ export function renderIptables(rs: Ruleset, header: string[]): string {
       // a built-in chain's line only sets its policy, so an owned built-in is flushed with -F.
       chains: t.chains.map((c) => ({ name: c.name, policy: c.builtin ? (c.policy ?? "ACCEPT") : "-" })),
       commands: owned ? t.chains.filter((c) => c.builtin).map((c) => `-F ${c.name}`) : [],
-      rules: t.chains.flatMap((c) => c.rules.map((r) => ruleText(c.name, r))),
+      // Tens of thousands of lines on a big host: joined here, laid out by the template.
+      rules: t.chains.map((c) => c.rules.map((r) => ruleText(c.name, r) + "\n").join("")).join(""),
     };
   });
   return templates.iptables({ header, tables });
