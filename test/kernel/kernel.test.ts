@@ -4,7 +4,9 @@
 import { describe, expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { describeKernel, fermCompile, withScratchNetnsSync, type Family } from "../lab/kernel.js";
-import { allPolicies, ipsetCommands } from "../support/policies.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { allPolicies, ipsetCommands, root } from "../support/policies.js";
 import { canonicalSave } from "../support/save.js";
 
 const policies = allPolicies();
@@ -81,6 +83,30 @@ describeKernel("kernel", () => {
         });
         expect(canonicalSave(viaFerm)).toEqual(canonicalSave(viaIptables));
       }
+    });
+  });
+});
+
+describeKernel("iptables on, over rules a real dockerd wrote", () => {
+  // The corpus capture of dockerd 20.10.24 (three networks, a publishing container on each).
+  const captured = readFileSync(join(root, "test/parity/corpus/isolation/expected.v4"), "utf8");
+  const policy = readFileSync(join(root, "test/parity/corpus/isolation/policy.dw"), "utf8")
+    .replace("iptables off;", "iptables on;")
+    .replace("published open;", "")
+    .concat("\nzone lan { interface eth1; }\nallow lan to d1:8080, b1:8082;\nhost { allow lan tcp 22; }\n");
+
+  test("only DOCKER-USER, INPUT and DOCKWALL-PROXY change; Docker's chains stay exactly as dockerd wrote them", () => {
+    const ours = out(policy, "iptables");
+    withScratchNetnsSync((ns) => {
+      expect(ns.restore(4, captured).ok).toBe(true);
+      const before = ns.save(4);
+      const r = ns.restore(4, ours, { noflush: true });
+      expect(r.ok, r.stderr).toBe(true);
+      const after = ns.save(4);
+      expect(canonicalSave(after, ["DOCKER-USER", "INPUT", "DOCKWALL-PROXY"])).toEqual(canonicalSave(before, ["DOCKER-USER", "INPUT", "DOCKWALL-PROXY"]));
+      expect(canonicalSave(after, ["DOCKER-USER", "INPUT", "DOCKWALL-PROXY"])).toEqual(canonicalSave(captured, ["DOCKER-USER", "INPUT", "DOCKWALL-PROXY"]));
+      expect(after).toContain("-A DOCKER-USER -d 172.17.0.2/32 -i eth1 -o docker0 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT --ctorigdstport 8080 -j RETURN");
+      expect(after).toContain(":INPUT DROP");
     });
   });
 });
