@@ -47,3 +47,13 @@ test("the command-line block names only commands and options the CLI has", async
     for (const opt of line.replace(/#.*/, "").match(/--[a-z-]+|-o\b/g) ?? []) expect(help, `${cmd} --help lacks ${opt}`).toContain(opt);
   }
 });
+
+test("the README's tour of the language compiles", () => {
+  const readme = readFileSync(join(dir, "../../README.md"), "utf8");
+  const blocks = [...readme.matchAll(/^```(\w*)\n([\s\S]*?)^```/gm)].filter((m) => m[1] === "" && m[2]!.includes("docker {")).map((m) => m[2]!);
+  expect(blocks.length).toBeGreaterThan(0);
+  for (const b of blocks) {
+    const r = compile(b, { format: "ferm" });
+    expect(r.ok, formatDiagnostics(r.diagnostics, "README.md", b)).toBe(true);
+  }
+});
