@@ -93,7 +93,7 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
       const predicted = fromRuleset(dockersOwn(policy).rulesets[family], ruleText);
       // Docker's own chains (checked for drift when dockerd manages them).
       const dockerChains = new Set(["FORWARD", "PREROUTING", "OUTPUT", "POSTROUTING", ...dockerFilterChains(layoutFor(policy.docker.version?.value)!)]);
-      const drift = diffRulesets(family, live, predicted, { chains: dockerChains, isForeign: (c) => foreign(c) || owned.has(c) });
+      const drift = diffRulesets(family, live, predicted, { chains: dockerChains, isForeign: foreign });
       const changed = drift.chains.filter((c) => c.status !== "removed" || c.lines.length > 0);
       if (changed.length) {
         const v = policy.docker.version?.value.text ?? "the newest Docker";

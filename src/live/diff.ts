@@ -106,7 +106,7 @@ export function diffRulesets(family: 4 | 6, live: SavedRuleset, wanted: SavedRul
         out.push({ family, table, chain: name, status: "removed", lines: strip(l.rules).map((r, i) => ({ kind: "removed", text: r.text, live: i + 1 })) });
         continue;
       }
-      const lines = diffRules(strip(l.rules), w.rules);
+      const lines = diffRules(strip(l.rules), strip(w.rules));
       const policy = l.policy !== w.policy ? { live: l.policy, wanted: w.policy } : undefined;
       if (policy || lines.some((x) => x.kind !== "same")) out.push({ family, table, chain: name, status: "changed", policy, lines });
     }
