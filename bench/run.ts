@@ -15,8 +15,10 @@ import { policyOf } from "./generate.js";
 import { measure, withNetns, type Measure } from "./process.js";
 
 const root = resolve(new URL(".", import.meta.url).pathname, "..");
+/** Run as a user runs it: the installed command (its shebang sets Node's options). */
 const bin = join(root, "bin/dockwall.js");
 const node = process.execPath;
+const dockwall = (...args: string[]) => [bin, ...args];
 const dir = mkdtempSync(join(tmpdir(), "dockwall-bench-"));
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 
@@ -39,7 +41,7 @@ try {
   console.log(`parse + check, ${pc.statements} statements, in process: median ${pc.medianMs.toFixed(1)} ms (parse ${pc.parseMs.toFixed(0)}, model ${pc.buildMs.toFixed(0)}, check ${pc.checkMs.toFixed(0)}; target < 100 ms)\n`);
 
   if (process.env.BENCH_ONLY === "parse-check") process.exit(0);
-  const help = measure([node, bin, "--help"], { runs: 9 });
+  const help = measure(dockwall("--help"), { runs: 9 });
   const bare = measure([node, "-e", "0"], { runs: 9 });
   const rows: string[][] = [];
   const results: Record<number, Record<string, Measure | undefined>> = {};
@@ -48,16 +50,16 @@ try {
     writeFileSync(policy, policyOf({ containers, hostRules: 500 }));
     const fermOut = join(dir, `p${containers}.ferm`);
     const v4Out = join(dir, `p${containers}.v4`);
-    spawnSync(node, [bin, "compile", policy, "-o", fermOut]);
-    spawnSync(node, [bin, "compile", policy, "-f", "iptables", "-o", v4Out]);
+    spawnSync(bin, ["compile", policy, "-o", fermOut]);
+    spawnSync(bin, ["compile", policy, "-f", "iptables", "-o", v4Out]);
     const live = join(dir, `live${containers}.v4`);
     writeFileSync(live, liveDump(readFileSync(v4Out, "utf8"), 100_000));
     const m: Record<string, Measure | undefined> = {
-      ferm: measure([node, bin, "compile", policy, "--format", "ferm"], { runs }),
-      iptables: measure([node, bin, "compile", policy, "--format", "iptables"], { runs }),
+      ferm: measure(dockwall("compile", policy, "--format", "ferm"), { runs }),
+      iptables: measure(dockwall("compile", policy, "--format", "iptables"), { runs }),
       fermTool: withNetns((ns) => measure([...ns, "ferm", "--noexec", "--lines", fermOut], { runs: Math.min(runs, 3) })),
       restore: withNetns((ns) => measure([...ns, "iptables-restore", "--test", v4Out], { runs })),
-      diff: measure([node, bin, "diff", policy, "--live", live], { runs: Math.min(runs, 3), expectStatus: [1] }),
+      diff: measure(dockwall("diff", policy, "--live", live), { runs: Math.min(runs, 3), expectStatus: [1] }),
     };
     results[containers] = m;
     const rules = readFileSync(v4Out, "utf8").split("\n").filter((l) => l.startsWith("-A ")).length;

@@ -50,7 +50,10 @@ export function parse(text: string): ParseResult {
     cst = parser.policy() as PolicyCstNode;
   }
   const last = lexed.tokens.at(-1);
-  for (const e of parser.errors) {
+  const errors = parser.errors;
+  // The shared parser would otherwise keep the token vector (and so a big file) alive.
+  parser.input = [];
+  for (const e of errors) {
     let help = /expected '\}'/.test(e.message) ? `close the block with '}'` : /expected ';'/.test(e.message) ? `end the statement with ';'` : undefined;
     if (/^expected a statement/.test(e.message) && e.token.tokenType === Word) {
       const near = closest(e.token.image, STATEMENTS);
