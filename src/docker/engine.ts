@@ -214,7 +214,7 @@ class Dockerd {
       targetOptions: [{ name: "to-destination", value: to }],
       comment,
     });
-    const loopbackHost = p.hostIp !== undefined && (this.v6 ? p.hostIp === "::1" : p.hostIp.startsWith("127."));
+    const loopbackHost = p.loopback;
     const rawMode = l.rawDrops(this.v);
     const loDrop = (): Rule => ({ dst: { value: `${p.hostIp}/${this.hostPrefix}` }, in: { value: "lo", neg: true }, proto: p.proto, matches: [R.tcpudp(p.proto, p.hostPort)], target: "DROP", comment });
     if (rawMode === "per-port") {

@@ -1,6 +1,6 @@
 // What dockerd knows when it writes its rules: networks in creation order and port
 // bindings in the order it processes them. Layouts turn a Plan into chains.
-import { addressOn, bindAddress, bindings, byName, gatewayOf, publishingNetwork, subnetOf } from "../model/derive.js";
+import { addressOn, bindAddress, bindings, byName, gatewayOf, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { Container, Network, Policy, Publish } from "../model/types.js";
 import { formatIp, formatNetwork, type Family, type Proto, type Version } from "../model/values.js";
 import type { Layout } from "./layout.js";
@@ -26,6 +26,8 @@ export interface PortPlan {
   proto: Proto;
   /** The host address the DNAT matches (`-d`), when one is bound. */
   hostIp?: string;
+  /** Published on a loopback address (host-only). */
+  loopback: boolean;
   hostPort: number;
   containerIp: string;
   containerPort: number;
@@ -105,6 +107,7 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
           network: plans.get(n.name)!,
           proto: b.proto,
           hostIp: host && host.value !== 0n ? formatIp(host) : undefined,
+          loopback: host !== undefined && isLoopback(host),
           hostPort: b.hostPort,
           containerIp: formatIp(cip),
           containerPort: b.containerPort,

@@ -83,14 +83,14 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
   }
   if (closed && brs.length > 0) {
     for (const br of brs) user.push(R.jump("RETURN", { in: { value: br }, comment: "the containers' own traffic follows Docker's rules" }));
-    if (family === 4 && plan.ports.some((pp) => pp.hostIp && isLoopback({ family: 4, value: ipValue(pp.hostIp) }))) {
+    if (family === 4 && plan.ports.some((pp) => pp.loopback)) {
       user.push(R.jump("DROP", {
         matches: [{ module: "conntrack", options: [{ name: "ctstate", value: "DNAT" }, { name: "ctorigdst", value: "127.0.0.0/8" }] }],
         comment: "ports published on 127.0.0.1 are for the host only (a neighbour routing 127.0.0.1 here must not reach them)",
       }));
     }
     for (const pp of plan.ports) {
-      if (pp.hostIp && family === 4 && isLoopback({ family: 4, value: ipValue(pp.hostIp) })) continue;
+      if (pp.loopback && family === 4) continue;
       for (const a of allowedBy(index, pp.container.name, pp.hostPort, pp.proto)) {
         for (const m of matchers(zones, a.zones, a.sources, family)) {
           user.push(withMatcher(m, dnatMatch(pp)));
@@ -152,9 +152,6 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
   return result;
 }
 
-function ipValue(text: string): bigint {
-  return text.split(".").reduce((v, x) => (v << 8n) | BigInt(Number(x)), 0n);
-}
 
 /** A DNATed new connection to one published port, as FORWARD sees it. */
 function dnatMatch(pp: PortPlan): Rule {
@@ -177,6 +174,7 @@ interface ProxyBinding {
   proto: string;
   hostPort: number;
   hostIp?: string;
+  loopback: boolean;
 }
 
 /** The sockets docker-proxy listens on in this family: unbound ports get 0.0.0.0 and ::. */
@@ -190,7 +188,7 @@ function proxyBindings(p: Policy, family: Family): ProxyBinding[] {
       const host = bindAddress(p, pub, n);
       if (host && host.family !== family) continue;
       for (const b of bindings(pub)) {
-        out.push({ container: c.name, proto: b.proto, hostPort: b.hostPort, hostIp: host && host.value !== 0n ? formatIp(host) : undefined });
+        out.push({ container: c.name, proto: b.proto, hostPort: b.hostPort, hostIp: host && host.value !== 0n ? formatIp(host) : undefined, loopback: host !== undefined && isLoopback(host) });
       }
     }
   }
@@ -213,7 +211,7 @@ function proxyChain(p: Policy, family: Family, zones: Map<string, Zone>, brs: st
   for (const br of brs) rules.push(R.jump("RETURN", { in: { value: br } }));
   for (const b of bs) {
     const comment = `${b.container}: ${b.hostIp ? `${b.hostIp}:` : ""}${b.hostPort}/${b.proto} through docker-proxy`;
-    const loop = b.hostIp && family === 4 && isLoopback({ family: 4, value: ipValue(b.hostIp) });
+    const loop = b.loopback && family === 4;
     if (!loop) {
       for (const a of allowedBy(index, b.container, b.hostPort, b.proto)) {
         for (const m of matchers(zones, a.zones, a.sources, family)) rules.push(withMatcher(m, { ...portRule(b.proto, b.hostPort, b.hostIp), target: "RETURN", comment }));
