@@ -6,6 +6,8 @@
 import ipaddr from "ipaddr.js";
 import type { Rule, Ruleset } from "../ir/ruleset.js";
 
+const keyCache = new Map<string, string>();
+
 /** One rule: its text as written, and (computed when first asked for) its canonical spelling. */
 export class SavedRule {
   private canonical: string | undefined;
@@ -24,13 +26,27 @@ export class SavedRule {
   /** Canonical spelling: equal keys mean the kernel holds the same rule. Lazy, because
    * chains that are not compared (other tools') need not be normalised at all. */
   get key(): string {
-    return (this.canonical ??= canonicalRule(this.restWords));
+    if (this.canonical === undefined) {
+      // The live dump and the compiled rules mostly print a rule the same way: normalise each text once.
+      let k = keyCache.get(this.text);
+      if (k === undefined) keyCache.set(this.text, (k = canonicalRule(this.restWords)));
+      this.canonical = k;
+    }
+    return this.canonical;
   }
 
   /** The jump target (-j/-g), read without normalising. */
   get target(): string | undefined {
-    const m = / (?:-j|--jump|-g|--goto) (\S+)/.exec(` ${typeof this.rest === "string" ? this.rest : this.rest.join(" ")}`);
-    return m?.[1];
+    const t = ` ${typeof this.rest === "string" ? this.rest : this.rest.join(" ")}`;
+    for (const flag of [" -j ", " --jump ", " -g ", " --goto "]) {
+      const i = t.lastIndexOf(flag);
+      if (i >= 0) {
+        const start = i + flag.length;
+        const end = t.indexOf(" ", start);
+        return t.slice(start, end < 0 ? undefined : end);
+      }
+    }
+    return undefined;
   }
 }
 
