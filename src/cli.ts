@@ -107,7 +107,7 @@ function policyArg(y: Argv) {
 
 function diffOptions<T>(y: Argv<T>) {
   return y
-    .option("live", { describe: "iptables-save output to compare with (- for standard input); default: run iptables-save (and ip6tables-save)", type: "string" })
+    .option("live", { describe: "iptables-save output to compare with (- for standard input); default: run iptables-save (and ip6tables-save)", type: "string", requiresArg: true })
     .option("live6", { describe: "ip6tables-save output to compare the IPv6 rules with (with --live)", type: "string", requiresArg: true })
     .option("json", { describe: "print the differences as JSON", type: "boolean", default: false })
     .option("all", { describe: "also compare chains that belong to other tools (fail2ban's f2b-*, …)", type: "boolean", default: false })

@@ -76,6 +76,13 @@ describe("each kind of change, from a dump", () => {
     expect(d.out.trimEnd().split("\n").at(-1)).toMatch(/^dockwall diff: \d+ rules added, 1 removed, 1 moved, 1 chain added, 0 removed, 1 policy changed$/);
   });
 
+  test("--live - reads the dump from standard input", async () => {
+    const io = memoryIo({ "p.dw": policy, "-": v4 });
+    expect(await run(["diff", "p.dw", "--live", "-"], io)).toBe(0);
+    const io2 = memoryIo({ "p.dw": policy, "-": v4.replace(":FORWARD DROP", ":FORWARD ACCEPT") });
+    expect(await run(["compile", "p.dw", "--diff", "--live", "-"], io2)).toBe(1);
+  });
+
   test("--json and --color", async () => {
     const edited = v4.replace(":FORWARD DROP [0:0]", ":FORWARD ACCEPT [0:0]");
     const j = await diff(edited, ["--json"]);
