@@ -138,7 +138,14 @@ function mergeDomains(v4: TableView[], v6: TableView[]): DomainView[] {
   const shared: TableView[] = [];
   const only4: TableView[] = [];
   const only6: TableView[] = [];
-  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  // A chain is shared when its name, policy and every line agree (compared once per chain).
+  const signature = new Map<ChainView, string>();
+  const sig = (c: ChainView) => {
+    let v = signature.get(c);
+    if (v === undefined) signature.set(c, (v = JSON.stringify(c)));
+    return v;
+  };
+  const same = (a: ChainView, b: ChainView) => a.name === b.name && sig(a) === sig(b);
   for (const name of TABLE_ORDER) {
     const a = v4.find((t) => t.name === name);
     const b = v6.find((t) => t.name === name);
