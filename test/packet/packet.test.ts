@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { formatDiagnostics } from "../../src/diagnostics.js";
+import { dockerVersion } from "../../src/dockerapi.js";
 import { ADDR, describeDocker, startLab, type Lab, type LabContainer, type LabSpec, type ProbeFrom, type Proto } from "../lab/dockerlab.js";
 
 function rules(policy: string, format: "iptables" | "ip6tables"): string {
@@ -92,6 +93,11 @@ allow any to dns:5353/udp;                          # a udp port
       ["ctr:web", ADDR.hostLan, 9090, "tcp", "open"], // so do containers
       ["ctr:web", ADDR.wan, ADDR.egressTcp, "tcp", "open"], // and they reach out
     ]);
+  });
+
+  test("--docker-version auto asks this real dockerd (Engine API on its socket)", async () => {
+    const lab = labOf();
+    expect(await dockerVersion({ DOCKER_HOST: lab.dockerHost })).toMatch(/^20\.10\.\d+$/);
   });
 
   test("published open: Docker's exact behaviour, direct routing included", async () => {
