@@ -5,7 +5,6 @@ import { dockerFilterChains, dockerTables } from "./docker/engine.js";
 import { layoutFor } from "./docker/layouts.js";
 import { IPSET } from "./docker/layouts/v28-ipset.js";
 import { R, TableBuilder, type Ruleset, type Table } from "./ir/ruleset.js";
-import { ip6tablesOn } from "./model/derive.js";
 import type { Policy } from "./model/types.js";
 import type { Family } from "./model/values.js";
 import { ownedChains, PROXY_CHAIN } from "./policy/owned.js";
@@ -19,8 +18,9 @@ export interface Generated {
 }
 
 
+/** Whether dockerd writes rules for this family: IPv4 always, IPv6 with ip6tables (the layout's default unless the policy says). */
 function dockerWrites(p: Policy, family: Family): boolean {
-  return family === 4 || ip6tablesOn(p);
+  return family === 4 || (p.docker.ip6tables ?? layoutFor(p.docker.version?.value)?.ip6tablesDefault ?? true);
 }
 
 export function generate(p: Policy): Generated {

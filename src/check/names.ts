@@ -1,5 +1,5 @@
 // Names: duplicates, and references to zones, networks and containers that do not exist.
-import { suggestion } from "../diagnostics.js";
+import { closest, suggestion } from "../diagnostics.js";
 import type { NameRef } from "../model/types.js";
 import type { Check, CheckContext } from "./context.js";
 
@@ -33,7 +33,7 @@ function resolve(ctx: CheckContext, ref: NameRef, kind: "zone" | "network" | "co
   if (table.has(ref.name)) return true;
   const names = [...table.keys()];
   const help = suggestion(ref.name, names, kind);
-  const near = names.find((n) => help.includes(`'${n}'`) && help.startsWith("did you mean"));
+  const near = closest(ref.name, names);
   const target = near ? table.get(near) : undefined;
   const notes = target && !("implicit" in target && target.implicit) && !("builtin" in target && target.builtin)
     ? [{ message: `'${near}' is declared here`, span: target.span }]

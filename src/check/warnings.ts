@@ -57,7 +57,4 @@ export const daemonSettings: Check = (ctx) => {
       });
     }
   }
-  if (d.ip6tables && d.version && d.version.value.major < 27 && d.iptables) {
-    // dockerd before 27 needs --experimental for --ip6tables; nothing to check from here.
-  }
 };

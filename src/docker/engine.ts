@@ -140,7 +140,7 @@ class Dockerd {
 
     if (l.isolation && (sub || (this.v6 && l.v6IsolationForAll))) {
       const stage1 = R.jump("DOCKER-ISOLATION-STAGE-2", { in: { value: br }, out: { value: br, neg: true } });
-      if (l.isolationAppend) filter.chain("DOCKER-ISOLATION-STAGE-1").rules.splice(this.beforeReturn("DOCKER-ISOLATION-STAGE-1"), 0, stage1);
+      if (l.isolationAppend) filter.append("DOCKER-ISOLATION-STAGE-1", stage1);
       else filter.insert("DOCKER-ISOLATION-STAGE-1", stage1);
       filter.insert("DOCKER-ISOLATION-STAGE-2", R.jump("DROP", { out: { value: br } }));
     }
@@ -172,11 +172,6 @@ class Dockerd {
     }
   }
 
-  /** Index of a chain's trailing -j RETURN (or its end). */
-  private beforeReturn(chain: string): number {
-    const rules = this.filter.chain(chain).rules;
-    return rules.length > 0 && rules.at(-1)!.target === "RETURN" && rules.at(-1)!.matches.length === 0 && !rules.at(-1)!.in ? rules.length - 1 : rules.length;
-  }
 
   /** dockerd 28.2+: one raw drop per container endpoint on a NAT network, at container start. */
   startContainer(endpoints: { ip: string; bridge: string }[]): void {

@@ -21,7 +21,7 @@ export interface Layout {
   isolationReturn: boolean;
   /** Where internal networks' drops go. */
   internalChain: "DOCKER-ISOLATION-STAGE-1" | "DOCKER-INTERNAL";
-  /** ISOLATION-1 entries of non-internal networks are inserted at the top (legacy) or appended (28+). */
+  /** ISOLATION-1 entries of non-internal networks are inserted at the top (legacy) or appended (28+, where the chain has no RETURN). */
   isolationAppend: boolean;
   /** IPv6: ISOLATION rules for every non-internal network, IPv4-only ones included. */
   v6IsolationForAll: boolean;

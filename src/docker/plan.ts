@@ -79,7 +79,6 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
   const version = effectiveVersion(p.docker.version?.value);
   const nets = byName(p.networks);
   const plans = new Map(p.networks.map((n) => [n.name, netPlan(n, p)]));
-  const ports: PortPlan[] = [];
   const containers: ContainerPlan[] = [];
   for (const c of p.containers) {
     const endpoints: ContainerPlan["endpoints"] = [];
@@ -120,7 +119,6 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
     if (layout.portOrder === "descending") mine.sort((a, b) => b.containerPort - a.containerPort || proto(a, b) || b.hostPort - a.hostPort);
     else mine.sort((a, b) => a.containerPort - b.containerPort || proto(a, b) || a.hostPort - b.hostPort);
     cp.ports = mine;
-    ports.push(...mine);
   }
   return {
     family,
@@ -129,7 +127,7 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
     userlandProxy: p.docker.userlandProxy,
     networks: p.networks.map((n) => plans.get(n.name)!),
     containers,
-    ports,
+    ports: containers.flatMap((c) => c.ports),
   };
 }
 

@@ -69,8 +69,6 @@ export function overlaps(a: PortRange, b: PortRange): boolean {
   return a.from <= b.to && b.from <= a.to;
 }
 
-export const sameIp = (a: Ip | undefined, b: Ip | undefined): boolean =>
-  a === undefined || b === undefined ? a === b : a.family === b.family && a.value === b.value;
 
 export function isUnspecified(ip: Ip): boolean {
   return ip.value === 0n;
@@ -81,7 +79,4 @@ export function isLoopback(ip: Ip): boolean {
 }
 
 
-/** ip6tables default: off before 27, on from 27. */
-export function ip6tablesOn(p: Policy): boolean {
-  return p.docker.ip6tables ?? (p.docker.version?.value.major ?? 29) >= 27;
-}
+

@@ -188,9 +188,6 @@ export function formatNetwork(c: Cidr): string {
   return `${formatIp({ family: c.family, value: networkOf(c) })}/${c.prefix}`;
 }
 
-export function formatAddressSpec(a: AddressSpec): string {
-  return a.kind === "cidr" ? formatNetwork(a.cidr) : `${formatIp({ family: a.range.family, value: a.range.from })}-${formatIp({ family: a.range.family, value: a.range.to })}`;
-}
 
 export function familyOf(a: AddressSpec): Family {
   return a.kind === "cidr" ? a.cidr.family : a.range.family;

@@ -146,8 +146,6 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
       }
     }
     result.input = { policy: p.host.policy === "accept" ? "ACCEPT" : "DROP", rules };
-  } else if (result.proxy) {
-    result.input = undefined;
   }
   return result;
 }
