@@ -15,8 +15,8 @@ import { policyOf } from "./generate.js";
 import { measure, withNetns, type Measure } from "./process.js";
 
 const root = resolve(new URL(".", import.meta.url).pathname, "..");
-/** Run as a user runs it: the installed command (its shebang sets Node's options). */
-const bin = join(root, "bin/dockwall.js");
+/** Run as a user runs it: the installed command (bin/dockwall, with the start-up snapshot). */
+const bin = join(root, "bin/dockwall");
 const node = process.execPath;
 const dockwall = (...args: string[]) => [bin, ...args];
 const dir = mkdtempSync(join(tmpdir(), "dockwall-bench-"));
@@ -42,7 +42,10 @@ try {
 
   if (process.env.BENCH_ONLY === "parse-check") process.exit(0);
   const help = measure(dockwall("--help"), { runs: 9 });
+  // The same bundle run as a plain script, without the start-up snapshot.
+  const helpScript = measure(["env", "DOCKWALL_NO_SNAPSHOT=1", ...dockwall("--help")], { runs: 9 });
   const bare = measure([node, "-e", "0"], { runs: 9 });
+  const bareClean = measure(["env", "-u", "NODE_EXTRA_CA_CERTS", node, "-e", "0"], { runs: 9 });
   const rows: string[][] = [];
   const results: Record<number, Record<string, Measure | undefined>> = {};
   for (const containers of [20, 200, 2000]) {
@@ -84,7 +87,8 @@ try {
     return a && b ? `${(b.medianMs / a.medianMs).toFixed(1)}×` : "n/a";
   };
   console.log(`\ngrowth 200 → 2,000 containers (input ×10): compile ferm ${g("ferm")}, compile iptables ${g("iptables")}, ferm ${g("fermTool")}, iptables-restore ${g("restore")}, diff ${g("diff")}`);
-  console.log(`start-up (dockwall --help): ${fmt(help)} (target < 120 ms); Node itself (node -e 0) in this environment: ${fmt(bare)}`);
+  console.log(`start-up (dockwall --help): ${fmt(help)} from the snapshot (target < 120 ms), ${fmt(helpScript)} as a plain script (DOCKWALL_NO_SNAPSHOT=1)`);
+  console.log(`Node itself (node -e 0): ${fmt(bare)} in this environment${process.env.NODE_EXTRA_CA_CERTS ? `, ${fmt(bareClean)} without NODE_EXTRA_CA_CERTS (bin/dockwall unsets it)` : ""}`);
   const big = results[2000] ?? {};
   const met = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "met" : "not met");
   const peakMb = Math.max(big.ferm?.peakKb ?? 0, big.iptables?.peakKb ?? 0) / 1024;

@@ -19,9 +19,9 @@ for (let i = 0; i < Number(process.argv[3] ?? 5); i++) {
   t.push(performance.now());
   const g = generate(b.policy);
   t.push(performance.now());
-  const v4 = renderIptables(g.rulesets[4], []);
+  const v4 = renderIptables(g.rulesets[4]!, []);
   t.push(performance.now());
-  const f = renderFerm({ rulesets: [g.rulesets[4], g.rulesets[6]], preserve: g.preserve, header: [] });
+  const f = renderFerm({ rulesets: [g.rulesets[4]!, g.rulesets[6]!], preserve: g.preserve, header: [] });
   t.push(performance.now());
   const d = t.slice(1).map((x, k) => (x - t[k]!).toFixed(0));
   if (process.env.STAGES_MEMORY) console.log(`rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB, heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MB`);

@@ -1,7 +1,7 @@
 // The command line: a thin shell over compile(). It reads files, prints diagnostics and
 // writes output; everything it does goes through the `io` it is given, so tests run it
 // in process. Nothing below this file calls process.exit.
-import yargs, { type Argv } from "yargs";
+import type { Argv } from "yargs";
 import type { CompileOptions, CompileResult } from "./compile.js";
 import { FORMATS, type Format } from "./formats.js";
 import { formatDiagnostics } from "./diagnostics.js";
@@ -126,6 +126,9 @@ function versionOption<T>(y: Argv<T>) {
 /** Runs the CLI; returns the exit code. */
 export async function run(argv: string[], io: Io): Promise<number> {
   let code: number = EXIT.ok;
+  // Loaded here, not at module load: yargs reads the terminal's width and the working
+  // directory when it is first imported, and the start-up snapshot must not hold the build's.
+  const { default: yargs } = await import("yargs");
   const cli = yargs(argv)
     .scriptName("dockwall")
     .usage("dockwall — compile a Docker host's firewall policy to ferm or iptables-restore\n\nUsage: $0 <command> POLICY [options]")
@@ -175,6 +178,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .fail((msg, err) => {
       throw err ?? new UsageError(msg);
     });
+
+  // After a command's handler starts, yargs renders that command's help and keeps it for a
+  // failure message that dockwall never shows (it prints its own): that costs more than the
+  // rest of start-up, so it is skipped. `--help` renders help the usual way.
+  const usage = (cli as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
+  if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => {};
 
   try {
     let printed = "";

@@ -61,9 +61,10 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
     stage({ problems });
     return { ok: false, diagnostics, policy: built.policy };
   }
-  const generated = generate(built.policy);
-  if (options.noRender) return { ok: true, diagnostics, policy: built.policy, generated };
   const format = options.format ?? "ferm";
+  const families = options.noRender || format === "ferm" ? ([4, 6] as const) : format === "iptables" ? ([4] as const) : ([6] as const);
+  const generated = generate(built.policy, families);
+  if (options.noRender) return { ok: true, diagnostics, policy: built.policy, generated };
   const header = headerLines(built.policy, options.file, format);
   let output: string;
   if (format === "ferm") {
@@ -76,12 +77,12 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
       diagnostics.push(...problems.items);
     }
     // A family with nothing to write is left out (ferm would reset its tables).
-    const rulesets = [generated.rulesets[4], generated.rulesets[6]].filter((r) => r.tables.length > 0);
+    const rulesets = [generated.rulesets[4]!, generated.rulesets[6]!].filter((r) => r.tables.length > 0);
     output = renderFerm({ rulesets, preserve: generated.preserve, header, hooks: [...generated.setup[4], ...generated.setup[6]] });
   } else {
     const commands = generated.setup[format === "iptables" ? 4 : 6];
     const setup = commands.length ? ["Run first (Docker 28.0.0 matches its bridges with these ipsets):", ...commands.map((c) => `  ${c}`)] : [];
-    output = renderIptables(generated.rulesets[format === "iptables" ? 4 : 6], [...header, ...setup]);
+    output = renderIptables(generated.rulesets[format === "iptables" ? 4 : 6]!, [...header, ...setup]);
   }
   return { ok: true, diagnostics, output, policy: built.policy, generated };
 }

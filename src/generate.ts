@@ -10,7 +10,8 @@ import type { Family } from "./model/values.js";
 import { ownedChains, PROXY_CHAIN } from "./policy/owned.js";
 
 export interface Generated {
-  rulesets: Record<Family, Ruleset>;
+  /** One rule set per family asked for. */
+  rulesets: Partial<Record<Family, Ruleset>>;
   /** Shell commands that must run before each family's rules load (Docker 28.0.0's ipsets). */
   setup: Record<Family, string[]>;
   /** For ferm in `iptables on` mode: Docker's chains to keep (@preserve). */
@@ -23,13 +24,14 @@ function dockerWrites(p: Policy, family: Family): boolean {
   return family === 4 || (p.docker.ip6tables ?? layoutFor(p.docker.version?.value)?.ip6tablesDefault ?? true);
 }
 
-export function generate(p: Policy): Generated {
-  const out = {} as Record<Family, Ruleset>;
+/** Generates the families asked for (an iptables-restore file needs only one). */
+export function generate(p: Policy, families: readonly Family[] = [4, 6]): Generated {
+  const out: Generated["rulesets"] = {};
   const preserve: Generated["preserve"] = {};
   const layout = layoutFor(p.docker.version?.value);
   if (!layout) throw new Error("generate: no layout for this version (compile() checks this first)");
   const setup: Record<Family, string[]> = { 4: [], 6: [] };
-  for (const family of [4, 6] as const) {
+  for (const family of families) {
     const plan = makePlan(p, family, layout);
     out[family] = p.docker.iptables ? coexisting(p, plan, preserve) : full(p, plan);
     if (layout.forward === "ipset" && !p.docker.iptables && dockerWrites(p, family)) setup[family] = ipsetSetup(plan);

@@ -1,7 +1,17 @@
 // Process entry point: real stdio and files for run().
+//
+// The bundle (dist/dockwall.cjs) runs two ways, and bin/dockwall picks one:
+//  - from the start-up snapshot dist/dockwall.blob, built by scripts/bundle.mjs with
+//    `node --build-snapshot dist/dockwall.cjs`: this file ran once at build time and ran
+//    each command on a sample policy in memory (warmup.ts), and Node resumes from that
+//    heap, so a command starts without loading, compiling or setting up any module;
+//  - as a plain script, when there is no snapshot for the Node that runs it.
+// Nothing that depends on the process (arguments, environment, terminal, working directory)
+// may be read at module load: in the snapshot that would be the build's.
 import { execFileSync } from "node:child_process";
 import { readFileSync, renameSync, writeFileSync, unlinkSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
+import { startupSnapshot } from "node:v8";
 import { run } from "./cli.js";
 
 function writeAtomically(path: string, text: string): void {
@@ -19,15 +29,27 @@ function writeAtomically(path: string, text: string): void {
   }
 }
 
-const code = await run(process.argv.slice(2), {
-  stdout: (s) => process.stdout.write(s),
-  stderr: (s) => process.stderr.write(s),
-  readFile: (p) => readFileSync(p, "utf8"),
-  writeFile: writeAtomically,
-  readStdin: () => readFileSync(0, "utf8"),
-  runProgram: (cmd, args) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 30 }),
-  isTTY: Boolean(process.stderr.isTTY),
-  stdoutIsTTY: Boolean(process.stdout.isTTY),
-  dockerVersion: async () => (await import("./dockerapi.js")).dockerVersion(process.env),
-});
-process.exitCode = code;
+function main(args: string[]): void {
+  void run(args, {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    readFile: (p) => readFileSync(p, "utf8"),
+    writeFile: writeAtomically,
+    readStdin: () => readFileSync(0, "utf8"),
+    runProgram: (cmd, args) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 30 }),
+    isTTY: Boolean(process.stderr.isTTY),
+    stdoutIsTTY: Boolean(process.stdout.isTTY),
+    dockerVersion: async () => (await import("./dockerapi.js")).dockerVersion(process.env),
+  }).then((code) => {
+    process.exitCode = code;
+  });
+}
+
+if (startupSnapshot?.isBuildingSnapshot()) {
+  // Building the snapshot: run every command once in memory, then resume from here at every start.
+  void import("./warmup.js").then(({ warmUp }) => warmUp());
+  // With a snapshot there is no script argument: the command's arguments start at argv[1].
+  startupSnapshot.setDeserializeMainFunction(() => main(process.argv.slice(1)));
+} else {
+  main(process.argv.slice(2));
+}

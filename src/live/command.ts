@@ -42,8 +42,8 @@ function matcher(patterns: string[]): (chain: string) => boolean {
 
 
 /** What dockerd itself writes for this policy: the same policy with `iptables off; published open;` and nothing of dockwall's. */
-function dockersOwn(p: Policy): ReturnType<typeof generate> {
-  return generate({ ...p, docker: { ...p.docker, iptables: false, published: "open" }, host: undefined, forwards: [] });
+function dockersOwn(p: Policy, family: 4 | 6): ReturnType<typeof generate> {
+  return generate({ ...p, docker: { ...p.docker, iptables: false, published: "open" }, host: undefined, forwards: [] }, [family]);
 }
 
 class LiveError extends Error {}
@@ -85,12 +85,12 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
   for (const family of [4, 6] as const) {
     const live = lives[family];
     if (!live) continue;
-    const wanted = fromRuleset(generated.rulesets[family], ruleText);
+    const wanted = fromRuleset(generated.rulesets[family]!, ruleText);
     const d = diffRulesets(family, live, wanted, { chains: coexist ? owned : undefined, isForeign: foreign });
     chains.push(...d.chains);
     ignored.push(...d.ignored.map((c) => `${family === 4 ? "ip" : "ip6"} ${c}`));
     if (coexist) {
-      const predicted = fromRuleset(dockersOwn(policy).rulesets[family], ruleText);
+      const predicted = fromRuleset(dockersOwn(policy, family).rulesets[family]!, ruleText);
       // Docker's own chains (checked for drift when dockerd manages them).
       const dockerChains = new Set(["FORWARD", "PREROUTING", "OUTPUT", "POSTROUTING", ...dockerFilterChains(layoutFor(policy.docker.version?.value)!)]);
       const drift = diffRulesets(family, live, predicted, { chains: dockerChains, isForeign: foreign });
@@ -111,7 +111,7 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
 
 export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOptions): Promise<number> {
   const lives: Partial<Record<4 | 6, SavedRuleset>> = {};
-  const wants6 = compiled.generated!.rulesets[6].tables.length > 0;
+  const wants6 = compiled.generated!.rulesets[6]!.tables.length > 0;
   try {
     if (opts.live === undefined && opts.live6 === undefined) {
       lives[4] = parseLive(liveText(io, 4, undefined), "iptables-save");

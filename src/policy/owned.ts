@@ -16,7 +16,7 @@ import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
 import type { Plan, PortPlan } from "../docker/plan.js";
 import { portComment } from "../docker/engine.js";
-import { matchers, withMatcher } from "./zones.js";
+import { matchers, withMatcher, type Matcher } from "./zones.js";
 
 export const PROXY_CHAIN = "DOCKWALL-PROXY";
 
@@ -69,6 +69,13 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
   const user: Rule[] = [];
   const brs = bridges(p, family);
   const index = indexAllows(p);
+  // An allow names many ports: its zones and sources are worked out once.
+  const memo = new Map<AllowRule, Matcher[]>();
+  const matchersOf = (a: AllowRule): Matcher[] => {
+    let ms = memo.get(a);
+    if (!ms) memo.set(a, (ms = matchers(zones, a.zones, a.sources, family)));
+    return ms;
+  };
 
   const forwards: Rule[] = [];
   for (const f of p.forwards) {
@@ -92,9 +99,7 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
     for (const pp of plan.ports) {
       if (pp.loopback && family === 4) continue;
       for (const a of allowedBy(index, pp.container.name, pp.hostPort, pp.proto)) {
-        for (const m of matchers(zones, a.zones, a.sources, family)) {
-          user.push(withMatcher(m, dnatMatch(pp)));
-        }
+        for (const m of matchersOf(a)) user.push(withMatcher(m, dnatMatch(pp)));
       }
     }
     for (const br of brs) user.push(R.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
@@ -107,7 +112,7 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
 
   // The docker-proxy path.
   if (closed && p.docker.userlandProxy) {
-    const proxy = proxyChain(p, family, zones, brs, index);
+    const proxy = proxyChain(p, family, brs, index, matchersOf);
     if (proxy) result.proxy = proxy;
   }
 
@@ -198,7 +203,7 @@ function portRule(proto: string, port: number, hostIp?: string): Omit<Rule, "tar
   return { dst: hostIp ? { value: `${hostIp}/${prefix}` } : undefined, proto, matches: [R.tcpudp(proto, port)] };
 }
 
-function proxyChain(p: Policy, family: Family, zones: Map<string, Zone>, brs: string[], index: AllowIndex): Rule[] | undefined {
+function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex, matchersOf: (a: AllowRule) => Matcher[]): Rule[] | undefined {
   const bs = proxyBindings(p, family);
   if (bs.length === 0) return undefined;
   const rules: Rule[] = [
@@ -212,7 +217,7 @@ function proxyChain(p: Policy, family: Family, zones: Map<string, Zone>, brs: st
     const loop = b.loopback && family === 4;
     if (!loop) {
       for (const a of allowedBy(index, b.container, b.hostPort, b.proto)) {
-        for (const m of matchers(zones, a.zones, a.sources, family)) rules.push(withMatcher(m, { ...portRule(b.proto, b.hostPort, b.hostIp), target: "RETURN", comment }));
+        for (const m of matchersOf(a)) rules.push(withMatcher(m, { ...portRule(b.proto, b.hostPort, b.hostIp), target: "RETURN", comment }));
       }
     }
     rules.push({ ...portRule(b.proto, b.hostPort, b.hostIp), target: "DROP", comment });

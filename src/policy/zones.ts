@@ -7,6 +7,8 @@ import type { Match, Neg, Rule } from "../ir/ruleset.js";
 export interface Matcher {
   iface?: string;
   src?: Interval;
+  /** How iptables matches `src` (sourceMatch), worked out once. */
+  srcMatch?: { src?: Neg<string>; match?: Match };
 }
 
 export interface Interval {
@@ -54,7 +56,7 @@ export function matchers(zones: Map<string, Zone>, refs: NameRef[], sources: Loc
     const srcs = sourceSet(zone, sources, family);
     if (!srcs) continue;
     const ifaces = zone.interfaces.length ? zone.interfaces.map((i) => i.value) : [undefined];
-    for (const iface of ifaces) for (const src of srcs) out.push({ iface, src });
+    for (const iface of ifaces) for (const src of srcs) out.push({ iface, src, srcMatch: src && sourceMatch(src) });
   }
   return out;
 }
@@ -73,12 +75,11 @@ export function sourceMatch(iv: Interval): { src?: Neg<string>; match?: Match } 
 
 /** Applies a matcher to a rule (interface and source). */
 export function withMatcher(m: Matcher, rule: Rule): Rule {
-  const r: Rule = { ...rule, matches: [...rule.matches] };
-  if (m.iface) r.in = { value: m.iface };
-  if (m.src) {
-    const s = sourceMatch(m.src);
-    if (s.src) r.src = s.src;
-    if (s.match) r.matches.unshift(s.match);
-  }
-  return r;
+  const s = m.srcMatch;
+  return {
+    ...rule,
+    src: s?.src ?? rule.src,
+    in: m.iface ? { value: m.iface } : rule.in,
+    matches: s?.match ? [s.match, ...rule.matches] : rule.matches,
+  };
 }

@@ -11,10 +11,6 @@ function fermValue(v: string): string {
   return /^[\w.:/,-]+$/.test(v) ? v : `"${v}"`;
 }
 
-export function fermRule(r: Rule): string {
-  return fermParts(r).join(" ") + ";";
-}
-
 /** A rule as ferm words, selectors (saddr, daddr, interface, outerface, proto) first. */
 function fermParts(r: Rule): string[] {
   const parts: string[] = [];
@@ -46,46 +42,45 @@ function fermParts(r: Rule): string[] {
 
 const SELECTOR = /^(saddr|daddr|interface|outerface) /;
 
+/** Lines of a chain's body are indented this far (under `domain`, `table`, `chain`). */
+const INDENT = "      ";
+
 /**
- * Rules as ferm lines, nesting runs that share their first selector the way one writes
+ * A chain's rules as ferm text: a comment above each run of rules that serves one container
+ * port or policy line, and runs that share their first selector nested the way one writes
  * ferm by hand:  outerface docker0 { mod conntrack ctstate (RELATED ESTABLISHED) ACCEPT; jump DOCKER; }
+ * Tens of thousands of lines on a big host: written here, the template places the text.
  */
-function fermLines(rules: Rule[]): string[] {
-  const parts = rules.map(fermParts);
-  const out: string[] = [];
-  for (let i = 0; i < parts.length; ) {
-    const head = parts[i]![0]!;
-    let j = i + 1;
-    if (SELECTOR.test(head)) while (j < parts.length && parts[j]![0] === head && parts[j]!.length > 1) j++;
-    if (j - i >= 2 && parts[i]!.length > 1) {
-      out.push(`${head} {`, ...parts.slice(i, j).map((p) => `  ${p.slice(1).join(" ")};`), "}");
-    } else {
-      for (let k = i; k < j; k++) out.push(parts[k]!.join(" ") + ";");
+function chainBody(rules: Rule[]): string {
+  let out = "";
+  for (let g = 0; g < rules.length; ) {
+    const comment = rules[g]!.comment ?? "";
+    let end = g + 1;
+    while (end < rules.length && (rules[end]!.comment ?? "") === comment) end++;
+    if (comment) out += `${INDENT}# ${comment}\n`;
+    const parts: string[][] = [];
+    for (let k = g; k < end; k++) parts.push(fermParts(rules[k]!));
+    for (let i = 0; i < parts.length; ) {
+      const first = parts[i]!;
+      const head = first[0]!;
+      let j = i + 1;
+      if (first.length > 1 && SELECTOR.test(head)) while (j < parts.length && parts[j]![0] === head && parts[j]!.length > 1) j++;
+      if (j - i >= 2) {
+        out += `${INDENT}${head} {\n`;
+        for (let k = i; k < j; k++) out += `${INDENT}  ${parts[k]!.slice(1).join(" ")};\n`;
+        out += `${INDENT}}\n`;
+      } else {
+        out += `${INDENT}${first.join(" ")};\n`;
+      }
+      i = j;
     }
-    i = j;
+    g = end;
   }
   return out;
 }
 
 function fermList(items: string[]): string {
   return items.length > 1 ? `(${items.join(" ")})` : (items[0] ?? "");
-}
-
-interface Group {
-  comment: string;
-  rules: string[];
-}
-
-/** Consecutive rules with one comment (one container port, one policy line) form a group. */
-function groups(c: Chain): Group[] {
-  const runs: { comment: string; rules: Rule[] }[] = [];
-  for (const r of c.rules) {
-    const comment = r.comment ?? "";
-    const last = runs.at(-1);
-    if (last && last.comment === comment) last.rules.push(r);
-    else runs.push({ comment, rules: [r] });
-  }
-  return runs.map((g) => ({ comment: g.comment, rules: fermLines(g.rules) }));
 }
 
 const TABLE_ORDER = ["raw", "mangle", "filter", "nat"];
@@ -103,7 +98,8 @@ interface ChainView {
   name: string;
   policy: string;
   empty: boolean;
-  groups: Group[];
+  /** The rules as text (chainBody). */
+  body: string;
 }
 
 interface TableView {
@@ -125,7 +121,7 @@ function tablesOf(rs: Ruleset, preserve: Partial<Record<string, string[]>>): Tab
       name,
       // `chain (A B C) @preserve;` keeps chains dockwall does not own as the kernel has them.
       preserve: fermList(preserve[name] ?? []),
-      chains: (t?.chains ?? []).map((c) => ({ name: c.name, policy: c.builtin ? (c.policy ?? "ACCEPT") : "", empty: c.rules.length === 0, groups: groups(c) })),
+      chains: (t?.chains ?? []).map((c) => ({ name: c.name, policy: c.builtin ? (c.policy ?? "ACCEPT") : "", empty: c.rules.length === 0, body: chainBody(c.rules) })),
     };
   });
 }
@@ -138,14 +134,8 @@ function mergeDomains(v4: TableView[], v6: TableView[]): DomainView[] {
   const shared: TableView[] = [];
   const only4: TableView[] = [];
   const only6: TableView[] = [];
-  // A chain is shared when its name, policy and every line agree (compared once per chain).
-  const signature = new Map<ChainView, string>();
-  const sig = (c: ChainView) => {
-    let v = signature.get(c);
-    if (v === undefined) signature.set(c, (v = JSON.stringify(c)));
-    return v;
-  };
-  const same = (a: ChainView, b: ChainView) => a.name === b.name && sig(a) === sig(b);
+  // A chain is shared when its name, policy and every line agree.
+  const same = (a: ChainView, b: ChainView) => a.name === b.name && a.policy === b.policy && a.body === b.body;
   for (const name of TABLE_ORDER) {
     const a = v4.find((t) => t.name === name);
     const b = v6.find((t) => t.name === name);

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -69,21 +69,28 @@ describe("in process", () => {
   });
 });
 
-describe("the installed command (bin/dockwall.js, the bundle)", () => {
+describe.each([
+  ["from the start-up snapshot", {}],
+  ["as a plain script (DOCKWALL_NO_SNAPSHOT=1)", { DOCKWALL_NO_SNAPSHOT: "1" }],
+])("the installed command (bin/dockwall, the bundle) %s", (_how, env) => {
   const dir = mkdtempSync(join(tmpdir(), "dockwall-cli-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const bin = join(root, "bin/dockwall.js");
-  const sh = (args: string[], input?: string) => spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", input, cwd: dir });
+  const bin = join(root, "bin/dockwall");
+  const sh = (args: string[], input?: string) => spawnSync(bin, args, { encoding: "utf8", input, cwd: dir, env: { ...process.env, ...env } });
 
   test("is built", () => {
-    expect(existsSync(join(root, "dist/dockwall.mjs")), "run npm run build").toBe(true);
+    expect(existsSync(join(root, "dist/dockwall.cjs")), "run npm run build").toBe(true);
   });
 
-  test("compiles the shipped example like compile() does", () => {
-    const r = sh(["compile", join(root, "examples/web-host.dw"), "-f", "iptables"]);
-    expect(r.status).toBe(0);
-    const text = readFileSync(join(root, "examples/web-host.dw"), "utf8");
-    expect(r.stdout).toBe(compile(text, { format: "iptables", file: join(root, "examples/web-host.dw") }).output);
+  test("compiles the shipped example like compile() does, in every format", () => {
+    const file = join(root, "examples/web-host.dw");
+    const text = readFileSync(file, "utf8");
+    for (const format of ["ferm", "iptables", "ip6tables"] as const) {
+      const r = sh(["compile", file, "-f", format]);
+      expect(r.status).toBe(0);
+      expect(r.stderr).toMatch(/^(.*: warning: [^]*)?$/);
+      expect(r.stdout).toBe(compile(text, { format, file }).output);
+    }
   });
 
   test("writes no file on error and exits 2", () => {
@@ -96,11 +103,69 @@ describe("the installed command (bin/dockwall.js, the bundle)", () => {
     expect(r.stderr.split("\n")[2]).toBe("  |                                         ^^^");
   });
 
-  test("-o replaces the file whole", () => {
+  test("-o replaces the file whole (paths relative to the working directory)", () => {
     writeFileSync(join(dir, "good.dw"), good);
     writeFileSync(join(dir, "out.v4"), "old");
     const r = sh(["compile", "good.dw", "-f", "iptables", "-o", "out.v4"]);
     expect(r.status).toBe(0);
     expect(readFileSync(join(dir, "out.v4"), "utf8")).toContain("*filter");
+  });
+
+  test("reads the policy from standard input, takes Node's own option names as its own, prints help", () => {
+    const r = sh(["compile", "-", "-f", "iptables"], good);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(compile(good, { format: "iptables", file: "<stdin>" }).output);
+    const v = sh(["--version"]);
+    expect(v.stdout).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version + "\n");
+    const h = sh(["--help"]);
+    expect(h.status).toBe(0);
+    expect(h.stdout).toContain("dockwall compile <policy>");
+    expect(h.stdout).toContain("Exit codes: 0 success");
+  });
+
+  test("diff reads a live dump and exits 1 on a difference", () => {
+    writeFileSync(join(dir, "good.dw"), good);
+    writeFileSync(join(dir, "live.v4"), "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+    const r = sh(["diff", "good.dw", "--live", "live.v4"]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/^\+ -A DOCKER-USER /m);
+  });
+});
+
+describe("the start-up snapshot", () => {
+  test("was built for the Node that runs the tests (so the tests above used it)", () => {
+    const stamp = readFileSync(join(root, "dist/dockwall.blob.stamp"), "utf8").trim();
+    const node = realpathSync(process.execPath);
+    expect(stamp).toBe(`${node} ${statSync(node).size} ${Math.floor(statSync(node).mtimeMs / 1000)}`);
+  });
+
+  test("is not used with another Node: a copy whose stamp names another binary still runs (as a script), silently", () => {
+    const copy = mkdtempSync(join(tmpdir(), "dockwall-copy-"));
+    try {
+      cpSync(join(root, "bin"), join(copy, "bin"), { recursive: true });
+      cpSync(join(root, "dist"), join(copy, "dist"), { recursive: true });
+      writeFileSync(join(copy, "dist/dockwall.blob.stamp"), "/usr/local/bin/another-node 1 1\n");
+      // A blob that is not a snapshot: Node would fail on it, so passing means it was not loaded.
+      writeFileSync(join(copy, "dist/dockwall.blob"), "not a snapshot");
+      const r = spawnSync(join(copy, "bin/dockwall"), ["--version"], { encoding: "utf8" });
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version + "\n");
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
+
+  test("is loaded when the stamp matches: a broken blob with a good stamp fails", () => {
+    const copy = mkdtempSync(join(tmpdir(), "dockwall-copy-"));
+    try {
+      cpSync(join(root, "bin"), join(copy, "bin"), { recursive: true });
+      cpSync(join(root, "dist"), join(copy, "dist"), { recursive: true });
+      writeFileSync(join(copy, "dist/dockwall.blob"), "not a snapshot");
+      const r = spawnSync(join(copy, "bin/dockwall"), ["--version"], { encoding: "utf8" });
+      expect(r.status).not.toBe(0);
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,0 @@
-declare module "*.hbs?raw" {
-  const text: string;
-  export default text;
-}
