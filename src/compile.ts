@@ -42,10 +42,8 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
     return !r.problems.hasErrors;
   };
 
-  const parsed = parse(text);
-  if (!stage(parsed) || !parsed.cst) return { ok: false, diagnostics };
-  const built = buildModel(parsed.cst);
-  if (!stage(built)) return { ok: false, diagnostics };
+  const built = parseAndBuild(text, stage);
+  if (!built) return { ok: false, diagnostics };
   if (options.dockerVersion) overrideVersion(built.policy, options.dockerVersion);
   const checked = { problems: check(built.policy) };
   if (!stage(checked)) return { ok: false, diagnostics, policy: built.policy };
@@ -85,6 +83,17 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
     output = renderIptables(generated.rulesets[format === "iptables" ? 4 : 6]!, [...header, ...setup]);
   }
   return { ok: true, diagnostics, output, policy: built.policy, generated };
+}
+
+/**
+ * Stages 1 and 2, in a function of their own so that the syntax tree (tens of MB on a big
+ * policy) is garbage as soon as the model exists.
+ */
+function parseAndBuild(text: string, stage: (r: { problems: Problems }) => boolean): ReturnType<typeof buildModel> | undefined {
+  const parsed = parse(text);
+  if (!stage(parsed) || !parsed.cst) return undefined;
+  const built = buildModel(parsed.cst);
+  return stage(built) ? built : undefined;
 }
 
 /** --docker-version wins over the policy's `version` (spans stay where the policy said it, if it did). */

@@ -2,7 +2,7 @@
 // daemon start, then each network as it is created (many rules inserted at the top, so
 // newer networks end up above older ones), then each container's port bindings. The
 // layout (layouts/*.ts) says which rules each step writes and where.
-import { R, TableBuilder, type Rule } from "../ir/ruleset.js";
+import { R, rule, TableBuilder, type Rule } from "../ir/ruleset.js";
 import type { Version } from "../model/values.js";
 import type { Layout } from "./layout.js";
 import { IPSET } from "./layouts/v28-ipset.js";
@@ -184,7 +184,7 @@ class Dockerd {
     const br = p.network.bridge;
     const cidr = `${p.containerIp}/${this.hostPrefix}`;
     const comment = portComment(p);
-    const accept: Rule = {
+    const accept = rule({
       dst: { value: cidr },
       in: { value: br, neg: true },
       out: { value: br },
@@ -192,14 +192,14 @@ class Dockerd {
       matches: [R.tcpudp(p.proto, p.containerPort)],
       target: "ACCEPT",
       comment,
-    };
+    });
     if (l.acceptAtTop) filter.insert("DOCKER", accept);
     else filter.append("DOCKER", accept);
     if (l.hairpinAlways || !this.plan.userlandProxy) {
-      nat.append("POSTROUTING", { src: { value: cidr }, dst: { value: cidr }, proto: p.proto, matches: [R.tcpudp(p.proto, p.containerPort)], target: "MASQUERADE", comment });
+      nat.append("POSTROUTING", rule({ src: { value: cidr }, dst: { value: cidr }, proto: p.proto, matches: [R.tcpudp(p.proto, p.containerPort)], target: "MASQUERADE", comment }));
     }
     const to = this.v6 ? `[${p.containerIp}]:${p.containerPort}` : `${p.containerIp}:${p.containerPort}`;
-    nat.append("DOCKER", {
+    nat.append("DOCKER", rule({
       src: this.v6 && l.dnatSkipLinkLocal ? { value: "fe80::/10", neg: true } : undefined,
       dst: p.hostIp ? { value: `${p.hostIp}/${this.hostPrefix}` } : undefined,
       in: this.plan.userlandProxy ? { value: br, neg: true } : undefined,
@@ -208,13 +208,13 @@ class Dockerd {
       target: "DNAT",
       targetOptions: [{ name: "to-destination", value: to }],
       comment,
-    });
+    }));
     const loopbackHost = p.loopback;
     const rawMode = l.rawDrops(this.v);
-    const loDrop = (): Rule => ({ dst: { value: `${p.hostIp}/${this.hostPrefix}` }, in: { value: "lo", neg: true }, proto: p.proto, matches: [R.tcpudp(p.proto, p.hostPort)], target: "DROP", comment });
+    const loDrop = (): Rule => rule({ dst: { value: `${p.hostIp}/${this.hostPrefix}` }, in: { value: "lo", neg: true }, proto: p.proto, matches: [R.tcpudp(p.proto, p.hostPort)], target: "DROP", comment });
     if (rawMode === "per-port") {
       if (loopbackHost) raw.append("PREROUTING", loDrop());
-      raw.append("PREROUTING", { dst: { value: cidr }, in: { value: br, neg: true }, proto: p.proto, matches: [R.tcpudp(p.proto, p.containerPort)], target: "DROP", comment });
+      raw.append("PREROUTING", rule({ dst: { value: cidr }, in: { value: br, neg: true }, proto: p.proto, matches: [R.tcpudp(p.proto, p.containerPort)], target: "DROP", comment }));
     } else if (rawMode === "per-container" && loopbackHost) {
       raw.append("PREROUTING", loDrop());
     }

@@ -108,10 +108,18 @@ export function ruleKey(r: Rule): string {
   return JSON.stringify({ ...r, comment: undefined });
 }
 
+/**
+ * Every Rule is made here, its fields always in one order: the code that reads tens of
+ * thousands of rules (renderers, diff) then sees a single object shape.
+ */
+export function rule(f: Partial<Rule>, target: string = f.target!): Rule {
+  return { src: f.src, dst: f.dst, in: f.in, out: f.out, proto: f.proto, matches: f.matches ?? [], target, targetOptions: f.targetOptions, comment: f.comment };
+}
+
 /** Small constructors that keep rule-writing code readable. */
 export const R = {
   jump(target: string, extra: Partial<Rule> = {}): Rule {
-    return { matches: [], ...extra, target };
+    return rule(extra, target);
   },
   tcpudp(proto: string, dport?: number | string, sport?: number | string): Match {
     const options: Match["options"] = [];

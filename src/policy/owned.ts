@@ -10,7 +10,7 @@
 //    each published port, even with "iptables": false; this chain applies the same allow
 //    list to that path.
 //  filter INPUT (only with a `host` block): policy, loopback, replies, the host's services.
-import { R, type Rule } from "../ir/ruleset.js";
+import { R, rule, type Rule } from "../ir/ruleset.js";
 import { bindAddress, bindings, byName, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
@@ -134,7 +134,7 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
     if (result.proxy) {
       rules.push(R.jump(PROXY_CHAIN));
       // What survived DOCKWALL-PROXY is allowed to reach docker-proxy.
-      for (const b of proxyBindings(p, family)) rules.push({ ...portRule(b.proto, b.hostPort, b.hostIp), target: "ACCEPT", comment: `${b.container}: published port, through docker-proxy` });
+      for (const b of proxyBindings(p, family)) rules.push(portRule(b.proto, b.hostPort, b.hostIp, "ACCEPT", `${b.container}: published port, through docker-proxy`));
     }
     for (const r of p.host.rules) {
       const ms = matchers(zones, r.zones, r.sources, family);
@@ -159,7 +159,7 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
 /** A DNATed new connection to one published port, as FORWARD sees it. */
 function dnatMatch(pp: PortPlan): Rule {
   const prefix = pp.family === 4 ? 32 : 128;
-  return {
+  return rule({
     dst: { value: `${pp.containerIp}/${prefix}` },
     out: { value: pp.network.bridge },
     proto: pp.proto,
@@ -169,7 +169,7 @@ function dnatMatch(pp: PortPlan): Rule {
     ],
     target: "RETURN",
     comment: portComment(pp),
-  };
+  });
 }
 
 interface ProxyBinding {
@@ -198,9 +198,9 @@ function proxyBindings(p: Policy, family: Family): ProxyBinding[] {
   return out;
 }
 
-function portRule(proto: string, port: number, hostIp?: string): Omit<Rule, "target"> {
+function portRule(proto: string, port: number, hostIp: string | undefined, target: string, comment: string): Rule {
   const prefix = hostIp?.includes(":") ? 128 : 32;
-  return { dst: hostIp ? { value: `${hostIp}/${prefix}` } : undefined, proto, matches: [R.tcpudp(proto, port)] };
+  return rule({ dst: hostIp ? { value: `${hostIp}/${prefix}` } : undefined, proto, matches: [R.tcpudp(proto, port)], comment }, target);
 }
 
 function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex, matchersOf: (a: AllowRule) => Matcher[]): Rule[] | undefined {
@@ -217,10 +217,10 @@ function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex,
     const loop = b.loopback && family === 4;
     if (!loop) {
       for (const a of allowedBy(index, b.container, b.hostPort, b.proto)) {
-        for (const m of matchersOf(a)) rules.push(withMatcher(m, { ...portRule(b.proto, b.hostPort, b.hostIp), target: "RETURN", comment }));
+        for (const m of matchersOf(a)) rules.push(withMatcher(m, portRule(b.proto, b.hostPort, b.hostIp, "RETURN", comment)));
       }
     }
-    rules.push({ ...portRule(b.proto, b.hostPort, b.hostIp), target: "DROP", comment });
+    rules.push(portRule(b.proto, b.hostPort, b.hostIp, "DROP", comment));
   }
   return rules;
 }

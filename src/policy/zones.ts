@@ -1,7 +1,7 @@
 // Zones → the (interface, source) pairs that iptables can match, per family.
 import type { Located, NameRef, Zone } from "../model/types.js";
 import { bits, familyOf, formatIp, type AddressSpec, type Family } from "../model/values.js";
-import type { Match, Neg, Rule } from "../ir/ruleset.js";
+import { rule as makeRule, type Match, type Neg, type Rule } from "../ir/ruleset.js";
 
 /** One way a packet can be in a zone: arriving on `iface` (if set) from `src` (if set). */
 export interface Matcher {
@@ -76,10 +76,14 @@ export function sourceMatch(iv: Interval): { src?: Neg<string>; match?: Match } 
 /** Applies a matcher to a rule (interface and source). */
 export function withMatcher(m: Matcher, rule: Rule): Rule {
   const s = m.srcMatch;
-  return {
-    ...rule,
+  return makeRule({
     src: s?.src ?? rule.src,
+    dst: rule.dst,
     in: m.iface ? { value: m.iface } : rule.in,
+    out: rule.out,
+    proto: rule.proto,
     matches: s?.match ? [s.match, ...rule.matches] : rule.matches,
-  };
+    targetOptions: rule.targetOptions,
+    comment: rule.comment,
+  }, rule.target);
 }

@@ -52,12 +52,12 @@ const INDENT = "      ";
  * Tens of thousands of lines on a big host: written here, the template places the text.
  */
 function chainBody(rules: Rule[]): string {
-  let out = "";
+  const out: string[] = [];
   for (let g = 0; g < rules.length; ) {
     const comment = rules[g]!.comment ?? "";
     let end = g + 1;
     while (end < rules.length && (rules[end]!.comment ?? "") === comment) end++;
-    if (comment) out += `${INDENT}# ${comment}\n`;
+    if (comment) out.push(`${INDENT}# ${comment}`);
     const parts: string[][] = [];
     for (let k = g; k < end; k++) parts.push(fermParts(rules[k]!));
     for (let i = 0; i < parts.length; ) {
@@ -66,17 +66,18 @@ function chainBody(rules: Rule[]): string {
       let j = i + 1;
       if (first.length > 1 && SELECTOR.test(head)) while (j < parts.length && parts[j]![0] === head && parts[j]!.length > 1) j++;
       if (j - i >= 2) {
-        out += `${INDENT}${head} {\n`;
-        for (let k = i; k < j; k++) out += `${INDENT}  ${parts[k]!.slice(1).join(" ")};\n`;
-        out += `${INDENT}}\n`;
+        out.push(`${INDENT}${head} {`);
+        for (let k = i; k < j; k++) out.push(`${INDENT}  ${parts[k]!.slice(1).join(" ")};`);
+        out.push(`${INDENT}}`);
       } else {
-        out += `${INDENT}${first.join(" ")};\n`;
+        out.push(`${INDENT}${first.join(" ")};`);
       }
       i = j;
     }
     g = end;
   }
-  return out;
+  // One flat string (join); concatenating line by line would keep a rope of every piece.
+  return out.length ? out.join("\n") + "\n" : "";
 }
 
 function fermList(items: string[]): string {

@@ -5,21 +5,25 @@ import { templates } from "./templates.js";
 
 const neg = (n: { neg?: boolean }): string => (n.neg ? "! " : "");
 
-/** One rule as iptables-save prints it (string concatenation: tens of thousands per file). */
+/** One rule as iptables-save prints it. */
 export function ruleText(chain: string, r: Rule): string {
-  let s = "-A " + chain;
-  if (r.src) s += " " + neg(r.src) + "-s " + r.src.value;
-  if (r.dst) s += " " + neg(r.dst) + "-d " + r.dst.value;
-  if (r.in) s += " " + neg(r.in) + "-i " + r.in.value;
-  if (r.out) s += " " + neg(r.out) + "-o " + r.out.value;
-  if (r.proto) s += " -p " + r.proto;
+  const parts = ["-A", chain];
+  if (r.src) parts.push(neg(r.src) + "-s", r.src.value);
+  if (r.dst) parts.push(neg(r.dst) + "-d", r.dst.value);
+  if (r.in) parts.push(neg(r.in) + "-i", r.in.value);
+  if (r.out) parts.push(neg(r.out) + "-o", r.out.value);
+  if (r.proto) parts.push("-p", r.proto);
   for (const m of r.matches) {
-    s += " -m " + m.module;
-    for (const o of m.options) s += (o.neg ? " ! --" : " --") + o.name + (o.value === undefined ? "" : " " + o.value);
+    parts.push("-m", m.module);
+    for (const o of m.options) {
+      parts.push(o.neg ? "! --" + o.name : "--" + o.name);
+      if (o.value !== undefined) parts.push(o.value);
+    }
   }
-  s += " -j " + r.target;
-  if (r.targetOptions) for (const o of r.targetOptions) s += " --" + o.name + " " + o.value;
-  return s;
+  parts.push("-j", r.target);
+  if (r.targetOptions) for (const o of r.targetOptions) parts.push("--" + o.name, o.value);
+  // join() makes one flat string; concatenating would leave a rope per rule.
+  return parts.join(" ");
 }
 
 export function renderIptables(rs: Ruleset, header: string[]): string {
@@ -39,7 +43,7 @@ export function renderIptables(rs: Ruleset, header: string[]): string {
 }
 
 function rulesText(chains: Chain[]): string {
-  let out = "";
-  for (const c of chains) for (const r of c.rules) out += ruleText(c.name, r) + "\n";
-  return out;
+  const lines: string[] = [];
+  for (const c of chains) for (const r of c.rules) lines.push(ruleText(c.name, r));
+  return lines.length ? lines.join("\n") + "\n" : "";
 }
