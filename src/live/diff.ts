@@ -51,7 +51,9 @@ export interface Scope {
 }
 
 function diffRules(live: SavedRule[], wanted: SavedRule[]): DiffLine[] {
-  const parts = diffArrays(live.map((r) => r.key), wanted.map((r) => r.key));
+  // Rules written alike are the same rule; only rules whose text differs are put in
+  // canonical spelling (key) to compare, so an unchanged chain is never normalised.
+  const parts = diffArrays(live, wanted, { comparator: (a, b) => a.text === b.text || a.key === b.key });
   const lines: DiffLine[] = [];
   let li = 0;
   let wi = 0;

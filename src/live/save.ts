@@ -15,12 +15,12 @@ export class SavedRule {
   constructor(
     /** As written in the text it came from (for display). */
     readonly text: string,
-    /** What follows `-A CHAIN`: words, or the raw text to split when needed. */
-    private readonly rest: string[] | string,
+    /** What follows `-A CHAIN`: words, or where it starts in `text` (split when needed). */
+    private readonly rest: string[] | number,
   ) {}
 
   private get restWords(): string[] {
-    return typeof this.rest === "string" ? words(this.rest) : this.rest;
+    return typeof this.rest === "number" ? words(this.text.slice(this.rest)) : this.rest;
   }
 
   /** Canonical spelling: equal keys mean the kernel holds the same rule. Lazy, because
@@ -37,18 +37,20 @@ export class SavedRule {
 
   /** The jump target (-j/-g), read without normalising. */
   get target(): string | undefined {
-    const t = ` ${typeof this.rest === "string" ? this.rest : this.rest.join(" ")}`;
-    for (const flag of [" -j ", " --jump ", " -g ", " --goto "]) {
-      const i = t.lastIndexOf(flag);
-      if (i >= 0) {
-        const start = i + flag.length;
-        const end = t.indexOf(" ", start);
-        return t.slice(start, end < 0 ? undefined : end);
-      }
+    const t = typeof this.rest === "number" ? this.text.slice(this.rest) : this.rest.join(" ");
+    for (const [inner, first] of TARGET_FLAGS) {
+      const i = t.lastIndexOf(inner);
+      const start = i >= 0 ? i + inner.length : t.startsWith(first) ? first.length : -1;
+      if (start < 0) continue;
+      const end = t.indexOf(" ", start);
+      return t.slice(start, end < 0 ? undefined : end);
     }
     return undefined;
   }
 }
+
+/** The jump flags, as found inside a rule and at its start. */
+const TARGET_FLAGS = ["-j", "--jump", "-g", "--goto"].map((f) => [` ${f} `, `${f} `] as const);
 
 export interface SavedChain {
   name: string;
@@ -72,6 +74,8 @@ export class SaveSyntaxError extends Error {
 
 /** Splits a rule line into words, honouring "double quotes" and backslash escapes. */
 export function words(line: string): string[] {
+  // Most rules have no quotes, escapes or tabs: plain spaces split them.
+  if (!/["\\\t]/.test(line)) return line.split(" ").filter((w) => w !== "");
   const out: string[] = [];
   let cur = "";
   let inWord = false;
@@ -339,12 +343,14 @@ export function parseSave(text: string): SavedRuleset {
       else table.chains.set(name!, { name: name!, policy: policy ?? "-", rules: [] });
       continue;
     }
-    // The common case, `-A CHAIN …`: keep the text; it is split and normalised only if compared.
-    const plain = /^-A (\S+) (.*)$/.exec(line);
-    if (plain && !line.includes('"')) {
-      let c = table.chains.get(plain[1]!);
-      if (!c) table.chains.set(plain[1]!, (c = { name: plain[1]!, policy: "-", rules: [] }));
-      c.rules.push(new SavedRule(line, plain[2]!));
+    // The common case, `-A CHAIN …` with single spaces: keep the text; it is split and
+    // normalised only if compared.
+    const end = line.startsWith("-A ") ? line.indexOf(" ", 3) : -1;
+    if (end > 3 && line[end + 1] !== undefined && line[end + 1] !== " " && !/["\t]/.test(line)) {
+      const name = line.slice(3, end);
+      let c = table.chains.get(name);
+      if (!c) table.chains.set(name, (c = { name, policy: "-", rules: [] }));
+      c.rules.push(new SavedRule(line, end + 1));
       continue;
     }
     const ws = words(line);
@@ -392,12 +398,14 @@ export function fromRuleset(rs: Ruleset, ruleText: (chain: string, r: Rule) => s
   for (const t of rs.tables) {
     const chains = new Map<string, SavedChain>();
     for (const c of t.chains) {
+      const prefix = `-A ${c.name} `;
       chains.set(c.name, {
         name: c.name,
         policy: c.builtin ? (c.policy ?? "ACCEPT") : "-",
+        // Split (and normalised) only if compared, like the live side.
         rules: c.rules.map((r) => {
           const text = ruleText(c.name, r);
-          return new SavedRule(text, words(text).slice(2));
+          return new SavedRule(text, prefix.length);
         }),
       });
     }
