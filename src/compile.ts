@@ -3,7 +3,7 @@
 import { Problems, startOfFile, type Diagnostic } from "./diagnostics.js";
 import { layoutFor, layouts, NEWEST } from "./docker/layouts.js";
 import { parse } from "./parse.js";
-import { buildModel } from "./model/build.js";
+import { buildModel, modelBuilder, type BuildResult } from "./model/build.js";
 import { check } from "./check/index.js";
 import { generate, type Generated } from "./generate.js";
 import { renderIptables } from "./targets/iptables.js";
@@ -85,14 +85,13 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
   return { ok: true, diagnostics, output, policy: built.policy, generated };
 }
 
-/**
- * Stages 1 and 2, in a function of their own so that the syntax tree (tens of MB on a big
- * policy) is garbage as soon as the model exists.
- */
-function parseAndBuild(text: string, stage: (r: { problems: Problems }) => boolean): ReturnType<typeof buildModel> | undefined {
-  const parsed = parse(text);
-  if (!stage(parsed) || !parsed.cst) return undefined;
-  const built = buildModel(parsed.cst);
+/** Stages 1 and 2: each statement goes to the model builder as soon as it is parsed. */
+function parseAndBuild(text: string, stage: (r: { problems: Problems }) => boolean): BuildResult | undefined {
+  const model = modelBuilder();
+  const parsed = parse(text, model.add);
+  if (!stage(parsed)) return undefined;
+  // A whole syntax tree comes back only if the statement-by-statement pass gave up.
+  const built = parsed.cst ? buildModel(parsed.cst) : model.finish();
   return stage(built) ? built : undefined;
 }
 

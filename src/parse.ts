@@ -2,10 +2,10 @@
 import type { IRecognitionException, IToken } from "chevrotain";
 import { closest, Problems, spanOf, type Span } from "./diagnostics.js";
 import { parsers } from "./syntax/parser.js";
-import { keywords, lexer, Word } from "./syntax/tokens.js";
+import { keywords, LCurly, lexer, RCurly, Semi, Word } from "./syntax/tokens.js";
 
 const STATEMENTS = keywords.map((k) => String(k.PATTERN).replace(/\//g, "")).filter((k) => k !== "from" && k !== "to");
-import type { PolicyCstNode } from "./syntax/cst.generated.js";
+import type { PolicyCstNode, StatementCstNode } from "./syntax/cst.generated.js";
 
 export interface ParseResult {
   cst?: PolicyCstNode;
@@ -29,9 +29,18 @@ function where(e: IRecognitionException, lastToken: IToken | undefined): Span {
   return spanOf(t);
 }
 
-export function parse(text: string): ParseResult {
+/**
+ * Lexes and parses the whole file. With `onStatement`, a file that parses without error is
+ * handed over a statement at a time instead (no `cst`): each statement's tokens are parsed
+ * on their own and given to `onStatement` at once, so the syntax tree of a big policy never
+ * exists whole (it is most of the memory a parse takes), and `cst` is not set. On any
+ * error the whole file is parsed again as usual, for the complete diagnostics, and `cst` is
+ * set when that parse succeeds: the caller then discards what it was given and uses `cst`.
+ */
+export function parse(text: string, onStatement?: (st: StatementCstNode) => void): ParseResult {
   const problems = new Problems();
   const lexed = lexer.tokenize(text);
+  if (onStatement && lexed.errors.length === 0 && parseEachStatement(lexed.tokens, onStatement)) return { problems };
   for (const e of lexed.errors) {
     const ch = text.substr(e.offset, e.length);
     const span = { line: e.line ?? 1, col: e.column ?? 1, endLine: e.line ?? 1, endCol: (e.column ?? 1) + Math.max(1, e.length) };
@@ -62,4 +71,30 @@ export function parse(text: string): ParseResult {
     problems.error("syntax", where(e, last), e.message, { help });
   }
   return { cst: problems.hasErrors ? undefined : cst, problems };
+}
+
+/** Parses statement by statement (see parse()); false at the first syntax error. */
+function parseEachStatement(tokens: IToken[], onStatement: (st: StatementCstNode) => void): boolean {
+  const parser = parsers.fast;
+  // A statement ends with ';' or with the '}' that closes its block, outside any braces.
+  let depth = 0;
+  let start = 0;
+  try {
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i]!.tokenType;
+      if (t === LCurly) depth++;
+      else if (t === RCurly) depth--;
+      if (depth < 0) return false;
+      if (depth === 0 && (t === Semi || t === RCurly)) {
+        parser.input = tokens.slice(start, i + 1);
+        const st = parser.statement() as StatementCstNode;
+        if (parser.errors.length > 0) return false;
+        onStatement(st);
+        start = i + 1;
+      }
+    }
+    return start === tokens.length;
+  } finally {
+    parser.input = [];
+  }
 }

@@ -164,13 +164,14 @@ export function renderDiff(r: DiffResult, o: RenderOptions): string {
     const what = c.status === "added" ? " (new chain)" : c.status === "removed" ? " (chain would be deleted)" : "";
     out.push(paint(C.cyan, `@@ ${c.family === 4 ? "ip" : "ip6"} ${c.table} ${c.chain}${what} @@`));
     if (c.policy) out.push(paint(C.yellow, `! policy ${c.policy.live} -> ${c.policy.wanted}`));
-    const near = new Set<number>();
+    // Lines within `context` of a change are shown (a chain can have tens of thousands).
+    const near = new Uint8Array(c.lines.length);
     c.lines.forEach((l, i) => {
-      if (l.kind !== "same") for (let k = i - o.context; k <= i + o.context; k++) near.add(k);
+      if (l.kind !== "same") near.fill(1, Math.max(0, i - o.context), i + o.context + 1);
     });
-    let skipped = !c.lines.some((l) => l.kind !== "same"); // a policy change alone: no rule lines
+    let skipped = !near.includes(1); // a policy change alone: no rule lines
     c.lines.forEach((l, i) => {
-      if (!near.has(i)) {
+      if (!near[i]) {
         if (!skipped) out.push(paint(C.dim, "  …"));
         skipped = true;
         return;

@@ -37,10 +37,12 @@ export class SavedRule {
 
   /** The jump target (-j/-g), read without normalising. */
   get target(): string | undefined {
-    const t = typeof this.rest === "number" ? this.text.slice(this.rest) : this.rest.join(" ");
+    // Searched in place: the flag must lie in the part after `-A CHAIN`.
+    const t = typeof this.rest === "number" ? this.text : this.rest.join(" ");
+    const from = typeof this.rest === "number" ? this.rest : 0;
     for (const [inner, first] of TARGET_FLAGS) {
       const i = t.lastIndexOf(inner);
-      const start = i >= 0 ? i + inner.length : t.startsWith(first) ? first.length : -1;
+      const start = i >= from - 1 && i >= 0 ? i + inner.length : t.startsWith(first, from) ? from + first.length : -1;
       if (start < 0) continue;
       const end = t.indexOf(" ", start);
       return t.slice(start, end < 0 ? undefined : end);

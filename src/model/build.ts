@@ -357,21 +357,25 @@ function blockSpan(keyword: IToken, close: IToken | undefined): Span {
   return close && !close.isInsertedInRecovery ? joinSpans(spanOf(keyword), spanOf(close)) : spanOf(keyword);
 }
 
-export function buildModel(cst: C.PolicyCstNode): BuildResult {
+/**
+ * Builds the model a statement at a time (compile() feeds statements as they are parsed,
+ * so the syntax tree of a big policy never exists whole), then finishes it.
+ */
+export function modelBuilder(): { add: (st: C.StatementCstNode) => void; finish: () => BuildResult } {
   const b = new Builder();
   const docker: DockerSettings = { iptables: false, userlandProxy: true, icc: true, ipMasq: true, published: "closed", spans: {} };
   const policy: Policy = { docker, zones: [], networks: [], containers: [], allows: [], forwards: [] };
   let dockerSeen: Span | undefined;
   let hostSeen: Span | undefined;
 
-  for (const st of cst.children.statement ?? []) {
+  const add = (st: C.StatementCstNode): void => {
     const c = st.children;
     if (c.dockerBlock) {
       const node = c.dockerBlock[0]!;
       const kw = node.children.Docker[0]!;
       if (dockerSeen) {
         b.problems.error("duplicate-block", spanOf(kw), `a second docker block`, { help: `put all daemon settings in one docker block`, notes: [{ message: `the first docker block`, span: dockerSeen }] });
-        continue;
+        return;
       }
       dockerSeen = spanOf(kw);
       docker.span = spanOf(kw);
@@ -432,7 +436,7 @@ export function buildModel(cst: C.PolicyCstNode): BuildResult {
       const kw = node.children.Host[0]!;
       if (hostSeen) {
         b.problems.error("duplicate-block", spanOf(kw), `a second host block`, { help: `put all of the host's own rules in one host block`, notes: [{ message: `the first host block`, span: hostSeen }] });
-        continue;
+        return;
       }
       hostSeen = spanOf(kw);
       const host: HostBlock = { span: blockSpan(kw, node.children.RCurly?.[0]), policy: "drop", rules: [] };
@@ -441,21 +445,31 @@ export function buildModel(cst: C.PolicyCstNode): BuildResult {
       host.rules.sort((x, y) => x.span.line - y.span.line || x.span.col - y.span.col);
       policy.host = host;
     }
-  }
+  };
 
-  if (!policy.networks.some((n) => n.name === "bridge")) {
-    const def = defaultBridge();
-    if (docker.bip) {
-      def.subnets = [{ value: { ...docker.bip.value, value: networkOf(docker.bip.value) }, span: docker.bip.span }];
-      def.gateways = [{ value: { family: 4, value: docker.bip.value.value }, span: docker.bip.span }];
+  const finish = (): BuildResult => {
+    if (!policy.networks.some((n) => n.name === "bridge")) {
+      const def = defaultBridge();
+      if (docker.bip) {
+        def.subnets = [{ value: { ...docker.bip.value, value: networkOf(docker.bip.value) }, span: docker.bip.span }];
+        def.gateways = [{ value: { family: 4, value: docker.bip.value.value }, span: docker.bip.span }];
+      }
+      policy.networks.unshift(def);
+    } else {
+      // A declared default bridge still comes first: dockerd creates it at start.
+      const i = policy.networks.findIndex((n) => n.name === "bridge");
+      policy.networks.unshift(...policy.networks.splice(i, 1));
     }
-    policy.networks.unshift(def);
-  } else {
-    // A declared default bridge still comes first: dockerd creates it at start.
-    const i = policy.networks.findIndex((n) => n.name === "bridge");
-    policy.networks.unshift(...policy.networks.splice(i, 1));
-  }
-  return { policy, problems: b.problems };
+    return { policy, problems: b.problems };
+  };
+  return { add, finish };
+}
+
+/** The model of a whole parsed file (tools and tests; compile() streams statements). */
+export function buildModel(cst: C.PolicyCstNode): BuildResult {
+  const m = modelBuilder();
+  for (const st of cst.children.statement ?? []) m.add(st);
+  return m.finish();
 }
 
 function hostRule(b: Builder, node: C.HostAllowCstNode): HostRule {

@@ -55,7 +55,8 @@ export class PolicyParser extends CstParser {
     this.MANY(() => this.SUBRULE(this.statement));
   });
 
-  private statement = this.RULE("statement", () => {
+  /** Also an entry point: parse.ts parses a big file one statement at a time. */
+  public statement = this.RULE("statement", () => {
     this.OR([
       { ALT: () => this.SUBRULE(this.dockerBlock) },
       { ALT: () => this.SUBRULE(this.zoneBlock) },

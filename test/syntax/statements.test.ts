@@ -1,0 +1,48 @@
+// compile() parses a valid file a statement at a time (parse.ts), feeding the model builder
+// as it goes; everything else sees the whole-file parse. Both must give the same model.
+import { describe, expect, test } from "vitest";
+import { parse } from "../../src/parse.js";
+import { buildModel, modelBuilder } from "../../src/model/build.js";
+import type { StatementCstNode } from "../../src/syntax/cst.generated.js";
+import { allPolicies } from "../support/policies.js";
+
+function streamed(text: string) {
+  const seen: StatementCstNode[] = [];
+  const model = modelBuilder();
+  const parsed = parse(text, (st) => {
+    seen.push(st);
+    model.add(st);
+  });
+  return { parsed, seen, model };
+}
+
+describe("statement by statement", () => {
+  test.each(allPolicies().map((p) => [p.name, p.text]))("%s: the same statements and model as the whole-file parse", (_name, text) => {
+    const whole = parse(text);
+    expect(whole.problems.hasErrors).toBe(false);
+    const { parsed, seen, model } = streamed(text);
+    expect(parsed.problems.items).toEqual([]);
+    expect(parsed.cst).toBeUndefined(); // streamed, not parsed whole
+    expect(seen).toEqual(whole.cst!.children.statement ?? []);
+    expect(model.finish()).toEqual(buildModel(whole.cst!));
+  });
+
+  test("braces and semicolons inside blocks do not end a statement", () => {
+    const text = `docker { version 20.10; }\nhost { allow any tcp 22; allow any icmp; }\nzone lan { interface eth1; from 10.0.0.0/8, 192.168.0.0/16; }\nallow lan to web:80;\ncontainer web { network bridge 172.17.0.2; publish 80:80; }\n`;
+    const { parsed, seen } = streamed(text);
+    expect(parsed.cst).toBeUndefined();
+    expect(seen.map((s) => Object.keys(s.children)[0])).toEqual(["dockerBlock", "hostBlock", "zoneBlock", "allowStatement", "containerBlock"]);
+  });
+
+  test.each([
+    ["a missing ';'", `docker { version 20.10; }\nallow lan to web:80\ncontainer web { network bridge 172.17.0.2; }\n`],
+    ["an unclosed block", `docker { version 20.10;\nzone lan { interface eth1; }\n`],
+    ["a stray '}'", `docker { version 20.10; } }\n`],
+    ["a statement cut short at the end", `docker { version 20.10; }\nallow lan to`],
+  ])("%s: the whole file is parsed again and every error is reported as before", (_what, text) => {
+    const { parsed } = streamed(text);
+    const whole = parse(text);
+    expect(whole.problems.hasErrors).toBe(true);
+    expect(parsed.problems.items).toEqual(whole.problems.items);
+  });
+});
