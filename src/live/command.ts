@@ -7,7 +7,7 @@ import { layoutFor } from "../docker/layouts.js";
 import type { Policy } from "../model/types.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
-import { diffRulesets, renderDiff, summarise, type ChainDiff, type DiffResult } from "./diff.js";
+import { diffRulesets, renderDiffParts, summarise, type ChainDiff, type DiffResult } from "./diff.js";
 import { fromRuleset, parseSave, SaveSyntaxError, type SavedRuleset } from "./save.js";
 
 export interface DiffIo {
@@ -130,7 +130,8 @@ export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOpt
   const result = computeDiff(compiled, lives, opts);
   if (opts.json) io.stdout(JSON.stringify({ ...result, compared: Object.keys(lives).map((f) => `IPv${f}`) }, null, 2) + "\n");
   else {
-    io.stdout(renderDiff(result, { color: opts.color, context: 3, liveName: opts.live ? `live (${opts.live})` : "live (iptables-save)", wantedName: `compiled (${opts.policyName ?? "policy"})` }));
+    const render = { color: opts.color, context: 3, liveName: opts.live ? `live (${opts.live})` : "live (iptables-save)", wantedName: `compiled (${opts.policyName ?? "policy"})` };
+    for (const part of renderDiffParts(result, render)) io.stdout(part);
     if (wants6 && lives[6] === undefined) io.stderr("dockwall: IPv6 not compared (give its dump with --live6 FILE)\n");
   }
   return result.changed ? 1 : 0;

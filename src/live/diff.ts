@@ -155,8 +155,18 @@ const C = { red: "\x1b[31m", green: "\x1b[32m", cyan: "\x1b[36m", yellow: "\x1b[
 
 /** A unified diff grouped by table and chain, with `context` lines around each change. */
 export function renderDiff(r: DiffResult, o: RenderOptions): string {
+  return [...renderDiffParts(r, o)].join("");
+}
+
+/** renderDiff a part at a time (one per chain): a big diff is written out without being held whole. */
+export function* renderDiffParts(r: DiffResult, o: RenderOptions): Generator<string> {
   const paint = (code: string, s: string) => (o.color ? `${code}${s}${C.off}` : s);
-  const out: string[] = [];
+  let out: string[] = [];
+  const flush = () => {
+    const part = out.length ? out.join("\n") + "\n" : "";
+    out = [];
+    return part;
+  };
   if (r.chains.length) {
     out.push(paint(C.bold, `--- ${o.liveName}`), paint(C.bold, `+++ ${o.wantedName}`));
   }
@@ -182,8 +192,9 @@ export function renderDiff(r: DiffResult, o: RenderOptions): string {
       else if (l.kind === "removed") out.push(paint(C.red, `- ${l.text}`));
       else out.push(paint(C.yellow, `~ ${l.text}   (moved from position ${l.live} to ${l.wanted})`));
     });
+    yield flush();
   }
   for (const w of r.warnings) out.push(paint(C.yellow, `warning: ${w}`));
   out.push(`${r.changed ? "dockwall diff" : "dockwall diff: no changes"}: ${summaryLine(r.summary)}${r.ignored.length ? `; ignored ${r.ignored.length} chain${r.ignored.length === 1 ? "" : "s"} of other tools (--all compares them)` : ""}`.replace("dockwall diff: no changes: ", "dockwall diff: no changes; "));
-  return out.join("\n") + "\n";
+  yield flush();
 }

@@ -323,9 +323,12 @@ export function canonicalRule(ws: string[]): string {
 export function parseSave(text: string): SavedRuleset {
   const tables: SavedRuleset = new Map();
   let table: SavedTable | undefined;
-  const lines = text.split("\n");
-  for (let n = 0; n < lines.length; n++) {
-    const line = lines[n]!.trim();
+  // Line by line without splitting the text first (a live dump can have 100,000 rules).
+  for (let n = 0, at = 0; at <= text.length; n++) {
+    let eol = text.indexOf("\n", at);
+    if (eol < 0) eol = text.length;
+    const line = text.slice(at, eol).trim();
+    at = eol + 1;
     if (!line || line.startsWith("#")) continue;
     if (line.startsWith("*")) {
       const name = line.slice(1).trim();
