@@ -158,7 +158,7 @@ export function renderDiff(r: DiffResult, o: RenderOptions): string {
   return [...renderDiffParts(r, o)].join("");
 }
 
-/** renderDiff a part at a time (one per chain): a big diff is written out without being held whole. */
+/** renderDiff a part at a time (a chain, or a few thousand lines): a big diff is written out without being held whole. */
 export function* renderDiffParts(r: DiffResult, o: RenderOptions): Generator<string> {
   const paint = (code: string, s: string) => (o.color ? `${code}${s}${C.off}` : s);
   let out: string[] = [];
@@ -180,18 +180,20 @@ export function* renderDiffParts(r: DiffResult, o: RenderOptions): Generator<str
       if (l.kind !== "same") near.fill(1, Math.max(0, i - o.context), i + o.context + 1);
     });
     let skipped = !near.includes(1); // a policy change alone: no rule lines
-    c.lines.forEach((l, i) => {
+    for (let i = 0; i < c.lines.length; i++) {
+      const l = c.lines[i]!;
       if (!near[i]) {
         if (!skipped) out.push(paint(C.dim, "  …"));
         skipped = true;
-        return;
+        continue;
       }
       skipped = false;
       if (l.kind === "same") out.push(`  ${l.text}`);
       else if (l.kind === "added") out.push(paint(C.green, `+ ${l.text}`));
       else if (l.kind === "removed") out.push(paint(C.red, `- ${l.text}`));
       else out.push(paint(C.yellow, `~ ${l.text}   (moved from position ${l.live} to ${l.wanted})`));
-    });
+      if (out.length >= 4096) yield flush(); // a chain of 75,000 removed rules goes out in pieces
+    }
     yield flush();
   }
   for (const w of r.warnings) out.push(paint(C.yellow, `warning: ${w}`));
