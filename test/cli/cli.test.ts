@@ -139,33 +139,28 @@ describe("the start-up snapshot", () => {
     expect(stamp).toBe(`${node} ${statSync(node).size} ${Math.floor(statSync(node).mtimeMs / 1000)}`);
   });
 
-  test("is not used with another Node: a copy whose stamp names another binary still runs (as a script), silently", () => {
+  /** Runs `dockwall --version` from a copy of bin/ and dist/ whose blob is not a snapshot (Node fails on it if it loads it). */
+  function brokenBlobCopy(stamp?: string) {
     const copy = mkdtempSync(join(tmpdir(), "dockwall-copy-"));
     try {
       cpSync(join(root, "bin"), join(copy, "bin"), { recursive: true });
       cpSync(join(root, "dist"), join(copy, "dist"), { recursive: true });
-      writeFileSync(join(copy, "dist/dockwall.blob.stamp"), "/usr/local/bin/another-node 1 1\n");
-      // A blob that is not a snapshot: Node would fail on it, so passing means it was not loaded.
       writeFileSync(join(copy, "dist/dockwall.blob"), "not a snapshot");
-      const r = spawnSync(join(copy, "bin/dockwall"), ["--version"], { encoding: "utf8" });
-      expect(r.stderr).toBe("");
-      expect(r.status).toBe(0);
-      expect(r.stdout).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version + "\n");
+      if (stamp) writeFileSync(join(copy, "dist/dockwall.blob.stamp"), stamp);
+      return spawnSync(join(copy, "bin/dockwall"), ["--version"], { encoding: "utf8" });
     } finally {
       rmSync(copy, { recursive: true, force: true });
     }
+  }
+
+  test("is not used with another Node: a copy whose stamp names another binary still runs (as a script), silently", () => {
+    const r = brokenBlobCopy("/usr/local/bin/another-node 1 1\n");
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version + "\n");
   });
 
   test("is loaded when the stamp matches: a broken blob with a good stamp fails", () => {
-    const copy = mkdtempSync(join(tmpdir(), "dockwall-copy-"));
-    try {
-      cpSync(join(root, "bin"), join(copy, "bin"), { recursive: true });
-      cpSync(join(root, "dist"), join(copy, "dist"), { recursive: true });
-      writeFileSync(join(copy, "dist/dockwall.blob"), "not a snapshot");
-      const r = spawnSync(join(copy, "bin/dockwall"), ["--version"], { encoding: "utf8" });
-      expect(r.status).not.toBe(0);
-    } finally {
-      rmSync(copy, { recursive: true, force: true });
-    }
+    expect(brokenBlobCopy().status).not.toBe(0);
   });
 });
