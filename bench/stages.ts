@@ -3,7 +3,7 @@
 //   node --expose-gc dist/stages.mjs POLICY 1   also the heap each stage's result keeps
 import { readFileSync } from "node:fs";
 import { parse } from "../src/parse.js";
-import { buildModel } from "../src/model/build.js";
+import { modelBuilder } from "../src/model/build.js";
 import { check } from "../src/check/index.js";
 import { generate } from "../src/generate.js";
 import { renderIptables } from "../src/targets/iptables.js";
@@ -26,9 +26,10 @@ for (let i = 0; i < Number(process.argv[3] ?? 5); i++) {
     mem.push(heap()); // a forced GC, not counted in the stage's time
     start = performance.now();
   };
-  const p = parse(text);
-  lap();
-  const b = buildModel(p.cst!);
+  // As compile() does it: statements go to the model builder as they are parsed.
+  const model = modelBuilder();
+  if (parse(text, model.add).cst) throw new Error("the policy was not parsed statement by statement");
+  const b = model.finish();
   lap();
   check(b.policy);
   lap();
@@ -38,6 +39,6 @@ for (let i = 0; i < Number(process.argv[3] ?? 5); i++) {
   lap();
   const f = renderFerm({ rulesets: [g.rulesets[4]!, g.rulesets[6]!], preserve: g.preserve, header: [] });
   lap();
-  const names = ["parse", "model", "check", "generate", "iptables", "ferm"];
+  const names = ["parse+model", "check", "generate", "iptables", "ferm"];
   console.log(names.map((n, k) => `${n} ${ms[k]!.toFixed(0)}${mem[k]}`).join(" ") + `  (${v4.length + f.length} chars)`);
 }

@@ -451,7 +451,7 @@ export function modelBuilder(): { add: (st: C.StatementCstNode) => void; finish:
     if (!policy.networks.some((n) => n.name === "bridge")) {
       const def = defaultBridge();
       if (docker.bip) {
-        def.subnets = [{ value: { ...docker.bip.value, value: networkOf(docker.bip.value) }, span: docker.bip.span }];
+        def.subnets = [{ value: { family: docker.bip.value.family, value: networkOf(docker.bip.value), prefix: docker.bip.value.prefix, explicitPrefix: docker.bip.value.explicitPrefix }, span: docker.bip.span }];
         def.gateways = [{ value: { family: 4, value: docker.bip.value.value }, span: docker.bip.span }];
       }
       policy.networks.unshift(def);

@@ -121,12 +121,13 @@ export function parseCidr(text: string, base = 0): Cidr | ValueError {
   const ip = parseIp(addrText, base);
   if (isError(ip)) return ip;
   const max = bits(ip.family);
-  if (slash < 0) return { ...ip, prefix: max, explicitPrefix: false };
+  // Fields written out (not spread): every Cidr then has one object shape.
+  if (slash < 0) return { family: ip.family, value: ip.value, prefix: max, explicitPrefix: false };
   const pText = text.slice(slash + 1);
   if (!/^\d{1,3}$/.test(pText) || Number(pText) > max) {
     return err(`prefix length '${pText}' must be a number from 0 to ${max}`, base + slash + 1, Math.max(1, pText.length));
   }
-  return { ...ip, prefix: Number(pText), explicitPrefix: true };
+  return { family: ip.family, value: ip.value, prefix: Number(pText), explicitPrefix: true };
 }
 
 /** `ADDR[/PREFIX]` or `ADDR-ADDR`. */

@@ -53,24 +53,31 @@ const INDENT = "      ";
  */
 function chainBody(rules: Rule[]): string {
   const out: string[] = [];
+  // Each rule as one line of words, and its first word when that is a selector runs can share.
+  const lines: string[] = [];
+  const heads: (string | undefined)[] = [];
   for (let g = 0; g < rules.length; ) {
     const comment = rules[g]!.comment ?? "";
     let end = g + 1;
     while (end < rules.length && (rules[end]!.comment ?? "") === comment) end++;
     if (comment) out.push(`${INDENT}# ${comment}`);
-    const parts: string[][] = [];
-    for (let k = g; k < end; k++) parts.push(fermParts(rules[k]!));
-    for (let i = 0; i < parts.length; ) {
-      const first = parts[i]!;
-      const head = first[0]!;
+    lines.length = 0;
+    heads.length = 0;
+    for (let k = g; k < end; k++) {
+      const words = fermParts(rules[k]!);
+      lines.push(words.join(" "));
+      heads.push(words.length > 1 && SELECTOR.test(words[0]!) ? words[0] : undefined);
+    }
+    for (let i = 0; i < lines.length; ) {
+      const head = heads[i];
       let j = i + 1;
-      if (first.length > 1 && SELECTOR.test(head)) while (j < parts.length && parts[j]![0] === head && parts[j]!.length > 1) j++;
+      if (head !== undefined) while (j < lines.length && heads[j] === head) j++;
       if (j - i >= 2) {
         out.push(`${INDENT}${head} {`);
-        for (let k = i; k < j; k++) out.push(`${INDENT}  ${parts[k]!.slice(1).join(" ")};`);
+        for (let k = i; k < j; k++) out.push(`${INDENT}  ${lines[k]!.slice(head!.length + 1)};`);
         out.push(`${INDENT}}`);
       } else {
-        out.push(`${INDENT}${first.join(" ")};`);
+        out.push(`${INDENT}${lines[i]};`);
       }
       i = j;
     }
