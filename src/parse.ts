@@ -31,16 +31,18 @@ function where(e: IRecognitionException, lastToken: IToken | undefined): Span {
 
 /**
  * Lexes and parses the whole file. With `onStatement`, a file that parses without error is
- * handed over a statement at a time instead (no `cst`): each statement's tokens are parsed
- * on their own and given to `onStatement` at once, so the syntax tree of a big policy never
- * exists whole (it is most of the memory a parse takes), and `cst` is not set. On any
- * error the whole file is parsed again as usual, for the complete diagnostics, and `cst` is
- * set when that parse succeeds: the caller then discards what it was given and uses `cst`.
+ * handed over a statement at a time instead, and `cst` is not set: the text is lexed a few
+ * lines at a time, each statement's tokens are parsed on their own and given to
+ * `onStatement` at once, so neither the tokens nor the syntax tree of a big policy ever exist
+ * whole (they are most of the memory a parse takes, and of the garbage collector's work). On
+ * any error the whole file is lexed and parsed again as usual, for the complete diagnostics,
+ * and `cst` is set when that parse succeeds: the caller then discards what it was given and
+ * uses `cst`.
  */
 export function parse(text: string, onStatement?: (st: StatementCstNode) => void): ParseResult {
   const problems = new Problems();
+  if (onStatement && parseEachStatement(text, onStatement)) return { problems };
   const lexed = lexer.tokenize(text);
-  if (onStatement && lexed.errors.length === 0 && parseEachStatement(lexed.tokens, onStatement)) return { problems };
   for (const e of lexed.errors) {
     const ch = text.substr(e.offset, e.length);
     const span = { line: e.line ?? 1, col: e.column ?? 1, endLine: e.line ?? 1, endCol: (e.column ?? 1) + Math.max(1, e.length) };
@@ -73,27 +75,50 @@ export function parse(text: string, onStatement?: (st: StatementCstNode) => void
   return { cst: problems.hasErrors ? undefined : cst, problems };
 }
 
-/** Parses statement by statement (see parse()); false at the first syntax error. */
-function parseEachStatement(tokens: IToken[], onStatement: (st: StatementCstNode) => void): boolean {
+/** About this many characters are lexed at once (whole lines: no token spans a line break). */
+const CHUNK = 8192;
+
+/** Lexes a few lines and parses statement by statement (see parse()); false at the first error. */
+function parseEachStatement(text: string, onStatement: (st: StatementCstNode) => void): boolean {
   const parser = parsers.fast;
-  // A statement ends with ';' or with the '}' that closes its block, outside any braces.
+  // Tokens of the statement in progress. A statement ends with ';' or with the '}' that
+  // closes its block, outside any braces.
+  let tokens: IToken[] = [];
   let depth = 0;
-  let start = 0;
+  let line = 0; // lines before the chunk
   try {
-    for (let i = 0; i < tokens.length; i++) {
-      const t = tokens[i]!.tokenType;
-      if (t === LCurly) depth++;
-      else if (t === RCurly) depth--;
-      if (depth < 0) return false;
-      if (depth === 0 && (t === Semi || t === RCurly)) {
-        parser.input = tokens.slice(start, i + 1);
-        const st = parser.statement() as StatementCstNode;
-        if (parser.errors.length > 0) return false;
-        onStatement(st);
-        start = i + 1;
+    for (let at = 0; at < text.length; ) {
+      const nl = text.indexOf("\n", at + CHUNK);
+      const end = nl < 0 ? text.length : nl + 1;
+      const lexed = lexer.tokenize(text.slice(at, end));
+      if (lexed.errors.length > 0) return false;
+      // Positions in the chunk → positions in the file (a chunk starts a line: columns stand).
+      for (const t of lexed.tokens) {
+        t.startOffset += at;
+        t.startLine! += line;
       }
+      // The statement in progress was scanned up to the end of what it had: go on from there.
+      const scanned = tokens.length;
+      tokens = scanned ? tokens.concat(lexed.tokens) : lexed.tokens;
+      let start = 0;
+      for (let i = scanned; i < tokens.length; i++) {
+        const t = tokens[i]!.tokenType;
+        if (t === LCurly) depth++;
+        else if (t === RCurly) depth--;
+        if (depth < 0) return false;
+        if (depth === 0 && (t === Semi || t === RCurly)) {
+          parser.input = tokens.slice(start, i + 1);
+          const st = parser.statement() as StatementCstNode;
+          if (parser.errors.length > 0) return false;
+          onStatement(st);
+          start = i + 1;
+        }
+      }
+      tokens = tokens.slice(start);
+      for (let i = at; (i = text.indexOf("\n", i) + 1) > 0 && i <= end; ) line++;
+      at = end;
     }
-    return start === tokens.length;
+    return tokens.length === 0;
   } finally {
     parser.input = [];
   }

@@ -176,46 +176,41 @@ class Dockerd {
   /** dockerd 28.2+: one raw drop per container endpoint on a NAT network, at container start. */
   startContainer(endpoints: { ip: string; bridge: string }[]): void {
     if (this.l.rawDrops(this.v) !== "per-container") return;
-    for (const e of endpoints) this.raw.append("PREROUTING", R.jump("DROP", { dst: { value: `${e.ip}/${this.hostPrefix}` }, in: { value: e.bridge, neg: true } }));
+    const P = this.plan.parts;
+    for (const e of endpoints) this.raw.append("PREROUTING", R.jump("DROP", { dst: P.is(`${e.ip}/${this.hostPrefix}`), in: P.not(e.bridge) }));
   }
 
   publish(p: PortPlan): void {
     const { filter, nat, raw, l } = this;
+    const P = this.plan.parts;
     const br = p.network.bridge;
-    const cidr = `${p.containerIp}/${this.hostPrefix}`;
+    const cidr = P.is(`${p.containerIp}/${this.hostPrefix}`);
     const comment = portComment(p);
-    const accept = rule({
-      dst: { value: cidr },
-      in: { value: br, neg: true },
-      out: { value: br },
-      proto: p.proto,
-      matches: [R.tcpudp(p.proto, p.containerPort)],
-      target: "ACCEPT",
-      comment,
-    });
+    const toContainer = P.dport(p.proto, p.containerPort);
+    const accept = rule({ dst: cidr, in: P.not(br), out: P.is(br), proto: p.proto, matches: toContainer, target: "ACCEPT", comment });
     if (l.acceptAtTop) filter.insert("DOCKER", accept);
     else filter.append("DOCKER", accept);
     if (l.hairpinAlways || !this.plan.userlandProxy) {
-      nat.append("POSTROUTING", rule({ src: { value: cidr }, dst: { value: cidr }, proto: p.proto, matches: [R.tcpudp(p.proto, p.containerPort)], target: "MASQUERADE", comment }));
+      nat.append("POSTROUTING", rule({ src: cidr, dst: cidr, proto: p.proto, matches: toContainer, target: "MASQUERADE", comment }));
     }
     const to = this.v6 ? `[${p.containerIp}]:${p.containerPort}` : `${p.containerIp}:${p.containerPort}`;
+    const hostIp = p.hostIp ? P.is(`${p.hostIp}/${this.hostPrefix}`) : undefined;
     nat.append("DOCKER", rule({
-      src: this.v6 && l.dnatSkipLinkLocal ? { value: "fe80::/10", neg: true } : undefined,
-      dst: p.hostIp ? { value: `${p.hostIp}/${this.hostPrefix}` } : undefined,
-      in: this.plan.userlandProxy ? { value: br, neg: true } : undefined,
+      src: this.v6 && l.dnatSkipLinkLocal ? P.not("fe80::/10") : undefined,
+      dst: hostIp,
+      in: this.plan.userlandProxy ? P.not(br) : undefined,
       proto: p.proto,
-      matches: [R.tcpudp(p.proto, p.hostPort)],
+      matches: P.dport(p.proto, p.hostPort),
       target: "DNAT",
       targetOptions: [{ name: "to-destination", value: to }],
       comment,
     }));
-    const loopbackHost = p.loopback;
     const rawMode = l.rawDrops(this.v);
-    const loDrop = (): Rule => rule({ dst: { value: `${p.hostIp}/${this.hostPrefix}` }, in: { value: "lo", neg: true }, proto: p.proto, matches: [R.tcpudp(p.proto, p.hostPort)], target: "DROP", comment });
+    const loDrop = (): Rule => rule({ dst: hostIp, in: P.not("lo"), proto: p.proto, matches: P.dport(p.proto, p.hostPort), target: "DROP", comment });
     if (rawMode === "per-port") {
-      if (loopbackHost) raw.append("PREROUTING", loDrop());
-      raw.append("PREROUTING", rule({ dst: { value: cidr }, in: { value: br, neg: true }, proto: p.proto, matches: [R.tcpudp(p.proto, p.containerPort)], target: "DROP", comment }));
-    } else if (rawMode === "per-container" && loopbackHost) {
+      if (p.loopback) raw.append("PREROUTING", loDrop());
+      raw.append("PREROUTING", rule({ dst: cidr, in: P.not(br), proto: p.proto, matches: toContainer, target: "DROP", comment }));
+    } else if (rawMode === "per-container" && p.loopback) {
       raw.append("PREROUTING", loDrop());
     }
   }

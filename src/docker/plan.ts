@@ -3,6 +3,7 @@
 import { addressOn, bindAddress, bindings, byName, gatewayOf, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { Container, Network, Policy, Publish } from "../model/types.js";
 import { formatIp, formatNetwork, type Family, type Proto, type Version } from "../model/values.js";
+import { SharedParts } from "../ir/ruleset.js";
 import type { Layout } from "./layout.js";
 import { effectiveVersion } from "./layouts.js";
 
@@ -49,6 +50,8 @@ export interface Plan {
   containers: ContainerPlan[];
   /** Every port binding, in processing order. */
   ports: PortPlan[];
+  /** Rule parts the rules of this plan share. */
+  parts: SharedParts;
 }
 
 export function netPlan(n: Network, p: Policy): NetPlan {
@@ -128,6 +131,7 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
     networks: p.networks.map((n) => plans.get(n.name)!),
     containers,
     ports: containers.flatMap((c) => c.ports),
+    parts: new SharedParts(),
   };
 }
 

@@ -116,6 +116,39 @@ export function rule(f: Partial<Rule>, target: string = f.target!): Rule {
   return { src: f.src, dst: f.dst, in: f.in, out: f.out, proto: f.proto, matches: f.matches ?? [], target, targetOptions: f.targetOptions, comment: f.comment };
 }
 
+/**
+ * Rule parts that repeat across thousands of rules on a big host (an interface, an address,
+ * a port match), made once and shared: rules never change their parts once made. One per
+ * plan (docker/plan.ts).
+ */
+export class SharedParts {
+  private readonly negs = new Map<string, Neg<string>>();
+  private readonly ports = new Map<string, Match[]>();
+
+  /** `{ value }`: matches this interface or address. */
+  is(value: string): Neg<string> {
+    let n = this.negs.get(value);
+    if (!n) this.negs.set(value, (n = { value }));
+    return n;
+  }
+
+  /** `{ value, neg }`: anything but this interface or address. */
+  not(value: string): Neg<string> {
+    const key = `!${value}`;
+    let n = this.negs.get(key);
+    if (!n) this.negs.set(key, (n = { value, neg: true }));
+    return n;
+  }
+
+  /** `[-m tcp --dport PORT]` (or udp) as a rule's whole match list. */
+  dport(proto: string, port: number): Match[] {
+    const key = `${proto} ${port}`;
+    let m = this.ports.get(key);
+    if (!m) this.ports.set(key, (m = [R.tcpudp(proto, port)]));
+    return m;
+  }
+}
+
 /** Small constructors that keep rule-writing code readable. */
 export const R = {
   jump(target: string, extra: Partial<Rule> = {}): Rule {

@@ -10,7 +10,7 @@
 //    each published port, even with "iptables": false; this chain applies the same allow
 //    list to that path.
 //  filter INPUT (only with a `host` block): policy, loopback, replies, the host's services.
-import { R, rule, type Rule } from "../ir/ruleset.js";
+import { R, rule, type Rule, type SharedParts } from "../ir/ruleset.js";
 import { bindAddress, bindings, byName, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
@@ -98,9 +98,10 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
     }
     for (const pp of plan.ports) {
       if (pp.loopback && family === 4) continue;
-      for (const a of allowedBy(index, pp.container.name, pp.hostPort, pp.proto)) {
-        for (const m of matchersOf(a)) user.push(withMatcher(m, dnatMatch(pp)));
-      }
+      const allows = allowedBy(index, pp.container.name, pp.hostPort, pp.proto);
+      if (allows.length === 0) continue;
+      const base = dnatMatch(pp, plan.parts);
+      for (const a of allows) for (const m of matchersOf(a)) user.push(withMatcher(m, base));
     }
     for (const br of brs) user.push(R.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
   }
@@ -157,14 +158,14 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
 
 
 /** A DNATed new connection to one published port, as FORWARD sees it. */
-function dnatMatch(pp: PortPlan): Rule {
+function dnatMatch(pp: PortPlan, P: SharedParts): Rule {
   const prefix = pp.family === 4 ? 32 : 128;
   return rule({
-    dst: { value: `${pp.containerIp}/${prefix}` },
-    out: { value: pp.network.bridge },
+    dst: P.is(`${pp.containerIp}/${prefix}`),
+    out: P.is(pp.network.bridge),
     proto: pp.proto,
     matches: [
-      R.tcpudp(pp.proto, pp.containerPort),
+      P.dport(pp.proto, pp.containerPort)[0]!,
       { module: "conntrack", options: [{ name: "ctstate", value: "DNAT" }, { name: "ctorigdstport", value: String(pp.hostPort) }] },
     ],
     target: "RETURN",

@@ -7,7 +7,8 @@ import { rule as makeRule, type Match, type Neg, type Rule } from "../ir/ruleset
 export interface Matcher {
   iface?: string;
   src?: Interval;
-  /** How iptables matches `src` (sourceMatch), worked out once. */
+  /** How iptables matches `iface` and `src` (sourceMatch), worked out once. */
+  inMatch?: Neg<string>;
   srcMatch?: { src?: Neg<string>; match?: Match };
 }
 
@@ -56,7 +57,7 @@ export function matchers(zones: Map<string, Zone>, refs: NameRef[], sources: Loc
     const srcs = sourceSet(zone, sources, family);
     if (!srcs) continue;
     const ifaces = zone.interfaces.length ? zone.interfaces.map((i) => i.value) : [undefined];
-    for (const iface of ifaces) for (const src of srcs) out.push({ iface, src, srcMatch: src && sourceMatch(src) });
+    for (const iface of ifaces) for (const src of srcs) out.push({ iface, src, inMatch: iface === undefined ? undefined : { value: iface }, srcMatch: src && sourceMatch(src) });
   }
   return out;
 }
@@ -79,7 +80,7 @@ export function withMatcher(m: Matcher, rule: Rule): Rule {
   return makeRule({
     src: s?.src ?? rule.src,
     dst: rule.dst,
-    in: m.iface ? { value: m.iface } : rule.in,
+    in: m.inMatch ?? rule.in,
     out: rule.out,
     proto: rule.proto,
     matches: s?.match ? [s.match, ...rule.matches] : rule.matches,

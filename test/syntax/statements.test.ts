@@ -27,6 +27,23 @@ describe("statement by statement", () => {
     expect(model.finish()).toEqual(buildModel(whole.cst!));
   });
 
+  test("a big file, lexed a few lines at a time: statements across chunk boundaries, positions in the file", () => {
+    // About 120 KB: many chunks, and a host block of 3,000 lines that spans several of them.
+    const lines = ["docker { version 20.10; }", "zone lan { interface eth1; from 192.168.0.0/16; }", "network app { bridge br-app; subnet 10.1.0.0/16; }"];
+    for (let i = 0; i < 1500; i++) lines.push(`container c${i} { network app 10.1.${i >> 8}.${(i & 255) + 2}; publish ${10000 + i}:80; }  # c${i}`, `allow lan to c${i}:${10000 + i};`);
+    lines.push("host {", ...Array.from({ length: 3000 }, (_, i) => `  allow lan tcp ${1000 + i};`), "}");
+    const text = lines.join("\n") + "\n";
+    const whole = parse(text);
+    const { parsed, seen, model } = streamed(text);
+    expect(parsed.cst).toBeUndefined();
+    expect(seen).toEqual(whole.cst!.children.statement);
+    expect(model.finish()).toEqual(buildModel(whole.cst!));
+    // The last statement's tokens carry their place in the file, not in their chunk.
+    const host = seen.at(-1)!.children.hostBlock![0]!.children;
+    expect(host.RCurly![0]!.startLine).toBe(lines.length);
+    expect(host.RCurly![0]!.startOffset).toBe(text.length - 2);
+  });
+
   test("braces and semicolons inside blocks do not end a statement", () => {
     const text = `docker { version 20.10; }\nhost { allow any tcp 22; allow any icmp; }\nzone lan { interface eth1; from 10.0.0.0/8, 192.168.0.0/16; }\nallow lan to web:80;\ncontainer web { network bridge 172.17.0.2; publish 80:80; }\n`;
     const { parsed, seen } = streamed(text);
