@@ -185,7 +185,7 @@ class Dockerd {
     const P = this.plan.parts;
     const br = p.network.bridge;
     const cidr = P.is(`${p.containerIp}/${this.hostPrefix}`);
-    const comment = portComment(p);
+    const comment = p.comment;
     const toContainer = P.dport(p.proto, p.containerPort);
     const accept = rule({ dst: cidr, in: P.not(br), out: P.is(br), proto: p.proto, matches: toContainer, target: "ACCEPT", comment });
     if (l.acceptAtTop) filter.insert("DOCKER", accept);
@@ -225,9 +225,4 @@ export function dockerTables(plan: Plan, layout: Layout, version: Version): Dock
     for (const p of c.ports) d.publish(p);
   }
   return { raw: d.raw, filter: d.filter, nat: d.nat };
-}
-
-export function portComment(p: PortPlan): string {
-  const host = p.hostIp ? (p.family === 6 ? `[${p.hostIp}]:` : `${p.hostIp}:`) : "";
-  return `${p.container.name}: ${host}${p.hostPort}/${p.proto} -> ${p.family === 6 ? `[${p.containerIp}]` : p.containerIp}:${p.containerPort}`;
 }

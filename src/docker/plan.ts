@@ -32,6 +32,8 @@ export interface PortPlan {
   hostPort: number;
   containerIp: string;
   containerPort: number;
+  /** What the rules for this binding say they are for: `web: 8080/tcp -> 172.17.0.2:80`. */
+  comment: string;
 }
 
 /** A container as dockerd starts it: its NAT-network endpoints, then its port bindings in processing order. */
@@ -96,24 +98,27 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
     if (!n) continue;
     const cip = addressOn(c, n, family);
     if (!cip) continue;
+    const containerIp = formatIp(cip);
     const mine: PortPlan[] = [];
     for (const pub of c.publishes) {
       const host = bindAddress(p, pub, n);
       // An address of the other family means this family gets no binding.
       if (host && host.family !== family) continue;
       for (const b of bindings(pub)) {
-        mine.push({
+        const hostIp = host && host.value !== 0n ? formatIp(host) : undefined;
+        const port: Omit<PortPlan, "comment"> = {
           family,
           container: c,
           publish: pub,
           network: plans.get(n.name)!,
           proto: b.proto,
-          hostIp: host && host.value !== 0n ? formatIp(host) : undefined,
+          hostIp,
           loopback: host !== undefined && isLoopback(host),
           hostPort: b.hostPort,
-          containerIp: formatIp(cip),
+          containerIp,
           containerPort: b.containerPort,
-        });
+        };
+        mine.push({ ...port, comment: portComment(port) });
       }
     }
     // dockerd 20.10–26 processes a container's bindings by descending container port; 27+
@@ -135,3 +140,10 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
   };
 }
 
+
+/** The comment of a binding's rules. Joined, not concatenated: one flat string that thousands of rules share. */
+function portComment(p: Omit<PortPlan, "comment">): string {
+  const v6 = p.family === 6;
+  const host = p.hostIp ? (v6 ? `[${p.hostIp}]:` : `${p.hostIp}:`) : "";
+  return [p.container.name, ": ", host, p.hostPort, "/", p.proto, " -> ", v6 ? `[${p.containerIp}]` : p.containerIp, ":", p.containerPort].join("");
+}

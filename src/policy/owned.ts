@@ -15,7 +15,6 @@ import { bindAddress, bindings, byName, isLoopback, publishingNetwork, subnetOf 
 import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
 import type { Plan, PortPlan } from "../docker/plan.js";
-import { portComment } from "../docker/engine.js";
 import { matchers, withMatcher, type Matcher } from "./zones.js";
 
 export const PROXY_CHAIN = "DOCKWALL-PROXY";
@@ -169,7 +168,7 @@ function dnatMatch(pp: PortPlan, P: SharedParts): Rule {
       { module: "conntrack", options: [{ name: "ctstate", value: "DNAT" }, { name: "ctorigdstport", value: String(pp.hostPort) }] },
     ],
     target: "RETURN",
-    comment: portComment(pp),
+    comment: pp.comment,
   });
 }
 
