@@ -21,7 +21,7 @@ export function benchParseCheck(statements = 10_000, runs = 15): { statements: n
     const t0 = performance.now();
     const p = parse(text);
     const t1 = performance.now();
-    const b = buildModel(p.cst!);
+    const b = buildModel(p.statements!);
     const t2 = performance.now();
     check(b.policy);
     const t3 = performance.now();

@@ -28,7 +28,7 @@ for (let i = 0; i < Number(process.argv[3] ?? 5); i++) {
   };
   // As compile() does it: statements go to the model builder as they are parsed.
   const model = modelBuilder();
-  if (parse(text, model.add).cst) throw new Error("the policy was not parsed statement by statement");
+  if (parse(text, model.add).statements) throw new Error("the policy was not parsed statement by statement");
   const b = model.finish();
   lap();
   check(b.policy);

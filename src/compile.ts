@@ -90,8 +90,8 @@ function parseAndBuild(text: string, stage: (r: { problems: Problems }) => boole
   const model = modelBuilder();
   const parsed = parse(text, model.add);
   if (!stage(parsed)) return undefined;
-  // A whole syntax tree comes back only if the statement-by-statement pass gave up.
-  const built = parsed.cst ? buildModel(parsed.cst) : model.finish();
+  // The whole file's statements come back only if the statement-by-statement pass gave up.
+  const built = parsed.statements ? buildModel(parsed.statements) : model.finish();
   return stage(built) ? built : undefined;
 }
 

@@ -1,14 +1,15 @@
-// Stage 1: text → CST, with every lexing and syntax error of the file.
+// Stage 1: text → syntax tree (syntax/nodes.ts), with every lexing and syntax error of the file.
 import type { IRecognitionException, IToken } from "chevrotain";
 import { closest, Problems, spanOf, type Span } from "./diagnostics.js";
 import { parsers } from "./syntax/parser.js";
 import { keywords, LCurly, lexer, RCurly, Semi, Word } from "./syntax/tokens.js";
 
 const STATEMENTS = keywords.map((k) => String(k.PATTERN).replace(/\//g, "")).filter((k) => k !== "from" && k !== "to");
-import type { PolicyCstNode, StatementCstNode } from "./syntax/cst.generated.js";
+import type { Statement } from "./syntax/nodes.js";
 
 export interface ParseResult {
-  cst?: PolicyCstNode;
+  /** The whole file's statements (see parse()). */
+  statements?: Statement[];
   problems: Problems;
 }
 
@@ -31,15 +32,15 @@ function where(e: IRecognitionException, lastToken: IToken | undefined): Span {
 
 /**
  * Lexes and parses the whole file. With `onStatement`, a file that parses without error is
- * handed over a statement at a time instead, and `cst` is not set: the text is lexed a few
+ * handed over a statement at a time instead, and `statements` is not set: the text is lexed a few
  * lines at a time, each statement's tokens are parsed on their own and given to
  * `onStatement` at once, so neither the tokens nor the syntax tree of a big policy ever exist
  * whole (they are most of the memory a parse takes, and of the garbage collector's work). On
  * any error the whole file is lexed and parsed again as usual, for the complete diagnostics,
- * and `cst` is set when that parse succeeds: the caller then discards what it was given and
- * uses `cst`.
+ * and `statements` is set when that parse succeeds: the caller then discards what it was
+ * given and uses `statements`.
  */
-export function parse(text: string, onStatement?: (st: StatementCstNode) => void): ParseResult {
+export function parse(text: string, onStatement?: (st: Statement) => void): ParseResult {
   const problems = new Problems();
   if (onStatement && parseEachStatement(text, onStatement)) return { problems };
   const lexed = lexer.tokenize(text);
@@ -54,11 +55,11 @@ export function parse(text: string, onStatement?: (st: StatementCstNode) => void
   // with recovery, to report every syntax error at once.
   let parser = parsers.fast;
   parser.input = lexed.tokens;
-  let cst = parser.policy() as PolicyCstNode;
+  let statements = parser.policy();
   if (parser.errors.length > 0) {
     parser = parsers.recovering;
     parser.input = lexed.tokens;
-    cst = parser.policy() as PolicyCstNode;
+    statements = parser.policy();
   }
   const last = lexed.tokens.at(-1);
   const errors = parser.errors;
@@ -72,14 +73,14 @@ export function parse(text: string, onStatement?: (st: StatementCstNode) => void
     }
     problems.error("syntax", where(e, last), e.message, { help });
   }
-  return { cst: problems.hasErrors ? undefined : cst, problems };
+  return { statements: problems.hasErrors ? undefined : statements, problems };
 }
 
 /** About this many characters are lexed at once (whole lines: no token spans a line break). */
 const CHUNK = 8192;
 
 /** Lexes a few lines and parses statement by statement (see parse()); false at the first error. */
-function parseEachStatement(text: string, onStatement: (st: StatementCstNode) => void): boolean {
+function parseEachStatement(text: string, onStatement: (st: Statement) => void): boolean {
   const parser = parsers.fast;
   // Tokens of the statement in progress. A statement ends with ';' or with the '}' that
   // closes its block, outside any braces.
@@ -108,7 +109,7 @@ function parseEachStatement(text: string, onStatement: (st: StatementCstNode) =>
         if (depth < 0) return false;
         if (depth === 0 && (t === Semi || t === RCurly)) {
           parser.input = tokens.slice(start, i + 1);
-          const st = parser.statement() as StatementCstNode;
+          const st = parser.statement();
           if (parser.errors.length > 0) return false;
           onStatement(st);
           start = i + 1;

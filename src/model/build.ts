@@ -1,8 +1,8 @@
-// CST → model. Checks what a single statement can know on its own: option names and
+// Syntax tree → model. Checks what a single statement can know on its own: option names and
 // values, repeated options, value syntax. Cross-references are the checker's job.
 import type { IToken } from "chevrotain";
 import { closest, Problems, type Span, spanOf, subSpan, joinSpans } from "../diagnostics.js";
-import type * as C from "../syntax/cst.generated.js";
+import type * as S from "../syntax/nodes.js";
 import type {
   AllowRule, Container, DockerSettings, Endpoint, ForwardRule, HostBlock, HostProto, HostRule, Located, NameRef,
   Network, Policy, Zone,
@@ -74,13 +74,13 @@ class Builder {
     return { name: t.image, span: spanOf(t) };
   }
 
-  names(list: C.ValueListCstNode | undefined, what: string): NameRef[] {
-    return (list?.children.items ?? []).map((t) => this.name(t, what));
+  names(list: S.ValueList | undefined, what: string): NameRef[] {
+    return (list?.items ?? []).map((t) => this.name(t, what));
   }
 
-  sources(list: C.ValueListCstNode | undefined): Located<AddressSpec>[] {
+  sources(list: S.ValueList | undefined): Located<AddressSpec>[] {
     const out: Located<AddressSpec>[] = [];
-    for (const t of list?.children.items ?? []) {
+    for (const t of list?.items ?? []) {
       const v = this.value(t, (s) => parseAddressSpec(s));
       if (v) out.push(v);
     }
@@ -92,12 +92,12 @@ class Builder {
   }
 
   /** Runs the settings of a block through its table: unknown, repeated, wrong arity. */
-  settings<T>(target: T, nodes: C.SettingCstNode[] | undefined, table: Record<string, SettingDef<T>>, blockName: string): void {
+  settings<T>(target: T, nodes: S.Setting[], table: Record<string, SettingDef<T>>, blockName: string): void {
     const seen = new Map<string, Span>();
-    for (const node of nodes ?? []) {
-      const key = node.children.key[0]!;
-      const groups: Words = (node.children.values ?? []).map((v) => v.children.items);
-      const last = node.children.Semi?.[0];
+    for (const node of nodes) {
+      const key = node.key;
+      const groups: Words = node.values.map((v) => v.items);
+      const last = node.semi;
       const span = last && !last.isInsertedInRecovery ? joinSpans(spanOf(key), spanOf(last)) : spanOf(key);
       const def = table[key.image];
       if (!def) {
@@ -361,87 +361,79 @@ function blockSpan(keyword: IToken, close: IToken | undefined): Span {
  * Builds the model a statement at a time (compile() feeds statements as they are parsed,
  * so the syntax tree of a big policy never exists whole), then finishes it.
  */
-export function modelBuilder(): { add: (st: C.StatementCstNode) => void; finish: () => BuildResult } {
+export function modelBuilder(): { add: (st: S.Statement) => void; finish: () => BuildResult } {
   const b = new Builder();
   const docker: DockerSettings = { iptables: false, userlandProxy: true, icc: true, ipMasq: true, published: "closed", spans: {} };
   const policy: Policy = { docker, zones: [], networks: [], containers: [], allows: [], forwards: [] };
   let dockerSeen: Span | undefined;
   let hostSeen: Span | undefined;
 
-  const add = (st: C.StatementCstNode): void => {
-    const c = st.children;
-    if (c.dockerBlock) {
-      const node = c.dockerBlock[0]!;
-      const kw = node.children.Docker[0]!;
+  const add = (st: S.Statement): void => {
+    if (st.kind === "docker") {
+      const kw = st.keyword;
       if (dockerSeen) {
         b.problems.error("duplicate-block", spanOf(kw), `a second docker block`, { help: `put all daemon settings in one docker block`, notes: [{ message: `the first docker block`, span: dockerSeen }] });
         return;
       }
       dockerSeen = spanOf(kw);
       docker.span = spanOf(kw);
-      for (const s of node.children.block[0]!.children.setting ?? []) docker.spans[s.children.key[0]!.image] ??= spanOf(s.children.key[0]!);
-      b.settings(docker, node.children.block[0]!.children.setting, dockerSettings, "the docker block");
-    } else if (c.zoneBlock) {
-      const node = c.zoneBlock[0]!;
-      const n = b.name(node.children.name[0]!, "zone");
+      for (const s of st.block.settings) docker.spans[s.key.image] ??= spanOf(s.key);
+      b.settings(docker, st.block.settings, dockerSettings, "the docker block");
+    } else if (st.kind === "zone") {
+      const n = b.name(st.name, "zone");
       const zone: Zone = { name: n.name, span: n.span, interfaces: [], sources: [], builtin: false };
-      b.settings(zone, node.children.block[0]!.children.setting, zoneSettings, `zone '${n.name}'`);
+      b.settings(zone, st.block.settings, zoneSettings, `zone '${n.name}'`);
       policy.zones.push(zone);
-    } else if (c.networkBlock) {
-      const node = c.networkBlock[0]!;
-      const n = b.name(node.children.name[0]!, "network");
+    } else if (st.kind === "network") {
+      const n = b.name(st.name, "network");
       const net: Network = {
         name: n.name, span: n.span, bridge: { value: "", span: n.span }, subnets: [], gateways: [],
         icc: true, internal: false, masquerade: true, implicit: false,
       };
-      const settings = node.children.block[0]!.children.setting;
+      const settings = st.block.settings;
       b.settings(net, settings, networkSettings, `network '${n.name}'`);
-      const missing = ["bridge", "subnet"].filter((k) => !(settings ?? []).some((s) => s.children.key[0]!.image === k));
+      const missing = ["bridge", "subnet"].filter((k) => !settings.some((s) => s.key.image === k));
       for (const m of missing) {
         b.problems.error("missing-option", n.span, `network '${n.name}' has no ${m}`, {
           help: m === "bridge" ? `add the bridge interface Docker uses, e.g. bridge br-${n.name.slice(0, 12)};` : `add its address range, e.g. subnet 172.20.0.0/16;`,
         });
       }
       policy.networks.push(net);
-    } else if (c.containerBlock) {
-      const node = c.containerBlock[0]!;
-      const n = b.name(node.children.name[0]!, "container");
+    } else if (st.kind === "container") {
+      const n = b.name(st.name, "container");
       const ctr: Container = { name: n.name, span: n.span, endpoints: [], publishes: [] };
-      b.settings(ctr, node.children.block[0]!.children.setting, containerSettings, `container '${n.name}'`);
+      b.settings(ctr, st.block.settings, containerSettings, `container '${n.name}'`);
       policy.containers.push(ctr);
-    } else if (c.allowStatement) {
-      const a = c.allowStatement[0]!.children;
+    } else if (st.kind === "allow") {
       const rule: AllowRule = {
-        span: blockSpan(a.Allow[0]!, a.Semi?.[0]),
-        zones: b.names(a.zones[0], "zone"),
-        sources: b.sources(a.sources?.[0]),
+        span: blockSpan(st.keyword, st.semi),
+        zones: b.names(st.zones, "zone"),
+        sources: b.sources(st.sources),
         targets: [],
       };
-      for (const t of a.targets?.[0]?.children.items ?? []) {
+      for (const t of st.targets.items) {
         const v = b.value(t, parseTarget);
         if (v) rule.targets.push(v);
       }
       policy.allows.push(rule);
-    } else if (c.forwardStatement) {
-      const f = c.forwardStatement[0]!.children;
+    } else if (st.kind === "forward") {
       const rule: ForwardRule = {
-        span: blockSpan(f.Forward[0]!, f.Semi?.[0]),
-        zones: b.names(f.zones[0], "zone"),
-        sources: b.sources(f.sources?.[0]),
-        to: b.names(f.targets?.[0], "zone"),
+        span: blockSpan(st.keyword, st.semi),
+        zones: b.names(st.zones, "zone"),
+        sources: b.sources(st.sources),
+        to: b.names(st.targets, "zone"),
       };
       policy.forwards.push(rule);
-    } else if (c.hostBlock) {
-      const node = c.hostBlock[0]!;
-      const kw = node.children.Host[0]!;
+    } else if (st.kind === "host") {
+      const kw = st.keyword;
       if (hostSeen) {
         b.problems.error("duplicate-block", spanOf(kw), `a second host block`, { help: `put all of the host's own rules in one host block`, notes: [{ message: `the first host block`, span: hostSeen }] });
         return;
       }
       hostSeen = spanOf(kw);
-      const host: HostBlock = { span: blockSpan(kw, node.children.RCurly?.[0]), policy: "drop", rules: [] };
-      b.settings(host, node.children.setting, hostSettings, "the host block");
-      for (const ha of node.children.hostAllow ?? []) host.rules.push(hostRule(b, ha));
+      const host: HostBlock = { span: blockSpan(kw, st.close), policy: "drop", rules: [] };
+      b.settings(host, st.settings, hostSettings, "the host block");
+      for (const ha of st.allows) host.rules.push(hostRule(b, ha));
       host.rules.sort((x, y) => x.span.line - y.span.line || x.span.col - y.span.col);
       policy.host = host;
     }
@@ -466,19 +458,18 @@ export function modelBuilder(): { add: (st: C.StatementCstNode) => void; finish:
 }
 
 /** The model of a whole parsed file (tools and tests; compile() streams statements). */
-export function buildModel(cst: C.PolicyCstNode): BuildResult {
+export function buildModel(statements: S.Statement[]): BuildResult {
   const m = modelBuilder();
-  for (const st of cst.children.statement ?? []) m.add(st);
+  for (const st of statements) m.add(st);
   return m.finish();
 }
 
-function hostRule(b: Builder, node: C.HostAllowCstNode): HostRule {
-  const h = node.children;
-  const protoTok = h.protocol[0]!;
+function hostRule(b: Builder, h: S.HostAllow): HostRule {
+  const protoTok = h.protocol;
   const rule: HostRule = {
-    span: blockSpan(h.Allow[0]!, h.Semi?.[0]),
-    zones: b.names(h.zones[0], "zone"),
-    sources: b.sources(h.sources?.[0]),
+    span: blockSpan(h.keyword, h.semi),
+    zones: b.names(h.zones, "zone"),
+    sources: b.sources(h.sources),
     proto: { value: "tcp", span: spanOf(protoTok) },
     ports: [],
   };
@@ -487,13 +478,13 @@ function hostRule(b: Builder, node: C.HostAllowCstNode): HostRule {
   else {
     b.problems.error("bad-value", spanOf(protoTok), `expected tcp, udp or icmp, not '${p}'`, { help: `write: allow ZONE tcp|udp PORT[, PORT…]; or allow ZONE icmp;` });
   }
-  for (const t of h.ports?.[0]?.children.items ?? []) {
+  for (const t of h.ports?.items ?? []) {
     const v = b.value(t, (s) => parsePortRange(s));
     if (v) rule.ports.push(v);
   }
   if (rule.proto.value === "icmp" && rule.ports.length > 0) {
     b.problems.error("bad-value", rule.ports[0]!.span, `icmp has no ports`, { help: `write: allow ZONE icmp;` });
-  } else if (rule.proto.value !== "icmp" && rule.ports.length === 0 && (h.ports?.[0]?.children.items.length ?? 0) === 0 && ["tcp", "udp"].includes(p)) {
+  } else if (rule.proto.value !== "icmp" && rule.ports.length === 0 && (h.ports?.items.length ?? 0) === 0 && ["tcp", "udp"].includes(p)) {
     b.problems.error("missing-value", spanOf(protoTok), `'allow … ${p}' needs the ports it opens`, { help: `write e.g. allow ZONE ${p} 22;` });
   }
   return rule;

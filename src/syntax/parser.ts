@@ -1,4 +1,5 @@
-// The policy grammar (Chevrotain CstParser). grammar/policy.ebnf summarises it and
+// The policy grammar (Chevrotain, with embedded actions that build the nodes of nodes.ts).
+// grammar/policy.ebnf summarises it and
 // grammar/diagrams.html is generated from this class by `npm run grammar`.
 //
 //   policy    = { statement } ;
@@ -12,7 +13,8 @@
 //   block     = "{" { setting } "}" ;
 //   setting   = Word { valueList } ";" ;
 //   valueList      = Word { "," Word } ;
-import { CstParser, type IParserErrorMessageProvider, type TokenType, type IToken } from "chevrotain";
+import { EmbeddedActionsParser, type IParserErrorMessageProvider, type TokenType, type IToken } from "chevrotain";
+import type { Block, DockerStatement, FromToStatement, HostAllow, HostStatement, NamedBlockStatement, Setting, Statement, ValueList } from "./nodes.js";
 import * as T from "./tokens.js";
 
 function tokenText(t: IToken): string {
@@ -39,25 +41,31 @@ const errorMessages: IParserErrorMessageProvider = {
   },
 };
 
-export class PolicyParser extends CstParser {
+export class PolicyParser extends EmbeddedActionsParser {
   /**
    * `validate`: run Chevrotain's grammar checks (slow; the tests do, the CLI need not).
    * `recover`: keep parsing after a syntax error to report the others too (costs time on
-   * every input, so parse.ts only uses it once a fast pass has found an error).
+   * every input, so parse.ts only uses it once a fast pass has found an error). What a
+   * recovering parse returns may have holes; only its errors are used.
    */
   constructor({ validate = false, recover = true } = {}) {
-    // Spans come from tokens, so CST nodes need no location tracking of their own.
-    super(T.allTokens, { recoveryEnabled: recover, nodeLocationTracking: "none", errorMessageProvider: errorMessages, skipValidations: !validate });
+    // Embedded actions: each rule returns a small node of its own (nodes.ts) instead of
+    // Chevrotain's generic concrete syntax tree, which costs several times the parse.
+    super(T.allTokens, { recoveryEnabled: recover, errorMessageProvider: errorMessages, skipValidations: !validate });
     this.performSelfAnalysis();
   }
 
-  public policy = this.RULE("policy", () => {
-    this.MANY(() => this.SUBRULE(this.statement));
+  public policy = this.RULE("policy", (): Statement[] => {
+    const statements: Statement[] = [];
+    this.MANY(() => {
+      statements.push(this.SUBRULE(this.statement));
+    });
+    return statements;
   });
 
   /** Also an entry point: parse.ts parses a big file one statement at a time. */
-  public statement = this.RULE("statement", () => {
-    this.OR([
+  public statement = this.RULE("statement", (): Statement =>
+    this.OR<Statement>([
       { ALT: () => this.SUBRULE(this.dockerBlock) },
       { ALT: () => this.SUBRULE(this.zoneBlock) },
       { ALT: () => this.SUBRULE(this.networkBlock) },
@@ -65,83 +73,102 @@ export class PolicyParser extends CstParser {
       { ALT: () => this.SUBRULE(this.allowStatement) },
       { ALT: () => this.SUBRULE(this.forwardStatement) },
       { ALT: () => this.SUBRULE(this.hostBlock) },
-    ]);
+    ]),
+  );
+
+  private dockerBlock = this.RULE("dockerBlock", (): DockerStatement => {
+    const keyword = this.CONSUME(T.Docker);
+    return { kind: "docker", keyword, block: this.SUBRULE(this.block) };
   });
 
-  private dockerBlock = this.RULE("dockerBlock", () => {
-    this.CONSUME(T.Docker);
-    this.SUBRULE(this.block);
-  });
+  private zoneBlock = this.RULE("zoneBlock", () => this.namedBlock(T.Zone, "zone"));
+  private networkBlock = this.RULE("networkBlock", () => this.namedBlock(T.Network, "network"));
+  private containerBlock = this.RULE("containerBlock", () => this.namedBlock(T.Container, "container"));
 
-  private zoneBlock = this.RULE("zoneBlock", () => this.namedBlock(T.Zone));
-  private networkBlock = this.RULE("networkBlock", () => this.namedBlock(T.Network));
-  private containerBlock = this.RULE("containerBlock", () => this.namedBlock(T.Container));
-
-  private namedBlock(keyword: TokenType): void {
-    this.CONSUME(keyword);
-    this.CONSUME(T.Word, { LABEL: "name" });
-    this.SUBRULE(this.block);
+  private namedBlock(token: TokenType, kind: NamedBlockStatement["kind"]): NamedBlockStatement {
+    const keyword = this.CONSUME(token);
+    const name = this.CONSUME(T.Word, { LABEL: "name" });
+    return { kind, keyword, name, block: this.SUBRULE(this.block) };
   }
 
-  private allowStatement = this.RULE("allowStatement", () => this.fromTo(T.Allow));
-  private forwardStatement = this.RULE("forwardStatement", () => this.fromTo(T.Forward));
+  private allowStatement = this.RULE("allowStatement", () => this.fromTo(T.Allow, "allow"));
+  private forwardStatement = this.RULE("forwardStatement", () => this.fromTo(T.Forward, "forward"));
 
   /** KEYWORD zones [from sources] to targets ; — allow and forward share this shape. */
-  private fromTo(keyword: TokenType): void {
-    this.CONSUME(keyword);
-    this.SUBRULE(this.valueList, { LABEL: "zones" });
+  private fromTo(token: TokenType, kind: FromToStatement["kind"]): FromToStatement {
+    const keyword = this.CONSUME(token);
+    const zones = this.SUBRULE(this.valueList, { LABEL: "zones" });
+    let sources: ValueList | undefined;
     this.OPTION(() => {
       this.CONSUME(T.From);
-      this.SUBRULE2(this.valueList, { LABEL: "sources" });
+      sources = this.SUBRULE2(this.valueList, { LABEL: "sources" });
     });
     this.CONSUME(T.To);
-    this.SUBRULE3(this.valueList, { LABEL: "targets" });
-    this.CONSUME(T.Semi);
+    const targets = this.SUBRULE3(this.valueList, { LABEL: "targets" });
+    const semi = this.CONSUME(T.Semi);
+    return { kind, keyword, zones, sources, targets, semi };
   }
 
-  private hostBlock = this.RULE("hostBlock", () => {
-    this.CONSUME(T.Host);
+  private hostBlock = this.RULE("hostBlock", (): HostStatement => {
+    const keyword = this.CONSUME(T.Host);
     this.CONSUME(T.LCurly);
+    const allows: HostAllow[] = [];
+    const settings: Setting[] = [];
     // `allow` is a Word too, so a setting could start with it: the first alternative wins.
     this.MANY(() =>
       this.OR({
         IGNORE_AMBIGUITIES: true,
-        DEF: [{ ALT: () => this.SUBRULE(this.hostAllow) }, { ALT: () => this.SUBRULE(this.setting) }],
+        DEF: [{ ALT: () => allows.push(this.SUBRULE(this.hostAllow)) }, { ALT: () => settings.push(this.SUBRULE(this.setting)) }],
       }),
     );
-    this.CONSUME(T.RCurly);
+    const close = this.CONSUME(T.RCurly);
+    return { kind: "host", keyword, allows, settings, close };
   });
 
-  private hostAllow = this.RULE("hostAllow", () => {
-    this.CONSUME(T.Allow);
-    this.SUBRULE(this.valueList, { LABEL: "zones" });
+  private hostAllow = this.RULE("hostAllow", (): HostAllow => {
+    const keyword = this.CONSUME(T.Allow);
+    const zones = this.SUBRULE(this.valueList, { LABEL: "zones" });
+    let sources: ValueList | undefined;
     this.OPTION(() => {
       this.CONSUME(T.From);
-      this.SUBRULE2(this.valueList, { LABEL: "sources" });
+      sources = this.SUBRULE2(this.valueList, { LABEL: "sources" });
     });
-    this.CONSUME(T.Word, { LABEL: "protocol" });
-    this.OPTION2(() => this.SUBRULE3(this.valueList, { LABEL: "ports" }));
-    this.CONSUME(T.Semi);
+    const protocol = this.CONSUME(T.Word, { LABEL: "protocol" });
+    let ports: ValueList | undefined;
+    this.OPTION2(() => {
+      ports = this.SUBRULE3(this.valueList, { LABEL: "ports" });
+    });
+    const semi = this.CONSUME(T.Semi);
+    return { keyword, zones, sources, protocol, ports, semi };
   });
 
-  private block = this.RULE("block", () => {
+  private block = this.RULE("block", (): Block => {
     this.CONSUME(T.LCurly);
-    this.MANY(() => this.SUBRULE(this.setting));
-    this.CONSUME(T.RCurly);
+    const settings: Setting[] = [];
+    this.MANY(() => {
+      settings.push(this.SUBRULE(this.setting));
+    });
+    const close = this.CONSUME(T.RCurly);
+    return { settings, close };
   });
 
-  private setting = this.RULE("setting", () => {
-    this.CONSUME(T.Word, { LABEL: "key" });
-    this.MANY(() => this.SUBRULE(this.valueList, { LABEL: "values" }));
-    this.CONSUME(T.Semi);
+  private setting = this.RULE("setting", (): Setting => {
+    const key = this.CONSUME(T.Word, { LABEL: "key" });
+    const values: ValueList[] = [];
+    this.MANY(() => {
+      values.push(this.SUBRULE(this.valueList, { LABEL: "values" }));
+    });
+    const semi = this.CONSUME(T.Semi);
+    return { key, values, semi };
   });
 
-  private valueList = this.RULE("valueList", () => {
-    this.CONSUME(T.Word, { LABEL: "items" });
+  private valueList = this.RULE("valueList", (): ValueList => {
+    const items = [this.CONSUME(T.Word, { LABEL: "items" })];
     this.MANY(() => {
       this.CONSUME(T.Comma);
-      this.CONSUME2(T.Word, { LABEL: "items" });
+      items.push(this.CONSUME2(T.Word, { LABEL: "items" }));
     });
+    return { items };
   });
 }
 
@@ -156,5 +183,5 @@ export const parsers = {
     return (recovering ??= new PolicyParser({ recover: true }));
   },
 };
-/** The recovering parser (for tools: CST types, railroad diagrams). */
+/** The recovering parser (for tools: railroad diagrams). */
 export const parser = parsers.recovering;

@@ -22,7 +22,7 @@ function replacer(this: unknown, key: string, value: unknown): unknown {
 
 export function modelJson(text: string): string {
   const parsed = parse(text);
-  if (!parsed.cst) return "null\n";
-  const { policy } = buildModel(parsed.cst);
+  if (!parsed.statements) return "null\n";
+  const { policy } = buildModel(parsed.statements);
   return JSON.stringify(policy, replacer, 2) + "\n";
 }

@@ -3,11 +3,11 @@
 import { describe, expect, test } from "vitest";
 import { parse } from "../../src/parse.js";
 import { buildModel, modelBuilder } from "../../src/model/build.js";
-import type { StatementCstNode } from "../../src/syntax/cst.generated.js";
+import type { Statement } from "../../src/syntax/nodes.js";
 import { allPolicies } from "../support/policies.js";
 
 function streamed(text: string) {
-  const seen: StatementCstNode[] = [];
+  const seen: Statement[] = [];
   const model = modelBuilder();
   const parsed = parse(text, (st) => {
     seen.push(st);
@@ -22,9 +22,9 @@ describe("statement by statement", () => {
     expect(whole.problems.hasErrors).toBe(false);
     const { parsed, seen, model } = streamed(text);
     expect(parsed.problems.items).toEqual([]);
-    expect(parsed.cst).toBeUndefined(); // streamed, not parsed whole
-    expect(seen).toEqual(whole.cst!.children.statement ?? []);
-    expect(model.finish()).toEqual(buildModel(whole.cst!));
+    expect(parsed.statements).toBeUndefined(); // streamed, not parsed whole
+    expect(seen).toEqual(whole.statements);
+    expect(model.finish()).toEqual(buildModel(whole.statements!));
   });
 
   test("a big file, lexed a few lines at a time: statements across chunk boundaries, positions in the file", () => {
@@ -35,20 +35,21 @@ describe("statement by statement", () => {
     const text = lines.join("\n") + "\n";
     const whole = parse(text);
     const { parsed, seen, model } = streamed(text);
-    expect(parsed.cst).toBeUndefined();
-    expect(seen).toEqual(whole.cst!.children.statement);
-    expect(model.finish()).toEqual(buildModel(whole.cst!));
+    expect(parsed.statements).toBeUndefined();
+    expect(seen).toEqual(whole.statements);
+    expect(model.finish()).toEqual(buildModel(whole.statements!));
     // The last statement's tokens carry their place in the file, not in their chunk.
-    const host = seen.at(-1)!.children.hostBlock![0]!.children;
-    expect(host.RCurly![0]!.startLine).toBe(lines.length);
-    expect(host.RCurly![0]!.startOffset).toBe(text.length - 2);
+    const host = seen.at(-1)!;
+    expect(host.kind).toBe("host");
+    expect(host.kind === "host" && host.close.startLine).toBe(lines.length);
+    expect(host.kind === "host" && host.close.startOffset).toBe(text.length - 2);
   });
 
   test("braces and semicolons inside blocks do not end a statement", () => {
     const text = `docker { version 20.10; }\nhost { allow any tcp 22; allow any icmp; }\nzone lan { interface eth1; from 10.0.0.0/8, 192.168.0.0/16; }\nallow lan to web:80;\ncontainer web { network bridge 172.17.0.2; publish 80:80; }\n`;
     const { parsed, seen } = streamed(text);
-    expect(parsed.cst).toBeUndefined();
-    expect(seen.map((s) => Object.keys(s.children)[0])).toEqual(["dockerBlock", "hostBlock", "zoneBlock", "allowStatement", "containerBlock"]);
+    expect(parsed.statements).toBeUndefined();
+    expect(seen.map((s) => s.kind)).toEqual(["docker", "host", "zone", "allow", "container"]);
   });
 
   test.each([
