@@ -13,15 +13,22 @@ export function ruleText(chain: string, r: Rule): string {
   if (r.in) parts.push(neg(r.in) + "-i", r.in.value);
   if (r.out) parts.push(neg(r.out) + "-o", r.out.value);
   if (r.proto) parts.push("-p", r.proto);
-  for (const m of r.matches) {
+  // Indexed loops: this runs for every rule, mostly before it is optimised, when each
+  // for…of would allocate an iterator and a result per step.
+  const ms = r.matches;
+  for (let i = 0; i < ms.length; i++) {
+    const m = ms[i]!;
     parts.push("-m", m.module);
-    for (const o of m.options) {
+    const os = m.options;
+    for (let k = 0; k < os.length; k++) {
+      const o = os[k]!;
       parts.push(o.neg ? "! --" + o.name : "--" + o.name);
       if (o.value !== undefined) parts.push(o.value);
     }
   }
   parts.push("-j", r.target);
-  if (r.targetOptions) for (const o of r.targetOptions) parts.push("--" + o.name, o.value);
+  const ts = r.targetOptions;
+  if (ts) for (let i = 0; i < ts.length; i++) parts.push("--" + ts[i]!.name, ts[i]!.value);
   // join() makes one flat string; concatenating would leave a rope per rule.
   return parts.join(" ");
 }
@@ -44,6 +51,6 @@ export function renderIptables(rs: Ruleset, header: string[]): string {
 
 function rulesText(chains: Chain[]): string {
   const lines: string[] = [];
-  for (const c of chains) for (const r of c.rules) lines.push(ruleText(c.name, r));
+  for (const c of chains) for (let i = 0; i < c.rules.length; i++) lines.push(ruleText(c.name, c.rules[i]!));
   return lines.length ? lines.join("\n") + "\n" : "";
 }
