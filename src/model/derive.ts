@@ -31,11 +31,12 @@ export function publishingNetwork(c: Container, networks: Map<string, Network>):
     const n = networks.get(c.gateway.name);
     return n && !n.internal ? n : undefined;
   }
-  const candidates = c.endpoints
-    .map((e) => networks.get(e.network.name))
-    .filter((n): n is Network => n !== undefined && !n.internal)
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return candidates[0];
+  let first: Network | undefined;
+  for (let i = 0; i < c.endpoints.length; i++) {
+    const n = networks.get(c.endpoints[i]!.network.name);
+    if (n && !n.internal && (!first || n.name < first.name)) first = n;
+  }
+  return first;
 }
 
 export function addressOn(c: Container, n: Network, family: Family): Ip | undefined {
@@ -51,14 +52,20 @@ export interface Binding {
   containerPort: number;
 }
 
-export function bindings(p: Publish): Binding[] {
-  const out: Binding[] = [];
+/** A publish's bindings, one per port of its range; worked out once per publish (the checker and both families' plans all ask). */
+export function bindings(p: Publish): readonly Binding[] {
+  let out = bindingsOf.get(p);
+  if (out) return out;
+  out = [];
   const s = p.spec;
   for (let i = 0; i <= s.host.to - s.host.from; i++) {
     out.push({ publish: p, proto: s.proto, hostIp: s.hostIp, hostPort: s.host.from + i, containerPort: s.container.from + i });
   }
+  bindingsOf.set(p, out);
   return out;
 }
+
+const bindingsOf = new WeakMap<Publish, Binding[]>();
 
 /** The host address a binding is published on: its own, else the network's host-binding, else the daemon's `ip`. */
 export function bindAddress(p: Policy, pub: Publish, n: Network): Ip | undefined {
