@@ -16,7 +16,8 @@ function nextFree(ctx: Parameters<Check>[0], netName: string): string | undefine
 }
 
 export const containerAddresses: Check = (ctx) => {
-  const taken = new Map<string, { c: Container; a: Located<Ip> }>();
+  // Per network and family, the addresses taken so far.
+  const taken = new Map<string, Map<bigint, { c: Container; a: Located<Ip> }>>();
   for (const c of ctx.policy.containers) {
     if (c.endpoints.length === 0) {
       ctx.problems.error("no-network", c.span, `container '${c.name}' is on no network`, {
@@ -41,15 +42,15 @@ export const containerAddresses: Check = (ctx) => {
       }
       for (const a of e.addresses) {
         const s = subnetOf(n, a.value.family);
-        const ip = formatIp(a.value);
+        const ip = () => formatIp(a.value); // for messages only
         if (!s) {
-          ctx.problems.error("family-mismatch", a.span, `${ip} is an IPv${a.value.family} address but network '${n.name}' has no IPv${a.value.family} subnet`, {
+          ctx.problems.error("family-mismatch", a.span, `${ip()} is an IPv${a.value.family} address but network '${n.name}' has no IPv${a.value.family} subnet`, {
             help: a.value.family === 6 ? `add an IPv6 subnet to network '${n.name}' (subnet fd00:…/64;)` : undefined,
           });
           continue;
         }
         if (!cidrContains(s, a.value)) {
-          ctx.problems.error("outside-subnet", a.span, `${ip} is outside network '${n.name}''s subnet ${formatNetwork(s)}`, {
+          ctx.problems.error("outside-subnet", a.span, `${ip()} is outside network '${n.name}''s subnet ${formatNetwork(s)}`, {
             help: `choose an address inside ${formatNetwork(s)}`,
             notes: n.implicit ? [] : [{ message: `network '${n.name}' is declared here`, span: n.span }],
           });
@@ -57,22 +58,24 @@ export const containerAddresses: Check = (ctx) => {
         }
         if (a.value.value === networkOf(s) || (a.value.family === 4 && a.value.value === broadcastOf(s))) {
           const what = a.value.value === networkOf(s) ? "network" : "broadcast";
-          ctx.problems.error("reserved-address", a.span, `${ip} is the ${what} address of ${formatNetwork(s)}; no container can have it`, { help: `choose a host address, e.g. ${nextFree(ctx, n.name) ?? "another one"}` });
+          ctx.problems.error("reserved-address", a.span, `${ip()} is the ${what} address of ${formatNetwork(s)}; no container can have it`, { help: `choose a host address, e.g. ${nextFree(ctx, n.name) ?? "another one"}` });
           continue;
         }
         const gw = gatewayOf(n, a.value.family);
         if (gw && gw.value === a.value.value) {
-          ctx.problems.error("reserved-address", a.span, `${ip} is the gateway of network '${n.name}' (the bridge's own address)`, { help: `choose another address, e.g. ${nextFree(ctx, n.name) ?? "a free one"}` });
+          ctx.problems.error("reserved-address", a.span, `${ip()} is the gateway of network '${n.name}' (the bridge's own address)`, { help: `choose another address, e.g. ${nextFree(ctx, n.name) ?? "a free one"}` });
           continue;
         }
-        const key = `${n.name}|${a.value.family}|${a.value.value}`;
-        const other = taken.get(key);
+        const netKey = `${n.name}|${a.value.family}`;
+        let onThisNet = taken.get(netKey);
+        if (!onThisNet) taken.set(netKey, (onThisNet = new Map()));
+        const other = onThisNet.get(a.value.value);
         if (other) {
-          ctx.problems.error("duplicate-address", a.span, `containers '${other.c.name}' and '${c.name}' both have ${ip} on network '${n.name}'`, {
+          ctx.problems.error("duplicate-address", a.span, `containers '${other.c.name}' and '${c.name}' both have ${ip()} on network '${n.name}'`, {
             help: `give '${c.name}' another address${nextFree(ctx, n.name) ? `, e.g. ${nextFree(ctx, n.name)}` : ""}`,
             notes: [{ message: `'${other.c.name}' has it here`, span: other.a.span }],
           });
-        } else taken.set(key, { c, a });
+        } else onThisNet.set(a.value.value, { c, a });
       }
     }
   }
@@ -93,7 +96,8 @@ function clash(a: Binding, b: Binding): boolean {
 export const publishedPorts: Check = (ctx) => {
   // Host port (and protocol) → the publishes that bind it, so a clash is found without
   // comparing every pair.
-  const byPort = new Map<string, { c: Container; b: Binding }[]>();
+  const byPort = new Map<number, { c: Container; b: Binding }[]>();
+  const keyOf = (proto: string, port: number) => port * 2 + (proto === "udp" ? 1 : 0);
   for (const c of ctx.policy.containers) {
     for (const p of c.publishes) {
       const s = p.spec;
@@ -102,7 +106,7 @@ export const publishedPorts: Check = (ctx) => {
       }
       const b0 = bindings(p)[0]!;
       let other: { c: Container; b: Binding } | undefined;
-      for (let port = s.host.from; port <= s.host.to && !other; port++) other = byPort.get(`${s.proto}/${port}`)?.find((x) => clash(x.b, b0));
+      for (let port = s.host.from; port <= s.host.to && !other; port++) other = byPort.get(keyOf(s.proto, port))?.find((x) => clash(x.b, b0));
       if (other) {
         ctx.problems.error("duplicate-publish", p.span, `host port ${hostIpText(b0)}:${s.host.from === s.host.to ? s.host.from : `${s.host.from}-${s.host.to}`}/${s.proto} is already published by '${other.c.name}'`, {
           help: `Docker would refuse to start '${c.name}' (port is already allocated); publish on another host port`,
@@ -110,7 +114,7 @@ export const publishedPorts: Check = (ctx) => {
         });
       } else {
         for (let port = s.host.from; port <= s.host.to; port++) {
-          const key = `${s.proto}/${port}`;
+          const key = keyOf(s.proto, port);
           const list = byPort.get(key);
           if (list) list.push({ c, b: b0 });
           else byPort.set(key, [{ c, b: b0 }]);

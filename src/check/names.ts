@@ -54,7 +54,9 @@ export const references: Check = (ctx) => {
   }
   for (const a of p.allows) {
     for (const z of a.zones) resolve(ctx, z, "zone");
-    for (const t of a.targets) resolve(ctx, { name: t.value.container, span: { ...t.span, endCol: t.span.col + t.value.container.length } }, "container");
+    for (const t of a.targets) {
+      if (!ctx.containers.has(t.value.container)) resolve(ctx, { name: t.value.container, span: { ...t.span, endCol: t.span.col + t.value.container.length } }, "container");
+    }
   }
   for (const f of p.forwards) {
     for (const z of [...f.zones, ...f.to]) resolve(ctx, z, "zone");

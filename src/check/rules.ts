@@ -46,13 +46,13 @@ export const allowTargets: Check = (ctx) => {
 
 /** Sources in `from` must be able to meet the zone's own `from` networks (same family). */
 function sourcesFitZones(ctx: CheckContext, zones: NameRef[], sources: Located<AddressSpec>[]): void {
+  if (sources.length === 0) return;
   for (const zr of zones) {
     const z = ctx.zones.get(zr.name);
     if (!z || z.sources.length === 0) continue;
-    const fams = new Set(z.sources.map((s) => familyOf(s.value)));
     for (const s of sources) {
       const f = familyOf(s.value);
-      if (!fams.has(f)) {
+      if (!z.sources.some((zs) => familyOf(zs.value) === f)) {
         ctx.problems.error("family-mismatch", s.span, `IPv${f} source in a rule for zone '${z.name}', whose sources are all IPv${f === 4 ? 6 : 4}`, {
           help: `this rule can never match; use an IPv${f === 4 ? 6 : 4} source or another zone`,
           notes: [{ message: `zone '${z.name}' is declared here`, span: z.span }],

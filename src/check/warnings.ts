@@ -16,8 +16,8 @@ export const unallowedPorts: Check = (ctx) => {
     for (const p of c.publishes) {
       const host = bindAddress(ctx.policy, p, n);
       if (host && isLoopback(host)) continue; // host-only by design
-      const covered = bindings(p).filter((b) => mine.some((t) => t.ports.from <= b.hostPort && b.hostPort <= t.ports.to && (!t.proto || t.proto === b.proto)));
-      if (covered.length === 0) {
+      const covered = bindings(p).some((b) => mine.some((t) => t.ports.from <= b.hostPort && b.hostPort <= t.ports.to && (!t.proto || t.proto === b.proto)));
+      if (!covered) {
         ctx.problems.warning("unreachable-port", p.span, `no allow names ${c.name}:${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}, so it is unreachable from outside the host (published closed)`, {
           help: `add e.g. 'allow lan to ${c.name}:${p.spec.host.from}${p.spec.proto === "udp" ? "/udp" : ""};', or set 'published open;' in the docker block for Docker's behaviour`,
         });

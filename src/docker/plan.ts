@@ -104,27 +104,30 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
       const host = bindAddress(p, pub, n);
       // An address of the other family means this family gets no binding.
       if (host && host.family !== family) continue;
+      const hostIp = host && host.value !== 0n ? formatIp(host) : undefined;
+      const loopback = host !== undefined && isLoopback(host);
       for (const b of bindings(pub)) {
-        const hostIp = host && host.value !== 0n ? formatIp(host) : undefined;
-        const port: Omit<PortPlan, "comment"> = {
+        mine.push({
           family,
           container: c,
           publish: pub,
           network: plans.get(n.name)!,
           proto: b.proto,
           hostIp,
-          loopback: host !== undefined && isLoopback(host),
+          loopback,
           hostPort: b.hostPort,
           containerIp,
           containerPort: b.containerPort,
-        };
-        mine.push({ ...port, comment: portComment(port) });
+          comment: portComment(family, c.name, hostIp, b.hostPort, b.proto, containerIp, b.containerPort),
+        });
       }
     }
     // dockerd 20.10–26 processes a container's bindings by descending container port; 27+
     // ascending by container port, then protocol, then host port.
     const proto = (a: PortPlan, b: PortPlan) => (a.proto < b.proto ? -1 : a.proto > b.proto ? 1 : 0);
-    if (layout.portOrder === "descending") mine.sort((a, b) => b.containerPort - a.containerPort || proto(a, b) || b.hostPort - a.hostPort);
+    if (mine.length < 2) {
+      // nothing to order
+    } else if (layout.portOrder === "descending") mine.sort((a, b) => b.containerPort - a.containerPort || proto(a, b) || b.hostPort - a.hostPort);
     else mine.sort((a, b) => a.containerPort - b.containerPort || proto(a, b) || a.hostPort - b.hostPort);
     cp.ports = mine;
   }
@@ -142,8 +145,8 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
 
 
 /** The comment of a binding's rules. Joined, not concatenated: one flat string that thousands of rules share. */
-function portComment(p: Omit<PortPlan, "comment">): string {
-  const v6 = p.family === 6;
-  const host = p.hostIp ? (v6 ? `[${p.hostIp}]:` : `${p.hostIp}:`) : "";
-  return [p.container.name, ": ", host, p.hostPort, "/", p.proto, " -> ", v6 ? `[${p.containerIp}]` : p.containerIp, ":", p.containerPort].join("");
+function portComment(family: Family, container: string, hostIp: string | undefined, hostPort: number, proto: string, containerIp: string, containerPort: number): string {
+  const v6 = family === 6;
+  const host = hostIp ? (v6 ? `[${hostIp}]:` : `${hostIp}:`) : "";
+  return [container, ": ", host, hostPort, "/", proto, " -> ", v6 ? `[${containerIp}]` : containerIp, ":", containerPort].join("");
 }

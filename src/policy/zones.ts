@@ -27,15 +27,33 @@ function interval(a: AddressSpec): Interval {
 
 function intersect(a: Interval, b: Interval): Interval | undefined {
   if (a.family !== b.family) return undefined;
+  // Nested (always so for two prefixes): the inner one itself, so what is cached on it stands.
+  if (a.from >= b.from && a.to <= b.to) return a;
+  if (b.from >= a.from && b.to <= a.to) return b;
   const from = a.from > b.from ? a.from : b.from;
   const to = a.to < b.to ? a.to : b.to;
   return from <= to ? { family: a.family, from, to } : undefined;
 }
 
+/** A list of sources as intervals of one family, worked out once per list (a zone's sources serve every rule that names it). */
+function intervalsOf(sources: Located<AddressSpec>[], family: Family): Interval[] {
+  let byFamily = intervalCache.get(sources);
+  if (!byFamily) intervalCache.set(sources, (byFamily = {}));
+  let out = byFamily[family];
+  if (!out) {
+    out = [];
+    for (let i = 0; i < sources.length; i++) if (familyOf(sources[i]!.value) === family) out.push(interval(sources[i]!.value));
+    byFamily[family] = out;
+  }
+  return out;
+}
+
+const intervalCache = new WeakMap<Located<AddressSpec>[], Partial<Record<Family, Interval[]>>>();
+
 /** The sources a rule narrows to: the zone's `from` ∩ the rule's `from`, in this family. */
 function sourceSet(zone: Zone, ruleSources: Located<AddressSpec>[], family: Family): (Interval | undefined)[] | undefined {
-  const z = zone.sources.map((s) => s.value).filter((s) => familyOf(s) === family).map(interval);
-  const r = ruleSources.map((s) => s.value).filter((s) => familyOf(s) === family).map(interval);
+  const z = intervalsOf(zone.sources, family);
+  const r = intervalsOf(ruleSources, family);
   if (zone.sources.length > 0 && z.length === 0) return undefined; // the zone has no source of this family
   if (ruleSources.length > 0 && r.length === 0) return undefined;
   if (z.length === 0 && r.length === 0) return [undefined];
@@ -62,8 +80,16 @@ export function matchers(zones: Map<string, Zone>, refs: NameRef[], sources: Loc
   return out;
 }
 
-/** An interval as iptables matches it: a prefix when it is one, else an iprange. */
+/** An interval as iptables matches it: a prefix when it is one, else an iprange (once per interval). */
 export function sourceMatch(iv: Interval): { src?: Neg<string>; match?: Match } {
+  let m = sourceMatchCache.get(iv);
+  if (!m) sourceMatchCache.set(iv, (m = sourceMatchOf(iv)));
+  return m;
+}
+
+const sourceMatchCache = new WeakMap<Interval, { src?: Neg<string>; match?: Match }>();
+
+function sourceMatchOf(iv: Interval): { src?: Neg<string>; match?: Match } {
   const size = iv.to - iv.from + 1n;
   const isPow2 = (size & (size - 1n)) === 0n;
   if (isPow2 && (iv.from & (size - 1n)) === 0n) {
