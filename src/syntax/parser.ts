@@ -13,7 +13,7 @@
 //   block     = "{" { setting } "}" ;
 //   setting   = Word { valueList } ";" ;
 //   valueList      = Word { "," Word } ;
-import { EmbeddedActionsParser, type IParserErrorMessageProvider, type TokenType, type IToken } from "chevrotain";
+import { EmbeddedActionsParser, type IOrAlt, type IParserErrorMessageProvider, type TokenType, type IToken } from "chevrotain";
 import type { Block, DockerStatement, FromToStatement, HostAllow, HostStatement, NamedBlockStatement, Setting, Statement, ValueList } from "./nodes.js";
 import * as T from "./tokens.js";
 
@@ -63,17 +63,22 @@ export class PolicyParser extends EmbeddedActionsParser {
     return statements;
   });
 
+  /** The alternatives of `statement`, made once (Chevrotain's advice: OR is called per statement). */
+  private statements?: IOrAlt<Statement>[];
+
   /** Also an entry point: parse.ts parses a big file one statement at a time. */
   public statement = this.RULE("statement", (): Statement =>
-    this.OR<Statement>([
-      { ALT: () => this.SUBRULE(this.dockerBlock) },
-      { ALT: () => this.SUBRULE(this.zoneBlock) },
-      { ALT: () => this.SUBRULE(this.networkBlock) },
-      { ALT: () => this.SUBRULE(this.containerBlock) },
-      { ALT: () => this.SUBRULE(this.allowStatement) },
-      { ALT: () => this.SUBRULE(this.forwardStatement) },
-      { ALT: () => this.SUBRULE(this.hostBlock) },
-    ]),
+    this.OR<Statement>(
+      (this.statements ??= [
+        { ALT: () => this.SUBRULE(this.dockerBlock) },
+        { ALT: () => this.SUBRULE(this.zoneBlock) },
+        { ALT: () => this.SUBRULE(this.networkBlock) },
+        { ALT: () => this.SUBRULE(this.containerBlock) },
+        { ALT: () => this.SUBRULE(this.allowStatement) },
+        { ALT: () => this.SUBRULE(this.forwardStatement) },
+        { ALT: () => this.SUBRULE(this.hostBlock) },
+      ]),
+    ),
   );
 
   private dockerBlock = this.RULE("dockerBlock", (): DockerStatement => {
