@@ -3,44 +3,46 @@
 import type { Chain, Rule, Ruleset } from "../ir/ruleset.js";
 import { templates } from "./templates.js";
 
-const bang = (n: { neg?: boolean } | undefined): string => (n?.neg ? "!" : "");
-
 const KEYWORD_TARGETS = new Set(["ACCEPT", "DROP", "RETURN", "MASQUERADE", "REJECT", "DNAT", "SNAT"]);
 
 function fermValue(v: string): string {
   return /^[\w.:/,-]+$/.test(v) ? v : `"${v}"`;
 }
 
-/** A rule as ferm words, selectors (saddr, daddr, interface, outerface, proto) first. */
-function fermParts(r: Rule): string[] {
-  const parts: string[] = [];
-  if (r.src) parts.push(`saddr ${bang(r.src)}${r.src.value}`);
-  if (r.dst) parts.push(`daddr ${bang(r.dst)}${r.dst.value}`);
-  if (r.in) parts.push(`interface ${bang(r.in)}${r.in.value}`);
-  if (r.out) parts.push(`outerface ${bang(r.out)}${r.out.value}`);
-  if (r.proto) parts.push(`proto ${r.proto}`);
+const not = (n: { value: string; neg?: boolean }): string => (n.neg ? `!${n.value}` : n.value);
+
+/**
+ * Appends a rule as ferm words to `w` (the line is `w.join(" ")`), selectors (saddr, daddr,
+ * interface, outerface, proto) first, each keyword and its value a word of its own.
+ */
+function fermWords(r: Rule, w: string[]): void {
+  if (r.src) w.push("saddr", not(r.src));
+  if (r.dst) w.push("daddr", not(r.dst));
+  if (r.in) w.push("interface", not(r.in));
+  if (r.out) w.push("outerface", not(r.out));
+  if (r.proto) w.push("proto", r.proto);
   for (const m of r.matches) {
     // ferm loads the protocol's own match (tcp, udp, icmp6) by itself.
     const implicit = m.module === r.proto || (m.module === "icmp6" && r.proto === "ipv6-icmp");
-    if (!implicit) parts.push(`mod ${m.module}`);
+    if (!implicit) w.push("mod", m.module);
     for (const o of m.options) {
       if (m.module === "set" && o.name === "match-set") {
-        parts.push(`set ${o.neg ? "!" : ""}${o.value}`); // ferm: `mod set set NAME FLAGS`
+        w.push("set", `${o.neg ? "!" : ""}${o.value}`); // ferm: `mod set set NAME FLAGS`
         continue;
       }
       let value = o.value ?? "";
       if (o.name === "ctstate" && value.includes(",")) value = `(${value.split(",").join(" ")})`;
       else value = fermValue(value);
-      parts.push(`${o.name} ${o.neg ? "!" : ""}${value}`);
+      w.push(o.name, o.neg ? `!${value}` : value);
     }
   }
-  if (KEYWORD_TARGETS.has(r.target)) parts.push(r.target);
-  else parts.push(`jump ${r.target}`);
-  for (const o of r.targetOptions ?? []) parts.push(`${o.name} ${fermValue(o.value)}`);
-  return parts;
+  if (KEYWORD_TARGETS.has(r.target)) w.push(r.target);
+  else w.push("jump", r.target);
+  for (const o of r.targetOptions ?? []) w.push(o.name, fermValue(o.value));
 }
 
-const SELECTOR = /^(saddr|daddr|interface|outerface) /;
+/** The selectors whose runs nest: `outerface docker0 { … }`. */
+const SELECTORS = new Set(["saddr", "daddr", "interface", "outerface"]);
 
 /** Lines of a chain's body are indented this far (under `domain`, `table`, `chain`). */
 const INDENT = "      ";
@@ -53,9 +55,11 @@ const INDENT = "      ";
  */
 function chainBody(rules: Rule[]): string {
   const out: string[] = [];
-  // Each rule as one line of words, and its first word when that is a selector runs can share.
+  // Each rule as one line, and its first selector with its value when more follows (runs
+  // that share it nest).
   const lines: string[] = [];
   const heads: (string | undefined)[] = [];
+  const words: string[] = [];
   for (let g = 0; g < rules.length; ) {
     const comment = rules[g]!.comment ?? "";
     let end = g + 1;
@@ -64,9 +68,10 @@ function chainBody(rules: Rule[]): string {
     lines.length = 0;
     heads.length = 0;
     for (let k = g; k < end; k++) {
-      const words = fermParts(rules[k]!);
+      words.length = 0;
+      fermWords(rules[k]!, words);
       lines.push(words.join(" "));
-      heads.push(words.length > 1 && SELECTOR.test(words[0]!) ? words[0] : undefined);
+      heads.push(words.length > 2 && SELECTORS.has(words[0]!) ? `${words[0]} ${words[1]}` : undefined);
     }
     for (let i = 0; i < lines.length; ) {
       const head = heads[i];
