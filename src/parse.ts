@@ -3,9 +3,9 @@ import type { IRecognitionException, IToken } from "chevrotain";
 import { closest, Problems, spanOf, type Span } from "./diagnostics.js";
 import { parsers } from "./syntax/parser.js";
 import { keywords, LCurly, lexer, RCurly, Semi, Word } from "./syntax/tokens.js";
+import type { Statement } from "./syntax/nodes.js";
 
 const STATEMENTS = keywords.map((k) => String(k.PATTERN).replace(/\//g, "")).filter((k) => k !== "from" && k !== "to");
-import type { Statement } from "./syntax/nodes.js";
 
 export interface ParseResult {
   /** The whole file's statements (see parse()). */
@@ -42,7 +42,8 @@ function where(e: IRecognitionException, lastToken: IToken | undefined): Span {
  */
 export function parse(text: string, onStatement?: (st: Statement) => void): ParseResult {
   const problems = new Problems();
-  if (onStatement && parseEachStatement(text, onStatement)) return { problems };
+  // (Chunks are cut and lines counted at '\n'; a file with carriage returns is read whole.)
+  if (onStatement && !text.includes("\r") && parseEachStatement(text, onStatement)) return { problems };
   const lexed = lexer.tokenize(text);
   for (const e of lexed.errors) {
     const ch = text.substr(e.offset, e.length);

@@ -2,6 +2,7 @@
 // as it goes; everything else sees the whole-file parse. Both must give the same model.
 import { describe, expect, test } from "vitest";
 import { parse } from "../../src/parse.js";
+import { compile } from "../../src/compile.js";
 import { buildModel, modelBuilder } from "../../src/model/build.js";
 import type { Statement } from "../../src/syntax/nodes.js";
 import { allPolicies } from "../support/policies.js";
@@ -43,6 +44,19 @@ describe("statement by statement", () => {
     expect(host.kind).toBe("host");
     expect(host.kind === "host" && host.close.startLine).toBe(lines.length);
     expect(host.kind === "host" && host.close.startOffset).toBe(text.length - 2);
+  });
+
+  test.each([
+    ["CR LF line ends", ["\r\n", "\r\n"]],
+    ["CR and LF line ends mixed", ["\r", "\n"]],
+  ])("a file with %s: diagnostics point at the right line", (_name, [first, rest]) => {
+    // Longer than one chunk (parse.ts), the first half with one kind of line end.
+    const filler = (from: number) => Array.from({ length: 500 }, (_, i) => `container c${from + i} { network bridge 172.17.${Math.floor((from + i) / 250) + 1}.${((from + i) % 250) + 2}; }`);
+    const text = ["docker { version 20.10; }", filler(0).join(first!), ...filler(500), "container web { network bridge 172.17.9.2; publish 8080:80; }", "allow nowhere to web:8080;", ""].join(rest);
+    const r = compile(text, { file: "p.dw" });
+    const unknown = r.diagnostics.find((d) => d.message.includes("unknown zone"));
+    expect(unknown?.span.line).toBe(1003);
+    expect(unknown?.span.col).toBe(7);
   });
 
   test("braces and semicolons inside blocks do not end a statement", () => {
