@@ -30,6 +30,10 @@ function writeAtomically(path: string, text: string): void {
 }
 
 function main(args: string[]): void {
+  // `dockwall compile big.dw | head`: the reader went away; that is not an error.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+  });
   void run(args, {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
