@@ -171,6 +171,18 @@ describe("the start-up snapshot", () => {
     expect(r.stdout).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version + "\n");
   });
 
+  test("an unbuilt copy says how to build it", () => {
+    const copy = mkdtempSync(join(tmpdir(), "dockwall-copy-"));
+    try {
+      cpSync(join(root, "bin"), join(copy, "bin"), { recursive: true });
+      const r = spawnSync(join(copy, "bin/dockwall"), ["--version"], { encoding: "utf8" });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toBe(`dockwall: ${join(copy, "dist")}/dockwall.cjs is missing: build it with 'npm run build' (npm ci does)\n`);
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
+
   test("is loaded when the stamp matches: a broken blob with a good stamp fails", () => {
     expect(brokenBlobCopy().status).not.toBe(0);
   });
