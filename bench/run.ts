@@ -60,9 +60,9 @@ try {
     const m: Record<string, Measure | undefined> = {
       ferm: measure(dockwall("compile", policy, "--format", "ferm"), { runs }),
       iptables: measure(dockwall("compile", policy, "--format", "iptables"), { runs }),
-      fermTool: withNetns((ns) => measure([...ns, "ferm", "--noexec", "--lines", fermOut], { runs: Math.min(runs, 3) })),
+      fermTool: withNetns((ns) => measure([...ns, "ferm", "--noexec", "--lines", fermOut], { runs })),
       restore: withNetns((ns) => measure([...ns, "iptables-restore", "--test", v4Out], { runs })),
-      diff: measure(dockwall("diff", policy, "--live", live), { runs: Math.min(runs, 3), expectStatus: [1] }),
+      diff: measure(dockwall("diff", policy, "--live", live), { runs, expectStatus: [1] }),
     };
     results[containers] = m;
     const rules = readFileSync(v4Out, "utf8").split("\n").filter((l) => l.startsWith("-A ")).length;
