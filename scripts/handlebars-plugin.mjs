@@ -5,7 +5,7 @@ import Handlebars from "handlebars";
 import { readFile } from "node:fs/promises";
 
 /** The one set of compile options (strict: a missing field throws instead of printing nothing). */
-export const TEMPLATE_OPTIONS = { strict: true, noEscape: true, knownHelpersOnly: true, knownHelpers: { each: true, if: true } };
+const TEMPLATE_OPTIONS = { strict: true, noEscape: true, knownHelpersOnly: true, knownHelpers: { each: true, if: true } };
 
 /** A .hbs file as an ES module whose default export is the precompiled template spec. */
 export async function templateModule(path) {

@@ -153,12 +153,11 @@ export interface RenderOptions {
 
 const C = { red: "\x1b[31m", green: "\x1b[32m", cyan: "\x1b[36m", yellow: "\x1b[33m", bold: "\x1b[1m", dim: "\x1b[2m", off: "\x1b[0m" };
 
-/** A unified diff grouped by table and chain, with `context` lines around each change. */
-export function renderDiff(r: DiffResult, o: RenderOptions): string {
-  return [...renderDiffParts(r, o)].join("");
-}
-
-/** renderDiff a part at a time (a chain, or a few thousand lines): a big diff is written out without being held whole. */
+/**
+ * A unified diff grouped by table and chain, with `context` lines around each change, a part
+ * at a time (a chain, or a few thousand lines): a big diff is written out without being held
+ * whole.
+ */
 export function* renderDiffParts(r: DiffResult, o: RenderOptions): Generator<string> {
   const paint = (code: string, s: string) => (o.color ? `${code}${s}${C.off}` : s);
   let out: string[] = [];

@@ -3,13 +3,14 @@ import type { Located, NameRef, Zone } from "../model/types.js";
 import { bits, familyOf, formatIp, type AddressSpec, type Family } from "../model/values.js";
 import { rule as makeRule, type Match, type Neg, type Rule } from "../ir/ruleset.js";
 
-/** One way a packet can be in a zone: arriving on `iface` (if set) from `src` (if set). */
+/**
+ * One way a packet can be in a zone, as iptables matches it: arriving on an interface (`in`,
+ * if set), from a source written as `-s` (`src`) or as an iprange match (`match`).
+ */
 export interface Matcher {
-  iface?: string;
-  src?: Interval;
-  /** How iptables matches `iface` and `src` (sourceMatch), worked out once. */
-  inMatch?: Neg<string>;
-  srcMatch?: { src?: Neg<string>; match?: Match };
+  in?: Neg<string>;
+  src?: Neg<string>;
+  match?: Match;
 }
 
 export interface Interval {
@@ -75,13 +76,19 @@ export function matchers(zones: Map<string, Zone>, refs: NameRef[], sources: Loc
     const srcs = sourceSet(zone, sources, family);
     if (!srcs) continue;
     const ifaces = zone.interfaces.length ? zone.interfaces.map((i) => i.value) : [undefined];
-    for (const iface of ifaces) for (const src of srcs) out.push({ iface, src, inMatch: iface === undefined ? undefined : { value: iface }, srcMatch: src && sourceMatch(src) });
+    for (const iface of ifaces) {
+      const inMatch = iface === undefined ? undefined : { value: iface };
+      for (const src of srcs) {
+        const s = src && sourceMatch(src);
+        out.push({ in: inMatch, src: s?.src, match: s?.match });
+      }
+    }
   }
   return out;
 }
 
 /** An interval as iptables matches it: a prefix when it is one, else an iprange (once per interval). */
-export function sourceMatch(iv: Interval): { src?: Neg<string>; match?: Match } {
+function sourceMatch(iv: Interval): { src?: Neg<string>; match?: Match } {
   let m = sourceMatchCache.get(iv);
   if (!m) sourceMatchCache.set(iv, (m = sourceMatchOf(iv)));
   return m;
@@ -102,14 +109,13 @@ function sourceMatchOf(iv: Interval): { src?: Neg<string>; match?: Match } {
 
 /** Applies a matcher to a rule (interface and source). */
 export function withMatcher(m: Matcher, rule: Rule): Rule {
-  const s = m.srcMatch;
   return makeRule({
-    src: s?.src ?? rule.src,
+    src: m.src ?? rule.src,
     dst: rule.dst,
-    in: m.inMatch ?? rule.in,
+    in: m.in ?? rule.in,
     out: rule.out,
     proto: rule.proto,
-    matches: s?.match ? [s.match, ...rule.matches] : rule.matches,
+    matches: m.match ? [m.match, ...rule.matches] : rule.matches,
     targetOptions: rule.targetOptions,
     comment: rule.comment,
   }, rule.target);
