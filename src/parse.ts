@@ -80,48 +80,49 @@ export function parse(text: string, onStatement?: (st: Statement) => void): Pars
 /** About this many characters are lexed at once (whole lines: no token spans a line break). */
 const CHUNK = 8192;
 
-/** Lexes a few lines and parses statement by statement (see parse()); false at the first error. */
+/** Lexes a few lines at a time and parses the statements they complete (see parse()); false at the first error. */
 function parseEachStatement(text: string, onStatement: (st: Statement) => void): boolean {
   const parser = parsers.fast;
-  // Tokens of the statement in progress. A statement ends with ';' or with the '}' that
-  // closes its block, outside any braces.
-  let tokens: IToken[] = [];
+  // Tokens of the statement in progress at the end of the last chunk. A statement ends with
+  // ';' or with the '}' that closes its block, outside any braces.
+  let pending: IToken[] = [];
   let depth = 0;
   let line = 0; // lines before the chunk
+  parser.onStatement = onStatement;
   try {
     for (let at = 0; at < text.length; ) {
       const nl = text.indexOf("\n", at + CHUNK);
       const end = nl < 0 ? text.length : nl + 1;
       const lexed = lexer.tokenize(text.slice(at, end));
       if (lexed.errors.length > 0) return false;
-      // Positions in the chunk → positions in the file (a chunk starts a line: columns stand).
-      for (const t of lexed.tokens) {
+      const fresh = lexed.tokens;
+      let last = -1; // the chunk's last token that ends a statement
+      for (let i = 0; i < fresh.length; i++) {
+        const t = fresh[i]!;
+        // Positions in the chunk → positions in the file (a chunk starts a line: columns stand).
         t.startOffset += at;
         t.startLine! += line;
+        const type = t.tokenType;
+        if (type === LCurly) depth++;
+        else if (type === RCurly && --depth < 0) return false;
+        if (depth === 0 && (type === Semi || type === RCurly)) last = i;
       }
-      // The statement in progress was scanned up to the end of what it had: go on from there.
-      const scanned = tokens.length;
-      tokens = scanned ? tokens.concat(lexed.tokens) : lexed.tokens;
-      let start = 0;
-      for (let i = scanned; i < tokens.length; i++) {
-        const t = tokens[i]!.tokenType;
-        if (t === LCurly) depth++;
-        else if (t === RCurly) depth--;
-        if (depth < 0) return false;
-        if (depth === 0 && (t === Semi || t === RCurly)) {
-          parser.input = tokens.slice(start, i + 1);
-          const st = parser.statement();
-          if (parser.errors.length > 0) return false;
-          onStatement(st);
-          start = i + 1;
-        }
+      if (last < 0) {
+        pending = pending.concat(fresh);
+      } else {
+        // Every statement the chunk completes, in one go.
+        const done = last === fresh.length - 1 ? fresh : fresh.slice(0, last + 1);
+        parser.input = pending.length ? pending.concat(done) : done;
+        parser.policy();
+        if (parser.errors.length > 0) return false;
+        pending = fresh.slice(last + 1);
       }
-      tokens = tokens.slice(start);
       for (let i = at; (i = text.indexOf("\n", i) + 1) > 0 && i <= end; ) line++;
       at = end;
     }
-    return tokens.length === 0;
+    return pending.length === 0;
   } finally {
     parser.input = [];
+    parser.onStatement = undefined;
   }
 }

@@ -184,7 +184,7 @@ class Dockerd {
     const { filter, nat, raw, l } = this;
     const P = this.plan.parts;
     const br = p.network.bridge;
-    const cidr = P.is(`${p.containerIp}/${this.hostPrefix}`);
+    const cidr = P.is(p.containerHost);
     const comment = p.comment;
     const toContainer = P.dport(p.proto, p.containerPort);
     const accept = rule({ dst: cidr, in: P.not(br), out: P.is(br), proto: p.proto, matches: toContainer, target: "ACCEPT", comment });

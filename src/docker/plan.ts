@@ -31,6 +31,8 @@ export interface PortPlan {
   loopback: boolean;
   hostPort: number;
   containerIp: string;
+  /** The container's address as rules match it: `a.b.c.d/32` (or `/128`). */
+  containerHost: string;
   containerPort: number;
   /** What the rules for this binding say they are for: `web: 8080/tcp -> 172.17.0.2:80`. */
   comment: string;
@@ -99,6 +101,7 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
     const cip = addressOn(c, n, family);
     if (!cip) continue;
     const containerIp = formatIp(cip);
+    const containerHost = `${containerIp}/${family === 4 ? 32 : 128}`;
     const mine: PortPlan[] = [];
     for (const pub of c.publishes) {
       const host = bindAddress(p, pub, n);
@@ -117,6 +120,7 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
           loopback,
           hostPort: b.hostPort,
           containerIp,
+          containerHost,
           containerPort: b.containerPort,
           comment: portComment(family, c.name, hostIp, b.hostPort, b.proto, containerIp, b.containerPort),
         });

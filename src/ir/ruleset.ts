@@ -122,29 +122,31 @@ export function rule(f: Partial<Rule>, target: string = f.target!): Rule {
  * plan (docker/plan.ts).
  */
 export class SharedParts {
-  private readonly negs = new Map<string, Neg<string>>();
-  private readonly ports = new Map<string, Match[]>();
+  // Keyed by the value itself (no key string is made per lookup).
+  private readonly iss = new Map<string, Neg<string>>();
+  private readonly nots = new Map<string, Neg<string>>();
+  private readonly ports = new Map<string, Map<number, Match[]>>();
 
   /** `{ value }`: matches this interface or address. */
   is(value: string): Neg<string> {
-    let n = this.negs.get(value);
-    if (!n) this.negs.set(value, (n = { value }));
+    let n = this.iss.get(value);
+    if (!n) this.iss.set(value, (n = { value }));
     return n;
   }
 
   /** `{ value, neg }`: anything but this interface or address. */
   not(value: string): Neg<string> {
-    const key = `!${value}`;
-    let n = this.negs.get(key);
-    if (!n) this.negs.set(key, (n = { value, neg: true }));
+    let n = this.nots.get(value);
+    if (!n) this.nots.set(value, (n = { value, neg: true }));
     return n;
   }
 
   /** `[-m tcp --dport PORT]` (or udp) as a rule's whole match list. */
   dport(proto: string, port: number): Match[] {
-    const key = `${proto} ${port}`;
-    let m = this.ports.get(key);
-    if (!m) this.ports.set(key, (m = [R.tcpudp(proto, port)]));
+    let byPort = this.ports.get(proto);
+    if (!byPort) this.ports.set(proto, (byPort = new Map()));
+    let m = byPort.get(port);
+    if (!m) byPort.set(port, (m = [R.tcpudp(proto, port)]));
     return m;
   }
 }

@@ -17,7 +17,7 @@ type Words = IToken[][];
 interface SettingContext {
   key: IToken;
   groups: Words;
-  span: Span;
+  node: S.Setting;
 }
 
 /** A setting's handler: reads its values or reports what is wrong. */
@@ -93,12 +93,10 @@ class Builder {
 
   /** Runs the settings of a block through its table: unknown, repeated, wrong arity. */
   settings<T>(target: T, nodes: S.Setting[], table: Record<string, SettingDef<T>>, blockName: string): void {
-    const seen = new Map<string, Span>();
+    // (Runs for every setting of a big policy: what only a diagnostic needs is made then.)
+    let seen: Map<string, IToken> | undefined;
     for (const node of nodes) {
       const key = node.key;
-      const groups: Words = node.values.map((v) => v.items);
-      const last = node.semi;
-      const span = last && !last.isInsertedInRecovery ? joinSpans(spanOf(key), spanOf(last)) : spanOf(key);
       const def = table[key.image];
       if (!def) {
         const known = Object.keys(table);
@@ -108,16 +106,19 @@ class Builder {
         });
         continue;
       }
-      const prev = seen.get(key.image);
+      const prev = seen?.get(key.image);
       if (prev && !def.repeatable) {
         this.problems.error("duplicate-option", spanOf(key), `'${key.image}' is given twice in ${blockName}`, {
           help: `keep one of them`,
-          notes: [{ message: `first given here`, span: prev }],
+          notes: [{ message: `first given here`, span: spanOf(prev) }],
         });
         continue;
       }
-      seen.set(key.image, spanOf(key));
-      const count = groups.reduce((n, g) => n + g.length, 0);
+      if (!prev) (seen ??= new Map()).set(key.image, key);
+      const values = node.values;
+      const groups: Words = values.length === 1 ? [values[0]!.items] : values.map((v) => v.items);
+      let count = 0;
+      for (let i = 0; i < groups.length; i++) count += groups[i]!.length;
       const ok =
         def.arity === "none" ? count === 0
         : def.arity === "one" ? count === 1
@@ -130,9 +131,15 @@ class Builder {
         });
         continue;
       }
-      def.handler(target, { key, groups, span }, this);
+      def.handler(target, { key, groups, node }, this);
     }
   }
+}
+
+/** A setting's whole span, from its key to its ';'. */
+function settingSpan(node: S.Setting): Span {
+  const last = node.semi;
+  return last && !last.isInsertedInRecovery ? joinSpans(spanOf(node.key), spanOf(last)) : spanOf(node.key);
 }
 
 
@@ -294,7 +301,7 @@ const containerSettings: Record<string, SettingDef<Container>> = {
         b.problems.error("bad-arity", spanOf(first![1]!), `expected the network name, then its addresses`, { help: `write: network NAME ADDRESS[, IPV6-ADDRESS];` });
         return;
       }
-      const ep: Endpoint = { network: b.name(nameTok, "network"), addresses: [], span: ctx.span };
+      const ep: Endpoint = { network: b.name(nameTok, "network"), addresses: [], span: settingSpan(ctx.node) };
       for (const t of addrToks) {
         const v = b.value(t, (s) => parseIp(s));
         if (v) ep.addresses.push(v);

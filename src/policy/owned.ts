@@ -158,9 +158,8 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
 
 /** A DNATed new connection to one published port, as FORWARD sees it. */
 function dnatMatch(pp: PortPlan, P: SharedParts): Rule {
-  const prefix = pp.family === 4 ? 32 : 128;
   return rule({
-    dst: P.is(`${pp.containerIp}/${prefix}`),
+    dst: P.is(pp.containerHost),
     out: P.is(pp.network.bridge),
     proto: pp.proto,
     matches: [

@@ -37,7 +37,8 @@ function intersect(a: Interval, b: Interval): Interval | undefined {
 }
 
 /** A list of sources as intervals of one family, worked out once per list (a zone's sources serve every rule that names it). */
-function intervalsOf(sources: Located<AddressSpec>[], family: Family): Interval[] {
+function intervalsOf(sources: Located<AddressSpec>[], family: Family): readonly Interval[] {
+  if (sources.length === 0) return NO_INTERVALS;
   let byFamily = intervalCache.get(sources);
   if (!byFamily) intervalCache.set(sources, (byFamily = {}));
   let out = byFamily[family];
@@ -49,10 +50,11 @@ function intervalsOf(sources: Located<AddressSpec>[], family: Family): Interval[
   return out;
 }
 
+const NO_INTERVALS: readonly Interval[] = [];
 const intervalCache = new WeakMap<Located<AddressSpec>[], Partial<Record<Family, Interval[]>>>();
 
 /** The sources a rule narrows to: the zone's `from` ∩ the rule's `from`, in this family. */
-function sourceSet(zone: Zone, ruleSources: Located<AddressSpec>[], family: Family): (Interval | undefined)[] | undefined {
+function sourceSet(zone: Zone, ruleSources: Located<AddressSpec>[], family: Family): readonly (Interval | undefined)[] | undefined {
   const z = intervalsOf(zone.sources, family);
   const r = intervalsOf(ruleSources, family);
   if (zone.sources.length > 0 && z.length === 0) return undefined; // the zone has no source of this family
@@ -68,20 +70,39 @@ function sourceSet(zone: Zone, ruleSources: Located<AddressSpec>[], family: Fami
   return out.length ? out : undefined;
 }
 
+/**
+ * The ways a packet can be in any of these zones and come from one of `sources`. The result
+ * is shared (callers only read it): most rules name one zone and no sources of their own, and
+ * what a zone alone matches is worked out once.
+ */
 export function matchers(zones: Map<string, Zone>, refs: NameRef[], sources: Located<AddressSpec>[], family: Family): Matcher[] {
+  if (sources.length === 0 && refs.length === 1) {
+    const zone = zones.get(refs[0]!.name);
+    if (!zone) return [];
+    let byFamily = zoneMatchers.get(zone);
+    if (!byFamily) zoneMatchers.set(zone, (byFamily = {}));
+    return (byFamily[family] ??= zoneMatchersOf(zone, sources, family));
+  }
   const out: Matcher[] = [];
   for (const ref of refs) {
     const zone = zones.get(ref.name);
-    if (!zone) continue;
-    const srcs = sourceSet(zone, sources, family);
-    if (!srcs) continue;
-    const ifaces = zone.interfaces.length ? zone.interfaces.map((i) => i.value) : [undefined];
-    for (const iface of ifaces) {
-      const inMatch = iface === undefined ? undefined : { value: iface };
-      for (const src of srcs) {
-        const s = src && sourceMatch(src);
-        out.push({ in: inMatch, src: s?.src, match: s?.match });
-      }
+    if (zone) out.push(...zoneMatchersOf(zone, sources, family));
+  }
+  return out;
+}
+
+const zoneMatchers = new WeakMap<Zone, Partial<Record<Family, Matcher[]>>>();
+
+function zoneMatchersOf(zone: Zone, sources: Located<AddressSpec>[], family: Family): Matcher[] {
+  const out: Matcher[] = [];
+  const srcs = sourceSet(zone, sources, family);
+  if (!srcs) return out;
+  const ifaces = zone.interfaces.length ? zone.interfaces.map((i) => i.value) : [undefined];
+  for (const iface of ifaces) {
+    const inMatch = iface === undefined ? undefined : { value: iface };
+    for (const src of srcs) {
+      const s = src && sourceMatch(src);
+      out.push({ in: inMatch, src: s?.src, match: s?.match });
     }
   }
   return out;

@@ -7,7 +7,7 @@
 // address shape would turn `172.17.0.0./16` into a vague "unexpected character").
 //
 // Order matters: Chevrotain tries token types in the order of `allTokens`.
-//  1. white space and comments (skipped),
+//  1. white space, line breaks and comments (skipped),
 //  2. punctuation,
 //  3. keywords, each with `longer_alt: Word` so that `zones` or `hostname` lex as Words,
 //  4. Word last.
@@ -16,7 +16,10 @@
 // `network`); the parser only insists on a keyword where a statement starts.
 import { createToken, Lexer, type TokenType } from "chevrotain";
 
-export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /[ \t\r\n\f\v\u00a0\ufeff]+/, group: Lexer.SKIPPED });
+// Line breaks are a token of their own: only a token that may hold one is searched for line
+// breaks to count lines, and blanks within a line are most of the white space.
+export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /[ \t\f\v\u00a0\ufeff]+/, group: Lexer.SKIPPED });
+export const LineBreak = createToken({ name: "LineBreak", pattern: /(?:\r\n?|\n)+/, group: Lexer.SKIPPED, line_breaks: true });
 export const Comment = createToken({ name: "Comment", pattern: /#[^\n]*/, group: Lexer.SKIPPED });
 
 export const LCurly = createToken({ name: "LCurly", pattern: /{/, label: "'{'" });
@@ -57,7 +60,7 @@ export const To = keyword("to");
 /** The reserved words, in the order the EBNF in grammar/ lists them. */
 export const keywords = [Docker, Zone, Network, Container, Allow, Forward, Host, From, To];
 
-export const allTokens: TokenType[] = [WhiteSpace, Comment, LCurly, RCurly, Semi, Comma, ...keywords, Word];
+export const allTokens: TokenType[] = [WhiteSpace, LineBreak, Comment, LCurly, RCurly, Semi, Comma, ...keywords, Word];
 
 // "onlyStart": no token spans lines, so its end is its start plus its length (see spanOf).
 export const lexer = new Lexer(allTokens, { positionTracking: "onlyStart", ensureOptimizations: true });

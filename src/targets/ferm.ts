@@ -1,6 +1,6 @@
 // Ruleset(s) → ferm.conf. One `domain` block per family, tables and chains nested, a
 // comment above each group of rules that serves one container port or policy line.
-import type { Chain, Rule, Ruleset } from "../ir/ruleset.js";
+import type { Chain, Neg, Rule, Ruleset } from "../ir/ruleset.js";
 import { templates } from "./templates.js";
 
 const KEYWORD_TARGETS = new Set(["ACCEPT", "DROP", "RETURN", "MASQUERADE", "REJECT", "DNAT", "SNAT"]);
@@ -11,15 +11,29 @@ function fermValue(v: string): string {
 
 const not = (n: { value: string; neg?: boolean }): string => (n.neg ? `!${n.value}` : n.value);
 
+/** The selectors, in the order ferm words start with them; runs of rules that share the first one nest. */
+const SELECTORS = ["saddr", "daddr", "interface", "outerface"] as const;
+
+/** The rule's first selector: its index in SELECTORS, or -1 when it has none. */
+function headOf(r: Rule): number {
+  return r.src ? 0 : r.dst ? 1 : r.in ? 2 : r.out ? 3 : -1;
+}
+
+function selector(r: Rule, i: number): Neg<string> {
+  return (i === 0 ? r.src : i === 1 ? r.dst : i === 2 ? r.in : r.out)!;
+}
+
 /**
  * Appends a rule as ferm words to `w` (the line is `w.join(" ")`), selectors (saddr, daddr,
- * interface, outerface, proto) first, each keyword and its value a word of its own.
+ * interface, outerface, proto) first, each keyword and its value a word of its own; without
+ * its first selector when `nested` (the block around it says it).
  */
-function fermWords(r: Rule, w: string[]): void {
-  if (r.src) w.push("saddr", not(r.src));
-  if (r.dst) w.push("daddr", not(r.dst));
-  if (r.in) w.push("interface", not(r.in));
-  if (r.out) w.push("outerface", not(r.out));
+function fermWords(r: Rule, w: string[], nested: boolean): void {
+  const skip = nested ? headOf(r) : -1;
+  if (r.src && skip !== 0) w.push("saddr", not(r.src));
+  if (r.dst && skip !== 1) w.push("daddr", not(r.dst));
+  if (r.in && skip !== 2) w.push("interface", not(r.in));
+  if (r.out && skip !== 3) w.push("outerface", not(r.out));
   if (r.proto) w.push("proto", r.proto);
   for (const m of r.matches) {
     // ferm loads the protocol's own match (tcp, udp, icmp6) by itself.
@@ -41,9 +55,6 @@ function fermWords(r: Rule, w: string[]): void {
   for (const o of r.targetOptions ?? []) w.push(o.name, fermValue(o.value));
 }
 
-/** The selectors whose runs nest: `outerface docker0 { … }`. */
-const SELECTORS = new Set(["saddr", "daddr", "interface", "outerface"]);
-
 /** Lines of a chain's body are indented this far (under `domain`, `table`, `chain`). */
 const INDENT = "      ";
 
@@ -54,43 +65,43 @@ const INDENT = "      ";
  * Tens of thousands of lines on a big host: written here, the template places the text.
  */
 function chainBody(rules: Rule[]): string {
+  // The pieces of every line, joined once at the end: one flat string, without a string per
+  // line or a rope of them in between.
   const out: string[] = [];
-  // Each rule as one line, and its first selector with its value when more follows (runs
-  // that share it nest).
-  const lines: string[] = [];
-  const heads: (string | undefined)[] = [];
   const words: string[] = [];
   for (let g = 0; g < rules.length; ) {
     const comment = rules[g]!.comment ?? "";
     let end = g + 1;
     while (end < rules.length && (rules[end]!.comment ?? "") === comment) end++;
-    if (comment) out.push(`${INDENT}# ${comment}`);
-    lines.length = 0;
-    heads.length = 0;
-    for (let k = g; k < end; k++) {
-      words.length = 0;
-      fermWords(rules[k]!, words);
-      lines.push(words.join(" "));
-      heads.push(words.length > 2 && SELECTORS.has(words[0]!) ? `${words[0]} ${words[1]}` : undefined);
-    }
-    for (let i = 0; i < lines.length; ) {
-      const head = heads[i];
+    if (comment) out.push(INDENT, "# ", comment, "\n");
+    for (let i = g; i < end; ) {
+      const head = headOf(rules[i]!);
       let j = i + 1;
-      if (head !== undefined) while (j < lines.length && heads[j] === head) j++;
+      if (head >= 0) {
+        const sel = selector(rules[i]!, head);
+        while (j < end && headOf(rules[j]!) === head && sameNeg(selector(rules[j]!, head), sel)) j++;
+      }
       if (j - i >= 2) {
-        out.push(`${INDENT}${head} {`);
-        for (let k = i; k < j; k++) out.push(`${INDENT}  ${lines[k]!.slice(head!.length + 1)};`);
-        out.push(`${INDENT}}`);
+        out.push(INDENT, SELECTORS[head]!, " ", not(selector(rules[i]!, head)), " {\n");
+        for (let k = i; k < j; k++) {
+          words.length = 0;
+          fermWords(rules[k]!, words, true);
+          out.push(INDENT, "  ", words.join(" "), ";\n");
+        }
+        out.push(INDENT, "}\n");
       } else {
-        out.push(`${INDENT}${lines[i]};`);
+        words.length = 0;
+        fermWords(rules[i]!, words, false);
+        out.push(INDENT, words.join(" "), ";\n");
       }
       i = j;
     }
     g = end;
   }
-  // One flat string (join); concatenating line by line would keep a rope of every piece.
-  return out.length ? out.join("\n") + "\n" : "";
+  return out.join("");
 }
+
+const sameNeg = (a: Neg<string>, b: Neg<string>): boolean => a === b || (a.value === b.value && !a.neg === !b.neg);
 
 function fermList(items: string[]): string {
   return items.length > 1 ? `(${items.join(" ")})` : (items[0] ?? "");

@@ -3,34 +3,37 @@
 import type { Chain, Rule, Ruleset } from "../ir/ruleset.js";
 import { templates } from "./templates.js";
 
-const neg = (n: { neg?: boolean }): string => (n.neg ? "! " : "");
-
-/** One rule as iptables-save prints it. */
-export function ruleText(chain: string, r: Rule): string {
-  const parts = ["-A", chain];
-  if (r.src) parts.push(neg(r.src) + "-s", r.src.value);
-  if (r.dst) parts.push(neg(r.dst) + "-d", r.dst.value);
-  if (r.in) parts.push(neg(r.in) + "-i", r.in.value);
-  if (r.out) parts.push(neg(r.out) + "-o", r.out.value);
-  if (r.proto) parts.push("-p", r.proto);
+/** Appends the pieces of one rule, as iptables-save prints it, to `out` (the rule is `out.join("")`). */
+function pushRule(out: string[], chain: string, r: Rule): void {
+  out.push("-A ", chain);
+  if (r.src) out.push(r.src.neg ? " ! -s " : " -s ", r.src.value);
+  if (r.dst) out.push(r.dst.neg ? " ! -d " : " -d ", r.dst.value);
+  if (r.in) out.push(r.in.neg ? " ! -i " : " -i ", r.in.value);
+  if (r.out) out.push(r.out.neg ? " ! -o " : " -o ", r.out.value);
+  if (r.proto) out.push(" -p ", r.proto);
   // Indexed loops: this runs for every rule, mostly before it is optimised, when each
   // for…of would allocate an iterator and a result per step.
   const ms = r.matches;
   for (let i = 0; i < ms.length; i++) {
     const m = ms[i]!;
-    parts.push("-m", m.module);
+    out.push(" -m ", m.module);
     const os = m.options;
     for (let k = 0; k < os.length; k++) {
       const o = os[k]!;
-      parts.push(o.neg ? "! --" + o.name : "--" + o.name);
-      if (o.value !== undefined) parts.push(o.value);
+      out.push(o.neg ? " ! --" : " --", o.name);
+      if (o.value !== undefined) out.push(" ", o.value);
     }
   }
-  parts.push("-j", r.target);
+  out.push(" -j ", r.target);
   const ts = r.targetOptions;
-  if (ts) for (let i = 0; i < ts.length; i++) parts.push("--" + ts[i]!.name, ts[i]!.value);
-  // join() makes one flat string; concatenating would leave a rope per rule.
-  return parts.join(" ");
+  if (ts) for (let i = 0; i < ts.length; i++) out.push(" --", ts[i]!.name, " ", ts[i]!.value);
+}
+
+/** One rule as iptables-save prints it. */
+export function ruleText(chain: string, r: Rule): string {
+  const out: string[] = [];
+  pushRule(out, chain, r);
+  return out.join("");
 }
 
 export function renderIptables(rs: Ruleset, header: string[]): string {
@@ -50,7 +53,16 @@ export function renderIptables(rs: Ruleset, header: string[]): string {
 }
 
 function rulesText(chains: Chain[]): string {
+  // A flat string per rule (its pieces joined), then one join: pieces of every rule in one
+  // array would cost more memory than the text.
   const lines: string[] = [];
-  for (const c of chains) for (let i = 0; i < c.rules.length; i++) lines.push(ruleText(c.name, c.rules[i]!));
+  const pieces: string[] = [];
+  for (const c of chains) {
+    for (let i = 0; i < c.rules.length; i++) {
+      pieces.length = 0;
+      pushRule(pieces, c.name, c.rules[i]!);
+      lines.push(pieces.join(""));
+    }
+  }
   return lines.length ? lines.join("\n") + "\n" : "";
 }
