@@ -87,9 +87,13 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
   const nets = byName(p.networks);
   const plans = new Map(p.networks.map((n) => [n.name, netPlan(n, p)]));
   const containers: ContainerPlan[] = [];
-  for (const c of p.containers) {
+  // Indexed loops: they run for every container and port of a big policy, mostly before they
+  // are optimised, when for…of allocates per step.
+  for (let i = 0; i < p.containers.length; i++) {
+    const c = p.containers[i]!;
     const endpoints: ContainerPlan["endpoints"] = [];
-    for (const e of c.endpoints) {
+    for (let k = 0; k < c.endpoints.length; k++) {
+      const e = c.endpoints[k]!;
       const n = nets.get(e.network.name);
       const ip = n && !n.internal ? addressOn(c, n, family) : undefined;
       if (n && ip) endpoints.push({ ip: formatIp(ip), bridge: n.bridge.value });
@@ -103,13 +107,16 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
     const containerIp = formatIp(cip);
     const containerHost = `${containerIp}/${family === 4 ? 32 : 128}`;
     const mine: PortPlan[] = [];
-    for (const pub of c.publishes) {
+    for (let k = 0; k < c.publishes.length; k++) {
+      const pub = c.publishes[k]!;
       const host = bindAddress(p, pub, n);
       // An address of the other family means this family gets no binding.
       if (host && host.family !== family) continue;
       const hostIp = host && host.value !== 0n ? formatIp(host) : undefined;
       const loopback = host !== undefined && isLoopback(host);
-      for (const b of bindings(pub)) {
+      const bs = bindings(pub);
+      for (let j = 0; j < bs.length; j++) {
+        const b = bs[j]!;
         mine.push({
           family,
           container: c,

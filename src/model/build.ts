@@ -74,14 +74,19 @@ class Builder {
     return { name: t.image, span: spanOf(t) };
   }
 
+  // (Indexed loops in what runs per statement: for…of allocates per step in code that is not
+  // yet optimised.)
   names(list: S.ValueList | undefined, what: string): NameRef[] {
-    return (list?.items ?? []).map((t) => this.name(t, what));
+    const out: NameRef[] = [];
+    if (list) for (let i = 0; i < list.items.length; i++) out.push(this.name(list.items[i]!, what));
+    return out;
   }
 
   sources(list: S.ValueList | undefined): Located<AddressSpec>[] {
     const out: Located<AddressSpec>[] = [];
-    for (const t of list?.items ?? []) {
-      const v = this.value(t, (s) => parseAddressSpec(s));
+    if (!list) return out;
+    for (let i = 0; i < list.items.length; i++) {
+      const v = this.value(list.items[i]!, parseAddressSpec);
       if (v) out.push(v);
     }
     return out;
@@ -95,7 +100,8 @@ class Builder {
   settings<T>(target: T, nodes: S.Setting[], table: Record<string, SettingDef<T>>, blockName: string): void {
     // (Runs for every setting of a big policy: what only a diagnostic needs is made then.)
     let seen: Map<string, IToken> | undefined;
-    for (const node of nodes) {
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i]!;
       const key = node.key;
       const def = table[key.image];
       if (!def) {
@@ -302,8 +308,8 @@ const containerSettings: Record<string, SettingDef<Container>> = {
         return;
       }
       const ep: Endpoint = { network: b.name(nameTok, "network"), addresses: [], span: settingSpan(ctx.node) };
-      for (const t of addrToks) {
-        const v = b.value(t, (s) => parseIp(s));
+      for (let i = 0; i < addrToks.length; i++) {
+        const v = b.value(addrToks[i]!, parseIp);
         if (v) ep.addresses.push(v);
       }
       if (ep.addresses.length > 2 || (ep.addresses.length === 2 && ep.addresses[0]!.value.family === ep.addresses[1]!.value.family)) {
@@ -318,8 +324,9 @@ const containerSettings: Record<string, SettingDef<Container>> = {
     usage: "[HOSTADDR:]HOSTPORT:CONTAINERPORT[/tcp|/udp][, …]",
     repeatable: true,
     handler: (c, ctx, b) => {
-      for (const t of ctx.groups[0]!) {
-        const v = b.value(t, parsePublish);
+      const words = ctx.groups[0]!;
+      for (let i = 0; i < words.length; i++) {
+        const v = b.value(words[i]!, parsePublish);
         if (v) c.publishes.push({ spec: v.value, span: v.span });
       }
     },
@@ -418,8 +425,9 @@ export function modelBuilder(): { add: (st: S.Statement) => void; finish: () => 
         sources: b.sources(st.sources),
         targets: [],
       };
-      for (const t of st.targets.items) {
-        const v = b.value(t, parseTarget);
+      const items = st.targets.items;
+      for (let i = 0; i < items.length; i++) {
+        const v = b.value(items[i]!, parseTarget);
         if (v) rule.targets.push(v);
       }
       policy.allows.push(rule);

@@ -42,11 +42,13 @@ type AllowIndex = Map<string, { allow: AllowRule; target: TargetSpec }[]>;
 /** allow rules by the container they name (so each port looks only at its own). */
 function indexAllows(p: Policy): AllowIndex {
   const m: AllowIndex = new Map();
-  for (const allow of p.allows) {
-    for (const t of allow.targets) {
-      const list = m.get(t.value.container);
-      if (list) list.push({ allow, target: t.value });
-      else m.set(t.value.container, [{ allow, target: t.value }]);
+  for (let i = 0; i < p.allows.length; i++) {
+    const allow = p.allows[i]!;
+    for (let k = 0; k < allow.targets.length; k++) {
+      const target = allow.targets[k]!.value;
+      const list = m.get(target.container);
+      if (list) list.push({ allow, target });
+      else m.set(target.container, [{ allow, target }]);
     }
   }
   return m;
@@ -55,7 +57,10 @@ function indexAllows(p: Policy): AllowIndex {
 /** The allow rules that name this published port, each once, in source order. */
 function allowedBy(index: AllowIndex, container: string, port: number, proto: string): AllowRule[] {
   const out: AllowRule[] = [];
-  for (const { allow, target: t } of index.get(container) ?? []) {
+  const named = index.get(container);
+  if (!named) return out;
+  for (let i = 0; i < named.length; i++) {
+    const { allow, target: t } = named[i]!;
     if (t.ports.from <= port && port <= t.ports.to && (!t.proto || t.proto === proto) && out.at(-1) !== allow) out.push(allow);
   }
   return out;
@@ -95,12 +100,18 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
         comment: "ports published on 127.0.0.1 are for the host only (a neighbour routing 127.0.0.1 here must not reach them)",
       }));
     }
-    for (const pp of plan.ports) {
+    // Indexed loops here and in the other loops over every port, container or allow of a big
+    // policy: they run mostly before they are optimised, when for…of allocates per step.
+    for (let i = 0; i < plan.ports.length; i++) {
+      const pp = plan.ports[i]!;
       if (pp.loopback && family === 4) continue;
       const allows = allowedBy(index, pp.container.name, pp.hostPort, pp.proto);
       if (allows.length === 0) continue;
       const base = dnatMatch(pp, plan.parts);
-      for (const a of allows) for (const m of matchersOf(a)) user.push(withMatcher(m, base));
+      for (let k = 0; k < allows.length; k++) {
+        const ms = matchersOf(allows[k]!);
+        for (let j = 0; j < ms.length; j++) user.push(withMatcher(ms[j]!, base));
+      }
     }
     for (const br of brs) user.push(R.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
   }
@@ -183,10 +194,12 @@ interface ProxyBinding {
 function proxyBindings(p: Policy, family: Family): ProxyBinding[] {
   const nets = byName(p.networks);
   const out: ProxyBinding[] = [];
-  for (const c of p.containers) {
+  for (let i = 0; i < p.containers.length; i++) {
+    const c = p.containers[i]!;
     const n = publishingNetwork(c, nets);
     if (!n) continue;
-    for (const pub of c.publishes) {
+    for (let k = 0; k < c.publishes.length; k++) {
+      const pub = c.publishes[k]!;
       const host = bindAddress(p, pub, n);
       if (host && host.family !== family) continue;
       for (const b of bindings(pub)) {
@@ -211,12 +224,15 @@ function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex,
   ];
   // Containers reach published ports through the proxy as Docker lets them.
   for (const br of brs) rules.push(R.jump("RETURN", { in: { value: br } }));
-  for (const b of bs) {
+  for (let i = 0; i < bs.length; i++) {
+    const b = bs[i]!;
     const comment = `${b.container}: ${b.hostIp ? `${b.hostIp}:` : ""}${b.hostPort}/${b.proto} through docker-proxy`;
     const loop = b.loopback && family === 4;
     if (!loop) {
-      for (const a of allowedBy(index, b.container, b.hostPort, b.proto)) {
-        for (const m of matchersOf(a)) rules.push(withMatcher(m, portRule(b.proto, b.hostPort, b.hostIp, "RETURN", comment)));
+      const allows = allowedBy(index, b.container, b.hostPort, b.proto);
+      for (let k = 0; k < allows.length; k++) {
+        const ms = matchersOf(allows[k]!);
+        for (let j = 0; j < ms.length; j++) rules.push(withMatcher(ms[j]!, portRule(b.proto, b.hostPort, b.hostIp, "RETURN", comment)));
       }
     }
     rules.push(portRule(b.proto, b.hostPort, b.hostIp, "DROP", comment));

@@ -63,9 +63,11 @@ function sourceSet(zone: Zone, ruleSources: Located<AddressSpec>[], family: Fami
   if (z.length === 0) return r;
   if (r.length === 0) return z;
   const out: Interval[] = [];
-  for (const a of z) for (const b of r) {
-    const i = intersect(a, b);
-    if (i) out.push(i);
+  for (let i = 0; i < z.length; i++) {
+    for (let k = 0; k < r.length; k++) {
+      const both = intersect(z[i]!, r[k]!);
+      if (both) out.push(both);
+    }
   }
   return out.length ? out : undefined;
 }
@@ -84,8 +86,8 @@ export function matchers(zones: Map<string, Zone>, refs: NameRef[], sources: Loc
     return (byFamily[family] ??= zoneMatchersOf(zone, sources, family));
   }
   const out: Matcher[] = [];
-  for (const ref of refs) {
-    const zone = zones.get(ref.name);
+  for (let i = 0; i < refs.length; i++) {
+    const zone = zones.get(refs[i]!.name);
     if (zone) out.push(...zoneMatchersOf(zone, sources, family));
   }
   return out;
@@ -98,9 +100,11 @@ function zoneMatchersOf(zone: Zone, sources: Located<AddressSpec>[], family: Fam
   const srcs = sourceSet(zone, sources, family);
   if (!srcs) return out;
   const ifaces = zone.interfaces.length ? zone.interfaces.map((i) => i.value) : [undefined];
-  for (const iface of ifaces) {
+  for (let i = 0; i < ifaces.length; i++) {
+    const iface = ifaces[i];
     const inMatch = iface === undefined ? undefined : { value: iface };
-    for (const src of srcs) {
+    for (let k = 0; k < srcs.length; k++) {
+      const src = srcs[k];
       const s = src && sourceMatch(src);
       out.push({ in: inMatch, src: s?.src, match: s?.match });
     }
