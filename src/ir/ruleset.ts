@@ -157,10 +157,10 @@ export const R = {
     return rule(extra, target);
   },
   tcpudp(proto: string, dport?: number | string, sport?: number | string): Match {
-    const options: Match["options"] = [];
-    if (sport !== undefined) options.push({ name: "sport", value: String(sport) });
-    if (dport !== undefined) options.push({ name: "dport", value: String(dport) });
-    return { module: proto, options };
+    // Array literals, not push: a pushed-to array keeps room for 17 (one per port of a big host).
+    const d = dport === undefined ? undefined : { name: "dport", value: String(dport) };
+    const s = sport === undefined ? undefined : { name: "sport", value: String(sport) };
+    return { module: proto, options: s && d ? [s, d] : s ? [s] : d ? [d] : [] };
   },
   ctstate(states: string, neg = false): Match {
     return { module: "conntrack", options: [{ name: "ctstate", value: states, neg }] };

@@ -9,7 +9,7 @@ import type {
 } from "./types.js";
 import {
   checkInterfaceName, isError, networkOf, NAME_RE, parseAddressSpec, parseCidr, parseIp, parsePortRange, parsePublish,
-  parseSwitch, parseTarget, parseVersion, type AddressSpec, type ValueError,
+  parseSwitch, parseTarget, parseVersion, type AddressSpec, type Ip, type TargetSpec, type ValueError,
 } from "./values.js";
 
 type Words = IToken[][];
@@ -75,11 +75,10 @@ class Builder {
   }
 
   // (Indexed loops in what runs per statement: for…of allocates per step in code that is not
-  // yet optimised.)
+  // yet optimised. Lists kept in the model are sized to fit, with map or slice: an array that
+  // was pushed to keeps room for 17, and the model of a big policy has tens of thousands.)
   names(list: S.ValueList | undefined, what: string): NameRef[] {
-    const out: NameRef[] = [];
-    if (list) for (let i = 0; i < list.items.length; i++) out.push(this.name(list.items[i]!, what));
-    return out;
+    return list ? list.items.map((t) => this.name(t, what)) : [];
   }
 
   sources(list: S.ValueList | undefined): Located<AddressSpec>[] {
@@ -89,7 +88,7 @@ class Builder {
       const v = this.value(list.items[i]!, parseAddressSpec);
       if (v) out.push(v);
     }
-    return out;
+    return out.slice();
   }
 
   switchOf(ctx: SettingContext): boolean | undefined {
@@ -307,11 +306,13 @@ const containerSettings: Record<string, SettingDef<Container>> = {
         b.problems.error("bad-arity", spanOf(first![1]!), `expected the network name, then its addresses`, { help: `write: network NAME ADDRESS[, IPV6-ADDRESS];` });
         return;
       }
-      const ep: Endpoint = { network: b.name(nameTok, "network"), addresses: [], span: settingSpan(ctx.node) };
+      const network = b.name(nameTok, "network");
+      const addresses: Located<Ip>[] = [];
       for (let i = 0; i < addrToks.length; i++) {
         const v = b.value(addrToks[i]!, parseIp);
-        if (v) ep.addresses.push(v);
+        if (v) addresses.push(v);
       }
+      const ep: Endpoint = { network, addresses: addresses.slice(), span: settingSpan(ctx.node) };
       if (ep.addresses.length > 2 || (ep.addresses.length === 2 && ep.addresses[0]!.value.family === ep.addresses[1]!.value.family)) {
         b.problems.error("bad-arity", ep.addresses[1]!.span, `a container has at most one IPv4 and one IPv6 address on a network`);
         return;
@@ -417,6 +418,8 @@ export function modelBuilder(): { add: (st: S.Statement) => void; finish: () => 
       const n = b.name(st.name, "container");
       const ctr: Container = { name: n.name, span: n.span, endpoints: [], publishes: [] };
       b.settings(ctr, st.block.settings, containerSettings, `container '${n.name}'`);
+      ctr.endpoints = ctr.endpoints.slice();
+      ctr.publishes = ctr.publishes.slice();
       policy.containers.push(ctr);
     } else if (st.kind === "allow") {
       const rule: AllowRule = {
@@ -426,10 +429,12 @@ export function modelBuilder(): { add: (st: S.Statement) => void; finish: () => 
         targets: [],
       };
       const items = st.targets.items;
+      const targets: Located<TargetSpec>[] = [];
       for (let i = 0; i < items.length; i++) {
         const v = b.value(items[i]!, parseTarget);
-        if (v) rule.targets.push(v);
+        if (v) targets.push(v);
       }
+      rule.targets = targets.slice();
       policy.allows.push(rule);
     } else if (st.kind === "forward") {
       const rule: ForwardRule = {

@@ -39,19 +39,18 @@ function intersect(a: Interval, b: Interval): Interval | undefined {
 /** A list of sources as intervals of one family, worked out once per list (a zone's sources serve every rule that names it). */
 function intervalsOf(sources: Located<AddressSpec>[], family: Family): readonly Interval[] {
   if (sources.length === 0) return NO_INTERVALS;
-  let byFamily = intervalCache.get(sources);
-  if (!byFamily) intervalCache.set(sources, (byFamily = {}));
-  let out = byFamily[family];
+  const cache = intervalCache[family];
+  let out = cache.get(sources);
   if (!out) {
-    out = [];
-    for (let i = 0; i < sources.length; i++) if (familyOf(sources[i]!.value) === family) out.push(interval(sources[i]!.value));
-    byFamily[family] = out;
+    const list: Interval[] = [];
+    for (let i = 0; i < sources.length; i++) if (familyOf(sources[i]!.value) === family) list.push(interval(sources[i]!.value));
+    cache.set(sources, (out = list.slice())); // sized to fit: it lives as long as the policy
   }
   return out;
 }
 
 const NO_INTERVALS: readonly Interval[] = [];
-const intervalCache = new WeakMap<Located<AddressSpec>[], Partial<Record<Family, Interval[]>>>();
+const intervalCache = { 4: new WeakMap<Located<AddressSpec>[], Interval[]>(), 6: new WeakMap<Located<AddressSpec>[], Interval[]>() };
 
 /** The sources a rule narrows to: the zone's `from` ∩ the rule's `from`, in this family. */
 function sourceSet(zone: Zone, ruleSources: Located<AddressSpec>[], family: Family): readonly (Interval | undefined)[] | undefined {
