@@ -3,7 +3,7 @@
 // newer networks end up above older ones), then each container's port bindings. The
 // layout (layouts/*.ts) says which rules each step writes and where.
 import { R, rule, TableBuilder, type Rule } from "../ir/ruleset.js";
-import type { Version } from "../model/values.js";
+import type { Family, Version } from "../model/values.js";
 import type { Layout } from "./layout.js";
 import { IPSET } from "./layouts/v28-ipset.js";
 import type { NetPlan, Plan, PortPlan } from "./plan.js";
@@ -30,22 +30,19 @@ class Dockerd {
   readonly nat = new TableBuilder("nat");
   private natJumps = false;
 
+  // Plain fields, not getters: publish() reads them for every port.
+  readonly family: Family;
+  readonly v6: boolean;
+  readonly hostPrefix: number;
+
   constructor(
     readonly plan: Plan,
     readonly l: Layout,
     readonly v: Version,
-  ) {}
-
-  get family() {
-    return this.plan.family;
-  }
-
-  get v6(): boolean {
-    return this.family === 6;
-  }
-
-  get hostPrefix(): number {
-    return this.v6 ? 128 : 32;
+  ) {
+    this.family = plan.family;
+    this.v6 = plan.family === 6;
+    this.hostPrefix = this.v6 ? 128 : 32;
   }
 
   /** Whether this family has DOCKER-USER. */
