@@ -1,8 +1,8 @@
 // Containers: addresses inside their network, not taken twice; host ports published once.
 import type { Check } from "./context.js";
 import { bindings, gatewayOf, isUnspecified, publishingNetwork, subnetOf, type Binding } from "../model/derive.js";
-import { broadcastOf, cidrContains, formatIp, formatNetwork, networkOf, type Ip } from "../model/values.js";
-import type { Container, Located } from "../model/types.js";
+import { broadcastOf, formatIp, formatNetwork, hostMask, networkOf, type Cidr, type Family, type Ip } from "../model/values.js";
+import type { Container, Located, Network } from "../model/types.js";
 import type { Span } from "../diagnostics.js";
 
 function nextFree(ctx: Parameters<Check>[0], netName: string): string | undefined {
@@ -18,6 +18,16 @@ function nextFree(ctx: Parameters<Check>[0], netName: string): string | undefine
 export const containerAddresses: Check = (ctx) => {
   // Per network and family, the addresses taken so far.
   const taken = new Map<string, Map<bigint, { c: Container; a: Located<Ip> }>>();
+  // Per network and family, its subnet's numbers, worked out once (not per container address).
+  const known = new Map<Network, (SubnetFacts | undefined)[]>();
+  const facts = (n: Network, family: Family): SubnetFacts | undefined => {
+    let byFamily = known.get(n);
+    if (!byFamily) {
+      byFamily = [subnetFacts(n, 4), subnetFacts(n, 6)];
+      known.set(n, byFamily);
+    }
+    return byFamily[family === 4 ? 0 : 1];
+  };
   // (Indexed loops: for…of allocates per step in code that is not yet optimised.)
   const containers = ctx.policy.containers;
   for (let i = 0; i < containers.length; i++) {
@@ -46,28 +56,28 @@ export const containerAddresses: Check = (ctx) => {
       }
       for (let j = 0; j < e.addresses.length; j++) {
         const a = e.addresses[j]!;
-        const s = subnetOf(n, a.value.family);
+        const f = facts(n, a.value.family);
+        const s = f?.subnet;
         const ip = () => formatIp(a.value); // for messages only
-        if (!s) {
+        if (!f || !s) {
           ctx.problems.error("family-mismatch", a.span, `${ip()} is an IPv${a.value.family} address but network '${n.name}' has no IPv${a.value.family} subnet`, {
             help: a.value.family === 6 ? `add an IPv6 subnet to network '${n.name}' (subnet fd00:…/64;)` : undefined,
           });
           continue;
         }
-        if (!cidrContains(s, a.value)) {
+        if ((a.value.value & f.mask) !== f.network) {
           ctx.problems.error("outside-subnet", a.span, `${ip()} is outside network '${n.name}''s subnet ${formatNetwork(s)}`, {
             help: `choose an address inside ${formatNetwork(s)}`,
             notes: n.implicit ? [] : [{ message: `network '${n.name}' is declared here`, span: n.span }],
           });
           continue;
         }
-        if (a.value.value === networkOf(s) || (a.value.family === 4 && a.value.value === broadcastOf(s))) {
-          const what = a.value.value === networkOf(s) ? "network" : "broadcast";
+        if (a.value.value === f.network || (a.value.family === 4 && a.value.value === f.broadcast)) {
+          const what = a.value.value === f.network ? "network" : "broadcast";
           ctx.problems.error("reserved-address", a.span, `${ip()} is the ${what} address of ${formatNetwork(s)}; no container can have it`, { help: `choose a host address, e.g. ${nextFree(ctx, n.name) ?? "another one"}` });
           continue;
         }
-        const gw = gatewayOf(n, a.value.family);
-        if (gw && gw.value === a.value.value) {
+        if (f.gateway === a.value.value) {
           ctx.problems.error("reserved-address", a.span, `${ip()} is the gateway of network '${n.name}' (the bridge's own address)`, { help: `choose another address, e.g. ${nextFree(ctx, n.name) ?? "a free one"}` });
           continue;
         }
@@ -85,6 +95,20 @@ export const containerAddresses: Check = (ctx) => {
     }
   }
 };
+
+interface SubnetFacts {
+  subnet: Cidr;
+  mask: bigint;
+  network: bigint;
+  broadcast: bigint;
+  gateway?: bigint;
+}
+
+function subnetFacts(n: Network, family: Family): SubnetFacts | undefined {
+  const subnet = subnetOf(n, family);
+  if (!subnet) return undefined;
+  return { subnet, mask: ~hostMask(subnet), network: networkOf(subnet), broadcast: broadcastOf(subnet), gateway: gatewayOf(n, family)?.value };
+}
 
 function hostIpText(b: Binding): string {
   return b.hostIp ? formatIp(b.hostIp) : "0.0.0.0";

@@ -20,7 +20,12 @@ export const unallowedPorts: Check = (ctx) => {
       const p = c.publishes[k]!;
       const host = bindAddress(ctx.policy, p, n);
       if (host && isLoopback(host)) continue; // host-only by design
-      const covered = bindings(p).some((b) => mine.some((t) => t.ports.from <= b.hostPort && b.hostPort <= t.ports.to && (!t.proto || t.proto === b.proto)));
+      const bs = bindings(p);
+      let covered = false;
+      for (let j = 0; j < bs.length && !covered; j++) {
+        const b = bs[j]!;
+        for (let t = 0; t < mine.length && !covered; t++) covered = mine[t]!.ports.from <= b.hostPort && b.hostPort <= mine[t]!.ports.to && (!mine[t]!.proto || mine[t]!.proto === b.proto);
+      }
       if (!covered) {
         ctx.problems.warning("unreachable-port", p.span, `no allow names ${c.name}:${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}, so it is unreachable from outside the host (published closed)`, {
           help: `add e.g. 'allow lan to ${c.name}:${p.spec.host.from}${p.spec.proto === "udp" ? "/udp" : ""};', or set 'published open;' in the docker block for Docker's behaviour`,
