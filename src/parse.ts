@@ -32,10 +32,11 @@ function where(e: IRecognitionException, lastToken: IToken | undefined): Span {
 
 /**
  * Lexes and parses the whole file. With `onStatement`, a file that parses without error is
- * handed over a statement at a time instead, and `statements` is not set: the text is lexed a few
- * lines at a time, each statement's tokens are parsed on their own and given to
- * `onStatement` at once, so neither the tokens nor the syntax tree of a big policy ever exist
- * whole (they are most of the memory a parse takes, and of the garbage collector's work). On
+ * handed over a statement at a time instead, and `statements` is not set: the text is lexed
+ * a few lines at a time, the statements each chunk completes are parsed, and each goes to
+ * `onStatement` as soon as it is parsed, so neither the tokens nor the syntax tree of a big
+ * policy ever exist whole (they are most of the memory a parse takes, and of the garbage
+ * collector's work). On
  * any error the whole file is lexed and parsed again as usual, for the complete diagnostics,
  * and `statements` is set when that parse succeeds: the caller then discards what it was
  * given and uses `statements`.

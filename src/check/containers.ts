@@ -57,14 +57,14 @@ export const containerAddresses: Check = (ctx) => {
       for (let j = 0; j < e.addresses.length; j++) {
         const a = e.addresses[j]!;
         const f = facts(n, a.value.family);
-        const s = f?.subnet;
         const ip = () => formatIp(a.value); // for messages only
-        if (!f || !s) {
+        if (!f) {
           ctx.problems.error("family-mismatch", a.span, `${ip()} is an IPv${a.value.family} address but network '${n.name}' has no IPv${a.value.family} subnet`, {
             help: a.value.family === 6 ? `add an IPv6 subnet to network '${n.name}' (subnet fd00:…/64;)` : undefined,
           });
           continue;
         }
+        const s = f.subnet;
         if ((a.value.value & f.mask) !== f.network) {
           ctx.problems.error("outside-subnet", a.span, `${ip()} is outside network '${n.name}''s subnet ${formatNetwork(s)}`, {
             help: `choose an address inside ${formatNetwork(s)}`,
