@@ -11,22 +11,45 @@ export interface Measure {
 
 const GNU_TIME = "/usr/bin/time";
 
-/** Runs argv `runs` times (after one warm-up) and reports the median wall time and the peak RSS. */
-export function measure(argv: string[], { runs = 5, input, expectStatus = [0] }: { runs?: number; input?: string; expectStatus?: number[] } = {}): Measure {
-  const times: number[] = [];
-  let peak = 0;
-  const withTime = existsSync(GNU_TIME) ? [GNU_TIME, "-f", "%M", ...argv] : argv;
+export interface Command {
+  argv: string[];
+  input?: string;
+  expectStatus?: number[];
+}
+
+/**
+ * Runs each command `runs` times (after one warm-up each) and reports each one's median wall
+ * time and peak RSS. The commands take turns, run by run: a shared machine's speed drifts over
+ * a benchmark, and commands that are compared with each other then see the same drift.
+ */
+export function measureEach<K extends string>(commands: Record<K, Command>, runs = 5): Record<K, Measure> {
+  const keys = Object.keys(commands) as K[];
+  const times = new Map<K, number[]>(keys.map((k) => [k, []]));
+  const peaks = new Map<K, number>(keys.map((k) => [k, 0]));
   for (let i = 0; i <= runs; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync(withTime[0]!, withTime.slice(1), { input, encoding: "utf8", maxBuffer: 1 << 30, stdio: ["pipe", "ignore", "pipe"] });
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (!expectStatus.includes(r.status ?? -1)) throw new Error(`${argv.join(" ")} exited ${r.status}: ${r.stderr.slice(-500)}`);
-    const kb = Number(/(\d+)\s*$/.exec(r.stderr.trim())?.[1] ?? 0);
-    if (i > 0) times.push(ms); // the first run warms caches
-    peak = Math.max(peak, kb);
+    for (const k of keys) {
+      const { argv, input, expectStatus = [0] } = commands[k];
+      const withTime = existsSync(GNU_TIME) ? [GNU_TIME, "-f", "%M", ...argv] : argv;
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync(withTime[0]!, withTime.slice(1), { input, encoding: "utf8", maxBuffer: 1 << 30, stdio: ["pipe", "ignore", "pipe"] });
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (!expectStatus.includes(r.status ?? -1)) throw new Error(`${argv.join(" ")} exited ${r.status}: ${r.stderr.slice(-500)}`);
+      const kb = Number(/(\d+)\s*$/.exec(r.stderr.trim())?.[1] ?? 0);
+      if (i > 0) times.get(k)!.push(ms); // the first run warms caches
+      peaks.set(k, Math.max(peaks.get(k)!, kb));
+    }
   }
-  times.sort((a, b) => a - b);
-  return { medianMs: times[Math.floor(times.length / 2)]!, peakKb: peak, runs };
+  const out = {} as Record<K, Measure>;
+  for (const k of keys) {
+    const t = times.get(k)!.sort((a, b) => a - b);
+    out[k] = { medianMs: t[Math.floor(t.length / 2)]!, peakKb: peaks.get(k)!, runs };
+  }
+  return out;
+}
+
+/** One command, `runs` times (after one warm-up): its median wall time and peak RSS. */
+export function measure(argv: string[], { runs = 5, input, expectStatus }: { runs?: number; input?: string; expectStatus?: number[] } = {}): Measure {
+  return measureEach({ one: { argv, input, expectStatus } }, runs).one;
 }
 
 /** A scratch network namespace for tools that read or load rules (never the root namespace). */

@@ -1,7 +1,7 @@
 // npm run bench: speed and memory, printed as one table (tests never assert timings).
 //  - parse + check of a 10,000-statement policy, in process;
 //  - at 20, 200 and 2,000 containers (3 published ports each, twice as many allows, 500
-//    host rules), whole process, median of several runs, peak memory:
+//    host rules), whole process, median of several runs taken in turns, peak memory:
 //    dockwall compile --format ferm / iptables, ferm --noexec --lines of dockwall's ferm.conf,
 //    iptables-restore --test of dockwall's iptables output (scratch namespace),
 //    dockwall diff against a 100,000-rule live dump;
@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
 import { benchParseCheck } from "./parse-check.js";
 import { policyOf } from "./generate.js";
-import { measure, withNetns, type Measure } from "./process.js";
+import { measure, measureEach, withNetns, type Measure } from "./process.js";
 
 const root = resolve(new URL(".", import.meta.url).pathname, "..");
 /** Run as a user runs it: the installed command (bin/dockwall, with the start-up snapshot). */
@@ -62,13 +62,21 @@ try {
     spawnSync(bin, ["compile", policy, "-f", "iptables", "-o", v4Out]);
     const live = join(dir, `live${containers}.v4`);
     writeFileSync(live, liveDump(readFileSync(v4Out, "utf8"), 100_000));
-    const m: Record<string, Measure | undefined> = {
-      ferm: measure(dockwall("compile", policy, "--format", "ferm"), { runs }),
-      iptables: measure(dockwall("compile", policy, "--format", "iptables"), { runs }),
-      fermTool: withNetns((ns) => measure([...ns, "ferm", "--noexec", "--lines", fermOut], { runs })),
-      restore: withNetns((ns) => measure([...ns, "iptables-restore", "--test", v4Out], { runs })),
-      diff: measure(dockwall("diff", policy, "--live", live), { runs, expectStatus: [1] }),
+    const ours = {
+      ferm: { argv: dockwall("compile", policy, "--format", "ferm") },
+      iptables: { argv: dockwall("compile", policy, "--format", "iptables") },
+      diff: { argv: dockwall("diff", policy, "--live", live), expectStatus: [1] },
     };
+    // dockwall and the tools it is compared with take turns (measureEach), so that each ratio
+    // compares runs made at the same time. The tools run in a scratch namespace (none without root).
+    const m: Record<string, Measure | undefined> =
+      withNetns((ns) =>
+        measureEach({
+          ...ours,
+          fermTool: { argv: [...ns, "ferm", "--noexec", "--lines", fermOut] },
+          restore: { argv: [...ns, "iptables-restore", "--test", v4Out] },
+        }, runs),
+      ) ?? measureEach(ours, runs);
     results[containers] = m;
     const rules = readFileSync(v4Out, "utf8").split("\n").filter((l) => l.startsWith("-A ")).length;
     rows.push([
