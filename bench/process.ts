@@ -26,10 +26,11 @@ export function measureEach<K extends string>(commands: Record<K, Command>, runs
   const keys = Object.keys(commands) as K[];
   const times = new Map<K, number[]>(keys.map((k) => [k, []]));
   const peaks = new Map<K, number>(keys.map((k) => [k, 0]));
+  const timed = existsSync(GNU_TIME);
   for (let i = 0; i <= runs; i++) {
     for (const k of keys) {
       const { argv, input, expectStatus = [0] } = commands[k];
-      const withTime = existsSync(GNU_TIME) ? [GNU_TIME, "-f", "%M", ...argv] : argv;
+      const withTime = timed ? [GNU_TIME, "-f", "%M", ...argv] : argv;
       const t0 = process.hrtime.bigint();
       const r = spawnSync(withTime[0]!, withTime.slice(1), { input, encoding: "utf8", maxBuffer: 1 << 30, stdio: ["pipe", "ignore", "pipe"] });
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;

@@ -74,8 +74,8 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
   const brs = bridges(p, family);
   const index = indexAllows(p);
   // An allow names many ports: its zones and sources are worked out once.
-  const memo = new Map<AllowRule, Matcher[]>();
-  const matchersOf = (a: AllowRule): Matcher[] => {
+  const memo = new Map<AllowRule, readonly Matcher[]>();
+  const matchersOf = (a: AllowRule): readonly Matcher[] => {
     let ms = memo.get(a);
     if (!ms) memo.set(a, (ms = matchers(zones, a.zones, a.sources, family)));
     return ms;
@@ -215,7 +215,7 @@ function portRule(proto: string, port: number, hostIp: string | undefined, targe
   return rule({ dst: hostIp ? { value: `${hostIp}/${prefix}` } : undefined, proto, matches: [R.tcpudp(proto, port)], comment }, target);
 }
 
-function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex, matchersOf: (a: AllowRule) => Matcher[]): Rule[] | undefined {
+function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex, matchersOf: (a: AllowRule) => readonly Matcher[]): Rule[] | undefined {
   const bs = proxyBindings(p, family);
   if (bs.length === 0) return undefined;
   const rules: Rule[] = [

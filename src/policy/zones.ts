@@ -73,26 +73,31 @@ function sourceSet(zone: Zone, ruleSources: Located<AddressSpec>[], family: Fami
 
 /**
  * The ways a packet can be in any of these zones and come from one of `sources`. The result
- * is shared (callers only read it): most rules name one zone and no sources of their own, and
- * what a zone alone matches is worked out once.
+ * may be shared (callers only read it): what a zone matches on its own, for rules without
+ * sources of their own, is worked out once per zone.
  */
-export function matchers(zones: Map<string, Zone>, refs: NameRef[], sources: Located<AddressSpec>[], family: Family): Matcher[] {
-  if (sources.length === 0 && refs.length === 1) {
+export function matchers(zones: Map<string, Zone>, refs: NameRef[], sources: Located<AddressSpec>[], family: Family): readonly Matcher[] {
+  if (refs.length === 1) {
     const zone = zones.get(refs[0]!.name);
-    if (!zone) return [];
-    let byFamily = zoneMatchers.get(zone);
-    if (!byFamily) zoneMatchers.set(zone, (byFamily = {}));
-    return (byFamily[family] ??= zoneMatchersOf(zone, sources, family));
+    return zone ? matchersIn(zone, sources, family) : [];
   }
   const out: Matcher[] = [];
   for (let i = 0; i < refs.length; i++) {
     const zone = zones.get(refs[i]!.name);
-    if (zone) out.push(...zoneMatchersOf(zone, sources, family));
+    if (zone) out.push(...matchersIn(zone, sources, family));
   }
   return out;
 }
 
-const zoneMatchers = new WeakMap<Zone, Partial<Record<Family, Matcher[]>>>();
+function matchersIn(zone: Zone, sources: Located<AddressSpec>[], family: Family): readonly Matcher[] {
+  if (sources.length > 0) return zoneMatchersOf(zone, sources, family);
+  const cache = zoneMatchers[family];
+  let ms = cache.get(zone);
+  if (!ms) cache.set(zone, (ms = zoneMatchersOf(zone, sources, family)));
+  return ms;
+}
+
+const zoneMatchers = { 4: new WeakMap<Zone, Matcher[]>(), 6: new WeakMap<Zone, Matcher[]>() };
 
 function zoneMatchersOf(zone: Zone, sources: Located<AddressSpec>[], family: Family): Matcher[] {
   const out: Matcher[] = [];

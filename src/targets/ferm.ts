@@ -65,8 +65,8 @@ const INDENT = "      ";
  * Tens of thousands of lines on a big host: written here, the template places the text.
  */
 function chainBody(rules: Rule[]): string {
-  // The pieces of every line, joined once at the end: one flat string, without a string per
-  // line or a rope of them in between.
+  // Each line's words joined, and the lines' pieces joined once at the end: one flat string,
+  // without a rope of every piece in between.
   const out: string[] = [];
   const words: string[] = [];
   for (let g = 0; g < rules.length; ) {
