@@ -5,6 +5,7 @@
 //    dockwall compile --format ferm / iptables, ferm --noexec --lines of dockwall's ferm.conf,
 //    iptables-restore --test of dockwall's iptables output (scratch namespace),
 //    dockwall diff against a 100,000-rule live dump;
+//  - dockwall check of a 2,000-container policy with a mistake in every container (the error path);
 //  - dockwall --help (start-up).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -100,6 +101,13 @@ try {
     return a && b ? `${(b.medianMs / a.medianMs).toFixed(1)}×` : "n/a";
   };
   console.log(`\ngrowth 200 → 2,000 containers (input ×10): compile ferm ${g("ferm")}, compile iptables ${g("iptables")}, ferm ${g("fermTool")}, iptables-restore ${g("restore")}, diff ${g("diff")}`);
+  // The error path at scale: every mistake is reported with its line, so a big policy with
+  // many mistakes must not cost more than one with a few (each diagnostic quotes its line).
+  const bad = join(dir, "bad2000.dw");
+  writeFileSync(bad, policyOf({ containers: 2000, hostRules: 500 }).replace(/publish (\d+):/g, "publish 9$1:"));
+  const reported = (spawnSync(bin, ["check", bad], { encoding: "utf8" }).stderr.match(/: error: /g) ?? []).length;
+  const errors = measure(dockwall("check", bad), { runs, expectStatus: [2] });
+  console.log(`errors (dockwall check, 2,000 containers, one port out of range in each: ${reported} errors reported): ${fmt(errors)}`);
   console.log(`start-up (dockwall --help): ${fmt(help)} from the snapshot (target < 120 ms), ${fmt(helpScript)} as a plain script (DOCKWALL_NO_SNAPSHOT=1)`);
   console.log(`Node itself (node -e 0): ${fmt(bare)} in this environment${process.env.NODE_EXTRA_CA_CERTS ? `, ${fmt(bareClean)} without NODE_EXTRA_CA_CERTS (bin/dockwall unsets it)` : ""}`);
   const big = results[2000] ?? {};

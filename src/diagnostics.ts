@@ -85,7 +85,10 @@ function excerpt(lines: string[], span: Span): string[] {
  *   policy.dw:1:9: note: 'app' is declared here
  */
 export function formatDiagnostic(d: Diagnostic, file: string, text: string): string {
-  const lines = text.split("\n");
+  return formatWithLines(d, file, text.split("\n"));
+}
+
+function formatWithLines(d: Diagnostic, file: string, lines: string[]): string {
   const out = [`${file}:${d.span.line}:${d.span.col}: ${d.severity}: ${d.message}`, ...excerpt(lines, d.span)];
   const gutter = " ".repeat(String(d.span.line).length);
   if (d.help) out.push(`${gutter} = help: ${d.help}`);
@@ -100,7 +103,9 @@ export function formatDiagnostic(d: Diagnostic, file: string, text: string): str
 }
 
 export function formatDiagnostics(ds: readonly Diagnostic[], file: string, text: string): string {
-  return ds.map((d) => formatDiagnostic(d, file, text) + "\n").join("");
+  // The file is split into lines once, not once per diagnostic (a big policy may have thousands).
+  const lines = ds.length ? text.split("\n") : [];
+  return ds.map((d) => formatWithLines(d, file, lines) + "\n").join("");
 }
 
 /** The closest of `candidates` to `name` (Damerau-Levenshtein), if close enough to be a typo. */

@@ -22,3 +22,14 @@ test("the table covers every diagnostic code the checker can emit for bad input"
     expect(codes, code).toContain(code);
   }
 });
+
+test("thousands of mistakes are each reported, at their own line, in file order", async () => {
+  const lines = ["docker { version 20.10; }", "network n { bridge br0; subnet 10.0.0.0/16; }"];
+  for (let i = 0; i < 3000; i++) lines.push(`container c${i} { network n 10.0.${Math.floor(i / 250)}.${(i % 250) + 2}; publish ${70000 + i}:80; }`);
+  const io = memoryIo({ "p.dw": lines.join("\n") + "\n" });
+  expect(await run(["check", "p.dw"], io)).toBe(2);
+  const errors = io.err.join("").split("\n").filter((l) => l.includes(": error: "));
+  expect(errors).toHaveLength(3000);
+  errors.forEach((e, i) => expect(e).toBe(`p.dw:${i + 3}:${lines[i + 2]!.indexOf("publish ") + 9}: error: port ${70000 + i} is out of range`));
+  expect(io.err.join("")).toContain(`3002 | ${lines[3001]}\n`);
+});
