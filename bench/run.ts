@@ -101,8 +101,8 @@ try {
     return a && b ? `${(b.medianMs / a.medianMs).toFixed(1)}×` : "n/a";
   };
   console.log(`\ngrowth 200 → 2,000 containers (input ×10): compile ferm ${g("ferm")}, compile iptables ${g("iptables")}, ferm ${g("fermTool")}, iptables-restore ${g("restore")}, diff ${g("diff")}`);
-  // The error path at scale: every mistake is reported with its line, so a big policy with
-  // many mistakes must not cost more than one with a few (each diagnostic quotes its line).
+  // The error path at scale: each diagnostic quotes its line of the policy, and its cost must
+  // grow with the number of mistakes, not with mistakes × the file's length.
   const bad = join(dir, "bad2000.dw");
   writeFileSync(bad, policyOf({ containers: 2000, hostRules: 500 }).replace(/publish (\d+):/g, "publish 9$1:"));
   const reported = (spawnSync(bin, ["check", bad], { encoding: "utf8" }).stderr.match(/: error: /g) ?? []).length;

@@ -84,11 +84,7 @@ function excerpt(lines: string[], span: Span): string[] {
  *     = help: did you mean 'app'?
  *   policy.dw:1:9: note: 'app' is declared here
  */
-export function formatDiagnostic(d: Diagnostic, file: string, text: string): string {
-  return formatWithLines(d, file, text.split("\n"));
-}
-
-function formatWithLines(d: Diagnostic, file: string, lines: string[]): string {
+function formatDiagnostic(d: Diagnostic, file: string, lines: string[]): string {
   const out = [`${file}:${d.span.line}:${d.span.col}: ${d.severity}: ${d.message}`, ...excerpt(lines, d.span)];
   const gutter = " ".repeat(String(d.span.line).length);
   if (d.help) out.push(`${gutter} = help: ${d.help}`);
@@ -105,7 +101,7 @@ function formatWithLines(d: Diagnostic, file: string, lines: string[]): string {
 export function formatDiagnostics(ds: readonly Diagnostic[], file: string, text: string): string {
   // The file is split into lines once, not once per diagnostic (a big policy may have thousands).
   const lines = ds.length ? text.split("\n") : [];
-  return ds.map((d) => formatWithLines(d, file, lines) + "\n").join("");
+  return ds.map((d) => formatDiagnostic(d, file, lines) + "\n").join("");
 }
 
 /** The closest of `candidates` to `name` (Damerau-Levenshtein), if close enough to be a typo. */
