@@ -6,14 +6,16 @@
 //    iptables-restore --test of dockwall's iptables output (scratch namespace),
 //    dockwall diff against a 100,000-rule live dump;
 //  - dockwall check of a 2,000-container policy with a mistake in every container (the error path);
-//  - dockwall --help (start-up).
+//  - dockwall --help (start-up);
+//  - CPU time (every thread) at 2,000 containers, and how much CPU the hypervisor took while
+//    the rounds ran: rounds with more than BENCH_MAX_STEAL percent (default 5) are run again.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
 import { benchParseCheck } from "./parse-check.js";
 import { policyOf } from "./generate.js";
-import { measure, measureEach, withNetns, type Measure } from "./process.js";
+import { cpuTicks, measure, measureEach, withNetns, type Measure, type Rounds } from "./process.js";
 
 const root = resolve(new URL(".", import.meta.url).pathname, "..");
 /** Run as a user runs it: the installed command (bin/dockwall, with the start-up snapshot). */
@@ -22,6 +24,11 @@ const node = process.execPath;
 const dockwall = (...args: string[]) => [bin, ...args];
 const dir = mkdtempSync(join(tmpdir(), "dockwall-bench-"));
 const runs = Number(process.env.BENCH_RUNS ?? 5);
+/** A round of runs during which the hypervisor took more than this share of the CPU (percent) is run again. */
+const maxSteal = Number(process.env.BENCH_MAX_STEAL ?? 5);
+/** How quiet the machine was for each measurement (see process.ts). */
+const quietness: [string, Rounds][] = [];
+const noted = <T extends { rounds: Rounds }>(what: string, m: T): T => (quietness.push([what, m.rounds]), m);
 
 const fmt = (m: Measure | undefined) => (m ? `${m.medianMs.toFixed(0)} ms, ${(m.peakKb / 1024).toFixed(0)} MB` : "n/a");
 // Two decimals below 2×, so that a ratio just under 1 does not print as 1.0×.
@@ -42,16 +49,19 @@ function liveDump(compiled: string, total: number): string {
 }
 
 try {
+  const t0 = cpuTicks();
   const pc = benchParseCheck();
+  const t1 = cpuTicks();
+  const pcSteal = t0 && t1 && t1.total > t0.total ? (100 * (t1.steal - t0.steal)) / (t1.total - t0.total) : 0;
   console.log(`machine: ${cpus()[0]?.model ?? "?"} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
-  console.log(`parse + check, ${pc.statements} statements, in process: median ${pc.medianMs.toFixed(1)} ms (parse ${pc.parseMs.toFixed(0)}, model ${pc.buildMs.toFixed(0)}, check ${pc.checkMs.toFixed(0)}; target < 100 ms)\n`);
+  console.log(`parse + check, ${pc.statements} statements, in process: median ${pc.medianMs.toFixed(1)} ms (parse ${pc.parseMs.toFixed(0)}, model ${pc.buildMs.toFixed(0)}, check ${pc.checkMs.toFixed(0)}; target < 100 ms; hypervisor steal ${pcSteal.toFixed(1)}%)\n`);
 
   if (process.env.BENCH_ONLY === "parse-check") process.exit(0);
-  const help = measure(dockwall("--help"), { runs: 9 });
+  const help = noted("--help", measure(dockwall("--help"), { runs: 9, maxSteal }));
   // The same bundle run as a plain script, without the start-up snapshot.
-  const helpScript = measure(["env", "DOCKWALL_NO_SNAPSHOT=1", ...dockwall("--help")], { runs: 9 });
-  const bare = measure([node, "-e", "0"], { runs: 9 });
-  const bareClean = measure(["env", "-u", "NODE_EXTRA_CA_CERTS", node, "-e", "0"], { runs: 9 });
+  const helpScript = noted("--help as a script", measure(["env", "DOCKWALL_NO_SNAPSHOT=1", ...dockwall("--help")], { runs: 9, maxSteal }));
+  const bare = noted("node -e 0", measure([node, "-e", "0"], { runs: 9, maxSteal }));
+  const bareClean = noted("node -e 0", measure(["env", "-u", "NODE_EXTRA_CA_CERTS", node, "-e", "0"], { runs: 9, maxSteal }));
   const rows: string[][] = [];
   const results: Record<number, Record<string, Measure | undefined>> = {};
   for (const containers of [20, 200, 2000]) {
@@ -70,14 +80,17 @@ try {
     };
     // dockwall and the tools it is compared with take turns (measureEach), so that each ratio
     // compares runs made at the same time. The tools run in a scratch namespace (none without root).
-    const m: Record<string, Measure | undefined> =
+    const measured = noted(
+      `${containers} containers`,
       withNetns((ns) =>
         measureEach({
           ...ours,
           fermTool: { argv: [...ns, "ferm", "--noexec", "--lines", fermOut] },
           restore: { argv: [...ns, "iptables-restore", "--test", v4Out] },
-        }, runs),
-      ) ?? measureEach(ours, runs);
+        }, { runs, maxSteal }),
+      ) ?? measureEach(ours, { runs, maxSteal }),
+    );
+    const m: Record<string, Measure | undefined> = measured.by;
     results[containers] = m;
     const rules = readFileSync(v4Out, "utf8").split("\n").filter((l) => l.startsWith("-A ")).length;
     rows.push([
@@ -106,11 +119,25 @@ try {
   const bad = join(dir, "bad2000.dw");
   writeFileSync(bad, policyOf({ containers: 2000, hostRules: 500 }).replace(/publish (\d+):/g, "publish 9$1:"));
   const reported = (spawnSync(bin, ["check", bad], { encoding: "utf8" }).stderr.match(/: error: /g) ?? []).length;
-  const errors = measure(dockwall("check", bad), { runs, expectStatus: [2] });
+  const errors = noted("errors", measure(dockwall("check", bad), { runs, maxSteal, expectStatus: [2] }));
   console.log(`errors (dockwall check, 2,000 containers, one port out of range in each: ${reported} errors reported): ${fmt(errors)}`);
   console.log(`start-up (dockwall --help): ${fmt(help)} from the snapshot (target < 120 ms), ${fmt(helpScript)} as a plain script (DOCKWALL_NO_SNAPSHOT=1)`);
   console.log(`Node itself (node -e 0): ${fmt(bare)} in this environment${process.env.NODE_EXTRA_CA_CERTS ? `, ${fmt(bareClean)} without NODE_EXTRA_CA_CERTS (bin/dockwall unsets it)` : ""}`);
   const big = results[2000] ?? {};
+  // CPU time counts every thread: dockwall's optimising compiler and garbage collector work on
+  // a second one, and a machine with one free CPU (or a busy hypervisor) shows it.
+  const cpu = (m: Measure | undefined) => (m ? `${m.cpuMs.toFixed(0)} ms` : "n/a");
+  console.log(
+    `CPU time at 2,000 containers (user + system, every thread): dockwall → ferm ${cpu(big.ferm)}, → iptables ${cpu(big.iptables)}, diff ${cpu(big.diff)}; ` +
+      `ferm ${cpu(big.fermTool)}, iptables-restore --test ${cpu(big.restore)}`,
+  );
+  const noisy = quietness.reduce((n, [, r]) => n + r.noisy, 0);
+  const contended = quietness.filter(([, r]) => r.contended).map(([what]) => what);
+  console.log(
+    `hypervisor steal during the rounds measured: ${quietness.map(([what, r]) => `${what} ${r.stealPct.toFixed(1)}%`).join(", ")}; ` +
+      `${noisy} round${noisy === 1 ? "" : "s"} with more than ${maxSteal}% steal measured again` +
+      (contended.length ? `; NOT QUIET: ${contended.join(", ")} (fewer than 3 quiet rounds: their medians include the noisy ones)` : ""),
+  );
   const met = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "met" : "not met");
   const peakMb = Math.max(big.ferm?.peakKb ?? 0, big.iptables?.peakKb ?? 0, big.diff?.peakKb ?? 0, help.peakKb) / 1024;
   console.log(
