@@ -145,9 +145,25 @@ describe.each([
 
 describe("the start-up snapshot", () => {
   test("was built for the Node that runs the tests (so the tests above used it)", () => {
-    const stamp = readFileSync(join(root, "dist/dockwall.blob.stamp"), "utf8").trim();
+    const [stamp] = readFileSync(join(root, "dist/dockwall.blob.stamp"), "utf8").split("\n");
     const node = realpathSync(process.execPath);
     expect(stamp).toBe(`${node} ${statSync(node).size} ${Math.floor(statSync(node).mtimeMs / 1000)}`);
+  });
+
+  test("was built with the tuning flags of bin/dockwall that this Node accepts, which the stamp lists", () => {
+    const script = readFileSync(join(root, "bin/dockwall"), "utf8");
+    const line = (name: string) => new RegExp(`^${name}="([^"]*)"$`, "m").exec(script)![1]!.split(" ");
+    const tuning = line("tuning");
+    const accepted = tuning.filter((f) => spawnSync(process.execPath, [f, "-e", "0"]).status === 0);
+    const listed = readFileSync(join(root, "dist/dockwall.blob.stamp"), "utf8").split("\n")[1]!.split(" ").filter(Boolean);
+    expect(listed).toEqual(accepted);
+    // Node refuses a flag it does not know: the probe is what keeps bin/dockwall starting on another Node.
+    expect(spawnSync(process.execPath, ["--no-such-v8-flag", "-e", "0"]).status).not.toBe(0);
+    // The snapshot was built with them: it fails to load without them.
+    const without = spawnSync(process.execPath, [...line("flags"), "--snapshot-blob", join(root, "dist/dockwall.blob"), "--", "--version"], { encoding: "utf8" });
+    if (listed.length > 0) expect(without.status).not.toBe(0);
+    const withThem = spawnSync(process.execPath, [...line("flags"), ...listed, "--snapshot-blob", join(root, "dist/dockwall.blob"), "--", "--version"], { encoding: "utf8" });
+    expect(withThem.stdout).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version + "\n");
   });
 
   /** Runs `dockwall --version` from a copy of bin/ and dist/ whose blob is not a snapshot (Node fails on it if it loads it). */
