@@ -50,6 +50,8 @@ export interface MeasureOptions {
   runs?: number;
   /** A round whose steal exceeds this share (percent) is measured again. */
   maxSteal?: number;
+  /** Where the machine's CPU counters come from (/proc/stat; tests give their own). */
+  ticks?: () => { total: number; steal: number } | undefined;
 }
 
 /**
@@ -60,7 +62,7 @@ export interface MeasureOptions {
  * is set aside and run again, up to three times `runs` extra rounds; if too few quiet rounds
  * could be had, the medians are of every round and the result says `contended`.
  */
-export function measureEach<K extends string>(commands: Record<K, Command>, { runs = 5, maxSteal = 5 }: MeasureOptions = {}): { by: Record<K, Measure>; rounds: Rounds } {
+export function measureEach<K extends string>(commands: Record<K, Command>, { runs = 5, maxSteal = 5, ticks = cpuTicks }: MeasureOptions = {}): { by: Record<K, Measure>; rounds: Rounds } {
   const keys = Object.keys(commands) as K[];
   type Round = { ms: Map<K, number>; cpu: Map<K, number>; steal: number; total: number };
   const kept: Round[] = [];
@@ -68,7 +70,7 @@ export function measureEach<K extends string>(commands: Record<K, Command>, { ru
   const peaks = new Map<K, number>(keys.map((k) => [k, 0]));
   const timed = existsSync(GNU_TIME);
   for (let i = 0; kept.length < runs && i <= 4 * runs; i++) {
-    const before = cpuTicks();
+    const before = ticks();
     const round: Round = { ms: new Map(), cpu: new Map(), steal: 0, total: 0 };
     for (const k of keys) {
       const { argv, input, expectStatus = [0] } = commands[k];
@@ -83,7 +85,7 @@ export function measureEach<K extends string>(commands: Record<K, Command>, { ru
       round.cpu.set(k, (user + sys) * 1000);
       peaks.set(k, Math.max(peaks.get(k)!, kb));
     }
-    const after = cpuTicks();
+    const after = ticks();
     if (before && after) {
       round.steal = after.steal - before.steal;
       round.total = after.total - before.total;
@@ -103,9 +105,9 @@ export function measureEach<K extends string>(commands: Record<K, Command>, { ru
   return { by, rounds: { quiet: kept.length, noisy: setAside.length, stealPct: total > 0 ? (100 * steal) / total : 0, contended } };
 }
 
-/** One command, `runs` times (after one warm-up): its median wall time and peak RSS. */
-export function measure(argv: string[], { runs = 5, input, expectStatus, maxSteal }: MeasureOptions & { input?: string; expectStatus?: number[] } = {}): Measure & { rounds: Rounds } {
-  const m = measureEach({ one: { argv, input, expectStatus } }, { runs, maxSteal });
+/** One command, `runs` times (after one warm-up), as measureEach measures it. */
+export function measure(argv: string[], { input, expectStatus, ...options }: MeasureOptions & { input?: string; expectStatus?: number[] } = {}): Measure & { rounds: Rounds } {
+  const m = measureEach({ one: { argv, input, expectStatus } }, options);
   return { ...m.by.one, rounds: m.rounds };
 }
 

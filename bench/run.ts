@@ -126,7 +126,7 @@ try {
   const big = results[2000] ?? {};
   // CPU time counts every thread: dockwall's optimising compiler and garbage collector work on
   // a second one, and a machine with one free CPU (or a busy hypervisor) shows it.
-  const cpu = (m: Measure | undefined) => (m ? `${m.cpuMs.toFixed(0)} ms` : "n/a");
+  const cpu = (m: Measure | undefined) => (m && Number.isFinite(m.cpuMs) ? `${m.cpuMs.toFixed(0)} ms` : "n/a");
   console.log(
     `CPU time at 2,000 containers (user + system, every thread): dockwall → ferm ${cpu(big.ferm)}, → iptables ${cpu(big.iptables)}, diff ${cpu(big.diff)}; ` +
       `ferm ${cpu(big.fermTool)}, iptables-restore --test ${cpu(big.restore)}`,
