@@ -5,7 +5,8 @@
 //  - dist/dockwall.blob: a start-up snapshot of it (`node --build-snapshot`, see src/main.ts),
 //    and dist/dockwall.blob.stamp, which names the Node binary that built it and the tuning
 //    flags it was built with: a snapshot loads only into the Node (and the V8 flags) it was
-//    built with, and bin/dockwall uses it only then. Without a snapshot, bin/dockwall runs dist/dockwall.cjs as a script.
+//    built with, and bin/dockwall uses it only then. Without a snapshot, bin/dockwall runs
+//    dist/dockwall.cjs as a script.
 // `--bench` also bundles the benchmark runner and the stage timer (ES modules, not minified).
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
