@@ -15,6 +15,8 @@ export interface Measure {
   cpuMs: number;
   peakKb: number;
   runs: number;
+  /** Wall time of each round the medians are of, in round order (for paired ratios). */
+  perRound: number[];
 }
 
 export interface Rounds {
@@ -62,16 +64,44 @@ export interface MeasureOptions {
  * is set aside and run again, up to three times `runs` extra rounds; if too few quiet rounds
  * could be had, the medians are of every round and the result says `contended`.
  */
-export function measureEach<K extends string>(commands: Record<K, Command>, { runs = 5, maxSteal = 5, ticks = cpuTicks }: MeasureOptions = {}): { by: Record<K, Measure>; rounds: Rounds } {
-  const keys = Object.keys(commands) as K[];
-  type Round = { ms: Map<K, number>; cpu: Map<K, number>; steal: number; total: number };
-  const kept: Round[] = [];
-  const setAside: Round[] = [];
-  const peaks = new Map<K, number>(keys.map((k) => [k, 0]));
-  const timed = existsSync(GNU_TIME);
+/**
+ * Runs `round` once to warm up, then until `runs` quiet rounds are had: a round during which
+ * the hypervisor took more than `maxSteal` percent of the CPU is set aside and run again, up to
+ * three times `runs` extra rounds. If too few quiet rounds could be had, every round is used
+ * and the result says `contended`.
+ */
+export function quietRounds<T>(round: () => T, { runs = 5, maxSteal = 5, ticks = cpuTicks }: MeasureOptions = {}): { used: T[]; rounds: Rounds } {
+  type Taken = { value: T; steal: number; total: number };
+  const kept: Taken[] = [];
+  const setAside: Taken[] = [];
   for (let i = 0; kept.length < runs && i <= 4 * runs; i++) {
     const before = ticks();
-    const round: Round = { ms: new Map(), cpu: new Map(), steal: 0, total: 0 };
+    const value = round();
+    const after = ticks();
+    const taken = { value, steal: before && after ? after.steal - before.steal : 0, total: before && after ? after.total - before.total : 0 };
+    if (i === 0) continue; // the first round warms caches
+    (taken.total > 0 && (100 * taken.steal) / taken.total > maxSteal ? setAside : kept).push(taken);
+  }
+  const contended = kept.length < Math.min(3, runs);
+  const used = contended ? [...kept, ...setAside] : kept;
+  // Steal adds up over rounds as ticks, not as percentages.
+  const steal = used.reduce((a, r) => a + r.steal, 0);
+  const total = used.reduce((a, r) => a + r.total, 0);
+  return { used: used.map((r) => r.value), rounds: { quiet: kept.length, noisy: setAside.length, stealPct: total > 0 ? (100 * steal) / total : 0, contended } };
+}
+
+/**
+ * Runs each command `runs` times (after one warm-up round) and reports each one's median wall
+ * time, median CPU time and peak RSS. The commands take turns, run by run: a shared machine's
+ * speed drifts over a benchmark, and commands that are compared with each other then see the
+ * same drift. Rounds are taken as quietRounds takes them.
+ */
+export function measureEach<K extends string>(commands: Record<K, Command>, options: MeasureOptions = {}): { by: Record<K, Measure>; rounds: Rounds } {
+  const keys = Object.keys(commands) as K[];
+  const peaks = new Map<K, number>(keys.map((k) => [k, 0]));
+  const timed = existsSync(GNU_TIME);
+  const { used, rounds } = quietRounds(() => {
+    const round = { ms: new Map<K, number>(), cpu: new Map<K, number>() };
     for (const k of keys) {
       const { argv, input, expectStatus = [0] } = commands[k];
       const withTime = timed ? [GNU_TIME, "-f", "%U %S %M", ...argv] : argv;
@@ -85,24 +115,41 @@ export function measureEach<K extends string>(commands: Record<K, Command>, { ru
       round.cpu.set(k, (user + sys) * 1000);
       peaks.set(k, Math.max(peaks.get(k)!, kb));
     }
-    const after = ticks();
-    if (before && after) {
-      round.steal = after.steal - before.steal;
-      round.total = after.total - before.total;
-    }
-    if (i === 0) continue; // the first round warms caches
-    (round.total > 0 && (100 * round.steal) / round.total > maxSteal ? setAside : kept).push(round);
-  }
-  const contended = kept.length < Math.min(3, runs);
-  const used = contended ? [...kept, ...setAside] : kept;
-  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    return round;
+  }, options);
   const by = {} as Record<K, Measure>;
   for (const k of keys) {
-    by[k] = { medianMs: median(used.map((r) => r.ms.get(k)!)), cpuMs: median(used.map((r) => r.cpu.get(k)!)), peakKb: peaks.get(k)!, runs: used.length };
+    const perRound = used.map((r) => r.ms.get(k)!);
+    by[k] = { medianMs: median(perRound), cpuMs: median(used.map((r) => r.cpu.get(k)!)), peakKb: peaks.get(k)!, runs: used.length, perRound };
   }
-  const steal = used.reduce((a, r) => a + r.steal, 0);
-  const total = used.reduce((a, r) => a + r.total, 0);
-  return { by, rounds: { quiet: kept.length, noisy: setAside.length, stealPct: total > 0 ? (100 * steal) / total : 0, contended } };
+  return { by, rounds };
+}
+
+/** The median (of an even count, the mean of the middle two). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export interface Paired {
+  /** The median over rounds of `other`'s time divided by `ours`: above 1, ours was faster. */
+  ratio: number;
+  /** In how many rounds ours was faster. */
+  faster: number;
+  rounds: number;
+}
+
+/**
+ * How much faster `ours` ran than `other`, round by round. Both ran in each round, one after
+ * the other, so a round's ratio compares runs made at the same time, and a slow phase of the
+ * machine that spans a round slows both: the median of these ratios moves less from one
+ * benchmark run to the next than the ratio of the two medians.
+ */
+export function paired(ours: Measure, other: Measure): Paired {
+  if (ours.perRound.length !== other.perRound.length) throw new Error("paired: the two were not measured in the same rounds");
+  const ratios = ours.perRound.map((ms, i) => other.perRound[i]! / ms);
+  return { ratio: median(ratios), faster: ratios.filter((r) => r > 1).length, rounds: ratios.length };
 }
 
 /** One command, `runs` times (after one warm-up), as measureEach measures it. */
