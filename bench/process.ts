@@ -57,14 +57,6 @@ export interface MeasureOptions {
 }
 
 /**
- * Runs each command `runs` times (after one warm-up round) and reports each one's median wall
- * time, median CPU time and peak RSS. The commands take turns, run by run: a shared machine's
- * speed drifts over a benchmark, and commands that are compared with each other then see the
- * same drift. A round during which the hypervisor took more than `maxSteal` percent of the CPU
- * is set aside and run again, up to three times `runs` extra rounds; if too few quiet rounds
- * could be had, the medians are of every round and the result says `contended`.
- */
-/**
  * Runs `round` once to warm up, then until `runs` quiet rounds are had: a round during which
  * the hypervisor took more than `maxSteal` percent of the CPU is set aside and run again, up to
  * three times `runs` extra rounds. If too few quiet rounds could be had, every round is used
