@@ -1,5 +1,6 @@
-// The pure pipeline: parse → build model → check → generate → render. No I/O here;
-// the CLI reads files, prints diagnostics and writes output.
+// The pure pipeline, a table of stages: parse → build model → add Docker facts → resolve
+// targets → check → select layout → generate → render. No I/O here; the CLI reads files and
+// asks the daemon, prints diagnostics and writes output.
 import { Problems, startOfFile, type Diagnostic } from "./diagnostics.js";
 import { layoutFor, layouts, NEWEST } from "./docker/layouts.js";
 import { parse } from "./parse.js";
@@ -9,7 +10,11 @@ import { generate, type Generated } from "./generate.js";
 import { renderIptables } from "./targets/iptables.js";
 import { renderFerm } from "./targets/ferm.js";
 import type { Policy } from "./model/types.js";
-import { formatVersion, isError, parseVersion } from "./model/values.js";
+import type { Layout } from "./docker/layout.js";
+import { readFacts, type RawFacts } from "./facts/read.js";
+import { addFacts } from "./facts/merge.js";
+import { resolveTargets } from "./model/targets.js";
+import { isError, parseVersion } from "./model/values.js";
 import { VERSION } from "./version.js";
 
 import type { Format } from "./formats.js";
@@ -19,12 +24,14 @@ export interface CompileOptions {
   format?: Format;
   /** Shown in the output's header comment. */
   file?: string;
-  /** Stop after the checker (dockwall check). */
+  /** Stop before generating (dockwall check): every stage that can reject a policy has run. */
   checkOnly?: boolean;
   /** Generate the rule sets but render no text (dockwall diff compares the rule sets). */
   noRender?: boolean;
   /** The dockerd release to reproduce, overriding the policy's `version` (--docker-version). */
   dockerVersion?: string;
+  /** Docker's facts (the Engine API's objects) and where they were read (--docker, --facts). */
+  facts?: { raw: RawFacts; source: string };
 }
 
 export interface CompileResult {
@@ -35,64 +42,115 @@ export interface CompileResult {
   generated?: Generated;
 }
 
+/** What the stages hand on to each other. */
+interface State {
+  text: string;
+  options: CompileOptions;
+  problems: Problems;
+  policy?: Policy;
+  layout?: Layout;
+  generated?: Generated;
+  output?: string;
+}
+
+interface Stage {
+  name: string;
+  /** Whether the stage runs for these options (every stage runs unless it says). */
+  when?: (o: CompileOptions) => boolean;
+  run: (s: State) => void;
+}
+
+/**
+ * The pipeline, in order. Each stage reports into the one collector; compile stops after a
+ * stage that reported an error. `check` runs every stage before "generate", so it rejects
+ * whatever compile would.
+ */
+export const stages: Stage[] = [
+  { name: "parse and build the model", run: parseAndBuild },
+  { name: "add Docker's facts", when: (o) => o.facts !== undefined, run: addDockerFacts },
+  {
+    name: "resolve allow targets",
+    run: (s) => resolveTargets(s.policy!, s.problems),
+  },
+  {
+    name: "check",
+    run: (s) => {
+      s.problems.items.push(...check(s.policy!).items);
+    },
+  },
+  { name: "select the Docker layout", run: selectLayout },
+  { name: "generate", when: (o) => !o.checkOnly, run: (s) => (s.generated = generate(s.policy!, families(s.options))) },
+  { name: "render", when: (o) => !o.checkOnly && !o.noRender, run: render },
+];
+
 export function compile(text: string, options: CompileOptions = {}): CompileResult {
-  const diagnostics: Diagnostic[] = [];
-  const stage = <T extends { problems: { items: Diagnostic[]; hasErrors: boolean } }>(r: T): boolean => {
-    diagnostics.push(...r.problems.items);
-    return !r.problems.hasErrors;
-  };
-
-  const built = parseAndBuild(text, stage);
-  if (!built) return { ok: false, diagnostics };
-  if (options.dockerVersion) overrideVersion(built.policy, options.dockerVersion);
-  const checked = { problems: check(built.policy) };
-  if (!stage(checked)) return { ok: false, diagnostics, policy: built.policy };
-  if (options.checkOnly) return { ok: true, diagnostics, policy: built.policy };
-
-  const layout = layoutFor(built.policy.docker.version?.value);
-  if (!layout) {
-    const d = built.policy.docker;
-    const problems = new Problems();
-    problems.error("unsupported-layout", d.version?.span ?? d.span ?? startOfFile, `dockwall cannot yet reproduce the chains of Docker ${d.version ? d.version.value.text : `${NEWEST.text} (the newest, assumed because no version is given)`}`, {
-      help: `it reproduces dockerd ${layouts.map((l) => l.covers).join(", ")}; write the release this host runs, e.g. docker { version 20.10; }`,
-    });
-    stage({ problems });
-    return { ok: false, diagnostics, policy: built.policy };
+  const s: State = { text, options, problems: new Problems() };
+  for (const stage of stages) {
+    if (stage.when && !stage.when(options)) continue;
+    stage.run(s);
+    if (s.problems.hasErrors) return { ok: false, diagnostics: s.problems.items, policy: s.policy };
   }
-  const format = options.format ?? "ferm";
-  const families = options.noRender || format === "ferm" ? ([4, 6] as const) : format === "iptables" ? ([4] as const) : ([6] as const);
-  const generated = generate(built.policy, families);
-  if (options.noRender) return { ok: true, diagnostics, policy: built.policy, generated };
-  const header = headerLines(built.policy, options.file, format);
-  let output: string;
+  return { ok: true, diagnostics: s.problems.items, output: s.output, policy: s.policy, generated: s.generated };
+}
+
+/** Each statement goes to the model builder as soon as it is parsed. */
+function parseAndBuild(s: State): void {
+  const model = modelBuilder();
+  const parsed = parse(s.text, model.add);
+  s.problems.items.push(...parsed.problems.items);
+  if (parsed.problems.hasErrors) return;
+  // The whole file's statements come back only if the statement-by-statement pass gave up.
+  const built: BuildResult = parsed.statements ? buildModel(parsed.statements) : model.finish();
+  s.problems.items.push(...built.problems.items);
+  s.policy = built.policy;
+  if (s.options.dockerVersion) overrideVersion(built.policy, s.options.dockerVersion);
+}
+
+function addDockerFacts(s: State): void {
+  const facts = readFacts(s.options.facts!.raw, s.options.facts!.source, s.problems);
+  if (s.problems.hasErrors) return;
+  addFacts(s.policy!, facts, s.problems);
+  // --docker-version still wins over the daemon's.
+  if (s.options.dockerVersion) overrideVersion(s.policy!, s.options.dockerVersion);
+}
+
+function selectLayout(s: State): void {
+  const d = s.policy!.docker;
+  const layout = layoutFor(d.version?.value);
+  if (layout) {
+    s.layout = layout;
+    return;
+  }
+  s.problems.error("unsupported-layout", d.version?.span ?? d.span ?? startOfFile, `dockwall cannot yet reproduce the chains of Docker ${d.version ? d.version.value.text : `${NEWEST.text} (the newest, assumed because no version is given)`}`, {
+    help: `it reproduces dockerd ${layouts.map((l) => l.covers).join(", ")}; write the release this host runs, e.g. docker { version 20.10; }`,
+  });
+}
+
+function families(o: CompileOptions): readonly (4 | 6)[] {
+  const format = o.format ?? "ferm";
+  return o.noRender || format === "ferm" ? [4, 6] : format === "iptables" ? [4] : [6];
+}
+
+function render(s: State): void {
+  const policy = s.policy!;
+  const generated = s.generated!;
+  const format = s.options.format ?? "ferm";
+  const header = headerLines(policy, s.options.file, format);
   if (format === "ferm") {
-    const d = built.policy.docker;
+    const d = policy.docker;
     if (d.iptables) {
-      const problems = new Problems();
-      problems.warning("ferm-backend", d.spans["iptables"] ?? d.span ?? startOfFile, `ferm loads rules with the iptables-legacy tools when they are installed, while dockerd uses whatever /usr/sbin/iptables is`, {
+      s.problems.warning("ferm-backend", d.spans["iptables"] ?? d.span ?? startOfFile, `ferm loads rules with the iptables-legacy tools when they are installed, while dockerd uses whatever /usr/sbin/iptables is`, {
         help: `with iptables on, the two must share a backend for DOCKER-USER to be the chain dockerd jumps to: check 'iptables --version' against ferm's (legacy), or deploy --format iptables with iptables-restore --noflush`,
       });
-      diagnostics.push(...problems.items);
     }
     // A family with nothing to write is left out (ferm would reset its tables).
     const rulesets = [generated.rulesets[4]!, generated.rulesets[6]!].filter((r) => r.tables.length > 0);
-    output = renderFerm({ rulesets, preserve: generated.preserve, header, hooks: [...generated.setup[4], ...generated.setup[6]] });
+    s.output = renderFerm({ rulesets, preserve: generated.preserve, header, hooks: [...generated.setup[4], ...generated.setup[6]] });
   } else {
     const commands = generated.setup[format === "iptables" ? 4 : 6];
     const setup = commands.length ? ["Run first (Docker 28.0.0 matches its bridges with these ipsets):", ...commands.map((c) => `  ${c}`)] : [];
-    output = renderIptables(generated.rulesets[format === "iptables" ? 4 : 6]!, [...header, ...setup]);
+    s.output = renderIptables(generated.rulesets[format === "iptables" ? 4 : 6]!, [...header, ...setup]);
   }
-  return { ok: true, diagnostics, output, policy: built.policy, generated };
-}
-
-/** Stages 1 and 2: each statement goes to the model builder as soon as it is parsed. */
-function parseAndBuild(text: string, stage: (r: { problems: Problems }) => boolean): BuildResult | undefined {
-  const model = modelBuilder();
-  const parsed = parse(text, model.add);
-  if (!stage(parsed)) return undefined;
-  // The whole file's statements come back only if the statement-by-statement pass gave up.
-  const built = parsed.statements ? buildModel(parsed.statements) : model.finish();
-  return stage(built) ? built : undefined;
 }
 
 /** --docker-version wins over the policy's `version` (spans stay where the policy said it, if it did). */
@@ -104,7 +162,7 @@ function overrideVersion(p: Policy, text: string): void {
 }
 
 function headerLines(p: Policy, file: string | undefined, format: Format): string[] {
-  const v = p.docker.version ? formatVersion(p.docker.version.value) : "newest";
+  const v = p.docker.version ? p.docker.version.value.text : "newest";
   const lines = [
     `Generated by dockwall ${VERSION}${file ? ` from ${file}` : ""}. Edit the policy, not this file.`,
     `Docker ${v}, iptables ${p.docker.iptables ? "on (dockerd writes its own chains; dockwall owns DOCKER-USER" + (p.host ? " and INPUT" : "") + ")" : "off (dockwall writes all of Docker's chains)"}, published ports ${p.docker.published}.`,

@@ -7,6 +7,29 @@ export interface Span {
   /** Last line and the column just past the span's last character (exclusive). */
   endLine: number;
   endCol: number;
+  /** Set when the fact came from Docker, not from the policy text: the object it came from
+   *  (then line and col mean nothing, and diagnostics name the object instead). */
+  docker?: DockerObject;
+}
+
+/** A Docker object a fact came from: a container or network, where it was read from. */
+export interface DockerObject {
+  kind: "container" | "network" | "daemon";
+  name: string;
+  id: string;
+  /** Where the facts were read: the daemon's address or the facts file. */
+  source: string;
+}
+
+/** The origin of a fact read from Docker. */
+export function dockerOrigin(o: DockerObject): Span {
+  return { line: 0, col: 0, endLine: 0, endCol: 0, docker: o };
+}
+
+/** How a diagnostic names a Docker object: `container 'web' (b54ec30152cc)`. */
+export function describeDockerObject(o: DockerObject): string {
+  if (o.kind === "daemon") return "the daemon";
+  return `${o.kind} '${o.name}'${o.id ? ` (${o.id.slice(0, 12)})` : ""}`;
 }
 
 export type Severity = "error" | "warning";
@@ -85,11 +108,14 @@ function excerpt(lines: string[], span: Span): string[] {
  *   policy.dw:1:9: note: 'app' is declared here
  */
 function formatDiagnostic(d: Diagnostic, file: string, lines: string[]): string {
-  const out = [`${file}:${d.span.line}:${d.span.col}: ${d.severity}: ${d.message}`, ...excerpt(lines, d.span)];
+  const o = d.span.docker;
+  const out = o ? [`${o.source}: ${describeDockerObject(o)}: ${d.severity}: ${d.message}`] : [`${file}:${d.span.line}:${d.span.col}: ${d.severity}: ${d.message}`, ...excerpt(lines, d.span)];
   const gutter = " ".repeat(String(d.span.line).length);
   if (d.help) out.push(`${gutter} = help: ${d.help}`);
   for (const n of d.notes) {
-    if (n.span) {
+    if (n.span?.docker) {
+      out.push(`${n.span.docker.source}: ${describeDockerObject(n.span.docker)}: note: ${n.message}`);
+    } else if (n.span) {
       out.push(`${file}:${n.span.line}:${n.span.col}: note: ${n.message}`, ...excerpt(lines, n.span));
     } else {
       out.push(`${gutter} = note: ${n.message}`);

@@ -58,10 +58,7 @@ export const references: Check = (ctx) => {
   for (let i = 0; i < p.allows.length; i++) {
     const a = p.allows[i]!;
     for (let k = 0; k < a.zones.length; k++) resolve(ctx, a.zones[k]!, "zone");
-    for (let k = 0; k < a.targets.length; k++) {
-      const t = a.targets[k]!;
-      if (!ctx.containers.has(t.value.container)) resolve(ctx, { name: t.value.container, span: { ...t.span, endCol: t.span.col + t.value.container.length } }, "container");
-    }
+    // (Its targets' names were resolved before the checker: model/targets.ts.)
   }
   for (const f of p.forwards) {
     for (const z of [...f.zones, ...f.to]) resolve(ctx, z, "zone");

@@ -39,7 +39,7 @@ export const allowTargets: Check = (ctx) => {
               : list.length
                 ? `allow names host ports; '${c.name}' publishes ${list.join(", ")}`
                 : `'${c.name}' publishes no port; add 'publish HOSTPORT:CONTAINERPORT;' to it`,
-            notes: [{ message: `'${c.name}' is declared here`, span: c.span }],
+            notes: [{ message: c.span.docker ? `what Docker publishes for it` : `'${c.name}' is declared here`, span: c.span }],
           });
           break;
         }

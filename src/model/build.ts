@@ -8,8 +8,8 @@ import type {
   Network, Policy, Zone,
 } from "./types.js";
 import {
-  checkInterfaceName, isError, networkOf, NAME_RE, parseAddressSpec, parseCidr, parseIp, parsePortRange, parsePublish,
-  parseSwitch, parseTarget, parseVersion, type AddressSpec, type Ip, type TargetSpec, type ValueError,
+  checkInterfaceName, DOCKER_NAME_RE, isError, networkOf, NAME_RE, parseAddressSpec, parseCidr, parseIp, parsePortRange, parsePublish,
+  parseSwitch, parseTarget, parseVersion, type AddressSpec, type Ip, type TargetRef, type ValueError,
 } from "./values.js";
 
 type Words = IToken[][];
@@ -66,9 +66,11 @@ class Builder {
   }
 
   name(t: IToken, what: string): NameRef {
-    if (!NAME_RE.test(t.image)) {
+    // Containers and networks take every name Docker accepts (`1app` too); zones are the policy's own.
+    const docker = what === "network" || what === "container";
+    if (!(docker ? DOCKER_NAME_RE : NAME_RE).test(t.image)) {
       this.problems.error("bad-name", spanOf(t), `'${t.image}' is not a valid ${what} name`, {
-        help: `a name starts with a letter or '_' and has only letters, digits, '_', '-' and '.'`,
+        help: `a name starts with a letter${docker ? ", a digit" : ""} or '_' and has only letters, digits, '_', '-' and '.'`,
       });
     }
     return { name: t.image, span: spanOf(t) };
@@ -160,9 +162,14 @@ const sw = <T>(set: (t: T, v: boolean) => void, usage = "on or off"): SettingDef
 const dockerSettings: Record<string, SettingDef<DockerSettings>> = {
   version: {
     arity: "one",
-    usage: "MAJOR[.MINOR[.PATCH]]",
+    usage: "MAJOR[.MINOR[.PATCH]] or auto",
     handler: (d, ctx, b) => {
-      const v = b.value(ctx.groups[0]![0]!, parseVersion);
+      const t = ctx.groups[0]![0]!;
+      if (t.image === "auto") {
+        d.versionAuto = spanOf(t);
+        return;
+      }
+      const v = b.value(t, parseVersion);
       if (v) d.version = v;
     },
   },
@@ -426,15 +433,16 @@ export function modelBuilder(): { add: (st: S.Statement) => void; finish: () => 
         span: blockSpan(st.keyword, st.semi),
         zones: b.names(st.zones, "zone"),
         sources: b.sources(st.sources),
+        written: [],
         targets: [],
       };
       const items = st.targets.items;
-      const targets: Located<TargetSpec>[] = [];
+      const written: Located<TargetRef>[] = [];
       for (let i = 0; i < items.length; i++) {
         const v = b.value(items[i]!, parseTarget);
-        if (v) targets.push(v);
+        if (v) written.push(v);
       }
-      rule.targets = targets.slice();
+      rule.written = written.slice();
       policy.allows.push(rule);
     } else if (st.kind === "forward") {
       const rule: ForwardRule = {

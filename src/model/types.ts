@@ -1,6 +1,6 @@
 // The policy model: what the source says, typed, every node with its span.
 import type { Span } from "../diagnostics.js";
-import type { AddressSpec, Cidr, Ip, PortRange, Proto, PublishSpec, TargetSpec, Version } from "./values.js";
+import type { AddressSpec, Cidr, Ip, PortRange, Proto, PublishSpec, TargetRef, TargetSpec, Version } from "./values.js";
 
 export interface Located<T> {
   value: T;
@@ -16,6 +16,8 @@ export interface NameRef {
 export interface DockerSettings {
   span?: Span;
   version?: Located<Version>;
+  /** `version auto;`: the daemon's version, from Docker's facts. */
+  versionAuto?: Span;
   iptables: boolean;
   /** Undefined: the Docker version's default. */
   ip6tables?: boolean;
@@ -68,12 +70,17 @@ export interface Container {
   endpoints: Endpoint[];
   publishes: Publish[];
   gateway?: NameRef;
+  /** The compose service it is a replica of (labels com.docker.compose.project / .service). */
+  compose?: { project: string; service: string };
 }
 
 export interface AllowRule {
   span: Span;
   zones: NameRef[];
   sources: Located<AddressSpec>[];
+  /** The targets as written: containers or compose services, with or without ports. */
+  written: Located<TargetRef>[];
+  /** What they name, one container's host port(s) each (stage "resolve targets"). */
   targets: Located<TargetSpec>[];
 }
 
@@ -102,6 +109,8 @@ export interface HostBlock {
 
 export interface Policy {
   docker: DockerSettings;
+  /** Docker's facts were added (--docker / --facts): names resolve against what runs. */
+  withFacts?: { source: string; unbridged: string[] };
   zones: Zone[];
   networks: Network[];
   containers: Container[];

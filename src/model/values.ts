@@ -316,31 +316,56 @@ export function parsePublish(text: string): PublishSpec | ValueError {
   return { hostIp, host, container, proto };
 }
 
+/** A published port an allow opens, resolved: one container's host port(s). */
 export interface TargetSpec {
   container: string;
   ports: PortRange;
   proto?: Proto;
 }
 
-/** `CONTAINER:PORT[-PORT][/tcp|/udp]` in `allow … to`. */
-export function parseTarget(text: string): TargetSpec | ValueError {
+/**
+ * An allow's target as written: `NAME[:PORT[-PORT]][/tcp|/udp]`, where NAME is a container
+ * or `PROJECT/SERVICE` (every container of a compose service). No port: every port it publishes.
+ */
+export interface TargetRef {
+  /** The container's name, or `PROJECT/SERVICE` as written. */
+  name: string;
+  service?: { project: string; service: string };
+  ports?: PortRange;
+  proto?: Proto;
+}
+
+/** `NAME[:PORT[-PORT][/tcp|/udp]]` or `PROJECT/SERVICE[:…]` in `allow … to`. */
+export function parseTarget(text: string): TargetRef | ValueError {
   const colon = text.indexOf(":");
-  if (colon <= 0) {
-    return err(`'${text}' does not name a published port`, 0, text.length, `write CONTAINER:HOSTPORT, e.g. web:8080 or api:5353/udp`);
+  const name = colon < 0 ? text : text.slice(0, colon);
+  if (name === "") return err(`'${text}' names no container`, 0, 1, `write CONTAINER[:HOSTPORT], e.g. web:8080, api:5353/udp or web (every port it publishes)`);
+  let service: TargetRef["service"];
+  const slash = name.indexOf("/");
+  if (slash >= 0) {
+    const project = name.slice(0, slash);
+    const svc = name.slice(slash + 1);
+    if (!COMPOSE_NAME_RE.test(project) || !COMPOSE_NAME_RE.test(svc)) {
+      return err(`'${name}' is neither a container name nor PROJECT/SERVICE`, 0, name.length, `a compose service is named PROJECT/SERVICE (the labels com.docker.compose.project and .service), e.g. shop/web:8080`);
+    }
+    service = { project, service: svc };
+  } else if (!DOCKER_NAME_RE.test(name)) {
+    const bad = name.search(/[^A-Za-z0-9_.-]/);
+    return err(`'${name}' is not a container name`, Math.max(0, bad), bad >= 0 ? 1 : name.length, `container names have letters, digits, '_', '.' and '-' and start with a letter or digit`);
   }
-  const container = text.slice(0, colon);
+  if (colon < 0) return service ? { name, service } : { name };
   let rest = text.slice(colon + 1);
   let proto: Proto | undefined;
-  const slash = rest.indexOf("/");
-  if (slash >= 0) {
-    const p = parseProto(rest.slice(slash + 1), colon + 1 + slash + 1);
+  const pslash = rest.indexOf("/");
+  if (pslash >= 0) {
+    const p = parseProto(rest.slice(pslash + 1), colon + 1 + pslash + 1);
     if (isError(p)) return p;
     proto = p;
-    rest = rest.slice(0, slash);
+    rest = rest.slice(0, pslash);
   }
   const ports = parsePortRange(rest, colon + 1);
   if (isError(ports)) return ports;
-  return { container, ports, proto };
+  return service ? { name, service, ports, proto } : { name, ports, proto };
 }
 
 export function parseSwitch(text: string): boolean | ValueError {
@@ -363,11 +388,13 @@ export function parseVersion(text: string): Version | ValueError {
   return { text, major: Number(m[1]), minor: m[2] === undefined ? undefined : Number(m[2]), patch: m[3] === undefined ? undefined : Number(m[3]) };
 }
 
-export function formatVersion(v: Version): string {
-  return v.text;
-}
-
 export const NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+/** What Docker accepts as a container or network name (and the policy therefore too). */
+export const DOCKER_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+/** Compose project and service names: lower-case letters, digits, '_' and '-' (compose normalises to these). */
+const COMPOSE_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 /** Linux refuses interface names longer than 15 bytes, with '/', ':' or white space, and "." / "..". */
 export function checkInterfaceName(text: string, allowWildcard: boolean): ValueError | undefined {

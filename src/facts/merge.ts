@@ -1,0 +1,179 @@
+// Stage "add Docker facts": the networks and containers Docker has replace what the policy
+// would otherwise have to spell out. What the policy does declare must agree with Docker
+// (an error at the policy's line that says what Docker has); networks then replay in
+// creation order and containers in start order, as dockerd wrote its rules.
+import type { Problems, Span } from "../diagnostics.js";
+import { bindings, gatewayOf } from "../model/derive.js";
+import type { Container, Network, Policy } from "../model/types.js";
+import { formatIp, formatNetwork, type Cidr } from "../model/values.js";
+import type { DockerFacts } from "./read.js";
+
+function dockerNote(span: Span): { message: string; span: Span }[] {
+  return span.docker ? [{ message: `what Docker has`, span }] : [];
+}
+
+function list(xs: string[]): string {
+  return xs.length ? xs.join(", ") : "none";
+}
+
+function subnetsText(subnets: { value: Cidr }[]): string[] {
+  return subnets.map((s) => formatNetwork(s.value)).sort();
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** A declared network against Docker's: each setting the policy gives must be what Docker has. */
+function compareNetwork(declared: Network, actual: Network, problems: Problems): void {
+  const mismatch = (span: Span, what: string, said: string, has: string): void => {
+    problems.error("facts-mismatch", span, `network '${declared.name}' is declared with ${what} ${said}, but Docker has ${has}`, {
+      help: `write what Docker has, or leave the setting out and let the facts give it`,
+      notes: dockerNote(actual.span),
+    });
+  };
+  if (!declared.implicit && declared.bridge.value !== actual.bridge.value) mismatch(declared.bridge.span, "bridge", declared.bridge.value, actual.bridge.value);
+  const ds = subnetsText(declared.subnets);
+  const as = subnetsText(actual.subnets);
+  if (!sameList(ds, as)) mismatch(declared.subnets[0]?.span ?? declared.span, "subnet", list(ds), list(as));
+  for (const f of [4, 6] as const) {
+    const given = declared.gateways.find((g) => g.value.family === f);
+    const has = gatewayOf(actual, f);
+    if (given && has && given.value.value !== has.value) mismatch(given.span, "gateway", formatIp(given.value), formatIp(has));
+  }
+  if (declared.implicit) return; // the default bridge's switches are the docker block's
+  const flags: [string, boolean, boolean][] = [
+    ["icc", declared.icc, actual.icc],
+    ["internal", declared.internal, actual.internal],
+    ["masquerade", declared.masquerade, actual.masquerade],
+  ];
+  for (const [what, d, a] of flags) if (d !== a) mismatch(declared.span, what, d ? "on" : "off", a ? "on" : "off");
+  const db = declared.hostBinding ? formatIp(declared.hostBinding.value) : "0.0.0.0";
+  const ab = actual.hostBinding ? formatIp(actual.hostBinding.value) : "0.0.0.0";
+  if (db !== ab) mismatch(declared.hostBinding?.span ?? declared.span, "host-binding", db, ab);
+}
+
+/** The docker block's settings of the default bridge (`bip`, `icc`, `ip-masq`, `ip`) against Docker's. */
+function compareDefaultBridge(p: Policy, actual: Network, problems: Problems): void {
+  const d = p.docker;
+  const mismatch = (span: Span | undefined, what: string, said: string, has: string): void => {
+    problems.error("facts-mismatch", span ?? d.span!, `the docker block says ${what} ${said}, but the daemon's default bridge has ${has}`, {
+      help: `write what the daemon has (docker network inspect bridge), or leave ${what} out and let the facts give it`,
+      notes: dockerNote(actual.span),
+    });
+  };
+  // dockerd started with "iptables": false turns ip-masq off on the default bridge whatever
+  // daemon.json says (masquerading is an iptables rule); dockwall writes that rule now, so the
+  // docker block's `ip-masq` (default on) says whether to — the facts cannot (docker-corpus/iptables-off).
+  if (!d.iptables) actual.masquerade = d.ipMasq;
+  if (d.spans.icc && d.icc !== actual.icc) mismatch(d.spans.icc, "icc", d.icc ? "on" : "off", actual.icc ? "on" : "off");
+  if (d.spans["ip-masq"] && d.ipMasq !== actual.masquerade) mismatch(d.spans["ip-masq"], "ip-masq", d.ipMasq ? "on" : "off", actual.masquerade ? "on" : "off");
+  if (d.bip) {
+    const said = `${formatIp(d.bip.value)}/${d.bip.value.prefix}`;
+    const s4 = actual.subnets.find((s) => s.value.family === 4)?.value;
+    const g4 = gatewayOf(actual, 4);
+    const has = s4 && g4 ? `${formatIp(g4)}/${s4.prefix}` : "no IPv4 subnet";
+    if (said !== has) mismatch(d.bip.span, "bip", said, has);
+  }
+  if (d.ip) {
+    const said = formatIp(d.ip.value);
+    const has = actual.hostBinding ? formatIp(actual.hostBinding.value) : "0.0.0.0";
+    if (said !== has) mismatch(d.ip.span, "ip", said, has);
+  }
+  // The facts are the truth now: the block's switches must not switch the bridge off twice.
+  d.icc = actual.icc;
+  d.ipMasq = actual.masquerade;
+}
+
+function endpointsText(c: Container): string[] {
+  return c.endpoints.map((e) => `${e.network.name} ${e.addresses.map((a) => formatIp(a.value)).join(" ")}`).sort();
+}
+
+function bindingsText(c: Container): string[] {
+  return c.publishes
+    .flatMap(bindings)
+    .map((b) => `${b.hostIp ? `${formatIp(b.hostIp)}:` : ""}${b.hostPort}:${b.containerPort}/${b.proto}`)
+    .sort();
+}
+
+function compareContainer(declared: Container, actual: Container, problems: Problems): void {
+  const de = endpointsText(declared);
+  const ae = endpointsText(actual);
+  const diff = (a: string[], b: string[]) => a.filter((x) => !b.includes(x));
+  if (!sameList(de, ae)) {
+    problems.error("facts-mismatch", declared.endpoints[0]?.span ?? declared.span, `container '${declared.name}' is declared on ${list(de.map((x) => `'${x}'`))}, but Docker has it on ${list(ae.map((x) => `'${x}'`))}`, {
+      help: diff(de, ae).length ? `remove or correct the network lines, or leave them out and let the facts give them` : `add what Docker has, or leave the network lines out`,
+      notes: dockerNote(actual.span),
+    });
+  }
+  // Only what the policy says it publishes is compared: none written means "whatever Docker has".
+  if (declared.publishes.length > 0) {
+    const dp = bindingsText(declared);
+    const ap = bindingsText(actual);
+    if (!sameList(dp, ap)) {
+      problems.error("facts-mismatch", declared.publishes[0]!.span, `container '${declared.name}' is declared to publish ${list(dp)}, but Docker publishes ${list(ap)}`, {
+        help: `write what Docker publishes (docker port ${declared.name}), or leave the publish lines out and let the facts give them`,
+        notes: dockerNote(actual.span),
+      });
+    }
+  }
+}
+
+export function addFacts(p: Policy, facts: DockerFacts, problems: Problems): void {
+  p.withFacts = { source: facts.source, unbridged: facts.unbridged };
+  const d = p.docker;
+  if (facts.version && (d.versionAuto || !d.version)) d.version = { value: facts.version, span: d.versionAuto ?? d.span ?? facts.networks[0]?.span ?? { line: 1, col: 1, endLine: 1, endCol: 2 } };
+  else if (d.versionAuto && !d.version) {
+    problems.error("no-version", d.versionAuto, `'version auto' takes the daemon's version, but ${facts.source} does not say it`, {
+      help: `write the release (e.g. version 20.10;), or save the facts with 'dockwall facts', which records it`,
+    });
+  }
+
+  // Networks: Docker's, in creation order; a declared one must agree and keeps its spans.
+  const declaredNets = new Map(p.networks.map((n) => [n.name, n]));
+  const networks: Network[] = [];
+  for (const actual of facts.networks) {
+    const declared = declaredNets.get(actual.name);
+    declaredNets.delete(actual.name);
+    if (actual.name === "bridge") compareDefaultBridge(p, actual, problems);
+    if (!declared || declared.implicit) {
+      networks.push(actual);
+      continue;
+    }
+    compareNetwork(declared, actual, problems);
+    networks.push(declared);
+  }
+  for (const [, n] of declaredNets) {
+    if (n.implicit) continue; // the daemon runs without a default bridge (--bridge none)
+    problems.warning("not-in-docker", n.span, `network '${n.name}' is declared, but Docker has no such bridge network; it gets no rules`, {
+      help: `create it (docker network create), or remove it from the policy`,
+    });
+  }
+  p.networks = networks;
+
+  // Containers: Docker's running ones, in start order; a declared one must agree.
+  const declaredCtrs = new Map(p.containers.map((c) => [c.name, c]));
+  const containers: Container[] = [];
+  for (const actual of facts.containers) {
+    const declared = declaredCtrs.get(actual.name);
+    declaredCtrs.delete(actual.name);
+    if (!declared) {
+      containers.push(actual);
+      continue;
+    }
+    compareContainer(declared, actual, problems);
+    // The declared node keeps the policy's spans; what it leaves out, Docker gives.
+    if (declared.endpoints.length === 0) declared.endpoints = actual.endpoints;
+    if (declared.publishes.length === 0) declared.publishes = actual.publishes;
+    declared.compose ??= actual.compose;
+    containers.push(declared);
+  }
+  for (const [, c] of declaredCtrs) {
+    const why = facts.unbridged.includes(c.name) ? "runs on no bridge network (host or none networking)" : "is not running";
+    problems.warning("not-running", c.span, `container '${c.name}' is declared, but ${why}; it gets no rules until it runs`, {
+      help: `start it, or remove it from the policy`,
+    });
+  }
+  p.containers = containers;
+}
+

@@ -1,0 +1,275 @@
+// Docker's facts → model nodes. The one place that reads the Engine API's objects
+// (`docker network inspect`, `docker inspect`, GET /version): what it takes from them, and
+// what is wrong with them, each diagnostic naming the container or network it is about.
+// Pure: the objects come from the daemon (facts/engine.ts) or from a facts file.
+import { dockerOrigin, Problems, type DockerObject, type Span } from "../diagnostics.js";
+import type { Container, Endpoint, Located, Network, Publish } from "../model/types.js";
+import { isError, parseCidr, parseIp, parseVersion, type Cidr, type Ip, type Proto, type PublishSpec, type Version } from "../model/values.js";
+
+/** The facts as the Engine API gives them: `{"networks": [...], "containers": [...]}` (and `version`, GET /version's object). */
+export interface RawFacts {
+  networks: unknown[];
+  containers: unknown[];
+  version?: unknown;
+}
+
+/** What dockwall takes from Docker. */
+export interface DockerFacts {
+  /** Where they were read: `unix:///var/run/docker.sock`, or the facts file. */
+  source: string;
+  /** The daemon's release, when the facts say (GET /version's `Version`). */
+  version?: Version;
+  /** Bridge networks in creation order; the default bridge is called `bridge`. */
+  networks: Network[];
+  /** Running containers in start order, on their bridge networks. */
+  containers: Container[];
+  /** Running containers that have no bridge network (host or none networking): nothing to write for them. */
+  unbridged: string[];
+}
+
+/** `{"networks": [...], "containers": [...]}`, or what is wrong with the text. */
+export function parseFactsText(text: string): RawFacts | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    return `not JSON: ${(e as Error).message}`;
+  }
+  if (!isObject(v) || !Array.isArray(v.networks) || !Array.isArray(v.containers)) {
+    return `expected {"networks": [...], "containers": [...]} (docker network inspect and docker inspect objects, as 'dockwall facts' writes them)`;
+  }
+  return { networks: v.networks, containers: v.containers, version: v.version };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** RFC 3339 with nanoseconds, as Docker writes it, to a key that sorts in time order (Go drops trailing zeros of the fraction). */
+function timeKey(s: string): string {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(.*)$/.exec(s);
+  return m ? `${m[1]}.${(m[2] ?? "").padEnd(9, "0")}${m[3]}` : s;
+}
+
+/** Reads the fields it needs from one object; a missing or mistyped one is reported once, at the object. */
+class Reader {
+  ok = true;
+  constructor(
+    private readonly problems: Problems,
+    readonly origin: Span,
+    private readonly what: string,
+  ) {}
+
+  fail(message: string, help?: string): void {
+    this.ok = false;
+    this.problems.error("bad-facts", this.origin, message, { help });
+  }
+
+  field(obj: unknown, path: string[], type: "string" | "boolean" | "object", optional = false): unknown {
+    let v: unknown = obj;
+    for (const k of path) v = isObject(v) ? v[k] : undefined;
+    if (v === undefined || v === null) {
+      if (!optional) this.fail(`${this.what} has no ${path.join(".")}`, `give the object as 'docker ${this.what.startsWith("network") ? "network inspect" : "inspect"}' prints it`);
+      return undefined;
+    }
+    if (typeof v !== type || (type === "object" && !isObject(v))) {
+      this.fail(`${this.what}'s ${path.join(".")} is not a${type === "object" ? "n object" : ` ${type}`}`);
+      return undefined;
+    }
+    return v;
+  }
+}
+
+const OPT = "com.docker.network.bridge.";
+
+function network(raw: unknown, source: string, problems: Problems): { net: Network; created: string; id: string } | undefined {
+  const name = isObject(raw) && typeof raw.Name === "string" ? raw.Name : "?";
+  const id = isObject(raw) && typeof raw.Id === "string" ? raw.Id : "";
+  const obj: DockerObject = { kind: "network", name, id, source };
+  const at = dockerOrigin(obj);
+  const r = new Reader(problems, at, `network '${name}'`);
+  if (!isObject(raw)) {
+    r.fail(`a network is not an object`);
+    return undefined;
+  }
+  r.field(raw, ["Name"], "string");
+  const driver = r.field(raw, ["Driver"], "string") as string | undefined;
+  if (driver !== "bridge") return undefined; // host, none, overlay, macvlan: no rules of Docker's bridge driver
+  r.field(raw, ["Id"], "string");
+  const created = (r.field(raw, ["Created"], "string") as string | undefined) ?? "";
+  const options = (r.field(raw, ["Options"], "object", true) ?? {}) as Record<string, unknown>;
+  const opt = (k: string): string | undefined => (typeof options[OPT + k] === "string" ? (options[OPT + k] as string) : undefined);
+  const ipam = r.field(raw, ["IPAM"], "object") as Record<string, unknown> | undefined;
+  const configs = Array.isArray(ipam?.Config) ? (ipam.Config as unknown[]) : [];
+  const subnets: Located<Cidr>[] = [];
+  const gateways: Located<Ip>[] = [];
+  for (const c of configs) {
+    if (!isObject(c) || typeof c.Subnet !== "string") {
+      r.fail(`an IPAM.Config entry of network '${name}' has no Subnet`);
+      continue;
+    }
+    const s = parseCidr(c.Subnet);
+    if (isError(s)) r.fail(`network '${name}' has the subnet '${c.Subnet}': ${s.error}`);
+    else subnets.push({ value: s, span: at });
+    if (typeof c.Gateway === "string" && c.Gateway !== "") {
+      const g = parseIp(c.Gateway.replace(/\/\d+$/, ""));
+      if (isError(g)) r.fail(`network '${name}' has the gateway '${c.Gateway}': ${g.error}`);
+      else gateways.push({ value: g, span: at });
+    }
+  }
+  if (subnets.length === 0 && r.ok) r.fail(`network '${name}' has no subnet (IPAM.Config is empty)`);
+  const binding = opt("host_binding_ipv4");
+  let hostBinding: Located<Ip> | undefined;
+  if (binding && binding !== "0.0.0.0") {
+    const b = parseIp(binding);
+    if (isError(b)) r.fail(`network '${name}' binds published ports to '${binding}': ${b.error}`);
+    else hostBinding = { value: b, span: at };
+  }
+  const isDefault = opt("default_bridge") === "true";
+  const bridge = opt("name") ?? (id ? `br-${id.slice(0, 12)}` : "");
+  if (!r.ok) return undefined;
+  return {
+    id,
+    created,
+    net: {
+      // The default bridge is `bridge` whatever the daemon calls it, as in a policy.
+      name: isDefault ? "bridge" : name,
+      span: at,
+      bridge: { value: bridge, span: at },
+      subnets,
+      gateways,
+      icc: opt("enable_icc") !== "false",
+      internal: raw.Internal === true,
+      masquerade: opt("enable_ip_masquerade") !== "false",
+      hostBinding,
+      implicit: false,
+    },
+  };
+}
+
+/** The container's published ports, from NetworkSettings.Ports: what is bound now (`-P` included). */
+function publishes(ports: Record<string, unknown>, r: Reader, at: Span): Publish[] {
+  const out: Publish[] = [];
+  for (const [key, list] of Object.entries(ports)) {
+    if (list === null || (Array.isArray(list) && list.length === 0)) continue; // exposed, not published
+    const m = /^(\d+)\/(tcp|udp|sctp)$/.exec(key);
+    if (!m || !Array.isArray(list)) {
+      r.fail(`NetworkSettings.Ports has '${key}', which is not PORT/tcp or PORT/udp`);
+      continue;
+    }
+    if (m[2] === "sctp") continue; // dockwall writes no sctp rules
+    const containerPort = Number(m[1]);
+    const proto = m[2] as Proto;
+    // Docker lists a port published on every address twice, on 0.0.0.0 and on ::.
+    const byHostPort = new Map<number, Set<string>>();
+    for (const b of list) {
+      if (!isObject(b) || typeof b.HostPort !== "string" || !/^\d+$/.test(b.HostPort)) {
+        r.fail(`NetworkSettings.Ports['${key}'] has a binding without a HostPort`);
+        continue;
+      }
+      const hp = Number(b.HostPort);
+      let ips = byHostPort.get(hp);
+      if (!ips) byHostPort.set(hp, (ips = new Set()));
+      ips.add(typeof b.HostIp === "string" ? b.HostIp : "");
+    }
+    for (const [hostPort, ips] of byHostPort) {
+      const all = ips.has("") || (ips.has("0.0.0.0") && ips.has("::"));
+      const hostIps: (string | undefined)[] = all ? [undefined] : [...ips];
+      for (const hostIp of hostIps) {
+        let ip: Ip | undefined;
+        if (hostIp !== undefined) {
+          const p = parseIp(hostIp);
+          if (isError(p)) {
+            r.fail(`NetworkSettings.Ports['${key}'] binds to '${hostIp}': ${p.error}`);
+            continue;
+          }
+          ip = p;
+        }
+        const spec: PublishSpec = { host: { from: hostPort, to: hostPort }, container: { from: containerPort, to: containerPort }, proto };
+        if (ip) spec.hostIp = ip;
+        out.push({ spec, span: at });
+      }
+    }
+  }
+  return out;
+}
+
+function container(raw: unknown, source: string, networks: Map<string, Network>, problems: Problems): { ctr: Container; started: string } | "stopped" | "unbridged" | undefined {
+  const name = isObject(raw) && typeof raw.Name === "string" ? raw.Name.replace(/^\//, "") : "?";
+  const id = isObject(raw) && typeof raw.Id === "string" ? raw.Id : "";
+  const at = dockerOrigin({ kind: "container", name, id, source });
+  const r = new Reader(problems, at, `container '${name}'`);
+  if (!isObject(raw)) {
+    r.fail(`a container is not an object`);
+    return undefined;
+  }
+  r.field(raw, ["Name"], "string");
+  r.field(raw, ["Id"], "string");
+  const running = r.field(raw, ["State", "Running"], "boolean");
+  if (running === false) return "stopped";
+  const started = (r.field(raw, ["State", "StartedAt"], "string") as string | undefined) ?? "";
+  const nets = (r.field(raw, ["NetworkSettings", "Networks"], "object") ?? {}) as Record<string, unknown>;
+  const ports = (r.field(raw, ["NetworkSettings", "Ports"], "object", true) ?? {}) as Record<string, unknown>;
+  const labels = (r.field(raw, ["Config", "Labels"], "object", true) ?? {}) as Record<string, unknown>;
+  if (!r.ok) return undefined;
+  const endpoints: Endpoint[] = [];
+  for (const [netName, e] of Object.entries(nets)) {
+    // The default bridge is `bridge` in inspect output too; networks of other drivers have no rules.
+    const n = networks.get(netName);
+    if (!n) continue;
+    if (!isObject(e)) {
+      r.fail(`NetworkSettings.Networks['${netName}'] is not an object`);
+      continue;
+    }
+    const addresses: Located<Ip>[] = [];
+    for (const k of ["IPAddress", "GlobalIPv6Address"] as const) {
+      const text = e[k];
+      if (text === undefined || text === null || text === "") continue;
+      const ip = typeof text === "string" ? parseIp(text) : undefined;
+      if (!ip || isError(ip)) r.fail(`its ${k} on network '${netName}' is '${String(text)}', not an address`);
+      else addresses.push({ value: ip, span: at });
+    }
+    if (!addresses.some((a) => a.value.family === 4)) {
+      r.fail(`it has no IPv4 address on network '${netName}' (NetworkSettings.Networks['${netName}'].IPAddress is empty)`, `a running container on a bridge network has one; save the facts again while it runs`);
+      continue;
+    }
+    endpoints.push({ network: { name: n.name, span: at }, addresses, span: at });
+  }
+  if (!r.ok) return undefined;
+  if (endpoints.length === 0) return "unbridged";
+  const project = labels["com.docker.compose.project"];
+  const service = labels["com.docker.compose.service"];
+  const ctr: Container = { name, span: at, endpoints, publishes: publishes(ports, r, at) };
+  if (typeof project === "string" && typeof service === "string") ctr.compose = { project, service };
+  return r.ok ? { ctr, started } : undefined;
+}
+
+/** The facts in the model's terms; errors name the network or container they are about. */
+export function readFacts(raw: RawFacts, source: string, problems: Problems): DockerFacts {
+  const nets: { net: Network; created: string; id: string }[] = [];
+  for (const n of raw.networks) {
+    const v = network(n, source, problems);
+    if (v) nets.push(v);
+  }
+  nets.sort((a, b) => (timeKey(a.created) < timeKey(b.created) ? -1 : timeKey(a.created) > timeKey(b.created) ? 1 : 0));
+  const byName = new Map<string, Network>();
+  // Containers name their networks as inspect prints them: the default bridge as `bridge`.
+  for (const n of nets) byName.set(n.net.name, n.net);
+  const ctrs: { ctr: Container; started: string }[] = [];
+  const unbridged: string[] = [];
+  for (const c of raw.containers) {
+    const v = container(c, source, byName, problems);
+    if (v === "unbridged") unbridged.push(isObject(c) && typeof c.Name === "string" ? c.Name.replace(/^\//, "") : "?");
+    else if (v && v !== "stopped") ctrs.push(v);
+  }
+  ctrs.sort((a, b) => (timeKey(a.started) < timeKey(b.started) ? -1 : timeKey(a.started) > timeKey(b.started) ? 1 : a.ctr.name < b.ctr.name ? -1 : 1));
+  let version: Version | undefined;
+  if (raw.version !== undefined) {
+    const text = isObject(raw.version) ? raw.version.Version : raw.version;
+    const m = typeof text === "string" ? /^v?(\d+(?:\.\d+){0,2})/.exec(text) : null;
+    const v = m ? parseVersion(m[1]!) : undefined;
+    if (!v || isError(v)) problems.error("bad-facts", dockerOrigin({ kind: "daemon", name: "", id: "", source }), `the daemon's version is '${String(text)}', not a Docker version`);
+    else version = v;
+  }
+  return { source, version, networks: nets.map((n) => n.net), containers: ctrs.map((c) => c.ctr), unbridged };
+}
