@@ -7,6 +7,9 @@ import { FORMATS, type Format } from "./formats.js";
 import { formatDiagnostics } from "./diagnostics.js";
 import { VERSION } from "./version.js";
 import type { DiffIo } from "./live/command.js";
+import type { RawFacts } from "./facts/read.js";
+
+type Facts = { raw: RawFacts; source: string };
 
 /** The compiler is loaded when a command needs it, so that --help starts fast. */
 async function compile(text: string, options: CompileOptions): Promise<CompileResult> {
@@ -26,6 +29,8 @@ export interface Io extends DiffIo {
   stdoutIsTTY: boolean;
   /** The running dockerd's version (for --docker-version auto). */
   dockerVersion: () => Promise<string>;
+  /** The running dockerd's facts: networks, running containers, version (--docker, facts, init). */
+  dockerFacts: () => Promise<Facts>;
 }
 
 export const EXIT = { ok: 0, differs: 1, error: 2 } as const;
@@ -77,12 +82,41 @@ async function resolveDockerVersion(io: Io, v: string | undefined): Promise<stri
   return v;
 }
 
-async function compileCommand(io: Io, args: { policy: string; format: Format; output?: string; checkOnly: boolean; dockerVersion?: string }): Promise<number> {
+interface FactsArgs {
+  docker?: boolean;
+  facts?: string;
+}
+
+/** Docker's facts, from the daemon (--docker) or a file (--facts); undefined with neither; an exit code when they cannot be had. */
+async function loadFacts(io: Io, a: FactsArgs): Promise<Facts | undefined | number> {
+  if (a.facts !== undefined) {
+    const { parseFactsText } = await import("./facts/read.js");
+    const src = load(io, a.facts);
+    if (typeof src === "number") return src;
+    const raw = parseFactsText(src.text);
+    if (typeof raw === "string") {
+      io.stderr(`dockwall: ${src.file}: ${raw}\n`);
+      return EXIT.error;
+    }
+    return { raw, source: src.file };
+  }
+  if (!a.docker) return undefined;
+  try {
+    return await io.dockerFacts();
+  } catch (e) {
+    io.stderr(`dockwall: ${(e as Error).message}\n`);
+    return EXIT.error;
+  }
+}
+
+async function compileCommand(io: Io, args: FactsArgs & { policy: string; format: Format; output?: string; checkOnly: boolean; dockerVersion?: string }): Promise<number> {
   const dockerVersion = await resolveDockerVersion(io, args.dockerVersion);
   if (typeof dockerVersion === "number") return dockerVersion;
   const src = load(io, args.policy);
   if (typeof src === "number") return src;
-  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion });
+  const facts = await loadFacts(io, args);
+  if (typeof facts === "number") return facts;
+  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion, facts });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
@@ -115,6 +149,13 @@ function diffOptions<T>(y: Argv<T>) {
     .option("color", { describe: "colour the diff (default: when stdout is a terminal)", type: "boolean" });
 }
 
+function factsOptions<T>(y: Argv<T>) {
+  return y
+    .option("docker", { describe: "read networks, running containers, published ports and the daemon's version from dockerd (DOCKER_HOST, else /var/run/docker.sock)", type: "boolean" })
+    .option("facts", { describe: "read the same facts from FILE, as 'dockwall facts' writes them ({\"networks\": [...], \"containers\": [...]})", type: "string", requiresArg: true })
+    .conflicts("docker", "facts");
+}
+
 function versionOption<T>(y: Argv<T>) {
   return y.option("docker-version", {
     describe: "the dockerd release whose chains to reproduce, overriding the policy's 'version'; 'auto' asks the running dockerd (/var/run/docker.sock or DOCKER_HOST)",
@@ -136,25 +177,27 @@ export async function run(argv: string[], io: Io): Promise<number> {
       "compile <policy>",
       "compile the policy to ferm (default) or iptables-restore input",
       (y) =>
-        versionOption(diffOptions(
+        factsOptions(versionOption(diffOptions(
           policyArg(y)
             .option("format", { alias: "f", describe: "output format", choices: FORMATS, default: "ferm" as Format })
             .option("output", { alias: "o", describe: "write to FILE instead of standard output (only when there is no error)", type: "string", requiresArg: true })
             .option("diff", { describe: "show what loading the result would change on this host (same as: dockwall diff POLICY)", type: "boolean", default: false }),
-        ))
+        )))
           .example("$0 compile web.dw > /etc/ferm/ferm.conf", "ferm configuration")
           .example("$0 compile web.dw -f iptables -o rules.v4", "iptables-restore input, IPv4")
           .example("$0 compile web.dw --diff", "what would change on this host")
+          .example("$0 compile web.dw --docker -f iptables", "with the networks and containers that run here")
+          .example("$0 compile web.dw --facts host.json", "with facts saved on another host (dockwall facts > host.json)")
           .example("$0 compile web.dw --docker-version auto", "the chains of the dockerd running here"),
       async (a) => {
         if (a.diff) code = await diffCommand(io, a);
-        else code = await compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false, dockerVersion: a["docker-version"] });
+        else code = await compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts });
       },
     )
     .command(
       "diff <policy>",
       "compare the compiled rules with the live ruleset (exit 1 when they differ)",
-      (y) => versionOption(diffOptions(policyArg(y))).example("$0 diff web.dw --live saved.v4", "compare with a dump from another host"),
+      (y) => factsOptions(versionOption(diffOptions(policyArg(y)))).example("$0 diff web.dw --live saved.v4", "compare with a dump from another host").example("$0 diff web.dw --docker", "what a deploy with the containers that run here would change"),
       async (a) => {
         code = await diffCommand(io, a);
       },
@@ -162,12 +205,38 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .command(
       "check <policy>",
       "check the policy and print every problem, writing nothing",
-      (y) => versionOption(policyArg(y)),
+      (y) => factsOptions(versionOption(policyArg(y))),
       async (a) => {
-        code = await compileCommand(io, { policy: a.policy, format: "ferm", checkOnly: true, dockerVersion: a["docker-version"] });
+        code = await compileCommand(io, { policy: a.policy, format: "ferm", checkOnly: true, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts });
       },
     )
-    .demandCommand(1, "Name a command: compile, diff or check.")
+    .command(
+      "facts",
+      "print the daemon's facts (networks, running containers, version) as JSON, for --facts",
+      (y) =>
+        y
+          .option("output", { alias: "o", describe: "write to FILE instead of standard output", type: "string", requiresArg: true })
+          .example("$0 facts > host.json", "save this host's facts")
+          .example("$0 compile web.dw --facts host.json", "compile for that host anywhere"),
+      async (a) => {
+        code = await factsCommand(io, a.output);
+      },
+    )
+    .command(
+      "init",
+      "print a starter policy for this host: every published port stays as reachable as it is now",
+      (y) =>
+        factsOptions(y)
+          .example("$0 init --docker > /etc/dockwall/host.dw", "start from what runs here")
+          .check((a) => {
+            if (!a.docker && a.facts === undefined) throw new UsageError("init needs Docker's facts: --docker (ask the daemon) or --facts FILE");
+            return true;
+          }),
+      async (a) => {
+        code = await initCommand(io, a);
+      },
+    )
+    .demandCommand(1, "Name a command: compile, diff, check, facts or init.")
     .strict()
     .version(VERSION)
     .alias("h", "help")
@@ -207,12 +276,44 @@ export async function run(argv: string[], io: Io): Promise<number> {
 
 class UsageError extends Error {}
 
-async function diffCommand(io: Io, a: { policy: string; live?: string; live6?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean; "docker-version"?: string }): Promise<number> {
+async function factsCommand(io: Io, output: string | undefined): Promise<number> {
+  const facts = await loadFacts(io, { docker: true });
+  if (typeof facts !== "object") return facts ?? EXIT.error;
+  const text = JSON.stringify(facts.raw, null, 2) + "\n";
+  if (!output) {
+    io.stdout(text);
+    return EXIT.ok;
+  }
+  try {
+    io.writeFile(output, text);
+  } catch (e) {
+    io.stderr(`dockwall: cannot write ${output}: ${(e as Error).message}\n`);
+    return EXIT.error;
+  }
+  return EXIT.ok;
+}
+
+async function initCommand(io: Io, a: FactsArgs): Promise<number> {
+  const facts = await loadFacts(io, a);
+  if (typeof facts !== "object") return facts ?? EXIT.error;
+  const { starterPolicy } = await import("./facts/init.js");
+  const r = starterPolicy(facts.raw, facts.source);
+  if (!r.ok) {
+    io.stderr(formatDiagnostics(r.diagnostics, facts.source, ""));
+    return EXIT.error;
+  }
+  io.stdout(r.text);
+  return EXIT.ok;
+}
+
+async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: string; live6?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean; "docker-version"?: string }): Promise<number> {
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
   if (typeof dockerVersion === "number") return dockerVersion;
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
-  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion });
+  const facts = await loadFacts(io, a);
+  if (typeof facts === "number") return facts;
+  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, facts });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) return EXIT.error;
   const { runDiff } = await import("./live/command.js");

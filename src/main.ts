@@ -43,7 +43,8 @@ function main(args: string[]): void {
     runProgram: (cmd, args) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 30 }),
     isTTY: Boolean(process.stderr.isTTY),
     stdoutIsTTY: Boolean(process.stdout.isTTY),
-    dockerVersion: async () => (await import("./dockerapi.js")).dockerVersion(process.env),
+    dockerVersion: async () => (await import("./facts/engine.js")).dockerVersion(process.env),
+    dockerFacts: async () => (await import("./facts/engine.js")).readDaemonFacts(process.env),
   }).then((code) => {
     process.exitCode = code;
   });

@@ -37,6 +37,9 @@ function memory(files: Record<string, string>, out: string[]): Io {
     isTTY: false,
     stdoutIsTTY: false,
     dockerVersion: async () => "20.10.24",
+    dockerFacts: async () => {
+      throw new Error("no daemon while building the snapshot");
+    },
   };
 }
 

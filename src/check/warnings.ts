@@ -59,7 +59,14 @@ export const daemonSettings: Check = (ctx) => {
       help: `dockwall guards that path in INPUT too (chain DOCKWALL-PROXY), so 'allow' and 'published' hold for it; but a proxied connection reaches the container from the bridge's address, not the client's. For real client addresses set "userland-proxy": false in daemon.json and 'userland-proxy off;' here`,
     });
   }
-  if (!d.version) {
+  if (d.versionAuto && !d.version) {
+    // With facts that give no version, the facts stage has said so already.
+    if (!ctx.policy.withFacts) {
+      ctx.problems.error("needs-facts", d.versionAuto, `'version auto' takes the release from the daemon, but no facts were read`, {
+        help: `compile with --docker (ask the daemon) or --facts FILE, or write the release (e.g. version 20.10;)`,
+      });
+    }
+  } else if (!d.version) {
     ctx.problems.warning("no-version", d.span ?? startOfFile, `no Docker version given; assuming the newest supported (${NEWEST.text})`, {
       help: `write the dockerd release this host runs, e.g. docker { version 20.10; } ('dockerd --version' tells)`,
     });

@@ -65,11 +65,20 @@ class Reader {
     this.problems.error("bad-facts", this.origin, message, { help });
   }
 
+  private readonly missing = new Set<string>();
+
   field(obj: unknown, path: string[], type: "string" | "boolean" | "object", optional = false): unknown {
     let v: unknown = obj;
-    for (const k of path) v = isObject(v) ? v[k] : undefined;
+    let depth = 0;
+    for (; depth < path.length && isObject(v); depth++) v = v[path[depth]!];
+    if (depth < path.length) v = undefined;
     if (v === undefined || v === null) {
-      if (!optional) this.fail(`${this.what} has no ${path.join(".")}`, `give the object as 'docker ${this.what.startsWith("network") ? "network inspect" : "inspect"}' prints it`);
+      // Where the path breaks off: a missing State is one problem, not one per field under it.
+      const gone = path.slice(0, Math.max(1, depth)).join(".");
+      if (!optional && !this.missing.has(gone)) {
+        this.missing.add(gone);
+        this.fail(`${this.what} has no ${gone}`, `give the object as 'docker ${this.what.startsWith("network") ? "network inspect" : "inspect"}' prints it`);
+      }
       return undefined;
     }
     if (typeof v !== type || (type === "object" && !isObject(v))) {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { dockerVersion, engineEndpoint } from "../../src/dockerapi.js";
+import { dockerVersion, engineEndpoint } from "../../src/facts/engine.js";
 import { run } from "../../src/cli.js";
 import { memoryIo } from "../support/io.js";
 
@@ -47,7 +47,7 @@ describe("the Engine API client", () => {
   });
 
   test("no dockerd: a clear error", async () => {
-    await expect(dockerVersion({ DOCKER_HOST: `unix://${dir}/none.sock` })).rejects.toThrow(/no dockerd is running there; give the version instead/);
+    await expect(dockerVersion({ DOCKER_HOST: `unix://${dir}/none.sock` })).rejects.toThrow(/no dockerd is listening there .*; give the version instead/);
     expect(() => engineEndpoint({ DOCKER_HOST: "ssh://host" })).toThrow(/not supported/);
   });
 });

@@ -84,6 +84,9 @@ export interface LabSpec {
   containers: LabContainer[];
   /** More dockerd flags (rarely needed). */
   dockerdArgs?: string[];
+  /** "iptables": true: dockerd writes its own rules into the lab's host namespace (what dockwall
+   *  must reproduce). Default false, as on a host where dockwall writes them. */
+  iptables?: boolean;
 }
 
 export type ProbeFrom = 'wan' | 'lan' | 'host' | `ctr:${string}`;
@@ -468,7 +471,7 @@ class LabImpl implements Lab {
     }
 
     // --- dockerd
-    const cfg: Record<string, unknown> = { iptables: false, ip6tables: false, 'shutdown-timeout': 2 };
+    const cfg: Record<string, unknown> = { iptables: spec.iptables ?? false, ip6tables: false, 'shutdown-timeout': 2 };
     writeFileSync(join(this.workDir, 'daemon.json'), JSON.stringify(cfg) + '\n');
     mkdirSync(join(this.workDir, 'cli'), { recursive: true });
     const args = [

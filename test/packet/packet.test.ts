@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { formatDiagnostics } from "../../src/diagnostics.js";
-import { dockerVersion } from "../../src/dockerapi.js";
+import { dockerVersion } from "../../src/facts/engine.js";
 import { ADDR, describeDocker, startLab, type Lab, type LabContainer, type LabSpec, type ProbeFrom, type Proto } from "../lab/dockerlab.js";
 
 function rules(policy: string, format: "iptables" | "ip6tables"): string {

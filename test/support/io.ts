@@ -29,6 +29,9 @@ export function memoryIo(files: Record<string, string>, extra: Partial<Io> = {})
     dockerVersion: async () => {
       throw new Error("cannot ask dockerd for its version at unix:///var/run/docker.sock: no dockerd is running there");
     },
+    dockerFacts: async () => {
+      throw new Error("cannot read /version from dockerd at unix:///var/run/docker.sock: no dockerd is listening there (is it running? is DOCKER_HOST right?)");
+    },
     ...extra,
   };
   return io;

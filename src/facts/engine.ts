@@ -1,0 +1,152 @@
+// The one place that talks to the Docker Engine API: at DOCKER_HOST (unix:///PATH or
+// tcp://HOST:PORT), else /var/run/docker.sock. Node's own http client: the four GETs dockwall
+// needs do not justify a client library (dockerode and its dependencies would be loaded at
+// every --docker start), and this way the errors say exactly what went wrong.
+import { Agent, request } from "node:http";
+import type { RawFacts } from "./read.js";
+
+export class DockerApiError extends Error {
+  constructor(
+    message: string,
+    /** What went wrong, without the request: "no dockerd is listening there (…)". */
+    readonly why = message,
+  ) {
+    super(message);
+  }
+}
+
+export interface Endpoint {
+  socketPath?: string;
+  host?: string;
+  port?: number;
+  /** As a user would write it: unix:///var/run/docker.sock. */
+  describe: string;
+}
+
+export function engineEndpoint(env: NodeJS.ProcessEnv): Endpoint {
+  const h = env.DOCKER_HOST;
+  if (!h) return { socketPath: "/var/run/docker.sock", describe: "unix:///var/run/docker.sock" };
+  if (h.startsWith("unix://")) return { socketPath: h.slice("unix://".length), describe: h };
+  const m = /^tcp:\/\/([^:/]+|\[[^\]]+\]):(\d+)\/?$/.exec(h);
+  if (m) return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]), describe: h };
+  throw new DockerApiError(`DOCKER_HOST=${h} is not supported (use unix:///path or tcp://host:port)`);
+}
+
+export interface EngineOptions {
+  /** Per request, in ms (default 5000). */
+  timeoutMs?: number;
+  /** Container inspections under way at once (default 8). */
+  parallel?: number;
+}
+
+/** A client for one endpoint; keeps its connections open while it reads. */
+export class Engine {
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+  private readonly parallel: number;
+
+  constructor(
+    readonly endpoint: Endpoint,
+    opts: EngineOptions = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.parallel = opts.parallel ?? 8;
+    this.agent = new Agent({ keepAlive: true, maxSockets: this.parallel });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  /** GET `path`, parsed as JSON; a DockerApiError that says what went wrong otherwise. */
+  get(path: string): Promise<unknown> {
+    const ep = this.endpoint;
+    return new Promise((resolve, reject) => {
+      const fail = (why: string) => reject(new DockerApiError(`cannot read ${path} from dockerd at ${ep.describe}: ${why}`, why));
+      const req = request({ socketPath: ep.socketPath, host: ep.host, port: ep.port, path, method: "GET", agent: this.agent, timeout: this.timeoutMs, headers: { Accept: "application/json" } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", (e) => fail(e.message));
+        res.on("aborted", () => fail("the connection was closed in the middle of the answer"));
+        res.on("end", () => {
+          const body = Buffer.concat(chunks).toString("utf8");
+          if (res.statusCode !== 200) {
+            let msg = body.trim().slice(0, 200);
+            try {
+              msg = String((JSON.parse(body) as { message?: unknown }).message ?? msg);
+            } catch {
+              /* not JSON: the body as it is */
+            }
+            fail(`it answered HTTP ${res.statusCode}${msg ? ` (${msg})` : ""}`);
+            return;
+          }
+          try {
+            resolve(JSON.parse(body));
+          } catch {
+            fail(`its answer is not JSON (${JSON.stringify(body.slice(0, 60))}); is that a Docker daemon?`);
+          }
+        });
+      });
+      req.on("timeout", () => req.destroy(new Error(`no answer within ${this.timeoutMs / 1000} s`)));
+      req.on("error", (e: NodeJS.ErrnoException) => {
+        const why =
+          e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "no dockerd is listening there (is it running? is DOCKER_HOST right?)"
+          : e.code === "EACCES" ? "permission denied (run as root or as a member of the docker group)"
+          : e.code === "ECONNRESET" || e.message === "socket hang up" ? "it closed the connection without answering"
+          : e.message;
+        fail(why);
+      });
+      req.end();
+    });
+  }
+
+  /** The daemon's networks, running containers (inspected) and version: the facts as `dockwall facts` writes them. */
+  async facts(): Promise<RawFacts & { version: unknown }> {
+    const [version, networks, list] = await Promise.all([this.get("/version"), this.get("/networks"), this.get("/containers/json")]);
+    if (!Array.isArray(networks)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /networks with something that is not a list`);
+    if (!Array.isArray(list)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /containers/json with something that is not a list`);
+    const ids = list.map((c) => (c as { Id?: unknown }).Id).filter((id): id is string => typeof id === "string");
+    const containers: unknown[] = new Array(ids.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < ids.length) {
+        const i = next++;
+        containers[i] = await this.get(`/containers/${encodeURIComponent(ids[i]!)}/json`).catch((e: unknown) => {
+          // Removed between the list and its inspection: it no longer runs.
+          if (e instanceof DockerApiError && / HTTP 404/.test(e.message)) return undefined;
+          throw e;
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.parallel, ids.length) }, worker));
+    return { version, networks, containers: containers.filter((c) => c !== undefined) };
+  }
+}
+
+/** The facts of the daemon at DOCKER_HOST (or /var/run/docker.sock). */
+export async function readDaemonFacts(env: NodeJS.ProcessEnv, opts?: EngineOptions): Promise<{ raw: RawFacts; source: string }> {
+  const engine = new Engine(engineEndpoint(env), opts);
+  try {
+    return { raw: await engine.facts(), source: engine.endpoint.describe };
+  } finally {
+    engine.close();
+  }
+}
+
+/** The Engine's version, e.g. "20.10.24" (a "+dfsg1" or "-ce" suffix removed). Used by --docker-version auto. */
+export async function dockerVersion(env: NodeJS.ProcessEnv, timeoutMs = 3000): Promise<string> {
+  const engine = new Engine(engineEndpoint(env), { timeoutMs });
+  try {
+    const v = String(((await engine.get("/version")) as { Version?: unknown }).Version ?? "");
+    const m = /^v?(\d+(?:\.\d+){0,2})/.exec(v);
+    if (!m) throw new DockerApiError(`dockerd at ${engine.endpoint.describe} answered, but not with a version: unexpected version '${v}'`);
+    return m[1]!;
+  } catch (e) {
+    if (e instanceof DockerApiError && !/answered, but/.test(e.message)) {
+      throw new DockerApiError(`cannot ask dockerd for its version at ${engine.endpoint.describe}: ${e.why}; give the version instead (--docker-version 28.5, or 'version' in the docker block)`);
+    }
+    throw e;
+  } finally {
+    engine.close();
+  }
+}
