@@ -85,3 +85,62 @@ describeDocker("facts from a live dockerd (iptables on): compile --docker = what
     expect(allowed.join("\n")).toContain("-d 172.27.0.10/32");
   });
 });
+
+// The policy of live.md (../spec/live/02-example.dw), unchanged but for the lan's source
+// range (the lab's lan is 192.168.77.0/24), on a host whose dockerd runs with "iptables":
+// false and "userland-proxy": false: compiled with --docker, loaded, and probed with real
+// packets. No address or bridge name is written anywhere.
+describeDocker("live.md's example on a real dockerd (iptables off): compile --docker, load, probe", () => {
+  let lab: Lab;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "dockwall-live-"));
+    lab = await startLab({
+      userlandProxy: false,
+      containers: [
+        { name: "web", publish: ["8080:80"], listen: ["tcp:80"] },
+        { name: "grafana", publish: ["3000:3000"], listen: ["tcp:3000"] },
+        { name: "db", publish: ["5432:5432"], listen: ["tcp:5432"] },
+      ],
+    });
+    const example = readFileSync(new URL("../spec/live/02-example.dw", import.meta.url).pathname, "utf8");
+    writeFileSync(join(dir, "host.dw"), example.replace("192.168.1.0/24", "192.168.77.0/24"));
+    const env = { ...process.env, DOCKER_HOST: lab.dockerHost };
+    const compile = (f: string) => execFileSync(bin, ["compile", "host.dw", "--docker", "-f", f], { cwd: dir, encoding: "utf8", env, stdio: ["ignore", "pipe", "pipe"] });
+    lab.load(compile("iptables"), compile("ip6tables"));
+  }, LAB_TIMEOUT);
+  afterAll(async () => {
+    await lab?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }, LAB_TIMEOUT);
+
+  it("lan reaches web:8080 and every port grafana publishes; wan reaches neither; db is closed to both", async () => {
+    const { ADDR } = await import("../lab/dockerlab.js");
+    const web = lab.containers.web!.ip!;
+    const results = await Promise.all([
+      lab.probe("lan", ADDR.hostLan, 8080, "tcp"),
+      lab.probe("lan", ADDR.hostLan, 3000, "tcp"),
+      lab.probe("wan", ADDR.hostWan, 8080, "tcp"),
+      lab.probe("wan", ADDR.hostWan, 3000, "tcp"),
+      lab.probe("lan", ADDR.hostLan, 5432, "tcp"),
+      lab.probe("wan", ADDR.hostWan, 5432, "tcp"),
+      lab.probe("lan", web, 80, "tcp"), // routed straight to the container
+    ]);
+    expect(results.map((r) => (r.open ? `open ${r.answeredBy} ${r.clientAddr}` : "closed"))).toEqual([
+      `open web ${ADDR.lan}`,
+      `open grafana ${ADDR.lan}`,
+      "closed",
+      "closed",
+      "closed",
+      "closed",
+      "closed",
+    ]);
+  }, LAB_TIMEOUT);
+
+  it("the host's own services: ssh from lan only", async () => {
+    const { ADDR } = await import("../lab/dockerlab.js");
+    await lab.serveOnHost(22, "sshd");
+    expect((await lab.probe("lan", ADDR.hostLan, 22, "tcp")).answeredBy).toBe("sshd");
+    expect((await lab.probe("wan", ADDR.hostWan, 22, "tcp")).open).toBe(false);
+  }, LAB_TIMEOUT);
+});

@@ -57,3 +57,30 @@ test("the README's tour of the language compiles", () => {
     expect(r.ok, formatDiagnostics(r.diagnostics, "README.md", b)).toBe(true);
   }
 });
+
+describe("live.md (facts from the daemon): its blocks, copied verbatim into live/", () => {
+  test("the command-line block names only commands and options the CLI has", async () => {
+    const block = readFileSync(join(dir, "live/01-cli.txt"), "utf8");
+    const lines = block.split("\n").filter((l) => l.startsWith("dockwall "));
+    expect(lines).toHaveLength(6);
+    for (const line of lines) {
+      const cmd = line.split(/\s+/)[1]!;
+      const io = memoryIo({});
+      expect(await run([cmd, "--help"], io)).toBe(0);
+      const help = io.out.join("");
+      for (const opt of line.replace(/#.*/, "").match(/--[a-z-]+|-o\b/g) ?? []) expect(help, `${cmd} --help lacks ${opt}`).toContain(opt);
+    }
+  });
+
+  test("the example policy compiles unchanged with a host's facts, and names no address or bridge", () => {
+    const text = readFileSync(join(dir, "live/02-example.dw"), "utf8");
+    expect(text).not.toMatch(/\d+\.\d+\.\d+\.\d+(?!\/24)|br-/);
+    const raw = JSON.parse(readFileSync(join(dir, "../facts/compose/state.json"), "utf8"));
+    for (const format of FORMATS) {
+      const r = compile(text, { format, facts: { raw, source: "host.json" } });
+      expect(r.ok, formatDiagnostics(r.diagnostics, "example.dw", text)).toBe(true);
+    }
+    // Without facts it names containers nobody declared.
+    expect(compile(text, { checkOnly: true }).ok).toBe(false);
+  });
+});
