@@ -8,6 +8,7 @@ import { formatDiagnostics } from "./diagnostics.js";
 import { VERSION } from "./version.js";
 import type { DiffIo } from "./live/command.js";
 import type { RawFacts } from "./facts/read.js";
+import type { SystemIo } from "./apply/command.js";
 
 type Facts = { raw: RawFacts; source: string };
 
@@ -31,11 +32,13 @@ export interface Io extends DiffIo {
   dockerVersion: () => Promise<string>;
   /** The running dockerd's facts: networks, running containers, version (--docker, facts, init). */
   dockerFacts: () => Promise<Facts>;
+  /** The machine: programs, the state directory, time (apply, confirm, rollback). */
+  system: () => SystemIo;
 }
 
 export const EXIT = { ok: 0, differs: 1, error: 2 } as const;
 
-const EPILOG = `Exit codes: 0 success (for diff: no difference), 1 diff found differences, 2 the input is wrong (a diagnostic was printed) or the tool failed.
+const EPILOG = `Exit codes: 0 success (for diff: no difference), 1 diff found differences, 2 the input is wrong (a diagnostic was printed), a guard refused, or the tool failed, 3 apply --confirm was not confirmed and rolled back.
 
 Diagnostics go to stderr as FILE:LINE:COLUMN: error|warning: MESSAGE, with the source line and a caret.
 No output file is written when there is an error.`;
@@ -211,6 +214,40 @@ export async function run(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
+      "apply <policy>",
+      "load the compiled rules into this host's kernel (IPv4 and IPv6 together), keeping other tools' chains; refuses rules that would lock out your SSH session",
+      (y) =>
+        factsOptions(versionOption(policyArg(y)))
+          .option("confirm", { describe: "keep the new rules only if confirmed within SECONDS ('yes' on the terminal, or 'dockwall confirm'); otherwise put back the rules from before and exit 3", type: "number", requiresArg: true })
+          .option("force", { describe: "apply even if the lockout guard says the rules would not accept your SSH session (SSH_CONNECTION)", type: "boolean", default: false })
+          .example("$0 apply host.dw --docker --confirm 60", "apply; roll back in 60 s unless confirmed")
+          .epilog("The rules from before the last apply are kept in $DOCKWALL_STATE_DIR (default /var/lib/dockwall) as rollback.v4 and rollback.v6; 'dockwall rollback' loads them again."),
+      async (a) => {
+        code = await applyCommand(io, a);
+      },
+    )
+    .command(
+      "confirm",
+      "keep the rules of an 'apply --confirm' that waits for confirmation",
+      (y) => y,
+      async () => {
+        const { runConfirm } = await import("./apply/command.js");
+        code = runConfirm(io.system(), (s) => io.stderr(`dockwall: ${s}\n`));
+      },
+    )
+    .command(
+      "rollback",
+      "put back the rules that were loaded before the last apply",
+      (y) =>
+        y
+          .option("after", { describe: "wait SECONDS first, and roll back only if the apply was not confirmed by then (apply --confirm starts this)", type: "number", requiresArg: true })
+          .option("token", { describe: "the apply to roll back (with --after)", type: "string", requiresArg: true, hidden: false }),
+      async (a) => {
+        const { runRollback } = await import("./apply/command.js");
+        code = await runRollback(io.system(), (s) => io.stderr(`dockwall: ${s}\n`), a.after, a.token);
+      },
+    )
+    .command(
       "facts",
       "print the daemon's facts (networks, running containers, version) as JSON, for --facts",
       (y) =>
@@ -236,7 +273,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
         code = await initCommand(io, a);
       },
     )
-    .demandCommand(1, "Name a command: compile, diff, check, facts or init.")
+    .demandCommand(1, "Name a command: compile, diff, check, apply, confirm, rollback, facts or init.")
     .strict()
     .version(VERSION)
     .alias("h", "help")
@@ -275,6 +312,32 @@ export async function run(argv: string[], io: Io): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: number; force: boolean; "docker-version"?: string }): Promise<number> {
+  if (a.confirm !== undefined && !(Number.isInteger(a.confirm) && a.confirm > 0)) {
+    io.stderr(`dockwall: --confirm takes a whole number of seconds, not '${a.confirm}'\n`);
+    return EXIT.error;
+  }
+  const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
+  if (typeof dockerVersion === "number") return dockerVersion;
+  const src = load(io, a.policy);
+  if (typeof src === "number") return src;
+  const facts = await loadFacts(io, a);
+  if (typeof facts === "number") return facts;
+  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, facts });
+  if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
+  if (!r.ok) {
+    const n = r.diagnostics.filter((d) => d.severity === "error").length;
+    io.stderr(`dockwall: ${n} error${n === 1 ? "" : "s"}; nothing was changed\n`);
+    return EXIT.error;
+  }
+  const { runApply } = await import("./apply/command.js");
+  const result = await runApply(io.system(), io, r, { confirm: a.confirm, force: a.force, policyName: src.file });
+  if (typeof result === "number") return result;
+  io.stderr(colour(io, formatDiagnostics([result], src.file, src.text)));
+  io.stderr(`dockwall: not applied: the lockout guard refused (nothing was changed)\n`);
+  return EXIT.error;
+}
 
 async function factsCommand(io: Io, output: string | undefined): Promise<number> {
   const facts = await loadFacts(io, { docker: true });

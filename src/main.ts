@@ -8,11 +8,12 @@
 //  - as a plain script, when there is no snapshot for the Node that runs it.
 // Nothing that depends on the process (arguments, environment, terminal, working directory)
 // may be read at module load: in the snapshot that would be the build's.
-import { execFileSync } from "node:child_process";
-import { readFileSync, renameSync, writeFileSync, unlinkSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, readFileSync, renameSync, writeFileSync, unlinkSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { startupSnapshot } from "node:v8";
 import { run } from "./cli.js";
+import type { SystemIo } from "./apply/command.js";
 
 function writeAtomically(path: string, text: string): void {
   const tmp = join(dirname(path), `.${basename(path)}.dockwall-${process.pid}`);
@@ -27,6 +28,88 @@ function writeAtomically(path: string, text: string): void {
     }
     throw e;
   }
+}
+
+/** One line from the terminal within `ms` (the listener is set up on first use). */
+let lines: string[] | undefined;
+let wake: (() => void) | undefined;
+function readLine(ms: number): Promise<string | undefined> {
+  if (!lines) {
+    lines = [];
+    let buf = "";
+    process.stdin.setEncoding("utf8");
+    process.stdin.on("data", (c: string) => {
+      buf += c;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        lines!.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+      wake?.();
+    });
+  }
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      wake = undefined;
+      process.stdin.pause();
+      resolve(lines!.shift());
+    };
+    if (lines!.length) return resolve(lines!.shift());
+    const timer = setTimeout(done, ms);
+    wake = done;
+    process.stdin.resume();
+  });
+}
+
+function system(): SystemIo {
+  const stateDir = process.env.DOCKWALL_STATE_DIR || "/var/lib/dockwall";
+  return {
+    run: (cmd, args, input) => {
+      try {
+        return execFileSync(cmd, args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 1 << 30 });
+      } catch (e) {
+        const err = e as Error & { stderr?: string };
+        throw new Error(err.stderr?.trim() || err.message);
+      }
+    },
+    env: process.env,
+    stateDir,
+    readFile: (p) => {
+      try {
+        return readFileSync(p, "utf8");
+      } catch {
+        return undefined;
+      }
+    },
+    writeFile: (p, text) => {
+      mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
+      writeAtomically(p, text);
+    },
+    removeFile: (p) => {
+      try {
+        unlinkSync(p);
+      } catch {
+        /* gone already */
+      }
+    },
+    rename: (from, to) => {
+      try {
+        renameSync(from, to);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    spawnDockwall: (args) => {
+      const self = process.env.DOCKWALL_BIN ?? process.argv[1]!;
+      spawn(self, args, { detached: true, stdio: "ignore", env: process.env }).unref();
+    },
+    now: () => Date.now(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    readLine,
+    stdinIsTTY: Boolean(process.stdin.isTTY),
+  };
 }
 
 function main(args: string[]): void {
@@ -45,6 +128,7 @@ function main(args: string[]): void {
     stdoutIsTTY: Boolean(process.stdout.isTTY),
     dockerVersion: async () => (await import("./facts/engine.js")).dockerVersion(process.env),
     dockerFacts: async () => (await import("./facts/engine.js")).readDaemonFacts(process.env),
+    system,
   }).then((code) => {
     process.exitCode = code;
   });

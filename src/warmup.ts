@@ -40,6 +40,9 @@ function memory(files: Record<string, string>, out: string[]): Io {
     dockerFacts: async () => {
       throw new Error("no daemon while building the snapshot");
     },
+    system: () => {
+      throw new Error("no system while building the snapshot");
+    },
   };
 }
 

@@ -9,6 +9,7 @@ import { PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
 import { diffRulesets, renderDiffParts, summarise, type ChainDiff, type DiffResult } from "./diff.js";
 import { fromRuleset, parseSave, SaveSyntaxError, type SavedRuleset } from "./save.js";
+import { isForeignChain } from "../apply/merge.js";
 
 export interface DiffIo {
   stdout: (s: string) => void;
@@ -76,7 +77,7 @@ function parseLive(text: string, what: string): SavedRuleset {
 export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6, SavedRuleset>>, opts: Pick<DiffOptions, "all" | "ignore">): DiffResult {
   const policy = compiled.policy!;
   const generated = compiled.generated!;
-  const foreign = matcher(opts.all ? opts.ignore : [...FOREIGN_CHAINS, ...opts.ignore]);
+  const named = matcher(opts.all ? opts.ignore : [...FOREIGN_CHAINS, ...opts.ignore]);
   const coexist = policy.docker.iptables;
   const owned = new Set(["DOCKER-USER", PROXY_CHAIN, ...(policy.host ? ["INPUT"] : [])]);
   const chains: ChainDiff[] = [];
@@ -85,6 +86,10 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
   for (const family of [4, 6] as const) {
     const live = lives[family];
     if (!live) continue;
+    // Other tools' chains (neither Docker's nor dockwall's) are kept by apply: not a change.
+    const others = new Set<string>();
+    if (!opts.all) for (const [t, table] of live) for (const c of table.chains.keys()) if (isForeignChain(t, c)) others.add(c);
+    const foreign = (chain: string) => named(chain) || others.has(chain);
     const wanted = fromRuleset(generated.rulesets[family]!, ruleText);
     const d = diffRulesets(family, live, wanted, { chains: coexist ? owned : undefined, isForeign: foreign });
     chains.push(...d.chains);

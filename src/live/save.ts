@@ -74,6 +74,11 @@ export class SaveSyntaxError extends Error {
   }
 }
 
+/** A word as iptables-restore reads it back: quoted when it holds blanks, quotes or backslashes. */
+export function quoteWord(w: string): string {
+  return w === "" || /[\s"\\']/.test(w) ? `"${w.replace(/(["\\])/g, "\\$1")}"` : w;
+}
+
 /** Splits a rule line into words, honouring "double quotes" and backslash escapes. */
 export function words(line: string): string[] {
   // Most rules have no quotes, escapes or tabs: plain spaces split them.
@@ -375,7 +380,8 @@ export function parseSave(text: string): SavedRuleset {
       if (!c) table!.chains.set(chainName, (c = { name: chainName, policy: "-", rules: [] }));
       return c;
     };
-    const rule = (rest: string[]): SavedRule => new SavedRule(`-A ${chainName} ${rest.join(" ")}`, rest);
+    // Quoted again where a word needs it, so the text loads as it was (`--comment "a b"`).
+    const rule = (rest: string[]): SavedRule => new SavedRule(`-A ${chainName} ${rest.map(quoteWord).join(" ")}`, rest);
     if (cmd === "-A") chain().rules.push(rule(ws.slice(2)));
     else if (cmd === "-I" || cmd === "--insert") {
       const hasPos = /^\d+$/.test(ws[2] ?? "");

@@ -32,6 +32,9 @@ export function memoryIo(files: Record<string, string>, extra: Partial<Io> = {})
     dockerFacts: async () => {
       throw new Error("cannot read /version from dockerd at unix:///var/run/docker.sock: no dockerd is listening there (is it running? is DOCKER_HOST right?)");
     },
+    system: () => {
+      throw new Error("no system in memory");
+    },
     ...extra,
   };
   return io;

@@ -1,0 +1,223 @@
+// A packet evaluator over dockwall's own rule IR: given a packet, walk the chains as the kernel
+// does (nat PREROUTING, then filter INPUT or FORWARD) and say what becomes of it and which rule
+// decided. It serves the lockout guard of `apply`; tests prove its answers against the kernel.
+// Pure. A match it does not understand makes the answer "unknown" rather than a guess.
+import ipaddr from "ipaddr.js";
+import type { Chain, Match, Neg, Rule, Ruleset, Table } from "../ir/ruleset.js";
+import type { Family } from "../model/values.js";
+
+export interface Packet {
+  family: Family;
+  /** The interface it arrives on. */
+  in: string;
+  src: string;
+  dst: string;
+  proto: "tcp" | "udp" | "icmp";
+  sport?: number;
+  dport?: number;
+  /** Conntrack state: NEW for a first packet. */
+  state: "NEW" | "ESTABLISHED" | "RELATED" | "INVALID";
+  /** The host's own addresses (addrtype LOCAL). */
+  local: string[];
+  /** The host's routes, to find where a DNAT'd packet leaves (e.g. a bridge's subnet → its bridge). */
+  routes?: { dst: string; dev: string }[];
+}
+
+export interface Decision {
+  table: Table["name"];
+  chain: string;
+  /** Index in the chain; -1: the chain's policy. */
+  index: number;
+  rule?: Rule;
+}
+
+export interface Verdict {
+  verdict: "ACCEPT" | "DROP" | "REJECT" | "unknown";
+  /** Where the packet went: the host itself (INPUT) or a container (DNAT, then FORWARD). */
+  path: "input" | "forward";
+  /** After DNAT: the address and port it was sent on to. */
+  dnat?: { addr: string; port?: number };
+  decided?: Decision;
+  /** Why the answer is unknown: the match dockwall cannot evaluate. */
+  why?: string;
+}
+
+class Unknown extends Error {}
+
+function inCidr(addr: string, cidr: string): boolean {
+  const a = ipaddr.parse(addr);
+  const [net, len] = cidr.includes("/") ? ipaddr.parseCIDR(cidr) : [ipaddr.parse(cidr), a.kind() === "ipv4" ? 32 : 128];
+  if (a.kind() !== net.kind()) return false;
+  return a.match(net, len);
+}
+
+function ifaceMatches(pattern: string, iface: string | undefined): boolean {
+  if (iface === undefined) return false;
+  return pattern.endsWith("+") ? iface.startsWith(pattern.slice(0, -1)) : pattern === iface;
+}
+
+function neg<T>(n: Neg<T> | undefined, test: (v: T) => boolean): boolean {
+  if (!n) return true;
+  return test(n.value) !== Boolean(n.neg);
+}
+
+function portIn(spec: string, port: number | undefined): boolean {
+  if (port === undefined) return false;
+  return spec.split(",").some((p) => {
+    const [a, b] = p.split(":");
+    return b === undefined ? Number(a) === port : (a === "" ? 0 : Number(a)) <= port && port <= (b === "" ? 65535 : Number(b));
+  });
+}
+
+interface Ctx {
+  packet: Packet;
+  /** Set once nat PREROUTING has DNAT'd the packet. */
+  dnat?: { addr: string; port?: number };
+  /** The interface a forwarded packet leaves by. */
+  out?: string;
+}
+
+function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
+  for (const o of m.options) {
+    let hit: boolean;
+    switch (`${m.module} ${o.name}`) {
+      case "tcp dport":
+      case "udp dport":
+        hit = p.proto === m.module && portIn(o.value!, ctx.dnat?.port ?? p.dport);
+        break;
+      case "tcp sport":
+      case "udp sport":
+        hit = p.proto === m.module && portIn(o.value!, p.sport);
+        break;
+      case "multiport dports":
+        hit = portIn(o.value!, ctx.dnat?.port ?? p.dport);
+        break;
+      case "multiport sports":
+        hit = portIn(o.value!, p.sport);
+        break;
+      case "conntrack ctstate":
+      case "state state": {
+        const states = o.value!.split(",");
+        hit = states.includes(p.state) || (states.includes("DNAT") && ctx.dnat !== undefined);
+        break;
+      }
+      case "conntrack ctorigdstport":
+        hit = ctx.dnat !== undefined && portIn(o.value!, p.dport);
+        break;
+      case "conntrack ctorigdst":
+        hit = inCidr(p.dst, o.value!);
+        break;
+      case "addrtype dst-type":
+        if (o.value !== "LOCAL") throw new Unknown(`addrtype --dst-type ${o.value}`);
+        hit = p.local.some((a) => ipaddr.parse(a).toString() === ipaddr.parse(p.dst).toString()) || inCidr(p.dst, p.family === 4 ? "127.0.0.0/8" : "::1/128");
+        break;
+      case "addrtype src-type":
+        if (o.value !== "LOCAL") throw new Unknown(`addrtype --src-type ${o.value}`);
+        hit = p.local.includes(p.src);
+        break;
+      case "icmp icmp-type":
+      case "icmp6 icmpv6-type":
+        hit = false; // only TCP and UDP packets are evaluated against type matches
+        if (p.proto === "icmp") throw new Unknown(`${m.module} type`);
+        break;
+      case "comment comment":
+        hit = true;
+        break;
+      default:
+        throw new Unknown(`-m ${m.module} --${o.name}`);
+    }
+    if (hit === Boolean(o.neg)) return false;
+  }
+  return true;
+}
+
+function matches(r: Rule, p: Packet, ctx: Ctx): boolean {
+  const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
+  if (!neg(r.src, (v) => inCidr(p.src, v))) return false;
+  if (!neg(r.dst, (v) => inCidr(dst, v))) return false;
+  if (!neg(r.in, (v) => ifaceMatches(v, p.in))) return false;
+  if (r.out && !neg(r.out, (v) => ifaceMatches(v, ctx.out))) return false;
+  if (r.proto && r.proto !== "all") {
+    const proto = p.proto === "icmp" ? (p.family === 4 ? "icmp" : "ipv6-icmp") : p.proto;
+    if (r.proto !== proto && !(r.proto === "icmpv6" && proto === "ipv6-icmp")) return false;
+  }
+  for (const m of r.matches) if (!matchOne(m, p, ctx)) return false;
+  return true;
+}
+
+type Walk = { verdict: "ACCEPT" | "DROP" | "REJECT" | "RETURN" | "DNAT"; decided: Decision; to?: string };
+
+function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): Walk | undefined {
+  if (depth > 32) throw new Unknown(`chains nested deeper than 32 (a loop?)`);
+  const chain: Chain | undefined = table.chains.find((c) => c.name === chainName);
+  if (!chain) return undefined;
+  for (let i = 0; i < chain.rules.length; i++) {
+    const r = chain.rules[i]!;
+    if (!matches(r, p, ctx)) continue;
+    const decided = { table: table.name, chain: chain.name, index: i, rule: r };
+    switch (r.target) {
+      case "ACCEPT":
+      case "DROP":
+      case "REJECT":
+        return { verdict: r.target, decided };
+      case "RETURN":
+        return { verdict: "RETURN", decided };
+      case "DNAT":
+        return { verdict: "DNAT", decided, to: r.targetOptions?.find((o) => o.name === "to-destination")?.value };
+      case "MASQUERADE":
+      case "SNAT":
+      case "LOG":
+      case "NFLOG":
+        continue;
+      default: {
+        if (!table.chains.some((c) => c.name === r.target)) throw new Unknown(`target ${r.target}`);
+        const sub = walk(table, r.target, p, ctx, depth + 1);
+        if (sub && sub.verdict !== "RETURN") return sub;
+      }
+    }
+  }
+  return undefined;
+}
+
+function policyOf(table: Table | undefined, chain: string): "ACCEPT" | "DROP" {
+  return table?.chains.find((c) => c.name === chain)?.policy ?? "ACCEPT";
+}
+
+function parseDnat(to: string): { addr: string; port?: number } {
+  const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(to.includes("[") ? to : to.split(":").length > 2 ? `[${to}]` : to);
+  return { addr: m?.[1] ?? to, port: m?.[2] ? Number(m[2]) : undefined };
+}
+
+/** The interface of the longest route that holds `addr`. */
+function routeOf(p: Packet, addr: string): string | undefined {
+  let best: { dev: string; len: number } | undefined;
+  for (const r of p.routes ?? []) {
+    if (!inCidr(addr, r.dst)) continue;
+    const len = r.dst.includes("/") ? Number(r.dst.split("/")[1]) : 128;
+    if (!best || len > best.len) best = { dev: r.dev, len };
+  }
+  return best?.dev;
+}
+
+/** What happens to a packet that arrives at the host, as the kernel would decide it with these rules. */
+export function evaluate(rs: Ruleset, p: Packet): Verdict {
+  const table = (n: Table["name"]) => rs.tables.find((t) => t.name === n);
+  const ctx: Ctx = { packet: p };
+  try {
+    const nat = table("nat");
+    if (nat && p.state === "NEW") {
+      const w = walk(nat, "PREROUTING", p, ctx);
+      if (w?.verdict === "DNAT" && w.to) ctx.dnat = parseDnat(w.to);
+    }
+    const filter = table("filter");
+    const path = ctx.dnat && !p.local.includes(ctx.dnat.addr) ? "forward" : "input";
+    if (path === "forward") ctx.out = routeOf(p, ctx.dnat!.addr);
+    const chain = path === "forward" ? "FORWARD" : "INPUT";
+    const w = filter ? walk(filter, chain, p, ctx) : undefined;
+    if (w && w.verdict !== "RETURN" && w.verdict !== "DNAT") return { verdict: w.verdict, path, dnat: ctx.dnat, decided: w.decided };
+    return { verdict: policyOf(filter, chain), path, dnat: ctx.dnat, decided: { table: "filter", chain, index: -1 } };
+  } catch (e) {
+    if (e instanceof Unknown) return { verdict: "unknown", path: "input", why: e.message };
+    throw e;
+  }
+}

@@ -1,0 +1,93 @@
+// The lockout guard of `apply`: would the new rules still accept a new connection of the SSH
+// session the admin is in (SSH_CONNECTION)? Decided by the packet evaluator over the compiled
+// rule set, and reported as a diagnostic in the policy — the host block, and the rule that
+// would have to admit it. Pure.
+import { Problems, startOfFile, type Diagnostic } from "../diagnostics.js";
+import type { Generated } from "../generate.js";
+import type { Policy } from "../model/types.js";
+import { ruleText } from "../targets/iptables.js";
+import { evaluate, type Packet } from "./evaluate.js";
+import ipaddr from "ipaddr.js";
+import { hostMask, isError, networkOf, parseIp } from "../model/values.js";
+
+export interface HostAddress {
+  iface: string;
+  /** a.b.c.d/len or x::y/len */
+  cidr: string;
+}
+
+/** `ip -o addr show` → every interface's addresses. */
+export function parseIpAddr(text: string): HostAddress[] {
+  const out: HostAddress[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^\d+:\s+(\S+?)(?:@\S+)?\s+inet6?\s+(\S+)/.exec(line);
+    if (m) out.push({ iface: m[1]!, cidr: m[2]! });
+  }
+  return out;
+}
+
+/** The packet that opens a new connection of the session in SSH_CONNECTION (`CLIENT CPORT SERVER SPORT`). */
+export function sshPacket(sshConnection: string, addrs: HostAddress[]): Packet | string {
+  const [client, cport, server, sport] = sshConnection.trim().split(/\s+/);
+  if (!client || !server || !ipaddr.isValid(client) || !ipaddr.isValid(server) || !/^\d+$/.test(sport ?? "")) return `SSH_CONNECTION='${sshConnection}' is not 'CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT'`;
+  const plain = (a: string) => {
+    const p = ipaddr.parse(a);
+    return (p.kind() === "ipv6" && (p as ipaddr.IPv6).isIPv4MappedAddress() ? (p as ipaddr.IPv6).toIPv4Address() : p).toString();
+  };
+  const serverIp = plain(server);
+  const holder = addrs.find((a) => ipaddr.parse(a.cidr.split("/")[0]!).toString() === serverIp);
+  if (!holder) return `no interface holds the SSH server address ${serverIp} (SSH_CONNECTION)`;
+  return {
+    family: serverIp.includes(":") ? 6 : 4,
+    in: holder.iface,
+    src: plain(client),
+    dst: serverIp,
+    proto: "tcp",
+    sport: Number(cport),
+    dport: Number(sport),
+    state: "NEW",
+    local: addrs.map((a) => ipaddr.parse(a.cidr.split("/")[0]!).toString()),
+  };
+}
+
+/** Zones of the policy that hold this packet (interface and source), for the help text. */
+function zonesHolding(p: Policy, pk: Packet): string[] {
+  return p.zones
+    .filter((z) => (z.interfaces.length === 0 || z.interfaces.some((i) => (i.value.endsWith("+") ? pk.in.startsWith(i.value.slice(0, -1)) : i.value === pk.in))))
+    .filter((z) => {
+      if (z.sources.length === 0) return true;
+      const a = parseIp(pk.src);
+      if (isError(a)) return false;
+      return z.sources.some((s) => {
+        const v = s.value;
+        if (v.kind === "range") return v.range.family === a.family && v.range.from <= a.value && a.value <= v.range.to;
+        return v.cidr.family === a.family && (a.value & ~hostMask(v.cidr)) === networkOf(v.cidr);
+      });
+    })
+    .map((z) => z.name);
+}
+
+/** undefined when the session's next connection would be accepted; a diagnostic that says why not otherwise. */
+export function lockout(p: Policy, generated: Generated, pk: Packet): Diagnostic | undefined {
+  const rs = generated.rulesets[pk.family];
+  if (!rs) return undefined;
+  const v = evaluate(rs, pk);
+  if (v.verdict === "ACCEPT" && v.path === "input") return undefined;
+  const session = `${pk.src} → ${pk.dst.includes(":") ? `[${pk.dst}]` : pk.dst}:${pk.dport} on ${pk.in}`;
+  const problems = new Problems();
+  const at = p.host?.span ?? p.docker.span ?? startOfFile;
+  const zones = zonesHolding(p, pk);
+  const help = zones.length
+    ? `add 'allow ${zones[0]} tcp ${pk.dport};' to the host block (zone '${zones[0]}' holds ${pk.src} on ${pk.in}); or apply anyway with --force`
+    : `declare a zone that holds ${pk.src}, e.g. zone admin { from ${pk.src}; }, and add 'allow admin tcp ${pk.dport};' to the host block; or apply anyway with --force`;
+  let why: string;
+  if (v.verdict === "unknown") why = `dockwall cannot tell whether it would pass (${v.why})`;
+  else if (v.path === "forward") why = `it would be forwarded to ${v.dnat!.addr}:${v.dnat!.port ?? pk.dport} (a container publishes port ${pk.dport})`;
+  else if (v.decided && v.decided.index >= 0) why = `${v.verdict === "DROP" ? "dropped" : "rejected"} by ${v.decided.table} ${v.decided.chain} rule ${v.decided.index + 1}: ${ruleText(v.decided.chain, v.decided.rule!)}`;
+  else why = `no rule accepts it, and ${v.decided?.chain ?? "INPUT"}'s policy is ${v.verdict}`;
+  problems.error("lockout", at, `the new rules would not accept your SSH session's next connection (${session}): ${why}`, {
+    help,
+    notes: [{ message: `SSH_CONNECTION says this session came from ${pk.src}` }],
+  });
+  return problems.items[0];
+}

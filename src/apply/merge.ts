@@ -1,0 +1,87 @@
+// What `dockwall apply` loads: the compiled rule set laid over what is loaded now, so that
+// every chain that belongs to neither dockwall nor Docker (fail2ban's f2b-*, CrowdSec's,
+// Tailscale's, libvirt's…) and the rules in built-in chains that jump to them stay as they
+// are. The result is iptables-restore input for whole tables (no --noflush), loaded in one
+// transaction per family. Pure: both rule sets come in, text goes out.
+import { BUILTIN_CHAINS, type Ruleset, type Table } from "../ir/ruleset.js";
+import { ruleText } from "../targets/iptables.js";
+import type { SavedChain, SavedRuleset } from "../live/save.js";
+
+/** Docker's chains (every layout names them DOCKER…) and dockwall's own (DOCKWALL-…). */
+export function isDockerOrDockwall(chain: string): boolean {
+  return chain.startsWith("DOCKER") || chain.startsWith("DOCKWALL");
+}
+
+/** A user chain of another tool: not built in, not Docker's, not dockwall's. */
+export function isForeignChain(table: string, chain: string): boolean {
+  return !(BUILTIN_CHAINS[table as Table["name"]] ?? []).includes(chain) && !isDockerOrDockwall(chain);
+}
+
+export interface Merged {
+  /** iptables-restore input (whole tables). */
+  text: string;
+  /** Other tools' chains kept, as `filter f2b-sshd`. */
+  kept: string[];
+  /** Rules in built-in chains kept because they jump to another tool's chain. */
+  keptJumps: number;
+}
+
+/**
+ * `wanted` over `live`. A table the rule set does not name is not in the output (not touched).
+ * In a table it names:
+ *  - scope "full" (iptables off): the rule set's chains, plus other tools' chains from live;
+ *    a built-in chain is other tools' jumps (in their order, first) then the rule set's rules;
+ *  - scope "owned" (iptables on): live as it is, but the chains the rule set owns are its own
+ *    (a built-in one again after other tools' jumps).
+ */
+export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsInput: boolean }): Merged {
+  const out: string[] = [];
+  const kept: string[] = [];
+  let keptJumps = 0;
+  for (const t of wanted.tables) {
+    const lt = live.get(t.name);
+    const liveChains: Map<string, SavedChain> = lt?.chains ?? new Map();
+    const foreign = (name: string) => isForeignChain(t.name, name) && liveChains.has(name);
+    const jumpsOf = (c: SavedChain | undefined) => (c ? c.rules.filter((r) => r.target !== undefined && foreign(r.target)).map((r) => r.text) : []);
+    const decl: string[] = [];
+    const rules: string[] = [];
+    const owned = new Map(t.chains.map((c) => [c.name, c]));
+    const builtins = BUILTIN_CHAINS[t.name];
+    // Built-in chains first, in the kernel's order, as iptables-save prints them.
+    for (const name of builtins) {
+      const w = owned.get(name);
+      const l = liveChains.get(name);
+      if (t.name === "filter" && name === "INPUT" && wanted.scope === "full" && !opts.ownsInput) {
+        // No host block: INPUT stays the host's, but for dockwall's own jump (DOCKWALL-PROXY).
+        decl.push(`:INPUT ${l?.policy ?? "ACCEPT"} [0:0]`);
+        rules.push(...(l?.rules ?? []).filter((r) => !r.target?.startsWith("DOCKWALL")).map((r) => r.text), ...(w?.rules ?? []).map((r) => ruleText(name, r)));
+      } else if (w) {
+        decl.push(`:${name} ${w.policy ?? "ACCEPT"} [0:0]`);
+        const jumps = jumpsOf(l);
+        keptJumps += jumps.length;
+        rules.push(...jumps, ...w.rules.map((r) => ruleText(name, r)));
+      } else if (l) {
+        // iptables on: a built-in chain dockwall does not own stays as it is.
+        decl.push(`:${name} ${l.policy} [0:0]`);
+        rules.push(...l.rules.map((r) => r.text));
+      } else {
+        decl.push(`:${name} ACCEPT [0:0]`);
+      }
+    }
+    const users = new Map<string, string[]>();
+    for (const c of t.chains) if (!c.builtin) users.set(c.name, c.rules.map((r) => ruleText(c.name, r)));
+    for (const [name, c] of liveChains) {
+      if (builtins.includes(name) || users.has(name)) continue;
+      // Other tools' chains always; Docker's own too while dockerd manages them (iptables on).
+      if (isForeignChain(t.name, name)) kept.push(`${t.name} ${name}`);
+      else if (wanted.scope === "full" || name.startsWith("DOCKWALL")) continue;
+      users.set(name, c.rules.map((r) => r.text));
+    }
+    for (const name of [...users.keys()].sort()) {
+      decl.push(`:${name} - [0:0]`);
+      rules.push(...users.get(name)!);
+    }
+    out.push(`*${t.name}`, ...decl, ...rules, "COMMIT");
+  }
+  return { text: out.length ? out.join("\n") + "\n" : "", kept, keptJumps };
+}
