@@ -1,8 +1,10 @@
 // allow / forward / host rules: targets that exist and are published, families that can meet.
 import type { Check, CheckContext } from "./context.js";
 import { bindings, publishingNetwork, type Binding } from "../model/derive.js";
-import { familyOf, type AddressSpec } from "../model/values.js";
-import type { Container, Located, NameRef } from "../model/types.js";
+import { familyOf, formatCidr, formatIp, type AddressSpec } from "../model/values.js";
+import type { Container, Located, NameRef, Zone } from "../model/types.js";
+import { sourcesMeet } from "../policy/zones.js";
+import { joinSpans, type Span } from "../diagnostics.js";
 
 export const allowTargets: Check = (ctx) => {
   const bindingsOf = new Map<Container, Binding[]>();
@@ -67,11 +69,69 @@ function sourcesFitZones(ctx: CheckContext, zones: NameRef[], sources: Located<A
   }
 }
 
+/** A source as the policy wrote it: 10.0.0.0/8, 203.0.113.7, 192.168.5.1-192.168.5.9. */
+function addressText(a: AddressSpec): string {
+  if (a.kind === "range") return `${formatIp({ family: a.range.family, value: a.range.from })}-${formatIp({ family: a.range.family, value: a.range.to })}`;
+  return a.cidr.explicitPrefix ? formatCidr(a.cidr) : formatIp(a.cidr);
+}
+
+/** Where a zone's sources are written (all of them when they share a line). */
+function sourcesSpan(z: Zone): Span {
+  const first = z.sources[0]!.span;
+  const last = z.sources.at(-1)!.span;
+  return first.line === last.line && last.endLine === first.line ? joinSpans(first, last) : first;
+}
+
+function zoneSourcesText(z: Zone): string {
+  const list = z.sources.slice(0, 8).map((s) => addressText(s.value));
+  return list.join(", ") + (z.sources.length > 8 ? ", …" : "");
+}
+
+/**
+ * A rule's `from` narrows its zones: a source that meets none of the zones' own `from`
+ * networks makes a rule (or part of one) that can never match. Sources of a family the zones
+ * lack are reported by sourcesFitZones.
+ */
+function sourcesInsideZones(ctx: CheckContext, refs: NameRef[], sources: Located<AddressSpec>[]): void {
+  if (sources.length === 0) return;
+  const zones: Zone[] = [];
+  for (const r of refs) {
+    const z = ctx.zones.get(r.name);
+    if (!z) return; // reported by `references`
+    if (z.sources.length === 0) return; // a zone without `from` holds every source
+    if (!zones.includes(z)) zones.push(z);
+  }
+  for (const s of sources) {
+    const f = familyOf(s.value);
+    const sameFamily = zones.filter((z) => z.sources.some((zs) => familyOf(zs.value) === f));
+    if (sameFamily.length === 0) continue;
+    if (sameFamily.some((z) => z.sources.some((zs) => sourcesMeet(zs.value, s.value)))) continue;
+    const one = sameFamily.length === 1;
+    const listed = sameFamily.map((z) => `'${z.name}' (from ${zoneSourcesText(z)})`);
+    const what = one ? listed[0]! : `${listed.slice(0, -1).join(", ")} and ${listed.at(-1)!}`;
+    ctx.problems.error("outside-zone", s.span, `source ${addressText(s.value)} is outside zone${one ? "" : "s"} ${what}: this rule can never match`, {
+      help: one
+        ? `a rule's 'from' narrows its zone (a packet must be in both): write a source inside ${zoneSourcesText(sameFamily[0]!)}, or name a zone that holds ${addressText(s.value)}`
+        : `a rule's 'from' narrows its zones (a packet must be in both): write a source inside one zone's sources, or name a zone that holds ${addressText(s.value)}`,
+      notes: sameFamily.map((z) => ({ message: `zone '${z.name}' holds only these sources`, span: sourcesSpan(z) })),
+    });
+  }
+}
+
 export const ruleFamilies: Check = (ctx) => {
   const allows = ctx.policy.allows;
-  for (let i = 0; i < allows.length; i++) sourcesFitZones(ctx, allows[i]!.zones, allows[i]!.sources);
-  for (const f of ctx.policy.forwards) sourcesFitZones(ctx, f.zones, f.sources);
-  for (const r of ctx.policy.host?.rules ?? []) sourcesFitZones(ctx, r.zones, r.sources);
+  for (let i = 0; i < allows.length; i++) {
+    sourcesFitZones(ctx, allows[i]!.zones, allows[i]!.sources);
+    sourcesInsideZones(ctx, allows[i]!.zones, allows[i]!.sources);
+  }
+  for (const f of ctx.policy.forwards) {
+    sourcesFitZones(ctx, f.zones, f.sources);
+    sourcesInsideZones(ctx, f.zones, f.sources);
+  }
+  for (const r of ctx.policy.host?.rules ?? []) {
+    sourcesFitZones(ctx, r.zones, r.sources);
+    sourcesInsideZones(ctx, r.zones, r.sources);
+  }
 };
 
 export const forwardZones: Check = (ctx) => {
