@@ -1,8 +1,8 @@
 // allow / forward / host rules: targets that exist and are published, families that can meet.
 import type { Check, CheckContext } from "./context.js";
-import { bindings, publishingNetwork, type Binding } from "../model/derive.js";
-import { familyOf, formatCidr, formatIp, type AddressSpec } from "../model/values.js";
-import type { Container, Located, NameRef, Zone } from "../model/types.js";
+import { bindAddress, bindings, isLoopback, publishingNetwork, type Binding } from "../model/derive.js";
+import { familyOf, formatCidr, formatIp, type AddressSpec, type Ip, type TargetSpec } from "../model/values.js";
+import type { Container, Located, NameRef, Publish, Zone } from "../model/types.js";
 import { sourcesMeet } from "../policy/zones.js";
 import { joinSpans, type Span } from "../diagnostics.js";
 
@@ -47,9 +47,40 @@ export const allowTargets: Check = (ctx) => {
         }
       }
       if (onlyInternal(c)) ctx.problems.warning("internal-publish", t.span, `'${c.name}' is only on internal networks: this allow opens nothing`);
+      else hostOnly(ctx, c, t);
     }
   }
 };
+
+/**
+ * An allow that names only ports published on a loopback address (127.0.0.1, ::1, or the
+ * network's `host-binding`): allow rules are for connections from outside the host, which
+ * never reach those (dockwall closes the 127.0.0.1 routing leak), so it opens nothing.
+ */
+function hostOnly(ctx: CheckContext, c: Container, t: Located<TargetSpec>): void {
+  const n = publishingNetwork(c, ctx.networks);
+  if (!n) return;
+  const want = t.value;
+  let named: { pub: Publish; host?: Ip } | undefined;
+  for (const pub of c.publishes) {
+    const s = pub.spec;
+    if ((want.proto && s.proto !== want.proto) || s.host.to < want.ports.from || want.ports.to < s.host.from) continue;
+    const host = bindAddress(ctx.policy, pub, n);
+    if (!host || !isLoopback(host)) return; // some named port is reachable from outside
+    named ??= { pub, host };
+  }
+  if (!named) return; // reported as not-published
+  const s = named.pub.spec;
+  const ports = (r: { from: number; to: number }) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`);
+  const target = `${c.name}:${ports(want.ports)}${want.proto ? `/${want.proto}` : ""}`;
+  const suggestion = `publish ${ports(s.host)}:${ports(s.container)}${s.proto === "udp" ? "/udp" : ""};`;
+  ctx.problems.warning("host-only-port", t.span, `${target} is published only on ${formatIp(named.host!)}: no connection from outside the host can reach it, so this allow opens nothing`, {
+    help: s.hostIp
+      ? `a port published on a loopback address is for the host itself (dockwall also closes the routing leak to it); publish it on an address the clients reach (e.g. '${suggestion}'), or remove this allow`
+      : `a port published on a loopback address is for the host itself (dockwall also closes the routing leak to it); ${n.hostBinding ? `network '${n.name}' binds its ports to ${formatIp(named.host!)} (host-binding)` : `the docker block's 'ip' binds ports to ${formatIp(named.host!)}`}: publish it on an address the clients reach, or remove this allow`,
+    notes: [{ message: "published here", span: named.pub.span }],
+  });
+}
 
 /** Sources in `from` must be able to meet the zone's own `from` networks (same family). */
 function sourcesFitZones(ctx: CheckContext, zones: NameRef[], sources: Located<AddressSpec>[]): void {

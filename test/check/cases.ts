@@ -755,4 +755,21 @@ p.dw:4:33: note: zone 'dmz' holds only these sources
   |                                 ^^^^^^^^^^^^^^
 `,
   },
+  {
+    name: "allow to a port published only on 127.0.0.1",
+    input: `docker { version 20.10; userland-proxy off; }
+zone lan { interface eth1; }
+container api { network bridge 172.17.0.2; publish 127.0.0.1:9000:9000; }
+allow lan to api:9000;
+`,
+    exit: 0,
+    expected: `p.dw:4:14: warning: api:9000 is published only on 127.0.0.1: no connection from outside the host can reach it, so this allow opens nothing
+4 | allow lan to api:9000;
+  |              ^^^^^^^^
+  = help: a port published on a loopback address is for the host itself (dockwall also closes the routing leak to it); publish it on an address the clients reach (e.g. 'publish 9000:9000;'), or remove this allow
+p.dw:3:52: note: published here
+3 | container api { network bridge 172.17.0.2; publish 127.0.0.1:9000:9000; }
+  |                                                    ^^^^^^^^^^^^^^^^^^^
+`,
+  },
 ];
