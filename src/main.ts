@@ -12,7 +12,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, renameSync, writeFileSync, unlinkSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { startupSnapshot } from "node:v8";
-import { run } from "./cli.js";
+import { EXIT, run } from "./cli.js";
 
 function writeAtomically(path: string, text: string): void {
   const tmp = join(dirname(path), `.${basename(path)}.dockwall-${process.pid}`);
@@ -29,11 +29,24 @@ function writeAtomically(path: string, text: string): void {
   }
 }
 
+/** The reader of a pipe went away (`| head`, `2>&1 | true`): what it did not read is not an error. */
+function readerGone(e: NodeJS.ErrnoException): boolean {
+  return e.code === "EPIPE" || e.code === "ERR_STREAM_DESTROYED";
+}
+
 function main(args: string[]): void {
-  // `dockwall compile big.dw | head`: the reader went away; that is not an error.
+  // The exit code says what the command found, never where its output went: a closed pipe on
+  // stdout or stderr changes nothing. A stdout that cannot be written otherwise (a full disk)
+  // is the tool failing: exit 2.
+  let outputFailed = false;
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code !== "EPIPE") throw e;
+    if (readerGone(e)) return;
+    outputFailed = true;
+    process.exitCode = EXIT.error;
+    process.stderr.write(`dockwall: cannot write to standard output: ${e.message}\n`);
   });
+  // Nowhere is left to report a failing stderr: the diagnostics are lost, the exit code stands.
+  process.stderr.on("error", () => {});
   void run(args, {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
@@ -44,9 +57,15 @@ function main(args: string[]): void {
     isTTY: Boolean(process.stderr.isTTY),
     stdoutIsTTY: Boolean(process.stdout.isTTY),
     dockerVersion: async () => (await import("./dockerapi.js")).dockerVersion(process.env),
-  }).then((code) => {
-    process.exitCode = code;
-  });
+  }).then(
+    (code) => {
+      process.exitCode = outputFailed ? EXIT.error : code;
+    },
+    (e: unknown) => {
+      process.exitCode = EXIT.error;
+      process.stderr.write(`dockwall: ${e instanceof Error ? e.message : String(e)}\n`);
+    },
+  );
 }
 
 if (startupSnapshot?.isBuildingSnapshot()) {
