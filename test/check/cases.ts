@@ -772,4 +772,26 @@ p.dw:3:52: note: published here
   |                                                    ^^^^^^^^^^^^^^^^^^^
 `,
   },
+  {
+    name: "an empty policy",
+    input: ``,
+    exit: 2,
+    expected: `p.dw:1:1: error: the policy has no statements (it is empty, or only comments)
+1 | 
+  | ^
+  = help: compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (see dockwall's README for a whole example)
+`,
+  },
+  {
+    name: "a policy of comments only",
+    input: `# firewall for web1
+# TODO: write the rules
+`,
+    exit: 2,
+    expected: `p.dw:1:1: error: the policy has no statements (it is empty, or only comments)
+1 | # firewall for web1
+  | ^
+  = help: compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (see dockwall's README for a whole example)
+`,
+  },
 ];
