@@ -1,6 +1,7 @@
 // The command line: a thin shell over compile(). It reads files, prints diagnostics and
 // writes output; everything it does goes through the `io` it is given, so tests run it
 // in process. Nothing below this file calls process.exit.
+import { normalize } from "node:path";
 import type { Argv } from "yargs";
 import type { CompileOptions, CompileResult } from "./compile.js";
 import { FORMATS, type Format } from "./formats.js";
@@ -26,6 +27,8 @@ export interface Io extends DiffIo {
   stdoutIsTTY: boolean;
   /** The running dockerd's version (for --docker-version auto). */
   dockerVersion: () => Promise<string>;
+  /** Whether two paths ("-": standard input) are one existing file (device and inode); default: the same path. */
+  sameFile?: (a: string, b: string) => boolean;
 }
 
 export const EXIT = { ok: 0, differs: 1, error: 2 } as const;
@@ -80,6 +83,7 @@ async function resolveDockerVersion(io: Io, v: string | undefined): Promise<stri
 async function compileCommand(io: Io, args: { policy: string; format: Format; output?: string; checkOnly: boolean; dockerVersion?: string }): Promise<number> {
   const dockerVersion = await resolveDockerVersion(io, args.dockerVersion);
   if (typeof dockerVersion === "number") return dockerVersion;
+  if (args.output !== undefined && outputIsPolicy(io, args.policy, args.output, args.format)) return EXIT.error;
   const src = load(io, args.policy);
   if (typeof src === "number") return src;
   const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion });
@@ -99,6 +103,18 @@ async function compileCommand(io: Io, args: { policy: string; format: Format; ou
     }
   } else io.stdout(r.output!);
   return EXIT.ok;
+}
+
+/** `-o` naming the policy itself (a symlink or hard link of it included): refused before anything is read or written. */
+function outputIsPolicy(io: Io, policy: string, output: string, format: Format): boolean {
+  const input = policy === "" ? "-" : policy;
+  const same = io.sameFile ? io.sameFile(input, output) : input === output || (input !== "-" && normalize(input) === normalize(output));
+  if (!same) return false;
+  const ext = format === "ferm" ? ".ferm" : format === "iptables" ? ".v4" : ".v6";
+  const stem = input === "-" ? "rules" : input.endsWith(".dw") ? input.slice(0, -3) : input;
+  const instead = stem + ext === output ? `${stem}.out${ext}` : stem + ext;
+  io.stderr(`dockwall: -o ${output} is the policy file itself (${input === "-" ? "standard input" : input}): writing the output there would overwrite the policy; name another output file, e.g. -o ${instead}\n`);
+  return true;
 }
 
 function policyArg(y: Argv) {

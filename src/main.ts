@@ -9,7 +9,7 @@
 // Nothing that depends on the process (arguments, environment, terminal, working directory)
 // may be read at module load: in the snapshot that would be the build's.
 import { execFileSync } from "node:child_process";
-import { readFileSync, renameSync, writeFileSync, unlinkSync } from "node:fs";
+import { fstatSync, readFileSync, renameSync, statSync, writeFileSync, unlinkSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { startupSnapshot } from "node:v8";
 import { EXIT, run } from "./cli.js";
@@ -26,6 +26,17 @@ function writeAtomically(path: string, text: string): void {
       /* nothing to clean */
     }
     throw e;
+  }
+}
+
+/** One existing file, by device and inode (symlinks followed, hard links alike); "-" is standard input. */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const sb = statSync(b);
+    const sa = a === "-" ? fstatSync(0) : statSync(a);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false; // the output does not exist yet (or the policy does not: reported when it is read)
   }
 }
 
@@ -57,6 +68,7 @@ function main(args: string[]): void {
     isTTY: Boolean(process.stderr.isTTY),
     stdoutIsTTY: Boolean(process.stdout.isTTY),
     dockerVersion: async () => (await import("./dockerapi.js")).dockerVersion(process.env),
+    sameFile,
   }).then(
     (code) => {
       process.exitCode = outputFailed ? EXIT.error : code;
