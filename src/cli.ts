@@ -226,6 +226,7 @@ class UsageError extends Error {}
 async function diffCommand(io: Io, a: { policy: string; live?: string; live6?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean; "docker-version"?: string }): Promise<number> {
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
   if (typeof dockerVersion === "number") return dockerVersion;
+  if (stdinTwice(io, a)) return EXIT.error;
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
   const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion });
@@ -233,4 +234,17 @@ async function diffCommand(io: Io, a: { policy: string; live?: string; live6?: s
   if (!r.ok) return EXIT.error;
   const { runDiff } = await import("./live/command.js");
   return runDiff(io, r, { live: a.live, live6: a.live6, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.stdoutIsTTY, policyName: src.file });
+}
+
+/** Standard input can be read once: at most one of the policy, --live and --live6 may be `-`. */
+function stdinTwice(io: Io, a: { policy: string; live?: string; live6?: string }): boolean {
+  const isStdin = (v: string | undefined) => v === "-" || v === "";
+  const named = [isStdin(a.policy) && "the policy", isStdin(a.live) && "--live", isStdin(a.live6) && "--live6"].filter((x): x is string => Boolean(x));
+  if (named.length < 2) return false;
+  io.stderr(
+    named.length === 2
+      ? `dockwall: standard input can be read only once, but ${named[0]} and ${named[1]} both name it (-): give one of them as a file\n`
+      : `dockwall: standard input can be read only once, but ${named[0]}, ${named[1]} and ${named[2]} all name it (-): give all but one of them as files\n`,
+  );
+  return true;
 }
