@@ -227,6 +227,10 @@ async function diffCommand(io: Io, a: { policy: string; live?: string; live6?: s
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
   if (typeof dockerVersion === "number") return dockerVersion;
   if (stdinTwice(io, a)) return EXIT.error;
+  if (a.live6 !== undefined && a.live === undefined) {
+    io.stderr("dockwall: --live6 gives only the IPv6 dump, and IPv4 would not be compared: give the IPv4 dump with --live FILE too, or neither option to compare with this host's live rules (iptables-save and ip6tables-save)\n");
+    return EXIT.error;
+  }
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
   const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion });

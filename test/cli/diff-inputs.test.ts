@@ -45,3 +45,28 @@ test("one standard input is fine: the policy from stdin, the dumps from files, o
   expect(u.reads()).toBe(1);
 });
 
+test("--live6 alone: refused, exit 2, saying to give --live too", async () => {
+  const t = io({ "p.dw": policy, "live.v6": v6 });
+  expect(await run(["diff", "p.dw", "--live6", "live.v6"], t.m)).toBe(2);
+  expect(t.m.err.join("")).toBe(
+    "dockwall: --live6 gives only the IPv6 dump, and IPv4 would not be compared: give the IPv4 dump with --live FILE too, or neither option to compare with this host's live rules (iptables-save and ip6tables-save)\n",
+  );
+  expect(t.m.out).toEqual([]);
+});
+
+test("the header says which side is which, and where each family's live rules came from", async () => {
+  const t = io({ "p.dw": policy, "live.v4": v4.replace(":FORWARD DROP", ":FORWARD ACCEPT"), "live.v6": v6.replace(":FORWARD DROP", ":FORWARD ACCEPT") });
+  expect(await run(["diff", "p.dw", "--live", "live.v4", "--live6", "live.v6"], t.m)).toBe(1);
+  const out = t.m.out.join("").split("\n");
+  expect(out.slice(0, 2)).toEqual([
+    "--- live: IPv4 from live.v4, IPv6 from live.v6 (lines marked - would be removed by loading the compiled rules)",
+    "+++ compiled from p.dw (lines marked + would be added)",
+  ]);
+  const one = io({ "p.dw": policy, "-": v4.replace(":FORWARD DROP", ":FORWARD ACCEPT") });
+  expect(await run(["diff", "p.dw", "--live", "-"], one.m)).toBe(1);
+  expect(one.m.out.join("").split("\n")[0]).toBe("--- live: IPv4 from standard input (lines marked - would be removed by loading the compiled rules)");
+  const live = io({ "p.dw": policy });
+  live.m.runProgram = (cmd) => (cmd === "iptables-save" ? v4.replace(":FORWARD DROP", ":FORWARD ACCEPT") : v6);
+  expect(await run(["diff", "p.dw"], live.m)).toBe(1);
+  expect(live.m.out.join("").split("\n")[0]).toBe("--- live: IPv4 from iptables-save, IPv6 from ip6tables-save (lines marked - would be removed by loading the compiled rules)");
+});
