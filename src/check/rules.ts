@@ -47,7 +47,7 @@ export const allowTargets: Check = (ctx) => {
         }
       }
       if (onlyInternal(c)) ctx.problems.warning("internal-publish", t.span, `'${c.name}' is only on internal networks: this allow opens nothing`);
-      else hostOnly(ctx, c, t);
+      else if (ctx.policy.docker.published === "closed") hostOnly(ctx, c, t); // open: Docker's own 127.0.0.1 leak stays
     }
   }
 };

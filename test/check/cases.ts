@@ -794,4 +794,14 @@ p.dw:3:52: note: published here
   = help: compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (see dockwall's README for a whole example)
 `,
   },
+  {
+    name: "allow to a port published only on 127.0.0.1, with published open (Docker's leak stays open): no warning",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; }
+container api { network bridge 172.17.0.2; publish 127.0.0.1:9000:9000; }
+allow lan to api:9000;
+`,
+    exit: 0,
+    expected: ``,
+  },
 ];
