@@ -1,6 +1,7 @@
 // The command line: a thin shell over compile(). It reads files, prints diagnostics and
 // writes output; everything it does goes through the `io` it is given, so tests run it
 // in process. Nothing below this file calls process.exit.
+import { normalize } from "node:path";
 import type { Argv } from "yargs";
 import type { CompileOptions, CompileResult } from "./compile.js";
 import { FORMATS, type Format } from "./formats.js";
@@ -34,6 +35,8 @@ export interface Io extends DiffIo {
   dockerFacts: () => Promise<Facts>;
   /** The machine: programs, the state directory, time (apply, confirm, rollback). */
   system: () => SystemIo;
+  /** Whether two paths ("-": standard input) are one existing file (device and inode); default: the same path. */
+  sameFile?: (a: string, b: string) => boolean;
 }
 
 export const EXIT = { ok: 0, differs: 1, error: 2 } as const;
@@ -115,6 +118,7 @@ async function loadFacts(io: Io, a: FactsArgs): Promise<Facts | undefined | numb
 async function compileCommand(io: Io, args: FactsArgs & { policy: string; format: Format; output?: string; checkOnly: boolean; dockerVersion?: string }): Promise<number> {
   const dockerVersion = await resolveDockerVersion(io, args.dockerVersion);
   if (typeof dockerVersion === "number") return dockerVersion;
+  if (args.output !== undefined && outputIsPolicy(io, args.policy, args.output, args.format)) return EXIT.error;
   const src = load(io, args.policy);
   if (typeof src === "number") return src;
   const facts = await loadFacts(io, args);
@@ -136,6 +140,18 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
     }
   } else io.stdout(r.output!);
   return EXIT.ok;
+}
+
+/** `-o` naming the policy itself (a symlink or hard link of it included): refused before anything is read or written. */
+function outputIsPolicy(io: Io, policy: string, output: string, format: Format): boolean {
+  const input = policy === "" ? "-" : policy;
+  const same = io.sameFile ? io.sameFile(input, output) : input === output || (input !== "-" && normalize(input) === normalize(output));
+  if (!same) return false;
+  const ext = format === "ferm" ? ".ferm" : format === "iptables" ? ".v4" : ".v6";
+  const stem = input === "-" ? "rules" : input.endsWith(".dw") ? input.slice(0, -3) : input;
+  const instead = stem + ext === output ? `${stem}.out${ext}` : stem + ext;
+  io.stderr(`dockwall: -o ${output} is the policy file itself (${input === "-" ? "standard input" : input}): writing the output there would overwrite the policy; name another output file, e.g. -o ${instead}\n`);
+  return true;
 }
 
 function policyArg(y: Argv) {
@@ -372,6 +388,11 @@ async function initCommand(io: Io, a: FactsArgs): Promise<number> {
 async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: string; live6?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean; "docker-version"?: string }): Promise<number> {
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
   if (typeof dockerVersion === "number") return dockerVersion;
+  if (stdinTwice(io, a)) return EXIT.error;
+  if (a.live6 !== undefined && a.live === undefined) {
+    io.stderr("dockwall: --live6 gives only the IPv6 dump, and IPv4 would not be compared: give the IPv4 dump with --live FILE too, or neither option to compare with this host's live rules (iptables-save and ip6tables-save)\n");
+    return EXIT.error;
+  }
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
   const facts = await loadFacts(io, a);
@@ -381,4 +402,17 @@ async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: strin
   if (!r.ok) return EXIT.error;
   const { runDiff } = await import("./live/command.js");
   return runDiff(io, r, { live: a.live, live6: a.live6, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.stdoutIsTTY, policyName: src.file });
+}
+
+/** Standard input can be read once: at most one of the policy, --live and --live6 may be `-`. */
+function stdinTwice(io: Io, a: { policy: string; live?: string; live6?: string }): boolean {
+  const isStdin = (v: string | undefined) => v === "-" || v === "";
+  const named = [isStdin(a.policy) && "the policy", isStdin(a.live) && "--live", isStdin(a.live6) && "--live6"].filter((x): x is string => Boolean(x));
+  if (named.length < 2) return false;
+  io.stderr(
+    named.length === 2
+      ? `dockwall: standard input can be read only once, but ${named[0]} and ${named[1]} both name it (-): give one of them as a file\n`
+      : `dockwall: standard input can be read only once, but ${named[0]}, ${named[1]} and ${named[2]} all name it (-): give all but one of them as files\n`,
+  );
+  return true;
 }

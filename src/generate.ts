@@ -45,15 +45,11 @@ function full(p: Policy, plan: Plan): Ruleset {
   const owned = ownedChains(p, plan);
   let filter: TableBuilder;
   const tables: Table[] = [];
+  const meaningful = owned.dockerUser.some((r) => r.target !== "RETURN" || r.matches.length > 0 || r.in || r.out || r.src || r.dst);
   if (dockerWrites(p, family)) {
     const docker = dockerTables(plan, plan.layout, plan.version);
     filter = docker.filter;
-    // Docker leaves FORWARD's policy ACCEPT when ip_forward was already on; dockwall does
-    // not. IPv6 from 28 on: DROP once an IPv6 network exists, as Docker does.
-    const v6Networks = plan.networks.some((n) => n.subnet[6]);
-    if (family === 4 || plan.layout.v6ForwardDrop === "always" || v6Networks) filter.setPolicy("FORWARD", "DROP");
     const hasUser = filter.chains.has("DOCKER-USER");
-    const meaningful = owned.dockerUser.some((r) => r.target !== "RETURN" || r.matches.length > 0 || r.in || r.out || r.src || r.dst);
     if (hasUser || meaningful) {
       // dockerd 20.10 wrote no IPv6 DOCKER-USER; dockwall adds one only when it has rules for it.
       if (!hasUser) filter.insert("FORWARD", R.jump("DOCKER-USER"));
@@ -61,8 +57,22 @@ function full(p: Policy, plan: Plan): Ruleset {
     }
     tables.push(docker.nat.build(), docker.raw.build());
   } else {
+    // dockerd writes no rules for this family (IPv6 with ip6tables off), but the host routes it
+    // all the same: what Docker lets through is its own bridges' traffic, unfiltered.
     filter = new TableBuilder("filter");
+    if (meaningful) filter.append("FORWARD", R.jump("DOCKER-USER"));
+    for (const n of plan.networks) {
+      const br = n.bridge;
+      if (!n.subnet[family]) continue;
+      if (n.internal) filter.append("FORWARD", R.jump("ACCEPT", { in: { value: br }, out: { value: br } }));
+      else filter.append("FORWARD", R.jump("ACCEPT", { in: { value: br } }), R.jump("ACCEPT", { out: { value: br } }));
+    }
+    if (meaningful) filter.chain("DOCKER-USER").rules = owned.dockerUser;
   }
+  // dockwall owns FORWARD, in both families: policy DROP, whatever dockerd would have left
+  // (ACCEPT when ip_forward was already on; IPv6 ACCEPT before 28 with ip6tables off, and from
+  // 28 until a network has an IPv6 subnet). Only what Docker's rules and `forward` let through passes.
+  filter.setPolicy("FORWARD", "DROP");
   addInput(filter, owned);
   tables.unshift(filter.build());
   return { family, tables: order(tables.filter((t) => !untouched(t))), scope: "full" };

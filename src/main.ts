@@ -9,10 +9,10 @@
 // Nothing that depends on the process (arguments, environment, terminal, working directory)
 // may be read at module load: in the snapshot that would be the build's.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, renameSync, writeFileSync, unlinkSync } from "node:fs";
+import { fstatSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync, unlinkSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { startupSnapshot } from "node:v8";
-import { run } from "./cli.js";
+import { EXIT, run } from "./cli.js";
 import type { SystemIo } from "./apply/command.js";
 
 function writeAtomically(path: string, text: string): void {
@@ -112,11 +112,35 @@ function system(): SystemIo {
   };
 }
 
+/** One existing file, by device and inode (symlinks followed, hard links alike); "-" is standard input. */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const sb = statSync(b);
+    const sa = a === "-" ? fstatSync(0) : statSync(a);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false; // the output does not exist yet (or the policy does not: reported when it is read)
+  }
+}
+
+/** The reader of a pipe went away (`| head`, `2>&1 | true`): what it did not read is not an error. */
+function readerGone(e: NodeJS.ErrnoException): boolean {
+  return e.code === "EPIPE" || e.code === "ERR_STREAM_DESTROYED";
+}
+
 function main(args: string[]): void {
-  // `dockwall compile big.dw | head`: the reader went away; that is not an error.
+  // The exit code says what the command found, never where its output went: a closed pipe on
+  // stdout or stderr changes nothing. A stdout that cannot be written otherwise (a full disk)
+  // is the tool failing: exit 2.
+  let outputFailed = false;
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code !== "EPIPE") throw e;
+    if (readerGone(e)) return;
+    outputFailed = true;
+    process.exitCode = EXIT.error;
+    process.stderr.write(`dockwall: cannot write to standard output: ${e.message}\n`);
   });
+  // Nowhere is left to report a failing stderr: the diagnostics are lost, the exit code stands.
+  process.stderr.on("error", () => {});
   void run(args, {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
@@ -129,9 +153,16 @@ function main(args: string[]): void {
     dockerVersion: async () => (await import("./facts/engine.js")).dockerVersion(process.env),
     dockerFacts: async () => (await import("./facts/engine.js")).readDaemonFacts(process.env),
     system,
-  }).then((code) => {
-    process.exitCode = code;
-  });
+    sameFile,
+  }).then(
+    (code) => {
+      process.exitCode = outputFailed ? EXIT.error : code;
+    },
+    (e: unknown) => {
+      process.exitCode = EXIT.error;
+      process.stderr.write(`dockwall: ${e instanceof Error ? e.message : String(e)}\n`);
+    },
+  );
 }
 
 if (startupSnapshot?.isBuildingSnapshot()) {

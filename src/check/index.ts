@@ -1,6 +1,6 @@
 // The checker: a list of checks run in order over the model. Each reports into the
 // shared collector; the pipeline stops after the stage if any reported an error.
-import { Problems } from "../diagnostics.js";
+import { Problems, startOfFile } from "../diagnostics.js";
 import type { Policy } from "../model/types.js";
 import { makeContext, type Check } from "./context.js";
 import { duplicateNames, references } from "./names.js";
@@ -23,8 +23,20 @@ export const checks: [string, Check][] = [
   ["unallowed ports", unallowedPorts],
 ];
 
+/** A file with no statement at all: blank, or comments only. */
+function isEmpty(p: Policy): boolean {
+  return !p.docker.span && Object.keys(p.docker.spans).length === 0 && p.zones.length === 0 && p.networks.every((n) => n.implicit) && p.containers.length === 0 && p.allows.length === 0 && p.forwards.length === 0 && !p.host;
+}
+
 export function check(policy: Policy): Problems {
   const problems = new Problems();
+  if (isEmpty(policy)) {
+    // Compiled, it would be a full restore of empty tables: every rule flushed, INPUT and FORWARD ACCEPT.
+    problems.error("empty-policy", startOfFile, "the policy has no statements (it is empty, or only comments)", {
+      help: "compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (see dockwall's README for a whole example)",
+    });
+    return problems;
+  }
   const ctx = makeContext(policy, problems);
   for (const [, run] of checks) run(ctx);
   return problems;

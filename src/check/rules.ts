@@ -1,8 +1,10 @@
 // allow / forward / host rules: targets that exist and are published, families that can meet.
 import type { Check, CheckContext } from "./context.js";
-import { bindings, publishingNetwork, type Binding } from "../model/derive.js";
-import { familyOf, type AddressSpec } from "../model/values.js";
-import type { Container, Located, NameRef } from "../model/types.js";
+import { bindAddress, bindings, isLoopback, publishingNetwork, type Binding } from "../model/derive.js";
+import { familyOf, formatCidr, formatIp, type AddressSpec, type Ip, type TargetSpec } from "../model/values.js";
+import type { Container, Located, NameRef, Publish, Zone } from "../model/types.js";
+import { sourcesMeet } from "../policy/zones.js";
+import { joinSpans, type Span } from "../diagnostics.js";
 
 export const allowTargets: Check = (ctx) => {
   const bindingsOf = new Map<Container, Binding[]>();
@@ -45,9 +47,40 @@ export const allowTargets: Check = (ctx) => {
         }
       }
       if (onlyInternal(c)) ctx.problems.warning("internal-publish", t.span, `'${c.name}' is only on internal networks: this allow opens nothing`);
+      else if (ctx.policy.docker.published === "closed") hostOnly(ctx, c, t); // open: Docker's own 127.0.0.1 leak stays
     }
   }
 };
+
+/**
+ * An allow that names only ports published on a loopback address (127.0.0.1, ::1, or the
+ * network's `host-binding`): allow rules are for connections from outside the host, which
+ * never reach those (dockwall closes the 127.0.0.1 routing leak), so it opens nothing.
+ */
+function hostOnly(ctx: CheckContext, c: Container, t: Located<TargetSpec>): void {
+  const n = publishingNetwork(c, ctx.networks);
+  if (!n) return;
+  const want = t.value;
+  let named: { pub: Publish; host?: Ip } | undefined;
+  for (const pub of c.publishes) {
+    const s = pub.spec;
+    if ((want.proto && s.proto !== want.proto) || s.host.to < want.ports.from || want.ports.to < s.host.from) continue;
+    const host = bindAddress(ctx.policy, pub, n);
+    if (!host || !isLoopback(host)) return; // some named port is reachable from outside
+    named ??= { pub, host };
+  }
+  if (!named) return; // reported as not-published
+  const s = named.pub.spec;
+  const ports = (r: { from: number; to: number }) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`);
+  const target = `${c.name}:${ports(want.ports)}${want.proto ? `/${want.proto}` : ""}`;
+  const suggestion = `publish ${ports(s.host)}:${ports(s.container)}${s.proto === "udp" ? "/udp" : ""};`;
+  ctx.problems.warning("host-only-port", t.span, `${target} is published only on ${formatIp(named.host!)}: no connection from outside the host can reach it, so this allow opens nothing`, {
+    help: s.hostIp
+      ? `a port published on a loopback address is for the host itself (dockwall also closes the routing leak to it); publish it on an address the clients reach (e.g. '${suggestion}'), or remove this allow`
+      : `a port published on a loopback address is for the host itself (dockwall also closes the routing leak to it); ${n.hostBinding ? `network '${n.name}' binds its ports to ${formatIp(named.host!)} (host-binding)` : `the docker block's 'ip' binds ports to ${formatIp(named.host!)}`}: publish it on an address the clients reach, or remove this allow`,
+    notes: [{ message: "published here", span: named.pub.span }],
+  });
+}
 
 /** Sources in `from` must be able to meet the zone's own `from` networks (same family). */
 function sourcesFitZones(ctx: CheckContext, zones: NameRef[], sources: Located<AddressSpec>[]): void {
@@ -67,11 +100,69 @@ function sourcesFitZones(ctx: CheckContext, zones: NameRef[], sources: Located<A
   }
 }
 
+/** A source as the policy wrote it: 10.0.0.0/8, 203.0.113.7, 192.168.5.1-192.168.5.9. */
+function addressText(a: AddressSpec): string {
+  if (a.kind === "range") return `${formatIp({ family: a.range.family, value: a.range.from })}-${formatIp({ family: a.range.family, value: a.range.to })}`;
+  return a.cidr.explicitPrefix ? formatCidr(a.cidr) : formatIp(a.cidr);
+}
+
+/** Where a zone's sources are written (all of them when they share a line). */
+function sourcesSpan(z: Zone): Span {
+  const first = z.sources[0]!.span;
+  const last = z.sources.at(-1)!.span;
+  return first.line === last.line && last.endLine === first.line ? joinSpans(first, last) : first;
+}
+
+function zoneSourcesText(z: Zone): string {
+  const list = z.sources.slice(0, 8).map((s) => addressText(s.value));
+  return list.join(", ") + (z.sources.length > 8 ? ", …" : "");
+}
+
+/**
+ * A rule's `from` narrows its zones: a source that meets none of the zones' own `from`
+ * networks makes a rule (or part of one) that can never match. Sources of a family the zones
+ * lack are reported by sourcesFitZones.
+ */
+function sourcesInsideZones(ctx: CheckContext, refs: NameRef[], sources: Located<AddressSpec>[]): void {
+  if (sources.length === 0) return;
+  const zones: Zone[] = [];
+  for (const r of refs) {
+    const z = ctx.zones.get(r.name);
+    if (!z) return; // reported by `references`
+    if (z.sources.length === 0) return; // a zone without `from` holds every source
+    if (!zones.includes(z)) zones.push(z);
+  }
+  for (const s of sources) {
+    const f = familyOf(s.value);
+    const sameFamily = zones.filter((z) => z.sources.some((zs) => familyOf(zs.value) === f));
+    if (sameFamily.length === 0) continue;
+    if (sameFamily.some((z) => z.sources.some((zs) => sourcesMeet(zs.value, s.value)))) continue;
+    const one = sameFamily.length === 1;
+    const listed = sameFamily.map((z) => `'${z.name}' (from ${zoneSourcesText(z)})`);
+    const what = one ? listed[0]! : `${listed.slice(0, -1).join(", ")} and ${listed.at(-1)!}`;
+    ctx.problems.error("outside-zone", s.span, `source ${addressText(s.value)} is outside zone${one ? "" : "s"} ${what}: this rule can never match`, {
+      help: one
+        ? `a rule's 'from' narrows its zone (a packet must be in both): write a source inside ${zoneSourcesText(sameFamily[0]!)}, or name a zone that holds ${addressText(s.value)}`
+        : `a rule's 'from' narrows its zones (a packet must be in both): write a source inside one zone's sources, or name a zone that holds ${addressText(s.value)}`,
+      notes: sameFamily.map((z) => ({ message: `zone '${z.name}' holds only these sources`, span: sourcesSpan(z) })),
+    });
+  }
+}
+
 export const ruleFamilies: Check = (ctx) => {
   const allows = ctx.policy.allows;
-  for (let i = 0; i < allows.length; i++) sourcesFitZones(ctx, allows[i]!.zones, allows[i]!.sources);
-  for (const f of ctx.policy.forwards) sourcesFitZones(ctx, f.zones, f.sources);
-  for (const r of ctx.policy.host?.rules ?? []) sourcesFitZones(ctx, r.zones, r.sources);
+  for (let i = 0; i < allows.length; i++) {
+    sourcesFitZones(ctx, allows[i]!.zones, allows[i]!.sources);
+    sourcesInsideZones(ctx, allows[i]!.zones, allows[i]!.sources);
+  }
+  for (const f of ctx.policy.forwards) {
+    sourcesFitZones(ctx, f.zones, f.sources);
+    sourcesInsideZones(ctx, f.zones, f.sources);
+  }
+  for (const r of ctx.policy.host?.rules ?? []) {
+    sourcesFitZones(ctx, r.zones, r.sources);
+    sourcesInsideZones(ctx, r.zones, r.sources);
+  }
 };
 
 export const forwardZones: Check = (ctx) => {

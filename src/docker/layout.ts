@@ -48,7 +48,8 @@ export interface Layout {
   natJumpsAtStart: boolean;
   /** raw PREROUTING drops against direct access (28+): per published port, or per container. */
   rawDrops: (v: Version) => "none" | "per-port" | "per-container";
-  /** IPv6 FORWARD policy DROP: whenever ip6tables is on, or once an IPv6 network exists (28+). */
+  /** IPv6 FORWARD policy DROP: whenever ip6tables is on, or once an IPv6 network exists (28+). A fact of
+   *  dockerd's; dockwall's own output sets DROP in both families whatever it says (generate.ts). */
   v6ForwardDrop: "always" | "with-ipv6-network";
 }
 

@@ -135,7 +135,15 @@ export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOpt
   const result = computeDiff(compiled, lives, opts);
   if (opts.json) io.stdout(JSON.stringify({ ...result, compared: Object.keys(lives).map((f) => `IPv${f}`) }, null, 2) + "\n");
   else {
-    const render = { color: opts.color, context: 3, liveName: opts.live ? `live (${opts.live})` : "live (iptables-save)", wantedName: `compiled (${opts.policyName ?? "policy"})` };
+    // Which side is which: - lines are live (loading removes them), + lines compiled (loading adds them).
+    const from = (family: 4 | 6, file: string | undefined) => `IPv${family} from ${file === undefined ? (family === 4 ? "iptables-save" : "ip6tables-save") : file === "-" || file === "" ? "standard input" : file}`;
+    const sources = ([4, 6] as const).filter((f) => lives[f]).map((f) => from(f, f === 4 ? opts.live : opts.live6));
+    const render = {
+      color: opts.color,
+      context: 3,
+      liveName: `live: ${sources.join(", ")} (lines marked - would be removed by loading the compiled rules)`,
+      wantedName: `compiled from ${opts.policyName ?? "the policy"} (lines marked + would be added)`,
+    };
     for (const part of renderDiffParts(result, render)) io.stdout(part);
     if (wants6 && lives[6] === undefined) io.stderr("dockwall: IPv6 not compared (give its dump with --live6 FILE)\n");
   }

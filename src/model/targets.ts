@@ -6,10 +6,13 @@
 import { suggestion, closest, type Problems, type Span } from "../diagnostics.js";
 import type { AllowRule, Container, Located, Policy } from "./types.js";
 import type { TargetRef, TargetSpec } from "./values.js";
+import { isLoopback } from "./derive.js";
 
 function portsOf(c: Container, ref: TargetRef, span: Span): Located<TargetSpec>[] {
   if (ref.ports) return [{ value: ref.proto ? { container: c.name, ports: ref.ports, proto: ref.proto } : { container: c.name, ports: ref.ports }, span }];
-  return c.publishes.map((p) => ({ value: { container: c.name, ports: p.spec.host, proto: p.spec.proto }, span }));
+  // Every port it publishes where a client outside the host can reach it: one bound to a
+  // loopback address is the host's own (and dockwall closes the routing leak to it).
+  return c.publishes.filter((p) => !p.spec.hostIp || !isLoopback(p.spec.hostIp)).map((p) => ({ value: { container: c.name, ports: p.spec.host, proto: p.spec.proto }, span }));
 }
 
 function unknownContainer(p: Policy, byName: Map<string, Container>, problems: Problems, name: string, span: Span): void {

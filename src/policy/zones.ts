@@ -36,6 +36,11 @@ function intersect(a: Interval, b: Interval): Interval | undefined {
   return from <= to ? { family: a.family, from, to } : undefined;
 }
 
+/** Whether two sources share an address (same family, overlapping). */
+export function sourcesMeet(a: AddressSpec, b: AddressSpec): boolean {
+  return familyOf(a) === familyOf(b) && intersect(interval(a), interval(b)) !== undefined;
+}
+
 /** A list of sources as intervals of one family, worked out once per list (a zone's sources serve every rule that names it). */
 function intervalsOf(sources: Located<AddressSpec>[], family: Family): readonly Interval[] {
   if (sources.length === 0) return NO_INTERVALS;

@@ -701,4 +701,107 @@ container web { network bridge 172.17.0.2; publish 8080:80; }
   = help: write the dockerd release this host runs, e.g. docker { version 20.10; } ('dockerd --version' tells)
 `,
   },
+  {
+    name: "allow from a source outside the zone's own sources",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan from 10.0.0.0/8 to web:8080;
+`,
+    exit: 2,
+    expected: `p.dw:4:16: error: source 10.0.0.0/8 is outside zone 'lan' (from 192.168.1.0/24): this rule can never match
+4 | allow lan from 10.0.0.0/8 to web:8080;
+  |                ^^^^^^^^^^
+  = help: a rule's 'from' narrows its zone (a packet must be in both): write a source inside 192.168.1.0/24, or name a zone that holds 10.0.0.0/8
+p.dw:2:33: note: zone 'lan' holds only these sources
+2 | zone lan { interface eth1; from 192.168.1.0/24; }
+  |                                 ^^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "host allow from a source outside the zone's sources (one of two sources)",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; from 192.168.1.0/24, 192.168.5.1-192.168.5.9; }
+host { allow lan from 192.168.1.7, 10.0.0.1 tcp 22; }
+`,
+    exit: 2,
+    expected: `p.dw:3:36: error: source 10.0.0.1 is outside zone 'lan' (from 192.168.1.0/24, 192.168.5.1-192.168.5.9): this rule can never match
+3 | host { allow lan from 192.168.1.7, 10.0.0.1 tcp 22; }
+  |                                    ^^^^^^^^
+  = help: a rule's 'from' narrows its zone (a packet must be in both): write a source inside 192.168.1.0/24, 192.168.5.1-192.168.5.9, or name a zone that holds 10.0.0.1
+p.dw:2:33: note: zone 'lan' holds only these sources
+2 | zone lan { interface eth1; from 192.168.1.0/24, 192.168.5.1-192.168.5.9; }
+  |                                 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "forward from sources outside both zones",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+zone dmz { interface eth2; from 192.168.2.0/24; }
+forward lan, dmz from 192.168.0.0/16, 172.16.0.0/12 to wan;
+`,
+    exit: 2,
+    expected: `p.dw:5:39: error: source 172.16.0.0/12 is outside zones 'lan' (from 192.168.1.0/24) and 'dmz' (from 192.168.2.0/24): this rule can never match
+5 | forward lan, dmz from 192.168.0.0/16, 172.16.0.0/12 to wan;
+  |                                       ^^^^^^^^^^^^^
+  = help: a rule's 'from' narrows its zones (a packet must be in both): write a source inside one zone's sources, or name a zone that holds 172.16.0.0/12
+p.dw:3:33: note: zone 'lan' holds only these sources
+3 | zone lan { interface eth1; from 192.168.1.0/24; }
+  |                                 ^^^^^^^^^^^^^^
+p.dw:4:33: note: zone 'dmz' holds only these sources
+4 | zone dmz { interface eth2; from 192.168.2.0/24; }
+  |                                 ^^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "allow to a port published only on 127.0.0.1",
+    input: `docker { version 20.10; userland-proxy off; }
+zone lan { interface eth1; }
+container api { network bridge 172.17.0.2; publish 127.0.0.1:9000:9000; }
+allow lan to api:9000;
+`,
+    exit: 0,
+    expected: `p.dw:4:14: warning: api:9000 is published only on 127.0.0.1: no connection from outside the host can reach it, so this allow opens nothing
+4 | allow lan to api:9000;
+  |              ^^^^^^^^
+  = help: a port published on a loopback address is for the host itself (dockwall also closes the routing leak to it); publish it on an address the clients reach (e.g. 'publish 9000:9000;'), or remove this allow
+p.dw:3:52: note: published here
+3 | container api { network bridge 172.17.0.2; publish 127.0.0.1:9000:9000; }
+  |                                                    ^^^^^^^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "an empty policy",
+    input: ``,
+    exit: 2,
+    expected: `p.dw:1:1: error: the policy has no statements (it is empty, or only comments)
+1 | 
+  | ^
+  = help: compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (see dockwall's README for a whole example)
+`,
+  },
+  {
+    name: "a policy of comments only",
+    input: `# firewall for web1
+# TODO: write the rules
+`,
+    exit: 2,
+    expected: `p.dw:1:1: error: the policy has no statements (it is empty, or only comments)
+1 | # firewall for web1
+  | ^
+  = help: compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (see dockwall's README for a whole example)
+`,
+  },
+  {
+    name: "allow to a port published only on 127.0.0.1, with published open (Docker's leak stays open): no warning",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; }
+container api { network bridge 172.17.0.2; publish 127.0.0.1:9000:9000; }
+allow lan to api:9000;
+`,
+    exit: 0,
+    expected: ``,
+  },
 ];

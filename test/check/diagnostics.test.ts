@@ -18,7 +18,7 @@ test.each(cases)("$name", async (c) => {
 test("the table covers every diagnostic code the checker can emit for bad input", async () => {
   const { compile } = await import("../../src/compile.js");
   const codes = new Set(cases.flatMap((c) => compile(c.input, { checkOnly: true }).diagnostics.map((d) => d.code)));
-  for (const code of ["syntax", "bad-value", "unknown-name", "duplicate-name", "duplicate-address", "duplicate-publish", "outside-subnet", "reserved-address", "overlapping-subnets", "unknown-option", "not-published", "family-mismatch", "no-interface", "unreachable-port", "proxy-with-iptables-off", "no-version"]) {
+  for (const code of ["syntax", "bad-value", "unknown-name", "duplicate-name", "duplicate-address", "duplicate-publish", "outside-subnet", "reserved-address", "overlapping-subnets", "unknown-option", "not-published", "family-mismatch", "outside-zone", "host-only-port", "empty-policy", "no-interface", "unreachable-port", "proxy-with-iptables-off", "no-version"]) {
     expect(codes, code).toContain(code);
   }
 });

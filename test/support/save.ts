@@ -78,3 +78,15 @@ export function canonicalSave(text: string, omit: string[] = []): Saved {
   }
   return out;
 }
+
+/**
+ * dockwall differs from dockerd on purpose in one place: with `iptables off` it owns FORWARD in
+ * both families and sets its policy to DROP (dockerd left IPv6 FORWARD ACCEPT before 28 with
+ * ip6tables off, where it wrote no IPv6 rules at all, and from 28 until a network had an IPv6
+ * subnet). The IPv6 captures are compared with that one change; for IPv4 the fixture's
+ * expected.v4 says it (corpus/ip-forward-preset).
+ */
+export function forwardDropped(s: Saved): Saved {
+  const filter = s.filter ?? { chains: { INPUT: "ACCEPT", FORWARD: "ACCEPT", OUTPUT: "ACCEPT" }, rules: { INPUT: [], FORWARD: [], OUTPUT: [] } };
+  return { ...s, filter: { ...filter, chains: { ...filter.chains, FORWARD: "DROP" } } };
+}
