@@ -11,6 +11,12 @@ import type { DiffIo } from "./live/command.js";
 import type { RawFacts } from "./facts/read.js";
 import type { SystemIo } from "./apply/command.js";
 
+export interface DockerEngine {
+  facts: () => Promise<Facts>;
+  events: (onEvent: (e: Record<string, unknown>) => void, onOpen: () => void) => { done: Promise<void>; close: () => void };
+  close: () => void;
+}
+
 type Facts = { raw: RawFacts; source: string };
 
 /** The compiler is loaded when a command needs it, so that --help starts fast. */
@@ -35,6 +41,10 @@ export interface Io extends DiffIo {
   dockerFacts: () => Promise<Facts>;
   /** The machine: programs, the state directory, time (apply, confirm, rollback). */
   system: () => SystemIo;
+  /** A client of the daemon that stays open (watch): facts, and its event stream. */
+  dockerEngine: () => DockerEngine;
+  /** Calls `fn` on each delivery of the signal (watch: SIGHUP, SIGTERM, SIGINT). */
+  onSignal: (signal: "SIGHUP" | "SIGTERM" | "SIGINT", fn: () => void) => void;
   /** Whether two paths ("-": standard input) are one existing file (device and inode); default: the same path. */
   sameFile?: (a: string, b: string) => boolean;
 }
@@ -243,6 +253,18 @@ export async function run(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
+      "watch <policy>",
+      "keep this host's rules equal to the policy compiled with Docker's current facts, as containers and networks come and go; runs until SIGTERM (SIGHUP reads the policy again)",
+      (y) =>
+        policyArg(y)
+          .option("verbose", { alias: "v", describe: "log every event and every reconcile, not only those that change something", type: "boolean", default: false })
+          .option("debounce", { describe: "MILLISECONDS of quiet after an event before reconciling (a burst of events is one reconcile)", type: "number", default: 100, requiresArg: true })
+          .example("$0 watch /etc/dockwall/host.dw", "as the systemd service dockwall.service runs it"),
+      async (a) => {
+        code = await watchCommand(io, a);
+      },
+    )
+    .command(
       "confirm",
       "keep the rules of an 'apply --confirm' that waits for confirmation",
       (y) => y,
@@ -353,6 +375,68 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
   io.stderr(colour(io, formatDiagnostics([result], src.file, src.text)));
   io.stderr(`dockwall: not applied: the lockout guard refused (nothing was changed)\n`);
   return EXIT.error;
+}
+
+async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debounce: number }): Promise<number> {
+  if (a.policy === "" || a.policy === "-") {
+    io.stderr(`dockwall: watch reads the policy again on SIGHUP: give it as a file, not standard input\n`);
+    return EXIT.error;
+  }
+  if (!(Number.isFinite(a.debounce) && a.debounce >= 0)) {
+    io.stderr(`dockwall: --debounce takes milliseconds, not '${a.debounce}'\n`);
+    return EXIT.error;
+  }
+  const src = load(io, a.policy);
+  if (typeof src === "number") return src;
+  // A policy with errors is never applied: checked before the daemon is asked anything.
+  const checked = await compile(src.text, { checkOnly: true, file: src.file, facts: { raw: { networks: [], containers: [] }, source: "(no facts yet)" } });
+  const errors = checked.diagnostics.filter((d) => d.severity === "error");
+  if (errors.length) {
+    io.stderr(colour(io, formatDiagnostics(errors, src.file, src.text)));
+    io.stderr(`dockwall: ${errors.length} error${errors.length === 1 ? "" : "s"}; not watching, nothing was changed\n`);
+    return EXIT.error;
+  }
+  const engine = io.dockerEngine();
+  try {
+    await engine.facts();
+  } catch (e) {
+    const why = (e as { why?: string }).why ?? (e as Error).message;
+    if (/permission denied/.test(why)) {
+      io.stderr(`dockwall: ${(e as Error).message}\n`);
+      engine.close();
+      return EXIT.error;
+    }
+    // Not there yet (at boot, dockerd may start after dockwall): the watcher waits for it.
+  }
+  const { Watcher } = await import("./watch/watcher.js");
+  const system = io.system();
+  const log = (line: string) => io.stderr(`${line}\n`);
+  const watcher = new Watcher(
+    {
+      policyName: src.file,
+      readPolicy: () => io.readFile(a.policy),
+      facts: () => engine.facts(),
+      events: (onEvent, onOpen) => engine.events(onEvent, onOpen),
+      save: (f) => system.run(f === 4 ? "iptables-save" : "ip6tables-save", []),
+      restore: (f, text, noflush) => void system.run(f === 4 ? "iptables-restore" : "ip6tables-restore", noflush ? ["--noflush"] : [], text),
+      log,
+      sleep: system.sleep,
+      verbose: a.verbose,
+      debounceMs: a.debounce,
+    },
+    src.text,
+  );
+  io.onSignal("SIGHUP", () => watcher.reload());
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    io.onSignal(sig, () => {
+      log(`${sig}: stopping; the rules in place stay`);
+      watcher.stop();
+    });
+  }
+  log(`watching dockerd for ${src.file}`);
+  await watcher.run();
+  engine.close();
+  return EXIT.ok;
 }
 
 async function factsCommand(io: Io, output: string | undefined): Promise<number> {

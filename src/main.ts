@@ -154,6 +154,32 @@ function main(args: string[]): void {
     dockerFacts: async () => (await import("./facts/engine.js")).readDaemonFacts(process.env),
     system,
     sameFile,
+    dockerEngine: () => {
+      // The client module is loaded on first use, as for every command (start-up stays fast).
+      const engine = import("./facts/engine.js").then(({ Engine, engineEndpoint }) => new Engine(engineEndpoint(process.env)));
+      let closed = false;
+      return {
+        facts: async () => {
+          const e = await engine;
+          return { raw: await e.facts(), source: e.endpoint.describe };
+        },
+        events: (onEvent, onOpen) => {
+          let close = () => {};
+          const done = engine.then((e) => {
+            const s = e.events(onEvent, onOpen);
+            close = s.close;
+            if (closed) s.close();
+            return s.done;
+          });
+          return { done, close: () => close() };
+        },
+        close: () => {
+          closed = true;
+          void engine.then((e) => e.close(), () => {});
+        },
+      };
+    },
+    onSignal: (signal, fn) => void process.on(signal, fn),
   }).then(
     (code) => {
       process.exitCode = outputFailed ? EXIT.error : code;

@@ -43,6 +43,10 @@ function memory(files: Record<string, string>, out: string[]): Io {
     system: () => {
       throw new Error("no system while building the snapshot");
     },
+    dockerEngine: () => {
+      throw new Error("no daemon while building the snapshot");
+    },
+    onSignal: () => {},
   };
 }
 

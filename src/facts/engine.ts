@@ -100,6 +100,55 @@ export class Engine {
     });
   }
 
+  /**
+   * Follows GET /events (containers and networks): `onEvent` for each event as it comes (a
+   * line that is not JSON comes as `{ malformed: line }`). `done` settles when the stream
+   * ends (the daemon went away: resolves) or cannot be had (rejects with a DockerApiError).
+   */
+  events(onEvent: (e: Record<string, unknown>) => void, onOpen?: () => void): { done: Promise<void>; close: () => void } {
+    const ep = this.endpoint;
+    const filters = encodeURIComponent(JSON.stringify({ type: ["container", "network"] }));
+    let close = () => {};
+    const done = new Promise<void>((resolve, reject) => {
+      const fail = (why: string) => reject(new DockerApiError(`cannot follow dockerd's events at ${ep.describe}: ${why}`, why));
+      const req = request({ socketPath: ep.socketPath, host: ep.host, port: ep.port, path: `/events?filters=${filters}`, method: "GET", agent: false }, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          fail(`it answered HTTP ${res.statusCode}`);
+          return;
+        }
+        onOpen?.();
+        let buf = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => {
+          buf += c;
+          let i;
+          while ((i = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, i).trim();
+            buf = buf.slice(i + 1);
+            if (!line) continue;
+            let ev: unknown;
+            try {
+              ev = JSON.parse(line);
+            } catch {
+              ev = undefined;
+            }
+            onEvent(typeof ev === "object" && ev !== null && !Array.isArray(ev) ? (ev as Record<string, unknown>) : { malformed: line.slice(0, 200) });
+          }
+        });
+        res.on("end", () => resolve());
+        res.on("close", () => resolve());
+        res.on("error", () => resolve());
+      });
+      req.on("error", (e: NodeJS.ErrnoException) => {
+        fail(e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "no dockerd is listening there" : e.code === "EACCES" ? "permission denied (run as root or as a member of the docker group)" : e.message);
+      });
+      close = () => req.destroy();
+      req.end();
+    });
+    return { done, close: () => close() };
+  }
+
   /** The daemon's networks, running containers (inspected) and version: the facts as `dockwall facts` writes them. */
   async facts(): Promise<RawFacts & { version: unknown }> {
     const [version, networks, list] = await Promise.all([this.get("/version"), this.get("/networks"), this.get("/containers/json")]);

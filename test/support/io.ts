@@ -35,6 +35,10 @@ export function memoryIo(files: Record<string, string>, extra: Partial<Io> = {})
     system: () => {
       throw new Error("no system in memory");
     },
+    dockerEngine: () => {
+      throw new Error("no daemon in memory");
+    },
+    onSignal: () => {},
     ...extra,
   };
   return io;

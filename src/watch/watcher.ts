@@ -1,0 +1,225 @@
+// `dockwall watch`: a level-triggered reconciler, as Kubernetes controllers are. A Docker
+// event only marks the state dirty; one reconcile reads all of Docker's facts, compiles the
+// policy with them, compares with what the kernel has and rewrites only the chains that
+// differ (reconcile.ts). Start-up, SIGHUP, a reconnect and every event go through that one
+// reconcile, so a lost, doubled or reordered event changes nothing, a burst of events
+// (compose starting twenty containers) is one reconcile, and a restarted watcher simply
+// catches up. On any doubt (no facts, a policy with errors, a refused load) the rules in
+// place stay: the watcher never flushes to open.
+import { compile, type CompileResult } from "../compile.js";
+import { formatDiagnostics } from "../diagnostics.js";
+import type { RawFacts } from "../facts/read.js";
+import { parseSave } from "../live/save.js";
+import { describeChanges, reconcileStep } from "./reconcile.js";
+
+export type Facts = { raw: RawFacts; source: string };
+
+export interface WatchDeps {
+  policyName: string;
+  readPolicy: () => string;
+  facts: () => Promise<Facts>;
+  /** Follows the daemon's events; `done` resolves when the stream ends, rejects when it cannot be had. */
+  events: (onEvent: (e: Record<string, unknown>) => void, onOpen: () => void) => { done: Promise<void>; close: () => void };
+  /** iptables-save / ip6tables-save. */
+  save: (family: 4 | 6) => string;
+  /** iptables-restore [--noflush] / ip6tables-restore; throws with the tool's message. */
+  restore: (family: 4 | 6, text: string, noflush: boolean) => void;
+  log: (line: string) => void;
+  sleep: (ms: number) => Promise<void>;
+  verbose: boolean;
+  /** Quiet time after an event before the reconcile (a burst is one reconcile). */
+  debounceMs: number;
+}
+
+/** The events that can change Docker's facts (live.md): anything else is not worth a reconcile. */
+const RELEVANT: Record<string, string[]> = {
+  container: ["start", "die", "stop", "destroy", "kill", "restart", "create", "rename", "update", "pause", "unpause"],
+  network: ["create", "destroy", "connect", "disconnect", "remove"],
+};
+
+export interface ReconcileResult {
+  changed: boolean;
+  error?: string;
+}
+
+export class Watcher {
+  private policyText: string;
+  private dirty = false;
+  private stopped = false;
+  private wake?: () => void;
+  private containers = new Set<string>();
+  private stream?: { close: () => void };
+  /** Reconciles done, and those that changed the kernel (for tests and the benchmark). */
+  readonly stats = { reconciles: 0, changes: 0, events: 0 };
+
+  constructor(
+    private readonly deps: WatchDeps,
+    policyText: string,
+  ) {
+    this.policyText = policyText;
+  }
+
+  /** Marks the state dirty: the next reconcile runs after the quiet time. */
+  markDirty(why: string): void {
+    if (this.deps.verbose) this.deps.log(`dirty: ${why}`);
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.stream?.close();
+    this.wake?.();
+  }
+
+  /** SIGHUP: read the policy again; one with errors is logged and not used. */
+  reload(): void {
+    let text: string;
+    try {
+      text = this.deps.readPolicy();
+    } catch (e) {
+      this.deps.log(`SIGHUP: cannot read ${this.deps.policyName}: ${(e as Error).message}; the rules in place stay`);
+      return;
+    }
+    const r = compile(text, { checkOnly: true, facts: { raw: { networks: [], containers: [] }, source: "(no facts)" } });
+    if (!r.ok) {
+      this.logDiagnostics(r, text, true);
+      this.deps.log(`SIGHUP: ${this.deps.policyName} has errors; not applied, the rules in place stay`);
+      return;
+    }
+    this.policyText = text;
+    this.deps.log(`SIGHUP: read ${this.deps.policyName} again`);
+    this.markDirty("SIGHUP");
+  }
+
+  private logDiagnostics(r: CompileResult, text: string, errorsOnly: boolean): void {
+    const ds = errorsOnly ? r.diagnostics.filter((d) => d.severity === "error") : r.diagnostics;
+    for (const line of formatDiagnostics(ds, this.deps.policyName, text).split("\n")) if (line) this.deps.log(line);
+  }
+
+  /** One reconcile: facts, compile, compare, write what differs. */
+  async reconcile(): Promise<ReconcileResult> {
+    this.stats.reconciles++;
+    let facts: Facts;
+    try {
+      facts = await this.deps.facts();
+    } catch (e) {
+      this.deps.log(`cannot read Docker's facts (${(e as Error).message}); the rules in place stay`);
+      return { changed: false, error: (e as Error).message };
+    }
+    const text = this.policyText;
+    const r = compile(text, { noRender: true, facts, file: this.deps.policyName });
+    if (!r.ok) {
+      this.logDiagnostics(r, text, true);
+      this.deps.log(`the policy does not compile with Docker's facts now; the rules in place stay`);
+      return { changed: false, error: "policy" };
+    }
+    const before: Partial<Record<4 | 6, string>> = {};
+    const steps: { family: 4 | 6; text: string; what: string }[] = [];
+    for (const f of [4, 6] as const) {
+      const wanted = r.generated!.rulesets[f]!;
+      if (wanted.tables.length === 0) continue;
+      try {
+        before[f] = this.deps.save(f);
+      } catch (e) {
+        this.deps.log(`cannot read the loaded IPv${f} rules (${(e as Error).message}); nothing changed`);
+        return { changed: false, error: "save" };
+      }
+      const step = reconcileStep(parseSave(before[f]!), wanted, { ownsInput: r.policy!.host !== undefined });
+      if (step.text) steps.push({ family: f, text: step.text, what: `IPv${f}: ${describeChanges(step.changes)}` });
+    }
+    const names = new Set(r.policy!.containers.map((c) => c.name));
+    const added = [...names].filter((n) => !this.containers.has(n));
+    const removed = [...this.containers].filter((n) => !names.has(n));
+    this.containers = names;
+    if (steps.length === 0) {
+      if (this.deps.verbose) this.deps.log(`reconciled: nothing to change`);
+      return { changed: false };
+    }
+    const done: (4 | 6)[] = [];
+    for (const s of steps) {
+      try {
+        this.deps.restore(s.family, s.text, true);
+        done.push(s.family);
+      } catch (e) {
+        // Put back what this reconcile loaded, exactly as it was.
+        for (const f of done) {
+          try {
+            this.deps.restore(f, before[f]!, false);
+          } catch (e2) {
+            this.deps.log(`AND putting back the IPv${f} rules failed: ${(e2 as Error).message}`);
+          }
+        }
+        this.deps.log(`${s.family === 4 ? "iptables" : "ip6tables"}-restore refused the change (${(e as Error).message.split("\n")[0]}); the rules from before stay`);
+        this.containers = new Set();
+        return { changed: false, error: "restore" };
+      }
+    }
+    this.stats.changes++;
+    const who = [...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)];
+    this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}${steps.map((s) => s.what).join("; ")}`);
+    return { changed: true };
+  }
+
+  private onEvent(e: Record<string, unknown>): void {
+    this.stats.events++;
+    if ("malformed" in e) {
+      this.deps.log(`an event that is not JSON (${String(e.malformed).slice(0, 80)}): reconciling anyway`);
+      this.markDirty("malformed event");
+      return;
+    }
+    const type = typeof e.Type === "string" ? e.Type : "";
+    const action = typeof e.Action === "string" ? e.Action : typeof e.status === "string" ? e.status : "";
+    const actor = (e.Actor as { Attributes?: Record<string, unknown> } | undefined)?.Attributes;
+    const name = typeof actor?.name === "string" ? actor.name : "";
+    const relevant = RELEVANT[type]?.includes(action.split(":")[0]!) ?? false;
+    if (this.deps.verbose) this.deps.log(`event: ${type} ${action} ${name}`.trimEnd());
+    if (relevant) this.markDirty(`${type} ${action} ${name}`.trimEnd());
+  }
+
+  /** Follows the event stream for as long as the watcher runs, reconnecting with backoff. */
+  private async follow(): Promise<void> {
+    let backoff = 250;
+    let lost = false;
+    while (!this.stopped) {
+      let opened = false;
+      const s = this.deps.events(
+        (e) => this.onEvent(e),
+        () => {
+          opened = true;
+          backoff = 250;
+          if (lost) this.deps.log(`the daemon is back: catching up`);
+          lost = false;
+          // Whatever happened while nobody listened is caught up by one reconcile.
+          this.markDirty("event stream opened");
+        },
+      );
+      this.stream = s;
+      try {
+        await s.done;
+        if (!this.stopped && (opened || !lost)) this.deps.log(`the daemon's event stream ended (dockerd stopped or restarted); the rules in place stay; reconnecting`);
+      } catch (e) {
+        if (!lost) this.deps.log(`${(e as Error).message}; the rules in place stay; retrying`);
+      }
+      lost = true;
+      if (this.stopped) break;
+      await this.deps.sleep(backoff);
+      backoff = Math.min(backoff * 2, 10_000);
+    }
+  }
+
+  /** Runs until stop(): follows events and reconciles whenever something is dirty. */
+  async run(): Promise<void> {
+    const following = this.follow();
+    while (!this.stopped) {
+      if (!this.dirty) await new Promise<void>((r) => (this.wake = r));
+      this.wake = undefined;
+      if (this.stopped) break;
+      // Let a burst finish: every event in the quiet time is folded into this reconcile.
+      await this.deps.sleep(this.deps.debounceMs);
+      this.dirty = false;
+      await this.reconcile();
+    }
+    await following;
+  }
+}
