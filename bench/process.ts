@@ -144,6 +144,16 @@ export function paired(ours: Measure, other: Measure): Paired {
   return { ratio: median(ratios), faster: ratios.filter((r) => r > 1).length, rounds: ratios.length };
 }
 
+/**
+ * How much longer `ours` ran than `other`, round by round (both ran in each round, one after
+ * the other): the median of the rounds' differences, in ms, and each round's.
+ */
+export function difference(ours: Measure, other: Measure): { medianMs: number; perRound: number[] } {
+  if (ours.perRound.length !== other.perRound.length) throw new Error("difference: the two were not measured in the same rounds");
+  const perRound = ours.perRound.map((ms, i) => ms - other.perRound[i]!);
+  return { medianMs: median(perRound), perRound };
+}
+
 /** One command, `runs` times (after one warm-up), as measureEach measures it. */
 export function measure(argv: string[], { input, expectStatus, ...options }: MeasureOptions & { input?: string; expectStatus?: number[] } = {}): Measure & { rounds: Rounds } {
   const m = measureEach({ one: { argv, input, expectStatus } }, options);
