@@ -81,7 +81,8 @@ export class Watcher {
       this.deps.log(`SIGHUP: cannot read ${this.deps.policyName}: ${(e as Error).message}; the rules in place stay`);
       return;
     }
-    const r = compile(text, { checkOnly: true, facts: { raw: { networks: [], containers: [] }, source: "(no facts)" } });
+    // Its own errors only: the names it allows need not run now.
+    const r = compile(text, { checkOnly: true, facts: { raw: { networks: [], containers: [], version: { Version: "29.7.2" } }, source: "(no facts yet)" } });
     if (!r.ok) {
       this.logDiagnostics(r, text, true);
       this.deps.log(`SIGHUP: ${this.deps.policyName} has errors; not applied, the rules in place stay`);
