@@ -210,8 +210,11 @@ export function evaluate(rs: Ruleset, p: Packet): Verdict {
       if (w?.verdict === "DNAT" && w.to) ctx.dnat = parseDnat(w.to);
     }
     const filter = table("filter");
-    const path = ctx.dnat && !p.local.includes(ctx.dnat.addr) ? "forward" : "input";
-    if (path === "forward") ctx.out = routeOf(p, ctx.dnat!.addr);
+    // Addressed to the host (after DNAT, if any): INPUT; to anyone else: routed, FORWARD.
+    const to = ctx.dnat ? ctx.dnat.addr : p.dst;
+    const isLocal = p.local.some((a) => ipaddr.parse(a).toString() === ipaddr.parse(to).toString()) || inCidr(to, p.family === 4 ? "127.0.0.0/8" : "::1/128");
+    const path = isLocal ? "input" : "forward";
+    if (path === "forward") ctx.out = routeOf(p, to);
     const chain = path === "forward" ? "FORWARD" : "INPUT";
     const w = filter ? walk(filter, chain, p, ctx) : undefined;
     if (w && w.verdict !== "RETURN" && w.verdict !== "DNAT") return { verdict: w.verdict, path, dnat: ctx.dnat, decided: w.decided };

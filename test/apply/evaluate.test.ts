@@ -1,0 +1,143 @@
+// The packet evaluator (src/apply/evaluate.ts) against the kernel: policies loaded into the
+// packet lab (a real dockerd 20.10 with "iptables": false, real containers), and for a table of
+// packets — to the host's own services, to published ports (DNAT'd to containers), straight
+// to container addresses, from the lan and the wan — the evaluator's verdict must be what real
+// connections get. Plus unit cases for what the kernel lab cannot show.
+import { afterAll, beforeAll, describe, expect, it, test } from "vitest";
+import { compile } from "../../src/compile.js";
+import { formatDiagnostics } from "../../src/diagnostics.js";
+import { evaluate, type Packet } from "../../src/apply/evaluate.js";
+import { ADDR, describeDocker, startLab, type Lab } from "../lab/dockerlab.js";
+
+const LAB_TIMEOUT = 120_000;
+
+const POLICIES: Record<string, string> = {
+  "live.md's example, lab addresses": `docker { version 20.10; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.77.0/24; }
+allow lan to web:8080;
+host { allow lan tcp 22; allow any icmp; }
+`,
+  "published open, no host block": `docker { version 20.10; iptables off; userland-proxy off; published open; }
+zone lan { interface eth1; }
+`,
+  "wan to web, lan to db, host policy accept but ssh only from wan": `docker { version 20.10; iptables off; userland-proxy off; }
+zone wan { interface eth0; from 198.51.100.0/24; }
+zone lan { interface eth1; }
+allow wan to web;
+allow lan to db:5432, api:9000;
+host { policy accept; allow wan tcp 2222; }
+`,
+  "a source narrower than the zone; forward lan to wan": `docker { version 20.10; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.77.0/24; }
+allow lan from 192.168.77.2 to web:8080;
+allow wan from 198.51.100.99 to db:5432;
+forward lan to wan;
+host { allow lan from 192.168.77.0/28 tcp 22, 2222; }
+`,
+};
+
+type From = "lan" | "wan";
+const PACKETS: [From, string, number][] = [];
+for (const from of ["lan", "wan"] as const) {
+  const host = from === "lan" ? ADDR.hostLan : ADDR.hostWan;
+  for (const port of [22, 2222, 8080, 5432, 9000]) PACKETS.push([from, host, port]);
+  PACKETS.push([from, "172.17.0.2", 80], [from, "172.17.0.3", 5432]);
+}
+
+describeDocker("the packet evaluator agrees with the kernel", () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({
+      userlandProxy: false,
+      containers: [
+        { name: "web", publish: ["8080:80"], listen: ["tcp:80"] },
+        { name: "db", publish: ["5432:5432"], listen: ["tcp:5432"] },
+        { name: "api", publish: ["127.0.0.1:9000:9000"], listen: ["tcp:9000"] },
+      ],
+    });
+    await lab.serveOnHost(22, "sshd");
+    await lab.serveOnHost(2222, "alt");
+  }, LAB_TIMEOUT);
+  afterAll(async () => {
+    await lab?.stop();
+  }, LAB_TIMEOUT);
+
+  for (const [name, text] of Object.entries(POLICIES)) {
+    it(name, async () => {
+      // The facts are the lab's: its containers as a policy would declare them.
+      const declared = `${text}container web { network bridge ${lab.containers.web!.ip}; publish 8080:80; }
+container db { network bridge ${lab.containers.db!.ip}; publish 5432:5432; }
+container api { network bridge ${lab.containers.api!.ip}; publish 127.0.0.1:9000:9000; }
+`;
+      const v4 = compile(declared, { format: "iptables" });
+      const v6 = compile(declared, { format: "ip6tables" });
+      const r = compile(declared, { noRender: true });
+      expect(r.ok, formatDiagnostics(r.diagnostics, "p.dw", declared)).toBe(true);
+      lab.reset();
+      lab.load(v4.output!, v6.output!);
+      const local = [ADDR.hostLan, ADDR.hostWan, ADDR.bridgeGw];
+      const rows: string[] = [];
+      const kernel = await Promise.all(PACKETS.map(([from, dst, port]) => lab.probe(from, dst, port, "tcp", { timeout: 0.7 })));
+      PACKETS.forEach(([from, dst, port], i) => {
+        const pk: Packet = {
+          family: 4,
+          in: from === "lan" ? "eth1" : "eth0",
+          src: from === "lan" ? ADDR.lan : ADDR.wan,
+          dst,
+          proto: "tcp",
+          sport: 40000,
+          dport: port,
+          state: "NEW",
+          local,
+          routes: [{ dst: "172.17.0.0/16", dev: "docker0" }],
+        };
+        const v = evaluate(r.generated!.rulesets[4]!, pk);
+        // A connection opens when the rules accept it and something listens where it goes.
+        const listening = v.path === "input" ? [22, 2222].includes(port) : true;
+        const predicted = v.verdict === "ACCEPT" && listening ? "open" : "closed";
+        rows.push(`${from} → ${dst}:${port}: evaluator ${predicted} (${v.verdict}${v.dnat ? ` via DNAT to ${v.dnat.addr}` : ""}), kernel ${kernel[i]!.open ? "open" : "closed"}`);
+      });
+      const disagree = rows.filter((row) => !/evaluator (\w+) .*kernel \1$/.test(row));
+      expect(disagree, rows.join("\n")).toEqual([]);
+      // Not a table of "closed": each policy opens something and closes something.
+      expect(rows.some((row) => row.endsWith("kernel open"))).toBe(true);
+      expect(rows.some((row) => row.endsWith("kernel closed"))).toBe(true);
+    }, LAB_TIMEOUT);
+  }
+});
+
+describe("the packet evaluator, cases the lab does not probe", () => {
+  const policy = `docker { version 20.10; iptables off; userland-proxy off; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan to web:8080;
+host { allow lan tcp 22; }
+`;
+  const rs = compile(policy, { noRender: true }).generated!.rulesets[4]!;
+  const base: Packet = { family: 4, in: "eth1", src: "192.168.1.5", dst: "192.168.1.1", proto: "tcp", sport: 40000, dport: 22, state: "NEW", local: ["192.168.1.1"], routes: [{ dst: "172.17.0.0/16", dev: "docker0" }] };
+
+  test.each([
+    ["ssh from the lan", {}, "ACCEPT", "input"],
+    ["ssh from elsewhere on the lan interface", { src: "10.1.1.1" }, "DROP", "input"],
+    ["an established connection", { src: "10.1.1.1", state: "ESTABLISHED" }, "ACCEPT", "input"],
+    ["the published port, DNAT'd to web", { dport: 8080 }, "ACCEPT", "forward"],
+    ["the published port from outside the zone", { dport: 8080, src: "10.1.1.1" }, "DROP", "forward"],
+    ["loopback", { in: "lo", src: "127.0.0.1", dst: "127.0.0.1", dport: 5000 }, "ACCEPT", "input"],
+  ] as const)("%s", (_name, change, verdict, path) => {
+    const v = evaluate(rs, { ...base, ...change });
+    expect([v.verdict, v.path]).toEqual([verdict, path]);
+  });
+
+  test("says which rule decided, and the policy when none did", () => {
+    expect(evaluate(rs, base).decided).toMatchObject({ table: "filter", chain: "INPUT", index: 2 });
+    expect(evaluate(rs, { ...base, src: "10.1.1.1" }).decided).toEqual({ table: "filter", chain: "INPUT", index: -1 });
+  });
+
+  test("a match it does not know is 'unknown', not a guess", () => {
+    const strange = structuredClone(rs);
+    strange.tables.find((t) => t.name === "filter")!.chains.find((c) => c.name === "INPUT")!.rules.unshift({ matches: [{ module: "recent", options: [{ name: "rcheck" }] }], target: "DROP" });
+    expect(evaluate(strange, base)).toMatchObject({ verdict: "unknown", why: "-m recent --rcheck" });
+  });
+});
