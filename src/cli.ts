@@ -259,6 +259,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
         policyArg(y)
           .option("verbose", { alias: "v", describe: "log every event and every reconcile, not only those that change something", type: "boolean", default: false })
           .option("debounce", { describe: "MILLISECONDS of quiet after an event before reconciling (a burst of events is one reconcile)", type: "number", default: 100, requiresArg: true })
+          .option("save-v4", { describe: "after each change, write iptables-save's output to FILE (netfilter-persistent's /etc/iptables/rules.v4), so a reboot loads the current rules", type: "string", requiresArg: true })
+          .option("save-v6", { describe: "the same for ip6tables-save (/etc/iptables/rules.v6)", type: "string", requiresArg: true })
+          .option("save-ferm", { describe: "after each change, write the policy compiled with the current facts as ferm.conf to FILE (/etc/ferm/ferm.conf)", type: "string", requiresArg: true })
           .example("$0 watch /etc/dockwall/host.dw", "as the systemd service dockwall.service runs it"),
       async (a) => {
         code = await watchCommand(io, a);
@@ -380,7 +383,7 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
 /** Facts of a daemon with nothing running, to check a policy for errors of its own (names it allows need not run yet). */
 export const NO_FACTS: Facts = { raw: { networks: [], containers: [], version: { Version: "29.7.2" } }, source: "(no facts yet)" };
 
-async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debounce: number }): Promise<number> {
+async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debounce: number; "save-v4"?: string; "save-v6"?: string; "save-ferm"?: string }): Promise<number> {
   if (a.policy === "" || a.policy === "-") {
     io.stderr(`dockwall: watch reads the policy again on SIGHUP: give it as a file, not standard input\n`);
     return EXIT.error;
@@ -412,6 +415,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     // Not there yet (at boot, dockerd may start after dockwall): the watcher waits for it.
   }
   const { Watcher } = await import("./watch/watcher.js");
+  const { compile: compileNow } = await import("./compile.js");
   const system = io.system();
   const log = (line: string) => io.stderr(`${line}\n`);
   const watcher = new Watcher(
@@ -426,6 +430,14 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       sleep: system.sleep,
       verbose: a.verbose,
       debounceMs: a.debounce,
+      persist: (text, facts) => {
+        if (a["save-v4"]) io.writeFile(a["save-v4"], system.run("iptables-save", []));
+        if (a["save-v6"]) io.writeFile(a["save-v6"], system.run("ip6tables-save", []));
+        if (a["save-ferm"]) {
+          const r = compileNow(text, { format: "ferm", file: src.file, facts });
+          if (r.ok) io.writeFile(a["save-ferm"], r.output!);
+        }
+      },
     },
     src.text,
   );

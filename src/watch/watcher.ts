@@ -29,6 +29,8 @@ export interface WatchDeps {
   verbose: boolean;
   /** Quiet time after an event before the reconcile (a burst is one reconcile). */
   debounceMs: number;
+  /** Keeps the host's saved ruleset (ferm.conf, rules.v4/.v6) in step: after the first reconcile and after each change. */
+  persist?: (policyText: string, facts: Facts) => void;
 }
 
 /** The events that can change Docker's facts (live.md): anything else is not worth a reconcile. */
@@ -135,6 +137,7 @@ export class Watcher {
     this.containers = names;
     if (steps.length === 0) {
       if (this.deps.verbose) this.deps.log(`reconciled: nothing to change`);
+      if (!this.persisted) this.save(text, facts);
       return { changed: false };
     }
     const done: (4 | 6)[] = [];
@@ -157,9 +160,22 @@ export class Watcher {
       }
     }
     this.stats.changes++;
+    this.save(text, facts);
     const who = [...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}${steps.map((s) => s.what).join("; ")}`);
     return { changed: true };
+  }
+
+  private persisted = false;
+
+  private save(text: string, facts: Facts): void {
+    if (!this.deps.persist) return;
+    try {
+      this.deps.persist(text, facts);
+      this.persisted = true;
+    } catch (e) {
+      this.deps.log(`cannot keep the saved ruleset in step: ${(e as Error).message}`);
+    }
   }
 
   private onEvent(e: Record<string, unknown>): void {

@@ -2,11 +2,13 @@
 // before any container, run as a user runs it (bin/dockwall in the host's namespace), and
 // judged with real connections from the lab's lan and wan.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ADDR, describeDocker, startLab, type Lab } from "../lab/dockerlab.js";
+import { fermCompile } from "../lab/kernel.js";
 import { IMAGE_REF } from "../lab/image.js";
 
 const LAB_TIMEOUT = 120_000;
@@ -26,7 +28,8 @@ describeDocker("dockwall watch on a real dockerd: the policy stays true while Do
 
   const start = async () => {
     log = "";
-    watcher = spawn("ip", ["netns", "exec", lab.host.name, bin, "watch", join(dir, "host.dw")], { env: { ...process.env, DOCKER_HOST: lab.dockerHost }, stdio: ["ignore", "ignore", "pipe"] });
+    const save = ["--save-v4", join(dir, "rules.v4"), "--save-ferm", join(dir, "ferm.conf")];
+    watcher = spawn("ip", ["netns", "exec", lab.host.name, bin, "watch", join(dir, "host.dw"), ...save], { env: { ...process.env, DOCKER_HOST: lab.dockerHost }, stdio: ["ignore", "ignore", "pipe"] });
     watcher.stderr!.on("data", (c: Buffer) => (log += c.toString()));
     watcher.on("error", (e) => (log += `spawn: ${e.message}\n`));
     await until(() => /^applied: |^watching/m.test(log), 10_000, () => log);
@@ -115,6 +118,21 @@ describeDocker("dockwall watch on a real dockerd: the policy stays true while Do
     watcher!.kill("SIGHUP");
     await reach("wan", ADDR.hostWan, 8080, "web");
     await reach("lan", ADDR.hostLan, 8080, "closed", 2000);
+  }, LAB_TIMEOUT);
+
+  it("the saved ruleset follows each change: rules.v4 is what is loaded, and ferm.conf loads to the state the watcher keeps", async () => {
+    await until(() => readFileSync(join(dir, "rules.v4"), "utf8").includes("--ctorigdstport 8080"), 5000);
+    const strip = (t: string) => t.split("\n").filter((l) => !l.startsWith("#")).map((l) => l.replace(/\[\d+:\d+\]/g, "[0:0]")).join("\n");
+    expect(strip(readFileSync(join(dir, "rules.v4"), "utf8"))).toBe(lab.save(4));
+    expect(await stop()).toBe(0);
+    // A reboot or `ferm` reload: the saved ferm.conf, loaded on its own, is the state the watcher kept.
+    const ferm = fermCompile(readFileSync(join(dir, "ferm.conf"), "utf8"));
+    expect(ferm.ok, ferm.stderr).toBe(true);
+    lab.reset();
+    lab.load(ferm.v4, ferm.v6 || undefined);
+    const diff = execFileSync("ip", ["netns", "exec", lab.host.name, bin, "diff", join(dir, "host.dw"), "--docker"], { encoding: "utf8", env: { ...process.env, DOCKER_HOST: lab.dockerHost } });
+    expect(diff).toMatch(/no changes/);
+    await reach("wan", ADDR.hostWan, 8080, "web");
   }, LAB_TIMEOUT);
 });
 
