@@ -56,7 +56,10 @@ export const daemonSettings: Check = (ctx) => {
   if (!d.iptables && d.userlandProxy) {
     const at = d.spans["userland-proxy"] ?? d.spans["iptables"] ?? d.span ?? startOfFile;
     ctx.problems.warning("proxy-with-iptables-off", at, `with iptables off and userland-proxy on, dockerd still runs docker-proxy on 0.0.0.0 and :: for every published port`, {
-      help: `dockwall guards that path in INPUT too (chain DOCKWALL-PROXY), so 'allow' and 'published' hold for it; but a proxied connection reaches the container from the bridge's address, not the client's. For real client addresses set "userland-proxy": false in daemon.json and 'userland-proxy off;' here`,
+      help: `dockwall guards that path in INPUT too (chain DOCKWALL-PROXY), so 'allow' and 'published' hold for it; but a proxied connection reaches the container from the bridge's address, not the client's. For real client addresses set "userland-proxy": false in daemon.json and 'userland-proxy off;' here` +
+        (ctx.policy.host
+          ? ""
+          : `. Without a host block, a port that a new container publishes answers everyone through docker-proxy until 'dockwall watch' has added its rules (measured: from 70-80 ms to 390-460 ms after 'docker run' began); a host block closes that window (INPUT's policy is DROP)`),
     });
   }
   if (d.versionAuto && !d.version) {

@@ -687,6 +687,18 @@ container web { network bridge 172.17.0.2; publish 8080:80; }
     expected: `p.dw:1:25: warning: with iptables off and userland-proxy on, dockerd still runs docker-proxy on 0.0.0.0 and :: for every published port
 1 | docker { version 20.10; iptables off; published open; }
   |                         ^^^^^^^^
+  = help: dockwall guards that path in INPUT too (chain DOCKWALL-PROXY), so 'allow' and 'published' hold for it; but a proxied connection reaches the container from the bridge's address, not the client's. For real client addresses set "userland-proxy": false in daemon.json and 'userland-proxy off;' here. Without a host block, a port that a new container publishes answers everyone through docker-proxy until 'dockwall watch' has added its rules (measured: from 70-80 ms to 390-460 ms after 'docker run' began); a host block closes that window (INPUT's policy is DROP)
+`,
+  },
+  {
+    name: "iptables off with userland-proxy on, and a host block",
+    input: `docker { version 20.10; iptables off; published open; }
+host { allow any tcp 22; }
+`,
+    exit: 0,
+    expected: `p.dw:1:25: warning: with iptables off and userland-proxy on, dockerd still runs docker-proxy on 0.0.0.0 and :: for every published port
+1 | docker { version 20.10; iptables off; published open; }
+  |                         ^^^^^^^^
   = help: dockwall guards that path in INPUT too (chain DOCKWALL-PROXY), so 'allow' and 'published' hold for it; but a proxied connection reaches the container from the bridge's address, not the client's. For real client addresses set "userland-proxy": false in daemon.json and 'userland-proxy off;' here
 `,
   },
