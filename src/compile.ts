@@ -2,7 +2,7 @@
 // targets → check → select layout → generate → render. No I/O here; the CLI reads files and
 // asks the daemon, prints diagnostics and writes output.
 import { Problems, startOfFile, type Diagnostic } from "./diagnostics.js";
-import { layoutFor, layouts, NEWEST } from "./docker/layouts.js";
+import { layoutFor } from "./docker/layouts.js";
 import { parse } from "./parse.js";
 import { buildModel, modelBuilder, type BuildResult } from "./model/build.js";
 import { check } from "./check/index.js";
@@ -115,15 +115,10 @@ function addDockerFacts(s: State): void {
 }
 
 function selectLayout(s: State): void {
-  const d = s.policy!.docker;
-  const layout = layoutFor(d.version?.value);
-  if (layout) {
-    s.layout = layout;
-    return;
-  }
-  s.problems.error("unsupported-layout", d.version?.span ?? d.span ?? startOfFile, `dockwall cannot yet reproduce the chains of Docker ${d.version ? d.version.value.text : `${NEWEST.text} (the newest, assumed because no version is given)`}`, {
-    help: `it reproduces dockerd ${layouts.map((l) => l.covers).join(", ")}; write the release this host runs, e.g. docker { version 20.10; }`,
-  });
+  // The checker has refused every version no layout covers (bad-version): one is found here.
+  const layout = layoutFor(s.policy!.docker.version?.value);
+  if (!layout) throw new Error(`no Docker layout for version ${s.policy!.docker.version?.value.text ?? "(none)"}, which the checker let through`);
+  s.layout = layout;
 }
 
 function families(o: CompileOptions): readonly (4 | 6)[] {

@@ -34,6 +34,56 @@ export function describeDockerObject(o: DockerObject): string {
 
 export type Severity = "error" | "warning";
 
+/**
+ * Every diagnostic's stable code, one list: tests assert codes, and a test fails when a code
+ * has no row in the table of bad inputs (test/check/cases.ts). Add a code here first.
+ */
+export const CODES = [
+  "bad-arity",
+  "bad-facts",
+  "bad-gateway",
+  "bad-name",
+  "bad-value",
+  "bad-version",
+  "duplicate-address",
+  "duplicate-block",
+  "duplicate-bridge",
+  "duplicate-endpoint",
+  "duplicate-name",
+  "duplicate-option",
+  "duplicate-publish",
+  "duplicate-subnet",
+  "empty-policy",
+  "facts-mismatch",
+  "family-mismatch",
+  "ferm-backend",
+  "host-bits",
+  "host-only-port",
+  "internal-publish",
+  "lockout",
+  "missing-address",
+  "missing-option",
+  "missing-value",
+  "needs-facts",
+  "no-interface",
+  "no-network",
+  "no-version",
+  "not-in-docker",
+  "not-published",
+  "not-running",
+  "nothing-published",
+  "outside-subnet",
+  "outside-zone",
+  "overlapping-subnets",
+  "proxy-with-iptables-off",
+  "reserved-address",
+  "syntax",
+  "unknown-name",
+  "unknown-option",
+  "unreachable-port",
+] as const;
+export type Code = (typeof CODES)[number];
+
 export interface Note {
   message: string;
   span?: Span;
@@ -41,7 +91,7 @@ export interface Note {
 
 export interface Diagnostic {
   /** Stable code that tests assert, e.g. "unknown-name". */
-  code: string;
+  code: Code;
   severity: Severity;
   message: string;
   span: Span;
@@ -54,11 +104,11 @@ export interface Diagnostic {
 export class Problems {
   readonly items: Diagnostic[] = [];
 
-  error(code: string, span: Span, message: string, extra: { help?: string; notes?: Note[] } = {}): void {
+  error(code: Code, span: Span, message: string, extra: { help?: string; notes?: Note[] } = {}): void {
     this.items.push({ code, severity: "error", message, span, notes: extra.notes ?? [], help: extra.help });
   }
 
-  warning(code: string, span: Span, message: string, extra: { help?: string; notes?: Note[] } = {}): void {
+  warning(code: Code, span: Span, message: string, extra: { help?: string; notes?: Note[] } = {}): void {
     this.items.push({ code, severity: "warning", message, span, notes: extra.notes ?? [], help: extra.help });
   }
 

@@ -2,7 +2,7 @@
 import type { Check } from "./context.js";
 import { bindAddress, bindings, isLoopback, publishingNetwork } from "../model/derive.js";
 import { startOfFile } from "../diagnostics.js";
-import { NEWEST } from "../docker/layouts.js";
+import { layoutFor, layouts, NEWEST } from "../docker/layouts.js";
 import type { TargetSpec } from "../model/values.js";
 
 export const unallowedPorts: Check = (ctx) => {
@@ -74,10 +74,11 @@ export const daemonSettings: Check = (ctx) => {
       help: `write the dockerd release this host runs, e.g. docker { version 20.10; } ('dockerd --version' tells)`,
     });
   } else {
+    // The supported range is the layouts' (src/docker/layouts.ts): one place says it.
     const v = d.version.value;
-    if (v.major < 20 || (v.major === 20 && v.minor !== undefined && v.minor < 10) || v.major > 29) {
+    if (v.major < 20 || (v.major === 20 && v.minor !== undefined && v.minor < 10) || !layoutFor(v)) {
       ctx.problems.error("bad-version", d.version.span, `Docker ${v.text} is not supported`, {
-        help: `dockwall knows the chain layouts of dockerd 20.10 to 29`,
+        help: `dockwall knows the chain layouts of dockerd ${layouts.map((l) => l.covers).join(", ")}`,
       });
     }
   }

@@ -77,7 +77,7 @@ class Reader {
       const gone = path.slice(0, Math.max(1, depth)).join(".");
       if (!optional && !this.missing.has(gone)) {
         this.missing.add(gone);
-        this.fail(`${this.what} has no ${gone}`, `give the object as 'docker ${this.what.startsWith("network") ? "network inspect" : "inspect"}' prints it`);
+        this.fail(`its ${gone} is missing`, `give the object as 'docker ${this.what.startsWith("network") ? "network inspect" : "inspect"}' prints it`);
       }
       return undefined;
     }

@@ -1,5 +1,15 @@
 // Bad inputs and the exact diagnostics `dockwall check` prints for them (file name "p.dw").
 // A table test: the checker's and parser's wording is part of the interface.
+import { readFileSync } from "node:fs";
+
+/** Docker's facts of docker-corpus/publish-tcp (web on docker0, 8080:80), and the same with a container object that lacks its State. */
+const publishTcp = readFileSync(new URL("../facts/corpus/publish-tcp/state.json", import.meta.url), "utf8");
+const withoutState = (() => {
+  const f = JSON.parse(publishTcp) as { containers: Record<string, unknown>[] };
+  delete f.containers[0]!.State;
+  return JSON.stringify(f);
+})();
+
 export interface Case {
   name: string;
   input: string;
@@ -7,6 +17,8 @@ export interface Case {
   expected: string;
   /** exit code: 2 for errors, 0 for warnings only. */
   exit: 0 | 2;
+  /** Docker's facts (JSON, as 'dockwall facts' writes them): checked with --facts host.json. */
+  facts?: string;
 }
 
 export const cases: Case[] = [
@@ -664,7 +676,7 @@ p.dw:3:11: note: 'b' is declared here
     expected: `p.dw:1:18: error: Docker 19.03 is not supported
 1 | docker { version 19.03; userland-proxy off; published open; }
   |                  ^^^^^
-  = help: dockwall knows the chain layouts of dockerd 20.10 to 29
+  = help: dockwall knows the chain layouts of dockerd 20.10 – 26.1, 27.0 – 27.5, 28.0.0, 28.0.1 – 28.5, 29.0 – 29.7
 `,
   },
   {
@@ -815,5 +827,202 @@ allow lan to api:9000;
 `,
     exit: 0,
     expected: ``,
+  },
+  {
+    name: "a setting with two values",
+    input: `docker { version 20.10 21; userland-proxy off; published open; }
+`,
+    exit: 2,
+    expected: `p.dw:1:18: error: 'version' expects MAJOR[.MINOR[.PATCH]] or auto
+1 | docker { version 20.10 21; userland-proxy off; published open; }
+  |                  ^^^^^^^^
+  = help: write: version MAJOR[.MINOR[.PATCH]] or auto;
+`,
+  },
+  {
+    name: "a zone name that starts with a digit",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone 1lan { interface eth1; }
+`,
+    exit: 2,
+    expected: `p.dw:2:6: error: '1lan' is not a valid zone name
+2 | zone 1lan { interface eth1; }
+  |      ^^^^
+  = help: a name starts with a letter or '_' and has only letters, digits, '_', '-' and '.'
+`,
+  },
+  {
+    name: "gateway names a network the container is not on",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; subnet 172.20.0.0/16; }
+network db { bridge br-db; subnet 172.21.0.0/16; }
+container web { network app 172.20.0.2; gateway db; publish 8080:80; }
+`,
+    exit: 2,
+    expected: `p.dw:4:49: error: container 'web' is not on network 'db'
+4 | container web { network app 172.20.0.2; gateway db; publish 8080:80; }
+  |                                                 ^^
+  = help: add 'network db ADDRESS;' to the container, or name one of its networks
+`,
+  },
+  {
+    name: "two networks on one bridge",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; subnet 172.20.0.0/16; }
+network db { bridge br-app; subnet 172.21.0.0/16; }
+`,
+    exit: 2,
+    expected: `p.dw:3:21: error: bridge 'br-app' is used by two networks
+3 | network db { bridge br-app; subnet 172.21.0.0/16; }
+  |                     ^^^^^^
+  = help: each Docker network has its own bridge interface
+p.dw:2:22: note: first used here
+2 | network app { bridge br-app; subnet 172.20.0.0/16; }
+  |                      ^^^^^^
+`,
+  },
+  {
+    name: "a container joins a network twice",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container web { network bridge 172.17.0.2; network bridge 172.17.0.3; }
+`,
+    exit: 2,
+    expected: `p.dw:2:52: error: container 'web' joins network 'bridge' twice
+2 | container web { network bridge 172.17.0.2; network bridge 172.17.0.3; }
+  |                                                    ^^^^^^
+p.dw:2:25: note: first joined here
+2 | container web { network bridge 172.17.0.2; network bridge 172.17.0.3; }
+  |                         ^^^^^^
+`,
+  },
+  {
+    name: "two IPv4 subnets on one network",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet 172.21.0.0/16; }
+`,
+    exit: 2,
+    expected: `p.dw:2:59: error: network 'app' has two IPv4 subnets
+2 | network app { bridge br-app; subnet 172.20.0.0/16; subnet 172.21.0.0/16; }
+  |                                                           ^^^^^^^^^^^^^
+  = help: a network has one IPv4 and at most one IPv6 subnet
+p.dw:2:37: note: the first IPv4 subnet
+2 | network app { bridge br-app; subnet 172.20.0.0/16; subnet 172.21.0.0/16; }
+  |                                     ^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "only internal networks, yet publishes",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network back { bridge br-back; subnet 172.22.0.0/16; internal; }
+container db { network back 172.22.0.2; publish 5432:5432; }
+`,
+    exit: 0,
+    expected: `p.dw:3:49: warning: 'db' is only on internal networks, so Docker publishes none of its ports
+3 | container db { network back 172.22.0.2; publish 5432:5432; }
+  |                                                 ^^^^^^^^^
+  = help: connect it to a non-internal network to publish ports, or remove the publish lines
+`,
+  },
+  {
+    name: "an IPv6 address only, on a dual-stack network",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+container web { network app fd00:20::2; }
+`,
+    exit: 2,
+    expected: `p.dw:3:25: error: container 'web' has no IPv4 address on network 'app'
+3 | container web { network app fd00:20::2; }
+  |                         ^^^
+  = help: give the address Docker assigns it, e.g. network app 172.20.0.2;
+`,
+  },
+  {
+    name: "a host allow without its ports",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; }
+host { allow lan tcp; }
+`,
+    exit: 2,
+    expected: `p.dw:3:18: error: 'allow … tcp' needs the ports it opens
+3 | host { allow lan tcp; }
+  |                  ^^^
+  = help: write e.g. allow ZONE tcp 22;
+`,
+  },
+  {
+    name: "a compose service without facts",
+    input: `docker { version 20.10; userland-proxy off; }
+zone lan { interface eth1; }
+allow lan to shop/web;
+`,
+    exit: 2,
+    expected: `p.dw:3:14: error: 'shop/web' names a compose service, whose containers only Docker knows
+3 | allow lan to shop/web;
+  |              ^^^^^^^^
+  = help: compile with Docker's facts: --docker (ask the daemon) or --facts FILE (saved with 'dockwall facts')
+`,
+  },
+  {
+    name: "allow with no port, to a container that publishes none",
+    input: `docker { version 20.10; userland-proxy off; }
+zone lan { interface eth1; }
+container db { network bridge 172.17.0.2; }
+allow lan to db;
+`,
+    exit: 0,
+    expected: `p.dw:4:14: warning: container 'db' publishes no port: this allow opens nothing
+4 | allow lan to db;
+  |              ^^
+  = help: add 'publish HOSTPORT:CONTAINERPORT;' to it, or remove this target
+`,
+  },
+  {
+    name: "iptables on, rendered for ferm",
+    input: `docker { version 20.10; iptables on; userland-proxy off; published open; }
+`,
+    exit: 0,
+    expected: ``,
+  },
+  {
+    name: "facts: a container without its State",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+`,
+    facts: withoutState,
+    exit: 2,
+    expected: `host.json: container 'web' (b50a5ada9129): error: its State is missing
+  = help: give the object as 'docker inspect' prints it
+`,
+  },
+  {
+    name: "facts: a declared address that is not Docker's",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+container web { network bridge 172.17.0.9; publish 8080:80; }
+`,
+    facts: publishTcp,
+    exit: 2,
+    expected: `p.dw:2:17: error: container 'web' is declared on 'bridge 172.17.0.9', but Docker has it on 'bridge 172.17.0.2'
+2 | container web { network bridge 172.17.0.9; publish 8080:80; }
+  |                 ^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: remove or correct the network lines, or leave them out and let the facts give them
+host.json: container 'web' (b50a5ada9129): note: what Docker has
+`,
+  },
+  {
+    name: "facts: a declared network Docker does not have, a declared container that does not run",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+network app { bridge br-app; subnet 172.20.0.0/16; }
+container db { network app 172.20.0.2; }
+`,
+    facts: publishTcp,
+    exit: 0,
+    expected: `p.dw:2:9: warning: network 'app' is declared, but Docker has no such bridge network; it gets no rules
+2 | network app { bridge br-app; subnet 172.20.0.0/16; }
+  |         ^^^
+  = help: create it (docker network create), or remove it from the policy
+p.dw:3:11: warning: container 'db' is declared, but is not running; it gets no rules until it runs
+3 | container db { network app 172.20.0.2; }
+  |           ^^
+  = help: start it, or remove it from the policy
+`,
   },
 ];
