@@ -2,9 +2,9 @@
 // the parser builds (model.json), the diagnostics (stderr.txt) and every output format.
 // For each examples/<name>.dw: its outputs beside it (<name>.ferm, .v4, .v6), so a reader
 // of the examples sees what they compile to.
-// DOCKWALL_UPDATE_GOLDEN=1 (npm run golden:update) rewrites them; a missing file is
-// written and the test fails, so a new case is looked at before it is trusted.
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+// DOCKWALL_UPDATE_GOLDEN=1 (npm run golden:update) rewrites them; nothing else does: a
+// missing or different golden fails, with the output written beside it as <name>.actual.
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
@@ -15,12 +15,20 @@ const update = process.env.DOCKWALL_UPDATE_GOLDEN === "1";
 const root = new URL("../../", import.meta.url).pathname;
 
 function golden(path: string, actual: string): void {
-  if (update || !existsSync(path)) {
+  if (update) {
     writeFileSync(path, actual);
-    if (!update) throw new Error(`${path} was missing; written now — review it and run again`);
+    rmSync(`${path}.actual`, { force: true });
     return;
   }
-  expect(actual, `${path} (run npm run golden:update if the change is intended)`).toBe(readFileSync(path, "utf8"));
+  const expected = existsSync(path) ? readFileSync(path, "utf8") : undefined;
+  if (expected === actual) {
+    rmSync(`${path}.actual`, { force: true });
+    return;
+  }
+  // Never approved by the test itself: the output goes beside the golden for a person to compare.
+  writeFileSync(`${path}.actual`, actual);
+  if (expected === undefined) throw new Error(`${path} is missing; the output is in ${path}.actual — review it, then npm run golden:update`);
+  expect(actual, `${path} differs; the output is in ${path}.actual (npm run golden:update if the change is intended)`).toBe(expected);
 }
 
 function outputs(text: string, file: string) {
