@@ -29,42 +29,13 @@ export function parseSave(text: string): Saved {
   return out;
 }
 
-const perPort = (rule: string): boolean => /--dport |--sport /.test(rule);
-
-/** Sorts each run of consecutive per-port rules, so that only their order within the run may differ. */
-export function canonicalRuns(s: Saved): Saved {
-  const out: Saved = {};
-  for (const [name, t] of Object.entries(s)) {
-    const rules: Record<string, string[]> = {};
-    for (const [chain, rs] of Object.entries(t.rules)) {
-      const res: string[] = [];
-      let run: string[] = [];
-      const flush = () => {
-        res.push(...run.sort());
-        run = [];
-      };
-      for (const r of rs) {
-        if (perPort(r)) run.push(r);
-        else {
-          flush();
-          res.push(r);
-        }
-      }
-      flush();
-      rules[chain] = res;
-    }
-    out[name] = { chains: t.chains, rules };
-  }
-  return out;
-}
-
 /**
  * iptables-save text as comparable data: tables → chain policies and rules, with
  * `omit` chains left out and tables that hold nothing (built-ins at ACCEPT, no rules)
  * dropped, so an untouched table and an absent one compare equal.
  */
 export function canonicalSave(text: string, omit: string[] = []): Saved {
-  const s = canonicalRuns(parseSave(text));
+  const s = parseSave(text);
   const out: Saved = {};
   for (const [name, t] of Object.entries(s)) {
     const chains = Object.fromEntries(Object.entries(t.chains).filter(([c]) => !omit.includes(c)));
