@@ -52,8 +52,11 @@ test("the README's tour of the language compiles", () => {
   const readme = readFileSync(join(dir, "../../README.md"), "utf8");
   const blocks = [...readme.matchAll(/^```(\w*)\n([\s\S]*?)^```/gm)].filter((m) => m[1] === "" && m[2]!.includes("docker {")).map((m) => m[2]!);
   expect(blocks.length).toBeGreaterThan(0);
+  // A policy that names containers (version auto) compiles with a real host's facts.
+  const facts = { raw: JSON.parse(readFileSync(join(dir, "../facts/compose/state.json"), "utf8")), source: "host.json" };
+  expect(blocks.some((b) => b.includes("version auto"))).toBe(true);
   for (const b of blocks) {
-    const r = compile(b, { format: "ferm" });
+    const r = compile(b, { format: "ferm", facts: b.includes("version auto") ? facts : undefined });
     expect(r.ok, formatDiagnostics(r.diagnostics, "README.md", b)).toBe(true);
   }
 });
