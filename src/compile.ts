@@ -7,8 +7,7 @@ import { parse } from "./parse.js";
 import { buildModel, modelBuilder, type BuildResult } from "./model/build.js";
 import { check } from "./check/index.js";
 import { generate, type Generated } from "./generate.js";
-import { renderIptables } from "./targets/iptables.js";
-import { renderFerm } from "./targets/ferm.js";
+import { TARGETS } from "./targets/index.js";
 import type { Policy } from "./model/types.js";
 import type { Layout } from "./docker/layout.js";
 import { readFacts, type RawFacts } from "./facts/read.js";
@@ -122,30 +121,12 @@ function selectLayout(s: State): void {
 }
 
 function families(o: CompileOptions): readonly (4 | 6)[] {
-  const format = o.format ?? "ferm";
-  return o.noRender || format === "ferm" ? [4, 6] : format === "iptables" ? [4] : [6];
+  return o.noRender ? [4, 6] : TARGETS[o.format ?? "ferm"].families;
 }
 
 function render(s: State): void {
-  const policy = s.policy!;
-  const generated = s.generated!;
   const format = s.options.format ?? "ferm";
-  const header = headerLines(policy, s.options.file, format);
-  if (format === "ferm") {
-    const d = policy.docker;
-    if (d.iptables) {
-      s.problems.warning("ferm-backend", d.spans["iptables"] ?? d.span ?? startOfFile, `ferm loads rules with the iptables-legacy tools when they are installed, while dockerd uses whatever /usr/sbin/iptables is`, {
-        help: `with iptables on, the two must share a backend for DOCKER-USER to be the chain dockerd jumps to: check 'iptables --version' against ferm's (legacy), or deploy --format iptables with iptables-restore --noflush`,
-      });
-    }
-    // A family with nothing to write is left out (ferm would reset its tables).
-    const rulesets = [generated.rulesets[4]!, generated.rulesets[6]!].filter((r) => r.tables.length > 0);
-    s.output = renderFerm({ rulesets, preserve: generated.preserve, header, hooks: [...generated.setup[4], ...generated.setup[6]] });
-  } else {
-    const commands = generated.setup[format === "iptables" ? 4 : 6];
-    const setup = commands.length ? ["Run first (Docker 28.0.0 matches its bridges with these ipsets):", ...commands.map((c) => `  ${c}`)] : [];
-    s.output = renderIptables(generated.rulesets[format === "iptables" ? 4 : 6]!, [...header, ...setup]);
-  }
+  s.output = TARGETS[format].render({ policy: s.policy!, generated: s.generated!, header: headerLines(s.policy!, s.options.file, format), problems: s.problems });
 }
 
 /** --docker-version wins over the policy's `version` (spans stay where the policy said it, if it did). */

@@ -1,6 +1,6 @@
 // Ruleset(s) → ferm.conf. One `domain` block per family, tables and chains nested, a
 // comment above each group of rules that serves one container port or policy line.
-import type { Chain, Neg, Rule, Ruleset } from "../ir/ruleset.js";
+import type { Neg, Rule, Ruleset } from "../ir/ruleset.js";
 import { templates } from "./templates.js";
 
 const KEYWORD_TARGETS = new Set(["ACCEPT", "DROP", "RETURN", "MASQUERADE", "REJECT", "DNAT", "SNAT"]);

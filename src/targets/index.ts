@@ -1,0 +1,54 @@
+// The output formats, one registry: a target is its name, the families it writes, and a
+// renderer from the generated rule sets to text (plus the warnings only it has). compile()
+// renders through this table; a new format (nft, say) is one module listed here and its
+// templates.
+import { Problems, startOfFile } from "../diagnostics.js";
+import type { Generated } from "../generate.js";
+import type { Policy } from "../model/types.js";
+import type { Family } from "../model/values.js";
+import type { Format } from "../formats.js";
+import { renderFerm } from "./ferm.js";
+import { renderIptables } from "./iptables.js";
+
+export interface RenderInput {
+  policy: Policy;
+  generated: Generated;
+  /** The header comment's lines (what was compiled, from where). */
+  header: string[];
+  problems: Problems;
+}
+
+export interface Target {
+  name: Format;
+  /** The families it writes (generate() makes only these). */
+  families: readonly Family[];
+  render: (input: RenderInput) => string;
+}
+
+function restore(family: Family): Target["render"] {
+  return ({ generated, header }) => {
+    const commands = generated.setup[family];
+    const setup = commands.length ? ["Run first (Docker 28.0.0 matches its bridges with these ipsets):", ...commands.map((c) => `  ${c}`)] : [];
+    return renderIptables(generated.rulesets[family]!, [...header, ...setup]);
+  };
+}
+
+export const TARGETS: Record<Format, Target> = {
+  ferm: {
+    name: "ferm",
+    families: [4, 6],
+    render: ({ policy, generated, header, problems }) => {
+      const d = policy.docker;
+      if (d.iptables) {
+        problems.warning("ferm-backend", d.spans["iptables"] ?? d.span ?? startOfFile, `ferm loads rules with the iptables-legacy tools when they are installed, while dockerd uses whatever /usr/sbin/iptables is`, {
+          help: `with iptables on, the two must share a backend for DOCKER-USER to be the chain dockerd jumps to: check 'iptables --version' against ferm's (legacy), or deploy --format iptables with iptables-restore --noflush`,
+        });
+      }
+      // A family with nothing to write is left out (ferm would reset its tables).
+      const rulesets = [generated.rulesets[4]!, generated.rulesets[6]!].filter((r) => r.tables.length > 0);
+      return renderFerm({ rulesets, preserve: generated.preserve, header, hooks: [...generated.setup[4], ...generated.setup[6]] });
+    },
+  },
+  iptables: { name: "iptables", families: [4], render: restore(4) },
+  ip6tables: { name: "ip6tables", families: [6], render: restore(6) },
+};
