@@ -2,13 +2,32 @@ import { defineConfig } from "vitest/config";
 // @ts-expect-error: a plain .mjs build script, shared with the bundler
 import { viteHandlebars } from "./scripts/handlebars-plugin.mjs";
 
+/**
+ * Tests that build network namespaces, load rules into the kernel, run dockerd or send packets:
+ * one file at a time, after the unit tests (which run in parallel).
+ */
+const KERNEL = [
+  "test/kernel/**/*.test.ts",
+  "test/packet/**/*.test.ts",
+  "test/lab/**/*.test.ts",
+  "test/apply/apply.test.ts",
+  "test/apply/evaluate.test.ts",
+  "test/watch/watcher.test.ts",
+  "test/watch/live.test.ts",
+  "test/watch/proxy-window.test.ts",
+  "test/facts/live.test.ts",
+];
+
 export default defineConfig({
   plugins: [viteHandlebars],
   test: {
-    include: process.env.DOCKWALL_SCRATCH ? ["scratch/**/*.test.ts"] : ["test/**/*.test.ts"],
     testTimeout: 20_000,
     hookTimeout: 120_000,
-    // Kernel and packet tests build network namespaces; one file at a time keeps them apart.
-    fileParallelism: false,
+    projects: process.env.DOCKWALL_SCRATCH
+      ? [{ extends: true, test: { name: "scratch", include: ["scratch/**/*.test.ts"], fileParallelism: false } }]
+      : [
+          { extends: true, test: { name: "unit", include: ["test/**/*.test.ts"], exclude: KERNEL, fileParallelism: true, sequence: { groupOrder: 0 } } },
+          { extends: true, test: { name: "kernel", include: KERNEL, fileParallelism: false, sequence: { groupOrder: 1 } } },
+        ],
   },
 });
