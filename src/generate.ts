@@ -4,7 +4,7 @@ import { makePlan, type Plan } from "./docker/plan.js";
 import { dockerFilterChains, dockerTables } from "./docker/engine.js";
 import { layoutFor } from "./docker/layouts.js";
 import { IPSET } from "./docker/layouts/v28-ipset.js";
-import { R, TableBuilder, type Ruleset, type Table } from "./ir/ruleset.js";
+import { make, TableBuilder, type Ruleset, type Table } from "./ir/ruleset.js";
 import type { Policy } from "./model/types.js";
 import type { Family } from "./model/values.js";
 import { ownedChains, PROXY_CHAIN } from "./policy/owned.js";
@@ -52,7 +52,7 @@ function full(p: Policy, plan: Plan): Ruleset {
     const hasUser = filter.chains.has("DOCKER-USER");
     if (hasUser || meaningful) {
       // dockerd 20.10 wrote no IPv6 DOCKER-USER; dockwall adds one only when it has rules for it.
-      if (!hasUser) filter.insert("FORWARD", R.jump("DOCKER-USER"));
+      if (!hasUser) filter.insert("FORWARD", make.jump("DOCKER-USER"));
       filter.chain("DOCKER-USER").rules = owned.dockerUser;
     }
     tables.push(docker.nat.build(), docker.raw.build());
@@ -60,12 +60,12 @@ function full(p: Policy, plan: Plan): Ruleset {
     // dockerd writes no rules for this family (IPv6 with ip6tables off), but the host routes it
     // all the same: what Docker lets through is its own bridges' traffic, unfiltered.
     filter = new TableBuilder("filter");
-    if (meaningful) filter.append("FORWARD", R.jump("DOCKER-USER"));
+    if (meaningful) filter.append("FORWARD", make.jump("DOCKER-USER"));
     for (const n of plan.networks) {
       const br = n.bridge;
       if (!n.subnet[family]) continue;
-      if (n.internal) filter.append("FORWARD", R.jump("ACCEPT", { in: { value: br }, out: { value: br } }));
-      else filter.append("FORWARD", R.jump("ACCEPT", { in: { value: br } }), R.jump("ACCEPT", { out: { value: br } }));
+      if (n.internal) filter.append("FORWARD", make.jump("ACCEPT", { in: { value: br }, out: { value: br } }));
+      else filter.append("FORWARD", make.jump("ACCEPT", { in: { value: br } }), make.jump("ACCEPT", { out: { value: br } }));
     }
     if (meaningful) filter.chain("DOCKER-USER").rules = owned.dockerUser;
   }
@@ -84,7 +84,7 @@ function addInput(filter: TableBuilder, owned: ReturnType<typeof ownedChains>): 
     filter.setPolicy("INPUT", owned.input.policy);
     filter.append("INPUT", ...owned.input.rules);
   } else if (owned.proxy) {
-    filter.append("INPUT", R.jump(PROXY_CHAIN));
+    filter.append("INPUT", make.jump(PROXY_CHAIN));
   }
 }
 

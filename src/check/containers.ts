@@ -28,7 +28,6 @@ export const containerAddresses: Check = (ctx) => {
     }
     return byFamily[family === 4 ? 0 : 1];
   };
-  // (Indexed loops: for…of allocates per step in code that is not yet optimised.)
   const containers = ctx.policy.containers;
   for (let i = 0; i < containers.length; i++) {
     const c = containers[i]!;
@@ -136,11 +135,11 @@ export const publishedPorts: Check = (ctx) => {
       if (s.hostIp?.family === 6 && !c.endpoints.some((e) => e.addresses.some((a) => a.value.family === 6))) {
         ctx.problems.error("family-mismatch", p.span, `'${c.name}' publishes on an IPv6 host address but has no IPv6 address`, { help: `give the container an IPv6 address on an IPv6 network, or publish on an IPv4 address` });
       }
-      const b0 = bindings(p)[0]!;
+      const first = bindings(p)[0]!;
       let other: { c: Container; b: Binding } | undefined;
-      for (let port = s.host.from; port <= s.host.to && !other; port++) other = byPort.get(keyOf(s.proto, port))?.find((x) => clash(x.b, b0));
+      for (let port = s.host.from; port <= s.host.to && !other; port++) other = byPort.get(keyOf(s.proto, port))?.find((x) => clash(x.b, first));
       if (other) {
-        ctx.problems.error("duplicate-publish", p.span, `host port ${hostIpText(b0)}:${s.host.from === s.host.to ? s.host.from : `${s.host.from}-${s.host.to}`}/${s.proto} is already published by '${other.c.name}'`, {
+        ctx.problems.error("duplicate-publish", p.span, `host port ${hostIpText(first)}:${s.host.from === s.host.to ? s.host.from : `${s.host.from}-${s.host.to}`}/${s.proto} is already published by '${other.c.name}'`, {
           help: `Docker would refuse to start '${c.name}' (port is already allocated); publish on another host port`,
           notes: [{ message: `published here`, span: other.b.publish.span }],
         });
@@ -148,8 +147,8 @@ export const publishedPorts: Check = (ctx) => {
         for (let port = s.host.from; port <= s.host.to; port++) {
           const key = keyOf(s.proto, port);
           const list = byPort.get(key);
-          if (list) list.push({ c, b: b0 });
-          else byPort.set(key, [{ c, b: b0 }]);
+          if (list) list.push({ c, b: first });
+          else byPort.set(key, [{ c, b: first }]);
         }
       }
     }

@@ -42,8 +42,6 @@ function resolve(ctx: CheckContext, ref: NameRef, kind: "zone" | "network" | "co
   return false;
 }
 
-// (Indexed loops over containers and allows: for…of allocates per step in code that is not yet
-// optimised, and a big policy has thousands of them.)
 export const references: Check = (ctx) => {
   const p = ctx.policy;
   for (let i = 0; i < p.containers.length; i++) {

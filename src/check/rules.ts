@@ -17,7 +17,6 @@ export const allowTargets: Check = (ctx) => {
     }
     return v;
   };
-  // (Indexed loops: for…of allocates per step in code that is not yet optimised.)
   const allows = ctx.policy.allows;
   for (let i = 0; i < allows.length; i++) {
     const a = allows[i]!;

@@ -9,7 +9,6 @@ export const unallowedPorts: Check = (ctx) => {
   const d = ctx.policy.docker;
   if (d.published !== "closed") return;
   const targets = targetsByContainer(ctx);
-  // (Indexed loops: for…of allocates per step in code that is not yet optimised.)
   const containers = ctx.policy.containers;
   for (let i = 0; i < containers.length; i++) {
     const c = containers[i]!;

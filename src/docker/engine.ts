@@ -2,7 +2,7 @@
 // daemon start, then each network as it is created (many rules inserted at the top, so
 // newer networks end up above older ones), then each container's port bindings. The
 // layout (layouts/*.ts) says which rules each step writes and where.
-import { R, rule, TableBuilder, type Rule } from "../ir/ruleset.js";
+import { make, rule, TableBuilder, type Rule } from "../ir/ruleset.js";
 import type { Family, Version } from "../model/values.js";
 import type { Layout } from "./layout.js";
 import { IPSET } from "./layouts/v28-ipset.js";
@@ -15,12 +15,12 @@ export interface DockerTables {
 }
 
 /** Docker's own filter chains in this layout (what dockwall leaves alone with `iptables on`). */
-export function dockerFilterChains(l: Layout): string[] {
+export function dockerFilterChains(layout: Layout): string[] {
   return [
     "DOCKER",
-    ...(l.forward === "docker-forward" ? ["DOCKER-BRIDGE", "DOCKER-CT", "DOCKER-FORWARD"] : []),
-    ...(l.isolation ? ["DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"] : []),
-    ...(l.internalChain === "DOCKER-INTERNAL" ? ["DOCKER-INTERNAL"] : []),
+    ...(layout.forward === "docker-forward" ? ["DOCKER-BRIDGE", "DOCKER-CT", "DOCKER-FORWARD"] : []),
+    ...(layout.isolation ? ["DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"] : []),
+    ...(layout.internalChain === "DOCKER-INTERNAL" ? ["DOCKER-INTERNAL"] : []),
   ];
 }
 
@@ -37,8 +37,8 @@ class Dockerd {
 
   constructor(
     readonly plan: Plan,
-    readonly l: Layout,
-    readonly v: Version,
+    readonly layout: Layout,
+    readonly version: Version,
   ) {
     this.family = plan.family;
     this.v6 = plan.family === 6;
@@ -47,42 +47,42 @@ class Dockerd {
 
   /** Whether this family has DOCKER-USER. */
   get dockerUser(): boolean {
-    return !this.v6 || this.l.v6DockerUser(this.v);
+    return !this.v6 || this.layout.v6DockerUser(this.version);
   }
 
   start(): void {
-    const { filter, nat, l } = this;
+    const { filter, nat, layout } = this;
     filter.chain("DOCKER");
-    if (l.forward === "docker-forward") {
+    if (layout.forward === "docker-forward") {
       for (const c of ["DOCKER-BRIDGE", "DOCKER-CT", "DOCKER-FORWARD"]) filter.chain(c);
     }
-    if (l.isolation) {
+    if (layout.isolation) {
       filter.chain("DOCKER-ISOLATION-STAGE-1");
       filter.chain("DOCKER-ISOLATION-STAGE-2");
     }
-    if (l.internalChain === "DOCKER-INTERNAL") filter.chain("DOCKER-INTERNAL");
+    if (layout.internalChain === "DOCKER-INTERNAL") filter.chain("DOCKER-INTERNAL");
     if (this.dockerUser) filter.chain("DOCKER-USER");
     nat.chain("DOCKER");
 
-    if (l.forward === "ipset") {
+    if (layout.forward === "ipset") {
       filter.append(
         "FORWARD",
-        R.jump("DOCKER-USER"),
-        R.jump("ACCEPT", { matches: [this.ipset(), R.ctstate("RELATED,ESTABLISHED")] }),
-        R.jump("DOCKER-ISOLATION-STAGE-1"),
-        R.jump("DOCKER", { matches: [this.ipset()] }),
+        make.jump("DOCKER-USER"),
+        make.jump("ACCEPT", { matches: [this.ipset(), make.ctstate("RELATED,ESTABLISHED")] }),
+        make.jump("DOCKER-ISOLATION-STAGE-1"),
+        make.jump("DOCKER", { matches: [this.ipset()] }),
       );
-    } else if (l.forward === "docker-forward") {
-      filter.append("FORWARD", R.jump("DOCKER-USER"), R.jump("DOCKER-FORWARD"));
-      filter.append("DOCKER-FORWARD", R.jump("DOCKER-CT"), R.jump(l.isolation ? "DOCKER-ISOLATION-STAGE-1" : "DOCKER-INTERNAL"), R.jump("DOCKER-BRIDGE"));
+    } else if (layout.forward === "docker-forward") {
+      filter.append("FORWARD", make.jump("DOCKER-USER"), make.jump("DOCKER-FORWARD"));
+      filter.append("DOCKER-FORWARD", make.jump("DOCKER-CT"), make.jump(layout.isolation ? "DOCKER-ISOLATION-STAGE-1" : "DOCKER-INTERNAL"), make.jump("DOCKER-BRIDGE"));
     }
-    if (l.isolationReturn) {
-      filter.append("DOCKER-ISOLATION-STAGE-1", R.jump("RETURN"));
-      filter.append("DOCKER-ISOLATION-STAGE-2", R.jump("RETURN"));
+    if (layout.isolationReturn) {
+      filter.append("DOCKER-ISOLATION-STAGE-1", make.jump("RETURN"));
+      filter.append("DOCKER-ISOLATION-STAGE-2", make.jump("RETURN"));
     }
-    if (this.dockerUser && l.userReturn(this.v)) filter.append("DOCKER-USER", R.jump("RETURN"));
-    if (l.forward === "inline" && this.dockerUser) filter.insert("FORWARD", R.jump("DOCKER-USER"));
-    if (l.natJumpsAtStart) this.addNatJumps();
+    if (this.dockerUser && layout.userReturn(this.version)) filter.append("DOCKER-USER", make.jump("RETURN"));
+    if (layout.forward === "inline" && this.dockerUser) filter.insert("FORWARD", make.jump("DOCKER-USER"));
+    if (layout.natJumpsAtStart) this.addNatJumps();
   }
 
   private ipset() {
@@ -93,18 +93,18 @@ class Dockerd {
     if (this.natJumps) return;
     this.natJumps = true;
     const loopback = this.v6 ? "::1/128" : "127.0.0.0/8";
-    this.nat.append("PREROUTING", R.jump("DOCKER", { matches: [R.addrtype("dst-type", "LOCAL")] }));
-    this.nat.append("OUTPUT", R.jump("DOCKER", { dst: this.plan.userlandProxy ? { value: loopback, neg: true } : undefined, matches: [R.addrtype("dst-type", "LOCAL")] }));
+    this.nat.append("PREROUTING", make.jump("DOCKER", { matches: [make.addrtype("dst-type", "LOCAL")] }));
+    this.nat.append("OUTPUT", make.jump("DOCKER", { dst: this.plan.userlandProxy ? { value: loopback, neg: true } : undefined, matches: [make.addrtype("dst-type", "LOCAL")] }));
   }
 
   /** Legacy: the FORWARD jumps are deleted and re-inserted at the top at each network. */
   private reinsertJumps(): void {
-    if (this.l.forward !== "inline") return;
-    const isolation = R.jump("DOCKER-ISOLATION-STAGE-1");
+    if (this.layout.forward !== "inline") return;
+    const isolation = make.jump("DOCKER-ISOLATION-STAGE-1");
     this.filter.remove("FORWARD", isolation);
     this.filter.insert("FORWARD", isolation);
     if (this.dockerUser) {
-      const user = R.jump("DOCKER-USER");
+      const user = make.jump("DOCKER-USER");
       this.filter.remove("FORWARD", user);
       this.filter.insert("FORWARD", user);
     }
@@ -112,59 +112,59 @@ class Dockerd {
 
   /** The chain that holds a network's own accept/drop rules. */
   private get perBridgeChain(): string {
-    return this.l.forward === "docker-forward" ? "DOCKER-FORWARD" : "FORWARD";
+    return this.layout.forward === "docker-forward" ? "DOCKER-FORWARD" : "FORWARD";
   }
 
   createNetwork(n: NetPlan): void {
-    const { filter, nat, l } = this;
+    const { filter, nat, layout } = this;
     const br = n.bridge;
     const sub = n.subnet[this.family];
     if (n.internal) {
       if (sub) {
-        const strict = this.v6 && l.v6StrictInternal(this.v);
+        const strict = this.v6 && layout.v6StrictInternal(this.version);
         filter.insert(
-          l.internalChain,
-          R.jump("DROP", { src: { value: sub, neg: true }, in: strict ? { value: br, neg: true } : undefined, out: { value: br } }),
-          R.jump("DROP", { dst: { value: sub, neg: true }, in: { value: br }, out: strict ? { value: br, neg: true } : undefined }),
+          layout.internalChain,
+          make.jump("DROP", { src: { value: sub, neg: true }, in: strict ? { value: br, neg: true } : undefined, out: { value: br } }),
+          make.jump("DROP", { dst: { value: sub, neg: true }, in: { value: br }, out: strict ? { value: br, neg: true } : undefined }),
         );
-        const rule = R.jump(n.icc ? "ACCEPT" : "DROP", { in: { value: br }, out: { value: br } });
-        if (l.forward === "inline" && n.icc) filter.insert("FORWARD", rule);
+        const rule = make.jump(n.icc ? "ACCEPT" : "DROP", { in: { value: br }, out: { value: br } });
+        if (layout.forward === "inline" && n.icc) filter.insert("FORWARD", rule);
         else filter.append(this.perBridgeChain, rule);
         this.reinsertJumps();
       }
       return;
     }
 
-    if (l.isolation && (sub || (this.v6 && l.v6IsolationForAll))) {
-      const stage1 = R.jump("DOCKER-ISOLATION-STAGE-2", { in: { value: br }, out: { value: br, neg: true } });
-      if (l.isolationAppend) filter.append("DOCKER-ISOLATION-STAGE-1", stage1);
+    if (layout.isolation && (sub || (this.v6 && layout.v6IsolationForAll))) {
+      const stage1 = make.jump("DOCKER-ISOLATION-STAGE-2", { in: { value: br }, out: { value: br, neg: true } });
+      if (layout.isolationAppend) filter.append("DOCKER-ISOLATION-STAGE-1", stage1);
       else filter.insert("DOCKER-ISOLATION-STAGE-1", stage1);
-      filter.insert("DOCKER-ISOLATION-STAGE-2", R.jump("DROP", { out: { value: br } }));
+      filter.insert("DOCKER-ISOLATION-STAGE-2", make.jump("DROP", { out: { value: br } }));
     }
     if (sub) {
-      if (l.forward === "inline") {
+      if (layout.forward === "inline") {
         const forward: Rule[] = [
-          R.jump("ACCEPT", { out: { value: br }, matches: [R.ctstate("RELATED,ESTABLISHED")] }),
-          R.jump("DOCKER", { out: { value: br } }),
-          R.jump("ACCEPT", { in: { value: br }, out: { value: br, neg: true } }),
+          make.jump("ACCEPT", { out: { value: br }, matches: [make.ctstate("RELATED,ESTABLISHED")] }),
+          make.jump("DOCKER", { out: { value: br } }),
+          make.jump("ACCEPT", { in: { value: br }, out: { value: br, neg: true } }),
         ];
-        if (n.icc) forward.push(R.jump("ACCEPT", { in: { value: br }, out: { value: br } }));
-        else filter.append("FORWARD", R.jump("DROP", { in: { value: br }, out: { value: br } }));
+        if (n.icc) forward.push(make.jump("ACCEPT", { in: { value: br }, out: { value: br } }));
+        else filter.append("FORWARD", make.jump("DROP", { in: { value: br }, out: { value: br } }));
         filter.insert("FORWARD", ...forward);
       } else {
-        if (l.forward === "docker-forward") {
-          filter.append("DOCKER-CT", R.jump("ACCEPT", { out: { value: br }, matches: [R.ctstate("RELATED,ESTABLISHED")] }));
-          filter.append("DOCKER-BRIDGE", R.jump("DOCKER", { out: { value: br } }));
+        if (layout.forward === "docker-forward") {
+          filter.append("DOCKER-CT", make.jump("ACCEPT", { out: { value: br }, matches: [make.ctstate("RELATED,ESTABLISHED")] }));
+          filter.append("DOCKER-BRIDGE", make.jump("DOCKER", { out: { value: br } }));
         }
-        if (n.icc) filter.append(this.perBridgeChain, R.jump("ACCEPT", { in: { value: br } }));
-        else filter.append(this.perBridgeChain, R.jump("DROP", { in: { value: br }, out: { value: br } }), R.jump("ACCEPT", { in: { value: br }, out: { value: br, neg: true } }));
+        if (n.icc) filter.append(this.perBridgeChain, make.jump("ACCEPT", { in: { value: br } }));
+        else filter.append(this.perBridgeChain, make.jump("DROP", { in: { value: br }, out: { value: br } }), make.jump("ACCEPT", { in: { value: br }, out: { value: br, neg: true } }));
       }
-      if (l.unpublishedDrop) filter.append("DOCKER", R.jump("DROP", { in: { value: br, neg: true }, out: { value: br } }));
+      if (layout.unpublishedDrop) filter.append("DOCKER", make.jump("DROP", { in: { value: br, neg: true }, out: { value: br } }));
 
       this.addNatJumps();
-      if (n.masquerade) nat.insert("POSTROUTING", R.jump("MASQUERADE", { src: { value: sub }, out: { value: br, neg: true } }));
-      if (!this.plan.userlandProxy) nat.insert("POSTROUTING", R.jump("MASQUERADE", { out: { value: br }, matches: [R.addrtype("src-type", "LOCAL")] }));
-      if (n.masquerade && this.plan.userlandProxy && l.natReturn) nat.insert("DOCKER", R.jump("RETURN", { in: { value: br } }));
+      if (n.masquerade) nat.insert("POSTROUTING", make.jump("MASQUERADE", { src: { value: sub }, out: { value: br, neg: true } }));
+      if (!this.plan.userlandProxy) nat.insert("POSTROUTING", make.jump("MASQUERADE", { out: { value: br }, matches: [make.addrtype("src-type", "LOCAL")] }));
+      if (n.masquerade && this.plan.userlandProxy && layout.natReturn) nat.insert("DOCKER", make.jump("RETURN", { in: { value: br } }));
       this.reinsertJumps();
     }
   }
@@ -172,41 +172,41 @@ class Dockerd {
 
   /** dockerd 28.2+: one raw drop per container endpoint on a NAT network, at container start. */
   startContainer(endpoints: { ip: string; bridge: string }[]): void {
-    if (this.l.rawDrops(this.v) !== "per-container") return;
-    const P = this.plan.parts;
-    for (const e of endpoints) this.raw.append("PREROUTING", R.jump("DROP", { dst: P.is(`${e.ip}/${this.hostPrefix}`), in: P.not(e.bridge) }));
+    if (this.layout.rawDrops(this.version) !== "per-container") return;
+    const parts = this.plan.parts;
+    for (const e of endpoints) this.raw.append("PREROUTING", make.jump("DROP", { dst: parts.is(`${e.ip}/${this.hostPrefix}`), in: parts.not(e.bridge) }));
   }
 
   publish(p: PortPlan): void {
-    const { filter, nat, raw, l } = this;
-    const P = this.plan.parts;
+    const { filter, nat, raw, layout } = this;
+    const parts = this.plan.parts;
     const br = p.network.bridge;
-    const cidr = P.is(p.containerHost);
+    const cidr = parts.is(p.containerHost);
     const comment = p.comment;
-    const toContainer = P.dport(p.proto, p.containerPort);
-    const accept = rule({ dst: cidr, in: P.not(br), out: P.is(br), proto: p.proto, matches: toContainer, target: "ACCEPT", comment });
-    if (l.acceptAtTop) filter.insert("DOCKER", accept);
+    const toContainer = parts.dport(p.proto, p.containerPort);
+    const accept = rule({ dst: cidr, in: parts.not(br), out: parts.is(br), proto: p.proto, matches: toContainer, target: "ACCEPT", comment });
+    if (layout.acceptAtTop) filter.insert("DOCKER", accept);
     else filter.append("DOCKER", accept);
-    if (l.hairpinAlways || !this.plan.userlandProxy) {
+    if (layout.hairpinAlways || !this.plan.userlandProxy) {
       nat.append("POSTROUTING", rule({ src: cidr, dst: cidr, proto: p.proto, matches: toContainer, target: "MASQUERADE", comment }));
     }
     const to = this.v6 ? `[${p.containerIp}]:${p.containerPort}` : `${p.containerIp}:${p.containerPort}`;
-    const hostIp = p.hostIp ? P.is(`${p.hostIp}/${this.hostPrefix}`) : undefined;
+    const hostIp = p.hostIp ? parts.is(`${p.hostIp}/${this.hostPrefix}`) : undefined;
     nat.append("DOCKER", rule({
-      src: this.v6 && l.dnatSkipLinkLocal ? P.not("fe80::/10") : undefined,
+      src: this.v6 && layout.dnatSkipLinkLocal ? parts.not("fe80::/10") : undefined,
       dst: hostIp,
-      in: this.plan.userlandProxy ? P.not(br) : undefined,
+      in: this.plan.userlandProxy ? parts.not(br) : undefined,
       proto: p.proto,
-      matches: P.dport(p.proto, p.hostPort),
+      matches: parts.dport(p.proto, p.hostPort),
       target: "DNAT",
       targetOptions: [{ name: "to-destination", value: to }],
       comment,
     }));
-    const rawMode = l.rawDrops(this.v);
-    const loDrop = (): Rule => rule({ dst: hostIp, in: P.not("lo"), proto: p.proto, matches: P.dport(p.proto, p.hostPort), target: "DROP", comment });
+    const rawMode = layout.rawDrops(this.version);
+    const loDrop = (): Rule => rule({ dst: hostIp, in: parts.not("lo"), proto: p.proto, matches: parts.dport(p.proto, p.hostPort), target: "DROP", comment });
     if (rawMode === "per-port") {
       if (p.loopback) raw.append("PREROUTING", loDrop());
-      raw.append("PREROUTING", rule({ dst: cidr, in: P.not(br), proto: p.proto, matches: toContainer, target: "DROP", comment }));
+      raw.append("PREROUTING", rule({ dst: cidr, in: parts.not(br), proto: p.proto, matches: toContainer, target: "DROP", comment }));
     } else if (rawMode === "per-container" && p.loopback) {
       raw.append("PREROUTING", loDrop());
     }

@@ -87,8 +87,6 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
   const nets = byName(p.networks);
   const plans = new Map(p.networks.map((n) => [n.name, netPlan(n, p)]));
   const containers: ContainerPlan[] = [];
-  // Indexed loops: they run for every container and port of a big policy, mostly before they
-  // are optimised, when for…of allocates per step.
   for (let i = 0; i < p.containers.length; i++) {
     const c = p.containers[i]!;
     const endpoints: ContainerPlan["endpoints"] = [];

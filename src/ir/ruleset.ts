@@ -123,21 +123,21 @@ export function rule(f: Partial<Rule>, target: string = f.target!): Rule {
  */
 export class SharedParts {
   // Keyed by the value itself (no key string is made per lookup).
-  private readonly iss = new Map<string, Neg<string>>();
-  private readonly nots = new Map<string, Neg<string>>();
+  private readonly positive = new Map<string, Neg<string>>();
+  private readonly negated = new Map<string, Neg<string>>();
   private readonly ports = new Map<string, Map<number, Match[]>>();
 
   /** `{ value }`: matches this interface or address. */
   is(value: string): Neg<string> {
-    let n = this.iss.get(value);
-    if (!n) this.iss.set(value, (n = { value }));
+    let n = this.positive.get(value);
+    if (!n) this.positive.set(value, (n = { value }));
     return n;
   }
 
   /** `{ value, neg }`: anything but this interface or address. */
   not(value: string): Neg<string> {
-    let n = this.nots.get(value);
-    if (!n) this.nots.set(value, (n = { value, neg: true }));
+    let n = this.negated.get(value);
+    if (!n) this.negated.set(value, (n = { value, neg: true }));
     return n;
   }
 
@@ -146,13 +146,13 @@ export class SharedParts {
     let byPort = this.ports.get(proto);
     if (!byPort) this.ports.set(proto, (byPort = new Map()));
     let m = byPort.get(port);
-    if (!m) byPort.set(port, (m = [R.tcpudp(proto, port)]));
+    if (!m) byPort.set(port, (m = [make.tcpudp(proto, port)]));
     return m;
   }
 }
 
 /** Small constructors that keep rule-writing code readable. */
-export const R = {
+export const make = {
   jump(target: string, extra: Partial<Rule> = {}): Rule {
     return rule(extra, target);
   },

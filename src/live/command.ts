@@ -49,6 +49,9 @@ function dockersOwn(p: Policy, family: 4 | 6): ReturnType<typeof generate> {
 
 class LiveError extends Error {}
 
+/** cli.ts's EXIT.error (not imported: the CLI module loads this one lazily). */
+const EXIT_ERROR = 2;
+
 function liveText(io: DiffIo, family: 4 | 6, file: string | undefined): string {
   if (file !== undefined) {
     try {
@@ -128,7 +131,7 @@ export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOpt
   } catch (e) {
     if (e instanceof LiveError) {
       io.stderr(`dockwall: ${e.message}\n`);
-      return 2;
+      return EXIT_ERROR;
     }
     throw e;
   }

@@ -131,7 +131,7 @@ export function summarise(chains: ChainDiff[]): DiffSummary {
   return s;
 }
 
-const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+const plural = (n: number, what: string, many = `${what}s`) => `${n} ${n === 1 ? what : many}`;
 
 export function summaryLine(s: DiffSummary): string {
   return [
@@ -140,7 +140,7 @@ export function summaryLine(s: DiffSummary): string {
     `${s.rulesMoved} moved`,
     `${plural(s.chainsAdded, "chain")} added`,
     `${s.chainsRemoved} removed`,
-    `${plural(s.policiesChanged, "policy")} changed`.replace("policys", "policies"),
+    `${plural(s.policiesChanged, "policy", "policies")} changed`,
   ].join(", ");
 }
 
@@ -196,6 +196,7 @@ export function* renderDiffParts(r: DiffResult, o: RenderOptions): Generator<str
     yield flush();
   }
   for (const w of r.warnings) out.push(paint(C.yellow, `warning: ${w}`));
-  out.push(`${r.changed ? "dockwall diff" : "dockwall diff: no changes"}: ${summaryLine(r.summary)}${r.ignored.length ? `; ignored ${r.ignored.length} chain${r.ignored.length === 1 ? "" : "s"} of other tools (--all compares them)` : ""}`.replace("dockwall diff: no changes: ", "dockwall diff: no changes; "));
+  const ignored = r.ignored.length ? `; ignored ${plural(r.ignored.length, "chain")} of other tools (--all compares them)` : "";
+  out.push(`${r.changed ? "dockwall diff: " : "dockwall diff: no changes; "}${summaryLine(r.summary)}${ignored}`);
   yield flush();
 }

@@ -76,9 +76,6 @@ class Builder {
     return { name: t.image, span: spanOf(t) };
   }
 
-  // (Indexed loops in what runs per statement: for…of allocates per step in code that is not
-  // yet optimised. Lists kept in the model are sized to fit, with map or slice: an array that
-  // was pushed to keeps room for 17, and the model of a big policy has tens of thousands.)
   names(list: S.ValueList | undefined, what: string): NameRef[] {
     return list ? list.items.map((t) => this.name(t, what)) : [];
   }
@@ -150,7 +147,7 @@ function settingSpan(node: S.Setting): Span {
 }
 
 
-const sw = <T>(set: (t: T, v: boolean) => void, usage = "on or off"): SettingDef<T> => ({
+const onOff = <T>(set: (t: T, v: boolean) => void, usage = "on or off"): SettingDef<T> => ({
   arity: "one",
   usage,
   handler: (t, ctx, b) => {
@@ -173,11 +170,11 @@ const dockerSettings: Record<string, SettingDef<DockerSettings>> = {
       if (v) d.version = v;
     },
   },
-  iptables: sw((d, v) => (d.iptables = v)),
-  ip6tables: sw((d, v) => (d.ip6tables = v)),
-  "userland-proxy": sw((d, v) => (d.userlandProxy = v)),
-  icc: sw((d, v) => (d.icc = v)),
-  "ip-masq": sw((d, v) => (d.ipMasq = v)),
+  iptables: onOff((d, v) => (d.iptables = v)),
+  ip6tables: onOff((d, v) => (d.ip6tables = v)),
+  "userland-proxy": onOff((d, v) => (d.userlandProxy = v)),
+  icc: onOff((d, v) => (d.icc = v)),
+  "ip-masq": onOff((d, v) => (d.ipMasq = v)),
   ip: {
     arity: "one",
     usage: "ADDRESS",
@@ -272,8 +269,8 @@ const networkSettings: Record<string, SettingDef<Network>> = {
       if (v) n.gateways.push(v);
     },
   },
-  icc: sw((n, v) => (n.icc = v)),
-  masquerade: sw((n, v) => (n.masquerade = v)),
+  icc: onOff((n, v) => (n.icc = v)),
+  masquerade: onOff((n, v) => (n.masquerade = v)),
   internal: {
     arity: "none",
     usage: "",

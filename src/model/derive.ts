@@ -1,7 +1,7 @@
 // Facts that follow from the model the way dockerd would work them out. Shared by the
 // checker and the generator so both reason about the same thing.
 import type { Container, Network, Policy, Publish } from "./types.js";
-import { networkOf, type Cidr, type Family, type Ip, type PortRange, type Proto } from "./values.js";
+import { networkOf, type Cidr, type Family, type Ip, type Proto } from "./values.js";
 
 export function subnetOf(n: Network, family: Family): Cidr | undefined {
   return n.subnets.find((s) => s.value.family === family)?.value;
@@ -70,10 +70,6 @@ const bindingsOf = new WeakMap<Publish, Binding[]>();
 /** The host address a binding is published on: its own, else the network's host-binding, else the daemon's `ip`. */
 export function bindAddress(p: Policy, pub: Publish, n: Network): Ip | undefined {
   return pub.spec.hostIp ?? n.hostBinding?.value ?? p.docker.ip?.value;
-}
-
-export function overlaps(a: PortRange, b: PortRange): boolean {
-  return a.from <= b.to && b.from <= a.to;
 }
 
 

@@ -48,7 +48,6 @@ export function resolveTargets(p: Policy, problems: Problems): void {
     }
     return byService.get(`${project}/${service}`) ?? [];
   };
-  // (Indexed loops: a big policy has thousands of allows.)
   for (let i = 0; i < p.allows.length; i++) {
     const a: AllowRule = p.allows[i]!;
     const out: Located<TargetSpec>[] = [];

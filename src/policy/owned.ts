@@ -10,7 +10,7 @@
 //    each published port, even with "iptables": false; this chain applies the same allow
 //    list to that path.
 //  filter INPUT (only with a `host` block): policy, loopback, replies, the host's services.
-import { R, rule, type Rule, type SharedParts } from "../ir/ruleset.js";
+import { make, rule, type Rule, type SharedParts } from "../ir/ruleset.js";
 import { bindAddress, bindings, byName, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
@@ -85,23 +85,21 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
   for (const f of p.forwards) {
     const outs = f.to.flatMap((t) => zones.get(t.name)?.interfaces.map((i) => i.value) ?? []);
     for (const m of matchers(zones, f.zones, f.sources, family)) {
-      for (const out of outs) forwards.push(withMatcher(m, R.jump("ACCEPT", { out: { value: out }, comment: `forward ${f.zones.map((z) => z.name).join(", ")} to ${f.to.map((z) => z.name).join(", ")}` })));
+      for (const out of outs) forwards.push(withMatcher(m, make.jump("ACCEPT", { out: { value: out }, comment: `forward ${f.zones.map((z) => z.name).join(", ")} to ${f.to.map((z) => z.name).join(", ")}` })));
     }
   }
 
   if (closed || forwards.length > 0) {
-    user.push(R.jump("ACCEPT", { matches: [R.ctstate("RELATED,ESTABLISHED")], comment: "replies and related traffic always pass" }));
+    user.push(make.jump("ACCEPT", { matches: [make.ctstate("RELATED,ESTABLISHED")], comment: "replies and related traffic always pass" }));
   }
   if (closed && brs.length > 0) {
-    for (const br of brs) user.push(R.jump("RETURN", { in: { value: br }, comment: "the containers' own traffic follows Docker's rules" }));
+    for (const br of brs) user.push(make.jump("RETURN", { in: { value: br }, comment: "the containers' own traffic follows Docker's rules" }));
     if (family === 4 && plan.ports.some((pp) => pp.loopback)) {
-      user.push(R.jump("DROP", {
+      user.push(make.jump("DROP", {
         matches: [{ module: "conntrack", options: [{ name: "ctstate", value: "DNAT" }, { name: "ctorigdst", value: "127.0.0.0/8" }] }],
         comment: "ports published on 127.0.0.1 are for the host only (a neighbour routing 127.0.0.1 here must not reach them)",
       }));
     }
-    // Indexed loops here and in the other loops over every port, container or allow of a big
-    // policy: they run mostly before they are optimised, when for…of allocates per step.
     for (let i = 0; i < plan.ports.length; i++) {
       const pp = plan.ports[i]!;
       if (pp.loopback && family === 4) continue;
@@ -113,11 +111,11 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
         for (let j = 0; j < ms.length; j++) user.push(withMatcher(ms[j]!, base));
       }
     }
-    for (const br of brs) user.push(R.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
+    for (const br of brs) user.push(make.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
   }
   user.push(...forwards);
   // A trailing RETURN where this Docker release writes one (an empty chain returns all the same).
-  if (plan.layout.userReturn(plan.version) || user.length > 0) user.push(R.jump("RETURN"));
+  if (plan.layout.userReturn(plan.version) || user.length > 0) user.push(make.jump("RETURN"));
 
   const result: OwnedChains = { dockerUser: user };
 
@@ -129,13 +127,13 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
 
   if (p.host) {
     const rules: Rule[] = [
-      R.jump("ACCEPT", { in: { value: "lo" } }),
-      R.jump("ACCEPT", { matches: [R.ctstate("RELATED,ESTABLISHED")] }),
+      make.jump("ACCEPT", { in: { value: "lo" } }),
+      make.jump("ACCEPT", { matches: [make.ctstate("RELATED,ESTABLISHED")] }),
     ];
     if (family === 6) {
       // Router solicitation/advertisement, neighbour solicitation/advertisement.
       for (const type of [133, 134, 135, 136]) {
-        rules.push(R.jump("ACCEPT", {
+        rules.push(make.jump("ACCEPT", {
           proto: "ipv6-icmp",
           matches: [{ module: "icmp6", options: [{ name: "icmpv6-type", value: String(type) }] }],
           comment: "neighbour discovery (IPv6 does not work without it)",
@@ -143,7 +141,7 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
       }
     }
     if (result.proxy) {
-      rules.push(R.jump(PROXY_CHAIN));
+      rules.push(make.jump(PROXY_CHAIN));
       // What survived DOCKWALL-PROXY is allowed to reach docker-proxy.
       for (const b of proxyBindings(p, family)) rules.push(portRule(b.proto, b.hostPort, b.hostIp, "ACCEPT", `${b.container}: published port, through docker-proxy`));
     }
@@ -152,11 +150,11 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
       const comment = `host: allow ${r.zones.map((z) => z.name).join(", ")} ${r.proto.value}${r.ports.length ? " " + r.ports.map((x) => (x.value.from === x.value.to ? x.value.from : `${x.value.from}-${x.value.to}`)).join(", ") : ""}`;
       for (const m of ms) {
         if (r.proto.value === "icmp") {
-          rules.push(withMatcher(m, R.jump("ACCEPT", { proto: family === 4 ? "icmp" : "ipv6-icmp", comment })));
+          rules.push(withMatcher(m, make.jump("ACCEPT", { proto: family === 4 ? "icmp" : "ipv6-icmp", comment })));
         } else {
           for (const port of r.ports) {
             const dport = port.value.from === port.value.to ? `${port.value.from}` : `${port.value.from}:${port.value.to}`;
-            rules.push(withMatcher(m, R.jump("ACCEPT", { proto: r.proto.value, matches: [R.tcpudp(r.proto.value, dport)], comment })));
+            rules.push(withMatcher(m, make.jump("ACCEPT", { proto: r.proto.value, matches: [make.tcpudp(r.proto.value, dport)], comment })));
           }
         }
       }
@@ -168,13 +166,13 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
 
 
 /** A DNATed new connection to one published port, as FORWARD sees it. */
-function dnatMatch(pp: PortPlan, P: SharedParts): Rule {
+function dnatMatch(pp: PortPlan, parts: SharedParts): Rule {
   return rule({
-    dst: P.is(pp.containerHost),
-    out: P.is(pp.network.bridge),
+    dst: parts.is(pp.containerHost),
+    out: parts.is(pp.network.bridge),
     proto: pp.proto,
     matches: [
-      P.dport(pp.proto, pp.containerPort)[0]!,
+      parts.dport(pp.proto, pp.containerPort)[0]!,
       { module: "conntrack", options: [{ name: "ctstate", value: "DNAT" }, { name: "ctorigdstport", value: String(pp.hostPort) }] },
     ],
     target: "RETURN",
@@ -212,18 +210,18 @@ function proxyBindings(p: Policy, family: Family): ProxyBinding[] {
 
 function portRule(proto: string, port: number, hostIp: string | undefined, target: string, comment: string): Rule {
   const prefix = hostIp?.includes(":") ? 128 : 32;
-  return rule({ dst: hostIp ? { value: `${hostIp}/${prefix}` } : undefined, proto, matches: [R.tcpudp(proto, port)], comment }, target);
+  return rule({ dst: hostIp ? { value: `${hostIp}/${prefix}` } : undefined, proto, matches: [make.tcpudp(proto, port)], comment }, target);
 }
 
 function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex, matchersOf: (a: AllowRule) => readonly Matcher[]): Rule[] | undefined {
   const bs = proxyBindings(p, family);
   if (bs.length === 0) return undefined;
   const rules: Rule[] = [
-    R.jump("RETURN", { matches: [R.ctstate("RELATED,ESTABLISHED")] }),
-    R.jump("RETURN", { in: { value: "lo" } }),
+    make.jump("RETURN", { matches: [make.ctstate("RELATED,ESTABLISHED")] }),
+    make.jump("RETURN", { in: { value: "lo" } }),
   ];
   // Containers reach published ports through the proxy as Docker lets them.
-  for (const br of brs) rules.push(R.jump("RETURN", { in: { value: br } }));
+  for (const br of brs) rules.push(make.jump("RETURN", { in: { value: br } }));
   for (let i = 0; i < bs.length; i++) {
     const b = bs[i]!;
     const comment = `${b.container}: ${b.hostIp ? `${b.hostIp}:` : ""}${b.hostPort}/${b.proto} through docker-proxy`;

@@ -45,7 +45,7 @@ const errorMessages: IParserErrorMessageProvider = {
  * The LABEL options of CONSUME and SUBRULE, made once: an object literal in a rule would be
  * allocated at every call (tens of thousands of times on a big policy).
  */
-const L = {
+const labels = {
   items: { LABEL: "items" },
   key: { LABEL: "key" },
   name: { LABEL: "name" },
@@ -114,7 +114,7 @@ export class PolicyParser extends EmbeddedActionsParser {
 
   private namedBlock(token: TokenType, kind: NamedBlockStatement["kind"]): NamedBlockStatement {
     const keyword = this.CONSUME(token);
-    const name = this.CONSUME(T.Word, L.name);
+    const name = this.CONSUME(T.Word, labels.name);
     return { kind, keyword, name, block: this.SUBRULE(this.block) };
   }
 
@@ -124,14 +124,14 @@ export class PolicyParser extends EmbeddedActionsParser {
   /** KEYWORD zones [from sources] to targets ; — allow and forward share this shape. */
   private fromTo(token: TokenType, kind: FromToStatement["kind"]): FromToStatement {
     const keyword = this.CONSUME(token);
-    const zones = this.SUBRULE(this.valueList, L.zones);
+    const zones = this.SUBRULE(this.valueList, labels.zones);
     let sources: ValueList | undefined;
     this.OPTION(() => {
       this.CONSUME(T.From);
-      sources = this.SUBRULE2(this.valueList, L.sources);
+      sources = this.SUBRULE2(this.valueList, labels.sources);
     });
     this.CONSUME(T.To);
-    const targets = this.SUBRULE3(this.valueList, L.targets);
+    const targets = this.SUBRULE3(this.valueList, labels.targets);
     const semi = this.CONSUME(T.Semi);
     return { kind, keyword, zones, sources, targets, semi };
   }
@@ -154,16 +154,16 @@ export class PolicyParser extends EmbeddedActionsParser {
 
   private hostAllow = this.RULE("hostAllow", (): HostAllow => {
     const keyword = this.CONSUME(T.Allow);
-    const zones = this.SUBRULE(this.valueList, L.zones);
+    const zones = this.SUBRULE(this.valueList, labels.zones);
     let sources: ValueList | undefined;
     this.OPTION(() => {
       this.CONSUME(T.From);
-      sources = this.SUBRULE2(this.valueList, L.sources);
+      sources = this.SUBRULE2(this.valueList, labels.sources);
     });
-    const protocol = this.CONSUME(T.Word, L.protocol);
+    const protocol = this.CONSUME(T.Word, labels.protocol);
     let ports: ValueList | undefined;
     this.OPTION2(() => {
-      ports = this.SUBRULE3(this.valueList, L.ports);
+      ports = this.SUBRULE3(this.valueList, labels.ports);
     });
     const semi = this.CONSUME(T.Semi);
     return { keyword, zones, sources, protocol, ports, semi };
@@ -180,20 +180,20 @@ export class PolicyParser extends EmbeddedActionsParser {
   });
 
   private setting = this.RULE("setting", (): Setting => {
-    const key = this.CONSUME(T.Word, L.key);
+    const key = this.CONSUME(T.Word, labels.key);
     const values: ValueList[] = [];
     this.MANY(() => {
-      values.push(this.SUBRULE(this.valueList, L.values));
+      values.push(this.SUBRULE(this.valueList, labels.values));
     });
     const semi = this.CONSUME(T.Semi);
     return { key, values, semi };
   });
 
   private valueList = this.RULE("valueList", (): ValueList => {
-    const items = [this.CONSUME(T.Word, L.items)];
+    const items = [this.CONSUME(T.Word, labels.items)];
     this.MANY(() => {
       this.CONSUME(T.Comma);
-      items.push(this.CONSUME2(T.Word, L.items));
+      items.push(this.CONSUME2(T.Word, labels.items));
     });
     return { items };
   });

@@ -11,8 +11,6 @@ function pushRule(out: string[], chain: string, r: Rule): void {
   if (r.in) out.push(r.in.neg ? " ! -i " : " -i ", r.in.value);
   if (r.out) out.push(r.out.neg ? " ! -o " : " -o ", r.out.value);
   if (r.proto) out.push(" -p ", r.proto);
-  // Indexed loops: this runs for every rule, mostly before it is optimised, when each
-  // for…of would allocate an iterator and a result per step.
   const ms = r.matches;
   for (let i = 0; i < ms.length; i++) {
     const m = ms[i]!;
