@@ -135,6 +135,8 @@ export interface Lab {
   readonly bridges: Record<string, string>;
   /** Run the docker CLI against this lab's daemon. */
   docker(args: string[], input?: string): Promise<RunResult>;
+  /** Stops dockerd (SIGTERM: its containers stop too) and starts it again with the same flags. */
+  restartDaemon(): Promise<void>;
   /** iptables-restore (and ip6tables-restore when v6 is given) into the host ns, flushing. Throws with stderr. */
   load(v4: string, v6?: string): void;
   /** Same with --noflush. */
@@ -491,18 +493,8 @@ class LabImpl implements Lab {
     if (spec.userlandProxy === false) args.push('--userland-proxy=false');
     if (spec.ipv6) args.push('--ipv6', '--fixed-cidr-v6', ADDR.fixedCidrV6);
     args.push(...(spec.dockerdArgs ?? []));
-    const log = openSync(join(this.workDir, 'dockerd.log'), 'a');
-    try {
-      // nsenter without --fork execs dockerd: the child's pid is dockerd's pid
-      this.dockerd = spawn('nsenter', args, { detached: true, stdio: ['ignore', log, log], env: baseEnv() });
-    } finally {
-      closeSync(log);
-    }
-    this.dockerd.on('exit', () => (this.dockerdExited = true));
-    this.dockerd.on('error', () => (this.dockerdExited = true));
-    this.dockerd.unref();
-    this.dockerdPid = this.dockerd.pid ?? 0;
-    await this.waitForDaemon();
+    this.dockerdArgs = args;
+    await this.spawnDockerd();
 
     // forwarding in the host ns (dockerd would not touch it with iptables off anyway)
     this.ns(H, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
@@ -717,6 +709,38 @@ class LabImpl implements Lab {
       r = await limited(() => probeOnce(nsPath, addr, port, proto, timeout));
     }
     return r;
+  }
+
+  private dockerdArgs: string[] = [];
+
+  private async spawnDockerd(): Promise<void> {
+    const log = openSync(join(this.workDir, 'dockerd.log'), 'a');
+    try {
+      // nsenter without --fork execs dockerd: the child's pid is dockerd's pid
+      this.dockerd = spawn('nsenter', this.dockerdArgs, { detached: true, stdio: ['ignore', log, log], env: baseEnv() });
+    } finally {
+      closeSync(log);
+    }
+    this.dockerdExited = false;
+    const child = this.dockerd;
+    child.on('exit', () => {
+      if (this.dockerd === child) this.dockerdExited = true;
+    });
+    child.on('error', () => {
+      if (this.dockerd === child) this.dockerdExited = true;
+    });
+    child.unref();
+    this.dockerdPid = child.pid ?? 0;
+    await this.waitForDaemon();
+  }
+
+  async restartDaemon(): Promise<void> {
+    this.check();
+    killQuiet(this.dockerdPid, 'SIGTERM');
+    const deadline = Date.now() + 20_000;
+    while (!this.dockerdExited && pidAlive(this.dockerdPid) && Date.now() < deadline) await sleep(50);
+    if (pidAlive(this.dockerdPid)) throw new Error('dockerd did not stop within 20 s');
+    await this.spawnDockerd();
   }
 
   async stop(): Promise<void> {

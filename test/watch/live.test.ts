@@ -120,6 +120,21 @@ describeDocker("dockwall watch on a real dockerd: the policy stays true while Do
     await reach("lan", ADDR.hostLan, 8080, "closed", 2000);
   }, LAB_TIMEOUT);
 
+  it("dockerd restarts with a --restart always container: the rules stay meanwhile, the watcher reconnects and catches up", async () => {
+    // The policy now (after SIGHUP): allow wan to web.
+    await docker("rm", "-f", "web");
+    await docker("run", "-d", "--restart", "always", "--name", "web", "-p", "8080:80", IMAGE_REF, "listen", "web", "tcp:80");
+    await docker("run", "-d", "--name", "gone", "-p", "7070:80", IMAGE_REF, "listen", "gone", "tcp:80");
+    await reach("wan", ADDR.hostWan, 8080, "web");
+    await lab.restartDaemon();
+    // Stopped and started again by dockerd: web (restart always) is back, and reachable.
+    await reach("wan", ADDR.hostWan, 8080, "web");
+    expect(log).toMatch(/the daemon's event stream ended \(dockerd stopped or restarted\); the rules in place stay; reconnecting/);
+    expect(log).toMatch(/the daemon is back: catching up/);
+    expect(await docker("ps", "--format", "{{.Names}}")).toBe("web");
+    expect(lab.save(4)).not.toContain("--dport 7070");
+  }, LAB_TIMEOUT);
+
   it("the saved ruleset follows each change: rules.v4 is what is loaded, and ferm.conf loads to the state the watcher keeps", async () => {
     await until(() => readFileSync(join(dir, "rules.v4"), "utf8").includes("--ctorigdstport 8080"), 5000);
     const strip = (t: string) => t.split("\n").filter((l) => !l.startsWith("#")).map((l) => l.replace(/\[\d+:\d+\]/g, "[0:0]")).join("\n");
