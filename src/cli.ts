@@ -354,6 +354,17 @@ export async function run(argv: string[], io: Io): Promise<number> {
 
 class UsageError extends Error {}
 
+/** The policy compiled (no text rendered) with Docker's facts, its diagnostics printed: what diff and apply start from. */
+async function compileRules(io: Io, a: FactsArgs & { policy: string }, dockerVersion: string | undefined): Promise<{ src: Loaded; r: CompileResult } | number> {
+  const src = load(io, a.policy);
+  if (typeof src === "number") return src;
+  const facts = await loadFacts(io, a);
+  if (typeof facts === "number") return facts;
+  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, facts });
+  if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
+  return { src, r };
+}
+
 async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: number; force: boolean; "docker-version"?: string }): Promise<number> {
   if (a.confirm !== undefined && !(Number.isInteger(a.confirm) && a.confirm > 0)) {
     io.stderr(`dockwall: --confirm takes a whole number of seconds, not '${a.confirm}'\n`);
@@ -361,12 +372,9 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
   }
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
   if (typeof dockerVersion === "number") return dockerVersion;
-  const src = load(io, a.policy);
-  if (typeof src === "number") return src;
-  const facts = await loadFacts(io, a);
-  if (typeof facts === "number") return facts;
-  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, facts });
-  if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
+  const compiled = await compileRules(io, a, dockerVersion);
+  if (typeof compiled === "number") return compiled;
+  const { src, r } = compiled;
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
     io.stderr(`dockwall: ${n} error${n === 1 ? "" : "s"}; nothing was changed\n`);
@@ -492,12 +500,9 @@ async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: strin
     io.stderr("dockwall: --live6 gives only the IPv6 dump, and IPv4 would not be compared: give the IPv4 dump with --live FILE too, or neither option to compare with this host's live rules (iptables-save and ip6tables-save)\n");
     return EXIT.error;
   }
-  const src = load(io, a.policy);
-  if (typeof src === "number") return src;
-  const facts = await loadFacts(io, a);
-  if (typeof facts === "number") return facts;
-  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, facts });
-  if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
+  const compiled = await compileRules(io, a, dockerVersion);
+  if (typeof compiled === "number") return compiled;
+  const { src, r } = compiled;
   if (!r.ok) return EXIT.error;
   const { runDiff } = await import("./live/command.js");
   return runDiff(io, r, { live: a.live, live6: a.live6, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.stdoutIsTTY, policyName: src.file });
