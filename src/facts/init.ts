@@ -29,6 +29,8 @@ export function starterPolicy(raw: RawFacts, source: string): { ok: boolean; tex
     `# A starter policy for this host, from the facts of ${source}.`,
     `# Compiled and loaded (dockwall apply POLICY --docker), it leaves every port that a`,
     `# running container publishes as reachable as Docker makes it now: from everywhere.`,
+    `# (What it closes: routing straight to a container's address, which Docker before 28`,
+    `# lets a neighbour do, and the 127.0.0.1 leak of ports published on loopback.)`,
     `# Narrow it where the comments say, then check what changes: dockwall diff POLICY --docker`,
     ``,
     `docker {`,
