@@ -137,7 +137,8 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
-    io.stderr(`dockwall: ${n} error${n === 1 ? "" : "s"}; ${args.output ? `${args.output} was not written` : "nothing was written"}\n`);
+    // check writes nothing whatever it finds: its summary only counts.
+    io.stderr(`dockwall: ${n} error${n === 1 ? "" : "s"}${args.checkOnly ? "" : `; ${args.output ? `${args.output} was not written` : "nothing was written"}`}\n`);
     return EXIT.error;
   }
   if (args.checkOnly) return EXIT.ok;

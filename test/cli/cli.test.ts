@@ -36,6 +36,15 @@ describe("in process", () => {
     expect(io.err.join("")).toContain("out.ferm was not written");
   });
 
+  test("check's summary only counts (check writes nothing anyway); compile's says nothing was written", async () => {
+    const io = memoryIo({ "p.dw": bad });
+    expect(await run(["check", "p.dw"], io)).toBe(2);
+    expect(io.err.join("")).toMatch(/\ndockwall: 1 error\n$/);
+    const io2 = memoryIo({ "p.dw": bad });
+    expect(await run(["compile", "p.dw"], io2)).toBe(2);
+    expect(io2.err.join("")).toMatch(/\ndockwall: 1 error; nothing was written\n$/);
+  });
+
   test("policy from standard input", async () => {
     const io = memoryIo({ "-": good });
     expect(await run(["check", "-"], io)).toBe(0);
