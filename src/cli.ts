@@ -220,7 +220,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .example("$0 compile web.dw --facts host.json", "with facts saved on another host (dockwall facts > host.json)")
           .example("$0 compile web.dw --docker-version auto", "the chains of the dockerd running here"),
       async (a) => {
-        if (a.diff) code = await diffCommand(io, a);
+        if (a.diff && a.output !== undefined) {
+          const policy = a.policy === "" ? "-" : a.policy;
+          io.stderr(`dockwall: -o cannot go with --diff: --diff shows what loading the rules would change and writes no file; compile with -o ${a.output} and run 'dockwall diff ${policy}' separately\n`);
+          code = EXIT.error;
+        } else if (a.diff) code = await diffCommand(io, a);
         else code = await compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts });
       },
     )

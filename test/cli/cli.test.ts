@@ -45,6 +45,14 @@ describe("in process", () => {
     expect(io2.err.join("")).toMatch(/\ndockwall: 1 error; nothing was written\n$/);
   });
 
+  test("compile --diff with -o is refused (--diff writes no file), before anything is read", async () => {
+    const io = memoryIo({ "p.dw": good });
+    expect(await run(["compile", "p.dw", "--diff", "-o", "out.ferm"], io)).toBe(2);
+    expect(io.err.join("")).toBe("dockwall: -o cannot go with --diff: --diff shows what loading the rules would change and writes no file; compile with -o out.ferm and run 'dockwall diff p.dw' separately\n");
+    expect(io.files.has("out.ferm")).toBe(false);
+    expect(io.out).toEqual([]);
+  });
+
   test("policy from standard input", async () => {
     const io = memoryIo({ "-": good });
     expect(await run(["check", "-"], io)).toBe(0);
