@@ -319,7 +319,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
         code = await initCommand(io, a);
       },
     )
-    .demandCommand(1, "Name a command: compile, diff, check, apply, confirm, rollback, facts or init.")
+    .demandCommand(1, `name a command: ${COMMANDS.slice(0, -1).join(", ")} or ${COMMANDS.at(-1)}`)
     .strict()
     .version(VERSION)
     .alias("h", "help")
@@ -328,7 +328,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .wrap(Math.min(100, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {
-      throw err ?? new UsageError(msg);
+      // A command's own failure goes on as it is; yargs' complaints about the command line in dockwall's words.
+      if (err && err.name !== "YError") throw err;
+      throw new UsageError(usageWords(msg ?? err?.message ?? "", argv));
     });
 
   // After a command's handler starts, yargs renders that command's help and keeps it for a
@@ -358,6 +360,30 @@ export async function run(argv: string[], io: Io): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+const COMMANDS = ["compile", "diff", "check", "apply", "confirm", "rollback", "watch", "facts", "init"];
+
+/** yargs' messages about the command line ("Not enough non-option arguments: got 0, need at least 1"), said as dockwall says things. */
+function usageWords(msg: string, argv: string[]): string {
+  const command = argv.find((x) => !x.startsWith("-"));
+  let m: RegExpExecArray | null;
+  if (/^Not enough non-option arguments/.test(msg) && command) return `${command} needs the policy: dockwall ${command} POLICY (a .dw file, or - for standard input)`;
+  if ((m = /^Unknown arguments?: (.*)$/.exec(msg))) {
+    const first = m[1]!.split(", ")[0]!;
+    if (argv.includes(`--${first}`) || argv.includes(`-${first}`) || argv.some((x) => x.startsWith(`--${first}=`))) return `unknown option ${first.length === 1 ? "-" : "--"}${first}`;
+    if (first === command) return `unknown command '${first}'; the commands are ${COMMANDS.slice(0, -1).join(", ")} and ${COMMANDS.at(-1)}`;
+    return ["confirm", "rollback", "facts", "init"].includes(command ?? "") ? `${command} takes no file or other word; '${first}' is unexpected` : `${command} takes one policy; '${first}' is one too many`;
+  }
+  if ((m = /^Invalid values:\s*Argument: (\S+), Given: "([^"]*)", Choices: (.*)$/s.exec(msg))) {
+    const choices = m[3]!.split(", ").map((c) => c.replace(/^"|"$/g, ""));
+    return `--${m[1]} takes ${choices.slice(0, -1).join(", ")} or ${choices.at(-1)}, not '${m[2]}'`;
+  }
+  if ((m = /^Not enough arguments following: (\S+)$/.exec(msg))) return `${m[1]!.length === 1 ? "-" : "--"}${m[1]} needs a value`;
+  if ((m = /^Arguments (\S+) and (\S+) are mutually exclusive$/.exec(msg))) {
+    return m[1] === "docker" && m[2] === "facts" ? `--docker and --facts cannot go together: take Docker's facts from the daemon or from a file` : `--${m[1]} and --${m[2]} cannot go together`;
+  }
+  return msg;
+}
 
 async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: number; force: boolean; "docker-version"?: string }): Promise<number> {
   if (a.confirm !== undefined && !(Number.isInteger(a.confirm) && a.confirm > 0)) {

@@ -75,6 +75,25 @@ describe("in process", () => {
     }
   });
 
+  test("usage mistakes get dockwall's own words, not yargs' (missing POLICY, unknown option, bad choice, missing value, conflicts)", async () => {
+    const said = async (argv: string[]) => {
+      const io = memoryIo({ "p.dw": good });
+      expect(await run(argv, io), argv.join(" ")).toBe(2);
+      return io.err.join("");
+    };
+    const usage = "Run 'dockwall --help' for usage.\n";
+    expect(await said(["check"])).toBe(`dockwall: check needs the policy: dockwall check POLICY (a .dw file, or - for standard input)\n${usage}`);
+    expect(await said(["watch"])).toBe(`dockwall: watch needs the policy: dockwall watch POLICY (a .dw file, or - for standard input)\n${usage}`);
+    expect(await said(["compile", "p.dw", "--bogus"])).toBe(`dockwall: unknown option --bogus\n${usage}`);
+    expect(await said(["compile", "p.dw", "extra.dw"])).toBe(`dockwall: compile takes one policy; 'extra.dw' is one too many\n${usage}`);
+    expect(await said(["frobnicate"])).toBe(`dockwall: unknown command 'frobnicate'; the commands are compile, diff, check, apply, confirm, rollback, watch, facts and init\n${usage}`);
+    expect(await said([])).toBe(`dockwall: name a command: compile, diff, check, apply, confirm, rollback, watch, facts or init\n${usage}`);
+    expect(await said(["compile", "p.dw", "--format", "nft"])).toBe(`dockwall: --format takes ferm, iptables or ip6tables, not 'nft'\n${usage}`);
+    expect(await said(["compile", "p.dw", "-o"])).toBe(`dockwall: -o needs a value\n${usage}`);
+    expect(await said(["check", "p.dw", "--docker", "--facts", "x.json"])).toBe(`dockwall: --docker and --facts cannot go together: take Docker's facts from the daemon or from a file\n${usage}`);
+    for (const argv of [["check"], ["compile", "p.dw", "--bogus"], ["compile", "p.dw", "--format", "nft"], ["compile", "p.dw", "-o"]]) expect(await said(argv)).not.toMatch(/non-option|Unknown argument|Invalid values|Not enough arguments|mutually exclusive/);
+  });
+
   test("--help lists every command and the exit codes; --version prints the version", async () => {
     const io = memoryIo({});
     expect(await run(["--help"], io)).toBe(0);
