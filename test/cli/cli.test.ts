@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -137,6 +137,20 @@ describe.each([
     expect(r.stderr.split("\n")[0]).toBe("bad.dw:2:41: error: '300' in IPv4 address '172.17.0.300': each part must be 0 to 255");
     expect(r.stderr.split("\n")[1]).toBe("2 | container web { network bridge 172.17.0.300; }");
     expect(r.stderr.split("\n")[2]).toBe("  |                                         ^^^");
+  });
+
+  test("-o where no file can be written: the file named and the real cause, not the temporary file's", () => {
+    writeFileSync(join(dir, "good.dw"), good);
+    const proc = sh(["compile", "good.dw", "-o", "/proc/version"]);
+    expect(proc.status).toBe(2);
+    expect(proc.stderr).toBe("dockwall: cannot write /proc/version: /proc is the kernel's proc file system, where no file can be created\n");
+    const none = sh(["compile", "good.dw", "-o", "no-such-dir/out.ferm"]);
+    expect(none.status).toBe(2);
+    expect(none.stderr).toBe("dockwall: cannot write no-such-dir/out.ferm: there is no directory no-such-dir\n");
+    const isDir = sh(["compile", "good.dw", "-o", "."]);
+    expect(isDir.status).toBe(2);
+    expect(isDir.stderr).toBe("dockwall: cannot write .: it is a directory\n");
+    expect(readdirSync(dir).filter((f) => f.includes(".dockwall-"))).toEqual([]);
   });
 
   test("-o replaces the file whole (paths relative to the working directory)", () => {
