@@ -9,6 +9,8 @@ export const unallowedPorts: Check = (ctx) => {
   const d = ctx.policy.docker;
   if (d.published !== "closed") return;
   const targets = targetsByContainer(ctx);
+  // The help names a zone the policy has (the first declared), or says ZONE.
+  const zone = ctx.policy.zones.find((z) => z.name !== "any")?.name;
   // (Indexed loops: for…of allocates per step in code that is not yet optimised.)
   const containers = ctx.policy.containers;
   for (let i = 0; i < containers.length; i++) {
@@ -28,7 +30,7 @@ export const unallowedPorts: Check = (ctx) => {
       }
       if (!covered) {
         ctx.problems.warning("unreachable-port", p.span, `no allow names ${c.name}:${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}, so it is unreachable from outside the host (published closed)`, {
-          help: `add e.g. 'allow lan to ${c.name}:${p.spec.host.from}${p.spec.proto === "udp" ? "/udp" : ""};', or set 'published open;' in the docker block for Docker's behaviour`,
+          help: `add e.g. 'allow ${zone ?? "ZONE"} to ${c.name}:${p.spec.host.from}${p.spec.proto === "udp" ? "/udp" : ""};'${zone ? "" : " (ZONE: any, or a zone you declare)"}, or set 'published open;' in the docker block for Docker's behaviour`,
         });
       }
     }

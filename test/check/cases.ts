@@ -688,7 +688,20 @@ container web { network bridge 172.17.0.2; publish 8080:80; }
     expected: `p.dw:2:52: warning: no allow names web:8080/tcp, so it is unreachable from outside the host (published closed)
 2 | container web { network bridge 172.17.0.2; publish 8080:80; }
   |                                                    ^^^^^^^
-  = help: add e.g. 'allow lan to web:8080;', or set 'published open;' in the docker block for Docker's behaviour
+  = help: add e.g. 'allow ZONE to web:8080;' (ZONE: any, or a zone you declare), or set 'published open;' in the docker block for Docker's behaviour
+`,
+  },
+  {
+    name: "published port that no allow names, in a policy whose zones have other names than lan",
+    input: `docker { version 20.10; userland-proxy off; }
+zone office { interface eth1; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+`,
+    exit: 0,
+    expected: `p.dw:3:52: warning: no allow names web:8080/tcp, so it is unreachable from outside the host (published closed)
+3 | container web { network bridge 172.17.0.2; publish 8080:80; }
+  |                                                    ^^^^^^^
+  = help: add e.g. 'allow office to web:8080;', or set 'published open;' in the docker block for Docker's behaviour
 `,
   },
   {
