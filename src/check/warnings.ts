@@ -1,7 +1,7 @@
 // Things that are legal but probably not what the user wants (exit 0, printed as warnings).
 import type { Check } from "./context.js";
 import { bindAddress, bindings, isLoopback, publishingNetwork } from "../model/derive.js";
-import { startOfFile } from "../diagnostics.js";
+import { closest, startOfFile } from "../diagnostics.js";
 import { layoutFor, layouts, NEWEST } from "../docker/layouts.js";
 import type { TargetSpec } from "../model/values.js";
 
@@ -37,17 +37,28 @@ export const unallowedPorts: Check = (ctx) => {
   }
 };
 
-/** Every allow target, by container name. */
+/**
+ * Every allow target, by container name. A target that names no container (a typo, reported
+ * where it is written) counts for the container it was probably meant for, so that one mistake
+ * is not also a warning about the ports it meant.
+ */
 function targetsByContainer(ctx: Parameters<Check>[0]): Map<string, TargetSpec[]> {
   const m = new Map<string, TargetSpec[]>();
+  const add = (t: TargetSpec) => {
+    const list = m.get(t.container);
+    if (list) list.push(t);
+    else m.set(t.container, [t]);
+  };
   const allows = ctx.policy.allows;
   for (let i = 0; i < allows.length; i++) {
     const targets = allows[i]!.targets;
-    for (let k = 0; k < targets.length; k++) {
-      const t = targets[k]!.value;
-      const list = m.get(t.container);
-      if (list) list.push(t);
-      else m.set(t.container, [t]);
+    for (let k = 0; k < targets.length; k++) add(targets[k]!.value);
+    const written = allows[i]!.written;
+    for (let k = 0; k < written.length; k++) {
+      const w = written[k]!.value;
+      if (w.service || ctx.containers.has(w.name)) continue;
+      const meant = closest(w.name, ctx.containers.keys());
+      if (meant) add({ container: meant, ports: w.ports ?? { from: 1, to: 65535 }, proto: w.proto });
     }
   }
   return m;

@@ -1021,6 +1021,19 @@ host.json: container 'web' (b50a5ada9129): note: what Docker has
 `,
   },
   {
+    name: "facts: a typo in an allow's target is one warning, not also one about the port it meant",
+    input: `docker { version 20.10; userland-proxy off; }
+allow any to wbe:8080;
+`,
+    facts: publishTcp,
+    exit: 0,
+    expected: `p.dw:2:14: warning: no running container is called 'wbe': this allow takes effect when one runs
+2 | allow any to wbe:8080;
+  |              ^^^
+  = help: did you mean 'web'?
+`,
+  },
+  {
     name: "facts: a declared network Docker does not have, a declared container that does not run",
     input: `docker { version 20.10; userland-proxy off; published open; }
 network app { bridge br-app; subnet 172.20.0.0/16; }
