@@ -680,6 +680,23 @@ p.dw:3:11: note: 'b' is declared here
 `,
   },
   {
+    name: "a source with host bits set: the network it means, or the one host?",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; from 192.168.1.7/24; }
+host { allow lan from 192.168.1.9/30 tcp 22; }
+`,
+    exit: 0,
+    expected: `p.dw:2:33: warning: 192.168.1.7/24 has host bits set; it is read as the network 192.168.1.0/24
+2 | zone lan { interface eth1; from 192.168.1.7/24; }
+  |                                 ^^^^^^^^^^^^^^
+  = help: write 192.168.1.0/24 for the whole network, or 192.168.1.7 (192.168.1.7/32) for the one host
+p.dw:3:23: warning: 192.168.1.9/30 has host bits set; it is read as the network 192.168.1.8/30
+3 | host { allow lan from 192.168.1.9/30 tcp 22; }
+  |                       ^^^^^^^^^^^^^^
+  = help: write 192.168.1.8/30 for the whole network, or 192.168.1.9 (192.168.1.9/32) for the one host
+`,
+  },
+  {
     name: "published port that no allow names",
     input: `docker { version 20.10; userland-proxy off; }
 container web { network bridge 172.17.0.2; publish 8080:80; }
