@@ -46,6 +46,7 @@ export const CODES = [
   "bad-value",
   "bad-version",
   "duplicate-address",
+  "duplicate-allow",
   "duplicate-block",
   "duplicate-bridge",
   "duplicate-endpoint",

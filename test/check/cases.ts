@@ -697,6 +697,24 @@ p.dw:3:23: warning: 192.168.1.9/30 has host bits set; it is read as the network 
 `,
   },
   {
+    name: "an allow repeated (same zones, sources and target): a warning at the second, pointing at the first",
+    input: `docker { version 20.10; userland-proxy off; }
+zone lan { interface eth1; }
+container web { network bridge 172.17.0.2; publish 8080:80, 8443:443; }
+allow lan to web:8080, web:8443;
+allow lan to web:8080;
+`,
+    exit: 0,
+    expected: `p.dw:5:14: warning: 'allow lan to web:8080' repeats an earlier allow (same zones, sources and target); its rule is written once
+5 | allow lan to web:8080;
+  |              ^^^^^^^^
+  = help: remove this one
+p.dw:4:14: note: first allowed here
+4 | allow lan to web:8080, web:8443;
+  |              ^^^^^^^^
+`,
+  },
+  {
     name: "published port that no allow names",
     input: `docker { version 20.10; userland-proxy off; }
 container web { network bridge 172.17.0.2; publish 8080:80; }

@@ -53,6 +53,13 @@ describe("in process", () => {
     expect(io.out).toEqual([]);
   });
 
+  test("an allow repeated is written once: the output is the policy's without the repeat", async () => {
+    const io = memoryIo({ "p.dw": good + "allow lan to web:8080;\n" });
+    expect(await run(["compile", "p.dw", "-f", "iptables"], io)).toBe(0);
+    expect(io.out.join("")).toBe(compile(good, { file: "p.dw", format: "iptables" }).output);
+    expect(io.out.join("").match(/--ctorigdstport 8080 -j RETURN/g)).toHaveLength(1);
+  });
+
   test("policy from standard input", async () => {
     const io = memoryIo({ "-": good });
     expect(await run(["check", "-"], io)).toBe(0);
