@@ -98,6 +98,11 @@ async function resolveDockerVersion(io: Io, v: string | undefined): Promise<stri
   return v;
 }
 
+/** How a diagnostic names a release that --docker-version auto asked the daemon for. */
+function fromAuto(given: string | undefined, resolved: string | undefined): string | undefined {
+  return given === "auto" && resolved ? `--docker-version auto (the running dockerd's ${resolved})` : undefined;
+}
+
 interface FactsArgs {
   docker?: boolean;
   facts?: string;
@@ -133,7 +138,7 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
   if (typeof src === "number") return src;
   const facts = await loadFacts(io, args);
   if (typeof facts === "number") return facts;
-  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion, facts });
+  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion, dockerVersionOption: fromAuto(args.dockerVersion, dockerVersion), facts });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
@@ -396,7 +401,7 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
   if (typeof src === "number") return src;
   const facts = await loadFacts(io, a);
   if (typeof facts === "number") return facts;
-  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, facts });
+  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
@@ -527,7 +532,7 @@ async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: strin
   if (typeof src === "number") return src;
   const facts = await loadFacts(io, a);
   if (typeof facts === "number") return facts;
-  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, facts });
+  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) return EXIT.error;
   const { runDiff } = await import("./live/command.js");

@@ -30,6 +30,8 @@ export interface CompileOptions {
   noRender?: boolean;
   /** The dockerd release to reproduce, overriding the policy's `version` (--docker-version). */
   dockerVersion?: string;
+  /** How diagnostics name where dockerVersion came from (default `--docker-version VERSION`). */
+  dockerVersionOption?: string;
   /** Docker's facts (the Engine API's objects) and where they were read (--docker, --facts). */
   facts?: { raw: RawFacts; source: string };
 }
@@ -103,7 +105,7 @@ function parseAndBuild(s: State): void {
   const built: BuildResult = parsed.statements ? buildModel(parsed.statements) : model.finish();
   s.problems.items.push(...built.problems.items);
   s.policy = built.policy;
-  if (s.options.dockerVersion) overrideVersion(built.policy, s.options.dockerVersion);
+  if (s.options.dockerVersion) overrideVersion(built.policy, s.options.dockerVersion, s.options.dockerVersionOption);
 }
 
 function addDockerFacts(s: State): void {
@@ -111,7 +113,7 @@ function addDockerFacts(s: State): void {
   if (s.problems.hasErrors) return;
   addFacts(s.policy!, facts, s.problems);
   // --docker-version still wins over the daemon's.
-  if (s.options.dockerVersion) overrideVersion(s.policy!, s.options.dockerVersion);
+  if (s.options.dockerVersion) overrideVersion(s.policy!, s.options.dockerVersion, s.options.dockerVersionOption);
 }
 
 function selectLayout(s: State): void {
@@ -148,12 +150,11 @@ function render(s: State): void {
   }
 }
 
-/** --docker-version wins over the policy's `version` (spans stay where the policy said it, if it did). */
-function overrideVersion(p: Policy, text: string): void {
+/** --docker-version wins over the policy's `version`; a diagnostic about it names the option, not the policy's line. */
+function overrideVersion(p: Policy, text: string, option = `--docker-version ${text}`): void {
   const v = parseVersion(text);
   if (isError(v)) throw new Error(`invalid Docker version '${text}'`);
-  const span = p.docker.version?.span ?? p.docker.span ?? startOfFile;
-  p.docker.version = { value: v, span };
+  p.docker.version = { value: v, span: { line: 0, col: 0, endLine: 0, endCol: 0, option } };
 }
 
 function headerLines(p: Policy, file: string | undefined, format: Format): string[] {

@@ -10,6 +10,9 @@ export interface Span {
   /** Set when the fact came from Docker, not from the policy text: the object it came from
    *  (then line and col mean nothing, and diagnostics name the object instead). */
   docker?: DockerObject;
+  /** Set when the value came from the command line, not the policy: the option as given
+   *  (`--docker-version 99`); diagnostics then name it instead of a place in the file. */
+  option?: string;
 }
 
 /** A Docker object a fact came from: a container or network, where it was read from. */
@@ -160,12 +163,14 @@ function excerpt(lines: string[], span: Span): string[] {
  */
 function formatDiagnostic(d: Diagnostic, file: string, lines: string[]): string {
   const o = d.span.docker;
-  const out = o ? [`${o.source}: ${describeDockerObject(o)}: ${d.severity}: ${d.message}`] : [`${file}:${d.span.line}:${d.span.col}: ${d.severity}: ${d.message}`, ...excerpt(lines, d.span)];
+  const out = o ? [`${o.source}: ${describeDockerObject(o)}: ${d.severity}: ${d.message}`] : d.span.option ? [`dockwall: ${d.span.option}: ${d.severity}: ${d.message}`] : [`${file}:${d.span.line}:${d.span.col}: ${d.severity}: ${d.message}`, ...excerpt(lines, d.span)];
   const gutter = " ".repeat(String(d.span.line).length);
   if (d.help) out.push(`${gutter} = help: ${d.help}`);
   for (const n of d.notes) {
     if (n.span?.docker) {
       out.push(`${n.span.docker.source}: ${describeDockerObject(n.span.docker)}: note: ${n.message}`);
+    } else if (n.span?.option) {
+      out.push(`dockwall: ${n.span.option}: note: ${n.message}`);
     } else if (n.span) {
       out.push(`${file}:${n.span.line}:${n.span.col}: note: ${n.message}`, ...excerpt(lines, n.span));
     } else {

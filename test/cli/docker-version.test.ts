@@ -76,6 +76,16 @@ describe("dockwall compile --docker-version", () => {
     expect(io.out).toEqual([]);
   });
 
+  test("a release no layout covers: the error names --docker-version, not the policy's version line", async () => {
+    const io = memoryIo({ "p.dw": policy.replace("docker {", "docker { version 20.10;") });
+    expect(await run(["compile", "p.dw", "--docker-version", "99"], io)).toBe(2);
+    expect(io.err.join("")).toBe(
+      "dockwall: --docker-version 99: error: Docker 99 is not supported\n" +
+        "  = help: dockwall knows the chain layouts of dockerd 20.10 – 26.1, 27.0 – 27.5, 28.0.0, 28.0.1 – 28.5, 29.0 – 29.7\n" +
+        "dockwall: 1 error; nothing was written\n",
+    );
+  });
+
   test("nonsense is refused", async () => {
     const io = memoryIo({ "p.dw": policy });
     expect(await run(["compile", "p.dw", "--docker-version", "latest"], io)).toBe(2);
