@@ -69,6 +69,7 @@ export const CODES = [
   "missing-option",
   "missing-value",
   "needs-facts",
+  "newer-version",
   "no-interface",
   "no-network",
   "no-version",

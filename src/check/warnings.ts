@@ -2,7 +2,7 @@
 import type { Check } from "./context.js";
 import { bindAddress, bindings, isLoopback, publishingNetwork } from "../model/derive.js";
 import { closest, startOfFile } from "../diagnostics.js";
-import { layoutFor, layouts, NEWEST } from "../docker/layouts.js";
+import { knownRelease, layoutFor, layouts, NEWEST } from "../docker/layouts.js";
 import type { TargetSpec } from "../model/values.js";
 
 export const unallowedPorts: Check = (ctx) => {
@@ -89,9 +89,20 @@ export const daemonSettings: Check = (ctx) => {
   } else {
     // The supported range is the layouts' (src/docker/layouts.ts): one place says it.
     const v = d.version.value;
-    if (v.major < 20 || (v.major === 20 && v.minor !== undefined && v.minor < 10) || !layoutFor(v)) {
+    const known = knownRelease(v);
+    if (known && "gap" in known) {
+      const first = (r: { major: number; minor?: number }) => `${r.major}.${r.major === 20 ? 10 : 0}`;
+      ctx.problems.error("bad-version", d.version.span, `there was no Docker ${v.major}: after ${first(known.before)} came ${first(known.after)}`, {
+        help: `write the release this host runs ('dockerd --version' tells), e.g. version ${first(known.before)}; or version ${first(known.after)};`,
+      });
+    } else if (v.major < 20 || (v.major === 20 && v.minor !== undefined && v.minor < 10) || !layoutFor(v)) {
       ctx.problems.error("bad-version", d.version.span, `Docker ${v.text} is not supported`, {
         help: `dockwall knows the chain layouts of dockerd ${layouts.map((l) => l.covers).join(", ")}`,
+      });
+    } else if (known && "newer" in known) {
+      const r = known.newer.text;
+      ctx.problems.warning("newer-version", d.version.span, `Docker ${v.text} is newer than the newest ${known.newer.major === NEWEST.major ? "" : `${known.newer.major}.x `}release dockwall knows (${r}); reproducing ${r}'s chains`, {
+        help: `check the release with 'dockerd --version'; if this dockerd writes other chains than ${r}, a newer dockwall may know them`,
       });
     }
   }

@@ -715,6 +715,28 @@ p.dw:4:14: note: first allowed here
 `,
   },
   {
+    name: "a release newer than any dockwall knows: which release's chains are written",
+    input: `docker { version 29.8; userland-proxy off; published open; }
+`,
+    exit: 0,
+    expected: `p.dw:1:18: warning: Docker 29.8 is newer than the newest release dockwall knows (29.7.2); reproducing 29.7.2's chains
+1 | docker { version 29.8; userland-proxy off; published open; }
+  |                  ^^^^
+  = help: check the release with 'dockerd --version'; if this dockerd writes other chains than 29.7.2, a newer dockwall may know them
+`,
+  },
+  {
+    name: "a Docker major that never existed (21, 22)",
+    input: `docker { version 21; userland-proxy off; published open; }
+`,
+    exit: 2,
+    expected: `p.dw:1:18: error: there was no Docker 21: after 20.10 came 23.0
+1 | docker { version 21; userland-proxy off; published open; }
+  |                  ^^
+  = help: write the release this host runs ('dockerd --version' tells), e.g. version 20.10; or version 23.0;
+`,
+  },
+  {
     name: "published port that no allow names",
     input: `docker { version 20.10; userland-proxy off; }
 container web { network bridge 172.17.0.2; publish 8080:80; }

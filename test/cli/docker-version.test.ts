@@ -86,6 +86,12 @@ describe("dockwall compile --docker-version", () => {
     );
   });
 
+  test("auto: a release the daemon gives that is newer than any dockwall knows is a warning naming --docker-version auto", async () => {
+    const io = memoryIo({ "p.dw": policy }, { dockerVersion: async () => "29.9.1" });
+    expect(await run(["check", "p.dw", "--docker-version", "auto"], io)).toBe(0);
+    expect(io.err.join("")).toMatch(/^dockwall: --docker-version auto \(the running dockerd's 29\.9\.1\): warning: Docker 29\.9\.1 is newer than the newest release dockwall knows \(29\.7\.2\); reproducing 29\.7\.2's chains\n/);
+  });
+
   test("nonsense is refused", async () => {
     const io = memoryIo({ "p.dw": policy });
     expect(await run(["compile", "p.dw", "--docker-version", "latest"], io)).toBe(2);
