@@ -84,6 +84,20 @@ zone wan { interface eth0’; }
 `,
   },
   {
+    name: "control bytes in the policy are shown escaped, in the source line and in the message",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1\x1b[2J\x07; }
+`,
+    exit: 2,
+    expected: `p.dw:2:26: error: unexpected character '\\x1b'
+2 | zone lan { interface eth1\\x1b[2J\\x07; }
+  |                          ^^^^
+p.dw:2:30: error: unexpected character '\\x07'
+2 | zone lan { interface eth1\\x1b[2J\\x07; }
+  |                                 ^^^^
+`,
+  },
+  {
     name: "unknown network, with suggestion",
     input: `docker { version 20.10; userland-proxy off; published open; }
 network app { bridge br-app; subnet 172.20.0.0/16; }
