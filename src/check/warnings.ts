@@ -93,7 +93,9 @@ export const daemonSettings: Check = (ctx) => {
     if (known && "gap" in known) {
       const first = (r: { major: number; minor?: number }) => `${r.major}.${r.major === 20 ? 10 : 0}`;
       ctx.problems.error("bad-version", d.version.span, `there was no Docker ${v.major}: after ${first(known.before)} came ${first(known.after)}`, {
-        help: `write the release this host runs ('dockerd --version' tells), e.g. version ${first(known.before)}; or version ${first(known.after)};`,
+        help: d.version.span.option
+          ? `give the release this host runs ('dockerd --version' tells), e.g. --docker-version ${first(known.before)} or --docker-version ${first(known.after)}`
+          : `write the release this host runs ('dockerd --version' tells), e.g. version ${first(known.before)}; or version ${first(known.after)};`,
       });
     } else if (v.major < 20 || (v.major === 20 && v.minor !== undefined && v.minor < 10) || !layoutFor(v)) {
       ctx.problems.error("bad-version", d.version.span, `Docker ${v.text} is not supported`, {

@@ -92,6 +92,16 @@ describe("dockwall compile --docker-version", () => {
     expect(io.err.join("")).toMatch(/^dockwall: --docker-version auto \(the running dockerd's 29\.9\.1\): warning: Docker 29\.9\.1 is newer than the newest release dockwall knows \(29\.7\.2\); reproducing 29\.7\.2's chains\n/);
   });
 
+  test("a major Docker never released, given as --docker-version: the error and its help speak of the option", async () => {
+    const io = memoryIo({ "p.dw": policy });
+    expect(await run(["check", "p.dw", "--docker-version", "22"], io)).toBe(2);
+    expect(io.err.join("")).toBe(
+      "dockwall: --docker-version 22: error: there was no Docker 22: after 20.10 came 23.0\n" +
+        "  = help: give the release this host runs ('dockerd --version' tells), e.g. --docker-version 20.10 or --docker-version 23.0\n" +
+        "dockwall: 1 error\n",
+    );
+  });
+
   test("nonsense is refused", async () => {
     const io = memoryIo({ "p.dw": policy });
     expect(await run(["compile", "p.dw", "--docker-version", "latest"], io)).toBe(2);
