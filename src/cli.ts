@@ -143,7 +143,7 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
     // check writes nothing whatever it finds: its summary only counts.
-    io.stderr(`dockwall: ${n} error${n === 1 ? "" : "s"}${args.checkOnly ? "" : `; ${args.output ? `${args.output} was not written` : "nothing was written"}`}\n`);
+    io.stderr(`dockwall: ${errorCount(n, r.omitted)}${args.checkOnly ? "" : `; ${args.output ? `${args.output} was not written` : "nothing was written"}`}\n`);
     return EXIT.error;
   }
   if (args.checkOnly) return EXIT.ok;
@@ -156,6 +156,12 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
     }
   } else io.stdout(r.output!);
   return EXIT.ok;
+}
+
+/** "3 errors", or "227 errors (50 shown)" when some were not printed. */
+function errorCount(shown: number, omitted = 0): string {
+  const n = shown + omitted;
+  return `${n} error${n === 1 ? "" : "s"}${omitted ? ` (${shown} shown)` : ""}`;
 }
 
 /** `-o` naming the policy itself (a symlink or hard link of it included): refused before anything is read or written. */
@@ -405,7 +411,7 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
-    io.stderr(`dockwall: ${n} error${n === 1 ? "" : "s"}; nothing was changed\n`);
+    io.stderr(`dockwall: ${errorCount(n, r.omitted)}; nothing was changed\n`);
     return EXIT.error;
   }
   const { runApply } = await import("./apply/command.js");

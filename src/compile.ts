@@ -39,6 +39,8 @@ export interface CompileOptions {
 export interface CompileResult {
   ok: boolean;
   diagnostics: Diagnostic[];
+  /** Errors found but not in diagnostics (syntax errors past the first 50). */
+  omitted?: number;
   output?: string;
   policy?: Policy;
   generated?: Generated;
@@ -90,7 +92,7 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
   for (const stage of stages) {
     if (stage.when && !stage.when(options)) continue;
     stage.run(s);
-    if (s.problems.hasErrors) return { ok: false, diagnostics: s.problems.items, policy: s.policy };
+    if (s.problems.hasErrors) return { ok: false, diagnostics: s.problems.items, omitted: s.problems.omitted || undefined, policy: s.policy };
   }
   return { ok: true, diagnostics: s.problems.items, output: s.output, policy: s.policy, generated: s.generated };
 }
@@ -100,6 +102,7 @@ function parseAndBuild(s: State): void {
   const model = modelBuilder();
   const parsed = parse(s.text, model.add);
   s.problems.items.push(...parsed.problems.items);
+  s.problems.omitted += parsed.problems.omitted;
   if (parsed.problems.hasErrors) return;
   // The whole file's statements come back only if the statement-by-statement pass gave up.
   const built: BuildResult = parsed.statements ? buildModel(parsed.statements) : model.finish();

@@ -108,6 +108,8 @@ export interface Diagnostic {
 /** Collects the problems of one stage; the pipeline stops after a stage with errors. */
 export class Problems {
   readonly items: Diagnostic[] = [];
+  /** Errors found but not kept (syntax errors past the first 50). */
+  omitted = 0;
 
   error(code: Code, span: Span, message: string, extra: { help?: string; notes?: Note[] } = {}): void {
     this.items.push({ code, severity: "error", message, span, notes: extra.notes ?? [], help: extra.help });

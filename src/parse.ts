@@ -80,6 +80,7 @@ export function parse(text: string, onStatement?: (st: Statement) => void): Pars
   if (problems.items.length > MAX_SYNTAX_ERRORS) {
     const more = problems.items.length - MAX_SYNTAX_ERRORS;
     problems.items.length = MAX_SYNTAX_ERRORS;
+    problems.omitted = more;
     problems.items.at(-1)!.notes.push({ message: `${more} more syntax error${more === 1 ? "" : "s"} not shown: dockwall stops after ${MAX_SYNTAX_ERRORS} (is this a dockwall policy?)` });
   }
   return { statements: problems.hasErrors ? undefined : statements, problems };
