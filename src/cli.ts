@@ -98,6 +98,11 @@ async function resolveDockerVersion(io: Io, v: string | undefined): Promise<stri
   return v;
 }
 
+/** How a diagnostic names a release that --docker-version auto asked the daemon for. */
+function fromAuto(given: string | undefined, resolved: string | undefined): string | undefined {
+  return given === "auto" && resolved ? `--docker-version auto (the running dockerd's ${resolved})` : undefined;
+}
+
 interface FactsArgs {
   docker?: boolean;
   facts?: string;
@@ -133,11 +138,12 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
   if (typeof src === "number") return src;
   const facts = await loadFacts(io, args);
   if (typeof facts === "number") return facts;
-  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion, facts });
+  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion, dockerVersionOption: fromAuto(args.dockerVersion, dockerVersion), facts });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
-    io.stderr(`dockwall: ${n} error${n === 1 ? "" : "s"}; ${args.output ? `${args.output} was not written` : "nothing was written"}\n`);
+    // check writes nothing whatever it finds: its summary only counts.
+    io.stderr(`dockwall: ${errorCount(n, r.omitted)}${args.checkOnly ? "" : `; ${args.output ? `${args.output} was not written` : "nothing was written"}`}\n`);
     return EXIT.error;
   }
   if (args.checkOnly) return EXIT.ok;
@@ -150,6 +156,12 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
     }
   } else io.stdout(r.output!);
   return EXIT.ok;
+}
+
+/** "3 errors", or "227 errors (50 shown)" when some were not printed. */
+function errorCount(shown: number, omitted = 0): string {
+  const n = shown + omitted;
+  return `${n} error${n === 1 ? "" : "s"}${omitted ? ` (${shown} shown)` : ""}`;
 }
 
 /** `-o` naming the policy itself (a symlink or hard link of it included): refused before anything is read or written. */
@@ -219,7 +231,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .example("$0 compile web.dw --facts host.json", "with facts saved on another host (dockwall facts > host.json)")
           .example("$0 compile web.dw --docker-version auto", "the chains of the dockerd running here"),
       async (a) => {
-        if (a.diff) code = await diffCommand(io, a);
+        if (a.diff && a.output !== undefined) {
+          const policy = a.policy === "" ? "-" : a.policy;
+          io.stderr(`dockwall: -o cannot go with --diff: --diff shows what loading the rules would change and writes no file; compile with -o ${a.output} and run 'dockwall diff ${policy}' separately\n`);
+          code = EXIT.error;
+        } else if (a.diff) code = await diffCommand(io, a);
         else code = await compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts });
       },
     )
@@ -314,7 +330,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
         code = await initCommand(io, a);
       },
     )
-    .demandCommand(1, "Name a command: compile, diff, check, apply, confirm, rollback, facts or init.")
+    .demandCommand(1, `name a command: ${COMMANDS.slice(0, -1).join(", ")} or ${COMMANDS.at(-1)}`)
     .strict()
     .version(VERSION)
     .alias("h", "help")
@@ -323,7 +339,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .wrap(Math.min(100, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {
-      throw err ?? new UsageError(msg);
+      // A command's own failure goes on as it is; yargs' complaints about the command line in dockwall's words.
+      if (err && err.name !== "YError") throw err;
+      throw new UsageError(usageWords(msg ?? err?.message ?? "", argv));
     });
 
   // After a command's handler starts, yargs renders that command's help and keeps it for a
@@ -355,14 +373,38 @@ export async function run(argv: string[], io: Io): Promise<number> {
 class UsageError extends Error {}
 
 /** The policy compiled (no text rendered) with Docker's facts, its diagnostics printed: what diff and apply start from. */
-async function compileRules(io: Io, a: FactsArgs & { policy: string }, dockerVersion: string | undefined): Promise<{ src: Loaded; r: CompileResult } | number> {
+async function compileRules(io: Io, a: FactsArgs & { policy: string; "docker-version"?: string }, dockerVersion: string | undefined): Promise<{ src: Loaded; r: CompileResult } | number> {
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
   const facts = await loadFacts(io, a);
   if (typeof facts === "number") return facts;
-  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, facts });
+  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   return { src, r };
+}
+
+const COMMANDS = ["compile", "diff", "check", "apply", "confirm", "rollback", "watch", "facts", "init"];
+
+/** yargs' messages about the command line ("Not enough non-option arguments: got 0, need at least 1"), said as dockwall says things. */
+function usageWords(msg: string, argv: string[]): string {
+  const command = argv.find((x) => !x.startsWith("-"));
+  let m: RegExpExecArray | null;
+  if (/^Not enough non-option arguments/.test(msg) && command) return `${command} needs the policy: dockwall ${command} POLICY (a .dw file, or - for standard input)`;
+  if ((m = /^Unknown arguments?: (.*)$/.exec(msg))) {
+    const first = m[1]!.split(", ")[0]!;
+    if (argv.includes(`--${first}`) || argv.includes(`-${first}`) || argv.some((x) => x.startsWith(`--${first}=`))) return `unknown option ${first.length === 1 ? "-" : "--"}${first}`;
+    if (first === command) return `unknown command '${first}'; the commands are ${COMMANDS.slice(0, -1).join(", ")} and ${COMMANDS.at(-1)}`;
+    return ["confirm", "rollback", "facts", "init"].includes(command ?? "") ? `${command} takes no file or other word; '${first}' is unexpected` : `${command} takes one policy; '${first}' is one too many`;
+  }
+  if ((m = /^Invalid values:\s*Argument: (\S+), Given: "([^"]*)", Choices: (.*)$/s.exec(msg))) {
+    const choices = m[3]!.split(", ").map((c) => c.replace(/^"|"$/g, ""));
+    return `--${m[1]} takes ${choices.slice(0, -1).join(", ")} or ${choices.at(-1)}, not '${m[2]}'`;
+  }
+  if ((m = /^Not enough arguments following: (\S+)$/.exec(msg))) return `${m[1]!.length === 1 ? "-" : "--"}${m[1]} needs a value`;
+  if ((m = /^Arguments (\S+) and (\S+) are mutually exclusive$/.exec(msg))) {
+    return m[1] === "docker" && m[2] === "facts" ? `--docker and --facts cannot go together: take Docker's facts from the daemon or from a file` : `--${m[1]} and --${m[2]} cannot go together`;
+  }
+  return msg;
 }
 
 async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: number; force: boolean; "docker-version"?: string }): Promise<number> {
@@ -377,7 +419,7 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
   const { src, r } = compiled;
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
-    io.stderr(`dockwall: ${n} error${n === 1 ? "" : "s"}; nothing was changed\n`);
+    io.stderr(`dockwall: ${errorCount(n, r.omitted)}; nothing was changed\n`);
     return EXIT.error;
   }
   const { runApply } = await import("./apply/command.js");

@@ -29,6 +29,8 @@ export interface CompileOptions {
   noRender?: boolean;
   /** The dockerd release to reproduce, overriding the policy's `version` (--docker-version). */
   dockerVersion?: string;
+  /** How diagnostics name where dockerVersion came from (default `--docker-version VERSION`). */
+  dockerVersionOption?: string;
   /** Docker's facts (the Engine API's objects) and where they were read (--docker, --facts). */
   facts?: { raw: RawFacts; source: string };
 }
@@ -36,6 +38,8 @@ export interface CompileOptions {
 export interface CompileResult {
   ok: boolean;
   diagnostics: Diagnostic[];
+  /** Errors found but not in diagnostics (syntax errors past the first 50). */
+  omitted?: number;
   output?: string;
   policy?: Policy;
   generated?: Generated;
@@ -87,7 +91,7 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
   for (const stage of stages) {
     if (stage.when && !stage.when(options)) continue;
     stage.run(s);
-    if (s.problems.hasErrors) return { ok: false, diagnostics: s.problems.items, policy: s.policy };
+    if (s.problems.hasErrors) return { ok: false, diagnostics: s.problems.items, omitted: s.problems.omitted || undefined, policy: s.policy };
   }
   return { ok: true, diagnostics: s.problems.items, output: s.output, policy: s.policy, generated: s.generated };
 }
@@ -97,12 +101,13 @@ function parseAndBuild(s: State): void {
   const model = modelBuilder();
   const parsed = parse(s.text, model.add);
   s.problems.items.push(...parsed.problems.items);
+  s.problems.omitted += parsed.problems.omitted;
   if (parsed.problems.hasErrors) return;
   // The whole file's statements come back only if the statement-by-statement pass gave up.
   const built: BuildResult = parsed.statements ? buildModel(parsed.statements) : model.finish();
   s.problems.items.push(...built.problems.items);
   s.policy = built.policy;
-  if (s.options.dockerVersion) overrideVersion(built.policy, s.options.dockerVersion);
+  if (s.options.dockerVersion) overrideVersion(built.policy, s.options.dockerVersion, s.options.dockerVersionOption);
 }
 
 function addDockerFacts(s: State): void {
@@ -110,7 +115,7 @@ function addDockerFacts(s: State): void {
   if (s.problems.hasErrors) return;
   addFacts(s.policy!, facts, s.problems);
   // --docker-version still wins over the daemon's.
-  if (s.options.dockerVersion) overrideVersion(s.policy!, s.options.dockerVersion);
+  if (s.options.dockerVersion) overrideVersion(s.policy!, s.options.dockerVersion, s.options.dockerVersionOption);
 }
 
 function selectLayout(s: State): void {
@@ -129,12 +134,11 @@ function render(s: State): void {
   s.output = TARGETS[format].render({ policy: s.policy!, generated: s.generated!, header: headerLines(s.policy!, s.options.file, format), problems: s.problems });
 }
 
-/** --docker-version wins over the policy's `version` (spans stay where the policy said it, if it did). */
-function overrideVersion(p: Policy, text: string): void {
+/** --docker-version wins over the policy's `version`; a diagnostic about it names the option, not the policy's line. */
+function overrideVersion(p: Policy, text: string, option = `--docker-version ${text}`): void {
   const v = parseVersion(text);
   if (isError(v)) throw new Error(`invalid Docker version '${text}'`);
-  const span = p.docker.version?.span ?? p.docker.span ?? startOfFile;
-  p.docker.version = { value: v, span };
+  p.docker.version = { value: v, span: { line: 0, col: 0, endLine: 0, endCol: 0, option } };
 }
 
 function headerLines(p: Policy, file: string | undefined, format: Format): string[] {

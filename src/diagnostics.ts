@@ -10,6 +10,9 @@ export interface Span {
   /** Set when the fact came from Docker, not from the policy text: the object it came from
    *  (then line and col mean nothing, and diagnostics name the object instead). */
   docker?: DockerObject;
+  /** Set when the value came from the command line, not the policy: the option as given
+   *  (`--docker-version 99`); diagnostics then name it instead of a place in the file. */
+  option?: string;
 }
 
 /** A Docker object a fact came from: a container or network, where it was read from. */
@@ -46,6 +49,7 @@ export const CODES = [
   "bad-value",
   "bad-version",
   "duplicate-address",
+  "duplicate-allow",
   "duplicate-block",
   "duplicate-bridge",
   "duplicate-endpoint",
@@ -65,6 +69,7 @@ export const CODES = [
   "missing-option",
   "missing-value",
   "needs-facts",
+  "newer-version",
   "no-interface",
   "no-network",
   "no-version",
@@ -103,6 +108,8 @@ export interface Diagnostic {
 /** Collects the problems of one stage; the pipeline stops after a stage with errors. */
 export class Problems {
   readonly items: Diagnostic[] = [];
+  /** Errors found but not kept (syntax errors past the first 50). */
+  omitted = 0;
 
   error(code: Code, span: Span, message: string, extra: { help?: string; notes?: Note[] } = {}): void {
     this.items.push({ code, severity: "error", message, span, notes: extra.notes ?? [], help: extra.help });
@@ -137,15 +144,59 @@ export function subSpan(s: Span, offset: number, length: number): Span {
 
 export const startOfFile: Span = { line: 1, col: 1, endLine: 1, endCol: 2 };
 
+/** Characters that would disturb a terminal or hide what the text says: controls, bidi and zero-width marks, invalid bytes (U+FFFD), lone surrogates. */
+const ODD = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffd]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+function escapeOdd(c: string): string {
+  const n = c.charCodeAt(0);
+  return n <= 0xff ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u{${n.toString(16)}}`;
+}
+
+/** Text safe to print on a terminal: odd characters written as \x1b or \u{202e}. */
+export function visible(s: string): string {
+  return s.replace(ODD, escapeOdd);
+}
+
+/** Around the caret, a long source line shows this many characters each side (… marks a cut). */
+const WINDOW = 60;
+
 function excerpt(lines: string[], span: Span): string[] {
   const src = lines[span.line - 1];
   if (src === undefined) return [];
-  const text = src.replace(/\t/g, " ");
-  const end = span.endLine === span.line ? span.endCol : text.length + 1;
-  const width = Math.max(1, Math.min(end, text.length + 1) - span.col);
+  const start = span.col - 1;
+  const end = Math.max(start + 1, span.endLine === span.line ? span.endCol - 1 : src.length);
+  // How one character of the line is shown: tabs as one space, odd characters escaped.
+  const shown = (i: number): string => {
+    const c = src[i]!;
+    if (c >= "\ud800" && c <= "\udbff" && src[i + 1]! >= "\udc00" && src[i + 1]! <= "\udfff") return c + src[i + 1]!;
+    return c === "\t" ? " " : c.replace(ODD, escapeOdd);
+  };
+  // The characters shown: a short plain line whole, else about WINDOW shown characters each side of the caret.
+  let from = 0;
+  let to = src.length;
+  if (src.length > 2 * WINDOW + 30 || src.search(ODD) >= 0) {
+    from = Math.min(start, src.length);
+    for (let w = 0; from > 0 && w < WINDOW; ) w += shown(--from).length;
+    to = from;
+    for (let w = 0; to < src.length && (to < start || w < WINDOW); to++) if (to >= start) w += shown(to).length;
+  }
+  if (from > 0 && src[from]! >= "\udc00" && src[from]! <= "\udfff") from++; // not half a pair
+  let text = from > 0 ? "…" : "";
+  const at: number[] = [];
+  for (let i = from; i < to; i++) {
+    at.push(text.length);
+    const c = shown(i);
+    text += c;
+    if (c.length === 2 && c[1]! >= "\udc00" && c[1]! <= "\udfff" && i + 1 < to) at.push(text.length - 1), i++;
+  }
+  at.push(text.length);
+  if (to < src.length) text += "…";
+  const col = (i: number) => at[Math.min(Math.max(i, from), to) - from]!;
+  const caret = col(start) + (start > to ? start - to : 0);
+  const width = Math.max(1, col(Math.min(end, to)) - col(start));
   const gutter = String(span.line).length;
   const pad = " ".repeat(gutter);
-  return [`${span.line} | ${text}`, `${pad} | ${" ".repeat(span.col - 1)}${"^".repeat(width)}`];
+  return [`${span.line} | ${text}`, `${pad} | ${" ".repeat(caret)}${"^".repeat(width)}`];
 }
 
 /**
@@ -159,16 +210,20 @@ function excerpt(lines: string[], span: Span): string[] {
  */
 function formatDiagnostic(d: Diagnostic, file: string, lines: string[]): string {
   const o = d.span.docker;
-  const out = o ? [`${o.source}: ${describeDockerObject(o)}: ${d.severity}: ${d.message}`] : [`${file}:${d.span.line}:${d.span.col}: ${d.severity}: ${d.message}`, ...excerpt(lines, d.span)];
+  // Messages quote the policy's words, which may hold anything: escaped like the source lines.
+  const message = visible(d.message);
+  const out = o ? [`${o.source}: ${describeDockerObject(o)}: ${d.severity}: ${message}`] : d.span.option ? [`dockwall: ${d.span.option}: ${d.severity}: ${message}`] : [`${file}:${d.span.line}:${d.span.col}: ${d.severity}: ${message}`, ...excerpt(lines, d.span)];
   const gutter = " ".repeat(String(d.span.line).length);
-  if (d.help) out.push(`${gutter} = help: ${d.help}`);
+  if (d.help) out.push(`${gutter} = help: ${visible(d.help)}`);
   for (const n of d.notes) {
     if (n.span?.docker) {
-      out.push(`${n.span.docker.source}: ${describeDockerObject(n.span.docker)}: note: ${n.message}`);
+      out.push(`${n.span.docker.source}: ${describeDockerObject(n.span.docker)}: note: ${visible(n.message)}`);
+    } else if (n.span?.option) {
+      out.push(`dockwall: ${n.span.option}: note: ${visible(n.message)}`);
     } else if (n.span) {
-      out.push(`${file}:${n.span.line}:${n.span.col}: note: ${n.message}`, ...excerpt(lines, n.span));
+      out.push(`${file}:${n.span.line}:${n.span.col}: note: ${visible(n.message)}`, ...excerpt(lines, n.span));
     } else {
-      out.push(`${gutter} = note: ${n.message}`);
+      out.push(`${gutter} = note: ${visible(n.message)}`);
     }
   }
   return out.join("\n");
@@ -176,7 +231,8 @@ function formatDiagnostic(d: Diagnostic, file: string, lines: string[]): string 
 
 export function formatDiagnostics(ds: readonly Diagnostic[], file: string, text: string): string {
   // The file is split into lines once, not once per diagnostic (a big policy may have thousands).
-  const lines = ds.length ? text.split("\n") : [];
+  // Lines end where the lexer counts them: at \n, \r\n and a lone \r.
+  const lines = ds.length ? text.split(/\r\n?|\n/) : [];
   return ds.map((d) => formatDiagnostic(d, file, lines) + "\n").join("");
 }
 

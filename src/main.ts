@@ -9,7 +9,7 @@
 // Nothing that depends on the process (arguments, environment, terminal, working directory)
 // may be read at module load: in the snapshot that would be the build's.
 import { execFileSync, spawn } from "node:child_process";
-import { fstatSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync, unlinkSync } from "node:fs";
+import { fstatSync, mkdirSync, readFileSync, renameSync, statSync, statfsSync, writeFileSync, unlinkSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { startupSnapshot } from "node:v8";
 import { EXIT, run } from "./cli.js";
@@ -26,8 +26,33 @@ function writeAtomically(path: string, text: string): void {
     } catch {
       /* nothing to clean */
     }
-    throw e;
+    throw new Error(whyNotWritten(path, e as NodeJS.ErrnoException));
   }
+}
+
+/** Why `path` could not be written, in terms of `path` and its directory, never the temporary file beside it. */
+function whyNotWritten(path: string, e: NodeJS.ErrnoException): string {
+  const dir = dirname(path);
+  try {
+    if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
+  } catch {
+    return `there is no directory ${dir}`;
+  }
+  try {
+    if (statSync(path).isDirectory()) return `it is a directory`;
+  } catch {
+    /* not there yet */
+  }
+  const kernel: Record<number, string> = { 0x9fa0: "proc", 0x62656572: "sysfs", 0x1cd1: "devpts", 0x64626720: "debugfs", 0x73636673: "securityfs", 0x27e0eb: "cgroup", 0x63677270: "cgroup2" };
+  try {
+    const fs = kernel[Number(statfsSync(dir).type)];
+    if (fs) return `${dir} is the kernel's ${fs} file system, where no file can be created`;
+  } catch {
+    /* no statfs: say what the system said */
+  }
+  // "EACCES: permission denied, open '/etc/.x.dockwall-1'" → "permission denied (in /etc)".
+  const cause = /^[A-Z0-9_]+: ([^,]+)/.exec(e.message)?.[1] ?? e.message;
+  return `${cause} (in ${dir})`;
 }
 
 /** One line from the terminal within `ms` (the listener is set up on first use). */

@@ -49,7 +49,7 @@ export function parse(text: string, onStatement?: (st: Statement) => void): Pars
   for (const e of lexed.errors) {
     const ch = text.substr(e.offset, e.length);
     const span = { line: e.line ?? 1, col: e.column ?? 1, endLine: e.line ?? 1, endCol: (e.column ?? 1) + Math.max(1, e.length) };
-    problems.error("syntax", span, `unexpected character${e.length > 1 ? "s" : ""} '${ch}'`, {
+    problems.error("syntax", span, `unexpected character${e.length > 1 ? "s" : ""} '${ch.length > 20 ? ch.slice(0, 20) + "…" : ch}'`, {
       help: /[^\x00-\x7f]/.test(ch) ? `names and values are plain ASCII; check for a pasted typographic character` : undefined,
     });
   }
@@ -75,8 +75,19 @@ export function parse(text: string, onStatement?: (st: Statement) => void): Pars
     }
     problems.error("syntax", where(e, last), e.message, { help });
   }
+  // Garbage (a binary file, the wrong file) would give an error every few bytes: the first
+  // ones say enough.
+  if (problems.items.length > MAX_SYNTAX_ERRORS) {
+    const more = problems.items.length - MAX_SYNTAX_ERRORS;
+    problems.items.length = MAX_SYNTAX_ERRORS;
+    problems.omitted = more;
+    problems.items.at(-1)!.notes.push({ message: `${more} more syntax error${more === 1 ? "" : "s"} not shown: dockwall stops after ${MAX_SYNTAX_ERRORS} (is this a dockwall policy?)` });
+  }
   return { statements: problems.hasErrors ? undefined : statements, problems };
 }
+
+/** Syntax errors reported at most; the rest are counted. */
+export const MAX_SYNTAX_ERRORS = 50;
 
 /** About this many characters are lexed at once (whole lines: no token spans a line break). */
 const CHUNK = 8192;

@@ -6,7 +6,7 @@ import { makeContext, type Check } from "./context.js";
 import { duplicateNames, references } from "./names.js";
 import { networkShape, overlappingSubnets } from "./networks.js";
 import { containerAddresses, publishedPorts } from "./containers.js";
-import { allowTargets, forwardZones, ruleFamilies } from "./rules.js";
+import { allowTargets, duplicateAllows, forwardZones, ruleFamilies } from "./rules.js";
 import { daemonSettings, unallowedPorts } from "./warnings.js";
 
 export const checks: [string, Check][] = [
@@ -17,6 +17,7 @@ export const checks: [string, Check][] = [
   ["container addresses", containerAddresses],
   ["published ports", publishedPorts],
   ["allow targets", allowTargets],
+  ["duplicate allows", duplicateAllows],
   ["rule families", ruleFamilies],
   ["forward zones", forwardZones],
   ["daemon settings", daemonSettings],

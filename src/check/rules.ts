@@ -52,6 +52,34 @@ export const allowTargets: Check = (ctx) => {
 };
 
 /**
+ * An allow target that an earlier allow already names with the same zones and sources: its
+ * rule is written once (policy/owned.ts), and the repeat is warned about.
+ */
+export const duplicateAllows: Check = (ctx) => {
+  const first = new Map<string, Span>();
+  const allows = ctx.policy.allows;
+  for (let i = 0; i < allows.length; i++) {
+    const a = allows[i]!;
+    const who = `${a.zones.map((z) => z.name).join(", ")}${a.sources.length ? ` from ${a.sources.map((s) => addressText(s.value)).join(", ")}` : ""}`;
+    for (let k = 0; k < a.written.length; k++) {
+      const w = a.written[k]!;
+      const r = w.value;
+      const target = `${r.name}${r.ports ? `:${r.ports.from === r.ports.to ? r.ports.from : `${r.ports.from}-${r.ports.to}`}` : ""}${r.proto ? `/${r.proto}` : ""}`;
+      const key = `${who} to ${target}`;
+      const prev = first.get(key);
+      if (!prev) {
+        first.set(key, w.span);
+        continue;
+      }
+      ctx.problems.warning("duplicate-allow", w.span, `'allow ${key}' repeats an earlier allow (same zones, sources and target); its rule is written once`, {
+        help: `remove this one`,
+        notes: [{ message: `first allowed here`, span: prev }],
+      });
+    }
+  }
+};
+
+/**
  * An allow that names only ports published on a loopback address (127.0.0.1, ::1, or the
  * network's `host-binding`): allow rules are for connections from outside the host, which
  * never reach those (dockwall closes the 127.0.0.1 routing leak), so it opens nothing.

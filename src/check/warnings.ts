@@ -1,14 +1,16 @@
 // Things that are legal but probably not what the user wants (exit 0, printed as warnings).
 import type { Check } from "./context.js";
 import { bindAddress, bindings, isLoopback, publishingNetwork } from "../model/derive.js";
-import { startOfFile } from "../diagnostics.js";
-import { layoutFor, layouts, NEWEST } from "../docker/layouts.js";
+import { closest, startOfFile } from "../diagnostics.js";
+import { knownRelease, layoutFor, layouts, NEWEST } from "../docker/layouts.js";
 import type { TargetSpec } from "../model/values.js";
 
 export const unallowedPorts: Check = (ctx) => {
   const d = ctx.policy.docker;
   if (d.published !== "closed") return;
   const targets = targetsByContainer(ctx);
+  // The help names a zone the policy has (the first declared), or says ZONE.
+  const zone = ctx.policy.zones.find((z) => z.name !== "any")?.name;
   const containers = ctx.policy.containers;
   for (let i = 0; i < containers.length; i++) {
     const c = containers[i]!;
@@ -27,24 +29,35 @@ export const unallowedPorts: Check = (ctx) => {
       }
       if (!covered) {
         ctx.problems.warning("unreachable-port", p.span, `no allow names ${c.name}:${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}, so it is unreachable from outside the host (published closed)`, {
-          help: `add e.g. 'allow lan to ${c.name}:${p.spec.host.from}${p.spec.proto === "udp" ? "/udp" : ""};', or set 'published open;' in the docker block for Docker's behaviour`,
+          help: `add e.g. 'allow ${zone ?? "ZONE"} to ${c.name}:${p.spec.host.from}${p.spec.proto === "udp" ? "/udp" : ""};'${zone ? "" : " (ZONE: any, or a zone you declare)"}, or set 'published open;' in the docker block for Docker's behaviour`,
         });
       }
     }
   }
 };
 
-/** Every allow target, by container name. */
+/**
+ * Every allow target, by container name. A target that names no container (a typo, reported
+ * where it is written) counts for the container it was probably meant for, so that one mistake
+ * is not also a warning about the ports it meant.
+ */
 function targetsByContainer(ctx: Parameters<Check>[0]): Map<string, TargetSpec[]> {
   const m = new Map<string, TargetSpec[]>();
+  const add = (t: TargetSpec) => {
+    const list = m.get(t.container);
+    if (list) list.push(t);
+    else m.set(t.container, [t]);
+  };
   const allows = ctx.policy.allows;
   for (let i = 0; i < allows.length; i++) {
     const targets = allows[i]!.targets;
-    for (let k = 0; k < targets.length; k++) {
-      const t = targets[k]!.value;
-      const list = m.get(t.container);
-      if (list) list.push(t);
-      else m.set(t.container, [t]);
+    for (let k = 0; k < targets.length; k++) add(targets[k]!.value);
+    const written = allows[i]!.written;
+    for (let k = 0; k < written.length; k++) {
+      const w = written[k]!.value;
+      if (w.service || ctx.containers.has(w.name)) continue;
+      const meant = closest(w.name, ctx.containers.keys());
+      if (meant) add({ container: meant, ports: w.ports ?? { from: 1, to: 65535 }, proto: w.proto });
     }
   }
   return m;
@@ -75,9 +88,22 @@ export const daemonSettings: Check = (ctx) => {
   } else {
     // The supported range is the layouts' (src/docker/layouts.ts): one place says it.
     const v = d.version.value;
-    if (v.major < 20 || (v.major === 20 && v.minor !== undefined && v.minor < 10) || !layoutFor(v)) {
+    const known = knownRelease(v);
+    if (known && "gap" in known) {
+      const first = (r: { major: number; minor?: number }) => `${r.major}.${r.major === 20 ? 10 : 0}`;
+      ctx.problems.error("bad-version", d.version.span, `there was no Docker ${v.major}: after ${first(known.before)} came ${first(known.after)}`, {
+        help: d.version.span.option
+          ? `give the release this host runs ('dockerd --version' tells), e.g. --docker-version ${first(known.before)} or --docker-version ${first(known.after)}`
+          : `write the release this host runs ('dockerd --version' tells), e.g. version ${first(known.before)}; or version ${first(known.after)};`,
+      });
+    } else if (v.major < 20 || (v.major === 20 && v.minor !== undefined && v.minor < 10) || !layoutFor(v)) {
       ctx.problems.error("bad-version", d.version.span, `Docker ${v.text} is not supported`, {
         help: `dockwall knows the chain layouts of dockerd ${layouts.map((l) => l.covers).join(", ")}`,
+      });
+    } else if (known && "newer" in known) {
+      const r = known.newer.text;
+      ctx.problems.warning("newer-version", d.version.span, `Docker ${v.text} is newer than the newest ${known.newer.major === NEWEST.major ? "" : `${known.newer.major}.x `}release dockwall knows (${r}); reproducing ${r}'s chains`, {
+        help: `check the release with 'dockerd --version'; if this dockerd writes other chains than ${r}, a newer dockwall may know them`,
       });
     }
   }

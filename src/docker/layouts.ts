@@ -33,6 +33,24 @@ export function effectiveVersion(v: Version | undefined): Version {
   return v;
 }
 
+/**
+ * What dockwall knows of a release as written: `gap` for a major Docker never released
+ * (21, 22: after 20.10 came 23.0), `newer` with the release it reproduces for one past the
+ * newest dockwall knows of its major (29.8 → 29.7.2), else nothing to say.
+ */
+export function knownRelease(v: Version): { gap: true; before: Version; after: Version } | { newer: Version } | undefined {
+  const newest = NEWEST_OF[v.major];
+  if (!newest) {
+    const majors = Object.keys(NEWEST_OF).map(Number);
+    const before = majors.filter((m) => m < v.major).at(-1);
+    const after = majors.find((m) => m > v.major);
+    return before !== undefined && after !== undefined ? { gap: true, before: NEWEST_OF[before]!, after: NEWEST_OF[after]! } : undefined;
+  }
+  if (v.minor === undefined) return undefined;
+  const newer = v.minor > newest.minor! || (v.minor === newest.minor && v.patch !== undefined && v.patch > newest.patch!);
+  return newer ? { newer: newest } : undefined;
+}
+
 export function layoutFor(v: Version | undefined): Layout | undefined {
   const e = effectiveVersion(v);
   return layouts.find((l) => l.matches(e));

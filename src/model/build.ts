@@ -8,7 +8,7 @@ import type {
   Network, Policy, Zone,
 } from "./types.js";
 import {
-  checkInterfaceName, DOCKER_NAME_RE, isError, networkOf, NAME_RE, parseAddressSpec, parseCidr, parseIp, parsePortRange, parsePublish,
+  checkInterfaceName, DOCKER_NAME_RE, formatIp, formatNetwork, isError, networkOf, NAME_RE, parseAddressSpec, parseCidr, parseIp, parsePortRange, parsePublish,
   parseSwitch, parseTarget, parseVersion, type AddressSpec, type Ip, type TargetRef, type ValueError,
 } from "./values.js";
 
@@ -84,10 +84,24 @@ class Builder {
     const out: Located<AddressSpec>[] = [];
     if (!list) return out;
     for (let i = 0; i < list.items.length; i++) {
-      const v = this.value(list.items[i]!, parseAddressSpec);
+      const v = this.source(list.items[i]!);
       if (v) out.push(v);
     }
     return out.slice();
+  }
+
+  /** A source address; `192.168.1.7/24` is read as its network, and warned about: the one host may have been meant. */
+  source(t: IToken): Located<AddressSpec> | undefined {
+    const v = this.value(t, parseAddressSpec);
+    if (v && v.value.kind === "cidr" && v.value.cidr.explicitPrefix && networkOf(v.value.cidr) !== v.value.cidr.value) {
+      const c = v.value.cidr;
+      const net = formatNetwork(c);
+      const host = formatIp(c);
+      this.problems.warning("host-bits", v.span, `${t.image} has host bits set; it is read as the network ${net}`, {
+        help: `write ${net} for the whole network, or ${host} (${host}/${c.family === 4 ? 32 : 128}) for the one host`,
+      });
+    }
+    return v;
   }
 
   switchOf(ctx: SettingContext): boolean | undefined {
@@ -227,7 +241,7 @@ const zoneSettings: Record<string, SettingDef<Zone>> = {
     repeatable: true,
     handler: (z, ctx, b) => {
       for (const t of ctx.groups[0]!) {
-        const v = b.value(t, (s) => parseAddressSpec(s));
+        const v = b.source(t);
         if (v) z.sources.push(v);
       }
     },

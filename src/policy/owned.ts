@@ -54,14 +54,28 @@ function indexAllows(p: Policy): AllowIndex {
   return m;
 }
 
-/** The allow rules that name this published port, each once, in source order. */
+/** Who an allow lets in (its zones and sources, as written): two allows alike give the same rules. */
+const whoKeys = new WeakMap<AllowRule, string>();
+function whoOf(a: AllowRule): string {
+  let k = whoKeys.get(a);
+  if (k === undefined) {
+    const src = a.sources.map((s) => (s.value.kind === "cidr" ? `${s.value.cidr.value}/${s.value.cidr.prefix}` : `${s.value.range.from}-${s.value.range.to}`));
+    whoKeys.set(a, (k = `${a.zones.map((z) => z.name).join(",")}|${src.join(",")}`));
+  }
+  return k;
+}
+
+/** The allow rules that name this published port, each once, in source order; an allow like an earlier one (a repeat) is left out. */
 function allowedBy(index: AllowIndex, container: string, port: number, proto: string): AllowRule[] {
   const out: AllowRule[] = [];
   const named = index.get(container);
   if (!named) return out;
   for (let i = 0; i < named.length; i++) {
     const { allow, target: t } = named[i]!;
-    if (t.ports.from <= port && port <= t.ports.to && (!t.proto || t.proto === proto) && out.at(-1) !== allow) out.push(allow);
+    if (t.ports.from <= port && port <= t.ports.to && (!t.proto || t.proto === proto) && out.at(-1) !== allow) {
+      if (out.length > 0 && out.some((o) => whoOf(o) === whoOf(allow))) continue;
+      out.push(allow);
+    }
   }
   return out;
 }

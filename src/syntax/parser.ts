@@ -18,7 +18,7 @@ import type { Block, DockerStatement, FromToStatement, HostAllow, HostStatement,
 import * as T from "./tokens.js";
 
 function tokenText(t: IToken): string {
-  return t.tokenType.name === "EOF" ? "end of file" : `'${t.image}'`;
+  return t.tokenType.name === "EOF" ? "end of file" : `'${t.image.length > 40 ? t.image.slice(0, 40) + "…" : t.image}'`;
 }
 
 const errorMessages: IParserErrorMessageProvider = {

@@ -84,6 +84,20 @@ zone wan { interface eth0’; }
 `,
   },
   {
+    name: "control bytes in the policy are shown escaped, in the source line and in the message",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1\x1b[2J\x07; }
+`,
+    exit: 2,
+    expected: `p.dw:2:26: error: unexpected character '\\x1b'
+2 | zone lan { interface eth1\\x1b[2J\\x07; }
+  |                          ^^^^
+p.dw:2:30: error: unexpected character '\\x07'
+2 | zone lan { interface eth1\\x1b[2J\\x07; }
+  |                                 ^^^^
+`,
+  },
+  {
     name: "unknown network, with suggestion",
     input: `docker { version 20.10; userland-proxy off; published open; }
 network app { bridge br-app; subnet 172.20.0.0/16; }
@@ -680,6 +694,63 @@ p.dw:3:11: note: 'b' is declared here
 `,
   },
   {
+    name: "a source with host bits set: the network it means, or the one host?",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; from 192.168.1.7/24; }
+host { allow lan from 192.168.1.9/30 tcp 22; }
+`,
+    exit: 0,
+    expected: `p.dw:2:33: warning: 192.168.1.7/24 has host bits set; it is read as the network 192.168.1.0/24
+2 | zone lan { interface eth1; from 192.168.1.7/24; }
+  |                                 ^^^^^^^^^^^^^^
+  = help: write 192.168.1.0/24 for the whole network, or 192.168.1.7 (192.168.1.7/32) for the one host
+p.dw:3:23: warning: 192.168.1.9/30 has host bits set; it is read as the network 192.168.1.8/30
+3 | host { allow lan from 192.168.1.9/30 tcp 22; }
+  |                       ^^^^^^^^^^^^^^
+  = help: write 192.168.1.8/30 for the whole network, or 192.168.1.9 (192.168.1.9/32) for the one host
+`,
+  },
+  {
+    name: "an allow repeated (same zones, sources and target): a warning at the second, pointing at the first",
+    input: `docker { version 20.10; userland-proxy off; }
+zone lan { interface eth1; }
+container web { network bridge 172.17.0.2; publish 8080:80, 8443:443; }
+allow lan to web:8080, web:8443;
+allow lan to web:8080;
+`,
+    exit: 0,
+    expected: `p.dw:5:14: warning: 'allow lan to web:8080' repeats an earlier allow (same zones, sources and target); its rule is written once
+5 | allow lan to web:8080;
+  |              ^^^^^^^^
+  = help: remove this one
+p.dw:4:14: note: first allowed here
+4 | allow lan to web:8080, web:8443;
+  |              ^^^^^^^^
+`,
+  },
+  {
+    name: "a release newer than any dockwall knows: which release's chains are written",
+    input: `docker { version 29.8; userland-proxy off; published open; }
+`,
+    exit: 0,
+    expected: `p.dw:1:18: warning: Docker 29.8 is newer than the newest release dockwall knows (29.7.2); reproducing 29.7.2's chains
+1 | docker { version 29.8; userland-proxy off; published open; }
+  |                  ^^^^
+  = help: check the release with 'dockerd --version'; if this dockerd writes other chains than 29.7.2, a newer dockwall may know them
+`,
+  },
+  {
+    name: "a Docker major that never existed (21, 22)",
+    input: `docker { version 21; userland-proxy off; published open; }
+`,
+    exit: 2,
+    expected: `p.dw:1:18: error: there was no Docker 21: after 20.10 came 23.0
+1 | docker { version 21; userland-proxy off; published open; }
+  |                  ^^
+  = help: write the release this host runs ('dockerd --version' tells), e.g. version 20.10; or version 23.0;
+`,
+  },
+  {
     name: "published port that no allow names",
     input: `docker { version 20.10; userland-proxy off; }
 container web { network bridge 172.17.0.2; publish 8080:80; }
@@ -688,7 +759,20 @@ container web { network bridge 172.17.0.2; publish 8080:80; }
     expected: `p.dw:2:52: warning: no allow names web:8080/tcp, so it is unreachable from outside the host (published closed)
 2 | container web { network bridge 172.17.0.2; publish 8080:80; }
   |                                                    ^^^^^^^
-  = help: add e.g. 'allow lan to web:8080;', or set 'published open;' in the docker block for Docker's behaviour
+  = help: add e.g. 'allow ZONE to web:8080;' (ZONE: any, or a zone you declare), or set 'published open;' in the docker block for Docker's behaviour
+`,
+  },
+  {
+    name: "published port that no allow names, in a policy whose zones have other names than lan",
+    input: `docker { version 20.10; userland-proxy off; }
+zone office { interface eth1; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+`,
+    exit: 0,
+    expected: `p.dw:3:52: warning: no allow names web:8080/tcp, so it is unreachable from outside the host (published closed)
+3 | container web { network bridge 172.17.0.2; publish 8080:80; }
+  |                                                    ^^^^^^^
+  = help: add e.g. 'allow office to web:8080;', or set 'published open;' in the docker block for Docker's behaviour
 `,
   },
   {
@@ -1005,6 +1089,19 @@ container web { network bridge 172.17.0.9; publish 8080:80; }
   |                 ^^^^^^^^^^^^^^^^^^^^^^^^^^
   = help: remove or correct the network lines, or leave them out and let the facts give them
 host.json: container 'web' (b50a5ada9129): note: what Docker has
+`,
+  },
+  {
+    name: "facts: a typo in an allow's target is one warning, not also one about the port it meant",
+    input: `docker { version 20.10; userland-proxy off; }
+allow any to wbe:8080;
+`,
+    facts: publishTcp,
+    exit: 0,
+    expected: `p.dw:2:14: warning: no running container is called 'wbe': this allow takes effect when one runs
+2 | allow any to wbe:8080;
+  |              ^^^
+  = help: did you mean 'web'?
 `,
   },
   {

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -36,6 +36,30 @@ describe("in process", () => {
     expect(io.err.join("")).toContain("out.ferm was not written");
   });
 
+  test("check's summary only counts (check writes nothing anyway); compile's says nothing was written", async () => {
+    const io = memoryIo({ "p.dw": bad });
+    expect(await run(["check", "p.dw"], io)).toBe(2);
+    expect(io.err.join("")).toMatch(/\ndockwall: 1 error\n$/);
+    const io2 = memoryIo({ "p.dw": bad });
+    expect(await run(["compile", "p.dw"], io2)).toBe(2);
+    expect(io2.err.join("")).toMatch(/\ndockwall: 1 error; nothing was written\n$/);
+  });
+
+  test("compile --diff with -o is refused (--diff writes no file), before anything is read", async () => {
+    const io = memoryIo({ "p.dw": good });
+    expect(await run(["compile", "p.dw", "--diff", "-o", "out.ferm"], io)).toBe(2);
+    expect(io.err.join("")).toBe("dockwall: -o cannot go with --diff: --diff shows what loading the rules would change and writes no file; compile with -o out.ferm and run 'dockwall diff p.dw' separately\n");
+    expect(io.files.has("out.ferm")).toBe(false);
+    expect(io.out).toEqual([]);
+  });
+
+  test("an allow repeated is written once: the output is the policy's without the repeat", async () => {
+    const io = memoryIo({ "p.dw": good + "allow lan to web:8080;\n" });
+    expect(await run(["compile", "p.dw", "-f", "iptables"], io)).toBe(0);
+    expect(io.out.join("")).toBe(compile(good, { file: "p.dw", format: "iptables" }).output);
+    expect(io.out.join("").match(/--ctorigdstport 8080 -j RETURN/g)).toHaveLength(1);
+  });
+
   test("policy from standard input", async () => {
     const io = memoryIo({ "-": good });
     expect(await run(["check", "-"], io)).toBe(0);
@@ -56,6 +80,25 @@ describe("in process", () => {
       expect(await run(argv, io), argv.join(" ")).toBe(2);
       expect(io.err.join(""), argv.join(" ")).toMatch(/^dockwall: /);
     }
+  });
+
+  test("usage mistakes get dockwall's own words, not yargs' (missing POLICY, unknown option, bad choice, missing value, conflicts)", async () => {
+    const said = async (argv: string[]) => {
+      const io = memoryIo({ "p.dw": good });
+      expect(await run(argv, io), argv.join(" ")).toBe(2);
+      return io.err.join("");
+    };
+    const usage = "Run 'dockwall --help' for usage.\n";
+    expect(await said(["check"])).toBe(`dockwall: check needs the policy: dockwall check POLICY (a .dw file, or - for standard input)\n${usage}`);
+    expect(await said(["watch"])).toBe(`dockwall: watch needs the policy: dockwall watch POLICY (a .dw file, or - for standard input)\n${usage}`);
+    expect(await said(["compile", "p.dw", "--bogus"])).toBe(`dockwall: unknown option --bogus\n${usage}`);
+    expect(await said(["compile", "p.dw", "extra.dw"])).toBe(`dockwall: compile takes one policy; 'extra.dw' is one too many\n${usage}`);
+    expect(await said(["frobnicate"])).toBe(`dockwall: unknown command 'frobnicate'; the commands are compile, diff, check, apply, confirm, rollback, watch, facts and init\n${usage}`);
+    expect(await said([])).toBe(`dockwall: name a command: compile, diff, check, apply, confirm, rollback, watch, facts or init\n${usage}`);
+    expect(await said(["compile", "p.dw", "--format", "nft"])).toBe(`dockwall: --format takes ferm, iptables or ip6tables, not 'nft'\n${usage}`);
+    expect(await said(["compile", "p.dw", "-o"])).toBe(`dockwall: -o needs a value\n${usage}`);
+    expect(await said(["check", "p.dw", "--docker", "--facts", "x.json"])).toBe(`dockwall: --docker and --facts cannot go together: take Docker's facts from the daemon or from a file\n${usage}`);
+    for (const argv of [["check"], ["compile", "p.dw", "--bogus"], ["compile", "p.dw", "--format", "nft"], ["compile", "p.dw", "-o"]]) expect(await said(argv)).not.toMatch(/non-option|Unknown argument|Invalid values|Not enough arguments|mutually exclusive/);
   });
 
   test("--help lists every command and the exit codes; --version prints the version", async () => {
@@ -101,6 +144,20 @@ describe.each([
     expect(r.stderr.split("\n")[0]).toBe("bad.dw:2:41: error: '300' in IPv4 address '172.17.0.300': each part must be 0 to 255");
     expect(r.stderr.split("\n")[1]).toBe("2 | container web { network bridge 172.17.0.300; }");
     expect(r.stderr.split("\n")[2]).toBe("  |                                         ^^^");
+  });
+
+  test("-o where no file can be written: the file named and the real cause, not the temporary file's", () => {
+    writeFileSync(join(dir, "good.dw"), good);
+    const proc = sh(["compile", "good.dw", "-o", "/proc/version"]);
+    expect(proc.status).toBe(2);
+    expect(proc.stderr).toBe("dockwall: cannot write /proc/version: /proc is the kernel's proc file system, where no file can be created\n");
+    const none = sh(["compile", "good.dw", "-o", "no-such-dir/out.ferm"]);
+    expect(none.status).toBe(2);
+    expect(none.stderr).toBe("dockwall: cannot write no-such-dir/out.ferm: there is no directory no-such-dir\n");
+    const isDir = sh(["compile", "good.dw", "-o", "."]);
+    expect(isDir.status).toBe(2);
+    expect(isDir.stderr).toBe("dockwall: cannot write .: it is a directory\n");
+    expect(readdirSync(dir).filter((f) => f.includes(".dockwall-"))).toEqual([]);
   });
 
   test("-o replaces the file whole (paths relative to the working directory)", () => {

@@ -76,6 +76,32 @@ describe("dockwall compile --docker-version", () => {
     expect(io.out).toEqual([]);
   });
 
+  test("a release no layout covers: the error names --docker-version, not the policy's version line", async () => {
+    const io = memoryIo({ "p.dw": policy.replace("docker {", "docker { version 20.10;") });
+    expect(await run(["compile", "p.dw", "--docker-version", "99"], io)).toBe(2);
+    expect(io.err.join("")).toBe(
+      "dockwall: --docker-version 99: error: Docker 99 is not supported\n" +
+        "  = help: dockwall knows the chain layouts of dockerd 20.10 – 26.1, 27.0 – 27.5, 28.0.0, 28.0.1 – 28.5, 29.0 – 29.7\n" +
+        "dockwall: 1 error; nothing was written\n",
+    );
+  });
+
+  test("auto: a release the daemon gives that is newer than any dockwall knows is a warning naming --docker-version auto", async () => {
+    const io = memoryIo({ "p.dw": policy }, { dockerVersion: async () => "29.9.1" });
+    expect(await run(["check", "p.dw", "--docker-version", "auto"], io)).toBe(0);
+    expect(io.err.join("")).toMatch(/^dockwall: --docker-version auto \(the running dockerd's 29\.9\.1\): warning: Docker 29\.9\.1 is newer than the newest release dockwall knows \(29\.7\.2\); reproducing 29\.7\.2's chains\n/);
+  });
+
+  test("a major Docker never released, given as --docker-version: the error and its help speak of the option", async () => {
+    const io = memoryIo({ "p.dw": policy });
+    expect(await run(["check", "p.dw", "--docker-version", "22"], io)).toBe(2);
+    expect(io.err.join("")).toBe(
+      "dockwall: --docker-version 22: error: there was no Docker 22: after 20.10 came 23.0\n" +
+        "  = help: give the release this host runs ('dockerd --version' tells), e.g. --docker-version 20.10 or --docker-version 23.0\n" +
+        "dockwall: 1 error\n",
+    );
+  });
+
   test("nonsense is refused", async () => {
     const io = memoryIo({ "p.dw": policy });
     expect(await run(["compile", "p.dw", "--docker-version", "latest"], io)).toBe(2);
