@@ -2,10 +2,10 @@
 // the parser itself (Chevrotain's createSyntaxDiagramsCode). `npm run grammar`.
 import { writeFileSync } from "node:fs";
 import { createSyntaxDiagramsCode } from "chevrotain";
-import { parser } from "../src/syntax/parser.js";
+import { recoveringParser } from "../src/syntax/parser.js";
 
 export function diagramsHtml(): string {
-  return createSyntaxDiagramsCode(parser.getSerializedGastProductions());
+  return createSyntaxDiagramsCode(recoveringParser().getSerializedGastProductions());
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

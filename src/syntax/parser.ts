@@ -210,5 +210,7 @@ export const parsers = {
     return (recovering ??= new PolicyParser({ recover: true }));
   },
 };
-/** The recovering parser (for tools: railroad diagrams). */
-export const parser = parsers.recovering;
+/** The recovering parser, built when a tool asks (railroad diagrams), not when the module loads. */
+export function recoveringParser(): PolicyParser {
+  return parsers.recovering;
+}
