@@ -5,6 +5,7 @@
 // API's exact shape: clones of a real dockerd 20.10 container (test/facts/corpus/publish-tcp)
 // with their own names, ids, addresses on a few networks, published ports and start times.
 import { spawn } from "node:child_process";
+import { request } from "node:http";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -100,7 +101,7 @@ export function engineFacts(containers: number): EngineFacts {
 }
 
 /** GET /containers/json's entry for an inspected container (Engine API 1.41). */
-function summary(c: Json): Json {
+export function summary(c: Json): Json {
   return {
     Id: c.Id,
     Names: [c.Name],
@@ -141,6 +142,10 @@ export interface FakeEngine {
   pid: number;
   /** The CPU time (user + system) the server process has used so far, in ms (Linux: /proc). */
   cpuMs(): number;
+  /** The container runs from now on, and a `container start` event goes out (GET /events); resolves with how many streams it went to. */
+  start(container: Json): Promise<number>;
+  /** The container is gone, and a `container die` event goes out. */
+  die(id: string): Promise<number>;
   close(): void;
 }
 
@@ -159,6 +164,18 @@ export async function startFakeEngine(dir: string, answers: Record<string, unkno
     child.stdout.once("data", () => ok());
   });
   child.removeAllListeners("exit");
+  const post = (path: string, value: unknown) =>
+    new Promise<number>((ok, fail) => {
+      const body = Buffer.from(JSON.stringify(value));
+      const req = request({ socketPath: socket, path, method: "POST", agent: false, headers: { "Content-Type": "application/json", "Content-Length": body.length } }, (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (text += c));
+        res.on("end", () => (res.statusCode === 200 ? ok(Number((JSON.parse(text) as { streams: number }).streams)) : fail(new Error(`POST ${path}: HTTP ${res.statusCode} ${text}`))));
+      });
+      req.on("error", fail);
+      req.end(body);
+    });
   const ticks = 100; // USER_HZ: /proc/PID/stat counts CPU time in hundredths of a second
   return {
     dockerHost: `unix://${socket}`,
@@ -171,6 +188,8 @@ export async function startFakeEngine(dir: string, answers: Record<string, unkno
         return NaN;
       }
     },
+    start: (container) => post("/bench/start", { container, summary: summary(container) }),
+    die: (id) => post("/bench/die", { id }),
     close() {
       child.stdin.end(); // it exits when its stdin closes (also when the bench dies)
       child.kill();

@@ -46,6 +46,8 @@ export interface Command {
   argv: string[];
   input?: string;
   expectStatus?: number[];
+  /** Run before the command in each round, outside its time (e.g. a fresh namespace to load into). */
+  before?: () => void;
 }
 
 export interface MeasureOptions {
@@ -95,6 +97,7 @@ export function measureEach<K extends string>(commands: Record<K, Command>, opti
   const { used, rounds } = quietRounds(() => {
     const round = { ms: new Map<K, number>(), cpu: new Map<K, number>() };
     for (const k of keys) {
+      commands[k].before?.();
       const { argv, input, expectStatus = [0] } = commands[k];
       const withTime = timed ? [GNU_TIME, "-f", "%U %S %M", ...argv] : argv;
       const t0 = process.hrtime.bigint();

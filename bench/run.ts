@@ -13,6 +13,12 @@
 //    fake Engine API on a unix socket (bench/engine.ts), compile --facts of the same facts saved
 //    to a file, and dockwall facts alone, in the same rounds; the cost of reading the daemon is
 //    the median of each round's --docker minus --facts (BENCH_ONLY=engine: only this);
+//  - issue #16: dockwall apply of 2,000 containers beside iptables-restore + ip6tables-restore
+//    of the same rules, re-applied and into an empty namespace (bench/live.ts; BENCH_ONLY=apply);
+//  - issue #15: dockwall watch following the fake Engine API, from a start event to the rule in
+//    the kernel at 200 and 2,000 containers, beside the full-ruleset path, and a watcher's memory
+//    over 1,000 reconciles and its heap over 3,000 (bench/live.ts; BENCH_ONLY=watch); both need
+//    root (scratch namespaces);
 //  - CPU time (every thread) at 2,000 containers, and how much CPU the hypervisor took while
 //    the rounds ran: rounds with more than BENCH_MAX_STEAL percent (default 5) are run again.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -22,6 +28,7 @@ import { spawnSync } from "node:child_process";
 import { benchParseCheck } from "./parse-check.js";
 import { policyOf } from "./generate.js";
 import { engineAnswers, engineFacts, enginePolicy, startFakeEngine } from "./engine.js";
+import { benchApply, benchWatch, type Ctx } from "./live.js";
 import { difference, measure, measureEach, paired, withNetns, type Measure, type Rounds } from "./process.js";
 
 const root = resolve(new URL(".", import.meta.url).pathname, "..");
@@ -150,6 +157,28 @@ function engineTarget(e: EngineResult | undefined): string {
   );
 }
 
+/** Issues #16 and #15 (bench/live.ts): only as root, where scratch namespaces can be made. */
+const liveCtx: Ctx = { dir, bin, runs, bigRuns, maxSteal, noted: (what, r) => void quietness.push([what, r]) };
+const asRoot = process.getuid?.() === 0;
+async function liveSections(which: ("apply" | "watch")[]): Promise<string[]> {
+  const targets: string[] = [];
+  if (!asRoot) {
+    console.log(`\napply and watch: not measured (they load rules into scratch network namespaces: run as root)`);
+    return targets;
+  }
+  if (which.includes("apply")) {
+    const a = benchApply(liveCtx, 2000);
+    console.log(`\n${a.lines.join("\n")}`);
+    targets.push(a.target);
+  }
+  if (which.includes("watch")) {
+    const w = await benchWatch(liveCtx);
+    console.log(`\n${w.lines.join("\n")}`);
+    targets.push(w.target);
+  }
+  return targets;
+}
+
 const machine = `machine: ${cpus()[0]?.model ?? "?"} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
 
 try {
@@ -158,6 +187,14 @@ try {
     const e = await engineSection();
     console.log(`hypervisor steal during the rounds measured: ${quietness.map(([what, r]) => `${what} ${r.stealPct.toFixed(1)}% (${r.noisy} rounds measured again${r.contended ? ", NOT QUIET" : ""})`).join(", ")}`);
     console.log(`\ntarget at 2,000 containers: ${engineTarget(e)}`);
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(0);
+  }
+  if (process.env.BENCH_ONLY === "apply" || process.env.BENCH_ONLY === "watch") {
+    console.log(machine);
+    const targets = await liveSections([process.env.BENCH_ONLY]);
+    console.log(`hypervisor steal during the rounds measured: ${quietness.map(([what, r]) => `${what} ${r.stealPct.toFixed(1)}% (${r.noisy} set aside${r.contended ? ", NOT QUIET" : ""})`).join(", ")}`);
+    if (targets.length) console.log(`\ntargets: ${targets.join("; ")}`);
     rmSync(dir, { recursive: true, force: true });
     process.exit(0);
   }
@@ -247,6 +284,7 @@ try {
       `ferm ${cpu(big.fermTool)}, iptables-restore --test ${cpu(big.restore)}`,
   );
   const engine = await engineSection();
+  const liveTargets = await liveSections(["apply", "watch"]);
   const noisy = quietness.reduce((n, [, r]) => n + r.noisy, 0);
   const contended = quietness.filter(([, r]) => r.contended).map(([what]) => what);
   console.log(
@@ -260,7 +298,8 @@ try {
     `\ntargets at 2,000 containers${quietAt[2000] === false ? ` (NOT QUIET: the hypervisor took more than ${maxSteal}% of the CPU)` : ""}: compile ≥ 6× faster than ferm: ${ratioRounds(big.ferm, big.fermTool)} (${met(big.ferm && big.fermTool && ratioOf(big.ferm, big.fermTool)! >= 6)}); ` +
       `faster than iptables-restore --test: ${ratioRounds(big.iptables, big.restore)} (${met(big.iptables && big.restore && ratioOf(big.iptables, big.restore)! > 1)}); ` +
       `peak memory < 150 MB (compile, diff, --help, compile --docker, facts): ${peakMb.toFixed(0)} MB (${met(peakMb < 150)}); diff < 1 s: ${fmt(big.diff)} (${met(big.diff && big.diff.medianMs < 1000)}); ` +
-      `start-up < 120 ms: ${help.medianMs.toFixed(0)} ms (${met(help.medianMs < 120)}${help.rounds.contended ? ", NOT QUIET" : ""}); ${engineTarget(engine)}`,
+      `start-up < 120 ms: ${help.medianMs.toFixed(0)} ms (${met(help.medianMs < 120)}${help.rounds.contended ? ", NOT QUIET" : ""}); ${engineTarget(engine)}` +
+      liveTargets.map((t) => `; ${t}`).join(""),
   );
 } finally {
   rmSync(dir, { recursive: true, force: true });
