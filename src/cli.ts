@@ -13,6 +13,8 @@ import type { SystemIo } from "./apply/command.js";
 
 export interface DockerEngine {
   facts: () => Promise<Facts>;
+  /** Drops what the client kept of a container (an event about it), or of everything. */
+  forget: (id?: string) => void;
   events: (onEvent: (e: Record<string, unknown>) => void, onOpen: () => void) => { done: Promise<void>; close: () => void };
   close: () => void;
 }
@@ -473,6 +475,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       policyName: src.file,
       readPolicy: () => io.readFile(a.policy),
       facts: () => engine.facts(),
+      forget: (id) => engine.forget(id),
       events: (onEvent, onOpen) => engine.events(onEvent, onOpen),
       save: (f) => system.run(f === 4 ? "iptables-save" : "ip6tables-save", []),
       restore: (f, text, noflush) => void system.run(f === 4 ? "iptables-restore" : "ip6tables-restore", noflush ? ["--noflush"] : [], text),

@@ -188,6 +188,7 @@ function main(args: string[]): void {
           const e = await engine;
           return { raw: await e.facts(), source: e.endpoint.describe };
         },
+        forget: (id) => void engine.then((e) => e.forget(id), () => {}),
         events: (onEvent, onOpen) => {
           let close = () => {};
           const done = engine.then((e) => {

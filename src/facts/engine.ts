@@ -149,25 +149,60 @@ export class Engine {
     return { done, close: () => close() };
   }
 
+  /**
+   * Inspections kept between calls (a long-lived client: watch), by container id, with what
+   * the container list said of it then. A container is inspected again when the list says
+   * something else of it (its state, ports or addresses), or after forget(id) — an event
+   * about it — or forget() (the event stream was reopened: the daemon may have restarted).
+   */
+  private readonly inspected = new Map<string, { listed: string; object: unknown }>();
+  private version?: unknown;
+
+  forget(id?: string): void {
+    if (id === undefined) {
+      this.inspected.clear();
+      this.version = undefined;
+    } else this.inspected.delete(id);
+  }
+
+  /** What the container list says of a container that an inspection would show differently. */
+  private static listed(c: Record<string, unknown>): string {
+    const nets = (c.NetworkSettings as { Networks?: Record<string, { IPAddress?: unknown; GlobalIPv6Address?: unknown; NetworkID?: unknown }> } | undefined)?.Networks ?? {};
+    const addresses = Object.entries(nets).map(([n, e]) => [n, e?.NetworkID, e?.IPAddress, e?.GlobalIPv6Address]);
+    return JSON.stringify([c.State, c.Ports, addresses]);
+  }
+
   /** The daemon's networks, running containers (inspected) and version: the facts as `dockwall facts` writes them. */
   async facts(): Promise<RawFacts & { version: unknown }> {
-    const [version, networks, list] = await Promise.all([this.get("/version"), this.get("/networks"), this.get("/containers/json")]);
+    const [version, networks, list] = await Promise.all([this.version ?? this.get("/version"), this.get("/networks"), this.get("/containers/json")]);
+    this.version = version;
     if (!Array.isArray(networks)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /networks with something that is not a list`);
     if (!Array.isArray(list)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /containers/json with something that is not a list`);
-    const ids = list.map((c) => (c as { Id?: unknown }).Id).filter((id): id is string => typeof id === "string");
+    const listed = list.filter((c): c is Record<string, unknown> => typeof (c as { Id?: unknown })?.Id === "string");
+    const ids = listed.map((c) => c.Id as string);
     const containers: unknown[] = new Array(ids.length);
+    const todo: number[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const known = this.inspected.get(ids[i]!);
+      if (known && known.listed === Engine.listed(listed[i]!)) containers[i] = known.object;
+      else todo.push(i);
+    }
     let next = 0;
     const worker = async () => {
-      while (next < ids.length) {
-        const i = next++;
-        containers[i] = await this.get(`/containers/${encodeURIComponent(ids[i]!)}/json`).catch((e: unknown) => {
+      while (next < todo.length) {
+        const i = todo[next++]!;
+        const object = await this.get(`/containers/${encodeURIComponent(ids[i]!)}/json`).catch((e: unknown) => {
           // Removed between the list and its inspection: it no longer runs.
           if (e instanceof DockerApiError && / HTTP 404/.test(e.message)) return undefined;
           throw e;
         });
+        containers[i] = object;
+        if (object !== undefined) this.inspected.set(ids[i]!, { listed: Engine.listed(listed[i]!), object });
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.parallel, ids.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.parallel, todo.length) }, worker));
+    const running = new Set(ids);
+    for (const id of this.inspected.keys()) if (!running.has(id)) this.inspected.delete(id);
     return { version, networks, containers: containers.filter((c) => c !== undefined) };
   }
 }

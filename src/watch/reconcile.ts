@@ -7,6 +7,7 @@ import { parseSave, type SavedChain, type SavedRuleset } from "../live/save.js";
 import type { Ruleset } from "../ir/ruleset.js";
 import { BUILTIN_CHAINS, type Table } from "../ir/ruleset.js";
 import { mergeForLoad } from "../apply/merge.js";
+import { diffArrays } from "diff";
 
 export interface ChainChange {
   table: string;
@@ -42,6 +43,33 @@ function counted(live: SavedChain | undefined, want: SavedChain | undefined): { 
   return { rulesAdded: added, rulesRemoved: removed };
 }
 
+/** What follows `-A CHAIN ` in a rule's text. */
+function specOf(chain: string, text: string): string {
+  const prefix = `-A ${chain} `;
+  return text.startsWith(prefix) ? text.slice(prefix.length) : text.replace(/^-A \S+ /, "");
+}
+
+/**
+ * `-D` and `-I N` commands that turn `have` into `want` rule by rule, when that is much less
+ * than rewriting the chain; undefined otherwise. Deletions first (by rule, which is exact for
+ * identical rules too), then insertions at their final positions, in ascending order: each
+ * lands after the rules that already stand before it.
+ */
+function edit(chain: string, have: SavedChain, want: SavedChain): string[] | undefined {
+  if (have.rules.length < 16) return undefined;
+  const parts = diffArrays(have.rules, want.rules, { comparator: (a, b) => a.text === b.text || a.key === b.key });
+  const out: string[] = [];
+  const inserts: string[] = [];
+  let at = 0; // position in `want`
+  for (const p of parts) {
+    if (p.removed) for (const r of p.value) out.push(`-D ${chain} ${specOf(chain, r.text)}`);
+    else if (p.added) for (const r of p.value) inserts.push(`-I ${chain} ${++at} ${specOf(chain, r.text)}`);
+    else at += p.value.length;
+  }
+  out.push(...inserts);
+  return out.length * 4 < want.rules.length + have.rules.length ? out : undefined;
+}
+
 /** The --noflush input that brings `live` to `wanted` (compiled) one changed chain at a time. */
 export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsInput: boolean }): Step {
   const desired = parseSave(mergeForLoad(live, wanted, opts).text);
@@ -59,6 +87,14 @@ export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsI
       if (have && sameChain(have, want)) continue;
       changes.push({ table: tname, chain: name, kind: have ? "changed" : "added", ...counted(have, want) });
       const builtin = builtins.includes(name);
+      const edits = have ? edit(name, have, want) : undefined;
+      if (edits) {
+        // A few rules differ in a long chain (a container started in a chain of thousands):
+        // delete and insert just those, in the same transaction, instead of rewriting it.
+        if (builtin && have!.policy !== want.policy) decl.push(`:${name} ${want.policy} [0:0]`);
+        body.push(...edits);
+        continue;
+      }
       // A user chain's ':' line creates or flushes it; a built-in chain's sets its policy, and -F flushes it.
       decl.push(`:${name} ${builtin ? want.policy : "-"} [0:0]`);
       if (builtin) body.push(`-F ${name}`);
@@ -71,7 +107,7 @@ export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsI
       decl.push(`:${name} - [0:0]`);
       drop.push(`-X ${name}`);
     }
-    if (decl.length) out.push(`*${tname}`, ...decl, ...body, ...drop, "COMMIT");
+    if (decl.length || body.length || drop.length) out.push(`*${tname}`, ...decl, ...body, ...drop, "COMMIT");
   }
   return { text: out.length ? out.join("\n") + "\n" : "", changes };
 }

@@ -18,6 +18,8 @@ export interface WatchDeps {
   policyName: string;
   readPolicy: () => string;
   facts: () => Promise<Facts>;
+  /** The facts client may keep what it read between reconciles: an event about a container, or a reconnect, makes it read that again. */
+  forget?: (id?: string) => void;
   /** Follows the daemon's events; `done` resolves when the stream ends, rejects when it cannot be had. */
   events: (onEvent: (e: Record<string, unknown>) => void, onOpen: () => void) => { done: Promise<void>; close: () => void };
   /** iptables-save / ip6tables-save. */
@@ -182,6 +184,7 @@ export class Watcher {
     this.stats.events++;
     if ("malformed" in e) {
       this.deps.log(`an event that is not JSON (${String(e.malformed).slice(0, 80)}): reconciling anyway`);
+      this.deps.forget?.();
       this.markDirty("malformed event");
       return;
     }
@@ -190,6 +193,9 @@ export class Watcher {
     const actor = (e.Actor as { Attributes?: Record<string, unknown> } | undefined)?.Attributes;
     const name = typeof actor?.name === "string" ? actor.name : "";
     const relevant = RELEVANT[type]?.includes(action.split(":")[0]!) ?? false;
+    const id = (e.Actor as { ID?: unknown } | undefined)?.ID;
+    if (type === "container" && typeof id === "string") this.deps.forget?.(id);
+    else if (relevant) this.deps.forget?.(); // a network changed: every container's endpoints may have
     if (this.deps.verbose) this.deps.log(`event: ${type} ${action} ${name}`.trimEnd());
     if (relevant) this.markDirty(`${type} ${action} ${name}`.trimEnd());
   }
@@ -207,6 +213,7 @@ export class Watcher {
           backoff = 250;
           if (lost) this.deps.log(`the daemon is back: catching up`);
           lost = false;
+          this.deps.forget?.();
           // Whatever happened while nobody listened is caught up by one reconcile.
           this.markDirty("event stream opened");
         },

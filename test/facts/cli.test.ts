@@ -172,6 +172,32 @@ describe("the Engine API client (a fake daemon on a unix socket)", () => {
     expect(io.err.join("")).toBe("");
   });
 
+  test("a long-lived client inspects again only what changed, or what an event named", async () => {
+    const paths: string[] = [];
+    answer = (path, res) => {
+      paths.push(path);
+      daemon(path, res);
+    };
+    const { Engine, engineEndpoint } = await import("../../src/facts/engine.js");
+    const engine = new Engine(engineEndpoint(env()));
+    try {
+      const inspections = () => paths.filter((p) => /^\/containers\/[0-9a-f]+\/json$/.test(p)).length;
+      const first = await engine.facts();
+      expect(inspections()).toBe(1);
+      expect(await engine.facts()).toEqual(first);
+      expect(inspections()).toBe(1); // nothing changed: nothing inspected
+      engine.forget(facts.containers[0]!.Id);
+      await engine.facts();
+      expect(inspections()).toBe(2); // an event named it
+      engine.forget();
+      await engine.facts();
+      expect(inspections()).toBe(3); // the stream was reopened: everything again
+      expect(paths.filter((p) => p === "/version")).toHaveLength(2);
+    } finally {
+      engine.close();
+    }
+  });
+
   test("dockwall facts writes what --facts reads", async () => {
     answer = daemon;
     const io = memoryIo({}, { dockerFacts: () => readDaemonFacts(env()) });

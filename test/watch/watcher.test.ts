@@ -7,6 +7,7 @@ import { compile } from "../../src/compile.js";
 import { computeDiff } from "../../src/live/command.js";
 import { parseSave } from "../../src/live/save.js";
 import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
+import { reconcileStep } from "../../src/watch/reconcile.js";
 import { createNetns, deleteNetns, describeKernel, type Netns } from "../lab/kernel.js";
 
 const corpus = (name: string) => JSON.parse(readFileSync(new URL(`../facts/corpus/${name}/state.json`, import.meta.url), "utf8")) as { networks: unknown[]; containers: Record<string, unknown>[] };
@@ -105,6 +106,32 @@ describeKernel("watch: the reconciler (fake events and facts, real kernel)", () 
     expect(logs.filter((l) => l.startsWith("applied: containers +web; IPv4: "))).toHaveLength(1);
     w.stop();
     await running;
+  });
+
+  it("one container more in a chain of many: only its rules are inserted (and a removed one's deleted), the kernel ends as a full load would", () => {
+    const many = corpus("publish-tcp");
+    for (let i = 0; i < 40; i++) many.containers.push(another(`c${i}`, `172.17.1.${i + 1}`, 10000 + i, `2026-11-21T22:45:${String(i).padStart(2, "0")}.0Z`));
+    const rulesFor = (facts: typeof many) => compile(POLICY, { noRender: true, facts: { raw: facts, source: "fake" } }).generated!.rulesets[4]!;
+    const first = reconcileStep(parseSave(ns.save(4)), rulesFor(many), { ownsInput: false });
+    expect(ns.restore(4, first.text, { noflush: true }).ok).toBe(true);
+    // One more container in the middle of the start order, one gone.
+    const next = structuredClone(many);
+    next.containers.splice(20, 1, another("late", "172.17.2.1", 20000, "2026-11-21T22:45:20.5Z"));
+    const step = reconcileStep(parseSave(ns.save(4)), rulesFor(next), { ownsInput: false });
+    expect(step.text, JSON.stringify({ first: first.changes, step: step.changes, n: next.containers.length })).toMatch(/^-I DOCKER \d+ /m);
+    expect(step.text).toMatch(/^-D DOCKER /m);
+    expect(step.text).not.toMatch(/^:DOCKER - /m); // not rewritten whole
+    const r = ns.restore(4, step.text, { noflush: true });
+    expect(r.ok, r.stderr).toBe(true);
+    // The same kernel state as loading the whole rule set into an empty namespace.
+    const viaEdits = ns.save(4);
+    ns.restore(4, "*filter\n:INPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\n-A INPUT -p tcp --dport 22 -j f2b-sshd\n-A f2b-sshd -j RETURN\nCOMMIT\n");
+    ns.run(["iptables", "-t", "nat", "-F"]);
+    ns.run(["iptables", "-t", "nat", "-X"]);
+    const full = reconcileStep(parseSave(ns.save(4)), rulesFor(next), { ownsInput: false });
+    expect(ns.restore(4, full.text, { noflush: true }).ok).toBe(true);
+    expect(viaEdits).toBe(ns.save(4));
+    expect(reconcileStep(parseSave(ns.save(4)), rulesFor(next), { ownsInput: false }).text).toBe("");
   });
 
   it("a burst of twenty events is one reconcile", async () => {
