@@ -3,9 +3,9 @@
 //    hundreds of modules; the templates are precompiled into it). CommonJS, because Node's
 //    start-up snapshot builder takes only a script.
 //  - dist/dockwall.blob: a start-up snapshot of it (`node --build-snapshot`, see src/main.ts),
-//    and dist/dockwall.blob.stamp, which names the Node binary that built it and the tuning
-//    flags it was built with: a snapshot loads only into the Node (and the V8 flags) it was
-//    built with, and bin/dockwall uses it only then. Without a snapshot, bin/dockwall runs
+//    and dist/dockwall.blob.stamp, which names the Node binary that built it: a snapshot loads
+//    only into the Node (and with the V8 flags) it was built with, and bin/dockwall uses it
+//    only with that Node, and with its own flags. Without a snapshot, bin/dockwall runs
 //    dist/dockwall.cjs as a script.
 // `--bench` also bundles the benchmark runner and the stage timer (ES modules, not minified).
 import { build } from "esbuild";
@@ -32,17 +32,12 @@ await build({
   banner: { js: 'var __dwImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
 });
 
-/** A `NAME="…"` line of bin/dockwall, as a list of flags. */
-function flagsLine(name) {
-  const m = new RegExp(`^${name}="([^"]*)"$`, "m").exec(readFileSync(resolve(root, "bin/dockwall"), "utf8"));
-  if (!m) throw new Error(`bin/dockwall has no ${name}="…" line`);
+/** The Node flags bin/dockwall runs with (its `flags="…"` line). */
+const flags = (() => {
+  const m = /^flags="([^"]*)"$/m.exec(readFileSync(resolve(root, "bin/dockwall"), "utf8"));
+  if (!m) throw new Error('bin/dockwall has no flags="…" line');
   return m[1].split(" ").filter(Boolean);
-}
-
-/** The Node flags bin/dockwall always runs with. */
-const flags = flagsLine("flags");
-/** Its tuning flags that this Node knows (it refuses to start on one it does not). */
-const tuned = flagsLine("tuning").filter((f) => spawnSync(process.execPath, [...flags, f, "-e", "0"]).status === 0);
+})();
 
 /** What bin/dockwall compares before it uses the snapshot: the Node binary's path, size and mtime. */
 function nodeStamp() {
@@ -52,11 +47,10 @@ function nodeStamp() {
 }
 
 const blob = resolve(dist, "dockwall.blob");
-// A snapshot loads only with the V8 flags it was built with: bin/dockwall's, and the tuning
-// flags listed on the stamp's second line.
-const made = spawnSync(process.execPath, [...flags, ...tuned, "--snapshot-blob", blob, "--build-snapshot", resolve(dist, "dockwall.cjs")], { encoding: "utf8" });
+// A snapshot loads only with the V8 flags it was built with: bin/dockwall's.
+const made = spawnSync(process.execPath, [...flags, "--snapshot-blob", blob, "--build-snapshot", resolve(dist, "dockwall.cjs")], { encoding: "utf8" });
 if (made.status === 0) {
-  writeFileSync(`${blob}.stamp`, `${nodeStamp()}${tuned.join(" ")}\n`);
+  writeFileSync(`${blob}.stamp`, nodeStamp());
 } else {
   rmSync(blob, { force: true });
   console.warn(`dockwall: no start-up snapshot (the command works, but starts slower): ${made.stderr.trim().split("\n").slice(-3).join(" / ")}`);
