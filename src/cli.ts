@@ -346,12 +346,6 @@ export async function run(argv: string[], io: Io): Promise<number> {
       throw new UsageError(usageWords(msg ?? err?.message ?? "", argv));
     });
 
-  // After a command's handler starts, yargs renders that command's help and keeps it for a
-  // failure message that dockwall never shows (it prints its own): that costs more than the
-  // rest of start-up, so it is skipped. `--help` renders help the usual way.
-  const usage = (cli as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
-  if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => {};
-
   try {
     let printed = "";
     await cli.parseAsync(argv, {}, (_err, _args, output) => {
