@@ -425,7 +425,7 @@ export async function benchWatch(ctx: Ctx, opts: { sizes?: number[]; events?: nu
       }
       rows.push([
         String(containers),
-        label === "default" ? "100 (default)" : label,
+        label === "default" ? "20 (default)" : label,
         `${l.quiet.length} (${l.noisy} set aside)`,
         ms(p50),
         ms(p95),

@@ -276,7 +276,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       (y) =>
         policyArg(y)
           .option("verbose", { alias: "v", describe: "log every event and every reconcile, not only those that change something", type: "boolean", default: false })
-          .option("debounce", { describe: "MILLISECONDS of quiet after an event before reconciling (a burst of events is one reconcile)", type: "number", default: 100, requiresArg: true })
+          .option("debounce", { describe: "MILLISECONDS of quiet after an event before reconciling (a burst of events is one reconcile; events during a reconcile are folded into the next)", type: "number", default: 20, requiresArg: true })
           .option("save-v4", { describe: "after each change, write iptables-save's output to FILE (netfilter-persistent's /etc/iptables/rules.v4), so a reboot loads the current rules", type: "string", requiresArg: true })
           .option("save-v6", { describe: "the same for ip6tables-save (/etc/iptables/rules.v6)", type: "string", requiresArg: true })
           .option("save-ferm", { describe: "after each change, write the policy compiled with the current facts as ferm.conf to FILE (/etc/ferm/ferm.conf)", type: "string", requiresArg: true })
@@ -471,7 +471,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       facts: () => engine.facts(),
       forget: (id) => engine.forget(id),
       events: (onEvent, onOpen) => engine.events(onEvent, onOpen),
-      save: (f) => system.run(f === 4 ? "iptables-save" : "ip6tables-save", []),
+      save: (f) => system.runAsync(f === 4 ? "iptables-save" : "ip6tables-save", []),
       restore: (f, text, noflush) => void system.run(f === 4 ? "iptables-restore" : "ip6tables-restore", noflush ? ["--noflush"] : [], text),
       log,
       sleep: system.sleep,

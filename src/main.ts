@@ -8,7 +8,7 @@
 //  - as a plain script, when there is no snapshot for the Node that runs it.
 // Nothing that depends on the process (arguments, environment, terminal, working directory)
 // may be read at module load: in the snapshot that would be the build's.
-import { execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { fstatSync, mkdirSync, readFileSync, renameSync, statSync, statfsSync, writeFileSync, unlinkSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { startupSnapshot } from "node:v8";
@@ -98,6 +98,10 @@ function system(): SystemIo {
         throw new Error(err.stderr?.trim() || err.message);
       }
     },
+    runAsync: (cmd, args) =>
+      new Promise((resolve, reject) => {
+        execFile(cmd, args, { encoding: "utf8", maxBuffer: 1 << 30 }, (e, stdout, stderr) => (e ? reject(new Error(stderr.trim() || e.message)) : resolve(stdout)));
+      }),
     env: process.env,
     stateDir,
     readFile: (p) => {

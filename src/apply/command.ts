@@ -19,6 +19,8 @@ import type { Diagnostic } from "../diagnostics.js";
 export interface SystemIo {
   /** Runs a program; returns its stdout, throws an Error whose message has its stderr. */
   run: (cmd: string, args: string[], input?: string) => string;
+  /** The same without blocking (watch reads the kernel while it reads Docker's facts). */
+  runAsync: (cmd: string, args: string[]) => Promise<string>;
   env: Record<string, string | undefined>;
   /** Where apply keeps the saved rules and the pending confirmation. */
   stateDir: string;

@@ -22,8 +22,8 @@ export interface WatchDeps {
   forget?: (id?: string) => void;
   /** Follows the daemon's events; `done` resolves when the stream ends, rejects when it cannot be had. */
   events: (onEvent: (e: Record<string, unknown>) => void, onOpen: () => void) => { done: Promise<void>; close: () => void };
-  /** iptables-save / ip6tables-save. */
-  save: (family: 4 | 6) => string;
+  /** iptables-save / ip6tables-save (a promise: it runs while the facts are read). */
+  save: (family: 4 | 6) => string | Promise<string>;
   /** iptables-restore [--noflush] / ip6tables-restore; throws with the tool's message. */
   restore: (family: 4 | 6, text: string, noflush: boolean) => void;
   log: (line: string) => void;
@@ -105,6 +105,12 @@ export class Watcher {
   /** One reconcile: facts, compile, compare, write what differs. */
   async reconcile(): Promise<ReconcileResult> {
     this.stats.reconciles++;
+    // What the kernel has is read while Docker's facts are (two processes, two CPUs).
+    const saving = ([4, 6] as const).map((f) =>
+      Promise.resolve()
+        .then(() => this.deps.save(f))
+        .then((text) => ({ text }), (e: unknown) => ({ error: e as Error })),
+    );
     let facts: Facts;
     try {
       facts = await this.deps.facts();
@@ -119,17 +125,18 @@ export class Watcher {
       this.deps.log(`the policy does not compile with Docker's facts now; the rules in place stay`);
       return { changed: false, error: "policy" };
     }
+    const saved = await Promise.all(saving);
     const before: Partial<Record<4 | 6, string>> = {};
     const steps: { family: 4 | 6; text: string; what: string }[] = [];
     for (const f of [4, 6] as const) {
       const wanted = r.generated!.rulesets[f]!;
       if (wanted.tables.length === 0) continue;
-      try {
-        before[f] = this.deps.save(f);
-      } catch (e) {
-        this.deps.log(`cannot read the loaded IPv${f} rules (${(e as Error).message}); nothing changed`);
+      const got = saved[f === 4 ? 0 : 1]!;
+      if ("error" in got) {
+        this.deps.log(`cannot read the loaded IPv${f} rules (${got.error.message}); nothing changed`);
         return { changed: false, error: "save" };
       }
+      before[f] = got.text;
       const step = reconcileStep(parseSave(before[f]!), wanted, { ownsInput: r.policy!.host !== undefined });
       if (step.text) steps.push({ family: f, text: step.text, what: `IPv${f}: ${describeChanges(step.changes)}` });
     }
