@@ -12,7 +12,7 @@
 import type { CompileResult } from "../compile.js";
 import { parseSave, SaveSyntaxError } from "../live/save.js";
 import { BUILTIN_CHAINS, type Table } from "../ir/ruleset.js";
-import { mergeForLoad } from "./merge.js";
+import { reconcileStep } from "../watch/reconcile.js";
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
 import type { Diagnostic } from "../diagnostics.js";
 
@@ -153,13 +153,15 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
       }
     }
   }
-  const merged: Partial<Record<4 | 6, string>> = {};
+  // What to load: only what differs from what is loaded (iptables-restore --noflush), with
+  // other tools' chains and jumps kept; a re-apply of the same rules loads nothing.
+  const steps: Partial<Record<4 | 6, string>> = {};
   const kept: string[] = [];
   for (const f of families) {
     try {
-      const m = mergeForLoad(parseSave(before[f] ?? ""), generated.rulesets[f]!, { ownsInput: policy.host !== undefined });
-      merged[f] = m.text;
-      kept.push(...m.kept.map((k) => `${f === 4 ? "ip" : "ip6"} ${k}`));
+      const step = reconcileStep(parseSave(before[f] ?? ""), generated.rulesets[f]!, { ownsInput: policy.host !== undefined });
+      steps[f] = step.text;
+      kept.push(...step.kept.map((k) => `${f === 4 ? "ip" : "ip6"} ${k}`));
     } catch (e) {
       if (e instanceof SaveSyntaxError) {
         say(`not applied: cannot read what ${tool(f, "save")} printed: ${e.message}`);
@@ -168,25 +170,27 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
       throw e;
     }
   }
-  // Test every table before loading any: most refusals are caught with nothing changed.
-  for (const f of families) {
+  const changing = families.filter((f) => steps[f]);
+  // Test every change before loading any: most refusals are caught with nothing changed.
+  for (const f of changing) {
     try {
-      io.run(tool(f, "restore"), ["--test"], merged[f]);
+      io.run(tool(f, "restore"), ["--test", "--noflush"], steps[f]);
     } catch (e) {
       say(`not applied: ${tool(f, "restore")} --test refused the IPv${f} rules: ${firstLine(e)}; nothing was changed`);
       return EXIT.error;
     }
   }
-  for (const f of [4, 6] as const) {
+  // Kept for rollback: what was loaded before the last apply that changed something.
+  for (const f of changing.length ? ([4, 6] as const) : []) {
     if (before[f] === undefined) continue;
     io.writeFile(path(io, `rollback.v${f}`), before[f]!);
-    io.writeFile(path(io, `touched.v${f}`), (merged[f] ? tablesOf(merged[f]!) : []).join("\n") + "\n");
+    io.writeFile(path(io, `touched.v${f}`), (steps[f] ? tablesOf(steps[f]!) : []).join("\n") + "\n");
   }
   // Load: IPv4, then IPv6; a failure puts both back.
   const loaded: (4 | 6)[] = [];
-  for (const f of families) {
+  for (const f of changing) {
     try {
-      io.run(tool(f, "restore"), [], merged[f]);
+      io.run(tool(f, "restore"), ["--noflush"], steps[f]);
       loaded.push(f);
     } catch (e) {
       const failed = restoreSaved(io, [...loaded, f]);
@@ -196,7 +200,11 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
       return EXIT.error;
     }
   }
-  const what = families.map((f) => `IPv${f}`).join(" and ");
+  if (changing.length === 0) {
+    say(`applied ${opts.policyName}: nothing to change, the loaded rules are what it says${kept.length ? `; other tools' chains kept: ${kept.join(", ")}` : ""}`);
+    return opts.confirm === undefined ? EXIT.ok : confirmOrRollBack(io, say, opts, families);
+  }
+  const what = changing.map((f) => `IPv${f}`).join(" and ");
   say(`applied ${opts.policyName}: ${what}${kept.length ? `; other tools' chains kept: ${kept.join(", ")}` : ""}`);
 
   if (opts.confirm === undefined) return EXIT.ok;

@@ -21,6 +21,8 @@ export interface Step {
   /** iptables-restore --noflush input; "" when nothing differs. */
   text: string;
   changes: ChainChange[];
+  /** Other tools' chains kept (as `filter f2b-sshd`). */
+  kept: string[];
 }
 
 function sameChain(a: SavedChain, b: SavedChain): boolean {
@@ -72,7 +74,8 @@ function edit(chain: string, have: SavedChain, want: SavedChain): string[] | und
 
 /** The --noflush input that brings `live` to `wanted` (compiled) one changed chain at a time. */
 export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsInput: boolean }): Step {
-  const desired = parseSave(mergeForLoad(live, wanted, opts).text);
+  const merged = mergeForLoad(live, wanted, opts);
+  const desired = parseSave(merged.text);
   const out: string[] = [];
   const changes: ChainChange[] = [];
   for (const [tname, dt] of desired) {
@@ -109,7 +112,7 @@ export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsI
     }
     if (decl.length || body.length || drop.length) out.push(`*${tname}`, ...decl, ...body, ...drop, "COMMIT");
   }
-  return { text: out.length ? out.join("\n") + "\n" : "", changes };
+  return { text: out.length ? out.join("\n") + "\n" : "", changes, kept: merged.kept };
 }
 
 /** One log line's worth: `nat DOCKER +1 -1, filter DOCKER-USER +2`. */

@@ -71,6 +71,10 @@ describeKernel("dockwall apply in a scratch namespace", () => {
     const diff = dockwall(["diff", policy(OFF)]);
     expect(diff.stdout).toMatch(/no changes/);
     expect(diff.status).toBe(0);
+    // Applied again: nothing differs, nothing is loaded (the kernel's counters would say).
+    const again = dockwall(["apply", policy(OFF)]);
+    expect(again.stderr).toMatch(/: nothing to change, the loaded rules are what it says; other tools' chains kept: ip filter f2b-sshd\n$/);
+    expect(ns.save(4)).toBe(after);
     expect(run(["cat", join(dir, "state", "rollback.v4")]).stdout.split("\n").filter((l) => !l.startsWith("#")).join("\n").replace(/\[\d+:\d+\]/g, "[0:0]")).toBe(before);
   });
 
