@@ -27,6 +27,7 @@ describeDocker("dockwall watch on a real dockerd: the policy stays true while Do
   let log = "";
 
   const start = async () => {
+    if (watcher) await stop(); // one left by a test that failed half-way
     log = "";
     const save = ["--save-v4", join(dir, "rules.v4"), "--save-ferm", join(dir, "ferm.conf")];
     watcher = spawn("ip", ["netns", "exec", lab.host.name, bin, "watch", join(dir, "host.dw"), ...save], { env: { ...process.env, DOCKER_HOST: lab.dockerHost }, stdio: ["ignore", "ignore", "pipe"] });

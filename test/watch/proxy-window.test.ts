@@ -21,6 +21,7 @@ describeDocker("userland-proxy on: the window before the watcher's first reconci
   let log = "";
 
   const watch = async (policy: string) => {
+    if (watcher) await unwatch(); // one left by a test that failed half-way
     writeFileSync(join(dir, "host.dw"), policy);
     log = "";
     watcher = spawn("ip", ["netns", "exec", lab.host.name, bin, "watch", join(dir, "host.dw")], { env: { ...process.env, DOCKER_HOST: lab.dockerHost }, stdio: ["ignore", "ignore", "pipe"] });
@@ -28,13 +29,14 @@ describeDocker("userland-proxy on: the window before the watcher's first reconci
     for (let i = 0; i < 200 && !/^watching/m.test(log); i++) await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 500));
   };
-  const unwatch = async () => {
+  async function unwatch(): Promise<void> {
     const w = watcher!;
     watcher = undefined;
+    if (w.exitCode !== null) return;
     const done = new Promise((r) => w.on("exit", r));
     w.kill("SIGTERM");
     await done;
-  };
+  }
   /**
    * Starts NAME publishing PORT while a loop in the wan namespace tries a TCP handshake with
    * the host's wan address every few milliseconds (bash's /dev/tcp: a handshake with
