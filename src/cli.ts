@@ -55,7 +55,9 @@ export const EXIT = { ok: 0, differs: 1, error: 2 } as const;
 
 const EPILOG = `Exit codes: 0 success (for diff: no difference), 1 diff found differences, 2 the input is wrong (a diagnostic was printed), a guard refused, or the tool failed, 3 apply --confirm was not confirmed and rolled back.
 
-Diagnostics go to stderr as FILE:LINE:COLUMN: error|warning: MESSAGE, with the source line and a caret.
+Diagnostics go to stderr as FILE:LINE:COLUMN: error|warning: MESSAGE, with the source line and a caret;
+one about a fact read from Docker as SOURCE: container|network 'NAME' (ID): error|warning: MESSAGE.
+--docker, facts, init and watch ask dockerd at DOCKER_HOST (unix:///PATH or tcp://HOST:PORT), else /var/run/docker.sock.
 No output file is written when there is an error.`;
 
 interface Loaded {
@@ -215,7 +217,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { default: yargs } = await import("yargs");
   const cli = yargs(argv)
     .scriptName("dockwall")
-    .usage("dockwall — compile a Docker host's firewall policy to ferm or iptables-restore\n\nUsage: $0 <command> POLICY [options]")
+    .usage("dockwall — a Docker host's firewall policy: compiled to ferm or iptables-restore, deployed safely, kept in step with Docker\n\nUsage: $0 <command> POLICY [options]")
     .command(
       "compile <policy>",
       "compile the policy to ferm (default) or iptables-restore input",
