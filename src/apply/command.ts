@@ -148,7 +148,8 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
       before[f] = io.run(tool(f, "save"), []);
     } catch (e) {
       if (families.includes(f)) {
-        say(`not applied: cannot save the loaded rules with ${tool(f, "save")}: ${firstLine(e)} (run as root)`);
+        const why = firstLine(e);
+        say(`not applied: cannot save the loaded rules with ${tool(f, "save")}: ${why}${/root/.test(why) ? "" : " (run as root)"}`);
         return EXIT.error;
       }
     }
