@@ -79,7 +79,7 @@ function pendingMessage(io: SystemIo, p: Pending): string {
 }
 
 /** Every table the text has, plus empty ones for the tables the new rules created: put back exactly. */
-function rollbackText(saved: string, touched: string[]): string {
+export function rollbackText(saved: string, touched: string[]): string {
   const have = new Set(parseSave(saved).keys());
   const empty = touched
     .filter((t) => !have.has(t))
@@ -87,7 +87,7 @@ function rollbackText(saved: string, touched: string[]): string {
   return saved + empty.join("");
 }
 
-function tablesOf(text: string): string[] {
+export function tablesOf(text: string): string[] {
   return [...text.matchAll(/^\*(\S+)/gm)].map((m) => m[1]!);
 }
 

@@ -11,6 +11,7 @@ import { formatDiagnostics } from "../diagnostics.js";
 import type { RawFacts } from "../facts/read.js";
 import { parseSave } from "../live/save.js";
 import { describeChanges, reconcileStep } from "./reconcile.js";
+import { rollbackText, tablesOf } from "../apply/command.js";
 
 export type Facts = { raw: RawFacts; source: string };
 
@@ -155,10 +156,11 @@ export class Watcher {
         this.deps.restore(s.family, s.text, true);
         done.push(s.family);
       } catch (e) {
-        // Put back what this reconcile loaded, exactly as it was.
-        for (const f of done) {
+        // Put back what this reconcile loaded, exactly as it was: the families it loaded, and
+        // the one refused (a refusal can come after some of its tables were committed).
+        for (const f of [...done, s.family]) {
           try {
-            this.deps.restore(f, before[f]!, false);
+            this.deps.restore(f, rollbackText(before[f]!, tablesOf(steps.find((x) => x.family === f)!.text)), false);
           } catch (e2) {
             this.deps.log(`AND putting back the IPv${f} rules failed: ${(e2 as Error).message}`);
           }

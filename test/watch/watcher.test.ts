@@ -45,9 +45,12 @@ describeKernel("watch: the reconciler (fake events and facts, real kernel)", () 
     restores = 0;
     factsFail = false;
     policy = POLICY;
+    restoreHook = undefined;
     ns.restore(4, "*filter\n:INPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\n-A INPUT -p tcp --dport 22 -j f2b-sshd\n-A f2b-sshd -j RETURN\nCOMMIT\n");
   });
   afterEach(() => deleteNetns(ns.name));
+
+  let restoreHook: ((f: 4 | 6, text: string, noflush: boolean) => void) | undefined;
 
   function watcher(): Watcher {
     const deps: WatchDeps = {
@@ -73,6 +76,7 @@ describeKernel("watch: the reconciler (fake events and facts, real kernel)", () 
       },
       restore: (f, text, noflush) => {
         restores++;
+        if (restoreHook) return restoreHook(f, text, noflush);
         const r = ns.restore(f, text, { noflush });
         if (!r.ok) throw new Error(r.stderr);
       },
@@ -199,6 +203,27 @@ describeKernel("watch: the reconciler (fake events and facts, real kernel)", () 
     await settle(w, 3);
     expect(ns.save(4)).toContain("-A DOCKER-USER -d 172.17.0.2/32 -o docker0 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT --ctorigdstport 8080 -j RETURN");
     expect(inStep()).toBe(true);
+    w.stop();
+    await running;
+  });
+
+  it("a load refused half-way (filter committed, nat refused): that family is put back exactly too", async () => {
+    const w = watcher();
+    const running = w.run();
+    await settle(w, 1);
+    const good = ns.save(4);
+    // The kernel takes the filter table of the change, then refuses its nat table.
+    restoreHook = (f, text, noflush) => {
+      restoreHook = undefined;
+      const filterOnly = text.slice(0, text.indexOf("*nat") >= 0 ? text.indexOf("*nat") : text.length);
+      expect(ns.restore(f, filterOnly, { noflush }).ok).toBe(true);
+      throw new Error("iptables-restore: line 9 failed");
+    };
+    facts.containers.push(another("api", "172.17.0.9", 9090, "2026-11-21T22:45:00.0Z"));
+    emit({ Type: "container", Action: "start", Actor: { ID: "api", Attributes: { name: "api" } } });
+    await settle(w, 2);
+    expect(logs.at(-1)).toBe("iptables-restore refused the change (iptables-restore: line 9 failed); the rules from before stay");
+    expect(ns.save(4)).toBe(good);
     w.stop();
     await running;
   });
