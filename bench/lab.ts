@@ -65,7 +65,7 @@ async function reaction(lab: Lab, runs: number, base: number): Promise<Reaction>
   return { runs: out, p50: percentile(out, 50), p95: percentile(out, 95) };
 }
 
-/** undefined when the lab cannot run here (no root, no dockerd): the bench says so. */
+/** Why not, when the lab cannot run here (no root, no dockerd): the bench says so. */
 export async function benchLab(bin: string, runs = 12): Promise<LabResult | string> {
   const support = dockerSupport();
   if (!support.ok) return support.reason;

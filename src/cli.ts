@@ -428,9 +428,6 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
   return EXIT.error;
 }
 
-/** Facts of a daemon with nothing running, to check a policy for errors of its own (names it allows need not run yet). */
-export const NO_FACTS: Facts = { raw: { networks: [], containers: [], version: { Version: "29.7.2" } }, source: "(no facts yet)" };
-
 async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debounce: number; "save-v4"?: string; "save-v6"?: string; "save-ferm"?: string }): Promise<number> {
   if (a.policy === "" || a.policy === "-") {
     io.stderr(`dockwall: watch reads the policy again on SIGHUP: give it as a file, not standard input\n`);
@@ -443,6 +440,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
   // A policy with errors is never applied: checked before the daemon is asked anything.
+  const { NO_FACTS, Watcher } = await import("./watch/watcher.js");
   const checked = await compile(src.text, { checkOnly: true, file: src.file, facts: NO_FACTS });
   const errors = checked.diagnostics.filter((d) => d.severity === "error");
   if (errors.length) {
@@ -462,7 +460,6 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     }
     // Not there yet (at boot, dockerd may start after dockwall): the watcher waits for it.
   }
-  const { Watcher } = await import("./watch/watcher.js");
   const { compile: compileNow } = await import("./compile.js");
   const system = io.system();
   const log = (line: string) => io.stderr(`${line}\n`);

@@ -10,10 +10,17 @@ import { compile, type CompileResult } from "../compile.js";
 import { formatDiagnostics } from "../diagnostics.js";
 import type { RawFacts } from "../facts/read.js";
 import { parseSave } from "../live/save.js";
+import { NEWEST } from "../docker/layouts.js";
 import { describeChanges, reconcileStep } from "./reconcile.js";
 import { rollbackText, tablesOf } from "../apply/command.js";
 
 export type Facts = { raw: RawFacts; source: string };
+
+/**
+ * A daemon that runs nothing: a policy checked with these facts reports only errors of its own
+ * (the names it allows need not run yet; `version auto` gets the newest release).
+ */
+export const NO_FACTS: Facts = { raw: { networks: [], containers: [], version: { Version: NEWEST.text } }, source: "(no facts yet)" };
 
 export interface WatchDeps {
   policyName: string;
@@ -86,8 +93,7 @@ export class Watcher {
       this.deps.log(`SIGHUP: cannot read ${this.deps.policyName}: ${(e as Error).message}; the rules in place stay`);
       return;
     }
-    // Its own errors only: the names it allows need not run now.
-    const r = compile(text, { checkOnly: true, facts: { raw: { networks: [], containers: [], version: { Version: "29.7.2" } }, source: "(no facts yet)" } });
+    const r = compile(text, { checkOnly: true, facts: NO_FACTS });
     if (!r.ok) {
       this.logDiagnostics(r, text, true);
       this.deps.log(`SIGHUP: ${this.deps.policyName} has errors; not applied, the rules in place stay`);

@@ -97,6 +97,7 @@ describeDocker("live.md's example on a real dockerd (iptables off): compile --do
     dir = mkdtempSync(join(tmpdir(), "dockwall-live-"));
     lab = await startLab({
       userlandProxy: false,
+      linkIpv6: true, // the same questions over IPv6
       containers: [
         { name: "web", publish: ["8080:80"], listen: ["tcp:80"] },
         { name: "grafana", publish: ["3000:3000"], listen: ["tcp:3000"] },
@@ -104,7 +105,7 @@ describeDocker("live.md's example on a real dockerd (iptables off): compile --do
       ],
     });
     const example = readFileSync(new URL("../spec/live/02-example.dw", import.meta.url).pathname, "utf8");
-    writeFileSync(join(dir, "host.dw"), example.replace("192.168.1.0/24", "192.168.77.0/24"));
+    writeFileSync(join(dir, "host.dw"), example.replace("192.168.1.0/24", "192.168.77.0/24, 2001:db8:77::/64"));
     const env = { ...process.env, DOCKER_HOST: lab.dockerHost };
     const compile = (f: string) => execFileSync(bin, ["compile", "host.dw", "--docker", "-f", f], { cwd: dir, encoding: "utf8", env, stdio: ["ignore", "pipe", "pipe"] });
     lab.load(compile("iptables"), compile("ip6tables"));
@@ -137,11 +138,13 @@ describeDocker("live.md's example on a real dockerd (iptables off): compile --do
     ]);
   }, LAB_TIMEOUT);
 
-  it("the host's own services: ssh from lan only", async () => {
+  it("the host's own services: ssh from lan only, over IPv4 and IPv6", async () => {
     const { ADDR } = await import("../lab/dockerlab.js");
     await lab.serveOnHost(22, "sshd");
     expect((await lab.probe("lan", ADDR.hostLan, 22, "tcp")).answeredBy).toBe("sshd");
     expect((await lab.probe("wan", ADDR.hostWan, 22, "tcp")).open).toBe(false);
+    expect((await lab.probe("lan", ADDR.hostLan6, 22, "tcp")).answeredBy).toBe("sshd");
+    expect((await lab.probe("wan", ADDR.hostWan6, 22, "tcp")).open).toBe(false);
   }, LAB_TIMEOUT);
 });
 
