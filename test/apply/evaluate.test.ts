@@ -44,13 +44,18 @@ for (const from of ["lan", "wan"] as const) {
   const host = from === "lan" ? ADDR.hostLan : ADDR.hostWan;
   for (const port of [22, 2222, 8080, 5432, 9000]) PACKETS.push([from, host, port]);
   PACKETS.push([from, "172.17.0.2", 80], [from, "172.17.0.3", 5432]);
+  // The same host services and published ports over IPv6.
+  const host6 = from === "lan" ? ADDR.hostLan6 : ADDR.hostWan6;
+  for (const port of [22, 2222, 8080]) PACKETS.push([from, host6, port]);
 }
 
 describeDocker("the packet evaluator agrees with the kernel", () => {
   let lab: Lab;
+  const ipv6Rows: string[] = [];
   beforeAll(async () => {
     lab = await startLab({
       userlandProxy: false,
+      linkIpv6: true,
       containers: [
         { name: "web", publish: ["8080:80"], listen: ["tcp:80"] },
         { name: "db", publish: ["5432:5432"], listen: ["tcp:5432"] },
@@ -81,31 +86,40 @@ container api { network bridge ${lab.containers.api!.ip}; publish 127.0.0.1:9000
       const rows: string[] = [];
       const kernel = await Promise.all(PACKETS.map(([from, dst, port]) => lab.probe(from, dst, port, "tcp", { timeout: 0.7 })));
       PACKETS.forEach(([from, dst, port], i) => {
+        const family = dst.includes(":") ? 6 : 4;
         const pk: Packet = {
-          family: 4,
+          family,
           in: from === "lan" ? "eth1" : "eth0",
-          src: from === "lan" ? ADDR.lan : ADDR.wan,
+          src: family === 6 ? (from === "lan" ? ADDR.lan6 : ADDR.wan6) : from === "lan" ? ADDR.lan : ADDR.wan,
           dst,
           proto: "tcp",
           sport: 40000,
           dport: port,
           state: "NEW",
-          local,
+          local: family === 6 ? [ADDR.hostLan6, ADDR.hostWan6] : local,
           routes: [{ dst: "172.17.0.0/16", dev: "docker0" }],
         };
-        const v = evaluate(r.generated!.rulesets[4]!, pk);
+        const v = evaluate(r.generated!.rulesets[family]!, pk);
         // A connection opens when the rules accept it and something listens where it goes.
         const listening = v.path === "input" ? [22, 2222].includes(port) : true;
         const predicted = v.verdict === "ACCEPT" && listening ? "open" : "closed";
         rows.push(`${from} → ${dst}:${port}: evaluator ${predicted} (${v.verdict}${v.dnat ? ` via DNAT to ${v.dnat.addr}` : ""}), kernel ${kernel[i]!.open ? "open" : "closed"}`);
       });
       const disagree = rows.filter((row) => !/evaluator (\w+) .*kernel \1$/.test(row));
+      // IPv6 too: something open and something closed among its packets, over all policies.
+      ipv6Rows.push(...rows.filter((row) => row.includes("2001:db8")));
       expect(disagree, rows.join("\n")).toEqual([]);
       // Not a table of "closed": each policy opens something and closes something.
       expect(rows.some((row) => row.endsWith("kernel open"))).toBe(true);
       expect(rows.some((row) => row.endsWith("kernel closed"))).toBe(true);
     }, LAB_TIMEOUT);
   }
+
+  it("the IPv6 packets were not all alike", () => {
+    expect(ipv6Rows.length).toBe(Object.keys(POLICIES).length * 6);
+    expect(ipv6Rows.some((row) => row.endsWith("kernel open"))).toBe(true);
+    expect(ipv6Rows.some((row) => row.endsWith("kernel closed"))).toBe(true);
+  });
 });
 
 describe("the packet evaluator, cases the lab does not probe", () => {
