@@ -130,10 +130,16 @@ function system(): SystemIo {
         return false;
       }
     },
-    spawnDockwall: (args) => {
-      const self = process.env.DOCKWALL_BIN ?? process.argv[1]!;
-      spawn(self, args, { detached: true, stdio: "ignore", env: process.env }).unref();
-    },
+    spawnDockwall: (args) =>
+      new Promise((resolve, reject) => {
+        const self = process.env.DOCKWALL_BIN ?? process.argv[1]!;
+        const child = spawn(self, args, { detached: true, stdio: "ignore", env: process.env });
+        child.on("error", reject);
+        child.on("spawn", () => {
+          child.unref();
+          resolve();
+        });
+      }),
     now: () => Date.now(),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     readLine,

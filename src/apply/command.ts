@@ -30,8 +30,8 @@ export interface SystemIo {
   removeFile: (path: string) => void;
   /** Atomic; false when `from` is gone (someone else took it). */
   rename: (from: string, to: string) => boolean;
-  /** Starts `dockwall ARGS…` in a new session, not waited for, that outlives this process. */
-  spawnDockwall: (args: string[]) => void;
+  /** Starts `dockwall ARGS…` in a new session, not waited for, that outlives this process; rejects when it cannot be started. */
+  spawnDockwall: (args: string[]) => Promise<void>;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
   /** A line typed on the terminal within `ms`, or undefined (no terminal, or nothing typed). */
@@ -219,7 +219,15 @@ async function confirmOrRollBack(io: SystemIo, say: (s: string) => void, opts: A
   const p: Pending = { token, created, deadline: created + seconds * 1000, policy: opts.policyName, families };
   io.writeFile(path(io, "pending.json"), JSON.stringify(p, null, 2) + "\n");
   // The rollback runs on its own: a dropped SSH session (or a killed apply) cannot stop it.
-  io.spawnDockwall(["rollback", "--after", String(seconds), "--token", token]);
+  try {
+    await io.spawnDockwall(["rollback", "--after", String(seconds), "--token", token]);
+  } catch (e) {
+    // Without its own rollback the wait would depend on this process: put the rules back now.
+    settle(io, token, "rolled back");
+    const failed = ((await outcomeOf(io, token)) ?? "").split("\n")[1];
+    say(`cannot start the rollback that --confirm needs (${firstLine(e)}): ${failed ? `putting the rules from before back FAILED: ${failed}` : "the rules from before are back in place"}`);
+    return EXIT.error;
+  }
   say(`keep the new rules? Type 'yes' within ${seconds} s, or run 'dockwall confirm' from another shell; otherwise the rules from before are put back`);
   while (io.now() < p.deadline) {
     const left = p.deadline - io.now();

@@ -1,0 +1,46 @@
+// apply --confirm's control flow with a machine in memory: when its own rollback cannot be
+// started, the new rules do not stay waiting on this process: they are put back at once.
+import { expect, test } from "vitest";
+import { compile } from "../../src/compile.js";
+import { runApply, type SystemIo } from "../../src/apply/command.js";
+
+test("--confirm whose rollback process cannot start: the rules from before are back, exit 2", async () => {
+  const files = new Map<string, string>();
+  const loads: string[] = [];
+  let now = 1_000_000;
+  const io: SystemIo = {
+    run: (cmd, args, input) => {
+      if (cmd.endsWith("-save")) return cmd.startsWith("ip6") ? "" : "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+      if (!args.includes("--test")) loads.push(`${cmd} ${args.join(" ")}`.trim() + (input?.includes("COMMIT") ? " <rules>" : ""));
+      return "";
+    },
+    runAsync: async () => "",
+    env: {},
+    stateDir: "/state",
+    readFile: (p) => files.get(p),
+    writeFile: (p, t) => void files.set(p, t),
+    removeFile: (p) => void files.delete(p),
+    rename: (a, b) => {
+      const t = files.get(a);
+      if (t === undefined) return false;
+      files.delete(a);
+      files.set(b, t);
+      return true;
+    },
+    spawnDockwall: async () => {
+      throw new Error("spawn /nowhere/dockwall ENOENT");
+    },
+    now: () => now,
+    sleep: async (ms) => void (now += ms),
+    readLine: async () => undefined,
+    stdinIsTTY: false,
+  };
+  const r = compile("docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\nhost { allow lan tcp 22; }\n", { noRender: true });
+  const err: string[] = [];
+  const code = await runApply(io, { stdout: () => {}, stderr: (s) => void err.push(s) }, r, { confirm: 30, force: false, policyName: "host.dw" });
+  expect(err.join("")).toContain("dockwall: cannot start the rollback that --confirm needs (spawn /nowhere/dockwall ENOENT): the rules from before are back in place\n");
+  expect(code).toBe(2);
+  // Loaded (IPv4, IPv6), then both put back as saved.
+  expect(loads).toEqual(["iptables-restore --noflush <rules>", "ip6tables-restore --noflush <rules>", "iptables-restore <rules>", "ip6tables-restore <rules>"]);
+  expect(files.has("/state/pending.json")).toBe(false);
+});
