@@ -193,6 +193,16 @@ describe("the Engine API client (a fake daemon on a unix socket)", () => {
       await engine.facts();
       expect(inspections()).toBe(3); // the stream was reopened: everything again
       expect(paths.filter((p) => p === "/version")).toHaveLength(2);
+      // The list says something else of it (another address): inspected again, with no event.
+      answer = (path, res) => {
+        paths.push(path);
+        if (path === "/containers/json") return json(res, facts.containers.map((c) => ({ Id: c.Id, NetworkSettings: { Networks: { front: { IPAddress: "172.27.0.99" } } } })));
+        daemon(path, res);
+      };
+      await engine.facts();
+      expect(inspections()).toBe(4);
+      await engine.facts();
+      expect(inspections()).toBe(4);
     } finally {
       engine.close();
     }
