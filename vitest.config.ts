@@ -12,6 +12,7 @@ const KERNEL = [
   "test/lab/**/*.test.ts",
   "test/apply/apply.test.ts",
   "test/apply/evaluate.test.ts",
+  "test/apply/evaluate-policies.test.ts",
   "test/watch/watcher.test.ts",
   "test/watch/live.test.ts",
   "test/watch/proxy-window.test.ts",

@@ -10,7 +10,7 @@
 //    saved rules unless `dockwall confirm` (or "yes" on the terminal) comes first; it does not
 //    depend on the terminal or the SSH session staying open.
 import type { CompileResult } from "../compile.js";
-import { parseSave, SaveSyntaxError } from "../live/save.js";
+import { parseSave, SaveSyntaxError, toRuleset, type SavedRuleset } from "../live/save.js";
 import { BUILTIN_CHAINS, type Table } from "../ir/ruleset.js";
 import { reconcileStep } from "../watch/reconcile.js";
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
@@ -122,25 +122,6 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   const policy = compiled.policy!;
   const families = ([4, 6] as const).filter((f) => generated.rulesets[f]!.tables.length > 0);
 
-  // The lockout guard, before anything is touched.
-  const ssh = io.env.SSH_CONNECTION;
-  if (ssh && !opts.force) {
-    let addrs;
-    try {
-      addrs = parseIpAddr(io.run("ip", ["-o", "addr", "show"]));
-    } catch (e) {
-      say(`not applied: cannot list the host's addresses for the lockout guard (${firstLine(e)}); --force applies without it`);
-      return EXIT.error;
-    }
-    const pk = sshPacket(ssh, addrs);
-    if (typeof pk === "string") {
-      say(`not applied: the lockout guard cannot check your SSH session: ${pk}; --force applies without it`);
-      return EXIT.error;
-    }
-    const d = lockout(policy, generated, pk);
-    if (d) return d;
-  }
-
   // Save what is loaded now, both families, whatever the new rules touch.
   const before: Partial<Record<4 | 6, string>> = {};
   for (const f of [4, 6] as const) {
@@ -158,10 +139,12 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   // other tools' chains and jumps kept; a re-apply of the same rules loads nothing.
   const steps: Partial<Record<4 | 6, string>> = {};
   const kept: string[] = [];
+  const afters: Partial<Record<4 | 6, SavedRuleset>> = {};
   for (const f of families) {
     try {
       const step = reconcileStep(parseSave(before[f] ?? ""), generated.rulesets[f]!, { ownsInput: policy.host !== undefined });
       steps[f] = step.text;
+      afters[f] = step.after;
       kept.push(...step.kept.map((k) => `${f === 4 ? "ip" : "ip6"} ${k}`));
     } catch (e) {
       if (e instanceof SaveSyntaxError) {
@@ -171,6 +154,26 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
       throw e;
     }
   }
+  // The lockout guard, before anything is touched: the session's next connection walked through
+  // what the kernel will hold (other tools' chains and, with iptables on, Docker's own included).
+  const ssh = io.env.SSH_CONNECTION;
+  if (ssh && !opts.force) {
+    let addrs;
+    try {
+      addrs = parseIpAddr(io.run("ip", ["-o", "addr", "show"]));
+    } catch (e) {
+      say(`not applied: cannot list the host's addresses for the lockout guard (${firstLine(e)}); --force applies without it`);
+      return EXIT.error;
+    }
+    const pk = sshPacket(ssh, addrs);
+    if (typeof pk === "string") {
+      say(`not applied: the lockout guard cannot check your SSH session: ${pk}; --force applies without it`);
+      return EXIT.error;
+    }
+    const d = lockout(policy, afters[pk.family] ? toRuleset(afters[pk.family]!, pk.family) : undefined, pk);
+    if (d) return d;
+  }
+
   const changing = families.filter((f) => steps[f]);
   // Test every change before loading any: most refusals are caught with nothing changed.
   for (const f of changing) {

@@ -1,5 +1,5 @@
 // A packet evaluator over dockwall's own rule IR: given a packet, walk the chains as the kernel
-// does (nat PREROUTING, then filter INPUT or FORWARD) and say what becomes of it and which rule
+// does (raw, mangle and nat PREROUTING, then mangle and filter INPUT or FORWARD) and say what becomes of it and which rule
 // decided. It serves the lockout guard of `apply`; tests prove its answers against the kernel.
 // Pure. A match it does not understand makes the answer "unknown" rather than a guess.
 import ipaddr from "ipaddr.js";
@@ -15,6 +15,8 @@ export interface Packet {
   proto: "tcp" | "udp" | "icmp";
   sport?: number;
   dport?: number;
+  /** ICMP type (icmp packets): 8 is an IPv4 echo request, 128 an IPv6 one. */
+  icmpType?: number;
   /** Conntrack state: NEW for a first packet. */
   state: "NEW" | "ESTABLISHED" | "RELATED" | "INVALID";
   /** The host's own addresses (addrtype LOCAL). */
@@ -51,6 +53,16 @@ function inCidr(addr: string, cidr: string): boolean {
   return a.match(net, len);
 }
 
+/** `a-b` (iprange), both ends included. */
+function inRange(addr: string, range: string): boolean {
+  const [from, to = from] = range.split("-");
+  const num = (a: string) => ipaddr.parse(a).toByteArray().reduce((v, b) => (v << 8n) | BigInt(b), 0n);
+  const a = ipaddr.parse(addr);
+  if (a.kind() !== ipaddr.parse(from!).kind()) return false;
+  const v = num(addr);
+  return num(from!) <= v && v <= num(to);
+}
+
 function ifaceMatches(pattern: string, iface: string | undefined): boolean {
   if (iface === undefined) return false;
   return pattern.endsWith("+") ? iface.startsWith(pattern.slice(0, -1)) : pattern === iface;
@@ -67,6 +79,19 @@ function portIn(spec: string, port: number | undefined): boolean {
     const [a, b] = p.split(":");
     return b === undefined ? Number(a) === port : (a === "" ? 0 : Number(a)) <= port && port <= (b === "" ? 65535 : Number(b));
   });
+}
+
+const ICMP_TYPES: Record<4 | 6, Record<string, number>> = {
+  4: { "echo-reply": 0, pong: 0, "destination-unreachable": 3, "echo-request": 8, ping: 8, "time-exceeded": 11, "parameter-problem": 12 },
+  6: { "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4, "echo-request": 128, "echo-reply": 129, "router-solicitation": 133, "router-advertisement": 134, "neighbour-solicitation": 135, "neighbor-solicitation": 135, "neighbour-advertisement": 136, "neighbor-advertisement": 136 },
+};
+
+/** An --icmp-type / --icmpv6-type value (a number, TYPE/CODE, or a name) as a type; a code is not checked. */
+function icmpTypeOf(value: string, family: 4 | 6): number | "any" | undefined {
+  if (value === "any") return "any";
+  const t = value.split("/")[0]!;
+  if (/^\d+$/.test(t)) return value.includes("/") ? undefined : Number(t);
+  return ICMP_TYPES[family][t];
 }
 
 interface Ctx {
@@ -104,6 +129,12 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
       case "conntrack ctorigdstport":
         hit = ctx.dnat !== undefined && portIn(o.value!, p.dport);
         break;
+      case "iprange src-range":
+        hit = inRange(p.src, o.value!);
+        break;
+      case "iprange dst-range":
+        hit = inRange(ctx.dnat ? ctx.dnat.addr : p.dst, o.value!);
+        break;
       case "conntrack ctorigdst":
         hit = inCidr(p.dst, o.value!);
         break;
@@ -116,10 +147,16 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
         hit = p.local.includes(p.src);
         break;
       case "icmp icmp-type":
-      case "icmp6 icmpv6-type":
-        hit = false; // only TCP and UDP packets are evaluated against type matches
-        if (p.proto === "icmp") throw new Unknown(`${m.module} type`);
+      case "icmp6 icmpv6-type": {
+        if (p.proto !== "icmp" || (m.module === "icmp6") !== (p.family === 6)) {
+          hit = false;
+          break;
+        }
+        const want = icmpTypeOf(o.value!, p.family);
+        if (want === undefined || p.icmpType === undefined) throw new Unknown(`${m.module} type ${o.value}`);
+        hit = want === "any" || want === p.icmpType;
         break;
+      }
       case "comment comment":
         hit = true;
         break;
@@ -188,6 +225,11 @@ function parseDnat(to: string): { addr: string; port?: number } {
   return { addr: m?.[1] ?? to, port: m?.[2] ? Number(m[2]) : undefined };
 }
 
+/** Addressed to the host itself: one of its addresses, or loopback. */
+function isLocal(p: Packet, addr: string): boolean {
+  return p.local.some((a) => ipaddr.parse(a).toString() === ipaddr.parse(addr).toString()) || inCidr(addr, p.family === 4 ? "127.0.0.0/8" : "::1/128");
+}
+
 /** The interface of the longest route that holds `addr`. */
 function routeOf(p: Packet, addr: string): string | undefined {
   let best: { dev: string; len: number } | undefined;
@@ -203,7 +245,19 @@ function routeOf(p: Packet, addr: string): string | undefined {
 export function evaluate(rs: Ruleset, p: Packet): Verdict {
   const table = (n: Table["name"]) => rs.tables.find((t) => t.name === n);
   const ctx: Ctx = { packet: p };
+  // raw and mangle decide only by dropping (Docker 28+ drops direct access in raw PREROUTING).
+  const early = (name: "raw" | "mangle", chain: string, path: Verdict["path"]): Verdict | undefined => {
+    const t = table(name);
+    if (!t) return undefined;
+    const w = walk(t, chain, p, ctx);
+    if (w && (w.verdict === "DROP" || w.verdict === "REJECT")) return { verdict: w.verdict, path, dnat: ctx.dnat, decided: w.decided };
+    if (!w && policyOf(t, chain) === "DROP") return { verdict: "DROP", path, dnat: ctx.dnat, decided: { table: name, chain, index: -1 } };
+    return undefined;
+  };
   try {
+    const first = isLocal(p, p.dst) ? "input" : "forward";
+    const dropped = early("raw", "PREROUTING", first) ?? early("mangle", "PREROUTING", first);
+    if (dropped) return dropped;
     const nat = table("nat");
     if (nat && p.state === "NEW") {
       const w = walk(nat, "PREROUTING", p, ctx);
@@ -212,10 +266,11 @@ export function evaluate(rs: Ruleset, p: Packet): Verdict {
     const filter = table("filter");
     // Addressed to the host (after DNAT, if any): INPUT; to anyone else: routed, FORWARD.
     const to = ctx.dnat ? ctx.dnat.addr : p.dst;
-    const isLocal = p.local.some((a) => ipaddr.parse(a).toString() === ipaddr.parse(to).toString()) || inCidr(to, p.family === 4 ? "127.0.0.0/8" : "::1/128");
-    const path = isLocal ? "input" : "forward";
+    const path = isLocal(p, to) ? "input" : "forward";
     if (path === "forward") ctx.out = routeOf(p, to);
     const chain = path === "forward" ? "FORWARD" : "INPUT";
+    const mangled = early("mangle", chain, path);
+    if (mangled) return mangled;
     const w = filter ? walk(filter, chain, p, ctx) : undefined;
     if (w && w.verdict !== "RETURN" && w.verdict !== "DNAT") return { verdict: w.verdict, path, dnat: ctx.dnat, decided: w.decided };
     return { verdict: policyOf(filter, chain), path, dnat: ctx.dnat, decided: { table: "filter", chain, index: -1 } };

@@ -3,7 +3,7 @@
 // rule set, and reported as a diagnostic in the policy — the host block, and the rule that
 // would have to admit it. Pure.
 import { Problems, startOfFile, type Diagnostic } from "../diagnostics.js";
-import type { Generated } from "../generate.js";
+import type { Ruleset } from "../ir/ruleset.js";
 import type { Policy } from "../model/types.js";
 import { ruleText } from "../targets/iptables.js";
 import { evaluate, type Packet } from "./evaluate.js";
@@ -67,9 +67,12 @@ function zonesHolding(p: Policy, pk: Packet): string[] {
     .map((z) => z.name);
 }
 
-/** undefined when the session's next connection would be accepted; a diagnostic that says why not otherwise. */
-export function lockout(p: Policy, generated: Generated, pk: Packet): Diagnostic | undefined {
-  const rs = generated.rulesets[pk.family];
+/**
+ * undefined when the session's next connection would be accepted by `rs` (the rules the kernel
+ * will hold: apply passes the compiled rules laid over what is loaded); a diagnostic that says
+ * why not otherwise. No rule set: the session's family is not touched.
+ */
+export function lockout(p: Policy, rs: Ruleset | undefined, pk: Packet): Diagnostic | undefined {
   if (!rs) return undefined;
   const v = evaluate(rs, pk);
   if (v.verdict === "ACCEPT" && v.path === "input") return undefined;

@@ -4,7 +4,7 @@
 // `/32` and `/128`, host bits, `!` before or after the option, counters, comments,
 // quoting, and the order of matches and of options within a match.
 import ipaddr from "ipaddr.js";
-import type { Rule, Ruleset } from "../ir/ruleset.js";
+import { BUILTIN_CHAINS, rule, type Chain, type Match, type Neg, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
 
 const keyCache = new Map<string, string>();
 
@@ -33,6 +33,11 @@ export class SavedRule {
       this.canonical = k;
     }
     return this.canonical;
+  }
+
+  /** The rule in dockwall's IR, read from its words (what the packet evaluator walks). */
+  toRule(): Rule {
+    return irRule(parseRuleWords(this.restWords));
   }
 
   /** The jump target (-j/-g), read without normalising. */
@@ -208,8 +213,17 @@ const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? 
 /** Options that take no value. */
 const FLAGS = new Set(["syn", "random", "random-fully", "persistent", "fragment", "log-uid", "log-tcp-sequence", "log-tcp-options", "log-ip-options", "rsource", "rdest", "set", "update", "rcheck", "remove"]);
 
-/** One rule (the words after `-A CHAIN`) in canonical spelling. */
-export function canonicalRule(ws: string[]): string {
+/** A rule's words, read into its parts (canonical values; matches in the order written). */
+interface ParsedRule {
+  base: Map<string, Opt>;
+  matches: { module: string; opts: Opt[] }[];
+  target: string | undefined;
+  targetFlag: string;
+  targetOpts: Opt[];
+  proto: string | undefined;
+}
+
+function parseRuleWords(ws: string[]): ParsedRule {
   const base = new Map<string, Opt>();
   const matches: { module: string; opts: Opt[] }[] = [];
   let target: string | undefined;
@@ -300,6 +314,12 @@ export function canonicalRule(ws: string[]): string {
     pendingNeg = false;
   }
 
+  return { base, matches, target, targetFlag, targetOpts, proto };
+}
+
+/** One rule (the words after `-A CHAIN`) in canonical spelling. */
+export function canonicalRule(ws: string[]): string {
+  const { base, matches, target, targetFlag, targetOpts, proto } = parseRuleWords(ws);
   // comments do not change what a rule does
   const kept = matches.filter((m) => m.module !== "comment" && m.opts.length > 0);
   kept.sort((a, b) => (a.module < b.module ? -1 : a.module > b.module ? 1 : 0));
@@ -401,6 +421,51 @@ export function parseSave(text: string): SavedRuleset {
     } else throw new SaveSyntaxError(n + 1, `unknown command '${ws[0]}'`);
   }
   return tables;
+}
+
+/**
+ * Parts read from iptables-save text as an IR rule. Comments are left out (they decide
+ * nothing); a `-g` (goto) target is kept as the word `-g CHAIN`, which the evaluator does not
+ * know, so a rule set that uses one gets "unknown" rather than a guess.
+ */
+function irRule(p: ParsedRule): Rule {
+  const neg = (k: string): Neg<string> | undefined => {
+    const o = p.base.get(k);
+    return o ? (o.neg ? { value: o.value!, neg: true } : { value: o.value! }) : undefined;
+  };
+  const matches: Match[] = p.matches
+    .filter((m) => m.module !== "comment" && m.opts.length > 0)
+    .map((m) => ({ module: m.module, options: m.opts.map((o) => (o.neg ? { name: o.name, value: o.value, neg: true } : { name: o.name, value: o.value })) }));
+  if (p.base.has("-f")) matches.unshift({ module: "fragment", options: [{ name: "fragment", neg: p.base.get("-f")!.neg || undefined }] });
+  const proto = p.base.get("-p");
+  if (proto?.neg) matches.unshift({ module: "protocol", options: [{ name: `not ${proto.value}` }] });
+  const target = p.target === undefined ? "" : p.targetFlag === "-g" ? `-g ${p.target}` : p.target;
+  return rule({
+    src: neg("-s"),
+    dst: neg("-d"),
+    in: neg("-i"),
+    out: neg("-o"),
+    proto: proto && !proto.neg ? proto.value : undefined,
+    matches,
+    targetOptions: p.targetOpts.length ? p.targetOpts.map((o) => ({ name: o.name, value: o.value ?? "" })) : undefined,
+  }, target);
+}
+
+/** iptables-save text, read, as a rule set in dockwall's IR: what the kernel holds, for the packet evaluator. */
+export function toRuleset(saved: SavedRuleset, family: 4 | 6): Ruleset {
+  const tables: Table[] = [];
+  for (const [name, t] of saved) {
+    if (!(name in BUILTIN_CHAINS)) continue;
+    const builtins = BUILTIN_CHAINS[name as Table["name"]];
+    const chains: Chain[] = [...t.chains.values()].map((c) => ({
+      name: c.name,
+      builtin: builtins.includes(c.name),
+      policy: builtins.includes(c.name) ? (c.policy === "DROP" ? "DROP" : "ACCEPT") : undefined,
+      rules: c.rules.map((r) => r.toRule()),
+    }));
+    tables.push({ name: name as Table["name"], chains });
+  }
+  return { family, tables, scope: "full" };
 }
 
 /** A compiled rule set (the IR) as a SavedRuleset, without printing and re-reading it. */

@@ -23,6 +23,8 @@ export interface Step {
   changes: ChainChange[];
   /** Other tools' chains kept (as `filter f2b-sshd`). */
   kept: string[];
+  /** What the kernel holds once the step is loaded: every table, the ones it does not touch as they are. */
+  after: SavedRuleset;
 }
 
 function sameChain(a: SavedChain, b: SavedChain): boolean {
@@ -112,7 +114,7 @@ export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsI
     }
     if (decl.length || body.length || drop.length) out.push(`*${tname}`, ...decl, ...body, ...drop, "COMMIT");
   }
-  return { text: out.length ? out.join("\n") + "\n" : "", changes, kept: merged.kept };
+  return { text: out.length ? out.join("\n") + "\n" : "", changes, kept: merged.kept, after: new Map([...live, ...desired]) };
 }
 
 /** One log line's worth: `nat DOCKER +1 -1, filter DOCKER-USER +2`. */

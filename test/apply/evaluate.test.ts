@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { formatDiagnostics } from "../../src/diagnostics.js";
 import { evaluate, type Packet } from "../../src/apply/evaluate.js";
+import { parseSave, toRuleset } from "../../src/live/save.js";
 import { ADDR, describeDocker, startLab, type Lab } from "../lab/dockerlab.js";
 
 const LAB_TIMEOUT = 120_000;
@@ -147,6 +148,17 @@ host { allow lan tcp 22; }
   test("says which rule decided, and the policy when none did", () => {
     expect(evaluate(rs, base).decided).toMatchObject({ table: "filter", chain: "INPUT", index: 2 });
     expect(evaluate(rs, { ...base, src: "10.1.1.1" }).decided).toEqual({ table: "filter", chain: "INPUT", index: -1 });
+  });
+
+  test("rules read back from iptables-save text: a goto, or an ICMP type with a code, is 'unknown', not a guess", () => {
+    const saved = (rule: string) => toRuleset(parseSave(`*filter\n:INPUT DROP [0:0]\n:f2b - [0:0]\n${rule}\n-A INPUT -p icmp -j ACCEPT\nCOMMIT\n`), 4);
+    const ping: Packet = { ...base, proto: "icmp", dport: undefined, icmpType: 8 };
+    expect(evaluate(saved("-A INPUT -p tcp -g f2b"), base)).toMatchObject({ verdict: "unknown", why: "target -g f2b" });
+    expect(evaluate(saved("-A INPUT -p icmp -m icmp --icmp-type 8/0 -j DROP"), ping)).toMatchObject({ verdict: "unknown", why: "icmp type 8/0" });
+    expect(evaluate(saved("-A INPUT -p icmp -m icmp --icmp-type echo-request -j DROP"), ping)).toMatchObject({ verdict: "DROP", decided: { index: 0 } });
+    expect(evaluate(saved("-A INPUT -p icmp -m icmp --icmp-type 0 -j DROP"), ping)).toMatchObject({ verdict: "ACCEPT", decided: { index: 1 } });
+    expect(evaluate(saved("-A INPUT -m iprange --src-range 192.168.1.1-192.168.1.9 -j DROP"), base)).toMatchObject({ verdict: "DROP" });
+    expect(evaluate(saved("-A INPUT -m iprange ! --src-range 192.168.1.1-192.168.1.9 -j DROP"), base)).toMatchObject({ verdict: "DROP", decided: { index: -1 } });
   });
 
   test("a match it does not know is 'unknown', not a guess", () => {

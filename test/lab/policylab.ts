@@ -1,0 +1,387 @@
+// The policy lab: a policy's own world built from its model, in network namespaces, without
+// dockerd. The host is one namespace with the policy's interfaces (veth ends, named as its
+// zones say) and bridges (docker0, br-…, with the gateway addresses); behind each interface a
+// neighbour namespace that sends from the addresses the policy's zones and rules name; each
+// container a namespace on its networks at its addresses, listening on the ports it publishes.
+// planPolicyLab is pure (the model in, the world and the packets to send out);
+// startPolicyLab builds it and sends them. With "iptables": false dockerd writes no rules and
+// only owns the bridges and containers, which this builds the same way; docker-proxy (where
+// userland-proxy is on) is a listener on the host's published ports.
+import { fileURLToPath } from "node:url";
+import type { Packet } from "../../src/apply/evaluate.js";
+import type { Policy } from "../../src/model/types.js";
+import { bits, broadcastOf, formatIp, hostMask, networkOf, type AddressSpec, type Cidr, type Family, type Proto } from "../../src/model/values.js";
+import { createNetns, deleteNetns, type Netns } from "./kernel.js";
+import { runAsync, killQuiet } from "./proc.js";
+import { spawn, type ChildProcess } from "node:child_process";
+
+const NETPROBE = fileURLToPath(new URL("./netprobe.mjs", import.meta.url));
+
+export interface LabIface {
+  /** The host's interface, as the policy names it. */
+  name: string;
+  host4: string;
+  host6: string;
+  /** The neighbour's own addresses (no zone names them unless a range holds them). */
+  nbr4: string;
+  nbr6: string;
+  /** More addresses the neighbour sends from: the ones the policy's zones and rules name. */
+  sources: string[];
+}
+
+export interface LabBridge {
+  name: string;
+  /** Gateway addresses with the subnet's prefix. */
+  addrs: string[];
+  subnets: string[];
+}
+
+export interface LabContainer {
+  name: string;
+  endpoints: { bridge: string; addrs: string[]; gateways: string[] }[];
+  tcp: number[];
+  udp: number[];
+}
+
+export interface LabListener {
+  bind: string;
+  proto: Proto;
+  port: number;
+}
+
+export type ProbeProto = Proto | "icmp";
+
+export interface LabProbe {
+  /** Where it is sent from: a neighbour (by the host interface it sits behind) or a container. */
+  from: { iface: string } | { container: string };
+  family: Family;
+  src: string;
+  dst: string;
+  proto: ProbeProto;
+  port?: number;
+}
+
+export interface PolicyLabPlan {
+  ifaces: LabIface[];
+  bridges: LabBridge[];
+  containers: LabContainer[];
+  /** What listens on the host: its services (the host block) and docker-proxy's ports. */
+  hostListeners: LabListener[];
+  probes: LabProbe[];
+}
+
+/** The interface sources arrive on when only a `from` places them (a zone without interfaces). */
+export const ANY_IFACE = "dwx0";
+/** Neighbours answer on this TCP port (forwarded and outbound paths). */
+export const NEIGHBOUR_PORT = 7000;
+
+const ip = (family: Family, value: bigint) => formatIp({ family, value });
+
+/** Addresses that stand for a source: its first hosts and, for a wide range, one near its end. */
+function representatives(a: AddressSpec): string[] {
+  if (a.kind === "range") return [...new Set([ip(a.range.family, a.range.from), ip(a.range.family, a.range.to)])];
+  const c = a.cidr;
+  const size = hostMask(c);
+  if (size === 0n) return [ip(c.family, c.value)];
+  const net = networkOf(c);
+  if (size < 4n) return [ip(c.family, net + 1n)];
+  return [ip(c.family, net + 2n), ip(c.family, broadcastOf(c) - 2n)];
+}
+
+function inSpec(a: AddressSpec, family: Family, value: bigint): boolean {
+  if (a.kind === "range") return a.range.family === family && a.range.from <= value && value <= a.range.to;
+  return a.cidr.family === family && (value & ~hostMask(a.cidr)) === networkOf(a.cidr);
+}
+
+function parse(addr: string): { family: Family; value: bigint } {
+  if (!addr.includes(":")) return { family: 4, value: BigInt(addr.split(".").reduce((v, o) => v * 256 + Number(o), 0)) };
+  const [head, tail] = addr.split("::") as [string, string | undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail !== undefined && tail ? tail.split(":") : [];
+  const groups = tail !== undefined ? [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t] : h;
+  return { family: 6, value: groups.reduce((v, g) => (v << 16n) | BigInt(parseInt(g, 16)), 0n) };
+}
+
+const portsOf = (r: { from: number; to: number }) => [...new Set([r.from, r.to])];
+
+/** The lab for a compiled policy (its model with Docker's facts added). */
+export function planPolicyLab(p: Policy): PolicyLabPlan {
+  // Interfaces: every one a zone names (wildcards left out), and one for `from`-only zones.
+  const names: string[] = [];
+  for (const z of p.zones) for (const i of z.interfaces) if (!i.value.endsWith("+") && !names.includes(i.value)) names.push(i.value);
+  if (p.zones.some((z) => !z.builtin && z.interfaces.length === 0) || names.length === 0) names.push(ANY_IFACE);
+  const ifaces: LabIface[] = names.map((name, i) => ({ name, host4: `10.200.${i}.1`, host6: `fd00:200:${i}::1`, nbr4: `10.200.${i}.2`, nbr6: `fd00:200:${i}::2`, sources: [] }));
+  const ifaceOfZone = (zone: string | undefined): string => {
+    const z = p.zones.find((x) => x.name === zone);
+    const first = z?.interfaces.find((i) => !i.value.endsWith("+"))?.value;
+    return first ?? (z && !z.builtin ? ANY_IFACE : names[0]!);
+  };
+  const placed = new Set<string>(ifaces.flatMap((f) => [f.host4, f.host6, f.nbr4, f.nbr6]));
+  const place = (addr: string, iface: string) => {
+    if (placed.has(addr) || addr.startsWith("127.") || addr === "::1") return;
+    placed.add(addr);
+    (ifaces.find((f) => f.name === iface) ?? ifaces[0]!).sources.push(addr);
+  };
+  // A zone's addresses sit behind its interface; a rule's narrower ones behind its first zone's.
+  for (const z of p.zones) for (const s of z.sources) for (const a of representatives(s.value)) place(a, ifaceOfZone(z.name));
+  const rules = [...p.allows, ...p.forwards, ...(p.host?.rules ?? [])];
+  for (const r of rules) for (const s of r.sources) for (const a of representatives(s.value)) {
+    const v = parse(a);
+    const zone = r.zones.find((z) => p.zones.find((x) => x.name === z.name)?.sources.some((src) => inSpec(src.value, v.family, v.value))) ?? r.zones[0];
+    place(a, ifaceOfZone(zone?.name));
+  }
+
+  // Bridges and containers, as dockerd makes them.
+  const bridges: LabBridge[] = [];
+  for (const n of p.networks) {
+    if (!p.containers.some((c) => c.endpoints.some((e) => e.network.name === n.name)) && !n.implicit) continue;
+    const addrs = n.subnets.map((s) => {
+      const gw = n.gateways.find((g) => g.value.family === s.value.family)?.value;
+      return `${gw ? formatIp(gw) : ip(s.value.family, networkOf(s.value) + 1n)}/${s.value.prefix}`;
+    });
+    bridges.push({ name: n.bridge.value, addrs, subnets: n.subnets.map((s) => `${ip(s.value.family, networkOf(s.value))}/${s.value.prefix}`) });
+  }
+  const containers: LabContainer[] = p.containers.map((c) => {
+    const tcp = new Set<number>();
+    const udp = new Set<number>();
+    for (const pub of c.publishes) for (const port of portsOf(pub.spec.container)) (pub.spec.proto === "udp" ? udp : tcp).add(port);
+    return {
+      name: c.name,
+      endpoints: c.endpoints.map((e) => {
+        const n = p.networks.find((x) => x.name === e.network.name)!;
+        const bridge = bridges.find((b) => b.name === n.bridge.value)!;
+        return {
+          bridge: bridge.name,
+          addrs: e.addresses.map((a) => `${formatIp(a.value)}/${n.subnets.find((s) => s.value.family === a.value.family)?.value.prefix ?? bits(a.value.family)}`),
+          gateways: bridge.addrs.map((g) => g.split("/")[0]!),
+        };
+      }),
+      tcp: [...tcp],
+      udp: [...udp],
+    };
+  });
+
+  // The host's listeners: its services, and docker-proxy on every published port.
+  const hostListeners: LabListener[] = [];
+  const listen = (l: LabListener) => {
+    if (!hostListeners.some((x) => x.bind === l.bind && x.proto === l.proto && x.port === l.port)) hostListeners.push(l);
+  };
+  for (const r of p.host?.rules ?? []) {
+    if (r.proto.value === "icmp") continue;
+    for (const range of r.ports) for (const port of portsOf(range.value)) listen({ bind: "::", proto: r.proto.value as Proto, port });
+  }
+  if (p.docker.userlandProxy) {
+    for (const c of p.containers) for (const pub of c.publishes) for (const port of portsOf(pub.spec.host)) listen({ bind: pub.spec.hostIp ? formatIp(pub.spec.hostIp) : "::", proto: pub.spec.proto, port });
+  }
+
+  // The packets: from every neighbour address to the host (its services, every published
+  // port, ping), to 127.0.0.1 where a port is published on it, straight to every container's
+  // published ports, and to the other neighbours; from every container out to a neighbour.
+  const probes: LabProbe[] = [];
+  const add = (pr: LabProbe) => {
+    if (!probes.some((x) => JSON.stringify(x) === JSON.stringify(pr))) probes.push(pr);
+  };
+  const hostPorts: [Proto, number][] = [];
+  const addPort = (proto: Proto, port: number) => {
+    if (!hostPorts.some(([a, b]) => a === proto && b === port)) hostPorts.push([proto, port]);
+  };
+  for (const l of hostListeners) addPort(l.proto, l.port);
+  for (const c of p.containers) for (const pub of c.publishes) for (const port of portsOf(pub.spec.host)) addPort(pub.spec.proto, port);
+  const loopback = p.containers.flatMap((c) => c.publishes.filter((pub) => pub.spec.hostIp && formatIp(pub.spec.hostIp) === "127.0.0.1"));
+  for (const f of ifaces) {
+    for (const src of [f.nbr4, f.nbr6, ...f.sources]) {
+      const family: Family = src.includes(":") ? 6 : 4;
+      const hostAddr = family === 4 ? f.host4 : f.host6;
+      const from = { iface: f.name };
+      for (const [proto, port] of hostPorts) add({ from, family, src, dst: hostAddr, proto, port });
+      add({ from, family, src, dst: hostAddr, proto: "icmp" });
+      if (family === 4) for (const pub of loopback) add({ from, family, src, dst: "127.0.0.1", proto: pub.spec.proto, port: pub.spec.host.from });
+      for (const c of containers) {
+        for (const e of c.endpoints) {
+          for (const a of e.addrs) {
+            const dst = a.split("/")[0]!;
+            if (dst.includes(":") !== (family === 6)) continue;
+            for (const port of c.tcp) add({ from, family, src, dst, proto: "tcp", port });
+            for (const port of c.udp) add({ from, family, src, dst, proto: "udp", port });
+          }
+        }
+      }
+      for (const g of ifaces) if (g !== f) add({ from, family, src, dst: family === 4 ? g.nbr4 : g.nbr6, proto: "tcp", port: NEIGHBOUR_PORT });
+    }
+  }
+  for (const c of containers) {
+    for (const a of c.endpoints[0]?.addrs ?? []) {
+      const src = a.split("/")[0]!;
+      const family: Family = src.includes(":") ? 6 : 4;
+      add({ from: { container: c.name }, family, src, dst: family === 4 ? ifaces[0]!.nbr4 : ifaces[0]!.nbr6, proto: "tcp", port: NEIGHBOUR_PORT });
+    }
+  }
+  return { ifaces, bridges, containers, hostListeners, probes };
+}
+
+/** The host's addresses and routes, as the packet evaluator takes them. */
+export function hostView(plan: PolicyLabPlan): Pick<Packet, "local" | "routes"> {
+  const local = [...plan.ifaces.flatMap((f) => [f.host4, f.host6]), ...plan.bridges.flatMap((b) => b.addrs.map((a) => a.split("/")[0]!))];
+  const routes = [
+    ...plan.bridges.flatMap((b) => b.subnets.map((dst) => ({ dst, dev: b.name }))),
+    ...plan.ifaces.flatMap((f) => [
+      { dst: `10.200.${plan.ifaces.indexOf(f)}.0/24`, dev: f.name },
+      { dst: `fd00:200:${plan.ifaces.indexOf(f)}::/64`, dev: f.name },
+      ...f.sources.map((s) => ({ dst: s, dev: f.name })),
+    ]),
+  ];
+  return { local, routes };
+}
+
+/** The packet a probe sends, as the evaluator takes it (the first packet of a new connection). */
+export function packetOf(plan: PolicyLabPlan, pr: LabProbe): Packet {
+  const c = "container" in pr.from ? plan.containers.find((x) => x.name === (pr.from as { container: string }).container)! : undefined;
+  return {
+    family: pr.family,
+    in: c ? c.endpoints[0]!.bridge : (pr.from as { iface: string }).iface,
+    src: pr.src,
+    dst: pr.dst,
+    proto: pr.proto,
+    sport: 40000,
+    dport: pr.port,
+    icmpType: pr.proto === "icmp" ? (pr.family === 4 ? 8 : 128) : undefined,
+    state: "NEW",
+    ...hostView(plan),
+  };
+}
+
+/** Whether something answers where a packet ends up (after DNAT, if any). */
+export function listening(plan: PolicyLabPlan, pr: LabProbe, path: "input" | "forward", to: { addr: string; port?: number }): boolean {
+  if (pr.proto === "icmp") return true;
+  const port = to.port ?? pr.port!;
+  if (path === "input") {
+    return plan.hostListeners.some((l) => l.proto === pr.proto && l.port === port && (l.bind === "::" || l.bind === to.addr));
+  }
+  if (plan.ifaces.some((f) => f.nbr4 === to.addr || f.nbr6 === to.addr)) return pr.proto === "tcp" && port === NEIGHBOUR_PORT;
+  const c = plan.containers.find((x) => x.endpoints.some((e) => e.addrs.some((a) => a.split("/")[0] === to.addr)));
+  return c !== undefined && (pr.proto === "tcp" ? c.tcp : c.udp).includes(port);
+}
+
+export interface PolicyLab {
+  host: Netns;
+  plan: PolicyLabPlan;
+  /** Sends every probe (all at once, per namespace); open: something answered. */
+  probe(probes: LabProbe[], timeoutMs?: number): Promise<{ open: boolean; reply: string }[]>;
+  stop(): Promise<void>;
+}
+
+function ipOk(ns: Netns, argv: string[]): void {
+  const r = ns.run(argv);
+  if (r.status !== 0) throw new Error(`${argv.join(" ")} in ${ns.name}: ${r.stderr.trim()}`);
+}
+
+async function startListener(ns: Netns, name: string, args: string[]): Promise<ChildProcess> {
+  const child = spawn("nsenter", [`--net=${ns.path}`, process.execPath, NETPROBE, "listen", name, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  await new Promise<void>((ok, fail) => {
+    let out = "";
+    let err = "";
+    child.stdout!.on("data", (d) => {
+      out += d;
+      if (out.includes("ready")) ok();
+    });
+    child.stderr!.on("data", (d) => (err += d));
+    child.on("exit", (code) => fail(new Error(`listener ${name} in ${ns.name} exited ${code}: ${err.trim()}`)));
+  });
+  return child;
+}
+
+export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
+  const made: Netns[] = [];
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    for (const c of children) if (c.pid) killQuiet(c.pid, "SIGKILL");
+    for (const ns of made) deleteNetns(ns.name);
+  };
+  try {
+    const host = createNetns("-ph");
+    made.push(host);
+    for (const [k, v] of [["net.ipv4.ip_forward", "1"], ["net.ipv6.conf.all.forwarding", "1"]]) ipOk(host, ["sysctl", "-qw", `${k}=${v}`]);
+    const neighbours = new Map<string, Netns>();
+    for (const f of plan.ifaces) {
+      const nb = createNetns("-pn");
+      made.push(nb);
+      neighbours.set(f.name, nb);
+      ipOk(host, ["ip", "link", "add", f.name, "type", "veth", "peer", "name", "up0", "netns", nb.name]);
+      ipOk(host, ["ip", "addr", "add", `${f.host4}/24`, "dev", f.name]);
+      ipOk(host, ["ip", "addr", "add", `${f.host6}/64`, "dev", f.name, "nodad"]);
+      ipOk(host, ["ip", "link", "set", f.name, "up"]);
+      ipOk(nb, ["ip", "addr", "add", `${f.nbr4}/24`, "dev", "up0"]);
+      ipOk(nb, ["ip", "addr", "add", `${f.nbr6}/64`, "dev", "up0", "nodad"]);
+      for (const s of f.sources) {
+        ipOk(nb, ["ip", "addr", "add", s.includes(":") ? `${s}/128` : `${s}/32`, "dev", "up0", ...(s.includes(":") ? ["nodad"] : [])]);
+        ipOk(host, ["ip", "route", "add", s, "via", s.includes(":") ? f.nbr6 : f.nbr4, "dev", f.name]);
+      }
+      ipOk(nb, ["ip", "link", "set", "up0", "up"]);
+      // The neighbour routes everything via the host, 127.0.0.0/8 included (its own is gone).
+      ipOk(nb, ["ip", "addr", "del", "127.0.0.1/8", "dev", "lo"]);
+      ipOk(nb, ["ip", "route", "add", "default", "via", f.host4]);
+      ipOk(nb, ["ip", "route", "add", "127.0.0.0/8", "via", f.host4]);
+      ipOk(nb, ["ip", "-6", "route", "add", "default", "via", f.host6]);
+    }
+    for (const b of plan.bridges) {
+      ipOk(host, ["ip", "link", "add", b.name, "type", "bridge"]);
+      for (const a of b.addrs) ipOk(host, ["ip", "addr", "add", a, "dev", b.name, ...(a.includes(":") ? ["nodad"] : [])]);
+      ipOk(host, ["ip", "link", "set", b.name, "up"]);
+    }
+    const containerNs = new Map<string, Netns>();
+    for (const [ci, c] of plan.containers.entries()) {
+      const ns = createNetns("-pc");
+      made.push(ns);
+      containerNs.set(c.name, ns);
+      for (const [ei, e] of c.endpoints.entries()) {
+        const veth = `dwv${ci}e${ei}`;
+        ipOk(host, ["ip", "link", "add", veth, "type", "veth", "peer", "name", `eth${ei}`, "netns", ns.name]);
+        ipOk(host, ["ip", "link", "set", veth, "master", e.bridge, "up"]);
+        for (const a of e.addrs) ipOk(ns, ["ip", "addr", "add", a, "dev", `eth${ei}`, ...(a.includes(":") ? ["nodad"] : [])]);
+        ipOk(ns, ["ip", "link", "set", `eth${ei}`, "up"]);
+        if (ei === 0) for (const g of e.gateways) ipOk(ns, ["ip", ...(g.includes(":") ? ["-6"] : []), "route", "add", "default", "via", g]);
+      }
+    }
+    // Everything listens before the first probe.
+    const starts: Promise<ChildProcess>[] = [];
+    for (const [name, nb] of neighbours) starts.push(startListener(nb, `neighbour-${name}`, [`tcp=${NEIGHBOUR_PORT}`]));
+    for (const c of plan.containers) starts.push(startListener(containerNs.get(c.name)!, c.name, [`tcp=${c.tcp.join(",")}`, `udp=${c.udp.join(",")}`]));
+    const binds = [...new Set(plan.hostListeners.map((l) => l.bind))];
+    for (const bind of binds) {
+      const ls = plan.hostListeners.filter((l) => l.bind === bind);
+      const ports = (proto: Proto) => ls.filter((l) => l.proto === proto).map((l) => l.port).join(",");
+      starts.push(startListener(host, `host`, [`tcp=${ports("tcp")}`, `udp=${ports("udp")}`, `bind=${bind}`]));
+    }
+    for (const s of await Promise.allSettled(starts)) {
+      if (s.status === "fulfilled") children.push(s.value);
+      else throw s.reason;
+    }
+    const nsOf = (pr: LabProbe): Netns => ("iface" in pr.from ? neighbours.get(pr.from.iface)! : containerNs.get(pr.from.container)!);
+    return {
+      host,
+      plan,
+      async probe(probes, timeoutMs = 800) {
+        const groups = new Map<Netns, number[]>();
+        probes.forEach((pr, i) => {
+          const ns = nsOf(pr);
+          groups.set(ns, [...(groups.get(ns) ?? []), i]);
+        });
+        const results: { open: boolean; reply: string }[] = new Array(probes.length);
+        await Promise.all(
+          [...groups].map(async ([ns, idx]) => {
+            const input = JSON.stringify(idx.map((i) => ({ src: probes[i]!.src, dst: probes[i]!.dst, port: probes[i]!.port, proto: probes[i]!.proto })));
+            const r = await runAsync(["nsenter", `--net=${ns.path}`, process.execPath, NETPROBE, "probe", String(timeoutMs)], { input, timeoutMs: timeoutMs * 4 + 10_000 });
+            if (r.status !== 0) throw new Error(`probes from ${ns.name} failed (${r.status}): ${r.stderr.trim()}`);
+            const out = JSON.parse(r.stdout) as { open: boolean; reply: string }[];
+            idx.forEach((i, k) => (results[i] = out[k]!));
+          }),
+        );
+        return results;
+      },
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
