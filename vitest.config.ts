@@ -13,6 +13,7 @@ const KERNEL = [
   "test/apply/apply.test.ts",
   "test/apply/evaluate.test.ts",
   "test/apply/evaluate-policies.test.ts",
+  "test/apply/ferm-keep.test.ts",
   "test/watch/watcher.test.ts",
   "test/watch/live.test.ts",
   "test/watch/proxy-window.test.ts",

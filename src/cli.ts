@@ -309,6 +309,19 @@ export async function run(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
+      "ferm-keep <domain> [chains..]",
+      "print, in ferm's syntax, what a ferm reload must keep of other tools (fail2ban, CrowdSec…): their chains (@preserve) and their jumps from the built-in chains listed; the ferm.conf dockwall writes runs it",
+      (y) =>
+        y
+          .positional("domain", { describe: "ferm's domain: ip (IPv4) or ip6 (IPv6); read with iptables-legacy-save / ip6tables-legacy-save where installed (as ferm does), else iptables-save / ip6tables-save", type: "string", demandOption: true })
+          .positional("chains", { describe: "TABLE:[CHAIN,…]: a table the ferm.conf writes, and the built-in chains it writes there; a table not named is kept whole", type: "string", array: true })
+          .example("$0 ferm-keep ip filter:INPUT,FORWARD,OUTPUT nat:PREROUTING,INPUT,OUTPUT,POSTROUTING", "what ferm.conf's @include runs for domain ip: fail2ban's chains and jumps, say"),
+      async (a) => {
+        const { runFermKeep } = await import("./apply/command.js");
+        code = runFermKeep(io.system(), io, a.domain, a.chains ?? []);
+      },
+    )
+    .command(
       "facts",
       "print the daemon's facts (networks, running containers, version) as JSON, for --facts",
       (y) =>
@@ -381,12 +394,13 @@ async function compileRules(io: Io, a: FactsArgs & { policy: string; "docker-ver
   return { src, r };
 }
 
-const COMMANDS = ["compile", "diff", "check", "apply", "confirm", "rollback", "watch", "facts", "init"];
+const COMMANDS = ["compile", "diff", "check", "apply", "confirm", "rollback", "watch", "ferm-keep", "facts", "init"];
 
 /** yargs' messages about the command line ("Not enough non-option arguments: got 0, need at least 1"), said as dockwall says things. */
 function usageWords(msg: string, argv: string[]): string {
   const command = argv.find((x) => !x.startsWith("-"));
   let m: RegExpExecArray | null;
+  if (/^Not enough non-option arguments/.test(msg) && command === "ferm-keep") return `ferm-keep needs ferm's domain: dockwall ferm-keep ip|ip6 [TABLE:[CHAIN,…] …]`;
   if (/^Not enough non-option arguments/.test(msg) && command) return `${command} needs the policy: dockwall ${command} POLICY (a .dw file, or - for standard input)`;
   if ((m = /^Unknown arguments?: (.*)$/.exec(msg))) {
     const first = m[1]!.split(", ")[0]!;

@@ -14,6 +14,7 @@ import { parseSave, SaveSyntaxError, toRuleset, type SavedRuleset } from "../liv
 import { BUILTIN_CHAINS, type Table } from "../ir/ruleset.js";
 import { reconcileStep } from "../watch/reconcile.js";
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
+import { fermKeep } from "./merge.js";
 import type { Diagnostic } from "../diagnostics.js";
 
 export interface SystemIo {
@@ -329,5 +330,51 @@ export async function runRollback(io: SystemIo, say: (s: string) => void, after?
     }
   }
   say(`the rules from before the last apply are back in place`);
+  return EXIT.ok;
+}
+
+/**
+ * `dockwall ferm-keep ip|ip6 [TABLE:CHAIN,CHAIN …]`: what ferm must keep of other tools (their
+ * chains, their jumps from the built-in chains listed), read from the kernel now, in ferm's
+ * syntax. The ferm.conf dockwall writes includes it (`@include "…|"`); ferm stops if it fails.
+ */
+export function runFermKeep(io: SystemIo, out: { stdout: (s: string) => void; stderr: (s: string) => void }, domain: string, chains: string[]): number {
+  const say = (s: string) => out.stderr(`dockwall: ${s}\n`);
+  const family = domain === "ip" ? 4 : domain === "ip6" ? 6 : undefined;
+  if (!family) {
+    say(`ferm-keep takes ferm's domain, ip or ip6, not '${domain}'`);
+    return EXIT.error;
+  }
+  const writes: Record<string, string[]> = {};
+  for (const arg of chains) {
+    const m = /^(raw|mangle|nat|filter):((?:[A-Z]+(?:,[A-Z]+)*)?)$/.exec(arg);
+    const bad = m?.[2]!.split(",").find((c) => c && !BUILTIN_CHAINS[m[1] as Table["name"]].includes(c));
+    if (!m || bad) {
+      say(`'${arg}' is not TABLE:[CHAIN,…], a table and the built-in chains written there (filter:INPUT,FORWARD; nat:)`);
+      return EXIT.error;
+    }
+    writes[m[1]!] = [...(writes[m[1]!] ?? []), ...m[2]!.split(",").filter(Boolean)];
+  }
+  // The tables ferm resets are those its save tool reads: ferm prefers the -legacy tools where
+  // they are installed, and so does this.
+  const legacy = `${family === 4 ? "iptables" : "ip6tables"}-legacy-save`;
+  let saved;
+  let used = legacy;
+  try {
+    let text: string;
+    try {
+      text = io.run(legacy, []);
+    } catch (e) {
+      if (!/ENOENT|not found/.test((e as Error).message)) throw e;
+      used = tool(family, "save");
+      text = io.run(used, []);
+    }
+    saved = parseSave(text);
+  } catch (e) {
+    say(`cannot read the loaded rules: ${e instanceof SaveSyntaxError ? `${used} printed ${e.message}` : firstLine(e)}`);
+    return EXIT.error;
+  }
+  const kept = fermKeep(saved, writes);
+  out.stdout(kept.text ? `# other tools' chains and their jumps, as the kernel had them (dockwall ferm-keep)\n${kept.text}` : "");
   return EXIT.ok;
 }

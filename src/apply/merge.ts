@@ -5,6 +5,7 @@
 // transaction per family. Pure: both rule sets come in, text goes out.
 import { BUILTIN_CHAINS, type Ruleset, type Table } from "../ir/ruleset.js";
 import { ruleText } from "../targets/iptables.js";
+import { fermRule } from "../targets/ferm.js";
 import type { SavedChain, SavedRuleset } from "../live/save.js";
 
 /** Docker's chains (every layout names them DOCKER…) and dockwall's own (DOCKWALL-…). */
@@ -84,4 +85,34 @@ export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsIn
     out.push(`*${t.name}`, ...decl, ...rules, "COMMIT");
   }
   return { text: out.length ? out.join("\n") + "\n" : "", kept, keptJumps };
+}
+
+/**
+ * For a ferm.conf (ferm resets every table of a domain, and can keep a chain only by its exact
+ * name): other tools' chains and their jumps as the kernel has them now, in ferm's syntax —
+ * what `dockwall ferm-keep` prints when ferm runs it (`@include "…|"`). `writes`: the tables the
+ * ferm.conf writes, each with the built-in chains it writes there; their jumps to other tools'
+ * chains are written again (first, in their order, as apply keeps them). A table it does not
+ * write is kept whole.
+ */
+export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, string[]>>): { text: string; kept: string[] } {
+  const out: string[] = [];
+  const kept: string[] = [];
+  for (const [name, t] of live) {
+    const builtins = BUILTIN_CHAINS[name as Table["name"]];
+    if (!builtins) continue;
+    const written = writes[name] ?? [];
+    const keep = writes[name] === undefined ? [...t.chains.keys()] : [...t.chains.keys()].filter((c) => isForeignChain(name, c));
+    const foreign = (c: string | undefined) => c !== undefined && t.chains.has(c) && isForeignChain(name, c);
+    const jumps = written.flatMap((c) => {
+      const rules = (t.chains.get(c)?.rules ?? []).filter((r) => foreign(r.target));
+      return rules.length ? [[`    chain ${c} {`, ...rules.map((r) => `      ${fermRule(r.toRule())};`), "    }"]] : [];
+    });
+    if (keep.length === 0 && jumps.length === 0) continue;
+    kept.push(...keep.filter((c) => isForeignChain(name, c)).map((c) => `${name} ${c}`));
+    out.push(`  table ${name} {`);
+    if (keep.length) out.push(`    chain ${keep.length > 1 ? `(${keep.join(" ")})` : keep[0]} @preserve;`);
+    out.push(...jumps.flat(), "  }");
+  }
+  return { text: out.length ? out.join("\n") + "\n" : "", kept };
 }

@@ -457,12 +457,18 @@ export function toRuleset(saved: SavedRuleset, family: 4 | 6): Ruleset {
   for (const [name, t] of saved) {
     if (!(name in BUILTIN_CHAINS)) continue;
     const builtins = BUILTIN_CHAINS[name as Table["name"]];
-    const chains: Chain[] = [...t.chains.values()].map((c) => ({
-      name: c.name,
-      builtin: builtins.includes(c.name),
-      policy: builtins.includes(c.name) ? (c.policy === "DROP" ? "DROP" : "ACCEPT") : undefined,
-      rules: c.rules.map((r) => r.toRule()),
-    }));
+    // A chain's rules are read when first walked: a packet visits a few chains of thousands.
+    const chains: Chain[] = [...t.chains.values()].map((c) => {
+      let rules: Rule[] | undefined;
+      return {
+        name: c.name,
+        builtin: builtins.includes(c.name),
+        policy: builtins.includes(c.name) ? (c.policy === "DROP" ? "DROP" : "ACCEPT") : undefined,
+        get rules(): Rule[] {
+          return (rules ??= c.rules.map((r) => r.toRule()));
+        },
+      };
+    });
     tables.push({ name: name as Table["name"], chains });
   }
   return { family, tables, scope: "full" };

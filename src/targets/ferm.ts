@@ -44,15 +44,27 @@ function fermWords(r: Rule, w: string[], nested: boolean): void {
         w.push("set", `${o.neg ? "!" : ""}${o.value}`); // ferm: `mod set set NAME FLAGS`
         continue;
       }
+      // ferm's multiport knows only the long names (its `dports` is a shortcut for the whole match).
+      const name = m.module === "multiport" ? (MULTIPORT_LONG[o.name] ?? o.name) : o.name;
       let value = o.value ?? "";
-      if (o.name === "ctstate" && value.includes(",")) value = `(${value.split(",").join(" ")})`;
+      // A list is ferm's ( ): ferm writes it back with commas (ctstate, multiport's ports).
+      if ((o.name === "ctstate" || m.module === "multiport") && value.includes(",")) value = `(${value.split(",").join(" ")})`;
       else value = fermValue(value);
-      w.push(o.name, o.neg ? `!${value}` : value);
+      w.push(name, o.neg ? `!${value}` : value);
     }
   }
   if (KEYWORD_TARGETS.has(r.target)) w.push(r.target);
   else w.push("jump", r.target);
   for (const o of r.targetOptions ?? []) w.push(o.name, fermValue(o.value));
+}
+
+const MULTIPORT_LONG: Record<string, string> = { dports: "destination-ports", sports: "source-ports" };
+
+/** One rule in ferm's syntax, without its chain (`proto tcp dport 22 ACCEPT`). */
+export function fermRule(r: Rule): string {
+  const w: string[] = [];
+  fermWords(r, w, false);
+  return w.join(" ");
 }
 
 /** Lines of a chain's body are indented this far (under `domain`, `table`, `chain`). */
@@ -185,10 +197,21 @@ function mergeDomains(v4: TableView[], v6: TableView[]): DomainView[] {
   ].filter((d) => d.tables.length > 0);
 }
 
+/**
+ * The line that keeps other tools' chains and jumps: ferm runs `dockwall ferm-keep` for each
+ * domain when it loads the file. Without dockwall on the PATH, or if it fails, ferm loads the
+ * rest as written (at boot, not loading at all would leave the host open).
+ */
+function keepOf(rs: Ruleset): { domain: string; command: string } {
+  const domain = rs.family === 4 ? "ip" : "ip6";
+  const writes = rs.tables.map((t) => `${t.name}:${t.chains.filter((c) => c.builtin).map((c) => c.name).join(",")}`);
+  return { domain, command: `command -v dockwall >/dev/null && dockwall ferm-keep ${domain} ${writes.join(" ")} || true` };
+}
+
 export function renderFerm(input: FermInput): string {
   const views = input.rulesets.map((rs) => ({ family: rs.family, tables: tablesOf(rs, input.preserve?.[rs.family] ?? {}) }));
   const v4 = views.find((v) => v.family === 4);
   const v6 = views.find((v) => v.family === 6);
   const domains: DomainView[] = v4 && v6 ? mergeDomains(v4.tables, v6.tables) : views.map((v) => ({ name: v.family === 4 ? "ip" : "ip6", tables: v.tables }));
-  return templates.ferm({ header: input.header, hooks: (input.hooks ?? []).map((h) => `"${h}"`), domains });
+  return templates.ferm({ header: input.header, hooks: (input.hooks ?? []).map((h) => `"${h}"`), keep: input.rulesets.map(keepOf), domains });
 }

@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
-import { createNetns, deleteNetns, describeKernel, type Netns } from "../lab/kernel.js";
+import { createNetns, deleteNetns, describeKernel, withoutEmptyTables, type Netns } from "../lab/kernel.js";
 import { run, runAsync, sleep } from "../lab/proc.js";
 
 const bin = new URL("../../bin/dockwall", import.meta.url).pathname;
@@ -192,6 +192,3 @@ async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
   throw new Error("timed out waiting");
 }
 
-function withoutEmptyTables(save: string): string {
-  return save.replace(/^\*\w+\n(?::[A-Z]+ ACCEPT \[0:0\]\n)+COMMIT\n/gm, "");
-}

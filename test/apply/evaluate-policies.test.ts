@@ -14,10 +14,9 @@ import { formatDiagnostics } from "../../src/diagnostics.js";
 import { evaluate, type Verdict } from "../../src/apply/evaluate.js";
 import { parseSave, toRuleset } from "../../src/live/save.js";
 import { reconcileStep } from "../../src/watch/reconcile.js";
-import type { Policy } from "../../src/model/types.js";
 import type { Ruleset } from "../../src/ir/ruleset.js";
 import { describeKernel } from "../lab/kernel.js";
-import { listening, packetOf, planPolicyLab, startPolicyLab, type LabProbe, type PolicyLabPlan } from "../lab/policylab.js";
+import { dockersOwn, listening, packetOf, planPolicyLab, startPolicyLab, type LabProbe, type PolicyLabPlan } from "../lab/policylab.js";
 
 const root = new URL("../../", import.meta.url).pathname;
 const POLICIES: [string, string][] = [
@@ -28,27 +27,6 @@ const POLICIES: [string, string][] = [
     .filter((d) => d.isDirectory())
     .map((d): [string, string] => [`test/golden/${d.name}/policy.dw`, readFileSync(`${root}test/golden/${d.name}/policy.dw`, "utf8")]),
 ];
-
-/** With "iptables": true, what dockerd itself writes for the policy's networks and containers
- *  (dockwall reproduces it rule for rule: the parity tests) — the rules a coexisting policy meets. */
-export function dockersOwn(text: string, p: Policy): string {
-  const lines = text.split("\n").map((l) => l.replace(/#.*/, ""));
-  // The whole block that starts on the line of the span, to its closing brace.
-  const block = (s: { line: number }) => {
-    const out: string[] = [];
-    let depth = 0;
-    for (let i = s.line - 1; i < lines.length; i++) {
-      out.push(lines[i]!);
-      depth += (lines[i]!.match(/\{/g) ?? []).length - (lines[i]!.match(/\}/g) ?? []).length;
-      if (depth <= 0 && out.join("").includes("{")) break;
-    }
-    return out.join("\n");
-  };
-  const docker = block(p.docker.span!)
-    .replace(/\bpublished\s+\w+\s*;/, "")
-    .replace(/\biptables\s+(on|yes)\s*;/, "iptables off; published open;");
-  return [docker, ...p.networks.filter((n) => !n.implicit).map((n) => block(n.span)), ...p.containers.map((c) => block(c.span))].join("\n") + "\n";
-}
 
 function describeProbe(pr: LabProbe): string {
   const from = "iface" in pr.from ? `${pr.from.iface} ${pr.src}` : `container ${pr.from.container} ${pr.src}`;

@@ -93,8 +93,9 @@ describe("in process", () => {
     expect(await said(["watch"])).toBe(`dockwall: watch needs the policy: dockwall watch POLICY (a .dw file, or - for standard input)\n${usage}`);
     expect(await said(["compile", "p.dw", "--bogus"])).toBe(`dockwall: unknown option --bogus\n${usage}`);
     expect(await said(["compile", "p.dw", "extra.dw"])).toBe(`dockwall: compile takes one policy; 'extra.dw' is one too many\n${usage}`);
-    expect(await said(["frobnicate"])).toBe(`dockwall: unknown command 'frobnicate'; the commands are compile, diff, check, apply, confirm, rollback, watch, facts and init\n${usage}`);
-    expect(await said([])).toBe(`dockwall: name a command: compile, diff, check, apply, confirm, rollback, watch, facts or init\n${usage}`);
+    expect(await said(["frobnicate"])).toBe(`dockwall: unknown command 'frobnicate'; the commands are compile, diff, check, apply, confirm, rollback, watch, ferm-keep, facts and init\n${usage}`);
+    expect(await said(["ferm-keep"])).toBe(`dockwall: ferm-keep needs ferm's domain: dockwall ferm-keep ip|ip6 [TABLE:[CHAIN,…] …]\n${usage}`);
+    expect(await said([])).toBe(`dockwall: name a command: compile, diff, check, apply, confirm, rollback, watch, ferm-keep, facts or init\n${usage}`);
     expect(await said(["compile", "p.dw", "--format", "nft"])).toBe(`dockwall: --format takes ferm, iptables or ip6tables, not 'nft'\n${usage}`);
     expect(await said(["compile", "p.dw", "-o"])).toBe(`dockwall: -o needs a value\n${usage}`);
     expect(await said(["check", "p.dw", "--docker", "--facts", "x.json"])).toBe(`dockwall: --docker and --facts cannot go together: take Docker's facts from the daemon or from a file\n${usage}`);

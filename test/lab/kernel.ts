@@ -132,6 +132,11 @@ export function normalizeSave(text: string): string {
     .join('\n');
 }
 
+/** A save without its empty tables (built-in chains ACCEPT, no rules): to the kernel, no table. */
+export function withoutEmptyTables(save: string): string {
+  return save.replace(/^\*\w+\n(?::[A-Z]+ ACCEPT \[0:0\]\n)+COMMIT\n/gm, "");
+}
+
 export function netnsHandle(name: string): Netns {
   const self: Netns = {
     name,

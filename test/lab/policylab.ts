@@ -219,6 +219,27 @@ export function planPolicyLab(p: Policy): PolicyLabPlan {
   return { ifaces, bridges, containers, hostListeners, probes };
 }
 
+/** With "iptables": true, what dockerd itself writes for the policy's networks and containers
+ *  (dockwall reproduces it rule for rule: the parity tests) — the rules a coexisting policy meets. */
+export function dockersOwn(text: string, p: Policy): string {
+  const lines = text.split("\n").map((l) => l.replace(/#.*/, ""));
+  // The whole block that starts on the line of the span, to its closing brace.
+  const block = (s: { line: number }) => {
+    const out: string[] = [];
+    let depth = 0;
+    for (let i = s.line - 1; i < lines.length; i++) {
+      out.push(lines[i]!);
+      depth += (lines[i]!.match(/\{/g) ?? []).length - (lines[i]!.match(/\}/g) ?? []).length;
+      if (depth <= 0 && out.join("").includes("{")) break;
+    }
+    return out.join("\n");
+  };
+  const docker = block(p.docker.span!)
+    .replace(/\bpublished\s+\w+\s*;/, "")
+    .replace(/\biptables\s+(on|yes)\s*;/, "iptables off; published open;");
+  return [docker, ...p.networks.filter((n) => !n.implicit).map((n) => block(n.span)), ...p.containers.map((c) => block(c.span))].join("\n") + "\n";
+}
+
 /** The host's addresses and routes, as the packet evaluator takes them. */
 export function hostView(plan: PolicyLabPlan): Pick<Packet, "local" | "routes"> {
   const local = [...plan.ifaces.flatMap((f) => [f.host4, f.host6]), ...plan.bridges.flatMap((b) => b.addrs.map((a) => a.split("/")[0]!))];

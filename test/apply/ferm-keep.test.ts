@@ -1,0 +1,205 @@
+// A ferm reload keeps other tools' chains and jumps, as apply does: the ferm.conf dockwall
+// writes includes `dockwall ferm-keep`, which prints them in ferm's syntax when ferm runs.
+// Real ferm loads the file in a scratch namespace seeded with fail2ban's chain and jump (and a
+// libvirt-like mangle chain, a nat chain with its jump); the kernel must then hold exactly what
+// `dockwall apply` leaves in another namespace seeded alike — in iptables off and on modes.
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compile } from "../../src/compile.js";
+import { fermKeep } from "../../src/apply/merge.js";
+import { runFermKeep, type SystemIo } from "../../src/apply/command.js";
+import { parseSave, normalise } from "../../src/live/save.js";
+import { createNetns, deleteNetns, describeKernel, fermRestoreTool, withoutEmptyTables, type Netns } from "../lab/kernel.js";
+import { baseEnv, run } from "../lab/proc.js";
+import { dockersOwn } from "../lab/policylab.js";
+
+const root = new URL("../../", import.meta.url).pathname;
+const bin = `${root}bin/dockwall`;
+
+const OTHERS_V4 = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:f2b-sshd - [0:0]
+:f2b-nginx - [0:0]
+-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd
+-A INPUT -s 10.9.9.9/32 -j ACCEPT
+-A INPUT -p tcp -m multiport --dports 80,443 -j f2b-nginx
+-A f2b-nginx -s 198.51.100.7/32 -j REJECT --reject-with icmp-port-unreachable
+-A f2b-nginx -j RETURN
+-A f2b-sshd -s 203.0.113.9/32 -j REJECT --reject-with icmp-port-unreachable
+-A f2b-sshd -j RETURN
+COMMIT
+*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:LIBVIRT_PRT - [0:0]
+-A POSTROUTING -j LIBVIRT_PRT
+-A LIBVIRT_PRT -o virbr0 -p udp -m udp --dport 68 -j CHECKSUM --checksum-fill
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:ts-postrouting - [0:0]
+-A POSTROUTING -j ts-postrouting
+-A ts-postrouting -m mark --mark 0x40000/0xff0000 -j MASQUERADE
+COMMIT
+`;
+
+const OTHERS_V6 = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:f2b-sshd - [0:0]
+-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd
+-A f2b-sshd -s 2001:db8::9/128 -j REJECT --reject-with icmp6-port-unreachable
+-A f2b-sshd -j RETURN
+COMMIT
+`;
+
+describe("dockwall ferm-keep, in process", () => {
+  it("prints other tools' chains (@preserve) and their jumps from the chains the ferm.conf writes; a table it does not write, whole", () => {
+    const { text, kept } = fermKeep(parseSave(OTHERS_V4), { filter: ["INPUT", "FORWARD", "OUTPUT"], nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"] });
+    expect(text).toBe(
+      [
+        "  table filter {",
+        "    chain (f2b-sshd f2b-nginx) @preserve;",
+        "    chain INPUT {",
+        "      proto tcp mod multiport destination-ports 22 jump f2b-sshd;",
+        "      proto tcp mod multiport destination-ports (80 443) jump f2b-nginx;",
+        "    }",
+        "  }",
+        "  table mangle {",
+        "    chain (PREROUTING INPUT FORWARD OUTPUT POSTROUTING LIBVIRT_PRT) @preserve;",
+        "  }",
+        "  table nat {",
+        "    chain ts-postrouting @preserve;",
+        "    chain POSTROUTING {",
+        "      jump ts-postrouting;",
+        "    }",
+        "  }",
+        "",
+      ].join("\n"),
+    );
+    expect(kept).toEqual(["filter f2b-sshd", "filter f2b-nginx", "mangle LIBVIRT_PRT", "nat ts-postrouting"]);
+    // A table written without a built-in chain (iptables on, no host block: DOCKER-USER only).
+    expect(fermKeep(parseSave(OTHERS_V4), { filter: [], nat: [], mangle: [] }).text).toBe("  table filter {\n    chain (f2b-sshd f2b-nginx) @preserve;\n  }\n  table mangle {\n    chain LIBVIRT_PRT @preserve;\n  }\n  table nat {\n    chain ts-postrouting @preserve;\n  }\n");
+    // Docker's and dockwall's own chains are not other tools'.
+    expect(fermKeep(parseSave("*filter\n:INPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n:DOCKWALL-PROXY - [0:0]\n-A INPUT -j DOCKWALL-PROXY\nCOMMIT\n"), { filter: ["INPUT"] }).text).toBe("");
+  });
+
+  const system = (save: (cmd: string) => string): SystemIo => ({ run: (cmd: string) => save(cmd) }) as unknown as SystemIo;
+  const cli = (io: SystemIo, domain: string, chains: string[]) => {
+    let stdout = "";
+    let stderr = "";
+    const code = runFermKeep(io, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) }, domain, chains);
+    return { code, stdout, stderr };
+  };
+
+  it("reads the tables ferm resets: the -legacy save tool where it is installed, as ferm does", () => {
+    const asked: string[] = [];
+    const legacy = cli(system((cmd) => (asked.push(cmd), OTHERS_V6)), "ip6", ["filter:INPUT"]);
+    expect(asked).toEqual(["ip6tables-legacy-save"]);
+    expect(legacy.stdout).toContain("chain f2b-sshd @preserve;");
+    const plain = cli(system((cmd: string) => {
+      asked.push(cmd);
+      if (cmd.includes("legacy")) throw new Error("spawnSync iptables-legacy-save ENOENT");
+      return OTHERS_V4;
+    }), "ip", ["filter:INPUT"]);
+    expect(asked.slice(1)).toEqual(["iptables-legacy-save", "iptables-save"]);
+    expect(plain.code).toBe(0);
+  });
+
+  it("says what is wrong with its arguments, and exits 2", () => {
+    const io = system(() => OTHERS_V4);
+    expect(cli(io, "inet", [])).toMatchObject({ code: 2, stderr: "dockwall: ferm-keep takes ferm's domain, ip or ip6, not 'inet'\n" });
+    expect(cli(io, "ip", ["filter:INPUT,DOCKER"])).toMatchObject({ code: 2, stderr: "dockwall: 'filter:INPUT,DOCKER' is not TABLE:[CHAIN,…], a table and the built-in chains written there (filter:INPUT,FORWARD; nat:)\n" });
+    const broken = system(() => {
+      throw new Error("iptables-legacy-save: permission denied (you must be root)");
+    });
+    expect(cli(broken, "ip", [])).toMatchObject({ code: 2, stderr: "dockwall: cannot read the loaded rules: iptables-legacy-save: permission denied (you must be root)\n" });
+  });
+});
+
+describeKernel("a ferm reload keeps other tools' chains and jumps, as apply does", () => {
+  let dir: string;
+  const made: Netns[] = [];
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "dockwall-ferm-keep-"));
+    // ferm runs `dockwall` from the PATH, as on a host where it is installed.
+    run(["mkdir", "-p", join(dir, "bin")]);
+    symlinkSync(bin, join(dir, "bin", "dockwall"));
+  });
+  afterAll(() => {
+    for (const ns of made) deleteNetns(ns.name);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const netns = () => {
+    const ns = createNetns("-fk");
+    made.push(ns);
+    return ns;
+  };
+  const legacy = (ns: Netns, f: 4 | 6) => run(["ip", "netns", "exec", ns.name, f === 4 ? "iptables-legacy-save" : "ip6tables-legacy-save"]).stdout;
+  const seed = (ns: Netns, f: 4 | 6, text: string, tool?: string) => {
+    const r = ns.run([tool ?? (f === 4 ? "iptables-restore" : "ip6tables-restore"), "--noflush"], text);
+    expect(r.stderr).toBe("");
+  };
+  const ferm = (ns: Netns, file: string, withDockwall = true) =>
+    run(["ip", "netns", "exec", ns.name, "ferm", file], { env: { PATH: `${withDockwall ? join(dir, "bin") + ":" : ""}${baseEnv().PATH}` } });
+  // ferm loads what it writes into the legacy tables where those tools exist.
+  const usesLegacy = fermRestoreTool(4).includes("legacy");
+
+  // iptables off; iptables on with a host block; iptables on without one (DOCKER-USER only).
+  for (const [example, file] of [["web-host", "examples/web-host.dw"], ["coexist", "examples/coexist.dw"], ["coexist-minimal", "test/golden/coexist-minimal/policy.dw"]]) {
+    it(`${example}: the kernel after 'ferm ferm.conf' is the kernel after 'dockwall apply'`, () => {
+      const text = readFileSync(`${root}${file}`, "utf8");
+      const policy = join(dir, `${example}.dw`);
+      writeFileSync(policy, text);
+      const conf = join(dir, `${example}.ferm`);
+      writeFileSync(conf, compile(text, { format: "ferm" }).output!);
+      const byFerm = netns();
+      const byApply = netns();
+      const r = compile(text, { noRender: true });
+      for (const [ns, tool] of [[byFerm, usesLegacy ? "legacy" : undefined], [byApply, undefined]] as const) {
+        for (const f of [4, 6] as const) {
+          const restore = tool ? (f === 4 ? "iptables-legacy-restore" : "ip6tables-legacy-restore") : undefined;
+          if (r.policy!.docker.iptables) seed(ns, f, compile(dockersOwn(text, r.policy!), { format: f === 4 ? "iptables" : "ip6tables" }).output!, restore);
+          seed(ns, f, f === 4 ? OTHERS_V4 : OTHERS_V6, restore);
+        }
+      }
+      const loaded = ferm(byFerm, conf);
+      expect(loaded.stderr).toBe("");
+      expect(loaded.status).toBe(0);
+      const applied = run(["ip", "netns", "exec", byApply.name, bin, "apply", policy], { env: { DOCKWALL_STATE_DIR: join(dir, `state-${example}`), SSH_CONNECTION: undefined } });
+      expect(applied.status, applied.stderr).toBe(0);
+      for (const f of [4, 6] as const) {
+        const afterFerm = usesLegacy ? legacy(byFerm, f) : byFerm.save(f);
+        expect(normalise(withoutEmptyTables(afterFerm))).toBe(normalise(withoutEmptyTables(byApply.save(f))));
+        // Spelled out: fail2ban's chain, and its jump first in INPUT.
+        expect(afterFerm).toMatch(/^:f2b-sshd - /m);
+        expect(afterFerm.split("\n").find((l) => l.startsWith("-A INPUT"))).toBe("-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd");
+      }
+    });
+  }
+
+  it("without dockwall on the PATH, ferm loads the rest as written (other tools' chains are then lost, as before)", () => {
+    const text = readFileSync(`${root}examples/web-host.dw`, "utf8");
+    const conf = join(dir, "alone.ferm");
+    writeFileSync(conf, compile(text, { format: "ferm" }).output!);
+    const ns = netns();
+    seed(ns, 4, OTHERS_V4, usesLegacy ? "iptables-legacy-restore" : undefined);
+    const loaded = ferm(ns, conf, false);
+    expect(loaded.stderr).toBe("");
+    expect(loaded.status).toBe(0);
+    const after = usesLegacy ? legacy(ns, 4) : ns.save(4);
+    expect(after).not.toMatch(/f2b-sshd/);
+    expect(after).toMatch(/^-A INPUT -i lo -j ACCEPT$/m);
+  });
+});
