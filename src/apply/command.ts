@@ -338,7 +338,7 @@ export async function runRollback(io: SystemIo, say: (s: string) => void, after?
  * chains, their jumps from the built-in chains listed), read from the kernel now, in ferm's
  * syntax. The ferm.conf dockwall writes includes it (`@include "…|"`); ferm stops if it fails.
  */
-export function runFermKeep(io: SystemIo, out: { stdout: (s: string) => void; stderr: (s: string) => void }, domain: string, chains: string[]): number {
+export function runFermKeep(io: SystemIo, out: { stdout: (s: string) => void; stderr: (s: string) => void }, domain: string, chains: string[], opts: { hostsInput?: boolean } = {}): number {
   const say = (s: string) => out.stderr(`dockwall: ${s}\n`);
   const family = domain === "ip" ? 4 : domain === "ip6" ? 6 : undefined;
   if (!family) {
@@ -374,7 +374,7 @@ export function runFermKeep(io: SystemIo, out: { stdout: (s: string) => void; st
     say(`cannot read the loaded rules: ${e instanceof SaveSyntaxError ? `${used} printed ${e.message}` : firstLine(e)}`);
     return EXIT.error;
   }
-  const kept = fermKeep(saved, writes);
+  const kept = fermKeep(saved, writes, opts);
   out.stdout(kept.text ? `# other tools' chains and their jumps, as the kernel had them (dockwall ferm-keep)\n${kept.text}` : "");
   return EXIT.ok;
 }

@@ -6,7 +6,7 @@
 import { BUILTIN_CHAINS, type Ruleset, type Table } from "../ir/ruleset.js";
 import { ruleText } from "../targets/iptables.js";
 import { fermRule } from "../targets/ferm.js";
-import type { SavedChain, SavedRuleset } from "../live/save.js";
+import type { SavedChain, SavedRule, SavedRuleset } from "../live/save.js";
 
 /** Docker's chains (every layout names them DOCKER…) and dockwall's own (DOCKWALL-…). */
 export function isDockerOrDockwall(chain: string): boolean {
@@ -16,6 +16,11 @@ export function isDockerOrDockwall(chain: string): boolean {
 /** A user chain of another tool: not built in, not Docker's, not dockwall's. */
 export function isForeignChain(table: string, chain: string): boolean {
   return !(BUILTIN_CHAINS[table as Table["name"]] ?? []).includes(chain) && !isDockerOrDockwall(chain);
+}
+
+/** No host block: INPUT stays the host's, but for dockwall's own jumps (DOCKWALL-PROXY), which come after its rules. */
+export function hostsInput(live: SavedChain | undefined): SavedRule[] {
+  return (live?.rules ?? []).filter((r) => !r.target?.startsWith("DOCKWALL"));
 }
 
 export interface Merged {
@@ -53,9 +58,8 @@ export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsIn
       const w = owned.get(name);
       const l = liveChains.get(name);
       if (t.name === "filter" && name === "INPUT" && wanted.scope === "full" && !opts.ownsInput) {
-        // No host block: INPUT stays the host's, but for dockwall's own jump (DOCKWALL-PROXY).
         decl.push(`:INPUT ${l?.policy ?? "ACCEPT"} [0:0]`);
-        rules.push(...(l?.rules ?? []).filter((r) => !r.target?.startsWith("DOCKWALL")).map((r) => r.text), ...(w?.rules ?? []).map((r) => ruleText(name, r)));
+        rules.push(...hostsInput(l).map((r) => r.text), ...(w?.rules ?? []).map((r) => ruleText(name, r)));
       } else if (w) {
         decl.push(`:${name} ${w.policy ?? "ACCEPT"} [0:0]`);
         const jumps = jumpsOf(l);
@@ -93,9 +97,9 @@ export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsIn
  * what `dockwall ferm-keep` prints when ferm runs it (`@include "…|"`). `writes`: the tables the
  * ferm.conf writes, each with the built-in chains it writes there; their jumps to other tools'
  * chains are written again (first, in their order, as apply keeps them). A table it does not
- * write is kept whole.
+ * write is kept whole. `hostsInput` (no host block, iptables off): INPUT's policy and rules too.
  */
-export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, string[]>>): { text: string; kept: string[] } {
+export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, string[]>>, opts: { hostsInput?: boolean } = {}): { text: string; kept: string[] } {
   const out: string[] = [];
   const kept: string[] = [];
   for (const [name, t] of live) {
@@ -105,8 +109,12 @@ export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, stri
     const keep = writes[name] === undefined ? [...t.chains.keys()] : [...t.chains.keys()].filter((c) => isForeignChain(name, c));
     const foreign = (c: string | undefined) => c !== undefined && t.chains.has(c) && isForeignChain(name, c);
     const jumps = written.flatMap((c) => {
-      const rules = (t.chains.get(c)?.rules ?? []).filter((r) => foreign(r.target));
-      return rules.length ? [[`    chain ${c} {`, ...rules.map((r) => `      ${fermRule(r.toRule())};`), "    }"]] : [];
+      const chain = t.chains.get(c);
+      // No host block: INPUT is the host's (its policy and every rule but dockwall's jumps), as apply keeps it.
+      const hosts = opts.hostsInput && name === "filter" && c === "INPUT";
+      const rules = hosts ? hostsInput(chain) : (chain?.rules ?? []).filter((r) => foreign(r.target));
+      const policy = hosts && chain ? [`      policy ${chain.policy};`] : [];
+      return rules.length || policy.length ? [[`    chain ${c} {`, ...policy, ...rules.map((r) => `      ${fermRule(r.toRule())};`), "    }"]] : [];
     });
     if (keep.length === 0 && jumps.length === 0) continue;
     kept.push(...keep.filter((c) => isForeignChain(name, c)).map((c) => `${name} ${c}`));

@@ -9,7 +9,7 @@ import { PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
 import { diffRulesets, renderDiffParts, summarise, type ChainDiff, type DiffResult } from "./diff.js";
 import { fromRuleset, parseSave, SaveSyntaxError, type SavedRuleset } from "./save.js";
-import { isForeignChain } from "../apply/merge.js";
+import { hostsInput, isForeignChain } from "../apply/merge.js";
 
 export interface DiffIo {
   stdout: (s: string) => void;
@@ -94,6 +94,13 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
     if (!opts.all) for (const [t, table] of live) for (const c of table.chains.keys()) if (isForeignChain(t, c)) others.add(c);
     const foreign = (chain: string) => named(chain) || others.has(chain);
     const wanted = fromRuleset(generated.rulesets[family]!, ruleText);
+    // No host block (iptables off): apply leaves INPUT the host's, so a deploy removes nothing there.
+    const input = wanted.get("filter")?.chains.get("INPUT");
+    if (!coexist && !policy.host && !opts.all && input) {
+      const hosts = live.get("filter")?.chains.get("INPUT");
+      input.policy = hosts?.policy ?? input.policy;
+      input.rules = [...hostsInput(hosts), ...input.rules];
+    }
     const d = diffRulesets(family, live, wanted, { chains: coexist ? owned : undefined, isForeign: foreign });
     chains.push(...d.chains);
     ignored.push(...d.ignored.map((c) => `${family === 4 ? "ip" : "ip6"} ${c}`));

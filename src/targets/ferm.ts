@@ -128,6 +128,8 @@ export interface FermInput {
   header: string[];
   /** Shell commands ferm runs before loading the rules (`@hook pre`). */
   hooks?: string[];
+  /** No host block: INPUT's rules and policy are the host's (kept by ferm-keep); the file writes only its jumps there. */
+  hostsInput?: boolean;
 }
 
 interface ChainView {
@@ -149,15 +151,19 @@ interface DomainView {
   tables: TableView[];
 }
 
-function tablesOf(rs: Ruleset, preserve: Partial<Record<string, string[]>>): TableView[] {
+function tablesOf(rs: Ruleset, preserve: Partial<Record<string, string[]>>, hostsInput: boolean): TableView[] {
   const names = TABLE_ORDER.filter((n) => rs.tables.some((t) => t.name === n) || preserve[n]?.length);
   return names.map((name) => {
     const t = rs.tables.find((x) => x.name === name);
+    // No host block: filter INPUT's policy is the host's (ferm-keep writes it), and without rules it is left out.
+    const hosts = (chain: string) => hostsInput && name === "filter" && chain === "INPUT";
     return {
       name,
       // `chain (A B C) @preserve;` keeps chains dockwall does not own as the kernel has them.
       preserve: fermList(preserve[name] ?? []),
-      chains: (t?.chains ?? []).map((c) => ({ name: c.name, policy: c.builtin ? (c.policy ?? "ACCEPT") : "", empty: c.rules.length === 0, body: chainBody(c.rules) })),
+      chains: (t?.chains ?? [])
+        .filter((c) => !(hosts(c.name) && c.rules.length === 0))
+        .map((c) => ({ name: c.name, policy: c.builtin && !hosts(c.name) ? (c.policy ?? "ACCEPT") : "", empty: c.rules.length === 0, body: chainBody(c.rules) })),
     };
   });
 }
@@ -202,16 +208,17 @@ function mergeDomains(v4: TableView[], v6: TableView[]): DomainView[] {
  * domain when it loads the file. Without dockwall on the PATH, or if it fails, ferm loads the
  * rest as written (at boot, not loading at all would leave the host open).
  */
-function keepOf(rs: Ruleset): { domain: string; command: string } {
+function keepOf(rs: Ruleset, hostsInput: boolean): { domain: string; command: string } {
   const domain = rs.family === 4 ? "ip" : "ip6";
+  const flag = hostsInput ? " --hosts-input" : "";
   const writes = rs.tables.map((t) => `${t.name}:${t.chains.filter((c) => c.builtin).map((c) => c.name).join(",")}`);
-  return { domain, command: `command -v dockwall >/dev/null && dockwall ferm-keep ${domain} ${writes.join(" ")} || true` };
+  return { domain, command: `command -v dockwall >/dev/null && dockwall ferm-keep${flag} ${domain} ${writes.join(" ")} || true` };
 }
 
 export function renderFerm(input: FermInput): string {
-  const views = input.rulesets.map((rs) => ({ family: rs.family, tables: tablesOf(rs, input.preserve?.[rs.family] ?? {}) }));
+  const views = input.rulesets.map((rs) => ({ family: rs.family, tables: tablesOf(rs, input.preserve?.[rs.family] ?? {}, input.hostsInput ?? false) }));
   const v4 = views.find((v) => v.family === 4);
   const v6 = views.find((v) => v.family === 6);
   const domains: DomainView[] = v4 && v6 ? mergeDomains(v4.tables, v6.tables) : views.map((v) => ({ name: v.family === 4 ? "ip" : "ip6", tables: v.tables }));
-  return templates.ferm({ header: input.header, hooks: (input.hooks ?? []).map((h) => `"${h}"`), keep: input.rulesets.map(keepOf), domains });
+  return templates.ferm({ header: input.header, hooks: (input.hooks ?? []).map((h) => `"${h}"`), keep: input.rulesets.map((rs) => keepOf(rs, input.hostsInput ?? false)), hostsInput: input.hostsInput, domains });
 }

@@ -46,7 +46,8 @@ export const TARGETS: Record<Format, Target> = {
       }
       // A family with nothing to write is left out (ferm would reset its tables).
       const rulesets = [generated.rulesets[4]!, generated.rulesets[6]!].filter((r) => r.tables.length > 0);
-      return renderFerm({ rulesets, preserve: generated.preserve, header, hooks: [...generated.setup[4], ...generated.setup[6]] });
+      // Without a host block (iptables off) INPUT stays the host's: ferm keeps its rules and policy through ferm-keep.
+      return renderFerm({ rulesets, preserve: generated.preserve, header, hooks: [...generated.setup[4], ...generated.setup[6]], hostsInput: !d.iptables && !policy.host });
     },
   },
   iptables: { name: "iptables", families: [4], render: restore(4) },

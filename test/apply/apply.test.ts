@@ -78,6 +78,17 @@ describeKernel("dockwall apply in a scratch namespace", () => {
     expect(run(["cat", join(dir, "state", "rollback.v4")]).stdout.split("\n").filter((l) => !l.startsWith("#")).join("\n").replace(/\[\d+:\d+\]/g, "[0:0]")).toBe(before);
   });
 
+  it("no host block: INPUT stays the host's (policy and rules) through apply, and diff then finds nothing", () => {
+    const host = "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+    expect(ns.restore(4, host).ok).toBe(true);
+    const noHost = policy(OFF.replace(/host \{[^}]*\}\n/, ""));
+    expect(dockwall(["apply", noHost]).status).toBe(0);
+    expect(ns.save(4)).toMatch(/:INPUT DROP \[0:0\]\n[\s\S]*-A INPUT -i lo -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n/);
+    const diff = dockwall(["diff", noHost]);
+    expect(diff.stdout).toMatch(/no changes/);
+    expect(diff.status).toBe(0);
+  });
+
   it("iptables on (dockerd keeps its chains): Docker's chains and fail2ban's stay; DOCKER-USER and INPUT are dockwall's", () => {
     // What dockerd 20.10 wrote for `docker run -p 8080:80` (docker-corpus/publish-tcp), and fail2ban.
     const docker = run(["cat", new URL("../facts/corpus/publish-tcp/iptables.v4", import.meta.url).pathname]).stdout;

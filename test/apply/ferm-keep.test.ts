@@ -19,7 +19,7 @@ const root = new URL("../../", import.meta.url).pathname;
 const bin = `${root}bin/dockwall`;
 
 const OTHERS_V4 = `*filter
-:INPUT ACCEPT [0:0]
+:INPUT DROP [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
 :f2b-sshd - [0:0]
@@ -91,6 +91,11 @@ describe("dockwall ferm-keep, in process", () => {
     expect(kept).toEqual(["filter f2b-sshd", "filter f2b-nginx", "mangle LIBVIRT_PRT", "nat ts-postrouting"]);
     // A table written without a built-in chain (iptables on, no host block: DOCKER-USER only).
     expect(fermKeep(parseSave(OTHERS_V4), { filter: [], nat: [], mangle: [] }).text).toBe("  table filter {\n    chain (f2b-sshd f2b-nginx) @preserve;\n  }\n  table mangle {\n    chain LIBVIRT_PRT @preserve;\n  }\n  table nat {\n    chain ts-postrouting @preserve;\n  }\n");
+    // No host block (iptables off): INPUT's policy and rules are the host's, dockwall's jump aside.
+    const host = "*filter\n:INPUT DROP [0:0]\n:f2b-sshd - [0:0]\n-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n-A INPUT -i lo -j ACCEPT\n-A INPUT -j DOCKWALL-PROXY\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+    expect(fermKeep(parseSave(host), { filter: ["INPUT", "FORWARD", "OUTPUT"] }, { hostsInput: true }).text).toBe(
+      "  table filter {\n    chain f2b-sshd @preserve;\n    chain INPUT {\n      policy DROP;\n      proto tcp mod multiport destination-ports 22 jump f2b-sshd;\n      interface lo ACCEPT;\n      proto tcp dport 22 ACCEPT;\n    }\n  }\n",
+    );
     // Docker's and dockwall's own chains are not other tools'.
     expect(fermKeep(parseSave("*filter\n:INPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n:DOCKWALL-PROXY - [0:0]\n-A INPUT -j DOCKWALL-PROXY\nCOMMIT\n"), { filter: ["INPUT"] }).text).toBe("");
   });
@@ -157,7 +162,8 @@ describeKernel("a ferm reload keeps other tools' chains and jumps, as apply does
   const usesLegacy = fermRestoreTool(4).includes("legacy");
 
   // iptables off; iptables on with a host block; iptables on without one (DOCKER-USER only).
-  for (const [example, file] of [["web-host", "examples/web-host.dw"], ["coexist", "examples/coexist.dw"], ["coexist-minimal", "test/golden/coexist-minimal/policy.dw"]]) {
+  // iptables off without a host block: INPUT (policy, rules, jumps) stays the host's.
+  for (const [example, file] of [["web-host", "examples/web-host.dw"], ["coexist", "examples/coexist.dw"], ["coexist-minimal", "test/golden/coexist-minimal/policy.dw"], ["published-open", "test/golden/published-open/policy.dw"]]) {
     it(`${example}: the kernel after 'ferm ferm.conf' is the kernel after 'dockwall apply'`, () => {
       const text = readFileSync(`${root}${file}`, "utf8");
       const policy = join(dir, `${example}.dw`);
@@ -185,6 +191,7 @@ describeKernel("a ferm reload keeps other tools' chains and jumps, as apply does
         // Spelled out: fail2ban's chain, and its jump first in INPUT.
         expect(afterFerm).toMatch(/^:f2b-sshd - /m);
         expect(afterFerm.split("\n").find((l) => l.startsWith("-A INPUT"))).toBe("-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd");
+        if (example === "published-open" && f === 4) expect(afterFerm).toMatch(/^:INPUT DROP .*\n[\s\S]*^-A INPUT -s 10\.9\.9\.9\/32 -j ACCEPT$/m);
       }
     });
   }
