@@ -27,6 +27,34 @@ function captures(): { name: string; text: string; family: 4 | 6 }[] {
   return out;
 }
 
+/**
+ * The kernel has every built-in chain of a table; ferm's text leaves out one that the file does
+ * not write when the kernel it read had none (INPUT without a host block): left out of the save too.
+ */
+function undeclaredLeftOut(saved: string, text: string): string {
+  const declared = new Set<string>();
+  let table = "";
+  for (const l of text.split("\n")) {
+    if (l.startsWith("*")) table = l.slice(1).trim();
+    else if (l.startsWith(":")) declared.add(`${table} ${l.slice(1).split(" ")[0]}`);
+  }
+  const used = new Set<string>();
+  table = "";
+  for (const l of saved.split("\n")) {
+    if (l.startsWith("*")) table = l.slice(1).trim();
+    else if (l.startsWith("-A ")) used.add(`${table} ${l.split(" ")[1]}`);
+  }
+  table = "";
+  return saved
+    .split("\n")
+    .filter((l) => {
+      if (l.startsWith("*")) table = l.slice(1).trim();
+      const m = /^:([A-Z]+) ACCEPT /.exec(l);
+      return !m || declared.has(`${table} ${m[1]}`) || used.has(`${table} ${m[1]}`);
+    })
+    .join("\n");
+}
+
 describeKernel("the normaliser agrees with the kernel", () => {
   const back = (family: 4 | 6, text: string) =>
     withScratchNetnsSync((ns) => {
@@ -52,7 +80,7 @@ describeKernel("the normaliser agrees with the kernel", () => {
       expect(f.ok, f.stderr).toBe(true);
       for (const [family, lines] of [[4, f.v4], [6, f.v6]] as const) {
         if (!lines.trim()) continue;
-        expect(normalise(back(family, lines))).toBe(normalise(lines));
+        expect(normalise(undeclaredLeftOut(back(family, lines), lines))).toBe(normalise(lines));
       }
     });
   });
