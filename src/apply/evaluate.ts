@@ -94,8 +94,13 @@ function icmpTypeOf(value: string, family: 4 | 6): number | "any" | undefined {
   return ICMP_TYPES[family][t];
 }
 
+/** Targets that do not decide a packet's fate: the walk goes on after them. */
+const NON_TERMINAL = new Set(["MASQUERADE", "SNAT", "LOG", "NFLOG", "MARK", "CONNMARK", "TOS", "DSCP", "TCPMSS", "CHECKSUM", "TRACE", "AUDIT", "CLASSIFY"]);
+
 interface Ctx {
   packet: Packet;
+  /** raw PREROUTING said NOTRACK: conntrack state UNTRACKED, and no nat. */
+  untracked?: boolean;
   /** Set once nat PREROUTING has DNAT'd the packet. */
   dnat?: { addr: string; port?: number };
   /** The interface a forwarded packet leaves by. */
@@ -123,7 +128,7 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
       case "conntrack ctstate":
       case "state state": {
         const states = o.value!.split(",");
-        hit = states.includes(p.state) || (states.includes("DNAT") && ctx.dnat !== undefined);
+        hit = ctx.untracked ? states.includes("UNTRACKED") : states.includes(p.state) || (states.includes("DNAT") && ctx.dnat !== undefined);
         break;
       }
       case "conntrack ctorigdstport":
@@ -201,12 +206,17 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
         return { verdict: "RETURN", decided };
       case "DNAT":
         return { verdict: "DNAT", decided, to: r.targetOptions?.find((o) => o.name === "to-destination")?.value };
-      case "MASQUERADE":
-      case "SNAT":
-      case "LOG":
-      case "NFLOG":
+      case "NOTRACK":
+        ctx.untracked = true;
+        continue;
+      case "CT":
+        // Only --notrack is understood: other CT options change what conntrack does next.
+        if (r.targetOptions?.length !== 1 || r.targetOptions[0]!.name !== "notrack") throw new Unknown(`target CT${r.targetOptions?.map((o) => ` --${o.name}`).join("") ?? ""}`);
+        ctx.untracked = true;
         continue;
       default: {
+        // Targets that only note or mark the packet decide nothing (a later -m mark is 'unknown').
+        if (NON_TERMINAL.has(r.target)) continue;
         if (!table.chains.some((c) => c.name === r.target)) throw new Unknown(`target ${r.target}`);
         const sub = walk(table, r.target, p, ctx, depth + 1);
         if (sub && sub.verdict !== "RETURN") return sub;
@@ -259,7 +269,7 @@ export function evaluate(rs: Ruleset, p: Packet): Verdict {
     const dropped = early("raw", "PREROUTING", first) ?? early("mangle", "PREROUTING", first);
     if (dropped) return dropped;
     const nat = table("nat");
-    if (nat && p.state === "NEW") {
+    if (nat && p.state === "NEW" && !ctx.untracked) {
       const w = walk(nat, "PREROUTING", p, ctx);
       if (w?.verdict === "DNAT" && w.to) ctx.dnat = parseDnat(w.to);
     }

@@ -211,7 +211,7 @@ const BASE_OPTS = new Set(BASE_ORDER);
 const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /** Options that take no value. */
-const FLAGS = new Set(["syn", "random", "random-fully", "persistent", "fragment", "log-uid", "log-tcp-sequence", "log-tcp-options", "log-ip-options", "rsource", "rdest", "set", "update", "rcheck", "remove"]);
+const FLAGS = new Set(["syn", "notrack", "random", "random-fully", "persistent", "fragment", "log-uid", "log-tcp-sequence", "log-tcp-options", "log-ip-options", "rsource", "rdest", "set", "update", "rcheck", "remove"]);
 
 /** A rule's words, read into its parts (canonical values; matches in the order written). */
 interface ParsedRule {

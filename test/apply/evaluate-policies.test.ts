@@ -115,6 +115,51 @@ describeKernel("the packet evaluator agrees with the kernel, for every example a
       }
     }, 120_000);
   }
+
+  it("with other tools' rules loaded first (fail2ban, a raw NOTRACK, a mangle MARK), loaded as apply loads: the guard's view of the kernel", async () => {
+    const text = readFileSync(`${root}examples/web-host.dw`, "utf8");
+    const r = compile(text, { noRender: true });
+    const plan = planPolicyLab(r.policy!);
+    const lab = await startPolicyLab(plan);
+    try {
+      const others = `*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -p udp -m udp --dport 5353 -j CT --notrack
+COMMIT
+*mangle
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -j MARK --set-xmark 0x1/0xffffffff
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:f2b-sshd - [0:0]
+-A INPUT -p tcp -m multiport --dports 22,8080 -j f2b-sshd
+-A f2b-sshd -s 192.168.1.2/32 -j REJECT --reject-with icmp-port-unreachable
+-A f2b-sshd -j RETURN
+COMMIT
+`;
+      expect(lab.host.restore(4, others).stderr).toBe("");
+      const step = reconcileStep(parseSave(lab.host.save(4)), r.generated!.rulesets[4]!, { ownsInput: true });
+      expect(lab.host.restore(4, step.text, { noflush: true }).stderr).toBe("");
+      const after = toRuleset(step.after, 4);
+      const probes = plan.probes.filter((pr) => pr.family === 4);
+      const kernel = await lab.probe(probes);
+      const rows = probes.map((pr, i) => {
+        const a = predict(plan, after, pr);
+        const shown = a.open === "unknown" ? `unknown (${a.v.why})` : a.open ? "open" : "closed";
+        return `${describeProbe(pr)}: evaluator ${shown} (${a.v.verdict} ${a.v.path}${a.v.decided?.chain ? ` by ${a.v.decided.table} ${a.v.decided.chain}` : ""}), kernel ${kernel[i]!.open ? "open" : "closed"}`;
+      });
+      const disagree = rows.filter((row) => !/evaluator (open|closed) .*kernel \1$/.test(row));
+      expect(disagree, rows.join("\n")).toEqual([]);
+      // fail2ban's REJECT decided some (ssh and 8080 from 192.168.1.2), the untracked udp went to the host's proxy.
+      expect(rows).toContainEqual(expect.stringMatching(/^eth1 192\.168\.1\.2 → tcp 10\.200\.1\.1:22: evaluator closed \(REJECT input by filter f2b-sshd\), kernel closed$/));
+      expect(rows).toContainEqual(expect.stringMatching(/^eth1 192\.168\.1\.253 → tcp 10\.200\.1\.1:22: evaluator open .*kernel open$/));
+      expect(rows).toContainEqual(expect.stringMatching(/^eth1 192\.168\.1\.2 → udp 10\.200\.1\.1:5353: evaluator open \(ACCEPT input by filter INPUT\), kernel open$/));
+    } finally {
+      await lab.stop();
+    }
+  }, 120_000);
 });
 
 describe("the policy lab's plan", () => {

@@ -161,6 +161,17 @@ host { allow lan tcp 22; }
     expect(evaluate(saved("-A INPUT -m iprange ! --src-range 192.168.1.1-192.168.1.9 -j DROP"), base)).toMatchObject({ verdict: "DROP", decided: { index: -1 } });
   });
 
+  test("targets that only mark or note the packet decide nothing; NOTRACK makes it UNTRACKED (and skips nat)", () => {
+    const rs = (raw: string, input: string) =>
+      toRuleset(parseSave(`*raw\n:PREROUTING ACCEPT [0:0]\n${raw}\nCOMMIT\n*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-xmark 0x1/0xffffffff\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n${input}\nCOMMIT\n`), 4);
+    const ssh = (raw: string) => evaluate(rs(raw, "-A INPUT -m conntrack --ctstate UNTRACKED -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT"), base);
+    expect(ssh("-A PREROUTING -p tcp -j LOG")).toMatchObject({ verdict: "ACCEPT", decided: { chain: "INPUT", index: 1 } });
+    expect(ssh("-A PREROUTING -p tcp -j CT --notrack")).toMatchObject({ verdict: "ACCEPT", decided: { chain: "INPUT", index: 0 } });
+    expect(ssh("-A PREROUTING -p tcp -j NOTRACK")).toMatchObject({ verdict: "ACCEPT", decided: { chain: "INPUT", index: 0 } });
+    expect(ssh("-A PREROUTING -p tcp -j CT --zone 1")).toMatchObject({ verdict: "unknown", why: "target CT --zone" });
+    expect(ssh("-A PREROUTING -p tcp -m tcp --dport 22 -j DROP")).toMatchObject({ verdict: "DROP", decided: { table: "raw", chain: "PREROUTING", index: 0 } });
+  });
+
   test("a match it does not know is 'unknown', not a guess", () => {
     const strange = structuredClone(rs);
     strange.tables.find((t) => t.name === "filter")!.chains.find((c) => c.name === "INPUT")!.rules.unshift({ matches: [{ module: "recent", options: [{ name: "rcheck" }] }], target: "DROP" });
