@@ -125,6 +125,20 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
       case "multiport sports":
         hit = portIn(o.value!, p.sport);
         break;
+      case "tcp tcp-flags": {
+        // MASK COMP: the packet's flags under MASK must be COMP. A new connection's first packet is a bare SYN.
+        const [mask, comp] = o.value!.split(" ");
+        if (p.proto !== "tcp") {
+          hit = false;
+          break;
+        }
+        if (p.state !== "NEW" || mask === undefined || comp === undefined) throw new Unknown(`-m tcp --tcp-flags ${o.value}`);
+        const set = (v: string) => new Set(v === "ALL" ? ["FIN", "SYN", "RST", "PSH", "ACK", "URG"] : v === "NONE" ? [] : v.split(","));
+        const under: string[] = set(mask).has("SYN") ? ["SYN"] : [];
+        const want = [...set(comp)];
+        hit = under.length === want.length && want.every((f) => under.includes(f));
+        break;
+      }
       case "conntrack ctstate":
       case "state state": {
         const states = o.value!.split(",");
@@ -132,7 +146,8 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
         break;
       }
       case "conntrack ctorigdstport":
-        hit = ctx.dnat !== undefined && portIn(o.value!, p.dport);
+        // The port the connection was first addressed to: before DNAT, or the only one.
+        hit = !ctx.untracked && portIn(o.value!, p.dport);
         break;
       case "iprange src-range":
         hit = inRange(p.src, o.value!);
@@ -145,7 +160,7 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
         break;
       case "addrtype dst-type":
         if (o.value !== "LOCAL") throw new Unknown(`addrtype --dst-type ${o.value}`);
-        hit = p.local.some((a) => ipaddr.parse(a).toString() === ipaddr.parse(p.dst).toString()) || inCidr(p.dst, p.family === 4 ? "127.0.0.0/8" : "::1/128");
+        hit = isLocal(p, ctx.dnat ? ctx.dnat.addr : p.dst);
         break;
       case "addrtype src-type":
         if (o.value !== "LOCAL") throw new Unknown(`addrtype --src-type ${o.value}`);
@@ -195,6 +210,8 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
   if (!chain) return undefined;
   for (let i = 0; i < chain.rules.length; i++) {
     const r = chain.rules[i]!;
+    // A rule that only notes or marks the packet decides nothing, whatever it matches.
+    if (NON_TERMINAL.has(r.target)) continue;
     if (!matches(r, p, ctx)) continue;
     const decided = { table: table.name, chain: chain.name, index: i, rule: r };
     switch (r.target) {
@@ -215,8 +232,6 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
         ctx.untracked = true;
         continue;
       default: {
-        // Targets that only note or mark the packet decide nothing (a later -m mark is 'unknown').
-        if (NON_TERMINAL.has(r.target)) continue;
         if (!table.chains.some((c) => c.name === r.target)) throw new Unknown(`target ${r.target}`);
         const sub = walk(table, r.target, p, ctx, depth + 1);
         if (sub && sub.verdict !== "RETURN") return sub;
@@ -232,7 +247,9 @@ function policyOf(table: Table | undefined, chain: string): "ACCEPT" | "DROP" {
 
 function parseDnat(to: string): { addr: string; port?: number } {
   const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(to.includes("[") ? to : to.split(":").length > 2 ? `[${to}]` : to);
-  return { addr: m?.[1] ?? to, port: m?.[2] ? Number(m[2]) : undefined };
+  // A range of addresses or ports, or no address: which one the kernel picks is not known here.
+  if (!m || !ipaddr.isValid(m[1]!)) throw new Unknown(`DNAT --to-destination ${to}`);
+  return { addr: m[1]!, port: m[2] ? Number(m[2]) : undefined };
 }
 
 /** Addressed to the host itself: one of its addresses, or loopback. */
@@ -261,7 +278,8 @@ export function evaluate(rs: Ruleset, p: Packet): Verdict {
     if (!t) return undefined;
     const w = walk(t, chain, p, ctx);
     if (w && (w.verdict === "DROP" || w.verdict === "REJECT")) return { verdict: w.verdict, path, dnat: ctx.dnat, decided: w.decided };
-    if (!w && policyOf(t, chain) === "DROP") return { verdict: "DROP", path, dnat: ctx.dnat, decided: { table: name, chain, index: -1 } };
+    // Off the end of the chain, or a RETURN in the built-in chain itself: its policy decides.
+    if ((!w || w.verdict === "RETURN") && policyOf(t, chain) === "DROP") return { verdict: "DROP", path, dnat: ctx.dnat, decided: { table: name, chain, index: -1 } };
     return undefined;
   };
   try {

@@ -210,6 +210,12 @@ const BASE_ORDER = ["-s", "-d", "-i", "-o", "-p", "-f"];
 const BASE_OPTS = new Set(BASE_ORDER);
 const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
+/** Options whose value is free text, taken whatever it starts with. */
+const TEXT_OPTIONS = new Set(["comment", "log-prefix", "nflog-prefix", "string", "hex-string", "name"]);
+
+/** Options that take two words. */
+const TWO_WORDS = new Set(["tcp-flags", "match-set", "add-set", "del-set"]);
+
 /** Options that take no value. */
 const FLAGS = new Set(["syn", "notrack", "random", "random-fully", "persistent", "fragment", "log-uid", "log-tcp-sequence", "log-tcp-options", "log-ip-options", "rsource", "rdest", "set", "update", "rcheck", "remove"]);
 
@@ -297,9 +303,13 @@ function parseRuleWords(ws: string[]): ParsedRule {
       pendingNeg = false;
       let value: string | undefined;
       const next = ws[i + 1];
-      if (!FLAGS.has(name) && next !== undefined && !(next.charCodeAt(0) === 45 && !(next.charCodeAt(1) >= 48 && next.charCodeAt(1) <= 57))) {
+      const looksLikeValue = (v: string | undefined) => v !== undefined && !(v.charCodeAt(0) === 45 && !(v.charCodeAt(1) >= 48 && v.charCodeAt(1) <= 57));
+      // A text option's value may start with '-' (--log-prefix "-IN- "); others take a word that does not.
+      if (!FLAGS.has(name) && next !== undefined && (TEXT_OPTIONS.has(name) || looksLikeValue(next))) {
         value = ws[++i];
         if (value === "!") value = ws[++i];
+        // Options of two words: --tcp-flags MASK COMP, --match-set NAME FLAGS, --add-set NAME FLAGS.
+        if (TWO_WORDS.has(name) && looksLikeValue(ws[i + 1])) value = `${value} ${ws[++i]}`;
       }
       if (target !== undefined) {
         targetOpts.push({ name, value, neg });

@@ -172,6 +172,35 @@ host { allow lan tcp 22; }
     expect(ssh("-A PREROUTING -p tcp -m tcp --dport 22 -j DROP")).toMatchObject({ verdict: "DROP", decided: { table: "raw", chain: "PREROUTING", index: 0 } });
   });
 
+  test("the kernel's semantics at the edges (review findings)", () => {
+    const rs = (text: string) => toRuleset(parseSave(text), 4);
+    // A RETURN in a built-in raw/mangle chain falls to that chain's policy.
+    expect(evaluate(rs("*mangle\n:PREROUTING DROP [0:0]\n-A PREROUTING -p tcp -m tcp --dport 22 -j RETURN\nCOMMIT\n"), base)).toMatchObject({ verdict: "DROP", decided: { table: "mangle", index: -1 } });
+    // --ctorigdstport is the port first addressed, DNAT or not.
+    const input = (rule: string) => rs(`*filter\n:INPUT ACCEPT [0:0]\n${rule}\nCOMMIT\n`);
+    expect(evaluate(input("-A INPUT -p tcp -m conntrack --ctorigdstport 22 -j DROP"), base)).toMatchObject({ verdict: "DROP", decided: { index: 0 } });
+    expect(evaluate(input("-A INPUT -p tcp -m conntrack ! --ctorigdstport 22 -j DROP"), base)).toMatchObject({ verdict: "ACCEPT", decided: { index: -1 } });
+    // A rule whose target only notes the packet is not read at all (its match would be 'unknown').
+    expect(evaluate(input("-A INPUT -m limit --limit 5/min -j LOG --log-prefix \"-IN- \"\n-A INPUT -j DROP"), base)).toMatchObject({ verdict: "DROP", decided: { index: 1 } });
+    // --syn (saved as --tcp-flags FIN,SYN,RST,ACK SYN): a new connection's first packet is one.
+    expect(evaluate(input("-A INPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j DROP"), base)).toMatchObject({ verdict: "DROP", decided: { index: 0 } });
+    expect(evaluate(input("-A INPUT -p tcp -m tcp --tcp-flags SYN,ACK ACK -j DROP"), base)).toMatchObject({ verdict: "ACCEPT" });
+    expect(evaluate(input("-A INPUT -p tcp -m tcp --tcp-flags SYN,ACK ACK -j DROP"), { ...base, state: "ESTABLISHED" })).toMatchObject({ verdict: "unknown" });
+    // A DNAT to a range of addresses or ports: 'unknown', not a crash.
+    const nat = (to: string) => rs(`*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -m tcp --dport 22 -j DNAT --to-destination ${to}\nCOMMIT\n`);
+    for (const to of ["10.0.3.2-10.0.3.3", "172.17.0.2:22-23", ":2222"]) expect(evaluate(nat(to), base)).toMatchObject({ verdict: "unknown", why: `DNAT --to-destination ${to}` });
+    // addrtype LOCAL in filter looks at the address after DNAT.
+    const dnatted = rs("*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -m tcp --dport 22 -j DNAT --to-destination 172.17.0.2:22\nCOMMIT\n*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m addrtype --dst-type LOCAL -j DROP\nCOMMIT\n");
+    expect(evaluate(dnatted, base)).toMatchObject({ verdict: "ACCEPT", path: "forward" });
+  });
+
+  test("two-word options and text values read back whole", () => {
+    const r = parseSave("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j SET --add-set f2b src\n-A INPUT -j SET --add-set f2b dst\n-A INPUT -j LOG --log-prefix \"-IN- \"\nCOMMIT\n").get("filter")!.chains.get("INPUT")!.rules;
+    expect(r[0]!.key).not.toBe(r[1]!.key);
+    expect(r[0]!.toRule().targetOptions).toEqual([{ name: "add-set", value: "f2b src" }]);
+    expect(r[2]!.toRule().targetOptions).toEqual([{ name: "log-prefix", value: "-IN- " }]);
+  });
+
   test("a match it does not know is 'unknown', not a guess", () => {
     const strange = structuredClone(rs);
     strange.tables.find((t) => t.name === "filter")!.chains.find((c) => c.name === "INPUT")!.rules.unshift({ matches: [{ module: "recent", options: [{ name: "rcheck" }] }], target: "DROP" });
