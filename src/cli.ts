@@ -316,7 +316,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .positional("domain", { describe: "ferm's domain: ip (IPv4) or ip6 (IPv6); read with iptables-legacy-save / ip6tables-legacy-save where installed (as ferm does), else iptables-save / ip6tables-save", type: "string", demandOption: true })
           .positional("chains", { describe: "TABLE:[CHAIN,…]: a table the ferm.conf writes, and the built-in chains it writes there; a table not named is kept whole", type: "string", array: true })
           .option("hosts-input", { describe: "INPUT is the host's (a policy without a host block): keep its policy and rules too, dockwall's jumps aside", type: "boolean", default: false })
-          .example("$0 ferm-keep ip filter:INPUT,FORWARD,OUTPUT nat:PREROUTING,INPUT,OUTPUT,POSTROUTING", "what ferm.conf's @include runs for domain ip: fail2ban's chains and jumps, say"),
+          .example("$0 ferm-keep ip filter:INPUT,FORWARD,OUTPUT nat:PREROUTING,INPUT,OUTPUT,POSTROUTING", "what ferm.conf's @include runs for domain ip: fail2ban's chains and jumps, say")
+          .epilog("Exit 2, printing which rule, when a rule cannot be written in ferm's syntax exactly: ferm then stops and the rules in place stay. Exit 0 with nothing printed when the tables cannot be read: ferm then loads without keeping them."),
       async (a) => {
         const { runFermKeep } = await import("./apply/command.js");
         code = runFermKeep(io.system(), io, a.domain, a.chains ?? [], { hostsInput: a["hosts-input"] });

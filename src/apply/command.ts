@@ -371,10 +371,17 @@ export function runFermKeep(io: SystemIo, out: { stdout: (s: string) => void; st
     }
     saved = parseSave(text);
   } catch (e) {
-    say(`cannot read the loaded rules: ${e instanceof SaveSyntaxError ? `${used} printed ${e.message}` : firstLine(e)}`);
-    return EXIT.error;
+    // ferm then loads without keeping anything, as without dockwall: at boot, stopping ferm would leave the host open.
+    say(`cannot read the loaded rules (${e instanceof SaveSyntaxError ? `${used} printed ${e.message}` : firstLine(e)}): ferm loads without keeping other tools' chains`);
+    return EXIT.ok;
   }
   const kept = fermKeep(saved, writes, opts);
+  if (kept.problems.length) {
+    // ferm stops on a failed @include: the rules in place stay, none of them lost.
+    for (const p of kept.problems) say(`cannot keep ${p}`);
+    say(`ferm must not load: it would drop ${kept.problems.length === 1 ? "that rule" : "those rules"}. ${opts.hostsInput ? "Give the policy a host block (dockwall then writes INPUT), or remove the rule" : "Remove the rule"}, or deploy with 'dockwall apply', which keeps any rule`);
+    return EXIT.error;
+  }
   out.stdout(kept.text ? `# other tools' chains and their jumps, as the kernel had them (dockwall ferm-keep)\n${kept.text}` : "");
   return EXIT.ok;
 }

@@ -5,7 +5,7 @@
 // transaction per family. Pure: both rule sets come in, text goes out.
 import { BUILTIN_CHAINS, type Ruleset, type Table } from "../ir/ruleset.js";
 import { ruleText } from "../targets/iptables.js";
-import { fermRule } from "../targets/ferm.js";
+import { fermRuleExact } from "../targets/ferm.js";
 import type { SavedChain, SavedRule, SavedRuleset } from "../live/save.js";
 
 /** Docker's chains (every layout names them DOCKER…) and dockwall's own (DOCKWALL-…). */
@@ -99,13 +99,15 @@ export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsIn
  * chains are written again (first, in their order, as apply keeps them). A table it does not
  * write is kept whole. `hostsInput` (no host block, iptables off): INPUT's policy and rules too.
  */
-export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, string[]>>, opts: { hostsInput?: boolean } = {}): { text: string; kept: string[] } {
+export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, string[]>>, opts: { hostsInput?: boolean } = {}): { text: string; kept: string[]; problems: string[] } {
   const out: string[] = [];
   const kept: string[] = [];
+  const problems: string[] = [];
   for (const [name, t] of live) {
-    const builtins = BUILTIN_CHAINS[name as Table["name"]];
-    if (!builtins) continue;
     const written = writes[name] ?? [];
+    // An empty table (built-in chains only, ACCEPT, no rules) has nothing to keep.
+    const empty = [...t.chains.values()].every((c) => c.policy === "ACCEPT" && c.rules.length === 0);
+    if (writes[name] === undefined && empty) continue;
     const keep = writes[name] === undefined ? [...t.chains.keys()] : [...t.chains.keys()].filter((c) => isForeignChain(name, c));
     const foreign = (c: string | undefined) => c !== undefined && t.chains.has(c) && isForeignChain(name, c);
     const jumps = written.flatMap((c) => {
@@ -114,7 +116,12 @@ export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, stri
       const hosts = opts.hostsInput && name === "filter" && c === "INPUT";
       const rules = hosts ? hostsInput(chain) : (chain?.rules ?? []).filter((r) => foreign(r.target));
       const policy = hosts && chain ? [`      policy ${chain.policy};`] : [];
-      return rules.length || policy.length ? [[`    chain ${c} {`, ...policy, ...rules.map((r) => `      ${fermRule(r.toRule())};`), "    }"]] : [];
+      const lines = rules.map((r) => {
+        const f = fermRuleExact(r.toRule(), (n) => t.chains.has(n));
+        if ("why" in f) problems.push(`${name} ${r.text}: ferm's syntax for ${f.why} is not known to dockwall`);
+        return "text" in f ? `      ${f.text};` : "";
+      });
+      return rules.length || policy.length ? [[`    chain ${c} {`, ...policy, ...lines, "    }"]] : [];
     });
     if (keep.length === 0 && jumps.length === 0) continue;
     kept.push(...keep.filter((c) => isForeignChain(name, c)).map((c) => `${name} ${c}`));
@@ -122,5 +129,5 @@ export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, stri
     if (keep.length) out.push(`    chain ${keep.length > 1 ? `(${keep.join(" ")})` : keep[0]} @preserve;`);
     out.push(...jumps.flat(), "  }");
   }
-  return { text: out.length ? out.join("\n") + "\n" : "", kept };
+  return { text: out.length ? out.join("\n") + "\n" : "", kept, problems };
 }

@@ -434,8 +434,8 @@ export function parseSave(text: string): SavedRuleset {
 }
 
 /**
- * Parts read from iptables-save text as an IR rule. Comments are left out (they decide
- * nothing); a `-g` (goto) target is kept as the word `-g CHAIN`, which the evaluator does not
+ * Parts read from iptables-save text as an IR rule, comments included (ferm-keep writes them
+ * back; the evaluator passes over them); a `-g` (goto) target is kept as the word `-g CHAIN`, which the evaluator does not
  * know, so a rule set that uses one gets "unknown" rather than a guess.
  */
 function irRule(p: ParsedRule): Rule {
@@ -444,7 +444,7 @@ function irRule(p: ParsedRule): Rule {
     return o ? (o.neg ? { value: o.value!, neg: true } : { value: o.value! }) : undefined;
   };
   const matches: Match[] = p.matches
-    .filter((m) => m.module !== "comment" && m.opts.length > 0)
+    .filter((m) => m.opts.length > 0)
     .map((m) => ({ module: m.module, options: m.opts.map((o) => (o.neg ? { name: o.name, value: o.value, neg: true } : { name: o.name, value: o.value })) }));
   if (p.base.has("-f")) matches.unshift({ module: "fragment", options: [{ name: "fragment", neg: p.base.get("-f")!.neg || undefined }] });
   const proto = p.base.get("-p");

@@ -60,12 +60,6 @@ function fermWords(r: Rule, w: string[], nested: boolean): void {
 
 const MULTIPORT_LONG: Record<string, string> = { dports: "destination-ports", sports: "source-ports" };
 
-/** One rule in ferm's syntax, without its chain (`proto tcp dport 22 ACCEPT`). */
-export function fermRule(r: Rule): string {
-  const w: string[] = [];
-  fermWords(r, w, false);
-  return w.join(" ");
-}
 
 /** Lines of a chain's body are indented this far (under `domain`, `table`, `chain`). */
 const INDENT = "      ";
@@ -205,14 +199,15 @@ function mergeDomains(v4: TableView[], v6: TableView[]): DomainView[] {
 
 /**
  * The line that keeps other tools' chains and jumps: ferm runs `dockwall ferm-keep` for each
- * domain when it loads the file. Without dockwall on the PATH, or if it fails, ferm loads the
- * rest as written (at boot, not loading at all would leave the host open).
+ * domain when it loads the file. Without dockwall on the PATH ferm loads the rest as written
+ * (at boot, not loading at all would leave the host open); when ferm-keep finds a rule it
+ * cannot write exactly, it fails and ferm stops, leaving the rules in place as they are.
  */
 function keepOf(rs: Ruleset, hostsInput: boolean): { domain: string; command: string } {
   const domain = rs.family === 4 ? "ip" : "ip6";
   const flag = hostsInput ? " --hosts-input" : "";
   const writes = rs.tables.map((t) => `${t.name}:${t.chains.filter((c) => c.builtin).map((c) => c.name).join(",")}`);
-  return { domain, command: `command -v dockwall >/dev/null && dockwall ferm-keep${flag} ${domain} ${writes.join(" ")} || true` };
+  return { domain, command: `if command -v dockwall >/dev/null; then dockwall ferm-keep${flag} ${domain} ${writes.join(" ")}; fi` };
 }
 
 export function renderFerm(input: FermInput): string {
@@ -221,4 +216,86 @@ export function renderFerm(input: FermInput): string {
   const v6 = views.find((v) => v.family === 6);
   const domains: DomainView[] = v4 && v6 ? mergeDomains(v4.tables, v6.tables) : views.map((v) => ({ name: v.family === 4 ? "ip" : "ip6", tables: v.tables }));
   return templates.ferm({ header: input.header, hooks: (input.hooks ?? []).map((h) => `"${h}"`), keep: input.rulesets.map((rs) => keepOf(rs, input.hostsInput ?? false)), hostsInput: input.hostsInput, domains });
+}
+
+/** A comma list as ferm writes one: `(a b)`, or the word alone. */
+const fermCommaList = (v: string) => (v.includes(",") ? `(${v.split(",").join(" ")})` : v);
+
+/** Text as a ferm string: single quotes (taken as they are), or double quotes when it has one and nothing ferm would expand. */
+function fermString(v: string, use: (quoted: string) => string): string | undefined {
+  if (/[\n\\]/.test(v)) return undefined;
+  if (!v.includes("'")) return use(`'${v}'`);
+  return /["$]/.test(v) ? undefined : use(`"${v}"`);
+}
+
+/** What each module's options become in ferm, for rules read back from the kernel (ferm-keep). */
+const EXACT: Record<string, Record<string, (v: string) => string | undefined>> = {
+  tcp: { dport: (v) => `dport ${v}`, sport: (v) => `sport ${v}`, "tcp-flags": (v) => {
+    const [mask, comp] = v.split(" ");
+    return mask && comp ? `tcp-flags ${fermCommaList(mask)} ${fermCommaList(comp)}` : undefined;
+  } },
+  udp: { dport: (v) => `dport ${v}`, sport: (v) => `sport ${v}` },
+  icmp: { "icmp-type": (v) => `icmp-type ${v}` },
+  icmp6: { "icmpv6-type": (v) => `icmpv6-type ${v}` },
+  multiport: { dports: (v) => `destination-ports ${fermCommaList(v)}`, sports: (v) => `source-ports ${fermCommaList(v)}`, ports: (v) => `ports ${fermCommaList(v)}` },
+  conntrack: { ctstate: (v) => `ctstate ${fermCommaList(v)}`, ctorigdstport: (v) => `ctorigdstport ${v}`, ctorigdst: (v) => `ctorigdst ${v}`, ctorigsrc: (v) => `ctorigsrc ${v}` },
+  state: { state: (v) => `state ${fermCommaList(v)}` },
+  addrtype: { "src-type": (v) => `src-type ${v}`, "dst-type": (v) => `dst-type ${v}` },
+  iprange: { "src-range": (v) => `src-range ${v}`, "dst-range": (v) => `dst-range ${v}` },
+  limit: { limit: (v) => `limit ${v}`, "limit-burst": (v) => `limit-burst ${v}` },
+  mark: { mark: (v) => `mark ${v}` },
+  comment: { comment: (v) => fermString(v, (q) => `comment ${q}`) },
+};
+
+const EXACT_TARGETS: Record<string, Record<string, (v: string) => string | undefined>> = {
+  ACCEPT: {},
+  DROP: {},
+  RETURN: {},
+  REJECT: { "reject-with": (v) => `reject-with ${v}` },
+  LOG: { "log-prefix": (v) => fermString(v, (q) => `log-prefix ${q}`), "log-level": (v) => `log-level ${v}` },
+};
+
+/**
+ * A rule read back from the kernel in ferm's syntax, such that ferm loads exactly that rule;
+ * or why it cannot be (a match or target ferm-keep does not know how to write). Stricter than
+ * the renderer of dockwall's own rules: whatever another tool wrote may come through here.
+ */
+export function fermRuleExact(r: Rule, isChain: (name: string) => boolean): { text: string } | { why: string } {
+  const w: string[] = [];
+  const word = /^[\w.:/+-]+$/;
+  for (const [key, n] of [["saddr", r.src], ["daddr", r.dst], ["interface", r.in], ["outerface", r.out]] as const) {
+    if (!n) continue;
+    if (!word.test(n.value)) return { why: `${key} ${n.value}` };
+    w.push(key, not(n));
+  }
+  if (r.proto) {
+    if (!word.test(r.proto)) return { why: `protocol ${r.proto}` };
+    w.push("proto", r.proto);
+  }
+  for (const m of r.matches) {
+    const opts = EXACT[m.module];
+    if (!opts) return { why: `-m ${m.module}` };
+    const implicit = m.module === r.proto || (m.module === "icmp6" && r.proto === "ipv6-icmp");
+    if (!implicit) w.push("mod", m.module);
+    for (const o of m.options) {
+      const text = o.value === undefined ? undefined : opts[o.name]?.(o.value);
+      if (text === undefined) return { why: `-m ${m.module} --${o.name}${o.value === undefined ? "" : ` ${o.value}`}` };
+      const [name, ...rest] = text.split(" ");
+      w.push(name!, `${o.neg ? "!" : ""}${rest.join(" ")}`);
+    }
+  }
+  const t = EXACT_TARGETS[r.target];
+  if (t) {
+    w.push(r.target);
+    for (const o of r.targetOptions ?? []) {
+      const text = t[o.name]?.(o.value);
+      if (text === undefined) return { why: `-j ${r.target} --${o.name} ${o.value}` };
+      w.push(text);
+    }
+  } else if (isChain(r.target) && /^[\w.-]+$/.test(r.target) && !r.targetOptions?.length) {
+    w.push("jump", r.target);
+  } else {
+    return { why: r.target ? `-j ${r.target}${(r.targetOptions ?? []).map((o) => ` --${o.name} ${o.value}`).join("")}` : "a rule without a target" };
+  }
+  return { text: w.join(" ") };
 }

@@ -129,7 +129,20 @@ describe("dockwall ferm-keep, in process", () => {
     const broken = system(() => {
       throw new Error("iptables-legacy-save: permission denied (you must be root)");
     });
-    expect(cli(broken, "ip", [])).toMatchObject({ code: 2, stderr: "dockwall: cannot read the loaded rules: iptables-legacy-save: permission denied (you must be root)\n" });
+    // ferm then loads without keeping anything (at boot, stopping ferm would leave the host open).
+    expect(cli(broken, "ip", [])).toMatchObject({ code: 0, stdout: "", stderr: "dockwall: cannot read the loaded rules (iptables-legacy-save: permission denied (you must be root)): ferm loads without keeping other tools' chains\n" });
+  });
+
+  it("a rule it cannot write exactly in ferm's syntax: exit 2, so that ferm stops and the rules in place stay", () => {
+    const io = system(() => "*filter\n:INPUT DROP [0:0]\n:f2b-sshd - [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -m recent --name SSH --set\n-A INPUT -m hashlimit --hashlimit-above 5/sec --hashlimit-name x -j f2b-sshd\nCOMMIT\n");
+    const r = cli(io, "ip", ["filter:INPUT", "--hosts-input"].slice(0, 1));
+    expect(r).toMatchObject({ code: 2, stdout: "" });
+    expect(r.stderr).toBe(
+      "dockwall: cannot keep filter -A INPUT -m hashlimit --hashlimit-above 5/sec --hashlimit-name x -j f2b-sshd: ferm's syntax for -m hashlimit is not known to dockwall\n" +
+        "dockwall: ferm must not load: it would drop that rule. Remove the rule, or deploy with 'dockwall apply', which keeps any rule\n",
+    );
+    const hosts = runFermKeep(io, { stdout: () => {}, stderr: () => {} }, "ip", ["filter:INPUT"], { hostsInput: true });
+    expect(hosts).toBe(2);
   });
 });
 
@@ -195,6 +208,65 @@ describeKernel("a ferm reload keeps other tools' chains and jumps, as apply does
       }
     });
   }
+
+  // What admins and tools put in INPUT: each must come back from ferm exactly (no host block: INPUT is the host's).
+  const HOST_INPUT: Record<4 | 6, string[]> = {
+    4: [
+      "-A INPUT -p tcp -m multiport --dports 22,2222 -j f2b-sshd",
+      "-A INPUT -i lo -j ACCEPT",
+      "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT",
+      "-A INPUT -m conntrack --ctstate INVALID -j DROP",
+      "-A INPUT -p tcp -m tcp --dport 22 --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j ACCEPT",
+      "-A INPUT -s 10.0.0.0/8 ! -i eth0 -p udp -m udp --sport 1000:2000 -j ACCEPT",
+      "-A INPUT -p icmp -m icmp --icmp-type 8 -m limit --limit 5/sec --limit-burst 10 -j ACCEPT",
+      "-A INPUT -p tcp -m comment --comment \"the admin's web\" -m tcp --dport 8443 -j ACCEPT",
+      "-A INPUT -m iprange --src-range 10.1.1.1-10.1.1.9 -j DROP",
+      "-A INPUT -m mark --mark 0x1/0xff -j ACCEPT",
+      "-A INPUT -m addrtype --dst-type BROADCAST -j DROP",
+      "-A INPUT -p tcp -m tcp --dport 23 -j REJECT --reject-with tcp-reset",
+      "-A INPUT -m limit --limit 3/min -j LOG --log-prefix \"-IN- drop: \" --log-level 4",
+    ],
+    6: [
+      "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT",
+      "-A INPUT -s 2001:db8::/32 -p tcp -m tcp --dport 22 -j ACCEPT",
+      "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    ],
+  };
+
+  it("no host block: every kind of rule the host has in INPUT comes back from ferm exactly, IPv4 and IPv6", () => {
+    const text = readFileSync(`${root}test/golden/published-open/policy.dw`, "utf8");
+    const conf = join(dir, "hosts-input.ferm");
+    writeFileSync(conf, compile(text, { format: "ferm" }).output!);
+    const ns = netns();
+    for (const f of [4, 6] as const) {
+      const chains = f === 4 ? ":f2b-sshd - [0:0]\n-A f2b-sshd -j RETURN\n" : "";
+      seed(ns, f, `*filter\n:INPUT DROP [0:0]\n${chains}${HOST_INPUT[f].join("\n")}\nCOMMIT\n`, usesLegacy ? (f === 4 ? "iptables-legacy-restore" : "ip6tables-legacy-restore") : undefined);
+    }
+    // As the kernel holds them (it leaves out defaults such as --log-level 4).
+    const input = (f: 4 | 6) => parseSave(usesLegacy ? legacy(ns, f) : ns.save(f)).get("filter")!.chains.get("INPUT")!;
+    const before = { 4: input(4).rules.map((r) => r.text), 6: input(6).rules.map((r) => r.text) };
+    expect(before[4].length).toBe(HOST_INPUT[4].length);
+    const loaded = ferm(ns, conf);
+    expect(loaded.stderr).toBe("");
+    expect(loaded.status).toBe(0);
+    for (const f of [4, 6] as const) {
+      expect(input(f).policy).toBe("DROP");
+      expect(input(f).rules.map((r) => r.text)).toEqual(before[f]);
+    }
+  });
+
+  it("a rule ferm-keep cannot write exactly: ferm stops, and the rules in place stay as they are", () => {
+    const text = readFileSync(`${root}test/golden/published-open/policy.dw`, "utf8");
+    const conf = join(dir, "refused.ferm");
+    writeFileSync(conf, compile(text, { format: "ferm" }).output!);
+    const ns = netns();
+    seed(ns, 4, "*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -m recent --set --name SSH --mask 255.255.255.255 --rsource\nCOMMIT\n", usesLegacy ? "iptables-legacy-restore" : undefined);
+    const before = usesLegacy ? legacy(ns, 4) : ns.save(4);
+    const loaded = ferm(ns, conf);
+    expect(loaded.status).not.toBe(0);
+    expect(loaded.stderr).toMatch(/dockwall: cannot keep filter -A INPUT -p tcp -m tcp --dport 22 -m recent .*: ferm's syntax for -m recent is not known to dockwall\n/);
+    expect(normalise(usesLegacy ? legacy(ns, 4) : ns.save(4))).toBe(normalise(before));
+  });
 
   it("without dockwall on the PATH, ferm loads the rest as written (other tools' chains are then lost, as before)", () => {
     const text = readFileSync(`${root}examples/web-host.dw`, "utf8");
