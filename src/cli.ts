@@ -428,6 +428,10 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
   }
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
   if (typeof dockerVersion === "number") return dockerVersion;
+  // What is loaded now is read (two other processes) while the policy compiles here.
+  const { runApply, startSaves } = await import("./apply/command.js");
+  const system = io.system();
+  const saves = startSaves(system);
   const compiled = await compileRules(io, a, dockerVersion);
   if (typeof compiled === "number") return compiled;
   const { src, r } = compiled;
@@ -436,8 +440,7 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
     io.stderr(`dockwall: ${errorCount(n, r.omitted)}; nothing was changed\n`);
     return EXIT.error;
   }
-  const { runApply } = await import("./apply/command.js");
-  const result = await runApply(io.system(), io, r, { confirm: a.confirm, force: a.force, policyName: src.file });
+  const result = await runApply(system, io, r, { confirm: a.confirm, force: a.force, policyName: src.file, saves });
   if (typeof result === "number") return result;
   io.stderr(colour(io, formatDiagnostics([result], src.file, src.text)));
   io.stderr(`dockwall: not applied: the lockout guard refused (nothing was changed)\n`);

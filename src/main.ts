@@ -8,8 +8,9 @@
 //  - as a plain script, when there is no snapshot for the Node that runs it.
 // Nothing that depends on the process (arguments, environment, terminal, working directory)
 // may be read at module load: in the snapshot that would be the build's.
-import { execFile, execFileSync, spawn } from "node:child_process";
-import { fstatSync, mkdirSync, readFileSync, renameSync, statSync, statfsSync, writeFileSync, unlinkSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, statfsSync, writeFileSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, basename, join } from "node:path";
 import { startupSnapshot } from "node:v8";
 import { EXIT, run } from "./cli.js";
@@ -87,6 +88,47 @@ function readLine(ms: number): Promise<string | undefined> {
   });
 }
 
+/**
+ * Runs a program beside this one; its output goes to a temporary file, not a pipe, so that it
+ * runs to the end while this process computes (a pipe would stop it at 64 KB until read).
+ */
+function runAsync(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const file = join(tmpdir(), `dockwall-${process.pid}-${Math.random().toString(36).slice(2)}.out`);
+    let fd: number;
+    try {
+      fd = openSync(file, "w+", 0o600);
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    let stderr = "";
+    let settled = false;
+    const done = (e?: Error) => {
+      if (settled) return;
+      settled = true;
+      let out = "";
+      try {
+        out = readFileSync(file, "utf8");
+      } catch {
+        /* nothing written */
+      }
+      try {
+        closeSync(fd);
+        unlinkSync(file);
+      } catch {
+        /* gone already */
+      }
+      if (e) reject(new Error(stderr.trim() || e.message));
+      else resolve(out);
+    };
+    const child = spawn(cmd, args, { stdio: ["ignore", fd, "pipe"] });
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", (e) => done(e));
+    child.on("close", (code, signal) => done(code === 0 ? undefined : new Error(`${cmd} exited with ${code ?? signal}`)));
+  });
+}
+
 function system(): SystemIo {
   const stateDir = process.env.DOCKWALL_STATE_DIR || "/var/lib/dockwall";
   return {
@@ -98,10 +140,7 @@ function system(): SystemIo {
         throw new Error(err.stderr?.trim() || err.message);
       }
     },
-    runAsync: (cmd, args) =>
-      new Promise((resolve, reject) => {
-        execFile(cmd, args, { encoding: "utf8", maxBuffer: 1 << 30 }, (e, stdout, stderr) => (e ? reject(new Error(stderr.trim() || e.message)) : resolve(stdout)));
-      }),
+    runAsync,
     env: process.env,
     stateDir,
     readFile: (p) => {

@@ -44,6 +44,16 @@ export interface ApplyOptions {
   confirm?: number;
   force: boolean;
   policyName: string;
+  /** The saves of what is loaded, started earlier (startSaves); apply starts them itself otherwise. */
+  saves?: Saves;
+}
+
+export type Saves = Record<4 | 6, Promise<{ text: string } | { error: unknown }>>;
+
+/** iptables-save and ip6tables-save, started now, read when awaited; a failure is a value, never an unhandled rejection. */
+export function startSaves(io: SystemIo): Saves {
+  const save = (f: 4 | 6) => io.runAsync(tool(f, "save"), []).then((text) => ({ text }), (error: unknown) => ({ error }));
+  return { 4: save(4), 6: save(6) };
 }
 
 const EXIT = { ok: 0, error: 2, rolledBack: 3 } as const;
@@ -123,11 +133,15 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   const policy = compiled.policy!;
   const families = ([4, 6] as const).filter((f) => generated.rulesets[f]!.tables.length > 0);
 
-  // Save what is loaded now, both families, whatever the new rules touch.
+  // Save what is loaded now, both families, whatever the new rules touch (the CLI starts the
+  // saves before it compiles, so that they run beside the compile).
+  const saves = opts.saves ?? startSaves(io);
   const before: Partial<Record<4 | 6, string>> = {};
   for (const f of [4, 6] as const) {
     try {
-      before[f] = io.run(tool(f, "save"), []);
+      const got = await saves[f];
+      if ("error" in got) throw got.error;
+      before[f] = got.text;
     } catch (e) {
       if (families.includes(f)) {
         const why = firstLine(e);

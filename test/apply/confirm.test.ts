@@ -14,7 +14,7 @@ test("--confirm whose rollback process cannot start: the rules from before are b
       if (!args.includes("--test")) loads.push(`${cmd} ${args.join(" ")}`.trim() + (input?.includes("COMMIT") ? " <rules>" : ""));
       return "";
     },
-    runAsync: async () => "",
+    runAsync: async (cmd, args) => io.run(cmd, args),
     env: {},
     stateDir: "/state",
     readFile: (p) => files.get(p),
