@@ -225,6 +225,9 @@ describeKernel("a ferm reload keeps other tools' chains and jumps, as apply does
       "-A INPUT -m addrtype --dst-type BROADCAST -j DROP",
       "-A INPUT -p tcp -m tcp --dport 23 -j REJECT --reject-with tcp-reset",
       "-A INPUT -m limit --limit 3/min -j LOG --log-prefix \"-IN- drop: \" --log-level 4",
+      "-A INPUT ! -s 10.0.0.0/8 -p tcp -m tcp ! --dport 22 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP",
+      "-A INPUT -p udp -m multiport ! --dports 53,123 -m state ! --state NEW -j DROP",
+      "-A INPUT -p tcp -m tcp --sport 1024:65535 --dport 80 ! --tcp-flags SYN,ACK ACK -j ACCEPT",
     ],
     6: [
       "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT",
