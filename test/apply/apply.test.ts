@@ -131,6 +131,19 @@ describeKernel("dockwall apply in a scratch namespace", () => {
     expect(both()).toEqual(before);
   });
 
+  it("lockout guard with iptables on: Docker's own DNAT of a published port 22 (read from the kernel) takes the session, and nothing is changed", () => {
+    // dockerd's rules for a container publishing 22, as dockwall reproduces them (the parity tests).
+    const facts = "container git { network bridge 172.17.0.3; publish 22:22; }\n";
+    const docker = run([bin, "compile", "-", "-f", "iptables"], { input: `docker { version 20.10; iptables off; published open; userland-proxy off; }\ncontainer web { network bridge 172.17.0.2; publish 8080:80; }\n${facts}` }).stdout;
+    expect(ns.restore(4, docker).ok).toBe(true);
+    const before = both();
+    const coexist = policy(OFF.replace("iptables off", "iptables on").replace("host {", `${facts}allow lan to git:22;\nhost {`));
+    const r = dockwall(["apply", coexist], { SSH_CONNECTION: "192.168.1.50 51000 192.168.1.1 22" });
+    expect(r.stderr).toMatch(/: it would be forwarded to 172\.17\.0\.3:22 \(a container publishes port 22\)\n/);
+    expect(r.status).toBe(2);
+    expect(both()).toEqual(before);
+  });
+
   it("lockout guard: refuses rules that would not accept the SSH session's next connection; --force applies", () => {
     const before = both();
     const outsider = dockwall(["apply", policy(OFF)], { SSH_CONNECTION: "10.0.0.5 51000 198.51.100.1 22" });
