@@ -150,6 +150,9 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
       }
     }
   }
+  // The other backend's tables filter packets too: say so (apply neither sees nor changes them).
+  const other = ([4, 6] as const).filter((f) => /^# Warning: ip6?tables-legacy tables present/m.test(before[f] ?? ""));
+  if (other.length) say(`warning: ${other.map((f) => (f === 4 ? "iptables-legacy" : "ip6tables-legacy")).join(" and ")} tables are loaded too (${other.map((f) => `${f === 4 ? "iptables" : "ip6tables"}-legacy-save`).join(", ")} shows them): the kernel filters packets through them as well, and apply neither sees nor changes them (nor does its lockout guard)`);
   // What to load: only what differs from what is loaded (iptables-restore --noflush), with
   // other tools' chains and jumps kept; a re-apply of the same rules loads nothing.
   const steps: Partial<Record<4 | 6, string>> = {};

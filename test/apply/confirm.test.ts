@@ -4,13 +4,14 @@ import { expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { runApply, type SystemIo } from "../../src/apply/command.js";
 
-test("--confirm whose rollback process cannot start: the rules from before are back, exit 2", async () => {
+/** An in-memory host: what apply runs, and the files it writes. */
+function machine(saved4 = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n") {
   const files = new Map<string, string>();
   const loads: string[] = [];
   let now = 1_000_000;
   const io: SystemIo = {
     run: (cmd, args, input) => {
-      if (cmd.endsWith("-save")) return cmd.startsWith("ip6") ? "" : "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+      if (cmd.endsWith("-save")) return cmd.startsWith("ip6") ? "" : saved4;
       if (!args.includes("--test")) loads.push(`${cmd} ${args.join(" ")}`.trim() + (input?.includes("COMMIT") ? " <rules>" : ""));
       return "";
     },
@@ -35,6 +36,11 @@ test("--confirm whose rollback process cannot start: the rules from before are b
     readLine: async () => undefined,
     stdinIsTTY: false,
   };
+  return { io, files, loads };
+}
+
+test("--confirm whose rollback process cannot start: the rules from before are back, exit 2", async () => {
+  const { io, files, loads } = machine();
   const r = compile("docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\nhost { allow lan tcp 22; }\n", { noRender: true });
   const err: string[] = [];
   const code = await runApply(io, { stdout: () => {}, stderr: (s) => void err.push(s) }, r, { confirm: 30, force: false, policyName: "host.dw" });
@@ -43,4 +49,14 @@ test("--confirm whose rollback process cannot start: the rules from before are b
   // Loaded (IPv4, IPv6), then both put back as saved.
   expect(loads).toEqual(["iptables-restore --noflush <rules>", "ip6tables-restore --noflush <rules>", "iptables-restore <rules>", "ip6tables-restore <rules>"]);
   expect(files.has("/state/pending.json")).toBe(false);
+});
+
+test("apply says so when iptables-legacy tables are loaded beside the ones it reads: they filter too, and it neither sees nor changes them", async () => {
+  const { io } = machine("# Warning: iptables-legacy tables present, use iptables-legacy-save to see them\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+  const r = compile("docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\nhost { allow lan tcp 22; }\n", { noRender: true });
+  const err: string[] = [];
+  expect(await runApply(io, { stdout: () => {}, stderr: (s) => void err.push(s) }, r, { force: false, policyName: "host.dw" })).toBe(0);
+  expect(err.join("")).toContain(
+    "dockwall: warning: iptables-legacy tables are loaded too (iptables-legacy-save shows them): the kernel filters packets through them as well, and apply neither sees nor changes them (nor does its lockout guard)\n",
+  );
 });
