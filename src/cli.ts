@@ -489,7 +489,12 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       facts: () => engine.facts(),
       forget: (id) => engine.forget(id),
       events: (onEvent, onOpen) => engine.events(onEvent, onOpen),
-      save: (f) => system.runAsync(f === 4 ? "iptables-save" : "ip6tables-save", []),
+      save: async (f) => {
+        const text = await system.runAsync(f === 4 ? "iptables-save" : "ip6tables-save", []);
+        const { isWholeSave } = await import("./live/save.js");
+        if (!isWholeSave(text)) throw new Error(`${f === 4 ? "iptables-save" : "ip6tables-save"}'s output was cut short (no COMMIT after the last table: a full disk?)`);
+        return text;
+      },
       restore: (f, text, noflush) => void system.run(f === 4 ? "iptables-restore" : "ip6tables-restore", noflush ? ["--noflush"] : [], text),
       log,
       sleep: system.sleep,

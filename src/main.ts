@@ -9,7 +9,7 @@
 // Nothing that depends on the process (arguments, environment, terminal, working directory)
 // may be read at module load: in the snapshot that would be the build's.
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, statfsSync, writeFileSync, unlinkSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, statfsSync, writeFileSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, basename, join } from "node:path";
 import { startupSnapshot } from "node:v8";
@@ -97,9 +97,11 @@ function runAsync(cmd: string, args: string[]): Promise<string> {
     const file = join(tmpdir(), `dockwall-${process.pid}-${Math.random().toString(36).slice(2)}.out`);
     let fd: number;
     try {
-      fd = openSync(file, "w+", 0o600);
+      // A new file of our own, gone from the directory at once: nothing is left behind, whatever happens.
+      fd = openSync(file, "wx+", 0o600);
+      unlinkSync(file);
     } catch (e) {
-      reject(e);
+      reject(new Error(`cannot make a temporary file in ${tmpdir()}: ${(e as Error).message}`));
       return;
     }
     let stderr = "";
@@ -109,15 +111,22 @@ function runAsync(cmd: string, args: string[]): Promise<string> {
       settled = true;
       let out = "";
       try {
-        out = readFileSync(file, "utf8");
+        // The child wrote through its own copy of the descriptor: read from the start.
+        const buf = Buffer.alloc(fstatSync(fd).size);
+        let at = 0;
+        while (at < buf.length) {
+          const n = readSync(fd, buf, at, buf.length - at, at);
+          if (n === 0) break;
+          at += n;
+        }
+        out = buf.subarray(0, at).toString("utf8");
       } catch {
         /* nothing written */
       }
       try {
         closeSync(fd);
-        unlinkSync(file);
       } catch {
-        /* gone already */
+        /* closed already */
       }
       if (e) reject(new Error(stderr.trim() || e.message));
       else resolve(out);

@@ -10,7 +10,7 @@
 //    saved rules unless `dockwall confirm` (or "yes" on the terminal) comes first; it does not
 //    depend on the terminal or the SSH session staying open.
 import type { CompileResult } from "../compile.js";
-import { parseSave, SaveSyntaxError, toRuleset, type SavedRuleset } from "../live/save.js";
+import { isWholeSave, parseSave, SaveSyntaxError, toRuleset, type SavedRuleset } from "../live/save.js";
 import { BUILTIN_CHAINS, type Table } from "../ir/ruleset.js";
 import { reconcileStep } from "../watch/reconcile.js";
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
@@ -52,7 +52,11 @@ export type Saves = Record<4 | 6, Promise<{ text: string } | { error: unknown }>
 
 /** iptables-save and ip6tables-save, started now, read when awaited; a failure is a value, never an unhandled rejection. */
 export function startSaves(io: SystemIo): Saves {
-  const save = (f: 4 | 6) => io.runAsync(tool(f, "save"), []).then((text) => ({ text }), (error: unknown) => ({ error }));
+  const save = (f: 4 | 6) =>
+    io.runAsync(tool(f, "save"), []).then(
+      (text) => (isWholeSave(text) ? { text } : { error: new Error(`its output was cut short (no COMMIT after the last table: a full disk?)`) }),
+      (error: unknown) => ({ error }),
+    );
   return { 4: save(4), 6: save(6) };
 }
 
@@ -388,11 +392,17 @@ export function runFermKeep(io: SystemIo, out: { stdout: (s: string) => void; st
     }
     saved = parseSave(text);
   } catch (e) {
+    const why = e instanceof SaveSyntaxError ? `${used} printed ${e.message}` : firstLine(e);
+    if (opts.hostsInput) {
+      // INPUT is the host's: loading without it would replace its rules with none.
+      say(`cannot read the loaded rules (${why}): ferm must not load, INPUT's rules would be lost`);
+      return EXIT.error;
+    }
     // ferm then loads without keeping anything, as without dockwall: at boot, stopping ferm would leave the host open.
-    say(`cannot read the loaded rules (${e instanceof SaveSyntaxError ? `${used} printed ${e.message}` : firstLine(e)}): ferm loads without keeping other tools' chains`);
+    say(`cannot read the loaded rules (${why}): ferm loads without keeping other tools' chains`);
     return EXIT.ok;
   }
-  const kept = fermKeep(saved, writes, opts);
+  const kept = fermKeep(saved, writes, { ...opts, family });
   if (kept.problems.length) {
     // ferm stops on a failed @include: the rules in place stay, none of them lost.
     for (const p of kept.problems) say(`cannot keep ${p}`);

@@ -47,6 +47,7 @@ export interface Verdict {
 class Unknown extends Error {}
 
 function inCidr(addr: string, cidr: string): boolean {
+  if (/\/.*[.:]/.test(cidr)) throw new Unknown(`the address mask ${cidr}`);
   const a = ipaddr.parse(addr);
   const [net, len] = cidr.includes("/") ? ipaddr.parseCIDR(cidr) : [ipaddr.parse(cidr), a.kind() === "ipv4" ? 32 : 128];
   if (a.kind() !== net.kind()) return false;
@@ -108,6 +109,7 @@ interface Ctx {
 }
 
 function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
+  if (m.module === "(repeated)") throw new Unknown(`${m.options.map((o) => `-m ${o.name}`).join(", ")} given twice in one rule`);
   for (const o of m.options) {
     let hit: boolean;
     switch (`${m.module} ${o.name}`) {

@@ -99,7 +99,7 @@ export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsIn
  * chains are written again (first, in their order, as apply keeps them). A table it does not
  * write is kept whole. `hostsInput` (no host block, iptables off): INPUT's policy and rules too.
  */
-export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, string[]>>, opts: { hostsInput?: boolean } = {}): { text: string; kept: string[]; problems: string[] } {
+export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, string[]>>, opts: { hostsInput?: boolean; family?: 4 | 6 } = {}): { text: string; kept: string[]; problems: string[] } {
   const out: string[] = [];
   const kept: string[] = [];
   const problems: string[] = [];
@@ -109,6 +109,8 @@ export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, stri
     const empty = [...t.chains.values()].every((c) => c.policy === "ACCEPT" && c.rules.length === 0);
     if (writes[name] === undefined && empty) continue;
     const keep = writes[name] === undefined ? [...t.chains.keys()] : [...t.chains.keys()].filter((c) => isForeignChain(name, c));
+    // ferm takes a chain name as a word; any other is not written (and the table not kept).
+    for (const c of keep) if (!/^[\w.-]+$/.test(c)) problems.push(`${name} chain '${c}': ferm cannot name it`);
     const foreign = (c: string | undefined) => c !== undefined && t.chains.has(c) && isForeignChain(name, c);
     const jumps = written.flatMap((c) => {
       const chain = t.chains.get(c);
@@ -117,7 +119,8 @@ export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, stri
       const rules = hosts ? hostsInput(chain) : (chain?.rules ?? []).filter((r) => foreign(r.target));
       const policy = hosts && chain ? [`      policy ${chain.policy};`] : [];
       const lines = rules.map((r) => {
-        const f = fermRuleExact(r.toRule(), (n) => t.chains.has(n));
+        // A jump must go to a chain the ferm.conf will have: another tool's, kept here.
+        const f = fermRuleExact(r.toRule(), opts.family ?? 4, (n) => keep.includes(n));
         if ("why" in f) problems.push(`${name} ${r.text}: ferm's syntax for ${f.why} is not known to dockwall`);
         return "text" in f ? `      ${f.text};` : "";
       });

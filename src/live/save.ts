@@ -42,6 +42,12 @@ export class SavedRule {
 
   /** The jump target (-j/-g), read without normalising. */
   get target(): string | undefined {
+    // Quoted text may hold " -j ": read such a rule's words.
+    if (this.text.includes('"')) {
+      const ws = this.restWords;
+      for (let i = ws.length - 2; i >= 0; i--) if (["-j", "--jump", "-g", "--goto"].includes(ws[i]!)) return ws[i + 1];
+      return undefined;
+    }
     // Searched in place: the flag must lie in the part after `-A CHAIN`.
     const t = typeof this.rest === "number" ? this.text : this.rest.join(" ");
     const from = typeof this.rest === "number" ? this.rest : 0;
@@ -177,7 +183,12 @@ function canonicalAddress(v: string): string {
   if (slash >= 0) {
     const p = v.slice(slash + 1);
     if (/^\d+$/.test(p)) prefix = Number(p);
-    else if (ipaddr.isValid(p)) prefix = ipaddr.parse(p).prefixLengthFromSubnetMask() ?? bits;
+    else if (ipaddr.isValid(p)) {
+      const len = ipaddr.parse(p).prefixLengthFromSubnetMask();
+      // A mask that is not a prefix (10.0.0.0/255.0.255.0) stays as written: no /N says the same.
+      if (len === null) return v;
+      prefix = len;
+    }
   }
   const bytes = ip.toByteArray();
   for (let i = 0; i < bytes.length; i++) {
@@ -227,6 +238,8 @@ interface ParsedRule {
   targetFlag: string;
   targetOpts: Opt[];
   proto: string | undefined;
+  /** Modules given twice (`-m mark … -m limit … -m mark …`): merged above, in one place. */
+  repeated: string[];
 }
 
 function parseRuleWords(ws: string[]): ParsedRule {
@@ -238,6 +251,7 @@ function parseRuleWords(ws: string[]): ParsedRule {
   let current: { module: string; opts: Opt[] } | undefined;
   let proto: string | undefined;
   let pendingNeg = false;
+  const repeated: string[] = [];
 
   const matchOf = (module: string) => {
     let m = matches.find((x) => x.module === module);
@@ -287,6 +301,7 @@ function parseRuleWords(ws: string[]): ParsedRule {
     if (w === "-m") {
       const module = ws[++i]!;
       current = matches.find((m) => m.module === module && m.module !== "comment") ?? undefined;
+      if (current || (module === "comment" && matches.some((m) => m.module === "comment"))) repeated.push(module);
       if (!current) matches.push((current = { module, opts: [] }));
       continue;
     }
@@ -307,7 +322,7 @@ function parseRuleWords(ws: string[]): ParsedRule {
       // A text option's value may start with '-' (--log-prefix "-IN- "); others take a word that does not.
       if (!FLAGS.has(name) && next !== undefined && (TEXT_OPTIONS.has(name) || looksLikeValue(next))) {
         value = ws[++i];
-        if (value === "!") value = ws[++i];
+        if (value === "!" && !TEXT_OPTIONS.has(name)) value = ws[++i];
         // Options of two words: --tcp-flags MASK COMP, --match-set NAME FLAGS, --add-set NAME FLAGS.
         if (TWO_WORDS.has(name) && looksLikeValue(ws[i + 1])) value = `${value} ${ws[++i]}`;
       }
@@ -324,7 +339,7 @@ function parseRuleWords(ws: string[]): ParsedRule {
     pendingNeg = false;
   }
 
-  return { base, matches, target, targetFlag, targetOpts, proto };
+  return { base, matches, target, targetFlag, targetOpts, proto, repeated };
 }
 
 /** One rule (the words after `-A CHAIN`) in canonical spelling. */
@@ -352,6 +367,15 @@ export function canonicalRule(ws: string[]): string {
     for (const o of tos.sort((a, b) => (a.name < b.name ? -1 : 1))) parts.push(`--${o.name}${o.value !== undefined ? " " + o.value : ""}`);
   }
   return parts.join(" ");
+}
+
+/**
+ * Whether iptables-save's text is whole: every table it starts ends with COMMIT. (It exits 0
+ * even when its output could not all be written, a full disk say.)
+ */
+export function isWholeSave(text: string): boolean {
+  const lines = text.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#"));
+  return lines.length === 0 || (lines.at(-1)!.trim() === "COMMIT" && lines.filter((l) => l.startsWith("*")).length === lines.filter((l) => l.trim() === "COMMIT").length);
 }
 
 /** Parses iptables-save / iptables-restore text. Commands other than -A (-N, -P, -F, -X, -I) are applied too. */
@@ -446,6 +470,8 @@ function irRule(p: ParsedRule): Rule {
   const matches: Match[] = p.matches
     .filter((m) => m.opts.length > 0)
     .map((m) => ({ module: m.module, options: m.opts.map((o) => (o.neg ? { name: o.name, value: o.value, neg: true } : { name: o.name, value: o.value })) }));
+  // Merged matches of a module given twice are not the rule as the kernel has it (order, side effects).
+  if (p.repeated.length) matches.unshift({ module: "(repeated)", options: p.repeated.map((name) => ({ name })) });
   if (p.base.has("-f")) matches.unshift({ module: "fragment", options: [{ name: "fragment", neg: p.base.get("-f")!.neg || undefined }] });
   const proto = p.base.get("-p");
   if (proto?.neg) matches.unshift({ module: "protocol", options: [{ name: `not ${proto.value}` }] });

@@ -240,7 +240,7 @@ const EXACT: Record<string, Record<string, (v: string) => string | undefined>> =
   multiport: { dports: (v) => `destination-ports ${fermCommaList(v)}`, sports: (v) => `source-ports ${fermCommaList(v)}`, ports: (v) => `ports ${fermCommaList(v)}` },
   conntrack: { ctstate: (v) => `ctstate ${fermCommaList(v)}`, ctorigdstport: (v) => `ctorigdstport ${v}`, ctorigdst: (v) => `ctorigdst ${v}`, ctorigsrc: (v) => `ctorigsrc ${v}` },
   state: { state: (v) => `state ${fermCommaList(v)}` },
-  addrtype: { "src-type": (v) => `src-type ${v}`, "dst-type": (v) => `dst-type ${v}` },
+  addrtype: { "src-type": (v) => (v.includes(",") ? undefined : `src-type ${v}`), "dst-type": (v) => (v.includes(",") ? undefined : `dst-type ${v}`) },
   iprange: { "src-range": (v) => `src-range ${v}`, "dst-range": (v) => `dst-range ${v}` },
   limit: { limit: (v) => `limit ${v}`, "limit-burst": (v) => `limit-burst ${v}` },
   mark: { mark: (v) => `mark ${v}` },
@@ -260,9 +260,10 @@ const EXACT_TARGETS: Record<string, Record<string, (v: string) => string | undef
  * or why it cannot be (a match or target ferm-keep does not know how to write). Stricter than
  * the renderer of dockwall's own rules: whatever another tool wrote may come through here.
  */
-export function fermRuleExact(r: Rule, isChain: (name: string) => boolean): { text: string } | { why: string } {
+export function fermRuleExact(r: Rule, family: 4 | 6, isChain: (name: string) => boolean): { text: string } | { why: string } {
   const w: string[] = [];
   const word = /^[\w.:/+-]+$/;
+  if (r.matches.some((m) => m.module === "(repeated)")) return { why: "a match module given twice in one rule" };
   for (const [key, n] of [["saddr", r.src], ["daddr", r.dst], ["interface", r.in], ["outerface", r.out]] as const) {
     if (!n) continue;
     if (!word.test(n.value)) return { why: `${key} ${n.value}` };
@@ -270,12 +271,18 @@ export function fermRuleExact(r: Rule, isChain: (name: string) => boolean): { te
   }
   if (r.proto) {
     if (!word.test(r.proto)) return { why: `protocol ${r.proto}` };
+    // ferm turns "icmp" into ICMPv6 in domain ip6.
+    if (family === 6 && r.proto === "icmp") return { why: "-p icmp in IPv6" };
     w.push("proto", r.proto);
   }
+  let explicit = false;
   for (const m of r.matches) {
     const opts = EXACT[m.module];
     if (!opts) return { why: `-m ${m.module}` };
     const implicit = m.module === r.proto || (m.module === "icmp6" && r.proto === "ipv6-icmp");
+    // After "mod multiport", ferm reads the protocol's own sport/dport as multiport's.
+    if (implicit && explicit) return { why: `-m ${m.module} after -m multiport` };
+    if (m.module === "multiport") explicit = true;
     if (!implicit) w.push("mod", m.module);
     for (const o of m.options) {
       const text = o.value === undefined ? undefined : opts[o.name]?.(o.value);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { formatDiagnostics } from "../../src/diagnostics.js";
 import { evaluate, type Packet } from "../../src/apply/evaluate.js";
-import { parseSave, toRuleset } from "../../src/live/save.js";
+import { isWholeSave, parseSave, toRuleset } from "../../src/live/save.js";
 import { ADDR, describeDocker, startLab, type Lab } from "../lab/dockerlab.js";
 
 const LAB_TIMEOUT = 120_000;
@@ -192,6 +192,16 @@ host { allow lan tcp 22; }
     // addrtype LOCAL in filter looks at the address after DNAT.
     const dnatted = rs("*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -m tcp --dport 22 -j DNAT --to-destination 172.17.0.2:22\nCOMMIT\n*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m addrtype --dst-type LOCAL -j DROP\nCOMMIT\n");
     expect(evaluate(dnatted, base)).toMatchObject({ verdict: "ACCEPT", path: "forward" });
+  });
+
+  test("what it cannot read exactly is 'unknown': a mask that is not a prefix, a module given twice; a cut-short save is noticed", () => {
+    const input = (rule: string) => toRuleset(parseSave(`*filter\n:INPUT DROP [0:0]\n${rule}\nCOMMIT\n`), 4);
+    expect(evaluate(input("-A INPUT -s 192.0.0.0/255.0.255.0 -j ACCEPT"), base)).toMatchObject({ verdict: "unknown", why: "the address mask 192.0.0.0/255.0.255.0" });
+    expect(evaluate(input("-A INPUT -m conntrack --ctstate NEW -m limit --limit 3/min -m conntrack --ctorigdstport 22 -j ACCEPT"), base)).toMatchObject({ verdict: "unknown", why: "-m conntrack given twice in one rule" });
+    expect(isWholeSave("*filter\n:INPUT DROP [0:0]\nCOMMIT\n# Completed\n")).toBe(true);
+    expect(isWholeSave("")).toBe(true);
+    expect(isWholeSave("*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.")).toBe(false);
+    expect(isWholeSave("*filter\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n")).toBe(false);
   });
 
   test("two-word options and text values read back whole", () => {

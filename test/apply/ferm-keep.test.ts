@@ -122,6 +122,26 @@ describe("dockwall ferm-keep, in process", () => {
     expect(plain.code).toBe(0);
   });
 
+  it("refuses what ferm would load differently or not at all (a second review's findings)", () => {
+    const refused = (rule: string, family: 4 | 6 = 4, extra = "") =>
+      fermKeep(parseSave(`*filter\n:INPUT DROP [0:0]\n:f2b - [0:0]\n${extra}${rule}\nCOMMIT\n`), { filter: ["INPUT"] }, { hostsInput: true, family }).problems;
+    // Kept exactly (the control).
+    expect(refused("-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j f2b")).toEqual([]);
+    expect(refused("-A INPUT -s 10.0.0.0/255.0.255.0 -j ACCEPT")).toEqual([]);
+    const why = (rule: string, family: 4 | 6 = 4, extra = "") => refused(rule, family, extra).map((p) => p.replace(/^.*: ferm's syntax for /, "").replace(/ is not known to dockwall$/, ""));
+    expect(why("-A INPUT -p icmp -j DROP", 6)).toEqual(["-p icmp in IPv6"]);
+    expect(why("-A INPUT -m conntrack --ctstate NEW -m limit --limit 3/min -m conntrack --ctorigdstport 22 -j ACCEPT")).toEqual(["a match module given twice in one rule"]);
+    expect(why("-A INPUT -p tcp -m multiport --dports 80,443 -m tcp --sport 1024:65535 -j ACCEPT")).toEqual(["-m tcp after -m multiport"]);
+    expect(why("-A INPUT -m addrtype ! --dst-type LOCAL,BROADCAST -j DROP")).toEqual(["-m addrtype --dst-type LOCAL,BROADCAST"]);
+    expect(why("-A INPUT -j DOCKER-FOO", 4, ":DOCKER-FOO - [0:0]\n")).toEqual(["-j DOCKER-FOO"]);
+    expect(refused("-A INPUT -j ACCEPT", 4, ":semi;c - [0:0]\n")).toEqual(["filter chain 'semi;c': ferm cannot name it"]);
+    // Read back whole: a text value that is '!', and a target named only inside quoted text.
+    const rules = parseSave('*filter\n:INPUT DROP [0:0]\n-A INPUT -j LOG --log-prefix "!" --log-level 6\n-A INPUT -s 10.9.0.0/16 -m comment --comment "was -j DOCKWALL-OLD" -j DROP\nCOMMIT\n').get("filter")!.chains.get("INPUT")!.rules;
+    expect(rules[0]!.toRule().targetOptions).toEqual([{ name: "log-prefix", value: "!" }, { name: "log-level", value: "6" }]);
+    expect(rules[1]!.target).toBe("DROP");
+    expect(fermKeep(parseSave(`*filter\n:INPUT DROP [0:0]\n${rules[1]!.text}\nCOMMIT\n`), { filter: ["INPUT"] }, { hostsInput: true }).text).toContain("saddr 10.9.0.0/16 mod comment comment 'was -j DOCKWALL-OLD' DROP;");
+  });
+
   it("says what is wrong with its arguments, and exits 2", () => {
     const io = system(() => OTHERS_V4);
     expect(cli(io, "inet", [])).toMatchObject({ code: 2, stderr: "dockwall: ferm-keep takes ferm's domain, ip or ip6, not 'inet'\n" });
@@ -131,6 +151,10 @@ describe("dockwall ferm-keep, in process", () => {
     });
     // ferm then loads without keeping anything (at boot, stopping ferm would leave the host open).
     expect(cli(broken, "ip", [])).toMatchObject({ code: 0, stdout: "", stderr: "dockwall: cannot read the loaded rules (iptables-legacy-save: permission denied (you must be root)): ferm loads without keeping other tools' chains\n" });
+    // Without a host block INPUT is the host's: loading without it would flush its rules, so ferm must stop.
+    let stderr = "";
+    expect(runFermKeep(broken, { stdout: () => {}, stderr: (s) => (stderr += s) }, "ip", ["filter:INPUT"], { hostsInput: true })).toBe(2);
+    expect(stderr).toBe("dockwall: cannot read the loaded rules (iptables-legacy-save: permission denied (you must be root)): ferm must not load, INPUT's rules would be lost\n");
   });
 
   it("a rule it cannot write exactly in ferm's syntax: exit 2, so that ferm stops and the rules in place stay", () => {
@@ -228,6 +252,8 @@ describeKernel("a ferm reload keeps other tools' chains and jumps, as apply does
       "-A INPUT ! -s 10.0.0.0/8 -p tcp -m tcp ! --dport 22 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP",
       "-A INPUT -p udp -m multiport ! --dports 53,123 -m state ! --state NEW -j DROP",
       "-A INPUT -p tcp -m tcp --sport 1024:65535 --dport 80 ! --tcp-flags SYN,ACK ACK -j ACCEPT",
+      "-A INPUT -s 10.0.0.0/255.0.255.0 -j ACCEPT",
+      "-A INPUT -s 10.9.0.0/16 -m comment --comment \"was -j DOCKWALL-OLD\" -j DROP",
     ],
     6: [
       "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT",
