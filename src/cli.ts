@@ -480,6 +480,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     // Not there yet (at boot, dockerd may start after dockwall): the watcher waits for it.
   }
   const { compile: compileNow } = await import("./compile.js");
+  const { saveOf } = await import("./apply/command.js");
   const system = io.system();
   const log = (line: string) => io.stderr(`${line}\n`);
   const watcher = new Watcher(
@@ -489,12 +490,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       facts: () => engine.facts(),
       forget: (id) => engine.forget(id),
       events: (onEvent, onOpen) => engine.events(onEvent, onOpen),
-      save: async (f) => {
-        const text = await system.runAsync(f === 4 ? "iptables-save" : "ip6tables-save", []);
-        const { isWholeSave } = await import("./live/save.js");
-        if (!isWholeSave(text)) throw new Error(`${f === 4 ? "iptables-save" : "ip6tables-save"}'s output was cut short (no COMMIT after the last table: a full disk?)`);
-        return text;
-      },
+      save: (f) => saveOf(system, f),
       restore: (f, text, noflush) => void system.run(f === 4 ? "iptables-restore" : "ip6tables-restore", noflush ? ["--noflush"] : [], text),
       log,
       sleep: system.sleep,

@@ -50,13 +50,17 @@ export interface ApplyOptions {
 
 export type Saves = Record<4 | 6, Promise<{ text: string } | { error: unknown }>>;
 
-/** iptables-save and ip6tables-save, started now, read when awaited; a failure is a value, never an unhandled rejection. */
+/** What is loaded, read by iptables-save / ip6tables-save beside this process; rejects when it fails or its output was cut short. */
+export async function saveOf(io: SystemIo, f: 4 | 6): Promise<string> {
+  const text = await io.runAsync(tool(f, "save"), []);
+  // iptables-save exits 0 even when it could not write all of its output (a full disk).
+  if (!isWholeSave(text)) throw new Error(`${tool(f, "save")}'s output was cut short (no COMMIT after the last table: a full disk?)`);
+  return text;
+}
+
+/** Both saves, started now, read when awaited; a failure is a value, never an unhandled rejection. */
 export function startSaves(io: SystemIo): Saves {
-  const save = (f: 4 | 6) =>
-    io.runAsync(tool(f, "save"), []).then(
-      (text) => (isWholeSave(text) ? { text } : { error: new Error(`its output was cut short (no COMMIT after the last table: a full disk?)`) }),
-      (error: unknown) => ({ error }),
-    );
+  const save = (f: 4 | 6) => saveOf(io, f).then((text) => ({ text }), (error: unknown) => ({ error }));
   return { 4: save(4), 6: save(6) };
 }
 

@@ -8,7 +8,7 @@ import type { Policy } from "../model/types.js";
 import { ruleText } from "../targets/iptables.js";
 import { evaluate, type Packet } from "./evaluate.js";
 import ipaddr from "ipaddr.js";
-import { hostMask, isError, networkOf, parseIp } from "../model/values.js";
+import { isError, parseIp, specContains } from "../model/values.js";
 
 export interface HostAddress {
   iface: string;
@@ -58,11 +58,7 @@ function zonesHolding(p: Policy, pk: Packet): string[] {
       if (z.sources.length === 0) return true;
       const a = parseIp(pk.src);
       if (isError(a)) return false;
-      return z.sources.some((s) => {
-        const v = s.value;
-        if (v.kind === "range") return v.range.family === a.family && v.range.from <= a.value && a.value <= v.range.to;
-        return v.cidr.family === a.family && (a.value & ~hostMask(v.cidr)) === networkOf(v.cidr);
-      });
+      return z.sources.some((s) => specContains(s.value, a));
     })
     .map((z) => z.name);
 }

@@ -162,6 +162,11 @@ export function cidrContains(net: Cidr, ip: Ip): boolean {
   return net.family === ip.family && (ip.value & ~hostMask(net)) === networkOf(net);
 }
 
+/** Whether an address is in a `from` list's item: a network or an a-b range. */
+export function specContains(spec: AddressSpec, ip: Ip): boolean {
+  return spec.kind === "range" ? spec.range.family === ip.family && spec.range.from <= ip.value && ip.value <= spec.range.to : cidrContains(spec.cidr, ip);
+}
+
 export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   if (a.family !== b.family) return false;
   const p = Math.min(a.prefix, b.prefix);

@@ -44,22 +44,16 @@ function fermWords(r: Rule, w: string[], nested: boolean): void {
         w.push("set", `${o.neg ? "!" : ""}${o.value}`); // ferm: `mod set set NAME FLAGS`
         continue;
       }
-      // ferm's multiport knows only the long names (its `dports` is a shortcut for the whole match).
-      const name = m.module === "multiport" ? (MULTIPORT_LONG[o.name] ?? o.name) : o.name;
       let value = o.value ?? "";
-      // A list is ferm's ( ): ferm writes it back with commas (ctstate, multiport's ports).
-      if ((o.name === "ctstate" || m.module === "multiport") && value.includes(",")) value = `(${value.split(",").join(" ")})`;
+      if (o.name === "ctstate" && value.includes(",")) value = `(${value.split(",").join(" ")})`;
       else value = fermValue(value);
-      w.push(name, o.neg ? `!${value}` : value);
+      w.push(o.name, o.neg ? `!${value}` : value);
     }
   }
   if (KEYWORD_TARGETS.has(r.target)) w.push(r.target);
   else w.push("jump", r.target);
   for (const o of r.targetOptions ?? []) w.push(o.name, fermValue(o.value));
 }
-
-const MULTIPORT_LONG: Record<string, string> = { dports: "destination-ports", sports: "source-ports" };
-
 
 /** Lines of a chain's body are indented this far (under `domain`, `table`, `chain`). */
 const INDENT = "      ";
@@ -218,41 +212,58 @@ export function renderFerm(input: FermInput): string {
   return templates.ferm({ header: input.header, hooks: (input.hooks ?? []).map((h) => `"${h}"`), keep: input.rulesets.map((rs) => keepOf(rs, input.hostsInput ?? false)), hostsInput: input.hostsInput, domains });
 }
 
-/** A comma list as ferm writes one: `(a b)`, or the word alone. */
-const fermCommaList = (v: string) => (v.includes(",") ? `(${v.split(",").join(" ")})` : v);
+/** How a value is written: one word; a comma list, as ferm's `(a b)`; text, quoted; tcp-flags' two lists. */
+type Form = "word" | "list" | "text" | "flags";
 
-/** Text as a ferm string: single quotes (taken as they are), or double quotes when it has one and nothing ferm would expand. */
-function fermString(v: string, use: (quoted: string) => string): string | undefined {
-  if (/[\n\\]/.test(v)) return undefined;
-  if (!v.includes("'")) return use(`'${v}'`);
-  return /["$]/.test(v) ? undefined : use(`"${v}"`);
+const WORD = /^[\w.:/+-]+$/;
+
+/** A value in ferm's syntax, or undefined when it cannot be written so that ferm reads it back the same. */
+function exactValue(form: Form, v: string): string | undefined {
+  switch (form) {
+    case "word":
+      return WORD.test(v) ? v : undefined;
+    case "list": {
+      const items = v.split(",");
+      return items.every((i) => WORD.test(i)) ? (items.length > 1 ? `(${items.join(" ")})` : v) : undefined;
+    }
+    case "text":
+      // Single quotes are taken as they are; double quotes only with nothing ferm would expand.
+      if (/[\n\\]/.test(v)) return undefined;
+      if (!v.includes("'")) return `'${v}'`;
+      return /["$]/.test(v) ? undefined : `"${v}"`;
+    case "flags": {
+      const [mask, comp, more] = v.split(" ");
+      const m = mask === undefined ? undefined : exactValue("list", mask);
+      const c = comp === undefined ? undefined : exactValue("list", comp);
+      return m && c && more === undefined ? `${m} ${c}` : undefined;
+    }
+  }
 }
 
-/** What each module's options become in ferm, for rules read back from the kernel (ferm-keep). */
-const EXACT: Record<string, Record<string, (v: string) => string | undefined>> = {
-  tcp: { dport: (v) => `dport ${v}`, sport: (v) => `sport ${v}`, "tcp-flags": (v) => {
-    const [mask, comp] = v.split(" ");
-    return mask && comp ? `tcp-flags ${fermCommaList(mask)} ${fermCommaList(comp)}` : undefined;
-  } },
-  udp: { dport: (v) => `dport ${v}`, sport: (v) => `sport ${v}` },
-  icmp: { "icmp-type": (v) => `icmp-type ${v}` },
-  icmp6: { "icmpv6-type": (v) => `icmpv6-type ${v}` },
-  multiport: { dports: (v) => `destination-ports ${fermCommaList(v)}`, sports: (v) => `source-ports ${fermCommaList(v)}`, ports: (v) => `ports ${fermCommaList(v)}` },
-  conntrack: { ctstate: (v) => `ctstate ${fermCommaList(v)}`, ctorigdstport: (v) => `ctorigdstport ${v}`, ctorigdst: (v) => `ctorigdst ${v}`, ctorigsrc: (v) => `ctorigsrc ${v}` },
-  state: { state: (v) => `state ${fermCommaList(v)}` },
-  addrtype: { "src-type": (v) => (v.includes(",") ? undefined : `src-type ${v}`), "dst-type": (v) => (v.includes(",") ? undefined : `dst-type ${v}`) },
-  iprange: { "src-range": (v) => `src-range ${v}`, "dst-range": (v) => `dst-range ${v}` },
-  limit: { limit: (v) => `limit ${v}`, "limit-burst": (v) => `limit-burst ${v}` },
-  mark: { mark: (v) => `mark ${v}` },
-  comment: { comment: (v) => fermString(v, (q) => `comment ${q}`) },
+/** The options ferm-keep writes back, per module: ferm's name for each, and its form. */
+const EXACT: Record<string, Record<string, [string, Form]>> = {
+  tcp: { dport: ["dport", "word"], sport: ["sport", "word"], "tcp-flags": ["tcp-flags", "flags"] },
+  udp: { dport: ["dport", "word"], sport: ["sport", "word"] },
+  icmp: { "icmp-type": ["icmp-type", "word"] },
+  icmp6: { "icmpv6-type": ["icmpv6-type", "word"] },
+  // ferm's multiport knows only the long names (its `dports` is a shortcut for the whole match).
+  multiport: { dports: ["destination-ports", "list"], sports: ["source-ports", "list"], ports: ["ports", "list"] },
+  conntrack: { ctstate: ["ctstate", "list"], ctorigdstport: ["ctorigdstport", "word"], ctorigdst: ["ctorigdst", "word"], ctorigsrc: ["ctorigsrc", "word"] },
+  state: { state: ["state", "list"] },
+  // A list here would be a ferm array: one rule per item.
+  addrtype: { "src-type": ["src-type", "word"], "dst-type": ["dst-type", "word"] },
+  iprange: { "src-range": ["src-range", "word"], "dst-range": ["dst-range", "word"] },
+  limit: { limit: ["limit", "word"], "limit-burst": ["limit-burst", "word"] },
+  mark: { mark: ["mark", "word"] },
+  comment: { comment: ["comment", "text"] },
 };
 
-const EXACT_TARGETS: Record<string, Record<string, (v: string) => string | undefined>> = {
+const EXACT_TARGETS: Record<string, Record<string, [string, Form]>> = {
   ACCEPT: {},
   DROP: {},
   RETURN: {},
-  REJECT: { "reject-with": (v) => `reject-with ${v}` },
-  LOG: { "log-prefix": (v) => fermString(v, (q) => `log-prefix ${q}`), "log-level": (v) => `log-level ${v}` },
+  REJECT: { "reject-with": ["reject-with", "word"] },
+  LOG: { "log-prefix": ["log-prefix", "text"], "log-level": ["log-level", "word"] },
 };
 
 /**
@@ -262,15 +273,14 @@ const EXACT_TARGETS: Record<string, Record<string, (v: string) => string | undef
  */
 export function fermRuleExact(r: Rule, family: 4 | 6, isChain: (name: string) => boolean): { text: string } | { why: string } {
   const w: string[] = [];
-  const word = /^[\w.:/+-]+$/;
   if (r.matches.some((m) => m.module === "(repeated)")) return { why: "a match module given twice in one rule" };
   for (const [key, n] of [["saddr", r.src], ["daddr", r.dst], ["interface", r.in], ["outerface", r.out]] as const) {
     if (!n) continue;
-    if (!word.test(n.value)) return { why: `${key} ${n.value}` };
+    if (!WORD.test(n.value)) return { why: `${key} ${n.value}` };
     w.push(key, not(n));
   }
   if (r.proto) {
-    if (!word.test(r.proto)) return { why: `protocol ${r.proto}` };
+    if (!WORD.test(r.proto)) return { why: `protocol ${r.proto}` };
     // ferm turns "icmp" into ICMPv6 in domain ip6.
     if (family === 6 && r.proto === "icmp") return { why: "-p icmp in IPv6" };
     w.push("proto", r.proto);
@@ -285,19 +295,20 @@ export function fermRuleExact(r: Rule, family: 4 | 6, isChain: (name: string) =>
     if (m.module === "multiport") explicit = true;
     if (!implicit) w.push("mod", m.module);
     for (const o of m.options) {
-      const text = o.value === undefined ? undefined : opts[o.name]?.(o.value);
-      if (text === undefined) return { why: `-m ${m.module} --${o.name}${o.value === undefined ? "" : ` ${o.value}`}` };
-      const [name, ...rest] = text.split(" ");
-      w.push(name!, `${o.neg ? "!" : ""}${rest.join(" ")}`);
+      const as = opts[o.name];
+      const value = as && o.value !== undefined ? exactValue(as[1], o.value) : undefined;
+      if (value === undefined) return { why: `-m ${m.module} --${o.name}${o.value === undefined ? "" : ` ${o.value}`}` };
+      w.push(as![0], `${o.neg ? "!" : ""}${value}`);
     }
   }
   const t = EXACT_TARGETS[r.target];
   if (t) {
     w.push(r.target);
     for (const o of r.targetOptions ?? []) {
-      const text = t[o.name]?.(o.value);
-      if (text === undefined) return { why: `-j ${r.target} --${o.name} ${o.value}` };
-      w.push(text);
+      const as = t[o.name];
+      const value = as ? exactValue(as[1], o.value) : undefined;
+      if (value === undefined) return { why: `-j ${r.target} --${o.name} ${o.value}` };
+      w.push(as![0], value);
     }
   } else if (isChain(r.target) && /^[\w.-]+$/.test(r.target) && !r.targetOptions?.length) {
     w.push("jump", r.target);

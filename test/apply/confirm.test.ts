@@ -60,3 +60,12 @@ test("apply says so when iptables-legacy tables are loaded beside the ones it re
     "dockwall: warning: iptables-legacy tables are loaded too (iptables-legacy-save shows them): the kernel filters packets through them as well, and apply neither sees nor changes them (nor does its lockout guard)\n",
   );
 });
+
+test("a save cut short (iptables-save exits 0 on a full disk): not applied, nothing loaded", async () => {
+  const { io, loads } = machine("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 10.");
+  const r = compile("docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\nhost { allow lan tcp 22; }\n", { noRender: true });
+  const err: string[] = [];
+  expect(await runApply(io, { stdout: () => {}, stderr: (s) => void err.push(s) }, r, { force: false, policyName: "host.dw" })).toBe(2);
+  expect(err.join("")).toContain("dockwall: not applied: cannot save the loaded rules with iptables-save: iptables-save's output was cut short (no COMMIT after the last table: a full disk?)");
+  expect(loads).toEqual([]);
+});

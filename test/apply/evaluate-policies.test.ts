@@ -116,7 +116,7 @@ describeKernel("the packet evaluator agrees with the kernel, for every example a
     }, 120_000);
   }
 
-  it("with other tools' rules loaded first (fail2ban, a raw NOTRACK, a mangle MARK), loaded as apply loads: the guard's view of the kernel", async () => {
+  it("with other tools' rules loaded first (fail2ban, a raw NOTRACK, a mangle MARK), loaded as apply loads: the guard's view of the kernel, IPv4 and IPv6", async () => {
     const text = readFileSync(`${root}examples/web-host.dw`, "utf8");
     const r = compile(text, { noRender: true });
     const plan = planPolicyLab(r.policy!);
@@ -139,23 +139,33 @@ COMMIT
 -A f2b-sshd -j RETURN
 COMMIT
 `;
-      expect(lab.host.restore(4, others).stderr).toBe("");
-      const step = reconcileStep(parseSave(lab.host.save(4)), r.generated!.rulesets[4]!, { ownsInput: true });
-      expect(lab.host.restore(4, step.text, { noflush: true }).stderr).toBe("");
-      const after = toRuleset(step.after, 4);
-      const probes = plan.probes.filter((pr) => pr.family === 4);
-      const kernel = await lab.probe(probes);
-      const rows = probes.map((pr, i) => {
-        const a = predict(plan, after, pr);
-        const shown = a.open === "unknown" ? `unknown (${a.v.why})` : a.open ? "open" : "closed";
-        return `${describeProbe(pr)}: evaluator ${shown} (${a.v.verdict} ${a.v.path}${a.v.decided?.chain ? ` by ${a.v.decided.table} ${a.v.decided.chain}` : ""}), kernel ${kernel[i]!.open ? "open" : "closed"}`;
-      });
+      // The same kinds for IPv6: fail2ban rejects the lan neighbour's IPv6 address on ssh, udp 5353 is untracked.
+      const others6 = others
+        .replace("-s 192.168.1.2/32 -j REJECT --reject-with icmp-port-unreachable", "-s fd00:200:1::2/128 -j REJECT --reject-with icmp6-port-unreachable");
+      const rows: string[] = [];
+      for (const [f, seed] of [[4, others], [6, others6]] as const) {
+        expect(lab.host.restore(f, seed).stderr).toBe("");
+        const step = reconcileStep(parseSave(lab.host.save(f)), r.generated!.rulesets[f]!, { ownsInput: true });
+        expect(lab.host.restore(f, step.text, { noflush: true }).stderr).toBe("");
+        const after = toRuleset(step.after, f);
+        const probes = plan.probes.filter((pr) => pr.family === f);
+        const kernel = await lab.probe(probes);
+        rows.push(
+          ...probes.map((pr, i) => {
+            const a = predict(plan, after, pr);
+            const shown = a.open === "unknown" ? `unknown (${a.v.why})` : a.open ? "open" : "closed";
+            return `${describeProbe(pr)}: evaluator ${shown} (${a.v.verdict} ${a.v.path}${a.v.decided?.chain ? ` by ${a.v.decided.table} ${a.v.decided.chain}` : ""}), kernel ${kernel[i]!.open ? "open" : "closed"}`;
+          }),
+        );
+      }
       const disagree = rows.filter((row) => !/evaluator (open|closed) .*kernel \1$/.test(row));
       expect(disagree, rows.join("\n")).toEqual([]);
       // fail2ban's REJECT decided some (ssh and 8080 from 192.168.1.2), the untracked udp went to the host's proxy.
       expect(rows).toContainEqual(expect.stringMatching(/^eth1 192\.168\.1\.2 → tcp 10\.200\.1\.1:22: evaluator closed \(REJECT input by filter f2b-sshd\), kernel closed$/));
       expect(rows).toContainEqual(expect.stringMatching(/^eth1 192\.168\.1\.253 → tcp 10\.200\.1\.1:22: evaluator open .*kernel open$/));
       expect(rows).toContainEqual(expect.stringMatching(/^eth1 192\.168\.1\.2 → udp 10\.200\.1\.1:5353: evaluator open \(ACCEPT input by filter INPUT\), kernel open$/));
+      expect(rows).toContainEqual(expect.stringMatching(/^eth1 fd00:200:1::2 → tcp \[fd00:200:1::1\]:22: evaluator closed \(REJECT input by filter f2b-sshd\), kernel closed$/));
+      expect(rows).toContainEqual(expect.stringMatching(/^eth1 fd00:200:1::2 → udp \[fd00:200:1::1\]:5353: evaluator open \(ACCEPT input by filter INPUT\), kernel open$/));
     } finally {
       await lab.stop();
     }

@@ -10,7 +10,7 @@
 import { fileURLToPath } from "node:url";
 import type { Packet } from "../../src/apply/evaluate.js";
 import type { Policy } from "../../src/model/types.js";
-import { bits, broadcastOf, formatIp, hostMask, networkOf, type AddressSpec, type Cidr, type Family, type Proto } from "../../src/model/values.js";
+import { bits, broadcastOf, formatIp, hostMask, networkOf, parseIp, specContains, type AddressSpec, type Family, type Ip, type Proto } from "../../src/model/values.js";
 import { createNetns, deleteNetns, type Netns } from "./kernel.js";
 import { runAsync, killQuiet } from "./proc.js";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -88,20 +88,6 @@ function representatives(a: AddressSpec): string[] {
   return [ip(c.family, net + 2n), ip(c.family, broadcastOf(c) - 2n)];
 }
 
-function inSpec(a: AddressSpec, family: Family, value: bigint): boolean {
-  if (a.kind === "range") return a.range.family === family && a.range.from <= value && value <= a.range.to;
-  return a.cidr.family === family && (value & ~hostMask(a.cidr)) === networkOf(a.cidr);
-}
-
-function parse(addr: string): { family: Family; value: bigint } {
-  if (!addr.includes(":")) return { family: 4, value: BigInt(addr.split(".").reduce((v, o) => v * 256 + Number(o), 0)) };
-  const [head, tail] = addr.split("::") as [string, string | undefined];
-  const h = head ? head.split(":") : [];
-  const t = tail !== undefined && tail ? tail.split(":") : [];
-  const groups = tail !== undefined ? [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t] : h;
-  return { family: 6, value: groups.reduce((v, g) => (v << 16n) | BigInt(parseInt(g, 16)), 0n) };
-}
-
 const portsOf = (r: { from: number; to: number }) => [...new Set([r.from, r.to])];
 
 /** The lab for a compiled policy (its model with Docker's facts added). */
@@ -126,8 +112,8 @@ export function planPolicyLab(p: Policy): PolicyLabPlan {
   for (const z of p.zones) for (const s of z.sources) for (const a of representatives(s.value)) place(a, ifaceOfZone(z.name));
   const rules = [...p.allows, ...p.forwards, ...(p.host?.rules ?? [])];
   for (const r of rules) for (const s of r.sources) for (const a of representatives(s.value)) {
-    const v = parse(a);
-    const zone = r.zones.find((z) => p.zones.find((x) => x.name === z.name)?.sources.some((src) => inSpec(src.value, v.family, v.value))) ?? r.zones[0];
+    const v = parseIp(a) as Ip; // made by representatives(): always an address
+    const zone = r.zones.find((z) => p.zones.find((x) => x.name === z.name)?.sources.some((src) => specContains(src.value, v))) ?? r.zones[0];
     place(a, ifaceOfZone(zone?.name));
   }
 
