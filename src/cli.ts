@@ -315,12 +315,18 @@ export async function run(argv: string[], io: Io): Promise<number> {
         y
           .positional("domain", { describe: "ferm's domain: ip (IPv4) or ip6 (IPv6); read with iptables-legacy-save / ip6tables-legacy-save where installed (as ferm does), else iptables-save / ip6tables-save", type: "string", demandOption: true })
           .positional("chains", { describe: "TABLE:[CHAIN,…]: a table the ferm.conf writes, and the built-in chains it writes there; a table not named is kept whole", type: "string", array: true })
-          .option("hosts-input", { describe: "INPUT is the host's (a policy without a host block): keep its policy and rules too, dockwall's jumps aside", type: "boolean", default: false })
+          .option("hosts-input", { describe: "INPUT is the host's (a policy without a host block): keep its policy and rules too, dockwall's own rules aside (what a ferm.conf of an earlier dockwall asks for: dockwall's jumps then come after them)", type: "boolean", default: false })
+          .option("hosts-input-policy", { describe: "the same, but print only INPUT's policy (its rules are checked): the ferm.conf includes them after its own jumps with --hosts-input-rules", type: "boolean", default: false })
+          .option("hosts-input-rules", { describe: "print only INPUT's rules, the host's (what the ferm.conf includes after dockwall's jumps there, which come first)", type: "boolean", default: false })
+          .check((a) => {
+            if ([a["hosts-input"], a["hosts-input-policy"], a["hosts-input-rules"]].filter(Boolean).length > 1) throw new Error("--hosts-input, --hosts-input-policy and --hosts-input-rules: one at most");
+            return true;
+          })
           .example("$0 ferm-keep ip filter:INPUT,FORWARD,OUTPUT nat:PREROUTING,INPUT,OUTPUT,POSTROUTING", "what ferm.conf's @include runs for domain ip: fail2ban's chains and jumps, say")
           .epilog("Exit 2, printing which rule, when a rule cannot be written in ferm's syntax exactly: ferm then stops and the rules in place stay. Exit 0 with nothing printed when the tables cannot be read: ferm then loads without keeping them."),
       async (a) => {
         const { runFermKeep } = await import("./apply/command.js");
-        code = runFermKeep(io.system(), io, a.domain, a.chains ?? [], { hostsInput: a["hosts-input"] });
+        code = runFermKeep(io.system(), io, a.domain, a.chains ?? [], { hostsInput: a["hosts-input-rules"] ? "rules" : a["hosts-input-policy"] ? "policy" : a["hosts-input"] });
       },
     )
     .command(

@@ -4,7 +4,7 @@ import { makePlan, type Plan } from "./docker/plan.js";
 import { dockerFilterChains, dockerTables } from "./docker/engine.js";
 import { layoutFor } from "./docker/layouts.js";
 import { IPSET } from "./docker/layouts/v28-ipset.js";
-import { make, TableBuilder, type Ruleset, type Table } from "./ir/ruleset.js";
+import { make, TableBuilder, type FirstJump, type Rule, type Ruleset, type Table } from "./ir/ruleset.js";
 import type { Policy } from "./model/types.js";
 import type { Family } from "./model/values.js";
 import { ownedChains, PROXY_CHAIN } from "./policy/owned.js";
@@ -20,7 +20,7 @@ export interface Generated {
 
 
 /** Whether dockerd writes rules for this family: IPv4 always, IPv6 with ip6tables (the layout's default unless the policy says). */
-function dockerWrites(p: Policy, family: Family): boolean {
+export function dockerWrites(p: Policy, family: Family): boolean {
   return family === 4 || (p.docker.ip6tables ?? layoutFor(p.docker.version?.value)?.ip6tablesDefault ?? true);
 }
 
@@ -39,18 +39,23 @@ export function generate(p: Policy, families: readonly Family[] = [4, 6]): Gener
   return { rulesets: out, preserve, setup };
 }
 
+/** DOCKER-USER rules that do something (more than a lone RETURN). */
+function meaningful(rules: readonly Rule[]): boolean {
+  return rules.some((r) => r.target !== "RETURN" || r.matches.length > 0 || r.in || r.out || r.src || r.dst);
+}
+
 /** `iptables off`: every table and chain, Docker's included. */
 function full(p: Policy, plan: Plan): Ruleset {
   const family = plan.family;
   const owned = ownedChains(p, plan);
   let filter: TableBuilder;
   const tables: Table[] = [];
-  const meaningful = owned.dockerUser.some((r) => r.target !== "RETURN" || r.matches.length > 0 || r.in || r.out || r.src || r.dst);
+  const user = meaningful(owned.dockerUser);
   if (dockerWrites(p, family)) {
     const docker = dockerTables(plan, plan.layout, plan.version);
     filter = docker.filter;
     const hasUser = filter.chains.has("DOCKER-USER");
-    if (hasUser || meaningful) {
+    if (hasUser || user) {
       // dockerd 20.10 wrote no IPv6 DOCKER-USER; dockwall adds one only when it has rules for it.
       if (!hasUser) filter.insert("FORWARD", make.jump("DOCKER-USER"));
       filter.chain("DOCKER-USER").rules = owned.dockerUser;
@@ -60,14 +65,14 @@ function full(p: Policy, plan: Plan): Ruleset {
     // dockerd writes no rules for this family (IPv6 with ip6tables off), but the host routes it
     // all the same: what Docker lets through is its own bridges' traffic, unfiltered.
     filter = new TableBuilder("filter");
-    if (meaningful) filter.append("FORWARD", make.jump("DOCKER-USER"));
+    if (user) filter.append("FORWARD", make.jump("DOCKER-USER"));
     for (const n of plan.networks) {
       const br = n.bridge;
       if (!n.subnet[family]) continue;
       if (n.internal) filter.append("FORWARD", make.jump("ACCEPT", { in: { value: br }, out: { value: br } }));
       else filter.append("FORWARD", make.jump("ACCEPT", { in: { value: br } }), make.jump("ACCEPT", { out: { value: br } }));
     }
-    if (meaningful) filter.chain("DOCKER-USER").rules = owned.dockerUser;
+    if (user) filter.chain("DOCKER-USER").rules = owned.dockerUser;
   }
   // dockwall owns FORWARD, in both families: policy DROP, whatever dockerd would have left
   // (ACCEPT when ip_forward was already on; IPv6 ACCEPT before 28 with ip6tables off, and from
@@ -95,15 +100,26 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"]): Rul
   const filter = new TableBuilder("filter");
   // Only the chains we own: drop the built-ins TableBuilder pre-creates, except INPUT with a host block.
   for (const name of ["INPUT", "FORWARD", "OUTPUT"]) filter.chains.delete(name);
-  if (dockerWrites(p, family)) filter.chain("DOCKER-USER").rules = owned.dockerUser;
+  const docker = dockerWrites(p, family);
+  const firstJumps: FirstJump[] = [];
+  // dockerd makes DOCKER-USER and jumps to it first in FORWARD; with ip6tables off it writes no
+  // IPv6 rules at all, yet routes its networks' IPv6 (global addresses, reachable from outside):
+  // dockwall then makes the chain and the jump itself.
+  if (docker || meaningful(owned.dockerUser)) {
+    filter.chain("DOCKER-USER").rules = owned.dockerUser;
+    firstJumps.push({ table: "filter", chain: "FORWARD", target: "DOCKER-USER", dockerMakes: docker });
+  }
   if (owned.input) {
     filter.chains.set("INPUT", { name: "INPUT", builtin: true, policy: owned.input.policy, rules: [] });
     if (owned.proxy) filter.chain(PROXY_CHAIN).rules = owned.proxy;
     filter.append("INPUT", ...owned.input.rules);
+  } else if (owned.proxy && !docker) {
+    // No DNAT in this family (ip6tables off): docker-proxy on :: takes every published port.
+    filter.chain(PROXY_CHAIN).rules = owned.proxy;
+    firstJumps.push({ table: "filter", chain: "INPUT", target: PROXY_CHAIN });
   }
   // ferm resets every table that exists in the kernel, not only those it is given: keep
   // (@preserve) every chain that is not ours, in every table Docker or the host may use.
-  const docker = dockerWrites(p, family);
   preserve[family] = {
     raw: ["PREROUTING", "OUTPUT"],
     mangle: ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
@@ -111,7 +127,7 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"]): Rul
     nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", ...(docker ? ["DOCKER"] : [])],
   };
   const t = filter.build();
-  return { family, tables: t.chains.length ? [t] : [], scope: "owned" };
+  return { family, tables: t.chains.length ? [t] : [], scope: "owned", firstJumps };
 }
 
 /** dockerd 28.0.0 keeps the subnets of its non-internal bridges in an ipset its FORWARD rules match. */

@@ -14,7 +14,7 @@ import { isWholeSave, parseSave, SaveSyntaxError, toRuleset, type SavedRuleset }
 import { BUILTIN_CHAINS, type Table } from "../ir/ruleset.js";
 import { reconcileStep } from "../watch/reconcile.js";
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
-import { fermKeep } from "./merge.js";
+import { fermKeep, type HostsInput } from "./merge.js";
 import type { Diagnostic } from "../diagnostics.js";
 
 export interface SystemIo {
@@ -363,7 +363,7 @@ export async function runRollback(io: SystemIo, say: (s: string) => void, after?
  * chains, their jumps from the built-in chains listed), read from the kernel now, in ferm's
  * syntax. The ferm.conf dockwall writes includes it (`@include "…|"`); ferm stops if it fails.
  */
-export function runFermKeep(io: SystemIo, out: { stdout: (s: string) => void; stderr: (s: string) => void }, domain: string, chains: string[], opts: { hostsInput?: boolean } = {}): number {
+export function runFermKeep(io: SystemIo, out: { stdout: (s: string) => void; stderr: (s: string) => void }, domain: string, chains: string[], opts: { hostsInput?: HostsInput } = {}): number {
   const say = (s: string) => out.stderr(`dockwall: ${s}\n`);
   const family = domain === "ip" ? 4 : domain === "ip6" ? 6 : undefined;
   if (!family) {

@@ -21,6 +21,8 @@ export interface Packet {
   state: "NEW" | "ESTABLISHED" | "RELATED" | "INVALID";
   /** The host's own addresses (addrtype LOCAL). */
   local: string[];
+  /** Bridged within one bridge, not routed (br_netfilter shows it to FORWARD): `-m physdev --physdev-is-bridged`. */
+  bridged?: boolean;
   /** The host's routes, to find where a DNAT'd packet leaves (e.g. a bridge's subnet → its bridge). */
   routes?: { dst: string; dev: string }[];
 }
@@ -181,6 +183,10 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
       }
       case "comment comment":
         hit = true;
+        break;
+      case "physdev physdev-is-bridged":
+        // Bridged (br_netfilter): in and out by ports of one bridge, never routed.
+        hit = p.bridged === true;
         break;
       default:
         throw new Unknown(`-m ${m.module} --${o.name}`);

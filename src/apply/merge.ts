@@ -7,6 +7,7 @@ import { BUILTIN_CHAINS, type Ruleset, type Table } from "../ir/ruleset.js";
 import { ruleText } from "../targets/iptables.js";
 import { fermRuleExact } from "../targets/ferm.js";
 import type { SavedChain, SavedRule, SavedRuleset } from "../live/save.js";
+import { MARK } from "../policy/owned.js";
 
 /** Docker's chains (every layout names them DOCKER…) and dockwall's own (DOCKWALL-…). */
 export function isDockerOrDockwall(chain: string): boolean {
@@ -18,9 +19,35 @@ export function isForeignChain(table: string, chain: string): boolean {
   return !(BUILTIN_CHAINS[table as Table["name"]] ?? []).includes(chain) && !isDockerOrDockwall(chain);
 }
 
-/** No host block: INPUT stays the host's, but for dockwall's own jumps (DOCKWALL-PROXY), which come after its rules. */
+const MARKED = new RegExp(` -m comment --comment ${MARK}(?= |$)`);
+
+/** A rule dockwall wrote into INPUT: its jumps to its own chains, and every rule carrying its mark. */
+export function isDockwallsRule(r: SavedRule): boolean {
+  return r.target?.startsWith("DOCKWALL") === true || MARKED.test(r.text);
+}
+
+/**
+ * No host block: INPUT stays the host's, but for what dockwall wrote there (its jumps, which go
+ * first, and the rules of a host block since removed, which go).
+ */
 export function hostsInput(live: SavedChain | undefined): SavedRule[] {
-  return (live?.rules ?? []).filter((r) => !r.target?.startsWith("DOCKWALL"));
+  return (live?.rules ?? []).filter((r) => !isDockwallsRule(r));
+}
+
+/** `-A CHAIN -j TARGET` for each jump that must come first in this built-in chain. */
+export function firstJumpsOf(rs: Ruleset, table: string, chain: string): string[] {
+  return (rs.firstJumps ?? []).filter((j) => j.table === table && j.chain === chain).map((j) => `-A ${chain} -j ${j.target}`);
+}
+
+/**
+ * A built-in chain dockwall does not own (Docker's FORWARD with iptables on, the host's INPUT
+ * without a host block), as it must be: the jumps it needs first, then the rest as loaded but
+ * for those jumps elsewhere and, in the host's INPUT, what dockwall wrote there before.
+ */
+export function sharedChain(rs: Ruleset, table: string, chain: string, live: SavedChain | undefined, hosts: boolean): string[] {
+  const first = firstJumpsOf(rs, table, chain);
+  const rest = hosts ? hostsInput(live) : (live?.rules ?? []);
+  return [...first, ...rest.filter((r) => !first.includes(r.text)).map((r) => r.text)];
 }
 
 export interface Merged {
@@ -57,20 +84,20 @@ export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsIn
     for (const name of builtins) {
       const w = owned.get(name);
       const l = liveChains.get(name);
-      if (t.name === "filter" && name === "INPUT" && wanted.scope === "full" && !opts.ownsInput) {
+      const hosts = t.name === "filter" && name === "INPUT" && !opts.ownsInput;
+      if (hosts && wanted.scope === "full") {
+        // dockwall's jumps first: an ACCEPT of the host's above them would open docker-proxy's ports.
         decl.push(`:INPUT ${l?.policy ?? "ACCEPT"} [0:0]`);
-        rules.push(...hostsInput(l).map((r) => r.text), ...(w?.rules ?? []).map((r) => ruleText(name, r)));
+        rules.push(...(w?.rules ?? []).map((r) => ruleText(name, r)), ...hostsInput(l).map((r) => r.text));
       } else if (w) {
         decl.push(`:${name} ${w.policy ?? "ACCEPT"} [0:0]`);
         const jumps = jumpsOf(l);
         keptJumps += jumps.length;
         rules.push(...jumps, ...w.rules.map((r) => ruleText(name, r)));
-      } else if (l) {
-        // iptables on: a built-in chain dockwall does not own stays as it is.
-        decl.push(`:${name} ${l.policy} [0:0]`);
-        rules.push(...l.rules.map((r) => r.text));
       } else {
-        decl.push(`:${name} ACCEPT [0:0]`);
+        // iptables on: a built-in chain dockwall does not own stays as it is, but for the jumps it needs first.
+        decl.push(`:${name} ${l?.policy ?? "ACCEPT"} [0:0]`);
+        rules.push(...sharedChain(wanted, t.name, name, l, hosts));
       }
     }
     const users = new Map<string, string[]>();
@@ -92,6 +119,13 @@ export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsIn
 }
 
 /**
+ * No host block: INPUT's policy and rules are the host's. `true` keeps both in one include (the
+ * ferm.conf of an earlier dockwall: its jumps then come last); "policy" keeps the policy (and
+ * checks the rules), "rules" only the rules, for an include after dockwall's jumps, which go first.
+ */
+export type HostsInput = boolean | "policy" | "rules";
+
+/**
  * For a ferm.conf (ferm resets every table of a domain, and can keep a chain only by its exact
  * name): other tools' chains and their jumps as the kernel has them now, in ferm's syntax —
  * what `dockwall ferm-keep` prints when ferm runs it (`@include "…|"`). `writes`: the tables the
@@ -99,11 +133,14 @@ export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsIn
  * chains are written again (first, in their order, as apply keeps them). A table it does not
  * write is kept whole. `hostsInput` (no host block, iptables off): INPUT's policy and rules too.
  */
-export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, string[]>>, opts: { hostsInput?: boolean; family?: 4 | 6 } = {}): { text: string; kept: string[]; problems: string[] } {
+export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, string[]>>, opts: { hostsInput?: HostsInput; family?: 4 | 6 } = {}): { text: string; kept: string[]; problems: string[] } {
   const out: string[] = [];
   const kept: string[] = [];
   const problems: string[] = [];
+  // "rules": only INPUT's rules (the ferm.conf includes them after its own jumps there, which go first).
+  const onlyRules = opts.hostsInput === "rules";
   for (const [name, t] of live) {
+    if (onlyRules && name !== "filter") continue;
     const written = writes[name] ?? [];
     // An empty table (built-in chains only, ACCEPT, no rules) has nothing to keep.
     const empty = [...t.chains.values()].every((c) => c.policy === "ACCEPT" && c.rules.length === 0);
@@ -117,15 +154,21 @@ export function fermKeep(live: SavedRuleset, writes: Partial<Record<string, stri
       // No host block: INPUT is the host's (its policy and every rule but dockwall's jumps), as apply keeps it.
       const hosts = opts.hostsInput && name === "filter" && c === "INPUT";
       const rules = hosts ? hostsInput(chain) : (chain?.rules ?? []).filter((r) => foreign(r.target));
-      const policy = hosts && chain ? [`      policy ${chain.policy};`] : [];
-      const lines = rules.map((r) => {
+      const policy = hosts && chain && !onlyRules ? [`      policy ${chain.policy};`] : [];
+      let lines = rules.map((r) => {
         // A jump must go to a chain the ferm.conf will have: another tool's, kept here.
         const f = fermRuleExact(r.toRule(), opts.family ?? 4, (n) => keep.includes(n));
         if ("why" in f) problems.push(`${name} ${r.text}: ferm's syntax for ${f.why} is not known to dockwall`);
         return "text" in f ? `      ${f.text};` : "";
       });
-      return rules.length || policy.length ? [[`    chain ${c} {`, ...policy, ...lines, "    }"]] : [];
+      if (onlyRules && !hosts) return [];
+      if (hosts && opts.hostsInput === "policy") lines = [];
+      return lines.length || policy.length ? [[`    chain ${c} {`, ...policy, ...lines, "    }"]] : [];
     });
+    if (onlyRules) {
+      if (jumps.length) out.push(`  table ${name} {`, ...jumps.flat(), "  }");
+      continue;
+    }
     if (keep.length === 0 && jumps.length === 0) continue;
     kept.push(...keep.filter((c) => isForeignChain(name, c)).map((c) => `${name} ${c}`));
     out.push(`  table ${name} {`);

@@ -49,6 +49,22 @@ export interface Ruleset {
    * "owned": only the listed chains are ours (iptables-restore --noflush; ferm @preserve for the rest).
    */
   scope: "full" | "owned";
+  /**
+   * Jumps that must come first in a built-in chain dockwall does not own, or shares with the
+   * host (INPUT without a host block): Docker's `FORWARD -j DOCKER-USER` (dockerd puts it
+   * there, and an `iptables -F FORWARD` takes it away), dockwall's `INPUT -j DOCKWALL-PROXY`
+   * (an ACCEPT above it would open docker-proxy's ports). apply and watch put them back, diff
+   * reports them.
+   */
+  firstJumps?: FirstJump[];
+}
+
+export interface FirstJump {
+  table: Table["name"];
+  chain: string;
+  target: string;
+  /** dockerd makes it (and dockwall puts it back when it is gone). */
+  dockerMakes?: boolean;
 }
 
 export const BUILTIN_CHAINS: Record<Table["name"], string[]> = {

@@ -1,7 +1,7 @@
 // `dockwall diff` / `compile --diff`: fetch the live rule set (iptables-save, or a dump
 // given with --live), compare it with the compiled one, print the changes.
 import type { CompileResult } from "../compile.js";
-import { generate } from "../generate.js";
+import { dockerWrites, generate } from "../generate.js";
 import { dockerFilterChains } from "../docker/engine.js";
 import { layoutFor } from "../docker/layouts.js";
 import type { Policy } from "../model/types.js";
@@ -9,7 +9,7 @@ import { PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
 import { diffRulesets, renderDiffParts, summarise, type ChainDiff, type DiffResult } from "./diff.js";
 import { fromRuleset, parseSave, SaveSyntaxError, type SavedRuleset } from "./save.js";
-import { hostsInput, isForeignChain } from "../apply/merge.js";
+import { hostsInput, isForeignChain, sharedChain } from "../apply/merge.js";
 
 export interface DiffIo {
   stdout: (s: string) => void;
@@ -82,7 +82,7 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
   const generated = compiled.generated!;
   const named = matcher(opts.all ? opts.ignore : [...FOREIGN_CHAINS, ...opts.ignore]);
   const coexist = policy.docker.iptables;
-  const owned = new Set(["DOCKER-USER", PROXY_CHAIN, ...(policy.host ? ["INPUT"] : [])]);
+  const ownedChains = ["DOCKER-USER", PROXY_CHAIN, ...(policy.host ? ["INPUT"] : [])];
   const chains: ChainDiff[] = [];
   const ignored: string[] = [];
   const warnings: string[] = [];
@@ -93,23 +93,48 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
     const others = new Set<string>();
     if (!opts.all) for (const [t, table] of live) for (const c of table.chains.keys()) if (isForeignChain(t, c)) others.add(c);
     const foreign = (chain: string) => named(chain) || others.has(chain);
-    const wanted = fromRuleset(generated.rulesets[family]!, ruleText);
-    // No host block (iptables off): apply leaves INPUT the host's, so a deploy removes nothing there.
+    const rs = generated.rulesets[family]!;
+    const wanted = fromRuleset(rs, ruleText);
+    // No host block (iptables off): apply leaves INPUT the host's but for what dockwall writes
+    // there (its jumps first; a removed host block's rules go), so a deploy changes only that.
     const input = wanted.get("filter")?.chains.get("INPUT");
     if (!coexist && !policy.host && !opts.all && input) {
       const hosts = live.get("filter")?.chains.get("INPUT");
       input.policy = hosts?.policy ?? input.policy;
-      input.rules = [...hostsInput(hosts), ...input.rules];
+      input.rules = [...input.rules, ...hostsInput(hosts)];
+    }
+    // Built-in chains dockwall does not own but needs a jump in, first (FORWARD's to DOCKER-USER
+    // with iptables on): as apply would leave them.
+    const owned = new Set(ownedChains);
+    for (const j of rs.firstJumps ?? []) {
+      const table = wanted.get(j.table);
+      if (!table || table.chains.has(j.chain)) continue;
+      const have = live.get(j.table)?.chains.get(j.chain);
+      const texts = sharedChain(rs, j.table, j.chain, have, j.table === "filter" && j.chain === "INPUT" && !policy.host);
+      const chain = parseSave(`*${j.table}\n:${j.chain} ${have?.policy ?? "ACCEPT"} [0:0]\n${texts.map((t) => t + "\n").join("")}COMMIT\n`).get(j.table)!.chains.get(j.chain)!;
+      table.chains.set(j.chain, chain);
+      owned.add(j.chain);
     }
     const d = diffRulesets(family, live, wanted, { chains: coexist ? owned : undefined, isForeign: foreign });
     chains.push(...d.chains);
     ignored.push(...d.ignored.map((c) => `${family === 4 ? "ip" : "ip6"} ${c}`));
-    if (coexist) {
+    // Other tools' jumps in INPUT: apply and ferm keep them, a plain iptables-restore of the output does not.
+    const liveInput = live.get("filter")?.chains.get("INPUT");
+    const jumps = coexist && policy.host && !opts.all ? (liveInput?.rules ?? []).filter((r) => r.target !== undefined && isForeignChain("filter", r.target) && live.get("filter")!.chains.has(r.target)) : [];
+    if (jumps.length) {
+      warnings.push(
+        `IPv${family} INPUT jumps to other tools' chains (${[...new Set(jumps.map((r) => r.target))].join(", ")}): 'dockwall apply' and the ferm output keep ${jumps.length === 1 ? "that jump" : "those jumps"}, ` +
+          `but loading the --format ${family === 4 ? "iptables" : "ip6tables"} output with ${family === 4 ? "iptables" : "ip6tables"}-restore --noflush flushes INPUT and drops ${jumps.length === 1 ? "it" : "them"} (until that tool adds ${jumps.length === 1 ? "it" : "them"} again)`,
+      );
+    }
+    // dockerd writes no rules for this family (IPv6 with ip6tables off): nothing of Docker's to check.
+    if (coexist && dockerWrites(policy, family)) {
       const predicted = fromRuleset(dockersOwn(policy, family).rulesets[family]!, ruleText);
       // Docker's own chains (checked for drift when dockerd manages them).
       const dockerChains = new Set(["FORWARD", "PREROUTING", "OUTPUT", "POSTROUTING", ...dockerFilterChains(layoutFor(policy.docker.version?.value)!)]);
       const drift = diffRulesets(family, live, predicted, { chains: dockerChains, isForeign: foreign });
-      const changed = drift.chains.filter((c) => c.status !== "removed" || c.lines.length > 0);
+      // A chain's policy is the host's to choose (dockerd sets FORWARD's only when it turns forwarding on): rules only.
+      const changed = drift.chains.filter((c) => c.lines.some((l) => l.kind !== "same") || (c.status === "added" && c.lines.length > 0));
       if (changed.length) {
         const v = policy.docker.version?.value.text ?? "the newest Docker";
         const s = summarise(changed);

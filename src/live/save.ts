@@ -138,6 +138,7 @@ const MODULE_OPTIONS: Record<string, string[]> = {
   multiport: ["sports", "dports", "ports", "source-ports", "destination-ports"],
   state: ["state"],
   comment: ["comment"],
+  physdev: ["physdev-in", "physdev-out", "physdev-is-in", "physdev-is-out", "physdev-is-bridged"],
 };
 
 /** Option → the modules that know it (built once; canonicalRule looks options up a lot). */
@@ -228,7 +229,7 @@ const TEXT_OPTIONS = new Set(["comment", "log-prefix", "nflog-prefix", "string",
 const TWO_WORDS = new Set(["tcp-flags", "match-set", "add-set", "del-set"]);
 
 /** Options that take no value. */
-const FLAGS = new Set(["syn", "notrack", "random", "random-fully", "persistent", "fragment", "log-uid", "log-tcp-sequence", "log-tcp-options", "log-ip-options", "rsource", "rdest", "set", "update", "rcheck", "remove"]);
+const FLAGS = new Set(["syn", "notrack", "random", "random-fully", "persistent", "fragment", "log-uid", "log-tcp-sequence", "log-tcp-options", "log-ip-options", "rsource", "rdest", "set", "update", "rcheck", "remove", "physdev-is-in", "physdev-is-out", "physdev-is-bridged"]);
 
 /** A rule's words, read into its parts (canonical values; matches in the order written). */
 interface ParsedRule {

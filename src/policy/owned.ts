@@ -10,7 +10,7 @@
 //    each published port, even with "iptables": false; this chain applies the same allow
 //    list to that path.
 //  filter INPUT (only with a `host` block): policy, loopback, replies, the host's services.
-import { make, rule, type Rule, type SharedParts } from "../ir/ruleset.js";
+import { make, rule, type Match, type Rule, type SharedParts } from "../ir/ruleset.js";
 import { bindAddress, bindings, byName, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
@@ -18,6 +18,16 @@ import type { Plan, PortPlan } from "../docker/plan.js";
 import { matchers, withMatcher, type Matcher } from "./zones.js";
 
 export const PROXY_CHAIN = "DOCKWALL-PROXY";
+
+/**
+ * The comment on each rule dockwall writes in INPUT, a chain it shares with the host: once the
+ * host block is gone, apply, watch and diff know those rules for dockwall's and take them out.
+ */
+export const MARK = "dockwall";
+const MARK_MATCH: Match = { module: "comment", options: [{ name: "comment", value: MARK }] };
+function marked(r: Rule): Rule {
+  return rule({ ...r, matches: [...r.matches, MARK_MATCH] });
+}
 
 export interface OwnedChains {
   dockerUser: Rule[];
@@ -128,6 +138,7 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
     for (const br of brs) user.push(make.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
   }
   user.push(...forwards);
+  if (closed && p.docker.iptables) user.push(...unknownNetworks(p, brs));
   // A trailing RETURN where this Docker release writes one (an empty chain returns all the same).
   if (plan.layout.userReturn(plan.version) || user.length > 0) user.push(make.jump("RETURN"));
 
@@ -173,11 +184,29 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
         }
       }
     }
-    result.input = { policy: p.host.policy === "accept" ? "ACCEPT" : "DROP", rules };
+    result.input = { policy: p.host.policy === "accept" ? "ACCEPT" : "DROP", rules: rules.map(marked) };
   }
   return result;
 }
 
+
+/**
+ * dockerd (iptables on) makes networks without dockwall: `docker network create` and a
+ * `docker run -p` on it are open to everyone until dockwall compiles them in, unless closed
+ * here. Their bridges are `br-<id>` (a network named with com.docker.network.bridge.name is
+ * not caught: watch and apply know it from the facts). What stays open is what Docker does
+ * for a network's own containers: traffic within one bridge (br_netfilter shows it to FORWARD)
+ * and from its bridge out (not matched here, so it goes on to Docker's chains). An interface
+ * of a zone that is named like a Docker bridge is the host's, not Docker's.
+ */
+function unknownNetworks(p: Policy, brs: string[]): Rule[] {
+  const zoneIfs = [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value)))].filter((i) => i.startsWith("br-") && !brs.includes(i));
+  return [
+    make.jump("RETURN", { matches: [{ module: "physdev", options: [{ name: "physdev-is-bridged" }] }], comment: "traffic within one bridge follows Docker's rules (a network dockwall does not know yet too)" }),
+    ...zoneIfs.map((i) => make.jump("RETURN", { out: { value: i }, comment: `${i} is a zone's interface, not a Docker network` })),
+    make.jump("DROP", { out: { value: "br-+" }, comment: "a Docker network dockwall does not know yet: closed until dockwall compiles it in (dockwall watch does at once)" }),
+  ];
+}
 
 /** A DNATed new connection to one published port, as FORWARD sees it. */
 function dnatMatch(pp: PortPlan, parts: SharedParts): Rule {

@@ -44,7 +44,11 @@ function fermWords(r: Rule, w: string[], nested: boolean): void {
         w.push("set", `${o.neg ? "!" : ""}${o.value}`); // ferm: `mod set set NAME FLAGS`
         continue;
       }
-      let value = o.value ?? "";
+      if (o.value === undefined) {
+        w.push(o.neg ? `! ${o.name}` : o.name); // a flag: physdev-is-bridged
+        continue;
+      }
+      let value = o.value;
       if (o.name === "ctstate" && value.includes(",")) value = `(${value.split(",").join(" ")})`;
       else value = fermValue(value);
       w.push(o.name, o.neg ? `!${value}` : value);
@@ -197,9 +201,8 @@ function mergeDomains(v4: TableView[], v6: TableView[]): DomainView[] {
  * (at boot, not loading at all would leave the host open); when ferm-keep finds a rule it
  * cannot write exactly, it fails and ferm stops, leaving the rules in place as they are.
  */
-function keepOf(rs: Ruleset, hostsInput: boolean): { domain: string; command: string } {
+function keepOf(rs: Ruleset, hostsInput: boolean, flag = hostsInput ? " --hosts-input-policy" : ""): { domain: string; command: string } {
   const domain = rs.family === 4 ? "ip" : "ip6";
-  const flag = hostsInput ? " --hosts-input" : "";
   const writes = rs.tables.map((t) => `${t.name}:${t.chains.filter((c) => c.builtin).map((c) => c.name).join(",")}`);
   return { domain, command: `if command -v dockwall >/dev/null; then dockwall ferm-keep${flag} ${domain} ${writes.join(" ")}; fi` };
 }
@@ -209,7 +212,25 @@ export function renderFerm(input: FermInput): string {
   const v4 = views.find((v) => v.family === 4);
   const v6 = views.find((v) => v.family === 6);
   const domains: DomainView[] = v4 && v6 ? mergeDomains(v4.tables, v6.tables) : views.map((v) => ({ name: v.family === 4 ? "ip" : "ip6", tables: v.tables }));
-  return templates.ferm({ header: input.header, hooks: (input.hooks ?? []).map((h) => `"${h}"`), keep: input.rulesets.map((rs) => keepOf(rs, input.hostsInput ?? false)), hostsInput: input.hostsInput, domains });
+  const post = input.rulesets.flatMap((rs) => firstJumpHooks(rs));
+  return templates.ferm({ header: input.header, hooks: (input.hooks ?? []).map((h) => `"${h}"`), post: post.map((h) => `"${h}"`), keep: input.rulesets.map((rs) => keepOf(rs, input.hostsInput ?? false)), hostsInput: input.hostsInput, domains,
+    // No host block: the host's INPUT rules after dockwall's jumps there.
+    keepAfter: input.hostsInput ? input.rulesets.map((rs) => keepOf(rs, true, " --hosts-input-rules")) : [] });
+}
+
+/**
+ * A jump dockwall needs first in a chain the ferm.conf keeps with @preserve (IPv6's FORWARD to
+ * DOCKER-USER when dockerd writes no IPv6 rules): ferm cannot add a rule to a preserved chain,
+ * so a hook adds it once ferm has loaded, with the tools ferm used (the -legacy ones when installed).
+ */
+function firstJumpHooks(rs: Ruleset): string[] {
+  const base = rs.family === 4 ? "iptables" : "ip6tables";
+  return (rs.firstJumps ?? [])
+    .filter((j) => !j.dockerMakes && !rs.tables.some((t) => t.name === j.table && t.chains.some((c) => c.name === j.chain)))
+    .map((j) => {
+      const add = (tool: string) => `${tool} -t ${j.table} -C ${j.chain} -j ${j.target} 2>/dev/null || ${tool} -t ${j.table} -I ${j.chain} -j ${j.target}`;
+      return `if command -v ${base}-legacy >/dev/null; then ${add(`${base}-legacy`)}; else ${add(base)}; fi`;
+    });
 }
 
 /** How a value is written: one word; a comma list, as ferm's `(a b)`; text, quoted; tcp-flags' two lists. */

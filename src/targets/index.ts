@@ -29,7 +29,14 @@ function restore(family: Family): Target["render"] {
   return ({ generated, header }) => {
     const commands = generated.setup[family];
     const setup = commands.length ? ["Run first (Docker 28.0.0 matches its bridges with these ipsets):", ...commands.map((c) => `  ${c}`)] : [];
-    return renderIptables(generated.rulesets[family]!, [...header, ...setup]);
+    const rs = generated.rulesets[family]!;
+    // A jump into a chain the file does not own: --noflush cannot add it without adding it again at every load.
+    const tool = family === 4 ? "iptables" : "ip6tables";
+    const jumps = (rs.firstJumps ?? []).filter((j) => !j.dockerMakes);
+    const after = jumps.length
+      ? ["Then, once (dockwall apply and watch do it themselves): the jump that must come first in its chain", ...jumps.map((j) => `  ${tool} -t ${j.table} -C ${j.chain} -j ${j.target} 2>/dev/null || ${tool} -t ${j.table} -I ${j.chain} -j ${j.target}`)]
+      : [];
+    return renderIptables(rs, [...header, ...setup, ...after]);
   };
 }
 

@@ -66,7 +66,7 @@ describeKernel("dockwall apply in a scratch namespace", () => {
     expect(after).toContain(":f2b-sshd - [0:0]\n");
     expect(after).toContain("-A f2b-sshd -s 203.0.113.9/32 -j REJECT --reject-with icmp-port-unreachable\n-A f2b-sshd -j RETURN\n");
     // The jump is first in INPUT, as fail2ban put it; the host's own ACCEPT rule is not a jump and goes.
-    expect(after).toMatch(/:INPUT DROP \[0:0\]\n[\s\S]*?\n-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n-A INPUT -i lo -j ACCEPT\n/);
+    expect(after).toMatch(/:INPUT DROP \[0:0\]\n[\s\S]*?\n-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n-A INPUT -i lo -m comment --comment dockwall -j ACCEPT\n/);
     expect(after).not.toContain("10.9.9.9");
     const diff = dockwall(["diff", policy(OFF)]);
     expect(diff.stdout).toMatch(/no changes/);
@@ -101,7 +101,7 @@ describeKernel("dockwall apply in a scratch namespace", () => {
     expect(r.status, r.stderr).toBe(0);
     const after = ns.save(4);
     for (const l of before.split("\n").filter((x) => /^-A (FORWARD|DOCKER |DOCKER-ISOLATION|PREROUTING|POSTROUTING|OUTPUT|f2b)/.test(x))) expect(after).toContain(l + "\n");
-    expect(after).toMatch(/-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd\n-A INPUT -i lo -j ACCEPT\n/);
+    expect(after).toMatch(/-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd\n-A INPUT -i lo -m comment --comment dockwall -j ACCEPT\n/);
     expect(after).toContain("-A DOCKER-USER -s 192.168.1.0/24 -d 172.17.0.2/32 -i eth1 -o docker0 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT --ctorigdstport 8080 -j RETURN\n");
     expect(dockwall(["diff", policy(OFF.replace("iptables off", "iptables on"))]).status).toBe(0);
   });
