@@ -429,7 +429,8 @@ function usageWords(msg: string, argv: string[]): string {
 
 async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: number; force: boolean; "docker-version"?: string }): Promise<number> {
   if (a.confirm !== undefined && !(Number.isInteger(a.confirm) && a.confirm > 0)) {
-    io.stderr(`dockwall: --confirm takes a whole number of seconds, not '${a.confirm}'\n`);
+    const why = Number.isInteger(a.confirm) ? "1 or more (without --confirm the rules stay at once)" : "a whole number";
+    io.stderr(`dockwall: --confirm takes the seconds to wait for 'dockwall confirm', ${why}, not '${a.confirm}'\n`);
     return EXIT.error;
   }
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);

@@ -20,6 +20,16 @@ describe("in process", () => {
     expect(io.err).toEqual([]);
   });
 
+  test.each([
+    ["0", "1 or more (without --confirm the rules stay at once)"],
+    ["-5", "1 or more (without --confirm the rules stay at once)"],
+    ["1.5", "a whole number"],
+  ])("apply --confirm %s: exit 2, says what it takes, before anything is read", async (value, why) => {
+    const io = memoryIo({ "p.dw": good });
+    expect(await run(["apply", "p.dw", "--confirm", value], io)).toBe(2);
+    expect(io.err.join("")).toBe(`dockwall: --confirm takes the seconds to wait for 'dockwall confirm', ${why}, not '${value}'\n`);
+  });
+
   test("--format and -o", async () => {
     const io = memoryIo({ "p.dw": good });
     expect(await run(["compile", "p.dw", "--format", "iptables", "-o", "rules.v4"], io)).toBe(0);
