@@ -500,7 +500,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
         if (a["save-v4"]) io.writeFile(a["save-v4"], system.run("iptables-save", []));
         if (a["save-v6"]) io.writeFile(a["save-v6"], system.run("ip6tables-save", []));
         if (a["save-ferm"]) {
-          const r = compileNow(text, { format: "ferm", file: src.file, facts });
+          const r = compileNow(text, { format: "ferm", file: src.file, facts, factsErrors: "warn" });
           if (r.ok) io.writeFile(a["save-ferm"], r.output!);
         }
       },
