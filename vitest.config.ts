@@ -18,6 +18,7 @@ const KERNEL = [
   "test/watch/watcher.test.ts",
   "test/watch/live.test.ts",
   "test/watch/proxy-window.test.ts",
+  "test/watch/facts-live.test.ts",
   "test/facts/live.test.ts",
 ];
 

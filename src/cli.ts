@@ -282,7 +282,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .option("save-v4", { describe: "after each change, write iptables-save's output to FILE (netfilter-persistent's /etc/iptables/rules.v4), so a reboot loads the current rules", type: "string", requiresArg: true })
           .option("save-v6", { describe: "the same for ip6tables-save (/etc/iptables/rules.v6)", type: "string", requiresArg: true })
           .option("save-ferm", { describe: "after each change, write the policy compiled with the current facts as ferm.conf to FILE (/etc/ferm/ferm.conf)", type: "string", requiresArg: true })
-          .example("$0 watch /etc/dockwall/host.dw", "as the systemd service dockwall.service runs it"),
+          .example("$0 watch /etc/dockwall/host.dw", "as the systemd service dockwall.service runs it")
+          .epilog("A policy with errors is not applied (the rules in place stay). An error that only Docker's facts cause (a redeployed container no longer publishes the port an allow names; a declaration Docker disagrees with) is logged as a warning instead: that allow target is left out, admitting nothing, and everything else is applied."),
       async (a) => {
         code = await watchCommand(io, a);
       },
@@ -507,7 +508,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
         if (a["save-v4"]) io.writeFile(a["save-v4"], system.run("iptables-save", []));
         if (a["save-v6"]) io.writeFile(a["save-v6"], system.run("ip6tables-save", []));
         if (a["save-ferm"]) {
-          const r = compileNow(text, { format: "ferm", file: src.file, facts });
+          const r = compileNow(text, { format: "ferm", file: src.file, facts, factsErrors: "warn" });
           if (r.ok) io.writeFile(a["save-ferm"], r.output!);
         }
       },

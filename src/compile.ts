@@ -33,6 +33,14 @@ export interface CompileOptions {
   dockerVersionOption?: string;
   /** Docker's facts (the Engine API's objects) and where they were read (--docker, --facts). */
   facts?: { raw: RawFacts; source: string };
+  /**
+   * Errors that only Docker's facts cause, with a policy whose text is right: an allow's port
+   * that its container no longer publishes, a declaration that Docker now disagrees with.
+   * "error" (the default: compile, check and apply stop and say so) or "warn" (dockwall watch):
+   * each is a warning marked `leftOut`, the allow targets it concerns are left out (they admit
+   * nothing), and everything else compiles. Errors in the policy's text stay errors.
+   */
+  factsErrors?: "error" | "warn";
 }
 
 export interface CompileResult {
@@ -78,7 +86,7 @@ export const stages: Stage[] = [
   {
     name: "check",
     run: (s) => {
-      s.problems.items.push(...check(s.policy!).items);
+      s.problems.items.push(...check(s.policy!, { factsErrors: s.options.factsErrors }).items);
     },
   },
   { name: "select the Docker layout", run: selectLayout },
@@ -113,7 +121,7 @@ function parseAndBuild(s: State): void {
 function addDockerFacts(s: State): void {
   const facts = readFacts(s.options.facts!.raw, s.options.facts!.source, s.problems);
   if (s.problems.hasErrors) return;
-  addFacts(s.policy!, facts, s.problems);
+  addFacts(s.policy!, facts, s.problems, s.options.factsErrors === "warn");
   // --docker-version still wins over the daemon's.
   if (s.options.dockerVersion) overrideVersion(s.policy!, s.options.dockerVersion, s.options.dockerVersionOption);
 }

@@ -103,6 +103,11 @@ export interface Diagnostic {
   notes: Note[];
   /** How to fix it, printed as `help:` after the caret. */
   help?: string;
+  /**
+   * A warning that is an error of Docker's facts, compiled with `factsErrors: "warn"` (dockwall
+   * watch): what it is about was left out of the rules (Problems.factsError).
+   */
+  leftOut?: true;
 }
 
 /** Collects the problems of one stage; the pipeline stops after a stage with errors. */
@@ -117,6 +122,17 @@ export class Problems {
 
   warning(code: Code, span: Span, message: string, extra: { help?: string; notes?: Note[] } = {}): void {
     this.items.push({ code, severity: "warning", message, span, notes: extra.notes ?? [], help: extra.help });
+  }
+
+  /**
+   * An error that Docker's facts of the moment cause, not the policy's text (a container no
+   * longer publishes the port an allow names). With `warn` (dockwall watch) it is a warning
+   * that also says what is left out, and the caller leaves that out: one fact costs what it
+   * breaks, never more than that, and never opens anything.
+   */
+  factsError(warn: boolean, code: Code, span: Span, message: string, leftOut: string, extra: { help?: string; notes?: Note[] } = {}): void {
+    if (!warn) return this.error(code, span, message, extra);
+    this.items.push({ code, severity: "warning", message: `${message}; ${leftOut}`, span, notes: extra.notes ?? [], help: extra.help, leftOut: true });
   }
 
   get hasErrors(): boolean {

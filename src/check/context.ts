@@ -9,9 +9,11 @@ export interface CheckContext {
   zones: Map<string, Zone>;
   networks: Map<string, Network>;
   containers: Map<string, Container>;
+  /** Errors that only Docker's facts cause are warnings, and what they concern is left out (dockwall watch). */
+  factsWarn: boolean;
 }
 
-export function makeContext(policy: Policy, problems: Problems): CheckContext {
+export function makeContext(policy: Policy, problems: Problems, factsWarn = false): CheckContext {
   const anyZone: Zone = { name: "any", span: { line: 1, col: 1, endLine: 1, endCol: 1 }, interfaces: [], sources: [], builtin: true };
   return {
     policy,
@@ -19,6 +21,7 @@ export function makeContext(policy: Policy, problems: Problems): CheckContext {
     zones: byName([anyZone, ...policy.zones]),
     networks: byName(policy.networks),
     containers: byName(policy.containers),
+    factsWarn,
   };
 }
 

@@ -29,7 +29,8 @@ function isEmpty(p: Policy): boolean {
   return !p.docker.span && Object.keys(p.docker.spans).length === 0 && p.zones.length === 0 && p.networks.every((n) => n.implicit) && p.containers.length === 0 && p.allows.length === 0 && p.forwards.length === 0 && !p.host;
 }
 
-export function check(policy: Policy): Problems {
+/** `factsErrors: "warn"` (dockwall watch): errors that only Docker's facts cause are warnings, and what they concern is left out (compile.ts). */
+export function check(policy: Policy, opts: { factsErrors?: "error" | "warn" } = {}): Problems {
   const problems = new Problems();
   if (isEmpty(policy)) {
     // Compiled, it would be a full restore of empty tables: every rule flushed, INPUT and FORWARD ACCEPT.
@@ -38,7 +39,7 @@ export function check(policy: Policy): Problems {
     });
     return problems;
   }
-  const ctx = makeContext(policy, problems);
+  const ctx = makeContext(policy, problems, opts.factsErrors === "warn" && policy.withFacts !== undefined);
   for (const [, run] of checks) run(ctx);
   return problems;
 }

@@ -6,6 +6,17 @@ import type { Container, Located, NameRef, Publish, Zone } from "../model/types.
 import { sourcesMeet } from "../policy/zones.js";
 import { joinSpans, type Span } from "../diagnostics.js";
 
+/** A target as written: web, web:8080, shop/web:8000-8002/udp. */
+function targetText(r: { name: string; ports?: { from: number; to: number }; proto?: string }): string {
+  return `${r.name}${r.ports ? `:${r.ports.from === r.ports.to ? r.ports.from : `${r.ports.from}-${r.ports.to}`}` : ""}${r.proto ? `/${r.proto}` : ""}`;
+}
+
+/**
+ * Each allow target names ports its container publishes. Under `factsWarn` (dockwall watch),
+ * a target that only Docker's facts of the moment break (the port is no longer published, the
+ * container is not as declared) is a warning and is left out of `targets`: it admits nothing,
+ * and the rest of the policy still compiles.
+ */
 export const allowTargets: Check = (ctx) => {
   const bindingsOf = new Map<Container, Binding[]>();
   const internal = new Map<Container, boolean>();
@@ -17,16 +28,37 @@ export const allowTargets: Check = (ctx) => {
     }
     return v;
   };
+  const warn = ctx.factsWarn;
+  const disagrees = warn ? ctx.policy.withFacts?.disagrees : undefined;
   const allows = ctx.policy.allows;
   for (let i = 0; i < allows.length; i++) {
     const a = allows[i]!;
+    const kept: Located<TargetSpec>[] = [];
+    // A written target (`web`) names each port of its container: said once per container, not once per port.
+    const told = new Set<string>();
     for (let k = 0; k < a.targets.length; k++) {
       const t = a.targets[k]!;
       const c = ctx.containers.get(t.value.container);
-      if (!c) continue; // reported by `references`
+      if (!c) {
+        kept.push(t);
+        continue; // reported by `references`
+      }
       const want = t.value;
+      const differs = disagrees?.get(c.name);
+      if (differs) {
+        const w = a.written.findIndex((x) => x.span === t.span);
+        if (!told.has(`${w} ${c.name}`)) {
+          told.add(`${w} ${c.name}`);
+          const written = a.written[w]?.value;
+          ctx.problems.factsError(true, "facts-mismatch", t.span, differs.why, `${written ? targetText(written) : c.name} is left out of this allow until they agree (it admits nothing meanwhile)`, {
+            notes: [{ message: `declared here`, span: differs.span }],
+          });
+        }
+        continue;
+      }
       let published = bindingsOf.get(c);
       if (!published) bindingsOf.set(c, (published = c.publishes.flatMap(bindings)));
+      let missing = false;
       for (let port = want.ports.from; port <= want.ports.to; port++) {
         let hit = false;
         for (let j = 0; j < published.length && !hit; j++) hit = published[j]!.hostPort === port && (!want.proto || published[j]!.proto === want.proto);
@@ -34,7 +66,7 @@ export const allowTargets: Check = (ctx) => {
           const list = c.publishes.map((p) => `${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}`);
           const portText = want.ports.from === want.ports.to ? `${port}` : `${port} (in ${want.ports.from}-${want.ports.to})`;
           const sameOtherProto = published.find((b) => b.hostPort === port);
-          ctx.problems.error("not-published", t.span, `container '${c.name}' does not publish port ${portText}${want.proto ? `/${want.proto}` : ""}`, {
+          ctx.problems.factsError(warn, "not-published", t.span, `container '${c.name}' does not publish port ${portText}${want.proto ? `/${want.proto}` : ""}`, `${targetText({ name: c.name, ports: want.ports, proto: want.proto })} is left out of this allow until it does (it admits nothing meanwhile)`, {
             help: sameOtherProto
               ? `'${c.name}' publishes ${port}/${sameOtherProto.proto}: write ${c.name}:${port}/${sameOtherProto.proto}`
               : list.length
@@ -42,12 +74,16 @@ export const allowTargets: Check = (ctx) => {
                 : `'${c.name}' publishes no port; add 'publish HOSTPORT:CONTAINERPORT;' to it`,
             notes: [{ message: c.span.docker ? `what Docker publishes for it` : `'${c.name}' is declared here`, span: c.span }],
           });
+          missing = true;
           break;
         }
       }
+      if (missing && warn) continue;
+      kept.push(t);
       if (onlyInternal(c)) ctx.problems.warning("internal-publish", t.span, `'${c.name}' is only on internal networks: this allow opens nothing`);
       else if (ctx.policy.docker.published === "closed") hostOnly(ctx, c, t); // open: Docker's own 127.0.0.1 leak stays
     }
+    a.targets = kept;
   }
 };
 
@@ -64,7 +100,7 @@ export const duplicateAllows: Check = (ctx) => {
     for (let k = 0; k < a.written.length; k++) {
       const w = a.written[k]!;
       const r = w.value;
-      const target = `${r.name}${r.ports ? `:${r.ports.from === r.ports.to ? r.ports.from : `${r.ports.from}-${r.ports.to}`}` : ""}${r.proto ? `/${r.proto}` : ""}`;
+      const target = targetText(r);
       const key = `${who} to ${target}`;
       const prev = first.get(key);
       if (!prev) {

@@ -1,7 +1,9 @@
 // Stage "add Docker facts": the networks and containers Docker has replace what the policy
 // would otherwise have to spell out. What the policy does declare must agree with Docker
 // (an error at the policy's line that says what Docker has); networks then replay in
-// creation order and containers in start order, as dockerd wrote its rules.
+// creation order and containers in start order, as dockerd wrote its rules. For dockwall
+// watch (`warn`) a disagreement is a warning instead: the rules follow what Docker has, and
+// the allows of the containers concerned are left out until the two agree (check/rules.ts).
 import type { Problems, Span } from "../diagnostics.js";
 import { bindings, gatewayOf } from "../model/derive.js";
 import type { Container, Network, Policy } from "../model/types.js";
@@ -24,10 +26,15 @@ function sameList(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-/** A declared network against Docker's: each setting the policy gives must be what Docker has. */
-function compareNetwork(declared: Network, actual: Network, problems: Problems): void {
+/** What a disagreement costs under dockwall watch (`factsErrors: "warn"`). */
+const UNTIL_AGREE = (whose: string) => `until they agree, the rules follow what Docker has, and the allows of ${whose} are left out (they admit nothing)`;
+
+/** A declared network against Docker's: each setting the policy gives must be what Docker has. Where the first disagreement is written, if any. */
+function compareNetwork(declared: Network, actual: Network, problems: Problems, warn: boolean): Span | undefined {
+  let first: Span | undefined;
   const mismatch = (span: Span, what: string, said: string, has: string): void => {
-    problems.error("facts-mismatch", span, `network '${declared.name}' is declared with ${what} ${said}, but Docker has ${has}`, {
+    first ??= span;
+    problems.factsError(warn, "facts-mismatch", span, `network '${declared.name}' is declared with ${what} ${said}, but Docker has ${has}`, UNTIL_AGREE(`its containers`), {
       help: `write what Docker has, or leave the setting out and let the facts give it`,
       notes: dockerNote(actual.span),
     });
@@ -41,7 +48,7 @@ function compareNetwork(declared: Network, actual: Network, problems: Problems):
     const has = gatewayOf(actual, f);
     if (given && has && given.value.value !== has.value) mismatch(given.span, "gateway", formatIp(given.value), formatIp(has));
   }
-  if (declared.implicit) return; // the default bridge's switches are the docker block's
+  if (declared.implicit) return first; // the default bridge's switches are the docker block's
   const flags: [string, boolean, boolean][] = [
     ["icc", declared.icc, actual.icc],
     ["internal", declared.internal, actual.internal],
@@ -51,13 +58,16 @@ function compareNetwork(declared: Network, actual: Network, problems: Problems):
   const db = declared.hostBinding ? formatIp(declared.hostBinding.value) : "0.0.0.0";
   const ab = actual.hostBinding ? formatIp(actual.hostBinding.value) : "0.0.0.0";
   if (db !== ab) mismatch(declared.hostBinding?.span ?? declared.span, "host-binding", db, ab);
+  return first;
 }
 
-/** The docker block's settings of the default bridge (`bip`, `icc`, `ip-masq`, `ip`) against Docker's. */
-function compareDefaultBridge(p: Policy, actual: Network, problems: Problems): void {
+/** The docker block's settings of the default bridge (`bip`, `icc`, `ip-masq`, `ip`) against Docker's. Where the first disagreement is written, if any. */
+function compareDefaultBridge(p: Policy, actual: Network, problems: Problems, warn: boolean): Span | undefined {
   const d = p.docker;
+  let first: Span | undefined;
   const mismatch = (span: Span | undefined, what: string, said: string, has: string): void => {
-    problems.error("facts-mismatch", span ?? d.span!, `the docker block says ${what} ${said}, but the daemon's default bridge has ${has}`, {
+    first ??= span ?? d.span!;
+    problems.factsError(warn, "facts-mismatch", span ?? d.span!, `the docker block says ${what} ${said}, but the daemon's default bridge has ${has}`, UNTIL_AGREE(`the default bridge's containers`), {
       help: `write what the daemon has (docker network inspect bridge), or leave ${what} out and let the facts give it`,
       notes: dockerNote(actual.span),
     });
@@ -83,6 +93,7 @@ function compareDefaultBridge(p: Policy, actual: Network, problems: Problems): v
   // The facts are the truth now: the block's switches must not switch the bridge off twice.
   d.icc = actual.icc;
   d.ipMasq = actual.masquerade;
+  return first;
 }
 
 function endpointsText(c: Container): string[] {
@@ -96,12 +107,15 @@ function bindingsText(c: Container): string[] {
     .sort();
 }
 
-function compareContainer(declared: Container, actual: Container, problems: Problems): void {
+/** Where the first disagreement is written, if any. */
+function compareContainer(declared: Container, actual: Container, problems: Problems, warn: boolean): Span | undefined {
+  let first: Span | undefined;
   const de = endpointsText(declared);
   const ae = endpointsText(actual);
   const diff = (a: string[], b: string[]) => a.filter((x) => !b.includes(x));
   if (!sameList(de, ae)) {
-    problems.error("facts-mismatch", declared.endpoints[0]?.span ?? declared.span, `container '${declared.name}' is declared on ${list(de.map((x) => `'${x}'`))}, but Docker has it on ${list(ae.map((x) => `'${x}'`))}`, {
+    first = declared.endpoints[0]?.span ?? declared.span;
+    problems.factsError(warn, "facts-mismatch", first, `container '${declared.name}' is declared on ${list(de.map((x) => `'${x}'`))}, but Docker has it on ${list(ae.map((x) => `'${x}'`))}`, UNTIL_AGREE(`'${declared.name}'`), {
       help: diff(de, ae).length ? `remove or correct the network lines, or leave them out and let the facts give them` : `add what Docker has, or leave the network lines out`,
       notes: dockerNote(actual.span),
     });
@@ -111,16 +125,22 @@ function compareContainer(declared: Container, actual: Container, problems: Prob
     const dp = bindingsText(declared);
     const ap = bindingsText(actual);
     if (!sameList(dp, ap)) {
-      problems.error("facts-mismatch", declared.publishes[0]!.span, `container '${declared.name}' is declared to publish ${list(dp)}, but Docker publishes ${list(ap)}`, {
+      first ??= declared.publishes[0]!.span;
+      problems.factsError(warn, "facts-mismatch", declared.publishes[0]!.span, `container '${declared.name}' is declared to publish ${list(dp)}, but Docker publishes ${list(ap)}`, UNTIL_AGREE(`'${declared.name}'`), {
         help: `write what Docker publishes (docker port ${declared.name}), or leave the publish lines out and let the facts give them`,
         notes: dockerNote(actual.span),
       });
     }
   }
+  return first;
 }
 
-export function addFacts(p: Policy, facts: DockerFacts, problems: Problems): void {
+/** `warn` (dockwall watch): a declaration that Docker disagrees with is a warning, and Docker's object is used (Policy.withFacts.disagrees). */
+export function addFacts(p: Policy, facts: DockerFacts, problems: Problems, warn = false): void {
   p.withFacts = { source: facts.source, unbridged: facts.unbridged };
+  // Under `warn`: the networks that Docker disagrees with, and where.
+  const netsDisagree = new Map<string, { why: string; span: Span }>();
+  const disagrees = new Map<string, { why: string; span: Span }>();
   const d = p.docker;
   if (facts.version && (d.versionAuto || !d.version)) d.version = { value: facts.version, span: d.versionAuto ?? d.span ?? facts.networks[0]?.span ?? { line: 1, col: 1, endLine: 1, endCol: 2 } };
   else if (d.versionAuto && !d.version) {
@@ -135,12 +155,20 @@ export function addFacts(p: Policy, facts: DockerFacts, problems: Problems): voi
   for (const actual of facts.networks) {
     const declared = declaredNets.get(actual.name);
     declaredNets.delete(actual.name);
-    if (actual.name === "bridge") compareDefaultBridge(p, actual, problems);
+    if (actual.name === "bridge") {
+      const at = compareDefaultBridge(p, actual, problems, warn);
+      if (at) netsDisagree.set(actual.name, { why: `the default bridge, whose settings in the docker block disagree with the daemon's`, span: at });
+    }
     if (!declared || declared.implicit) {
       networks.push(actual);
       continue;
     }
-    compareNetwork(declared, actual, problems);
+    const at = compareNetwork(declared, actual, problems, warn);
+    if (at && warn) {
+      netsDisagree.set(actual.name, { why: `network '${actual.name}', which is not as the policy declares it`, span: at });
+      networks.push(actual);
+      continue;
+    }
     networks.push(declared);
   }
   for (const [, n] of declaredNets) {
@@ -161,7 +189,12 @@ export function addFacts(p: Policy, facts: DockerFacts, problems: Problems): voi
       containers.push(actual);
       continue;
     }
-    compareContainer(declared, actual, problems);
+    const at = compareContainer(declared, actual, problems, warn);
+    if (at && warn) {
+      disagrees.set(actual.name, { why: `container '${actual.name}' is not as the policy declares it`, span: at });
+      containers.push(actual);
+      continue;
+    }
     // The declared node keeps the policy's spans; what it leaves out, Docker gives.
     if (declared.endpoints.length === 0) declared.endpoints = actual.endpoints;
     if (declared.publishes.length === 0) declared.publishes = actual.publishes;
@@ -175,5 +208,12 @@ export function addFacts(p: Policy, facts: DockerFacts, problems: Problems): voi
     });
   }
   p.containers = containers;
+  if (!warn) return;
+  for (const c of containers) {
+    if (disagrees.has(c.name)) continue;
+    const n = c.endpoints.map((e) => netsDisagree.get(e.network.name)).find((x) => x);
+    if (n) disagrees.set(c.name, { why: `container '${c.name}' is on ${n.why}`, span: n.span });
+  }
+  if (disagrees.size) p.withFacts.disagrees = disagrees;
 }
 

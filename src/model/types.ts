@@ -110,7 +110,16 @@ export interface HostBlock {
 export interface Policy {
   docker: DockerSettings;
   /** Docker's facts were added (--docker / --facts): names resolve against what runs. */
-  withFacts?: { source: string; unbridged: string[] };
+  withFacts?: {
+    source: string;
+    unbridged: string[];
+    /**
+     * With `factsErrors: "warn"`: the containers whose declaration (theirs, their network's or
+     * the default bridge's) Docker disagrees with. Their rules follow what Docker has; the allow
+     * targets that name them are left out until the two agree. Why, and where it is declared.
+     */
+    disagrees?: Map<string, { why: string; span: Span }>;
+  };
   zones: Zone[];
   networks: Network[];
   containers: Container[];

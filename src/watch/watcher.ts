@@ -5,7 +5,9 @@
 // reconcile, so a lost, doubled or reordered event changes nothing, a burst of events
 // (compose starting twenty containers) is one reconcile, and a restarted watcher simply
 // catches up. On any doubt (no facts, a policy with errors, a refused load) the rules in
-// place stay: the watcher never flushes to open.
+// place stay: the watcher never flushes to open. An error that only Docker's facts cause (a
+// redeployed container no longer publishes the port an allow names) costs only what it
+// concerns: that allow target is left out (it admits nothing), logged, and the rest applied.
 import { compile, type CompileResult } from "../compile.js";
 import { formatDiagnostics } from "../diagnostics.js";
 import type { RawFacts } from "../facts/read.js";
@@ -100,6 +102,7 @@ export class Watcher {
       return;
     }
     this.policyText = text;
+    this.leftOut = new Set();
     this.deps.log(`SIGHUP: read ${this.deps.policyName} again`);
     this.markDirty("SIGHUP");
   }
@@ -107,6 +110,21 @@ export class Watcher {
   private logDiagnostics(r: CompileResult, text: string, errorsOnly: boolean): void {
     const ds = errorsOnly ? r.diagnostics.filter((d) => d.severity === "error") : r.diagnostics;
     for (const line of formatDiagnostics(ds, this.deps.policyName, text).split("\n")) if (line) this.deps.log(line);
+  }
+
+  /** What the last reconcile left out (its warnings, as logged): each is logged when it appears, not at every reconcile. */
+  private leftOut = new Set<string>();
+
+  private logLeftOut(r: CompileResult, text: string): void {
+    const now = new Set<string>();
+    for (const d of r.diagnostics) {
+      if (!d.leftOut) continue;
+      const shown = formatDiagnostics([d], this.deps.policyName, text);
+      now.add(shown);
+      if (this.leftOut.has(shown) && !this.deps.verbose) continue;
+      for (const line of shown.split("\n")) if (line) this.deps.log(line);
+    }
+    this.leftOut = now;
   }
 
   /** One reconcile: facts, compile, compare, write what differs. */
@@ -126,12 +144,14 @@ export class Watcher {
       return { changed: false, error: (e as Error).message };
     }
     const text = this.policyText;
-    const r = compile(text, { noRender: true, facts, file: this.deps.policyName });
+    // Errors that only the facts cause are warnings here: what they concern is left out.
+    const r = compile(text, { noRender: true, facts, file: this.deps.policyName, factsErrors: "warn" });
     if (!r.ok) {
       this.logDiagnostics(r, text, true);
       this.deps.log(`the policy does not compile with Docker's facts now; the rules in place stay`);
       return { changed: false, error: "policy" };
     }
+    this.logLeftOut(r, text);
     const saved = await Promise.all(saving);
     const before: Partial<Record<4 | 6, string>> = {};
     const steps: { family: 4 | 6; text: string; what: string }[] = [];
