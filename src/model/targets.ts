@@ -22,7 +22,9 @@ function unknownContainer(p: Policy, byName: Map<string, Container>, problems: P
   const target = near ? byName.get(near) : undefined;
   const notes = target && !target.span.docker ? [{ message: `'${near}' is declared here`, span: target.span }] : [];
   if (!p.withFacts) {
-    problems.error("unknown-name", at, `unknown container '${name}'`, { help: suggestion(name, names, "container"), notes });
+    // Most often a policy written for Docker's facts, compiled without them.
+    const help = near ? suggestion(name, names, "container") : `the containers dockerd runs come with --docker (or --facts FILE); without them, declare it: container ${name} { network NET ADDR; publish …; }`;
+    problems.error("unknown-name", at, `unknown container '${name}'`, { help, notes });
     return;
   }
   const unbridged = p.withFacts.unbridged.includes(name);

@@ -131,6 +131,19 @@ p.dw:2:6: note: 'lan' is declared here
 `,
   },
   {
+    name: "a container no policy line declares, compiled without Docker's facts: add --docker",
+    input: `docker { version 20.10; userland-proxy off; }
+zone lan { interface eth1; }
+allow lan to web:8080;
+`,
+    exit: 2,
+    expected: `p.dw:3:14: error: unknown container 'web'
+3 | allow lan to web:8080;
+  |              ^^^
+  = help: the containers dockerd runs come with --docker (or --facts FILE); without them, declare it: container web { network NET ADDR; publish …; }
+`,
+  },
+  {
     name: "unknown container in allow",
     input: `docker { version 20.10; userland-proxy off; published open; }
 container web { network bridge 172.17.0.2; publish 8080:80; }
