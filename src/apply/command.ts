@@ -458,7 +458,7 @@ export async function runRollback(io: SystemIo, say: (s: string) => void, factsN
   }
   // An apply that waits is settled (its apply, if still there, reads the outcome); else the last one is rolled back.
   const r = (readPending(io) && (await settle(io, undefined, "rolled back", factsNow))) || (await rollBack(io, factsNow));
-  say(r.ok ? r.said : `not rolled back: ${r.said}`);
+  say(r.ok || /^nothing to roll back/.test(r.said) ? r.said : `not rolled back: ${r.said}`);
   return r.ok ? EXIT.ok : EXIT.error;
 }
 

@@ -269,6 +269,14 @@ COMMIT
     expect(h.m.kernel.save(4)).toBe(expected.save(4));
   });
 
+  it("nothing applied yet: nothing to roll back, exit 2", async () => {
+    const h = host();
+    const r = await h.dockwall("rollback");
+    expect(r.stderr).toBe("dockwall: nothing to roll back: no apply saved rules in /state\n");
+    expect(r.status).toBe(2);
+    expect(h.m.kernel.loads).toEqual(["iptables-restore"]); // the host's own rules, before the test
+  });
+
   it("rollback.v4 kept by an older dockwall (no rollback.json): refused, nothing changed", async () => {
     const h = host();
     h.m.files.set("/state/rollback.v4", (await appliedFresh(A, BEFORE))[0]);
