@@ -1,7 +1,7 @@
 // The command line: a thin shell over compile(). It reads files, prints diagnostics and
 // writes output; everything it does goes through the `io` it is given, so tests run it
 // in process. Nothing below this file calls process.exit.
-import { normalize } from "node:path";
+import { normalize, resolve } from "node:path";
 import type { Argv } from "yargs";
 import type { CompileOptions, CompileResult } from "./compile.js";
 import { FORMATS, type Format } from "./formats.js";
@@ -10,6 +10,7 @@ import { VERSION } from "./version.js";
 import type { DiffIo } from "./live/command.js";
 import type { RawFacts } from "./facts/read.js";
 import type { SystemIo } from "./apply/command.js";
+import type { FactsNow, FactsSource } from "./apply/rollback.js";
 
 export interface DockerEngine {
   facts: () => Promise<Facts>;
@@ -267,7 +268,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .option("confirm", { describe: "keep the new rules only if confirmed within SECONDS ('yes' on the terminal, or 'dockwall confirm'); otherwise put back the rules from before and exit 3", type: "number", requiresArg: true })
           .option("force", { describe: "apply even if the lockout guard says the rules would not accept your SSH session (SSH_CONNECTION)", type: "boolean", default: false })
           .example("$0 apply host.dw --docker --confirm 60", "apply; roll back in 60 s unless confirmed")
-          .epilog("The rules from before the last apply are kept in $DOCKWALL_STATE_DIR (default /var/lib/dockwall) as rollback.v4 and rollback.v6; 'dockwall rollback' loads them again."),
+          .epilog("$DOCKWALL_STATE_DIR (default /var/lib/dockwall) keeps the policy applied (policy.json) and the one before it (rollback.json): 'dockwall rollback' compiles that one again with Docker's facts as they are then and loads it. The tables as they were before the apply are in rollback.v4 and rollback.v6."),
       async (a) => {
         code = await applyCommand(io, a);
       },
@@ -294,19 +295,19 @@ export async function run(argv: string[], io: Io): Promise<number> {
       (y) => y,
       async () => {
         const { runConfirm } = await import("./apply/command.js");
-        code = runConfirm(io.system(), (s) => io.stderr(`dockwall: ${s}\n`));
+        code = await runConfirm(io.system(), (s) => io.stderr(`dockwall: ${s}\n`));
       },
     )
     .command(
       "rollback",
-      "put back the rules that were loaded before the last apply",
+      "roll back the last apply: the policy applied before it, compiled again with Docker's facts as they are now (without one, the rules from before it, Docker's chains aside)",
       (y) =>
         y
           .option("after", { describe: "wait SECONDS first, and roll back only if the apply was not confirmed by then (apply --confirm starts this)", type: "number", requiresArg: true })
           .option("token", { describe: "the apply to roll back (with --after)", type: "string", requiresArg: true, hidden: false }),
       async (a) => {
         const { runRollback } = await import("./apply/command.js");
-        code = await runRollback(io.system(), (s) => io.stderr(`dockwall: ${s}\n`), a.after, a.token);
+        code = await runRollback(io.system(), (s) => io.stderr(`dockwall: ${s}\n`), factsNow(io), { after: a.after, token: a.token });
       },
     )
     .command(
@@ -393,14 +394,45 @@ export async function run(argv: string[], io: Io): Promise<number> {
 class UsageError extends Error {}
 
 /** The policy compiled (no text rendered) with Docker's facts, its diagnostics printed: what diff and apply start from. */
-async function compileRules(io: Io, a: FactsArgs & { policy: string; "docker-version"?: string }, dockerVersion: string | undefined): Promise<{ src: Loaded; r: CompileResult } | number> {
+async function compileRules(io: Io, a: FactsArgs & { policy: string; "docker-version"?: string }, dockerVersion: string | undefined): Promise<{ src: Loaded; r: CompileResult; facts?: Facts } | number> {
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
   const facts = await loadFacts(io, a);
   if (typeof facts === "number") return facts;
   const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
-  return { src, r };
+  return { src, r, facts };
+}
+
+/** Where an apply's facts came from, as a rollback to its policy reads them again. */
+function factsSource(a: FactsArgs, facts: Facts | undefined): FactsSource {
+  if (a.docker) return { from: "docker" };
+  if (a.facts === undefined || !facts) return { from: "none" };
+  // Standard input cannot be read again: the facts as given.
+  if (a.facts === "-" || a.facts === "") return { from: "given", raw: facts.raw, source: facts.source };
+  return { from: "file", path: resolve(a.facts) };
+}
+
+/** Docker's facts at the time of a rollback, read where the apply being rolled back to read them. */
+function factsNow(io: Io): FactsNow {
+  return {
+    facts: async (from) => {
+      if (from.from === "docker") return io.dockerFacts();
+      if (from.from === "given") return { raw: from.raw, source: from.source };
+      if (from.from === "none") return undefined;
+      const { parseFactsText } = await import("./facts/read.js");
+      let text;
+      try {
+        text = io.readFile(from.path);
+      } catch (e) {
+        throw new Error(`cannot read ${from.path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+      }
+      const raw = parseFactsText(text);
+      if (typeof raw === "string") throw new Error(`${from.path}: ${raw}`);
+      return { raw, source: from.path };
+    },
+    dockerVersion: () => io.dockerVersion(),
+  };
 }
 
 const COMMANDS = ["compile", "diff", "check", "apply", "confirm", "rollback", "watch", "ferm-keep", "facts", "init"];
@@ -442,13 +474,14 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
   const saves = startSaves(system);
   const compiled = await compileRules(io, a, dockerVersion);
   if (typeof compiled === "number") return compiled;
-  const { src, r } = compiled;
+  const { src, r, facts } = compiled;
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
     io.stderr(`dockwall: ${errorCount(n, r.omitted)}; nothing was changed\n`);
     return EXIT.error;
   }
-  const result = await runApply(system, io, r, { confirm: a.confirm, force: a.force, policyName: src.file, saves });
+  const record = { file: src.file, text: src.text, facts: factsSource(a, facts), dockerVersion: a["docker-version"], applied: system.now() };
+  const result = await runApply(system, io, r, { confirm: a.confirm, force: a.force, policyName: src.file, saves, record, factsNow: factsNow(io) });
   if (typeof result === "number") return result;
   io.stderr(colour(io, formatDiagnostics([result], src.file, src.text)));
   io.stderr(`dockwall: not applied: the lockout guard refused (nothing was changed)\n`);

@@ -6,13 +6,17 @@
 //  - Other tools' chains, and their jumps, are kept (merge.ts).
 //  - The lockout guard (guard.ts) refuses rules that would not accept the SSH session's next
 //    connection, unless --force.
-//  - --confirm SECONDS: a detached `dockwall rollback --after SECONDS --token T` restores the
-//    saved rules unless `dockwall confirm` (or "yes" on the terminal) comes first; it does not
-//    depend on the terminal or the SSH session staying open.
+//  - It keeps the policy it loaded (policy.json), and in rollback.json the one whose rules were
+//    in place before it: `dockwall rollback` compiles that one again with Docker's facts as they
+//    are now and loads it as apply loads (rollback.ts); never Docker's chains from a snapshot.
+//  - --confirm SECONDS: a detached `dockwall rollback --after SECONDS --token T` rolls back
+//    unless `dockwall confirm` (or "yes" on the terminal) comes first; it does not depend on
+//    the terminal or the SSH session staying open.
 import type { CompileResult } from "../compile.js";
 import { isWholeSave, parseSave, SaveSyntaxError, toRuleset, type SavedRuleset } from "../live/save.js";
 import { BUILTIN_CHAINS, type Table } from "../ir/ruleset.js";
-import { reconcileStep } from "../watch/reconcile.js";
+import { reconcileStep, stepTo } from "../watch/reconcile.js";
+import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
 import { fermKeep, type HostsInput } from "./merge.js";
 import type { Diagnostic } from "../diagnostics.js";
@@ -46,6 +50,10 @@ export interface ApplyOptions {
   policyName: string;
   /** The saves of what is loaded, started earlier (startSaves); apply starts them itself otherwise. */
   saves?: Saves;
+  /** The policy being applied, as a later rollback to it compiles it again. */
+  record: PolicyRecord;
+  /** Docker's facts at the time of a rollback (--confirm). */
+  factsNow: FactsNow;
 }
 
 export type Saves = Record<4 | 6, Promise<{ text: string } | { error: unknown }>>;
@@ -73,25 +81,38 @@ interface Pending {
   deadline: number;
   policy: string;
   families: (4 | 6)[];
+  /** Rolling it back failed (why): its rules stay, and it still waits for 'dockwall rollback' or 'dockwall confirm'. */
+  failed?: string;
+}
+
+/** How a pending apply ended, for the apply that waits (outcome.TOKEN). */
+interface Outcome {
+  how: "confirmed" | "rolled back";
+  ok: boolean;
+  /** What the rollback did, or why it did not. */
+  said: string;
 }
 
 const path = (io: SystemIo, name: string) => `${io.stateDir}/${name}`;
 const tool = (f: 4 | 6, what: "save" | "restore") => `${f === 4 ? "iptables" : "ip6tables"}-${what}`;
 const when = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 
-function readPending(io: SystemIo): Pending | undefined {
-  const text = io.readFile(path(io, "pending.json"));
+function readJson<T>(io: SystemIo, name: string): T | undefined {
+  const text = io.readFile(path(io, name));
   if (text === undefined) return undefined;
   try {
-    return JSON.parse(text) as Pending;
+    return JSON.parse(text) as T;
   } catch {
     return undefined;
   }
 }
 
+const readPending = (io: SystemIo) => readJson<Pending>(io, "pending.json");
+
 /** What to say about an apply that waits for confirmation (or whose rollback never ran). */
 function pendingMessage(io: SystemIo, p: Pending): string {
   const left = p.deadline - io.now();
+  if (p.failed) return `the apply of ${when(p.created)} (${p.policy}) was not confirmed, and rolling it back failed: ${p.failed}. Its rules are in place: 'dockwall rollback' tries again, 'dockwall confirm' keeps them`;
   return left > 0
     ? `the apply of ${when(p.created)} (${p.policy}) waits for confirmation until ${when(p.deadline)}: 'dockwall confirm' keeps its rules, 'dockwall rollback' puts back the ones from before it; otherwise they are put back then`
     : `the apply of ${when(p.created)} (${p.policy}) was never confirmed, and its rollback (due ${when(p.deadline)}) did not run: 'dockwall rollback' puts back the rules from before it, 'dockwall confirm' keeps them`;
@@ -210,11 +231,17 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
       return EXIT.error;
     }
   }
-  // Kept for rollback: what was loaded before the last apply that changed something.
-  for (const f of changing.length ? ([4, 6] as const) : []) {
-    if (before[f] === undefined) continue;
-    io.writeFile(path(io, `rollback.v${f}`), before[f]!);
-    io.writeFile(path(io, `touched.v${f}`), (steps[f] ? tablesOf(steps[f]!) : []).join("\n") + "\n");
+  // Kept for rollback, by the last apply that changed something (or that waits for
+  // confirmation): the policy whose rules are in place now, if they are dockwall's, and what is
+  // loaded now (the rules themselves, for when they are not; and to put back a failed load).
+  if (changing.length || opts.confirm !== undefined) {
+    for (const f of [4, 6] as const) {
+      if (before[f] === undefined) continue;
+      io.writeFile(path(io, `rollback.v${f}`), before[f]!);
+      io.writeFile(path(io, `touched.v${f}`), (steps[f] ? tablesOf(steps[f]!) : []).join("\n") + "\n");
+    }
+    const state: RollbackState = { previous: readJson<PolicyRecord>(io, "policy.json") ?? null, owned: Object.fromEntries(families.map((f) => [String(f), ownedOf(generated.rulesets[f]!)])) };
+    io.writeFile(path(io, "rollback.json"), JSON.stringify(state, null, 2) + "\n");
   }
   // Load: IPv4, then IPv6; a failure puts both back.
   const loaded: (4 | 6)[] = [];
@@ -230,6 +257,8 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
       return EXIT.error;
     }
   }
+  // The policy whose rules are now in place: what a rollback of the next apply goes back to.
+  io.writeFile(path(io, "policy.json"), JSON.stringify(opts.record, null, 2) + "\n");
   if (changing.length === 0) {
     say(`applied ${opts.policyName}: nothing to change, the loaded rules are what it says${kept.length ? `; other tools' chains kept: ${kept.join(", ")}` : ""}`);
     return opts.confirm === undefined ? EXIT.ok : confirmOrRollBack(io, say, opts, families);
@@ -251,31 +280,33 @@ async function confirmOrRollBack(io: SystemIo, say: (s: string) => void, opts: A
   try {
     await io.spawnDockwall(["rollback", "--after", String(seconds), "--token", token]);
   } catch (e) {
-    // Without its own rollback the wait would depend on this process: put the rules back now.
-    settle(io, token, "rolled back");
-    const failed = ((await outcomeOf(io, token)) ?? "").split("\n")[1];
-    say(`cannot start the rollback that --confirm needs (${firstLine(e)}): ${failed ? `putting the rules from before back FAILED: ${failed}` : "the rules from before are back in place"}`);
+    // Without its own rollback the wait would depend on this process: roll back now.
+    const r = await settle(io, token, "rolled back", opts.factsNow);
+    if (r) io.removeFile(path(io, `outcome.${token}`));
+    say(`cannot start the rollback that --confirm needs (${firstLine(e)}): ${!r ? "cannot tell whether the rules from before are back" : r.ok ? r.said : `rolling back FAILED: ${r.said}`}`);
     return EXIT.error;
   }
   say(`keep the new rules? Type 'yes' within ${seconds} s, or run 'dockwall confirm' from another shell; otherwise the rules from before are put back`);
   while (io.now() < p.deadline) {
     const left = p.deadline - io.now();
     const line = io.stdinIsTTY ? await io.readLine(Math.min(left, 500)) : (await io.sleep(Math.min(left, 200)), undefined);
-    if (line !== undefined && /^\s*y(es)?\s*$/i.test(line)) settle(io, token, "confirmed");
-    if (readPending(io)?.token !== token) break;
+    if (line !== undefined && /^\s*y(es)?\s*$/i.test(line)) await settle(io, token, "confirmed");
+    const now = readPending(io);
+    if (now?.token !== token || now.failed) break;
   }
   // Our own deadline: roll back here too; whoever takes the pending apply first settles it.
-  if (readPending(io)?.token === token) settle(io, token, "rolled back");
+  const now = readPending(io);
+  if (now?.token === token && !now.failed) await settle(io, token, "rolled back", opts.factsNow);
   return outcome(io, say, token);
 }
 
 /** Waits (briefly) for whoever took the pending apply to say how it ended. */
-async function outcomeOf(io: SystemIo, token: string): Promise<string | undefined> {
+async function outcomeOf(io: SystemIo, token: string): Promise<Outcome | undefined> {
   for (let i = 0; i < 300; i++) {
-    const text = io.readFile(path(io, `outcome.${token}`));
-    if (text !== undefined) {
+    const o = readJson<Outcome>(io, `outcome.${token}`);
+    if (o !== undefined) {
       io.removeFile(path(io, `outcome.${token}`));
-      return text;
+      return o;
     }
     await io.sleep(100);
   }
@@ -283,39 +314,130 @@ async function outcomeOf(io: SystemIo, token: string): Promise<string | undefine
 }
 
 async function outcome(io: SystemIo, say: (s: string) => void, token: string): Promise<number> {
-  const text = await outcomeOf(io, token);
-  if (text === undefined) {
+  const o = await outcomeOf(io, token);
+  if (o === undefined) {
     say(`cannot tell how the apply ended: neither 'dockwall confirm' nor the rollback said so in 30 s (see ${io.stateDir})`);
     return EXIT.error;
   }
-  const [how, failed] = text.split("\n");
-  if (how === "confirmed") {
+  if (o.how === "confirmed") {
     say(`confirmed: the new rules stay`);
     return EXIT.ok;
   }
-  say(failed ? `not confirmed; putting the rules from before back FAILED: ${failed}` : `not confirmed in time: the rules from before are back in place`);
-  return failed ? EXIT.error : EXIT.rolledBack;
+  say(o.ok ? `not confirmed in time: ${o.said}` : `not confirmed in time, and rolling back FAILED: ${o.said}`);
+  return o.ok ? EXIT.rolledBack : EXIT.error;
 }
 
 /**
- * Ends the pending apply `token` (if it still waits): confirmed, or rolled back to the saved
- * rules. Taking pending.json is one rename, so of a confirm, the rollback timer and apply's
- * own deadline only one settles it. Its outcome is left in outcome.TOKEN for apply to read.
+ * Ends the pending apply `token` (if it still waits): confirmed, or rolled back (rollBack).
+ * Taking pending.json is one rename, so of a confirm, the rollback timer and apply's own
+ * deadline only one settles it. Its outcome is left in outcome.TOKEN for apply to read. A
+ * rollback that fails leaves the apply waiting, marked failed: its rules stay in place (fail
+ * closed), the next apply says so, and 'dockwall rollback' tries again.
  */
-function settle(io: SystemIo, token: string | undefined, how: "confirmed" | "rolled back"): Pending | undefined {
+async function settle(io: SystemIo, token: string | undefined, how: Outcome["how"], factsNow?: FactsNow): Promise<(Outcome & { p: Pending }) | undefined> {
   const p = readPending(io);
   if (!p || (token !== undefined && p.token !== token)) return undefined;
   const claimed = path(io, `settling.${p.token}`);
   if (!io.rename(path(io, "pending.json"), claimed)) return undefined;
-  const failed = how === "rolled back" ? restoreSaved(io, p.families.length ? [4, 6] : [4, 6]) : [];
-  io.writeFile(path(io, `outcome.${p.token}`), `${how}\n${failed.join("; ")}\n`);
+  const r = how === "rolled back" ? await rollBack(io, factsNow!) : { ok: true, said: "" };
+  const o: Outcome = { how, ...r };
+  io.writeFile(path(io, `outcome.${p.token}`), JSON.stringify(o) + "\n");
+  if (!o.ok) io.writeFile(path(io, "pending.json"), JSON.stringify({ ...p, failed: o.said }, null, 2) + "\n");
   io.removeFile(claimed);
-  return p;
+  return { ...o, p };
+}
+
+/**
+ * Rolls back the last apply (pure decisions in rollback.ts):
+ *  - to the policy whose rules were in place before it, compiled with Docker's facts now,
+ *    loaded as apply loads (only the chains that differ, other tools' chains kept, IPv4 and
+ *    IPv6 tested first, both put back when either load fails);
+ *  - without one (the rules before were not dockwall's), to the snapshot of then, but only
+ *    what that apply changed, and never Docker's chains (snapshotTarget).
+ * When the facts cannot be read, the policy does not compile with them, or anything else
+ * fails before the load, nothing is changed: the rules in place stay (fail closed).
+ */
+export async function rollBack(io: SystemIo, factsNow: FactsNow): Promise<{ ok: boolean; said: string }> {
+  const state = readJson<RollbackState>(io, "rollback.json");
+  const unchanged = "the rules in place stay (nothing was changed)";
+  if (!state) {
+    if (io.readFile(path(io, "rollback.v4")) === undefined && io.readFile(path(io, "rollback.v6")) === undefined) return { ok: false, said: `nothing to roll back: no apply saved rules in ${io.stateDir}` };
+    return { ok: false, said: `the rules in ${io.stateDir} (rollback.v4, rollback.v6) were saved without the policy they came from (by an older dockwall), and loading them would bring back Docker's chains as they were then; ${unchanged}. Apply a policy instead, or load them by hand with iptables-restore and ip6tables-restore` };
+  }
+  const prev = state.previous;
+  let compiled: CompileResult | undefined;
+  if (prev) {
+    const r = await compileNow(prev, factsNow);
+    if (typeof r === "string") return { ok: false, said: `cannot roll back to ${prev.file} (applied ${when(prev.applied)}): ${r}; ${unchanged}` };
+    compiled = r;
+  }
+  const saves = startSaves(io);
+  const now: Partial<Record<4 | 6, string>> = {};
+  const steps: Partial<Record<4 | 6, string>> = {};
+  const dropped: string[] = [];
+  for (const f of [4, 6] as const) {
+    const wanted = compiled?.generated!.rulesets[f];
+    const owned = state.owned[String(f) as "4" | "6"];
+    const snapshot = io.readFile(path(io, `rollback.v${f}`));
+    if (!wanted?.tables.length && !(owned && snapshot !== undefined)) continue;
+    const got = await saves[f];
+    if ("error" in got) return { ok: false, said: `cannot roll back: cannot save the loaded rules with ${tool(f, "save")}: ${firstLine(got.error)}; ${unchanged}` };
+    now[f] = got.text;
+    try {
+      const live = parseSave(got.text);
+      if (wanted?.tables.length) steps[f] = reconcileStep(live, wanted, { ownsInput: compiled!.policy!.host !== undefined }).text;
+      else {
+        // The previous policy writes nothing for this family: its rules before the last apply were not dockwall's.
+        const t = snapshotTarget(parseSave(snapshot!), live, owned!);
+        steps[f] = stepTo(live, t.desired).text;
+        dropped.push(...t.dropped.map((d) => `${f === 4 ? "ip" : "ip6"} ${d}`));
+      }
+    } catch (e) {
+      if (!(e instanceof SaveSyntaxError)) throw e;
+      return { ok: false, said: `cannot roll back: cannot read the IPv${f} rules (${e.message}); ${unchanged}` };
+    }
+  }
+  const changing = ([4, 6] as const).filter((f) => steps[f]);
+  for (const f of changing) {
+    try {
+      io.run(tool(f, "restore"), ["--test", "--noflush"], steps[f]);
+    } catch (e) {
+      return { ok: false, said: `cannot roll back: ${tool(f, "restore")} --test refused the IPv${f} rules: ${firstLine(e)}; ${unchanged}` };
+    }
+  }
+  const loaded: (4 | 6)[] = [];
+  for (const f of changing) {
+    try {
+      io.run(tool(f, "restore"), ["--noflush"], steps[f]);
+      loaded.push(f);
+    } catch (e) {
+      // Put back what was loaded before this rollback, both families, exactly.
+      const failed: string[] = [];
+      for (const g of [...loaded, f]) {
+        try {
+          io.run(tool(g, "restore"), [], rollbackText(now[g]!, tablesOf(steps[g]!)));
+        } catch (e2) {
+          failed.push(`${tool(g, "restore")}: ${firstLine(e2)}`);
+        }
+      }
+      return { ok: false, said: `cannot roll back: ${tool(f, "restore")} refused the IPv${f} rules: ${firstLine(e)}; ${failed.length ? `AND putting back the rules that were in place failed: ${failed.join("; ")}` : "the rules that were in place are back"}` };
+    }
+  }
+  if (prev) io.writeFile(path(io, "policy.json"), JSON.stringify(prev, null, 2) + "\n");
+  else io.removeFile(path(io, "policy.json"));
+  if (prev) {
+    const from = prev.facts.from === "docker" ? " (read from dockerd)" : prev.facts.from === "file" ? ` (${prev.facts.path})` : "";
+    return { ok: true, said: `the rules of ${prev.file} (applied ${when(prev.applied)}) are back in place, compiled again with Docker's facts as they are now${prev.facts.from === "none" || prev.facts.from === "given" ? "" : from}` };
+  }
+  const closed = dropped.length
+    ? `; Docker's chains were not put back from them (${dropped.join(", ")}): no policy of dockwall's was in place before, and they may lead a removed container's port to another container, so published ports stay closed until a policy is applied`
+    : "";
+  return { ok: true, said: `the rules from before the last apply are back in place${closed}` };
 }
 
 /** `dockwall confirm`: keep the rules of the apply that waits. */
-export function runConfirm(io: SystemIo, say: (s: string) => void): number {
-  const p = readPending(io) && settle(io, undefined, "confirmed");
+export async function runConfirm(io: SystemIo, say: (s: string) => void): Promise<number> {
+  const p = readPending(io) && (await settle(io, undefined, "confirmed"))?.p;
   if (!p) {
     say(`no apply waits for confirmation`);
     return EXIT.error;
@@ -324,38 +446,20 @@ export function runConfirm(io: SystemIo, say: (s: string) => void): number {
   return EXIT.ok;
 }
 
-/** `dockwall rollback [--after S --token T]`: put back the rules saved by the last apply. */
-export async function runRollback(io: SystemIo, say: (s: string) => void, after?: number, token?: string): Promise<number> {
-  if (after !== undefined) {
+/** `dockwall rollback [--after S --token T]`: roll back the last apply (rollBack). */
+export async function runRollback(io: SystemIo, say: (s: string) => void, factsNow: FactsNow, opts: { after?: number; token?: string } = {}): Promise<number> {
+  if (opts.after !== undefined) {
     // The timer of apply --confirm: wait, then roll back unless confirmed meanwhile.
     const p = readPending(io);
-    const deadline = p && p.token === token ? p.deadline : io.now() + after * 1000;
-    while (io.now() < deadline && readPending(io)?.token === token) await io.sleep(Math.min(deadline - io.now(), 200));
-    settle(io, token, "rolled back");
+    const deadline = p && p.token === opts.token ? p.deadline : io.now() + opts.after * 1000;
+    while (io.now() < deadline && readPending(io)?.token === opts.token) await io.sleep(Math.min(deadline - io.now(), 200));
+    await settle(io, opts.token, "rolled back", factsNow);
     return EXIT.ok;
   }
-  const p = readPending(io) && settle(io, undefined, "rolled back");
-  if (p) {
-    const text = io.readFile(path(io, `outcome.${p.token}`)) ?? "";
-    io.removeFile(path(io, `outcome.${p.token}`));
-    const failed = text.split("\n")[1];
-    if (failed) {
-      say(`putting back the saved rules failed: ${failed}`);
-      return EXIT.error;
-    }
-  } else {
-    if (io.readFile(path(io, "rollback.v4")) === undefined && io.readFile(path(io, "rollback.v6")) === undefined) {
-      say(`nothing to roll back: no apply saved rules in ${io.stateDir}`);
-      return EXIT.error;
-    }
-    const failed = restoreSaved(io, [4, 6]);
-    if (failed.length) {
-      say(`putting back the saved rules failed: ${failed.join("; ")}`);
-      return EXIT.error;
-    }
-  }
-  say(`the rules from before the last apply are back in place`);
-  return EXIT.ok;
+  // An apply that waits is settled (its apply, if still there, reads the outcome); else the last one is rolled back.
+  const r = (readPending(io) && (await settle(io, undefined, "rolled back", factsNow))) || (await rollBack(io, factsNow));
+  say(r.ok || /^nothing to roll back/.test(r.said) ? r.said : `not rolled back: ${r.said}`);
+  return r.ok ? EXIT.ok : EXIT.error;
 }
 
 /**

@@ -77,7 +77,15 @@ function edit(chain: string, have: SavedChain, want: SavedChain): string[] | und
 /** The --noflush input that brings `live` to `wanted` (compiled) one changed chain at a time. */
 export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsInput: boolean }): Step {
   const merged = mergeForLoad(live, wanted, opts);
-  const desired = parseSave(merged.text);
+  return stepTo(live, parseSave(merged.text), merged.kept);
+}
+
+/**
+ * The --noflush input that brings `live` to `desired`, table by table: every table `desired`
+ * has is made exactly its (chains that differ rewritten or edited, chains it lacks removed);
+ * a table it does not have is not touched.
+ */
+export function stepTo(live: SavedRuleset, desired: SavedRuleset, kept: string[] = []): Step {
   const out: string[] = [];
   const changes: ChainChange[] = [];
   for (const [tname, dt] of desired) {
@@ -114,7 +122,7 @@ export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsI
     }
     if (decl.length || body.length || drop.length) out.push(`*${tname}`, ...decl, ...body, ...drop, "COMMIT");
   }
-  return { text: out.length ? out.join("\n") + "\n" : "", changes, kept: merged.kept, after: new Map([...live, ...desired]) };
+  return { text: out.length ? out.join("\n") + "\n" : "", changes, kept, after: new Map([...live, ...desired]) };
 }
 
 /** One log line's worth: `nat DOCKER +1 -1, filter DOCKER-USER +2`. */

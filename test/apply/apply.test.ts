@@ -166,7 +166,7 @@ describeKernel("dockwall apply in a scratch namespace", () => {
     ns.restore(4, FAIL2BAN);
     const before = both();
     const r = dockwall(["apply", policy(OFF), "--confirm", "1"]);
-    expect(r.stderr).toContain("dockwall: not confirmed in time: the rules from before are back in place\n");
+    expect(r.stderr).toContain("dockwall: not confirmed in time: the rules from before the last apply are back in place\n");
     expect(r.status).toBe(3);
     expect(both()).toEqual(before);
   });
