@@ -1,7 +1,7 @@
 // Issue #14's benchmark: Docker's facts read from the Engine API (compile --docker, dockwall
 // facts) against the same facts read from a file (--facts). The daemon is a fake one
 // (bench/fake-engine.mjs, a child process on a unix socket) that answers GET /version,
-// /networks, /containers/json and /containers/{id}/json with generated objects in the Engine
+// /info, /networks, /containers/json and /containers/{id}/json with generated objects in the Engine
 // API's exact shape: clones of a real dockerd 20.10 container (test/facts/corpus/publish-tcp)
 // with their own names, ids, addresses on a few networks, published ports and start times.
 import { spawn } from "node:child_process";
@@ -19,6 +19,8 @@ type Json = Record<string, any>;
 /** The facts as `dockwall facts` writes them and GET /containers/{id}/json answers them. */
 export interface EngineFacts {
   version: Json;
+  /** What dockwall keeps of GET /info: nothing from a 20.10 daemon (no FirewallBackend before 29). */
+  info: Json;
   networks: Json[];
   containers: Json[];
 }
@@ -97,7 +99,7 @@ export function engineFacts(containers: number): EngineFacts {
     ns.Networks = { [net.name]: endpoint };
     list.push(c);
   }
-  return { version: compose.version as Json, networks: [...nets.map((n) => n.obj), host!, none!], containers: list };
+  return { version: compose.version as Json, info: {}, networks: [...nets.map((n) => n.obj), host!, none!], containers: list };
 }
 
 /** GET /containers/json's entry for an inspected container (Engine API 1.41). */
@@ -123,7 +125,7 @@ export function summary(c: Json): Json {
 
 /** What the fake daemon answers, by path: the file bench/fake-engine.mjs serves. */
 export function engineAnswers(f: EngineFacts): Record<string, unknown> {
-  const answers: Record<string, unknown> = { "/version": f.version, "/networks": f.networks };
+  const answers: Record<string, unknown> = { "/version": f.version, "/info": f.info, "/networks": f.networks };
   // dockerd lists the newest container first.
   answers["/containers/json"] = f.containers.map(summary).reverse();
   for (const c of f.containers) answers[`/containers/${c.Id}/json`] = c;

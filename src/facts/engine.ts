@@ -1,5 +1,5 @@
 // The one place that talks to the Docker Engine API: at DOCKER_HOST (unix:///PATH or
-// tcp://HOST:PORT), else /var/run/docker.sock. Node's own http client: the four GETs dockwall
+// tcp://HOST:PORT), else /var/run/docker.sock. Node's own http client: the five GETs dockwall
 // needs do not justify a client library (dockerode and its dependencies would be loaded at
 // every --docker start), and this way the errors say exactly what went wrong.
 import { Agent, request } from "node:http";
@@ -157,12 +157,22 @@ export class Engine {
    */
   private readonly inspected = new Map<string, { listed: string; object: unknown }>();
   private version?: unknown;
+  private info?: unknown;
 
   forget(id?: string): void {
     if (id === undefined) {
       this.inspected.clear();
       this.version = undefined;
+      this.info = undefined;
     } else this.inspected.delete(id);
+  }
+
+  /** What dockwall takes of GET /info: the firewall backend (Docker 29+; none before). The rest (host names, counts, registries) stays out of the facts. */
+  private async readInfo(): Promise<unknown> {
+    const info = await this.get("/info");
+    if (typeof info !== "object" || info === null || Array.isArray(info)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /info with something that is not an object`);
+    const backend = (info as { FirewallBackend?: unknown }).FirewallBackend;
+    return backend === undefined ? {} : { FirewallBackend: backend };
   }
 
   /** What the container list says of a container that an inspection would show differently. */
@@ -172,10 +182,12 @@ export class Engine {
     return JSON.stringify([c.State, c.Ports, addresses]);
   }
 
-  /** The daemon's networks, running containers (inspected) and version: the facts as `dockwall facts` writes them. */
-  async facts(): Promise<RawFacts & { version: unknown }> {
-    const [version, networks, list] = await Promise.all([this.version ?? this.get("/version"), this.get("/networks"), this.get("/containers/json")]);
+  /** The daemon's networks, running containers (inspected), version and firewall backend: the facts as `dockwall facts` writes them. */
+  async facts(): Promise<RawFacts & { version: unknown; info: unknown }> {
+    // The version and the backend change only when dockerd restarts, which reopens the event stream (forget()).
+    const [version, info, networks, list] = await Promise.all([this.version ?? this.get("/version"), this.info ?? this.readInfo(), this.get("/networks"), this.get("/containers/json")]);
     this.version = version;
+    this.info = info;
     if (!Array.isArray(networks)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /networks with something that is not a list`);
     if (!Array.isArray(list)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /containers/json with something that is not a list`);
     const listed = list.filter((c): c is Record<string, unknown> => typeof (c as { Id?: unknown })?.Id === "string");
@@ -203,7 +215,7 @@ export class Engine {
     await Promise.all(Array.from({ length: Math.min(this.parallel, todo.length) }, worker));
     const running = new Set(ids);
     for (const id of this.inspected.keys()) if (!running.has(id)) this.inspected.delete(id);
-    return { version, networks, containers: containers.filter((c) => c !== undefined) };
+    return { version, info, networks, containers: containers.filter((c) => c !== undefined) };
   }
 }
 

@@ -9,6 +9,7 @@ import { bindings, gatewayOf } from "../model/derive.js";
 import type { Container, Network, Policy } from "../model/types.js";
 import { formatIp, formatNetwork, type Cidr } from "../model/values.js";
 import type { DockerFacts } from "./read.js";
+import { refuseSettings } from "./settings.js";
 
 function dockerNote(span: Span): { message: string; span: Span }[] {
   return span.docker ? [{ message: `what Docker has`, span }] : [];
@@ -208,6 +209,8 @@ export function addFacts(p: Policy, facts: DockerFacts, problems: Problems, warn
     });
   }
   p.containers = containers;
+  // What Docker has that changes its rules and that dockwall does not reproduce: refused, never compiled as absent.
+  refuseSettings(p, facts, problems);
   if (!warn) return;
   for (const c of containers) {
     if (disagrees.has(c.name)) continue;

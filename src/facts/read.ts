@@ -6,11 +6,16 @@ import { dockerOrigin, Problems, type DockerObject, type Span } from "../diagnos
 import type { Container, Endpoint, Located, Network, Publish } from "../model/types.js";
 import { isError, parseCidr, parseIp, parseVersion, type Cidr, type Ip, type Proto, type PublishSpec, type Version } from "../model/values.js";
 
-/** The facts as the Engine API gives them: `{"networks": [...], "containers": [...]}` (and `version`, GET /version's object). */
+/**
+ * The facts as the Engine API gives them: `{"networks": [...], "containers": [...]}` (and
+ * `version`, GET /version's object, and `info`, what dockwall takes of GET /info's: its
+ * `FirewallBackend`; both optional, so that older facts files still load).
+ */
 export interface RawFacts {
   networks: unknown[];
   containers: unknown[];
   version?: unknown;
+  info?: unknown;
 }
 
 /** What dockwall takes from Docker. */
@@ -25,7 +30,31 @@ export interface DockerFacts {
   containers: Container[];
   /** Running containers that have no bridge network (host or none networking): nothing to write for them. */
   unbridged: string[];
+  /** What Docker has that changes its rules and that dockwall does not reproduce: facts/settings.ts refuses it. */
+  unreproduced: Unreproduced;
+  /**
+   * The daemon's firewall backend (GET /info's `FirewallBackend.Driver`: `iptables`,
+   * `nftables`, either with `+firewalld`); `iptables` when /info does not say (before Docker
+   * 29 there was no other); undefined when the facts have no `info` (an older facts file).
+   */
+  firewallBackend?: string;
 }
+
+/** A Docker setting dockwall does not reproduce, at the object it came from. */
+export interface Unreproduced {
+  /** Options of bridge networks: a gateway mode other than nat, trusted host interfaces. */
+  options: { network: string; span: Span; option: string; value: string }[];
+  /** Running containers on a network of a driver whose traffic does not cross the host's FORWARD chain as a bridge's does (macvlan, ipvlan, overlay, plugins). */
+  attachments: { container: string; span: Span; network: string; driver: string; networkSpan: Span; parent?: string }[];
+  /** Running containers in the host's network namespace, with the ports they publish or expose (`80/tcp`). */
+  hostNetwork: { container: string; span: Span; ports: string[] }[];
+}
+
+/** The network options that change Docker's rules in ways dockwall does not reproduce (Docker 27+). */
+const GATEWAY_MODES = ["gateway_mode_ipv4", "gateway_mode_ipv6"] as const;
+const TRUSTED_INTERFACES = "trusted_host_interfaces";
+/** Drivers whose containers dockwall writes nothing for, rightly: their traffic is the host's own (host) or none (null). */
+const NO_TRAFFIC_DRIVERS = new Set(["host", "null"]);
 
 /** `{"networks": [...], "containers": [...]}`, or what is wrong with the text. */
 export function parseFactsText(text: string): RawFacts | string {
@@ -38,7 +67,7 @@ export function parseFactsText(text: string): RawFacts | string {
   if (!isObject(v) || !Array.isArray(v.networks) || !Array.isArray(v.containers)) {
     return `expected {"networks": [...], "containers": [...]} (docker network inspect and docker inspect objects, as 'dockwall facts' writes them)`;
   }
-  return { networks: v.networks, containers: v.containers, version: v.version };
+  return { networks: v.networks, containers: v.containers, version: v.version, info: v.info };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -91,7 +120,14 @@ class Reader {
 
 const OPT = "com.docker.network.bridge.";
 
-function network(raw: unknown, source: string, problems: Problems): { net: Network; created: string; id: string } | undefined {
+/** A network of another driver than bridge: what a container attached to it is refused with. */
+interface OtherNetwork {
+  driver: string;
+  span: Span;
+  parent?: string;
+}
+
+function network(raw: unknown, source: string, problems: Problems, others: Map<string, OtherNetwork>, unreproduced: Unreproduced): { net: Network; created: string; id: string } | undefined {
   const name = isObject(raw) && typeof raw.Name === "string" ? raw.Name : "?";
   const id = isObject(raw) && typeof raw.Id === "string" ? raw.Id : "";
   const obj: DockerObject = { kind: "network", name, id, source };
@@ -103,11 +139,22 @@ function network(raw: unknown, source: string, problems: Problems): { net: Netwo
   }
   r.field(raw, ["Name"], "string");
   const driver = r.field(raw, ["Driver"], "string") as string | undefined;
-  if (driver !== "bridge") return undefined; // host, none, overlay, macvlan: no rules of Docker's bridge driver
+  const options = (r.field(raw, ["Options"], "object", true) ?? {}) as Record<string, unknown>;
+  if (driver !== "bridge") {
+    // host, none, overlay, macvlan, ipvlan, plugins: no rules of Docker's bridge driver. A
+    // running container on one of the last ones is refused (facts/settings.ts).
+    if (driver !== undefined && typeof raw.Name === "string") others.set(raw.Name, { driver, span: at, parent: typeof options.parent === "string" && options.parent ? options.parent : undefined });
+    return undefined;
+  }
   r.field(raw, ["Id"], "string");
   const created = (r.field(raw, ["Created"], "string") as string | undefined) ?? "";
-  const options = (r.field(raw, ["Options"], "object", true) ?? {}) as Record<string, unknown>;
   const opt = (k: string): string | undefined => (typeof options[OPT + k] === "string" ? (options[OPT + k] as string) : undefined);
+  for (const k of GATEWAY_MODES) {
+    const mode = opt(k);
+    if (mode !== undefined && mode !== "" && mode !== "nat") unreproduced.options.push({ network: name, span: at, option: OPT + k, value: mode });
+  }
+  const trusted = opt(TRUSTED_INTERFACES);
+  if (trusted !== undefined && trusted !== "") unreproduced.options.push({ network: name, span: at, option: OPT + TRUSTED_INTERFACES, value: trusted });
   const ipam = r.field(raw, ["IPAM"], "object") as Record<string, unknown> | undefined;
   const configs = Array.isArray(ipam?.Config) ? (ipam.Config as unknown[]) : [];
   const subnets: Located<Cidr>[] = [];
@@ -203,7 +250,14 @@ function publishes(ports: Record<string, unknown>, r: Reader, at: Span): Publish
   return out;
 }
 
-function container(raw: unknown, source: string, networks: Map<string, Network>, problems: Problems): { ctr: Container; started: string } | "stopped" | "unbridged" | undefined {
+/** The ports a container publishes or exposes, as Docker keys them (`80/tcp`), in port order: what a container on the host's network may listen on. */
+function askedPorts(...maps: (Record<string, unknown> | undefined)[]): string[] {
+  const keys = new Set<string>();
+  for (const m of maps) for (const k of Object.keys(m ?? {})) keys.add(k);
+  return [...keys].sort((a, b) => parseInt(a, 10) - parseInt(b, 10) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function container(raw: unknown, source: string, networks: Map<string, Network>, others: Map<string, OtherNetwork>, unreproduced: Unreproduced, problems: Problems): { ctr: Container; started: string } | "stopped" | "unbridged" | undefined {
   const name = isObject(raw) && typeof raw.Name === "string" ? raw.Name.replace(/^\//, "") : "?";
   const id = isObject(raw) && typeof raw.Id === "string" ? raw.Id : "";
   const at = dockerOrigin({ kind: "container", name, id, source });
@@ -220,12 +274,19 @@ function container(raw: unknown, source: string, networks: Map<string, Network>,
   const nets = (r.field(raw, ["NetworkSettings", "Networks"], "object") ?? {}) as Record<string, unknown>;
   const ports = (r.field(raw, ["NetworkSettings", "Ports"], "object", true) ?? {}) as Record<string, unknown>;
   const labels = (r.field(raw, ["Config", "Labels"], "object", true) ?? {}) as Record<string, unknown>;
+  const mode = r.field(raw, ["HostConfig", "NetworkMode"], "string", true) as string | undefined;
   if (!r.ok) return undefined;
   const endpoints: Endpoint[] = [];
+  let hostNetwork = mode === "host";
   for (const [netName, e] of Object.entries(nets)) {
     // The default bridge is `bridge` in inspect output too; networks of other drivers have no rules.
     const n = networks.get(netName);
-    if (!n) continue;
+    if (!n) {
+      const other = others.get(netName);
+      if (other?.driver === "host") hostNetwork = true;
+      else if (other && !NO_TRAFFIC_DRIVERS.has(other.driver)) unreproduced.attachments.push({ container: name, span: at, network: netName, driver: other.driver, networkSpan: other.span, parent: other.parent });
+      continue;
+    }
     if (!isObject(e)) {
       r.fail(`NetworkSettings.Networks['${netName}'] is not an object`);
       continue;
@@ -245,6 +306,13 @@ function container(raw: unknown, source: string, networks: Map<string, Network>,
     endpoints.push({ network: { name: n.name, span: at }, addresses, span: at });
   }
   if (!r.ok) return undefined;
+  if (hostNetwork) {
+    // Docker discards -p with host networking (HostConfig.PortBindings keeps what was asked);
+    // the image's EXPOSE says what it listens on. Either is a port of the host's own.
+    const asked = r.field(raw, ["HostConfig", "PortBindings"], "object", true) as Record<string, unknown> | undefined;
+    const exposed = r.field(raw, ["Config", "ExposedPorts"], "object", true) as Record<string, unknown> | undefined;
+    unreproduced.hostNetwork.push({ container: name, span: at, ports: askedPorts(asked, exposed) });
+  }
   if (endpoints.length === 0) return "unbridged";
   const project = labels["com.docker.compose.project"];
   const service = labels["com.docker.compose.service"];
@@ -256,8 +324,10 @@ function container(raw: unknown, source: string, networks: Map<string, Network>,
 /** The facts in the model's terms; errors name the network or container they are about. */
 export function readFacts(raw: RawFacts, source: string, problems: Problems): DockerFacts {
   const nets: { net: Network; created: string; id: string }[] = [];
+  const others = new Map<string, OtherNetwork>();
+  const unreproduced: Unreproduced = { options: [], attachments: [], hostNetwork: [] };
   for (const n of raw.networks) {
-    const v = network(n, source, problems);
+    const v = network(n, source, problems, others, unreproduced);
     if (v) nets.push(v);
   }
   nets.sort((a, b) => (timeKey(a.created) < timeKey(b.created) ? -1 : timeKey(a.created) > timeKey(b.created) ? 1 : 0));
@@ -267,7 +337,7 @@ export function readFacts(raw: RawFacts, source: string, problems: Problems): Do
   const ctrs: { ctr: Container; started: string }[] = [];
   const unbridged: string[] = [];
   for (const c of raw.containers) {
-    const v = container(c, source, byName, problems);
+    const v = container(c, source, byName, others, unreproduced, problems);
     if (v === "unbridged") unbridged.push(isObject(c) && typeof c.Name === "string" ? c.Name.replace(/^\//, "") : "?");
     else if (v && v !== "stopped") ctrs.push(v);
   }
@@ -280,5 +350,22 @@ export function readFacts(raw: RawFacts, source: string, problems: Problems): Do
     if (!v || isError(v)) problems.error("bad-facts", dockerOrigin({ kind: "daemon", name: "", id: "", source }), `the daemon's version is '${String(text)}', not a Docker version`);
     else version = v;
   }
-  return { source, version, networks: nets.map((n) => n.net), containers: ctrs.map((c) => c.ctr), unbridged };
+  return { source, version, networks: nets.map((n) => n.net), containers: ctrs.map((c) => c.ctr), unbridged, unreproduced, firewallBackend: firewallBackend(raw.info, source, problems) };
+}
+
+/** GET /info's FirewallBackend.Driver; `iptables` when /info has none (Docker before 29); undefined without /info. */
+function firewallBackend(info: unknown, source: string, problems: Problems): string | undefined {
+  if (info === undefined || info === null) return undefined;
+  const bad = (what: string) => {
+    problems.error("bad-facts", dockerOrigin({ kind: "daemon", name: "", id: "", source }), what, {
+      help: `give "info" as 'dockwall facts' writes it: {"FirewallBackend": {"Driver": …}} from GET /info, or {} for a daemon that does not report one`,
+    });
+    return undefined;
+  };
+  if (!isObject(info)) return bad(`the daemon's info is ${JSON.stringify(info)}, not an object`);
+  const backend = info.FirewallBackend;
+  if (backend === undefined || backend === null) return "iptables";
+  const driver = isObject(backend) ? backend.Driver : undefined;
+  if (typeof driver !== "string" || driver === "") return bad(`the daemon's FirewallBackend is ${JSON.stringify(backend)}, without a Driver`);
+  return driver;
 }

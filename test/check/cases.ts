@@ -10,6 +10,29 @@ const withoutState = (() => {
   return JSON.stringify(f);
 })();
 
+/** Docker's facts of a corpus scenario, changed: a setting that changes Docker's rules in a way dockwall does not reproduce. */
+type Facts = { networks: Record<string, any>[]; containers: Record<string, any>[]; info?: unknown };
+function changed(scenario: string, change: (f: Facts) => void): string {
+  const f = JSON.parse(readFileSync(new URL(`../facts/corpus/${scenario}/state.json`, import.meta.url), "utf8")) as Facts;
+  change(f);
+  return JSON.stringify(f);
+}
+/** docker-corpus/publish-tcp with a macvlan network 'lan' (parent eth1) that web is on too. */
+const onMacvlan = changed("publish-tcp", (f) => {
+  const lan = { ...structuredClone(f.networks[0]!), Name: "lan", Id: "5a".repeat(32), Driver: "macvlan", Options: { parent: "eth1" }, Containers: {} };
+  f.networks.push(lan);
+  f.containers[0]!.NetworkSettings.Networks.lan = { NetworkID: lan.Id, IPAddress: "192.168.1.50", IPPrefixLen: 24 };
+});
+/** docker-corpus/publish-tcp's web, moved to the host's network as dockerd 20.10 shows it (docker run --network host -p 9100:9100). */
+const onHostNetwork = changed("publish-tcp", (f) => {
+  const web = f.containers[0]!;
+  web.HostConfig.NetworkMode = "host";
+  web.HostConfig.PortBindings = { "9100/tcp": [{ HostIp: "", HostPort: "9100" }] };
+  web.Config.ExposedPorts = { "9100/tcp": {} };
+  web.NetworkSettings.Ports = {};
+  web.NetworkSettings.Networks = { host: { NetworkID: f.networks.find((n) => n.Name === "host")!.Id, IPAddress: "" } };
+});
+
 export interface Case {
   name: string;
   input: string;
@@ -1133,6 +1156,81 @@ p.dw:3:11: warning: container 'db' is declared, but is not running; it gets no r
 3 | container db { network app 172.20.0.2; }
   |           ^^
   = help: start it, or remove it from the policy
+`,
+  },
+  {
+    name: "facts: a network in Docker's routed gateway mode",
+    input: `docker { version 28; iptables on; published open; }
+`,
+    facts: changed("user-net-fixed", (f) => {
+      f.networks.find((n) => n.Name === "app")!.Options["com.docker.network.bridge.gateway_mode_ipv4"] = "routed";
+    }),
+    exit: 2,
+    expected: `host.json: network 'app' (6359389cce9c): error: network 'app' has the routed gateway mode for IPv4 (com.docker.network.bridge.gateway_mode_ipv4=routed): Docker then writes no NAT for it (no DNAT, no masquerading, no docker-proxy) and lets the ports its containers publish be reached at the containers' own addresses
+  = help: dockwall does not reproduce Docker's routed gateway mode, only its default, nat: create network 'app' again without it (docker network rm app, then docker network create without -o com.docker.network.bridge.gateway_mode_ipv4=routed), and publish with -p the ports its containers serve
+`,
+  },
+  {
+    name: "facts: a network that trusts host interfaces",
+    input: `docker { version 28; iptables on; published open; }
+`,
+    facts: changed("user-net-fixed", (f) => {
+      f.networks.find((n) => n.Name === "app")!.Options["com.docker.network.bridge.trusted_host_interfaces"] = "eth1";
+    }),
+    exit: 2,
+    expected: `host.json: network 'app' (6359389cce9c): error: network 'app' trusts the host interfaces 'eth1' (com.docker.network.bridge.trusted_host_interfaces): Docker then lets what arrives on them reach the ports its containers publish at the containers' own addresses (routed straight to them, not through the host's port)
+  = help: dockwall does not reproduce trusted host interfaces: create network 'app' again without the option (docker network rm app, then docker network create without -o com.docker.network.bridge.trusted_host_interfaces), and publish the ports neighbours there may reach, with an allow for their zone
+`,
+  },
+  {
+    name: "facts: a container on a macvlan network",
+    input: `docker { version 20.10; iptables on; published open; }
+`,
+    facts: onMacvlan,
+    exit: 2,
+    expected: `host.json: container 'web' (b50a5ada9129): error: container 'web' is on macvlan network 'lan': its traffic goes in and out through the host interface eth1 without crossing the host's FORWARD chain, where dockwall filters containers' traffic, so dockwall cannot enforce the policy for it (every port it listens on is open to whoever reaches it)
+  = help: run it on a bridge network and publish what it serves (docker network disconnect lan web; docker network connect NETWORK web, or docker run --network NETWORK -p …), or stop it: dockwall refuses Docker's facts while it runs
+host.json: network 'lan' (5a5a5a5a5a5a): note: the macvlan network (parent eth1)
+`,
+  },
+  {
+    name: "facts: a container on the host's network, and no host block",
+    input: `docker { version 20.10; iptables on; published open; }
+`,
+    facts: onHostNetwork,
+    exit: 2,
+    expected: `host.json: container 'web' (b50a5ada9129): error: container 'web' runs on the host's network (--network host): its ports (9100/tcp: published or exposed) are sockets of the host's own, and without a host block nothing restricts them: they are open to all
+  = help: add a host block that opens them to whom they serve (e.g. host { allow ZONE tcp 9100; } (ZONE: any, or a zone you declare): INPUT's policy is then DROP), or run it on a bridge network and publish its ports (docker run -p …)
+`,
+  },
+  {
+    name: "facts: a container on the host's network, with a host block: a warning",
+    input: `docker { version 20.10; iptables on; published open; }
+zone lan { interface eth1; }
+host { allow lan tcp 22; }
+`,
+    facts: onHostNetwork,
+    exit: 0,
+    expected: `host.json: container 'web' (b50a5ada9129): warning: container 'web' runs on the host's network (--network host): its ports (9100/tcp: published or exposed) are sockets of the host's own, which the host block governs, not 'allow'
+  = help: open them in the host block to whom they serve (allow lan tcp 9100;), or run it on a bridge network and publish its ports (docker run -p …)
+p.dw:3:1: note: only what this host block allows reaches them
+3 | host { allow lan tcp 22; }
+  | ^^^^^^^^^^^^^^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "facts: Docker's nftables firewall backend under iptables on",
+    input: `docker { version 29; iptables on; published open; }
+`,
+    facts: changed("publish-tcp", (f) => {
+      f.info = { FirewallBackend: { Driver: "nftables" } };
+    }),
+    exit: 2,
+    expected: `p.dw:1:22: error: Docker's nftables firewall backend has no DOCKER-USER chain: with 'iptables on', dockwall's rules (in DOCKER-USER) would never be reached, and every published port they close would be open
+1 | docker { version 29; iptables on; published open; }
+  |                      ^^^^^^^^
+  = help: dockwall does not write rules for Docker's nftables backend: run dockerd with its iptables backend ("firewall-backend": "iptables" in /etc/docker/daemon.json, or no "firewall-backend" at all), then restart it
+host.json: the daemon: note: its firewall backend is nftables (GET /info's FirewallBackend.Driver; "firewall-backend" in daemon.json)
 `,
   },
 ];

@@ -133,6 +133,8 @@ describe("the Engine API client (a fake daemon on a unix socket)", () => {
   let server: Server;
   let answer: (path: string, res: import("node:http").ServerResponse) => void;
   const facts = JSON.parse(state("multi-net-zback")) as { networks: unknown[]; containers: { Id: string }[] };
+  /** GET /info's answer (a few of its many fields): dockwall keeps only FirewallBackend (Docker 29+). */
+  let info: Record<string, unknown> = { ID: "X7QZ:HOST", Name: "host.example", Containers: 1, HttpProxy: "http://user:xxxxx@proxy:3128" };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "dockwall-engine-"));
@@ -150,6 +152,7 @@ describe("the Engine API client (a fake daemon on a unix socket)", () => {
   };
   const daemon = (path: string, res: import("node:http").ServerResponse) => {
     if (path === "/version") return json(res, { Version: "20.10.24+dfsg1", ApiVersion: "1.41" });
+    if (path === "/info") return json(res, info);
     if (path === "/networks") return json(res, facts.networks);
     if (path === "/containers/json") return json(res, facts.containers.map((c) => ({ Id: c.Id })));
     const m = /^\/containers\/([0-9a-f]+)\/json$/.exec(path);
@@ -193,6 +196,7 @@ describe("the Engine API client (a fake daemon on a unix socket)", () => {
       await engine.facts();
       expect(inspections()).toBe(3); // the stream was reopened: everything again
       expect(paths.filter((p) => p === "/version")).toHaveLength(2);
+      expect(paths.filter((p) => p === "/info")).toHaveLength(2);
       // The list says something else of it (another address): inspected again, with no event.
       answer = (path, res) => {
         paths.push(path);
@@ -212,9 +216,27 @@ describe("the Engine API client (a fake daemon on a unix socket)", () => {
     answer = daemon;
     const io = memoryIo({}, { dockerFacts: () => readDaemonFacts(env()) });
     expect(await run(["facts", "-o", "host.json"], io)).toBe(0);
-    const saved = JSON.parse(io.files.get("host.json")!) as { version: { Version: string }; containers: unknown[] };
+    const saved = JSON.parse(io.files.get("host.json")!) as { version: { Version: string }; info: unknown; containers: unknown[] };
     expect(saved.version.Version).toBe("20.10.24+dfsg1");
+    expect(saved.info).toEqual({}); // nothing of /info but the firewall backend, which 20.10 does not report
     expect(saved.containers).toEqual(facts.containers);
+  });
+
+  test("a daemon on Docker's nftables firewall backend: 'iptables on' refused with --docker, and the backend saved by 'dockwall facts'", async () => {
+    answer = daemon;
+    info = { ID: "X7QZ:HOST", FirewallBackend: { Driver: "nftables", Info: [["ReloadedAt", "2026-11-30T10:00:00Z"]] } };
+    try {
+      const io = memoryIo({ "p.dw": "docker { version 29; iptables on; published open; }\n" }, { dockerFacts: () => readDaemonFacts(env()) });
+      expect(await run(["facts", "-o", "host.json"], io)).toBe(0);
+      expect(JSON.parse(io.files.get("host.json")!).info).toEqual({ FirewallBackend: info.FirewallBackend });
+      expect(await run(["compile", "p.dw", "--docker", "-o", "out.conf"], io)).toBe(2);
+      const err = io.err.join("");
+      expect(err).toMatch(/^p\.dw:1:22: error: Docker's nftables firewall backend has no DOCKER-USER chain/);
+      expect(err).toContain(`${env().DOCKER_HOST}: the daemon: note: its firewall backend is nftables `);
+      expect(io.files.has("out.conf")).toBe(false);
+    } finally {
+      info = {};
+    }
   });
 
   const failures: [string, (path: string, res: import("node:http").ServerResponse) => void, RegExp][] = [

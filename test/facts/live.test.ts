@@ -3,7 +3,7 @@
 // `--docker`, is rule for rule what dockerd wrote — after a compose project with two
 // replicas, a container on two networks, `-P`, a name that starts with a digit, and networks
 // with docker-named bridges (br-<id>). `dockwall facts` then `--facts` gives the same.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -197,5 +197,68 @@ describeDocker("dockwall init --docker: applied, every published port is as reac
     // reaches the container's address), which dockwall closes, as its comments say.
     expect(before.filter((l) => l.includes(lab.containers.web!.ip!)).every((l) => / : open /.test(l))).toBe(true);
     expect(after.filter((l) => l.includes(lab.containers.web!.ip!)).every((l) => / : closed$/.test(l))).toBe(true);
+  }, LAB_TIMEOUT);
+});
+
+// Docker settings dockwall does not reproduce, on a real dockerd 20.10: a container on a
+// macvlan network (its parent a veth inside the lab's host namespace) and one on the host's
+// network are refused by name — never compiled as if they were absent.
+describeDocker("a macvlan container and a host-network container on a real dockerd: refused, each named", () => {
+  let lab: Lab;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "dockwall-refused-"));
+    lab = await startLab({ iptables: true, containers: [{ name: "web", publish: ["8080:80"], listen: ["tcp:80"] }] });
+    for (const argv of [["ip", "link", "add", "dwpar0", "type", "veth", "peer", "name", "dwpar1"], ["ip", "link", "set", "dwpar0", "up"]]) {
+      const r = lab.host.run(argv);
+      if (r.status !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr}`);
+    }
+    const steps = [
+      ["network", "create", "-d", "macvlan", "-o", "parent=dwpar0", "--subnet", "10.99.0.0/24", "lan"],
+      ["run", "-d", "--name", "mac", "--network", "lan", IMAGE_REF, "listen", "mac", "tcp:80"],
+      // Docker discards -p with host networking (and says so): the port is the host's own.
+      ["run", "-d", "--name", "hostnet", "--network", "host", "-p", "9100:9100", IMAGE_REF, "listen", "hostnet", "tcp:9100"],
+    ];
+    for (const s of steps) {
+      const r = await lab.docker(s);
+      if (r.status !== 0) throw new Error(`docker ${s.join(" ")}: ${r.stderr}`);
+    }
+    writeFileSync(join(dir, "host.dw"), "docker { version auto; iptables on; published open; }\n");
+  }, LAB_TIMEOUT);
+  afterAll(async () => {
+    await lab?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }, LAB_TIMEOUT);
+
+  it("check, compile, diff and apply --docker exit 2, naming the containers and the network; the rules stay", () => {
+    const env = { ...process.env, DOCKER_HOST: lab.dockerHost, DOCKWALL_STATE_DIR: join(dir, "state") };
+    const before = lab.save(4);
+    for (const command of [["check"], ["compile"], ["diff"], ["apply"]]) {
+      const r = spawnSync("ip", ["netns", "exec", lab.host.name, bin, ...command, join(dir, "host.dw"), "--docker"], { encoding: "utf8", env });
+      expect(r.status, r.stderr).toBe(2);
+      const errors = r.stderr.split("\n").filter((l) => l.includes(": error: "));
+      expect(errors).toEqual([
+        expect.stringMatching(/^unix:\/\/\S+: container 'mac' \([0-9a-f]{12}\): error: container 'mac' is on macvlan network 'lan': its traffic goes in and out through the host interface dwpar0 /),
+        expect.stringMatching(/^unix:\/\/\S+: container 'hostnet' \([0-9a-f]{12}\): error: container 'hostnet' runs on the host's network \(--network host\): its ports \(9100\/tcp: published or exposed\) are sockets of the host's own, and without a host block nothing restricts them/),
+      ]);
+      expect(r.stderr).toMatch(/: network 'lan' \([0-9a-f]{12}\): note: the macvlan network \(parent dwpar0\)\n/);
+    }
+    expect(lab.save(4)).toBe(before);
+    // With a host block the host-network container is a warning; the macvlan one stays an error.
+    writeFileSync(join(dir, "hosted.dw"), "docker { version auto; iptables on; published open; }\nhost { allow any tcp 22; }\n");
+    const r = spawnSync(bin, ["check", join(dir, "hosted.dw"), "--docker"], { encoding: "utf8", env });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/container 'hostnet' \([0-9a-f]{12}\): warning: container 'hostnet' runs on the host's network/);
+    expect(r.stderr.match(/: error: /g)).toHaveLength(1);
+  }, LAB_TIMEOUT);
+
+  it("dockwall facts records the daemon's /info (no FirewallBackend before Docker 29), and --facts refuses the same", () => {
+    const env = { ...process.env, DOCKER_HOST: lab.dockerHost };
+    writeFileSync(join(dir, "host.json"), execFileSync(bin, ["facts"], { encoding: "utf8", env }));
+    const saved = JSON.parse(readFileSync(join(dir, "host.json"), "utf8")) as { info: unknown };
+    expect(saved.info).toEqual({});
+    const r = spawnSync(bin, ["check", join(dir, "host.dw"), "--facts", join(dir, "host.json")], { encoding: "utf8", env });
+    expect(r.status).toBe(2);
+    expect(r.stderr.match(/: error: /g)).toHaveLength(2);
   }, LAB_TIMEOUT);
 });

@@ -1,0 +1,111 @@
+// Docker settings that change what Docker's rules are, and that dockwall does not reproduce:
+// Docker's gateway modes, trusted host interfaces, containers on macvlan, ipvlan, overlay or
+// plugin networks, containers on the host's network, and Docker's nftables firewall backend.
+// Each is refused with an error that names the Docker object (or the policy's line) it is
+// about — never compiled as if it were absent. Part of the stage "add Docker's facts".
+import { dockerOrigin, startOfFile, type Problems } from "../diagnostics.js";
+import type { Policy } from "../model/types.js";
+import type { DockerFacts } from "./read.js";
+
+/** What Docker does for a network in each gateway mode dockwall does not reproduce (docker-layouts/README.md, v27 – v29). */
+const GATEWAY_MODE: Record<string, string> = {
+  routed: "Docker then writes no NAT for it (no DNAT, no masquerading, no docker-proxy) and lets the ports its containers publish be reached at the containers' own addresses",
+  "nat-unprotected": "Docker then lets every port of its containers, published or not, be reached at the containers' own addresses",
+  isolated: "Docker then gives its bridge no address on the host, and its containers no way to the host or out",
+};
+
+/** `80/tcp, 443/tcp` as the host block's allow lines: `allow lan tcp 80, 443;`. */
+function hostAllows(ports: string[], zone: string): string {
+  const by = new Map<string, string[]>();
+  for (const p of ports) {
+    const [port, proto] = p.split("/");
+    if (proto !== "tcp" && proto !== "udp") continue;
+    by.set(proto, [...(by.get(proto) ?? []), port!]);
+  }
+  return (["tcp", "udp"] as const)
+    .filter((proto) => by.has(proto))
+    .map((proto) => `allow ${zone} ${proto} ${by.get(proto)!.join(", ")};`)
+    .join(" ") || `allow ${zone} tcp PORT;`;
+}
+
+export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems): void {
+  const d = p.docker;
+  const u = facts.unreproduced;
+  const daemon = dockerOrigin({ kind: "daemon", name: "", id: "", source: facts.source });
+
+  // Docker's nftables backend: there is no DOCKER-USER, where dockwall's rules are with iptables on.
+  if (d.iptables) {
+    const at = d.spans.iptables ?? d.span ?? startOfFile;
+    const backend = facts.firewallBackend;
+    if (backend !== undefined && /^nftables\b/.test(backend)) {
+      problems.error("firewall-backend", at, `Docker's nftables firewall backend has no DOCKER-USER chain: with 'iptables on', dockwall's rules (in DOCKER-USER) would never be reached, and every published port they close would be open`, {
+        help: `dockwall does not write rules for Docker's nftables backend: run dockerd with its iptables backend ("firewall-backend": "iptables" in /etc/docker/daemon.json, or no "firewall-backend" at all), then restart it`,
+        notes: [{ message: `its firewall backend is ${backend} (GET /info's FirewallBackend.Driver; "firewall-backend" in daemon.json)`, span: daemon }],
+      });
+    } else if (backend === undefined && (d.version?.value.major ?? 29) >= 29) {
+      problems.warning("firewall-backend", at, `the facts do not say which firewall backend dockerd uses: if it is Docker 29's nftables backend, there is no DOCKER-USER chain, dockwall's rules are never reached and every published port they close is open`, {
+        help: `save the facts again with 'dockwall facts' (it records GET /info's FirewallBackend), or read them from the daemon with --docker`,
+      });
+    }
+  }
+
+  // Network options: gateway modes other than nat, trusted host interfaces.
+  for (const o of u.options) {
+    const key = o.option.slice(o.option.lastIndexOf(".") + 1);
+    if (key.startsWith("gateway_mode_")) {
+      const family = key.endsWith("ipv6") ? "IPv6" : "IPv4";
+      const what = GATEWAY_MODE[o.value];
+      const message = what
+        ? `network '${o.network}' has the ${o.value} gateway mode for ${family} (${o.option}=${o.value}): ${what}`
+        : `network '${o.network}' has the gateway mode '${o.value}' for ${family} (${o.option}=${o.value}), which dockwall does not know`;
+      problems.error("gateway-mode", o.span, message, {
+        help: `dockwall does not reproduce Docker's ${o.value} gateway mode, only its default, nat: create network '${o.network}' again without it (docker network rm ${o.network}, then docker network create without -o ${o.option}=${o.value}), and publish with -p the ports its containers serve`,
+      });
+    } else {
+      problems.error("trusted-interfaces", o.span, `network '${o.network}' trusts the host interfaces '${o.value}' (${o.option}): Docker then lets what arrives on them reach the ports its containers publish at the containers' own addresses (routed straight to them, not through the host's port)`, {
+        help: `dockwall does not reproduce trusted host interfaces: create network '${o.network}' again without the option (docker network rm ${o.network}, then docker network create without -o ${o.option}), and publish the ports neighbours there may reach, with an allow for their zone`,
+      });
+    }
+  }
+
+  // Containers on networks whose traffic dockwall's rules never see.
+  for (const a of u.attachments) {
+    const why =
+      a.driver === "macvlan" || a.driver === "ipvlan"
+        ? `its traffic goes in and out through ${a.parent ? `the host interface ${a.parent}` : "the network's parent interface"} without crossing the host's FORWARD chain, where dockwall filters containers' traffic`
+        : a.driver === "overlay"
+          ? `other swarm nodes reach it through VXLAN, inside the network's own namespace, and a swarm service's published ports through Docker's ingress chains, neither of which crosses the rules dockwall writes`
+          : `dockwall writes rules for bridge networks only, and does not know where the traffic of driver '${a.driver}' goes`;
+    problems.error("unfiltered-network", a.span, `container '${a.container}' is on ${a.driver} network '${a.network}': ${why}, so dockwall cannot enforce the policy for it (every port it listens on is open to whoever reaches it)`, {
+      help: `run it on a bridge network and publish what it serves (docker network disconnect ${a.network} ${a.container}; docker network connect NETWORK ${a.container}, or docker run --network NETWORK -p …), or stop it: dockwall refuses Docker's facts while it runs`,
+      notes: [{ message: `the ${a.driver} network${a.parent ? ` (parent ${a.parent})` : ""}`, span: a.networkSpan }],
+    });
+  }
+
+  // Containers on the host's network: their ports are the host's own sockets, which only a host block restricts.
+  const declared = p.zones.find((z) => !z.builtin)?.name;
+  const zone = declared ?? "ZONE";
+  const zoneNote = declared ? "" : " (ZONE: any, or a zone you declare)";
+  const restricting = p.host && p.host.policy === "drop" ? p.host : undefined;
+  for (const h of u.hostNetwork) {
+    const ports = `its ports (${h.ports.join(", ")}: published or exposed)`;
+    const what = `container '${h.container}' runs on the host's network (--network host)`;
+    const help = `add a host block that opens ${h.ports.length ? "them" : "what it serves"} to whom ${h.ports.length ? "they serve" : "it serves"} (e.g. host { ${hostAllows(h.ports, zone)} }${zoneNote}: INPUT's policy is then DROP), or run it on a bridge network and publish its ports (docker run -p …)`;
+    if (restricting) {
+      if (h.ports.length === 0) continue; // the host block decides who reaches whatever it listens on: nothing to add
+      problems.warning("host-network", h.span, `${what}: ${ports} are sockets of the host's own, which the host block governs, not 'allow'`, {
+        help: `open them in the host block to whom they serve (${hostAllows(h.ports, zone)}${zoneNote}), or run it on a bridge network and publish its ports (docker run -p …)`,
+        notes: [{ message: `only what this host block allows reaches them`, span: restricting.span }],
+      });
+    } else if (h.ports.length) {
+      problems.error("host-network", h.span, `${what}: ${ports} are sockets of the host's own, and ${p.host ? "the host block's 'policy accept' lets everyone reach them" : "without a host block nothing restricts them: they are open to all"}`, {
+        help: p.host ? `remove 'policy accept;' from the host block and open them there (${hostAllows(h.ports, zone)}${zoneNote}), or run it on a bridge network and publish its ports (docker run -p …)` : help,
+        notes: p.host ? [{ message: `the host block`, span: p.host.span }] : [],
+      });
+    } else {
+      problems.warning("host-network", h.span, `${what}: whatever it listens on is a socket of the host's own, and ${p.host ? "the host block's 'policy accept' lets everyone reach it" : "without a host block nothing restricts it"} (it publishes and exposes no port, so dockwall cannot tell which)`, {
+        help: p.host ? `remove 'policy accept;' from the host block and open what it serves there, or run it on a bridge network and publish its ports (docker run -p …)` : help,
+      });
+    }
+  }
+}
