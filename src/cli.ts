@@ -50,6 +50,13 @@ export interface Io extends DiffIo {
   onSignal: (signal: "SIGHUP" | "SIGTERM" | "SIGINT", fn: () => void) => void;
   /** Whether two paths ("-": standard input) are one existing file (device and inode); default: the same path. */
   sameFile?: (a: string, b: string) => boolean;
+  /** A file's real path (symbolic links followed); default: the path made absolute. */
+  realPath?: (p: string) => string;
+}
+
+/** The policy file as apply and watch name it to each other (watching.ts); none for standard input. */
+function policyPath(io: Io, file: string): string | undefined {
+  return file === "-" || file === "" ? undefined : (io.realPath ?? resolve)(file);
 }
 
 export const EXIT = { ok: 0, differs: 1, error: 2 } as const;
@@ -268,7 +275,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .option("confirm", { describe: "keep the new rules only if confirmed within SECONDS ('yes' on the terminal, or 'dockwall confirm'); otherwise put back the rules from before and exit 3", type: "number", requiresArg: true })
           .option("force", { describe: "apply even if the lockout guard says the rules would not accept your SSH session (SSH_CONNECTION)", type: "boolean", default: false })
           .example("$0 apply host.dw --docker --confirm 60", "apply; roll back in 60 s unless confirmed")
-          .epilog("$DOCKWALL_STATE_DIR (default /var/lib/dockwall) keeps the policy applied (policy.json) and the one before it (rollback.json): 'dockwall rollback' compiles that one again with Docker's facts as they are then and loads it. The tables as they were before the apply are in rollback.v4 and rollback.v6."),
+          .epilog("$DOCKWALL_STATE_DIR (default /var/lib/dockwall) keeps the policy applied (policy.json) and the one before it (rollback.json): 'dockwall rollback' compiles that one again with Docker's facts as they are then and loads it. The tables as they were before the apply are in rollback.v4 and rollback.v6. A running 'dockwall watch' of the same policy file is told to read it again once the new rules stay; one of another file would put its own rules back, and apply says so."),
       async (a) => {
         code = await applyCommand(io, a);
       },
@@ -284,7 +291,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .option("save-v6", { describe: "the same for ip6tables-save (/etc/iptables/rules.v6)", type: "string", requiresArg: true })
           .option("save-ferm", { describe: "after each change, write the policy compiled with the current facts as ferm.conf to FILE (/etc/ferm/ferm.conf)", type: "string", requiresArg: true })
           .example("$0 watch /etc/dockwall/host.dw", "as the systemd service dockwall.service runs it")
-          .epilog("A policy with errors is not applied (the rules in place stay). An error that only Docker's facts cause (a redeployed container no longer publishes the port an allow names; a declaration Docker disagrees with) is logged as a warning instead: that allow target is left out, admitting nothing, and everything else is applied."),
+          .epilog("A policy with errors is not applied (the rules in place stay). An error that only Docker's facts cause (a redeployed container no longer publishes the port an allow names; a declaration Docker disagrees with) is logged as a warning instead: that allow target is left out, admitting nothing, and everything else is applied. SIGHUP reads the policy again, and uses it only if every SSH session open now (ss: connections to sshd's ports) would keep getting in. The watcher notes itself in $DOCKWALL_STATE_DIR/watch.json: 'dockwall apply' of the same file tells it to read the file again, and while an apply waits for confirmation it loads nothing."),
       async (a) => {
         code = await watchCommand(io, a);
       },
@@ -480,7 +487,7 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
     io.stderr(`dockwall: ${errorCount(n, r.omitted)}; nothing was changed\n`);
     return EXIT.error;
   }
-  const record = { file: src.file, text: src.text, facts: factsSource(a, facts), dockerVersion: a["docker-version"], applied: system.now() };
+  const record = { file: src.file, path: policyPath(io, a.policy), text: src.text, facts: factsSource(a, facts), dockerVersion: a["docker-version"], applied: system.now() };
   const result = await runApply(system, io, r, { confirm: a.confirm, force: a.force, policyName: src.file, saves, record, factsNow: factsNow(io) });
   if (typeof result === "number") return result;
   io.stderr(colour(io, formatDiagnostics([result], src.file, src.text)));
@@ -521,9 +528,29 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     // Not there yet (at boot, dockerd may start after dockwall): the watcher waits for it.
   }
   const { compile: compileNow } = await import("./compile.js");
-  const { saveOf } = await import("./apply/command.js");
+  const { saveOf, pendingApply } = await import("./apply/command.js");
+  const { announceWatch, endWatch } = await import("./apply/watching.js");
+  const { parseIpAddr, sshPacket, sshSessions } = await import("./apply/guard.js");
   const system = io.system();
   const log = (line: string) => io.stderr(`${line}\n`);
+  // The SSH sessions open now, for the lockout guard of a reload (SIGHUP).
+  const sessions = () => {
+    let listening: string, established: string, addrs;
+    try {
+      listening = system.run("ss", ["-Htlnp"]);
+      established = system.run("ss", ["-Htn", "state", "established"]);
+      addrs = parseIpAddr(system.run("ip", ["-o", "addr", "show"]));
+    } catch (e) {
+      return (e as Error).message.split("\n")[0]!;
+    }
+    const out = [];
+    for (const s of sshSessions(listening, established)) {
+      const pk = sshPacket(s, addrs);
+      if (typeof pk === "string") return pk;
+      out.push(pk);
+    }
+    return out;
+  };
   const watcher = new Watcher(
     {
       policyName: src.file,
@@ -537,6 +564,8 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       sleep: system.sleep,
       verbose: a.verbose,
       debounceMs: a.debounce,
+      pending: () => pendingApply(system),
+      sessions,
       persist: (text, facts) => {
         if (a["save-v4"]) io.writeFile(a["save-v4"], system.run("iptables-save", []));
         if (a["save-v6"]) io.writeFile(a["save-v6"], system.run("ip6tables-save", []));
@@ -556,7 +585,15 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     });
   }
   log(`watching dockerd for ${src.file}`);
+  // apply finds this watcher here: it tells it to read the policy again, or says it keeps another one.
+  const me = { pid: system.pid, policy: policyPath(io, a.policy)!, started: system.now() };
+  try {
+    announceWatch(system, me);
+  } catch (e) {
+    log(`cannot note this watcher in ${system.stateDir} (${(e as Error).message}): apply will not know of it`);
+  }
   await watcher.run();
+  endWatch(system, me.pid);
   engine.close();
   return EXIT.ok;
 }

@@ -9,9 +9,9 @@
 // Nothing that depends on the process (arguments, environment, terminal, working directory)
 // may be read at module load: in the snapshot that would be the build's.
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, statfsSync, writeFileSync, unlinkSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, renameSync, statSync, statfsSync, writeFileSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, basename, join } from "node:path";
+import { dirname, basename, join, resolve } from "node:path";
 import { startupSnapshot } from "node:v8";
 import { EXIT, run } from "./cli.js";
 import type { SystemIo } from "./apply/command.js";
@@ -188,6 +188,15 @@ function system(): SystemIo {
           resolve();
         });
       }),
+    pid: process.pid,
+    signal: (pid, sig) => {
+      try {
+        process.kill(pid, sig);
+        return true;
+      } catch {
+        return false;
+      }
+    },
     now: () => Date.now(),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     readLine,
@@ -237,6 +246,13 @@ function main(args: string[]): void {
     dockerFacts: async () => (await import("./facts/engine.js")).readDaemonFacts(process.env),
     system,
     sameFile,
+    realPath: (p) => {
+      try {
+        return realpathSync(p);
+      } catch {
+        return resolve(p);
+      }
+    },
     dockerEngine: () => {
       // The client module is loaded on first use, as for every command (start-up stays fast).
       const engine = import("./facts/engine.js").then(({ Engine, engineEndpoint }) => new Engine(engineEndpoint(process.env)));

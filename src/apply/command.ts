@@ -19,6 +19,7 @@ import { reconcileStep, stepTo } from "../watch/reconcile.js";
 import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
 import { fermKeep, type HostsInput } from "./merge.js";
+import { tellWatcher } from "./watching.js";
 import type { Diagnostic } from "../diagnostics.js";
 
 export interface SystemIo {
@@ -37,6 +38,10 @@ export interface SystemIo {
   rename: (from: string, to: string) => boolean;
   /** Starts `dockwall ARGS…` in a new session, not waited for, that outlives this process; rejects when it cannot be started. */
   spawnDockwall: (args: string[]) => Promise<void>;
+  /** This process's id. */
+  pid: number;
+  /** Sends a signal (0: only asks whether the process is there); false when there is no such process. */
+  signal: (pid: number, sig: NodeJS.Signals | 0) => boolean;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
   /** A line typed on the terminal within `ms`, or undefined (no terminal, or nothing typed). */
@@ -108,6 +113,12 @@ function readJson<T>(io: SystemIo, name: string): T | undefined {
 }
 
 const readPending = (io: SystemIo) => readJson<Pending>(io, "pending.json");
+
+/** What to say of an apply that waits for confirmation now (watch loads nothing meanwhile), if one does. */
+export function pendingApply(io: SystemIo): string | undefined {
+  const p = readPending(io);
+  return p ? `the apply of ${when(p.created)} (${p.policy}) waits for confirmation${p.failed ? ", its rollback failed" : ""}` : undefined;
+}
 
 /** What to say about an apply that waits for confirmation (or whose rollback never ran). */
 function pendingMessage(io: SystemIo, p: Pending): string {
@@ -261,13 +272,20 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   io.writeFile(path(io, "policy.json"), JSON.stringify(opts.record, null, 2) + "\n");
   if (changing.length === 0) {
     say(`applied ${opts.policyName}: nothing to change, the loaded rules are what it says${kept.length ? `; other tools' chains kept: ${kept.join(", ")}` : ""}`);
-    return opts.confirm === undefined ? EXIT.ok : confirmOrRollBack(io, say, opts, families);
+    return opts.confirm === undefined ? told(io, say, opts.record.path) : confirmOrRollBack(io, say, opts, families);
   }
   const what = changing.map((f) => `IPv${f}`).join(" and ");
   say(`applied ${opts.policyName}: ${what}${kept.length ? `; other tools' chains kept: ${kept.join(", ")}` : ""}`);
 
-  if (opts.confirm === undefined) return EXIT.ok;
+  if (opts.confirm === undefined) return told(io, say, opts.record.path);
   return confirmOrRollBack(io, say, opts, families);
+}
+
+/** The new rules stay: a running watcher learns of them (watching.ts). */
+function told(io: SystemIo, say: (s: string) => void, policy: string | undefined): number {
+  const t = tellWatcher(io, policy);
+  if (t) say(t);
+  return EXIT.ok;
 }
 
 async function confirmOrRollBack(io: SystemIo, say: (s: string) => void, opts: ApplyOptions, families: (4 | 6)[]): Promise<number> {
@@ -320,7 +338,7 @@ async function outcome(io: SystemIo, say: (s: string) => void, token: string): P
     return EXIT.error;
   }
   if (o.how === "confirmed") {
-    say(`confirmed: the new rules stay`);
+    say(`confirmed: the new rules stay${o.said ? `; ${o.said}` : ""}`);
     return EXIT.ok;
   }
   say(o.ok ? `not confirmed in time: ${o.said}` : `not confirmed in time, and rolling back FAILED: ${o.said}`);
@@ -339,7 +357,8 @@ async function settle(io: SystemIo, token: string | undefined, how: Outcome["how
   if (!p || (token !== undefined && p.token !== token)) return undefined;
   const claimed = path(io, `settling.${p.token}`);
   if (!io.rename(path(io, "pending.json"), claimed)) return undefined;
-  const r = how === "rolled back" ? await rollBack(io, factsNow!) : { ok: true, said: "" };
+  // Confirmed: the rules stay for good, and a watcher of that policy reads it again (a rollback leaves the watcher's policy, the one rolled back to).
+  const r = how === "rolled back" ? await rollBack(io, factsNow!) : { ok: true, said: tellWatcher(io, readJson<PolicyRecord>(io, "policy.json")?.path) ?? "" };
   const o: Outcome = { how, ...r };
   io.writeFile(path(io, `outcome.${p.token}`), JSON.stringify(o) + "\n");
   if (!o.ok) io.writeFile(path(io, "pending.json"), JSON.stringify({ ...p, failed: o.said }, null, 2) + "\n");
@@ -437,12 +456,13 @@ export async function rollBack(io: SystemIo, factsNow: FactsNow): Promise<{ ok: 
 
 /** `dockwall confirm`: keep the rules of the apply that waits. */
 export async function runConfirm(io: SystemIo, say: (s: string) => void): Promise<number> {
-  const p = readPending(io) && (await settle(io, undefined, "confirmed"))?.p;
-  if (!p) {
+  const settled = readPending(io) && (await settle(io, undefined, "confirmed"));
+  if (!settled) {
     say(`no apply waits for confirmation`);
     return EXIT.error;
   }
-  say(`confirmed the apply of ${when(p.created)} (${p.policy}): its rules stay`);
+  say(`confirmed the apply of ${when(settled.p.created)} (${settled.p.policy}): its rules stay`);
+  if (settled.said) say(settled.said);
   return EXIT.ok;
 }
 

@@ -90,3 +90,31 @@ export function lockout(p: Policy, rs: Ruleset | undefined, pk: Packet): Diagnos
   });
   return problems.items[0];
 }
+
+/** `[v6]:port` or `v4:port` (ss's spelling) → address and port. */
+function endpoint(s: string): { addr: string; port: string } | undefined {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(s);
+  if (!m) return undefined;
+  const addr = m[1]!.replace(/%.*$/, "");
+  return ipaddr.isValid(addr) ? { addr, port: m[2]! } : undefined;
+}
+
+/**
+ * The SSH sessions open now, as SSH_CONNECTION would say each (`CLIENT CPORT SERVER SPORT`):
+ * the established TCP connections (`ss -Htn state established`) to a port sshd listens on
+ * (`ss -Htlnp`, whose users are named).
+ */
+export function sshSessions(listening: string, established: string): string[] {
+  const ports = new Set<string>();
+  for (const line of listening.split("\n")) {
+    if (!/users:\(\("sshd"/.test(line)) continue;
+    const local = line.trim().split(/\s+/).map(endpoint).find((e) => e);
+    if (local) ports.add(local.port);
+  }
+  const out: string[] = [];
+  for (const line of established.split("\n")) {
+    const [local, peer] = line.trim().split(/\s+/).map(endpoint).filter((e) => e);
+    if (local && peer && ports.has(local.port)) out.push(`${peer.addr} ${peer.port} ${local.addr} ${local.port}`);
+  }
+  return out;
+}

@@ -29,6 +29,8 @@ export type FactsSource =
 export interface PolicyRecord {
   /** As named on the command line (for messages). */
   file: string;
+  /** The file itself (its real path), to tell a watcher of that file; none for standard input. */
+  path?: string;
   text: string;
   facts: FactsSource;
   /** --docker-version as given ("auto" asks the daemon again). */

@@ -11,7 +11,9 @@
 import { compile, type CompileResult } from "../compile.js";
 import { formatDiagnostics } from "../diagnostics.js";
 import type { RawFacts } from "../facts/read.js";
-import { parseSave } from "../live/save.js";
+import { parseSave, toRuleset, type SavedRuleset } from "../live/save.js";
+import { lockout } from "../apply/guard.js";
+import type { Packet } from "../apply/evaluate.js";
 import { NEWEST } from "../docker/layouts.js";
 import { describeChanges, reconcileStep } from "./reconcile.js";
 import { rollbackText, tablesOf } from "../apply/command.js";
@@ -43,6 +45,13 @@ export interface WatchDeps {
   debounceMs: number;
   /** Keeps the host's saved ruleset (ferm.conf, rules.v4/.v6) in step: after the first reconcile and after each change. */
   persist?: (policyText: string, facts: Facts) => void;
+  /** An apply that waits for confirmation (what to say of it), during which nothing is loaded. */
+  pending?: () => string | undefined;
+  /**
+   * The SSH sessions open now, each as the packet that would open its next connection (or why
+   * they cannot be told): a policy read again on SIGHUP is not used if it would refuse one.
+   */
+  sessions?: () => Packet[] | string;
 }
 
 /** The events that can change Docker's facts (live.md): anything else is not worth a reconcile. */
@@ -86,6 +95,11 @@ export class Watcher {
     this.wake?.();
   }
 
+  /** A policy read again on SIGHUP, used from the next reconcile if the lockout guard lets it. */
+  private candidate?: string;
+  /** What was said of a pending apply (said once while it waits). */
+  private waitingFor?: string;
+
   /** SIGHUP: read the policy again; one with errors is logged and not used. */
   reload(): void {
     let text: string;
@@ -101,10 +115,27 @@ export class Watcher {
       this.deps.log(`SIGHUP: ${this.deps.policyName} has errors; not applied, the rules in place stay`);
       return;
     }
-    this.policyText = text;
-    this.leftOut = new Set();
+    this.candidate = text;
     this.deps.log(`SIGHUP: read ${this.deps.policyName} again`);
     this.markDirty("SIGHUP");
+  }
+
+  /**
+   * The lockout guard of a reload (apply's, for every SSH session open now): undefined when
+   * each session's next connection would still be accepted by what the kernel will hold.
+   */
+  private refuses(r: CompileResult, text: string, afters: Partial<Record<4 | 6, SavedRuleset>>): string | undefined {
+    const sessions = this.deps.sessions?.() ?? [];
+    if (typeof sessions === "string") return `the lockout guard cannot see the SSH sessions (${sessions})`;
+    for (const pk of sessions) {
+      const after = afters[pk.family];
+      const d = lockout(r.policy!, after ? toRuleset(after, pk.family) : undefined, pk);
+      if (d) {
+        for (const line of formatDiagnostics([{ ...d, notes: [{ message: `an SSH session from ${pk.src} is open now` }] }], this.deps.policyName, text).split("\n")) if (line) this.deps.log(line);
+        return `it would not accept the next connection of the SSH session from ${pk.src}`;
+      }
+    }
+    return undefined;
   }
 
   private logDiagnostics(r: CompileResult, text: string, errorsOnly: boolean): void {
@@ -143,30 +174,38 @@ export class Watcher {
       this.deps.log(`cannot read Docker's facts (${(e as Error).message}); the rules in place stay`);
       return { changed: false, error: (e as Error).message };
     }
-    const text = this.policyText;
-    // Errors that only the facts cause are warnings here: what they concern is left out.
-    const r = compile(text, { noRender: true, facts, file: this.deps.policyName, factsErrors: "warn" });
-    if (!r.ok) {
-      this.logDiagnostics(r, text, true);
-      this.deps.log(`the policy does not compile with Docker's facts now; the rules in place stay`);
-      return { changed: false, error: "policy" };
+    // An apply that waits for confirmation: loading now would undo it, or fight its rollback.
+    const pending = this.deps.pending?.();
+    if (pending) {
+      if (pending !== this.waitingFor) this.deps.log(`${pending}: not reconciling until it ends`);
+      this.waitingFor = pending;
+      return { changed: false, error: "pending" };
     }
-    this.logLeftOut(r, text);
+    if (this.waitingFor) this.deps.log(`the apply that waited has ended: reconciling`);
+    this.waitingFor = undefined;
     const saved = await Promise.all(saving);
-    const before: Partial<Record<4 | 6, string>> = {};
-    const steps: { family: 4 | 6; text: string; what: string }[] = [];
-    for (const f of [4, 6] as const) {
-      const wanted = r.generated!.rulesets[f]!;
-      if (wanted.tables.length === 0) continue;
-      const got = saved[f === 4 ? 0 : 1]!;
-      if ("error" in got) {
-        this.deps.log(`cannot read the loaded IPv${f} rules (${got.error.message}); nothing changed`);
-        return { changed: false, error: "save" };
+    // A policy read again on SIGHUP is tried first; if it may not be used, the one before is.
+    const candidate = this.candidate;
+    this.candidate = undefined;
+    let plan = candidate !== undefined ? this.plan(candidate, facts, saved) : undefined;
+    if (plan && "steps" in plan) {
+      const why = this.refuses(plan.r, candidate!, plan.afters);
+      if (why) {
+        this.deps.log(`SIGHUP: ${this.deps.policyName} not applied: ${why}; the rules of the policy read before stay (apply it with 'dockwall apply --force' if that is meant)`);
+        plan = undefined;
+      } else {
+        this.policyText = candidate!;
+        this.leftOut = new Set();
       }
-      before[f] = got.text;
-      const step = reconcileStep(parseSave(before[f]!), wanted, { ownsInput: r.policy!.host !== undefined });
-      if (step.text) steps.push({ family: f, text: step.text, what: `IPv${f}: ${describeChanges(step.changes)}` });
+    } else if (plan) {
+      this.deps.log(`SIGHUP: ${this.deps.policyName} not applied; the rules of the policy read before stay`);
+      plan = undefined;
     }
+    const text = this.policyText;
+    plan ??= this.plan(text, facts, saved);
+    if (!("steps" in plan)) return plan.result;
+    const { r, steps, before } = plan;
+    this.logLeftOut(r, text);
     const names = new Set(r.policy!.containers.map((c) => c.name));
     const added = [...names].filter((n) => !this.containers.has(n));
     const removed = [...this.containers].filter((n) => !names.has(n));
@@ -201,6 +240,38 @@ export class Watcher {
     const who = [...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}${steps.map((s) => s.what).join("; ")}`);
     return { changed: true };
+  }
+
+  /** The policy compiled with the facts, and what would load: the changed chains per family, and what the kernel then holds. */
+  private plan(
+    text: string,
+    facts: Facts,
+    saved: ({ text: string } | { error: Error })[],
+  ): { r: CompileResult; steps: { family: 4 | 6; text: string; what: string }[]; before: Partial<Record<4 | 6, string>>; afters: Partial<Record<4 | 6, SavedRuleset>> } | { result: ReconcileResult } {
+    // Errors that only the facts cause are warnings here: what they concern is left out.
+    const r = compile(text, { noRender: true, facts, file: this.deps.policyName, factsErrors: "warn" });
+    if (!r.ok) {
+      this.logDiagnostics(r, text, true);
+      this.deps.log(`the policy does not compile with Docker's facts now; the rules in place stay`);
+      return { result: { changed: false, error: "policy" } };
+    }
+    const before: Partial<Record<4 | 6, string>> = {};
+    const afters: Partial<Record<4 | 6, SavedRuleset>> = {};
+    const steps: { family: 4 | 6; text: string; what: string }[] = [];
+    for (const f of [4, 6] as const) {
+      const wanted = r.generated!.rulesets[f]!;
+      if (wanted.tables.length === 0) continue;
+      const got = saved[f === 4 ? 0 : 1]!;
+      if ("error" in got) {
+        this.deps.log(`cannot read the loaded IPv${f} rules (${got.error.message}); nothing changed`);
+        return { result: { changed: false, error: "save" } };
+      }
+      before[f] = got.text;
+      const step = reconcileStep(parseSave(before[f]!), wanted, { ownsInput: r.policy!.host !== undefined });
+      afters[f] = step.after;
+      if (step.text) steps.push({ family: f, text: step.text, what: `IPv${f}: ${describeChanges(step.changes)}` });
+    }
+    return { r, steps, before, afters };
   }
 
   private persisted = false;
@@ -277,7 +348,12 @@ export class Watcher {
       // Let a burst finish: every event in the quiet time is folded into this reconcile.
       await this.deps.sleep(this.deps.debounceMs);
       this.dirty = false;
-      await this.reconcile();
+      const r = await this.reconcile();
+      // An apply waits for confirmation: look again shortly (a confirm or rollback ends it).
+      if (r.error === "pending") {
+        await this.deps.sleep(500);
+        this.dirty = true;
+      }
     }
     await following;
   }

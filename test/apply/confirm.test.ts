@@ -38,6 +38,8 @@ function machine(saved4 = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n
     spawnDockwall: async () => {
       throw new Error("spawn /nowhere/dockwall ENOENT");
     },
+    pid: 4242,
+    signal: () => false,
     now: () => now,
     sleep: async (ms) => void (now += ms),
     readLine: async () => undefined,

@@ -115,6 +115,9 @@ export interface Machine {
   spawned: string[][];
   /** Called on each io.sleep with the time: what happens meanwhile (a container starts). */
   onSleep?: (now: number) => void;
+  /** The processes that are there (a watcher's pid), and the signals sent to them. */
+  processes: Set<number>;
+  signals: string[];
 }
 
 /** A host in memory: its kernel, the state directory /state, a clock that io.sleep moves. */
@@ -125,6 +128,8 @@ export function machine(kernel = new MemoryKernel()): Machine {
     kernel,
     files,
     spawned: [],
+    processes: new Set(),
+    signals: [],
     io: {
       run: (cmd, args, input) => {
         const f = cmd.startsWith("ip6") ? 6 : 4;
@@ -146,6 +151,12 @@ export function machine(kernel = new MemoryKernel()): Machine {
         if (t === undefined) return false;
         files.delete(a);
         files.set(b, t);
+        return true;
+      },
+      pid: 4242,
+      signal: (pid, sig) => {
+        if (!m.processes.has(pid)) return false;
+        if (sig !== 0) m.signals.push(`${sig} ${pid}`);
         return true;
       },
       spawnDockwall: async (args) => void m.spawned.push(args),

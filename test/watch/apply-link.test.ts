@@ -1,0 +1,150 @@
+// apply and watch know each other (issue 22, item 8), without a kernel: the watcher waits
+// while an apply waits for confirmation; apply tells a watcher of the same policy file to read
+// it again, and says what a watcher of another file will do; a policy read again on SIGHUP
+// that would cut an SSH session open now is not used.
+import { describe, expect, test } from "vitest";
+import { runApply } from "../../src/apply/command.js";
+import { compile } from "../../src/compile.js";
+import { sshPacket, sshSessions } from "../../src/apply/guard.js";
+import { announceWatch } from "../../src/apply/watching.js";
+import type { Packet } from "../../src/apply/evaluate.js";
+import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
+import { machine, MemoryKernel } from "../support/memory-kernel.js";
+
+const POLICY = `docker { version 20.10; iptables off; userland-proxy off; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+zone wan { interface eth0; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan to web:8080;
+host { allow lan tcp 22; allow wan tcp 22; }
+`;
+const NO_WAN_SSH = POLICY.replace(" allow wan tcp 22;", "");
+
+/** A session from the wan to the host's SSH port (what `ss` shows, as SSH_CONNECTION spells it). */
+const WAN_SESSION = sshPacket("203.0.113.7 50000 198.51.100.1 22", [
+  { iface: "eth0", cidr: "198.51.100.1/24" },
+  { iface: "eth1", cidr: "192.168.1.1/24" },
+]) as Packet;
+
+function harness(kernel: MemoryKernel, opts: { pending?: () => string | undefined; sessions?: () => Packet[] | string }) {
+  let policy = POLICY;
+  const logs: string[] = [];
+  const deps: WatchDeps = {
+    policyName: "host.dw",
+    readPolicy: () => policy,
+    facts: async () => ({ raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" }),
+    events: () => ({ done: new Promise<void>(() => {}), close: () => {} }),
+    save: (f) => kernel.save(f),
+    restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
+    log: (l) => logs.push(l),
+    sleep: async () => {},
+    verbose: false,
+    debounceMs: 0,
+    pending: opts.pending,
+    sessions: opts.sessions,
+  };
+  const w = new Watcher(deps, policy);
+  return { w, logs, setPolicy: (t: string) => (policy = t) };
+}
+
+describe("the watcher and a pending apply", () => {
+  test("while an apply waits for confirmation, nothing is loaded (said once); once it ends, the reconcile loads", async () => {
+    const kernel = new MemoryKernel();
+    let pending: string | undefined = "the apply of 2025-01-01T00:00:00Z (host.dw) waits for confirmation";
+    const { w, logs } = harness(kernel, { pending: () => pending });
+    expect(await w.reconcile()).toEqual({ changed: false, error: "pending" });
+    expect(await w.reconcile()).toEqual({ changed: false, error: "pending" });
+    expect(kernel.loads).toEqual([]);
+    expect(logs).toEqual(["the apply of 2025-01-01T00:00:00Z (host.dw) waits for confirmation: not reconciling until it ends"]);
+    pending = undefined;
+    expect(await w.reconcile()).toEqual({ changed: true });
+    expect(logs[1]).toBe("the apply that waited has ended: reconciling");
+    expect(kernel.save(4)).toContain("-A INPUT -i eth0 -p tcp -m tcp --dport 22 -m comment --comment dockwall -j ACCEPT");
+  });
+});
+
+describe("SIGHUP runs the lockout guard for the SSH sessions open now", () => {
+  test("a policy that would refuse the wan's session is not used: the rules of the one before stay; a policy that keeps it is", async () => {
+    const kernel = new MemoryKernel();
+    const { w, logs, setPolicy } = harness(kernel, { sessions: () => [WAN_SESSION] });
+    expect(await w.reconcile()).toEqual({ changed: true });
+    const before = kernel.save(4);
+    setPolicy(NO_WAN_SSH);
+    w.reload();
+    expect(await w.reconcile()).toEqual({ changed: false });
+    expect(kernel.save(4)).toBe(before);
+    expect(logs.filter((l) => /lockout|SIGHUP|SSH session/.test(l))).toEqual([
+      "SIGHUP: read host.dw again",
+      "host.dw:6:1: error: the new rules would not accept your SSH session's next connection (203.0.113.7 → 198.51.100.1:22 on eth0): no rule accepts it, and INPUT's policy is DROP",
+      "  = note: an SSH session from 203.0.113.7 is open now",
+      "SIGHUP: host.dw not applied: it would not accept the next connection of the SSH session from 203.0.113.7; the rules of the policy read before stay (apply it with 'dockwall apply --force' if that is meant)",
+    ]);
+    // A later event reconciles with the policy read before, not the refused one.
+    expect(await w.reconcile()).toEqual({ changed: false });
+    // Fixed (the lan's address no longer allowed, the wan still): used.
+    setPolicy(POLICY.replace(" allow lan tcp 22;", ""));
+    w.reload();
+    expect(await w.reconcile()).toEqual({ changed: true });
+    expect(kernel.save(4)).not.toContain("-s 192.168.1.0/24 -i eth1 -p tcp -m tcp --dport 22");
+  });
+
+  test("sessions that cannot be listed: the reload is not used (fail closed)", async () => {
+    const kernel = new MemoryKernel();
+    const { w, logs, setPolicy } = harness(kernel, { sessions: () => "spawnSync ss ENOENT" });
+    await w.reconcile();
+    setPolicy(NO_WAN_SSH);
+    w.reload();
+    expect(await w.reconcile()).toEqual({ changed: false });
+    expect(logs.at(-1)).toBe("SIGHUP: host.dw not applied: the lockout guard cannot see the SSH sessions (spawnSync ss ENOENT); the rules of the policy read before stay (apply it with 'dockwall apply --force' if that is meant)");
+  });
+
+  test("the sessions ss shows: established connections to a port sshd listens on, IPv4 and IPv6", () => {
+    const listening = [
+      'LISTEN 0      128          0.0.0.0:22        0.0.0.0:*    users:(("sshd",pid=612,fd=3))',
+      'LISTEN 0      128             [::]:22           [::]:*    users:(("sshd",pid=612,fd=4))',
+      'LISTEN 0      4096       127.0.0.1:631       0.0.0.0:*    users:(("cupsd",pid=700,fd=7))',
+    ].join("\n");
+    const established = ["0      0      198.51.100.1:22    203.0.113.7:50000", "0      0      192.168.1.1:631    192.168.1.9:40000", "0      0      [2001:db8::1]:22   [2001:db8::7]:50001"].join("\n");
+    expect(sshSessions(listening, established)).toEqual(["203.0.113.7 50000 198.51.100.1 22", "2001:db8::7 50001 2001:db8::1 22"]);
+  });
+});
+
+describe("apply tells the watcher", () => {
+  const compiled = compile(POLICY, { noRender: true });
+  const record = { file: "host.dw", path: "/etc/dockwall/host.dw", text: POLICY, facts: { from: "none" as const }, applied: 0 };
+  const factsNow = { facts: async () => undefined, dockerVersion: async () => "20.10.24" };
+  const apply = async (m: ReturnType<typeof machine>, path: string | undefined) => {
+    const err: string[] = [];
+    const code = await runApply(m.io, { stdout: () => {}, stderr: (s) => err.push(s) }, compiled, { force: false, policyName: "host.dw", record: { ...record, path }, factsNow });
+    return { code, err: err.join("") };
+  };
+
+  test("a watcher of the same file reads it again (SIGHUP)", async () => {
+    const m = machine();
+    m.processes.add(777);
+    announceWatch(m.io, { pid: 777, policy: "/etc/dockwall/host.dw", started: 0 });
+    const r = await apply(m, "/etc/dockwall/host.dw");
+    expect(r.code).toBe(0);
+    expect(m.signals).toEqual(["SIGHUP 777"]);
+    expect(r.err).toMatch(/^dockwall: told the watcher \(pid 777\) to read \/etc\/dockwall\/host\.dw again$/m);
+  });
+
+  test("a watcher of another file: apply says it will put that policy back, and signals nothing", async () => {
+    const m = machine();
+    m.processes.add(777);
+    announceWatch(m.io, { pid: 777, policy: "/etc/dockwall/host.dw", started: 0 });
+    const r = await apply(m, "/root/try.dw");
+    expect(m.signals).toEqual([]);
+    expect(r.err).toContain(
+      "dockwall: warning: a watcher (pid 777) keeps /etc/dockwall/host.dw: at the next Docker event it puts that policy's rules back in place of these. Apply /etc/dockwall/host.dw itself, or point the watcher at /root/try.dw and reload it\n",
+    );
+  });
+
+  test("a watcher that is gone (its pid is not there) is not told anything", async () => {
+    const m = machine();
+    announceWatch(m.io, { pid: 777, policy: "/etc/dockwall/host.dw", started: 0 });
+    const r = await apply(m, "/etc/dockwall/host.dw");
+    expect(m.signals).toEqual([]);
+    expect(r.err).not.toMatch(/watcher/);
+  });
+});
