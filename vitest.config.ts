@@ -17,6 +17,7 @@ const KERNEL = [
   "test/apply/ferm-keep.test.ts",
   "test/apply/failclosed.test.ts",
   "test/watch/apply-live.test.ts",
+  "test/apply/backends.test.ts",
   "test/watch/watcher.test.ts",
   "test/watch/live.test.ts",
   "test/watch/proxy-window.test.ts",

@@ -528,7 +528,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     // Not there yet (at boot, dockerd may start after dockwall): the watcher waits for it.
   }
   const { compile: compileNow } = await import("./compile.js");
-  const { saveOf, pendingApply } = await import("./apply/command.js");
+  const { readLoaded, pendingApply } = await import("./apply/command.js");
   const { announceWatch, endWatch } = await import("./apply/watching.js");
   const { parseIpAddr, sshPacket, sshSessions } = await import("./apply/guard.js");
   const system = io.system();
@@ -551,6 +551,9 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     }
     return out;
   };
+  const tools = { 4: { save: "iptables-save", restore: "iptables-restore" }, 6: { save: "ip6tables-save", restore: "ip6tables-restore" } };
+  const said: Record<4 | 6, string | undefined> = { 4: undefined, 6: undefined };
+  let reading: ReturnType<typeof readLoaded> | undefined;
   const watcher = new Watcher(
     {
       policyName: src.file,
@@ -558,8 +561,20 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       facts: () => engine.facts(),
       forget: (id) => engine.forget(id),
       events: (onEvent, onOpen) => engine.events(onEvent, onOpen),
-      save: (f) => saveOf(system, f),
-      restore: (f, text, noflush) => void system.run(f === 4 ? "iptables-restore" : "ip6tables-restore", noflush ? ["--noflush"] : [], text),
+      // The backend that holds each family's rules (readLoaded), read with them; a conflict is said each time it changes.
+      // A reconcile asks for IPv4 then IPv6 at once: both come from one read of every backend.
+      save: async (f) => {
+        if (f === 4 || !reading) reading = readLoaded(system);
+        const l = (await reading)[f];
+        if ("error" in l) throw l.error;
+        tools[f] = l;
+        if (l.conflict !== said[f]) {
+          if (l.conflict) log(`error: ${l.conflict}`);
+          said[f] = l.conflict;
+        }
+        return l.text;
+      },
+      restore: (f, text, noflush) => void system.run(tools[f].restore, noflush ? ["--noflush"] : [], text),
       log,
       sleep: system.sleep,
       verbose: a.verbose,
@@ -567,8 +582,8 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       pending: () => pendingApply(system),
       sessions,
       persist: (text, facts) => {
-        if (a["save-v4"]) io.writeFile(a["save-v4"], system.run("iptables-save", []));
-        if (a["save-v6"]) io.writeFile(a["save-v6"], system.run("ip6tables-save", []));
+        if (a["save-v4"]) io.writeFile(a["save-v4"], system.run(tools[4].save, []));
+        if (a["save-v6"]) io.writeFile(a["save-v6"], system.run(tools[6].save, []));
         if (a["save-ferm"]) {
           const r = compileNow(text, { format: "ferm", file: src.file, facts, factsErrors: "warn" });
           if (r.ok) io.writeFile(a["save-ferm"], r.output!);

@@ -20,6 +20,7 @@ import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, 
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
 import { fermKeep, type HostsInput } from "./merge.js";
 import { tellWatcher } from "./watching.js";
+import { chooseBackends, conflictMessage, holdingsOf, systemBackend, toolOf, type Backend, type Holding } from "../live/backend.js";
 import type { Diagnostic } from "../diagnostics.js";
 
 export interface SystemIo {
@@ -61,20 +62,76 @@ export interface ApplyOptions {
   factsNow: FactsNow;
 }
 
-export type Saves = Record<4 | 6, Promise<{ text: string } | { error: unknown }>>;
+/** What is loaded in one family, and the tools of the backend that holds it (live/backend.ts). */
+export interface Loaded {
+  text: string;
+  /** The save and restore tools to use for this family from now on. */
+  save: string;
+  restore: string;
+  /** Both iptables backends hold rules: what the other holds and how to empty it. */
+  conflict?: string;
+}
 
-/** What is loaded, read by iptables-save / ip6tables-save beside this process; rejects when it fails or its output was cut short. */
-export async function saveOf(io: SystemIo, f: 4 | 6): Promise<string> {
-  const text = await io.runAsync(tool(f, "save"), []);
-  // iptables-save exits 0 even when it could not write all of its output (a full disk).
-  if (!isWholeSave(text)) throw new Error(`${tool(f, "save")}'s output was cut short (no COMMIT after the last table: a full disk?)`);
-  return text;
+export type Saves = Record<4 | 6, Promise<Loaded | { error: unknown }>>;
+
+const missing = (e: unknown) => /ENOENT|not found/.test((e as Error).message ?? "");
+/** The system's backend, asked once per machine (`iptables --version`). */
+const systemBackends = new WeakMap<SystemIo, Promise<Backend>>();
+
+/**
+ * What is loaded, both families, read beside this process: with iptables-nft-save and
+ * iptables-legacy-save where both are installed (the kernel filters through both), each
+ * family in the backend chooseBackends picks, and a conflict where both hold rules; with the
+ * system's iptables-save alone otherwise. A family's entry is an error when its save failed
+ * or its output was cut short.
+ */
+export async function readLoaded(io: SystemIo): Promise<Record<4 | 6, Loaded | { error: unknown }>> {
+  const whole = (tool: string, text: string) => {
+    // iptables-save exits 0 even when it could not write all of its output (a full disk).
+    if (!isWholeSave(text)) throw new Error(`${tool}'s output was cut short (no COMMIT after the last table: a full disk?)`);
+    return text;
+  };
+  type Read = { text?: string; error?: unknown };
+  const read = (tool: string): Promise<Read> =>
+    io.runAsync(tool, []).then(
+      (t) => {
+        try {
+          return { text: whole(tool, t) };
+        } catch (e) {
+          return { error: e };
+        }
+      },
+      (e: unknown) => (missing(e) ? {} : { error: e }),
+    );
+  const reads = await Promise.all(([4, 6] as const).flatMap((f) => (["nft", "legacy"] as const).map((b) => read(toolOf(b, f, "save")))));
+  const got = (f: 4 | 6, b: Backend) => reads[(f === 4 ? 0 : 2) + (b === "nft" ? 0 : 1)]!;
+  const plain = async (f: 4 | 6): Promise<Loaded | { error: unknown }> => {
+    const r = await read(toolOf(undefined, f, "save"));
+    if (r.text === undefined) return { error: r.error ?? new Error(`${toolOf(undefined, f, "save")}: not installed`) };
+    return { text: r.text, save: toolOf(undefined, f, "save"), restore: toolOf(undefined, f, "restore") };
+  };
+  // One backend only (an older iptables, or the tools under their plain names).
+  if (([4, 6] as const).every((f) => got(f, "nft").text === undefined && got(f, "nft").error === undefined && got(f, "legacy").text === undefined && got(f, "legacy").error === undefined)) {
+    const [a, b] = await Promise.all([plain(4), plain(6)]);
+    return { 4: a, 6: b };
+  }
+  let system = systemBackends.get(io);
+  if (!system) systemBackends.set(io, (system = io.runAsync("iptables", ["--version"]).then((v) => systemBackend(v) ?? "nft", () => "nft" as const)));
+  const held = (f: 4 | 6) => Object.fromEntries((["nft", "legacy"] as const).map((b) => [b, got(f, b).text === undefined ? undefined : holdingsOf(got(f, b).text)])) as Record<Backend, Holding[] | undefined>;
+  const choice = chooseBackends({ 4: held(4), 6: held(6) }, await system);
+  const out = {} as Record<4 | 6, Loaded | { error: unknown }>;
+  for (const f of [4, 6] as const) {
+    const use = choice[f].use;
+    const r = got(f, use);
+    out[f] = r.text === undefined ? { error: r.error ?? new Error(`${toolOf(use, f, "save")}: not installed`) } : { text: r.text, save: toolOf(use, f, "save"), restore: toolOf(use, f, "restore"), conflict: conflictMessage(f, choice[f]) };
+  }
+  return out;
 }
 
 /** Both saves, started now, read when awaited; a failure is a value, never an unhandled rejection. */
 export function startSaves(io: SystemIo): Saves {
-  const save = (f: 4 | 6) => saveOf(io, f).then((text) => ({ text }), (error: unknown) => ({ error }));
-  return { 4: save(4), 6: save(6) };
+  const both = readLoaded(io).catch((error: unknown) => ({ 4: { error }, 6: { error } }));
+  return { 4: both.then((r) => r[4]), 6: both.then((r) => r[6]) };
 }
 
 const EXIT = { ok: 0, error: 2, rolledBack: 3 } as const;
@@ -143,16 +200,16 @@ export function tablesOf(text: string): string[] {
 }
 
 /** Loads what was saved before the last apply; returns what failed, if anything. */
-function restoreSaved(io: SystemIo, families: (4 | 6)[]): string[] {
+function restoreSaved(io: SystemIo, families: (4 | 6)[], tools: Record<4 | 6, { restore: string }>): string[] {
   const failed: string[] = [];
   for (const f of families) {
     const saved = io.readFile(path(io, `rollback.v${f}`));
     if (saved === undefined) continue;
     const touched = (io.readFile(path(io, `touched.v${f}`)) ?? "").split("\n").filter(Boolean);
     try {
-      io.run(tool(f, "restore"), [], rollbackText(saved, touched));
+      io.run(tools[f].restore, [], rollbackText(saved, touched));
     } catch (e) {
-      failed.push(`${tool(f, "restore")}: ${firstLine(e)}`);
+      failed.push(`${tools[f].restore}: ${firstLine(e)}`);
     }
   }
   return failed;
@@ -177,22 +234,33 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   // saves before it compiles, so that they run beside the compile).
   const saves = opts.saves ?? startSaves(io);
   const before: Partial<Record<4 | 6, string>> = {};
+  // Each family's tools: those of the iptables backend that holds its rules (readLoaded).
+  const tools: Record<4 | 6, { save: string; restore: string }> = { 4: { save: tool(4, "save"), restore: tool(4, "restore") }, 6: { save: tool(6, "save"), restore: tool(6, "restore") } };
+  const conflicts: string[] = [];
   for (const f of [4, 6] as const) {
     try {
       const got = await saves[f];
       if ("error" in got) throw got.error;
       before[f] = got.text;
+      tools[f] = got;
+      if (got.conflict) conflicts.push(got.conflict);
     } catch (e) {
       if (families.includes(f)) {
         const why = firstLine(e);
-        say(`not applied: cannot save the loaded rules with ${tool(f, "save")}: ${why}${/root/.test(why) ? "" : " (run as root)"}`);
+        say(`not applied: cannot save the loaded rules with ${tools[f].save}: ${why}${/root/.test(why) ? "" : " (run as root)"}`);
         return EXIT.error;
       }
     }
   }
-  // The other backend's tables filter packets too: say so (apply neither sees nor changes them).
-  const other = ([4, 6] as const).filter((f) => /^# Warning: ip6?tables-legacy tables present/m.test(before[f] ?? ""));
-  if (other.length) say(`warning: ${other.map((f) => (f === 4 ? "iptables-legacy" : "ip6tables-legacy")).join(" and ")} tables are loaded too (${other.map((f) => `${f === 4 ? "iptables" : "ip6tables"}-legacy-save`).join(", ")} shows them): the kernel filters packets through them as well, and apply neither sees nor changes them (nor does its lockout guard)`);
+  // Both iptables backends hold rules: what the other holds acts unseen (a stale DNAT there
+  // reaches whichever container has the address now). Refused, unless --force.
+  if (conflicts.length) {
+    for (const c of conflicts) say(`${opts.force ? "warning" : "not applied"}: ${c}`);
+    if (!opts.force) {
+      say(`nothing was changed; --force applies anyway (through the system's backend)`);
+      return EXIT.error;
+    }
+  }
   // What to load: only what differs from what is loaded (iptables-restore --noflush), with
   // other tools' chains and jumps kept; a re-apply of the same rules loads nothing.
   const steps: Partial<Record<4 | 6, string>> = {};
@@ -206,7 +274,7 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
       kept.push(...step.kept.map((k) => `${f === 4 ? "ip" : "ip6"} ${k}`));
     } catch (e) {
       if (e instanceof SaveSyntaxError) {
-        say(`not applied: cannot read what ${tool(f, "save")} printed: ${e.message}`);
+        say(`not applied: cannot read what ${tools[f].save} printed: ${e.message}`);
         return EXIT.error;
       }
       throw e;
@@ -236,9 +304,9 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   // Test every change before loading any: most refusals are caught with nothing changed.
   for (const f of changing) {
     try {
-      io.run(tool(f, "restore"), ["--test", "--noflush"], steps[f]);
+      io.run(tools[f].restore, ["--test", "--noflush"], steps[f]);
     } catch (e) {
-      say(`not applied: ${tool(f, "restore")} --test refused the IPv${f} rules: ${firstLine(e)}; nothing was changed`);
+      say(`not applied: ${tools[f].restore} --test refused the IPv${f} rules: ${firstLine(e)}; nothing was changed`);
       return EXIT.error;
     }
   }
@@ -258,11 +326,11 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   const loaded: (4 | 6)[] = [];
   for (const f of changing) {
     try {
-      io.run(tool(f, "restore"), ["--noflush"], steps[f]);
+      io.run(tools[f].restore, ["--noflush"], steps[f]);
       loaded.push(f);
     } catch (e) {
-      const failed = restoreSaved(io, [...loaded, f]);
-      say(`not applied: ${tool(f, "restore")} refused the IPv${f} rules: ${firstLine(e)}`);
+      const failed = restoreSaved(io, [...loaded, f], tools);
+      say(`not applied: ${tools[f].restore} refused the IPv${f} rules: ${firstLine(e)}`);
       if (failed.length) say(`AND putting back the rules from before failed: ${failed.join("; ")}. They are in ${io.stateDir}/rollback.v4 and rollback.v6: load them with iptables-restore / ip6tables-restore`);
       else say(`the IPv4 and IPv6 rules from before are back in place`);
       return EXIT.error;
@@ -392,6 +460,7 @@ export async function rollBack(io: SystemIo, factsNow: FactsNow): Promise<{ ok: 
   }
   const saves = startSaves(io);
   const now: Partial<Record<4 | 6, string>> = {};
+  const tools: Record<4 | 6, { save: string; restore: string }> = { 4: { save: tool(4, "save"), restore: tool(4, "restore") }, 6: { save: tool(6, "save"), restore: tool(6, "restore") } };
   const steps: Partial<Record<4 | 6, string>> = {};
   const dropped: string[] = [];
   for (const f of [4, 6] as const) {
@@ -400,8 +469,9 @@ export async function rollBack(io: SystemIo, factsNow: FactsNow): Promise<{ ok: 
     const snapshot = io.readFile(path(io, `rollback.v${f}`));
     if (!wanted?.tables.length && !(owned && snapshot !== undefined)) continue;
     const got = await saves[f];
-    if ("error" in got) return { ok: false, said: `cannot roll back: cannot save the loaded rules with ${tool(f, "save")}: ${firstLine(got.error)}; ${unchanged}` };
+    if ("error" in got) return { ok: false, said: `cannot roll back: cannot save the loaded rules with ${tools[f].save}: ${firstLine(got.error)}; ${unchanged}` };
     now[f] = got.text;
+    tools[f] = got;
     try {
       const live = parseSave(got.text);
       if (wanted?.tables.length) steps[f] = reconcileStep(live, wanted, { ownsInput: compiled!.policy!.host !== undefined }).text;
@@ -419,27 +489,27 @@ export async function rollBack(io: SystemIo, factsNow: FactsNow): Promise<{ ok: 
   const changing = ([4, 6] as const).filter((f) => steps[f]);
   for (const f of changing) {
     try {
-      io.run(tool(f, "restore"), ["--test", "--noflush"], steps[f]);
+      io.run(tools[f].restore, ["--test", "--noflush"], steps[f]);
     } catch (e) {
-      return { ok: false, said: `cannot roll back: ${tool(f, "restore")} --test refused the IPv${f} rules: ${firstLine(e)}; ${unchanged}` };
+      return { ok: false, said: `cannot roll back: ${tools[f].restore} --test refused the IPv${f} rules: ${firstLine(e)}; ${unchanged}` };
     }
   }
   const loaded: (4 | 6)[] = [];
   for (const f of changing) {
     try {
-      io.run(tool(f, "restore"), ["--noflush"], steps[f]);
+      io.run(tools[f].restore, ["--noflush"], steps[f]);
       loaded.push(f);
     } catch (e) {
       // Put back what was loaded before this rollback, both families, exactly.
       const failed: string[] = [];
       for (const g of [...loaded, f]) {
         try {
-          io.run(tool(g, "restore"), [], rollbackText(now[g]!, tablesOf(steps[g]!)));
+          io.run(tools[g].restore, [], rollbackText(now[g]!, tablesOf(steps[g]!)));
         } catch (e2) {
-          failed.push(`${tool(g, "restore")}: ${firstLine(e2)}`);
+          failed.push(`${tools[g].restore}: ${firstLine(e2)}`);
         }
       }
-      return { ok: false, said: `cannot roll back: ${tool(f, "restore")} refused the IPv${f} rules: ${firstLine(e)}; ${failed.length ? `AND putting back the rules that were in place failed: ${failed.join("; ")}` : "the rules that were in place are back"}` };
+      return { ok: false, said: `cannot roll back: ${tools[f].restore} refused the IPv${f} rules: ${firstLine(e)}; ${failed.length ? `AND putting back the rules that were in place failed: ${failed.join("; ")}` : "the rules that were in place are back"}` };
     }
   }
   if (prev) io.writeFile(path(io, "policy.json"), JSON.stringify(prev, null, 2) + "\n");

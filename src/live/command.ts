@@ -10,6 +10,7 @@ import { ruleText } from "../targets/iptables.js";
 import { diffRulesets, renderDiffParts, summarise, type ChainDiff, type DiffResult } from "./diff.js";
 import { fromRuleset, parseSave, SaveSyntaxError, type SavedRuleset } from "./save.js";
 import { hostsInput, isForeignChain, sharedChain } from "../apply/merge.js";
+import { chooseBackends, conflictMessage, holdingsOf, systemBackend, toolOf, type Backend } from "./backend.js";
 
 export interface DiffIo {
   stdout: (s: string) => void;
@@ -52,21 +53,47 @@ class LiveError extends Error {}
 /** cli.ts's EXIT.error (not imported: the CLI module loads this one lazily). */
 const EXIT_ERROR = 2;
 
-function liveText(io: DiffIo, family: 4 | 6, file: string | undefined): string {
-  if (file !== undefined) {
-    try {
-      return file === "-" || file === "" ? io.readStdin() : io.readFile(file);
-    } catch (e) {
-      throw new LiveError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
-    }
-  }
-  const tool = family === 4 ? "iptables-save" : "ip6tables-save";
+/** A dump's text (--live FILE, --live6 FILE; "-" is standard input). */
+function dumpText(io: DiffIo, file: string): string {
   try {
-    return io.runProgram(tool, []);
+    return file === "-" || file === "" ? io.readStdin() : io.readFile(file);
   } catch (e) {
-    throw new LiveError(`cannot run ${tool}: ${(e as Error).message.split("\n")[0]} (run as root, or compare with a dump: --live FILE)`);
+    throw new LiveError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
   }
 }
+
+/** What is loaded, in the iptables backend that holds it (live/backend.ts: both are read where both are installed). */
+function loadedTexts(io: DiffIo, families: readonly (4 | 6)[]): Partial<Record<4 | 6, { text: string; conflict?: string }>> {
+  const run = (tool: string): string | undefined => {
+    try {
+      return io.runProgram(tool, []);
+    } catch (e) {
+      if (/ENOENT|not found/.test((e as Error).message)) return undefined;
+      throw new LiveError(`cannot run ${tool}: ${(e as Error).message.split("\n")[0]} (run as root, or compare with a dump: --live FILE)`);
+    }
+  };
+  const texts = Object.fromEntries(families.map((f) => [f, { nft: run(toolOf("nft", f, "save")), legacy: run(toolOf("legacy", f, "save")) }])) as Record<4 | 6, Record<Backend, string | undefined>>;
+  const out: Partial<Record<4 | 6, { text: string; conflict?: string }>> = {};
+  if (families.every((f) => texts[f].nft === undefined && texts[f].legacy === undefined)) {
+    for (const f of families) {
+      const text = run(toolOf(undefined, f, "save"));
+      if (text === undefined) throw new LiveError(`cannot run ${toolOf(undefined, f, "save")}: not installed (compare with a dump: --live FILE)`);
+      out[f] = { text };
+    }
+    return out;
+  }
+  let system: Backend = "nft";
+  try {
+    system = systemBackend(io.runProgram("iptables", ["--version"])) ?? "nft";
+  } catch {
+    // the system's iptables cannot say: nf_tables, today's default
+  }
+  const held = (f: 4 | 6) => ({ nft: texts[f]?.nft === undefined ? undefined : holdingsOf(texts[f].nft), legacy: texts[f]?.legacy === undefined ? undefined : holdingsOf(texts[f].legacy) });
+  const choice = chooseBackends({ 4: held(4), 6: held(6) }, system);
+  for (const f of families) out[f] = { text: texts[f][choice[f].use] ?? "", conflict: conflictMessage(f, choice[f]) };
+  return out;
+}
+
 
 function parseLive(text: string, what: string): SavedRuleset {
   try {
@@ -151,14 +178,20 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
 
 export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOptions): Promise<number> {
   const lives: Partial<Record<4 | 6, SavedRuleset>> = {};
+  const conflicts: string[] = [];
   const wants6 = compiled.generated!.rulesets[6]!.tables.length > 0;
   try {
     if (opts.live === undefined && opts.live6 === undefined) {
-      lives[4] = parseLive(liveText(io, 4, undefined), "iptables-save");
-      if (wants6) lives[6] = parseLive(liveText(io, 6, undefined), "ip6tables-save");
+      const loaded = loadedTexts(io, wants6 ? [4, 6] : [4]);
+      for (const f of [4, 6] as const) {
+        const l = loaded[f];
+        if (!l) continue;
+        lives[f] = parseLive(l.text, f === 4 ? "iptables-save" : "ip6tables-save");
+        if (l.conflict) conflicts.push(l.conflict);
+      }
     } else {
-      if (opts.live !== undefined) lives[4] = parseLive(liveText(io, 4, opts.live), opts.live === "-" ? "<stdin>" : opts.live);
-      if (opts.live6 !== undefined) lives[6] = parseLive(liveText(io, 6, opts.live6), opts.live6 === "-" ? "<stdin>" : opts.live6);
+      if (opts.live !== undefined) lives[4] = parseLive(dumpText(io, opts.live), opts.live === "-" ? "<stdin>" : opts.live);
+      if (opts.live6 !== undefined) lives[6] = parseLive(dumpText(io, opts.live6), opts.live6 === "-" ? "<stdin>" : opts.live6);
     }
   } catch (e) {
     if (e instanceof LiveError) {
@@ -168,6 +201,7 @@ export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOpt
     throw e;
   }
   const result = computeDiff(compiled, lives, opts);
+  result.warnings.push(...conflicts);
   if (opts.json) io.stdout(JSON.stringify({ ...result, compared: Object.keys(lives).map((f) => `IPv${f}`) }, null, 2) + "\n");
   else {
     // Which side is which: - lines are live (loading removes them), + lines compiled (loading adds them).

@@ -18,6 +18,7 @@ function machine(saved4 = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n
   let now = 1_000_000;
   const io: SystemIo = {
     run: (cmd, args, input) => {
+      if (/^ip6?tables-(nft|legacy)-save$/.test(cmd)) throw new Error(`spawnSync ${cmd} ENOENT`);
       if (cmd.endsWith("-save")) return cmd.startsWith("ip6") ? "" : saved4;
       if (!args.includes("--test")) loads.push(`${cmd} ${args.join(" ")}`.trim() + (input?.includes("COMMIT") ? " <rules>" : ""));
       return "";
@@ -68,14 +69,47 @@ test("--confirm whose rollback process cannot start: the rules from before are b
   expect([...m.files.keys()].filter((f) => f.startsWith("/state/outcome"))).toEqual([]);
 });
 
-test("apply says so when iptables-legacy tables are loaded beside the ones it reads: they filter too, and it neither sees nor changes them", async () => {
-  const { io } = machine("# Warning: iptables-legacy tables present, use iptables-legacy-save to see them\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+test("both iptables backends hold rules: apply refuses, says what the other holds and how to empty it; --force applies through the system's", async () => {
+  const { io, loads } = machine();
+  const legacy = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:DOCKER - [0:0]\n-A PREROUTING -j DOCKER\n-A DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80\nCOMMIT\n";
+  const nft = "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n";
+  const plain = io.run;
+  io.run = (cmd, args, input) => {
+    if (cmd === "iptables" && args[0] === "--version") return "iptables v1.8.9 (nf_tables)\n";
+    if (cmd === "iptables-legacy-save") return legacy;
+    if (cmd === "iptables-nft-save") return nft;
+    if (/^ip6tables-(nft|legacy)-save$/.test(cmd)) return "";
+    return plain(cmd, args, input);
+  };
   const r = compile("docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\nhost { allow lan tcp 22; }\n", { noRender: true });
   const err: string[] = [];
-  expect(await runApply(io, { stdout: () => {}, stderr: (s) => void err.push(s) }, r, { force: false, policyName: "host.dw", record, factsNow })).toBe(0);
-  expect(err.join("")).toContain(
-    "dockwall: warning: iptables-legacy tables are loaded too (iptables-legacy-save shows them): the kernel filters packets through them as well, and apply neither sees nor changes them (nor does its lockout guard)\n",
+  expect(await runApply(io, { stdout: () => {}, stderr: (s) => void err.push(s) }, r, { force: false, policyName: "host.dw", record, factsNow })).toBe(2);
+  expect(err.join("")).toBe(
+    "dockwall: not applied: both iptables backends hold IPv4 rules, and the kernel filters every packet through both: iptables-legacy holds nat PREROUTING (1 rule), DOCKER (user chain, 1 rule) (Docker's chains among them: from a dockerd that wrote them there, or a ferm.conf loaded with it). " +
+      "dockwall reads and writes iptables-nft (the system's iptables), so what iptables-legacy holds acts unseen (a stale DNAT there reaches whichever container has the address now). " +
+      "Empty it: iptables-legacy -t nat -F; iptables-legacy -t nat -X — and load rules through one backend only (ferm uses iptables-legacy where it is installed: deploy with 'dockwall apply', or set the system's iptables to legacy with update-alternatives --set iptables /usr/sbin/iptables-legacy)\n" +
+      "dockwall: nothing was changed; --force applies anyway (through the system's backend)\n",
   );
+  expect(loads).toEqual([]);
+  err.length = 0;
+  expect(await runApply(io, { stdout: () => {}, stderr: (s) => void err.push(s) }, r, { force: true, policyName: "host.dw", record, factsNow })).toBe(0);
+  expect(err[0]).toMatch(/^dockwall: warning: both iptables backends hold IPv4 rules/);
+  expect(loads).toEqual(["iptables-nft-restore --noflush <rules>", "ip6tables-nft-restore --noflush <rules>"]);
+});
+
+test("only the legacy backend holds rules (ferm loaded them): apply reads and writes it, not the system's empty one", async () => {
+  const { io, loads } = machine();
+  const plain = io.run;
+  io.run = (cmd, args, input) => {
+    if (cmd === "iptables" && args[0] === "--version") return "iptables v1.8.9 (nf_tables)\n";
+    if (cmd === "iptables-legacy-save") return "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n";
+    if (/^ip6?tables-(nft|legacy)-save$/.test(cmd)) return "";
+    return plain(cmd, args, input);
+  };
+  const r = compile("docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\nhost { allow lan tcp 22; }\n", { noRender: true });
+  expect(await runApply(io, { stdout: () => {}, stderr: () => {} }, r, { force: false, policyName: "host.dw", record, factsNow })).toBe(0);
+  // IPv6 holds nothing in either: it follows IPv4 (ferm loads both families through one backend).
+  expect(loads).toEqual(["iptables-legacy-restore --noflush <rules>", "ip6tables-legacy-restore --noflush <rules>"]);
 });
 
 test("a save cut short (iptables-save exits 0 on a full disk): not applied, nothing loaded", async () => {
