@@ -122,11 +122,12 @@ describeKernel("dockwall apply in a scratch namespace", () => {
     const fake = join(dir, "fake");
     mkdirSync(fake);
     // (It refuses once; putting the rules back then goes through, as on a real host.)
-    writeFileSync(join(fake, "ip6tables-restore"), `#!/bin/sh\ncase "$*" in *--test*) exec /usr/sbin/ip6tables-restore "$@";; esac\nif [ ! -e ${fake}/refused ]; then touch ${fake}/refused; echo "ip6tables-restore: line 7 failed" >&2; exit 1; fi\nexec /usr/sbin/ip6tables-restore "$@"\n`);
-    chmodSync(join(fake, "ip6tables-restore"), 0o755);
+    // apply loads through the backend that holds the rules: here iptables-nft, where the namespace's are.
+    writeFileSync(join(fake, "ip6tables-nft-restore"), `#!/bin/sh\ncase "$*" in *--test*) exec /usr/sbin/ip6tables-nft-restore "$@";; esac\nif [ ! -e ${fake}/refused ]; then touch ${fake}/refused; echo "ip6tables-restore: line 7 failed" >&2; exit 1; fi\nexec /usr/sbin/ip6tables-nft-restore "$@"\n`);
+    chmodSync(join(fake, "ip6tables-nft-restore"), 0o755);
     const r = dockwall(["apply", policy(OFF)], { PATH: `${fake}:/usr/sbin:/usr/bin:/sbin:/bin` });
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain("dockwall: not applied: ip6tables-restore refused the IPv6 rules: ip6tables-restore: line 7 failed\n");
+    expect(r.stderr).toContain("dockwall: not applied: ip6tables-nft-restore refused the IPv6 rules: ip6tables-restore: line 7 failed\n");
     expect(r.stderr).toContain("dockwall: the IPv4 and IPv6 rules from before are back in place\n");
     expect(both()).toEqual(before);
   });
