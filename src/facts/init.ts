@@ -4,7 +4,7 @@
 // says in comments where to narrow it. Pure: the facts come in, the text goes out.
 import { Problems, type Diagnostic } from "../diagnostics.js";
 import { formatIp } from "../model/values.js";
-import type { Container } from "../model/types.js";
+import type { Container, Network } from "../model/types.js";
 import { readFacts, type RawFacts } from "./read.js";
 
 function portsText(c: Container): string {
@@ -15,6 +15,27 @@ function portsText(c: Container): string {
       return `${s.hostIp ? `${formatIp(s.hostIp)}:` : ""}${host}/${s.proto}`;
     })
     .join(", ");
+}
+
+/**
+ * `iptables on` unless the daemon shows otherwise: dockerd started with "iptables": false
+ * reports masquerading off on its default bridge (as it does with "ip-masq": false, which the
+ * facts cannot tell apart: the comment says how to choose).
+ */
+function iptablesLines(bridge: Network | undefined): string[] {
+  if (bridge && !bridge.masquerade) {
+    return [
+      `  # dockerd reports masquerading off on its default bridge: it runs with "iptables": false`,
+      `  # (dockwall then writes Docker's chains too), or with "ip-masq": false. Check daemon.json:`,
+      `  # with "ip-masq": false instead, write 'iptables on;' and 'ip-masq off;'.`,
+      `  iptables off;`,
+    ];
+  }
+  return [
+    `  # 'on' while dockerd writes its own chains (its default): dockwall then owns DOCKER-USER.`,
+    `  # 'off' when daemon.json says "iptables": false: dockwall writes Docker's chains too.`,
+    `  iptables on;`,
+  ];
 }
 
 export function starterPolicy(raw: RawFacts, source: string): { ok: boolean; text: string; diagnostics: Diagnostic[] } {
@@ -35,9 +56,7 @@ export function starterPolicy(raw: RawFacts, source: string): { ok: boolean; tex
     ``,
     `docker {`,
     `  ${version}`,
-    `  # 'on' while dockerd writes its own chains (its default): dockwall then owns DOCKER-USER.`,
-    `  # 'off' when daemon.json says "iptables": false: dockwall writes Docker's chains too.`,
-    `  iptables on;`,
+    ...iptablesLines(facts.networks.find((n) => n.name === "bridge")),
     `  # A port published later is closed until an allow names it ('open' is Docker's way).`,
     `  published closed;`,
     `}`,

@@ -77,6 +77,15 @@ function compareDefaultBridge(p: Policy, actual: Network, problems: Problems, wa
   // daemon.json says (masquerading is an iptables rule); dockwall writes that rule now, so the
   // docker block's `ip-masq` (default on) says whether to — the facts cannot (docker-corpus/iptables-off).
   if (!d.iptables) actual.masquerade = d.ipMasq;
+  else if (!actual.masquerade && !d.spans["ip-masq"]) {
+    // `iptables on` for a dockerd that may write nothing: then nothing jumps to DOCKER-USER, and
+    // docker-proxy takes every published port past it. Said, until the policy says which.
+    first ??= d.spans.iptables ?? d.span!;
+    problems.factsError(warn, "facts-mismatch", d.spans.iptables ?? d.span!, `the docker block says iptables on, but the daemon's default bridge has masquerading off, as dockerd has it when it runs with "iptables": false (or with "ip-masq": false)`, UNTIL_AGREE(`the default bridge's containers`), {
+      help: `if daemon.json says "iptables": false, write 'iptables off;' (dockwall then writes Docker's chains); if it says "ip-masq": false, write 'ip-masq off;' in the docker block`,
+      notes: dockerNote(actual.span),
+    });
+  }
   if (d.spans.icc && d.icc !== actual.icc) mismatch(d.spans.icc, "icc", d.icc ? "on" : "off", actual.icc ? "on" : "off");
   if (d.spans["ip-masq"] && d.ipMasq !== actual.masquerade) mismatch(d.spans["ip-masq"], "ip-masq", d.ipMasq ? "on" : "off", actual.masquerade ? "on" : "off");
   if (d.bip) {

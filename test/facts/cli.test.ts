@@ -274,6 +274,31 @@ describe("dockwall init", () => {
     }
   });
 
+  test("a dockerd with \"iptables\": false (its default bridge says masquerading off): iptables off, saying why; it compiles with the facts", async () => {
+    const init = await dw(["init", "--facts", "host.json"], { "host.json": state("iptables-off") });
+    expect(init.code).toBe(0);
+    expect(init.out).toContain(
+      `  # dockerd reports masquerading off on its default bridge: it runs with "iptables": false\n  # (dockwall then writes Docker's chains too), or with "ip-masq": false. Check daemon.json:\n  # with "ip-masq": false instead, write 'iptables on;' and 'ip-masq off;'.\n  iptables off;\n`,
+    );
+    const policy = init.out.replace("# version 20.10;", "version 20.10;");
+    const r = compile(policy, { format: "iptables", facts: { raw: JSON.parse(state("iptables-off")), source: "host.json" } });
+    expect(r.ok, formatDiagnostics(r.diagnostics, "init.dw", policy)).toBe(true);
+  });
+
+  test("check: iptables on for a daemon whose default bridge says masquerading off is an error at the iptables line, until the policy says which", async () => {
+    const on = "docker { version 20.10; iptables on; }\n";
+    const r = await dw(["check", "p.dw", "--facts", "host.json"], { "p.dw": on, "host.json": state("iptables-off") });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(
+      `p.dw:1:25: error: the docker block says iptables on, but the daemon's default bridge has masquerading off, as dockerd has it when it runs with "iptables": false (or with "ip-masq": false)\n` +
+        `1 | docker { version 20.10; iptables on; }\n` +
+        `  |                         ^^^^^^^^\n` +
+        `  = help: if daemon.json says "iptables": false, write 'iptables off;' (dockwall then writes Docker's chains); if it says "ip-masq": false, write 'ip-masq off;' in the docker block\n`,
+    );
+    const ok = await dw(["check", "p.dw", "--facts", "host.json"], { "p.dw": on.replace("iptables on;", "iptables on; ip-masq off;"), "host.json": state("iptables-off") });
+    expect(ok.code).toBe(0);
+  });
+
   test("needs facts", async () => {
     const r = await dw(["init"], {});
     expect(r.code).toBe(2);
