@@ -149,7 +149,8 @@ interface Pending {
 
 /** How a pending apply ended, for the apply that waits (outcome.TOKEN). */
 interface Outcome {
-  how: "confirmed" | "rolled back";
+  /** "rolled back by hand": 'dockwall rollback' ended the wait before the deadline. */
+  how: "confirmed" | "rolled back" | "rolled back by hand";
   ok: boolean;
   /** What the rollback did, or why it did not. */
   said: string;
@@ -409,7 +410,8 @@ async function outcome(io: SystemIo, say: (s: string) => void, token: string): P
     say(`confirmed: the new rules stay${o.said ? `; ${o.said}` : ""}`);
     return EXIT.ok;
   }
-  say(o.ok ? `not confirmed in time: ${o.said}` : `not confirmed in time, and rolling back FAILED: ${o.said}`);
+  const why = o.how === "rolled back by hand" ? "rolled back ('dockwall rollback')" : "not confirmed in time";
+  say(o.ok ? `${why}: ${o.said}` : `${why}, and rolling back FAILED: ${o.said}`);
   return o.ok ? EXIT.rolledBack : EXIT.error;
 }
 
@@ -426,7 +428,7 @@ async function settle(io: SystemIo, token: string | undefined, how: Outcome["how
   const claimed = path(io, `settling.${p.token}`);
   if (!io.rename(path(io, "pending.json"), claimed)) return undefined;
   // Confirmed: the rules stay for good, and a watcher of that policy reads it again (a rollback leaves the watcher's policy, the one rolled back to).
-  const r = how === "rolled back" ? await rollBack(io, factsNow!) : { ok: true, said: tellWatcher(io, readJson<PolicyRecord>(io, "policy.json")?.path) ?? "" };
+  const r = how !== "confirmed" ? await rollBack(io, factsNow!) : { ok: true, said: tellWatcher(io, readJson<PolicyRecord>(io, "policy.json")?.path) ?? "" };
   const o: Outcome = { how, ...r };
   io.writeFile(path(io, `outcome.${p.token}`), JSON.stringify(o) + "\n");
   if (!o.ok) io.writeFile(path(io, "pending.json"), JSON.stringify({ ...p, failed: o.said }, null, 2) + "\n");
@@ -547,7 +549,7 @@ export async function runRollback(io: SystemIo, say: (s: string) => void, factsN
     return EXIT.ok;
   }
   // An apply that waits is settled (its apply, if still there, reads the outcome); else the last one is rolled back.
-  const r = (readPending(io) && (await settle(io, undefined, "rolled back", factsNow))) || (await rollBack(io, factsNow));
+  const r = (readPending(io) && (await settle(io, undefined, "rolled back by hand", factsNow))) || (await rollBack(io, factsNow));
   say(r.ok || /^nothing to roll back/.test(r.said) ? r.said : `not rolled back: ${r.said}`);
   return r.ok ? EXIT.ok : EXIT.error;
 }

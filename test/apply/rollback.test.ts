@@ -150,6 +150,21 @@ describe("rollback to the previous policy, compiled with Docker's facts as they 
     expect([h.m.kernel.save(4), h.m.kernel.save(6)]).toEqual(await appliedFresh(A, AFTER));
   });
 
+  it("--confirm: 'dockwall rollback' from another shell during the wait ends it at once; apply says so and exits 3", async () => {
+    const start = h.m.io.now();
+    let other: Promise<{ status: number; stderr: string }> | undefined;
+    h.m.onSleep = (now) => {
+      if (now - start > 1000 && !other) other = h.dockwall("rollback");
+    };
+    const r = await h.dockwall("apply", "/etc/dockwall/b.dw", "--docker", "--confirm", "60");
+    expect((await other!).status).toBe(0);
+    expect(r.stderr).toContain("dockwall: rolled back ('dockwall rollback'): the rules of /etc/dockwall/a.dw (applied 2025-01-01T00:00:00Z) are back in place");
+    expect(r.status).toBe(3);
+    // Well before the deadline (60 s): the wait ended with the rollback.
+    expect(h.m.io.now() - start).toBeLessThan(10_000);
+    expect(h.m.files.has("/state/pending.json")).toBe(false);
+  });
+
   it("the daemon gone at the rollback: fail closed — the rules in place stay, exit 2; 'dockwall rollback' works once it is back", async () => {
     expect((await h.dockwall("apply", "/etc/dockwall/b.dw", "--docker")).status).toBe(0);
     const inPlace = [h.m.kernel.save(4), h.m.kernel.save(6)];
