@@ -20,6 +20,7 @@ import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, 
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
 import { fermKeep, type HostsInput } from "./merge.js";
 import { tellWatcher } from "./watching.js";
+import { deploy, firstLine } from "./deploy.js";
 import { chooseBackends, conflictMessage, holdingsOf, systemBackend, toolOf, type Backend, type Holding } from "../live/backend.js";
 import type { Diagnostic } from "../diagnostics.js";
 
@@ -187,39 +188,6 @@ function pendingMessage(io: SystemIo, p: Pending): string {
     : `the apply of ${when(p.created)} (${p.policy}) was never confirmed, and its rollback (due ${when(p.deadline)}) did not run: 'dockwall rollback' puts back the rules from before it, 'dockwall confirm' keeps them`;
 }
 
-/** Every table the text has, plus empty ones for the tables the new rules created: put back exactly. */
-export function rollbackText(saved: string, touched: string[]): string {
-  const have = new Set(parseSave(saved).keys());
-  const empty = touched
-    .filter((t) => !have.has(t))
-    .map((t) => [`*${t}`, ...BUILTIN_CHAINS[t as Table["name"]].map((c) => `:${c} ACCEPT [0:0]`), "COMMIT"].join("\n") + "\n");
-  return saved + empty.join("");
-}
-
-export function tablesOf(text: string): string[] {
-  return [...text.matchAll(/^\*(\S+)/gm)].map((m) => m[1]!);
-}
-
-/** Loads what was saved before the last apply; returns what failed, if anything. */
-function restoreSaved(io: SystemIo, families: (4 | 6)[], tools: Record<4 | 6, { restore: string }>): string[] {
-  const failed: string[] = [];
-  for (const f of families) {
-    const saved = io.readFile(path(io, `rollback.v${f}`));
-    if (saved === undefined) continue;
-    const touched = (io.readFile(path(io, `touched.v${f}`)) ?? "").split("\n").filter(Boolean);
-    try {
-      io.run(tools[f].restore, [], rollbackText(saved, touched));
-    } catch (e) {
-      failed.push(`${tools[f].restore}: ${firstLine(e)}`);
-    }
-  }
-  return failed;
-}
-
-function firstLine(e: unknown): string {
-  return ((e as Error).message ?? String(e)).trim().split("\n").filter((l) => !/^Command failed/.test(l))[0] ?? String(e);
-}
-
 export async function runApply(io: SystemIo, out: { stdout: (s: string) => void; stderr: (s: string) => void }, compiled: CompileResult, opts: ApplyOptions): Promise<number | Diagnostic> {
   const say = (s: string) => out.stderr(`dockwall: ${s}\n`);
   const pending = readPending(io);
@@ -302,40 +270,32 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   }
 
   const changing = families.filter((f) => steps[f]);
-  // Test every change before loading any: most refusals are caught with nothing changed.
-  for (const f of changing) {
-    try {
-      io.run(tools[f].restore, ["--test", "--noflush"], steps[f]);
-    } catch (e) {
-      say(`not applied: ${tools[f].restore} --test refused the IPv${f} rules: ${firstLine(e)}; nothing was changed`);
-      return EXIT.error;
-    }
-  }
-  // Kept for rollback, by the last apply that changed something (or that waits for
-  // confirmation): the policy whose rules are in place now, if they are dockwall's, and what is
-  // loaded now (the rules themselves, for when they are not; and to put back a failed load).
-  if (changing.length || opts.confirm !== undefined) {
-    for (const f of [4, 6] as const) {
-      if (before[f] === undefined) continue;
-      io.writeFile(path(io, `rollback.v${f}`), before[f]!);
-      io.writeFile(path(io, `touched.v${f}`), (steps[f] ? tablesOf(steps[f]!) : []).join("\n") + "\n");
-    }
-    const state: RollbackState = { previous: readJson<PolicyRecord>(io, "policy.json") ?? null, owned: Object.fromEntries(families.map((f) => [String(f), ownedOf(generated.rulesets[f]!)])) };
-    io.writeFile(path(io, "rollback.json"), JSON.stringify(state, null, 2) + "\n");
-  }
-  // Load: IPv4, then IPv6; a failure puts both back.
-  const loaded: (4 | 6)[] = [];
-  for (const f of changing) {
-    try {
-      io.run(tools[f].restore, ["--noflush"], steps[f]);
-      loaded.push(f);
-    } catch (e) {
-      const failed = restoreSaved(io, [...loaded, f], tools);
-      say(`not applied: ${tools[f].restore} refused the IPv${f} rules: ${firstLine(e)}`);
-      if (failed.length) say(`AND putting back the rules from before failed: ${failed.join("; ")}. They are in ${io.stateDir}/rollback.v4 and rollback.v6: load them with iptables-restore / ip6tables-restore`);
+  // Every change tested before any is loaded (most refusals are caught with nothing changed),
+  // then IPv4, then IPv6; a refused load puts both back.
+  const d = deploy(
+    changing.map((f) => ({ family: f, text: steps[f]!, before: before[f] ?? "" })),
+    {
+      test: (f, text) => void io.run(tools[f].restore, ["--test", "--noflush"], text),
+      load: (f, text, noflush) => void io.run(tools[f].restore, noflush ? ["--noflush"] : [], text),
+      // Kept for rollback, by the last apply that changes something (or that waits for
+      // confirmation): the policy whose rules are in place now, if they are dockwall's, and
+      // what is loaded now (the rules themselves, for when they are not).
+      tested: () => {
+        if (!changing.length && opts.confirm === undefined) return;
+        for (const f of [4, 6] as const) if (before[f] !== undefined) io.writeFile(path(io, `rollback.v${f}`), before[f]!);
+        const state: RollbackState = { previous: readJson<PolicyRecord>(io, "policy.json") ?? null, owned: Object.fromEntries(families.map((f) => [String(f), ownedOf(generated.rulesets[f]!)])) };
+        io.writeFile(path(io, "rollback.json"), JSON.stringify(state, null, 2) + "\n");
+      },
+    },
+  );
+  if (!d.ok) {
+    if (d.stage === "test") say(`not applied: ${tools[d.family].restore} --test refused the IPv${d.family} rules: ${d.error}; nothing was changed`);
+    else {
+      say(`not applied: ${tools[d.family].restore} refused the IPv${d.family} rules: ${d.error}`);
+      if (d.putBackFailed.length) say(`AND putting back the rules from before failed: ${d.putBackFailed.map((x) => `${tools[x.family].restore}: ${x.error}`).join("; ")}. They are in ${io.stateDir}/rollback.v4 and rollback.v6: load them with iptables-restore / ip6tables-restore`);
       else say(`the IPv4 and IPv6 rules from before are back in place`);
-      return EXIT.error;
     }
+    return EXIT.error;
   }
   // The policy whose rules are now in place: what a rollback of the next apply goes back to.
   io.writeFile(path(io, "policy.json"), JSON.stringify(opts.record, null, 2) + "\n");
@@ -489,30 +449,17 @@ export async function rollBack(io: SystemIo, factsNow: FactsNow): Promise<{ ok: 
     }
   }
   const changing = ([4, 6] as const).filter((f) => steps[f]);
-  for (const f of changing) {
-    try {
-      io.run(tools[f].restore, ["--test", "--noflush"], steps[f]);
-    } catch (e) {
-      return { ok: false, said: `cannot roll back: ${tools[f].restore} --test refused the IPv${f} rules: ${firstLine(e)}; ${unchanged}` };
-    }
-  }
-  const loaded: (4 | 6)[] = [];
-  for (const f of changing) {
-    try {
-      io.run(tools[f].restore, ["--noflush"], steps[f]);
-      loaded.push(f);
-    } catch (e) {
-      // Put back what was loaded before this rollback, both families, exactly.
-      const failed: string[] = [];
-      for (const g of [...loaded, f]) {
-        try {
-          io.run(tools[g].restore, [], rollbackText(now[g]!, tablesOf(steps[g]!)));
-        } catch (e2) {
-          failed.push(`${tools[g].restore}: ${firstLine(e2)}`);
-        }
-      }
-      return { ok: false, said: `cannot roll back: ${tools[f].restore} refused the IPv${f} rules: ${firstLine(e)}; ${failed.length ? `AND putting back the rules that were in place failed: ${failed.join("; ")}` : "the rules that were in place are back"}` };
-    }
+  const d = deploy(
+    changing.map((f) => ({ family: f, text: steps[f]!, before: now[f]! })),
+    {
+      test: (f, text) => void io.run(tools[f].restore, ["--test", "--noflush"], text),
+      load: (f, text, noflush) => void io.run(tools[f].restore, noflush ? ["--noflush"] : [], text),
+    },
+  );
+  if (!d.ok) {
+    const failed = d.putBackFailed.map((x) => `${tools[x.family].restore}: ${x.error}`);
+    if (d.stage === "test") return { ok: false, said: `cannot roll back: ${tools[d.family].restore} --test refused the IPv${d.family} rules: ${d.error}; ${unchanged}` };
+    return { ok: false, said: `cannot roll back: ${tools[d.family].restore} refused the IPv${d.family} rules: ${d.error}; ${failed.length ? `AND putting back the rules that were in place failed: ${failed.join("; ")}` : "the rules that were in place are back"}` };
   }
   if (prev) io.writeFile(path(io, "policy.json"), JSON.stringify(prev, null, 2) + "\n");
   else io.removeFile(path(io, "policy.json"));

@@ -10,6 +10,7 @@
 // When the rules before the last apply were not dockwall's (the first apply on a host) there is
 // no policy to compile: the snapshot is the host's own rules, and `snapshotTarget` puts back
 // from it only what that apply changed, never Docker's chains (see there).
+import { firstLine } from "./deploy.js";
 import { compile, type CompileResult } from "../compile.js";
 import type { RawFacts } from "../facts/read.js";
 import { BUILTIN_CHAINS, type Ruleset, type Table } from "../ir/ruleset.js";
@@ -79,10 +80,6 @@ export async function compileNow(p: PolicyRecord, now: FactsNow): Promise<Compil
   if (r.ok) return r;
   const errors = r.diagnostics.filter((d) => d.severity === "error");
   return `it does not compile with Docker's facts now: ${errors.length} error${errors.length === 1 ? "" : "s"}, the first: ${errors[0]?.message ?? "?"}`;
-}
-
-function firstLine(e: unknown): string {
-  return ((e as Error).message ?? String(e)).trim().split("\n")[0]!;
 }
 
 const isDocker = (chain: string) => chain.startsWith("DOCKER");

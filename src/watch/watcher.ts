@@ -16,7 +16,7 @@ import { lockout } from "../apply/guard.js";
 import type { Packet } from "../apply/evaluate.js";
 import { NEWEST } from "../docker/layouts.js";
 import { describeChanges, reconcileStep } from "./reconcile.js";
-import { rollbackText, tablesOf } from "../apply/command.js";
+import { deploy } from "../apply/deploy.js";
 
 export type Facts = { raw: RawFacts; source: string };
 
@@ -215,25 +215,16 @@ export class Watcher {
       if (!this.persisted) this.save(text, facts);
       return { changed: false };
     }
-    const done: (4 | 6)[] = [];
-    for (const s of steps) {
-      try {
-        this.deps.restore(s.family, s.text, true);
-        done.push(s.family);
-      } catch (e) {
-        // Put back what this reconcile loaded, exactly as it was: the families it loaded, and
-        // the one refused (a refusal can come after some of its tables were committed).
-        for (const f of [...done, s.family]) {
-          try {
-            this.deps.restore(f, rollbackText(before[f]!, tablesOf(steps.find((x) => x.family === f)!.text)), false);
-          } catch (e2) {
-            this.deps.log(`AND putting back the IPv${f} rules failed: ${(e2 as Error).message}`);
-          }
-        }
-        this.deps.log(`${s.family === 4 ? "iptables" : "ip6tables"}-restore refused the change (${(e as Error).message.split("\n")[0]}); the rules from before stay`);
-        this.containers = new Set();
-        return { changed: false, error: "restore" };
-      }
+    // One transaction per family, IPv4 then IPv6; a refused load puts back what this reconcile loaded (apply/deploy.ts).
+    const d = deploy(
+      steps.map((s) => ({ family: s.family, text: s.text, before: before[s.family]! })),
+      { load: (f, t, noflush) => this.deps.restore(f, t, noflush) },
+    );
+    if (!d.ok) {
+      for (const x of d.putBackFailed) this.deps.log(`AND putting back the IPv${x.family} rules failed: ${x.error}`);
+      this.deps.log(`${d.family === 4 ? "iptables" : "ip6tables"}-restore refused the change (${d.error}); the rules from before stay`);
+      this.containers = new Set();
+      return { changed: false, error: "restore" };
     }
     this.stats.changes++;
     this.save(text, facts);
