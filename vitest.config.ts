@@ -18,6 +18,7 @@ const KERNEL = [
   "test/apply/failclosed.test.ts",
   "test/watch/apply-live.test.ts",
   "test/apply/backends.test.ts",
+  "test/watch/drift-live.test.ts",
   "test/watch/watcher.test.ts",
   "test/watch/live.test.ts",
   "test/watch/proxy-window.test.ts",

@@ -287,11 +287,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
         policyArg(y)
           .option("verbose", { alias: "v", describe: "log every event and every reconcile, not only those that change something", type: "boolean", default: false })
           .option("debounce", { describe: "MILLISECONDS of quiet after an event before reconciling (a burst of events is one reconcile; events during a reconcile are folded into the next)", type: "number", default: 20, requiresArg: true })
+          .option("recheck", { describe: "SECONDS between full checks of the kernel against the policy, whatever happens (0: none); where the kernel tells of changes (nf_tables: xtables-monitor), drift is put back at once anyway", type: "number", default: 10, requiresArg: true })
           .option("save-v4", { describe: "after each change, write iptables-save's output to FILE (netfilter-persistent's /etc/iptables/rules.v4), so a reboot loads the current rules", type: "string", requiresArg: true })
           .option("save-v6", { describe: "the same for ip6tables-save (/etc/iptables/rules.v6)", type: "string", requiresArg: true })
           .option("save-ferm", { describe: "after each change, write the policy compiled with the current facts as ferm.conf to FILE (/etc/ferm/ferm.conf)", type: "string", requiresArg: true })
           .example("$0 watch /etc/dockwall/host.dw", "as the systemd service dockwall.service runs it")
-          .epilog("A policy with errors is not applied (the rules in place stay). An error that only Docker's facts cause (a redeployed container no longer publishes the port an allow names; a declaration Docker disagrees with) is logged as a warning instead: that allow target is left out, admitting nothing, and everything else is applied. SIGHUP reads the policy again, and uses it only if every SSH session open now (ss: connections to sshd's ports) would keep getting in. The watcher notes itself in $DOCKWALL_STATE_DIR/watch.json: 'dockwall apply' of the same file tells it to read the file again, and while an apply waits for confirmation it loads nothing."),
+          .epilog("A policy with errors is not applied (the rules in place stay). An error that only Docker's facts cause (a redeployed container no longer publishes the port an allow names; a declaration Docker disagrees with) is logged as a warning instead: that allow target is left out, admitting nothing, and everything else is applied. SIGHUP reads the policy again, and uses it only if every SSH session open now (ss: connections to sshd's ports) would keep getting in. The watcher notes itself in $DOCKWALL_STATE_DIR/watch.json: 'dockwall apply' of the same file tells it to read the file again, and while an apply waits for confirmation it loads nothing. Drift (another tool or a hand flushing or changing what dockwall owns) is put back at once where xtables-monitor reports changes, else at the next full check (--recheck); other tools' own chains changing wakes nothing. A failed reconcile is tried again with backoff."),
       async (a) => {
         code = await watchCommand(io, a);
       },
@@ -495,7 +496,7 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
   return EXIT.error;
 }
 
-async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debounce: number; "save-v4"?: string; "save-v6"?: string; "save-ferm"?: string }): Promise<number> {
+async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debounce: number; recheck: number; "save-v4"?: string; "save-v6"?: string; "save-ferm"?: string }): Promise<number> {
   if (a.policy === "" || a.policy === "-") {
     io.stderr(`dockwall: watch reads the policy again on SIGHUP: give it as a file, not standard input\n`);
     return EXIT.error;
@@ -504,10 +505,15 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     io.stderr(`dockwall: --debounce takes milliseconds, not '${a.debounce}'\n`);
     return EXIT.error;
   }
+  if (!(Number.isFinite(a.recheck) && a.recheck >= 0)) {
+    io.stderr(`dockwall: --recheck takes seconds (0: no full checks), not '${a.recheck}'\n`);
+    return EXIT.error;
+  }
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
   // A policy with errors is never applied: checked before the daemon is asked anything.
   const { NO_FACTS, Watcher } = await import("./watch/watcher.js");
+  const { MonitorParser } = await import("./watch/monitor.js");
   const checked = await compile(src.text, { checkOnly: true, file: src.file, facts: NO_FACTS });
   const errors = checked.diagnostics.filter((d) => d.severity === "error");
   if (errors.length) {
@@ -581,6 +587,18 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       debounceMs: a.debounce,
       pending: () => pendingApply(system),
       sessions,
+      // nf_tables hosts say when the tables change (xtables-monitor, its output a line at a time).
+      kernelEvents: system.follow
+        ? (onChange) => {
+            const parser = new MonitorParser();
+            return system.follow!("stdbuf", ["-oL", "xtables-monitor", "--event"], (line) => {
+              const what = parser.feed(line);
+              if (what) onChange(what);
+            });
+          }
+        : undefined,
+      recheckMs: a.recheck * 1000,
+      retryMs: 500,
       persist: (text, facts) => {
         if (a["save-v4"]) io.writeFile(a["save-v4"], system.run(tools[4].save, []));
         if (a["save-v6"]) io.writeFile(a["save-v6"], system.run(tools[6].save, []));

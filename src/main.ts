@@ -189,6 +189,22 @@ function system(): SystemIo {
         });
       }),
     pid: process.pid,
+    follow: (cmd, args, onLine) => {
+      const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+      let rest = "";
+      let err = "";
+      child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+        const lines = (rest + chunk).split("\n");
+        rest = lines.pop()!;
+        for (const l of lines) onLine(l);
+      });
+      child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (err = (err + chunk).slice(-2000)));
+      const done = new Promise<void>((resolve, reject) => {
+        child.on("error", reject);
+        child.on("close", (code) => (code === 0 || code === null ? resolve() : reject(new Error(`${[cmd, ...args].join(" ")} exited with ${code}${err.trim() ? `: ${err.trim().split("\n")[0]}` : ""}`))));
+      });
+      return { done, close: () => void child.kill("SIGTERM") };
+    },
     signal: (pid, sig) => {
       try {
         process.kill(pid, sig);

@@ -52,6 +52,16 @@ export interface WatchDeps {
    * they cannot be told): a policy read again on SIGHUP is not used if it would refuse one.
    */
   sessions?: () => Packet[] | string;
+  /**
+   * Changes to the kernel's tables as they happen (xtables-monitor on nf_tables hosts): each that
+   * touches what dockwall owns (not only other tools' own chains) makes the state dirty, so that
+   * drift is put back without waiting for a Docker event. `done` ends with the monitor.
+   */
+  kernelEvents?: (onChange: (what: string) => void) => { done: Promise<void>; close: () => void };
+  /** A full check every so many ms whatever happens (the backstop where the kernel tells nothing: iptables-legacy). */
+  recheckMs?: number;
+  /** A failed reconcile is tried again after this many ms, doubling up to a minute, instead of waiting for the next event. */
+  retryMs?: number;
 }
 
 /** The events that can change Docker's facts (live.md): anything else is not worth a reconcile. */
@@ -89,9 +99,19 @@ export class Watcher {
     this.wake?.();
   }
 
+  /** What changed in the kernel since the last reconcile (said when the reconcile puts something back). */
+  private drift: string[] = [];
+
+  /** The tables changed under dockwall (kernelEvents): reconcile, and say what changed if that puts anything back. */
+  kernelChanged(what: string): void {
+    this.drift.push(what);
+    this.markDirty(`the tables changed: ${what}`);
+  }
+
   stop(): void {
     this.stopped = true;
     this.stream?.close();
+    this.kernelStream?.close();
     this.wake?.();
   }
 
@@ -161,6 +181,8 @@ export class Watcher {
   /** One reconcile: facts, compile, compare, write what differs. */
   async reconcile(): Promise<ReconcileResult> {
     this.stats.reconciles++;
+    const drift = this.drift;
+    this.drift = [];
     // What the kernel has is read while Docker's facts are (two processes, two CPUs).
     const saving = ([4, 6] as const).map((f) =>
       Promise.resolve()
@@ -227,6 +249,7 @@ export class Watcher {
       return { changed: false, error: "restore" };
     }
     this.stats.changes++;
+    if (drift.length) this.deps.log(`the tables were changed (${drift.join("; ")}): putting back what the policy says`);
     this.save(text, facts);
     const who = [...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}${steps.map((s) => s.what).join("; ")}`);
@@ -329,9 +352,51 @@ export class Watcher {
     }
   }
 
+  /** Follows the kernel's changes (kernelEvents), starting it again with backoff when it ends. */
+  private async monitor(): Promise<void> {
+    const watch = this.deps.kernelEvents;
+    if (!watch) return;
+    let backoff = 1000;
+    while (!this.stopped) {
+      const m = watch((what) => this.kernelChanged(what));
+      this.kernelStream = m;
+      try {
+        await m.done;
+      } catch (e) {
+        this.deps.log(`cannot follow the kernel's changes (${(e as Error).message}); a full check every ${Math.round((this.deps.recheckMs ?? 0) / 1000)} s still puts drift back`);
+        return;
+      }
+      if (this.stopped) break;
+      // It ended (killed?): the tables may have changed meanwhile.
+      this.markDirty("the kernel's change monitor ended");
+      await this.nap(backoff);
+      backoff = Math.min(backoff * 2, 60_000);
+    }
+  }
+
+  private kernelStream?: { close: () => void };
+
+  /** Sleeps `ms`, in short naps so that a stop is not kept waiting (SIGTERM ends the watcher at once). */
+  private async nap(ms: number): Promise<void> {
+    for (let left = ms; left > 0 && !this.stopped; left -= 250) await this.deps.sleep(Math.min(left, 250));
+  }
+
+  /** The backstop: a full check every recheckMs. */
+  private async recheck(): Promise<void> {
+    const every = this.deps.recheckMs;
+    if (!every) return;
+    while (!this.stopped) {
+      await this.nap(every);
+      if (!this.stopped) this.markDirty("periodic check");
+    }
+  }
+
   /** Runs until stop(): follows events and reconciles whenever something is dirty. */
   async run(): Promise<void> {
     const following = this.follow();
+    const monitoring = this.monitor();
+    const checking = this.recheck();
+    let retry = this.deps.retryMs;
     while (!this.stopped) {
       if (!this.dirty) await new Promise<void>((r) => (this.wake = r));
       this.wake = undefined;
@@ -344,8 +409,15 @@ export class Watcher {
       if (r.error === "pending") {
         await this.deps.sleep(500);
         this.dirty = true;
-      }
+      } else if (r.error && retry !== undefined) {
+        // Failed (facts, a refused load…): tried again with backoff, not only at the next event.
+        if (this.deps.verbose) this.deps.log(`trying again in ${retry} ms`);
+        await this.nap(retry);
+        retry = Math.min(retry * 2, 60_000);
+        this.dirty = true;
+      } else if (!r.error) retry = this.deps.retryMs;
     }
-    await following;
+    this.kernelStream?.close();
+    await Promise.all([following, monitoring, checking]);
   }
 }

@@ -1,0 +1,43 @@
+// What changed in the kernel's tables, from `xtables-monitor --event` (nf_tables hosts): one
+// EVENT line per rule, chain or table changed, then a NEWGEN line when the transaction commits
+// (`NEWGEN: GENID=6 PID=21084 NAME=iptables-restor`). A transaction that touches only other
+// tools' own chains (fail2ban's f2b-*) is none of dockwall's business: it wakes nothing, so a
+// tool that bans addresses all day causes no reconcile. Anything else (a built-in chain, Docker's
+// or dockwall's chains, a table made or a policy set) is said once it commits. Pure.
+import { isForeignChain } from "../apply/merge.js";
+
+export class MonitorParser {
+  private changes = new Map<string, { added: number; removed: number; other: number }>();
+
+  /** One line of xtables-monitor's output; what changed (to say in the log) when a transaction that matters has committed. */
+  feed(line: string): string | undefined {
+    const l = line.trim();
+    let m: RegExpExecArray | null;
+    if ((m = /^NEWGEN: GENID=\d+ PID=(\d+) NAME=(\S+)/.exec(l))) {
+      if (this.changes.size === 0) return undefined;
+      const what = [...this.changes].map(([k, c]) => `${k}${c.added ? ` +${c.added}` : ""}${c.removed ? ` -${c.removed}` : ""}${!c.added && !c.removed ? " changed" : ""}`).join(", ");
+      this.changes.clear();
+      return `${what} (by ${m[2]}, pid ${m[1]})`;
+    }
+    if ((m = /^EVENT: -([46]) -t (\S+) -([ADINXFPRZE]) (\S+)/.exec(l))) {
+      const [, family, table, op, chain] = m;
+      if (isForeignChain(table!, chain!)) return undefined;
+      this.count(`ip${family === "6" ? "6" : ""} ${table} ${chain}`, op === "A" || op === "I" ? "added" : op === "D" ? "removed" : "other");
+      return undefined;
+    }
+    // nf_tables' own words: a table made or deleted, a base chain's policy.
+    if ((m = /^EVENT: (?:# )?nft: (?:(NEW|DEL) table: table (\S+) (ip6?)|(ip6?) (\S+) (\S+) )/.exec(l))) {
+      const key = m[1] ? `${m[3]} ${m[2]} (table ${m[1] === "NEW" ? "made" : "deleted"})` : `${m[4]} ${m[5]} ${m[6]}`;
+      const chain = m[6];
+      if (chain && isForeignChain(m[5]!, chain)) return undefined;
+      this.count(key, "other");
+    }
+    return undefined;
+  }
+
+  private count(key: string, kind: "added" | "removed" | "other"): void {
+    let c = this.changes.get(key);
+    if (!c) this.changes.set(key, (c = { added: 0, removed: 0, other: 0 }));
+    c[kind]++;
+  }
+}

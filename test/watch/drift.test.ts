@@ -1,0 +1,79 @@
+// Drift healed without a Docker event (issue 26, item 1), without a kernel: what
+// xtables-monitor's lines say, and the watcher that reconciles on them, says what changed and
+// what it put back, and is not woken by other tools' own chains.
+import { describe, expect, test } from "vitest";
+import { MonitorParser } from "../../src/watch/monitor.js";
+import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
+import { MemoryKernel } from "../support/memory-kernel.js";
+
+describe("xtables-monitor's lines", () => {
+  test("a transaction that touches dockwall's, Docker's or built-in chains is said when it commits, counted per chain", () => {
+    const p = new MonitorParser();
+    const lines = [
+      " EVENT: -4 -t filter -D DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+      " EVENT: -4 -t filter -D DOCKER-USER -o docker0 -j DROP",
+      " EVENT: -4 -t filter -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT",
+      "NEWGEN: GENID=7 PID=3120 NAME=iptables",
+    ];
+    expect(lines.map((l) => p.feed(l))).toEqual([undefined, undefined, undefined, "ip filter DOCKER-USER -2, ip filter INPUT +1 (by iptables, pid 3120)"]);
+  });
+
+  test("other tools' own chains wake nothing (fail2ban banning all day); a policy set or a table made does", () => {
+    const p = new MonitorParser();
+    expect(p.feed(" EVENT: -4 -t filter -I f2b-sshd 1 -s 203.0.113.9/32 -j REJECT")).toBeUndefined();
+    expect(p.feed("NEWGEN: GENID=8 PID=77 NAME=fail2ban-server")).toBeUndefined();
+    p.feed(" EVENT: # nft: ip6 filter FORWARD use 1 type filter hook forward prio 0 policy accept packets 0 bytes 0 flags 1");
+    expect(p.feed("NEWGEN: GENID=9 PID=78 NAME=ip6tables")).toBe("ip6 filter FORWARD changed (by ip6tables, pid 78)");
+    p.feed(" EVENT: nft: NEW table: table nat ip flags 0 use 1 handle 3");
+    expect(p.feed("NEWGEN: GENID=10 PID=79 NAME=iptables-restor")).toBe("ip nat (table made) changed (by iptables-restor, pid 79)");
+  });
+});
+
+describe("the watcher puts drift back", () => {
+  const POLICY = `docker { version 20.10; iptables off; userland-proxy off; }
+zone lan { interface eth1; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan to web:8080;
+`;
+  test("a flushed DOCKER-USER, reported by the kernel, is put back at once; the log says what changed and what was put back", async () => {
+    const kernel = new MemoryKernel();
+    const logs: string[] = [];
+    let report: ((what: string) => void) | undefined;
+    let endMonitor!: () => void;
+    const deps: WatchDeps = {
+      policyName: "host.dw",
+      readPolicy: () => POLICY,
+      facts: async () => ({ raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" }),
+      events: () => {
+        let end!: () => void;
+        return { done: new Promise<void>((r) => (end = r)), close: () => end() };
+      },
+      kernelEvents: (onChange) => {
+        report = onChange;
+        return { done: new Promise<void>((r) => (endMonitor = r)), close: () => endMonitor() };
+      },
+      save: (f) => kernel.save(f),
+      restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
+      log: (l) => logs.push(l),
+      sleep: () => new Promise((r) => setTimeout(r, 1)),
+      verbose: false,
+      debounceMs: 0,
+    };
+    const w = new Watcher(deps, POLICY);
+    w.markDirty("start");
+    const running = w.run();
+    const until = async (test: () => boolean) => {
+      for (let i = 0; i < 500 && !test(); i++) await new Promise((r) => setTimeout(r, 2));
+      expect(test()).toBe(true);
+    };
+    await until(() => logs.some((l) => l.startsWith("applied: ")));
+    const good = kernel.save(4);
+    kernel.restore(4, "*filter\n-F DOCKER-USER\nCOMMIT\n", { noflush: true, test: false });
+    expect(kernel.save(4)).not.toBe(good);
+    report!("ip filter DOCKER-USER -2 (by iptables, pid 3120)");
+    await until(() => kernel.save(4) === good);
+    expect(logs.slice(-2)).toEqual(["the tables were changed (ip filter DOCKER-USER -2 (by iptables, pid 3120)): putting back what the policy says", "applied: IPv4: filter DOCKER-USER +2"]);
+    w.stop();
+    await running;
+  });
+});
