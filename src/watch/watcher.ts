@@ -356,21 +356,30 @@ export class Watcher {
   private async monitor(): Promise<void> {
     const watch = this.deps.kernelEvents;
     if (!watch) return;
-    let backoff = 1000;
+    let backoff = 100;
+    let said = false;
     while (!this.stopped) {
       const m = watch((what) => this.kernelChanged(what));
       this.kernelStream = m;
+      const started = Date.now();
       try {
         await m.done;
       } catch (e) {
-        this.deps.log(`cannot follow the kernel's changes (${(e as Error).message}); a full check every ${Math.round((this.deps.recheckMs ?? 0) / 1000)} s still puts drift back`);
-        return;
+        const why = (e as Error).message;
+        // Not there (no xtables-monitor, no nf_tables): the full checks are what is left.
+        if (/ENOENT|not found|No such file/.test(why)) {
+          this.deps.log(`cannot follow the kernel's changes (${why}); ${this.deps.recheckMs ? `a full check every ${Math.round(this.deps.recheckMs / 1000)} s still puts drift back` : "drift is put back only at the next Docker event (--recheck sets full checks)"}`);
+          return;
+        }
+        // A big transaction overflows its netlink socket (ENOBUFS): what it missed is read by a reconcile, and it starts again.
+        if (this.deps.verbose || !said) this.deps.log(`the kernel's change reports were cut (${why}): reading the tables again, and following them again`);
+        said = true;
       }
       if (this.stopped) break;
-      // It ended (killed?): the tables may have changed meanwhile.
+      // It ended: the tables may have changed meanwhile.
       this.markDirty("the kernel's change monitor ended");
+      backoff = Date.now() - started > 10_000 ? 100 : Math.min(backoff * 2, 10_000);
       await this.nap(backoff);
-      backoff = Math.min(backoff * 2, 60_000);
     }
   }
 

@@ -76,4 +76,42 @@ allow lan to web:8080;
     w.stop();
     await running;
   });
+
+  test("reports cut short (ENOBUFS on a big transaction): the monitor is started again and the tables read again; not installed: full checks only", async () => {
+    for (const [why, starts] of [["cannot receive from nfnetlink socket: No buffer space available", 3], ["spawn stdbuf ENOENT", 1]] as const) {
+      const kernel = new MemoryKernel();
+      const logs: string[] = [];
+      let started = 0;
+      const deps: WatchDeps = {
+        policyName: "host.dw",
+        readPolicy: () => POLICY,
+        facts: async () => ({ raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" }),
+        events: () => {
+          let end!: () => void;
+          return { done: new Promise<void>((r) => (end = r)), close: () => end() };
+        },
+        kernelEvents: () => {
+          started++;
+          if (started < 3 || why.includes("ENOENT")) return { done: Promise.reject(new Error(why)), close: () => {} };
+          let end!: () => void;
+          return { done: new Promise<void>((r) => (end = r)), close: () => end() };
+        },
+        save: (f) => kernel.save(f),
+        restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
+        log: (l) => logs.push(l),
+        sleep: () => new Promise((r) => setTimeout(r, 1)),
+        verbose: false,
+        debounceMs: 0,
+        recheckMs: 10_000,
+      };
+      const w = new Watcher(deps, POLICY);
+      const running = w.run();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(started).toBe(starts);
+      if (starts === 1) expect(logs).toContain("cannot follow the kernel's changes (spawn stdbuf ENOENT); a full check every 10 s still puts drift back");
+      else expect(logs.filter((l) => l.startsWith("the kernel's change reports were cut"))).toEqual([`the kernel's change reports were cut (${why}): reading the tables again, and following them again`]);
+      w.stop();
+      await running;
+    }
+  });
 });
