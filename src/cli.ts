@@ -288,9 +288,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .option("verbose", { alias: "v", describe: "log every event and every reconcile, not only those that change something", type: "boolean", default: false })
           .option("debounce", { describe: "MILLISECONDS of quiet after an event before reconciling (a burst of events is one reconcile; events during a reconcile are folded into the next)", type: "number", default: 20, requiresArg: true })
           .option("recheck", { describe: "SECONDS between full checks of the kernel against the policy, whatever happens (0: none); where the kernel tells of changes (nf_tables: xtables-monitor), drift is put back at once anyway", type: "number", default: 10, requiresArg: true })
-          .option("save-v4", { describe: "after each change, write iptables-save's output to FILE (netfilter-persistent's /etc/iptables/rules.v4), so a reboot loads the current rules", type: "string", requiresArg: true })
+          .option("save-v4", { describe: "after each change, write the rules for boot to FILE (netfilter-persistent's /etc/iptables/rules.v4): what is loaded, but with no rule for any one container (no DNAT, no allow to its port), so published ports are closed after a reboot until the watcher has read Docker's facts", type: "string", requiresArg: true })
           .option("save-v6", { describe: "the same for ip6tables-save (/etc/iptables/rules.v6)", type: "string", requiresArg: true })
-          .option("save-ferm", { describe: "after each change, write the policy compiled with the current facts as ferm.conf to FILE (/etc/ferm/ferm.conf)", type: "string", requiresArg: true })
+          .option("save-ferm", { describe: "after each change, write the policy compiled with Docker's networks but no container, as ferm.conf, to FILE (/etc/ferm/ferm.conf): closed the same way", type: "string", requiresArg: true })
           .example("$0 watch /etc/dockwall/host.dw", "as the systemd service dockwall.service runs it")
           .epilog("A policy with errors is not applied (the rules in place stay). An error that only Docker's facts cause (a redeployed container no longer publishes the port an allow names; a declaration Docker disagrees with) is logged as a warning instead: that allow target is left out, admitting nothing, and everything else is applied. SIGHUP reads the policy again, and uses it only if every SSH session open now (ss: connections to sshd's ports) would keep getting in. The watcher notes itself in $DOCKWALL_STATE_DIR/watch.json: 'dockwall apply' of the same file tells it to read the file again, and while an apply waits for confirmation it loads nothing. Drift (another tool or a hand flushing or changing what dockwall owns) is put back at once where xtables-monitor reports changes, else at the next full check (--recheck); other tools' own chains changing wakes nothing. A failed reconcile is tried again with backoff."),
       async (a) => {
@@ -514,6 +514,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
   // A policy with errors is never applied: checked before the daemon is asked anything.
   const { NO_FACTS, Watcher } = await import("./watch/watcher.js");
   const { MonitorParser } = await import("./watch/monitor.js");
+  const { bootFacts, bootSave } = await import("./watch/boot.js");
   const checked = await compile(src.text, { checkOnly: true, file: src.file, facts: NO_FACTS });
   const errors = checked.diagnostics.filter((d) => d.severity === "error");
   if (errors.length) {
@@ -599,11 +600,17 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
         : undefined,
       recheckMs: a.recheck * 1000,
       retryMs: 500,
+      // The ruleset for boot, closed where it would be stale (watch/boot.ts): the policy compiled with no container running.
       persist: (text, facts) => {
-        if (a["save-v4"]) io.writeFile(a["save-v4"], system.run(tools[4].save, []));
-        if (a["save-v6"]) io.writeFile(a["save-v6"], system.run(tools[6].save, []));
+        if (!a["save-v4"] && !a["save-v6"] && !a["save-ferm"]) return;
+        const boot = compileNow(text, { noRender: true, file: src.file, facts: bootFacts(facts), factsErrors: "warn" });
+        if (!boot.ok) throw new Error(`the policy does not compile without containers (${boot.diagnostics.find((d) => d.severity === "error")?.message})`);
+        for (const f of [4, 6] as const) {
+          const file = a[f === 4 ? "save-v4" : "save-v6"];
+          if (file) io.writeFile(file, bootSave(system.run(tools[f].save, []), boot.generated!.rulesets[f]!, { ownsInput: boot.policy!.host !== undefined }));
+        }
         if (a["save-ferm"]) {
-          const r = compileNow(text, { format: "ferm", file: src.file, facts, factsErrors: "warn" });
+          const r = compileNow(text, { format: "ferm", file: src.file, facts: bootFacts(facts), factsErrors: "warn" });
           if (r.ok) io.writeFile(a["save-ferm"], r.output!);
         }
       },

@@ -136,19 +136,39 @@ describeDocker("dockwall watch on a real dockerd: the policy stays true while Do
     expect(lab.save(4)).not.toContain("--dport 7070");
   }, LAB_TIMEOUT);
 
-  it("the saved ruleset follows each change: rules.v4 is what is loaded, and ferm.conf loads to the state the watcher keeps", async () => {
-    await until(() => readFileSync(join(dir, "rules.v4"), "utf8").includes("--ctorigdstport 8080"), 5000);
-    const strip = (t: string) => t.split("\n").filter((l) => !l.startsWith("#")).map((l) => l.replace(/\[\d+:\d+\]/g, "[0:0]")).join("\n");
-    expect(strip(readFileSync(join(dir, "rules.v4"), "utf8"))).toBe(lab.save(4));
+  it("the saved ruleset is closed where it would be stale: after a dockerd restart, rules.v4 or ferm.conf loaded alone (as at boot) open no published port and no container; the watcher then opens what the policy allows", async () => {
+    // The policy now (after SIGHUP): allow wan to web. web runs (--restart always).
+    await until(() => /-A DOCKER-USER .*-o docker0 -j DROP/.test(readFileSync(join(dir, "rules.v4"), "utf8")), 5000);
+    const v4 = readFileSync(join(dir, "rules.v4"), "utf8");
+    // Nothing for any one container: no DNAT, no allow to its port, no hairpin MASQUERADE.
+    expect(v4).not.toMatch(/-j DNAT|--ctorigdstport|172\.17\.0\.\d+\/32/);
+    expect(v4).toMatch(/^-A POSTROUTING -s 172\.17\.0\.0\/16 ! -o docker0 -j MASQUERADE$/m); // the network's own rules stay
     expect(await stop()).toBe(0);
-    // A reboot or `ferm` reload: the saved ferm.conf, loaded on its own, is the state the watcher kept.
+    await lab.restartDaemon();
+    const web = (await docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web")).trim();
+    const closedAll = async () => {
+      for (const from of ["wan", "lan"] as const) {
+        await reach(from, from === "wan" ? ADDR.hostWan : ADDR.hostLan, 8080, "closed", 2000);
+        await reach(from, web, 80, "closed", 2000);
+      }
+    };
+    // A reboot: the saved rules.v4, loaded before any watcher has read a fact.
+    lab.reset();
+    lab.load(v4);
+    await closedAll();
+    // The same with the saved ferm.conf.
     const ferm = fermCompile(readFileSync(join(dir, "ferm.conf"), "utf8"));
     expect(ferm.ok, ferm.stderr).toBe(true);
+    expect(ferm.v4).not.toMatch(/-j DNAT|--ctorigdstport/);
     lab.reset();
     lab.load(ferm.v4, ferm.v6 || undefined);
+    await closedAll();
+    // The watcher reads the facts: what the policy allows is open again, and only that.
+    await start();
+    await reach("wan", ADDR.hostWan, 8080, "web");
+    await reach("lan", ADDR.hostLan, 8080, "closed", 2000);
     const diff = execFileSync("ip", ["netns", "exec", lab.host.name, bin, "diff", join(dir, "host.dw"), "--docker"], { encoding: "utf8", env: { ...process.env, DOCKER_HOST: lab.dockerHost } });
     expect(diff).toMatch(/no changes/);
-    await reach("wan", ADDR.hostWan, 8080, "web");
   }, LAB_TIMEOUT);
 });
 
