@@ -12,6 +12,7 @@ export const unallowedPorts: Check = (ctx) => {
   // The help names a zone the policy has (the first declared), or says ZONE.
   const zone = ctx.policy.zones.find((z) => z.name !== "any")?.name;
   const containers = ctx.policy.containers;
+  const unreached: { c: (typeof containers)[number]; p: (typeof containers)[number]["publishes"][number] }[] = [];
   for (let i = 0; i < containers.length; i++) {
     const c = containers[i]!;
     const n = publishingNetwork(c, ctx.networks);
@@ -27,14 +28,23 @@ export const unallowedPorts: Check = (ctx) => {
         const b = bs[j]!;
         for (let t = 0; t < mine.length && !covered; t++) covered = mine[t]!.ports.from <= b.hostPort && b.hostPort <= mine[t]!.ports.to && (!mine[t]!.proto || mine[t]!.proto === b.proto);
       }
-      if (!covered) {
-        ctx.problems.warning("unreachable-port", p.span, `no allow names ${c.name}:${p.spec.host.from === p.spec.host.to ? p.spec.host.from : `${p.spec.host.from}-${p.spec.host.to}`}/${p.spec.proto}, so it is unreachable from outside the host (published closed)`, {
-          help: `add e.g. 'allow ${zone ?? "ZONE"} to ${c.name}:${p.spec.host.from}${p.spec.proto === "udp" ? "/udp" : ""};'${zone ? "" : " (ZONE: any, or a zone you declare)"}, or set 'published open;' in the docker block for Docker's behaviour`,
-        });
-      }
+      if (!covered) unreached.push({ c, p });
     }
   }
+  // A few are said one by one; many (a host of two thousand containers) in one warning, with a count and the first few.
+  const name = (u: (typeof unreached)[number]) => `${u.c.name}:${u.p.spec.host.from === u.p.spec.host.to ? u.p.spec.host.from : `${u.p.spec.host.from}-${u.p.spec.host.to}`}/${u.p.spec.proto}`;
+  const help = (u: (typeof unreached)[number]) =>
+    `add e.g. 'allow ${zone ?? "ZONE"} to ${u.c.name}:${u.p.spec.host.from}${u.p.spec.proto === "udp" ? "/udp" : ""};'${zone ? "" : " (ZONE: any, or a zone you declare)"}, or set 'published open;' in the docker block for Docker's behaviour`;
+  if (unreached.length <= GROUP_ABOVE) {
+    for (const u of unreached) ctx.problems.warning("unreachable-port", u.p.span, `no allow names ${name(u)}, so it is unreachable from outside the host (published closed)`, { help: help(u) });
+    return;
+  }
+  const first = unreached[0]!;
+  ctx.problems.warning("unreachable-port", first.p.span, `no allow names ${unreached.length} published ports, so they are unreachable from outside the host (published closed): ${unreached.slice(0, 3).map(name).join(", ")} and ${unreached.length - 3} more`, { help: help(first) });
 };
+
+/** Up to this many ports no allow names are said one by one. */
+const GROUP_ABOVE = 5;
 
 /**
  * Every allow target, by container name. A target that names no container (a typo, reported

@@ -4,6 +4,7 @@
 // reported as a move, not as a removal plus an addition.
 import { diffArrays } from "diff";
 import type { SavedChain, SavedRule, SavedRuleset } from "./save.js";
+import { BUILTIN_CHAINS, type Table } from "../ir/ruleset.js";
 
 export type LineKind = "same" | "added" | "removed" | "moved";
 
@@ -98,7 +99,8 @@ export function diffRulesets(family: 4 | 6, live: SavedRuleset, wanted: SavedRul
         continue;
       }
       const w = wt.chains.get(name);
-      const l = lc.get(name);
+      // A built-in chain always exists, whatever a dump says (ferm --lines leaves out those it does not write): empty, ACCEPT.
+      const l = lc.get(name) ?? (BUILTIN_CHAINS[table as Table["name"]]?.includes(name) ? { name, policy: "ACCEPT", rules: [] } : undefined);
       const strip = (rules: SavedRule[]) => rules.filter((r) => !scope.isForeign(r.target ?? ""));
       if (!l) {
         out.push({ family, table, chain: name, status: "added", lines: w!.rules.map((r, i) => ({ kind: "added", text: r.text, wanted: i + 1 })) });

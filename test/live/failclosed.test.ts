@@ -119,4 +119,13 @@ describe("jumps that must come first", () => {
       "IPv4 INPUT jumps to other tools' chains (f2b-sshd): 'dockwall apply' and the ferm output keep that jump, but loading the --format iptables output with iptables-restore --noflush flushes INPUT and drops it (until that tool adds it again)",
     );
   });
+
+  test("a dump without a built-in chain (ferm --lines leaves out what it does not write): that chain is there, empty, not a new chain", () => {
+    const r = compiled(`${COEXIST}host { allow lan tcp 22; }\n`);
+    const d = computeDiff(r, { 4: parseSave(DOCKERS.replace(":INPUT ACCEPT [0:0]\n", "")) }, { all: false, ignore: [] });
+    const input = d.chains.find((c) => c.chain === "INPUT")!;
+    expect(input.status).toBe("changed");
+    expect(input.policy).toEqual({ live: "ACCEPT", wanted: "DROP" });
+    expect(d.chains.filter((c) => c.status === "added").map((c) => c.chain)).toEqual(["DOCKWALL-PROXY"]);
+  });
 });

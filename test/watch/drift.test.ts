@@ -114,4 +114,30 @@ allow lan to web:8080;
       await running;
     }
   });
+
+  test("--verbose says where a reconcile's time went", async () => {
+    const kernel = new MemoryKernel();
+    const logs: string[] = [];
+    const w = new Watcher(
+      {
+        policyName: "host.dw",
+        readPolicy: () => POLICY,
+        facts: async () => ({ raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" }),
+        events: () => ({ done: Promise.resolve(), close: () => {} }),
+        save: (f) => kernel.save(f),
+        restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
+        log: (l) => logs.push(l),
+        sleep: async () => {},
+        verbose: true,
+        debounceMs: 0,
+      },
+      POLICY,
+    );
+    await w.reconcile();
+    await w.reconcile();
+    expect(logs.filter((l) => /^reconciled/.test(l)).map((l) => l.replace(/\d+ ms/g, "N ms"))).toEqual([
+      "reconciled in N ms: facts and the loaded rules read N ms, compiled and compared N ms, loaded N ms",
+      "reconciled: nothing to change (N ms: facts and the loaded rules read N ms, compiled and compared N ms)",
+    ]);
+  });
 });
