@@ -219,7 +219,7 @@ export function addFacts(p: Policy, facts: DockerFacts, problems: Problems, warn
   }
   p.containers = containers;
   // What Docker has that changes its rules and that dockwall does not reproduce: refused, never compiled as absent.
-  refuseSettings(p, facts, problems);
+  refuseSettings(p, facts, problems, warn);
   if (!warn) return;
   for (const c of containers) {
     if (disagrees.has(c.name)) continue;

@@ -28,7 +28,10 @@ function hostAllows(ports: string[], zone: string): string {
     .join(" ") || `allow ${zone} tcp PORT;`;
 }
 
-export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems): void {
+/** Under watch (factsErrors "warn"), what a refused container costs: only itself. */
+const STILL_APPLIED = "every other change is applied meanwhile (its own traffic never meets dockwall's rules, whatever the watcher does)";
+
+export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems, warn = false): void {
   const d = p.docker;
   const u = facts.unreproduced;
   const daemon = dockerOrigin({ kind: "daemon", name: "", id: "", source: facts.source });
@@ -76,7 +79,8 @@ export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems
         : a.driver === "overlay"
           ? `other swarm nodes reach it through VXLAN, inside the network's own namespace, and a swarm service's published ports through Docker's ingress chains, neither of which crosses the rules dockwall writes`
           : `dockwall writes rules for bridge networks only, and does not know where the traffic of driver '${a.driver}' goes`;
-    problems.error("unfiltered-network", a.span, `container '${a.container}' is on ${a.driver} network '${a.network}': ${why}, so dockwall cannot enforce the policy for it (every port it listens on is open to whoever reaches it)`, {
+    // Under watch, one such container must not hold back every other change: its traffic never meets dockwall's rules either way.
+    problems.factsError(warn, "unfiltered-network", a.span, `container '${a.container}' is on ${a.driver} network '${a.network}': ${why}, so dockwall cannot enforce the policy for it (every port it listens on is open to whoever reaches it)`, STILL_APPLIED, {
       help: `run it on a bridge network and publish what it serves (docker network disconnect ${a.network} ${a.container}; docker network connect NETWORK ${a.container}, or docker run --network NETWORK -p …), or stop it: dockwall refuses Docker's facts while it runs`,
       notes: [{ message: `the ${a.driver} network${a.parent ? ` (parent ${a.parent})` : ""}`, span: a.networkSpan }],
     });
@@ -98,7 +102,7 @@ export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems
         notes: [{ message: `only what this host block allows reaches them`, span: restricting.span }],
       });
     } else if (h.ports.length) {
-      problems.error("host-network", h.span, `${what}: ${ports} are sockets of the host's own, and ${p.host ? "the host block's 'policy accept' lets everyone reach them" : "without a host block nothing restricts them: they are open to all"}`, {
+      problems.factsError(warn, "host-network", h.span, `${what}: ${ports} are sockets of the host's own, and ${p.host ? "the host block's 'policy accept' lets everyone reach them" : "without a host block nothing restricts them: they are open to all"}`, STILL_APPLIED, {
         help: p.host ? `remove 'policy accept;' from the host block and open them there (${hostAllows(h.ports, zone)}${zoneNote}), or run it on a bridge network and publish its ports (docker run -p …)` : help,
         notes: p.host ? [{ message: `the host block`, span: p.host.span }] : [],
       });

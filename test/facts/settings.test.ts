@@ -91,6 +91,14 @@ describe("containers on networks whose traffic dockwall's rules never see", () =
     expect(r.diagnostics[0]!.notes).toEqual([{ message: "the macvlan network (parent eth1)", span: expect.objectContaining({ docker: expect.objectContaining({ kind: "network", name: "other" }) }) }]);
   });
 
+  test("under watch (factsErrors warn), such a container holds back nothing else: a warning, and the rules compile", () => {
+    const r = compile(OFF, { noRender: true, factsErrors: "warn", facts: { raw: attached("macvlan", true, { parent: "eth1" }) as never, source: "host.json" } });
+    expect(r.ok).toBe(true);
+    const w = r.diagnostics.filter((d) => d.code === "unfiltered-network");
+    expect(w.map((d) => [d.severity, d.leftOut])).toEqual([["warning", true]]);
+    expect(w[0]!.message).toMatch(/; every other change is applied meanwhile \(its own traffic never meets dockwall's rules, whatever the watcher does\)$/);
+  });
+
   test("a stopped container, and such a network with no container, are nothing to refuse", () => {
     expect(diagnose(OFF, attached("macvlan", false, { parent: "eth1" }))).toEqual([]);
     const f = attached("macvlan", true, { parent: "eth1" });
