@@ -85,6 +85,15 @@ describeDocker("watch puts drift back without a Docker event (real dockerd)", ()
     expect((await lab.probe("lan", ADDR.hostLan, 8080, "tcp")).answeredBy).toBe("web");
   }, LAB_TIMEOUT);
 
+  it("ip6tables -F DOCKER-USER: put back too (IPv6)", async () => {
+    const good = userRules("ip6tables-save");
+    expect(good.length).toBeGreaterThan(0);
+    ns(["ip6tables", "-F", "DOCKER-USER"]);
+    await until(() => userRules("ip6tables-save").length === good.length, 5_000);
+    expect(userRules("ip6tables-save")).toEqual(good);
+    await until(() => /^the tables were changed \(ip6 filter DOCKER-USER -\d+ \(by ip6tables, pid \d+\)\)/m.test(log), 5_000);
+  }, LAB_TIMEOUT);
+
   it("iptables -F FORWARD (the jump to DOCKER-USER and Docker's rules with it): put back", async () => {
     const forward = () => ns(["iptables-save"]).split("\n").filter((l) => l.startsWith("-A FORWARD "));
     const good = forward();
