@@ -594,7 +594,8 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
             const parser = new MonitorParser();
             return system.follow!("stdbuf", ["-oL", "xtables-monitor", "--event"], (line) => {
               const what = parser.feed(line);
-              if (what) onChange(what);
+              // The watcher's own loads come back as reports too: they change nothing to put back.
+              if (what && !system.ranHere?.(parser.committedBy!)) onChange(what);
             });
           }
         : undefined,

@@ -8,7 +8,7 @@
 //  - as a plain script, when there is no snapshot for the Node that runs it.
 // Nothing that depends on the process (arguments, environment, terminal, working directory)
 // may be read at module load: in the snapshot that would be the build's.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, renameSync, statSync, statfsSync, writeFileSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, basename, join, resolve } from "node:path";
@@ -138,17 +138,24 @@ function runAsync(cmd: string, args: string[]): Promise<string> {
   });
 }
 
+/** The pids of the last programs run (SystemIo.ranHere). */
+const ran = new Set<number>();
+
 function system(): SystemIo {
   const stateDir = process.env.DOCKWALL_STATE_DIR || "/var/lib/dockwall";
   return {
     run: (cmd, args, input) => {
-      try {
-        return execFileSync(cmd, args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 1 << 30 });
-      } catch (e) {
-        const err = e as Error & { stderr?: string };
-        throw new Error(err.stderr?.trim() || err.message);
+      const r = spawnSync(cmd, args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 1 << 30 });
+      // The kernel names the program behind each change (xtables-monitor): watch knows its own loads by their pid.
+      if (r.pid) {
+        ran.add(r.pid);
+        if (ran.size > 64) ran.delete(ran.values().next().value!);
       }
+      if (r.error) throw new Error(r.error.message);
+      if (r.status !== 0) throw new Error(r.stderr?.trim() || `Command failed: ${[cmd, ...args].join(" ")} (exit ${r.status ?? r.signal})`);
+      return r.stdout;
     },
+    ranHere: (pid) => ran.has(pid),
     runAsync,
     env: process.env,
     stateDir,

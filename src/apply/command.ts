@@ -42,6 +42,8 @@ export interface SystemIo {
   spawnDockwall: (args: string[]) => Promise<void>;
   /** This process's id. */
   pid: number;
+  /** Whether `pid` was one of the last programs `run` ran (watch knows its own loads when the kernel reports them). */
+  ranHere?: (pid: number) => boolean;
   /** Runs a program that keeps running, calling `onLine` with each line it prints; `done` ends with it (rejects when it cannot start). */
   follow?: (cmd: string, args: string[], onLine: (line: string) => void) => { done: Promise<void>; close: () => void };
   /** Sends a signal (0: only asks whether the process is there); false when there is no such process. */

@@ -8,6 +8,8 @@ import { isForeignChain } from "../apply/merge.js";
 
 export class MonitorParser {
   private changes = new Map<string, { added: number; removed: number; other: number }>();
+  /** The program that committed the transaction feed() last said (its pid). */
+  committedBy?: number;
 
   /** One line of xtables-monitor's output; what changed (to say in the log) when a transaction that matters has committed. */
   feed(line: string): string | undefined {
@@ -17,6 +19,7 @@ export class MonitorParser {
       if (this.changes.size === 0) return undefined;
       const what = [...this.changes].map(([k, c]) => `${k}${c.added ? ` +${c.added}` : ""}${c.removed ? ` -${c.removed}` : ""}${!c.added && !c.removed ? " changed" : ""}`).join(", ");
       this.changes.clear();
+      this.committedBy = Number(m[1]);
       return `${what} (by ${m[2]}, pid ${m[1]})`;
     }
     if ((m = /^EVENT: -([46]) -t (\S+) -([ADINXFPRZE]) (\S+)/.exec(l))) {
