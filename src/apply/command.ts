@@ -230,7 +230,7 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   if (conflicts.length) {
     for (const c of conflicts) say(`${opts.force ? "warning" : "not applied"}: ${c}`);
     if (!opts.force) {
-      say(`nothing was changed; --force applies anyway (through the system's backend)`);
+      say(`nothing was changed; --force applies anyway, through ${[...new Set(families.map((f) => tools[f].restore))].join(" and ")}`);
       return EXIT.error;
     }
   }
@@ -296,7 +296,7 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
     if (d.stage === "test") say(`not applied: ${tools[d.family].restore} --test refused the IPv${d.family} rules: ${d.error}; nothing was changed`);
     else {
       say(`not applied: ${tools[d.family].restore} refused the IPv${d.family} rules: ${d.error}`);
-      if (d.putBackFailed.length) say(`AND putting back the rules from before failed: ${d.putBackFailed.map((x) => `${tools[x.family].restore}: ${x.error}`).join("; ")}. They are in ${io.stateDir}/rollback.v4 and rollback.v6: load them with iptables-restore / ip6tables-restore`);
+      if (d.putBackFailed.length) say(`AND putting back the rules from before failed: ${d.putBackFailed.map((x) => `${tools[x.family].restore}: ${x.error}`).join("; ")}. They are in ${io.stateDir}/rollback.v4 and rollback.v6: load them with ${tools[4].restore} / ${tools[6].restore}`);
       else say(`the IPv4 and IPv6 rules from before are back in place`);
     }
     return EXIT.error;

@@ -88,7 +88,7 @@ test("both iptables backends hold rules: apply refuses, says what the other hold
     "dockwall: not applied: both iptables backends hold IPv4 rules, and the kernel filters every packet through both: iptables-legacy holds nat PREROUTING (1 rule), DOCKER (user chain, 1 rule) (Docker's chains among them: from a dockerd that wrote them there, or a ferm.conf loaded with it). " +
       "dockwall reads and writes iptables-nft (the system's iptables), so what iptables-legacy holds acts unseen (a stale DNAT there reaches whichever container has the address now). " +
       "Empty it: iptables-legacy -t nat -F; iptables-legacy -t nat -X — and load rules through one backend only (ferm uses iptables-legacy where it is installed: deploy with 'dockwall apply', or set the system's iptables to legacy with update-alternatives --set iptables /usr/sbin/iptables-legacy)\n" +
-      "dockwall: nothing was changed; --force applies anyway (through the system's backend)\n",
+      "dockwall: nothing was changed; --force applies anyway, through iptables-nft-restore and ip6tables-nft-restore\n",
   );
   expect(loads).toEqual([]);
   err.length = 0;

@@ -27,3 +27,19 @@ for (const mode of ["off", "on"] as const) {
     expect(saved).toContain("-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n");
   });
 }
+
+test("IPv6 (dockerd --ipv6 with ip6tables): the saved IPv6 rules hold no DNAT and no allow to a container's IPv6 address either", () => {
+  const v6state = JSON.parse(readFileSync(new URL("../facts/corpus/ipv6-ip6tables/state.json", import.meta.url), "utf8"));
+  for (const mode of ["off", "on"] as const) {
+    const policy = `docker { version 20.10; iptables ${mode}; ip6tables on; userland-proxy off; }\nzone wan { interface eth0; }\nallow wan to web:8080;\n`;
+    const now = compile(policy, { format: "ip6tables", facts: { raw: v6state, source: "s.json" } });
+    expect(now.ok).toBe(true);
+    const loaded = mode === "on" ? readFileSync(new URL("../facts/corpus/ipv6-ip6tables/iptables.v6", import.meta.url), "utf8") : now.output!;
+    expect(loaded).toMatch(/-j DNAT --to-destination \[2001:db8:1::/);
+    const boot = compile(policy, { noRender: true, facts: bootFacts({ raw: v6state, source: "s.json" }), factsErrors: "warn" });
+    expect(boot.ok).toBe(true);
+    const saved = bootSave(loaded, boot.generated!.rulesets[6]!, { ownsInput: false });
+    expect(saved).not.toMatch(/-j DNAT|--ctorigdstport|2001:db8:1::[0-9a-f:]*\/128/);
+    expect(saved).toMatch(/^-A DOCKER-USER -o docker0 -j DROP$/m);
+  }
+});

@@ -35,31 +35,35 @@ zone lan { interface eth1; }
 container web { network bridge 172.17.0.2; publish 8080:80; }
 allow lan to web:8080;
 `;
+  /** A watcher over an in-memory kernel, with no Docker event ever; `extra` adds or replaces deps. */
+  const deps = (kernel: MemoryKernel, logs: string[], extra: Partial<WatchDeps> = {}): WatchDeps => ({
+    policyName: "host.dw",
+    readPolicy: () => POLICY,
+    facts: async () => ({ raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" }),
+    events: () => {
+      let end!: () => void;
+      return { done: new Promise<void>((r) => (end = r)), close: () => end() };
+    },
+    save: (f) => kernel.save(f),
+    restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
+    log: (l) => logs.push(l),
+    sleep: () => new Promise((r) => setTimeout(r, 1)),
+    verbose: false,
+    debounceMs: 0,
+    ...extra,
+  });
   test("a flushed DOCKER-USER, reported by the kernel, is put back at once; the log says what changed and what was put back", async () => {
     const kernel = new MemoryKernel();
     const logs: string[] = [];
     let report: ((what: string) => void) | undefined;
     let endMonitor!: () => void;
-    const deps: WatchDeps = {
-      policyName: "host.dw",
-      readPolicy: () => POLICY,
-      facts: async () => ({ raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" }),
-      events: () => {
-        let end!: () => void;
-        return { done: new Promise<void>((r) => (end = r)), close: () => end() };
-      },
+    const d = deps(kernel, logs, {
       kernelEvents: (onChange) => {
         report = onChange;
         return { done: new Promise<void>((r) => (endMonitor = r)), close: () => endMonitor() };
       },
-      save: (f) => kernel.save(f),
-      restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
-      log: (l) => logs.push(l),
-      sleep: () => new Promise((r) => setTimeout(r, 1)),
-      verbose: false,
-      debounceMs: 0,
-    };
-    const w = new Watcher(deps, POLICY);
+    });
+    const w = new Watcher(d, POLICY);
     w.markDirty("start");
     const running = w.run();
     const until = async (test: () => boolean) => {
@@ -82,29 +86,16 @@ allow lan to web:8080;
       const kernel = new MemoryKernel();
       const logs: string[] = [];
       let started = 0;
-      const deps: WatchDeps = {
-        policyName: "host.dw",
-        readPolicy: () => POLICY,
-        facts: async () => ({ raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" }),
-        events: () => {
-          let end!: () => void;
-          return { done: new Promise<void>((r) => (end = r)), close: () => end() };
-        },
+      const d = deps(kernel, logs, {
         kernelEvents: () => {
           started++;
           if (started < 3 || why.includes("ENOENT")) return { done: Promise.reject(new Error(why)), close: () => {} };
           let end!: () => void;
           return { done: new Promise<void>((r) => (end = r)), close: () => end() };
         },
-        save: (f) => kernel.save(f),
-        restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
-        log: (l) => logs.push(l),
-        sleep: () => new Promise((r) => setTimeout(r, 1)),
-        verbose: false,
-        debounceMs: 0,
         recheckMs: 10_000,
-      };
-      const w = new Watcher(deps, POLICY);
+      });
+      const w = new Watcher(d, POLICY);
       const running = w.run();
       await new Promise((r) => setTimeout(r, 200));
       expect(started).toBe(starts);
@@ -118,21 +109,7 @@ allow lan to web:8080;
   test("--verbose says where a reconcile's time went", async () => {
     const kernel = new MemoryKernel();
     const logs: string[] = [];
-    const w = new Watcher(
-      {
-        policyName: "host.dw",
-        readPolicy: () => POLICY,
-        facts: async () => ({ raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" }),
-        events: () => ({ done: Promise.resolve(), close: () => {} }),
-        save: (f) => kernel.save(f),
-        restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
-        log: (l) => logs.push(l),
-        sleep: async () => {},
-        verbose: true,
-        debounceMs: 0,
-      },
-      POLICY,
-    );
+    const w = new Watcher(deps(kernel, logs, { events: () => ({ done: Promise.resolve(), close: () => {} }), sleep: async () => {}, verbose: true }), POLICY);
     await w.reconcile();
     await w.reconcile();
     expect(logs.filter((l) => /^reconciled/.test(l)).map((l) => l.replace(/\d+ ms/g, "N ms"))).toEqual([
