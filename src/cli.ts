@@ -287,12 +287,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
         policyArg(y)
           .option("verbose", { alias: "v", describe: "log every event and every reconcile, not only those that change something", type: "boolean", default: false })
           .option("debounce", { describe: "MILLISECONDS of quiet after an event before reconciling (a burst of events is one reconcile; events during a reconcile are folded into the next)", type: "number", default: 20, requiresArg: true })
-          .option("recheck", { describe: "SECONDS between full checks of the kernel against the policy, whatever happens (0: none); where the kernel tells of changes (nf_tables: xtables-monitor), drift is put back at once anyway", type: "number", default: 10, requiresArg: true })
+          .option("recheck", { describe: "SECONDS between full checks of the kernel against the policy, whatever happens (0: none); where the kernel tells of changes (nf_tables: nft monitor, or xtables-monitor), drift is put back at once anyway", type: "number", default: 10, requiresArg: true })
           .option("save-v4", { describe: "after each change, write the rules for boot to FILE (netfilter-persistent's /etc/iptables/rules.v4): what is loaded, but with no rule for any one container (no DNAT, no allow to its port), so published ports are closed after a reboot until the watcher has read Docker's facts", type: "string", requiresArg: true })
           .option("save-v6", { describe: "the same for ip6tables-save (/etc/iptables/rules.v6)", type: "string", requiresArg: true })
           .option("save-ferm", { describe: "after each change, write the policy compiled with Docker's networks but no container, as ferm.conf, to FILE (/etc/ferm/ferm.conf): closed the same way", type: "string", requiresArg: true })
           .example("$0 watch /etc/dockwall/host.dw", "as the systemd service dockwall.service runs it")
-          .epilog("A policy with errors is not applied (the rules in place stay). An error that only Docker's facts cause (a redeployed container no longer publishes the port an allow names; a declaration Docker disagrees with) is logged as a warning instead: that allow target is left out, admitting nothing, and everything else is applied. SIGHUP reads the policy again, and uses it only if every SSH session open now (ss: connections to sshd's ports) would keep getting in. The watcher notes itself in $DOCKWALL_STATE_DIR/watch.json: 'dockwall apply' of the same file tells it to read the file again, and while an apply waits for confirmation it loads nothing. Drift (another tool or a hand flushing or changing what dockwall owns) is put back at once where xtables-monitor reports changes, else at the next full check (--recheck); other tools' own chains changing wakes nothing. A failed reconcile is tried again with backoff."),
+          .epilog("A policy with errors is not applied (the rules in place stay). An error that only Docker's facts cause (a redeployed container no longer publishes the port an allow names; a declaration Docker disagrees with) is logged as a warning instead: that allow target is left out, admitting nothing, and everything else is applied. SIGHUP reads the policy again, and uses it only if every SSH session open now (ss: connections to sshd's ports) would keep getting in. The watcher notes itself in $DOCKWALL_STATE_DIR/watch.json: 'dockwall apply' of the same file tells it to read the file again, and while an apply waits for confirmation it loads nothing. Drift (another tool or a hand flushing or changing what dockwall owns) is put back at once where nft monitor (or xtables-monitor) reports changes, else at the next full check (--recheck); other tools' own chains changing wakes nothing. A failed reconcile is tried again with backoff."),
       async (a) => {
         code = await watchCommand(io, a);
       },
@@ -588,15 +588,29 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       debounceMs: a.debounce,
       pending: () => pendingApply(system),
       sessions,
-      // nf_tables hosts say when the tables change (xtables-monitor, its output a line at a time).
+      // nf_tables hosts say when the tables change: nft monitor (xtables-monitor where nft is not installed), a line at a time.
       kernelEvents: system.follow
         ? (onChange) => {
             const parser = new MonitorParser();
-            return system.follow!("stdbuf", ["-oL", "xtables-monitor", "--event"], (line) => {
+            const onLine = (line: string) => {
               const what = parser.feed(line);
               // The watcher's own loads come back as reports too: they change nothing to put back.
               if (what && !system.ranHere?.(parser.committedBy!)) onChange(what);
+            };
+            let current = system.follow!("stdbuf", ["-oL", "nft", "monitor"], onLine);
+            let closed = false;
+            const done = current.done.catch((e: unknown) => {
+              if (closed || !/ENOENT|not found|No such file/.test((e as Error).message)) throw e;
+              current = system.follow!("stdbuf", ["-oL", "xtables-monitor", "--event"], onLine);
+              return current.done;
             });
+            return {
+              done,
+              close: () => {
+                closed = true;
+                current.close();
+              },
+            };
           }
         : undefined,
       recheckMs: a.recheck * 1000,

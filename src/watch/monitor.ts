@@ -1,21 +1,29 @@
-// What changed in the kernel's tables, from `xtables-monitor --event` (nf_tables hosts): one
-// EVENT line per rule, chain or table changed, then a NEWGEN line when the transaction commits
-// (`NEWGEN: GENID=6 PID=21084 NAME=iptables-restor`). A transaction that touches only other
+// What changed in the kernel's tables, from `nft monitor` or `xtables-monitor --event`
+// (nf_tables hosts): one line per rule, chain or table changed (`add rule ip filter
+// DOCKER-USER …`, `EVENT: -4 -t filter -A DOCKER-USER …`), then one when the transaction commits
+// (`# new generation 7 by process 21084 (iptables-restor)`, `NEWGEN: GENID=6 PID=21084
+// NAME=iptables-restor`). `nft monitor` is preferred: xtables-monitor 1.8.9 stops at the first
+// IPv6 rule with an icmp6 match it cannot parse (the neighbour discovery rules of a host block).
+// nftables' own tables (inet firewalld, Docker 29's docker-bridges) are not iptables': they wake
+// nothing. A transaction that touches only other
 // tools' own chains (fail2ban's f2b-*) is none of dockwall's business: it wakes nothing, so a
 // tool that bans addresses all day causes no reconcile. Anything else (a built-in chain, Docker's
 // or dockwall's chains, a table made or a policy set) is said once it commits. Pure.
 import { isForeignChain } from "../apply/merge.js";
+
+/** The tables iptables-nft writes (in nftables families ip and ip6). */
+const IPTABLES_TABLES = new Set(["filter", "nat", "mangle", "raw", "security"]);
 
 export class MonitorParser {
   private changes = new Map<string, { added: number; removed: number; other: number }>();
   /** The program that committed the transaction feed() last said (its pid). */
   committedBy?: number;
 
-  /** One line of xtables-monitor's output; what changed (to say in the log) when a transaction that matters has committed. */
+  /** One line of nft monitor's or xtables-monitor's output; what changed (to say in the log) when a transaction that matters has committed. */
   feed(line: string): string | undefined {
     const l = line.trim();
     let m: RegExpExecArray | null;
-    if ((m = /^NEWGEN: GENID=\d+ PID=(\d+) NAME=(\S+)/.exec(l))) {
+    if ((m = /^NEWGEN: GENID=\d+ PID=(\d+) NAME=(\S+)/.exec(l) ?? /^# new generation \d+ by process (\d+) \((.*)\)$/.exec(l))) {
       if (this.changes.size === 0) return undefined;
       const what = [...this.changes].map(([k, c]) => `${k}${c.added ? ` +${c.added}` : ""}${c.removed ? ` -${c.removed}` : ""}${!c.added && !c.removed ? " changed" : ""}`).join(", ");
       this.changes.clear();
@@ -26,6 +34,14 @@ export class MonitorParser {
       const [, family, table, op, chain] = m;
       if (isForeignChain(table!, chain!)) return undefined;
       this.count(`ip${family === "6" ? "6" : ""} ${table} ${chain}`, op === "A" || op === "I" ? "added" : op === "D" ? "removed" : "other");
+      return undefined;
+    }
+    // nft monitor: iptables' tables in families ip and ip6 only.
+    if ((m = /^(add|insert|delete|replace|create|flush) (rule|chain|table) (ip6?) (\S+)(?: (\S+))?/.exec(l))) {
+      const [, op, what, family, table, chain] = m;
+      if (!IPTABLES_TABLES.has(table!)) return undefined;
+      if (what === "table") this.count(`${family} ${table} (table ${op === "add" ? "made" : op === "delete" ? "deleted" : "flushed"})`, "other");
+      else if (chain && !isForeignChain(table!, chain)) this.count(`${family} ${table} ${chain}`, what === "rule" && (op === "add" || op === "insert") ? "added" : what === "rule" && op === "delete" ? "removed" : "other");
       return undefined;
     }
     // nf_tables' own words: a table made or deleted, a base chain's policy.

@@ -1,6 +1,6 @@
 // Drift healed without a Docker event (issue 26, item 1), on a real dockerd 20.10 ("iptables":
 // false) with `dockwall watch` as a user runs it: a flushed DOCKER-USER or FORWARD is put back
-// on the kernel's own report (xtables-monitor; how fast: npm run bench), the wan closed again; other tools' own chains wake no
+// on the kernel's own report (nft monitor; how fast: npm run bench), the wan closed again; other tools' own chains wake no
 // reconcile; rules held in iptables-legacy are put back by the full check (--recheck).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -118,6 +118,28 @@ describeDocker("watch puts drift back without a Docker event (real dockerd)", ()
     // Its own loads come back from the kernel too (by its pid): they wake nothing either.
     expect(log).toMatch(/^applied: /m);
     expect(log).not.toMatch(/^dirty: the tables changed: .*\(by ip6?tables-(nft-)?re/m);
+  }, LAB_TIMEOUT);
+
+  it("with a host block (its IPv6 neighbour discovery rules match icmp6, which stops xtables-monitor 1.8.9): drift is still reported and put back", async () => {
+    await stop();
+    writeFileSync(join(dir, "host.dw"), `${POLICY}host { allow lan tcp 22; }\n`);
+    try {
+      await start(["--recheck", "0"]);
+      expect(ns(["ip6tables-save"])).toContain("--icmpv6-type 135");
+      await new Promise((r) => setTimeout(r, 300));
+      const good = userRules("iptables-save");
+      ns(["iptables", "-F", "DOCKER-USER"]);
+      await until(() => userRules("iptables-save").length === good.length, 5_000);
+      expect(userRules("iptables-save")).toEqual(good);
+      expect(log).not.toMatch(/cannot follow the kernel's changes/);
+      expect(log).toMatch(/^the tables were changed \(ip filter DOCKER-USER -\d+ \(by iptables, pid \d+\)\): putting back what the policy says$/m);
+    } finally {
+      await stop();
+      writeFileSync(join(dir, "host.dw"), POLICY);
+      // INPUT back to what the tests after this one expect: no host block's policy or rules.
+      for (const f of ["iptables", "ip6tables"]) for (const a of [["-F", "INPUT"], ["-P", "INPUT", "ACCEPT"]]) ns([f, ...a]);
+      await start(["--recheck", "0"]);
+    }
   }, LAB_TIMEOUT);
 
   it("rules held in iptables-legacy (no change reports there): the full check puts a flushed DOCKER-USER back (--recheck 1)", async () => {

@@ -29,6 +29,51 @@ describe("xtables-monitor's lines", () => {
   });
 });
 
+describe("nft monitor's lines (as nft 1.0.6 printed them here for iptables-nft's changes)", () => {
+  const feed = (lines: string[]) => {
+    const p = new MonitorParser();
+    return lines.map((l) => p.feed(l)).filter((x) => x !== undefined);
+  };
+  test("rules added and deleted, a chain made and deleted, a base chain's policy: said per transaction, with the program and its pid", () => {
+    expect(feed([
+      "add table ip6 filter",
+      "add chain ip6 filter INPUT { type filter hook input priority filter; policy accept; }",
+      "add rule ip6 filter INPUT meta l4proto ipv6-icmp icmpv6 type nd-router-solicit counter packets 0 bytes 0 accept",
+      "# new generation 2 by process 8260 (ip6tables)",
+      "add table ip filter",
+      "create chain ip filter DOCKER-USER",
+      "# new generation 3 by process 8261 (iptables)",
+      "add rule ip filter DOCKER-USER xt match physdev counter packets 0 bytes 0 return",
+      "# new generation 4 by process 8262 (iptables)",
+      "delete rule ip filter DOCKER-USER handle 2",
+      "delete rule ip filter DOCKER-USER handle 3",
+      "# new generation 6 by process 8264 (iptables)",
+      "add chain ip filter FORWARD { type filter hook forward priority filter; policy accept; }",
+      "add chain ip filter FORWARD { type filter hook forward priority filter; policy drop; }",
+      "# new generation 7 by process 8265 (iptables)",
+      "delete chain ip filter DOCKER-USER",
+      "# new generation 10 by process 8269 (iptables)",
+    ])).toEqual([
+      "ip6 filter (table made) changed, ip6 filter INPUT +1 (by ip6tables, pid 8260)",
+      "ip filter (table made) changed, ip filter DOCKER-USER changed (by iptables, pid 8261)",
+      "ip filter DOCKER-USER +1 (by iptables, pid 8262)",
+      "ip filter DOCKER-USER -2 (by iptables, pid 8264)",
+      "ip filter FORWARD changed (by iptables, pid 8265)",
+      "ip filter DOCKER-USER changed (by iptables, pid 8269)",
+    ]);
+  });
+  test("other tools' own chains, and nftables' own tables (firewalld, Docker 29's), wake nothing", () => {
+    expect(feed([
+      "create chain ip filter f2b",
+      "add rule ip filter f2b ip saddr 1.2.3.4 counter packets 0 bytes 0 drop",
+      "# new generation 9 by process 8268 (iptables-restor)",
+      "add rule inet firewalld filter_INPUT tcp dport 22 accept",
+      "add rule ip docker-bridges filter-FORWARD counter accept",
+      "# new generation 11 by process 900 (firewalld)",
+    ])).toEqual([]);
+  });
+});
+
 describe("the watcher puts drift back", () => {
   const POLICY = `docker { version 20.10; iptables off; userland-proxy off; }
 zone lan { interface eth1; }
