@@ -22,6 +22,7 @@ const KERNEL = [
   "test/watch/watcher.test.ts",
   "test/watch/live.test.ts",
   "test/watch/proxy-window.test.ts",
+  "test/watch/prestart-live.test.ts",
   "test/watch/facts-live.test.ts",
   "test/facts/live.test.ts",
 ];

@@ -16,6 +16,10 @@ export interface DockerEngine {
   facts: () => Promise<Facts>;
   /** Drops what the client kept of a container (an event about it), or of everything. */
   forget: (id?: string) => void;
+  /** A network `connect` event: the container may be starting (its rules go in before it runs). */
+  connected?: (id: string) => void;
+  /** Why the last facts left out containers that are starting, by id. */
+  notYet?: () => ReadonlyMap<string, string>;
   events: (onEvent: (e: Record<string, unknown>) => void, onOpen: () => void) => { done: Promise<void>; close: () => void };
   close: () => void;
 }
@@ -292,7 +296,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .option("save-v6", { describe: "the same for ip6tables-save (/etc/iptables/rules.v6)", type: "string", requiresArg: true })
           .option("save-ferm", { describe: "after each change, write the policy compiled with Docker's networks but no container, as ferm.conf, to FILE (/etc/ferm/ferm.conf): closed the same way", type: "string", requiresArg: true })
           .example("$0 watch /etc/dockwall/host.dw", "as the systemd service dockwall.service runs it")
-          .epilog("A policy with errors is not applied (the rules in place stay). An error that only Docker's facts cause (a redeployed container no longer publishes the port an allow names; a declaration Docker disagrees with) is logged as a warning instead: that allow target is left out, admitting nothing, and everything else is applied. SIGHUP reads the policy again, and uses it only if every SSH session open now (ss: connections to sshd's ports) would keep getting in. The watcher notes itself in $DOCKWALL_STATE_DIR/watch.json: 'dockwall apply' of the same file tells it to read the file again, and while an apply waits for confirmation it loads nothing. Drift (another tool or a hand flushing or changing what dockwall owns) is put back at once where nft monitor (or xtables-monitor) reports changes, else at the next full check (--recheck); other tools' own chains changing wakes nothing. A failed reconcile is tried again with backoff."),
+          .epilog("A policy with errors is not applied (the rules in place stay). An error that only Docker's facts cause (a redeployed container no longer publishes the port an allow names; a declaration Docker disagrees with) is logged as a warning instead: that allow target is left out, admitting nothing, and everything else is applied. A new container's rules are loaded when Docker makes its endpoint (its network connect event, before its process runs), from its files in Docker's data root (a local dockerd) and the network's view of its address; a port Docker chooses only as it starts (-P, -p 80, a range) waits for the start event. SIGHUP reads the policy again, and uses it only if every SSH session open now (ss: connections to sshd's ports) would keep getting in. The watcher notes itself in $DOCKWALL_STATE_DIR/watch.json: 'dockwall apply' of the same file tells it to read the file again, and while an apply waits for confirmation it loads nothing. Drift (another tool or a hand flushing or changing what dockwall owns) is put back at once where nft monitor (or xtables-monitor) reports changes, else at the next full check (--recheck); other tools' own chains changing wakes nothing. A failed reconcile is tried again with backoff."),
       async (a) => {
         code = await watchCommand(io, a);
       },
@@ -567,6 +571,8 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       readPolicy: () => io.readFile(a.policy),
       facts: () => engine.facts(),
       forget: (id) => engine.forget(id),
+      connected: engine.connected,
+      notYet: engine.notYet,
       events: (onEvent, onOpen) => engine.events(onEvent, onOpen),
       // The backend that holds each family's rules (readLoaded), read with them; a conflict is said each time it changes.
       // A reconcile asks for IPv4 then IPv6 at once: both come from one read of every backend.

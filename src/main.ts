@@ -278,7 +278,10 @@ function main(args: string[]): void {
     },
     dockerEngine: () => {
       // The client module is loaded on first use, as for every command (start-up stays fast).
-      const engine = import("./facts/engine.js").then(({ Engine, engineEndpoint }) => new Engine(engineEndpoint(process.env)));
+      // The daemon's data root is read for the containers that are starting (watch): their rules go in before they run.
+      const engine = import("./facts/engine.js").then(({ Engine, engineEndpoint }) => new Engine(engineEndpoint(process.env), { readDataFile: (p) => readFileSync(p, "utf8") }));
+      let ready: import("./facts/engine.js").Engine | undefined;
+      void engine.then((e) => (ready = e), () => {});
       let closed = false;
       return {
         facts: async () => {
@@ -286,6 +289,8 @@ function main(args: string[]): void {
           return { raw: await e.facts(), source: e.endpoint.describe };
         },
         forget: (id) => void engine.then((e) => e.forget(id), () => {}),
+        connected: (id) => void engine.then((e) => e.connected(id), () => {}),
+        notYet: () => ready?.notYet ?? new Map<string, string>(),
         events: (onEvent, onOpen) => {
           let close = () => {};
           const done = engine.then((e) => {

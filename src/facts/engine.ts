@@ -4,6 +4,7 @@
 // every --docker start), and this way the errors say exactly what went wrong.
 import { Agent, request } from "node:http";
 import type { RawFacts } from "./read.js";
+import { configuredNetworks, containerFiles, startingContainer } from "./starting.js";
 
 export class DockerApiError extends Error {
   constructor(
@@ -37,13 +38,22 @@ export interface EngineOptions {
   timeoutMs?: number;
   /** Container inspections under way at once (default 8). */
   parallel?: number;
+  /**
+   * Reads a file of the daemon's data root (a local daemon: watch), for the containers that are
+   * starting (connected()): their rules are in place before their process runs (facts/starting.ts).
+   */
+  readDataFile?: (path: string) => string;
 }
+
+/** How long a container connected to its networks may take to start before it is left to its start event. */
+const STARTING_FOR_MS = 60_000;
 
 /** A client for one endpoint; keeps its connections open while it reads. */
 export class Engine {
   private readonly agent: Agent;
   private readonly timeoutMs: number;
   private readonly parallel: number;
+  private readonly readDataFile?: (path: string) => string;
 
   constructor(
     readonly endpoint: Endpoint,
@@ -51,6 +61,8 @@ export class Engine {
   ) {
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.parallel = opts.parallel ?? 8;
+    // Only a daemon on this host has its data root here.
+    if (endpoint.socketPath) this.readDataFile = opts.readDataFile;
     this.agent = new Agent({ keepAlive: true, maxSockets: this.parallel });
   }
 
@@ -158,6 +170,8 @@ export class Engine {
   private readonly inspected = new Map<string, { listed: string; object: unknown }>();
   private version?: unknown;
   private info?: unknown;
+  /** The daemon's data root (GET /info's DockerRootDir). */
+  private dataRoot?: string;
 
   forget(id?: string): void {
     if (id === undefined) {
@@ -167,12 +181,61 @@ export class Engine {
     } else this.inspected.delete(id);
   }
 
+  /**
+   * Containers that are starting (a network `connect` event came, the start event not yet), by
+   * id, with when that was said. Each is in the facts as soon as its endpoint on every network
+   * it is configured for has an address, and each time that is read again: no sooner, and not
+   * once the endpoint is gone (a start that failed), so no rule is left on an address Docker may
+   * hand to another container.
+   */
+  private readonly starting = new Map<string, number>();
+  /** Why the last facts() left each starting container out (what watch --verbose says). */
+  readonly notYet = new Map<string, string>();
+
+  /** A network `connect` event: the container may be starting (facts() finds out). */
+  connected(id: string): void {
+    if (this.readDataFile && !this.starting.has(id)) this.starting.set(id, Date.now());
+  }
+
   /** What dockwall takes of GET /info: the firewall backend (Docker 29+; none before). The rest (host names, counts, registries) stays out of the facts. */
   private async readInfo(): Promise<unknown> {
     const info = await this.get("/info");
     if (typeof info !== "object" || info === null || Array.isArray(info)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /info with something that is not an object`);
+    const root = (info as { DockerRootDir?: unknown }).DockerRootDir;
+    this.dataRoot = typeof root === "string" && root.startsWith("/") ? root : undefined;
     const backend = (info as { FirewallBackend?: unknown }).FirewallBackend;
     return backend === undefined ? {} : { FirewallBackend: backend };
+  }
+
+  /** The containers connected but not running yet, as running ones (facts/starting.ts); those that cannot be told yet are left out. */
+  private async startingOnes(running: Set<string>): Promise<unknown[]> {
+    const out: unknown[] = [];
+    const now = Date.now();
+    for (const [id, since] of this.starting) {
+      if (running.has(id) || now - since > STARTING_FOR_MS) {
+        this.starting.delete(id);
+        continue;
+      }
+      const why = await this.startingOne(id).catch((e: unknown) => `it cannot be read (${(e as Error).message})`);
+      if (typeof why === "string") {
+        this.notYet.set(id, why);
+        // Gone (removed, or a start that failed): nothing of it to wait for.
+        if (/no such|ENOENT/i.test(why)) this.starting.delete(id);
+      } else out.push(why);
+    }
+    return out;
+  }
+
+  private async startingOne(id: string): Promise<Record<string, unknown> | string> {
+    if (!this.dataRoot || !this.readDataFile) return "the daemon's data root is not known";
+    const files = containerFiles(this.dataRoot, id);
+    const config: unknown = JSON.parse(this.readDataFile(files.config));
+    const hostConfig: unknown = JSON.parse(this.readDataFile(files.hostConfig));
+    const names = configuredNetworks(config);
+    if (typeof names === "string") return names;
+    const networks = new Map<string, unknown>();
+    for (const name of names) networks.set(name, await this.get(`/networks/${encodeURIComponent(name)}`));
+    return startingContainer(id, config, hostConfig, networks, new Date(Date.now()).toISOString());
   }
 
   /** What the container list says of a container that an inspection would show differently. */
@@ -215,7 +278,9 @@ export class Engine {
     await Promise.all(Array.from({ length: Math.min(this.parallel, todo.length) }, worker));
     const running = new Set(ids);
     for (const id of this.inspected.keys()) if (!running.has(id)) this.inspected.delete(id);
-    return { version, info, networks, containers: containers.filter((c) => c !== undefined) };
+    this.notYet.clear();
+    const starting = this.starting.size > 0 ? await this.startingOnes(running) : [];
+    return { version, info, networks, containers: [...containers.filter((c) => c !== undefined), ...starting] };
   }
 }
 

@@ -32,6 +32,14 @@ export interface WatchDeps {
   facts: () => Promise<Facts>;
   /** The facts client may keep what it read between reconciles: an event about a container, or a reconnect, makes it read that again. */
   forget?: (id?: string) => void;
+  /**
+   * A network `connect` event for this container: it may be starting, and the facts client then
+   * gives it as running as soon as its endpoints have their addresses (facts/starting.ts), so
+   * that its rules are in place before its process runs.
+   */
+  connected?: (id: string) => void;
+  /** Why the last facts left out containers that are starting (by id): said with --verbose. */
+  notYet?: () => ReadonlyMap<string, string>;
   /** Follows the daemon's events; `done` resolves when the stream ends, rejects when it cannot be had. */
   events: (onEvent: (e: Record<string, unknown>) => void, onOpen: () => void) => { done: Promise<void>; close: () => void };
   /** iptables-save / ip6tables-save (a promise: it runs while the facts are read). */
@@ -205,6 +213,7 @@ export class Watcher {
       return { changed: false, error: "pending" };
     }
     if (this.waitingFor) this.deps.log(`the apply that waited has ended: reconciling`);
+    if (this.deps.verbose) for (const [id, why] of this.deps.notYet?.() ?? []) this.deps.log(`container ${id.slice(0, 12)} is starting; its rules wait for its start event: ${why}`);
     this.waitingFor = undefined;
     const saved = await Promise.all(saving);
     const t1 = performance.now();
@@ -322,7 +331,11 @@ export class Watcher {
     const relevant = RELEVANT[type]?.includes(action.split(":")[0]!) ?? false;
     const id = (e.Actor as { ID?: unknown } | undefined)?.ID;
     if (type === "container" && typeof id === "string") this.deps.forget?.(id);
-    else if (relevant) this.deps.forget?.(); // a network changed: every container's endpoints may have
+    else if (type === "network" && typeof actor?.container === "string") {
+      // An endpoint made or removed changes that container only; a network made or removed, none.
+      this.deps.forget?.(actor.container);
+      if (action === "connect") this.deps.connected?.(actor.container);
+    }
     if (this.deps.verbose) this.deps.log(`event: ${type} ${action} ${name}`.trimEnd());
     if (relevant) this.markDirty(`${type} ${action} ${name}`.trimEnd());
   }

@@ -1,8 +1,10 @@
 // With userland-proxy on, docker-proxy listens on a new container's published port as soon as
-// the container starts, before any event reaches `dockwall watch`. Measured with real packets
-// on a real dockerd: without a host block the port answers anyone until the watcher's
-// reconcile closes it; with one (INPUT's policy DROP) it never does. The window's length is
-// printed (tests never assert timings; the README gives the numbers measured).
+// the container's endpoint is made, before its network `connect` event reaches `dockwall watch`.
+// Measured with real packets on a real dockerd: without a host block the port may answer anyone
+// until the watcher's reconcile at that event closes it (tens of ms; it may be too short for the
+// probes to see); once closed it stays closed; with a host block (INPUT's policy DROP) it never
+// answers. The window's length is printed (tests never assert timings; the README gives the
+// numbers measured).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -68,13 +70,15 @@ describeDocker("userland-proxy on: the window before the watcher's first reconci
     rmSync(dir, { recursive: true, force: true });
   }, LAB_TIMEOUT);
 
-  it("without a host block: docker-proxy answers the wan until the reconcile, then not", async () => {
+  it("without a host block: docker-proxy may answer the wan until the reconcile, then not", async () => {
     await watch("docker { version 20.10; iptables off; userland-proxy on; }\nzone lan { interface eth1; }\nallow lan to keep;\n");
     const w = await window("p1", 8081);
-    console.log(`proxy window without a host block: ${w.answered} of ${w.probes} probes answered, sent ${w.firstOpenAt}-${w.lastOpenAt} ms after 'docker run' began`);
-    if (!w.everOpen || (await lab.probe("wan", ADDR.hostWan, 8081, "tcp")).open) console.log(log, lab.save(4), lab.listeners());
-    expect(w.everOpen).toBe(true); // the window exists: this is what the README and check's warning say
+    console.log(`proxy window without a host block: ${w.everOpen ? `${w.answered} of ${w.probes} probes answered, sent ${w.firstOpenAt}-${w.lastOpenAt} ms after 'docker run' began` : `none of ${w.probes} probes answered`}`);
+    if ((await lab.probe("wan", ADDR.hostWan, 8081, "tcp")).open) console.log(log, lab.save(4), lab.listeners());
+    expect(w.probes).toBeGreaterThan(10);
     expect(await lab.probe("wan", ADDR.hostWan, 8081, "tcp")).toEqual({ open: false });
+    // Closed, it stays closed: nothing after the last answer (the reconcile) answers again.
+    expect(w.lastOpenAt).toBeLessThan(1000);
     await unwatch();
   }, LAB_TIMEOUT);
 
