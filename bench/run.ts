@@ -21,7 +21,7 @@
 //    root (scratch namespaces);
 //  - CPU time (every thread) at 2,000 containers, and how much CPU the hypervisor took while
 //    the rounds ran: rounds with more than BENCH_MAX_STEAL percent (default 5) are run again.
-import { benchLab, type Reaction } from "./lab.js";
+import { benchLab, percentile, type Reaction } from "./lab.js";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
@@ -168,13 +168,20 @@ async function labSection(): Promise<string | undefined> {
     console.log(`\nwatch on a real dockerd: not measured (${r})`);
     return undefined;
   }
-  const row = (what: string, x: Reaction) => `| ${what} | ${x.runs.length} | ${x.p50} ms | ${x.p95} ms | ${Math.max(...x.runs)} ms |`;
+  const row = (what: string, x: Reaction) =>
+    `| ${what} | ${x.runs.length} | ${x.p50} ms / ${x.p95} ms / ${Math.max(...x.runs)} ms | ${percentile(x.first, 50)} ms / ${Math.max(...x.first)} ms | ${x.stalls} |`;
   console.log(
-    `\ndocker run -d -p PORT:80 on the lab's dockerd 20.10 (its own namespaces), the time from docker run returning to the container's DNAT rule in the kernel (then a connection from the lan neighbour must reach the container; 0: the rule was there before docker run returned):\n` +
-      `| rules written by | runs | p50 | p95 | max |\n| --- | --- | --- | --- | --- |\n${row('dockerd itself ("iptables": true)', r.docker)}\n${row('dockwall watch ("iptables": false)', r.watch)}`,
+    `\ndocker run -d -p PORT:80 on the lab's dockerd 20.10 (its own namespaces), ${r.docker.runs.length} starts each: from docker run returning to the container's DNAT rule in the kernel (0: there before docker run returned), and to the first answer to a connection the lan neighbour starts then (a stall: a connection that hung on dockerd's own socket or had no handshake within 1 s):\n` +
+      `| rules written by | runs | DNAT in kernel p50 / p95 / max | first answer p50 / max | stalls |\n| --- | --- | --- | --- | --- |\n` +
+      `${row('dockerd itself ("iptables": true)', r.docker)}\n${row('dockwall watch beside dockerd ("iptables": true, published closed)', r.coexist)}\n${row('dockwall watch ("iptables": false)', r.watch)}`,
   );
+  const worst = (x: Reaction) => Math.max(...x.first);
   const met = r.watch.p95 <= r.docker.p95 + 150;
-  return `watch on a real dockerd, p95 ≤ dockerd's own + 150 ms: ${r.watch.p95} ms against ${r.docker.p95} ms (${met ? "met" : "not met"})`;
+  const firstMet = worst(r.watch) <= worst(r.docker) + 100 && worst(r.coexist) <= worst(r.docker) + 100 && r.watch.stalls + r.coexist.stalls === 0;
+  return (
+    `watch on a real dockerd, DNAT p95 ≤ dockerd's own + 150 ms: ${r.watch.p95} ms against ${r.docker.p95} ms (${met ? "met" : "not met"}); ` +
+    `no first connection slower than with dockerd's own rules + 100 ms, and no stall: worst ${worst(r.watch)} ms ("iptables": false) and ${worst(r.coexist)} ms (beside dockerd) against ${worst(r.docker)} ms, ${r.watch.stalls + r.coexist.stalls} stalls (${firstMet ? "met" : "not met"})`
+  );
 }
 
 async function liveSections(which: ("apply" | "watch")[]): Promise<string[]> {
