@@ -12,6 +12,7 @@
 //    the default --debounce and with --debounce 0, beside the full-ruleset path (a fresh
 //    `compile … -f iptables | iptables-restore` of the same state); and the memory of a
 //    watcher over 1,000 reconciles.
+import { createHash } from "node:crypto";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -330,7 +331,7 @@ async function watchAt(ctx: Ctx, containers: number, events: number, debounces: 
   }
 }
 
-/** The memory of one watcher over `reconciles` reconciles (a container started and stopped in turns). */
+/** The memory of one watcher over `reconciles` reconciles (a new container started, then stopped, in turns: churn). */
 export interface MemoryRun {
   samples: { n: number; hwm: number; rss: number }[];
   /** The live JS heap after each full collection (MB), and after how many reconciles (--trace-gc only). */
@@ -345,12 +346,23 @@ export interface MemoryRun {
  * loads only with the flags it was built with), and the heap left after each full collection
  * is read from the trace: RSS alone rises until V8 first collects the old generation.
  */
-export async function watchMemory(ctx: Ctx, containers: number, reconciles: number, traced = false): Promise<MemoryRun> {
+export async function watchMemory(ctx: Ctx, containers: number, reconciles: number, traced = false, points = 4): Promise<MemoryRun> {
   const sub = join(ctx.dir, `watchmem${containers}${traced ? "-traced" : ""}`);
   mkdirSync(sub, { recursive: true });
   const all = engineFacts(containers + 1).containers;
-  const extra = all[containers]!;
-  const name = containerName(containers);
+  const template = JSON.stringify(all[containers]!);
+  const templateId = all[containers]!.Id as string;
+  const templateIp = (all[containers]!.NetworkSettings as { Networks: { bridge: { IPAddress: string } } }).Networks.bridge.IPAddress;
+  const templateName = containerName(containers);
+  /** Churn: every start is a new container (its own id, name and address, as Docker hands them out), so nothing kept per container is reused. */
+  const churned = (k: number): { c: Record<string, unknown>; name: string } => {
+    const id = createHash("sha256").update(`churn ${k}`).digest("hex");
+    const m = k % 30_000;
+    const name = `churn${k}`;
+    const text = template.replaceAll(templateId, id).replaceAll(templateId.slice(0, 12), id.slice(0, 12)).replaceAll(`"${templateIp}"`, `"172.17.${100 + Math.floor(m / 254)}.${(m % 254) + 1}"`).replaceAll(`/${templateName}"`, `/${name}"`);
+    return { c: JSON.parse(text) as Record<string, unknown>, name };
+  };
+  let extra = churned(0);
   const server = await startFakeEngine(sub, engineAnswers(engineFacts(containers)));
   const ns = new Namespaces();
   let n = 0;
@@ -375,13 +387,14 @@ export async function watchMemory(ctx: Ctx, containers: number, reconciles: numb
       const comm = readFileSync(`/proc/${w.pid}/comm`, "utf8").trim();
       if (comm !== "node") throw new Error(`the watcher's process is ${comm}, not node`);
       const samples = [{ n: 0, ...w.memory() }];
-      const every = Math.max(1, Math.floor(reconciles / 4));
+      const every = Math.max(1, Math.floor(reconciles / points));
       const t0 = performance.now();
       for (n = 1; n <= reconciles; n++) {
         const up = n % 2 === 1;
-        const done = w.line(new RegExp(`^applied: containers ${up ? "\\+" : "-"}${escape(name)};`), 30_000);
-        if (up) await server.start(extra);
-        else await server.die(extra.Id as string);
+        if (up) extra = churned(n);
+        const done = w.line(new RegExp(`^applied: containers ${up ? "\\+" : "-"}${escape(extra.name)};`), 30_000);
+        if (up) await server.start(extra.c);
+        else await server.die(extra.c.Id as string);
         await done;
         if (n % every === 0 || n === reconciles) samples.push({ n, ...w.memory() });
       }
@@ -396,7 +409,7 @@ export async function watchMemory(ctx: Ctx, containers: number, reconciles: numb
 }
 
 /** The memory lines and verdict: flat when the heap left by full collections in the second half is at most 20% above the first half's. */
-function memoryReport(containers: number, real: MemoryRun, traced: MemoryRun): { lines: string[]; flat: boolean | undefined } {
+export function memoryReport(containers: number, real: MemoryRun, traced: MemoryRun): { lines: string[]; flat: boolean | undefined } {
   const reconciles = traced.samples[traced.samples.length - 1]!.n;
   const rss = (r: MemoryRun) => r.samples.map((s) => `${s.n}: ${(s.rss / 1024).toFixed(0)}/${(s.hwm / 1024).toFixed(0)}`).join(", ");
   const after = traced.heap.filter((h) => h.n >= 1);
@@ -407,7 +420,7 @@ function memoryReport(containers: number, real: MemoryRun, traced: MemoryRun): {
   return {
     flat,
     lines: [
-      `memory of one watcher (${containers} containers, --debounce 0, a container started and stopped in turns, each reconcile changing the kernel, ${real.perReconcile.toFixed(0)} ms each), ` +
+      `memory of one watcher (${containers} containers, --debounce 0, a new container started, then stopped, in turns (churn), each reconcile changing the kernel, ${real.perReconcile.toFixed(0)} ms each), ` +
         `RSS/peak RSS in MB after N reconciles: bin/dockwall ${rss(real)}; the bundle as a script with --trace-gc ${rss(traced)}`,
       `JS heap left by each full collection (--trace-gc): ${after.length} collections, ${range(firstHalf)} in the first ${reconciles / 2} reconciles, ${range(secondHalf)} in the last ${reconciles / 2} ` +
         `(${flat === undefined ? "too few full collections to tell" : flat ? "flat" : "GROWING"})`,

@@ -29,7 +29,7 @@ import { spawnSync } from "node:child_process";
 import { benchParseCheck } from "./parse-check.js";
 import { policyOf } from "./generate.js";
 import { engineAnswers, engineFacts, enginePolicy, startFakeEngine } from "./engine.js";
-import { benchApply, benchWatch, type Ctx } from "./live.js";
+import { benchApply, benchWatch, memoryReport, watchMemory, type Ctx } from "./live.js";
 import { difference, measure, measureEach, paired, withNetns, type Measure, type Rounds } from "./process.js";
 
 const root = resolve(new URL(".", import.meta.url).pathname, "..");
@@ -220,6 +220,20 @@ try {
     console.log(machine);
     const t = asRoot ? await labSection() : undefined;
     if (t) console.log(`\ntarget: ${t}`);
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(0);
+  }
+  if (process.env.BENCH_ONLY === "memory") {
+    // A watcher that runs for months (issue 26): RSS and the heap over a long churn, 100,000 reconciles unless BENCH_WATCH_RECONCILES says.
+    console.log(machine);
+    if (!asRoot) console.log("watch's memory: not measured (it loads rules into a scratch network namespace: run as root)");
+    else {
+      const n = Number(process.env.BENCH_WATCH_RECONCILES ?? 100_000);
+      // Side by side (two namespaces, two fake daemons): bin/dockwall as installed, and the bundle with --trace-gc for the heap.
+      const [real, traced] = await Promise.all([watchMemory(liveCtx, 20, n, false, 10), watchMemory(liveCtx, 20, n, true, 10)]);
+      const m = memoryReport(20, real, traced);
+      console.log(m.lines.join("\n"));
+    }
     rmSync(dir, { recursive: true, force: true });
     process.exit(0);
   }
