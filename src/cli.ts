@@ -302,6 +302,24 @@ export async function run(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
+      "explain [args..]",
+      "what becomes of a packet at this host, and why: the verdict, where it ends, each rule on its way with where it came from (a policy line, Docker's layout, dockwall's own rules, another tool's chain), and the allow that would admit a dropped one",
+      (y) =>
+        factsOptions(versionOption(
+          y
+            .positional("args", { describe: "POLICY (optional with --live), then one PACKET per argument, quoted: PROTO SRC -> DST [in IFACE] [state new|established|related]; PROTO tcp, udp, icmp (echo-request unless 'type NAME'), icmpv6; SRC ADDR[:PORT], container:NAME[@NETWORK] or host; DST ADDR[:PORT], [IPv6]:PORT", type: "string", array: true })
+            .option("live", { describe: "walk the rules loaded in this kernel (iptables-save, ip6tables-save; the host's addresses and routes from ip); the policy, when given, only names where each rule came from", type: "boolean", default: false })
+            .option("json", { describe: 'print {"packets": [...]}: verdict, delivered, decided_by, path (each rule with its origin), unknown, suggestion', type: "boolean", default: false }),
+        ))
+          .example("$0 explain host.dw --docker 'tcp 203.0.113.7 -> 198.51.100.1:8080 in eth0'", "can the wan reach port 8080 here, and which rule says so?")
+          .example("$0 explain host.dw --facts host.json 'tcp container:web -> 198.51.100.2:443'", "a container's connection out")
+          .example("$0 explain --live host.dw 'udp 192.168.1.20 -> 198.51.100.1:53'", "the rules loaded now; the policy names their origins")
+          .epilog("Without 'in IFACE', a packet from an address arrives on the interface of the zone whose 'from' holds it, else on the only interface the zones name. A destination is the host's own address unless it is inside a Docker network's subnet (then it is routed to that network's bridge) or loopback; with --live the kernel's addresses and routes say. A match the evaluator does not understand makes the verdict 'unknown', naming the match: it never guesses. Packets sent by the host itself (SRC host) are not evaluated yet: unknown. Exit 0 when every packet was evaluated, whatever its verdict; 2 on bad input."),
+      async (a) => {
+        code = await explainCommand(io, a);
+      },
+    )
+    .command(
       "confirm",
       "keep the rules of an 'apply --confirm' that waits for confirmation",
       (y) => y,
@@ -703,6 +721,81 @@ async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: strin
   if (!r.ok) return EXIT.error;
   const { runDiff } = await import("./live/command.js");
   return runDiff(io, r, { live: a.live, live6: a.live6, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.stdoutIsTTY, policyName: src.file });
+}
+
+async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: boolean; json: boolean; "docker-version"?: string }): Promise<number> {
+  const { explainAll, looksLikePacket, parsePackets, renderExplain, hostNetwork, compiledRules } = await import("./analysis/command.js");
+  const args = a.args ?? [];
+  let policy: string | undefined;
+  let rest = args;
+  if (!a.live || (args.length > 0 && !looksLikePacket(args[0]!))) {
+    policy = args[0];
+    rest = args.slice(1);
+  }
+  if (policy === undefined && !a.live) {
+    io.stderr("dockwall: explain needs the policy, then the packets: dockwall explain POLICY [--docker | --facts FILE] 'PACKET'... (or --live to walk the rules loaded here)\n");
+    return EXIT.error;
+  }
+  if (policy !== undefined && looksLikePacket(policy)) {
+    io.stderr(`dockwall: '${policy}' is a packet, but the policy comes first: dockwall explain POLICY 'PACKET'... (or --live to walk the rules loaded here without one)\n`);
+    return EXIT.error;
+  }
+  if (rest.length === 0) {
+    io.stderr(`dockwall: explain needs at least one packet after the policy, e.g. 'tcp 203.0.113.7 -> 198.51.100.1:8080 in eth0'\n`);
+    return EXIT.error;
+  }
+  const packets = parsePackets(rest);
+  if (typeof packets === "string") {
+    io.stderr(packets);
+    return EXIT.error;
+  }
+  const ctx: import("./analysis/explain.js").ExplainContext = { rulesets: {} };
+  if (policy !== undefined) {
+    const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
+    if (typeof dockerVersion === "number") return dockerVersion;
+    const compiled = await compileRules(io, { ...a, policy }, dockerVersion);
+    if (typeof compiled === "number") return compiled;
+    const { src, r, facts } = compiled;
+    if (!r.ok) return EXIT.error;
+    Object.assign(ctx, { policy: r.policy, file: src.file, text: src.text, release: r.policy!.docker.version?.value.text });
+    if (a.live) ctx.compiled = compiledRules(r);
+    else {
+      ctx.rulesets = compiledRules(r);
+      // The suggestion is proven: the policy with it compiled with the same facts, and the packet walked again.
+      const { compile: compileNow } = await import("./compile.js");
+      ctx.recompile = (text, family) => {
+        const again = compileNow(text, { file: src.file, noRender: true, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts });
+        return again.ok ? again.generated?.rulesets[family] : undefined;
+      };
+    }
+  }
+  if (a.live) {
+    const system = io.system();
+    const { readLoaded } = await import("./apply/command.js");
+    const { parseSave, toRuleset } = await import("./live/save.js");
+    const loaded = await readLoaded(system);
+    for (const f of [4, 6] as const) {
+      const l = loaded[f];
+      if ("error" in l) {
+        io.stderr(`dockwall: cannot read the IPv${f} rules loaded here: ${(l.error as Error).message}\n`);
+        return EXIT.error;
+      }
+      ctx.rulesets[f] = toRuleset(parseSave(l.text), f);
+    }
+    try {
+      ctx.host = hostNetwork(system.run("ip", ["-j", "addr", "show"]), system.run("ip", ["-j", "-4", "route", "show", "table", "all"]), system.run("ip", ["-j", "-6", "route", "show", "table", "all"]));
+    } catch (e) {
+      io.stderr(`dockwall: cannot read this host's addresses and routes (ip -j addr, ip -j route): ${(e as Error).message}\n`);
+      return EXIT.error;
+    }
+  }
+  const results = explainAll(ctx, packets, a.live);
+  if (typeof results === "string") {
+    io.stderr(results);
+    return EXIT.error;
+  }
+  io.stdout(renderExplain(results, a.json, ctx.file, ctx.text));
+  return EXIT.ok;
 }
 
 /** Standard input can be read once: at most one of the policy, --live and --live6 may be `-`. */

@@ -250,6 +250,11 @@ function formatDiagnostic(d: Diagnostic, file: string, lines: string[]): string 
   return out.join("\n");
 }
 
+/** A place in the policy as diagnostics show it: FILE:LINE:COL: LABEL, then the line and a caret. */
+export function formatPlace(span: Span, file: string, text: string, label: string): string {
+  return [`${file}:${span.line}:${span.col}: ${visible(label)}`, ...excerpt(text.split(/\r\n?|\n/), span)].join("\n");
+}
+
 export function formatDiagnostics(ds: readonly Diagnostic[], file: string, text: string): string {
   // The file is split into lines once, not once per diagnostic (a big policy may have thousands).
   // Lines end where the lexer counts them: at \n, \r\n and a lone \r.

@@ -6,7 +6,7 @@ import { Problems, startOfFile, type Diagnostic } from "../diagnostics.js";
 import type { Ruleset } from "../ir/ruleset.js";
 import type { Policy } from "../model/types.js";
 import { ruleText } from "../targets/iptables.js";
-import { evaluate, type Packet } from "./evaluate.js";
+import { evaluate, type Packet } from "../analysis/evaluate.js";
 import ipaddr from "ipaddr.js";
 import { isError, parseIp, specContains } from "../model/values.js";
 

@@ -1,6 +1,7 @@
 // The rule set IR: what both output formats are rendered from. A Rule holds its matches
 // in the order iptables-save prints them, so the iptables renderer is a plain walk and
 // the kernel's own dump of our output reads the same.
+import type { Span } from "../diagnostics.js";
 import type { Family } from "../model/values.js";
 
 export interface Neg<T> {
@@ -26,6 +27,14 @@ export interface Rule {
   targetOptions?: { name: string; value: string }[];
   /** Printed as a ferm comment above the rule (and grouped with its neighbours). */
   comment?: string;
+  /** The policy statement the rule says (an allow, a forward, a host rule): what `dockwall explain` points at. Not rendered. */
+  origin?: Origin;
+}
+
+/** Where a rule came from, when a policy statement made it. */
+export interface Origin {
+  kind: "policy";
+  span: Span;
 }
 
 export interface Chain {
@@ -121,7 +130,7 @@ export class TableBuilder {
 }
 
 export function ruleKey(r: Rule): string {
-  return JSON.stringify({ ...r, comment: undefined });
+  return JSON.stringify({ ...r, comment: undefined, origin: undefined });
 }
 
 /**
@@ -129,7 +138,7 @@ export function ruleKey(r: Rule): string {
  * thousands of rules (renderers, diff) then sees a single object shape.
  */
 export function rule(f: Partial<Rule>, target: string = f.target!): Rule {
-  return { src: f.src, dst: f.dst, in: f.in, out: f.out, proto: f.proto, matches: f.matches ?? [], target, targetOptions: f.targetOptions, comment: f.comment };
+  return { src: f.src, dst: f.dst, in: f.in, out: f.out, proto: f.proto, matches: f.matches ?? [], target, targetOptions: f.targetOptions, comment: f.comment, origin: f.origin };
 }
 
 /**

@@ -109,7 +109,7 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
   for (const f of p.forwards) {
     const outs = f.to.flatMap((t) => zones.get(t.name)?.interfaces.map((i) => i.value) ?? []);
     for (const m of matchers(zones, f.zones, f.sources, family)) {
-      for (const out of outs) forwards.push(withMatcher(m, make.jump("ACCEPT", { out: { value: out }, comment: `forward ${f.zones.map((z) => z.name).join(", ")} to ${f.to.map((z) => z.name).join(", ")}` })));
+      for (const out of outs) forwards.push(withMatcher(m, make.jump("ACCEPT", { out: { value: out }, comment: `forward ${f.zones.map((z) => z.name).join(", ")} to ${f.to.map((z) => z.name).join(", ")}`, origin: { kind: "policy", span: f.span } })));
     }
   }
 
@@ -132,7 +132,8 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
       const base = dnatMatch(pp, plan.parts);
       for (let k = 0; k < allows.length; k++) {
         const ms = matchersOf(allows[k]!);
-        for (let j = 0; j < ms.length; j++) user.push(withMatcher(ms[j]!, base));
+        const from = fromAllow(base, allows[k]!);
+        for (let j = 0; j < ms.length; j++) user.push(withMatcher(ms[j]!, from));
       }
     }
     for (const br of brs) user.push(make.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
@@ -173,13 +174,14 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
     for (const r of p.host.rules) {
       const ms = matchers(zones, r.zones, r.sources, family);
       const comment = `host: allow ${r.zones.map((z) => z.name).join(", ")} ${r.proto.value}${r.ports.length ? " " + r.ports.map((x) => (x.value.from === x.value.to ? x.value.from : `${x.value.from}-${x.value.to}`)).join(", ") : ""}`;
+      const origin = { kind: "policy", span: r.span } as const;
       for (const m of ms) {
         if (r.proto.value === "icmp") {
-          rules.push(withMatcher(m, make.jump("ACCEPT", { proto: family === 4 ? "icmp" : "ipv6-icmp", comment })));
+          rules.push(withMatcher(m, make.jump("ACCEPT", { proto: family === 4 ? "icmp" : "ipv6-icmp", comment, origin })));
         } else {
           for (const port of r.ports) {
             const dport = port.value.from === port.value.to ? `${port.value.from}` : `${port.value.from}:${port.value.to}`;
-            rules.push(withMatcher(m, make.jump("ACCEPT", { proto: r.proto.value, matches: [make.tcpudp(r.proto.value, dport)], comment })));
+            rules.push(withMatcher(m, make.jump("ACCEPT", { proto: r.proto.value, matches: [make.tcpudp(r.proto.value, dport)], comment, origin })));
           }
         }
       }
@@ -206,6 +208,11 @@ function unknownNetworks(p: Policy, brs: string[]): Rule[] {
     ...zoneIfs.map((i) => make.jump("RETURN", { out: { value: i }, comment: `${i} is a zone's interface, not a Docker network` })),
     make.jump("DROP", { out: { value: "br-+" }, comment: "a Docker network dockwall does not know yet: closed until dockwall compiles it in (dockwall watch does at once)" }),
   ];
+}
+
+/** The rule as made by an allow statement (explain points at it). */
+function fromAllow(r: Rule, a: AllowRule): Rule {
+  return rule({ ...r, origin: { kind: "policy", span: a.span } }, r.target);
 }
 
 /** A DNATed new connection to one published port, as FORWARD sees it. */
@@ -273,7 +280,8 @@ function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex,
       const allows = allowedBy(index, b.container, b.hostPort, b.proto);
       for (let k = 0; k < allows.length; k++) {
         const ms = matchersOf(allows[k]!);
-        for (let j = 0; j < ms.length; j++) rules.push(withMatcher(ms[j]!, portRule(b.proto, b.hostPort, b.hostIp, "RETURN", comment)));
+        const from = fromAllow(portRule(b.proto, b.hostPort, b.hostIp, "RETURN", comment), allows[k]!);
+        for (let j = 0; j < ms.length; j++) rules.push(withMatcher(ms[j]!, from));
       }
     }
     rules.push(portRule(b.proto, b.hostPort, b.hostIp, "DROP", comment));

@@ -152,5 +152,6 @@ export function withMatcher(m: Matcher, rule: Rule): Rule {
     matches: m.match ? [m.match, ...rule.matches] : rule.matches,
     targetOptions: rule.targetOptions,
     comment: rule.comment,
+    origin: rule.origin,
   }, rule.target);
 }

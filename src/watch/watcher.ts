@@ -13,7 +13,7 @@ import { formatDiagnostics } from "../diagnostics.js";
 import type { RawFacts } from "../facts/read.js";
 import { parseSave, toRuleset, type SavedRuleset } from "../live/save.js";
 import { lockout } from "../apply/guard.js";
-import type { Packet } from "../apply/evaluate.js";
+import type { Packet } from "../analysis/evaluate.js";
 import { NEWEST } from "../docker/layouts.js";
 import { describeChanges, reconcileStep } from "./reconcile.js";
 import { deploy } from "../apply/deploy.js";

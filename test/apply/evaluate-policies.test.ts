@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { compile } from "../../src/compile.js";
 import { formatDiagnostics } from "../../src/diagnostics.js";
-import { evaluate, type Verdict } from "../../src/apply/evaluate.js";
+import { evaluate, type Verdict } from "../../src/analysis/evaluate.js";
 import { parseSave, toRuleset } from "../../src/live/save.js";
 import { reconcileStep } from "../../src/watch/reconcile.js";
 import type { Ruleset } from "../../src/ir/ruleset.js";

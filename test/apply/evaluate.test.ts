@@ -1,4 +1,4 @@
-// The packet evaluator (src/apply/evaluate.ts) against the kernel: policies loaded into the
+// The packet evaluator (src/analysis/evaluate.ts) against the kernel: policies loaded into the
 // packet lab (a real dockerd 20.10 with "iptables": false, real containers), and for a table of
 // packets — to the host's own services, to published ports (DNAT'd to containers), straight
 // to container addresses, from the lan and the wan — the evaluator's verdict must be what real
@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { formatDiagnostics } from "../../src/diagnostics.js";
-import { evaluate, type Packet } from "../../src/apply/evaluate.js";
+import { evaluate, type Packet } from "../../src/analysis/evaluate.js";
 import { isWholeSave, parseSave, toRuleset } from "../../src/live/save.js";
 import { ADDR, describeDocker, startLab, type Lab } from "../lab/dockerlab.js";
 

@@ -8,7 +8,7 @@
 // only owns the bridges and containers, which this builds the same way; docker-proxy (where
 // userland-proxy is on) is a listener on the host's published ports.
 import { fileURLToPath } from "node:url";
-import type { Packet } from "../../src/apply/evaluate.js";
+import type { Packet } from "../../src/analysis/evaluate.js";
 import type { Policy } from "../../src/model/types.js";
 import { bits, broadcastOf, formatIp, hostMask, networkOf, parseIp, specContains, type AddressSpec, type Family, type Ip, type Proto } from "../../src/model/values.js";
 import { createNetns, deleteNetns, type Netns } from "./kernel.js";
@@ -258,7 +258,7 @@ export function packetOf(plan: PolicyLabPlan, pr: LabProbe): Packet {
 }
 
 /** Whether something answers where a packet ends up (after DNAT, if any). */
-export function listening(plan: PolicyLabPlan, pr: LabProbe, path: "input" | "forward", to: { addr: string; port?: number }): boolean {
+export function listening(plan: PolicyLabPlan, pr: LabProbe, path: "input" | "forward" | "output", to: { addr: string; port?: number }): boolean {
   if (pr.proto === "icmp") return true;
   const port = to.port ?? pr.port!;
   if (path === "input") {

@@ -6,7 +6,7 @@ import { compile } from "../../src/compile.js";
 import { computeDiff } from "../../src/live/command.js";
 import { parseSave, toRuleset } from "../../src/live/save.js";
 import { mergeForLoad } from "../../src/apply/merge.js";
-import { evaluate, type Packet } from "../../src/apply/evaluate.js";
+import { evaluate, type Packet } from "../../src/analysis/evaluate.js";
 
 const COEXIST = `docker { version 20.10; iptables on; }
 zone wan { interface eth0; }

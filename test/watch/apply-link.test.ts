@@ -7,7 +7,7 @@ import { runApply } from "../../src/apply/command.js";
 import { compile } from "../../src/compile.js";
 import { sshPacket, sshSessions } from "../../src/apply/guard.js";
 import { announceWatch } from "../../src/apply/watching.js";
-import type { Packet } from "../../src/apply/evaluate.js";
+import type { Packet } from "../../src/analysis/evaluate.js";
 import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
 import { machine, MemoryKernel } from "../support/memory-kernel.js";
 

@@ -1,6 +1,7 @@
 // A packet evaluator over dockwall's own rule IR: given a packet, walk the chains as the kernel
 // does (raw, mangle and nat PREROUTING, then mangle and filter INPUT or FORWARD) and say what becomes of it and which rule
-// decided. It serves the lockout guard of `apply`; tests prove its answers against the kernel.
+// decided (and, asked for, each rule on the way that changed or decided it). It serves the
+// lockout guard of `apply` and `dockwall explain`; tests prove its answers against the kernel.
 // Pure. A match it does not understand makes the answer "unknown" rather than a guess.
 import ipaddr from "ipaddr.js";
 import type { Chain, Match, Neg, Rule, Ruleset, Table } from "../ir/ruleset.js";
@@ -25,6 +26,10 @@ export interface Packet {
   bridged?: boolean;
   /** The host's routes, to find where a DNAT'd packet leaves (e.g. a bridge's subnet → its bridge). */
   routes?: { dst: string; dev: string }[];
+  /** Sent by the host itself: the OUTPUT path (then, addressed to the host, INPUT on lo); `in` is not used. */
+  fromHost?: boolean;
+  /** The source address is not known (the host's, to an outside address): a rule that looks at it makes the answer unknown. */
+  srcUnknown?: boolean;
 }
 
 export interface Decision {
@@ -35,15 +40,22 @@ export interface Decision {
   rule?: Rule;
 }
 
+/** A rule on the packet's way that changed or decided it (or the chain's policy: index -1). */
+export interface Step extends Decision {
+  action: "jump" | "dnat" | "notrack" | "accept" | "drop" | "reject" | "return" | "policy";
+}
+
 export interface Verdict {
   verdict: "ACCEPT" | "DROP" | "REJECT" | "unknown";
-  /** Where the packet went: the host itself (INPUT) or a container (DNAT, then FORWARD). */
-  path: "input" | "forward";
+  /** Where the packet went: the host itself (INPUT), a container or on (DNAT, then FORWARD), or out from the host (OUTPUT). */
+  path: "input" | "forward" | "output";
   /** After DNAT: the address and port it was sent on to. */
   dnat?: { addr: string; port?: number };
   decided?: Decision;
   /** Why the answer is unknown: the match dockwall cannot evaluate. */
   why?: string;
+  /** With `trace`: every rule that changed or decided the packet, in the order the kernel met them. */
+  steps?: Step[];
 }
 
 class Unknown extends Error {}
@@ -108,6 +120,9 @@ interface Ctx {
   dnat?: { addr: string; port?: number };
   /** The interface a forwarded packet leaves by. */
   out?: string;
+  steps?: Step[];
+  /** A packet the host sent to itself, now on INPUT by lo. */
+  inLo?: boolean;
 }
 
 function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
@@ -154,6 +169,7 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
         hit = !ctx.untracked && portIn(o.value!, p.dport);
         break;
       case "iprange src-range":
+        if (p.srcUnknown) throw new Unknown(`-m iprange --src-range ${o.value}: the host's source address for this destination is not known`);
         hit = inRange(p.src, o.value!);
         break;
       case "iprange dst-range":
@@ -168,7 +184,7 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
         break;
       case "addrtype src-type":
         if (o.value !== "LOCAL") throw new Unknown(`addrtype --src-type ${o.value}`);
-        hit = p.local.includes(p.src);
+        hit = p.fromHost === true || p.local.includes(p.src);
         break;
       case "icmp icmp-type":
       case "icmp6 icmpv6-type": {
@@ -198,9 +214,10 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
 
 function matches(r: Rule, p: Packet, ctx: Ctx): boolean {
   const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
+  if (r.src && p.srcUnknown) throw new Unknown(`-s ${r.src.neg ? "! " : ""}${r.src.value}: the host's source address for this destination is not known`);
   if (!neg(r.src, (v) => inCidr(p.src, v))) return false;
   if (!neg(r.dst, (v) => inCidr(dst, v))) return false;
-  if (!neg(r.in, (v) => ifaceMatches(v, p.in))) return false;
+  if (!neg(r.in, (v) => ifaceMatches(v, p.fromHost && !ctx.inLo ? undefined : p.in))) return false;
   if (r.out && !neg(r.out, (v) => ifaceMatches(v, ctx.out))) return false;
   if (r.proto && r.proto !== "all") {
     const proto = p.proto === "icmp" ? (p.family === 4 ? "icmp" : "ipv6-icmp") : p.proto;
@@ -222,25 +239,32 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
     if (NON_TERMINAL.has(r.target)) continue;
     if (!matches(r, p, ctx)) continue;
     const decided = { table: table.name, chain: chain.name, index: i, rule: r };
+    const step = (action: Step["action"]) => ctx.steps?.push({ ...decided, action });
     switch (r.target) {
       case "ACCEPT":
       case "DROP":
       case "REJECT":
+        step(r.target === "ACCEPT" ? "accept" : r.target === "DROP" ? "drop" : "reject");
         return { verdict: r.target, decided };
       case "RETURN":
+        step("return");
         return { verdict: "RETURN", decided };
       case "DNAT":
+        step("dnat");
         return { verdict: "DNAT", decided, to: r.targetOptions?.find((o) => o.name === "to-destination")?.value };
       case "NOTRACK":
+        step("notrack");
         ctx.untracked = true;
         continue;
       case "CT":
         // Only --notrack is understood: other CT options change what conntrack does next.
         if (r.targetOptions?.length !== 1 || r.targetOptions[0]!.name !== "notrack") throw new Unknown(`target CT${r.targetOptions?.map((o) => ` --${o.name}`).join("") ?? ""}`);
+        step("notrack");
         ctx.untracked = true;
         continue;
       default: {
         if (!table.chains.some((c) => c.name === r.target)) throw new Unknown(`target ${r.target}`);
+        step("jump");
         const sub = walk(table, r.target, p, ctx, depth + 1);
         if (sub && sub.verdict !== "RETURN") return sub;
       }
@@ -260,6 +284,41 @@ function parseDnat(to: string): { addr: string; port?: number } {
   return { addr: m[1]!, port: m[2] ? Number(m[2]) : undefined };
 }
 
+/**
+ * A packet the host sends: raw, mangle and nat OUTPUT (Docker DNATs the host's own connections
+ * to published ports there), then filter OUTPUT decides; addressed to the host itself, it then
+ * arrives on lo, through filter INPUT. It never crosses FORWARD.
+ */
+function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
+  for (const name of ["raw", "mangle"] as const) {
+    const t = table(name);
+    if (!t) continue;
+    const w = walk(t, "OUTPUT", p, ctx);
+    if (w && (w.verdict === "DROP" || w.verdict === "REJECT")) return { verdict: w.verdict, path: "output", decided: w.decided };
+    if ((!w || w.verdict === "RETURN") && policyOf(t, "OUTPUT") === "DROP") return { verdict: "DROP", path: "output", decided: { table: name, chain: "OUTPUT", index: -1 } };
+  }
+  const nat = table("nat");
+  if (nat && p.state === "NEW" && !ctx.untracked) {
+    const w = walk(nat, "OUTPUT", p, ctx);
+    if (w?.verdict === "DNAT" && w.to) ctx.dnat = parseDnat(w.to);
+  }
+  const to = ctx.dnat ? ctx.dnat.addr : p.dst;
+  const local = isLocal(p, to);
+  ctx.out = local ? "lo" : routeOf(p, to);
+  const filter = table("filter");
+  const w = filter ? walk(filter, "OUTPUT", p, ctx) : undefined;
+  if (w && w.verdict !== "RETURN" && w.verdict !== "DNAT" && w.verdict !== "ACCEPT") return { verdict: w.verdict, path: "output", dnat: ctx.dnat, decided: w.decided };
+  const decided: Decision = w && w.verdict === "ACCEPT" ? w.decided : { table: "filter", chain: "OUTPUT", index: -1 };
+  if (!(w && w.verdict === "ACCEPT") && policyOf(filter, "OUTPUT") === "DROP") return { verdict: "DROP", path: "output", dnat: ctx.dnat, decided };
+  if (!local) return { verdict: "ACCEPT", path: "output", dnat: ctx.dnat, decided };
+  // To the host itself: in again by lo.
+  ctx.inLo = true;
+  const lo = { ...p, in: "lo" };
+  const iw = filter ? walk(filter, "INPUT", lo, ctx) : undefined;
+  if (iw && iw.verdict !== "RETURN" && iw.verdict !== "DNAT") return { verdict: iw.verdict, path: "input", dnat: ctx.dnat, decided: iw.decided };
+  return { verdict: policyOf(filter, "INPUT"), path: "input", dnat: ctx.dnat, decided: { table: "filter", chain: "INPUT", index: -1 } };
+}
+
 /** Addressed to the host itself: one of its addresses, or loopback. */
 function isLocal(p: Packet, addr: string): boolean {
   return p.local.some((a) => ipaddr.parse(a).toString() === ipaddr.parse(addr).toString()) || inCidr(addr, p.family === 4 ? "127.0.0.0/8" : "::1/128");
@@ -277,9 +336,19 @@ function routeOf(p: Packet, addr: string): string | undefined {
 }
 
 /** What happens to a packet that arrives at the host, as the kernel would decide it with these rules. */
-export function evaluate(rs: Ruleset, p: Packet): Verdict {
+export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean } = {}): Verdict {
   const table = (n: Table["name"]) => rs.tables.find((t) => t.name === n);
-  const ctx: Ctx = { packet: p };
+  const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined };
+  const v = decide(rs, p, ctx, table);
+  if (ctx.steps) {
+    // Off the end of a built-in chain: its policy decided.
+    if (v.decided?.index === -1) ctx.steps.push({ ...v.decided, action: "policy" });
+    v.steps = ctx.steps;
+  }
+  return v;
+}
+
+function decide(rs: Ruleset, p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
   // raw and mangle decide only by dropping (Docker 28+ drops direct access in raw PREROUTING).
   const early = (name: "raw" | "mangle", chain: string, path: Verdict["path"]): Verdict | undefined => {
     const t = table(name);
@@ -291,6 +360,7 @@ export function evaluate(rs: Ruleset, p: Packet): Verdict {
     return undefined;
   };
   try {
+    if (p.fromHost) return fromHost(p, ctx, table);
     const first = isLocal(p, p.dst) ? "input" : "forward";
     const dropped = early("raw", "PREROUTING", first) ?? early("mangle", "PREROUTING", first);
     if (dropped) return dropped;
@@ -311,7 +381,7 @@ export function evaluate(rs: Ruleset, p: Packet): Verdict {
     if (w && w.verdict !== "RETURN" && w.verdict !== "DNAT") return { verdict: w.verdict, path, dnat: ctx.dnat, decided: w.decided };
     return { verdict: policyOf(filter, chain), path, dnat: ctx.dnat, decided: { table: "filter", chain, index: -1 } };
   } catch (e) {
-    if (e instanceof Unknown) return { verdict: "unknown", path: "input", why: e.message };
+    if (e instanceof Unknown) return { verdict: "unknown", path: "input", dnat: ctx.dnat, why: e.message };
     throw e;
   }
 }

@@ -1,0 +1,336 @@
+// `dockwall explain`: what becomes of one packet, and why — the verdict, where it ends, each
+// rule on its way that changed or decided it (with where that rule came from: a policy
+// statement, Docker's layout for a network or container, one of dockwall's own rules, another
+// tool's chain), and for a packet dropped on its way to a published port or a host service, the
+// allow that admits it (proven: the policy with it compiled and the packet evaluated again).
+// The contract (names, JSON fields): ../shared/spec/analysis.md. Pure: the rules, the policy and
+// the host's addresses come from the caller.
+import type { Span } from "../diagnostics.js";
+import { ruleKey, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
+import { byName } from "../model/derive.js";
+import type { Container, Network, Policy } from "../model/types.js";
+import { cidrContains, formatCidr, formatIp, specContains, type Family, type Ip } from "../model/values.js";
+import { MARK, PROXY_CHAIN } from "../policy/owned.js";
+import { ruleText } from "../targets/iptables.js";
+import { evaluate, type Packet, type Step, type Verdict } from "./evaluate.js";
+import type { PacketSpec } from "./packet.js";
+
+export type OriginJson =
+  | { kind: "policy"; file: string; line: number; column: number; text: string }
+  | { kind: "docker"; release: string; object: { type: "network" | "container" | "daemon"; name: string } }
+  | { kind: "dockwall"; why: string }
+  | { kind: "other"; chain: string };
+
+export interface RuleJson {
+  table: string;
+  chain: string;
+  /** 1-based position in the chain; 0: the chain's policy. */
+  position: number;
+  rule: string;
+  origin: OriginJson;
+}
+
+export interface ExplainResult {
+  packet: string;
+  family: Family;
+  verdict: "accept" | "drop" | "reject" | "unknown";
+  delivered: null | { to: "host" | "container" | "forward"; name?: string; address: string; port?: number };
+  /** Where it was going when it was dropped (text only says it). */
+  headed?: { to: "host" | "container" | "forward"; name?: string; address: string; port?: number };
+  decided_by: null | { table: string; chain: string; rule: string; origin: OriginJson };
+  path: RuleJson[];
+  unknown: string[];
+  suggestion: string | null;
+  /** The deciding rule's policy statement (for the text's caret). */
+  decidingSpan?: Span;
+}
+
+export interface ExplainContext {
+  /** The rules walked: compiled, or the kernel's (live). */
+  rulesets: Partial<Record<Family, Ruleset>>;
+  /** The policy compiled with Docker's facts: zones, networks, containers, and where rules came from. */
+  policy?: Policy;
+  file?: string;
+  text?: string;
+  /** live: the policy's compiled rules, to name where each loaded rule came from. */
+  compiled?: Partial<Record<Family, Ruleset>>;
+  /** The Docker release whose layout the rules follow ("20.10"). */
+  release?: string;
+  /** live: the host's addresses and routes from the kernel; compiled: worked out from the policy. */
+  host?: { addresses: string[]; routes: { dst: string; dev: string }[] };
+  /** The policy's text with a statement added, compiled with the same facts: the rules of that family (for the suggestion's proof). */
+  recompile?: (text: string, family: Family) => Ruleset | undefined;
+}
+
+export class ExplainError extends Error {
+  constructor(
+    message: string,
+    readonly help?: string,
+  ) {
+    super(message);
+  }
+}
+
+const ANY_SPORT = 40000;
+
+function lineOf(text: string | undefined, span: Span): string {
+  return (text?.split(/\r\n?|\n/)[span.line - 1] ?? "").trim();
+}
+
+/** The endpoint (network, address) of a container in this family. */
+function endpointOf(c: Container, family: Family, network?: string): { net: string; ip: Ip } | undefined {
+  for (const e of c.endpoints) {
+    if (network && e.network.name !== network) continue;
+    const a = e.addresses.find((x) => x.value.family === family);
+    if (a) return { net: e.network.name, ip: a.value };
+  }
+  return undefined;
+}
+
+function containerAt(p: Policy | undefined, addr: string, family: Family): Container | undefined {
+  return p?.containers.find((c) => c.endpoints.some((e) => e.addresses.some((a) => a.value.family === family && formatIp(a.value) === addr)));
+}
+
+/** The packet as the evaluator takes it: its interface, its source, the host's addresses and routes. */
+function packetOf(ctx: ExplainContext, spec: PacketSpec): Packet {
+  const p = ctx.policy;
+  const family = spec.family;
+  let src: string;
+  let iface = spec.in;
+  let bridged = false;
+  const nets = byName(p?.networks ?? []);
+  if (spec.src.kind === "host") {
+    src = "";
+    iface = "lo";
+  } else if (spec.src.kind === "container") {
+    if (!p) throw new ExplainError("container: sources need the policy and Docker's facts");
+    const { name, network } = spec.src;
+    const c = p.containers.find((x) => x.name === name);
+    if (!c) throw new ExplainError(`no container '${name}' runs (or is declared)`, `the containers: ${p.containers.map((x) => x.name).join(", ") || "none"}`);
+    const ends = c.endpoints.filter((e) => !network || e.network.name === network);
+    if (!network && ends.length > 1) throw new ExplainError(`container '${name}' is on ${ends.length} networks`, `say which: ${ends.map((e) => `container:${name}@${e.network.name}`).join(", ")}`);
+    const ep = endpointOf(c, family, network);
+    if (!ep) throw new ExplainError(`container '${name}' has no IPv${family} address${network ? ` on network '${network}'` : ""}`);
+    src = formatIp(ep.ip);
+    const n = nets.get(ep.net);
+    iface = n?.bridge.value ?? iface;
+    bridged = !!n && n.subnets.some((s) => s.value.family === family && cidrContains(s.value, spec.dst));
+  } else {
+    src = formatIp(spec.src.ip);
+    if (!iface) {
+      const ip = spec.src.ip;
+      const zones = (p?.zones ?? []).filter((z) => !z.builtin);
+      const holding = zones.filter((z) => z.sources.some((s) => specContains(s.value, ip)));
+      const ifs = (zs: typeof zones) => [...new Set(zs.flatMap((z) => z.interfaces.map((i) => i.value)))];
+      const candidates = holding.length ? ifs(holding) : ifs(zones);
+      if (candidates.length === 1 && !candidates[0]!.endsWith("+")) iface = candidates[0];
+      else
+        throw new ExplainError(
+          `which interface does the packet from ${src} arrive on?`,
+          candidates.length ? `add 'in IFACE' to the packet (${candidates.join(", ")}${holding.length ? `: the interfaces of zone ${holding.map((z) => z.name).join(", ")}, whose 'from' holds ${src}` : ""})` : "add 'in IFACE' to the packet (the policy's zones name no interface)",
+        );
+    }
+  }
+  const dst = formatIp(spec.dst);
+  let local: string[];
+  let routes: { dst: string; dev: string }[];
+  if (ctx.host) {
+    local = ctx.host.addresses;
+    routes = ctx.host.routes;
+  } else {
+    // Compiled rules: the destination is the host's own address unless it is a Docker network's (or loopback: isLocal knows).
+    const networks = p?.networks ?? [];
+    const inDocker = networks.some((n) => n.subnets.some((s) => s.value.family === family && cidrContains(s.value, spec.dst)));
+    local = [...(inDocker ? [] : [dst]), ...networks.flatMap((n) => n.gateways.filter((g) => g.value.family === family).map((g) => formatIp(g.value)))];
+    routes = networks.flatMap((n) => n.subnets.filter((s) => s.value.family === family).map((s) => ({ dst: formatCidr(s.value), dev: n.bridge.value })));
+  }
+  const pk: Packet = { family, in: iface!, src, dst, proto: spec.proto, sport: spec.src.kind === "address" ? spec.src.port ?? ANY_SPORT : ANY_SPORT, dport: spec.dport, icmpType: spec.icmpType, state: spec.state, local, routes, bridged };
+  if (spec.src.kind === "host") {
+    // The host's own packet leaves from the address the kernel picks: the destination itself when it is the host's, the bridge's toward a container; else not known.
+    pk.fromHost = true;
+    const loop = family === 4 ? spec.dst.value >> 24n === 127n : spec.dst.value === 1n;
+    const gw = (p?.networks ?? []).find((n) => n.subnets.some((x) => x.value.family === family && cidrContains(x.value, spec.dst)))?.gateways.find((g) => g.value.family === family);
+    if (loop) pk.src = family === 4 ? "127.0.0.1" : "::1";
+    else if (local.includes(dst)) pk.src = dst;
+    else if (gw) pk.src = formatIp(gw.value);
+    else {
+      pk.src = family === 4 ? "0.0.0.0" : "::";
+      pk.srcUnknown = true;
+    }
+  }
+  return pk;
+}
+
+/** Docker's own chains, and what dockerd writes into built-in ones. */
+function isDockersChain(chain: string): boolean {
+  return chain.startsWith("DOCKER") && chain !== "DOCKER-USER";
+}
+
+function origin(ctx: ExplainContext, family: Family, table: Table["name"], chain: string, r: Rule | undefined, live: boolean): OriginJson {
+  // Loaded rules: named by the compiled rule they equal.
+  if (live && r) {
+    const mine = ctx.compiled?.[family]?.tables.find((t) => t.name === table)?.chains.find((c) => c.name === chain)?.rules.find((x) => ruleKey(x) === ruleKey(r));
+    if (mine) return origin(ctx, family, table, chain, mine, false);
+    if (!isDockersChain(chain) && !(chain === "FORWARD" && r.target.startsWith("DOCKER"))) return { kind: "other", chain };
+  }
+  if (r?.origin) return { kind: "policy", file: ctx.file ?? "<policy>", line: r.origin.span.line, column: r.origin.span.col, text: lineOf(ctx.text, r.origin.span) };
+  const p = ctx.policy;
+  if (!r) {
+    // A built-in chain's policy.
+    if (chain === "INPUT" && p?.host) return { kind: "policy", file: ctx.file ?? "<policy>", line: p.host.span.line, column: p.host.span.col, text: lineOf(ctx.text, p.host.span) };
+    if (chain === "FORWARD" && table === "filter") return { kind: "dockwall", why: "FORWARD's policy: DROP, whatever ip_forward was when dockerd started" };
+    return { kind: "dockwall", why: `${table} ${chain}'s policy` };
+  }
+  if (chain === "DOCKER-USER" || chain === PROXY_CHAIN || (chain === "INPUT" && (r.matches.some((m) => m.module === "comment" && m.options.some((o) => o.value === MARK)) || r.target === PROXY_CHAIN))) {
+    return { kind: "dockwall", why: r.comment && r.comment !== MARK ? r.comment : whyOwn(r, chain, p) };
+  }
+  const release = ctx.release ?? "dockerd";
+  // Docker's rules: the container (a DNAT to it, its address) or the network (its bridge) they are for.
+  if (r && p) {
+    const to = r.targetOptions?.find((o) => o.name === "to-destination")?.value;
+    const addr = to ? to.replace(/^\[/, "").replace(/\](:\d+)?$/, "").replace(/^([\d.]+):\d+$/, "$1") : r.dst && !r.dst.neg ? r.dst.value.replace(/\/(32|128)$/, "") : undefined;
+    const c = addr ? containerAt(p, addr, family) : undefined;
+    if (c) return { kind: "docker", release, object: { type: "container", name: c.name } };
+    const n = p.networks.find((x) => x.bridge.value === r.in?.value || x.bridge.value === r.out?.value);
+    if (n) return { kind: "docker", release, object: { type: "network", name: n.name } };
+  }
+  return { kind: "docker", release, object: { type: "daemon", name: "dockerd" } };
+}
+
+/** Why one of dockwall's rules without a comment of its own is there. */
+function whyOwn(r: Rule, chain: string, p: Policy | undefined): string {
+  if (r.target === PROXY_CHAIN) return "docker-proxy's ports are guarded first";
+  if (r.matches.some((m) => m.options.some((o) => o.name === "ctstate" && o.value === "RELATED,ESTABLISHED"))) return "replies and related traffic always pass";
+  if (r.in?.value === "lo" && !r.in.neg) return "the host's own traffic (loopback)";
+  if (r.in && p?.networks.some((n) => n.bridge.value === r.in!.value)) return chain === PROXY_CHAIN ? "containers reach published ports through docker-proxy as Docker lets them" : "the containers' own traffic follows Docker's rules";
+  if (chain === "DOCKER-USER" && r.target === "RETURN" && !r.matches.length && !r.in && !r.out) return "the end of dockwall's rules: on to Docker's";
+  return `dockwall's rule in ${chain}`;
+}
+
+function ruleJson(ctx: ExplainContext, family: Family, s: Step, live: boolean): RuleJson {
+  const chain = ctx.rulesets[family]?.tables.find((t) => t.name === s.table)?.chains.find((c) => c.name === s.chain);
+  const text = s.rule ? ruleText(s.chain, s.rule) : `-P ${s.chain} ${chain?.policy ?? "ACCEPT"}`;
+  return { table: s.table, chain: s.chain, position: s.index + 1, rule: text, origin: origin(ctx, family, s.table, s.chain, s.rule, live) };
+}
+
+/** Where the packet ends (or was going): the host, a container, or on to another host. */
+function destinationOf(ctx: ExplainContext, spec: PacketSpec, v: Verdict): NonNullable<ExplainResult["headed"]> {
+  const family = spec.family;
+  if (v.dnat) {
+    const c = containerAt(ctx.policy, v.dnat.addr, family);
+    return { to: c ? "container" : "forward", ...(c ? { name: c.name } : {}), address: v.dnat.addr, ...(v.dnat.port !== undefined ? { port: v.dnat.port } : spec.dport !== undefined ? { port: spec.dport } : {}) };
+  }
+  const dst = formatIp(spec.dst);
+  const port = spec.dport !== undefined ? { port: spec.dport } : {};
+  if (v.path === "input") return { to: "host", address: dst, ...port };
+  // From the host (OUTPUT): to a container's address, or out.
+  const c = containerAt(ctx.policy, dst, family);
+  return c ? { to: "container", name: c.name, address: dst, ...port } : { to: "forward", address: dst, ...port };
+}
+
+/** The zone a packet's source belongs to, in the policy's words: the zone whose `from` holds it, else the one of its interface, else `any`. */
+function zoneOf(p: Policy, spec: PacketSpec, iface: string): string {
+  if (spec.src.kind !== "address") return "any";
+  const ip = spec.src.ip;
+  const zones = p.zones.filter((z) => !z.builtin);
+  const byFrom = zones.find((z) => z.sources.some((s) => specContains(s.value, ip)));
+  if (byFrom) return byFrom.name;
+  const byIf = zones.find((z) => z.sources.length === 0 && z.interfaces.some((i) => i.value === iface));
+  return byIf?.name ?? "any";
+}
+
+/** The allow that admits a dropped packet bound for a published port or a host service, if adding it to the policy really does. */
+function suggest(ctx: ExplainContext, spec: PacketSpec, pk: Packet, v: Verdict, headed: NonNullable<ExplainResult["headed"]>): string | null {
+  const p = ctx.policy;
+  if (!p || ctx.text === undefined || !ctx.recompile || spec.src.kind === "host") return null;
+  const zone = zoneOf(p, spec, pk.in);
+  let statement: string;
+  let text: string;
+  if (headed.to === "container" && v.dnat && spec.dport !== undefined) {
+    statement = `allow ${zone} to ${headed.name}:${spec.dport}${spec.proto === "udp" ? "/udp" : ""};`;
+    text = `${ctx.text.replace(/\s*$/, "\n")}${statement}\n`;
+  } else if (headed.to === "host" && !v.dnat) {
+    const what = spec.proto === "icmp" ? "icmp" : `${spec.proto} ${spec.dport}`;
+    if (p.host) {
+      statement = `allow ${zone} ${what};`;
+      // Inside the host block, before its closing brace.
+      const lines = ctx.text.split("\n");
+      const end = p.host.span;
+      const line = lines[end.endLine - 1] ?? "";
+      const brace = line.lastIndexOf("}", end.endCol - 1);
+      if (brace < 0) return null;
+      lines[end.endLine - 1] = `${line.slice(0, brace)}  ${statement}\n${line.slice(brace)}`;
+      text = lines.join("\n");
+      statement = `host { ${statement} }`;
+    } else return null; // no host block: INPUT is the host's own, and dockwall does not drop there
+  } else return null;
+  const rs = ctx.recompile(text, spec.family);
+  if (!rs) return null;
+  return evaluate(rs, pk).verdict === "ACCEPT" ? statement : null;
+}
+
+/** One packet, over the rules of its family. */
+export function explain(ctx: ExplainContext, spec: PacketSpec, live = false): ExplainResult {
+  const family = spec.family;
+  const base: ExplainResult = { packet: spec.text, family, verdict: "unknown", delivered: null, decided_by: null, path: [], unknown: [], suggestion: null };
+  const rs = ctx.rulesets[family];
+  if (!rs) return { ...base, unknown: [`there are no IPv${family} rules to walk`] };
+  const pk = packetOf(ctx, spec);
+  const v = evaluate(rs, pk, { trace: true });
+  const path = (v.steps ?? []).map((s) => ruleJson(ctx, family, s, live));
+  if (v.verdict === "unknown") return { ...base, path, unknown: [v.why ?? "the evaluator cannot tell"] };
+  const headed = destinationOf(ctx, spec, v);
+  const decider = v.decided ? ruleJson(ctx, family, { ...v.decided, action: "policy" }, live) : undefined;
+  const verdict = v.verdict === "ACCEPT" ? "accept" : v.verdict === "DROP" ? "drop" : "reject";
+  return {
+    ...base,
+    verdict,
+    delivered: verdict === "accept" ? headed : null,
+    headed,
+    decided_by: decider ? { table: decider.table, chain: decider.chain, rule: decider.rule, origin: decider.origin } : null,
+    path,
+    suggestion: verdict === "accept" ? null : suggest(ctx, spec, pk, v, headed),
+    decidingSpan: v.decided?.rule?.origin?.span ?? (v.decided?.index === -1 && v.decided.chain === "INPUT" && decider?.origin.kind === "policy" && ctx.policy?.host ? { ...ctx.policy.host.span, endLine: ctx.policy.host.span.line, endCol: ctx.policy.host.span.col + "host".length } : undefined),
+  };
+}
+
+function describeOrigin(o: OriginJson): string {
+  switch (o.kind) {
+    case "policy":
+      return `${o.file}:${o.line}:${o.column}: ${o.text}`;
+    case "docker":
+      return `Docker ${o.release}'s rule${o.object.type === "daemon" ? "" : ` for ${o.object.type} ${o.object.name}`}`;
+    case "dockwall":
+      return `dockwall: ${o.why}`;
+    case "other":
+      return `another tool's chain ${o.chain}`;
+  }
+}
+
+function describeWhere(d: NonNullable<ExplainResult["headed"]>): string {
+  const at = `${d.address.includes(":") ? `[${d.address}]` : d.address}${d.port !== undefined ? `:${d.port}` : ""}`;
+  return d.to === "host" ? `the host itself (${at})` : d.to === "container" ? `container ${d.name} ${at}` : `${at}, routed on`;
+}
+
+/** The text a person reads: the verdict and where the packet ends, the path, the deciding rule's origin, the allow that would admit it. */
+export function formatExplain(r: ExplainResult, formatPlace: (span: Span, label: string) => string): string {
+  const out: string[] = [`${r.packet} (IPv${r.family})`];
+  const dnat = r.path.find((s) => s.rule.includes(" -j DNAT "));
+  const via = dnat ? ` (DNAT by ${describeOrigin(dnat.origin)})` : "";
+  if (r.verdict === "unknown") out.push(`  unknown: ${r.unknown.join("; ")}`);
+  else if (r.verdict === "accept") out.push(`  accepted: delivered to ${describeWhere(r.delivered!)}${via}`);
+  else out.push(`  ${r.verdict === "drop" ? "dropped" : "rejected"} on its way to ${describeWhere(r.headed!)}${via}`);
+  if (r.path.length) {
+    out.push("  path:");
+    const where = r.path.map((s) => `${s.table} ${s.chain} ${s.position === 0 ? "policy" : `#${s.position}`}`);
+    const w = Math.max(...where.map((x) => x.length));
+    r.path.forEach((s, i) => out.push(`    ${where[i]!.padEnd(w)}  ${s.rule}`, `    ${" ".repeat(w)}  ↳ ${describeOrigin(s.origin)}`));
+  }
+  if (r.decided_by) {
+    const o = r.decided_by.origin;
+    out.push(`  decided by ${r.decided_by.table} ${r.decided_by.chain}: ${describeOrigin(o)}`);
+    if (o.kind === "policy" && r.decidingSpan) out.push(...formatPlace(r.decidingSpan, "note: this statement decided").split("\n").map((l) => `    ${l}`));
+  }
+  if (r.suggestion) out.push(`  to let it in: ${r.suggestion}`);
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,225 @@
+// `dockwall explain` (issue 23, item 2; ../shared/spec/analysis.md): packets as the spec writes
+// them, and for each the verdict, where it ends, the rules on its way with their origins (a
+// policy line, Docker's layout for a network or container, dockwall's own rules, another tool's
+// chain), and the allow that would admit a dropped one — proven by compiling the policy with it
+// and walking the packet again. The verdicts come from the packet evaluator, which
+// test/apply/evaluate*.test.ts prove against the kernel with real packets.
+import { readFileSync } from "node:fs";
+import { describe, expect, test } from "vitest";
+import { explain, type ExplainContext, type ExplainResult } from "../../src/analysis/explain.js";
+import { parsePacket, type PacketSpec } from "../../src/analysis/packet.js";
+import { run } from "../../src/cli.js";
+import { compile } from "../../src/compile.js";
+import { parseSave, toRuleset } from "../../src/live/save.js";
+import type { Family } from "../../src/model/values.js";
+import { memoryIo } from "../support/io.js";
+
+const FILE = "examples/web-host.dw";
+const TEXT = readFileSync(new URL(`../../${FILE}`, import.meta.url), "utf8");
+
+function context(text = TEXT): ExplainContext {
+  const r = compile(text, { file: FILE, noRender: true });
+  if (!r.ok) throw new Error("the example does not compile");
+  return {
+    rulesets: r.generated!.rulesets,
+    policy: r.policy,
+    file: FILE,
+    text,
+    release: r.policy!.docker.version?.value.text,
+    recompile: (t, f: Family) => {
+      const again = compile(t, { file: FILE, noRender: true });
+      return again.ok ? again.generated!.rulesets[f] : undefined;
+    },
+  };
+}
+
+function packet(text: string): PacketSpec {
+  const p = parsePacket(text);
+  if ("error" in p) throw new Error(`${text}: ${p.error}`);
+  return p;
+}
+
+const lineOf = (n: number) => TEXT.split("\n")[n - 1]!.trim();
+const lineNumberOf = (statement: string) => TEXT.split("\n").findIndex((l) => l.trim() === statement) + 1;
+
+describe("packets, as the spec writes them", () => {
+  test.each([
+    ["tcp 203.0.113.7 -> 198.51.100.1:8080 in eth0", { proto: "tcp", family: 4, dport: 8080, in: "eth0", state: "NEW", src: { kind: "address" } }],
+    ["udp 192.168.1.20:5353 -> 172.17.0.3:53", { proto: "udp", dport: 53, src: { kind: "address", port: 5353 } }],
+    ["tcp container:web -> 198.51.100.2:443", { src: { kind: "container", name: "web" } }],
+    ["tcp container:app@front -> 198.51.100.2:443", { src: { kind: "container", name: "app", network: "front" } }],
+    ["tcp [2001:db8::9]:40000 -> [2001:db8::1]:443 state established", { family: 6, dport: 443, state: "ESTABLISHED", src: { kind: "address", port: 40000 } }],
+    ["icmp 192.168.1.20 -> 198.51.100.1", { proto: "icmp", icmpType: 8 }],
+    ["icmp type echo-reply 192.168.1.20 -> 198.51.100.1", { icmpType: 0 }],
+    ["icmpv6 2001:db8::9 -> 2001:db8::1 type neighbour-solicitation in eth0", { family: 6, icmpType: 135, in: "eth0" }],
+    ["tcp host -> 127.0.0.1:9000", { src: { kind: "host" } }],
+  ])("%s", (text, want) => {
+    expect(parsePacket(text)).toMatchObject(want);
+  });
+
+  test.each([
+    ["", "the packet is empty", 1],
+    ["tcpp 1.2.3.4 -> 5.6.7.8:80", "'tcpp' is not a protocol (tcp, udp, icmp or icmpv6)", 1],
+    ["tcp 1.2.3.4 => 5.6.7.8:80", "expected '->' after the source, not '=>'", 13],
+    ["tcp 1.2.3.4 -> 5.6.7.8", "a tcp packet needs a destination port (ADDR:PORT, [IPv6]:PORT)", 16],
+    ["tcp 1.2.3.400 -> 5.6.7.8:80", "the source '1.2.3.400' is not an address", 5],
+    ["tcp 1.2.3.4 -> 5.6.7.8:99999", "the destination '99999' is not a port (1 to 65535)", 16],
+    ["tcp 1.2.3.4 -> [2001:db8::1]:80", "the source is IPv4 and the destination IPv6", 5],
+    ["icmp 2001:db8::9 -> 2001:db8::1", "icmp to the IPv6 address 2001:db8::1", 21],
+    ["tcp 1.2.3.4 -> 5.6.7.8:80 state open", "'state' is new, established or related, not 'open'", 33],
+    ["tcp 1.2.3.4 -> 5.6.7.8:80 on eth0", "unexpected 'on'", 27],
+  ])("%j: %s", (text, error, col) => {
+    const p = parsePacket(text);
+    expect(p).toMatchObject({ col });
+    expect("error" in p && p.error.startsWith(error)).toBe(true);
+  });
+});
+
+describe(`explain over ${FILE}, compiled`, () => {
+  const ctx = context();
+  const one = (text: string): ExplainResult => explain(ctx, packet(text));
+
+  test("the lan to web's published port: accepted, delivered to web after Docker's DNAT; the allow's line is on the path", () => {
+    const r = one("tcp 192.168.1.20 -> 198.51.100.1:8080");
+    expect(r.verdict).toBe("accept");
+    expect(r.delivered).toEqual({ to: "container", name: "web", address: "172.17.0.2", port: 80 });
+    expect(r.decided_by).toEqual({ table: "filter", chain: "DOCKER", rule: "-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT", origin: { kind: "docker", release: "20.10", object: { type: "container", name: "web" } } });
+    const line = lineNumberOf("allow lan to web:8080, web:8443;");
+    expect(r.path.map((s) => [s.table, s.chain, s.rule.split(" -j ")[1]])).toEqual([
+      ["nat", "PREROUTING", "DOCKER"],
+      ["nat", "DOCKER", "DNAT --to-destination 172.17.0.2:80"],
+      ["filter", "FORWARD", "DOCKER-USER"],
+      ["filter", "DOCKER-USER", "RETURN"],
+      ["filter", "FORWARD", "DOCKER-ISOLATION-STAGE-1"],
+      ["filter", "DOCKER-ISOLATION-STAGE-1", "RETURN"],
+      ["filter", "FORWARD", "DOCKER"],
+      ["filter", "DOCKER", "ACCEPT"],
+    ]);
+    expect(r.path[3]!.origin).toEqual({ kind: "policy", file: FILE, line, column: 1, text: "allow lan to web:8080, web:8443;" });
+    expect(r.path[1]!.origin).toEqual({ kind: "docker", release: "20.10", object: { type: "container", name: "web" } });
+    expect(r.suggestion).toBeNull();
+  });
+
+  test("the wan to the same port: dropped by dockwall's closing rule; the allow that admits it is suggested, and does", () => {
+    const r = one("tcp 203.0.113.9 -> 198.51.100.1:8080 in eth0");
+    expect(r.verdict).toBe("drop");
+    expect(r.delivered).toBeNull();
+    expect(r.decided_by?.origin).toEqual({ kind: "dockwall", why: "unpublished, not allowed, or addressed straight to a container" });
+    expect(r.suggestion).toBe("allow wan to web:8080;");
+    const admitted = explain(context(`${TEXT}${r.suggestion}\n`), packet("tcp 203.0.113.9 -> 198.51.100.1:8080 in eth0"));
+    expect(admitted.verdict).toBe("accept");
+    expect(admitted.decided_by?.origin.kind).toBe("docker");
+    expect(admitted.path.some((s) => s.origin.kind === "policy" && s.origin.text === "allow wan to web:8080;")).toBe(true);
+  });
+
+  test("ssh from the admin address: accepted by its host rule, shown at its line and column", () => {
+    const r = one("tcp 203.0.113.7 -> 198.51.100.1:22 in eth0");
+    const line = lineNumberOf("allow admin tcp 22;");
+    expect(r.verdict).toBe("accept");
+    expect(r.delivered).toEqual({ to: "host", address: "198.51.100.1", port: 22 });
+    expect(r.decided_by?.origin).toEqual({ kind: "policy", file: FILE, line, column: TEXT.split("\n")[line - 1]!.indexOf("allow") + 1, text: lineOf(line) });
+  });
+
+  test("ssh from anyone else on the wan: INPUT's policy (the host block) drops it; the host rule that admits it is suggested, and does", () => {
+    const r = one("tcp 198.51.100.77 -> 198.51.100.1:22 in eth0");
+    expect(r.verdict).toBe("drop");
+    expect(r.decided_by).toMatchObject({ table: "filter", chain: "INPUT", rule: "-P INPUT DROP", origin: { kind: "policy", text: "host {" } });
+    expect(r.suggestion).toBe("host { allow wan tcp 22; }");
+  });
+
+  test("straight to a container's address from the lan: dropped (not published that way)", () => {
+    const r = one("tcp 192.168.1.20 -> 172.17.0.2:80");
+    expect(r.verdict).toBe("drop");
+    expect(r.headed).toEqual({ to: "container", name: "web", address: "172.17.0.2", port: 80 });
+    expect(r.suggestion).toBeNull();
+  });
+
+  test("127.0.0.1 routed from a lan neighbour to a port published on 127.0.0.1: dropped by dockwall's loopback guard", () => {
+    const r = one("tcp 192.168.1.20 -> 127.0.0.1:9000 in eth1");
+    expect(r.verdict).toBe("drop");
+    expect(r.decided_by?.origin).toMatchObject({ kind: "dockwall", why: expect.stringContaining("127.0.0.1 are for the host only") });
+  });
+
+  test("IPv6: ping from the wan, accepted by 'allow any icmp'", () => {
+    const r = one("icmpv6 2001:db8::9 -> 2001:db8::1 in eth0");
+    expect(r).toMatchObject({ family: 6, verdict: "accept", decided_by: { chain: "INPUT", origin: { kind: "policy", text: "allow any icmp;" } } });
+  });
+
+  test("from the host itself to a port published on 127.0.0.1, and to a container's address", () => {
+    expect(one("tcp host -> 127.0.0.1:9000")).toMatchObject({ verdict: "accept", delivered: { to: "host", address: "127.0.0.1", port: 9000 } });
+    expect(one("tcp host -> 172.17.0.2:80")).toMatchObject({ verdict: "accept", delivered: { to: "container", name: "web" } });
+  });
+
+  test("from a container to another's published port on the host's address: Docker 20.10 does not DNAT from a bridge (docker-proxy relays it), so it is the host's, and dockwall's proxy guard lets containers through", () => {
+    const r = one("udp container:web -> 198.51.100.1:5353");
+    expect(r.verdict).toBe("accept");
+    expect(r.delivered).toEqual({ to: "host", address: "198.51.100.1", port: 5353 });
+    expect(r.path.map((s) => s.rule)).toContain("-A DOCKER -i docker0 -j RETURN");
+    expect(r.path.find((s) => s.chain === "DOCKWALL-PROXY")?.origin).toEqual({ kind: "dockwall", why: "containers reach published ports through docker-proxy as Docker lets them" });
+  });
+
+  test("no interface to tell: an error that asks for 'in IFACE' and names the candidates", () => {
+    expect(() => one("tcp 198.51.100.77 -> 198.51.100.1:22")).toThrow(/which interface does the packet from 198.51.100.77 arrive on/);
+  });
+});
+
+describe("explain over the kernel's rules (--live)", () => {
+  const ctx = context();
+  const live = (save: string): ExplainContext => ({ ...ctx, rulesets: { 4: toRuleset(parseSave(save), 4) }, compiled: ctx.rulesets, recompile: undefined, host: { addresses: ["198.51.100.1", "192.168.1.1"], routes: [{ dst: "172.17.0.0/16", dev: "docker0" }] } });
+
+  test("a match the evaluator does not understand: unknown, naming the match; never a guess", () => {
+    const save = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -m recent --name ssh --rcheck --seconds 60 -j DROP\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+    const r = explain(live(save), packet("tcp 198.51.100.77 -> 198.51.100.1:22 in eth0"), true);
+    expect(r.verdict).toBe("unknown");
+    expect(r.unknown).toEqual(["-m recent --name"]);
+    expect(r.decided_by).toBeNull();
+  });
+
+  test("a hand-made ACCEPT: its origin is another's, the chain named; dockwall's loaded rules keep their policy lines", () => {
+    const compiled = TEXT; // the loaded rules: the compiled ones, plus a hand-made ACCEPT first in DOCKER-USER
+    const r = compile(compiled, { file: FILE, format: "iptables" });
+    const save = r.output!.replace(/^(:DOCKER-USER - \[0:0\]\n)/m, "$1").replace(/^(-A DOCKER-USER )/m, "-A DOCKER-USER -s 203.0.113.9/32 -j ACCEPT\n$1");
+    const res = explain(live(save), packet("tcp 203.0.113.9 -> 198.51.100.1:8080 in eth0"), true);
+    expect(res.path.find((s) => s.chain === "DOCKER-USER")).toMatchObject({ rule: "-A DOCKER-USER -s 203.0.113.9/32 -j ACCEPT", origin: { kind: "other", chain: "DOCKER-USER" } });
+    expect(res.verdict).toBe("accept");
+    const lan = explain(live(save), packet("tcp 192.168.1.20 -> 198.51.100.1:8080 in eth1"), true);
+    expect(lan.path.find((s) => s.chain === "DOCKER-USER" && s.rule.includes("RETURN"))?.origin).toMatchObject({ kind: "policy", text: "allow lan to web:8080, web:8443;" });
+  });
+});
+
+describe("dockwall explain (the command)", () => {
+  const dw = async (args: string[]) => {
+    const io = memoryIo({ [FILE]: TEXT });
+    const code = await run(args, io);
+    return { code, out: io.out.join(""), err: io.err.join("") };
+  };
+
+  test("text: the verdict, the path, the deciding statement with a caret, the allow that would admit it", async () => {
+    const r = await dw(["explain", FILE, "tcp 198.51.100.77 -> 198.51.100.1:22 in eth0", "tcp 203.0.113.7 -> 198.51.100.1:22 in eth0"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("tcp 198.51.100.77 -> 198.51.100.1:22 in eth0 (IPv4)\n  dropped on its way to the host itself (198.51.100.1:22)\n");
+    expect(r.out).toContain("  to let it in: host { allow wan tcp 22; }\n");
+    const line = lineNumberOf("allow admin tcp 22;");
+    expect(r.out).toContain(`    ${FILE}:${line}:3: note: this statement decided\n    ${line} |   allow admin tcp 22;\n       |   ^^^^^^^^^^^^^^^^^^^\n`);
+  });
+
+  test("--json: the spec's fields, per packet", async () => {
+    const r = await dw(["explain", FILE, "--json", "tcp 192.168.1.20 -> 198.51.100.1:8443"]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out) as { packets: Record<string, unknown>[] };
+    expect(Object.keys(j)).toEqual(["packets"]);
+    expect(Object.keys(j.packets[0]!)).toEqual(["packet", "family", "verdict", "delivered", "decided_by", "path", "unknown", "suggestion", "headed"]);
+    expect(j.packets[0]).toMatchObject({ packet: "tcp 192.168.1.20 -> 198.51.100.1:8443", family: 4, verdict: "accept", delivered: { to: "container", name: "web", address: "172.17.0.2", port: 443 }, unknown: [], suggestion: null });
+  });
+
+  test("bad input: exit 2, where and what, nothing on stdout", async () => {
+    const bad = await dw(["explain", FILE, "tcp 1.2.3.4 -> 5.6.7.8"]);
+    expect(bad).toMatchObject({ code: 2, out: "" });
+    expect(bad.err).toContain("dockwall: packet 1 ('tcp 1.2.3.4 -> 5.6.7.8'), column 16: a tcp packet needs a destination port");
+    expect((await dw(["explain", "tcp 1.2.3.4 -> 5.6.7.8:80"])).err).toContain("is a packet, but the policy comes first");
+    expect((await dw(["explain", FILE])).err).toContain("explain needs at least one packet");
+    const which = await dw(["explain", FILE, "tcp 198.51.100.77 -> 198.51.100.1:22"]);
+    expect(which.code).toBe(2);
+    expect(which.err).toContain("which interface does the packet from 198.51.100.77 arrive on?\n  = help: add 'in IFACE' to the packet (eth0, eth1)");
+  });
+});
