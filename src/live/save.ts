@@ -8,12 +8,26 @@ import { BUILTIN_CHAINS, rule, type Chain, type Match, type Neg, type Rule, type
 
 /**
  * Canonical spellings already worked out, by rule text: a diff or a reconcile reads the same
- * rules on both sides. Bounded: a watcher runs for months, and containers come and go with new
- * rule texts, so past this many the cache starts again (a reconcile at 2,000 containers reads
- * about 20,000 rules).
+ * rules on both sides. A watcher runs for months while containers come and go with new rule
+ * texts, so what it keeps is what its last two reconciles used: each reconcile starts a new
+ * generation (newKeyGeneration), a text found in the one before is carried over, and the rest
+ * is let go. One-shot commands never start one; past KEY_CACHE_MAX texts the cache starts
+ * again all the same (a reconcile at 2,000 containers reads about 20,000 rules a family).
  */
-const keyCache = new Map<string, string>();
+let keyCache = new Map<string, string>();
+let keysBefore = new Map<string, string>();
 const KEY_CACHE_MAX = 200_000;
+
+/** A reconcile begins: the spellings the one before did not use are let go. */
+export function newKeyGeneration(): void {
+  keysBefore = keyCache;
+  keyCache = new Map();
+}
+
+/** How many spellings are kept (for tests and the memory benchmark). */
+export function keyCacheSize(): number {
+  return keyCache.size + keysBefore.size;
+}
 
 /** One rule: its text as written, and (computed when first asked for) its canonical spelling. */
 export class SavedRule {
@@ -38,7 +52,7 @@ export class SavedRule {
       let k = keyCache.get(this.text);
       if (k === undefined) {
         if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
-        keyCache.set(this.text, (k = canonicalRule(this.restWords)));
+        keyCache.set(this.text, (k = keysBefore.get(this.text) ?? canonicalRule(this.restWords)));
       }
       this.canonical = k;
     }

@@ -11,7 +11,7 @@
 import { compile, type CompileResult } from "../compile.js";
 import { formatDiagnostics } from "../diagnostics.js";
 import type { RawFacts } from "../facts/read.js";
-import { parseSave, toRuleset, type SavedRuleset } from "../live/save.js";
+import { newKeyGeneration, parseSave, toRuleset, type SavedRuleset } from "../live/save.js";
 import { lockout } from "../apply/guard.js";
 import type { Packet } from "../analysis/evaluate.js";
 import { NEWEST } from "../docker/layouts.js";
@@ -189,6 +189,8 @@ export class Watcher {
   /** One reconcile: facts, compile, compare, write what differs. */
   async reconcile(): Promise<ReconcileResult> {
     this.stats.reconciles++;
+    // What the canonical spellings of rules kept for the last reconcile do not serve this one is let go (a watcher runs for months).
+    newKeyGeneration();
     const drift = this.drift;
     this.drift = [];
     // What the kernel has is read while Docker's facts are (two processes, two CPUs).
