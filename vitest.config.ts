@@ -23,6 +23,7 @@ const KERNEL = [
   "test/watch/live.test.ts",
   "test/watch/proxy-window.test.ts",
   "test/watch/prestart-live.test.ts",
+  "test/analysis/explain-trace.test.ts",
   "test/watch/facts-live.test.ts",
   "test/facts/live.test.ts",
 ];
