@@ -757,15 +757,18 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
     if (typeof compiled === "number") return compiled;
     const { src, r, facts } = compiled;
     if (!r.ok) return EXIT.error;
-    Object.assign(ctx, { policy: r.policy, file: src.file, text: src.text, release: r.policy!.docker.version?.value.text });
-    if (a.live) ctx.compiled = compiledRules(r);
-    else {
-      ctx.rulesets = compiledRules(r);
+    const { asLoaded, dockersRules } = await import("./analysis/loaded.js");
+    const p = r.policy!;
+    Object.assign(ctx, { policy: p, file: src.file, text: src.text, release: p.docker.version?.value.text, compiled: compiledRules(r) });
+    // Beside dockerd ("iptables": true), its own rules are walked too: as it writes them (compiled), or as loaded (--live).
+    if (p.docker.iptables) ctx.docker = dockersRules(p);
+    if (!a.live) {
+      ctx.rulesets = asLoaded(p, compiledRules(r));
       // The suggestion is proven: the policy with it compiled with the same facts, and the packet walked again.
       const { compile: compileNow } = await import("./compile.js");
       ctx.recompile = (text, family) => {
         const again = compileNow(text, { file: src.file, noRender: true, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts });
-        return again.ok ? again.generated?.rulesets[family] : undefined;
+        return again.ok ? asLoaded(again.policy!, again.generated!.rulesets)[family] : undefined;
       };
     }
   }
@@ -789,7 +792,8 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
       return EXIT.error;
     }
   }
-  const results = explainAll(ctx, packets, a.live);
+  // Rules read back or laid over Docker's are named by the compiled (or Docker's) rule they equal.
+  const results = explainAll(ctx, packets, a.live || ctx.policy?.docker.iptables === true);
   if (typeof results === "string") {
     io.stderr(results);
     return EXIT.error;

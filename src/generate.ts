@@ -25,6 +25,11 @@ export function dockerWrites(p: Policy, family: Family): boolean {
 }
 
 /** Generates the families asked for (an iptables-restore file needs only one). */
+/** With "iptables": true, what dockerd itself writes for the policy's networks and containers in this family (dockwall reproduces it rule for rule): the rules a coexisting policy's chains meet. */
+export function dockersOwn(p: Policy, family: Family): Generated {
+  return generate({ ...p, docker: { ...p.docker, iptables: false, published: "open" }, host: undefined, forwards: [] }, [family]);
+}
+
 export function generate(p: Policy, families: readonly Family[] = [4, 6]): Generated {
   const out: Generated["rulesets"] = {};
   const preserve: Generated["preserve"] = {};

@@ -12,6 +12,7 @@ import type { Container, Network, Policy } from "../model/types.js";
 import { cidrContains, formatCidr, formatIp, specContains, type Family, type Ip } from "../model/values.js";
 import { MARK, PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
+import { parseSave } from "../live/save.js";
 import { evaluate, type Packet, type Step, type Verdict } from "./evaluate.js";
 import type { PacketSpec } from "./packet.js";
 
@@ -54,6 +55,8 @@ export interface ExplainContext {
   text?: string;
   /** live: the policy's compiled rules, to name where each loaded rule came from. */
   compiled?: Partial<Record<Family, Ruleset>>;
+  /** live, or compiled with "iptables": true: the rules dockerd writes for these networks and containers (a loaded rule that equals one is Docker's). */
+  docker?: Partial<Record<Family, Ruleset>>;
   /** The Docker release whose layout the rules follow ("20.10"). */
   release?: string;
   /** live: the host's addresses and routes from the kernel; compiled: worked out from the policy. */
@@ -166,12 +169,36 @@ function isDockersChain(chain: string): boolean {
   return chain.startsWith("DOCKER") && chain !== "DOCKER-USER";
 }
 
+/** A rule's canonical spelling (as diff reads rules): a loaded rule and the compiled one it equals spell alike. */
+function canonical(table: string, chain: string, r: Rule): string {
+  const t = parseSave(`*${table}\n:${chain} - [0:0]\n${ruleText(chain, r)}\nCOMMIT\n`).get(table);
+  return `${table} ${chain} ${t?.chains.get(chain)?.rules[0]?.key ?? ruleKey(r)}`;
+}
+
+const indexes = new WeakMap<Ruleset, Map<string, Rule>>();
+/** The rules of a rule set by their canonical spelling (made once per rule set). */
+function indexOf(rs: Ruleset | undefined): Map<string, Rule> | undefined {
+  if (!rs) return undefined;
+  let m = indexes.get(rs);
+  if (!m) {
+    m = new Map();
+    for (const t of rs.tables) for (const c of t.chains) for (const r of c.rules) {
+      const k = canonical(t.name, c.name, r);
+      if (!m.has(k)) m.set(k, r);
+    }
+    indexes.set(rs, m);
+  }
+  return m;
+}
+
 function origin(ctx: ExplainContext, family: Family, table: Table["name"], chain: string, r: Rule | undefined, live: boolean): OriginJson {
-  // Loaded rules: named by the compiled rule they equal.
+  // Rules read back (the kernel's, or Docker's and dockwall's laid together): named by the compiled rule they equal, else by Docker's.
   if (live && r) {
-    const mine = ctx.compiled?.[family]?.tables.find((t) => t.name === table)?.chains.find((c) => c.name === chain)?.rules.find((x) => ruleKey(x) === ruleKey(r));
+    const key = canonical(table, chain, r);
+    const mine = indexOf(ctx.compiled?.[family])?.get(key);
     if (mine) return origin(ctx, family, table, chain, mine, false);
-    if (!isDockersChain(chain) && !(chain === "FORWARD" && r.target.startsWith("DOCKER"))) return { kind: "other", chain };
+    const dockers = indexOf(ctx.docker?.[family])?.get(key);
+    if (!dockers && !isDockersChain(chain)) return { kind: "other", chain };
   }
   if (r?.origin) return { kind: "policy", file: ctx.file ?? "<policy>", line: r.origin.span.line, column: r.origin.span.col, text: lineOf(ctx.text, r.origin.span) };
   const p = ctx.policy;

@@ -1,7 +1,7 @@
 // `dockwall diff` / `compile --diff`: fetch the live rule set (iptables-save, or a dump
 // given with --live), compare it with the compiled one, print the changes.
 import type { CompileResult } from "../compile.js";
-import { dockerWrites, generate } from "../generate.js";
+import { dockersOwn, dockerWrites } from "../generate.js";
 import { dockerFilterChains } from "../docker/engine.js";
 import { layoutFor } from "../docker/layouts.js";
 import type { Policy } from "../model/types.js";
@@ -44,10 +44,6 @@ function matcher(patterns: string[]): (chain: string) => boolean {
 
 
 /** What dockerd itself writes for this policy: the same policy with `iptables off; published open;` and nothing of dockwall's. */
-function dockersOwn(p: Policy, family: 4 | 6): ReturnType<typeof generate> {
-  return generate({ ...p, docker: { ...p.docker, iptables: false, published: "open" }, host: undefined, forwards: [] }, [family]);
-}
-
 class LiveError extends Error {}
 
 /** cli.ts's EXIT.error (not imported: the CLI module loads this one lazily). */

@@ -163,6 +163,23 @@ describe(`explain over ${FILE}, compiled`, () => {
   });
 });
 
+describe("explain beside dockerd (examples/coexist.dw, iptables on): Docker's own rules as dockerd writes them, dockwall's over them", () => {
+  const dw = async (args: string[]) => {
+    const io = memoryIo({ "coexist.dw": readFileSync(new URL("../../examples/coexist.dw", import.meta.url), "utf8") });
+    const code = await run(args, io);
+    return { code, out: io.out.join(""), err: io.err.join("") };
+  };
+  test("the vpn reaches prometheus through Docker's DNAT and dockwall's allow; the uplink is dropped in DOCKER-USER, and the allow that admits it is suggested", async () => {
+    const r = await dw(["explain", "coexist.dw", "--json", "tcp 10.99.0.5 -> 198.51.100.1:9090 in wg0", "tcp 203.0.113.5 -> 198.51.100.1:9090 in eth0"]);
+    expect(r.code).toBe(0);
+    const [vpn, uplink] = (JSON.parse(r.out) as { packets: ExplainResult[] }).packets;
+    expect(vpn).toMatchObject({ verdict: "accept", delivered: { to: "container", name: "prometheus", address: "172.24.0.2", port: 9090 }, decided_by: { chain: "DOCKER", origin: { kind: "docker", object: { type: "container", name: "prometheus" } } } });
+    expect(vpn!.path.find((s) => s.chain === "DOCKER-USER")?.origin).toMatchObject({ kind: "policy", text: "allow vpn to prometheus:9090;" });
+    expect(vpn!.path[0]).toMatchObject({ table: "nat", chain: "PREROUTING", origin: { kind: "docker", object: { type: "daemon" } } });
+    expect(uplink).toMatchObject({ verdict: "drop", decided_by: { chain: "DOCKER-USER", origin: { kind: "dockwall" } }, suggestion: "allow uplink to prometheus:9090;" });
+  });
+});
+
 describe("explain over the kernel's rules (--live)", () => {
   const ctx = context();
   const live = (save: string): ExplainContext => ({ ...ctx, rulesets: { 4: toRuleset(parseSave(save), 4) }, compiled: ctx.rulesets, recompile: undefined, host: { addresses: ["198.51.100.1", "192.168.1.1"], routes: [{ dst: "172.17.0.0/16", dev: "docker0" }] } });

@@ -1,0 +1,32 @@
+// The rules the kernel holds once a compiled policy is loaded, as `dockwall apply` would leave
+// them: with "iptables": false, the compiled rules themselves; with "iptables": true (dockwall
+// coexists), Docker's own chains as dockerd writes them for these networks and containers (in
+// the families it writes: IPv6 only with ip6tables), with dockwall's chains laid over them.
+// What explain and matrix walk when they are not given the kernel's rules (--live). Pure.
+import { dockersOwn, dockerWrites } from "../generate.js";
+import type { Ruleset } from "../ir/ruleset.js";
+import { parseSave, toRuleset } from "../live/save.js";
+import type { Policy } from "../model/types.js";
+import type { Family } from "../model/values.js";
+import { renderIptables } from "../targets/iptables.js";
+import { reconcileStep } from "../watch/reconcile.js";
+
+/** What dockerd itself writes for the policy's networks and containers, per family it writes ("iptables": true). */
+export function dockersRules(p: Policy): Partial<Record<Family, Ruleset>> {
+  const out: Partial<Record<Family, Ruleset>> = {};
+  for (const f of [4, 6] as const) if (dockerWrites(p, f)) out[f] = dockersOwn(p, f).rulesets[f];
+  return out;
+}
+
+export function asLoaded(p: Policy, compiled: Partial<Record<Family, Ruleset>>): Partial<Record<Family, Ruleset>> {
+  if (!p.docker.iptables) return compiled;
+  const out: Partial<Record<Family, Ruleset>> = {};
+  for (const f of [4, 6] as const) {
+    const wanted = compiled[f];
+    if (!wanted) continue;
+    const docker = dockerWrites(p, f) ? renderIptables(dockersOwn(p, f).rulesets[f]!, []) : "";
+    // What the kernel holds after the load: every table, the ones dockwall does not write as they were.
+    out[f] = toRuleset(reconcileStep(parseSave(docker), wanted, { ownsInput: p.host !== undefined }).after, f);
+  }
+  return out;
+}
