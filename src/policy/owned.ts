@@ -3,7 +3,7 @@
 //  filter DOCKER-USER (first in FORWARD, every Docker layout has it):
 //    replies pass; traffic from the containers' own bridges follows Docker's rules;
 //    with `published closed`: a DNAT whose original destination was loopback is dropped
-//    (the 127.0.0.1-publish leak), each allowed zone → published port RETURNs to Docker's
+//    (the 127.0.0.1-publish leak, and any published port reached through 127.0.0.1), each allowed zone → published port RETURNs to Docker's
 //    chains, and anything else entering a bridge from outside (closed ports, routing
 //    straight to a container address) is dropped; then `forward` rules.
 //  filter DOCKWALL-PROXY (jumped from INPUT): docker-proxy listens on every host address for
@@ -118,10 +118,13 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
   }
   if (closed && brs.length > 0) {
     for (const br of brs) user.push(make.jump("RETURN", { in: { value: br }, comment: "the containers' own traffic follows Docker's rules" }));
-    if (family === 4 && plan.ports.some((pp) => pp.loopback)) {
+    // A neighbour routing 127.0.0.1 here is DNAT'd by Docker to any published port (dst-type LOCAL):
+    // closed whatever the port, so that a port published on 127.0.0.1 is the host's alone and no
+    // other is reached by that path (the matrix found it open for allowed sources before).
+    if (family === 4 && plan.ports.length > 0) {
       user.push(make.jump("DROP", {
         matches: [{ module: "conntrack", options: [{ name: "ctstate", value: "DNAT" }, { name: "ctorigdst", value: "127.0.0.0/8" }] }],
-        comment: "ports published on 127.0.0.1 are for the host only (a neighbour routing 127.0.0.1 here must not reach them)",
+        comment: "no container is reached through 127.0.0.1 routed here by a neighbour (ports published on 127.0.0.1 are the host's)",
       }));
     }
     for (let i = 0; i < plan.ports.length; i++) {

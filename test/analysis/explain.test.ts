@@ -137,7 +137,7 @@ describe(`explain over ${FILE}, compiled`, () => {
   test("127.0.0.1 routed from a lan neighbour to a port published on 127.0.0.1: dropped by dockwall's loopback guard", () => {
     const r = one("tcp 192.168.1.20 -> 127.0.0.1:9000 in eth1");
     expect(r.verdict).toBe("drop");
-    expect(r.decided_by?.origin).toMatchObject({ kind: "dockwall", why: expect.stringContaining("127.0.0.1 are for the host only") });
+    expect(r.decided_by?.origin).toMatchObject({ kind: "dockwall", why: expect.stringContaining("no container is reached through 127.0.0.1") });
   });
 
   test("IPv6: ping from the wan, accepted by 'allow any icmp'", () => {

@@ -71,6 +71,7 @@ describe("an allow that the facts of the moment break", () => {
     expect(owned(r.output!)).toEqual([
       "-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
       "-A DOCKER-USER -i docker0 -j RETURN",
+      "-A DOCKER-USER -m conntrack --ctstate DNAT --ctorigdst 127.0.0.0/8 -j DROP",
       "-A DOCKER-USER -o docker0 -j DROP",
       "-A DOCKER-USER -j RETURN",
       "-A DOCKWALL-PROXY -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
