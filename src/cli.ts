@@ -65,7 +65,7 @@ function policyPath(io: Io, file: string): string | undefined {
 
 export const EXIT = { ok: 0, differs: 1, error: 2 } as const;
 
-const EPILOG = `Exit codes: 0 success (for diff: no difference), 1 diff found differences, 2 the input is wrong (a diagnostic was printed), a guard refused, or the tool failed, 3 apply --confirm was not confirmed and rolled back.
+const EPILOG = `Exit codes: 0 success (for diff: no difference), 1 diff found differences (matrix, verify: a cell is not what the policy says), 2 the input is wrong (a diagnostic was printed), a guard refused, or the tool failed, 3 apply --confirm was not confirmed and rolled back.
 
 Diagnostics go to stderr as FILE:LINE:COLUMN: error|warning: MESSAGE, with the source line and a caret;
 one about a fact read from Docker as SOURCE: container|network 'NAME' (ID): error|warning: MESSAGE.
@@ -317,6 +317,34 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .epilog("Without 'in IFACE', a packet from an address arrives on the interface of the zone whose 'from' holds it, else on the only interface the zones name. A destination is the host's own address unless it is inside a Docker network's subnet (then it is routed to that network's bridge) or loopback; with --live the kernel's addresses and routes say. A match the evaluator does not understand makes the verdict 'unknown', naming the match: it never guesses. Packets sent by the host itself (SRC host) are not evaluated yet: unknown. Exit 0 when every packet was evaluated, whatever its verdict; 2 on bad input."),
       async (a) => {
         code = await explainCommand(io, a);
+      },
+    )
+    .command(
+      "matrix <policy>",
+      "who reaches what: rows are the classes of sources the rules treat alike (per zone and interface), columns the published ports, the host block's ports and ping; each cell per path and family, held against the policy (exit 1 when one is not what it says)",
+      (y) =>
+        factsOptions(versionOption(policyArg(y)))
+          .option("live", { describe: "the rules loaded in this kernel (iptables-save, ip6tables-save; addresses and routes from ip), instead of the compiled ones", type: "boolean", default: false })
+          .option("family", { describe: "one family only", choices: [4, 6], type: "number" })
+          .option("json", { describe: "print {rows, columns, cells} (../shared/spec/analysis.md)", type: "boolean", default: false })
+          .option("svg", { describe: "also write the matrix as a picture to FILE", type: "string", requiresArg: true })
+          .conflicts("live", "facts")
+          .example("$0 matrix host.dw --docker", "who reaches what on this host, as the policy compiles")
+          .example("$0 matrix host.dw --docker --live --svg matrix.svg", "the rules loaded now, as a picture")
+          .epilog("Paths: dnat (to the host's address: Docker's DNAT, or docker-proxy where it runs), direct (to the container's own address, routed via the host), loopback (127.0.0.1 routed from a neighbour), host (the host's own services and ping). A cell is open when that packet gets through (each cell's probe is a packet 'dockwall explain' takes), unknown when a rule's match is not understood. Intent comes from the policy's statements alone: allow (published ports), host (the host's services). Without a host block the host's INPUT is its own, and it has no columns. Exit 0 when every cell is what the policy says, 1 when one is not, 2 on bad input."),
+      async (a) => {
+        code = await matrixCommand(io, a, false);
+      },
+    )
+    .command(
+      "verify <policy>",
+      "the rules loaded in this kernel held against the policy: says nothing and exits 0 when they do what it says; lists every cell another tool or a hand-made rule opened or closed (exit 1). For cron",
+      (y) =>
+        factsOptions(versionOption(policyArg(y)))
+          .option("json", { describe: "print {rows, columns, cells} with only the cells that are not what the policy says", type: "boolean", default: false })
+          .example("$0 verify /etc/dockwall/host.dw --docker", "from cron: mail only when something is wrong"),
+      async (a) => {
+        code = await matrixCommand(io, { ...a, live: true }, true);
       },
     )
     .command(
@@ -800,6 +828,62 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
   }
   io.stdout(renderExplain(results, a.json, ctx.file, ctx.text));
   return EXIT.ok;
+}
+
+async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: boolean; family?: number; json: boolean; svg?: string; "docker-version"?: string }, verifying: boolean): Promise<number> {
+  const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
+  if (typeof dockerVersion === "number") return dockerVersion;
+  const compiled = await compileRules(io, a, dockerVersion);
+  if (typeof compiled === "number") return compiled;
+  const { src, r } = compiled;
+  if (!r.ok) return EXIT.error;
+  const p = r.policy!;
+  const { buildMatrix, formatMatrix, formatMismatches } = await import("./analysis/matrix.js");
+  const { asLoaded } = await import("./analysis/loaded.js");
+  const ctx: import("./analysis/matrix.js").MatrixContext = { policy: p, rulesets: asLoaded(p, r.generated!.rulesets) };
+  if (a.live) {
+    const system = io.system();
+    const { readLoaded } = await import("./apply/command.js");
+    const { parseSave, toRuleset } = await import("./live/save.js");
+    const { hostNetwork, interfaceAddresses } = await import("./analysis/command.js");
+    const loaded = await readLoaded(system);
+    ctx.rulesets = {};
+    for (const f of [4, 6] as const) {
+      const l = loaded[f];
+      if ("error" in l) {
+        io.stderr(`dockwall: cannot read the IPv${f} rules loaded here: ${(l.error as Error).message}\n`);
+        return EXIT.error;
+      }
+      if (r.generated!.rulesets[f]) ctx.rulesets[f] = toRuleset(parseSave(l.text), f);
+    }
+    try {
+      const addr = system.run("ip", ["-j", "addr", "show"]);
+      ctx.host = hostNetwork(addr, system.run("ip", ["-j", "-4", "route", "show", "table", "all"]), system.run("ip", ["-j", "-6", "route", "show", "table", "all"]));
+      ctx.hostAddress = interfaceAddresses(addr);
+    } catch (e) {
+      io.stderr(`dockwall: cannot read this host's addresses and routes (ip -j addr, ip -j route): ${(e as Error).message}\n`);
+      return EXIT.error;
+    }
+  }
+  const families = (a.family ? [a.family] : [4, 6]) as (4 | 6)[];
+  const m = buildMatrix(ctx, families);
+  const bad = m.cells.filter((c) => c.mismatch).length;
+  if (verifying) {
+    if (a.json) io.stdout(JSON.stringify({ ...m, cells: m.cells.filter((c) => c.mismatch) }, null, 2) + "\n");
+    else io.stdout(formatMismatches(m).replaceAll("POLICY", src.file));
+    return bad ? EXIT.differs : EXIT.ok;
+  }
+  if (a.svg !== undefined) {
+    const { renderSvg } = await import("./analysis/command.js");
+    try {
+      io.writeFile(a.svg, renderSvg(m, `dockwall matrix ${src.file}${a.live ? " (the rules loaded here)" : ""}`));
+    } catch (e) {
+      io.stderr(`dockwall: cannot write ${a.svg}: ${(e as Error).message}\n`);
+      return EXIT.error;
+    }
+  }
+  io.stdout(a.json ? JSON.stringify(m, null, 2) + "\n" : formatMatrix(m));
+  return bad ? EXIT.differs : EXIT.ok;
 }
 
 /** Standard input can be read once: at most one of the policy, --live and --live6 may be `-`. */

@@ -62,3 +62,57 @@ export function renderExplain(results: ExplainResult[], json: boolean, file: str
 export function compiledRules(r: CompileResult): Partial<Record<Family, Ruleset>> {
   return r.generated?.rulesets ?? {};
 }
+
+/** The host's addresses by interface and family, from `ip -j addr` (the first of each: what a neighbour on that link sends to). */
+export function interfaceAddresses(addrJson: string): (family: 4 | 6, iface: string) => string | undefined {
+  const by = new Map<string, { 4?: string; 6?: string }>();
+  for (const link of JSON.parse(addrJson) as { ifname?: string; addr_info?: { family?: string; local?: string; scope?: string }[] }[]) {
+    const e: { 4?: string; 6?: string } = {};
+    for (const a of link.addr_info ?? []) {
+      if (!a.local || a.scope === "link") continue;
+      if (a.family === "inet" && !e[4]) e[4] = a.local;
+      if (a.family === "inet6" && !e[6]) e[6] = a.local;
+    }
+    if (link.ifname) by.set(link.ifname, e);
+  }
+  return (family, iface) => by.get(iface)?.[family];
+}
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+/** The matrix as a picture: one grid per family, a cell per row and column with a mark per path; colours and marks both say it (● open, · closed, ? unknown, ! not what the policy says). */
+export function renderSvg(m: import("./matrix.js").Matrix, title: string): string {
+  const CELL = 64;
+  const ROW = 26;
+  const LEFT = 340;
+  const parts: string[] = [];
+  let y = 40;
+  for (const family of [4, 6] as const) {
+    const cells = m.cells.filter((c) => c.family === family);
+    if (cells.length === 0) continue;
+    const rows = m.rows.filter((r) => cells.some((c) => c.row === r.id));
+    const cols = m.columns.filter((c) => cells.some((x) => x.column === c.id));
+    parts.push(`<text x="10" y="${y}" font-weight="bold">IPv${family}</text>`);
+    y += 10;
+    cols.forEach((c, i) => parts.push(`<text transform="translate(${LEFT + i * CELL + CELL / 2},${y + 110}) rotate(-45)" font-size="11">${esc(c.id)}</text>`));
+    y += 120;
+    for (const r of rows) {
+      const label = `${r.zone ?? "any other"} ${r.sources.join(" ")} in ${r.interfaces.join(",")}`;
+      parts.push(`<text x="10" y="${y + 17}" font-size="11">${esc(label.length > 52 ? `${label.slice(0, 51)}…` : label)}</text>`);
+      cols.forEach((c, i) => {
+        const here = cells.filter((x) => x.row === r.id && x.column === c.id);
+        const bad = here.some((x) => x.mismatch);
+        const open = here.some((x) => x.verdict === "open");
+        const unknown = here.some((x) => x.verdict === "unknown");
+        const fill = bad ? "#f8d0d0" : unknown ? "#fff0c0" : open ? "#cdeccd" : "#eeeeee";
+        const mark = here.map((x) => `${x.path === "dnat" || x.path === "host" ? "" : x.path[0]}${x.verdict === "open" ? "●" : x.verdict === "closed" ? "·" : "?"}${x.mismatch ? "!" : ""}`).join(" ");
+        const tip = here.map((x) => `${x.path}: ${x.verdict}, ${x.intent}${x.mismatch ? " (MISMATCH)" : ""}; dockwall explain '${x.probe}'`).join("\n");
+        parts.push(`<g><title>${esc(tip)}</title><rect x="${LEFT + i * CELL}" y="${y}" width="${CELL - 2}" height="${ROW - 2}" fill="${fill}" stroke="${bad ? "#b00020" : "#999"}" stroke-width="${bad ? 2 : 1}"/><text x="${LEFT + i * CELL + 4}" y="${y + 17}" font-size="11">${esc(mark)}</text></g>`);
+      });
+      y += ROW;
+    }
+    y += 30;
+  }
+  const width = LEFT + Math.max(1, m.columns.length) * CELL + 40;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 40}" font-family="sans-serif">\n<title>${esc(title)}</title>\n<text x="10" y="20" font-size="14">${esc(title)} — ● open · closed ? unknown ! not what the policy says (d: straight to the container, l: 127.0.0.1 routed from a neighbour)</text>\n${parts.join("\n")}\n</svg>\n`;
+}

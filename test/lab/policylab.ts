@@ -10,7 +10,7 @@
 import { fileURLToPath } from "node:url";
 import type { Packet } from "../../src/analysis/evaluate.js";
 import type { Policy } from "../../src/model/types.js";
-import { bits, broadcastOf, formatIp, hostMask, networkOf, parseIp, specContains, type AddressSpec, type Family, type Ip, type Proto } from "../../src/model/values.js";
+import { bits, broadcastOf, cidrContains, formatIp, hostMask, isError, networkOf, parseCidr, parseIp, specContains, type AddressSpec, type Family, type Ip, type Proto } from "../../src/model/values.js";
 import { createNetns, deleteNetns, type Netns } from "./kernel.js";
 import { runAsync, killQuiet } from "./proc.js";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -130,7 +130,8 @@ export function planPolicyLab(p: Policy): PolicyLabPlan {
   const containers: LabContainer[] = p.containers.map((c) => {
     const tcp = new Set<number>();
     const udp = new Set<number>();
-    for (const pub of c.publishes) for (const port of portsOf(pub.spec.container)) (pub.spec.proto === "udp" ? udp : tcp).add(port);
+    // Every port of a published range listens (a matrix probes each; the probes here, its ends).
+    for (const pub of c.publishes) for (let port = pub.spec.container.from; port <= pub.spec.container.to && port < pub.spec.container.from + 64; port++) (pub.spec.proto === "udp" ? udp : tcp).add(port);
     return {
       name: c.name,
       endpoints: c.endpoints.map((e) => {
@@ -274,6 +275,8 @@ export interface PolicyLab {
   plan: PolicyLabPlan;
   /** Sends every probe (all at once, per namespace); open: something answered. */
   probe(probes: LabProbe[], timeoutMs?: number): Promise<{ open: boolean; reply: string }[]>;
+  /** One more address the neighbour behind IFACE sends from (routed back to it by the host); false when another neighbour has it. */
+  addSource(iface: string, addr: string): boolean;
   stop(): Promise<void>;
 }
 
@@ -328,6 +331,8 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
       ipOk(nb, ["ip", "addr", "del", "127.0.0.1/8", "dev", "lo"]);
       ipOk(nb, ["ip", "route", "add", "default", "via", f.host4]);
       ipOk(nb, ["ip", "route", "add", "127.0.0.0/8", "via", f.host4]);
+      // …and takes answers from 127.0.0.1 on its link, as a neighbour probing the host this way would.
+      ipOk(nb, ["sysctl", "-qw", "net.ipv4.conf.up0.route_localnet=1"]);
       ipOk(nb, ["ip", "-6", "route", "add", "default", "via", f.host6]);
     }
     for (const b of plan.bridges) {
@@ -384,6 +389,21 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
           }),
         );
         return results;
+      },
+      addSource(iface, addr) {
+        const nb = neighbours.get(iface);
+        const f = plan.ifaces.find((x) => x.name === iface);
+        if (!nb || !f) throw new Error(`no neighbour behind ${iface}`);
+        const v6 = addr.includes(":");
+        if (f.sources.includes(addr) || addr === f.nbr4 || addr === f.nbr6) return true;
+        if (plan.ifaces.some((x) => x !== f && (x.sources.includes(addr) || x.nbr4 === addr || x.nbr6 === addr))) return false;
+        // An address of a Docker network's (a container's own, spoofed from outside) stays the bridge's: a route to the neighbour would steal it.
+        const ip = parseIp(addr);
+        if (isError(ip) || plan.bridges.some((b) => b.subnets.some((sn) => { const c = parseCidr(sn); return !isError(c) && c.family === ip.family && cidrContains(c, ip); }))) return false;
+        ipOk(nb, ["ip", "addr", "add", v6 ? `${addr}/128` : `${addr}/32`, "dev", "up0", ...(v6 ? ["nodad"] : [])]);
+        ipOk(host, ["ip", "route", "add", addr, "via", v6 ? f.nbr6 : f.nbr4, "dev", iface]);
+        f.sources.push(addr);
+        return true;
       },
       stop,
     };

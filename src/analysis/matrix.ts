@@ -1,0 +1,323 @@
+// `dockwall matrix` and `dockwall verify` (../shared/spec/analysis.md): who reaches what. Rows
+// are the classes of sources the rules treat alike, per interface: the address space is cut at
+// every boundary a zone, an allow, a host rule or a loaded rule's source match names, one
+// packet per piece is walked (the packet evaluator: exact, or `unknown`), and pieces of one zone
+// that every cell treats alike are one row. Columns are the published ports, the ports of the
+// host block and ping to the host. Each cell is held against the policy's intent, worked out
+// from the policy's statements alone (not from the rules), so a rule that opens or closes what
+// the policy does not say shows as a mismatch. Pure.
+import type { Ruleset } from "../ir/ruleset.js";
+import { bindAddress, bindings, byName, isLoopback, publishingNetwork } from "../model/derive.js";
+import type { Policy, Zone } from "../model/types.js";
+import { bits, formatIp, parseCidr, isError, specContains, type AddressSpec, type Family, type Ip } from "../model/values.js";
+import { evaluate, type Packet } from "./evaluate.js";
+
+export interface MatrixRow {
+  id: string;
+  kind: "zone" | "other" | "containers" | "host";
+  zone?: string;
+  interfaces: string[];
+  sources: string[];
+}
+
+export interface MatrixColumn {
+  id: string;
+  kind: "published" | "host" | "icmp";
+  container?: string;
+  host_address?: string;
+  host_port?: number;
+  container_port?: number;
+  proto: "tcp" | "udp" | "icmp";
+}
+
+export type MatrixPath = "dnat" | "proxy" | "direct" | "loopback" | "host";
+
+export interface MatrixCell {
+  row: string;
+  column: string;
+  family: Family;
+  path: MatrixPath;
+  verdict: "open" | "closed" | "unknown";
+  intent: "allowed" | "not-allowed";
+  mismatch: boolean;
+  probe: string;
+  /** Why the verdict is unknown (the match the evaluator does not understand). */
+  why?: string;
+}
+
+export interface Matrix {
+  rows: MatrixRow[];
+  columns: MatrixColumn[];
+  cells: MatrixCell[];
+}
+
+export interface MatrixContext {
+  policy: Policy;
+  rulesets: Partial<Record<Family, Ruleset>>;
+  /** The host's own address on each interface (live: from the kernel); else a stand-in address. */
+  hostAddress?: (family: Family, iface: string) => string | undefined;
+  host?: { addresses: string[]; routes: { dst: string; dev: string }[] };
+}
+
+/** The host's address when none is known (compiled rules): rules rarely look at it, and one that does makes the cell hold for this address only. */
+const STAND_IN: Record<Family, string> = { 4: "192.0.2.1", 6: "2001:db8:ffff::1" };
+
+interface Piece {
+  from: bigint;
+  to: bigint;
+}
+
+function rangeOf(a: AddressSpec): Piece {
+  if (a.kind === "range") return { from: a.range.from, to: a.range.to };
+  const host = (1n << BigInt(bits(a.cidr.family) - a.cidr.prefix)) - 1n;
+  const from = a.cidr.value & ~host;
+  return { from, to: from | host };
+}
+
+/** A piece as CIDRs (or a range when it is not a few of them). */
+function describePiece(p: Piece, family: Family): string {
+  const w = bits(family);
+  const out: string[] = [];
+  let at = p.from;
+  while (at <= p.to && out.length < 4) {
+    let len = w;
+    while (len > 0) {
+      const size = 1n << BigInt(w - len + 1);
+      if (at % size !== 0n || at + size - 1n > p.to) break;
+      len--;
+    }
+    out.push(`${formatIp({ family, value: at })}/${len}`);
+    at += 1n << BigInt(w - len);
+  }
+  if (at <= p.to) return `${formatIp({ family, value: p.from })}-${formatIp({ family, value: p.to })}`;
+  return out.join(", ");
+}
+
+/** Every boundary of a source range that the policy or the rules name, in this family. */
+function cuts(p: Policy, rs: Ruleset | undefined, family: Family): bigint[] {
+  const max = (1n << BigInt(bits(family))) - 1n;
+  const at = new Set<bigint>([0n]);
+  const add = (r: Piece) => {
+    at.add(r.from);
+    if (r.to < max) at.add(r.to + 1n);
+  };
+  const specs = [...p.zones.flatMap((z) => z.sources), ...p.allows.flatMap((a) => a.sources), ...(p.host?.rules.flatMap((r) => r.sources) ?? [])];
+  for (const s of specs) {
+    const v = s.value;
+    if ((v.kind === "cidr" ? v.cidr.family : v.range.family) === family) add(rangeOf(v));
+  }
+  for (const t of rs?.tables ?? []) {
+    for (const c of t.chains) {
+      for (const r of c.rules) {
+        if (r.src) {
+          const cidr = parseCidr(r.src.value.includes("/") ? r.src.value : `${r.src.value}/${family === 4 ? 32 : 128}`);
+          if (!isError(cidr) && cidr.family === family) add(rangeOf({ kind: "cidr", cidr }));
+        }
+        for (const m of r.matches) {
+          for (const o of m.options) {
+            if (m.module !== "iprange" || o.name !== "src-range" || !o.value) continue;
+            const [a, b = a] = o.value.split("-");
+            const from = parseCidr(`${a}/${family === 4 ? 32 : 128}`);
+            const to = parseCidr(`${b}/${family === 4 ? 32 : 128}`);
+            if (!isError(from) && !isError(to) && from.family === family) add({ from: from.value, to: to.value });
+          }
+        }
+      }
+    }
+  }
+  return [...at].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** Addresses a reader knows for examples (RFC 5737, RFC 3849): a piece that holds one is shown by it. */
+const EXAMPLES: Record<Family, bigint[]> = {
+  4: ["203.0.113.99", "198.51.100.99", "192.0.2.99"].map((a) => a.split(".").reduce((v, o) => (v << 8n) | BigInt(o), 0n)),
+  6: [0x20010db8beef00000000000000000099n],
+};
+
+/** One packet of this piece: an example address if it holds one, else its third address (not a network's own), else its first. */
+function representative(p: Piece, family: Family): Ip {
+  const ex = EXAMPLES[family].find((e) => p.from <= e && e <= p.to);
+  if (ex !== undefined) return { family, value: ex };
+  return { family, value: p.to - p.from >= 3n ? p.from + 2n : p.from };
+}
+
+function inZone(z: Zone, iface: string, src: Ip): boolean {
+  if (z.builtin) return true;
+  if (z.interfaces.length && !z.interfaces.some((i) => (i.value.endsWith("+") ? iface.startsWith(i.value.slice(0, -1)) : i.value === iface))) return false;
+  if (z.sources.length && !z.sources.some((s) => specContains(s.value, src))) return false;
+  return z.interfaces.length > 0 || z.sources.length > 0;
+}
+
+function admits(zones: Map<string, Zone>, names: { name: string }[], from: { value: AddressSpec }[], iface: string, src: Ip): boolean {
+  if (from.length && !from.some((s) => specContains(s.value, src))) return false;
+  return names.some((n) => n.name === "any" || (zones.get(n.name) !== undefined && inZone(zones.get(n.name)!, iface, src)));
+}
+
+/** The zone a row is named by: one whose `from` holds the source, else one of its interface. */
+function zoneName(p: Policy, iface: string, src: Ip): string | undefined {
+  const zs = p.zones.filter((z) => !z.builtin && inZone(z, iface, src));
+  return (zs.find((z) => z.sources.length > 0) ?? zs[0])?.name;
+}
+
+function fmtAddr(a: string, port?: number): string {
+  const s = a.includes(":") && port !== undefined ? `[${a}]` : a;
+  return port === undefined ? s : `${s}:${port}`;
+}
+
+export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
+  const p = ctx.policy;
+  const zones = byName(p.zones);
+  const nets = byName(p.networks);
+  const closed = p.docker.published === "closed";
+  const named = [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value)).filter((i) => !i.endsWith("+")))];
+  // Zones that name no interface: their sources may arrive on any, here one the policy does not name.
+  const ifaces = named.length ? named : ["any0"];
+  const rows = new Map<string, MatrixRow>();
+  const columns = new Map<string, MatrixColumn>();
+  const cells: MatrixCell[] = [];
+  for (const family of families) {
+    const rs = ctx.rulesets[family];
+    if (!rs) continue;
+    const hostAddr = (iface: string) => ctx.hostAddress?.(family, iface) ?? STAND_IN[family];
+    // Columns: the published ports of this family, the host block's ports, ping.
+    type Col = MatrixColumn & { containerAddr?: string; loopbackOnly?: boolean; proxied: boolean };
+    const cols: Col[] = [];
+    for (const c of p.containers) {
+      const n = publishingNetwork(c, nets);
+      const ep = c.endpoints.find((e) => e.network.name === n?.name)?.addresses.find((a) => a.value.family === family);
+      if (!n || !ep) continue;
+      for (const pub of c.publishes) {
+        const bound = bindAddress(p, pub, n);
+        if (bound && bound.family !== family) continue;
+        for (const b of bindings(pub)) {
+          const hostIp = bound && bound.value !== 0n ? formatIp(bound) : undefined;
+          cols.push({
+            id: `${c.name}:${hostIp ? `${fmtAddr(hostIp)}:` : ""}${b.hostPort}/${b.proto}`,
+            kind: "published",
+            container: c.name,
+            ...(hostIp ? { host_address: hostIp } : {}),
+            host_port: b.hostPort,
+            container_port: b.containerPort,
+            proto: b.proto,
+            containerAddr: formatIp(ep.value),
+            loopbackOnly: bound !== undefined && isLoopback(bound),
+            proxied: p.docker.userlandProxy,
+          });
+        }
+      }
+    }
+    if (p.host) {
+      for (const r of p.host.rules) {
+        if (r.proto.value === "icmp") continue;
+        for (const port of r.ports) for (let x = port.value.from; x <= port.value.to && x < port.value.from + 16; x++) {
+          const id = `host:${x}/${r.proto.value}`;
+          if (!cols.some((c) => c.id === id)) cols.push({ id, kind: "host", host_port: x, proto: r.proto.value as "tcp" | "udp", proxied: false });
+        }
+      }
+      cols.push({ id: "host:ping", kind: "icmp", proto: "icmp", proxied: false });
+    }
+    for (const c of cols) {
+      const { containerAddr: _a, loopbackOnly: _l, proxied: _p, ...col } = c;
+      columns.set(c.id, col);
+    }
+    // Rows: per interface, the pieces of the address space; pieces alike in every cell, one row.
+    const at = cuts(p, rs, family);
+    const max = (1n << BigInt(bits(family))) - 1n;
+    for (const iface of ifaces) {
+      const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[] }>();
+      for (let i = 0; i < at.length; i++) {
+        const piece = { from: at[i]!, to: i + 1 < at.length ? at[i + 1]! - 1n : max };
+        const src = representative(piece, family);
+        const srcText = formatIp(src);
+        const zone = zoneName(p, iface, src);
+        const here: MatrixCell[] = [];
+        const walk = (path: MatrixPath, col: Col, dst: string, port: number | undefined, intent: boolean, opened: (v: ReturnType<typeof evaluate>) => boolean) => {
+          const proto = col.proto === "icmp" ? "icmp" : col.proto;
+          const pk: Packet = { family, in: iface, src: srcText, dst, proto, sport: 40000, dport: port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: ctx.host?.addresses ?? [hostAddr(iface)], routes: ctx.host?.routes ?? p.networks.flatMap((n) => n.subnets.filter((s) => s.value.family === family).map((s) => ({ dst: `${formatIp(s.value)}/${s.value.prefix}`, dev: n.bridge.value }))) };
+          const v = evaluate(rs, pk);
+          const verdict = v.verdict === "unknown" ? "unknown" : opened(v) ? "open" : "closed";
+          const probeProto = proto === "icmp" ? (family === 4 ? "icmp" : "icmpv6") : proto;
+          here.push({
+            row: "",
+            column: col.id,
+            family,
+            path,
+            verdict,
+            intent: intent ? "allowed" : "not-allowed",
+            mismatch: verdict !== "unknown" && (verdict === "open") !== intent,
+            probe: `${probeProto} ${fmtAddr(srcText, proto === "icmp" ? undefined : 40000)} -> ${fmtAddr(dst, port)} in ${iface}`,
+            ...(v.verdict === "unknown" ? { why: v.why } : {}),
+          });
+        };
+        for (const col of cols) {
+          if (col.kind === "published") {
+            const allowed = !closed || p.allows.some((a) => a.targets.some((t) => t.value.container === col.container && t.value.ports.from <= col.host_port! && col.host_port! <= t.value.ports.to && (!t.value.proto || t.value.proto === col.proto)) && admits(zones, a.zones, a.sources, iface, src));
+            const reached = (v: ReturnType<typeof evaluate>) => v.verdict === "ACCEPT" && ((v.path === "forward" && (v.dnat?.addr ?? "") === col.containerAddr) || (v.path === "input" && col.proxied));
+            if (!col.loopbackOnly) walk("dnat", col, col.host_address ?? hostAddr(iface), col.host_port, allowed, reached);
+            if (closed) {
+              walk("direct", col, col.containerAddr!, col.container_port, false, (v) => v.verdict === "ACCEPT" && v.path === "forward");
+              // 127.0.0.1 routed here by a neighbour: no statement opens that path.
+              if (family === 4 && (col.loopbackOnly || col.host_address === undefined)) walk("loopback", col, "127.0.0.1", col.host_port, false, reached);
+            }
+          } else {
+            // `policy accept;` in the host block: what no rule drops is let in.
+            const allowed = p.host?.policy === "accept" || (p.host?.rules ?? []).some((r) => (col.kind === "icmp" ? r.proto.value === "icmp" : r.proto.value === col.proto && r.ports.some((x) => x.value.from <= col.host_port! && col.host_port! <= x.value.to)) && admits(zones, r.zones, r.sources, iface, src));
+            walk("host", col, hostAddr(iface), col.host_port, allowed, (v) => v.verdict === "ACCEPT" && v.path === "input" && !v.dnat);
+          }
+        }
+        const key = `${zone ?? ""}|${here.map((c) => `${c.verdict}${c.intent}`).join(",")}`;
+        const g = groups.get(key);
+        if (g) g.pieces.push(piece);
+        else groups.set(key, { zone, pieces: [piece], cells: here });
+      }
+      for (const g of groups.values()) {
+        // Neighbouring pieces are one range.
+        const merged: Piece[] = [];
+        for (const x of g.pieces) {
+          const last = merged.at(-1);
+          if (last && last.to + 1n === x.from) last.to = x.to;
+          else merged.push({ ...x });
+        }
+        const sources = merged.map((x) => describePiece(x, family));
+        const id = `${g.zone ?? "other"}@${iface}/${family === 4 ? "ipv4" : "ipv6"}:${sources[0]}${g.pieces.length > 1 ? "+" : ""}`;
+        rows.set(id, { id, kind: g.zone ? "zone" : "other", ...(g.zone ? { zone: g.zone } : {}), interfaces: [iface], sources });
+        for (const c of g.cells) cells.push({ ...c, row: id });
+      }
+    }
+  }
+  return { rows: [...rows.values()], columns: [...columns.values()], cells };
+}
+
+/** A table people read at a glance: one line per row and family, one column per port; open ●, closed ·, unknown ?, a mismatch marked ! */
+export function formatMatrix(m: Matrix): string {
+  const out: string[] = [];
+  const mark = (cs: MatrixCell[]) => {
+    if (cs.length === 0) return "";
+    return cs.map((c) => `${c.path === "dnat" || c.path === "host" ? "" : c.path[0]}${c.verdict === "open" ? "●" : c.verdict === "closed" ? "·" : "?"}${c.mismatch ? "!" : ""}`).join(" ");
+  };
+  for (const family of [4, 6] as const) {
+    const rows = m.rows.filter((r) => m.cells.some((c) => c.row === r.id && c.family === family));
+    if (rows.length === 0) continue;
+    const cols = m.columns.filter((c) => m.cells.some((x) => x.column === c.id && x.family === family));
+    out.push(`IPv${family}: ● open  · closed  ? unknown  ! not what the policy says   (d: straight to the container's address, l: 127.0.0.1 routed from a neighbour)`);
+    const header = ["from", ...cols.map((c) => c.id)];
+    const lines = rows.map((r) => [`${r.zone ?? "any other"} ${r.sources.join(" ")} in ${r.interfaces.join(",")}`, ...cols.map((c) => mark(m.cells.filter((x) => x.row === r.id && x.column === c.id && x.family === family)))]);
+    const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => [...l[i]!].length)));
+    const pad = (s: string, w: number) => s + " ".repeat(Math.max(0, w - [...s].length));
+    out.push(header.map((h, i) => pad(h, widths[i]!)).join("  ").trimEnd());
+    for (const l of lines) out.push(l.map((x, i) => pad(x, widths[i]!)).join("  ").trimEnd());
+    out.push("");
+  }
+  const bad = m.cells.filter((c) => c.mismatch);
+  out.push(bad.length === 0 ? "every cell is what the policy says" : `${bad.length} cell${bad.length === 1 ? "" : "s"} not what the policy says:`);
+  for (const c of bad) out.push(`  ${c.verdict === "open" ? "open, the policy does not allow it" : "closed, the policy allows it"}: ${c.probe} (${c.path})`);
+  return out.join("\n") + "\n";
+}
+
+/** verify: only the mismatches, in the words a cron mail would use; empty when all is well. */
+export function formatMismatches(m: Matrix): string {
+  const bad = m.cells.filter((c) => c.mismatch);
+  if (bad.length === 0) return "";
+  const lines = bad.map((c) => `${c.verdict === "open" ? "open, but the policy does not allow it" : "closed, but the policy allows it"}: ${c.column} (${c.path}, IPv${c.family}) from ${m.rows.find((r) => r.id === c.row)?.zone ?? "any other source"}: dockwall explain --live POLICY '${c.probe}'`);
+  return `${bad.length} cell${bad.length === 1 ? "" : "s"} of the loaded rules not what the policy says:\n${lines.join("\n")}\n`;
+}
