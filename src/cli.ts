@@ -748,7 +748,7 @@ async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: strin
   const { src, r } = compiled;
   if (!r.ok) return EXIT.error;
   const { runDiff } = await import("./live/command.js");
-  return runDiff(io, r, { live: a.live, live6: a.live6, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.stdoutIsTTY, policyName: src.file });
+  return runDiff(io, r, { live: a.live, live6: a.live6, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.stdoutIsTTY, policyName: src.file, policyText: src.text });
 }
 
 async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: boolean; json: boolean; "docker-version"?: string }): Promise<number> {

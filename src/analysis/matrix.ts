@@ -43,6 +43,8 @@ export interface MatrixCell {
   probe: string;
   /** Why the verdict is unknown (the match the evaluator does not understand). */
   why?: string;
+  /** With `before` rules given: the verdict there (reachability in diff and apply). */
+  before?: "open" | "closed" | "unknown";
 }
 
 export interface Matrix {
@@ -57,6 +59,8 @@ export interface MatrixContext {
   /** The host's own address on each interface (live: from the kernel); else a stand-in address. */
   hostAddress?: (family: Family, iface: string) => string | undefined;
   host?: { addresses: string[]; routes: { dst: string; dev: string }[] };
+  /** The rules before a change (the loaded ones): each cell says its verdict there too, and the pieces are cut for both. */
+  before?: Partial<Record<Family, Ruleset>>;
 }
 
 /** The host's address when none is known (compiled rules): rules rarely look at it, and one that does makes the cell hold for this address only. */
@@ -164,6 +168,16 @@ function fmtAddr(a: string, port?: number): string {
   return port === undefined ? s : `${s}:${port}`;
 }
 
+/** How many packets a matrix walks (about): columns × pieces × interfaces × paths, per family. */
+export function matrixCost(ctx: MatrixContext, families: Family[]): number {
+  const p = ctx.policy;
+  const ifaces = Math.max(1, new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value))).size);
+  const columns = p.containers.reduce((n, c) => n + c.publishes.reduce((k, pub) => k + bindings(pub).length, 0), 0) + (p.host ? p.host.rules.reduce((n, r) => n + r.ports.length, 1) : 0);
+  let n = 0;
+  for (const f of families) n += columns * cuts(p, ctx.rulesets[f], f).length * ifaces * 3;
+  return n;
+}
+
 export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
   const p = ctx.policy;
   const zones = byName(p.zones);
@@ -221,7 +235,8 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       columns.set(c.id, col);
     }
     // Rows: per interface, the pieces of the address space; pieces alike in every cell, one row.
-    const at = cuts(p, rs, family);
+    const rsBefore = ctx.before?.[family];
+    const at = [...new Set([...cuts(p, rs, family), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const max = (1n << BigInt(bits(family))) - 1n;
     for (const iface of ifaces) {
       const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[] }>();
@@ -236,6 +251,9 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           const pk: Packet = { family, in: iface, src: srcText, dst, proto, sport: 40000, dport: port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: ctx.host?.addresses ?? [hostAddr(iface)], routes: ctx.host?.routes ?? p.networks.flatMap((n) => n.subnets.filter((s) => s.value.family === family).map((s) => ({ dst: `${formatIp(s.value)}/${s.value.prefix}`, dev: n.bridge.value }))) };
           const v = evaluate(rs, pk);
           const verdict = v.verdict === "unknown" ? "unknown" : opened(v) ? "open" : "closed";
+          // Not compared where there were no rules of this family before (a dump not given).
+          const vb = rsBefore ? evaluate(rsBefore, pk) : undefined;
+          const before = !vb ? undefined : vb.verdict === "unknown" ? ("unknown" as const) : opened(vb) ? ("open" as const) : ("closed" as const);
           const probeProto = proto === "icmp" ? (family === 4 ? "icmp" : "icmpv6") : proto;
           here.push({
             row: "",
@@ -247,6 +265,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
             mismatch: verdict !== "unknown" && (verdict === "open") !== intent,
             probe: `${probeProto} ${fmtAddr(srcText, proto === "icmp" ? undefined : 40000)} -> ${fmtAddr(dst, port)} in ${iface}`,
             ...(v.verdict === "unknown" ? { why: v.why } : {}),
+            ...(before !== undefined ? { before } : {}),
           });
         };
         for (const col of cols) {
@@ -265,7 +284,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
             walk("host", col, hostAddr(iface), col.host_port, allowed, (v) => v.verdict === "ACCEPT" && v.path === "input" && !v.dnat);
           }
         }
-        const key = `${zone ?? ""}|${here.map((c) => `${c.verdict}${c.intent}`).join(",")}`;
+        const key = `${zone ?? ""}|${here.map((c) => `${c.verdict}${c.intent}${c.before ?? ""}`).join(",")}`;
         const g = groups.get(key);
         if (g) g.pieces.push(piece);
         else groups.set(key, { zone, pieces: [piece], cells: here });

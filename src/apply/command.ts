@@ -16,6 +16,7 @@ import type { CompileResult } from "../compile.js";
 import { isWholeSave, parseSave, SaveSyntaxError, toRuleset, type SavedRuleset } from "../live/save.js";
 import { BUILTIN_CHAINS, type Table } from "../ir/ruleset.js";
 import { reconcileStep, stepTo } from "../watch/reconcile.js";
+import { formatReachability, reachabilityOf } from "../analysis/reach.js";
 import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
 import { fermKeep, type HostsInput } from "./merge.js";
@@ -274,6 +275,15 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   }
 
   const changing = families.filter((f) => steps[f]);
+  // What the change does to who reaches what, in the policy's words, before anything is loaded (and while --confirm waits, above its prompt).
+  if (changing.length) {
+    const lives: Partial<Record<4 | 6, SavedRuleset>> = {};
+    for (const f of changing) lives[f] = parseSave(before[f] ?? "");
+    const reach = reachabilityOf(compiled, lives, { policyName: opts.policyName, policyText: opts.record.text });
+    const text = formatReachability(reach.changes);
+    if (text) out.stderr(text);
+    else if (reach.note) say(reach.note);
+  }
   // Every change tested before any is loaded (most refusals are caught with nothing changed),
   // then IPv4, then IPv6; a refused load puts both back.
   const d = deploy(

@@ -2,6 +2,7 @@
 // given with --live), compare it with the compiled one, print the changes.
 import type { CompileResult } from "../compile.js";
 import { dockersOwn, dockerWrites } from "../generate.js";
+import { formatReachability, reachabilityOf } from "../analysis/reach.js";
 import { dockerFilterChains } from "../docker/engine.js";
 import { layoutFor } from "../docker/layouts.js";
 import type { Policy } from "../model/types.js";
@@ -32,6 +33,8 @@ export interface DiffOptions {
   color: boolean;
   /** For the header line. */
   policyName?: string;
+  /** The policy's text: reachability names the statements that open what a change opens. */
+  policyText?: string;
 }
 
 /** Chains of other tools that dockwall leaves alone by default. */
@@ -198,8 +201,11 @@ export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOpt
   }
   const result = computeDiff(compiled, lives, opts);
   result.warnings.push(...conflicts);
-  if (opts.json) io.stdout(JSON.stringify({ ...result, compared: Object.keys(lives).map((f) => `IPv${f}`) }, null, 2) + "\n");
+  const reach = reachabilityOf(compiled, lives, opts);
+  if (reach.note) result.warnings.push(reach.note);
+  if (opts.json) io.stdout(JSON.stringify({ ...result, compared: Object.keys(lives).map((f) => `IPv${f}`), reachability: reach.changes.map(({ row, column, family, path, before, after, from, probe, by }) => ({ row, column, family, path, before, after, from, probe, ...(by ? { by } : {}) })) }, null, 2) + "\n");
   else {
+    io.stdout(formatReachability(reach.changes));
     // Which side is which: - lines are live (loading removes them), + lines compiled (loading adds them).
     const from = (family: 4 | 6, file: string | undefined) => `IPv${family} from ${file === undefined ? (family === 4 ? "iptables-save" : "ip6tables-save") : file === "-" || file === "" ? "standard input" : file}`;
     const sources = ([4, 6] as const).filter((f) => lives[f]).map((f) => from(f, f === 4 ? opts.live : opts.live6));

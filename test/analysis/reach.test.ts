@@ -1,0 +1,74 @@
+// Reachability in `diff` and `apply` (issue 23, item 5): before the rule diff, what loading the
+// compiled rules does to who reaches what, in the policy's words — each changed cell with the
+// statement that opens it or the rule that closes it; in diff --json too; apply prints it before
+// it loads. Each cell is the matrix's (test/analysis/matrix*.test.ts prove those with packets).
+import { readFileSync } from "node:fs";
+import { describe, expect, test } from "vitest";
+import { runApply } from "../../src/apply/command.js";
+import type { FactsNow, PolicyRecord } from "../../src/apply/rollback.js";
+import { run } from "../../src/cli.js";
+import { compile } from "../../src/compile.js";
+import { memoryIo } from "../support/io.js";
+import { machine } from "../support/memory-kernel.js";
+
+const FILE = "examples/web-host.dw";
+const TEXT = readFileSync(new URL(`../../${FILE}`, import.meta.url), "utf8");
+const compiled = compile(TEXT, { format: "iptables" }).output!;
+const allowLine = TEXT.split("\n").findIndex((l) => l.startsWith("allow lan to web:8080")) + 1;
+
+/** What is loaded: the compiled rules, with lan's allow to web:8080 missing and a hand-made ACCEPT for one wan address. */
+const loaded = compiled
+  .replace(/^-A DOCKER-USER -s 192\.168\.1\.0\/24 -d 172\.17\.0\.2\/32 -i eth1 -o docker0 -p tcp -m tcp --dport 80 .*\n/m, "")
+  .replace(/^(-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n)/m, "$1-A DOCKER-USER -s 203.0.113.5/32 -i eth0 -j ACCEPT\n");
+
+async function diff(args: string[]) {
+  const io = memoryIo({ [FILE]: TEXT, "live.v4": loaded, "same.v4": compiled });
+  const code = await run(["diff", FILE, ...args], io);
+  return { code, out: io.out.join(""), err: io.err.join("") };
+}
+
+describe("dockwall diff: who reaches what, before the rule diff", () => {
+  test("the allow that loading opens, with its line; what it closes, with the rule that closes it", async () => {
+    expect(loaded).not.toBe(compiled);
+    const r = await diff(["--live", "live.v4"]);
+    expect(r.code).toBe(1);
+    const [reach, rules] = r.out.split("\n\n--- live:");
+    expect(rules).toBeDefined();
+    const lines = reach!.split("\n");
+    expect(lines[0]).toBe("reachability (IPv4):");
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^\\+ open   lan 192\\.168\\.1\\.0/24 in eth1 -> web:8080/tcp \\(dnat\\) +allow lan to web:8080, web:8443;   ${FILE.replace(".", "\\.")}:${allowLine}:1$`)));
+    expect(lines).toContainEqual(expect.stringMatching(/^- closed wan 203\.0\.113\.5\/32 in eth0 -> web:8080\/tcp \(dnat\) +dockwall: unpublished, not allowed, or addressed straight to a container$/));
+    // Nothing that does not change: wan's 203.0.113.0/24 may reach web:8443 before and after.
+    expect(lines.some((l) => /wan 203\.0\.113\.5\/32 .* web:8443\/tcp \(dnat\)/.test(l))).toBe(false);
+  });
+
+  test("--json: reachability, with the spec's fields", async () => {
+    const r = await diff(["--live", "live.v4", "--json"]);
+    const j = JSON.parse(r.out) as { reachability: Record<string, unknown>[] };
+    expect(j.reachability.length).toBeGreaterThan(3);
+    expect(Object.keys(j.reachability[0]!).slice(0, 6)).toEqual(["row", "column", "family", "path", "before", "after"]);
+    expect(j.reachability).toContainEqual(expect.objectContaining({ column: "web:8080/tcp", family: 4, path: "dnat", before: "closed", after: "open", by: expect.objectContaining({ kind: "policy", line: allowLine }) }));
+  });
+
+  test("loaded rules that are what the policy compiles to: no reachability section, exit 0", async () => {
+    const r = await diff(["--live", "same.v4"]);
+    expect(r.code).toBe(0);
+    expect(r.out).not.toContain("reachability");
+  });
+});
+
+test("dockwall apply prints it before it loads", async () => {
+  const m = machine();
+  m.kernel.restore(4, loaded, { noflush: false, test: false });
+  const r = compile(TEXT, { noRender: true, file: FILE });
+  const record: PolicyRecord = { file: FILE, text: TEXT, facts: { from: "none" }, applied: 0 };
+  const factsNow: FactsNow = { facts: async () => undefined, dockerVersion: async () => "20.10.24" };
+  const err: string[] = [];
+  const code = await runApply(m.io, { stdout: () => {}, stderr: (s) => void err.push(s) }, r, { force: false, policyName: FILE, record, factsNow });
+  expect(code).toBe(0);
+  const out = err.join("");
+  const at = out.indexOf("reachability (IPv4):\n");
+  expect(at).toBeGreaterThanOrEqual(0);
+  expect(at).toBeLessThan(out.indexOf(`dockwall: applied ${FILE}`));
+  expect(out).toMatch(/\+ open   lan 192\.168\.1\.0\/24 in eth1 -> web:8080\/tcp \(dnat\) +allow lan to web:8080, web:8443;/);
+});
