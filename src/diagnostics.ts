@@ -48,6 +48,7 @@ export const CODES = [
   "bad-name",
   "bad-value",
   "bad-version",
+  "covered-allow",
   "duplicate-address",
   "duplicate-allow",
   "duplicate-block",

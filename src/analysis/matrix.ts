@@ -138,6 +138,20 @@ const EXAMPLES: Record<Family, bigint[]> = {
   6: [0x20010db8beef00000000000000000099n],
 };
 
+/** One address of each piece of the address space cut at every boundary of these sources (the classes they tell apart). */
+export function classRepresentatives(specs: AddressSpec[], family: Family): Ip[] {
+  const max = (1n << BigInt(bits(family))) - 1n;
+  const at = new Set<bigint>([0n]);
+  for (const v of specs) {
+    if ((v.kind === "cidr" ? v.cidr.family : v.range.family) !== family) continue;
+    const r = rangeOf(v);
+    at.add(r.from);
+    if (r.to < max) at.add(r.to + 1n);
+  }
+  const sorted = [...at].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return sorted.map((from, i) => representative({ from, to: i + 1 < sorted.length ? sorted[i + 1]! - 1n : max }, family));
+}
+
 /** One packet of this piece: an example address if it holds one, else its third address (not a network's own), else its first. */
 function representative(p: Piece, family: Family): Ip {
   const ex = EXAMPLES[family].find((e) => p.from <= e && e <= p.to);
@@ -145,14 +159,15 @@ function representative(p: Piece, family: Family): Ip {
   return { family, value: p.to - p.from >= 3n ? p.from + 2n : p.from };
 }
 
-function inZone(z: Zone, iface: string, src: Ip): boolean {
+export function inZone(z: Zone, iface: string, src: Ip): boolean {
   if (z.builtin) return true;
   if (z.interfaces.length && !z.interfaces.some((i) => (i.value.endsWith("+") ? iface.startsWith(i.value.slice(0, -1)) : i.value === iface))) return false;
   if (z.sources.length && !z.sources.some((s) => specContains(s.value, src))) return false;
   return z.interfaces.length > 0 || z.sources.length > 0;
 }
 
-function admits(zones: Map<string, Zone>, names: { name: string }[], from: { value: AddressSpec }[], iface: string, src: Ip): boolean {
+/** Whether a statement's zones and `from` let in a packet from `src` arriving on `iface`. */
+export function admits(zones: Map<string, Zone>, names: { name: string }[], from: { value: AddressSpec }[], iface: string, src: Ip): boolean {
   if (from.length && !from.some((s) => specContains(s.value, src))) return false;
   return names.some((n) => n.name === "any" || (zones.get(n.name) !== undefined && inZone(zones.get(n.name)!, iface, src)));
 }

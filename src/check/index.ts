@@ -7,6 +7,7 @@ import { duplicateNames, references } from "./names.js";
 import { networkShape, overlappingSubnets } from "./networks.js";
 import { containerAddresses, publishedPorts } from "./containers.js";
 import { allowTargets, duplicateAllows, forwardZones, ruleFamilies } from "./rules.js";
+import { coveredAllows } from "./covered.js";
 import { daemonSettings, unallowedPorts } from "./warnings.js";
 
 export const checks: [string, Check][] = [
@@ -18,6 +19,7 @@ export const checks: [string, Check][] = [
   ["published ports", publishedPorts],
   ["allow targets", allowTargets],
   ["duplicate allows", duplicateAllows],
+  ["covered allows", coveredAllows],
   ["rule families", ruleFamilies],
   ["forward zones", forwardZones],
   ["daemon settings", daemonSettings],

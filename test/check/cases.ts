@@ -765,6 +765,38 @@ p.dw:4:14: note: first allowed here
 `,
   },
   {
+    name: "an allow that another covers entirely (a narrowing that does not narrow; one port of all): a warning at it, pointing at the other",
+    input: `docker { version 20.10; userland-proxy off; }
+zone wan { interface eth0; }
+container web { network bridge 172.17.0.2; publish 8080:80, 8443:443; }
+allow wan to web;
+allow wan from 203.0.113.0/24 to web:8443;
+`,
+    exit: 0,
+    expected: `p.dw:5:1: warning: everything this allow lets in, the allow on line 4 already does (every source, on every port it names)
+5 | allow wan from 203.0.113.0/24 to web:8443;
+  | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: remove it, or narrow the other allow if this one was meant to be the only way in
+p.dw:4:1: note: covered by this allow
+4 | allow wan to web;
+  | ^^^^^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "allows that only overlap (another zone's interface; a port the other does not name): no warning",
+    input: `docker { version 20.10; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+zone admin { from 203.0.113.7; }
+container web { network bridge 172.17.0.2; publish 8080:80, 8443:443; }
+allow wan to web:8443;
+allow admin to web;
+allow lan to web:8080;
+`,
+    exit: 0,
+    expected: ``,
+  },
+  {
     name: "a release newer than any dockwall knows: which release's chains are written",
     input: `docker { version 29.8; userland-proxy off; published open; }
 `,

@@ -1,0 +1,93 @@
+// An allow that another covers entirely (issue 23, item 6): every packet it lets in, to every
+// port it opens, the other lets in too, so it adds nothing — a leftover, or a narrowing that
+// does not narrow (`allow wan from 203.0.113.0/24 to web;` under `allow wan to web;`). Decided
+// exactly over the classes of sources the two statements and the zones tell apart (the
+// matrix's), on every interface a zone names and on one no zone names.
+import { admits, classRepresentatives } from "../analysis/matrix.js";
+import { bindings } from "../model/derive.js";
+import type { AllowRule, Container } from "../model/types.js";
+import type { Check } from "./context.js";
+
+/** The published ports an allow opens, as `container port/proto` (a target without a protocol opens each one published there). */
+function opened(a: AllowRule, containers: Map<string, Container>): Set<string> {
+  const out = new Set<string>();
+  for (const t of a.targets) {
+    const c = containers.get(t.value.container);
+    for (const pub of c?.publishes ?? []) {
+      for (const b of bindings(pub)) {
+        if (b.hostPort < t.value.ports.from || b.hostPort > t.value.ports.to || (t.value.proto && t.value.proto !== b.proto)) continue;
+        out.add(`${t.value.container} ${b.hostPort}/${b.proto}`);
+      }
+    }
+  }
+  return out;
+}
+
+/** The same zones, sources and targets, as written. */
+function sameWords(a: AllowRule, b: AllowRule): boolean {
+  const words = (x: AllowRule) => JSON.stringify([x.zones.map((z) => z.name).sort(), x.sources.map((s) => JSON.stringify(s.value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))).sort(), x.written.map((w) => JSON.stringify(w.value)).sort()]);
+  return words(a) === words(b);
+}
+
+/** The same zones and sources, and only targets the other names too: each is a duplicate-allow warning already. */
+function repeats(a: AllowRule, b: AllowRule): boolean {
+  const who = (x: AllowRule) => JSON.stringify([x.zones.map((z) => z.name), x.sources.map((s) => JSON.stringify(s.value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)))]);
+  const named = new Set(b.written.map((w) => JSON.stringify(w.value)));
+  return who(a) === who(b) && a.written.every((w) => named.has(JSON.stringify(w.value)));
+}
+
+export const coveredAllows: Check = (ctx) => {
+  const p = ctx.policy;
+  const allows = p.allows.filter((a) => a.targets.length > 0);
+  if (allows.length < 2) return;
+  // Only allows that share a container can cover one another.
+  const byContainer = new Map<string, AllowRule[]>();
+  for (const a of allows) for (const t of a.targets) {
+    const list = byContainer.get(t.value.container) ?? [];
+    if (!list.includes(a)) list.push(a);
+    byContainer.set(t.value.container, list);
+  }
+  const ifaces = [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value.replace(/\+$/, "0"))))];
+  ifaces.push("dwnone0"); // an interface no zone names
+  const zoneSpecs = p.zones.flatMap((z) => z.sources.map((s) => s.value));
+  const reported = new Set<AllowRule>();
+  const ports = new Map(allows.map((a) => [a, opened(a, ctx.containers)]));
+  const within = (x: AllowRule, y: AllowRule) => [...ports.get(x)!].every((k) => ports.get(y)!.has(k));
+  for (const a of allows) {
+    if (ports.get(a)!.size === 0) continue;
+    if (reported.has(a)) continue;
+    const candidates = new Set(a.targets.flatMap((t) => byContainer.get(t.value.container) ?? []));
+    for (const b of candidates) {
+      if (b === a || reported.has(b)) continue;
+      if (!within(a, b)) continue;
+      const specs = [...zoneSpecs, ...a.sources.map((s) => s.value), ...b.sources.map((s) => s.value)];
+      let covered = true;
+      let admitsAny = false;
+      for (const family of [4, 6] as const) {
+        for (const src of classRepresentatives(specs, family)) {
+          for (const iface of ifaces) {
+            if (!admits(ctx.zones, a.zones, a.sources, iface, src)) continue;
+            admitsAny = true;
+            if (!admits(ctx.zones, b.zones, b.sources, iface, src)) {
+              covered = false;
+              break;
+            }
+          }
+          if (!covered) break;
+        }
+        if (!covered) break;
+      }
+      if (!covered || !admitsAny) continue;
+      // Two that cover each other: the later one is the one to remove (an exact repeat is duplicate-allow's).
+      const mutual = within(b, a);
+      if (mutual && p.allows.indexOf(b) > p.allows.indexOf(a)) continue;
+      if ((mutual && sameWords(a, b)) || repeats(a, b)) continue; // a repeat: duplicate-allow says so
+      reported.add(a);
+      ctx.problems.warning("covered-allow", a.span, `everything this allow lets in, the allow on line ${b.span.line} already does (every source, on every port it names)`, {
+        help: `remove it, or narrow the other allow if this one was meant to be the only way in`,
+        notes: [{ message: `covered by this allow`, span: b.span }],
+      });
+      break;
+    }
+  }
+};
