@@ -42,24 +42,39 @@ export const coveredAllows: Check = (ctx) => {
   if (allows.length < 2) return;
   // Only allows that share a container can cover one another.
   const byContainer = new Map<string, AllowRule[]>();
-  for (const a of allows) for (const t of a.targets) {
-    const list = byContainer.get(t.value.container) ?? [];
-    if (!list.includes(a)) list.push(a);
-    byContainer.set(t.value.container, list);
+  for (let i = 0; i < allows.length; i++) {
+    const a = allows[i]!;
+    for (let k = 0; k < a.targets.length; k++) {
+      const c = a.targets[k]!.value.container;
+      let list = byContainer.get(c);
+      if (!list) byContainer.set(c, (list = []));
+      if (list.at(-1) !== a) list.push(a);
+    }
   }
   const ifaces = [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value.replace(/\+$/, "0"))))];
   ifaces.push("dwnone0"); // an interface no zone names
   const zoneSpecs = p.zones.flatMap((z) => z.sources.map((s) => s.value));
   const reported = new Set<AllowRule>();
-  const ports = new Map(allows.map((a) => [a, opened(a, ctx.containers)]));
-  const within = (x: AllowRule, y: AllowRule) => [...ports.get(x)!].every((k) => ports.get(y)!.has(k));
-  for (const a of allows) {
-    if (ports.get(a)!.size === 0) continue;
+  // The ports each opens, worked out only for the pairs whose targets could nest.
+  const ports = new Map<AllowRule, Set<string>>();
+  const portsOf = (x: AllowRule) => {
+    let s = ports.get(x);
+    if (!s) ports.set(x, (s = opened(x, ctx.containers)));
+    return s;
+  };
+  const nests = (x: AllowRule, y: AllowRule) =>
+    x.targets.every((t) => y.targets.some((u) => u.value.container === t.value.container && u.value.ports.from <= t.value.ports.from && t.value.ports.to <= u.value.ports.to && (!u.value.proto || !t.value.proto || u.value.proto === t.value.proto)));
+  const within = (x: AllowRule, y: AllowRule) => nests(x, y) && [...portsOf(x)].every((k) => portsOf(y).has(k));
+  for (let i = 0; i < allows.length; i++) {
+    const a = allows[i]!;
     if (reported.has(a)) continue;
-    const candidates = new Set(a.targets.flatMap((t) => byContainer.get(t.value.container) ?? []));
-    for (const b of candidates) {
+    // Only the allows that name a's first container can cover it (every one of its ports must be theirs).
+    const candidates = byContainer.get(a.targets[0]!.value.container)!;
+    if (candidates.length < 2) continue;
+    for (let k = 0; k < candidates.length; k++) {
+      const b = candidates[k]!;
       if (b === a || reported.has(b)) continue;
-      if (!within(a, b)) continue;
+      if (!within(a, b) || portsOf(a).size === 0) continue;
       const specs = [...zoneSpecs, ...a.sources.map((s) => s.value), ...b.sources.map((s) => s.value)];
       let covered = true;
       let admitsAny = false;

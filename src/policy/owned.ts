@@ -135,8 +135,8 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
       const base = dnatMatch(pp, plan.parts);
       for (let k = 0; k < allows.length; k++) {
         const ms = matchersOf(allows[k]!);
-        const from = fromAllow(base, allows[k]!);
-        for (let j = 0; j < ms.length; j++) user.push(withMatcher(ms[j]!, from));
+        const origin = originOf(allows[k]!);
+        for (let j = 0; j < ms.length; j++) user.push(withMatcher(ms[j]!, base, origin));
       }
     }
     for (const br of brs) user.push(make.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
@@ -213,9 +213,12 @@ function unknownNetworks(p: Policy, brs: string[]): Rule[] {
   ];
 }
 
-/** The rule as made by an allow statement (explain points at it). */
-function fromAllow(r: Rule, a: AllowRule): Rule {
-  return rule({ ...r, origin: { kind: "policy", span: a.span } }, r.target);
+/** Where the rules an allow makes came from (explain points at it): one object per allow. */
+const origins = new WeakMap<AllowRule, NonNullable<Rule["origin"]>>();
+function originOf(a: AllowRule): NonNullable<Rule["origin"]> {
+  let o = origins.get(a);
+  if (!o) origins.set(a, (o = { kind: "policy", span: a.span }));
+  return o;
 }
 
 /** A DNATed new connection to one published port, as FORWARD sees it. */
@@ -283,8 +286,8 @@ function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex,
       const allows = allowedBy(index, b.container, b.hostPort, b.proto);
       for (let k = 0; k < allows.length; k++) {
         const ms = matchersOf(allows[k]!);
-        const from = fromAllow(portRule(b.proto, b.hostPort, b.hostIp, "RETURN", comment), allows[k]!);
-        for (let j = 0; j < ms.length; j++) rules.push(withMatcher(ms[j]!, from));
+        const ret = portRule(b.proto, b.hostPort, b.hostIp, "RETURN", comment);
+        for (let j = 0; j < ms.length; j++) rules.push(withMatcher(ms[j]!, ret, originOf(allows[k]!)));
       }
     }
     rules.push(portRule(b.proto, b.hostPort, b.hostIp, "DROP", comment));

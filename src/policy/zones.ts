@@ -142,7 +142,7 @@ function sourceMatchOf(iv: Interval): { src?: Neg<string>; match?: Match } {
 }
 
 /** Applies a matcher to a rule (interface and source). */
-export function withMatcher(m: Matcher, rule: Rule): Rule {
+export function withMatcher(m: Matcher, rule: Rule, origin: Rule["origin"] = rule.origin): Rule {
   return makeRule({
     src: m.src ?? rule.src,
     dst: rule.dst,
@@ -152,6 +152,6 @@ export function withMatcher(m: Matcher, rule: Rule): Rule {
     matches: m.match ? [m.match, ...rule.matches] : rule.matches,
     targetOptions: rule.targetOptions,
     comment: rule.comment,
-    origin: rule.origin,
+    origin,
   }, rule.target);
 }
