@@ -8,11 +8,9 @@ import { readFileSync } from "node:fs";
 import { expect, it } from "vitest";
 import { explain, type ExplainContext } from "../../src/analysis/explain.js";
 import { parsePacket } from "../../src/analysis/packet.js";
-import { compile } from "../../src/compile.js";
-import { formatDiagnostics } from "../../src/diagnostics.js";
 import { parseSave, toRuleset } from "../../src/live/save.js";
 import { describeKernel } from "../lab/kernel.js";
-import { dockersOwn, hostView, planPolicyLab, startPolicyLab, type LabProbe } from "../lab/policylab.js";
+import { hostView, inPolicyLab, type LabProbe } from "../lab/policylab.js";
 
 const root = new URL("../../", import.meta.url).pathname;
 const POLICIES = ["examples/web-host.dw", "examples/coexist.dw", "test/golden/ipv6-dual-stack/policy.dw"];
@@ -73,17 +71,7 @@ describeKernel("explain's path is the kernel's own trace, rule for rule", () => 
   for (const name of POLICIES) {
     it(name, async () => {
       const text = readFileSync(`${root}${name}`, "utf8");
-      const r = compile(text, { noRender: true, file: name });
-      expect(r.ok, formatDiagnostics(r.diagnostics, name, text)).toBe(true);
-      const p = r.policy!;
-      const plan = planPolicyLab(p);
-      const lab = await startPolicyLab(plan);
-      try {
-        if (p.docker.iptables) {
-          const own = dockersOwn(text, p);
-          for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(own, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
-        }
-        for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!, { noflush: p.docker.iptables }).stderr).toBe("");
+      await inPolicyLab(name, text, async ({ r, p, plan, lab }) => {
         // explain over what the kernel holds (--live), the host's addresses and routes as the lab made them.
         const view = hostView(plan);
         const ctx: ExplainContext = {
@@ -134,9 +122,7 @@ describeKernel("explain's path is the kernel's own trace, rule for rule", () => 
         expect(differ, differ.join("\n\n")).toEqual([]);
         expect(admitted).toBeGreaterThan(0);
         expect(admitted).toBeLessThan(sample.length);
-      } finally {
-        await lab.stop();
-      }
+      });
     }, 120_000);
   }
 });

@@ -3,22 +3,15 @@
 // loads them (with "iptables": true, over dockerd's own), every cell's probe — a packet of the
 // row's class to the column by the cell's path, IPv4 and IPv6 — is sent for real from a
 // neighbour, and the kernel must let through exactly the cells the matrix says are open.
-import { readdirSync, readFileSync } from "node:fs";
 import { expect, it } from "vitest";
 import { asLoaded } from "../../src/analysis/loaded.js";
 import { buildMatrix } from "../../src/analysis/matrix.js";
 import { parsePacket } from "../../src/analysis/packet.js";
-import { compile } from "../../src/compile.js";
-import { formatDiagnostics } from "../../src/diagnostics.js";
 import { formatIp } from "../../src/model/values.js";
 import { describeKernel } from "../lab/kernel.js";
-import { dockersOwn, hostView, planPolicyLab, startPolicyLab, type LabProbe } from "../lab/policylab.js";
+import { hostView, inPolicyLab, shippedPolicies, type LabProbe } from "../lab/policylab.js";
 
-const root = new URL("../../", import.meta.url).pathname;
-const POLICIES: [string, string][] = [
-  ...readdirSync(`${root}examples`).filter((f) => f.endsWith(".dw")).map((f): [string, string] => [`examples/${f}`, readFileSync(`${root}examples/${f}`, "utf8")]),
-  ...readdirSync(`${root}test/golden`, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d): [string, string] => [`test/golden/${d.name}/policy.dw`, readFileSync(`${root}test/golden/${d.name}/policy.dw`, "utf8")]),
-];
+const POLICIES = shippedPolicies();
 
 describeKernel("every matrix cell is what a real packet finds", () => {
   let cells = 0;
@@ -27,17 +20,7 @@ describeKernel("every matrix cell is what a real packet finds", () => {
   let v6 = 0;
   for (const [name, text] of POLICIES) {
     it(name, async () => {
-      const r = compile(text, { noRender: true });
-      expect(r.ok, formatDiagnostics(r.diagnostics, name, text)).toBe(true);
-      const p = r.policy!;
-      const plan = planPolicyLab(p);
-      const lab = await startPolicyLab(plan);
-      try {
-        if (p.docker.iptables) {
-          const own = dockersOwn(text, p);
-          for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(own, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
-        }
-        for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!, { noflush: p.docker.iptables }).stderr).toBe("");
+      await inPolicyLab(name, text, async ({ r, p, plan, lab }) => {
         // The matrix of the compiled policy, with this world's addresses for the host.
         const view = hostView(plan);
         const m = buildMatrix(
@@ -81,9 +64,7 @@ describeKernel("every matrix cell is what a real packet finds", () => {
         opened += sendable.filter((c) => c.verdict === "open").length;
         closed += sendable.filter((c) => c.verdict === "closed").length;
         v6 += sendable.filter((c) => c.family === 6).length;
-      } finally {
-        await lab.stop();
-      }
+      });
     }, 120_000);
   }
   it("probed cells in all: open and closed ones, IPv4 and IPv6", () => {

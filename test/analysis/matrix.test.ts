@@ -3,7 +3,6 @@
 // cell's probe is a packet `explain` gives the same verdict for; every example and golden
 // policy compiles to rules that do what it says (no mismatch); a hand-made ACCEPT or a
 // fail2ban-style DROP over the loaded rules shows as exactly the cells it changed.
-import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { explain } from "../../src/analysis/explain.js";
 import { asLoaded } from "../../src/analysis/loaded.js";
@@ -13,12 +12,9 @@ import { compile } from "../../src/compile.js";
 import { parseSave, toRuleset } from "../../src/live/save.js";
 import { run } from "../../src/cli.js";
 import { memoryIo } from "../support/io.js";
+import { shippedPolicies } from "../lab/policylab.js";
 
-const root = new URL("../../", import.meta.url).pathname;
-const POLICIES: [string, string][] = [
-  ...readdirSync(`${root}examples`).filter((f) => f.endsWith(".dw")).map((f): [string, string] => [`examples/${f}`, readFileSync(`${root}examples/${f}`, "utf8")]),
-  ...readdirSync(`${root}test/golden`, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d): [string, string] => [`test/golden/${d.name}/policy.dw`, readFileSync(`${root}test/golden/${d.name}/policy.dw`, "utf8")]),
-];
+const POLICIES = shippedPolicies();
 
 function matrixOf(text: string) {
   const r = compile(text, { noRender: true });

@@ -7,7 +7,10 @@
 // startPolicyLab builds it and sends them. With "iptables": false dockerd writes no rules and
 // only owns the bridges and containers, which this builds the same way; docker-proxy (where
 // userland-proxy is on) is a listener on the host's published ports.
+import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { compile, type CompileResult } from "../../src/compile.js";
+import { formatDiagnostics } from "../../src/diagnostics.js";
 import type { Packet } from "../../src/analysis/evaluate.js";
 import type { Policy } from "../../src/model/types.js";
 import { bits, broadcastOf, cidrContains, formatIp, hostMask, isError, networkOf, parseCidr, parseIp, specContains, type AddressSpec, type Family, type Ip, type Proto } from "../../src/model/values.js";
@@ -225,6 +228,45 @@ export function dockersOwn(text: string, p: Policy): string {
     .replace(/\bpublished\s+\w+\s*;/, "")
     .replace(/\biptables\s+(on|yes)\s*;/, "iptables off; published open;");
   return [docker, ...p.networks.filter((n) => !n.implicit).map((n) => block(n.span)), ...p.containers.map((c) => block(c.span))].join("\n") + "\n";
+}
+
+/** Every example and golden policy, by path, with its text: what the lab's tests run. */
+export function shippedPolicies(): [string, string][] {
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  return [
+    ...readdirSync(`${root}examples`).filter((f) => f.endsWith(".dw")).map((f): [string, string] => [`examples/${f}`, readFileSync(`${root}examples/${f}`, "utf8")]),
+    ...readdirSync(`${root}test/golden`, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d): [string, string] => [`test/golden/${d.name}/policy.dw`, readFileSync(`${root}test/golden/${d.name}/policy.dw`, "utf8")]),
+  ];
+}
+
+/**
+ * The policy's rules loaded into the lab's host as a user loads them: with "iptables": true,
+ * dockerd's own chains first, then the policy's with --noflush. What the loads said on stderr
+ * (empty when every one loaded).
+ */
+export function loadPolicy(lab: PolicyLab, text: string, p: Policy): string {
+  const said: string[] = [];
+  if (p.docker.iptables) {
+    const own = dockersOwn(text, p);
+    for (const f of [4, 6] as const) said.push(lab.host.restore(f, compile(own, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr);
+  }
+  for (const f of [4, 6] as const) said.push(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!, { noflush: p.docker.iptables }).stderr);
+  return said.filter(Boolean).join("\n");
+}
+
+/** The policy compiled, its world built and its rules loaded; `fn` runs in it, and the world is taken down after. */
+export async function inPolicyLab<T>(name: string, text: string, fn: (w: { r: CompileResult; p: Policy; plan: PolicyLabPlan; lab: PolicyLab }) => Promise<T>): Promise<T> {
+  const r = compile(text, { noRender: true, file: name });
+  if (!r.ok) throw new Error(formatDiagnostics(r.diagnostics, name, text));
+  const plan = planPolicyLab(r.policy!);
+  const lab = await startPolicyLab(plan);
+  try {
+    const said = loadPolicy(lab, text, r.policy!);
+    if (said) throw new Error(`${name}: its rules did not load: ${said}`);
+    return await fn({ r, p: r.policy!, plan, lab });
+  } finally {
+    await lab.stop();
+  }
 }
 
 /** The host's addresses and routes, as the packet evaluator takes them. */
