@@ -218,7 +218,7 @@ allow lan to api;
     await settle(w, 1);
     const userRules = () => ns.save(4).split("\n").filter((l) => l.startsWith("-A DOCKER-USER "));
     const allowed = (addr: string, port: number) => `-A DOCKER-USER -s 192.168.1.0/24 -d ${addr}/32 -i eth1 -o docker0 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT --ctorigdstport ${port} -j RETURN`;
-    const head = ["-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-A DOCKER-USER -i docker0 -j RETURN"];
+    const head = ["-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-A DOCKER-USER -i docker0 -j RETURN", "-A DOCKER-USER -m conntrack --ctstate DNAT --ctorigdst 127.0.0.0/8 -j DROP"];
     const tail = ["-A DOCKER-USER -o docker0 -j DROP", "-A DOCKER-USER -j RETURN"];
     expect(userRules()).toEqual([...head, allowed("172.17.0.2", 8080), ...tail]);
     // web is redeployed publishing 9090 (the policy still names web:8080); then api starts.
