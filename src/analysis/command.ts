@@ -97,7 +97,8 @@ export function renderSvg(m: import("./matrix.js").Matrix, title: string): strin
     cols.forEach((c, i) => parts.push(`<text transform="translate(${LEFT + i * CELL + CELL / 2},${y + 110}) rotate(-45)" font-size="11">${esc(c.id)}</text>`));
     y += 120;
     for (const r of rows) {
-      const label = `${r.zone ?? "any other"} ${r.sources.join(" ")} in ${r.interfaces.join(",")}`;
+      // Zone and interface first: a long list of sources is what gets cut.
+      const label = `${r.zone ?? "any other"} in ${r.interfaces.join(",")}: ${r.sources.join(" ")}`;
       parts.push(`<text x="10" y="${y + 17}" font-size="11">${esc(label.length > 52 ? `${label.slice(0, 51)}…` : label)}</text>`);
       cols.forEach((c, i) => {
         const here = cells.filter((x) => x.row === r.id && x.column === c.id);
@@ -113,6 +114,7 @@ export function renderSvg(m: import("./matrix.js").Matrix, title: string): strin
     }
     y += 30;
   }
-  const width = LEFT + Math.max(1, m.columns.length) * CELL + 40;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 40}" font-family="sans-serif">\n<title>${esc(title)}</title>\n<text x="10" y="20" font-size="14">${esc(title)} — ● open · closed ? unknown ! not what the policy says (d: straight to the container, l: 127.0.0.1 routed from a neighbour)</text>\n${parts.join("\n")}\n</svg>\n`;
+  const legend = `${title} — ● open · closed ? unknown ! not what the policy says (d: straight to the container, l: 127.0.0.1 routed from a neighbour)`;
+  const width = Math.max(LEFT + Math.max(1, m.columns.length) * CELL + 40, Math.ceil(legend.length * 7.5) + 20);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 40}" font-family="sans-serif">\n<title>${esc(title)}</title>\n<text x="10" y="20" font-size="14">${esc(legend)}</text>\n${parts.join("\n")}\n</svg>\n`;
 }

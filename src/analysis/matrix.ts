@@ -335,7 +335,7 @@ export function formatMatrix(m: Matrix): string {
     const cols = m.columns.filter((c) => m.cells.some((x) => x.column === c.id && x.family === family));
     out.push(`IPv${family}: ● open  · closed  ? unknown  ! not what the policy says   (d: straight to the container's address, l: 127.0.0.1 routed from a neighbour)`);
     const header = ["from", ...cols.map((c) => c.id)];
-    const lines = rows.map((r) => [`${r.zone ?? "any other"} ${r.sources.join(" ")} in ${r.interfaces.join(",")}`, ...cols.map((c) => mark(m.cells.filter((x) => x.row === r.id && x.column === c.id && x.family === family)))]);
+    const lines = rows.map((r) => [`${r.zone ?? "any other"} in ${r.interfaces.join(",")}: ${r.sources.join(" ")}`, ...cols.map((c) => mark(m.cells.filter((x) => x.row === r.id && x.column === c.id && x.family === family)))]);
     const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => [...l[i]!].length)));
     const pad = (s: string, w: number) => s + " ".repeat(Math.max(0, w - [...s].length));
     out.push(header.map((h, i) => pad(h, widths[i]!)).join("  ").trimEnd());
