@@ -473,7 +473,7 @@ export async function benchWatch(ctx: Ctx, opts: { sizes?: number[]; events?: nu
     `dockwall watch against the fake Engine API (its own process), one container started per event (a 200 ms pause between events), the time from the start event to the watcher's 'applied: containers +NAME' line (rule checked in the kernel after each):`,
     ...[header, header.map(() => "---"), ...rows].map((r) => `| ${r.join(" | ")} |`),
     ...hints,
-    `drift put back with no Docker event (issue #26): \`iptables -F DOCKER-USER\` in the watcher's namespace to its 'applied: IPv4: filter DOCKER-USER' line (xtables-monitor's report, default debounce; Docker itself puts nothing back):`,
+    `drift put back with no Docker event (issue #26): \`iptables -F DOCKER-USER\` in the watcher's namespace to its 'applied: IPv4: filter DOCKER-USER' line (nft monitor's report, default debounce; Docker itself puts nothing back):`,
     "| containers | flushes | p50 flush → rules back | p95 | max |",
     "| --- | --- | --- | --- | --- |",
     ...heals,
