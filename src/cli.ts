@@ -341,8 +341,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
       "the rules loaded in this kernel held against the policy: says nothing and exits 0 when they do what it says; lists every cell another tool or a hand-made rule opened or closed (exit 1). For cron",
       (y) =>
         factsOptions(versionOption(policyArg(y)))
-          .option("json", { describe: "print {rows, columns, cells} with only the cells that are not what the policy says", type: "boolean", default: false })
-          .example("$0 verify /etc/dockwall/host.dw --docker", "from cron: mail only when something is wrong"),
+          .option("json", { describe: "print {rows, columns, cells} with only the cells that are not what the policy says, or that it cannot tell", type: "boolean", default: false })
+          .example("$0 verify /etc/dockwall/host.dw --docker", "from cron: mail only when something is wrong")
+          .epilog("A cell whose verdict the evaluator cannot tell (a match it does not understand, such as -m recent) is listed as such, and makes the exit 1 too: verify says the kernel does what the policy says only when it can show it."),
       async (a) => {
         code = await matrixCommand(io, { ...a, live: true }, true);
       },
@@ -879,9 +880,11 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
   const m = buildMatrix(ctx, families);
   const bad = m.cells.filter((c) => c.mismatch).length;
   if (verifying) {
-    if (a.json) io.stdout(JSON.stringify({ ...m, cells: m.cells.filter((c) => c.mismatch) }, null, 2) + "\n");
+    // Unknown cells are not a kernel doing what the policy says: listed, and exit 1, as mismatches are.
+    const unknown = m.cells.filter((c) => c.verdict === "unknown").length;
+    if (a.json) io.stdout(JSON.stringify({ ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown") }, null, 2) + "\n");
     else io.stdout(formatMismatches(m).replaceAll("POLICY", src.file));
-    return bad ? EXIT.differs : EXIT.ok;
+    return bad || unknown ? EXIT.differs : EXIT.ok;
   }
   if (a.svg !== undefined) {
     const { renderSvg } = await import("./analysis/command.js");

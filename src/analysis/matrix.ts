@@ -351,7 +351,14 @@ export function formatMatrix(m: Matrix): string {
 /** verify: only the mismatches, in the words a cron mail would use; empty when all is well. */
 export function formatMismatches(m: Matrix): string {
   const bad = m.cells.filter((c) => c.mismatch);
-  if (bad.length === 0) return "";
-  const lines = bad.map((c) => `${c.verdict === "open" ? "open, but the policy does not allow it" : "closed, but the policy allows it"}: ${c.column} (${c.path}, IPv${c.family}) from ${m.rows.find((r) => r.id === c.row)?.zone ?? "any other source"}: dockwall explain --live POLICY '${c.probe}'`);
-  return `${bad.length} cell${bad.length === 1 ? "" : "s"} of the loaded rules not what the policy says:\n${lines.join("\n")}\n`;
+  // A cell the evaluator cannot tell is not one that does what the policy says: said too, never taken for either.
+  const unknown = m.cells.filter((c) => c.verdict === "unknown");
+  if (bad.length === 0 && unknown.length === 0) return "";
+  const from = (c: MatrixCell) => m.rows.find((r) => r.id === c.row)?.zone ?? "any other source";
+  const lines = [
+    ...bad.map((c) => `${c.verdict === "open" ? "open, but the policy does not allow it" : "closed, but the policy allows it"}: ${c.column} (${c.path}, IPv${c.family}) from ${from(c)}: dockwall explain --live POLICY '${c.probe}'`),
+    ...unknown.map((c) => `cannot tell (${c.why ?? "a match the evaluator does not understand"}): ${c.column} (${c.path}, IPv${c.family}) from ${from(c)}: dockwall explain --live POLICY '${c.probe}'`),
+  ];
+  const head = [bad.length ? `${bad.length} cell${bad.length === 1 ? "" : "s"} of the loaded rules not what the policy says` : "", unknown.length ? `${unknown.length} cell${unknown.length === 1 ? "" : "s"} it cannot tell` : ""].filter(Boolean).join(", and ");
+  return `${head}:\n${lines.join("\n")}\n`;
 }

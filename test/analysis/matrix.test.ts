@@ -95,6 +95,19 @@ describe("examples/web-host.dw", () => {
   });
 });
 
+test("a loaded rule the evaluator does not understand: its cells are unknown, not mismatches, and verify lists them as what it cannot tell", () => {
+  const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
+  const { r, rulesets } = matrixOf(text);
+  const loaded = compile(text, { format: "iptables" }).output!.replace(/^(-A INPUT -i lo)/m, "-A INPUT -p tcp -m tcp --dport 22 -m recent --name ssh --rcheck --seconds 60 -j DROP\n$1");
+  const live = buildMatrix({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(loaded), 4), 6: rulesets[6] } }, [4, 6]);
+  const unknown = live.cells.filter((c) => c.verdict === "unknown");
+  expect(unknown.length).toBeGreaterThan(0);
+  expect(unknown.every((c) => c.column === "host:22/tcp" && !c.mismatch && c.why === "-m recent --name")).toBe(true);
+  const said = formatMismatches(live);
+  expect(said.split("\n")[0]).toBe(`${unknown.length} cells it cannot tell:`);
+  expect(said).toContain("cannot tell (-m recent --name): host:22/tcp (host, IPv4) from ");
+});
+
 describe("dockwall matrix (the command)", () => {
   test("text, JSON with the spec's fields, exit 0 when all is as the policy says", async () => {
     const io = memoryIo({ "p.dw": POLICIES.find(([n]) => n === "examples/coexist.dw")![1] });
