@@ -7,7 +7,7 @@
 // the host's addresses come from the caller.
 import type { Span } from "../diagnostics.js";
 import { ruleKey, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
-import { byName } from "../model/derive.js";
+import { bindAddress, bindings, byName, publishingNetwork } from "../model/derive.js";
 import type { Container, Network, Policy } from "../model/types.js";
 import { cidrContains, formatCidr, formatIp, specContains, type Family, type Ip } from "../model/values.js";
 import { MARK, PROXY_CHAIN } from "../policy/owned.js";
@@ -35,9 +35,10 @@ export interface ExplainResult {
   packet: string;
   family: Family;
   verdict: "accept" | "drop" | "reject" | "unknown";
-  delivered: null | { to: "host" | "container" | "forward"; name?: string; address: string; port?: number };
+  /** `proxy`: the host port is docker-proxy's, which relays the connection on to that container (userland-proxy on). */
+  delivered: null | { to: "host" | "container" | "forward"; name?: string; address: string; port?: number; proxy?: string };
   /** Where it was going when it was dropped (text only says it). */
-  headed?: { to: "host" | "container" | "forward"; name?: string; address: string; port?: number };
+  headed?: { to: "host" | "container" | "forward"; name?: string; address: string; port?: number; proxy?: string };
   decided_by: null | { table: string; chain: string; rule: string; origin: OriginJson };
   path: RuleJson[];
   unknown: string[];
@@ -249,10 +250,28 @@ function destinationOf(ctx: ExplainContext, spec: PacketSpec, v: Verdict): NonNu
   }
   const dst = formatIp(spec.dst);
   const port = spec.dport !== undefined ? { port: spec.dport } : {};
-  if (v.path === "input") return { to: "host", address: dst, ...port };
+  if (v.path === "input") {
+    const proxy = ctx.policy?.docker.userlandProxy && spec.proto !== "icmp" && spec.dport !== undefined ? proxiedBy(ctx.policy, spec) : undefined;
+    return { to: "host", address: dst, ...port, ...(proxy ? { proxy } : {}) };
+  }
   // From the host (OUTPUT): to a container's address, or out.
   const c = containerAt(ctx.policy, dst, family);
   return c ? { to: "container", name: c.name, address: dst, ...port } : { to: "forward", address: dst, ...port };
+}
+
+/** The container whose published port docker-proxy holds at this destination (every address, or the one it is bound to). */
+function proxiedBy(p: Policy, spec: PacketSpec): string | undefined {
+  const nets = byName(p.networks);
+  for (const c of p.containers) {
+    const n = publishingNetwork(c, nets);
+    if (!n) continue;
+    for (const pub of c.publishes) {
+      const bound = bindAddress(p, pub, n);
+      if (bound && (bound.family !== spec.family || (bound.value !== 0n && bound.value !== spec.dst.value))) continue;
+      if (bindings(pub).some((b) => b.proto === spec.proto && b.hostPort === spec.dport)) return c.name;
+    }
+  }
+  return undefined;
 }
 
 /** The zone a packet's source belongs to, in the policy's words: the zone whose `from` holds it, else the one of its interface, else `any`. */
@@ -336,7 +355,7 @@ function describeOrigin(o: OriginJson): string {
 
 function describeWhere(d: NonNullable<ExplainResult["headed"]>): string {
   const at = `${d.address.includes(":") ? `[${d.address}]` : d.address}${d.port !== undefined ? `:${d.port}` : ""}`;
-  return d.to === "host" ? `the host itself (${at})` : d.to === "container" ? `container ${d.name} ${at}` : `${at}, routed on`;
+  return d.to === "host" ? `the host itself (${at}${d.proxy ? `: docker-proxy, which relays it to container ${d.proxy}` : ""})` : d.to === "container" ? `container ${d.name} ${at}` : `${at}, routed on`;
 }
 
 /** The text a person reads: the verdict and where the packet ends, the path, the deciding rule's origin, the allow that would admit it. */

@@ -153,7 +153,7 @@ describe(`explain over ${FILE}, compiled`, () => {
   test("from a container to another's published port on the host's address: Docker 20.10 does not DNAT from a bridge (docker-proxy relays it), so it is the host's, and dockwall's proxy guard lets containers through", () => {
     const r = one("udp container:web -> 198.51.100.1:5353");
     expect(r.verdict).toBe("accept");
-    expect(r.delivered).toEqual({ to: "host", address: "198.51.100.1", port: 5353 });
+    expect(r.delivered).toEqual({ to: "host", address: "198.51.100.1", port: 5353, proxy: "api" });
     expect(r.path.map((s) => s.rule)).toContain("-A DOCKER -i docker0 -j RETURN");
     expect(r.path.find((s) => s.chain === "DOCKWALL-PROXY")?.origin).toEqual({ kind: "dockwall", why: "containers reach published ports through docker-proxy as Docker lets them" });
   });
