@@ -5,7 +5,7 @@ import { normalize, resolve } from "node:path";
 import type { Argv } from "yargs";
 import type { CompileOptions, CompileResult } from "./compile.js";
 import { FORMATS, type Format } from "./formats.js";
-import { formatDiagnostics } from "./diagnostics.js";
+import { diagnosticsJson, formatDiagnostics } from "./diagnostics.js";
 import { VERSION } from "./version.js";
 import type { DiffIo } from "./live/command.js";
 import type { RawFacts } from "./facts/read.js";
@@ -146,7 +146,11 @@ async function loadFacts(io: Io, a: FactsArgs): Promise<Facts | undefined | numb
   }
 }
 
-async function compileCommand(io: Io, args: FactsArgs & { policy: string; format: Format; output?: string; checkOnly: boolean; dockerVersion?: string }): Promise<number> {
+async function compileCommand(io: Io, args: FactsArgs & { policy: string; format: Format; output?: string; checkOnly: boolean; dockerVersion?: string; json?: boolean }): Promise<number> {
+  if (args.json && !args.checkOnly && args.output === undefined) {
+    io.stderr("dockwall: compile --json prints the diagnostics on standard output: give -o FILE for the rules\n");
+    return EXIT.error;
+  }
   const dockerVersion = await resolveDockerVersion(io, args.dockerVersion);
   if (typeof dockerVersion === "number") return dockerVersion;
   if (args.output !== undefined && outputIsPolicy(io, args.policy, args.output, args.format)) return EXIT.error;
@@ -155,6 +159,22 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
   const facts = await loadFacts(io, args);
   if (typeof facts === "number") return facts;
   const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion, dockerVersionOption: fromAuto(args.dockerVersion, dockerVersion), facts });
+  if (args.json) {
+    // The diagnostics as data (src/schema/dockwall.schema.json); the rules, when there are no errors, to -o FILE.
+    const errors = r.diagnostics.filter((d) => d.severity === "error").length + (r.omitted ?? 0);
+    let written = false;
+    if (r.ok && !args.checkOnly) {
+      try {
+        io.writeFile(args.output!, r.output!);
+        written = true;
+      } catch (e) {
+        io.stderr(`dockwall: cannot write ${args.output}: ${(e as Error).message}\n`);
+        return EXIT.error;
+      }
+    }
+    io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: args.checkOnly ? "check" : "compile", ok: r.ok, errors, warnings: r.diagnostics.filter((d) => d.severity === "warning").length, ...(args.checkOnly ? {} : { written: written ? args.output : null }), diagnostics: diagnosticsJson(r.diagnostics, src.file) }, null, 2) + "\n");
+    return r.ok ? EXIT.ok : EXIT.error;
+  }
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
@@ -173,6 +193,9 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
   } else io.stdout(r.output!);
   return EXIT.ok;
 }
+
+/** The version of dockwall's JSON output (src/schema/dockwall.schema.json): a field removed or changed in meaning raises it. */
+export const JSON_VERSION = 1;
 
 /** "3 errors", or "227 errors (50 shown)" when some were not printed. */
 function errorCount(shown: number, omitted = 0): string {
@@ -240,6 +263,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
             .option("output", { alias: "o", describe: "write to FILE instead of standard output (only when there is no error)", type: "string", requiresArg: true })
             .option("diff", { describe: "show what loading the result would change on this host (same as: dockwall diff POLICY)", type: "boolean", default: false }),
         )))
+          .option("json", { describe: "print the diagnostics as JSON on standard output (src/schema/dockwall.schema.json), the rules to -o FILE; with --diff, the differences as JSON", type: "boolean", default: false })
           .example("$0 compile web.dw > /etc/ferm/ferm.conf", "ferm configuration")
           .example("$0 compile web.dw -f iptables -o rules.v4", "iptables-restore input, IPv4")
           .example("$0 compile web.dw --diff", "what would change on this host")
@@ -252,7 +276,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
           io.stderr(`dockwall: -o cannot go with --diff: --diff shows what loading the rules would change and writes no file; compile with -o ${a.output} and run 'dockwall diff ${policy}' separately\n`);
           code = EXIT.error;
         } else if (a.diff) code = await diffCommand(io, a);
-        else code = await compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts });
+        else code = await compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts, json: a.json });
       },
     )
     .command(
@@ -266,9 +290,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .command(
       "check <policy>",
       "check the policy and print every problem, writing nothing",
-      (y) => factsOptions(versionOption(policyArg(y))),
+      (y) => factsOptions(versionOption(policyArg(y))).option("json", { describe: "print the diagnostics as JSON on standard output: code, severity, message, file, line, column, help, notes, the Docker object (src/schema/dockwall.schema.json)", type: "boolean", default: false }),
       async (a) => {
-        code = await compileCommand(io, { policy: a.policy, format: "ferm", checkOnly: true, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts });
+        code = await compileCommand(io, { policy: a.policy, format: "ferm", checkOnly: true, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts, json: a.json });
       },
     )
     .command(

@@ -251,6 +251,25 @@ function formatDiagnostic(d: Diagnostic, file: string, lines: string[]): string 
   return out.join("\n");
 }
 
+/** Where a diagnostic or a note points, as JSON: a place in the policy, a Docker object, or a command-line option. */
+function placeJson(span: Span, file: string): Record<string, unknown> {
+  if (span.docker) return { docker: { kind: span.docker.kind, name: span.docker.name, id: span.docker.id, source: span.docker.source } };
+  if (span.option) return { option: span.option };
+  return { file, line: span.line, column: span.col, end_line: span.endLine, end_column: span.endCol };
+}
+
+/** The diagnostics as JSON objects (`--json`; src/schema/dockwall.schema.json, "diagnostics"). */
+export function diagnosticsJson(ds: readonly Diagnostic[], file: string): Record<string, unknown>[] {
+  return ds.map((d) => ({
+    code: d.code,
+    severity: d.severity,
+    message: d.message,
+    ...placeJson(d.span, file),
+    ...(d.help ? { help: d.help } : {}),
+    notes: d.notes.map((n) => ({ message: n.message, ...(n.span ? placeJson(n.span, file) : {}) })),
+  }));
+}
+
 /** A place in the policy as diagnostics show it: FILE:LINE:COL: LABEL, then the line and a caret. */
 export function formatPlace(span: Span, file: string, text: string, label: string): string {
   return [`${file}:${span.line}:${span.col}: ${visible(label)}`, ...excerpt(text.split(/\r\n?|\n/), span)].join("\n");
