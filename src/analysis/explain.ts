@@ -8,7 +8,7 @@
 import type { Span } from "../diagnostics.js";
 import { ruleKey, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
 import { bindAddress, bindings, byName, publishingNetwork } from "../model/derive.js";
-import type { Container, Network, Policy } from "../model/types.js";
+import type { Container, Policy } from "../model/types.js";
 import { cidrContains, formatCidr, formatIp, specContains, type Family, type Ip } from "../model/values.js";
 import { MARK, PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";

@@ -97,39 +97,52 @@ function describePiece(p: Piece, family: Family): string {
   return out.join(", ");
 }
 
-/** Every boundary of a source range that the policy or the rules name, in this family. */
-function cuts(p: Policy, rs: Ruleset | undefined, family: Family): bigint[] {
+/** The address space of a family cut at both ends of every range: the first address of each piece, in order. */
+function boundaries(ranges: Piece[], family: Family): bigint[] {
   const max = (1n << BigInt(bits(family))) - 1n;
   const at = new Set<bigint>([0n]);
-  const add = (r: Piece) => {
+  for (const r of ranges) {
     at.add(r.from);
     if (r.to < max) at.add(r.to + 1n);
-  };
-  const specs = [...p.zones.flatMap((z) => z.sources), ...p.allows.flatMap((a) => a.sources), ...(p.host?.rules.flatMap((r) => r.sources) ?? [])];
-  for (const s of specs) {
-    const v = s.value;
-    if ((v.kind === "cidr" ? v.cidr.family : v.range.family) === family) add(rangeOf(v));
   }
+  return [...at].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The pieces between boundaries (the last one runs to the end of the address space). */
+function piecesOf(at: bigint[], family: Family): Piece[] {
+  const max = (1n << BigInt(bits(family))) - 1n;
+  return at.map((from, i) => ({ from, to: i + 1 < at.length ? at[i + 1]! - 1n : max }));
+}
+
+/** The ranges of these sources that are of this family. */
+function rangesOf(specs: AddressSpec[], family: Family): Piece[] {
+  return specs.filter((v) => (v.kind === "cidr" ? v.cidr.family : v.range.family) === family).map(rangeOf);
+}
+
+/** Every boundary of a source range that the policy or the rules name, in this family. */
+function cuts(p: Policy, rs: Ruleset | undefined, family: Family): bigint[] {
+  const ranges = rangesOf([...p.zones.flatMap((z) => z.sources), ...p.allows.flatMap((a) => a.sources), ...(p.host?.rules.flatMap((r) => r.sources) ?? [])].map((s) => s.value), family);
+  const host = family === 4 ? 32 : 128;
   for (const t of rs?.tables ?? []) {
     for (const c of t.chains) {
       for (const r of c.rules) {
         if (r.src) {
-          const cidr = parseCidr(r.src.value.includes("/") ? r.src.value : `${r.src.value}/${family === 4 ? 32 : 128}`);
-          if (!isError(cidr) && cidr.family === family) add(rangeOf({ kind: "cidr", cidr }));
+          const cidr = parseCidr(r.src.value.includes("/") ? r.src.value : `${r.src.value}/${host}`);
+          if (!isError(cidr) && cidr.family === family) ranges.push(rangeOf({ kind: "cidr", cidr }));
         }
         for (const m of r.matches) {
           for (const o of m.options) {
             if (m.module !== "iprange" || o.name !== "src-range" || !o.value) continue;
             const [a, b = a] = o.value.split("-");
-            const from = parseCidr(`${a}/${family === 4 ? 32 : 128}`);
-            const to = parseCidr(`${b}/${family === 4 ? 32 : 128}`);
-            if (!isError(from) && !isError(to) && from.family === family) add({ from: from.value, to: to.value });
+            const from = parseCidr(`${a}/${host}`);
+            const to = parseCidr(`${b}/${host}`);
+            if (!isError(from) && !isError(to) && from.family === family) ranges.push({ from: from.value, to: to.value });
           }
         }
       }
     }
   }
-  return [...at].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return boundaries(ranges, family);
 }
 
 /** Addresses a reader knows for examples (RFC 5737, RFC 3849): a piece that holds one is shown by it. */
@@ -140,16 +153,7 @@ const EXAMPLES: Record<Family, bigint[]> = {
 
 /** One address of each piece of the address space cut at every boundary of these sources (the classes they tell apart). */
 export function classRepresentatives(specs: AddressSpec[], family: Family): Ip[] {
-  const max = (1n << BigInt(bits(family))) - 1n;
-  const at = new Set<bigint>([0n]);
-  for (const v of specs) {
-    if ((v.kind === "cidr" ? v.cidr.family : v.range.family) !== family) continue;
-    const r = rangeOf(v);
-    at.add(r.from);
-    if (r.to < max) at.add(r.to + 1n);
-  }
-  const sorted = [...at].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  return sorted.map((from, i) => representative({ from, to: i + 1 < sorted.length ? sorted[i + 1]! - 1n : max }, family));
+  return piecesOf(boundaries(rangesOf(specs, family), family), family).map((x) => representative(x, family));
 }
 
 /** One packet of this piece: an example address if it holds one, else its third address (not a network's own), else its first. */
@@ -252,11 +256,10 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     // Rows: per interface, the pieces of the address space; pieces alike in every cell, one row.
     const rsBefore = ctx.before?.[family];
     const at = [...new Set([...cuts(p, rs, family), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const max = (1n << BigInt(bits(family))) - 1n;
+    const pieces = piecesOf(at, family);
     for (const iface of ifaces) {
       const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[] }>();
-      for (let i = 0; i < at.length; i++) {
-        const piece = { from: at[i]!, to: i + 1 < at.length ? at[i + 1]! - 1n : max };
+      for (const piece of pieces) {
         const src = representative(piece, family);
         const srcText = formatIp(src);
         const zone = zoneName(p, iface, src);

@@ -5,7 +5,6 @@ import { dockersOwn, dockerWrites } from "../generate.js";
 import { formatReachability, reachabilityOf } from "../analysis/reach.js";
 import { dockerFilterChains } from "../docker/engine.js";
 import { layoutFor } from "../docker/layouts.js";
-import type { Policy } from "../model/types.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
 import { diffRulesets, renderDiffParts, summarise, type ChainDiff, type DiffResult } from "./diff.js";
