@@ -131,6 +131,8 @@ describeDocker("watch puts drift back without a Docker event (real dockerd)", ()
       ns(["iptables", "-F", "DOCKER-USER"]);
       await until(() => userRules("iptables-save").length === good.length, 5_000);
       expect(userRules("iptables-save")).toEqual(good);
+      // The rules are in the kernel before the watcher logs what it put back: wait for the line.
+      await until(() => /^applied: IPv4: filter DOCKER-USER/m.test(log), 5_000);
       expect(log).not.toMatch(/cannot follow the kernel's changes/);
       expect(log).toMatch(/^the tables were changed \(ip filter DOCKER-USER -\d+ \(by iptables, pid \d+\)\): putting back what the policy says$/m);
     } finally {
