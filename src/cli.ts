@@ -302,7 +302,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
         factsOptions(versionOption(policyArg(y)))
           .option("confirm", { describe: "keep the new rules only if confirmed within SECONDS ('yes' on the terminal, or 'dockwall confirm'); otherwise put back the rules from before and exit 3", type: "number", requiresArg: true })
           .option("force", { describe: "apply even if the lockout guard says the rules would not accept your SSH session (SSH_CONNECTION)", type: "boolean", default: false })
+          .option("wait", { describe: "with --confirm, wait for the confirmation (the default); --no-wait returns as soon as the rules are loaded, printing the apply's token: the rollback still comes at the deadline unless 'dockwall confirm --token TOKEN' comes first (confirmation over a new connection, as configuration management does it)", type: "boolean", default: true })
+          .option("check", { describe: "do everything apply does before it loads (read the loaded rules, compare, the lockout guard, the restore tools' --test, who would reach what) and stop: nothing is loaded or written; exit 2 where apply would refuse", type: "boolean", default: false })
+          .option("json", { describe: "print what was done (or, with --check, would be) as one JSON object on standard output: changed, the rule diff per family, reachability, refused, pending, outcome, diagnostics (src/schema/dockwall.schema.json)", type: "boolean", default: false })
           .example("$0 apply host.dw --docker --confirm 60", "apply; roll back in 60 s unless confirmed")
+          .example("$0 apply host.dw --docker --check --json", "what an apply would change, and whether it would be refused, as data")
           .epilog("$DOCKWALL_STATE_DIR (default /var/lib/dockwall) keeps the policy applied (policy.json) and the one before it (rollback.json): 'dockwall rollback' compiles that one again with Docker's facts as they are then and loads it. The tables as they were before the apply are in rollback.v4 and rollback.v6. A running 'dockwall watch' of the same policy file is told to read it again once the new rules stay; one of another file would put its own rules back, and apply says so."),
       async (a) => {
         code = await applyCommand(io, a);
@@ -375,10 +379,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .command(
       "confirm",
       "keep the rules of an 'apply --confirm' that waits for confirmation",
-      (y) => y,
-      async () => {
+      (y) =>
+        y
+          .option("token", { describe: "keep them only if the apply that waits is this one (the token apply --no-wait printed); exit 2, saying how that apply ended, otherwise", type: "string", requiresArg: true })
+          .option("json", { describe: 'print {"dockwall": 1, "command": "confirm", "ok", "message"} on standard output', type: "boolean", default: false }),
+      async (a) => {
         const { runConfirm } = await import("./apply/command.js");
-        code = await runConfirm(io.system(), (s) => io.stderr(`dockwall: ${s}\n`));
+        code = await saying(io, "confirm", a.json, (say) => runConfirm(io.system(), say, a.token));
       },
     )
     .command(
@@ -387,10 +394,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
       (y) =>
         y
           .option("after", { describe: "wait SECONDS first, and roll back only if the apply was not confirmed by then (apply --confirm starts this)", type: "number", requiresArg: true })
-          .option("token", { describe: "the apply to roll back (with --after)", type: "string", requiresArg: true, hidden: false }),
+          .option("token", { describe: "the apply to roll back (with --after)", type: "string", requiresArg: true, hidden: false })
+          .option("json", { describe: 'print {"dockwall": 1, "command": "rollback", "ok", "message"} on standard output', type: "boolean", default: false }),
       async (a) => {
         const { runRollback } = await import("./apply/command.js");
-        code = await runRollback(io.system(), (s) => io.stderr(`dockwall: ${s}\n`), factsNow(io), { after: a.after, token: a.token });
+        code = await saying(io, "rollback", a.json, (say) => runRollback(io.system(), say, factsNow(io), { after: a.after, token: a.token }));
       },
     )
     .command(
@@ -543,10 +551,68 @@ function usageWords(msg: string, argv: string[]): string {
   return msg;
 }
 
-async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: number; force: boolean; "docker-version"?: string }): Promise<number> {
+/**
+ * Runs a command whose messages are lines `say` writes to stderr; with --json, also prints them
+ * as {"dockwall", "command", "ok", "message"} on stdout (confirm, rollback).
+ */
+async function saying(io: Io, command: string, json: boolean, run: (say: (s: string) => void) => Promise<number>): Promise<number> {
+  const said: string[] = [];
+  const code = await run((s) => {
+    said.push(s);
+    io.stderr(`dockwall: ${s}\n`);
+  });
+  if (json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command, ok: code === EXIT.ok, message: said.join("\n") }, null, 2) + "\n");
+  return code;
+}
+
+type ApplyArgs = FactsArgs & { policy: string; confirm?: number; force: boolean; wait: boolean; check: boolean; json: boolean; "docker-version"?: string };
+
+async function applyCommand(io: Io, a: ApplyArgs): Promise<number> {
+  if (!a.json) return applyRun(io, a);
+  // --json: one object on stdout, whatever happens; what stderr says of a refusal before the apply proper is its message.
+  const { emptyReport } = await import("./apply/command.js");
+  const report = emptyReport();
+  const said: string[] = [];
+  const tee: Io = { ...io, stderr: (s: string) => (said.push(s), io.stderr(s)) };
+  const got: { diagnostics?: ReturnType<typeof diagnosticsJson> } = {};
+  const code = await applyRun(tee, a, report, got);
+  if (code === EXIT.error && !report.refused) report.refused = { reason: got.diagnostics?.some((d) => d.severity === "error") ? "policy" : "input", message: said.join("").replace(/\x1b\[[0-9;]*m/g, "").trim() };
+  io.stdout(
+    JSON.stringify(
+      {
+        dockwall: JSON_VERSION,
+        command: "apply",
+        policy: a.policy === "-" || a.policy === "" ? "<stdin>" : a.policy,
+        ok: code !== EXIT.error,
+        check: a.check,
+        changed: report.changed,
+        families: report.families,
+        reachability: (await import("./analysis/reach.js")).reachabilityJson(report.reachability),
+        refused: report.refused,
+        pending: report.pending,
+        outcome: report.outcome,
+        kept: report.kept,
+        diagnostics: got.diagnostics ?? [],
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  return code;
+}
+
+async function applyRun(io: Io, a: ApplyArgs, report?: import("./apply/command.js").ApplyReport, got: { diagnostics?: ReturnType<typeof diagnosticsJson> } = {}): Promise<number> {
   if (a.confirm !== undefined && !(Number.isInteger(a.confirm) && a.confirm > 0)) {
     const why = Number.isInteger(a.confirm) ? "1 or more (without --confirm the rules stay at once)" : "a whole number";
     io.stderr(`dockwall: --confirm takes the seconds to wait for 'dockwall confirm', ${why}, not '${a.confirm}'\n`);
+    return EXIT.error;
+  }
+  if (!a.wait && a.confirm === undefined) {
+    io.stderr(`dockwall: --no-wait goes with --confirm SECONDS (without --confirm, apply never waits)\n`);
+    return EXIT.error;
+  }
+  if (a.check && a.confirm !== undefined) {
+    io.stderr(`dockwall: --check loads nothing, so there is nothing for --confirm to wait for: give one of them\n`);
     return EXIT.error;
   }
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
@@ -558,16 +624,18 @@ async function applyCommand(io: Io, a: FactsArgs & { policy: string; confirm?: n
   const compiled = await compileRules(io, a, dockerVersion);
   if (typeof compiled === "number") return compiled;
   const { src, r, facts } = compiled;
+  got.diagnostics = diagnosticsJson(r.diagnostics, src.file);
   if (!r.ok) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
     io.stderr(`dockwall: ${errorCount(n, r.omitted)}; nothing was changed\n`);
     return EXIT.error;
   }
   const record = { file: src.file, path: policyPath(io, a.policy), text: src.text, facts: factsSource(a, facts), dockerVersion: a["docker-version"], applied: system.now() };
-  const result = await runApply(system, io, r, { confirm: a.confirm, force: a.force, policyName: src.file, saves, record, factsNow: factsNow(io) });
+  const result = await runApply(system, io, r, { confirm: a.confirm, noWait: !a.wait, check: a.check, force: a.force, policyName: src.file, saves, record, factsNow: factsNow(io), report });
   if (typeof result === "number") return result;
+  got.diagnostics = diagnosticsJson([...r.diagnostics, result], src.file);
   io.stderr(colour(io, formatDiagnostics([result], src.file, src.text)));
-  io.stderr(`dockwall: not applied: the lockout guard refused (nothing was changed)\n`);
+  io.stderr(`dockwall: ${a.check ? "would not apply" : "not applied"}: the lockout guard refused (nothing was changed)\n`);
   return EXIT.error;
 }
 

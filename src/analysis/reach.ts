@@ -56,6 +56,11 @@ export function reachability(p: Policy, before: Partial<Record<Family, Ruleset>>
 }
 
 /** The lines diff and apply print before the rule diff: `+ open  FROM -> COLUMN (PATH)  STATEMENT  FILE:LINE:COL`. */
+/** A change as JSON (diff --json, apply --json; src/schema/dockwall.schema.json). */
+export function reachabilityJson(changes: ReachChange[]): ReachChange[] {
+  return changes.map(({ row, column, family, path, before, after, from, probe, by }) => ({ row, column, family, path, before, after, from, probe, ...(by ? { by } : {}) }));
+}
+
 export function formatReachability(changes: ReachChange[]): string {
   if (changes.length === 0) return "";
   const out: string[] = [];

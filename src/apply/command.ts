@@ -16,7 +16,8 @@ import type { CompileResult } from "../compile.js";
 import { isWholeSave, parseSave, SaveSyntaxError, toRuleset, type SavedRuleset } from "../live/save.js";
 import { BUILTIN_CHAINS, type Table } from "../ir/ruleset.js";
 import { reconcileStep, stepTo } from "../watch/reconcile.js";
-import { formatReachability, reachabilityOf } from "../analysis/reach.js";
+import { formatReachability, reachabilityOf, type ReachChange } from "../analysis/reach.js";
+import { familyDiffs } from "../live/command.js";
 import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
 import { fermKeep, type HostsInput } from "./merge.js";
@@ -58,6 +59,12 @@ export interface SystemIo {
 
 export interface ApplyOptions {
   confirm?: number;
+  /** With confirm: return once the rules are loaded and the rollback timer runs (report.pending), not waiting for the confirmation. */
+  noWait?: boolean;
+  /** Everything but the load: what would change, the lockout guard, the restore tools' --test; nothing loaded, nothing written. */
+  check?: boolean;
+  /** Filled in as apply goes (apply --json). */
+  report?: ApplyReport;
   force: boolean;
   policyName: string;
   /** The saves of what is loaded, started earlier (startSaves); apply starts them itself otherwise. */
@@ -67,6 +74,21 @@ export interface ApplyOptions {
   /** Docker's facts at the time of a rollback (--confirm). */
   factsNow: FactsNow;
 }
+
+/** What an apply did or would do, as apply --json prints it (src/schema/dockwall.schema.json). */
+export interface ApplyReport {
+  /** What the loaded rules and the compiled ones differ in (dockwall's own comparison): loaded, or with --check to be loaded. */
+  changed: boolean;
+  families: Partial<Record<"ipv4" | "ipv6", { changed: boolean; diff: string }>>;
+  reachability: ReachChange[];
+  /** policy: it has errors (diagnostics); input: the command line, the policy file or the facts could not be read. */
+  refused: { reason: "policy" | "input" | "pending" | "save" | "conflict" | "read" | "lockout" | "test" | "load" | "confirm"; message: string } | null;
+  pending: { token: string; deadline: string; seconds: number } | null;
+  outcome: { how: Outcome["how"]; ok: boolean; message: string } | null;
+  kept: string[];
+}
+
+export const emptyReport = (): ApplyReport => ({ changed: false, families: {}, reachability: [], refused: null, pending: null, outcome: null, kept: [] });
 
 /** What is loaded in one family, and the tools of the backend that holds it (live/backend.ts). */
 export interface Loaded {
@@ -151,6 +173,8 @@ interface Pending {
   families: (4 | 6)[];
   /** Rolling it back failed (why): its rules stay, and it still waits for 'dockwall rollback' or 'dockwall confirm'. */
   failed?: string;
+  /** apply --no-wait: no apply reads the outcome; a rollback's is kept for 'dockwall confirm --token' to report. */
+  noWait?: boolean;
 }
 
 /** How a pending apply ended, for the apply that waits (outcome.TOKEN). */
@@ -195,11 +219,14 @@ function pendingMessage(io: SystemIo, p: Pending): string {
 
 export async function runApply(io: SystemIo, out: { stdout: (s: string) => void; stderr: (s: string) => void }, compiled: CompileResult, opts: ApplyOptions): Promise<number | Diagnostic> {
   const say = (s: string) => out.stderr(`dockwall: ${s}\n`);
-  const pending = readPending(io);
-  if (pending) {
-    say(`not applied: ${pendingMessage(io, pending)}`);
+  const report = opts.report ?? emptyReport();
+  const refuse = (reason: NonNullable<ApplyReport["refused"]>["reason"], message: string) => {
+    report.refused ??= { reason, message };
+    say(message);
     return EXIT.error;
-  }
+  };
+  const pending = readPending(io);
+  if (pending) return refuse("pending", `not applied: ${pendingMessage(io, pending)}`);
   const generated = compiled.generated!;
   const policy = compiled.policy!;
   const families = ([4, 6] as const).filter((f) => generated.rulesets[f]!.tables.length > 0);
@@ -221,8 +248,7 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
     } catch (e) {
       if (families.includes(f)) {
         const why = firstLine(e);
-        say(`not applied: cannot save the loaded rules with ${tools[f].save}: ${why}${/root/.test(why) ? "" : " (run as root)"}`);
-        return EXIT.error;
+        return refuse("save", `not applied: cannot save the loaded rules with ${tools[f].save}: ${why}${/root/.test(why) ? "" : " (run as root)"}`);
       }
     }
   }
@@ -231,7 +257,9 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   if (conflicts.length) {
     for (const c of conflicts) say(`${opts.force ? "warning" : "not applied"}: ${c}`);
     if (!opts.force) {
-      say(`nothing was changed; --force applies anyway, through ${[...new Set(families.map((f) => tools[f].restore))].join(" and ")}`);
+      const message = `nothing was changed; --force applies anyway, through ${[...new Set(families.map((f) => tools[f].restore))].join(" and ")}`;
+      report.refused = { reason: "conflict", message: `not applied: ${conflicts.join("; ")}; ${message}` };
+      say(message);
       return EXIT.error;
     }
   }
@@ -247,13 +275,12 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
       afters[f] = step.after;
       kept.push(...step.kept.map((k) => `${f === 4 ? "ip" : "ip6"} ${k}`));
     } catch (e) {
-      if (e instanceof SaveSyntaxError) {
-        say(`not applied: cannot read what ${tools[f].save} printed: ${e.message}`);
-        return EXIT.error;
-      }
+      if (e instanceof SaveSyntaxError) return refuse("read", `not applied: cannot read what ${tools[f].save} printed: ${e.message}`);
       throw e;
     }
   }
+  report.changed = families.some((f) => steps[f]);
+  report.kept = kept;
   // The lockout guard, before anything is touched: the session's next connection walked through
   // what the kernel will hold (other tools' chains and, with iptables on, Docker's own included).
   const ssh = io.env.SSH_CONNECTION;
@@ -262,16 +289,15 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
     try {
       addrs = parseIpAddr(io.run("ip", ["-o", "addr", "show"]));
     } catch (e) {
-      say(`not applied: cannot list the host's addresses for the lockout guard (${firstLine(e)}); --force applies without it`);
-      return EXIT.error;
+      return refuse("lockout", `not applied: cannot list the host's addresses for the lockout guard (${firstLine(e)}); --force applies without it`);
     }
     const pk = sshPacket(ssh, addrs);
-    if (typeof pk === "string") {
-      say(`not applied: the lockout guard cannot check your SSH session: ${pk}; --force applies without it`);
-      return EXIT.error;
-    }
+    if (typeof pk === "string") return refuse("lockout", `not applied: the lockout guard cannot check your SSH session: ${pk}; --force applies without it`);
     const d = lockout(policy, afters[pk.family] ? toRuleset(afters[pk.family]!, pk.family) : undefined, pk);
-    if (d) return d;
+    if (d) {
+      report.refused = { reason: "lockout", message: `not applied: ${d.message}` };
+      return d;
+    }
   }
 
   const changing = families.filter((f) => steps[f]);
@@ -280,9 +306,29 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
     const lives: Partial<Record<4 | 6, SavedRuleset>> = {};
     for (const f of changing) lives[f] = parseSave(before[f] ?? "");
     const reach = reachabilityOf(compiled, lives, { policyName: opts.policyName, policyText: opts.record.text });
+    report.reachability = reach.changes;
     const text = formatReachability(reach.changes);
     if (text) out.stderr(text);
     else if (reach.note) say(reach.note);
+  }
+  if (opts.report) {
+    // The rule diff per family, as `dockwall diff` shows it (only apply --json asks for it).
+    const lives: Partial<Record<4 | 6, SavedRuleset>> = {};
+    for (const f of families) lives[f] = parseSave(before[f] ?? "");
+    const diffs = familyDiffs(compiled, lives, opts.policyName);
+    for (const f of families) report.families[f === 4 ? "ipv4" : "ipv6"] = { changed: changing.includes(f), diff: diffs[f] ?? "" };
+  }
+  if (opts.check) {
+    // Everything apply checks before it loads, the restore tools' own test too; nothing loaded, nothing written.
+    for (const f of changing) {
+      try {
+        io.run(tools[f].restore, ["--test", "--noflush"], steps[f]!);
+      } catch (e) {
+        return refuse("test", `would not apply: ${tools[f].restore} --test refuses the IPv${f} rules: ${firstLine(e)}`);
+      }
+    }
+    say(changing.length ? `check: applying ${opts.policyName} would change ${changing.map((f) => `IPv${f}`).join(" and ")}; nothing was changed` : `check: ${opts.policyName} is what is loaded; nothing to change`);
+    return EXIT.ok;
   }
   // Every change tested before any is loaded (most refusals are caught with nothing changed),
   // then IPv4, then IPv6; a refused load puts both back.
@@ -303,9 +349,9 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
     },
   );
   if (!d.ok) {
-    if (d.stage === "test") say(`not applied: ${tools[d.family].restore} --test refused the IPv${d.family} rules: ${d.error}; nothing was changed`);
+    if (d.stage === "test") refuse("test", `not applied: ${tools[d.family].restore} --test refused the IPv${d.family} rules: ${d.error}; nothing was changed`);
     else {
-      say(`not applied: ${tools[d.family].restore} refused the IPv${d.family} rules: ${d.error}`);
+      refuse("load", `not applied: ${tools[d.family].restore} refused the IPv${d.family} rules: ${d.error}`);
       if (d.putBackFailed.length) say(`AND putting back the rules from before failed: ${d.putBackFailed.map((x) => `${tools[x.family].restore}: ${x.error}`).join("; ")}. They are in ${io.stateDir}/rollback.v4 and rollback.v6: load them with ${tools[4].restore} / ${tools[6].restore}`);
       else say(`the IPv4 and IPv6 rules from before are back in place`);
     }
@@ -315,13 +361,13 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   io.writeFile(path(io, "policy.json"), JSON.stringify(opts.record, null, 2) + "\n");
   if (changing.length === 0) {
     say(`applied ${opts.policyName}: nothing to change, the loaded rules are what it says${kept.length ? `; other tools' chains kept: ${kept.join(", ")}` : ""}`);
-    return opts.confirm === undefined ? told(io, say, opts.record.path) : confirmOrRollBack(io, say, opts, families);
+    return opts.confirm === undefined ? told(io, say, opts.record.path) : confirmOrRollBack(io, say, opts, families, report);
   }
   const what = changing.map((f) => `IPv${f}`).join(" and ");
   say(`applied ${opts.policyName}: ${what}${kept.length ? `; other tools' chains kept: ${kept.join(", ")}` : ""}`);
 
   if (opts.confirm === undefined) return told(io, say, opts.record.path);
-  return confirmOrRollBack(io, say, opts, families);
+  return confirmOrRollBack(io, say, opts, families, report);
 }
 
 /** The new rules stay: a running watcher learns of them (watching.ts). */
@@ -331,11 +377,11 @@ function told(io: SystemIo, say: (s: string) => void, policy: string | undefined
   return EXIT.ok;
 }
 
-async function confirmOrRollBack(io: SystemIo, say: (s: string) => void, opts: ApplyOptions, families: (4 | 6)[]): Promise<number> {
+async function confirmOrRollBack(io: SystemIo, say: (s: string) => void, opts: ApplyOptions, families: (4 | 6)[], report: ApplyReport): Promise<number> {
   const seconds = opts.confirm!;
   const token = `${io.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
   const created = io.now();
-  const p: Pending = { token, created, deadline: created + seconds * 1000, policy: opts.policyName, families };
+  const p: Pending = { token, created, deadline: created + seconds * 1000, policy: opts.policyName, families, ...(opts.noWait ? { noWait: true } : {}) };
   io.writeFile(path(io, "pending.json"), JSON.stringify(p, null, 2) + "\n");
   // The rollback runs on its own: a dropped SSH session (or a killed apply) cannot stop it.
   try {
@@ -344,8 +390,17 @@ async function confirmOrRollBack(io: SystemIo, say: (s: string) => void, opts: A
     // Without its own rollback the wait would depend on this process: roll back now.
     const r = await settle(io, token, "rolled back", opts.factsNow);
     if (r) io.removeFile(path(io, `outcome.${token}`));
-    say(`cannot start the rollback that --confirm needs (${firstLine(e)}): ${!r ? "cannot tell whether the rules from before are back" : r.ok ? r.said : `rolling back FAILED: ${r.said}`}`);
+    const message = `cannot start the rollback that --confirm needs (${firstLine(e)}): ${!r ? "cannot tell whether the rules from before are back" : r.ok ? r.said : `rolling back FAILED: ${r.said}`}`;
+    if (r) report.outcome = { how: "rolled back", ok: r.ok, message: r.said };
+    report.refused = { reason: "confirm", message };
+    say(message);
     return EXIT.error;
+  }
+  if (opts.noWait) {
+    // The rollback timer runs on its own (it outlives this process): 'dockwall confirm --token' keeps the rules.
+    report.pending = { token, deadline: when(p.deadline), seconds };
+    say(`the new rules stay only if 'dockwall confirm --token ${token}' (or 'dockwall confirm') comes before ${when(p.deadline)}; otherwise the rules from before are put back then`);
+    return EXIT.ok;
   }
   say(`keep the new rules? Type 'yes' within ${seconds} s, or run 'dockwall confirm' from another shell; otherwise the rules from before are put back`);
   while (io.now() < p.deadline) {
@@ -358,7 +413,7 @@ async function confirmOrRollBack(io: SystemIo, say: (s: string) => void, opts: A
   // Our own deadline: roll back here too; whoever takes the pending apply first settles it.
   const now = readPending(io);
   if (now?.token === token && !now.failed) await settle(io, token, "rolled back", opts.factsNow);
-  return outcome(io, say, token);
+  return outcome(io, say, token, report);
 }
 
 /** Waits (briefly) for whoever took the pending apply to say how it ended. */
@@ -374,8 +429,9 @@ async function outcomeOf(io: SystemIo, token: string): Promise<Outcome | undefin
   return undefined;
 }
 
-async function outcome(io: SystemIo, say: (s: string) => void, token: string): Promise<number> {
+async function outcome(io: SystemIo, say: (s: string) => void, token: string, report: ApplyReport): Promise<number> {
   const o = await outcomeOf(io, token);
+  if (o) report.outcome = { how: o.how, ok: o.ok, message: o.said };
   if (o === undefined) {
     say(`cannot tell how the apply ended: neither 'dockwall confirm' nor the rollback said so in 30 s (see ${io.stateDir})`);
     return EXIT.error;
@@ -404,7 +460,8 @@ async function settle(io: SystemIo, token: string | undefined, how: Outcome["how
   // Confirmed: the rules stay for good, and a watcher of that policy reads it again (a rollback leaves the watcher's policy, the one rolled back to).
   const r = how !== "confirmed" ? await rollBack(io, factsNow!) : { ok: true, said: tellWatcher(io, readJson<PolicyRecord>(io, "policy.json")?.path) ?? "" };
   const o: Outcome = { how, ...r };
-  io.writeFile(path(io, `outcome.${p.token}`), JSON.stringify(o) + "\n");
+  // An apply that waits reads it; after --no-wait, only a rollback's is kept (for 'dockwall confirm --token').
+  if (!p.noWait || how !== "confirmed") io.writeFile(path(io, `outcome.${p.token}`), JSON.stringify(o) + "\n");
   if (!o.ok) io.writeFile(path(io, "pending.json"), JSON.stringify({ ...p, failed: o.said }, null, 2) + "\n");
   io.removeFile(claimed);
   return { ...o, p };
@@ -488,10 +545,20 @@ export async function rollBack(io: SystemIo, factsNow: FactsNow): Promise<{ ok: 
 }
 
 /** `dockwall confirm`: keep the rules of the apply that waits. */
-export async function runConfirm(io: SystemIo, say: (s: string) => void): Promise<number> {
-  const settled = readPending(io) && (await settle(io, undefined, "confirmed"));
+export async function runConfirm(io: SystemIo, say: (s: string) => void, token?: string): Promise<number> {
+  const settled = readPending(io) && (await settle(io, token, "confirmed"));
   if (!settled) {
-    say(`no apply waits for confirmation`);
+    // --token: that apply no longer waits; how it ended, if its rollback said so (apply --no-wait).
+    const o = token === undefined ? undefined : readJson<Outcome>(io, `outcome.${token}`);
+    if (o) io.removeFile(path(io, `outcome.${token}`));
+    const waits = readPending(io);
+    say(
+      token === undefined
+        ? `no apply waits for confirmation`
+        : o
+          ? `the apply ${token} no longer waits for confirmation: ${o.how === "confirmed" ? "it was confirmed" : o.ok ? `${o.how === "rolled back" ? "not confirmed in time, and rolled back" : "rolled back by hand"}: ${o.said}` : `it was not confirmed in time, and rolling it back FAILED: ${o.said}`}`
+          : `the apply ${token} does not wait for confirmation${waits ? ` (${pendingApply(io)}, with another token)` : ""}`,
+    );
     return EXIT.error;
   }
   say(`confirmed the apply of ${when(settled.p.created)} (${settled.p.policy}): its rules stay`);

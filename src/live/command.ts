@@ -2,7 +2,7 @@
 // given with --live), compare it with the compiled one, print the changes.
 import type { CompileResult } from "../compile.js";
 import { dockersOwn, dockerWrites } from "../generate.js";
-import { formatReachability, reachabilityOf } from "../analysis/reach.js";
+import { formatReachability, reachabilityJson, reachabilityOf } from "../analysis/reach.js";
 import { dockerFilterChains } from "../docker/engine.js";
 import { layoutFor } from "../docker/layouts.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
@@ -174,6 +174,27 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
   return { changed: chains.length > 0, chains, summary, warnings, ignored };
 }
 
+/**
+ * What loading the compiled rules changes in each family, as the plain text of `dockwall diff`
+ * (apply --json): - lines loaded now, + lines compiled; "" where nothing differs.
+ */
+export function familyDiffs(compiled: CompileResult, lives: Partial<Record<4 | 6, SavedRuleset>>, policyName: string): Partial<Record<4 | 6, string>> {
+  const out: Partial<Record<4 | 6, string>> = {};
+  for (const f of [4, 6] as const) {
+    const live = lives[f];
+    if (!live) continue;
+    const r = computeDiff(compiled, { [f]: live }, { all: false, ignore: [] });
+    if (!r.changed) {
+      out[f] = "";
+      continue;
+    }
+    const save = f === 4 ? "iptables-save" : "ip6tables-save";
+    const render = { color: false, context: 3, liveName: `loaded (${save})`, wantedName: `compiled from ${policyName}` };
+    out[f] = [...renderDiffParts({ ...r, warnings: [] }, render)].join("");
+  }
+  return out;
+}
+
 export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOptions): Promise<number> {
   const lives: Partial<Record<4 | 6, SavedRuleset>> = {};
   const conflicts: string[] = [];
@@ -202,7 +223,7 @@ export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOpt
   result.warnings.push(...conflicts);
   const reach = reachabilityOf(compiled, lives, opts);
   if (reach.note) result.warnings.push(reach.note);
-  if (opts.json) io.stdout(JSON.stringify({ ...result, compared: Object.keys(lives).map((f) => `IPv${f}`), reachability: reach.changes.map(({ row, column, family, path, before, after, from, probe, by }) => ({ row, column, family, path, before, after, from, probe, ...(by ? { by } : {}) })) }, null, 2) + "\n");
+  if (opts.json) io.stdout(JSON.stringify({ ...result, compared: Object.keys(lives).map((f) => `IPv${f}`), reachability: reachabilityJson(reach.changes) }, null, 2) + "\n");
   else {
     io.stdout(formatReachability(reach.changes));
     // Which side is which: - lines are live (loading removes them), + lines compiled (loading adds them).
