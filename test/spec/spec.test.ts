@@ -54,17 +54,33 @@ test("the command-line block names only commands and options the CLI has", async
   expect(await cliBlockHolds("07-cli.txt")).toBeGreaterThan(0);
 });
 
-test("the README's tour of the language compiles", () => {
-  const readme = readFileSync(join(dir, "../../README.md"), "utf8");
-  const blocks = [...readme.matchAll(/^```(\w*)\n([\s\S]*?)^```/gm)].filter((m) => m[1] === "" && m[2]!.includes("docker {")).map((m) => m[2]!);
-  expect(blocks.length).toBeGreaterThan(0);
+/** The policy examples of the README and docs/: every ``` block with no language or `dw` that holds a `docker {` block. */
+function docPolicies(): { file: string; text: string }[] {
+  const docs = join(dir, "../../docs");
+  const files = ["README.md", ...readdirSync(docs).filter((f) => f.endsWith(".md")).sort().map((f) => `docs/${f}`)];
+  return files.flatMap((file) =>
+    [...readFileSync(join(dir, "../..", file), "utf8").matchAll(/^```(\w*)\n([\s\S]*?)^```/gm)]
+      .filter((m) => (m[1] === "" || m[1] === "dw") && m[2]!.includes("docker {"))
+      .map((m) => ({ file, text: m[2]! })),
+  );
+}
+
+test("the policy examples of the README and docs/ (the language reference's tour among them) compile", () => {
+  const blocks = docPolicies();
+  expect(blocks.some((b) => b.file === "README.md")).toBe(true);
+  expect(blocks.filter((b) => b.file === "docs/language.md").length).toBeGreaterThanOrEqual(8);
   // A policy that names containers (version auto) compiles with a real host's facts.
   const facts = { raw: JSON.parse(readFileSync(join(dir, "../facts/compose/state.json"), "utf8")), source: "host.json" };
-  expect(blocks.some((b) => b.includes("version auto"))).toBe(true);
-  for (const b of blocks) {
-    const r = compile(b, { format: "ferm", facts: b.includes("version auto") ? facts : undefined });
-    expect(r.ok, formatDiagnostics(r.diagnostics, "README.md", b)).toBe(true);
+  expect(blocks.some((b) => b.text.includes("version auto"))).toBe(true);
+  for (const { file, text } of blocks) {
+    const r = compile(text, { format: "ferm", facts: text.includes("version auto") ? facts : undefined });
+    expect(r.ok, formatDiagnostics(r.diagnostics, file, text)).toBe(true);
   }
+});
+
+test("every block docs/language.md marks as a policy (no language, or dw) is one", () => {
+  const text = readFileSync(join(dir, "../../docs/language.md"), "utf8");
+  for (const m of text.matchAll(/^```(\w*)\n([\s\S]*?)^```/gm)) if (m[1] === "" || m[1] === "dw") expect(m[2], "a block with no language in docs/language.md is a policy example").toContain("docker {");
 });
 
 describe("live.md (facts from the daemon): its blocks, copied verbatim into live/", () => {
