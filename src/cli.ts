@@ -356,9 +356,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .option("family", { describe: "one family only", choices: [4, 6], type: "number" })
           .option("json", { describe: "print {rows, columns, cells} (../shared/spec/analysis.md)", type: "boolean", default: false })
           .option("svg", { describe: "also write the matrix as a picture to FILE", type: "string", requiresArg: true })
-          .conflicts("live", "facts")
           .example("$0 matrix host.dw --docker", "who reaches what on this host, as the policy compiles")
           .example("$0 matrix host.dw --docker --live --svg matrix.svg", "the rules loaded now, as a picture")
+          .example("$0 matrix host.dw --facts host.json --live --json", "the rules loaded now, with the facts saved by 'dockwall facts' (as verify reads them)")
           .epilog("Paths: dnat (to the host's address: Docker's DNAT, or docker-proxy where it runs), direct (to the container's own address, routed via the host), loopback (127.0.0.1 routed from a neighbour), host (the host's own services and ping). A cell is open when that packet gets through (each cell's probe is a packet 'dockwall explain' takes), unknown when a rule's match is not understood. Intent comes from the policy's statements alone: allow (published ports), host (the host's services). Without a host block the host's INPUT is its own, and it has no columns. Exit 0 when every cell is what the policy says, 1 when one is not, 2 on bad input."),
       async (a) => {
         code = await matrixCommand(io, a, false);
@@ -924,7 +924,7 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
 }
 
 /** Packets a matrix walks at most: each is one walk of the rules (about 0.4 ms on a 20-container host here: 30,000 is some 10 s). */
-const MATRIX_MAX = 30_000;
+const MATRIX_MAX = 1_000_000;
 
 async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: boolean; family?: number; json: boolean; svg?: string; "docker-version"?: string }, verifying: boolean): Promise<number> {
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);

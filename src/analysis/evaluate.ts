@@ -60,22 +60,57 @@ export interface Verdict {
 
 class Unknown extends Error {}
 
+// Addresses, networks, ranges and port lists are parsed once and kept (a matrix walks the same
+// rules for thousands of packets): the text of a rule or a packet is the key, its meaning the
+// value. Bounded: past CACHE_MAX entries a cache starts again.
+const CACHE_MAX = 100_000;
+function cached<V>(cache: Map<string, V>, key: string, make: (k: string) => V): V {
+  let v = cache.get(key);
+  if (v === undefined) {
+    if (cache.size >= CACHE_MAX) cache.clear();
+    cache.set(key, (v = make(key)));
+  }
+  return v;
+}
+
+/** An address as its family and number. */
+interface Num {
+  v6: boolean;
+  value: bigint;
+}
+const addrs = new Map<string, Num>();
+const numOf = (addr: string): Num =>
+  cached(addrs, addr, (a) => {
+    const ip = ipaddr.parse(a);
+    return { v6: ip.kind() === "ipv6", value: ip.toByteArray().reduce((v, b) => (v << 8n) | BigInt(b), 0n) };
+  });
+
+/** A network as its family, its first address and its mask. */
+const nets = new Map<string, { v6: boolean; net: bigint; mask: bigint }>();
 function inCidr(addr: string, cidr: string): boolean {
   if (/\/.*[.:]/.test(cidr)) throw new Unknown(`the address mask ${cidr}`);
-  const a = ipaddr.parse(addr);
-  const [net, len] = cidr.includes("/") ? ipaddr.parseCIDR(cidr) : [ipaddr.parse(cidr), a.kind() === "ipv4" ? 32 : 128];
-  if (a.kind() !== net.kind()) return false;
-  return a.match(net, len);
+  const a = numOf(addr);
+  const n = cached(nets, cidr, (c) => {
+    const [ip, len] = c.includes("/") ? ipaddr.parseCIDR(c) : [ipaddr.parse(c), undefined];
+    const width = ip.kind() === "ipv6" ? 128 : 32;
+    const mask = ((1n << BigInt(width)) - 1n) ^ ((1n << BigInt(width - (len ?? width))) - 1n);
+    return { v6: ip.kind() === "ipv6", net: numOf(ip.toString()).value & mask, mask };
+  });
+  if (a.v6 !== n.v6) return false;
+  return (a.value & n.mask) === n.net;
 }
 
 /** `a-b` (iprange), both ends included. */
+const ranges = new Map<string, { v6: boolean; from: bigint; to: bigint }>();
 function inRange(addr: string, range: string): boolean {
-  const [from, to = from] = range.split("-");
-  const num = (a: string) => ipaddr.parse(a).toByteArray().reduce((v, b) => (v << 8n) | BigInt(b), 0n);
-  const a = ipaddr.parse(addr);
-  if (a.kind() !== ipaddr.parse(from!).kind()) return false;
-  const v = num(addr);
-  return num(from!) <= v && v <= num(to);
+  const r = cached(ranges, range, (x) => {
+    const [from, to = from] = x.split("-");
+    const a = numOf(from!);
+    return { v6: a.v6, from: a.value, to: numOf(to).value };
+  });
+  const a = numOf(addr);
+  if (a.v6 !== r.v6) return false;
+  return r.from <= a.value && a.value <= r.to;
 }
 
 function ifaceMatches(pattern: string, iface: string | undefined): boolean {
@@ -88,12 +123,16 @@ function neg<T>(n: Neg<T> | undefined, test: (v: T) => boolean): boolean {
   return test(n.value) !== Boolean(n.neg);
 }
 
+const portLists = new Map<string, [number, number][]>();
 function portIn(spec: string, port: number | undefined): boolean {
   if (port === undefined) return false;
-  return spec.split(",").some((p) => {
-    const [a, b] = p.split(":");
-    return b === undefined ? Number(a) === port : (a === "" ? 0 : Number(a)) <= port && port <= (b === "" ? 65535 : Number(b));
-  });
+  const list = cached(portLists, spec, (x) =>
+    x.split(",").map((p): [number, number] => {
+      const [a, b] = p.split(":");
+      return b === undefined ? [Number(a), Number(a)] : [a === "" ? 0 : Number(a), b === "" ? 65535 : Number(b)];
+    }),
+  );
+  return list.some(([a, b]) => a <= port && port <= b);
 }
 
 const ICMP_TYPES: Record<4 | 6, Record<string, number>> = {
@@ -123,6 +162,8 @@ interface Ctx {
   steps?: Step[];
   /** A packet the host sent to itself, now on INPUT by lo. */
   inLo?: boolean;
+  /** Every rule of a chain is tried, none passed by through the index (tests compare both ways). */
+  noIndex?: boolean;
 }
 
 function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
@@ -229,14 +270,86 @@ function matches(r: Rule, p: Packet, ctx: Ctx): boolean {
 
 type Walk = { verdict: "ACCEPT" | "DROP" | "REJECT" | "RETURN" | "DNAT"; decided: Decision; to?: string };
 
+/** A table's chains by name (a table is not changed once built). */
+const chainMaps = new WeakMap<Table, Map<string, Chain>>();
+function chainOf(table: Table, name: string): Chain | undefined {
+  let m = chainMaps.get(table);
+  if (!m || m.size !== table.chains.length) chainMaps.set(table, (m = new Map(table.chains.map((c) => [c.name, c]))));
+  return m.get(name);
+}
+
+/**
+ * A long chain's rules by the one address they are addressed to (`-d ADDR`, `-d ADDR/32`), or
+ * else by the one port (`-p tcp -m tcp --dport N`, the match first): a packet to another
+ * address or port meets none of them, so the walk passes them by (Docker writes one or more
+ * per published port and container). Only rules that nothing before that test could make
+ * "unknown" are indexed (not a source or destination given as an address mask); rules to
+ * networks, to `!` an address, or with other matches first stay among the others.
+ */
+interface DstIndex {
+  rules: Rule[];
+  length: number;
+  by: Map<string, number[]>;
+  byPort: Map<string, number[]>;
+  others: number[];
+}
+const INDEX_FROM = 16;
+const indexes = new WeakMap<Chain, DstIndex>();
+const keyOf = (n: Num) => `${n.v6 ? 6 : 4}:${n.value}`;
+function indexOf(chain: Chain): DstIndex {
+  let x = indexes.get(chain);
+  if (x && x.rules === chain.rules && x.length === chain.rules.length) return x;
+  x = { rules: chain.rules, length: chain.rules.length, by: new Map(), byPort: new Map(), others: [] };
+  const add = (m: Map<string, number[]>, k: string, i: number) => (m.get(k) ?? m.set(k, []).get(k)!).push(i);
+  chain.rules.forEach((r, i) => {
+    if (NON_TERMINAL.has(r.target)) return;
+    const masked = (r.src && /\/.*[.:]/.test(r.src.value)) || (r.dst && /\/.*[.:]/.test(r.dst.value));
+    const d = !masked && r.dst && !r.dst.neg ? hostOf(r.dst.value) : undefined;
+    const first = r.matches[0];
+    const port = !masked && first && (first.module === "tcp" || first.module === "udp") && first.options.length === 1 && first.options[0]!.name === "dport" && !first.options[0]!.neg && /^\d+$/.test(first.options[0]!.value ?? "") ? `${first.module}:${Number(first.options[0]!.value)}` : undefined;
+    if (d !== undefined) add(x!.by, d, i);
+    else if (port !== undefined) add(x!.byPort, port, i);
+    else x!.others.push(i);
+  });
+  indexes.set(chain, x);
+  return x;
+}
+/** The key of `-d` when it names one address, else undefined. */
+function hostOf(v: string): string | undefined {
+  const [a, len] = v.split("/");
+  if (!ipaddr.isValid(a!)) return undefined;
+  const n = numOf(a!);
+  if (len !== undefined && Number(len) !== (n.v6 ? 128 : 32)) return undefined;
+  return keyOf(n);
+}
+
+/** The indexes of the rules a packet to `dst` may match, in order. */
+function* candidates(chain: Chain, p: Packet, ctx: Ctx): Generator<number> {
+  const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
+  const port = ctx.dnat?.port ?? p.dport;
+  if (chain.rules.length < INDEX_FROM || p.srcUnknown || ctx.noIndex) {
+    for (let i = 0; i < chain.rules.length; i++) if (!NON_TERMINAL.has(chain.rules[i]!.target)) yield i;
+    return;
+  }
+  const x = indexOf(chain);
+  const lists = [x.by.get(keyOf(numOf(dst))) ?? NONE, (port === undefined ? undefined : x.byPort.get(`${p.proto}:${port}`)) ?? NONE, x.others];
+  const at = [0, 0, 0];
+  for (;;) {
+    let k = -1;
+    for (let j = 0; j < 3; j++) if (at[j]! < lists[j]!.length && (k < 0 || lists[j]![at[j]!]! < lists[k]![at[k]!]!)) k = j;
+    if (k < 0) return;
+    yield lists[k]![at[k]!++]!;
+  }
+}
+const NONE: number[] = [];
+
 function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): Walk | undefined {
   if (depth > 32) throw new Unknown(`chains nested deeper than 32 (a loop?)`);
-  const chain: Chain | undefined = table.chains.find((c) => c.name === chainName);
+  const chain: Chain | undefined = chainOf(table, chainName);
   if (!chain) return undefined;
-  for (let i = 0; i < chain.rules.length; i++) {
+  // A rule that only notes or marks the packet decides nothing, whatever it matches: not among the candidates.
+  for (const i of candidates(chain, p, ctx)) {
     const r = chain.rules[i]!;
-    // A rule that only notes or marks the packet decides nothing, whatever it matches.
-    if (NON_TERMINAL.has(r.target)) continue;
     if (!matches(r, p, ctx)) continue;
     const decided = { table: table.name, chain: chain.name, index: i, rule: r };
     const step = (action: Step["action"]) => ctx.steps?.push({ ...decided, action });
@@ -263,7 +376,7 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
         ctx.untracked = true;
         continue;
       default: {
-        if (!table.chains.some((c) => c.name === r.target)) throw new Unknown(`target ${r.target}`);
+        if (!chainOf(table, r.target)) throw new Unknown(`target ${r.target}`);
         step("jump");
         const sub = walk(table, r.target, p, ctx, depth + 1);
         if (sub && sub.verdict !== "RETURN") return sub;
@@ -274,7 +387,7 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
 }
 
 function policyOf(table: Table | undefined, chain: string): "ACCEPT" | "DROP" {
-  return table?.chains.find((c) => c.name === chain)?.policy ?? "ACCEPT";
+  return (table && chainOf(table, chain)?.policy) ?? "ACCEPT";
 }
 
 function parseDnat(to: string): { addr: string; port?: number } {
@@ -321,7 +434,11 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
 
 /** Addressed to the host itself: one of its addresses, or loopback. */
 function isLocal(p: Packet, addr: string): boolean {
-  return p.local.some((a) => ipaddr.parse(a).toString() === ipaddr.parse(addr).toString()) || inCidr(addr, p.family === 4 ? "127.0.0.0/8" : "::1/128");
+  const a = numOf(addr);
+  return p.local.some((l) => {
+    const n = numOf(l);
+    return n.v6 === a.v6 && n.value === a.value;
+  }) || inCidr(addr, p.family === 4 ? "127.0.0.0/8" : "::1/128");
 }
 
 /** The interface of the longest route that holds `addr`. */
@@ -336,9 +453,9 @@ function routeOf(p: Packet, addr: string): string | undefined {
 }
 
 /** What happens to a packet that arrives at the host, as the kernel would decide it with these rules. */
-export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean } = {}): Verdict {
+export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noIndex?: boolean } = {}): Verdict {
   const table = (n: Table["name"]) => rs.tables.find((t) => t.name === n);
-  const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined };
+  const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex };
   const v = decide(rs, p, ctx, table);
   if (ctx.steps) {
     // Off the end of a built-in chain: its policy decided.

@@ -253,6 +253,11 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       const { containerAddr: _a, loopbackOnly: _l, proxied: _p, ...col } = c;
       columns.set(c.id, col);
     }
+    // What each packet is walked with: the host's addresses and routes (the same for every packet of this family).
+    const routes = ctx.host?.routes ?? p.networks.flatMap((n) => n.subnets.filter((s) => s.value.family === family).map((s) => ({ dst: `${formatIp(s.value)}/${s.value.prefix}`, dev: n.bridge.value })));
+    // The allows that name each container (the intent of its cells).
+    const allowsOf = new Map<string, typeof p.allows>();
+    for (const a of p.allows) for (const t of a.targets) if (!allowsOf.get(t.value.container)?.includes(a)) allowsOf.set(t.value.container, [...(allowsOf.get(t.value.container) ?? []), a]);
     // Rows: per interface, the pieces of the address space; pieces alike in every cell, one row.
     const rsBefore = ctx.before?.[family];
     const at = [...new Set([...cuts(p, rs, family), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -266,7 +271,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         const here: MatrixCell[] = [];
         const walk = (path: MatrixPath, col: Col, dst: string, port: number | undefined, intent: boolean, opened: (v: ReturnType<typeof evaluate>) => boolean) => {
           const proto = col.proto === "icmp" ? "icmp" : col.proto;
-          const pk: Packet = { family, in: iface, src: srcText, dst, proto, sport: 40000, dport: port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: ctx.host?.addresses ?? [hostAddr(iface)], routes: ctx.host?.routes ?? p.networks.flatMap((n) => n.subnets.filter((s) => s.value.family === family).map((s) => ({ dst: `${formatIp(s.value)}/${s.value.prefix}`, dev: n.bridge.value }))) };
+          const pk: Packet = { family, in: iface, src: srcText, dst, proto, sport: 40000, dport: port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: ctx.host?.addresses ?? [hostAddr(iface)], routes };
           const v = evaluate(rs, pk);
           const verdict = v.verdict === "unknown" ? "unknown" : opened(v) ? "open" : "closed";
           // Not compared where there were no rules of this family before (a dump not given).
@@ -288,7 +293,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         };
         for (const col of cols) {
           if (col.kind === "published") {
-            const allowed = !closed || p.allows.some((a) => a.targets.some((t) => t.value.container === col.container && t.value.ports.from <= col.host_port! && col.host_port! <= t.value.ports.to && (!t.value.proto || t.value.proto === col.proto)) && admits(zones, a.zones, a.sources, iface, src));
+            const allowed = !closed || (allowsOf.get(col.container!) ?? []).some((a) => a.targets.some((t) => t.value.container === col.container && t.value.ports.from <= col.host_port! && col.host_port! <= t.value.ports.to && (!t.value.proto || t.value.proto === col.proto)) && admits(zones, a.zones, a.sources, iface, src));
             const reached = (v: ReturnType<typeof evaluate>) => v.verdict === "ACCEPT" && ((v.path === "forward" && (v.dnat?.addr ?? "") === col.containerAddr) || (v.path === "input" && col.proxied));
             if (!col.loopbackOnly) walk("dnat", col, col.host_address ?? hostAddr(iface), col.host_port, allowed, reached);
             if (closed) {

@@ -80,7 +80,7 @@ export function formatReachability(changes: ReachChange[]): string {
 }
 
 /** Packets a reachability walks at most (diff stays fast on a big host; dockwall matrix does the rest). */
-const REACH_MAX = 3_000;
+const REACH_MAX = 30_000;
 
 /** What loading the compiled rules over the loaded ones changes in who reaches what (analysis/reach.ts). */
 export function reachabilityOf(compiled: CompileResult, lives: Partial<Record<4 | 6, SavedRuleset>>, opts: { policyName?: string; policyText?: string }): { changes: ReachChange[]; note?: string } {

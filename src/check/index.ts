@@ -37,7 +37,7 @@ export function check(policy: Policy, opts: { factsErrors?: "error" | "warn" } =
   if (isEmpty(policy)) {
     // Compiled, it would be a full restore of empty tables: every rule flushed, INPUT and FORWARD ACCEPT.
     problems.error("empty-policy", startOfFile, "the policy has no statements (it is empty, or only comments)", {
-      help: "compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (see dockwall's README for a whole example)",
+      help: "compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (or run 'dockwall init --docker' for a starter policy; 'man dockwall.dw' has a whole example)",
     });
     return problems;
   }

@@ -16,7 +16,7 @@ import { describeKernel } from "../lab/kernel.js";
 import { planPolicyLab, startPolicyLab } from "../lab/policylab.js";
 
 const root = new URL("../../", import.meta.url).pathname;
-const bin = `${root}bin/dockwall`;
+const bin = process.env.DOCKWALL_BIN || `${root}bin/dockwall`;
 
 describeKernel("dockwall verify: the loaded rules against the policy, proven with packets", () => {
   it("examples/web-host.dw: silent after the load; a hand-made ACCEPT and a DROP are listed, cell by cell, as packets find them", async () => {
@@ -47,6 +47,14 @@ describeKernel("dockwall verify: the loaded rules against the policy, proven wit
       expect(cells.every((c) => c.mismatch)).toBe(true);
       expect(cells.some((c) => c.column === "web:8080/tcp" && c.path === "dnat" && c.verdict === "open")).toBe(true);
       expect(cells.some((c) => c.column === "host:22/tcp" && c.verdict === "closed")).toBe(true);
+      // matrix --live with saved facts (as a fleet report runs it): its cells not what the policy says are verify's, with the same facts.
+      writeFileSync(join(dir, "facts.json"), JSON.stringify({ networks: [], containers: [] }));
+      const run = (cmd: string, ...extra: string[]) => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, cmd, join(dir, "host.dw"), "--facts", join(dir, "facts.json"), "--json", ...extra], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
+      const [vf, mf] = [run("verify"), run("matrix", "--live")];
+      expect([vf.status, mf.status], mf.stderr).toEqual([1, 1]);
+      const bad = (out: string) => (JSON.parse(out) as { cells: MatrixCell[] }).cells.filter((c) => c.mismatch || c.verdict === "unknown");
+      expect(bad(mf.stdout)).toEqual(bad(vf.stdout));
+      expect(bad(vf.stdout).length).toBeGreaterThan(0);
 
       // Each listed cell, for real: its probe from a neighbour behind its interface.
       const rows: string[] = [];

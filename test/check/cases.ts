@@ -955,7 +955,7 @@ p.dw:3:52: note: published here
     expected: `p.dw:1:1: error: the policy has no statements (it is empty, or only comments)
 1 | 
   | ^
-  = help: compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (see dockwall's README for a whole example)
+  = help: compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (or run 'dockwall init --docker' for a starter policy; 'man dockwall.dw' has a whole example)
 `,
   },
   {
@@ -967,7 +967,7 @@ p.dw:3:52: note: published here
     expected: `p.dw:1:1: error: the policy has no statements (it is empty, or only comments)
 1 | # firewall for web1
   | ^
-  = help: compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (see dockwall's README for a whole example)
+  = help: compiled, an empty policy would flush every table and leave the host open; write what this host runs, starting with e.g. docker { version 20.10; } (or run 'dockwall init --docker' for a starter policy; 'man dockwall.dw' has a whole example)
 `,
   },
   {
