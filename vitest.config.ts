@@ -28,6 +28,8 @@ const KERNEL = [
   "test/analysis/matrix-live.test.ts",
   "test/watch/facts-live.test.ts",
   "test/facts/live.test.ts",
+  "test/exe/exe.test.ts",
+  "test/ansible/**/*.test.ts",
 ];
 
 export default defineConfig({
