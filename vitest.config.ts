@@ -30,6 +30,7 @@ const KERNEL = [
   "test/facts/live.test.ts",
   "test/exe/exe.test.ts",
   "test/ansible/**/*.test.ts",
+  "test/targets/nft-live.test.ts",
 ];
 
 export default defineConfig({

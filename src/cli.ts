@@ -255,11 +255,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .usage("dockwall — a Docker host's firewall policy: compiled to ferm or iptables-restore, deployed safely, kept in step with Docker\n\nUsage: $0 <command> POLICY [options]")
     .command(
       "compile <policy>",
-      "compile the policy to ferm (default) or iptables-restore input",
+      "compile the policy to ferm (default), iptables-restore input, or an nftables table of its own (-f nft)",
       (y) =>
         factsOptions(versionOption(diffOptions(
           policyArg(y)
-            .option("format", { alias: "f", describe: "output format", choices: FORMATS, default: "ferm" as Format })
+            .option("format", { alias: "f", describe: "output format: ferm (ferm.conf, IPv4 and IPv6), iptables or ip6tables (iptables-restore input), nft (with 'iptables on': dockwall's own table inet dockwall for nft -f or an include in /etc/nftables.conf, beside the rules dockerd writes; it can only drop)", choices: FORMATS, default: "ferm" as Format })
             .option("output", { alias: "o", describe: "write to FILE instead of standard output (only when there is no error)", type: "string", requiresArg: true })
             .option("diff", { describe: "show what loading the result would change on this host (same as: dockwall diff POLICY)", type: "boolean", default: false }),
         )))
@@ -268,9 +268,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .example("$0 compile web.dw -f iptables -o rules.v4", "iptables-restore input, IPv4")
           .example("$0 compile web.dw --diff", "what would change on this host")
           .example("$0 compile web.dw --docker -f iptables", "with the networks and containers that run here")
+          .example("$0 compile web.dw --docker -f nft -o /etc/nftables.d/dockwall.nft", "on an nftables host (dockerd with \"iptables\": true)")
           .example("$0 compile web.dw --facts host.json", "with facts saved on another host (dockwall facts > host.json)")
           .example("$0 compile web.dw --docker-version auto", "the chains of the dockerd running here"),
       async (a) => {
+        if (a.diff && a.format === "nft") {
+          io.stderr("dockwall: --diff compares the iptables rules loaded here; dockwall's nftables table is not compared yet: look at it with 'nft list table inet dockwall'\n");
+          code = EXIT.error;
+          return;
+        }
         if (a.diff && a.output !== undefined) {
           const policy = a.policy === "" ? "-" : a.policy;
           io.stderr(`dockwall: -o cannot go with --diff: --diff shows what loading the rules would change and writes no file; compile with -o ${a.output} and run 'dockwall diff ${policy}' separately\n`);

@@ -74,6 +74,7 @@ export const CODES = [
   "missing-value",
   "needs-facts",
   "newer-version",
+  "nft-format",
   "no-interface",
   "no-network",
   "no-version",

@@ -9,6 +9,7 @@ import type { Family } from "../model/values.js";
 import type { Format } from "../formats.js";
 import { renderFerm } from "./ferm.js";
 import { renderIptables } from "./iptables.js";
+import { renderNft } from "./nft.js";
 
 export interface RenderInput {
   policy: Policy;
@@ -59,4 +60,5 @@ export const TARGETS: Record<Format, Target> = {
   },
   iptables: { name: "iptables", families: [4], render: restore(4) },
   ip6tables: { name: "ip6tables", families: [6], render: restore(6) },
+  nft: { name: "nft", families: [4, 6], render: ({ policy, generated, header, problems }) => renderNft(policy, generated.rulesets, header, problems) },
 };

@@ -5,10 +5,12 @@
 import Handlebars from "handlebars/runtime";
 import ferm from "../../templates/ferm/ferm.hbs";
 import iptables from "../../templates/iptables/restore.hbs";
+import nft from "../../templates/nft/table.hbs";
 
 const hb = Handlebars.create();
 
 export const templates = {
   ferm: hb.template<unknown>(ferm),
   iptables: hb.template<unknown>(iptables),
+  nft: hb.template<unknown>(nft),
 };

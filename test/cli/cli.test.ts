@@ -85,7 +85,7 @@ describe("in process", () => {
   });
 
   test("usage errors exit 2", async () => {
-    for (const argv of [[], ["frobnicate"], ["compile"], ["compile", "p.dw", "--format", "nft"], ["check", "p.dw", "--bogus"]]) {
+    for (const argv of [[], ["frobnicate"], ["compile"], ["compile", "p.dw", "--format", "pf"], ["check", "p.dw", "--bogus"]]) {
       const io = memoryIo({ "p.dw": good });
       expect(await run(argv, io), argv.join(" ")).toBe(2);
       expect(io.err.join(""), argv.join(" ")).toMatch(/^dockwall: /);
@@ -106,10 +106,10 @@ describe("in process", () => {
     expect(await said(["frobnicate"])).toBe(`dockwall: unknown command 'frobnicate'; the commands are compile, diff, check, apply, confirm, rollback, watch, ferm-keep, facts and init\n${usage}`);
     expect(await said(["ferm-keep"])).toBe(`dockwall: ferm-keep needs ferm's domain: dockwall ferm-keep ip|ip6 [TABLE:[CHAIN,…] …]\n${usage}`);
     expect(await said([])).toBe(`dockwall: name a command: compile, diff, check, apply, confirm, rollback, watch, ferm-keep, facts or init\n${usage}`);
-    expect(await said(["compile", "p.dw", "--format", "nft"])).toBe(`dockwall: --format takes ferm, iptables or ip6tables, not 'nft'\n${usage}`);
+    expect(await said(["compile", "p.dw", "--format", "pf"])).toBe(`dockwall: --format takes ferm, iptables, ip6tables or nft, not 'pf'\n${usage}`);
     expect(await said(["compile", "p.dw", "-o"])).toBe(`dockwall: -o needs a value\n${usage}`);
     expect(await said(["check", "p.dw", "--docker", "--facts", "x.json"])).toBe(`dockwall: --docker and --facts cannot go together: take Docker's facts from the daemon or from a file\n${usage}`);
-    for (const argv of [["check"], ["compile", "p.dw", "--bogus"], ["compile", "p.dw", "--format", "nft"], ["compile", "p.dw", "-o"]]) expect(await said(argv)).not.toMatch(/non-option|Unknown argument|Invalid values|Not enough arguments|mutually exclusive/);
+    for (const argv of [["check"], ["compile", "p.dw", "--bogus"], ["compile", "p.dw", "--format", "pf"], ["compile", "p.dw", "-o"]]) expect(await said(argv)).not.toMatch(/non-option|Unknown argument|Invalid values|Not enough arguments|mutually exclusive/);
   });
 
   test("--help lists every command and the exit codes; --version prints the version", async () => {

@@ -1,0 +1,226 @@
+// Rule sets → one nftables file (`nft -f`), for a host whose firewall is nftables and whose
+// dockerd writes its own rules ("iptables": true; through iptables-nft). dockwall's rules go
+// in a table of its own, `inet dockwall`, that the file replaces as one transaction (the
+// table made if missing, deleted, made again) and nothing else: no `flush ruleset`, nothing
+// written into iptables-nft's `ip filter`. Its base chains hook forward and input at priority
+// filter - 1, just before the iptables chains (filter, 0), so they see a packet before
+// Docker's rules do, as DOCKER-USER does.
+//
+// nftables decides across tables: a drop anywhere is final, an accept only ends this table's
+// chain (the packet goes on to the next base chain, Docker's). So this table can close what
+// the policy closes, but it can grant nothing that Docker's own rules drop: a rule that would
+// have to (a `forward` statement's ACCEPT in DOCKER-USER) is an error at its statement, never
+// left out silently. DOCKER-USER's RETURN (let Docker's rules decide) is `return`.
+//
+// The decisions are here; templates/nft/table.hbs only lays out the chains.
+import type { Problems } from "../diagnostics.js";
+import { startOfFile } from "../diagnostics.js";
+import type { Match, Rule, Ruleset } from "../ir/ruleset.js";
+import type { Policy } from "../model/types.js";
+import type { Family } from "../model/values.js";
+import { PROXY_CHAIN } from "../policy/owned.js";
+import { templates } from "./templates.js";
+
+/** dockwall's table, and where its base chains hook in (before iptables-nft's and Docker 29's filter chains, at 0). */
+export const NFT_TABLE = "inet dockwall";
+export const NFT_PRIORITY = "filter - 1";
+
+class Untranslatable extends Error {
+  constructor(
+    message: string,
+    readonly rule: Rule,
+  ) {
+    super(message);
+  }
+}
+
+const q = (s: string) => `"${s.replace(/\+$/, "*")}"`;
+const ports = (v: string) => v.replace(/:/g, "-");
+const portSet = (v: string) => (v.includes(",") ? `{ ${v.split(",").map(ports).join(", ")} }` : ports(v));
+
+/** One iptables match as nftables expressions (family: ip or ip6). */
+function matchText(m: Match, r: Rule, ip: "ip" | "ip6"): string[] {
+  const out: string[] = [];
+  for (const o of m.options) {
+    const ne = o.neg ? "!= " : "";
+    const v = o.value ?? "";
+    switch (`${m.module} ${o.name}`) {
+      case "tcp dport":
+      case "udp dport":
+        out.push(`${m.module} dport ${ne}${ports(v)}`);
+        break;
+      case "tcp sport":
+      case "udp sport":
+        out.push(`${m.module} sport ${ne}${ports(v)}`);
+        break;
+      case "multiport dports":
+        if (r.proto !== "tcp" && r.proto !== "udp") throw new Untranslatable(`-m multiport without -p tcp or -p udp`, r);
+        out.push(`${r.proto} dport ${ne}${portSet(v)}`);
+        break;
+      case "conntrack ctstate": {
+        const states = v.split(",").map((s) => s.toLowerCase());
+        const status = states.filter((s) => s === "dnat" || s === "snat");
+        const plain = states.filter((s) => ["new", "established", "related", "invalid", "untracked"].includes(s));
+        if (status.length + plain.length !== states.length || (status.length && plain.length) || (status.length > 1)) throw new Untranslatable(`--ctstate ${v}`, r);
+        out.push(status.length ? `ct status ${ne}${status[0]}` : `ct state ${ne}${plain.join(",")}`);
+        break;
+      }
+      case "conntrack ctorigdst":
+        out.push(`ct original ${ip} daddr ${ne}${v}`);
+        break;
+      case "conntrack ctorigdstport":
+        out.push(`ct original proto-dst ${ne}${ports(v)}`);
+        break;
+      case "iprange src-range":
+        out.push(`${ip} saddr ${ne}${v}`);
+        break;
+      case "iprange dst-range":
+        out.push(`${ip} daddr ${ne}${v}`);
+        break;
+      case "icmp icmp-type":
+        out.push(`icmp type ${ne}${v}`);
+        break;
+      case "icmp6 icmpv6-type":
+        out.push(`icmpv6 type ${ne}${ICMPV6[v] ?? v}`);
+        break;
+      case "comment comment":
+        break;
+      default:
+        throw new Untranslatable(`-m ${m.module} --${o.name}`, r);
+    }
+  }
+  return out;
+}
+
+/** ICMPv6 types by the names nftables prints them with (iptables-save prints numbers). */
+const ICMPV6: Record<string, string> = { "1": "destination-unreachable", "2": "packet-too-big", "3": "time-exceeded", "4": "parameter-problem", "128": "echo-request", "129": "echo-reply", "133": "nd-router-solicit", "134": "nd-router-advert", "135": "nd-neighbor-solicit", "136": "nd-neighbor-advert" };
+
+const VERDICT: Record<string, string> = { ACCEPT: "accept", DROP: "drop", RETURN: "return" };
+
+/** One rule as an nftables rule (its expressions in the order iptables evaluates them). */
+function ruleText(r: Rule, ip: "ip" | "ip6", chains: Map<string, string>): string {
+  const out: string[] = [];
+  if (r.in) out.push(`iifname ${r.in.neg ? "!= " : ""}${q(r.in.value)}`);
+  if (r.out) out.push(`oifname ${r.out.neg ? "!= " : ""}${q(r.out.value)}`);
+  if (r.src) out.push(`${ip} saddr ${r.src.neg ? "!= " : ""}${r.src.value}`);
+  if (r.dst) out.push(`${ip} daddr ${r.dst.neg ? "!= " : ""}${r.dst.value}`);
+  const matched = r.matches.flatMap((m) => matchText(m, r, ip));
+  // -p: implied by a tcp/udp/icmp expression that follows; said once otherwise.
+  if (r.proto && r.proto !== "all") {
+    const proto = r.proto === "icmpv6" ? "ipv6-icmp" : r.proto;
+    const implied = matched.some((e) => e.startsWith(`${proto} `) || (proto === "icmp" && e.startsWith("icmp ")) || (proto === "ipv6-icmp" && e.startsWith("icmpv6 ")));
+    if (!implied) out.push(`meta l4proto ${proto}`);
+  }
+  out.push(...matched);
+  const target = VERDICT[r.target] ?? (chains.has(r.target) ? `jump ${chains.get(r.target)}` : undefined);
+  if (!target) throw new Untranslatable(`-j ${r.target}`, r);
+  out.push(target);
+  const comment = r.matches.find((m) => m.module === "comment")?.options[0]?.value;
+  if (comment) out.push(`comment "${comment.replace(/"/g, "'")}"`);
+  return out.join(" ");
+}
+
+interface ChainView {
+  name: string;
+  base?: string;
+  rules: string[];
+}
+
+/** The chains a family's rule set gives dockwall's table, and its jumps from the base chains. */
+function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy, said: Set<string>): { chains: ChainView[]; forward?: string; input?: string } {
+  const ip = family === 4 ? "ip" : "ip6";
+  const names = new Map<string, string>([
+    ["DOCKER-USER", `docker-user-${ip}`],
+    ["INPUT", `input-${ip}`],
+    [PROXY_CHAIN, `proxy-${ip}`],
+  ]);
+  const chains: ChainView[] = [];
+  let forward: string | undefined;
+  let input: string | undefined;
+  for (const t of rs.tables) {
+    for (const c of t.chains) {
+      const name = names.get(c.name);
+      if (t.name !== "filter" || !name) {
+        problems.error("nft-format", p.docker.spans["iptables"] ?? p.docker.span ?? startOfFile, `--format nft writes only dockwall's own chains (DOCKER-USER, INPUT), but this policy needs ${t.name} ${c.name} in IPv${family} too`, {
+          help: `compile it with --format ferm or --format iptables/ip6tables`,
+        });
+        continue;
+      }
+      const rules: string[] = [];
+      // A bridged packet (-m physdev --physdev-is-bridged, which nftables cannot match): returned to Docker's
+      // rules before `-o br-+ -j DROP`; here that drop spares what comes from a bridge, and Docker's own
+      // isolation rules decide traffic between its networks, as they do for every known network.
+      let bridgedReturned = false;
+      for (const r of c.rules) {
+        try {
+          if (r.matches.some((m) => m.module === "physdev")) {
+            if (c.name !== "DOCKER-USER" || r.target !== "RETURN" || r.matches.length !== 1 || r.src || r.dst || r.in || r.out) throw new Untranslatable(`-m physdev`, r);
+            bridgedReturned = true;
+            continue;
+          }
+          if (bridgedReturned && r.out && !r.out.neg && r.out.value.endsWith("+") && !r.in && r.target === "DROP") {
+            rules.push(ruleText({ ...r, in: { value: r.out.value, neg: true } }, ip, names));
+            continue;
+          }
+          // An accept here is not final in nftables: Docker's own chains still see the packet and may drop it.
+          if (c.name === "DOCKER-USER" && r.target === "ACCEPT" && !isEstablished(r)) throw new Untranslatable(`ACCEPT`, r);
+          rules.push(ruleText(r, ip, names));
+        } catch (e) {
+          if (!(e instanceof Untranslatable)) throw e;
+          const at = e.rule.origin?.span ?? p.docker.spans["iptables"] ?? p.docker.span ?? startOfFile;
+          // A statement makes rules in both families, and often more than one: said once.
+          const key = `${at.line}:${at.col}:${e.message}`;
+          if (said.has(key)) continue;
+          said.add(key);
+          if (e.message === "ACCEPT") {
+            problems.error("nft-format", at, `this statement lets traffic through DOCKER-USER, which an nftables table beside Docker's rules cannot do: an accept there only ends dockwall's chain, and Docker's FORWARD rules still drop what they drop`, {
+              help: `compile this policy with --format ferm or --format iptables/ip6tables (DOCKER-USER's ACCEPT is final there), or leave this statement out of the nftables host's policy`,
+            });
+          } else {
+            problems.error("nft-format", at, `${e.message} in ${c.name} (IPv${family}) has no nftables spelling in dockwall yet`, { help: `compile this policy with --format ferm or --format iptables/ip6tables` });
+          }
+        }
+      }
+      // A built-in chain's policy DROP: the end of the family's chain drops (the base chain itself accepts, so that the other family is not touched).
+      if (c.builtin && c.policy === "DROP") rules.push(`drop comment "INPUT's policy: DROP"`);
+      chains.push({ name, rules });
+      if (c.name === "DOCKER-USER") forward = name;
+      if (c.name === "INPUT") input = name;
+    }
+  }
+  // No INPUT of dockwall's, but the proxy chain (ip6tables off, docker-proxy on ::): INPUT jumps to it first.
+  for (const j of rs.firstJumps ?? []) if (j.table === "filter" && j.chain === "INPUT" && j.target === PROXY_CHAIN && !input) input = names.get(PROXY_CHAIN);
+  return { chains, forward, input };
+}
+
+function isEstablished(r: Rule): boolean {
+  const states = r.matches.find((m) => m.module === "conntrack")?.options.find((o) => o.name === "ctstate")?.value?.split(",") ?? [];
+  return !r.src && !r.dst && !r.in && !r.out && states.length > 0 && states.every((s) => s === "RELATED" || s === "ESTABLISHED");
+}
+
+export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>, header: string[], problems: Problems): string {
+  if (!p.docker.iptables) {
+    problems.error("nft-format", p.docker.spans["iptables"] ?? p.docker.span ?? startOfFile, `--format nft writes dockwall's own nftables table beside the rules dockerd writes; with 'iptables off' dockerd writes none, and dockwall does not write Docker's nftables tables yet`, {
+      help: `compile this policy with --format ferm or --format iptables/ip6tables, or let dockerd write its rules ("iptables": true) and say 'iptables on;'`,
+    });
+    return "";
+  }
+  const chains: ChainView[] = [];
+  const forward: string[] = [];
+  const input: string[] = [];
+  const said = new Set<string>();
+  for (const f of [4, 6] as const) {
+    const rs = rulesets[f];
+    if (!rs || rs.tables.length === 0) continue;
+    const got = familyChains(rs, f, problems, p, said);
+    chains.push(...got.chains);
+    const proto = f === 4 ? "ipv4" : "ipv6";
+    if (got.forward) forward.push(`meta nfproto ${proto} jump ${got.forward}`);
+    if (got.input) input.push(`meta nfproto ${proto} jump ${got.input}`);
+  }
+  const base: ChainView[] = [];
+  if (forward.length) base.push({ name: "forward", base: `type filter hook forward priority ${NFT_PRIORITY}; policy accept;`, rules: forward });
+  if (input.length) base.push({ name: "input", base: `type filter hook input priority ${NFT_PRIORITY}; policy accept;`, rules: input });
+  const [family, name] = NFT_TABLE.split(" ");
+  return templates.nft({ header, family, name, chains: [...base, ...chains] });
+}

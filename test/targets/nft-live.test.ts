@@ -1,0 +1,104 @@
+// --format nft against real packets (issue 24, in part): on a host whose dockerd writes its own
+// rules through iptables-nft, dockwall's table `inet dockwall` (loaded with nft -f) must let
+// through exactly what the iptables output does in DOCKER-USER and INPUT. For every policy the
+// repository ships that has `iptables on` (and, with `iptables on`, every other one that --format
+// nft takes), in the policy's world built in namespaces: Docker's own rules loaded with
+// iptables-restore as dockerd writes them, then the nft file; every matrix cell (the matrix of
+// the iptables output: what the policy means) sent for real, IPv4 and IPv6, from a neighbour.
+// The file replaces only its own table: loaded twice, and next to a table of the host's, it
+// leaves the rest of the ruleset as it was.
+import { expect, it } from "vitest";
+import { asLoaded } from "../../src/analysis/loaded.js";
+import { buildMatrix } from "../../src/analysis/matrix.js";
+import { parsePacket } from "../../src/analysis/packet.js";
+import { compile } from "../../src/compile.js";
+import { formatIp } from "../../src/model/values.js";
+import { describeKernel } from "../lab/kernel.js";
+import { dockersOwn, hostView, planPolicyLab, shippedPolicies, startPolicyLab, type LabProbe } from "../lab/policylab.js";
+
+/** The shipped policies with iptables on, and the others made so; those --format nft refuses are counted, not probed. */
+const POLICIES = shippedPolicies().map(([name, text]): [string, string] => [name, text.replace(/iptables off;/, "iptables on;")]);
+
+describeKernel("--format nft: dockwall's own table lets through what the iptables output does", () => {
+  let probed = 0;
+  let opened = 0;
+  let v6 = 0;
+  let policies = 0;
+  for (const [name, text] of POLICIES) {
+    it(name, async () => {
+      const nft = compile(text, { format: "nft", file: name });
+      if (!nft.ok) {
+        // Refused only for what it cannot do (a statement that lets traffic through DOCKER-USER), said at the statement.
+        expect(nft.diagnostics.filter((d) => d.severity === "error").map((d) => d.code)).toEqual(expect.arrayContaining(["nft-format"]));
+        expect(nft.diagnostics.filter((d) => d.severity === "error" && d.code !== "nft-format")).toEqual([]);
+        return;
+      }
+      const r = compile(text, { noRender: true, file: name });
+      const p = r.policy!;
+      const plan = planPolicyLab(p);
+      const lab = await startPolicyLab(plan);
+      try {
+        // Docker's own rules, as dockerd writes them; then a table of the host's own (nftables.conf's), then dockwall's.
+        const own = dockersOwn(text, p);
+        for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(own, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
+        const saved = [lab.host.save(4), lab.host.save(6)];
+        const hosts = "table inet host {\n\tchain input {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t\ttcp dport 9 counter accept\n\t}\n}\n";
+        expect(lab.host.run(["nft", "-f", "-"], hosts).stderr).toBe("");
+        for (let i = 0; i < 2; i++) expect(lab.host.run(["nft", "-f", "-"], nft.output!).stderr).toBe("");
+        // Nothing written into iptables, the host's table untouched, dockwall's table there once.
+        expect([lab.host.save(4), lab.host.save(6)]).toEqual(saved);
+        const ruleset = lab.host.run(["nft", "list", "ruleset"]).stdout;
+        expect(ruleset).toContain("table inet host {\n\tchain input {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t\ttcp dport 9 counter packets 0 bytes 0 accept\n");
+        expect(ruleset.match(/^table inet dockwall \{$/gm)).toHaveLength(1);
+
+        const view = hostView(plan);
+        const m = buildMatrix(
+          {
+            policy: p,
+            rulesets: asLoaded(p, r.generated!.rulesets),
+            hostAddress: (family, iface) => {
+              const f = plan.ifaces.find((x) => x.name === iface);
+              return f ? (family === 4 ? f.host4 : f.host6) : undefined;
+            },
+            host: { addresses: view.local, routes: view.routes ?? [] },
+          },
+          [4, 6],
+        );
+        const sendable = m.cells.filter((c) => {
+          const pk = parsePacket(c.probe);
+          if ("error" in pk || pk.src.kind !== "address" || !pk.in) throw new Error(`${c.probe}: not a neighbour's packet`);
+          return plan.ifaces.some((f) => f.name === pk.in) && lab.addSource(pk.in, formatIp(pk.src.ip));
+        });
+        expect(sendable.length).toBeGreaterThanOrEqual(m.cells.length / 3);
+        const probes: LabProbe[] = sendable.map((c) => {
+          const pk = parsePacket(c.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>;
+          return { from: { iface: pk.in! }, family: pk.family, src: formatIp((pk.src as { ip: Parameters<typeof formatIp>[0] }).ip), dst: formatIp(pk.dst), proto: pk.proto, port: pk.dport };
+        });
+        await lab.probe(probes, 800);
+        const kernel = await lab.probe(probes, 800);
+        for (let round = 0; round < 2; round++) {
+          const again = sendable.map((c, i) => ((c.verdict === "open") !== kernel[i]!.open ? i : -1)).filter((i) => i >= 0);
+          if (again.length === 0) break;
+          await new Promise((res) => setTimeout(res, 500));
+          const res = await lab.probe(again.map((i) => probes[i]!), 800);
+          again.forEach((i, k) => (kernel[i] = res[k]!));
+        }
+        const wrong = sendable.filter((c, i) => c.verdict === "unknown" || (c.verdict === "open") !== kernel[i]!.open).map((c) => `${c.probe} (${c.path}): iptables output ${c.verdict}, nft ${kernel[sendable.indexOf(c)]!.open ? "open" : "closed"}`);
+        console.log(`${name} (nft): ${sendable.length} of ${m.cells.length} cells probed (${sendable.filter((c) => c.verdict === "open").length} open, ${sendable.filter((c) => c.family === 6).length} IPv6)${wrong.length ? `; ${wrong.length} differ` : ", all as the iptables output"}`);
+        expect(wrong, wrong.join("\n")).toEqual([]);
+        probed += sendable.length;
+        opened += sendable.filter((c) => c.verdict === "open").length;
+        v6 += sendable.filter((c) => c.family === 6).length;
+        policies++;
+      } finally {
+        await lab.stop();
+      }
+    }, 120_000);
+  }
+  it("probed in all: several policies, open and closed cells, IPv4 and IPv6", () => {
+    expect(policies).toBeGreaterThanOrEqual(5);
+    expect(probed).toBeGreaterThan(100);
+    expect(opened).toBeGreaterThan(15);
+    expect(v6).toBeGreaterThan(10);
+  });
+});
