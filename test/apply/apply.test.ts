@@ -7,7 +7,7 @@ import { afterEach, beforeEach, expect, it } from "vitest";
 import { createNetns, deleteNetns, describeKernel, withoutEmptyTables, type Netns } from "../lab/kernel.js";
 import { run, runAsync, sleep } from "../lab/proc.js";
 
-const bin = new URL("../../bin/dockwall", import.meta.url).pathname;
+const bin = process.env.DOCKWALL_BIN || new URL("../../bin/dockwall", import.meta.url).pathname;
 
 const OFF = `docker { version 20.10; iptables off; userland-proxy off; }
 zone lan { interface eth1; from 192.168.1.0/24; }

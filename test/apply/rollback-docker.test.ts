@@ -14,7 +14,7 @@ import { IMAGE_REF } from "../lab/image.js";
 import { runAsync } from "../lab/proc.js";
 
 const LAB_TIMEOUT = 120_000;
-const bin = new URL("../../bin/dockwall", import.meta.url).pathname;
+const bin = process.env.DOCKWALL_BIN || new URL("../../bin/dockwall", import.meta.url).pathname;
 
 /** The scenario, for dockerd with "iptables": false (dockwall writes Docker's chains) or true (dockerd does). */
 function scenario(iptables: boolean) {

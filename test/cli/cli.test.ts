@@ -231,6 +231,11 @@ describe("the start-up snapshot", () => {
     expect(flags.filter((f) => /turbo|inlin|rehash/.test(f))).toEqual([]);
   });
 
+  test("a V8 flag in NODE_OPTIONS (which the snapshot would refuse, exit 14) does not stop the command", () => {
+    const r = spawnSync(join(root, "bin/dockwall"), ["--version"], { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "--max-old-space-size=4096" } });
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version + "\n", ""]);
+  });
+
   /** Runs `dockwall --version` from a copy of bin/ and dist/ whose blob is not a snapshot (Node fails on it if it loads it). */
   function brokenBlobCopy(stamp?: string) {
     const copy = mkdtempSync(join(tmpdir(), "dockwall-copy-"));

@@ -12,7 +12,7 @@ import { fermCompile } from "../lab/kernel.js";
 import { IMAGE_REF } from "../lab/image.js";
 
 const LAB_TIMEOUT = 120_000;
-const bin = new URL("../../bin/dockwall", import.meta.url).pathname;
+const bin = process.env.DOCKWALL_BIN || new URL("../../bin/dockwall", import.meta.url).pathname;
 
 const POLICY = `docker { version auto; iptables off; userland-proxy off; }
 zone wan { interface eth0; }
