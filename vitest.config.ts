@@ -31,6 +31,7 @@ const KERNEL = [
   "test/exe/exe.test.ts",
   "test/ansible/**/*.test.ts",
   "test/targets/nft-live.test.ts",
+  "test/targets/nft-docker29.test.ts",
 ];
 
 export default defineConfig({

@@ -296,9 +296,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .command(
       "check <policy>",
       "check the policy and print every problem, writing nothing",
-      (y) => factsOptions(versionOption(policyArg(y))).option("json", { describe: "print the diagnostics as JSON on standard output: code, severity, message, file, line, column, help, notes, the Docker object (src/schema/dockwall.schema.json)", type: "boolean", default: false }),
+      (y) =>
+        factsOptions(versionOption(policyArg(y)))
+          .option("json", { describe: "print the diagnostics as JSON on standard output: code, severity, message, file, line, column, help, notes, the Docker object (src/schema/dockwall.schema.json)", type: "boolean", default: false })
+          .option("format", { alias: "f", describe: "the format it will be compiled to, for the checks that depend on it (nft: dockwall's own nftables table, which works beside Docker's nftables backend)", choices: FORMATS, default: "ferm" as Format }),
       async (a) => {
-        code = await compileCommand(io, { policy: a.policy, format: "ferm", checkOnly: true, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts, json: a.json });
+        code = await compileCommand(io, { policy: a.policy, format: a.format, checkOnly: true, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts, json: a.json });
       },
     )
     .command(

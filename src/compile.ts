@@ -12,6 +12,7 @@ import type { Policy } from "./model/types.js";
 import type { Layout } from "./docker/layout.js";
 import { readFacts, type RawFacts } from "./facts/read.js";
 import { addFacts } from "./facts/merge.js";
+import { checkBackend } from "./facts/settings.js";
 import { resolveTargets } from "./model/targets.js";
 import { isError, parseVersion } from "./model/values.js";
 import { VERSION } from "./version.js";
@@ -89,6 +90,8 @@ export const stages: Stage[] = [
       s.problems.items.push(...check(s.policy!, { factsErrors: s.options.factsErrors }).items);
     },
   },
+  // Docker's firewall backend against the policy and the format (--format nft is the one that works with Docker's nftables backend); with facts, part of adding them.
+  { name: "firewall backend", when: (o) => o.facts === undefined, run: (s) => checkBackend(s.policy!, s.options.format, s.problems) },
   { name: "select the Docker layout", run: selectLayout },
   { name: "generate", when: (o) => !o.checkOnly, run: (s) => (s.generated = generate(s.policy!, families(s.options))) },
   { name: "render", when: (o) => !o.checkOnly && !o.noRender, run: render },
@@ -121,7 +124,7 @@ function parseAndBuild(s: State): void {
 function addDockerFacts(s: State): void {
   const facts = readFacts(s.options.facts!.raw, s.options.facts!.source, s.problems);
   if (s.problems.hasErrors) return;
-  addFacts(s.policy!, facts, s.problems, s.options.factsErrors === "warn");
+  addFacts(s.policy!, facts, s.problems, s.options.factsErrors === "warn", s.options.format);
   // --docker-version still wins over the daemon's.
   if (s.options.dockerVersion) overrideVersion(s.policy!, s.options.dockerVersion, s.options.dockerVersionOption);
 }

@@ -146,7 +146,7 @@ function compareContainer(declared: Container, actual: Container, problems: Prob
 }
 
 /** `warn` (dockwall watch): a declaration that Docker disagrees with is a warning, and Docker's object is used (Policy.withFacts.disagrees). */
-export function addFacts(p: Policy, facts: DockerFacts, problems: Problems, warn = false): void {
+export function addFacts(p: Policy, facts: DockerFacts, problems: Problems, warn = false, format?: string): void {
   p.withFacts = { source: facts.source, unbridged: facts.unbridged };
   // Under `warn`: the networks that Docker disagrees with, and where.
   const netsDisagree = new Map<string, { why: string; span: Span }>();
@@ -219,7 +219,7 @@ export function addFacts(p: Policy, facts: DockerFacts, problems: Problems, warn
   }
   p.containers = containers;
   // What Docker has that changes its rules and that dockwall does not reproduce: refused, never compiled as absent.
-  refuseSettings(p, facts, problems, warn);
+  refuseSettings(p, facts, problems, warn, format);
   if (!warn) return;
   for (const c of containers) {
     if (disagrees.has(c.name)) continue;

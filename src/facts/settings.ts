@@ -31,26 +31,14 @@ function hostAllows(ports: string[], zone: string): string {
 /** Under watch (factsErrors "warn"), what a refused container costs: only itself. */
 const STILL_APPLIED = "every other change is applied meanwhile (its own traffic never meets dockwall's rules, whatever the watcher does)";
 
-export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems, warn = false): void {
+export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems, warn = false, format?: string): void {
   const d = p.docker;
   const u = facts.unreproduced;
   const daemon = dockerOrigin({ kind: "daemon", name: "", id: "", source: facts.source });
 
-  // Docker's nftables backend: there is no DOCKER-USER, where dockwall's rules are with iptables on.
-  if (d.iptables) {
-    const at = d.spans.iptables ?? d.span ?? startOfFile;
-    const backend = facts.firewallBackend;
-    if (backend !== undefined && /^nftables\b/.test(backend)) {
-      problems.error("firewall-backend", at, `Docker's nftables firewall backend has no DOCKER-USER chain: with 'iptables on', dockwall's rules (in DOCKER-USER) would never be reached, and every published port they close would be open`, {
-        help: `dockwall does not write rules for Docker's nftables backend: run dockerd with its iptables backend ("firewall-backend": "iptables" in /etc/docker/daemon.json, or no "firewall-backend" at all), then restart it`,
-        notes: [{ message: `its firewall backend is ${backend} (GET /info's FirewallBackend.Driver; "firewall-backend" in daemon.json)`, span: daemon }],
-      });
-    } else if (backend === undefined && (d.version?.value.major ?? 29) >= 29) {
-      problems.warning("firewall-backend", at, `the facts do not say which firewall backend dockerd uses: if it is Docker 29's nftables backend, there is no DOCKER-USER chain, dockwall's rules are never reached and every published port they close is open`, {
-        help: `save the facts again with 'dockwall facts' (it records GET /info's FirewallBackend), or read them from the daemon with --docker`,
-      });
-    }
-  }
+  // Docker's firewall backend, against the policy and the output format (checkBackend below).
+  d.backendFact = facts.firewallBackend === undefined ? null : { driver: facts.firewallBackend, span: daemon };
+  checkBackend(p, format, problems);
 
   // Network options: gateway modes other than nat, trusted host interfaces.
   for (const o of u.options) {
@@ -111,5 +99,39 @@ export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems
         help: p.host ? `remove 'policy accept;' from the host block and open what it serves there, or run it on a bridge network and publish its ports (docker run -p …)` : help,
       });
     }
+  }
+}
+
+/**
+ * Docker's firewall backend against the policy and the output (a stage of compile, after the
+ * checker: it needs the format). Docker's nftables backend has no DOCKER-USER: with iptables
+ * on, only dockwall's own nftables table (--format nft) is reached; DOCKER-USER written through
+ * iptables would never be, and every published port it closes would be open. A policy that says
+ * one backend and a daemon that runs the other is an error at the policy's line.
+ */
+export function checkBackend(p: Policy, format: string | undefined, problems: Problems): void {
+  const d = p.docker;
+  const said = d.firewallBackend;
+  const fact = d.backendFact ?? undefined;
+  const factBackend = fact ? (/^nftables\b/.test(fact.driver) ? "nftables" : "iptables") : undefined;
+  if (said && fact && factBackend !== said.value) {
+    problems.error("firewall-backend", said.span, `the policy says firewall-backend ${said.value}, but dockerd uses ${fact.driver}`, {
+      help: `make them agree: change the policy, or "firewall-backend" in /etc/docker/daemon.json (then restart dockerd)`,
+      notes: [{ message: `its firewall backend is ${fact.driver} (GET /info's FirewallBackend.Driver)`, span: fact.span }],
+    });
+    return;
+  }
+  if (!d.iptables || format === "nft") return;
+  const backend = said?.value ?? factBackend;
+  const at = said?.span ?? d.spans.iptables ?? d.span ?? startOfFile;
+  if (backend === "nftables") {
+    problems.error("firewall-backend", at, `Docker's nftables firewall backend has no DOCKER-USER chain: with 'iptables on', dockwall's rules (in DOCKER-USER) would never be reached, and every published port they close would be open`, {
+      help: `write them as nftables instead: dockwall compile --format nft (dockwall's own table, beside Docker's); or run dockerd with its iptables backend ("firewall-backend": "iptables" in /etc/docker/daemon.json, or no "firewall-backend" at all), then restart it`,
+      notes: fact ? [{ message: `its firewall backend is ${fact.driver} (GET /info's FirewallBackend.Driver; "firewall-backend" in daemon.json)`, span: fact.span }] : [],
+    });
+  } else if (!said && d.backendFact === null && (d.version?.value.major ?? 29) >= 29) {
+    problems.warning("firewall-backend", at, `the facts do not say which firewall backend dockerd uses: if it is Docker 29's nftables backend, there is no DOCKER-USER chain, dockwall's rules are never reached and every published port they close is open`, {
+      help: `save the facts again with 'dockwall facts' (it records GET /info's FirewallBackend), read them from the daemon with --docker, or say it in the policy: firewall-backend iptables;`,
+    });
   }
 }

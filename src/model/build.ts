@@ -211,6 +211,15 @@ const dockerSettings: Record<string, SettingDef<DockerSettings>> = {
       d.bip = v;
     },
   },
+  "firewall-backend": {
+    arity: "one",
+    usage: "iptables or nftables",
+    handler: (d, ctx, b) => {
+      const t = ctx.groups[0]![0]!;
+      if (t.image === "iptables" || t.image === "nftables") d.firewallBackend = { value: t.image, span: spanOf(t) };
+      else b.problems.error("bad-value", spanOf(t), `expected iptables or nftables, not '${t.image}'`, { help: `as "firewall-backend" in /etc/docker/daemon.json (Docker 29 and later; iptables without it)` });
+    },
+  },
   published: {
     arity: "one",
     usage: "open or closed",

@@ -27,6 +27,10 @@ export interface DockerSettings {
   ip?: Located<Ip>;
   bip?: Located<Cidr>;
   published: "open" | "closed";
+  /** `firewall-backend iptables|nftables;`: Docker's own daemon.json key; undefined: as the daemon says (iptables before Docker 29). */
+  firewallBackend?: Located<"iptables" | "nftables">;
+  /** What the daemon says its firewall backend is (GET /info's FirewallBackend.Driver), and where that was read; null: facts without it. */
+  backendFact?: { driver: string; span: Span } | null;
   /** Where each setting was written, for diagnostics about settings. */
   spans: Partial<Record<string, Span>>;
 }

@@ -1261,7 +1261,7 @@ p.dw:3:1: note: only what this host block allows reaches them
     expected: `p.dw:1:22: error: Docker's nftables firewall backend has no DOCKER-USER chain: with 'iptables on', dockwall's rules (in DOCKER-USER) would never be reached, and every published port they close would be open
 1 | docker { version 29; iptables on; published open; }
   |                      ^^^^^^^^
-  = help: dockwall does not write rules for Docker's nftables backend: run dockerd with its iptables backend ("firewall-backend": "iptables" in /etc/docker/daemon.json, or no "firewall-backend" at all), then restart it
+  = help: write them as nftables instead: dockwall compile --format nft (dockwall's own table, beside Docker's); or run dockerd with its iptables backend ("firewall-backend": "iptables" in /etc/docker/daemon.json, or no "firewall-backend" at all), then restart it
 host.json: the daemon: note: its firewall backend is nftables (GET /info's FirewallBackend.Driver; "firewall-backend" in daemon.json)
 `,
   },

@@ -158,6 +158,36 @@ describe("Docker's firewall backend", () => {
     expect(diagnose(ON, corpus("publish-tcp"))).toEqual([expect.stringMatching(/^warning firewall-backend: the facts do not say which firewall backend dockerd uses/)]);
     expect(diagnose(ON.replace("29", "20.10"), corpus("publish-tcp"))).toEqual([]);
   });
+  test("nftables under iptables on, compiled as --format nft (dockwall's own table, which Docker's nftables backend lets decide too): nothing", () => {
+    const facts = { raw: withBackend({ FirewallBackend: { Driver: "nftables" } }) as never, source: "host.json" };
+    for (const checkOnly of [true, false]) expect(compile(ON, { checkOnly, format: "nft", facts }).diagnostics).toEqual([]);
+    expect(compile(ON, { format: "iptables", facts }).ok).toBe(false);
+  });
+  test("the policy says it (firewall-backend, Docker's own daemon.json key): without facts, with facts that agree, and with facts that do not", () => {
+    const said = (b: string) => ON.replace("published open;", `published open; firewall-backend ${b};`);
+    // Without facts: the policy's word, at its value.
+    const r = compile(said("nftables"), { checkOnly: true });
+    expect(r.diagnostics.map((d) => `${d.severity} ${d.code} ${d.span.line}:${d.span.col}`)).toEqual(["error firewall-backend 1:68"]);
+    expect(r.diagnostics[0]!.help).toMatch(/^write them as nftables instead: dockwall compile --format nft/);
+    expect(compile(said("nftables"), { format: "nft" }).ok).toBe(true);
+    expect(compile(said("iptables"), { checkOnly: true }).diagnostics).toEqual([]);
+    // Facts that agree: nothing more; that do not: an error at the policy's value, the daemon's word as a note, whatever the format.
+    const nft = { raw: withBackend({ FirewallBackend: { Driver: "nftables" } }) as never, source: "host.json" };
+    expect(compile(said("nftables"), { format: "nft", facts: nft }).diagnostics).toEqual([]);
+    for (const format of ["nft", "iptables"] as const) {
+      const d = compile(said("iptables"), { format, facts: nft }).diagnostics;
+      expect(d.map((x) => `${x.severity} ${x.code} ${x.span.line}:${x.span.col}: ${x.message}`)).toEqual(["error firewall-backend 1:68: the policy says firewall-backend iptables, but dockerd uses nftables"]);
+      expect(d[0]!.notes.map((n) => n.message)).toEqual(["its firewall backend is nftables (GET /info's FirewallBackend.Driver)"]);
+    }
+    // A policy that says iptables answers the warning about facts that do not say.
+    expect(diagnose(said("iptables"), corpus("publish-tcp"))).toEqual([]);
+    expect(diagnose(said("pf"), corpus("publish-tcp"))).toEqual([`error bad-value: expected iptables or nftables, not 'pf'`]);
+  });
+  test("dockwall check --format nft: what the nft output takes", async () => {
+    const io = memoryIo({ "p.dw": ON.replace("published open;", "published open; firewall-backend nftables;") });
+    expect(await run(["check", "p.dw", "--format", "nft"], io)).toBe(0);
+    expect(await run(["check", "p.dw"], io)).toBe(2);
+  });
   test("a FirewallBackend without a Driver, or info that is not an object, is bad facts", () => {
     expect(diagnose(ON, withBackend({ FirewallBackend: { Info: [] } }))).toEqual([`error bad-facts: the daemon's FirewallBackend is {"Info":[]}, without a Driver`]);
     expect(diagnose(ON, withBackend("nftables"))).toEqual([`error bad-facts: the daemon's info is "nftables", not an object`]);
