@@ -34,6 +34,7 @@ const KERNEL = [
   "test/ansible/**/*.test.ts",
   "test/targets/nft-live.test.ts",
   "test/targets/nft-docker29.test.ts",
+  "test/targets/nft-dockerd.test.ts",
   "test/parity/nft29-kernel.test.ts",
 ];
 

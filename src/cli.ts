@@ -259,7 +259,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       (y) =>
         factsOptions(versionOption(diffOptions(
           policyArg(y)
-            .option("format", { alias: "f", describe: "output format: ferm (ferm.conf, IPv4 and IPv6), iptables or ip6tables (iptables-restore input), nft (with 'iptables on': dockwall's own table inet dockwall for nft -f or an include in /etc/nftables.conf, beside the rules dockerd writes; it can only drop)", choices: FORMATS, default: "ferm" as Format })
+            .option("format", { alias: "f", describe: "output format: ferm (ferm.conf, IPv4 and IPv6), iptables or ip6tables (iptables-restore input), nft (for nft -f or an include in /etc/nftables.conf: dockwall's own table inet dockwall beside the rules dockerd writes, with 'iptables on', where it can only drop; with 'iptables off' and version 29.7 also Docker's tables ip/ip6 docker-bridges as dockerd 29.7's nftables backend writes them)", choices: FORMATS, default: "ferm" as Format })
             .option("output", { alias: "o", describe: "write to FILE instead of standard output (only when there is no error)", type: "string", requiresArg: true })
             .option("diff", { describe: "show what loading the result would change on this host (same as: dockwall diff POLICY)", type: "boolean", default: false }),
         )))
@@ -268,7 +268,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .example("$0 compile web.dw -f iptables -o rules.v4", "iptables-restore input, IPv4")
           .example("$0 compile web.dw --diff", "what would change on this host")
           .example("$0 compile web.dw --docker -f iptables", "with the networks and containers that run here")
-          .example("$0 compile web.dw --docker -f nft -o /etc/nftables.d/dockwall.nft", "on an nftables host (dockerd with \"iptables\": true)")
+          .example("$0 compile web.dw --docker -f nft -o /etc/nftables.d/dockwall.nft", "on an nftables host")
           .example("$0 compile web.dw --facts host.json", "with facts saved on another host (dockwall facts > host.json)")
           .example("$0 compile web.dw --docker-version auto", "the chains of the dockerd running here"),
       async (a) => {

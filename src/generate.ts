@@ -45,7 +45,7 @@ export function generate(p: Policy, families: readonly Family[] = [4, 6]): Gener
 }
 
 /** DOCKER-USER rules that do something (more than a lone RETURN). */
-function meaningful(rules: readonly Rule[]): boolean {
+export function meaningful(rules: readonly Rule[]): boolean {
   return rules.some((r) => r.target !== "RETURN" || r.matches.length > 0 || r.in || r.out || r.src || r.dst);
 }
 

@@ -1,10 +1,14 @@
-// Rule sets → one nftables file (`nft -f`), for a host whose firewall is nftables and whose
-// dockerd writes its own rules ("iptables": true; through iptables-nft). dockwall's rules go
-// in a table of its own, `inet dockwall`, that the file replaces as one transaction (the
-// table made if missing, deleted, made again) and nothing else: no `flush ruleset`, nothing
-// written into iptables-nft's `ip filter`. Its base chains hook forward and input at priority
-// filter - 1, just before the iptables chains (filter, 0), so they see a packet before
-// Docker's rules do, as DOCKER-USER does.
+// Rule sets → one nftables file (`nft -f`), for a host whose firewall is nftables. dockwall's
+// rules go in a table of its own, `inet dockwall`, that the file replaces as one transaction
+// (the table made if missing, deleted, made again), and nothing else: no `flush ruleset`,
+// nothing written into iptables-nft's `ip filter`. Its base chains hook forward and input at
+// priority filter - 1, just before the iptables chains and Docker 29's own (filter, 0), so
+// they see a packet before Docker's rules do, as DOCKER-USER does. With `iptables on` dockerd
+// writes its rules (through iptables-nft, or in its nftables backend's tables); with
+// `iptables off` the file also holds Docker's tables `ip`/`ip6 docker-bridges` as Docker
+// 29.7's nftables backend writes them (src/docker/nft29.ts), and dockwall's table then does
+// what FORWARD's policy DROP does in the iptables output: what is neither a Docker network's
+// traffic (which Docker's tables decide) nor let through by a `forward` statement is dropped.
 //
 // nftables decides across tables: a drop anywhere is final, an accept only ends this table's
 // chain (the packet goes on to the next base chain, Docker's). So this table can close what
@@ -15,7 +19,12 @@
 // The decisions are here; templates/nft/table.hbs only lays out the chains.
 import type { Problems } from "../diagnostics.js";
 import { startOfFile } from "../diagnostics.js";
-import type { Match, Rule, Ruleset } from "../ir/ruleset.js";
+import { make, type Match, type Rule, type Ruleset } from "../ir/ruleset.js";
+import { dockerBridgesTables } from "../docker/nft29.js";
+import { layoutFor } from "../docker/layouts.js";
+import { makePlan } from "../docker/plan.js";
+import { dockerWrites, meaningful } from "../generate.js";
+import { ownedChains } from "../policy/owned.js";
 import type { Policy } from "../model/types.js";
 import type { Family } from "../model/values.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
@@ -130,6 +139,7 @@ interface ChainView {
 function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy, said: Set<string>): { chains: ChainView[]; forward?: string; input?: string } {
   const ip = family === 4 ? "ip" : "ip6";
   const names = new Map<string, string>([
+    ["FORWARD", `forward-${ip}`],
     ["DOCKER-USER", `docker-user-${ip}`],
     ["INPUT", `input-${ip}`],
     [PROXY_CHAIN, `proxy-${ip}`],
@@ -163,7 +173,7 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
             continue;
           }
           // An accept here is not final in nftables: Docker's own chains still see the packet and may drop it.
-          if (c.name === "DOCKER-USER" && r.target === "ACCEPT" && !isEstablished(r)) throw new Untranslatable(`ACCEPT`, r);
+          if (p.docker.iptables && c.name === "DOCKER-USER" && r.target === "ACCEPT" && !isEstablished(r)) throw new Untranslatable(`ACCEPT`, r);
           rules.push(ruleText(r, ip, names));
         } catch (e) {
           if (!(e instanceof Untranslatable)) throw e;
@@ -182,9 +192,9 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
         }
       }
       // A built-in chain's policy DROP: the end of the family's chain drops (the base chain itself accepts, so that the other family is not touched).
-      if (c.builtin && c.policy === "DROP") rules.push(`drop comment "INPUT's policy: DROP"`);
+      if (c.builtin && c.policy === "DROP") rules.push(`drop comment "${c.name}'s policy: DROP"`);
       chains.push({ name, rules });
-      if (c.name === "DOCKER-USER") forward = name;
+      if (c.name === "FORWARD" || (c.name === "DOCKER-USER" && !forward)) forward = name;
       if (c.name === "INPUT") input = name;
     }
   }
@@ -198,19 +208,58 @@ function isEstablished(r: Rule): boolean {
   return !r.src && !r.dst && !r.in && !r.out && states.length > 0 && states.every((s) => s === "RELATED" || s === "ESTABLISHED");
 }
 
+/**
+ * `iptables off`: dockwall's own chains of one family (Docker's are in its nftables tables),
+ * with FORWARD as the iptables output has it but for Docker's own rules: DOCKER-USER first, then
+ * each Docker network's traffic left to Docker's tables (where dockerd writes none, IPv6 with
+ * ip6tables off, let through as the iptables output does), then the policy DROP.
+ */
+function ownRuleset(p: Policy, family: Family): Ruleset | undefined {
+  const layout = layoutFor(p.docker.version?.value);
+  if (!layout) return undefined;
+  const plan = makePlan(p, family, layout);
+  const owned = ownedChains(p, plan);
+  const docker = dockerWrites(p, family);
+  const forward: Rule[] = meaningful(owned.dockerUser) ? [make.jump("DOCKER-USER")] : [];
+  for (const n of plan.networks) {
+    if (!n.subnet[family]) continue;
+    if (n.internal && !docker) forward.push(make.jump("ACCEPT", { in: { value: n.bridge }, out: { value: n.bridge } }));
+    else forward.push(make.jump("ACCEPT", { in: { value: n.bridge } }), make.jump("ACCEPT", { out: { value: n.bridge } }));
+  }
+  const chains: Ruleset["tables"][number]["chains"] = [{ name: "FORWARD", builtin: true, policy: "DROP", rules: forward }];
+  if (meaningful(owned.dockerUser)) chains.push({ name: "DOCKER-USER", builtin: false, rules: owned.dockerUser });
+  if (owned.proxy) chains.push({ name: PROXY_CHAIN, builtin: false, rules: owned.proxy });
+  if (owned.input) chains.push({ name: "INPUT", builtin: true, policy: owned.input.policy, rules: owned.input.rules });
+  else if (owned.proxy) chains.push({ name: "INPUT", builtin: true, policy: "ACCEPT", rules: [make.jump(PROXY_CHAIN)] });
+  return { family, tables: [{ name: "filter", chains }], scope: "owned" };
+}
+
 export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>, header: string[], problems: Problems): string {
+  let docker = "";
   if (!p.docker.iptables) {
-    problems.error("nft-format", p.docker.spans["iptables"] ?? p.docker.span ?? startOfFile, `--format nft writes dockwall's own nftables table beside the rules dockerd writes; with 'iptables off' dockerd writes none, and dockwall does not write Docker's nftables tables yet`, {
-      help: `compile this policy with --format ferm or --format iptables/ip6tables, or let dockerd write its rules ("iptables": true) and say 'iptables on;'`,
-    });
-    return "";
+    const at = p.docker.version?.span ?? p.docker.span ?? startOfFile;
+    const v = p.docker.version?.value;
+    if (v && !(v.major === 29 && (v.minor === undefined || v.minor === 7))) {
+      problems.error("nft-format", at, `with 'iptables off', --format nft writes Docker's own tables as dockerd 29.7's nftables backend writes them, not Docker ${v.text}'s rules`, {
+        help: `compile this policy with --format ferm or --format iptables/ip6tables for Docker ${v.text}; or, to run dockerd 29.7 ("iptables": false) with these tables, say 'version 29.7;'`,
+      });
+      return "";
+    }
+    try {
+      docker = dockerBridgesTables(p);
+    } catch (e) {
+      problems.error("nft-format", at, `with 'iptables off', --format nft cannot write Docker's nftables tables for this policy: ${(e as Error).message.replace(/^Docker 29's nftables tables:? ?/, "")}`, {
+        help: `compile this policy with --format ferm or --format iptables/ip6tables`,
+      });
+      return "";
+    }
   }
   const chains: ChainView[] = [];
   const forward: string[] = [];
   const input: string[] = [];
   const said = new Set<string>();
   for (const f of [4, 6] as const) {
-    const rs = rulesets[f];
+    const rs = p.docker.iptables ? rulesets[f] : rulesets[f] && ownRuleset(p, f);
     if (!rs || rs.tables.length === 0) continue;
     const got = familyChains(rs, f, problems, p, said);
     chains.push(...got.chains);
@@ -222,5 +271,10 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
   if (forward.length) base.push({ name: "forward", base: `type filter hook forward priority ${NFT_PRIORITY}; policy accept;`, rules: forward });
   if (input.length) base.push({ name: "input", base: `type filter hook input priority ${NFT_PRIORITY}; policy accept;`, rules: input });
   const [family, name] = NFT_TABLE.split(" ");
-  return templates.nft({ header, family, name, chains: [...base, ...chains] });
+  return templates.nft({ header, docker: docker ? dockerReplaced(docker) : "", family, name, chains: [...base, ...chains] });
+}
+
+/** Docker's tables, each replaced as dockwall's is (made if missing, deleted, made again), in the same transaction. */
+function dockerReplaced(text: string): string {
+  return text.replace(/^table (ip6?) docker-bridges \{$/gm, (line, fam: string) => `table ${fam} docker-bridges\ndelete table ${fam} docker-bridges\n${line}`);
 }

@@ -124,15 +124,15 @@ describe.skipIf(!hasTranslate && !process.env.DOCKWALL_REQUIRE_KERNEL)("every ru
 });
 
 describe("what --format nft refuses, at the statement, once", () => {
-  test("iptables off: nothing would write Docker's rules", () => {
+  test("iptables off for a Docker other than 29.7: its tables would be 29.7's, not that release's rules", () => {
     const text = "docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\n";
     const r = compile(text, { format: "nft", file: "p.dw" });
     expect(r.ok).toBe(false);
     expect(formatDiagnostics(r.diagnostics, "p.dw", text)).toBe(
-      "p.dw:1:25: error: --format nft writes dockwall's own nftables table beside the rules dockerd writes; with 'iptables off' dockerd writes none, and dockwall does not write Docker's nftables tables yet\n" +
+      "p.dw:1:18: error: with 'iptables off', --format nft writes Docker's own tables as dockerd 29.7's nftables backend writes them, not Docker 20.10's rules\n" +
         "1 | docker { version 20.10; iptables off; userland-proxy off; }\n" +
-        "  |                         ^^^^^^^^\n" +
-        "  = help: compile this policy with --format ferm or --format iptables/ip6tables, or let dockerd write its rules (\"iptables\": true) and say 'iptables on;'\n",
+        "  |                  ^^^^^\n" +
+        "  = help: compile this policy with --format ferm or --format iptables/ip6tables for Docker 20.10; or, to run dockerd 29.7 (\"iptables\": false) with these tables, say 'version 29.7;'\n",
     );
   });
 
@@ -157,3 +157,17 @@ test("compile -f nft on the command line: written to -o; --diff refused (it comp
   expect(await run(["compile", "p.dw", "-f", "nft", "--diff"], io2)).toBe(2);
   expect(io2.err.join("")).toBe("dockwall: --diff compares the iptables rules loaded here; dockwall's nftables table is not compared yet: look at it with 'nft list table inet dockwall'\n");
 });
+
+test("iptables off (Docker 29.7): Docker's tables, each replaced in the same transaction, then dockwall's; FORWARD's policy DROP kept; a forward statement is written", () => {
+  const text = readFileSync(`${root}examples/router.dw`, "utf8").replace(/version [^;]+;/, "version 29.7;");
+  const r = compile(text, { format: "nft", file: "router.dw" });
+  expect(r.ok, formatDiagnostics(r.diagnostics, "router.dw", text)).toBe(true);
+  const out = r.output!;
+  expect(out.match(/^table (ip6?|inet) [a-z-]+$/gm)).toEqual(["table ip docker-bridges", "table ip6 docker-bridges", "table inet dockwall"]);
+  expect(out.match(/^delete table .*$/gm)).toEqual(["delete table ip docker-bridges", "delete table ip6 docker-bridges", "delete table inet dockwall"]);
+  expect(out).toContain('\t\tmeta nfproto ipv4 jump forward-ip\n');
+  // What neither a Docker network's traffic nor a forward statement is: dropped, as by FORWARD's policy in the iptables output.
+  expect(out).toMatch(/\tchain forward-ip \{\n\t\tjump docker-user-ip\n(\t\t[io]ifname "[^"]+" accept\n)+\t\tdrop comment "FORWARD's policy: DROP"\n\t\}/);
+  expect(out).not.toMatch(/^-A /m);
+});
+
