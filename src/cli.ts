@@ -5,7 +5,7 @@ import { normalize, resolve } from "node:path";
 import type { Argv } from "yargs";
 import type { CompileOptions, CompileResult } from "./compile.js";
 import { FORMATS, type Format } from "./formats.js";
-import { diagnosticsJson, formatDiagnostics } from "./diagnostics.js";
+import { diagnosticsJson, formatDiagnostics, JSON_VERSION } from "./diagnostics.js";
 import { VERSION } from "./version.js";
 import type { DiffIo } from "./live/command.js";
 import type { RawFacts } from "./facts/read.js";
@@ -194,8 +194,7 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
   return EXIT.ok;
 }
 
-/** The version of dockwall's JSON output (src/schema/dockwall.schema.json): a field removed or changed in meaning raises it. */
-export const JSON_VERSION = 1;
+export { JSON_VERSION } from "./diagnostics.js";
 
 /** "3 errors", or "227 errors (50 shown)" when some were not printed. */
 function errorCount(shown: number, omitted = 0): string {
@@ -223,7 +222,7 @@ function diffOptions<T>(y: Argv<T>) {
   return y
     .option("live", { describe: "iptables-save output to compare with (- for standard input); default: run iptables-save (and ip6tables-save)", type: "string", requiresArg: true })
     .option("live6", { describe: "ip6tables-save output to compare the IPv6 rules with (with --live)", type: "string", requiresArg: true })
-    .option("json", { describe: "print the differences as JSON", type: "boolean", default: false })
+    .option("json", { describe: 'print the differences as JSON: {"dockwall": 1, "command": "diff", changed, chains, summary, warnings, ignored, compared, reachability} (src/schema/dockwall.schema.json)', type: "boolean", default: false })
     .option("all", { describe: "also compare chains that belong to other tools (fail2ban's f2b-*, …)", type: "boolean", default: false })
     .option("ignore-chain", { describe: "a chain (or PREFIX*) of another tool to leave out of the comparison; repeatable", type: "string", array: true, default: [] as string[] })
     .option("color", { describe: "colour the diff (default: when stdout is a terminal)", type: "boolean" });
@@ -346,7 +345,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
           y
             .positional("args", { describe: "POLICY (optional with --live), then one PACKET per argument, quoted: PROTO SRC -> DST [in IFACE] [state new|established|related]; PROTO tcp, udp, icmp (echo-request unless 'type NAME'), icmpv6; SRC ADDR[:PORT], container:NAME[@NETWORK] or host; DST ADDR[:PORT], [IPv6]:PORT", type: "string", array: true })
             .option("live", { describe: "walk the rules loaded in this kernel (iptables-save, ip6tables-save; the host's addresses and routes from ip); the policy, when given, only names where each rule came from", type: "boolean", default: false })
-            .option("json", { describe: 'print {"packets": [...]}: verdict, delivered, decided_by, path (each rule with its origin), unknown, suggestion', type: "boolean", default: false }),
+            .option("json", { describe: 'print {"dockwall": 1, "command": "explain", "packets": [...]}: verdict, delivered, decided_by, path (each rule with its origin), unknown, suggestion', type: "boolean", default: false }),
         ))
           .example("$0 explain host.dw --docker 'tcp 203.0.113.7 -> 198.51.100.1:8080 in eth0'", "can the wan reach port 8080 here, and which rule says so?")
           .example("$0 explain host.dw --facts host.json 'tcp container:web -> 198.51.100.2:443'", "a container's connection out")
@@ -363,7 +362,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
         factsOptions(versionOption(policyArg(y)))
           .option("live", { describe: "the rules loaded in this kernel (iptables-save, ip6tables-save; addresses and routes from ip), instead of the compiled ones", type: "boolean", default: false })
           .option("family", { describe: "one family only", choices: [4, 6], type: "number" })
-          .option("json", { describe: "print {rows, columns, cells} (../shared/spec/analysis.md)", type: "boolean", default: false })
+          .option("json", { describe: 'print {"dockwall": 1, "command": "matrix", rows, columns, cells} (../shared/spec/analysis.md)', type: "boolean", default: false })
           .option("svg", { describe: "also write the matrix as a picture to FILE", type: "string", requiresArg: true })
           .example("$0 matrix host.dw --docker", "who reaches what on this host, as the policy compiles")
           .example("$0 matrix host.dw --docker --live --svg matrix.svg", "the rules loaded now, as a picture")
@@ -378,7 +377,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       "the rules loaded in this kernel held against the policy: says nothing and exits 0 when they do what it says; lists every cell another tool or a hand-made rule opened or closed (exit 1). For cron",
       (y) =>
         factsOptions(versionOption(policyArg(y)))
-          .option("json", { describe: "print {rows, columns, cells} with only the cells that are not what the policy says, or that it cannot tell", type: "boolean", default: false })
+          .option("json", { describe: 'print {"dockwall": 1, "command": "verify", rows, columns, cells} with only the cells that are not what the policy says, or that it cannot tell', type: "boolean", default: false })
           .example("$0 verify /etc/dockwall/host.dw --docker", "from cron: mail only when something is wrong")
           .epilog("A cell whose verdict the evaluator cannot tell (a match it does not understand, such as -m recent) is listed as such, and makes the exit 1 too: verify says the kernel does what the policy says only when it can show it."),
       async (a) => {
@@ -983,7 +982,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
   if (verifying) {
     // Unknown cells are not a kernel doing what the policy says: listed, and exit 1, as mismatches are.
     const unknown = m.cells.filter((c) => c.verdict === "unknown").length;
-    if (a.json) io.stdout(JSON.stringify({ ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown") }, null, 2) + "\n");
+    if (a.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "verify", ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown") }, null, 2) + "\n");
     else io.stdout(formatMismatches(m).replaceAll("POLICY", src.file));
     return bad || unknown ? EXIT.differs : EXIT.ok;
   }
@@ -996,7 +995,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
       return EXIT.error;
     }
   }
-  io.stdout(a.json ? JSON.stringify(m, null, 2) + "\n" : formatMatrix(m));
+  io.stdout(a.json ? JSON.stringify({ dockwall: JSON_VERSION, command: "matrix", ...m }, null, 2) + "\n" : formatMatrix(m));
   return bad ? EXIT.differs : EXIT.ok;
 }
 

@@ -41,6 +41,9 @@ export type Severity = "error" | "warning";
  * Every diagnostic's stable code, one list: tests assert codes, and a test fails when a code
  * has no row in the table of bad inputs (test/check/cases.ts). Add a code here first.
  */
+/** The version of dockwall's JSON output (src/schema/dockwall.schema.json), printed as "dockwall" in each: a field removed or changed in meaning raises it. */
+export const JSON_VERSION = 1;
+
 export const CODES = [
   "bad-arity",
   "bad-facts",

@@ -2,7 +2,7 @@
 // with --live), each packet explained (explain.ts), printed as text or JSON. Everything it
 // decides is in explain.ts and packet.ts; here only what is read and printed.
 import type { CompileResult } from "../compile.js";
-import { formatPlace } from "../diagnostics.js";
+import { formatPlace, JSON_VERSION } from "../diagnostics.js";
 import type { Ruleset } from "../ir/ruleset.js";
 import type { Family } from "../model/values.js";
 import { explain, ExplainError, formatExplain, type ExplainContext, type ExplainResult } from "./explain.js";
@@ -54,7 +54,7 @@ export function explainAll(ctx: ExplainContext, packets: PacketSpec[], live: boo
 }
 
 export function renderExplain(results: ExplainResult[], json: boolean, file: string | undefined, text: string | undefined): string {
-  if (json) return JSON.stringify({ packets: results.map(({ decidingSpan: _, ...r }) => r) }, null, 2) + "\n";
+  if (json) return JSON.stringify({ dockwall: JSON_VERSION, command: "explain", packets: results.map(({ decidingSpan: _, ...r }) => r) }, null, 2) + "\n";
   return results.map((r) => formatExplain(r, (span, label) => formatPlace(span, file ?? "<policy>", text ?? "", label))).join("\n");
 }
 

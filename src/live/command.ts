@@ -1,5 +1,6 @@
 // `dockwall diff` / `compile --diff`: fetch the live rule set (iptables-save, or a dump
 // given with --live), compare it with the compiled one, print the changes.
+import { JSON_VERSION } from "../diagnostics.js";
 import type { CompileResult } from "../compile.js";
 import { dockersOwn, dockerWrites } from "../generate.js";
 import { formatReachability, reachabilityJson, reachabilityOf } from "../analysis/reach.js";
@@ -223,7 +224,7 @@ export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOpt
   result.warnings.push(...conflicts);
   const reach = reachabilityOf(compiled, lives, opts);
   if (reach.note) result.warnings.push(reach.note);
-  if (opts.json) io.stdout(JSON.stringify({ ...result, compared: Object.keys(lives).map((f) => `IPv${f}`), reachability: reachabilityJson(reach.changes) }, null, 2) + "\n");
+  if (opts.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "diff", ...result, compared: Object.keys(lives).map((f) => `IPv${f}`), reachability: reachabilityJson(reach.changes) }, null, 2) + "\n");
   else {
     io.stdout(formatReachability(reach.changes));
     // Which side is which: - lines are live (loading removes them), + lines compiled (loading adds them).

@@ -224,7 +224,7 @@ describe("dockwall explain (the command)", () => {
     const r = await dw(["explain", FILE, "--json", "tcp 192.168.1.20 -> 198.51.100.1:8443"]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out) as { packets: Record<string, unknown>[] };
-    expect(Object.keys(j)).toEqual(["packets"]);
+    expect(Object.keys(j)).toEqual(["dockwall", "command", "packets"]);
     expect(Object.keys(j.packets[0]!)).toEqual(["packet", "family", "verdict", "delivered", "decided_by", "path", "unknown", "suggestion", "headed"]);
     expect(j.packets[0]).toMatchObject({ packet: "tcp 192.168.1.20 -> 198.51.100.1:8443", family: 4, verdict: "accept", delivered: { to: "container", name: "web", address: "172.17.0.2", port: 443 }, unknown: [], suggestion: null });
   });

@@ -113,7 +113,7 @@ describe("dockwall matrix (the command)", () => {
     const io = memoryIo({ "p.dw": POLICIES.find(([n]) => n === "examples/coexist.dw")![1] });
     expect(await run(["matrix", "p.dw", "--json"], io)).toBe(0);
     const j = JSON.parse(io.out.join("")) as Matrix;
-    expect(Object.keys(j)).toEqual(["rows", "columns", "cells"]);
+    expect(Object.keys(j)).toEqual(["dockwall", "command", "rows", "columns", "cells"]);
     expect(Object.keys(j.cells[0]!)).toEqual(["row", "column", "family", "path", "verdict", "intent", "mismatch", "probe"]);
     expect(j.columns.map((c) => c.id)).toEqual(["prometheus:9090/tcp", "nginx:80/tcp", "nginx:443/tcp", "host:22/tcp", "host:ping", "host:22/tcp", "host:ping"].filter((x, i, a) => a.indexOf(x) === i));
   });
