@@ -271,23 +271,23 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .example("$0 compile web.dw --facts host.json", "with facts saved on another host (dockwall facts > host.json)")
           .example("$0 compile web.dw --docker-version auto", "the chains of the dockerd running here"),
       async (a) => {
-        if (a.diff && a.format === "nft") {
-          io.stderr("dockwall: --diff compares the iptables rules loaded here; dockwall's nftables table is not compared yet: look at it with 'nft list table inet dockwall'\n");
-          code = EXIT.error;
-          return;
-        }
         if (a.diff && a.output !== undefined) {
           const policy = a.policy === "" ? "-" : a.policy;
           io.stderr(`dockwall: -o cannot go with --diff: --diff shows what loading the rules would change and writes no file; compile with -o ${a.output} and run 'dockwall diff ${policy}' separately\n`);
           code = EXIT.error;
-        } else if (a.diff) code = await diffCommand(io, a);
+        } else if (a.diff) code = await diffCommand(io, { ...a, format: a.format === "nft" ? "nft" : "iptables" });
         else code = await compileCommand(io, { policy: a.policy, format: a.format, output: a.output, checkOnly: false, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts, json: a.json });
       },
     )
     .command(
       "diff <policy>",
       "compare the compiled rules with the live ruleset (exit 1 when they differ)",
-      (y) => factsOptions(versionOption(diffOptions(policyArg(y)))).example("$0 diff web.dw --live saved.v4", "compare with a dump from another host").example("$0 diff web.dw --docker", "what a deploy with the containers that run here would change"),
+      (y) =>
+        factsOptions(versionOption(diffOptions(policyArg(y))))
+          .option("format", { alias: "f", describe: "what to compare: iptables (the rules of the iptables and ferm outputs, read with iptables-save) or nft (the tables of the --format nft file, read with nft list table; --live FILE: nft list ruleset output)", choices: ["iptables", "nft"] as const, default: "iptables" as "iptables" | "nft" })
+          .example("$0 diff web.dw --live saved.v4", "compare with a dump from another host")
+          .example("$0 diff web.dw --docker", "what a deploy with the containers that run here would change")
+          .example("$0 diff web.dw --docker -f nft", "the same for the --format nft file"),
       async (a) => {
         code = await diffCommand(io, a);
       },
@@ -836,10 +836,25 @@ async function initCommand(io: Io, a: FactsArgs): Promise<number> {
   return EXIT.ok;
 }
 
-async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: string; live6?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean; "docker-version"?: string }): Promise<number> {
+async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: string; live6?: string; json: boolean; all: boolean; "ignore-chain": string[]; color?: boolean; "docker-version"?: string; format: "iptables" | "nft" }): Promise<number> {
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
   if (typeof dockerVersion === "number") return dockerVersion;
   if (stdinTwice(io, a)) return EXIT.error;
+  if (a.format === "nft") {
+    if (a.live6 !== undefined) {
+      io.stderr("dockwall: --live6 is an ip6tables-save dump; with -f nft, --live FILE is nft list ruleset output, both families\n");
+      return EXIT.error;
+    }
+    const src = load(io, a.policy);
+    if (typeof src === "number") return src;
+    const facts = await loadFacts(io, a);
+    if (typeof facts === "number") return facts;
+    const r = await compile(src.text, { format: "nft", file: src.file, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts });
+    if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
+    if (!r.ok) return EXIT.error;
+    const { runNftDiff } = await import("./live/command.js");
+    return runNftDiff(io, r.output!, { live: a.live, json: a.json, policyName: src.file });
+  }
   if (a.live6 !== undefined && a.live === undefined) {
     io.stderr("dockwall: --live6 gives only the IPv6 dump, and IPv4 would not be compared: give the IPv4 dump with --live FILE too, or neither option to compare with this host's live rules (iptables-save and ip6tables-save)\n");
     return EXIT.error;

@@ -9,6 +9,7 @@ import { layoutFor } from "../docker/layouts.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
 import { diffRulesets, renderDiffParts, summarise, type ChainDiff, type DiffResult } from "./diff.js";
+import { diffNft, renderNftDiff } from "./nftdiff.js";
 import { fromRuleset, parseSave, SaveSyntaxError, type SavedRuleset } from "./save.js";
 import { hostsInput, isForeignChain, sharedChain } from "../apply/merge.js";
 import { chooseBackends, conflictMessage, holdingsOf, systemBackend, toolOf, type Backend } from "./backend.js";
@@ -240,4 +241,42 @@ export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOpt
     if (wants6 && lives[6] === undefined) io.stderr("dockwall: IPv6 not compared (give its dump with --live6 FILE)\n");
   }
   return result.changed ? 1 : 0;
+}
+
+/**
+ * `dockwall diff -f nft`: the tables of the --format nft file against what `nft list table`
+ * prints for each now (a table not there is all new), or against a saved `nft list ruleset`
+ * (--live FILE). Exit 1 when they differ.
+ */
+export function runNftDiff(io: DiffIo, file: string, opts: { live?: string; json: boolean; policyName: string }): number {
+  let live = "";
+  try {
+    if (opts.live !== undefined) live = dumpText(io, opts.live);
+    else {
+      for (const m of file.matchAll(/^table (\S+) (\S+) \{$/gm)) {
+        try {
+          live += io.runProgram("nft", ["list", "table", m[1]!, m[2]!]);
+        } catch (e) {
+          const why = (e as Error).message;
+          // A table not made yet: everything in it is new.
+          if (/No such file or directory|does not exist/.test(why)) continue;
+          throw new LiveError(`cannot run nft list table ${m[1]} ${m[2]}: ${why.split("\n")[0]}${/ENOENT/.test(why) ? " (install nftables)" : " (run as root, or compare with a dump: --live FILE)"}`);
+        }
+      }
+    }
+  } catch (e) {
+    if (e instanceof LiveError) {
+      io.stderr(`dockwall: ${e.message}\n`);
+      return EXIT_ERROR;
+    }
+    throw e;
+  }
+  const d = diffNft(live, file);
+  if (opts.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "diff", format: "nft", changed: d.changed, tables: d.tables, parts: d.parts }, null, 2) + "\n");
+  else {
+    const from = opts.live === undefined ? "nft list table" : opts.live === "-" || opts.live === "" ? "standard input" : opts.live;
+    io.stdout(renderNftDiff(d, { liveName: `live: ${from} (lines marked - would be removed by loading the file)`, wantedName: `compiled from ${opts.policyName} -f nft (lines marked + would be added)` }));
+    io.stdout(d.changed ? `dockwall diff: ${d.parts.length} chain${d.parts.length === 1 ? "" : "s"} or map${d.parts.length === 1 ? "" : "s"} of ${d.tables.join(", ")} differ\n` : `dockwall diff: no changes; ${d.tables.join(", ")} as the file has them\n`);
+  }
+  return d.changed ? 1 : 0;
 }

@@ -29,6 +29,7 @@ import type { Policy } from "../model/types.js";
 import type { Family } from "../model/values.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
 import { templates } from "./templates.js";
+import ipaddr from "ipaddr.js";
 
 /** dockwall's table, and where its base chains hook in (before iptables-nft's and Docker 29's filter chains, at 0). */
 export const NFT_TABLE = "inet dockwall";
@@ -44,6 +45,17 @@ class Untranslatable extends Error {
 }
 
 const q = (s: string) => `"${s.replace(/\+$/, "*")}"`;
+/** An address or network as nft prints it: a single address without /32 or /128, IPv6 in its shortest form. */
+function addr(v: string): string {
+  const [a, len] = v.split("/");
+  if (!a || !ipaddr.isValid(a)) return v;
+  const ip = ipaddr.parse(a);
+  const text = ip.toString();
+  const full = ip.kind() === "ipv6" ? 128 : 32;
+  return len === undefined || Number(len) === full ? text : `${text}/${len}`;
+}
+/** Conntrack states in the order nft prints them. */
+const STATE_ORDER = ["invalid", "established", "related", "new", "untracked"];
 const ports = (v: string) => v.replace(/:/g, "-");
 const portSet = (v: string) => (v.includes(",") ? `{ ${v.split(",").map(ports).join(", ")} }` : ports(v));
 
@@ -71,11 +83,12 @@ function matchText(m: Match, r: Rule, ip: "ip" | "ip6"): string[] {
         const status = states.filter((s) => s === "dnat" || s === "snat");
         const plain = states.filter((s) => ["new", "established", "related", "invalid", "untracked"].includes(s));
         if (status.length + plain.length !== states.length || (status.length && plain.length) || (status.length > 1)) throw new Untranslatable(`--ctstate ${v}`, r);
+        plain.sort((a, b) => STATE_ORDER.indexOf(a) - STATE_ORDER.indexOf(b));
         out.push(status.length ? `ct status ${ne}${status[0]}` : `ct state ${ne}${plain.join(",")}`);
         break;
       }
       case "conntrack ctorigdst":
-        out.push(`ct original ${ip} daddr ${ne}${v}`);
+        out.push(`ct original ${ip} daddr ${ne}${addr(v)}`);
         break;
       case "conntrack ctorigdstport":
         out.push(`ct original proto-dst ${ne}${ports(v)}`);
@@ -111,8 +124,8 @@ function ruleText(r: Rule, ip: "ip" | "ip6", chains: Map<string, string>): strin
   const out: string[] = [];
   if (r.in) out.push(`iifname ${r.in.neg ? "!= " : ""}${q(r.in.value)}`);
   if (r.out) out.push(`oifname ${r.out.neg ? "!= " : ""}${q(r.out.value)}`);
-  if (r.src) out.push(`${ip} saddr ${r.src.neg ? "!= " : ""}${r.src.value}`);
-  if (r.dst) out.push(`${ip} daddr ${r.dst.neg ? "!= " : ""}${r.dst.value}`);
+  if (r.src) out.push(`${ip} saddr ${r.src.neg ? "!= " : ""}${addr(r.src.value)}`);
+  if (r.dst) out.push(`${ip} daddr ${r.dst.neg ? "!= " : ""}${addr(r.dst.value)}`);
   const matched = r.matches.flatMap((m) => matchText(m, r, ip));
   // -p: implied by a tcp/udp/icmp expression that follows; said once otherwise.
   if (r.proto && r.proto !== "all") {

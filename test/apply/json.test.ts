@@ -188,6 +188,22 @@ describe("diff --json against the schema", () => {
     expect(valid("diff", JSON.parse(e.out))).toBe("");
   });
 
+  it("diff -f nft --json: against a saved nft list ruleset, none yet (all new) and the file itself (no change)", async () => {
+    const text = "docker { version 20.10; iptables on; userland-proxy off; }\nzone lan { interface eth1; }\nallow lan to web:8080;\ncontainer web { network bridge 172.17.0.2; publish 8080:80; }\nnetwork bridge { bridge docker0; subnet 172.17.0.0/16; }\n";
+    io.files.set("/c.dw", text);
+    io.files.set("/none.txt", "");
+    const none = await dw("diff", "/c.dw", "-f", "nft", "--live", "/none.txt", "--json");
+    expect(none.code).toBe(1);
+    const nj = JSON.parse(none.out) as { changed: boolean; parts: { status: string }[] };
+    expect(valid("diffNft", nj)).toBe("");
+    expect(nj.parts.every((p) => p.status === "added")).toBe(true);
+    const file = await dw("compile", "/c.dw", "-f", "nft");
+    io.files.set("/same.txt", file.out);
+    const same = await dw("diff", "/c.dw", "-f", "nft", "--live", "/same.txt", "--json");
+    expect([same.code, JSON.parse(same.out)]).toEqual([0, { dockwall: 1, command: "diff", format: "nft", changed: false, tables: ["inet dockwall"], parts: [] }]);
+    expect(valid("diffNft", { ...nj, format: "ferm" })).not.toBe("");
+  });
+
   it("the schema can fail: an apply without its families, a refusal for no reason", () => {
     expect(valid("apply", { dockwall: 1, command: "apply", policy: "p", ok: true, check: false, changed: false, reachability: [], refused: null, pending: null, outcome: null, kept: [], diagnostics: [] })).not.toBe("");
     expect(valid("apply", { dockwall: 1, command: "apply", policy: "p", ok: false, check: false, changed: false, families: {}, reachability: [], refused: { reason: "because", message: "" }, pending: null, outcome: null, kept: [], diagnostics: [] })).not.toBe("");

@@ -7,7 +7,11 @@
 // the iptables output: what the policy means) sent for real, IPv4 and IPv6, from a neighbour.
 // The file replaces only its own table: loaded twice, and next to a table of the host's, it
 // leaves the rest of the ruleset as it was.
-import { expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, expect, it } from "vitest";
 import { asLoaded } from "../../src/analysis/loaded.js";
 import { buildMatrix } from "../../src/analysis/matrix.js";
 import { parsePacket } from "../../src/analysis/packet.js";
@@ -27,7 +31,11 @@ const OFF = shippedPolicies()
   .map(([name, text]): [string, string] => [`${name} (iptables off)`, text.replace(/version [^;]+;/, "version 29.7;")]);
 const POLICIES = [...ON, ...OFF];
 
+const bin = process.env.DOCKWALL_BIN || new URL("../../bin/dockwall", import.meta.url).pathname;
+
 describeKernel("--format nft: dockwall's own table lets through what the iptables output does", () => {
+  const dir = mkdtempSync(join(tmpdir(), "dockwall-nft-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   let probed = 0;
   let opened = 0;
   let v6 = 0;
@@ -62,6 +70,23 @@ describeKernel("--format nft: dockwall's own table lets through what the iptable
         expect(ruleset).toContain("table inet host {\n\tchain input {\n\t\ttype filter hook input priority filter + 10; policy accept;\n\t\ttcp dport 9 counter packets 0 bytes 0 accept\n");
         expect(ruleset.match(/^table inet dockwall \{$/gm)).toHaveLength(1);
         if (!p.docker.iptables) expect(ruleset.match(/^table ip6? docker-bridges \{$/gm)?.length).toBeGreaterThanOrEqual(1);
+        // dockwall diff -f nft (as a user runs it): nothing to change now; a hand-made accept in dockwall's table is found, in its chain.
+        const file = join(dir, "policy.dw");
+        writeFileSync(file, text);
+        const diff = () => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "diff", file, "-f", "nft"], { encoding: "utf8" });
+        const clean = diff();
+        expect([clean.status, clean.stdout.split("\n").at(-2)], clean.stderr).toEqual([0, expect.stringMatching(/^dockwall diff: no changes; /)]);
+        const first = /^\tchain (\S+) \{$/m.exec(nft.output!.slice(nft.output!.indexOf("table inet dockwall {")))![1]!;
+        expect(lab.host.run(["nft", "insert", "rule", "inet", "dockwall", first, "ip", "saddr", "203.0.113.0/24", "accept"]).stderr).toBe("");
+        const drift = diff();
+        expect(drift.status).toBe(1);
+        expect(drift.stdout).toContain(`@@ inet dockwall chain ${first} @@\n- ip saddr 203.0.113.0/24 accept\n`);
+        expect(lab.host.run(["nft", "-f", "-"], nft.output!).stderr).toBe("");
+        // Each table as nft lists it back, exactly: the file is written in nft's own form (what diff compares).
+        for (const block of nft.output!.match(/^table \S+ \S+ \{$[\s\S]*?^\}$/gm) ?? []) {
+          const [, family, table] = /^table (\S+) (\S+)/.exec(block)!;
+          expect(lab.host.run(["nft", "list", "table", family!, table!]).stdout).toBe(`${block}\n`);
+        }
 
         const view = hostView(plan);
         const m = buildMatrix(

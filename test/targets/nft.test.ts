@@ -38,7 +38,7 @@ table inet dockwall {
 
 	chain input-ip {
 		iifname "lo" accept comment "dockwall"
-		ct state related,established accept comment "dockwall"
+		ct state established,related accept comment "dockwall"
 		iifname "wg0" ip saddr 10.99.0.0/24 tcp dport 22 accept comment "dockwall"
 		iifname "eth0" tcp dport 22 accept comment "dockwall"
 		meta l4proto icmp accept comment "dockwall"
@@ -46,13 +46,13 @@ table inet dockwall {
 	}
 
 	chain docker-user-ip {
-		ct state related,established accept
+		ct state established,related accept
 		iifname "docker0" return
 		iifname "br-mon" return
 		ct status dnat ct original ip daddr 127.0.0.0/8 drop
-		iifname "wg0" oifname "br-mon" ip saddr 10.99.0.0/24 ip daddr 172.24.0.2/32 tcp dport 9090 ct status dnat ct original proto-dst 9090 return
-		oifname "docker0" ip daddr 172.17.0.2/32 tcp dport 443 ct status dnat ct original proto-dst 443 return
-		oifname "docker0" ip daddr 172.17.0.2/32 tcp dport 80 ct status dnat ct original proto-dst 80 return
+		iifname "wg0" oifname "br-mon" ip saddr 10.99.0.0/24 ip daddr 172.24.0.2 tcp dport 9090 ct status dnat ct original proto-dst 9090 return
+		oifname "docker0" ip daddr 172.17.0.2 tcp dport 443 ct status dnat ct original proto-dst 443 return
+		oifname "docker0" ip daddr 172.17.0.2 tcp dport 80 ct status dnat ct original proto-dst 80 return
 		oifname "docker0" drop
 		oifname "br-mon" drop
 		iifname != "br-*" oifname "br-*" drop
@@ -61,7 +61,7 @@ table inet dockwall {
 
 	chain input-ip6 {
 		iifname "lo" accept comment "dockwall"
-		ct state related,established accept comment "dockwall"
+		ct state established,related accept comment "dockwall"
 		icmpv6 type nd-router-solicit accept comment "dockwall"
 		icmpv6 type nd-router-advert accept comment "dockwall"
 		icmpv6 type nd-neighbor-solicit accept comment "dockwall"
@@ -72,7 +72,7 @@ table inet dockwall {
 	}
 
 	chain docker-user-ip6 {
-		ct state related,established accept
+		ct state established,related accept
 		iifname != "br-*" oifname "br-*" drop
 		return
 	}
@@ -111,7 +111,7 @@ describe.skipIf(!hasTranslate && !process.env.DOCKWALL_REQUIRE_KERNEL)("every ru
             expect(theirs, t.stdout).toBeDefined();
             // The same expressions: iptables-translate adds a counter, writes a /32 or /128 host bare, puts `meta l4proto` where -p is,
             // and leaves conntrack's family to its table's (an inet table names it).
-            const norm = (s: string) => s.replace(/ ?counter/g, "").replace(/\/(32|128)\b/g, "").replace(/ip protocol (\S+)/, "meta l4proto $1").replace(/ct original ip6? daddr/, "ct original daddr").replace(/meta l4proto ipv6-icmp (?=icmpv6 type)/, "").split(" ").filter(Boolean).sort().join(" ");
+            const norm = (s: string) => s.replace(/ ?counter/g, "").replace(/\/(32|128)\b/g, "").replace(/ip protocol (\S+)/, "meta l4proto $1").replace(/ct original ip6? daddr/, "ct original daddr").replace(/meta l4proto ipv6-icmp (?=icmpv6 type)/, "").replace(/ct state (\S+)/, (_m, l: string) => `ct state ${l.split(",").sort().join(",")}`).split(" ").filter(Boolean).sort().join(" ");
             const ours = nft.split("\n").map((l) => l.trim()).filter((l) => norm(l) === norm(theirs!));
             expect(ours.length, `${name}: ${line}\n  iptables-translate: ${theirs}\n  not among the table's rules`).toBeGreaterThan(0);
             compared++;
@@ -147,15 +147,15 @@ describe("what --format nft refuses, at the statement, once", () => {
   });
 });
 
-test("compile -f nft on the command line: written to -o; --diff refused (it compares iptables rules)", async () => {
+test("compile -f nft on the command line: written to -o; with --diff, the nft tables compared (here with a saved, empty ruleset: all new)", async () => {
   const { run } = await import("../../src/cli.js");
   const { memoryIo } = await import("../support/io.js");
   const io = memoryIo({ "p.dw": readFileSync(`${root}examples/coexist.dw`, "utf8") });
   expect(await run(["compile", "p.dw", "-f", "nft", "-o", "out.nft"], io)).toBe(0);
   expect(io.files.get("out.nft")).toContain("table inet dockwall {\n");
-  const io2 = memoryIo({ "p.dw": readFileSync(`${root}examples/coexist.dw`, "utf8") });
-  expect(await run(["compile", "p.dw", "-f", "nft", "--diff"], io2)).toBe(2);
-  expect(io2.err.join("")).toBe("dockwall: --diff compares the iptables rules loaded here; dockwall's nftables table is not compared yet: look at it with 'nft list table inet dockwall'\n");
+  const io2 = memoryIo({ "p.dw": readFileSync(`${root}examples/coexist.dw`, "utf8"), "none.txt": "" });
+  expect(await run(["compile", "p.dw", "-f", "nft", "--diff", "--live", "none.txt"], io2)).toBe(1);
+  expect(io2.out.join("")).toContain("@@ inet dockwall chain forward (new chain) @@\n+ type filter hook forward priority filter - 1; policy accept;\n");
 });
 
 test("iptables off (Docker 29.7): Docker's tables, each replaced in the same transaction, then dockwall's; FORWARD's policy DROP kept; a forward statement is written", () => {

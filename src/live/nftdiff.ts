@@ -1,0 +1,145 @@
+// What loading the --format nft file would change: the tables it replaces (dockwall's `inet
+// dockwall`, and with `iptables off` Docker's `ip`/`ip6 docker-bridges`) as `nft list table`
+// prints them now, against the same tables in the file, which is written in nft's own form
+// (test/targets/nft-live.test.ts lists each back exactly). Compared chain by chain and rule by
+// rule in order; a chain's type, hook, priority and policy as its header; a map's elements as
+// a set (their order is nft's own); counters never. Pure: the command fetches the live side.
+import { diffArrays } from "diff";
+import type { DiffLine } from "./diff.js";
+
+export interface NftPart {
+  /** `inet dockwall` */
+  table: string;
+  kind: "chain" | "map";
+  name: string;
+  /** A base chain's `type … hook … priority …; policy …;`, a map's `type …`. */
+  header: string[];
+  /** A chain's rules in order; a map's elements, sorted. */
+  lines: string[];
+}
+
+export interface NftDiff {
+  table: string;
+  kind: "chain" | "map";
+  name: string;
+  status: "added" | "removed" | "changed";
+  header?: { live: string; wanted: string };
+  lines: DiffLine[];
+}
+
+const counters = (s: string) => s.replace(/counter packets \d+ bytes \d+/g, "counter packets 0 bytes 0");
+
+/** `nft list table`/`list ruleset` output (or the file's tables) as its chains and maps, by `TABLE/NAME`; the tables named, even when empty. */
+export function parseNftList(text: string): { parts: Map<string, NftPart>; tables: string[] } {
+  const parts = new Map<string, NftPart>();
+  const tables: string[] = [];
+  let table: string | undefined;
+  let part: NftPart | undefined;
+  let elements: string | undefined;
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    let m: RegExpExecArray | null;
+    if ((m = /^table (\S+ \S+) \{$/.exec(line))) {
+      table = m[1]!;
+      if (!tables.includes(table)) tables.push(table);
+      continue;
+    }
+    if (!table) continue; // `table X`, `delete table X` of the file: not contents
+    if ((m = /^(chain|map) (\S+) \{$/.exec(line))) {
+      part = { table, kind: m[1] as NftPart["kind"], name: m[2]!, header: [], lines: [] };
+      parts.set(`${table}/${part.name}`, part);
+      continue;
+    }
+    if (line === "}") {
+      if (elements !== undefined && part) part.lines = elementsOf(elements);
+      elements = undefined;
+      if (part) part = undefined;
+      else table = undefined;
+      continue;
+    }
+    if (!part) continue;
+    if (elements !== undefined || line.startsWith("elements = {")) {
+      elements = `${elements ?? ""} ${line}`;
+      continue;
+    }
+    if (part.kind === "map" || /^type \S+ hook /.test(line) || /^policy \S+;$/.test(line)) part.header.push(line);
+    else part.lines.push(counters(line));
+  }
+  return { parts, tables };
+}
+
+/** A map's `elements = { a : b, c : d }` as a sorted list of `a : b`. */
+function elementsOf(text: string): string[] {
+  const body = /elements = \{(.*)\}/s.exec(text)?.[1] ?? "";
+  return body
+    .split(",")
+    .map((e) => e.trim().replace(/\s+/g, " "))
+    .filter(Boolean)
+    .sort();
+}
+
+/** The file's tables against what nft lists now (`live`, which may lack some or all of them). */
+export function diffNft(live: string, wanted: string): { changed: boolean; parts: NftDiff[]; tables: string[] } {
+  const w = parseNftList(wanted);
+  const l = parseNftList(live);
+  const out: NftDiff[] = [];
+  for (const table of w.tables) {
+    const keys = [...new Set([...[...w.parts.keys()].filter((k) => k.startsWith(`${table}/`)), ...[...l.parts.keys()].filter((k) => k.startsWith(`${table}/`))])];
+    for (const key of keys) {
+      const a = l.parts.get(key);
+      const b = w.parts.get(key);
+      if (!a) {
+        out.push({ table, kind: b!.kind, name: b!.name, status: "added", lines: [...b!.header, ...b!.lines].map((text, i) => ({ kind: "added", text, wanted: i + 1 })) });
+        continue;
+      }
+      if (!b) {
+        out.push({ table, kind: a.kind, name: a.name, status: "removed", lines: [...a.header, ...a.lines].map((text, i) => ({ kind: "removed", text, live: i + 1 })) });
+        continue;
+      }
+      const header = a.header.join(" ") !== b.header.join(" ") ? { live: a.header.join(" "), wanted: b.header.join(" ") } : undefined;
+      const lines = lineDiff(a.lines, b.lines);
+      if (header || lines.some((x) => x.kind !== "same")) out.push({ table, kind: b.kind, name: b.name, status: "changed", ...(header ? { header } : {}), lines });
+    }
+  }
+  return { changed: out.length > 0, parts: out, tables: w.tables };
+}
+
+function lineDiff(live: string[], wanted: string[]): DiffLine[] {
+  const lines: DiffLine[] = [];
+  let li = 0;
+  let wi = 0;
+  for (const p of diffArrays(live, wanted)) {
+    for (let k = 0; k < p.value.length; k++) {
+      if (p.added) lines.push({ kind: "added", text: wanted[wi]!, wanted: ++wi });
+      else if (p.removed) lines.push({ kind: "removed", text: live[li]!, live: ++li });
+      else lines.push({ kind: "same", text: wanted[wi]!, live: ++li, wanted: ++wi });
+    }
+  }
+  return lines;
+}
+
+/** The differences as a unified diff, each chain or map with 3 lines of context; "" when there are none. */
+export function renderNftDiff(d: { parts: NftDiff[] }, o: { liveName: string; wantedName: string }): string {
+  if (d.parts.length === 0) return "";
+  const out = [`--- ${o.liveName}`, `+++ ${o.wantedName}`];
+  for (const p of d.parts) {
+    out.push(`@@ ${p.table} ${p.kind} ${p.name}${p.status === "added" ? ` (new ${p.kind})` : p.status === "removed" ? ` (${p.kind} would be deleted)` : ""} @@`);
+    if (p.header) out.push(`- ${p.header.live}`, `+ ${p.header.wanted}`);
+    const near = new Uint8Array(p.lines.length);
+    p.lines.forEach((l, i) => {
+      if (l.kind !== "same") near.fill(1, Math.max(0, i - 3), i + 4);
+    });
+    let skipped = !near.includes(1); // a header change alone: no rule lines
+    p.lines.forEach((l, i) => {
+      if (!near[i]) {
+        if (!skipped) out.push("  …");
+        skipped = true;
+        return;
+      }
+      skipped = false;
+      out.push(`${l.kind === "added" ? "+" : l.kind === "removed" ? "-" : " "} ${l.text}`);
+    });
+  }
+  return out.join("\n") + "\n";
+}
