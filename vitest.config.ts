@@ -35,6 +35,7 @@ const KERNEL = [
   "test/targets/nft-live.test.ts",
   "test/targets/nft-docker29.test.ts",
   "test/targets/nft-dockerd.test.ts",
+  "test/targets/nft-bridges.test.ts",
   "test/parity/nft29-kernel.test.ts",
 ];
 

@@ -214,13 +214,15 @@ function pendingMessage(io: SystemIo, p: Pending): string {
   if (p.failed) return `the apply of ${when(p.created)} (${p.policy}) was not confirmed, and rolling it back failed: ${p.failed}. Its rules are in place: 'dockwall rollback' tries again, 'dockwall confirm' keeps them`;
   return left > 0
     ? `the apply of ${when(p.created)} (${p.policy}) waits for confirmation until ${when(p.deadline)}: 'dockwall confirm' keeps its rules, 'dockwall rollback' puts back the ones from before it; otherwise they are put back then`
-    : `the apply of ${when(p.created)} (${p.policy}) was never confirmed, and its rollback (due ${when(p.deadline)}) did not run: 'dockwall rollback' puts back the rules from before it, 'dockwall confirm' keeps them`;
+    : `the apply of ${when(p.created)} (${p.policy}) was never confirmed, and its rollback (due ${when(p.deadline)}) did not run: 'dockwall rollback' puts back the rules from before it (then apply again what should stay)`;
 }
 
 export async function runApply(io: SystemIo, out: { stdout: (s: string) => void; stderr: (s: string) => void }, compiled: CompileResult, opts: ApplyOptions): Promise<number | Diagnostic> {
   const say = (s: string) => out.stderr(`dockwall: ${s}\n`);
   const report = opts.report ?? emptyReport();
-  const refuse = (reason: NonNullable<ApplyReport["refused"]>["reason"], message: string) => {
+  const refuse = (reason: NonNullable<ApplyReport["refused"]>["reason"], said: string) => {
+    // --check loads nothing: what it refuses, it says it would.
+    const message = opts.check ? said.replace(/^not applied: /, "would not apply: ") : said;
     report.refused ??= { reason, message };
     say(message);
     return EXIT.error;
@@ -295,7 +297,7 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
     if (typeof pk === "string") return refuse("lockout", `not applied: the lockout guard cannot check your SSH session: ${pk}; --force applies without it`);
     const d = lockout(policy, afters[pk.family] ? toRuleset(afters[pk.family]!, pk.family) : undefined, pk);
     if (d) {
-      report.refused = { reason: "lockout", message: `not applied: ${d.message}` };
+      report.refused = { reason: "lockout", message: `${opts.check ? "would not apply" : "not applied"}: ${d.message}` };
       return d;
     }
   }
@@ -455,6 +457,9 @@ async function outcome(io: SystemIo, say: (s: string) => void, token: string, re
 async function settle(io: SystemIo, token: string | undefined, how: Outcome["how"], factsNow?: FactsNow): Promise<(Outcome & { p: Pending }) | undefined> {
   const p = readPending(io);
   if (!p || (token !== undefined && p.token !== token)) return undefined;
+  // Past its deadline an apply is no longer confirmed: its rollback is due (fail closed, whichever comes first).
+  // (A rollback that failed leaves the rules in place, waiting: confirm may still keep them.)
+  if (how === "confirmed" && io.now() > p.deadline && !p.failed) return undefined;
   const claimed = path(io, `settling.${p.token}`);
   if (!io.rename(path(io, "pending.json"), claimed)) return undefined;
   // Confirmed: the rules stay for good, and a watcher of that policy reads it again (a rollback leaves the watcher's policy, the one rolled back to).
@@ -547,6 +552,11 @@ export async function rollBack(io: SystemIo, factsNow: FactsNow): Promise<{ ok: 
 /** `dockwall confirm`: keep the rules of the apply that waits. */
 export async function runConfirm(io: SystemIo, say: (s: string) => void, token?: string): Promise<number> {
   const settled = readPending(io) && (await settle(io, token, "confirmed"));
+  const late = readPending(io);
+  if (!settled && late && (token === undefined || late.token === token) && !late.failed && io.now() > late.deadline) {
+    say(`too late: the apply of ${when(late.created)} (${late.policy}) had to be confirmed by ${when(late.deadline)}, and its rules are being put back; if they are not, 'dockwall rollback' puts them back`);
+    return EXIT.error;
+  }
   if (!settled) {
     // --token: that apply no longer waits; how it ended, if its rollback said so (apply --no-wait).
     const o = token === undefined ? undefined : readJson<Outcome>(io, `outcome.${token}`);

@@ -44,7 +44,12 @@ class Untranslatable extends Error {
   }
 }
 
-const q = (s: string) => `"${s.replace(/\+$/, "*")}"`;
+/** An interface name as nft reads it: iptables' trailing `+` is nft's `*`; any other `*` (or `\\`, `"`) is the character itself. */
+const q = (s: string) => {
+  const wild = s.endsWith("+");
+  const name = (wild ? s.slice(0, -1) : s).replace(/[\\"*]/g, (c) => `\\${c}`);
+  return `"${name}${wild ? "*" : ""}"`;
+};
 /** An address or network as nft prints it: a single address without /32 or /128, IPv6 in its shortest form. */
 function addr(v: string): string {
   const [a, len] = v.split("/");
@@ -82,7 +87,8 @@ function matchText(m: Match, r: Rule, ip: "ip" | "ip6"): string[] {
         const states = v.split(",").map((s) => s.toLowerCase());
         const status = states.filter((s) => s === "dnat" || s === "snat");
         const plain = states.filter((s) => ["new", "established", "related", "invalid", "untracked"].includes(s));
-        if (status.length + plain.length !== states.length || (status.length && plain.length) || (status.length > 1)) throw new Untranslatable(`--ctstate ${v}`, r);
+        // (A negated list is not `!= a,b` in nft, which compares the whole mask: nothing writes one, so it is refused.)
+        if (status.length + plain.length !== states.length || (status.length && plain.length) || status.length > 1 || (o.neg && states.length > 1)) throw new Untranslatable(`--ctstate ${v}`, r);
         plain.sort((a, b) => STATE_ORDER.indexOf(a) - STATE_ORDER.indexOf(b));
         out.push(status.length ? `ct status ${ne}${status[0]}` : `ct state ${ne}${plain.join(",")}`);
         break;
@@ -170,19 +176,14 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
         continue;
       }
       const rules: string[] = [];
-      // A bridged packet (-m physdev --physdev-is-bridged, which nftables cannot match): returned to Docker's
-      // rules before `-o br-+ -j DROP`; here that drop spares what comes from a bridge, and Docker's own
-      // isolation rules decide traffic between its networks, as they do for every known network.
-      let bridgedReturned = false;
       for (const r of c.rules) {
         try {
+          // `-m physdev --physdev-is-bridged -j RETURN` (before `-o br-+ -j DROP`: what a bridge not known yet forwards
+          // within itself goes on to Docker's rules) has no nftables spelling. Left out, the drop that follows takes that
+          // traffic too: closed until dockwall knows the network, never open (an interface that merely starts with br-
+          // cannot be told from a bridge here).
           if (r.matches.some((m) => m.module === "physdev")) {
             if (c.name !== "DOCKER-USER" || r.target !== "RETURN" || r.matches.length !== 1 || r.src || r.dst || r.in || r.out) throw new Untranslatable(`-m physdev`, r);
-            bridgedReturned = true;
-            continue;
-          }
-          if (bridgedReturned && r.out && !r.out.neg && r.out.value.endsWith("+") && !r.in && r.target === "DROP") {
-            rules.push(ruleText({ ...r, in: { value: r.out.value, neg: true } }, ip, names));
             continue;
           }
           // An accept here is not final in nftables: Docker's own chains still see the packet and may drop it.

@@ -105,7 +105,7 @@ describe("apply --check --json: what an apply would do, with nothing loaded or w
     const { code, j, err } = await applyJson("/a.dw", "--check");
     expect(code).toBe(2);
     expect(j).toMatchObject({ ok: false, check: true, changed: true, refused: { reason: "lockout" } });
-    expect(j.refused!.message).toMatch(/^not applied: the new rules would not accept your SSH session's next connection \(198\.51\.100\.2 → 198\.51\.100\.1:22 on eth0\)/);
+    expect(j.refused!.message).toMatch(/^would not apply: the new rules would not accept your SSH session's next connection \(198\.51\.100\.2 → 198\.51\.100\.1:22 on eth0\)/);
     expect(j.diagnostics.map((d) => `${d.severity} ${d.code}`)).toEqual(["error lockout"]);
     expect(err).toContain("dockwall: would not apply: the lockout guard refused (nothing was changed)");
     expect(kernel()).toEqual(before);
@@ -162,6 +162,22 @@ describe("apply --confirm --no-wait, then confirm --token: confirmation over a n
     expect(JSON.parse(late.out)).toEqual({ dockwall: 1, command: "confirm", ok: false, message: `the apply ${j.pending!.token} no longer waits for confirmation: not confirmed in time, and rolled back: the rules of /a.dw (applied 2025-01-01T00:00:00Z) are back in place, compiled again with Docker's facts as they are now` });
     expect(kernel()).toEqual(a);
     expect(stateFiles().filter((f) => /outcome|pending|settling/.test(f))).toEqual([]);
+  });
+
+  it("a confirm after the deadline keeps nothing (exit 2), even when no rollback has run yet: the rollback is due, and 'dockwall rollback' does it", async () => {
+    await applyJson("/a.dw");
+    const a = kernel();
+    const { j } = await applyJson("/b.dw", "--confirm", "5", "--no-wait");
+    const b = kernel();
+    await m.io.sleep(5_001);
+    const late = await dw("confirm", "--token", j.pending!.token, "--json");
+    expect(late.code).toBe(2);
+    expect(JSON.parse(late.out)).toEqual({ dockwall: 1, command: "confirm", ok: false, message: "too late: the apply of 2025-01-01T00:00:00Z (/b.dw) had to be confirmed by 2025-01-01T00:00:05Z, and its rules are being put back; if they are not, 'dockwall rollback' puts them back" });
+    expect(kernel()).toEqual(b);
+    // No timer ran (its process is in memory here): the next apply says what to do, and rollback does it.
+    expect((await applyJson("/a.dw")).j.refused?.message).toMatch(/was never confirmed, and its rollback \(due 2025-01-01T00:00:05Z\) did not run: 'dockwall rollback' puts back the rules from before it \(then apply again what should stay\)$/);
+    expect((await dw("rollback")).code).toBe(0);
+    expect(kernel()).toEqual(a);
   });
 
   it("rollback --json: what it did, as data", async () => {
