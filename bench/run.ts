@@ -22,6 +22,8 @@
 //  - issue #25: the single executable (build/dockwall, npm run build:exe) beside bin/dockwall:
 //    --version, --help, a small and a large compile, wall time and peak RSS, and the sizes on
 //    disk of the executable and its .deb (bench/exe.ts; BENCH_ONLY=exe);
+//  - issue #23: explain of one packet at 200 and 2,000 containers beside compile, matrix at
+//    20 to 100 containers and the 2,000 one's refusal (bench/analysis.ts; BENCH_ONLY=analysis);
 //  - CPU time (every thread) at 2,000 containers, and how much CPU the hypervisor took while
 //    the rounds ran: rounds with more than BENCH_MAX_STEAL percent (default 5) are run again.
 import { benchLab, percentile, type Reaction } from "./lab.js";
@@ -34,6 +36,7 @@ import { policyOf } from "./generate.js";
 import { engineAnswers, engineFacts, enginePolicy, startFakeEngine } from "./engine.js";
 import { benchApply, benchWatch, memoryReport, watchMemory, type Ctx } from "./live.js";
 import { benchExe } from "./exe.js";
+import { benchAnalysis } from "./analysis.js";
 import { difference, measure, measureEach, paired, withNetns, type Measure, type Rounds } from "./process.js";
 
 const root = resolve(new URL(".", import.meta.url).pathname, "..");
@@ -227,6 +230,13 @@ try {
     rmSync(dir, { recursive: true, force: true });
     process.exit(0);
   }
+  if (process.env.BENCH_ONLY === "analysis") {
+    console.log(machine);
+    console.log(benchAnalysis({ dir, bin, runs: Number(process.env.BENCH_RUNS ?? 5), maxSteal, noted: liveCtx.noted }).join("\n"));
+    console.log(`hypervisor steal during the rounds measured: ${quietness.map(([what, r]) => `${what} ${r.stealPct.toFixed(1)}%`).join(", ")}`);
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(0);
+  }
   if (process.env.BENCH_ONLY === "lab") {
     console.log(machine);
     const t = asRoot ? await labSection() : undefined;
@@ -344,6 +354,7 @@ try {
   );
   const engine = await engineSection();
   console.log(`\n${benchExe({ root, dir, bin, runs, maxSteal, noted: liveCtx.noted }).join("\n")}`);
+  console.log(`\n${benchAnalysis({ dir, bin, runs, maxSteal, noted: liveCtx.noted }).join("\n")}`);
   const liveTargets = await liveSections(["apply", "watch"]);
   const noisy = quietness.reduce((n, [, r]) => n + r.noisy, 0);
   const contended = quietness.filter(([, r]) => r.contended).map(([what]) => what);

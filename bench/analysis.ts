@@ -1,0 +1,51 @@
+// Issue 23's targets, whole process as a user runs them (BENCH_ONLY=analysis): `dockwall
+// explain` of one packet beside `dockwall compile` of the same policy (explain compiles it
+// first: its floor), at 200 and 2,000 containers; `dockwall matrix --json` at 20, 50, 100
+// containers (the number of cells grows with published ports × source classes) and the
+// 2,000-container policy (refused past 1,000,000 walks: the time of saying so). The synthetic
+// policy of bench/generate.ts: three ports per container, two allows each, 250 admin sources.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { policyOf } from "./generate.js";
+import { measureEach, type Command, type Measure, type Rounds } from "./process.js";
+
+export interface AnalysisCtx {
+  dir: string;
+  /** bin/dockwall */
+  bin: string;
+  runs: number;
+  maxSteal: number;
+  noted: (what: string, r: Rounds) => void;
+}
+
+const fmt = (m: Measure | undefined) => (m ? `${m.medianMs.toFixed(0)} ms, ${(m.peakKb / 1024).toFixed(0)} MB` : "n/a");
+
+export function benchAnalysis(ctx: AnalysisCtx): string[] {
+  const file = (n: number) => {
+    const f = join(ctx.dir, `analysis-${n}.dw`);
+    writeFileSync(f, policyOf({ containers: n, hostRules: 4 }));
+    return f;
+  };
+  const rows: string[][] = [];
+  for (const n of [200, 2000]) {
+    const f = file(n);
+    // A packet from the lan to the first container's first port (open), on the host's address.
+    const commands: Record<string, Command> = {
+      compile: { argv: [ctx.bin, "compile", f, "-f", "iptables"] },
+      explain: { argv: [ctx.bin, "explain", f, "tcp 192.168.1.2 -> 192.0.2.1:10000 in eth1"] },
+    };
+    const m = measureEach(commands, { runs: ctx.runs, maxSteal: ctx.maxSteal });
+    ctx.noted(`explain ${n}`, m.rounds);
+    rows.push([`explain one packet, ${n.toLocaleString("en")} containers`, fmt(m.by.explain), `compile: ${fmt(m.by.compile)}`, n === 2000 ? "target < 150 ms" : ""]);
+  }
+  for (const n of [20, 50, 100, 2000]) {
+    const f = file(n);
+    const m = measureEach({ matrix: { argv: [ctx.bin, "matrix", f, "--json"], expectStatus: [0, 1, 2] } }, { runs: Math.max(3, Math.min(ctx.runs, n >= 100 ? 3 : ctx.runs)), maxSteal: ctx.maxSteal });
+    ctx.noted(`matrix ${n}`, m.rounds);
+    rows.push([`matrix --json, ${n.toLocaleString("en")} containers`, fmt(m.by.matrix), n === 2000 ? "refused (more than 1,000,000 walks): the time to say so" : "", n === 2000 ? "target < 2 s, exact" : ""]);
+  }
+  const header = ["issue 23 (whole process)", "dockwall", "beside", "target"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)];
+}
