@@ -71,6 +71,7 @@ export const CODES = [
   "host-network",
   "host-only-port",
   "internal-publish",
+  "literal-wildcard",
   "lockout",
   "missing-address",
   "missing-option",

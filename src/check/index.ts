@@ -8,7 +8,7 @@ import { networkShape, overlappingSubnets } from "./networks.js";
 import { containerAddresses, publishedPorts } from "./containers.js";
 import { allowTargets, duplicateAllows, forwardZones, ruleFamilies } from "./rules.js";
 import { coveredAllows } from "./covered.js";
-import { daemonSettings, unallowedPorts } from "./warnings.js";
+import { daemonSettings, literalWildcards, unallowedPorts } from "./warnings.js";
 
 export const checks: [string, Check][] = [
   ["duplicate names", duplicateNames],
@@ -23,6 +23,7 @@ export const checks: [string, Check][] = [
   ["rule families", ruleFamilies],
   ["forward zones", forwardZones],
   ["daemon settings", daemonSettings],
+  ["literal wildcards", literalWildcards],
   ["unallowed ports", unallowedPorts],
 ];
 

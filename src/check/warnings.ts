@@ -118,3 +118,20 @@ export const daemonSettings: Check = (ctx) => {
     }
   }
 };
+
+/**
+ * A zone interface with `*` in it: iptables (`-i eth*`) and nftables (`iifname "eth\\*"`) match
+ * that character itself, which no interface name has in practice; the wildcard is a trailing `+`.
+ */
+export const literalWildcards: Check = (ctx) => {
+  for (const z of ctx.policy.zones) {
+    for (const i of z.interfaces) {
+      const at = i.value.indexOf("*");
+      if (at < 0) continue;
+      const prefix = i.value.slice(0, at);
+      ctx.problems.warning("literal-wildcard", { ...i.span, col: i.span.col + at, endLine: i.span.line, endCol: i.span.col + at + 1 }, `'*' in interface name '${i.value}' is the character itself, not a wildcard: the zone matches only an interface called exactly that`, {
+        help: prefix ? `for every interface whose name starts with '${prefix}', write ${prefix}+` : `name the interface, or end a name with + for every interface that starts with it`,
+      });
+    }
+  }
+};

@@ -46,6 +46,18 @@ export interface Case {
 
 export const cases: Case[] = [
   {
+    name: "a '*' in a zone's interface (iptables and nftables match the character itself)",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth*; }
+`,
+    exit: 0,
+    expected: `p.dw:2:25: warning: '*' in interface name 'eth*' is the character itself, not a wildcard: the zone matches only an interface called exactly that
+2 | zone lan { interface eth*; }
+  |                         ^
+  = help: for every interface whose name starts with 'eth', write eth+
+`,
+  },
+  {
     name: "subnet typo from a hand-written ferm config",
     input: `docker { version 20.10; userland-proxy off; published open; }
 network app { bridge br-app; subnet 172.17.0.0./16; }
