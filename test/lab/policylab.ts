@@ -454,3 +454,54 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
     throw e;
   }
 }
+
+/**
+ * Every matrix cell of the policy that a neighbour in this world can send, sent for real: the
+ * matrix of `rulesets` (what the policy means, with this world's host addresses), its
+ * sendable cells, and what the kernel did with each. Once to warm the world up (a new IPv6
+ * path's first packets can be lost while neighbours are found), then for the record; a cell
+ * the kernel answers otherwise than `expected` says is tried twice more: what stays different
+ * is a difference.
+ */
+export async function probeMatrix(
+  lab: PolicyLab,
+  plan: PolicyLabPlan,
+  p: Policy,
+  rulesets: import("../../src/analysis/matrix.js").MatrixContext["rulesets"],
+  expected: (c: import("../../src/analysis/matrix.js").MatrixCell) => boolean,
+): Promise<{ cells: import("../../src/analysis/matrix.js").MatrixCell[]; sendable: import("../../src/analysis/matrix.js").MatrixCell[]; probes: LabProbe[]; open: boolean[] }> {
+  const { buildMatrix } = await import("../../src/analysis/matrix.js");
+  const { parsePacket } = await import("../../src/analysis/packet.js");
+  const view = hostView(plan);
+  const m = buildMatrix(
+    {
+      policy: p,
+      rulesets,
+      hostAddress: (family, iface) => {
+        const f = plan.ifaces.find((x) => x.name === iface);
+        return f ? (family === 4 ? f.host4 : f.host6) : undefined;
+      },
+      host: { addresses: view.local, routes: view.routes ?? [] },
+    },
+    [4, 6],
+  );
+  const packets = m.cells.map((c) => {
+    const pk = parsePacket(c.probe);
+    if ("error" in pk || pk.src.kind !== "address" || !pk.in) throw new Error(`${c.probe}: not a neighbour's packet`);
+    return pk as typeof pk & { src: { kind: "address"; ip: Ip } };
+  });
+  // (Not sent: a source that sits behind another interface in this world, as a from-only zone's does, or that is a Docker network's own.)
+  const which = m.cells.map((_, i) => plan.ifaces.some((f) => f.name === packets[i]!.in) && lab.addSource(packets[i]!.in!, formatIp(packets[i]!.src.ip)));
+  const sendable = m.cells.filter((_, i) => which[i]);
+  const probes: LabProbe[] = packets.filter((_, i) => which[i]).map((pk) => ({ from: { iface: pk.in! }, family: pk.family, src: formatIp(pk.src.ip), dst: formatIp(pk.dst), proto: pk.proto, port: pk.dport }));
+  await lab.probe(probes, 800);
+  const kernel = await lab.probe(probes, 800);
+  for (let round = 0; round < 2; round++) {
+    const again = sendable.map((c, i) => (expected(c) !== kernel[i]!.open ? i : -1)).filter((i) => i >= 0);
+    if (again.length === 0) break;
+    await new Promise((r) => setTimeout(r, 500));
+    const res = await lab.probe(again.map((i) => probes[i]!), 800);
+    again.forEach((i, k) => (kernel[i] = res[k]!));
+  }
+  return { cells: m.cells, sendable, probes, open: kernel.map((k) => k.open) };
+}

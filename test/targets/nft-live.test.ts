@@ -13,12 +13,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { asLoaded } from "../../src/analysis/loaded.js";
-import { buildMatrix } from "../../src/analysis/matrix.js";
-import { parsePacket } from "../../src/analysis/packet.js";
 import { compile } from "../../src/compile.js";
-import { formatIp } from "../../src/model/values.js";
 import { describeKernel } from "../lab/kernel.js";
-import { dockersOwn, hostView, planPolicyLab, shippedPolicies, startPolicyLab, type LabProbe } from "../lab/policylab.js";
+import { dockersOwn, planPolicyLab, probeMatrix, shippedPolicies, startPolicyLab } from "../lab/policylab.js";
 
 /**
  * The shipped policies with iptables on (and the others made so), then every one with iptables
@@ -88,40 +85,12 @@ describeKernel("--format nft: dockwall's own table lets through what the iptable
           expect(lab.host.run(["nft", "list", "table", family!, table!]).stdout).toBe(`${block}\n`);
         }
 
-        const view = hostView(plan);
-        const m = buildMatrix(
-          {
-            policy: p,
-            rulesets: asLoaded(p, r.generated!.rulesets),
-            hostAddress: (family, iface) => {
-              const f = plan.ifaces.find((x) => x.name === iface);
-              return f ? (family === 4 ? f.host4 : f.host6) : undefined;
-            },
-            host: { addresses: view.local, routes: view.routes ?? [] },
-          },
-          [4, 6],
-        );
-        const sendable = m.cells.filter((c) => {
-          const pk = parsePacket(c.probe);
-          if ("error" in pk || pk.src.kind !== "address" || !pk.in) throw new Error(`${c.probe}: not a neighbour's packet`);
-          return plan.ifaces.some((f) => f.name === pk.in) && lab.addSource(pk.in, formatIp(pk.src.ip));
-        });
-        expect(sendable.length).toBeGreaterThanOrEqual(m.cells.length / 3);
-        const probes: LabProbe[] = sendable.map((c) => {
-          const pk = parsePacket(c.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>;
-          return { from: { iface: pk.in! }, family: pk.family, src: formatIp((pk.src as { ip: Parameters<typeof formatIp>[0] }).ip), dst: formatIp(pk.dst), proto: pk.proto, port: pk.dport };
-        });
-        await lab.probe(probes, 800);
-        const kernel = await lab.probe(probes, 800);
-        for (let round = 0; round < 2; round++) {
-          const again = sendable.map((c, i) => ((c.verdict === "open") !== kernel[i]!.open ? i : -1)).filter((i) => i >= 0);
-          if (again.length === 0) break;
-          await new Promise((res) => setTimeout(res, 500));
-          const res = await lab.probe(again.map((i) => probes[i]!), 800);
-          again.forEach((i, k) => (kernel[i] = res[k]!));
-        }
+        // Every cell a neighbour here can send, sent for real, against the matrix of the iptables output (what the policy means).
+        const { cells: all, sendable, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open");
+        expect(sendable.length).toBeGreaterThanOrEqual(all.length / 3);
+        const kernel = open.map((o) => ({ open: o }));
         const wrong = sendable.filter((c, i) => c.verdict === "unknown" || (c.verdict === "open") !== kernel[i]!.open).map((c) => `${c.probe} (${c.path}): iptables output ${c.verdict}, nft ${kernel[sendable.indexOf(c)]!.open ? "open" : "closed"}`);
-        console.log(`${name} (nft): ${sendable.length} of ${m.cells.length} cells probed (${sendable.filter((c) => c.verdict === "open").length} open, ${sendable.filter((c) => c.family === 6).length} IPv6)${wrong.length ? `; ${wrong.length} differ` : ", all as the iptables output"}`);
+        console.log(`${name} (nft): ${sendable.length} of ${all.length} cells probed (${sendable.filter((c) => c.verdict === "open").length} open, ${sendable.filter((c) => c.family === 6).length} IPv6)${wrong.length ? `; ${wrong.length} differ` : ", all as the iptables output"}`);
         expect(wrong, wrong.join("\n")).toEqual([]);
         probed += sendable.length;
         opened += sendable.filter((c) => c.verdict === "open").length;
