@@ -251,7 +251,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { default: yargs } = await import("yargs");
   const cli = yargs(argv)
     .scriptName("dockwall")
-    .usage("dockwall — a Docker host's firewall policy: compiled to ferm or iptables-restore, deployed safely, kept in step with Docker\n\nUsage: $0 <command> POLICY [options]")
+    .usage("dockwall — a Docker host's firewall policy: compiled to ferm, iptables-restore or nftables, deployed safely, kept in step with Docker\n\nUsage: $0 <command> POLICY [options]")
     .command(
       "compile <policy>",
       "compile the policy to ferm (default), iptables-restore input, or an nftables table of its own (-f nft)",
