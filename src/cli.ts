@@ -867,6 +867,16 @@ async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: strin
   return runDiff(io, r, { live: a.live, live6: a.live6, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.stdoutIsTTY, policyName: src.file, policyText: src.text });
 }
 
+/** The nftables tables beside iptables-nft's (analysis/command.ts), or the exit code of a failure to ask. */
+function nftTables(io: Io, system: ReturnType<Io["system"]>, find: (run: (cmd: string, args: string[]) => string) => string[]): string[] | number {
+  try {
+    return find((cmd, args) => system.run(cmd, args));
+  } catch (e) {
+    io.stderr(`dockwall: cannot list this host's nftables chains (nft -j list chains): ${(e as Error).message.split("\n")[0]}; the loaded rules are not judged without knowing them\n`);
+    return EXIT.error;
+  }
+}
+
 async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: boolean; json: boolean; "docker-version"?: string }): Promise<number> {
   const { explainAll, looksLikePacket, parsePackets, renderExplain, hostNetwork, compiledRules } = await import("./analysis/command.js");
   const args = a.args ?? [];
@@ -920,6 +930,13 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
     const system = io.system();
     const { readLoaded } = await import("./apply/command.js");
     const { parseSave, toRuleset } = await import("./live/save.js");
+    const { foreignNftTables, foreignNftMessage } = await import("./analysis/command.js");
+    const foreign = nftTables(io, system, foreignNftTables);
+    if (typeof foreign === "number") return foreign;
+    if (foreign.length) {
+      io.stderr(`dockwall: ${foreignNftMessage(foreign)}\n`);
+      return EXIT.error;
+    }
     const loaded = await readLoaded(system);
     for (const f of [4, 6] as const) {
       const l = loaded[f];
@@ -964,7 +981,13 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const system = io.system();
     const { readLoaded } = await import("./apply/command.js");
     const { parseSave, toRuleset } = await import("./live/save.js");
-    const { hostNetwork, interfaceAddresses } = await import("./analysis/command.js");
+    const { hostNetwork, interfaceAddresses, foreignNftTables, foreignNftMessage } = await import("./analysis/command.js");
+    const foreign = nftTables(io, system, foreignNftTables);
+    if (typeof foreign === "number") return foreign;
+    if (foreign.length) {
+      io.stderr(`dockwall: ${foreignNftMessage(foreign)}\n`);
+      return EXIT.error;
+    }
     const loaded = await readLoaded(system);
     ctx.rulesets = {};
     for (const f of [4, 6] as const) {

@@ -118,3 +118,35 @@ export function renderSvg(m: import("./matrix.js").Matrix, title: string): strin
   const width = Math.max(LEFT + Math.max(1, m.columns.length) * CELL + 40, Math.ceil(legend.length * 7.5) + 20);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 40}" font-family="sans-serif">\n<title>${esc(title)}</title>\n<text x="10" y="20" font-size="14">${esc(legend)}</text>\n${parts.join("\n")}\n</svg>\n`;
 }
+
+/** The tables iptables-nft makes (and reads back with iptables-save), by family and name. */
+const IPTABLES_NFT = new Set(["filter", "nat", "raw", "mangle", "security"]);
+
+/**
+ * nftables tables with base chains that are not iptables-nft's (`nft -j list chains`): dockwall's
+ * own `inet dockwall` (--format nft), Docker 29's `ip docker-bridges`, firewalld's, nftables.conf's.
+ * The evaluator reads only what iptables-save prints, so with any of these a verdict about the
+ * loaded rules would be a guess. None where nft is not installed.
+ */
+export function foreignNftTables(run: (cmd: string, args: string[]) => string): string[] {
+  let text: string;
+  try {
+    text = run("nft", ["-j", "list", "chains"]);
+  } catch (e) {
+    if (/ENOENT|not found/.test((e as Error).message)) return [];
+    throw e;
+  }
+  const chains = (JSON.parse(text) as { nftables?: { chain?: { family: string; table: string; hook?: string } }[] }).nftables ?? [];
+  const out = new Set<string>();
+  for (const { chain: c } of chains) {
+    if (!c?.hook) continue;
+    if ((c.family === "ip" || c.family === "ip6") && IPTABLES_NFT.has(c.table)) continue;
+    out.add(`${c.family} ${c.table}`);
+  }
+  return [...out];
+}
+
+/** What explain --live, matrix --live and verify say, and refuse with, when the host filters through such tables too. */
+export function foreignNftMessage(tables: string[]): string {
+  return `this host also filters packets through nftables tables that dockwall's evaluator does not read yet (${tables.join(", ")}): what it would say of the loaded rules would be a guess, so it says nothing. ${tables.includes("inet dockwall") ? "For dockwall's own table (--format nft), 'dockwall diff POLICY -f nft' compares it with the policy" : "Ask about the iptables rules alone on a host without them, or with 'dockwall explain POLICY' (the compiled rules)"}`;
+}
