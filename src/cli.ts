@@ -867,14 +867,23 @@ async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: strin
   return runDiff(io, r, { live: a.live, live6: a.live6, json: a.json, all: a.all, ignore: a["ignore-chain"], color: a.color ?? io.stdoutIsTTY, policyName: src.file, policyText: src.text });
 }
 
-/** The nftables tables beside iptables-nft's (analysis/command.ts), or the exit code of a failure to ask. */
-function nftTables(io: Io, system: ReturnType<Io["system"]>, find: (run: (cmd: string, args: string[]) => string) => string[]): string[] | number {
+/**
+ * explain --live, matrix --live, verify: the exit code when this host also filters through
+ * nftables tables the evaluator does not read (analysis/command.ts), said; undefined when it
+ * does not.
+ */
+async function nftTablesAside(io: Io, system: ReturnType<Io["system"]>): Promise<number | undefined> {
+  const { foreignNftTables, foreignNftMessage } = await import("./analysis/command.js");
+  let tables: string[];
   try {
-    return find((cmd, args) => system.run(cmd, args));
+    tables = foreignNftTables((cmd, args) => system.run(cmd, args));
   } catch (e) {
     io.stderr(`dockwall: cannot list this host's nftables chains (nft -j list chains): ${(e as Error).message.split("\n")[0]}; the loaded rules are not judged without knowing them\n`);
     return EXIT.error;
   }
+  if (tables.length === 0) return undefined;
+  io.stderr(`dockwall: ${foreignNftMessage(tables)}\n`);
+  return EXIT.error;
 }
 
 async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: boolean; json: boolean; "docker-version"?: string }): Promise<number> {
@@ -930,13 +939,8 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
     const system = io.system();
     const { readLoaded } = await import("./apply/command.js");
     const { parseSave, toRuleset } = await import("./live/save.js");
-    const { foreignNftTables, foreignNftMessage } = await import("./analysis/command.js");
-    const foreign = nftTables(io, system, foreignNftTables);
-    if (typeof foreign === "number") return foreign;
-    if (foreign.length) {
-      io.stderr(`dockwall: ${foreignNftMessage(foreign)}\n`);
-      return EXIT.error;
-    }
+    const refused = await nftTablesAside(io, system);
+    if (refused !== undefined) return refused;
     const loaded = await readLoaded(system);
     for (const f of [4, 6] as const) {
       const l = loaded[f];
@@ -981,13 +985,9 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const system = io.system();
     const { readLoaded } = await import("./apply/command.js");
     const { parseSave, toRuleset } = await import("./live/save.js");
-    const { hostNetwork, interfaceAddresses, foreignNftTables, foreignNftMessage } = await import("./analysis/command.js");
-    const foreign = nftTables(io, system, foreignNftTables);
-    if (typeof foreign === "number") return foreign;
-    if (foreign.length) {
-      io.stderr(`dockwall: ${foreignNftMessage(foreign)}\n`);
-      return EXIT.error;
-    }
+    const { hostNetwork, interfaceAddresses } = await import("./analysis/command.js");
+    const refused = await nftTablesAside(io, system);
+    if (refused !== undefined) return refused;
     const loaded = await readLoaded(system);
     ctx.rulesets = {};
     for (const f of [4, 6] as const) {
