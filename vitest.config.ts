@@ -37,6 +37,7 @@ const KERNEL = [
   "test/targets/nft-dockerd.test.ts",
   "test/targets/nft-bridges.test.ts",
   "test/parity/nft29-kernel.test.ts",
+  "test/check/nftconf-kernel.test.ts",
 ];
 
 export default defineConfig({

@@ -11,6 +11,7 @@ import type { DiffIo } from "./live/command.js";
 import type { RawFacts } from "./facts/read.js";
 import type { SystemIo } from "./apply/command.js";
 import type { FactsNow, FactsSource } from "./apply/rollback.js";
+import type { NftablesConf } from "./check/nftconf.js";
 
 export interface DockerEngine {
   facts: () => Promise<Facts>;
@@ -146,7 +147,40 @@ async function loadFacts(io: Io, a: FactsArgs): Promise<Facts | undefined | numb
   }
 }
 
-async function compileCommand(io: Io, args: FactsArgs & { policy: string; format: Format; output?: string; checkOnly: boolean; dockerVersion?: string; json?: boolean }): Promise<number> {
+/** Where nftables.service, when enabled, is linked (Debian's unit: sysinit.target; RHEL's: multi-user.target). */
+const NFTABLES_ENABLED = ["/etc/systemd/system/sysinit.target.wants/nftables.service", "/etc/systemd/system/multi-user.target.wants/nftables.service"];
+
+/**
+ * The nftables.conf check reads: FILE (--nftables-conf), or /etc/nftables.conf when
+ * nftables.service is enabled (a host that loads it at boot); none otherwise. A file given
+ * that cannot be read is an error (exit 2).
+ */
+function readNftablesConf(io: Io, given: string | undefined): NftablesConf | undefined | number {
+  if (given !== undefined) {
+    try {
+      return { file: given, text: io.readFile(given) };
+    } catch (e) {
+      io.stderr(`dockwall: cannot read ${given} (--nftables-conf): ${(e as Error).message}\n`);
+      return EXIT.error;
+    }
+  }
+  const enabled = NFTABLES_ENABLED.some((p) => {
+    try {
+      io.readFile(p);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!enabled) return undefined;
+  try {
+    return { file: "/etc/nftables.conf", text: io.readFile("/etc/nftables.conf") };
+  } catch {
+    return undefined;
+  }
+}
+
+async function compileCommand(io: Io, args: FactsArgs & { policy: string; format: Format; output?: string; checkOnly: boolean; dockerVersion?: string; json?: boolean; nftablesConf?: string }): Promise<number> {
   if (args.json && !args.checkOnly && args.output === undefined) {
     io.stderr("dockwall: compile --json prints the diagnostics on standard output: give -o FILE for the rules\n");
     return EXIT.error;
@@ -158,7 +192,10 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
   if (typeof src === "number") return src;
   const facts = await loadFacts(io, args);
   if (typeof facts === "number") return facts;
-  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion, dockerVersionOption: fromAuto(args.dockerVersion, dockerVersion), facts });
+  // check holds /etc/nftables.conf against the policy (its 'flush ruleset').
+  const nftablesConf = args.checkOnly ? readNftablesConf(io, args.nftablesConf) : undefined;
+  if (typeof nftablesConf === "number") return nftablesConf;
+  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion, dockerVersionOption: fromAuto(args.dockerVersion, dockerVersion), facts, nftablesConf, output: args.output });
   if (args.json) {
     // The diagnostics as data (src/schema/dockwall.schema.json); the rules, when there are no errors, to -o FILE.
     const errors = r.diagnostics.filter((d) => d.severity === "error").length + (r.omitted ?? 0);
@@ -298,9 +335,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
       (y) =>
         factsOptions(versionOption(policyArg(y)))
           .option("json", { describe: "print the diagnostics as JSON on standard output: code, severity, message, file, line, column, help, notes, the Docker object (src/schema/dockwall.schema.json)", type: "boolean", default: false })
-          .option("format", { alias: "f", describe: "the format it will be compiled to, for the checks that depend on it (nft: dockwall's own nftables table, which works beside Docker's nftables backend)", choices: FORMATS, default: "ferm" as Format }),
+          .option("format", { alias: "f", describe: "the format it will be compiled to, for the checks that depend on it (nft: dockwall's own nftables table, which works beside Docker's nftables backend)", choices: FORMATS, default: "ferm" as Format })
+          .option("nftables-conf", { describe: "the nftables.conf to hold against the policy: a 'flush ruleset' in it removes Docker's rules and dockwall's whenever it is loaded (a warning at its line). Default: /etc/nftables.conf when nftables.service is enabled", type: "string", requiresArg: true })
+          .option("output", { alias: "o", describe: "where the --format nft file will be written: an include of it after nftables.conf's 'flush ruleset' puts back what the flush removes (with 'iptables off')", type: "string", requiresArg: true }),
       async (a) => {
-        code = await compileCommand(io, { policy: a.policy, format: a.format, checkOnly: true, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts, json: a.json });
+        code = await compileCommand(io, { policy: a.policy, format: a.format, checkOnly: true, dockerVersion: a["docker-version"], docker: a.docker, facts: a.facts, json: a.json, nftablesConf: a["nftables-conf"], output: a.output });
       },
     )
     .command(

@@ -13,6 +13,7 @@ import type { Layout } from "./docker/layout.js";
 import { readFacts, type RawFacts } from "./facts/read.js";
 import { addFacts } from "./facts/merge.js";
 import { checkBackend } from "./facts/settings.js";
+import { checkNftablesConf, type NftablesConf } from "./check/nftconf.js";
 import { resolveTargets } from "./model/targets.js";
 import { isError, parseVersion } from "./model/values.js";
 import { VERSION } from "./version.js";
@@ -42,6 +43,10 @@ export interface CompileOptions {
    * nothing), and everything else compiles. Errors in the policy's text stay errors.
    */
   factsErrors?: "error" | "warn";
+  /** /etc/nftables.conf, read (dockwall check): its `flush ruleset` is held against the policy (check/nftconf.ts). */
+  nftablesConf?: NftablesConf;
+  /** Where the output goes (-o): an include of it in nftablesConf puts back what a flush removes. */
+  output?: string;
 }
 
 export interface CompileResult {
@@ -92,6 +97,7 @@ export const stages: Stage[] = [
   },
   // Docker's firewall backend against the policy and the format (--format nft is the one that works with Docker's nftables backend); with facts, part of adding them.
   { name: "firewall backend", when: (o) => o.facts === undefined, run: (s) => checkBackend(s.policy!, s.options.format, s.problems) },
+  { name: "nftables.conf", when: (o) => o.nftablesConf !== undefined, run: (s) => checkNftablesConf(s.policy!, s.options.format ?? "ferm", s.options.nftablesConf!, s.options.output, s.problems) },
   { name: "select the Docker layout", run: selectLayout },
   { name: "generate", when: (o) => !o.checkOnly, run: (s) => (s.generated = generate(s.policy!, families(s.options))) },
   { name: "render", when: (o) => !o.checkOnly && !o.noRender, run: render },

@@ -13,6 +13,8 @@ export interface Span {
   /** Set when the value came from the command line, not the policy: the option as given
    *  (`--docker-version 99`); diagnostics then name it instead of a place in the file. */
   option?: string;
+  /** Set when the place is in another file than the policy (/etc/nftables.conf): its name, and its text for the excerpt. */
+  other?: { file: string; text: string };
 }
 
 /** A Docker object a fact came from: a container or network, where it was read from. */
@@ -78,6 +80,7 @@ export const CODES = [
   "missing-value",
   "needs-facts",
   "newer-version",
+  "nftables-flush",
   "nft-format",
   "no-interface",
   "no-network",
@@ -239,7 +242,12 @@ function formatDiagnostic(d: Diagnostic, file: string, lines: string[]): string 
   const o = d.span.docker;
   // Messages quote the policy's words, which may hold anything: escaped like the source lines.
   const message = visible(d.message);
-  const out = o ? [`${o.source}: ${describeDockerObject(o)}: ${d.severity}: ${message}`] : d.span.option ? [`dockwall: ${d.span.option}: ${d.severity}: ${message}`] : [`${file}:${d.span.line}:${d.span.col}: ${d.severity}: ${message}`, ...excerpt(lines, d.span)];
+  const at = d.span.other;
+  const out = o
+    ? [`${o.source}: ${describeDockerObject(o)}: ${d.severity}: ${message}`]
+    : d.span.option
+      ? [`dockwall: ${d.span.option}: ${d.severity}: ${message}`]
+      : [`${at?.file ?? file}:${d.span.line}:${d.span.col}: ${d.severity}: ${message}`, ...excerpt(at ? at.text.split(/\r\n?|\n/) : lines, d.span)];
   const gutter = " ".repeat(String(d.span.line).length);
   if (d.help) out.push(`${gutter} = help: ${visible(d.help)}`);
   for (const n of d.notes) {
@@ -248,7 +256,8 @@ function formatDiagnostic(d: Diagnostic, file: string, lines: string[]): string 
     } else if (n.span?.option) {
       out.push(`dockwall: ${n.span.option}: note: ${visible(n.message)}`);
     } else if (n.span) {
-      out.push(`${file}:${n.span.line}:${n.span.col}: note: ${visible(n.message)}`, ...excerpt(lines, n.span));
+      const nat = n.span.other;
+      out.push(`${nat?.file ?? file}:${n.span.line}:${n.span.col}: note: ${visible(n.message)}`, ...excerpt(nat ? nat.text.split(/\r\n?|\n/) : lines, n.span));
     } else {
       out.push(`${gutter} = note: ${visible(n.message)}`);
     }
@@ -260,7 +269,7 @@ function formatDiagnostic(d: Diagnostic, file: string, lines: string[]): string 
 function placeJson(span: Span, file: string): Record<string, unknown> {
   if (span.docker) return { docker: { kind: span.docker.kind, name: span.docker.name, id: span.docker.id, source: span.docker.source } };
   if (span.option) return { option: span.option };
-  return { file, line: span.line, column: span.col, end_line: span.endLine, end_column: span.endCol };
+  return { file: span.other?.file ?? file, line: span.line, column: span.col, end_line: span.endLine, end_column: span.endCol };
 }
 
 /** The diagnostics as JSON objects (`--json`; src/schema/dockwall.schema.json, "diagnostics"). */
