@@ -12,6 +12,7 @@ const KERNEL = [
   "test/packet/**/*.test.ts",
   "test/lab/**/*.test.ts",
   "test/apply/apply.test.ts",
+  "test/apply/apply-nft.test.ts",
   "test/apply/rollback-docker.test.ts",
   "test/apply/evaluate.test.ts",
   "test/apply/evaluate-policies.test.ts",

@@ -348,13 +348,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
       (y) =>
         factsOptions(versionOption(policyArg(y)))
           .option("confirm", { describe: "keep the new rules only if confirmed within SECONDS ('yes' on the terminal, or 'dockwall confirm'); otherwise put back the rules from before and exit 3", type: "number", requiresArg: true })
+          .option("format", { alias: "f", describe: "iptables: the iptables rules, IPv4 and IPv6, through iptables-restore; nft: the --format nft file through nft -f (one transaction that replaces dockwall's table, and with 'iptables off' Docker's; its lockout guard reads every table's input chain, and a rollback puts the tables back)", choices: ["iptables", "nft"] as const, default: "iptables" as const })
           .option("force", { describe: "apply even if the lockout guard says the rules would not accept your SSH session (SSH_CONNECTION)", type: "boolean", default: false })
           .option("wait", { describe: "with --confirm, wait for the confirmation (the default); --no-wait returns as soon as the rules are loaded, printing the apply's token: the rollback still comes at the deadline unless 'dockwall confirm --token TOKEN' comes first (confirmation over a new connection, as configuration management does it)", type: "boolean", default: true })
           .option("check", { describe: "do everything apply does before it loads (read the loaded rules, compare, the lockout guard, the restore tools' --test, who would reach what) and stop: nothing is loaded or written; exit 2 where apply would refuse", type: "boolean", default: false })
           .option("json", { describe: "print what was done (or, with --check, would be) as one JSON object on standard output: changed, the rule diff per family, reachability, refused, pending, outcome, diagnostics (src/schema/dockwall.schema.json)", type: "boolean", default: false })
           .example("$0 apply host.dw --docker --confirm 60", "apply; roll back in 60 s unless confirmed")
           .example("$0 apply host.dw --docker --check --json", "what an apply would change, and whether it would be refused, as data")
-          .epilog("$DOCKWALL_STATE_DIR (default /var/lib/dockwall) keeps the policy applied (policy.json) and the one before it (rollback.json): 'dockwall rollback' compiles that one again with Docker's facts as they are then and loads it. The tables as they were before the apply are in rollback.v4 and rollback.v6. A running 'dockwall watch' of the same policy file is told to read it again once the new rules stay; one of another file would put its own rules back, and apply says so."),
+          .example("$0 apply host.dw --docker -f nft --confirm 60", "load the --format nft file with nft -f; roll back in 60 s unless confirmed")
+          .epilog("$DOCKWALL_STATE_DIR (default /var/lib/dockwall) keeps the policy applied (policy.json) and the one before it (rollback.json): 'dockwall rollback' compiles that one again with Docker's facts as they are then and loads it. The tables as they were before the apply are in rollback.v4 and rollback.v6 (with -f nft, in rollback.json). A running 'dockwall watch' of the same policy file is told to read it again once the new rules stay; one of another file would put its own rules back, and apply says so."),
       async (a) => {
         code = await applyCommand(io, a);
       },
@@ -532,12 +534,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
 class UsageError extends Error {}
 
 /** The policy compiled (no text rendered) with Docker's facts, its diagnostics printed: what diff and apply start from. */
-async function compileRules(io: Io, a: FactsArgs & { policy: string; "docker-version"?: string }, dockerVersion: string | undefined): Promise<{ src: Loaded; r: CompileResult; facts?: Facts } | number> {
+async function compileRules(io: Io, a: FactsArgs & { policy: string; "docker-version"?: string }, dockerVersion: string | undefined, format?: "nft"): Promise<{ src: Loaded; r: CompileResult; facts?: Facts } | number> {
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
   const facts = await loadFacts(io, a);
   if (typeof facts === "number") return facts;
-  const r = await compile(src.text, { file: src.file, noRender: true, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts });
+  // nft: the file itself is loaded (rendered); iptables: rule sets, compared with what is loaded.
+  const r = await compile(src.text, { file: src.file, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts, ...(format ? { format } : { noRender: true }) });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   return { src, r, facts };
 }
@@ -612,7 +615,7 @@ async function saying(io: Io, command: string, json: boolean, run: (say: (s: str
   return code;
 }
 
-type ApplyArgs = FactsArgs & { policy: string; confirm?: number; force: boolean; wait: boolean; check: boolean; json: boolean; "docker-version"?: string };
+type ApplyArgs = FactsArgs & { policy: string; confirm?: number; force: boolean; wait: boolean; check: boolean; json: boolean; "docker-version"?: string; format: "iptables" | "nft" };
 
 async function applyCommand(io: Io, a: ApplyArgs): Promise<number> {
   if (!a.json) return applyRun(io, a);
@@ -634,6 +637,7 @@ async function applyCommand(io: Io, a: ApplyArgs): Promise<number> {
         check: a.check,
         changed: report.changed,
         families: report.families,
+        ...(report.nft ? { nft: report.nft } : {}),
         reachability: (await import("./analysis/reach.js")).reachabilityJson(report.reachability),
         refused: report.refused,
         pending: report.pending,
@@ -668,7 +672,8 @@ async function applyRun(io: Io, a: ApplyArgs, report?: import("./apply/command.j
   const { runApply, startSaves } = await import("./apply/command.js");
   const system = io.system();
   const saves = startSaves(system);
-  const compiled = await compileRules(io, a, dockerVersion);
+  const nft = a.format === "nft";
+  const compiled = await compileRules(io, a, dockerVersion, nft ? "nft" : undefined);
   if (typeof compiled === "number") return compiled;
   const { src, r, facts } = compiled;
   got.diagnostics = diagnosticsJson(r.diagnostics, src.file);
@@ -678,7 +683,8 @@ async function applyRun(io: Io, a: ApplyArgs, report?: import("./apply/command.j
     return EXIT.error;
   }
   const record = { file: src.file, path: policyPath(io, a.policy), text: src.text, facts: factsSource(a, facts), dockerVersion: a["docker-version"], applied: system.now() };
-  const result = await runApply(system, io, r, { confirm: a.confirm, noWait: !a.wait, check: a.check, force: a.force, policyName: src.file, saves, record, factsNow: factsNow(io), report });
+  const opts = { confirm: a.confirm, noWait: !a.wait, check: a.check, force: a.force, policyName: src.file, saves, record, factsNow: factsNow(io), report };
+  const result = nft ? await (await import("./apply/nftapply.js")).runApplyNft(system, io, r, opts) : await runApply(system, io, r, opts);
   if (typeof result === "number") return result;
   got.diagnostics = diagnosticsJson([...r.diagnostics, result], src.file);
   io.stderr(colour(io, formatDiagnostics([result], src.file, src.text)));

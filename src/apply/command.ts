@@ -22,6 +22,7 @@ import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, 
 import { lockout, parseIpAddr, sshPacket } from "./guard.js";
 import { fermKeep, type HostsInput } from "./merge.js";
 import { tellWatcher } from "./watching.js";
+import { rollBackNft } from "./nftapply.js";
 import { deploy, firstLine } from "./deploy.js";
 import { chooseBackends, conflictMessage, holdingsOf, systemBackend, toolOf, type Backend, type Holding } from "../live/backend.js";
 import type { Diagnostic } from "../diagnostics.js";
@@ -86,6 +87,8 @@ export interface ApplyReport {
   pending: { token: string; deadline: string; seconds: number } | null;
   outcome: { how: Outcome["how"]; ok: boolean; message: string } | null;
   kept: string[];
+  /** apply --format nft: the tables the file replaces, and the diff of them (families is then empty). */
+  nft?: { tables: string[]; diff: string };
 }
 
 export const emptyReport = (): ApplyReport => ({ changed: false, families: {}, reachability: [], refused: null, pending: null, outcome: null, kept: [] });
@@ -162,9 +165,9 @@ export function startSaves(io: SystemIo): Saves {
   return { 4: both.then((r) => r[4]), 6: both.then((r) => r[6]) };
 }
 
-const EXIT = { ok: 0, error: 2, rolledBack: 3 } as const;
+export const EXIT = { ok: 0, error: 2, rolledBack: 3 } as const;
 
-interface Pending {
+export interface Pending {
   token: string;
   /** ms since the epoch */
   created: number;
@@ -186,11 +189,11 @@ interface Outcome {
   said: string;
 }
 
-const path = (io: SystemIo, name: string) => `${io.stateDir}/${name}`;
+export const path = (io: SystemIo, name: string) => `${io.stateDir}/${name}`;
 const tool = (f: 4 | 6, what: "save" | "restore") => `${f === 4 ? "iptables" : "ip6tables"}-${what}`;
 const when = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 
-function readJson<T>(io: SystemIo, name: string): T | undefined {
+export function readJson<T>(io: SystemIo, name: string): T | undefined {
   const text = io.readFile(path(io, name));
   if (text === undefined) return undefined;
   try {
@@ -200,7 +203,7 @@ function readJson<T>(io: SystemIo, name: string): T | undefined {
   }
 }
 
-const readPending = (io: SystemIo) => readJson<Pending>(io, "pending.json");
+export const readPending = (io: SystemIo) => readJson<Pending>(io, "pending.json");
 
 /** What to say of an apply that waits for confirmation now (watch loads nothing meanwhile), if one does. */
 export function pendingApply(io: SystemIo): string | undefined {
@@ -209,7 +212,7 @@ export function pendingApply(io: SystemIo): string | undefined {
 }
 
 /** What to say about an apply that waits for confirmation (or whose rollback never ran). */
-function pendingMessage(io: SystemIo, p: Pending): string {
+export function pendingMessage(io: SystemIo, p: Pending): string {
   const left = p.deadline - io.now();
   if (p.failed) return `the apply of ${when(p.created)} (${p.policy}) was not confirmed, and rolling it back failed: ${p.failed}. Its rules are in place: 'dockwall rollback' tries again, 'dockwall confirm' keeps them`;
   return left > 0
@@ -345,7 +348,9 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
       tested: () => {
         if (!changing.length && opts.confirm === undefined) return;
         for (const f of [4, 6] as const) if (before[f] !== undefined) io.writeFile(path(io, `rollback.v${f}`), before[f]!);
-        const state: RollbackState = { previous: readJson<PolicyRecord>(io, "policy.json") ?? null, owned: Object.fromEntries(families.map((f) => [String(f), ownedOf(generated.rulesets[f]!)])) };
+        // The policy before, if its rules are these (an nft policy's are in its nft tables, which this apply leaves alone).
+        const previous = readJson<PolicyRecord>(io, "policy.json");
+        const state: RollbackState = { previous: previous && previous.format !== "nft" ? previous : null, owned: Object.fromEntries(families.map((f) => [String(f), ownedOf(generated.rulesets[f]!)])) };
         io.writeFile(path(io, "rollback.json"), JSON.stringify(state, null, 2) + "\n");
       },
     },
@@ -373,13 +378,13 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
 }
 
 /** The new rules stay: a running watcher learns of them (watching.ts). */
-function told(io: SystemIo, say: (s: string) => void, policy: string | undefined): number {
+export function told(io: SystemIo, say: (s: string) => void, policy: string | undefined): number {
   const t = tellWatcher(io, policy);
   if (t) say(t);
   return EXIT.ok;
 }
 
-async function confirmOrRollBack(io: SystemIo, say: (s: string) => void, opts: ApplyOptions, families: (4 | 6)[], report: ApplyReport): Promise<number> {
+export async function confirmOrRollBack(io: SystemIo, say: (s: string) => void, opts: ApplyOptions, families: (4 | 6)[], report: ApplyReport): Promise<number> {
   const seconds = opts.confirm!;
   const token = `${io.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
   const created = io.now();
@@ -484,6 +489,8 @@ async function settle(io: SystemIo, token: string | undefined, how: Outcome["how
  */
 export async function rollBack(io: SystemIo, factsNow: FactsNow): Promise<{ ok: boolean; said: string }> {
   const state = readJson<RollbackState>(io, "rollback.json");
+  // apply --format nft: its tables, loaded with nft.
+  if (state?.nft) return rollBackNft(io, factsNow, state);
   const unchanged = "the rules in place stay (nothing was changed)";
   if (!state) {
     if (io.readFile(path(io, "rollback.v4")) === undefined && io.readFile(path(io, "rollback.v6")) === undefined) return { ok: false, said: `nothing to roll back: no apply saved rules in ${io.stateDir}` };

@@ -38,6 +38,8 @@ export interface PolicyRecord {
   dockerVersion?: string;
   /** When it was applied (ms since the epoch). */
   applied: number;
+  /** apply --format nft: loaded as the nft file (a rollback to it compiles that again); none: iptables. */
+  format?: "nft";
 }
 
 /** The chains an apply's rule set writes, per table, and whether the tables are all its own ("full", iptables off) or only those chains ("owned"). */
@@ -52,6 +54,8 @@ export interface RollbackState {
   previous: PolicyRecord | null;
   /** What the last apply's rules own, per family: what a rollback without a previous policy puts back. */
   owned: Partial<Record<"4" | "6", Owned>>;
+  /** apply --format nft: the tables the file replaced, and each one as `nft list table` printed it before (null: it was not there). */
+  nft?: { tables: string[]; listed: Record<string, string | null> };
 }
 
 export function ownedOf(rs: Ruleset): Owned {
@@ -76,7 +80,8 @@ export async function compileNow(p: PolicyRecord, now: FactsNow): Promise<Compil
   } catch (e) {
     return `cannot read Docker's facts now (${firstLine(e)})`;
   }
-  const r = compile(p.text, { file: p.file, noRender: true, dockerVersion, facts });
+  // An nft policy is loaded as its file: rendered; an iptables one is compared as rule sets.
+  const r = compile(p.text, { file: p.file, dockerVersion, facts, ...(p.format === "nft" ? { format: "nft" as const } : { noRender: true }) });
   if (r.ok) return r;
   const errors = r.diagnostics.filter((d) => d.severity === "error");
   return `it does not compile with Docker's facts now: ${errors.length} error${errors.length === 1 ? "" : "s"}, the first: ${errors[0]?.message ?? "?"}`;
