@@ -24,6 +24,7 @@ const KERNEL = [
   "test/watch/drift-live.test.ts",
   "test/watch/watcher.test.ts",
   "test/watch/live.test.ts",
+  "test/watch/nft-live.test.ts",
   "test/watch/proxy-window.test.ts",
   "test/watch/prestart-live.test.ts",
   "test/analysis/explain-trace.test.ts",

@@ -372,6 +372,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
           .option("save-v4", { describe: "after each change, write the rules for boot to FILE (netfilter-persistent's /etc/iptables/rules.v4): what is loaded, but with no rule for any one container (no DNAT, no allow to its port), so published ports are closed after a reboot until the watcher has read Docker's facts", type: "string", requiresArg: true })
           .option("save-v6", { describe: "the same for ip6tables-save (/etc/iptables/rules.v6)", type: "string", requiresArg: true })
           .option("save-ferm", { describe: "after each change, write the policy compiled with Docker's networks but no container, as ferm.conf, to FILE (/etc/ferm/ferm.conf): closed the same way", type: "string", requiresArg: true })
+          .option("format", { alias: "f", describe: "iptables: keep the iptables rules (iptables-restore, only the chains that differ); nft: keep the --format nft file's tables (dockwall's, and with 'iptables off' Docker's), loaded with nft -f as one transaction when they differ from what nft lists", choices: ["iptables", "nft"] as const, default: "iptables" as const })
+          .option("save-nft", { describe: "with -f nft: after each change, write the --format nft file compiled with Docker's networks but no container to FILE (the file /etc/nftables.conf includes at boot): closed the same way", type: "string", requiresArg: true })
           .example("$0 watch /etc/dockwall/host.dw", "as the systemd service dockwall.service runs it")
           .epilog("A policy with errors is not applied (the rules in place stay). An error that only Docker's facts cause (a redeployed container no longer publishes the port an allow names; a declaration Docker disagrees with) is logged as a warning instead: that allow target is left out, admitting nothing, and everything else is applied. A new container's rules are loaded when Docker makes its endpoint (its network connect event, before its process runs), from its files in Docker's data root (a local dockerd) and the network's view of its address; a port Docker chooses only as it starts (-P, -p 80, a range) waits for the start event. SIGHUP reads the policy again, and uses it only if every SSH session open now (ss: connections to sshd's ports) would keep getting in. The watcher notes itself in $DOCKWALL_STATE_DIR/watch.json: 'dockwall apply' of the same file tells it to read the file again, and while an apply waits for confirmation it loads nothing. Drift (another tool or a hand flushing or changing what dockwall owns) is put back at once where nft monitor (or xtables-monitor) reports changes, else at the next full check (--recheck); other tools' own chains changing wakes nothing. A failed reconcile is tried again with backoff."),
       async (a) => {
@@ -692,7 +694,16 @@ async function applyRun(io: Io, a: ApplyArgs, report?: import("./apply/command.j
   return EXIT.error;
 }
 
-async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debounce: number; recheck: number; "save-v4"?: string; "save-v6"?: string; "save-ferm"?: string }): Promise<number> {
+async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debounce: number; recheck: number; "save-v4"?: string; "save-v6"?: string; "save-ferm"?: string; format: "iptables" | "nft"; "save-nft"?: string }): Promise<number> {
+  const nft = a.format === "nft";
+  if (nft && (a["save-v4"] || a["save-v6"] || a["save-ferm"])) {
+    io.stderr(`dockwall: --save-v4, --save-v6 and --save-ferm keep iptables rules; with -f nft, --save-nft FILE keeps the nft file for boot\n`);
+    return EXIT.error;
+  }
+  if (!nft && a["save-nft"]) {
+    io.stderr(`dockwall: --save-nft goes with -f nft (the iptables rules are kept with --save-v4, --save-v6 or --save-ferm)\n`);
+    return EXIT.error;
+  }
   if (a.policy === "" || a.policy === "-") {
     io.stderr(`dockwall: watch reads the policy again on SIGHUP: give it as a file, not standard input\n`);
     return EXIT.error;
@@ -711,13 +722,15 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
   const { NO_FACTS, Watcher } = await import("./watch/watcher.js");
   const { MonitorParser } = await import("./watch/monitor.js");
   const { bootFacts, bootSave } = await import("./watch/boot.js");
-  const checked = await compile(src.text, { checkOnly: true, file: src.file, facts: NO_FACTS });
+  // (-f nft: rendered too, where its own refusals are.)
+  const checked = await compile(src.text, nft ? { format: "nft", file: src.file, facts: NO_FACTS } : { checkOnly: true, file: src.file, facts: NO_FACTS });
   const errors = checked.diagnostics.filter((d) => d.severity === "error");
   if (errors.length) {
     io.stderr(colour(io, formatDiagnostics(errors, src.file, src.text)));
     io.stderr(`dockwall: ${errors.length} error${errors.length === 1 ? "" : "s"}; not watching, nothing was changed\n`);
     return EXIT.error;
   }
+  const nftTables = nft ? (await import("./apply/nft.js")).tablesOfFile(checked.output!) : undefined;
   const engine = io.dockerEngine();
   try {
     await engine.facts();
@@ -780,6 +793,26 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
         return l.text;
       },
       restore: (f, text, noflush) => void system.run(tools[f].restore, noflush ? ["--noflush"] : [], text),
+      ...(nft
+        ? {
+            nft: {
+              list: async (tables: string[]) => {
+                const listed = await Promise.all(
+                  tables.map((t) =>
+                    system.runAsync("nft", ["list", "table", ...t.split(" ")]).catch((e: unknown) => {
+                      // A table not made yet: everything in it is new.
+                      if (/No such file or directory|does not exist/.test((e as Error).message)) return "";
+                      throw e;
+                    }),
+                  ),
+                );
+                return listed.join("");
+              },
+              load: (text: string) => void system.run("nft", ["-f", "-"], text),
+              persist: a["save-nft"] ? (file: string) => io.writeFile(a["save-nft"]!, file) : undefined,
+            },
+          }
+        : {}),
       log,
       sleep: system.sleep,
       verbose: a.verbose,
@@ -789,7 +822,8 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       // nf_tables hosts say when the tables change: nft monitor (xtables-monitor where nft is not installed), a line at a time.
       kernelEvents: system.follow
         ? (onChange) => {
-            const parser = new MonitorParser();
+            // -f nft: changes to the file's own tables matter, and only those.
+            const parser = new MonitorParser(nftTables);
             const onLine = (line: string) => {
               const what = parser.feed(line);
               // The watcher's own loads come back as reports too: they change nothing to put back.

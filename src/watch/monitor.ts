@@ -19,13 +19,24 @@ export class MonitorParser {
   /** The program that committed the transaction feed() last said (its pid). */
   committedBy?: number;
 
+  /** watch -f nft: the nftables tables dockwall loads (`inet dockwall`, `ip docker-bridges`): changes to them, and only them, matter. */
+  constructor(private readonly tables?: readonly string[]) {}
+
   /** One line of nft monitor's or xtables-monitor's output; what changed (to say in the log) when a transaction that matters has committed. */
   feed(line: string): string | undefined {
     const l = line.trim();
     let m: RegExpExecArray | null;
+    if (this.tables && !/^(NEWGEN: |# new generation )/.test(l)) {
+      if ((m = /^(add|insert|delete|replace|create|flush|destroy) (rule|chain|table|set|map|element) (\S+) (\S+)(?: (\S+))?/.exec(l)) && this.tables.includes(`${m[3]} ${m[4]}`)) {
+        const [, op, what, family, table, chain] = m;
+        if (what === "table") this.count(`${family} ${table} (table ${op === "add" ? "made" : op === "delete" || op === "destroy" ? "deleted" : "flushed"})`, "other");
+        else this.count(`${family} ${table} ${chain ?? ""}`.trimEnd(), what === "rule" && (op === "add" || op === "insert") ? "added" : what === "rule" && op === "delete" ? "removed" : "other");
+      }
+      return undefined;
+    }
     if ((m = /^NEWGEN: GENID=\d+ PID=(\d+) NAME=(\S+)/.exec(l) ?? /^# new generation \d+ by process (\d+) \((.*)\)$/.exec(l))) {
       if (this.changes.size === 0) return undefined;
-      const what = [...this.changes].map(([k, c]) => `${k}${c.added ? ` +${c.added}` : ""}${c.removed ? ` -${c.removed}` : ""}${!c.added && !c.removed ? " changed" : ""}`).join(", ");
+      const what = [...this.changes].map(([k, c]) => `${k}${c.added ? ` +${c.added}` : ""}${c.removed ? ` -${c.removed}` : ""}${!c.added && !c.removed && !k.endsWith(")") ? " changed" : ""}`).join(", ");
       this.changes.clear();
       this.committedBy = Number(m[1]);
       return `${what} (by ${m[2]}, pid ${m[1]})`;

@@ -14,9 +14,13 @@ import type { RawFacts } from "../facts/read.js";
 import { newKeyGeneration, parseSave, toRuleset, type SavedRuleset } from "../live/save.js";
 import { lockout } from "../apply/guard.js";
 import type { Packet } from "../analysis/evaluate.js";
+import type { Ruleset } from "../ir/ruleset.js";
 import { NEWEST } from "../docker/layouts.js";
+import { bootFacts } from "./boot.js";
 import { describeChanges, reconcileStep } from "./reconcile.js";
-import { deploy } from "../apply/deploy.js";
+import { deploy, firstLine } from "../apply/deploy.js";
+import { tablesOfFile } from "../apply/nft.js";
+import { diffNft, parseNftList } from "../live/nftdiff.js";
 
 export type Facts = { raw: RawFacts; source: string };
 
@@ -66,6 +70,19 @@ export interface WatchDeps {
    * drift is put back without waiting for a Docker event. `done` ends with the monitor.
    */
   kernelEvents?: (onChange: (what: string) => void) => { done: Promise<void>; close: () => void };
+  /**
+   * watch -f nft: what is loaded is the --format nft file, one `nft -f` transaction that replaces
+   * its tables (dockwall's, and with `iptables off` Docker's), compared with what nft lists of
+   * them (live/nftdiff.ts); save and restore are then not used.
+   */
+  nft?: {
+    /** `nft list table` of each (a table not there: nothing); rejects when nft fails. */
+    list: (tables: string[]) => Promise<string>;
+    /** `nft -f`; throws with nft's message (then nothing changed: one transaction). */
+    load: (text: string) => void;
+    /** Keeps the file for boot (--save-nft): the policy compiled with no container running. */
+    persist?: (file: string) => void;
+  };
   /** A full check every so many ms whatever happens (the backstop where the kernel tells nothing: iptables-legacy). */
   recheckMs?: number;
   /** A failed reconcile is tried again after this many ms, doubling up to a minute, instead of waiting for the next event. */
@@ -152,12 +169,11 @@ export class Watcher {
    * The lockout guard of a reload (apply's, for every SSH session open now): undefined when
    * each session's next connection would still be accepted by what the kernel will hold.
    */
-  private refuses(r: CompileResult, text: string, afters: Partial<Record<4 | 6, SavedRuleset>>): string | undefined {
+  private refuses(r: CompileResult, text: string, rulesOf: (f: 4 | 6) => Ruleset | undefined): string | undefined {
     const sessions = this.deps.sessions?.() ?? [];
     if (typeof sessions === "string") return `the lockout guard cannot see the SSH sessions (${sessions})`;
     for (const pk of sessions) {
-      const after = afters[pk.family];
-      const d = lockout(r.policy!, after ? toRuleset(after, pk.family) : undefined, pk);
+      const d = lockout(r.policy!, rulesOf(pk.family), pk);
       if (d) {
         for (const line of formatDiagnostics([{ ...d, notes: [{ message: `an SSH session from ${pk.src} is open now` }] }], this.deps.policyName, text).split("\n")) if (line) this.deps.log(line);
         return `it would not accept the next connection of the SSH session from ${pk.src}`;
@@ -186,20 +202,8 @@ export class Watcher {
     this.leftOut = now;
   }
 
-  /** One reconcile: facts, compile, compare, write what differs. */
-  async reconcile(): Promise<ReconcileResult> {
-    this.stats.reconciles++;
-    // What the canonical spellings of rules kept for the last reconcile do not serve this one is let go (a watcher runs for months).
-    newKeyGeneration();
-    const drift = this.drift;
-    this.drift = [];
-    // What the kernel has is read while Docker's facts are (two processes, two CPUs).
-    const saving = ([4, 6] as const).map((f) =>
-      Promise.resolve()
-        .then(() => this.deps.save(f))
-        .then((text) => ({ text }), (e: unknown) => ({ error: e as Error })),
-    );
-    const t0 = performance.now();
+  /** Docker's facts, unless they cannot be read or an apply waits for confirmation (then what the reconcile ends with). */
+  private async readFacts(): Promise<Facts | ReconcileResult> {
     let facts: Facts;
     try {
       facts = await this.deps.facts();
@@ -217,6 +221,35 @@ export class Watcher {
     if (this.waitingFor) this.deps.log(`the apply that waited has ended: reconciling`);
     if (this.deps.verbose) for (const [id, why] of this.deps.notYet?.() ?? []) this.deps.log(`container ${id.slice(0, 12)} is starting; its rules wait for its start event: ${why}`);
     this.waitingFor = undefined;
+    return facts;
+  }
+
+  /** The containers the policy has now against the last reconcile's, as the log says them (+web -db). */
+  private whoChanged(r: CompileResult): string[] {
+    const names = new Set(r.policy!.containers.map((c) => c.name));
+    const added = [...names].filter((n) => !this.containers.has(n));
+    const removed = [...this.containers].filter((n) => !names.has(n));
+    this.containers = names;
+    return [...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)];
+  }
+
+  /** One reconcile: facts, compile, compare, write what differs. */
+  async reconcile(): Promise<ReconcileResult> {
+    this.stats.reconciles++;
+    if (this.deps.nft) return this.reconcileNft();
+    // What the canonical spellings of rules kept for the last reconcile do not serve this one is let go (a watcher runs for months).
+    newKeyGeneration();
+    const drift = this.drift;
+    this.drift = [];
+    // What the kernel has is read while Docker's facts are (two processes, two CPUs).
+    const saving = ([4, 6] as const).map((f) =>
+      Promise.resolve()
+        .then(() => this.deps.save(f))
+        .then((text) => ({ text }), (e: unknown) => ({ error: e as Error })),
+    );
+    const t0 = performance.now();
+    const facts = await this.readFacts();
+    if (!("raw" in facts)) return facts;
     const saved = await Promise.all(saving);
     const t1 = performance.now();
     // A policy read again on SIGHUP is tried first; if it may not be used, the one before is.
@@ -224,7 +257,8 @@ export class Watcher {
     this.candidate = undefined;
     let plan = candidate !== undefined ? this.plan(candidate, facts, saved) : undefined;
     if (plan && "steps" in plan) {
-      const why = this.refuses(plan.r, candidate!, plan.afters);
+      const afters = plan.afters;
+      const why = this.refuses(plan.r, candidate!, (f) => (afters[f] ? toRuleset(afters[f]!, f) : undefined));
       if (why) {
         this.deps.log(`SIGHUP: ${this.deps.policyName} not applied: ${why}; the rules of the policy read before stay (apply it with 'dockwall apply --force' if that is meant)`);
         plan = undefined;
@@ -241,10 +275,7 @@ export class Watcher {
     if (!("steps" in plan)) return plan.result;
     const { r, steps, before } = plan;
     this.logLeftOut(r, text);
-    const names = new Set(r.policy!.containers.map((c) => c.name));
-    const added = [...names].filter((n) => !this.containers.has(n));
-    const removed = [...this.containers].filter((n) => !names.has(n));
-    this.containers = names;
+    const who = this.whoChanged(r);
     const t2 = performance.now();
     // --verbose: where a reconcile's time goes (the facts and the kernel are read side by side).
     const took = (load?: number) => `${Math.round(performance.now() - t0)} ms: facts and the loaded rules read ${Math.round(t1 - t0)} ms, compiled and compared ${Math.round(t2 - t1)} ms${load === undefined ? "" : `, loaded ${Math.round(load)} ms`}`;
@@ -268,7 +299,6 @@ export class Watcher {
     this.stats.changes++;
     if (drift.length) this.deps.log(`the tables were changed (${drift.join("; ")}): putting back what the policy says`);
     this.save(text, facts);
-    const who = [...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}${steps.map((s) => s.what).join("; ")}`);
     if (this.deps.verbose) this.deps.log(`reconciled in ${took(performance.now() - t3)}`);
     return { changed: true };
@@ -304,6 +334,98 @@ export class Watcher {
       if (step.text) steps.push({ family: f, text: step.text, what: `IPv${f}: ${describeChanges(step.changes)}` });
     }
     return { r, steps, before, afters };
+  }
+
+  /**
+   * watch -f nft: the policy compiled to the --format nft file with the facts, compared with what
+   * nft lists of its tables, loaded as one transaction when they differ. A SIGHUP's policy is
+   * used only if dockwall's table would still accept every SSH session's next connection (the
+   * other tables' input chains do not change with it).
+   */
+  private async reconcileNft(): Promise<ReconcileResult> {
+    const nft = this.deps.nft!;
+    const drift = this.drift;
+    this.drift = [];
+    const t0 = performance.now();
+    const facts = await this.readFacts();
+    if (!("raw" in facts)) return facts;
+    const compiled = (text: string) => compile(text, { format: "nft", facts, file: this.deps.policyName, factsErrors: "warn" });
+    const candidate = this.candidate;
+    this.candidate = undefined;
+    let r: CompileResult | undefined;
+    if (candidate !== undefined) {
+      const c = compiled(candidate);
+      // dockwall's table is what changes: the session must get through its input chain.
+      const why = !c.ok ? "it does not compile with Docker's facts now" : this.refuses(c, candidate, (f) => c.generated!.rulesets[f]);
+      if (why) {
+        if (!c.ok) this.logDiagnostics(c, candidate, true);
+        this.deps.log(`SIGHUP: ${this.deps.policyName} not applied: ${why}; the rules of the policy read before stay`);
+      } else {
+        r = c;
+        this.policyText = candidate;
+        this.leftOut = new Set();
+      }
+    }
+    const text = this.policyText;
+    r ??= compiled(text);
+    if (!r.ok) {
+      this.logDiagnostics(r, text, true);
+      this.deps.log(`the policy does not compile with Docker's facts now; the rules in place stay`);
+      return { changed: false, error: "policy" };
+    }
+    this.logLeftOut(r, text);
+    const file = r.output!;
+    const tables = tablesOfFile(file);
+    let live: string;
+    try {
+      live = await nft.list(tables);
+    } catch (e) {
+      this.deps.log(`cannot list ${tables.join(", ")} with nft (${firstLine(e)}); nothing changed`);
+      return { changed: false, error: "save" };
+    }
+    const t1 = performance.now();
+    const d = diffNft(live, file);
+    const who = this.whoChanged(r);
+    if (!d.changed) {
+      if (this.deps.verbose) this.deps.log(`reconciled: nothing to change (${Math.round(performance.now() - t0)} ms)`);
+      if (!this.persisted) this.saveNft(text, facts);
+      return { changed: false };
+    }
+    const t2 = performance.now();
+    try {
+      nft.load(file);
+    } catch (e) {
+      this.deps.log(`nft refused the file (${firstLine(e)}); the tables from before stay (one transaction)`);
+      this.containers = new Set();
+      return { changed: false, error: "restore" };
+    }
+    this.stats.changes++;
+    if (drift.length) this.deps.log(`the tables were changed (${drift.join("; ")}): putting back what the policy says`);
+    this.saveNft(text, facts);
+    // A table made whole is said as one; in the others, each chain or map that changed.
+    const made = tables.filter((t) => !parseNftList(live).tables.includes(t));
+    const parts = [...made.map((t) => `${t} (table made)`), ...d.parts.filter((p) => !made.includes(p.table)).map((p) => {
+      const added = p.lines.filter((l) => l.kind === "added").length;
+      const removed = p.lines.filter((l) => l.kind === "removed").length;
+      return `${p.table} ${p.kind} ${p.name}${p.status === "added" ? " (new)" : p.status === "removed" ? " (deleted)" : ""}${added ? ` +${added}` : ""}${removed ? ` -${removed}` : ""}`;
+    })];
+    this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}nft: ${parts.join(", ")}`);
+    if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read and compiled ${Math.round(t1 - t0)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${Math.round(performance.now() - t2)} ms`);
+    return { changed: true };
+  }
+
+  /** watch -f nft --save-nft: the file for boot, compiled with no container running (watch/boot.ts). */
+  private saveNft(text: string, facts: Facts): void {
+    const persist = this.deps.nft?.persist;
+    if (!persist) return;
+    try {
+      const boot = compile(text, { format: "nft", file: this.deps.policyName, facts: bootFacts(facts), factsErrors: "warn" });
+      if (!boot.ok) throw new Error(`the policy does not compile without containers (${boot.diagnostics.find((d) => d.severity === "error")?.message})`);
+      persist(boot.output!);
+      this.persisted = true;
+    } catch (e) {
+      this.deps.log(`cannot keep the saved ruleset in step: ${(e as Error).message}`);
+    }
   }
 
   private persisted = false;

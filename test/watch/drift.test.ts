@@ -6,6 +6,24 @@ import { MonitorParser } from "../../src/watch/monitor.js";
 import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
 import { MemoryKernel } from "../support/memory-kernel.js";
 
+describe("nft monitor's lines for watch -f nft (the file's own tables)", () => {
+  test("changes to its tables are said when they commit; iptables' tables and Docker's own nftables tables (dockerd's, not in the file) wake nothing", () => {
+    const p = new MonitorParser(["inet dockwall"]);
+    const lines = [
+      "delete rule inet dockwall forward handle 4",
+      "delete chain inet dockwall forward",
+      "delete table inet dockwall",
+      "# new generation 12 by process 999 (nft)",
+      "add rule ip filter INPUT tcp dport 22 counter packets 0 bytes 0 accept",
+      'add element ip docker-bridges filter-forward-in-jumps { "br-1f0e" : jump filter-forward-in__br-1f0e }',
+      "# new generation 13 by process 1000 (dockerd)",
+      "add rule inet dockwall input-ip tcp dport 8080 accept",
+      "# new generation 14 by process 1001 (nft)",
+    ];
+    expect(lines.map((l) => p.feed(l)).filter((x) => x !== undefined)).toEqual(["inet dockwall forward -1, inet dockwall (table deleted) (by nft, pid 999)", "inet dockwall input-ip +1 (by nft, pid 1001)"]);
+  });
+});
+
 describe("xtables-monitor's lines", () => {
   test("a transaction that touches dockwall's, Docker's or built-in chains is said when it commits, counted per chain", () => {
     const p = new MonitorParser();
@@ -25,7 +43,7 @@ describe("xtables-monitor's lines", () => {
     p.feed(" EVENT: # nft: ip6 filter FORWARD use 1 type filter hook forward prio 0 policy accept packets 0 bytes 0 flags 1");
     expect(p.feed("NEWGEN: GENID=9 PID=78 NAME=ip6tables")).toBe("ip6 filter FORWARD changed (by ip6tables, pid 78)");
     p.feed(" EVENT: nft: NEW table: table nat ip flags 0 use 1 handle 3");
-    expect(p.feed("NEWGEN: GENID=10 PID=79 NAME=iptables-restor")).toBe("ip nat (table made) changed (by iptables-restor, pid 79)");
+    expect(p.feed("NEWGEN: GENID=10 PID=79 NAME=iptables-restor")).toBe("ip nat (table made) (by iptables-restor, pid 79)");
   });
 });
 
@@ -54,8 +72,8 @@ describe("nft monitor's lines (as nft 1.0.6 printed them here for iptables-nft's
       "delete chain ip filter DOCKER-USER",
       "# new generation 10 by process 8269 (iptables)",
     ])).toEqual([
-      "ip6 filter (table made) changed, ip6 filter INPUT +1 (by ip6tables, pid 8260)",
-      "ip filter (table made) changed, ip filter DOCKER-USER changed (by iptables, pid 8261)",
+      "ip6 filter (table made), ip6 filter INPUT +1 (by ip6tables, pid 8260)",
+      "ip filter (table made), ip filter DOCKER-USER changed (by iptables, pid 8261)",
       "ip filter DOCKER-USER +1 (by iptables, pid 8262)",
       "ip filter DOCKER-USER -2 (by iptables, pid 8264)",
       "ip filter FORWARD changed (by iptables, pid 8265)",

@@ -1,0 +1,15 @@
+import { createRequire } from "node:module"; const require = createRequire(import.meta.url);
+import { it } from "vitest";
+import { compile } from "../../src/compile.js";
+it("x", () => {
+const text = `docker { version 29; iptables on; ip6tables on; userland-proxy off; firewall-backend nftables; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+network bridge1 { bridge bridge1; subnet 192.0.2.0/24; subnet 2001:db8:1::/64; }
+container c1 { network bridge1 192.0.2.2, 2001:db8:1::2; publish 8080:80; }
+allow lan to c1:8080;
+`;
+const r = compile(text, { format: "nft" });
+console.log(r.ok, r.diagnostics.map(d=>d.message));
+require("node:fs").writeFileSync("/tmp/nfte/dockwall.nft", r.output);
+});

@@ -1,0 +1,121 @@
+// `dockwall watch -f nft` on a real dockerd 20.10 ("iptables": false, userland-proxy off, IPv6
+// on): the --format nft file (Docker's tables as dockerd 29.7 writes them, and dockwall's) kept
+// equal to the policy with Docker's facts as containers come and go, loaded with nft -f, and
+// judged with real connections, IPv4 and IPv6. Drift in its tables is put back at once (nft
+// monitor); --save-nft keeps a boot file with nothing for any one container. No iptables rule is
+// loaded at any point.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { ADDR, describeDocker, startLab, type Lab } from "../lab/dockerlab.js";
+import { IMAGE_REF } from "../lab/image.js";
+
+const LAB_TIMEOUT = 120_000;
+const bin = process.env.DOCKWALL_BIN || new URL("../../bin/dockwall", import.meta.url).pathname;
+
+const POLICY = `docker { version 29.7; iptables off; ip6tables on; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.77.0/24; from 2001:db8:77::/64; }
+allow lan to web;
+`;
+
+describeDocker("dockwall watch -f nft on a real dockerd: the nft file stays what the policy says while Docker changes", () => {
+  let lab: Lab;
+  let dir: string;
+  let watcher: ChildProcess | undefined;
+  let log = "";
+
+  const start = async () => {
+    log = "";
+    watcher = spawn("ip", ["netns", "exec", lab.host.name, bin, "watch", join(dir, "host.dw"), "-f", "nft", "--save-nft", join(dir, "dockwall.nft")], { env: { ...process.env, DOCKER_HOST: lab.dockerHost }, stdio: ["ignore", "ignore", "pipe"] });
+    watcher.stderr!.on("data", (c: Buffer) => (log += c.toString()));
+    watcher.on("error", (e) => (log += `spawn: ${e.message}\n`));
+    await until(() => /^applied: |^watching/m.test(log), 10_000, () => log);
+  };
+  const stop = async (): Promise<number | null> => {
+    const w = watcher!;
+    if (w.exitCode !== null) return w.exitCode;
+    const exited = new Promise<number | null>((r) => w.on("exit", (code) => r(code)));
+    w.kill("SIGTERM");
+    watcher = undefined;
+    return exited;
+  };
+  const docker = async (...args: string[]) => {
+    const r = await lab.docker(args);
+    if (r.status !== 0) throw new Error(`docker ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const reach = async (from: "lan" | "wan", addr: string, port: number, want: string | "closed", ms = 10_000): Promise<number> => {
+    const t0 = Date.now();
+    let last = "";
+    while (Date.now() - t0 < ms) {
+      const r = await lab.probe(from, addr, port, "tcp", { timeout: 0.5 });
+      last = r.open ? (r.answeredBy ?? "?") : "closed";
+      if (last === want) return Date.now() - t0;
+    }
+    throw new Error(`${from} → ${addr}:${port}: ${last}, not ${want}, after ${ms} ms\nwatcher log:\n${log}`);
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "dockwall-watch-nft-"));
+    writeFileSync(join(dir, "host.dw"), POLICY);
+    lab = await startLab({ userlandProxy: false, ipv6: true, containers: [] });
+    // No rules at all but the watcher's: nothing of iptables.
+    lab.host.run(["nft", "flush", "ruleset"]);
+    await start();
+  }, LAB_TIMEOUT);
+  afterAll(async () => {
+    if (watcher) await stop();
+    await lab?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }, LAB_TIMEOUT);
+
+  it("docker run -p: the lan reaches it on IPv4 and IPv6 (its own address kept), the wan and routing straight to it do not", async () => {
+    await docker("run", "-d", "--name", "web", "-p", "8080:80", IMAGE_REF, "listen", "web", "tcp:80");
+    await reach("lan", ADDR.hostLan, 8080, "web");
+    await reach("lan", ADDR.hostLan6, 8080, "web");
+    expect(await lab.probe("lan", ADDR.hostLan, 8080, "tcp")).toMatchObject({ clientAddr: ADDR.lan });
+    await reach("wan", ADDR.hostWan, 8080, "closed", 1000);
+    await reach("wan", ADDR.hostWan6, 8080, "closed", 1000);
+    await reach("lan", "172.17.0.2", 80, "closed", 1000);
+    expect(log).toMatch(/^applied: nft: ip docker-bridges \(table made\), ip6 docker-bridges \(table made\), inet dockwall \(table made\)$/m);
+    expect(log).toMatch(/^applied: containers \+web; nft: ip docker-bridges chain nat-prerouting-and-output \+1, /m);
+    // Only nft tables: iptables holds nothing.
+    expect(lab.host.run(["nft", "list", "tables"]).stdout.split("\n").filter(Boolean).sort()).toEqual(["table inet dockwall", "table ip docker-bridges", "table ip6 docker-bridges"]);
+    const diff = lab.host.run(["env", `DOCKER_HOST=${lab.dockerHost}`, bin, "diff", join(dir, "host.dw"), "--docker", "-f", "nft"]);
+    expect(diff.stdout).toMatch(/no changes/);
+  }, LAB_TIMEOUT);
+
+  it("drift: a hand deleting dockwall's table is put back at once (nft monitor), and the wan stays out", async () => {
+    const before = log.length;
+    lab.host.run(["nft", "delete", "table", "inet", "dockwall"]);
+    await until(() => /^the tables were changed \(.*inet dockwall \(table deleted\) \(by nft, pid \d+\)\): putting back what the policy says\napplied: nft: inet dockwall \(table made\)$/m.test(log.slice(before)), 5000, () => log);
+    await reach("wan", ADDR.hostWan, 8080, "closed", 1000);
+    await reach("lan", ADDR.hostLan, 8080, "web", 2000);
+  }, LAB_TIMEOUT);
+
+  it("docker rm -f, then a new container takes the freed address: the old DNAT is gone; the boot file opens nothing for any container", async () => {
+    await docker("rm", "-f", "web");
+    await docker("run", "-d", "--name", "other", "-p", "9999:80", IMAGE_REF, "listen", "other", "tcp:80");
+    expect(await docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "other")).toBe("172.17.0.2");
+    await reach("lan", ADDR.hostLan, 8080, "closed", 3000);
+    await reach("lan", ADDR.hostLan, 9999, "closed", 1000); // published, but no allow names it
+    const boot = readFileSync(join(dir, "dockwall.nft"), "utf8");
+    expect(boot).not.toMatch(/dnat|172\.17\.0\.2\b/);
+    expect(lab.host.run(["nft", "-c", "-f", join(dir, "dockwall.nft")]).status).toBe(0);
+    expect(await stop()).toBe(0);
+    // The rules stay after SIGTERM.
+    expect(lab.host.run(["nft", "list", "tables"]).stdout).toContain("table inet dockwall");
+  }, LAB_TIMEOUT);
+});
+
+async function until(cond: () => boolean, ms: number, show: () => string = () => ""): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out; log:\n${show()}`);
+}
