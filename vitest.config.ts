@@ -13,6 +13,7 @@ const KERNEL = [
   "test/lab/**/*.test.ts",
   "test/apply/apply.test.ts",
   "test/apply/apply-nft.test.ts",
+  "test/live/nftdelta.test.ts",
   "test/analysis/nfteval-kernel.test.ts",
   "test/apply/rollback-docker.test.ts",
   "test/apply/evaluate.test.ts",

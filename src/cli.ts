@@ -799,7 +799,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
               list: async (tables: string[]) => {
                 const listed = await Promise.all(
                   tables.map((t) =>
-                    system.runAsync("nft", ["list", "table", ...t.split(" ")]).catch((e: unknown) => {
+                    system.runAsync("nft", ["-a", "list", "table", ...t.split(" ")]).catch((e: unknown) => {
                       // A table not made yet: everything in it is new.
                       if (/No such file or directory|does not exist/.test((e as Error).message)) return "";
                       throw e;

@@ -16,6 +16,8 @@ export interface NftPart {
   header: string[];
   /** A chain's rules in order; a map's elements, sorted. */
   lines: string[];
+  /** `nft -a list` (a handle after each rule): each rule's handle, in the order of lines. */
+  handles: number[];
 }
 
 export interface NftDiff {
@@ -37,7 +39,9 @@ export function parseNftList(text: string): { parts: Map<string, NftPart>; table
   let part: NftPart | undefined;
   let elements: string | undefined;
   for (const raw of text.split("\n")) {
-    const line = raw.trim();
+    // `nft -a` writes each object's handle after it: kept apart, for the rules.
+    const handled = / # handle (\d+)$/.exec(raw);
+    const line = (handled ? raw.slice(0, handled.index) : raw).trim();
     if (!line || line.startsWith("#")) continue;
     let m: RegExpExecArray | null;
     if ((m = /^table (\S+ \S+) \{$/.exec(line))) {
@@ -47,7 +51,7 @@ export function parseNftList(text: string): { parts: Map<string, NftPart>; table
     }
     if (!table) continue; // `table X`, `delete table X` of the file: not contents
     if ((m = /^(chain|map) (\S+) \{$/.exec(line))) {
-      part = { table, kind: m[1] as NftPart["kind"], name: m[2]!, header: [], lines: [] };
+      part = { table, kind: m[1] as NftPart["kind"], name: m[2]!, header: [], lines: [], handles: [] };
       parts.set(`${table}/${part.name}`, part);
       continue;
     }
@@ -64,7 +68,10 @@ export function parseNftList(text: string): { parts: Map<string, NftPart>; table
       continue;
     }
     if (part.kind === "map" || /^type \S+ hook /.test(line) || /^policy \S+;$/.test(line)) part.header.push(line);
-    else part.lines.push(counters(line));
+    else {
+      part.lines.push(counters(line));
+      if (handled) part.handles.push(Number(handled[1]));
+    }
   }
   return { parts, tables };
 }
@@ -142,4 +149,72 @@ export function renderNftDiff(d: { parts: NftDiff[] }, o: { liveName: string; wa
     });
   }
   return out.join("\n") + "\n";
+}
+
+/**
+ * What turns the tables as listed now (`nft -a list table`: with each rule's handle) into the
+ * file's, as one nft transaction that touches only what differs: a rule gone deleted by its
+ * handle, a new one added at its place (after the rule before it that stays, or before the
+ * next one), a map's elements added and deleted, a chain made or deleted. A container coming
+ * or going then costs a few commands, not the whole file (Docker's tables are written rule for
+ * rule, thousands at 2,000 containers). undefined when only the whole file will do: a table not
+ * there yet, a chain's type, hook, priority or policy changed, a map made or its type changed.
+ * (test/live/nftdelta.test.ts: loaded into the kernel, the tables then list as the file.)
+ */
+export function nftDelta(liveWithHandles: string, wanted: string): string | undefined {
+  const l = parseNftList(liveWithHandles);
+  const w = parseNftList(wanted);
+  if (w.tables.some((t) => !l.tables.includes(t))) return undefined;
+  const d = diffNft(liveWithHandles, wanted);
+  const made: string[] = [];
+  const rules: string[] = [];
+  const gone: string[] = [];
+  for (const p of d.parts) {
+    if (p.header) return undefined;
+    const at = `${p.table} ${p.name}`;
+    if (p.kind === "map") {
+      if (p.status !== "changed") return undefined;
+      for (const x of p.lines) {
+        if (x.kind === "added") rules.push(`add element ${at} { ${x.text} }`);
+        else if (x.kind === "removed") rules.unshift(`delete element ${at} { ${x.text} }`);
+      }
+      continue;
+    }
+    const live = l.parts.get(`${p.table}/${p.name}`);
+    if (p.status === "added") {
+      const want = w.parts.get(`${p.table}/${p.name}`)!;
+      if (want.header.length) return undefined; // a base chain: its header
+      made.push(`add chain ${at}`);
+      for (const x of want.lines) rules.push(`add rule ${at} ${x}`);
+      continue;
+    }
+    if (!live || live.handles.length !== live.lines.length) return undefined;
+    if (p.status === "removed") {
+      for (const h of live.handles) rules.unshift(`delete rule ${at} handle ${h}`);
+      gone.push(`delete chain ${at}`);
+      continue;
+    }
+    // Deletes first (by handle), then each run of new rules next to a rule that stays.
+    const handleOf = (x: DiffLine) => live.handles[x.live! - 1]!;
+    for (const x of p.lines) if (x.kind === "removed") rules.unshift(`delete rule ${at} handle ${handleOf(x)}`);
+    let i = 0;
+    while (i < p.lines.length) {
+      if (p.lines[i]!.kind !== "added") {
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j < p.lines.length && p.lines[j]!.kind === "added") j++;
+      const run = p.lines.slice(i, j).map((x) => x.text);
+      const before = p.lines.slice(0, i).reverse().find((x) => x.kind === "same");
+      const after = p.lines.slice(j).find((x) => x.kind === "same");
+      // After the rule before, in reverse (each lands right after it); or before the next, in order; or at the end.
+      if (before) for (const t of [...run].reverse()) rules.push(`add rule ${at} position ${handleOf(before)} ${t}`);
+      else if (after) for (const t of run) rules.push(`insert rule ${at} position ${handleOf(after)} ${t}`);
+      else for (const t of run) rules.push(`add rule ${at} ${t}`);
+      i = j;
+    }
+  }
+  const all = [...made, ...rules, ...gone];
+  return all.length ? all.join("\n") + "\n" : "";
 }

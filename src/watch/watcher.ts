@@ -20,7 +20,7 @@ import { bootFacts } from "./boot.js";
 import { describeChanges, reconcileStep } from "./reconcile.js";
 import { deploy, firstLine } from "../apply/deploy.js";
 import { tablesOfFile } from "../apply/nft.js";
-import { diffNft, parseNftList } from "../live/nftdiff.js";
+import { diffNft, nftDelta, parseNftList } from "../live/nftdiff.js";
 
 export type Facts = { raw: RawFacts; source: string };
 
@@ -76,7 +76,7 @@ export interface WatchDeps {
    * them (live/nftdiff.ts); save and restore are then not used.
    */
   nft?: {
-    /** `nft list table` of each (a table not there: nothing); rejects when nft fails. */
+    /** `nft -a list table` of each (with handles, for loading only what differs; a table not there: nothing); rejects when nft fails. */
     list: (tables: string[]) => Promise<string>;
     /** `nft -f`; throws with nft's message (then nothing changed: one transaction). */
     load: (text: string) => void;
@@ -392,8 +392,17 @@ export class Watcher {
       return { changed: false };
     }
     const t2 = performance.now();
+    // Only what differs, where the listing has the handles (nftDelta); the whole file otherwise,
+    // and when nft refuses the delta (a rule changed under it since the listing).
+    const delta = nftDelta(live, file);
     try {
-      nft.load(file);
+      try {
+        nft.load(delta ?? file);
+      } catch (e) {
+        if (delta === undefined) throw e;
+        if (this.deps.verbose) this.deps.log(`nft refused the change alone (${firstLine(e)}): loading the whole file`);
+        nft.load(file);
+      }
     } catch (e) {
       this.deps.log(`nft refused the file (${firstLine(e)}); the tables from before stay (one transaction)`);
       this.containers = new Set();
@@ -410,7 +419,7 @@ export class Watcher {
       return `${p.table} ${p.kind} ${p.name}${p.status === "added" ? " (new)" : p.status === "removed" ? " (deleted)" : ""}${added ? ` +${added}` : ""}${removed ? ` -${removed}` : ""}`;
     })];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}nft: ${parts.join(", ")}`);
-    if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read and compiled ${Math.round(t1 - t0)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${Math.round(performance.now() - t2)} ms`);
+    if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read, compiled and the tables listed ${Math.round(t1 - t0)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
     return { changed: true };
   }
 
