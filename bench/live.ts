@@ -33,18 +33,18 @@ export interface Ctx {
   noted: (what: string, r: Rounds) => void;
 }
 
-const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
-const ms = (x: number) => `${x.toFixed(0)} ms`;
-const fmt = (m: Measure) => `${ms(m.medianMs)}, ${mb(m.peakKb)}`;
+export const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
+export const ms = (x: number) => `${x.toFixed(0)} ms`;
+export const fmt = (m: Measure) => `${ms(m.medianMs)}, ${mb(m.peakKb)}`;
 
-function must(argv: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): string {
+export function must(argv: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): string {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", maxBuffer: 1 << 30, input: opts.input, env: opts.env });
   if (r.status !== 0) throw new Error(`${argv.join(" ")} exited ${r.status}: ${(r.stderr ?? "").slice(-500)}`);
   return r.stdout;
 }
 
 /** Scratch namespaces: made on demand, all deleted by dropAll. */
-class Namespaces {
+export class Namespaces {
   private readonly made = new Set<string>();
   constructor(private readonly prefix = `dwb-${process.pid}`) {}
   /** A new, empty namespace NAME (deleted first if it exists). */
@@ -64,13 +64,13 @@ class Namespaces {
   }
 }
 
-const exec = (ns: string) => ["ip", "netns", "exec", ns];
+export const exec = (ns: string) => ["ip", "netns", "exec", ns];
 const dnats = (rules: string) => (rules.match(/ -j DNAT /g) ?? []).length;
 /** Blocks for `t` ms (between rounds, outside any time). */
-const pause = (t: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, t);
+export const pause = (t: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, t);
 
 /** Per round: ours / (a + b); the median, and in how many rounds it was at most `limit`. */
-function ratioTo(ours: Measure, parts: Measure[], limit: number): { ratio: number; within: number; rounds: number } {
+export function ratioTo(ours: Measure, parts: Measure[], limit: number): { ratio: number; within: number; rounds: number } {
   const ratios = ours.perRound.map((t, i) => t / parts.reduce((s, p) => s + p.perRound[i]!, 0));
   return { ratio: median(ratios), within: ratios.filter((r) => r <= limit).length, rounds: ratios.length };
 }
@@ -171,7 +171,7 @@ export function benchApply(ctx: Ctx, containers = 2000): ApplyResult {
 }
 
 /** A running `dockwall watch`, its stderr read line by line. */
-class WatchProcess {
+export class WatchProcess {
   readonly pid: number;
   private readonly waiters: { re: RegExp; ok: (t: number) => void }[] = [];
   readonly tail: string[] = [];
@@ -220,10 +220,10 @@ class WatchProcess {
   }
 }
 
-const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
+export const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 /** Nearest rank. */
-const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.max(0, Math.ceil((p / 100) * xs.length) - 1)]!;
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+export const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.max(0, Math.ceil((p / 100) * xs.length) - 1)]!;
+export const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 interface Latencies {
   quiet: number[];

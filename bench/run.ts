@@ -24,6 +24,8 @@
 //    disk of the executable and its .deb (bench/exe.ts; BENCH_ONLY=exe);
 //  - issue #23: explain of one packet at 200 and 2,000 containers beside compile, matrix at
 //    20 to 100 containers and the 2,000 one's refusal (bench/analysis.ts; BENCH_ONLY=analysis);
+//  - issue 24: nft -f of the 2,000-container policy beside iptables-restore + ip6tables-restore,
+//    and watch -f nft event → rule beside watch (bench/nft.ts; BENCH_ONLY=nft);
 //  - CPU time (every thread) at 2,000 containers, and how much CPU the hypervisor took while
 //    the rounds ran: rounds with more than BENCH_MAX_STEAL percent (default 5) are run again.
 import { benchLab, percentile, type Reaction } from "./lab.js";
@@ -35,6 +37,7 @@ import { benchParseCheck } from "./parse-check.js";
 import { policyOf } from "./generate.js";
 import { engineAnswers, engineFacts, enginePolicy, startFakeEngine } from "./engine.js";
 import { benchApply, benchWatch, memoryReport, watchMemory, type Ctx } from "./live.js";
+import { benchNft } from "./nft.js";
 import { benchExe } from "./exe.js";
 import { benchAnalysis } from "./analysis.js";
 import { difference, measure, measureEach, paired, withNetns, type Measure, type Rounds } from "./process.js";
@@ -191,7 +194,7 @@ async function labSection(): Promise<string | undefined> {
   );
 }
 
-async function liveSections(which: ("apply" | "watch")[]): Promise<string[]> {
+async function liveSections(which: ("apply" | "watch" | "nft")[]): Promise<string[]> {
   const targets: string[] = [];
   if (!asRoot) {
     console.log(`\napply and watch: not measured (they load rules into scratch network namespaces: run as root)`);
@@ -201,6 +204,11 @@ async function liveSections(which: ("apply" | "watch")[]): Promise<string[]> {
     const a = benchApply(liveCtx, 2000);
     console.log(`\n${a.lines.join("\n")}`);
     targets.push(a.target);
+  }
+  if (which.includes("nft")) {
+    const n = await benchNft(liveCtx);
+    console.log(`\n${n.lines.join("\n")}`);
+    targets.push(n.target);
   }
   if (which.includes("watch")) {
     const w = await benchWatch(liveCtx);
@@ -258,7 +266,7 @@ try {
     rmSync(dir, { recursive: true, force: true });
     process.exit(0);
   }
-  if (process.env.BENCH_ONLY === "apply" || process.env.BENCH_ONLY === "watch") {
+  if (process.env.BENCH_ONLY === "apply" || process.env.BENCH_ONLY === "watch" || process.env.BENCH_ONLY === "nft") {
     console.log(machine);
     const targets = await liveSections([process.env.BENCH_ONLY]);
     console.log(`hypervisor steal during the rounds measured: ${quietness.map(([what, r]) => `${what} ${r.stealPct.toFixed(1)}% (${r.noisy} set aside${r.contended ? ", NOT QUIET" : ""})`).join(", ")}`);
@@ -355,7 +363,7 @@ try {
   const engine = await engineSection();
   console.log(`\n${benchExe({ root, dir, bin, runs, maxSteal, noted: liveCtx.noted }).join("\n")}`);
   console.log(`\n${benchAnalysis({ dir, bin, runs, maxSteal, noted: liveCtx.noted }).join("\n")}`);
-  const liveTargets = await liveSections(["apply", "watch"]);
+  const liveTargets = await liveSections(["apply", "nft", "watch"]);
   const noisy = quietness.reduce((n, [, r]) => n + r.noisy, 0);
   const contended = quietness.filter(([, r]) => r.contended).map(([what]) => what);
   console.log(
