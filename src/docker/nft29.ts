@@ -130,7 +130,9 @@ export function dockerBridges(plan: Plan): string {
     if (p.hostPort === 0) throw new Error(`Docker 29's nftables tables: ${p.comment} has no host port (dockerd picks one)`);
     // Bindings of several host ports to one container port share the accept (dockerd ignores the duplicate).
     const accept = `${ip} daddr ${p.containerIp} ${p.proto} dport ${p.containerPort} ${COUNTER} accept`;
-    if (!groups.ports.includes(accept)) groups.ports.push(accept);
+    let seen = held.get(groups.ports);
+    if (!seen) held.set(groups.ports, (seen = new Set(groups.ports)));
+    if (!seen.has(accept)) seen.add(accept), groups.ports.push(accept);
     const to = family === 4 ? `${p.containerIp}:${p.containerPort}` : `[${p.containerIp}]:${p.containerPort}`;
     const matches = [
       hairpin ? "" : `iifname != ${quote(br)} `,
@@ -167,9 +169,15 @@ export function dockerBridges(plan: Plan): string {
   return `table ${ip} docker-bridges {\n${blocks.join("\n")}}\n`;
 }
 
+/** The rules each group holds, as a set (a chain of one rule per published port: thousands, each looked up). */
+const held = new WeakMap<string[], Set<string>>();
+
 /** dockerd refuses to add a rule a group already holds (its transaction fails). */
 function add(rules: string[], rule: string, chain: string): void {
-  if (rules.includes(rule)) throw new Error(`Docker 29's nftables tables: dockerd would add the rule '${rule}' to ${chain} twice, and fails`);
+  let set = held.get(rules);
+  if (!set) held.set(rules, (set = new Set(rules)));
+  if (set.has(rule)) throw new Error(`Docker 29's nftables tables: dockerd would add the rule '${rule}' to ${chain} twice, and fails`);
+  set.add(rule);
   rules.push(rule);
 }
 
