@@ -769,6 +769,8 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
   };
   const tools = { 4: { save: "iptables-save", restore: "iptables-restore" }, 6: { save: "ip6tables-save", restore: "ip6tables-restore" } };
   const said: Record<4 | 6, string | undefined> = { 4: undefined, 6: undefined };
+  /** Since when nft monitor has followed the kernel without a break (watch -f nft trusts what it loaded meanwhile). */
+  let monitorSince: number | undefined;
   let reading: ReturnType<typeof readLoaded> | undefined;
   const watcher = new Watcher(
     {
@@ -808,7 +810,8 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
                 );
                 return listed.join("");
               },
-              load: (text: string) => void system.run("nft", ["-f", "-"], text),
+              load: (text: string, echo?: boolean) => system.run("nft", echo ? ["--echo", "--handle", "-f", "-"] : ["-f", "-"], text),
+              watchedSince: () => monitorSince,
               persist: a["save-nft"] ? (file: string) => io.writeFile(a["save-nft"]!, file) : undefined,
             },
           }
@@ -831,11 +834,16 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
             };
             let current = system.follow!("stdbuf", ["-oL", "nft", "monitor"], onLine);
             let closed = false;
-            const done = current.done.catch((e: unknown) => {
-              if (closed || !/ENOENT|not found|No such file/.test((e as Error).message)) throw e;
-              current = system.follow!("stdbuf", ["-oL", "xtables-monitor", "--event"], onLine);
-              return current.done;
-            });
+            monitorSince = performance.now();
+            const done = current.done
+              .catch((e: unknown) => {
+                if (closed || !/ENOENT|not found|No such file/.test((e as Error).message)) throw e;
+                // xtables-monitor does not report nftables' own tables: -f nft reads them each time.
+                monitorSince = undefined;
+                current = system.follow!("stdbuf", ["-oL", "xtables-monitor", "--event"], onLine);
+                return current.done;
+              })
+              .finally(() => (monitorSince = undefined));
             return {
               done,
               close: () => {

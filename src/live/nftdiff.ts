@@ -86,10 +86,14 @@ function elementsOf(text: string): string[] {
     .sort();
 }
 
+/** Tables as parseNftList reads them. */
+export type NftState = ReturnType<typeof parseNftList>;
+const parsed = (x: string | NftState): NftState => (typeof x === "string" ? parseNftList(x) : x);
+
 /** The file's tables against what nft lists now (`live`, which may lack some or all of them). */
-export function diffNft(live: string, wanted: string): { changed: boolean; parts: NftDiff[]; tables: string[] } {
-  const w = parseNftList(wanted);
-  const l = parseNftList(live);
+export function diffNft(live: string | NftState, wanted: string | NftState): { changed: boolean; parts: NftDiff[]; tables: string[] } {
+  const w = parsed(wanted);
+  const l = parsed(live);
   const out: NftDiff[] = [];
   for (const table of w.tables) {
     const keys = [...new Set([...[...w.parts.keys()].filter((k) => k.startsWith(`${table}/`)), ...[...l.parts.keys()].filter((k) => k.startsWith(`${table}/`))])];
@@ -151,6 +155,16 @@ export function renderNftDiff(d: { parts: NftDiff[] }, o: { liveName: string; wa
   return out.join("\n") + "\n";
 }
 
+/** A delta (nftDelta): its commands, and where each rule it adds lands, to know the kernel after it without listing it again. */
+export interface NftDeltaPlan {
+  /** One nft transaction; "" when nothing differs. */
+  text: string;
+  /** Each `add rule`/`insert rule` of text, in order: the chain (`TABLE/CHAIN`) and the rule's index among the file's rules of that chain. */
+  adds: { key: string; index: number }[];
+  /** Each changed or new chain's handles in the file's order, the rules to be added NaN. */
+  layout: Map<string, number[]>;
+}
+
 /**
  * What turns the tables as listed now (`nft -a list table`: with each rule's handle) into the
  * file's, as one nft transaction that touches only what differs: a rule gone deleted by its
@@ -158,45 +172,56 @@ export function renderNftDiff(d: { parts: NftDiff[] }, o: { liveName: string; wa
  * next one), a map's elements added and deleted, a chain made or deleted. A container coming
  * or going then costs a few commands, not the whole file (Docker's tables are written rule for
  * rule, thousands at 2,000 containers). undefined when only the whole file will do: a table not
- * there yet, a chain's type, hook, priority or policy changed, a map made or its type changed.
+ * there yet, a chain's type, hook, priority or policy changed, a map made or its type changed,
+ * a listing without handles.
  * (test/live/nftdelta.test.ts: loaded into the kernel, the tables then list as the file.)
  */
-export function nftDelta(liveWithHandles: string, wanted: string): string | undefined {
-  const l = parseNftList(liveWithHandles);
-  const w = parseNftList(wanted);
+export function nftDelta(liveWithHandles: string | NftState, wanted: string | NftState): NftDeltaPlan | undefined {
+  const l = parsed(liveWithHandles);
+  const w = parsed(wanted);
   if (w.tables.some((t) => !l.tables.includes(t))) return undefined;
-  const d = diffNft(liveWithHandles, wanted);
+  const d = diffNft(l, w);
   const made: string[] = [];
   const rules: string[] = [];
+  const dels: string[] = [];
   const gone: string[] = [];
+  const adds: NftDeltaPlan["adds"] = [];
+  const layout: NftDeltaPlan["layout"] = new Map();
   for (const p of d.parts) {
     if (p.header) return undefined;
+    const key = `${p.table}/${p.name}`;
     const at = `${p.table} ${p.name}`;
     if (p.kind === "map") {
       if (p.status !== "changed") return undefined;
       for (const x of p.lines) {
         if (x.kind === "added") rules.push(`add element ${at} { ${x.text} }`);
-        else if (x.kind === "removed") rules.unshift(`delete element ${at} { ${x.text} }`);
+        else if (x.kind === "removed") dels.push(`delete element ${at} { ${x.text} }`);
       }
       continue;
     }
-    const live = l.parts.get(`${p.table}/${p.name}`);
+    const live = l.parts.get(key);
     if (p.status === "added") {
-      const want = w.parts.get(`${p.table}/${p.name}`)!;
+      const want = w.parts.get(key)!;
       if (want.header.length) return undefined; // a base chain: its header
       made.push(`add chain ${at}`);
-      for (const x of want.lines) rules.push(`add rule ${at} ${x}`);
+      want.lines.forEach((x, index) => {
+        rules.push(`add rule ${at} ${x}`);
+        adds.push({ key, index });
+      });
+      layout.set(key, want.lines.map(() => NaN));
       continue;
     }
     if (!live || live.handles.length !== live.lines.length) return undefined;
     if (p.status === "removed") {
-      for (const h of live.handles) rules.unshift(`delete rule ${at} handle ${h}`);
+      for (const h of live.handles) dels.push(`delete rule ${at} handle ${h}`);
       gone.push(`delete chain ${at}`);
       continue;
     }
     // Deletes first (by handle), then each run of new rules next to a rule that stays.
     const handleOf = (x: DiffLine) => live.handles[x.live! - 1]!;
-    for (const x of p.lines) if (x.kind === "removed") rules.unshift(`delete rule ${at} handle ${handleOf(x)}`);
+    for (const x of p.lines) if (x.kind === "removed") dels.push(`delete rule ${at} handle ${handleOf(x)}`);
+    const wantedLines = p.lines.filter((x) => x.kind !== "removed");
+    layout.set(key, wantedLines.map((x) => (x.kind === "same" ? handleOf(x) : NaN)));
     let i = 0;
     while (i < p.lines.length) {
       if (p.lines[i]!.kind !== "added") {
@@ -205,16 +230,37 @@ export function nftDelta(liveWithHandles: string, wanted: string): string | unde
       }
       let j = i;
       while (j < p.lines.length && p.lines[j]!.kind === "added") j++;
-      const run = p.lines.slice(i, j).map((x) => x.text);
+      const run = p.lines.slice(i, j);
       const before = p.lines.slice(0, i).reverse().find((x) => x.kind === "same");
       const after = p.lines.slice(j).find((x) => x.kind === "same");
       // After the rule before, in reverse (each lands right after it); or before the next, in order; or at the end.
-      if (before) for (const t of [...run].reverse()) rules.push(`add rule ${at} position ${handleOf(before)} ${t}`);
-      else if (after) for (const t of run) rules.push(`insert rule ${at} position ${handleOf(after)} ${t}`);
-      else for (const t of run) rules.push(`add rule ${at} ${t}`);
+      const order = before ? [...run].reverse() : run;
+      for (const x of order) {
+        rules.push(before ? `add rule ${at} position ${handleOf(before)} ${x.text}` : after ? `insert rule ${at} position ${handleOf(after)} ${x.text}` : `add rule ${at} ${x.text}`);
+        adds.push({ key, index: x.wanted! - 1 });
+      }
       i = j;
     }
   }
-  const all = [...made, ...rules, ...gone];
-  return all.length ? all.join("\n") + "\n" : "";
+  const all = [...made, ...dels, ...rules, ...gone];
+  return { text: all.length ? all.join("\n") + "\n" : "", adds, layout };
+}
+
+/**
+ * The tables once a delta is loaded, as `nft -a list` would print them, from what nft echoed
+ * (`nft --echo --handle`: each rule it added, with its handle, in the order of the commands);
+ * undefined when the echo does not account for every rule added.
+ */
+export function afterDelta(live: NftState, wanted: NftState, plan: NftDeltaPlan, echoed: string): NftState | undefined {
+  const handles = [...echoed.matchAll(/^(?:add|insert) rule .* # handle (\d+)$/gm)].map((m) => Number(m[1]));
+  if (handles.length !== plan.adds.length) return undefined;
+  const layout = new Map([...plan.layout].map(([k, v]) => [k, [...v]]));
+  plan.adds.forEach((a, i) => (layout.get(a.key)![a.index] = handles[i]!));
+  const parts = new Map<string, NftPart>();
+  for (const [key, part] of wanted.parts) {
+    const h = layout.get(key) ?? live.parts.get(key)?.handles ?? [];
+    if (part.kind === "chain" && (h.length !== part.lines.length || h.some((x) => Number.isNaN(x)))) return undefined;
+    parts.set(key, { ...part, handles: part.kind === "chain" ? h : [] });
+  }
+  return { parts, tables: wanted.tables };
 }

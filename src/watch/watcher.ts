@@ -20,7 +20,7 @@ import { bootFacts } from "./boot.js";
 import { describeChanges, reconcileStep } from "./reconcile.js";
 import { deploy, firstLine } from "../apply/deploy.js";
 import { tablesOfFile } from "../apply/nft.js";
-import { diffNft, nftDelta, parseNftList } from "../live/nftdiff.js";
+import { afterDelta, diffNft, nftDelta, parseNftList, type NftState } from "../live/nftdiff.js";
 
 export type Facts = { raw: RawFacts; source: string };
 
@@ -78,8 +78,10 @@ export interface WatchDeps {
   nft?: {
     /** `nft -a list table` of each (with handles, for loading only what differs; a table not there: nothing); rejects when nft fails. */
     list: (tables: string[]) => Promise<string>;
-    /** `nft -f`; throws with nft's message (then nothing changed: one transaction). */
-    load: (text: string) => void;
+    /** `nft -f` (with echo: `nft --echo --handle -f`, and what it printed is returned); throws with nft's message (then nothing changed: one transaction). */
+    load: (text: string, echo?: boolean) => string | void;
+    /** Since when (performance.now()) nft monitor has reported every change to these tables without a break; undefined while it does not. */
+    watchedSince?: () => number | undefined;
     /** Keeps the file for boot (--save-nft): the policy compiled with no container running. */
     persist?: (file: string) => void;
   };
@@ -336,6 +338,23 @@ export class Watcher {
     return { r, steps, before, afters };
   }
 
+  /** The next reconcile reads the kernel whatever it knows (a periodic check, the monitor ended). */
+  private fullCheck = false;
+  /** watch -f nft: the tables as the last reconcile left them (with handles), and when. */
+  private nftState?: { tables: NftState; at: number };
+
+  /**
+   * The tables as the last reconcile left them, if that still holds: nft monitor has followed
+   * the kernel since well before then (a change by anyone else would have been reported, and
+   * the tables are read again), and this reconcile is not for drift or a periodic check.
+   */
+  private nftKnown(drift: string[], full: boolean): NftState | undefined {
+    const since = this.deps.nft?.watchedSince?.();
+    const s = this.nftState;
+    if (!s || since === undefined || since > s.at - 1000 || drift.length || full) return undefined;
+    return s.tables;
+  }
+
   /**
    * watch -f nft: the policy compiled to the --format nft file with the facts, compared with what
    * nft lists of its tables, loaded as one transaction when they differ. A SIGHUP's policy is
@@ -346,6 +365,8 @@ export class Watcher {
     const nft = this.deps.nft!;
     const drift = this.drift;
     this.drift = [];
+    const full = this.fullCheck;
+    this.fullCheck = false;
     const t0 = performance.now();
     const facts = await this.readFacts();
     if (!("raw" in facts)) return facts;
@@ -376,32 +397,45 @@ export class Watcher {
     this.logLeftOut(r, text);
     const file = r.output!;
     const tables = tablesOfFile(file);
-    let live: string;
-    try {
-      live = await nft.list(tables);
-    } catch (e) {
-      this.deps.log(`cannot list ${tables.join(", ")} with nft (${firstLine(e)}); nothing changed`);
-      return { changed: false, error: "save" };
+    const want = parseNftList(file);
+    // What the kernel holds: known from the last load while nft monitor has watched since (it
+    // says when anything else changes these tables); listed (with handles) otherwise.
+    let live = this.nftKnown(drift, full);
+    const listed = live === undefined;
+    if (!live) {
+      try {
+        live = parseNftList(await nft.list(tables));
+      } catch (e) {
+        this.deps.log(`cannot list ${tables.join(", ")} with nft (${firstLine(e)}); nothing changed`);
+        return { changed: false, error: "save" };
+      }
     }
+    const known = live;
+    this.nftState = undefined;
     const t1 = performance.now();
-    const d = diffNft(live, file);
+    const d = diffNft(known, want);
     const who = this.whoChanged(r);
     if (!d.changed) {
-      if (this.deps.verbose) this.deps.log(`reconciled: nothing to change (${Math.round(performance.now() - t0)} ms)`);
+      if (this.deps.verbose) this.deps.log(`reconciled: nothing to change (${Math.round(performance.now() - t0)} ms${listed ? ", tables listed" : ""})`);
+      this.nftState = { tables: known, at: performance.now() };
       if (!this.persisted) this.saveNft(text, facts);
       return { changed: false };
     }
     const t2 = performance.now();
-    // Only what differs, where the listing has the handles (nftDelta); the whole file otherwise,
-    // and when nft refuses the delta (a rule changed under it since the listing).
-    const delta = nftDelta(live, file);
+    // Only what differs, where the handles are known (nftDelta); the whole file otherwise, and
+    // when nft refuses the delta (a rule changed under it since). After a delta, what nft echoed
+    // says where its rules landed: the next reconcile need not list the tables.
+    const delta = nftDelta(known, want);
     try {
-      try {
-        nft.load(delta ?? file);
-      } catch (e) {
-        if (delta === undefined) throw e;
-        if (this.deps.verbose) this.deps.log(`nft refused the change alone (${firstLine(e)}): loading the whole file`);
-        nft.load(file);
+      if (!delta) nft.load(file);
+      else {
+        try {
+          const after = afterDelta(known, want, delta, nft.load(delta.text, true) ?? "");
+          if (after) this.nftState = { tables: after, at: performance.now() };
+        } catch (e) {
+          if (this.deps.verbose) this.deps.log(`nft refused the change alone (${firstLine(e)}): loading the whole file`);
+          nft.load(file);
+        }
       }
     } catch (e) {
       this.deps.log(`nft refused the file (${firstLine(e)}); the tables from before stay (one transaction)`);
@@ -412,14 +446,14 @@ export class Watcher {
     if (drift.length) this.deps.log(`the tables were changed (${drift.join("; ")}): putting back what the policy says`);
     this.saveNft(text, facts);
     // A table made whole is said as one; in the others, each chain or map that changed.
-    const made = tables.filter((t) => !parseNftList(live).tables.includes(t));
+    const made = tables.filter((t) => !known.tables.includes(t));
     const parts = [...made.map((t) => `${t} (table made)`), ...d.parts.filter((p) => !made.includes(p.table)).map((p) => {
       const added = p.lines.filter((l) => l.kind === "added").length;
       const removed = p.lines.filter((l) => l.kind === "removed").length;
       return `${p.table} ${p.kind} ${p.name}${p.status === "added" ? " (new)" : p.status === "removed" ? " (deleted)" : ""}${added ? ` +${added}` : ""}${removed ? ` -${removed}` : ""}`;
     })];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}nft: ${parts.join(", ")}`);
-    if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read, compiled and the tables listed ${Math.round(t1 - t0)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
+    if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read, compiled and the tables listed ${Math.round(t1 - t0)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.text.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
     return { changed: true };
   }
 
@@ -530,6 +564,7 @@ export class Watcher {
       }
       if (this.stopped) break;
       // It ended: the tables may have changed meanwhile.
+      this.fullCheck = true;
       this.markDirty("the kernel's change monitor ended");
       backoff = Date.now() - started > 10_000 ? 100 : Math.min(backoff * 2, 10_000);
       await this.nap(backoff);
@@ -549,7 +584,10 @@ export class Watcher {
     if (!every) return;
     while (!this.stopped) {
       await this.nap(every);
-      if (!this.stopped) this.markDirty("periodic check");
+      if (!this.stopped) {
+        this.fullCheck = true;
+        this.markDirty("periodic check");
+      }
     }
   }
 

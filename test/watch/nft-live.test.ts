@@ -94,6 +94,12 @@ describeDocker("dockwall watch -f nft on a real dockerd: the nft file stays what
     await until(() => /^the tables were changed \(.*inet dockwall \(table deleted\) \(by nft, pid \d+\)\): putting back what the policy says\napplied: nft: inet dockwall \(table made\)$/m.test(log.slice(before)), 5000, () => log);
     await reach("wan", ADDR.hostWan, 8080, "closed", 1000);
     await reach("lan", ADDR.hostLan, 8080, "web", 2000);
+    // A hand-made accept for the wan, in a chain the watcher knows from its last load: reported, read again, taken out.
+    const at = log.length;
+    lab.host.run(["nft", "insert", "rule", "inet", "dockwall", "docker-user-ip", "iifname", "eth0", "return"]);
+    await until(() => /^applied: nft: inet dockwall chain docker-user-ip -1$/m.test(log.slice(at)), 5000, () => log);
+    await reach("wan", ADDR.hostWan, 8080, "closed", 1000);
+    expect(lab.host.run(["nft", "list", "chain", "inet", "dockwall", "docker-user-ip"]).stdout).not.toContain('iifname "eth0" return');
   }, LAB_TIMEOUT);
 
   it("docker rm -f, then a new container takes the freed address: the old DNAT is gone; the boot file opens nothing for any container", async () => {
