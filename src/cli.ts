@@ -513,6 +513,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
       throw new UsageError(usageWords(msg ?? err?.message ?? "", argv));
     });
 
+  // yargs lays out the help of each command it runs (15-30 ms for explain or compile, most of it
+  // measuring and wrapping text), to have it at hand should it print it later: dockwall prints
+  // help only for --help, which yargs lays out itself when asked. Not made, then.
+  const usage = (cli as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
+  if (typeof usage?.cacheHelpMessage === "function") usage.cacheHelpMessage = () => {};
   try {
     let printed = "";
     await cli.parseAsync(argv, {}, (_err, _args, output) => {

@@ -81,9 +81,37 @@ interface Num {
 const addrs = new Map<string, Num>();
 const numOf = (addr: string): Num =>
   cached(addrs, addr, (a) => {
+    const q = quad(a);
+    if (q !== undefined) return { v6: false, value: BigInt(q) };
     const ip = ipaddr.parse(a);
     return { v6: ip.kind() === "ipv6", value: ip.toByteArray().reduce((v, b) => (v << 8n) | BigInt(b), 0n) };
   });
+
+/**
+ * An IPv4 address written as iptables-save and dockwall write one (four decimal numbers up to
+ * 255, no leading zeros) as its number, read without ipaddr.js (the index of a long chain reads
+ * thousands); anything else is undefined, and left to ipaddr.js.
+ */
+function quad(a: string): number | undefined {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < a.length; i++) {
+    const c = a.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return undefined;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return undefined; // a leading zero (ipaddr.js reads 010 as octal)
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return undefined;
+    } else return undefined;
+  }
+  return dots === 3 && digits > 0 ? n * 256 + part : undefined;
+}
 
 /** A network as its family, its first address and its mask. */
 const nets = new Map<string, { v6: boolean; net: bigint; mask: bigint }>();
@@ -317,6 +345,9 @@ function indexOf(chain: Chain): DstIndex {
 /** The key of `-d` when it names one address, else undefined. */
 function hostOf(v: string): string | undefined {
   const [a, len] = v.split("/");
+  // keyOf(numOf(a)), without making the number (most rules of a long chain are IPv4).
+  const q = quad(a!);
+  if (q !== undefined) return len !== undefined && Number(len) !== 32 ? undefined : `4:${q}`;
   if (!ipaddr.isValid(a!)) return undefined;
   const n = numOf(a!);
   if (len !== undefined && Number(len) !== (n.v6 ? 128 : 32)) return undefined;
