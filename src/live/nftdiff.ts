@@ -10,7 +10,7 @@ import type { DiffLine } from "./diff.js";
 export interface NftPart {
   /** `inet dockwall` */
   table: string;
-  kind: "chain" | "map";
+  kind: "chain" | "map" | "set";
   name: string;
   /** A base chain's `type … hook … priority …; policy …;`, a map's `type …`. */
   header: string[];
@@ -22,7 +22,7 @@ export interface NftPart {
 
 export interface NftDiff {
   table: string;
-  kind: "chain" | "map";
+  kind: "chain" | "map" | "set";
   name: string;
   status: "added" | "removed" | "changed";
   header?: { live: string; wanted: string };
@@ -50,7 +50,7 @@ export function parseNftList(text: string): { parts: Map<string, NftPart>; table
       continue;
     }
     if (!table) continue; // `table X`, `delete table X` of the file: not contents
-    if ((m = /^(chain|map) (\S+) \{$/.exec(line))) {
+    if ((m = /^(chain|map|set) (\S+) \{$/.exec(line))) {
       part = { table, kind: m[1] as NftPart["kind"], name: m[2]!, header: [], lines: [], handles: [] };
       parts.set(`${table}/${part.name}`, part);
       continue;
@@ -67,7 +67,7 @@ export function parseNftList(text: string): { parts: Map<string, NftPart>; table
       elements = `${elements ?? ""} ${line}`;
       continue;
     }
-    if (part.kind === "map" || /^type \S+ hook /.test(line) || /^policy \S+;$/.test(line)) part.header.push(line);
+    if (part.kind !== "chain" || /^type \S+ hook /.test(line) || /^policy \S+;$/.test(line)) part.header.push(line);
     else {
       part.lines.push(counters(line));
       if (handled) part.handles.push(Number(handled[1]));
@@ -191,8 +191,18 @@ export function nftDelta(liveWithHandles: string | NftState, wanted: string | Nf
     if (p.header) return undefined;
     const key = `${p.table}/${p.name}`;
     const at = `${p.table} ${p.name}`;
-    if (p.kind === "map") {
-      if (p.status !== "changed") return undefined;
+    if (p.kind !== "chain") {
+      // A set or map made: declared first, its elements added; one gone: deleted last, once no rule looks it up.
+      if (p.status === "added") {
+        const want = w.parts.get(key)!;
+        made.push(`add ${p.kind} ${at} { ${want.header.join("; ")}; }`);
+        if (want.lines.length) rules.push(`add element ${at} { ${want.lines.join(", ")} }`);
+        continue;
+      }
+      if (p.status === "removed") {
+        gone.push(`delete ${p.kind} ${at}`);
+        continue;
+      }
       for (const x of p.lines) {
         if (x.kind === "added") rules.push(`add element ${at} { ${x.text} }`);
         else if (x.kind === "removed") dels.push(`delete element ${at} { ${x.text} }`);

@@ -125,8 +125,15 @@ const ICMPV6: Record<string, string> = { "1": "destination-unreachable", "2": "p
 
 const VERDICT: Record<string, string> = { ACCEPT: "accept", DROP: "drop", RETURN: "return" };
 
+/** An nftables rule: its expressions, then its verdict and comment. */
+interface NftRule {
+  exprs: string[];
+  tail: string[];
+}
+const joined = (r: NftRule) => [...r.exprs, ...r.tail].join(" ");
+
 /** One rule as an nftables rule (its expressions in the order iptables evaluates them). */
-function ruleText(r: Rule, ip: "ip" | "ip6", chains: Map<string, string>): string {
+function ruleText(r: Rule, ip: "ip" | "ip6", chains: Map<string, string>): NftRule {
   const out: string[] = [];
   if (r.in) out.push(`iifname ${r.in.neg ? "!= " : ""}${q(r.in.value)}`);
   if (r.out) out.push(`oifname ${r.out.neg ? "!= " : ""}${q(r.out.value)}`);
@@ -142,10 +149,82 @@ function ruleText(r: Rule, ip: "ip" | "ip6", chains: Map<string, string>): strin
   out.push(...matched);
   const target = VERDICT[r.target] ?? (chains.has(r.target) ? `jump ${chains.get(r.target)}` : undefined);
   if (!target) throw new Untranslatable(`-j ${r.target}`, r);
-  out.push(target);
   const comment = r.matches.find((m) => m.module === "comment")?.options[0]?.value;
-  if (comment) out.push(`comment "${comment.replace(/"/g, "'")}"`);
-  return out.join(" ");
+  return { exprs: out, tail: [target, ...(comment ? [`comment "${comment.replace(/"/g, "'")}"`] : [])] };
+}
+
+/** A named set of dockwall's table: the keys its elements join (`ip daddr . tcp dport`), their types, the elements. */
+interface NftSet {
+  name: string;
+  type: string;
+  elements: string[];
+}
+
+/** The expressions a set may stand for, a single value each (an address, a port), and their types. */
+const KEYED = /^(ip daddr|ip6 daddr|tcp dport|udp dport|ct original proto-dst) ([0-9a-f.:]+)$/;
+const KEY_TYPE: Record<string, (family: "ip" | "ip6") => string> = {
+  "ip daddr": () => "ipv4_addr",
+  "ip6 daddr": () => "ipv6_addr",
+  "tcp dport": () => "inet_service",
+  "udp dport": () => "inet_service",
+  "ct original proto-dst": () => "inet_service",
+};
+/** From this many rules alike on, they are one rule and a set (a large host: a container coming or going is then a set element). */
+export const SET_FROM = 4;
+
+/** Verdicts that end the chain's walk: among rules that end alike, which one a packet matches makes no difference. */
+const TERMINAL = new Set(["accept", "drop", "return"]);
+
+/**
+ * A chain's rules, where SET_FROM or more rules differ only in their single addresses and ports
+ * (one rule per allowed container port, at a large host), written as one rule that looks the
+ * values up in a named set (`ip daddr . tcp dport . ct original proto-dst @docker-user-ip-1`).
+ * Only among consecutive rules with the same final verdict (accept, drop, return): which of them
+ * a packet matches makes no difference there, so they may be gathered, and the set's rule stands
+ * where the first of its rules stood. A chain without such a group is written as it was.
+ */
+function withSets(chain: string, rules: NftRule[]): { rules: string[]; sets: NftSet[] } {
+  const sets: NftSet[] = [];
+  const out: string[] = [];
+  const shapeOf = (r: NftRule) => {
+    const keys = r.exprs.map((e) => KEYED.exec(e)?.[1]);
+    return keys.some((k) => k) ? JSON.stringify([r.exprs.map((e, i) => keys[i] ?? e), r.tail]) : undefined;
+  };
+  let i = 0;
+  while (i < rules.length) {
+    // A block: consecutive rules with one terminal verdict (or one rule).
+    const verdict = rules[i]!.tail[0]!;
+    let j = i + 1;
+    if (TERMINAL.has(verdict)) while (j < rules.length && rules[j]!.tail[0] === verdict) j++;
+    const block = rules.slice(i, j);
+    i = j;
+    const groups = new Map<string, NftRule[]>();
+    for (const r of block) {
+      const shape = shapeOf(r);
+      if (shape !== undefined) groups.set(shape, [...(groups.get(shape) ?? []), r]);
+    }
+    const big = new Set([...groups.values()].filter((g) => g.length >= SET_FROM));
+    for (const r of block) {
+      const shape = shapeOf(r);
+      const group = shape === undefined ? undefined : groups.get(shape)!;
+      if (!group || !big.has(group)) {
+        out.push(joined(r));
+        continue;
+      }
+      if (group[0] !== r) continue; // said by its first rule
+      const at = r.exprs.map((e) => KEYED.exec(e)?.[1]);
+      const keys = at.filter((k): k is string => k !== undefined);
+      const name = `${chain}-${sets.length + 1}`;
+      const family = keys.includes("ip6 daddr") ? "ip6" : "ip";
+      const elements = [...new Set(group.map((g) => g.exprs.flatMap((e) => KEYED.exec(e)?.[2] ?? []).join(" . ")))];
+      sets.push({ name, type: keys.map((k) => KEY_TYPE[k]!(family)).join(" . "), elements });
+      // The lookup stands where the first of its expressions stood.
+      const firstKey = at.findIndex((k) => k !== undefined);
+      const exprs = r.exprs.flatMap((e, k) => (k === firstKey ? [`${keys.join(" . ")} @${name}`] : at[k] ? [] : [e]));
+      out.push(joined({ exprs, tail: r.tail }));
+    }
+  }
+  return { rules: out, sets };
 }
 
 interface ChainView {
@@ -154,8 +233,14 @@ interface ChainView {
   rules: string[];
 }
 
+interface SetView {
+  name: string;
+  type: string;
+  elements: string;
+}
+
 /** The chains a family's rule set gives dockwall's table, and its jumps from the base chains. */
-function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy, said: Set<string>): { chains: ChainView[]; forward?: string; input?: string } {
+function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy, said: Set<string>): { chains: ChainView[]; sets: NftSet[]; forward?: string; input?: string } {
   const ip = family === 4 ? "ip" : "ip6";
   const names = new Map<string, string>([
     ["FORWARD", `forward-${ip}`],
@@ -164,6 +249,7 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
     [PROXY_CHAIN, `proxy-${ip}`],
   ]);
   const chains: ChainView[] = [];
+  const sets: NftSet[] = [];
   let forward: string | undefined;
   let input: string | undefined;
   for (const t of rs.tables) {
@@ -175,7 +261,7 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
         });
         continue;
       }
-      const rules: string[] = [];
+      const translated: NftRule[] = [];
       for (const r of c.rules) {
         try {
           // `-m physdev --physdev-is-bridged -j RETURN` (before `-o br-+ -j DROP`: what a bridge not known yet forwards
@@ -188,7 +274,7 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
           }
           // An accept here is not final in nftables: Docker's own chains still see the packet and may drop it.
           if (p.docker.iptables && c.name === "DOCKER-USER" && r.target === "ACCEPT" && !isEstablished(r)) throw new Untranslatable(`ACCEPT`, r);
-          rules.push(ruleText(r, ip, names));
+          translated.push(ruleText(r, ip, names));
         } catch (e) {
           if (!(e instanceof Untranslatable)) throw e;
           const at = e.rule.origin?.span ?? p.docker.spans["iptables"] ?? p.docker.span ?? startOfFile;
@@ -205,6 +291,9 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
           }
         }
       }
+      const grouped = withSets(name, translated);
+      const rules = grouped.rules;
+      sets.push(...grouped.sets);
       // A built-in chain's policy DROP: the end of the family's chain drops (the base chain itself accepts, so that the other family is not touched).
       if (c.builtin && c.policy === "DROP") rules.push(`drop comment "${c.name}'s policy: DROP"`);
       chains.push({ name, rules });
@@ -214,7 +303,7 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
   }
   // No INPUT of dockwall's, but the proxy chain (ip6tables off, docker-proxy on ::): INPUT jumps to it first.
   for (const j of rs.firstJumps ?? []) if (j.table === "filter" && j.chain === "INPUT" && j.target === PROXY_CHAIN && !input) input = names.get(PROXY_CHAIN);
-  return { chains, forward, input };
+  return { chains, sets, forward, input };
 }
 
 function isEstablished(r: Rule): boolean {
@@ -269,6 +358,7 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
     }
   }
   const chains: ChainView[] = [];
+  const sets: NftSet[] = [];
   const forward: string[] = [];
   const input: string[] = [];
   const said = new Set<string>();
@@ -277,6 +367,7 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
     if (!rs || rs.tables.length === 0) continue;
     const got = familyChains(rs, f, problems, p, said);
     chains.push(...got.chains);
+    sets.push(...got.sets);
     const proto = f === 4 ? "ipv4" : "ipv6";
     if (got.forward) forward.push(`meta nfproto ${proto} jump ${got.forward}`);
     if (got.input) input.push(`meta nfproto ${proto} jump ${got.input}`);
@@ -285,7 +376,9 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
   if (forward.length) base.push({ name: "forward", base: `type filter hook forward priority ${NFT_PRIORITY}; policy accept;`, rules: forward });
   if (input.length) base.push({ name: "input", base: `type filter hook input priority ${NFT_PRIORITY}; policy accept;`, rules: input });
   const [family, name] = NFT_TABLE.split(" ");
-  return templates.nft({ header, docker: docker ? dockerReplaced(docker) : "", family, name, chains: [...base, ...chains] });
+  // A set's elements as nft lists them: one line, comma-separated (nft's own order differs, and the comparisons take them as a set).
+  const setViews: SetView[] = sets.map((x) => ({ name: x.name, type: x.type, elements: x.elements.join(", ") }));
+  return templates.nft({ header, docker: docker ? dockerReplaced(docker) : "", family, name, sets: setViews, chains: [...base, ...chains] });
 }
 
 /** Docker's tables, each replaced as dockwall's is (made if missing, deleted, made again), in the same transaction. */

@@ -17,6 +17,9 @@ network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
 const web = "container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }\n";
 const api = "container api { network bridge 172.17.0.3; publish 9090:80; publish 9443:443; }\n";
 const late = "network late { bridge br-late; subnet 172.30.0.0/16; }\ncontainer db { network late 172.30.0.2; publish 5432:5432; }\n";
+/** N containers on the default bridge, each publishing one port, IPv4 and IPv6. */
+const many = (n: number) => Array.from({ length: n }, (_, i) => `container m${i} { network bridge 172.17.1.${i + 2}, fd00:17::1:${i + 2}; publish ${7000 + i}:80; }\n`).join("");
+const names = (n: number) => Array.from({ length: n }, (_, i) => `m${i}`).join(", ");
 const STATES: [string, string][] = [
   ["web", `${HEAD}${web}allow lan to web;\n`],
   ["web and api", `${HEAD}${web}${api}allow lan to web, api;\n`],
@@ -24,6 +27,11 @@ const STATES: [string, string][] = [
   ["api, and a network made with db on it", `${HEAD}${api}${late}allow lan to api, db;\nallow wan to db:5432;\n`],
   ["web back, the network gone", `${HEAD}${web}${api}allow lan to web;\n`],
   ["nothing", HEAD],
+  // A larger host: the lan's allows are one rule and a set; a container coming or going is a set element.
+  ["five containers (a set)", `${HEAD}${many(5)}allow lan to ${names(5)};\n`],
+  ["six (an element added)", `${HEAD}${many(6)}allow lan to ${names(6)};\n`],
+  ["four (two elements deleted)", `${HEAD}${many(6).split("\n").slice(2).join("\n")}allow lan to ${names(6).split(", ").slice(2).join(", ")};\n`],
+  ["three (the set gone: rules again)", `${HEAD}${many(3)}allow lan to ${names(3)};\n`],
 ];
 const file = (policy: string) => {
   const r = compile(policy, { format: "nft" });
@@ -62,7 +70,8 @@ describeKernel("nftDelta with the kernel: a state's file, then the delta to the 
         const from = known ?? listed();
         const delta = nftDelta(from, want);
         expect(delta, name).toBeDefined();
-        sizes.push(`${name}: ${delta!.text.split("\n").filter(Boolean).length} commands`);
+        const commands = delta!.text.split("\n").filter(Boolean);
+        sizes.push(`${name}: ${commands.length} commands, in dockwall's table: ${commands.filter((c) => / inet dockwall /.test(c)).join("; ")}`);
         const echo = ns.run(["nft", "--echo", "--handle", "-f", "-"], delta!.text);
         expect(echo.stderr).toBe("");
         known = afterDelta(from, parseNftList(want), delta!, echo.stdout);
@@ -74,6 +83,12 @@ describeKernel("nftDelta with the kernel: a state's file, then the delta to the 
         expect(noElements(after), name).toBe(noElements(tablesText(want)));
       }
       expect(sizes).toHaveLength(STATES.length - 1);
+      // An element added or deleted is that and nothing else.
+      // In dockwall's table, an element added or deleted is that and nothing else (Docker's tables change rule by rule, as dockerd writes them).
+      expect(sizes.filter((x) => /^(six|four)/.test(x)).map((x) => x.replace(/^.*in dockwall's table: /, ""))).toEqual([
+        "add element inet dockwall docker-user-ip-1 { 172.17.1.7 . 80 . 7005 }",
+        "delete element inet dockwall docker-user-ip-1 { 172.17.1.2 . 80 . 7000 }; delete element inet dockwall docker-user-ip-1 { 172.17.1.3 . 80 . 7001 }",
+      ]);
     } finally {
       deleteNetns(ns.name);
     }

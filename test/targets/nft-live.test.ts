@@ -26,7 +26,31 @@ const ON = shippedPolicies().map(([name, text]): [string, string] => [name, text
 const OFF = shippedPolicies()
   .filter(([, text]) => /iptables off;/.test(text))
   .map(([name, text]): [string, string] => [`${name} (iptables off)`, text.replace(/version [^;]+;/, "version 29.7;")]);
-const POLICIES = [...ON, ...OFF];
+/**
+ * A host with more containers than the shipped policies: each zone's allows to a network's
+ * containers are alike rules, which --format nft writes as one rule and a set (SET_FROM or more).
+ */
+const LARGE = `docker { version 20.10; iptables off; userland-proxy off; ip6tables on; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24; from fd00:1::/64; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+container a { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }
+container b { network bridge 172.17.0.3, fd00:17::3; publish 8081:80; }
+container c { network bridge 172.17.0.4, fd00:17::4; publish 8082:80; publish 8444:443; }
+container d { network bridge 172.17.0.5, fd00:17::5; publish 8083:80; }
+container e { network app 172.20.0.2, fd00:20::2; publish 9090:90; }
+container f { network app 172.20.0.3, fd00:20::3; publish 9091:90; }
+container g { network app 172.20.0.4, fd00:20::4; publish 9092:90; }
+container h { network app 172.20.0.5, fd00:20::5; publish 9093:90/udp; }
+container i { network app 172.20.0.6, fd00:20::6; publish 9094:90; }
+allow lan to a, b, c, d, e, f, g, h, i;
+allow wan to a:8080, c:8444, e, f, g, i;
+host { allow lan tcp 22; }
+`;
+const POLICIES = [...ON, ...OFF, ["a larger host (sets)", LARGE.replace("iptables off;", "iptables on;")], ["a larger host (sets, iptables off)", LARGE.replace("version 20.10;", "version 29.7;")]] as [string, string][];
+/** A table as nft lists it, a set's elements as a sorted one-line list (nft prints them in its own order, wrapped). */
+const setsSorted = (t: string) => t.replace(/elements = \{ ([^}]*) \}/g, (_, e: string) => `elements = { ${e.split(",").map((x) => x.trim()).sort().join(", ")} }`);
 
 const bin = process.env.DOCKWALL_BIN || new URL("../../bin/dockwall", import.meta.url).pathname;
 
@@ -82,7 +106,7 @@ describeKernel("--format nft: dockwall's own table lets through what the iptable
         // Each table as nft lists it back, exactly: the file is written in nft's own form (what diff compares).
         for (const block of nft.output!.match(/^table \S+ \S+ \{$[\s\S]*?^\}$/gm) ?? []) {
           const [, family, table] = /^table (\S+) (\S+)/.exec(block)!;
-          expect(lab.host.run(["nft", "list", "table", family!, table!]).stdout).toBe(`${block}\n`);
+          expect(setsSorted(lab.host.run(["nft", "list", "table", family!, table!]).stdout)).toBe(setsSorted(`${block}\n`));
         }
 
         // Every cell a neighbour here can send, sent for real, against the matrix of the iptables output (what the policy means).
@@ -96,6 +120,8 @@ describeKernel("--format nft: dockwall's own table lets through what the iptable
         opened += sendable.filter((c) => c.verdict === "open").length;
         v6 += sendable.filter((c) => c.family === 6).length;
         policies++;
+        // Sets, IPv4 and IPv6: the lan's allows on each network, and the wan's on app.
+        if (name.startsWith("a larger host")) for (const set of ["docker-user-ip-1", "docker-user-ip-2", "docker-user-ip-3", "docker-user-ip6-1", "docker-user-ip6-2", "docker-user-ip6-3"]) expect(nft.output!).toMatch(new RegExp(`^\\t\\t.* @${set} (ct status dnat )?return$`, "m"));
       } finally {
         await lab.stop();
       }
