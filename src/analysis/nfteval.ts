@@ -1,0 +1,1060 @@
+// A packet evaluator over an nftables ruleset as `nft -j list ruleset` prints it: the same
+// questions evaluate.ts answers for iptables rules (what becomes of this packet, which rule
+// decided, which rules it met), for hosts that filter with nftables: Docker 29's tables
+// (`ip`/`ip6 docker-bridges`), dockwall's own `inet dockwall`, a host's nftables.conf tables.
+// Tests prove its verdicts and its traces against the kernel's.
+//
+// How the kernel runs nftables, and what this follows:
+// - A hook runs every base chain of every table of a matching family (ip or inet for IPv4, ip6
+//   or inet for IPv6) in ascending priority; at equal priority the chain registered last runs
+//   first (estimated here as the newest table, then the newest chain: the JSON has no clock).
+// - `accept` ends only the base chain it is in: the packet goes on to the next base chain of
+//   the hook, in any table. `drop` (and `reject`) are final. Off the end of a base chain (or a
+//   `return` in it) its policy applies; off the end of a regular chain the walk returns.
+// - nat chains do not run at their own priority: the nat core runs all nat chains of a hook at
+//   its own (-100 for prerouting and output, 100 for postrouting and input), ordered among
+//   themselves by their priorities, and only for a connection's first packet; the first chain
+//   that NATs ends the group. A NAT statement is itself a verdict: accept.
+// - Before conntrack (prerouting or output below priority -200) `ct state` is invalid and every
+//   other `ct` expression matches nothing, `!=` included.
+// - An expression carries its protocol's dependency (`tcp dport != 22` is false for UDP, `ip
+//   saddr` false for IPv6), as nft adds it when it loads the rule.
+// Pure. A match or statement it cannot evaluate makes the answer "unknown" naming it, never a guess.
+import ipaddr from "ipaddr.js";
+import type { Packet } from "./evaluate.js";
+
+/** JSON as nft prints it. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type Obj = { [key: string]: Json };
+
+export interface NftRule {
+  family: string;
+  table: string;
+  chain: string;
+  handle: number;
+  /** Its position in the chain, from 0. */
+  index: number;
+  /** the rule as nft prints it (for messages), best effort */
+  text: string;
+  /** Its expressions and statements, as nft -j lists them. */
+  expr: Json[];
+  comment?: string;
+}
+
+/** What makes a chain a base chain: where it hooks in and what ends it. */
+export interface NftHook {
+  type: string;
+  hook: string;
+  prio: number;
+  policy: "accept" | "drop";
+  /** netdev ingress/egress: the devices. */
+  devices?: string[];
+}
+
+export interface NftChain {
+  family: string;
+  table: string;
+  name: string;
+  handle: number;
+  base?: NftHook;
+  rules: NftRule[];
+}
+
+export interface NftSet {
+  name: string;
+  /** Key type(s): one per part of a concatenation. */
+  type: string[];
+  /** A map's value type ("verdict" for a verdict map). */
+  map?: string;
+  flags: string[];
+  elem: Json[];
+}
+
+export interface NftTable {
+  family: string;
+  name: string;
+  handle: number;
+  chains: Map<string, NftChain>;
+  sets: Map<string, NftSet>;
+}
+
+export interface NftRuleset {
+  tables: NftTable[];
+}
+
+export interface NftStep {
+  family: string;
+  table: string;
+  chain: string;
+  /** -1: the base chain's policy. */
+  index: number;
+  handle?: number;
+  action: "jump" | "goto" | "dnat" | "snat" | "accept" | "drop" | "reject" | "return" | "policy";
+  text?: string;
+}
+
+export interface NftVerdict {
+  verdict: "ACCEPT" | "DROP" | "REJECT" | "unknown";
+  path: "input" | "forward" | "output";
+  dnat?: { addr: string; port?: number };
+  /** Source NAT in postrouting (or input): recorded, it decides nothing. */
+  snat?: { addr?: string; port?: number; masquerade?: boolean };
+  /** the rule (or base chain policy, index -1) that decided it: a drop/reject, or for ACCEPT the last accept (or policy accept) of a filter base chain on the path */
+  decided?: NftStep;
+  /** for unknown: names the expression/statement it cannot evaluate, e.g. "meta mark" or "limit rate" */
+  why?: string;
+  /** with {trace: true}: every rule that changed or decided the packet (and every base chain policy reached), in the kernel's order */
+  steps?: NftStep[];
+}
+
+class Unknown extends Error {}
+
+const isObj = (j: Json | undefined): j is Obj => typeof j === "object" && j !== null && !Array.isArray(j);
+const str = (j: Json | undefined): string | undefined => (typeof j === "string" ? j : undefined);
+const num = (j: Json | undefined): number | undefined => (typeof j === "number" ? j : undefined);
+/** The one key of an object such as `{"accept": null}` or `{"payload": {…}}`. */
+const keyOf = (j: Json): string | undefined => (isObj(j) ? Object.keys(j)[0] : undefined);
+
+// ------------------------------------------------------------------ parsing ----
+
+/** Standard priority names, should a listing print a name instead of the number. */
+const PRIORITY: Record<string, number> = { raw: -300, mangle: -150, dstnat: -100, filter: 0, security: 50, srcnat: 100, out: 100 };
+
+/** A ruleset from `nft -j list ruleset` (or `nft -j list table …`). */
+export function parseNftJson(json: string): NftRuleset {
+  const doc = JSON.parse(json) as Json;
+  // Anything else would read as an empty ruleset, which accepts every packet.
+  if (!isObj(doc) || !Array.isArray(doc.nftables)) throw new Error('not a listing of `nft -j list ruleset`: no "nftables" array');
+  const items = doc.nftables;
+  const tables: NftTable[] = [];
+  const tableOf = (o: Obj): NftTable => {
+    const family = str(o.family) ?? "";
+    const name = str(o.table) ?? "";
+    let t = tables.find((x) => x.family === family && x.name === name);
+    if (!t) tables.push((t = { family, name, handle: 0, chains: new Map(), sets: new Map() }));
+    return t;
+  };
+  for (const item of items) {
+    if (!isObj(item)) continue;
+    const [kind, body] = Object.entries(item)[0] ?? [];
+    if (!kind || !isObj(body)) continue;
+    if (kind === "table") {
+      const t = tableOf({ family: body.family ?? "", table: body.name ?? "" });
+      t.handle = num(body.handle) ?? 0;
+    } else if (kind === "chain") {
+      const t = tableOf(body);
+      const name = str(body.name) ?? "";
+      const chain: NftChain = { family: t.family, table: t.name, name, handle: num(body.handle) ?? 0, rules: t.chains.get(name)?.rules ?? [] };
+      if (typeof body.hook === "string") chain.base = hookOf(body);
+      t.chains.set(name, chain);
+    } else if (kind === "set" || kind === "map") {
+      const t = tableOf(body);
+      const name = str(body.name) ?? "";
+      const type = Array.isArray(body.type) ? body.type.map(String) : [String(body.type ?? "")];
+      const map = body.map === undefined ? undefined : Array.isArray(body.map) ? body.map.join(" . ") : String(body.map);
+      const flags = Array.isArray(body.flags) ? body.flags.map(String) : [];
+      t.sets.set(name, { name, type, map, flags, elem: Array.isArray(body.elem) ? body.elem : [] });
+    } else if (kind === "rule") {
+      const t = tableOf(body);
+      const name = str(body.chain) ?? "";
+      let chain = t.chains.get(name);
+      if (!chain) t.chains.set(name, (chain = { family: t.family, table: t.name, name, handle: 0, rules: [] }));
+      const expr = Array.isArray(body.expr) ? body.expr : [];
+      const comment = str(body.comment);
+      chain.rules.push({ family: t.family, table: t.name, chain: name, handle: num(body.handle) ?? 0, index: chain.rules.length, text: ruleText(expr, comment), expr, comment });
+    }
+  }
+  return { tables };
+}
+
+function hookOf(body: Obj): NftHook {
+  const p = body.prio;
+  const prio = typeof p === "number" ? p : typeof p === "string" && p in PRIORITY ? PRIORITY[p]! : NaN;
+  const dev = body.dev;
+  return {
+    type: str(body.type) ?? "filter",
+    hook: str(body.hook) ?? "",
+    prio,
+    policy: body.policy === "drop" ? "drop" : "accept",
+    devices: typeof dev === "string" ? [dev] : Array.isArray(dev) ? dev.map(String) : undefined,
+  };
+}
+
+// ------------------------------------------------------------ printing ----
+
+/** An expression as nft prints it (best effort: for messages only). */
+export function exprText(e: Json): string {
+  if (e === null) return "";
+  if (typeof e === "string") return e.startsWith("@") ? e : /^[\w.:/-]+$/.test(e) ? e : JSON.stringify(e);
+  if (typeof e === "number" || typeof e === "boolean") return String(e);
+  if (Array.isArray(e)) return e.map(exprText).join(",");
+  const [k, v] = Object.entries(e)[0] ?? ["", null];
+  const o = isObj(v) ? v : {};
+  switch (k) {
+    case "payload":
+      return o.protocol !== undefined ? `${str(o.protocol)} ${str(o.field)}` : `@${str(o.base)},${num(o.offset)},${num(o.len)}`;
+    case "meta":
+      return ["iifname", "oifname", "iif", "oif"].includes(str(o.key) ?? "") ? String(o.key) : `meta ${str(o.key)}`;
+    case "ct":
+      return `ct ${o.dir ? `${str(o.dir)} ` : ""}${str(o.key)}`;
+    case "fib":
+      return `fib ${(Array.isArray(o.flags) ? o.flags : [o.flags]).map(String).join(" . ")} ${str(o.result)}`;
+    case "concat":
+      return Array.isArray(v) ? v.map(exprText).join(" . ") : "";
+    case "prefix":
+      return `${str(o.addr)}/${num(o.len)}`;
+    case "range":
+      return Array.isArray(v) ? v.map(exprText).join("-") : "";
+    case "set":
+      return Array.isArray(v) ? `{ ${v.map((x) => (Array.isArray(x) ? `${exprText(x[0] ?? null)} : ${exprText(x[1] ?? null)}` : exprText(x))).join(", ")} }` : "";
+    case "elem":
+      return exprText(o.val ?? null);
+    case "&":
+    case "|":
+    case "^":
+      return Array.isArray(v) ? v.map(exprText).join(` ${k} `) : "";
+    case "map":
+      return `${exprText(o.key ?? null)} map ${exprText(o.data ?? null)}`;
+    case "jump":
+    case "goto":
+      return `${k} ${str(o.target)}`;
+    default:
+      // socket, rt, osf, numgen, exthdr…: their name and key.
+      return v === null ? k : typeof o.key === "string" ? `${k} ${o.key}` : `${k} ${exprText(v)}`;
+  }
+}
+
+/** One statement as nft prints it (best effort). */
+function stmtText(s: Json): string {
+  const [k, v] = isObj(s) ? (Object.entries(s)[0] ?? ["", null]) : ["", null];
+  const o = isObj(v) ? v : {};
+  switch (k) {
+    case "match": {
+      const op = str(o.op) ?? "==";
+      return `${exprText(o.left ?? null)} ${op === "==" || op === "in" ? "" : `${op} `}${exprText(o.right ?? null)}`;
+    }
+    case "vmap":
+      return `${exprText(o.key ?? null)} vmap ${exprText(o.data ?? null)}`;
+    case "counter":
+      return "counter";
+    case "dnat":
+    case "snat": {
+      const fam = o.family ? `${str(o.family)} ` : "";
+      const addr = o.addr === undefined ? "" : exprText(o.addr);
+      const port = o.port === undefined ? "" : `:${exprText(o.port)}`;
+      return `${k} ${fam}to ${addr.includes(":") && port ? `[${addr}]` : addr}${port}`;
+    }
+    case "mangle":
+      return `${exprText(o.key ?? null)} set ${exprText(o.value ?? null)}`;
+    case "log":
+      return o.prefix ? `log prefix ${JSON.stringify(o.prefix)}` : "log";
+    case "reject":
+      return o.type ? `reject with ${str(o.type)}${o.expr ? ` ${exprText(o.expr)}` : ""}` : "reject";
+    case "limit":
+      return `limit rate ${num(o.rate)}/${str(o.per)}`;
+    case "xt":
+      return `xt ${str(o.type)} ${str(o.name)}`;
+    default:
+      return exprText(s);
+  }
+}
+
+function ruleText(expr: Json[], comment?: string): string {
+  return [...expr.map(stmtText), ...(comment ? [`comment ${JSON.stringify(comment)}`] : [])].filter(Boolean).join(" ");
+}
+
+// ------------------------------------------------------------ addresses ----
+
+/** An address as its family and number (cached: a matrix asks about the same few thousands of times). */
+interface Addr {
+  v6: boolean;
+  n: bigint;
+}
+const addrCache = new Map<string, Addr | null>();
+function addrOf(text: string): Addr | undefined {
+  let a = addrCache.get(text);
+  if (a === undefined) {
+    if (addrCache.size > 100_000) addrCache.clear();
+    const t = text.replace(/^\[|\]$/g, "");
+    a = ipaddr.isValid(t) ? (() => {
+      const ip = ipaddr.parse(t);
+      return { v6: ip.kind() === "ipv6", n: ip.toByteArray().reduce((v, b) => (v << 8n) | BigInt(b), 0n) };
+    })() : null;
+    addrCache.set(text, a);
+  }
+  return a ?? undefined;
+}
+const width = (v6: boolean) => (v6 ? 128 : 32);
+function inPrefix(a: Addr, net: string, len: number): boolean {
+  const n = addrOf(net);
+  if (!n || n.v6 !== a.v6) return false;
+  const shift = BigInt(width(a.v6) - len);
+  return a.n >> shift === n.n >> shift;
+}
+
+/** Addressed to the host itself: one of its addresses, or loopback. */
+function isLocal(p: Packet, addr: string): boolean {
+  const a = addrOf(addr);
+  if (!a) return false;
+  return p.local.some((l) => {
+    const n = addrOf(l);
+    return n !== undefined && n.v6 === a.v6 && n.n === a.n;
+  }) || (a.v6 ? a.n === 1n : inPrefix(a, "127.0.0.0", 8));
+}
+
+/** The interface of the longest route that holds `addr`; undefined: no route known. */
+function routeOf(p: Packet, addr: string): string | undefined {
+  const a = addrOf(addr);
+  if (!a) return undefined;
+  let best: { dev: string; len: number } | undefined;
+  for (const r of p.routes ?? []) {
+    const [net, l] = r.dst === "default" ? [a.v6 ? "::" : "0.0.0.0", "0"] : r.dst.split("/");
+    const n = addrOf(net!);
+    if (!n || n.v6 !== a.v6) continue;
+    const len = l === undefined ? width(a.v6) : Number(l);
+    if (inPrefix(a, net!, len) && (!best || len > best.len)) best = { dev: r.dev, len };
+  }
+  return best?.dev;
+}
+
+// ------------------------------------------------------- values and domains ----
+
+/**
+ * What an expression reads, so that the literals it is compared with can be read the same way:
+ * addresses as numbers, protocols, ports, ICMP types, conntrack states and TCP flags as numbers
+ * (bit masks for the last two), interface names and fib types as text.
+ */
+type Domain = "addr" | "port" | "proto" | "nfproto" | "ethertype" | "ifname" | "iface" | "ctstate" | "ctstatus" | "tcpflags" | "icmp4" | "icmp6" | "fibtype";
+interface Leaf {
+  d: Domain;
+  /** addr: the number (with v6); ifname, iface, fibtype: the text ("" for no interface; fibtype "": not local); the rest: a number. */
+  v: bigint | number | string;
+  v6?: boolean;
+}
+
+const PROTO: Record<string, number> = { hopopt: 0, icmp: 1, igmp: 2, ipip: 4, tcp: 6, egp: 8, udp: 17, dccp: 33, ipv6: 41, gre: 47, esp: 50, ah: 51, "ipv6-icmp": 58, icmpv6: 58, sctp: 132, udplite: 136 };
+const NFPROTO: Record<string, number> = { ipv4: 2, ipv6: 10 };
+const ETHERTYPE: Record<string, number> = { ip: 0x0800, arp: 0x0806, ip6: 0x86dd, vlan: 0x8100 };
+const CTSTATE: Record<string, number> = { invalid: 1, established: 2, related: 4, new: 8, untracked: 64 };
+const CTSTATUS: Record<string, number> = { expected: 1, "seen-reply": 2, assured: 4, confirmed: 8, snat: 16, dnat: 32, dying: 512 };
+const TCPFLAGS: Record<string, number> = { fin: 1, syn: 2, rst: 4, psh: 8, ack: 16, urg: 32, ecn: 64, cwr: 128 };
+const SERVICES: Record<string, number> = { ssh: 22, smtp: 25, domain: 53, http: 80, https: 443, ntp: 123 };
+const ICMP4: Record<string, number> = { "echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, redirect: 5, "echo-request": 8, "router-advertisement": 9, "router-solicitation": 10, "time-exceeded": 11, "parameter-problem": 12, "timestamp-request": 13, "timestamp-reply": 14, "info-request": 15, "info-reply": 16, "address-mask-request": 17, "address-mask-reply": 18 };
+const ICMP6: Record<string, number> = { "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4, "echo-request": 128, "echo-reply": 129, "mld-listener-query": 130, "mld-listener-report": 131, "mld-listener-done": 132, "mld-listener-reduction": 132, "nd-router-solicit": 133, "nd-router-advert": 134, "nd-neighbor-solicit": 135, "nd-neighbor-advert": 136, "nd-redirect": 137, "router-renumbering": 138, "ind-neighbor-solicit": 141, "ind-neighbor-advert": 142, "mld2-listener-report": 143 };
+const NAMES: Partial<Record<Domain, Record<string, number>>> = { port: SERVICES, proto: PROTO, nfproto: NFPROTO, ethertype: ETHERTYPE, ctstate: CTSTATE, ctstatus: CTSTATUS, tcpflags: TCPFLAGS, icmp4: ICMP4, icmp6: ICMP6 };
+/** Domains whose values are bit masks: `in` tests any of the bits. */
+const BITMASK = new Set<Domain>(["ctstate", "ctstatus", "tcpflags"]);
+
+/** A literal read in the domain of what it is compared with. */
+function literal(d: Domain, lit: Json, what: string): bigint | number | string {
+  if (d === "addr") {
+    const a = typeof lit === "string" ? addrOf(lit) : undefined;
+    if (!a) throw new Unknown(`${what} ${exprText(lit)}`);
+    return a.n;
+  }
+  if (d === "ifname" || d === "iface" || d === "fibtype") {
+    if (typeof lit !== "string") throw new Unknown(`${what} ${exprText(lit)}`);
+    return lit;
+  }
+  if (typeof lit === "number") return lit;
+  // A list of flags (`ct state established,related`, or `a|b`) is their union.
+  const union = Array.isArray(lit) ? lit : isObj(lit) && Array.isArray(lit["|"]) ? lit["|"] : undefined;
+  if (union && BITMASK.has(d)) return union.reduce<number>((m, x) => m | (literal(d, x, what) as number), 0);
+  // A value whose type nft could not name (a set of `ct original proto-dst`): "0x50 [invalid type]".
+  const raw = typeof lit === "string" ? /^0x([0-9a-f]+) \[invalid type\]$/.exec(lit) : null;
+  if (raw && d === "port") return parseInt(raw[1]!, 16);
+  const n = typeof lit === "string" ? NAMES[d]?.[lit] : undefined;
+  if (n === undefined) throw new Unknown(`${what} ${exprText(lit)}`);
+  return n;
+}
+
+/** An interface name against a pattern: a trailing unescaped `*` is a wildcard. */
+function ifnameIs(pattern: string, name: string): boolean {
+  if (pattern.endsWith("*") && !pattern.endsWith("\\*")) return name.startsWith(pattern.slice(0, -1).replace(/\\(.)/g, "$1"));
+  return pattern.replace(/\\(.)/g, "$1") === name;
+}
+
+/** One element of a set (or the right side of a match): a literal, a prefix, a range, or a concatenation of them. */
+function elemHas(leaves: Leaf[], elem: Json, what: string): boolean {
+  if (isObj(elem) && isObj(elem.elem)) return elemHas(leaves, elem.elem.val ?? null, what);
+  if (leaves.length > 1) {
+    const parts = isObj(elem) && Array.isArray(elem.concat) ? elem.concat : undefined;
+    if (!parts || parts.length !== leaves.length) throw new Unknown(`${what} ${exprText(elem)}`);
+    return leaves.every((l, i) => leafHas(l, parts[i]!, what));
+  }
+  return leafHas(leaves[0]!, elem, what);
+}
+
+function leafHas(l: Leaf, e: Json, what: string): boolean {
+  if (isObj(e) && isObj(e.prefix)) {
+    if (l.d !== "addr") throw new Unknown(`${what} ${exprText(e)}`);
+    const net = addrOf(str(e.prefix.addr) ?? "");
+    return net !== undefined && net.v6 === l.v6 && inPrefix({ v6: l.v6!, n: l.v as bigint }, str(e.prefix.addr)!, num(e.prefix.len) ?? 0);
+  }
+  if (isObj(e) && Array.isArray(e.range)) {
+    const [a, b] = e.range;
+    if (l.d === "addr" && (addrOf(str(a) ?? "")?.v6 ?? !l.v6) !== l.v6) return false;
+    const from = literal(l.d, a ?? null, what);
+    const to = literal(l.d, b ?? null, what);
+    if (typeof l.v === "string" || typeof from === "string" || typeof to === "string") throw new Unknown(`${what} ${exprText(e)}`);
+    return from <= l.v && l.v <= to;
+  }
+  if (l.d === "fibtype") {
+    // Not one of the host's addresses: not "local", but which other type (unicast, broadcast, …) is not known here.
+    if (l.v === "" && e !== "local") throw new Unknown(`${what} ${exprText(e)}`);
+    return e === l.v;
+  }
+  if (l.d === "ifname") return typeof e === "string" && ifnameIs(e, l.v as string);
+  if (l.d === "addr" && (typeof e !== "string" || addrOf(e)?.v6 !== l.v6)) return false;
+  return literal(l.d, e, what) === l.v;
+}
+
+// --------------------------------------------------------------- the walk ----
+
+type Hook = "prerouting" | "input" | "forward" | "output" | "postrouting";
+/** Where the nat core runs each hook's nat chains, and which half of the mapping it sets there. */
+const NAT_AT: Record<Hook, { prio: number; manip: "dst" | "src" } | undefined> = {
+  prerouting: { prio: -100, manip: "dst" },
+  output: { prio: -100, manip: "dst" },
+  postrouting: { prio: 100, manip: "src" },
+  input: { prio: 100, manip: "src" },
+  forward: undefined,
+};
+/** Conntrack attaches to the packet here (prerouting and output); before it, a packet has no ct. */
+const CONNTRACK_PRIO = -200;
+
+interface State {
+  p: Packet;
+  rs: NftRuleset;
+  v6: boolean;
+  path: NftVerdict["path"];
+  /** Interfaces as meta iifname/oifname see them: "" none; oif undefined: a route the packet's routes do not give. */
+  iif: string;
+  oif: string | undefined;
+  src: string | undefined;
+  /** Why the source address is not known (when src is undefined). */
+  srcWhy?: string;
+  dst: string;
+  dport?: number;
+  /** What `ct` sees in the chain being walked. */
+  ct: "tracked" | "none" | "untracked" | "unsure";
+  untracked: boolean;
+  /** A packet the host sent itself, back in by lo: its conntrack entry came with it. */
+  looped: boolean;
+  natDone: { dst: boolean; src: boolean };
+  dnat?: { addr: string; port?: number };
+  snat?: NftVerdict["snat"];
+  steps?: NftStep[];
+  lastAccept?: NftStep;
+}
+
+type Outcome = { kind: "accept" | "drop" | "reject"; step: NftStep } | { kind: "return" };
+
+/** A verdict statement (or a verdict map's value) as a kind and a target chain. */
+function verdictOf(j: Json): { kind: string; target?: string } | undefined {
+  const k = keyOf(j);
+  if (!k || !["accept", "drop", "reject", "return", "jump", "goto", "continue", "queue"].includes(k)) return undefined;
+  const body = (j as Obj)[k];
+  return { kind: k, target: isObj(body) ? str(body.target) : undefined };
+}
+
+const where = (r: NftRule) => `${r.family} ${r.table} ${r.chain}, rule handle ${r.handle}`;
+
+/** What an expression reads from the packet; null: its protocol dependency fails, so the rule does not match, whatever the operator. */
+function leaves(e: Json, st: State): Leaf[] | null {
+  const k = keyOf(e);
+  const body = isObj(e) ? e[k!] : undefined;
+  const o = isObj(body) ? body : {};
+  switch (k) {
+    case "payload":
+      return payloadLeaves(o, st);
+    case "meta":
+      return metaLeaves(str(o.key) ?? "", st);
+    case "ct":
+      return ctLeaves(o, st);
+    case "fib":
+      return fibLeaves(o, st);
+    case "concat": {
+      const out: Leaf[] = [];
+      for (const part of Array.isArray(body) ? body : []) {
+        const l = leaves(part, st);
+        if (l === null) return null;
+        out.push(...l);
+      }
+      return out;
+    }
+    case "&": {
+      // A mask: `ip saddr & 255.0.255.0 == …`, `tcp flags & (syn | ack) == syn`.
+      const [inner, mask] = Array.isArray(body) ? body : [];
+      const l = leaves(inner ?? null, st);
+      if (l === null) return null;
+      const [leaf] = l;
+      if (l.length !== 1 || typeof leaf!.v === "string") throw new Unknown(`${exprText(inner ?? null)} & ${exprText(mask ?? null)}`);
+      const m = literal(leaf!.d, mask ?? null, exprText(inner ?? null));
+      return [{ ...leaf!, v: typeof m === "bigint" ? (leaf!.v as bigint) & m : (leaf!.v as number) & (m as number) }];
+    }
+    default:
+      throw new Unknown(k === "xt" ? xtWhy(e) : exprText(e) || "an expression");
+  }
+}
+
+const addrLeaf = (text: string | undefined, why: string): Leaf[] => {
+  const a = text === undefined ? undefined : addrOf(text);
+  if (!a) throw new Unknown(why);
+  return [{ d: "addr", v: a.n, v6: a.v6 }];
+};
+const srcLeaf = (st: State, what: string) => addrLeaf(st.src, `${what}: ${st.srcWhy ?? "the source address is not known"}`);
+/** The packet's layer 4 protocol number (ICMP is 1 over IPv4, 58 over IPv6). */
+const l4Of = (st: State) => (st.p.proto === "icmp" ? (st.v6 ? 58 : 1) : PROTO[st.p.proto]!);
+
+/** `ip …`, `ip6 …`, `tcp …`, `udp …`, `th …`, `icmp …`, `icmpv6 …`: the header field, after DNAT. */
+function payloadLeaves(o: Obj, st: State): Leaf[] | null {
+  const { p } = st;
+  const proto = str(o.protocol);
+  const field = str(o.field);
+  const what = `${proto} ${field}`;
+  if (proto === undefined) throw new Unknown(`a raw payload expression (@${str(o.base)},${num(o.offset)},${num(o.len)})`);
+  if (proto === "ip" || proto === "ip6") {
+    if ((proto === "ip6") !== st.v6) return null;
+    if (field === "saddr") return srcLeaf(st, what);
+    if (field === "daddr") return addrLeaf(st.dst, what);
+    if (field === "protocol" || field === "nexthdr") return [{ d: "proto", v: l4Of(st) }];
+    throw new Unknown(what);
+  }
+  if (proto === "icmp" || proto === "icmpv6") {
+    if (p.proto !== "icmp" || (proto === "icmpv6") !== st.v6) return null;
+    if (field !== "type" || p.icmpType === undefined) throw new Unknown(what);
+    return [{ d: st.v6 ? "icmp6" : "icmp4", v: p.icmpType }];
+  }
+  if (proto !== "tcp" && proto !== "udp" && proto !== "th") throw new Unknown(what);
+  // th (any transport header) has no dependency: on ICMP it would read the ICMP header.
+  if (proto === "th" && p.proto === "icmp") throw new Unknown(`${what} of an ICMP packet`);
+  if (proto !== "th" && p.proto !== proto) return null;
+  if (field === "dport" && st.dport !== undefined) return [{ d: "port", v: st.dport }];
+  if (field === "sport" && p.sport !== undefined) return [{ d: "port", v: p.sport }];
+  if (field === "flags" && proto === "tcp") {
+    // A connection's first packet is a bare SYN; later ones could carry any flags.
+    if (p.state !== "NEW") throw new Unknown(`${what} of a ${p.state} packet`);
+    return [{ d: "tcpflags", v: TCPFLAGS.syn! }];
+  }
+  throw new Unknown(field === "dport" || field === "sport" ? `${what}: the packet has no ${field}` : what);
+}
+
+/** `meta …` (and iifname, oifname, iif, oif): interfaces by name ("" when there is none), protocols. */
+function metaLeaves(key: string, st: State): Leaf[] {
+  switch (key) {
+    case "iifname":
+    case "iif":
+      return [{ d: key === "iif" ? "iface" : "ifname", v: st.iif }];
+    case "oifname":
+    case "oif":
+      if (st.oif === undefined) throw new Unknown(`${key}: no route to ${st.dst} among the packet's routes`);
+      return [{ d: key === "oif" ? "iface" : "ifname", v: st.oif }];
+    case "l4proto":
+      return [{ d: "proto", v: l4Of(st) }];
+    case "nfproto":
+      return [{ d: "nfproto", v: st.v6 ? 10 : 2 }];
+    case "protocol":
+      return [{ d: "ethertype", v: st.v6 ? 0x86dd : 0x0800 }];
+    default:
+      throw new Unknown(`meta ${key}`);
+  }
+}
+
+/** `fib daddr type` / `fib saddr type`, the forms Docker writes: is the address one of the host's ("local"; "" for any other type)? */
+function fibLeaves(o: Obj, st: State): Leaf[] {
+  const flags = (Array.isArray(o.flags) ? o.flags : [o.flags ?? null]).map(String);
+  const what = `fib ${flags.join(" . ")} ${str(o.result)}`;
+  if (str(o.result) !== "type" || flags.length !== 1 || (flags[0] !== "daddr" && flags[0] !== "saddr")) throw new Unknown(what);
+  const fib = (local: boolean): Leaf[] => [{ d: "fibtype", v: local ? "local" : "" }];
+  if (flags[0] === "daddr") return fib(isLocal(st.p, st.dst));
+  // The host's own packet, or a masqueraded one: from one of the host's addresses, whichever it is.
+  if (st.src === undefined && (st.p.fromHost || st.snat?.masquerade)) return fib(true);
+  srcLeaf(st, what);
+  return fib(isLocal(st.p, st.src!));
+}
+
+/** `ct …`: the conntrack entry, as it is at this point of the packet's way. */
+function ctLeaves(o: Obj, st: State): Leaf[] | null {
+  const key = str(o.key) ?? "";
+  const dir = str(o.dir);
+  const what = `ct ${dir ? `${dir} ` : ""}${key}`;
+  if (st.ct === "unsure") throw new Unknown(`${what}, in a chain at conntrack's own priority (${CONNTRACK_PRIO}): whether the packet has its entry yet is not known`);
+  if (key === "state") {
+    const state = st.ct === "untracked" ? "untracked" : st.ct === "none" ? "invalid" : st.p.state.toLowerCase();
+    return [{ d: "ctstate", v: CTSTATE[state]! }];
+  }
+  // No conntrack entry (yet): every other ct expression stops the rule, `!=` too.
+  if (st.ct !== "tracked") return null;
+  if (key === "status" && !dir) return [{ d: "ctstatus", v: (st.dnat ? CTSTATUS.dnat! : 0) | (st.snat ? CTSTATUS.snat! : 0) }];
+  if (dir !== "original") throw new Unknown(what);
+  // The original tuple: the packet as it first arrived (a later packet is taken to be of a connection that began as this one).
+  const fam = key.startsWith("ip6 ") ? 6 : key.startsWith("ip ") ? 4 : undefined;
+  if (fam !== undefined && (fam === 6) !== st.v6) return null;
+  const field = key.replace(/^ip6? /, "");
+  const a = field === "daddr" ? st.p.dst : field === "saddr" ? (st.p.srcUnknown ? undefined : st.p.src) : undefined;
+  if (field === "daddr" || field === "saddr") {
+    const n = a === undefined ? undefined : addrOf(a);
+    if (!n) throw new Unknown(`${what}: the address is not known`);
+    return [{ d: "addr", v: n.n, v6: n.v6 }];
+  }
+  if (field === "proto-dst" || field === "proto-src") {
+    const port = st.p.proto === "icmp" ? undefined : field === "proto-dst" ? st.p.dport : st.p.sport;
+    if (port === undefined) throw new Unknown(`${what}: the packet has no port`);
+    return [{ d: "port", v: port }];
+  }
+  if (field === "protocol") return [{ d: "proto", v: l4Of(st) }];
+  if (field === "l3proto") return [{ d: "nfproto", v: st.v6 ? 10 : 2 }];
+  throw new Unknown(what);
+}
+
+function xtWhy(e: Json): string {
+  const o = isObj(e) && isObj(e.xt) ? e.xt : {};
+  return `an iptables-nft rule (xt ${str(o.type) ?? "match"} ${str(o.name) ?? "?"})`;
+}
+
+/** The elements a match or map looks in: a named set (or map) of the rule's table, or an anonymous one. */
+function elementsOf(right: Json, r: NftRule, st: State): Json[] | undefined {
+  if (typeof right === "string" && right.startsWith("@")) {
+    const t = st.rs.tables.find((x) => x.family === r.family && x.name === r.table);
+    const set = t?.sets.get(right.slice(1));
+    if (!set) throw new Unknown(`the set ${right} (not in the listing)`);
+    return set.elem;
+  }
+  if (isObj(right) && Array.isArray(right.set)) return right.set;
+  return undefined;
+}
+
+/** A `match` expression: left OP right. */
+function matches(o: Obj, st: State, r: NftRule): boolean {
+  const op = str(o.op) ?? "==";
+  const left = o.left ?? null;
+  const right = o.right ?? null;
+  const what = exprText(left);
+  const ls = leaves(left, st);
+  if (ls === null) return false;
+  const d = ls[0]!.d;
+  if (d === "ctstatus" && (op !== "in" || elementsOf(right, r, st))) throw new Unknown(`${what} ${op === "in" ? "" : `${op} `}${exprText(right)}: only "has any of these flags" can be told`);
+  const elems = elementsOf(right, r, st);
+  switch (op) {
+    case "==":
+    case "!=":
+    case "in": {
+      // `in` on a bit mask with a literal: any of its bits; otherwise membership, as ==.
+      if (op === "in" && !elems && BITMASK.has(d) && ls.length === 1) {
+        const mask = literal(d, right, what) as number;
+        if (d === "ctstatus" && (mask & ~(CTSTATUS.dnat! | CTSTATUS.snat!)) !== 0) throw new Unknown(`${what} ${exprText(right)}`);
+        return ((ls[0]!.v as number) & mask) !== 0;
+      }
+      const hit = elems ? elems.some((x) => elemHas(ls, x, what)) : elemHas(ls, right, what);
+      return op === "!=" ? !hit : hit;
+    }
+    case "<":
+    case ">":
+    case "<=":
+    case ">=": {
+      if (elems || ls.length !== 1 || typeof ls[0]!.v === "string") throw new Unknown(`${what} ${op} ${exprText(right)}`);
+      const v = ls[0]!.v as number | bigint;
+      const w = literal(d, right, what);
+      if (typeof w === "string") throw new Unknown(`${what} ${op} ${exprText(right)}`);
+      return op === "<" ? v < w : op === ">" ? v > w : op === "<=" ? v <= w : v >= w;
+    }
+    default:
+      throw new Unknown(`${what} ${op} ${exprText(right)}`);
+  }
+}
+
+/** A map lookup (verdict map or a NAT statement's map): the value of the first element whose key holds, or undefined. */
+function lookup(key: Json, data: Json, st: State, r: NftRule): Json | undefined | null {
+  const ls = leaves(key, st);
+  if (ls === null) return null;
+  const elems = elementsOf(data, r, st);
+  if (!elems) throw new Unknown(`${exprText(key)} map ${exprText(data)}`);
+  for (const el of elems) {
+    if (!Array.isArray(el) || el.length !== 2) throw new Unknown(`${exprText(key)} map ${exprText(data)}`);
+    if (elemHas(ls, el[0]!, exprText(key))) return el[1]!;
+  }
+  return undefined;
+}
+
+type RuleResult = { kind: "nomatch" } | { kind: "continue" } | { kind: "verdict"; verdict: string; target?: string } | { kind: "nat"; action: "dnat" | "snat" };
+
+/** Statements that note or count the packet and change nothing of its fate. */
+const NOTES = new Set(["counter", "log", "comment"]);
+
+/** One rule, expression after expression as the kernel runs them: the first that does not hold ends it. */
+function runRule(r: NftRule, st: State): RuleResult {
+  try {
+    return runExprs(r, st);
+  } catch (e) {
+    if (e instanceof Unknown) throw new Unknown(`${e.message}, in ${where(r)}`);
+    throw e;
+  }
+}
+
+function runExprs(r: NftRule, st: State): RuleResult {
+  for (const e of r.expr) {
+    const k = keyOf(e);
+    const body = isObj(e) ? e[k!] : null;
+    if (k === "match") {
+      if (!matches(body as Obj, st, r)) return { kind: "nomatch" };
+      continue;
+    }
+    if (k && NOTES.has(k)) continue;
+    if (k === "reject" && !rejects(body ?? null, st)) return { kind: "nomatch" };
+    const v = verdictOf(e);
+    if (v) {
+      if (v.kind === "continue") continue;
+      if (v.kind === "queue") throw new Unknown("queue");
+      return { kind: "verdict", verdict: v.kind, target: v.target };
+    }
+    switch (k) {
+      case "vmap": {
+        const o = body as Obj;
+        const hit = lookup(o.key ?? null, o.data ?? null, st, r);
+        if (hit === null || hit === undefined) return { kind: "nomatch" };
+        const mv = verdictOf(hit);
+        if (!mv || mv.kind === "queue") throw new Unknown(`${exprText(o.key ?? null)} vmap: the verdict ${exprText(hit)}`);
+        if (mv.kind === "continue") continue;
+        return { kind: "verdict", verdict: mv.kind, target: mv.target };
+      }
+      case "mangle": {
+        // Only the trace bit: it changes what the kernel reports, not what it does.
+        const o = body as Obj;
+        if (!(isObj(o.key) && isObj(o.key.meta) && o.key.meta.key === "nftrace")) throw new Unknown(`${exprText(o.key ?? null)} set`);
+        continue;
+      }
+      case "notrack":
+        // Only before conntrack has looked: afterwards the packet keeps its entry.
+        if (st.ct === "none" && st.p.state !== "INVALID") st.untracked = true;
+        continue;
+      case "dnat":
+      case "snat":
+      case "masquerade": {
+        const mapped = nat(k, isObj(body) ? body : {}, st, r);
+        if (mapped === "nomatch") return { kind: "nomatch" };
+        if (mapped === "skip") continue;
+        return { kind: "nat", action: k === "dnat" ? "dnat" : "snat" };
+      }
+      case "xt":
+        throw new Unknown(xtWhy(e));
+      default:
+        // limit, quota, meters and set updates, ct count, queue, dup, fwd, tproxy, synproxy, flow offload, meta/ct set …
+        throw new Unknown(stmtText(e) || "a statement");
+    }
+  }
+  return { kind: "continue" };
+}
+
+/**
+ * Whether a reject statement applies to this packet: nft makes `reject with icmp …` IPv4 only and
+ * `reject with icmpv6 …` IPv6 only (in an inet table, by a dependency the listing does not show),
+ * and `reject with tcp reset` TCP only.
+ */
+function rejects(body: Json, st: State): boolean {
+  const type = isObj(body) ? str(body.type) : undefined;
+  if (type === "icmp") return !st.v6;
+  if (type === "icmpv6") return st.v6;
+  if (type === "tcp reset") return st.p.proto === "tcp";
+  return true;
+}
+
+/** A NAT statement: the new address (and port) for the rest of the way; "skip": not for this family (inet); "nomatch": its map has no element for the packet. */
+function nat(k: "dnat" | "snat" | "masquerade", o: Obj, st: State, r: NftRule): "done" | "skip" | "nomatch" {
+  const fam = str(o.family);
+  if (fam && (fam === "ip6") !== st.v6) return "skip";
+  if (k === "masquerade") {
+    st.snat = { masquerade: true };
+    st.src = undefined;
+    st.srcWhy = "the address masquerade picked";
+    return "done";
+  }
+  let addr: string | undefined;
+  let port: number | undefined;
+  const read = (j: Json | undefined): Json | undefined | null => (isObj(j) && isObj(j.map) ? lookup(j.map.key ?? null, j.map.data ?? null, st, r) : j);
+  const a = read(o.addr);
+  if (a === null) return "nomatch";
+  if (a === undefined && o.addr !== undefined) return "nomatch";
+  if (isObj(a) && Array.isArray(a.concat)) {
+    // A map to `address . port`.
+    addr = str(a.concat[0]);
+    port = num(a.concat[1]);
+  } else addr = str(a ?? undefined);
+  const pt = read(o.port);
+  if (pt === null || (pt === undefined && o.port !== undefined)) return "nomatch";
+  if (pt !== undefined) port = num(pt);
+  // A range of addresses or ports, or none: which one the kernel picks is not known here.
+  if (!addr || !addrOf(addr) || (pt !== undefined && port === undefined) || (isObj(a) && !Array.isArray(a.concat))) throw new Unknown(stmtText({ [k]: o }));
+  if (k === "dnat") {
+    st.dnat = port === undefined ? { addr } : { addr, port };
+    st.dst = addr;
+    if (port !== undefined) st.dport = port;
+  } else {
+    st.snat = port === undefined ? { addr } : { addr, port };
+    st.src = addr;
+  }
+  return "done";
+}
+
+/** A chain, rule after rule; undefined: off its end. */
+function walk(t: NftTable, name: string, st: State, depth: number): Outcome | undefined {
+  if (depth > 32) throw new Unknown(`chains nested deeper than 32 (at ${t.family} ${t.name} ${name})`);
+  const chain = t.chains.get(name);
+  if (!chain) throw new Unknown(`the chain ${t.family} ${t.name} ${name} (not in the listing)`);
+  for (const r of chain.rules) {
+    const res = runRule(r, st);
+    if (res.kind === "nomatch" || res.kind === "continue") continue;
+    const step = (action: NftStep["action"]): NftStep => {
+      const s: NftStep = { family: r.family, table: r.table, chain: r.chain, index: r.index, handle: r.handle, action, text: r.text };
+      st.steps?.push(s);
+      return s;
+    };
+    if (res.kind === "nat") return { kind: "accept", step: step(res.action) };
+    switch (res.verdict) {
+      case "accept":
+      case "drop":
+      case "reject":
+        return { kind: res.verdict, step: step(res.verdict) };
+      case "return":
+        step("return");
+        return { kind: "return" };
+      case "jump":
+      case "goto": {
+        step(res.verdict);
+        const sub = walk(t, res.target ?? "", st, depth + 1);
+        if (sub && sub.kind !== "return") return sub;
+        // Back from a jump: on with the next rule; back from a goto: this chain is done too.
+        if (res.verdict === "goto") return { kind: "return" };
+        continue;
+      }
+    }
+  }
+  return undefined;
+}
+
+interface Base {
+  table: NftTable;
+  chain: NftChain;
+  hook: NftHook;
+}
+
+/** A base chain from its first rule to its policy: accept (on to the next base chain) or final. */
+function runBase(b: Base, st: State): Outcome & { kind: "accept" | "drop" | "reject" } {
+  const out = walk(b.table, b.chain.name, st, 0);
+  if (out && out.kind !== "return") return out;
+  const step: NftStep = { family: b.chain.family, table: b.chain.table, chain: b.chain.name, index: -1, action: "policy" };
+  st.steps?.push(step);
+  return { kind: b.hook.policy, step };
+}
+
+/** What runs on a hook, in the kernel's order: filter-type base chains by priority, and the nat core with all nat chains. */
+interface Entry {
+  prio: number;
+  chains: Base[];
+  nat: boolean;
+}
+const entryCache = new WeakMap<NftRuleset, Map<string, Entry[]>>();
+function entriesOf(rs: NftRuleset, hook: Hook, v6: boolean): Entry[] {
+  let m = entryCache.get(rs);
+  if (!m) entryCache.set(rs, (m = new Map()));
+  const key = `${hook} ${v6}`;
+  const hit = m.get(key);
+  if (hit) return hit;
+  const bases: Base[] = [];
+  for (const table of rs.tables) {
+    if (table.family !== "inet" && table.family !== (v6 ? "ip6" : "ip")) continue;
+    for (const chain of table.chains.values()) if (chain.base?.hook === hook) bases.push({ table, chain, hook: chain.base });
+  }
+  // Equal priority: the chain registered last runs first; the newest table, then the newest chain, stands in for that.
+  const order = (a: Base, b: Base) => a.hook.prio - b.hook.prio || b.table.handle - a.table.handle || b.chain.handle - a.chain.handle;
+  bases.sort(order);
+  const entries: Entry[] = bases.filter((b) => b.hook.type !== "nat").map((b) => ({ prio: b.hook.prio, chains: [b], nat: false }));
+  const nats = bases.filter((b) => b.hook.type === "nat");
+  const at = NAT_AT[hook];
+  if (nats.length && at) entries.push({ prio: at.prio, chains: nats, nat: true });
+  entries.sort((a, b) => a.prio - b.prio || (a.nat ? -1 : b.nat ? 1 : order(a.chains[0]!, b.chains[0]!)));
+  m.set(key, entries);
+  return entries;
+}
+
+type Final = { verdict: "DROP" | "REJECT"; step: NftStep };
+
+/** Every base chain of a hook in turn; a Final when one dropped or rejected the packet. */
+function runHook(hook: Hook, st: State): Final | undefined {
+  const entries = entriesOf(st.rs, hook, st.v6);
+  for (const [i, e] of entries.entries()) {
+    for (const b of e.chains) if (Number.isNaN(b.hook.prio)) throw new Unknown(`the priority of ${b.chain.family} ${b.chain.table} ${b.chain.name}`);
+    if (e.nat) {
+      const f = runNat(hook, e, st, entries);
+      if (f) return f;
+      continue;
+    }
+    const b = e.chains[0]!;
+    st.ct = ctAt(hook, b.hook.prio, st);
+    const out = runBase(b, st);
+    if (out.kind === "accept") {
+      st.lastAccept = out.step;
+      continue;
+    }
+    const verdict = out.kind === "drop" ? "DROP" : "REJECT";
+    checkTies(entries, i, verdict, hook, st);
+    return { verdict, step: out.step };
+  }
+  return undefined;
+}
+
+/** What `ct` sees at this priority of this hook. */
+function ctAt(hook: Hook, prio: number, st: State): State["ct"] {
+  if (st.p.state === "INVALID") return "none";
+  if (st.untracked) return "untracked";
+  if (st.looped || (hook !== "prerouting" && hook !== "output")) return "tracked";
+  return prio < CONNTRACK_PRIO ? "none" : prio === CONNTRACK_PRIO ? "unsure" : "tracked";
+}
+
+/**
+ * Base chains at the priority of the one that ended the packet run in an order the JSON does
+ * not tell: if one that would run after it in the estimated order would end it otherwise
+ * (reject, not drop), which one wins is not known.
+ */
+function checkTies(entries: Entry[], i: number, verdict: "DROP" | "REJECT", hook: Hook, st: State): void {
+  const prio = entries[i]!.prio;
+  for (const e of entries.slice(i + 1)) {
+    if (e.prio !== prio) break;
+    if (e.nat) throw new Unknown(`the order of the nat chains and ${baseName(entries[i]!.chains[0]!)}, both at priority ${prio} on ${hook}`);
+    const dry: State = { ...st, steps: undefined, natDone: { ...st.natDone } };
+    dry.ct = ctAt(hook, prio, dry);
+    const out = runBase(e.chains[0]!, dry);
+    if (out.kind !== "accept" && (out.kind === "drop" ? "DROP" : "REJECT") !== verdict) throw new Unknown(`the order of ${baseName(entries[i]!.chains[0]!)} and ${baseName(e.chains[0]!)}, both at priority ${prio} on ${hook}: one drops, the other rejects`);
+  }
+}
+const baseName = (b: Base) => `${b.chain.family} ${b.chain.table} ${b.chain.name}`;
+
+/**
+ * The nat core: its chains in their order, for a connection's first packet only (the entry
+ * keeps the mapping for the rest), until one of them maps it. An ESTABLISHED packet is taken
+ * as a later packet of a connection that began as this one: it gets the mapping its first
+ * packet got, without the chains running again.
+ */
+function runNat(hook: Hook, e: Entry, st: State, entries: Entry[]): Final | undefined {
+  const at = NAT_AT[hook]!;
+  if (st.natDone[at.manip] || st.untracked || st.p.state === "INVALID") return undefined;
+  st.natDone[at.manip] = true;
+  const first = st.p.state === "NEW" || st.p.state === "RELATED";
+  const { steps, p } = st;
+  if (!first) {
+    st.steps = undefined;
+    st.p = { ...p, state: "NEW" };
+  }
+  try {
+    for (const b of e.chains) {
+      st.ct = "tracked";
+      const before = at.manip === "dst" ? st.dnat : st.snat;
+      const out = runBase(b, st);
+      if (out.kind !== "accept") return first ? { verdict: out.kind === "drop" ? "DROP" : "REJECT", step: out.step } : undefined;
+      if ((at.manip === "dst" ? st.dnat : st.snat) === before) continue;
+      // A filter chain at the nat core's very priority: whether it saw the packet before or after is not known.
+      const tie = entries.find((x) => !x.nat && x.prio === e.prio);
+      if (tie) throw new Unknown(`the order of ${baseName(tie.chains[0]!)} and the nat chains, both at priority ${e.prio} on ${hook}`);
+      // A packet the host sends is routed again after DNAT.
+      if (hook === "output" && at.manip === "dst") st.oif = isLocal(p, st.dst) ? "lo" : routeOf(p, st.dst);
+      return undefined;
+    }
+  } finally {
+    st.steps = steps;
+    st.p = p;
+  }
+  return undefined;
+}
+
+/**
+ * Chains of other kinds that see the packet too: a bridge table's (when the packet crosses a
+ * bridge, which the packet does not say), a netdev or inet ingress/egress chain on its
+ * interface. They are not evaluated, so an answer with one that could act would be a guess.
+ */
+function otherChains(rs: NftRuleset, p: Packet): void {
+  for (const t of rs.tables) {
+    for (const c of t.chains.values()) {
+      const b = c.base;
+      if (!b || (b.policy === "accept" && c.rules.length === 0)) continue;
+      const device = b.hook === "ingress" || b.hook === "egress";
+      if (!device && t.family !== "bridge" && t.family !== "netdev") continue;
+      if (b.hook === "ingress" && b.devices && (p.fromHost || !b.devices.includes(p.in))) continue;
+      throw new Unknown(`the ${t.family} ${b.hook} chain ${t.family} ${t.name} ${c.name} (not evaluated)`);
+    }
+  }
+}
+
+/** What happens to a packet that arrives at the host (or that the host sends: p.fromHost), as the kernel would decide it with this ruleset. */
+export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean } = {}): NftVerdict {
+  const v6 = p.family === 6;
+  const st: State = {
+    p,
+    rs,
+    v6,
+    path: p.fromHost ? "output" : isLocal(p, p.dst) ? "input" : "forward",
+    iif: p.fromHost ? "" : p.in,
+    oif: "",
+    src: p.srcUnknown ? undefined : p.src,
+    srcWhy: p.srcUnknown ? (p.fromHost ? "the host's source address for this destination is not known" : "the source address is not known") : undefined,
+    dst: p.dst,
+    dport: p.dport,
+    ct: "tracked",
+    untracked: false,
+    looped: false,
+    natDone: { dst: false, src: false },
+    steps: opts.trace ? [] : undefined,
+  };
+  let v: NftVerdict;
+  try {
+    otherChains(rs, p);
+    v = p.fromHost ? fromHost(st) : arriving(st);
+  } catch (e) {
+    if (!(e instanceof Unknown)) throw e;
+    v = { verdict: "unknown", path: st.path, why: e.message };
+  }
+  if (st.dnat) v.dnat = st.dnat;
+  if (st.snat && v.verdict !== "unknown") v.snat = st.snat;
+  if (st.steps) v.steps = st.steps;
+  return v;
+}
+
+const done = (st: State, f: Final | undefined): NftVerdict | undefined => (f ? { verdict: f.verdict, path: st.path, decided: f.step } : undefined);
+const accepted = (st: State): NftVerdict => ({ verdict: "ACCEPT", path: st.path, decided: st.lastAccept });
+
+/** From outside: prerouting, the routing decision (after DNAT), then input, or forward and postrouting. */
+function arriving(st: State): NftVerdict {
+  const { p } = st;
+  st.oif = "";
+  const pre = done(st, runHook("prerouting", st));
+  if (pre) return pre;
+  st.natDone.dst = true;
+  if (p.bridged) {
+    // Bridged (br_netfilter): in and out by ports of one bridge; routing after a DNAT is not modelled.
+    if (st.dnat) throw new Unknown("a DNAT of a bridged packet");
+    st.path = "forward";
+    st.oif = p.in;
+  } else if (isLocal(p, st.dst)) {
+    st.path = "input";
+    return done(st, runHook("input", st)) ?? accepted(st);
+  } else {
+    st.path = "forward";
+    st.oif = routeOf(p, st.dst);
+  }
+  return done(st, runHook("forward", st)) ?? done(st, runHook("postrouting", st)) ?? accepted(st);
+}
+
+/** From the host: output and postrouting; addressed to the host itself, then in again by lo: prerouting and input. */
+function fromHost(st: State): NftVerdict {
+  const { p } = st;
+  st.oif = isLocal(p, st.dst) ? "lo" : routeOf(p, st.dst);
+  const out = done(st, runHook("output", st)) ?? done(st, runHook("postrouting", st));
+  if (out) return out;
+  if (!isLocal(p, st.dst)) return accepted(st);
+  // Its conntrack entry, mapped both ways already, comes back in with it.
+  st.natDone = { dst: true, src: true };
+  st.path = "input";
+  st.looped = true;
+  st.iif = "lo";
+  st.oif = "";
+  return done(st, runHook("prerouting", st)) ?? done(st, runHook("input", st)) ?? accepted(st);
+}
