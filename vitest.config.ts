@@ -15,6 +15,7 @@ const KERNEL = [
   "test/apply/apply-nft.test.ts",
   "test/live/nftdelta.test.ts",
   "test/analysis/nfteval-kernel.test.ts",
+  "test/analysis/nft-live-analysis.test.ts",
   "test/apply/rollback-docker.test.ts",
   "test/apply/evaluate.test.ts",
   "test/apply/evaluate-policies.test.ts",

@@ -12,6 +12,8 @@ import type { RawFacts } from "./facts/read.js";
 import type { SystemIo } from "./apply/command.js";
 import type { FactsNow, FactsSource } from "./apply/rollback.js";
 import type { NftablesConf } from "./check/nftconf.js";
+import type { Policy } from "./model/types.js";
+import type { Ruleset } from "./ir/ruleset.js";
 
 export interface DockerEngine {
   facts: () => Promise<Facts>;
@@ -960,22 +962,29 @@ async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: strin
 }
 
 /**
- * explain --live, matrix --live, verify: the exit code when this host also filters through
- * nftables tables the evaluator does not read (analysis/command.ts), said; undefined when it
- * does not.
+ * explain --live, matrix --live, verify: what this host's nftables tables beside iptables-nft's
+ * need (analysis/command.ts readNftLive): the whole ruleset for the nftables evaluator; undefined
+ * when there are none (the iptables rules are all); an exit code when they cannot be read or
+ * judged (said).
  */
-async function nftTablesAside(io: Io, system: ReturnType<Io["system"]>): Promise<number | undefined> {
-  const { foreignNftTables, foreignNftMessage } = await import("./analysis/command.js");
-  let tables: string[];
+async function nftLive(io: Io, system: ReturnType<Io["system"]>, loaded: Record<4 | 6, { save: string; text: string } | { error: unknown }>, policy?: Policy, compiled?: Partial<Record<4 | 6, Ruleset>>) {
+  const { readNftLive } = await import("./analysis/command.js");
+  // iptables-legacy holding rules: not in nftables' listing.
+  const legacyRules = ([4, 6] as const).some((f) => {
+    const l = loaded[f];
+    return !("error" in l) && /legacy/.test(l.save) && /^-A /m.test(l.text);
+  });
   try {
-    tables = foreignNftTables((cmd, args) => system.run(cmd, args));
+    const got = readNftLive((cmd, args) => system.run(cmd, args), { legacyRules, policy, compiled });
+    if (got && "refuse" in got) {
+      io.stderr(`dockwall: ${got.refuse}\n`);
+      return EXIT.error;
+    }
+    return got;
   } catch (e) {
-    io.stderr(`dockwall: cannot list this host's nftables chains (nft -j list chains): ${(e as Error).message.split("\n")[0]}; the loaded rules are not judged without knowing them\n`);
+    io.stderr(`dockwall: cannot read this host's nftables ruleset (nft -j list ruleset): ${(e as Error).message.split("\n")[0]}; the loaded rules are not judged without knowing them\n`);
     return EXIT.error;
   }
-  if (tables.length === 0) return undefined;
-  io.stderr(`dockwall: ${foreignNftMessage(tables)}\n`);
-  return EXIT.error;
 }
 
 async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: boolean; json: boolean; "docker-version"?: string }): Promise<number> {
@@ -1031,8 +1040,6 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
     const system = io.system();
     const { readLoaded } = await import("./apply/command.js");
     const { parseSave, toRuleset } = await import("./live/save.js");
-    const refused = await nftTablesAside(io, system);
-    if (refused !== undefined) return refused;
     const loaded = await readLoaded(system);
     for (const f of [4, 6] as const) {
       const l = loaded[f];
@@ -1042,6 +1049,10 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
       }
       ctx.rulesets[f] = toRuleset(parseSave(l.text), f);
     }
+    // nftables tables beside iptables-nft's (dockwall's --format nft, Docker 29's, nftables.conf's): the whole ruleset, walked as nftables does.
+    const nft = await nftLive(io, system, loaded, ctx.policy, ctx.compiled);
+    if (typeof nft === "number") return nft;
+    if (nft) ctx.nft = nft;
     try {
       ctx.host = hostNetwork(system.run("ip", ["-j", "addr", "show"]), system.run("ip", ["-j", "-4", "route", "show", "table", "all"]), system.run("ip", ["-j", "-6", "route", "show", "table", "all"]));
     } catch (e) {
@@ -1078,9 +1089,19 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const { readLoaded } = await import("./apply/command.js");
     const { parseSave, toRuleset } = await import("./live/save.js");
     const { hostNetwork, interfaceAddresses } = await import("./analysis/command.js");
-    const refused = await nftTablesAside(io, system);
-    if (refused !== undefined) return refused;
     const loaded = await readLoaded(system);
+    const nft = await nftLive(io, system, loaded);
+    if (typeof nft === "number") return nft;
+    if (nft) {
+      const { evaluateNft, nftSourceRanges } = await import("./analysis/nfteval.js");
+      // The classes of sources are cut where the nftables rules look too; where they cannot all be read, no matrix.
+      const gaps = ([4, 6] as const).map((f) => nftSourceRanges(nft.ruleset, f).incomplete).filter(Boolean);
+      if (gaps.length) {
+        io.stderr(`dockwall: cannot tell which sources this host's nftables rules treat alike (${gaps[0]}): a matrix would be a guess, so there is none\n`);
+        return EXIT.error;
+      }
+      ctx.nft = { walk: (pk) => evaluateNft(nft.ruleset, pk), sources: (f) => nftSourceRanges(nft.ruleset, f).ranges };
+    }
     ctx.rulesets = {};
     for (const f of [4, 6] as const) {
       const l = loaded[f];

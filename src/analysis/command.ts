@@ -2,8 +2,11 @@
 // with --live), each packet explained (explain.ts), printed as text or JSON. Everything it
 // decides is in explain.ts and packet.ts; here only what is read and printed.
 import type { CompileResult } from "../compile.js";
-import { formatPlace, JSON_VERSION } from "../diagnostics.js";
-import type { Ruleset } from "../ir/ruleset.js";
+import { formatPlace, JSON_VERSION, Problems } from "../diagnostics.js";
+import type { Rule, Ruleset } from "../ir/ruleset.js";
+import type { Policy } from "../model/types.js";
+import { nftOrigins, NFT_TABLE } from "../targets/nft.js";
+import { parseNftJson, type NftRuleset } from "./nfteval.js";
 import type { Family } from "../model/values.js";
 import { explain, ExplainError, formatExplain, type ExplainContext, type ExplainResult } from "./explain.js";
 import { parsePacket, type PacketSpec } from "./packet.js";
@@ -146,7 +149,47 @@ export function foreignNftTables(run: (cmd: string, args: string[]) => string): 
   return [...out];
 }
 
-/** What explain --live, matrix --live and verify say, and refuse with, when the host filters through such tables too. */
-export function foreignNftMessage(tables: string[]): string {
-  return `this host also filters packets through nftables tables that dockwall's evaluator does not read yet (${tables.join(", ")}): what it would say of the loaded rules would be a guess, so it says nothing. ${tables.includes("inet dockwall") ? "For dockwall's own table (--format nft), 'dockwall diff POLICY -f nft' compares it with the policy" : "Ask about the iptables rules alone on a host without them, or with 'dockwall explain POLICY' (the compiled rules)"}`;
+/**
+ * explain --live, matrix --live, verify on a host that filters through nftables tables beside
+ * (or instead of) iptables-nft's: the whole ruleset (`nft -j list ruleset`, iptables-nft's tables
+ * too), for the nftables evaluator (nfteval.ts), with dockwall's own table's rules by handle and
+ * the compiled rule each translates (their origin). undefined: no such table (the iptables
+ * evaluator reads everything). `refuse`: what cannot be judged, said.
+ */
+export function readNftLive(
+  run: (cmd: string, args: string[]) => string,
+  opts: { legacyRules: boolean; policy?: Policy; compiled?: Partial<Record<Family, Ruleset>> },
+): { ruleset: NftRuleset; ours?: Map<number, Rule>; texts: Map<string, string>; tables: string[] } | { refuse: string } | undefined {
+  const tables = foreignNftTables(run);
+  if (tables.length === 0) return undefined;
+  // iptables-legacy's rules are not in nftables' listing: a walk through both at once is not one dockwall can make.
+  if (opts.legacyRules) return { refuse: `this host filters packets through iptables-legacy's rules and through nftables tables (${tables.join(", ")}) at once: dockwall reads one or the other, not both together, and what it would say would be a guess` };
+  const ruleset = parseNftJson(run("nft", ["-j", "list", "ruleset"]));
+  // iptables rules through iptables-nft use xt matches nftables' listing cannot show (conntrack, addrtype…): walked
+  // together with the nftables tables, most packets would be "cannot tell". Said once, instead.
+  const xt = ruleset.tables.filter((t) => (t.family === "ip" || t.family === "ip6") && IPTABLES_NFT.has(t.name) && [...t.chains.values()].some((c) => c.rules.some((r) => JSON.stringify(r.expr).includes('"xt"'))));
+  if (xt.length) {
+    return {
+      refuse: `this host filters packets through iptables rules (${xt.map((t) => `${t.family} ${t.name}`).join(", ")}, through iptables-nft) and through nftables tables of their own (${tables.join(", ")}) at once: dockwall's evaluators read one or the other, not both together, so what it would say of the loaded rules would be a guess, and it says nothing. ${tables.includes(NFT_TABLE) ? "For dockwall's own table (--format nft), 'dockwall diff POLICY -f nft' compares it with the policy" : "Ask with 'dockwall explain POLICY' (the compiled rules)"}`,
+    };
+  }
+  // Each rule as nft itself prints it (`FAMILY TABLE HANDLE` → text, counters left out), and dockwall's by the compiled rule it translates.
+  const texts = new Map<string, string>();
+  let table = "";
+  for (const line of run("nft", ["-a", "list", "ruleset"]).split("\n")) {
+    const t = /^table (\S+ \S+) \{/.exec(line);
+    if (t) table = t[1]!;
+    const m = /^\t\t(.*) # handle (\d+)$/.exec(line);
+    if (m && !/^(type|policy|elements|flags) /.test(m[1]!)) texts.set(`${table} ${m[2]}`, m[1]!.replace(/counter packets \d+ bytes \d+/g, "counter"));
+  }
+  let ours: Map<number, Rule> | undefined;
+  if (opts.policy && opts.compiled && tables.includes(NFT_TABLE)) {
+    const origins = nftOrigins(opts.policy, opts.compiled, new Problems());
+    ours = new Map();
+    for (const [k, text] of texts) {
+      const r = k.startsWith(`${NFT_TABLE} `) ? origins.get(text) : undefined;
+      if (r) ours.set(Number(k.slice(NFT_TABLE.length + 1)), r);
+    }
+  }
+  return { ruleset, ...(ours ? { ours } : {}), texts, tables };
 }

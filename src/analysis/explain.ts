@@ -14,6 +14,8 @@ import { MARK, PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
 import { parseSave } from "../live/save.js";
 import { evaluate, type Packet, type Step, type Verdict } from "./evaluate.js";
+import { evaluateNft, type NftRuleset, type NftStep } from "./nfteval.js";
+import { NFT_TABLE } from "../targets/nft.js";
 import type { PacketSpec } from "./packet.js";
 
 export type OriginJson =
@@ -64,6 +66,12 @@ export interface ExplainContext {
   host?: { addresses: string[]; routes: { dst: string; dev: string }[] };
   /** The policy's text with a statement added, compiled with the same facts: the rules of that family (for the suggestion's proof). */
   recompile?: (text: string, family: Family) => Ruleset | undefined;
+  /**
+   * live, on a host that filters through nftables tables too: the whole ruleset (`nft -j list
+   * ruleset`, iptables-nft's tables included), walked by the nftables evaluator; and what
+   * dockwall's own table holds, rule text by the compiled rule it comes from (origins).
+   */
+  nft?: { ruleset: NftRuleset; ours?: Map<number, Rule>; texts?: Map<string, string> };
 }
 
 export class ExplainError extends Error {
@@ -315,10 +323,61 @@ function suggest(ctx: ExplainContext, spec: PacketSpec, pk: Packet, v: Verdict, 
   return evaluate(rs, pk).verdict === "ACCEPT" ? statement : null;
 }
 
+/** Where a rule of an nftables table came from: dockwall's table (by the compiled rule it translates), Docker's (the container or network it serves), another tool's. */
+function nftOrigin(ctx: ExplainContext, family: Family, s: NftStep): OriginJson {
+  const table = `${s.family} ${s.table}`;
+  if (table === NFT_TABLE) {
+    const r = s.handle !== undefined ? ctx.nft?.ours?.get(s.handle) : undefined;
+    if (r?.origin) return { kind: "policy", file: ctx.file ?? "<policy>", line: r.origin.span.line, column: r.origin.span.col, text: lineOf(ctx.text, r.origin.span) };
+    return { kind: "dockwall", why: r ? whyOwn(r, s.chain.startsWith("input") ? "INPUT" : "DOCKER-USER", ctx.policy) : s.index === -1 ? `${s.chain}'s policy` : `dockwall's table (${NFT_TABLE})` };
+  }
+  const dockers = / docker-bridges$/.test(table) || (/^ip6? (filter|nat)$/.test(table) && isDockersChain(s.chain));
+  if (!dockers) return { kind: "other", chain: `${table} ${s.chain}` };
+  const release = ctx.release ?? "dockerd";
+  const p = ctx.policy;
+  for (const m of (s.text ?? "").matchAll(/(?:daddr|dnat to) \[?([0-9a-f.:]+?)\]?(?::\d+)?(?= |$)/g)) {
+    const c = p ? containerAt(p, m[1]!, family) : undefined;
+    if (c) return { kind: "docker", release, object: { type: "container", name: c.name } };
+  }
+  const bridge = /__(\S+)$/.exec(s.chain)?.[1];
+  const n = bridge ? p?.networks.find((x) => x.bridge.value === bridge) : undefined;
+  if (n) return { kind: "docker", release, object: { type: "network", name: n.name } };
+  return { kind: "docker", release, object: { type: "daemon", name: "dockerd" } };
+}
+
+function nftRuleJson(ctx: ExplainContext, family: Family, s: NftStep): RuleJson {
+  // The rule as nft lists it, where the listing was read (live); else as the evaluator spells it.
+  const listed = s.handle !== undefined ? ctx.nft?.texts?.get(`${s.family} ${s.table} ${s.handle}`) : undefined;
+  return { table: `${s.family} ${s.table}`, chain: s.chain, position: s.index + 1, rule: listed ?? s.text ?? "", origin: nftOrigin(ctx, family, s) };
+}
+
+/** One packet over the whole nftables ruleset (nfteval.ts): the same answer, in nft's words. */
+function explainNft(ctx: ExplainContext, spec: PacketSpec, base: ExplainResult): ExplainResult {
+  const family = spec.family;
+  const pk = packetOf(ctx, spec);
+  const v = evaluateNft(ctx.nft!.ruleset, pk, { trace: true });
+  const path = (v.steps ?? []).map((s) => nftRuleJson(ctx, family, s));
+  if (v.verdict === "unknown") return { ...base, path, unknown: [v.why ?? "the evaluator cannot tell"] };
+  const headed = destinationOf(ctx, spec, v as unknown as Verdict);
+  const decider = v.decided ? nftRuleJson(ctx, family, v.decided) : undefined;
+  const verdict = v.verdict === "ACCEPT" ? "accept" : v.verdict === "DROP" ? "drop" : "reject";
+  const ours = v.decided?.handle !== undefined && `${v.decided.family} ${v.decided.table}` === NFT_TABLE ? ctx.nft!.ours?.get(v.decided.handle) : undefined;
+  return {
+    ...base,
+    verdict,
+    delivered: verdict === "accept" ? headed : null,
+    headed,
+    decided_by: decider ? { table: decider.table, chain: decider.chain, rule: decider.rule, origin: decider.origin } : null,
+    path,
+    decidingSpan: ours?.origin?.span,
+  };
+}
+
 /** One packet, over the rules of its family. */
 export function explain(ctx: ExplainContext, spec: PacketSpec, live = false): ExplainResult {
   const family = spec.family;
   const base: ExplainResult = { packet: spec.text, family, verdict: "unknown", delivered: null, decided_by: null, path: [], unknown: [], suggestion: null };
+  if (ctx.nft) return explainNft(ctx, spec, base);
   const rs = ctx.rulesets[family];
   if (!rs) return { ...base, unknown: [`there are no IPv${family} rules to walk`] };
   const pk = packetOf(ctx, spec);

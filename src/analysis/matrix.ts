@@ -8,6 +8,7 @@
 // the policy does not say shows as a mismatch. Pure.
 import type { Ruleset } from "../ir/ruleset.js";
 import { bindAddress, bindings, byName, isLoopback, publishingNetwork } from "../model/derive.js";
+import { layoutFor } from "../docker/layouts.js";
 import type { Policy, Zone } from "../model/types.js";
 import { bits, formatIp, parseCidr, isError, specContains, type AddressSpec, type Family, type Ip } from "../model/values.js";
 import { evaluate, type Packet } from "./evaluate.js";
@@ -61,6 +62,20 @@ export interface MatrixContext {
   host?: { addresses: string[]; routes: { dst: string; dev: string }[] };
   /** The rules before a change (the loaded ones): each cell says its verdict there too, and the pieces are cut for both. */
   before?: Partial<Record<Family, Ruleset>>;
+  /**
+   * live, on a host that filters through nftables tables too: each packet walked by the nftables
+   * evaluator over the whole ruleset (nfteval.ts) instead of the iptables rules alone, and the
+   * source ranges its rules look at, where the classes are cut too.
+   */
+  nft?: { walk: (pk: Packet) => Walked; sources: (family: Family) => { from: bigint; to: bigint }[] };
+}
+
+/** What a walk says of a packet (evaluate.ts's Verdict, or nfteval.ts's). */
+export interface Walked {
+  verdict: "ACCEPT" | "DROP" | "REJECT" | "unknown";
+  path: "input" | "forward" | "output";
+  dnat?: { addr: string; port?: number };
+  why?: string;
 }
 
 /** The host's address when none is known (compiled rules): rules rarely look at it, and one that does makes the cell hold for this address only. */
@@ -120,8 +135,8 @@ function rangesOf(specs: AddressSpec[], family: Family): Piece[] {
 }
 
 /** Every boundary of a source range that the policy or the rules name, in this family. */
-function cuts(p: Policy, rs: Ruleset | undefined, family: Family): bigint[] {
-  const ranges = rangesOf([...p.zones.flatMap((z) => z.sources), ...p.allows.flatMap((a) => a.sources), ...(p.host?.rules.flatMap((r) => r.sources) ?? [])].map((s) => s.value), family);
+function cuts(p: Policy, rs: Ruleset | undefined, family: Family, more: Piece[] = []): bigint[] {
+  const ranges = [...more, ...rangesOf([...p.zones.flatMap((z) => z.sources), ...p.allows.flatMap((a) => a.sources), ...(p.host?.rules.flatMap((r) => r.sources) ?? [])].map((s) => s.value), family)];
   const host = family === 4 ? 32 : 128;
   for (const t of rs?.tables ?? []) {
     for (const c of t.chains) {
@@ -193,7 +208,7 @@ export function matrixCost(ctx: MatrixContext, families: Family[]): number {
   const ifaces = Math.max(1, new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value))).size);
   const columns = p.containers.reduce((n, c) => n + c.publishes.reduce((k, pub) => k + bindings(pub).length, 0), 0) + (p.host ? p.host.rules.reduce((n, r) => n + r.ports.length, 1) : 0);
   let n = 0;
-  for (const f of families) n += columns * cuts(p, ctx.rulesets[f], f).length * ifaces * 3;
+  for (const f of families) n += columns * cuts(p, ctx.rulesets[f], f, ctx.nft?.sources(f)).length * ifaces * 3;
   return n;
 }
 
@@ -207,6 +222,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
   const ifaces = named.length ? named : ["any0"];
   const rows = new Map<string, MatrixRow>();
   const columns = new Map<string, MatrixColumn>();
+  const skipsLinkLocal = layoutFor(p.docker.version?.value)?.dnatSkipLinkLocal === true;
   const cells: MatrixCell[] = [];
   for (const family of families) {
     const rs = ctx.rulesets[family];
@@ -260,7 +276,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     for (const a of p.allows) for (const t of a.targets) if (!allowsOf.get(t.value.container)?.includes(a)) allowsOf.set(t.value.container, [...(allowsOf.get(t.value.container) ?? []), a]);
     // Rows: per interface, the pieces of the address space; pieces alike in every cell, one row.
     const rsBefore = ctx.before?.[family];
-    const at = [...new Set([...cuts(p, rs, family), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const at = [...new Set([...cuts(p, rs, family, ctx.nft?.sources(family)), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const pieces = piecesOf(at, family);
     for (const iface of ifaces) {
       const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[] }>();
@@ -269,10 +285,10 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         const srcText = formatIp(src);
         const zone = zoneName(p, iface, src);
         const here: MatrixCell[] = [];
-        const walk = (path: MatrixPath, col: Col, dst: string, port: number | undefined, intent: boolean, opened: (v: ReturnType<typeof evaluate>) => boolean) => {
+        const walk = (path: MatrixPath, col: Col, dst: string, port: number | undefined, intent: boolean, opened: (v: Walked) => boolean) => {
           const proto = col.proto === "icmp" ? "icmp" : col.proto;
           const pk: Packet = { family, in: iface, src: srcText, dst, proto, sport: 40000, dport: port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: ctx.host?.addresses ?? [hostAddr(iface)], routes };
-          const v = evaluate(rs, pk);
+          const v: Walked = ctx.nft ? ctx.nft.walk(pk) : evaluate(rs, pk);
           const verdict = v.verdict === "unknown" ? "unknown" : opened(v) ? "open" : "closed";
           // Not compared where there were no rules of this family before (a dump not given).
           const vb = rsBefore ? evaluate(rsBefore, pk) : undefined;
@@ -293,8 +309,10 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         };
         for (const col of cols) {
           if (col.kind === "published") {
-            const allowed = !closed || (allowsOf.get(col.container!) ?? []).some((a) => a.targets.some((t) => t.value.container === col.container && t.value.ports.from <= col.host_port! && col.host_port! <= t.value.ports.to && (!t.value.proto || t.value.proto === col.proto)) && admits(zones, a.zones, a.sources, iface, src));
-            const reached = (v: ReturnType<typeof evaluate>) => v.verdict === "ACCEPT" && ((v.path === "forward" && (v.dnat?.addr ?? "") === col.containerAddr) || (v.path === "input" && col.proxied));
+            // Docker 28+ never DNATs an IPv6 link-local source (`! -s fe80::/10`): no statement opens that path.
+            const linkLocal = family === 6 && skipsLinkLocal && (src.value >> 118n) === 0x3fan;
+            const allowed = !linkLocal && (!closed || (allowsOf.get(col.container!) ?? []).some((a) => a.targets.some((t) => t.value.container === col.container && t.value.ports.from <= col.host_port! && col.host_port! <= t.value.ports.to && (!t.value.proto || t.value.proto === col.proto)) && admits(zones, a.zones, a.sources, iface, src)));
+            const reached = (v: Walked) => v.verdict === "ACCEPT" && ((v.path === "forward" && (v.dnat?.addr ?? "") === col.containerAddr) || (v.path === "input" && col.proxied));
             if (!col.loopbackOnly) walk("dnat", col, col.host_address ?? hostAddr(iface), col.host_port, allowed, reached);
             if (closed) {
               walk("direct", col, col.containerAddr!, col.container_port, false, (v) => v.verdict === "ACCEPT" && v.path === "forward");

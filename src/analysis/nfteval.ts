@@ -842,7 +842,7 @@ interface Base {
 function runBase(b: Base, st: State): Outcome & { kind: "accept" | "drop" | "reject" } {
   const out = walk(b.table, b.chain.name, st, 0);
   if (out && out.kind !== "return") return out;
-  const step: NftStep = { family: b.chain.family, table: b.chain.table, chain: b.chain.name, index: -1, action: "policy" };
+  const step: NftStep = { family: b.chain.family, table: b.chain.table, chain: b.chain.name, index: -1, action: "policy", text: `policy ${b.hook.policy}` };
   st.steps?.push(step);
   return { kind: b.hook.policy, step };
 }
@@ -1057,4 +1057,76 @@ function fromHost(st: State): NftVerdict {
   st.iif = "lo";
   st.oif = "";
   return done(st, runHook("prerouting", st)) ?? done(st, runHook("input", st)) ?? accepted(st);
+}
+
+// ------------------------------------------------------- source classes ----
+
+/**
+ * Every source address range a rule of this family looks at (`ip saddr` / `ip6 saddr`, alone or
+ * as part of a concatenation; a value, a prefix, a range, an anonymous or named set): where the
+ * matrix cuts the address space, so that each class of sources is one the rules treat alike.
+ * `incomplete`: a source is matched in a way these do not cover (then the classes may be too
+ * coarse, and the caller says so rather than guess).
+ */
+export function nftSourceRanges(rs: NftRuleset, family: 4 | 6): { ranges: { from: bigint; to: bigint }[]; incomplete?: string } {
+  const proto = family === 4 ? "ip" : "ip6";
+  const bits = family === 4 ? 32 : 128;
+  const ranges: { from: bigint; to: bigint }[] = [];
+  let incomplete: string | undefined;
+  const num = (a: string): bigint | undefined => {
+    if (!ipaddr.isValid(a)) return undefined;
+    const ip = ipaddr.parse(a);
+    if ((ip.kind() === "ipv6") !== (family === 6)) return undefined;
+    return ip.toByteArray().reduce((v, b) => (v << 8n) | BigInt(b), 0n);
+  };
+  const value = (v: Json): void => {
+    if (typeof v === "string") {
+      const n = num(v);
+      if (n !== undefined) ranges.push({ from: n, to: n });
+      return;
+    }
+    if (!isObj(v)) return;
+    if (isObj(v.elem)) return value(v.elem.val ?? null);
+    if (isObj(v.prefix)) {
+      const n = num(str(v.prefix.addr) ?? "");
+      const len = num2(v.prefix.len);
+      if (n === undefined || len === undefined) return;
+      const host = (1n << BigInt(bits - len)) - 1n;
+      ranges.push({ from: n & ~host, to: (n & ~host) | host });
+      return;
+    }
+    if (Array.isArray(v.range)) {
+      const a = num(str(v.range[0]) ?? "");
+      const b = num(str(v.range[1]) ?? "");
+      if (a !== undefined && b !== undefined) ranges.push({ from: a, to: b });
+    }
+  };
+  const num2 = (j: Json | undefined) => (typeof j === "number" ? j : undefined);
+  const isSaddr = (j: Json): boolean => isObj(j) && isObj(j.payload) && j.payload.protocol === proto && j.payload.field === "saddr";
+  const walk = (j: Json, table: NftTable): void => {
+    if (Array.isArray(j)) return j.forEach((x) => walk(x, table));
+    if (!isObj(j)) return;
+    if (isObj(j.match)) {
+      const left = j.match.left ?? null;
+      const right = j.match.right ?? null;
+      const parts = isObj(left) && Array.isArray(left.concat) ? left.concat : [left];
+      const at = parts.findIndex(isSaddr);
+      if (at >= 0) {
+        const elems = typeof right === "string" && right.startsWith("@") ? table.sets.get(right.slice(1))?.elem : isObj(right) && Array.isArray(right.set) ? right.set : [right];
+        if (!elems) incomplete ??= `the set ${String(right)} (not in the listing)`;
+        for (const e of elems ?? []) {
+          const inner = isObj(e) && isObj(e.elem) ? (e.elem.val ?? null) : e;
+          const c = parts.length > 1 ? (isObj(inner) && Array.isArray(inner.concat) ? inner.concat[at] : undefined) : inner;
+          if (c === undefined) incomplete ??= `a concatenation with ${proto} saddr`;
+          else value(c);
+        }
+      }
+    }
+    for (const v of Object.values(j)) if (v !== null && typeof v === "object") walk(v, table);
+  };
+  for (const t of rs.tables) {
+    if (t.family !== proto && t.family !== "inet") continue;
+    for (const c of t.chains.values()) for (const r of c.rules) walk(r.expr, t);
+  }
+  return { ranges, ...(incomplete ? { incomplete } : {}) };
 }

@@ -129,6 +129,8 @@ const VERDICT: Record<string, string> = { ACCEPT: "accept", DROP: "drop", RETURN
 interface NftRule {
   exprs: string[];
   tail: string[];
+  /** The compiled rule it translates (where it came from, for explain). */
+  from?: Rule;
 }
 const joined = (r: NftRule) => [...r.exprs, ...r.tail].join(" ");
 
@@ -183,9 +185,13 @@ const TERMINAL = new Set(["accept", "drop", "return"]);
  * a packet matches makes no difference there, so they may be gathered, and the set's rule stands
  * where the first of its rules stood. A chain without such a group is written as it was.
  */
-function withSets(chain: string, rules: NftRule[]): { rules: string[]; sets: NftSet[] } {
+function withSets(chain: string, rules: NftRule[], origins?: Map<string, Rule>): { rules: string[]; sets: NftSet[] } {
   const sets: NftSet[] = [];
   const out: string[] = [];
+  const said = (r: NftRule, text: string) => {
+    if (origins && r.from && !origins.has(text)) origins.set(text, r.from);
+    out.push(text);
+  };
   const shapeOf = (r: NftRule) => {
     const keys = r.exprs.map((e) => KEYED.exec(e)?.[1]);
     return keys.some((k) => k) ? JSON.stringify([r.exprs.map((e, i) => keys[i] ?? e), r.tail]) : undefined;
@@ -208,7 +214,7 @@ function withSets(chain: string, rules: NftRule[]): { rules: string[]; sets: Nft
       const shape = shapeOf(r);
       const group = shape === undefined ? undefined : groups.get(shape)!;
       if (!group || !big.has(group)) {
-        out.push(joined(r));
+        said(r, joined(r));
         continue;
       }
       if (group[0] !== r) continue; // said by its first rule
@@ -221,7 +227,7 @@ function withSets(chain: string, rules: NftRule[]): { rules: string[]; sets: Nft
       // The lookup stands where the first of its expressions stood.
       const firstKey = at.findIndex((k) => k !== undefined);
       const exprs = r.exprs.flatMap((e, k) => (k === firstKey ? [`${keys.join(" . ")} @${name}`] : at[k] ? [] : [e]));
-      out.push(joined({ exprs, tail: r.tail }));
+      said(r, joined({ exprs, tail: r.tail }));
     }
   }
   return { rules: out, sets };
@@ -240,7 +246,7 @@ interface SetView {
 }
 
 /** The chains a family's rule set gives dockwall's table, and its jumps from the base chains. */
-function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy, said: Set<string>): { chains: ChainView[]; sets: NftSet[]; forward?: string; input?: string } {
+function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy, said: Set<string>, origins?: Map<string, Rule>): { chains: ChainView[]; sets: NftSet[]; forward?: string; input?: string } {
   const ip = family === 4 ? "ip" : "ip6";
   const names = new Map<string, string>([
     ["FORWARD", `forward-${ip}`],
@@ -274,7 +280,7 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
           }
           // An accept here is not final in nftables: Docker's own chains still see the packet and may drop it.
           if (p.docker.iptables && c.name === "DOCKER-USER" && r.target === "ACCEPT" && !isEstablished(r)) throw new Untranslatable(`ACCEPT`, r);
-          translated.push(ruleText(r, ip, names));
+          translated.push({ ...ruleText(r, ip, names), from: r });
         } catch (e) {
           if (!(e instanceof Untranslatable)) throw e;
           const at = e.rule.origin?.span ?? p.docker.spans["iptables"] ?? p.docker.span ?? startOfFile;
@@ -291,7 +297,7 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
           }
         }
       }
-      const grouped = withSets(name, translated);
+      const grouped = withSets(name, translated, origins);
       const rules = grouped.rules;
       sets.push(...grouped.sets);
       // A built-in chain's policy DROP: the end of the family's chain drops (the base chain itself accepts, so that the other family is not touched).
@@ -337,7 +343,7 @@ function ownRuleset(p: Policy, family: Family): Ruleset | undefined {
   return { family, tables: [{ name: "filter", chains }], scope: "owned" };
 }
 
-export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>, header: string[], problems: Problems): string {
+export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>, header: string[], problems: Problems, origins?: Map<string, Rule>): string {
   let docker = "";
   if (!p.docker.iptables) {
     const at = p.docker.version?.span ?? p.docker.span ?? startOfFile;
@@ -365,7 +371,7 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
   for (const f of [4, 6] as const) {
     const rs = p.docker.iptables ? rulesets[f] : rulesets[f] && ownRuleset(p, f);
     if (!rs || rs.tables.length === 0) continue;
-    const got = familyChains(rs, f, problems, p, said);
+    const got = familyChains(rs, f, problems, p, said, origins);
     chains.push(...got.chains);
     sets.push(...got.sets);
     const proto = f === 4 ? "ipv4" : "ipv6";
@@ -384,4 +390,11 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
 /** Docker's tables, each replaced as dockwall's is (made if missing, deleted, made again), in the same transaction. */
 function dockerReplaced(text: string): string {
   return text.replace(/^table (ip6?) docker-bridges \{$/gm, (line, fam: string) => `table ${fam} docker-bridges\ndelete table ${fam} docker-bridges\n${line}`);
+}
+
+/** Each rule of dockwall's table as nft lists it, and the compiled rule it translates (explain --live names where a loaded rule came from). */
+export function nftOrigins(p: Policy, rulesets: Partial<Record<Family, Ruleset>>, problems: Problems): Map<string, Rule> {
+  const origins = new Map<string, Rule>();
+  renderNft(p, rulesets, [], problems, origins);
+  return origins;
 }

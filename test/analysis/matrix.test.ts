@@ -36,6 +36,21 @@ describe("every example and golden policy does what it says: no cell is a mismat
   });
 });
 
+test("Docker 28+ does not DNAT an IPv6 link-local source (! -s fe80::/10): its cells are closed as Docker means them, not a mismatch, and the rest of the zone is open", () => {
+  const { m } = matrixOf(`docker { version 29.7; iptables off; userland-proxy off; ip6tables on; }
+zone wan { interface eth0; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
+container a { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }
+allow wan to a:8080;
+`);
+  expect(formatMismatches(m)).toBe("");
+  const six = cell(m, "wan", "eth0", "a:8080/tcp", "dnat", 6);
+  expect(six.map((c) => [m.rows.find((r) => r.id === c.row)!.sources.join(" "), c.verdict, c.intent])).toEqual([
+    ["::-fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff fec0::/10, ff00::/8", "open", "allowed"],
+    ["fe80::/10", "closed", "not-allowed"],
+  ]);
+});
+
 describe("examples/web-host.dw", () => {
   const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
   const { r, rulesets, m } = matrixOf(text);

@@ -79,14 +79,15 @@ describeKernel("dockwall verify: the loaded rules against the policy, proven wit
       console.log(rows.join("\n"));
       expect(wrong, wrong.join("\n")).toEqual([]);
 
-      // A table of nftables.conf's (or dockwall's own --format nft one) filters too, unseen by iptables-save: verify,
-      // matrix --live and explain --live say so and exit 2, rather than judge the iptables rules alone.
+      // A table of nftables.conf's (or dockwall's own --format nft one) filters too, unseen by iptables-save, beside
+      // iptables rules whose matches nftables' listing cannot show: verify, matrix --live and explain --live say so and
+      // exit 2, rather than judge either alone (test/analysis/nft-live-analysis.test.ts: an nftables host, judged).
       expect(lab.host.run(["nft", "-f", "-"], "table inet host {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\ttcp dport 22 drop\n\t}\n}\n").stderr).toBe("");
       const cmd = (...args: string[]) => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, ...args], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
       for (const args of [["verify", join(dir, "host.dw")], ["matrix", join(dir, "host.dw"), "--live"], ["explain", "--live", join(dir, "host.dw"), "tcp 192.168.1.2 -> 10.200.1.1:22 in eth1"]]) {
         const r = cmd(...args);
         // (After the policy's own warnings, if any.)
-        expect([r.status, r.stdout, r.stderr.trimEnd().split("\n").at(-1)], args[0]).toEqual([2, "", "dockwall: this host also filters packets through nftables tables that dockwall's evaluator does not read yet (inet host): what it would say of the loaded rules would be a guess, so it says nothing. Ask about the iptables rules alone on a host without them, or with 'dockwall explain POLICY' (the compiled rules)"]);
+        expect([r.status, r.stdout, r.stderr.trimEnd().split("\n").at(-1)], args[0]).toEqual([2, "", "dockwall: this host filters packets through iptables rules (ip filter, ip nat, ip6 filter, through iptables-nft) and through nftables tables of their own (inet host) at once: dockwall's evaluators read one or the other, not both together, so what it would say of the loaded rules would be a guess, and it says nothing. Ask with 'dockwall explain POLICY' (the compiled rules)"]);
       }
       // An nftables table without a base chain filters nothing: not in the way.
       expect(lab.host.run(["nft", "delete", "table", "inet", "host"]).stderr).toBe("");

@@ -469,6 +469,8 @@ export async function probeMatrix(
   p: Policy,
   rulesets: import("../../src/analysis/matrix.js").MatrixContext["rulesets"],
   expected: (c: import("../../src/analysis/matrix.js").MatrixCell) => boolean,
+  /** The nftables evaluator's walk instead (a host whose rules are nftables tables). */
+  nft?: import("../../src/analysis/matrix.js").MatrixContext["nft"],
 ): Promise<{ cells: import("../../src/analysis/matrix.js").MatrixCell[]; sendable: import("../../src/analysis/matrix.js").MatrixCell[]; probes: LabProbe[]; open: boolean[] }> {
   const { buildMatrix } = await import("../../src/analysis/matrix.js");
   const { parsePacket } = await import("../../src/analysis/packet.js");
@@ -482,6 +484,7 @@ export async function probeMatrix(
         return f ? (family === 4 ? f.host4 : f.host6) : undefined;
       },
       host: { addresses: view.local, routes: view.routes ?? [] },
+      ...(nft ? { nft } : {}),
     },
     [4, 6],
   );
