@@ -149,6 +149,22 @@ async function loadFacts(io: Io, a: FactsArgs): Promise<Facts | undefined | numb
   }
 }
 
+/** The sysctls check holds against the policy (check/host.ts); what cannot be read is left out (a machine in memory: none). */
+function readSysctls(io: Io): import("./check/host.js").HostSysctls | undefined {
+  const flag = (path: string) => {
+    try {
+      return io.readFile(path).trim() !== "0";
+    } catch {
+      return undefined;
+    }
+  };
+  const ipForward = flag("/proc/sys/net/ipv4/ip_forward");
+  if (ipForward === undefined) return undefined;
+  // br_netfilter loaded: its sysctls are there.
+  const brNetfilter = flag("/proc/sys/net/bridge/bridge-nf-call-iptables") !== undefined;
+  return { ipForward, ip6Forward: flag("/proc/sys/net/ipv6/conf/all/forwarding"), brNetfilter };
+}
+
 /** Where nftables.service, when enabled, is linked (Debian's unit: sysinit.target; RHEL's: multi-user.target). */
 const NFTABLES_ENABLED = ["/etc/systemd/system/sysinit.target.wants/nftables.service", "/etc/systemd/system/multi-user.target.wants/nftables.service"];
 
@@ -197,7 +213,9 @@ async function compileCommand(io: Io, args: FactsArgs & { policy: string; format
   // check holds /etc/nftables.conf against the policy (its 'flush ruleset').
   const nftablesConf = args.checkOnly ? readNftablesConf(io, args.nftablesConf) : undefined;
   if (typeof nftablesConf === "number") return nftablesConf;
-  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion, dockerVersionOption: fromAuto(args.dockerVersion, dockerVersion), facts, nftablesConf, output: args.output });
+  // check holds the host's sysctls against what the rules need of it (forwarding, br_netfilter).
+  const hostSysctls = args.checkOnly ? readSysctls(io) : undefined;
+  const r = await compile(src.text, { format: args.format, file: src.file, checkOnly: args.checkOnly, dockerVersion, dockerVersionOption: fromAuto(args.dockerVersion, dockerVersion), facts, nftablesConf, output: args.output, hostSysctls });
   if (args.json) {
     // The diagnostics as data (src/schema/dockwall.schema.json); the rules, when there are no errors, to -o FILE.
     const errors = r.diagnostics.filter((d) => d.severity === "error").length + (r.omitted ?? 0);

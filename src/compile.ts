@@ -14,6 +14,7 @@ import { readFacts, type RawFacts } from "./facts/read.js";
 import { addFacts } from "./facts/merge.js";
 import { checkBackend } from "./facts/settings.js";
 import { checkNftablesConf, type NftablesConf } from "./check/nftconf.js";
+import { checkHost, type HostSysctls } from "./check/host.js";
 import { resolveTargets } from "./model/targets.js";
 import { isError, parseVersion } from "./model/values.js";
 import { VERSION } from "./version.js";
@@ -47,6 +48,8 @@ export interface CompileOptions {
   nftablesConf?: NftablesConf;
   /** Where the output goes (-o): an include of it in nftablesConf puts back what a flush removes. */
   output?: string;
+  /** The sysctls of the host check runs on (dockwall check): what dockwall's rules need of it with `iptables off` (check/host.ts). */
+  hostSysctls?: HostSysctls;
 }
 
 export interface CompileResult {
@@ -98,6 +101,7 @@ export const stages: Stage[] = [
   // Docker's firewall backend against the policy and the format (--format nft is the one that works with Docker's nftables backend); with facts, part of adding them.
   { name: "firewall backend", when: (o) => o.facts === undefined, run: (s) => checkBackend(s.policy!, s.options.format, s.problems) },
   { name: "nftables.conf", when: (o) => o.nftablesConf !== undefined, run: (s) => checkNftablesConf(s.policy!, s.options.format ?? "ferm", s.options.nftablesConf!, s.options.output, s.problems) },
+  { name: "the host", when: (o) => o.hostSysctls !== undefined, run: (s) => checkHost(s.policy!, s.options.format ?? "ferm", s.options.hostSysctls!, s.problems) },
   { name: "select the Docker layout", run: selectLayout },
   { name: "generate", when: (o) => !o.checkOnly, run: (s) => (s.generated = generate(s.policy!, families(s.options))) },
   { name: "render", when: (o) => !o.checkOnly && !o.noRender, run: render },

@@ -72,6 +72,7 @@ export const CODES = [
   "host-bits",
   "host-network",
   "host-only-port",
+  "host-prerequisite",
   "internal-publish",
   "literal-wildcard",
   "lockout",
