@@ -41,6 +41,7 @@ const KERNEL = [
   "test/targets/nft-docker29.test.ts",
   "test/targets/nft-dockerd.test.ts",
   "test/targets/nft-bridges.test.ts",
+  "test/targets/nft-router.test.ts",
   "test/parity/nft29-kernel.test.ts",
   "test/check/nftconf-kernel.test.ts",
 ];

@@ -279,7 +279,8 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
             continue;
           }
           // An accept here is not final in nftables: Docker's own chains still see the packet and may drop it.
-          if (p.docker.iptables && c.name === "DOCKER-USER" && r.target === "ACCEPT" && !isEstablished(r)) throw new Untranslatable(`ACCEPT`, r);
+          // (Docker 29's nftables backend drops nothing that is not its networks' own: there, what DOCKER-USER accepts goes through.)
+          if (p.docker.iptables && backendOf(p) !== "nftables" && c.name === "DOCKER-USER" && r.target === "ACCEPT" && !isEstablished(r)) throw new Untranslatable(`ACCEPT`, r);
           translated.push({ ...ruleText(r, ip, names), from: r });
         } catch (e) {
           if (!(e instanceof Untranslatable)) throw e;
@@ -315,6 +316,33 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
 function isEstablished(r: Rule): boolean {
   const states = r.matches.find((m) => m.module === "conntrack")?.options.find((o) => o.name === "ctstate")?.value?.split(",") ?? [];
   return !r.src && !r.dst && !r.in && !r.out && states.length > 0 && states.every((s) => s === "RELATED" || s === "ESTABLISHED");
+}
+
+/** Docker's firewall backend as the policy says it, or the daemon (GET /info); undefined when neither does. */
+function backendOf(p: Policy): "iptables" | "nftables" | undefined {
+  const d = p.docker;
+  return d.firewallBackend?.value ?? (d.backendFact ? (/^nftables\b/.test(d.backendFact.driver) ? "nftables" : "iptables") : undefined);
+}
+
+/**
+ * `iptables on`: dockwall's chains of one family, and FORWARD as the policy means it — Docker's
+ * policy DROP for what is not a Docker network's traffic: `forward` statements (in
+ * DOCKER-USER) let through what they name, a Docker bridge's traffic (every `br-*`, docker0,
+ * and those the facts name) goes on to Docker's own rules, the rest is dropped. Docker 29's
+ * nftables backend sets no FORWARD policy at all, and its iptables backend leaves ACCEPT when
+ * ip_forward was already on: without this, the host would route between its other interfaces
+ * whatever no `forward` allows.
+ */
+function withForwardDrop(p: Policy, family: Family, rs: Ruleset): Ruleset {
+  const layout = layoutFor(p.docker.version?.value);
+  const bridges = new Set(["docker0", "br-+"]);
+  // (A bridge named br-… is one of br-*.)
+  if (layout) for (const n of makePlan(p, family, layout).networks) if (!n.bridge.startsWith("br-")) bridges.add(n.bridge);
+  const forward: Rule[] = rs.tables.some((t) => t.chains.some((c) => c.name === "DOCKER-USER")) ? [make.jump("DOCKER-USER")] : [];
+  for (const br of bridges) forward.push(make.jump("ACCEPT", { in: { value: br } }), make.jump("ACCEPT", { out: { value: br } }));
+  const tables = rs.tables.map((t) => (t.name === "filter" ? { ...t, chains: [{ name: "FORWARD", builtin: true, policy: "DROP" as const, rules: forward }, ...t.chains] } : t));
+  if (!tables.some((t) => t.name === "filter")) tables.unshift({ name: "filter", chains: [{ name: "FORWARD", builtin: true, policy: "DROP", rules: forward }] });
+  return { ...rs, tables };
 }
 
 /**
@@ -369,7 +397,7 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
   const input: string[] = [];
   const said = new Set<string>();
   for (const f of [4, 6] as const) {
-    const rs = p.docker.iptables ? rulesets[f] : rulesets[f] && ownRuleset(p, f);
+    const rs = p.docker.iptables ? rulesets[f] && withForwardDrop(p, f, rulesets[f]!) : rulesets[f] && ownRuleset(p, f);
     if (!rs || rs.tables.length === 0) continue;
     const got = familyChains(rs, f, problems, p, said, origins);
     chains.push(...got.chains);
