@@ -325,13 +325,13 @@ function backendOf(p: Policy): "iptables" | "nftables" | undefined {
 }
 
 /**
- * `iptables on`: dockwall's chains of one family, and FORWARD as the policy means it — Docker's
- * policy DROP for what is not a Docker network's traffic: `forward` statements (in
- * DOCKER-USER) let through what they name, a Docker bridge's traffic (every `br-*`, docker0,
- * and those the facts name) goes on to Docker's own rules, the rest is dropped. Docker 29's
- * nftables backend sets no FORWARD policy at all, and its iptables backend leaves ACCEPT when
- * ip_forward was already on: without this, the host would route between its other interfaces
- * whatever no `forward` allows.
+ * `iptables on` beside Docker 29's nftables backend: dockwall's chains of one family, and FORWARD
+ * as the policy means it ("Docker sets the FORWARD policy to DROP") — `forward` statements (in
+ * DOCKER-USER) let through what they name, a Docker bridge's traffic (every `br-*`, docker0, and
+ * those the facts name) goes on to Docker's own rules, the rest is dropped. That backend sets no
+ * FORWARD policy at all (and needs forwarding on): without this, the host would route between
+ * its other interfaces whatever no `forward` allows. (Beside Docker's iptables backend, its
+ * FORWARD policy and the other tools' FORWARD rules decide that, as with the iptables output.)
  */
 function withForwardDrop(p: Policy, family: Family, rs: Ruleset): Ruleset {
   const layout = layoutFor(p.docker.version?.value);
@@ -397,7 +397,8 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
   const input: string[] = [];
   const said = new Set<string>();
   for (const f of [4, 6] as const) {
-    const rs = p.docker.iptables ? rulesets[f] && withForwardDrop(p, f, rulesets[f]!) : rulesets[f] && ownRuleset(p, f);
+    // Beside Docker 29's nftables backend (no FORWARD policy of its own), dockwall's table is what stands for FORWARD's policy DROP.
+    const rs = p.docker.iptables ? rulesets[f] && (backendOf(p) === "nftables" ? withForwardDrop(p, f, rulesets[f]!) : rulesets[f]) : rulesets[f] && ownRuleset(p, f);
     if (!rs || rs.tables.length === 0) continue;
     const got = familyChains(rs, f, problems, p, said, origins);
     chains.push(...got.chains);

@@ -21,29 +21,19 @@ test("examples/coexist.dw: the table, exactly", () => {
 # Load with: nft -f FILE. One transaction, which replaces dockwall's table (inet dockwall) and nothing else;
 # from /etc/nftables.conf: include "FILE" (a 'flush ruleset' above it also removes Docker's rules until dockerd restarts).
 # This table can only drop: an accept in it ends its own chain, and Docker's chains still decide what they drop.
-# What the host routes that is not a Docker network's own traffic is dropped here unless a 'forward' statement lets it through.
 table inet dockwall
 delete table inet dockwall
 table inet dockwall {
 	chain forward {
 		type filter hook forward priority filter - 1; policy accept;
-		meta nfproto ipv4 jump forward-ip
-		meta nfproto ipv6 jump forward-ip6
+		meta nfproto ipv4 jump docker-user-ip
+		meta nfproto ipv6 jump docker-user-ip6
 	}
 
 	chain input {
 		type filter hook input priority filter - 1; policy accept;
 		meta nfproto ipv4 jump input-ip
 		meta nfproto ipv6 jump input-ip6
-	}
-
-	chain forward-ip {
-		jump docker-user-ip
-		iifname "docker0" accept
-		oifname "docker0" accept
-		iifname "br-*" accept
-		oifname "br-*" accept
-		drop comment "FORWARD's policy: DROP"
 	}
 
 	chain input-ip {
@@ -67,15 +57,6 @@ table inet dockwall {
 		oifname "br-mon" drop
 		oifname "br-*" drop
 		return
-	}
-
-	chain forward-ip6 {
-		jump docker-user-ip6
-		iifname "docker0" accept
-		oifname "docker0" accept
-		iifname "br-*" accept
-		oifname "br-*" accept
-		drop comment "FORWARD's policy: DROP"
 	}
 
 	chain input-ip6 {
