@@ -26,6 +26,12 @@ export class MonitorParser {
   feed(line: string): string | undefined {
     const l = line.trim();
     let m: RegExpExecArray | null;
+    // nft monitor goes on after its socket overflowed: whatever changed meanwhile is not known, whoever changed it.
+    if (/^# ERROR: We lost some netlink events/.test(l)) {
+      this.changes.clear();
+      this.committedBy = undefined;
+      return "the kernel's change reports were cut (nft monitor lost netlink events)";
+    }
     if (this.tables && !/^(NEWGEN: |# new generation )/.test(l)) {
       if ((m = /^(add|insert|delete|replace|create|flush|destroy) (rule|chain|table|set|map|element) (\S+) (\S+)(?: (\S+))?/.exec(l)) && this.tables.includes(`${m[3]} ${m[4]}`)) {
         const [, op, what, family, table, chain] = m;

@@ -131,6 +131,8 @@ export class Watcher {
 
   /** The tables changed under dockwall (kernelEvents): reconcile, and say what changed if that puts anything back. */
   kernelChanged(what: string): void {
+    // What the last load left is no longer known (-f nft): the tables are read again, whatever the next reconcile meets first.
+    this.nftState = undefined;
     this.drift.push(what);
     this.markDirty(`the tables changed: ${what}`);
   }
@@ -367,6 +369,8 @@ export class Watcher {
     this.drift = [];
     const full = this.fullCheck;
     this.fullCheck = false;
+    // A change reported, or a full check due: what was kept is forgotten now, not only if this reconcile gets that far.
+    if (drift.length || full) this.nftState = undefined;
     const t0 = performance.now();
     const facts = await this.readFacts();
     if (!("raw" in facts)) return facts;

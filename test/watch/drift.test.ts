@@ -22,6 +22,13 @@ describe("nft monitor's lines for watch -f nft (the file's own tables)", () => {
     ];
     expect(lines.map((l) => p.feed(l)).filter((x) => x !== undefined)).toEqual(["inet dockwall forward -1, inet dockwall (table deleted) (by nft, pid 999)", "inet dockwall input-ip +1 (by nft, pid 1001)"]);
   });
+
+  test("lost netlink events (nft monitor goes on after them): said at once, by no one (not taken for the watcher's own load)", () => {
+    const p = new MonitorParser(["inet dockwall"]);
+    p.feed("# new generation 14 by process 1001 (nft)");
+    expect(p.feed("# ERROR: We lost some netlink events!")).toBe("the kernel's change reports were cut (nft monitor lost netlink events)");
+    expect(p.committedBy).toBeUndefined();
+  });
 });
 
 describe("xtables-monitor's lines", () => {

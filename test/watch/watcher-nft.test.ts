@@ -19,18 +19,23 @@ function world(policy = POLICY) {
   const tables = new Map<string, string>();
   const logs: string[] = [];
   const loads: string[] = [];
-  const state = { facts: structuredClone(corpus), refuse: undefined as string | undefined, policy, sessions: [] as Packet[] };
+  const state = { facts: structuredClone(corpus), refuse: undefined as string | undefined, policy, sessions: [] as Packet[], lists: 0, factsFail: false };
   const deps: WatchDeps = {
     policyName: "host.dw",
     readPolicy: () => state.policy,
-    facts: async () => ({ raw: structuredClone(state.facts), source: "fake" }),
+    facts: async () => {
+      if (state.factsFail) throw new Error("cannot read /containers/json: dockerd is restarting");
+      return { raw: structuredClone(state.facts), source: "fake" };
+    },
     events: () => ({ done: new Promise(() => {}), close: () => {} }),
     save: () => "",
     restore: () => {
       throw new Error("watch -f nft never runs iptables-restore");
     },
     nft: {
-      list: async (names) => names.map((n) => tables.get(n) ?? "").join(""),
+      list: async (names) => (state.lists++, names.map((n) => tables.get(n) ?? "").join("")),
+      // nft monitor has followed the kernel since long before.
+      watchedSince: () => 0,
       load: (text) => {
         if (state.refuse) throw new Error(state.refuse);
         loads.push(text);
@@ -85,4 +90,19 @@ it("SIGHUP: a policy whose table would drop an open SSH session's next connectio
   expect(logs.some((l) => /^host\.dw:4:1: error: the new rules would not accept your SSH session's next connection \(192\.168\.1\.9 → 192\.168\.1\.1:22 on eth1\)/.test(l))).toBe(true);
   expect(logs.at(-1)).toBe("SIGHUP: host.dw not applied: it would not accept the next connection of the SSH session from 192.168.1.9; the rules of the policy read before stay");
   expect(tables.get("inet dockwall")).toBe(before);
+});
+
+it("what it loaded is trusted while nft monitor follows the kernel, and not once the monitor reports a change, even when the reconcile after it fails", async () => {
+  const { w, state } = world();
+  await w.reconcile(); // loads the file
+  await w.reconcile(); // reads the tables: nothing to change, and keeps them
+  const read = state.lists;
+  await w.reconcile();
+  expect(state.lists).toBe(read); // trusted: not read again
+  w.kernelChanged("inet dockwall docker-user-ip -1 (by nft, pid 4242)");
+  state.factsFail = true;
+  expect((await w.reconcile()).error).toMatch(/dockerd is restarting/);
+  state.factsFail = false;
+  await w.reconcile();
+  expect(state.lists).toBe(read + 1); // read again: the change was not forgotten with the failed reconcile
 });
