@@ -179,6 +179,11 @@ export function readNftLive(
   for (const line of run("nft", ["-a", "list", "ruleset"]).split("\n")) {
     const t = /^table (\S+ \S+) \{/.exec(line);
     if (t) table = t[1]!;
+    // A dormant table filters nothing (nft's JSON does not say so; its listing does).
+    if (/^\tflags .*\bdormant\b/.test(line)) {
+      const d = ruleset.tables.find((x) => `${x.family} ${x.name}` === table);
+      if (d) d.dormant = true;
+    }
     const m = /^\t\t(.*) # handle (\d+)$/.exec(line);
     if (m && !/^(type|policy|elements|flags) /.test(m[1]!)) texts.set(`${table} ${m[2]}`, m[1]!.replace(/counter packets \d+ bytes \d+/g, "counter"));
   }

@@ -74,6 +74,8 @@ export interface NftTable {
   family: string;
   name: string;
   handle: number;
+  /** `flags dormant`: the table filters nothing (nft 1.0.6's JSON does not say it: the caller reads it from the listing). */
+  dormant?: boolean;
   chains: Map<string, NftChain>;
   sets: Map<string, NftSet>;
 }
@@ -141,6 +143,7 @@ export function parseNftJson(json: string): NftRuleset {
     if (kind === "table") {
       const t = tableOf({ family: body.family ?? "", table: body.name ?? "" });
       t.handle = num(body.handle) ?? 0;
+      if ([body.flags].flat().includes("dormant")) t.dormant = true;
     } else if (kind === "chain") {
       const t = tableOf(body);
       const name = str(body.name) ?? "";
@@ -862,7 +865,7 @@ function entriesOf(rs: NftRuleset, hook: Hook, v6: boolean): Entry[] {
   if (hit) return hit;
   const bases: Base[] = [];
   for (const table of rs.tables) {
-    if (table.family !== "inet" && table.family !== (v6 ? "ip6" : "ip")) continue;
+    if (table.dormant || (table.family !== "inet" && table.family !== (v6 ? "ip6" : "ip"))) continue;
     for (const chain of table.chains.values()) if (chain.base?.hook === hook) bases.push({ table, chain, hook: chain.base });
   }
   // Equal priority: the chain registered last runs first; the newest table, then the newest chain, stands in for that.

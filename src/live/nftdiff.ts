@@ -22,7 +22,7 @@ export interface NftPart {
 
 export interface NftDiff {
   table: string;
-  kind: "chain" | "map" | "set";
+  kind: "chain" | "map" | "set" | "table";
   name: string;
   status: "added" | "removed" | "changed";
   header?: { live: string; wanted: string };
@@ -32,9 +32,11 @@ export interface NftDiff {
 const counters = (s: string) => s.replace(/counter packets \d+ bytes \d+/g, "counter packets 0 bytes 0");
 
 /** `nft list table`/`list ruleset` output (or the file's tables) as its chains and maps, by `TABLE/NAME`; the tables named, even when empty. */
-export function parseNftList(text: string): { parts: Map<string, NftPart>; tables: string[] } {
+export function parseNftList(text: string): { parts: Map<string, NftPart>; tables: string[]; flags: Map<string, string[]> } {
   const parts = new Map<string, NftPart>();
   const tables: string[] = [];
+  /** What a table says of itself (`flags dormant`: it filters nothing), by table. */
+  const flags = new Map<string, string[]>();
   let table: string | undefined;
   let part: NftPart | undefined;
   let elements: string | undefined;
@@ -62,7 +64,10 @@ export function parseNftList(text: string): { parts: Map<string, NftPart>; table
       else table = undefined;
       continue;
     }
-    if (!part) continue;
+    if (!part) {
+      flags.set(table, [...(flags.get(table) ?? []), line]);
+      continue;
+    }
     if (elements !== undefined || line.startsWith("elements = {")) {
       elements = `${elements ?? ""} ${line}`;
       continue;
@@ -73,7 +78,7 @@ export function parseNftList(text: string): { parts: Map<string, NftPart>; table
       if (handled) part.handles.push(Number(handled[1]));
     }
   }
-  return { parts, tables };
+  return { parts, tables, flags };
 }
 
 /** A map's `elements = { a : b, c : d }` as a sorted list of `a : b`. */
@@ -96,6 +101,10 @@ export function diffNft(live: string | NftState, wanted: string | NftState): { c
   const l = parsed(live);
   const out: NftDiff[] = [];
   for (const table of w.tables) {
+    // The table itself (a `flags dormant` there switches every chain of it off): only the whole file puts it back.
+    const lf = (l.flags.get(table) ?? []).join("; ");
+    const wf = (w.flags.get(table) ?? []).join("; ");
+    if (l.tables.includes(table) && lf !== wf) out.push({ table, kind: "table", name: "", status: "changed", header: { live: lf || "(no flags)", wanted: wf || "(no flags)" }, lines: [] });
     const keys = [...new Set([...[...w.parts.keys()].filter((k) => k.startsWith(`${table}/`)), ...[...l.parts.keys()].filter((k) => k.startsWith(`${table}/`))])];
     for (const key of keys) {
       const a = l.parts.get(key);
@@ -135,6 +144,10 @@ export function renderNftDiff(d: { parts: NftDiff[] }, o: { liveName: string; wa
   if (d.parts.length === 0) return "";
   const out = [`--- ${o.liveName}`, `+++ ${o.wantedName}`];
   for (const p of d.parts) {
+    if (p.kind === "table") {
+      out.push(`@@ ${p.table} (the table itself) @@`, `- ${p.header!.live}`, `+ ${p.header!.wanted}`);
+      continue;
+    }
     out.push(`@@ ${p.table} ${p.kind} ${p.name}${p.status === "added" ? ` (new ${p.kind})` : p.status === "removed" ? ` (${p.kind} would be deleted)` : ""} @@`);
     if (p.header) out.push(`- ${p.header.live}`, `+ ${p.header.wanted}`);
     const near = new Uint8Array(p.lines.length);
@@ -272,5 +285,5 @@ export function afterDelta(live: NftState, wanted: NftState, plan: NftDeltaPlan,
     if (part.kind === "chain" && (h.length !== part.lines.length || h.some((x) => Number.isNaN(x)))) return undefined;
     parts.set(key, { ...part, handles: part.kind === "chain" ? h : [] });
   }
-  return { parts, tables: wanted.tables };
+  return { parts, tables: wanted.tables, flags: wanted.flags };
 }

@@ -130,6 +130,13 @@ describeKernel("explain --live, matrix --live and verify on an nftables host: th
       expect(j.packets[0]!.path.find((s) => s.rule === 'iifname "eth0" accept')).toMatchObject({ table: "inet dockwall", chain: "docker-user-ip" });
       const lan = dockwall("explain", "--live", file, probe.replace(/^tcp \S+/, "tcp 192.168.1.9:40000").replace(/in eth0$/, "in eth1"));
       expect(lan.stdout).toMatch(/↳ \S*large\.dw:9:1: allow lan to a, b, c, d;/);
+      // dockwall's table switched off (flags dormant: nft's JSON does not say it, its listing does): it filters nothing, and verify says what is open.
+      expect(lab.host.run(["nft", "delete", "rule", "inet", "dockwall", "docker-user-ip", "handle", lab.host.run(["nft", "-a", "list", "chain", "inet", "dockwall", "docker-user-ip"]).stdout.match(/iifname "eth0" accept # handle (\d+)/)![1]!]).stderr).toBe("");
+      expect(dockwall("verify", file).status).toBe(0);
+      expect(lab.host.run(["nft", "add", "table", "inet", "dockwall", "{ flags dormant; }"]).stderr).toBe("");
+      const off = dockwall("verify", file);
+      expect(off.status).toBe(1);
+      expect(off.stdout).toMatch(/^open, but the policy does not allow it: a:8080\/tcp \(dnat, IPv4\) from /m);
     } finally {
       await lab.stop();
     }

@@ -74,11 +74,22 @@ describeKernel("dockwall apply --format nft in a scratch namespace", () => {
     expect(ns.save(4)).toBe(v4);
     const again = dockwall(["apply", policy(ON), "-f", "nft"]);
     expect(again.stderr).toBe(`dockwall: applied ${join(dir, "host.dw")}: nothing to change, the loaded tables are what it says\n`);
+
     const back = dockwall(["rollback"]);
     expect(back.stderr).toBe("dockwall: the nftables tables from before the last apply are back in place; inet dockwall deleted (not there before)\n");
     ok(back);
     expect(tables()).toBe("table inet filter\n");
     expect(table("inet filter")).toBe(own);
+  });
+
+  it("a table switched off (flags dormant: it filters nothing) is not what the file says: diff shows it, apply loads the file again", () => {
+    ok(dockwall(["apply", policy(ON), "-f", "nft"]));
+    ok(ns.run(["nft", "add", "table", "inet", "dockwall", "{ flags dormant; }"]));
+    const dormant = dockwall(["diff", policy(ON), "-f", "nft"]);
+    expect([dormant.status, dormant.stdout.split("\n").slice(2, 5)]).toEqual([1, ["@@ inet dockwall (the table itself) @@", "- flags dormant", "+ (no flags)"]]);
+    expect(dockwall(["apply", policy(ON), "-f", "nft"]).stderr).toBe(`dockwall: applied ${join(dir, "host.dw")}: inet dockwall (nft, one transaction)\n`);
+    expect(table("inet dockwall")).not.toContain("dormant");
+    expect(dockwall(["diff", policy(ON), "-f", "nft"]).status).toBe(0);
   });
 
   it("--confirm not confirmed: the previous policy's table back exactly (exit 3); --no-wait with 'confirm --token' keeps the new one; --json as the schema says", async () => {
