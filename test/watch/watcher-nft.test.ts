@@ -35,7 +35,7 @@ function world(policy = POLICY) {
     nft: {
       list: async (names) => (state.lists++, names.map((n) => tables.get(n) ?? "").join("")),
       // nft monitor has followed the kernel since long before.
-      watchedSince: () => 0,
+      watchedSince: () => -1e9,
       load: (text) => {
         if (state.refuse) throw new Error(state.refuse);
         loads.push(text);
