@@ -234,7 +234,9 @@ function stmtText(s: Json): string {
   switch (k) {
     case "match": {
       const op = str(o.op) ?? "==";
-      return `${exprText(o.left ?? null)} ${op === "==" || op === "in" ? "" : `${op} `}${exprText(o.right ?? null)}`;
+      // nft leaves out `==` but after a bitwise expression (`ip saddr & 0.0.0.255 == 0.0.0.7`).
+      const binop = isObj(o.left) && ["&", "|", "^"].some((b) => b in (o.left as Obj));
+      return `${exprText(o.left ?? null)} ${(op === "==" && !binop) || op === "in" ? "" : `${op} `}${exprText(o.right ?? null)}`;
     }
     case "vmap":
       return `${exprText(o.key ?? null)} vmap ${exprText(o.data ?? null)}`;
@@ -1065,18 +1067,19 @@ function fromHost(st: State): NftVerdict {
 // ------------------------------------------------------- source classes ----
 
 /**
- * Every source address range a rule of this family looks at (`ip saddr` / `ip6 saddr`, alone or
- * as part of a concatenation; a value, a prefix, a range, an anonymous or named set): where the
- * matrix cuts the address space, so that each class of sources is one the rules treat alike.
- * `incomplete`: a source is matched in a way these do not cover (then the classes may be too
- * coarse, and the caller says so rather than guess).
+ * Every source address range a rule of this family looks at — `ip saddr` / `ip6 saddr` or
+ * `ct original|reply ip saddr`, alone or in a concatenation, compared with a value, a prefix, a
+ * range or a set, or as the key of a verdict map or map — where the matrix cuts the address
+ * space, so that each class of sources is one the rules treat alike. `incomplete`: a rule reads
+ * the source in a way these do not cover (a mask, a set not listed…): the classes may then be
+ * too coarse, and the caller says so rather than guess.
  */
 export function nftSourceRanges(rs: NftRuleset, family: 4 | 6): { ranges: { from: bigint; to: bigint }[]; incomplete?: string } {
   const proto = family === 4 ? "ip" : "ip6";
   const bits = family === 4 ? 32 : 128;
   const ranges: { from: bigint; to: bigint }[] = [];
   let incomplete: string | undefined;
-  const num = (a: string): bigint | undefined => {
+  const toNum = (a: string): bigint | undefined => {
     if (!ipaddr.isValid(a)) return undefined;
     const ip = ipaddr.parse(a);
     if ((ip.kind() === "ipv6") !== (family === 6)) return undefined;
@@ -1084,52 +1087,80 @@ export function nftSourceRanges(rs: NftRuleset, family: 4 | 6): { ranges: { from
   };
   const value = (v: Json): void => {
     if (typeof v === "string") {
-      const n = num(v);
+      const n = toNum(v);
       if (n !== undefined) ranges.push({ from: n, to: n });
       return;
     }
     if (!isObj(v)) return;
     if (isObj(v.elem)) return value(v.elem.val ?? null);
     if (isObj(v.prefix)) {
-      const n = num(str(v.prefix.addr) ?? "");
-      const len = num2(v.prefix.len);
+      const n = toNum(str(v.prefix.addr) ?? "");
+      const len = num(v.prefix.len);
       if (n === undefined || len === undefined) return;
       const host = (1n << BigInt(bits - len)) - 1n;
       ranges.push({ from: n & ~host, to: (n & ~host) | host });
       return;
     }
     if (Array.isArray(v.range)) {
-      const a = num(str(v.range[0]) ?? "");
-      const b = num(str(v.range[1]) ?? "");
+      const a = toNum(str(v.range[0]) ?? "");
+      const b = toNum(str(v.range[1]) ?? "");
       if (a !== undefined && b !== undefined) ranges.push({ from: a, to: b });
     }
   };
-  const num2 = (j: Json | undefined) => (typeof j === "number" ? j : undefined);
-  const isSaddr = (j: Json): boolean => isObj(j) && isObj(j.payload) && j.payload.protocol === proto && j.payload.field === "saddr";
-  const walk = (j: Json, table: NftTable): void => {
-    if (Array.isArray(j)) return j.forEach((x) => walk(x, table));
-    if (!isObj(j)) return;
-    if (isObj(j.match)) {
-      const left = j.match.left ?? null;
-      const right = j.match.right ?? null;
-      const parts = isObj(left) && Array.isArray(left.concat) ? left.concat : [left];
-      const at = parts.findIndex(isSaddr);
-      if (at >= 0) {
-        const elems = typeof right === "string" && right.startsWith("@") ? table.sets.get(right.slice(1))?.elem : isObj(right) && Array.isArray(right.set) ? right.set : [right];
-        if (!elems) incomplete ??= `the set ${String(right)} (not in the listing)`;
-        for (const e of elems ?? []) {
-          const inner = isObj(e) && isObj(e.elem) ? (e.elem.val ?? null) : e;
-          const c = parts.length > 1 ? (isObj(inner) && Array.isArray(inner.concat) ? inner.concat[at] : undefined) : inner;
-          if (c === undefined) incomplete ??= `a concatenation with ${proto} saddr`;
-          else value(c);
-        }
-      }
+  // A source address of this family: the packet's own, or its connection's (ct original|reply).
+  const isSaddr = (j: Json | undefined): boolean =>
+    isObj(j) &&
+    ((isObj(j.payload) && j.payload.protocol === proto && j.payload.field === "saddr") ||
+      (isObj(j.ct) && (j.ct.key === `${proto} saddr` || (j.ct.key === "saddr" && (j.ct.family === undefined || j.ct.family === proto)))));
+  const count = (j: Json): number => (isSaddr(j) ? 1 : Array.isArray(j) ? j.reduce((n: number, x) => n + count(x), 0) : isObj(j) ? Object.values(j).reduce((n: number, x) => n + count(x ?? null), 0) : 0);
+  /** The elements a set or map reference holds (a map's as [key, value]); undefined when it cannot be read. */
+  const elementsIn = (d: Json, table: NftTable): Json[] | undefined =>
+    typeof d === "string" && d.startsWith("@") ? table.sets.get(d.slice(1))?.elem : isObj(d) && Array.isArray(d.set) ? d.set : undefined;
+  const keyOfElem = (e: Json): Json => {
+    const inner = isObj(e) && isObj(e.elem) ? (e.elem.val ?? null) : e;
+    return Array.isArray(inner) ? (inner[0] ?? null) : inner;
+  };
+  /** Cuts at the source component of each value compared with (or keyed by) `left`; the number of source reads it covers. */
+  const lookup = (left: Json | undefined, elems: Json[] | undefined, what: string): number => {
+    const parts = isObj(left) && Array.isArray(left.concat) ? left.concat : [left ?? null];
+    const at = parts.findIndex(isSaddr);
+    if (at < 0) return 0;
+    if (!elems) {
+      incomplete ??= what;
+      return 0;
     }
-    for (const v of Object.values(j)) if (v !== null && typeof v === "object") walk(v, table);
+    for (const e of elems) {
+      const k = keyOfElem(e);
+      const c = parts.length > 1 ? (isObj(k) && Array.isArray(k.concat) ? k.concat[at] : undefined) : k;
+      if (c === undefined) incomplete ??= `a concatenation with ${proto} saddr`;
+      else value(c);
+    }
+    return 1;
+  };
+  const walk = (j: Json, table: NftTable): number => {
+    if (Array.isArray(j)) return j.reduce((n: number, x) => n + walk(x, table), 0);
+    if (!isObj(j)) return 0;
+    let covered = 0;
+    if (isObj(j.match)) {
+      const right = j.match.right ?? null;
+      const elems = typeof right === "string" && right.startsWith("@") ? elementsIn(right, table) : isObj(right) && Array.isArray(right.set) ? right.set : [right];
+      covered += lookup(j.match.left, elems, `the set ${String(right)} (not in the listing)`);
+    }
+    for (const k of ["vmap", "map"]) {
+      const m = j[k];
+      if (isObj(m)) covered += lookup(m.key, elementsIn(m.data ?? null, table), `the map ${String(m.data)} (not in the listing)`);
+    }
+    for (const v of Object.values(j)) if (v !== null && typeof v === "object") covered += walk(v, table);
+    return covered;
   };
   for (const t of rs.tables) {
     if (t.family !== proto && t.family !== "inet") continue;
-    for (const c of t.chains.values()) for (const r of c.rules) walk(r.expr, t);
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) {
+        // Every read of the source must be one of the shapes above: a mask, a bitwise test, anything else is not.
+        if (walk(r.expr, t) < count(r.expr)) incomplete ??= `${proto} saddr read another way, in ${r.family} ${r.table} ${r.chain} rule handle ${r.handle}: ${r.text}`;
+      }
+    }
   }
   return { ranges, ...(incomplete ? { incomplete } : {}) };
 }

@@ -133,6 +133,16 @@ describeKernel("explain --live, matrix --live and verify on an nftables host: th
       // dockwall's table switched off (flags dormant: nft's JSON does not say it, its listing does): it filters nothing, and verify says what is open.
       expect(lab.host.run(["nft", "delete", "rule", "inet", "dockwall", "docker-user-ip", "handle", lab.host.run(["nft", "-a", "list", "chain", "inet", "dockwall", "docker-user-ip"]).stdout.match(/iifname "eth0" accept # handle (\d+)/)![1]!]).stderr).toBe("");
       expect(dockwall("verify", file).status).toBe(0);
+      // One address let in through a verdict map (the source read as a map's key): its own class of sources, its cells listed.
+      expect(lab.host.run(["nft", "insert", "rule", "inet", "dockwall", "docker-user-ip", "ip", "saddr", "vmap", "{ 203.0.113.77 : accept }"]).stderr).toBe("");
+      const mapped = dockwall("verify", file, "--json");
+      expect(mapped.status).toBe(1);
+      const probes = (JSON.parse(mapped.stdout) as { cells: { probe: string; verdict: string }[] }).cells;
+      expect(probes.length).toBeGreaterThan(0);
+      expect(probes.every((c) => c.verdict === "open" && c.probe.startsWith("tcp 203.0.113.77:"))).toBe(true);
+      expect(lab.host.run(["nft", "flush", "chain", "inet", "dockwall", "docker-user-ip"]).stderr).toBe("");
+      expect(lab.host.run(["nft", "-f", "-"], compile(LARGE, { format: "nft" }).output!).stderr).toBe("");
+      expect(dockwall("verify", file).status).toBe(0);
       expect(lab.host.run(["nft", "add", "table", "inet", "dockwall", "{ flags dormant; }"]).stderr).toBe("");
       const off = dockwall("verify", file);
       expect(off.status).toBe(1);

@@ -4,9 +4,9 @@
 // iptables-nft table: iptables-nft.json), and small rulesets built here, one semantic each.
 // test/analysis/nfteval-kernel.test.ts holds the same answers against the kernel's.
 import { readFileSync } from "node:fs";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, test } from "vitest";
 import type { Packet } from "../../src/analysis/evaluate.js";
-import { evaluateNft, parseNftJson, type Json, type NftRuleset, type NftVerdict } from "../../src/analysis/nfteval.js";
+import { evaluateNft, nftSourceRanges, parseNftJson, type Json, type NftRuleset, type NftVerdict } from "../../src/analysis/nfteval.js";
 
 const fixture = (name: string) => readFileSync(new URL(`fixtures/nft/${name}`, import.meta.url), "utf8");
 
@@ -417,5 +417,23 @@ describe("evaluateNft: one semantic at a time", () => {
     const out: Packet = { ...ssh, fromHost: true, src: "10.0.0.1", dst: "10.9.1.1", dport: 443 };
     expect(evaluateNft(rs, out)).toMatchObject({ verdict: "ACCEPT", path: "output", decided: { chain: "out", index: 0 } });
     expect(evaluateNft(rs, { ...out, dport: 80 })).toMatchObject({ verdict: "DROP", path: "output", decided: { index: -1, action: "policy" } });
+  });
+});
+
+describe("nftSourceRanges: where the matrix cuts the sources, in every shape a rule reads them (a review found verify silent about a hole behind a vmap)", () => {
+  // As nft 1.0.6 lists them (test/analysis/fixtures/nft/saddr-shapes.json): a vmap on ip saddr, ct original ip saddr, a
+  // concatenated vmap, a mask, a named verdict map, an IPv6 prefix.
+  const rs = parseNftJson(readFileSync(new URL("./fixtures/nft/saddr-shapes.json", import.meta.url), "utf8"));
+  const fmt = (r: { from: bigint; to: bigint }) => `${r.from}-${r.to}`;
+  const ip = (a: string) => a.split(".").reduce((v, o) => (v << 8n) | BigInt(o), 0n);
+  test("IPv4: every address a rule names is a cut; the mask is not readable, and says so", () => {
+    const got = nftSourceRanges(rs, 4);
+    expect(got.ranges.map(fmt).sort()).toEqual(["203.0.113.7", "203.0.113.8", "203.0.113.10", "198.51.100.9"].map((a) => `${ip(a)}-${ip(a)}`).sort());
+    expect(got.incomplete).toBe("ip saddr read another way, in inet r c rule handle 8: ip saddr & 0.0.0.255 == 0.0.0.7 accept");
+  });
+  test("IPv6: the prefix", () => {
+    const got = nftSourceRanges(rs, 6);
+    expect(got.ranges).toEqual([{ from: 0xfd00n << 112n, to: (0xfd00n << 112n) | ((1n << 64n) - 1n) }]);
+    expect(got.incomplete).toBeUndefined();
   });
 });
