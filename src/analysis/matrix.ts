@@ -309,8 +309,8 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         };
         for (const col of cols) {
           if (col.kind === "published") {
-            // Docker 28+ never DNATs an IPv6 link-local source (`! -s fe80::/10`): no statement opens that path.
-            const linkLocal = family === 6 && skipsLinkLocal && (src.value >> 118n) === 0x3fan;
+            // Docker 28+ never DNATs an IPv6 link-local source (`! -s fe80::/10`): no statement opens that path (but docker-proxy, where it runs, relays it).
+            const linkLocal = family === 6 && skipsLinkLocal && !col.proxied && (src.value >> 118n) === 0x3fan;
             const allowed = !linkLocal && (!closed || (allowsOf.get(col.container!) ?? []).some((a) => a.targets.some((t) => t.value.container === col.container && t.value.ports.from <= col.host_port! && col.host_port! <= t.value.ports.to && (!t.value.proto || t.value.proto === col.proto)) && admits(zones, a.zones, a.sources, iface, src)));
             const reached = (v: Walked) => v.verdict === "ACCEPT" && ((v.path === "forward" && (v.dnat?.addr ?? "") === col.containerAddr) || (v.path === "input" && col.proxied));
             if (!col.loopbackOnly) walk("dnat", col, col.host_address ?? hostAddr(iface), col.host_port, allowed, reached);

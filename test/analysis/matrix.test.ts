@@ -51,6 +51,17 @@ allow wan to a:8080;
   ]);
 });
 
+test("with userland-proxy on, docker-proxy relays a link-local IPv6 source that Docker 28+ does not DNAT: allowed, open, no mismatch", () => {
+  const { m } = matrixOf(`docker { version 28.0; iptables off; userland-proxy on; ip6tables on; }
+zone lan { interface eth1; from fe80::/10; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
+container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }
+allow lan to web;
+`);
+  expect(formatMismatches(m)).toBe("");
+  expect(cell(m, "lan", "eth1", "web:8080/tcp", "dnat", 6).map((c) => [c.verdict, c.intent])).toEqual([["open", "allowed"]]);
+});
+
 describe("examples/web-host.dw", () => {
   const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
   const { r, rulesets, m } = matrixOf(text);
