@@ -180,7 +180,8 @@ const TERMINAL = new Set(["accept", "drop", "return"]);
 /**
  * A chain's rules, where SET_FROM or more rules differ only in their single addresses and ports
  * (one rule per allowed container port, at a large host), written as one rule that looks the
- * values up in a named set (`ip daddr . tcp dport . ct original proto-dst @docker-user-ip-1`).
+ * values up in a named set (`ip daddr . tcp dport . ct original proto-dst @docker-user-ip-1`), each
+ * set the rules of one statement.
  * Only among consecutive rules with the same final verdict (accept, drop, return): which of them
  * a packet matches makes no difference there, so they may be gathered, and the set's rule stands
  * where the first of its rules stood. A chain without such a group is written as it was.
@@ -194,7 +195,9 @@ function withSets(chain: string, rules: NftRule[], origins?: Map<string, Rule>):
   };
   const shapeOf = (r: NftRule) => {
     const keys = r.exprs.map((e) => KEYED.exec(e)?.[1]);
-    return keys.some((k) => k) ? JSON.stringify([r.exprs.map((e, i) => keys[i] ?? e), r.tail]) : undefined;
+    // One statement's rules only: the set's rule then comes from that statement (explain --live names it).
+    const from = r.from?.origin?.span;
+    return keys.some((k) => k) ? JSON.stringify([r.exprs.map((e, i) => keys[i] ?? e), r.tail, from ? `${from.line}:${from.col}` : ""]) : undefined;
   };
   let i = 0;
   while (i < rules.length) {

@@ -184,3 +184,16 @@ test("bridges dockwall does not know yet: everything forwarded to them is droppe
   // (br-lan, the host's own, is not a Docker network: what goes out to it is not dockwall's to close.)
   expect(out).toMatch(/\t\toifname "br-app" drop\n\t\toifname "br-lan" return\n\t\toifname "br-\*" drop\n\t\treturn\n/);
 });
+
+test("a set gathers the rules of one statement only: separate allows stay separate rules, so a loaded rule names its own statement (explain --live)", () => {
+  const head = `docker { version 20.10; iptables on; userland-proxy off; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; }
+${["a", "b", "c", "d"].map((n, i) => `container ${n} { network bridge 172.17.0.${i + 2}; publish ${8080 + i}:80; }`).join("\n")}
+`;
+  const one = compile(`${head}allow lan to a, b, c, d;\n`, { format: "nft" }).output!;
+  expect(one).toMatch(/ip daddr \. tcp dport \. ct original proto-dst @docker-user-ip-1 ct status dnat return/);
+  const four = compile(`${head}allow lan to a;\nallow lan to b;\nallow lan to c;\nallow lan to d;\n`, { format: "nft" }).output!;
+  expect(four).not.toContain("@docker-user-ip-1");
+  expect(four.match(/ct original proto-dst 80\d\d return/g)).toHaveLength(4);
+});
