@@ -165,37 +165,49 @@ function readSysctls(io: Io): import("./check/host.js").HostSysctls | undefined 
   return { ipForward, ip6Forward: flag("/proc/sys/net/ipv6/conf/all/forwarding"), brNetfilter };
 }
 
-/** Where nftables.service, when enabled, is linked (Debian's unit: sysinit.target; RHEL's: multi-user.target). */
-const NFTABLES_ENABLED = ["/etc/systemd/system/sysinit.target.wants/nftables.service", "/etc/systemd/system/multi-user.target.wants/nftables.service"];
+/** Where nftables.service, when enabled, is linked, and the file it then loads (Debian's unit: sysinit.target, /etc/nftables.conf; RHEL's: multi-user.target, /etc/sysconfig/nftables.conf). */
+const NFTABLES_ENABLED: [string, string][] = [
+  ["/etc/systemd/system/sysinit.target.wants/nftables.service", "/etc/nftables.conf"],
+  ["/etc/systemd/system/multi-user.target.wants/nftables.service", "/etc/sysconfig/nftables.conf"],
+];
 
 /**
- * The nftables.conf check reads: FILE (--nftables-conf), or /etc/nftables.conf when
- * nftables.service is enabled (a host that loads it at boot); none otherwise. A file given
- * that cannot be read is an error (exit 2).
+ * The nftables.conf check reads: FILE (--nftables-conf), or the file nftables.service loads
+ * when it is enabled (a host that loads it at boot); none otherwise; and each file they
+ * include by name (a glob is not followed). A file given that cannot be read is an error
+ * (exit 2).
  */
-function readNftablesConf(io: Io, given: string | undefined): NftablesConf | undefined | number {
+function readNftablesConf(io: Io, given: string | undefined): NftablesConf[] | undefined | number {
+  const read = (file: string): NftablesConf | undefined => {
+    try {
+      return { file, text: io.readFile(file) };
+    } catch {
+      return undefined;
+    }
+  };
+  let first: NftablesConf | undefined;
   if (given !== undefined) {
     try {
-      return { file: given, text: io.readFile(given) };
+      first = { file: given, text: io.readFile(given) };
     } catch (e) {
       io.stderr(`dockwall: cannot read ${given} (--nftables-conf): ${(e as Error).message}\n`);
       return EXIT.error;
     }
+  } else {
+    const loads = NFTABLES_ENABLED.find(([link]) => read(link) !== undefined)?.[1];
+    first = loads === undefined ? undefined : read(loads);
   }
-  const enabled = NFTABLES_ENABLED.some((p) => {
-    try {
-      io.readFile(p);
-      return true;
-    } catch {
-      return false;
+  if (!first) return undefined;
+  const all = [first];
+  for (let i = 0; i < all.length && all.length < 20; i++) {
+    for (const m of all[i]!.text.matchAll(/^\s*include\s+"([^"*?[]+)"/gm)) {
+      if (m[1]!.startsWith("/") && !all.some((c) => c.file === m[1])) {
+        const c = read(m[1]!);
+        if (c) all.push(c);
+      }
     }
-  });
-  if (!enabled) return undefined;
-  try {
-    return { file: "/etc/nftables.conf", text: io.readFile("/etc/nftables.conf") };
-  } catch {
-    return undefined;
   }
+  return all;
 }
 
 async function compileCommand(io: Io, args: FactsArgs & { policy: string; format: Format; output?: string; checkOnly: boolean; dockerVersion?: string; json?: boolean; nftablesConf?: string }): Promise<number> {

@@ -45,7 +45,7 @@ export interface CompileOptions {
    */
   factsErrors?: "error" | "warn";
   /** /etc/nftables.conf, read (dockwall check): its `flush ruleset` is held against the policy (check/nftconf.ts). */
-  nftablesConf?: NftablesConf;
+  nftablesConf?: NftablesConf[];
   /** Where the output goes (-o): an include of it in nftablesConf puts back what a flush removes. */
   output?: string;
   /** The sysctls of the host check runs on (dockwall check): what dockwall's rules need of it with `iptables off` (check/host.ts). */
@@ -100,7 +100,7 @@ export const stages: Stage[] = [
   },
   // Docker's firewall backend against the policy and the format (--format nft is the one that works with Docker's nftables backend); with facts, part of adding them.
   { name: "firewall backend", when: (o) => o.facts === undefined, run: (s) => checkBackend(s.policy!, s.options.format, s.problems) },
-  { name: "nftables.conf", when: (o) => o.nftablesConf !== undefined, run: (s) => checkNftablesConf(s.policy!, s.options.format ?? "ferm", s.options.nftablesConf!, s.options.output, s.problems) },
+  { name: "nftables.conf", when: (o) => o.nftablesConf !== undefined, run: (s) => s.options.nftablesConf!.forEach((c) => checkNftablesConf(s.policy!, s.options.format ?? "ferm", c, s.options.output, s.problems)) },
   { name: "the host", when: (o) => o.hostSysctls !== undefined, run: (s) => checkHost(s.policy!, s.options.format ?? "ferm", s.options.hostSysctls!, s.problems) },
   { name: "select the Docker layout", run: selectLayout },
   { name: "generate", when: (o) => !o.checkOnly, run: (s) => (s.generated = generate(s.policy!, families(s.options))) },

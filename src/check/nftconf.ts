@@ -78,8 +78,9 @@ export function checkNftablesConf(p: Policy, format: Format, conf: NftablesConf,
   const all = statements(conf);
   all.forEach((s, i) => {
     if (s.words[0] !== "flush" || s.words[1] !== "ruleset") return;
-    // `flush ruleset ip6` removes only that family's tables; every family holds some of Docker's or dockwall's rules.
+    // `flush ruleset ip6` removes only that family's tables; ip, ip6 and inet hold Docker's and dockwall's, netdev, bridge and arp none.
     const family = s.words[2];
+    if (family && !["ip", "ip6", "inet"].includes(family)) return;
     const includes = all.slice(i + 1).filter((t) => t.words[0] === "include" && t.words[1] !== undefined);
     const own = format === "nft" && output !== undefined && includes.some((t) => t.words[1] === output);
     if (own && !p.docker.iptables) return;

@@ -70,3 +70,10 @@ test("/etc/nftables.conf is read when nftables.service is enabled, and only then
   expect(missing.code).toBe(2);
   expect(missing.err).toBe("dockwall: cannot read /nope (--nftables-conf): ENOENT: /nope\n");
 });
+
+test("RHEL's nftables.service loads /etc/sysconfig/nftables.conf; a file it includes by name is read too; a flush of netdev, bridge or arp tables removes none of Docker's or dockwall's (a review)", async () => {
+  const rhel = { "/etc/systemd/system/multi-user.target.wants/nftables.service": "[Unit]\n", "/etc/sysconfig/nftables.conf": 'include "/etc/nftables/main.nft"\n', "/etc/nftables/main.nft": "flush ruleset\n" };
+  expect((await check(on, [], rhel)).err).toMatch(/^\/etc\/nftables\/main\.nft:1:1: warning: 'flush ruleset' in \/etc\/nftables\/main\.nft/);
+  const other = await check(on, ["--nftables-conf", "n.conf"], { "n.conf": "flush ruleset netdev\nflush ruleset bridge\nflush ruleset arp\n" });
+  expect(other.err).toBe("");
+});
