@@ -358,10 +358,13 @@ function explainNft(ctx: ExplainContext, spec: PacketSpec, base: ExplainResult):
   const v = evaluateNft(ctx.nft!.ruleset, pk, { trace: true });
   const path = (v.steps ?? []).map((s) => nftRuleJson(ctx, family, s));
   if (v.verdict === "unknown") return { ...base, path, unknown: [v.why ?? "the evaluator cannot tell"] };
-  const headed = destinationOf(ctx, spec, v as unknown as Verdict);
-  const decider = v.decided ? nftRuleJson(ctx, family, v.decided) : undefined;
-  const verdict = v.verdict === "ACCEPT" ? "accept" : v.verdict === "DROP" ? "drop" : "reject";
   const ours = v.decided?.handle !== undefined && `${v.decided.family} ${v.decided.table}` === NFT_TABLE ? ctx.nft!.ours?.get(v.decided.handle) : undefined;
+  return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), decidingSpan: ours?.origin?.span };
+}
+
+/** The answer for a packet whose walk ended in a verdict: where it was going, and the rule that decided it. */
+function decided(base: ExplainResult, v: "ACCEPT" | "DROP" | "REJECT", headed: NonNullable<ExplainResult["headed"]>, decider: RuleJson | undefined, path: RuleJson[]): ExplainResult {
+  const verdict = v === "ACCEPT" ? "accept" : v === "DROP" ? "drop" : "reject";
   return {
     ...base,
     verdict,
@@ -369,7 +372,6 @@ function explainNft(ctx: ExplainContext, spec: PacketSpec, base: ExplainResult):
     headed,
     decided_by: decider ? { table: decider.table, chain: decider.chain, rule: decider.rule, origin: decider.origin } : null,
     path,
-    decidingSpan: ours?.origin?.span,
   };
 }
 
@@ -386,15 +388,9 @@ export function explain(ctx: ExplainContext, spec: PacketSpec, live = false): Ex
   if (v.verdict === "unknown") return { ...base, path, unknown: [v.why ?? "the evaluator cannot tell"] };
   const headed = destinationOf(ctx, spec, v);
   const decider = v.decided ? ruleJson(ctx, family, { ...v.decided, action: "policy" }, live) : undefined;
-  const verdict = v.verdict === "ACCEPT" ? "accept" : v.verdict === "DROP" ? "drop" : "reject";
   return {
-    ...base,
-    verdict,
-    delivered: verdict === "accept" ? headed : null,
-    headed,
-    decided_by: decider ? { table: decider.table, chain: decider.chain, rule: decider.rule, origin: decider.origin } : null,
-    path,
-    suggestion: verdict === "accept" ? null : suggest(ctx, spec, pk, v, headed),
+    ...decided(base, v.verdict, headed, decider, path),
+    suggestion: v.verdict === "ACCEPT" ? null : suggest(ctx, spec, pk, v, headed),
     decidingSpan: v.decided?.rule?.origin?.span ?? (v.decided?.index === -1 && v.decided.chain === "INPUT" && decider?.origin.kind === "policy" && ctx.policy?.host ? { ...ctx.policy.host.span, endLine: ctx.policy.host.span.line, endCol: ctx.policy.host.span.col + "host".length } : undefined),
   };
 }

@@ -19,7 +19,7 @@ import { reconcileStep, stepTo } from "../watch/reconcile.js";
 import { formatReachability, reachabilityOf, type ReachChange } from "../analysis/reach.js";
 import { familyDiffs } from "../live/command.js";
 import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
-import { lockout, parseIpAddr, sshPacket } from "./guard.js";
+import { lockout, sessionPacket } from "./guard.js";
 import { fermKeep, type HostsInput } from "./merge.js";
 import { tellWatcher } from "./watching.js";
 import { rollBackNft } from "./nftapply.js";
@@ -290,14 +290,8 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   // what the kernel will hold (other tools' chains and, with iptables on, Docker's own included).
   const ssh = io.env.SSH_CONNECTION;
   if (ssh && !opts.force) {
-    let addrs;
-    try {
-      addrs = parseIpAddr(io.run("ip", ["-o", "addr", "show"]));
-    } catch (e) {
-      return refuse("lockout", `not applied: cannot list the host's addresses for the lockout guard (${firstLine(e)}); --force applies without it`);
-    }
-    const pk = sshPacket(ssh, addrs);
-    if (typeof pk === "string") return refuse("lockout", `not applied: the lockout guard cannot check your SSH session: ${pk}; --force applies without it`);
+    const pk = sessionPacket(ssh, io.run, firstLine);
+    if ("refused" in pk) return refuse("lockout", pk.refused);
     const d = lockout(policy, afters[pk.family] ? toRuleset(afters[pk.family]!, pk.family) : undefined, pk);
     if (d) {
       report.refused = { reason: "lockout", message: `${opts.check ? "would not apply" : "not applied"}: ${d.message}` };

@@ -118,3 +118,18 @@ export function sshSessions(listening: string, established: string): string[] {
   }
   return out;
 }
+
+/**
+ * The packet of the SSH session's next connection (SSH_CONNECTION), for apply's lockout guard;
+ * a string that says why it cannot be had (the addresses unreadable, SSH_CONNECTION malformed).
+ */
+export function sessionPacket(sshConnection: string, run: (cmd: string, args: string[]) => string, firstLine: (e: unknown) => string): Packet | { refused: string } {
+  let addrs;
+  try {
+    addrs = parseIpAddr(run("ip", ["-o", "addr", "show"]));
+  } catch (e) {
+    return { refused: `not applied: cannot list the host's addresses for the lockout guard (${firstLine(e)}); --force applies without it` };
+  }
+  const pk = sshPacket(sshConnection, addrs);
+  return typeof pk === "string" ? { refused: `not applied: the lockout guard cannot check your SSH session: ${pk}; --force applies without it` } : pk;
+}

@@ -5,7 +5,7 @@ import type { Diagnostic } from "../diagnostics.js";
 import { diffNft, renderNftDiff } from "../live/nftdiff.js";
 import { parseSave, SaveSyntaxError, toRuleset } from "../live/save.js";
 import { firstLine } from "./deploy.js";
-import { parseIpAddr, sshPacket } from "./guard.js";
+import { sessionPacket } from "./guard.js";
 import { inputChains, nftLockout, restoreText, rollbackToText, tablesOfFile, unreadNote } from "./nft.js";
 import { compileNow, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
 import { confirmOrRollBack, emptyReport, EXIT, path, pendingMessage, readJson, readPending, startSaves, told, type ApplyOptions, type SystemIo } from "./command.js";
@@ -59,14 +59,8 @@ export async function runApplyNft(io: SystemIo, out: { stdout: (s: string) => vo
   // The lockout guard: the session's next connection through every base chain on the input hook.
   const ssh = io.env.SSH_CONNECTION;
   if (ssh && !opts.force) {
-    let addrs;
-    try {
-      addrs = parseIpAddr(io.run("ip", ["-o", "addr", "show"]));
-    } catch (e) {
-      return refuse("lockout", `not applied: cannot list the host's addresses for the lockout guard (${firstLine(e)}); --force applies without it`);
-    }
-    const pk = sshPacket(ssh, addrs);
-    if (typeof pk === "string") return refuse("lockout", `not applied: the lockout guard cannot check your SSH session: ${pk}; --force applies without it`);
+    const pk = sessionPacket(ssh, io.run, firstLine);
+    if ("refused" in pk) return refuse("lockout", pk.refused);
     const saves = opts.saves ?? startSaves(io);
     const got = await saves[pk.family];
     let iptables;
