@@ -848,7 +848,6 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
                 return listed.join("");
               },
               load: (text: string, echo?: boolean) => system.run("nft", echo ? ["--echo", "--handle", "-f", "-"] : ["-f", "-"], text),
-              listChains: async (chains: string[]) => (await Promise.all(chains.map((c) => system.runAsync("nft", ["-a", "list", "chain", ...c.split(" ")])))).join(""),
               watchedSince: () => monitorSince,
               persist: a["save-nft"] ? (file: string) => io.writeFile(a["save-nft"]!, file) : undefined,
             },

@@ -290,24 +290,3 @@ export function afterDelta(live: NftState, wanted: NftState, plan: NftDeltaPlan,
   }
   return { parts, tables: wanted.tables, flags: wanted.flags };
 }
-
-/**
- * The tables once a delta is loaded, as `nft -a list` would print them, from a listing of only
- * the chains it added rules to (`nft -a list chain`: cheap, where placing a rule by handle or
- * echoing it makes nft read the whole ruleset); undefined when that listing is not the file's.
- */
-export function afterListing(live: NftState, wanted: NftState, plan: NftDeltaPlan, listed: NftState): NftState | undefined {
-  const parts = new Map<string, NftPart>();
-  const added = new Set(plan.adds.map((a) => a.key));
-  for (const [key, part] of wanted.parts) {
-    let h: number[];
-    if (added.has(key)) {
-      const got = listed.parts.get(key);
-      if (!got || got.lines.join("\n") !== part.lines.join("\n") || got.handles.length !== part.lines.length) return undefined;
-      h = got.handles;
-    } else h = plan.layout.get(key) ?? live.parts.get(key)?.handles ?? [];
-    if (part.kind === "chain" && (h.length !== part.lines.length || h.some((x) => Number.isNaN(x)))) return undefined;
-    parts.set(key, { ...part, handles: part.kind === "chain" ? h : [] });
-  }
-  return { parts, tables: wanted.tables, flags: wanted.flags };
-}

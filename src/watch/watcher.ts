@@ -20,7 +20,7 @@ import { bootFacts } from "./boot.js";
 import { describeChanges, reconcileStep } from "./reconcile.js";
 import { deploy, firstLine } from "../apply/deploy.js";
 import { tablesOfFile } from "../apply/nft.js";
-import { afterDelta, afterListing, diffNft, nftDelta, parseNftList, type NftState } from "../live/nftdiff.js";
+import { afterDelta, diffNft, nftDelta, parseNftList, type NftState } from "../live/nftdiff.js";
 
 export type Facts = { raw: RawFacts; source: string };
 
@@ -80,8 +80,6 @@ export interface WatchDeps {
     list: (tables: string[]) => Promise<string>;
     /** `nft -f` (with echo: `nft --echo --handle -f`, and what it printed is returned); throws with nft's message (then nothing changed: one transaction). */
     load: (text: string, echo?: boolean) => string | void;
-    /** `nft -a list chain` of each (`FAMILY TABLE CHAIN`): where the rules a delta added landed. */
-    listChains?: (chains: string[]) => Promise<string>;
     /** Since when (performance.now()) nft monitor has reported every change to these tables without a break; undefined while it does not. */
     watchedSince?: () => number | undefined;
     /** Keeps the file for boot (--save-nft): the policy compiled with no container running. */
@@ -432,17 +430,13 @@ export class Watcher {
     // when nft refuses the delta (a rule changed under it since). After a delta, what nft echoed
     // says where its rules landed: the next reconcile need not list the tables.
     const delta = nftDelta(known, want);
-    let listAfter: typeof delta;
     try {
       if (!delta) nft.load(file);
       else {
         try {
-          // Where the new rules landed: listed afterwards, chain by chain (below), or echoed by nft (slower: it reads the whole ruleset).
-          const echoed = nft.listChains ? (nft.load(delta.text), "") : (nft.load(delta.text, true) ?? "");
-          if (!nft.listChains || delta.adds.length === 0) {
-            const after = afterDelta(known, want, delta, echoed);
-            if (after) this.nftState = { tables: after, at: performance.now() };
-          } else listAfter = delta;
+          // Where the new rules landed, as nft echoes them (--echo --handle): the next reconcile need not list the tables.
+          const after = afterDelta(known, want, delta, nft.load(delta.text, true) ?? "");
+          if (after) this.nftState = { tables: after, at: performance.now() };
         } catch (e) {
           if (this.deps.verbose) this.deps.log(`nft refused the change alone (${firstLine(e)}): loading the whole file`);
           nft.load(file);
@@ -464,17 +458,6 @@ export class Watcher {
       return `${p.table} ${p.kind} ${p.name}${p.status === "added" ? " (new)" : p.status === "removed" ? " (deleted)" : ""}${added ? ` +${added}` : ""}${removed ? ` -${removed}` : ""}`;
     })];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}nft: ${parts.join(", ")}`);
-    // The rules are in place; what the kernel now holds is learnt from the chains they went into (the next reconcile need not list the tables).
-    if (listAfter && nft.listChains) {
-      const plan = listAfter;
-      try {
-        const listed = parseNftList(await nft.listChains([...new Set(plan.adds.map((a) => a.key.replace("/", " ")))]));
-        const after = afterListing(known, want, plan, listed);
-        if (after) this.nftState = { tables: after, at: performance.now() };
-      } catch {
-        // Not known: the next reconcile lists the tables.
-      }
-    }
     if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read, compiled and the tables listed ${Math.round(t1 - t0)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.text.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
     return { changed: true };
   }
