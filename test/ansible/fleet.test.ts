@@ -178,6 +178,7 @@ ${extra}`;
     play("lockout", policyTask() + `      environment:\n        SSH_CONNECTION: "203.0.113.50 40000 {{ dw_addr }} 22"\n`);
     play("confirm", policyTask("        confirm: 15\n"));
     play("cut", policyTask("        confirm: 3\n        force: true\n"));
+    play("nft", policyTask("        format: nft\n"));
   }, 120_000);
 
   afterAll(() => {
@@ -355,5 +356,26 @@ ${extra}`;
     expect(summary, table).toMatchObject({ h2: 0, h3: 0 });
     expect(table).toMatch(/^\| h1 \| wan .* in eth0 \| web:8080\/tcp \| IPv4 \| \w+ \| open \| not-allowed \| yes \|$/m);
     expect(table).not.toMatch(/^\| h[23] \| .* \| yes \|$/m);
+  });
+
+  it("format: nft on h1 (a host whose firewall is nftables): check mode shows the tables and their diff, then it loads them; again changed=0", () => {
+    const h = hosts[0]!;
+    const good = readFileSync(join(h.dir, "host.dw"), "utf8");
+    // With Docker's firewall off, --format nft writes Docker's tables as dockerd 29.7 does.
+    writeFileSync(join(h.dir, "host.dw"), good.replace(/version 20\.10; iptables off;/, "version 29.7; iptables off; ip6tables off;"));
+    try {
+      const check = results(playbook("nft", ["-l", "h1", "--check", "--diff"], "nft-check")).h1!;
+      expect([check.failed ?? false, check.changed, check.nft.tables]).toEqual([false, true, ["ip docker-bridges", "inet dockwall"]]);
+      expect(check.nft.diff).toMatch(/^@@ inet dockwall chain input-ip \(new chain\) @@$/m);
+      expect(h.ns.run(["nft", "list", "tables"]).stdout).not.toContain("inet dockwall");
+      const load = playbook("nft", ["-l", "h1"], "nft-apply");
+      expect(load.status, load.stderr).toBe(0);
+      expect(changed(load).h1).toBe(1);
+      expect(h.ns.run(["nft", "list", "tables"]).stdout).toContain("table inet dockwall");
+      expect(changed(playbook("nft", ["-l", "h1"], "nft-again")).h1).toBe(0);
+    } finally {
+      writeFileSync(join(h.dir, "host.dw"), good);
+      for (const t of ["inet dockwall", "ip docker-bridges"]) h.ns.run(["nft", "delete", "table", ...t.split(" ")]);
+    }
   });
 });

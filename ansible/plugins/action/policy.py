@@ -39,7 +39,7 @@ MODULE = 'dockwall.firewall.policy'
 
 class ActionModule(ActionBase):
 
-    _VALID_ARGS = frozenset(('src', 'content', 'docker', 'facts', 'confirm', 'force', 'executable', 'state_dir', 'confirm_token'))
+    _VALID_ARGS = frozenset(('src', 'content', 'docker', 'facts', 'confirm', 'force', 'format', 'executable', 'state_dir', 'confirm_token'))
 
     def _run_module(self, args, task_vars):
         result = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)

@@ -62,6 +62,14 @@ options:
         connection (C(dockwall apply --force)).
     type: bool
     default: false
+  format:
+    description:
+      - C(iptables) loads the iptables rules (iptables-restore); C(nft) loads the C(--format nft)
+        file with C(nft -f) in one transaction, for a host whose firewall is nftables
+        (C(dockwall apply -f nft)).
+    type: str
+    choices: [iptables, nft]
+    default: iptables
   executable:
     description:
       - The dockwall command on the host, a name looked up in C(PATH) or an absolute path.
@@ -125,6 +133,12 @@ families:
   returned: when dockwall compiled the policy
   type: dict
   sample: {"ipv4": {"changed": true, "diff": "--- live\n+++ compiled\n@@ filter DOCKER-USER @@\n+-A DOCKER-USER ..."}}
+nft:
+  description: With O(format=nft), the tables the file replaces and dockwall's diff of them (C(-) loaded,
+    C(+) compiled); O(families) is then empty.
+  returned: when dockwall compiled the policy with O(format=nft)
+  type: dict
+  sample: {"tables": ["inet dockwall"], "diff": "--- live: nft list table\n+++ compiled\n@@ inet dockwall chain input-ip @@\n..."}
 diff:
   description: In diff mode, the per-family rule diffs concatenated with a header each, and the
     reachability delta, as C(prepared) text.
@@ -194,6 +208,9 @@ def error_lines(data):
 
 def prepared_diff(data):
     parts = []
+    nft = data.get('nft') or {}
+    if nft.get('diff'):
+        parts.append('# nftables %s (- loaded, + %s)\n%s' % (', '.join(nft.get('tables') or []), data.get('policy', 'compiled'), nft['diff'].rstrip('\n') + '\n'))
     names = {'ipv4': 'IPv4', 'ipv6': 'IPv6'}
     for fam, info in sorted((data.get('families') or {}).items()):
         text = (info or {}).get('diff') or ''
@@ -232,6 +249,7 @@ def main():
             facts=dict(type='path'),
             confirm=dict(type='int'),
             force=dict(type='bool', default=False),
+            format=dict(type='str', default='iptables', choices=['iptables', 'nft']),
             executable=dict(type='str', default='dockwall'),
             state_dir=dict(type='path'),
             confirm_token=dict(type='str', no_log=False),
@@ -281,6 +299,8 @@ def main():
         argv += ['--facts', p['facts']]
     if p['force']:
         argv.append('--force')
+    if p['format'] == 'nft':
+        argv += ['--format', 'nft']
     if module.check_mode:
         argv.append('--check')
     elif p['confirm'] is not None:
@@ -296,6 +316,7 @@ def main():
     result = dict(
         changed=bool(data.get('changed')),
         families=data.get('families') or {},
+        nft=data.get('nft'),
         reachability=data.get('reachability') or [],
         diagnostics=data.get('diagnostics') or [],
         kept=data.get('kept') or [],
