@@ -67,7 +67,7 @@ describeIf(support, "ansible", "the Ansible collection dockwall.firewall", () =>
     const m = run(["ansible-doc", "-t", "module", "--json", "dockwall.firewall.policy"], { env: env() });
     expect(m.status, m.stderr).toBe(0);
     const doc = (JSON.parse(m.stdout) as Record<string, { doc: { options: Record<string, unknown> }; examples: string; return: Record<string, unknown> }>)["dockwall.firewall.policy"]!;
-    expect(Object.keys(doc.doc.options).sort()).toEqual(["confirm", "confirm_token", "content", "docker", "executable", "facts", "force", "src", "state_dir"]);
+    expect(Object.keys(doc.doc.options).sort()).toEqual(["confirm", "confirm_token", "content", "docker", "executable", "facts", "force", "format", "src", "state_dir"]);
     expect(doc.examples).toContain("dockwall.firewall.policy:");
     expect(Object.keys(doc.return)).toEqual(expect.arrayContaining(["changed", "families", "diff", "reachability", "pending", "diagnostics"]));
     const role = run(["ansible-doc", "-t", "role", "--json", "dockwall.firewall.host"], { env: env() });
