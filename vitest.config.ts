@@ -16,6 +16,7 @@ const KERNEL = [
   "test/live/nftdelta.test.ts",
   "test/analysis/nfteval-kernel.test.ts",
   "test/analysis/nft-live-analysis.test.ts",
+  "test/analysis/forward-policy.test.ts",
   "test/apply/rollback-docker.test.ts",
   "test/apply/evaluate.test.ts",
   "test/apply/evaluate-policies.test.ts",

@@ -452,7 +452,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       "the rules loaded in this kernel held against the policy: says nothing and exits 0 when they do what it says; lists every cell another tool or a hand-made rule opened or closed (exit 1). For cron",
       (y) =>
         factsOptions(versionOption(policyArg(y)))
-          .option("json", { describe: 'print {"dockwall": 1, "command": "verify", rows, columns, cells} with only the cells that are not what the policy says, or that it cannot tell', type: "boolean", default: false })
+          .option("json", { describe: 'print {"dockwall": 1, "command": "verify", rows, columns, cells, findings} with only the cells that are not what the policy says, or that it cannot tell, and what else it found (FORWARD\'s policy ACCEPT where the host forwards)', type: "boolean", default: false })
           .example("$0 verify /etc/dockwall/host.dw --docker", "from cron: mail only when something is wrong")
           .epilog("A cell whose verdict the evaluator cannot tell (a match it does not understand, such as -m recent) is listed as such, and makes the exit 1 too: verify says the kernel does what the policy says only when it can show it."),
       async (a) => {
@@ -1163,9 +1163,19 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
   if (verifying) {
     // Unknown cells are not a kernel doing what the policy says: listed, and exit 1, as mismatches are.
     const unknown = m.cells.filter((c) => c.verdict === "unknown").length;
-    if (a.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "verify", ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown") }, null, 2) + "\n");
-    else io.stdout(formatMismatches(m).replaceAll("POLICY", src.file));
-    return bad || unknown ? EXIT.differs : EXIT.ok;
+    // The host as a router, outside the cells: FORWARD's policy where the kernel forwards (iptables rules; nftables tables stand for it themselves).
+    const { forwardPolicyFindings } = await import("./analysis/matrix.js");
+    const forwarding = (f: 4 | 6) => {
+      try {
+        return io.readFile(f === 4 ? "/proc/sys/net/ipv4/ip_forward" : "/proc/sys/net/ipv6/conf/all/forwarding").trim() === "1";
+      } catch {
+        return false;
+      }
+    };
+    const findings = ctx.nft ? [] : forwardPolicyFindings(p, ctx.rulesets, { 4: families.includes(4) && forwarding(4), 6: families.includes(6) && forwarding(6) });
+    if (a.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "verify", ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown"), findings }, null, 2) + "\n");
+    else io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + findings.map((f) => `${f.message}\n`).join(""));
+    return bad || unknown || findings.length ? EXIT.differs : EXIT.ok;
   }
   if (a.svg !== undefined) {
     const { renderSvg } = await import("./analysis/command.js");

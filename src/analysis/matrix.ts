@@ -388,3 +388,36 @@ export function formatMismatches(m: Matrix): string {
   const head = [bad.length ? `${bad.length} cell${bad.length === 1 ? "" : "s"} of the loaded rules not what the policy says` : "", unknown.length ? `${unknown.length} cell${unknown.length === 1 ? "" : "s"} it cannot tell` : ""].filter(Boolean).join(", and ");
   return `${head}:\n${lines.join("\n")}\n`;
 }
+
+/** Something verify found that is not a cell: the host routing what no `forward` statement allows. */
+export interface Finding {
+  family: Family;
+  message: string;
+}
+
+/**
+ * verify: FORWARD's policy in each family the host forwards. The policy's words take it to be DROP
+ * ("Docker sets the FORWARD policy to DROP"): `forward` statements are how the host routes. But
+ * dockerd leaves ACCEPT when forwarding was on before it started (and for IPv6 before 28, or
+ * with ip6tables off), and with `iptables on` dockwall does not own it: the host then routes
+ * between its interfaces whatever no `forward` allows — outside the matrix's cells, which are
+ * the containers' ports and the host's services. Loaded rules with FORWARD's policy ACCEPT and
+ * no rule that drops what it does not accept, in a family the kernel forwards (`forwarding`), is
+ * a finding.
+ */
+export function forwardPolicyFindings(p: Policy, rulesets: Partial<Record<Family, Ruleset>>, forwarding: Partial<Record<Family, boolean>>): Finding[] {
+  const out: Finding[] = [];
+  for (const family of [4, 6] as const) {
+    if (!forwarding[family]) continue;
+    const chain = rulesets[family]?.tables.find((t) => t.name === "filter")?.chains.find((c) => c.name === "FORWARD");
+    // No FORWARD at all (no filter table loaded): the kernel accepts, as with policy ACCEPT.
+    if (chain && (chain.policy !== "ACCEPT" || chain.rules.some((r) => r.target === "DROP" && !r.in && !r.out && !r.src && !r.dst && !r.proto && r.matches.length === 0))) continue;
+    const sysctl = family === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
+    const tool = family === 4 ? "iptables" : "ip6tables";
+    out.push({
+      family,
+      message: `IPv${family}: FORWARD's policy is ACCEPT and the host forwards (${sysctl} = 1): it routes between its interfaces whatever no 'forward' statement allows (dockerd leaves ACCEPT when forwarding was on before it started). ${p.docker.iptables ? `'${tool} -P FORWARD DROP' closes it; Docker's own rules still pass its networks' traffic, and 'forward' statements what they name` : `'dockwall apply' puts back the DROP the policy compiles to`}`,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,88 @@
+// verify and the host as a router (a fact dockwall must get right: "if ip_forward is already 1
+// when dockerd starts, Docker leaves FORWARD's policy ACCEPT"). The policy's words take FORWARD's
+// policy to be DROP, `forward` statements being how the host routes; with `iptables on` dockwall
+// does not own it. A host (IPv4 and IPv6 forwarding on, FORWARD's policy ACCEPT) with a client on
+// its lan and a server on its wan: the client is routed to the server, and verify says why
+// (exit 1, a finding); after 'iptables -P FORWARD DROP' it is not, and verify says nothing.
+import { Ajv } from "ajv";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, it, test } from "vitest";
+import { forwardPolicyFindings } from "../../src/analysis/matrix.js";
+import { compile } from "../../src/compile.js";
+import { parseSave, toRuleset } from "../../src/live/save.js";
+import { createNetns, deleteNetns, describeKernel, type Netns } from "../lab/kernel.js";
+import { run } from "../lab/proc.js";
+
+const bin = process.env.DOCKWALL_BIN || new URL("../../bin/dockwall", import.meta.url).pathname;
+const POLICY = `docker { version 20.10; iptables on; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+host { allow lan tcp 22; }
+`;
+
+test("a finding per family the kernel forwards with FORWARD's policy ACCEPT; none with DROP, with a final DROP rule, or where it does not forward", () => {
+  const p = compile(POLICY, { noRender: true }).policy!;
+  const rs = (text: string, f: 4 | 6) => toRuleset(parseSave(text), f);
+  const accept = "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j DOCKER-USER\n:DOCKER-USER - [0:0]\nCOMMIT\n";
+  const f = forwardPolicyFindings(p, { 4: rs(accept, 4), 6: rs(accept, 6) }, { 4: true, 6: true });
+  expect(f.map((x) => x.family)).toEqual([4, 6]);
+  expect(f[0]!.message).toBe("IPv4: FORWARD's policy is ACCEPT and the host forwards (net.ipv4.ip_forward = 1): it routes between its interfaces whatever no 'forward' statement allows (dockerd leaves ACCEPT when forwarding was on before it started). 'iptables -P FORWARD DROP' closes it; Docker's own rules still pass its networks' traffic, and 'forward' statements what they name");
+  expect(forwardPolicyFindings(p, { 4: rs(accept.replace("FORWARD ACCEPT", "FORWARD DROP"), 4) }, { 4: true })).toEqual([]);
+  expect(forwardPolicyFindings(p, { 4: rs(accept.replace("COMMIT", "-A FORWARD -j DROP\nCOMMIT"), 4) }, { 4: true })).toEqual([]);
+  expect(forwardPolicyFindings(p, { 4: rs(accept, 4) }, { 4: false, 6: false })).toEqual([]);
+});
+
+describeKernel("verify: the host routing what no forward statement allows (FORWARD's policy ACCEPT), with packets", () => {
+  it("a lan client is routed to a wan server while FORWARD's policy is ACCEPT, and verify says so; after -P FORWARD DROP neither", async () => {
+    const made: Netns[] = [];
+    const dir = mkdtempSync(join(tmpdir(), "dockwall-fwd-"));
+    try {
+      const host = createNetns("-r");
+      const client = createNetns("-r");
+      const server = createNetns("-r");
+      made.push(host, client, server);
+      const ok = (r: { status: number | null; stderr: string }) => expect([r.status, r.stderr]).toEqual([0, ""]) as unknown;
+      for (const [dev, peer, hostAddr, peerAddr] of [["eth1", client, "192.168.1.1", "192.168.1.5"], ["eth0", server, "198.51.100.1", "198.51.100.2"]] as const) {
+        ok(host.run(["ip", "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", peer.name]));
+        ok(host.run(["ip", "addr", "add", `${hostAddr}/24`, "dev", dev]));
+        ok(host.run(["ip", "link", "set", dev, "up"]));
+        ok(peer.run(["ip", "addr", "add", `${peerAddr}/24`, "dev", "eth0"]));
+        ok(peer.run(["ip", "link", "set", "eth0", "up"]));
+        ok(peer.run(["ip", "route", "add", "default", "via", hostAddr]));
+      }
+      ok(host.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+      const listener = run(["sh", "-c", `nsenter --net=${server.path} socat TCP-LISTEN:7000,fork,reuseaddr SYSTEM:'echo wan' >/dev/null 2>&1 & echo $!`]).stdout.trim();
+      try {
+        const routed = () => {
+          for (let i = 0; i < 3; i++) if (client.run(["socat", "-T1", "-", "TCP:198.51.100.2:7000,connect-timeout=1"], "").stdout.includes("wan")) return true;
+          return false;
+        };
+        const r = compile(POLICY, { format: "iptables" });
+        ok(host.run(["iptables-restore", "--noflush"], r.output!));
+        writeFileSync(join(dir, "host.dw"), POLICY);
+        const verify = (...args: string[]) => spawnSync("nsenter", [`--net=${host.path}`, bin, "verify", join(dir, "host.dw"), ...args], { encoding: "utf8" });
+        expect(routed()).toBe(true);
+        const open = verify("--json");
+        expect(open.status, open.stderr).toBe(1);
+        const j = JSON.parse(open.stdout) as { findings: { family: number; message: string }[] };
+        const ajv = new Ajv({ allErrors: true, strict: false });
+        ajv.addSchema(JSON.parse(readFileSync(new URL("../../src/schema/dockwall.schema.json", import.meta.url), "utf8")) as object, "dockwall");
+        expect(ajv.validate("dockwall#/definitions/matrix", j) ? "" : ajv.errorsText(ajv.errors)).toBe("");
+        expect(j.findings.map((f) => f.family)).toEqual([4]);
+        expect(verify().stdout).toMatch(/^IPv4: FORWARD's policy is ACCEPT and the host forwards \(net\.ipv4\.ip_forward = 1\)/m);
+        ok(host.run(["iptables", "-P", "FORWARD", "DROP"]));
+        expect(routed()).toBe(false);
+        const closed = verify();
+        expect([closed.status, closed.stdout]).toEqual([0, ""]);
+      } finally {
+        run(["kill", listener]);
+      }
+    } finally {
+      for (const n of made) deleteNetns(n.name);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
