@@ -9,6 +9,7 @@
 import type { Ruleset } from "../ir/ruleset.js";
 import { bindAddress, bindings, byName, isLoopback, publishingNetwork } from "../model/derive.js";
 import { layoutFor } from "../docker/layouts.js";
+import { dockerWrites } from "../generate.js";
 import type { Policy, Zone } from "../model/types.js";
 import { bits, formatIp, parseCidr, isError, specContains, type AddressSpec, type Family, type Ip } from "../model/values.js";
 import { evaluate, type Packet } from "./evaluate.js";
@@ -416,7 +417,13 @@ export function forwardPolicyFindings(p: Policy, rulesets: Partial<Record<Family
     const tool = family === 4 ? "iptables" : "ip6tables";
     out.push({
       family,
-      message: `IPv${family}: FORWARD's policy is ACCEPT and the host forwards (${sysctl} = 1): it routes between its interfaces whatever no 'forward' statement allows (dockerd leaves ACCEPT when forwarding was on before it started). ${p.docker.iptables ? `'${tool} -P FORWARD DROP' closes it; Docker's own rules still pass its networks' traffic, and 'forward' statements what they name` : `'dockwall apply' puts back the DROP the policy compiles to`}`,
+      message: `IPv${family}: FORWARD's policy is ACCEPT and the host forwards (${sysctl} = 1): it routes between its interfaces whatever no 'forward' statement allows (dockerd leaves ACCEPT when forwarding was on before it started). ${
+        !p.docker.iptables
+          ? `'dockwall apply' puts back the DROP the policy compiles to`
+          : dockerWrites(p, family)
+            ? `'${tool} -P FORWARD DROP' closes it; Docker's own rules still pass its networks' traffic, and 'forward' statements what they name`
+            : `dockerd writes no IPv6 rules here (ip6tables off), so '${tool} -P FORWARD DROP' would stop its networks' IPv6 traffic too: run dockerd with "ip6tables": true (and say 'ip6tables on;'), then set it`
+      }`,
     });
   }
   return out;
