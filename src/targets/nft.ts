@@ -338,11 +338,16 @@ function backendOf(p: Policy): "iptables" | "nftables" | undefined {
  */
 function withForwardDrop(p: Policy, family: Family, rs: Ruleset): Ruleset {
   const layout = layoutFor(p.docker.version?.value);
-  const bridges = new Set(["docker0", "br-+"]);
-  // (A bridge named br-… is one of br-*.)
-  if (layout) for (const n of makePlan(p, family, layout).networks) if (!n.bridge.startsWith("br-")) bridges.add(n.bridge);
+  // The Docker networks known by name first; then a zone's own interface that br-* would take for
+  // a Docker bridge (a host's br-lan), dropped, as what it routes elsewhere is no Docker network's
+  // (a review found br-lan routed to the wan); then the Docker bridges not known yet (br-*).
+  const bridges = new Set(["docker0"]);
+  if (layout) for (const n of makePlan(p, family, layout).networks) bridges.add(n.bridge);
+  const zoneBridges = [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value)).filter((i) => i.startsWith("br-") && !bridges.has(i)))];
   const forward: Rule[] = rs.tables.some((t) => t.chains.some((c) => c.name === "DOCKER-USER")) ? [make.jump("DOCKER-USER")] : [];
   for (const br of bridges) forward.push(make.jump("ACCEPT", { in: { value: br } }), make.jump("ACCEPT", { out: { value: br } }));
+  for (const i of zoneBridges) forward.push(make.jump("DROP", { in: { value: i } }), make.jump("DROP", { out: { value: i } }));
+  forward.push(make.jump("ACCEPT", { in: { value: "br-+" } }), make.jump("ACCEPT", { out: { value: "br-+" } }));
   const tables = rs.tables.map((t) => (t.name === "filter" ? { ...t, chains: [{ name: "FORWARD", builtin: true, policy: "DROP" as const, rules: forward }, ...t.chains] } : t));
   if (!tables.some((t) => t.name === "filter")) tables.unshift({ name: "filter", chains: [{ name: "FORWARD", builtin: true, policy: "DROP", rules: forward }] });
   return { ...rs, tables };

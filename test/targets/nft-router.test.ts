@@ -6,9 +6,11 @@
 // firewall-backend nftables;`: the lan is not routed to the wan; with `forward lan to wan;` it is
 // (and not the other way); the published port stays as the policy says. Without dockwall's table
 // the lan reaches the wan (so what follows is not vacuous).
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, expect, it, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { ADDR, describeDocker, startLab, type Lab } from "../lab/dockerlab.js";
+import { createNetns, deleteNetns, describeKernel, type Netns } from "../lab/kernel.js";
+import { run } from "../lab/proc.js";
 
 type Probe = ["lan" | "wan", string, number];
 
@@ -70,6 +72,55 @@ allow lan to web:8080;
     for (const backend of ["firewall-backend iptables; ", ""]) {
       const r = compile(`docker { version 29.7; iptables on; ${backend}userland-proxy off; }\n${world}forward lan to wan;\n`, { format: "nft" });
       expect(r.diagnostics.filter((d) => d.severity === "error").map((d) => d.code)).toEqual(["nft-format"]);
+    }
+  });
+});
+
+// (A review found a zone whose interface is named like a Docker bridge routed anywhere: br-* took it for one.)
+describeKernel("--format nft beside Docker 29's nftables backend: a zone on the host's own br-lan is routed only where `forward` says", () => {
+  it("a client behind br-lan does not reach the wan; with forward lan to wan it does; without dockwall's table it does", async () => {
+    const made: Netns[] = [];
+    try {
+      const host = createNetns("-q");
+      const client = createNetns("-q");
+      const server = createNetns("-q");
+      made.push(host, client, server);
+      const ok = (r: { status: number | null; stderr: string }) => expect([r.status, r.stderr]).toEqual([0, ""]) as unknown;
+      ok(host.run(["ip", "link", "add", "br-lan", "type", "bridge"]));
+      ok(host.run(["ip", "link", "add", "vlan0", "type", "veth", "peer", "name", "eth0", "netns", client.name]));
+      ok(host.run(["ip", "link", "set", "vlan0", "master", "br-lan", "up"]));
+      ok(host.run(["ip", "addr", "add", "192.168.1.1/24", "dev", "br-lan"]));
+      ok(host.run(["ip", "link", "set", "br-lan", "up"]));
+      ok(host.run(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", server.name]));
+      ok(host.run(["ip", "addr", "add", "198.51.100.1/24", "dev", "eth0"]));
+      ok(host.run(["ip", "link", "set", "eth0", "up"]));
+      for (const [peer, addr, gw] of [[client, "192.168.1.5", "192.168.1.1"], [server, "198.51.100.2", "198.51.100.1"]] as const) {
+        ok(peer.run(["ip", "addr", "add", `${addr}/24`, "dev", "eth0"]));
+        ok(peer.run(["ip", "link", "set", "eth0", "up"]));
+        ok(peer.run(["ip", "route", "add", "default", "via", gw]));
+      }
+      ok(host.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+      const listener = run(["sh", "-c", `nsenter --net=${server.path} socat TCP-LISTEN:7000,fork,reuseaddr SYSTEM:'echo wan' >/dev/null 2>&1 & echo $!`]).stdout.trim();
+      try {
+        const routed = () => {
+          for (let i = 0; i < 3; i++) if (client.run(["socat", "-T1", "-", "TCP:198.51.100.2:7000,connect-timeout=1"], "").stdout.includes("wan")) return "open";
+          return "closed";
+        };
+        const table = (extra: string) => {
+          const r = compile(`docker { version 29.7; iptables on; firewall-backend nftables; userland-proxy off; }\nzone lan { interface br-lan; }\nzone wan { interface eth0; }\nnetwork app { bridge br-app; subnet 172.20.0.0/16; }\n${extra}`, { format: "nft" });
+          expect(r.ok).toBe(true);
+          return r.output!;
+        };
+        expect(routed()).toBe("open");
+        ok(host.run(["nft", "-f", "-"], table("")));
+        expect(routed()).toBe("closed");
+        ok(host.run(["nft", "-f", "-"], table("forward lan to wan;\n")));
+        expect(routed()).toBe("open");
+      } finally {
+        run(["kill", listener]);
+      }
+    } finally {
+      for (const n of made) deleteNetns(n.name);
     }
   });
 });
