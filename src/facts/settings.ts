@@ -121,9 +121,16 @@ export function checkBackend(p: Policy, format: string | undefined, problems: Pr
     });
     return;
   }
-  if (!d.iptables || format === "nft") return;
   const backend = said?.value ?? factBackend;
   const at = said?.span ?? d.spans.iptables ?? d.span ?? startOfFile;
+  // --format nft beside a dockerd whose backend is not known: beside Docker 29's nftables backend nothing else
+  // drops what the host routes, and the file stands for FORWARD's policy only where it knows that backend.
+  if (d.iptables && format === "nft" && !backend && (d.version?.value.major ?? 29) >= 29) {
+    problems.warning("firewall-backend", at, `dockwall cannot tell which firewall backend dockerd uses: beside Docker 29's nftables backend, which sets no FORWARD policy, the host would route between its interfaces whatever no 'forward' statement allows, and this file would not close it`, {
+      help: `say it in the docker block (firewall-backend nftables; or firewall-backend iptables;), or read it from the daemon with --docker`,
+    });
+  }
+  if (!d.iptables || format === "nft") return;
   if (backend === "nftables") {
     problems.error("firewall-backend", at, `Docker's nftables firewall backend has no DOCKER-USER chain: with 'iptables on', dockwall's rules (in DOCKER-USER) would never be reached, and every published port they close would be open`, {
       help: `write them as nftables instead: dockwall compile --format nft (dockwall's own table, beside Docker's); or run dockerd with its iptables backend ("firewall-backend": "iptables" in /etc/docker/daemon.json, or no "firewall-backend" at all), then restart it`,

@@ -197,3 +197,14 @@ ${["a", "b", "c", "d"].map((n, i) => `container ${n} { network bridge 172.17.0.$
   expect(four).not.toContain("@docker-user-ip-1");
   expect(four.match(/ct original proto-dst 80\d\d return/g)).toHaveLength(4);
 });
+
+test("--format nft, iptables on, Docker 29 or later and no backend known: a warning that routing may stay open (a review); said or read, or an older Docker: none", () => {
+  const head = (docker: string) => `docker { ${docker} userland-proxy off; }\nzone lan { interface eth1; }\n`;
+  const warnings = (docker: string) => compile(head(docker), { format: "nft" }).diagnostics.filter((d) => d.code === "firewall-backend").map((d) => `${d.severity}: ${d.message}`);
+  expect(warnings("version 29.7; iptables on;")).toEqual([
+    "warning: dockwall cannot tell which firewall backend dockerd uses: beside Docker 29's nftables backend, which sets no FORWARD policy, the host would route between its interfaces whatever no 'forward' statement allows, and this file would not close it",
+  ]);
+  expect(warnings("version 29.7; iptables on; firewall-backend nftables;")).toEqual([]);
+  expect(warnings("version 29.7; iptables on; firewall-backend iptables;")).toEqual([]);
+  expect(warnings("version 20.10; iptables on;")).toEqual([]);
+});
