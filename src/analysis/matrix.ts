@@ -6,7 +6,7 @@
 // host block and ping to the host. Each cell is held against the policy's intent, worked out
 // from the policy's statements alone (not from the rules), so a rule that opens or closes what
 // the policy does not say shows as a mismatch. Pure.
-import type { Ruleset } from "../ir/ruleset.js";
+import type { Rule, Ruleset } from "../ir/ruleset.js";
 import { bindAddress, bindings, byName, isLoopback, publishingNetwork } from "../model/derive.js";
 import { layoutFor } from "../docker/layouts.js";
 import { dockerWrites } from "../generate.js";
@@ -411,8 +411,13 @@ export function forwardPolicyFindings(p: Policy, rulesets: Partial<Record<Family
   for (const family of [4, 6] as const) {
     if (!forwarding[family]) continue;
     const chain = rulesets[family]?.tables.find((t) => t.name === "filter")?.chains.find((c) => c.name === "FORWARD");
-    // No FORWARD at all (no filter table loaded): the kernel accepts, as with policy ACCEPT.
-    if (chain && (chain.policy !== "ACCEPT" || chain.rules.some((r) => r.target === "DROP" && !r.in && !r.out && !r.src && !r.dst && !r.proto && r.matches.length === 0))) continue;
+    // No FORWARD at all (no filter table loaded): the kernel accepts, as with policy ACCEPT. A rule that drops or
+    // rejects every packet (a comment aside; or a jump to a chain that does, first) stands for the policy.
+    const chains = rulesets[family]?.tables.find((t) => t.name === "filter")?.chains ?? [];
+    const catchAll = (r: Rule, depth = 0): boolean =>
+      !r.in && !r.out && !r.src && !r.dst && (!r.proto || r.proto === "all") && r.matches.every((m) => m.module === "comment") &&
+      (r.target === "DROP" || r.target === "REJECT" || (depth === 0 && chains.some((c) => c.name === r.target && !c.builtin && c.rules[0] !== undefined && catchAll(c.rules[0], 1))));
+    if (chain && (chain.policy !== "ACCEPT" || chain.rules.some((r) => catchAll(r)))) continue;
     const sysctl = family === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
     const tool = family === 4 ? "iptables" : "ip6tables";
     out.push({

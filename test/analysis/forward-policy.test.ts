@@ -35,6 +35,12 @@ test("a finding per family the kernel forwards with FORWARD's policy ACCEPT; non
   expect(forwardPolicyFindings(p, { 4: rs(accept.replace("FORWARD ACCEPT", "FORWARD DROP"), 4) }, { 4: true })).toEqual([]);
   expect(forwardPolicyFindings(p, { 4: rs(accept.replace("COMMIT", "-A FORWARD -j DROP\nCOMMIT"), 4) }, { 4: true })).toEqual([]);
   expect(forwardPolicyFindings(p, { 4: rs(accept, 4) }, { 4: false, 6: false })).toEqual([]);
+  // A final REJECT, a DROP with a comment, a jump to a chain that drops everything: each stands for the policy (a review).
+  expect(forwardPolicyFindings(p, { 4: rs(accept.replace("COMMIT", "-A FORWARD -j REJECT\nCOMMIT"), 4) }, { 4: true })).toEqual([]);
+  expect(forwardPolicyFindings(p, { 4: rs(accept.replace("COMMIT", '-A FORWARD -m comment --comment "the end" -j DROP\nCOMMIT'), 4) }, { 4: true })).toEqual([]);
+  expect(forwardPolicyFindings(p, { 4: rs(accept.replace("COMMIT", ":end - [0:0]\n-A FORWARD -j end\n-A end -j DROP\nCOMMIT"), 4) }, { 4: true })).toEqual([]);
+  // A drop of one interface's traffic is not one of every packet.
+  expect(forwardPolicyFindings(p, { 4: rs(accept.replace("COMMIT", "-A FORWARD -i eth0 -j DROP\nCOMMIT"), 4) }, { 4: true })).toHaveLength(1);
 });
 
 describeKernel("verify: the host routing what no forward statement allows (FORWARD's policy ACCEPT), with packets", () => {
