@@ -160,9 +160,9 @@ function readSysctls(io: Io): import("./check/host.js").HostSysctls | undefined 
   };
   const ipForward = flag("/proc/sys/net/ipv4/ip_forward");
   if (ipForward === undefined) return undefined;
-  // br_netfilter loaded: its sysctls are there.
-  const brNetfilter = flag("/proc/sys/net/bridge/bridge-nf-call-iptables") !== undefined;
-  return { ipForward, ip6Forward: flag("/proc/sys/net/ipv6/conf/all/forwarding"), brNetfilter };
+  // br_netfilter loaded: its sysctls are there; bridged traffic through the rules: they are 1.
+  const brNetfilter = flag("/proc/sys/net/bridge/bridge-nf-call-iptables");
+  return { ipForward, ip6Forward: flag("/proc/sys/net/ipv6/conf/all/forwarding"), brLoaded: brNetfilter !== undefined, brNetfilter: brNetfilter ?? false, brNetfilter6: flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables") ?? false };
 }
 
 /** Where nftables.service, when enabled, is linked, and the file it then loads (Debian's unit: sysinit.target, /etc/nftables.conf; RHEL's: multi-user.target, /etc/sysconfig/nftables.conf). */

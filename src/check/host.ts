@@ -17,8 +17,12 @@ export interface HostSysctls {
   ipForward?: boolean;
   /** net.ipv6.conf.all.forwarding */
   ip6Forward?: boolean;
-  /** /proc/sys/net/bridge exists: br_netfilter is loaded. */
+  /** net.bridge.bridge-nf-call-iptables = 1: bridged IPv4 goes through the rules (false: br_netfilter not loaded, or the sysctl 0). */
   brNetfilter?: boolean;
+  /** The same for IPv6: net.bridge.bridge-nf-call-ip6tables = 1. */
+  brNetfilter6?: boolean;
+  /** br_netfilter is loaded (its sysctls are there). */
+  brLoaded?: boolean;
 }
 
 export function checkHost(p: Policy, format: Format, host: HostSysctls, problems: Problems): void {
@@ -34,11 +38,13 @@ export function checkHost(p: Policy, format: Format, host: HostSysctls, problems
       });
     }
   }
-  if (host.brNetfilter === false) {
-    for (const n of p.networks.filter((x) => !x.icc && !x.internal)) {
-      problems.warning("host-prerequisite", n.implicit ? (p.docker.spans.icc ?? at) : n.span, `network '${n.name}' has icc off, but br_netfilter is not loaded on this host: its containers reach each other through bridge ${n.bridge.value} without passing any rule (dockerd loads the module only when it writes rules itself)`, {
-        help: `load it now and at every boot: modprobe br_netfilter, and a line 'br_netfilter' in /etc/modules-load.d/br_netfilter.conf`,
-      });
-    }
+  for (const n of p.networks.filter((x) => !x.icc && !x.internal)) {
+    const v6 = n.subnets.some((x) => x.value.family === 6);
+    const off = [host.brNetfilter === false ? "net.bridge.bridge-nf-call-iptables" : undefined, v6 && host.brNetfilter6 === false ? "net.bridge.bridge-nf-call-ip6tables" : undefined].filter((x): x is string => x !== undefined);
+    if (!off.length) continue;
+    const why = host.brLoaded === false ? "br_netfilter is not loaded on this host" : `bridged traffic does not go through the rules on this host (${off.map((k) => `${k} = 0`).join(", ")})`;
+    problems.warning("host-prerequisite", n.implicit ? (p.docker.spans.icc ?? at) : n.span, `network '${n.name}' has icc off, but ${why}: its containers reach each other through bridge ${n.bridge.value} without passing any rule (dockerd sees to it only when it writes rules itself)`, {
+      help: host.brLoaded === false ? `load it now and at every boot: modprobe br_netfilter, and a line 'br_netfilter' in /etc/modules-load.d/br_netfilter.conf` : `set it now and at every boot: ${off.map((k) => `sysctl -w ${k}=1`).join("; ")}, and the same in /etc/sysctl.d/`,
+    });
   }
 }

@@ -10,10 +10,10 @@ const POLICY = `docker { version 29.7; iptables off; ip6tables off; userland-pro
 zone lan { interface eth1; }
 network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; icc off; }
 `;
-const proc = (v4: string, v6: string, bridge: boolean) => ({
+const proc = (v4: string, v6: string, bridge: boolean, call = "1") => ({
   "/proc/sys/net/ipv4/ip_forward": `${v4}\n`,
   "/proc/sys/net/ipv6/conf/all/forwarding": `${v6}\n`,
-  ...(bridge ? { "/proc/sys/net/bridge/bridge-nf-call-iptables": "1\n" } : {}),
+  ...(bridge ? { "/proc/sys/net/bridge/bridge-nf-call-iptables": `${call}\n`, "/proc/sys/net/bridge/bridge-nf-call-ip6tables": `${call}\n` } : {}),
 });
 async function check(args: string[], files: Record<string, string>) {
   const io = memoryIo({ "p.dw": POLICY, ...files });
@@ -38,8 +38,13 @@ test("forwarding off, -f nft: a warning at 'iptables off' naming each sysctl (IP
 test("icc off without br_netfilter: a warning at the network, whatever the format; with iptables on (dockerd loads it) nothing", async () => {
   const r = await check([], proc("1", "1", false));
   expect(r.lines).toEqual([
-    "p.dw:3:9: warning: network 'app' has icc off, but br_netfilter is not loaded on this host: its containers reach each other through bridge br-app without passing any rule (dockerd loads the module only when it writes rules itself)",
+    "p.dw:3:9: warning: network 'app' has icc off, but br_netfilter is not loaded on this host: its containers reach each other through bridge br-app without passing any rule (dockerd sees to it only when it writes rules itself)",
     "  = help: load it now and at every boot: modprobe br_netfilter, and a line 'br_netfilter' in /etc/modules-load.d/br_netfilter.conf",
+  ]);
+  // Loaded, but the sysctls 0 (a libvirt or hardening setting): the same, for IPv4 and IPv6 (a review).
+  expect((await check([], proc("1", "1", true, "0"))).lines).toEqual([
+    "p.dw:3:9: warning: network 'app' has icc off, but bridged traffic does not go through the rules on this host (net.bridge.bridge-nf-call-iptables = 0, net.bridge.bridge-nf-call-ip6tables = 0): its containers reach each other through bridge br-app without passing any rule (dockerd sees to it only when it writes rules itself)",
+    "  = help: set it now and at every boot: sysctl -w net.bridge.bridge-nf-call-iptables=1; sysctl -w net.bridge.bridge-nf-call-ip6tables=1, and the same in /etc/sysctl.d/",
   ]);
   const io = memoryIo({ "p.dw": POLICY.replace("iptables off; ip6tables off;", "iptables on;"), ...proc("1", "1", false) });
   await run(["check", "p.dw"], io);
