@@ -574,13 +574,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
 class UsageError extends Error {}
 
 /** The policy compiled (no text rendered) with Docker's facts, its diagnostics printed: what diff and apply start from. */
-async function compileRules(io: Io, a: FactsArgs & { policy: string; "docker-version"?: string }, dockerVersion: string | undefined, format?: "nft"): Promise<{ src: Loaded; r: CompileResult; facts?: Facts } | number> {
+async function compileRules(io: Io, a: FactsArgs & { policy: string; "docker-version"?: string }, dockerVersion: string | undefined, format?: "nft" | "analysis"): Promise<{ src: Loaded; r: CompileResult; facts?: Facts } | number> {
   const src = load(io, a.policy);
   if (typeof src === "number") return src;
   const facts = await loadFacts(io, a);
   if (typeof facts === "number") return facts;
   // nft: the file itself is loaded (rendered); iptables: rule sets, compared with what is loaded.
-  const r = await compile(src.text, { file: src.file, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts, ...(format ? { format } : { noRender: true }) });
+  const r = await compile(src.text, { file: src.file, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts, ...(format === "nft" ? { format } : { noRender: true, analysis: format === "analysis" }) });
   if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
   return { src, r, facts };
 }
@@ -1048,7 +1048,7 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
   if (policy !== undefined) {
     const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
     if (typeof dockerVersion === "number") return dockerVersion;
-    const compiled = await compileRules(io, { ...a, policy }, dockerVersion);
+    const compiled = await compileRules(io, { ...a, policy }, dockerVersion, "analysis");
     if (typeof compiled === "number") return compiled;
     const { src, r, facts } = compiled;
     if (!r.ok) return EXIT.error;
@@ -1107,7 +1107,7 @@ const MATRIX_MAX = 1_000_000;
 async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: boolean; family?: number; json: boolean; svg?: string; "docker-version"?: string }, verifying: boolean): Promise<number> {
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
   if (typeof dockerVersion === "number") return dockerVersion;
-  const compiled = await compileRules(io, a, dockerVersion);
+  const compiled = await compileRules(io, a, dockerVersion, "analysis");
   if (typeof compiled === "number") return compiled;
   const { src, r } = compiled;
   if (!r.ok) return EXIT.error;
@@ -1165,7 +1165,8 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     // Unknown cells are not a kernel doing what the policy says: listed, and exit 1, as mismatches are.
     const unknown = m.cells.filter((c) => c.verdict === "unknown").length;
     // The host as a router, outside the cells: FORWARD's policy where the kernel forwards (iptables rules; nftables tables stand for it themselves).
-    const { forwardPolicyFindings } = await import("./analysis/matrix.js");
+    const { forwardPolicyFindings, routingFindings } = await import("./analysis/matrix.js");
+    const { evaluate } = await import("./analysis/evaluate.js");
     const forwarding = (f: 4 | 6) => {
       try {
         return io.readFile(f === 4 ? "/proc/sys/net/ipv4/ip_forward" : "/proc/sys/net/ipv6/conf/all/forwarding").trim() === "1";
@@ -1173,7 +1174,11 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
         return false;
       }
     };
-    const findings = ctx.nft ? [] : forwardPolicyFindings(p, ctx.rulesets, { 4: families.includes(4) && forwarding(4), 6: families.includes(6) && forwarding(6) });
+    // Each pair of zones walked (a family the kernel forwards, with rules to walk); where there is none, FORWARD's policy itself.
+    const routed = families.filter((f) => forwarding(f) && (ctx.nft || ctx.rulesets[f]));
+    const walk = ctx.nft ? ctx.nft.walk : (pk: import("./analysis/evaluate.js").Packet) => evaluate(ctx.rulesets[pk.family]!, pk);
+    const pairs = ctx.host ? routingFindings(p, walk, ctx.host, routed, src.file) : { findings: [], walked: 0 };
+    const findings = pairs.walked > 0 || ctx.nft ? pairs.findings : forwardPolicyFindings(p, ctx.rulesets, { 4: routed.includes(4), 6: routed.includes(6) });
     if (a.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "verify", ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown"), findings }, null, 2) + "\n");
     else io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + findings.map((f) => `${f.message}\n`).join(""));
     return bad || unknown || findings.length ? EXIT.differs : EXIT.ok;

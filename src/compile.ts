@@ -48,6 +48,12 @@ export interface CompileOptions {
   nftablesConf?: NftablesConf[];
   /** Where the output goes (-o): an include of it in nftablesConf puts back what a flush removes. */
   output?: string;
+  /**
+   * The rules are walked, not written (explain, matrix, verify): what Docker's firewall backend
+   * means for an output (DOCKER-USER not reached beside its nftables backend) is not said; a
+   * policy and a daemon that disagree still are.
+   */
+  analysis?: boolean;
   /** The sysctls of the host check runs on (dockwall check): what dockwall's rules need of it with `iptables off` (check/host.ts). */
   hostSysctls?: HostSysctls;
 }
@@ -99,7 +105,7 @@ export const stages: Stage[] = [
     },
   },
   // Docker's firewall backend against the policy and the format (--format nft is the one that works with Docker's nftables backend); with facts, part of adding them.
-  { name: "firewall backend", when: (o) => o.facts === undefined, run: (s) => checkBackend(s.policy!, s.options.format, s.problems) },
+  { name: "firewall backend", when: (o) => o.facts === undefined, run: (s) => checkBackend(s.policy!, backendFormat(s.options), s.problems) },
   { name: "nftables.conf", when: (o) => o.nftablesConf !== undefined, run: (s) => s.options.nftablesConf!.forEach((c) => checkNftablesConf(s.policy!, s.options.format ?? "ferm", c, s.options.output, s.problems)) },
   { name: "the host", when: (o) => o.hostSysctls !== undefined, run: (s) => checkHost(s.policy!, s.options.format ?? "ferm", s.options.hostSysctls!, s.problems) },
   { name: "select the Docker layout", run: selectLayout },
@@ -134,10 +140,13 @@ function parseAndBuild(s: State): void {
 function addDockerFacts(s: State): void {
   const facts = readFacts(s.options.facts!.raw, s.options.facts!.source, s.problems);
   if (s.problems.hasErrors) return;
-  addFacts(s.policy!, facts, s.problems, s.options.factsErrors === "warn", s.options.format);
+  addFacts(s.policy!, facts, s.problems, s.options.factsErrors === "warn", backendFormat(s.options));
   // --docker-version still wins over the daemon's.
   if (s.options.dockerVersion) overrideVersion(s.policy!, s.options.dockerVersion, s.options.dockerVersionOption);
 }
+
+/** The output the backend is checked for: none written for the analysis commands. */
+const backendFormat = (o: CompileOptions): string | undefined => (o.analysis ? "analysis" : o.format);
 
 function selectLayout(s: State): void {
   // The checker has refused every version no layout covers (bad-version): one is found here.

@@ -433,3 +433,63 @@ export function forwardPolicyFindings(p: Policy, rulesets: Partial<Record<Family
   }
   return out;
 }
+
+/**
+ * verify: the host as a router, walked. For each ordered pair of zones on interfaces of their
+ * own (not Docker's bridges), a new TCP connection from a source of the first to an address the
+ * host routes out through the second, walked through the loaded rules (`walk`: the iptables
+ * evaluator, or the nftables one): open where no `forward` statement allows it, or closed where
+ * one does, is a finding; one the walk cannot tell, too. The destination is taken from the
+ * host's routes (`host.routes`): a pair whose second interface has none is not walked.
+ */
+export function routingFindings(
+  p: Policy,
+  walk: (pk: Packet) => Walked,
+  host: { addresses: string[]; routes: { dst: string; dev: string }[] },
+  families: Family[],
+  policyName: string,
+): { findings: Finding[]; walked: number } {
+  const findings: Finding[] = [];
+  let walked = 0;
+  const bridges = new Set(p.networks.map((n) => n.bridge.value));
+  const zones = p.zones.filter((z) => !z.builtin && z.interfaces.length > 0);
+  const byName = new Map(p.zones.map((z) => [z.name, z]));
+  for (const family of families) {
+    const dstVia = (dev: string): string | undefined => {
+      for (const r of host.routes) {
+        if (r.dev !== dev) continue;
+        if (r.dst === "default") return family === 4 ? "203.0.113.99" : "2001:db8:ffff::99";
+        const c = parseCidr(r.dst);
+        if (isError(c) || c.family !== family || c.prefix >= (family === 4 ? 31 : 127)) continue;
+        const ip = formatIp({ family, value: c.value + 7n });
+        if (!host.addresses.includes(ip)) return ip;
+      }
+      return undefined;
+    };
+    for (const a of zones) {
+      const src = a.sources.find((s) => (s.value.kind === "cidr" ? s.value.cidr.family : s.value.range.family) === family);
+      if (a.sources.length && !src) continue;
+      const from: Ip = src ? representative(rangeOf(src.value), family) : { family, value: family === 4 ? 0xc0000277n : 0x20010db8000000000000000000000277n };
+      for (const b of zones) {
+        if (a === b) continue;
+        for (const ia of a.interfaces.map((i) => i.value).filter((i) => !i.endsWith("+") && !bridges.has(i))) {
+          for (const ib of b.interfaces.map((i) => i.value).filter((i) => !i.endsWith("+") && !bridges.has(i) && i !== ia)) {
+            const dst = dstVia(ib);
+            if (!dst) continue;
+            const srcText = formatIp(from);
+            const pk: Packet = { family, in: ia, src: srcText, dst, proto: "tcp", sport: 40001, dport: 40000, state: "NEW", local: host.addresses, routes: host.routes };
+            walked++;
+            const v = walk(pk);
+            const allowed = p.forwards.some((f) => f.to.some((t) => byName.get(t.name) === b) && admits(byName, f.zones, f.sources, ia, from));
+            const probe = `tcp ${fmtAddr(srcText, 40001)} -> ${fmtAddr(dst, 40000)} in ${ia}`;
+            const where = `${a.name} (${ia}) to ${b.name} (${ib}), IPv${family}: dockwall explain --live ${policyName} '${probe}'`;
+            if (v.verdict === "unknown") findings.push({ family, message: `cannot tell (${v.why ?? "a match the evaluator does not understand"}) whether the host routes ${where}` });
+            else if (v.verdict === "ACCEPT" && v.path === "forward" && !allowed) findings.push({ family, message: `routed, but no 'forward' statement allows it: ${where}` });
+            else if (allowed && !(v.verdict === "ACCEPT" && v.path === "forward")) findings.push({ family, message: `not routed, but a 'forward' statement allows it: ${where}` });
+          }
+        }
+      }
+    }
+  }
+  return { findings, walked };
+}

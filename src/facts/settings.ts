@@ -121,6 +121,8 @@ export function checkBackend(p: Policy, format: string | undefined, problems: Pr
     });
     return;
   }
+  // explain, matrix, verify write nothing: only a disagreement (above) is theirs to say.
+  if (format === "analysis") return;
   const backend = said?.value ?? factBackend;
   const at = said?.span ?? d.spans.iptables ?? d.span ?? startOfFile;
   // --format nft beside a dockerd whose backend is not known: beside Docker 29's nftables backend nothing else

@@ -53,9 +53,10 @@ describeKernel("verify: the host routing what no forward statement allows (FORWA
       const server = createNetns("-r");
       made.push(host, client, server);
       const ok = (r: { status: number | null; stderr: string }) => expect([r.status, r.stderr]).toEqual([0, ""]) as unknown;
-      for (const [dev, peer, hostAddr, peerAddr] of [["eth1", client, "192.168.1.1", "192.168.1.5"], ["eth0", server, "198.51.100.1", "198.51.100.2"]] as const) {
+      for (const [dev, peer, hostAddr, peerAddr, host6] of [["eth1", client, "192.168.1.1", "192.168.1.5", "fd00:1::1/64"], ["eth0", server, "198.51.100.1", "198.51.100.2", "2001:db8:100::1/64"]] as const) {
         ok(host.run(["ip", "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", peer.name]));
         ok(host.run(["ip", "addr", "add", `${hostAddr}/24`, "dev", dev]));
+        ok(host.run(["ip", "-6", "addr", "add", host6, "dev", dev, "nodad"]));
         ok(host.run(["ip", "link", "set", dev, "up"]));
         ok(peer.run(["ip", "addr", "add", `${peerAddr}/24`, "dev", "eth0"]));
         ok(peer.run(["ip", "link", "set", "eth0", "up"]));
@@ -68,8 +69,7 @@ describeKernel("verify: the host routing what no forward statement allows (FORWA
           for (let i = 0; i < 3; i++) if (client.run(["socat", "-T1", "-", "TCP:198.51.100.2:7000,connect-timeout=1"], "").stdout.includes("wan")) return true;
           return false;
         };
-        const r = compile(POLICY, { format: "iptables" });
-        ok(host.run(["iptables-restore", "--noflush"], r.output!));
+        for (const [format, restore] of [["iptables", "iptables-restore"], ["ip6tables", "ip6tables-restore"]] as const) ok(host.run([restore, "--noflush"], compile(POLICY, { format }).output!));
         writeFileSync(join(dir, "host.dw"), POLICY);
         const verify = (...args: string[]) => spawnSync("nsenter", [`--net=${host.path}`, bin, "verify", join(dir, "host.dw"), ...args], { encoding: "utf8" });
         expect(routed()).toBe(true);
@@ -79,12 +79,30 @@ describeKernel("verify: the host routing what no forward statement allows (FORWA
         const ajv = new Ajv({ allErrors: true, strict: false });
         ajv.addSchema(JSON.parse(readFileSync(new URL("../../src/schema/dockwall.schema.json", import.meta.url), "utf8")) as object, "dockwall");
         expect(ajv.validate("dockwall#/definitions/matrix", j) ? "" : ajv.errorsText(ajv.errors)).toBe("");
-        expect(j.findings.map((f) => f.family)).toEqual([4]);
-        expect(verify().stdout).toMatch(/^IPv4: FORWARD's policy is ACCEPT and the host forwards \(net\.ipv4\.ip_forward = 1\)/m);
+        // Each pair of zones walked: routed both ways, and no forward statement allows either.
+        expect(j.findings.map((f) => f.message.replace(/ \S+host\.dw /, " POLICY "))).toEqual([
+          "routed, but no 'forward' statement allows it: wan (eth0) to lan (eth1), IPv4: dockwall explain --live POLICY 'tcp 192.0.2.119:40001 -> 192.168.1.7:40000 in eth0'",
+          "routed, but no 'forward' statement allows it: lan (eth1) to wan (eth0), IPv4: dockwall explain --live POLICY 'tcp 192.168.1.2:40001 -> 198.51.100.7:40000 in eth1'",
+        ]);
         ok(host.run(["iptables", "-P", "FORWARD", "DROP"]));
         expect(routed()).toBe(false);
         const closed = verify();
         expect([closed.status, closed.stdout]).toEqual([0, ""]);
+        // On nftables alone (beside Docker 29's nftables backend): dockwall's table stands for FORWARD's policy DROP,
+        // walked by the nftables evaluator; a host's own forward chain that accepts everything instead is found.
+        ok(host.run(["nft", "flush", "ruleset"]));
+        const NFT = POLICY.replace("iptables on;", "iptables on; firewall-backend nftables;");
+        writeFileSync(join(dir, "host.dw"), NFT);
+        ok(host.run(["nft", "-f", "-"], compile(NFT, { format: "nft" }).output!));
+        expect(routed()).toBe(false);
+        const nft = verify();
+        expect([nft.status, nft.stdout], nft.stderr).toEqual([0, ""]);
+        ok(host.run(["nft", "flush", "ruleset"]));
+        ok(host.run(["nft", "-f", "-"], "table inet filter {\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n"));
+        expect(routed()).toBe(true);
+        const open6 = verify();
+        expect(open6.status).toBe(1);
+        expect(open6.stdout).toMatch(/^routed, but no 'forward' statement allows it: lan \(eth1\) to wan \(eth0\), IPv4: /m);
       } finally {
         run(["kill", listener]);
       }
