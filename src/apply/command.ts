@@ -220,7 +220,8 @@ export function pendingMessage(io: SystemIo, p: Pending): string {
     : `the apply of ${when(p.created)} (${p.policy}) was never confirmed, and its rollback (due ${when(p.deadline)}) did not run: 'dockwall rollback' puts back the rules from before it (then apply again what should stay)`;
 }
 
-export async function runApply(io: SystemIo, out: { stdout: (s: string) => void; stderr: (s: string) => void }, compiled: CompileResult, opts: ApplyOptions): Promise<number | Diagnostic> {
+/** What every apply (iptables or nft) starts with: how it speaks and refuses, and its refusal when another apply waits for confirmation. */
+export function applyPrelude(io: SystemIo, out: { stderr: (s: string) => void }, opts: ApplyOptions) {
   const say = (s: string) => out.stderr(`dockwall: ${s}\n`);
   const report = opts.report ?? emptyReport();
   const refuse = (reason: NonNullable<ApplyReport["refused"]>["reason"], said: string) => {
@@ -231,7 +232,12 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
     return EXIT.error;
   };
   const pending = readPending(io);
-  if (pending) return refuse("pending", `not applied: ${pendingMessage(io, pending)}`);
+  return { say, report, refuse, waiting: pending ? refuse("pending", `not applied: ${pendingMessage(io, pending)}`) : undefined };
+}
+
+export async function runApply(io: SystemIo, out: { stdout: (s: string) => void; stderr: (s: string) => void }, compiled: CompileResult, opts: ApplyOptions): Promise<number | Diagnostic> {
+  const { say, report, refuse, waiting } = applyPrelude(io, out, opts);
+  if (waiting !== undefined) return waiting;
   const generated = compiled.generated!;
   const policy = compiled.policy!;
   const families = ([4, 6] as const).filter((f) => generated.rulesets[f]!.tables.length > 0);

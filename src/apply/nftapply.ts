@@ -8,7 +8,7 @@ import { firstLine } from "./deploy.js";
 import { sessionPacket } from "./guard.js";
 import { inputChains, nftLockout, restoreText, rollbackToText, tablesOfFile, unreadNote } from "./nft.js";
 import { compileNow, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
-import { confirmOrRollBack, emptyReport, EXIT, path, pendingMessage, readJson, readPending, startSaves, told, type ApplyOptions, type SystemIo } from "./command.js";
+import { applyPrelude, confirmOrRollBack, EXIT, path, readJson, startSaves, told, type ApplyOptions, type SystemIo } from "./command.js";
 
 const missingTable = (e: unknown) => /No such file or directory|does not exist/.test((e as Error).message ?? "");
 
@@ -28,16 +28,8 @@ function listTables(io: SystemIo, tables: string[]): Record<string, string | nul
 }
 
 export async function runApplyNft(io: SystemIo, out: { stdout: (s: string) => void; stderr: (s: string) => void }, compiled: CompileResult, opts: ApplyOptions): Promise<number | Diagnostic> {
-  const say = (s: string) => out.stderr(`dockwall: ${s}\n`);
-  const report = opts.report ?? emptyReport();
-  const refuse = (reason: NonNullable<typeof report.refused>["reason"], said: string) => {
-    const message = opts.check ? said.replace(/^not applied: /, "would not apply: ") : said;
-    report.refused ??= { reason, message };
-    say(message);
-    return EXIT.error;
-  };
-  const pending = readPending(io);
-  if (pending) return refuse("pending", `not applied: ${pendingMessage(io, pending)}`);
+  const { say, report, refuse, waiting } = applyPrelude(io, out, opts);
+  if (waiting !== undefined) return waiting;
   const file = compiled.output!;
   const policy = compiled.policy!;
   const tables = tablesOfFile(file);
