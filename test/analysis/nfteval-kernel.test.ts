@@ -76,7 +76,7 @@ host { allow lan tcp 22; }
 ];
 
 /** Neighbours' packets traced per world (and every one of the host's own). */
-const TRACED = 14;
+const TRACED = 10;
 /** The tracer's table: its rules (one per traced packet) set nftrace before any other chain runs. */
 const TRACER = "table inet dwtrace {\n\tchain pre {\n\t\ttype filter hook prerouting priority -500; policy accept;\n\t}\n\tchain out {\n\t\ttype filter hook output priority -500; policy accept;\n\t}\n}\n";
 /** A connection's first packet only. */
