@@ -53,21 +53,30 @@ describeKernel("verify: the host routing what no forward statement allows (FORWA
       const server = createNetns("-r");
       made.push(host, client, server);
       const ok = (r: { status: number | null; stderr: string }) => expect([r.status, r.stderr]).toEqual([0, ""]) as unknown;
-      for (const [dev, peer, hostAddr, peerAddr, host6] of [["eth1", client, "192.168.1.1", "192.168.1.5", "fd00:1::1/64"], ["eth0", server, "198.51.100.1", "198.51.100.2", "2001:db8:100::1/64"]] as const) {
+      for (const [dev, peer, hostAddr, peerAddr, host6, peer6] of [["eth1", client, "192.168.1.1", "192.168.1.5", "fd00:1::1", "fd00:1::5"], ["eth0", server, "198.51.100.1", "198.51.100.2", "2001:db8:100::1", "2001:db8:100::2"]] as const) {
         ok(host.run(["ip", "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", peer.name]));
         ok(host.run(["ip", "addr", "add", `${hostAddr}/24`, "dev", dev]));
-        ok(host.run(["ip", "-6", "addr", "add", host6, "dev", dev, "nodad"]));
+        ok(host.run(["ip", "-6", "addr", "add", `${host6}/64`, "dev", dev, "nodad"]));
         ok(host.run(["ip", "link", "set", dev, "up"]));
         ok(peer.run(["ip", "addr", "add", `${peerAddr}/24`, "dev", "eth0"]));
+        ok(peer.run(["ip", "-6", "addr", "add", `${peer6}/64`, "dev", "eth0", "nodad"]));
         ok(peer.run(["ip", "link", "set", "eth0", "up"]));
         ok(peer.run(["ip", "route", "add", "default", "via", hostAddr]));
+        ok(peer.run(["ip", "-6", "route", "add", "default", "via", host6]));
       }
       ok(host.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
-      const listener = run(["sh", "-c", `nsenter --net=${server.path} socat TCP-LISTEN:7000,fork,reuseaddr SYSTEM:'echo wan' >/dev/null 2>&1 & echo $!`]).stdout.trim();
+      ok(host.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]));
+      const listener = run(["sh", "-c", `nsenter --net=${server.path} socat TCP6-LISTEN:7000,ipv6only=0,fork,reuseaddr SYSTEM:'echo wan' >/dev/null 2>&1 & echo $!`]).stdout.trim();
       try {
-        const routed = () => {
-          for (let i = 0; i < 3; i++) if (client.run(["socat", "-T1", "-", "TCP:198.51.100.2:7000,connect-timeout=1"], "").stdout.includes("wan")) return true;
+        // IPv4 and IPv6: routed in both, or in neither.
+        const reach = (to: string) => {
+          for (let i = 0; i < 3; i++) if (client.run(["socat", "-T1", "-", `TCP:${to}:7000,connect-timeout=1`], "").stdout.includes("wan")) return true;
           return false;
+        };
+        const routed = () => {
+          const both = [reach("198.51.100.2"), reach("[2001:db8:100::2]")];
+          expect(both[0]).toBe(both[1]);
+          return both[0];
         };
         for (const [format, restore] of [["iptables", "iptables-restore"], ["ip6tables", "ip6tables-restore"]] as const) ok(host.run([restore, "--noflush"], compile(POLICY, { format }).output!));
         writeFileSync(join(dir, "host.dw"), POLICY);
@@ -79,12 +88,14 @@ describeKernel("verify: the host routing what no forward statement allows (FORWA
         const ajv = new Ajv({ allErrors: true, strict: false });
         ajv.addSchema(JSON.parse(readFileSync(new URL("../../src/schema/dockwall.schema.json", import.meta.url), "utf8")) as object, "dockwall");
         expect(ajv.validate("dockwall#/definitions/matrix", j) ? "" : ajv.errorsText(ajv.errors)).toBe("");
-        // Each pair of zones walked: routed both ways, and no forward statement allows either.
+        // Each pair of zones walked: routed both ways, and no forward statement allows either; IPv6 too (the lan zone has no IPv6 source: not walked from).
         expect(j.findings.map((f) => f.message.replace(/ \S+host\.dw /, " POLICY "))).toEqual([
           "routed, but no 'forward' statement allows it: wan (eth0) to lan (eth1), IPv4: dockwall explain --live POLICY 'tcp 192.0.2.119:40001 -> 192.168.1.7:40000 in eth0'",
           "routed, but no 'forward' statement allows it: lan (eth1) to wan (eth0), IPv4: dockwall explain --live POLICY 'tcp 192.168.1.2:40001 -> 198.51.100.7:40000 in eth1'",
+          "routed, but no 'forward' statement allows it: wan (eth0) to lan (eth1), IPv6: dockwall explain --live POLICY 'tcp [2001:db8::277]:40001 -> [fd00:1::7]:40000 in eth0'",
         ]);
         ok(host.run(["iptables", "-P", "FORWARD", "DROP"]));
+        ok(host.run(["ip6tables", "-P", "FORWARD", "DROP"]));
         expect(routed()).toBe(false);
         const closed = verify();
         expect([closed.status, closed.stdout]).toEqual([0, ""]);
@@ -103,6 +114,7 @@ describeKernel("verify: the host routing what no forward statement allows (FORWA
         const open6 = verify();
         expect(open6.status).toBe(1);
         expect(open6.stdout).toMatch(/^routed, but no 'forward' statement allows it: lan \(eth1\) to wan \(eth0\), IPv4: /m);
+        expect(open6.stdout).toMatch(/^routed, but no 'forward' statement allows it: wan \(eth0\) to lan \(eth1\), IPv6: /m);
       } finally {
         run(["kill", listener]);
       }

@@ -78,7 +78,7 @@ allow lan to web:8080;
 
 // (A review found a zone whose interface is named like a Docker bridge routed anywhere: br-* took it for one.)
 describeKernel("--format nft beside Docker 29's nftables backend: a zone on the host's own br-lan is routed only where `forward` says", () => {
-  it("a client behind br-lan does not reach the wan; with forward lan to wan it does; without dockwall's table it does", async () => {
+  it("a client behind br-lan does not reach the wan; with forward lan to wan it does; without dockwall's table it does (IPv4 and IPv6)", async () => {
     const made: Netns[] = [];
     try {
       const host = createNetns("-q");
@@ -94,28 +94,35 @@ describeKernel("--format nft beside Docker 29's nftables backend: a zone on the 
       ok(host.run(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", server.name]));
       ok(host.run(["ip", "addr", "add", "198.51.100.1/24", "dev", "eth0"]));
       ok(host.run(["ip", "link", "set", "eth0", "up"]));
-      for (const [peer, addr, gw] of [[client, "192.168.1.5", "192.168.1.1"], [server, "198.51.100.2", "198.51.100.1"]] as const) {
+      ok(host.run(["ip", "-6", "addr", "add", "fd00:1::1/64", "dev", "br-lan", "nodad"]));
+      ok(host.run(["ip", "-6", "addr", "add", "2001:db8:100::1/64", "dev", "eth0", "nodad"]));
+      for (const [peer, addr, gw, addr6, gw6] of [[client, "192.168.1.5", "192.168.1.1", "fd00:1::5", "fd00:1::1"], [server, "198.51.100.2", "198.51.100.1", "2001:db8:100::2", "2001:db8:100::1"]] as const) {
         ok(peer.run(["ip", "addr", "add", `${addr}/24`, "dev", "eth0"]));
+        ok(peer.run(["ip", "-6", "addr", "add", `${addr6}/64`, "dev", "eth0", "nodad"]));
         ok(peer.run(["ip", "link", "set", "eth0", "up"]));
         ok(peer.run(["ip", "route", "add", "default", "via", gw]));
+        ok(peer.run(["ip", "-6", "route", "add", "default", "via", gw6]));
       }
       ok(host.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
-      const listener = run(["sh", "-c", `nsenter --net=${server.path} socat TCP-LISTEN:7000,fork,reuseaddr SYSTEM:'echo wan' >/dev/null 2>&1 & echo $!`]).stdout.trim();
+      ok(host.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]));
+      const listener = run(["sh", "-c", `nsenter --net=${server.path} socat TCP6-LISTEN:7000,ipv6only=0,fork,reuseaddr SYSTEM:'echo wan' >/dev/null 2>&1 & echo $!`]).stdout.trim();
       try {
-        const routed = () => {
-          for (let i = 0; i < 3; i++) if (client.run(["socat", "-T1", "-", "TCP:198.51.100.2:7000,connect-timeout=1"], "").stdout.includes("wan")) return "open";
-          return "closed";
-        };
+        // IPv4, then IPv6: one answer each.
+        const routed = () =>
+          ["198.51.100.2", "[2001:db8:100::2]"].map((to) => {
+            for (let i = 0; i < 3; i++) if (client.run(["socat", "-T1", "-", `TCP:${to}:7000,connect-timeout=1`], "").stdout.includes("wan")) return "open";
+            return "closed";
+          }).join(" ");
         const table = (extra: string) => {
           const r = compile(`docker { version 29.7; iptables on; firewall-backend nftables; userland-proxy off; }\nzone lan { interface br-lan; }\nzone wan { interface eth0; }\nnetwork app { bridge br-app; subnet 172.20.0.0/16; }\n${extra}`, { format: "nft" });
           expect(r.ok).toBe(true);
           return r.output!;
         };
-        expect(routed()).toBe("open");
+        expect(routed()).toBe("open open");
         ok(host.run(["nft", "-f", "-"], table("")));
-        expect(routed()).toBe("closed");
+        expect(routed()).toBe("closed closed");
         ok(host.run(["nft", "-f", "-"], table("forward lan to wan;\n")));
-        expect(routed()).toBe("open");
+        expect(routed()).toBe("open open");
       } finally {
         run(["kill", listener]);
       }
