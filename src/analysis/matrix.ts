@@ -466,27 +466,36 @@ export function routingFindings(
       }
       return undefined;
     };
+    // Where a connection can come from: each zone's source on each of its interfaces, and a source in no zone on a
+    // zone's interface (one every zone there narrows away with `from`: no statement can let it be routed).
+    const standIn: Ip = { family, value: family === 4 ? 0xc0000277n : 0x20010db8000000000000000000000277n };
+    const origins: { zone?: Zone; label: string; ia: string; from: Ip }[] = [];
+    const usable = (i: string) => !i.endsWith("+") && !bridges.has(i);
     for (const a of zones) {
-      const src = a.sources.find((s) => (s.value.kind === "cidr" ? s.value.cidr.family : s.value.range.family) === family);
+      const src = a.sources.find((x) => (x.value.kind === "cidr" ? x.value.cidr.family : x.value.range.family) === family);
       if (a.sources.length && !src) continue;
-      const from: Ip = src ? representative(rangeOf(src.value), family) : { family, value: family === 4 ? 0xc0000277n : 0x20010db8000000000000000000000277n };
+      const from = src ? representative(rangeOf(src.value), family) : standIn;
+      for (const ia of a.interfaces.map((i) => i.value).filter(usable)) origins.push({ zone: a, label: a.name, ia, from });
+    }
+    for (const ia of [...new Set(zones.flatMap((z) => z.interfaces.map((i) => i.value)))].filter(usable)) {
+      if (!zones.some((z) => z.interfaces.some((i) => i.value === ia) && inZone(z, ia, standIn))) origins.push({ label: "a source in no zone", ia, from: standIn });
+    }
+    for (const o of origins) {
       for (const b of zones) {
-        if (a === b) continue;
-        for (const ia of a.interfaces.map((i) => i.value).filter((i) => !i.endsWith("+") && !bridges.has(i))) {
-          for (const ib of b.interfaces.map((i) => i.value).filter((i) => !i.endsWith("+") && !bridges.has(i) && i !== ia)) {
-            const dst = dstVia(ib);
-            if (!dst) continue;
-            const srcText = formatIp(from);
-            const pk: Packet = { family, in: ia, src: srcText, dst, proto: "tcp", sport: 40001, dport: 40000, state: "NEW", local: host.addresses, routes: host.routes };
-            walked++;
-            const v = walk(pk);
-            const allowed = p.forwards.some((f) => f.to.some((t) => byName.get(t.name) === b) && admits(byName, f.zones, f.sources, ia, from));
-            const probe = `tcp ${fmtAddr(srcText, 40001)} -> ${fmtAddr(dst, 40000)} in ${ia}`;
-            const where = `${a.name} (${ia}) to ${b.name} (${ib}), IPv${family}: dockwall explain --live ${policyName} '${probe}'`;
-            if (v.verdict === "unknown") findings.push({ family, message: `cannot tell (${v.why ?? "a match the evaluator does not understand"}) whether the host routes ${where}` });
-            else if (v.verdict === "ACCEPT" && v.path === "forward" && !allowed) findings.push({ family, message: `routed, but no 'forward' statement allows it: ${where}` });
-            else if (allowed && !(v.verdict === "ACCEPT" && v.path === "forward")) findings.push({ family, message: `not routed, but a 'forward' statement allows it: ${where}` });
-          }
+        if (o.zone === b) continue;
+        for (const ib of b.interfaces.map((i) => i.value).filter((i) => usable(i) && i !== o.ia)) {
+          const dst = dstVia(ib);
+          if (!dst) continue;
+          const srcText = formatIp(o.from);
+          const pk: Packet = { family, in: o.ia, src: srcText, dst, proto: "tcp", sport: 40001, dport: 40000, state: "NEW", local: host.addresses, routes: host.routes };
+          walked++;
+          const v = walk(pk);
+          const allowed = o.zone !== undefined && p.forwards.some((f) => f.to.some((t) => byName.get(t.name) === b) && admits(byName, f.zones, f.sources, o.ia, o.from));
+          const probe = `tcp ${fmtAddr(srcText, 40001)} -> ${fmtAddr(dst, 40000)} in ${o.ia}`;
+          const where = `${o.label} (${o.ia}) to ${b.name} (${ib}), IPv${family}: dockwall explain --live ${policyName} '${probe}'`;
+          if (v.verdict === "unknown") findings.push({ family, message: `cannot tell (${v.why ?? "a match the evaluator does not understand"}) whether the host routes ${where}` });
+          else if (v.verdict === "ACCEPT" && v.path === "forward" && !allowed) findings.push({ family, message: `routed, but no 'forward' statement allows it: ${where}` });
+          else if (allowed && !(v.verdict === "ACCEPT" && v.path === "forward")) findings.push({ family, message: `not routed, but a 'forward' statement allows it: ${where}` });
         }
       }
     }

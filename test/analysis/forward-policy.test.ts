@@ -88,11 +88,14 @@ describeKernel("verify: the host routing what no forward statement allows (FORWA
         const ajv = new Ajv({ allErrors: true, strict: false });
         ajv.addSchema(JSON.parse(readFileSync(new URL("../../src/schema/dockwall.schema.json", import.meta.url), "utf8")) as object, "dockwall");
         expect(ajv.validate("dockwall#/definitions/matrix", j) ? "" : ajv.errorsText(ajv.errors)).toBe("");
-        // Each pair of zones walked: routed both ways, and no forward statement allows either; IPv6 too (the lan zone has no IPv6 source: not walked from).
+        // Each pair of zones walked, and a source in no zone on the lan's interface (the lan names only 192.168.1.0/24: its
+        // IPv6 client is one): routed every way, and no forward statement allows any.
         expect(j.findings.map((f) => f.message.replace(/ \S+host\.dw /, " POLICY "))).toEqual([
           "routed, but no 'forward' statement allows it: wan (eth0) to lan (eth1), IPv4: dockwall explain --live POLICY 'tcp 192.0.2.119:40001 -> 192.168.1.7:40000 in eth0'",
           "routed, but no 'forward' statement allows it: lan (eth1) to wan (eth0), IPv4: dockwall explain --live POLICY 'tcp 192.168.1.2:40001 -> 198.51.100.7:40000 in eth1'",
+          "routed, but no 'forward' statement allows it: a source in no zone (eth1) to wan (eth0), IPv4: dockwall explain --live POLICY 'tcp 192.0.2.119:40001 -> 198.51.100.7:40000 in eth1'",
           "routed, but no 'forward' statement allows it: wan (eth0) to lan (eth1), IPv6: dockwall explain --live POLICY 'tcp [2001:db8::277]:40001 -> [fd00:1::7]:40000 in eth0'",
+          "routed, but no 'forward' statement allows it: a source in no zone (eth1) to wan (eth0), IPv6: dockwall explain --live POLICY 'tcp [2001:db8::277]:40001 -> [2001:db8:100::7]:40000 in eth1'",
         ]);
         ok(host.run(["iptables", "-P", "FORWARD", "DROP"]));
         ok(host.run(["ip6tables", "-P", "FORWARD", "DROP"]));
