@@ -6,7 +6,7 @@ import { diffNft, renderNftDiff } from "../live/nftdiff.js";
 import { parseSave, SaveSyntaxError, toRuleset } from "../live/save.js";
 import { firstLine } from "./deploy.js";
 import { sessionPacket } from "./guard.js";
-import { inputChains, nftLockout, restoreText, rollbackToText, tablesOfFile, unreadNote } from "./nft.js";
+import { inputChains, isDockerTable, nftLockout, restoreText, rollbackToText, tablesOfFile, unreadNote } from "./nft.js";
 import { compileNow, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
 import { applyPrelude, confirmOrRollBack, EXIT, path, readJson, startSaves, told, type ApplyOptions, type SystemIo } from "./command.js";
 
@@ -137,7 +137,7 @@ export async function rollBackNft(io: SystemIo, factsNow: FactsNow, state: Rollb
   if (prev) io.writeFile(path(io, "policy.json"), JSON.stringify(prev, null, 2) + "\n");
   else io.removeFile(path(io, "policy.json"));
   if (prev) return { ok: true, said: `the tables of ${prev.file} are back in place (nft), compiled again with Docker's facts as they are now` };
-  const docker = tables.filter((t) => / docker-bridges$/.test(t) && listed[t]);
+  const docker = tables.filter((t) => isDockerTable(t) && listed[t]);
   const gone = tables.filter((t) => !listed[t]);
   return {
     ok: true,
