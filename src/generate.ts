@@ -4,7 +4,7 @@ import { makePlan, type Plan } from "./docker/plan.js";
 import { dockerFilterChains, dockerTables } from "./docker/engine.js";
 import { layoutFor } from "./docker/layouts.js";
 import { IPSET } from "./docker/layouts/v28-ipset.js";
-import { make, TableBuilder, type FirstJump, type Rule, type Ruleset, type Table } from "./ir/ruleset.js";
+import { make, TableBuilder, type ChainPolicy, type FirstJump, type Rule, type Ruleset, type Table } from "./ir/ruleset.js";
 import type { Policy } from "./model/types.js";
 import type { Family } from "./model/values.js";
 import { ownedChains, PROXY_CHAIN } from "./policy/owned.js";
@@ -131,8 +131,11 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"]): Rul
     filter: ["FORWARD", "OUTPUT", ...(docker ? dockerFilterChains(plan.layout) : []), ...(owned.input ? [] : ["INPUT"])],
     nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", ...(docker ? ["DOCKER"] : [])],
   };
+  // FORWARD's policy DROP where dockerd writes this family's rules (its own accept its networks'
+  // traffic): dockerd leaves it ACCEPT when forwarding was on before it started.
+  const policies: ChainPolicy[] = docker ? [{ table: "filter", chain: "FORWARD", policy: "DROP" }] : [];
   const t = filter.build();
-  return { family, tables: t.chains.length ? [t] : [], scope: "owned", firstJumps };
+  return { family, tables: t.chains.length || policies.length ? [t] : [], scope: "owned", firstJumps, ...(policies.length ? { policies } : {}) };
 }
 
 /** dockerd 28.0.0 keeps the subnets of its non-internal bridges in an ipset its FORWARD rules match. */

@@ -50,6 +50,11 @@ export function sharedChain(rs: Ruleset, table: string, chain: string, live: Sav
   return [...first, ...rest.filter((r) => !first.includes(r.text)).map((r) => r.text)];
 }
 
+/** The policy the rule set sets in a built-in chain whose rules are not its own (iptables on: FORWARD), if any. */
+export function policyOf(rs: Ruleset, table: string, chain: string): "ACCEPT" | "DROP" | undefined {
+  return rs.policies?.find((p) => p.table === table && p.chain === chain)?.policy;
+}
+
 export interface Merged {
   /** iptables-restore input (whole tables). */
   text: string;
@@ -96,7 +101,7 @@ export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsIn
         rules.push(...jumps, ...w.rules.map((r) => ruleText(name, r)));
       } else {
         // iptables on: a built-in chain dockwall does not own stays as it is, but for the jumps it needs first.
-        decl.push(`:${name} ${l?.policy ?? "ACCEPT"} [0:0]`);
+        decl.push(`:${name} ${policyOf(wanted, t.name, name) ?? l?.policy ?? "ACCEPT"} [0:0]`);
         rules.push(...sharedChain(wanted, t.name, name, l, hosts));
       }
     }

@@ -66,6 +66,19 @@ export interface Ruleset {
    * reports them.
    */
   firstJumps?: FirstJump[];
+  /**
+   * Built-in chains whose rules are not dockwall's but whose policy it sets (iptables on:
+   * FORWARD DROP, as dockerd sets it only when it turns IP forwarding on itself: on a host where
+   * forwarding was on before dockerd started, FORWARD stays ACCEPT and the host routes between
+   * every pair of its interfaces, which the policy does not allow without `forward`).
+   */
+  policies?: ChainPolicy[];
+}
+
+export interface ChainPolicy {
+  table: Table["name"];
+  chain: string;
+  policy: "ACCEPT" | "DROP";
 }
 
 export interface FirstJump {

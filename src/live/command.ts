@@ -11,7 +11,7 @@ import { ruleText } from "../targets/iptables.js";
 import { diffRulesets, renderDiffParts, summarise, type ChainDiff, type DiffResult } from "./diff.js";
 import { diffNft, renderNftDiff } from "./nftdiff.js";
 import { fromRuleset, parseSave, SaveSyntaxError, type SavedRuleset } from "./save.js";
-import { hostsInput, isForeignChain, sharedChain } from "../apply/merge.js";
+import { hostsInput, isForeignChain, policyOf, sharedChain } from "../apply/merge.js";
 import { chooseBackends, conflictMessage, holdingsOf, systemBackend, toolOf, type Backend } from "./backend.js";
 
 export interface DiffIo {
@@ -138,12 +138,19 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
       if (!table || table.chains.has(j.chain)) continue;
       const have = live.get(j.table)?.chains.get(j.chain);
       const texts = sharedChain(rs, j.table, j.chain, have, j.table === "filter" && j.chain === "INPUT" && !policy.host);
-      const chain = parseSave(`*${j.table}\n:${j.chain} ${have?.policy ?? "ACCEPT"} [0:0]\n${texts.map((t) => t + "\n").join("")}COMMIT\n`).get(j.table)!.chains.get(j.chain)!;
+      const chain = parseSave(`*${j.table}\n:${j.chain} ${policyOf(rs, j.table, j.chain) ?? have?.policy ?? "ACCEPT"} [0:0]\n${texts.map((t) => t + "\n").join("")}COMMIT\n`).get(j.table)!.chains.get(j.chain)!;
       table.chains.set(j.chain, chain);
       owned.add(j.chain);
     }
     const d = diffRulesets(family, live, wanted, { chains: coexist ? owned : undefined, isForeign: foreign });
     chains.push(...d.chains);
+    for (const c of d.chains) {
+      if (!coexist || c.policy?.live !== "ACCEPT" || c.policy.wanted !== "DROP" || !policyOf(rs, c.table, c.chain)) continue;
+      warnings.push(
+        `IPv${family} ${c.chain}'s policy goes from ACCEPT to DROP: dockerd left it ACCEPT (IP forwarding was on before it started), so the host routes between all its interfaces now; ` +
+          `after this deploy it routes only what Docker's rules, other tools' rules in ${c.chain}, or a 'forward' statement let through (routing the policy does not allow stops)`,
+      );
+    }
     ignored.push(...d.ignored.map((c) => `${family === 4 ? "ip" : "ip6"} ${c}`));
     // Other tools' jumps in INPUT: apply and ferm keep them, a plain iptables-restore of the output does not.
     const liveInput = live.get("filter")?.chains.get("INPUT");

@@ -212,7 +212,7 @@ export function renderFerm(input: FermInput): string {
   const v4 = views.find((v) => v.family === 4);
   const v6 = views.find((v) => v.family === 6);
   const domains: DomainView[] = v4 && v6 ? mergeDomains(v4.tables, v6.tables) : views.map((v) => ({ name: v.family === 4 ? "ip" : "ip6", tables: v.tables }));
-  const post = input.rulesets.flatMap((rs) => firstJumpHooks(rs));
+  const post = input.rulesets.flatMap((rs) => [...firstJumpHooks(rs), ...policyHooks(rs)]);
   return templates.ferm({ header: input.header, hooks: (input.hooks ?? []).map((h) => `"${h}"`), post: post.map((h) => `"${h}"`), keep: input.rulesets.map((rs) => keepOf(rs, input.hostsInput ?? false)), hostsInput: input.hostsInput, domains,
     // No host block: the host's INPUT rules after dockwall's jumps there.
     keepAfter: input.hostsInput ? input.rulesets.map((rs) => keepOf(rs, true, " --hosts-input-rules")) : [] });
@@ -231,6 +231,19 @@ function firstJumpHooks(rs: Ruleset): string[] {
       const add = (tool: string) => `${tool} -t ${j.table} -C ${j.chain} -j ${j.target} 2>/dev/null || ${tool} -t ${j.table} -I ${j.chain} -j ${j.target}`;
       return `if command -v ${base}-legacy >/dev/null; then ${add(`${base}-legacy`)}; else ${add(base)}; fi`;
     });
+}
+
+/**
+ * A policy dockwall sets in a chain the ferm.conf keeps with @preserve (iptables on: FORWARD
+ * DROP): ferm keeps a preserved chain's policy as the kernel has it, so a hook sets it once
+ * ferm has loaded, with the tools ferm used.
+ */
+function policyHooks(rs: Ruleset): string[] {
+  const base = rs.family === 4 ? "iptables" : "ip6tables";
+  return (rs.policies ?? []).map((p) => {
+    const set = (tool: string) => `${tool} -t ${p.table} -P ${p.chain} ${p.policy}`;
+    return `if command -v ${base}-legacy >/dev/null; then ${set(`${base}-legacy`)}; else ${set(base)}; fi`;
+  });
 }
 
 /** How a value is written: one word; a comma list, as ferm's `(a b)`; text, quoted; tcp-flags' two lists. */

@@ -37,7 +37,12 @@ function restore(family: Family): Target["render"] {
     const after = jumps.length
       ? ["Then, once (dockwall apply and watch do it themselves): the jump that must come first in its chain", ...jumps.map((j) => `  ${tool} -t ${j.table} -C ${j.chain} -j ${j.target} 2>/dev/null || ${tool} -t ${j.table} -I ${j.chain} -j ${j.target}`)]
       : [];
-    return renderIptables(rs, [...header, ...setup, ...after]);
+    // iptables on: FORWARD's policy, which this file sets without touching Docker's rules there.
+    const policies = (rs.policies ?? []).flatMap((p) => [
+      `It sets ${p.chain}'s policy to ${p.policy} (dockerd does so only when it turns IP forwarding on itself): the host routes`,
+      `only what Docker's rules, other tools' rules in ${p.chain}, or a 'forward' statement let through.`,
+    ]);
+    return renderIptables(rs, [...header, ...policies, ...setup, ...after]);
   };
 }
 

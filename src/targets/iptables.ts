@@ -1,6 +1,6 @@
 // Ruleset → iptables-restore input. Rules print in iptables-save's own order and
 // spelling, so `iptables-save` after loading reads back the same lines.
-import type { Chain, Rule, Ruleset } from "../ir/ruleset.js";
+import { BUILTIN_CHAINS, type Chain, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
 import { templates } from "./templates.js";
 
 /** Appends the pieces of one rule, as iptables-save prints it, to `out` (the rule is `out.join("")`). */
@@ -41,13 +41,28 @@ export function renderIptables(rs: Ruleset, header: string[]): string {
       name: t.name,
       // In --noflush mode a user chain's ':' line flushes it (and creates it if missing);
       // a built-in chain's line only sets its policy, so an owned built-in is flushed with -F.
-      chains: t.chains.map((c) => ({ name: c.name, policy: c.builtin ? (c.policy ?? "ACCEPT") : "-" })),
+      chains: declarations(rs, t),
       commands: owned ? t.chains.filter((c) => c.builtin).map((c) => `-F ${c.name}`) : [],
       // Tens of thousands of lines on a big host: joined here, laid out by the template.
       rules: rulesText(t.chains),
     };
   });
   return templates.iptables({ header, tables });
+}
+
+/**
+ * The ':' lines: built-in chains first in the kernel's order, those whose policy alone the rule
+ * set sets (iptables on: FORWARD) among them, then user chains.
+ */
+function declarations(rs: Ruleset, t: Table): { name: string; policy: string }[] {
+  const policies = (rs.policies ?? []).filter((p) => p.table === t.name);
+  const builtins = BUILTIN_CHAINS[t.name].flatMap((name) => {
+    const c = t.chains.find((x) => x.name === name);
+    if (c) return [{ name, policy: c.policy ?? "ACCEPT" }];
+    const p = policies.find((x) => x.chain === name);
+    return p ? [{ name, policy: p.policy }] : [];
+  });
+  return [...builtins, ...t.chains.filter((c) => !c.builtin).map((c) => ({ name: c.name, policy: "-" }))];
 }
 
 function rulesText(chains: Chain[]): string {

@@ -1,9 +1,11 @@
-// verify and the host as a router (a fact dockwall must get right: "if ip_forward is already 1
-// when dockerd starts, Docker leaves FORWARD's policy ACCEPT"). The policy's words take FORWARD's
-// policy to be DROP, `forward` statements being how the host routes; with `iptables on` dockwall
-// does not own it. A host (IPv4 and IPv6 forwarding on, FORWARD's policy ACCEPT) with a client on
-// its lan and a server on its wan: the client is routed to the server, and verify says why
-// (exit 1, a finding); after 'iptables -P FORWARD DROP' it is not, and verify says nothing.
+// The host as a router (a fact dockwall must get right: "if ip_forward is already 1 when
+// dockerd starts, Docker leaves FORWARD's policy ACCEPT"). The policy's words take FORWARD's
+// policy to be DROP, `forward` statements being how the host routes. With `iptables on` dockwall
+// owns DOCKER-USER, not FORWARD, but sets FORWARD's policy to DROP in each family dockerd writes
+// rules for (its own accept its networks' traffic). A host (IPv4 and IPv6 forwarding on) with a
+// client on its lan and a server on its wan: with dockwall's output loaded the client is not
+// routed and verify says nothing; once FORWARD's policy is ACCEPT again it is routed, verify says
+// why (exit 1, a finding), diff shows the policy going back to DROP, and apply puts it back.
 import { Ajv } from "ajv";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -43,8 +45,8 @@ test("a finding per family the kernel forwards with FORWARD's policy ACCEPT; non
   expect(forwardPolicyFindings(p, { 4: rs(accept.replace("COMMIT", "-A FORWARD -i eth0 -j DROP\nCOMMIT"), 4) }, { 4: true })).toHaveLength(1);
 });
 
-describeKernel("verify: the host routing what no forward statement allows (FORWARD's policy ACCEPT), with packets", () => {
-  it("a lan client is routed to a wan server while FORWARD's policy is ACCEPT, and verify says so; after -P FORWARD DROP neither", async () => {
+describeKernel("the host as a router: FORWARD's policy, with packets", () => {
+  it("dockwall's iptables-on output sets FORWARD's policy DROP (a lan client is not routed to the wan); back at ACCEPT the client is routed, verify says so, diff shows it, and apply closes it again", async () => {
     const made: Netns[] = [];
     const dir = mkdtempSync(join(tmpdir(), "dockwall-fwd-"));
     try {
@@ -69,19 +71,31 @@ describeKernel("verify: the host routing what no forward statement allows (FORWA
       const listener = run(["sh", "-c", `nsenter --net=${server.path} socat TCP6-LISTEN:7000,ipv6only=0,fork,reuseaddr SYSTEM:'echo wan' >/dev/null 2>&1 & echo $!`]).stdout.trim();
       try {
         // IPv4 and IPv6: routed in both, or in neither.
-        const reach = (to: string) => {
-          for (let i = 0; i < 3; i++) if (client.run(["socat", "-T1", "-", `TCP:${to}:7000,connect-timeout=1`], "").stdout.includes("wan")) return true;
+        // A connection that is refused is tried once (a second second would change nothing), one that should pass three times.
+        const reach = (to: string, tries: number) => {
+          for (let i = 0; i < tries; i++) if (client.run(["socat", "-T1", "-", `TCP:${to}:7000,connect-timeout=1`], "").stdout.includes("wan")) return true;
           return false;
         };
-        const routed = () => {
-          const both = [reach("198.51.100.2"), reach("[2001:db8:100::2]")];
+        const routed = (expected: boolean) => {
+          const tries = expected ? 3 : 1;
+          const both = [reach("198.51.100.2", tries), reach("[2001:db8:100::2]", tries)];
           expect(both[0]).toBe(both[1]);
           return both[0];
         };
-        for (const [format, restore] of [["iptables", "iptables-restore"], ["ip6tables", "ip6tables-restore"]] as const) ok(host.run([restore, "--noflush"], compile(POLICY, { format }).output!));
-        writeFileSync(join(dir, "host.dw"), POLICY);
-        const verify = (...args: string[]) => spawnSync("nsenter", [`--net=${host.path}`, bin, "verify", join(dir, "host.dw"), ...args], { encoding: "utf8" });
-        expect(routed()).toBe(true);
+        // dockerd writes IPv6 rules too (ip6tables on), so dockwall sets FORWARD's policy in both families.
+        const BOTH = POLICY.replace("userland-proxy off;", "userland-proxy off; ip6tables on;");
+        expect(routed(true)).toBe(true);
+        for (const [format, restore] of [["iptables", "iptables-restore"], ["ip6tables", "ip6tables-restore"]] as const) ok(host.run([restore, "--noflush"], compile(BOTH, { format }).output!));
+        writeFileSync(join(dir, "host.dw"), BOTH);
+        const dockwall = (cmd: string, ...args: string[]) => spawnSync("nsenter", [`--net=${host.path}`, bin, cmd, join(dir, "host.dw"), ...args], { encoding: "utf8" });
+        const verify = (...args: string[]) => dockwall("verify", ...args);
+        expect(routed(false)).toBe(false);
+        const loaded = verify();
+        expect([loaded.status, loaded.stdout], loaded.stderr).toEqual([0, ""]);
+        // dockerd left FORWARD's policy ACCEPT (forwarding was on before it started).
+        ok(host.run(["iptables", "-P", "FORWARD", "ACCEPT"]));
+        ok(host.run(["ip6tables", "-P", "FORWARD", "ACCEPT"]));
+        expect(routed(true)).toBe(true);
         const open = verify("--json");
         expect(open.status, open.stderr).toBe(1);
         const j = JSON.parse(open.stdout) as { findings: { family: number; message: string }[] };
@@ -97,23 +111,31 @@ describeKernel("verify: the host routing what no forward statement allows (FORWA
           "routed, but no 'forward' statement allows it: wan (eth0) to lan (eth1), IPv6: dockwall explain --live POLICY 'tcp [2001:db8::277]:40001 -> [fd00:1::7]:40000 in eth0'",
           "routed, but no 'forward' statement allows it: a source in no zone (eth1) to wan (eth0), IPv6: dockwall explain --live POLICY 'tcp [2001:db8::277]:40001 -> [2001:db8:100::7]:40000 in eth1'",
         ]);
-        ok(host.run(["iptables", "-P", "FORWARD", "DROP"]));
-        ok(host.run(["ip6tables", "-P", "FORWARD", "DROP"]));
-        expect(routed()).toBe(false);
+        // diff shows the policy going back to DROP, and says what that stops.
+        const diff = dockwall("diff");
+        expect(diff.status, diff.stderr).toBe(1);
+        expect(diff.stdout).toContain("@@ ip filter FORWARD @@\n! policy ACCEPT -> DROP\n");
+        expect(diff.stdout).toContain("@@ ip6 filter FORWARD @@\n! policy ACCEPT -> DROP\n");
+        expect(diff.stdout).toContain("warning: IPv4 FORWARD's policy goes from ACCEPT to DROP: dockerd left it ACCEPT (IP forwarding was on before it started)");
+        const applied = dockwall("apply");
+        expect(applied.status, applied.stderr).toBe(0);
+        expect(routed(false)).toBe(false);
         const closed = verify();
         expect([closed.status, closed.stdout]).toEqual([0, ""]);
+        // dockerd's rules in FORWARD stay: the jump to DOCKER-USER first, as loaded.
+        expect(host.run(["iptables", "-S", "FORWARD"]).stdout).toBe("-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n");
         // On nftables alone (beside Docker 29's nftables backend): dockwall's table stands for FORWARD's policy DROP,
         // walked by the nftables evaluator; a host's own forward chain that accepts everything instead is found.
         ok(host.run(["nft", "flush", "ruleset"]));
         const NFT = POLICY.replace("iptables on;", "iptables on; firewall-backend nftables;");
         writeFileSync(join(dir, "host.dw"), NFT);
         ok(host.run(["nft", "-f", "-"], compile(NFT, { format: "nft" }).output!));
-        expect(routed()).toBe(false);
+        expect(routed(false)).toBe(false);
         const nft = verify();
         expect([nft.status, nft.stdout], nft.stderr).toEqual([0, ""]);
         ok(host.run(["nft", "flush", "ruleset"]));
         ok(host.run(["nft", "-f", "-"], "table inet filter {\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n"));
-        expect(routed()).toBe(true);
+        expect(routed(true)).toBe(true);
         const open6 = verify();
         expect(open6.status).toBe(1);
         expect(open6.stdout).toMatch(/^routed, but no 'forward' statement allows it: lan \(eth1\) to wan \(eth0\), IPv4: /m);
@@ -125,5 +147,5 @@ describeKernel("verify: the host routing what no forward statement allows (FORWA
       for (const n of made) deleteNetns(n.name);
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 60_000);
 });

@@ -3,8 +3,9 @@
 // state as our iptables-restore output.
 import { describe, expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
-import { describeKernel, fermCompile, withScratchNetnsSync, type Family } from "../lab/kernel.js";
-import { readFileSync } from "node:fs";
+import { describeKernel, fermCompile, fermRestoreTool, normalizeSave, withScratchNetnsSync, type Family } from "../lab/kernel.js";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { allPolicies, ipsetCommands, root } from "../support/policies.js";
 import { canonicalSave } from "../support/save.js";
@@ -108,5 +109,48 @@ describeKernel("iptables on, over rules a real dockerd wrote", () => {
       expect(after).toContain("-A DOCKER-USER -d 172.17.0.2/32 -i eth1 -o docker0 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT --ctorigdstport 8080 -j RETURN");
       expect(after).toContain(":INPUT DROP");
     });
+  });
+});
+
+describeKernel("iptables on, FORWARD's policy ACCEPT (forwarding was on before dockerd started)", () => {
+  // dockerd 20.10.24's rules as it wrote them, but for the policy it leaves when forwarding was already on.
+  const captured = readFileSync(join(root, "test/parity/corpus/isolation/expected.v4"), "utf8").replace(":FORWARD DROP [0:0]", ":FORWARD ACCEPT [0:0]");
+  const policy = readFileSync(join(root, "test/parity/corpus/isolation/policy.dw"), "utf8").replace("iptables off;", "iptables on;").replace("published open;", "").concat("\nzone lan { interface eth1; }\nallow lan to d1:8080;\n");
+  const forward = (save: string) => save.split("\n").filter((l) => l.startsWith("-A FORWARD "));
+
+  test("the iptables output sets it to DROP, and dockerd's rules in FORWARD stay as they are", () => {
+    withScratchNetnsSync((ns) => {
+      expect(captured).toContain(":FORWARD ACCEPT [0:0]");
+      expect(ns.restore(4, captured).ok).toBe(true);
+      const before = ns.save(4);
+      const r = ns.restore(4, out(policy, "iptables"), { noflush: true });
+      expect(r.ok, r.stderr).toBe(true);
+      const after = ns.save(4);
+      expect(after).toContain(":FORWARD DROP [0:0]");
+      expect(forward(after)).toEqual(forward(before));
+      expect(forward(after).length).toBeGreaterThan(4);
+    });
+  });
+
+  test("ferm loads the ferm.conf and its hook sets it to DROP, dockerd's rules in FORWARD kept", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dockwall-ferm-fwd-"));
+    try {
+      const file = join(dir, "ferm.conf");
+      writeFileSync(file, out(policy, "ferm"));
+      withScratchNetnsSync((ns) => {
+        const tool = fermRestoreTool(4);
+        expect(ns.run([tool], captured).status).toBe(0);
+        const save = () => normalizeSave(ns.run([tool.replace("-restore", "-save")]).stdout);
+        const before = save();
+        const r = ns.run(["ferm", file]);
+        expect(r.status, r.stderr).toBe(0);
+        const after = save();
+        expect(before).toContain(":FORWARD ACCEPT [0:0]");
+        expect(after).toContain(":FORWARD DROP [0:0]");
+        expect(forward(after)).toEqual(forward(before));
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
