@@ -58,6 +58,40 @@ export interface Verdict {
   steps?: Step[];
 }
 
+/**
+ * A test of the packet's source address that a walk made (a rule's `-s`, `-m iprange
+ * --src-range`, `-m addrtype --src-type LOCAL`), and its answer. Nothing else a walk looks at
+ * depends on the source: a packet that differs only in its source, and gets the same answers
+ * to every test the walk made, goes the same way to the same verdict (sameWay). The matrix
+ * walks one packet per class of sources and reuses the verdict for the others.
+ */
+export interface SourceTest {
+  kind: "cidr" | "range" | "local";
+  value: string;
+  hit: boolean;
+}
+
+/** What a source test answers for this packet. */
+function sourceAnswer(kind: SourceTest["kind"], value: string, p: Packet): boolean {
+  return kind === "cidr" ? inCidr(p.src, value) : kind === "range" ? inRange(p.src, value) : p.local.includes(p.src);
+}
+
+/** Whether `p` answers every test of a walk as the walked packet did (then it goes the same way: same verdict). */
+export function sameWay(tests: readonly SourceTest[], p: Packet): boolean {
+  for (let i = 0; i < tests.length; i++) {
+    const t = tests[i]!;
+    if (sourceAnswer(t.kind, t.value, p) !== t.hit) return false;
+  }
+  return true;
+}
+
+/** A source test, its answer noted when the walk keeps them. */
+function sourceTest(ctx: Ctx, kind: SourceTest["kind"], value: string): boolean {
+  const hit = sourceAnswer(kind, value, ctx.packet);
+  ctx.sources?.push({ kind, value, hit });
+  return hit;
+}
+
 class Unknown extends Error {}
 
 // Addresses, networks, ranges and port lists are parsed once and kept (a matrix walks the same
@@ -192,6 +226,8 @@ interface Ctx {
   inLo?: boolean;
   /** Every rule of a chain is tried, none passed by through the index (tests compare both ways). */
   noIndex?: boolean;
+  /** The tests of the source the walk makes, noted (sameWay). */
+  sources?: SourceTest[];
 }
 
 function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
@@ -239,7 +275,7 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
         break;
       case "iprange src-range":
         if (p.srcUnknown) throw new Unknown(`-m iprange --src-range ${o.value}: the host's source address for this destination is not known`);
-        hit = inRange(p.src, o.value!);
+        hit = sourceTest(ctx, "range", o.value!);
         break;
       case "iprange dst-range":
         hit = inRange(ctx.dnat ? ctx.dnat.addr : p.dst, o.value!);
@@ -253,7 +289,7 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
         break;
       case "addrtype src-type":
         if (o.value !== "LOCAL") throw new Unknown(`addrtype --src-type ${o.value}`);
-        hit = p.fromHost === true || p.local.includes(p.src);
+        hit = p.fromHost === true || sourceTest(ctx, "local", "");
         break;
       case "icmp icmp-type":
       case "icmp6 icmpv6-type": {
@@ -284,7 +320,7 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
 function matches(r: Rule, p: Packet, ctx: Ctx): boolean {
   const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
   if (r.src && p.srcUnknown) throw new Unknown(`-s ${r.src.neg ? "! " : ""}${r.src.value}: the host's source address for this destination is not known`);
-  if (!neg(r.src, (v) => inCidr(p.src, v))) return false;
+  if (r.src && !neg(r.src, (v) => sourceTest(ctx, "cidr", v))) return false;
   if (!neg(r.dst, (v) => inCidr(dst, v))) return false;
   if (!neg(r.in, (v) => ifaceMatches(v, p.fromHost && !ctx.inLo ? undefined : p.in))) return false;
   if (r.out && !neg(r.out, (v) => ifaceMatches(v, ctx.out))) return false;
@@ -484,9 +520,9 @@ function routeOf(p: Packet, addr: string): string | undefined {
 }
 
 /** What happens to a packet that arrives at the host, as the kernel would decide it with these rules. */
-export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noIndex?: boolean } = {}): Verdict {
+export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noIndex?: boolean; sources?: SourceTest[] } = {}): Verdict {
   const table = (n: Table["name"]) => rs.tables.find((t) => t.name === n);
-  const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex };
+  const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex, sources: opts.sources };
   const v = decide(rs, p, ctx, table);
   if (ctx.steps) {
     // Off the end of a built-in chain: its policy decided.

@@ -12,7 +12,7 @@ import { layoutFor } from "../docker/layouts.js";
 import { dockerWrites } from "../generate.js";
 import type { Policy, Zone } from "../model/types.js";
 import { bits, formatIp, parseCidr, isError, specContains, type AddressSpec, type Family, type Ip } from "../model/values.js";
-import { evaluate, type Packet } from "./evaluate.js";
+import { evaluate, sameWay, type Packet, type SourceTest } from "./evaluate.js";
 
 export interface MatrixRow {
   id: string;
@@ -69,6 +69,8 @@ export interface MatrixContext {
    * source ranges its rules look at, where the classes are cut too.
    */
   nft?: { walk: (pk: Packet) => Walked; sources: (family: Family) => { from: bigint; to: bigint }[] };
+  /** Walk every cell's packet, none taken from an earlier walk that went the same way (tests compare both ways). */
+  walkEach?: boolean;
 }
 
 /** What a walk says of a packet (evaluate.ts's Verdict, or nfteval.ts's). */
@@ -77,6 +79,23 @@ export interface Walked {
   path: "input" | "forward" | "output";
   dnat?: { addr: string; port?: number };
   why?: string;
+}
+
+/** A walk made, with the tests of the source it made (evaluate.ts, sameWay). */
+interface Remembered {
+  tests: SourceTest[];
+  verdict: Walked;
+}
+
+/** The verdict of a walk made before for a packet that answers its source tests alike, else of a new walk (remembered). */
+function remembered(walked: Map<string, Remembered[]>, key: string, rs: Ruleset, pk: Packet): Walked {
+  let list = walked.get(key);
+  if (!list) walked.set(key, (list = []));
+  for (let i = 0; i < list.length; i++) if (sameWay(list[i]!.tests, pk)) return list[i]!.verdict;
+  const tests: SourceTest[] = [];
+  const verdict = evaluate(rs, pk, { sources: tests });
+  list.push({ tests, verdict });
+  return verdict;
 }
 
 /** The host's address when none is known (compiled rules): rules rarely look at it, and one that does makes the cell hold for this address only. */
@@ -281,6 +300,11 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     const pieces = piecesOf(at, family);
     for (const iface of ifaces) {
       const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[] }>();
+      // Per cell of this interface (path and column), the walks made so far, each with the tests
+      // of the source it made: a piece that answers them alike goes the same way (sameWay), and is
+      // not walked again. Exact: the walk of a packet depends on its source only through them.
+      const walked = new Map<string, Remembered[]>();
+      const walkedBefore = new Map<string, Remembered[]>();
       for (const piece of pieces) {
         const src = representative(piece, family);
         const srcText = formatIp(src);
@@ -289,10 +313,11 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         const walk = (path: MatrixPath, col: Col, dst: string, port: number | undefined, intent: boolean, opened: (v: Walked) => boolean) => {
           const proto = col.proto === "icmp" ? "icmp" : col.proto;
           const pk: Packet = { family, in: iface, src: srcText, dst, proto, sport: 40000, dport: port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: ctx.host?.addresses ?? [hostAddr(iface)], routes };
-          const v: Walked = ctx.nft ? ctx.nft.walk(pk) : evaluate(rs, pk);
+          const key = `${path} ${col.id}`;
+          const v: Walked = ctx.nft ? ctx.nft.walk(pk) : ctx.walkEach ? evaluate(rs, pk) : remembered(walked, key, rs, pk);
           const verdict = v.verdict === "unknown" ? "unknown" : opened(v) ? "open" : "closed";
           // Not compared where there were no rules of this family before (a dump not given).
-          const vb = rsBefore ? evaluate(rsBefore, pk) : undefined;
+          const vb = !rsBefore ? undefined : ctx.walkEach ? evaluate(rsBefore, pk) : remembered(walkedBefore, key, rsBefore, pk);
           const before = !vb ? undefined : vb.verdict === "unknown" ? ("unknown" as const) : opened(vb) ? ("open" as const) : ("closed" as const);
           const probeProto = proto === "icmp" ? (family === 4 ? "icmp" : "icmpv6") : proto;
           here.push({
@@ -356,13 +381,25 @@ export function formatMatrix(m: Matrix): string {
     if (cs.length === 0) return "";
     return cs.map((c) => `${c.path === "dnat" || c.path === "host" ? "" : c.path[0]}${c.verdict === "open" ? "●" : c.verdict === "closed" ? "·" : "?"}${c.mismatch ? "!" : ""}`).join(" ");
   };
+  // The cells of each row, column and family, in their order (one pass: a matrix has hundreds of thousands).
+  const at = new Map<string, MatrixCell[]>();
+  const rowsOf = { 4: new Set<string>(), 6: new Set<string>() };
+  const colsOf = { 4: new Set<string>(), 6: new Set<string>() };
+  for (const c of m.cells) {
+    const k = `${c.family} ${c.row} ${c.column}`;
+    const list = at.get(k);
+    if (list) list.push(c);
+    else at.set(k, [c]);
+    rowsOf[c.family].add(c.row);
+    colsOf[c.family].add(c.column);
+  }
   for (const family of [4, 6] as const) {
-    const rows = m.rows.filter((r) => m.cells.some((c) => c.row === r.id && c.family === family));
+    const rows = m.rows.filter((r) => rowsOf[family].has(r.id));
     if (rows.length === 0) continue;
-    const cols = m.columns.filter((c) => m.cells.some((x) => x.column === c.id && x.family === family));
+    const cols = m.columns.filter((c) => colsOf[family].has(c.id));
     out.push(`IPv${family}: ● open  · closed  ? unknown  ! not what the policy says   (d: straight to the container's address, l: 127.0.0.1 routed from a neighbour)`);
     const header = ["from", ...cols.map((c) => c.id)];
-    const lines = rows.map((r) => [`${r.zone ?? "any other"} in ${r.interfaces.join(",")}: ${r.sources.join(" ")}`, ...cols.map((c) => mark(m.cells.filter((x) => x.row === r.id && x.column === c.id && x.family === family)))]);
+    const lines = rows.map((r) => [`${r.zone ?? "any other"} in ${r.interfaces.join(",")}: ${r.sources.join(" ")}`, ...cols.map((c) => mark(at.get(`${family} ${r.id} ${c.id}`) ?? []))]);
     const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => [...l[i]!].length)));
     const pad = (s: string, w: number) => s + " ".repeat(Math.max(0, w - [...s].length));
     out.push(header.map((h, i) => pad(h, widths[i]!)).join("  ").trimEnd());
@@ -381,7 +418,8 @@ export function formatMismatches(m: Matrix): string {
   // A cell the evaluator cannot tell is not one that does what the policy says: said too, never taken for either.
   const unknown = m.cells.filter((c) => c.verdict === "unknown");
   if (bad.length === 0 && unknown.length === 0) return "";
-  const from = (c: MatrixCell) => m.rows.find((r) => r.id === c.row)?.zone ?? "any other source";
+  const zoneOf = new Map(m.rows.map((r) => [r.id, r.zone]));
+  const from = (c: MatrixCell) => zoneOf.get(c.row) ?? "any other source";
   const lines = [
     ...bad.map((c) => `${c.verdict === "open" ? "open, but the policy does not allow it" : "closed, but the policy allows it"}: ${c.column} (${c.path}, IPv${c.family}) from ${from(c)}: dockwall explain --live POLICY '${c.probe}'`),
     ...unknown.map((c) => `cannot tell (${c.why ?? "a match the evaluator does not understand"}): ${c.column} (${c.path}, IPv${c.family}) from ${from(c)}: dockwall explain --live POLICY '${c.probe}'`),
