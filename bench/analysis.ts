@@ -2,7 +2,7 @@
 // explain` of one packet beside `dockwall compile` of the same policy (explain compiles it
 // first: its floor), at 200 and 2,000 containers; `dockwall matrix --json` at 20, 50, 100
 // containers (the number of cells grows with published ports × source classes) and the
-// 2,000-container policy (refused past 1,000,000 walks: the time of saying so). The synthetic
+// 2,000-container policy (refused past 1,000,000 cells: the time of saying so). The synthetic
 // policy of bench/generate.ts: three ports per container, two allows each, 250 admin sources.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -42,7 +42,7 @@ export function benchAnalysis(ctx: AnalysisCtx): string[] {
     const f = file(n);
     const m = measureEach({ matrix: { argv: [ctx.bin, "matrix", f, "--json"], expectStatus: [0, 1, 2] } }, { runs: Math.max(3, Math.min(ctx.runs, n >= 100 ? 3 : ctx.runs)), maxSteal: ctx.maxSteal });
     ctx.noted(`matrix ${n}`, m.rounds);
-    rows.push([`matrix --json, ${n.toLocaleString("en")} containers`, fmt(m.by.matrix), n === 2000 ? "refused (more than 1,000,000 walks): the time to say so" : "", n === 2000 ? "target < 2 s, exact" : ""]);
+    rows.push([`matrix --json, ${n.toLocaleString("en")} containers`, fmt(m.by.matrix), n === 2000 ? "refused (more than 1,000,000 cells): the time to say so" : "", n === 2000 ? "target < 2 s, exact" : ""]);
   }
   const header = ["issue 23 (whole process)", "dockwall", "beside", "target"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));

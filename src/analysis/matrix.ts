@@ -222,7 +222,7 @@ function fmtAddr(a: string, port?: number): string {
   return port === undefined ? s : `${s}:${port}`;
 }
 
-/** How many packets a matrix walks (about): columns × pieces × interfaces × paths, per family. */
+/** How many cells a matrix has (about): columns × pieces × interfaces × paths, per family (each once a walk; now most are taken from an earlier one). */
 export function matrixCost(ctx: MatrixContext, families: Family[]): number {
   const p = ctx.policy;
   const ifaces = Math.max(1, new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value))).size);

@@ -72,3 +72,16 @@ test("dockwall apply prints it before it loads", async () => {
   expect(at).toBeLessThan(out.indexOf(`dockwall: applied ${FILE}`));
   expect(out).toMatch(/\+ open   lan 192\.168\.1\.0\/24 in eth1 -> web:8080\/tcp \(dnat\) +allow lan to web:8080, web:8443;/);
 });
+
+test("a host of 60 containers (three ports each, a source range per container): who reaches what is worked out, the one change and nothing else", async () => {
+  const { policyOf } = await import("../../bench/generate.js");
+  const before = policyOf({ containers: 60, hostRules: 4 });
+  const after = before.replace("allow lan to c5:10015, c5:10016;", "allow lan to c5:10015;");
+  expect(after).not.toBe(before);
+  const io = memoryIo({ "big.dw": after, "live.v4": compile(before, { format: "iptables" }).output! });
+  const code = await run(["diff", "big.dw", "--live", "live.v4", "--json"], io);
+  expect(code).toBe(1);
+  const j = JSON.parse(io.out.join("")) as { reachability: { column: string; path: string; before: string; after: string; from: string }[]; warnings: string[] };
+  expect(j.warnings.filter((w) => w.includes("not worked out"))).toEqual([]);
+  expect(j.reachability.map((c) => `${c.from} ${c.column} ${c.path} ${c.before} -> ${c.after}`)).toEqual(["lan 192.168.0.0/16 in eth1 c5:10016/tcp dnat open -> closed"]);
+});
