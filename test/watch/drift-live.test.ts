@@ -103,6 +103,14 @@ describeDocker("watch puts drift back without a Docker event (real dockerd)", ()
     expect(forward()[0]).toBe("-A FORWARD -j DOCKER-USER");
   }, LAB_TIMEOUT);
 
+  it("iptables -P FORWARD ACCEPT (the host would route between all its interfaces): put back to DROP, IPv4 and IPv6", async () => {
+    const policy = (save: string) => /^:FORWARD (\S+)/m.exec(ns([save]))?.[1];
+    expect([policy("iptables-save"), policy("ip6tables-save")]).toEqual(["DROP", "DROP"]);
+    ns(["iptables", "-P", "FORWARD", "ACCEPT"]);
+    ns(["ip6tables", "-P", "FORWARD", "ACCEPT"]);
+    await until(() => policy("iptables-save") === "DROP" && policy("ip6tables-save") === "DROP", 5_000);
+  }, LAB_TIMEOUT);
+
   it("another tool's own chain changing all day wakes no reconcile; its jump into INPUT, one, which leaves it where it is", async () => {
     const reconciles = () => (log.match(/^(applied: |reconciled: nothing to change)/gm) ?? []).length;
     ns(["iptables", "-N", "f2b-sshd"]);
