@@ -11,6 +11,7 @@ import type { Problems } from "../diagnostics.js";
 import { startOfFile } from "../diagnostics.js";
 import type { Format } from "../formats.js";
 import type { Policy } from "../model/types.js";
+import { dockerWrites } from "../generate.js";
 
 export interface HostSysctls {
   /** net.ipv4.ip_forward */
@@ -26,7 +27,10 @@ export interface HostSysctls {
 }
 
 export function checkHost(p: Policy, format: Format, host: HostSysctls, problems: Problems): void {
-  if (p.docker.iptables) return;
+  if (p.docker.iptables) {
+    ipv6Routing(p, format, host, problems);
+    return;
+  }
   const at = p.docker.spans.iptables ?? p.docker.span ?? startOfFile;
   if (format === "nft") {
     const v6 = p.networks.some((n) => n.subnets.some((s) => s.value.family === 6));
@@ -47,4 +51,21 @@ export function checkHost(p: Policy, format: Format, host: HostSysctls, problems
       help: host.brLoaded === false ? `load it now and at every boot: modprobe br_netfilter, and a line 'br_netfilter' in /etc/modules-load.d/br_netfilter.conf` : `set it now and at every boot: ${off.map((k) => `sysctl -w ${k}=1`).join("; ")}, and the same in /etc/sysctl.d/`,
     });
   }
+}
+
+/**
+ * `iptables on` with `ip6tables off`: dockerd writes no IPv6 rules, and its networks' IPv6 passes
+ * by FORWARD's policy, which dockwall's output therefore leaves as it is (it sets IPv4's to DROP).
+ * Where the host forwards IPv6 it then routes IPv6 between its interfaces what no `forward`
+ * statement allows: said where a network has an IPv6 subnet (dockerd --ipv6 turns forwarding on).
+ */
+function ipv6Routing(p: Policy, format: Format, host: HostSysctls, problems: Problems): void {
+  if (format === "nft" || host.ip6Forward !== true || dockerWrites(p, 6)) return;
+  const v6 = p.networks.filter((n) => n.subnets.some((s) => s.value.family === 6));
+  if (v6.length === 0) return;
+  const at = p.docker.spans.ip6tables ?? p.docker.spans.version ?? p.docker.span ?? startOfFile;
+  problems.warning("host-prerequisite", at, `IPv6 forwarding is on and dockerd writes no IPv6 rules (ip6tables off): FORWARD's IPv6 policy stays ACCEPT, since network '${v6[0]!.name}' needs it, so the host routes IPv6 between its interfaces what no 'forward' statement allows`, {
+    help: `set 'ip6tables on;' in the docker block and "ip6tables": true in daemon.json (dockerd 20.10 to 26 also needs "experimental": true): dockerd then writes its IPv6 rules, and dockwall sets FORWARD's IPv6 policy to DROP as it does IPv4's`,
+    notes: [{ message: "dockwall verify lists what is routed (its findings)" }],
+  });
 }
