@@ -32,6 +32,7 @@ const KERNEL = [
   "test/watch/prestart-live.test.ts",
   "test/analysis/explain-trace.test.ts",
   "test/analysis/verify-live.test.ts",
+  "test/analysis/verify-large.test.ts",
   "test/analysis/matrix-live.test.ts",
   "test/watch/facts-live.test.ts",
   "test/facts/live.test.ts",

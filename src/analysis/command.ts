@@ -66,17 +66,24 @@ export function compiledRules(r: CompileResult): Partial<Record<Family, Ruleset>
   return r.generated?.rulesets ?? {};
 }
 
-/** The host's addresses by interface and family, from `ip -j addr` (the first of each: what a neighbour on that link sends to). */
+/**
+ * The host's addresses by interface and family, from `ip -j addr`: the first of each that is not
+ * link-local (what a neighbour on that link sends to), else its link-local one (an interface with
+ * no other IPv6 address is still reached by its neighbours there); undefined where it has none.
+ */
 export function interfaceAddresses(addrJson: string): (family: 4 | 6, iface: string) => string | undefined {
   const by = new Map<string, { 4?: string; 6?: string }>();
   for (const link of JSON.parse(addrJson) as { ifname?: string; addr_info?: { family?: string; local?: string; scope?: string }[] }[]) {
     const e: { 4?: string; 6?: string } = {};
+    const near: { 4?: string; 6?: string } = {};
     for (const a of link.addr_info ?? []) {
-      if (!a.local || a.scope === "link") continue;
-      if (a.family === "inet" && !e[4]) e[4] = a.local;
-      if (a.family === "inet6" && !e[6]) e[6] = a.local;
+      if (!a.local) continue;
+      const f = a.family === "inet" ? 4 : a.family === "inet6" ? 6 : undefined;
+      if (f === undefined) continue;
+      const to = a.scope === "link" ? near : e;
+      if (!to[f]) to[f] = a.local;
     }
-    if (link.ifname) by.set(link.ifname, e);
+    if (link.ifname) by.set(link.ifname, { 4: e[4] ?? near[4], 6: e[6] ?? near[6] });
   }
   return (family, iface) => by.get(iface)?.[family];
 }

@@ -69,26 +69,51 @@ export interface SourceTest {
   kind: "cidr" | "range" | "local";
   value: string;
   hit: boolean;
+  /** cidr and range: the addresses it holds, first to last (read once, when the walk made the test). */
+  v6?: boolean;
+  from?: bigint;
+  to?: bigint;
 }
 
 /** What a source test answers for this packet. */
-function sourceAnswer(kind: SourceTest["kind"], value: string, p: Packet): boolean {
+function sourceAnswer(kind: SourceTest["kind"], value: string, p: Pick<Packet, "src" | "local">): boolean {
   return kind === "cidr" ? inCidr(p.src, value) : kind === "range" ? inRange(p.src, value) : p.local.includes(p.src);
 }
 
 /** Whether `p` answers every test of a walk as the walked packet did (then it goes the same way: same verdict). */
-export function sameWay(tests: readonly SourceTest[], p: Packet): boolean {
+export function sameWay(tests: readonly SourceTest[], p: Pick<Packet, "src" | "local"> & { num?: Num }): boolean {
+  let n = p.num;
   for (let i = 0; i < tests.length; i++) {
     const t = tests[i]!;
-    if (sourceAnswer(t.kind, t.value, p) !== t.hit) return false;
+    let hit: boolean;
+    if (t.kind === "local") hit = p.local.includes(p.src);
+    else {
+      n ??= numOf(p.src);
+      hit = n.v6 === t.v6 && t.from! <= n.value && n.value <= t.to!;
+    }
+    if (hit !== t.hit) return false;
   }
   return true;
+}
+
+/** A source to hold against walks' tests (sameWay), its address read once. */
+export function sourceOf(src: string, local: string[]): { src: string; local: string[]; num: Num } {
+  return { src, local, num: numOf(src) };
 }
 
 /** A source test, its answer noted when the walk keeps them. */
 function sourceTest(ctx: Ctx, kind: SourceTest["kind"], value: string): boolean {
   const hit = sourceAnswer(kind, value, ctx.packet);
-  ctx.sources?.push({ kind, value, hit });
+  if (ctx.sources) {
+    if (kind === "cidr") {
+      const c = nets.get(value)!; // read by inCidr just now
+      const width = c.v6 ? 128 : 32;
+      ctx.sources.push({ kind, value, hit, v6: c.v6, from: c.net, to: c.net | (((1n << BigInt(width)) - 1n) ^ c.mask) });
+    } else if (kind === "range") {
+      const r = ranges.get(value)!;
+      ctx.sources.push({ kind, value, hit, v6: r.v6, from: r.from, to: r.to });
+    } else ctx.sources.push({ kind, value, hit });
+  }
   return hit;
 }
 
@@ -108,7 +133,7 @@ function cached<V>(cache: Map<string, V>, key: string, make: (k: string) => V): 
 }
 
 /** An address as its family and number. */
-interface Num {
+export interface Num {
   v6: boolean;
   value: bigint;
 }

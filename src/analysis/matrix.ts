@@ -12,7 +12,7 @@ import { layoutFor } from "../docker/layouts.js";
 import { dockerWrites } from "../generate.js";
 import type { Policy, Zone } from "../model/types.js";
 import { bits, formatIp, parseCidr, isError, specContains, type AddressSpec, type Family, type Ip } from "../model/values.js";
-import { evaluate, sameWay, type Packet, type SourceTest } from "./evaluate.js";
+import { evaluate, sameWay, sourceOf, type Packet, type SourceTest } from "./evaluate.js";
 
 export interface MatrixRow {
   id: string;
@@ -71,6 +71,8 @@ export interface MatrixContext {
   nft?: { walk: (pk: Packet) => Walked; sources: (family: Family) => { from: bigint; to: bigint }[] };
   /** Walk every cell's packet, none taken from an earlier walk that went the same way (tests compare both ways). */
   walkEach?: boolean;
+  /** verify: only the cells that are mismatches or unknown (the rows are all there). */
+  only?: "mismatches";
 }
 
 /** What a walk says of a packet (evaluate.ts's Verdict, or nfteval.ts's). */
@@ -81,19 +83,34 @@ export interface Walked {
   why?: string;
 }
 
+/** A statement that admits packets by zones and sources (an allow, a host rule). */
+interface Admitting {
+  zones: { name: string }[];
+  sources: { value: AddressSpec }[];
+}
+
+/** Its zones and sources as a key: statements alike admit the same packets. */
+const whoKeys = new WeakMap<Admitting, string>();
+function whoOf(st: Admitting): string {
+  let k = whoKeys.get(st);
+  if (k === undefined) {
+    const src = st.sources.map((x) => (x.value.kind === "cidr" ? `${x.value.cidr.family}:${x.value.cidr.value}/${x.value.cidr.prefix}` : `${x.value.range.family}:${x.value.range.from}-${x.value.range.to}`));
+    whoKeys.set(st, (k = `${st.zones.map((z) => z.name).join(",")}|${src.join(",")}`));
+  }
+  return k;
+}
+
 /** A walk made, with the tests of the source it made (evaluate.ts, sameWay). */
 interface Remembered {
   tests: SourceTest[];
   verdict: Walked;
 }
 
-/** The verdict of a walk made before for a packet that answers its source tests alike, else of a new walk (remembered). */
-function remembered(walked: Map<string, Remembered[]>, key: string, rs: Ruleset, pk: Packet): Walked {
-  let list = walked.get(key);
-  if (!list) walked.set(key, (list = []));
-  for (let i = 0; i < list.length; i++) if (sameWay(list[i]!.tests, pk)) return list[i]!.verdict;
+/** The verdict of a walk made before for a packet from this source that answers its source tests alike, else of a new walk (remembered). */
+function remembered(list: Remembered[], rs: Ruleset, from: { src: string; local: string[] }, packet: () => Packet): Walked {
+  for (let i = 0; i < list.length; i++) if (sameWay(list[i]!.tests, from)) return list[i]!.verdict;
   const tests: SourceTest[] = [];
-  const verdict = evaluate(rs, pk, { sources: tests });
+  const verdict = evaluate(rs, packet(), { sources: tests });
   list.push({ tests, verdict });
   return verdict;
 }
@@ -247,7 +264,8 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
   for (const family of families) {
     const rs = ctx.rulesets[family];
     if (!rs) continue;
-    const hostAddr = (iface: string) => ctx.hostAddress?.(family, iface) ?? STAND_IN[family];
+    // The host's address on an interface; live, one it does not have there (no address of this family): no such packet, no cell.
+    const hostAddr = (iface: string) => ctx.hostAddress?.(family, iface) ?? (ctx.host ? undefined : STAND_IN[family]);
     // Columns: the published ports of this family, the host block's ports, ping.
     type Col = MatrixColumn & { containerAddr?: string; loopbackOnly?: boolean; proxied: boolean };
     const cols: Col[] = [];
@@ -298,63 +316,115 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     const rsBefore = ctx.before?.[family];
     const at = [...new Set([...cuts(p, rs, family, ctx.nft?.sources(family)), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const pieces = piecesOf(at, family);
+    const local = (iface: string) => ctx.host?.addresses ?? [hostAddr(iface)!];
+    const VERDICTS = ["open", "closed", "unknown"] as const;
+    const verdictOf = (v: Walked, opened: (v: Walked) => boolean) => (v.verdict === "unknown" ? 2 : opened(v) ? 0 : 1);
     for (const iface of ifaces) {
+      // The cells of a piece, in one order for every piece of this interface: each a column and a path, the packet's
+      // destination, what counts as reaching it, and (per piece) whether the policy allows it.
+      interface Slot {
+        col: Col;
+        path: MatrixPath;
+        dst: string;
+        port: number | undefined;
+        opened: (v: Walked) => boolean;
+        allowed: (src: Ip) => boolean;
+      }
+      const slots: Slot[] = [];
+      // Whether a statement's zones and sources admit the piece walked now: one answer per statement and piece (an allow names many ports).
+      // Statements alike in their zones and sources (an allow per container of one zone) share the answer.
+      const admitted = new Map<string, boolean>();
+      const admitting = (st: Admitting, src: Ip) => {
+        const who = whoOf(st);
+        let a = admitted.get(who);
+        if (a === undefined) admitted.set(who, (a = admits(zones, st.zones, st.sources, iface, src)));
+        return a;
+      };
+      for (const col of cols) {
+        if (col.kind === "published") {
+          // The allows that name this port (worked out once; which of them admit a piece, per piece).
+          const naming = (allowsOf.get(col.container!) ?? []).filter((a) => a.targets.some((t) => t.value.container === col.container && t.value.ports.from <= col.host_port! && col.host_port! <= t.value.ports.to && (!t.value.proto || t.value.proto === col.proto)));
+          const allowed = (src: Ip) => {
+            // Docker 28+ never DNATs an IPv6 link-local source (`! -s fe80::/10`): no statement opens that path (but docker-proxy, where it runs, relays it).
+            const linkLocal = family === 6 && skipsLinkLocal && !col.proxied && (src.value >> 118n) === 0x3fan;
+            return !linkLocal && (!closed || naming.some((a) => admitting(a, src)));
+          };
+          const reached = (v: Walked) => v.verdict === "ACCEPT" && ((v.path === "forward" && (v.dnat?.addr ?? "") === col.containerAddr) || (v.path === "input" && col.proxied));
+          const to = col.host_address ?? hostAddr(iface);
+          if (!col.loopbackOnly && to !== undefined) slots.push({ col, path: "dnat", dst: to, port: col.host_port, opened: reached, allowed });
+          if (closed) {
+            slots.push({ col, path: "direct", dst: col.containerAddr!, port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward", allowed: () => false });
+            // 127.0.0.1 routed here by a neighbour: no statement opens that path.
+            if (family === 4 && (col.loopbackOnly || col.host_address === undefined)) slots.push({ col, path: "loopback", dst: "127.0.0.1", port: col.host_port, opened: reached, allowed: () => false });
+          }
+        } else {
+          // `policy accept;` in the host block: what no rule drops is let in.
+          const naming = (p.host?.rules ?? []).filter((r) => (col.kind === "icmp" ? r.proto.value === "icmp" : r.proto.value === col.proto && r.ports.some((x) => x.value.from <= col.host_port! && col.host_port! <= x.value.to)));
+          const allowed = (src: Ip) => p.host?.policy === "accept" || naming.some((r) => admitting(r, src));
+          const to = hostAddr(iface);
+          if (to !== undefined) slots.push({ col, path: "host", dst: to, port: col.host_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "input" && !v.dnat, allowed });
+        }
+      }
+      const packetOf = (slot: Slot, srcText: string): Packet => {
+        const proto = slot.col.proto;
+        return { family, in: iface, src: srcText, dst: slot.dst, proto, sport: 40000, dport: slot.port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: local(iface), routes };
+      };
+      // Per slot, the walks made so far, each with the tests of the source it made: a piece that answers them alike
+      // goes the same way (sameWay), and is not walked again. Exact: the walk of a packet depends on its source only
+      // through them.
+      const walked: Remembered[][] = slots.map(() => []);
+      const walkedBefore: Remembered[][] = slots.map(() => []);
+      // One piece's cells: what each walk said, and each cell's verdict, intent and verdict before, as one code.
+      const vs: Walked[] = new Array(slots.length);
+      const codes = new Uint8Array(slots.length);
       const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[] }>();
-      // Per cell of this interface (path and column), the walks made so far, each with the tests
-      // of the source it made: a piece that answers them alike goes the same way (sameWay), and is
-      // not walked again. Exact: the walk of a packet depends on its source only through them.
-      const walked = new Map<string, Remembered[]>();
-      const walkedBefore = new Map<string, Remembered[]>();
       for (const piece of pieces) {
         const src = representative(piece, family);
         const srcText = formatIp(src);
         const zone = zoneName(p, iface, src);
+        const probe = sourceOf(srcText, local(iface));
+        admitted.clear();
+        for (let k = 0; k < slots.length; k++) {
+          const slot = slots[k]!;
+          const v: Walked = ctx.nft ? ctx.nft.walk(packetOf(slot, srcText)) : ctx.walkEach ? evaluate(rs, packetOf(slot, srcText)) : remembered(walked[k]!, rs, probe, () => packetOf(slot, srcText));
+          // Not compared where there were no rules of this family before (a dump not given): 3.
+          const vb = !rsBefore ? undefined : ctx.walkEach ? evaluate(rsBefore, packetOf(slot, srcText)) : remembered(walkedBefore[k]!, rsBefore, probe, () => packetOf(slot, srcText));
+          vs[k] = v;
+          codes[k] = verdictOf(v, slot.opened) + 3 * (slot.allowed(src) ? 1 : 0) + 6 * (vb ? verdictOf(vb, slot.opened) : 3);
+        }
+        // Pieces alike in every cell (and of one zone), one row: the cells are those of its first piece.
+        const key = `${zone ?? ""}|${Buffer.from(codes.buffer, codes.byteOffset, codes.length).toString("latin1")}`;
+        const g = groups.get(key);
+        if (g) {
+          g.pieces.push(piece);
+          continue;
+        }
         const here: MatrixCell[] = [];
-        const walk = (path: MatrixPath, col: Col, dst: string, port: number | undefined, intent: boolean, opened: (v: Walked) => boolean) => {
-          const proto = col.proto === "icmp" ? "icmp" : col.proto;
-          const pk: Packet = { family, in: iface, src: srcText, dst, proto, sport: 40000, dport: port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: ctx.host?.addresses ?? [hostAddr(iface)], routes };
-          const key = `${path} ${col.id}`;
-          const v: Walked = ctx.nft ? ctx.nft.walk(pk) : ctx.walkEach ? evaluate(rs, pk) : remembered(walked, key, rs, pk);
-          const verdict = v.verdict === "unknown" ? "unknown" : opened(v) ? "open" : "closed";
-          // Not compared where there were no rules of this family before (a dump not given).
-          const vb = !rsBefore ? undefined : ctx.walkEach ? evaluate(rsBefore, pk) : remembered(walkedBefore, key, rsBefore, pk);
-          const before = !vb ? undefined : vb.verdict === "unknown" ? ("unknown" as const) : opened(vb) ? ("open" as const) : ("closed" as const);
+        for (let k = 0; k < slots.length; k++) {
+          const slot = slots[k]!;
+          const code = codes[k]!;
+          const verdict = VERDICTS[code % 3]!;
+          const intent = Math.floor(code / 3) % 2 === 1;
+          const b = Math.floor(code / 6);
+          const mismatch = verdict !== "unknown" && (verdict === "open") !== intent;
+          if (ctx.only === "mismatches" && !mismatch && verdict !== "unknown") continue;
+          const proto = slot.col.proto;
+          const v = vs[k]!;
           const probeProto = proto === "icmp" ? (family === 4 ? "icmp" : "icmpv6") : proto;
           here.push({
             row: "",
-            column: col.id,
+            column: slot.col.id,
             family,
-            path,
+            path: slot.path,
             verdict,
             intent: intent ? "allowed" : "not-allowed",
-            mismatch: verdict !== "unknown" && (verdict === "open") !== intent,
-            probe: `${probeProto} ${fmtAddr(srcText, proto === "icmp" ? undefined : 40000)} -> ${fmtAddr(dst, port)} in ${iface}`,
+            mismatch,
+            probe: `${probeProto} ${fmtAddr(srcText, proto === "icmp" ? undefined : 40000)} -> ${fmtAddr(slot.dst, slot.port)} in ${iface}`,
             ...(v.verdict === "unknown" ? { why: v.why } : {}),
-            ...(before !== undefined ? { before } : {}),
+            ...(b !== 3 ? { before: VERDICTS[b]! } : {}),
           });
-        };
-        for (const col of cols) {
-          if (col.kind === "published") {
-            // Docker 28+ never DNATs an IPv6 link-local source (`! -s fe80::/10`): no statement opens that path (but docker-proxy, where it runs, relays it).
-            const linkLocal = family === 6 && skipsLinkLocal && !col.proxied && (src.value >> 118n) === 0x3fan;
-            const allowed = !linkLocal && (!closed || (allowsOf.get(col.container!) ?? []).some((a) => a.targets.some((t) => t.value.container === col.container && t.value.ports.from <= col.host_port! && col.host_port! <= t.value.ports.to && (!t.value.proto || t.value.proto === col.proto)) && admits(zones, a.zones, a.sources, iface, src)));
-            const reached = (v: Walked) => v.verdict === "ACCEPT" && ((v.path === "forward" && (v.dnat?.addr ?? "") === col.containerAddr) || (v.path === "input" && col.proxied));
-            if (!col.loopbackOnly) walk("dnat", col, col.host_address ?? hostAddr(iface), col.host_port, allowed, reached);
-            if (closed) {
-              walk("direct", col, col.containerAddr!, col.container_port, false, (v) => v.verdict === "ACCEPT" && v.path === "forward");
-              // 127.0.0.1 routed here by a neighbour: no statement opens that path.
-              if (family === 4 && (col.loopbackOnly || col.host_address === undefined)) walk("loopback", col, "127.0.0.1", col.host_port, false, reached);
-            }
-          } else {
-            // `policy accept;` in the host block: what no rule drops is let in.
-            const allowed = p.host?.policy === "accept" || (p.host?.rules ?? []).some((r) => (col.kind === "icmp" ? r.proto.value === "icmp" : r.proto.value === col.proto && r.ports.some((x) => x.value.from <= col.host_port! && col.host_port! <= x.value.to)) && admits(zones, r.zones, r.sources, iface, src));
-            walk("host", col, hostAddr(iface), col.host_port, allowed, (v) => v.verdict === "ACCEPT" && v.path === "input" && !v.dnat);
-          }
         }
-        const key = `${zone ?? ""}|${here.map((c) => `${c.verdict}${c.intent}${c.before ?? ""}`).join(",")}`;
-        const g = groups.get(key);
-        if (g) g.pieces.push(piece);
-        else groups.set(key, { zone, pieces: [piece], cells: here });
+        groups.set(key, { zone, pieces: [piece], cells: here });
       }
       for (const g of groups.values()) {
         // Neighbouring pieces are one range.
