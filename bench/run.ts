@@ -23,7 +23,8 @@
 //    --version, --help, a small and a large compile, wall time and peak RSS, and the sizes on
 //    disk of the executable and its .deb (bench/exe.ts; BENCH_ONLY=exe);
 //  - issue #23: explain of one packet at 200 and 2,000 containers beside compile, matrix at
-//    20 to 100 containers and the 2,000 one's refusal (bench/analysis.ts; BENCH_ONLY=analysis);
+//    20 to 150 containers and the 2,000 one's refusal, verify of 200 and 2,000 containers'
+//    rules loaded in a scratch namespace (bench/analysis.ts; BENCH_ONLY=analysis);
 //  - issue 24: nft -f of the 2,000-container policy beside iptables-restore + ip6tables-restore,
 //    and watch -f nft event → rule beside watch (bench/nft.ts; BENCH_ONLY=nft);
 //  - CPU time (every thread) at 2,000 containers, and how much CPU the hypervisor took while
