@@ -6,7 +6,7 @@
 // The contract (names, JSON fields): ../shared/spec/analysis.md. Pure: the rules, the policy and
 // the host's addresses come from the caller.
 import type { Span } from "../diagnostics.js";
-import { ruleKey, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
+import { ruleKey, statementOf, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
 import { bindAddress, bindings, byName, publishingNetwork } from "../model/derive.js";
 import type { Container, Policy } from "../model/types.js";
 import { cidrContains, formatCidr, formatIp, specContains, type Family, type Ip } from "../model/values.js";
@@ -208,8 +208,11 @@ function origin(ctx: ExplainContext, family: Family, table: Table["name"], chain
     if (mine) return origin(ctx, family, table, chain, mine, false);
     const dockers = indexOf(ctx.docker?.[family])?.get(key);
     if (!dockers && !isDockersChain(chain)) return { kind: "other", chain };
+    // One of the rules dockerd writes for this policy (iptables on): what it writes it for.
+    if (dockers?.origin?.kind === "docker" && !owned(chain, dockers)) return { kind: "docker", release: ctx.release ?? "dockerd", object: dockers.origin.object };
   }
-  if (r?.origin) return { kind: "policy", file: ctx.file ?? "<policy>", line: r.origin.span.line, column: r.origin.span.col, text: lineOf(ctx.text, r.origin.span) };
+  const said = statementOf(r);
+  if (said) return { kind: "policy", file: ctx.file ?? "<policy>", line: said.line, column: said.col, text: lineOf(ctx.text, said) };
   const p = ctx.policy;
   if (!r) {
     // A built-in chain's policy.
@@ -217,10 +220,10 @@ function origin(ctx: ExplainContext, family: Family, table: Table["name"], chain
     if (chain === "FORWARD" && table === "filter") return { kind: "dockwall", why: "FORWARD's policy: DROP, whatever ip_forward was when dockerd started" };
     return { kind: "dockwall", why: `${table} ${chain}'s policy` };
   }
-  if (chain === "DOCKER-USER" || chain === PROXY_CHAIN || (chain === "INPUT" && (r.matches.some((m) => m.module === "comment" && m.options.some((o) => o.value === MARK)) || r.target === PROXY_CHAIN))) {
-    return { kind: "dockwall", why: r.comment && r.comment !== MARK ? r.comment : whyOwn(r, chain, p) };
-  }
+  if (owned(chain, r)) return { kind: "dockwall", why: r.comment && r.comment !== MARK ? r.comment : whyOwn(r, chain, p) };
   const release = ctx.release ?? "dockerd";
+  // What dockerd wrote the rule for, as the rule set was made (docker/engine.ts).
+  if (r.origin?.kind === "docker") return { kind: "docker", release, object: r.origin.object };
   // Docker's rules: the container (a DNAT to it, its address) or the network (its bridge) they are for.
   if (r && p) {
     const to = r.targetOptions?.find((o) => o.name === "to-destination")?.value;
@@ -231,6 +234,11 @@ function origin(ctx: ExplainContext, family: Family, table: Table["name"], chain
     if (n) return { kind: "docker", release, object: { type: "network", name: n.name } };
   }
   return { kind: "docker", release, object: { type: "daemon", name: "dockerd" } };
+}
+
+/** One of dockwall's own rules: in its chains, or marked as its in INPUT. */
+function owned(chain: string, r: Rule): boolean {
+  return chain === "DOCKER-USER" || chain === PROXY_CHAIN || (chain === "INPUT" && (r.matches.some((m) => m.module === "comment" && m.options.some((o) => o.value === MARK)) || r.target === PROXY_CHAIN));
 }
 
 /** Why one of dockwall's rules without a comment of its own is there. */
@@ -328,7 +336,8 @@ function nftOrigin(ctx: ExplainContext, family: Family, s: NftStep): OriginJson 
   const table = `${s.family} ${s.table}`;
   if (table === NFT_TABLE) {
     const r = s.handle !== undefined ? ctx.nft?.ours?.get(s.handle) : undefined;
-    if (r?.origin) return { kind: "policy", file: ctx.file ?? "<policy>", line: r.origin.span.line, column: r.origin.span.col, text: lineOf(ctx.text, r.origin.span) };
+    const said = statementOf(r);
+    if (said) return { kind: "policy", file: ctx.file ?? "<policy>", line: said.line, column: said.col, text: lineOf(ctx.text, said) };
     return { kind: "dockwall", why: r ? whyOwn(r, s.chain.startsWith("input") ? "INPUT" : "DOCKER-USER", ctx.policy) : s.index === -1 ? `${s.chain}'s policy` : `dockwall's table (${NFT_TABLE})` };
   }
   const dockers = / docker-bridges$/.test(table) || (/^ip6? (filter|nat)$/.test(table) && isDockersChain(s.chain));
@@ -359,7 +368,7 @@ function explainNft(ctx: ExplainContext, spec: PacketSpec, base: ExplainResult):
   const path = (v.steps ?? []).map((s) => nftRuleJson(ctx, family, s));
   if (v.verdict === "unknown") return { ...base, path, unknown: [v.why ?? "the evaluator cannot tell"] };
   const ours = v.decided?.handle !== undefined && `${v.decided.family} ${v.decided.table}` === NFT_TABLE ? ctx.nft!.ours?.get(v.decided.handle) : undefined;
-  return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), decidingSpan: ours?.origin?.span };
+  return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), decidingSpan: statementOf(ours) };
 }
 
 /** The answer for a packet whose walk ended in a verdict: where it was going, and the rule that decided it. */
@@ -391,7 +400,7 @@ export function explain(ctx: ExplainContext, spec: PacketSpec, live = false): Ex
   return {
     ...decided(base, v.verdict, headed, decider, path),
     suggestion: v.verdict === "ACCEPT" ? null : suggest(ctx, spec, pk, v, headed),
-    decidingSpan: v.decided?.rule?.origin?.span ?? (v.decided?.index === -1 && v.decided.chain === "INPUT" && decider?.origin.kind === "policy" && ctx.policy?.host ? { ...ctx.policy.host.span, endLine: ctx.policy.host.span.line, endCol: ctx.policy.host.span.col + "host".length } : undefined),
+    decidingSpan: statementOf(v.decided?.rule) ?? (v.decided?.index === -1 && v.decided.chain === "INPUT" && decider?.origin.kind === "policy" && ctx.policy?.host ? { ...ctx.policy.host.span, endLine: ctx.policy.host.span.line, endCol: ctx.policy.host.span.col + "host".length } : undefined),
   };
 }
 

@@ -2,7 +2,7 @@
 // daemon start, then each network as it is created (many rules inserted at the top, so
 // newer networks end up above older ones), then each container's port bindings. The
 // layout (layouts/*.ts) says which rules each step writes and where.
-import { make, rule, TableBuilder, type Rule } from "../ir/ruleset.js";
+import { make, rule, TableBuilder, type DockerOrigin, type Rule } from "../ir/ruleset.js";
 import type { Family, Version } from "../model/values.js";
 import type { Layout } from "./layout.js";
 import { IPSET } from "./layouts/v28-ipset.js";
@@ -24,11 +24,40 @@ export function dockerFilterChains(layout: Layout): string[] {
   ];
 }
 
+const DAEMON: DockerOrigin = { kind: "docker", object: { type: "daemon", name: "dockerd" } };
+
+/**
+ * A table that notes on each rule put in it what dockerd was writing it for (its origin), unless
+ * the rule says; once dockerd's rules are all written (undefined), nothing: what is added then is
+ * dockwall's (generate.ts).
+ */
+class Stamping extends TableBuilder {
+  origin: DockerOrigin | undefined = DAEMON;
+
+  override append(chain: string, ...rules: Rule[]): void {
+    super.append(chain, ...this.stamped(rules));
+  }
+
+  override insert(chain: string, ...rules: Rule[]): void {
+    super.insert(chain, ...this.stamped(rules));
+  }
+
+  private stamped(rules: Rule[]): Rule[] {
+    if (this.origin) for (const r of rules) r.origin ??= this.origin;
+    return rules;
+  }
+}
+
 class Dockerd {
-  readonly raw = new TableBuilder("raw");
-  readonly filter = new TableBuilder("filter");
-  readonly nat = new TableBuilder("nat");
+  readonly raw = new Stamping("raw");
+  readonly filter = new Stamping("filter");
+  readonly nat = new Stamping("nat");
   private natJumps = false;
+
+  /** What the rules written from now on are for: the daemon, a network, a container. */
+  writingFor(origin: DockerOrigin | undefined): void {
+    this.raw.origin = this.filter.origin = this.nat.origin = origin;
+  }
 
   // Plain fields, not getters: publish() reads them for every port.
   readonly family: Family;
@@ -93,18 +122,19 @@ class Dockerd {
     if (this.natJumps) return;
     this.natJumps = true;
     const loopback = this.v6 ? "::1/128" : "127.0.0.0/8";
-    this.nat.append("PREROUTING", make.jump("DOCKER", { matches: [make.addrtype("dst-type", "LOCAL")] }));
-    this.nat.append("OUTPUT", make.jump("DOCKER", { dst: this.plan.userlandProxy ? { value: loopback, neg: true } : undefined, matches: [make.addrtype("dst-type", "LOCAL")] }));
+    // The daemon's, whichever network's creation adds them.
+    this.nat.append("PREROUTING", make.jump("DOCKER", { matches: [make.addrtype("dst-type", "LOCAL")], origin: DAEMON }));
+    this.nat.append("OUTPUT", make.jump("DOCKER", { dst: this.plan.userlandProxy ? { value: loopback, neg: true } : undefined, matches: [make.addrtype("dst-type", "LOCAL")], origin: DAEMON }));
   }
 
   /** Legacy: the FORWARD jumps are deleted and re-inserted at the top at each network. */
   private reinsertJumps(): void {
     if (this.layout.forward !== "inline") return;
-    const isolation = make.jump("DOCKER-ISOLATION-STAGE-1");
+    const isolation = make.jump("DOCKER-ISOLATION-STAGE-1", { origin: DAEMON });
     this.filter.remove("FORWARD", isolation);
     this.filter.insert("FORWARD", isolation);
     if (this.dockerUser) {
-      const user = make.jump("DOCKER-USER");
+      const user = make.jump("DOCKER-USER", { origin: DAEMON });
       this.filter.remove("FORWARD", user);
       this.filter.insert("FORWARD", user);
     }
@@ -117,6 +147,7 @@ class Dockerd {
 
   createNetwork(n: NetPlan): void {
     const { filter, nat, layout } = this;
+    this.writingFor({ kind: "docker", object: { type: "network", name: n.name } });
     const br = n.bridge;
     const sub = n.subnet[this.family];
     if (n.internal) {
@@ -171,7 +202,8 @@ class Dockerd {
 
 
   /** dockerd 28.2+: one raw drop per container endpoint on a NAT network, at container start. */
-  startContainer(endpoints: { ip: string; bridge: string }[]): void {
+  startContainer(name: string, endpoints: { ip: string; bridge: string }[]): void {
+    this.writingFor({ kind: "docker", object: { type: "container", name } });
     if (this.layout.rawDrops(this.version) !== "per-container") return;
     const parts = this.plan.parts;
     for (const e of endpoints) this.raw.append("PREROUTING", make.jump("DROP", { dst: parts.is(`${e.ip}/${this.hostPrefix}`), in: parts.not(e.bridge) }));
@@ -220,8 +252,9 @@ export function dockerTables(plan: Plan, layout: Layout, version: Version): Dock
   // (Indexed: for…of allocates per step in code that is not yet optimised.)
   for (let i = 0; i < plan.containers.length; i++) {
     const c = plan.containers[i]!;
-    d.startContainer(c.endpoints);
+    d.startContainer(c.name, c.endpoints);
     for (let k = 0; k < c.ports.length; k++) d.publish(c.ports[k]!);
   }
+  d.writingFor(undefined);
   return { raw: d.raw, filter: d.filter, nat: d.nat };
 }

@@ -40,6 +40,7 @@ export interface PortPlan {
 
 /** A container as dockerd starts it: its NAT-network endpoints, then its port bindings in processing order. */
 export interface ContainerPlan {
+  name: string;
   endpoints: { ip: string; bridge: string }[];
   ports: PortPlan[];
 }
@@ -96,7 +97,7 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
       const ip = n && !n.internal ? addressOn(c, n, family) : undefined;
       if (n && ip) endpoints.push({ ip: formatIp(ip), bridge: n.bridge.value });
     }
-    const cp: ContainerPlan = { endpoints, ports: [] };
+    const cp: ContainerPlan = { name: c.name, endpoints, ports: [] };
     containers.push(cp);
     const n = publishingNetwork(c, nets);
     if (!n) continue;

@@ -31,10 +31,27 @@ export interface Rule {
   origin?: Origin;
 }
 
-/** Where a rule came from, when a policy statement made it. */
-export interface Origin {
+/**
+ * Where a rule came from: a policy statement (its span), or Docker (what dockerd writes for the
+ * daemon itself, a network or a container: the rules dockwall reproduces with `iptables off`, and
+ * predicts with `iptables on`). dockwall's own rules without a statement of their own are told by
+ * their chain (explain.ts).
+ */
+export type Origin = PolicyOrigin | DockerOrigin;
+
+export interface PolicyOrigin {
   kind: "policy";
   span: Span;
+}
+
+export interface DockerOrigin {
+  kind: "docker";
+  object: { type: "daemon" | "network" | "container"; name: string };
+}
+
+/** The policy statement a rule says, if a statement made it. */
+export function statementOf(r: Rule | undefined): Span | undefined {
+  return r?.origin?.kind === "policy" ? r.origin.span : undefined;
 }
 
 export interface Chain {

@@ -19,7 +19,7 @@
 // The decisions are here; templates/nft/table.hbs only lays out the chains.
 import type { Problems } from "../diagnostics.js";
 import { startOfFile } from "../diagnostics.js";
-import { make, type Match, type Rule, type Ruleset } from "../ir/ruleset.js";
+import { make, statementOf, type Match, type Rule, type Ruleset } from "../ir/ruleset.js";
 import { dockerBridgesTables } from "../docker/nft29.js";
 import { layoutFor } from "../docker/layouts.js";
 import { makePlan } from "../docker/plan.js";
@@ -196,7 +196,7 @@ function withSets(chain: string, rules: NftRule[], origins?: Map<string, Rule>):
   const shapeOf = (r: NftRule) => {
     const keys = r.exprs.map((e) => KEYED.exec(e)?.[1]);
     // One statement's rules only: the set's rule then comes from that statement (explain --live names it).
-    const from = r.from?.origin?.span;
+    const from = statementOf(r.from);
     return keys.some((k) => k) ? JSON.stringify([r.exprs.map((e, i) => keys[i] ?? e), r.tail, from ? `${from.line}:${from.col}` : ""]) : undefined;
   };
   let i = 0;
@@ -287,7 +287,7 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
           translated.push({ ...ruleText(r, ip, names), from: r });
         } catch (e) {
           if (!(e instanceof Untranslatable)) throw e;
-          const at = e.rule.origin?.span ?? p.docker.spans["iptables"] ?? p.docker.span ?? startOfFile;
+          const at = statementOf(e.rule) ?? p.docker.spans["iptables"] ?? p.docker.span ?? startOfFile;
           // A statement makes rules in both families, and often more than one: said once.
           const key = `${at.line}:${at.col}:${e.message}`;
           if (said.has(key)) continue;

@@ -240,3 +240,42 @@ describe("dockwall explain (the command)", () => {
     expect(which.err).toContain("which interface does the packet from 198.51.100.77 arrive on?\n  = help: add 'in IFACE' to the packet (eth0, eth1)");
   });
 });
+
+describe("every rule of Docker's tables carries what dockerd wrote it for (the IR's origin)", () => {
+  test.each(["20.10", "27.0", "28.0.0", "28.2", "28.5"])("Docker %s: the daemon's, a network's or a container's, as the rule is; dockwall's own chains carry none of Docker's", (version) => {
+    const text = TEXT.replace("version 20.10;", `version ${version};`);
+    const r = compile(text, { noRender: true });
+    expect(r.ok).toBe(true);
+    const containers = new Set(r.policy!.containers.map((c) => c.name));
+    const networks = new Set(r.policy!.networks.map((n) => n.name));
+    let n = 0;
+    for (const f of [4, 6] as const) {
+      for (const t of r.generated!.rulesets[f]!.tables) {
+        for (const c of t.chains) {
+          for (const rule of c.rules) {
+            const mine = c.name === "DOCKER-USER" || c.name.startsWith("DOCKWALL") || c.name === "INPUT";
+            if (mine) {
+              expect(rule.origin?.kind, `${t.name} ${c.name}`).not.toBe("docker");
+              continue;
+            }
+            // dockerd 20.10 writes no IPv6 rules of its own here: dockwall's jump to DOCKER-USER in FORWARD is not Docker's.
+            if (f === 6 && rule.origin === undefined && c.name === "FORWARD" && rule.target === "DOCKER-USER" && version === "20.10") continue;
+            n++;
+            expect(rule.origin?.kind, `${t.name} ${c.name} ${JSON.stringify(rule)}`).toBe("docker");
+            const o = rule.origin as { object: { type: string; name: string } };
+            const known = o.object.type === "container" ? containers.has(o.object.name) : o.object.type === "network" ? networks.has(o.object.name) : o.object.name === "dockerd";
+            expect(known, JSON.stringify(o)).toBe(true);
+          }
+        }
+      }
+    }
+    expect(n).toBeGreaterThan(20);
+  });
+
+  test("a port published on 127.0.0.1 (Docker 28.2): its raw drop is the container's, not the daemon's (it names no container address to guess from)", () => {
+    const text = TEXT.replace("version 20.10;", "version 28.2;");
+    const r = explain({ ...context(text), release: "28.2" }, packet("tcp 192.168.1.5 -> 127.0.0.1:9000 in eth1"));
+    expect(r.decided_by?.rule).toBe("-A PREROUTING -d 127.0.0.1/32 ! -i lo -p tcp -m tcp --dport 9000 -j DROP");
+    expect(r.decided_by?.origin).toEqual({ kind: "docker", release: "28.2", object: { type: "container", name: "api" } });
+  });
+});
