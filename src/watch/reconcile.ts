@@ -100,6 +100,12 @@ export function stepTo(live: SavedRuleset, desired: SavedRuleset, kept: string[]
       if (have && sameChain(have, want)) continue;
       changes.push({ table: tname, chain: name, kind: have ? "changed" : "added", ...counted(have, want) });
       const builtin = builtins.includes(name);
+      // A built-in chain whose rules are as they are and whose policy alone changes (iptables on: FORWARD DROP over
+      // dockerd's rules): its policy set, its rules not touched (a rule another tool adds meanwhile stays).
+      if (builtin && have && sameChain({ ...have, policy: want.policy }, want)) {
+        decl.push(`:${name} ${want.policy} [0:0]`);
+        continue;
+      }
       const edits = have ? edit(name, have, want) : undefined;
       if (edits) {
         // A few rules differ in a long chain (a container started in a chain of thousands):

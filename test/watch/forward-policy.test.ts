@@ -46,6 +46,9 @@ test("FORWARD ACCEPT in the kernel: apply's and watch's load set DROP and keep F
   expect(forwardRules(merged)).toEqual(forwardRules(LIVE));
   const step = reconcileStep(live, wanted, { ownsInput: false });
   expect(step.text).toMatch(/^:FORWARD DROP \[0:0\]$/m);
+  // Its policy alone: FORWARD is not flushed and its rules are not written again (a rule another tool adds meanwhile stays).
+  expect(step.text).not.toMatch(/^-F FORWARD/m);
+  expect(step.text).not.toMatch(/^-A FORWARD /m);
   expect(step.changes.map((c) => `${c.table} ${c.chain}`)).toEqual(["filter FORWARD", "filter DOCKER-USER"]);
   // Loaded: the same rules in FORWARD, its policy DROP; nothing left to change, and diff agrees.
   const after = step.after;
