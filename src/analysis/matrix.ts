@@ -264,8 +264,13 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
   for (const family of families) {
     const rs = ctx.rulesets[family];
     if (!rs) continue;
-    // The host's address on an interface; live, one it does not have there (no address of this family): no such packet, no cell.
-    const hostAddr = (iface: string) => ctx.hostAddress?.(family, iface) ?? (ctx.host ? undefined : STAND_IN[family]);
+    // The host's address on an interface. Live, where it has none of this family there (or the interface is one no zone
+    // names), another of its addresses of this family: Linux takes a packet for any of its addresses on any interface
+    // (and Docker DNATs it: --dst-type LOCAL). With none of this family at all: no such packet, no cell.
+    const ownOf = (a: string) => (a.includes(":") ? 6 : 4) === family && !/^(127\.|::1$)/.test(a);
+    const nearby = (a: string) => /^(169\.254\.|fe[89ab][0-9a-f]:)/i.test(a);
+    const elsewhere = ctx.host ? (ctx.host.addresses.find((a) => ownOf(a) && !nearby(a)) ?? ctx.host.addresses.find(ownOf)) : undefined;
+    const hostAddr = (iface: string) => ctx.hostAddress?.(family, iface) ?? (ctx.host ? elsewhere : STAND_IN[family]);
     // Columns: the published ports of this family, the host block's ports, ping.
     type Col = MatrixColumn & { containerAddr?: string; loopbackOnly?: boolean; proxied: boolean };
     const cols: Col[] = [];
