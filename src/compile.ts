@@ -182,7 +182,12 @@ function headerLines(p: Policy, file: string | undefined, format: Format): strin
       `Load with: nft -f FILE. One transaction, which replaces dockwall's table (inet dockwall) and nothing else;`,
       `from /etc/nftables.conf: include "FILE" (a 'flush ruleset' above it also removes Docker's rules until dockerd restarts).`,
       `This table can only drop: an accept in it ends its own chain, and Docker's chains still decide what they drop.`,
-      ...(p.docker.firewallBackend?.value === "nftables" || /^nftables\b/.test(p.docker.backendFact?.driver ?? "") ? [`Docker's nftables backend sets no FORWARD policy: what the host routes that is not a Docker network's own traffic is dropped here unless a 'forward' statement lets it through.`] : []),
+      ...(p.docker.firewallBackend?.value === "nftables" || /^nftables\b/.test(p.docker.backendFact?.driver ?? "")
+        ? [`Docker's nftables backend sets no FORWARD policy: what the host routes that is not a Docker network's own traffic is dropped here unless a 'forward' statement lets it through.`]
+        : [
+            `Beside Docker's iptables backend, FORWARD's policy is iptables' and this file does not set it: the iptables and ferm outputs set it to DROP`,
+            `(dockerd leaves ACCEPT when IP forwarding was on before it started, and the host then routes between all its interfaces). Load one of them too.`,
+          ]),
     );
   } else if (format === "nft") {
     lines.push(

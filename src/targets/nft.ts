@@ -333,8 +333,8 @@ function backendOf(p: Policy): "iptables" | "nftables" | undefined {
  * DOCKER-USER) let through what they name, a Docker bridge's traffic (every `br-*`, docker0, and
  * those the facts name) goes on to Docker's own rules, the rest is dropped. That backend sets no
  * FORWARD policy at all (and needs forwarding on): without this, the host would route between
- * its other interfaces whatever no `forward` allows. (Beside Docker's iptables backend, its
- * FORWARD policy and the other tools' FORWARD rules decide that, as with the iptables output.)
+ * its other interfaces whatever no `forward` allows. (Beside Docker's iptables backend, iptables'
+ * FORWARD policy decides that: the iptables and ferm outputs set it to DROP, this file does not.)
  */
 function withForwardDrop(p: Policy, family: Family, rs: Ruleset): Ruleset {
   const layout = layoutFor(p.docker.version?.value);

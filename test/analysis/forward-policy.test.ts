@@ -31,7 +31,7 @@ test("a finding per family the kernel forwards with FORWARD's policy ACCEPT; non
   const accept = "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j DOCKER-USER\n:DOCKER-USER - [0:0]\nCOMMIT\n";
   const f = forwardPolicyFindings(p, { 4: rs(accept, 4), 6: rs(accept, 6) }, { 4: true, 6: true });
   expect(f.map((x) => x.family)).toEqual([4, 6]);
-  expect(f[0]!.message).toBe("IPv4: FORWARD's policy is ACCEPT and the host forwards (net.ipv4.ip_forward = 1): it routes between its interfaces whatever no 'forward' statement allows (dockerd leaves ACCEPT when forwarding was on before it started). 'iptables -P FORWARD DROP' closes it; Docker's own rules still pass its networks' traffic, and 'forward' statements what they name");
+  expect(f[0]!.message).toBe("IPv4: FORWARD's policy is ACCEPT and the host forwards (net.ipv4.ip_forward = 1): it routes between its interfaces whatever no 'forward' statement allows (dockerd leaves ACCEPT when forwarding was on before it started). 'dockwall apply' sets it to DROP, as the iptables and ferm outputs do (or 'iptables -P FORWARD DROP'); Docker's own rules still pass its networks' traffic, and 'forward' statements what they name");
   // dockerd 20.10 with ip6tables off writes no IPv6 rules: a DROP policy would stop its networks' IPv6 too, and the help says so.
   expect(f[1]!.message).toMatch(/dockerd writes no IPv6 rules here \(ip6tables off\), so 'ip6tables -P FORWARD DROP' would stop its networks' IPv6 traffic too/);
   expect(forwardPolicyFindings(p, { 4: rs(accept.replace("FORWARD ACCEPT", "FORWARD DROP"), 4) }, { 4: true })).toEqual([]);

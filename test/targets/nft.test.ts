@@ -21,6 +21,8 @@ test("examples/coexist.dw: the table, exactly", () => {
 # Load with: nft -f FILE. One transaction, which replaces dockwall's table (inet dockwall) and nothing else;
 # from /etc/nftables.conf: include "FILE" (a 'flush ruleset' above it also removes Docker's rules until dockerd restarts).
 # This table can only drop: an accept in it ends its own chain, and Docker's chains still decide what they drop.
+# Beside Docker's iptables backend, FORWARD's policy is iptables' and this file does not set it: the iptables and ferm outputs set it to DROP
+# (dockerd leaves ACCEPT when IP forwarding was on before it started, and the host then routes between all its interfaces). Load one of them too.
 table inet dockwall
 delete table inet dockwall
 table inet dockwall {
