@@ -109,7 +109,7 @@ export const stages: Stage[] = [
   { name: "nftables.conf", when: (o) => o.nftablesConf !== undefined, run: (s) => s.options.nftablesConf!.forEach((c) => checkNftablesConf(s.policy!, s.options.format ?? "ferm", c, s.options.output, s.problems)) },
   { name: "the host", when: (o) => o.hostSysctls !== undefined, run: (s) => checkHost(s.policy!, s.options.format ?? "ferm", s.options.hostSysctls!, s.problems) },
   { name: "select the Docker layout", run: selectLayout },
-  { name: "generate", when: (o) => !o.checkOnly, run: (s) => (s.generated = generate(s.policy!, families(s.options))) },
+  { name: "generate", when: (o) => !o.checkOnly, run: (s) => (s.generated = generate(s.policy!, families(s.options), { standIn: s.options.format !== "nft" })) },
   { name: "render", when: (o) => !o.checkOnly && !o.noRender, run: render },
 ];
 

@@ -30,7 +30,12 @@ export function dockersOwn(p: Policy, family: Family): Generated {
   return generate({ ...p, docker: { ...p.docker, iptables: false, published: "open" }, host: undefined, forwards: [] }, [family]);
 }
 
-export function generate(p: Policy, families: readonly Family[] = [4, 6]): Generated {
+/**
+ * `standIn` (iptables on): in a family dockerd writes no rules for, dockwall's DOCKER-USER accepts
+ * what Docker's rules would (none: everything) and FORWARD's policy is DROP. Not for the --format
+ * nft file, whose table can only drop and which sets no policy of iptables'.
+ */
+export function generate(p: Policy, families: readonly Family[] = [4, 6], opts: { standIn?: boolean } = {}): Generated {
   const out: Generated["rulesets"] = {};
   const preserve: Generated["preserve"] = {};
   const layout = layoutFor(p.docker.version?.value);
@@ -38,7 +43,7 @@ export function generate(p: Policy, families: readonly Family[] = [4, 6]): Gener
   const setup: Record<Family, string[]> = { 4: [], 6: [] };
   for (const family of families) {
     const plan = makePlan(p, family, layout);
-    out[family] = p.docker.iptables ? coexisting(p, plan, preserve) : full(p, plan);
+    out[family] = p.docker.iptables ? coexisting(p, plan, preserve, opts.standIn ?? true) : full(p, plan);
     if (layout.forward === "ipset" && !p.docker.iptables && dockerWrites(p, family)) setup[family] = ipsetSetup(plan);
   }
   return { rulesets: out, preserve, setup };
@@ -99,13 +104,14 @@ function addInput(filter: TableBuilder, owned: ReturnType<typeof ownedChains>): 
 }
 
 /** `iptables on`: only dockwall's chains; Docker's stay as dockerd wrote them. */
-function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"]): Ruleset {
+function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"], standIn: boolean): Ruleset {
   const family = plan.family;
-  const owned = ownedChains(p, plan);
+  const docker = dockerWrites(p, family);
+  // A family dockerd writes no rules for: DOCKER-USER stands for Docker's rules too (policy/owned.ts).
+  const owned = ownedChains(p, plan, standIn && !docker);
   const filter = new TableBuilder("filter");
   // Only the chains we own: drop the built-ins TableBuilder pre-creates, except INPUT with a host block.
   for (const name of ["INPUT", "FORWARD", "OUTPUT"]) filter.chains.delete(name);
-  const docker = dockerWrites(p, family);
   const firstJumps: FirstJump[] = [];
   // dockerd makes DOCKER-USER and jumps to it first in FORWARD; with ip6tables off it writes no
   // IPv6 rules at all, yet routes its networks' IPv6 (global addresses, reachable from outside):
@@ -131,9 +137,10 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"]): Rul
     filter: ["FORWARD", "OUTPUT", ...(docker ? dockerFilterChains(plan.layout) : []), ...(owned.input ? [] : ["INPUT"])],
     nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", ...(docker ? ["DOCKER"] : [])],
   };
-  // FORWARD's policy DROP where dockerd writes this family's rules (its own accept its networks'
-  // traffic): dockerd leaves it ACCEPT when forwarding was on before it started.
-  const policies: ChainPolicy[] = docker ? [{ table: "filter", chain: "FORWARD", policy: "DROP" }] : [];
+  // FORWARD's policy DROP: dockerd leaves it ACCEPT when forwarding was on before it started. Where
+  // it writes this family's rules, they accept its networks' traffic; where it writes none,
+  // DOCKER-USER does (standIn). The nft file sets no policy of iptables' (its header says so).
+  const policies: ChainPolicy[] = docker || standIn ? [{ table: "filter", chain: "FORWARD", policy: "DROP" }] : [];
   const t = filter.build();
   return { family, tables: t.chains.length || policies.length ? [t] : [], scope: "owned", firstJumps, ...(policies.length ? { policies } : {}) };
 }

@@ -11,7 +11,6 @@ import type { Problems } from "../diagnostics.js";
 import { startOfFile } from "../diagnostics.js";
 import type { Format } from "../formats.js";
 import type { Policy } from "../model/types.js";
-import { dockerWrites } from "../generate.js";
 
 export interface HostSysctls {
   /** net.ipv4.ip_forward */
@@ -27,10 +26,7 @@ export interface HostSysctls {
 }
 
 export function checkHost(p: Policy, format: Format, host: HostSysctls, problems: Problems): void {
-  if (p.docker.iptables) {
-    ipv6Routing(p, format, host, problems);
-    return;
-  }
+  if (p.docker.iptables) return;
   const at = p.docker.spans.iptables ?? p.docker.span ?? startOfFile;
   if (format === "nft") {
     const v6 = p.networks.some((n) => n.subnets.some((s) => s.value.family === 6));
@@ -53,19 +49,3 @@ export function checkHost(p: Policy, format: Format, host: HostSysctls, problems
   }
 }
 
-/**
- * `iptables on` with `ip6tables off`: dockerd writes no IPv6 rules, and its networks' IPv6 passes
- * by FORWARD's policy, which dockwall's output therefore leaves as it is (it sets IPv4's to DROP).
- * Where the host forwards IPv6 it then routes IPv6 between its interfaces what no `forward`
- * statement allows (with or without an IPv6 network: one made later would need ACCEPT).
- */
-function ipv6Routing(p: Policy, format: Format, host: HostSysctls, problems: Problems): void {
-  if (format === "nft" || host.ip6Forward !== true || dockerWrites(p, 6)) return;
-  const v6 = p.networks.filter((n) => n.subnets.some((s) => s.value.family === 6));
-  const why = v6.length ? `since network '${v6[0]!.name}' needs it` : "since a network made with IPv6 would need it";
-  const at = p.docker.spans.ip6tables ?? p.docker.spans.version ?? p.docker.span ?? startOfFile;
-  problems.warning("host-prerequisite", at, `IPv6 forwarding is on and dockerd writes no IPv6 rules (ip6tables off): dockwall leaves FORWARD's IPv6 policy as it is (ACCEPT unless set otherwise), ${why}, so the host routes IPv6 between its interfaces what no 'forward' statement allows`, {
-    help: `set 'ip6tables on;' in the docker block and "ip6tables": true in daemon.json (dockerd 20.10 to 26 also needs "experimental": true): dockerd then writes its IPv6 rules, and dockwall sets FORWARD's IPv6 policy to DROP as it does IPv4's`,
-    notes: [{ message: "dockwall verify lists what is routed (its findings)" }],
-  });
-}

@@ -90,10 +90,18 @@ function allowedBy(index: AllowIndex, container: string, port: number, proto: st
   return out;
 }
 
-export function ownedChains(p: Policy, plan: Plan): OwnedChains {
+/**
+ * `standIn`: iptables on, in a family dockerd writes no rules for (IPv6 with ip6tables off).
+ * DOCKER-USER and its jump are then dockwall's alone, and FORWARD's policy DROP (generate.ts):
+ * what DOCKER-USER would leave to Docker's rules (which would be none: everything passes) is
+ * accepted here, as dockerd would let it through, and what no rule lets through is not routed.
+ */
+export function ownedChains(p: Policy, plan: Plan, standIn = false): OwnedChains {
   const family = plan.family;
   const zones = zoneTable(p);
   const closed = p.docker.published === "closed";
+  // What "Docker's rules decide" means in this family: go on to them, or (none) let it through.
+  const follow = standIn ? "ACCEPT" : "RETURN";
   const user: Rule[] = [];
   const brs = bridges(p, family);
   const index = indexAllows(p);
@@ -113,11 +121,11 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
     }
   }
 
-  if (closed || forwards.length > 0) {
+  if (closed || forwards.length > 0 || standIn) {
     user.push(make.jump("ACCEPT", { matches: [make.ctstate("RELATED,ESTABLISHED")], comment: "replies and related traffic always pass" }));
   }
   if (closed && brs.length > 0) {
-    for (const br of brs) user.push(make.jump("RETURN", { in: { value: br }, comment: "the containers' own traffic follows Docker's rules" }));
+    for (const br of brs) user.push(make.jump(follow, { in: { value: br }, comment: standIn ? "the containers' own traffic, as dockerd (writing no rules for this family) lets it through" : "the containers' own traffic follows Docker's rules" }));
     // A neighbour routing 127.0.0.1 here is DNAT'd by Docker to any published port (dst-type LOCAL):
     // closed whatever the port, so that a port published on 127.0.0.1 is the host's alone and no
     // other is reached by that path (the matrix found it open for allowed sources before).
@@ -132,7 +140,7 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
       if (pp.loopback && family === 4) continue;
       const allows = allowedBy(index, pp.container.name, pp.hostPort, pp.proto);
       if (allows.length === 0) continue;
-      const base = dnatMatch(pp, plan.parts);
+      const base = dnatMatch(pp, plan.parts, follow);
       for (let k = 0; k < allows.length; k++) {
         const ms = matchersOf(allows[k]!);
         const origin = originOf(allows[k]!);
@@ -142,7 +150,8 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
     for (const br of brs) user.push(make.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
   }
   user.push(...forwards);
-  if (closed && p.docker.iptables) user.push(...unknownNetworks(p, brs));
+  if (closed && p.docker.iptables) user.push(...unknownNetworks(p, brs, standIn));
+  if (standIn) user.push(...dockersTraffic(p, family, closed));
   // A trailing RETURN where this Docker release writes one (an empty chain returns all the same).
   if (plan.layout.userReturn(plan.version) || user.length > 0) user.push(make.jump("RETURN"));
 
@@ -204,13 +213,45 @@ export function ownedChains(p: Policy, plan: Plan): OwnedChains {
  * and from its bridge out (not matched here, so it goes on to Docker's chains). An interface
  * of a zone that is named like a Docker bridge is the host's, not Docker's.
  */
-function unknownNetworks(p: Policy, brs: string[]): Rule[] {
-  const zoneIfs = [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value)))].filter((i) => i.startsWith("br-") && !brs.includes(i));
+function unknownNetworks(p: Policy, brs: string[], standIn: boolean): Rule[] {
+  const zoneIfs = zoneBridges(p, brs);
   return [
-    make.jump("RETURN", { matches: [{ module: "physdev", options: [{ name: "physdev-is-bridged" }] }], comment: "traffic within one bridge follows Docker's rules (a network dockwall does not know yet too)" }),
+    standIn
+      ? make.jump("ACCEPT", { matches: [{ module: "physdev", options: [{ name: "physdev-is-bridged" }] }], comment: "traffic within one bridge, as dockerd (writing no rules for this family) lets it through (a network dockwall does not know yet too)" })
+      : make.jump("RETURN", { matches: [{ module: "physdev", options: [{ name: "physdev-is-bridged" }] }], comment: "traffic within one bridge follows Docker's rules (a network dockwall does not know yet too)" }),
     ...zoneIfs.map((i) => make.jump("RETURN", { out: { value: i }, comment: `${i} is a zone's interface, not a Docker network` })),
     make.jump("DROP", { out: { value: "br-+" }, comment: "a Docker network dockwall does not know yet: closed until dockwall compiles it in (dockwall watch does at once)" }),
   ];
+}
+
+/** Zones' own interfaces named like a Docker bridge (a host's br-lan), not Docker's. */
+function zoneBridges(p: Policy, brs: string[]): string[] {
+  return [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value)))].filter((i) => i.startsWith("br-") && !brs.includes(i));
+}
+
+/**
+ * standIn (dockerd writes no rules for this family): what Docker's rules would let through, were
+ * there any (with none, everything), after what the policy closes: its networks' traffic out of
+ * their bridges (and with `published open`, into them too: Docker's own behaviour), a network's
+ * own traffic when it is internal, and a network dockwall does not know yet's, but for a zone's
+ * interface named like one. The rest of what the host would route is not: FORWARD's policy DROP.
+ */
+function dockersTraffic(p: Policy, family: Family, closed: boolean): Rule[] {
+  const out: Rule[] = [];
+  const why = "as dockerd, writing no rules for this family, lets it through";
+  const known = p.networks.filter((n) => subnetOf(n, family));
+  for (const n of known) {
+    const br = n.bridge.value;
+    if (n.internal) out.push(make.jump("ACCEPT", { in: { value: br }, out: { value: br }, comment: `network ${n.name}'s own traffic (internal), ${why}` }));
+    else if (!closed) out.push(make.jump("ACCEPT", { in: { value: br }, comment: `network ${n.name}'s traffic, ${why}` }), make.jump("ACCEPT", { out: { value: br }, comment: `network ${n.name}'s traffic, ${why}` }));
+  }
+  const brs = known.filter((n) => !n.internal).map((n) => n.bridge.value);
+  const zoneIfs = zoneBridges(p, brs);
+  for (const i of zoneIfs) out.push(make.jump("RETURN", { in: { value: i }, comment: `${i} is a zone's interface, not a Docker network` }));
+  if (!closed) for (const i of zoneIfs) out.push(make.jump("RETURN", { out: { value: i }, comment: `${i} is a zone's interface, not a Docker network` }));
+  out.push(make.jump("ACCEPT", { in: { value: "br-+" }, comment: `a Docker network dockwall does not know yet: its containers' own traffic, ${why}` }));
+  if (!closed) out.push(make.jump("ACCEPT", { out: { value: "br-+" }, comment: `a Docker network dockwall does not know yet, ${why} (published open)` }));
+  return out;
 }
 
 /** Where the rules an allow makes came from (explain points at it): one object per allow. */
@@ -222,7 +263,7 @@ function originOf(a: AllowRule): NonNullable<Rule["origin"]> {
 }
 
 /** A DNATed new connection to one published port, as FORWARD sees it. */
-function dnatMatch(pp: PortPlan, parts: SharedParts): Rule {
+function dnatMatch(pp: PortPlan, parts: SharedParts, target: "RETURN" | "ACCEPT"): Rule {
   return rule({
     dst: parts.is(pp.containerHost),
     out: parts.is(pp.network.bridge),
@@ -231,7 +272,7 @@ function dnatMatch(pp: PortPlan, parts: SharedParts): Rule {
       parts.dport(pp.proto, pp.containerPort)[0]!,
       { module: "conntrack", options: [{ name: "ctstate", value: "DNAT" }, { name: "ctorigdstport", value: String(pp.hostPort) }] },
     ],
-    target: "RETURN",
+    target,
     comment: pp.comment,
   });
 }

@@ -3,7 +3,7 @@
 // renders through this table; a new format (nft, say) is one module listed here and its
 // templates.
 import { Problems, startOfFile } from "../diagnostics.js";
-import type { Generated } from "../generate.js";
+import { dockerWrites, type Generated } from "../generate.js";
 import type { Policy } from "../model/types.js";
 import type { Family } from "../model/values.js";
 import type { Format } from "../formats.js";
@@ -27,7 +27,7 @@ export interface Target {
 }
 
 function restore(family: Family): Target["render"] {
-  return ({ generated, header }) => {
+  return ({ policy, generated, header }) => {
     const commands = generated.setup[family];
     const setup = commands.length ? ["Run first (Docker 28.0.0 matches its bridges with these ipsets):", ...commands.map((c) => `  ${c}`)] : [];
     const rs = generated.rulesets[family]!;
@@ -38,10 +38,17 @@ function restore(family: Family): Target["render"] {
       ? ["Then, once (dockwall apply and watch do it themselves): the jump that must come first in its chain", ...jumps.map((j) => `  ${tool} -t ${j.table} -C ${j.chain} -j ${j.target} 2>/dev/null || ${tool} -t ${j.table} -I ${j.chain} -j ${j.target}`)]
       : [];
     // iptables on: FORWARD's policy, which this file sets without touching Docker's rules there.
-    const policies = (rs.policies ?? []).flatMap((p) => [
-      `It sets ${p.chain}'s policy to ${p.policy} (dockerd does so only when it turns IP forwarding on itself): the host routes`,
-      `only what Docker's rules, other tools' rules in ${p.chain}, or a 'forward' statement let through.`,
-    ]);
+    const policies = (rs.policies ?? []).flatMap((p) =>
+      dockerWrites(policy, family)
+        ? [
+            `It sets ${p.chain}'s policy to ${p.policy} (dockerd does so only when it turns IP forwarding on itself): the host routes`,
+            `only what Docker's rules, other tools' rules in ${p.chain}, or a 'forward' statement let through.`,
+          ]
+        : [
+            `It sets ${p.chain}'s policy to ${p.policy}. dockerd writes no rules for this family: DOCKER-USER accepts what it would let through`,
+            `(its networks' own traffic), and the host routes only that, other tools' rules in ${p.chain}, and what a 'forward' statement lets through.`,
+          ],
+    );
     return renderIptables(rs, [...header, ...policies, ...setup, ...after]);
   };
 }

@@ -149,3 +149,64 @@ describeKernel("the host as a router: FORWARD's policy, with packets", () => {
     }
   }, 60_000);
 });
+
+describeKernel("ip6tables off (dockerd writes no IPv6 rules): dockwall's IPv6 DOCKER-USER stands for Docker's, with FORWARD's policy DROP, with packets", () => {
+  it("a lan client is not routed to the wan over IPv6; a container's IPv6 reaches the wan; the wan and the lan do not reach the container's address", () => {
+    const made: Netns[] = [];
+    try {
+      const host = createNetns("-r");
+      const client = createNetns("-r");
+      const server = createNetns("-r");
+      const ctr = createNetns("-r");
+      made.push(host, client, server, ctr);
+      const ok = (r: { status: number | null; stderr: string }) => expect([r.status, r.stderr]).toEqual([0, ""]) as unknown;
+      for (const [dev, peer, host6, peer6] of [["eth1", client, "fd00:1::1", "fd00:1::5"], ["eth0", server, "2001:db8:100::1", "2001:db8:100::2"]] as const) {
+        ok(host.run(["ip", "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", peer.name]));
+        ok(host.run(["ip", "-6", "addr", "add", `${host6}/64`, "dev", dev, "nodad"]));
+        ok(host.run(["ip", "link", "set", dev, "up"]));
+        ok(peer.run(["ip", "-6", "addr", "add", `${peer6}/64`, "dev", "eth0", "nodad"]));
+        ok(peer.run(["ip", "link", "set", "eth0", "up"]));
+        ok(peer.run(["ip", "-6", "route", "add", "default", "via", host6]));
+      }
+      // A Docker network's bridge with a container on it (dockerd 20.10 with --ipv6, ip6tables off: no IPv6 rules of its own).
+      ok(host.run(["ip", "link", "add", "br-app", "type", "bridge"]));
+      ok(host.run(["ip", "-6", "addr", "add", "fd00:20::1/64", "dev", "br-app", "nodad"]));
+      ok(host.run(["ip", "link", "set", "br-app", "up"]));
+      ok(host.run(["ip", "link", "add", "vethctr", "type", "veth", "peer", "name", "eth0", "netns", ctr.name]));
+      ok(host.run(["ip", "link", "set", "vethctr", "master", "br-app"]));
+      ok(host.run(["ip", "link", "set", "vethctr", "up"]));
+      ok(ctr.run(["ip", "-6", "addr", "add", "fd00:20::2/64", "dev", "eth0", "nodad"]));
+      ok(ctr.run(["ip", "link", "set", "eth0", "up"]));
+      ok(ctr.run(["ip", "-6", "route", "add", "default", "via", "fd00:20::1"]));
+      ok(host.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]));
+      const listen = (ns: Netns, port: number, word: string) => run(["sh", "-c", `nsenter --net=${ns.path} socat TCP6-LISTEN:${port},fork,reuseaddr SYSTEM:'echo ${word}' >/dev/null 2>&1 & echo $!`]).stdout.trim();
+      const listeners = [listen(server, 7000, "wan"), listen(ctr, 80, "ctr")];
+      try {
+        const reach = (from: Netns, to: string, port: number, word: string, tries: number) => {
+          for (let i = 0; i < tries; i++) if (from.run(["socat", "-T1", "-", `TCP6:[${to}]:${port},connect-timeout=1`], "").stdout.includes(word)) return true;
+          return false;
+        };
+        expect(reach(client, "2001:db8:100::2", 7000, "wan", 3)).toBe(true); // FORWARD's policy ACCEPT: routed
+        const policy = `docker { version 20.10; iptables on; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+container web { network app 172.20.0.2, fd00:20::2; publish 8080:80; }
+allow lan to web:8080;
+`;
+        const out = compile(policy, { format: "ip6tables" }).output!;
+        ok(host.run(["ip6tables-restore", "--noflush"], out));
+        // The jump the file's header says to add once (apply and watch add it themselves).
+        ok(host.run(["ip6tables", "-I", "FORWARD", "-j", "DOCKER-USER"]));
+        expect(reach(client, "2001:db8:100::2", 7000, "wan", 1)).toBe(false);
+        expect(reach(ctr, "2001:db8:100::2", 7000, "wan", 3)).toBe(true);
+        expect(reach(server, "fd00:20::2", 80, "ctr", 1)).toBe(false);
+        expect(reach(client, "fd00:20::2", 80, "ctr", 1)).toBe(false);
+      } finally {
+        for (const l of listeners) run(["kill", l]);
+      }
+    } finally {
+      for (const n of made) deleteNetns(n.name);
+    }
+  }, 60_000);
+});

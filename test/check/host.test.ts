@@ -50,26 +50,3 @@ test("icc off without br_netfilter: a warning at the network, whatever the forma
   await run(["check", "p.dw"], io);
   expect(io.err.join("")).not.toContain("br_netfilter");
 });
-
-test("iptables on, ip6tables off, IPv6 forwarding on: a warning that the host routes IPv6 past every forward statement (an IPv6 network or not); none with ip6tables on or forwarding off", async () => {
-  const on = POLICY.replace("version 29.7; iptables off; ip6tables off;", "version 20.10; iptables on;");
-  const io = memoryIo({ "p.dw": on, ...proc("1", "1", true) });
-  expect(await run(["check", "p.dw"], io)).toBe(0);
-  expect(io.err.join("").split("\n").filter((l) => /: (warning|error|note): |= (help|note)/.test(l))).toEqual([
-    "p.dw:1:10: warning: IPv6 forwarding is on and dockerd writes no IPv6 rules (ip6tables off): dockwall leaves FORWARD's IPv6 policy as it is (ACCEPT unless set otherwise), since network 'app' needs it, so the host routes IPv6 between its interfaces what no 'forward' statement allows",
-    `  = help: set 'ip6tables on;' in the docker block and "ip6tables": true in daemon.json (dockerd 20.10 to 26 also needs "experimental": true): dockerd then writes its IPv6 rules, and dockwall sets FORWARD's IPv6 policy to DROP as it does IPv4's`,
-    "  = note: dockwall verify lists what is routed (its findings)",
-  ]);
-  for (const [text, files] of [
-    [on.replace("iptables on;", "iptables on; ip6tables on;"), proc("1", "1", true)],
-    [on, proc("1", "0", true)],
-  ] as const) {
-    const quiet = memoryIo({ "p.dw": text, ...files });
-    await run(["check", "p.dw"], quiet);
-    expect(quiet.err.join("")).not.toContain("IPv6 forwarding is on");
-  }
-  // No IPv6 network: said all the same (one made later would need ACCEPT), with that reason.
-  const none = memoryIo({ "p.dw": on.replace(" subnet fd00:20::/64;", ""), ...proc("1", "1", true) });
-  await run(["check", "p.dw"], none);
-  expect(none.err.join("")).toContain("(ACCEPT unless set otherwise), since a network made with IPv6 would need it, so the host routes IPv6");
-});

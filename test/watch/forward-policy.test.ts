@@ -64,8 +64,28 @@ test("FORWARD ACCEPT in the kernel: apply's and watch's load set DROP and keep F
   expect(done.warnings.filter((w) => w.includes("FORWARD's policy"))).toEqual([]);
 });
 
-test("ip6tables off: dockerd writes no IPv6 rules (its networks' IPv6 passes by FORWARD's policy), so the IPv6 output sets none", () => {
-  const r = compile(POLICY, { format: "ip6tables" });
-  expect(r.output).not.toMatch(/^:FORWARD /m);
-  expect(compile(POLICY.replace("userland-proxy off;", "userland-proxy off; ip6tables on;"), { format: "ip6tables" }).output).toMatch(/^:FORWARD DROP \[0:0\]$/m);
+test("ip6tables off: dockerd writes no IPv6 rules, so the IPv6 output's DOCKER-USER accepts what dockerd would let through (its networks' traffic) and sets FORWARD's policy to DROP", () => {
+  const v6 = POLICY.replace("container web { network bridge 172.17.0.2; publish 8080:80; }", "network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }\ncontainer web { network app 172.20.0.2, fd00:20::2; publish 8080:80; }").replace("zone lan { interface eth1; }", "zone lan { interface eth1; }\nzone home { interface br-lan; }");
+  const out = compile(v6, { format: "ip6tables" }).output!;
+  expect(out).toMatch(/^:FORWARD DROP \[0:0\]$/m);
+  expect(out.split("\n").filter((l) => l.startsWith("-A DOCKER-USER "))).toEqual([
+    "-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    "-A DOCKER-USER -i br-app -j ACCEPT",
+    "-A DOCKER-USER -d fd00:20::2/128 -i eth1 -o br-app -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT --ctorigdstport 8080 -j ACCEPT",
+    "-A DOCKER-USER -o br-app -j DROP",
+    "-A DOCKER-USER -m physdev --physdev-is-bridged -j ACCEPT",
+    "-A DOCKER-USER -o br-lan -j RETURN",
+    "-A DOCKER-USER -o br-+ -j DROP",
+    "-A DOCKER-USER -i br-lan -j RETURN",
+    "-A DOCKER-USER -i br-+ -j ACCEPT",
+    "-A DOCKER-USER -j RETURN",
+  ]);
+  // With ip6tables on, dockerd's own rules accept its networks' traffic: DOCKER-USER leaves it to them.
+  const on = compile(v6.replace("userland-proxy off;", "userland-proxy off; ip6tables on;"), { format: "ip6tables" }).output!;
+  expect(on).toMatch(/^:FORWARD DROP \[0:0\]$/m);
+  expect(on).toContain("-A DOCKER-USER -i br-app -j RETURN");
+  expect(on).not.toContain("-A DOCKER-USER -i br-+ -j ACCEPT");
+  // The --format nft file sets no policy of iptables' and accepts nothing for Docker (its table can only drop).
+  const nft = compile(v6, { format: "nft" }).output!;
+  expect(nft).not.toMatch(/i(if)?name "br-\+" accept/);
 });
