@@ -540,7 +540,7 @@ export function forwardPolicyFindings(p: Policy, rulesets: Partial<Record<Family
           ? `'dockwall apply' puts back the DROP the policy compiles to`
           : dockerWrites(p, family)
             ? `'dockwall apply' sets it to DROP, as the iptables and ferm outputs do (or '${tool} -P FORWARD DROP'); Docker's own rules still pass its networks' traffic, and 'forward' statements what they name`
-            : `dockerd writes no IPv6 rules here (ip6tables off), so '${tool} -P FORWARD DROP' would stop its networks' IPv6 traffic too: run dockerd with "ip6tables": true (and say 'ip6tables on;'), then set it`
+            : `'dockwall apply' sets it to DROP, its DOCKER-USER then accepting what dockerd (writing no IPv6 rules here, ip6tables off) would let through; a '${tool} -P FORWARD DROP' alone would stop its networks' IPv6 traffic too`
       }`,
     });
   }

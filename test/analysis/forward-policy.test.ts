@@ -32,8 +32,8 @@ test("a finding per family the kernel forwards with FORWARD's policy ACCEPT; non
   const f = forwardPolicyFindings(p, { 4: rs(accept, 4), 6: rs(accept, 6) }, { 4: true, 6: true });
   expect(f.map((x) => x.family)).toEqual([4, 6]);
   expect(f[0]!.message).toBe("IPv4: FORWARD's policy is ACCEPT and the host forwards (net.ipv4.ip_forward = 1): it routes between its interfaces whatever no 'forward' statement allows (dockerd leaves ACCEPT when forwarding was on before it started). 'dockwall apply' sets it to DROP, as the iptables and ferm outputs do (or 'iptables -P FORWARD DROP'); Docker's own rules still pass its networks' traffic, and 'forward' statements what they name");
-  // dockerd 20.10 with ip6tables off writes no IPv6 rules: a DROP policy would stop its networks' IPv6 too, and the help says so.
-  expect(f[1]!.message).toMatch(/dockerd writes no IPv6 rules here \(ip6tables off\), so 'ip6tables -P FORWARD DROP' would stop its networks' IPv6 traffic too/);
+  // dockerd 20.10 with ip6tables off writes no IPv6 rules: a DROP policy alone would stop its networks' IPv6 too, and the help says so.
+  expect(f[1]!.message).toMatch(/'dockwall apply' sets it to DROP, its DOCKER-USER then accepting what dockerd \(writing no IPv6 rules here, ip6tables off\) would let through; a 'ip6tables -P FORWARD DROP' alone would stop its networks' IPv6 traffic too$/);
   expect(forwardPolicyFindings(p, { 4: rs(accept.replace("FORWARD ACCEPT", "FORWARD DROP"), 4) }, { 4: true })).toEqual([]);
   expect(forwardPolicyFindings(p, { 4: rs(accept.replace("COMMIT", "-A FORWARD -j DROP\nCOMMIT"), 4) }, { 4: true })).toEqual([]);
   expect(forwardPolicyFindings(p, { 4: rs(accept, 4) }, { 4: false, 6: false })).toEqual([]);
