@@ -46,6 +46,8 @@ export interface PolicyRecord {
 export interface Owned {
   scope: Ruleset["scope"];
   tables: Record<string, string[]>;
+  /** Built-in chains whose policy alone the apply set (iptables on: FORWARD), as `filter FORWARD`: a rollback puts the policy back. */
+  policies?: string[];
 }
 
 /** What the last apply left for its rollback (rollback.json; the tables themselves are in rollback.v4/.v6). */
@@ -59,7 +61,8 @@ export interface RollbackState {
 }
 
 export function ownedOf(rs: Ruleset): Owned {
-  return { scope: rs.scope, tables: Object.fromEntries(rs.tables.map((t) => [t.name, t.chains.map((c) => c.name)])) };
+  const policies = (rs.policies ?? []).map((p) => `${p.table} ${p.chain}`);
+  return { scope: rs.scope, tables: Object.fromEntries(rs.tables.map((t) => [t.name, t.chains.map((c) => c.name)])), ...(policies.length ? { policies } : {}) };
 }
 
 /** Docker's facts now, read where the apply read them. */
@@ -123,6 +126,13 @@ export function snapshotTarget(snapshot: SavedRuleset, now: SavedRuleset, owned:
     const ours = new Set<string>();
     if (owned.scope === "owned") {
       for (const [name, c] of n) chains.set(name, c);
+      // A built-in chain whose policy alone the apply set (FORWARD): its policy as it was, its rules as they are.
+      for (const key of owned.policies ?? []) {
+        const [t, name] = key.split(" ");
+        if (t !== tname || !name) continue;
+        const now = n.get(name);
+        if (now) chains.set(name, { ...now, policy: s.get(name)?.policy ?? "ACCEPT" });
+      }
       for (const name of ownedChains) {
         ours.add(name);
         if (builtins.includes(name)) chains.set(name, restored(name));

@@ -151,6 +151,7 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false): OwnedChains
   }
   user.push(...forwards);
   if (closed && p.docker.iptables) user.push(...unknownNetworks(p, brs, standIn));
+  else if (standIn) user.push(bridged(true));
   if (standIn) user.push(...dockersTraffic(p, family, closed));
   // A trailing RETURN where this Docker release writes one (an empty chain returns all the same).
   if (plan.layout.userReturn(plan.version) || user.length > 0) user.push(make.jump("RETURN"));
@@ -216,12 +217,18 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false): OwnedChains
 function unknownNetworks(p: Policy, brs: string[], standIn: boolean): Rule[] {
   const zoneIfs = zoneBridges(p, brs);
   return [
-    standIn
-      ? make.jump("ACCEPT", { matches: [{ module: "physdev", options: [{ name: "physdev-is-bridged" }] }], comment: "traffic within one bridge, as dockerd (writing no rules for this family) lets it through (a network dockwall does not know yet too)" })
-      : make.jump("RETURN", { matches: [{ module: "physdev", options: [{ name: "physdev-is-bridged" }] }], comment: "traffic within one bridge follows Docker's rules (a network dockwall does not know yet too)" }),
+    bridged(standIn),
     ...zoneIfs.map((i) => make.jump("RETURN", { out: { value: i }, comment: `${i} is a zone's interface, not a Docker network` })),
     make.jump("DROP", { out: { value: "br-+" }, comment: "a Docker network dockwall does not know yet: closed until dockwall compiles it in (dockwall watch does at once)" }),
   ];
+}
+
+/** Traffic within one bridge (br_netfilter shows it to FORWARD): Docker's rules decide it, or with none (standIn) it passes, as before. */
+function bridged(standIn: boolean): Rule {
+  const physdev = [{ module: "physdev", options: [{ name: "physdev-is-bridged" }] }];
+  return standIn
+    ? make.jump("ACCEPT", { matches: physdev, comment: "traffic within one bridge, as dockerd (writing no rules for this family) lets it through (a network dockwall does not know yet too)" })
+    : make.jump("RETURN", { matches: physdev, comment: "traffic within one bridge follows Docker's rules (a network dockwall does not know yet too)" });
 }
 
 /** Zones' own interfaces named like a Docker bridge (a host's br-lan), not Docker's. */
@@ -246,6 +253,13 @@ function dockersTraffic(p: Policy, family: Family, closed: boolean): Rule[] {
     else if (!closed) out.push(make.jump("ACCEPT", { in: { value: br }, comment: `network ${n.name}'s traffic, ${why}` }), make.jump("ACCEPT", { out: { value: br }, comment: `network ${n.name}'s traffic, ${why}` }));
   }
   const brs = known.filter((n) => !n.internal).map((n) => n.bridge.value);
+  // The networks it knows that the catch-alls below (br-+) must not take for one it does not: internal ones
+  // (their traffic stays within their bridge) and those without an address of this family (nothing to route).
+  for (const n of p.networks.filter((x) => (x.internal || !subnetOf(x, family)) && x.bridge.value.startsWith("br-"))) {
+    const br = n.bridge.value;
+    const what = n.internal ? `network ${n.name} is internal` : `network ${n.name} has no IPv${family} subnet`;
+    out.push(make.jump("RETURN", { in: { value: br }, comment: what }), make.jump("RETURN", { out: { value: br }, comment: what }));
+  }
   const zoneIfs = zoneBridges(p, brs);
   for (const i of zoneIfs) out.push(make.jump("RETURN", { in: { value: i }, comment: `${i} is a zone's interface, not a Docker network` }));
   if (!closed) for (const i of zoneIfs) out.push(make.jump("RETURN", { out: { value: i }, comment: `${i} is a zone's interface, not a Docker network` }));

@@ -284,6 +284,22 @@ COMMIT
     expect(h.m.kernel.save(4)).toBe(expected.save(4));
   });
 
+  it("iptables on, FORWARD's policy ACCEPT before (forwarding was on before dockerd started): the apply sets DROP in both families, the rollback puts ACCEPT back, rules and all as they were (a review)", async () => {
+    const docker = readFileSync(new URL("../facts/corpus/publish-tcp/iptables.v4", import.meta.url), "utf8").replace(":FORWARD DROP [0:0]", ":FORWARD ACCEPT [0:0]");
+    expect(docker).toContain(":FORWARD ACCEPT [0:0]");
+    const h = host(docker);
+    const expected = { 4: h.m.kernel.save(4), 6: h.m.kernel.save(6) };
+    const a = await h.dockwall("apply", "/etc/dockwall/coexist.dw", "--docker");
+    expect(a.status, a.stderr).toBe(0);
+    // dockerd 20.10 writes no IPv6 rules: there dockwall's DOCKER-USER stands for them, with the policy DROP too.
+    expect([h.m.kernel.save(4), h.m.kernel.save(6)].map((t) => /^:FORWARD (\S+)/m.exec(t)?.[1])).toEqual(["DROP", "DROP"]);
+    const r = await h.dockwall("rollback");
+    expect(r.stderr).toBe("dockwall: the rules from before the last apply are back in place\n");
+    expect(r.status).toBe(0);
+    expect(h.m.kernel.save(4)).toBe(expected[4]);
+    expect(h.m.kernel.save(6)).toMatch(/^:FORWARD ACCEPT /m);
+  });
+
   it("nothing applied yet: nothing to roll back, exit 2", async () => {
     const h = host();
     const r = await h.dockwall("rollback");

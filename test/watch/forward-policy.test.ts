@@ -89,3 +89,34 @@ test("ip6tables off: dockerd writes no IPv6 rules, so the IPv6 output's DOCKER-U
   const nft = compile(v6, { format: "nft" }).output!;
   expect(nft).not.toMatch(/i(if)?name "br-\+" accept/);
 });
+
+test("ip6tables off, DOCKER-USER standing for Docker's rules: an internal network and one without IPv6 are not taken for networks not known yet, and traffic within a bridge passes with published open too (a review)", async () => {
+  const { evaluate } = await import("../../src/analysis/evaluate.js");
+  const { asLoaded } = await import("../../src/analysis/loaded.js");
+  for (const published of ["closed", "open"]) {
+    const text = `docker { version 20.10; iptables on; userland-proxy off; published ${published}; }
+zone wan { interface eth0; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+network int { bridge br-int; subnet 172.30.0.0/16; subnet fd00:30::/64; internal; }
+network v4 { bridge br-v4; subnet 172.31.0.0/16; }
+container web { network app 172.20.0.2, fd00:20::2; publish 8080:80; }
+container db { network int 172.30.0.2, fd00:30::2; }
+`;
+    const r = compile(text, { noRender: true });
+    expect(r.ok).toBe(true);
+    const rs = asLoaded(r.policy!, r.generated!.rulesets)[6]!;
+    const routes = [{ dst: "fd00:20::/64", dev: "br-app" }, { dst: "fd00:30::/64", dev: "br-int" }, { dst: "::/0", dev: "eth0" }];
+    const verdict = (inIf: string, src: string, dst: string, bridged = false) => evaluate(rs, { family: 6, in: inIf, src, dst, proto: "tcp", sport: 40000, dport: 80, state: "NEW", local: ["2001:db8::1"], routes, bridged }).verdict;
+    // The wan to the internal network's container, and that container out to the wan: not routed, open or closed.
+    expect([published, verdict("eth0", "2001:db8:9::9", "fd00:30::2")]).toEqual([published, "DROP"]);
+    expect([published, verdict("br-int", "fd00:30::2", "2001:db8:9::9")]).toEqual([published, "DROP"]);
+    // Within the internal network's bridge, and within any bridge: passes (as before, when FORWARD's policy was ACCEPT).
+    expect([published, verdict("br-int", "fd00:30::2", "fd00:30::3", true)]).toEqual([published, "ACCEPT"]);
+    expect([published, verdict("br0", "2001:db8:5::2", "2001:db8:5::3", true)]).toEqual([published, "ACCEPT"]);
+    // app's container out to the wan: passes; the wan to it: as published says.
+    expect([published, verdict("br-app", "fd00:20::2", "2001:db8:9::9")]).toEqual([published, "ACCEPT"]);
+    expect([published, verdict("eth0", "2001:db8:9::9", "fd00:20::2")]).toEqual([published, published === "open" ? "ACCEPT" : "DROP"]);
+    // A network without IPv6 is not a network not known yet: nothing of it is routed over IPv6.
+    expect([published, verdict("br-v4", "fd00:31::2", "2001:db8:9::9")]).toEqual([published, "DROP"]);
+  }
+});
