@@ -146,9 +146,10 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
     chains.push(...d.chains);
     for (const c of d.chains) {
       if (!coexist || c.policy?.live !== "ACCEPT" || c.policy.wanted !== "DROP" || !policyOf(rs, c.table, c.chain)) continue;
+      const writes = dockerWrites(policy, family);
       warnings.push(
-        `IPv${family} ${c.chain}'s policy goes from ACCEPT to DROP: dockerd left it ACCEPT (IP forwarding was on before it started), so the host routes between all its interfaces now; ` +
-          `after this deploy it routes only what Docker's rules, other tools' rules in ${c.chain}, or a 'forward' statement let through (routing the policy does not allow stops)`,
+        `IPv${family} ${c.chain}'s policy goes from ACCEPT to DROP: ${writes ? "dockerd left it ACCEPT (IP forwarding was on before it started)" : "dockerd writes no rules for this family and leaves it as it is"}, so the host routes between all its interfaces now; ` +
+          `after this deploy it routes only what ${writes ? "Docker's rules" : "DOCKER-USER lets through for Docker's networks"}, other tools' rules in ${c.chain}, or a 'forward' statement let through (routing the policy does not allow stops)`,
       );
     }
     ignored.push(...d.ignored.map((c) => `${family === 4 ? "ip" : "ip6"} ${c}`));
