@@ -13,6 +13,7 @@ import { dockerWrites } from "../generate.js";
 import type { Policy, Zone } from "../model/types.js";
 import { bits, formatIp, parseCidr, isError, specContains, type AddressSpec, type Family, type Ip } from "../model/values.js";
 import { evaluate, sameWay, sourceOf, type Packet, type SourceTest } from "./evaluate.js";
+import { whoOf, type Admitting } from "../policy/zones.js";
 
 export interface MatrixRow {
   id: string;
@@ -81,23 +82,6 @@ export interface Walked {
   path: "input" | "forward" | "output";
   dnat?: { addr: string; port?: number };
   why?: string;
-}
-
-/** A statement that admits packets by zones and sources (an allow, a host rule). */
-interface Admitting {
-  zones: { name: string }[];
-  sources: { value: AddressSpec }[];
-}
-
-/** Its zones and sources as a key: statements alike admit the same packets. */
-const whoKeys = new WeakMap<Admitting, string>();
-function whoOf(st: Admitting): string {
-  let k = whoKeys.get(st);
-  if (k === undefined) {
-    const src = st.sources.map((x) => (x.value.kind === "cidr" ? `${x.value.cidr.family}:${x.value.cidr.value}/${x.value.cidr.prefix}` : `${x.value.range.family}:${x.value.range.from}-${x.value.range.to}`));
-    whoKeys.set(st, (k = `${st.zones.map((z) => z.name).join(",")}|${src.join(",")}`));
-  }
-  return k;
 }
 
 /** A walk made, with the tests of the source it made (evaluate.ts, sameWay). */

@@ -48,4 +48,3 @@ export function checkHost(p: Policy, format: Format, host: HostSysctls, problems
     });
   }
 }
-

@@ -15,7 +15,7 @@ import { bindAddress, bindings, byName, isLoopback, publishingNetwork, subnetOf 
 import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
 import type { Plan, PortPlan } from "../docker/plan.js";
-import { matchers, withMatcher, type Matcher } from "./zones.js";
+import { matchers, whoOf, withMatcher, type Matcher } from "./zones.js";
 
 export const PROXY_CHAIN = "DOCKWALL-PROXY";
 
@@ -62,17 +62,6 @@ function indexAllows(p: Policy): AllowIndex {
     }
   }
   return m;
-}
-
-/** Who an allow lets in (its zones and sources, as written): two allows alike give the same rules. */
-const whoKeys = new WeakMap<AllowRule, string>();
-function whoOf(a: AllowRule): string {
-  let k = whoKeys.get(a);
-  if (k === undefined) {
-    const src = a.sources.map((s) => (s.value.kind === "cidr" ? `${s.value.cidr.value}/${s.value.cidr.prefix}` : `${s.value.range.from}-${s.value.range.to}`));
-    whoKeys.set(a, (k = `${a.zones.map((z) => z.name).join(",")}|${src.join(",")}`));
-  }
-  return k;
 }
 
 /** The allow rules that name this published port, each once, in source order; an allow like an earlier one (a repeat) is left out. */

@@ -81,6 +81,26 @@ function sourceSet(zone: Zone, ruleSources: Located<AddressSpec>[], family: Fami
  * may be shared (callers only read it): what a zone matches on its own, for rules without
  * sources of their own, is worked out once per zone.
  */
+/** A statement that admits packets by zones and sources, as written (an allow, a host rule, a forward). */
+export interface Admitting {
+  zones: { name: string }[];
+  sources: { value: AddressSpec }[];
+}
+
+/**
+ * Its zones and sources as a key (each source with its family: 0.0.0.0/0 and ::/0 are not one):
+ * statements with the same key admit the same packets.
+ */
+const whoKeys = new WeakMap<Admitting, string>();
+export function whoOf(st: Admitting): string {
+  let k = whoKeys.get(st);
+  if (k === undefined) {
+    const src = st.sources.map((x) => (x.value.kind === "cidr" ? `${x.value.cidr.family}:${x.value.cidr.value}/${x.value.cidr.prefix}` : `${x.value.range.family}:${x.value.range.from}-${x.value.range.to}`));
+    whoKeys.set(st, (k = `${st.zones.map((z) => z.name).join(",")}|${src.join(",")}`));
+  }
+  return k;
+}
+
 export function matchers(zones: Map<string, Zone>, refs: NameRef[], sources: Located<AddressSpec>[], family: Family): readonly Matcher[] {
   if (refs.length === 1) {
     const zone = zones.get(refs[0]!.name);

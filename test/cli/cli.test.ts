@@ -70,6 +70,21 @@ describe("in process", () => {
     expect(io.out.join("").match(/--ctorigdstport 8080 -j RETURN/g)).toHaveLength(1);
   });
 
+  test("allows alike but for their sources' family (from 0.0.0.0/0, from ::/0) are not one repeated: each family gets its own (the IPv6 one was left out)", () => {
+    const text = `docker { version 20.10; iptables off; userland-proxy off; ip6tables on; }
+zone lan { interface eth1; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+container web { network app 172.20.0.2, fd00:20::2; publish 8080:80; }
+allow lan from 0.0.0.0/0 to web:8080;
+allow lan from ::/0 to web:8080;
+`;
+    const r4 = compile(text, { format: "iptables" });
+    const r6 = compile(text, { format: "ip6tables" });
+    expect(r4.output!.match(/^-A DOCKER-USER -s 0\.0\.0\.0\/0 -d 172\.20\.0\.2\/32 -i eth1 -o br-app .* --ctorigdstport 8080 -j RETURN$/gm)).toHaveLength(1);
+    expect(r6.output!.match(/^-A DOCKER-USER -s ::\/0 -d fd00:20::2\/128 -i eth1 -o br-app .* --ctorigdstport 8080 -j RETURN$/gm) ?? []).toHaveLength(1);
+    expect(r6.diagnostics.filter((d) => d.code === "duplicate-allow")).toEqual([]);
+  });
+
   test("policy from standard input", async () => {
     const io = memoryIo({ "-": good });
     expect(await run(["check", "-"], io)).toBe(0);
