@@ -94,7 +94,7 @@ export async function benchNft(ctx: Ctx, containers = 2000, events = Number(proc
       const env = { ...process.env, DOCKER_HOST: server.dockerHost, DOCKWALL_STATE_DIR: join(sub, "state") };
       for (const mode of ["nft", "iptables"] as const) {
         const wns = ns.fresh(`watch-${mode}`);
-        const w = new WatchProcess([...exec(wns), ctx.bin, "watch", policy, "-f", mode], env);
+        const w = new WatchProcess([...exec(wns), ctx.bin, "watch", policy, "-f", mode, ...(process.env.BENCH_VERBOSE ? ["--verbose"] : [])], env);
         const quiet: number[] = [];
         try {
           await w.line(/^applied: /, 60_000);
@@ -113,6 +113,7 @@ export async function benchNft(ctx: Ctx, containers = 2000, events = Number(proc
           }
         } finally {
           await w.stop();
+          if (process.env.BENCH_VERBOSE) console.log(w.tail.filter((l) => /reconciled in/.test(l)).join("\n"));
         }
         ns.drop(wns);
         if (mode === "nft") p95 = percentile(quiet, 95);

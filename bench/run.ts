@@ -45,7 +45,7 @@ import { difference, measure, measureEach, paired, withNetns, type Measure, type
 
 const root = resolve(new URL(".", import.meta.url).pathname, "..");
 /** Run as a user runs it: the installed command (bin/dockwall, with the start-up snapshot). */
-const bin = join(root, "bin/dockwall");
+const bin = process.env.BENCH_BIN ?? join(root, "bin/dockwall");
 const node = process.execPath;
 const dockwall = (...args: string[]) => [bin, ...args];
 const dir = mkdtempSync(join(tmpdir(), "dockwall-bench-"));

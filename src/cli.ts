@@ -849,6 +849,8 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
                 return listed.join("");
               },
               load: (text: string, echo?: boolean) => system.run("nft", echo ? ["--echo", "--handle", "-f", "-"] : ["-f", "-"], text),
+              // `TABLE/CHAIN` keys (live/nftdiff.ts): `inet dockwall/forward`.
+              listChains: async (chains: string[]) => (await Promise.all(chains.map((k) => system.runAsync("nft", ["-a", "list", "chain", ...k.slice(0, k.indexOf("/")).split(" "), k.slice(k.indexOf("/") + 1)])))).join(""),
               watchedSince: () => monitorSince,
               persist: a["save-nft"] ? (file: string) => io.writeFile(a["save-nft"]!, file) : undefined,
             },

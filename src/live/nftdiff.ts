@@ -168,6 +168,9 @@ export function renderNftDiff(d: { parts: NftDiff[] }, o: { liveName: string; wa
   return out.join("\n") + "\n";
 }
 
+/** At most this many rules that stay are deleted and appended again to place new rules before them without a read of the ruleset (nftDelta). */
+const TAIL_MAX = 8;
+
 /** A delta (nftDelta): its commands, and where each rule it adds lands, to know the kernel after it without listing it again. */
 export interface NftDeltaPlan {
   /** One nft transaction; "" when nothing differs. */
@@ -189,7 +192,9 @@ export interface NftDeltaPlan {
  * a listing without handles.
  * (test/live/nftdelta.test.ts: loaded into the kernel, the tables then list as the file.)
  */
-export function nftDelta(liveWithHandles: string | NftState, wanted: string | NftState): NftDeltaPlan | undefined {
+export function nftDelta(liveWithHandles: string | NftState, wanted: string | NftState, needs?: Set<string>): NftDeltaPlan | undefined {
+  const unknown = needs ?? new Set<string>();
+  unknown.clear();
   const l = parsed(liveWithHandles);
   const w = parsed(wanted);
   if (w.tables.some((t) => !l.tables.includes(t))) return undefined;
@@ -236,30 +241,45 @@ export function nftDelta(liveWithHandles: string | NftState, wanted: string | Nf
     }
     if (!live || live.handles.length !== live.lines.length) return undefined;
     if (p.status === "removed") {
+      if (live.handles.some((h) => Number.isNaN(h))) unknown.add(key);
       for (const h of live.handles) dels.push(`delete rule ${at} handle ${h}`);
       gone.push(`delete chain ${at}`);
       continue;
     }
     // Deletes first (by handle), then each run of new rules next to a rule that stays.
-    const handleOf = (x: DiffLine) => live.handles[x.live! - 1]!;
+    const handleOf = (x: DiffLine) => {
+      const h = live.handles[x.live! - 1]!;
+      // Not known (a rule the watcher added without learning its handle yet): the chain must be listed first.
+      if (Number.isNaN(h)) unknown.add(key);
+      return h;
+    };
     for (const x of p.lines) if (x.kind === "removed") dels.push(`delete rule ${at} handle ${handleOf(x)}`);
-    const wantedLines = p.lines.filter((x) => x.kind !== "removed");
-    layout.set(key, wantedLines.map((x) => (x.kind === "same" ? handleOf(x) : NaN)));
+    // nft reads the whole ruleset from the kernel to place a rule by handle (some 75 ms at 2,000 containers, and
+    // as much again to echo handles); to append, to insert at the head or to delete by handle it reads nothing. A
+    // run of new rules between two that stay (a new container's accept before the final drop of Docker's per-bridge
+    // chain) is then placed by deleting the few rules that stay after it and appending them again after the run:
+    // the same chain, in one transaction, with no read. Only past TAIL_MAX such rules is a rule placed by handle.
+    const firstBetween = p.lines.findIndex((x, i) => x.kind === "added" && p.lines.slice(0, i).some((y) => y.kind === "same") && p.lines.slice(i).some((y) => y.kind === "same"));
+    const tail = firstBetween < 0 ? [] : p.lines.slice(firstBetween).filter((x) => x.kind === "same");
+    const reAppend = firstBetween >= 0 && tail.length <= TAIL_MAX ? firstBetween : p.lines.length;
+    for (const x of tail.length <= TAIL_MAX ? tail : []) dels.push(`delete rule ${at} handle ${handleOf(x)}`);
+    layout.set(
+      key,
+      p.lines.flatMap((x, i) => (x.kind === "removed" ? [] : [x.kind === "same" && i < reAppend ? handleOf(x) : NaN])),
+    );
     let i = 0;
-    while (i < p.lines.length) {
+    while (i < reAppend) {
       if (p.lines[i]!.kind !== "added") {
         i++;
         continue;
       }
       let j = i;
-      while (j < p.lines.length && p.lines[j]!.kind === "added") j++;
+      while (j < reAppend && p.lines[j]!.kind === "added") j++;
       const run = p.lines.slice(i, j);
       const before = p.lines.slice(0, i).reverse().find((x) => x.kind === "same");
       const after = p.lines.slice(j).find((x) => x.kind === "same");
       // At the end (nothing kept after it): appended, in order. At the head (nothing kept before it): inserted, in
-      // reverse. Between two kept rules: after the one before, in reverse (each lands right after it). (nft reads the
-      // whole ruleset from the kernel to place a rule by handle, some 90 ms at 2,000 containers; to append or to insert
-      // at the head it reads nothing: a new container's rules, at the ends of Docker's chains, cost no such read.)
+      // reverse. Between two kept rules (more than TAIL_MAX kept after it): after the one before, in reverse.
       const where = !after ? "end" : !before ? "head" : "between";
       for (const x of where === "end" ? run : [...run].reverse()) {
         rules.push(where === "end" ? `add rule ${at} ${x.text}` : where === "head" ? `insert rule ${at} ${x.text}` : `add rule ${at} position ${handleOf(before!)} ${x.text}`);
@@ -267,26 +287,58 @@ export function nftDelta(liveWithHandles: string | NftState, wanted: string | Nf
       }
       i = j;
     }
+    // From the first run between kept rules on: the new rules and the kept ones after them, appended in order.
+    for (const x of p.lines.slice(reAppend)) {
+      if (x.kind === "removed") continue;
+      rules.push(`add rule ${at} ${x.text}`);
+      adds.push({ key, index: x.wanted! - 1 });
+    }
   }
+  if (unknown.size) return undefined;
   const all = [...made, ...dels, ...rules, ...gone];
   return { text: all.length ? all.join("\n") + "\n" : "", adds, layout };
 }
 
 /**
- * The tables once a delta is loaded, as `nft -a list` would print them, from what nft echoed
- * (`nft --echo --handle`: each rule it added, with its handle, in the order of the commands);
- * undefined when the echo does not account for every rule added.
+ * The tables once a delta is loaded, as `nft -a list` would print them: the rules that stayed
+ * with their handles, each rule the delta added with the handle nft echoed for it (`nft --echo
+ * --handle`: each rule it added, in the order of the commands), or with none (NaN) when nothing
+ * was echoed (learnHandles finds them later). undefined when an echo does not account for every
+ * rule added.
  */
-export function afterDelta(live: NftState, wanted: NftState, plan: NftDeltaPlan, echoed: string): NftState | undefined {
-  const handles = [...echoed.matchAll(/^(?:add|insert) rule .* # handle (\d+)$/gm)].map((m) => Number(m[1]));
-  if (handles.length !== plan.adds.length) return undefined;
+export function afterDelta(live: NftState, wanted: NftState, plan: NftDeltaPlan, echoed?: string): NftState | undefined {
   const layout = new Map([...plan.layout].map(([k, v]) => [k, [...v]]));
-  plan.adds.forEach((a, i) => (layout.get(a.key)![a.index] = handles[i]!));
+  if (echoed !== undefined) {
+    const handles = [...echoed.matchAll(/^(?:add|insert) rule .* # handle (\d+)$/gm)].map((m) => Number(m[1]));
+    if (handles.length !== plan.adds.length) return undefined;
+    plan.adds.forEach((a, i) => (layout.get(a.key)![a.index] = handles[i]!));
+  }
   const parts = new Map<string, NftPart>();
   for (const [key, part] of wanted.parts) {
     const h = layout.get(key) ?? live.parts.get(key)?.handles ?? [];
-    if (part.kind === "chain" && (h.length !== part.lines.length || h.some((x) => Number.isNaN(x)))) return undefined;
+    if (part.kind === "chain" && (h.length !== part.lines.length || (echoed !== undefined && h.some((x) => Number.isNaN(x))))) return undefined;
     parts.set(key, { ...part, handles: part.kind === "chain" ? h : [] });
   }
   return { parts, tables: wanted.tables, flags: wanted.flags };
+}
+
+/** The chains (`TABLE/CHAIN`) with a rule whose handle is not known: what to list (`nft -a list chain`) to learn it. */
+export function unknownHandles(state: NftState): string[] {
+  return [...state.parts].filter(([, p]) => p.kind === "chain" && p.handles.some((h) => Number.isNaN(h))).map(([k]) => k);
+}
+
+/**
+ * The tables with the handles of the chains listed (`nft -a list chain` of each, joined): a chain
+ * listed must hold exactly the rules the state says, else what the kernel holds is not what was
+ * loaded and undefined says so (the tables are listed again, whole).
+ */
+export function learnHandles(state: NftState, listing: string): NftState | undefined {
+  const listed = parseNftList(listing);
+  const parts = new Map(state.parts);
+  for (const [key, l] of listed.parts) {
+    const p = parts.get(key);
+    if (!p || p.kind !== "chain" || l.kind !== "chain" || l.handles.length !== l.lines.length || l.lines.length !== p.lines.length || l.lines.some((x, i) => x !== p.lines[i])) return undefined;
+    parts.set(key, { ...p, handles: l.handles });
+  }
+  return { parts, tables: state.tables, flags: state.flags };
 }

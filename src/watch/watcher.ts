@@ -20,7 +20,7 @@ import { bootFacts } from "./boot.js";
 import { describeChanges, reconcileStep } from "./reconcile.js";
 import { deploy, firstLine } from "../apply/deploy.js";
 import { tablesOfFile } from "../apply/nft.js";
-import { afterDelta, diffNft, nftDelta, parseNftList, type NftState } from "../live/nftdiff.js";
+import { afterDelta, diffNft, learnHandles, nftDelta, parseNftList, unknownHandles, type NftState } from "../live/nftdiff.js";
 
 export type Facts = { raw: RawFacts; source: string };
 
@@ -80,6 +80,12 @@ export interface WatchDeps {
     list: (tables: string[]) => Promise<string>;
     /** `nft -f` (with echo: `nft --echo --handle -f`, and what it printed is returned); throws with nft's message (then nothing changed: one transaction). */
     load: (text: string, echo?: boolean) => string | void;
+    /**
+     * `nft -a list chain` of each chain (`FAMILY TABLE/CHAIN`), joined; rejects when nft fails.
+     * With it, a delta is loaded without echo (an echo makes nft read the whole ruleset) and the
+     * handles of the rules it added are learnt from their chains alone, after the load.
+     */
+    listChains?: (chains: string[]) => Promise<string>;
     /** Since when (performance.now()) nft monitor has reported every change to these tables without a break; undefined while it does not. */
     watchedSince?: () => number | undefined;
     /** Keeps the file for boot (--save-nft): the policy compiled with no container running. */
@@ -344,6 +350,32 @@ export class Watcher {
   private fullCheck = false;
   /** watch -f nft: the tables as the last reconcile left them (with handles), and when. */
   private nftState?: { tables: NftState; at: number };
+  /** watch -f nft: the handles of the rules the last delta added, being learnt (learnSoon). */
+  private learning?: Promise<void>;
+
+  /**
+   * After a delta loaded without echo: the handles of the rules it added, learnt from their chains
+   * alone while nothing happens, so that the next change (a container's rules deleted, or placed
+   * before its bridge's final drop) need not wait for them. A chain that does not list as loaded
+   * makes the tables be listed again, whole.
+   */
+  private learnSoon(): void {
+    const s = this.nftState;
+    const listChains = this.deps.nft?.listChains;
+    if (!s || !listChains) return;
+    const chains = unknownHandles(s.tables);
+    if (!chains.length) return;
+    this.learning = listChains(chains).then(
+      (listing) => {
+        if (this.nftState !== s) return;
+        const learned = learnHandles(s.tables, listing);
+        this.nftState = learned ? { tables: learned, at: s.at } : undefined;
+      },
+      () => {
+        if (this.nftState === s) this.nftState = undefined;
+      },
+    );
+  }
 
   /**
    * The tables as the last reconcile left them, if that still holds: nft monitor has followed
@@ -374,6 +406,8 @@ export class Watcher {
     const t0 = performance.now();
     const facts = await this.readFacts();
     if (!("raw" in facts)) return facts;
+    await this.learning;
+    this.learning = undefined;
     const compiled = (text: string) => compile(text, { format: "nft", facts, file: this.deps.policyName, factsErrors: "warn" });
     const candidate = this.candidate;
     this.candidate = undefined;
@@ -414,7 +448,7 @@ export class Watcher {
         return { changed: false, error: "save" };
       }
     }
-    const known = live;
+    let known = live;
     this.nftState = undefined;
     const t1 = performance.now();
     const d = diffNft(known, want);
@@ -427,15 +461,26 @@ export class Watcher {
     }
     const t2 = performance.now();
     // Only what differs, where the handles are known (nftDelta); the whole file otherwise, and
-    // when nft refuses the delta (a rule changed under it since). After a delta, what nft echoed
-    // says where its rules landed: the next reconcile need not list the tables.
-    const delta = nftDelta(known, want);
+    // when nft refuses the delta (a rule changed under it since). After a delta, the tables are
+    // known without listing them: the next reconcile need not list them.
+    const needs = new Set<string>();
+    let delta = nftDelta(known, want, needs);
+    if (!delta && needs.size && nft.listChains) {
+      // Handles the last delta's rules got and learnSoon did not learn yet: their chains listed, not the tables.
+      const learned = await nft.listChains([...needs]).then((l) => learnHandles(known, l), () => undefined);
+      if (learned) {
+        known = learned;
+        delta = nftDelta(known, want);
+      }
+    }
+    const echo = !nft.listChains;
     try {
       if (!delta) nft.load(file);
       else {
         try {
-          // Where the new rules landed, as nft echoes them (--echo --handle): the next reconcile need not list the tables.
-          const after = afterDelta(known, want, delta, nft.load(delta.text, true) ?? "");
+          // Where the new rules landed: echoed by nft (--echo --handle), or learnt from their chains after (learnSoon).
+          const printed = nft.load(delta.text, echo);
+          const after = afterDelta(known, want, delta, echo ? (printed ?? "") : undefined);
           if (after) this.nftState = { tables: after, at: performance.now() };
         } catch (e) {
           if (this.deps.verbose) this.deps.log(`nft refused the change alone (${firstLine(e)}): loading the whole file`);
@@ -449,7 +494,6 @@ export class Watcher {
     }
     this.stats.changes++;
     if (drift.length) this.deps.log(`the tables were changed (${drift.join("; ")}): putting back what the policy says`);
-    this.saveNft(text, facts);
     // A table made whole is said as one; in the others, each chain or map that changed.
     const made = tables.filter((t) => !known.tables.includes(t));
     const parts = [...made.map((t) => `${t} (table made)`), ...d.parts.filter((p) => !made.includes(p.table)).map((p) => {
@@ -459,6 +503,9 @@ export class Watcher {
     })];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}nft: ${parts.join(", ")}`);
     if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read, compiled and the tables listed ${Math.round(t1 - t0)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.text.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
+    // The boot file and the new rules' handles once the rules are in place: neither holds them up.
+    this.saveNft(text, facts);
+    this.learnSoon();
     return { changed: true };
   }
 
