@@ -415,11 +415,19 @@ function hostOf(v: string): string | undefined {
   return keyOf(n);
 }
 
+/** Chains walked once: a chain is indexed at its second walk (one packet, as explain walks it, costs less without). */
+const walkedOnce = new WeakSet<Chain>();
+function walkedBefore(chain: Chain): boolean {
+  if (walkedOnce.has(chain)) return true;
+  walkedOnce.add(chain);
+  return false;
+}
+
 /** The indexes of the rules a packet to `dst` may match, in order. */
 function* candidates(chain: Chain, p: Packet, ctx: Ctx): Generator<number> {
   const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
   const port = ctx.dnat?.port ?? p.dport;
-  if (chain.rules.length < INDEX_FROM || p.srcUnknown || ctx.noIndex) {
+  if (chain.rules.length < INDEX_FROM || p.srcUnknown || ctx.noIndex || !walkedBefore(chain)) {
     for (let i = 0; i < chain.rules.length; i++) if (!NON_TERMINAL.has(chain.rules[i]!.target)) yield i;
     return;
   }
