@@ -68,6 +68,7 @@ export const CODES = [
   "family-mismatch",
   "ferm-backend",
   "firewall-backend",
+  "forward-docker-bridges",
   "gateway-mode",
   "host-bits",
   "host-network",

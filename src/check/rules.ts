@@ -2,7 +2,7 @@
 import type { Check, CheckContext } from "./context.js";
 import { bindAddress, bindings, isLoopback, publishingNetwork, type Binding } from "../model/derive.js";
 import { familyOf, formatCidr, formatIp, type AddressSpec, type Ip, type TargetSpec } from "../model/values.js";
-import type { Container, Located, NameRef, Publish, Zone } from "../model/types.js";
+import type { Container, Located, NameRef, Policy, Publish, Zone } from "../model/types.js";
 import { sourcesMeet } from "../policy/zones.js";
 import { joinSpans, type Span } from "../diagnostics.js";
 
@@ -228,7 +228,32 @@ export const ruleFamilies: Check = (ctx) => {
   }
 };
 
+/** A zone interface's wildcard (`br+`, `+`) that also takes Docker's bridges: br-<id>, docker0, or a network's own bridge name. */
+function takesDockerBridges(name: string, p: Policy): string | undefined {
+  if (!name.endsWith("+")) return undefined;
+  const prefix = name.slice(0, -1);
+  const named = p.networks.map((n) => n.bridge.value).find((b) => b.startsWith(prefix));
+  if (named) return named;
+  if ("br-".startsWith(prefix) || prefix.startsWith("br-")) return "br-…";
+  return "docker0".startsWith(prefix) ? "docker0" : undefined;
+}
+
 export const forwardZones: Check = (ctx) => {
+  // A forward through a wildcard that takes Docker's bridges would route to and from Docker networks before their
+  // own rules (a network not known yet, or an internal one, past its isolation): refused, never compiled open.
+  for (const f of ctx.policy.forwards) {
+    for (const ref of [...f.zones, ...f.to]) {
+      const z = ctx.zones.get(ref.name);
+      for (const i of z?.interfaces ?? []) {
+        const bridge = takesDockerBridges(i.value, ctx.policy);
+        if (!bridge) continue;
+        ctx.problems.error("forward-docker-bridges", ref.span, `'forward' through zone '${ref.name}', whose interface '${i.value}' also matches Docker's bridges (${bridge}): it would route to and from Docker's networks ahead of Docker's own rules (an internal network, or one dockwall does not know yet)`, {
+          help: `name the host's own interfaces in zone '${ref.name}' (e.g. 'interface br0;'); containers are reached with 'allow', not 'forward'`,
+          notes: [{ message: `'${i.value}' is here`, span: i.span }],
+        });
+      }
+    }
+  }
   for (const f of ctx.policy.forwards) {
     for (const t of f.to) {
       const z = ctx.zones.get(t.name);

@@ -138,6 +138,15 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false): OwnedChains
     }
     for (const br of brs) user.push(make.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
   }
+  // An internal network has no traffic in from outside, nor out: a `forward` to or from a zone on its bridge
+  // (whose ACCEPT would come before Docker's isolation) does not change that (a review found it opened).
+  if (forwards.length > 0) {
+    for (const n of p.networks.filter((x) => x.internal && subnetOf(x, family))) {
+      const br = n.bridge.value;
+      const comment = `network ${n.name} is internal: nothing in from outside it, nor out`;
+      user.push(make.jump("DROP", { in: { value: br, neg: true }, out: { value: br }, comment }), make.jump("DROP", { in: { value: br }, out: { value: br, neg: true }, comment }));
+    }
+  }
   user.push(...forwards);
   if (closed && p.docker.iptables) user.push(...unknownNetworks(p, brs, standIn));
   else if (standIn) user.push(bridged(true));
@@ -228,32 +237,21 @@ function zoneBridges(p: Policy, brs: string[]): string[] {
 /**
  * standIn (dockerd writes no rules for this family): what Docker's rules would let through, were
  * there any (with none, everything), after what the policy closes: its networks' traffic out of
- * their bridges (and with `published open`, into them too: Docker's own behaviour), a network's
- * own traffic when it is internal, and a network dockwall does not know yet's, but for a zone's
- * interface named like one. The rest of what the host would route is not: FORWARD's policy DROP.
+ * their bridges (and with `published open`, into them too: Docker's own behaviour), and a
+ * network's own traffic when it is internal. The rest of what the host would route is not:
+ * FORWARD's policy DROP. A bridge merely named like Docker's (br-*) is not taken for one: a
+ * host's or a VM's bridge is not routed without a `forward` (a review found br-vms routed to
+ * the wan), and a Docker network made after the compile is closed until dockwall knows it
+ * (watch does at once).
  */
 function dockersTraffic(p: Policy, family: Family, closed: boolean): Rule[] {
   const out: Rule[] = [];
   const why = "as dockerd, writing no rules for this family, lets it through";
-  const known = p.networks.filter((n) => subnetOf(n, family));
-  for (const n of known) {
+  for (const n of p.networks.filter((x) => subnetOf(x, family))) {
     const br = n.bridge.value;
     if (n.internal) out.push(make.jump("ACCEPT", { in: { value: br }, out: { value: br }, comment: `network ${n.name}'s own traffic (internal), ${why}` }));
     else if (!closed) out.push(make.jump("ACCEPT", { in: { value: br }, comment: `network ${n.name}'s traffic, ${why}` }), make.jump("ACCEPT", { out: { value: br }, comment: `network ${n.name}'s traffic, ${why}` }));
   }
-  const brs = known.filter((n) => !n.internal).map((n) => n.bridge.value);
-  // The networks it knows that the catch-alls below (br-+) must not take for one it does not: internal ones
-  // (their traffic stays within their bridge) and those without an address of this family (nothing to route).
-  for (const n of p.networks.filter((x) => (x.internal || !subnetOf(x, family)) && x.bridge.value.startsWith("br-"))) {
-    const br = n.bridge.value;
-    const what = n.internal ? `network ${n.name} is internal` : `network ${n.name} has no IPv${family} subnet`;
-    out.push(make.jump("RETURN", { in: { value: br }, comment: what }), make.jump("RETURN", { out: { value: br }, comment: what }));
-  }
-  const zoneIfs = zoneBridges(p, brs);
-  for (const i of zoneIfs) out.push(make.jump("RETURN", { in: { value: i }, comment: `${i} is a zone's interface, not a Docker network` }));
-  if (!closed) for (const i of zoneIfs) out.push(make.jump("RETURN", { out: { value: i }, comment: `${i} is a zone's interface, not a Docker network` }));
-  out.push(make.jump("ACCEPT", { in: { value: "br-+" }, comment: `a Docker network dockwall does not know yet: its containers' own traffic, ${why}` }));
-  if (!closed) out.push(make.jump("ACCEPT", { out: { value: "br-+" }, comment: `a Docker network dockwall does not know yet, ${why} (published open)` }));
   return out;
 }
 

@@ -276,9 +276,15 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
           // `-m physdev --physdev-is-bridged -j RETURN` (before `-o br-+ -j DROP`: what a bridge not known yet forwards
           // within itself goes on to Docker's rules) has no nftables spelling. Left out, the drop that follows takes that
           // traffic too: closed until dockwall knows the network, never open (an interface that merely starts with br-
-          // cannot be told from a bridge here).
+          // cannot be told from a bridge here). For the internal networks it knows (whose bridges no `-i BRIDGE -j RETURN`
+          // leaves to Docker's rules), traffic within the bridge is left to them by name: their containers reach each
+          // other (a review found them cut off from each other where br_netfilter shows bridged traffic to nftables).
           if (r.matches.some((m) => m.module === "physdev")) {
             if (c.name !== "DOCKER-USER" || r.target !== "RETURN" || r.matches.length !== 1 || r.src || r.dst || r.in || r.out) throw new Untranslatable(`-m physdev`, r);
+            for (const n of p.networks.filter((x) => x.internal && x.subnets.some((s) => s.value.family === family))) {
+              const within = make.jump("RETURN", { in: { value: n.bridge.value }, out: { value: n.bridge.value }, comment: `network ${n.name}'s own traffic (internal) follows Docker's rules` });
+              translated.push({ ...ruleText(within, ip, names), from: within });
+            }
             continue;
           }
           // An accept here is not final in nftables: Docker's own chains still see the packet and may drop it.
@@ -338,16 +344,21 @@ function backendOf(p: Policy): "iptables" | "nftables" | undefined {
  */
 function withForwardDrop(p: Policy, family: Family, rs: Ruleset): Ruleset {
   const layout = layoutFor(p.docker.version?.value);
-  // The Docker networks known by name first; then a zone's own interface that br-* would take for
-  // a Docker bridge (a host's br-lan), dropped, as what it routes elsewhere is no Docker network's
-  // (a review found br-lan routed to the wan); then the Docker bridges not known yet (br-*).
-  const bridges = new Set(["docker0"]);
-  if (layout) for (const n of makePlan(p, family, layout).networks) bridges.add(n.bridge);
-  const zoneBridges = [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value)).filter((i) => i.startsWith("br-") && !bridges.has(i)))];
+  // The Docker networks dockwall knows, by their bridges: their traffic is left to Docker's table.
+  // Where dockerd writes no table for this family (ip6tables off), an internal network's traffic
+  // stays within its bridge, and a network without an address of the family has nothing to route.
+  // Nothing else passes, a bridge merely named like Docker's (br-*) neither: a host's br-lan, or a
+  // VM's bridge, is not routed without a `forward` (a review found br-vms routed to the wan). A
+  // Docker network made after the compile is closed until dockwall knows it (watch does at once).
+  const docker = dockerWrites(p, family);
   const forward: Rule[] = rs.tables.some((t) => t.chains.some((c) => c.name === "DOCKER-USER")) ? [make.jump("DOCKER-USER")] : [];
-  for (const br of bridges) forward.push(make.jump("ACCEPT", { in: { value: br } }), make.jump("ACCEPT", { out: { value: br } }));
-  for (const i of zoneBridges) forward.push(make.jump("DROP", { in: { value: i } }), make.jump("DROP", { out: { value: i } }));
-  forward.push(make.jump("ACCEPT", { in: { value: "br-+" } }), make.jump("ACCEPT", { out: { value: "br-+" } }));
+  const networks = layout ? makePlan(p, family, layout).networks : [];
+  if (!networks.some((n) => n.bridge === "docker0")) forward.push(make.jump("ACCEPT", { in: { value: "docker0" } }), make.jump("ACCEPT", { out: { value: "docker0" } }));
+  for (const n of networks) {
+    if (!docker && !n.subnet[family]) continue;
+    if (!docker && n.internal) forward.push(make.jump("ACCEPT", { in: { value: n.bridge }, out: { value: n.bridge } }));
+    else forward.push(make.jump("ACCEPT", { in: { value: n.bridge } }), make.jump("ACCEPT", { out: { value: n.bridge } }));
+  }
   const tables = rs.tables.map((t) => (t.name === "filter" ? { ...t, chains: [{ name: "FORWARD", builtin: true, policy: "DROP" as const, rules: forward }, ...t.chains] } : t));
   if (!tables.some((t) => t.name === "filter")) tables.unshift({ name: "filter", chains: [{ name: "FORWARD", builtin: true, policy: "DROP", rules: forward }] });
   return { ...rs, tables };

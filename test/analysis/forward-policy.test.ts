@@ -151,14 +151,15 @@ describeKernel("the host as a router: FORWARD's policy, with packets", () => {
 });
 
 describeKernel("ip6tables off (dockerd writes no IPv6 rules): dockwall's IPv6 DOCKER-USER stands for Docker's, with FORWARD's policy DROP, with packets", () => {
-  it("a lan client is not routed to the wan over IPv6; a container's IPv6 reaches the wan; the wan and the lan do not reach the container's address", () => {
+  it("a lan client is not routed to the wan over IPv6; a container's IPv6 reaches the wan; the wan and the lan do not reach the container's address; a VM behind a br-* bridge the policy does not name is not routed", () => {
     const made: Netns[] = [];
     try {
       const host = createNetns("-r");
       const client = createNetns("-r");
       const server = createNetns("-r");
       const ctr = createNetns("-r");
-      made.push(host, client, server, ctr);
+      const vm = createNetns("-r");
+      made.push(host, client, server, ctr, vm);
       const ok = (r: { status: number | null; stderr: string }) => expect([r.status, r.stderr]).toEqual([0, ""]) as unknown;
       for (const [dev, peer, host6, peer6] of [["eth1", client, "fd00:1::1", "fd00:1::5"], ["eth0", server, "2001:db8:100::1", "2001:db8:100::2"]] as const) {
         ok(host.run(["ip", "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", peer.name]));
@@ -178,6 +179,16 @@ describeKernel("ip6tables off (dockerd writes no IPv6 rules): dockwall's IPv6 DO
       ok(ctr.run(["ip", "-6", "addr", "add", "fd00:20::2/64", "dev", "eth0", "nodad"]));
       ok(ctr.run(["ip", "link", "set", "eth0", "up"]));
       ok(ctr.run(["ip", "-6", "route", "add", "default", "via", "fd00:20::1"]));
+      // A VM's bridge, only named like Docker's (br-*), which the policy does not name.
+      ok(host.run(["ip", "link", "add", "br-vms", "type", "bridge"]));
+      ok(host.run(["ip", "-6", "addr", "add", "fd00:99::1/64", "dev", "br-vms", "nodad"]));
+      ok(host.run(["ip", "link", "set", "br-vms", "up"]));
+      ok(host.run(["ip", "link", "add", "vethvm", "type", "veth", "peer", "name", "eth0", "netns", vm.name]));
+      ok(host.run(["ip", "link", "set", "vethvm", "master", "br-vms"]));
+      ok(host.run(["ip", "link", "set", "vethvm", "up"]));
+      ok(vm.run(["ip", "-6", "addr", "add", "fd00:99::2/64", "dev", "eth0", "nodad"]));
+      ok(vm.run(["ip", "link", "set", "eth0", "up"]));
+      ok(vm.run(["ip", "-6", "route", "add", "default", "via", "fd00:99::1"]));
       ok(host.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]));
       const listen = (ns: Netns, port: number, word: string) => run(["sh", "-c", `nsenter --net=${ns.path} socat TCP6-LISTEN:${port},fork,reuseaddr SYSTEM:'echo ${word}' >/dev/null 2>&1 & echo $!`]).stdout.trim();
       const listeners = [listen(server, 7000, "wan"), listen(ctr, 80, "ctr")];
@@ -187,6 +198,7 @@ describeKernel("ip6tables off (dockerd writes no IPv6 rules): dockwall's IPv6 DO
           return false;
         };
         expect(reach(client, "2001:db8:100::2", 7000, "wan", 3)).toBe(true); // FORWARD's policy ACCEPT: routed
+        expect(reach(vm, "2001:db8:100::2", 7000, "wan", 3)).toBe(true);
         const policy = `docker { version 20.10; iptables on; userland-proxy off; }
 zone wan { interface eth0; }
 zone lan { interface eth1; }
@@ -202,6 +214,8 @@ allow lan to web:8080;
         expect(reach(ctr, "2001:db8:100::2", 7000, "wan", 3)).toBe(true);
         expect(reach(server, "fd00:20::2", 80, "ctr", 1)).toBe(false);
         expect(reach(client, "fd00:20::2", 80, "ctr", 1)).toBe(false);
+        // Not a Docker network's: not routed (a review found it was, by an accept for br-* networks not known yet).
+        expect(reach(vm, "2001:db8:100::2", 7000, "wan", 1)).toBe(false);
       } finally {
         for (const l of listeners) run(["kill", l]);
       }

@@ -596,6 +596,23 @@ p.dw:3:6: note: zone 'admin' is declared here
 `,
   },
   {
+    name: "forward through a zone whose wildcard interface also takes Docker's bridges",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; }
+zone bridges { interface br+; }
+forward lan to bridges;
+`,
+    exit: 2,
+    expected: `p.dw:4:16: error: 'forward' through zone 'bridges', whose interface 'br+' also matches Docker's bridges (br-…): it would route to and from Docker's networks ahead of Docker's own rules (an internal network, or one dockwall does not know yet)
+4 | forward lan to bridges;
+  |                ^^^^^^^
+  = help: name the host's own interfaces in zone 'bridges' (e.g. 'interface br0;'); containers are reached with 'allow', not 'forward'
+p.dw:3:26: note: 'br+' is here
+3 | zone bridges { interface br+; }
+  |                          ^^^
+`,
+  },
+  {
     name: "network without subnet",
     input: `docker { version 20.10; userland-proxy off; published open; }
 network app { bridge br-app; }

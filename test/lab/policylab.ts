@@ -97,12 +97,14 @@ const portsOf = (r: { from: number; to: number }) => [...new Set([r.from, r.to])
 export function planPolicyLab(p: Policy): PolicyLabPlan {
   // Interfaces: every one a zone names (wildcards left out), and one for `from`-only zones.
   const names: string[] = [];
-  for (const z of p.zones) for (const i of z.interfaces) if (!i.value.endsWith("+") && !names.includes(i.value)) names.push(i.value);
+  // (A zone on a Docker network's bridge has that bridge: no interface of its own.)
+  const bridgeNames = new Set(p.networks.map((n) => n.bridge.value));
+  for (const z of p.zones) for (const i of z.interfaces) if (!i.value.endsWith("+") && !names.includes(i.value) && !bridgeNames.has(i.value)) names.push(i.value);
   if (p.zones.some((z) => !z.builtin && z.interfaces.length === 0) || names.length === 0) names.push(ANY_IFACE);
   const ifaces: LabIface[] = names.map((name, i) => ({ name, host4: `10.200.${i}.1`, host6: `fd00:200:${i}::1`, nbr4: `10.200.${i}.2`, nbr6: `fd00:200:${i}::2`, sources: [] }));
   const ifaceOfZone = (zone: string | undefined): string => {
     const z = p.zones.find((x) => x.name === zone);
-    const first = z?.interfaces.find((i) => !i.value.endsWith("+"))?.value;
+    const first = z?.interfaces.find((i) => !i.value.endsWith("+") && names.includes(i.value))?.value;
     return first ?? (z && !z.builtin ? ANY_IFACE : names[0]!);
   };
   const placed = new Set<string>(ifaces.flatMap((f) => [f.host4, f.host6, f.nbr4, f.nbr6]));

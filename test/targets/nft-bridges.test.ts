@@ -83,4 +83,54 @@ describeKernel("--format nft: a bridge dockwall does not know yet is closed, wha
       for (const n of made) deleteNetns(n.name);
     }
   }, 60_000);
+
+  it("an internal network's containers reach each other through its bridge (br_netfilter on) with dockwall's table loaded, beside either Docker backend, IPv4 and IPv6", async () => {
+    // (A review found them cut off: the physdev RETURN that leaves traffic within a bridge to Docker's rules has no nftables spelling.)
+    const made: Netns[] = [];
+    try {
+      const host = createNetns("-i");
+      const web = createNetns("-i");
+      const db = createNetns("-i");
+      made.push(host, web, db);
+      const ok = (r: { status: number | null; stderr: string }) => expect(r.stderr).toBe("") as unknown;
+      ok(host.run(["ip", "link", "add", "br-back", "type", "bridge"]));
+      ok(host.run(["ip", "link", "set", "br-back", "up"]));
+      for (const [i, [peer, addr, addr6]] of ([[web, "172.22.0.10", "fd00:22::10"], [db, "172.22.0.20", "fd00:22::20"]] as const).entries()) {
+        ok(host.run(["ip", "link", "add", `vb${i}`, "type", "veth", "peer", "name", "eth0", "netns", peer.name]));
+        ok(host.run(["ip", "link", "set", `vb${i}`, "master", "br-back", "up"]));
+        ok(peer.run(["ip", "addr", "add", `${addr}/16`, "dev", "eth0"]));
+        ok(peer.run(["ip", "-6", "addr", "add", `${addr6}/64`, "dev", "eth0", "nodad"]));
+        ok(peer.run(["ip", "link", "set", "eth0", "up"]));
+      }
+      // As dockerd sets it with userland-proxy or icc off: bridged traffic goes through the firewall.
+      ok(host.run(["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1", "net.bridge.bridge-nf-call-ip6tables=1"]));
+      const server = run(["sh", "-c", `nsenter --net=${db.path} socat TCP6-LISTEN:5432,ipv6only=0,fork,reuseaddr SYSTEM:'echo db' >/dev/null 2>&1 & echo $!`]).stdout.trim();
+      const one = (to: string) => {
+        for (let i = 0; i < 3; i++) if (web.run(["socat", "-T1", "-", `TCP:${to}:5432,connect-timeout=1`], "").stdout.includes("db")) return "open";
+        return "closed";
+      };
+      const reach = () => `${one("172.22.0.20")} ${one("[fd00:22::20]")}`;
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        expect(reach()).toBe("open open");
+        for (const backend of ["iptables", "nftables"]) {
+          const nft = compile(`docker { version 29.7; iptables on; firewall-backend ${backend}; userland-proxy off; }
+zone lan { interface eth1; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+network back { bridge br-back; subnet 172.22.0.0/16; subnet fd00:22::/64; internal; }
+container web { network app 172.20.0.10, fd00:20::10; network back 172.22.0.10, fd00:22::10; publish 8080:80; }
+container db { network back 172.22.0.20, fd00:22::20; }
+allow lan to web:8080;
+`, { format: "nft" });
+          expect(nft.ok, nft.diagnostics.map((d) => d.message).join("\n")).toBe(true);
+          ok(host.run(["nft", "-f", "-"], nft.output!));
+          expect(reach(), backend).toBe("open open");
+        }
+      } finally {
+        run(["kill", server]);
+      }
+    } finally {
+      for (const n of made) deleteNetns(n.name);
+    }
+  }, 60_000);
 });

@@ -79,8 +79,7 @@ test("ip6tables off: dockerd writes no IPv6 rules, so the IPv6 output's DOCKER-U
     "-A DOCKER-USER -m physdev --physdev-is-bridged -j ACCEPT",
     "-A DOCKER-USER -o br-lan -j RETURN",
     "-A DOCKER-USER -o br-+ -j DROP",
-    "-A DOCKER-USER -i br-lan -j RETURN",
-    "-A DOCKER-USER -i br-+ -j ACCEPT",
+    // No `-i br-+ -j ACCEPT`: a bridge only named like Docker's (a VM's br-vms) is not routed out (a review found it was).
     "-A DOCKER-USER -j RETURN",
   ]);
   // With ip6tables on, dockerd's own rules accept its networks' traffic: DOCKER-USER leaves it to them.
