@@ -228,13 +228,16 @@ export const ruleFamilies: Check = (ctx) => {
   }
 };
 
-/** A zone interface's wildcard (`br+`, `+`) that also takes Docker's bridges: br-<id>, docker0, or a network's own bridge name. */
-function takesDockerBridges(name: string, p: Policy): string | undefined {
+/**
+ * A zone interface's wildcard that also takes the bridges dockerd names itself: br-<12 hex
+ * digits> (`br+`, `br-0+`) or docker0 (`d+`). (A network dockwall knows, whatever its bridge's
+ * name, has its own rules ahead of the forwards; one made later, not yet, and a policy must not
+ * stop compiling because of its name.)
+ */
+function takesDockerBridges(name: string): string | undefined {
   if (!name.endsWith("+")) return undefined;
   const prefix = name.slice(0, -1);
-  const named = p.networks.map((n) => n.bridge.value).find((b) => b.startsWith(prefix));
-  if (named) return named;
-  if ("br-".startsWith(prefix) || prefix.startsWith("br-")) return "br-…";
+  if ("br-".startsWith(prefix) || (prefix.startsWith("br-") && /^[0-9a-f]{0,12}$/.test(prefix.slice(3)))) return "br-…";
   return "docker0".startsWith(prefix) ? "docker0" : undefined;
 }
 
@@ -245,7 +248,7 @@ export const forwardZones: Check = (ctx) => {
     for (const ref of [...f.zones, ...f.to]) {
       const z = ctx.zones.get(ref.name);
       for (const i of z?.interfaces ?? []) {
-        const bridge = takesDockerBridges(i.value, ctx.policy);
+        const bridge = takesDockerBridges(i.value);
         if (!bridge) continue;
         ctx.problems.error("forward-docker-bridges", ref.span, `'forward' through zone '${ref.name}', whose interface '${i.value}' also matches Docker's bridges (${bridge}): it would route to and from Docker's networks ahead of Docker's own rules (an internal network, or one dockwall does not know yet)`, {
           help: `name the host's own interfaces in zone '${ref.name}' (e.g. 'interface br0;'); containers are reached with 'allow', not 'forward'`,

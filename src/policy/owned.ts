@@ -10,7 +10,7 @@
 //    each published port, even with "iptables": false; this chain applies the same allow
 //    list to that path.
 //  filter INPUT (only with a `host` block): policy, loopback, replies, the host's services.
-import { make, rule, type Match, type Rule, type SharedParts } from "../ir/ruleset.js";
+import { make, rule, type Match, type Neg, type Rule, type SharedParts } from "../ir/ruleset.js";
 import { bindAddress, bindings, byName, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
@@ -103,15 +103,32 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false): OwnedChains
   };
 
   const forwards: Rule[] = [];
+  // A forward from a zone with no interface of its own (`any`, or one with only `from`) comes in on any interface:
+  // not on a Docker bridge (br-*), whose containers' traffic Docker's rules decide (an internal network dockwall
+  // does not know yet would be let out, a review found), but on a zone's own interface named like one (br-lan).
+  const hostBridges = zoneBridges(p, brs);
   for (const f of p.forwards) {
     const outs = f.to.flatMap((t) => zones.get(t.name)?.interfaces.map((i) => i.value) ?? []);
     for (const m of matchers(zones, f.zones, f.sources, family)) {
-      for (const out of outs) forwards.push(withMatcher(m, make.jump("ACCEPT", { out: { value: out }, comment: `forward ${f.zones.map((z) => z.name).join(", ")} to ${f.to.map((z) => z.name).join(", ")}`, origin: { kind: "policy", span: f.span } })));
+      const ins: (Neg<string> | undefined)[] = m.in ? [undefined] : [...hostBridges.map((value) => ({ value })), { value: "br-+", neg: true }];
+      for (const inIf of ins) {
+        for (const out of outs) forwards.push(withMatcher(m, make.jump("ACCEPT", { in: inIf, out: { value: out }, comment: `forward ${f.zones.map((z) => z.name).join(", ")} to ${f.to.map((z) => z.name).join(", ")}`, origin: { kind: "policy", span: f.span } })));
+      }
     }
   }
 
   if (closed || forwards.length > 0 || standIn) {
     user.push(make.jump("ACCEPT", { matches: [make.ctstate("RELATED,ESTABLISHED")], comment: "replies and related traffic always pass" }));
+  }
+  // An internal network has no traffic in from outside its bridge, nor out: not by a `forward` to or from a zone on
+  // its bridge (whose ACCEPT would come before Docker's isolation), nor, where dockerd writes no rules for this family
+  // (standIn), from the other networks' containers, whose traffic is let through next (a review found both open).
+  if (forwards.length > 0 || standIn) {
+    for (const n of p.networks.filter((x) => x.internal && subnetOf(x, family))) {
+      const br = n.bridge.value;
+      const comment = `network ${n.name} is internal: nothing in from outside it, nor out`;
+      user.push(make.jump("DROP", { in: { value: br, neg: true }, out: { value: br }, comment }), make.jump("DROP", { in: { value: br }, out: { value: br, neg: true }, comment }));
+    }
   }
   if (closed && brs.length > 0) {
     for (const br of brs) user.push(make.jump(follow, { in: { value: br }, comment: standIn ? "the containers' own traffic, as dockerd (writing no rules for this family) lets it through" : "the containers' own traffic follows Docker's rules" }));
@@ -137,15 +154,6 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false): OwnedChains
       }
     }
     for (const br of brs) user.push(make.jump("DROP", { out: { value: br }, comment: "unpublished, not allowed, or addressed straight to a container" }));
-  }
-  // An internal network has no traffic in from outside, nor out: a `forward` to or from a zone on its bridge
-  // (whose ACCEPT would come before Docker's isolation) does not change that (a review found it opened).
-  if (forwards.length > 0) {
-    for (const n of p.networks.filter((x) => x.internal && subnetOf(x, family))) {
-      const br = n.bridge.value;
-      const comment = `network ${n.name} is internal: nothing in from outside it, nor out`;
-      user.push(make.jump("DROP", { in: { value: br, neg: true }, out: { value: br }, comment }), make.jump("DROP", { in: { value: br }, out: { value: br, neg: true }, comment }));
-    }
   }
   user.push(...forwards);
   if (closed && p.docker.iptables) user.push(...unknownNetworks(p, brs, standIn));

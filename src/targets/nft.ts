@@ -354,6 +354,10 @@ function withForwardDrop(p: Policy, family: Family, rs: Ruleset): Ruleset {
   const forward: Rule[] = rs.tables.some((t) => t.chains.some((c) => c.name === "DOCKER-USER")) ? [make.jump("DOCKER-USER")] : [];
   const networks = layout ? makePlan(p, family, layout).networks : [];
   if (!networks.some((n) => n.bridge === "docker0")) forward.push(make.jump("ACCEPT", { in: { value: "docker0" } }), make.jump("ACCEPT", { out: { value: "docker0" } }));
+  // (Where dockerd writes no table for the family, the other networks' traffic accepted next does not get into an internal one.)
+  if (!docker) {
+    for (const n of networks.filter((x) => x.internal && x.subnet[family])) forward.push(make.jump("DROP", { in: { value: n.bridge, neg: true }, out: { value: n.bridge } }), make.jump("DROP", { in: { value: n.bridge }, out: { value: n.bridge, neg: true } }));
+  }
   for (const n of networks) {
     if (!docker && !n.subnet[family]) continue;
     if (!docker && n.internal) forward.push(make.jump("ACCEPT", { in: { value: n.bridge }, out: { value: n.bridge } }));

@@ -5,7 +5,8 @@
 // internal network, nothing out of it to the wan, while the same forwards still route the lan to
 // the wan and the allowed published port stays open.
 import { expect, it } from "vitest";
-import { inPolicyLab, type LabProbe } from "../lab/policylab.js";
+import { compile } from "../../src/compile.js";
+import { dockersOwn, inPolicyLab, planPolicyLab, startPolicyLab, type LabProbe, type PolicyLab, type PolicyLabPlan } from "../lab/policylab.js";
 import { describeKernel } from "../lab/kernel.js";
 
 const POLICY = `docker { version 29.7; iptables off; userland-proxy off; }
@@ -51,4 +52,68 @@ describeKernel("forward and an internal network (policy lab, packets)", () => {
       ]);
     });
   }, 60_000);
+
+  it("`forward any to wan` does not let an internal network dockwall does not know yet out (iptables on, Docker's rules for it in place), and still routes the lan", async () => {
+    // The world, and dockerd's rules, know network int; dockwall's policy does not (made after the compile).
+    const world = `docker { version 20.10; iptables on; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; }
+network int { bridge br-0123456789ab; subnet 172.30.0.0/16; internal; }
+container db { network int 172.30.0.2; }
+`;
+    const policy = `docker { version 20.10; iptables on; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; }
+forward any to wan;
+`;
+    const r = compile(world, { noRender: true });
+    expect(r.ok).toBe(true);
+    const plan = planPolicyLab(r.policy!);
+    const lab = await startPolicyLab(plan);
+    try {
+      expect(lab.host.restore(4, compile(dockersOwn(world, r.policy!), { format: "iptables" }).output!).stderr).toBe("");
+      expect(lab.host.restore(4, compile(policy, { format: "iptables" }).output!, { noflush: true }).stderr).toBe("");
+      const got = await probeTwice(lab, plan, [
+        ["db (internal, not known) -> wan", { from: { container: "db" }, family: 4, src: "172.30.0.2", dst: "wan", proto: "tcp", port: 7000 }],
+        ["lan -> wan", { from: { iface: "eth1" }, family: 4, src: "lan", dst: "wan", proto: "tcp", port: 7000 }],
+      ]);
+      expect(got).toEqual(["db (internal, not known) -> wan: closed", "lan -> wan: open"]);
+    } finally {
+      await lab.stop();
+    }
+  }, 60_000);
+
+  it("ip6tables off (dockwall's IPv6 DOCKER-USER stands for Docker's rules): another network's container does not reach an internal one over IPv6, and still reaches the wan", async () => {
+    const policy = `docker { version 20.10; iptables on; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+network back { bridge br-back; subnet 172.22.0.0/16; subnet fd00:22::/64; internal; }
+container web { network app 172.20.0.10, fd00:20::10; publish 8080:80; }
+container db { network back 172.22.0.20, fd00:22::20; publish 5432:5432; }
+allow lan to web:8080;
+`;
+    await inPolicyLab("standin.dw", policy, async ({ plan, lab }) => {
+      // As dockerd 20.10 with ip6tables off leaves it: no IPv6 rules of its own; the jump the file's header says to add.
+      expect(lab.host.run(["ip6tables", "-F", "FORWARD"]).stderr).toBe("");
+      expect(lab.host.run(["ip6tables", "-I", "FORWARD", "-j", "DOCKER-USER"]).stderr).toBe("");
+      const got = await probeTwice(lab, plan, [
+        ["web (app) -> db (internal), IPv6", { from: { container: "web" }, family: 6, src: "fd00:20::10", dst: "fd00:22::20", proto: "tcp", port: 5432 }],
+        ["web (app) -> wan, IPv6", { from: { container: "web" }, family: 6, src: "fd00:20::10", dst: "wan", proto: "tcp", port: 7000 }],
+      ]);
+      expect(got).toEqual(["web (app) -> db (internal), IPv6: closed", "web (app) -> wan, IPv6: open"]);
+    });
+  }, 60_000);
 });
+
+/** Each probe sent twice (IPv6 between two neighbours is answered from the second try on), said as "WHAT: open|closed"; "lan" and "wan" stand for those neighbours' addresses. */
+async function probeTwice(lab: PolicyLab, plan: PolicyLabPlan, probes: [string, LabProbe][]): Promise<string[]> {
+  const at = (name: string, family: 4 | 6) => {
+    const f = plan.ifaces.find((x) => x.name === (name === "lan" ? "eth1" : "eth0"))!;
+    return family === 4 ? f.nbr4 : f.nbr6;
+  };
+  const sent = probes.map(([, p]) => ({ ...p, src: p.src === "lan" || p.src === "wan" ? at(p.src, p.family) : p.src, dst: p.dst === "lan" || p.dst === "wan" ? at(p.dst, p.family) : p.dst }));
+  await lab.probe(sent, 2000);
+  const got = await lab.probe(sent, 800);
+  return probes.map(([what], i) => `${what}: ${got[i]!.open ? "open" : "closed"}`);
+}

@@ -133,4 +133,59 @@ allow lan to web:8080;
       for (const n of made) deleteNetns(n.name);
     }
   }, 60_000);
+
+  it("beside Docker's nftables backend with ip6tables off (no ip6 table of Docker's): another network's container does not reach an internal one over IPv6, and reaches the wan", async () => {
+    const made: Netns[] = [];
+    try {
+      const host = createNetns("-j");
+      const web = createNetns("-j");
+      const db = createNetns("-j");
+      const wan = createNetns("-j");
+      made.push(host, web, db, wan);
+      const ok = (r: { status: number | null; stderr: string }) => expect(r.stderr).toBe("") as unknown;
+      for (const [i, br, peer, gw, addr] of [[0, "br-app", web, "fd00:20::1", "fd00:20::10"], [1, "br-back", db, "fd00:22::1", "fd00:22::20"]] as const) {
+        ok(host.run(["ip", "link", "add", br, "type", "bridge"]));
+        ok(host.run(["ip", "-6", "addr", "add", `${gw}/64`, "dev", br, "nodad"]));
+        ok(host.run(["ip", "link", "set", br, "up"]));
+        ok(host.run(["ip", "link", "add", `vj${i}`, "type", "veth", "peer", "name", "eth0", "netns", peer.name]));
+        ok(host.run(["ip", "link", "set", `vj${i}`, "master", br, "up"]));
+        ok(peer.run(["ip", "-6", "addr", "add", `${addr}/64`, "dev", "eth0", "nodad"]));
+        ok(peer.run(["ip", "link", "set", "eth0", "up"]));
+        ok(peer.run(["ip", "-6", "route", "add", "default", "via", gw]));
+      }
+      ok(host.run(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", wan.name]));
+      ok(host.run(["ip", "-6", "addr", "add", "2001:db8:100::1/64", "dev", "eth0", "nodad"]));
+      ok(host.run(["ip", "link", "set", "eth0", "up"]));
+      ok(wan.run(["ip", "-6", "addr", "add", "2001:db8:100::2/64", "dev", "eth0", "nodad"]));
+      ok(wan.run(["ip", "link", "set", "eth0", "up"]));
+      ok(wan.run(["ip", "-6", "route", "add", "default", "via", "2001:db8:100::1"]));
+      ok(host.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]));
+      const listeners = [
+        run(["sh", "-c", `nsenter --net=${db.path} socat TCP6-LISTEN:5432,fork,reuseaddr SYSTEM:'echo db' >/dev/null 2>&1 & echo $!`]).stdout.trim(),
+        run(["sh", "-c", `nsenter --net=${wan.path} socat TCP6-LISTEN:7000,fork,reuseaddr SYSTEM:'echo wan' >/dev/null 2>&1 & echo $!`]).stdout.trim(),
+      ];
+      const reach = (to: string, port: number, word: string, tries: number) => {
+        for (let i = 0; i < tries; i++) if (web.run(["socat", "-T1", "-", `TCP6:[${to}]:${port},connect-timeout=1`], "").stdout.includes(word)) return "open";
+        return "closed";
+      };
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        expect([reach("fd00:22::20", 5432, "db", 3), reach("2001:db8:100::2", 7000, "wan", 3)]).toEqual(["open", "open"]);
+        const nft = compile(`docker { version 29.7; iptables on; ip6tables off; firewall-backend nftables; userland-proxy off; }
+zone wan { interface eth0; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+network back { bridge br-back; subnet 172.22.0.0/16; subnet fd00:22::/64; internal; }
+container web { network app 172.20.0.10, fd00:20::10; }
+container db { network back 172.22.0.20, fd00:22::20; }
+`, { format: "nft" });
+        expect(nft.ok, nft.diagnostics.map((d) => d.message).join("\n")).toBe(true);
+        ok(host.run(["nft", "-f", "-"], nft.output!));
+        expect([reach("fd00:22::20", 5432, "db", 1), reach("2001:db8:100::2", 7000, "wan", 3)]).toEqual(["closed", "open"]);
+      } finally {
+        for (const l of listeners) run(["kill", l]);
+      }
+    } finally {
+      for (const n of made) deleteNetns(n.name);
+    }
+  }, 60_000);
 });
