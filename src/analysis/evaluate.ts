@@ -5,6 +5,7 @@
 // Pure. A match it does not understand makes the answer "unknown" rather than a guess.
 import ipaddr from "ipaddr.js";
 import type { Chain, Match, Neg, Rule, Ruleset, Table } from "../ir/ruleset.js";
+import { DnatTo, targetOptionsView, typedMatch, type PortList } from "../ir/match.js";
 import type { Family } from "../model/values.js";
 
 export interface Packet {
@@ -210,16 +211,8 @@ function neg<T>(n: Neg<T> | undefined, test: (v: T) => boolean): boolean {
   return test(n.value) !== Boolean(n.neg);
 }
 
-const portLists = new Map<string, [number, number][]>();
-function portIn(spec: string, port: number | undefined): boolean {
-  if (port === undefined) return false;
-  const list = cached(portLists, spec, (x) =>
-    x.split(",").map((p): [number, number] => {
-      const [a, b] = p.split(":");
-      return b === undefined ? [Number(a), Number(a)] : [a === "" ? 0 : Number(a), b === "" ? 65535 : Number(b)];
-    }),
-  );
-  return list.some(([a, b]) => a <= port && port <= b);
+function portIs(ports: PortList, port: number | undefined): boolean {
+  return port !== undefined && ports.has(port);
 }
 
 const ICMP_TYPES: Record<4 | 6, Record<string, number>> = {
@@ -255,91 +248,86 @@ interface Ctx {
   sources?: SourceTest[];
 }
 
+/** Whether a test holds, turned by its `!`. */
+const held = (n: { neg?: boolean }, hit: boolean): boolean => hit !== Boolean(n.neg);
+
 function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
-  if (m.module === "(repeated)") throw new Unknown(`${m.options.map((o) => `-m ${o.name}`).join(", ")} given twice in one rule`);
-  for (const o of m.options) {
-    let hit: boolean;
-    switch (`${m.module} ${o.name}`) {
-      case "tcp dport":
-      case "udp dport":
-        hit = p.proto === m.module && portIn(o.value!, ctx.dnat?.port ?? p.dport);
-        break;
-      case "tcp sport":
-      case "udp sport":
-        hit = p.proto === m.module && portIn(o.value!, p.sport);
-        break;
-      case "multiport dports":
-        hit = portIn(o.value!, ctx.dnat?.port ?? p.dport);
-        break;
-      case "multiport sports":
-        hit = portIn(o.value!, p.sport);
-        break;
-      case "tcp tcp-flags": {
+  switch (m.kind) {
+    case "tcp":
+    case "udp": {
+      if (m.dport && !held(m.dport, p.proto === m.kind && portIs(m.dport.value, ctx.dnat?.port ?? p.dport))) return false;
+      if (m.sport && !held(m.sport, p.proto === m.kind && portIs(m.sport.value, p.sport))) return false;
+      if (m.flags) {
         // MASK COMP: the packet's flags under MASK must be COMP. A new connection's first packet is a bare SYN.
-        const [mask, comp] = o.value!.split(" ");
-        if (p.proto !== "tcp") {
-          hit = false;
-          break;
+        const [mask, comp] = m.flags.value.split(" ");
+        let hit: boolean;
+        if (p.proto !== "tcp") hit = false;
+        else {
+          if (p.state !== "NEW" || mask === undefined || comp === undefined) throw new Unknown(`-m tcp --tcp-flags ${m.flags.value}`);
+          const set = (v: string) => new Set(v === "ALL" ? ["FIN", "SYN", "RST", "PSH", "ACK", "URG"] : v === "NONE" ? [] : v.split(","));
+          const under: string[] = set(mask).has("SYN") ? ["SYN"] : [];
+          const want = [...set(comp)];
+          hit = under.length === want.length && want.every((f) => under.includes(f));
         }
-        if (p.state !== "NEW" || mask === undefined || comp === undefined) throw new Unknown(`-m tcp --tcp-flags ${o.value}`);
-        const set = (v: string) => new Set(v === "ALL" ? ["FIN", "SYN", "RST", "PSH", "ACK", "URG"] : v === "NONE" ? [] : v.split(","));
-        const under: string[] = set(mask).has("SYN") ? ["SYN"] : [];
-        const want = [...set(comp)];
-        hit = under.length === want.length && want.every((f) => under.includes(f));
-        break;
+        if (!held(m.flags, hit)) return false;
       }
-      case "conntrack ctstate":
-      case "state state": {
-        const states = o.value!.split(",");
-        hit = ctx.untracked ? states.includes("UNTRACKED") : states.includes(p.state) || (states.includes("DNAT") && ctx.dnat !== undefined);
-        break;
-      }
-      case "conntrack ctorigdstport":
-        // The port the connection was first addressed to: before DNAT, or the only one.
-        hit = !ctx.untracked && portIn(o.value!, p.dport);
-        break;
-      case "iprange src-range":
-        if (p.srcUnknown) throw new Unknown(`-m iprange --src-range ${o.value}: the host's source address for this destination is not known`);
-        hit = sourceTest(ctx, "range", o.value!);
-        break;
-      case "iprange dst-range":
-        hit = inRange(ctx.dnat ? ctx.dnat.addr : p.dst, o.value!);
-        break;
-      case "conntrack ctorigdst":
-        hit = inCidr(p.dst, o.value!);
-        break;
-      case "addrtype dst-type":
-        if (o.value !== "LOCAL") throw new Unknown(`addrtype --dst-type ${o.value}`);
-        hit = isLocal(p, ctx.dnat ? ctx.dnat.addr : p.dst);
-        break;
-      case "addrtype src-type":
-        if (o.value !== "LOCAL") throw new Unknown(`addrtype --src-type ${o.value}`);
-        hit = p.fromHost === true || sourceTest(ctx, "local", "");
-        break;
-      case "icmp icmp-type":
-      case "icmp6 icmpv6-type": {
-        if (p.proto !== "icmp" || (m.module === "icmp6") !== (p.family === 6)) {
-          hit = false;
-          break;
-        }
-        const want = icmpTypeOf(o.value!, p.family);
-        if (want === undefined || p.icmpType === undefined) throw new Unknown(`${m.module} type ${o.value}`);
-        hit = want === "any" || want === p.icmpType;
-        break;
-      }
-      case "comment comment":
-        hit = true;
-        break;
-      case "physdev physdev-is-bridged":
-        // Bridged (br_netfilter): in and out by ports of one bridge, never routed.
-        hit = p.bridged === true;
-        break;
-      default:
-        throw new Unknown(`-m ${m.module} --${o.name}`);
+      return true;
     }
-    if (hit === Boolean(o.neg)) return false;
+    case "multiport":
+      return held(m.ports, portIs(m.ports.value, m.dir === "dports" ? (ctx.dnat?.port ?? p.dport) : p.sport));
+    case "conntrack":
+    case "state": {
+      if (m.state) {
+        const states = m.state.value;
+        const hit = ctx.untracked ? states.has("UNTRACKED") : states.has(p.state) || (states.has("DNAT") && ctx.dnat !== undefined);
+        if (!held(m.state, hit)) return false;
+      }
+      if (m.kind === "state") return true;
+      // The address and port the connection was first addressed to: before DNAT, or the only one.
+      if (m.origDst && !held(m.origDst, inCidr(p.dst, m.origDst.value))) return false;
+      if (m.origDstPort && !held(m.origDstPort, !ctx.untracked && portIs(m.origDstPort.value, p.dport))) return false;
+      return true;
+    }
+    case "iprange":
+      if (m.src) {
+        if (p.srcUnknown) throw new Unknown(`-m iprange --src-range ${m.src.value}: the host's source address for this destination is not known`);
+        if (!held(m.src, sourceTest(ctx, "range", m.src.value))) return false;
+      }
+      return !m.dst || held(m.dst, inRange(ctx.dnat ? ctx.dnat.addr : p.dst, m.dst.value));
+    case "addrtype":
+      if (m.src) {
+        if (m.src.value !== "LOCAL") throw new Unknown(`addrtype --src-type ${m.src.value}`);
+        if (!held(m.src, p.fromHost === true || sourceTest(ctx, "local", ""))) return false;
+      }
+      if (m.dst) {
+        if (m.dst.value !== "LOCAL") throw new Unknown(`addrtype --dst-type ${m.dst.value}`);
+        if (!held(m.dst, isLocal(p, ctx.dnat ? ctx.dnat.addr : p.dst))) return false;
+      }
+      return true;
+    case "icmp":
+    case "icmp6": {
+      if (p.proto !== "icmp" || (m.kind === "icmp6") !== (p.family === 6)) return held(m.type, false);
+      const want = icmpTypeOf(m.type.value, p.family);
+      if (want === undefined || p.icmpType === undefined) throw new Unknown(`${m.kind} type ${m.type.value}`);
+      return held(m.type, want === "any" || want === p.icmpType);
+    }
+    case "comment":
+      return true;
+    case "physdev":
+      // Bridged (br_netfilter): in and out by ports of one bridge, never routed.
+      return held(m.bridged, p.bridged === true);
+    case "set":
+      throw new Unknown(`-m set --match-set`);
+    case "other":
+      if (m.module === "(repeated)") throw new Unknown(`${m.options.map((o) => `-m ${o.name}`).join(", ")} given twice in one rule`);
+      // Another tool's match: each option the evaluator knows is tried in turn (one that fails is enough), and the first it does not know is unknown.
+      for (const o of m.options) {
+        const one = typedMatch(m.module, [o]);
+        if (one.kind === "other") throw new Unknown(`-m ${m.module} --${o.name}`);
+        if (!matchOne(one, p, ctx)) return false;
+      }
+      return true;
   }
-  return true;
 }
 
 function matches(r: Rule, p: Packet, ctx: Ctx): boolean {
@@ -357,7 +345,7 @@ function matches(r: Rule, p: Packet, ctx: Ctx): boolean {
   return true;
 }
 
-type Walk = { verdict: "ACCEPT" | "DROP" | "REJECT" | "RETURN" | "DNAT"; decided: Decision; to?: string };
+type Walk = { verdict: "ACCEPT" | "DROP" | "REJECT" | "RETURN" | "DNAT"; decided: Decision; to?: DnatTo };
 
 /** A table's chains by name (a table is not changed once built). */
 const chainMaps = new WeakMap<Table, Map<string, Chain>>();
@@ -395,7 +383,8 @@ function indexOf(chain: Chain): DstIndex {
     const masked = (r.src && /\/.*[.:]/.test(r.src.value)) || (r.dst && /\/.*[.:]/.test(r.dst.value));
     const d = !masked && r.dst && !r.dst.neg ? hostOf(r.dst.value) : undefined;
     const first = r.matches[0];
-    const port = !masked && first && (first.module === "tcp" || first.module === "udp") && first.options.length === 1 && first.options[0]!.name === "dport" && !first.options[0]!.neg && /^\d+$/.test(first.options[0]!.value ?? "") ? `${first.module}:${Number(first.options[0]!.value)}` : undefined;
+    const single = !masked && first && (first.kind === "tcp" || first.kind === "udp") && first.dport && !first.dport.neg && !first.sport && !first.flags ? first.dport.value.single : undefined;
+    const port = single !== undefined ? `${first!.kind}:${single}` : undefined;
     if (d !== undefined) add(x!.by, d, i);
     else if (port !== undefined) add(x!.byPort, port, i);
     else x!.others.push(i);
@@ -464,14 +453,14 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
         return { verdict: "RETURN", decided };
       case "DNAT":
         step("dnat");
-        return { verdict: "DNAT", decided, to: r.targetOptions?.find((o) => o.name === "to-destination")?.value };
+        return { verdict: "DNAT", decided, to: dnatTo(r) };
       case "NOTRACK":
         step("notrack");
         ctx.untracked = true;
         continue;
       case "CT":
         // Only --notrack is understood: other CT options change what conntrack does next.
-        if (r.targetOptions?.length !== 1 || r.targetOptions[0]!.name !== "notrack") throw new Unknown(`target CT${r.targetOptions?.map((o) => ` --${o.name}`).join("") ?? ""}`);
+        if (r.targetOptions?.kind !== "notrack") throw new Unknown(`target CT${targetOptionsView(r.targetOptions)?.map((o) => ` --${o.name}`).join("") ?? ""}`);
         step("notrack");
         ctx.untracked = true;
         continue;
@@ -490,11 +479,19 @@ function policyOf(table: Table | undefined, chain: string): "ACCEPT" | "DROP" {
   return (table && chainOf(table, chain)?.policy) ?? "ACCEPT";
 }
 
-function parseDnat(to: string): { addr: string; port?: number } {
-  const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(to.includes("[") ? to : to.split(":").length > 2 ? `[${to}]` : to);
+/** Where a DNAT rule sends the packet (its --to-destination, typed or as another tool wrote it beside other options). */
+function dnatTo(r: Rule): DnatTo | undefined {
+  const t = r.targetOptions;
+  if (t?.kind === "dnat") return t.to;
+  const text = t?.kind === "other" ? t.options.find((o) => o.name === "to-destination")?.value : undefined;
+  return text === undefined ? undefined : new DnatTo(text);
+}
+
+function parseDnat(to: DnatTo): { addr: string; port?: number } {
   // A range of addresses or ports, or no address: which one the kernel picks is not known here.
-  if (!m || !ipaddr.isValid(m[1]!)) throw new Unknown(`DNAT --to-destination ${to}`);
-  return { addr: m[1]!, port: m[2] ? Number(m[2]) : undefined };
+  const one = to.one;
+  if (!one) throw new Unknown(`DNAT --to-destination ${to.text}`);
+  return one;
 }
 
 /**

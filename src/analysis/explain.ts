@@ -226,8 +226,8 @@ function origin(ctx: ExplainContext, family: Family, table: Table["name"], chain
   if (r.origin?.kind === "docker") return { kind: "docker", release, object: r.origin.object };
   // Docker's rules: the container (a DNAT to it, its address) or the network (its bridge) they are for.
   if (r && p) {
-    const to = r.targetOptions?.find((o) => o.name === "to-destination")?.value;
-    const addr = to ? to.replace(/^\[/, "").replace(/\](:\d+)?$/, "").replace(/^([\d.]+):\d+$/, "$1") : r.dst && !r.dst.neg ? r.dst.value.replace(/\/(32|128)$/, "") : undefined;
+    const to = r.targetOptions?.kind === "dnat" ? r.targetOptions.to.one?.addr : undefined;
+    const addr = to ?? (r.dst && !r.dst.neg ? r.dst.value.replace(/\/(32|128)$/, "") : undefined);
     const c = addr ? containerAt(p, addr, family) : undefined;
     if (c) return { kind: "docker", release, object: { type: "container", name: c.name } };
     const n = p.networks.find((x) => x.bridge.value === r.in?.value || x.bridge.value === r.out?.value);
@@ -238,13 +238,13 @@ function origin(ctx: ExplainContext, family: Family, table: Table["name"], chain
 
 /** One of dockwall's own rules: in its chains, or marked as its in INPUT. */
 function owned(chain: string, r: Rule): boolean {
-  return chain === "DOCKER-USER" || chain === PROXY_CHAIN || (chain === "INPUT" && (r.matches.some((m) => m.module === "comment" && m.options.some((o) => o.value === MARK)) || r.target === PROXY_CHAIN));
+  return chain === "DOCKER-USER" || chain === PROXY_CHAIN || (chain === "INPUT" && (r.matches.some((m) => m.kind === "comment" && m.text === MARK) || r.target === PROXY_CHAIN));
 }
 
 /** Why one of dockwall's rules without a comment of its own is there. */
 function whyOwn(r: Rule, chain: string, p: Policy | undefined): string {
   if (r.target === PROXY_CHAIN) return "docker-proxy's ports are guarded first";
-  if (r.matches.some((m) => m.options.some((o) => o.name === "ctstate" && o.value === "RELATED,ESTABLISHED"))) return "replies and related traffic always pass";
+  if (r.matches.some((m) => m.kind === "conntrack" && m.state?.value.text === "RELATED,ESTABLISHED")) return "replies and related traffic always pass";
   if (r.in?.value === "lo" && !r.in.neg) return "the host's own traffic (loopback)";
   if (r.in && p?.networks.some((n) => n.bridge.value === r.in!.value)) return chain === PROXY_CHAIN ? "containers reach published ports through docker-proxy as Docker lets them" : "the containers' own traffic follows Docker's rules";
   if (chain === "DOCKER-USER" && r.target === "RETURN" && !r.matches.length && !r.in && !r.out) return "the end of dockwall's rules: on to Docker's";

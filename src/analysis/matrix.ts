@@ -7,6 +7,7 @@
 // from the policy's statements alone (not from the rules), so a rule that opens or closes what
 // the policy does not say shows as a mismatch. Pure.
 import type { Rule, Ruleset } from "../ir/ruleset.js";
+import { moduleView } from "../ir/match.js";
 import { bindAddress, bindings, byName, isLoopback, publishingNetwork } from "../model/derive.js";
 import { layoutFor } from "../docker/layouts.js";
 import { dockerWrites } from "../generate.js";
@@ -167,8 +168,9 @@ function cuts(p: Policy, rs: Ruleset | undefined, family: Family, more: Piece[] 
           if (!isError(cidr) && cidr.family === family) ranges.push(rangeOf({ kind: "cidr", cidr }));
         }
         for (const m of r.matches) {
-          for (const o of m.options) {
-            if (m.module !== "iprange" || o.name !== "src-range" || !o.value) continue;
+          const { module, options } = moduleView(m);
+          for (const o of options) {
+            if (module !== "iprange" || o.name !== "src-range" || !o.value) continue;
             const [a, b = a] = o.value.split("-");
             const from = parseCidr(`${a}/${host}`);
             const to = parseCidr(`${b}/${host}`);
@@ -512,7 +514,7 @@ export function forwardPolicyFindings(p: Policy, rulesets: Partial<Record<Family
     // rejects every packet (a comment aside; or a jump to a chain that does, first) stands for the policy.
     const chains = rulesets[family]?.tables.find((t) => t.name === "filter")?.chains ?? [];
     const catchAll = (r: Rule, depth = 0): boolean =>
-      !r.in && !r.out && !r.src && !r.dst && (!r.proto || r.proto === "all") && r.matches.every((m) => m.module === "comment") &&
+      !r.in && !r.out && !r.src && !r.dst && (!r.proto || r.proto === "all") && r.matches.every((m) => moduleView(m).module === "comment") &&
       (r.target === "DROP" || r.target === "REJECT" || (depth === 0 && chains.some((c) => c.name === r.target && !c.builtin && c.rules[0] !== undefined && catchAll(c.rules[0], 1))));
     if (chain && (chain.policy !== "ACCEPT" || chain.rules.some((r) => catchAll(r)))) continue;
     const sysctl = family === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";

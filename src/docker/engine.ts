@@ -2,7 +2,8 @@
 // daemon start, then each network as it is created (many rules inserted at the top, so
 // newer networks end up above older ones), then each container's port bindings. The
 // layout (layouts/*.ts) says which rules each step writes and where.
-import { make, rule, TableBuilder, type DockerOrigin, type Rule } from "../ir/ruleset.js";
+import { make, rule, TableBuilder, type DockerOrigin, type Match, type Rule } from "../ir/ruleset.js";
+import { DnatTo } from "../ir/match.js";
 import type { Family, Version } from "../model/values.js";
 import type { Layout } from "./layout.js";
 import { IPSET } from "./layouts/v28-ipset.js";
@@ -114,8 +115,8 @@ class Dockerd {
     if (layout.natJumpsAtStart) this.addNatJumps();
   }
 
-  private ipset() {
-    return { module: "set", options: [{ name: "match-set", value: `${IPSET[this.family]} dst` }] };
+  private ipset(): Match {
+    return { kind: "set", set: { value: `${IPSET[this.family]} dst` } };
   }
 
   private addNatJumps(): void {
@@ -231,7 +232,7 @@ class Dockerd {
       proto: p.proto,
       matches: parts.dport(p.proto, p.hostPort),
       target: "DNAT",
-      targetOptions: [{ name: "to-destination", value: to }],
+      targetOptions: { kind: "dnat", to: new DnatTo(to) },
       comment,
     }));
     const rawMode = layout.rawDrops(this.version);

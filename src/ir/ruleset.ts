@@ -1,6 +1,6 @@
-// The rule set IR: what both output formats are rendered from. A Rule holds its matches
-// in the order iptables-save prints them, so the iptables renderer is a plain walk and
-// the kernel's own dump of our output reads the same.
+// The rule set IR: what every output format is rendered from, and what the evaluator walks. A
+// Rule holds its matches (typed: ir/match.ts) in the order iptables-save prints them, so the
+// iptables renderer is a plain walk and the kernel's own dump of our output reads the same.
 import type { Span } from "../diagnostics.js";
 import type { Family } from "../model/values.js";
 
@@ -9,11 +9,8 @@ export interface Neg<T> {
   neg?: boolean;
 }
 
-/** One `-m MODULE --opt value` group. */
-export interface Match {
-  module: string;
-  options: { name: string; value?: string; neg?: boolean }[];
-}
+import { CtStates, PortList, type Match, type TargetOptions } from "./match.js";
+export type { Match } from "./match.js";
 
 export interface Rule {
   src?: Neg<string>;
@@ -24,7 +21,7 @@ export interface Rule {
   matches: Match[];
   /** ACCEPT, DROP, RETURN, a chain name, MASQUERADE, DNAT, … */
   target: string;
-  targetOptions?: { name: string; value: string }[];
+  targetOptions?: TargetOptions;
   /** Printed as a ferm comment above the rule (and grouped with its neighbours). */
   comment?: string;
   /** The policy statement the rule says (an allow, a forward, a host rule): what `dockwall explain` points at. Not rendered. */
@@ -181,6 +178,7 @@ export class SharedParts {
   private readonly positive = new Map<string, Neg<string>>();
   private readonly negated = new Map<string, Neg<string>>();
   private readonly ports = new Map<string, Map<number, Match[]>>();
+  private readonly dnats = new Map<number, Match>();
 
   /** `{ value }`: matches this interface or address. */
   is(value: string): Neg<string> {
@@ -196,6 +194,13 @@ export class SharedParts {
     return n;
   }
 
+  /** `-m conntrack --ctstate DNAT --ctorigdstport PORT`: a connection DNAT'd from this host port. */
+  dnatTo(port: number): Match {
+    let m = this.dnats.get(port);
+    if (!m) this.dnats.set(port, (m = { kind: "conntrack", state: { value: CT_DNAT }, origDstPort: { value: new PortList(String(port)) } }));
+    return m;
+  }
+
   /** `[-m tcp --dport PORT]` (or udp) as a rule's whole match list. */
   dport(proto: string, port: number): Match[] {
     let byPort = this.ports.get(proto);
@@ -206,21 +211,24 @@ export class SharedParts {
   }
 }
 
+const CT_DNAT = new CtStates("DNAT");
+
 /** Small constructors that keep rule-writing code readable. */
 export const make = {
   jump(target: string, extra: Partial<Rule> = {}): Rule {
     return rule(extra, target);
   },
   tcpudp(proto: string, dport?: number | string, sport?: number | string): Match {
-    // Array literals, not push: a pushed-to array keeps room for 17 (one per port of a big host).
-    const d = dport === undefined ? undefined : { name: "dport", value: String(dport) };
-    const s = sport === undefined ? undefined : { name: "sport", value: String(sport) };
-    return { module: proto, options: s && d ? [s, d] : s ? [s] : d ? [d] : [] };
+    if (proto !== "tcp" && proto !== "udp") throw new Error(`a port match for protocol ${proto}`);
+    const m: Match = { kind: proto };
+    if (sport !== undefined) m.sport = { value: new PortList(String(sport)) };
+    if (dport !== undefined) m.dport = { value: new PortList(String(dport)) };
+    return m;
   },
   ctstate(states: string, neg = false): Match {
-    return { module: "conntrack", options: [{ name: "ctstate", value: states, neg }] };
+    return { kind: "conntrack", state: neg ? { value: new CtStates(states), neg } : { value: new CtStates(states) } };
   },
   addrtype(opt: "src-type" | "dst-type", type: string): Match {
-    return { module: "addrtype", options: [{ name: opt, value: type }] };
+    return opt === "src-type" ? { kind: "addrtype", src: { value: type } } : { kind: "addrtype", dst: { value: type } };
   },
 };

@@ -5,6 +5,7 @@
 // quoting, and the order of matches and of options within a match.
 import ipaddr from "ipaddr.js";
 import { BUILTIN_CHAINS, rule, type Chain, type Match, type Neg, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
+import { typedMatch, typedTargetOptions } from "../ir/match.js";
 
 /**
  * Canonical spellings already worked out, by rule text: a diff or a reconcile reads the same
@@ -492,14 +493,15 @@ function irRule(p: ParsedRule): Rule {
     const o = p.base.get(k);
     return o ? (o.neg ? { value: o.value!, neg: true } : { value: o.value! }) : undefined;
   };
+  // Typed where dockwall models the match (ir/match.ts), as it was read otherwise.
   const matches: Match[] = p.matches
     .filter((m) => m.opts.length > 0)
-    .map((m) => ({ module: m.module, options: m.opts.map((o) => (o.neg ? { name: o.name, value: o.value, neg: true } : { name: o.name, value: o.value })) }));
+    .map((m) => typedMatch(m.module, m.opts.map((o) => (o.neg ? { name: o.name, value: o.value, neg: true } : { name: o.name, value: o.value }))));
   // Merged matches of a module given twice are not the rule as the kernel has it (order, side effects).
-  if (p.repeated.length) matches.unshift({ module: "(repeated)", options: p.repeated.map((name) => ({ name })) });
-  if (p.base.has("-f")) matches.unshift({ module: "fragment", options: [{ name: "fragment", neg: p.base.get("-f")!.neg || undefined }] });
+  if (p.repeated.length) matches.unshift({ kind: "other", module: "(repeated)", options: p.repeated.map((name) => ({ name })) });
+  if (p.base.has("-f")) matches.unshift({ kind: "other", module: "fragment", options: [{ name: "fragment", neg: p.base.get("-f")!.neg || undefined }] });
   const proto = p.base.get("-p");
-  if (proto?.neg) matches.unshift({ module: "protocol", options: [{ name: `not ${proto.value}` }] });
+  if (proto?.neg) matches.unshift({ kind: "other", module: "protocol", options: [{ name: `not ${proto.value}` }] });
   const target = p.target === undefined ? "" : p.targetFlag === "-g" ? `-g ${p.target}` : p.target;
   return rule({
     src: neg("-s"),
@@ -508,7 +510,7 @@ function irRule(p: ParsedRule): Rule {
     out: neg("-o"),
     proto: proto && !proto.neg ? proto.value : undefined,
     matches,
-    targetOptions: p.targetOpts.length ? p.targetOpts.map((o) => ({ name: o.name, value: o.value ?? "" })) : undefined,
+    targetOptions: p.targetOpts.length ? typedTargetOptions(target, p.targetOpts.map((o) => ({ name: o.name, value: o.value ?? "" }))) : undefined,
   }, target);
 }
 

@@ -11,6 +11,7 @@
 //    list to that path.
 //  filter INPUT (only with a `host` block): policy, loopback, replies, the host's services.
 import { make, rule, type Match, type Neg, type Rule, type SharedParts } from "../ir/ruleset.js";
+import { CtStates } from "../ir/match.js";
 import { bindAddress, bindings, byName, isLoopback, publishingNetwork, subnetOf } from "../model/derive.js";
 import type { AllowRule, Policy, Zone } from "../model/types.js";
 import { formatIp, type Family, type TargetSpec } from "../model/values.js";
@@ -24,7 +25,7 @@ export const PROXY_CHAIN = "DOCKWALL-PROXY";
  * host block is gone, apply, watch and diff know those rules for dockwall's and take them out.
  */
 export const MARK = "dockwall";
-const MARK_MATCH: Match = { module: "comment", options: [{ name: "comment", value: MARK }] };
+const MARK_MATCH: Match = { kind: "comment", text: MARK };
 function marked(r: Rule): Rule {
   return rule({ ...r, matches: [...r.matches, MARK_MATCH] });
 }
@@ -137,7 +138,7 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false): OwnedChains
     // other is reached by that path (the matrix found it open for allowed sources before).
     if (family === 4 && plan.ports.length > 0) {
       user.push(make.jump("DROP", {
-        matches: [{ module: "conntrack", options: [{ name: "ctstate", value: "DNAT" }, { name: "ctorigdst", value: "127.0.0.0/8" }] }],
+        matches: [{ kind: "conntrack", state: { value: new CtStates("DNAT") }, origDst: { value: "127.0.0.0/8" } }],
         comment: "no container is reached through 127.0.0.1 routed here by a neighbour (ports published on 127.0.0.1 are the host's)",
       }));
     }
@@ -180,7 +181,7 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false): OwnedChains
       for (const type of [133, 134, 135, 136]) {
         rules.push(make.jump("ACCEPT", {
           proto: "ipv6-icmp",
-          matches: [{ module: "icmp6", options: [{ name: "icmpv6-type", value: String(type) }] }],
+          matches: [{ kind: "icmp6", type: { value: String(type) } }],
           comment: "neighbour discovery (IPv6 does not work without it)",
         }));
       }
@@ -231,7 +232,7 @@ function unknownNetworks(p: Policy, brs: string[], standIn: boolean): Rule[] {
 
 /** Traffic within one bridge (br_netfilter shows it to FORWARD): Docker's rules decide it, or with none (standIn) it passes, as before. */
 function bridged(standIn: boolean): Rule {
-  const physdev = [{ module: "physdev", options: [{ name: "physdev-is-bridged" }] }];
+  const physdev: Match[] = [{ kind: "physdev", bridged: {} }];
   return standIn
     ? make.jump("ACCEPT", { matches: physdev, comment: "traffic within one bridge, as dockerd (writing no rules for this family) lets it through (a network dockwall does not know yet too)" })
     : make.jump("RETURN", { matches: physdev, comment: "traffic within one bridge follows Docker's rules (a network dockwall does not know yet too)" });
@@ -279,7 +280,7 @@ function dnatMatch(pp: PortPlan, parts: SharedParts, target: "RETURN" | "ACCEPT"
     proto: pp.proto,
     matches: [
       parts.dport(pp.proto, pp.containerPort)[0]!,
-      { module: "conntrack", options: [{ name: "ctstate", value: "DNAT" }, { name: "ctorigdstport", value: String(pp.hostPort) }] },
+      parts.dnatTo(pp.hostPort),
     ],
     target,
     comment: pp.comment,

@@ -158,7 +158,7 @@ function sourceMatchOf(iv: Interval): { src?: Neg<string>; match?: Match } {
     return { src: { value: `${formatIp({ family: iv.family, value: iv.from })}/${prefix}` } };
   }
   const range = `${formatIp({ family: iv.family, value: iv.from })}-${formatIp({ family: iv.family, value: iv.to })}`;
-  return { match: { module: "iprange", options: [{ name: "src-range", value: range }] } };
+  return { match: { kind: "iprange", src: { value: range } } };
 }
 
 /** Applies a matcher to a rule (interface and source). */

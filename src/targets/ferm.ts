@@ -1,6 +1,7 @@
 // Ruleset(s) → ferm.conf. One `domain` block per family, tables and chains nested, a
 // comment above each group of rules that serves one container port or policy line.
 import type { Neg, Rule, Ruleset } from "../ir/ruleset.js";
+import { moduleView, targetOptionsView } from "../ir/match.js";
 import { templates } from "./templates.js";
 
 const KEYWORD_TARGETS = new Set(["ACCEPT", "DROP", "RETURN", "MASQUERADE", "REJECT", "DNAT", "SNAT"]);
@@ -10,6 +11,13 @@ function fermValue(v: string): string {
 }
 
 const not = (n: { value: string; neg?: boolean }): string => (n.neg ? `!${n.value}` : n.value);
+
+/** `NAME VALUE` (`NAME !VALUE`) of a typed match's option, when it has the option. */
+function fermOpt(w: string[], name: string, n: { value: { text: string } | string; neg?: boolean } | undefined): void {
+  if (!n) return;
+  const value = fermValue(typeof n.value === "string" ? n.value : n.value.text);
+  w.push(name, n.neg ? `!${value}` : value);
+}
 
 /** The selectors, in the order ferm words start with them; runs of rules that share the first one nest. */
 const SELECTORS = ["saddr", "daddr", "interface", "outerface"] as const;
@@ -35,7 +43,23 @@ function fermWords(r: Rule, w: string[], nested: boolean): void {
   if (r.in && skip !== 2) w.push("interface", not(r.in));
   if (r.out && skip !== 3) w.push("outerface", not(r.out));
   if (r.proto) w.push("proto", r.proto);
-  for (const m of r.matches) {
+  for (const typed of r.matches) {
+    // The matches of nearly every rule of a large host, written straight from their values (the same words as below).
+    if (typed.kind === "tcp" || typed.kind === "udp") {
+      if (typed.kind !== r.proto) w.push("mod", typed.kind);
+      fermOpt(w, "sport", typed.sport);
+      fermOpt(w, "dport", typed.dport);
+      fermOpt(w, "tcp-flags", typed.flags);
+      continue;
+    }
+    if (typed.kind === "conntrack" && !typed.state?.neg) {
+      w.push("mod", "conntrack");
+      if (typed.state) w.push("ctstate", typed.state.value.text.includes(",") ? `(${typed.state.value.states.join(" ")})` : fermValue(typed.state.value.text));
+      fermOpt(w, "ctorigdst", typed.origDst);
+      fermOpt(w, "ctorigdstport", typed.origDstPort);
+      continue;
+    }
+    const m = moduleView(typed);
     // ferm loads the protocol's own match (tcp, udp, icmp6) by itself.
     const implicit = m.module === r.proto || (m.module === "icmp6" && r.proto === "ipv6-icmp");
     if (!implicit) w.push("mod", m.module);
@@ -56,7 +80,9 @@ function fermWords(r: Rule, w: string[], nested: boolean): void {
   }
   if (KEYWORD_TARGETS.has(r.target)) w.push(r.target);
   else w.push("jump", r.target);
-  for (const o of r.targetOptions ?? []) w.push(o.name, fermValue(o.value));
+  const t = r.targetOptions;
+  if (t?.kind === "dnat") w.push("to-destination", fermValue(t.to.text));
+  else if (t) for (const o of targetOptionsView(t)!) w.push(o.name, fermValue(o.value));
 }
 
 /** Lines of a chain's body are indented this far (under `domain`, `table`, `chain`). */
@@ -307,7 +333,8 @@ const EXACT_TARGETS: Record<string, Record<string, [string, Form]>> = {
  */
 export function fermRuleExact(r: Rule, family: 4 | 6, isChain: (name: string) => boolean): { text: string } | { why: string } {
   const w: string[] = [];
-  if (r.matches.some((m) => m.module === "(repeated)")) return { why: "a match module given twice in one rule" };
+  const views = r.matches.map(moduleView);
+  if (views.some((m) => m.module === "(repeated)")) return { why: "a match module given twice in one rule" };
   for (const [key, n] of [["saddr", r.src], ["daddr", r.dst], ["interface", r.in], ["outerface", r.out]] as const) {
     if (!n) continue;
     if (!WORD.test(n.value)) return { why: `${key} ${n.value}` };
@@ -320,7 +347,7 @@ export function fermRuleExact(r: Rule, family: 4 | 6, isChain: (name: string) =>
     w.push("proto", r.proto);
   }
   let explicit = false;
-  for (const m of r.matches) {
+  for (const m of views) {
     const opts = EXACT[m.module];
     if (!opts) return { why: `-m ${m.module}` };
     const implicit = m.module === r.proto || (m.module === "icmp6" && r.proto === "ipv6-icmp");
@@ -338,16 +365,16 @@ export function fermRuleExact(r: Rule, family: 4 | 6, isChain: (name: string) =>
   const t = EXACT_TARGETS[r.target];
   if (t) {
     w.push(r.target);
-    for (const o of r.targetOptions ?? []) {
+    for (const o of targetOptionsView(r.targetOptions) ?? []) {
       const as = t[o.name];
       const value = as ? exactValue(as[1], o.value) : undefined;
       if (value === undefined) return { why: `-j ${r.target} --${o.name} ${o.value}` };
       w.push(as![0], value);
     }
-  } else if (isChain(r.target) && /^[\w.-]+$/.test(r.target) && !r.targetOptions?.length) {
+  } else if (isChain(r.target) && /^[\w.-]+$/.test(r.target) && !targetOptionsView(r.targetOptions)?.length) {
     w.push("jump", r.target);
   } else {
-    return { why: r.target ? `-j ${r.target}${(r.targetOptions ?? []).map((o) => ` --${o.name} ${o.value}`).join("")}` : "a rule without a target" };
+    return { why: r.target ? `-j ${r.target}${(targetOptionsView(r.targetOptions) ?? []).map((o) => ` --${o.name} ${o.value}`).join("")}` : "a rule without a target" };
   }
   return { text: w.join(" ") };
 }

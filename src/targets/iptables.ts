@@ -1,5 +1,6 @@
 // Ruleset → iptables-restore input. Rules print in iptables-save's own order and
 // spelling, so `iptables-save` after loading reads back the same lines.
+import { pushIptablesMatch, targetOptionsView } from "../ir/match.js";
 import { BUILTIN_CHAINS, type Chain, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
 import { templates } from "./templates.js";
 
@@ -12,19 +13,11 @@ function pushRule(out: string[], chain: string, r: Rule): void {
   if (r.out) out.push(r.out.neg ? " ! -o " : " -o ", r.out.value);
   if (r.proto) out.push(" -p ", r.proto);
   const ms = r.matches;
-  for (let i = 0; i < ms.length; i++) {
-    const m = ms[i]!;
-    out.push(" -m ", m.module);
-    const os = m.options;
-    for (let k = 0; k < os.length; k++) {
-      const o = os[k]!;
-      out.push(o.neg ? " ! --" : " --", o.name);
-      if (o.value !== undefined) out.push(" ", o.value);
-    }
-  }
+  for (let i = 0; i < ms.length; i++) pushIptablesMatch(out, ms[i]!);
   out.push(" -j ", r.target);
-  const ts = r.targetOptions;
-  if (ts) for (let i = 0; i < ts.length; i++) out.push(" --", ts[i]!.name, " ", ts[i]!.value);
+  const t = r.targetOptions;
+  if (t?.kind === "dnat") out.push(" --to-destination ", t.to.text);
+  else if (t) for (const o of targetOptionsView(t)!) out.push(" --", o.name, " ", o.value);
 }
 
 /** One rule as iptables-save prints it. */

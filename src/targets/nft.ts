@@ -20,6 +20,7 @@
 import type { Problems } from "../diagnostics.js";
 import { startOfFile } from "../diagnostics.js";
 import { make, statementOf, type Match, type Rule, type Ruleset } from "../ir/ruleset.js";
+import { typedMatch } from "../ir/match.js";
 import { dockerBridgesTables } from "../docker/nft29.js";
 import { layoutFor } from "../docker/layouts.js";
 import { makePlan } from "../docker/plan.js";
@@ -64,58 +65,65 @@ const STATE_ORDER = ["invalid", "established", "related", "new", "untracked"];
 const ports = (v: string) => v.replace(/:/g, "-");
 const portSet = (v: string) => (v.includes(",") ? `{ ${v.split(",").map(ports).join(", ")} }` : ports(v));
 
-/** One iptables match as nftables expressions (family: ip or ip6). */
+/** One match as nftables expressions (family: ip or ip6). */
 function matchText(m: Match, r: Rule, ip: "ip" | "ip6"): string[] {
   const out: string[] = [];
-  for (const o of m.options) {
-    const ne = o.neg ? "!= " : "";
-    const v = o.value ?? "";
-    switch (`${m.module} ${o.name}`) {
-      case "tcp dport":
-      case "udp dport":
-        out.push(`${m.module} dport ${ne}${ports(v)}`);
-        break;
-      case "tcp sport":
-      case "udp sport":
-        out.push(`${m.module} sport ${ne}${ports(v)}`);
-        break;
-      case "multiport dports":
-        if (r.proto !== "tcp" && r.proto !== "udp") throw new Untranslatable(`-m multiport without -p tcp or -p udp`, r);
-        out.push(`${r.proto} dport ${ne}${portSet(v)}`);
-        break;
-      case "conntrack ctstate": {
-        const states = v.split(",").map((s) => s.toLowerCase());
-        const status = states.filter((s) => s === "dnat" || s === "snat");
-        const plain = states.filter((s) => ["new", "established", "related", "invalid", "untracked"].includes(s));
+  const ne = (n: { neg?: boolean }) => (n.neg ? "!= " : "");
+  switch (m.kind) {
+    case "tcp":
+    case "udp":
+      if (m.sport) out.push(`${m.kind} sport ${ne(m.sport)}${ports(m.sport.value.text)}`);
+      if (m.dport) out.push(`${m.kind} dport ${ne(m.dport)}${ports(m.dport.value.text)}`);
+      if (m.flags) throw new Untranslatable(`-m tcp --tcp-flags`, r);
+      break;
+    case "multiport":
+      if (m.dir !== "dports") throw new Untranslatable(`-m multiport --${m.dir}`, r);
+      if (r.proto !== "tcp" && r.proto !== "udp") throw new Untranslatable(`-m multiport without -p tcp or -p udp`, r);
+      out.push(`${r.proto} dport ${ne(m.ports)}${portSet(m.ports.value.text)}`);
+      break;
+    case "conntrack": {
+      if (m.state) {
+        const v = m.state.value.text;
+        const states = m.state.value.states.map((x) => x.toLowerCase());
+        const status = states.filter((x) => x === "dnat" || x === "snat");
+        const plain = states.filter((x) => ["new", "established", "related", "invalid", "untracked"].includes(x));
         // (A negated list is not `!= a,b` in nft, which compares the whole mask: nothing writes one, so it is refused.)
-        if (status.length + plain.length !== states.length || (status.length && plain.length) || status.length > 1 || (o.neg && states.length > 1)) throw new Untranslatable(`--ctstate ${v}`, r);
+        if (status.length + plain.length !== states.length || (status.length && plain.length) || status.length > 1 || (m.state.neg && states.length > 1)) throw new Untranslatable(`--ctstate ${v}`, r);
         plain.sort((a, b) => STATE_ORDER.indexOf(a) - STATE_ORDER.indexOf(b));
-        out.push(status.length ? `ct status ${ne}${status[0]}` : `ct state ${ne}${plain.join(",")}`);
-        break;
+        out.push(status.length ? `ct status ${ne(m.state)}${status[0]}` : `ct state ${ne(m.state)}${plain.join(",")}`);
       }
-      case "conntrack ctorigdst":
-        out.push(`ct original ${ip} daddr ${ne}${addr(v)}`);
-        break;
-      case "conntrack ctorigdstport":
-        out.push(`ct original proto-dst ${ne}${ports(v)}`);
-        break;
-      case "iprange src-range":
-        out.push(`${ip} saddr ${ne}${v}`);
-        break;
-      case "iprange dst-range":
-        out.push(`${ip} daddr ${ne}${v}`);
-        break;
-      case "icmp icmp-type":
-        out.push(`icmp type ${ne}${v}`);
-        break;
-      case "icmp6 icmpv6-type":
-        out.push(`icmpv6 type ${ne}${ICMPV6[v] ?? v}`);
-        break;
-      case "comment comment":
-        break;
-      default:
-        throw new Untranslatable(`-m ${m.module} --${o.name}`, r);
+      if (m.origDst) out.push(`ct original ${ip} daddr ${ne(m.origDst)}${addr(m.origDst.value)}`);
+      if (m.origDstPort) out.push(`ct original proto-dst ${ne(m.origDstPort)}${ports(m.origDstPort.value.text)}`);
+      break;
     }
+    case "iprange":
+      if (m.src) out.push(`${ip} saddr ${ne(m.src)}${m.src.value}`);
+      if (m.dst) out.push(`${ip} daddr ${ne(m.dst)}${m.dst.value}`);
+      break;
+    case "icmp":
+      out.push(`icmp type ${ne(m.type)}${m.type.value}`);
+      break;
+    case "icmp6":
+      out.push(`icmpv6 type ${ne(m.type)}${ICMPV6[m.type.value] ?? m.type.value}`);
+      break;
+    case "comment":
+      break;
+    case "state":
+      throw new Untranslatable(`-m state --state`, r);
+    case "addrtype":
+      throw new Untranslatable(`-m addrtype --${m.src ? "src-type" : "dst-type"}`, r);
+    case "physdev":
+      throw new Untranslatable(`-m physdev --physdev-is-bridged`, r);
+    case "set":
+      throw new Untranslatable(`-m set --match-set`, r);
+    case "other":
+      // Each option alone, as far as one is known (the first that is not says why).
+      for (const o of m.options) {
+        const one = typedMatch(m.module, [o]);
+        if (one.kind === "other") throw new Untranslatable(`-m ${m.module} --${o.name}`, r);
+        out.push(...matchText(one, r, ip));
+      }
+      break;
   }
   return out;
 }
@@ -151,7 +159,7 @@ function ruleText(r: Rule, ip: "ip" | "ip6", chains: Map<string, string>): NftRu
   out.push(...matched);
   const target = VERDICT[r.target] ?? (chains.has(r.target) ? `jump ${chains.get(r.target)}` : undefined);
   if (!target) throw new Untranslatable(`-j ${r.target}`, r);
-  const comment = r.matches.find((m) => m.module === "comment")?.options[0]?.value;
+  const comment = r.matches.find((m) => m.kind === "comment")?.text;
   return { exprs: out, tail: [target, ...(comment ? [`comment "${comment.replace(/"/g, "'")}"`] : [])] };
 }
 
@@ -279,7 +287,7 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
           // cannot be told from a bridge here). For the internal networks it knows (whose bridges no `-i BRIDGE -j RETURN`
           // leaves to Docker's rules), traffic within the bridge is left to them by name: their containers reach each
           // other (a review found them cut off from each other where br_netfilter shows bridged traffic to nftables).
-          if (r.matches.some((m) => m.module === "physdev")) {
+          if (r.matches.some((m) => m.kind === "physdev")) {
             if (c.name !== "DOCKER-USER" || r.target !== "RETURN" || r.matches.length !== 1 || r.src || r.dst || r.in || r.out) throw new Untranslatable(`-m physdev`, r);
             for (const n of p.networks.filter((x) => x.internal && x.subnets.some((s) => s.value.family === family))) {
               const within = make.jump("RETURN", { in: { value: n.bridge.value }, out: { value: n.bridge.value }, comment: `network ${n.name}'s own traffic (internal) follows Docker's rules` });
@@ -323,7 +331,8 @@ function familyChains(rs: Ruleset, family: Family, problems: Problems, p: Policy
 }
 
 function isEstablished(r: Rule): boolean {
-  const states = r.matches.find((m) => m.module === "conntrack")?.options.find((o) => o.name === "ctstate")?.value?.split(",") ?? [];
+  const ct = r.matches.find((m) => m.kind === "conntrack");
+  const states = ct?.kind === "conntrack" && ct.state && !ct.state.neg ? ct.state.value.states : [];
   return !r.src && !r.dst && !r.in && !r.out && states.length > 0 && states.every((s) => s === "RELATED" || s === "ESTABLISHED");
 }
 

@@ -169,26 +169,22 @@ describeKernel("ip6tables off (dockerd writes no IPv6 rules): dockwall's IPv6 DO
         ok(peer.run(["ip", "link", "set", "eth0", "up"]));
         ok(peer.run(["ip", "-6", "route", "add", "default", "via", host6]));
       }
+      // A bridge on the host with one namespace behind it (its gateway GW::1, the namespace GW::2).
+      const bridge = (br: string, veth: string, peer: Netns, net: string) => {
+        ok(host.run(["ip", "link", "add", br, "type", "bridge"]));
+        ok(host.run(["ip", "-6", "addr", "add", `${net}1/64`, "dev", br, "nodad"]));
+        ok(host.run(["ip", "link", "set", br, "up"]));
+        ok(host.run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", peer.name]));
+        ok(host.run(["ip", "link", "set", veth, "master", br]));
+        ok(host.run(["ip", "link", "set", veth, "up"]));
+        ok(peer.run(["ip", "-6", "addr", "add", `${net}2/64`, "dev", "eth0", "nodad"]));
+        ok(peer.run(["ip", "link", "set", "eth0", "up"]));
+        ok(peer.run(["ip", "-6", "route", "add", "default", "via", `${net}1`]));
+      };
       // A Docker network's bridge with a container on it (dockerd 20.10 with --ipv6, ip6tables off: no IPv6 rules of its own).
-      ok(host.run(["ip", "link", "add", "br-app", "type", "bridge"]));
-      ok(host.run(["ip", "-6", "addr", "add", "fd00:20::1/64", "dev", "br-app", "nodad"]));
-      ok(host.run(["ip", "link", "set", "br-app", "up"]));
-      ok(host.run(["ip", "link", "add", "vethctr", "type", "veth", "peer", "name", "eth0", "netns", ctr.name]));
-      ok(host.run(["ip", "link", "set", "vethctr", "master", "br-app"]));
-      ok(host.run(["ip", "link", "set", "vethctr", "up"]));
-      ok(ctr.run(["ip", "-6", "addr", "add", "fd00:20::2/64", "dev", "eth0", "nodad"]));
-      ok(ctr.run(["ip", "link", "set", "eth0", "up"]));
-      ok(ctr.run(["ip", "-6", "route", "add", "default", "via", "fd00:20::1"]));
+      bridge("br-app", "vethctr", ctr, "fd00:20::");
       // A VM's bridge, only named like Docker's (br-*), which the policy does not name.
-      ok(host.run(["ip", "link", "add", "br-vms", "type", "bridge"]));
-      ok(host.run(["ip", "-6", "addr", "add", "fd00:99::1/64", "dev", "br-vms", "nodad"]));
-      ok(host.run(["ip", "link", "set", "br-vms", "up"]));
-      ok(host.run(["ip", "link", "add", "vethvm", "type", "veth", "peer", "name", "eth0", "netns", vm.name]));
-      ok(host.run(["ip", "link", "set", "vethvm", "master", "br-vms"]));
-      ok(host.run(["ip", "link", "set", "vethvm", "up"]));
-      ok(vm.run(["ip", "-6", "addr", "add", "fd00:99::2/64", "dev", "eth0", "nodad"]));
-      ok(vm.run(["ip", "link", "set", "eth0", "up"]));
-      ok(vm.run(["ip", "-6", "route", "add", "default", "via", "fd00:99::1"]));
+      bridge("br-vms", "vethvm", vm, "fd00:99::");
       ok(host.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]));
       const listen = (ns: Netns, port: number, word: string) => run(["sh", "-c", `nsenter --net=${ns.path} socat TCP6-LISTEN:${port},fork,reuseaddr SYSTEM:'echo ${word}' >/dev/null 2>&1 & echo $!`]).stdout.trim();
       const listeners = [listen(server, 7000, "wan"), listen(ctr, 80, "ctr")];

@@ -8,6 +8,7 @@ import { compile } from "../../src/compile.js";
 import { formatDiagnostics } from "../../src/diagnostics.js";
 import { evaluate, type Packet } from "../../src/analysis/evaluate.js";
 import { isWholeSave, parseSave, toRuleset } from "../../src/live/save.js";
+import { targetOptionsView } from "../../src/ir/match.js";
 import { ADDR, describeDocker, startLab, type Lab } from "../lab/dockerlab.js";
 
 const LAB_TIMEOUT = 120_000;
@@ -207,13 +208,14 @@ host { allow lan tcp 22; }
   test("two-word options and text values read back whole", () => {
     const r = parseSave("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j SET --add-set f2b src\n-A INPUT -j SET --add-set f2b dst\n-A INPUT -j LOG --log-prefix \"-IN- \"\nCOMMIT\n").get("filter")!.chains.get("INPUT")!.rules;
     expect(r[0]!.key).not.toBe(r[1]!.key);
-    expect(r[0]!.toRule().targetOptions).toEqual([{ name: "add-set", value: "f2b src" }]);
-    expect(r[2]!.toRule().targetOptions).toEqual([{ name: "log-prefix", value: "-IN- " }]);
+    expect(targetOptionsView(r[0]!.toRule().targetOptions)).toEqual([{ name: "add-set", value: "f2b src" }]);
+    expect(targetOptionsView(r[2]!.toRule().targetOptions)).toEqual([{ name: "log-prefix", value: "-IN- " }]);
   });
 
   test("a match it does not know is 'unknown', not a guess", () => {
-    const strange = structuredClone(rs);
-    strange.tables.find((t) => t.name === "filter")!.chains.find((c) => c.name === "INPUT")!.rules.unshift({ matches: [{ module: "recent", options: [{ name: "rcheck" }] }], target: "DROP" });
+    // (A copy of the chains, not a structured clone: the IR's values are typed, with methods.)
+    const strange = { ...rs, tables: rs.tables.map((t) => ({ ...t, chains: t.chains.map((c) => ({ ...c, rules: [...c.rules] })) })) };
+    strange.tables.find((t) => t.name === "filter")!.chains.find((c) => c.name === "INPUT")!.rules.unshift({ matches: [{ kind: "other", module: "recent", options: [{ name: "rcheck" }] }], target: "DROP" });
     expect(evaluate(strange, base)).toMatchObject({ verdict: "unknown", why: "-m recent --rcheck" });
   });
 });

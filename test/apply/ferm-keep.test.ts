@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { targetOptionsView } from "../../src/ir/match.js";
 import { compile } from "../../src/compile.js";
 import { fermKeep } from "../../src/apply/merge.js";
 import { runFermKeep, type SystemIo } from "../../src/apply/command.js";
@@ -137,7 +138,7 @@ describe("dockwall ferm-keep, in process", () => {
     expect(refused("-A INPUT -j ACCEPT", 4, ":semi;c - [0:0]\n")).toEqual(["filter chain 'semi;c': ferm cannot name it"]);
     // Read back whole: a text value that is '!', and a target named only inside quoted text.
     const rules = parseSave('*filter\n:INPUT DROP [0:0]\n-A INPUT -j LOG --log-prefix "!" --log-level 6\n-A INPUT -s 10.9.0.0/16 -m comment --comment "was -j DOCKWALL-OLD" -j DROP\nCOMMIT\n').get("filter")!.chains.get("INPUT")!.rules;
-    expect(rules[0]!.toRule().targetOptions).toEqual([{ name: "log-prefix", value: "!" }, { name: "log-level", value: "6" }]);
+    expect(targetOptionsView(rules[0]!.toRule().targetOptions)).toEqual([{ name: "log-prefix", value: "!" }, { name: "log-level", value: "6" }]);
     expect(rules[1]!.target).toBe("DROP");
     expect(fermKeep(parseSave(`*filter\n:INPUT DROP [0:0]\n${rules[1]!.text}\nCOMMIT\n`), { filter: ["INPUT"] }, { hostsInput: true }).text).toContain("saddr 10.9.0.0/16 mod comment comment 'was -j DOCKWALL-OLD' DROP;");
   });

@@ -102,7 +102,7 @@ describe.skipIf(!hasTranslate && !process.env.DOCKWALL_REQUIRE_KERNEL)("every ru
         for (const c of t.chains) {
           for (const rule of c.rules) {
             // Not iptables-translate's to say: jumps to dockwall's chains (named otherwise here), physdev (no nftables spelling: left out, see below).
-            if (!["ACCEPT", "DROP", "RETURN"].includes(rule.target) || rule.matches.some((m) => m.module === "physdev")) continue;
+            if (!["ACCEPT", "DROP", "RETURN"].includes(rule.target) || rule.matches.some((m) => m.kind === "physdev")) continue;
             const line = ruleText(c.name, rule);
             const t = translate(f, line);
             expect(t.status, `${line}: ${t.stderr}`).toBe(0);
