@@ -583,6 +583,9 @@ export async function runConfirm(io: SystemIo, say: (s: string) => void, token?:
   return EXIT.ok;
 }
 
+/** How often the rollback timer tries again after a failed rollback: a day's worth at the longest wait, a minute. */
+const ROLLBACK_TRIES = 24 * 60;
+
 /** `dockwall rollback [--after S --token T]`: roll back the last apply (rollBack). */
 export async function runRollback(io: SystemIo, say: (s: string) => void, factsNow: FactsNow, opts: { after?: number; token?: string } = {}): Promise<number> {
   if (opts.after !== undefined) {
@@ -590,7 +593,15 @@ export async function runRollback(io: SystemIo, say: (s: string) => void, factsN
     const p = readPending(io);
     const deadline = p && p.token === opts.token ? p.deadline : io.now() + opts.after * 1000;
     while (io.now() < deadline && readPending(io)?.token === opts.token) await io.sleep(Math.min(deadline - io.now(), 200));
-    await settle(io, opts.token, "rolled back", factsNow);
+    // A rollback that fails (dockerd restarting, its facts unreadable) leaves the apply's rules in place, and the
+    // apply waiting: tried again, from 5 s to every minute, for as long as it waits (a review found the watcher
+    // then held back for good, and a stale DNAT reaching the next container given a freed address).
+    for (let wait = 5000, tries = 0; ; wait = Math.min(wait * 2, 60_000), tries++) {
+      const s = await settle(io, opts.token, "rolled back", factsNow);
+      if (!s || s.ok || tries >= ROLLBACK_TRIES) break;
+      await io.sleep(wait);
+      if (readPending(io)?.token !== opts.token) break;
+    }
     return EXIT.ok;
   }
   // An apply that waits is settled (its apply, if still there, reads the outcome); else the last one is rolled back.

@@ -202,6 +202,23 @@ describe("rollback to the previous policy, compiled with Docker's facts as they 
     expect(h.m.files.has("/state/pending.json")).toBe(false);
   });
 
+  it("the rollback timer of --confirm --no-wait tries again while its rollback fails (dockerd restarting), and rolls back once the facts can be read: the apply does not wait for good", async () => {
+    const r = await h.dockwall("apply", "/etc/dockwall/b.dw", "--docker", "--confirm", "3", "--no-wait");
+    expect(r.status).toBe(0);
+    // The detached timer apply started: run here as the machine would.
+    const timer = h.m.spawned.at(-1)!;
+    expect(timer.slice(0, 2)).toEqual(["rollback", "--after"]);
+    h.daemon.facts = undefined;
+    const start = h.m.io.now();
+    h.m.onSleep = (now) => {
+      if (now - start > 60_000) h.daemon.facts = AFTER;
+    };
+    expect((await h.dockwall(...timer)).status).toBe(0);
+    h.m.onSleep = undefined;
+    expect([h.m.kernel.save(4), h.m.kernel.save(6)]).toEqual(await appliedFresh(A, AFTER));
+    expect(h.m.files.has("/state/pending.json")).toBe(false);
+  });
+
   it("--facts FILE: the file is read again at the rollback; gone, nothing is changed", async () => {
     h.io.files.set("/etc/dockwall/facts.json", JSON.stringify(BEFORE));
     // cwd-relative paths are kept as absolute ones: give it absolute here.
