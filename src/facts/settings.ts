@@ -31,6 +31,21 @@ function hostAllows(ports: string[], zone: string): string {
 /** Under watch (factsErrors "warn"), what a refused container costs: only itself. */
 const STILL_APPLIED = "every other change is applied meanwhile (its own traffic never meets dockwall's rules, whatever the watcher does)";
 
+/**
+ * Under watch, what a network with a setting dockwall does not reproduce costs: only itself
+ * and its containers, left out of the rules (a review found one such network held back every
+ * other change, a removed container's DNAT among them, reaching the next container given its
+ * address).
+ */
+const NETWORK_LEFT_OUT = "until then the network and its containers are left out of the rules, as a network dockwall does not know yet (with iptables off nothing reaches them; with iptables on Docker's own rules decide), and every other change is applied meanwhile";
+
+/** Leaves a network, and its containers' endpoints on it, out of the policy (a container with no other network with it). */
+function leaveOut(p: Policy, network: string): void {
+  p.networks = p.networks.filter((n) => n.name !== network);
+  for (const c of p.containers) c.endpoints = c.endpoints.filter((e) => e.network.name !== network);
+  p.containers = p.containers.filter((c) => c.endpoints.length > 0);
+}
+
 export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems, warn = false, format?: string): void {
   const d = p.docker;
   const u = facts.unreproduced;
@@ -49,13 +64,25 @@ export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems
       const message = what
         ? `network '${o.network}' has the ${o.value} gateway mode for ${family} (${o.option}=${o.value}): ${what}`
         : `network '${o.network}' has the gateway mode '${o.value}' for ${family} (${o.option}=${o.value}), which dockwall does not know`;
-      problems.error("gateway-mode", o.span, message, {
+      problems.factsError(warn, "gateway-mode", o.span, message, NETWORK_LEFT_OUT, {
         help: `dockwall does not reproduce Docker's ${o.value} gateway mode, only its default, nat: create network '${o.network}' again without it (docker network rm ${o.network}, then docker network create without -o ${o.option}=${o.value}), and publish with -p the ports its containers serve`,
       });
     } else {
-      problems.error("trusted-interfaces", o.span, `network '${o.network}' trusts the host interfaces '${o.value}' (${o.option}): Docker then lets what arrives on them reach the ports its containers publish at the containers' own addresses (routed straight to them, not through the host's port)`, {
+      problems.factsError(warn, "trusted-interfaces", o.span, `network '${o.network}' trusts the host interfaces '${o.value}' (${o.option}): Docker then lets what arrives on them reach the ports its containers publish at the containers' own addresses (routed straight to them, not through the host's port)`, NETWORK_LEFT_OUT, {
         help: `dockwall does not reproduce trusted host interfaces: create network '${o.network}' again without the option (docker network rm ${o.network}, then docker network create without -o ${o.option}), and publish the ports neighbours there may reach, with an allow for their zone`,
       });
+    }
+    if (warn) leaveOut(p, o.network);
+  }
+
+  // --format nft with iptables off writes Docker 29's tables, whose chain names hold the bridge's name.
+  if (format === "nft" && !d.iptables) {
+    for (const n of [...p.networks]) {
+      if (/^[A-Za-z0-9_.-]{1,15}$/.test(n.bridge.value)) continue;
+      problems.factsError(warn, "bad-name", n.bridge.span, `network '${n.name}' has the bridge '${n.bridge.value}', which does not fit in an nft chain name as dockerd 29 writes it (letters, digits, '_', '.' and '-')`, NETWORK_LEFT_OUT, {
+        help: `create network '${n.name}' again with another bridge name (docker network create -o com.docker.network.bridge.name=NAME), or compile with --format iptables`,
+      });
+      if (warn) leaveOut(p, n.name);
     }
   }
 

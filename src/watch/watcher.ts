@@ -499,6 +499,8 @@ export class Watcher {
     const parts = [...made.map((t) => `${t} (table made)`), ...d.parts.filter((p) => !made.includes(p.table)).map((p) => {
       const added = p.lines.filter((l) => l.kind === "added").length;
       const removed = p.lines.filter((l) => l.kind === "removed").length;
+      // (The table itself: its flags, `flags dormant` say.)
+      if (p.kind === "table") return `${p.table} (the table's flags)`;
       return `${p.table} ${p.kind} ${p.name}${p.status === "added" ? " (new)" : p.status === "removed" ? " (deleted)" : ""}${added ? ` +${added}` : ""}${removed ? ` -${removed}` : ""}`;
     })];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}nft: ${parts.join(", ")}`);

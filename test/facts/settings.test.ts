@@ -63,6 +63,43 @@ describe("network options", () => {
     expect(ds[0]).toMatch(message);
   });
 
+  test("under watch (factsErrors warn), such a network holds back nothing else: a warning, and it and its containers are left out, the others' rules compile (a review)", () => {
+    // publish-tcp's web on the default bridge, and c2 alone on a network in the routed gateway mode.
+    const f = corpus("publish-tcp");
+    const weird = { ...structuredClone(f.networks[0]!), Name: "weird", Id: "7b".repeat(32), Options: { "com.docker.network.bridge.name": "br-weird", "com.docker.network.bridge.gateway_mode_ipv4": "routed" }, IPAM: { Driver: "default", Config: [{ Subnet: "172.31.0.0/16", Gateway: "172.31.0.1" }] }, Containers: {} };
+    f.networks.push(weird);
+    const c2 = structuredClone(f.containers[0]!);
+    c2.Id = "c2".repeat(32);
+    c2.Name = "/c2";
+    c2.NetworkSettings.Networks = { weird: { NetworkID: weird.Id, IPAddress: "172.31.0.2", IPPrefixLen: 16, Gateway: "172.31.0.1" } };
+    c2.NetworkSettings.Ports = { "80/tcp": [{ HostIp: "0.0.0.0", HostPort: "9000" }] };
+    c2.HostConfig.PortBindings = { "80/tcp": [{ HostIp: "", HostPort: "9000" }] };
+    f.containers.push(c2);
+    const policy = "docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\nallow lan to web, c2;\n";
+    // Without warn: an error, nothing compiled.
+    expect(compile(policy, { format: "iptables", facts: { raw: f as never, source: "host.json" } }).ok).toBe(false);
+    const r = compile(policy, { format: "iptables", factsErrors: "warn", facts: { raw: f as never, source: "host.json" } });
+    expect(r.ok, r.diagnostics.map((d) => d.message).join("\n")).toBe(true);
+    const w = r.diagnostics.filter((d) => d.code === "gateway-mode");
+    expect(w.map((d) => [d.severity, d.leftOut])).toEqual([["warning", true]]);
+    expect(w[0]!.message).toMatch(/; until then the network and its containers are left out of the rules/);
+    expect(r.policy!.networks.map((n) => n.name)).not.toContain("weird");
+    expect(r.policy!.containers.map((c) => c.name)).toEqual(["web"]);
+    expect(r.output).toContain("--to-destination 172.17.0.2:80");
+    expect(r.output).not.toContain("172.31.0.2");
+    expect(r.output).not.toContain("br-weird");
+  });
+
+  test("--format nft with iptables off: a bridge whose name does not fit in an nft chain name is an error at the network, not a crash; under watch it is left out", () => {
+    const f = withOptions({ "com.docker.network.bridge.name": "we@rd" });
+    const policy = "docker { version 29.7; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\nallow lan to web;\n";
+    const r = compile(policy, { format: "nft", facts: { raw: f as never, source: "host.json" } });
+    expect(r.diagnostics.filter((d) => d.severity === "error").map((d) => [d.code, d.span.docker?.name])).toEqual([["bad-name", "app"]]);
+    const w = compile(policy, { format: "nft", factsErrors: "warn", facts: { raw: f as never, source: "host.json" } });
+    expect(w.ok).toBe(true);
+    expect(w.output).not.toContain("we@rd");
+  });
+
   test("the default gateway mode, written or empty, compiles as before", () => {
     for (const value of ["nat", ""]) {
       const f = withOptions({ "com.docker.network.bridge.gateway_mode_ipv4": value, "com.docker.network.bridge.gateway_mode_ipv6": value, "com.docker.network.bridge.trusted_host_interfaces": "" });

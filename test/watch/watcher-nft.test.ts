@@ -106,3 +106,12 @@ it("what it loaded is trusted while nft monitor follows the kernel, and not once
   await w.reconcile();
   expect(state.lists).toBe(read + 1); // read again: the change was not forgotten with the failed reconcile
 });
+
+it("a table switched off by hand (flags dormant) is loaded again, and the log names what changed: the table's flags", async () => {
+  const { w, tables, logs } = world();
+  await w.reconcile();
+  tables.set("inet dockwall", tables.get("inet dockwall")!.replace(/^(table inet dockwall \{\n)/m, "$1\tflags dormant\n"));
+  w.kernelChanged("inet dockwall (by nft, pid 4242)");
+  expect(await w.reconcile()).toEqual({ changed: true });
+  expect(logs.at(-1)).toMatch(/nft: inet dockwall \(the table's flags\)$/);
+});
