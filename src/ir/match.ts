@@ -201,6 +201,19 @@ export function moduleView(m: Match): ModuleMatch {
   return v;
 }
 
+/** A word of a rule as iptables-save writes it: in double quotes when it holds a space, a quote or a backslash (or is empty). */
+export function quoteWord(w: string): string {
+  return w === "" || /[\s"\\']/.test(w) ? `"${w.replace(/(["\\])/g, "\\$1")}"` : w;
+}
+
+/** Options whose value is two words, written without quotes (`--match-set NAME FLAGS`, `--tcp-flags MASK COMP`). */
+export const TWO_WORDS = new Set(["tcp-flags", "match-set", "add-set", "del-set"]);
+
+/** An option's value as iptables-save writes it: a two-word value as two words, any other text quoted where it needs to be. */
+export function optionValue(name: string, value: string): string {
+  return TWO_WORDS.has(name) ? value : quoteWord(value);
+}
+
 function pushOpt(out: string[], name: string, n: Neg<{ text: string } | string> | undefined): void {
   if (n) out.push(n.neg ? " ! --" : " --", name, " ", typeof n.value === "string" ? n.value : n.value.text);
 }
@@ -226,14 +239,14 @@ export function pushIptablesMatch(out: string[], m: Match): void {
       pushOpt(out, "ctorigdstport", m.origDstPort);
       return;
     case "comment":
-      out.push(" -m comment --comment ", m.text);
+      out.push(" -m comment --comment ", quoteWord(m.text));
       return;
     default: {
       const v = moduleView(m);
       out.push(" -m ", v.module);
       for (const x of v.options) {
         out.push(x.neg ? " ! --" : " --", x.name);
-        if (x.value !== undefined) out.push(" ", x.value);
+        if (x.value !== undefined) out.push(" ", optionValue(x.name, x.value));
       }
     }
   }

@@ -5,7 +5,8 @@
 // quoting, and the order of matches and of options within a match.
 import ipaddr from "ipaddr.js";
 import { BUILTIN_CHAINS, rule, type Chain, type Match, type Neg, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
-import { typedMatch, typedTargetOptions } from "../ir/match.js";
+import { quoteWord, TWO_WORDS, typedMatch, typedTargetOptions } from "../ir/match.js";
+export { quoteWord };
 
 /**
  * Canonical spellings already worked out, by rule text: a diff or a reconcile reads the same
@@ -110,10 +111,6 @@ export class SaveSyntaxError extends Error {
   }
 }
 
-/** A word as iptables-restore reads it back: quoted when it holds blanks, quotes or backslashes. */
-export function quoteWord(w: string): string {
-  return w === "" || /[\s"\\']/.test(w) ? `"${w.replace(/(["\\])/g, "\\$1")}"` : w;
-}
 
 /** Splits a rule line into words, honouring "double quotes" and backslash escapes. */
 export function words(line: string): string[] {
@@ -250,8 +247,6 @@ const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? 
 /** Options whose value is free text, taken whatever it starts with. */
 const TEXT_OPTIONS = new Set(["comment", "log-prefix", "nflog-prefix", "string", "hex-string", "name"]);
 
-/** Options that take two words. */
-const TWO_WORDS = new Set(["tcp-flags", "match-set", "add-set", "del-set"]);
 
 /** Options that take no value. */
 const FLAGS = new Set(["syn", "notrack", "random", "random-fully", "persistent", "fragment", "log-uid", "log-tcp-sequence", "log-tcp-options", "log-ip-options", "rsource", "rdest", "set", "update", "rcheck", "remove", "physdev-is-in", "physdev-is-out", "physdev-is-bridged"]);

@@ -1,6 +1,6 @@
 // Ruleset → iptables-restore input. Rules print in iptables-save's own order and
 // spelling, so `iptables-save` after loading reads back the same lines.
-import { pushIptablesMatch, targetOptionsView } from "../ir/match.js";
+import { optionValue, pushIptablesMatch, targetOptionsView } from "../ir/match.js";
 import { BUILTIN_CHAINS, type Chain, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
 import { templates } from "./templates.js";
 
@@ -17,7 +17,8 @@ function pushRule(out: string[], chain: string, r: Rule): void {
   out.push(" -j ", r.target);
   const t = r.targetOptions;
   if (t?.kind === "dnat") out.push(" --to-destination ", t.to.text);
-  else if (t) for (const o of targetOptionsView(t)!) out.push(" --", o.name, " ", o.value);
+  // (Another tool's options as read: a flag (CT --notrack) has no value; a text is quoted again as iptables-save quotes it.)
+  else if (t) for (const o of targetOptionsView(t)!) out.push(" --", o.name, ...(o.value === "" ? [] : [" ", optionValue(o.name, o.value)]));
 }
 
 /** One rule as iptables-save prints it. */

@@ -22,7 +22,11 @@ const LINES = [
   // Not modelled: kept as read.
   "-A INPUT -p tcp -m tcp --dport 22 -m recent --rcheck --seconds 60 --name ssh --mask 255.255.255.255 --rsource -j DROP",
   "-A INPUT -m conntrack --ctstate NEW --ctstatus CONFIRMED -j ACCEPT",
-  "-A INPUT -m limit --limit 5/min -j LOG --log-prefix in:",
+  "-A INPUT -m limit --limit 5/min -j LOG --log-prefix \"in: \"",
+  "-A INPUT -m comment --comment \"ssh from the office\" -j ACCEPT",
+  "-A f2b-sshd -s 203.0.113.9/32 -j REJECT --reject-with icmp-port-unreachable",
+  "-A INPUT -p tcp -m tcp --dport 22 -j SET --add-set f2b src",
+  "-A PREROUTING -p tcp -m tcp --dport 22 -j CT --notrack",
 ];
 
 test("what iptables-save printed is written back exactly, typed or not", () => {
