@@ -782,7 +782,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     // Not there yet (at boot, dockerd may start after dockwall): the watcher waits for it.
   }
   const { compile: compileNow } = await import("./compile.js");
-  const { readLoaded, pendingApply } = await import("./apply/command.js");
+  const { readLoaded, pendingApply, readJson } = await import("./apply/command.js");
   const { announceWatch, endWatch } = await import("./apply/watching.js");
   const { parseIpAddr, sshPacket, sshSessions } = await import("./apply/guard.js");
   const system = io.system();
@@ -861,6 +861,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       verbose: a.verbose,
       debounceMs: a.debounce,
       pending: () => pendingApply(system),
+      applied: () => readJson<{ text: string; format?: "nft" }>(system, "policy.json"),
       sessions,
       // nf_tables hosts say when the tables change: nft monitor (xtables-monitor where nft is not installed), a line at a time.
       kernelEvents: system.follow

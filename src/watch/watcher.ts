@@ -60,6 +60,12 @@ export interface WatchDeps {
   /** An apply that waits for confirmation (what to say of it), during which nothing is loaded. */
   pending?: () => string | undefined;
   /**
+   * The policy the waiting apply loaded (its text, and `nft` for apply -f nft): while it waits,
+   * the watcher keeps that policy's rules in step with Docker, so that a container removed
+   * meanwhile leaves no rule behind for the next one given its address.
+   */
+  applied?: () => { text: string; format?: "nft" } | undefined;
+  /**
    * The SSH sessions open now, each as the packet that would open its next connection (or why
    * they cannot be told): a policy read again on SIGHUP is not used if it would refuse one.
    */
@@ -154,6 +160,8 @@ export class Watcher {
   private candidate?: string;
   /** What was said of a pending apply (said once while it waits). */
   private waitingFor?: string;
+  /** While an apply waits for confirmation: the policy it loaded, which this reconcile keeps in step with Docker. */
+  private whilePending?: string;
 
   /** SIGHUP: read the policy again; one with errors is logged and not used. */
   reload(): void {
@@ -221,17 +229,32 @@ export class Watcher {
       this.deps.log(`cannot read Docker's facts (${(e as Error).message}); the rules in place stay`);
       return { changed: false, error: (e as Error).message };
     }
-    // An apply that waits for confirmation: loading now would undo it, or fight its rollback.
+    // An apply that waits for confirmation: its rules stay, not this watcher's policy's (that would undo it). They are
+    // kept in step with Docker all the same: a container removed meanwhile must leave no rule behind for the next one
+    // given its address (a review found its DNAT reaching it for the whole wait).
+    this.whilePending = undefined;
     const pending = this.deps.pending?.();
     if (pending) {
-      if (pending !== this.waitingFor) this.deps.log(`${pending}: not reconciling until it ends`);
+      const applied = this.deps.applied?.();
+      const same = applied !== undefined && (applied.format === "nft") === (this.deps.nft !== undefined);
+      if (pending !== this.waitingFor) this.deps.log(same ? `${pending}: keeping its rules in step with Docker until it ends` : `${pending}: not reconciling until it ends${applied ? ` (it loaded ${applied.format === "nft" ? "the nft file" : "iptables rules"})` : ""}`);
       this.waitingFor = pending;
-      return { changed: false, error: "pending" };
+      if (!same) return { changed: false, error: "pending" };
+      this.whilePending = applied.text;
+      return facts;
     }
     if (this.waitingFor) this.deps.log(`the apply that waited has ended: reconciling`);
     if (this.deps.verbose) for (const [id, why] of this.deps.notYet?.() ?? []) this.deps.log(`container ${id.slice(0, 12)} is starting; its rules wait for its start event: ${why}`);
     this.waitingFor = undefined;
     return facts;
+  }
+
+  /**
+   * After loading a waiting apply's policy: if the apply ended meanwhile (confirmed, or rolled back, perhaps before
+   * this load landed), reconcile again at once, with what is in force now.
+   */
+  private settledMeanwhile(pendingText: string | undefined): void {
+    if (pendingText !== undefined && !this.deps.pending?.()) this.markDirty("the apply that waited has ended");
   }
 
   /** The containers the policy has now against the last reconcile's, as the log says them (+web -db). */
@@ -262,9 +285,10 @@ export class Watcher {
     if (!("raw" in facts)) return facts;
     const saved = await Promise.all(saving);
     const t1 = performance.now();
-    // A policy read again on SIGHUP is tried first; if it may not be used, the one before is.
-    const candidate = this.candidate;
-    this.candidate = undefined;
+    // A policy read again on SIGHUP is tried first; if it may not be used, the one before is. (Not while an apply waits: it is kept for after.)
+    const pendingText = this.whilePending;
+    const candidate = pendingText === undefined ? this.candidate : undefined;
+    if (pendingText === undefined) this.candidate = undefined;
     let plan = candidate !== undefined ? this.plan(candidate, facts, saved) : undefined;
     if (plan && "steps" in plan) {
       const afters = plan.afters;
@@ -280,7 +304,7 @@ export class Watcher {
       this.deps.log(`SIGHUP: ${this.deps.policyName} not applied; the rules of the policy read before stay`);
       plan = undefined;
     }
-    const text = this.policyText;
+    const text = pendingText ?? this.policyText;
     plan ??= this.plan(text, facts, saved);
     if (!("steps" in plan)) return plan.result;
     const { r, steps, before } = plan;
@@ -291,7 +315,7 @@ export class Watcher {
     const took = (load?: number) => `${Math.round(performance.now() - t0)} ms: facts and the loaded rules read ${Math.round(t1 - t0)} ms, compiled and compared ${Math.round(t2 - t1)} ms${load === undefined ? "" : `, loaded ${Math.round(load)} ms`}`;
     if (steps.length === 0) {
       if (this.deps.verbose) this.deps.log(`reconciled: nothing to change (${took()})`);
-      if (!this.persisted) this.save(text, facts);
+      if (!this.persisted && pendingText === undefined) this.save(text, facts);
       return { changed: false };
     }
     // One transaction per family, IPv4 then IPv6; a refused load puts back what this reconcile loaded (apply/deploy.ts).
@@ -308,9 +332,10 @@ export class Watcher {
     }
     this.stats.changes++;
     if (drift.length) this.deps.log(`the tables were changed (${drift.join("; ")}): putting back what the policy says`);
-    this.save(text, facts);
-    this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}${steps.map((s) => s.what).join("; ")}`);
+    if (pendingText === undefined) this.save(text, facts);
+    this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}${steps.map((s) => s.what).join("; ")}${pendingText !== undefined ? " (the waiting apply's policy)" : ""}`);
     if (this.deps.verbose) this.deps.log(`reconciled in ${took(performance.now() - t3)}`);
+    this.settledMeanwhile(pendingText);
     return { changed: true };
   }
 
@@ -409,8 +434,9 @@ export class Watcher {
     await this.learning;
     this.learning = undefined;
     const compiled = (text: string) => compile(text, { format: "nft", facts, file: this.deps.policyName, factsErrors: "warn" });
-    const candidate = this.candidate;
-    this.candidate = undefined;
+    const pendingText = this.whilePending;
+    const candidate = pendingText === undefined ? this.candidate : undefined;
+    if (pendingText === undefined) this.candidate = undefined;
     let r: CompileResult | undefined;
     if (candidate !== undefined) {
       const c = compiled(candidate);
@@ -425,7 +451,7 @@ export class Watcher {
         this.leftOut = new Set();
       }
     }
-    const text = this.policyText;
+    const text = pendingText ?? this.policyText;
     r ??= compiled(text);
     if (!r.ok) {
       this.logDiagnostics(r, text, true);
@@ -456,7 +482,7 @@ export class Watcher {
     if (!d.changed) {
       if (this.deps.verbose) this.deps.log(`reconciled: nothing to change (${Math.round(performance.now() - t0)} ms${listed ? ", tables listed" : ""})`);
       this.nftState = { tables: known, at: performance.now() };
-      if (!this.persisted) this.saveNft(text, facts);
+      if (!this.persisted && pendingText === undefined) this.saveNft(text, facts);
       return { changed: false };
     }
     const t2 = performance.now();
@@ -503,11 +529,12 @@ export class Watcher {
       if (p.kind === "table") return `${p.table} (the table's flags)`;
       return `${p.table} ${p.kind} ${p.name}${p.status === "added" ? " (new)" : p.status === "removed" ? " (deleted)" : ""}${added ? ` +${added}` : ""}${removed ? ` -${removed}` : ""}`;
     })];
-    this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}nft: ${parts.join(", ")}`);
+    this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}nft: ${parts.join(", ")}${pendingText !== undefined ? " (the waiting apply's policy)" : ""}`);
     if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read, compiled and the tables listed ${Math.round(t1 - t0)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.text.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
     // The boot file and the new rules' handles once the rules are in place: neither holds them up.
-    this.saveNft(text, facts);
+    if (pendingText === undefined) this.saveNft(text, facts);
     this.learnSoon();
+    this.settledMeanwhile(pendingText);
     return { changed: true };
   }
 
@@ -670,6 +697,12 @@ export class Watcher {
         retry = Math.min(retry * 2, 60_000);
         this.dirty = true;
       } else if (!r.error) retry = this.deps.retryMs;
+      // The waiting apply's rules kept in step: until it ends (a confirm or rollback), look at it every 500 ms, and
+      // reconcile at once when it has ended, or when Docker changes something meanwhile.
+      while (this.whilePending !== undefined && !this.dirty && !this.stopped) {
+        await this.deps.sleep(500);
+        if (!this.deps.pending?.()) this.dirty = true;
+      }
     }
     this.kernelStream?.close();
     await Promise.all([following, monitoring, checking]);

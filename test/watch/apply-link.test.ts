@@ -2,6 +2,7 @@
 // while an apply waits for confirmation; apply tells a watcher of the same policy file to read
 // it again, and says what a watcher of another file will do; a policy read again on SIGHUP
 // that would cut an SSH session open now is not used.
+import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { runApply } from "../../src/apply/command.js";
 import { compile } from "../../src/compile.js";
@@ -60,6 +61,59 @@ describe("the watcher and a pending apply", () => {
     expect(await w.reconcile()).toEqual({ changed: true });
     expect(logs[1]).toBe("the apply that waited has ended: reconciling");
     expect(kernel.save(4)).toContain("-A INPUT -i eth0 -p tcp -m tcp --dport 22 -m comment --comment dockwall -j ACCEPT");
+  });
+});
+
+describe("the watcher keeps a waiting apply's rules in step with Docker (a review: a removed container's DNAT reached the next container given its address for the whole wait)", () => {
+  const corpus = JSON.parse(readFileSync(new URL("../facts/corpus/publish-tcp/state.json", import.meta.url), "utf8")) as { networks: unknown[]; containers: Record<string, any>[] };
+  const HEAD = "docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; from 192.168.1.0/24; }\n";
+  // The apply that waits allows the lan to web; the watcher's own policy (read before) allows nothing.
+  const APPLIED = `${HEAD}allow lan to web:8080;\n`;
+  const OWN = HEAD;
+  test("its policy compiled with Docker's facts now: web's rules while it runs, none once it is gone and another container has its address; the watcher's own policy once the apply ends", async () => {
+    const kernel = new MemoryKernel();
+    let pending: string | undefined = "the apply of 2025-01-01T00:00:00Z (/etc/dockwall/host.dw) waits for confirmation";
+    let applied: { text: string; format?: "nft" } | undefined = { text: APPLIED };
+    const web = corpus.containers[0]!;
+    // Another container, not allowed, given web's address once web is gone.
+    const other = JSON.parse(JSON.stringify(web).replaceAll('"/web"', '"/other"').replaceAll('"8080"', '"9000"').replace(/"Id":"[0-9a-f]+"/, `"Id":"${"ab".repeat(32)}"`)) as Record<string, unknown>;
+    let containers: unknown[] = [web];
+    const logs: string[] = [];
+    const deps: WatchDeps = {
+      policyName: "host.dw",
+      readPolicy: () => OWN,
+      facts: async () => ({ raw: { networks: corpus.networks, containers: structuredClone(containers) }, source: "fake" }),
+      events: () => ({ done: new Promise<void>(() => {}), close: () => {} }),
+      save: (f) => kernel.save(f),
+      restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
+      log: (l) => logs.push(l),
+      sleep: async () => {},
+      verbose: false,
+      debounceMs: 0,
+      pending: () => pending,
+      applied: () => applied,
+    };
+    const w = new Watcher(deps, OWN);
+    const allowWeb = "-A DOCKER-USER -s 192.168.1.0/24 -d 172.17.0.2/32 -i eth1 -o docker0 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT --ctorigdstport 8080 -j RETURN";
+    expect(await w.reconcile()).toEqual({ changed: true });
+    expect(kernel.save(4)).toContain(allowWeb);
+    expect(kernel.save(4)).toContain("--dport 8080 -j DNAT --to-destination 172.17.0.2:80");
+    expect(logs[0]).toBe("the apply of 2025-01-01T00:00:00Z (/etc/dockwall/host.dw) waits for confirmation: keeping its rules in step with Docker until it ends");
+    containers = [other];
+    expect(await w.reconcile()).toEqual({ changed: true });
+    expect(kernel.save(4)).not.toContain("--dport 8080 -j DNAT");
+    expect(kernel.save(4)).not.toContain(allowWeb);
+    expect(logs.at(-1)).toMatch(/^applied: containers \+other -web; .* \(the waiting apply's policy\)$/);
+    // An apply of the other format (its nft file, for an iptables watcher): not reconciled until it ends, as before.
+    applied = { text: APPLIED, format: "nft" };
+    pending = pending + " ";
+    expect(await w.reconcile()).toEqual({ changed: false, error: "pending" });
+    // The apply ends: the watcher's own policy.
+    pending = undefined;
+    containers = [web];
+    expect(await w.reconcile()).toEqual({ changed: true });
+    expect(kernel.save(4)).not.toContain(allowWeb);
+    expect(logs).toContain("the apply that waited has ended: reconciling");
   });
 });
 
