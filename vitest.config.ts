@@ -25,6 +25,7 @@ const KERNEL = [
   "test/watch/apply-live.test.ts",
   "test/apply/backends.test.ts",
   "test/watch/drift-live.test.ts",
+  "test/watch/pending-live.test.ts",
   "test/watch/watcher.test.ts",
   "test/watch/live.test.ts",
   "test/watch/nft-live.test.ts",

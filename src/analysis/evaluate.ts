@@ -5,7 +5,7 @@
 // Pure. A match it does not understand makes the answer "unknown" rather than a guess.
 import ipaddr from "ipaddr.js";
 import type { Chain, Match, Neg, Rule, Ruleset, Table } from "../ir/ruleset.js";
-import { DnatTo, targetOptionsView, typedMatch, type PortList } from "../ir/match.js";
+import { dnatOf, targetOptionsView, typedMatch, type DnatTo, type PortList } from "../ir/match.js";
 import type { Family } from "../model/values.js";
 
 export interface Packet {
@@ -453,7 +453,7 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
         return { verdict: "RETURN", decided };
       case "DNAT":
         step("dnat");
-        return { verdict: "DNAT", decided, to: dnatTo(r) };
+        return { verdict: "DNAT", decided, to: dnatOf(r.targetOptions) };
       case "NOTRACK":
         step("notrack");
         ctx.untracked = true;
@@ -477,14 +477,6 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
 
 function policyOf(table: Table | undefined, chain: string): "ACCEPT" | "DROP" {
   return (table && chainOf(table, chain)?.policy) ?? "ACCEPT";
-}
-
-/** Where a DNAT rule sends the packet (its --to-destination, typed or as another tool wrote it beside other options). */
-function dnatTo(r: Rule): DnatTo | undefined {
-  const t = r.targetOptions;
-  if (t?.kind === "dnat") return t.to;
-  const text = t?.kind === "other" ? t.options.find((o) => o.name === "to-destination")?.value : undefined;
-  return text === undefined ? undefined : new DnatTo(text);
 }
 
 function parseDnat(to: DnatTo): { addr: string; port?: number } {

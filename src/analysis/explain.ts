@@ -7,6 +7,7 @@
 // the host's addresses come from the caller.
 import type { Span } from "../diagnostics.js";
 import { ruleKey, statementOf, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
+import { dnatOf } from "../ir/match.js";
 import { bindAddress, bindings, byName, publishingNetwork } from "../model/derive.js";
 import type { Container, Policy } from "../model/types.js";
 import { cidrContains, formatCidr, formatIp, specContains, type Family, type Ip } from "../model/values.js";
@@ -226,7 +227,7 @@ function origin(ctx: ExplainContext, family: Family, table: Table["name"], chain
   if (r.origin?.kind === "docker") return { kind: "docker", release, object: r.origin.object };
   // Docker's rules: the container (a DNAT to it, its address) or the network (its bridge) they are for.
   if (r && p) {
-    const to = r.targetOptions?.kind === "dnat" ? r.targetOptions.to.one?.addr : undefined;
+    const to = dnatOf(r.targetOptions)?.one?.addr;
     const addr = to ?? (r.dst && !r.dst.neg ? r.dst.value.replace(/\/(32|128)$/, "") : undefined);
     const c = addr ? containerAt(p, addr, family) : undefined;
     if (c) return { kind: "docker", release, object: { type: "container", name: c.name } };

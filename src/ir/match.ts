@@ -355,6 +355,13 @@ export function targetOptionsView(t: TargetOptions | undefined): TargetOpt[] | u
   return v;
 }
 
+/** Where a DNAT sends the packet: its typed destination, or the --to-destination of another tool's DNAT beside other options (--random…). */
+export function dnatOf(t: TargetOptions | undefined): DnatTo | undefined {
+  if (t?.kind === "dnat") return t.to;
+  const text = t?.kind === "other" ? t.options.find((o) => o.name === "to-destination")?.value : undefined;
+  return text === undefined ? undefined : new DnatTo(text);
+}
+
 /** A target's options as iptables wrote them, typed where they are exactly what dockwall models. */
 export function typedTargetOptions(target: string, options: TargetOpt[]): TargetOptions {
   const [o, more] = options;

@@ -202,6 +202,14 @@ describe("explain over the kernel's rules (--live)", () => {
     const lan = explain(live(save), packet("tcp 192.168.1.20 -> 198.51.100.1:8080 in eth1"), true);
     expect(lan.path.find((s) => s.chain === "DOCKER-USER" && s.rule.includes("RETURN"))?.origin).toMatchObject({ kind: "policy", text: "allow lan to web:8080, web:8443;" });
   });
+
+  test("Docker's DNAT with another option (--random), as the kernel holds it: still its container's (a review found it taken for the network's)", () => {
+    const r = compile(TEXT, { file: FILE, format: "iptables" });
+    const save = r.output!.replace(/^(-A DOCKER .*--dport 8080 -j DNAT --to-destination 172\.17\.0\.2:80)$/m, "$1 --random");
+    expect(save).toContain("--to-destination 172.17.0.2:80 --random");
+    const res = explain(live(save), packet("tcp 192.168.1.20 -> 198.51.100.1:8080 in eth1"), true);
+    expect(res.path.find((st) => st.rule.includes("--random"))?.origin).toMatchObject({ kind: "docker", object: { type: "container", name: "web" } });
+  });
 });
 
 describe("dockwall explain (the command)", () => {
