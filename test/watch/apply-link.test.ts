@@ -27,13 +27,13 @@ const WAN_SESSION = sshPacket("203.0.113.7 50000 198.51.100.1 22", [
   { iface: "eth1", cidr: "192.168.1.1/24" },
 ]) as Packet;
 
-function harness(kernel: MemoryKernel, opts: { pending?: () => string | undefined; sessions?: () => Packet[] | string }) {
-  let policy = POLICY;
+function harness(kernel: MemoryKernel, opts: { pending?: () => string | undefined; sessions?: () => Packet[] | string; policy?: string; facts?: () => WatchDeps["facts"] extends () => Promise<infer F> ? F : never; applied?: WatchDeps["applied"] }) {
+  let policy = opts.policy ?? POLICY;
   const logs: string[] = [];
   const deps: WatchDeps = {
     policyName: "host.dw",
     readPolicy: () => policy,
-    facts: async () => ({ raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" }),
+    facts: async () => opts.facts?.() ?? { raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" },
     events: () => ({ done: new Promise<void>(() => {}), close: () => {} }),
     save: (f) => kernel.save(f),
     restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
@@ -43,6 +43,7 @@ function harness(kernel: MemoryKernel, opts: { pending?: () => string | undefine
     debounceMs: 0,
     pending: opts.pending,
     sessions: opts.sessions,
+    applied: opts.applied,
   };
   const w = new Watcher(deps, policy);
   return { w, logs, setPolicy: (t: string) => (policy = t) };
@@ -78,22 +79,7 @@ describe("the watcher keeps a waiting apply's rules in step with Docker (a revie
     // Another container, not allowed, given web's address once web is gone.
     const other = JSON.parse(JSON.stringify(web).replaceAll('"/web"', '"/other"').replaceAll('"8080"', '"9000"').replace(/"Id":"[0-9a-f]+"/, `"Id":"${"ab".repeat(32)}"`)) as Record<string, unknown>;
     let containers: unknown[] = [web];
-    const logs: string[] = [];
-    const deps: WatchDeps = {
-      policyName: "host.dw",
-      readPolicy: () => OWN,
-      facts: async () => ({ raw: { networks: corpus.networks, containers: structuredClone(containers) }, source: "fake" }),
-      events: () => ({ done: new Promise<void>(() => {}), close: () => {} }),
-      save: (f) => kernel.save(f),
-      restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
-      log: (l) => logs.push(l),
-      sleep: async () => {},
-      verbose: false,
-      debounceMs: 0,
-      pending: () => pending,
-      applied: () => applied,
-    };
-    const w = new Watcher(deps, OWN);
+    const { w, logs } = harness(kernel, { policy: OWN, pending: () => pending, applied: () => applied, facts: () => ({ raw: { networks: corpus.networks, containers: structuredClone(containers) } as never, source: "fake" }) });
     const allowWeb = "-A DOCKER-USER -s 192.168.1.0/24 -d 172.17.0.2/32 -i eth1 -o docker0 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT --ctorigdstport 8080 -j RETURN";
     expect(await w.reconcile()).toEqual({ changed: true });
     expect(kernel.save(4)).toContain(allowWeb);
