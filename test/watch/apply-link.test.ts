@@ -27,7 +27,7 @@ const WAN_SESSION = sshPacket("203.0.113.7 50000 198.51.100.1 22", [
   { iface: "eth1", cidr: "192.168.1.1/24" },
 ]) as Packet;
 
-function harness(kernel: MemoryKernel, opts: { pending?: () => string | undefined; sessions?: () => Packet[] | string; policy?: string; facts?: () => WatchDeps["facts"] extends () => Promise<infer F> ? F : never; applied?: WatchDeps["applied"] }) {
+function harness(kernel: MemoryKernel, opts: { pending?: () => string | undefined; sessions?: () => Packet[] | string; policy?: string; facts?: () => Awaited<ReturnType<WatchDeps["facts"]>>; applied?: WatchDeps["applied"] }) {
   let policy = opts.policy ?? POLICY;
   const logs: string[] = [];
   const deps: WatchDeps = {
