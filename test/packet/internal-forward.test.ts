@@ -53,13 +53,13 @@ describeKernel("forward and an internal network (policy lab, packets)", () => {
     });
   }, 60_000);
 
-  it("`forward any to wan` does not let an internal network dockwall does not know yet out (iptables on, Docker's rules for it in place), and still routes the lan", async () => {
+  it("`forward any to wan` does not let an internal network dockwall does not know yet out (iptables on, Docker's rules for it in place; IPv6, where dockerd 20.10 writes none), and still routes the lan", async () => {
     // The world, and dockerd's rules, know network int; dockwall's policy does not (made after the compile).
     const world = `docker { version 20.10; iptables on; userland-proxy off; }
 zone wan { interface eth0; }
 zone lan { interface eth1; }
-network int { bridge br-0123456789ab; subnet 172.30.0.0/16; internal; }
-container db { network int 172.30.0.2; }
+network int { bridge br-0123456789ab; subnet 172.30.0.0/16; subnet fd00:30::/64; internal; }
+container db { network int 172.30.0.2, fd00:30::2; }
 `;
     const policy = `docker { version 20.10; iptables on; userland-proxy off; }
 zone wan { interface eth0; }
@@ -73,11 +73,16 @@ forward any to wan;
     try {
       expect(lab.host.restore(4, compile(dockersOwn(world, r.policy!), { format: "iptables" }).output!).stderr).toBe("");
       expect(lab.host.restore(4, compile(policy, { format: "iptables" }).output!, { noflush: true }).stderr).toBe("");
+      // IPv6: dockerd 20.10 (ip6tables off) writes no rules; the file's, and the jump its header says to add.
+      expect(lab.host.restore(6, compile(policy, { format: "ip6tables" }).output!, { noflush: true }).stderr).toBe("");
+      expect(lab.host.run(["ip6tables", "-I", "FORWARD", "-j", "DOCKER-USER"]).stderr).toBe("");
       const got = await probeTwice(lab, plan, [
         ["db (internal, not known) -> wan", { from: { container: "db" }, family: 4, src: "172.30.0.2", dst: "wan", proto: "tcp", port: 7000 }],
+        ["db (internal, not known) -> wan, IPv6", { from: { container: "db" }, family: 6, src: "fd00:30::2", dst: "wan", proto: "tcp", port: 7000 }],
         ["lan -> wan", { from: { iface: "eth1" }, family: 4, src: "lan", dst: "wan", proto: "tcp", port: 7000 }],
+        ["lan -> wan, IPv6", { from: { iface: "eth1" }, family: 6, src: "lan", dst: "wan", proto: "tcp", port: 7000 }],
       ]);
-      expect(got).toEqual(["db (internal, not known) -> wan: closed", "lan -> wan: open"]);
+      expect(got).toEqual(["db (internal, not known) -> wan: closed", "db (internal, not known) -> wan, IPv6: closed", "lan -> wan: open", "lan -> wan, IPv6: open"]);
     } finally {
       await lab.stop();
     }
