@@ -142,61 +142,20 @@ const views = new WeakMap<Match, ModuleMatch>();
 export function moduleView(m: Match): ModuleMatch {
   let v = views.get(m);
   if (v) return v;
-  const o: Opt[] = [];
-  switch (m.kind) {
-    case "tcp":
-    case "udp":
-      opt("sport", m.sport, o);
-      opt("dport", m.dport, o);
-      opt("tcp-flags", m.flags, o);
-      v = { module: m.kind, options: o };
-      break;
-    case "multiport":
-      opt(m.dir, m.ports, o);
-      v = { module: "multiport", options: o };
-      break;
-    case "conntrack":
-      opt("ctstate", m.state, o);
-      opt("ctorigdst", m.origDst, o);
-      opt("ctorigdstport", m.origDstPort, o);
-      v = { module: "conntrack", options: o };
-      break;
-    case "state":
-      opt("state", m.state, o);
-      v = { module: "state", options: o };
-      break;
-    case "addrtype":
-      opt("src-type", m.src, o);
-      opt("dst-type", m.dst, o);
-      v = { module: "addrtype", options: o };
-      break;
-    case "iprange":
-      opt("src-range", m.src, o);
-      opt("dst-range", m.dst, o);
-      v = { module: "iprange", options: o };
-      break;
-    case "icmp":
-      opt("icmp-type", m.type, o);
-      v = { module: "icmp", options: o };
-      break;
-    case "icmp6":
-      opt("icmpv6-type", m.type, o);
-      v = { module: "icmp6", options: o };
-      break;
-    case "comment":
-      v = { module: "comment", options: [{ name: "comment", value: m.text }] };
-      break;
-    case "physdev":
-      v = { module: "physdev", options: [m.bridged.neg ? { name: "physdev-is-bridged", neg: true } : { name: "physdev-is-bridged" }] };
-      break;
-    case "set":
-      opt("match-set", m.set, o);
-      v = { module: "set", options: o };
-      break;
-    case "other":
-      v = { module: m.module, options: m.options };
-      break;
-  }
+  const spec = TYPED[m.kind];
+  if (spec) {
+    // The modules of TYPED: their options in the order the table gives, which is iptables-save's.
+    const o: Opt[] = [];
+    for (const x of spec) opt(x.name, (m as unknown as Record<string, Neg<{ text: string } | string> | undefined>)[x.field], o);
+    v = { module: m.kind, options: o };
+  } else if (m.kind === "multiport") {
+    const o: Opt[] = [];
+    opt(m.dir, m.ports, o);
+    v = { module: "multiport", options: o };
+  } else if (m.kind === "comment") v = { module: "comment", options: [{ name: "comment", value: m.text }] };
+  else if (m.kind === "physdev") v = { module: "physdev", options: [m.bridged.neg ? { name: "physdev-is-bridged", neg: true } : { name: "physdev-is-bridged" }] };
+  else if (m.kind === "other") v = { module: m.module, options: m.options };
+  else throw new Error(`a match of kind ${m.kind} with no options of its own`);
   views.set(m, v);
   return v;
 }
@@ -224,31 +183,22 @@ function pushOpt(out: string[], name: string, n: Neg<{ text: string } | string> 
  * of thousands; test/ir/match.test.ts holds the two to each other).
  */
 export function pushIptablesMatch(out: string[], m: Match): void {
-  switch (m.kind) {
-    case "tcp":
-    case "udp":
-      out.push(" -m ", m.kind);
-      pushOpt(out, "sport", m.sport);
-      pushOpt(out, "dport", m.dport);
-      pushOpt(out, "tcp-flags", m.flags);
-      return;
-    case "conntrack":
-      out.push(" -m conntrack");
-      pushOpt(out, "ctstate", m.state);
-      pushOpt(out, "ctorigdst", m.origDst);
-      pushOpt(out, "ctorigdstport", m.origDstPort);
-      return;
-    case "comment":
-      out.push(" -m comment --comment ", quoteWord(m.text));
-      return;
-    default: {
-      const v = moduleView(m);
-      out.push(" -m ", v.module);
-      for (const x of v.options) {
-        out.push(x.neg ? " ! --" : " --", x.name);
-        if (x.value !== undefined) out.push(" ", optionValue(x.name, x.value));
-      }
-    }
+  const spec = TYPED[m.kind];
+  if (spec) {
+    // (A typed value is one word, or two where the option takes two: never quoted.)
+    out.push(" -m ", m.kind);
+    for (let i = 0; i < spec.length; i++) pushOpt(out, spec[i]!.name, (m as unknown as Record<string, Neg<{ text: string } | string> | undefined>)[spec[i]!.field]);
+    return;
+  }
+  if (m.kind === "comment") {
+    out.push(" -m comment --comment ", quoteWord(m.text));
+    return;
+  }
+  const v = moduleView(m);
+  out.push(" -m ", v.module);
+  for (const x of v.options) {
+    out.push(x.neg ? " ! --" : " --", x.name);
+    if (x.value !== undefined) out.push(" ", optionValue(x.name, x.value));
   }
 }
 
