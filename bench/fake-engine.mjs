@@ -1,6 +1,7 @@
 // A fake Docker Engine API for the --docker and watch benchmarks (bench/engine.ts starts it):
 //   node bench/fake-engine.mjs SOCKET ANSWERS.json
-// answers GET PATH (an /v1.41-style prefix and a query string are ignored) with ANSWERS[PATH],
+// answers GET PATH (an /v1.41-style prefix and a query string are ignored, but for GET
+// /containers/json's `id` filter) with ANSWERS[PATH],
 // a JSON object of path → answer, each serialized once at start, with dockerd 20.10's headers;
 // 404 {"message": …} otherwise, as dockerd does. Prints "ready" once it listens; exits when
 // its stdin closes (the bench ends or dies). Plain JavaScript: node runs it as it is.
@@ -90,6 +91,13 @@ async function control(path, req, res) {
   answer(res, 200, { streams: emit("die", c) });
 }
 
+/** The `id` filter of a request's `filters` query parameter, if it has one. */
+function filterIds(url) {
+  const f = new URL(url, "http://x").searchParams.get("filters");
+  const id = f ? JSON.parse(f).id : undefined;
+  return Array.isArray(id) ? id.map(String) : undefined;
+}
+
 const server = createServer((req, res) => {
   const path = (req.url ?? "").replace(/\?.*$/, "").replace(/^\/v\d+\.\d+(?=\/)/, "");
   if (req.method === "POST" && (path === "/bench/start" || path === "/bench/die")) {
@@ -102,6 +110,14 @@ const server = createServer((req, res) => {
     res.flushHeaders();
     streams.add(res);
     res.on("close", () => streams.delete(res));
+    return;
+  }
+  // GET /containers/json?filters={"id":[…]} (dockwall watch after an event): the entries whose id starts with one of them, as dockerd.
+  const ids = path === "/containers/json" ? filterIds(req.url ?? "") : undefined;
+  if (req.method === "GET" && ids) {
+    const b = Buffer.from(`[${listedEntries().filter((s) => ids.some((id) => s.id.startsWith(id))).map((s) => s.text).join(",")}]\n`);
+    res.writeHead(200, { ...headers, "Content-Length": b.length });
+    res.end(b);
     return;
   }
   const body = req.method === "GET" ? answers.get(path) : undefined;

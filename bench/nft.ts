@@ -113,7 +113,7 @@ export async function benchNft(ctx: Ctx, containers = 2000, events = Number(proc
           }
         } finally {
           await w.stop();
-          if (process.env.BENCH_VERBOSE) console.log(w.tail.filter((l) => /reconciled in/.test(l)).join("\n"));
+          if (process.env.BENCH_VERBOSE) console.log(w.tail.filter((l) => process.env.BENCH_VERBOSE === "all" || /reconciled in/.test(l)).join("\n"));
         }
         ns.drop(wns);
         if (mode === "nft") p95 = percentile(quiet, 95);

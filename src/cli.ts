@@ -17,6 +17,8 @@ import type { Ruleset } from "./ir/ruleset.js";
 
 export interface DockerEngine {
   facts: () => Promise<Facts>;
+  /** The facts from the last read and the containers events named since, inspected again (watch; facts/engine.ts). */
+  changedFacts?: () => Promise<Facts>;
   /** Drops what the client kept of a container (an event about it), or of everything. */
   forget: (id?: string) => void;
   /** A network `connect` event: the container may be starting (its rules go in before it runs). */
@@ -399,7 +401,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       (y) =>
         policyArg(y)
           .option("verbose", { alias: "v", describe: "log every event and every reconcile, not only those that change something", type: "boolean", default: false })
-          .option("debounce", { describe: "MILLISECONDS of quiet after an event before reconciling (a burst of events is one reconcile; events during a reconcile are folded into the next)", type: "number", default: 20, requiresArg: true })
+          .option("debounce", { describe: "MILLISECONDS an event that comes this soon after the one before waits before the reconcile (the first event after a quiet spell is reconciled at once; the rest of a burst, and events during a reconcile, are folded into the next)", type: "number", default: 20, requiresArg: true })
           .option("recheck", { describe: "SECONDS between full checks of the kernel against the policy, whatever happens (0: none); where the kernel tells of changes (nf_tables: nft monitor, or xtables-monitor), drift is put back at once anyway", type: "number", default: 10, requiresArg: true })
           .option("save-v4", { describe: "after each change, write the rules for boot to FILE (netfilter-persistent's /etc/iptables/rules.v4): what is loaded, but with no rule for any one container (no DNAT, no allow to its port), so published ports are closed after a reboot until the watcher has read Docker's facts", type: "string", requiresArg: true })
           .option("save-v6", { describe: "the same for ip6tables-save (/etc/iptables/rules.v6)", type: "string", requiresArg: true })
@@ -815,6 +817,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       policyName: src.file,
       readPolicy: () => io.readFile(a.policy),
       facts: () => engine.facts(),
+      changedFacts: engine.changedFacts,
       forget: (id) => engine.forget(id),
       connected: engine.connected,
       notYet: engine.notYet,

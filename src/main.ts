@@ -288,6 +288,10 @@ function main(args: string[]): void {
           const e = await engine;
           return { raw: await e.facts(), source: e.endpoint.describe };
         },
+        changedFacts: async () => {
+          const e = await engine;
+          return { raw: await e.changedFacts(), source: e.endpoint.describe };
+        },
         forget: (id) => void engine.then((e) => e.forget(id), () => {}),
         connected: (id) => void engine.then((e) => e.connected(id), () => {}),
         notYet: () => ready?.notYet ?? new Map<string, string>(),

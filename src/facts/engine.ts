@@ -45,6 +45,9 @@ export interface EngineOptions {
   readDataFile?: (path: string) => string;
 }
 
+/** More containers than this named by events since the last read: they are read with the whole list (one request), not by their ids. */
+const QUICK_MAX = 32;
+
 /** How long a container connected to its networks may take to start before it is left to its start event. */
 const STARTING_FOR_MS = 60_000;
 
@@ -173,12 +176,25 @@ export class Engine {
   /** The daemon's data root (GET /info's DockerRootDir). */
   private dataRoot?: string;
 
+  /**
+   * Whether `inspected` holds every running container: true after a full read (facts()), kept so
+   * by the quick reads since (changedFacts()), false again after forget() or a failed read.
+   */
+  private complete = false;
+  /** The containers events named since the last read (forget(id)): what a quick read inspects again. */
+  private readonly named = new Set<string>();
+
   forget(id?: string): void {
     if (id === undefined) {
       this.inspected.clear();
+      this.named.clear();
+      this.complete = false;
       this.version = undefined;
       this.info = undefined;
-    } else this.inspected.delete(id);
+    } else {
+      this.inspected.delete(id);
+      this.named.add(id);
+    }
   }
 
   /**
@@ -247,11 +263,12 @@ export class Engine {
 
   /** The daemon's networks, running containers (inspected), version and firewall backend: the facts as `dockwall facts` writes them. */
   async facts(): Promise<RawFacts & { version: unknown; info: unknown }> {
+    this.complete = false;
+    this.named.clear();
     // The version and the backend change only when dockerd restarts, which reopens the event stream (forget()).
     const [version, info, networks, list] = await Promise.all([this.version ?? this.get("/version"), this.info ?? this.readInfo(), this.get("/networks"), this.get("/containers/json")]);
     this.version = version;
     this.info = info;
-    if (!Array.isArray(networks)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /networks with something that is not a list`);
     if (!Array.isArray(list)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /containers/json with something that is not a list`);
     const listed = list.filter((c): c is Record<string, unknown> => typeof (c as { Id?: unknown })?.Id === "string");
     const ids = listed.map((c) => c.Id as string);
@@ -262,25 +279,73 @@ export class Engine {
       if (known && known.listed === Engine.listed(listed[i]!)) containers[i] = known.object;
       else todo.push(i);
     }
+    const objects = await this.inspect(todo.map((i) => ids[i]!));
+    todo.forEach((i, k) => {
+      containers[i] = objects[k];
+      // (Removed between the list and its inspection: it no longer runs.)
+      if (objects[k] !== undefined) this.inspected.set(ids[i]!, { listed: Engine.listed(listed[i]!), object: objects[k] });
+    });
+    const running = new Set(ids);
+    for (const id of this.inspected.keys()) if (!running.has(id)) this.inspected.delete(id);
+    // Events that came while this read was under way name containers it may have seen before they changed.
+    this.complete = true;
+    return this.answer(version, info, networks, containers.filter((c) => c !== undefined), running);
+  }
+
+  /**
+   * The facts without listing every container (watch, after events): what the last full read
+   * found, with each container an event named since listed and inspected again, as facts()
+   * would (running or not; its entry in GET /containers/json, filtered to those ids, which reads
+   * dockerd's view and waits for no container: an inspection waits while the container starts).
+   * A read in full (facts()) when there is nothing to start from: the first, after forget() (the
+   * event stream reopened), after a read failed, or for more than QUICK_MAX containers at once.
+   * The watcher follows a run of these with a full read, which catches an event dockerd dropped.
+   */
+  async changedFacts(): Promise<RawFacts & { version: unknown; info: unknown }> {
+    if (!this.complete || this.version === undefined || this.info === undefined || this.named.size > QUICK_MAX) return this.facts();
+    this.complete = false;
+    const ids = [...this.named];
+    this.named.clear();
+    const filters = encodeURIComponent(JSON.stringify({ id: ids }));
+    const [networks, list] = await Promise.all([this.get("/networks"), ids.length ? this.get(`/containers/json?filters=${filters}`) : []]);
+    if (!Array.isArray(list)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /containers/json with something that is not a list`);
+    // (The id filter matches a prefix: only the ids asked for count.)
+    const asked = new Set(ids);
+    const listed = new Map(list.filter((c): c is Record<string, unknown> => asked.has((c as { Id?: unknown })?.Id as string)).map((c) => [c.Id as string, c]));
+    const todo = ids.filter((id) => listed.has(id) && this.inspected.get(id)?.listed !== Engine.listed(listed.get(id)!));
+    const objects = await this.inspect(todo);
+    for (const id of ids) if (!listed.has(id)) this.inspected.delete(id);
+    todo.forEach((id, k) => {
+      if (objects[k] === undefined) this.inspected.delete(id);
+      else this.inspected.set(id, { listed: Engine.listed(listed.get(id)!), object: objects[k] });
+    });
+    this.complete = true;
+    return this.answer(this.version, this.info, networks, [...this.inspected.values()].map((c) => c.object), new Set(this.inspected.keys()));
+  }
+
+  /** GET /containers/ID/json of each, at most `parallel` at once; undefined for one that is gone (HTTP 404). */
+  private async inspect(ids: string[]): Promise<unknown[]> {
+    const out: unknown[] = new Array(ids.length);
     let next = 0;
     const worker = async () => {
-      while (next < todo.length) {
-        const i = todo[next++]!;
-        const object = await this.get(`/containers/${encodeURIComponent(ids[i]!)}/json`).catch((e: unknown) => {
-          // Removed between the list and its inspection: it no longer runs.
+      while (next < ids.length) {
+        const k = next++;
+        out[k] = await this.get(`/containers/${encodeURIComponent(ids[k]!)}/json`).catch((e: unknown) => {
           if (e instanceof DockerApiError && / HTTP 404/.test(e.message)) return undefined;
           throw e;
         });
-        containers[i] = object;
-        if (object !== undefined) this.inspected.set(ids[i]!, { listed: Engine.listed(listed[i]!), object });
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.parallel, todo.length) }, worker));
-    const running = new Set(ids);
-    for (const id of this.inspected.keys()) if (!running.has(id)) this.inspected.delete(id);
+    await Promise.all(Array.from({ length: Math.min(this.parallel, ids.length) }, worker));
+    return out;
+  }
+
+  /** The facts of a read: with the containers that are starting (connected, not running yet). */
+  private async answer(version: unknown, info: unknown, networks: unknown, containers: unknown[], running: Set<string>): Promise<RawFacts & { version: unknown; info: unknown }> {
+    if (!Array.isArray(networks)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /networks with something that is not a list`);
     this.notYet.clear();
     const starting = this.starting.size > 0 ? await this.startingOnes(running) : [];
-    return { version, info, networks, containers: [...containers.filter((c) => c !== undefined), ...starting] };
+    return { version, info, networks, containers: [...containers, ...starting] };
   }
 }
 

@@ -34,6 +34,14 @@ export interface WatchDeps {
   policyName: string;
   readPolicy: () => string;
   facts: () => Promise<Facts>;
+  /**
+   * The facts without listing every container: what the last read found, with the containers
+   * events named since (forget(id)) inspected again. A reconcile for Docker's events uses it (a
+   * new container's rules wait for one inspection, not for the whole list), and a full read
+   * (facts) follows once the events pause, or within FULL_FACTS_EVERY_MS while they do not: an
+   * event dockerd dropped costs at most that long.
+   */
+  changedFacts?: () => Promise<Facts>;
   /** The facts client may keep what it read between reconciles: an event about a container, or a reconnect, makes it read that again. */
   forget?: (id?: string) => void;
   /**
@@ -109,6 +117,11 @@ const RELEVANT: Record<string, string[]> = {
   network: ["create", "destroy", "connect", "disconnect", "remove"],
 };
 
+/** How long the events must pause before the quick reads since the last full one are followed by a full read. */
+export const FACTS_SETTLE_MS = 250;
+/** While events keep coming, a full read of Docker's facts at least this often (after a quick reconcile, not before it). */
+export const FULL_FACTS_EVERY_MS = 2_000;
+
 export interface ReconcileResult {
   changed: boolean;
   error?: string;
@@ -131,9 +144,23 @@ export class Watcher {
     this.policyText = policyText;
   }
 
-  /** Marks the state dirty: the next reconcile runs after the quiet time. */
-  markDirty(why: string): void {
+  /** When the state was last marked dirty (performance.now()), and how long it had been quiet before the first mark since the last reconcile began. */
+  private lastMark = -Infinity;
+  private quietBefore = Infinity;
+
+  /**
+   * Marks the state dirty: the next reconcile runs at once if it had been quiet for the quiet
+   * time before (the first event of a burst), else after the quiet time (the rest of the burst
+   * is folded into one). `timed` false: not an event, and not counted as one (the full read
+   * that follows quick ones).
+   */
+  markDirty(why: string, timed = true): void {
     if (this.deps.verbose) this.deps.log(`dirty: ${why}`);
+    if (timed) {
+      const now = performance.now();
+      if (!this.dirty) this.quietBefore = now - this.lastMark;
+      this.lastMark = now;
+    }
     this.dirty = true;
     this.wake?.();
   }
@@ -147,6 +174,9 @@ export class Watcher {
     this.nftState = undefined;
     this.drift.push(what);
     this.markDirty(`the tables changed: ${what}`);
+    // Not at once, as the first Docker event of a burst is: an apply loads its rules before it writes that it waits for
+    // confirmation (pending.json), and the quiet time lets that land before this reconcile would put them back.
+    this.quietBefore = 0;
   }
 
   stop(): void {
@@ -220,11 +250,43 @@ export class Watcher {
     this.leftOut = now;
   }
 
+  /** The next reconcile reads Docker's facts in full (deps.facts): the first, after the event stream (re)opens, once events pause, at a periodic check. */
+  private fullFactsNext = true;
+  /** A reconcile read the facts quickly (deps.changedFacts) since the last full read. */
+  private quickSince = false;
+  /** When the last full read of the facts was (performance.now()). */
+  private lastFull = -Infinity;
+
+  /** The policy and Docker's facts the last reconcile brought the kernel to (the facts' objects as the client keeps them). */
+  private inStep?: { text: string; facts: Facts };
+
+  /**
+   * Nothing to do: the facts are the very objects the last reconcile had (the full read that
+   * follows quick ones found nothing an event did not say), with the same policy, and nothing
+   * else asks for a look at the kernel (drift, a periodic check, SIGHUP, an apply that waits).
+   */
+  private unchanged(facts: Facts, drift: string[], full: boolean): boolean {
+    const was = this.inStep;
+    this.inStep = undefined;
+    if (!was || drift.length || full || this.candidate !== undefined || this.whilePending !== undefined || was.text !== this.policyText) return false;
+    if (!sameFacts(was.facts, facts)) return false;
+    this.inStep = was;
+    if (this.deps.verbose) this.deps.log(`reconciled: nothing to change (Docker's facts as before)`);
+    return true;
+  }
+
   /** Docker's facts, unless they cannot be read or an apply waits for confirmation (then what the reconcile ends with). */
   private async readFacts(): Promise<Facts | ReconcileResult> {
     let facts: Facts;
+    const quick = !this.fullFactsNext && this.deps.changedFacts !== undefined;
+    this.fullFactsNext = false;
     try {
-      facts = await this.deps.facts();
+      facts = await (quick ? this.deps.changedFacts!() : this.deps.facts());
+      if (quick) this.quickSince = true;
+      else {
+        this.quickSince = false;
+        this.lastFull = performance.now();
+      }
     } catch (e) {
       this.deps.log(`cannot read Docker's facts (${(e as Error).message}); the rules in place stay`);
       return { changed: false, error: (e as Error).message };
@@ -280,9 +342,12 @@ export class Watcher {
         .then(() => this.deps.save(f))
         .then((text) => ({ text }), (e: unknown) => ({ error: e as Error })),
     );
+    const full = this.fullCheck;
+    this.fullCheck = false;
     const t0 = performance.now();
     const facts = await this.readFacts();
     if (!("raw" in facts)) return facts;
+    if (this.unchanged(facts, drift, full)) return { changed: false };
     const saved = await Promise.all(saving);
     const t1 = performance.now();
     // A policy read again on SIGHUP is tried first; if it may not be used, the one before is. (Not while an apply waits: it is kept for after.)
@@ -316,6 +381,7 @@ export class Watcher {
     if (steps.length === 0) {
       if (this.deps.verbose) this.deps.log(`reconciled: nothing to change (${took()})`);
       if (!this.persisted && pendingText === undefined) this.save(text, facts);
+      if (pendingText === undefined) this.inStep = { text, facts };
       return { changed: false };
     }
     // One transaction per family, IPv4 then IPv6; a refused load puts back what this reconcile loaded (apply/deploy.ts).
@@ -333,6 +399,7 @@ export class Watcher {
     this.stats.changes++;
     if (drift.length) this.deps.log(`the tables were changed (${drift.join("; ")}): putting back what the policy says`);
     if (pendingText === undefined) this.save(text, facts);
+    if (pendingText === undefined) this.inStep = { text, facts };
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}${steps.map((s) => s.what).join("; ")}${pendingText !== undefined ? " (the waiting apply's policy)" : ""}`);
     if (this.deps.verbose) this.deps.log(`reconciled in ${took(performance.now() - t3)}`);
     this.settledMeanwhile(pendingText);
@@ -431,6 +498,7 @@ export class Watcher {
     const t0 = performance.now();
     const facts = await this.readFacts();
     if (!("raw" in facts)) return facts;
+    if (this.unchanged(facts, drift, full)) return { changed: false };
     await this.learning;
     this.learning = undefined;
     const compiled = (text: string) => compile(text, { format: "nft", facts, file: this.deps.policyName, factsErrors: "warn" });
@@ -483,6 +551,7 @@ export class Watcher {
       if (this.deps.verbose) this.deps.log(`reconciled: nothing to change (${Math.round(performance.now() - t0)} ms${listed ? ", tables listed" : ""})`);
       this.nftState = { tables: known, at: performance.now() };
       if (!this.persisted && pendingText === undefined) this.saveNft(text, facts);
+      if (pendingText === undefined) this.inStep = { text, facts };
       return { changed: false };
     }
     const t2 = performance.now();
@@ -533,6 +602,7 @@ export class Watcher {
     if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read, compiled and the tables listed ${Math.round(t1 - t0)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.text.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
     // The boot file and the new rules' handles once the rules are in place: neither holds them up.
     if (pendingText === undefined) this.saveNft(text, facts);
+    if (pendingText === undefined) this.inStep = { text, facts };
     this.learnSoon();
     this.settledMeanwhile(pendingText);
     return { changed: true };
@@ -602,6 +672,7 @@ export class Watcher {
           if (lost) this.deps.log(`the daemon is back: catching up`);
           lost = false;
           this.deps.forget?.();
+          this.fullFactsNext = true;
           // Whatever happened while nobody listened is caught up by one reconcile.
           this.markDirty("event stream opened");
         },
@@ -667,9 +738,19 @@ export class Watcher {
       await this.nap(every);
       if (!this.stopped) {
         this.fullCheck = true;
+        this.fullFactsNext = true;
         this.markDirty("periodic check");
       }
     }
+  }
+
+  /** Waits until markDirty() or stop(), or `ms` (then false), whichever comes first. */
+  private async quiet(ms?: number): Promise<boolean> {
+    let woke = false;
+    const wake = new Promise<void>((r) => (this.wake = () => ((woke = true), r())));
+    await (ms === undefined ? wake : Promise.race([wake, this.deps.sleep(ms)]));
+    this.wake = undefined;
+    return woke;
   }
 
   /** Runs until stop(): follows events and reconciles whenever something is dirty. */
@@ -679,11 +760,21 @@ export class Watcher {
     const checking = this.recheck();
     let retry = this.deps.retryMs;
     while (!this.stopped) {
-      if (!this.dirty) await new Promise<void>((r) => (this.wake = r));
-      this.wake = undefined;
+      if (!this.dirty && this.quickSince) {
+        // Quick reads since the last full one: a full read once the events pause (at once when the last is older than
+        // FULL_FACTS_EVERY_MS), which finds what an event dockerd dropped (under load it drops them) would have said.
+        const overdue = performance.now() - this.lastFull >= FULL_FACTS_EVERY_MS;
+        if ((overdue || !(await this.quiet(FACTS_SETTLE_MS))) && !this.dirty && !this.stopped) {
+          this.fullFactsNext = true;
+          this.markDirty("Docker's facts read in full after the events", false);
+        }
+      }
+      if (!this.dirty && !this.stopped) await this.quiet();
       if (this.stopped) break;
-      // Let a burst finish: every event in the quiet time is folded into this reconcile.
-      await this.deps.sleep(this.deps.debounceMs);
+      // The first event after a quiet spell is reconciled at once (a new container's rules wait for nothing). An event
+      // that comes within the quiet time of the one before waits the quiet time: the rest of a burst is folded into one.
+      if (this.quietBefore < this.deps.debounceMs) await this.deps.sleep(this.deps.debounceMs);
+      this.quietBefore = Infinity;
       this.dirty = false;
       const r = await this.reconcile();
       // An apply waits for confirmation: look again shortly (a confirm or rollback ends it).
@@ -707,4 +798,14 @@ export class Watcher {
     this.kernelStream?.close();
     await Promise.all([following, monitoring, checking]);
   }
+}
+
+/** The same facts: every container the very object `a` had (the client keeps an object until the container changes), the same networks, version and info. */
+function sameFacts(a: Facts, b: Facts): boolean {
+  const x = a.raw;
+  const y = b.raw;
+  if (x.containers.length !== y.containers.length) return false;
+  const had = new Set(x.containers);
+  if (!y.containers.every((c) => had.has(c))) return false;
+  return JSON.stringify([x.networks, x.version, x.info]) === JSON.stringify([y.networks, y.version, y.info]);
 }

@@ -212,6 +212,75 @@ describe("the Engine API client (a fake daemon on a unix socket)", () => {
     }
   });
 
+  test("quick reads (watch, after events): only the containers an event named are inspected, the list is not read; one that stopped or is gone leaves", async () => {
+    const paths: string[] = [];
+    // Two containers: the corpus's (app), and another started after it.
+    const app = structuredClone(facts.containers[0]!) as { Id: string; Name: string; State: { Running: boolean } };
+    const other = { ...structuredClone(app), Id: "b".repeat(64), Name: "/other" };
+    let running = [app];
+    answer = (path, res) => {
+      paths.push(path);
+      const [route, query] = path.split("?");
+      if (route === "/containers/json") {
+        const ids = query ? (JSON.parse(decodeURIComponent(query.replace(/^filters=/, ""))) as { id: string[] }).id : undefined;
+        return json(res, running.filter((c) => c.State.Running && (!ids || ids.some((id) => c.Id.startsWith(id)))).map((c) => ({ Id: c.Id, State: "running" })));
+      }
+      const m = /^\/containers\/([0-9a-f]+)\/json$/.exec(path);
+      if (m) {
+        const c = running.find((x) => x.Id === m[1]);
+        return c ? json(res, c) : json(res, { message: "no such container" }, 404);
+      }
+      daemon(path, res);
+    };
+    const { Engine, engineEndpoint } = await import("../../src/facts/engine.js");
+    const engine = new Engine(engineEndpoint(env()));
+    const names = (raw: { containers: unknown[] }) => raw.containers.map((c) => (c as { Name: string }).Name).sort();
+    try {
+      // Nothing read yet: the quick read is a full one.
+      expect(names(await engine.changedFacts())).toEqual(["/app"]);
+      expect(paths.filter((p) => p === "/containers/json")).toHaveLength(1);
+      paths.length = 0;
+      // other starts: its event names it; only it is inspected, and the list is not read.
+      running = [app, other];
+      engine.forget(other.Id);
+      expect(names(await engine.changedFacts())).toEqual(["/app", "/other"]);
+      expect(paths.sort()).toEqual([`/containers/${other.Id}/json`, `/containers/json?filters=${encodeURIComponent(JSON.stringify({ id: [other.Id] }))}`, "/networks"]);
+      paths.length = 0;
+      // Nothing named since: nothing inspected.
+      expect(names(await engine.changedFacts())).toEqual(["/app", "/other"]);
+      expect(paths).toEqual(["/networks"]);
+      // app stops and other is removed: both leave, neither is inspected (a container that is starting is
+      // not either: dockerd would answer its inspection only once it has started).
+      running = [{ ...app, State: { ...app.State, Running: false } }];
+      engine.forget(app.Id);
+      engine.forget(other.Id);
+      paths.length = 0;
+      expect(names(await engine.changedFacts())).toEqual([]);
+      expect(paths.filter((p) => /^\/containers\/[0-9a-f]+\/json$/.test(p))).toEqual([]);
+      // A dropped event: the quick read cannot know, the full read that follows can (the watcher does it).
+      running = [app, other];
+      paths.length = 0;
+      expect(names(await engine.changedFacts())).toEqual([]);
+      expect(names(await engine.facts())).toEqual(["/app", "/other"]);
+      expect(paths.filter((p) => /^\/containers\/[0-9a-f]+\/json$/.test(p))).toHaveLength(2);
+      // A read that fails: the next one is whole.
+      answer = (path, res) => (paths.push(path), path === "/networks" ? json(res, { message: "boom" }, 500) : daemon(path, res));
+      engine.forget(app.Id);
+      await expect(engine.changedFacts()).rejects.toThrow(/HTTP 500/);
+      answer = (path, res) => (paths.push(path), path.startsWith("/containers/json") ? json(res, [{ Id: app.Id }]) : daemon(path, res));
+      paths.length = 0;
+      expect(names(await engine.changedFacts())).toEqual(["/app"]);
+      expect(paths).toContain("/containers/json");
+      // After forget() (the event stream reopened) too.
+      engine.forget();
+      paths.length = 0;
+      await engine.changedFacts();
+      expect(paths).toContain("/containers/json");
+    } finally {
+      engine.close();
+    }
+  });
+
   test("dockwall facts writes what --facts reads", async () => {
     answer = daemon;
     const io = memoryIo({}, { dockerFacts: () => readDaemonFacts(env()) });

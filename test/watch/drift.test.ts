@@ -181,9 +181,14 @@ allow lan to web:8080;
     const logs: string[] = [];
     const w = new Watcher(deps(kernel, logs, { events: () => ({ done: Promise.resolve(), close: () => {} }), sleep: async () => {}, verbose: true }), POLICY);
     await w.reconcile();
+    // The same facts and policy, and nothing said of the kernel: nothing to look at.
+    await w.reconcile();
+    // The kernel said something changed: compared.
+    w.kernelChanged("filter DOCKER-USER");
     await w.reconcile();
     expect(logs.filter((l) => /^reconciled/.test(l)).map((l) => l.replace(/\d+ ms/g, "N ms"))).toEqual([
       "reconciled in N ms: facts and the loaded rules read N ms, compiled and compared N ms, loaded N ms",
+      "reconciled: nothing to change (Docker's facts as before)",
       "reconciled: nothing to change (N ms: facts and the loaded rules read N ms, compiled and compared N ms)",
     ]);
   });

@@ -65,7 +65,7 @@ describeDocker("watch while an apply waits for confirmation (real dockerd)", () 
     const webAddr = lab.containers.web!.networks.bridge!.ip!;
     const apply = spawnSync("ip", ["netns", "exec", lab.host.name, bin, "apply", join(dir, "applied.dw"), "--docker", "--confirm", "120", "--no-wait"], { env: env(), encoding: "utf8" });
     expect(apply.status, apply.stderr).toBe(0);
-    expect((await lab.probe("wan", ADDR.hostWan, 5432, "tcp")).answeredBy).toBe("db");
+    expect((await lab.probe("wan", ADDR.hostWan, 5432, "tcp")).answeredBy, log).toBe("db");
     expect((await lab.probe("lan", ADDR.hostLan, 8080, "tcp")).answeredBy).toBe("web");
     expect((await lab.docker(["rm", "-f", "web"])).status).toBe(0);
     const run = await lab.docker(["run", "-d", "--name", "other", IMAGE_REF, "listen", "other", "tcp:80"]);
