@@ -711,7 +711,7 @@ async function applyRun(io: Io, a: ApplyArgs, report?: import("./apply/command.j
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
   if (typeof dockerVersion === "number") return dockerVersion;
   // What is loaded now is read (two other processes) while the policy compiles here.
-  const { runApply, startSaves } = await import("./apply/command.js");
+  const { doneApplying, runApply, startSaves } = await import("./apply/command.js");
   const system = io.system();
   const saves = startSaves(system);
   const nft = a.format === "nft";
@@ -726,7 +726,13 @@ async function applyRun(io: Io, a: ApplyArgs, report?: import("./apply/command.j
   }
   const record = { file: src.file, path: policyPath(io, a.policy), text: src.text, facts: factsSource(a, facts), dockerVersion: a["docker-version"], applied: system.now() };
   const opts = { confirm: a.confirm, noWait: !a.wait, check: a.check, force: a.force, policyName: src.file, saves, record, factsNow: factsNow(io), report };
-  const result = nft ? await (await import("./apply/nftapply.js")).runApplyNft(system, io, r, opts) : await runApply(system, io, r, opts);
+  let result;
+  try {
+    result = nft ? await (await import("./apply/nftapply.js")).runApplyNft(system, io, r, opts) : await runApply(system, io, r, opts);
+  } finally {
+    // (An apply that failed between its load and what follows: a watcher need not wait for it.)
+    doneApplying(system);
+  }
   if (typeof result === "number") return result;
   got.diagnostics = diagnosticsJson([...r.diagnostics, result], src.file);
   io.stderr(colour(io, formatDiagnostics([result], src.file, src.text)));
@@ -784,7 +790,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     // Not there yet (at boot, dockerd may start after dockwall): the watcher waits for it.
   }
   const { compile: compileNow } = await import("./compile.js");
-  const { readLoaded, pendingApply, readJson } = await import("./apply/command.js");
+  const { readLoaded, pendingApply, applyingNow, readJson } = await import("./apply/command.js");
   const { announceWatch, endWatch } = await import("./apply/watching.js");
   const { parseIpAddr, sshPacket, sshSessions } = await import("./apply/guard.js");
   const system = io.system();
@@ -864,6 +870,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
       verbose: a.verbose,
       debounceMs: a.debounce,
       pending: () => pendingApply(system),
+      applying: () => applyingNow(system),
       applied: () => readJson<{ text: string; format?: "nft" }>(system, "policy.json"),
       sessions,
       // nf_tables hosts say when the tables change: nft monitor (xtables-monitor where nft is not installed), a line at a time.

@@ -205,6 +205,34 @@ export function readJson<T>(io: SystemIo, name: string): T | undefined {
 
 export const readPending = (io: SystemIo) => readJson<Pending>(io, "pending.json");
 
+/**
+ * An apply between its load and the state it writes after (policy.json, pending.json), and the
+ * signal to a watcher: `applying.json` holds its pid meanwhile. A watcher does not reconcile then
+ * (it would put back the rules the apply just loaded, before it can tell they are an apply's).
+ */
+interface Applying {
+  pid: number;
+  started: number;
+}
+/** How long an apply may say it is loading before a watcher stops waiting for it (a stale file of a killed apply). */
+const APPLYING_FOR_MS = 30_000;
+
+export function markApplying(io: SystemIo): void {
+  io.writeFile(path(io, "applying.json"), JSON.stringify({ pid: io.pid, started: io.now() } satisfies Applying) + "\n");
+}
+
+/** The load and what follows it are done (or refused): a watcher may reconcile again. */
+export function doneApplying(io: SystemIo): void {
+  if (readJson<Applying>(io, "applying.json")?.pid === io.pid) io.removeFile(path(io, "applying.json"));
+}
+
+/** What to say of an apply that is loading now (watch waits for it), if one is: its process runs, and it started less than APPLYING_FOR_MS ago. */
+export function applyingNow(io: SystemIo): string | undefined {
+  const a = readJson<Applying>(io, "applying.json");
+  if (!a || typeof a.pid !== "number" || !(io.now() - a.started < APPLYING_FOR_MS) || !io.signal(a.pid, 0)) return undefined;
+  return `an apply (pid ${a.pid}) is loading its rules`;
+}
+
 /** What to say of an apply that waits for confirmation now (watch loads nothing meanwhile), if one does. */
 export function pendingApply(io: SystemIo): string | undefined {
   const p = readPending(io);
@@ -337,6 +365,7 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   }
   // Every change tested before any is loaded (most refusals are caught with nothing changed),
   // then IPv4, then IPv6; a refused load puts both back.
+  markApplying(io);
   const d = deploy(
     changing.map((f) => ({ family: f, text: steps[f]!, before: before[f] ?? "" })),
     {
@@ -356,6 +385,7 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
     },
   );
   if (!d.ok) {
+    doneApplying(io);
     if (d.stage === "test") refuse("test", `not applied: ${tools[d.family].restore} --test refused the IPv${d.family} rules: ${d.error}; nothing was changed`);
     else {
       refuse("load", `not applied: ${tools[d.family].restore} refused the IPv${d.family} rules: ${d.error}`);
@@ -380,6 +410,7 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
 /** The new rules stay: a running watcher learns of them (watching.ts). */
 export function told(io: SystemIo, say: (s: string) => void, policy: string | undefined): number {
   const t = tellWatcher(io, policy);
+  doneApplying(io);
   if (t) say(t);
   return EXIT.ok;
 }
@@ -390,6 +421,7 @@ export async function confirmOrRollBack(io: SystemIo, say: (s: string) => void, 
   const created = io.now();
   const p: Pending = { token, created, deadline: created + seconds * 1000, policy: opts.policyName, families, ...(opts.noWait ? { noWait: true } : {}) };
   io.writeFile(path(io, "pending.json"), JSON.stringify(p, null, 2) + "\n");
+  doneApplying(io);
   // The rollback runs on its own: a dropped SSH session (or a killed apply) cannot stop it.
   try {
     await io.spawnDockwall(["rollback", "--after", String(seconds), "--token", token]);

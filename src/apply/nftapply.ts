@@ -8,7 +8,7 @@ import { firstLine } from "./deploy.js";
 import { sessionPacket } from "./guard.js";
 import { inputChains, isDockerTable, nftLockout, restoreText, rollbackToText, tablesOfFile, unreadNote } from "./nft.js";
 import { compileNow, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
-import { applyPrelude, confirmOrRollBack, EXIT, path, readJson, startSaves, told, type ApplyOptions, type SystemIo } from "./command.js";
+import { applyPrelude, confirmOrRollBack, doneApplying, EXIT, markApplying, path, readJson, startSaves, told, type ApplyOptions, type SystemIo } from "./command.js";
 
 const missingTable = (e: unknown) => /No such file or directory|does not exist/.test((e as Error).message ?? "");
 
@@ -100,9 +100,11 @@ export async function runApplyNft(io: SystemIo, out: { stdout: (s: string) => vo
     const previous = readJson<PolicyRecord>(io, "policy.json");
     const state: RollbackState = { previous: previous?.format === "nft" ? previous : null, owned: {}, nft: { tables, listed } };
     io.writeFile(path(io, "rollback.json"), JSON.stringify(state, null, 2) + "\n");
+    markApplying(io);
     try {
       io.run("nft", ["-f", "-"], file);
     } catch (e) {
+      doneApplying(io);
       // One transaction: a refused file changed nothing.
       return refuse("load", `not applied: nft refused the file: ${firstLine(e)}; nothing was changed (one transaction)`);
     }

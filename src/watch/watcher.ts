@@ -65,6 +65,12 @@ export interface WatchDeps {
   debounceMs: number;
   /** Keeps the host's saved ruleset (ferm.conf, rules.v4/.v6) in step: after the first reconcile and after each change. */
   persist?: (policyText: string, facts: Facts) => void;
+  /**
+   * An apply that is loading its rules now (what to say of it): between its load and what it
+   * writes after (that it waits for confirmation, or its SIGHUP to this watcher), a reconcile
+   * would put back what it just loaded. The watcher waits for it (apply/command.ts applyingNow).
+   */
+  applying?: () => string | undefined;
   /** An apply that waits for confirmation (what to say of it), during which nothing is loaded. */
   pending?: () => string | undefined;
   /**
@@ -116,6 +122,9 @@ const RELEVANT: Record<string, string[]> = {
   container: ["start", "die", "stop", "destroy", "kill", "restart", "create", "rename", "update", "pause", "unpause"],
   network: ["create", "destroy", "connect", "disconnect", "remove"],
 };
+
+/** How often a watcher looks whether an apply that is loading its rules is done. */
+const APPLYING_POLL_MS = 50;
 
 /** How long the events must pause before the quick reads since the last full one are followed by a full read. */
 export const FACTS_SETTLE_MS = 250;
@@ -257,6 +266,20 @@ export class Watcher {
   /** When the last full read of the facts was (performance.now()). */
   private lastFull = -Infinity;
 
+  /** An apply has begun loading since this reconcile read the facts (it then waits for it, and starts again). */
+  private applyBegan(): boolean {
+    const applying = this.deps.applying?.();
+    if (applying && this.deps.verbose) this.deps.log(`${applying}: this reconcile loads nothing; again once it is done`);
+    return applying !== undefined;
+  }
+
+  /** A reconcile that did not get as far as the kernel: what it was for (drift, a full check) is for the next one. */
+  private notNow(r: ReconcileResult, drift: string[], full: boolean): ReconcileResult {
+    this.drift = [...drift, ...this.drift];
+    if (full) this.fullCheck = true;
+    return r;
+  }
+
   /** The policy and Docker's facts the last reconcile brought the kernel to (the facts' objects as the client keeps them). */
   private inStep?: { text: string; facts: Facts };
 
@@ -277,6 +300,11 @@ export class Watcher {
 
   /** Docker's facts, unless they cannot be read or an apply waits for confirmation (then what the reconcile ends with). */
   private async readFacts(): Promise<Facts | ReconcileResult> {
+    const applying = this.deps.applying?.();
+    if (applying) {
+      if (this.deps.verbose) this.deps.log(`${applying}: reconciling once it is done`);
+      return { changed: false, error: "applying" };
+    }
     let facts: Facts;
     const quick = !this.fullFactsNext && this.deps.changedFacts !== undefined;
     this.fullFactsNext = false;
@@ -346,7 +374,7 @@ export class Watcher {
     this.fullCheck = false;
     const t0 = performance.now();
     const facts = await this.readFacts();
-    if (!("raw" in facts)) return facts;
+    if (!("raw" in facts)) return this.notNow(facts, drift, full);
     if (this.unchanged(facts, drift, full)) return { changed: false };
     const saved = await Promise.all(saving);
     const t1 = performance.now();
@@ -374,6 +402,7 @@ export class Watcher {
     if (!("steps" in plan)) return plan.result;
     const { r, steps, before } = plan;
     this.logLeftOut(r, text);
+    const had = this.containers;
     const who = this.whoChanged(r);
     const t2 = performance.now();
     // --verbose: where a reconcile's time goes (the facts and the kernel are read side by side).
@@ -385,6 +414,11 @@ export class Watcher {
       return { changed: false };
     }
     // One transaction per family, IPv4 then IPv6; a refused load puts back what this reconcile loaded (apply/deploy.ts).
+    // An apply that began loading while this reconcile read and compiled: its rules are not put back under it.
+    if (this.applyBegan()) {
+      this.containers = had;
+      return this.notNow({ changed: false, error: "applying" }, drift, full);
+    }
     const t3 = performance.now();
     const d = deploy(
       steps.map((s) => ({ family: s.family, text: s.text, before: before[s.family]! })),
@@ -497,7 +531,7 @@ export class Watcher {
     if (drift.length || full) this.nftState = undefined;
     const t0 = performance.now();
     const facts = await this.readFacts();
-    if (!("raw" in facts)) return facts;
+    if (!("raw" in facts)) return this.notNow(facts, drift, full);
     if (this.unchanged(facts, drift, full)) return { changed: false };
     await this.learning;
     this.learning = undefined;
@@ -546,6 +580,7 @@ export class Watcher {
     this.nftState = undefined;
     const t1 = performance.now();
     const d = diffNft(known, want);
+    const had = this.containers;
     const who = this.whoChanged(r);
     if (!d.changed) {
       if (this.deps.verbose) this.deps.log(`reconciled: nothing to change (${Math.round(performance.now() - t0)} ms${listed ? ", tables listed" : ""})`);
@@ -567,6 +602,10 @@ export class Watcher {
         known = learned;
         delta = nftDelta(known, want);
       }
+    }
+    if (this.applyBegan()) {
+      this.containers = had;
+      return this.notNow({ changed: false, error: "applying" }, drift, full);
     }
     const echo = !nft.listChains;
     try {
@@ -780,6 +819,10 @@ export class Watcher {
       // An apply waits for confirmation: look again shortly (a confirm or rollback ends it).
       if (r.error === "pending") {
         await this.deps.sleep(500);
+        this.dirty = true;
+      } else if (r.error === "applying") {
+        // (What fell through while the apply loaded: the drift it made, events.)
+        await this.deps.sleep(APPLYING_POLL_MS);
         this.dirty = true;
       } else if (r.error && retry !== undefined) {
         // Failed (facts, a refused load…): tried again with backoff, not only at the next event.

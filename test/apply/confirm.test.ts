@@ -120,3 +120,30 @@ test("a save cut short (iptables-save exits 0 on a full disk): not applied, noth
   expect(err.join("")).toContain("dockwall: not applied: cannot save the loaded rules with iptables-save: iptables-save's output was cut short (no COMMIT after the last table: a full disk?)");
   expect(loads).toEqual([]);
 });
+
+test("an apply says it is loading (applying.json, its pid) from just before its load until it has written that it waits for confirmation, or told a watcher; a watcher waits for it meanwhile", async () => {
+  const { applyingNow } = await import("../../src/apply/command.js");
+  const m = memoryMachine();
+  m.processes.add(m.io.pid);
+  const seen: { applying: string | undefined; pending: boolean }[] = [];
+  const run = m.io.run;
+  m.io.run = (cmd, args, input) => {
+    if (/^ip6?tables-restore$/.test(cmd) && !args.includes("--test")) seen.push({ applying: applyingNow(m.io), pending: m.files.has("/state/pending.json") });
+    return run(cmd, args, input);
+  };
+  const r = compile(POLICY, { noRender: true });
+  // --confirm, not waiting: pending.json is written after the load; applying.json covers the time between.
+  expect(await runApply(m.io, { stdout: () => {}, stderr: () => {} }, r, { confirm: 30, noWait: true, force: false, policyName: "host.dw", record, factsNow })).toBe(0);
+  expect(seen).toEqual([
+    { applying: "an apply (pid 4242) is loading its rules", pending: false },
+    { applying: "an apply (pid 4242) is loading its rules", pending: false },
+  ]);
+  expect(m.files.has("/state/pending.json")).toBe(true);
+  expect(m.files.has("/state/applying.json")).toBe(false);
+  expect(applyingNow(m.io)).toBeUndefined();
+  // A file left by an apply that was killed: not waited for (its process is gone, or it is too old).
+  m.files.set("/state/applying.json", JSON.stringify({ pid: 999, started: m.io.now() }));
+  expect(applyingNow(m.io)).toBeUndefined();
+  m.files.set("/state/applying.json", JSON.stringify({ pid: m.io.pid, started: m.io.now() - 60_000 }));
+  expect(applyingNow(m.io)).toBeUndefined();
+});

@@ -27,7 +27,7 @@ const WAN_SESSION = sshPacket("203.0.113.7 50000 198.51.100.1 22", [
   { iface: "eth1", cidr: "192.168.1.1/24" },
 ]) as Packet;
 
-function harness(kernel: MemoryKernel, opts: { pending?: () => string | undefined; sessions?: () => Packet[] | string; policy?: string; facts?: () => Awaited<ReturnType<WatchDeps["facts"]>>; applied?: WatchDeps["applied"] }) {
+function harness(kernel: MemoryKernel, opts: { applying?: () => string | undefined; pending?: () => string | undefined; sessions?: () => Packet[] | string; policy?: string; facts?: () => Awaited<ReturnType<WatchDeps["facts"]>>; applied?: WatchDeps["applied"] }) {
   let policy = opts.policy ?? POLICY;
   const logs: string[] = [];
   const deps: WatchDeps = {
@@ -41,6 +41,7 @@ function harness(kernel: MemoryKernel, opts: { pending?: () => string | undefine
     sleep: async () => {},
     verbose: false,
     debounceMs: 0,
+    applying: opts.applying,
     pending: opts.pending,
     sessions: opts.sessions,
     applied: opts.applied,
@@ -62,6 +63,46 @@ describe("the watcher and a pending apply", () => {
     expect(await w.reconcile()).toEqual({ changed: true });
     expect(logs[1]).toBe("the apply that waited has ended: reconciling");
     expect(kernel.save(4)).toContain("-A INPUT -i eth0 -p tcp -m tcp --dport 22 -m comment --comment dockwall -j ACCEPT");
+  });
+});
+
+describe("the watcher and an apply that is loading", () => {
+  test("nothing is reconciled while an apply loads (it would put back what the apply loaded before the apply can say it waits for confirmation); the drift it made is looked at once it is done", async () => {
+    const kernel = new MemoryKernel();
+    let applying: string | undefined;
+    const { w } = harness(kernel, { applying: () => applying });
+    expect(await w.reconcile()).toEqual({ changed: true });
+    // Nothing changes in Docker: a reconcile with the same facts has nothing to look at.
+    expect(await w.reconcile()).toEqual({ changed: false });
+    // An apply loads (here: takes the SSH accept away) and the kernel says so.
+    const ssh = "-A INPUT -i eth0 -p tcp -m tcp --dport 22 -m comment --comment dockwall -j ACCEPT";
+    kernel.restore(4, kernel.save(4).replace(`${ssh}\n`, ""), { noflush: false, test: false });
+    applying = "an apply (pid 77) is loading its rules";
+    w.kernelChanged("ip filter INPUT -1");
+    const loads = kernel.loads.length;
+    expect(await w.reconcile()).toEqual({ changed: false, error: "applying" });
+    expect(kernel.loads.length).toBe(loads);
+    // Done (here an apply of another file, without --confirm: the watcher's policy is put back, as apply said it would be).
+    applying = undefined;
+    expect(await w.reconcile()).toEqual({ changed: true });
+    expect(kernel.save(4)).toContain(ssh);
+  });
+});
+
+describe("an apply that begins loading while a reconcile reads and compiles", () => {
+  test("that reconcile loads nothing: its deltas were worked out from the kernel before the apply's load", async () => {
+    const kernel = new MemoryKernel();
+    let applying: string | undefined;
+    const { w } = harness(kernel, {
+      applying: () => applying,
+      facts: () => {
+        // The apply starts while the facts are read (after the reconcile looked whether one was loading).
+        applying = "an apply (pid 77) is loading its rules";
+        return { raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" };
+      },
+    });
+    expect(await w.reconcile()).toEqual({ changed: false, error: "applying" });
+    expect(kernel.loads).toEqual([]);
   });
 });
 
