@@ -83,7 +83,21 @@ export function netPlan(n: Network, p: Policy): NetPlan {
 }
 
 
+/**
+ * The plan of a policy for a family and layout, made once: generate and the nft renderer (its
+ * networks, its own table, Docker's tables) each ask for it, and a compile does not change the
+ * policy once it generates.
+ */
+const made = new WeakMap<Policy, Map<Layout, Partial<Record<Family, Plan>>>>();
 export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
+  let byLayout = made.get(p);
+  if (!byLayout) made.set(p, (byLayout = new Map()));
+  let byFamily = byLayout.get(layout);
+  if (!byFamily) byLayout.set(layout, (byFamily = {}));
+  return (byFamily[family] ??= planOf(p, family, layout));
+}
+
+function planOf(p: Policy, family: Family, layout: Layout): Plan {
   const version = effectiveVersion(p.docker.version?.value);
   const nets = byName(p.networks);
   const plans = new Map(p.networks.map((n) => [n.name, netPlan(n, p)]));
