@@ -533,6 +533,7 @@ export class Watcher {
     const facts = await this.readFacts();
     if (!("raw" in facts)) return this.notNow(facts, drift, full);
     if (this.unchanged(facts, drift, full)) return { changed: false };
+    const tFacts = performance.now();
     await this.learning;
     this.learning = undefined;
     const compiled = (text: string) => compile(text, { format: "nft", facts, file: this.deps.policyName, factsErrors: "warn" });
@@ -638,7 +639,7 @@ export class Watcher {
       return `${p.table} ${p.kind} ${p.name}${p.status === "added" ? " (new)" : p.status === "removed" ? " (deleted)" : ""}${added ? ` +${added}` : ""}${removed ? ` -${removed}` : ""}`;
     })];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}nft: ${parts.join(", ")}${pendingText !== undefined ? " (the waiting apply's policy)" : ""}`);
-    if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read, compiled and the tables listed ${Math.round(t1 - t0)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.text.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
+    if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read ${Math.round(tFacts - t0)} ms, compiled${listed ? " and the tables listed" : ""} ${Math.round(t1 - tFacts)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.text.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
     // The boot file and the new rules' handles once the rules are in place: neither holds them up.
     if (pendingText === undefined) this.saveNft(text, facts);
     if (pendingText === undefined) this.inStep = { text, facts };
