@@ -192,9 +192,17 @@ export class Engine {
       this.version = undefined;
       this.info = undefined;
     } else {
-      this.inspected.delete(id);
+      // Marked, not dropped: a read under way answers with what it kept of it (a review: an exec
+      // event during a quick read for another container left this one out, and its rules went).
       this.named.add(id);
     }
+  }
+
+  /** The containers events named since the last read began, for this read to inspect again (those named meanwhile are for the next). */
+  private takeNamed(): Set<string> {
+    const named = new Set(this.named);
+    this.named.clear();
+    return named;
   }
 
   /**
@@ -258,13 +266,28 @@ export class Engine {
   private static listed(c: Record<string, unknown>): string {
     const nets = (c.NetworkSettings as { Networks?: Record<string, { IPAddress?: unknown; GlobalIPv6Address?: unknown; NetworkID?: unknown }> } | undefined)?.Networks ?? {};
     const addresses = Object.entries(nets).map(([n, e]) => [n, e?.NetworkID, e?.IPAddress, e?.GlobalIPv6Address]);
-    return JSON.stringify([c.State, c.Ports, addresses]);
+    // (Its names too: a rename whose event was lost is found by the next full read.)
+    return JSON.stringify([c.State, c.Ports, c.Names, addresses]);
   }
 
   /** The daemon's networks, running containers (inspected), version and firewall backend: the facts as `dockwall facts` writes them. */
   async facts(): Promise<RawFacts & { version: unknown; info: unknown }> {
     this.complete = false;
-    this.named.clear();
+    const named = this.takeNamed();
+    return this.keepingNamed(named, () => this.readAll(named));
+  }
+
+  /** A read that fails leaves the containers it was to inspect again for the next read. */
+  private async keepingNamed<T>(named: Set<string>, read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (e) {
+      for (const id of named) this.named.add(id);
+      throw e;
+    }
+  }
+
+  private async readAll(named: Set<string>): Promise<RawFacts & { version: unknown; info: unknown }> {
     // The version and the backend change only when dockerd restarts, which reopens the event stream (forget()).
     const [version, info, networks, list] = await Promise.all([this.version ?? this.get("/version"), this.info ?? this.readInfo(), this.get("/networks"), this.get("/containers/json")]);
     this.version = version;
@@ -275,7 +298,7 @@ export class Engine {
     const containers: unknown[] = new Array(ids.length);
     const todo: number[] = [];
     for (let i = 0; i < ids.length; i++) {
-      const known = this.inspected.get(ids[i]!);
+      const known = named.has(ids[i]!) ? undefined : this.inspected.get(ids[i]!);
       if (known && known.listed === Engine.listed(listed[i]!)) containers[i] = known.object;
       else todo.push(i);
     }
@@ -304,15 +327,18 @@ export class Engine {
   async changedFacts(): Promise<RawFacts & { version: unknown; info: unknown }> {
     if (!this.complete || this.version === undefined || this.info === undefined || this.named.size > QUICK_MAX) return this.facts();
     this.complete = false;
-    const ids = [...this.named];
-    this.named.clear();
+    const named = this.takeNamed();
+    return this.keepingNamed(named, () => this.readNamed([...named], this.version, this.info));
+  }
+
+  private async readNamed(ids: string[], version: unknown, info: unknown): Promise<RawFacts & { version: unknown; info: unknown }> {
     const filters = encodeURIComponent(JSON.stringify({ id: ids }));
     const [networks, list] = await Promise.all([this.get("/networks"), ids.length ? this.get(`/containers/json?filters=${filters}`) : []]);
     if (!Array.isArray(list)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /containers/json with something that is not a list`);
     // (The id filter matches a prefix: only the ids asked for count.)
     const asked = new Set(ids);
     const listed = new Map(list.filter((c): c is Record<string, unknown> => asked.has((c as { Id?: unknown })?.Id as string)).map((c) => [c.Id as string, c]));
-    const todo = ids.filter((id) => listed.has(id) && this.inspected.get(id)?.listed !== Engine.listed(listed.get(id)!));
+    const todo = ids.filter((id) => listed.has(id));
     const objects = await this.inspect(todo);
     for (const id of ids) if (!listed.has(id)) this.inspected.delete(id);
     todo.forEach((id, k) => {
@@ -320,7 +346,7 @@ export class Engine {
       else this.inspected.set(id, { listed: Engine.listed(listed.get(id)!), object: objects[k] });
     });
     this.complete = true;
-    return this.answer(this.version, this.info, networks, [...this.inspected.values()].map((c) => c.object), new Set(this.inspected.keys()));
+    return this.answer(version, info, networks, [...this.inspected.values()].map((c) => c.object), new Set(this.inspected.keys()));
   }
 
   /** GET /containers/ID/json of each, at most `parallel` at once; undefined for one that is gone (HTTP 404). */

@@ -834,7 +834,8 @@ export class Watcher {
       } else if (!r.error) retry = this.deps.retryMs;
       // The waiting apply's rules kept in step: until it ends (a confirm or rollback), look at it every 500 ms, and
       // reconcile at once when it has ended, or when Docker changes something meanwhile.
-      while (this.whilePending !== undefined && !this.dirty && !this.stopped) {
+      // (Quick reads made while it waits are followed by a full one as at any time: the top of this loop.)
+      while (this.whilePending !== undefined && !this.dirty && !this.stopped && !this.quickSince) {
         await this.deps.sleep(500);
         if (!this.deps.pending?.()) this.dirty = true;
       }

@@ -207,6 +207,14 @@ describe("the Engine API client (a fake daemon on a unix socket)", () => {
       expect(inspections()).toBe(4);
       await engine.facts();
       expect(inspections()).toBe(4);
+      // Renamed (its event lost): the list's names differ, inspected again (a review: the list's signature had no name).
+      answer = (path, res) => {
+        paths.push(path);
+        if (path === "/containers/json") return json(res, facts.containers.map((c) => ({ Id: c.Id, Names: ["/renamed"], NetworkSettings: { Networks: { front: { IPAddress: "172.27.0.99" } } } })));
+        daemon(path, res);
+      };
+      await engine.facts();
+      expect(inspections()).toBe(5);
     } finally {
       engine.close();
     }

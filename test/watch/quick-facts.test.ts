@@ -69,7 +69,7 @@ function daemon() {
   };
 }
 
-function watcher(d: ReturnType<typeof daemon>, debounceMs: number) {
+function watcher(d: ReturnType<typeof daemon>, debounceMs: number, more: Partial<WatchDeps> = {}) {
   const kernel = new MemoryKernel();
   const logs: string[] = [];
   const sleeps: number[] = [];
@@ -83,6 +83,7 @@ function watcher(d: ReturnType<typeof daemon>, debounceMs: number) {
     sleep: (ms) => (sleeps.push(ms), new Promise((r) => setTimeout(r, ms))),
     verbose: !!process.env.DBG,
     debounceMs,
+    ...more,
   };
   return { w: new Watcher(deps, POLICY), kernel, logs, sleeps };
 }
@@ -126,6 +127,25 @@ describe("watch: quick reads after events, a full read once they pause", () => {
     w.stop();
     await running;
     expect(dnat(kernel, 9091)).toBe(true);
+  });
+
+  test("while an apply waits for confirmation too (a review: its loop never made the full read, and a container whose event came during a quick read lost its rules for 8 s)", async () => {
+    const d = daemon();
+    const { w, kernel } = watcher(d, 20, { pending: () => "the apply of 2025-01-01T00:00:00Z (host.dw) waits for confirmation", applied: () => ({ text: POLICY }) });
+    const running = w.run();
+    await until(() => w.stats.reconciles >= 1);
+    const api = another("api", "172.17.0.9", 9090, "2026-11-21T22:45:00.0Z");
+    const db = another("db", "172.17.0.10", 9091, "2026-11-21T22:45:01.0Z");
+    d.running.set(api.Id, api);
+    d.running.set(db.Id, db);
+    d.event("start", api);
+    await until(() => dnat(kernel, 9090));
+    expect(d.reads).toEqual({ full: 1, quick: 1 });
+    // db's event was dropped: the full read after the quick one finds it, while the apply still waits.
+    await until(() => dnat(kernel, 9091));
+    expect(d.reads).toEqual({ full: 2, quick: 1 });
+    w.stop();
+    await running;
   });
 
   test("the full read waits while events keep coming (each reconciled quickly), and comes once they pause", async () => {
