@@ -108,7 +108,7 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"], stan
   const family = plan.family;
   const docker = dockerWrites(p, family);
   // A family dockerd writes no rules for: DOCKER-USER stands for Docker's rules too (policy/owned.ts).
-  const owned = ownedChains(p, plan, standIn && !docker);
+  const owned = ownedChains(p, plan, standIn && !docker, !docker);
   const filter = new TableBuilder("filter");
   // Only the chains we own: drop the built-ins TableBuilder pre-creates, except INPUT with a host block.
   for (const name of ["INPUT", "FORWARD", "OUTPUT"]) filter.chains.delete(name);

@@ -86,7 +86,7 @@ function allowedBy(index: AllowIndex, container: string, port: number, proto: st
  * what DOCKER-USER would leave to Docker's rules (which would be none: everything passes) is
  * accepted here, as dockerd would let it through, and what no rule lets through is not routed.
  */
-export function ownedChains(p: Policy, plan: Plan, standIn = false): OwnedChains {
+export function ownedChains(p: Policy, plan: Plan, standIn = false, noDockerRules = standIn): OwnedChains {
   const family = plan.family;
   const zones = zoneTable(p);
   const closed = p.docker.published === "closed";
@@ -124,7 +124,9 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false): OwnedChains
   // An internal network has no traffic in from outside its bridge, nor out: not by a `forward` to or from a zone on
   // its bridge (whose ACCEPT would come before Docker's isolation), nor, where dockerd writes no rules for this family
   // (standIn), from the other networks' containers, whose traffic is let through next (a review found both open).
-  if (forwards.length > 0 || standIn) {
+  // (The nft file beside Docker's iptables backend, which stands in for nothing, drops the same: a review found an
+  // internal network's IPv6 routed out with ip6tables off where the iptables output closes it.)
+  if (forwards.length > 0 || standIn || noDockerRules) {
     for (const n of p.networks.filter((x) => x.internal && subnetOf(x, family))) {
       const br = n.bridge.value;
       const comment = `network ${n.name} is internal: nothing in from outside it, nor out`;
@@ -190,6 +192,10 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false): OwnedChains
       rules.push(make.jump(PROXY_CHAIN));
       // What survived DOCKWALL-PROXY is allowed to reach docker-proxy.
       for (const b of proxyBindings(p, family)) rules.push(portRule(b.proto, b.hostPort, b.hostIp, "ACCEPT", `${b.container}: published port, through docker-proxy`));
+    } else if (!closed && p.docker.userlandProxy) {
+      // `published open`: every published port is everyone's, through docker-proxy too (where Docker writes no DNAT: IPv6
+      // with ip6tables off, link-local sources). A host block's DROP closed them over IPv6 while IPv4 reached them (a review).
+      for (const b of proxyBindings(p, family)) rules.push(portRule(b.proto, b.hostPort, b.hostIp, "ACCEPT", `${b.container}: published port, through docker-proxy (published open)`));
     }
     for (const r of p.host.rules) {
       const ms = matchers(zones, r.zones, r.sources, family);

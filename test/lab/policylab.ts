@@ -510,3 +510,15 @@ export async function probeMatrix(
   }
   return { cells: m.cells, sendable, probes, open: kernel.map((k) => k.open) };
 }
+
+/** Each probe sent twice (IPv6 between two neighbours is answered from the second try on), said as "WHAT: open|closed"; "lan" and "wan" stand for those neighbours' addresses. */
+export async function probeTwice(lab: PolicyLab, plan: PolicyLabPlan, probes: [string, LabProbe][]): Promise<string[]> {
+  const at = (name: string, family: 4 | 6) => {
+    const f = plan.ifaces.find((x) => x.name === (name === "lan" ? "eth1" : "eth0"))!;
+    return family === 4 ? f.nbr4 : f.nbr6;
+  };
+  const sent = probes.map(([, p]) => ({ ...p, src: p.src === "lan" || p.src === "wan" ? at(p.src, p.family) : p.src, dst: p.dst === "lan" || p.dst === "wan" ? at(p.dst, p.family) : p.dst }));
+  await lab.probe(sent, 2000);
+  const got = await lab.probe(sent, 800);
+  return probes.map(([what], i) => `${what}: ${got[i]!.open ? "open" : "closed"}`);
+}

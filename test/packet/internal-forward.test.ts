@@ -6,7 +6,7 @@
 // the wan and the allowed published port stays open.
 import { expect, it } from "vitest";
 import { compile } from "../../src/compile.js";
-import { dockersOwn, inPolicyLab, planPolicyLab, startPolicyLab, type LabProbe, type PolicyLab, type PolicyLabPlan } from "../lab/policylab.js";
+import { dockersOwn, inPolicyLab, planPolicyLab, probeTwice, startPolicyLab, type LabProbe } from "../lab/policylab.js";
 import { describeKernel } from "../lab/kernel.js";
 
 const POLICY = `docker { version 29.7; iptables off; userland-proxy off; }
@@ -110,15 +110,3 @@ allow lan to web:8080;
     });
   }, 60_000);
 });
-
-/** Each probe sent twice (IPv6 between two neighbours is answered from the second try on), said as "WHAT: open|closed"; "lan" and "wan" stand for those neighbours' addresses. */
-async function probeTwice(lab: PolicyLab, plan: PolicyLabPlan, probes: [string, LabProbe][]): Promise<string[]> {
-  const at = (name: string, family: 4 | 6) => {
-    const f = plan.ifaces.find((x) => x.name === (name === "lan" ? "eth1" : "eth0"))!;
-    return family === 4 ? f.nbr4 : f.nbr6;
-  };
-  const sent = probes.map(([, p]) => ({ ...p, src: p.src === "lan" || p.src === "wan" ? at(p.src, p.family) : p.src, dst: p.dst === "lan" || p.dst === "wan" ? at(p.dst, p.family) : p.dst }));
-  await lab.probe(sent, 2000);
-  const got = await lab.probe(sent, 800);
-  return probes.map(([what], i) => `${what}: ${got[i]!.open ? "open" : "closed"}`);
-}
