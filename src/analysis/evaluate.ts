@@ -3,7 +3,7 @@
 // decided (and, asked for, each rule on the way that changed or decided it). It serves the
 // lockout guard of `apply` and `dockwall explain`; tests prove its answers against the kernel.
 // Pure. A match it does not understand makes the answer "unknown" rather than a guess.
-import ipaddr from "ipaddr.js";
+import { bits, fastIpv4, readIp } from "../ir/address.js";
 import type { Chain, Match, Neg, Rule, Ruleset, Table } from "../ir/ruleset.js";
 import { dnatOf, targetOptionsView, typedMatch, type DnatTo, type PortList } from "../ir/match.js";
 import type { Family } from "../model/values.js";
@@ -141,37 +141,12 @@ export interface Num {
 const addrs = new Map<string, Num>();
 const numOf = (addr: string): Num =>
   cached(addrs, addr, (a) => {
-    const q = quad(a);
+    const q = fastIpv4(a);
     if (q !== undefined) return { v6: false, value: BigInt(q) };
-    const ip = ipaddr.parse(a);
-    return { v6: ip.kind() === "ipv6", value: ip.toByteArray().reduce((v, b) => (v << 8n) | BigInt(b), 0n) };
+    const ip = readIp(a);
+    if (!ip) throw new Unknown(`the address ${a}`);
+    return { v6: ip.family === 6, value: ip.value };
   });
-
-/**
- * An IPv4 address written as iptables-save and dockwall write one (four decimal numbers up to
- * 255, no leading zeros) as its number, read without ipaddr.js (the index of a long chain reads
- * thousands); anything else is undefined, and left to ipaddr.js.
- */
-function quad(a: string): number | undefined {
-  let n = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < a.length; i++) {
-    const c = a.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || ++dots > 3) return undefined;
-      n = n * 256 + part;
-      part = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && part === 0) return undefined; // a leading zero (ipaddr.js reads 010 as octal)
-      part = part * 10 + (c - 48);
-      if (++digits > 3 || part > 255) return undefined;
-    } else return undefined;
-  }
-  return dots === 3 && digits > 0 ? n * 256 + part : undefined;
-}
 
 /** A network as its family, its first address and its mask. */
 const nets = new Map<string, { v6: boolean; net: bigint; mask: bigint }>();
@@ -179,10 +154,13 @@ function inCidr(addr: string, cidr: string): boolean {
   if (/\/.*[.:]/.test(cidr)) throw new Unknown(`the address mask ${cidr}`);
   const a = numOf(addr);
   const n = cached(nets, cidr, (c) => {
-    const [ip, len] = c.includes("/") ? ipaddr.parseCIDR(c) : [ipaddr.parse(c), undefined];
-    const width = ip.kind() === "ipv6" ? 128 : 32;
-    const mask = ((1n << BigInt(width)) - 1n) ^ ((1n << BigInt(width - (len ?? width))) - 1n);
-    return { v6: ip.kind() === "ipv6", net: numOf(ip.toString()).value & mask, mask };
+    const slash = c.indexOf("/");
+    const ip = readIp(slash < 0 ? c : c.slice(0, slash));
+    const width = ip ? bits(ip.family) : 0;
+    const len = slash < 0 ? width : /^\d{1,3}$/.test(c.slice(slash + 1)) ? Number(c.slice(slash + 1)) : NaN;
+    if (!ip || !(len <= width)) throw new Unknown(`the network ${c}`);
+    const mask = ((1n << BigInt(width)) - 1n) ^ ((1n << BigInt(width - len)) - 1n);
+    return { v6: ip.family === 6, net: ip.value & mask, mask };
   });
   if (a.v6 !== n.v6) return false;
   return (a.value & n.mask) === n.net;
@@ -396,9 +374,9 @@ function indexOf(chain: Chain): DstIndex {
 function hostOf(v: string): string | undefined {
   const [a, len] = v.split("/");
   // keyOf(numOf(a)), without making the number (most rules of a long chain are IPv4).
-  const q = quad(a!);
+  const q = fastIpv4(a!);
   if (q !== undefined) return len !== undefined && Number(len) !== 32 ? undefined : `4:${q}`;
-  if (!ipaddr.isValid(a!)) return undefined;
+  if (!readIp(a!)) return undefined;
   const n = numOf(a!);
   if (len !== undefined && Number(len) !== (n.v6 ? 128 : 32)) return undefined;
   return keyOf(n);

@@ -20,7 +20,7 @@
 // - An expression carries its protocol's dependency (`tcp dport != 22` is false for UDP, `ip
 //   saddr` false for IPv6), as nft adds it when it loads the rule.
 // Pure. A match or statement it cannot evaluate makes the answer "unknown" naming it, never a guess.
-import ipaddr from "ipaddr.js";
+import { readIp } from "../ir/address.js";
 import type { Packet } from "./evaluate.js";
 
 /** JSON as nft prints it. */
@@ -281,10 +281,8 @@ function addrOf(text: string): Addr | undefined {
   if (a === undefined) {
     if (addrCache.size > 100_000) addrCache.clear();
     const t = text.replace(/^\[|\]$/g, "");
-    a = ipaddr.isValid(t) ? (() => {
-      const ip = ipaddr.parse(t);
-      return { v6: ip.kind() === "ipv6", n: ip.toByteArray().reduce((v, b) => (v << 8n) | BigInt(b), 0n) };
-    })() : null;
+    const ip = readIp(t);
+    a = ip ? { v6: ip.family === 6, n: ip.value } : null;
     addrCache.set(text, a);
   }
   return a ?? undefined;
@@ -1080,10 +1078,8 @@ export function nftSourceRanges(rs: NftRuleset, family: 4 | 6): { ranges: { from
   const ranges: { from: bigint; to: bigint }[] = [];
   let incomplete: string | undefined;
   const toNum = (a: string): bigint | undefined => {
-    if (!ipaddr.isValid(a)) return undefined;
-    const ip = ipaddr.parse(a);
-    if ((ip.kind() === "ipv6") !== (family === 6)) return undefined;
-    return ip.toByteArray().reduce((v, b) => (v << 8n) | BigInt(b), 0n);
+    const ip = readIp(a);
+    return ip && ip.family === family ? ip.value : undefined;
   };
   const value = (v: Json): void => {
     if (typeof v === "string") {

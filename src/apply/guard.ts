@@ -7,8 +7,8 @@ import type { Ruleset } from "../ir/ruleset.js";
 import type { Policy } from "../model/types.js";
 import { ruleText } from "../targets/iptables.js";
 import { evaluate, type Packet } from "../analysis/evaluate.js";
-import ipaddr from "ipaddr.js";
 import { isError, parseIp, specContains } from "../model/values.js";
+import { formatIp, readIp, unmapped } from "../ir/address.js";
 
 export interface HostAddress {
   iface: string;
@@ -29,13 +29,13 @@ export function parseIpAddr(text: string): HostAddress[] {
 /** The packet that opens a new connection of the session in SSH_CONNECTION (`CLIENT CPORT SERVER SPORT`). */
 export function sshPacket(sshConnection: string, addrs: HostAddress[]): Packet | string {
   const [client, cport, server, sport] = sshConnection.trim().split(/\s+/);
-  if (!client || !server || !ipaddr.isValid(client) || !ipaddr.isValid(server) || !/^\d+$/.test(sport ?? "")) return `SSH_CONNECTION='${sshConnection}' is not 'CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT'`;
-  const plain = (a: string) => {
-    const p = ipaddr.parse(a);
-    return (p.kind() === "ipv6" && (p as ipaddr.IPv6).isIPv4MappedAddress() ? (p as ipaddr.IPv6).toIPv4Address() : p).toString();
-  };
+  // (A link-local address's zone, `%eth0`, stays on it: no interface's address is written with one.)
+  const zone = (a: string) => (a.includes("%") ? a.slice(a.indexOf("%")) : "");
+  const read = (a: string) => readIp(a.slice(0, a.length - zone(a).length));
+  if (!client || !server || !read(client) || !read(server) || !/^\d+$/.test(sport ?? "")) return `SSH_CONNECTION='${sshConnection}' is not 'CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT'`;
+  const plain = (a: string) => formatIp(unmapped(read(a)!)) + zone(a);
   const serverIp = plain(server);
-  const holder = addrs.find((a) => ipaddr.parse(a.cidr.split("/")[0]!).toString() === serverIp);
+  const holder = addrs.find((a) => hostAddress(a.cidr) === serverIp);
   if (!holder) return `no interface holds the SSH server address ${serverIp} (SSH_CONNECTION)`;
   return {
     family: serverIp.includes(":") ? 6 : 4,
@@ -46,8 +46,15 @@ export function sshPacket(sshConnection: string, addrs: HostAddress[]): Packet |
     sport: Number(cport),
     dport: Number(sport),
     state: "NEW",
-    local: addrs.map((a) => ipaddr.parse(a.cidr.split("/")[0]!).toString()),
+    local: addrs.map((a) => hostAddress(a.cidr)),
   };
+}
+
+/** An interface's address (`ADDR/LEN`, as `ip -j addr` gives it) as packets are written. */
+function hostAddress(cidr: string): string {
+  const ip = readIp(cidr.split("/")[0]!);
+  if (!ip) throw new Error(`'${cidr}' is not an interface address`);
+  return formatIp(ip);
 }
 
 /** Zones of the policy that hold this packet (interface and source), for the help text. */
@@ -96,7 +103,7 @@ function endpoint(s: string): { addr: string; port: string } | undefined {
   const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(s);
   if (!m) return undefined;
   const addr = m[1]!.replace(/%.*$/, "");
-  return ipaddr.isValid(addr) ? { addr, port: m[2]! } : undefined;
+  return readIp(addr) ? { addr, port: m[2]! } : undefined;
 }
 
 /**

@@ -8,7 +8,7 @@
 // The edges translate: moduleView() is a match as iptables writes it (its module and options,
 // in iptables-save's order), what the iptables and ferm renderers print; typedMatch() is the
 // reverse, for the iptables-save reader.
-import ipaddr from "ipaddr.js";
+import { readIp } from "./address.js";
 import type { Neg } from "./ruleset.js";
 
 /** One `--option [value]` of a match, as iptables writes it. */
@@ -276,7 +276,7 @@ export class DnatTo {
     if (this.parsed === undefined) {
       const to = this.text;
       const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(to.includes("[") ? to : to.split(":").length > 2 ? `[${to}]` : to);
-      this.parsed = m && ipaddr.isValid(m[1]!) ? { addr: m[1]!, port: m[2] ? Number(m[2]) : undefined } : null;
+      this.parsed = m && readIp(m[1]!) ? { addr: m[1]!, port: m[2] ? Number(m[2]) : undefined } : null;
     }
     return this.parsed ?? undefined;
   }

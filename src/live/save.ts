@@ -3,7 +3,7 @@
 // long and short options (as ferm and iptables write them), implicit `-m tcp`/`-m udp`,
 // `/32` and `/128`, host bits, `!` before or after the option, counters, comments,
 // quoting, and the order of matches and of options within a match.
-import ipaddr from "ipaddr.js";
+import { canonicalAddress } from "../ir/address.js";
 import { BUILTIN_CHAINS, rule, type Chain, type Match, type Neg, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
 import { quoteWord, TWO_WORDS, typedMatch, typedTargetOptions } from "../ir/match.js";
 export { quoteWord };
@@ -181,45 +181,6 @@ const PROTO_ALIASES: Record<string, string> = {
 const PROTO_MODULE: Record<string, string> = { tcp: "tcp", udp: "udp", icmp: "icmp", "ipv6-icmp": "icmp6", sctp: "sctp" };
 
 const CT_ORDER = ["INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT"];
-
-const PLAIN_V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
-
-function canonicalAddress(v: string): string {
-  // Fast path: a dotted quad with a numeric prefix (what iptables-save prints).
-  const m = PLAIN_V4.exec(v);
-  if (m) {
-    const prefix = m[5] === undefined ? 32 : Number(m[5]);
-    const parts = [m[1], m[2], m[3], m[4]].map(Number);
-    if (prefix <= 32 && parts.every((x) => x <= 255)) {
-      const value = ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
-      const net = prefix === 0 ? 0 : (value & (0xffffffff << (32 - prefix))) >>> 0;
-      return `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${prefix}`;
-    }
-  }
-  const slash = v.indexOf("/");
-  const addr = slash < 0 ? v : v.slice(0, slash);
-  if (!ipaddr.isValid(addr)) return v;
-  let ip = ipaddr.parse(addr);
-  if (ip.kind() === "ipv6" && (ip as ipaddr.IPv6).isIPv4MappedAddress() && !addr.includes(":")) ip = (ip as ipaddr.IPv6).toIPv4Address();
-  const bits = ip.kind() === "ipv4" ? 32 : 128;
-  let prefix = bits;
-  if (slash >= 0) {
-    const p = v.slice(slash + 1);
-    if (/^\d+$/.test(p)) prefix = Number(p);
-    else if (ipaddr.isValid(p)) {
-      const len = ipaddr.parse(p).prefixLengthFromSubnetMask();
-      // A mask that is not a prefix (10.0.0.0/255.0.255.0) stays as written: no /N says the same.
-      if (len === null) return v;
-      prefix = len;
-    }
-  }
-  const bytes = ip.toByteArray();
-  for (let i = 0; i < bytes.length; i++) {
-    const keep = Math.max(0, Math.min(8, prefix - i * 8));
-    bytes[i]! &= (0xff << (8 - keep)) & 0xff;
-  }
-  return `${ipaddr.fromByteArray(bytes).toString()}/${prefix}`;
-}
 
 function canonicalValue(module: string, opt: string, value: string | undefined): string | undefined {
   if (value === undefined) return value;

@@ -1,9 +1,9 @@
 // Value parsers for the Words of the language: addresses, ports, publish specs, switches.
 // Each returns the value or a ValueError that says which characters are wrong and why,
 // so the diagnostic's caret lands on the exact spot (`172.17.0.0./16` → the stray '.').
-import ipaddr from "ipaddr.js";
+import { bits, cidrContains, fastIpv4, readIp, type Cidr, type Family, type Ip, type IpRange } from "../ir/address.js";
 
-export type Family = 4 | 6;
+export { bits, broadcastOf, cidrContains, cidrsOverlap, formatCidr, formatIp, formatNetwork, hostMask, networkOf, type Cidr, type Family, type Ip, type IpRange } from "../ir/address.js";
 export type Proto = "tcp" | "udp";
 
 export interface ValueError {
@@ -18,52 +18,11 @@ export function isError<T>(v: T | ValueError): v is ValueError {
   return typeof v === "object" && v !== null && "error" in v;
 }
 
-export interface Ip {
-  family: Family;
-  value: bigint;
-}
-
-/** An address with a prefix length: a network (`10.0.0.0/8`) or a single host (`/32`, `/128`). */
-export interface Cidr extends Ip {
-  prefix: number;
-  /** Whether the text carried an explicit `/prefix`. */
-  explicitPrefix: boolean;
-}
-
-/** An inclusive address range `a-b` (iptables' iprange). */
-export interface IpRange {
-  family: Family;
-  from: bigint;
-  to: bigint;
-}
-
 export type AddressSpec = { kind: "cidr"; cidr: Cidr } | { kind: "range"; range: IpRange };
 
-export const bits = (f: Family): number => (f === 4 ? 32 : 128);
 
 function err(error: string, offset: number, length: number, help?: string): ValueError {
   return { error, offset, length, help };
-}
-
-/** The common case, four plain numbers, without allocating; undefined sends it to the careful path. */
-function fastIpv4(text: string): number | undefined {
-  let value = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      part = part * 10 + (c - 48);
-      if (++digits > 3 || part > 255) return undefined;
-    } else if (c === 46 && digits > 0 && dots < 3) {
-      value = value * 256 + part;
-      part = 0;
-      digits = 0;
-      dots++;
-    } else return undefined;
-  }
-  return dots === 3 && digits > 0 ? value * 256 + part : undefined;
 }
 
 function parseIpv4(text: string, base: number): Ip | ValueError {
@@ -98,13 +57,9 @@ function parseIpv4(text: string, base: number): Ip | ValueError {
 }
 
 function parseIpv6(text: string, base: number): Ip | ValueError {
-  if (!ipaddr.IPv6.isValid(text) || text.includes("%")) {
-    return err(`'${text}' is not an IPv6 address`, base, text.length);
-  }
-  const bytes = ipaddr.IPv6.parse(text).toByteArray();
-  let value = 0n;
-  for (const b of bytes) value = (value << 8n) | BigInt(b);
-  return { family: 6, value };
+  const ip = readIp(text);
+  if (!ip || ip.family !== 6) return err(`'${text}' is not an IPv6 address`, base, text.length);
+  return ip;
 }
 
 /** A bare IPv4 or IPv6 address. */
@@ -146,54 +101,10 @@ export function parseAddressSpec(text: string, base = 0): AddressSpec | ValueErr
   return isError(c) ? c : { kind: "cidr", cidr: c };
 }
 
-export function hostMask(c: { family: Family; prefix: number }): bigint {
-  return (1n << BigInt(bits(c.family) - c.prefix)) - 1n;
-}
-
-export function networkOf(c: Cidr): bigint {
-  return c.value & ~hostMask(c);
-}
-
-export function broadcastOf(c: Cidr): bigint {
-  return networkOf(c) | hostMask(c);
-}
-
-export function cidrContains(net: Cidr, ip: Ip): boolean {
-  return net.family === ip.family && (ip.value & ~hostMask(net)) === networkOf(net);
-}
-
 /** Whether an address is in a `from` list's item: a network or an a-b range. */
 export function specContains(spec: AddressSpec, ip: Ip): boolean {
   return spec.kind === "range" ? spec.range.family === ip.family && spec.range.from <= ip.value && ip.value <= spec.range.to : cidrContains(spec.cidr, ip);
 }
-
-export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
-  if (a.family !== b.family) return false;
-  const p = Math.min(a.prefix, b.prefix);
-  const mask = hostMask({ family: a.family, prefix: p });
-  return (a.value & ~mask) === (b.value & ~mask);
-}
-
-export function formatIp(ip: Ip | { family: Family; value: bigint }): string {
-  if (ip.family === 4) {
-    const v = Number(ip.value);
-    return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join(".");
-  }
-  const bytes: number[] = [];
-  for (let i = 15; i >= 0; i--) bytes.push(Number((ip.value >> BigInt(i * 8)) & 255n));
-  return ipaddr.fromByteArray(bytes).toString();
-}
-
-/** `a.b.c.d/p` as iptables-save prints it (always with the prefix). */
-export function formatCidr(c: Cidr): string {
-  return `${formatIp(c)}/${c.prefix}`;
-}
-
-/** The network itself (host bits cleared), as iptables prints a source network. */
-export function formatNetwork(c: Cidr): string {
-  return `${formatIp({ family: c.family, value: networkOf(c) })}/${c.prefix}`;
-}
-
 
 export function familyOf(a: AddressSpec): Family {
   return a.kind === "cidr" ? a.cidr.family : a.range.family;

@@ -28,9 +28,9 @@ import { dockerWrites, meaningful } from "../generate.js";
 import { ownedChains } from "../policy/owned.js";
 import type { Policy } from "../model/types.js";
 import type { Family } from "../model/values.js";
+import { bits, formatIp, readIp } from "../ir/address.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
 import { templates } from "./templates.js";
-import ipaddr from "ipaddr.js";
 
 /** dockwall's table, and where its base chains hook in (before iptables-nft's and Docker 29's filter chains, at 0). */
 export const NFT_TABLE = "inet dockwall";
@@ -54,11 +54,10 @@ const q = (s: string) => {
 /** An address or network as nft prints it: a single address without /32 or /128, IPv6 in its shortest form. */
 function addr(v: string): string {
   const [a, len] = v.split("/");
-  if (!a || !ipaddr.isValid(a)) return v;
-  const ip = ipaddr.parse(a);
-  const text = ip.toString();
-  const full = ip.kind() === "ipv6" ? 128 : 32;
-  return len === undefined || Number(len) === full ? text : `${text}/${len}`;
+  const ip = a ? readIp(a) : undefined;
+  if (!ip) return v;
+  const text = formatIp(ip);
+  return len === undefined || Number(len) === bits(ip.family) ? text : `${text}/${len}`;
 }
 /** Conntrack states in the order nft prints them. */
 const STATE_ORDER = ["invalid", "established", "related", "new", "untracked"];
