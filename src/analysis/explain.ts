@@ -100,6 +100,12 @@ function endpointOf(c: Container, family: Family, network?: string): { net: stri
   return undefined;
 }
 
+/** ` (GATEWAY)`: the host's address on a network, as a hint. */
+function n0(n: { gateways: { value: Ip }[] } | undefined, family: Family): string {
+  const g = n?.gateways.find((x) => x.value.family === family);
+  return g ? ` (${formatIp(g.value)})` : "";
+}
+
 function containerAt(p: Policy | undefined, addr: string, family: Family): Container | undefined {
   return p?.containers.find((c) => c.endpoints.some((e) => e.addresses.some((a) => a.value.family === family && formatIp(a.value) === addr)));
 }
@@ -125,6 +131,10 @@ function packetOf(ctx: ExplainContext, spec: PacketSpec): Packet {
     const ep = endpointOf(c, family, network);
     if (!ep) throw new ExplainError(`container '${name}' has no IPv${family} address${network ? ` on network '${network}'` : ""}`);
     src = formatIp(ep.ip);
+    // Its own loopback: the packet never leaves the container (a review: explain said the host took it).
+    if (family === 4 ? spec.dst.value >> 24n === 127n : spec.dst.value === 1n) {
+      throw new ExplainError(`${formatIp(spec.dst)} is the loopback of container '${name}' itself: the packet never leaves the container, and no rule of the host's sees it`, `for the host, use its address on the container's network${n0(nets.get(ep.net), family)}`);
+    }
     const n = nets.get(ep.net);
     iface = n?.bridge.value ?? iface;
     bridged = !!n && n.subnets.some((s) => s.value.family === family && cidrContains(s.value, spec.dst));
@@ -157,6 +167,8 @@ function packetOf(ctx: ExplainContext, spec: PacketSpec): Packet {
     local = [...(inDocker ? [] : [dst]), ...networks.flatMap((n) => n.gateways.filter((g) => g.value.family === family).map((g) => formatIp(g.value)))];
     routes = networks.flatMap((n) => n.subnets.filter((s) => s.value.family === family).map((s) => ({ dst: formatCidr(s.value), dev: n.bridge.value })));
   }
+  // A Docker network's address that is the host's own (its gateway on the bridge) is not bridged: it is delivered to the host (a review).
+  if (bridged && local.includes(dst)) bridged = false;
   const pk: Packet = { family, in: iface!, src, dst, proto: spec.proto, sport: spec.src.kind === "address" ? spec.src.port ?? ANY_SPORT : ANY_SPORT, dport: spec.dport, icmpType: spec.icmpType, state: spec.state, local, routes, bridged };
   if (spec.src.kind === "host") {
     // The host's own packet leaves from the address the kernel picks: the destination itself when it is the host's, the bridge's toward a container; else not known.

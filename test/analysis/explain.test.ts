@@ -287,3 +287,10 @@ describe("every rule of Docker's tables carries what dockerd wrote it for (the I
     expect(r.decided_by?.origin).toEqual({ kind: "docker", release: "28.2", object: { type: "container", name: "api" } });
   });
 });
+
+test("a container's packet to 127.0.0.1 or ::1 is its own loopback: an error that says so, not an answer about the host's rules (a review: explain said the host took it)", async () => {
+  const io = memoryIo({ "web-host.dw": TEXT });
+  expect(await run(["explain", "web-host.dw", "tcp container:web -> 127.0.0.1:9000"], io)).toBe(2);
+  expect(io.err.join("")).toContain("dockwall: packet 1 ('tcp container:web -> 127.0.0.1:9000'): 127.0.0.1 is the loopback of container 'web' itself: the packet never leaves the container, and no rule of the host's sees it\n");
+  expect(io.out.join("")).toBe("");
+});

@@ -130,6 +130,16 @@ describeKernel("explain --live, matrix --live and verify on an nftables host: th
       expect(j.packets[0]!.path.find((s) => s.rule === 'iifname "eth0" accept')).toMatchObject({ table: "inet dockwall", chain: "docker-user-ip" });
       const lan = dockwall("explain", "--live", file, probe.replace(/^tcp \S+/, "tcp 192.168.1.9:40000").replace(/in eth0$/, "in eth1"));
       expect(lan.stdout).toMatch(/↳ \S*large\.dw:9:1: allow lan to a, b, c, d;/);
+      // A container's packet to its bridge's gateway, the host's own address there: the host's input decides, as for real (a
+      // review: explain took it for bridged, and said it was routed on).
+      for (const [family, gw] of [[4, "172.17.0.1"], [6, "fd00:17::1"]] as const) {
+        const toHost = dockwall("explain", "--live", file, `tcp container:a -> ${family === 6 ? `[${gw}]` : gw}:22`, "--json");
+        expect(toHost.status, toHost.stderr).toBe(0);
+        const said = (JSON.parse(toHost.stdout) as { packets: { verdict: string; delivered?: { to: string } }[] }).packets[0]!;
+        expect(said.verdict).toBe("drop");
+        const [real] = await lab.probe([{ from: { container: "a" }, family, src: family === 4 ? "172.17.0.2" : "fd00:17::2", dst: gw, proto: "tcp", port: 22 }], 800);
+        expect(real!.open).toBe(false);
+      }
       // dockwall's table switched off (flags dormant: nft's JSON does not say it, its listing does): it filters nothing, and verify says what is open.
       expect(lab.host.run(["nft", "delete", "rule", "inet", "dockwall", "docker-user-ip", "handle", lab.host.run(["nft", "-a", "list", "chain", "inet", "dockwall", "docker-user-ip"]).stdout.match(/iifname "eth0" accept # handle (\d+)/)![1]!]).stderr).toBe("");
       expect(dockwall("verify", file).status).toBe(0);
