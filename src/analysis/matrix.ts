@@ -263,7 +263,9 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     for (const c of p.containers) {
       const n = publishingNetwork(c, nets);
       const ep = c.endpoints.find((e) => e.network.name === n?.name)?.addresses.find((a) => a.value.family === family);
-      if (!n || !ep) continue;
+      // A container with no address of this family is still reached through docker-proxy, which listens on :: too
+      // (a review: its IPv6 cells were missing, and a hand-made accept of them went unreported).
+      if (!n || (!ep && !p.docker.userlandProxy)) continue;
       for (const pub of c.publishes) {
         const bound = bindAddress(p, pub, n);
         if (bound && bound.family !== family) continue;
@@ -277,7 +279,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
             host_port: b.hostPort,
             container_port: b.containerPort,
             proto: b.proto,
-            containerAddr: formatIp(ep.value),
+            containerAddr: ep ? formatIp(ep.value) : undefined,
             loopbackOnly: bound !== undefined && isLoopback(bound),
             proxied: p.docker.userlandProxy,
           });
@@ -344,7 +346,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           const to = col.host_address ?? hostAddr(iface);
           if (!col.loopbackOnly && to !== undefined) slots.push({ col, path: "dnat", dst: to, port: col.host_port, opened: reached, allowed });
           if (closed) {
-            slots.push({ col, path: "direct", dst: col.containerAddr!, port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward", allowed: () => false });
+            if (col.containerAddr !== undefined) slots.push({ col, path: "direct", dst: col.containerAddr, port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward", allowed: () => false });
             // 127.0.0.1 routed here by a neighbour: no statement opens that path.
             if (family === 4 && (col.loopbackOnly || col.host_address === undefined)) slots.push({ col, path: "loopback", dst: "127.0.0.1", port: col.host_port, opened: reached, allowed: () => false });
           }
