@@ -499,6 +499,22 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
   return { verdict: policyOf(filter, "INPUT"), path: "input", dnat: ctx.dnat, decided: { table: "filter", chain: "INPUT", index: -1 } };
 }
 
+/**
+ * A packet from outside to a loopback address (a neighbour that routes 127.0.0.1 or ::1 via the
+ * host): not the host's to take. Linux drops ::1 from any interface but lo before any rule, and
+ * 127.0.0.0/8 at the routing decision after the nat table (a DNAT to a container, Docker's for a
+ * published port, goes on) unless route_localnet is on for the interface, which dockwall does not
+ * read: unknown, saying why (a review: explain said the host took them).
+ */
+export function loopbackFromOutside(p: Packet, to: string): void {
+  if (p.fromHost || p.in === "lo" || !inCidr(to, p.family === 4 ? "127.0.0.0/8" : "::1/128")) return;
+  throw new Unknown(
+    p.family === 6
+      ? `a packet from ${p.in} to ${to}: Linux drops it before any rule (::1 is the loopback interface's alone)`
+      : `a packet from ${p.in} to ${to}, not DNATed: Linux drops it at the routing decision unless route_localnet is on for ${p.in}, which dockwall does not read`,
+  );
+}
+
 /** Addressed to the host itself: one of its addresses, or loopback. */
 function isLocal(p: Packet, addr: string): boolean {
   const a = numOf(addr);
@@ -545,6 +561,7 @@ function decide(rs: Ruleset, p: Packet, ctx: Ctx, table: (n: Table["name"]) => T
   };
   try {
     if (p.fromHost) return fromHost(p, ctx, table);
+    if (p.family === 6) loopbackFromOutside(p, p.dst);
     const first = isLocal(p, p.dst) ? "input" : "forward";
     const dropped = early("raw", "PREROUTING", first) ?? early("mangle", "PREROUTING", first);
     if (dropped) return dropped;
@@ -556,6 +573,7 @@ function decide(rs: Ruleset, p: Packet, ctx: Ctx, table: (n: Table["name"]) => T
     const filter = table("filter");
     // Addressed to the host (after DNAT, if any): INPUT; to anyone else: routed, FORWARD.
     const to = ctx.dnat ? ctx.dnat.addr : p.dst;
+    loopbackFromOutside(p, to);
     const path = isLocal(p, to) ? "input" : "forward";
     if (path === "forward") ctx.out = routeOf(p, to);
     const chain = path === "forward" ? "FORWARD" : "INPUT";

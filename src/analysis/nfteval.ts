@@ -1024,13 +1024,27 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean }
 const done = (st: State, f: Final | undefined): NftVerdict | undefined => (f ? { verdict: f.verdict, path: st.path, decided: f.step } : undefined);
 const accepted = (st: State): NftVerdict => ({ verdict: "ACCEPT", path: st.path, decided: st.lastAccept });
 
+/** A packet from outside to a loopback address (evaluate.ts loopbackFromOutside): IPv6's before prerouting, IPv4's after. */
+function loopback(p: Packet, to: string, family: 4 | 6): void {
+  if (p.family !== family || p.bridged || p.fromHost || p.in === "lo") return;
+  const a = addrOf(to);
+  if (!a || !(family === 4 ? a.n >> 24n === 127n : a.n === 1n)) return;
+  throw new Unknown(
+    family === 6
+      ? `a packet from ${p.in} to ${to}: Linux drops it before any rule (::1 is the loopback interface's alone)`
+      : `a packet from ${p.in} to ${to}, not DNATed: Linux drops it at the routing decision unless route_localnet is on for ${p.in}, which dockwall does not read`,
+  );
+}
+
 /** From outside: prerouting, the routing decision (after DNAT), then input, or forward and postrouting. */
 function arriving(st: State): NftVerdict {
   const { p } = st;
   st.oif = "";
+  loopback(p, p.dst, 6);
   const pre = done(st, runHook("prerouting", st));
   if (pre) return pre;
   st.natDone.dst = true;
+  loopback(p, st.dst, 4);
   if (p.bridged) {
     // Bridged (br_netfilter): in and out by ports of one bridge; routing after a DNAT is not modelled.
     if (st.dnat) throw new Unknown("a DNAT of a bridged packet");

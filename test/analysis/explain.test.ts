@@ -294,3 +294,15 @@ test("a container's packet to 127.0.0.1 or ::1 is its own loopback: an error tha
   expect(io.err.join("")).toContain("dockwall: packet 1 ('tcp container:web -> 127.0.0.1:9000'): 127.0.0.1 is the loopback of container 'web' itself: the packet never leaves the container, and no rule of the host's sees it\n");
   expect(io.out.join("")).toBe("");
 });
+
+test("from a neighbour to loopback, not DNATed: unknown, saying why (Linux drops ::1 from outside before any rule, and 127.0.0.0/8 unless route_localnet is on); a review found explain saying the host took them", () => {
+  const ctx = context();
+  const v4 = explain(ctx, packet("tcp 192.168.1.2:40000 -> 127.0.0.1:22 in eth1"));
+  expect(v4.verdict).toBe("unknown");
+  expect(v4.unknown.join(" ")).toMatch(/not DNATed: Linux drops it at the routing decision unless route_localnet is on for eth1/);
+  const v6 = explain(ctx, packet("tcp [2001:db8:1::2]:40000 -> [::1]:22 in eth1"));
+  expect(v6.verdict).toBe("unknown");
+  expect(v6.unknown.join(" ")).toMatch(/Linux drops it before any rule/);
+  // A published port on 127.0.0.1 is DNATed by Docker's rule first (fact 3): that path is walked, and dockwall's drop decides it.
+  expect(explain(ctx, packet("tcp 192.168.1.2:40000 -> 127.0.0.1:9000 in eth1")).verdict).toBe("drop");
+});
