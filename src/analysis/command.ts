@@ -29,9 +29,13 @@ export function parsePackets(args: string[]): PacketSpec[] | string {
 }
 
 /** The host's addresses and routes from `ip -j addr` and `ip -j route` (both families). */
-export function hostNetwork(addrJson: string, routes4: string, routes6: string): { addresses: string[]; routes: { dst: string; dev: string }[] } {
+export function hostNetwork(addrJson: string, routes4: string, routes6: string): { addresses: string[]; routes: { dst: string; dev: string }[]; interfaces: string[] } {
   const addresses: string[] = [];
-  for (const link of JSON.parse(addrJson) as { addr_info?: { local?: string }[] }[]) for (const a of link.addr_info ?? []) if (a.local) addresses.push(a.local);
+  const interfaces: string[] = [];
+  for (const link of JSON.parse(addrJson) as { ifname?: string; addr_info?: { local?: string }[] }[]) {
+    if (link.ifname) interfaces.push(link.ifname);
+    for (const a of link.addr_info ?? []) if (a.local) addresses.push(a.local);
+  }
   const routes: { dst: string; dev: string }[] = [];
   for (const [text, def] of [[routes4, "0.0.0.0/0"], [routes6, "::/0"]] as const) {
     for (const r of JSON.parse(text || "[]") as { dst?: string; dev?: string; type?: string }[]) {
@@ -39,7 +43,7 @@ export function hostNetwork(addrJson: string, routes4: string, routes6: string):
       routes.push({ dst: r.dst === "default" ? def : r.dst, dev: r.dev });
     }
   }
-  return { addresses, routes };
+  return { addresses, routes, interfaces };
 }
 
 /** Every packet explained: the results, or the first packet that cannot be (an error to print, exit 2). */

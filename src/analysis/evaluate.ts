@@ -55,6 +55,8 @@ export interface Verdict {
   decided?: Decision;
   /** Why the answer is unknown: the match dockwall cannot evaluate. */
   why?: string;
+  /** Unknown because it is a packet from outside to loopback, not DNATed: whatever happens to it, no container gets it. */
+  martian?: boolean;
   /** With `trace`: every rule that changed or decided the packet, in the order the kernel met them. */
   steps?: Step[];
 }
@@ -118,7 +120,10 @@ function sourceTest(ctx: Ctx, kind: SourceTest["kind"], value: string): boolean 
   return hit;
 }
 
-class Unknown extends Error {}
+class Unknown extends Error {
+  /** A packet from outside to loopback (loopbackFromOutside): the kernel drops it, or delivers it to the host; never to a container. */
+  martian?: boolean;
+}
 
 // Addresses, networks, ranges and port lists are parsed once and kept (a matrix walks the same
 // rules for thousands of packets): the text of a rule or a packet is the key, its meaning the
@@ -508,11 +513,11 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
  */
 export function loopbackFromOutside(p: Packet, to: string): void {
   if (p.fromHost || p.in === "lo" || !inCidr(to, p.family === 4 ? "127.0.0.0/8" : "::1/128")) return;
-  throw new Unknown(
+  throw Object.assign(new Unknown(
     p.family === 6
       ? `a packet from ${p.in} to ${to}: Linux drops it before any rule (::1 is the loopback interface's alone)`
       : `a packet from ${p.in} to ${to}, not DNATed: Linux drops it at the routing decision unless route_localnet is on for ${p.in}, which dockwall does not read`,
-  );
+  ), { martian: true });
 }
 
 /** Addressed to the host itself: one of its addresses, or loopback. */
@@ -583,7 +588,7 @@ function decide(rs: Ruleset, p: Packet, ctx: Ctx, table: (n: Table["name"]) => T
     if (w && w.verdict !== "RETURN" && w.verdict !== "DNAT") return { verdict: w.verdict, path, dnat: ctx.dnat, decided: w.decided };
     return { verdict: policyOf(filter, chain), path, dnat: ctx.dnat, decided: { table: "filter", chain, index: -1 } };
   } catch (e) {
-    if (e instanceof Unknown) return { verdict: "unknown", path: "input", dnat: ctx.dnat, why: e.message };
+    if (e instanceof Unknown) return { verdict: "unknown", path: "input", dnat: ctx.dnat, why: e.message, ...(e.martian ? { martian: true } : {}) };
     throw e;
   }
 }

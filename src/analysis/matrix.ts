@@ -62,7 +62,8 @@ export interface MatrixContext {
   rulesets: Partial<Record<Family, Ruleset>>;
   /** The host's own address on each interface (live: from the kernel); else a stand-in address. */
   hostAddress?: (family: Family, iface: string) => string | undefined;
-  host?: { addresses: string[]; routes: { dst: string; dev: string }[] };
+  /** live: the host's addresses, routes and interfaces (`ip -j addr`: those a zone's wildcard names get rows). */
+  host?: { addresses: string[]; routes: { dst: string; dev: string }[]; interfaces?: string[] };
   /** The rules before a change (the loaded ones): each cell says its verdict there too, and the pieces are cut for both. */
   before?: Partial<Record<Family, Ruleset>>;
   /**
@@ -83,6 +84,8 @@ export interface Walked {
   path: "input" | "forward" | "output";
   dnat?: { addr: string; port?: number };
   why?: string;
+  /** Unknown only as to whether the kernel drops a packet from outside to loopback or takes it itself: never a container's. */
+  martian?: boolean;
 }
 
 /** A walk made, with the tests of the source it made (evaluate.ts, sameWay). */
@@ -201,6 +204,28 @@ function representative(p: Piece, family: Family): Ip {
   return { family, value: p.to - p.from >= 3n ? p.from + 2n : p.from };
 }
 
+/**
+ * The interfaces rows are made for: each a zone names, and for a zone's wildcard (`eth+`), the
+ * host's interfaces it holds (live) or one stand-in only it names (compiled, `eth0`); a review found
+ * such zones with no rows at all, and a hand-made accept from them unreported.
+ */
+export function rowInterfaces(p: Policy, live: string[] | undefined): string[] {
+  const all = [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value)))];
+  const named = all.filter((i) => !i.endsWith("+"));
+  const out = [...named];
+  for (const w of all.filter((i) => i.endsWith("+"))) {
+    const prefix = w.slice(0, -1);
+    if (live) {
+      for (const i of live) if (i.startsWith(prefix) && i !== "lo" && !out.includes(i)) out.push(i);
+      continue;
+    }
+    let name = "";
+    for (let k = 0; !name || out.includes(name); k++) name = `${prefix}${k}`;
+    out.push(name);
+  }
+  return out;
+}
+
 export function inZone(z: Zone, iface: string, src: Ip): boolean {
   if (z.builtin) return true;
   if (z.interfaces.length && !z.interfaces.some((i) => (i.value.endsWith("+") ? iface.startsWith(i.value.slice(0, -1)) : i.value === iface))) return false;
@@ -240,7 +265,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
   const zones = byName(p.zones);
   const nets = byName(p.networks);
   const closed = p.docker.published === "closed";
-  const named = [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value)).filter((i) => !i.endsWith("+")))];
+  const named = rowInterfaces(p, ctx.host?.interfaces);
   // Zones that name no interface: their sources may arrive on any, here one the policy does not name.
   const ifaces = named.length ? named : ["any0"];
   const rows = new Map<string, MatrixRow>();
@@ -311,7 +336,8 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     const pieces = piecesOf(at, family);
     const local = (iface: string) => ctx.host?.addresses ?? [hostAddr(iface)!];
     const VERDICTS = ["open", "closed", "unknown"] as const;
-    const verdictOf = (v: Walked, opened: (v: Walked) => boolean) => (v.verdict === "unknown" ? 2 : opened(v) ? 0 : 1);
+    // (127.0.0.1 not DNATed reaches no container, dropped or not: closed, unless docker-proxy, on 0.0.0.0, may take it.)
+    const verdictOf = (v: Walked, slot: { path: MatrixPath; col: { proxied: boolean }; opened: (v: Walked) => boolean }) => (v.verdict === "unknown" ? (v.martian && slot.path === "loopback" && !slot.col.proxied ? 1 : 2) : slot.opened(v) ? 0 : 1);
     for (const iface of ifaces) {
       // The cells of a piece, in one order for every piece of this interface: each a column and a path, the packet's
       // destination, what counts as reaching it, and (per piece) whether the policy allows it.
@@ -383,7 +409,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           // Not compared where there were no rules of this family before (a dump not given): 3.
           const vb = !rsBefore ? undefined : ctx.walkEach ? evaluate(rsBefore, packetOf(slot, srcText)) : remembered(walkedBefore[k]!, rsBefore, probe, () => packetOf(slot, srcText));
           vs[k] = v;
-          codes[k] = verdictOf(v, slot.opened) + 3 * (slot.allowed(src) ? 1 : 0) + 6 * (vb ? verdictOf(vb, slot.opened) : 3);
+          codes[k] = verdictOf(v, slot) + 3 * (slot.allowed(src) ? 1 : 0) + 6 * (vb ? verdictOf(vb, slot) : 3);
         }
         // Pieces alike in every cell (and of one zone), one row: the cells are those of its first piece.
         const key = `${zone ?? ""}|${Buffer.from(codes.buffer, codes.byteOffset, codes.length).toString("latin1")}`;
@@ -413,7 +439,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
             intent: intent ? "allowed" : "not-allowed",
             mismatch,
             probe: `${probeProto} ${fmtAddr(srcText, proto === "icmp" ? undefined : 40000)} -> ${fmtAddr(slot.dst, slot.port)} in ${iface}`,
-            ...(v.verdict === "unknown" ? { why: v.why } : {}),
+            ...(verdict === "unknown" ? { why: v.why } : {}),
             ...(b !== 3 ? { before: VERDICTS[b]! } : {}),
           });
         }

@@ -109,7 +109,10 @@ export interface NftVerdict {
   steps?: NftStep[];
 }
 
-class Unknown extends Error {}
+class Unknown extends Error {
+  /** A packet from outside to loopback (evaluate.ts loopbackFromOutside). */
+  martian?: boolean;
+}
 
 const isObj = (j: Json | undefined): j is Obj => typeof j === "object" && j !== null && !Array.isArray(j);
 const str = (j: Json | undefined): string | undefined => (typeof j === "string" ? j : undefined);
@@ -1013,7 +1016,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean }
     v = p.fromHost ? fromHost(st) : arriving(st);
   } catch (e) {
     if (!(e instanceof Unknown)) throw e;
-    v = { verdict: "unknown", path: st.path, why: e.message };
+    v = { verdict: "unknown", path: st.path, why: e.message, ...(e.martian ? { martian: true } : {}) };
   }
   if (st.dnat) v.dnat = st.dnat;
   if (st.snat && v.verdict !== "unknown") v.snat = st.snat;
@@ -1029,11 +1032,11 @@ function loopback(p: Packet, to: string, family: 4 | 6): void {
   if (p.family !== family || p.bridged || p.fromHost || p.in === "lo") return;
   const a = addrOf(to);
   if (!a || !(family === 4 ? a.n >> 24n === 127n : a.n === 1n)) return;
-  throw new Unknown(
+  throw Object.assign(new Unknown(
     family === 6
       ? `a packet from ${p.in} to ${to}: Linux drops it before any rule (::1 is the loopback interface's alone)`
       : `a packet from ${p.in} to ${to}, not DNATed: Linux drops it at the routing decision unless route_localnet is on for ${p.in}, which dockwall does not read`,
-  );
+  ), { martian: true });
 }
 
 /** From outside: prerouting, the routing decision (after DNAT), then input, or forward and postrouting. */

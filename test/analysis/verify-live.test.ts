@@ -102,3 +102,44 @@ describeKernel("dockwall verify: the loaded rules against the policy, proven wit
     }
   }, 120_000);
 });
+
+describeKernel("dockwall verify: a zone by a wildcard interface (a review: such zones had no rows, and what a hand-made rule opened from them went unreported)", () => {
+  it("a hand-made ACCEPT from eth0 (zone wan: eth+) is listed, and its cells are what packets find", async () => {
+    const text = `docker { version 20.10; iptables off; userland-proxy off; }
+zone wan { interface eth+; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan to web:8080;
+host { allow lan tcp 22; }
+`;
+    const r = compile(text, { noRender: true });
+    expect(r.ok).toBe(true);
+    const plan = planPolicyLab(r.policy!);
+    expect(plan.ifaces.map((f) => f.name)).toEqual(["eth1", "eth0"]);
+    const lab = await startPolicyLab(plan);
+    const dir = mkdtempSync(join(tmpdir(), "dockwall-verify-"));
+    try {
+      writeFileSync(join(dir, "host.dw"), text);
+      for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
+      const verify = () => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", join(dir, "host.dw"), "--json"], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
+      const clean = verify();
+      expect([clean.status, clean.stderr], clean.stdout).toEqual([0, ""]);
+      expect(lab.host.run(["iptables", "-I", "DOCKER-USER", "1", "-i", "eth0", "-j", "ACCEPT"]).status).toBe(0);
+      expect(lab.host.run(["iptables", "-I", "INPUT", "1", "-i", "eth0", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]).status).toBe(0);
+      const v = verify();
+      expect(v.status, v.stderr).toBe(1);
+      const cells = (JSON.parse(v.stdout) as { cells: MatrixCell[] }).cells;
+      const from0 = cells.filter((c) => c.probe.endsWith(" in eth0") && c.family === 4);
+      expect(from0.map((c) => `${c.column} ${c.path} ${c.verdict}`).sort()).toEqual(["host:22/tcp host open", "web:8080/tcp direct open", "web:8080/tcp dnat open", "web:8080/tcp loopback open"]);
+      const eth0 = plan.ifaces.find((f) => f.name === "eth0")!;
+      const got = await lab.probe(from0.map((c) => {
+        const p = parsePacket(c.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>;
+        return { from: { iface: "eth0" }, family: 4 as const, src: eth0.nbr4, dst: formatIp(p.dst), proto: p.proto as "tcp", port: p.dport };
+      }), 1000);
+      expect(got.map((g) => g.open)).toEqual(from0.map(() => true));
+    } finally {
+      await lab.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { compile, type CompileResult } from "../../src/compile.js";
 import { formatDiagnostics } from "../../src/diagnostics.js";
 import type { Packet } from "../../src/analysis/evaluate.js";
+import { rowInterfaces } from "../../src/analysis/matrix.js";
 import type { Policy } from "../../src/model/types.js";
 import { bits, broadcastOf, cidrContains, formatIp, hostMask, isError, networkOf, parseCidr, parseIp, specContains, type AddressSpec, type Family, type Ip, type Proto } from "../../src/model/values.js";
 import { createNetns, deleteNetns, type Netns } from "./kernel.js";
@@ -95,16 +96,15 @@ const portsOf = (r: { from: number; to: number }) => [...new Set([r.from, r.to])
 
 /** The lab for a compiled policy (its model with Docker's facts added). */
 export function planPolicyLab(p: Policy): PolicyLabPlan {
-  // Interfaces: every one a zone names (wildcards left out), and one for `from`-only zones.
-  const names: string[] = [];
+  // Interfaces: every one a zone names, a stand-in for each wildcard (as the matrix has: eth+ → eth0), and one for `from`-only zones.
   // (A zone on a Docker network's bridge has that bridge: no interface of its own.)
   const bridgeNames = new Set(p.networks.map((n) => n.bridge.value));
-  for (const z of p.zones) for (const i of z.interfaces) if (!i.value.endsWith("+") && !names.includes(i.value) && !bridgeNames.has(i.value)) names.push(i.value);
+  const names: string[] = rowInterfaces(p, undefined).filter((i) => !bridgeNames.has(i));
   if (p.zones.some((z) => !z.builtin && z.interfaces.length === 0) || names.length === 0) names.push(ANY_IFACE);
   const ifaces: LabIface[] = names.map((name, i) => ({ name, host4: `10.200.${i}.1`, host6: `fd00:200:${i}::1`, nbr4: `10.200.${i}.2`, nbr6: `fd00:200:${i}::2`, sources: [] }));
   const ifaceOfZone = (zone: string | undefined): string => {
     const z = p.zones.find((x) => x.name === zone);
-    const first = z?.interfaces.find((i) => !i.value.endsWith("+") && names.includes(i.value))?.value;
+    const first = z?.interfaces.map((i) => (i.value.endsWith("+") ? names.find((n) => n.startsWith(i.value.slice(0, -1))) : i.value)).find((i) => i !== undefined && names.includes(i));
     return first ?? (z && !z.builtin ? ANY_IFACE : names[0]!);
   };
   const placed = new Set<string>(ifaces.flatMap((f) => [f.host4, f.host6, f.nbr4, f.nbr6]));
