@@ -495,7 +495,14 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
   if (w && w.verdict !== "RETURN" && w.verdict !== "DNAT" && w.verdict !== "ACCEPT") return { verdict: w.verdict, path: "output", dnat: ctx.dnat, decided: w.decided };
   const decided: Decision = w && w.verdict === "ACCEPT" ? w.decided : { table: "filter", chain: "OUTPUT", index: -1 };
   if (!(w && w.verdict === "ACCEPT") && policyOf(filter, "OUTPUT") === "DROP") return { verdict: "DROP", path: "output", dnat: ctx.dnat, decided };
-  if (!local) return { verdict: "ACCEPT", path: "output", dnat: ctx.dnat, decided };
+  if (!local) {
+    // Out: mangle POSTROUTING can still drop it.
+    const m = table("mangle");
+    const pw = m ? walk(m, "POSTROUTING", p, ctx) : undefined;
+    if (pw && (pw.verdict === "DROP" || pw.verdict === "REJECT")) return { verdict: pw.verdict, path: "output", dnat: ctx.dnat, decided: pw.decided };
+    if (m && (!pw || pw.verdict === "RETURN") && policyOf(m, "POSTROUTING") === "DROP") return { verdict: "DROP", path: "output", dnat: ctx.dnat, decided: { table: "mangle", chain: "POSTROUTING", index: -1 } };
+    return { verdict: "ACCEPT", path: "output", dnat: ctx.dnat, decided };
+  }
   // To the host itself: in again by lo.
   ctx.inLo = true;
   const lo = { ...p, in: "lo" };
@@ -565,6 +572,7 @@ function decide(rs: Ruleset, p: Packet, ctx: Ctx, table: (n: Table["name"]) => T
     return undefined;
   };
   try {
+    if (rs.unwalked?.length) throw new Unknown(`${rs.unwalked.join(", ")}, which dockwall does not walk`);
     if (p.fromHost) return fromHost(p, ctx, table);
     if (p.family === 6) loopbackFromOutside(p, p.dst);
     const first = isLocal(p, p.dst) ? "input" : "forward";
@@ -585,8 +593,10 @@ function decide(rs: Ruleset, p: Packet, ctx: Ctx, table: (n: Table["name"]) => T
     const mangled = early("mangle", chain, path);
     if (mangled) return mangled;
     const w = filter ? walk(filter, chain, p, ctx) : undefined;
-    if (w && w.verdict !== "RETURN" && w.verdict !== "DNAT") return { verdict: w.verdict, path, dnat: ctx.dnat, decided: w.decided };
-    return { verdict: policyOf(filter, chain), path, dnat: ctx.dnat, decided: { table: "filter", chain, index: -1 } };
+    const v: Verdict = w && w.verdict !== "RETURN" && w.verdict !== "DNAT" ? { verdict: w.verdict, path, dnat: ctx.dnat, decided: w.decided } : { verdict: policyOf(filter, chain), path, dnat: ctx.dnat, decided: { table: "filter", chain, index: -1 } };
+    // Routed on: mangle POSTROUTING can still drop it (a review found such a drop unseen).
+    if (v.verdict === "ACCEPT" && path === "forward") return early("mangle", "POSTROUTING", path) ?? v;
+    return v;
   } catch (e) {
     if (e instanceof Unknown) return { verdict: "unknown", path: "input", dnat: ctx.dnat, why: e.message, ...(e.martian ? { martian: true } : {}) };
     throw e;

@@ -73,6 +73,11 @@ export interface Ruleset {
    */
   scope: "full" | "owned";
   /**
+   * Read from the kernel: tables that hold rules the evaluators do not walk (iptables' security
+   * table); what they decide is not known, so an answer about a packet is unknown, naming them.
+   */
+  unwalked?: string[];
+  /**
    * Jumps that must come first in a built-in chain dockwall does not own, or shares with the
    * host (INPUT without a host block): Docker's `FORWARD -j DOCKER-USER` (dockerd puts it
    * there, and an `iptables -F FORWARD` takes it away), dockwall's `INPUT -j DOCKWALL-PROXY`

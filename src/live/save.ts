@@ -473,8 +473,14 @@ function irRule(p: ParsedRule): Rule {
 /** iptables-save text, read, as a rule set in dockwall's IR: what the kernel holds, for the packet evaluator. */
 export function toRuleset(saved: SavedRuleset, family: 4 | 6): Ruleset {
   const tables: Table[] = [];
+  const unwalked: string[] = [];
   for (const [name, t] of saved) {
-    if (!(name in BUILTIN_CHAINS)) continue;
+    // (The security table, SELinux's: its rules can drop what the filter table accepts; a review found them unseen.)
+    if (!(name in BUILTIN_CHAINS)) {
+      const held = [...t.chains.values()].filter((c) => c.rules.length > 0).map((c) => c.name);
+      if (held.length) unwalked.push(`the ${name} table's rules (${held.join(", ")})`);
+      continue;
+    }
     const builtins = BUILTIN_CHAINS[name as Table["name"]];
     // A chain's rules are read when first walked: a packet visits a few chains of thousands.
     const chains: Chain[] = [...t.chains.values()].map((c) => {
@@ -490,7 +496,7 @@ export function toRuleset(saved: SavedRuleset, family: 4 | 6): Ruleset {
     });
     tables.push({ name: name as Table["name"], chains });
   }
-  return { family, tables, scope: "full" };
+  return { family, tables, scope: "full", ...(unwalked.length ? { unwalked } : {}) };
 }
 
 /** A compiled rule set (the IR) as a SavedRuleset, without printing and re-reading it. */

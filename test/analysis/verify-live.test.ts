@@ -143,3 +143,41 @@ host { allow lan tcp 22; }
     }
   }, 60_000);
 });
+
+describeKernel("dockwall verify: drops in the tables and chains beside filter's (a review found them unseen)", () => {
+  it("a drop in mangle POSTROUTING is listed as the cells it closes, as packets find them; rules in the security table make the answers unknown, naming it", async () => {
+    const text = readFileSync(`${root}examples/web-host.dw`, "utf8");
+    const r = compile(text, { noRender: true });
+    const plan = planPolicyLab(r.policy!);
+    const lab = await startPolicyLab(plan);
+    const dir = mkdtempSync(join(tmpdir(), "dockwall-verify-"));
+    try {
+      writeFileSync(join(dir, "host.dw"), text);
+      for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
+      const verify = () => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", join(dir, "host.dw"), "--json"], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
+      expect(verify().status).toBe(0);
+      // What is forwarded to web (port 80 on docker0) is dropped on its way out.
+      expect(lab.host.run(["iptables", "-t", "mangle", "-A", "POSTROUTING", "-o", "docker0", "-p", "tcp", "--dport", "80", "-j", "DROP"]).status).toBe(0);
+      const v = verify();
+      expect(v.status, v.stderr).toBe(1);
+      const cells = (JSON.parse(v.stdout) as { cells: MatrixCell[] }).cells;
+      expect(cells.length).toBeGreaterThan(0);
+      expect(cells.every((c) => c.column.startsWith("web:") && c.family === 4 && c.verdict === "closed" && c.intent === "allowed")).toBe(true);
+      const lan = plan.ifaces.find((f) => f.name === "eth1")!;
+      const [real] = await lab.probe([{ from: { iface: "eth1" }, family: 4, src: lan.nbr4, dst: lan.host4, proto: "tcp", port: 8080 }], 1000);
+      expect(real!.open).toBe(false);
+      expect(lab.host.run(["iptables", "-t", "mangle", "-F", "POSTROUTING"]).status).toBe(0);
+      expect(verify().status).toBe(0);
+      // SELinux's table, which dockwall does not walk: every answer unknown, saying so.
+      expect(lab.host.run(["iptables", "-t", "security", "-I", "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]).status).toBe(0);
+      const s = verify();
+      expect(s.status).toBe(1);
+      const unknown = (JSON.parse(s.stdout) as { cells: MatrixCell[] }).cells.filter((c) => c.family === 4);
+      expect(unknown.length).toBeGreaterThan(0);
+      expect(unknown.every((c) => c.verdict === "unknown" && /the security table's rules \(INPUT\), which dockwall does not walk/.test(c.why ?? ""))).toBe(true);
+    } finally {
+      await lab.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
