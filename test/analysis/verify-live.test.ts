@@ -3,7 +3,7 @@
 // hand-made ACCEPT in DOCKER-USER, one of docker-proxy's port over IPv6 in INPUT, and a fail2ban-style DROP in INPUT it lists the cells they
 // changed (exit 1), and each cell it lists is what real packets find: its probe, sent from a
 // neighbour, gets through exactly when verify says the cell is open.
-import { spawnSync } from "node:child_process";
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +13,7 @@ import { parsePacket } from "../../src/analysis/packet.js";
 import { compile } from "../../src/compile.js";
 import { formatIp } from "../../src/model/values.js";
 import { describeKernel } from "../lab/kernel.js";
-import { planPolicyLab, startPolicyLab } from "../lab/policylab.js";
+import { planPolicyLab, startPolicyLab, type PolicyLab, type PolicyLabPlan } from "../lab/policylab.js";
 
 const root = new URL("../../", import.meta.url).pathname;
 const bin = process.env.DOCKWALL_BIN || `${root}bin/dockwall`;
@@ -103,6 +103,24 @@ describeKernel("dockwall verify: the loaded rules against the policy, proven wit
   }, 120_000);
 });
 
+/** The policy's world, its rules loaded; `fn` gets it and `verify --json` there. */
+async function loaded(text: string, fn: (w: { lab: PolicyLab; plan: PolicyLabPlan; verify: () => SpawnSyncReturns<string> }) => Promise<void>): Promise<void> {
+  const r = compile(text, { noRender: true });
+  expect(r.ok).toBe(true);
+  const plan = planPolicyLab(r.policy!);
+  const lab = await startPolicyLab(plan);
+  const dir = mkdtempSync(join(tmpdir(), "dockwall-verify-"));
+  try {
+    writeFileSync(join(dir, "host.dw"), text);
+    for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
+    const verify = () => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", join(dir, "host.dw"), "--json"], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
+    await fn({ lab, plan, verify });
+  } finally {
+    await lab.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describeKernel("dockwall verify: a zone by a wildcard interface (a review: such zones had no rows, and what a hand-made rule opened from them went unreported)", () => {
   it("a hand-made ACCEPT from eth0 (zone wan: eth+) is listed, and its cells are what packets find", async () => {
     const text = `docker { version 20.10; iptables off; userland-proxy off; }
@@ -112,16 +130,8 @@ container web { network bridge 172.17.0.2; publish 8080:80; }
 allow lan to web:8080;
 host { allow lan tcp 22; }
 `;
-    const r = compile(text, { noRender: true });
-    expect(r.ok).toBe(true);
-    const plan = planPolicyLab(r.policy!);
-    expect(plan.ifaces.map((f) => f.name)).toEqual(["eth1", "eth0"]);
-    const lab = await startPolicyLab(plan);
-    const dir = mkdtempSync(join(tmpdir(), "dockwall-verify-"));
-    try {
-      writeFileSync(join(dir, "host.dw"), text);
-      for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
-      const verify = () => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", join(dir, "host.dw"), "--json"], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
+    await loaded(text, async ({ lab, plan, verify }) => {
+      expect(plan.ifaces.map((f) => f.name)).toEqual(["eth1", "eth0"]);
       const clean = verify();
       expect([clean.status, clean.stderr], clean.stdout).toEqual([0, ""]);
       expect(lab.host.run(["iptables", "-I", "DOCKER-USER", "1", "-i", "eth0", "-j", "ACCEPT"]).status).toBe(0);
@@ -137,24 +147,13 @@ host { allow lan tcp 22; }
         return { from: { iface: "eth0" }, family: 4 as const, src: eth0.nbr4, dst: formatIp(p.dst), proto: p.proto as "tcp", port: p.dport };
       }), 1000);
       expect(got.map((g) => g.open)).toEqual(from0.map(() => true));
-    } finally {
-      await lab.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   }, 60_000);
 });
 
 describeKernel("dockwall verify: drops in the tables and chains beside filter's (a review found them unseen)", () => {
   it("a drop in mangle POSTROUTING is listed as the cells it closes, as packets find them; rules in the security table make the answers unknown, naming it", async () => {
-    const text = readFileSync(`${root}examples/web-host.dw`, "utf8");
-    const r = compile(text, { noRender: true });
-    const plan = planPolicyLab(r.policy!);
-    const lab = await startPolicyLab(plan);
-    const dir = mkdtempSync(join(tmpdir(), "dockwall-verify-"));
-    try {
-      writeFileSync(join(dir, "host.dw"), text);
-      for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
-      const verify = () => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", join(dir, "host.dw"), "--json"], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
+    await loaded(readFileSync(`${root}examples/web-host.dw`, "utf8"), async ({ lab, plan, verify }) => {
       expect(verify().status).toBe(0);
       // What is forwarded to web (port 80 on docker0) is dropped on its way out.
       expect(lab.host.run(["iptables", "-t", "mangle", "-A", "POSTROUTING", "-o", "docker0", "-p", "tcp", "--dport", "80", "-j", "DROP"]).status).toBe(0);
@@ -175,9 +174,6 @@ describeKernel("dockwall verify: drops in the tables and chains beside filter's 
       const unknown = (JSON.parse(s.stdout) as { cells: MatrixCell[] }).cells.filter((c) => c.family === 4);
       expect(unknown.length).toBeGreaterThan(0);
       expect(unknown.every((c) => c.verdict === "unknown" && /the security table's rules \(INPUT\), which dockwall does not walk/.test(c.why ?? ""))).toBe(true);
-    } finally {
-      await lab.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   }, 60_000);
 });

@@ -96,6 +96,16 @@ const until = async (what: () => boolean, ms = 5000) => {
 };
 const dnat = (k: MemoryKernel, port: number) => k.save(4).includes(`--dport ${port} -j DNAT`);
 
+/** api and db start; api's event comes, db's is dropped (under load dockerd drops them). */
+function apiAndDb(d: ReturnType<typeof daemon>): { api: Container; db: Container } {
+  const api = another("api", "172.17.0.9", 9090, "2026-11-21T22:45:00.0Z");
+  const db = another("db", "172.17.0.10", 9091, "2026-11-21T22:45:01.0Z");
+  d.running.set(api.Id, api);
+  d.running.set(db.Id, db);
+  d.event("start", api);
+  return { api, db };
+}
+
 describe("watch: quick reads after events, a full read once they pause", () => {
   test("a container's event: only it is read, its rules load; the full read that follows finds a container whose event was dropped", async () => {
     const d = daemon();
@@ -105,11 +115,7 @@ describe("watch: quick reads after events, a full read once they pause", () => {
     expect(d.reads).toEqual({ full: 1, quick: 0 });
     expect(dnat(kernel, 8080)).toBe(true);
     // api starts and its event comes; db starts and dockerd drops its event (under load it drops them).
-    const api = another("api", "172.17.0.9", 9090, "2026-11-21T22:45:00.0Z");
-    const db = another("db", "172.17.0.10", 9091, "2026-11-21T22:45:01.0Z");
-    d.running.set(api.Id, api);
-    d.running.set(db.Id, db);
-    d.event("start", api);
+    const { api } = apiAndDb(d);
     await until(() => dnat(kernel, 9090));
     expect(d.reads).toEqual({ full: 1, quick: 1 });
     expect(dnat(kernel, 9091)).toBe(false);
@@ -134,11 +140,7 @@ describe("watch: quick reads after events, a full read once they pause", () => {
     const { w, kernel } = watcher(d, 20, { pending: () => "the apply of 2025-01-01T00:00:00Z (host.dw) waits for confirmation", applied: () => ({ text: POLICY }) });
     const running = w.run();
     await until(() => w.stats.reconciles >= 1);
-    const api = another("api", "172.17.0.9", 9090, "2026-11-21T22:45:00.0Z");
-    const db = another("db", "172.17.0.10", 9091, "2026-11-21T22:45:01.0Z");
-    d.running.set(api.Id, api);
-    d.running.set(db.Id, db);
-    d.event("start", api);
+    const { api } = apiAndDb(d);
     await until(() => dnat(kernel, 9090));
     expect(d.reads).toEqual({ full: 1, quick: 1 });
     // db's event was dropped: the full read after the quick one finds it, while the apply still waits.
