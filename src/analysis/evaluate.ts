@@ -57,6 +57,8 @@ export interface Verdict {
   why?: string;
   /** Unknown because it is a packet from outside to loopback, not DNATed: whatever happens to it, no container gets it. */
   martian?: boolean;
+  /** The connection's replies are dropped (by `decided`): the packet that opens it gets through, the connection does not. */
+  reply?: boolean;
   /** With `trace`: every rule that changed or decided the packet, in the order the kernel met them. */
   steps?: Step[];
 }
@@ -106,7 +108,16 @@ export function sourceOf(src: string, local: string[]): { src: string; local: st
 
 /** A source test, its answer noted when the walk keeps them. */
 function sourceTest(ctx: Ctx, kind: SourceTest["kind"], value: string): boolean {
-  const hit = sourceAnswer(kind, value, ctx.packet);
+  return noted(ctx, kind, value, sourceAnswer(kind, value, ctx.packet));
+}
+
+/** A reply's test of its destination (the source of the packet that opened the connection), noted as a source test. */
+function originTest(ctx: Ctx, kind: SourceTest["kind"], value: string): boolean {
+  const p = ctx.packet;
+  return noted(ctx, kind, value, kind === "cidr" ? inCidr(p.dst, value) : kind === "range" ? inRange(p.dst, value) : p.local.includes(p.dst));
+}
+
+function noted(ctx: Ctx, kind: SourceTest["kind"], value: string, hit: boolean): boolean {
   if (ctx.sources) {
     if (kind === "cidr") {
       const c = nets.get(value)!; // read by inCidr just now
@@ -229,6 +240,11 @@ interface Ctx {
   noIndex?: boolean;
   /** The tests of the source the walk makes, noted (sameWay). */
   sources?: SourceTest[];
+  /**
+   * Walking the reply of a connection (`packet` is the reply): the packet that opened it, and its
+   * DNAT. The reply's destination is the original's source: tests of it are noted as source tests.
+   */
+  reply?: { orig: Packet; dnat?: { addr: string; port?: number } };
 }
 
 /** Whether a test holds, turned by its `!`. */
@@ -246,9 +262,11 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
         let hit: boolean;
         if (p.proto !== "tcp") hit = false;
         else {
-          if (p.state !== "NEW" || mask === undefined || comp === undefined) throw new Unknown(`-m tcp --tcp-flags ${m.flags.value}`);
+          // A new connection's first packet is a bare SYN; the first reply, a SYN-ACK.
+          const has = p.state === "NEW" ? ["SYN"] : ctx.reply ? ["SYN", "ACK"] : undefined;
+          if (!has || mask === undefined || comp === undefined) throw new Unknown(`-m tcp --tcp-flags ${m.flags.value}`);
           const set = (v: string) => new Set(v === "ALL" ? ["FIN", "SYN", "RST", "PSH", "ACK", "URG"] : v === "NONE" ? [] : v.split(","));
-          const under: string[] = set(mask).has("SYN") ? ["SYN"] : [];
+          const under: string[] = has.filter((f) => set(mask).has(f));
           const want = [...set(comp)];
           hit = under.length === want.length && want.every((f) => under.includes(f));
         }
@@ -262,29 +280,30 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
     case "state": {
       if (m.state) {
         const states = m.state.value;
-        const hit = ctx.untracked ? states.has("UNTRACKED") : states.has(p.state) || (states.has("DNAT") && ctx.dnat !== undefined);
+        const hit = ctx.untracked ? states.has("UNTRACKED") : states.has(p.state) || (states.has("DNAT") && (ctx.dnat ?? ctx.reply?.dnat) !== undefined);
         if (!held(m.state, hit)) return false;
       }
       if (m.kind === "state") return true;
       // The address and port the connection was first addressed to: before DNAT, or the only one.
-      if (m.origDst && !held(m.origDst, inCidr(p.dst, m.origDst.value))) return false;
-      if (m.origDstPort && !held(m.origDstPort, !ctx.untracked && portIs(m.origDstPort.value, p.dport))) return false;
+      const orig = ctx.reply?.orig ?? p;
+      if (m.origDst && !held(m.origDst, inCidr(orig.dst, m.origDst.value))) return false;
+      if (m.origDstPort && !held(m.origDstPort, !ctx.untracked && portIs(m.origDstPort.value, orig.dport))) return false;
       return true;
     }
     case "iprange":
       if (m.src) {
         if (p.srcUnknown) throw new Unknown(`-m iprange --src-range ${m.src.value}: the host's source address for this destination is not known`);
-        if (!held(m.src, sourceTest(ctx, "range", m.src.value))) return false;
+        if (!held(m.src, ctx.reply ? inRange(p.src, m.src.value) : sourceTest(ctx, "range", m.src.value))) return false;
       }
-      return !m.dst || held(m.dst, inRange(ctx.dnat ? ctx.dnat.addr : p.dst, m.dst.value));
+      return !m.dst || held(m.dst, ctx.reply ? originTest(ctx, "range", m.dst.value) : inRange(ctx.dnat ? ctx.dnat.addr : p.dst, m.dst.value));
     case "addrtype":
       if (m.src) {
         if (m.src.value !== "LOCAL") throw new Unknown(`addrtype --src-type ${m.src.value}`);
-        if (!held(m.src, p.fromHost === true || sourceTest(ctx, "local", ""))) return false;
+        if (!held(m.src, p.fromHost === true || (ctx.reply ? isLocal(p, p.src) : sourceTest(ctx, "local", "")))) return false;
       }
       if (m.dst) {
         if (m.dst.value !== "LOCAL") throw new Unknown(`addrtype --dst-type ${m.dst.value}`);
-        if (!held(m.dst, isLocal(p, ctx.dnat ? ctx.dnat.addr : p.dst))) return false;
+        if (!held(m.dst, ctx.reply ? originTest(ctx, "local", "") : isLocal(p, ctx.dnat ? ctx.dnat.addr : p.dst))) return false;
       }
       return true;
     case "icmp":
@@ -316,8 +335,8 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
 function matches(r: Rule, p: Packet, ctx: Ctx): boolean {
   const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
   if (r.src && p.srcUnknown) throw new Unknown(`-s ${r.src.neg ? "! " : ""}${r.src.value}: the host's source address for this destination is not known`);
-  if (r.src && !neg(r.src, (v) => sourceTest(ctx, "cidr", v))) return false;
-  if (!neg(r.dst, (v) => inCidr(dst, v))) return false;
+  if (r.src && !neg(r.src, (v) => (ctx.reply ? inCidr(p.src, v) : sourceTest(ctx, "cidr", v)))) return false;
+  if (!neg(r.dst, (v) => (ctx.reply ? originTest(ctx, "cidr", v) : inCidr(dst, v)))) return false;
   if (!neg(r.in, (v) => ifaceMatches(v, p.fromHost && !ctx.inLo ? undefined : p.in))) return false;
   if (r.out && !neg(r.out, (v) => ifaceMatches(v, ctx.out))) return false;
   if (r.proto && r.proto !== "all") {
@@ -512,6 +531,57 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
 }
 
 /**
+ * The connection's first reply, walked back the way the kernel takes it (a review found a drop of
+ * the replies unseen: `-i docker0 -o eth1 -j DROP` in DOCKER-USER, `--sport 22 -j DROP` in OUTPUT):
+ * forwarded, through raw and mangle PREROUTING, mangle and filter FORWARD and mangle POSTROUTING;
+ * the host's own, through raw, mangle and filter OUTPUT and mangle POSTROUTING. Replies are
+ * ESTABLISHED (nat is not consulted again). A drop there is the connection's verdict; anything
+ * the walk cannot tell, unknown. An ICMP message other than an echo request has no reply walked.
+ */
+function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
+  const echo = p.proto === "icmp" ? (p.icmpType === 8 ? 0 : p.icmpType === 128 ? 129 : undefined) : undefined;
+  if (p.proto === "icmp" && echo === undefined) return v;
+  const forward = v.path === "forward";
+  if (forward && ctx.out === undefined) return v;
+  const r: Packet = {
+    family: p.family,
+    in: forward ? ctx.out! : "lo",
+    src: v.dnat?.addr ?? p.dst,
+    dst: p.src,
+    proto: p.proto,
+    sport: v.dnat?.port ?? p.dport,
+    dport: p.sport,
+    icmpType: echo,
+    state: "ESTABLISHED",
+    local: p.local,
+    routes: p.routes,
+    ...(forward ? {} : { fromHost: true }),
+  };
+  const rctx: Ctx = { packet: r, noIndex: true, sources: ctx.sources, out: p.in, reply: { orig: p, dnat: ctx.dnat } };
+  const gate = (name: Table["name"], chain: string): { verdict: "DROP" | "REJECT"; decided: Decision } | undefined => {
+    const t = table(name);
+    if (!t) return undefined;
+    const w = walk(t, chain, r, rctx);
+    if (w && (w.verdict === "DROP" || w.verdict === "REJECT")) return { verdict: w.verdict, decided: w.decided };
+    if (w && w.verdict === "ACCEPT") return undefined;
+    return policyOf(t, chain) === "DROP" ? { verdict: "DROP", decided: { table: name, chain, index: -1 } } : undefined;
+  };
+  const way: [Table["name"], string][] = forward
+    ? [["raw", "PREROUTING"], ["mangle", "PREROUTING"], ["mangle", "FORWARD"], ["filter", "FORWARD"], ["mangle", "POSTROUTING"]]
+    : [["raw", "OUTPUT"], ["mangle", "OUTPUT"], ["filter", "OUTPUT"], ["mangle", "POSTROUTING"]];
+  try {
+    for (const [name, chain] of way) {
+      const d = gate(name, chain);
+      if (d) return { verdict: d.verdict, path: v.path, dnat: v.dnat, decided: d.decided, reply: true, ...(v.steps ? { steps: v.steps } : {}) };
+    }
+  } catch (e) {
+    if (e instanceof Unknown) return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `its reply: ${e.message}` };
+    throw e;
+  }
+  return v;
+}
+
+/**
  * A packet from outside to a loopback address (a neighbour that routes 127.0.0.1 or ::1 via the
  * host): not the host's to take. Linux drops ::1 from any interface but lo before any rule, and
  * 127.0.0.0/8 at the routing decision after the nat table (a DNAT to a container, Docker's for a
@@ -548,13 +618,14 @@ function routeOf(p: Packet, addr: string): string | undefined {
 }
 
 /** What happens to a packet that arrives at the host, as the kernel would decide it with these rules. */
-export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noIndex?: boolean; sources?: SourceTest[] } = {}): Verdict {
+export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noIndex?: boolean; sources?: SourceTest[]; replies?: boolean } = {}): Verdict {
   const table = (n: Table["name"]) => rs.tables.find((t) => t.name === n);
   const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex, sources: opts.sources };
-  const v = decide(rs, p, ctx, table);
+  let v = decide(rs, p, ctx, table);
+  if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW" && !ctx.untracked) v = withReply(p, v, ctx, table);
   if (ctx.steps) {
     // Off the end of a built-in chain: its policy decided.
-    if (v.decided?.index === -1) ctx.steps.push({ ...v.decided, action: "policy" });
+    if (v.decided?.index === -1 && !v.reply) ctx.steps.push({ ...v.decided, action: "policy" });
     v.steps = ctx.steps;
   }
   return v;

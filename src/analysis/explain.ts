@@ -46,6 +46,8 @@ export interface ExplainResult {
   path: RuleJson[];
   unknown: string[];
   suggestion: string | null;
+  /** The packet gets through, but the connection's replies are dropped (by `decided_by`): it does not connect. */
+  reply_dropped?: true;
   /** The deciding rule's policy statement (for the text's caret). */
   decidingSpan?: Span;
 }
@@ -341,7 +343,7 @@ function suggest(ctx: ExplainContext, spec: PacketSpec, pk: Packet, v: Verdict, 
   } else return null;
   const rs = ctx.recompile(text, spec.family);
   if (!rs) return null;
-  return evaluate(rs, pk).verdict === "ACCEPT" ? statement : null;
+  return evaluate(rs, pk, { replies: true }).verdict === "ACCEPT" ? statement : null;
 }
 
 /** Where a rule of an nftables table came from: dockwall's table (by the compiled rule it translates), Docker's (the container or network it serves), another tool's. */
@@ -405,14 +407,15 @@ export function explain(ctx: ExplainContext, spec: PacketSpec, live = false): Ex
   const rs = ctx.rulesets[family];
   if (!rs) return { ...base, unknown: [`there are no IPv${family} rules to walk`] };
   const pk = packetOf(ctx, spec);
-  const v = evaluate(rs, pk, { trace: true });
+  const v = evaluate(rs, pk, { trace: true, replies: true });
   const path = (v.steps ?? []).map((s) => ruleJson(ctx, family, s, live));
   if (v.verdict === "unknown") return { ...base, path, unknown: [v.why ?? "the evaluator cannot tell"] };
   const headed = destinationOf(ctx, spec, v);
   const decider = v.decided ? ruleJson(ctx, family, { ...v.decided, action: "policy" }, live) : undefined;
   return {
     ...decided(base, v.verdict, headed, decider, path),
-    suggestion: v.verdict === "ACCEPT" ? null : suggest(ctx, spec, pk, v, headed),
+    ...(v.reply ? { reply_dropped: true } : {}),
+    suggestion: v.verdict === "ACCEPT" || v.reply ? null : suggest(ctx, spec, pk, v, headed),
     decidingSpan: statementOf(v.decided?.rule) ?? (v.decided?.index === -1 && v.decided.chain === "INPUT" && decider?.origin.kind === "policy" && ctx.policy?.host ? { ...ctx.policy.host.span, endLine: ctx.policy.host.span.line, endCol: ctx.policy.host.span.col + "host".length } : undefined),
   };
 }
@@ -442,6 +445,7 @@ export function formatExplain(r: ExplainResult, formatPlace: (span: Span, label:
   const via = dnat ? ` (DNAT by ${describeOrigin(dnat.origin)})` : "";
   if (r.verdict === "unknown") out.push(`  unknown: ${r.unknown.join("; ")}`);
   else if (r.verdict === "accept") out.push(`  accepted: delivered to ${describeWhere(r.delivered!)}${via}`);
+  else if (r.reply_dropped) out.push(`  gets to ${describeWhere(r.headed!)}${via}, but its replies are ${r.verdict === "drop" ? "dropped" : "rejected"}: no connection`);
   else out.push(`  ${r.verdict === "drop" ? "dropped" : "rejected"} on its way to ${describeWhere(r.headed!)}${via}`);
   if (r.path.length) {
     out.push("  path:");
@@ -451,7 +455,7 @@ export function formatExplain(r: ExplainResult, formatPlace: (span: Span, label:
   }
   if (r.decided_by) {
     const o = r.decided_by.origin;
-    out.push(`  decided by ${r.decided_by.table} ${r.decided_by.chain}: ${describeOrigin(o)}`);
+    out.push(`  decided by ${r.decided_by.table} ${r.decided_by.chain}${r.reply_dropped ? ` (the reply)` : ""}: ${describeOrigin(o)}`);
     if (o.kind === "policy" && r.decidingSpan) out.push(...formatPlace(r.decidingSpan, "note: this statement decided").split("\n").map((l) => `    ${l}`));
   }
   if (r.suggestion) out.push(`  to let it in: ${r.suggestion}`);

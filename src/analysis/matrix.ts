@@ -98,7 +98,7 @@ interface Remembered {
 function remembered(list: Remembered[], rs: Ruleset, from: { src: string; local: string[] }, packet: () => Packet): Walked {
   for (let i = 0; i < list.length; i++) if (sameWay(list[i]!.tests, from)) return list[i]!.verdict;
   const tests: SourceTest[] = [];
-  const verdict = evaluate(rs, packet(), { sources: tests });
+  const verdict = evaluate(rs, packet(), { sources: tests, replies: true });
   list.push({ tests, verdict });
   return verdict;
 }
@@ -405,9 +405,9 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         admitted.clear();
         for (let k = 0; k < slots.length; k++) {
           const slot = slots[k]!;
-          const v: Walked = ctx.nft ? ctx.nft.walk(packetOf(slot, srcText)) : ctx.walkEach ? evaluate(rs, packetOf(slot, srcText)) : remembered(walked[k]!, rs, probe, () => packetOf(slot, srcText));
+          const v: Walked = ctx.nft ? ctx.nft.walk(packetOf(slot, srcText)) : ctx.walkEach ? evaluate(rs, packetOf(slot, srcText), { replies: true }) : remembered(walked[k]!, rs, probe, () => packetOf(slot, srcText));
           // Not compared where there were no rules of this family before (a dump not given): 3.
-          const vb = !rsBefore ? undefined : ctx.walkEach ? evaluate(rsBefore, packetOf(slot, srcText)) : remembered(walkedBefore[k]!, rsBefore, probe, () => packetOf(slot, srcText));
+          const vb = !rsBefore ? undefined : ctx.walkEach ? evaluate(rsBefore, packetOf(slot, srcText), { replies: true }) : remembered(walkedBefore[k]!, rsBefore, probe, () => packetOf(slot, srcText));
           vs[k] = v;
           codes[k] = verdictOf(v, slot) + 3 * (slot.allowed(src) ? 1 : 0) + 6 * (vb ? verdictOf(vb, slot) : 3);
         }

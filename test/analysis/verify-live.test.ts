@@ -104,7 +104,7 @@ describeKernel("dockwall verify: the loaded rules against the policy, proven wit
 });
 
 /** The policy's world, its rules loaded; `fn` gets it and `verify --json` there. */
-async function loaded(text: string, fn: (w: { lab: PolicyLab; plan: PolicyLabPlan; verify: () => SpawnSyncReturns<string> }) => Promise<void>): Promise<void> {
+async function loaded(text: string, fn: (w: { lab: PolicyLab; plan: PolicyLabPlan; verify: () => SpawnSyncReturns<string>; dir: string }) => Promise<void>): Promise<void> {
   const r = compile(text, { noRender: true });
   expect(r.ok).toBe(true);
   const plan = planPolicyLab(r.policy!);
@@ -114,7 +114,7 @@ async function loaded(text: string, fn: (w: { lab: PolicyLab; plan: PolicyLabPla
     writeFileSync(join(dir, "host.dw"), text);
     for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
     const verify = () => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", join(dir, "host.dw"), "--json"], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
-    await fn({ lab, plan, verify });
+    await fn({ lab, plan, verify, dir });
   } finally {
     await lab.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -152,8 +152,8 @@ host { allow lan tcp 22; }
 });
 
 describeKernel("dockwall verify: drops in the tables and chains beside filter's (a review found them unseen)", () => {
-  it("a drop in mangle POSTROUTING is listed as the cells it closes, as packets find them; rules in the security table make the answers unknown, naming it", async () => {
-    await loaded(readFileSync(`${root}examples/web-host.dw`, "utf8"), async ({ lab, plan, verify }) => {
+  it("a drop in mangle POSTROUTING, and drops of the replies alone (FORWARD, OUTPUT), are listed as the cells they close, as packets find them; rules in the security table make the answers unknown, naming it", async () => {
+    await loaded(readFileSync(`${root}examples/web-host.dw`, "utf8"), async ({ lab, plan, verify, dir }) => {
       expect(verify().status).toBe(0);
       // What is forwarded to web (port 80 on docker0) is dropped on its way out.
       expect(lab.host.run(["iptables", "-t", "mangle", "-A", "POSTROUTING", "-o", "docker0", "-p", "tcp", "--dport", "80", "-j", "DROP"]).status).toBe(0);
@@ -166,6 +166,30 @@ describeKernel("dockwall verify: drops in the tables and chains beside filter's 
       const [real] = await lab.probe([{ from: { iface: "eth1" }, family: 4, src: lan.nbr4, dst: lan.host4, proto: "tcp", port: 8080 }], 1000);
       expect(real!.open).toBe(false);
       expect(lab.host.run(["iptables", "-t", "mangle", "-F", "POSTROUTING"]).status).toBe(0);
+      expect(verify().status).toBe(0);
+      // Drops of the replies alone: the containers kept off the lan (their replies too), and ssh's replies to it.
+      expect(lab.host.run(["iptables", "-I", "DOCKER-USER", "1", "-i", "docker0", "-o", "eth1", "-j", "DROP"]).status).toBe(0);
+      expect(lab.host.run(["iptables", "-I", "OUTPUT", "1", "-o", "eth1", "-p", "tcp", "--sport", "22", "-j", "DROP"]).status).toBe(0);
+      const rv = verify();
+      expect(rv.status, rv.stderr).toBe(1);
+      const replies = (JSON.parse(rv.stdout) as { cells: MatrixCell[] }).cells;
+      const fromLan = replies.filter((c) => c.probe.endsWith(" in eth1") && c.family === 4);
+      expect(fromLan.some((c) => c.column === "web:8080/tcp" && c.path === "dnat" && c.verdict === "closed")).toBe(true);
+      expect(fromLan.some((c) => c.column === "host:22/tcp" && c.verdict === "closed")).toBe(true);
+      expect(replies.every((c) => c.verdict === "closed" && c.intent === "allowed" && c.probe.endsWith(" in eth1"))).toBe(true);
+      // Each listed cell, for real (from its probe's source, behind eth1).
+      const got = await lab.probe(replies.map((c) => {
+        const pk = parsePacket(c.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>;
+        lab.addSource("eth1", formatIp((pk.src as { ip: Parameters<typeof formatIp>[0] }).ip));
+        return { from: { iface: "eth1" }, family: 4 as const, src: formatIp((pk.src as { ip: Parameters<typeof formatIp>[0] }).ip), dst: formatIp(pk.dst), proto: pk.proto as "tcp", port: pk.dport };
+      }), 1000);
+      expect(got.map((g) => g.open)).toEqual(replies.map(() => false));
+      const ssh = fromLan.find((c) => c.column === "host:22/tcp")!.probe;
+      const said = spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "explain", "--live", join(dir, "host.dw"), ssh], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
+      expect(said.stdout).toContain(`  gets to the host itself (${lan.host4}:22), but its replies are dropped: no connection\n`);
+      expect(said.stdout).toContain("  decided by filter OUTPUT (the reply): another tool's chain OUTPUT");
+      expect(lab.host.run(["iptables", "-D", "DOCKER-USER", "1"]).status).toBe(0);
+      expect(lab.host.run(["iptables", "-D", "OUTPUT", "1"]).status).toBe(0);
       expect(verify().status).toBe(0);
       // SELinux's table, which dockwall does not walk: every answer unknown, saying so.
       expect(lab.host.run(["iptables", "-t", "security", "-I", "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]).status).toBe(0);
