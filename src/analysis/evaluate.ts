@@ -224,6 +224,8 @@ function icmpTypeOf(value: string, family: 4 | 6): number | "any" | undefined {
 
 /** Targets that do not decide a packet's fate: the walk goes on after them. */
 const NON_TERMINAL = new Set(["MASQUERADE", "SNAT", "LOG", "NFLOG", "MARK", "CONNMARK", "TOS", "DSCP", "TCPMSS", "CHECKSUM", "TRACE", "AUDIT", "CLASSIFY"]);
+/** Of those, the ones that may set the packet's mark: walked, so that a mark test after one that matched is unknown. */
+const SETS_MARK = new Set(["MARK", "CONNMARK"]);
 
 interface Ctx {
   packet: Packet;
@@ -245,6 +247,8 @@ interface Ctx {
    * DNAT. The reply's destination is the original's source: tests of it are noted as source tests.
    */
   reply?: { orig: Packet; dnat?: { addr: string; port?: number } };
+  /** A rule on the way that may have set the packet's mark (MARK, CONNMARK) matched it: a mark test is unknown then. */
+  markSet?: boolean;
 }
 
 /** Whether a test holds, turned by its `!`. */
@@ -322,6 +326,16 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
       throw new Unknown(`-m set --match-set`);
     case "other":
       if (m.module === "(repeated)") throw new Unknown(`${m.options.map((o) => `-m ${o.name}`).join(", ")} given twice in one rule`);
+      // A packet's mark is 0 until a rule on its way sets one (kube-proxy's KUBE-FIREWALL drop looks for its own mark).
+      if (m.module === "mark" && m.options.length === 1 && m.options[0]!.name === "mark" && !ctx.markSet) {
+        const [value, mask = "0xffffffff"] = (m.options[0]!.value ?? "").split("/");
+        const v = Number(value);
+        const k = Number(mask);
+        if (!Number.isInteger(v) || !Number.isInteger(k)) throw new Unknown(`-m mark --mark ${m.options[0]!.value}`);
+        return held({ neg: m.options[0]!.neg }, (0 & k) === (v & k));
+      }
+      // The kernel's own reply (an echo reply) has no socket: an owner test holds only where every option is negated (xt_owner).
+      if (m.module === "owner" && ctx.reply && p.fromHost && p.proto === "icmp") return m.options.every((o) => o.neg);
       // Another tool's match: each option the evaluator knows is tried in turn (one that fails is enough), and the first it does not know is unknown.
       for (const o of m.options) {
         const one = typedMatch(m.module, [o]);
@@ -381,6 +395,7 @@ function indexOf(chain: Chain): DstIndex {
   x = { rules: chain.rules, length: chain.rules.length, by: new Map(), byPort: new Map(), others: [] };
   const add = (m: Map<string, number[]>, k: string, i: number) => (m.get(k) ?? m.set(k, []).get(k)!).push(i);
   chain.rules.forEach((r, i) => {
+    if (SETS_MARK.has(r.target)) return void x!.others.push(i);
     if (NON_TERMINAL.has(r.target)) return;
     const masked = (r.src && /\/.*[.:]/.test(r.src.value)) || (r.dst && /\/.*[.:]/.test(r.dst.value));
     const d = !masked && r.dst && !r.dst.neg ? hostOf(r.dst.value) : undefined;
@@ -419,7 +434,7 @@ function* candidates(chain: Chain, p: Packet, ctx: Ctx): Generator<number> {
   const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
   const port = ctx.dnat?.port ?? p.dport;
   if (chain.rules.length < INDEX_FROM || p.srcUnknown || ctx.noIndex || !walkedBefore(chain)) {
-    for (let i = 0; i < chain.rules.length; i++) if (!NON_TERMINAL.has(chain.rules[i]!.target)) yield i;
+    for (let i = 0; i < chain.rules.length; i++) if (!NON_TERMINAL.has(chain.rules[i]!.target) || SETS_MARK.has(chain.rules[i]!.target)) yield i;
     return;
   }
   const x = indexOf(chain);
@@ -441,6 +456,18 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
   // A rule that only notes or marks the packet decides nothing, whatever it matches: not among the candidates.
   for (const i of candidates(chain, p, ctx)) {
     const r = chain.rules[i]!;
+    if (SETS_MARK.has(r.target)) {
+      // It decides nothing; whether it set the mark (matched, or may have) is noted.
+      if (!ctx.markSet) {
+        try {
+          if (matches(r, p, ctx)) ctx.markSet = true;
+        } catch (e) {
+          if (!(e instanceof Unknown)) throw e;
+          ctx.markSet = true;
+        }
+      }
+      continue;
+    }
     if (!matches(r, p, ctx)) continue;
     const decided = { table: table.name, chain: chain.name, index: i, rule: r };
     const step = (action: Step["action"]) => ctx.steps?.push({ ...decided, action });
@@ -552,7 +579,9 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     sport: v.dnat?.port ?? p.dport,
     dport: p.sport,
     icmpType: echo,
-    state: "ESTABLISHED",
+    // No conntrack entry for an untracked connection (NOTRACK): its reply starts one, a UDP one as NEW, a SYN-ACK or
+    // an echo reply as INVALID (a review found such a reply taken for ESTABLISHED).
+    state: !ctx.untracked ? "ESTABLISHED" : p.proto === "udp" ? "NEW" : "INVALID",
     local: p.local,
     routes: p.routes,
     ...(forward ? {} : { fromHost: true }),
@@ -622,7 +651,7 @@ export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noInde
   const table = (n: Table["name"]) => rs.tables.find((t) => t.name === n);
   const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex, sources: opts.sources };
   let v = decide(rs, p, ctx, table);
-  if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW" && !ctx.untracked) v = withReply(p, v, ctx, table);
+  if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") v = withReply(p, v, ctx, table);
   if (ctx.steps) {
     // Off the end of a built-in chain: its policy decided.
     if (v.decided?.index === -1 && !v.reply) ctx.steps.push({ ...v.decided, action: "policy" });

@@ -191,6 +191,35 @@ describeKernel("dockwall verify: drops in the tables and chains beside filter's 
       expect(lab.host.run(["iptables", "-D", "DOCKER-USER", "1"]).status).toBe(0);
       expect(lab.host.run(["iptables", "-D", "OUTPUT", "1"]).status).toBe(0);
       expect(verify().status).toBe(0);
+      // A mark nothing sets (kube-proxy's KUBE-FIREWALL drop) holds nothing back; an owner test in OUTPUT leaves ping
+      // known (the kernel's echo reply has no socket). A second review found both unknown.
+      const host = (...args: string[]) => expect(lab.host.run(["iptables", ...args]).status).toBe(0);
+      host("-A", "OUTPUT", "-m", "mark", "--mark", "0x8000/0x8000", "-j", "DROP");
+      expect(verify().status).toBe(0);
+      host("-I", "OUTPUT", "1", "-m", "owner", "--uid-owner", "65534", "-j", "DROP");
+      const owned = (JSON.parse(verify().stdout) as { cells: MatrixCell[] }).cells;
+      expect(owned.filter((c) => c.column === "host:ping")).toEqual([]);
+      expect(owned.every((c) => c.verdict === "unknown" && /owner/.test(c.why ?? ""))).toBe(true);
+      host("-F", "OUTPUT");
+      // ssh untracked both ways, and OUTPUT letting out only what conntrack knows: its replies are dropped (a second review).
+      host("-t", "raw", "-A", "PREROUTING", "-p", "tcp", "--dport", "22", "-j", "CT", "--notrack");
+      host("-t", "raw", "-A", "OUTPUT", "-p", "tcp", "--sport", "22", "-j", "CT", "--notrack");
+      host("-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT");
+      host("-A", "OUTPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED", "-j", "ACCEPT");
+      host("-P", "OUTPUT", "DROP");
+      const untracked = (JSON.parse(verify().stdout) as { cells: MatrixCell[] }).cells;
+      expect(untracked.length).toBeGreaterThan(0);
+      expect(untracked.every((c) => c.column === "host:22/tcp" && c.verdict === "closed" && c.intent === "allowed")).toBe(true);
+      const [sshNow] = await lab.probe([(() => {
+        const pk = parsePacket(untracked.find((c) => c.family === 4)!.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>;
+        const src = formatIp((pk.src as { ip: Parameters<typeof formatIp>[0] }).ip);
+        lab.addSource(pk.in!, src);
+        return { from: { iface: pk.in! }, family: 4 as const, src, dst: formatIp(pk.dst), proto: "tcp" as const, port: 22 };
+      })()], 1000);
+      expect(sshNow!.open).toBe(false);
+      host("-P", "OUTPUT", "ACCEPT");
+      host("-F", "OUTPUT");
+      host("-t", "raw", "-F");
       // SELinux's table, which dockwall does not walk: every answer unknown, saying so.
       expect(lab.host.run(["iptables", "-t", "security", "-I", "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]).status).toBe(0);
       const s = verify();
