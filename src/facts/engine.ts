@@ -325,10 +325,15 @@ export class Engine {
    * The watcher follows a run of these with a full read, which catches an event dockerd dropped.
    */
   async changedFacts(): Promise<RawFacts & { version: unknown; info: unknown }> {
-    if (!this.complete || this.version === undefined || this.info === undefined || this.named.size > QUICK_MAX) return this.facts();
-    this.complete = false;
-    const named = this.takeNamed();
-    return this.keepingNamed(named, () => this.readNamed([...named], this.version, this.info));
+    for (let pass = 0; ; pass++) {
+      if (!this.complete || this.version === undefined || this.info === undefined || this.named.size > QUICK_MAX) return this.facts();
+      this.complete = false;
+      const named = this.takeNamed();
+      const answer = await this.keepingNamed(named, () => this.readNamed([...named], this.version, this.info));
+      // An event that came during the read about a container it answers with as kept: that may be gone (its address
+      // given to the next container already, a second review found: the facts then held both). Read it again, a few times.
+      if (pass >= 3 || ![...this.named].some((id) => this.inspected.has(id))) return answer;
+    }
   }
 
   private async readNamed(ids: string[], version: unknown, info: unknown): Promise<RawFacts & { version: unknown; info: unknown }> {

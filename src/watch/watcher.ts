@@ -259,6 +259,8 @@ export class Watcher {
     this.leftOut = now;
   }
 
+  /** What was said of an apply that is loading (said once while it loads). */
+  private saidApplying?: string;
   /** The next reconcile reads Docker's facts in full (deps.facts): the first, after the event stream (re)opens, once events pause, at a periodic check. */
   private fullFactsNext = true;
   /** A reconcile read the facts quickly (deps.changedFacts) since the last full read. */
@@ -266,9 +268,13 @@ export class Watcher {
   /** When the last full read of the facts was (performance.now()). */
   private lastFull = -Infinity;
 
-  /** An apply has begun loading since this reconcile read the facts (it then waits for it, and starts again). */
+  /**
+   * An apply has begun loading since this reconcile read the facts, or has loaded and waits for
+   * confirmation since (a second review: one that did all that while this reconcile compiled had
+   * its rules put back): this reconcile loads nothing, and starts again once it is done.
+   */
   private applyBegan(): boolean {
-    const applying = this.deps.applying?.();
+    const applying = this.deps.applying?.() ?? (this.whilePending === undefined && this.deps.pending?.() ? "an apply has loaded its rules and waits for confirmation" : undefined);
     if (applying && this.deps.verbose) this.deps.log(`${applying}: this reconcile loads nothing; again once it is done`);
     return applying !== undefined;
   }
@@ -302,9 +308,11 @@ export class Watcher {
   private async readFacts(): Promise<Facts | ReconcileResult> {
     const applying = this.deps.applying?.();
     if (applying) {
-      if (this.deps.verbose) this.deps.log(`${applying}: reconciling once it is done`);
+      if (this.deps.verbose && applying !== this.saidApplying) this.deps.log(`${applying}: reconciling once it is done`);
+      this.saidApplying = applying;
       return { changed: false, error: "applying" };
     }
+    this.saidApplying = undefined;
     let facts: Facts;
     const quick = !this.fullFactsNext && this.deps.changedFacts !== undefined;
     this.fullFactsNext = false;
@@ -619,6 +627,11 @@ export class Watcher {
           if (after) this.nftState = { tables: after, at: performance.now() };
         } catch (e) {
           if (this.deps.verbose) this.deps.log(`nft refused the change alone (${firstLine(e)}): loading the whole file`);
+          // (Refused, perhaps, because an apply changed the tables meanwhile: its rules are not put back.)
+          if (this.applyBegan()) {
+            this.containers = had;
+            return this.notNow({ changed: false, error: "applying" }, drift, full);
+          }
           nft.load(file);
         }
       }
@@ -828,7 +841,9 @@ export class Watcher {
       } else if (r.error && retry !== undefined) {
         // Failed (facts, a refused load…): tried again with backoff, not only at the next event.
         if (this.deps.verbose) this.deps.log(`trying again in ${retry} ms`);
-        await this.nap(retry);
+        // (Sooner if Docker says something meanwhile, or its event stream opens again: a second review found a new
+        // container waiting out the backoff.)
+        await this.quiet(retry);
         retry = Math.min(retry * 2, 60_000);
         this.dirty = true;
       } else if (!r.error) retry = this.deps.retryMs;

@@ -27,7 +27,7 @@ const WAN_SESSION = sshPacket("203.0.113.7 50000 198.51.100.1 22", [
   { iface: "eth1", cidr: "192.168.1.1/24" },
 ]) as Packet;
 
-function harness(kernel: MemoryKernel, opts: { applying?: () => string | undefined; pending?: () => string | undefined; sessions?: () => Packet[] | string; policy?: string; facts?: () => Awaited<ReturnType<WatchDeps["facts"]>>; applied?: WatchDeps["applied"] }) {
+function harness(kernel: MemoryKernel, opts: { save?: WatchDeps["save"]; applying?: () => string | undefined; pending?: () => string | undefined; sessions?: () => Packet[] | string; policy?: string; facts?: () => Awaited<ReturnType<WatchDeps["facts"]>>; applied?: WatchDeps["applied"] }) {
   let policy = opts.policy ?? POLICY;
   const logs: string[] = [];
   const deps: WatchDeps = {
@@ -35,7 +35,7 @@ function harness(kernel: MemoryKernel, opts: { applying?: () => string | undefin
     readPolicy: () => policy,
     facts: async () => opts.facts?.() ?? { raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" },
     events: () => ({ done: new Promise<void>(() => {}), close: () => {} }),
-    save: (f) => kernel.save(f),
+    save: opts.save ?? ((f) => kernel.save(f)),
     restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
     log: (l) => logs.push(l),
     sleep: async () => {},
@@ -100,6 +100,24 @@ describe("an apply that begins loading while a reconcile reads and compiles", ()
         applying = "an apply (pid 77) is loading its rules";
         return { raw: { networks: [], containers: [], version: { Version: "20.10.24" } }, source: "fake" };
       },
+    });
+    expect(await w.reconcile()).toEqual({ changed: false, error: "applying" });
+    expect(kernel.loads).toEqual([]);
+  });
+
+  test("one that loads and writes that it waits for confirmation while the reconcile compiles: that reconcile loads nothing either (a second review: the apply's rules were put back)", async () => {
+    const kernel = new MemoryKernel();
+    let pending: string | undefined;
+    const { w } = harness(kernel, {
+      pending: () => pending,
+      // The facts read before the apply (no pending.json yet); the apply loads and writes it while the kernel is read.
+      save: (f) =>
+        new Promise((r) =>
+          setTimeout(() => {
+            pending = "the apply of 2025-01-01T00:00:00Z (other.dw) waits for confirmation";
+            r(kernel.save(f));
+          }, 5),
+        ),
     });
     expect(await w.reconcile()).toEqual({ changed: false, error: "applying" });
     expect(kernel.loads).toEqual([]);

@@ -150,6 +150,32 @@ describe("watch: quick reads after events, a full read once they pause", () => {
     await running;
   });
 
+  test("a failed read is tried again at the next event, not only when its backoff runs out (a second review: a new container waited 15 s)", async () => {
+    const d = daemon();
+    let fail = false;
+    const quick = d.deps.changedFacts;
+    d.deps.changedFacts = async () => {
+      if (fail) {
+        fail = false;
+        throw new Error("no answer within 5 s");
+      }
+      return quick();
+    };
+    const { w, kernel } = watcher(d, 20, { retryMs: 60_000 });
+    const running = w.run();
+    await until(() => w.stats.reconciles >= 1);
+    await until(() => d.reads.full >= 1);
+    fail = true;
+    const before = w.stats.reconciles;
+    d.event("restart", corpus.containers[0]!);
+    await until(() => w.stats.reconciles > before);
+    const { api } = apiAndDb(d);
+    await until(() => dnat(kernel, 9090), 3000);
+    expect(api.Name).toBe("/api");
+    w.stop();
+    await running;
+  });
+
   test("the full read waits while events keep coming (each reconciled quickly), and comes once they pause", async () => {
     const d = daemon();
     const { w, kernel } = watcher(d, 0);
