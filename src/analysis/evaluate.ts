@@ -619,11 +619,14 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
  */
 export function loopbackFromOutside(p: Packet, to: string): void {
   if (p.fromHost || p.in === "lo" || !inCidr(to, p.family === 4 ? "127.0.0.0/8" : "::1/128")) return;
-  throw Object.assign(new Unknown(
-    p.family === 6
-      ? `a packet from ${p.in} to ${to}: Linux drops it before any rule (::1 is the loopback interface's alone)`
-      : `a packet from ${p.in} to ${to}, not DNATed: Linux drops it at the routing decision unless route_localnet is on for ${p.in}, which dockwall does not read`,
-  ), { martian: true });
+  throw Object.assign(new Unknown(martianWhy(p, to)), { martian: true });
+}
+
+/** Why a packet from outside to loopback is not known (both evaluators say it alike). */
+export function martianWhy(p: Packet, to: string): string {
+  return p.family === 6
+    ? `a packet from ${p.in} to ${to}: Linux drops it before any rule (::1 is the loopback interface's alone)`
+    : `a packet from ${p.in} to ${to}, not DNATed: Linux drops it at the routing decision unless route_localnet is on for ${p.in}, which dockwall does not read`;
 }
 
 /** Addressed to the host itself: one of its addresses, or loopback. */

@@ -8,7 +8,7 @@
 import type { Span } from "../diagnostics.js";
 import { ruleKey, statementOf, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
 import { dnatOf } from "../ir/match.js";
-import { bindAddress, bindings, byName, publishingNetwork } from "../model/derive.js";
+import { bindAddress, bindings, byName, isLoopback, publishingNetwork } from "../model/derive.js";
 import type { Container, Policy } from "../model/types.js";
 import { cidrContains, formatCidr, formatIp, specContains, type Family, type Ip } from "../model/values.js";
 import { MARK, PROXY_CHAIN } from "../policy/owned.js";
@@ -103,7 +103,7 @@ function endpointOf(c: Container, family: Family, network?: string): { net: stri
 }
 
 /** ` (GATEWAY)`: the host's address on a network, as a hint. */
-function n0(n: { gateways: { value: Ip }[] } | undefined, family: Family): string {
+function gatewayHint(n: { gateways: { value: Ip }[] } | undefined, family: Family): string {
   const g = n?.gateways.find((x) => x.value.family === family);
   return g ? ` (${formatIp(g.value)})` : "";
 }
@@ -134,8 +134,8 @@ function packetOf(ctx: ExplainContext, spec: PacketSpec): Packet {
     if (!ep) throw new ExplainError(`container '${name}' has no IPv${family} address${network ? ` on network '${network}'` : ""}`);
     src = formatIp(ep.ip);
     // Its own loopback: the packet never leaves the container (a review: explain said the host took it).
-    if (family === 4 ? spec.dst.value >> 24n === 127n : spec.dst.value === 1n) {
-      throw new ExplainError(`${formatIp(spec.dst)} is the loopback of container '${name}' itself: the packet never leaves the container, and no rule of the host's sees it`, `for the host, use its address on the container's network${n0(nets.get(ep.net), family)}`);
+    if (isLoopback(spec.dst)) {
+      throw new ExplainError(`${formatIp(spec.dst)} is the loopback of container '${name}' itself: the packet never leaves the container, and no rule of the host's sees it`, `for the host, use its address on the container's network${gatewayHint(nets.get(ep.net), family)}`);
     }
     const n = nets.get(ep.net);
     iface = n?.bridge.value ?? iface;

@@ -21,7 +21,7 @@
 //   saddr` false for IPv6), as nft adds it when it loads the rule.
 // Pure. A match or statement it cannot evaluate makes the answer "unknown" naming it, never a guess.
 import { readIp } from "../ir/address.js";
-import type { Packet } from "./evaluate.js";
+import { martianWhy, type Packet } from "./evaluate.js";
 
 /** JSON as nft prints it. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -1032,11 +1032,7 @@ function loopback(p: Packet, to: string, family: 4 | 6): void {
   if (p.family !== family || p.bridged || p.fromHost || p.in === "lo") return;
   const a = addrOf(to);
   if (!a || !(family === 4 ? a.n >> 24n === 127n : a.n === 1n)) return;
-  throw Object.assign(new Unknown(
-    family === 6
-      ? `a packet from ${p.in} to ${to}: Linux drops it before any rule (::1 is the loopback interface's alone)`
-      : `a packet from ${p.in} to ${to}, not DNATed: Linux drops it at the routing decision unless route_localnet is on for ${p.in}, which dockwall does not read`,
-  ), { martian: true });
+  throw Object.assign(new Unknown(martianWhy(p, to)), { martian: true });
 }
 
 /** From outside: prerouting, the routing decision (after DNAT), then input, or forward and postrouting. */

@@ -183,9 +183,12 @@ export class Engine {
   private complete = false;
   /** The containers events named since the last read (forget(id)): what a quick read inspects again. */
   private readonly named = new Set<string>();
+  /** Counts forget(): a read that one came during answers from what it was told to drop. */
+  private forgotten = 0;
 
   forget(id?: string): void {
     if (id === undefined) {
+      this.forgotten++;
       this.inspected.clear();
       this.named.clear();
       this.complete = false;
@@ -274,7 +277,11 @@ export class Engine {
   async facts(): Promise<RawFacts & { version: unknown; info: unknown }> {
     this.complete = false;
     const named = this.takeNamed();
-    return this.keepingNamed(named, () => this.readAll(named));
+    const forgotten = this.forgotten;
+    const answer = await this.keepingNamed(named, () => this.readAll(named));
+    // (Begun before everything was forgotten: its answer stands, but the next read is whole too.)
+    if (this.forgotten !== forgotten) this.complete = false;
+    return answer;
   }
 
   /** A read that fails leaves the containers it was to inspect again for the next read. */
@@ -310,7 +317,6 @@ export class Engine {
     });
     const running = new Set(ids);
     for (const id of this.inspected.keys()) if (!running.has(id)) this.inspected.delete(id);
-    // Events that came while this read was under way name containers it may have seen before they changed.
     this.complete = true;
     return this.answer(version, info, networks, containers.filter((c) => c !== undefined), running);
   }
@@ -329,7 +335,13 @@ export class Engine {
       if (!this.complete || this.version === undefined || this.info === undefined || this.named.size > QUICK_MAX) return this.facts();
       this.complete = false;
       const named = this.takeNamed();
+      const forgotten = this.forgotten;
       const answer = await this.keepingNamed(named, () => this.readNamed([...named], this.version, this.info));
+      // Everything forgotten meanwhile (the event stream reopened): what it kept is gone, read everything.
+      if (this.forgotten !== forgotten) {
+        this.complete = false;
+        return this.facts();
+      }
       // An event that came during the read about a container it answers with as kept: that may be gone (its address
       // given to the next container already, a second review found: the facts then held both). Read it again, a few times.
       if (pass >= 3 || ![...this.named].some((id) => this.inspected.has(id))) return answer;

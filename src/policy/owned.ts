@@ -188,14 +188,12 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false, noDockerRule
         }));
       }
     }
-    if (result.proxy) {
-      rules.push(make.jump(PROXY_CHAIN));
-      // What survived DOCKWALL-PROXY is allowed to reach docker-proxy.
-      for (const b of proxyBindings(p, family)) rules.push(portRule(b.proto, b.hostPort, b.hostIp, "ACCEPT", `${b.container}: published port, through docker-proxy`));
-    } else if (!closed && p.docker.userlandProxy) {
-      // `published open`: every published port is everyone's, through docker-proxy too (where Docker writes no DNAT: IPv6
-      // with ip6tables off, link-local sources). A host block's DROP closed them over IPv6 while IPv4 reached them (a review).
-      for (const b of proxyBindings(p, family)) rules.push(portRule(b.proto, b.hostPort, b.hostIp, "ACCEPT", `${b.container}: published port, through docker-proxy (published open)`));
+    // What survived DOCKWALL-PROXY is allowed to reach docker-proxy. With `published open`, every published port is
+    // everyone's, through docker-proxy too (where Docker writes no DNAT: IPv6 with ip6tables off, link-local sources):
+    // a host block's DROP closed them over IPv6 while IPv4 reached them (a review).
+    if (result.proxy) rules.push(make.jump(PROXY_CHAIN));
+    if (result.proxy || (!closed && p.docker.userlandProxy)) {
+      for (const b of proxyBindings(p, family)) rules.push(portRule(b.proto, b.hostPort, b.hostIp, "ACCEPT", `${b.container}: published port, through docker-proxy${result.proxy ? "" : " (published open)"}`));
     }
     for (const r of p.host.rules) {
       const ms = matchers(zones, r.zones, r.sources, family);

@@ -273,10 +273,13 @@ export class Watcher {
    * confirmation since (a second review: one that did all that while this reconcile compiled had
    * its rules put back): this reconcile loads nothing, and starts again once it is done.
    */
-  private applyBegan(): boolean {
+  private applyBegan(had: Set<string>, drift: string[], full: boolean): ReconcileResult | undefined {
     const applying = this.deps.applying?.() ?? (this.whilePending === undefined && this.deps.pending?.() ? "an apply has loaded its rules and waits for confirmation" : undefined);
-    if (applying && this.deps.verbose) this.deps.log(`${applying}: this reconcile loads nothing; again once it is done`);
-    return applying !== undefined;
+    if (!applying) return undefined;
+    if (this.deps.verbose) this.deps.log(`${applying}: this reconcile loads nothing; again once it is done`);
+    // (The containers it would have said it added or removed are said by the reconcile that loads them.)
+    this.containers = had;
+    return this.notNow({ changed: false, error: "applying" }, drift, full);
   }
 
   /** A reconcile that did not get as far as the kernel: what it was for (drift, a full check) is for the next one. */
@@ -423,10 +426,8 @@ export class Watcher {
     }
     // One transaction per family, IPv4 then IPv6; a refused load puts back what this reconcile loaded (apply/deploy.ts).
     // An apply that began loading while this reconcile read and compiled: its rules are not put back under it.
-    if (this.applyBegan()) {
-      this.containers = had;
-      return this.notNow({ changed: false, error: "applying" }, drift, full);
-    }
+    const waitForApply = this.applyBegan(had, drift, full);
+    if (waitForApply) return waitForApply;
     const t3 = performance.now();
     const d = deploy(
       steps.map((s) => ({ family: s.family, text: s.text, before: before[s.family]! })),
@@ -612,10 +613,8 @@ export class Watcher {
         delta = nftDelta(known, want);
       }
     }
-    if (this.applyBegan()) {
-      this.containers = had;
-      return this.notNow({ changed: false, error: "applying" }, drift, full);
-    }
+    const waitForApply = this.applyBegan(had, drift, full);
+    if (waitForApply) return waitForApply;
     const echo = !nft.listChains;
     try {
       if (!delta) nft.load(file);
@@ -628,10 +627,8 @@ export class Watcher {
         } catch (e) {
           if (this.deps.verbose) this.deps.log(`nft refused the change alone (${firstLine(e)}): loading the whole file`);
           // (Refused, perhaps, because an apply changed the tables meanwhile: its rules are not put back.)
-          if (this.applyBegan()) {
-            this.containers = had;
-            return this.notNow({ changed: false, error: "applying" }, drift, full);
-          }
+          const waitForApply = this.applyBegan(had, drift, full);
+          if (waitForApply) return waitForApply;
           nft.load(file);
         }
       }

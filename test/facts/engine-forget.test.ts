@@ -1,5 +1,9 @@
-// A review (exec and health-check events on a real dockerd, then this repro): an event naming a running container X while a quick read (changedFacts) for
-// another container is under way drops X from that read's facts (its rules are deleted).
+// The watch client's quick reads (facts/engine.ts changedFacts) against a fake daemon that holds
+// the first filtered list until the test lets it go: what an event said during that read changes.
+// From two reviews on a real dockerd: an exec event during a quick read for another container
+// dropped that one from the facts (its rules were deleted); a container removed during a read was
+// answered with beside the next one given its address; everything forgotten during a read (the
+// event stream reopened) left an answer of only the containers asked about.
 import { createServer } from "node:http";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,7 +14,8 @@ import { Engine } from "../../src/facts/engine.js";
 const ctr = (id: string, name: string, ip: string) => ({ Id: id, Names: [`/${name}`], State: "running", Ports: [], NetworkSettings: { Networks: { bridge: { NetworkID: "n", IPAddress: ip } } } });
 const X = "a".repeat(64), Y = "b".repeat(64);
 
-test("a container forgotten (exec event) during a quick read for another is left out of its facts", async () => {
+/** A daemon running web (X); `during` runs while the first quick read is held. What the read answered, and the filtered lists asked for. */
+async function quickRead(during: (e: Engine, running: Map<string, ReturnType<typeof ctr>>) => void): Promise<{ got: string[]; reads: string[] }> {
   const running = new Map([[X, ctr(X, "web", "172.17.0.2")]]);
   let hold: (() => void) | undefined;
   const reads: string[] = [];
@@ -32,26 +37,41 @@ test("a container forgotten (exec event) during a quick read for another is left
     res.statusCode = 404;
     send({ message: "no such container" });
   });
-  const sock = join(mkdtempSync(join(tmpdir(), "rvw-eng-")), "d.sock");
+  const sock = join(mkdtempSync(join(tmpdir(), "dockwall-engine-")), "d.sock");
   await new Promise<void>((r) => srv.listen(sock, r));
   const e = new Engine({ socketPath: sock, describe: `unix://${sock}` });
   try {
-    const full = await e.facts();
-    expect(full.containers.length).toBe(1); // web
+    expect((await e.facts()).containers.length).toBe(1); // web
     running.set(Y, ctr(Y, "api", "172.17.0.3"));
     e.forget(Y); // api's start event
     const quick = e.changedFacts();
     while (!hold) await new Promise((r) => setTimeout(r, 5));
-    e.forget(X); // web: exec_create (a health check) while the quick read is under way
+    during(e, running);
     hold();
-    const got = (await quick).containers.map((c) => (c as { Id: string }).Id);
-    expect(got).toContain(Y);
-    expect(got, "web runs and nothing about it changed").toContain(X);
-    // web, named during that read, was read again before the answer (a second review: a container removed meanwhile
-    // was answered with as kept, beside the next one given its address).
-    expect(reads.filter((r) => r.includes(X))).toHaveLength(1);
+    return { got: (await quick).containers.map((c) => (c as { Id: string }).Id).sort(), reads };
   } finally {
     e.close();
     srv.close();
   }
+}
+
+test("a container an event names during a quick read for another stays in its facts, read again before the answer", async () => {
+  // web: exec_create (a health check) while the quick read is under way.
+  const { got, reads } = await quickRead((e) => e.forget(X));
+  expect(got, "web runs and nothing about it changed").toEqual([X, Y]);
+  expect(reads.filter((r) => r.includes(X))).toHaveLength(1);
+});
+
+test("a container removed during a quick read is not in its answer", async () => {
+  const { got } = await quickRead((e, running) => {
+    running.delete(X);
+    e.forget(X);
+  });
+  expect(got).toEqual([Y]);
+});
+
+test("everything forgotten during a quick read (the event stream reopened): the answer is a read of every container, not of those asked about alone", async () => {
+  const { got, reads } = await quickRead((e) => e.forget());
+  expect(got).toEqual([X, Y]);
+  expect(reads).toEqual([Y]);
 });

@@ -169,9 +169,9 @@ describe("watch: quick reads after events, a full read once they pause", () => {
     const before = w.stats.reconciles;
     d.event("restart", corpus.containers[0]!);
     await until(() => w.stats.reconciles > before);
-    const { api } = apiAndDb(d);
+    apiAndDb(d);
+    // (Within 3 s, not the minute of the backoff: until() throws otherwise.)
     await until(() => dnat(kernel, 9090), 3000);
-    expect(api.Name).toBe("/api");
     w.stop();
     await running;
   });
