@@ -766,6 +766,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
   if (typeof src === "number") return src;
   // A policy with errors is never applied: checked before the daemon is asked anything.
   const { NO_FACTS, Watcher } = await import("./watch/watcher.js");
+  const { NftSession } = await import("./live/nftsession.js");
   const { MonitorParser } = await import("./watch/monitor.js");
   const { bootFacts, bootSave } = await import("./watch/boot.js");
   // (-f nft: rendered too, where its own refusals are.)
@@ -817,6 +818,18 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
   const said: Record<4 | 6, string | undefined> = { 4: undefined, 6: undefined };
   /** Since when nft monitor has followed the kernel without a break (watch -f nft trusts what it loaded meanwhile). */
   let monitorSince: number | undefined;
+  // -f nft: deltas go through one nft -i (live/nftsession.ts).
+  const interactive = system.interactive;
+  const nftSession =
+    nft && interactive
+      ? new NftSession({
+          start: (onErr, onExit) => interactive("nft", ["-i"], onErr, onExit),
+          timer: (ms, f) => {
+            const t = setTimeout(f, ms);
+            return { cancel: () => clearTimeout(t) };
+          },
+        })
+      : undefined;
   let reading: ReturnType<typeof readLoaded> | undefined;
   const watcher = new Watcher(
     {
@@ -858,6 +871,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
                 return listed.join("");
               },
               load: (text: string, echo?: boolean) => system.run("nft", echo ? ["--echo", "--handle", "-f", "-"] : ["-f", "-"], text),
+              loadDelta: nftSession ? (text: string) => nftSession.run(text) : undefined,
               // `TABLE/CHAIN` keys (live/nftdiff.ts): `inet dockwall/forward`.
               listChains: async (chains: string[]) => (await Promise.all(chains.map((k) => system.runAsync("nft", ["-a", "list", "chain", ...k.slice(0, k.indexOf("/")).split(" "), k.slice(k.indexOf("/") + 1)])))).join(""),
               watchedSince: () => monitorSince,
@@ -939,6 +953,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     log(`cannot note this watcher in ${system.stateDir} (${(e as Error).message}): apply will not know of it`);
   }
   await watcher.run();
+  nftSession?.close();
   endWatch(system, me.pid);
   engine.close();
   return EXIT.ok;

@@ -140,6 +140,8 @@ function runAsync(cmd: string, args: string[]): Promise<string> {
 
 /** The pids of the last programs run (SystemIo.ranHere). */
 const ran = new Set<number>();
+/** The pids of the programs SystemIo.interactive started (few: one at a time, started again only when one fails). */
+const kept = new Set<number>();
 
 function system(): SystemIo {
   const stateDir = process.env.DOCKWALL_STATE_DIR || "/var/lib/dockwall";
@@ -155,7 +157,7 @@ function system(): SystemIo {
       if (r.status !== 0) throw new Error(r.stderr?.trim() || `Command failed: ${[cmd, ...args].join(" ")} (exit ${r.status ?? r.signal})`);
       return r.stdout;
     },
-    ranHere: (pid) => ran.has(pid),
+    ranHere: (pid) => ran.has(pid) || kept.has(pid),
     runAsync,
     env: process.env,
     stateDir,
@@ -211,6 +213,22 @@ function system(): SystemIo {
         child.on("close", (code) => (code === 0 || code === null ? resolve() : reject(new Error(`${[cmd, ...args].join(" ")} exited with ${code}${err.trim() ? `: ${err.trim().split("\n")[0]}` : ""}`))));
       });
       return { done, close: () => void child.kill("SIGTERM") };
+    },
+    interactive: (cmd, args, onErr, onExit) => {
+      const child = spawn(cmd, args, { stdio: ["pipe", "ignore", "pipe"] });
+      if (child.pid) kept.add(child.pid);
+      child.stderr!.setEncoding("utf8").on("data", onErr);
+      let ended = false;
+      const end = (why: string) => {
+        if (ended) return;
+        ended = true;
+        onExit(why);
+      };
+      child.on("error", (e) => end(e.message));
+      child.on("close", (code, signal) => end(`exit ${code ?? signal}`));
+      // A write to a process that is gone: its close says so.
+      child.stdin!.on("error", () => {});
+      return { pid: child.pid, write: (text) => void child.stdin!.write(text), close: () => void child.kill("SIGKILL") };
     },
     signal: (pid, sig) => {
       try {

@@ -106,6 +106,13 @@ export interface WatchDeps {
      * handles of the rules it added are learnt from their chains alone, after the load.
      */
     listChains?: (chains: string[]) => Promise<string>;
+    /**
+     * A delta (without echo) through one `nft -i` kept running (live/nftsession.ts): the same
+     * transaction as load's, without a process per load nor the wait at its end for the kernel
+     * to free a deleted rule. Rejects with nft's error, or when the session failed; the whole
+     * file is then loaded with load.
+     */
+    loadDelta?: (text: string) => Promise<string>;
     /** Since when (performance.now()) nft monitor has reported every change to these tables without a break; undefined while it does not. */
     watchedSince?: () => number | undefined;
     /** Keeps the file for boot (--save-nft): the policy compiled with no container running. */
@@ -621,7 +628,7 @@ export class Watcher {
       else {
         try {
           // Where the new rules landed: echoed by nft (--echo --handle), or learnt from their chains after (learnSoon).
-          const printed = nft.load(delta.text, echo);
+          const printed = !echo && nft.loadDelta ? await nft.loadDelta(delta.text) : nft.load(delta.text, echo);
           const after = afterDelta(known, want, delta, echo ? (printed ?? "") : undefined);
           if (after) this.nftState = { tables: after, at: performance.now() };
         } catch (e) {

@@ -4,11 +4,13 @@
 // the next state's file — for containers coming and going, a network made and removed (chains
 // and map elements), an allow added, in Docker's tables and dockwall's. And without a kernel:
 // what needs the whole file says so.
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { expect, it, test } from "vitest";
 import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
 import { compile } from "../../src/compile.js";
 import { afterDelta, diffNft, learnHandles, nftDelta, parseNftList, unknownHandles, type NftState } from "../../src/live/nftdiff.js";
+import { NftSession } from "../../src/live/nftsession.js";
 import { createNetns, deleteNetns, describeKernel } from "../lab/kernel.js";
 
 const HEAD = `docker { version 29.7; iptables off; ip6tables on; userland-proxy off; }
@@ -170,8 +172,24 @@ function webLike(name: string, n: number, port: number): Record<string, unknown>
 }
 
 describeKernel("watch -f nft on the kernel: containers coming and going are loaded as deltas", () => {
-  it("no rule is placed by handle (no read of the ruleset), the new rules' handles are learnt from their chains, and the tables list as the file after each change", async () => {
+  it.each(["nft -f", "nft -i"])("no rule is placed by handle (no read of the ruleset), the new rules' handles are learnt from their chains, and the tables list as the file after each change (deltas through %s)", async (via) => {
     const ns = createNetns("-w");
+    // watch's own: one nft -i for every delta (live/nftsession.ts).
+    const session =
+      via === "nft -i"
+        ? new NftSession({
+            start: (onErr, onExit) => {
+              const child = spawn("nsenter", [`--net=${ns.path}`, "nft", "-i"], { stdio: ["pipe", "ignore", "pipe"] });
+              child.stderr.setEncoding("utf8").on("data", onErr);
+              child.on("close", (code) => onExit(`exit ${code}`));
+              return { pid: child.pid, write: (t) => void child.stdin.write(t), close: () => void child.kill("SIGKILL") };
+            },
+            timer: (ms, f) => {
+              const t = setTimeout(f, ms);
+              return { cancel: () => clearTimeout(t) };
+            },
+          })
+        : undefined;
     const policy = "docker { version 29.7; iptables off; userland-proxy off; }\nzone lan { interface eth1; from 192.168.1.0/24; }\nallow lan to web, a3, a4, a5;\n";
     const facts = { networks: corpus.networks, containers: [corpus.containers[0]!] };
     const loads: string[] = [];
@@ -195,6 +213,7 @@ describeKernel("watch -f nft on the kernel: containers coming and going are load
         // A table not made yet lists as nothing (as the command's own list does).
         list: async (names) => names.map((n) => ns.run(["nft", "-a", "list", "table", ...n.split(" ")]).stdout).join(""),
         load: (text, echo) => (loads.push(text), nftIn(echo ? ["--echo", "--handle", "-f", "-"] : ["-f", "-"], text)),
+        loadDelta: session ? (text) => (loads.push(text), session.run(text)) : undefined,
         listChains: async (chains) => (listed.push(chains), chains.map((k) => nftIn(["-a", "list", "chain", ...k.split("/")[0]!.split(" "), k.split("/")[1]!])).join("")),
         watchedSince: () => -1e9,
       },
@@ -232,7 +251,10 @@ describeKernel("watch -f nft on the kernel: containers coming and going are load
       expect(listed.length).toBeGreaterThan(0);
       expect(listed.flat().every((k) => /^(ip6? docker-bridges|inet dockwall)\//.test(k))).toBe(true);
       expect(logs.filter((l) => /whole file|refused/.test(l))).toEqual([]);
+      // The deltas went through the one nft -i, still running.
+      if (session) expect(session.pid).toBeGreaterThan(0);
     } finally {
+      session?.close();
       deleteNetns(ns.name);
     }
   });

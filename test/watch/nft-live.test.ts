@@ -29,7 +29,7 @@ describeDocker("dockwall watch -f nft on a real dockerd: the nft file stays what
 
   const start = async () => {
     log = "";
-    watcher = spawn("ip", ["netns", "exec", lab.host.name, bin, "watch", join(dir, "host.dw"), "-f", "nft", "--save-nft", join(dir, "dockwall.nft")], { env: { ...process.env, DOCKER_HOST: lab.dockerHost }, stdio: ["ignore", "ignore", "pipe"] });
+    watcher = spawn("ip", ["netns", "exec", lab.host.name, bin, "watch", join(dir, "host.dw"), "-f", "nft", "--save-nft", join(dir, "dockwall.nft"), "--verbose"], { env: { ...process.env, DOCKER_HOST: lab.dockerHost }, stdio: ["ignore", "ignore", "pipe"] });
     watcher.stderr!.on("data", (c: Buffer) => (log += c.toString()));
     watcher.on("error", (e) => (log += `spawn: ${e.message}\n`));
     await until(() => /^applied: |^watching/m.test(log), 10_000, () => log);
@@ -103,6 +103,7 @@ describeDocker("dockwall watch -f nft on a real dockerd: the nft file stays what
   }, LAB_TIMEOUT);
 
   it("docker rm -f, then a new container takes the freed address: the old DNAT is gone; the boot file opens nothing for any container", async () => {
+    const from = log.length;
     await docker("rm", "-f", "web");
     await docker("run", "-d", "--name", "other", "-p", "9999:80", IMAGE_REF, "listen", "other", "tcp:80");
     expect(await docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "other")).toBe("172.17.0.2");
@@ -111,7 +112,17 @@ describeDocker("dockwall watch -f nft on a real dockerd: the nft file stays what
     const boot = readFileSync(join(dir, "dockwall.nft"), "utf8");
     expect(boot).not.toMatch(/dnat|172\.17\.0\.2\b/);
     expect(lab.host.run(["nft", "-c", "-f", join(dir, "dockwall.nft")]).status).toBe(0);
+    // The changes were deltas, through the watcher's one nft -i, which it knows as its own in nft monitor's reports.
+    await until(() => /^applied: containers \+other/m.test(log.slice(from)), 3000, () => log);
+    expect(log.slice(from)).not.toMatch(/tables were changed|tables changed|whole file|refused/);
+    // (The watcher's nft, below `ip netns exec` and bin/dockwall.)
+    const ps = lab.host.run(["ps", "-e", "-o", "pid=,ppid=,args="]).stdout.trim().split("\n").map((l) => l.trim().split(/\s+/));
+    const below = (pid: string): string[] => ps.filter(([, pp]) => pp === pid).flatMap(([p, , ...args]) => (args.join(" ") === "nft -i" ? [p!] : below(p!)));
+    const pid = Number(below(String(watcher!.pid)).join(" "));
+    expect(pid).toBeGreaterThan(0);
     expect(await stop()).toBe(0);
+    // It is gone with the watcher.
+    await until(() => lab.host.run(["kill", "-0", String(pid)]).status !== 0, 2000);
     // The rules stay after SIGTERM.
     expect(lab.host.run(["nft", "list", "tables"]).stdout).toContain("table inet dockwall");
   }, LAB_TIMEOUT);
