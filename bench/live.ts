@@ -186,7 +186,7 @@ export class WatchProcess {
     createInterface({ input: this.child.stderr! }).on("line", (line) => {
       const t = performance.now();
       this.tail.push(line);
-      if (this.tail.length > 40) this.tail.shift();
+      if (this.tail.length > (process.env.BENCH_VERBOSE === "all" ? 1000 : 40)) this.tail.shift();
       for (let i = 0; i < this.waiters.length; i++) {
         if (this.waiters[i]!.re.test(line)) {
           this.waiters[i]!.ok(t);

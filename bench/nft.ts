@@ -116,6 +116,7 @@ export async function benchNft(ctx: Ctx, containers = 2000, events = Number(proc
           if (process.env.BENCH_VERBOSE) console.log(w.tail.filter((l) => process.env.BENCH_VERBOSE === "all" || /reconciled in/.test(l)).join("\n"));
         }
         ns.drop(wns);
+        if (process.env.BENCH_VERBOSE) console.log(`watch -f ${mode}, each event → rule (ms): ${quiet.map((x) => Math.round(x)).join(" ")}`);
         if (mode === "nft") p95 = percentile(quiet, 95);
         rows.push(`| watch -f ${mode} | ${quiet.length} | ${ms(percentile(quiet, 50))} | ${ms(percentile(quiet, 95))} | ${ms(Math.max(...quiet))} |`);
       }

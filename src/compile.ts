@@ -6,11 +6,11 @@ import { layoutFor } from "./docker/layouts.js";
 import { parse } from "./parse.js";
 import { buildModel, modelBuilder, type BuildResult } from "./model/build.js";
 import { check } from "./check/index.js";
-import { generate, type Generated } from "./generate.js";
+import { generate, generateLazily, type Generated } from "./generate.js";
 import { TARGETS } from "./targets/index.js";
 import type { Policy } from "./model/types.js";
 import type { Layout } from "./docker/layout.js";
-import { readFacts, type RawFacts } from "./facts/read.js";
+import { readFacts, type FactsMemo, type RawFacts } from "./facts/read.js";
 import { addFacts } from "./facts/merge.js";
 import { checkBackend } from "./facts/settings.js";
 import { checkNftablesConf, type NftablesConf } from "./check/nftconf.js";
@@ -54,6 +54,11 @@ export interface CompileOptions {
    * policy and a daemon that disagree still are.
    */
   analysis?: boolean;
+  /**
+   * What an earlier compile read of the same facts objects (watch: each reconcile's facts are
+   * mostly the objects of the one before): read again only where they changed (facts/read.ts).
+   */
+  factsMemo?: FactsMemo;
   /** The sysctls of the host check runs on (dockwall check): what dockwall's rules need of it with `iptables off` (check/host.ts). */
   hostSysctls?: HostSysctls;
 }
@@ -109,7 +114,15 @@ export const stages: Stage[] = [
   { name: "nftables.conf", when: (o) => o.nftablesConf !== undefined, run: (s) => s.options.nftablesConf!.forEach((c) => checkNftablesConf(s.policy!, s.options.format ?? "ferm", c, s.options.output, s.problems)) },
   { name: "the host", when: (o) => o.hostSysctls !== undefined, run: (s) => checkHost(s.policy!, s.options.format ?? "ferm", s.options.hostSysctls!, s.problems) },
   { name: "select the Docker layout", run: selectLayout },
-  { name: "generate", when: (o) => !o.checkOnly, run: (s) => (s.generated = generate(s.policy!, families(s.options), { standIn: s.options.format !== "nft" })) },
+  {
+    name: "generate",
+    when: (o) => !o.checkOnly,
+    run: (s) => {
+      const opts = { standIn: s.options.format !== "nft" };
+      // The nft file with `iptables off` writes Docker's tables from the plan, not from these rules: made when asked for.
+      s.generated = s.options.format === "nft" && !s.policy!.docker.iptables ? generateLazily(s.policy!, families(s.options), opts) : generate(s.policy!, families(s.options), opts);
+    },
+  },
   { name: "render", when: (o) => !o.checkOnly && !o.noRender, run: render },
 ];
 
@@ -138,7 +151,7 @@ function parseAndBuild(s: State): void {
 }
 
 function addDockerFacts(s: State): void {
-  const facts = readFacts(s.options.facts!.raw, s.options.facts!.source, s.problems);
+  const facts = readFacts(s.options.facts!.raw, s.options.facts!.source, s.problems, s.options.factsMemo);
   if (s.problems.hasErrors) return;
   addFacts(s.policy!, facts, s.problems, s.options.factsErrors === "warn", backendFormat(s.options));
   // --docker-version still wins over the daemon's.

@@ -49,6 +49,33 @@ export function generate(p: Policy, families: readonly Family[] = [4, 6], opts: 
   return { rulesets: out, preserve, setup };
 }
 
+/**
+ * generate(), each family's rule set made when it is first asked for. For the --format nft file
+ * with `iptables off`, which writes Docker's tables from the plan (docker/nft29.ts) and
+ * dockwall's own chains: Docker's chains as iptables rules, thousands at 2,000 containers, are
+ * then made only for what asks for them (apply's lockout guard, explain), not for each of
+ * watch's reconciles. A family's `preserve` and `setup` are there once its rule set was asked for.
+ */
+export function generateLazily(p: Policy, families: readonly Family[], opts: { standIn?: boolean } = {}): Generated {
+  const out: Generated = { rulesets: {}, preserve: {}, setup: { 4: [], 6: [] } };
+  for (const family of families) {
+    let made: Ruleset | undefined;
+    Object.defineProperty(out.rulesets, family, {
+      enumerable: true,
+      get: () => {
+        if (!made) {
+          const g = generate(p, [family], opts);
+          made = g.rulesets[family]!;
+          if (g.preserve[family]) out.preserve[family] = g.preserve[family];
+          out.setup[family] = g.setup[family];
+        }
+        return made;
+      },
+    });
+  }
+  return out;
+}
+
 /** DOCKER-USER rules that do something (more than a lone RETURN). */
 export function meaningful(rules: readonly Rule[]): boolean {
   return rules.some((r) => r.target !== "RETURN" || r.matches.length > 0 || r.in || r.out || r.src || r.dst);

@@ -8,7 +8,8 @@
 import { bindAddress, byName, publishingNetwork } from "../model/derive.js";
 import type { Policy } from "../model/types.js";
 import { layoutFor } from "./layouts.js";
-import { makePlan, type NetPlan, type Plan, type PortPlan } from "./plan.js";
+import { makePlan, type ContainerPlan, type NetPlan, type Plan, type PortPlan } from "./plan.js";
+import type { Family } from "../model/values.js";
 
 const COUNTER = "counter packets 0 bytes 0";
 const MAPS = ["filter-forward-in-jumps", "filter-forward-out-jumps", "nat-postrouting-in-jumps", "nat-postrouting-out-jumps"] as const;
@@ -22,11 +23,16 @@ interface Chain {
 
 /** Both tables dockerd 29.7.2 writes for the policy: `ip`, then `ip6` unless ip6tables is off (then dockerd makes no ip6 table). */
 export function dockerBridgesTables(p: Policy): string {
+  return dockerBridgesList(p).map((t) => t.text).join("");
+}
+
+/** The same, a table at a time. */
+export function dockerBridgesList(p: Policy): { family: "ip" | "ip6"; text: string }[] {
   const layout = layoutFor(p.docker.version?.value);
   if (!layout) throw new Error("Docker 29's nftables tables: no Docker layout for this version");
   crossFamilyProxy(p);
-  let out = dockerBridges(makePlan(p, 4, layout));
-  if (p.docker.ip6tables ?? layout.ip6tablesDefault) out += dockerBridges(makePlan(p, 6, layout));
+  const out: { family: "ip" | "ip6"; text: string }[] = [{ family: "ip", text: dockerBridges(makePlan(p, 4, layout)) }];
+  if (p.docker.ip6tables ?? layout.ip6tablesDefault) out.push({ family: "ip6", text: dockerBridges(makePlan(p, 6, layout)) });
   return out;
 }
 
@@ -114,14 +120,15 @@ export function dockerBridges(plan: Plan): string {
 
   // Containers as they start: the direct-access drop per endpoint, then the port bindings.
   for (const c of plan.containers) {
-    for (const e of c.endpoints) {
+    const lines = containerLines(c, family, hairpin);
+    c.endpoints.forEach((e, i) => {
       if (!fwdIn.has(e.bridge)) throw new Error(`Docker 29's nftables tables: ${e.ip} is on bridge ${e.bridge}, which has no IPv${family} subnet`);
-      add(raw, `${ip} daddr ${e.ip} iifname != ${quote(e.bridge)} ${COUNTER} drop comment "DROP DIRECT ACCESS"`, "raw-PREROUTING");
-    }
-    for (const p of c.ports) publish(p);
+      add(raw, lines.direct[i]!, "raw-PREROUTING");
+    });
+    c.ports.forEach((p, i) => publish(p, lines.ports[i]!));
   }
 
-  function publish(p: PortPlan): void {
+  function publish(p: PortPlan, lines: PortLines): void {
     const n: NetPlan = p.network;
     if (n.internal) return; // dockerd writes no port rules for an internal network
     const br = n.bridge;
@@ -129,23 +136,12 @@ export function dockerBridges(plan: Plan): string {
     if (!groups) throw new Error(`Docker 29's nftables tables: ${p.comment} is on bridge ${br}, which has no IPv${family} subnet`);
     if (p.hostPort === 0) throw new Error(`Docker 29's nftables tables: ${p.comment} has no host port (dockerd picks one)`);
     // Bindings of several host ports to one container port share the accept (dockerd ignores the duplicate).
-    const accept = `${ip} daddr ${p.containerIp} ${p.proto} dport ${p.containerPort} ${COUNTER} accept`;
     let seen = held.get(groups.ports);
     if (!seen) held.set(groups.ports, (seen = new Set(groups.ports)));
-    if (!seen.has(accept)) seen.add(accept), groups.ports.push(accept);
-    const to = family === 4 ? `${p.containerIp}:${p.containerPort}` : `[${p.containerIp}]:${p.containerPort}`;
-    const matches = [
-      hairpin ? "" : `iifname != ${quote(br)} `,
-      family === 6 ? "ip6 saddr != fe80::/10 " : "",
-      p.hostIp ? `${ip} daddr ${p.hostIp} ` : "",
-    ].join("");
-    add(dnat, `${matches}${p.proto} dport ${p.hostPort} ${COUNTER} dnat to ${to} comment "DNAT"`, "nat-prerouting-and-output");
-    if (hairpin) {
-      add(postIn.get(br)!, `${ip} saddr ${p.containerIp} ${ip} daddr ${p.containerIp} ${p.proto} dport ${p.containerPort} ${COUNTER} masquerade comment "MASQ TO OWN PORT"`, `nat-postrouting-in__${br}`);
-    }
-    if (family === 4 && p.loopback) {
-      add(raw, `iifname != "lo" ip daddr ${p.hostIp} ${p.proto} dport ${p.hostPort} ${COUNTER} drop comment "DROP REMOTE LOOPBACK"`, "raw-PREROUTING");
-    }
+    if (!seen.has(lines.accept)) seen.add(lines.accept), groups.ports.push(lines.accept);
+    add(dnat, lines.dnat, "nat-prerouting-and-output");
+    if (lines.masquerade) add(postIn.get(br)!, lines.masquerade, `nat-postrouting-in__${br}`);
+    if (lines.loopback) add(raw, lines.loopback, "raw-PREROUTING");
   }
 
   for (const n of nets) {
@@ -163,11 +159,51 @@ export function dockerBridges(plan: Plan): string {
     return `\tmap ${m} {\n${lines.map((l) => `\t${l}`).join("\n")}\n\t}\n`;
   });
   for (const c of chains) {
-    const body = [...(c.base ? [c.base] : []), ...c.rules].map((r) => `\t\t${r}\n`).join("");
-    blocks.push(`\tchain ${c.name} {\n${body}\t}\n`);
+    const lines = c.base ? [c.base, ...c.rules] : c.rules;
+    // (Joined once: thousands of rules in a chain, each not made into a line of its own first.)
+    blocks.push(`\tchain ${c.name} {\n${lines.length ? `\t\t${lines.join("\n\t\t")}\n` : ""}\t}\n`);
   }
   return `table ${ip} docker-bridges {\n${blocks.join("\n")}}\n`;
 }
+
+/** The rules of one binding, in the chains they go to. */
+interface PortLines {
+  accept: string;
+  dnat: string;
+  masquerade?: string;
+  loopback?: string;
+}
+
+/**
+ * A container's rules as text: the direct-access drop of each endpoint, and each binding's.
+ * Made once per container plan (a plan made again only when the container or its networks
+ * changed: docker/plan.ts), for the family and hairpin mode it was made for.
+ */
+function containerLines(c: ContainerPlan, family: Family, hairpin: boolean): { direct: string[]; ports: PortLines[] } {
+  const mode = `${family}${hairpin}`;
+  const was = written.get(c);
+  if (was?.mode === mode) return was.lines;
+  const ip = family === 4 ? "ip" : "ip6";
+  const lines = {
+    direct: c.endpoints.map((e) => `${ip} daddr ${e.ip} iifname != ${quote(e.bridge)} ${COUNTER} drop comment "DROP DIRECT ACCESS"`),
+    ports: c.ports.map((p): PortLines => {
+      const br = p.network.bridge;
+      const to = family === 4 ? `${p.containerIp}:${p.containerPort}` : `[${p.containerIp}]:${p.containerPort}`;
+      const matches = [hairpin ? "" : `iifname != ${quote(br)} `, family === 6 ? "ip6 saddr != fe80::/10 " : "", p.hostIp ? `${ip} daddr ${p.hostIp} ` : ""].join("");
+      const out: PortLines = {
+        accept: `${ip} daddr ${p.containerIp} ${p.proto} dport ${p.containerPort} ${COUNTER} accept`,
+        dnat: `${matches}${p.proto} dport ${p.hostPort} ${COUNTER} dnat to ${to} comment "DNAT"`,
+      };
+      if (hairpin) out.masquerade = `${ip} saddr ${p.containerIp} ${ip} daddr ${p.containerIp} ${p.proto} dport ${p.containerPort} ${COUNTER} masquerade comment "MASQ TO OWN PORT"`;
+      if (family === 4 && p.loopback) out.loopback = `iifname != "lo" ip daddr ${p.hostIp} ${p.proto} dport ${p.hostPort} ${COUNTER} drop comment "DROP REMOTE LOOPBACK"`;
+      return out;
+    }),
+  };
+  written.set(c, { mode, lines });
+  return lines;
+}
+
+const written = new WeakMap<ContainerPlan, { mode: string; lines: { direct: string[]; ports: PortLines[] } }>();
 
 /** The rules each group holds, as a set (a chain of one rule per published port: thousands, each looked up). */
 const held = new WeakMap<string[], Set<string>>();

@@ -97,63 +97,38 @@ export function makePlan(p: Policy, family: Family, layout: Layout): Plan {
   return (byFamily[family] ??= planOf(p, family, layout));
 }
 
+/**
+ * Each container's plan as an earlier compile made it, with what it was made from besides the
+ * container: the family, the layout's port order, the daemon's `ip` and every network (as the
+ * plan reads them). A container object read again as it was (facts/read.ts FactsMemo, watch)
+ * is not planned again among networks that read the same.
+ */
+const planned = new WeakMap<Container, Partial<Record<Family, { key: string; cp: ContainerPlan }>>>();
+
+function planContext(p: Policy, family: Family, layout: Layout, plans: Map<string, NetPlan>): string {
+  const ip = p.docker.ip?.value;
+  const nets = p.networks.map((n) => [n.name, n.internal, n.hostBinding ? [n.hostBinding.value.family, String(n.hostBinding.value.value)] : null, plans.get(n.name)]);
+  return JSON.stringify([family, layout.portOrder, ip ? [ip.family, String(ip.value)] : null, nets]);
+}
+
 function planOf(p: Policy, family: Family, layout: Layout): Plan {
   const version = effectiveVersion(p.docker.version?.value);
   const nets = byName(p.networks);
   const plans = new Map(p.networks.map((n) => [n.name, netPlan(n, p)]));
   const containers: ContainerPlan[] = [];
+  const context = planContext(p, family, layout, plans);
   for (let i = 0; i < p.containers.length; i++) {
     const c = p.containers[i]!;
-    const endpoints: ContainerPlan["endpoints"] = [];
-    for (let k = 0; k < c.endpoints.length; k++) {
-      const e = c.endpoints[k]!;
-      const n = nets.get(e.network.name);
-      const ip = n && !n.internal ? addressOn(c, n, family) : undefined;
-      if (n && ip) endpoints.push({ ip: formatIp(ip), bridge: n.bridge.value });
+    const was = planned.get(c)?.[family];
+    if (was && was.key === context) {
+      containers.push(was.cp);
+      continue;
     }
-    const cp: ContainerPlan = { name: c.name, endpoints, ports: [] };
+    const cp = containerPlan(p, c, family, layout, nets, plans);
     containers.push(cp);
-    const n = publishingNetwork(c, nets);
-    if (!n) continue;
-    const cip = addressOn(c, n, family);
-    if (!cip) continue;
-    const containerIp = formatIp(cip);
-    const containerHost = `${containerIp}/${family === 4 ? 32 : 128}`;
-    const mine: PortPlan[] = [];
-    for (let k = 0; k < c.publishes.length; k++) {
-      const pub = c.publishes[k]!;
-      const host = bindAddress(p, pub, n);
-      // An address of the other family means this family gets no binding.
-      if (host && host.family !== family) continue;
-      const hostIp = host && host.value !== 0n ? formatIp(host) : undefined;
-      const loopback = host !== undefined && isLoopback(host);
-      const bs = bindings(pub);
-      for (let j = 0; j < bs.length; j++) {
-        const b = bs[j]!;
-        mine.push({
-          family,
-          container: c,
-          publish: pub,
-          network: plans.get(n.name)!,
-          proto: b.proto,
-          hostIp,
-          loopback,
-          hostPort: b.hostPort,
-          containerIp,
-          containerHost,
-          containerPort: b.containerPort,
-          comment: portComment(family, c.name, hostIp, b.hostPort, b.proto, containerIp, b.containerPort),
-        });
-      }
-    }
-    // dockerd 20.10–26 processes a container's bindings by descending container port; 27+
-    // ascending by container port, then protocol, then host port.
-    const proto = (a: PortPlan, b: PortPlan) => (a.proto < b.proto ? -1 : a.proto > b.proto ? 1 : 0);
-    if (mine.length < 2) {
-      // nothing to order
-    } else if (layout.portOrder === "descending") mine.sort((a, b) => b.containerPort - a.containerPort || proto(a, b) || b.hostPort - a.hostPort);
-    else mine.sort((a, b) => a.containerPort - b.containerPort || proto(a, b) || a.hostPort - b.hostPort);
-    cp.ports = mine;
+    let byFamily = planned.get(c);
+    if (!byFamily) planned.set(c, (byFamily = {}));
+    byFamily[family] = { key: context, cp };
   }
   return {
     family,
@@ -165,6 +140,60 @@ function planOf(p: Policy, family: Family, layout: Layout): Plan {
     ports: containers.flatMap((c) => c.ports),
     parts: new SharedParts(),
   };
+}
+
+/** One container's plan: its endpoints, and its bindings in the order dockerd processes them. */
+function containerPlan(p: Policy, c: Container, family: Family, layout: Layout, nets: Map<string, Network>, plans: Map<string, NetPlan>): ContainerPlan {
+  const endpoints: ContainerPlan["endpoints"] = [];
+  for (let k = 0; k < c.endpoints.length; k++) {
+    const e = c.endpoints[k]!;
+    const n = nets.get(e.network.name);
+    const ip = n && !n.internal ? addressOn(c, n, family) : undefined;
+    if (n && ip) endpoints.push({ ip: formatIp(ip), bridge: n.bridge.value });
+  }
+  const cp: ContainerPlan = { name: c.name, endpoints, ports: [] };
+  const n = publishingNetwork(c, nets);
+  if (!n) return cp;
+  const cip = addressOn(c, n, family);
+  if (!cip) return cp;
+  const containerIp = formatIp(cip);
+  const containerHost = `${containerIp}/${family === 4 ? 32 : 128}`;
+  const mine: PortPlan[] = [];
+  for (let k = 0; k < c.publishes.length; k++) {
+    const pub = c.publishes[k]!;
+    const host = bindAddress(p, pub, n);
+    // An address of the other family means this family gets no binding.
+    if (host && host.family !== family) continue;
+    const hostIp = host && host.value !== 0n ? formatIp(host) : undefined;
+    const loopback = host !== undefined && isLoopback(host);
+    const bs = bindings(pub);
+    for (let j = 0; j < bs.length; j++) {
+      const b = bs[j]!;
+      mine.push({
+        family,
+        container: c,
+        publish: pub,
+        network: plans.get(n.name)!,
+        proto: b.proto,
+        hostIp,
+        loopback,
+        hostPort: b.hostPort,
+        containerIp,
+        containerHost,
+        containerPort: b.containerPort,
+        comment: portComment(family, c.name, hostIp, b.hostPort, b.proto, containerIp, b.containerPort),
+      });
+    }
+  }
+  // dockerd 20.10–26 processes a container's bindings by descending container port; 27+
+  // ascending by container port, then protocol, then host port.
+  const proto = (a: PortPlan, b: PortPlan) => (a.proto < b.proto ? -1 : a.proto > b.proto ? 1 : 0);
+  if (mine.length < 2) {
+    // nothing to order
+  } else if (layout.portOrder === "descending") mine.sort((a, b) => b.containerPort - a.containerPort || proto(a, b) || b.hostPort - a.hostPort);
+  else mine.sort((a, b) => a.containerPort - b.containerPort || proto(a, b) || a.hostPort - b.hostPort);
+  cp.ports = mine;
+  return cp;
 }
 
 

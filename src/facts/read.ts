@@ -80,6 +80,17 @@ function timeKey(s: string): string {
   return m ? `${m[1]}.${(m[2] ?? "").padEnd(9, "0")}${m[3]}` : s;
 }
 
+/** Sorts by the time each has (a stable sort; `tie` orders the same times), each time read once. */
+function inTimeOrder<T>(xs: T[], time: (x: T) => string, tie: (a: T, b: T) => number): void {
+  const keys = new Map<T, string>();
+  for (const x of xs) keys.set(x, timeKey(time(x)));
+  xs.sort((a, b) => {
+    const ka = keys.get(a)!;
+    const kb = keys.get(b)!;
+    return ka < kb ? -1 : ka > kb ? 1 : tie(a, b);
+  });
+}
+
 /** Reads the fields it needs from one object; a missing or mistyped one is reported once, at the object. */
 class Reader {
   ok = true;
@@ -322,7 +333,40 @@ function container(raw: unknown, source: string, networks: Map<string, Network>,
 }
 
 /** The facts in the model's terms; errors name the network or container they are about. */
-export function readFacts(raw: RawFacts, source: string, problems: Problems): DockerFacts {
+/**
+ * What readFacts read of each container object before (watch: dockerd's objects, which the
+ * engine client replaces and never changes): the object read again only when the networks it
+ * is on read differently, or it was not read cleanly (a problem, or something not reproduced, is
+ * said each time). Owned by its caller, for objects it does not change.
+ */
+export class FactsMemo {
+  readonly containers = new WeakMap<object, { key: string; value: { ctr: Container; started: string } | "stopped" | "unbridged" }>();
+}
+
+/** What container() reads of the networks around one container: each of its networks, a bridge known or another driver. */
+function contextKey(raw: unknown, source: string, networks: Map<string, Network>, others: Map<string, OtherNetwork>): string | undefined {
+  if (!isObject(raw)) return undefined;
+  const ns = raw.NetworkSettings;
+  const nets = isObject(ns) && isObject(ns.Networks) ? Object.keys(ns.Networks) : [];
+  let key = source;
+  for (const n of nets) key += networks.has(n) ? `\0b${n}` : `\0o${n}\0${others.get(n)?.driver ?? ""}`;
+  return key;
+}
+
+function readContainer(memo: FactsMemo | undefined, raw: unknown, source: string, networks: Map<string, Network>, others: Map<string, OtherNetwork>, unreproduced: Unreproduced, problems: Problems): ReturnType<typeof container> {
+  const key = memo ? contextKey(raw, source, networks, others) : undefined;
+  if (key === undefined) return container(raw, source, networks, others, unreproduced, problems);
+  const was = memo!.containers.get(raw as object);
+  if (was && was.key === key) return was.value;
+  const before = problems.items.length + problems.omitted + unreproduced.attachments.length + unreproduced.hostNetwork.length;
+  const value = container(raw, source, networks, others, unreproduced, problems);
+  const clean = value !== undefined && problems.items.length + problems.omitted + unreproduced.attachments.length + unreproduced.hostNetwork.length === before;
+  if (clean) memo!.containers.set(raw as object, { key, value });
+  else memo!.containers.delete(raw as object);
+  return value;
+}
+
+export function readFacts(raw: RawFacts, source: string, problems: Problems, memo?: FactsMemo): DockerFacts {
   const nets: { net: Network; created: string; id: string }[] = [];
   const others = new Map<string, OtherNetwork>();
   const unreproduced: Unreproduced = { options: [], attachments: [], hostNetwork: [] };
@@ -330,18 +374,18 @@ export function readFacts(raw: RawFacts, source: string, problems: Problems): Do
     const v = network(n, source, problems, others, unreproduced);
     if (v) nets.push(v);
   }
-  nets.sort((a, b) => (timeKey(a.created) < timeKey(b.created) ? -1 : timeKey(a.created) > timeKey(b.created) ? 1 : 0));
+  inTimeOrder(nets, (n) => n.created, () => 0);
   const byName = new Map<string, Network>();
   // Containers name their networks as inspect prints them: the default bridge as `bridge`.
   for (const n of nets) byName.set(n.net.name, n.net);
   const ctrs: { ctr: Container; started: string }[] = [];
   const unbridged: string[] = [];
   for (const c of raw.containers) {
-    const v = container(c, source, byName, others, unreproduced, problems);
+    const v = readContainer(memo, c, source, byName, others, unreproduced, problems);
     if (v === "unbridged") unbridged.push(isObject(c) && typeof c.Name === "string" ? c.Name.replace(/^\//, "") : "?");
     else if (v && v !== "stopped") ctrs.push(v);
   }
-  ctrs.sort((a, b) => (timeKey(a.started) < timeKey(b.started) ? -1 : timeKey(a.started) > timeKey(b.started) ? 1 : a.ctr.name < b.ctr.name ? -1 : 1));
+  inTimeOrder(ctrs, (c) => c.started, (a, b) => (a.ctr.name < b.ctr.name ? -1 : 1));
   let version: Version | undefined;
   if (raw.version !== undefined) {
     const text = isObject(raw.version) ? raw.version.Version : raw.version;

@@ -42,8 +42,8 @@ const NETWORK_LEFT_OUT = "until then the network and its containers are left out
 /** Leaves a network, and its containers' endpoints on it, out of the policy (a container with no other network with it). */
 function leaveOut(p: Policy, network: string): void {
   p.networks = p.networks.filter((n) => n.name !== network);
-  for (const c of p.containers) c.endpoints = c.endpoints.filter((e) => e.network.name !== network);
-  p.containers = p.containers.filter((c) => c.endpoints.length > 0);
+  // Copies, not changed in place: a container read from Docker's objects may be read again as it is (FactsMemo).
+  p.containers = p.containers.map((c) => (c.endpoints.some((e) => e.network.name === network) ? { ...c, endpoints: c.endpoints.filter((e) => e.network.name !== network) } : c)).filter((c) => c.endpoints.length > 0);
 }
 
 export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems, warn = false, format?: string): void {

@@ -21,7 +21,7 @@ import type { Problems } from "../diagnostics.js";
 import { startOfFile } from "../diagnostics.js";
 import { make, statementOf, type Match, type Rule, type Ruleset } from "../ir/ruleset.js";
 import { typedMatch } from "../ir/match.js";
-import { dockerBridgesTables } from "../docker/nft29.js";
+import { dockerBridgesList } from "../docker/nft29.js";
 import { layoutFor } from "../docker/layouts.js";
 import { makePlan } from "../docker/plan.js";
 import { dockerWrites, meaningful } from "../generate.js";
@@ -402,6 +402,12 @@ function ownRuleset(p: Policy, family: Family): Ruleset | undefined {
   return { family, tables: [{ name: "filter", chains }], scope: "owned" };
 }
 
+/** Whether a family's rule set was made, without making it (compile.ts: generateLazily). */
+function hasFamily(rulesets: Partial<Record<Family, Ruleset>>, f: Family): boolean {
+  const d = Object.getOwnPropertyDescriptor(rulesets, f);
+  return d !== undefined && (d.get !== undefined || d.value !== undefined);
+}
+
 export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>, header: string[], problems: Problems, origins?: Map<string, Rule>): string {
   let docker = "";
   if (!p.docker.iptables) {
@@ -414,7 +420,10 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
       return "";
     }
     try {
-      docker = dockerBridgesTables(p);
+      // Each of Docker's tables replaced as dockwall's is (made if missing, deleted, made again), in the same transaction.
+      docker = dockerBridgesList(p)
+        .map((t) => `table ${t.family} docker-bridges\ndelete table ${t.family} docker-bridges\n${t.text}`)
+        .join("");
     } catch (e) {
       problems.error("nft-format", at, `with 'iptables off', --format nft cannot write Docker's nftables tables for this policy: ${(e as Error).message.replace(/^Docker 29's nftables tables:? ?/, "")}`, {
         help: `compile this policy with --format ferm or --format iptables/ip6tables`,
@@ -429,7 +438,7 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
   const said = new Set<string>();
   for (const f of [4, 6] as const) {
     // Beside Docker 29's nftables backend (no FORWARD policy of its own), dockwall's table is what stands for FORWARD's policy DROP.
-    const rs = p.docker.iptables ? rulesets[f] && (backendOf(p) === "nftables" ? withForwardDrop(p, f, rulesets[f]!) : rulesets[f]) : rulesets[f] && ownRuleset(p, f);
+    const rs = p.docker.iptables ? rulesets[f] && (backendOf(p) === "nftables" ? withForwardDrop(p, f, rulesets[f]!) : rulesets[f]) : hasFamily(rulesets, f) ? ownRuleset(p, f) : undefined;
     if (!rs || rs.tables.length === 0) continue;
     const got = familyChains(rs, f, problems, p, said, origins);
     chains.push(...got.chains);
@@ -444,12 +453,7 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
   const [family, name] = NFT_TABLE.split(" ");
   // A set's elements as nft lists them: one line, comma-separated (nft's own order differs, and the comparisons take them as a set).
   const setViews: SetView[] = sets.map((x) => ({ name: x.name, type: x.type, elements: x.elements.join(", ") }));
-  return templates.nft({ header, docker: docker ? dockerReplaced(docker) : "", family, name, sets: setViews, chains: [...base, ...chains] });
-}
-
-/** Docker's tables, each replaced as dockwall's is (made if missing, deleted, made again), in the same transaction. */
-function dockerReplaced(text: string): string {
-  return text.replace(/^table (ip6?) docker-bridges \{$/gm, (line, fam: string) => `table ${fam} docker-bridges\ndelete table ${fam} docker-bridges\n${line}`);
+  return templates.nft({ header, docker, family, name, sets: setViews, chains: [...base, ...chains] });
 }
 
 /** Each rule of dockwall's table as nft lists it, and the compiled rule it translates (explain --live names where a loaded rule came from). */

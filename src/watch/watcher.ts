@@ -9,6 +9,7 @@
 // redeployed container no longer publishes the port an allow names) costs only what it
 // concerns: that allow target is left out (it admits nothing), logged, and the rest applied.
 import { compile, type CompileResult } from "../compile.js";
+import { FactsMemo } from "../facts/read.js";
 import { formatDiagnostics } from "../diagnostics.js";
 import type { RawFacts } from "../facts/read.js";
 import { newKeyGeneration, parseSave, toRuleset, type SavedRuleset } from "../live/save.js";
@@ -298,6 +299,8 @@ export class Watcher {
 
   /** The policy and Docker's facts the last reconcile brought the kernel to (the facts' objects as the client keeps them). */
   private inStep?: { text: string; facts: Facts };
+  /** What the compiles read of Docker's objects: the engine client replaces an object that changed, and never changes one. */
+  private readonly factsMemo = new FactsMemo();
 
   /**
    * Nothing to do: the facts are the very objects the last reconcile had (the full read that
@@ -463,7 +466,7 @@ export class Watcher {
     saved: ({ text: string } | { error: Error })[],
   ): { r: CompileResult; steps: { family: 4 | 6; text: string; what: string }[]; before: Partial<Record<4 | 6, string>>; afters: Partial<Record<4 | 6, SavedRuleset>> } | { result: ReconcileResult } {
     // Errors that only the facts cause are warnings here: what they concern is left out.
-    const r = compile(text, { noRender: true, facts, file: this.deps.policyName, factsErrors: "warn" });
+    const r = compile(text, { noRender: true, facts, file: this.deps.policyName, factsErrors: "warn", factsMemo: this.factsMemo });
     if (!r.ok) {
       this.logDiagnostics(r, text, true);
       this.deps.log(`the policy does not compile with Docker's facts now; the rules in place stay`);
@@ -552,7 +555,7 @@ export class Watcher {
     const tFacts = performance.now();
     await this.learning;
     this.learning = undefined;
-    const compiled = (text: string) => compile(text, { format: "nft", facts, file: this.deps.policyName, factsErrors: "warn" });
+    const compiled = (text: string) => compile(text, { format: "nft", facts, file: this.deps.policyName, factsErrors: "warn", factsMemo: this.factsMemo });
     const pendingText = this.whilePending;
     const candidate = pendingText === undefined ? this.candidate : undefined;
     if (pendingText === undefined) this.candidate = undefined;
