@@ -8,6 +8,8 @@ import { buildModel, modelBuilder, type BuildResult } from "./model/build.js";
 import { check } from "./check/index.js";
 import { generate, generateLazily, type Generated } from "./generate.js";
 import { TARGETS } from "./targets/index.js";
+import { nftOutput } from "./targets/nft.js";
+import type { NftState } from "./live/nftdiff.js";
 import type { Policy } from "./model/types.js";
 import type { Layout } from "./docker/layout.js";
 import { readFacts, type FactsMemo, type RawFacts } from "./facts/read.js";
@@ -59,6 +61,12 @@ export interface CompileOptions {
    * mostly the objects of the one before): read again only where they changed (facts/read.ts).
    */
   factsMemo?: FactsMemo;
+  /**
+   * --format nft: the tables as live/nftdiff.ts reads the file (CompileResult.nftState), and the
+   * file's text made only when `output` is read (watch compares the tables with what is loaded at
+   * each reconcile, and loads the whole file only now and then).
+   */
+  nftState?: boolean;
   /** The sysctls of the host check runs on (dockwall check): what dockwall's rules need of it with `iptables off` (check/host.ts). */
   hostSysctls?: HostSysctls;
 }
@@ -71,6 +79,8 @@ export interface CompileResult {
   output?: string;
   policy?: Policy;
   generated?: Generated;
+  /** With `nftState`: the file's tables as live/nftdiff.ts's parseNftList reads its text. */
+  nftState?: NftState;
 }
 
 /** What the stages hand on to each other. */
@@ -82,6 +92,9 @@ interface State {
   layout?: Layout;
   generated?: Generated;
   output?: string;
+  /** The output, made when it is read (nftState). */
+  lazyOutput?: () => string;
+  nftState?: NftState;
 }
 
 interface Stage {
@@ -133,7 +146,14 @@ export function compile(text: string, options: CompileOptions = {}): CompileResu
     stage.run(s);
     if (s.problems.hasErrors) return { ok: false, diagnostics: s.problems.items, omitted: s.problems.omitted || undefined, policy: s.policy };
   }
-  return { ok: true, diagnostics: s.problems.items, output: s.output, policy: s.policy, generated: s.generated };
+  const result: CompileResult = { ok: true, diagnostics: s.problems.items, output: s.output, policy: s.policy, generated: s.generated };
+  if (s.nftState) result.nftState = s.nftState;
+  const lazy = s.lazyOutput;
+  if (lazy) {
+    let text: string | undefined;
+    Object.defineProperty(result, "output", { enumerable: true, get: () => (text ??= lazy()) });
+  }
+  return result;
 }
 
 /** Each statement goes to the model builder as soon as it is parsed. */
@@ -174,6 +194,15 @@ function families(o: CompileOptions): readonly (4 | 6)[] {
 
 function render(s: State): void {
   const format = s.options.format ?? "ferm";
+  if (format === "nft" && s.options.nftState) {
+    const out = nftOutput(s.policy!, s.generated!.rulesets, headerLines(s.policy!, s.options.file, format), s.problems);
+    if (!out) s.output = "";
+    else {
+      s.lazyOutput = out.text;
+      s.nftState = out.state();
+    }
+    return;
+  }
   s.output = TARGETS[format].render({ policy: s.policy!, generated: s.generated!, header: headerLines(s.policy!, s.options.file, format), problems: s.problems });
 }
 

@@ -10,6 +10,7 @@ import type { Policy } from "../model/types.js";
 import { layoutFor } from "./layouts.js";
 import { makePlan, type ContainerPlan, type NetPlan, type Plan, type PortPlan } from "./plan.js";
 import type { Family } from "../model/values.js";
+import type { NftPart } from "../live/nftdiff.js";
 
 const COUNTER = "counter packets 0 bytes 0";
 const MAPS = ["filter-forward-in-jumps", "filter-forward-out-jumps", "nat-postrouting-in-jumps", "nat-postrouting-out-jumps"] as const;
@@ -23,16 +24,16 @@ interface Chain {
 
 /** Both tables dockerd 29.7.2 writes for the policy: `ip`, then `ip6` unless ip6tables is off (then dockerd makes no ip6 table). */
 export function dockerBridgesTables(p: Policy): string {
-  return dockerBridgesList(p).map((t) => t.text).join("");
+  return dockerBridgesList(p).map(tableText).join("");
 }
 
-/** The same, a table at a time. */
-export function dockerBridgesList(p: Policy): { family: "ip" | "ip6"; text: string }[] {
+/** The same, a table at a time, as maps and chains. */
+export function dockerBridgesList(p: Policy): DockerTable[] {
   const layout = layoutFor(p.docker.version?.value);
   if (!layout) throw new Error("Docker 29's nftables tables: no Docker layout for this version");
   crossFamilyProxy(p);
-  const out: { family: "ip" | "ip6"; text: string }[] = [{ family: "ip", text: dockerBridges(makePlan(p, 4, layout)) }];
-  if (p.docker.ip6tables ?? layout.ip6tablesDefault) out.push({ family: "ip6", text: dockerBridges(makePlan(p, 6, layout)) });
+  const out = [dockerTable(makePlan(p, 4, layout))];
+  if (p.docker.ip6tables ?? layout.ip6tablesDefault) out.push(dockerTable(makePlan(p, 6, layout)));
   return out;
 }
 
@@ -60,6 +61,11 @@ function crossFamilyProxy(p: Policy): void {
 
 /** The table `ip docker-bridges` (family 4) or `ip6 docker-bridges` (family 6), as `nft list ruleset` prints it. */
 export function dockerBridges(plan: Plan): string {
+  return tableText(dockerTable(plan));
+}
+
+/** The same table, as maps and chains. */
+export function dockerTable(plan: Plan): DockerTable {
   const v = plan.version;
   if (v.major !== 29 || v.minor !== 7) {
     throw new Error(`Docker 29's nftables tables are reproduced as dockerd 29.7 writes them, not ${v.major}.${v.minor ?? "x"}`);
@@ -151,19 +157,46 @@ export function dockerBridges(plan: Plan): string {
 
   // nft lists a map's elements by key, compared as a little-endian number: longer names last.
   const bridges = nets.map((n) => n.bridge).sort(ifnameOrder);
-  const blocks = MAPS.map((m) => {
+  const maps = MAPS.map((m) => {
     const chain = m.replace("-jumps", "__");
-    const elements = bridges.map((br) => `${quote(br)} : jump ${chain}${br}`);
-    const lines = ["\ttype ifname : verdict"];
-    if (elements.length) lines.push(`\telements = { ${elements.join(",\n\t\t\t     ")} }`);
-    return `\tmap ${m} {\n${lines.map((l) => `\t${l}`).join("\n")}\n\t}\n`;
+    return { name: m, type: "ifname : verdict", elements: bridges.map((br) => `${quote(br)} : jump ${chain}${br}`) };
   });
-  for (const c of chains) {
+  return { family: ip, maps, chains };
+}
+
+/** One of Docker's tables as dockerd 29.7 makes it: its maps, then its chains, each in nft's order. */
+export interface DockerTable {
+  family: "ip" | "ip6";
+  maps: { name: string; type: string; elements: string[] }[];
+  chains: Chain[];
+}
+
+/** The table as `nft list ruleset` prints it. */
+export function tableText(t: DockerTable): string {
+  const blocks = t.maps.map((m) => {
+    const lines = [`\ttype ${m.type}`];
+    if (m.elements.length) lines.push(`\telements = { ${m.elements.join(",\n\t\t\t     ")} }`);
+    return `\tmap ${m.name} {\n${lines.map((l) => `\t${l}`).join("\n")}\n\t}\n`;
+  });
+  for (const c of t.chains) {
     const lines = c.base ? [c.base, ...c.rules] : c.rules;
     // (Joined once: thousands of rules in a chain, each not made into a line of its own first.)
     blocks.push(`\tchain ${c.name} {\n${lines.length ? `\t\t${lines.join("\n\t\t")}\n` : ""}\t}\n`);
   }
-  return `table ${ip} docker-bridges {\n${blocks.join("\n")}}\n`;
+  return `table ${t.family} docker-bridges {\n${blocks.join("\n")}}\n`;
+}
+
+/**
+ * The table as live/nftdiff.ts's parseNftList reads that text, without the text (watch compares
+ * it with what is loaded at each reconcile: 8,000 rules at 2,000 containers): each map's
+ * elements sorted, a base chain's hook line its header. test/docker/nft29-parts.test.ts holds
+ * it to parseNftList(tableText(t)).
+ */
+export function tableParts(t: DockerTable): NftPart[] {
+  const table = `${t.family} docker-bridges`;
+  const parts: NftPart[] = t.maps.map((m) => ({ table, kind: "map", name: m.name, header: [`type ${m.type}`], lines: [...m.elements].sort(), handles: [] }));
+  for (const c of t.chains) parts.push({ table, kind: "chain", name: c.name, header: c.base ? [c.base] : [], lines: c.rules, handles: [] });
+  return parts;
 }
 
 /** The rules of one binding, in the chains they go to. */

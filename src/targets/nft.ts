@@ -21,7 +21,8 @@ import type { Problems } from "../diagnostics.js";
 import { startOfFile } from "../diagnostics.js";
 import { make, statementOf, type Match, type Rule, type Ruleset } from "../ir/ruleset.js";
 import { typedMatch } from "../ir/match.js";
-import { dockerBridgesList } from "../docker/nft29.js";
+import { dockerBridgesList, tableParts, tableText, type DockerTable } from "../docker/nft29.js";
+import { parseNftList, type NftPart, type NftState } from "../live/nftdiff.js";
 import { layoutFor } from "../docker/layouts.js";
 import { makePlan } from "../docker/plan.js";
 import { dockerWrites, meaningful } from "../generate.js";
@@ -409,7 +410,17 @@ function hasFamily(rulesets: Partial<Record<Family, Ruleset>>, f: Family): boole
 }
 
 export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>, header: string[], problems: Problems, origins?: Map<string, Rule>): string {
-  let docker = "";
+  return nftOutput(p, rulesets, header, problems, origins)?.text() ?? "";
+}
+
+/**
+ * The --format nft file, made in two steps: what it holds, with every problem said (here), and
+ * its text or its tables as live/nftdiff.ts reads them (when asked: watch compares the tables
+ * with what is loaded, and needs the text only to load the whole file). Undefined when it cannot
+ * be written (said in problems).
+ */
+export function nftOutput(p: Policy, rulesets: Partial<Record<Family, Ruleset>>, header: string[], problems: Problems, origins?: Map<string, Rule>): { text: () => string; state: () => NftState } | undefined {
+  let docker: DockerTable[] = [];
   if (!p.docker.iptables) {
     const at = p.docker.version?.span ?? p.docker.span ?? startOfFile;
     const v = p.docker.version?.value;
@@ -417,18 +428,15 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
       problems.error("nft-format", at, `with 'iptables off', --format nft writes Docker's own tables as dockerd 29.7's nftables backend writes them, not Docker ${v.text}'s rules`, {
         help: `compile this policy with --format ferm or --format iptables/ip6tables for Docker ${v.text}; or, to run dockerd 29.7 ("iptables": false) with these tables, say 'version 29.7;'`,
       });
-      return "";
+      return undefined;
     }
     try {
-      // Each of Docker's tables replaced as dockwall's is (made if missing, deleted, made again), in the same transaction.
-      docker = dockerBridgesList(p)
-        .map((t) => `table ${t.family} docker-bridges\ndelete table ${t.family} docker-bridges\n${t.text}`)
-        .join("");
+      docker = dockerBridgesList(p);
     } catch (e) {
       problems.error("nft-format", at, `with 'iptables off', --format nft cannot write Docker's nftables tables for this policy: ${(e as Error).message.replace(/^Docker 29's nftables tables:? ?/, "")}`, {
         help: `compile this policy with --format ferm or --format iptables/ip6tables`,
       });
-      return "";
+      return undefined;
     }
   }
   const chains: ChainView[] = [];
@@ -453,7 +461,18 @@ export function renderNft(p: Policy, rulesets: Partial<Record<Family, Ruleset>>,
   const [family, name] = NFT_TABLE.split(" ");
   // A set's elements as nft lists them: one line, comma-separated (nft's own order differs, and the comparisons take them as a set).
   const setViews: SetView[] = sets.map((x) => ({ name: x.name, type: x.type, elements: x.elements.join(", ") }));
-  return templates.nft({ header, docker, family, name, sets: setViews, chains: [...base, ...chains] });
+  const own = (header: string[], docker: string) => templates.nft({ header, docker, family, name, sets: setViews, chains: [...base, ...chains] });
+  return {
+    // Each of Docker's tables replaced as dockwall's is (made if missing, deleted, made again), in the same transaction.
+    text: () => own(header, docker.map((t) => `table ${t.family} docker-bridges\ndelete table ${t.family} docker-bridges\n${tableText(t)}`).join("")),
+    state: () => {
+      const mine = parseNftList(own([], ""));
+      const parts = new Map<string, NftPart>();
+      for (const t of docker) for (const part of tableParts(t)) parts.set(`${part.table}/${part.name}`, part);
+      for (const [k, part] of mine.parts) parts.set(k, part);
+      return { parts, tables: [...docker.map((t) => `${t.family} docker-bridges`), ...mine.tables], flags: mine.flags };
+    },
+  };
 }
 
 /** Each rule of dockwall's table as nft lists it, and the compiled rule it translates (explain --live names where a loaded rule came from). */

@@ -15,11 +15,11 @@ allow lan to web;
 host { allow lan tcp 22; }
 `;
 
-function world(policy = POLICY) {
+function world(policy = POLICY, verbose = false) {
   const tables = new Map<string, string>();
   const logs: string[] = [];
   const loads: string[] = [];
-  const state = { facts: structuredClone(corpus), refuse: undefined as string | undefined, policy, sessions: [] as Packet[], lists: 0, factsFail: false };
+  const state = { facts: structuredClone(corpus), refuse: undefined as string | undefined, policy, sessions: [] as Packet[], lists: 0, factsFail: false, gates: [] as Promise<void>[] };
   const deps: WatchDeps = {
     policyName: "host.dw",
     readPolicy: () => state.policy,
@@ -33,7 +33,13 @@ function world(policy = POLICY) {
       throw new Error("watch -f nft never runs iptables-restore");
     },
     nft: {
-      list: async (names) => (state.lists++, names.map((n) => tables.get(n) ?? "").join("")),
+      list: async (names) => {
+        state.lists++;
+        const listed = names.map((n) => tables.get(n) ?? "").join("");
+        // Each gate holds back the next listing until it opens (what it lists is the kernel's as it was).
+        await state.gates.shift();
+        return listed;
+      },
       // nft monitor has followed the kernel since long before.
       watchedSince: () => -1e9,
       load: (text) => {
@@ -44,7 +50,7 @@ function world(policy = POLICY) {
     },
     log: (l) => void logs.push(l),
     sleep: async () => {},
-    verbose: false,
+    verbose,
     debounceMs: 0,
     sessions: () => state.sessions,
   };
@@ -105,6 +111,52 @@ it("what it loaded is trusted while nft monitor follows the kernel, and not once
   state.factsFail = false;
   await w.reconcile();
   expect(state.lists).toBe(read + 1); // read again: the change was not forgotten with the failed reconcile
+});
+
+it("after the whole file is loaded, its tables are listed in the background once, and the next change needs no listing; not when the kernel changed meanwhile", async () => {
+  const { w, state, logs } = world(POLICY, true);
+  await w.reconcile(); // lists the tables (none yet), loads the whole file: the handles are not known
+  await new Promise((r) => setTimeout(r, 0));
+  expect(state.lists).toBe(2); // listed again, in the background
+  state.facts.containers = [];
+  expect(await w.reconcile()).toEqual({ changed: true });
+  const reconciled = logs.filter((l) => /^reconciled in /.test(l));
+  expect(reconciled).toHaveLength(2);
+  expect(reconciled[0]).toMatch(/compiled and the tables listed/);
+  expect(reconciled[1]).not.toMatch(/listed/); // the change went in without a listing first
+  // A change reported while the background listing is under way: what it listed is not kept.
+  const again = world(POLICY, true);
+  let open = () => {};
+  again.state.gates.push(Promise.resolve(), new Promise((r) => (open = r))); // the reconcile's own listing, then the one in the background
+  await again.w.reconcile();
+  await new Promise((r) => setTimeout(r, 0));
+  expect(again.state.lists).toBe(2); // the background listing began
+  again.w.kernelChanged("inet dockwall (table deleted) (by nft, pid 4242)");
+  open();
+  await new Promise((r) => setTimeout(r, 0));
+  again.state.facts.containers = [];
+  await again.w.reconcile();
+  expect(again.logs.filter((l) => /^reconciled in /.test(l))[1]).toMatch(/compiled and the tables listed/);
+});
+
+it("a background listing that a reconcile overtook is not kept: it holds the tables from before that reconcile's load", async () => {
+  const { w, state, loads } = world();
+  await w.reconcile();
+  await new Promise((r) => setTimeout(r, 0)); // the tables listed in the background: known
+  let open1 = () => {};
+  let open2 = () => {};
+  state.gates.push(new Promise((r) => (open1 = r)), Promise.resolve(), new Promise((r) => (open2 = r)));
+  state.facts.containers = [];
+  await w.reconcile(); // web gone, the whole file (the fake lists no handles); its background listing held back
+  state.facts.containers = structuredClone(corpus.containers);
+  await w.reconcile(); // web back: listed (nothing known), the whole file again; its background listing held back too
+  open1(); // the first listing, of the tables without web, ends now
+  await new Promise((r) => setTimeout(r, 0));
+  open2();
+  await new Promise((r) => setTimeout(r, 0));
+  const before = loads.length;
+  expect(await w.reconcile()).toEqual({ changed: false }); // the kernel holds what the policy says: nothing loaded
+  expect(loads.length).toBe(before);
 });
 
 it("a table switched off by hand (flags dormant) is loaded again, and the log names what changed: the table's flags", async () => {
