@@ -16,7 +16,8 @@ import type { Policy } from "./model/types.js";
 import type { Ruleset } from "./ir/ruleset.js";
 
 export interface DockerEngine {
-  facts: () => Promise<Facts>;
+  /** `signal`: a read that may give way to an event (facts/engine.ts). */
+  facts: (signal?: AbortSignal) => Promise<Facts>;
   /** The facts from the last read and the containers events named since, inspected again (watch; facts/engine.ts). */
   changedFacts?: () => Promise<Facts>;
   /** Drops what the client kept of a container (an event about it), or of everything. */
@@ -835,7 +836,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
     {
       policyName: src.file,
       readPolicy: () => io.readFile(a.policy),
-      facts: () => engine.facts(),
+      facts: (signal) => engine.facts(signal),
       changedFacts: engine.changedFacts,
       forget: (id) => engine.forget(id),
       connected: engine.connected,

@@ -302,9 +302,9 @@ function main(args: string[]): void {
       void engine.then((e) => (ready = e), () => {});
       let closed = false;
       return {
-        facts: async () => {
+        facts: async (signal) => {
           const e = await engine;
-          return { raw: await e.facts(), source: e.endpoint.describe };
+          return { raw: await e.facts(signal), source: e.endpoint.describe };
         },
         changedFacts: async () => {
           const e = await engine;

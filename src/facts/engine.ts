@@ -73,10 +73,11 @@ export class Engine {
     this.agent.destroy();
   }
 
-  /** GET `path`, parsed as JSON; a DockerApiError that says what went wrong otherwise. */
-  get(path: string): Promise<unknown> {
+  /** GET `path`, parsed as JSON; a DockerApiError that says what went wrong otherwise (a FactsReadYielded once `signal` aborts). */
+  get(path: string, signal?: AbortSignal): Promise<unknown> {
     const ep = this.endpoint;
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(new FactsReadYielded());
       const fail = (why: string) => reject(new DockerApiError(`cannot read ${path} from dockerd at ${ep.describe}: ${why}`, why));
       const req = request({ socketPath: ep.socketPath, host: ep.host, port: ep.port, path, method: "GET", agent: this.agent, timeout: this.timeoutMs, headers: { Accept: "application/json" } }, (res) => {
         const chunks: Buffer[] = [];
@@ -103,6 +104,12 @@ export class Engine {
         });
       });
       req.on("timeout", () => req.destroy(new Error(`no answer within ${this.timeoutMs / 1000} s`)));
+      const yielded = () => {
+        req.destroy();
+        reject(new FactsReadYielded());
+      };
+      signal?.addEventListener("abort", yielded, { once: true });
+      req.on("close", () => signal?.removeEventListener("abort", yielded));
       req.on("error", (e: NodeJS.ErrnoException) => {
         const why =
           e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "no dockerd is listening there (is it running? is DOCKER_HOST right?)"
@@ -273,15 +280,27 @@ export class Engine {
     return JSON.stringify([c.State, c.Ports, c.Names, addresses]);
   }
 
-  /** The daemon's networks, running containers (inspected), version and firewall backend: the facts as `dockwall facts` writes them. */
-  async facts(): Promise<RawFacts & { version: unknown; info: unknown }> {
+  /**
+   * The daemon's networks, running containers (inspected), version and firewall backend: the
+   * facts as `dockwall facts` writes them. `signal` (watch's read after the events, which an
+   * event must not wait for): until the answers to its first requests are in, an abort ends the
+   * read with FactsReadYielded and leaves what the client keeps as it was.
+   */
+  async facts(signal?: AbortSignal): Promise<RawFacts & { version: unknown; info: unknown }> {
+    const wasComplete = this.complete;
     this.complete = false;
     const named = this.takeNamed();
     const forgotten = this.forgotten;
-    const answer = await this.keepingNamed(named, () => this.readAll(named));
-    // (Begun before everything was forgotten: its answer stands, but the next read is whole too.)
-    if (this.forgotten !== forgotten) this.complete = false;
-    return answer;
+    try {
+      const answer = await this.keepingNamed(named, () => this.readAll(named, signal));
+      // (Begun before everything was forgotten: its answer stands, but the next read is whole too.)
+      if (this.forgotten !== forgotten) this.complete = false;
+      return answer;
+    } catch (e) {
+      // Nothing was changed yet: the client keeps what it had, and a quick read may follow.
+      if (e instanceof FactsReadYielded && this.forgotten === forgotten) this.complete = wasComplete;
+      throw e;
+    }
   }
 
   /** A read that fails leaves the containers it was to inspect again for the next read. */
@@ -294,9 +313,11 @@ export class Engine {
     }
   }
 
-  private async readAll(named: Set<string>): Promise<RawFacts & { version: unknown; info: unknown }> {
+  private async readAll(named: Set<string>, signal?: AbortSignal): Promise<RawFacts & { version: unknown; info: unknown }> {
     // The version and the backend change only when dockerd restarts, which reopens the event stream (forget()).
-    const [version, info, networks, list] = await Promise.all([this.version ?? this.get("/version"), this.info ?? this.readInfo(), this.get("/networks"), this.get("/containers/json")]);
+    const [version, info, networks, list] = await Promise.all([this.version ?? this.get("/version"), this.info ?? this.readInfo(), this.get("/networks", signal), this.get("/containers/json", signal)]);
+    // (From here on the read changes what the client keeps: it goes to the end.)
+    if (signal?.aborted) throw new FactsReadYielded();
     this.version = version;
     this.info = info;
     if (!Array.isArray(list)) throw new DockerApiError(`dockerd at ${this.endpoint.describe} answered /containers/json with something that is not a list`);
@@ -389,6 +410,13 @@ export class Engine {
     this.notYet.clear();
     const starting = this.starting.size > 0 ? await this.startingOnes(running) : [];
     return { version, info, networks, containers: [...containers, ...starting] };
+  }
+}
+
+/** A read in full given up for an event (Engine.facts' signal): nothing read, nothing changed. */
+export class FactsReadYielded extends Error {
+  constructor() {
+    super("the read in full gave way to an event");
   }
 }
 

@@ -10,6 +10,7 @@
 // concerns: that allow target is left out (it admits nothing), logged, and the rest applied.
 import { compile, type CompileResult } from "../compile.js";
 import { FactsMemo } from "../facts/read.js";
+import { FactsReadYielded } from "../facts/engine.js";
 import { formatDiagnostics } from "../diagnostics.js";
 import type { RawFacts } from "../facts/read.js";
 import { newKeyGeneration, parseSave, toRuleset, type SavedRuleset } from "../live/save.js";
@@ -33,7 +34,8 @@ export const NO_FACTS: Facts = { raw: { networks: [], containers: [], version: {
 export interface WatchDeps {
   policyName: string;
   readPolicy: () => string;
-  facts: () => Promise<Facts>;
+  /** `signal`: this read may give way to an event (rejects with FactsReadYielded once it aborts). */
+  facts: (signal?: AbortSignal) => Promise<Facts>;
   /**
    * The facts without listing every container: what the last read found, with the containers
    * events named since (forget(id)) inspected again. A reconcile for Docker's events uses it (a
@@ -163,6 +165,14 @@ export class Watcher {
   /** When the state was last marked dirty (performance.now()), and how long it had been quiet before the first mark since the last reconcile began. */
   private lastMark = -Infinity;
   private quietBefore = Infinity;
+  /** When the first event the next reconcile is for came (--verbose says how long it waited), and the reconcile under way's. */
+  private firstMark?: number;
+  private eventAt?: number;
+  /** When the reconcile under way began to read Docker's facts. */
+  private readBegan = 0;
+  /** The read in full after the events (not overdue) may give way to an event; the one under way, if so. */
+  private fullMayYield = false;
+  private yieldRead?: AbortController;
 
   /**
    * Marks the state dirty: the next reconcile runs at once if it had been quiet for the quiet
@@ -173,8 +183,13 @@ export class Watcher {
   markDirty(why: string, timed = true): void {
     if (this.deps.verbose) this.deps.log(`dirty: ${why}`);
     if (timed) {
+      // A read in full under way after the events gives way: this event's reconcile waits for nothing.
+      this.yieldRead?.abort();
       const now = performance.now();
-      if (!this.dirty) this.quietBefore = now - this.lastMark;
+      if (!this.dirty) {
+        this.quietBefore = now - this.lastMark;
+        this.firstMark = now;
+      }
       this.lastMark = now;
     }
     this.dirty = true;
@@ -312,7 +327,7 @@ export class Watcher {
     if (!was || drift.length || full || this.candidate !== undefined || this.whilePending !== undefined || was.text !== this.policyText) return false;
     if (!sameFacts(was.facts, facts)) return false;
     this.inStep = was;
-    if (this.deps.verbose) this.deps.log(`reconciled: nothing to change (Docker's facts as before)`);
+    if (this.deps.verbose) this.deps.log(`reconciled: nothing to change (Docker's facts as before, read in ${Math.round(performance.now() - this.readBegan)} ms)`);
     return true;
   }
 
@@ -325,19 +340,31 @@ export class Watcher {
       return { changed: false, error: "applying" };
     }
     this.saidApplying = undefined;
+    this.readBegan = performance.now();
     let facts: Facts;
     const quick = !this.fullFactsNext && this.deps.changedFacts !== undefined;
     this.fullFactsNext = false;
+    const yielding = !quick && this.fullMayYield ? new AbortController() : undefined;
+    this.fullMayYield = false;
+    this.yieldRead = yielding;
     try {
-      facts = await (quick ? this.deps.changedFacts!() : this.deps.facts());
+      facts = await (quick ? this.deps.changedFacts!() : this.deps.facts(yielding?.signal));
       if (quick) this.quickSince = true;
       else {
         this.quickSince = false;
         this.lastFull = performance.now();
       }
     } catch (e) {
+      if (e instanceof FactsReadYielded && yielding?.signal.aborted) {
+        // It gave way to an event: read in full again after that event's reconcile.
+        if (this.deps.verbose) this.deps.log(`the read in full gave way to an event: again after it`);
+        this.fullFactsNext = true;
+        return { changed: false, error: "yielded" };
+      }
       this.deps.log(`cannot read Docker's facts (${(e as Error).message}); the rules in place stay`);
       return { changed: false, error: (e as Error).message };
+    } finally {
+      if (this.yieldRead === yielding) this.yieldRead = undefined;
     }
     // An apply that waits for confirmation: its rules stay, not this watcher's policy's (that would undo it). They are
     // kept in step with Docker all the same: a container removed meanwhile must leave no rule behind for the next one
@@ -687,7 +714,7 @@ export class Watcher {
       return `${p.table} ${p.kind} ${p.name}${p.status === "added" ? " (new)" : p.status === "removed" ? " (deleted)" : ""}${added ? ` +${added}` : ""}${removed ? ` -${removed}` : ""}`;
     })];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}nft: ${parts.join(", ")}${pendingText !== undefined ? " (the waiting apply's policy)" : ""}`);
-    if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms: facts read ${Math.round(tFacts - t0)} ms, compiled${listed ? " and the tables listed" : ""} ${Math.round(t1 - tFacts)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.text.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
+    if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms${this.eventAt !== undefined ? ` (${Math.round(performance.now() - this.eventAt)} ms after the event)` : ""}: facts read ${Math.round(tFacts - t0)} ms, compiled${listed ? " and the tables listed" : ""} ${Math.round(t1 - tFacts)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.text.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
     // The boot file and the new rules' handles once the rules are in place: neither holds them up.
     if (pendingText === undefined) this.saveNft(text, facts);
     if (pendingText === undefined) this.inStep = { text, facts };
@@ -855,6 +882,8 @@ export class Watcher {
         const overdue = performance.now() - this.lastFull >= FULL_FACTS_EVERY_MS;
         if ((overdue || !(await this.quiet(FACTS_SETTLE_MS))) && !this.dirty && !this.stopped) {
           this.fullFactsNext = true;
+          // (Overdue, it goes to the end whatever comes: at least one in FULL_FACTS_EVERY_MS, however many events.)
+          this.fullMayYield = !overdue;
           this.markDirty("Docker's facts read in full after the events", false);
         }
       }
@@ -865,6 +894,8 @@ export class Watcher {
       if (this.quietBefore < this.deps.debounceMs) await this.deps.sleep(this.deps.debounceMs);
       this.quietBefore = Infinity;
       this.dirty = false;
+      this.eventAt = this.firstMark;
+      this.firstMark = undefined;
       const r = await this.reconcile();
       // An apply waits for confirmation: look again shortly (a confirm or rollback ends it).
       if (r.error === "pending") {
@@ -874,6 +905,8 @@ export class Watcher {
         // (What fell through while the apply loaded: the drift it made, events.)
         await this.deps.sleep(APPLYING_POLL_MS);
         this.dirty = true;
+      } else if (r.error === "yielded") {
+        // (The event it gave way to is reconciled next.)
       } else if (r.error && retry !== undefined) {
         // Failed (facts, a refused load…): tried again with backoff, not only at the next event.
         if (this.deps.verbose) this.deps.log(`trying again in ${retry} ms`);

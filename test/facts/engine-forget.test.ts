@@ -75,3 +75,49 @@ test("everything forgotten during a quick read (the event stream reopened): the 
   expect(got).toEqual([X, Y]);
   expect(reads).toEqual([Y]);
 });
+
+test("a read in full that gives way to an event (watch: the read after the events) ends before its answers, and leaves the client as it was: the event's read is a quick one", async () => {
+  const running = new Map([[X, ctr(X, "web", "172.17.0.2")]]);
+  let hold: (() => void) | undefined;
+  const asked: string[] = [];
+  const srv = createServer(async (req, res) => {
+    const u = new URL(req.url!, "http://x");
+    const send = (o: unknown) => res.end(JSON.stringify(o));
+    if (u.pathname === "/version") return send({ Version: "20.10.24", ApiVersion: "1.41" });
+    if (u.pathname === "/info") return send({ DockerRootDir: "/nonexistent" });
+    if (u.pathname === "/networks") return send([]);
+    if (u.pathname === "/containers/json") {
+      const f = u.searchParams.get("filters");
+      asked.push(f ? "quick" : "full");
+      // The second full list: held until the test lets it go (or its client gives up on it).
+      if (!f && asked.filter((a) => a === "full").length === 2) await new Promise<void>((r) => (hold = r));
+      const ids: string[] | undefined = f ? JSON.parse(f).id : undefined;
+      return send([...running.values()].filter((c) => !ids || ids.includes(c.Id)));
+    }
+    const m = /^\/containers\/(\w+)\/json$/.exec(u.pathname);
+    if (m && running.has(m[1]!)) return send({ ...running.get(m[1]!), Name: running.get(m[1]!)!.Names[0], State: { Running: true, Status: "running" } });
+    res.statusCode = 404;
+    send({ message: "no such container" });
+  });
+  const sock = join(mkdtempSync(join(tmpdir(), "dockwall-engine-")), "d.sock");
+  await new Promise<void>((r) => srv.listen(sock, r));
+  const e = new Engine({ socketPath: sock, describe: `unix://${sock}` });
+  try {
+    await e.facts();
+    const ac = new AbortController();
+    const full = e.facts(ac.signal);
+    while (!hold) await new Promise((r) => setTimeout(r, 5));
+    // api starts: its event aborts the read in full.
+    running.set(Y, ctr(Y, "api", "172.17.0.3"));
+    e.forget(Y);
+    ac.abort();
+    await expect(full).rejects.toThrow(/gave way to an event/);
+    const quick = await e.changedFacts();
+    expect(quick.containers.map((c) => (c as { Id: string }).Id).sort()).toEqual([X, Y]);
+    expect(asked).toEqual(["full", "full", "quick"]);
+    hold!();
+  } finally {
+    e.close();
+    srv.close();
+  }
+});

@@ -188,7 +188,7 @@ allow lan to web:8080;
     await w.reconcile();
     expect(logs.filter((l) => /^reconciled/.test(l)).map((l) => l.replace(/\d+ ms/g, "N ms"))).toEqual([
       "reconciled in N ms: facts and the loaded rules read N ms, compiled and compared N ms, loaded N ms",
-      "reconciled: nothing to change (Docker's facts as before)",
+      "reconciled: nothing to change (Docker's facts as before, read in N ms)",
       "reconciled: nothing to change (N ms: facts and the loaded rules read N ms, compiled and compared N ms)",
     ]);
   });

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { FACTS_SETTLE_MS, Watcher, type WatchDeps } from "../../src/watch/watcher.js";
 import { MemoryKernel } from "../support/memory-kernel.js";
+import { FactsReadYielded } from "../../src/facts/engine.js";
 
 type Container = Record<string, any>;
 const corpus = JSON.parse(readFileSync(new URL("../facts/corpus/publish-tcp/state.json", import.meta.url), "utf8")) as { networks: unknown[]; containers: Container[] };
@@ -191,6 +192,43 @@ describe("watch: quick reads after events, a full read once they pause", () => {
     }
     expect(d.reads).toEqual({ full: 1, quick: 4 });
     await until(() => d.reads.full === 2);
+    w.stop();
+    await running;
+  });
+
+  test("an event during the full read after the events: that read gives way, the event's container is read at once, and the full read comes again after", async () => {
+    const d = daemon();
+    const full = d.deps.facts;
+    let hold = false;
+    const { w, kernel, logs } = watcher(d, 0, {
+      facts: async (signal?: AbortSignal) => {
+        if (hold) {
+          hold = false;
+          d.reads.full++;
+          // Held until it is given up (an answer that never comes, unless it yields).
+          await new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new FactsReadYielded())));
+        }
+        return full();
+      },
+      verbose: true,
+    });
+    const running = w.run();
+    await until(() => w.stats.reconciles >= 1);
+    await until(() => d.reads.full >= 1);
+    const api = another("api", "172.17.0.9", 9090, "2026-11-21T22:45:00.0Z");
+    d.running.set(api.Id, api);
+    hold = true;
+    d.event("start", api);
+    await until(() => dnat(kernel, 9090));
+    // The full read after api's event begins, and hangs.
+    await until(() => d.reads.full === 2);
+    const db = another("db", "172.17.0.10", 9091, "2026-11-21T22:45:01.0Z");
+    d.running.set(db.Id, db);
+    d.event("start", db);
+    await until(() => dnat(kernel, 9091), 2000);
+    expect(logs).toContain("the read in full gave way to an event: again after it");
+    // The full read again, to the end.
+    await until(() => d.reads.full === 3);
     w.stop();
     await running;
   });
