@@ -579,6 +579,35 @@ export class Watcher {
    * the kernel since well before then (a change by anyone else would have been reported, and
    * the tables are read again), and this reconcile is not for drift or a periodic check.
    */
+  /** Whether the tables as the last reconcile left them are known and trusted now (nftKnown with nothing reported). */
+  private nftKnownNow(): boolean {
+    return this.nftKnown([], false) !== undefined && this.drift.length === 0;
+  }
+
+  /**
+   * The periodic check of -f nft's tables beside the reconciles: listed, and held against what
+   * the watcher knows it loaded. A difference is drift, put back as any other. "overtaken" when
+   * a reconcile began meanwhile (what was listed may be from before its load); "unknown" when
+   * there is nothing to hold it against, or it cannot be listed.
+   */
+  private async checkBeside(): Promise<"same" | "drift" | "overtaken" | "unknown"> {
+    const s = this.nftState;
+    const reconciles = this.nftReconciles;
+    if (!s) return "unknown";
+    let listing: string;
+    try {
+      listing = await this.deps.nft!.list(s.tables.tables);
+    } catch {
+      return "unknown";
+    }
+    if (this.nftReconciles !== reconciles || this.nftState !== s) return "overtaken";
+    const d = diffNft(parseNftList(listing), s.tables);
+    if (!d.changed) return "same";
+    const what = d.parts.map((p) => `${p.table}${p.name ? ` ${p.kind} ${p.name}` : ""}`).join(", ");
+    this.kernelChanged(`${what} (found by the periodic check)`);
+    return "drift";
+  }
+
   private nftKnown(drift: string[], full: boolean): NftState | undefined {
     const since = this.deps.nft?.watchedSince?.();
     const s = this.nftState;
@@ -850,13 +879,27 @@ export class Watcher {
   private async recheck(): Promise<void> {
     const every = this.deps.recheckMs;
     if (!every) return;
+    let overtaken = 0;
     while (!this.stopped) {
       await this.nap(every);
-      if (!this.stopped) {
-        this.fullCheck = true;
-        this.fullFactsNext = true;
-        this.markDirty("periodic check");
+      if (this.stopped) break;
+      // -f nft with nft monitor following the kernel: the tables listed beside the reconciles, not in their way (a
+      // listing takes 150 ms at 2,000 containers, and an event that came then waited for it); Docker's facts read in
+      // full by a read that gives way to an event. Done in the loop, as before, if reconciles overtook it three times.
+      if (this.deps.nft && overtaken < 3 && this.nftKnownNow()) {
+        const r = await this.checkBeside();
+        overtaken = r === "overtaken" ? overtaken + 1 : 0;
+        if (r !== "unknown") {
+          this.fullFactsNext = true;
+          this.fullMayYield = true;
+          this.markDirty("periodic check", false);
+          continue;
+        }
       }
+      overtaken = 0;
+      this.fullCheck = true;
+      this.fullFactsNext = true;
+      this.markDirty("periodic check");
     }
   }
 
