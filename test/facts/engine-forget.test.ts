@@ -14,11 +14,11 @@ import { Engine } from "../../src/facts/engine.js";
 const ctr = (id: string, name: string, ip: string) => ({ Id: id, Names: [`/${name}`], State: "running", Ports: [], NetworkSettings: { Networks: { bridge: { NetworkID: "n", IPAddress: ip } } } });
 const X = "a".repeat(64), Y = "b".repeat(64);
 
-/** A daemon running web (X); `during` runs while the first quick read is held. What the read answered, and the filtered lists asked for. */
-async function quickRead(during: (e: Engine, running: Map<string, ReturnType<typeof ctr>>) => void): Promise<{ got: string[]; reads: string[] }> {
-  const running = new Map([[X, ctr(X, "web", "172.17.0.2")]]);
-  let hold: (() => void) | undefined;
-  const reads: string[] = [];
+/**
+ * A fake daemon running `running` on a socket of its own: `beforeList` runs (and may hold the
+ * answer) before each GET /containers/json, given its filters ("" for a full list).
+ */
+async function fakeDaemon(running: Map<string, ReturnType<typeof ctr>>, beforeList: (filters: string) => Promise<void> | void): Promise<{ engine: Engine; close: () => void }> {
   const srv = createServer(async (req, res) => {
     const u = new URL(req.url!, "http://x");
     const send = (o: unknown) => res.end(JSON.stringify(o));
@@ -27,9 +27,8 @@ async function quickRead(during: (e: Engine, running: Map<string, ReturnType<typ
     if (u.pathname === "/networks") return send([]);
     if (u.pathname === "/containers/json") {
       const f = u.searchParams.get("filters");
-      if (f && !hold) await new Promise<void>((r) => (hold = r)); // the first quick list: answered when the test says
+      await beforeList(f ?? "");
       const ids: string[] | undefined = f ? JSON.parse(f).id : undefined;
-      if (ids) reads.push(ids.join(","));
       return send([...running.values()].filter((c) => !ids || ids.includes(c.Id)));
     }
     const m = /^\/containers\/(\w+)\/json$/.exec(u.pathname);
@@ -39,7 +38,25 @@ async function quickRead(during: (e: Engine, running: Map<string, ReturnType<typ
   });
   const sock = join(mkdtempSync(join(tmpdir(), "dockwall-engine-")), "d.sock");
   await new Promise<void>((r) => srv.listen(sock, r));
-  const e = new Engine({ socketPath: sock, describe: `unix://${sock}` });
+  const engine = new Engine({ socketPath: sock, describe: `unix://${sock}` });
+  return {
+    engine,
+    close: () => {
+      engine.close();
+      srv.close();
+    },
+  };
+}
+
+/** A daemon running web (X); `during` runs while the first quick read is held. What the read answered, and the filtered lists asked for. */
+async function quickRead(during: (e: Engine, running: Map<string, ReturnType<typeof ctr>>) => void): Promise<{ got: string[]; reads: string[] }> {
+  const running = new Map([[X, ctr(X, "web", "172.17.0.2")]]);
+  let hold: (() => void) | undefined;
+  const reads: string[] = [];
+  const { engine: e, close } = await fakeDaemon(running, async (f) => {
+    if (f && !hold) await new Promise<void>((r) => (hold = r)); // the first quick list: answered when the test says
+    if (f) reads.push((JSON.parse(f).id as string[]).join(","));
+  });
   try {
     expect((await e.facts()).containers.length).toBe(1); // web
     running.set(Y, ctr(Y, "api", "172.17.0.3"));
@@ -50,8 +67,7 @@ async function quickRead(during: (e: Engine, running: Map<string, ReturnType<typ
     hold();
     return { got: (await quick).containers.map((c) => (c as { Id: string }).Id).sort(), reads };
   } finally {
-    e.close();
-    srv.close();
+    close();
   }
 }
 
@@ -80,28 +96,11 @@ test("a read in full that gives way to an event (watch: the read after the event
   const running = new Map([[X, ctr(X, "web", "172.17.0.2")]]);
   let hold: (() => void) | undefined;
   const asked: string[] = [];
-  const srv = createServer(async (req, res) => {
-    const u = new URL(req.url!, "http://x");
-    const send = (o: unknown) => res.end(JSON.stringify(o));
-    if (u.pathname === "/version") return send({ Version: "20.10.24", ApiVersion: "1.41" });
-    if (u.pathname === "/info") return send({ DockerRootDir: "/nonexistent" });
-    if (u.pathname === "/networks") return send([]);
-    if (u.pathname === "/containers/json") {
-      const f = u.searchParams.get("filters");
-      asked.push(f ? "quick" : "full");
-      // The second full list: held until the test lets it go (or its client gives up on it).
-      if (!f && asked.filter((a) => a === "full").length === 2) await new Promise<void>((r) => (hold = r));
-      const ids: string[] | undefined = f ? JSON.parse(f).id : undefined;
-      return send([...running.values()].filter((c) => !ids || ids.includes(c.Id)));
-    }
-    const m = /^\/containers\/(\w+)\/json$/.exec(u.pathname);
-    if (m && running.has(m[1]!)) return send({ ...running.get(m[1]!), Name: running.get(m[1]!)!.Names[0], State: { Running: true, Status: "running" } });
-    res.statusCode = 404;
-    send({ message: "no such container" });
+  const { engine: e, close } = await fakeDaemon(running, async (f) => {
+    asked.push(f ? "quick" : "full");
+    // The second full list: held until the test lets it go (or its client gives up on it).
+    if (!f && asked.filter((a) => a === "full").length === 2) await new Promise<void>((r) => (hold = r));
   });
-  const sock = join(mkdtempSync(join(tmpdir(), "dockwall-engine-")), "d.sock");
-  await new Promise<void>((r) => srv.listen(sock, r));
-  const e = new Engine({ socketPath: sock, describe: `unix://${sock}` });
   try {
     await e.facts();
     const ac = new AbortController();
@@ -117,7 +116,6 @@ test("a read in full that gives way to an event (watch: the read after the event
     expect(asked).toEqual(["full", "full", "quick"]);
     hold!();
   } finally {
-    e.close();
-    srv.close();
+    close();
   }
 });
