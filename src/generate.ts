@@ -54,24 +54,17 @@ export function generate(p: Policy, families: readonly Family[] = [4, 6], opts: 
  * with `iptables off`, which writes Docker's tables from the plan (docker/nft29.ts) and
  * dockwall's own chains: Docker's chains as iptables rules, thousands at 2,000 containers, are
  * then made only for what asks for them (apply's lockout guard, explain), not for each of
- * watch's reconciles. A family's `preserve` and `setup` are there once its rule set was asked for.
+ * watch's reconciles.
  */
 export function generateLazily(p: Policy, families: readonly Family[], opts: { standIn?: boolean } = {}): Generated {
   const out: Generated = { rulesets: {}, preserve: {}, setup: { 4: [], 6: [] } };
   for (const family of families) {
-    let made: Ruleset | undefined;
-    Object.defineProperty(out.rulesets, family, {
-      enumerable: true,
-      get: () => {
-        if (!made) {
-          const g = generate(p, [family], opts);
-          made = g.rulesets[family]!;
-          if (g.preserve[family]) out.preserve[family] = g.preserve[family];
-          out.setup[family] = g.setup[family];
-        }
-        return made;
-      },
-    });
+    let made: Generated | undefined;
+    const make = () => (made ??= generate(p, [family], opts));
+    // A family's rule set, its ferm @preserve list and its setup commands: each made with the others when first asked for.
+    Object.defineProperty(out.rulesets, family, { enumerable: true, get: () => make().rulesets[family] });
+    Object.defineProperty(out.preserve, family, { enumerable: true, get: () => make().preserve[family] });
+    Object.defineProperty(out.setup, family, { enumerable: true, get: () => make().setup[family] });
   }
   return out;
 }

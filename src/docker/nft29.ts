@@ -189,8 +189,8 @@ export function tableText(t: DockerTable): string {
 /**
  * The table as live/nftdiff.ts's parseNftList reads that text, without the text (watch compares
  * it with what is loaded at each reconcile: 8,000 rules at 2,000 containers): each map's
- * elements sorted, a base chain's hook line its header. test/docker/nft29-parts.test.ts holds
- * it to parseNftList(tableText(t)).
+ * elements sorted, a base chain's hook line its header. test/targets/nft-state.test.ts holds
+ * the tables of whole files to parseNftList of their text.
  */
 export function tableParts(t: DockerTable): NftPart[] {
   const table = `${t.family} docker-bridges`;

@@ -221,7 +221,8 @@ export function addFacts(p: Policy, facts: DockerFacts, problems: Problems, warn
   // What Docker has that changes its rules and that dockwall does not reproduce: refused, never compiled as absent.
   refuseSettings(p, facts, problems, warn, format);
   if (!warn) return;
-  for (const c of containers) {
+  // (The containers as refuseSettings left them: without their endpoints on a network it left out.)
+  for (const c of p.containers) {
     if (disagrees.has(c.name)) continue;
     const n = c.endpoints.map((e) => netsDisagree.get(e.network.name)).find((x) => x);
     if (n) disagrees.set(c.name, { why: `container '${c.name}' is on ${n.why}`, span: n.span });

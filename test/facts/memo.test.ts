@@ -108,3 +108,17 @@ test("a container object is read again when a network it is on reads differently
   // Its bridge gone: it is on no network dockwall writes rules for.
   expect(run(corpus.networks.filter((n) => n.Name !== "bridge"), [c1]).output).not.toContain("172.17.0.5");
 });
+
+test("a network left out (a gateway mode dockwall does not reproduce) that the policy also declares otherwise than Docker has: its containers keep their allows through their other networks (a review: they lost them once the network was left out by copies)", () => {
+  const front = structuredClone(net("front"));
+  front.Options = { "com.docker.network.bridge.gateway_mode_ipv4": "routed" };
+  const c1 = ctr("c1", { bridge: "172.17.0.5", front: "172.27.0.5" }, ["8080->80"]);
+  // Declared with icc off; Docker has icc on.
+  const policy = `docker { version 29.7; iptables off; }\nzone lan { interface eth1; from 192.168.1.0/24; }\nnetwork front { bridge br-${front.Id.slice(0, 12)}; subnet 172.27.0.0/16; icc off; }\nallow lan to c1;\n`;
+  for (const format of ["iptables", "nft"] as const) {
+    const r = compile(policy, { format, factsErrors: "warn", facts: { raw: { networks: [net("bridge"), front], containers: [c1] }, source: "facts.json" } });
+    expect(r.ok, format).toBe(true);
+    expect(r.diagnostics.map((d) => d.message).filter((m) => /left out of this allow|no allow names/.test(m)), format).toEqual([]);
+    expect(r.output, format).toContain(format === "iptables" ? "-A DOCKER-USER -s 192.168.1.0/24 -d 172.17.0.5/32 -i eth1 -o docker0 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT --ctorigdstport 8080 -j RETURN" : 'iifname "eth1" oifname "docker0" ip saddr 192.168.1.0/24 ip daddr 172.17.0.5 tcp dport 80 ct status dnat ct original proto-dst 8080 return');
+  }
+});

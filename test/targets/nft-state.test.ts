@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
 import { parseNftList } from "../../src/live/nftdiff.js";
+import type { RawFacts } from "../../src/facts/read.js";
 import { shippedPolicies } from "../lab/policylab.js";
 
 const parity = new URL("../parity/v29-nftables", import.meta.url).pathname;
@@ -39,4 +40,15 @@ test("the cases hold Docker's tables, and policies beside Docker's own chains", 
   const states = cases.map(([, text]) => compile(text, { format: "nft", nftState: true }).nftState).filter((s) => s !== undefined);
   expect(states.filter((s) => s!.tables.includes("ip docker-bridges")).length).toBeGreaterThanOrEqual(19);
   expect(states.filter((s) => !s!.tables.includes("ip docker-bridges")).length).toBeGreaterThanOrEqual(2);
+});
+
+test("the nft compile's iptables rule sets, made when asked for (generateLazily), are what generate makes at once: rule sets, setup commands and @preserve lists alike", () => {
+  const corpus = JSON.parse(readFileSync(new URL("../facts/corpus/publish-tcp/state.json", import.meta.url), "utf8")) as RawFacts;
+  // Docker 28.0.0 keeps its bridges' subnets in an ipset: setup commands.
+  const policy = "docker { version 28.0.0; iptables off; }\nzone lan { interface eth1; from 192.168.1.0/24; }\nallow lan to web;\n";
+  const lazy = compile(policy, { format: "nft", noRender: true, facts: { raw: corpus, source: "facts.json" } }).generated!;
+  const eager = compile(policy, { format: "iptables", noRender: true, facts: { raw: corpus, source: "facts.json" } }).generated!;
+  expect(lazy.setup[4]).toEqual(eager.setup[4]);
+  expect(lazy.setup[4]!.length).toBe(2);
+  expect(JSON.parse(JSON.stringify(lazy))).toEqual(JSON.parse(JSON.stringify(eager)));
 });
