@@ -767,7 +767,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
   if (typeof src === "number") return src;
   // A policy with errors is never applied: checked before the daemon is asked anything.
   const { NO_FACTS, Watcher } = await import("./watch/watcher.js");
-  const { NftSession } = await import("./live/nftsession.js");
+  const { NftSession, SESSION_ENV } = await import("./live/nftsession.js");
   const { MonitorParser } = await import("./watch/monitor.js");
   const { bootFacts, bootSave } = await import("./watch/boot.js");
   // (-f nft: rendered too, where its own refusals are.)
@@ -824,7 +824,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
   const nftSession =
     nft && interactive
       ? new NftSession({
-          start: (onErr, onExit) => interactive("nft", ["-i"], onErr, onExit),
+          start: (onErr, onExit) => interactive("nft", ["-i"], onErr, onExit, SESSION_ENV),
           timer: (ms, f) => {
             const t = setTimeout(f, ms);
             return { cancel: () => clearTimeout(t) };

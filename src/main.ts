@@ -140,7 +140,7 @@ function runAsync(cmd: string, args: string[]): Promise<string> {
 
 /** The pids of the last programs run (SystemIo.ranHere). */
 const ran = new Set<number>();
-/** The pids of the programs SystemIo.interactive started (few: one at a time, started again only when one fails). */
+/** The pids of the programs SystemIo.interactive started, until 5 s after each ended (few: one at a time). */
 const kept = new Set<number>();
 
 function system(): SystemIo {
@@ -214,14 +214,17 @@ function system(): SystemIo {
       });
       return { done, close: () => void child.kill("SIGTERM") };
     },
-    interactive: (cmd, args, onErr, onExit) => {
-      const child = spawn(cmd, args, { stdio: ["pipe", "ignore", "pipe"] });
-      if (child.pid) kept.add(child.pid);
+    interactive: (cmd, args, onErr, onExit, env) => {
+      const child = spawn(cmd, args, { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, ...env } });
+      const pid = child.pid;
+      if (pid) kept.add(pid);
       child.stderr!.setEncoding("utf8").on("data", onErr);
       let ended = false;
       const end = (why: string) => {
         if (ended) return;
         ended = true;
+        // Its last changes may still be reported after it ended; then its pid is no longer its (the kernel gives it again).
+        if (pid) setTimeout(() => kept.delete(pid), 5000).unref();
         onExit(why);
       };
       child.on("error", (e) => end(e.message));

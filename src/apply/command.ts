@@ -50,10 +50,11 @@ export interface SystemIo {
   /** Runs a program that keeps running, calling `onLine` with each line it prints; `done` ends with it (rejects when it cannot start). */
   follow?: (cmd: string, args: string[], onLine: (line: string) => void) => { done: Promise<void>; close: () => void };
   /**
-   * Starts a program that reads its standard input as it comes (`nft -i`); its stderr goes to
-   * onErr, onExit once it has ended; close() kills it. Its pid counts for ranHere while it runs and after.
+   * Starts a program that reads its standard input as it comes (`nft -i`), with `env` over this
+   * process's environment; its stderr goes to onErr, onExit once it has ended; close() kills it.
+   * Its pid counts for ranHere while it runs and for 5 s after.
    */
-  interactive?: (cmd: string, args: string[], onErr: (chunk: string) => void, onExit: (why: string) => void) => { pid: number | undefined; write: (text: string) => void; close: () => void };
+  interactive?: (cmd: string, args: string[], onErr: (chunk: string) => void, onExit: (why: string) => void, env?: Record<string, string>) => { pid: number | undefined; write: (text: string) => void; close: () => void };
   /** Sends a signal (0: only asks whether the process is there); false when there is no such process. */
   signal: (pid: number, sig: NodeJS.Signals | 0) => boolean;
   now: () => number;

@@ -19,6 +19,22 @@ export interface Interactive {
   close: () => void;
 }
 
+/**
+ * The session failed, not the transaction: nft -i did not answer in time, ended, answered what
+ * does not fit, or the commands cannot go on one line. What it did is not known; the caller
+ * loads the whole file (nft -f), which replaces the tables whatever it did.
+ */
+export class SessionFailed extends Error {}
+
+/**
+ * nft -i keeps every line it reads in its history (libedit: no limit), and writes it to
+ * $HOME/.nft.history when its input ends: it is started without a home (SESSION_ENV), and
+ * another is started once this many characters went through the one running.
+ */
+export const SESSION_BYTES = 1 << 20;
+/** What nft -i is started with: no home, so no history file is read or written. */
+export const SESSION_ENV = { HOME: "/proc/nonexistent" };
+
 export interface SessionDeps {
   /** Starts `nft -i`; onErr gets its stderr as it comes, onExit once it is gone. */
   start: (onErr: (chunk: string) => void, onExit: (why: string) => void) => Interactive;
@@ -69,6 +85,8 @@ interface Running {
   proc: Interactive;
   reader: MarkerReader;
   sent: number;
+  /** Characters sent to it (another is started past SESSION_BYTES). */
+  bytes: number;
   waiting: Map<number, { resolve: (warnings: string) => void; reject: (e: Error) => void }>;
   /** Set once the process is gone. */
   gone: boolean;
@@ -94,10 +112,11 @@ export class NftSession {
    */
   run(commands: string): Promise<string> {
     const line = sessionLine(commands);
-    if (line === undefined) return Promise.reject(new Error("these commands cannot be sent as one line"));
+    if (line === undefined) return Promise.reject(new SessionFailed("these commands cannot be sent as one line"));
     const r = (this.cur ??= this.begin());
     const n = ++r.sent;
-    const limit = this.deps.timeoutMs ?? 5000;
+    r.bytes += line.length;
+    const limit = this.deps.timeoutMs ?? 2000;
     return new Promise<string>((resolve, reject) => {
       const t = this.deps.timer(limit, () => this.end(r, `nft -i did not answer in ${limit} ms`));
       r.waiting.set(n, {
@@ -123,7 +142,7 @@ export class NftSession {
   }
 
   private begin(): Running {
-    const r: Running = { reader: new MarkerReader(this.markerOf), sent: 0, waiting: new Map(), gone: false } as Running;
+    const r: Running = { reader: new MarkerReader(this.markerOf), sent: 0, bytes: 0, waiting: new Map(), gone: false } as Running;
     r.proc = this.deps.start(
       (chunk) => {
         if (this.cur !== r) return;
@@ -140,6 +159,8 @@ export class NftSession {
           if (/^Error:/m.test(a.said)) w.reject(new Error(a.said.trim()));
           else w.resolve(a.said.trim());
         }
+        // Its history grows with every line: another one next time, once this one is idle.
+        if (r.bytes > SESSION_BYTES && r.waiting.size === 0) this.end(r, "renewed");
       },
       (why) => {
         r.gone = true;
@@ -165,7 +186,7 @@ export class NftSession {
       if (told) return;
       told = true;
       t?.cancel();
-      for (const w of waiting) w.reject(new Error(why));
+      for (const w of waiting) w.reject(new SessionFailed(why));
     };
     if (r.gone) return tell();
     t = waiting.length ? this.deps.timer(1000, tell) : undefined;

@@ -11,6 +11,7 @@
 import { compile, type CompileResult } from "../compile.js";
 import { FactsMemo } from "../facts/read.js";
 import { FactsReadYielded } from "../facts/engine.js";
+import { SessionFailed, sessionLine } from "../live/nftsession.js";
 import { formatDiagnostics } from "../diagnostics.js";
 import type { RawFacts } from "../facts/read.js";
 import { newKeyGeneration, parseSave, toRuleset, type SavedRuleset } from "../live/save.js";
@@ -356,9 +357,10 @@ export class Watcher {
       }
     } catch (e) {
       if (e instanceof FactsReadYielded && yielding?.signal.aborted) {
-        // It gave way to an event: read in full again after that event's reconcile.
+        // It gave way to an event, whose reconcile reads that event's containers alone; the full read comes once the
+        // events pause again (a review: it was the event's own read, in full, that could not give way).
         if (this.deps.verbose) this.deps.log(`the read in full gave way to an event: again after it`);
-        this.fullFactsNext = true;
+        this.quickSince = true;
         return { changed: false, error: "yielded" };
       }
       this.deps.log(`cannot read Docker's facts (${(e as Error).message}); the rules in place stay`);
@@ -710,19 +712,24 @@ export class Watcher {
     const waitForApply = this.applyBegan(had, drift, full);
     if (waitForApply) return waitForApply;
     const echo = !nft.listChains;
+    let whole = !delta;
     try {
       if (!delta) nft.load(file());
       else {
         try {
           // Where the new rules landed: echoed by nft (--echo --handle), or learnt from their chains after (learnSoon).
-          const printed = !echo && nft.loadDelta ? await nft.loadDelta(delta.text) : nft.load(delta.text, echo);
+          // (A delta that cannot go on one line, a burst of many containers: nft -f, as a delta all the same.)
+          const printed = !echo && nft.loadDelta && sessionLine(delta.text) !== undefined ? await nft.loadDelta(delta.text) : nft.load(delta.text, echo);
           const after = afterDelta(known, want, delta, echo ? (printed ?? "") : undefined);
           if (after) this.nftState = { tables: after, at: performance.now() };
         } catch (e) {
-          if (this.deps.verbose) this.deps.log(`nft refused the change alone (${firstLine(e)}): loading the whole file`);
+          // nft -i failing (no answer in time, gone) is not nft refusing the change: said as what it is, always.
+          if (e instanceof SessionFailed) this.deps.log(`the change could not go through nft -i (${firstLine(e)}): loading the whole file`);
+          else if (this.deps.verbose) this.deps.log(`nft refused the change alone (${firstLine(e)}): loading the whole file`);
           // (Refused, perhaps, because an apply changed the tables meanwhile: its rules are not put back.)
           const waitForApply = this.applyBegan(had, drift, full);
           if (waitForApply) return waitForApply;
+          whole = true;
           nft.load(file());
         }
       }
@@ -743,7 +750,7 @@ export class Watcher {
       return `${p.table} ${p.kind} ${p.name}${p.status === "added" ? " (new)" : p.status === "removed" ? " (deleted)" : ""}${added ? ` +${added}` : ""}${removed ? ` -${removed}` : ""}`;
     })];
     this.deps.log(`applied: ${who.length ? `containers ${who.join(" ")}; ` : ""}nft: ${parts.join(", ")}${pendingText !== undefined ? " (the waiting apply's policy)" : ""}`);
-    if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms${this.eventAt !== undefined ? ` (${Math.round(performance.now() - this.eventAt)} ms after the event)` : ""}: facts read ${Math.round(tFacts - t0)} ms, compiled${listed ? " and the tables listed" : ""} ${Math.round(t1 - tFacts)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${delta === undefined ? "the whole file" : `${delta.text.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
+    if (this.deps.verbose) this.deps.log(`reconciled in ${Math.round(performance.now() - t0)} ms${this.eventAt !== undefined ? ` (${Math.round(performance.now() - this.eventAt)} ms after the event)` : ""}: facts read ${Math.round(tFacts - t0)} ms, compiled${listed ? " and the tables listed" : ""} ${Math.round(t1 - tFacts)} ms, compared ${Math.round(t2 - t1)} ms, loaded ${whole ? "the whole file" : `${delta!.text.split("\n").length - 1} nft commands`} in ${Math.round(performance.now() - t2)} ms`);
     // The boot file and the new rules' handles once the rules are in place: neither holds them up.
     if (pendingText === undefined) this.saveNft(text, facts);
     if (pendingText === undefined) this.inStep = { text, facts };

@@ -3,7 +3,7 @@
 // nft -i here (the answers as nft 1.0.6 prints them), and the real one in a namespace.
 import { spawn } from "node:child_process";
 import { expect, test } from "vitest";
-import { MarkerReader, NftSession, sessionLine, type Interactive } from "../../src/live/nftsession.js";
+import { MarkerReader, NftSession, SESSION_BYTES, SessionFailed, sessionLine, type Interactive } from "../../src/live/nftsession.js";
 import { createNetns, deleteNetns, describeKernel } from "../lab/kernel.js";
 
 /** nft 1.0.6's error for a marker line, as it prints it. */
@@ -78,17 +78,36 @@ test("no answer in time: nft -i is killed, and the run is not known (rejected) o
   const a = f.session.run("add rule ip t c accept\n");
   let settled = false;
   void a.catch(() => (settled = true));
-  f.timers[0]!(); // the 5 s limit
+  f.timers[0]!(); // the 2 s limit
   expect(f.killed()).toBe(1);
   await Promise.resolve();
   expect(settled).toBe(false); // a transaction it still had could land after the whole file
   f.exit("signal SIGKILL");
-  await expect(a).rejects.toThrow(/did not answer in 5000 ms/);
+  await expect(a).rejects.toThrow(/did not answer in 2000 ms/);
+  await expect(a).rejects.toBeInstanceOf(SessionFailed); // not nft refusing it: not known
   expect(f.session.pid).toBeUndefined();
   const b = f.session.run("add rule ip t c accept\n");
   expect(f.starts()).toBe(2);
   f.err(markerError(1));
   await expect(b).resolves.toBe("");
+});
+
+test("nft -i keeps every line in its history: another is started once a megabyte went through the one running, when it is idle", async () => {
+  const f = fake();
+  const rule = `add rule ip t c accept comment "${"x".repeat(60_000)}"\n`;
+  let n = 0;
+  while (n * 60_000 <= SESSION_BYTES) {
+    const run = f.session.run(rule);
+    f.err(markerError(++n));
+    await expect(run).resolves.toBe("");
+  }
+  expect(f.starts()).toBe(1);
+  expect(f.killed()).toBe(1); // past the limit, idle: ended
+  f.exit("signal SIGKILL");
+  const next = f.session.run("add rule ip t c accept\n");
+  expect(f.starts()).toBe(2);
+  f.err(markerError(1));
+  await expect(next).resolves.toBe("");
 });
 
 test("a process that never ends once killed: the run is rejected a second later all the same", async () => {

@@ -5,7 +5,7 @@
 // monitor); --save-nft keeps a boot file with nothing for any one container. No iptables rule is
 // loaded at any point.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -29,7 +29,8 @@ describeDocker("dockwall watch -f nft on a real dockerd: the nft file stays what
 
   const start = async () => {
     log = "";
-    watcher = spawn("ip", ["netns", "exec", lab.host.name, bin, "watch", join(dir, "host.dw"), "-f", "nft", "--save-nft", join(dir, "dockwall.nft"), "--verbose"], { env: { ...process.env, DOCKER_HOST: lab.dockerHost }, stdio: ["ignore", "ignore", "pipe"] });
+    // (A home of its own: nft -i writes its history there if it is told to keep one.)
+    watcher = spawn("ip", ["netns", "exec", lab.host.name, bin, "watch", join(dir, "host.dw"), "-f", "nft", "--save-nft", join(dir, "dockwall.nft"), "--verbose"], { env: { ...process.env, DOCKER_HOST: lab.dockerHost, HOME: join(dir, "home") }, stdio: ["ignore", "ignore", "pipe"] });
     watcher.stderr!.on("data", (c: Buffer) => (log += c.toString()));
     watcher.on("error", (e) => (log += `spawn: ${e.message}\n`));
     await until(() => /^applied: |^watching/m.test(log), 10_000, () => log);
@@ -41,6 +42,12 @@ describeDocker("dockwall watch -f nft on a real dockerd: the nft file stays what
     w.kill("SIGTERM");
     watcher = undefined;
     return exited;
+  };
+  /** The watcher's nft -i (below `ip netns exec` and bin/dockwall), by its pid; NaN if none or several. */
+  const sessionOf = (watcherPid: number): number => {
+    const ps = lab.host.run(["ps", "-e", "-o", "pid=,ppid=,args="]).stdout.trim().split("\n").map((l) => l.trim().split(/\s+/));
+    const below = (pid: string): string[] => ps.filter(([, pp]) => pp === pid).flatMap(([p, , ...args]) => (args.join(" ") === "nft -i" ? [p!] : below(p!)));
+    return Number(below(String(watcherPid)).join(" "));
   };
   const docker = async (...args: string[]) => {
     const r = await lab.docker(args);
@@ -115,14 +122,23 @@ describeDocker("dockwall watch -f nft on a real dockerd: the nft file stays what
     // The changes were deltas, through the watcher's one nft -i, which it knows as its own in nft monitor's reports.
     await until(() => /^applied: containers \+other/m.test(log.slice(from)), 3000, () => log);
     expect(log.slice(from)).not.toMatch(/tables were changed|tables changed|whole file|refused/);
-    // (The watcher's nft, below `ip netns exec` and bin/dockwall.)
-    const ps = lab.host.run(["ps", "-e", "-o", "pid=,ppid=,args="]).stdout.trim().split("\n").map((l) => l.trim().split(/\s+/));
-    const below = (pid: string): string[] => ps.filter(([, pp]) => pp === pid).flatMap(([p, , ...args]) => (args.join(" ") === "nft -i" ? [p!] : below(p!)));
-    const pid = Number(below(String(watcher!.pid)).join(" "));
+    const pid = sessionOf(watcher!.pid!);
     expect(pid).toBeGreaterThan(0);
     expect(await stop()).toBe(0);
     // It is gone with the watcher.
     await until(() => lab.host.run(["kill", "-0", String(pid)]).status !== 0, 2000);
+    // A watcher killed outright: its nft -i ends with it (its input ends), and writes no history of the deltas anywhere.
+    mkdirSync(join(dir, "home"), { recursive: true });
+    await start();
+    const at = log.length;
+    await docker("rm", "-f", "other");
+    await until(() => /^applied: containers -other/m.test(log.slice(at)), 3000, () => log);
+    const session = sessionOf(watcher!.pid!);
+    expect(session).toBeGreaterThan(0);
+    watcher!.kill("SIGKILL");
+    watcher = undefined;
+    await until(() => lab.host.run(["kill", "-0", String(session)]).status !== 0, 3000);
+    expect(readdirSync(join(dir, "home"))).toEqual([]);
     // The rules stay after SIGTERM.
     expect(lab.host.run(["nft", "list", "tables"]).stdout).toContain("table inet dockwall");
   }, LAB_TIMEOUT);

@@ -227,6 +227,8 @@ describe("watch: quick reads after events, a full read once they pause", () => {
     d.event("start", db);
     await until(() => dnat(kernel, 9091), 2000);
     expect(logs).toContain("the read in full gave way to an event: again after it");
+    // db's event read db alone (a review: it was read in full, a read that could not give way).
+    expect(d.reads).toEqual({ full: 2, quick: 2 });
     // The full read again, to the end.
     await until(() => d.reads.full === 3);
     w.stop();

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { expect, it } from "vitest";
 import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
 import type { Packet } from "../../src/analysis/evaluate.js";
+import { SessionFailed } from "../../src/live/nftsession.js";
 
 const corpus = JSON.parse(readFileSync(new URL("../facts/corpus/publish-tcp/state.json", import.meta.url), "utf8")) as { networks: unknown[]; containers: Record<string, unknown>[] };
 const POLICY = `docker { version 20.10; iptables on; userland-proxy off; }
@@ -204,4 +205,49 @@ it("the periodic check lists the tables beside the reconciles: what it finds cha
   open();
   w.stop();
   await running;
+});
+
+it("a delta nft -i could not take (no answer in time): said as that, not as nft refusing it, and the whole file loaded instead", async () => {
+  const { w, state, tables, logs, deps } = world(POLICY, true);
+  // Listings with handles (as nft -a lists them), and deltas that go to an nft -i that does not answer.
+  deps.nft!.list = async (names) => (state.lists++, names.map((n) => (tables.get(n) ?? "").replace(/^(\t\t(?!type ).*)$/gm, (l, _x, at: number) => `${l} # handle ${at}`)).join(""));
+  deps.nft!.listChains = async () => "";
+  deps.nft!.loadDelta = async () => {
+    throw new SessionFailed("nft -i did not answer in 2000 ms");
+  };
+  await w.reconcile();
+  await new Promise((r) => setTimeout(r, 0));
+  state.facts.containers = [];
+  expect(await w.reconcile()).toEqual({ changed: true });
+  expect(tables.get("inet dockwall")).not.toContain("172.17.0.2");
+  expect(logs).toContain("the change could not go through nft -i (nft -i did not answer in 2000 ms): loading the whole file");
+  expect(logs.filter((l) => /^reconciled in /.test(l)).at(-1)).toMatch(/loaded the whole file in/);
+});
+
+it("a delta too long for one line of nft -i (a burst of many containers) is loaded with nft -f, as a delta all the same (a review: the whole file was loaded)", async () => {
+  // With iptables off the file holds Docker's tables too: rules for each container.
+  const { w, state, tables, deps, loads, logs } = world("docker { version 29.7; iptables off; userland-proxy off; }\nzone lan { interface eth1; from 192.168.1.0/24; }\nallow lan to web;\n", true);
+  deps.nft!.list = async (names) => (state.lists++, names.map((n) => (tables.get(n) ?? "").replace(/^(\t\t(?!type ).*)$/gm, (l, _x, at: number) => `${l} # handle ${at}`)).join(""));
+  deps.nft!.listChains = async () => "";
+  const session: string[] = [];
+  deps.nft!.loadDelta = async (text) => (session.push(text), "");
+  await w.reconcile();
+  await new Promise((r) => setTimeout(r, 0));
+  const many = (n: number) =>
+    Array.from({ length: n }, (_, i) => {
+      const c = structuredClone(corpus.containers[0]!) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+      c.Id = `c${i}`.padEnd(64, "0");
+      c.Name = `/app${i}`;
+      c.NetworkSettings.Networks.bridge.IPAddress = `172.17.${(i >> 7) + 1}.${(i & 127) + 2}`;
+      c.NetworkSettings.Ports = { "80/tcp": [{ HostIp: "0.0.0.0", HostPort: String(20000 + i) }] };
+      return c;
+    });
+  // 400 containers at once: more than a line of nft -i takes.
+  state.facts.containers = [...corpus.containers, ...many(400)];
+  const before = loads.length;
+  await w.reconcile();
+  expect(session, logs.join("\n")).toEqual([]);
+  expect(loads.length, logs.join("\n")).toBe(before + 1);
+  expect(loads.at(-1)!.length).toBeGreaterThan(65536);
+  expect(loads.at(-1)).not.toMatch(/^table /m); // a delta, not the whole file
 });
