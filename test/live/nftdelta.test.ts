@@ -10,7 +10,7 @@ import { expect, it, test } from "vitest";
 import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
 import { compile } from "../../src/compile.js";
 import { afterDelta, diffNft, learnHandles, nftDelta, parseNftList, unknownHandles, type NftState } from "../../src/live/nftdiff.js";
-import { NftSession } from "../../src/live/nftsession.js";
+import { NftSession, SESSION_ENV } from "../../src/live/nftsession.js";
 import { createNetns, deleteNetns, describeKernel } from "../lab/kernel.js";
 
 const HEAD = `docker { version 29.7; iptables off; ip6tables on; userland-proxy off; }
@@ -179,7 +179,7 @@ describeKernel("watch -f nft on the kernel: containers coming and going are load
       via === "nft -i"
         ? new NftSession({
             start: (onErr, onExit) => {
-              const child = spawn("nsenter", [`--net=${ns.path}`, "nft", "-i"], { stdio: ["pipe", "ignore", "pipe"] });
+              const child = spawn("nsenter", [`--net=${ns.path}`, "nft", "-i"], { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, ...SESSION_ENV } });
               child.stderr.setEncoding("utf8").on("data", onErr);
               child.on("close", (code) => onExit(`exit ${code}`));
               return { pid: child.pid, write: (t) => void child.stdin.write(t), close: () => void child.kill("SIGKILL") };

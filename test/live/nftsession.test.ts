@@ -3,7 +3,7 @@
 // nft -i here (the answers as nft 1.0.6 prints them), and the real one in a namespace.
 import { spawn } from "node:child_process";
 import { expect, test } from "vitest";
-import { MarkerReader, NftSession, SESSION_BYTES, SessionFailed, sessionLine, type Interactive } from "../../src/live/nftsession.js";
+import { MarkerReader, NftSession, SESSION_BYTES, SESSION_ENV, SessionFailed, sessionLine, type Interactive } from "../../src/live/nftsession.js";
 import { createNetns, deleteNetns, describeKernel } from "../lab/kernel.js";
 
 /** nft 1.0.6's error for a marker line, as it prints it. */
@@ -136,7 +136,7 @@ describeKernel("nft -i in a namespace: each run one transaction", () => {
     const ns = createNetns("-i");
     const session = new NftSession({
       start: (onErr, onExit) => {
-        const child = spawn("nsenter", [`--net=${ns.path}`, "nft", "-i"], { stdio: ["pipe", "ignore", "pipe"] });
+        const child = spawn("nsenter", [`--net=${ns.path}`, "nft", "-i"], { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, ...SESSION_ENV } });
         child.stderr.setEncoding("utf8").on("data", onErr);
         child.on("close", (code, sig) => onExit(`exit ${code ?? sig}`));
         return { pid: child.pid, write: (t) => void child.stdin.write(t), close: () => void child.kill("SIGKILL") };
