@@ -49,6 +49,11 @@ describeDocker("dockwall watch -f nft on a real dockerd: the nft file stays what
     const below = (pid: string): string[] => ps.filter(([, pp]) => pp === pid).flatMap(([p, , ...a]) => (a.join(" ") === args ? [p!] : below(p!)));
     return Number(below(String(watcherPid)).join(" "));
   };
+  /** Whether the process is gone: no such pid, a zombie not reaped yet (its parent gone too), or another program given the pid. */
+  const gone = (pid: number): boolean => {
+    const [stat = "", ...args] = lab.host.run(["ps", "-o", "stat=,args=", "-p", String(pid)]).stdout.trim().split(/\s+/);
+    return stat === "" || stat.startsWith("Z") || !/^nft /.test(args.join(" "));
+  };
   const docker = async (...args: string[]) => {
     const r = await lab.docker(args);
     if (r.status !== 0) throw new Error(`docker ${args.join(" ")}: ${r.stderr}`);
@@ -126,7 +131,7 @@ describeDocker("dockwall watch -f nft on a real dockerd: the nft file stays what
     expect(pid).toBeGreaterThan(0);
     expect(await stop()).toBe(0);
     // It is gone with the watcher.
-    await until(() => lab.host.run(["kill", "-0", String(pid)]).status !== 0, 2000);
+    await until(() => gone(pid), 5000);
     // A watcher killed outright: its nft -i ends with it (its input ends), and writes no history of the deltas anywhere.
     mkdirSync(join(dir, "home"), { recursive: true });
     await start();
@@ -138,7 +143,7 @@ describeDocker("dockwall watch -f nft on a real dockerd: the nft file stays what
     expect(session).toBeGreaterThan(0);
     watcher!.kill("SIGKILL");
     watcher = undefined;
-    await until(() => lab.host.run(["kill", "-0", String(session)]).status !== 0, 3000);
+    await until(() => gone(session), 5000);
     expect(readdirSync(join(dir, "home"))).toEqual([]);
     // (nft monitor outlives a watcher killed outright, until it next writes: this test's own is ended here.)
     if (monitor > 0) lab.host.run(["kill", String(monitor)]);
