@@ -20,16 +20,7 @@ const bin = process.env.DOCKWALL_BIN || `${root}bin/dockwall`;
 
 describeKernel("dockwall verify: the loaded rules against the policy, proven with packets", () => {
   it("examples/web-host.dw: silent after the load; a hand-made ACCEPT and a DROP are listed, cell by cell, as packets find them", async () => {
-    const text = readFileSync(`${root}examples/web-host.dw`, "utf8");
-    const r = compile(text, { noRender: true });
-    expect(r.ok).toBe(true);
-    const plan = planPolicyLab(r.policy!);
-    const lab = await startPolicyLab(plan);
-    const dir = mkdtempSync(join(tmpdir(), "dockwall-verify-"));
-    try {
-      writeFileSync(join(dir, "host.dw"), text);
-      for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
-      const verify = (...extra: string[]) => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", join(dir, "host.dw"), ...extra], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
+    await loaded(readFileSync(`${root}examples/web-host.dw`, "utf8"), async ({ lab, verify, dir }) => {
       const clean = verify();
       expect(clean.stderr).not.toMatch(/error/);
       expect([clean.status, clean.stdout]).toEqual([0, ""]);
@@ -96,15 +87,12 @@ describeKernel("dockwall verify: the loaded rules against the policy, proven wit
       expect(lab.host.run(["nft", "delete", "table", "inet", "host"]).stderr).toBe("");
       expect(lab.host.run(["nft", "add", "table", "inet", "idle"]).stderr).toBe("");
       expect(cmd("verify", join(dir, "host.dw")).status).toBe(1);
-    } finally {
-      await lab.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    }, { json: false });
   }, 120_000);
 });
 
-/** The policy's world, its rules loaded; `fn` gets it and `verify --json` there. */
-async function loaded(text: string, fn: (w: { lab: PolicyLab; plan: PolicyLabPlan; verify: () => SpawnSyncReturns<string>; dir: string }) => Promise<void>): Promise<void> {
+/** The policy's world, its rules loaded; `fn` gets it and `verify` there (`--json` unless `json: false`), with what more it is given. */
+async function loaded(text: string, fn: (w: { lab: PolicyLab; plan: PolicyLabPlan; verify: (...extra: string[]) => SpawnSyncReturns<string>; dir: string }) => Promise<void>, opts: { json?: boolean } = {}): Promise<void> {
   const r = compile(text, { noRender: true });
   expect(r.ok).toBe(true);
   const plan = planPolicyLab(r.policy!);
@@ -113,7 +101,7 @@ async function loaded(text: string, fn: (w: { lab: PolicyLab; plan: PolicyLabPla
   try {
     writeFileSync(join(dir, "host.dw"), text);
     for (const f of [4, 6] as const) expect(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
-    const verify = () => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", join(dir, "host.dw"), "--json"], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
+    const verify = (...extra: string[]) => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", join(dir, "host.dw"), ...(opts.json === false ? [] : ["--json"]), ...extra], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
     await fn({ lab, plan, verify, dir });
   } finally {
     await lab.stop();
