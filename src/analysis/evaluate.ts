@@ -336,6 +336,8 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
       }
       // The kernel's own reply (an echo reply) has no socket: an owner test holds only where every option is negated (xt_owner).
       if (m.module === "owner" && ctx.reply && p.fromHost && p.proto === "icmp") return m.options.every((o) => o.neg);
+      // A module that tests the packet without options (-m socket, -m frag): not known.
+      if (m.options.length === 0) throw new Unknown(`-m ${m.module}`);
       // Another tool's match: each option the evaluator knows is tried in turn (one that fails is enough), and the first it does not know is unknown.
       for (const o of m.options) {
         const one = typedMatch(m.module, [o]);

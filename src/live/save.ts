@@ -324,11 +324,20 @@ function parseRuleWords(ws: string[]): ParsedRule {
   return { base, matches, target, targetFlag, targetOpts, proto, repeated };
 }
 
+/**
+ * Whether a match read means something: one with options, or a module that tests the packet with
+ * none (`-m socket`, `-m frag`, `-m rt`). A review found those dropped, so `-m socket -j ACCEPT`
+ * read as `-j ACCEPT` (and ferm-keep wrote it so). A protocol's own match without options
+ * (`-p tcp -m tcp`) says nothing `-p` does not, and a comment nothing at all.
+ */
+const meansSomething = (m: { module: string; opts: unknown[] }): boolean => m.opts.length > 0 || !NOTHING_BARE.has(m.module);
+const NOTHING_BARE = new Set(["tcp", "udp", "icmp", "icmp6", "comment"]);
+
 /** One rule (the words after `-A CHAIN`) in canonical spelling. */
 export function canonicalRule(ws: string[]): string {
   const { base, matches, target, targetFlag, targetOpts, proto } = parseRuleWords(ws);
   // comments do not change what a rule does
-  const kept = matches.filter((m) => m.module !== "comment" && m.opts.length > 0);
+  const kept = matches.filter((m) => m.module !== "comment" && meansSomething(m));
   kept.sort((a, b) => (a.module < b.module ? -1 : a.module > b.module ? 1 : 0));
   const parts: string[] = [];
   for (const k of BASE_ORDER) {
@@ -451,7 +460,7 @@ function irRule(p: ParsedRule): Rule {
   };
   // Typed where dockwall models the match (ir/match.ts), as it was read otherwise.
   const matches: Match[] = p.matches
-    .filter((m) => m.opts.length > 0)
+    .filter(meansSomething)
     .map((m) => typedMatch(m.module, m.opts.map((o) => (o.neg ? { name: o.name, value: o.value, neg: true } : { name: o.name, value: o.value }))));
   // Merged matches of a module given twice are not the rule as the kernel has it (order, side effects).
   if (p.repeated.length) matches.unshift({ kind: "other", module: "(repeated)", options: p.repeated.map((name) => ({ name })) });

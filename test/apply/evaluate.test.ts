@@ -156,6 +156,9 @@ host { allow lan tcp 22; }
     const ping: Packet = { ...base, proto: "icmp", dport: undefined, icmpType: 8 };
     expect(evaluate(saved("-A INPUT -p tcp -g f2b"), base)).toMatchObject({ verdict: "unknown", why: "target -g f2b" });
     expect(evaluate(saved("-A INPUT -p icmp -m icmp --icmp-type 8/0 -j DROP"), ping)).toMatchObject({ verdict: "unknown", why: "icmp type 8/0" });
+    // A match module that takes no options (a review: read as nothing, so the rule held for every packet): unknown, naming it.
+    expect(evaluate(saved("-A INPUT -m socket -j DROP"), base)).toMatchObject({ verdict: "unknown", why: "-m socket" });
+    expect(evaluate(saved("-A INPUT -p tcp -m tcp -j DROP"), base)).toMatchObject({ verdict: "DROP", decided: { index: 0 } });
     expect(evaluate(saved("-A INPUT -p icmp -m icmp --icmp-type echo-request -j DROP"), ping)).toMatchObject({ verdict: "DROP", decided: { index: 0 } });
     expect(evaluate(saved("-A INPUT -p icmp -m icmp --icmp-type 0 -j DROP"), ping)).toMatchObject({ verdict: "ACCEPT", decided: { index: 1 } });
     expect(evaluate(saved("-A INPUT -m iprange --src-range 192.168.1.1-192.168.1.9 -j DROP"), base)).toMatchObject({ verdict: "DROP" });

@@ -30,6 +30,9 @@ describe("one canonical spelling", () => {
   test("different rules stay different", () => {
     expect(canon("-s 10.0.0.1 -j ACCEPT")).not.toBe(canon("-s 10.0.0.2 -j ACCEPT"));
     expect(canon("! -i eth0 -j DROP")).not.toBe(canon("-i eth0 -j DROP"));
+    // A match module without options (a review: dropped, so `-m socket -j ACCEPT` read as `-j ACCEPT`); a protocol's own is nothing.
+    expect(canon("-m socket -j ACCEPT")).not.toBe(canon("-j ACCEPT"));
+    expect(canon("-p tcp -m tcp -j DROP")).toBe(canon("-p tcp -j DROP"));
   });
 
   test("counters, comments, table order and chain order do not matter", () => {
