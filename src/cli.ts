@@ -1166,7 +1166,15 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
         io.stderr(`dockwall: cannot tell which sources this host's nftables rules treat alike (${gaps[0]}): a matrix would be a guess, so there is none\n`);
         return EXIT.error;
       }
-      ctx.nft = { walk: (pk) => evaluateNft(nft.ruleset, pk), sources: (f) => nftSourceRanges(nft.ruleset, f).ranges };
+      ctx.nft = {
+        walk: (pk) => evaluateNft(nft.ruleset, pk),
+        sources: (f) => nftSourceRanges(nft.ruleset, f).ranges,
+        // The host's addresses told apart where the rules look at destinations (and sources: replies); each walked where they cannot all be read.
+        destinations: (f) => {
+          const d = nftSourceRanges(nft.ruleset, f, "daddr");
+          return d.incomplete ? undefined : [...d.ranges, ...nftSourceRanges(nft.ruleset, f).ranges];
+        },
+      };
     }
     ctx.rulesets = {};
     for (const f of [4, 6] as const) {

@@ -71,7 +71,12 @@ export interface MatrixContext {
    * evaluator over the whole ruleset (nfteval.ts) instead of the iptables rules alone, and the
    * source ranges its rules look at, where the classes are cut too.
    */
-  nft?: { walk: (pk: Packet) => Walked; sources: (family: Family) => { from: bigint; to: bigint }[] };
+  nft?: {
+    walk: (pk: Packet) => Walked;
+    sources: (family: Family) => { from: bigint; to: bigint }[];
+    /** The address ranges its rules look at (destinations, and sources: replies), where the host's addresses are told apart; undefined where they cannot all be read (then each address is walked). */
+    destinations?: (family: Family) => { from: bigint; to: bigint }[] | undefined;
+  };
   /** Walk every cell's packet, none taken from an earlier walk that went the same way (tests compare both ways). */
   walkEach?: boolean;
   /** verify: only the cells that are mismatches or unknown (the rows are all there). */
@@ -159,31 +164,43 @@ function rangesOf(specs: AddressSpec[], family: Family): Piece[] {
   return specs.filter((v) => (v.kind === "cidr" ? v.cidr.family : v.range.family) === family).map(rangeOf);
 }
 
-/** Every boundary of a source range that the policy or the rules name, in this family. */
-function cuts(p: Policy, rs: Ruleset | undefined, family: Family, more: Piece[] = []): bigint[] {
-  const ranges = [...more, ...rangesOf([...p.zones.flatMap((z) => z.sources), ...p.allows.flatMap((a) => a.sources), ...(p.host?.rules.flatMap((r) => r.sources) ?? [])].map((s) => s.value), family)];
+/** Every address range the rules' tests of the source (`-s`, `iprange --src-range`) or of the destination (`-d`, `--dst-range`, `conntrack --ctorigdst`) name, in this family. */
+function ruleRanges(rs: Ruleset | undefined, family: Family, which: "src" | "dst"): Piece[] {
+  const ranges: Piece[] = [];
   const host = family === 4 ? 32 : 128;
+  const option = which === "src" ? "src-range" : "dst-range";
   for (const t of rs?.tables ?? []) {
     for (const c of t.chains) {
       for (const r of c.rules) {
-        if (r.src) {
-          const cidr = parseCidr(r.src.value.includes("/") ? r.src.value : `${r.src.value}/${host}`);
+        const a = r[which];
+        if (a) {
+          const cidr = parseCidr(a.value.includes("/") ? a.value : `${a.value}/${host}`);
           if (!isError(cidr) && cidr.family === family) ranges.push(rangeOf({ kind: "cidr", cidr }));
         }
         for (const m of r.matches) {
           const { module, options } = moduleView(m);
           for (const o of options) {
-            if (module !== "iprange" || o.name !== "src-range" || !o.value) continue;
-            const [a, b = a] = o.value.split("-");
-            const from = parseCidr(`${a}/${host}`);
-            const to = parseCidr(`${b}/${host}`);
+            if (which === "dst" && module === "conntrack" && o.name === "ctorigdst" && o.value) {
+              const cidr = parseCidr(o.value.includes("/") ? o.value : `${o.value}/${host}`);
+              if (!isError(cidr) && cidr.family === family) ranges.push(rangeOf({ kind: "cidr", cidr }));
+            }
+            if (module !== "iprange" || o.name !== option || !o.value) continue;
+            const [x, y = x] = o.value.split("-");
+            const from = parseCidr(`${x}/${host}`);
+            const to = parseCidr(`${y}/${host}`);
             if (!isError(from) && !isError(to) && from.family === family) ranges.push({ from: from.value, to: to.value });
           }
         }
       }
     }
   }
-  return boundaries(ranges, family);
+  return ranges;
+}
+
+/** Every boundary of a source range that the policy or the rules name, in this family. */
+function cuts(p: Policy, rs: Ruleset | undefined, family: Family, more: Piece[] = []): bigint[] {
+  const ranges = [...more, ...rangesOf([...p.zones.flatMap((z) => z.sources), ...p.allows.flatMap((a) => a.sources), ...(p.host?.rules.flatMap((r) => r.sources) ?? [])].map((s) => s.value), family)];
+  return boundaries([...ranges, ...ruleRanges(rs, family, "src")], family);
 }
 
 /** Addresses a reader knows for examples (RFC 5737, RFC 3849): a piece that holds one is shown by it. */
@@ -282,6 +299,44 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     const nearby = (a: string) => /^(169\.254\.|fe[89ab][0-9a-f]:)/i.test(a);
     const elsewhere = ctx.host ? (ctx.host.addresses.find((a) => ownOf(a) && !nearby(a)) ?? ctx.host.addresses.find(ownOf)) : undefined;
     const hostAddr = (iface: string) => ctx.hostAddress?.(family, iface) ?? (ctx.host ? elsewhere : STAND_IN[family]);
+    // Live, every address of the host a packet can be for, from any interface (Linux takes a packet for any of its
+    // addresses wherever it arrives, and Docker DNATs it: --dst-type LOCAL): one of each class that the rules' tests of
+    // the destination treat alike, the interface's own first. A review found a rule for another interface's address
+    // (an accept of the lan's address from the wan) unseen: each row was walked to its own interface's address only.
+    // Link-local addresses belong to their own link: only the interface's own is walked. (The rules' tests of the
+    // source count too: a connection's replies come from the address it was sent to.)
+    const dstRanges = ctx.host
+      ? ctx.nft
+        ? ctx.nft.destinations?.(family)
+        : [rs, ctx.before?.[family]].flatMap((x) => [...ruleRanges(x, family, "dst"), ...ruleRanges(x, family, "src")])
+      : undefined;
+    const classOf = (a: string): string => {
+      if (!dstRanges) return a;
+      const c = parseCidr(`${a}/${bits(family)}`);
+      if (isError(c)) return a;
+      let key = "";
+      for (let i = 0; i < dstRanges.length; i++) if (dstRanges[i]!.from <= c.value && c.value <= dstRanges[i]!.to) key += `${i},`;
+      return key;
+    };
+    const hostTargets = new Map<string, string[]>();
+    const hostAddrs = (iface: string): string[] => {
+      let out = hostTargets.get(iface);
+      if (out) return out;
+      const own = hostAddr(iface);
+      out = own === undefined ? [] : [own];
+      if (ctx.host) {
+        const seen = new Set(out.map(classOf));
+        for (const a of ctx.host.addresses) {
+          if (!ownOf(a) || (nearby(a) && a !== own)) continue;
+          const k = classOf(a);
+          if (seen.has(k)) continue;
+          seen.add(k);
+          out.push(a);
+        }
+      }
+      hostTargets.set(iface, out);
+      return out;
+    };
     // Columns: the published ports of this family, the host block's ports, ping.
     type Col = MatrixColumn & { containerAddr?: string; loopbackOnly?: boolean; proxied: boolean };
     const cols: Col[] = [];
@@ -344,7 +399,8 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       interface Slot {
         col: Col;
         path: MatrixPath;
-        dst: string;
+        /** The packet's destinations: the cell is open when one is let through (else unknown when one cannot be told). */
+        dsts: string[];
         port: number | undefined;
         opened: (v: Walked) => boolean;
         allowed: (src: Ip) => boolean;
@@ -369,32 +425,43 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
             return !linkLocal && (!closed || naming.some((a) => admitting(a, src)));
           };
           const reached = (v: Walked) => v.verdict === "ACCEPT" && ((v.path === "forward" && (v.dnat?.addr ?? "") === col.containerAddr) || (v.path === "input" && col.proxied));
-          const to = col.host_address ?? hostAddr(iface);
-          if (!col.loopbackOnly && to !== undefined) slots.push({ col, path: "dnat", dst: to, port: col.host_port, opened: reached, allowed });
+          const to = col.host_address !== undefined ? [col.host_address] : hostAddrs(iface);
+          if (!col.loopbackOnly && to.length) slots.push({ col, path: "dnat", dsts: to, port: col.host_port, opened: reached, allowed });
           if (closed) {
-            if (col.containerAddr !== undefined) slots.push({ col, path: "direct", dst: col.containerAddr, port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward", allowed: () => false });
+            if (col.containerAddr !== undefined) slots.push({ col, path: "direct", dsts: [col.containerAddr], port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward", allowed: () => false });
             // 127.0.0.1 routed here by a neighbour: no statement opens that path.
-            if (family === 4 && (col.loopbackOnly || col.host_address === undefined)) slots.push({ col, path: "loopback", dst: "127.0.0.1", port: col.host_port, opened: reached, allowed: () => false });
+            if (family === 4 && (col.loopbackOnly || col.host_address === undefined)) slots.push({ col, path: "loopback", dsts: ["127.0.0.1"], port: col.host_port, opened: reached, allowed: () => false });
           }
         } else {
           // `policy accept;` in the host block: what no rule drops is let in.
           const naming = (p.host?.rules ?? []).filter((r) => (col.kind === "icmp" ? r.proto.value === "icmp" : r.proto.value === col.proto && r.ports.some((x) => x.value.from <= col.host_port! && col.host_port! <= x.value.to)));
           const allowed = (src: Ip) => p.host?.policy === "accept" || naming.some((r) => admitting(r, src));
-          const to = hostAddr(iface);
-          if (to !== undefined) slots.push({ col, path: "host", dst: to, port: col.host_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "input" && !v.dnat, allowed });
+          const to = hostAddrs(iface);
+          if (to.length) slots.push({ col, path: "host", dsts: to, port: col.host_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "input" && !v.dnat, allowed });
         }
       }
-      const packetOf = (slot: Slot, srcText: string): Packet => {
+      const packetOf = (slot: Slot, srcText: string, dst: string): Packet => {
         const proto = slot.col.proto;
-        return { family, in: iface, src: srcText, dst: slot.dst, proto, sport: 40000, dport: slot.port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: local(iface), routes };
+        return { family, in: iface, src: srcText, dst, proto, sport: 40000, dport: slot.port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: local(iface), routes };
       };
       // Per slot, the walks made so far, each with the tests of the source it made: a piece that answers them alike
       // goes the same way (sameWay), and is not walked again. Exact: the walk of a packet depends on its source only
       // through them.
-      const walked: Remembered[][] = slots.map(() => []);
-      const walkedBefore: Remembered[][] = slots.map(() => []);
-      // One piece's cells: what each walk said, and each cell's verdict, intent and verdict before, as one code.
+      const walked: Remembered[][][] = slots.map((s) => s.dsts.map(() => []));
+      const walkedBefore: Remembered[][][] = slots.map((s) => s.dsts.map(() => []));
+      // Of a cell's walks (one per destination), the one that says most: open, else unknown, else closed.
+      const RANK = [2, 0, 1];
+      const most = (slot: Slot, walk: (dst: string, d: number) => Walked): { v: Walked; d: number } => {
+        let best = { v: walk(slot.dsts[0]!, 0), d: 0 };
+        for (let d = 1; d < slot.dsts.length && verdictOf(best.v, slot) !== 0; d++) {
+          const v = walk(slot.dsts[d]!, d);
+          if (RANK[verdictOf(v, slot)]! > RANK[verdictOf(best.v, slot)]!) best = { v, d };
+        }
+        return best;
+      };
+      // One piece's cells: what each walk said (and to which destination), and each cell's verdict, intent and verdict before, as one code.
       const vs: Walked[] = new Array(slots.length);
+      const dstAt = new Uint16Array(slots.length);
       const codes = new Uint8Array(slots.length);
       const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[] }>();
       for (const piece of pieces) {
@@ -405,10 +472,11 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         admitted.clear();
         for (let k = 0; k < slots.length; k++) {
           const slot = slots[k]!;
-          const v: Walked = ctx.nft ? ctx.nft.walk(packetOf(slot, srcText)) : ctx.walkEach ? evaluate(rs, packetOf(slot, srcText), { replies: true }) : remembered(walked[k]!, rs, probe, () => packetOf(slot, srcText));
+          const { v, d } = most(slot, (dst, d) => (ctx.nft ? ctx.nft.walk(packetOf(slot, srcText, dst)) : ctx.walkEach ? evaluate(rs, packetOf(slot, srcText, dst), { replies: true }) : remembered(walked[k]![d]!, rs, probe, () => packetOf(slot, srcText, dst))));
           // Not compared where there were no rules of this family before (a dump not given): 3.
-          const vb = !rsBefore ? undefined : ctx.walkEach ? evaluate(rsBefore, packetOf(slot, srcText), { replies: true }) : remembered(walkedBefore[k]!, rsBefore, probe, () => packetOf(slot, srcText));
+          const vb = !rsBefore ? undefined : most(slot, (dst, d) => (ctx.walkEach ? evaluate(rsBefore, packetOf(slot, srcText, dst), { replies: true }) : remembered(walkedBefore[k]![d]!, rsBefore, probe, () => packetOf(slot, srcText, dst)))).v;
           vs[k] = v;
+          dstAt[k] = d;
           codes[k] = verdictOf(v, slot) + 3 * (slot.allowed(src) ? 1 : 0) + 6 * (vb ? verdictOf(vb, slot) : 3);
         }
         // Pieces alike in every cell (and of one zone), one row: the cells are those of its first piece.
@@ -438,7 +506,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
             verdict,
             intent: intent ? "allowed" : "not-allowed",
             mismatch,
-            probe: `${probeProto} ${fmtAddr(srcText, proto === "icmp" ? undefined : 40000)} -> ${fmtAddr(slot.dst, slot.port)} in ${iface}`,
+            probe: `${probeProto} ${fmtAddr(srcText, proto === "icmp" ? undefined : 40000)} -> ${fmtAddr(slot.dsts[dstAt[k]!]!, slot.port)} in ${iface}`,
             ...(verdict === "unknown" ? { why: v.why } : {}),
             ...(b !== 3 ? { before: VERDICTS[b]! } : {}),
           });

@@ -1081,11 +1081,12 @@ function fromHost(st: State): NftVerdict {
  * Every source address range a rule of this family looks at — `ip saddr` / `ip6 saddr` or
  * `ct original|reply ip saddr`, alone or in a concatenation, compared with a value, a prefix, a
  * range or a set, or as the key of a verdict map or map — where the matrix cuts the address
- * space, so that each class of sources is one the rules treat alike. `incomplete`: a rule reads
+ * space, so that each class of sources is one the rules treat alike (with `daddr`: every
+ * destination range, where the host's own addresses are told apart). `incomplete`: a rule reads
  * the source in a way these do not cover (a mask, a set not listed…): the classes may then be
  * too coarse, and the caller says so rather than guess.
  */
-export function nftSourceRanges(rs: NftRuleset, family: 4 | 6): { ranges: { from: bigint; to: bigint }[]; incomplete?: string } {
+export function nftSourceRanges(rs: NftRuleset, family: 4 | 6, field: "saddr" | "daddr" = "saddr"): { ranges: { from: bigint; to: bigint }[]; incomplete?: string } {
   const proto = family === 4 ? "ip" : "ip6";
   const bits = family === 4 ? 32 : 128;
   const ranges: { from: bigint; to: bigint }[] = [];
@@ -1116,11 +1117,11 @@ export function nftSourceRanges(rs: NftRuleset, family: 4 | 6): { ranges: { from
       if (a !== undefined && b !== undefined) ranges.push({ from: a, to: b });
     }
   };
-  // A source address of this family: the packet's own, or its connection's (ct original|reply).
+  // A source (or, with `daddr`, destination) address of this family: the packet's own, or its connection's (ct original|reply).
   const isSaddr = (j: Json | undefined): boolean =>
     isObj(j) &&
-    ((isObj(j.payload) && j.payload.protocol === proto && j.payload.field === "saddr") ||
-      (isObj(j.ct) && (j.ct.key === `${proto} saddr` || (j.ct.key === "saddr" && (j.ct.family === undefined || j.ct.family === proto)))));
+    ((isObj(j.payload) && j.payload.protocol === proto && j.payload.field === field) ||
+      (isObj(j.ct) && (j.ct.key === `${proto} ${field}` || (j.ct.key === field && (j.ct.family === undefined || j.ct.family === proto)))));
   const count = (j: Json): number => (isSaddr(j) ? 1 : Array.isArray(j) ? j.reduce((n: number, x) => n + count(x), 0) : isObj(j) ? Object.values(j).reduce((n: number, x) => n + count(x ?? null), 0) : 0);
   /** The elements a set or map reference holds (a map's as [key, value]); undefined when it cannot be read. */
   const elementsIn = (d: Json, table: NftTable): Json[] | undefined =>
@@ -1141,7 +1142,7 @@ export function nftSourceRanges(rs: NftRuleset, family: 4 | 6): { ranges: { from
     for (const e of elems) {
       const k = keyOfElem(e);
       const c = parts.length > 1 ? (isObj(k) && Array.isArray(k.concat) ? k.concat[at] : undefined) : k;
-      if (c === undefined) incomplete ??= `a concatenation with ${proto} saddr`;
+      if (c === undefined) incomplete ??= `a concatenation with ${proto} ${field}`;
       else value(c);
     }
     return 1;
@@ -1167,7 +1168,7 @@ export function nftSourceRanges(rs: NftRuleset, family: 4 | 6): { ranges: { from
     for (const c of t.chains.values()) {
       for (const r of c.rules) {
         // Every read of the source must be one of the shapes above: a mask, a bitwise test, anything else is not.
-        if (walk(r.expr, t) < count(r.expr)) incomplete ??= `${proto} saddr read another way, in ${r.family} ${r.table} ${r.chain} rule handle ${r.handle}: ${r.text}`;
+        if (walk(r.expr, t) < count(r.expr)) incomplete ??= `${proto} ${field} read another way, in ${r.family} ${r.table} ${r.chain} rule handle ${r.handle}: ${r.text}`;
       }
     }
   }

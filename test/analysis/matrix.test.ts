@@ -174,3 +174,43 @@ host { allow vpn tcp 22; }
     expect(m.cells.filter((c) => c.mismatch)).toEqual([]);
   }
 });
+
+test("live, a rule for the host's address on another interface than the row's (an accept of the lan's address from the wan): its cells open, and mismatches (verify did not see it: each row walked to its own interface's address)", async () => {
+  const { interfaceAddresses } = await import("../../src/analysis/command.js");
+  const text = `docker { version 28.3; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; }
+network web { bridge br-web; subnet 172.24.0.0/24; }
+container nginx { network web 172.24.0.2; publish 8080:80; }
+allow lan to nginx:8080;
+host { allow lan tcp 22; }
+`;
+  const r = compile(text, { noRender: true });
+  expect(r.ok).toBe(true);
+  const addr = JSON.stringify([
+    { ifname: "eth0", addr_info: [{ family: "inet", local: "198.51.100.1", scope: "global" }] },
+    { ifname: "eth1", addr_info: [{ family: "inet", local: "192.168.1.1", scope: "global" }] },
+    { ifname: "br-web", addr_info: [{ family: "inet", local: "172.24.0.1", scope: "global" }] },
+  ]);
+  const host = { addresses: ["198.51.100.1", "192.168.1.1", "172.24.0.1"], routes: [{ dst: "0.0.0.0/0", dev: "eth0" }, { dst: "192.168.1.0/24", dev: "eth1" }, { dst: "172.24.0.0/24", dev: "br-web" }] };
+  const v4 = compile(text, { format: "iptables" }).output!;
+  const matrixWith = (extra: string, table = "filter") => {
+    const loaded = extra ? v4.replace(new RegExp(`^(\\*${table}\\n(?::.*\\n)*)`, "m"), `$1${extra}\n`) : v4;
+    expect(loaded === v4).toBe(extra === "");
+    return buildMatrix({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(loaded), 4) }, host, hostAddress: interfaceAddresses(addr) }, [4]);
+  };
+  // (The wan's rows: its pieces of the address space, the probe from the first: its source aside.)
+  const bad = (m: Matrix) => [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone} ${c.column} ${c.path} ${c.verdict}: ${c.probe.replace(/^(\w+) \S+ ->/, "$1 SRC ->")}`))];
+  expect(bad(matrixWith(""))).toEqual([]);
+  // The wan to the lan interface's address, and to the bridge's: the host's port 22 is open from the wan.
+  expect(bad(matrixWith("-A INPUT -d 192.168.1.1/32 -i eth0 -p tcp -m tcp --dport 22 -j ACCEPT"))).toEqual(["wan host:22/tcp host open: tcp SRC -> 192.168.1.1:22 in eth0"]);
+  expect(bad(matrixWith("-A INPUT -d 172.24.0.1/32 -p tcp -m tcp --dport 22 -j ACCEPT"))).toEqual(["wan host:22/tcp host open: tcp SRC -> 172.24.0.1:22 in eth0"]);
+  // An accept of what was sent to another of the host's addresses (the lan's), DNATed by Docker's rule: the wan reaches nginx through it.
+  expect(bad(matrixWith("-A FORWARD -d 172.24.0.2/32 -i eth0 -m conntrack --ctorigdst 192.168.1.1/32 -j ACCEPT"))).toEqual(
+    ["wan nginx:8080/tcp dnat open: tcp SRC -> 192.168.1.1:8080 in eth0"],
+  );
+  // The lan closed on its own address but open on the wan's: the cell is open (any of the host's addresses).
+  const m = matrixWith("-A INPUT -d 192.168.1.1/32 -p tcp -m tcp --dport 22 -j DROP");
+  expect(bad(m)).toEqual([]);
+  expect(m.cells.find((c) => c.column === "host:22/tcp" && c.probe.endsWith(" in eth1"))!.probe).toMatch(/ -> 198\.51\.100\.1:22 in eth1$/);
+});

@@ -153,6 +153,18 @@ describeKernel("explain --live, matrix --live and verify on an nftables host: th
       expect(lab.host.run(["nft", "flush", "chain", "inet", "dockwall", "docker-user-ip"]).stderr).toBe("");
       expect(lab.host.run(["nft", "-f", "-"], compile(LARGE, { format: "nft" }).output!).stderr).toBe("");
       expect(dockwall("verify", file).status).toBe(0);
+      // An accept from the wan of what is sent to the lan interface's address (a review: each row was walked to its own
+      // interface's address, and this went unseen): listed to that address, and open for real.
+      const [eth0, eth1] = ["eth0", "eth1"].map((n) => plan.ifaces.find((f) => f.name === n)!);
+      expect(lab.host.run(["nft", "insert", "rule", "inet", "dockwall", "input-ip", "iifname", "eth0", "ip", "daddr", eth1!.host4, "tcp", "dport", "22", "accept"]).stderr).toBe("");
+      const other = dockwall("verify", file, "--json");
+      expect(other.status, other.stderr).toBe(1);
+      const toOther = (JSON.parse(other.stdout) as { cells: { column: string; probe: string; verdict: string }[] }).cells;
+      expect(toOther.map((c) => `${c.column} ${c.verdict} -> ${c.probe.split(" -> ")[1]}`)).toEqual([`host:22/tcp open -> ${eth1!.host4}:22 in eth0`]);
+      const [sshFromWan] = await lab.probe([{ from: { iface: "eth0" }, family: 4, src: eth0!.nbr4, dst: eth1!.host4, proto: "tcp", port: 22 }], 800);
+      expect(sshFromWan!.open).toBe(true);
+      expect(lab.host.run(["nft", "-f", "-"], compile(LARGE, { format: "nft" }).output!).stderr).toBe("");
+      expect(dockwall("verify", file).status).toBe(0);
       expect(lab.host.run(["nft", "add", "table", "inet", "dockwall", "{ flags dormant; }"]).stderr).toBe("");
       const off = dockwall("verify", file);
       expect(off.status).toBe(1);

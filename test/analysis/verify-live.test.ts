@@ -139,6 +139,41 @@ host { allow lan tcp 22; }
   }, 60_000);
 });
 
+describeKernel("dockwall verify: the host's addresses on other interfaces than a packet's (a review: each row was walked to its own interface's address only)", () => {
+  it("an accept from eth0 of what is sent to eth1's address (IPv4 and IPv6) is listed, to that address, and packets find it open", async () => {
+    const text = `docker { version 20.10; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:200:1::/64; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan to web:8080;
+host { allow lan tcp 22; }
+`;
+    await loaded(text, async ({ lab, plan, verify }) => {
+      const [eth0, eth1] = ["eth0", "eth1"].map((n) => plan.ifaces.find((f) => f.name === n)!);
+      const clean = verify();
+      expect([clean.status, clean.stderr], clean.stdout).toEqual([0, ""]);
+      expect(lab.host.run(["iptables", "-I", "INPUT", "1", "-i", "eth0", "-d", eth1!.host4, "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]).status).toBe(0);
+      expect(lab.host.run(["ip6tables", "-I", "INPUT", "1", "-i", "eth0", "-d", eth1!.host6, "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]).status).toBe(0);
+      const v = verify();
+      expect(v.status, v.stderr).toBe(1);
+      const cells = (JSON.parse(v.stdout) as { cells: MatrixCell[] }).cells;
+      expect(cells.map((c) => `${c.column} ${c.path} IPv${c.family} ${c.verdict} -> ${c.probe.split(" -> ")[1]}`).sort()).toEqual(
+        [`host:22/tcp host IPv4 open -> ${eth1!.host4}:22 in eth0`, `host:22/tcp host IPv6 open -> [${eth1!.host6}]:22 in eth0`].sort(),
+      );
+      // Sent for real from the wan's neighbour: open, as verify says (and not to eth0's own address).
+      const got = await lab.probe(
+        [
+          { from: { iface: "eth0" }, family: 4 as const, src: eth0!.nbr4, dst: eth1!.host4, proto: "tcp" as const, port: 22 },
+          { from: { iface: "eth0" }, family: 6 as const, src: eth0!.nbr6, dst: eth1!.host6, proto: "tcp" as const, port: 22 },
+          { from: { iface: "eth0" }, family: 4 as const, src: eth0!.nbr4, dst: eth0!.host4, proto: "tcp" as const, port: 22 },
+        ],
+        1000,
+      );
+      expect(got.map((g) => g.open)).toEqual([true, true, false]);
+    });
+  }, 60_000);
+});
+
 describeKernel("dockwall verify: drops in the tables and chains beside filter's (a review found them unseen)", () => {
   it("a drop in mangle POSTROUTING, and drops of the replies alone (FORWARD, OUTPUT), are listed as the cells they close, as packets find them; rules in the security table make the answers unknown, naming it", async () => {
     await loaded(readFileSync(`${root}examples/web-host.dw`, "utf8"), async ({ lab, plan, verify, dir }) => {
