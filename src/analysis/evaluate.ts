@@ -101,6 +101,48 @@ export function sameWay(tests: readonly SourceTest[], p: Pick<Packet, "src" | "l
   return true;
 }
 
+/**
+ * A test of the packet's source port that a walk made (a rule's `--sport`, multiport's `--sports`
+ * or `--ports`; in the connection's reply, its destination port), and its answer. As for the
+ * source address: a packet that differs only in its source port and answers every such test
+ * alike goes the same way (sameSport). A neighbour picks its source port: the matrix walks one of
+ * each class the rules tell apart (a review found `--sport 53 -j ACCEPT`, the classic hole for DNS
+ * replies, unseen, every cell walked from port 40000).
+ */
+export interface PortTest {
+  ports: PortList;
+  hit: boolean;
+}
+
+/** Whether a packet from this source port answers every port test of a walk as the walked packet did. */
+export function sameSport(tests: readonly PortTest[], port: number): boolean {
+  for (let i = 0; i < tests.length; i++) if (tests[i]!.ports.has(port) !== tests[i]!.hit) return false;
+  return true;
+}
+
+/**
+ * Walks of one packet from each class of source ports in [lo, hi] that the walks' own port tests
+ * tell apart: the first from `first`, each next one from the lowest port of a class that no walk
+ * so far answers alike (every port of a class, cut at each end of each port range tested, answers
+ * them as its lowest does). Stops early when `enough` says so of a walk; at `most` walks, undefined.
+ */
+export function eachSourcePort<T extends { sports: PortTest[] }>(first: number, lo: number, hi: number, walk: (port: number) => T, enough?: (t: T) => boolean, most = 256): { port: number; walked: T }[] | undefined {
+  const done: { port: number; walked: T }[] = [];
+  for (let port: number | undefined = first; port !== undefined; ) {
+    if (done.length >= most) return undefined;
+    const walked = walk(port);
+    done.push({ port, walked });
+    if (enough?.(walked)) break;
+    const at = new Set<number>([lo]);
+    for (const d of done) for (const t of d.walked.sports) for (const [a, b] of t.ports.ranges) {
+      if (a > lo && a <= hi) at.add(a);
+      if (b + 1 > lo && b + 1 <= hi) at.add(b + 1);
+    }
+    port = [...at].sort((a, b) => a - b).find((c) => !done.some((d) => sameSport(d.walked.sports, c)));
+  }
+  return done;
+}
+
 /** A source to hold against walks' tests (sameWay), its address read once. */
 export function sourceOf(src: string, local: string[]): { src: string; local: string[]; num: Num } {
   return { src, local, num: numOf(src) };
@@ -209,6 +251,13 @@ function portIs(ports: PortList, port: number | undefined): boolean {
   return port !== undefined && ports.has(port);
 }
 
+/** A test of the source port of the packet that opened the connection, its answer noted when the walk keeps them. */
+function sportTest(ctx: Ctx, ports: PortList, port: number | undefined): boolean {
+  const hit = portIs(ports, port);
+  if (port !== undefined) ctx.sports?.push({ ports, hit });
+  return hit;
+}
+
 const ICMP_TYPES: Record<4 | 6, Record<string, number>> = {
   4: { "echo-reply": 0, pong: 0, "destination-unreachable": 3, "echo-request": 8, ping: 8, "time-exceeded": 11, "parameter-problem": 12 },
   6: { "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4, "echo-request": 128, "echo-reply": 129, "router-solicitation": 133, "router-advertisement": 134, "neighbour-solicitation": 135, "neighbor-solicitation": 135, "neighbour-advertisement": 136, "neighbor-advertisement": 136 },
@@ -242,6 +291,8 @@ interface Ctx {
   noIndex?: boolean;
   /** The tests of the source the walk makes, noted (sameWay). */
   sources?: SourceTest[];
+  /** The tests of the source port the walk makes, noted (sameSport). */
+  sports?: PortTest[];
   /**
    * Walking the reply of a connection (`packet` is the reply): the packet that opened it, and its
    * DNAT. The reply's destination is the original's source: tests of it are noted as source tests.
@@ -258,8 +309,9 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
   switch (m.kind) {
     case "tcp":
     case "udp": {
-      if (m.dport && !held(m.dport, p.proto === m.kind && portIs(m.dport.value, ctx.dnat?.port ?? p.dport))) return false;
-      if (m.sport && !held(m.sport, p.proto === m.kind && portIs(m.sport.value, p.sport))) return false;
+      // (A reply's destination port is the source port of the packet that opened the connection.)
+      if (m.dport && !held(m.dport, p.proto === m.kind && (ctx.reply ? sportTest(ctx, m.dport.value, p.dport) : portIs(m.dport.value, ctx.dnat?.port ?? p.dport)))) return false;
+      if (m.sport && !held(m.sport, p.proto === m.kind && (ctx.reply ? portIs(m.sport.value, p.sport) : sportTest(ctx, m.sport.value, p.sport)))) return false;
       if (m.flags) {
         // MASK COMP: the packet's flags under MASK must be COMP. A new connection's first packet is a bare SYN.
         const [mask, comp] = m.flags.value.split(" ");
@@ -278,8 +330,12 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
       }
       return true;
     }
-    case "multiport":
-      return held(m.ports, portIs(m.ports.value, m.dir === "dports" ? (ctx.dnat?.port ?? p.dport) : p.sport));
+    case "multiport": {
+      // --ports: either port. The source port of the packet that opened the connection: its reply's destination port.
+      const dport = m.dir !== "sports" && (ctx.reply ? sportTest(ctx, m.ports.value, p.dport) : portIs(m.ports.value, ctx.dnat?.port ?? p.dport));
+      const sport = m.dir !== "dports" && (ctx.reply ? portIs(m.ports.value, p.sport) : sportTest(ctx, m.ports.value, p.sport));
+      return held(m.ports, dport || sport);
+    }
     case "conntrack":
     case "state": {
       if (m.state) {
@@ -588,7 +644,7 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     routes: p.routes,
     ...(forward ? {} : { fromHost: true }),
   };
-  const rctx: Ctx = { packet: r, noIndex: true, sources: ctx.sources, out: p.in, reply: { orig: p, dnat: ctx.dnat } };
+  const rctx: Ctx = { packet: r, noIndex: true, sources: ctx.sources, sports: ctx.sports, out: p.in, reply: { orig: p, dnat: ctx.dnat } };
   const gate = (name: Table["name"], chain: string): { verdict: "DROP" | "REJECT"; decided: Decision } | undefined => {
     const t = table(name);
     if (!t) return undefined;
@@ -652,9 +708,9 @@ function routeOf(p: Packet, addr: string): string | undefined {
 }
 
 /** What happens to a packet that arrives at the host, as the kernel would decide it with these rules. */
-export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noIndex?: boolean; sources?: SourceTest[]; replies?: boolean } = {}): Verdict {
+export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noIndex?: boolean; sources?: SourceTest[]; sports?: PortTest[]; replies?: boolean } = {}): Verdict {
   const table = (n: Table["name"]) => rs.tables.find((t) => t.name === n);
-  const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex, sources: opts.sources };
+  const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex, sources: opts.sources, sports: opts.sports };
   let v = decide(rs, p, ctx, table);
   if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") v = withReply(p, v, ctx, table);
   if (ctx.steps) {

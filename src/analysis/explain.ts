@@ -14,8 +14,9 @@ import { cidrContains, formatCidr, formatIp, specContains, type Family, type Ip 
 import { MARK, PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
 import { parseSave } from "../live/save.js";
-import { evaluate, type Packet, type Step, type Verdict } from "./evaluate.js";
-import { evaluateNft, type NftRuleset, type NftStep } from "./nfteval.js";
+import { eachSourcePort, evaluate, type Packet, type PortTest, type Step, type Verdict } from "./evaluate.js";
+import { evaluateNft, nftSourcePorts, type NftRuleset, type NftStep } from "./nfteval.js";
+import { PortList } from "../ir/match.js";
 import { NFT_TABLE } from "../targets/nft.js";
 import type { PacketSpec } from "./packet.js";
 
@@ -375,6 +376,29 @@ function nftRuleJson(ctx: ExplainContext, family: Family, s: NftStep): RuleJson 
   return { table: `${s.family} ${s.table}`, chain: s.chain, position: s.index + 1, rule: listed ?? s.text ?? "", origin: nftOrigin(ctx, family, s) };
 }
 
+/** A TCP or UDP packet given without a source port: any one from 1024 (analysis.md), walked from 40000. */
+function anySourcePort(spec: PacketSpec): boolean {
+  return spec.proto !== "icmp" && !(spec.src.kind === "address" && spec.src.port !== undefined);
+}
+
+/**
+ * For a packet given without a source port: the walk from each class of ports from 1024 up that the
+ * rules tell apart (a rule's --sport, multiport, a reply's --dport). Where one ends otherwise than
+ * the walk from 40000 did, the answer depends on the port the packet does not give: what to say
+ * instead of a verdict (a review found `--sport 1024:30000 -j ACCEPT` answered "dropped"); else undefined.
+ */
+function portDecides(spec: PacketSpec, v: Verdict, walk: (port: number) => { verdict: Verdict; sports: PortTest[] }): string | undefined {
+  const outcome = (w: Verdict) => `${w.verdict} ${w.path} ${w.dnat?.addr ?? ""} ${w.dnat?.port ?? ""} ${w.reply ? "reply" : ""}`;
+  const said = (w: Verdict) => (w.verdict === "unknown" ? `unknown (${w.why})` : w.reply ? "its replies dropped" : w.verdict === "ACCEPT" ? "accepted" : w.verdict === "DROP" ? "dropped" : "rejected");
+  const first = outcome(v);
+  const walks = eachSourcePort(ANY_SPORT, 1024, 65535, walk, (w) => outcome(w.verdict) !== first);
+  if (!walks) return `the source port, which the packet does not give, decides: its rules tell more than 256 classes of ports apart; give the packet one`;
+  const other = walks.find((w) => outcome(w.walked.verdict) !== first);
+  if (!other) return undefined;
+  const example = spec.src.kind === "address" ? `, as in '${spec.text.replace(/^(\S+\s+)(\S+)/, (_m, proto: string, src: string) => `${proto}${src.includes(":") ? `[${src}]` : src}:${other.port}`)}'` : "";
+  return `the source port, which the packet does not give, decides: from port ${ANY_SPORT} it is ${said(v)}, from port ${other.port} ${said(other.walked.verdict)} (a rule tests the source port); give the packet one${example}`;
+}
+
 /** One packet over the whole nftables ruleset (nfteval.ts): the same answer, in nft's words. */
 function explainNft(ctx: ExplainContext, spec: PacketSpec, base: ExplainResult): ExplainResult {
   const family = spec.family;
@@ -382,6 +406,14 @@ function explainNft(ctx: ExplainContext, spec: PacketSpec, base: ExplainResult):
   const v = evaluateNft(ctx.nft!.ruleset, pk, { trace: true });
   const path = (v.steps ?? []).map((s) => nftRuleJson(ctx, family, s));
   if (v.verdict === "unknown") return { ...base, path, unknown: [v.why ?? "the evaluator cannot tell"] };
+  if (anySourcePort(spec)) {
+    // Each class of source ports the rules compare one with (nftSourcePorts), walked.
+    const read = nftSourcePorts(ctx.nft!.ruleset);
+    if (read.incomplete) return { ...base, path, unknown: [`the source port, which the packet does not give, is read in a way the evaluator cannot follow (${read.incomplete}): give the packet one`] };
+    const lists = read.ranges.map((r) => new PortList(`${r.from}:${r.to}`));
+    const split = portDecides(spec, v as unknown as Verdict, (port) => ({ verdict: evaluateNft(ctx.nft!.ruleset, { ...pk, sport: port }) as unknown as Verdict, sports: lists.map((ports) => ({ ports, hit: ports.has(port) })) }));
+    if (split) return { ...base, path, unknown: [split] };
+  }
   const ours = v.decided?.handle !== undefined && `${v.decided.family} ${v.decided.table}` === NFT_TABLE ? ctx.nft!.ours?.get(v.decided.handle) : undefined;
   return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), decidingSpan: statementOf(ours) };
 }
@@ -410,6 +442,13 @@ export function explain(ctx: ExplainContext, spec: PacketSpec, live = false): Ex
   const v = evaluate(rs, pk, { trace: true, replies: true });
   const path = (v.steps ?? []).map((s) => ruleJson(ctx, family, s, live));
   if (v.verdict === "unknown") return { ...base, path, unknown: [v.why ?? "the evaluator cannot tell"] };
+  if (anySourcePort(spec)) {
+    const split = portDecides(spec, v, (port) => {
+      const sports: PortTest[] = [];
+      return { verdict: evaluate(rs, { ...pk, sport: port }, { replies: true, sports }), sports };
+    });
+    if (split) return { ...base, path, unknown: [split] };
+  }
   const headed = destinationOf(ctx, spec, v);
   const decider = v.decided ? ruleJson(ctx, family, { ...v.decided, action: "policy" }, live) : undefined;
   return {

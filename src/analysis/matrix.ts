@@ -7,13 +7,13 @@
 // from the policy's statements alone (not from the rules), so a rule that opens or closes what
 // the policy does not say shows as a mismatch. Pure.
 import type { Rule, Ruleset } from "../ir/ruleset.js";
-import { moduleView } from "../ir/match.js";
+import { moduleView, type PortList } from "../ir/match.js";
 import { bindAddress, bindings, byName, isLoopback, publishingNetwork } from "../model/derive.js";
 import { layoutFor } from "../docker/layouts.js";
 import { dockerWrites } from "../generate.js";
 import type { Policy, Zone } from "../model/types.js";
 import { bits, formatIp, parseCidr, isError, specContains, type AddressSpec, type Family, type Ip } from "../model/values.js";
-import { evaluate, sameWay, sourceOf, type Packet, type SourceTest } from "./evaluate.js";
+import { eachSourcePort, evaluate, sameSport, sameWay, sourceOf, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
 import { whoOf, type Admitting } from "../policy/zones.js";
 
 export interface MatrixRow {
@@ -76,6 +76,8 @@ export interface MatrixContext {
     sources: (family: Family) => { from: bigint; to: bigint }[];
     /** The address ranges its rules look at (destinations, and sources: replies), where the host's addresses are told apart; undefined where they cannot all be read (then each address is walked). */
     destinations?: (family: Family) => { from: bigint; to: bigint }[] | undefined;
+    /** Every range of ports its rules compare a packet's source port with: one walk per class of source ports they tell apart. */
+    sourcePorts?: PortList[];
   };
   /** Walk every cell's packet, none taken from an earlier walk that went the same way (tests compare both ways). */
   walkEach?: boolean;
@@ -93,20 +95,26 @@ export interface Walked {
   martian?: boolean;
 }
 
-/** A walk made, with the tests of the source it made (evaluate.ts, sameWay). */
+/** A walk made, with the tests of the source address and port it made (evaluate.ts, sameWay and sameSport). */
 interface Remembered {
   tests: SourceTest[];
+  sports: PortTest[];
   verdict: Walked;
 }
 
-/** The verdict of a walk made before for a packet from this source that answers its source tests alike, else of a new walk (remembered). */
-function remembered(list: Remembered[], rs: Ruleset, from: { src: string; local: string[] }, packet: () => Packet): Walked {
-  for (let i = 0; i < list.length; i++) if (sameWay(list[i]!.tests, from)) return list[i]!.verdict;
+/** The verdict of a walk made before for a packet from this source and port that answers its tests alike, else of a new walk (remembered). */
+function remembered(list: Remembered[], rs: Ruleset, from: { src: string; local: string[] }, sport: number, packet: () => Packet): Remembered {
+  for (let i = 0; i < list.length; i++) if (sameWay(list[i]!.tests, from) && sameSport(list[i]!.sports, sport)) return list[i]!;
   const tests: SourceTest[] = [];
-  const verdict = evaluate(rs, packet(), { sources: tests, replies: true });
-  list.push({ tests, verdict });
-  return verdict;
+  const sports: PortTest[] = [];
+  const verdict = evaluate(rs, packet(), { sources: tests, sports, replies: true });
+  const r = { tests, sports, verdict };
+  list.push(r);
+  return r;
 }
+
+/** The source port of a cell's packet when nothing tells ports apart (and the first one walked). */
+const SPORT = 40000;
 
 /** The host's address when none is known (compiled rules): rules rarely look at it, and one that does makes the cell hold for this address only. */
 const STAND_IN: Record<Family, string> = { 4: "192.0.2.1", 6: "2001:db8:ffff::1" };
@@ -440,28 +448,35 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           if (to.length) slots.push({ col, path: "host", dsts: to, port: col.host_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "input" && !v.dnat, allowed });
         }
       }
-      const packetOf = (slot: Slot, srcText: string, dst: string): Packet => {
+      const packetOf = (slot: Slot, srcText: string, dst: string, sport: number): Packet => {
         const proto = slot.col.proto;
-        return { family, in: iface, src: srcText, dst, proto, sport: 40000, dport: slot.port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: local(iface), routes };
+        return { family, in: iface, src: srcText, dst, proto, sport, dport: slot.port, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: local(iface), routes };
       };
       // Per slot, the walks made so far, each with the tests of the source it made: a piece that answers them alike
       // goes the same way (sameWay), and is not walked again. Exact: the walk of a packet depends on its source only
       // through them.
       const walked: Remembered[][][] = slots.map((s) => s.dsts.map(() => []));
       const walkedBefore: Remembered[][][] = slots.map((s) => s.dsts.map(() => []));
-      // Of a cell's walks (one per destination), the one that says most: open, else unknown, else closed.
+      // Of a cell's walks (one per destination and class of source ports), the one that says most: open, else unknown, else closed.
       const RANK = [2, 0, 1];
-      const most = (slot: Slot, walk: (dst: string, d: number) => Walked): { v: Walked; d: number } => {
-        let best = { v: walk(slot.dsts[0]!, 0), d: 0 };
-        for (let d = 1; d < slot.dsts.length && verdictOf(best.v, slot) !== 0; d++) {
-          const v = walk(slot.dsts[d]!, d);
-          if (RANK[verdictOf(v, slot)]! > RANK[verdictOf(best.v, slot)]!) best = { v, d };
+      type One = { verdict: Walked; sports: PortTest[] };
+      const most = (slot: Slot, walk: (dst: string, d: number, sport: number) => One): { v: Walked; d: number; sport: number } => {
+        let best: { v: Walked; d: number; sport: number } | undefined;
+        for (let d = 0; d < slot.dsts.length && (!best || verdictOf(best.v, slot) !== 0); d++) {
+          const dst = slot.dsts[d]!;
+          // ICMP has no ports; TCP and UDP, each class of source ports the rules tell apart (the neighbour picks its own).
+          const walks = slot.col.proto === "icmp" ? [{ port: SPORT, walked: walk(dst, d, SPORT) }] : eachSourcePort(SPORT, 1, 65535, (port) => walk(dst, d, port), (w) => verdictOf(w.verdict, slot) === 0);
+          if (!walks) return { v: { verdict: "unknown", path: "input", why: "its rules tell more than 256 classes of source ports apart" }, d, sport: SPORT };
+          for (const w of walks) if (!best || RANK[verdictOf(w.walked.verdict, slot)]! > RANK[verdictOf(best.v, slot)]!) best = { v: w.walked.verdict, d, sport: w.port };
         }
-        return best;
+        return best!;
       };
-      // One piece's cells: what each walk said (and to which destination), and each cell's verdict, intent and verdict before, as one code.
+      // Per nftables walk, its "tests" of the source port: every range its rules compare one with (nftSourcePorts).
+      const nftPortTests = (port: number): PortTest[] => (ctx.nft?.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(port) }));
+      // One piece's cells: what each walk said (and to which destination, from which port), and each cell's verdict, intent and verdict before, as one code.
       const vs: Walked[] = new Array(slots.length);
       const dstAt = new Uint16Array(slots.length);
+      const sportAt = new Uint16Array(slots.length);
       const codes = new Uint8Array(slots.length);
       const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[] }>();
       for (const piece of pieces) {
@@ -472,11 +487,18 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         admitted.clear();
         for (let k = 0; k < slots.length; k++) {
           const slot = slots[k]!;
-          const { v, d } = most(slot, (dst, d) => (ctx.nft ? ctx.nft.walk(packetOf(slot, srcText, dst)) : ctx.walkEach ? evaluate(rs, packetOf(slot, srcText, dst), { replies: true }) : remembered(walked[k]![d]!, rs, probe, () => packetOf(slot, srcText, dst))));
+          const each = (r: Ruleset, dst: string, sport: number): One => {
+            const sports: PortTest[] = [];
+            return { verdict: evaluate(r, packetOf(slot, srcText, dst, sport), { replies: true, sports }), sports };
+          };
+          const { v, d, sport } = most(slot, (dst, d, sport) =>
+            ctx.nft ? { verdict: ctx.nft.walk(packetOf(slot, srcText, dst, sport)), sports: nftPortTests(sport) } : ctx.walkEach ? each(rs, dst, sport) : remembered(walked[k]![d]!, rs, probe, sport, () => packetOf(slot, srcText, dst, sport)),
+          );
           // Not compared where there were no rules of this family before (a dump not given): 3.
-          const vb = !rsBefore ? undefined : most(slot, (dst, d) => (ctx.walkEach ? evaluate(rsBefore, packetOf(slot, srcText, dst), { replies: true }) : remembered(walkedBefore[k]![d]!, rsBefore, probe, () => packetOf(slot, srcText, dst)))).v;
+          const vb = !rsBefore ? undefined : most(slot, (dst, d, sport) => (ctx.walkEach ? each(rsBefore, dst, sport) : remembered(walkedBefore[k]![d]!, rsBefore, probe, sport, () => packetOf(slot, srcText, dst, sport)))).v;
           vs[k] = v;
           dstAt[k] = d;
+          sportAt[k] = sport;
           codes[k] = verdictOf(v, slot) + 3 * (slot.allowed(src) ? 1 : 0) + 6 * (vb ? verdictOf(vb, slot) : 3);
         }
         // Pieces alike in every cell (and of one zone), one row: the cells are those of its first piece.
@@ -506,7 +528,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
             verdict,
             intent: intent ? "allowed" : "not-allowed",
             mismatch,
-            probe: `${probeProto} ${fmtAddr(srcText, proto === "icmp" ? undefined : 40000)} -> ${fmtAddr(slot.dsts[dstAt[k]!]!, slot.port)} in ${iface}`,
+            probe: `${probeProto} ${fmtAddr(srcText, proto === "icmp" ? undefined : sportAt[k]!)} -> ${fmtAddr(slot.dsts[dstAt[k]!]!, slot.port)} in ${iface}`,
             ...(verdict === "unknown" ? { why: v.why } : {}),
             ...(b !== 3 ? { before: VERDICTS[b]! } : {}),
           });

@@ -1088,15 +1088,38 @@ function fromHost(st: State): NftVerdict {
  */
 export function nftSourceRanges(rs: NftRuleset, family: 4 | 6, field: "saddr" | "daddr" = "saddr"): { ranges: { from: bigint; to: bigint }[]; incomplete?: string } {
   const proto = family === 4 ? "ip" : "ip6";
-  const bits = family === 4 ? 32 : 128;
-  const ranges: { from: bigint; to: bigint }[] = [];
-  let incomplete: string | undefined;
-  const toNum = (a: string): bigint | undefined => {
-    const ip = readIp(a);
+  // A source (or, with `daddr`, destination) address of this family: the packet's own, or its connection's (ct original|reply).
+  const isRead = (j: Json | undefined): boolean =>
+    isObj(j) &&
+    ((isObj(j.payload) && j.payload.protocol === proto && j.payload.field === field) ||
+      (isObj(j.ct) && (j.ct.key === `${proto} ${field}` || (j.ct.key === field && (j.ct.family === undefined || j.ct.family === proto)))));
+  const toNum = (a: Json): bigint | undefined => {
+    const ip = typeof a === "string" ? readIp(a) : undefined;
     return ip && ip.family === family ? ip.value : undefined;
   };
+  return rangesRead(rs, (t) => t.family === proto || t.family === "inet", isRead, toNum, family === 4 ? 32 : 128, `${proto} ${field}`);
+}
+
+/**
+ * Every range of ports a rule compares a packet's source port with — `tcp sport`, `udp sport`,
+ * `th sport`, `ct original proto-src` — in the ways nftSourceRanges reads addresses: where the
+ * matrix walks one packet per class of source ports (a neighbour picks its own, and `udp sport 53
+ * accept` opens to any that picks 53). `incomplete`: one is read another way.
+ */
+export function nftSourcePorts(rs: NftRuleset): { ranges: { from: number; to: number }[]; incomplete?: string } {
+  const isRead = (j: Json | undefined): boolean =>
+    isObj(j) && ((isObj(j.payload) && j.payload.field === "sport" && ["tcp", "udp", "th", "udplite", "sctp", "dccp"].includes(str(j.payload.protocol) ?? "")) || (isObj(j.ct) && j.ct.key === "proto-src" && j.ct.dir !== "reply"));
+  const toNum = (v: Json): bigint | undefined => (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 65535 ? BigInt(v) : undefined);
+  const r = rangesRead(rs, () => true, isRead, toNum, 16, "sport");
+  return { ranges: r.ranges.map((x) => ({ from: Number(x.from), to: Number(x.to) })), ...(r.incomplete ? { incomplete: r.incomplete } : {}) };
+}
+
+/** The ranges of values each rule of these tables compares a read (`isRead`) with: values, prefixes, ranges, sets, map keys; `incomplete` when one is read otherwise. */
+function rangesRead(rs: NftRuleset, tableOk: (t: NftTable) => boolean, isRead: (j: Json | undefined) => boolean, toNum: (v: Json) => bigint | undefined, bits: number, label: string): { ranges: { from: bigint; to: bigint }[]; incomplete?: string } {
+  const ranges: { from: bigint; to: bigint }[] = [];
+  let incomplete: string | undefined;
   const value = (v: Json): void => {
-    if (typeof v === "string") {
+    if (typeof v === "string" || typeof v === "number") {
       const n = toNum(v);
       if (n !== undefined) ranges.push({ from: n, to: n });
       return;
@@ -1104,7 +1127,7 @@ export function nftSourceRanges(rs: NftRuleset, family: 4 | 6, field: "saddr" | 
     if (!isObj(v)) return;
     if (isObj(v.elem)) return value(v.elem.val ?? null);
     if (isObj(v.prefix)) {
-      const n = toNum(str(v.prefix.addr) ?? "");
+      const n = toNum(v.prefix.addr ?? null);
       const len = num(v.prefix.len);
       if (n === undefined || len === undefined) return;
       const host = (1n << BigInt(bits - len)) - 1n;
@@ -1112,17 +1135,12 @@ export function nftSourceRanges(rs: NftRuleset, family: 4 | 6, field: "saddr" | 
       return;
     }
     if (Array.isArray(v.range)) {
-      const a = toNum(str(v.range[0]) ?? "");
-      const b = toNum(str(v.range[1]) ?? "");
+      const a = toNum(v.range[0] ?? null);
+      const b = toNum(v.range[1] ?? null);
       if (a !== undefined && b !== undefined) ranges.push({ from: a, to: b });
     }
   };
-  // A source (or, with `daddr`, destination) address of this family: the packet's own, or its connection's (ct original|reply).
-  const isSaddr = (j: Json | undefined): boolean =>
-    isObj(j) &&
-    ((isObj(j.payload) && j.payload.protocol === proto && j.payload.field === field) ||
-      (isObj(j.ct) && (j.ct.key === `${proto} ${field}` || (j.ct.key === field && (j.ct.family === undefined || j.ct.family === proto)))));
-  const count = (j: Json): number => (isSaddr(j) ? 1 : Array.isArray(j) ? j.reduce((n: number, x) => n + count(x), 0) : isObj(j) ? Object.values(j).reduce((n: number, x) => n + count(x ?? null), 0) : 0);
+  const count = (j: Json): number => (isRead(j) ? 1 : Array.isArray(j) ? j.reduce((n: number, x) => n + count(x), 0) : isObj(j) ? Object.values(j).reduce((n: number, x) => n + count(x ?? null), 0) : 0);
   /** The elements a set or map reference holds (a map's as [key, value]); undefined when it cannot be read. */
   const elementsIn = (d: Json, table: NftTable): Json[] | undefined =>
     typeof d === "string" && d.startsWith("@") ? table.sets.get(d.slice(1))?.elem : isObj(d) && Array.isArray(d.set) ? d.set : undefined;
@@ -1130,10 +1148,10 @@ export function nftSourceRanges(rs: NftRuleset, family: 4 | 6, field: "saddr" | 
     const inner = isObj(e) && isObj(e.elem) ? (e.elem.val ?? null) : e;
     return Array.isArray(inner) ? (inner[0] ?? null) : inner;
   };
-  /** Cuts at the source component of each value compared with (or keyed by) `left`; the number of source reads it covers. */
+  /** Cuts at the read's component of each value compared with (or keyed by) `left`; the number of reads it covers. */
   const lookup = (left: Json | undefined, elems: Json[] | undefined, what: string): number => {
     const parts = isObj(left) && Array.isArray(left.concat) ? left.concat : [left ?? null];
-    const at = parts.findIndex(isSaddr);
+    const at = parts.findIndex(isRead);
     if (at < 0) return 0;
     if (!elems) {
       incomplete ??= what;
@@ -1142,7 +1160,7 @@ export function nftSourceRanges(rs: NftRuleset, family: 4 | 6, field: "saddr" | 
     for (const e of elems) {
       const k = keyOfElem(e);
       const c = parts.length > 1 ? (isObj(k) && Array.isArray(k.concat) ? k.concat[at] : undefined) : k;
-      if (c === undefined) incomplete ??= `a concatenation with ${proto} ${field}`;
+      if (c === undefined) incomplete ??= `a concatenation with ${label}`;
       else value(c);
     }
     return 1;
@@ -1164,11 +1182,11 @@ export function nftSourceRanges(rs: NftRuleset, family: 4 | 6, field: "saddr" | 
     return covered;
   };
   for (const t of rs.tables) {
-    if (t.family !== proto && t.family !== "inet") continue;
+    if (!tableOk(t)) continue;
     for (const c of t.chains.values()) {
       for (const r of c.rules) {
-        // Every read of the source must be one of the shapes above: a mask, a bitwise test, anything else is not.
-        if (walk(r.expr, t) < count(r.expr)) incomplete ??= `${proto} ${field} read another way, in ${r.family} ${r.table} ${r.chain} rule handle ${r.handle}: ${r.text}`;
+        // Every read must be one of the shapes above: a mask, a bitwise test, anything else is not.
+        if (walk(r.expr, t) < count(r.expr)) incomplete ??= `${label} read another way, in ${r.family} ${r.table} ${r.chain} rule handle ${r.handle}: ${r.text}`;
       }
     }
   }

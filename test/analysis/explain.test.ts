@@ -184,6 +184,20 @@ describe("explain over the kernel's rules (--live)", () => {
   const ctx = context();
   const live = (save: string): ExplainContext => ({ ...ctx, rulesets: { 4: toRuleset(parseSave(save), 4) }, compiled: ctx.rulesets, recompile: undefined, host: { addresses: ["198.51.100.1", "192.168.1.1"], routes: [{ dst: "172.17.0.0/16", dev: "docker0" }] } });
 
+  test("a packet without a source port, where a rule tests it (a review: walked from 40000 alone, '--sport 1024:30000 -j ACCEPT' was 'dropped'): unknown, saying from which port it goes otherwise; with the port given, its verdict", () => {
+    const save = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --sport 1024:30000 -j ACCEPT\n-A INPUT -p udp -m multiport --sports 53,123 -j ACCEPT\nCOMMIT\n";
+    const r = explain(live(save), packet("tcp 198.51.100.77 -> 198.51.100.1:22 in eth0"), true);
+    expect([r.verdict, r.unknown]).toEqual(["unknown", ["the source port, which the packet does not give, decides: from port 40000 it is dropped, from port 1024 accepted (a rule tests the source port); give the packet one, as in 'tcp 198.51.100.77:1024 -> 198.51.100.1:22 in eth0'"]]);
+    expect(explain(live(save), packet("tcp 198.51.100.77:20000 -> 198.51.100.1:22 in eth0"), true).verdict).toBe("accept");
+    expect(explain(live(save), packet("tcp 198.51.100.77:40000 -> 198.51.100.1:22 in eth0"), true).verdict).toBe("drop");
+    // From 1024 up only (analysis.md): port 53 is no port a packet given without one comes from.
+    expect(explain(live(save), packet("udp 198.51.100.77 -> 198.51.100.1:22 in eth0"), true).verdict).toBe("drop");
+    expect(explain(live(save), packet("udp 198.51.100.77:53 -> 198.51.100.1:22 in eth0"), true).verdict).toBe("accept");
+    // A reply's destination port is the source port: '--dport 1024:30000 -j DROP' in OUTPUT drops the replies of some.
+    const replies = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p tcp -m tcp --dport 1024:30000 -j DROP\nCOMMIT\n";
+    expect(explain(live(replies), packet("tcp 198.51.100.77 -> 198.51.100.1:22 in eth0"), true).unknown[0]).toMatch(/^the source port, which the packet does not give, decides: from port 40000 it is accepted, from port 1024 its replies dropped /);
+  });
+
   test("a match the evaluator does not understand: unknown, naming the match; never a guess", () => {
     const save = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -m recent --name ssh --rcheck --seconds 60 -j DROP\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n";
     const r = explain(live(save), packet("tcp 198.51.100.77 -> 198.51.100.1:22 in eth0"), true);

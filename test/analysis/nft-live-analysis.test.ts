@@ -165,6 +165,16 @@ describeKernel("explain --live, matrix --live and verify on an nftables host: th
       expect(sshFromWan!.open).toBe(true);
       expect(lab.host.run(["nft", "-f", "-"], compile(LARGE, { format: "nft" }).output!).stderr).toBe("");
       expect(dockwall("verify", file).status).toBe(0);
+      // An accept by source port (a review: every cell was walked from port 40000): listed from a port it accepts, open for real from there.
+      expect(lab.host.run(["nft", "insert", "rule", "inet", "dockwall", "input-ip", "tcp", "sport", "1024-30000", "accept"]).stderr).toBe("");
+      const bySport = dockwall("verify", file, "--json");
+      expect(bySport.status, bySport.stderr).toBe(1);
+      const fromPort = (JSON.parse(bySport.stdout) as { cells: { column: string; probe: string; verdict: string }[] }).cells;
+      expect([...new Set(fromPort.map((c) => `${c.column} ${c.verdict} ${c.probe.replace(/^tcp \S+?:(\d+) -> .* in (\w+)$/, "from port $1 in $2")}`))].sort()).toEqual(["host:22/tcp open from port 1024 in eth0", "host:22/tcp open from port 1024 in eth1"]);
+      const sent = await lab.probe([1024, 40000].map((sport) => ({ from: { iface: "eth0" }, family: 4 as const, src: eth0!.nbr4, dst: eth0!.host4, proto: "tcp" as const, port: 22, sport })), 800);
+      expect(sent.map((x) => x.open)).toEqual([true, false]);
+      expect(lab.host.run(["nft", "-f", "-"], compile(LARGE, { format: "nft" }).output!).stderr).toBe("");
+      expect(dockwall("verify", file).status).toBe(0);
       expect(lab.host.run(["nft", "add", "table", "inet", "dockwall", "{ flags dormant; }"]).stderr).toBe("");
       const off = dockwall("verify", file);
       expect(off.status).toBe(1);

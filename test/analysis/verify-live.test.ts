@@ -172,6 +172,32 @@ host { allow lan tcp 22; }
       expect(got.map((g) => g.open)).toEqual([true, true, false]);
     });
   }, 60_000);
+
+  it("an accept by source port (a review: every cell walked from port 40000): listed from a port it accepts, and packets from that port get through, IPv4 and IPv6", async () => {
+    const text = `docker { version 20.10; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:200:1::/64; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan to web:8080;
+host { allow lan tcp 22; }
+`;
+    await loaded(text, async ({ lab, plan, verify }) => {
+      const eth0 = plan.ifaces.find((f) => f.name === "eth0")!;
+      expect(verify().status).toBe(0);
+      for (const tool of ["iptables", "ip6tables"]) expect(lab.host.run([tool, "-I", "INPUT", "1", "-p", "tcp", "--sport", "1024:30000", "-j", "ACCEPT"]).status).toBe(0);
+      const v = verify();
+      expect(v.status, v.stderr).toBe(1);
+      const cells = (JSON.parse(v.stdout) as { cells: MatrixCell[] }).cells;
+      expect([...new Set(cells.map((c) => `${c.column} ${c.path} IPv${c.family} ${c.verdict} ${c.probe.replace(/^tcp \S+?:(\d+) -> .* in (\w+)$/, "from port $1 in $2")}`))].sort()).toEqual(
+        // (On eth1, from the sources outside the lan's.)
+        ["host:22/tcp host IPv4 open from port 1024 in eth0", "host:22/tcp host IPv4 open from port 1024 in eth1", "host:22/tcp host IPv6 open from port 1024 in eth0", "host:22/tcp host IPv6 open from port 1024 in eth1"],
+      );
+      // From the wan's neighbour: from port 1024 (and 20000) open, from 40000 not; IPv4 and IPv6.
+      const to = (family: 4 | 6, sport: number) => ({ from: { iface: "eth0" }, family, src: family === 4 ? eth0.nbr4 : eth0.nbr6, dst: family === 4 ? eth0.host4 : eth0.host6, proto: "tcp" as const, port: 22, sport });
+      const got = await lab.probe([to(4, 1024), to(6, 1024), to(4, 20000), to(4, 40000), to(6, 40000)], 1000);
+      expect(got.map((g) => g.open)).toEqual([true, true, true, false, false]);
+    });
+  }, 60_000);
 });
 
 describeKernel("dockwall verify: drops in the tables and chains beside filter's (a review found them unseen)", () => {

@@ -4,7 +4,7 @@
 //   node netprobe.mjs listen NAME tcp=80,443 udp=53 [bind=ADDR]
 //     answers every TCP connection and UDP datagram with "NAME\n"; binds :: (IPv4 too)
 //     unless bind= says where; prints "ready" once every port listens.
-//   node netprobe.mjs probe TIMEOUT_MS < [{ "src", "dst", "port", "proto" }, …]
+//   node netprobe.mjs probe TIMEOUT_MS < [{ "src", "dst", "port", "sport"?, "proto" }, …]
 //     all at once; prints one JSON array: { open, reply } per probe, in order. tcp and udp
 //     from node's sockets (bound to src), icmp with busybox ping.
 import net from "node:net";
@@ -37,7 +37,7 @@ async function listen(name, specs) {
 function probeTcp(p, timeout) {
   return new Promise((done) => {
     let reply = "";
-    const sock = net.connect({ host: p.dst, port: p.port, localAddress: p.src });
+    const sock = net.connect({ host: p.dst, port: p.port, localAddress: p.src, ...(p.sport ? { localPort: p.sport } : {}) });
     const finish = (open) => {
       clearTimeout(timer);
       sock.destroy();
@@ -66,7 +66,7 @@ function probeUdp(p, timeout) {
     const timer = setTimeout(() => finish(false), timeout);
     sock.on("message", (m) => finish(true, String(m)));
     sock.on("error", () => finish(false));
-    sock.bind({ address: p.src, port: 0 }, () => sock.send("ping\n", p.port, p.dst));
+    sock.bind({ address: p.src, port: p.sport ?? 0 }, () => sock.send("ping\n", p.port, p.dst));
   });
 }
 

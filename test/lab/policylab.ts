@@ -63,6 +63,8 @@ export interface LabProbe {
   dst: string;
   proto: ProbeProto;
   port?: number;
+  /** The source port (TCP and UDP): else one the kernel picks. */
+  sport?: number;
 }
 
 export interface PolicyLabPlan {
@@ -425,7 +427,7 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
         const results: { open: boolean; reply: string }[] = new Array(probes.length);
         await Promise.all(
           [...groups].map(async ([ns, idx]) => {
-            const input = JSON.stringify(idx.map((i) => ({ src: probes[i]!.src, dst: probes[i]!.dst, port: probes[i]!.port, proto: probes[i]!.proto })));
+            const input = JSON.stringify(idx.map((i) => ({ src: probes[i]!.src, dst: probes[i]!.dst, port: probes[i]!.port, sport: probes[i]!.sport, proto: probes[i]!.proto })));
             const r = await runAsync(["nsenter", `--net=${ns.path}`, process.execPath, NETPROBE, "probe", String(timeoutMs)], { input, timeoutMs: timeoutMs * 4 + 10_000 });
             if (r.status !== 0) throw new Error(`probes from ${ns.name} failed (${r.status}): ${r.stderr.trim()}`);
             const out = JSON.parse(r.stdout) as { open: boolean; reply: string }[];
