@@ -1101,6 +1101,7 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
     const { readLoaded } = await import("./apply/command.js");
     const { parseSave, toRuleset } = await import("./live/save.js");
     const loaded = await readLoaded(system);
+    if (bothBackends(io, loaded)) return EXIT.error;
     for (const f of [4, 6] as const) {
       const l = loaded[f];
       if ("error" in l) {
@@ -1139,6 +1140,19 @@ const MATRIX_MAX = 1_000_000;
  */
 const VERIFY_MAX = 100_000_000;
 
+/**
+ * explain --live, matrix --live, verify: both iptables backends hold rules (iptables-nft and
+ * iptables-legacy), and the kernel filters every packet through both. The evaluator walks one
+ * rule set; what it would say is a guess, so it says nothing (a review found a legacy DROP unseen,
+ * verify silent).
+ */
+function bothBackends(io: Io, loaded: Record<4 | 6, { conflict?: string } | { error: unknown }>): boolean {
+  const said = ([4, 6] as const).map((f) => loaded[f]).flatMap((l) => ("conflict" in l && l.conflict ? [l.conflict] : []));
+  if (!said.length) return false;
+  io.stderr(`${said.map((c) => `dockwall: ${c}\n`).join("")}dockwall: the evaluator walks one backend's rules, and what it would say of the loaded rules would be a guess: it says nothing until one backend holds them all\n`);
+  return true;
+}
+
 async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: boolean; family?: number; json: boolean; svg?: string; "docker-version"?: string }, verifying: boolean): Promise<number> {
   const dockerVersion = await resolveDockerVersion(io, a["docker-version"]);
   if (typeof dockerVersion === "number") return dockerVersion;
@@ -1156,6 +1170,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const { parseSave, toRuleset } = await import("./live/save.js");
     const { hostNetwork, interfaceAddresses } = await import("./analysis/command.js");
     const loaded = await readLoaded(system);
+    if (bothBackends(io, loaded)) return EXIT.error;
     const nft = await nftLive(io, system, loaded);
     if (typeof nft === "number") return nft;
     if (nft) {

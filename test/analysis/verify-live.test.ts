@@ -173,6 +173,32 @@ host { allow lan tcp 22; }
     });
   }, 60_000);
 
+  it("rules in the other iptables backend too (iptables-legacy beside iptables-nft; a review: a legacy DROP unseen, verify silent): verify, matrix --live and explain --live say why they cannot tell, exit 2", async () => {
+    const text = `docker { version 20.10; iptables off; userland-proxy off; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:200:1::/64; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan to web:8080;
+host { allow lan tcp 22; }
+`;
+    await loaded(text, async ({ lab, plan, verify, dir }) => {
+      const eth1 = plan.ifaces.find((f) => f.name === "eth1")!;
+      expect(verify().status).toBe(0);
+      expect(lab.host.run(["iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]).status).toBe(0);
+      // The kernel drops the lan's ssh now, which the loaded iptables-nft rules alone would let in.
+      const [ssh] = await lab.probe([{ from: { iface: "eth1" }, family: 4, src: eth1.nbr4, dst: eth1.host4, proto: "tcp", port: 22 }], 1000);
+      expect(ssh!.open).toBe(false);
+      const cmd = (...args: string[]) => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, ...args], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
+      for (const args of [["verify", join(dir, "host.dw")], ["matrix", join(dir, "host.dw"), "--live"], ["explain", "--live", join(dir, "host.dw"), `tcp ${eth1.nbr4} -> ${eth1.host4}:22 in eth1`]]) {
+        const r = cmd(...args);
+        expect([r.status, r.stdout], args[0]).toEqual([2, ""]);
+        expect(r.stderr, args[0]).toContain("dockwall: both iptables backends hold IPv4 rules, and the kernel filters every packet through both: iptables-legacy holds filter INPUT (1 rule)");
+        expect(r.stderr.trimEnd().split("\n").at(-1), args[0]).toBe("dockwall: the evaluator walks one backend's rules, and what it would say of the loaded rules would be a guess: it says nothing until one backend holds them all");
+      }
+      expect(lab.host.run(["iptables-legacy", "-F", "INPUT"]).status).toBe(0);
+      expect(verify().status).toBe(0);
+    });
+  }, 60_000);
+
   it("an accept by source port (a review: every cell walked from port 40000): listed from a port it accepts, and packets from that port get through, IPv4 and IPv6", async () => {
     const text = `docker { version 20.10; iptables off; userland-proxy off; }
 zone wan { interface eth0; }
