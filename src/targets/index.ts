@@ -35,7 +35,7 @@ function restore(family: Family): Target["render"] {
     const tool = family === 4 ? "iptables" : "ip6tables";
     const jumps = (rs.firstJumps ?? []).filter((j) => !j.dockerMakes);
     const after = jumps.length
-      ? ["Then, once (dockwall apply and watch do it themselves): the jump that must come first in its chain", ...jumps.map((j) => `  ${tool} -t ${j.table} -C ${j.chain} -j ${j.target} 2>/dev/null || ${tool} -t ${j.table} -I ${j.chain} -j ${j.target}`)]
+      ? ["Then, once (dockwall apply and watch do it themselves): the jump that must come first in its chain. Until it is there, nothing in that chain applies", ...jumps.map((j) => `  ${tool} -t ${j.table} -C ${j.chain} -j ${j.target} 2>/dev/null || ${tool} -t ${j.table} -I ${j.chain} -j ${j.target}`)]
       : [];
     // iptables on: FORWARD's policy, which this file sets without touching Docker's rules there.
     const policies = (rs.policies ?? []).flatMap((p) =>
@@ -49,7 +49,9 @@ function restore(family: Family): Target["render"] {
             `(its networks' own traffic), and the host routes only that, other tools' rules in ${p.chain}, and what a 'forward' statement lets through.`,
           ],
     );
-    return renderIptables(rs, [...header, ...policies, ...setup, ...after]);
+    // The load alone leaves the chains unused (a review: docker-proxy's port open over IPv6 after just the restore): the Load line says so.
+    const head = jumps.length ? header.map((l) => (l.startsWith("Load with: ") ? `${l}, then the jump${jumps.length === 1 ? "" : "s"} below, once` : l)) : header;
+    return renderIptables(rs, [...head, ...policies, ...setup, ...after]);
   };
 }
 
