@@ -247,3 +247,16 @@ host { allow lan tcp 22; }
     expect([c.probe, e.verdict === "accept" ? "open" : e.verdict === "unknown" ? "unknown" : "closed"]).toEqual([c.probe, c.verdict]);
   }
 });
+
+test("an allow naming an IPv4 zone and an IPv6 one, with a source of each (a review: refused, as if each zone had to hold both): it compiles, and each source is let in only through its own zone", () => {
+  const { m } = matrixOf(`docker { version 27.5; iptables off; userland-proxy off; ip6tables on; }
+zone lan { interface eth1; from 10.1.0.0/24; }
+zone admin { interface eth0; from fd02::/64; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
+container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }
+allow lan, admin from 10.1.0.5, fd02::7 to web:8080;
+`);
+  expect(formatMismatches(m)).toBe("");
+  const open = m.cells.filter((c) => c.verdict === "open" && c.path === "dnat").map((c) => `${c.family} ${m.rows.find((r) => r.id === c.row)!.sources.join(" ")} in ${m.rows.find((r) => r.id === c.row)!.interfaces.join("")}`);
+  expect(open.sort()).toEqual(["4 10.1.0.5/32 in eth1", "6 fd02::7/128 in eth0"]);
+});

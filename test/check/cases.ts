@@ -543,6 +543,27 @@ p.dw:2:6: note: zone 'lan' is declared here
 `,
   },
   {
+    name: "IPv6 source for zones that are all IPv4",
+    input: `docker { version 20.10; userland-proxy off; published open; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+zone office { from 10.0.0.0/8; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan, office from 10.1.1.1, fd00::/8 to web:8080;
+`,
+    exit: 2,
+    expected: `p.dw:5:34: error: IPv6 source in a rule for zones 'lan' and 'office', whose sources are all IPv4
+5 | allow lan, office from 10.1.1.1, fd00::/8 to web:8080;
+  |                                  ^^^^^^^^
+  = help: this rule can never match; use an IPv4 source or another zone
+p.dw:2:6: note: zone 'lan' is declared here
+2 | zone lan { interface eth1; from 192.168.1.0/24; }
+  |      ^^^
+p.dw:3:6: note: zone 'office' is declared here
+3 | zone office { from 10.0.0.0/8; }
+  |      ^^^^^^
+`,
+  },
+  {
     name: "mixed-family range",
     input: `docker { version 20.10; userland-proxy off; published open; }
 zone z { from 10.0.0.1-fd00::1; }
