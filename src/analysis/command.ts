@@ -32,8 +32,9 @@ export function parsePackets(args: string[]): PacketSpec[] | string {
 export function hostNetwork(addrJson: string, routes4: string, routes6: string): { addresses: string[]; routes: { dst: string; dev: string }[]; interfaces: string[] } {
   const addresses: string[] = [];
   const interfaces: string[] = [];
-  for (const link of JSON.parse(addrJson) as { ifname?: string; addr_info?: { local?: string }[] }[]) {
-    if (link.ifname) interfaces.push(link.ifname);
+  for (const link of JSON.parse(addrJson) as { ifname?: string; master?: string; addr_info?: { local?: string }[] }[]) {
+    // A bridge's port (a container's veth): what arrives there is seen on the bridge.
+    if (link.ifname && !link.master) interfaces.push(link.ifname);
     for (const a of link.addr_info ?? []) if (a.local) addresses.push(a.local);
   }
   const routes: { dst: string; dev: string }[] = [];

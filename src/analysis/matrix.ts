@@ -291,8 +291,13 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
   const nets = byName(p.networks);
   const closed = p.docker.published === "closed";
   const named = rowInterfaces(p, ctx.host?.interfaces);
+  // Live, the host's other interfaces too (a review: a third uplink no zone names had no rows, and an accept from it went
+  // unreported): what arrives there is in no zone's interface, only in the zones of `from` alone, or any other source.
+  // Not loopback, nor the bridges of Docker's networks (their containers' packets).
+  const bridges = new Set(p.networks.map((n) => n.bridge.value));
+  const unnamed = (ctx.host?.interfaces ?? []).filter((i) => i !== "lo" && !named.includes(i) && !bridges.has(i) && !/^(docker0|br-[0-9a-f]{12})$/.test(i));
   // Zones that name no interface: their sources may arrive on any, here one the policy does not name.
-  const ifaces = named.length ? named : ["any0"];
+  const ifaces = named.length || unnamed.length ? [...named, ...unnamed] : ["any0"];
   const rows = new Map<string, MatrixRow>();
   const columns = new Map<string, MatrixColumn>();
   const skipsLinkLocal = layoutFor(p.docker.version?.value)?.dnatSkipLinkLocal === true;

@@ -1114,8 +1114,48 @@ export function nftSourcePorts(rs: NftRuleset): { ranges: { from: number; to: nu
   return { ranges: r.ranges.map((x) => ({ from: Number(x.from), to: Number(x.to) })), ...(r.incomplete ? { incomplete: r.incomplete } : {}) };
 }
 
-/** The ranges of values each rule of these tables compares a read (`isRead`) with: values, prefixes, ranges, sets, map keys; `incomplete` when one is read otherwise. */
-function rangesRead(rs: NftRuleset, tableOk: (t: NftTable) => boolean, isRead: (j: Json | undefined) => boolean, toNum: (v: Json) => bigint | undefined, bits: number, label: string): { ranges: { from: bigint; to: bigint }[]; incomplete?: string } {
+/**
+ * Every range of ports a rule on the way to the host's own sockets compares a destination port
+ * with — `tcp dport`, `udp dport`, `th dport`, `ct original proto-dst` — in the base chains on the
+ * input hook and the chains they jump to: where the matrix cuts the host's ports into classes
+ * (a review found a hand-made accept of a port no `host` statement names unseen).
+ */
+export function nftInputPorts(rs: NftRuleset): { ranges: { from: number; to: number }[]; incomplete?: string } {
+  const reached = new Set<NftChain>();
+  const visit = (t: NftTable, c: NftChain | undefined): void => {
+    if (!c || reached.has(c)) return;
+    reached.add(c);
+    const targets = (j: Json): void => {
+      if (Array.isArray(j)) return j.forEach(targets);
+      if (!isObj(j)) return;
+      for (const k of ["jump", "goto"]) {
+        const x = j[k];
+        if (isObj(x) && typeof x.target === "string") visit(t, t.chains.get(x.target));
+      }
+      for (const v of Object.values(j)) if (v !== null && typeof v === "object") targets(v);
+    };
+    for (const r of c.rules) targets(r.expr);
+    // A verdict map's jumps in a named map: its elements.
+    for (const set of t.sets.values()) if (c.rules.some((r) => JSON.stringify(r.expr).includes(`"@${set.name}"`))) targets(set.elem ?? []);
+  };
+  for (const t of rs.tables) for (const c of t.chains.values()) if (c.base?.hook === "input") visit(t, c);
+  const isRead = (j: Json | undefined): boolean =>
+    isObj(j) && ((isObj(j.payload) && j.payload.field === "dport" && ["tcp", "udp", "th", "udplite", "sctp", "dccp"].includes(str(j.payload.protocol) ?? "")) || (isObj(j.ct) && j.ct.key === "proto-dst" && j.ct.dir !== "reply"));
+  const toNum = (v: Json): bigint | undefined => (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 65535 ? BigInt(v) : undefined);
+  const r = rangesRead(rs, () => true, isRead, toNum, 16, "dport", (_t, c) => reached.has(c));
+  return { ranges: r.ranges.map((x) => ({ from: Number(x.from), to: Number(x.to) })), ...(r.incomplete ? { incomplete: r.incomplete } : {}) };
+}
+
+/** The ranges of values each rule of these tables (and chains) compares a read (`isRead`) with: values, prefixes, ranges, sets, map keys; `incomplete` when one is read otherwise. */
+function rangesRead(
+  rs: NftRuleset,
+  tableOk: (t: NftTable) => boolean,
+  isRead: (j: Json | undefined) => boolean,
+  toNum: (v: Json) => bigint | undefined,
+  bits: number,
+  label: string,
+  chainOk: (t: NftTable, c: NftChain) => boolean = () => true,
+): { ranges: { from: bigint; to: bigint }[]; incomplete?: string } {
   const ranges: { from: bigint; to: bigint }[] = [];
   let incomplete: string | undefined;
   const value = (v: Json): void => {
@@ -1184,6 +1224,7 @@ function rangesRead(rs: NftRuleset, tableOk: (t: NftTable) => boolean, isRead: (
   for (const t of rs.tables) {
     if (!tableOk(t)) continue;
     for (const c of t.chains.values()) {
+      if (!chainOk(t, c)) continue;
       for (const r of c.rules) {
         // Every read must be one of the shapes above: a mask, a bitwise test, anything else is not.
         if (walk(r.expr, t) < count(r.expr)) incomplete ??= `${label} read another way, in ${r.family} ${r.table} ${r.chain} rule handle ${r.handle}: ${r.text}`;

@@ -23,10 +23,10 @@ describeKernel("dockwall verify on a host of 200 containers (more cells than mat
     try {
       const ok = (argv: string[]) => expect(ns.run(argv).stderr).toBe("");
       for (const [dev, addr] of [["eth0", "198.51.100.1/24"], ["eth1", "192.168.1.1/24"]] as const) {
-        ok(["ip", "link", "add", dev, "type", "veth", "peer", "name", `${dev}p`]);
+        // (A bridge without ports stands for the interface: a veth's other end here would be an interface of the host too, with rows of its own.)
+        ok(["ip", "link", "add", dev, "type", "bridge"]);
         ok(["ip", "addr", "add", addr, "dev", dev]);
         ok(["ip", "link", "set", dev, "up"]);
-        ok(["ip", "link", "set", `${dev}p`, "up"]);
       }
       ok(["ip", "link", "add", "br-n0", "type", "bridge"]);
       ok(["ip", "addr", "add", "10.100.0.1/24", "dev", "br-n0"]);

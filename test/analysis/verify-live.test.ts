@@ -12,7 +12,7 @@ import type { MatrixCell } from "../../src/analysis/matrix.js";
 import { parsePacket } from "../../src/analysis/packet.js";
 import { compile } from "../../src/compile.js";
 import { formatIp } from "../../src/model/values.js";
-import { describeKernel } from "../lab/kernel.js";
+import { createNetns, deleteNetns, describeKernel } from "../lab/kernel.js";
 import { planPolicyLab, startPolicyLab, type PolicyLab, type PolicyLabPlan } from "../lab/policylab.js";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -59,7 +59,8 @@ describeKernel("dockwall verify: the loaded rules against the policy, proven wit
         if ("error" in p || p.src.kind !== "address" || !p.in) throw new Error(`${c.probe}: not a neighbour's packet`);
         return lab.addSource(p.in, formatIp(p.src.ip));
       });
-      expect(sendable.length).toBeGreaterThan(cells.length / 2);
+      // (Cells of the lab's own interface for `from`-only zones, dwx0, are among them: most of their sources live elsewhere.)
+      expect(sendable.length).toBeGreaterThanOrEqual(cells.length / 2);
       const probes = sendable.map((c) => {
         const p = parsePacket(c.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>;
         return { from: { iface: p.in! }, family: p.family, src: formatIp((p.src as { ip: Parameters<typeof formatIp>[0] }).ip), dst: formatIp(p.dst), proto: p.proto, port: p.dport };
@@ -170,6 +171,47 @@ host { allow lan tcp 22; }
         1000,
       );
       expect(got.map((g) => g.open)).toEqual([true, true, false]);
+    });
+  }, 60_000);
+
+  it("an interface no zone names (a review: it had no rows, and an accept from it went unreported): its rows are walked, and what an accept opens there is listed, IPv4 and IPv6, as packets find it", async () => {
+    const text = `docker { version 20.10; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:200:1::/64; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan to web:8080;
+host { allow lan tcp 22; }
+`;
+    await loaded(text, async ({ lab, verify }) => {
+      // A third uplink, eth2, with a neighbour behind it.
+      const nb = createNetns("-up2");
+      try {
+        const ok = (r: { status: number | null; stderr: string }) => expect(r.stderr).toBe("");
+        ok(lab.host.run(["ip", "link", "add", "eth2", "type", "veth", "peer", "name", "up0", "netns", nb.name]));
+        ok(lab.host.run(["ip", "addr", "add", "10.9.0.1/24", "dev", "eth2"]));
+        ok(lab.host.run(["ip", "addr", "add", "fd09::1/64", "dev", "eth2", "nodad"]));
+        ok(lab.host.run(["ip", "link", "set", "eth2", "up"]));
+        ok(nb.run(["ip", "addr", "add", "10.9.0.2/24", "dev", "up0"]));
+        ok(nb.run(["ip", "addr", "add", "fd09::2/64", "dev", "up0", "nodad"]));
+        ok(nb.run(["ip", "link", "set", "up0", "up"]));
+        const clean = verify();
+        expect([clean.status, clean.stderr], clean.stdout).toEqual([0, ""]);
+        const connects = (dst: string) => nb.run(["socat", "-T1", "-", `TCP:${dst}:22,connect-timeout=1`], "").status === 0;
+        expect([connects("10.9.0.1"), connects("[fd09::1]")]).toEqual([false, false]);
+        for (const tool of ["iptables", "ip6tables"]) expect(lab.host.run([tool, "-I", "INPUT", "1", "-i", "eth2", "-j", "ACCEPT"]).status).toBe(0);
+        const v = verify();
+        expect(v.status, v.stderr).toBe(1);
+        const cells = (JSON.parse(v.stdout) as { cells: MatrixCell[] }).cells;
+        expect([...new Set(cells.map((c) => `${c.column} ${c.path} IPv${c.family} ${c.verdict} ${c.probe.split(" -> ")[1]}`))].sort()).toEqual([
+          "host:22/tcp host IPv4 open 10.9.0.1:22 in eth2",
+          "host:22/tcp host IPv6 open [fd09::1]:22 in eth2",
+          "host:ping host IPv4 open 10.9.0.1 in eth2",
+          "host:ping host IPv6 open fd09::1 in eth2",
+        ]);
+        expect([connects("10.9.0.1"), connects("[fd09::1]")]).toEqual([true, true]);
+      } finally {
+        deleteNetns(nb.name);
+      }
     });
   }, 60_000);
 
