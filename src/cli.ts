@@ -1174,25 +1174,14 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const nft = await nftLive(io, system, loaded);
     if (typeof nft === "number") return nft;
     if (nft) {
-      const { evaluateNft, nftSourceRanges, nftSourcePorts } = await import("./analysis/nfteval.js");
-      const { PortList } = await import("./ir/match.js");
+      const { nftMatrixWalk } = await import("./analysis/nfteval.js");
       // The classes of sources (and of source ports) are cut where the nftables rules look too; where they cannot all be read, no matrix.
-      const sourcePorts = nftSourcePorts(nft.ruleset);
-      const gaps = [...([4, 6] as const).map((f) => nftSourceRanges(nft.ruleset, f).incomplete), sourcePorts.incomplete].filter(Boolean);
-      if (gaps.length) {
-        io.stderr(`dockwall: cannot tell which sources this host's nftables rules treat alike (${gaps[0]}): a matrix would be a guess, so there is none\n`);
+      const walk = nftMatrixWalk(nft.ruleset);
+      if ("gap" in walk) {
+        io.stderr(`dockwall: cannot tell which sources this host's nftables rules treat alike (${walk.gap}): a matrix would be a guess, so there is none\n`);
         return EXIT.error;
       }
-      ctx.nft = {
-        walk: (pk) => evaluateNft(nft.ruleset, pk),
-        sources: (f) => nftSourceRanges(nft.ruleset, f).ranges,
-        sourcePorts: sourcePorts.ranges.map((r) => new PortList(r.from === r.to ? `${r.from}` : `${r.from}:${r.to}`)),
-        // The host's addresses told apart where the rules look at destinations (and sources: replies); each walked where they cannot all be read.
-        destinations: (f) => {
-          const d = nftSourceRanges(nft.ruleset, f, "daddr");
-          return d.incomplete ? undefined : [...d.ranges, ...nftSourceRanges(nft.ruleset, f).ranges];
-        },
-      };
+      ctx.nft = walk;
     }
     ctx.rulesets = {};
     for (const f of [4, 6] as const) {

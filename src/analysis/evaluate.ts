@@ -133,6 +133,8 @@ export function eachSourcePort<T extends { sports: PortTest[] }>(first: number, 
     const walked = walk(port);
     done.push({ port, walked });
     if (enough?.(walked)) break;
+    // No test of the source port at all: every port goes the same way.
+    if (done.length === 1 && walked.sports.length === 0) break;
     const at = new Set<number>([lo]);
     for (const d of done) for (const t of d.walked.sports) for (const [a, b] of t.ports.ranges) {
       if (a > lo && a <= hi) at.add(a);
@@ -141,6 +143,42 @@ export function eachSourcePort<T extends { sports: PortTest[] }>(first: number, 
     port = [...at].sort((a, b) => a - b).find((c) => !done.some((d) => sameSport(d.walked.sports, c)));
   }
   return done;
+}
+
+/**
+ * A test of the address the packet was first sent to (one of the host's: a `dnat` or `host`
+ * cell), before any DNAT: a rule's `-d`, `iprange --dst-range`, `conntrack --ctorigdst`, and in
+ * the reply (its source, where no DNAT changed it) `-s` and `--src-range`; or a long chain's
+ * index by destination, which passes by the rules addressed to other single addresses. A packet
+ * to another of the host's addresses that answers every such test alike goes the same way
+ * (sameDestination): the matrix walks one per class of the host's addresses the walks tell apart.
+ */
+export type DestinationTest = { kind: "range"; v6: boolean; from: bigint; to: bigint; hit: boolean } | { kind: "index"; by: Map<string, number[]>; key: string };
+
+/** Whether a packet to this address (one of the host's) answers every destination test of a walk as the walked packet did. */
+export function sameDestination(tests: readonly DestinationTest[], dst: Num, key = keyOf(dst)): boolean {
+  for (let i = 0; i < tests.length; i++) {
+    const t = tests[i]!;
+    if (t.kind === "index") {
+      if (key !== t.key && (t.by.has(key) || t.by.has(t.key))) return false;
+    } else if ((t.v6 === dst.v6 && t.from <= dst.value && dst.value <= t.to) !== t.hit) return false;
+  }
+  return true;
+}
+
+/** A test of the address the packet was first sent to, its answer noted when the walk keeps them. */
+function destinationTest(ctx: Ctx, kind: "cidr" | "range", value: string, addr: string): boolean {
+  const hit = kind === "cidr" ? inCidr(addr, value) : inRange(addr, value);
+  if (ctx.destinations) {
+    if (kind === "cidr") {
+      const c = nets.get(value)!;
+      ctx.destinations.push({ kind: "range", v6: c.v6, from: c.net, to: c.net | (((1n << BigInt(c.v6 ? 128 : 32)) - 1n) ^ c.mask), hit });
+    } else {
+      const r = ranges.get(value)!;
+      ctx.destinations.push({ kind: "range", v6: r.v6, from: r.from, to: r.to, hit });
+    }
+  }
+  return hit;
 }
 
 /** A source to hold against walks' tests (sameWay), its address read once. */
@@ -197,7 +235,7 @@ export interface Num {
   value: bigint;
 }
 const addrs = new Map<string, Num>();
-const numOf = (addr: string): Num =>
+export const numOf = (addr: string): Num =>
   cached(addrs, addr, (a) => {
     const q = fastIpv4(a);
     if (q !== undefined) return { v6: false, value: BigInt(q) };
@@ -293,6 +331,8 @@ interface Ctx {
   sources?: SourceTest[];
   /** The tests of the source port the walk makes, noted (sameSport). */
   sports?: PortTest[];
+  /** The tests of the address the packet was first sent to, noted (sameDestination). */
+  destinations?: DestinationTest[];
   /**
    * Walking the reply of a connection (`packet` is the reply): the packet that opened it, and its
    * DNAT. The reply's destination is the original's source: tests of it are noted as source tests.
@@ -346,16 +386,16 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
       if (m.kind === "state") return true;
       // The address and port the connection was first addressed to: before DNAT, or the only one.
       const orig = ctx.reply?.orig ?? p;
-      if (m.origDst && !held(m.origDst, inCidr(orig.dst, m.origDst.value))) return false;
+      if (m.origDst && !held(m.origDst, destinationTest(ctx, "cidr", m.origDst.value, orig.dst))) return false;
       if (m.origDstPort && !held(m.origDstPort, !ctx.untracked && portIs(m.origDstPort.value, orig.dport))) return false;
       return true;
     }
     case "iprange":
       if (m.src) {
         if (p.srcUnknown) throw new Unknown(`-m iprange --src-range ${m.src.value}: the host's source address for this destination is not known`);
-        if (!held(m.src, ctx.reply ? inRange(p.src, m.src.value) : sourceTest(ctx, "range", m.src.value))) return false;
+        if (!held(m.src, ctx.reply ? (ctx.reply.dnat ? inRange(p.src, m.src.value) : destinationTest(ctx, "range", m.src.value, p.src)) : sourceTest(ctx, "range", m.src.value))) return false;
       }
-      return !m.dst || held(m.dst, ctx.reply ? originTest(ctx, "range", m.dst.value) : inRange(ctx.dnat ? ctx.dnat.addr : p.dst, m.dst.value));
+      return !m.dst || held(m.dst, ctx.reply ? originTest(ctx, "range", m.dst.value) : ctx.dnat ? inRange(ctx.dnat.addr, m.dst.value) : destinationTest(ctx, "range", m.dst.value, p.dst));
     case "addrtype":
       if (m.src) {
         if (m.src.value !== "LOCAL") throw new Unknown(`addrtype --src-type ${m.src.value}`);
@@ -407,8 +447,9 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
 function matches(r: Rule, p: Packet, ctx: Ctx): boolean {
   const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
   if (r.src && p.srcUnknown) throw new Unknown(`-s ${r.src.neg ? "! " : ""}${r.src.value}: the host's source address for this destination is not known`);
-  if (r.src && !neg(r.src, (v) => (ctx.reply ? inCidr(p.src, v) : sourceTest(ctx, "cidr", v)))) return false;
-  if (!neg(r.dst, (v) => (ctx.reply ? originTest(ctx, "cidr", v) : inCidr(dst, v)))) return false;
+  // (A reply's source is the address its connection was first sent to, where no DNAT changed it.)
+  if (r.src && !neg(r.src, (v) => (ctx.reply ? (ctx.reply.dnat ? inCidr(p.src, v) : destinationTest(ctx, "cidr", v, p.src)) : sourceTest(ctx, "cidr", v)))) return false;
+  if (!neg(r.dst, (v) => (ctx.reply ? originTest(ctx, "cidr", v) : ctx.dnat ? inCidr(dst, v) : destinationTest(ctx, "cidr", v, dst)))) return false;
   if (!neg(r.in, (v) => ifaceMatches(v, p.fromHost && !ctx.inLo ? undefined : p.in))) return false;
   if (r.out && !neg(r.out, (v) => ifaceMatches(v, ctx.out))) return false;
   if (r.proto && r.proto !== "all") {
@@ -446,7 +487,7 @@ interface DstIndex {
 }
 const INDEX_FROM = 16;
 const indexes = new WeakMap<Chain, DstIndex>();
-const keyOf = (n: Num) => `${n.v6 ? 6 : 4}:${n.value}`;
+export const keyOf = (n: Num) => `${n.v6 ? 6 : 4}:${n.value}`;
 function indexOf(chain: Chain): DstIndex {
   let x = indexes.get(chain);
   if (x && x.rules === chain.rules && x.length === chain.rules.length) return x;
@@ -496,7 +537,10 @@ function* candidates(chain: Chain, p: Packet, ctx: Ctx): Generator<number> {
     return;
   }
   const x = indexOf(chain);
-  const lists = [x.by.get(keyOf(numOf(dst))) ?? NONE, (port === undefined ? undefined : x.byPort.get(`${p.proto}:${port}`)) ?? NONE, x.others];
+  const key = keyOf(numOf(dst));
+  // Before DNAT the rules passed by are those addressed to another of the host's addresses (or anyone's): noted.
+  if (!ctx.dnat && ctx.destinations) ctx.destinations.push({ kind: "index", by: x.by, key });
+  const lists = [x.by.get(key) ?? NONE, (port === undefined ? undefined : x.byPort.get(`${p.proto}:${port}`)) ?? NONE, x.others];
   const at = [0, 0, 0];
   for (;;) {
     let k = -1;
@@ -644,7 +688,7 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     routes: p.routes,
     ...(forward ? {} : { fromHost: true }),
   };
-  const rctx: Ctx = { packet: r, noIndex: true, sources: ctx.sources, sports: ctx.sports, out: p.in, reply: { orig: p, dnat: ctx.dnat } };
+  const rctx: Ctx = { packet: r, noIndex: true, sources: ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: p.in, reply: { orig: p, dnat: ctx.dnat } };
   const gate = (name: Table["name"], chain: string): { verdict: "DROP" | "REJECT"; decided: Decision } | undefined => {
     const t = table(name);
     if (!t) return undefined;
@@ -708,9 +752,9 @@ function routeOf(p: Packet, addr: string): string | undefined {
 }
 
 /** What happens to a packet that arrives at the host, as the kernel would decide it with these rules. */
-export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noIndex?: boolean; sources?: SourceTest[]; sports?: PortTest[]; replies?: boolean } = {}): Verdict {
+export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noIndex?: boolean; sources?: SourceTest[]; sports?: PortTest[]; destinations?: DestinationTest[]; replies?: boolean } = {}): Verdict {
   const table = (n: Table["name"]) => rs.tables.find((t) => t.name === n);
-  const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex, sources: opts.sources, sports: opts.sports };
+  const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex, sources: opts.sources, sports: opts.sports, destinations: opts.destinations };
   let v = decide(rs, p, ctx, table);
   if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") v = withReply(p, v, ctx, table);
   if (ctx.steps) {

@@ -403,7 +403,7 @@ function portDecides(spec: PacketSpec, v: Verdict, walk: (port: number) => { ver
 function explainNft(ctx: ExplainContext, spec: PacketSpec, base: ExplainResult): ExplainResult {
   const family = spec.family;
   const pk = packetOf(ctx, spec);
-  const v = evaluateNft(ctx.nft!.ruleset, pk, { trace: true });
+  const v = evaluateNft(ctx.nft!.ruleset, pk, { trace: true, replies: true });
   const path = (v.steps ?? []).map((s) => nftRuleJson(ctx, family, s));
   if (v.verdict === "unknown") return { ...base, path, unknown: [v.why ?? "the evaluator cannot tell"] };
   if (anySourcePort(spec)) {
@@ -411,11 +411,11 @@ function explainNft(ctx: ExplainContext, spec: PacketSpec, base: ExplainResult):
     const read = nftSourcePorts(ctx.nft!.ruleset);
     if (read.incomplete) return { ...base, path, unknown: [`the source port, which the packet does not give, is read in a way the evaluator cannot follow (${read.incomplete}): give the packet one`] };
     const lists = read.ranges.map((r) => new PortList(`${r.from}:${r.to}`));
-    const split = portDecides(spec, v as unknown as Verdict, (port) => ({ verdict: evaluateNft(ctx.nft!.ruleset, { ...pk, sport: port }) as unknown as Verdict, sports: lists.map((ports) => ({ ports, hit: ports.has(port) })) }));
+    const split = portDecides(spec, v as unknown as Verdict, (port) => ({ verdict: evaluateNft(ctx.nft!.ruleset, { ...pk, sport: port }, { replies: true }) as unknown as Verdict, sports: lists.map((ports) => ({ ports, hit: ports.has(port) })) }));
     if (split) return { ...base, path, unknown: [split] };
   }
   const ours = v.decided?.handle !== undefined && `${v.decided.family} ${v.decided.table}` === NFT_TABLE ? ctx.nft!.ours?.get(v.decided.handle) : undefined;
-  return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), decidingSpan: statementOf(ours) };
+  return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), ...(v.reply ? { reply_dropped: true } : {}), decidingSpan: statementOf(ours) };
 }
 
 /** The answer for a packet whose walk ended in a verdict: where it was going, and the rule that decided it. */

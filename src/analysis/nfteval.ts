@@ -22,6 +22,8 @@
 // Pure. A match or statement it cannot evaluate makes the answer "unknown" naming it, never a guess.
 import { readIp } from "../ir/address.js";
 import { martianWhy, type Packet } from "./evaluate.js";
+import { PortList } from "../ir/match.js";
+import type { MatrixContext } from "./matrix.js";
 
 /** JSON as nft prints it. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -107,6 +109,8 @@ export interface NftVerdict {
   why?: string;
   /** with {trace: true}: every rule that changed or decided the packet (and every base chain policy reached), in the kernel's order */
   steps?: NftStep[];
+  /** With {replies: true}: the packet gets through, but the connection's first reply is dropped (by `decided`). */
+  reply?: boolean;
 }
 
 class Unknown extends Error {
@@ -434,6 +438,8 @@ interface State {
   rs: NftRuleset;
   v6: boolean;
   path: NftVerdict["path"];
+  /** A reply: the interface it leaves by (the one its connection's first packet came in by), whatever the routes say. */
+  replyOut?: string;
   /** Interfaces as meta iifname/oifname see them: "" none; oif undefined: a route the packet's routes do not give. */
   iif: string;
   oif: string | undefined;
@@ -991,7 +997,7 @@ function otherChains(rs: NftRuleset, p: Packet): void {
 }
 
 /** What happens to a packet that arrives at the host (or that the host sends: p.fromHost), as the kernel would decide it with this ruleset. */
-export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean } = {}): NftVerdict {
+export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string } } = {}): NftVerdict {
   const v6 = p.family === 6;
   const st: State = {
     p,
@@ -1007,7 +1013,9 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean }
     ct: "tracked",
     untracked: false,
     looped: false,
-    natDone: { dst: false, src: false },
+    // A reply: its connection's mapping is applied, no nat chain runs for it.
+    natDone: { dst: Boolean(opts.asReply), src: Boolean(opts.asReply) },
+    replyOut: opts.asReply?.out,
     steps: opts.trace ? [] : undefined,
   };
   let v: NftVerdict;
@@ -1021,6 +1029,40 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean }
   if (st.dnat) v.dnat = st.dnat;
   if (st.snat && v.verdict !== "unknown") v.snat = st.snat;
   if (st.steps) v.steps = st.steps;
+  if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") return withReplyNft(rs, p, v, st.oif ?? "");
+  return v;
+}
+
+/**
+ * The connection's first reply, walked back as the kernel takes it (as evaluate.ts's withReply
+ * does for iptables; a review found `tcp sport 22 drop` in an output chain unseen): a forwarded
+ * connection's, in by the interface the packet left by, through prerouting, forward and
+ * postrouting; the host's own, through output and postrouting. ESTABLISHED, and no nat chain
+ * runs for it. A drop there is the connection's verdict; what cannot be told, unknown. An ICMP
+ * message other than an echo request has no reply walked.
+ */
+function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string): NftVerdict {
+  const echo = p.proto === "icmp" ? (p.icmpType === 8 ? 0 : p.icmpType === 128 ? 129 : undefined) : undefined;
+  if (p.proto === "icmp" && echo === undefined) return v;
+  const forward = v.path === "forward";
+  if (forward && !out) return v;
+  const r: Packet = {
+    family: p.family,
+    in: forward ? out : "lo",
+    src: v.dnat?.addr ?? p.dst,
+    dst: p.src,
+    proto: p.proto,
+    sport: v.dnat?.port ?? p.dport,
+    dport: p.sport,
+    icmpType: echo,
+    state: "ESTABLISHED",
+    local: p.local,
+    routes: p.routes,
+    ...(forward ? {} : { fromHost: true }),
+  };
+  const w = evaluateNft(rs, r, { asReply: { out: p.in } });
+  if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
+  if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
   return v;
 }
 
@@ -1054,7 +1096,7 @@ function arriving(st: State): NftVerdict {
     return done(st, runHook("input", st)) ?? accepted(st);
   } else {
     st.path = "forward";
-    st.oif = routeOf(p, st.dst);
+    st.oif = st.replyOut ?? routeOf(p, st.dst);
   }
   return done(st, runHook("forward", st)) ?? done(st, runHook("postrouting", st)) ?? accepted(st);
 }
@@ -1062,7 +1104,7 @@ function arriving(st: State): NftVerdict {
 /** From the host: output and postrouting; addressed to the host itself, then in again by lo: prerouting and input. */
 function fromHost(st: State): NftVerdict {
   const { p } = st;
-  st.oif = isLocal(p, st.dst) ? "lo" : routeOf(p, st.dst);
+  st.oif = isLocal(p, st.dst) ? "lo" : (st.replyOut ?? routeOf(p, st.dst));
   const out = done(st, runHook("output", st)) ?? done(st, runHook("postrouting", st));
   if (out) return out;
   if (!isLocal(p, st.dst)) return accepted(st);
@@ -1076,6 +1118,30 @@ function fromHost(st: State): NftVerdict {
 }
 
 // ------------------------------------------------------- source classes ----
+
+/**
+ * What the matrix walks an nftables ruleset with (matrix.ts, MatrixContext's nft): each packet,
+ * its replies too; the classes of sources, of source ports, of the host's addresses and of its
+ * ports its rules tell apart. A gap where its rules read the source (or a source port) in a way
+ * these cannot follow: the classes would be a guess.
+ */
+export function nftMatrixWalk(rs: NftRuleset): NonNullable<MatrixContext["nft"]> | { gap: string } {
+  const sourcePorts = nftSourcePorts(rs);
+  const gap = [...([4, 6] as const).map((f) => nftSourceRanges(rs, f).incomplete), sourcePorts.incomplete].find(Boolean);
+  if (gap) return { gap };
+  return {
+    // A connection is open only if its replies get back too.
+    walk: (pk) => evaluateNft(rs, pk, { replies: true }),
+    sources: (f) => nftSourceRanges(rs, f).ranges,
+    sourcePorts: sourcePorts.ranges.map((r) => new PortList(r.from === r.to ? `${r.from}` : `${r.from}:${r.to}`)),
+    inputPorts: nftInputPorts(rs).ranges,
+    // The host's addresses told apart where the rules look at destinations (and sources: replies); each walked where they cannot all be read.
+    destinations: (f) => {
+      const d = nftSourceRanges(rs, f, "daddr");
+      return d.incomplete ? undefined : [...d.ranges, ...nftSourceRanges(rs, f).ranges];
+    },
+  };
+}
 
 /**
  * Every source address range a rule of this family looks at — `ip saddr` / `ip6 saddr` or
@@ -1107,20 +1173,35 @@ export function nftSourceRanges(rs: NftRuleset, family: 4 | 6, field: "saddr" | 
  * accept` opens to any that picks 53). `incomplete`: one is read another way.
  */
 export function nftSourcePorts(rs: NftRuleset): { ranges: { from: number; to: number }[]; incomplete?: string } {
-  const isRead = (j: Json | undefined): boolean =>
-    isObj(j) && ((isObj(j.payload) && j.payload.field === "sport" && ["tcp", "udp", "th", "udplite", "sctp", "dccp"].includes(str(j.payload.protocol) ?? "")) || (isObj(j.ct) && j.ct.key === "proto-src" && j.ct.dir !== "reply"));
+  const l4 = ["tcp", "udp", "th", "udplite", "sctp", "dccp"];
+  const isRead = (field: "sport" | "dport") => (j: Json | undefined): boolean =>
+    isObj(j) && ((isObj(j.payload) && j.payload.field === field && l4.includes(str(j.payload.protocol) ?? "")) || (isObj(j.ct) && j.ct.key === (field === "sport" ? "proto-src" : "proto-dst") && j.ct.dir !== "reply"));
   const toNum = (v: Json): bigint | undefined => (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 65535 ? BigInt(v) : undefined);
-  const r = rangesRead(rs, () => true, isRead, toNum, 16, "sport");
-  return { ranges: r.ranges.map((x) => ({ from: Number(x.from), to: Number(x.to) })), ...(r.incomplete ? { incomplete: r.incomplete } : {}) };
+  const r = rangesRead(rs, () => true, isRead("sport"), toNum, 16, "sport");
+  // The host's replies (its services'): their destination port is the source port of the connection, in output and postrouting.
+  const out = chainsFrom(rs, (b) => (b.hook === "output" || b.hook === "postrouting") && b.type !== "nat");
+  const d = rangesRead(rs, () => true, isRead("dport"), toNum, 16, "dport", (_t, c) => out.has(c));
+  const incomplete = r.incomplete ?? d.incomplete;
+  return { ranges: [...r.ranges, ...d.ranges].map((x) => ({ from: Number(x.from), to: Number(x.to) })), ...(incomplete ? { incomplete } : {}) };
 }
 
 /**
  * Every range of ports a rule on the way to the host's own sockets compares a destination port
  * with — `tcp dport`, `udp dport`, `th dport`, `ct original proto-dst` — in the base chains on the
- * input hook and the chains they jump to: where the matrix cuts the host's ports into classes
+ * input and prerouting hooks and the chains they jump to: where the matrix cuts the host's ports into classes
  * (a review found a hand-made accept of a port no `host` statement names unseen).
  */
 export function nftInputPorts(rs: NftRuleset): { ranges: { from: number; to: number }[]; incomplete?: string } {
+  const reached = chainsFrom(rs, (b) => b.hook === "input" || b.hook === "prerouting");
+  const isRead = (j: Json | undefined): boolean =>
+    isObj(j) && ((isObj(j.payload) && j.payload.field === "dport" && ["tcp", "udp", "th", "udplite", "sctp", "dccp"].includes(str(j.payload.protocol) ?? "")) || (isObj(j.ct) && j.ct.key === "proto-dst" && j.ct.dir !== "reply"));
+  const toNum = (v: Json): bigint | undefined => (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 65535 ? BigInt(v) : undefined);
+  const r = rangesRead(rs, () => true, isRead, toNum, 16, "dport", (_t, c) => reached.has(c));
+  return { ranges: r.ranges.map((x) => ({ from: Number(x.from), to: Number(x.to) })), ...(r.incomplete ? { incomplete: r.incomplete } : {}) };
+}
+
+/** The base chains `start` picks and every chain they jump or go to (by rule, or by a verdict map's elements). */
+function chainsFrom(rs: NftRuleset, start: (b: NftHook) => boolean): Set<NftChain> {
   const reached = new Set<NftChain>();
   const visit = (t: NftTable, c: NftChain | undefined): void => {
     if (!c || reached.has(c)) return;
@@ -1138,12 +1219,8 @@ export function nftInputPorts(rs: NftRuleset): { ranges: { from: number; to: num
     // A verdict map's jumps in a named map: its elements.
     for (const set of t.sets.values()) if (c.rules.some((r) => JSON.stringify(r.expr).includes(`"@${set.name}"`))) targets(set.elem ?? []);
   };
-  for (const t of rs.tables) for (const c of t.chains.values()) if (c.base?.hook === "input") visit(t, c);
-  const isRead = (j: Json | undefined): boolean =>
-    isObj(j) && ((isObj(j.payload) && j.payload.field === "dport" && ["tcp", "udp", "th", "udplite", "sctp", "dccp"].includes(str(j.payload.protocol) ?? "")) || (isObj(j.ct) && j.ct.key === "proto-dst" && j.ct.dir !== "reply"));
-  const toNum = (v: Json): bigint | undefined => (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 65535 ? BigInt(v) : undefined);
-  const r = rangesRead(rs, () => true, isRead, toNum, 16, "dport", (_t, c) => reached.has(c));
-  return { ranges: r.ranges.map((x) => ({ from: Number(x.from), to: Number(x.to) })), ...(r.incomplete ? { incomplete: r.incomplete } : {}) };
+  for (const t of rs.tables) for (const c of t.chains.values()) if (c.base && start(c.base)) visit(t, c);
+  return reached;
 }
 
 /** The ranges of values each rule of these tables (and chains) compares a read (`isRead`) with: values, prefixes, ranges, sets, map keys; `incomplete` when one is read otherwise. */

@@ -203,8 +203,16 @@ host { allow lan tcp 22; }
         expect(v.status, v.stderr).toBe(1);
         const cells = (JSON.parse(v.stdout) as { cells: MatrixCell[] }).cells;
         expect([...new Set(cells.map((c) => `${c.column} ${c.path} IPv${c.family} ${c.verdict} ${c.probe.split(" -> ")[1]}`))].sort()).toEqual([
+          // The host's other ports too (one column per class of them the rules tell apart): all open from eth2.
+          "host:1-21/tcp host IPv4 open 10.9.0.1:1 in eth2",
+          "host:1-21/tcp host IPv6 open [fd09::1]:1 in eth2",
+          "host:1-65535/udp host IPv4 open 10.9.0.1:1 in eth2",
+          "host:1-65535/udp host IPv6 open [fd09::1]:1 in eth2",
           "host:22/tcp host IPv4 open 10.9.0.1:22 in eth2",
           "host:22/tcp host IPv6 open [fd09::1]:22 in eth2",
+          "host:23-65535/tcp host IPv6 open [fd09::1]:23 in eth2",
+          "host:23-8079/tcp host IPv4 open 10.9.0.1:23 in eth2",
+          "host:8081-65535/tcp host IPv4 open 10.9.0.1:8081 in eth2",
           "host:ping host IPv4 open 10.9.0.1 in eth2",
           "host:ping host IPv6 open fd09::1 in eth2",
         ]);
@@ -257,8 +265,18 @@ host { allow lan tcp 22; }
       expect(v.status, v.stderr).toBe(1);
       const cells = (JSON.parse(v.stdout) as { cells: MatrixCell[] }).cells;
       expect([...new Set(cells.map((c) => `${c.column} ${c.path} IPv${c.family} ${c.verdict} ${c.probe.replace(/^tcp \S+?:(\d+) -> .* in (\w+)$/, "from port $1 in $2")}`))].sort()).toEqual(
-        // (On eth1, from the sources outside the lan's.)
-        ["host:22/tcp host IPv4 open from port 1024 in eth0", "host:22/tcp host IPv4 open from port 1024 in eth1", "host:22/tcp host IPv6 open from port 1024 in eth0", "host:22/tcp host IPv6 open from port 1024 in eth1"],
+        // (On eth1, from the sources outside the lan's; and the host's other ports, a column per class of them.)
+        ["eth0", "eth1"]
+          .flatMap((i) => [
+            `host:1-21/tcp host IPv4 open from port 1024 in ${i}`,
+            `host:1-21/tcp host IPv6 open from port 1024 in ${i}`,
+            `host:22/tcp host IPv4 open from port 1024 in ${i}`,
+            `host:22/tcp host IPv6 open from port 1024 in ${i}`,
+            `host:23-65535/tcp host IPv6 open from port 1024 in ${i}`,
+            `host:23-8079/tcp host IPv4 open from port 1024 in ${i}`,
+            `host:8081-65535/tcp host IPv4 open from port 1024 in ${i}`,
+          ])
+          .sort(),
       );
       // From the wan's neighbour: from port 1024 (and 20000) open, from 40000 not; IPv4 and IPv6.
       const to = (family: 4 | 6, sport: number) => ({ from: { iface: "eth0" }, family, src: family === 4 ? eth0.nbr4 : eth0.nbr6, dst: family === 4 ? eth0.host4 : eth0.host6, proto: "tcp" as const, port: 22, sport });

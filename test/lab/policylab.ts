@@ -323,6 +323,8 @@ export interface PolicyLab {
   probe(probes: LabProbe[], timeoutMs?: number): Promise<{ open: boolean; reply: string }[]>;
   /** One more address the neighbour behind IFACE sends from (routed back to it by the host); false when another neighbour has it. */
   addSource(iface: string, addr: string): boolean;
+  /** The host listens on these ports too (on every address), where it does not yet: a service the policy does not name. */
+  listenHost(ports: { proto: Proto; port: number }[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -451,6 +453,13 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
         f.sources.push(addr);
         return true;
       },
+      async listenHost(ports) {
+        const more = ports.filter((x) => !plan.hostListeners.some((l) => l.proto === x.proto && l.port === x.port));
+        if (!more.length) return;
+        const list = (proto: Proto) => [...new Set(more.filter((x) => x.proto === proto).map((x) => x.port))].join(",");
+        children.push(await startListener(host, "host", [`tcp=${list("tcp")}`, `udp=${list("udp")}`]));
+        for (const x of more) plan.hostListeners.push({ bind: "::", proto: x.proto, port: x.port });
+      },
       stop,
     };
   } catch (e) {
@@ -500,7 +509,10 @@ export async function probeMatrix(
   // (Not sent: a source that sits behind another interface in this world, as a from-only zone's does, or that is a Docker network's own.)
   const which = m.cells.map((_, i) => plan.ifaces.some((f) => f.name === packets[i]!.in) && lab.addSource(packets[i]!.in!, formatIp(packets[i]!.src.ip)));
   const sendable = m.cells.filter((_, i) => which[i]);
-  const probes: LabProbe[] = packets.filter((_, i) => which[i]).map((pk) => ({ from: { iface: pk.in! }, family: pk.family, src: formatIp(pk.src.ip), dst: formatIp(pk.dst), proto: pk.proto, port: pk.dport }));
+  // The host's other ports (a column per class of them): something listens there, so that what the kernel lets in answers.
+  await lab.listenHost(m.columns.filter((c) => c.kind === "host" && c.host_port !== undefined).map((c) => ({ proto: c.proto as Proto, port: c.host_port! })));
+  // From the cell's source port where the rules tell ports apart (else one the kernel picks).
+  const probes: LabProbe[] = packets.filter((_, i) => which[i]).map((pk) => ({ from: { iface: pk.in! }, family: pk.family, src: formatIp(pk.src.ip), dst: formatIp(pk.dst), proto: pk.proto, port: pk.dport, ...(pk.src.port !== undefined && pk.src.port !== 40000 ? { sport: pk.src.port } : {}) }));
   await lab.probe(probes, 800);
   const kernel = await lab.probe(probes, 800);
   for (let round = 0; round < 2; round++) {
