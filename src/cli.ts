@@ -1178,7 +1178,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
       // The classes of sources (and of source ports) are cut where the nftables rules look too; where they cannot all be read, no matrix.
       const walk = nftMatrixWalk(nft.ruleset);
       if ("gap" in walk) {
-        io.stderr(`dockwall: cannot tell which sources this host's nftables rules treat alike (${walk.gap}): a matrix would be a guess, so there is none\n`);
+        io.stderr(`dockwall: cannot tell which sources, or which ports, this host's nftables rules treat alike (${walk.gap}): a matrix would be a guess, so there is none\n`);
         return EXIT.error;
       }
       ctx.nft = walk;

@@ -103,16 +103,25 @@ interface Remembered {
   sports: PortTest[];
   dests: DestinationTest[];
   verdict: Walked;
+  /** The source port and destination it was walked with: the same again answers every test alike. */
+  sport: number;
+  dstKey: string;
+  /** Its slot's other destinations go its way, and no source port goes another (worked out once). */
+  settles?: boolean;
 }
 
 /** The verdict of a walk made before for a packet from this source and port, to this destination, that answers its tests alike, else of a new walk (remembered). */
 function remembered(list: Remembered[], rs: Ruleset, from: { src: string; local: string[] }, sport: number, dst: { num: Num; key: string }, packet: () => Packet): Remembered {
-  for (let i = 0; i < list.length; i++) if (sameWay(list[i]!.tests, from) && sameSport(list[i]!.sports, sport) && sameDestination(list[i]!.dests, dst.num, dst.key)) return list[i]!;
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i]!;
+    if (sameWay(e.tests, from) && (e.sport === sport || sameSport(e.sports, sport)) && (e.dstKey === dst.key || sameDestination(e.dests, dst.num, dst.key))) return e;
+  }
   const tests: SourceTest[] = [];
   const sports: PortTest[] = [];
   const dests: DestinationTest[] = [];
   const verdict = evaluate(rs, packet(), { sources: tests, sports, destinations: dests, replies: true });
-  const r = { tests, sports, dests, verdict };
+  // (settles set here too: an object that gains a field later takes another shape, and the lookups above slow down.)
+  const r: Remembered = { tests, sports, dests, verdict, sport, dstKey: dst.key, settles: undefined };
   list.push(r);
   return r;
 }
@@ -227,6 +236,8 @@ function ruleDports(rs: Ruleset | undefined, proto: "tcp" | "udp"): (readonly [n
         for (const m of r.matches) {
           if ((m.kind === "tcp" || m.kind === "udp") && m.kind === proto && m.dport) out.push(...m.dport.value.ranges);
           if (m.kind === "multiport" && m.dir === "dports" && (r.proto === proto || r.proto === undefined)) out.push(...m.ports.value.ranges);
+          // The port a connection was first sent to (a review: '--ctorigdstport 9100 -j ACCEPT' in INPUT made no column).
+          if (m.kind === "conntrack" && m.origDstPort && (r.proto === proto || r.proto === undefined)) out.push(...m.origDstPort.value.ranges);
         }
         const to = r.target.startsWith("-g ") ? r.target.slice(3) : r.target;
         if (t.chains.some((c) => c.name === to)) visit(to);
@@ -426,21 +437,37 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       // column; one of published ports alone, theirs.
       if (ctx.host) {
         for (const proto of ["tcp", "udp"] as const) {
+          const ranges = [...ruleDports(rs, proto), ...(ctx.nft?.inputPorts ?? []).map((x) => [x.from, x.to] as const)].sort((x, y) => x[0] - y[0]);
           const at = new Set<number>([1]);
-          for (const [a, b] of [...ruleDports(rs, proto), ...(ctx.nft?.inputPorts ?? []).map((x) => [x.from, x.to] as const)]) {
+          for (const [a, b] of ranges) {
             at.add(Math.max(1, a));
             if (b < 65535) at.add(b + 1);
           }
           const starts = [...at].sort((a, b) => a - b);
           const named = cols.filter((c) => c.kind === "host" && c.proto === proto).map((c) => c.host_port!);
           const published = new Set(cols.filter((c) => c.kind === "published" && c.proto === proto).map((c) => c.host_port!));
+          // Classes the same ranges hold are alike (the gaps between published ports, and the ports no rule names): one column.
+          const byRanges = new Map<string, Col>();
+          let active: number[] = [];
+          let next = 0;
           starts.forEach((a, i) => {
             const b = i + 1 < starts.length ? starts[i + 1]! - 1 : 65535;
+            while (next < ranges.length && ranges[next]![0] <= a) active.push(next++);
+            active = active.filter((r) => ranges[r]![1] >= a);
             if (named.some((x) => a <= x && x <= b)) return;
             let port = a;
             while (port <= b && published.has(port)) port++;
             if (port > b) return;
-            cols.push({ id: `host:${a === b ? a : `${a}-${b}`}/${proto}`, kind: "host", host_port: port, proto, proxied: false });
+            const key = active.join(",");
+            const seen = byRanges.get(key);
+            if (seen) {
+              if (!seen.id.includes("+") && !seen.id.startsWith("host:other/")) seen.id = seen.id.replace(/\/(tcp|udp)$/, "+/$1");
+              return;
+            }
+            // (The ports no rule on the way in names: every other port.)
+            const col: Col = { id: `host:${key === "" ? "other" : a === b ? a : `${a}-${b}`}/${proto}`, kind: "host", host_port: port, proto, proxied: false };
+            byRanges.set(key, col);
+            cols.push(col);
           });
         }
       }
@@ -506,7 +533,8 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           const naming = (p.host?.rules ?? []).filter((r) => (col.kind === "icmp" ? r.proto.value === "icmp" : r.proto.value === col.proto && r.ports.some((x) => x.value.from <= col.host_port! && col.host_port! <= x.value.to)));
           const allowed = (src: Ip) => p.host?.policy === "accept" || naming.some((r) => admitting(r, src));
           const to = hostAddrs(iface);
-          if (to.length) slots.push({ col, path: "host", dsts: to, port: col.host_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "input" && !v.dnat, allowed });
+          // Delivered to the host, DNATed there or not (a review: a DNAT of port 2222 to the host's ssh went unreported).
+          if (to.length) slots.push({ col, path: "host", dsts: to, port: col.host_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "input", allowed });
         }
       }
       const packetOf = (slot: Slot, srcText: string, dst: string, sport: number): Packet => {
@@ -539,6 +567,8 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           const dst = slot.dsts[d]!;
           // An address every walk so far answers alike goes their way (sameDestination): nothing new there.
           if (d > 0 && made.every((w) => w.dests && sameDestination(w.dests, dstNums[k]![d]!.num, dstNums[k]![d]!.key))) continue;
+          // One walk there tests no source port and goes the way of a walk made: that verdict, already counted.
+          if (d > 0 && made.some((w) => w.sports.length === 0 && w.dests && sameDestination(w.dests, dstNums[k]![d]!.num, dstNums[k]![d]!.key))) continue;
           // ICMP has no ports; TCP and UDP, each class of source ports the rules tell apart (the neighbour picks its own).
           const walks = slot.col.proto === "icmp" ? [{ port: SPORT, walked: walk(dst, d, SPORT) }] : eachSourcePort(SPORT, 1, 65535, (port) => walk(dst, d, port), (w) => verdictOf(w.verdict, slot) === 0);
           if (!walks) return { v: { verdict: "unknown", path: "input", why: "its rules tell more than 256 classes of source ports apart" }, d, sport: SPORT };
@@ -549,6 +579,11 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         }
         return best!;
       };
+      /** A walk of its own (walkEach: tests compare both ways). */
+      const walkOne = (r: Ruleset, slot: Slot, srcText: string, dst: string, sport: number): One => {
+        const sports: PortTest[] = [];
+        return { verdict: evaluate(r, packetOf(slot, srcText, dst, sport), { replies: true, sports }), sports };
+      };
       // Per nftables walk, its "tests" of the source port: every range its rules compare one with (nftSourcePorts).
       const nftPortTests = (port: number): PortTest[] => (ctx.nft?.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(port) }));
       // One piece's cells: what each walk said (and to which destination, from which port), and each cell's verdict, intent and verdict before, as one code.
@@ -557,6 +592,37 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       const sportAt = new Uint16Array(slots.length);
       const codes = new Uint8Array(slots.length);
       const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[] }>();
+      // One piece's cells, walked (a function of its own: the optimiser takes it whole).
+      const walkCells = (src: Ip, srcText: string, probe: ReturnType<typeof sourceOf>): void => {
+        for (let k = 0; k < slots.length; k++) {
+          const slot = slots[k]!;
+          // The common case first, as cheaply as it can be (a matrix has millions of cells): a walk made before, or one new walk,
+          // from port 40000 to the interface's own address, that tests no source port and whose tests of the destination the
+          // host's other addresses answer alike (most() does the rest).
+          let v: Walked | undefined;
+          let d = 0;
+          let sport = SPORT;
+          if (!ctx.nft && !ctx.walkEach) {
+            const r0 = remembered(walked[k]!, rs, probe, SPORT, dstNums[k]![0]!, () => packetOf(slot, srcText, slot.dsts[0]!, SPORT));
+            if (r0.settles === undefined) {
+              let alike = r0.sports.length === 0 || slot.col.proto === "icmp";
+              for (let x = 1; x < slot.dsts.length && alike; x++) alike = sameDestination(r0.dests, dstNums[k]![x]!.num, dstNums[k]![x]!.key);
+              r0.settles = alike;
+            }
+            if (r0.settles) v = r0.verdict;
+          }
+          if (!v)
+            ({ v, d, sport } = most(slot, k, (dst, d, sport) =>
+              ctx.nft ? { verdict: ctx.nft.walk(packetOf(slot, srcText, dst, sport)), sports: nftPortTests(sport) } : ctx.walkEach ? walkOne(rs, slot, srcText, dst, sport) : remembered(walked[k]!, rs, probe, sport, dstNums[k]![d]!, () => packetOf(slot, srcText, dst, sport)),
+            ));
+          // Not compared where there were no rules of this family before (a dump not given): 3.
+          const vb = !rsBefore ? undefined : most(slot, k, (dst, d, sport) => (ctx.walkEach ? walkOne(rsBefore, slot, srcText, dst, sport) : remembered(walkedBefore[k]!, rsBefore, probe, sport, dstNums[k]![d]!, () => packetOf(slot, srcText, dst, sport)))).v;
+          vs[k] = v;
+          dstAt[k] = d;
+          sportAt[k] = sport;
+          codes[k] = verdictOf(v, slot) + 3 * (slot.allowed(src) ? 1 : 0) + 6 * (vb ? verdictOf(vb, slot) : 3);
+        }
+      };
       for (const piece of pieces) {
         const src = representative(piece, family);
         const srcText = formatIp(src);
@@ -567,37 +633,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         const spoofed = !bridges.has(iface) && p.networks.some((n) => n.subnets.some((sn) => sn.value.family === family && cidrContains(sn.value, src)));
         const probe = sourceOf(srcText, local(iface));
         admitted.clear();
-        for (let k = 0; k < slots.length; k++) {
-          const slot = slots[k]!;
-          const each = (r: Ruleset, dst: string, sport: number): One => {
-            const sports: PortTest[] = [];
-            return { verdict: evaluate(r, packetOf(slot, srcText, dst, sport), { replies: true, sports }), sports };
-          };
-          // The common case first, as cheaply as it can be (a matrix has millions of cells): a walk made before, or one new walk,
-          // from port 40000 to the interface's own address, that tests no source port and whose tests of the destination the
-          // host's other addresses answer alike (most() does the rest).
-          let v: Walked | undefined;
-          let d = 0;
-          let sport = SPORT;
-          if (!ctx.nft && !ctx.walkEach) {
-            const r0 = remembered(walked[k]!, rs, probe, SPORT, dstNums[k]![0]!, () => packetOf(slot, srcText, slot.dsts[0]!, SPORT));
-            if (r0.sports.length === 0 || slot.col.proto === "icmp") {
-              let alike = true;
-              for (let x = 1; x < slot.dsts.length && alike; x++) alike = sameDestination(r0.dests, dstNums[k]![x]!.num, dstNums[k]![x]!.key);
-              if (alike) v = r0.verdict;
-            }
-          }
-          if (!v)
-            ({ v, d, sport } = most(slot, k, (dst, d, sport) =>
-              ctx.nft ? { verdict: ctx.nft.walk(packetOf(slot, srcText, dst, sport)), sports: nftPortTests(sport) } : ctx.walkEach ? each(rs, dst, sport) : remembered(walked[k]!, rs, probe, sport, dstNums[k]![d]!, () => packetOf(slot, srcText, dst, sport)),
-            ));
-          // Not compared where there were no rules of this family before (a dump not given): 3.
-          const vb = !rsBefore ? undefined : most(slot, k, (dst, d, sport) => (ctx.walkEach ? each(rsBefore, dst, sport) : remembered(walkedBefore[k]!, rsBefore, probe, sport, dstNums[k]![d]!, () => packetOf(slot, srcText, dst, sport)))).v;
-          vs[k] = v;
-          dstAt[k] = d;
-          sportAt[k] = sport;
-          codes[k] = verdictOf(v, slot) + 3 * (slot.allowed(src) ? 1 : 0) + 6 * (vb ? verdictOf(vb, slot) : 3);
-        }
+        walkCells(src, srcText, probe);
         // Pieces alike in every cell (and of one zone), one row: the cells are those of its first piece.
         // (Spoofed pieces apart from the others only where a cell is closed and allowed: there the two differ.)
         const apart = spoofed && codes.some((c) => c % 3 === 1 && Math.floor(c / 3) % 2 === 1);

@@ -440,6 +440,9 @@ interface State {
   path: NftVerdict["path"];
   /** A reply: the interface it leaves by (the one its connection's first packet came in by), whatever the routes say. */
   replyOut?: string;
+  /** A reply: its connection's first packet (`ct original …` reads it), and whether that was DNATed (`ct status dnat`). */
+  orig?: Packet;
+  origDnat?: boolean;
   /** Interfaces as meta iifname/oifname see them: "" none; oif undefined: a route the packet's routes do not give. */
   iif: string;
   oif: string | undefined;
@@ -598,20 +601,22 @@ function ctLeaves(o: Obj, st: State): Leaf[] | null {
   }
   // No conntrack entry (yet): every other ct expression stops the rule, `!=` too.
   if (st.ct !== "tracked") return null;
-  if (key === "status" && !dir) return [{ d: "ctstatus", v: (st.dnat ? CTSTATUS.dnat! : 0) | (st.snat ? CTSTATUS.snat! : 0) }];
+  if (key === "status" && !dir) return [{ d: "ctstatus", v: (st.dnat || st.origDnat ? CTSTATUS.dnat! : 0) | (st.snat ? CTSTATUS.snat! : 0) }];
   if (dir !== "original") throw new Unknown(what);
-  // The original tuple: the packet as it first arrived (a later packet is taken to be of a connection that began as this one).
+  // The original tuple: the packet as it first arrived (a later packet is taken to be of a connection that began as this one;
+  // a reply's is the packet that opened its connection: a review found a reply's own addresses read there).
+  const first = st.orig ?? st.p;
   const fam = key.startsWith("ip6 ") ? 6 : key.startsWith("ip ") ? 4 : undefined;
   if (fam !== undefined && (fam === 6) !== st.v6) return null;
   const field = key.replace(/^ip6? /, "");
-  const a = field === "daddr" ? st.p.dst : field === "saddr" ? (st.p.srcUnknown ? undefined : st.p.src) : undefined;
+  const a = field === "daddr" ? first.dst : field === "saddr" ? (first.srcUnknown ? undefined : first.src) : undefined;
   if (field === "daddr" || field === "saddr") {
     const n = a === undefined ? undefined : addrOf(a);
     if (!n) throw new Unknown(`${what}: the address is not known`);
     return [{ d: "addr", v: n.n, v6: n.v6 }];
   }
   if (field === "proto-dst" || field === "proto-src") {
-    const port = st.p.proto === "icmp" ? undefined : field === "proto-dst" ? st.p.dport : st.p.sport;
+    const port = first.proto === "icmp" ? undefined : field === "proto-dst" ? first.dport : first.sport;
     if (port === undefined) throw new Unknown(`${what}: the packet has no port`);
     return [{ d: "port", v: port }];
   }
@@ -997,7 +1002,7 @@ function otherChains(rs: NftRuleset, p: Packet): void {
 }
 
 /** What happens to a packet that arrives at the host (or that the host sends: p.fromHost), as the kernel would decide it with this ruleset. */
-export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string } } = {}): NftVerdict {
+export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean } } = {}): NftVerdict {
   const v6 = p.family === 6;
   const st: State = {
     p,
@@ -1016,6 +1021,8 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
     // A reply: its connection's mapping is applied, no nat chain runs for it.
     natDone: { dst: Boolean(opts.asReply), src: Boolean(opts.asReply) },
     replyOut: opts.asReply?.out,
+    orig: opts.asReply?.orig,
+    origDnat: opts.asReply?.dnat,
     steps: opts.trace ? [] : undefined,
   };
   let v: NftVerdict;
@@ -1060,7 +1067,7 @@ function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string): Nf
     routes: p.routes,
     ...(forward ? {} : { fromHost: true }),
   };
-  const w = evaluateNft(rs, r, { asReply: { out: p.in } });
+  const w = evaluateNft(rs, r, { asReply: { out: p.in, orig: p, dnat: v.dnat !== undefined } });
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
   return v;
@@ -1122,19 +1129,20 @@ function fromHost(st: State): NftVerdict {
 /**
  * What the matrix walks an nftables ruleset with (matrix.ts, MatrixContext's nft): each packet,
  * its replies too; the classes of sources, of source ports, of the host's addresses and of its
- * ports its rules tell apart. A gap where its rules read the source (or a source port) in a way
- * these cannot follow: the classes would be a guess.
+ * ports its rules tell apart. A gap where its rules read the source, a source port or a port of
+ * the host's in a way these cannot follow: the classes would be a guess.
  */
 export function nftMatrixWalk(rs: NftRuleset): NonNullable<MatrixContext["nft"]> | { gap: string } {
   const sourcePorts = nftSourcePorts(rs);
-  const gap = [...([4, 6] as const).map((f) => nftSourceRanges(rs, f).incomplete), sourcePorts.incomplete].find(Boolean);
+  const inputPorts = nftInputPorts(rs);
+  const gap = [...([4, 6] as const).map((f) => nftSourceRanges(rs, f).incomplete), sourcePorts.incomplete, inputPorts.incomplete].find(Boolean);
   if (gap) return { gap };
   return {
     // A connection is open only if its replies get back too.
     walk: (pk) => evaluateNft(rs, pk, { replies: true }),
     sources: (f) => nftSourceRanges(rs, f).ranges,
     sourcePorts: sourcePorts.ranges.map((r) => new PortList(r.from === r.to ? `${r.from}` : `${r.from}:${r.to}`)),
-    inputPorts: nftInputPorts(rs).ranges,
+    inputPorts: inputPorts.ranges,
     // The host's addresses told apart where the rules look at destinations (and sources: replies); each walked where they cannot all be read.
     destinations: (f) => {
       const d = nftSourceRanges(rs, f, "daddr");

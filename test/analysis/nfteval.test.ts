@@ -133,6 +133,22 @@ describe("evaluateNft on Docker 29's tables, a host's inet filter and dockwall's
 });
 
 describe("evaluateNft: one semantic at a time", () => {
+  it("replies (a review: not walked, and 'tcp sport 22 drop' in an output chain went unseen): a drop of the reply closes the connection; a reply's ct original is the packet that opened it (a second review: its own addresses were read)", () => {
+    const output = (rules: Json[][]): ChainSpec => ({ name: "out", hook: "output", prio: 0, policy: "accept", rules });
+    const replies = (rules: Json[][]) => ruleset(table("inet", "t", 1, [input([[accept]]), output(rules)]));
+    // ssh's replies dropped: the connection does not open (with replies walked), the packet itself gets in.
+    const dropped = replies([[match(pl("tcp", "sport"), 22), drop]]);
+    expect(evaluateNft(dropped, ssh).verdict).toBe("ACCEPT");
+    expect(evaluateNft(dropped, ssh, { replies: true })).toMatchObject({ verdict: "DROP", reply: true, decided: { chain: "out" } });
+    // "The host opens no connection to 192.168.1.5": replies to that host's own connections pass (their original daddr is the host's).
+    const noneTo = replies([[match(ct("ip daddr", "original"), "192.168.1.5"), drop]]);
+    expect(evaluateNft(noneTo, ssh, { replies: true }).verdict).toBe("ACCEPT");
+    // Replies to connections sent to the host's 10.0.0.1 are dropped: the original daddr is read.
+    expect(evaluateNft(replies([[match(ct("ip daddr", "original"), "10.0.0.1"), drop]]), ssh, { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+    // The original destination port, not the reply's.
+    expect(evaluateNft(replies([[match(ct("proto-dst", "original"), 22), drop]]), ssh, { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+    expect(evaluateNft(replies([[match(ct("proto-dst", "original"), 40000), drop]]), ssh, { replies: true }).verdict).toBe("ACCEPT");
+  });
   it("accept ends only its own base chain: a later base chain in another table still drops", () => {
     const rs = ruleset(table("inet", "a", 1, [input([[accept]], "accept", -10)]), table("ip", "b", 2, [input([[match(pl("tcp", "dport"), 22), drop]])]));
     const v = evaluateNft(rs, ssh, { trace: true });
