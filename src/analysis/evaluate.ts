@@ -667,14 +667,20 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
  * ESTABLISHED (nat is not consulted again). A drop there is the connection's verdict; anything
  * the walk cannot tell, unknown. An ICMP message other than an echo request has no reply walked.
  */
-function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
+/**
+ * The first reply of the connection `p` opens, as it comes back (withReply here, withReplyNft in
+ * nfteval.ts): forwarded, in by the interface the packet left by (`out`); the host's own, from the
+ * host itself. Undefined where none is walked: an ICMP message other than an echo request, or a
+ * forwarded packet whose way out is not known.
+ */
+export function replyOf(p: Packet, v: { path: string; dnat?: { addr: string; port?: number } }, out: string | undefined, untracked: boolean): Packet | undefined {
   const echo = p.proto === "icmp" ? (p.icmpType === 8 ? 0 : p.icmpType === 128 ? 129 : undefined) : undefined;
-  if (p.proto === "icmp" && echo === undefined) return v;
+  if (p.proto === "icmp" && echo === undefined) return undefined;
   const forward = v.path === "forward";
-  if (forward && ctx.out === undefined) return v;
-  const r: Packet = {
+  if (forward && !out) return undefined;
+  return {
     family: p.family,
-    in: forward ? ctx.out! : "lo",
+    in: forward ? out! : "lo",
     src: v.dnat?.addr ?? p.dst,
     dst: p.src,
     proto: p.proto,
@@ -683,11 +689,17 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     icmpType: echo,
     // No conntrack entry for an untracked connection (NOTRACK): its reply starts one, a UDP one as NEW, a SYN-ACK or
     // an echo reply as INVALID (a review found such a reply taken for ESTABLISHED).
-    state: !ctx.untracked ? "ESTABLISHED" : p.proto === "udp" ? "NEW" : "INVALID",
+    state: !untracked ? "ESTABLISHED" : p.proto === "udp" ? "NEW" : "INVALID",
     local: p.local,
     routes: p.routes,
     ...(forward ? {} : { fromHost: true }),
   };
+}
+
+function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
+  const r = replyOf(p, v, ctx.out, Boolean(ctx.untracked));
+  if (!r) return v;
+  const forward = v.path === "forward";
   const rctx: Ctx = { packet: r, noIndex: true, sources: ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: p.in, reply: { orig: p, dnat: ctx.dnat } };
   const gate = (name: Table["name"], chain: string): { verdict: "DROP" | "REJECT"; decided: Decision } | undefined => {
     const t = table(name);

@@ -21,7 +21,7 @@
 //   saddr` false for IPv6), as nft adds it when it loads the rule.
 // Pure. A match or statement it cannot evaluate makes the answer "unknown" naming it, never a guess.
 import { readIp } from "../ir/address.js";
-import { martianWhy, type Packet } from "./evaluate.js";
+import { martianWhy, replyOf, type Packet } from "./evaluate.js";
 import { PortList } from "../ir/match.js";
 import type { MatrixContext } from "./matrix.js";
 
@@ -1036,7 +1036,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
   if (st.dnat) v.dnat = st.dnat;
   if (st.snat && v.verdict !== "unknown") v.snat = st.snat;
   if (st.steps) v.steps = st.steps;
-  if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") return withReplyNft(rs, p, v, st.oif ?? "");
+  if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") return withReplyNft(rs, p, v, st.oif ?? "", st.untracked);
   return v;
 }
 
@@ -1048,25 +1048,9 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
  * runs for it. A drop there is the connection's verdict; what cannot be told, unknown. An ICMP
  * message other than an echo request has no reply walked.
  */
-function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string): NftVerdict {
-  const echo = p.proto === "icmp" ? (p.icmpType === 8 ? 0 : p.icmpType === 128 ? 129 : undefined) : undefined;
-  if (p.proto === "icmp" && echo === undefined) return v;
-  const forward = v.path === "forward";
-  if (forward && !out) return v;
-  const r: Packet = {
-    family: p.family,
-    in: forward ? out : "lo",
-    src: v.dnat?.addr ?? p.dst,
-    dst: p.src,
-    proto: p.proto,
-    sport: v.dnat?.port ?? p.dport,
-    dport: p.sport,
-    icmpType: echo,
-    state: "ESTABLISHED",
-    local: p.local,
-    routes: p.routes,
-    ...(forward ? {} : { fromHost: true }),
-  };
+function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean): NftVerdict {
+  const r = replyOf(p, v, out || undefined, untracked);
+  if (!r) return v;
   const w = evaluateNft(rs, r, { asReply: { out: p.in, orig: p, dnat: v.dnat !== undefined } });
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };

@@ -176,29 +176,9 @@ host { allow vpn tcp 22; }
 });
 
 test("live, a rule for the host's address on another interface than the row's (an accept of the lan's address from the wan): its cells open, and mismatches (verify did not see it: each row walked to its own interface's address)", async () => {
-  const { interfaceAddresses } = await import("../../src/analysis/command.js");
-  const text = `docker { version 28.3; iptables off; userland-proxy off; }
-zone wan { interface eth0; }
-zone lan { interface eth1; }
-network web { bridge br-web; subnet 172.24.0.0/24; }
-container nginx { network web 172.24.0.2; publish 8080:80; }
-allow lan to nginx:8080;
-host { allow lan tcp 22; }
+  const text = `${WAN_LAN_WEB}host { allow lan tcp 22; }
 `;
-  const r = compile(text, { noRender: true });
-  expect(r.ok).toBe(true);
-  const addr = JSON.stringify([
-    { ifname: "eth0", addr_info: [{ family: "inet", local: "198.51.100.1", scope: "global" }] },
-    { ifname: "eth1", addr_info: [{ family: "inet", local: "192.168.1.1", scope: "global" }] },
-    { ifname: "br-web", addr_info: [{ family: "inet", local: "172.24.0.1", scope: "global" }] },
-  ]);
-  const host = { addresses: ["198.51.100.1", "192.168.1.1", "172.24.0.1"], routes: [{ dst: "0.0.0.0/0", dev: "eth0" }, { dst: "192.168.1.0/24", dev: "eth1" }, { dst: "172.24.0.0/24", dev: "br-web" }] };
-  const v4 = compile(text, { format: "iptables" }).output!;
-  const matrixWith = (extra: string, table = "filter") => {
-    const loaded = extra ? v4.replace(new RegExp(`^(\\*${table}\\n(?::.*\\n)*)`, "m"), `$1${extra}\n`) : v4;
-    expect(loaded === v4).toBe(extra === "");
-    return buildMatrix({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(loaded), 4) }, host, hostAddress: interfaceAddresses(addr) }, [4]);
-  };
+  const matrixWith = await liveIpv4(text, [["br-web", "172.24.0.1"]]);
   // (The wan's rows: its pieces of the address space, the probe from the first: its source aside.)
   const bad = (m: Matrix) => [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone} ${c.column} ${c.path} ${c.verdict}: ${c.probe.replace(/^(\w+) \S+ ->/, "$1 SRC ->")}`))];
   expect(bad(matrixWith(""))).toEqual([]);
@@ -262,28 +242,8 @@ allow lan, admin from 10.1.0.5, fd02::7 to web:8080;
 });
 
 test("live, the host's other ports (a review: an accept of a port the host block does not name went unreported): one column per class of ports the rules on the way in tell apart, none let in by the host block", async () => {
-  const { interfaceAddresses } = await import("../../src/analysis/command.js");
-  const text = `docker { version 28.3; iptables off; userland-proxy off; }
-zone wan { interface eth0; }
-zone lan { interface eth1; }
-network web { bridge br-web; subnet 172.24.0.0/24; }
-container nginx { network web 172.24.0.2; publish 8080:80; }
-allow lan to nginx:8080;
-host { allow lan tcp 22; allow lan udp 53; }
-`;
-  const r = compile(text, { noRender: true });
-  expect(r.ok).toBe(true);
-  const addr = JSON.stringify([
-    { ifname: "eth0", addr_info: [{ family: "inet", local: "198.51.100.1", scope: "global" }] },
-    { ifname: "eth1", addr_info: [{ family: "inet", local: "192.168.1.1", scope: "global" }] },
-  ]);
-  const host = { addresses: ["198.51.100.1", "192.168.1.1"], routes: [{ dst: "0.0.0.0/0", dev: "eth0" }, { dst: "192.168.1.0/24", dev: "eth1" }, { dst: "172.24.0.0/24", dev: "br-web" }], interfaces: ["lo", "eth0", "eth1"] };
-  const v4 = compile(text, { format: "iptables" }).output!;
-  const matrixWith = (extra: string, nat = "") => {
-    let loaded = extra ? v4.replace(/^(\*filter\n(?::.*\n)*)/m, `$1${extra}\n`) : v4;
-    if (nat) loaded = loaded.replace(/^(\*nat\n(?::.*\n)*)/m, `$1${nat}\n`);
-    return buildMatrix({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(loaded), 4) }, host, hostAddress: interfaceAddresses(addr) }, [4]);
-  };
+  const matrixWith = await liveIpv4(`${WAN_LAN_WEB}host { allow lan tcp 22; allow lan udp 53; }
+`);
   const clean = matrixWith("");
   expect(clean.columns.filter((c) => c.kind === "host").map((c) => `${c.id} ${c.host_port}`)).toEqual(["host:22/tcp 22", "host:53/udp 53", "host:other/tcp 1", "host:other/udp 1"]);
   expect(formatMismatches(clean)).toBe("");
@@ -296,3 +256,31 @@ host { allow lan tcp 22; allow lan udp 53; }
   // A rule that names a range of ports: its own column, the rest still one.
   expect(matrixWith("-A INPUT -p tcp -m tcp --dport 9000:9200 -j ACCEPT").columns.filter((c) => c.kind === "host" && c.proto === "tcp").map((c) => `${c.id} ${c.host_port}`)).toEqual(["host:22/tcp 22", "host:other/tcp 1", "host:9000-9200/tcp 9000"]);
 });
+
+const WAN_LAN_WEB = `docker { version 28.3; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; }
+network web { bridge br-web; subnet 172.24.0.0/24; }
+container nginx { network web 172.24.0.2; publish 8080:80; }
+allow lan to nginx:8080;
+`;
+
+/**
+ * The live IPv4 matrix of a policy's compiled rules with `filter` (and `nat`) rules put first in
+ * their table, on a host with eth0 198.51.100.1 and eth1 192.168.1.1 (and `more` interfaces).
+ */
+async function liveIpv4(text: string, more: [string, string][] = []): Promise<(filter: string, nat?: string) => Matrix> {
+  const { interfaceAddresses } = await import("../../src/analysis/command.js");
+  const r = compile(text, { noRender: true });
+  expect(r.ok).toBe(true);
+  const ifaces: [string, string][] = [["eth0", "198.51.100.1"], ["eth1", "192.168.1.1"], ...more];
+  const addr = JSON.stringify(ifaces.map(([ifname, local]) => ({ ifname, addr_info: [{ family: "inet", local, scope: "global" }] })));
+  const host = { addresses: ifaces.map(([, a]) => a), routes: [{ dst: "0.0.0.0/0", dev: "eth0" }, { dst: "192.168.1.0/24", dev: "eth1" }, { dst: "172.24.0.0/24", dev: "br-web" }], interfaces: ["lo", ...ifaces.map(([i]) => i)] };
+  const v4 = compile(text, { format: "iptables" }).output!;
+  return (filter: string, nat = "") => {
+    let loaded = filter ? v4.replace(/^(\*filter\n(?::.*\n)*)/m, `$1${filter}\n`) : v4;
+    if (nat) loaded = loaded.replace(/^(\*nat\n(?::.*\n)*)/m, `$1${nat}\n`);
+    expect(loaded === v4).toBe(!filter && !nat);
+    return buildMatrix({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(loaded), 4) }, host, hostAddress: interfaceAddresses(addr) }, [4]);
+  };
+}

@@ -142,14 +142,7 @@ host { allow lan tcp 22; }
 
 describeKernel("dockwall verify: the host's addresses on other interfaces than a packet's (a review: each row was walked to its own interface's address only)", () => {
   it("an accept from eth0 of what is sent to eth1's address (IPv4 and IPv6) is listed, to that address, and packets find it open", async () => {
-    const text = `docker { version 20.10; iptables off; userland-proxy off; }
-zone wan { interface eth0; }
-zone lan { interface eth1; from 192.168.1.0/24, fd00:200:1::/64; }
-container web { network bridge 172.17.0.2; publish 8080:80; }
-allow lan to web:8080;
-host { allow lan tcp 22; }
-`;
-    await loaded(text, async ({ lab, plan, verify }) => {
+    await loaded(WAN_LAN, async ({ lab, plan, verify }) => {
       const [eth0, eth1] = ["eth0", "eth1"].map((n) => plan.ifaces.find((f) => f.name === n)!);
       const clean = verify();
       expect([clean.status, clean.stderr], clean.stdout).toEqual([0, ""]);
@@ -175,14 +168,7 @@ host { allow lan tcp 22; }
   }, 60_000);
 
   it("an interface no zone names (a review: it had no rows, and an accept from it went unreported): its rows are walked, and what an accept opens there is listed, IPv4 and IPv6, as packets find it", async () => {
-    const text = `docker { version 20.10; iptables off; userland-proxy off; }
-zone wan { interface eth0; }
-zone lan { interface eth1; from 192.168.1.0/24, fd00:200:1::/64; }
-container web { network bridge 172.17.0.2; publish 8080:80; }
-allow lan to web:8080;
-host { allow lan tcp 22; }
-`;
-    await loaded(text, async ({ lab, verify }) => {
+    await loaded(WAN_LAN, async ({ lab, verify }) => {
       // A third uplink, eth2, with a neighbour behind it.
       const nb = createNetns("-up2");
       try {
@@ -247,14 +233,7 @@ host { allow lan tcp 22; }
   }, 60_000);
 
   it("an accept by source port (a review: every cell walked from port 40000): listed from a port it accepts, and packets from that port get through, IPv4 and IPv6", async () => {
-    const text = `docker { version 20.10; iptables off; userland-proxy off; }
-zone wan { interface eth0; }
-zone lan { interface eth1; from 192.168.1.0/24, fd00:200:1::/64; }
-container web { network bridge 172.17.0.2; publish 8080:80; }
-allow lan to web:8080;
-host { allow lan tcp 22; }
-`;
-    await loaded(text, async ({ lab, plan, verify }) => {
+    await loaded(WAN_LAN, async ({ lab, plan, verify }) => {
       const eth0 = plan.ifaces.find((f) => f.name === "eth0")!;
       expect(verify().status).toBe(0);
       for (const tool of ["iptables", "ip6tables"]) expect(lab.host.run([tool, "-I", "INPUT", "1", "-p", "tcp", "--sport", "1024:30000", "-j", "ACCEPT"]).status).toBe(0);
@@ -359,3 +338,12 @@ describeKernel("dockwall verify: drops in the tables and chains beside filter's 
     });
   }, 60_000);
 });
+
+/** A wan, a lan with sources of both families, web published to the lan, ssh for the lan. */
+const WAN_LAN = `docker { version 20.10; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:200:1::/64; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan to web:8080;
+host { allow lan tcp 22; }
+`;
