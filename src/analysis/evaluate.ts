@@ -102,6 +102,26 @@ export function sameWay(tests: readonly SourceTest[], p: Pick<Packet, "src" | "l
 }
 
 /**
+ * The highest address up to which every address from `p`'s source on answers each of a walk's
+ * source tests as the source does (sameWay holds from it to there): the matrix walks its pieces
+ * in ascending order, and a piece below that goes the walk's way without a lookup. The source
+ * itself when a test asks whether it is the host's own (the host's addresses are single points).
+ */
+export function sameWayUntil(tests: readonly SourceTest[], p: { num: Num }): bigint {
+  const n = p.num;
+  let until = n.v6 ? (1n << 128n) - 1n : (1n << 32n) - 1n;
+  for (let i = 0; i < tests.length; i++) {
+    const t = tests[i]!;
+    if (t.kind === "local") return n.value;
+    if (t.v6 !== n.v6) continue;
+    if (t.hit) {
+      if (t.to! < until) until = t.to!;
+    } else if (t.from! > n.value && t.from! - 1n < until) until = t.from! - 1n;
+  }
+  return until;
+}
+
+/**
  * A test of the packet's source port that a walk made (a rule's `--sport`, multiport's `--sports`
  * or `--ports`; in the connection's reply, its destination port), and its answer. As for the
  * source address: a packet that differs only in its source port and answers every such test

@@ -13,7 +13,7 @@ import { layoutFor } from "../docker/layouts.js";
 import { dockerWrites } from "../generate.js";
 import type { Policy, Zone } from "../model/types.js";
 import { bits, cidrContains, formatIp, parseCidr, isError, specContains, type AddressSpec, type Family, type Ip } from "../model/values.js";
-import { eachSourcePort, evaluate, keyOf, numOf, sameDestination, sameSport, sameWay, sourceOf, type DestinationTest, type Num, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
+import { eachSourcePort, evaluate, keyOf, numOf, sameDestination, sameSport, sameWay, sameWayUntil, sourceOf, type DestinationTest, type Num, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
 import { whoOf, type Admitting } from "../policy/zones.js";
 
 export interface MatrixRow {
@@ -504,21 +504,36 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       const slots: Slot[] = [];
       // Whether a statement's zones and sources admit the piece walked now: one answer per statement and piece (an allow names many ports).
       // Statements alike in their zones and sources (an allow per container of one zone) share the answer.
-      const admitted = new Map<string, boolean>();
-      const admitting = (st: Admitting, src: Ip) => {
+      // (By number: statements alike share one; per piece, 0 not asked yet, 1 admits, 2 does not.)
+      const whoIds = new Map<string, number>();
+      const whoSts: Admitting[] = [];
+      const idOf = (st: Admitting): number => {
         const who = whoOf(st);
-        let a = admitted.get(who);
-        if (a === undefined) admitted.set(who, (a = admits(zones, st.zones, st.sources, iface, src)));
-        return a;
+        let id = whoIds.get(who);
+        if (id === undefined) whoIds.set(who, (id = whoSts.push(st) - 1));
+        return id;
+      };
+      let admitted = new Uint8Array(0);
+      const admitting = (ids: number[], src: Ip): boolean => {
+        for (let i = 0; i < ids.length; i++) {
+          const id = ids[i]!;
+          let a = admitted[id]!;
+          if (a === 0) {
+            const st = whoSts[id]!;
+            admitted[id] = a = admits(zones, st.zones, st.sources, iface, src) ? 1 : 2;
+          }
+          if (a === 1) return true;
+        }
+        return false;
       };
       for (const col of cols) {
         if (col.kind === "published") {
           // The allows that name this port (worked out once; which of them admit a piece, per piece).
-          const naming = (allowsOf.get(col.container!) ?? []).filter((a) => a.targets.some((t) => t.value.container === col.container && t.value.ports.from <= col.host_port! && col.host_port! <= t.value.ports.to && (!t.value.proto || t.value.proto === col.proto)));
+          const naming = (allowsOf.get(col.container!) ?? []).filter((a) => a.targets.some((t) => t.value.container === col.container && t.value.ports.from <= col.host_port! && col.host_port! <= t.value.ports.to && (!t.value.proto || t.value.proto === col.proto))).map(idOf);
           const allowed = (src: Ip) => {
             // Docker 28+ never DNATs an IPv6 link-local source (`! -s fe80::/10`): no statement opens that path (but docker-proxy, where it runs, relays it).
             const linkLocal = family === 6 && skipsLinkLocal && !col.proxied && (src.value >> 118n) === 0x3fan;
-            return !linkLocal && (!closed || naming.some((a) => admitting(a, src)));
+            return !linkLocal && (!closed || admitting(naming, src));
           };
           const reached = (v: Walked) => v.verdict === "ACCEPT" && ((v.path === "forward" && (v.dnat?.addr ?? "") === col.containerAddr) || (v.path === "input" && col.proxied));
           const to = col.host_address !== undefined ? [col.host_address] : hostAddrs(iface);
@@ -530,8 +545,8 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           }
         } else {
           // `policy accept;` in the host block: what no rule drops is let in.
-          const naming = (p.host?.rules ?? []).filter((r) => (col.kind === "icmp" ? r.proto.value === "icmp" : r.proto.value === col.proto && r.ports.some((x) => x.value.from <= col.host_port! && col.host_port! <= x.value.to)));
-          const allowed = (src: Ip) => p.host?.policy === "accept" || naming.some((r) => admitting(r, src));
+          const naming = (p.host?.rules ?? []).filter((r) => (col.kind === "icmp" ? r.proto.value === "icmp" : r.proto.value === col.proto && r.ports.some((x) => x.value.from <= col.host_port! && col.host_port! <= x.value.to))).map(idOf);
+          const allowed = (src: Ip) => p.host?.policy === "accept" || admitting(naming, src);
           const to = hostAddrs(iface);
           // Delivered to the host, DNATed there or not (a review: a DNAT of port 2222 to the host's ssh went unreported).
           if (to.length) slots.push({ col, path: "host", dsts: to, port: col.host_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "input", allowed });
@@ -591,6 +606,9 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       const dstAt = new Uint16Array(slots.length);
       const sportAt = new Uint16Array(slots.length);
       const codes = new Uint8Array(slots.length);
+      // Per slot, the last settling walk and the highest address that goes its way (pieces come in ascending order).
+      const lastWalk: (Walked | undefined)[] = new Array(slots.length);
+      const until: bigint[] = new Array(slots.length).fill(-1n);
       const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[] }>();
       // One piece's cells, walked (a function of its own: the optimiser takes it whole).
       const walkCells = (src: Ip, srcText: string, probe: ReturnType<typeof sourceOf>): void => {
@@ -603,13 +621,21 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           let d = 0;
           let sport = SPORT;
           if (!ctx.nft && !ctx.walkEach) {
-            const r0 = remembered(walked[k]!, rs, probe, SPORT, dstNums[k]![0]!, () => packetOf(slot, srcText, slot.dsts[0]!, SPORT));
-            if (r0.settles === undefined) {
-              let alike = r0.sports.length === 0 || slot.col.proto === "icmp";
-              for (let x = 1; x < slot.dsts.length && alike; x++) alike = sameDestination(r0.dests, dstNums[k]![x]!.num, dstNums[k]![x]!.key);
-              r0.settles = alike;
+            // A piece up to where the last piece's settling walk holds goes its way without a lookup (sameWayUntil).
+            if (src.value <= until[k]!) v = lastWalk[k];
+            else {
+              const r0 = remembered(walked[k]!, rs, probe, SPORT, dstNums[k]![0]!, () => packetOf(slot, srcText, slot.dsts[0]!, SPORT));
+              if (r0.settles === undefined) {
+                let alike = r0.sports.length === 0 || slot.col.proto === "icmp";
+                for (let x = 1; x < slot.dsts.length && alike; x++) alike = sameDestination(r0.dests, dstNums[k]![x]!.num, dstNums[k]![x]!.key);
+                r0.settles = alike;
+              }
+              if (r0.settles) {
+                v = r0.verdict;
+                lastWalk[k] = v;
+                until[k] = sameWayUntil(r0.tests, probe);
+              } else until[k] = -1n;
             }
-            if (r0.settles) v = r0.verdict;
           }
           if (!v)
             ({ v, d, sport } = most(slot, k, (dst, d, sport) =>
@@ -632,7 +658,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         // PREROUTING too). Its cells closed are no mismatch; open, they are.
         const spoofed = !bridges.has(iface) && p.networks.some((n) => n.subnets.some((sn) => sn.value.family === family && cidrContains(sn.value, src)));
         const probe = sourceOf(srcText, local(iface));
-        admitted.clear();
+        admitted = new Uint8Array(whoSts.length);
         walkCells(src, srcText, probe);
         // Pieces alike in every cell (and of one zone), one row: the cells are those of its first piece.
         // (Spoofed pieces apart from the others only where a cell is closed and allowed: there the two differ.)
