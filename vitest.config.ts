@@ -49,6 +49,8 @@ const KERNEL = [
   "test/check/nftconf-kernel.test.ts",
 ];
 
+const KERNEL_WORKERS = Number(process.env.DOCKWALL_KERNEL_WORKERS ?? 2);
+
 export default defineConfig({
   plugins: [viteHandlebars],
   test: {
@@ -57,8 +59,8 @@ export default defineConfig({
     projects: process.env.DOCKWALL_SCRATCH
       ? [{ extends: true, test: { name: "scratch", include: ["scratch/**/*.test.ts"], fileParallelism: false } }]
       : [
-          { extends: true, test: { name: "unit", include: ["test/**/*.test.ts"], exclude: [...KERNEL, "test/exe/**"], fileParallelism: true, sequence: { groupOrder: 0 } } },
-          { extends: true, test: { name: "kernel", include: KERNEL, fileParallelism: false, sequence: { groupOrder: 1 } } },
+          { extends: true, test: { name: "unit", include: ["test/**/*.test.ts"], exclude: [...KERNEL, "test/exe/**"], fileParallelism: true, maxWorkers: 2, sequence: { groupOrder: 0 } } },
+          { extends: true, test: { name: "kernel", include: KERNEL, fileParallelism: KERNEL_WORKERS > 1, maxWorkers: KERNEL_WORKERS, sequence: { groupOrder: 1 } } },
         ],
   },
 });
