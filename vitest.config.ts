@@ -5,7 +5,8 @@ import { viteHandlebars } from "./scripts/handlebars-plugin.mjs";
 
 /**
  * Tests that build network namespaces, load rules into the kernel, run dockerd or send packets:
- * one file at a time, after the unit tests (which run in parallel).
+ * two files at a time (DOCKWALL_KERNEL_WORKERS), after the unit tests; each file makes its namespaces,
+ * dockerds and state under names of its own (test/lab/proc.ts).
  */
 const KERNEL = [
   "test/kernel/**/*.test.ts",
@@ -16,6 +17,7 @@ const KERNEL = [
   "test/live/nftdelta.test.ts",
   "test/analysis/nfteval-kernel.test.ts",
   "test/analysis/nft-live-analysis.test.ts",
+  "test/analysis/nft-reach.test.ts",
   "test/analysis/forward-policy.test.ts",
   "test/apply/rollback-docker.test.ts",
   "test/apply/evaluate.test.ts",

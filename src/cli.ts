@@ -1007,7 +1007,19 @@ async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: strin
     if (r.diagnostics.length) io.stderr(colour(io, formatDiagnostics(r.diagnostics, src.file, src.text)));
     if (!r.ok) return EXIT.error;
     const { runNftDiff } = await import("./live/command.js");
-    return runNftDiff(io, r.output!, { live: a.live, json: a.json, policyName: src.file });
+    const { nftReachabilityOf } = await import("./analysis/command.js");
+    const { tablesOfFile } = await import("./apply/nft.js");
+    const families = ([4, 6] as const).filter((f) => (r.generated!.rulesets[f]?.tables.length ?? 0) > 0);
+    const reach = (before: string | undefined) => {
+      let system: ReturnType<Io["system"]>;
+      try {
+        system = io.system();
+      } catch (e) {
+        return { changes: [], note: `who reaches what was not worked out: ${(e as Error).message}` };
+      }
+      return nftReachabilityOf((cmd, args, input) => system.run(cmd, args, input), r.policy!, r.output!, tablesOfFile(r.output!), families, { before });
+    };
+    return runNftDiff(io, r.output!, { live: a.live, json: a.json, policyName: src.file, reach });
   }
   if (a.live6 !== undefined && a.live === undefined) {
     io.stderr("dockwall: --live6 gives only the IPv6 dump, and IPv4 would not be compared: give the IPv4 dump with --live FILE too, or neither option to compare with this host's live rules (iptables-save and ip6tables-save)\n");

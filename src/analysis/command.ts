@@ -9,6 +9,8 @@ import { nftOrigins, NFT_TABLE } from "../targets/nft.js";
 import { parseNftJson, type NftRuleset } from "./nfteval.js";
 import type { Family } from "../model/values.js";
 import { explain, ExplainError, formatExplain, type ExplainContext, type ExplainResult } from "./explain.js";
+import type { MatrixContext } from "./matrix.js";
+import { nftAfter, nftReachability, type ReachChange } from "./reach.js";
 import { parsePacket, type PacketSpec } from "./packet.js";
 
 /** Whether an argument is a packet (it starts with a protocol), not a policy file. */
@@ -177,25 +179,20 @@ export function readNftLive(
   // iptables-legacy's rules are not in nftables' listing: a walk through both at once is not one dockwall can make.
   if (opts.legacyRules) return { refuse: `this host filters packets through iptables-legacy's rules and through nftables tables (${tables.join(", ")}) at once: dockwall reads one or the other, not both together, and what it would say would be a guess` };
   const ruleset = parseNftJson(run("nft", ["-j", "list", "ruleset"]));
-  // iptables rules through iptables-nft use xt matches nftables' listing cannot show (conntrack, addrtype…): walked
-  // together with the nftables tables, most packets would be "cannot tell". Said once, instead.
-  const xt = ruleset.tables.filter((t) => (t.family === "ip" || t.family === "ip6") && IPTABLES_NFT.has(t.name) && [...t.chains.values()].some((c) => c.rules.some((r) => JSON.stringify(r.expr).includes('"xt"'))));
+  const xt = xtTables(ruleset);
   if (xt.length) {
     return {
-      refuse: `this host filters packets through iptables rules (${xt.map((t) => `${t.family} ${t.name}`).join(", ")}, through iptables-nft) and through nftables tables of their own (${tables.join(", ")}) at once: dockwall's evaluators read one or the other, not both together, so what it would say of the loaded rules would be a guess, and it says nothing. ${tables.includes(NFT_TABLE) ? "For dockwall's own table (--format nft), 'dockwall diff POLICY -f nft' compares it with the policy" : "Ask with 'dockwall explain POLICY' (the compiled rules)"}`,
+      refuse: `this host filters packets through iptables rules (${xt.join(", ")}, through iptables-nft) and through nftables tables of their own (${tables.join(", ")}) at once: dockwall's evaluators read one or the other, not both together, so what it would say of the loaded rules would be a guess, and it says nothing. ${tables.includes(NFT_TABLE) ? "For dockwall's own table (--format nft), 'dockwall diff POLICY -f nft' compares it with the policy" : "Ask with 'dockwall explain POLICY' (the compiled rules)"}`,
     };
   }
   // Each rule as nft itself prints it (`FAMILY TABLE HANDLE` → text, counters left out), and dockwall's by the compiled rule it translates.
   const texts = new Map<string, string>();
+  const listing = run("nft", ["-a", "list", "ruleset"]);
+  markDormant(ruleset, listing);
   let table = "";
-  for (const line of run("nft", ["-a", "list", "ruleset"]).split("\n")) {
+  for (const line of listing.split("\n")) {
     const t = /^table (\S+ \S+) \{/.exec(line);
     if (t) table = t[1]!;
-    // A dormant table filters nothing (nft's JSON does not say so; its listing does).
-    if (/^\tflags .*\bdormant\b/.test(line)) {
-      const d = ruleset.tables.find((x) => `${x.family} ${x.name}` === table);
-      if (d) d.dormant = true;
-    }
     const m = /^\t\t(.*) # handle (\d+)$/.exec(line);
     if (m && !/^(type|policy|elements|flags) /.test(m[1]!)) texts.set(`${table} ${m[2]}`, m[1]!.replace(/counter packets \d+ bytes \d+/g, "counter"));
   }
@@ -209,4 +206,95 @@ export function readNftLive(
     }
   }
   return { ruleset, ...(ours ? { ours } : {}), texts, tables };
+}
+
+/**
+ * iptables-nft's tables that hold iptables rules with xt matches nftables' listing cannot show
+ * (conntrack, addrtype…): walked together with nftables tables, most packets would be "cannot
+ * tell". Said once, instead.
+ */
+function xtTables(ruleset: NftRuleset): string[] {
+  return ruleset.tables
+    .filter((t) => (t.family === "ip" || t.family === "ip6") && IPTABLES_NFT.has(t.name) && [...t.chains.values()].some((c) => c.rules.some((r) => JSON.stringify(r.expr).includes('"xt"'))))
+    .map((t) => `${t.family} ${t.name}`);
+}
+
+/** A dormant table filters nothing (nft's JSON does not say so; its listing, `nft list ruleset`, does). */
+function markDormant(ruleset: NftRuleset, listing: string): void {
+  let table = "";
+  for (const line of listing.split("\n")) {
+    const t = /^table (\S+ \S+) \{/.exec(line);
+    if (t) table = t[1]!;
+    if (/^\tflags .*\bdormant\b/.test(line)) {
+      const d = ruleset.tables.find((x) => `${x.family} ${x.name}` === table);
+      if (d) d.dormant = true;
+    }
+  }
+}
+
+/**
+ * Reachability of `diff -f nft` and `apply -f nft`: the nftables ruleset before (loaded here, or
+ * a saved `nft list ruleset`, `before`) and after the file (its tables as nft lists them once
+ * loaded alone in a scratch network namespace, `unshare --net`, in place of the loaded ones),
+ * walked cell by cell (reach.ts). With this host's addresses and routes when it reads the loaded
+ * ruleset. A note instead where the walk would be a guess (iptables-legacy's rules beside, iptables
+ * rules through iptables-nft, a file or dump nft cannot load there).
+ */
+export function nftReachabilityOf(
+  run: (cmd: string, args: string[], input?: string) => string,
+  p: Policy,
+  file: string,
+  fileTables: string[],
+  families: Family[],
+  opts: { before?: string },
+): { changes: ReachChange[]; note?: string } {
+  const not = (why: string) => ({ changes: [], note: `who reaches what was not worked out: ${why}` });
+  // iptables-legacy's rules are not in nftables' listing (and the kernel filters through both).
+  const legacy = (save: string) => {
+    try {
+      return /^-A /m.test(run(save, []));
+    } catch {
+      return false;
+    }
+  };
+  if (opts.before === undefined && (legacy("iptables-legacy-save") || legacy("ip6tables-legacy-save"))) return not("this host filters packets through iptables-legacy's rules too, which nftables' listing does not show");
+  const scratch = (text: string, what: string): NftRuleset | string => {
+    try {
+      const out = run("unshare", ["--net", "sh", "-c", 'nft -f - && echo "@@@" && nft -j list ruleset && echo "@@@" && nft list ruleset'], text);
+      const [, json, listing] = out.split("@@@\n");
+      const rs = parseNftJson(json!);
+      markDormant(rs, listing ?? "");
+      return rs;
+    } catch (e) {
+      return `${what} did not load in a scratch network namespace (unshare --net, nft -f): ${(e as Error).message.split("\n").find((l) => l.trim()) ?? ""}`;
+    }
+  };
+  let before: NftRuleset;
+  if (opts.before !== undefined) {
+    const b = scratch(opts.before, "the saved ruleset");
+    if (typeof b === "string") return not(b);
+    before = b;
+  } else {
+    try {
+      before = parseNftJson(run("nft", ["-j", "list", "ruleset"]));
+      markDormant(before, run("nft", ["list", "ruleset"]));
+    } catch (e) {
+      return not(`cannot list this host's nftables ruleset (${(e as Error).message.split("\n")[0]})`);
+    }
+  }
+  const xt = xtTables(before);
+  if (xt.length) return not(`iptables rules through iptables-nft (${xt.join(", ")}) are walked with nftables tables only where they use no xt match`);
+  const loaded = scratch(file, "the file");
+  if (typeof loaded === "string") return not(loaded);
+  const after = nftAfter(before, loaded, fileTables);
+  let host: Pick<MatrixContext, "host" | "hostAddress"> | undefined;
+  if (opts.before === undefined) {
+    try {
+      const addr = run("ip", ["-j", "addr", "show"]);
+      host = { host: hostNetwork(addr, run("ip", ["-j", "-4", "route", "show", "table", "all"]), run("ip", ["-j", "-6", "route", "show", "table", "all"])), hostAddress: interfaceAddresses(addr) };
+    } catch (e) {
+      return not(`cannot read this host's addresses and routes (ip -j addr, ip -j route): ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  return nftReachability(p, before, after, families, host);
 }

@@ -81,6 +81,11 @@ export interface MatrixContext {
     /** Every range of ports its rules on the way in (input and prerouting hooks) compare a destination port with: the host's ports cut into classes, a column each. */
     inputPorts?: { from: number; to: number }[];
   };
+  /**
+   * The nftables ruleset before a change (reachability in `diff -f nft` and `apply -f nft`), walked as `nft` is: each cell
+   * says its verdict there too, and the classes are cut for both.
+   */
+  nftBefore?: NonNullable<MatrixContext["nft"]>;
   /** Walk every cell's packet, none taken from an earlier walk that went the same way (tests compare both ways). */
   walkEach?: boolean;
   /** verify: only the cells that are mismatches or unknown (the rows are all there). */
@@ -128,6 +133,14 @@ function remembered(list: Remembered[], rs: Ruleset, from: { src: string; local:
 
 /** The source port of a cell's packet when nothing tells ports apart (and the first one walked). */
 const SPORT = 40000;
+
+/** The host's addresses the rules of both walks tell apart (undefined, each walked, where one cannot read them all). */
+function nftDestinations(a: NonNullable<MatrixContext["nft"]>, b: MatrixContext["nftBefore"], family: Family): { from: bigint; to: bigint }[] | undefined {
+  const x = a.destinations?.(family);
+  if (!b) return x;
+  const y = b.destinations?.(family);
+  return x && y ? [...x, ...y] : undefined;
+}
 
 /** The host's address when none is known (compiled rules): rules rarely look at it, and one that does makes the cell hold for this address only. */
 const STAND_IN: Record<Family, string> = { 4: "192.0.2.1", 6: "2001:db8:ffff::1" };
@@ -324,7 +337,7 @@ export function matrixCost(ctx: MatrixContext, families: Family[]): number {
   const ifaces = Math.max(1, new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value))).size);
   const columns = p.containers.reduce((n, c) => n + c.publishes.reduce((k, pub) => k + bindings(pub).length, 0), 0) + (p.host ? p.host.rules.reduce((n, r) => n + r.ports.length, 1) : 0);
   let n = 0;
-  for (const f of families) n += columns * cuts(p, ctx.rulesets[f], f, ctx.nft?.sources(f)).length * ifaces * 3;
+  for (const f of families) n += columns * cuts(p, ctx.rulesets[f], f, [...(ctx.nft?.sources(f) ?? []), ...(ctx.nftBefore?.sources(f) ?? [])]).length * ifaces * 3;
   return n;
 }
 
@@ -363,7 +376,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     // source count too: a connection's replies come from the address it was sent to.)
     const dstRanges = ctx.host
       ? ctx.nft
-        ? ctx.nft.destinations?.(family)
+        ? nftDestinations(ctx.nft, ctx.nftBefore, family)
         : [rs, ctx.before?.[family]].flatMap((x) => [...ruleRanges(x, family, "dst"), ...ruleRanges(x, family, "src")])
       : undefined;
     const classOf = (a: string): string => {
@@ -437,7 +450,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       // column; one of published ports alone, theirs.
       if (ctx.host) {
         for (const proto of ["tcp", "udp"] as const) {
-          const ranges = [...ruleDports(rs, proto), ...(ctx.nft?.inputPorts ?? []).map((x) => [x.from, x.to] as const)].sort((x, y) => x[0] - y[0]);
+          const ranges = [...ruleDports(rs, proto), ...[...(ctx.nft?.inputPorts ?? []), ...(ctx.nftBefore?.inputPorts ?? [])].map((x) => [x.from, x.to] as const)].sort((x, y) => x[0] - y[0]);
           const at = new Set<number>([1]);
           for (const [a, b] of ranges) {
             at.add(Math.max(1, a));
@@ -483,7 +496,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     for (const a of p.allows) for (const t of a.targets) if (!allowsOf.get(t.value.container)?.includes(a)) allowsOf.set(t.value.container, [...(allowsOf.get(t.value.container) ?? []), a]);
     // Rows: per interface, the pieces of the address space; pieces alike in every cell, one row.
     const rsBefore = ctx.before?.[family];
-    const at = [...new Set([...cuts(p, rs, family, ctx.nft?.sources(family)), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const at = [...new Set([...cuts(p, rs, family, [...(ctx.nft?.sources(family) ?? []), ...(ctx.nftBefore?.sources(family) ?? [])]), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const pieces = piecesOf(at, family);
     const local = (iface: string) => ctx.host?.addresses ?? [hostAddr(iface)!];
     const VERDICTS = ["open", "closed", "unknown"] as const;
@@ -600,7 +613,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         return { verdict: evaluate(r, packetOf(slot, srcText, dst, sport), { replies: true, sports }), sports };
       };
       // Per nftables walk, its "tests" of the source port: every range its rules compare one with (nftSourcePorts).
-      const nftPortTests = (port: number): PortTest[] => (ctx.nft?.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(port) }));
+      const nftPortTests = (port: number, walk = ctx.nft): PortTest[] => (walk?.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(port) }));
       // One piece's cells: what each walk said (and to which destination, from which port), and each cell's verdict, intent and verdict before, as one code.
       const vs: Walked[] = new Array(slots.length);
       const dstAt = new Uint16Array(slots.length);
@@ -642,7 +655,12 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
               ctx.nft ? { verdict: ctx.nft.walk(packetOf(slot, srcText, dst, sport)), sports: nftPortTests(sport) } : ctx.walkEach ? walkOne(rs, slot, srcText, dst, sport) : remembered(walked[k]!, rs, probe, sport, dstNums[k]![d]!, () => packetOf(slot, srcText, dst, sport)),
             ));
           // Not compared where there were no rules of this family before (a dump not given): 3.
-          const vb = !rsBefore ? undefined : most(slot, k, (dst, d, sport) => (ctx.walkEach ? walkOne(rsBefore, slot, srcText, dst, sport) : remembered(walkedBefore[k]!, rsBefore, probe, sport, dstNums[k]![d]!, () => packetOf(slot, srcText, dst, sport)))).v;
+          const nb = ctx.nftBefore;
+          const vb = nb
+            ? most(slot, k, (dst, _d, sport) => ({ verdict: nb.walk(packetOf(slot, srcText, dst, sport)), sports: nftPortTests(sport, nb) })).v
+            : !rsBefore
+              ? undefined
+              : most(slot, k, (dst, d, sport) => (ctx.walkEach ? walkOne(rsBefore, slot, srcText, dst, sport) : remembered(walkedBefore[k]!, rsBefore, probe, sport, dstNums[k]![d]!, () => packetOf(slot, srcText, dst, sport)))).v;
           vs[k] = v;
           dstAt[k] = d;
           sportAt[k] = sport;

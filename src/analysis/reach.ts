@@ -10,7 +10,8 @@ import { reconcileStep } from "../watch/reconcile.js";
 import type { Policy } from "../model/types.js";
 import type { Family } from "../model/values.js";
 import { explain, type OriginJson } from "./explain.js";
-import { buildMatrix, matrixCost, type MatrixCell, type MatrixRow } from "./matrix.js";
+import { buildMatrix, matrixCost, type MatrixCell, type MatrixContext, type MatrixRow } from "./matrix.js";
+import { nftMatrixWalk, type NftRuleset } from "./nfteval.js";
 import { parsePacket } from "./packet.js";
 
 export interface ReachChange {
@@ -108,3 +109,36 @@ export function reachabilityOf(compiled: CompileResult, lives: Partial<Record<4 
   return { changes: reachability(p, before, after, families, { file: opts.policyName, text: opts.policyText, compiled: compiled.generated!.rulesets, docker }) };
 }
 
+
+/**
+ * Reachability of a change of nftables tables (`diff -f nft`, `apply -f nft`): the matrix of the
+ * ruleset after it (the loaded one with the file's tables in place of theirs), each cell walked
+ * over the loaded one too, and the cells whose verdict changes. The nftables evaluator names no
+ * policy statement: a change says who and what, not which line. A note, and no changes, where
+ * its rules read sources or ports in a way the classes cannot follow, or there are too many cells.
+ */
+export function nftReachability(p: Policy, before: NftRuleset, after: NftRuleset, families: Family[], host?: Pick<MatrixContext, "host" | "hostAddress">): { changes: ReachChange[]; note?: string } {
+  const a = nftMatrixWalk(after);
+  const b = nftMatrixWalk(before);
+  if ("gap" in a || "gap" in b) return { changes: [], note: `who reaches what was not worked out: the nftables rules read sources or ports in a way dockwall cannot tell into classes (${"gap" in a ? a.gap : "gap" in b ? b.gap : ""})` };
+  const empty = (family: Family): Ruleset => ({ family, tables: [], scope: "owned" });
+  const ctx: MatrixContext = { policy: p, rulesets: Object.fromEntries(families.map((f) => [f, empty(f)])), nft: a, nftBefore: b, ...host };
+  const cost = matrixCost(ctx, families);
+  if (cost > REACH_MAX) return { changes: [], note: `who reaches what was not worked out (${cost} cells, more than ${REACH_MAX}): run 'dockwall matrix --live' after the change for it` };
+  const m = buildMatrix(ctx, families);
+  const rows = new Map(m.rows.map((r) => [r.id, r]));
+  return {
+    changes: m.cells
+      .filter((c) => c.before !== undefined && c.before !== c.verdict)
+      .map((c) => ({ row: c.row, column: c.column, family: c.family, path: c.path, before: c.before!, after: c.verdict, from: who(rows.get(c.row)), probe: c.probe })),
+  };
+}
+
+/**
+ * The nftables ruleset once `file` is loaded over the loaded one: the loaded tables the file
+ * names replaced by the file's own, as nft lists them after loading it alone (`loaded`). Pure.
+ */
+export function nftAfter(before: NftRuleset, loaded: NftRuleset, fileTables: string[]): NftRuleset {
+  const replaced = new Set(fileTables);
+  return { tables: [...before.tables.filter((t) => !replaced.has(`${t.family} ${t.name}`)), ...loaded.tables] };
+}

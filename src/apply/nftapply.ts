@@ -1,5 +1,7 @@
 // `dockwall apply --format nft` and its rollback, over SystemIo (the decisions are in nft.ts;
 // the confirmation, `confirm` and `rollback` are apply/command.ts's, shared with iptables).
+import { nftReachabilityOf } from "../analysis/command.js";
+import { formatReachability } from "../analysis/reach.js";
 import type { CompileResult } from "../compile.js";
 import type { Diagnostic } from "../diagnostics.js";
 import { diffNft, renderNftDiff } from "../live/nftdiff.js";
@@ -77,6 +79,17 @@ export async function runApplyNft(io: SystemIo, out: { stdout: (s: string) => vo
     const unread = unreadNote(others, pk.family);
     if (unread) say(unread);
   }
+  // What the change does to who reaches what, before anything is loaded (and while --confirm waits, above its prompt):
+  // once nft has checked the file.
+  const reachability = () => {
+    if (!d.changed) return;
+    const families = ([4, 6] as const).filter((f) => (compiled.generated!.rulesets[f]?.tables.length ?? 0) > 0);
+    const reach = nftReachabilityOf(io.run, policy, file, tables, families, {});
+    report.reachability = reach.changes;
+    const text = formatReachability(reach.changes);
+    if (text) out.stderr(text);
+    else if (reach.note) say(reach.note);
+  };
   // nft's own check of the file (nothing loaded).
   const test = () => {
     try {
@@ -89,6 +102,7 @@ export async function runApplyNft(io: SystemIo, out: { stdout: (s: string) => vo
   if (opts.check) {
     const bad = test();
     if (bad) return refuse("test", `would not apply: nft -c refuses the file: ${bad}`);
+    reachability();
     say(d.changed ? `check: applying ${opts.policyName} would change ${tables.join(", ")}; nothing was changed` : `check: ${opts.policyName} is what is loaded; nothing to change`);
     return EXIT.ok;
   }
@@ -96,6 +110,7 @@ export async function runApplyNft(io: SystemIo, out: { stdout: (s: string) => vo
   if (d.changed || opts.confirm !== undefined) {
     const bad = test();
     if (bad) return refuse("test", `not applied: nft -c refused the file: ${bad}; nothing was changed`);
+    reachability();
     // Kept for rollback: the nft policy whose tables are in place now, and the tables as they are.
     const previous = readJson<PolicyRecord>(io, "policy.json");
     const state: RollbackState = { previous: previous?.format === "nft" ? previous : null, owned: {}, nft: { tables, listed } };

@@ -3,7 +3,7 @@
 import { JSON_VERSION } from "../diagnostics.js";
 import type { CompileResult } from "../compile.js";
 import { dockersOwn, dockerWrites } from "../generate.js";
-import { formatReachability, reachabilityJson, reachabilityOf } from "../analysis/reach.js";
+import { formatReachability, reachabilityJson, reachabilityOf, type ReachChange } from "../analysis/reach.js";
 import { dockerFilterChains } from "../docker/engine.js";
 import { layoutFor } from "../docker/layouts.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
@@ -256,7 +256,7 @@ export async function runDiff(io: DiffIo, compiled: CompileResult, opts: DiffOpt
  * prints for each now (a table not there is all new), or against a saved `nft list ruleset`
  * (--live FILE). Exit 1 when they differ.
  */
-export function runNftDiff(io: DiffIo, file: string, opts: { live?: string; json: boolean; policyName: string }): number {
+export function runNftDiff(io: DiffIo, file: string, opts: { live?: string; json: boolean; policyName: string; reach?: (before: string | undefined) => { changes: ReachChange[]; note?: string } }): number {
   let live = "";
   try {
     if (opts.live !== undefined) live = dumpText(io, opts.live);
@@ -280,8 +280,12 @@ export function runNftDiff(io: DiffIo, file: string, opts: { live?: string; json
     throw e;
   }
   const d = diffNft(live, file);
-  if (opts.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "diff", format: "nft", changed: d.changed, tables: d.tables, parts: d.parts }, null, 2) + "\n");
+  // What the change does to who reaches what (none when nothing changes): the saved ruleset, or the one loaded here, before.
+  const reach = d.changed && opts.reach ? opts.reach(opts.live === undefined ? undefined : live) : { changes: [] };
+  if (reach.note) io.stderr(`dockwall: ${reach.note}\n`);
+  if (opts.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "diff", format: "nft", changed: d.changed, tables: d.tables, parts: d.parts, reachability: reachabilityJson(reach.changes) }, null, 2) + "\n");
   else {
+    io.stdout(formatReachability(reach.changes));
     const from = opts.live === undefined ? "nft list table" : opts.live === "-" || opts.live === "" ? "standard input" : opts.live;
     io.stdout(renderNftDiff(d, { liveName: `live: ${from} (lines marked - would be removed by loading the file)`, wantedName: `compiled from ${opts.policyName} -f nft (lines marked + would be added)` }));
     io.stdout(d.changed ? `dockwall diff: ${d.parts.length} chain${d.parts.length === 1 ? "" : "s"} or map${d.parts.length === 1 ? "" : "s"} of ${d.tables.join(", ")} differ\n` : `dockwall diff: no changes; ${d.tables.join(", ")} as the file has them\n`);

@@ -230,7 +230,7 @@ ${extra}`;
     expect(p.status).not.toBe(0);
     expect(p.json.plays.length).toBe(1);
     for (const h of hosts) expect(p.json.stats[h.name]?.failures).toBe(1);
-  });
+  }, 90_000);
 
   it("check mode before converging: changed on every host, the rule diff and the reachability delta; the kernel is byte-identical", () => {
     const before = kernel();
@@ -245,7 +245,7 @@ ${extra}`;
     expect(r.h2!.reachability.some((c: any) => c.column === "dns:5353/udp")).toBe(true);
     expect(kernel()).toEqual(before);
     for (const h of hosts) expect(run(["test", "-e", join(h.dir, "state")]).status).toBe(1);
-  });
+  }, 90_000);
 
   it("converge: changed on every host; again: changed=0; check mode then: changed=0, nothing to diff", () => {
     const p1 = playbook("converge", [], "apply-1");
@@ -260,7 +260,7 @@ ${extra}`;
     expect(p3.status, p3.stderr).toBe(0);
     expect(changed(p3)).toEqual({ h1: 0, h2: 0, h3: 0 });
     expect(kernel()).toEqual(after);
-  });
+  }, 90_000);
 
   it("drift on h2 (iptables -F DOCKER-USER): check mode reports h2 only; converge repairs h2 only", () => {
     const r = run(["ip", "netns", "exec", hosts[1]!.ns.name, "iptables", "-F", "DOCKER-USER"]);
@@ -274,7 +274,7 @@ ${extra}`;
     const fix = playbook("converge", [], "apply-drift");
     expect(changed(fix)).toEqual({ h1: 0, h2: 1, h3: 0 });
     expect(hosts[1]!.ns.save(4)).toContain("-A DOCKER-USER");
-  });
+  }, 90_000);
 
   it("a lockout is refused in check mode: a session from the wan to h2's port 22, which the policy drops", () => {
     const before = kernel();
@@ -286,7 +286,7 @@ ${extra}`;
     expect(r.refused.reason).toBe("lockout");
     expect(p.json.stats.h2!.failures).toBe(1);
     expect(kernel()).toEqual(before);
-  });
+  }, 90_000);
 
   it("a policy error fails with dockwall's diagnostics (file:line:col) in msg and as data", () => {
     const h = hosts[0]!;
@@ -305,7 +305,7 @@ ${extra}`;
     } finally {
       writeFileSync(join(h.dir, "host.dw"), good);
     }
-  });
+  }, 90_000);
 
   it("confirm through the action plugin: loaded, then confirmed over a new connection", () => {
     const h = hosts[0]!;
@@ -321,7 +321,7 @@ ${extra}`;
     expect(run(["test", "-e", join(h.dir, "state/pending.json")]).status).toBe(1);
     // nothing waits any more: an apply goes through (nothing to change)
     expect(changed(playbook("converge", ["-l", "h1"], "apply-after-confirm")).h1).toBe(0);
-  });
+  }, 90_000);
 
   it("a confirm that never comes: h3's new rules cut the controller's connection, and h3 rolls back on its own", async () => {
     const h = hosts[2]!;
@@ -356,7 +356,7 @@ ${extra}`;
     expect(summary, table).toMatchObject({ h2: 0, h3: 0 });
     expect(table).toMatch(/^\| h1 \| wan .* in eth0 \| web:8080\/tcp \| IPv4 \| \w+ \| open \| not-allowed \| yes \|$/m);
     expect(table).not.toMatch(/^\| h[23] \| .* \| yes \|$/m);
-  });
+  }, 90_000);
 
   it("format: nft on h1 (a host whose firewall is nftables): check mode shows the tables and their diff, then it loads them; again changed=0", () => {
     const h = hosts[0]!;
@@ -377,5 +377,5 @@ ${extra}`;
       writeFileSync(join(h.dir, "host.dw"), good);
       for (const t of ["inet dockwall", "ip docker-bridges"]) h.ns.run(["nft", "delete", "table", ...t.split(" ")]);
     }
-  });
+  }, 90_000);
 });

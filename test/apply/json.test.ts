@@ -216,7 +216,7 @@ describe("diff --json against the schema", () => {
     const file = await dw("compile", "/c.dw", "-f", "nft");
     io.files.set("/same.txt", file.out);
     const same = await dw("diff", "/c.dw", "-f", "nft", "--live", "/same.txt", "--json");
-    expect([same.code, JSON.parse(same.out)]).toEqual([0, { dockwall: 1, command: "diff", format: "nft", changed: false, tables: ["inet dockwall"], parts: [] }]);
+    expect([same.code, JSON.parse(same.out)]).toEqual([0, { dockwall: 1, command: "diff", format: "nft", changed: false, tables: ["inet dockwall"], parts: [], reachability: [] }]);
     expect(valid("diffNft", { ...nj, format: "ferm" })).not.toBe("");
   });
 

@@ -34,10 +34,15 @@ async function listen(name, specs) {
   process.stdout.write("ready\n");
 }
 
+/** A link-local source binds only with its interface named (the policy lab's neighbours: up0). */
+function local(p) {
+  return /^fe[89ab][0-9a-f]?:/i.test(p.src) && !p.src.includes("%") ? `${p.src}%${p.scope ?? "up0"}` : p.src;
+}
+
 function probeTcp(p, timeout) {
   return new Promise((done) => {
     let reply = "";
-    const sock = net.connect({ host: p.dst, port: p.port, localAddress: p.src, ...(p.sport ? { localPort: p.sport } : {}) });
+    const sock = net.connect({ host: p.dst, port: p.port, localAddress: local(p), ...(p.sport ? { localPort: p.sport } : {}) });
     const finish = (open) => {
       clearTimeout(timer);
       sock.destroy();
@@ -66,7 +71,7 @@ function probeUdp(p, timeout) {
     const timer = setTimeout(() => finish(false), timeout);
     sock.on("message", (m) => finish(true, String(m)));
     sock.on("error", () => finish(false));
-    sock.bind({ address: p.src, port: p.sport ?? 0 }, () => sock.send("ping\n", p.port, p.dst));
+    sock.bind({ address: local(p), port: p.sport ?? 0 }, () => sock.send("ping\n", p.port, p.dst));
   });
 }
 

@@ -484,6 +484,8 @@ export async function probeMatrix(
   expected: (c: import("../../src/analysis/matrix.js").MatrixCell) => boolean,
   /** The nftables evaluator's walk instead (a host whose rules are nftables tables). */
   nft?: import("../../src/analysis/matrix.js").MatrixContext["nft"],
+  /** More of the matrix's context (nftBefore: each cell's verdict over the rules before a change too). */
+  more: Partial<import("../../src/analysis/matrix.js").MatrixContext> = {},
 ): Promise<{ cells: import("../../src/analysis/matrix.js").MatrixCell[]; sendable: import("../../src/analysis/matrix.js").MatrixCell[]; probes: LabProbe[]; open: boolean[] }> {
   const { buildMatrix } = await import("../../src/analysis/matrix.js");
   const { parsePacket } = await import("../../src/analysis/packet.js");
@@ -498,6 +500,7 @@ export async function probeMatrix(
       },
       host: { addresses: view.local, routes: view.routes ?? [] },
       ...(nft ? { nft } : {}),
+      ...more,
     },
     [4, 6],
   );
