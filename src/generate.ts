@@ -144,8 +144,11 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"], stan
     filter.chains.set("INPUT", { name: "INPUT", builtin: true, policy: owned.input.policy, rules: [] });
     if (owned.proxy) filter.chain(PROXY_CHAIN).rules = owned.proxy;
     filter.append("INPUT", ...owned.input.rules);
-  } else if (owned.proxy && !docker) {
-    // No DNAT in this family (ip6tables off): docker-proxy on :: takes every published port.
+  } else if (owned.proxy && (!docker || family === 6)) {
+    // No DNAT in this family (ip6tables off): docker-proxy on :: takes every published port. With Docker's IPv6 rules
+    // too: Docker DNATs no link-local source (28+) and nothing to a container without IPv6, and docker-proxy on :: takes
+    // those (a review found them open from the wan, in every output format). IPv4 needs no guard: Docker DNATs every
+    // source there before it could reach docker-proxy.
     filter.chain(PROXY_CHAIN).rules = owned.proxy;
     firstJumps.push({ table: "filter", chain: "INPUT", target: PROXY_CHAIN });
   }

@@ -21,7 +21,7 @@ import { familyDiffs } from "../live/command.js";
 import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
 import { lockout, sessionPacket } from "./guard.js";
 import { fermKeep, type HostsInput } from "./merge.js";
-import { tellWatcher } from "./watching.js";
+import { runningWatcher, tellWatcher } from "./watching.js";
 import { rollBackNft } from "./nftapply.js";
 import { deploy, firstLine } from "./deploy.js";
 import { chooseBackends, conflictMessage, holdingsOf, systemBackend, toolOf, type Backend, type Holding } from "../live/backend.js";
@@ -643,9 +643,35 @@ export async function runRollback(io: SystemIo, say: (s: string) => void, factsN
     return EXIT.ok;
   }
   // An apply that waits is settled (its apply, if still there, reads the outcome); else the last one is rolled back.
+  if (!readPending(io)) {
+    const held = watcherUndoes(io);
+    if (held) {
+      say(`not rolled back: ${held}`);
+      return EXIT.error;
+    }
+  }
   const r = (readPending(io) && (await settle(io, undefined, "rolled back by hand", factsNow))) || (await rollBack(io, factsNow));
   say(r.ok || /^nothing to roll back/.test(r.said) ? r.said : `not rolled back: ${r.said}`);
   return r.ok ? EXIT.ok : EXIT.error;
+}
+
+/**
+ * A rollback after the apply was kept (confirmed, or without --confirm) that a running watcher
+ * would undo at once: the watcher keeps a file that no longer says the policy rolled back to, and
+ * puts that file's rules back as drift (a review: `rollback` said the old rules were back, and the
+ * watcher reopened what they closed). What to do instead, or undefined.
+ */
+function watcherUndoes(io: SystemIo): string | undefined {
+  const w = runningWatcher(io);
+  if (!w) return undefined;
+  const prev = readJson<RollbackState>(io, "rollback.json")?.previous;
+  const now = io.readFile(w.policy);
+  if (prev && now === prev.text) return undefined;
+  const back = prev ? `the policy rolled back to (${prev.file}, applied ${when(prev.applied)}; its text is in ${path(io, "rollback.json")})` : "the rules from before the last apply";
+  return (
+    `a watcher (pid ${w.pid}) keeps ${w.policy}, which does not say ${back}: it would put that file's rules back at once. ` +
+    `The rules in place stay (nothing was changed). Put ${w.policy} back as it was and reload the watcher (systemctl reload dockwall), which loads it; or stop the watcher (systemctl stop dockwall), then roll back`
+  );
 }
 
 /**

@@ -4,7 +4,8 @@
 // them. An apply of another file is undone by the watcher at the next Docker event: apply says
 // so. While an apply waits for confirmation the watcher loads nothing (pending.json), so it
 // neither undoes the apply nor fights its rollback; a rollback leaves the watcher's policy as
-// it was, which is the policy rolled back to.
+// it was, which is the policy rolled back to. Once the apply stays, a `rollback` the watcher would
+// undo (its file says another policy) is refused (command.ts, watcherUndoes).
 import type { SystemIo } from "./command.js";
 
 export interface WatchRecord {

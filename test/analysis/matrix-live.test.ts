@@ -32,6 +32,35 @@ describeKernel("every matrix cell is what a real packet finds", () => {
       });
     }, 120_000);
   }
+  // A review: with iptables on and no host block, docker-proxy on :: took what Docker does not DNAT over IPv6 (a link-local
+  // source; a container without IPv6) from anyone, in every output format. Each such cell closed, for real.
+  it("iptables on, no host block: the IPv6 that reaches docker-proxy (a link-local source, a container without IPv6) is what the policy says", async () => {
+    const text = `docker { version 29.7; iptables on; ip6tables on; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
+network quiet { bridge br-quiet; subnet 172.21.0.0/16; }
+container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; publish 8443:443; }
+container q { network quiet 172.21.0.2; publish 7000:7000; }
+allow lan to web:8080;
+allow wan from 203.0.113.0/24 to web:8443;
+`;
+    await inPolicyLab("proxy6.dw", text, async ({ r, p, plan, lab }) => {
+      const { cells: all, sendable, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open");
+      const wrong = sendable.filter((c, i) => c.verdict === "unknown" || (c.verdict === "open") !== open[i]).map((c) => `${c.probe} (${c.path}): matrix ${c.verdict}, kernel ${open[sendable.indexOf(c)] ? "open" : "closed"}`);
+      expect(wrong, wrong.join("\n")).toEqual([]);
+      expect(all.filter((c) => c.mismatch).map((c) => `${c.probe} (${c.path})`)).toEqual([]);
+      // The cells of the review, sent: from the wan's link-local address to web's ports, and q's port over IPv6 from anyone.
+      // q's port over IPv6 (no IPv6 DNAT: q has no IPv6 address), sent: closed from the wan and the lan.
+      expect(sendable.filter((c) => c.family === 6 && c.column === "q:7000/tcp").map((c) => c.verdict)).toEqual(["closed", "closed"]);
+      // A link-local source (no DNAT from Docker 28 on): its cells are those of the rest of the wan, closed; sent, closed.
+      const eth0 = plan.ifaces.find((f) => f.name === "eth0")!;
+      expect(lab.addSource("eth0", "fe80::2")).toBe(true);
+      const ll = await lab.probe([8080, 8443, 7000].map((port) => ({ from: { iface: "eth0" }, family: 6 as const, src: "fe80::2", dst: eth0.host6, proto: "tcp" as const, port })), 800);
+      expect(ll.map((x) => x.open)).toEqual([false, false, false]);
+    });
+  }, 120_000);
+
   it("probed cells in all: open and closed ones, IPv4 and IPv6", () => {
     expect(cells).toBeGreaterThan(150);
     expect(opened).toBeGreaterThan(20);

@@ -62,6 +62,27 @@ allow lan to web;
   expect(cell(m, "lan", "eth1", "web:8080/tcp", "dnat", 6).map((c) => [c.verdict, c.intent])).toEqual([["open", "allowed"]]);
 });
 
+test("iptables on, no host block: docker-proxy on :: takes what Docker does not DNAT over IPv6 (a link-local source, a container without IPv6), and dockwall guards it (a review: open from the wan, in every output format)", () => {
+  const text = `docker { version 29.7; iptables on; ip6tables on; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
+network quiet { bridge br-quiet; subnet 172.21.0.0/16; }
+container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; publish 8443:443; }
+container q { network quiet 172.21.0.2; publish 7000:7000; }
+allow lan to web:8080;
+allow wan from 203.0.113.0/24 to web:8443;
+`;
+  const { m } = matrixOf(text);
+  expect(formatMismatches(m)).toBe("");
+  // The guard is there, in IPv6, for the ports docker-proxy holds; IPv4 needs none (Docker DNATs every source there).
+  const v6 = compile(text, { format: "ip6tables" }).output!;
+  expect(v6).toContain("-A DOCKWALL-PROXY -p tcp -m tcp --dport 7000 -j DROP\n");
+  expect(v6).toContain("ip6tables -t filter -I INPUT -j DOCKWALL-PROXY");
+  expect(compile(text, { format: "iptables" }).output!).not.toContain("DOCKWALL-PROXY");
+  expect(compile(text, { format: "nft" }).output!).toMatch(/chain proxy-ip6 \{/);
+});
+
 describe("examples/web-host.dw", () => {
   const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
   const { r, rulesets, m } = matrixOf(text);

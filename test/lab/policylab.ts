@@ -255,6 +255,15 @@ export function loadPolicy(lab: PolicyLab, text: string, p: Policy): string {
     for (const f of [4, 6] as const) said.push(lab.host.restore(f, compile(own, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr);
   }
   for (const f of [4, 6] as const) said.push(lab.host.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!, { noflush: p.docker.iptables }).stderr);
+  // Then the jumps its header says to make once (apply and watch make them), first in their chains.
+  const rulesets = compile(text, { noRender: true }).generated?.rulesets ?? {};
+  for (const f of [4, 6] as const) {
+    const tool = f === 4 ? "iptables" : "ip6tables";
+    for (const j of rulesets[f]?.firstJumps ?? []) {
+      if (j.dockerMakes) continue;
+      if (lab.host.run([tool, "-t", j.table, "-C", j.chain, "-j", j.target]).status !== 0) said.push(lab.host.run([tool, "-t", j.table, "-I", j.chain, "-j", j.target]).stderr);
+    }
+  }
   return said.filter(Boolean).join("\n");
 }
 

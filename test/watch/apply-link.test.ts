@@ -4,7 +4,7 @@
 // that would cut an SSH session open now is not used.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { runApply } from "../../src/apply/command.js";
+import { runApply, runRollback } from "../../src/apply/command.js";
 import { compile } from "../../src/compile.js";
 import { sshPacket, sshSessions } from "../../src/apply/guard.js";
 import { announceWatch } from "../../src/apply/watching.js";
@@ -237,6 +237,30 @@ describe("apply tells the watcher", () => {
     expect(r.err).toContain(
       "dockwall: warning: a watcher (pid 777) keeps /etc/dockwall/host.dw: at the next Docker event it puts that policy's rules back in place of these. Apply /etc/dockwall/host.dw itself, or point the watcher at /root/try.dw and reload it\n",
     );
+  });
+
+  test("rollback after the apply was kept, with a watcher of a file that says the newer policy: refused, saying why and what to do (a review: it said the old rules were back, and the watcher put the new ones back at once)", async () => {
+    const m = machine();
+    m.processes.add(777);
+    announceWatch(m.io, { pid: 777, policy: "/etc/dockwall/host.dw", started: 0 });
+    const b = compile(NO_WAN_SSH, { noRender: true });
+    const say: string[] = [];
+    const applyText = async (text: string, c: typeof compiled) => runApply(m.io, { stdout: () => {}, stderr: () => {} }, c, { force: false, policyName: "host.dw", record: { ...record, text }, factsNow });
+    m.files.set("/etc/dockwall/host.dw", POLICY);
+    expect(await applyText(POLICY, compiled)).toBe(0);
+    m.files.set("/etc/dockwall/host.dw", NO_WAN_SSH);
+    expect(await applyText(NO_WAN_SSH, b)).toBe(0);
+    const loaded = m.kernel.save(4);
+    expect(await runRollback(m.io, (x) => say.push(x), factsNow)).toBe(2);
+    expect(say).toEqual([
+      "not rolled back: a watcher (pid 777) keeps /etc/dockwall/host.dw, which does not say the policy rolled back to (host.dw, applied 1970-01-01T00:00:00Z; its text is in /state/rollback.json): it would put that file's rules back at once. The rules in place stay (nothing was changed). Put /etc/dockwall/host.dw back as it was and reload the watcher (systemctl reload dockwall), which loads it; or stop the watcher (systemctl stop dockwall), then roll back",
+    ]);
+    expect(m.kernel.save(4)).toBe(loaded);
+    // The file put back: the watcher keeps what the rollback loads, which goes ahead.
+    m.files.set("/etc/dockwall/host.dw", POLICY);
+    say.length = 0;
+    expect(await runRollback(m.io, (x) => say.push(x), factsNow)).toBe(0);
+    expect(say[0]).toMatch(/^the rules of host\.dw .* are back in place/);
   });
 
   test("a watcher that is gone (its pid is not there) is not told anything", async () => {
