@@ -467,9 +467,11 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
             const b = i + 1 < starts.length ? starts[i + 1]! - 1 : 65535;
             while (next < ranges.length && ranges[next]![0] <= a) active.push(next++);
             active = active.filter((r) => ranges[r]![1] >= a);
-            if (named.some((x) => a <= x && x <= b)) return;
+            // Walked at its first port that the host block does not name and nothing publishes (a review: a class that
+            // held the host block's port 22 was that column alone, and the rest of it, every other port where no rule
+            // names one, went unseen).
             let port = a;
-            while (port <= b && published.has(port)) port++;
+            while (port <= b && (published.has(port) || named.includes(port))) port++;
             if (port > b) return;
             const key = active.join(",");
             const seen = byRanges.get(key);

@@ -278,6 +278,18 @@ test("live, the host's other ports (a review: an accept of a port the host block
   expect(matrixWith("-A INPUT -p tcp -m tcp --dport 9000:9200 -j ACCEPT").columns.filter((c) => c.kind === "host" && c.proto === "tcp").map((c) => `${c.id} ${c.host_port}`)).toEqual(["host:22/tcp 22", "host:other/tcp 1", "host:9000-9200/tcp 9000"]);
 });
 
+test("live, rules that test no port on the way in (INPUT flushed, policy ACCEPT): the host's other ports still a column, open, a mismatch (a review: the one class of ports held the host block's port 22, and no column showed the rest)", async () => {
+  const { interfaceAddresses } = await import("../../src/analysis/command.js");
+  const r = compile(`docker { version 28.3; iptables off; userland-proxy off; }\nzone wan { interface eth0; }\nzone lan { interface eth1; }\nhost { allow lan tcp 22; }\n`, { noRender: true });
+  const addr = JSON.stringify([["eth0", "198.51.100.1"], ["eth1", "192.168.1.1"]].map(([ifname, local]) => ({ ifname, addr_info: [{ family: "inet", local, scope: "global" }] })));
+  const host = { addresses: ["198.51.100.1", "192.168.1.1"], routes: [{ dst: "0.0.0.0/0", dev: "eth0" }, { dst: "192.168.1.0/24", dev: "eth1" }], interfaces: ["lo", "eth0", "eth1"] };
+  const flushed = toRuleset(parseSave("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"), 4);
+  const m = buildMatrix({ policy: r.policy!, rulesets: { 4: flushed }, host, hostAddress: interfaceAddresses(addr) }, [4]);
+  expect(m.columns.filter((c) => c.kind === "host" && c.proto === "tcp").map((c) => `${c.id} ${c.host_port}`)).toEqual(["host:22/tcp 22", "host:other/tcp 1"]);
+  const bad = [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone} ${c.column} ${c.verdict}`))].sort();
+  expect(bad).toEqual(expect.arrayContaining(["lan host:other/tcp open", "wan host:22/tcp open", "wan host:other/tcp open"]));
+});
+
 const WAN_LAN_WEB = `docker { version 28.3; iptables off; userland-proxy off; }
 zone wan { interface eth0; }
 zone lan { interface eth1; }
