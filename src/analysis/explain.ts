@@ -227,6 +227,13 @@ function origin(ctx: ExplainContext, family: Family, table: Table["name"], chain
     // One of the rules dockerd writes for this policy (iptables on): what it writes it for.
     if (dockers?.origin?.kind === "docker" && !owned(chain, dockers)) return { kind: "docker", release: ctx.release ?? "dockerd", object: dockers.origin.object };
   }
+  // A built-in chain's policy read from the kernel that is not the one the policy compiles to (INPUT set to ACCEPT by
+  // hand where the host block makes it DROP): not the policy's (a review: the host block was named as deciding).
+  if (live && !r) {
+    const policyOf = (rs: Ruleset | undefined) => rs?.tables.find((t) => t.name === table)?.chains.find((c) => c.name === chain)?.policy;
+    const compiled = policyOf(ctx.compiled?.[family]);
+    if (compiled !== undefined && compiled !== policyOf(ctx.rulesets[family])) return { kind: "other", chain };
+  }
   const said = statementOf(r);
   if (said) return { kind: "policy", file: ctx.file ?? "<policy>", line: said.line, column: said.col, text: lineOf(ctx.text, said) };
   const p = ctx.policy;

@@ -184,6 +184,16 @@ describe("explain over the kernel's rules (--live)", () => {
   const ctx = context();
   const live = (save: string): ExplainContext => ({ ...ctx, rulesets: { 4: toRuleset(parseSave(save), 4) }, compiled: ctx.rulesets, recompile: undefined, host: { addresses: ["198.51.100.1", "192.168.1.1"], routes: [{ dst: "172.17.0.0/16", dev: "docker0" }] } });
 
+  test("INPUT's policy set to ACCEPT by hand, where the host block compiles it to DROP: the policy is not named as deciding (a review: explain --live blamed the host block for the accept)", () => {
+    const save = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+    const r = explain(live(save), packet("tcp 198.51.100.77:40000 -> 198.51.100.1:9100 in eth0"), true);
+    expect(r.verdict).toBe("accept");
+    expect(r.decided_by).toMatchObject({ chain: "INPUT", rule: "-P INPUT ACCEPT", origin: { kind: "other", chain: "INPUT" } });
+    // As compiled (DROP), the host block decides.
+    const compiled = explain(ctx, packet("tcp 198.51.100.77:40000 -> 198.51.100.1:9100 in eth0"));
+    expect(compiled.decided_by).toMatchObject({ chain: "INPUT", rule: "-P INPUT DROP", origin: { kind: "policy" } });
+  });
+
   test("a packet without a source port, where a rule tests it (a review: walked from 40000 alone, '--sport 1024:30000 -j ACCEPT' was 'dropped'): unknown, saying from which port it goes otherwise; with the port given, its verdict", () => {
     const save = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --sport 1024:30000 -j ACCEPT\n-A INPUT -p udp -m multiport --sports 53,123 -j ACCEPT\nCOMMIT\n";
     const r = explain(live(save), packet("tcp 198.51.100.77 -> 198.51.100.1:22 in eth0"), true);
