@@ -101,6 +101,7 @@ export const CODES = [
   "unfiltered-network",
   "unknown-name",
   "unknown-option",
+  "unpublished-family",
   "unreachable-port",
 ] as const;
 export type Code = (typeof CODES)[number];

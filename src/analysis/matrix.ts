@@ -545,10 +545,14 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         if (col.kind === "published") {
           // The allows that name this port (worked out once; which of them admit a piece, per piece).
           const naming = (allowsOf.get(col.container!) ?? []).filter((a) => a.targets.some((t) => t.value.container === col.container && t.value.ports.from <= col.host_port! && col.host_port! <= t.value.ports.to && (!t.value.proto || t.value.proto === col.proto))).map(idOf);
+          // Where Docker writes no IPv6 rules (ip6tables off) and no docker-proxy runs, no published port is reached over
+          // IPv6 at all: no statement opens that path (a review: every IPv6 allow was "closed, the policy allows it" in
+          // verify for good; check says so at the docker block).
+          const noV6Path = family === 6 && !dockerWrites(p, 6) && !col.proxied;
           const allowed = (src: Ip) => {
             // Docker 28+ never DNATs an IPv6 link-local source (`! -s fe80::/10`): no statement opens that path (but docker-proxy, where it runs, relays it).
             const linkLocal = family === 6 && skipsLinkLocal && !col.proxied && (src.value >> 118n) === 0x3fan;
-            return !linkLocal && (!closed || admitting(naming, src));
+            return !noV6Path && !linkLocal && (!closed || admitting(naming, src));
           };
           const reached = (v: Walked) => v.verdict === "ACCEPT" && ((v.path === "forward" && (v.dnat?.addr ?? "") === col.containerAddr) || (v.path === "input" && col.proxied));
           const to = col.host_address !== undefined ? [col.host_address] : hostAddrs(iface);

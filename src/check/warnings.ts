@@ -4,6 +4,7 @@ import { bindAddress, bindings, isLoopback, publishingNetwork } from "../model/d
 import { closest, startOfFile } from "../diagnostics.js";
 import { knownRelease, layoutFor, layouts, NEWEST } from "../docker/layouts.js";
 import type { TargetSpec } from "../model/values.js";
+import { dockerWrites } from "../generate.js";
 
 export const unallowedPorts: Check = (ctx) => {
   const d = ctx.policy.docker;
@@ -82,6 +83,14 @@ export const daemonSettings: Check = (ctx) => {
         (ctx.policy.host
           ? ""
           : `. Without a host block, a port that a new container publishes answers everyone through docker-proxy until 'dockwall watch' has added its rules (measured: from 70-80 ms to 390-460 ms after 'docker run' began); a host block closes that window (INPUT's policy is DROP)`),
+    });
+  }
+  // No IPv6 path to a published port at all: no IPv6 DNAT (ip6tables off) and no docker-proxy on :: (a review: every IPv6
+  // allow of such a policy was a cell "closed, the policy allows it" that verify reported for good).
+  if (!d.userlandProxy && !dockerWrites(ctx.policy, 6) && ctx.policy.allows.length > 0 && ctx.policy.networks.some((n) => n.subnets.some((s) => s.value.family === 6)) && ctx.policy.containers.some((c) => c.publishes.length > 0)) {
+    const at = d.spans["userland-proxy"] ?? d.spans["ip6tables"] ?? d.span ?? startOfFile;
+    ctx.problems.warning("unpublished-family", at, `with ip6tables off and userland-proxy off, no published port is reachable over IPv6: Docker writes no IPv6 DNAT, and no docker-proxy relays it`, {
+      help: `the allows hold for IPv4 only (matrix and verify count no IPv6 path for them). To publish over IPv6 too, set "ip6tables": true in daemon.json and 'ip6tables on;' here, or turn userland-proxy on`,
     });
   }
   if (d.versionAuto && !d.version) {

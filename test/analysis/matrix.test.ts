@@ -83,6 +83,20 @@ allow wan from 203.0.113.0/24 to web:8443;
   expect(compile(text, { format: "nft" }).output!).toMatch(/chain proxy-ip6 \{/);
 });
 
+test("ip6tables off and userland-proxy off: no IPv6 path to a published port, so no IPv6 allow is a cell the kernel could hold (a review: verify reported them all as closed, for good)", () => {
+  const { m } = matrixOf(`docker { version 20.10; iptables off; userland-proxy off; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+zone wan { interface eth0; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
+container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }
+allow lan to web:8080;
+allow wan to web:8080;
+`);
+  expect(formatMismatches(m)).toBe("");
+  expect(m.cells.filter((c) => c.family === 6 && c.path === "dnat").map((c) => `${c.verdict} ${c.intent}`)).toEqual(["closed not-allowed", "closed not-allowed", "closed not-allowed"]);
+  expect(m.cells.filter((c) => c.family === 4 && c.path === "dnat" && c.intent === "allowed").length).toBe(2);
+});
+
 describe("examples/web-host.dw", () => {
   const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
   const { r, rulesets, m } = matrixOf(text);

@@ -905,6 +905,21 @@ container web { network bridge 172.17.0.2; publish 8080:80; }
 `,
   },
   {
+    name: "ip6tables off and userland-proxy off, IPv6 networks and allows: no published port is reached over IPv6 (a review: verify reported every IPv6 allow as closed for good)",
+    input: `docker { version 20.10; iptables off; userland-proxy off; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
+container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }
+allow lan to web:8080;
+`,
+    exit: 0,
+    expected: `p.dw:1:39: warning: with ip6tables off and userland-proxy off, no published port is reachable over IPv6: Docker writes no IPv6 DNAT, and no docker-proxy relays it
+1 | docker { version 20.10; iptables off; userland-proxy off; }
+  |                                       ^^^^^^^^^^^^^^
+  = help: the allows hold for IPv4 only (matrix and verify count no IPv6 path for them). To publish over IPv6 too, set "ip6tables": true in daemon.json and 'ip6tables on;' here, or turn userland-proxy on
+`,
+  },
+  {
     name: "iptables off with userland-proxy on, and a host block",
     input: `docker { version 20.10; iptables off; published open; }
 host { allow any tcp 22; }
