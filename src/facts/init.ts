@@ -2,6 +2,7 @@
 // every port that a running container publishes as reachable as Docker makes it now (from
 // everywhere: `allow any`), closes what is published later until the policy names it, and
 // says in comments where to narrow it. Pure: the facts come in, the text goes out.
+import { isLoopback } from "../model/derive.js";
 import { Problems, type Diagnostic } from "../diagnostics.js";
 import { formatIp } from "../model/values.js";
 import type { Container, Network } from "../model/types.js";
@@ -82,12 +83,25 @@ export function starterPolicy(raw: RawFacts, source: string): { ok: boolean; tex
   if (plain.length === 0 && services.size === 0) {
     out.push(`# No running container publishes a port now. Name one when it does, e.g.:`, `#   allow lan to web:8080;`);
   }
+  // A port published on 127.0.0.1 (or ::1) alone is the host's: no allow opens it from outside (a review: the starter
+  // policy allowed such a container, which opens nothing, and check then warned about its own suggestion).
+  const outside = (c: Container) => c.publishes.filter((p) => !(p.spec.hostIp && isLoopback(p.spec.hostIp)));
   for (const c of plain) {
-    out.push(`# '${c.name}' publishes ${portsText(c)}. Narrow it: allow lan to ${c.name}:${c.publishes[0]!.spec.host.from};`);
+    const first = outside(c)[0];
+    if (!first) {
+      out.push(`# '${c.name}' publishes ${portsText(c)}: on loopback only, the host's own; no allow opens it from outside.`);
+      continue;
+    }
+    out.push(`# '${c.name}' publishes ${portsText(c)}. Narrow it: allow lan to ${c.name}:${first.spec.host.from};`);
     out.push(`allow any to ${c.name};`);
   }
   for (const [k, cs] of services) {
-    out.push(`# compose service ${k} (${cs.map((c) => c.name).join(", ")}) publishes ${portsText(cs[0]!)}. Narrow it: allow lan to ${k}:${cs[0]!.publishes[0]!.spec.host.from};`);
+    const first = outside(cs[0]!)[0];
+    if (!first) {
+      out.push(`# compose service ${k} (${cs.map((c) => c.name).join(", ")}) publishes ${portsText(cs[0]!)}: on loopback only, the host's own; no allow opens it from outside.`);
+      continue;
+    }
+    out.push(`# compose service ${k} (${cs.map((c) => c.name).join(", ")}) publishes ${portsText(cs[0]!)}. Narrow it: allow lan to ${k}:${first.spec.host.from};`);
     out.push(`allow any to ${k};`);
   }
   out.push(

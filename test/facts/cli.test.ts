@@ -376,6 +376,13 @@ describe("dockwall init", () => {
     expect(ok.code).toBe(0);
   });
 
+  test("a container published on 127.0.0.1 only: no allow for it (none opens it from outside), a comment saying so (a review: the starter policy allowed it, which opens nothing)", async () => {
+    const init = await dw(["init", "--facts", "host.json"], { "host.json": state("publish-localhost") });
+    expect(init.code).toBe(0);
+    expect(init.out).toContain("# 'web' publishes 127.0.0.1:9000/tcp: on loopback only, the host's own; no allow opens it from outside.\n");
+    expect(init.out).not.toMatch(/^allow /m);
+  });
+
   test("needs facts", async () => {
     const r = await dw(["init"], {});
     expect(r.code).toBe(2);
