@@ -153,7 +153,8 @@ function system(): SystemIo {
         ran.add(r.pid);
         if (ran.size > 64) ran.delete(ran.values().next().value!);
       }
-      if (r.error) throw new Error(r.error.message);
+      // A program that fails before it has read all its input (nft refusing a file) leaves EPIPE here: what it said counts.
+      if (r.error && !((r.error as NodeJS.ErrnoException).code === "EPIPE" && r.status !== null && r.status !== 0)) throw new Error(r.error.message);
       if (r.status !== 0) throw new Error(r.stderr?.trim() || `Command failed: ${[cmd, ...args].join(" ")} (exit ${r.status ?? r.signal})`);
       return r.stdout;
     },
