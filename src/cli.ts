@@ -1245,7 +1245,8 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const pairs = ctx.host ? routingFindings(p, walk, ctx.host, routed, src.file) : { findings: [], walked: 0 };
     const findings = pairs.walked > 0 || ctx.nft ? pairs.findings : forwardPolicyFindings(p, ctx.rulesets, { 4: routed.includes(4), 6: routed.includes(6) });
     if (a.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "verify", ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown"), findings }, null, 2) + "\n");
-    else io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + findings.map((f) => `${f.message}\n`).join(""));
+    // (The host as a router under a heading of its own: the count above is of cells, and a review read the lines below as cells.)
+    else io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + (findings.length ? `the host as a router, ${findings.length} finding${findings.length === 1 ? "" : "s"}:\n` : "") + findings.map((f) => `${f.message}\n`).join(""));
     return bad || unknown || findings.length ? EXIT.differs : EXIT.ok;
   }
   if (a.svg !== undefined) {

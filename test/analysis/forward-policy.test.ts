@@ -111,6 +111,9 @@ describeKernel("the host as a router: FORWARD's policy, with packets", () => {
           "routed, but no 'forward' statement allows it: wan (eth0) to lan (eth1), IPv6: dockwall explain --live POLICY 'tcp [2001:db8::277]:40001 -> [fd00:1::7]:40000 in eth0'",
           "routed, but no 'forward' statement allows it: a source in no zone (eth1) to wan (eth0), IPv6: dockwall explain --live POLICY 'tcp [2001:db8::277]:40001 -> [2001:db8:100::7]:40000 in eth1'",
         ]);
+        // As text: under a heading of their own, after the cells (a review read them as cells the count above left out).
+        const text = verify();
+        expect(text.stdout).toContain("the host as a router, 5 findings:\nrouted, but no 'forward' statement allows it: wan (eth0) to lan (eth1), IPv4: ");
         // diff shows the policy going back to DROP, and says what that stops.
         const diff = dockwall("diff");
         expect(diff.status, diff.stderr).toBe(1);
