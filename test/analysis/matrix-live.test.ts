@@ -3,6 +3,7 @@
 // loads them (with "iptables": true, over dockerd's own), every cell's probe — a packet of the
 // row's class to the column by the cell's path, IPv4 and IPv6 — is sent for real from a
 // neighbour, and the kernel must let through exactly the cells the matrix says are open.
+import { PROXY6_POLICY } from "../support/policies.js";
 import { expect, it } from "vitest";
 import { asLoaded } from "../../src/analysis/loaded.js";
 import { describeKernel } from "../lab/kernel.js";
@@ -35,16 +36,7 @@ describeKernel("every matrix cell is what a real packet finds", () => {
   // A review: with iptables on and no host block, docker-proxy on :: took what Docker does not DNAT over IPv6 (a link-local
   // source; a container without IPv6) from anyone, in every output format. Each such cell closed, for real.
   it("iptables on, no host block: the IPv6 that reaches docker-proxy (a link-local source, a container without IPv6) is what the policy says", async () => {
-    const text = `docker { version 29.7; iptables on; ip6tables on; }
-zone wan { interface eth0; }
-zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
-network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
-network quiet { bridge br-quiet; subnet 172.21.0.0/16; }
-container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; publish 8443:443; }
-container q { network quiet 172.21.0.2; publish 7000:7000; }
-allow lan to web:8080;
-allow wan from 203.0.113.0/24 to web:8443;
-`;
+    const text = PROXY6_POLICY;
     await inPolicyLab("proxy6.dw", text, async ({ r, p, plan, lab }) => {
       const { cells: all, sendable, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open");
       const wrong = sendable.filter((c, i) => c.verdict === "unknown" || (c.verdict === "open") !== open[i]).map((c) => `${c.probe} (${c.path}): matrix ${c.verdict}, kernel ${open[sendable.indexOf(c)] ? "open" : "closed"}`);

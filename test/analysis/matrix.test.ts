@@ -3,6 +3,7 @@
 // cell's probe is a packet `explain` gives the same verdict for; every example and golden
 // policy compiles to rules that do what it says (no mismatch); a hand-made ACCEPT or a
 // fail2ban-style DROP over the loaded rules shows as exactly the cells it changed.
+import { PROXY6_POLICY } from "../support/policies.js";
 import { describe, expect, test } from "vitest";
 import { explain } from "../../src/analysis/explain.js";
 import { asLoaded } from "../../src/analysis/loaded.js";
@@ -63,16 +64,7 @@ allow lan to web;
 });
 
 test("iptables on, no host block: docker-proxy on :: takes what Docker does not DNAT over IPv6 (a link-local source, a container without IPv6), and dockwall guards it (a review: open from the wan, in every output format)", () => {
-  const text = `docker { version 29.7; iptables on; ip6tables on; }
-zone wan { interface eth0; }
-zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
-network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
-network quiet { bridge br-quiet; subnet 172.21.0.0/16; }
-container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; publish 8443:443; }
-container q { network quiet 172.21.0.2; publish 7000:7000; }
-allow lan to web:8080;
-allow wan from 203.0.113.0/24 to web:8443;
-`;
+  const text = PROXY6_POLICY;
   const { m } = matrixOf(text);
   expect(formatMismatches(m)).toBe("");
   // The guard is there, in IPv6, for the ports docker-proxy holds; IPv4 needs none (Docker DNATs every source there).

@@ -43,3 +43,19 @@ export function ipsetCommands(text: string): string[][] {
   const sets = [...new Set([...text.matchAll(/--match-set (\S+) /g)].map((m) => m[1]!))];
   return sets.map((s) => ["ipset", "create", s, "hash:net", "family", s.endsWith("v6") ? "inet6" : "inet", "-exist"]);
 }
+
+/**
+ * iptables on, no host block, a dual-stack network and an IPv4-only one: what docker-proxy on ::
+ * takes over IPv6 (a link-local source, a container without IPv6) must be guarded (a review found
+ * it open from the wan, in every output format). test/analysis/matrix*.test.ts.
+ */
+export const PROXY6_POLICY = `docker { version 29.7; iptables on; ip6tables on; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
+network quiet { bridge br-quiet; subnet 172.21.0.0/16; }
+container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; publish 8443:443; }
+container q { network quiet 172.21.0.2; publish 7000:7000; }
+allow lan to web:8080;
+allow wan from 203.0.113.0/24 to web:8443;
+`;
