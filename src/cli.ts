@@ -793,7 +793,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
   }
   const { compile: compileNow } = await import("./compile.js");
   const { readLoaded, pendingApply, applyingNow, readJson } = await import("./apply/command.js");
-  const { announceWatch, endWatch } = await import("./apply/watching.js");
+  const { announceWatch, endWatch, policyHash } = await import("./apply/watching.js");
   const { parseIpAddr, sshPacket, sshSessions } = await import("./apply/guard.js");
   const system = io.system();
   const log = (line: string) => io.stderr(`${line}\n`);
@@ -921,6 +921,15 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
         : undefined,
       recheckMs: a.recheck * 1000,
       retryMs: 500,
+      // What rollback holds against the policy it rolls back to: the policy this watcher keeps now.
+      kept: (text) => {
+        me.kept = policyHash(text);
+        try {
+          announceWatch(system, me);
+        } catch (e) {
+          log(`cannot note the policy this watcher keeps in ${system.stateDir} (${(e as Error).message}): 'dockwall rollback' refuses while it runs`);
+        }
+      },
       // The ruleset for boot, closed where it would be stale (watch/boot.ts): the policy compiled with no container running.
       persist: (text, facts) => {
         if (!a["save-v4"] && !a["save-v6"] && !a["save-ferm"]) return;
@@ -947,7 +956,7 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
   }
   log(`watching dockerd for ${src.file}`);
   // apply finds this watcher here: it tells it to read the policy again, or says it keeps another one.
-  const me = { pid: system.pid, policy: policyPath(io, a.policy)!, started: system.now() };
+  const me = { pid: system.pid, policy: policyPath(io, a.policy)!, started: system.now(), kept: policyHash(src.text) };
   try {
     announceWatch(system, me);
   } catch (e) {

@@ -21,7 +21,7 @@ import { familyDiffs } from "../live/command.js";
 import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
 import { lockout, sessionPacket } from "./guard.js";
 import { fermKeep, type HostsInput } from "./merge.js";
-import { runningWatcher, tellWatcher } from "./watching.js";
+import { policyHash, runningWatcher, tellWatcher } from "./watching.js";
 import { rollBackNft } from "./nftapply.js";
 import { deploy, firstLine } from "./deploy.js";
 import { chooseBackends, conflictMessage, holdingsOf, systemBackend, toolOf, type Backend, type Holding } from "../live/backend.js";
@@ -665,12 +665,13 @@ function watcherUndoes(io: SystemIo): string | undefined {
   const w = runningWatcher(io);
   if (!w) return undefined;
   const prev = readJson<RollbackState>(io, "rollback.json")?.previous;
-  const now = io.readFile(w.policy);
-  if (prev && now === prev.text) return undefined;
+  // What the watcher keeps is what it loaded, not what its file says now (a second review: the file put back, the watcher
+  // not told, the rollback went ahead and the watcher put the newer rules back).
+  if (prev && w.kept !== undefined && w.kept === policyHash(prev.text)) return undefined;
   const back = prev ? `the policy rolled back to (${prev.file}, applied ${when(prev.applied)}; its text is in ${path(io, "rollback.json")})` : "the rules from before the last apply";
   return (
-    `a watcher (pid ${w.pid}) keeps ${w.policy}, which does not say ${back}: it would put that file's rules back at once. ` +
-    `The rules in place stay (nothing was changed). Put ${w.policy} back as it was and reload the watcher (systemctl reload dockwall), which loads it; or stop the watcher (systemctl stop dockwall), then roll back`
+    `a watcher (pid ${w.pid}) keeps ${w.policy}, ${w.kept === undefined ? "and does not say which policy it keeps" : "as it read it last, which is not"} ${w.kept === undefined ? `(it may not be ${back})` : back}: it would put its own rules back at once. ` +
+    `The rules in place stay (nothing was changed). Put ${w.policy} back as it was and reload the watcher (systemctl reload dockwall): it then loads that policy itself; or stop the watcher (systemctl stop dockwall), then roll back`
   );
 }
 

@@ -6,6 +6,7 @@
 // neither undoes the apply nor fights its rollback; a rollback leaves the watcher's policy as
 // it was, which is the policy rolled back to. Once the apply stays, a `rollback` the watcher would
 // undo (its file says another policy) is refused (command.ts, watcherUndoes).
+import { createHash } from "node:crypto";
 import type { SystemIo } from "./command.js";
 
 export interface WatchRecord {
@@ -14,6 +15,13 @@ export interface WatchRecord {
   policy: string;
   /** ms since the epoch */
   started: number;
+  /** The policy it keeps now (policyHash of its text): rollback holds it against the policy it rolls back to. */
+  kept?: string;
+}
+
+/** A policy's text, as watch.json names the one a watcher keeps. */
+export function policyHash(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
 }
 
 const FILE = "watch.json";

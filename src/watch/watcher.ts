@@ -68,6 +68,8 @@ export interface WatchDeps {
   debounceMs: number;
   /** Keeps the host's saved ruleset (ferm.conf, rules.v4/.v6) in step: after the first reconcile and after each change. */
   persist?: (policyText: string, facts: Facts) => void;
+  /** The policy it keeps changed (a SIGHUP's, taken): said where `dockwall rollback` reads it (watch.json). */
+  kept?: (policyText: string) => void;
   /**
    * An apply that is loading its rules now (what to say of it): between its load and what it
    * writes after (that it waits for confirmation, or its SIGHUP to this watcher), a reconcile
@@ -440,6 +442,7 @@ export class Watcher {
         plan = undefined;
       } else {
         this.policyText = candidate!;
+        this.deps.kept?.(candidate!);
         this.leftOut = new Set();
       }
     } else if (plan) {
@@ -654,6 +657,7 @@ export class Watcher {
       } else {
         r = c;
         this.policyText = candidate;
+        this.deps.kept?.(candidate);
         this.leftOut = new Set();
       }
     }

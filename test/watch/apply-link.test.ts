@@ -7,7 +7,7 @@ import { describe, expect, test } from "vitest";
 import { runApply, runRollback } from "../../src/apply/command.js";
 import { compile } from "../../src/compile.js";
 import { sshPacket, sshSessions } from "../../src/apply/guard.js";
-import { announceWatch } from "../../src/apply/watching.js";
+import { announceWatch, policyHash } from "../../src/apply/watching.js";
 import type { Packet } from "../../src/analysis/evaluate.js";
 import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
 import { machine, MemoryKernel } from "../support/memory-kernel.js";
@@ -45,9 +45,11 @@ function harness(kernel: MemoryKernel, opts: { save?: WatchDeps["save"]; applyin
     pending: opts.pending,
     sessions: opts.sessions,
     applied: opts.applied,
+    kept: (t) => kept.push(t),
   };
+  const kept: string[] = [];
   const w = new Watcher(deps, policy);
-  return { w, logs, setPolicy: (t: string) => (policy = t) };
+  return { w, logs, kept, setPolicy: (t: string) => (policy = t) };
 }
 
 describe("the watcher and a pending apply", () => {
@@ -165,7 +167,7 @@ describe("the watcher keeps a waiting apply's rules in step with Docker (a revie
 describe("SIGHUP runs the lockout guard for the SSH sessions open now", () => {
   test("a policy that would refuse the wan's session is not used: the rules of the one before stay; a policy that keeps it is", async () => {
     const kernel = new MemoryKernel();
-    const { w, logs, setPolicy } = harness(kernel, { sessions: () => [WAN_SESSION] });
+    const { w, logs, kept, setPolicy } = harness(kernel, { sessions: () => [WAN_SESSION] });
     expect(await w.reconcile()).toEqual({ changed: true });
     const before = kernel.save(4);
     setPolicy(NO_WAN_SSH);
@@ -185,6 +187,8 @@ describe("SIGHUP runs the lockout guard for the SSH sessions open now", () => {
     w.reload();
     expect(await w.reconcile()).toEqual({ changed: true });
     expect(kernel.save(4)).not.toContain("-s 192.168.1.0/24 -i eth1 -p tcp -m tcp --dport 22");
+    // What it keeps is said (watch.json, for rollback) when a reload is taken, not when one is refused.
+    expect(kept).toEqual([POLICY.replace(" allow lan tcp 22;", "")]);
   });
 
   test("sessions that cannot be listed: the reload is not used (fail closed)", async () => {
@@ -239,25 +243,38 @@ describe("apply tells the watcher", () => {
     );
   });
 
-  test("rollback after the apply was kept, with a watcher of a file that says the newer policy: refused, saying why and what to do (a review: it said the old rules were back, and the watcher put the new ones back at once)", async () => {
+  test("rollback after the apply was kept, with a watcher that keeps the newer policy: refused, saying why and what to do (a review: it said the old rules were back, and the watcher put the new ones back at once); also when the file is put back but the watcher not told (a second review)", async () => {
     const m = machine();
     m.processes.add(777);
-    announceWatch(m.io, { pid: 777, policy: "/etc/dockwall/host.dw", started: 0 });
+    const watching = (text: string) => announceWatch(m.io, { pid: 777, policy: "/etc/dockwall/host.dw", started: 0, kept: policyHash(text) });
     const b = compile(NO_WAN_SSH, { noRender: true });
     const say: string[] = [];
     const applyText = async (text: string, c: typeof compiled) => runApply(m.io, { stdout: () => {}, stderr: () => {} }, c, { force: false, policyName: "host.dw", record: { ...record, text }, factsNow });
     m.files.set("/etc/dockwall/host.dw", POLICY);
+    watching(POLICY);
     expect(await applyText(POLICY, compiled)).toBe(0);
     m.files.set("/etc/dockwall/host.dw", NO_WAN_SSH);
     expect(await applyText(NO_WAN_SSH, b)).toBe(0);
+    // The watcher read it again (SIGHUP): it keeps the newer policy.
+    watching(NO_WAN_SSH);
     const loaded = m.kernel.save(4);
+    const refused =
+      "not rolled back: a watcher (pid 777) keeps /etc/dockwall/host.dw, as it read it last, which is not the policy rolled back to (host.dw, applied 1970-01-01T00:00:00Z; its text is in /state/rollback.json): it would put its own rules back at once. The rules in place stay (nothing was changed). Put /etc/dockwall/host.dw back as it was and reload the watcher (systemctl reload dockwall): it then loads that policy itself; or stop the watcher (systemctl stop dockwall), then roll back";
     expect(await runRollback(m.io, (x) => say.push(x), factsNow)).toBe(2);
-    expect(say).toEqual([
-      "not rolled back: a watcher (pid 777) keeps /etc/dockwall/host.dw, which does not say the policy rolled back to (host.dw, applied 1970-01-01T00:00:00Z; its text is in /state/rollback.json): it would put that file's rules back at once. The rules in place stay (nothing was changed). Put /etc/dockwall/host.dw back as it was and reload the watcher (systemctl reload dockwall), which loads it; or stop the watcher (systemctl stop dockwall), then roll back",
-    ]);
+    expect(say).toEqual([refused]);
     expect(m.kernel.save(4)).toBe(loaded);
-    // The file put back: the watcher keeps what the rollback loads, which goes ahead.
+    // The file put back, the watcher not told: it still keeps the newer policy, and the rollback is still refused.
     m.files.set("/etc/dockwall/host.dw", POLICY);
+    say.length = 0;
+    expect(await runRollback(m.io, (x) => say.push(x), factsNow)).toBe(2);
+    expect(say).toEqual([refused]);
+    // A watcher that does not say what it keeps (an older one): refused too.
+    announceWatch(m.io, { pid: 777, policy: "/etc/dockwall/host.dw", started: 0 });
+    say.length = 0;
+    expect(await runRollback(m.io, (x) => say.push(x), factsNow)).toBe(2);
+    expect(say[0]).toContain("and does not say which policy it keeps (it may not be the policy rolled back to");
+    // The watcher reads the file again and keeps the policy rolled back to: the rollback goes ahead.
+    watching(POLICY);
     say.length = 0;
     expect(await runRollback(m.io, (x) => say.push(x), factsNow)).toBe(0);
     expect(say[0]).toMatch(/^the rules of host\.dw .* are back in place/);
