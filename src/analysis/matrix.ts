@@ -86,6 +86,8 @@ export interface MatrixContext {
    * says its verdict there too, and the classes are cut for both.
    */
   nftBefore?: NonNullable<MatrixContext["nft"]>;
+  /** The host's other ports as columns where the host is not known too (reachability in diff and apply, from dumps). */
+  otherPorts?: boolean;
   /** Walk every cell's packet, none taken from an earlier walk that went the same way (tests compare both ways). */
   walkEach?: boolean;
   /** verify: only the cells that are mismatches or unknown (the rows are all there). */
@@ -448,9 +450,9 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       // review found a hand-made accept of node_exporter's 9100 unreported: no column had that port). The host block
       // lets none of them in (but with `policy accept`). A class that holds a port of the host block is that port's
       // column; one of published ports alone, theirs.
-      if (ctx.host) {
+      if (ctx.host || ctx.otherPorts) {
         for (const proto of ["tcp", "udp"] as const) {
-          const ranges = [...ruleDports(rs, proto), ...[...(ctx.nft?.inputPorts ?? []), ...(ctx.nftBefore?.inputPorts ?? [])].map((x) => [x.from, x.to] as const)].sort((x, y) => x[0] - y[0]);
+          const ranges = [...ruleDports(rs, proto), ...(ctx.before ? ruleDports(ctx.before[family], proto) : []), ...[...(ctx.nft?.inputPorts ?? []), ...(ctx.nftBefore?.inputPorts ?? [])].map((x) => [x.from, x.to] as const)].sort((x, y) => x[0] - y[0]);
           const at = new Set<number>([1]);
           for (const [a, b] of ranges) {
             at.add(Math.max(1, a));

@@ -34,7 +34,8 @@ function who(r: MatrixRow | undefined): string {
 }
 
 export function reachability(p: Policy, before: Partial<Record<Family, Ruleset>>, after: Partial<Record<Family, Ruleset>>, families: Family[], where: { file?: string; text?: string; compiled?: Partial<Record<Family, Ruleset>>; docker?: Partial<Record<Family, Ruleset>> } = {}): ReachChange[] {
-  const m = buildMatrix({ policy: p, rulesets: after, before }, families);
+  // The host's other ports too (a review: a host block's 'policy accept' going away closed every port, and no line said so).
+  const m = buildMatrix({ policy: p, rulesets: after, before, otherPorts: true }, families);
   const out: ReachChange[] = [];
   for (const c of m.cells) {
     if (c.before === undefined || c.before === c.verdict) continue;
@@ -69,7 +70,8 @@ export function formatReachability(changes: ReachChange[]): string {
     const cs = changes.filter((c) => c.family === family);
     if (cs.length === 0) continue;
     out.push(`reachability (IPv${family}):`);
-    const left = cs.map((c) => `${c.after === "open" ? "+ open  " : c.after === "closed" ? "- closed" : "? unknown"} ${c.from} -> ${c.column} (${c.path})`);
+    // A cell that could not be told before is no opening or closing: said (a review read "- closed" for unknown -> closed).
+    const left = cs.map((c) => `${c.after === "open" ? "+ open  " : c.after === "closed" ? "- closed" : "? unknown"} ${c.from} -> ${c.column} (${c.path})${c.before === "unknown" ? ", could not be told before" : ""}`);
     const w = Math.max(...left.map((l) => l.length));
     cs.forEach((c, i) => {
       const o = c.by;
@@ -122,7 +124,7 @@ export function nftReachability(p: Policy, before: NftRuleset, after: NftRuleset
   const b = nftMatrixWalk(before);
   if ("gap" in a || "gap" in b) return { changes: [], note: `who reaches what was not worked out: the nftables rules read sources or ports in a way dockwall cannot tell into classes (${"gap" in a ? a.gap : "gap" in b ? b.gap : ""})` };
   const empty = (family: Family): Ruleset => ({ family, tables: [], scope: "owned" });
-  const ctx: MatrixContext = { policy: p, rulesets: Object.fromEntries(families.map((f) => [f, empty(f)])), nft: a, nftBefore: b, ...host };
+  const ctx: MatrixContext = { policy: p, rulesets: Object.fromEntries(families.map((f) => [f, empty(f)])), nft: a, nftBefore: b, otherPorts: true, ...host };
   const cost = matrixCost(ctx, families);
   if (cost > REACH_MAX) return { changes: [], note: `who reaches what was not worked out (${cost} cells, more than ${REACH_MAX}): run 'dockwall matrix --live' after the change for it` };
   const m = buildMatrix(ctx, families);

@@ -85,3 +85,24 @@ test("a host of 60 containers (three ports each, a source range per container): 
   expect(j.warnings.filter((w) => w.includes("not worked out"))).toEqual([]);
   expect(j.reachability.map((c) => `${c.from} ${c.column} ${c.path} ${c.before} -> ${c.after}`)).toEqual(["lan 192.168.0.0/16 in eth1 c5:10016/tcp dnat open -> closed"]);
 });
+
+test("a host block's 'policy accept' added: every other port of the host opens, and a line says so (a review: with dumps, only the ports the host block names had a column)", async () => {
+  const open = TEXT.replace(/^host \{\n/m, "host {\n  policy accept;\n");
+  expect(open).not.toBe(TEXT);
+  const io = memoryIo({ [FILE]: open, "same.v4": compiled });
+  const code = await run(["diff", FILE, "--live", "same.v4"], io);
+  expect(code).toBe(1);
+  const lines = io.out.join("").split("\n\n")[0]!.split("\n");
+  expect(lines).toContainEqual(expect.stringMatching(/^\+ open   wan .* in eth0 -> host:other\/tcp \(host\)/));
+  expect(lines).toContainEqual(expect.stringMatching(/^\+ open   wan .* in eth0 -> host:other\/udp \(host\)/));
+});
+
+test("a cell that could not be told before (a match the evaluator does not understand) is said so, not called an opening or a closing (a review)", async () => {
+  const unknown = compiled.replace(/^(-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n)/m, "$1-A DOCKER-USER -i eth0 -m recent --rcheck --name x -j ACCEPT\n");
+  expect(unknown).not.toBe(compiled);
+  const io = memoryIo({ [FILE]: TEXT, "unknown.v4": unknown });
+  expect(await run(["diff", FILE, "--live", "unknown.v4"], io)).toBe(1);
+  const lines = io.out.join("").split("\n\n")[0]!.split("\n");
+  expect(lines).toContainEqual(expect.stringMatching(/^- closed wan .* in eth0 -> web:8080\/tcp \(dnat\), could not be told before +dockwall: /));
+  expect(lines.filter((l) => /^[-+] /.test(l)).every((l) => l.includes(", could not be told before"))).toBe(true);
+});
