@@ -1026,7 +1026,7 @@ async function diffCommand(io: Io, a: FactsArgs & { policy: string; live?: strin
       } catch (e) {
         return { changes: [], note: `who reaches what was not worked out: ${(e as Error).message}` };
       }
-      return nftReachabilityOf((cmd, args, input) => system.run(cmd, args, input), r.policy!, r.output!, tablesOfFile(r.output!), families, { before });
+      return nftReachabilityOf((cmd, args, input) => system.run(cmd, args, input), r.policy!, r.output!, tablesOfFile(r.output!), families, { before, compiled: r.generated!.rulesets });
     };
     return runNftDiff(io, r.output!, { live: a.live, json: a.json, policyName: src.file, reach });
   }

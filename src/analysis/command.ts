@@ -9,8 +9,8 @@ import { nftOrigins, NFT_TABLE } from "../targets/nft.js";
 import { parseNftJson, type NftRuleset } from "./nfteval.js";
 import type { Family } from "../model/values.js";
 import { explain, ExplainError, formatExplain, type ExplainContext, type ExplainResult } from "./explain.js";
-import type { MatrixContext } from "./matrix.js";
-import { nftAfter, nftReachability, type ReachChange } from "./reach.js";
+import { matrixCost, type MatrixContext } from "./matrix.js";
+import { nftAfter, nftReachability, REACH_MAX, type ReachChange } from "./reach.js";
 import { parsePacket, type PacketSpec } from "./packet.js";
 
 /** Whether an argument is a packet (it starts with a protocol), not a policy file. */
@@ -246,9 +246,14 @@ export function nftReachabilityOf(
   file: string,
   fileTables: string[],
   families: Family[],
-  opts: { before?: string },
+  opts: { before?: string; compiled?: Partial<Record<Family, Ruleset>> },
 ): { changes: ReachChange[]; note?: string } {
   const not = (why: string) => ({ changes: [], note: `who reaches what was not worked out: ${why}` });
+  // Too many cells: said before any load (the compiled rules name the sources the loaded ones would, near enough for a bound).
+  if (opts.compiled) {
+    const early = matrixCost({ policy: p, rulesets: opts.compiled }, families);
+    if (early > REACH_MAX) return { changes: [], note: `who reaches what was not worked out (${early} cells, more than ${REACH_MAX}): run 'dockwall matrix --live' after the change for it` };
+  }
   // iptables-legacy's rules are not in nftables' listing (and the kernel filters through both).
   const legacy = (save: string) => {
     try {

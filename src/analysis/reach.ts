@@ -87,7 +87,7 @@ export function formatReachability(changes: ReachChange[]): string {
  * rest): about 100 containers of bench/generate.ts's policy, 1.1 s for the whole diff here. Cells
  * whose walk a piece shares with an earlier one (matrix.ts, sameWay) cost a few microseconds.
  */
-const REACH_MAX = 400_000;
+export const REACH_MAX = 400_000;
 
 /** What loading the compiled rules over the loaded ones changes in who reaches what (analysis/reach.ts). */
 export function reachabilityOf(compiled: CompileResult, lives: Partial<Record<4 | 6, SavedRuleset>>, opts: { policyName?: string; policyText?: string }): { changes: ReachChange[]; note?: string } {

@@ -84,7 +84,7 @@ export async function runApplyNft(io: SystemIo, out: { stdout: (s: string) => vo
   const reachability = () => {
     if (!d.changed) return;
     const families = ([4, 6] as const).filter((f) => (compiled.generated!.rulesets[f]?.tables.length ?? 0) > 0);
-    const reach = nftReachabilityOf(io.run, policy, file, tables, families, {});
+    const reach = nftReachabilityOf(io.run, policy, file, tables, families, { compiled: compiled.generated!.rulesets });
     report.reachability = reach.changes;
     const text = formatReachability(reach.changes);
     if (text) out.stderr(text);

@@ -106,3 +106,14 @@ test("a cell that could not be told before (a match the evaluator does not under
   expect(lines).toContainEqual(expect.stringMatching(/^- closed wan .* in eth0 -> web:8080\/tcp \(dnat\), could not be told before +dockwall: /));
   expect(lines.filter((l) => /^[-+] /.test(l)).every((l) => l.includes(", could not be told before"))).toBe(true);
 });
+
+test("diff -f nft / apply -f nft on a large host: too many cells is said before anything is loaded or listed (the bound of the iptables reachability)", async () => {
+  const { policyOf } = await import("../../bench/generate.js");
+  const { nftReachabilityOf } = await import("../../src/analysis/command.js");
+  const r = compile(policyOf({ containers: 300, hostRules: 4 }), { noRender: true });
+  const ran: string[] = [];
+  const said = nftReachabilityOf((cmd) => (ran.push(cmd), ""), r.policy!, "", ["inet dockwall"], [4, 6], { compiled: r.generated!.rulesets });
+  expect(ran).toEqual([]);
+  expect(said.changes).toEqual([]);
+  expect(said.note).toMatch(/^who reaches what was not worked out \(\d+ cells, more than 400000\)/);
+});
