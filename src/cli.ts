@@ -832,6 +832,8 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
         })
       : undefined;
   let reading: ReturnType<typeof readLoaded> | undefined;
+  // What apply and rollback read of this watcher (watch.json): made before the watcher, whose `kept` updates it.
+  const me = { pid: system.pid, policy: policyPath(io, a.policy)!, started: system.now(), kept: policyHash(src.text) };
   const watcher = new Watcher(
     {
       policyName: src.file,
@@ -956,7 +958,6 @@ async function watchCommand(io: Io, a: { policy: string; verbose: boolean; debou
   }
   log(`watching dockerd for ${src.file}`);
   // apply finds this watcher here: it tells it to read the policy again, or says it keeps another one.
-  const me = { pid: system.pid, policy: policyPath(io, a.policy)!, started: system.now(), kept: policyHash(src.text) };
   try {
     announceWatch(system, me);
   } catch (e) {
