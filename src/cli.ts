@@ -422,7 +422,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       (y) =>
         factsOptions(versionOption(
           y
-            .positional("args", { describe: "POLICY (optional with --live), then one PACKET per argument, quoted: PROTO SRC -> DST [in IFACE] [state new|established|related]; PROTO tcp, udp, icmp (echo-request unless 'type NAME'), icmpv6; SRC ADDR[:PORT], container:NAME[@NETWORK] or host; DST ADDR[:PORT], [IPv6]:PORT", type: "string", array: true })
+            .positional("args", { describe: "POLICY (optional with --live), then one PACKET per argument, quoted: PROTO SRC -> DST [in IFACE] [state new|established|related]; PROTO tcp, udp, icmp (echo-request unless 'type NAME'), icmpv6; SRC ADDR[:PORT], container:NAME[@NETWORK][:PORT] or host[:PORT]; DST ADDR[:PORT], [IPv6]:PORT", type: "string", array: true })
             .option("live", { describe: "walk the rules loaded in this kernel (iptables-save, ip6tables-save; the host's addresses and routes from ip); the policy, when given, only names where each rule came from", type: "boolean", default: false })
             .option("json", { describe: 'print {"dockwall": 1, "command": "explain", "packets": [...]}: verdict, delivered, decided_by, path (each rule with its origin), unknown, suggestion', type: "boolean", default: false }),
         ))

@@ -9,7 +9,7 @@ import { nftOrigins, NFT_TABLE } from "../targets/nft.js";
 import { parseNftJson, type NftRuleset } from "./nfteval.js";
 import type { Family } from "../model/values.js";
 import { explain, ExplainError, formatExplain, type ExplainContext, type ExplainResult } from "./explain.js";
-import { matrixCost, type MatrixContext } from "./matrix.js";
+import { matrixCost, rowLabel, type MatrixContext } from "./matrix.js";
 import { nftAfter, nftReachability, REACH_MAX, type ReachChange } from "./reach.js";
 import { parsePacket, type PacketSpec } from "./packet.js";
 
@@ -115,7 +115,7 @@ export function renderSvg(m: import("./matrix.js").Matrix, title: string): strin
     y += 120;
     for (const r of rows) {
       // Zone and interface first: a long list of sources is what gets cut.
-      const label = `${r.zone ?? "any other"} in ${r.interfaces.join(",")}: ${r.sources.join(" ")}`;
+      const label = rowLabel(r);
       parts.push(`<text x="10" y="${y + 17}" font-size="11">${esc(label.length > 52 ? `${label.slice(0, 51)}…` : label)}</text>`);
       cols.forEach((c, i) => {
         const here = cells.filter((x) => x.row === r.id && x.column === c.id);

@@ -214,7 +214,10 @@ function sourceTest(ctx: Ctx, kind: SourceTest["kind"], value: string): boolean 
 /** A reply's test of its destination (the source of the packet that opened the connection), noted as a source test. */
 function originTest(ctx: Ctx, kind: SourceTest["kind"], value: string): boolean {
   const p = ctx.packet;
-  return noted(ctx, kind, value, kind === "cidr" ? inCidr(p.dst, value) : kind === "range" ? inRange(p.dst, value) : p.local.includes(p.dst));
+  // Before conntrack undoes a source NAT, the reply is addressed to the translated source, whatever the original was: not a test of it.
+  if (ctx.reply?.snat === null) throw new Unknown("the address a masqueraded connection's replies come back to (the host's on the interface it left by) is not known");
+  const hit = kind === "cidr" ? inCidr(p.dst, value) : kind === "range" ? inRange(p.dst, value) : p.local.includes(p.dst);
+  return ctx.reply?.snat !== undefined ? hit : noted(ctx, kind, value, hit);
 }
 
 function noted(ctx: Ctx, kind: SourceTest["kind"], value: string, hit: boolean): boolean {
@@ -357,7 +360,13 @@ interface Ctx {
    * Walking the reply of a connection (`packet` is the reply): the packet that opened it, and its
    * DNAT. The reply's destination is the original's source: tests of it are noted as source tests.
    */
-  reply?: { orig: Packet; dnat?: { addr: string; port?: number } };
+  reply?: { orig: Packet; dnat?: { addr: string; port?: number }; snat?: string | null };
+  /**
+   * A forwarded connection's source as nat POSTROUTING rewrote it (MASQUERADE: the host's address on
+   * the way out; SNAT --to-source), null where the address is not known: its replies come back to
+   * it, and raw and mangle PREROUTING see them so (before conntrack undoes it).
+   */
+  snat?: string | null;
   /** A rule on the way that may have set the packet's mark (MARK, CONNMARK) matched it: a mark test is unknown then. */
   markSet?: boolean;
 }
@@ -466,16 +475,17 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
 
 function matches(r: Rule, p: Packet, ctx: Ctx): boolean {
   const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
-  if (r.src && p.srcUnknown) throw new Unknown(`-s ${r.src.neg ? "! " : ""}${r.src.value}: the host's source address for this destination is not known`);
-  // (A reply's source is the address its connection was first sent to, where no DNAT changed it.)
-  if (r.src && !neg(r.src, (v) => (ctx.reply ? (ctx.reply.dnat ? inCidr(p.src, v) : destinationTest(ctx, "cidr", v, p.src)) : sourceTest(ctx, "cidr", v)))) return false;
-  if (!neg(r.dst, (v) => (ctx.reply ? originTest(ctx, "cidr", v) : ctx.dnat ? inCidr(dst, v) : destinationTest(ctx, "cidr", v, dst)))) return false;
+  // Interfaces and protocol first: a rule for another interface is passed by without a test of the addresses (fewer noted, none unknown for nothing).
   if (!neg(r.in, (v) => ifaceMatches(v, p.fromHost && !ctx.inLo ? undefined : p.in))) return false;
   if (r.out && !neg(r.out, (v) => ifaceMatches(v, ctx.out))) return false;
   if (r.proto && r.proto !== "all") {
     const proto = p.proto === "icmp" ? (p.family === 4 ? "icmp" : "ipv6-icmp") : p.proto;
     if (r.proto !== proto && !(r.proto === "icmpv6" && proto === "ipv6-icmp")) return false;
   }
+  if (r.src && p.srcUnknown) throw new Unknown(`-s ${r.src.neg ? "! " : ""}${r.src.value}: the host's source address for this destination is not known`);
+  // (A reply's source is the address its connection was first sent to, where no DNAT changed it.)
+  if (r.src && !neg(r.src, (v) => (ctx.reply ? (ctx.reply.dnat ? inCidr(p.src, v) : destinationTest(ctx, "cidr", v, p.src)) : sourceTest(ctx, "cidr", v)))) return false;
+  if (!neg(r.dst, (v) => (ctx.reply ? originTest(ctx, "cidr", v) : ctx.dnat ? inCidr(dst, v) : destinationTest(ctx, "cidr", v, dst)))) return false;
   for (const m of r.matches) if (!matchOne(m, p, ctx)) return false;
   return true;
 }
@@ -721,10 +731,17 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
   if (!r) return v;
   const forward = v.path === "forward";
   const rctx: Ctx = { packet: r, noIndex: true, sources: ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: p.in, reply: { orig: p, dnat: ctx.dnat } };
+  // A masqueraded (SNATed) connection's reply is addressed to the translated source until nat PREROUTING undoes it: so raw and mangle PREROUTING see it.
+  // (Worked out only where raw or mangle PREROUTING test a packet's destination at all.)
+  const nat = table("nat");
+  if (forward && nat && p.state === "NEW" && !ctx.untracked && (["raw", "mangle"] as const).some((n) => testsDestination(table(n), "PREROUTING"))) ctx.snat = snatOf(nat, p, ctx);
+  const translated = forward && ctx.snat !== undefined;
+  const before: Ctx = translated ? { ...rctx, packet: { ...r, dst: ctx.snat ?? r.dst }, reply: { orig: p, dnat: ctx.dnat, snat: ctx.snat } } : rctx;
   const gate = (name: Table["name"], chain: string): { verdict: "DROP" | "REJECT"; decided: Decision } | undefined => {
     const t = table(name);
     if (!t) return undefined;
-    const w = walk(t, chain, r, rctx);
+    const c = chain === "PREROUTING" ? before : rctx;
+    const w = walk(t, chain, c.packet, c);
     if (w && (w.verdict === "DROP" || w.verdict === "REJECT")) return { verdict: w.verdict, decided: w.decided };
     if (w && w.verdict === "ACCEPT") return undefined;
     return policyOf(t, chain) === "DROP" ? { verdict: "DROP", decided: { table: name, chain, index: -1 } } : undefined;
@@ -742,6 +759,50 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     throw e;
   }
   return v;
+}
+
+/** Whether a chain (or one it jumps to) tests a packet's destination address: -d, or a match module that may. */
+const destTests = new WeakMap<Table, Map<string, boolean>>();
+function testsDestination(t: Table | undefined, chainName: string): boolean {
+  if (!t) return false;
+  let m = destTests.get(t);
+  if (!m) destTests.set(t, (m = new Map()));
+  const known = m.get(chainName);
+  if (known !== undefined) return known;
+  m.set(chainName, false);
+  const chain = chainOf(t, chainName);
+  const yes = (chain?.rules ?? []).some((r) => r.dst !== undefined || r.matches.some((x) => x.kind !== "tcp" && x.kind !== "udp" && x.kind !== "comment" && x.kind !== "multiport") || (chainOf(t, r.target) !== undefined && testsDestination(t, r.target)));
+  m.set(chainName, yes);
+  return yes;
+}
+
+/**
+ * The source nat POSTROUTING gives a new forwarded connection: the first rule that matches of
+ * MASQUERADE (the host's address on the interface it leaves by), SNAT (its --to-source, when one
+ * address), ACCEPT or RETURN from the chain itself (none); undefined where none, null where the
+ * address is not known (tests of it are then unknown).
+ */
+function snatOf(nat: Table, p: Packet, ctx: Ctx, chainName = "POSTROUTING", depth = 0): string | null | undefined {
+  if (depth > 32) throw new Unknown("chains nested deeper than 32 (a loop?)");
+  const chain = chainOf(nat, chainName);
+  const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
+  for (const r of chain?.rules ?? []) {
+    if (r.target !== "MASQUERADE" && r.target !== "SNAT" && r.target !== "ACCEPT" && r.target !== "RETURN" && !chainOf(nat, r.target)) continue;
+    // A rule for another destination first (Docker's hairpin MASQUERADE, one per published port): passed by, its source not looked at.
+    if (r.dst && inCidr(dst, r.dst.value) === Boolean(r.dst.neg)) continue;
+    if (!matches(r, p, ctx)) continue;
+    if (r.target === "ACCEPT") return undefined;
+    if (r.target === "RETURN") return depth === 0 ? undefined : "return";
+    if (r.target === "MASQUERADE") return p.local.find((l) => !inCidr(l, p.family === 4 ? "127.0.0.0/8" : "::1/128") && routeOf(p, l) === ctx.out && ctx.out !== undefined) ?? null;
+    if (r.target === "SNAT") {
+      const to = targetOptionsView(r.targetOptions)?.find((o) => o.name === "to-source")?.value ?? "";
+      const addr = /^\[?([0-9a-fA-F:.]+?)\]?(?::\d+(?:-\d+)?)?$/.exec(to)?.[1];
+      return addr && !to.includes("-") ? addr : null;
+    }
+    const sub = snatOf(nat, p, ctx, r.target, depth + 1);
+    if (sub !== "return") return sub;
+  }
+  return depth === 0 ? undefined : "return";
 }
 
 /**

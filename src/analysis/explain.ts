@@ -8,8 +8,8 @@
 import type { Span } from "../diagnostics.js";
 import { ruleKey, statementOf, type Rule, type Ruleset, type Table } from "../ir/ruleset.js";
 import { dnatOf } from "../ir/match.js";
-import { bindAddress, bindings, byName, isLoopback, publishingNetwork } from "../model/derive.js";
-import type { Container, Policy } from "../model/types.js";
+import { bindAddress, bindings, byName, gatewayOf, isLoopback, publishingNetwork } from "../model/derive.js";
+import type { Container, Network, Policy } from "../model/types.js";
 import { cidrContains, formatCidr, formatIp, specContains, type Family, type Ip } from "../model/values.js";
 import { MARK, PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
@@ -104,9 +104,9 @@ function endpointOf(c: Container, family: Family, network?: string): { net: stri
 }
 
 /** ` (GATEWAY)`: the host's address on a network, as a hint. */
-function gatewayHint(n: { gateways: { value: Ip }[] } | undefined, family: Family): string {
-  const g = n?.gateways.find((x) => x.value.family === family);
-  return g ? ` (${formatIp(g.value)})` : "";
+function gatewayHint(n: Network | undefined, family: Family): string {
+  const g = n ? gatewayOf(n, family) : undefined;
+  return g ? ` (${formatIp(g)})` : "";
 }
 
 function containerAt(p: Policy | undefined, addr: string, family: Family): Container | undefined {
@@ -167,20 +167,21 @@ function packetOf(ctx: ExplainContext, spec: PacketSpec): Packet {
     // Compiled rules: the destination is the host's own address unless it is a Docker network's (or loopback: isLocal knows).
     const networks = p?.networks ?? [];
     const inDocker = networks.some((n) => n.subnets.some((s) => s.value.family === family && cidrContains(s.value, spec.dst)));
-    local = [...(inDocker ? [] : [dst]), ...networks.flatMap((n) => n.gateways.filter((g) => g.value.family === family).map((g) => formatIp(g.value)))];
+    local = [...(inDocker ? [] : [dst]), ...networks.flatMap((n) => (gatewayOf(n, family) ? [formatIp(gatewayOf(n, family)!)] : []))];
     routes = networks.flatMap((n) => n.subnets.filter((s) => s.value.family === family).map((s) => ({ dst: formatCidr(s.value), dev: n.bridge.value })));
   }
   // A Docker network's address that is the host's own (its gateway on the bridge) is not bridged: it is delivered to the host (a review).
   if (bridged && local.includes(dst)) bridged = false;
-  const pk: Packet = { family, in: iface!, src, dst, proto: spec.proto, sport: spec.src.kind === "address" ? spec.src.port ?? ANY_SPORT : ANY_SPORT, dport: spec.dport, icmpType: spec.icmpType, state: spec.state, local, routes, bridged };
+  const pk: Packet = { family, in: iface!, src, dst, proto: spec.proto, sport: spec.src.port ?? ANY_SPORT, dport: spec.dport, icmpType: spec.icmpType, state: spec.state, local, routes, bridged };
   if (spec.src.kind === "host") {
     // The host's own packet leaves from the address the kernel picks: the destination itself when it is the host's, the bridge's toward a container; else not known.
     pk.fromHost = true;
     const loop = family === 4 ? spec.dst.value >> 24n === 127n : spec.dst.value === 1n;
-    const gw = (p?.networks ?? []).find((n) => n.subnets.some((x) => x.value.family === family && cidrContains(x.value, spec.dst)))?.gateways.find((g) => g.value.family === family);
+    const net = (p?.networks ?? []).find((n) => n.subnets.some((x) => x.value.family === family && cidrContains(x.value, spec.dst)));
+    const gw = net ? gatewayOf(net, family) : undefined;
     if (loop) pk.src = family === 4 ? "127.0.0.1" : "::1";
     else if (local.includes(dst)) pk.src = dst;
-    else if (gw) pk.src = formatIp(gw.value);
+    else if (gw) pk.src = formatIp(gw);
     else {
       pk.src = family === 4 ? "0.0.0.0" : "::";
       pk.srcUnknown = true;
@@ -385,7 +386,7 @@ function nftRuleJson(ctx: ExplainContext, family: Family, s: NftStep): RuleJson 
 
 /** A TCP or UDP packet given without a source port: any one from 1024 (analysis.md), walked from 40000. */
 function anySourcePort(spec: PacketSpec): boolean {
-  return spec.proto !== "icmp" && !(spec.src.kind === "address" && spec.src.port !== undefined);
+  return spec.proto !== "icmp" && spec.src.port === undefined;
 }
 
 /**
@@ -402,7 +403,7 @@ function portDecides(spec: PacketSpec, v: Verdict, walk: (port: number) => { ver
   if (!walks) return `the source port, which the packet does not give, decides: its rules tell more than 256 classes of ports apart; give the packet one`;
   const other = walks.find((w) => outcome(w.walked.verdict) !== first);
   if (!other) return undefined;
-  const example = spec.src.kind === "address" ? `, as in '${spec.text.replace(/^(\S+\s+)(\S+)/, (_m, proto: string, src: string) => `${proto}${src.includes(":") ? `[${src}]` : src}:${other.port}`)}'` : "";
+  const example = `, as in '${spec.text.replace(/^(\S+\s+)(\S+)/, (_m, proto: string, src: string) => `${proto}${spec.src.kind === "address" && src.includes(":") ? `[${src}]` : src}:${other.port}`)}'`;
   return `the source port, which the packet does not give, decides: from port ${ANY_SPORT} it is ${said(v)}, from port ${other.port} ${said(other.walked.verdict)} (a rule tests the source port); give the packet one${example}`;
 }
 

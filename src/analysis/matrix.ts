@@ -8,9 +8,10 @@
 // the policy does not say shows as a mismatch. Pure.
 import type { Rule, Ruleset } from "../ir/ruleset.js";
 import { moduleView, type PortList } from "../ir/match.js";
-import { bindAddress, bindings, byName, isLoopback, publishingNetwork } from "../model/derive.js";
+import { bindAddress, bindings, byName, gatewayOf, isLoopback, publishingNetwork } from "../model/derive.js";
 import { layoutFor } from "../docker/layouts.js";
-import { dockerWrites } from "../generate.js";
+import { dockersOwn, dockerWrites } from "../generate.js";
+import { peerRows, type PeerWalk } from "./peers.js";
 import type { Policy, Zone } from "../model/types.js";
 import { bits, cidrContains, formatIp, parseCidr, isError, specContains, type AddressSpec, type Family, type Ip } from "../model/values.js";
 import { eachSourcePort, evaluate, keyOf, numOf, sameDestination, sameSport, sameWay, sameWayUntil, sourceOf, type DestinationTest, type Num, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
@@ -20,6 +21,8 @@ export interface MatrixRow {
   id: string;
   kind: "zone" | "other" | "containers" | "host";
   zone?: string;
+  /** containers: their network. */
+  network?: string;
   interfaces: string[];
   sources: string[];
 }
@@ -73,6 +76,8 @@ export interface MatrixContext {
    */
   nft?: {
     walk: (pk: Packet) => Walked;
+    /** The walk over Docker's own tables alone (`ip`/`ip6 docker-bridges`), where the host has them: the intent of the containers' and the host's own traffic (else Docker's iptables rules for these facts). */
+    docker?: (pk: Packet) => Walked;
     sources: (family: Family) => { from: bigint; to: bigint }[];
     /** The address ranges its rules look at (destinations, and sources: replies), where the host's addresses are told apart; undefined where they cannot all be read (then each address is walked). */
     destinations?: (family: Family) => { from: bigint; to: bigint }[] | undefined;
@@ -338,8 +343,10 @@ export function matrixCost(ctx: MatrixContext, families: Family[]): number {
   const p = ctx.policy;
   const ifaces = Math.max(1, new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value))).size);
   const columns = p.containers.reduce((n, c) => n + c.publishes.reduce((k, pub) => k + bindings(pub).length, 0), 0) + (p.host ? p.host.rules.reduce((n, r) => n + r.ports.length, 1) : 0);
+  // (And the rows of each network's containers, two paths a column, and of the host itself, three.)
+  const peers = new Set(p.containers.flatMap((c) => c.endpoints.map((e) => e.network.name))).size * 2 + 3;
   let n = 0;
-  for (const f of families) n += columns * cuts(p, ctx.rulesets[f], f, [...(ctx.nft?.sources(f) ?? []), ...(ctx.nftBefore?.sources(f) ?? [])]).length * ifaces * 3;
+  for (const f of families) n += columns * (cuts(p, ctx.rulesets[f], f, [...(ctx.nft?.sources(f) ?? []), ...(ctx.nftBefore?.sources(f) ?? [])]).length * ifaces * 3 + peers);
   return n;
 }
 
@@ -736,8 +743,46 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         for (const c of g.cells) cells.push({ ...c, row: id });
       }
     }
+    // Each Docker network's containers, and the host itself: what the policy leaves to Docker's own rules (peers.ts).
+    const peers = peerRows({
+      policy: p,
+      family,
+      columns: cols,
+      walk: walker(ctx.nft, rs),
+      walkBefore: ctx.nftBefore ? walker(ctx.nftBefore, rs) : rsBefore ? walker(undefined, rsBefore) : undefined,
+      docker: ctx.nft?.docker ? walker({ ...ctx.nft, walk: ctx.nft.docker }, rs) : walker(undefined, dockersOwnRules(p, family)),
+      hostAddresses: hostAddrs(ifaces[0]!),
+      local: ctx.host?.addresses ?? [...[hostAddr(ifaces[0]!)].filter((a): a is string => a !== undefined), ...p.networks.flatMap((n) => (gatewayOf(n, family) ? [formatIp(gatewayOf(n, family)!)] : []))],
+      routes,
+      sourceRanges: ctx.nft ? [...ctx.nft.sources(family), ...(ctx.nftBefore?.sources(family) ?? [])] : undefined,
+      only: ctx.only,
+    });
+    for (const r of peers.rows) rows.set(r.id, r);
+    cells.push(...peers.cells);
   }
   return { rows: [...rows.values()], columns: [...columns.values()], cells };
+}
+
+/** Docker's own rules in this family, as dockerd writes them for these networks and containers (none where it writes none: ip6tables off). */
+function dockersOwnRules(p: Policy, family: Family): Ruleset {
+  return (dockerWrites(p, family) ? dockersOwn(p, family).rulesets[family] : undefined) ?? { family, tables: [], scope: "full" };
+}
+
+/** A walk that notes its tests of the source address and port: the iptables evaluator's over `rs`, or the nftables one's. */
+function walker(nft: MatrixContext["nft"], rs: Ruleset): (pk: Packet) => PeerWalk {
+  if (nft) return (pk) => ({ verdict: nft.walk(pk), sports: (nft.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(pk.sport ?? SPORT) })) });
+  return (pk) => {
+    const sources: SourceTest[] = [];
+    const sports: PortTest[] = [];
+    return { verdict: evaluate(rs, pk, { sources, sports, replies: true }), sources, sports };
+  };
+}
+
+/** How a row is named for people: its zone (or the containers of a network, or the host), interfaces and sources. */
+export function rowLabel(r: MatrixRow): string {
+  if (r.kind === "host") return "the host itself";
+  if (r.kind === "containers") return `containers of ${r.network} (${r.interfaces.join(",")}): ${r.sources.join(" ")}`;
+  return `${r.zone ?? "any other"} in ${r.interfaces.join(",")}: ${r.sources.join(" ")}`;
 }
 
 /** A table people read at a glance: one line per row and family, one column per port; open ●, closed ·, unknown ?, a mismatch marked ! */
@@ -763,9 +808,9 @@ export function formatMatrix(m: Matrix): string {
     const rows = m.rows.filter((r) => rowsOf[family].has(r.id));
     if (rows.length === 0) continue;
     const cols = m.columns.filter((c) => colsOf[family].has(c.id));
-    out.push(`IPv${family}: ● open  · closed  ? unknown  ! not what the policy says   (d: straight to the container's address, l: 127.0.0.1 routed from a neighbour)`);
+    out.push(`IPv${family}: ● open  · closed  ? unknown  ! not what the policy says   (d: straight to the container's address, l: 127.0.0.1 routed from a neighbour, or the host's own)`);
     const header = ["from", ...cols.map((c) => c.id)];
-    const lines = rows.map((r) => [`${r.zone ?? "any other"} in ${r.interfaces.join(",")}: ${r.sources.join(" ")}`, ...cols.map((c) => mark(at.get(`${family} ${r.id} ${c.id}`) ?? []))]);
+    const lines = rows.map((r) => [rowLabel(r), ...cols.map((c) => mark(at.get(`${family} ${r.id} ${c.id}`) ?? []))]);
     const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => [...l[i]!].length)));
     const pad = (s: string, w: number) => s + " ".repeat(Math.max(0, w - [...s].length));
     out.push(header.map((h, i) => pad(h, widths[i]!)).join("  ").trimEnd());
@@ -784,8 +829,11 @@ export function formatMismatches(m: Matrix): string {
   // A cell the evaluator cannot tell is not one that does what the policy says: said too, never taken for either.
   const unknown = m.cells.filter((c) => c.verdict === "unknown");
   if (bad.length === 0 && unknown.length === 0) return "";
-  const zoneOf = new Map(m.rows.map((r) => [r.id, r.zone]));
-  const from = (c: MatrixCell) => zoneOf.get(c.row) ?? "any other source";
+  const rowOf = new Map(m.rows.map((r) => [r.id, r]));
+  const from = (c: MatrixCell) => {
+    const r = rowOf.get(c.row);
+    return r?.kind === "host" ? "the host itself" : r?.kind === "containers" ? `the containers of ${r.network}` : (r?.zone ?? "any other source");
+  };
   const lines = [
     ...bad.map((c) => `${c.verdict === "open" ? "open, but the policy does not allow it" : "closed, but the policy allows it"}: ${c.column} (${c.path}, IPv${c.family}) from ${from(c)}: dockwall explain --live POLICY '${c.probe}'`),
     ...unknown.map((c) => `cannot tell (${c.why ?? "a match the evaluator does not understand"}): ${c.column} (${c.path}, IPv${c.family}) from ${from(c)}: dockwall explain --live POLICY '${c.probe}'`),

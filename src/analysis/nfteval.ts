@@ -443,6 +443,12 @@ interface State {
   /** A reply: its connection's first packet (`ct original …` reads it), and whether that was DNATed (`ct status dnat`). */
   orig?: Packet;
   origDnat?: boolean;
+  /**
+   * A reply to a connection whose source was NATed (masquerade, snat): the address it comes back to,
+   * which prerouting's chains before nat's (priority below -100) see as its destination; null where
+   * not known.
+   */
+  replyTo?: string | null;
   /** Interfaces as meta iifname/oifname see them: "" none; oif undefined: a route the packet's routes do not give. */
   iif: string;
   oif: string | undefined;
@@ -532,7 +538,7 @@ function payloadLeaves(o: Obj, st: State): Leaf[] | null {
   if (proto === "ip" || proto === "ip6") {
     if ((proto === "ip6") !== st.v6) return null;
     if (field === "saddr") return srcLeaf(st, what);
-    if (field === "daddr") return addrLeaf(st.dst, what);
+    if (field === "daddr") return addrLeaf(dstOf(st, what), what);
     if (field === "protocol" || field === "nexthdr") return [{ d: "proto", v: l4Of(st) }];
     throw new Unknown(what);
   }
@@ -582,7 +588,7 @@ function fibLeaves(o: Obj, st: State): Leaf[] {
   const what = `fib ${flags.join(" . ")} ${str(o.result)}`;
   if (str(o.result) !== "type" || flags.length !== 1 || (flags[0] !== "daddr" && flags[0] !== "saddr")) throw new Unknown(what);
   const fib = (local: boolean): Leaf[] => [{ d: "fibtype", v: local ? "local" : "" }];
-  if (flags[0] === "daddr") return fib(isLocal(st.p, st.dst));
+  if (flags[0] === "daddr") return fib(isLocal(st.p, dstOf(st, what)));
   // The host's own packet, or a masqueraded one: from one of the host's addresses, whichever it is.
   if (st.src === undefined && (st.p.fromHost || st.snat?.masquerade)) return fib(true);
   srcLeaf(st, what);
@@ -908,7 +914,12 @@ function runHook(hook: Hook, st: State): Final | undefined {
     }
     const b = e.chains[0]!;
     st.ct = ctAt(hook, b.hook.prio, st);
+    // A reply to a NATed source, before nat undoes it (dstnat, -100): addressed to the translated source.
+    const translated = hook === "prerouting" && st.replyTo !== undefined && b.hook.prio < -100;
+    const dst = st.dst;
+    if (translated) st.dst = st.replyTo ?? "";
     const out = runBase(b, st);
+    st.dst = dst;
     if (out.kind === "accept") {
       st.lastAccept = out.step;
       continue;
@@ -918,6 +929,12 @@ function runHook(hook: Hook, st: State): Final | undefined {
     return { verdict, step: out.step };
   }
   return undefined;
+}
+
+/** The destination a rule reads: unknown where it is the address a masqueraded connection's reply comes back to, not known. */
+function dstOf(st: State, what: string): string {
+  if (st.dst === "") throw new Unknown(`${what}: the address a masqueraded connection's replies come back to (the host's on the interface it left by) is not known`);
+  return st.dst;
 }
 
 /** What `ct` sees at this priority of this hook. */
@@ -1002,7 +1019,7 @@ function otherChains(rs: NftRuleset, p: Packet): void {
 }
 
 /** What happens to a packet that arrives at the host (or that the host sends: p.fromHost), as the kernel would decide it with this ruleset. */
-export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean } } = {}): NftVerdict {
+export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean; replyTo?: string | null } } = {}): NftVerdict {
   const v6 = p.family === 6;
   const st: State = {
     p,
@@ -1023,6 +1040,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
     replyOut: opts.asReply?.out,
     orig: opts.asReply?.orig,
     origDnat: opts.asReply?.dnat,
+    replyTo: opts.asReply?.replyTo,
     steps: opts.trace ? [] : undefined,
   };
   let v: NftVerdict;
@@ -1051,7 +1069,9 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
 function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean): NftVerdict {
   const r = replyOf(p, v, out || undefined, untracked);
   if (!r) return v;
-  const w = evaluateNft(rs, r, { asReply: { out: p.in, orig: p, dnat: v.dnat !== undefined } });
+  // A masqueraded source: the host's address on the interface the packet left by; an snat's, its address.
+  const replyTo = v.path !== "forward" || !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => !/^(127\.|::1$)/.test(l) && out !== "" && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
+  const w = evaluateNft(rs, r, { asReply: { out: p.in, orig: p, dnat: v.dnat !== undefined, ...(replyTo !== undefined ? { replyTo } : {}) } });
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
   return v;
@@ -1121,9 +1141,12 @@ export function nftMatrixWalk(rs: NftRuleset): NonNullable<MatrixContext["nft"]>
   const inputPorts = nftInputPorts(rs);
   const gap = [...([4, 6] as const).map((f) => nftSourceRanges(rs, f).incomplete), sourcePorts.incomplete, inputPorts.incomplete].find(Boolean);
   if (gap) return { gap };
+  // Docker's own tables alone (its nftables backend's, or dockwall's copy of them with "iptables": false): what the containers' and the host's own traffic is meant to meet.
+  const dockers: NftRuleset = { tables: rs.tables.filter((t) => t.name === "docker-bridges" && (t.family === "ip" || t.family === "ip6") && !t.dormant) };
   return {
     // A connection is open only if its replies get back too.
     walk: (pk) => evaluateNft(rs, pk, { replies: true }),
+    ...(dockers.tables.length ? { docker: (pk: Packet) => evaluateNft(dockers, pk, { replies: true }) } : {}),
     sources: (f) => nftSourceRanges(rs, f).ranges,
     sourcePorts: sourcePorts.ranges.map((r) => new PortList(r.from === r.to ? `${r.from}` : `${r.from}:${r.to}`)),
     inputPorts: inputPorts.ranges,

@@ -2,13 +2,13 @@
 //
 //   PACKET := PROTO SRC -> DST [in IFACE] [state new|established|related]
 //   PROTO  := tcp | udp | icmp | icmpv6          (icmp: echo-request unless `type NAME` follows)
-//   SRC    := ADDR[:PORT] | host | container:NAME[@NETWORK]
+//   SRC    := ADDR[:PORT] | host[:PORT] | container:NAME[@NETWORK][:PORT]
 //   DST    := ADDR[:PORT]                        (IPv6 with a port: [2001:db8::7]:443)
 //
 // Pure: text → a PacketSpec, or what is wrong with it and where (a column in the text).
 import { formatIp, isError, parseIp, type Family, type Ip } from "../model/values.js";
 
-export type PacketSource = { kind: "address"; ip: Ip; port?: number } | { kind: "host" } | { kind: "container"; name: string; network?: string };
+export type PacketSource = { kind: "address"; ip: Ip; port?: number } | { kind: "host"; port?: number } | { kind: "container"; name: string; network?: string; port?: number };
 
 export interface PacketSpec {
   text: string;
@@ -79,11 +79,18 @@ export function parsePacket(text: string): PacketSpec | PacketError {
   if (!words[i]) return fail("the packet has no source", i);
   const srcWord = words[i]!.w;
   let src: PacketSource;
-  if (srcWord === "host") src = { kind: "host" };
-  else if (srcWord.startsWith("container:")) {
-    const [name, network] = srcWord.slice("container:".length).split("@");
+  // A source port after the host or a container (their names hold no ':'): the one they send from (else any one).
+  const named = /^(host|container:[^:]*)(?::(.*))?$/.exec(srcWord);
+  let sport: number | undefined;
+  if (named && named[2] !== undefined) {
+    if (!/^\d+$/.test(named[2]) || Number(named[2]) < 1 || Number(named[2]) > 65535) return fail(`the source port '${named[2]}' is not a port (1-65535)`, i);
+    sport = Number(named[2]);
+  }
+  if (named?.[1] === "host") src = { kind: "host", ...(sport !== undefined ? { port: sport } : {}) };
+  else if (named) {
+    const [name, network] = named[1]!.slice("container:".length).split("@");
     if (!name) return fail("container: needs a container's name (container:NAME or container:NAME@NETWORK)", i);
-    src = { kind: "container", name, network };
+    src = { kind: "container", name, network, ...(sport !== undefined ? { port: sport } : {}) };
   } else {
     const a = addressPort(srcWord);
     if (typeof a === "string") return fail(`the source ${a}`, i, "the source is ADDR, ADDR:PORT, [IPv6]:PORT, host, or container:NAME");

@@ -30,6 +30,8 @@ export interface ReachChange {
 
 function who(r: MatrixRow | undefined): string {
   if (!r) return "?";
+  if (r.kind === "host") return "the host itself";
+  if (r.kind === "containers") return `containers of ${r.network} ${r.sources.join(" ")}`;
   return `${r.zone ?? "any other source"} ${r.sources.join(" ")} in ${r.interfaces.join(",")}`;
 }
 

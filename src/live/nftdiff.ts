@@ -189,7 +189,7 @@ export interface NftDeltaPlan {
  * or going then costs a few commands, not the whole file (Docker's tables are written rule for
  * rule, thousands at 2,000 containers). undefined when only the whole file will do: a table not
  * there yet, a chain's type, hook, priority or policy changed, a map made or its type changed,
- * a listing without handles.
+ * a listing without handles. (A base chain made is a delta: it is made with its header.)
  * (test/live/nftdelta.test.ts: loaded into the kernel, the tables then list as the file.)
  */
 export function nftDelta(liveWithHandles: string | NftState, wanted: string | NftState, needs?: Set<string>): NftDeltaPlan | undefined {
@@ -230,8 +230,9 @@ export function nftDelta(liveWithHandles: string | NftState, wanted: string | Nf
     const live = l.parts.get(key);
     if (p.status === "added") {
       const want = w.parts.get(key)!;
-      if (want.header.length) return undefined; // a base chain: its header
-      made.push(`add chain ${at}`);
+      // A base chain made, with its header (type, hook, priority, policy): the first published port of a policy whose guard
+      // of dockerd's own sockets needs dockwall's input chain (a container coming, not a whole file).
+      made.push(want.header.length ? `add chain ${at} { ${want.header.join(" ")} }` : `add chain ${at}`);
       want.lines.forEach((x, index) => {
         rules.push(`add rule ${at} ${x}`);
         adds.push({ key, index });

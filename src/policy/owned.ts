@@ -167,8 +167,11 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false, noDockerRule
 
   const result: OwnedChains = { dockerUser: user };
 
-  // The docker-proxy path.
-  if (closed && p.docker.userlandProxy) {
+  // The docker-proxy path. With userland-proxy off, dockerd still holds each published port with a socket of its own, on
+  // :: too, that completes a TCP handshake and never answers (a review: the wan's IPv6 connections to it were established,
+  // and a port scan saw the port open): where Docker DNATs nothing (IPv6 with ip6tables off, a link-local source from 28
+  // on, a container without IPv6), the same guard. Without a host block only: a host block's DROP closes it already.
+  if (closed && (p.docker.userlandProxy || (family === 6 && !p.host))) {
     const proxy = proxyChain(p, family, brs, index, matchersOf);
     if (proxy) result.proxy = proxy;
   }
@@ -335,7 +338,7 @@ function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex,
   for (const br of brs) rules.push(make.jump("RETURN", { in: { value: br } }));
   for (let i = 0; i < bs.length; i++) {
     const b = bs[i]!;
-    const comment = `${b.container}: ${b.hostIp ? `${b.hostIp}:` : ""}${b.hostPort}/${b.proto} through docker-proxy`;
+    const comment = `${b.container}: ${b.hostIp ? `${b.hostIp}:` : ""}${b.hostPort}/${b.proto} ${p.docker.userlandProxy ? "through docker-proxy" : "held by dockerd's own socket (userland-proxy off)"}`;
     const loop = b.loopback && family === 4;
     if (!loop) {
       const allows = allowedBy(index, b.container, b.hostPort, b.proto);

@@ -360,8 +360,8 @@ function withForwardDrop(p: Policy, family: Family, rs: Ruleset): Ruleset {
   // VM's bridge, is not routed without a `forward` (a review found br-vms routed to the wan). A
   // Docker network made after the compile is closed until dockwall knows it (watch does at once).
   const docker = dockerWrites(p, family);
-  const forward: Rule[] = rs.tables.some((t) => t.chains.some((c) => c.name === "DOCKER-USER")) ? [make.jump("DOCKER-USER")] : [];
   const networks = layout ? makePlan(p, family, layout).networks : [];
+  const forward: Rule[] = [...internalEgress(networks, family, docker), ...(rs.tables.some((t) => t.chains.some((c) => c.name === "DOCKER-USER")) ? [make.jump("DOCKER-USER")] : [])];
   if (!networks.some((n) => n.bridge === "docker0")) forward.push(make.jump("ACCEPT", { in: { value: "docker0" } }), make.jump("ACCEPT", { out: { value: "docker0" } }));
   // (Where dockerd writes no table for the family, the other networks' traffic accepted next does not get into an internal one.)
   if (!docker) {
@@ -378,6 +378,20 @@ function withForwardDrop(p: Policy, family: Family, rs: Ruleset): Ruleset {
 }
 
 /**
+ * An internal network's containers reach nothing outside it (`docker network create --internal`).
+ * Docker's iptables rules hold that (DOCKER-INTERNAL drops what leaves the bridge); its nftables
+ * backend (29.x) does not, where a published port of another network accepts the packet first
+ * (its chain for the way in runs before the one for the way out: a container of an internal
+ * network reaches another network's published ports through the host's address, as the lab
+ * showed with packets). dockwall's table drops what leaves an internal network's bridge for
+ * another interface, before anything else, where Docker writes the family's table.
+ */
+function internalEgress(networks: { name: string; bridge: string; internal: boolean; subnet: Partial<Record<Family, unknown>> }[], family: Family, docker: boolean): Rule[] {
+  if (!docker) return [];
+  return networks.filter((n) => n.internal && n.subnet[family]).map((n) => make.jump("DROP", { in: { value: n.bridge }, out: { value: n.bridge, neg: true }, comment: `network ${n.name}'s own traffic stays in it (internal)` }));
+}
+
+/**
  * `iptables off`: dockwall's own chains of one family (Docker's are in its nftables tables),
  * with FORWARD as the iptables output has it but for Docker's own rules: DOCKER-USER first, then
  * each Docker network's traffic left to Docker's tables (where dockerd writes none, IPv6 with
@@ -389,7 +403,7 @@ function ownRuleset(p: Policy, family: Family): Ruleset | undefined {
   const plan = makePlan(p, family, layout);
   const owned = ownedChains(p, plan);
   const docker = dockerWrites(p, family);
-  const forward: Rule[] = meaningful(owned.dockerUser) ? [make.jump("DOCKER-USER")] : [];
+  const forward: Rule[] = [...internalEgress(plan.networks, family, docker), ...(meaningful(owned.dockerUser) ? [make.jump("DOCKER-USER")] : [])];
   for (const n of plan.networks) {
     if (!n.subnet[family]) continue;
     if (n.internal && !docker) forward.push(make.jump("ACCEPT", { in: { value: n.bridge }, out: { value: n.bridge } }));

@@ -44,12 +44,41 @@ describeKernel("every matrix cell is what a real packet finds", () => {
       expect(all.filter((c) => c.mismatch).map((c) => `${c.probe} (${c.path})`)).toEqual([]);
       // The cells of the review, sent: from the wan's link-local address to web's ports, and q's port over IPv6 from anyone.
       // q's port over IPv6 (no IPv6 DNAT: q has no IPv6 address), sent: closed from the wan and the lan.
-      expect(sendable.filter((c) => c.family === 6 && c.column === "q:7000/tcp").map((c) => c.verdict)).toEqual(["closed", "closed"]);
+      expect(sendable.filter((c) => c.family === 6 && c.column === "q:7000/tcp" && c.probe.includes(" in ")).map((c) => c.verdict)).toEqual(["closed", "closed"]);
+      // (From web's network and from the host itself, docker-proxy relays it, as Docker does: open, and sent, open.)
+      expect(sendable.filter((c) => c.family === 6 && c.column === "q:7000/tcp" && !c.probe.includes(" in ")).map((c) => `${c.probe} ${c.verdict} ${c.intent}`)).toEqual(["tcp container:web -> [fd00:17::1]:7000 open allowed", "tcp host -> [fd00:200:0::1]:7000 open allowed"]);
       // A link-local source (no DNAT from Docker 28 on): its cells are those of the rest of the wan, closed; sent, closed.
       const eth0 = plan.ifaces.find((f) => f.name === "eth0")!;
       expect(lab.addSource("eth0", "fe80::2")).toBe(true);
       const ll = await lab.probe([8080, 8443, 7000].map((port) => ({ from: { iface: "eth0" }, family: 6 as const, src: "fe80::2", dst: eth0.host6, proto: "tcp" as const, port })), 800);
       expect(ll.map((x) => x.open)).toEqual([false, false, false]);
+    });
+  }, 120_000);
+
+  // A review (real dockerd 20.10, --iptables=false --userland-proxy=false --ipv6): dockerd holds each published port with a socket
+  // of its own on 0.0.0.0 and :: that completes a TCP handshake and never answers (fact 7). Over IPv6, where Docker 20.10 DNATs
+  // nothing (ip6tables off), the wan's connections to it were established, and a port scan saw the port open. Stood in for
+  // here by a listener on [::]:8080: the wan's IPv6 connection is dropped; the lan's, which the policy allows, still reaches
+  // it (as on Docker, where it then hangs).
+  it("userland-proxy off, no host block: dockerd's own socket on :: takes no IPv6 connection the policy does not allow", async () => {
+    const text = `docker { version 20.10; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
+container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }
+allow lan to web:8080;
+`;
+    await inPolicyLab("placeholder.dw", text, async ({ plan, lab }) => {
+      await lab.listenHost([{ proto: "tcp", port: 8080 }]);
+      const eth0 = plan.ifaces.find((f) => f.name === "eth0")!;
+      const eth1 = plan.ifaces.find((f) => f.name === "eth1")!;
+      expect(lab.addSource("eth1", "fd00:1::7")).toBe(true);
+      const sent = async () => (await lab.probe([
+        { from: { iface: "eth0" }, family: 6, src: eth0.nbr6, dst: eth0.host6, proto: "tcp", port: 8080 },
+        { from: { iface: "eth1" }, family: 6, src: "fd00:1::7", dst: eth1.host6, proto: "tcp", port: 8080 },
+      ], 1000)).map((x) => x.open);
+      await sent();
+      expect(await sent()).toEqual([false, true]);
     });
   }, 120_000);
 

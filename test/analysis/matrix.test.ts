@@ -3,6 +3,7 @@
 // cell's probe is a packet `explain` gives the same verdict for; every example and golden
 // policy compiles to rules that do what it says (no mismatch); a hand-made ACCEPT or a
 // fail2ban-style DROP over the loaded rules shows as exactly the cells it changed.
+import { readFileSync } from "node:fs";
 import { PROXY6_POLICY } from "../support/policies.js";
 import { describe, expect, test } from "vitest";
 import { explain } from "../../src/analysis/explain.js";
@@ -85,8 +86,8 @@ allow lan to web:8080;
 allow wan to web:8080;
 `);
   expect(formatMismatches(m)).toBe("");
-  expect(m.cells.filter((c) => c.family === 6 && c.path === "dnat").map((c) => `${c.verdict} ${c.intent}`)).toEqual(["closed not-allowed", "closed not-allowed", "closed not-allowed"]);
-  expect(m.cells.filter((c) => c.family === 4 && c.path === "dnat" && c.intent === "allowed").length).toBe(2);
+  expect(neighbourCells(m).filter((c) => c.family === 6 && c.path === "dnat").map((c) => `${c.verdict} ${c.intent}`)).toEqual(["closed not-allowed", "closed not-allowed", "closed not-allowed"]);
+  expect(neighbourCells(m).filter((c) => c.family === 4 && c.path === "dnat" && c.intent === "allowed").length).toBe(2);
 });
 
 describe("examples/web-host.dw", () => {
@@ -190,13 +191,13 @@ host { allow vpn tcp 22; }
     const r = compile(policy(zones), { noRender: true });
     expect(r.ok).toBe(true);
     const m = buildMatrix({ policy: r.policy!, rulesets: asLoaded(r.policy!, r.generated!.rulesets), host: { addresses: ["203.0.113.5", "fd00::1", "fe80::1", "172.24.0.1"], routes: [{ dst: "0.0.0.0/0", dev: "eth0" }, { dst: "172.24.0.0/24", dev: "br-web" }] }, hostAddress: interfaceAddresses(addr) }, [4]);
-    const ifaces = [...new Set(m.cells.map((c) => c.probe.split(" in ")[1]))];
+    const ifaces = [...new Set(neighbourCells(m).map((c) => c.probe.split(" in ")[1]))];
     for (const iface of ifaces) {
-      const paths = new Set(m.cells.filter((c) => c.probe.endsWith(` in ${iface}`)).map((c) => c.path));
+      const paths = new Set(neighbourCells(m).filter((c) => c.probe.endsWith(` in ${iface}`)).map((c) => c.path));
       expect([zones, iface, [...paths].sort()]).toEqual([zones, iface, ["direct", "dnat", "host", "loopback"]]);
     }
     // To the host's IPv4 address (eth0's) from wherever the zone is: the allow holds there as the rules do.
-    const dnat = m.cells.filter((c) => c.path === "dnat");
+    const dnat = neighbourCells(m).filter((c) => c.path === "dnat");
     expect(dnat.every((c) => c.probe.includes(" -> 203.0.113.5:80 in "))).toBe(true);
     expect(m.cells.filter((c) => c.mismatch)).toEqual([]);
   }
@@ -207,11 +208,12 @@ test("live, a rule for the host's address on another interface than the row's (a
 `;
   const matrixWith = await liveIpv4(text, [["br-web", "172.24.0.1"]]);
   // (The wan's rows: its pieces of the address space, the probe from the first: its source aside.)
-  const bad = (m: Matrix) => [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone} ${c.column} ${c.path} ${c.verdict}: ${c.probe.replace(/^(\w+) \S+ ->/, "$1 SRC ->")}`))];
+  const bad = (m: Matrix) => [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone ?? m.rows.find((x) => x.id === c.row)!.kind} ${c.column} ${c.path} ${c.verdict}: ${c.probe.replace(/^(\w+) \S+ ->/, "$1 SRC ->")}`))];
   expect(bad(matrixWith(""))).toEqual([]);
   // The wan to the lan interface's address, and to the bridge's: the host's port 22 is open from the wan.
   expect(bad(matrixWith("-A INPUT -d 192.168.1.1/32 -i eth0 -p tcp -m tcp --dport 22 -j ACCEPT"))).toEqual(["wan host:22/tcp host open: tcp SRC -> 192.168.1.1:22 in eth0"]);
-  expect(bad(matrixWith("-A INPUT -d 172.24.0.1/32 -p tcp -m tcp --dport 22 -j ACCEPT"))).toEqual(["wan host:22/tcp host open: tcp SRC -> 172.24.0.1:22 in eth0"]);
+  // (And nginx's, on that bridge: the host block lets no container in either.)
+  expect(bad(matrixWith("-A INPUT -d 172.24.0.1/32 -p tcp -m tcp --dport 22 -j ACCEPT"))).toEqual(["wan host:22/tcp host open: tcp SRC -> 172.24.0.1:22 in eth0", "containers host:22/tcp host open: tcp SRC -> 172.24.0.1:22"]);
   // An accept of what was sent to another of the host's addresses (the lan's), DNATed by Docker's rule: the wan reaches nginx through it.
   expect(bad(matrixWith("-A FORWARD -d 172.24.0.2/32 -i eth0 -m conntrack --ctorigdst 192.168.1.1/32 -j ACCEPT"))).toEqual(
     ["wan nginx:8080/tcp dnat open: tcp SRC -> 192.168.1.1:8080 in eth0"],
@@ -239,8 +241,8 @@ host { allow lan tcp 22; }
     expect(loaded).not.toBe(v4);
     return buildMatrix({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(loaded), 4) } }, [4]);
   };
-  const bad = (m: Matrix) => [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone} ${c.column} ${c.path} ${c.verdict}: ${c.probe.replace(/^(\w+) [^ ]+?:(\d+) ->.* in (\w+)$/, "$1 from port $2 in $3")}`))].sort();
-  expect(bad(matrixWith("-A INPUT -p tcp -m tcp --sport 1024:30000 -j ACCEPT"))).toEqual(["wan host:22/tcp host open: tcp from port 1024 in eth0"]);
+  const bad = (m: Matrix) => [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone ?? m.rows.find((x) => x.id === c.row)!.kind} ${c.column} ${c.path} ${c.verdict}: ${c.probe.replace(/^(\w+) [^ ]+?:(\d+) ->.* in (\w+)$/, "$1 from port $2 in $3")}`))].sort();
+  expect(bad(matrixWith("-A INPUT -p tcp -m tcp --sport 1024:30000 -j ACCEPT"))).toEqual(["containers host:22/tcp host open: tcp container:nginx:1024 -> 172.24.0.1:22", "wan host:22/tcp host open: tcp from port 1024 in eth0"]);
   // (Straight to the container's address stays closed: Docker 28's drop in raw PREROUTING comes first.)
   expect(bad(matrixWith("-A FORWARD -p udp -m udp --sport 53 -j ACCEPT"))).toEqual(["wan nginx:5353/udp dnat open: udp from port 53 in eth0", "wan nginx:5353/udp loopback open: udp from port 53 in eth0", "lan nginx:5353/udp loopback open: udp from port 53 in eth1"].sort());
   expect(bad(matrixWith("-A FORWARD -p tcp -m multiport --sports 20:21 -j ACCEPT"))).toEqual(expect.arrayContaining(["wan nginx:8080/tcp dnat open: tcp from port 20 in eth0"]));
@@ -264,7 +266,7 @@ container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }
 allow lan, admin from 10.1.0.5, fd02::7 to web:8080;
 `);
   expect(formatMismatches(m)).toBe("");
-  const open = m.cells.filter((c) => c.verdict === "open" && c.path === "dnat").map((c) => `${c.family} ${m.rows.find((r) => r.id === c.row)!.sources.join(" ")} in ${m.rows.find((r) => r.id === c.row)!.interfaces.join("")}`);
+  const open = neighbourCells(m).filter((c) => c.verdict === "open" && c.path === "dnat").map((c) => `${c.family} ${m.rows.find((r) => r.id === c.row)!.sources.join(" ")} in ${m.rows.find((r) => r.id === c.row)!.interfaces.join("")}`);
   expect(open.sort()).toEqual(["4 10.1.0.5/32 in eth1", "6 fd02::7/128 in eth0"]);
 });
 
@@ -274,8 +276,8 @@ test("live, the host's other ports (a review: an accept of a port the host block
   const clean = matrixWith("");
   expect(clean.columns.filter((c) => c.kind === "host").map((c) => `${c.id} ${c.host_port}`)).toEqual(["host:22/tcp 22", "host:53/udp 53", "host:other/tcp 1", "host:other/udp 1"]);
   expect(formatMismatches(clean)).toBe("");
-  const bad = (m: Matrix) => [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone} ${c.column} ${c.verdict}: ${c.probe.split(" -> ")[1]}`))].sort();
-  expect(bad(matrixWith("-A INPUT -p tcp -m tcp --dport 9100 -j ACCEPT"))).toEqual(["lan host:9100/tcp open: 192.168.1.1:9100 in eth1", "wan host:9100/tcp open: 198.51.100.1:9100 in eth0"]);
+  const bad = (m: Matrix) => [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone ?? m.rows.find((x) => x.id === c.row)!.kind} ${c.column} ${c.verdict}: ${c.probe.split(" -> ")[1]}`))].sort();
+  expect(bad(matrixWith("-A INPUT -p tcp -m tcp --dport 9100 -j ACCEPT"))).toEqual(["containers host:9100/tcp open: 198.51.100.1:9100", "lan host:9100/tcp open: 192.168.1.1:9100 in eth1", "wan host:9100/tcp open: 198.51.100.1:9100 in eth0"]);
   expect(bad(matrixWith("-A INPUT -i eth0 -j ACCEPT"))).toEqual(expect.arrayContaining(["wan host:other/tcp open: 198.51.100.1:1 in eth0", "wan host:other/udp open: 198.51.100.1:1 in eth0"]));
   // A port the connection was first sent to (a second review: no column came of it), and a DNAT of another port to the host's ssh (its cell was closed).
   expect(bad(matrixWith("-A INPUT -i eth0 -p tcp -m conntrack --ctstate NEW --ctorigdstport 9100 -j ACCEPT"))).toEqual(["wan host:9100/tcp open: 198.51.100.1:9100 in eth0"]);
@@ -292,9 +294,15 @@ test("live, rules that test no port on the way in (INPUT flushed, policy ACCEPT)
   const flushed = toRuleset(parseSave("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"), 4);
   const m = buildMatrix({ policy: r.policy!, rulesets: { 4: flushed }, host, hostAddress: interfaceAddresses(addr) }, [4]);
   expect(m.columns.filter((c) => c.kind === "host" && c.proto === "tcp").map((c) => `${c.id} ${c.host_port}`)).toEqual(["host:22/tcp 22", "host:other/tcp 1"]);
-  const bad = [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone} ${c.column} ${c.verdict}`))].sort();
+  const bad = [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone ?? m.rows.find((x) => x.id === c.row)!.kind} ${c.column} ${c.verdict}`))].sort();
   expect(bad).toEqual(expect.arrayContaining(["lan host:other/tcp open", "wan host:22/tcp open", "wan host:other/tcp open"]));
 });
+
+/** The cells of the rows of neighbours (zones, any other source): not those of the containers and the host. */
+function neighbourCells(m: Matrix): Matrix["cells"] {
+  const ids = new Set(m.rows.filter((r) => r.kind === "zone" || r.kind === "other").map((r) => r.id));
+  return m.cells.filter((c) => ids.has(c.row));
+}
 
 const WAN_LAN_WEB = `docker { version 28.3; iptables off; userland-proxy off; }
 zone wan { interface eth0; }
@@ -323,3 +331,27 @@ async function liveIpv4(text: string, more: [string, string][] = []): Promise<(f
     return buildMatrix({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(loaded), 4) }, host, hostAddress: interfaceAddresses(addr) }, [4]);
   };
 }
+
+// The rows the spec names besides the zones' (analysis.md, "Rows"): each Docker network's containers, and the host itself,
+// whose traffic the policy leaves to Docker's own rules. Their cells are what Docker's rules do with the same packet (the
+// intent), the host's services what the host block says; test/analysis/matrix-live.test.ts sends them for real.
+test("rows of each network's containers and of the host itself: what they reach, held against Docker's own rules and the host block", () => {
+  const { m } = matrixOf(readFileSync(new URL("../../examples/web-host.dw", import.meta.url), "utf8"));
+  expect(m.rows.filter((r) => r.kind === "containers" || r.kind === "host").map((r) => `${r.id} ${r.interfaces.join(",")} ${r.sources.join(" ")}`)).toEqual([
+    "containers@bridge/ipv4 docker0 172.17.0.0/16",
+    "containers@app/ipv4 br-app 172.20.0.0/16",
+    "host/ipv4 lo host",
+    "host/ipv6 lo host",
+  ]);
+  const at = (row: string, column: string, path: string) => m.cells.filter((c) => c.row === row && c.column === column && c.path === path && c.family === 4).map((c) => `${c.verdict} ${c.intent} ${c.probe}`);
+  // api's containers reach web's port through docker-proxy (userland-proxy on), not web's own address (Docker isolates networks).
+  expect(at("containers@app/ipv4", "web:8080/tcp", "dnat")).toEqual(["open allowed tcp container:api -> 172.20.0.1:8080"]);
+  expect(at("containers@app/ipv4", "web:8080/tcp", "direct")).toEqual(["closed not-allowed tcp container:api -> 172.17.0.2:80"]);
+  // The host block lets no container reach ssh (no zone holds a bridge but 'any'), and ping from any.
+  expect(at("containers@bridge/ipv4", "host:22/tcp", "host")).toEqual(["closed not-allowed tcp container:web -> 172.17.0.1:22"]);
+  expect(at("containers@bridge/ipv4", "host:ping", "host")).toEqual(["open allowed icmp container:web -> 172.17.0.1"]);
+  // The host itself reaches every published port, on its addresses and 127.0.0.1, and each container's address.
+  expect(at("host/ipv4", "api:127.0.0.1:9000/tcp", "loopback")).toEqual(["open allowed tcp host -> 127.0.0.1:9000"]);
+  expect(at("host/ipv4", "web:8443/tcp", "direct")).toEqual(["open allowed tcp host -> 172.17.0.2:443"]);
+  expect(m.cells.filter((c) => c.mismatch)).toEqual([]);
+});

@@ -76,6 +76,13 @@ describeKernel("explain --live, matrix --live and verify on an nftables host: th
         console.log(`${name}: ${sendable.length} of ${all.length} cells probed (${sendable.filter((c) => c.verdict === "open").length} open, ${sendable.filter((c) => c.family === 6).length} IPv6)${wrong.length ? `; ${wrong.length} differ` : ", all as the kernel"}`);
         expect(wrong, wrong.join("\n")).toEqual([]);
         expect(all.filter((c) => c.mismatch)).toEqual([]);
+        // An internal network's containers reach no other network's published port through the host's address: Docker 29's
+        // nftables backend lets them (the published port's accept comes before the internal network's drop); dockwall's table
+        // does not. Sent for real: closed.
+        if (name === "examples/web-server.dw") {
+          const out = sendable.filter((c) => c.probe.startsWith("tcp container:db -> ") && c.column === "proxy:80/tcp" && c.family === 4);
+          expect(out.map((c) => `${c.path} ${c.verdict} ${c.intent} ${open[sendable.indexOf(c)]}`)).toEqual(["dnat closed not-allowed false"]);
+        }
         probed += sendable.length;
         opened += sendable.filter((c) => c.verdict === "open").length;
         v6 += sendable.filter((c) => c.family === 6).length;
@@ -173,7 +180,11 @@ describeKernel("explain --live, matrix --live and verify on an nftables host: th
       const fromPort = (JSON.parse(bySport.stdout) as { cells: { column: string; probe: string; verdict: string }[] }).cells;
       expect([...new Set(fromPort.map((c) => `${c.column} ${c.verdict} ${c.probe.replace(/^tcp \S+?:(\d+) -> .* in (\w+)$/, "from port $1 in $2")}`))].sort()).toEqual(
         // (And the host's other ports: a column per class of them.)
-        ["eth0", "eth1"].flatMap((i) => ["host:22/tcp", "host:other/tcp"].map((c) => `${c} open from port 1024 in ${i}`)).sort(),
+        ["eth0", "eth1"]
+          .flatMap((i) => ["host:22/tcp", "host:other/tcp"].map((c) => `${c} open from port 1024 in ${i}`))
+          // (And the containers', one row for the four of them, to the host's address on their bridge.)
+          .concat(["host:22/tcp open tcp container:a:1024 -> 172.17.0.1:22", "host:other/tcp open tcp container:a:1024 -> 172.17.0.1:1"])
+          .sort(),
       );
       const sent = await lab.probe([1024, 40000].map((sport) => ({ from: { iface: "eth0" }, family: 4 as const, src: eth0!.nbr4, dst: eth0!.host4, proto: "tcp" as const, port: 22, sport })), 800);
       expect(sent.map((x) => x.open)).toEqual([true, false]);

@@ -29,7 +29,7 @@ const POLICIES: [string, string][] = [
 ];
 
 function describeProbe(pr: LabProbe): string {
-  const from = "iface" in pr.from ? `${pr.from.iface} ${pr.src}` : `container ${pr.from.container} ${pr.src}`;
+  const from = "iface" in pr.from ? `${pr.from.iface} ${pr.src}` : "container" in pr.from ? `container ${pr.from.container} ${pr.src}` : `host ${pr.src}`;
   const dst = pr.dst.includes(":") ? `[${pr.dst}]` : pr.dst;
   return `${from} → ${pr.proto} ${dst}${pr.port ? `:${pr.port}` : ""}`;
 }

@@ -71,6 +71,6 @@ test("the header says which side is which, and where each family's live rules ca
   expect(await run(["diff", "p.dw"], live.m)).toBe(1);
   // What loading changes in who reaches what comes first.
   const lines = live.m.out.join("").split("\n");
-  expect(lines.slice(0, 2)).toEqual(["reachability (IPv4):", "+ open   lan 0.0.0.0/0 in eth1 -> web:8080/tcp (dnat)   allow lan to web:8080;   p.dw:4:1"]);
+  expect(lines.slice(0, 2)).toEqual(["reachability (IPv4):", "+ open   lan 0.0.0.0/0 in eth1 -> web:8080/tcp (dnat)                allow lan to web:8080;   p.dw:4:1"]);
   expect(lines.find((l) => l.startsWith("--- "))).toBe("--- live: IPv4 from iptables-save, IPv6 from ip6tables-save (lines marked - would be removed by loading the compiled rules)");
 });

@@ -14,6 +14,7 @@ import { formatDiagnostics } from "../../src/diagnostics.js";
 import type { Packet } from "../../src/analysis/evaluate.js";
 import { rowInterfaces } from "../../src/analysis/matrix.js";
 import type { Policy } from "../../src/model/types.js";
+import { addressOn, byName, publishingNetwork } from "../../src/model/derive.js";
 import { bits, broadcastOf, cidrContains, formatIp, hostMask, isError, networkOf, parseCidr, parseIp, specContains, type AddressSpec, type Family, type Ip, type Proto } from "../../src/model/values.js";
 import { createNetns, deleteNetns, type Netns } from "./kernel.js";
 import { runAsync, killQuiet } from "./proc.js";
@@ -42,6 +43,8 @@ export interface LabBridge {
 
 export interface LabContainer {
   name: string;
+  /** A default route via its first endpoint's gateway (its gateway network's: none on internal networks alone). */
+  routed: boolean;
   endpoints: { bridge: string; addrs: string[]; gateways: string[] }[];
   tcp: number[];
   udp: number[];
@@ -57,7 +60,7 @@ export type ProbeProto = Proto | "icmp";
 
 export interface LabProbe {
   /** Where it is sent from: a neighbour (by the host interface it sits behind) or a container. */
-  from: { iface: string } | { container: string };
+  from: { iface: string } | { container: string } | { host: true };
   family: Family;
   src: string;
   dst: string;
@@ -73,6 +76,8 @@ export interface PolicyLabPlan {
   containers: LabContainer[];
   /** What listens on the host: its services (the host block) and docker-proxy's ports. */
   hostListeners: LabListener[];
+  /** Hairpin mode on the bridges' ports (userland-proxy off, as dockerd sets it). */
+  hairpin: boolean;
   probes: LabProbe[];
 }
 
@@ -134,14 +139,19 @@ export function planPolicyLab(p: Policy): PolicyLabPlan {
     });
     bridges.push({ name: n.bridge.value, addrs, subnets: n.subnets.map((s) => `${ip(s.value.family, networkOf(s.value))}/${s.value.prefix}`) });
   }
+  const nets = byName(p.networks);
   const containers: LabContainer[] = p.containers.map((c) => {
+    // Its gateway network first: the default route goes there, as dockerd sets it (none for a container on internal networks alone).
+    const gw = publishingNetwork(c, nets);
+    const endpoints = [...c.endpoints].sort((a, b) => Number(b.network.name === gw?.name) - Number(a.network.name === gw?.name));
     const tcp = new Set<number>();
     const udp = new Set<number>();
     // Every port of a published range listens (a matrix probes each; the probes here, its ends).
     for (const pub of c.publishes) for (let port = pub.spec.container.from; port <= pub.spec.container.to && port < pub.spec.container.from + 64; port++) (pub.spec.proto === "udp" ? udp : tcp).add(port);
     return {
       name: c.name,
-      endpoints: c.endpoints.map((e) => {
+      routed: gw !== undefined,
+      endpoints: endpoints.map((e) => {
         const n = p.networks.find((x) => x.name === e.network.name)!;
         const bridge = bridges.find((b) => b.name === n.bridge.value)!;
         return {
@@ -210,7 +220,7 @@ export function planPolicyLab(p: Policy): PolicyLabPlan {
       add({ from: { container: c.name }, family, src, dst: family === 4 ? ifaces[0]!.nbr4 : ifaces[0]!.nbr6, proto: "tcp", port: NEIGHBOUR_PORT });
     }
   }
-  return { ifaces, bridges, containers, hostListeners, probes };
+  return { ifaces, bridges, containers, hostListeners, probes, hairpin: !p.docker.userlandProxy };
 }
 
 /** With "iptables": true, what dockerd itself writes for the policy's networks and containers
@@ -396,6 +406,8 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
       ipOk(host, ["ip", "link", "add", b.name, "type", "bridge"]);
       for (const a of b.addrs) ipOk(host, ["ip", "addr", "add", a, "dev", b.name, ...(a.includes(":") ? ["nodad"] : [])]);
       ipOk(host, ["ip", "link", "set", b.name, "up"]);
+      // With userland-proxy off, dockerd lets its bridges route 127.0.0.1 (the host's own connections DNATed there from loopback).
+      if (plan.hairpin) ipOk(host, ["sysctl", "-qw", `net.ipv4.conf.${b.name}.route_localnet=1`]);
     }
     const containerNs = new Map<string, Netns>();
     for (const [ci, c] of plan.containers.entries()) {
@@ -408,7 +420,9 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
         ipOk(host, ["ip", "link", "set", veth, "master", e.bridge, "up"]);
         for (const a of e.addrs) ipOk(ns, ["ip", "addr", "add", a, "dev", `eth${ei}`, ...(a.includes(":") ? ["nodad"] : [])]);
         ipOk(ns, ["ip", "link", "set", `eth${ei}`, "up"]);
-        if (ei === 0) for (const g of e.gateways) ipOk(ns, ["ip", ...(g.includes(":") ? ["-6"] : []), "route", "add", "default", "via", g]);
+        if (ei === 0 && c.routed) for (const g of e.gateways) ipOk(ns, ["ip", ...(g.includes(":") ? ["-6"] : []), "route", "add", "default", "via", g]);
+        // With userland-proxy off, dockerd turns hairpin mode on for each port of a bridge: a container reaches its own published port through the host's address.
+        if (plan.hairpin) ipOk(host, ["ip", "link", "set", veth, "type", "bridge_slave", "hairpin", "on"]);
       }
     }
     // Everything listens before the first probe.
@@ -425,7 +439,7 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
       if (s.status === "fulfilled") children.push(s.value);
       else throw s.reason;
     }
-    const nsOf = (pr: LabProbe): Netns => ("iface" in pr.from ? neighbours.get(pr.from.iface)! : containerNs.get(pr.from.container)!);
+    const nsOf = (pr: LabProbe): Netns => ("iface" in pr.from ? neighbours.get(pr.from.iface)! : "container" in pr.from ? containerNs.get(pr.from.container)! : host);
     return {
       host,
       plan,
@@ -513,18 +527,42 @@ export async function probeMatrix(
     },
     [4, 6],
   );
-  const packets = m.cells.map((c) => {
+  const rowOf = new Map(m.rows.map((r) => [r.id, r]));
+  const nets = byName(p.networks);
+  // Each cell's probe, as sent here: from a neighbour (its source added behind its interface), a container (from its own
+  // address on the row's network), or the host itself (from the address the kernel picks: the destination's own, its
+  // bridge's toward a container, 127.0.0.1 to loopback).
+  const probeOf = (c: (typeof m.cells)[number]): LabProbe | undefined => {
     const pk = parsePacket(c.probe);
-    if ("error" in pk || pk.src.kind !== "address" || !pk.in) throw new Error(`${c.probe}: not a neighbour's packet`);
-    return pk as typeof pk & { src: { kind: "address"; ip: Ip } };
-  });
-  // (Not sent: a source that sits behind another interface in this world, as a from-only zone's does, or that is a Docker network's own.)
-  const which = m.cells.map((_, i) => plan.ifaces.some((f) => f.name === packets[i]!.in) && lab.addSource(packets[i]!.in!, formatIp(packets[i]!.src.ip)));
+    if ("error" in pk) throw new Error(`${c.probe}: ${pk.error}`);
+    const dst = formatIp(pk.dst);
+    const base = { family: pk.family, dst, proto: pk.proto, port: pk.dport, ...(pk.src.port !== undefined && pk.src.port !== 40000 ? { sport: pk.src.port } : {}) };
+    if (pk.src.kind === "container") {
+      const row = rowOf.get(c.row)!;
+      const ct = p.containers.find((x) => x.name === (pk.src as { name: string }).name)!;
+      const n = nets.get(row.network!)!;
+      const a = addressOn(ct, n, pk.family);
+      if (!a) throw new Error(`${c.probe}: no address on ${n.name}`);
+      return { from: { container: ct.name }, src: formatIp(a), ...base };
+    }
+    if (pk.src.kind === "host") {
+      // (Not sent: a port of the host's own that only a listener on one address holds here, docker-proxy's stand-in for a port published on 127.0.0.1: nothing would answer on the others.)
+      if (pk.dport !== undefined && !dst.startsWith("127.") && plan.hostListeners.some((l) => l.proto === pk.proto && l.port === pk.dport && l.bind !== "::") && !plan.hostListeners.some((l) => l.proto === pk.proto && l.port === pk.dport && l.bind === "::")) return undefined;
+      const gw = plan.bridges.find((b) => b.subnets.some((sn) => { const x = parseCidr(sn); return !isError(x) && x.family === pk.family && cidrContains(x, pk.dst); }))?.addrs.find((g) => g.includes(":") === (pk.family === 6));
+      const src = dst.startsWith("127.") ? "127.0.0.1" : gw ? gw.split("/")[0]! : dst;
+      return { from: { host: true }, src, ...base };
+    }
+    // (Not sent: a source that sits behind another interface in this world, as a from-only zone's does, or that is a Docker network's own.)
+    if (!pk.in || !plan.ifaces.some((f) => f.name === pk.in) || !lab.addSource(pk.in, formatIp(pk.src.ip))) return undefined;
+    return { from: { iface: pk.in }, src: formatIp(pk.src.ip), ...base };
+  };
+  const all = m.cells.map(probeOf);
+  const which = all.map((x) => x !== undefined);
   const sendable = m.cells.filter((_, i) => which[i]);
   // The host's other ports (a column per class of them): something listens there, so that what the kernel lets in answers.
   await lab.listenHost(m.columns.filter((c) => c.kind === "host" && c.host_port !== undefined).map((c) => ({ proto: c.proto as Proto, port: c.host_port! })));
   // From the cell's source port where the rules tell ports apart (else one the kernel picks).
-  const probes: LabProbe[] = packets.filter((_, i) => which[i]).map((pk) => ({ from: { iface: pk.in! }, family: pk.family, src: formatIp(pk.src.ip), dst: formatIp(pk.dst), proto: pk.proto, port: pk.dport, ...(pk.src.port !== undefined && pk.src.port !== 40000 ? { sport: pk.src.port } : {}) }));
+  const probes: LabProbe[] = all.filter((x): x is LabProbe => x !== undefined);
   await lab.probe(probes, 800);
   const kernel = await lab.probe(probes, 800);
   for (let round = 0; round < 2; round++) {

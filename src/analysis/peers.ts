@@ -1,0 +1,263 @@
+// The matrix's rows of the host's own peers (../shared/spec/analysis.md, "Rows": each Docker
+// network's containers; the host): what a container, or the host itself, reaches of the
+// published ports, the host's services and the containers' own addresses. The policy leaves
+// that traffic to Docker ("Traffic from the host itself and between containers follows
+// Docker's own rules"), so a cell's intent is what Docker's own rules for these networks and
+// containers do with the same packet (dockersOwn: the rules dockerd writes, rule for rule),
+// except the host's services, which the host block gives by zone (a container's packet is in
+// the zones that hold its bridge and address: `any`, say). Pure.
+//
+// A network's containers are one row, walked from its first container's address; another
+// container's address that answers every test of the source those walks made alike goes the
+// same way (exact: a walk depends on its source only through them), else it is walked too and,
+// where its cells differ, is a row of its own. Not here: two containers of one network (their
+// packets are bridged, and whether the kernel's rules see them at all is br_netfilter's), and
+// 127.0.0.1 from a container (its own loopback).
+import type { Policy } from "../model/types.js";
+import { addressOn, byName, gatewayOf, publishingNetwork } from "../model/derive.js";
+import { cidrContains, formatIp, type Family, type Ip } from "../model/values.js";
+import { eachSourcePort, sameWay, sourceOf, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
+import { admits, type MatrixCell, type MatrixPath, type MatrixRow, type Walked } from "./matrix.js";
+
+/** A column as the matrix worked it out (published: the container's address it DNATs to; proxied: docker-proxy holds it). */
+export interface PeerColumn {
+  id: string;
+  kind: "published" | "host" | "icmp";
+  proto: "tcp" | "udp" | "icmp";
+  container?: string;
+  host_address?: string;
+  host_port?: number;
+  container_port?: number;
+  containerAddr?: string;
+  loopbackOnly?: boolean;
+  proxied: boolean;
+}
+
+/** One walk: its verdict, and the tests of the source address and port it made (none known: undefined). */
+export interface PeerWalk {
+  verdict: Walked;
+  sources?: SourceTest[];
+  sports: PortTest[];
+}
+
+export interface PeerInput {
+  policy: Policy;
+  family: Family;
+  columns: PeerColumn[];
+  /** The rules the matrix is of. */
+  walk: (pk: Packet) => PeerWalk;
+  /** The rules before a change (reachability): each cell's verdict there too. */
+  walkBefore?: (pk: Packet) => PeerWalk;
+  /** Docker's own rules for these networks and containers: the intent of what the policy leaves to Docker. */
+  docker: (pk: Packet) => PeerWalk;
+  /** The host's addresses a packet to the host is walked to (one of each class the rules tell apart). */
+  hostAddresses: string[];
+  local: string[];
+  routes: { dst: string; dev: string }[];
+  /** nftables walks, which note no tests of the source: the source ranges their rules look at (containers in one of each set of them alike). */
+  sourceRanges?: { from: bigint; to: bigint }[];
+  only?: "mismatches";
+}
+
+const SPORT = 40000;
+const VERDICTS = ["open", "closed", "unknown"] as const;
+
+interface Slot {
+  col: PeerColumn;
+  path: MatrixPath;
+  dsts: string[];
+  port: number | undefined;
+  /** The source of the host's own packet to each destination (the kernel picks it). */
+  hostSrc?: (dst: string) => string;
+  opened: (v: Walked) => boolean;
+  /** The intent: from Docker's own rules (undefined), or the host block's. */
+  allowed?: (src: Ip) => boolean;
+}
+
+const fmt = (a: string, port?: number) => {
+  const s = a.includes(":") && port !== undefined ? `[${a}]` : a;
+  return port === undefined ? s : `${s}:${port}`;
+};
+
+/** The rows of each Docker network's containers, then the host's, with their cells (in the matrix's order: rows, then their cells). */
+export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell[] } {
+  const { policy: p, family } = inp;
+  const fam = family === 4 ? "ipv4" : "ipv6";
+  const zones = byName(p.zones);
+  const nets = byName(p.networks);
+  const rows: MatrixRow[] = [];
+  const cells: MatrixCell[] = [];
+  const reached = (col: PeerColumn) => (v: Walked) => v.verdict === "ACCEPT" && ((v.dnat !== undefined && v.dnat.addr === col.containerAddr) || (v.path === "input" && col.proxied && v.dnat === undefined));
+  const hostRules = (col: PeerColumn) => (p.host?.rules ?? []).filter((r) => (col.kind === "icmp" ? r.proto.value === "icmp" : r.proto.value === col.proto && r.ports.some((x) => x.value.from <= col.host_port! && col.host_port! <= x.value.to)));
+
+  // The walks of one sender over every slot: each cell's verdict (the most a destination and source port give: open, else unknown, else closed), intent and verdict before.
+  const RANK = [2, 0, 1];
+  const code = (v: Walked, slot: Slot) => (v.verdict === "unknown" ? 2 : slot.opened(v) ? 0 : 1);
+  const cellOf = (slot: Slot, pk: (dst: string, sport: number) => Packet, walk: (pk: Packet) => PeerWalk, tests: SourceTest[]): { v: Walked; dst: string; sport: number; unknownTests: boolean } => {
+    let best: { v: Walked; dst: string; sport: number } | undefined;
+    let unknownTests = false;
+    for (const dst of slot.dsts) {
+      const one = (sport: number) => {
+        const w = walk(pk(dst, sport));
+        if (w.sources) tests.push(...w.sources);
+        else unknownTests = true;
+        return w;
+      };
+      const walks = slot.col.proto === "icmp" ? [{ port: SPORT, walked: one(SPORT) }] : eachSourcePort(SPORT, 1, 65535, one, (w) => code(w.verdict, slot) === 0);
+      if (!walks) return { v: { verdict: "unknown", path: "input", why: "its rules tell more than 256 classes of source ports apart" }, dst, sport: SPORT, unknownTests };
+      for (const w of walks) if (!best || RANK[code(w.walked.verdict, slot)]! > RANK[code(best.v, slot)]!) best = { v: w.walked.verdict, dst, sport: w.port };
+      if (best && code(best.v, slot) === 0) break;
+    }
+    return { ...best!, unknownTests };
+  };
+
+  interface Walks {
+    codes: number[];
+    cells: Omit<MatrixCell, "row">[];
+    tests: SourceTest[];
+    /** A walk noted no tests (nftables): alike only by the ranges its rules look at. */
+    opaque: boolean;
+  }
+  const walkAll = (slots: Slot[], src: Ip | undefined, label: string, packet: (slot: Slot, dst: string, sport: number) => Packet): Walks => {
+    const tests: SourceTest[] = [];
+    let opaque = false;
+    const codes: number[] = [];
+    const out: Omit<MatrixCell, "row">[] = [];
+    for (const slot of slots) {
+      const pk = (dst: string, sport: number) => packet(slot, dst, sport);
+      const now = cellOf(slot, pk, inp.walk, tests);
+      const docker = slot.allowed === undefined ? cellOf(slot, pk, inp.docker, tests) : undefined;
+      const before = inp.walkBefore ? cellOf(slot, pk, inp.walkBefore, tests) : undefined;
+      opaque ||= now.unknownTests || (before?.unknownTests ?? false);
+      const verdict = VERDICTS[code(now.v, slot)]!;
+      const intent = docker ? code(docker.v, slot) === 0 : slot.allowed!(src!);
+      const mismatch = verdict !== "unknown" && (verdict === "open") !== intent;
+      codes.push(code(now.v, slot) + 3 * (intent ? 1 : 0) + 6 * (before ? code(before.v, slot) : 3));
+      if (inp.only === "mismatches" && !mismatch && verdict !== "unknown") continue;
+      const proto = slot.col.proto === "icmp" ? (family === 4 ? "icmp" : "icmpv6") : slot.col.proto;
+      const from = now.sport === SPORT || slot.col.proto === "icmp" ? label : `${label}:${now.sport}`;
+      out.push({
+        column: slot.col.id,
+        family,
+        path: slot.path,
+        verdict,
+        intent: intent ? "allowed" : "not-allowed",
+        mismatch,
+        probe: `${proto} ${from} -> ${fmt(now.dst, slot.port)}`,
+        ...(verdict === "unknown" ? { why: now.v.why } : {}),
+        ...(before ? { before: VERDICTS[code(before.v, slot)]! } : {}),
+      });
+    }
+    // (One of each: a class's tests are held against each other container of the network.)
+    const seen = new Set<string>();
+    const unique = tests.filter((t) => {
+      const k = `${t.kind} ${t.value} ${t.hit}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
+    return { codes, cells: out, tests: unique, opaque };
+  };
+
+  // Each network's containers.
+  for (const n of p.networks) {
+    const subnets = n.subnets.filter((s) => s.value.family === family);
+    if (!subnets.length) continue;
+    // A container sends to the host and beyond by its default route: through its gateway network (the one it publishes on),
+    // from its address there. One on internal networks alone has no default route: it reaches its networks' own addresses
+    // only (the host's, on the bridge).
+    const members: { name: string; ip: Ip }[] = [];
+    for (const c of p.containers) {
+      const gwNet = publishingNetwork(c, nets);
+      if (gwNet ? gwNet !== n : !n.internal) continue;
+      const a = addressOn(c, n, family);
+      if (a) members.push({ name: c.name, ip: a });
+    }
+    if (!members.length) continue;
+    const routed = !n.internal;
+    const gw = gatewayOf(n, family);
+    const gateway = gw ? formatIp(gw) : undefined;
+    const bridge = n.bridge.value;
+    const slots: Slot[] = [];
+    const toHost = [...new Set([...(gateway ? [gateway] : []), ...(routed ? inp.hostAddresses : [])])];
+    if (!toHost.length) continue;
+    const bridged = (addr: string) => subnets.some((s) => cidrContains(s.value, { family, value: ipValue(addr, family) }));
+    for (const col of inp.columns) {
+      if (col.kind === "published") {
+        // 127.0.0.1 is a container's own.
+        const to = col.host_address === undefined ? toHost : routed || col.host_address === gateway ? [col.host_address] : [];
+        // An internal network's containers reach nothing outside it (`--internal`), as Docker's iptables rules hold it; not
+        // Docker 29's nftables backend, where another network's published port accepts them first (dockwall's table drops that).
+        if (!col.loopbackOnly && to.length) slots.push({ col, path: "dnat", dsts: to, port: col.host_port, opened: reached(col), ...(routed ? {} : { allowed: () => false }) });
+        if (routed && col.containerAddr !== undefined && !bridged(col.containerAddr)) slots.push({ col, path: "direct", dsts: [col.containerAddr], port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward" && v.dnat === undefined });
+      } else {
+        const rules = hostRules(col);
+        slots.push({ col, path: "host", dsts: toHost, port: col.host_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "input", allowed: (src) => p.host?.policy === "accept" || rules.some((r) => admits(zones, r.zones, r.sources, bridge, src)) });
+      }
+    }
+    const classes: { members: { name: string; ip: Ip }[]; walks: Walks; key: string }[] = [];
+    const rangeKey = (ip: Ip) => (inp.sourceRanges ?? []).map((r) => (r.from <= ip.value && ip.value <= r.to ? "1" : "0")).join("");
+    for (const m of members) {
+      const text = formatIp(m.ip);
+      const probe = sourceOf(text, inp.local);
+      const hostKey = slots.map((s) => (s.allowed ? (s.allowed(m.ip) ? "1" : "0") : "")).join("");
+      const key = `${hostKey}|${rangeKey(m.ip)}`;
+      // (A class whose walks noted no tests, nftables', holds another container only where the ranges its rules look at hold both alike.)
+      const same = classes.find((c) => c.key === key && (!c.walks.opaque || inp.sourceRanges !== undefined) && sameWay(c.walks.tests, probe));
+      if (same) {
+        same.members.push(m);
+        continue;
+      }
+      const label = `container:${m.name}${p.containers.find((c) => c.name === m.name)!.endpoints.length > 1 ? `@${n.name}` : ""}`;
+      const walks = walkAll(slots, m.ip, label, (slot, dst, sport) => ({ family, in: bridge, src: text, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes }));
+      // Cells alike another class's: one row.
+      const alike = classes.find((c) => c.walks.codes.join() === walks.codes.join());
+      if (alike) alike.members.push(m);
+      else classes.push({ members: [m], walks, key });
+    }
+    for (const c of classes) {
+      const sources = classes.length === 1 ? subnets.map((s) => `${formatIp(s.value)}/${s.value.prefix}`) : c.members.map((m) => `${formatIp(m.ip)}/${family === 4 ? 32 : 128}`);
+      const id = `containers@${n.name}/${fam}${classes.length > 1 ? `:${formatIp(c.members[0]!.ip)}` : ""}`;
+      rows.push({ id, kind: "containers", network: n.name, interfaces: [bridge], sources });
+      for (const x of c.walks.cells) cells.push({ row: id, ...x });
+    }
+  }
+
+  // The host itself (its OUTPUT; to itself, in again by lo).
+  const slots: Slot[] = [];
+  const own = inp.hostAddresses.slice(0, 1);
+  const gatewayFor = (addr: string): string => {
+    for (const n of p.networks) {
+      if (!n.subnets.some((s) => s.value.family === family && cidrContains(s.value, { family, value: ipValue(addr, family) }))) continue;
+      const g = gatewayOf(n, family);
+      if (g) return formatIp(g);
+    }
+    return family === 4 ? "0.0.0.0" : "::";
+  };
+  for (const col of inp.columns) {
+    if (col.kind === "published") {
+      const to = col.host_address !== undefined ? [col.host_address] : own;
+      if (!col.loopbackOnly && to.length) slots.push({ col, path: "dnat", dsts: to, port: col.host_port, hostSrc: (d) => d, opened: reached(col) });
+      if (family === 4 && (col.loopbackOnly || col.host_address === undefined)) slots.push({ col, path: "loopback", dsts: ["127.0.0.1"], port: col.host_port, hostSrc: () => "127.0.0.1", opened: reached(col) });
+      if (col.containerAddr !== undefined) slots.push({ col, path: "direct", dsts: [col.containerAddr], port: col.container_port, hostSrc: gatewayFor, opened: (v) => v.verdict === "ACCEPT" && v.path === "output" && v.dnat === undefined });
+    } else if (own.length) {
+      // The host block lets the host's own packets in by lo, always.
+      slots.push({ col, path: "host", dsts: own, port: col.host_port, hostSrc: (d) => d, opened: (v) => v.verdict === "ACCEPT" && v.path === "input", allowed: () => true });
+    }
+  }
+  if (slots.length) {
+    const walks = walkAll(slots, undefined, "host", (slot, dst, sport) => {
+      const src = slot.hostSrc!(dst);
+      return { family, in: "lo", src, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes, fromHost: true, ...(src === "0.0.0.0" || src === "::" ? { srcUnknown: true } : {}) };
+    });
+    const id = `host/${fam}`;
+    rows.push({ id, kind: "host", interfaces: ["lo"], sources: ["host"] });
+    for (const x of walks.cells) cells.push({ row: id, ...x });
+  }
+  return { rows, cells };
+}
+
+function ipValue(addr: string, family: Family): bigint {
+  const n = sourceOf(addr, []).num;
+  return n.v6 === (family === 6) ? n.value : -1n;
+}
