@@ -1253,10 +1253,17 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const routed = families.filter((f) => forwarding(f) && (ctx.nft || ctx.rulesets[f]));
     const walk = ctx.nft ? ctx.nft.walk : (pk: import("./analysis/evaluate.js").Packet) => evaluate(ctx.rulesets[pk.family]!, pk);
     const pairs = ctx.host ? routingFindings(p, walk, ctx.host, routed, src.file) : { findings: [], walked: 0 };
-    const findings = pairs.walked > 0 || ctx.nft ? pairs.findings : forwardPolicyFindings(p, ctx.rulesets, { 4: routed.includes(4), 6: routed.includes(6) });
+    const routing = pairs.walked > 0 || ctx.nft ? pairs.findings : forwardPolicyFindings(p, ctx.rulesets, { 4: routed.includes(4), 6: routed.includes(6) });
+    // Docker's DNAT rules out of step (iptables off: dockwall's to keep): a stale one reaches whoever has the address now.
+    const { staleDnatFindings } = await import("./analysis/matrix.js");
+    const stale = ctx.nft ? [] : staleDnatFindings(p, r.generated!.rulesets, ctx.rulesets);
+    const findings = [...stale, ...routing];
     if (a.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "verify", ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown"), findings }, null, 2) + "\n");
-    // (The host as a router under a heading of its own: the count above is of cells, and a review read the lines below as cells.)
-    else io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + (findings.length ? `the host as a router, ${findings.length} finding${findings.length === 1 ? "" : "s"}:\n` : "") + findings.map((f) => `${f.message}\n`).join(""));
+    // (Each kind under a heading of its own: the count above is of cells, and a review read the lines below as cells.)
+    else {
+      const heading = (what: string, n: number) => (n ? `${what}, ${n} finding${n === 1 ? "" : "s"}:\n` : "");
+      io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + heading("Docker's rules out of step with Docker", stale.length) + stale.map((f) => `${f.message}\n`).join("") + heading("the host as a router", routing.length) + routing.map((f) => `${f.message}\n`).join(""));
+    }
     return bad || unknown || findings.length ? EXIT.differs : EXIT.ok;
   }
   if (a.svg !== undefined) {

@@ -12,6 +12,8 @@ import { bindAddress, bindings, byName, gatewayOf, isLoopback, publishingNetwork
 import { layoutFor } from "../docker/layouts.js";
 import { dockersOwn, dockerWrites } from "../generate.js";
 import { peerRows, type PeerWalk } from "./peers.js";
+import { ruleText } from "../targets/iptables.js";
+import { parseSave } from "../live/save.js";
 import type { Policy, Zone } from "../model/types.js";
 import { bits, cidrContains, formatIp, parseCidr, isError, specContains, type AddressSpec, type Family, type Ip } from "../model/values.js";
 import { eachSourcePort, evaluate, keyOf, numOf, sameDestination, sameSport, sameWay, sameWayUntil, sourceOf, type DestinationTest, type Num, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
@@ -883,6 +885,49 @@ export function forwardPolicyFindings(p: Policy, rulesets: Partial<Record<Family
       }`,
     });
   }
+  return out;
+}
+
+/**
+ * verify: Docker's DNAT rules out of step with Docker (`iptables off`, where dockwall writes them):
+ * a loaded DNAT rule the compiled rules do not have, for a container gone. Docker hands its address
+ * to the next container, which the stale rule then reaches on a port it never published (a review,
+ * real dockerd 20.10: `docker rm -f web`, then `docker run other`, and the lan reached other on web's
+ * port; verify was silent, its columns being the ports published now). One finding per such rule,
+ * naming the container that has the address now. Without `dockwall watch`, which keeps the rules in
+ * step, this is what happens between a container going and the next apply.
+ */
+export function staleDnatFindings(p: Policy, compiled: Partial<Record<Family, Ruleset>>, loaded: Partial<Record<Family, Ruleset>>): Finding[] {
+  if (p.docker.iptables) return [];
+  const out: Finding[] = [];
+  for (const family of [4, 6] as const) {
+    const want = dnats(compiled[family]);
+    const have = dnats(loaded[family]);
+    for (const [key, text] of have) {
+      if (want.has(key)) continue;
+      const to = /--to-destination \[?([0-9a-fA-F:.]+?)\]?(?::\d+)?(?:\s|$)/.exec(text)?.[1];
+      const now = to ? p.containers.find((c) => c.endpoints.some((e) => e.addresses.some((a) => formatIp(a.value) === to))) : undefined;
+      const tool = family === 4 ? "iptables" : "ip6tables";
+      out.push({
+        family,
+        message: `IPv${family}: a DNAT rule no running container publishes, loaded: '${text}'${to ? ` (${to} is ${now ? `container ${now.name}'s now: it reaches ${now.name}` : "no running container's now"})` : ""}. Docker gives a freed address to the next container; 'dockwall apply' takes the rule away ('dockwall watch' keeps the rules in step as containers come and go), or '${tool} -t nat -D ${text.replace(/^-A /, "")}'`,
+      });
+    }
+  }
+  return out;
+}
+
+/** The DNAT rules of a rule set's nat table in Docker's chains, by their canonical spelling (as diff reads rules), with their text. */
+function dnats(rs: Ruleset | undefined): Map<string, string> {
+  const nat = rs?.tables.find((t) => t.name === "nat");
+  const out = new Map<string, string>();
+  if (!nat) return out;
+  const lines: string[] = [];
+  // Docker's chains only (DOCKER, and whatever a layout names DOCKER-…): another tool's port forward is not Docker's to keep.
+  for (const c of nat.chains) if (c.name.startsWith("DOCKER")) for (const r of c.rules) if (r.target === "DNAT") lines.push(ruleText(c.name, r));
+  if (!lines.length) return out;
+  const saved = parseSave(`*nat\n${nat.chains.map((c) => `:${c.name} - [0:0]`).join("\n")}\n${lines.join("\n")}\nCOMMIT\n`).get("nat");
+  for (const c of saved?.chains.values() ?? []) for (const r of c.rules) out.set(`${c.name} ${r.key}`, r.text);
   return out;
 }
 

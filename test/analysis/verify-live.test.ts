@@ -264,6 +264,38 @@ host { allow lan tcp 22; }
   }, 60_000);
 });
 
+// A review, real dockerd 20.10 with "iptables": false and no watch: 'docker rm -f web', then 'docker run other' (publishing
+// nothing), which Docker gives web's freed address: web's DNAT rule, still loaded, took the lan to other on web's port. verify,
+// with the facts of now, was silent (its columns are the ports published now). Here the lab's container at 172.17.0.2 stands
+// for other, and the policy of now names it, publishing nothing.
+describeKernel("dockwall verify: Docker's rules out of step with Docker", () => {
+  it("a DNAT rule for a container gone, whose address another container has now: a finding that names it, and the lan reaches it for real", async () => {
+    await loaded(WAN_LAN, async ({ lab, plan, verify, dir }) => {
+      expect(verify().status).toBe(0);
+      writeFileSync(join(dir, "host.dw"), WAN_LAN.replace("container web { network bridge 172.17.0.2; publish 8080:80; }", "container other { network bridge 172.17.0.2; }").replace("allow lan to web:8080;\n", ""));
+      const v = verify();
+      expect(v.status, v.stderr).toBe(1);
+      // (And the host's own connections to that port on its address: DNATed to other, not the host's.)
+      expect(v.stdout.replaceAll(join(dir, "host.dw"), "host.dw")).toBe(
+        "1 cell of the loaded rules not what the policy says:\n" +
+          "closed, but the policy allows it: host:8080/tcp (host, IPv4) from the host itself: dockwall explain --live host.dw 'tcp host -> 10.200.0.1:8080'\n" +
+          "Docker's rules out of step with Docker, 1 finding:\n" +
+          "IPv4: a DNAT rule no running container publishes, loaded: '-A DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80' (172.17.0.2 is container other's now: it reaches other). Docker gives a freed address to the next container; 'dockwall apply' takes the rule away ('dockwall watch' keeps the rules in step as containers come and go), or 'iptables -t nat -D DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80'\n",
+      );
+      const lan = plan.ifaces.find((f) => f.name === "eth1")!;
+      expect(lab.addSource("eth1", "192.168.1.7")).toBe(true);
+      const [real] = await lab.probe([{ from: { iface: "eth1" }, family: 4, src: "192.168.1.7", dst: lan.host4, proto: "tcp", port: 8080 }], 1000);
+      expect(real!.open).toBe(true);
+      // Its own advice, taken: the rule gone, verify silent, the port closed.
+      expect(lab.host.run(["iptables", "-t", "nat", "-D", "DOCKER", "-p", "tcp", "-m", "tcp", "--dport", "8080", "-j", "DNAT", "--to-destination", "172.17.0.2:80"]).status).toBe(0);
+      const after = verify();
+      expect([after.status, after.stdout]).toEqual([0, ""]);
+      const [now] = await lab.probe([{ from: { iface: "eth1" }, family: 4, src: "192.168.1.7", dst: lan.host4, proto: "tcp", port: 8080 }], 1000);
+      expect(now!.open).toBe(false);
+    }, { json: false });
+  }, 120_000);
+});
+
 describeKernel("dockwall verify: drops in the tables and chains beside filter's (a review found them unseen)", () => {
   it("a drop in mangle POSTROUTING, and drops of the replies alone (FORWARD, OUTPUT), are listed as the cells they close, as packets find them; rules in the security table make the answers unknown, naming it", async () => {
     await loaded(readFileSync(`${root}examples/web-host.dw`, "utf8"), async ({ lab, plan, verify, dir }) => {
