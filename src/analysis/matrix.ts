@@ -776,7 +776,8 @@ function walker(nft: MatrixContext["nft"], rs: Ruleset): (pk: Packet) => PeerWal
   return (pk) => {
     const sources: SourceTest[] = [];
     const sports: PortTest[] = [];
-    return { verdict: evaluate(rs, pk, { sources, sports, replies: true }), sources, sports };
+    const dests: DestinationTest[] = [];
+    return { verdict: evaluate(rs, pk, { sources, sports, destinations: dests, replies: true }), sources, sports, dests };
   };
 }
 

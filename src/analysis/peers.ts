@@ -16,7 +16,7 @@
 import type { Policy } from "../model/types.js";
 import { addressOn, byName, gatewayOf, publishingNetwork } from "../model/derive.js";
 import { cidrContains, formatIp, type Family, type Ip } from "../model/values.js";
-import { eachSourcePort, sameWay, sourceOf, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
+import { eachSourcePort, numOf, sameDestination, sameWay, sourceOf, type DestinationTest, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
 import { admits, type MatrixCell, type MatrixPath, type MatrixRow, type Walked } from "./matrix.js";
 
 /** A column as the matrix worked it out (published: the container's address it DNATs to; proxied: docker-proxy holds it). */
@@ -38,6 +38,8 @@ export interface PeerWalk {
   verdict: Walked;
   sources?: SourceTest[];
   sports: PortTest[];
+  /** Its tests of the destination (one of the host's addresses): another address that answers them alike goes its way. */
+  dests?: DestinationTest[];
 }
 
 export interface PeerInput {
@@ -96,9 +98,16 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
   const cellOf = (slot: Slot, pk: (dst: string, sport: number) => Packet, walk: (pk: Packet) => PeerWalk, tests: SourceTest[]): { v: Walked; dst: string; sport: number; unknownTests: boolean } => {
     let best: { v: Walked; dst: string; sport: number } | undefined;
     let unknownTests = false;
+    const made: PeerWalk[] = [];
+    const local = (a: string) => inp.local.includes(a);
+    const walkedTo: string[] = [];
     for (const dst of slot.dsts) {
+      // An address every walk so far answers alike (their tests of the destination, and the host's own or not as theirs) goes their way: nothing new there.
+      if (made.length && walkedTo.every((a) => local(a) === local(dst)) && made.every((w) => w.dests !== undefined && sameDestination(w.dests, numOf(dst)))) continue;
+      walkedTo.push(dst);
       const one = (sport: number) => {
         const w = walk(pk(dst, sport));
+        made.push(w);
         if (w.sources) tests.push(...w.sources);
         else unknownTests = true;
         return w;
