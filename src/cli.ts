@@ -1186,6 +1186,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
   const { buildMatrix, formatMatrix, formatMismatches } = await import("./analysis/matrix.js");
   const { asLoaded } = await import("./analysis/loaded.js");
   const ctx: import("./analysis/matrix.js").MatrixContext = { policy: p, rulesets: asLoaded(p, r.generated!.rulesets) };
+  let nftRuleset: import("./analysis/nfteval.js").NftRuleset | undefined;
   if (a.live) {
     const system = io.system();
     const { readLoaded } = await import("./apply/command.js");
@@ -1204,6 +1205,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
         return EXIT.error;
       }
       ctx.nft = walk;
+      nftRuleset = nft.ruleset;
     }
     ctx.rulesets = {};
     for (const f of [4, 6] as const) {
@@ -1255,8 +1257,8 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const pairs = ctx.host ? routingFindings(p, walk, ctx.host, routed, src.file) : { findings: [], walked: 0 };
     const routing = pairs.walked > 0 || ctx.nft ? pairs.findings : forwardPolicyFindings(p, ctx.rulesets, { 4: routed.includes(4), 6: routed.includes(6) });
     // Docker's DNAT rules out of step (iptables off: dockwall's to keep): a stale one reaches whoever has the address now.
-    const { staleDnatFindings } = await import("./analysis/matrix.js");
-    const stale = ctx.nft ? [] : staleDnatFindings(p, r.generated!.rulesets, ctx.rulesets);
+    const { staleDnatFindings, staleNftDnatFindings } = await import("./analysis/matrix.js");
+    const stale = nftRuleset ? staleNftDnatFindings(p, nftRuleset) : staleDnatFindings(p, r.generated!.rulesets, ctx.rulesets);
     const findings = [...stale, ...routing];
     if (a.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "verify", ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown"), findings }, null, 2) + "\n");
     // (Each kind under a heading of its own: the count above is of cells, and a review read the lines below as cells.)

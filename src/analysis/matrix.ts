@@ -918,6 +918,45 @@ export function staleDnatFindings(p: Policy, compiled: Partial<Record<Family, Ru
   return out;
 }
 
+/**
+ * The same on an nftables host (`iptables off`, `--format nft`: Docker's tables are dockwall's to
+ * keep): a DNAT of Docker's tables (`ip`/`ip6 docker-bridges`) to a container's address and port
+ * for a host port that no running container publishes there. Rules it cannot read as one port
+ * to one address (a range, a set) are not judged.
+ */
+export function staleNftDnatFindings(p: Policy, rs: import("./nfteval.js").NftRuleset): Finding[] {
+  if (p.docker.iptables) return [];
+  const nets = byName(p.networks);
+  const published = new Set<string>();
+  for (const c of p.containers) {
+    const n = publishingNetwork(c, nets);
+    if (!n) continue;
+    for (const pub of c.publishes) for (const b of bindings(pub)) for (const e of c.endpoints) for (const a of e.addresses) published.add(`${b.proto} ${b.hostPort} ${formatIp(a.value)} ${b.containerPort}`);
+  }
+  const out: Finding[] = [];
+  for (const t of rs.tables) {
+    if (t.name !== "docker-bridges" || (t.family !== "ip" && t.family !== "ip6")) continue;
+    const family: Family = t.family === "ip" ? 4 : 6;
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) {
+        const dnat = r.expr.map((x) => (x as { dnat?: { addr?: unknown; port?: unknown } }).dnat).find((x) => x !== undefined);
+        if (!dnat || typeof dnat.addr !== "string" || typeof dnat.port !== "number") continue;
+        const ports = r.expr.map((x) => (x as { match?: { op?: string; left?: { payload?: { protocol?: string; field?: string } }; right?: unknown } }).match).filter((m) => m?.op === "==" && m.left?.payload?.field === "dport" && (m.left.payload.protocol === "tcp" || m.left.payload.protocol === "udp"));
+        if (ports.length !== 1 || typeof ports[0]!.right !== "number") continue;
+        const proto = ports[0]!.left!.payload!.protocol!;
+        const key = `${proto} ${ports[0]!.right} ${dnat.addr} ${dnat.port}`;
+        if (published.has(key)) continue;
+        const now = p.containers.find((x) => x.endpoints.some((e) => e.addresses.some((a) => formatIp(a.value) === dnat.addr)));
+        out.push({
+          family,
+          message: `IPv${family}: a DNAT rule no running container publishes, loaded in ${t.family} ${t.name} ${c.name}: '${r.text}' (${dnat.addr} is ${now ? `container ${now.name}'s now: it reaches ${now.name}` : "no running container's now"}). Docker gives a freed address to the next container; 'dockwall apply -f nft' takes the rule away ('dockwall watch -f nft' keeps the tables in step as containers come and go)`,
+        });
+      }
+    }
+  }
+  return out;
+}
+
 /** The DNAT rules of a rule set's nat table in Docker's chains, by their canonical spelling (as diff reads rules), with their text. */
 function dnats(rs: Ruleset | undefined): Map<string, string> {
   const nat = rs?.tables.find((t) => t.name === "nat");
