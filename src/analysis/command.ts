@@ -131,7 +131,7 @@ export function renderSvg(m: import("./matrix.js").Matrix, title: string): strin
     }
     y += 30;
   }
-  const legend = `${title} — ● open · closed ? unknown ! not what the policy says (d: straight to the container, l: 127.0.0.1 routed from a neighbour)`;
+  const legend = `${title} — ● open · closed ? unknown ! not what the policy says (d: straight to the container, l: 127.0.0.1 routed from a neighbour, or the host's own)`;
   const width = Math.max(LEFT + Math.max(1, m.columns.length) * CELL + 40, Math.ceil(legend.length * 7.5) + 20);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 40}" font-family="sans-serif">\n<title>${esc(title)}</title>\n<text x="10" y="20" font-size="14">${esc(legend)}</text>\n${parts.join("\n")}\n</svg>\n`;
 }
