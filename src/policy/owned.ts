@@ -170,8 +170,9 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false, noDockerRule
   // The docker-proxy path. With userland-proxy off, dockerd still holds each published port with a socket of its own, on
   // :: too, that completes a TCP handshake and never answers (a review: the wan's IPv6 connections to it were established,
   // and a port scan saw the port open): where Docker DNATs nothing (IPv6 with ip6tables off, a link-local source from 28
-  // on, a container without IPv6), the same guard. Without a host block only: a host block's DROP closes it already.
-  if (closed && (p.docker.userlandProxy || (family === 6 && !p.host))) {
+  // on, a container without IPv6), the same guard. Not beside a host block whose INPUT policy is DROP: that closes it already
+  // (a second review found 'policy accept' left it open).
+  if (closed && (p.docker.userlandProxy || (family === 6 && (!p.host || p.host.policy === "accept")))) {
     const proxy = proxyChain(p, family, brs, index, matchersOf);
     if (proxy) result.proxy = proxy;
   }
@@ -195,7 +196,7 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false, noDockerRule
     // everyone's, through docker-proxy too (where Docker writes no DNAT: IPv6 with ip6tables off, link-local sources):
     // a host block's DROP closed them over IPv6 while IPv4 reached them (a review).
     if (result.proxy) rules.push(make.jump(PROXY_CHAIN));
-    if (result.proxy || (!closed && p.docker.userlandProxy)) {
+    if (p.docker.userlandProxy && (result.proxy || !closed)) {
       for (const b of proxyBindings(p, family)) rules.push(portRule(b.proto, b.hostPort, b.hostIp, "ACCEPT", `${b.container}: published port, through docker-proxy${result.proxy ? "" : " (published open)"}`));
     }
     for (const r of p.host.rules) {

@@ -60,14 +60,18 @@ describeKernel("every matrix cell is what a real packet finds", () => {
   // nothing (ip6tables off), the wan's connections to it were established, and a port scan saw the port open. Stood in for
   // here by a listener on [::]:8080: the wan's IPv6 connection is dropped; the lan's, which the policy allows, still reaches
   // it (as on Docker, where it then hangs).
-  it("userland-proxy off, no host block: dockerd's own socket on :: takes no IPv6 connection the policy does not allow", async () => {
+  // (A second review: beside a host block with 'policy accept', the same, which the guard had not been written for.)
+  it.each([
+    ["no host block", ""],
+    ["a host block with 'policy accept'", "host { policy accept; allow lan tcp 22; }\n"],
+  ])("userland-proxy off, %s: dockerd's own socket on :: takes no IPv6 connection the policy does not allow", async (_what, host) => {
     const text = `docker { version 20.10; iptables off; userland-proxy off; }
 zone wan { interface eth0; }
 zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
 network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
 container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }
 allow lan to web:8080;
-`;
+${host}`;
     await inPolicyLab("placeholder.dw", text, async ({ plan, lab }) => {
       await lab.listenHost([{ proto: "tcp", port: 8080 }]);
       const eth0 = plan.ifaces.find((f) => f.name === "eth0")!;
