@@ -511,7 +511,10 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     const rsBefore = ctx.before?.[family];
     const at = [...new Set([...cuts(p, rs, family, [...(ctx.nft?.sources(family) ?? []), ...(ctx.nftBefore?.sources(family) ?? [])]), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const pieces = piecesOf(at, family);
-    const local = (iface: string) => ctx.host?.addresses ?? [hostAddr(iface)!];
+    // The host's addresses: live, the kernel's; compiled, the interface's and each Docker network's own (its bridge's, as explain
+    // takes them: a connection masqueraded out of a bridge comes back to it; a second review found such cells unknown).
+    const gateways = p.networks.flatMap((n) => (gatewayOf(n, family) ? [formatIp(gatewayOf(n, family)!)] : []));
+    const local = (iface: string) => ctx.host?.addresses ?? [hostAddr(iface)!, ...gateways];
     const VERDICTS = ["open", "closed", "unknown"] as const;
     // (127.0.0.1 not DNATed reaches no container, dropped or not: closed, unless docker-proxy, on 0.0.0.0, may take it.)
     const verdictOf = (v: Walked, slot: { path: MatrixPath; col: { proxied: boolean }; opened: (v: Walked) => boolean }) => (v.verdict === "unknown" ? (v.martian && slot.path === "loopback" && !slot.col.proxied ? 1 : 2) : slot.opened(v) ? 0 : 1);
