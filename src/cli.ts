@@ -1257,14 +1257,16 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const pairs = ctx.host ? routingFindings(p, walk, ctx.host, routed, src.file) : { findings: [], walked: 0 };
     const routing = pairs.walked > 0 || ctx.nft ? pairs.findings : forwardPolicyFindings(p, ctx.rulesets, { 4: routed.includes(4), 6: routed.includes(6) });
     // Docker's DNAT rules out of step (iptables off: dockwall's to keep): a stale one reaches whoever has the address now.
-    const { staleDnatFindings, staleNftDnatFindings } = await import("./analysis/matrix.js");
+    const { socketGuardFindings, staleDnatFindings, staleNftDnatFindings } = await import("./analysis/matrix.js");
     const stale = nftRuleset ? staleNftDnatFindings(p, nftRuleset) : staleDnatFindings(p, r.generated!.rulesets, ctx.rulesets);
-    const findings = [...stale, ...routing];
+    // dockwall's guard of dockerd's own sockets (userland-proxy off), which no cell shows gone: the handshake they complete reaches no container.
+    const guards = nftRuleset ? [] : socketGuardFindings(p, r.generated!.rulesets, ctx.rulesets);
+    const findings = [...guards, ...stale, ...routing];
     if (a.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "verify", ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown"), findings }, null, 2) + "\n");
     // (Each kind under a heading of its own: the count above is of cells, and a review read the lines below as cells.)
     else {
       const heading = (what: string, n: number) => (n ? `${what}, ${n} finding${n === 1 ? "" : "s"}:\n` : "");
-      io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + heading("Docker's rules out of step with Docker", stale.length) + stale.map((f) => `${f.message}\n`).join("") + heading("the host as a router", routing.length) + routing.map((f) => `${f.message}\n`).join(""));
+      io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + heading("dockwall's guard of dockerd's own sockets", guards.length) + guards.map((f) => `${f.message}\n`).join("") + heading("Docker's rules out of step with Docker", stale.length) + stale.map((f) => `${f.message}\n`).join("") + heading("the host as a router", routing.length) + routing.map((f) => `${f.message}\n`).join(""));
     }
     return bad || unknown || findings.length ? EXIT.differs : EXIT.ok;
   }

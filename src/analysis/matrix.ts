@@ -12,6 +12,7 @@ import { bindAddress, bindings, byName, gatewayOf, isLoopback, publishingNetwork
 import { layoutFor } from "../docker/layouts.js";
 import { dockersOwn, dockerWrites } from "../generate.js";
 import { peerRows, type PeerWalk } from "./peers.js";
+import { PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
 import { parseSave } from "../live/save.js";
 import type { Policy, Zone } from "../model/types.js";
@@ -956,6 +957,34 @@ export function staleNftDnatFindings(p: Policy, rs: import("./nfteval.js").NftRu
         });
       }
     }
+  }
+  return out;
+}
+
+/**
+ * verify, userland-proxy off: dockerd's own socket on a published port completes a TCP handshake
+ * and never answers, so a connection it takes is no cell's (none reaches a container), and a
+ * guard gone (INPUT's jump to DOCKWALL-PROXY deleted, the chain emptied) left the port open to a
+ * port scan from anyone with verify silent (a second review). Where the compiled rules guard it,
+ * the loaded ones must too: INPUT jumps to the chain, and the chain holds the compiled rules.
+ */
+export function socketGuardFindings(p: Policy, compiled: Partial<Record<Family, Ruleset>>, loaded: Partial<Record<Family, Ruleset>>): Finding[] {
+  if (p.docker.userlandProxy) return [];
+  const out: Finding[] = [];
+  for (const family of [4, 6] as const) {
+    const want = compiled[family]?.tables.find((t) => t.name === "filter")?.chains.find((c) => c.name === PROXY_CHAIN);
+    if (!want) continue;
+    const filter = loaded[family]?.tables.find((t) => t.name === "filter");
+    const jumps = filter?.chains.find((c) => c.name === "INPUT")?.rules.some((r) => r.target === PROXY_CHAIN) ?? false;
+    const have = filter?.chains.find((c) => c.name === PROXY_CHAIN);
+    // (Each rule by its canonical spelling, as diff reads rules.)
+    const keys = (rules: Rule[]) => [...(parseSave(`*filter\n:${PROXY_CHAIN} - [0:0]\n${rules.map((r) => ruleText(PROXY_CHAIN, r)).join("\n")}\nCOMMIT\n`).get("filter")?.chains.get(PROXY_CHAIN)?.rules ?? [])].map((r) => r.key).join("\n");
+    if (jumps && have && keys(have.rules) === keys(want.rules)) continue;
+    const tool = family === 4 ? "iptables" : "ip6tables";
+    out.push({
+      family,
+      message: `IPv${family}: ${!have ? `no chain ${PROXY_CHAIN}` : !jumps ? `INPUT does not jump to ${PROXY_CHAIN}` : `${PROXY_CHAIN} is not what the policy compiles to`}: with userland-proxy off, dockerd holds each published port with a socket of its own that completes a TCP handshake from anyone it is not guarded from (and never answers). 'dockwall apply' puts the guard back (or '${tool} -I INPUT -j ${PROXY_CHAIN}' where only the jump is gone)`,
+    });
   }
   return out;
 }

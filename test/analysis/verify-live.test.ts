@@ -296,6 +296,42 @@ describeKernel("dockwall verify: Docker's rules out of step with Docker", () => 
   }, 120_000);
 });
 
+// A second review: with userland-proxy off, dockerd's own socket on a published port completes a TCP handshake and never
+// answers; a connection it takes reaches no container, so no cell shows it, and with dockwall's guard of it gone the wan's IPv6
+// connections completed their handshakes there while verify was silent. Stood in for by a listener on [::]:8080.
+describeKernel("dockwall verify: the guard of dockerd's own sockets (userland-proxy off)", () => {
+  it("INPUT's jump to DOCKWALL-PROXY deleted: a finding, and the wan's IPv6 connection is taken for real; put back, silent and closed", async () => {
+    const text = `docker { version 20.10; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:200:1::/64; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; subnet fd00:17::/64; }
+container web { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }
+allow lan to web:8080;
+`;
+    await loaded(text, async ({ lab, plan, verify }) => {
+      await lab.listenHost([{ proto: "tcp", port: 8080 }]);
+      const eth0 = plan.ifaces.find((f) => f.name === "eth0")!;
+      const fromWan = async () => {
+        const pr = { from: { iface: "eth0" }, family: 6 as const, src: eth0.nbr6, dst: eth0.host6, proto: "tcp" as const, port: 8080 };
+        await lab.probe([pr], 1000);
+        return (await lab.probe([pr], 1000))[0]!.open;
+      };
+      expect([verify().status, verify().stdout]).toEqual([0, ""]);
+      expect(await fromWan()).toBe(false);
+      expect(lab.host.run(["ip6tables", "-D", "INPUT", "-j", "DOCKWALL-PROXY"]).status).toBe(0);
+      const v = verify();
+      expect([v.status, v.stdout]).toEqual([
+        1,
+        "dockwall's guard of dockerd's own sockets, 1 finding:\nIPv6: INPUT does not jump to DOCKWALL-PROXY: with userland-proxy off, dockerd holds each published port with a socket of its own that completes a TCP handshake from anyone it is not guarded from (and never answers). 'dockwall apply' puts the guard back (or 'ip6tables -I INPUT -j DOCKWALL-PROXY' where only the jump is gone)\n",
+      ]);
+      expect(await fromWan()).toBe(true);
+      expect(lab.host.run(["ip6tables", "-I", "INPUT", "-j", "DOCKWALL-PROXY"]).status).toBe(0);
+      expect([verify().status, verify().stdout]).toEqual([0, ""]);
+      expect(await fromWan()).toBe(false);
+    }, { json: false });
+  }, 120_000);
+});
+
 describeKernel("dockwall verify: drops in the tables and chains beside filter's (a review found them unseen)", () => {
   it("a drop in mangle POSTROUTING, and drops of the replies alone (FORWARD, OUTPUT), are listed as the cells they close, as packets find them; rules in the security table make the answers unknown, naming it", async () => {
     await loaded(readFileSync(`${root}examples/web-host.dw`, "utf8"), async ({ lab, plan, verify, dir }) => {
