@@ -329,7 +329,16 @@ function portRule(proto: string, port: number, hostIp: string | undefined, targe
 }
 
 function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex, matchersOf: (a: AllowRule) => readonly Matcher[]): Rule[] | undefined {
-  const bs = proxyBindings(p, family);
+  // With userland-proxy off, dockerd's own socket is on :: only for a container with an IPv6 address (a review, real dockerd
+  // 20.10, ss): another port there is the host's own, which the host block says of (a scratch check of verify found the
+  // guard closing a 'policy accept' host's port 8000 over IPv6, for a container with none).
+  const nets = byName(p.networks);
+  const v6 = (name: string) => {
+    const c = p.containers.find((x) => x.name === name);
+    const n = c ? publishingNetwork(c, nets) : undefined;
+    return c !== undefined && n !== undefined && c.endpoints.some((e) => e.network.name === n.name && e.addresses.some((a) => a.value.family === 6));
+  };
+  const bs = proxyBindings(p, family).filter((b) => p.docker.userlandProxy || family === 4 || v6(b.container));
   if (bs.length === 0) return undefined;
   const rules: Rule[] = [
     make.jump("RETURN", { matches: [make.ctstate("RELATED,ESTABLISHED")] }),
