@@ -718,19 +718,9 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           const mismatch = verdict !== "unknown" && (verdict === "open") !== intent && !(spoofed && verdict === "closed");
           if (ctx.only === "mismatches" && !mismatch && verdict !== "unknown") continue;
           const proto = slot.col.proto;
-          const v = vs[k]!;
-          const probeProto = proto === "icmp" ? (family === 4 ? "icmp" : "icmpv6") : proto;
           here.push({
             row: "",
-            column: slot.col.id,
-            family,
-            path: slot.path,
-            verdict,
-            intent: intent ? "allowed" : "not-allowed",
-            mismatch,
-            probe: `${probeProto} ${fmtAddr(srcText, proto === "icmp" ? undefined : sportAt[k]!)} -> ${fmtAddr(slot.dsts[dstAt[k]!]!, slot.port)} in ${iface}`,
-            ...(verdict === "unknown" ? { why: v.why } : {}),
-            ...(b !== 3 ? { before: VERDICTS[b]! } : {}),
+            ...cellJson(slot.col.id, family, slot.path, verdict, intent, mismatch, `${probeProtocol(proto, family)} ${fmtAddr(srcText, proto === "icmp" ? undefined : sportAt[k]!)} -> ${fmtAddr(slot.dsts[dstAt[k]!]!, slot.port)} in ${iface}`, vs[k]!.why, b !== 3 ? VERDICTS[b]! : undefined),
           });
         }
         groups.set(key, { zone, pieces: [piece], cells: here });
@@ -768,6 +758,14 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
   }
   return { rows: [...rows.values()], columns: [...columns.values()], cells };
 }
+
+/** A cell as `--json` has it (but its row). */
+export function cellJson(column: string, family: Family, path: MatrixPath, verdict: MatrixCell["verdict"], intent: boolean, mismatch: boolean, probe: string, why: string | undefined, before: MatrixCell["before"]): Omit<MatrixCell, "row"> {
+  return { column, family, path, verdict, intent: intent ? "allowed" : "not-allowed", mismatch, probe, ...(verdict === "unknown" ? { why } : {}), ...(before ? { before } : {}) };
+}
+
+/** A probe's protocol as a packet says it. */
+export const probeProtocol = (proto: "tcp" | "udp" | "icmp", family: Family): string => (proto === "icmp" ? (family === 4 ? "icmp" : "icmpv6") : proto);
 
 /** Docker's own rules in this family, as dockerd writes them for these networks and containers (none where it writes none: ip6tables off). */
 function dockersOwnRules(p: Policy, family: Family): Ruleset {

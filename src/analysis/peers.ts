@@ -17,7 +17,7 @@ import type { Policy } from "../model/types.js";
 import { addressOn, byName, gatewayOf, publishingNetwork } from "../model/derive.js";
 import { cidrContains, formatIp, type Family, type Ip } from "../model/values.js";
 import { eachSourcePort, numOf, sameDestination, sameWay, sourceOf, type DestinationTest, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
-import { admits, type MatrixCell, type MatrixPath, type MatrixRow, type Walked } from "./matrix.js";
+import { admits, cellJson, probeProtocol, type MatrixCell, type MatrixPath, type MatrixRow, type Walked } from "./matrix.js";
 
 /** A column as the matrix worked it out (published: the container's address it DNATs to; proxied: docker-proxy holds it). */
 export interface PeerColumn {
@@ -143,19 +143,8 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
       const mismatch = verdict !== "unknown" && (verdict === "open") !== intent;
       codes.push(code(now.v, slot) + 3 * (intent ? 1 : 0) + 6 * (before ? code(before.v, slot) : 3));
       if (inp.only === "mismatches" && !mismatch && verdict !== "unknown") continue;
-      const proto = slot.col.proto === "icmp" ? (family === 4 ? "icmp" : "icmpv6") : slot.col.proto;
       const from = now.sport === SPORT || slot.col.proto === "icmp" ? label : `${label}:${now.sport}`;
-      out.push({
-        column: slot.col.id,
-        family,
-        path: slot.path,
-        verdict,
-        intent: intent ? "allowed" : "not-allowed",
-        mismatch,
-        probe: `${proto} ${from} -> ${fmt(now.dst, slot.port)}`,
-        ...(verdict === "unknown" ? { why: now.v.why } : {}),
-        ...(before ? { before: VERDICTS[code(before.v, slot)]! } : {}),
-      });
+      out.push(cellJson(slot.col.id, family, slot.path, verdict, intent, mismatch, `${probeProtocol(slot.col.proto, family)} ${from} -> ${fmt(now.dst, slot.port)}`, now.v.why, before ? VERDICTS[code(before.v, slot)]! : undefined));
     }
     // (One of each: a class's tests are held against each other container of the network.)
     const seen = new Set<string>();
