@@ -509,6 +509,8 @@ export async function probeMatrix(
   nft?: import("../../src/analysis/matrix.js").MatrixContext["nft"],
   /** More of the matrix's context (nftBefore: each cell's verdict over the rules before a change too). */
   more: Partial<import("../../src/analysis/matrix.js").MatrixContext> = {},
+  /** Only the rows of neighbours (zones, any other source): where the containers' and the host's rows are sent elsewhere. */
+  opts: { neighboursOnly?: boolean } = {},
 ): Promise<{ cells: import("../../src/analysis/matrix.js").MatrixCell[]; sendable: import("../../src/analysis/matrix.js").MatrixCell[]; probes: LabProbe[]; open: boolean[] }> {
   const { buildMatrix } = await import("../../src/analysis/matrix.js");
   const { parsePacket } = await import("../../src/analysis/packet.js");
@@ -533,6 +535,7 @@ export async function probeMatrix(
   // address on the row's network), or the host itself (from the address the kernel picks: the destination's own, its
   // bridge's toward a container, 127.0.0.1 to loopback).
   const probeOf = (c: (typeof m.cells)[number]): LabProbe | undefined => {
+    if (opts.neighboursOnly && !["zone", "other"].includes(rowOf.get(c.row)!.kind)) return undefined;
     const pk = parsePacket(c.probe);
     if ("error" in pk) throw new Error(`${c.probe}: ${pk.error}`);
     const dst = formatIp(pk.dst);
