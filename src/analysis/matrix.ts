@@ -336,7 +336,8 @@ function zoneName(p: Policy, iface: string, src: Ip): string | undefined {
   return (zs.find((z) => z.sources.length > 0) ?? zs[0])?.name;
 }
 
-function fmtAddr(a: string, port?: number): string {
+/** An address, with its port where there is one (IPv6 then in brackets). */
+export function fmtAddr(a: string, port?: number): string {
   const s = a.includes(":") && port !== undefined ? `[${a}]` : a;
   return port === undefined ? s : `${s}:${port}`;
 }

@@ -17,7 +17,7 @@ import type { Policy } from "../model/types.js";
 import { addressOn, byName, gatewayOf, publishingNetwork } from "../model/derive.js";
 import { cidrContains, formatIp, type Family, type Ip } from "../model/values.js";
 import { eachSourcePort, numOf, sameDestination, sameWay, sourceOf, type DestinationTest, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
-import { admits, cellJson, probeProtocol, type MatrixCell, type MatrixPath, type MatrixRow, type Walked } from "./matrix.js";
+import { admits, cellJson, fmtAddr, probeProtocol, type MatrixCell, type MatrixPath, type MatrixRow, type Walked } from "./matrix.js";
 
 /** A column as the matrix worked it out (published: the container's address it DNATs to; proxied: docker-proxy holds it). */
 export interface PeerColumn {
@@ -75,11 +75,6 @@ interface Slot {
   /** The intent: from Docker's own rules (undefined), or the host block's. */
   allowed?: (src: Ip) => boolean;
 }
-
-const fmt = (a: string, port?: number) => {
-  const s = a.includes(":") && port !== undefined ? `[${a}]` : a;
-  return port === undefined ? s : `${s}:${port}`;
-};
 
 /** The rows of each Docker network's containers, then the host's, with their cells (in the matrix's order: rows, then their cells). */
 export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell[] } {
@@ -144,7 +139,7 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
       codes.push(code(now.v, slot) + 3 * (intent ? 1 : 0) + 6 * (before ? code(before.v, slot) : 3));
       if (inp.only === "mismatches" && !mismatch && verdict !== "unknown") continue;
       const from = now.sport === SPORT || slot.col.proto === "icmp" ? label : `${label}:${now.sport}`;
-      out.push(cellJson(slot.col.id, family, slot.path, verdict, intent, mismatch, `${probeProtocol(slot.col.proto, family)} ${from} -> ${fmt(now.dst, slot.port)}`, now.v.why, before ? VERDICTS[code(before.v, slot)]! : undefined));
+      out.push(cellJson(slot.col.id, family, slot.path, verdict, intent, mismatch, `${probeProtocol(slot.col.proto, family)} ${from} -> ${fmtAddr(now.dst, slot.port)}`, now.v.why, before ? VERDICTS[code(before.v, slot)]! : undefined));
     }
     // (One of each: a class's tests are held against each other container of the network.)
     const seen = new Set<string>();
