@@ -168,9 +168,9 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false, noDockerRule
   const result: OwnedChains = { dockerUser: user };
 
   // The docker-proxy path. With userland-proxy off, dockerd still holds each published port with a socket of its own, on
-  // :: too, that completes a TCP handshake and never answers (a review: the wan's IPv6 connections to it were established,
-  // and a port scan saw the port open): where Docker DNATs nothing (IPv6 with ip6tables off, a link-local source from 28
-  // on, a container without IPv6), the same guard. Not beside a host block whose INPUT policy is DROP: that closes it already
+  // :: too for a container with an IPv6 address, that completes a TCP handshake and never answers (a review: the wan's IPv6
+  // connections to it were established, and a port scan saw the port open): where Docker DNATs nothing (IPv6 with ip6tables
+  // off, a link-local source from 28 on), the same guard. Not beside a host block whose INPUT policy is DROP: that closes it already
   // (a second review found 'policy accept' left it open).
   if (closed && (p.docker.userlandProxy || (family === 6 && (!p.host || p.host.policy === "accept")))) {
     const proxy = proxyChain(p, family, brs, index, matchersOf);
@@ -301,6 +301,8 @@ interface ProxyBinding {
   hostPort: number;
   hostIp?: string;
   loopback: boolean;
+  /** The container has an IPv6 address on the network it publishes on. */
+  v6: boolean;
 }
 
 /** The sockets docker-proxy listens on in this family: unbound ports get 0.0.0.0 and ::. */
@@ -311,12 +313,13 @@ function proxyBindings(p: Policy, family: Family): ProxyBinding[] {
     const c = p.containers[i]!;
     const n = publishingNetwork(c, nets);
     if (!n) continue;
+    const v6 = c.endpoints.some((e) => e.network.name === n.name && e.addresses.some((a) => a.value.family === 6));
     for (let k = 0; k < c.publishes.length; k++) {
       const pub = c.publishes[k]!;
       const host = bindAddress(p, pub, n);
       if (host && host.family !== family) continue;
       for (const b of bindings(pub)) {
-        out.push({ container: c.name, proto: b.proto, hostPort: b.hostPort, hostIp: host && host.value !== 0n ? formatIp(host) : undefined, loopback: host !== undefined && isLoopback(host) });
+        out.push({ container: c.name, proto: b.proto, hostPort: b.hostPort, hostIp: host && host.value !== 0n ? formatIp(host) : undefined, loopback: host !== undefined && isLoopback(host), v6 });
       }
     }
   }
@@ -332,13 +335,7 @@ function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex,
   // With userland-proxy off, dockerd's own socket is on :: only for a container with an IPv6 address (a review, real dockerd
   // 20.10, ss): another port there is the host's own, which the host block says of (a scratch check of verify found the
   // guard closing a 'policy accept' host's port 8000 over IPv6, for a container with none).
-  const nets = byName(p.networks);
-  const v6 = (name: string) => {
-    const c = p.containers.find((x) => x.name === name);
-    const n = c ? publishingNetwork(c, nets) : undefined;
-    return c !== undefined && n !== undefined && c.endpoints.some((e) => e.network.name === n.name && e.addresses.some((a) => a.value.family === 6));
-  };
-  const bs = proxyBindings(p, family).filter((b) => p.docker.userlandProxy || family === 4 || v6(b.container));
+  const bs = proxyBindings(p, family).filter((b) => p.docker.userlandProxy || family === 4 || b.v6);
   if (bs.length === 0) return undefined;
   const rules: Rule[] = [
     make.jump("RETURN", { matches: [make.ctstate("RELATED,ESTABLISHED")] }),
