@@ -6,11 +6,9 @@ import { join } from "node:path";
 import { run } from "../../src/cli.js";
 import { compile } from "../../src/compile.js";
 import { normalise } from "../../src/live/save.js";
-import { describeKernel, fermCompile, withScratchNetnsSync, type Netns } from "../lab/kernel.js";
+import { describeKernel, withScratchNetnsSync, type Netns } from "../lab/kernel.js";
 import { memoryIo } from "../support/io.js";
-import { allPolicies, ipsetCommands, parityGroups, root, skipped } from "../support/policies.js";
-
-const policies = allPolicies().filter((p) => !/\biptables\s+on\s*;/.test(p.text));
+import { ipsetCommands, parityGroups, root, skipped } from "../support/policies.js";
 
 function captures(): { name: string; text: string; family: 4 | 6 }[] {
   const out: { name: string; text: string; family: 4 | 6 }[] = [];
@@ -27,34 +25,6 @@ function captures(): { name: string; text: string; family: 4 | 6 }[] {
   return out;
 }
 
-/**
- * The kernel has every built-in chain of a table; ferm's text leaves out one that the file does
- * not write when the kernel it read had none (INPUT without a host block): left out of the save too.
- */
-function undeclaredLeftOut(saved: string, text: string): string {
-  const declared = new Set<string>();
-  let table = "";
-  for (const l of text.split("\n")) {
-    if (l.startsWith("*")) table = l.slice(1).trim();
-    else if (l.startsWith(":")) declared.add(`${table} ${l.slice(1).split(" ")[0]}`);
-  }
-  const used = new Set<string>();
-  table = "";
-  for (const l of saved.split("\n")) {
-    if (l.startsWith("*")) table = l.slice(1).trim();
-    else if (l.startsWith("-A ")) used.add(`${table} ${l.split(" ")[1]}`);
-  }
-  table = "";
-  return saved
-    .split("\n")
-    .filter((l) => {
-      if (l.startsWith("*")) table = l.slice(1).trim();
-      const m = /^:([A-Z]+) ACCEPT /.exec(l);
-      return !m || declared.has(`${table} ${m[1]}`) || used.has(`${table} ${m[1]}`);
-    })
-    .join("\n");
-}
-
 describeKernel("the normaliser agrees with the kernel", () => {
   const back = (family: 4 | 6, text: string) =>
     withScratchNetnsSync((ns) => {
@@ -68,22 +38,7 @@ describeKernel("the normaliser agrees with the kernel", () => {
     expect(normalise(back(family, text))).toBe(normalise(text));
   });
 
-  describe.each(policies)("$name", ({ text }) => {
-    for (const family of [4, 6] as const) {
-      test(`compiled IPv${family}`, () => {
-        const rules = compile(text, { format: family === 4 ? "iptables" : "ip6tables" }).output!;
-        expect(normalise(back(family, rules))).toBe(normalise(rules));
-      });
-    }
-    test("ferm --lines (long options, its own order)", () => {
-      const f = fermCompile(compile(text, { format: "ferm" }).output!);
-      expect(f.ok, f.stderr).toBe(true);
-      for (const [family, lines] of [[4, f.v4], [6, f.v6]] as const) {
-        if (!lines.trim()) continue;
-        expect(normalise(undeclaredLeftOut(back(family, lines), lines))).toBe(normalise(lines));
-      }
-    });
-  });
+  // Every compiled policy and ferm's --lines of it: test/kernel/kernel.test.ts, on the loads it makes anyway.
 });
 
 describeKernel("dockwall diff on a live namespace", () => {

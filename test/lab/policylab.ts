@@ -17,7 +17,7 @@ import type { Policy } from "../../src/model/types.js";
 import { addressOn, byName, publishingNetwork } from "../../src/model/derive.js";
 import { bits, broadcastOf, cidrContains, formatIp, hostMask, isError, networkOf, parseCidr, parseIp, specContains, type AddressSpec, type Family, type Ip, type Proto } from "../../src/model/values.js";
 import { createNetns, deleteNetns, type Netns } from "./kernel.js";
-import { runAsync, killQuiet } from "./proc.js";
+import { run, runAsync, killQuiet } from "./proc.js";
 import { spawn, type ChildProcess } from "node:child_process";
 
 const NETPROBE = fileURLToPath(new URL("./netprobe.mjs", import.meta.url));
@@ -352,6 +352,45 @@ function ipOk(ns: Netns, argv: string[]): void {
   if (r.status !== 0) throw new Error(`${argv.join(" ")} in ${ns.name}: ${r.stderr.trim()}`);
 }
 
+/**
+ * The lab's `ip` commands and sysctls, run in the order given: each run of commands in one namespace
+ * is one `ip -n NS -batch -` (a lab is a thousand commands; one process each was most of a lab's start).
+ */
+class IpBatch {
+  private steps: { ns: Netns; argv: string[] }[] = [];
+  ip(ns: Netns, argv: string[]): void {
+    if (argv[0] !== "ip") throw new Error(`not an ip command: ${argv.join(" ")}`);
+    // A batch line has no options: the family comes from the addresses (all of the lab's are literal).
+    const args = argv.slice(1).filter((a) => a !== "-6");
+    this.steps.push({ ns, argv: args });
+  }
+  sysctl(ns: Netns, setting: string): void {
+    this.steps.push({ ns, argv: ["sysctl", setting] });
+  }
+  run(): void {
+    const steps = this.steps;
+    this.steps = [];
+    for (let i = 0; i < steps.length; ) {
+      const { ns } = steps[i]!;
+      const sysctl = steps[i]!.argv[0] === "sysctl";
+      let j = i;
+      while (j < steps.length && steps[j]!.ns === ns && (steps[j]!.argv[0] === "sysctl") === sysctl) j++;
+      const group = steps.slice(i, j);
+      if (sysctl) {
+        ipOk(ns, ["sysctl", "-qw", ...group.map((g) => g.argv[1]!)]);
+      } else {
+        const r = run(["ip", "-n", ns.name, "-batch", "-"], { input: group.map((g) => g.argv.join(" ")).join("\n") + "\n" });
+        if (r.status !== 0) {
+          const line = Number(/-:(\d+)/.exec(r.stderr)?.[1] ?? 0);
+          const failed = group[line - 1]?.argv.join(" ") ?? "(a batch)";
+          throw new Error(`ip ${failed} in ${ns.name}: ${r.stderr.trim()}`);
+        }
+      }
+      i = j;
+    }
+  }
+}
+
 async function startListener(ns: Netns, name: string, args: string[]): Promise<ChildProcess> {
   const child = spawn("nsenter", [`--net=${ns.path}`, process.execPath, NETPROBE, "listen", name, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   await new Promise<void>((ok, fail) => {
@@ -377,37 +416,39 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
   try {
     const host = createNetns("-ph");
     made.push(host);
-    for (const [k, v] of [["net.ipv4.ip_forward", "1"], ["net.ipv6.conf.all.forwarding", "1"]]) ipOk(host, ["sysctl", "-qw", `${k}=${v}`]);
+    const batch = new IpBatch();
+    batch.sysctl(host, "net.ipv4.ip_forward=1");
+    batch.sysctl(host, "net.ipv6.conf.all.forwarding=1");
     const neighbours = new Map<string, Netns>();
     for (const f of plan.ifaces) {
       const nb = createNetns("-pn");
       made.push(nb);
       neighbours.set(f.name, nb);
-      ipOk(host, ["ip", "link", "add", f.name, "type", "veth", "peer", "name", "up0", "netns", nb.name]);
-      ipOk(host, ["ip", "addr", "add", `${f.host4}/24`, "dev", f.name]);
-      ipOk(host, ["ip", "addr", "add", `${f.host6}/64`, "dev", f.name, "nodad"]);
-      ipOk(host, ["ip", "link", "set", f.name, "up"]);
-      ipOk(nb, ["ip", "addr", "add", `${f.nbr4}/24`, "dev", "up0"]);
-      ipOk(nb, ["ip", "addr", "add", `${f.nbr6}/64`, "dev", "up0", "nodad"]);
+      batch.ip(host, ["ip", "link", "add", f.name, "type", "veth", "peer", "name", "up0", "netns", nb.name]);
+      batch.ip(host, ["ip", "addr", "add", `${f.host4}/24`, "dev", f.name]);
+      batch.ip(host, ["ip", "addr", "add", `${f.host6}/64`, "dev", f.name, "nodad"]);
+      batch.ip(host, ["ip", "link", "set", f.name, "up"]);
+      batch.ip(nb, ["ip", "addr", "add", `${f.nbr4}/24`, "dev", "up0"]);
+      batch.ip(nb, ["ip", "addr", "add", `${f.nbr6}/64`, "dev", "up0", "nodad"]);
       for (const s of f.sources) {
-        ipOk(nb, ["ip", "addr", "add", s.includes(":") ? `${s}/128` : `${s}/32`, "dev", "up0", ...(s.includes(":") ? ["nodad"] : [])]);
-        ipOk(host, ["ip", "route", "add", s, "via", s.includes(":") ? f.nbr6 : f.nbr4, "dev", f.name]);
+        batch.ip(nb, ["ip", "addr", "add", s.includes(":") ? `${s}/128` : `${s}/32`, "dev", "up0", ...(s.includes(":") ? ["nodad"] : [])]);
+        batch.ip(host, ["ip", "route", "add", s, "via", s.includes(":") ? f.nbr6 : f.nbr4, "dev", f.name]);
       }
-      ipOk(nb, ["ip", "link", "set", "up0", "up"]);
+      batch.ip(nb, ["ip", "link", "set", "up0", "up"]);
       // The neighbour routes everything via the host, 127.0.0.0/8 included (its own is gone).
-      ipOk(nb, ["ip", "addr", "del", "127.0.0.1/8", "dev", "lo"]);
-      ipOk(nb, ["ip", "route", "add", "default", "via", f.host4]);
-      ipOk(nb, ["ip", "route", "add", "127.0.0.0/8", "via", f.host4]);
+      batch.ip(nb, ["ip", "addr", "del", "127.0.0.1/8", "dev", "lo"]);
+      batch.ip(nb, ["ip", "route", "add", "default", "via", f.host4]);
+      batch.ip(nb, ["ip", "route", "add", "127.0.0.0/8", "via", f.host4]);
       // …and takes answers from 127.0.0.1 on its link, as a neighbour probing the host this way would.
-      ipOk(nb, ["sysctl", "-qw", "net.ipv4.conf.up0.route_localnet=1"]);
-      ipOk(nb, ["ip", "-6", "route", "add", "default", "via", f.host6]);
+      batch.sysctl(nb, "net.ipv4.conf.up0.route_localnet=1");
+      batch.ip(nb, ["ip", "-6", "route", "add", "default", "via", f.host6]);
     }
     for (const b of plan.bridges) {
-      ipOk(host, ["ip", "link", "add", b.name, "type", "bridge"]);
-      for (const a of b.addrs) ipOk(host, ["ip", "addr", "add", a, "dev", b.name, ...(a.includes(":") ? ["nodad"] : [])]);
-      ipOk(host, ["ip", "link", "set", b.name, "up"]);
+      batch.ip(host, ["ip", "link", "add", b.name, "type", "bridge"]);
+      for (const a of b.addrs) batch.ip(host, ["ip", "addr", "add", a, "dev", b.name, ...(a.includes(":") ? ["nodad"] : [])]);
+      batch.ip(host, ["ip", "link", "set", b.name, "up"]);
       // With userland-proxy off, dockerd lets its bridges route 127.0.0.1 (the host's own connections DNATed there from loopback).
-      if (plan.hairpin) ipOk(host, ["sysctl", "-qw", `net.ipv4.conf.${b.name}.route_localnet=1`]);
+      if (plan.hairpin) batch.sysctl(host, `net.ipv4.conf.${b.name}.route_localnet=1`);
     }
     const containerNs = new Map<string, Netns>();
     for (const [ci, c] of plan.containers.entries()) {
@@ -416,15 +457,16 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
       containerNs.set(c.name, ns);
       for (const [ei, e] of c.endpoints.entries()) {
         const veth = `dwv${ci}e${ei}`;
-        ipOk(host, ["ip", "link", "add", veth, "type", "veth", "peer", "name", `eth${ei}`, "netns", ns.name]);
-        ipOk(host, ["ip", "link", "set", veth, "master", e.bridge, "up"]);
-        for (const a of e.addrs) ipOk(ns, ["ip", "addr", "add", a, "dev", `eth${ei}`, ...(a.includes(":") ? ["nodad"] : [])]);
-        ipOk(ns, ["ip", "link", "set", `eth${ei}`, "up"]);
-        if (ei === 0 && c.routed) for (const g of e.gateways) ipOk(ns, ["ip", ...(g.includes(":") ? ["-6"] : []), "route", "add", "default", "via", g]);
+        batch.ip(host, ["ip", "link", "add", veth, "type", "veth", "peer", "name", `eth${ei}`, "netns", ns.name]);
+        batch.ip(host, ["ip", "link", "set", veth, "master", e.bridge, "up"]);
+        for (const a of e.addrs) batch.ip(ns, ["ip", "addr", "add", a, "dev", `eth${ei}`, ...(a.includes(":") ? ["nodad"] : [])]);
+        batch.ip(ns, ["ip", "link", "set", `eth${ei}`, "up"]);
+        if (ei === 0 && c.routed) for (const g of e.gateways) batch.ip(ns, ["ip", ...(g.includes(":") ? ["-6"] : []), "route", "add", "default", "via", g]);
         // With userland-proxy off, dockerd turns hairpin mode on for each port of a bridge: a container reaches its own published port through the host's address.
-        if (plan.hairpin) ipOk(host, ["ip", "link", "set", veth, "type", "bridge_slave", "hairpin", "on"]);
+        if (plan.hairpin) batch.ip(host, ["ip", "link", "set", veth, "type", "bridge_slave", "hairpin", "on"]);
       }
     }
+    batch.run();
     // Everything listens before the first probe.
     const starts: Promise<ChildProcess>[] = [];
     for (const [name, nb] of neighbours) starts.push(startListener(nb, `neighbour-${name}`, [`tcp=${NEIGHBOUR_PORT}`]));

@@ -61,3 +61,31 @@ export function forwardDropped(s: Saved): Saved {
   const filter = s.filter ?? { chains: { INPUT: "ACCEPT", FORWARD: "ACCEPT", OUTPUT: "ACCEPT" }, rules: { INPUT: [], FORWARD: [], OUTPUT: [] } };
   return { ...s, filter: { ...filter, chains: { ...filter.chains, FORWARD: "DROP" } } };
 }
+
+/**
+ * The kernel has every built-in chain of a table; ferm's text leaves out one that the file does
+ * not write when the kernel it read had none (INPUT without a host block): left out of the save too.
+ */
+export function undeclaredLeftOut(saved: string, text: string): string {
+  const declared = new Set<string>();
+  let table = "";
+  for (const l of text.split("\n")) {
+    if (l.startsWith("*")) table = l.slice(1).trim();
+    else if (l.startsWith(":")) declared.add(`${table} ${l.slice(1).split(" ")[0]}`);
+  }
+  const used = new Set<string>();
+  table = "";
+  for (const l of saved.split("\n")) {
+    if (l.startsWith("*")) table = l.slice(1).trim();
+    else if (l.startsWith("-A ")) used.add(`${table} ${l.split(" ")[1]}`);
+  }
+  table = "";
+  return saved
+    .split("\n")
+    .filter((l) => {
+      if (l.startsWith("*")) table = l.slice(1).trim();
+      const m = /^:([A-Z]+) ACCEPT /.exec(l);
+      return !m || declared.has(`${table} ${m[1]}`) || used.has(`${table} ${m[1]}`);
+    })
+    .join("\n");
+}
