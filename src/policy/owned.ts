@@ -343,12 +343,17 @@ function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex,
   ];
   // Containers reach published ports through the proxy as Docker lets them.
   for (const br of brs) rules.push(make.jump("RETURN", { in: { value: br } }));
+  // …but an internal network's reach nothing outside it: Docker drops them on their way to another network's container, and
+  // where it DNATs nothing (a container without IPv6), docker-proxy would relay them there (a review: `allow any` let the
+  // internal network's containers reach such a port over IPv6).
+  const internal = p.networks.filter((n) => n.internal && subnetOf(n, family)).map((n) => n.bridge.value);
   for (let i = 0; i < bs.length; i++) {
     const b = bs[i]!;
     const comment = `${b.container}: ${b.hostIp ? `${b.hostIp}:` : ""}${b.hostPort}/${b.proto} ${p.docker.userlandProxy ? "through docker-proxy" : "held by dockerd's own socket (userland-proxy off)"}`;
     const loop = b.loopback && family === 4;
     if (!loop) {
       const allows = allowedBy(index, b.container, b.hostPort, b.proto);
+      if (allows.length > 0) for (const br of internal) rules.push(rule({ ...portRule(b.proto, b.hostPort, b.hostIp, "DROP", `${comment}: not from network ${p.networks.find((n) => n.bridge.value === br)!.name} (internal)`), in: { value: br } }));
       for (let k = 0; k < allows.length; k++) {
         const ms = matchersOf(allows[k]!);
         const ret = portRule(b.proto, b.hostPort, b.hostIp, "RETURN", comment);

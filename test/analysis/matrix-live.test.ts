@@ -3,7 +3,7 @@
 // loads them (with "iptables": true, over dockerd's own), every cell's probe — a packet of the
 // row's class to the column by the cell's path, IPv4 and IPv6 — is sent for real from a
 // neighbour, and the kernel must let through exactly the cells the matrix says are open.
-import { PROXY6_POLICY } from "../support/policies.js";
+import { INTERNAL_PROXY_POLICY, PROXY6_POLICY } from "../support/policies.js";
 import { expect, it } from "vitest";
 import { asLoaded } from "../../src/analysis/loaded.js";
 import { describeKernel } from "../lab/kernel.js";
@@ -52,6 +52,27 @@ describeKernel("every matrix cell is what a real packet finds", () => {
       expect(lab.addSource("eth0", "fe80::2")).toBe(true);
       const ll = await lab.probe([8080, 8443, 7000].map((port) => ({ from: { iface: "eth0" }, family: 6 as const, src: "fe80::2", dst: eth0.host6, proto: "tcp" as const, port })), 800);
       expect(ll.map((x) => x.open)).toEqual([false, false, false]);
+    });
+  }, 120_000);
+
+  // A review: an internal network's containers reached solo:9000 through docker-proxy over IPv6 (solo has no IPv6, so Docker
+  // DNATs nothing there), as `allow any` let them. Every cell sent, and those of the review by name.
+  it("an internal network's containers reach no published port through docker-proxy (IPv6, a container without IPv6)", async () => {
+    await inPolicyLab("internal-proxy.dw", INTERNAL_PROXY_POLICY, async ({ r, p, plan, lab }) => {
+      const { cells: all, sendable, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open");
+      const wrong = sendable.filter((c, i) => c.verdict === "unknown" || (c.verdict === "open") !== open[i]).map((c) => `${c.probe} (${c.path}): matrix ${c.verdict}, kernel ${open[sendable.indexOf(c)] ? "open" : "closed"}`);
+      expect(wrong, wrong.join("\n")).toEqual([]);
+      expect(all.filter((c) => c.mismatch).map((c) => `${c.probe} (${c.path})`)).toEqual([]);
+      const toSolo = sendable.filter((c) => c.column === "solo:9000/tcp" && c.row.startsWith("containers@back")).map((c) => `${c.probe} ${c.verdict}`);
+      expect(toSolo).toEqual(["tcp container:db -> 172.21.0.1:9000 closed", "tcp container:db -> [fd00:21::1]:9000 closed"]);
+      // web's address on the internal network too, sent by hand: closed; from the lan, open as allowed.
+      const back = plan.bridges.find((b) => b.name === "br-back")!;
+      const gw6 = back.addrs.find((a) => a.includes(":"))!.split("/")[0]!;
+      const res = await lab.probe([
+        { from: { container: "web" }, family: 6, src: "fd00:21::10", dst: gw6, proto: "tcp", port: 9000 },
+        { from: { iface: "eth1" }, family: 6, src: plan.ifaces.find((f) => f.name === "eth1")!.nbr6, dst: plan.ifaces.find((f) => f.name === "eth1")!.host6, proto: "tcp", port: 9000 },
+      ], 800);
+      expect(res.map((x) => x.open)).toEqual([false, true]);
     });
   }, 120_000);
 

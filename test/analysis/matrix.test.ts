@@ -4,7 +4,7 @@
 // policy compiles to rules that do what it says (no mismatch); a hand-made ACCEPT or a
 // fail2ban-style DROP over the loaded rules shows as exactly the cells it changed.
 import { readFileSync } from "node:fs";
-import { PROXY6_POLICY } from "../support/policies.js";
+import { INTERNAL_PROXY_POLICY, PROXY6_POLICY } from "../support/policies.js";
 import { describe, expect, test } from "vitest";
 import { explain } from "../../src/analysis/explain.js";
 import { asLoaded } from "../../src/analysis/loaded.js";
@@ -74,6 +74,16 @@ test("iptables on, no host block: docker-proxy on :: takes what Docker does not 
   expect(v6).toContain("ip6tables -t filter -I INPUT -j DOCKWALL-PROXY");
   expect(compile(text, { format: "iptables" }).output!).not.toContain("DOCKWALL-PROXY");
   expect(compile(text, { format: "nft" }).output!).toMatch(/chain proxy-ip6 \{/);
+});
+
+test("an internal network's containers reach no published port through docker-proxy, in either family (a review: over IPv6, allow any let them reach solo, which has no IPv6 DNAT)", () => {
+  const text = INTERNAL_PROXY_POLICY;
+  const { m } = matrixOf(text);
+  expect(formatMismatches(m)).toBe("");
+  const toSolo = m.cells.filter((c) => c.row.startsWith("containers@back") && c.column === "solo:9000/tcp").map((c) => `${c.family} ${c.path} ${c.verdict} ${c.intent}`);
+  expect(toSolo).toEqual(["4 dnat closed not-allowed", "6 dnat closed not-allowed"]);
+  // The rest of the world still gets to solo:9000 through docker-proxy over IPv6, as allowed.
+  expect(m.cells.filter((c) => c.row.startsWith("lan@eth1/ipv6") && c.column === "solo:9000/tcp").map((c) => `${c.path} ${c.verdict} ${c.intent}`)).toEqual(["dnat open allowed"]);
 });
 
 test("ip6tables off and userland-proxy off: no IPv6 path to a published port, so no IPv6 allow is a cell the kernel could hold (a review: verify reported them all as closed, for good)", () => {

@@ -49,6 +49,24 @@ export function ipsetCommands(text: string): string[][] {
  * takes over IPv6 (a link-local source, a container without IPv6) must be guarded (a review found
  * it open from the wan, in every output format). test/analysis/matrix*.test.ts.
  */
+/**
+ * An internal network beside two others, docker-proxy on (a review): solo has no IPv6 address, so
+ * Docker DNATs nothing to it over IPv6 and docker-proxy on :: takes the connection; the internal
+ * network's containers reached solo:9000 that way (`allow any` holds them too). test/analysis/matrix*.test.ts.
+ */
+export const INTERNAL_PROXY_POLICY = `docker { version 28; iptables off; ip6tables on; userland-proxy on; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+network front { bridge br-front; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+network back  { bridge br-back;  subnet 172.21.0.0/16; subnet fd00:21::/64; internal; }
+container web  { network front 172.20.0.10, fd00:20::10; network back 172.21.0.10, fd00:21::10; publish 8080:80; }
+container db   { network back 172.21.0.20, fd00:21::20; publish 5432:5432; }
+container solo { network bridge 172.17.0.5; publish 9000:9000; }
+allow lan to web:8080;
+allow any to solo:9000;
+host { allow lan tcp 22; allow any icmp; }
+`;
+
 export const PROXY6_POLICY = `docker { version 29.7; iptables on; ip6tables on; }
 zone wan { interface eth0; }
 zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
