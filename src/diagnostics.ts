@@ -47,6 +47,7 @@ export type Severity = "error" | "warning";
 export const JSON_VERSION = 1;
 
 export const CODES = [
+  "allow-from-bridge",
   "bad-arity",
   "bad-facts",
   "bad-gateway",

@@ -301,17 +301,21 @@ function representative(p: Piece, family: Family): Ip {
  * such zones with no rows at all, and a hand-made accept from them unreported.
  */
 export function rowInterfaces(p: Policy, live: string[] | undefined): string[] {
+  // Not the bridges of Docker's networks, a zone's or not: what arrives there is their containers' traffic, which follows
+  // Docker's rules and has rows of its own (a review: a zone on a network's bridge had neighbour rows that the allows
+  // from it, which change nothing, made mismatches of).
+  const bridges = new Set(p.networks.map((n) => n.bridge.value));
   const all = [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value)))];
-  const named = all.filter((i) => !i.endsWith("+"));
+  const named = all.filter((i) => !i.endsWith("+") && !bridges.has(i));
   const out = [...named];
   for (const w of all.filter((i) => i.endsWith("+"))) {
     const prefix = w.slice(0, -1);
     if (live) {
-      for (const i of live) if (i.startsWith(prefix) && i !== "lo" && !out.includes(i)) out.push(i);
+      for (const i of live) if (i.startsWith(prefix) && i !== "lo" && !bridges.has(i) && !out.includes(i)) out.push(i);
       continue;
     }
     let name = "";
-    for (let k = 0; !name || out.includes(name); k++) name = `${prefix}${k}`;
+    for (let k = 0; !name || out.includes(name) || bridges.has(name); k++) name = `${prefix}${k}`;
     out.push(name);
   }
   return out;

@@ -6,7 +6,7 @@ import { makeContext, type Check } from "./context.js";
 import { duplicateNames, references } from "./names.js";
 import { networkShape, overlappingSubnets } from "./networks.js";
 import { containerAddresses, publishedPorts } from "./containers.js";
-import { allowTargets, duplicateAllows, forwardZones, ruleFamilies } from "./rules.js";
+import { allowTargets, bridgeZones, duplicateAllows, forwardZones, ruleFamilies } from "./rules.js";
 import { coveredAllows } from "./covered.js";
 import { daemonSettings, literalWildcards, unallowedPorts } from "./warnings.js";
 
@@ -22,6 +22,7 @@ export const checks: [string, Check][] = [
   ["covered allows", coveredAllows],
   ["rule families", ruleFamilies],
   ["forward zones", forwardZones],
+  ["zones on Docker's bridges", bridgeZones],
   ["daemon settings", daemonSettings],
   ["literal wildcards", literalWildcards],
   ["unallowed ports", unallowedPorts],

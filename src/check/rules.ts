@@ -273,3 +273,32 @@ export const forwardZones: Check = (ctx) => {
     }
   }
 };
+
+/**
+ * An allow from a zone on a Docker network's bridge: traffic between containers follows Docker's own
+ * rules (DOCKER-USER returns a bridge's own traffic to them before any allow), so the allow admits
+ * none of that network's containers and keeps none out (a review: a policy reading "only .11 may
+ * reach a:8080" let every container of the network in, and matrix held it against the allow).
+ */
+export const bridgeZones: Check = (ctx) => {
+  const byBridge = new Map(ctx.policy.networks.map((n) => [n.bridge.value, n.name]));
+  const seen = new Set<string>();
+  for (const a of ctx.policy.allows) {
+    for (const ref of a.zones) {
+      const z = ctx.zones.get(ref.name);
+      if (!z || z.builtin) continue;
+      const on = z.interfaces.filter((i) => byBridge.has(i.value));
+      if (on.length === 0) continue;
+      const key = `${ref.span.line}:${ref.span.col}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const nets = on.map((i) => byBridge.get(i.value)!);
+      const all = on.length === z.interfaces.length;
+      const where = on.map((i) => `${i.value}, network ${byBridge.get(i.value)}'s bridge`).join("; ");
+      ctx.problems.warning("allow-from-bridge", ref.span, `zone '${ref.name}' is on ${where}: ${nets.join(", ")}'s containers reach published ports as Docker's own rules let them, whatever an allow says, so this allow lets none ${all ? "" : "of them "}in and keeps none out`, {
+        help: `to keep containers from each other, put them on separate networks (or set 'icc off' on the network); a 'host' block's rules for zone '${ref.name}' do apply to them`,
+        notes: on.map((i) => ({ message: `${i.value} is here`, span: i.span })),
+      });
+    }
+  }
+};

@@ -3,7 +3,7 @@
 // loads them (with "iptables": true, over dockerd's own), every cell's probe — a packet of the
 // row's class to the column by the cell's path, IPv4 and IPv6 — is sent for real from a
 // neighbour, and the kernel must let through exactly the cells the matrix says are open.
-import { INTERNAL_PROXY_POLICY, PROXY6_POLICY } from "../support/policies.js";
+import { BRIDGE_ZONE_POLICY, INTERNAL_PROXY_POLICY, PROXY6_POLICY } from "../support/policies.js";
 import { expect, it } from "vitest";
 import { asLoaded } from "../../src/analysis/loaded.js";
 import { describeKernel } from "../lab/kernel.js";
@@ -73,6 +73,21 @@ describeKernel("every matrix cell is what a real packet finds", () => {
         { from: { iface: "eth1" }, family: 6, src: plan.ifaces.find((f) => f.name === "eth1")!.nbr6, dst: plan.ifaces.find((f) => f.name === "eth1")!.host6, proto: "tcp", port: 9000 },
       ], 800);
       expect(res.map((x) => x.open)).toEqual([false, true]);
+    });
+  }, 120_000);
+
+  // A review: a zone on a network's bridge had neighbour rows, held against an allow from it that changes nothing (the network's
+  // containers follow Docker's rules): 27 mismatches of dockwall's own rules. Its containers' rows, every cell sent.
+  it("a zone on a Docker network's bridge: its containers' rows only, every cell as the kernel, none a mismatch", async () => {
+    await inPolicyLab("bridge-zone.dw", BRIDGE_ZONE_POLICY, async ({ r, p, plan, lab }) => {
+      const { cells: all, sendable, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open");
+      const wrong = sendable.filter((c, i) => c.verdict === "unknown" || (c.verdict === "open") !== open[i]).map((c) => `${c.probe} (${c.path}): matrix ${c.verdict}, kernel ${open[sendable.indexOf(c)] ? "open" : "closed"}`);
+      expect(wrong, wrong.join("\n")).toEqual([]);
+      expect(all.filter((c) => c.mismatch).map((c) => `${c.probe} (${c.path})`)).toEqual([]);
+      // c (not the allow's 172.20.0.11) reaches a:8080 as Docker lets it, in both families; only a reaches port 22.
+      const sent = (col: string) => sendable.filter((c) => c.column === col && c.row.startsWith("containers@front")).map((c) => `${c.probe} ${open[sendable.indexOf(c)] ? "open" : "closed"}`).sort();
+      expect(sent("a:8080/tcp")).toEqual(["tcp container:a -> 172.20.0.1:8080 open", "tcp container:a -> [fd00:20::1]:8080 open", "tcp container:b -> 172.20.0.1:8080 open", "tcp container:b -> [fd00:20::1]:8080 open"]);
+      expect(sent("host:22/tcp")).toEqual(["tcp container:a -> 172.20.0.1:22 open", "tcp container:a -> [fd00:20::1]:22 open", "tcp container:b -> 172.20.0.1:22 closed", "tcp container:b -> [fd00:20::1]:22 closed"]);
     });
   }, 120_000);
 

@@ -4,7 +4,7 @@
 // policy compiles to rules that do what it says (no mismatch); a hand-made ACCEPT or a
 // fail2ban-style DROP over the loaded rules shows as exactly the cells it changed.
 import { readFileSync } from "node:fs";
-import { INTERNAL_PROXY_POLICY, PROXY6_POLICY } from "../support/policies.js";
+import { BRIDGE_ZONE_POLICY, INTERNAL_PROXY_POLICY, PROXY6_POLICY } from "../support/policies.js";
 import { describe, expect, test } from "vitest";
 import { explain } from "../../src/analysis/explain.js";
 import { asLoaded } from "../../src/analysis/loaded.js";
@@ -84,6 +84,17 @@ test("an internal network's containers reach no published port through docker-pr
   expect(toSolo).toEqual(["4 dnat closed not-allowed", "6 dnat closed not-allowed"]);
   // The rest of the world still gets to solo:9000 through docker-proxy over IPv6, as allowed.
   expect(m.cells.filter((c) => c.row.startsWith("lan@eth1/ipv6") && c.column === "solo:9000/tcp").map((c) => `${c.path} ${c.verdict} ${c.intent}`)).toEqual(["dnat open allowed"]);
+});
+
+test("a zone on a Docker network's bridge has no rows of neighbours: what arrives there is that network's containers, in their own rows (a review: 27 mismatches dockwall's own rules made, for good)", () => {
+  const { m } = matrixOf(BRIDGE_ZONE_POLICY);
+  expect(formatMismatches(m)).toBe("");
+  expect(m.rows.filter((r) => r.interfaces.includes("br-front")).map((r) => r.id)).toEqual(["containers@front/ipv4:172.20.0.10", "containers@front/ipv4:172.20.0.11", "containers@front/ipv6:fd00:20::10", "containers@front/ipv6:fd00:20::11"]);
+  // The host block does hold for them: a's row reaches port 22, the others' not.
+  expect(m.cells.filter((c) => c.column === "host:22/tcp" && c.family === 4 && c.row.startsWith("containers@front")).map((c) => `${c.probe} ${c.verdict} ${c.intent}`).sort()).toEqual([
+    "tcp container:a -> 172.20.0.1:22 open allowed",
+    "tcp container:b -> 172.20.0.1:22 closed not-allowed",
+  ]);
 });
 
 test("ip6tables off and userland-proxy off: no IPv6 path to a published port, so no IPv6 allow is a cell the kernel could hold (a review: verify reported them all as closed, for good)", () => {

@@ -847,6 +847,27 @@ allow lan to web:8080;
     expected: ``,
   },
   {
+    name: "an allow from a zone on a Docker network's bridge (a review): its containers follow Docker's rules, so the allow lets none in and keeps none out; the host block's rules do apply to them",
+    input: `docker { version 28; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone ctr { interface br-front; }
+network front { bridge br-front; subnet 172.20.0.0/16; }
+container a { network front 172.20.0.10; publish 8080:80; }
+allow ctr from 172.20.0.11 to a:8080;
+allow wan to a:8080;
+host { allow ctr from 172.20.0.10 tcp 22; }
+`,
+    exit: 0,
+    expected: `p.dw:6:7: warning: zone 'ctr' is on br-front, network front's bridge: front's containers reach published ports as Docker's own rules let them, whatever an allow says, so this allow lets none in and keeps none out
+6 | allow ctr from 172.20.0.11 to a:8080;
+  |       ^^^
+  = help: to keep containers from each other, put them on separate networks (or set 'icc off' on the network); a 'host' block's rules for zone 'ctr' do apply to them
+p.dw:3:22: note: br-front is here
+3 | zone ctr { interface br-front; }
+  |                      ^^^^^^^^
+`,
+  },
+  {
     name: "a release newer than any dockwall knows: which release's chains are written",
     input: `docker { version 29.8; userland-proxy off; published open; }
 `,

@@ -115,8 +115,12 @@ export function planPolicyLab(p: Policy): PolicyLabPlan {
     return first ?? (z && !z.builtin ? ANY_IFACE : names[0]!);
   };
   const placed = new Set<string>(ifaces.flatMap((f) => [f.host4, f.host6, f.nbr4, f.nbr6]));
+  // An address of a Docker network's is its containers' (a zone on the network's bridge names them): a neighbour sending from
+  // it, with the host's route to it, would take it over (a review found every container cell closed that way).
+  const subnets = p.networks.flatMap((n) => n.subnets.map((sn) => sn.value));
   const place = (addr: string, iface: string) => {
-    if (placed.has(addr) || addr.startsWith("127.") || addr === "::1") return;
+    const v = parseIp(addr);
+    if (placed.has(addr) || addr.startsWith("127.") || addr === "::1" || (!isError(v) && subnets.some((sn) => sn.family === v.family && cidrContains(sn, v)))) return;
     placed.add(addr);
     (ifaces.find((f) => f.name === iface) ?? ifaces[0]!).sources.push(addr);
   };

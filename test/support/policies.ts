@@ -67,6 +67,22 @@ allow any to solo:9000;
 host { allow lan tcp 22; allow any icmp; }
 `;
 
+/**
+ * A zone on a Docker network's bridge (a review): an allow from it changes nothing (the network's
+ * containers follow Docker's rules: check warns), the host block's rules for it hold. The matrix
+ * gave it neighbour rows, held against the allow: 27 mismatches that dockwall's own rules made.
+ */
+export const BRIDGE_ZONE_POLICY = `docker { version 28; iptables off; ip6tables on; userland-proxy off; }
+zone wan { interface eth0; }
+zone ctr { interface br-front; }
+network front { bridge br-front; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+container a { network front 172.20.0.10, fd00:20::10; publish 8080:80; }
+container b { network front 172.20.0.11, fd00:20::11; publish 8081:80; }
+container c { network front 172.20.0.12, fd00:20::12; }
+allow ctr from 172.20.0.11 to a:8080;
+host { allow ctr from 172.20.0.10, fd00:20::10 tcp 22; }
+`;
+
 export const PROXY6_POLICY = `docker { version 29.7; iptables on; ip6tables on; }
 zone wan { interface eth0; }
 zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
