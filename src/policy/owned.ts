@@ -175,6 +175,12 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false, noDockerRule
   if (closed && (p.docker.userlandProxy || (family === 6 && (!p.host || p.host.policy === "accept")))) {
     const proxy = proxyChain(p, family, brs, index, matchersOf);
     if (proxy) result.proxy = proxy;
+  } else if (!closed && p.docker.userlandProxy) {
+    // `published open` is every published port open to all, as Docker has it; but an internal network's containers reach
+    // none (Docker drops them on their way out), and docker-proxy would relay them where Docker DNATs nothing (a container
+    // without IPv6): only that, guarded.
+    const proxy = internalProxyGuard(p, family);
+    if (proxy) result.proxy = proxy;
   }
 
   if (p.host) {
@@ -331,6 +337,31 @@ function portRule(proto: string, port: number, hostIp: string | undefined, targe
   return rule({ dst: hostIp ? { value: `${hostIp}/${prefix}` } : undefined, proto, matches: [make.tcpudp(proto, port)], comment }, target);
 }
 
+/** The bridges of the internal networks that have a subnet of this family. */
+function internalBridges(p: Policy, family: Family): { bridge: string; name: string }[] {
+  return p.networks.filter((n) => n.internal && subnetOf(n, family)).map((n) => ({ bridge: n.bridge.value, name: n.name }));
+}
+
+function proxyComment(p: Policy, b: ProxyBinding): string {
+  return `${b.container}: ${b.hostIp ? `${b.hostIp}:` : ""}${b.hostPort}/${b.proto} ${p.docker.userlandProxy ? "through docker-proxy" : "held by dockerd's own socket (userland-proxy off)"}`;
+}
+
+/** An internal network's packet to a port docker-proxy holds: dropped. */
+function internalDrop(p: Policy, b: ProxyBinding, internal: { bridge: string; name: string }): Rule {
+  return rule({ ...portRule(b.proto, b.hostPort, b.hostIp, "DROP", `${proxyComment(p, b)}: not from network ${internal.name} (internal)`), in: { value: internal.bridge } });
+}
+
+/** With `published open`: DOCKWALL-PROXY holds only the internal networks' drops (undefined where there are none). */
+function internalProxyGuard(p: Policy, family: Family): Rule[] | undefined {
+  const internal = internalBridges(p, family);
+  if (internal.length === 0) return undefined;
+  const bs = proxyBindings(p, family).filter((b) => !(b.loopback && family === 4));
+  if (bs.length === 0) return undefined;
+  const rules: Rule[] = [make.jump("RETURN", { matches: [make.ctstate("RELATED,ESTABLISHED")] })];
+  for (const b of bs) for (const n of internal) rules.push(internalDrop(p, b, n));
+  return rules;
+}
+
 function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex, matchersOf: (a: AllowRule) => readonly Matcher[]): Rule[] | undefined {
   // With userland-proxy off, dockerd's own socket is on :: only for a container with an IPv6 address (a review, real dockerd
   // 20.10, ss): another port there is the host's own, which the host block says of (a scratch check of verify found the
@@ -346,14 +377,14 @@ function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex,
   // …but an internal network's reach nothing outside it: Docker drops them on their way to another network's container, and
   // where it DNATs nothing (a container without IPv6), docker-proxy would relay them there (a review: `allow any` let the
   // internal network's containers reach such a port over IPv6).
-  const internal = p.networks.filter((n) => n.internal && subnetOf(n, family)).map((n) => n.bridge.value);
+  const internal = internalBridges(p, family);
   for (let i = 0; i < bs.length; i++) {
     const b = bs[i]!;
-    const comment = `${b.container}: ${b.hostIp ? `${b.hostIp}:` : ""}${b.hostPort}/${b.proto} ${p.docker.userlandProxy ? "through docker-proxy" : "held by dockerd's own socket (userland-proxy off)"}`;
+    const comment = proxyComment(p, b);
     const loop = b.loopback && family === 4;
     if (!loop) {
       const allows = allowedBy(index, b.container, b.hostPort, b.proto);
-      if (allows.length > 0) for (const br of internal) rules.push(rule({ ...portRule(b.proto, b.hostPort, b.hostIp, "DROP", `${comment}: not from network ${p.networks.find((n) => n.bridge.value === br)!.name} (internal)`), in: { value: br } }));
+      if (allows.length > 0) for (const n of internal) rules.push(internalDrop(p, b, n));
       for (let k = 0; k < allows.length; k++) {
         const ms = matchersOf(allows[k]!);
         const ret = portRule(b.proto, b.hostPort, b.hostIp, "RETURN", comment);

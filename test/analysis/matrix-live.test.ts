@@ -57,8 +57,13 @@ describeKernel("every matrix cell is what a real packet finds", () => {
 
   // A review: an internal network's containers reached solo:9000 through docker-proxy over IPv6 (solo has no IPv6, so Docker
   // DNATs nothing there), as `allow any` let them. Every cell sent, and those of the review by name.
-  it("an internal network's containers reach no published port through docker-proxy (IPv6, a container without IPv6)", async () => {
-    await inPolicyLab("internal-proxy.dw", INTERNAL_PROXY_POLICY, async ({ r, p, plan, lab }) => {
+  const publishedOpen = INTERNAL_PROXY_POLICY.replace("userland-proxy on; }", "userland-proxy on; published open; }").replace(/^host .*\n/m, "");
+  it.each([
+    ["a host block", INTERNAL_PROXY_POLICY],
+    ["published open, no host block", publishedOpen],
+  ])("an internal network's containers reach no published port through docker-proxy (IPv6, a container without IPv6): %s", async (_, text) => {
+    if (text !== INTERNAL_PROXY_POLICY) expect([/published open;/.test(text), /^host /m.test(text)]).toEqual([true, false]);
+    await inPolicyLab("internal-proxy.dw", text, async ({ r, p, plan, lab }) => {
       const { cells: all, sendable, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open");
       const wrong = sendable.filter((c, i) => c.verdict === "unknown" || (c.verdict === "open") !== open[i]).map((c) => `${c.probe} (${c.path}): matrix ${c.verdict}, kernel ${open[sendable.indexOf(c)] ? "open" : "closed"}`);
       expect(wrong, wrong.join("\n")).toEqual([]);

@@ -84,6 +84,14 @@ test("an internal network's containers reach no published port through docker-pr
   expect(toSolo).toEqual(["4 dnat closed not-allowed", "6 dnat closed not-allowed"]);
   // The rest of the world still gets to solo:9000 through docker-proxy over IPv6, as allowed.
   expect(m.cells.filter((c) => c.row.startsWith("lan@eth1/ipv6") && c.column === "solo:9000/tcp").map((c) => `${c.path} ${c.verdict} ${c.intent}`)).toEqual(["dnat open allowed"]);
+  // With `published open` and no host block too: dockwall's proxy chain then holds only the internal network's drops.
+  const open = INTERNAL_PROXY_POLICY.replace("userland-proxy on; }", "userland-proxy on; published open; }").replace(/^host .*\n/m, "");
+  expect(formatMismatches(matrixOf(open).m)).toBe("");
+  expect(compile(open, { format: "ip6tables" }).output!.split("\n").filter((l) => l.startsWith("-A DOCKWALL-PROXY"))).toEqual([
+    "-A DOCKWALL-PROXY -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+    "-A DOCKWALL-PROXY -i br-back -p tcp -m tcp --dport 8080 -j DROP",
+    "-A DOCKWALL-PROXY -i br-back -p tcp -m tcp --dport 9000 -j DROP",
+  ]);
 });
 
 test("a zone on a Docker network's bridge has no rows of neighbours: what arrives there is that network's containers, in their own rows (a review: 27 mismatches dockwall's own rules made, for good)", () => {
