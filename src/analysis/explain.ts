@@ -362,7 +362,9 @@ function nftOrigin(ctx: ExplainContext, family: Family, s: NftStep): OriginJson 
     const r = s.handle !== undefined ? ctx.nft?.ours?.get(s.handle) : undefined;
     const said = statementOf(r);
     if (said) return { kind: "policy", file: ctx.file ?? "<policy>", line: said.line, column: said.col, text: lineOf(ctx.text, said) };
-    return { kind: "dockwall", why: r ? whyOwn(r, s.chain.startsWith("input") ? "INPUT" : "DOCKER-USER", ctx.policy) : s.index === -1 ? `${s.chain}'s policy` : `dockwall's table (${NFT_TABLE})` };
+    // The chain of the compiled rules this one translates (a review: the proxy chain's were called DOCKER-USER's).
+    const chain = s.chain.startsWith("input") ? "INPUT" : s.chain.startsWith("proxy") ? PROXY_CHAIN : "DOCKER-USER";
+    return { kind: "dockwall", why: r ? (r.comment && r.comment !== MARK ? r.comment : whyOwn(r, chain, ctx.policy)) : s.index === -1 ? `${s.chain}'s policy` : `dockwall's table (${NFT_TABLE})` };
   }
   const dockers = / docker-bridges$/.test(table) || (/^ip6? (filter|nat)$/.test(table) && isDockersChain(s.chain));
   if (!dockers) return { kind: "other", chain: `${table} ${s.chain}` };

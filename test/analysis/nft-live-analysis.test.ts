@@ -83,6 +83,14 @@ describeKernel("explain --live, matrix --live and verify on an nftables host: th
           const out = sendable.filter((c) => c.probe.startsWith("tcp container:db -> ") && c.column === "proxy:80/tcp" && c.family === 4);
           expect(out.map((c) => `${c.path} ${c.verdict} ${c.intent} ${open[sendable.indexOf(c)]}`)).toEqual(["dnat closed not-allowed false"]);
         }
+        // A rule of dockwall's proxy chain is named as one (a review: explain --live called it "dockwall's rule in DOCKER-USER").
+        if (name === "examples/web-host.dw") {
+          const eth1 = plan.ifaces.find((f) => f.name === "eth1")!;
+          const said = dockwall("explain", "--live", file, `tcp [${eth1.nbr6}]:40000 -> [${eth1.host6}]:8080 in eth1`, "--json");
+          expect(said.status, said.stderr).toBe(0);
+          const j = (JSON.parse(said.stdout) as { packets: { verdict: string; decided_by: { chain: string; rule: string; origin: { kind: string; why?: string } } }[] }).packets[0]!;
+          expect([j.verdict, j.decided_by.chain, j.decided_by.rule, j.decided_by.origin]).toEqual(["drop", "proxy-ip6", "tcp dport 8080 drop", { kind: "dockwall", why: "web: 8080/tcp through docker-proxy" }]);
+        }
         probed += sendable.length;
         opened += sendable.filter((c) => c.verdict === "open").length;
         v6 += sendable.filter((c) => c.family === 6).length;
