@@ -3,7 +3,10 @@
 //
 //   node netprobe.mjs listen NAME tcp=80,443 udp=53 [bind=ADDR]
 //     answers every TCP connection and UDP datagram with "NAME\n"; binds :: (IPv4 too)
-//     unless bind= says where; prints "ready" once every port listens.
+//     unless bind= says where; prints "ready" once every port listens. Then it sends probes
+//     from its namespace too: each line on standard input, { "id", "timeout", "probes": [...] },
+//     is answered with a line { "id", "results": [...] } (a probe, as below, without a process
+//     of its own: a lab sends hundreds).
 //   node netprobe.mjs probe TIMEOUT_MS < [{ "src", "dst", "port", "sport"?, "proto" }, …]
 //     all at once; prints one JSON array: { open, reply } per probe, in order. tcp and udp
 //     from node's sockets (bound to src), icmp with busybox ping.
@@ -32,6 +35,21 @@ async function listen(name, specs) {
   }
   await Promise.all(waits);
   process.stdout.write("ready\n");
+  let buffered = "";
+  process.stdin.setEncoding("utf8");
+  process.stdin.on("data", (chunk) => {
+    buffered += chunk;
+    let nl;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (!line.trim()) continue;
+      const { id, timeout, probes } = JSON.parse(line);
+      runProbes(probes, timeout).then((results) => process.stdout.write(JSON.stringify({ id, results }) + "\n"));
+    }
+  });
+  // The lab ends a listener with SIGKILL; standard input closed (the lab gone) is no reason to stop answering connections.
+  process.stdin.on("error", () => {});
 }
 
 /** A link-local source binds only with its interface named (the policy lab's neighbours: up0). */
@@ -84,14 +102,14 @@ function probeIcmp(p, timeout) {
   });
 }
 
+function runProbes(probes, timeout) {
+  return Promise.all(probes.map((p) => (p.proto === "tcp" ? probeTcp(p, timeout) : p.proto === "udp" ? probeUdp(p, timeout) : probeIcmp(p, timeout))));
+}
+
 async function probe(timeout) {
   let input = "";
   for await (const chunk of process.stdin) input += chunk;
-  const probes = JSON.parse(input);
-  const results = await Promise.all(
-    probes.map((p) => (p.proto === "tcp" ? probeTcp(p, timeout) : p.proto === "udp" ? probeUdp(p, timeout) : probeIcmp(p, timeout))),
-  );
-  process.stdout.write(JSON.stringify(results) + "\n");
+  process.stdout.write(JSON.stringify(await runProbes(JSON.parse(input), timeout)) + "\n");
 }
 
 if (mode === "listen") {

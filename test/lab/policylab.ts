@@ -395,24 +395,69 @@ class IpBatch {
   }
 }
 
-async function startListener(ns: Netns, name: string, args: string[]): Promise<ChildProcess> {
-  const child = spawn("nsenter", [`--net=${ns.path}`, process.execPath, NETPROBE, "listen", name, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+type ProbeResult = { open: boolean; reply: string };
+
+/** A listener in a namespace, which sends that namespace's probes too (netprobe.mjs: one process, not one per batch). */
+interface Agent {
+  child: ChildProcess;
+  ns: Netns;
+  send(probes: object[], timeoutMs: number): Promise<ProbeResult[]>;
+}
+
+async function startListener(ns: Netns, name: string, args: string[]): Promise<Agent> {
+  const child = spawn("nsenter", [`--net=${ns.path}`, process.execPath, NETPROBE, "listen", name, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  const pending = new Map<number, { ok: (r: ProbeResult[]) => void; fail: (e: Error) => void }>();
+  let nextId = 0;
+  let err = "";
+  let gone: Error | undefined;
+  child.stderr!.on("data", (d) => (err += d));
+  child.stdin!.on("error", () => {});
   await new Promise<void>((ok, fail) => {
     let out = "";
-    let err = "";
+    let ready = false;
     child.stdout!.on("data", (d) => {
       out += d;
-      if (out.includes("ready")) ok();
+      let nl;
+      while ((nl = out.indexOf("\n")) >= 0) {
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        if (!ready) {
+          if (line === "ready") {
+            ready = true;
+            ok();
+          }
+          continue;
+        }
+        const { id, results } = JSON.parse(line) as { id: number; results: ProbeResult[] };
+        pending.get(id)?.ok(results);
+        pending.delete(id);
+      }
     });
-    child.stderr!.on("data", (d) => (err += d));
-    child.on("exit", (code) => fail(new Error(`listener ${name} in ${ns.name} exited ${code}: ${err.trim()}`)));
+    child.on("exit", (code) => {
+      gone = new Error(`listener ${name} in ${ns.name} exited ${code}: ${err.trim()}`);
+      for (const w of pending.values()) w.fail(gone);
+      pending.clear();
+      fail(gone);
+    });
   });
-  return child;
+  return {
+    child,
+    ns,
+    send(probes, timeoutMs) {
+      if (gone) return Promise.reject(gone);
+      const id = nextId++;
+      return new Promise<ProbeResult[]>((ok, fail) => {
+        pending.set(id, { ok, fail });
+        child.stdin!.write(JSON.stringify({ id, timeout: timeoutMs, probes }) + "\n");
+      });
+    },
+  };
 }
 
 export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
   const made: Netns[] = [];
   const children: ChildProcess[] = [];
+  const agents = new Map<Netns, Agent>();
   const stop = async () => {
     for (const c of children) if (c.pid) killQuiet(c.pid, "SIGKILL");
     for (const ns of made) deleteNetns(ns.name);
@@ -472,7 +517,7 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
     }
     batch.run();
     // Everything listens before the first probe.
-    const starts: Promise<ChildProcess>[] = [];
+    const starts: Promise<Agent>[] = [];
     for (const [name, nb] of neighbours) starts.push(startListener(nb, `neighbour-${name}`, [`tcp=${NEIGHBOUR_PORT}`]));
     for (const c of plan.containers) starts.push(startListener(containerNs.get(c.name)!, c.name, [`tcp=${c.tcp.join(",")}`, `udp=${c.udp.join(",")}`]));
     const binds = [...new Set(plan.hostListeners.map((l) => l.bind))];
@@ -482,8 +527,10 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
       starts.push(startListener(host, `host`, [`tcp=${ports("tcp")}`, `udp=${ports("udp")}`, `bind=${bind}`]));
     }
     for (const s of await Promise.allSettled(starts)) {
-      if (s.status === "fulfilled") children.push(s.value);
-      else throw s.reason;
+      if (s.status === "fulfilled") {
+        children.push(s.value.child);
+        if (!agents.has(s.value.ns)) agents.set(s.value.ns, s.value);
+      } else throw s.reason;
     }
     const nsOf = (pr: LabProbe): Netns => ("iface" in pr.from ? neighbours.get(pr.from.iface)! : "container" in pr.from ? containerNs.get(pr.from.container)! : host);
     return {
@@ -498,10 +545,16 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
         const results: { open: boolean; reply: string }[] = new Array(probes.length);
         await Promise.all(
           [...groups].map(async ([ns, idx]) => {
-            const input = JSON.stringify(idx.map((i) => ({ src: probes[i]!.src, dst: probes[i]!.dst, port: probes[i]!.port, sport: probes[i]!.sport, proto: probes[i]!.proto })));
-            const r = await runAsync(["nsenter", `--net=${ns.path}`, process.execPath, NETPROBE, "probe", String(timeoutMs)], { input, timeoutMs: timeoutMs * 4 + 10_000 });
-            if (r.status !== 0) throw new Error(`probes from ${ns.name} failed (${r.status}): ${r.stderr.trim()}`);
-            const out = JSON.parse(r.stdout) as { open: boolean; reply: string }[];
+            const batch = idx.map((i) => ({ src: probes[i]!.src, dst: probes[i]!.dst, port: probes[i]!.port, sport: probes[i]!.sport, proto: probes[i]!.proto }));
+            const agent = agents.get(ns);
+            let out: ProbeResult[];
+            if (agent) out = await agent.send(batch, timeoutMs);
+            else {
+              // A namespace where nothing listens (the host, without services or docker-proxy): a process for the batch.
+              const r = await runAsync(["nsenter", `--net=${ns.path}`, process.execPath, NETPROBE, "probe", String(timeoutMs)], { input: JSON.stringify(batch), timeoutMs: timeoutMs * 4 + 10_000 });
+              if (r.status !== 0) throw new Error(`probes from ${ns.name} failed (${r.status}): ${r.stderr.trim()}`);
+              out = JSON.parse(r.stdout) as ProbeResult[];
+            }
             idx.forEach((i, k) => (results[i] = out[k]!));
           }),
         );
@@ -526,7 +579,9 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
         const more = ports.filter((x) => !plan.hostListeners.some((l) => l.proto === x.proto && l.port === x.port));
         if (!more.length) return;
         const list = (proto: Proto) => [...new Set(more.filter((x) => x.proto === proto).map((x) => x.port))].join(",");
-        children.push(await startListener(host, "host", [`tcp=${list("tcp")}`, `udp=${list("udp")}`]));
+        const agent = await startListener(host, "host", [`tcp=${list("tcp")}`, `udp=${list("udp")}`]);
+        children.push(agent.child);
+        if (!agents.has(host)) agents.set(host, agent);
         for (const x of more) plan.hostListeners.push({ bind: "::", proto: x.proto, port: x.port });
       },
       stop,
