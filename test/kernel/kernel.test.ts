@@ -5,7 +5,7 @@
 // checked on the same loads, not on loads of their own.
 import { describe, expect, test } from "vitest";
 import { compile } from "../../src/compile.js";
-import { describeKernel, fermCompile, fermRestoreTool, normalizeSave, withScratchNetnsSync, type Family } from "../lab/kernel.js";
+import { describeKernel, fermCompile, fermRestoreTool, normalizeSave, withScratchNetnsSync, type Family, type Netns } from "../lab/kernel.js";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -71,31 +71,39 @@ describeKernel("kernel", () => {
     test("ferm.conf compiles with ferm to the same kernel state as the iptables output (and ferm's --lines, long options in its own order, normalise as the kernel prints them)", () => {
       const ferm = out(text, "ferm");
       const seeds = coexisting(text) ? { v4: dockerSeed(text, 4), v6: dockerSeed(text, 6) } : undefined;
-      const compiled = fermCompile(ferm, { seed: seeds });
-      expect(compiled.ok, compiled.stderr).toBe(true);
-      for (const family of [4, 6] as const) {
-        const ours = out(text, family === 4 ? "iptables" : "ip6tables");
-        const fromFerm = family === 4 ? compiled.v4 : compiled.v6;
-        const seed = seeds?.[family === 4 ? "v4" : "v6"];
-        const viaIptables = loaded.get(`${name} ${family}`) ?? withScratchNetnsSync((ns) => {
-          for (const cmd of ipsetCommands(ours)) expect(ns.run(cmd).status).toBe(0);
-          if (seed) expect(ns.restore(family, seed).ok).toBe(true);
-          const r = ns.restore(family, ours, { noflush: Boolean(seed) });
-          expect(r.ok, r.stderr).toBe(true);
-          return ns.save(family);
-        });
-        const viaFerm = withScratchNetnsSync((ns) => {
-          for (const cmd of ipsetCommands(ours)) expect(ns.run(cmd).status).toBe(0);
-          if (seed) expect(ns.restore(family, seed).ok).toBe(true);
-          if (fromFerm.trim()) {
-            const r = ns.restore(family, fromFerm);
+      const ours = { 4: out(text, "iptables"), 6: out(text, "ip6tables") };
+      // Without Docker's rules to seed, ferm (--noexec) and both families' loads share one namespace: each family's tables are
+      // its own, and each load is a full restore of the tables it names. With a seed (loaded with the legacy tools, which ferm
+      // reads), each in a namespace of its own.
+      const compare = (shared: Netns | undefined) => {
+        const compiled = fermCompile(ferm, shared ? { ns: shared } : { seed: seeds });
+        expect(compiled.ok, compiled.stderr).toBe(true);
+        for (const family of [4, 6] as const) {
+          const fromFerm = family === 4 ? compiled.v4 : compiled.v6;
+          const seed = seeds?.[family === 4 ? "v4" : "v6"];
+          const viaIptables = loaded.get(`${name} ${family}`) ?? withScratchNetnsSync((ns) => {
+            for (const cmd of ipsetCommands(ours[family])) expect(ns.run(cmd).status).toBe(0);
+            if (seed) expect(ns.restore(family, seed).ok).toBe(true);
+            const r = ns.restore(family, ours[family], { noflush: Boolean(seed) });
             expect(r.ok, r.stderr).toBe(true);
-            if (!seed) expect(normalise(undeclaredLeftOut(ns.save(family), fromFerm))).toBe(normalise(fromFerm));
-          }
-          return ns.save(family);
-        });
-        expect(canonicalSave(viaFerm)).toEqual(canonicalSave(viaIptables));
-      }
+            return ns.save(family);
+          });
+          const load = (ns: Netns) => {
+            for (const cmd of ipsetCommands(ours[family])) expect(ns.run(cmd).status).toBe(0);
+            if (seed) expect(ns.restore(family, seed).ok).toBe(true);
+            if (fromFerm.trim()) {
+              const r = ns.restore(family, fromFerm);
+              expect(r.ok, r.stderr).toBe(true);
+              if (!seed) expect(normalise(undeclaredLeftOut(ns.save(family), fromFerm))).toBe(normalise(fromFerm));
+            }
+            return ns.save(family);
+          };
+          const viaFerm = shared ? load(shared) : withScratchNetnsSync(load);
+          expect(canonicalSave(viaFerm)).toEqual(canonicalSave(viaIptables));
+        }
+      };
+      if (seeds) compare(undefined);
+      else withScratchNetnsSync((ns) => compare(ns));
     });
   });
 });

@@ -232,6 +232,8 @@ export interface FermOptions {
   seed?: { v4?: string; v6?: string };
   /** Extra ferm arguments (e.g. ['--def', '$X=1']). */
   args?: string[];
+  /** Run ferm in this namespace (the caller's, which it keeps), not a scratch one: without a seed, ferm --noexec changes nothing there. */
+  ns?: Netns;
 }
 
 /**
@@ -263,7 +265,8 @@ export function fermCompile(fermConf: string, opts: FermOptions = {}): FermResul
       mkdirSync(dirname(p), { recursive: true });
       writeFileSync(p, c);
     }
-    return withScratchNetnsSync((ns) => {
+    if (opts.ns && opts.seed) throw new Error("fermCompile: a seed goes into a scratch namespace of its own, not the caller's");
+    const inNs = (ns: Netns): FermResult => {
       for (const [fam, text] of [
         [4, opts.seed?.v4],
         [6, opts.seed?.v6],
@@ -275,7 +278,8 @@ export function fermCompile(fermConf: string, opts: FermOptions = {}): FermResul
       }
       const r = run(['ip', 'netns', 'exec', ns.name, 'ferm', '--noexec', '--lines', ...(opts.args ?? []), file]);
       return { ok: r.status === 0, stderr: r.stderr, raw: r.stdout, ...splitFermLines(r.stdout) };
-    });
+    };
+    return opts.ns ? inNs(opts.ns) : withScratchNetnsSync(inNs);
   } finally {
     removeDir(dir);
   }
