@@ -371,8 +371,16 @@ class IpBatch {
   sysctl(ns: Netns, setting: string): void {
     this.steps.push({ ns, argv: ["sysctl", setting] });
   }
+  /**
+   * Each namespace's steps in the order given, its ip commands before its sysctls, the first namespace's (the host's, which makes
+   * the links into the others) before the others': one batch per namespace.
+   */
   run(): void {
-    const steps = this.steps;
+    const order = [...new Set(this.steps.map((x) => x.ns))];
+    const steps = order.flatMap((ns) => {
+      const mine = this.steps.filter((x) => x.ns === ns);
+      return [...mine.filter((x) => x.argv[0] !== "sysctl"), ...mine.filter((x) => x.argv[0] === "sysctl")];
+    });
     this.steps = [];
     for (let i = 0; i < steps.length; ) {
       const { ns } = steps[i]!;
