@@ -22,9 +22,11 @@ export function byName<T extends { name: string }>(items: T[]): Map<string, T> {
 }
 
 /**
- * The network a container's ports are published on. dockerd 20.10 picks, of the
- * container's non-internal networks, the one whose name sorts first; `gateway NETWORK;`
- * names it. None when every network is internal (then nothing is published).
+ * The network a container's ports are published on (its gateway network). libnetwork picks
+ * (sandbox.go, epHeap.Less), of the container's non-internal networks, a dual-stack one (an
+ * IPv4 and an IPv6 gateway) before one with a single family, then the one whose name sorts
+ * first (a review, real dockerd 20.10.24: `side`, IPv4 only, lost to the dual-stack `zeta`);
+ * `gateway NETWORK;` names it. None when every network is internal (then nothing is published).
  */
 export function publishingNetwork(c: Container, networks: Map<string, Network>): Network | undefined {
   if (c.gateway) {
@@ -32,9 +34,15 @@ export function publishingNetwork(c: Container, networks: Map<string, Network>):
     return n && !n.internal ? n : undefined;
   }
   let first: Network | undefined;
+  let firstDual = false;
   for (let i = 0; i < c.endpoints.length; i++) {
     const n = networks.get(c.endpoints[i]!.network.name);
-    if (n && !n.internal && (!first || n.name < first.name)) first = n;
+    if (!n || n.internal) continue;
+    const dual = subnetOf(n, 4) !== undefined && subnetOf(n, 6) !== undefined;
+    if (!first || (dual && !firstDual) || (dual === firstDual && n.name < first.name)) {
+      first = n;
+      firstDual = dual;
+    }
   }
   return first;
 }
