@@ -139,6 +139,8 @@ const RELEVANT: Record<string, string[]> = {
 const APPLYING_POLL_MS = 50;
 
 /** How long the events must pause before the quick reads since the last full one are followed by a full read. */
+/** The longest wait between tries to reach the daemon's event stream again. */
+export const EVENTS_RETRY_MAX_MS = 1000;
 export const FACTS_SETTLE_MS = 250;
 /** While events keep coming, a full read of Docker's facts at least this often (after a quick reconcile, not before it). */
 export const FULL_FACTS_EVERY_MS = 2_000;
@@ -843,7 +845,10 @@ export class Watcher {
       lost = true;
       if (this.stopped) break;
       await this.deps.sleep(backoff);
-      backoff = Math.min(backoff * 2, 10_000);
+      // At least once a second: after a crash, dockerd starts its --restart containers before its API answers, at whatever
+      // addresses it hands out, and until the watcher is back the rules in place can lead a port to the container now at an
+      // address (a review). A connect to a socket that is not there costs nothing.
+      backoff = Math.min(backoff * 2, EVENTS_RETRY_MAX_MS);
     }
   }
 

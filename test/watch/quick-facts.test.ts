@@ -267,3 +267,24 @@ describe("watch: quick reads after events, a full read once they pause", () => {
     await running;
   });
 });
+
+// A review (real dockerd 20.10, SIGKILLed and started again): dockerd restarts its --restart containers before its API
+// answers, at whatever addresses it hands out, and the rules in place (which stay, as they must) then lead the last
+// container's allowed port to the one at its address now, until the watcher is back. The wait between tries to reach
+// the daemon again was up to 10 s: now at most 1 s.
+test("the daemon gone: the watcher tries its event stream again at least once a second", async () => {
+  const d = daemon();
+  const gone = () => ({ done: Promise.reject(new Error("connect ENOENT /var/run/docker.sock")), close: () => {} });
+  const sleeps: number[] = [];
+  const { w } = watcher(d, 20, {
+    events: gone,
+    sleep: (ms) => (sleeps.push(ms), new Promise((r) => setImmediate(r))),
+  });
+  const running = w.run();
+  await until(() => sleeps.filter((ms) => ms >= 250).length >= 12);
+  w.stop();
+  await running;
+  const tries = sleeps.filter((ms) => ms >= 250);
+  expect(tries.slice(0, 4)).toEqual([250, 500, 1000, 1000]);
+  expect(Math.max(...tries)).toBe(1000);
+});
