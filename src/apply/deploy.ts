@@ -27,9 +27,16 @@ export interface Loader {
   tested?: () => void;
 }
 
-/** A tool's error, as one line (its stderr's first, without node's "Command failed"). */
+/**
+ * A tool's error, as one line (its stderr's first, without node's "Command failed"); a banner that
+ * says nothing after its colon (`ip6tables-nft-restore v1.8.9 (nf_tables): `) takes the reason
+ * from the line after it.
+ */
 export function firstLine(e: unknown): string {
-  return ((e as Error).message ?? String(e)).trim().split("\n").filter((l) => !/^Command failed/.test(l))[0] ?? String(e);
+  const lines = ((e as Error).message ?? String(e)).trim().split("\n").filter((l) => !/^Command failed/.test(l) && l.trim() !== "");
+  const first = lines[0];
+  if (first === undefined) return String(e);
+  return /:\s*$/.test(first) && lines[1] !== undefined ? `${first.trimEnd()} ${lines[1].trim()}` : first;
 }
 
 /** Every table the text has, plus empty ones for the tables the new rules created: put back exactly. */
