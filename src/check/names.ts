@@ -1,4 +1,5 @@
 // Names: duplicates, and references to zones, networks and containers that do not exist.
+import { publishingNetwork } from "../model/derive.js";
 import { closest, suggestion } from "../diagnostics.js";
 import type { NameRef } from "../model/types.js";
 import type { Check, CheckContext } from "./context.js";
@@ -50,6 +51,13 @@ export const references: Check = (ctx) => {
     if (c.gateway && resolve(ctx, c.gateway, "network") && !c.endpoints.some((e) => e.network.name === c.gateway!.name)) {
       ctx.problems.error("bad-gateway", c.gateway.span, `container '${c.name}' is not on network '${c.gateway.name}'`, {
         help: `add 'network ${c.gateway.name} ADDRESS;' to the container, or name one of its networks`,
+      });
+    } else if (c.gateway && ctx.networks.get(c.gateway.name)?.internal) {
+      // Docker never makes an internal network the gateway: with a normal one beside it, it publishes there, and a policy
+      // that publishes nothing would leave those ports unguarded (a review: the wan reached one).
+      const real = publishingNetwork({ ...c, gateway: undefined }, ctx.networks);
+      ctx.problems.error("bad-gateway", c.gateway.span, `network '${c.gateway.name}' is internal: Docker never publishes on it, nor routes a container out through it`, {
+        help: real ? `remove the gateway line (Docker publishes on network '${real.name}'), or name one of the container's other networks` : `remove the gateway line: on internal networks only, the container publishes nothing`,
       });
     }
   }

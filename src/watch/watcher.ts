@@ -138,9 +138,9 @@ const RELEVANT: Record<string, string[]> = {
 /** How often a watcher looks whether an apply that is loading its rules is done. */
 const APPLYING_POLL_MS = 50;
 
-/** How long the events must pause before the quick reads since the last full one are followed by a full read. */
 /** The longest wait between tries to reach the daemon's event stream again. */
 export const EVENTS_RETRY_MAX_MS = 1000;
+/** How long the events must pause before the quick reads since the last full one are followed by a full read. */
 export const FACTS_SETTLE_MS = 250;
 /** While events keep coming, a full read of Docker's facts at least this often (after a quick reconcile, not before it). */
 export const FULL_FACTS_EVERY_MS = 2_000;

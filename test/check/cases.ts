@@ -868,6 +868,22 @@ p.dw:3:22: note: br-front is here
 `,
   },
   {
+    name: "gateway naming an internal network beside a normal one (a review: Docker published on the normal one, dockwall on none, and the wan reached the port)",
+    input: `docker { version 20.10; iptables off; userland-proxy off; }
+zone lan { interface eth1; }
+network aaa { bridge br-aaa; subnet 10.31.0.0/24; }
+network mint { bridge br-mint; subnet 10.60.0.0/24; internal; }
+container c4 { network aaa 10.31.0.2; network mint 10.60.0.2; gateway mint; publish 8084:80; }
+allow lan to c4;
+`,
+    exit: 2,
+    expected: `p.dw:5:71: error: network 'mint' is internal: Docker never publishes on it, nor routes a container out through it
+5 | container c4 { network aaa 10.31.0.2; network mint 10.60.0.2; gateway mint; publish 8084:80; }
+  |                                                                       ^^^^
+  = help: remove the gateway line (Docker publishes on network 'aaa'), or name one of the container's other networks
+`,
+  },
+  {
     name: "a release newer than any dockwall knows: which release's chains are written",
     input: `docker { version 29.8; userland-proxy off; published open; }
 `,
