@@ -287,15 +287,22 @@ export const bridgeZones: Check = (ctx) => {
     for (const ref of a.zones) {
       const z = ctx.zones.get(ref.name);
       if (!z || z.builtin) continue;
-      const on = z.interfaces.filter((i) => byBridge.has(i.value));
+      // A name, or a wildcard that takes bridges (br-+ takes every br-<id> Docker names: a review).
+      const takes = (i: string): string[] => (i.endsWith("+") ? [...byBridge].filter(([b]) => b.startsWith(i.slice(0, -1))).map(([, n]) => n) : byBridge.has(i) ? [byBridge.get(i)!] : []);
+      const on = z.interfaces.filter((i) => takes(i.value).length > 0);
       if (on.length === 0) continue;
       const key = `${ref.span.line}:${ref.span.col}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      const nets = on.map((i) => byBridge.get(i.value)!);
+      const nets = [...new Set(on.flatMap((i) => takes(i.value)))];
       const all = on.length === z.interfaces.length;
-      const where = on.map((i) => `${i.value}, network ${byBridge.get(i.value)}'s bridge`).join("; ");
-      ctx.problems.warning("allow-from-bridge", ref.span, `zone '${ref.name}' is on ${where}: ${nets.join(", ")}'s containers reach published ports as Docker's own rules let them, whatever an allow says, so this allow lets none ${all ? "" : "of them "}in and keeps none out`, {
+      const where = on
+        .map((i) => {
+          const ns = takes(i.value);
+          return i.value.endsWith("+") ? `${i.value}, which takes the bridge${ns.length > 1 ? "s" : ""} of network${ns.length > 1 ? "s" : ""} ${ns.join(", ")}` : `${i.value}, network ${ns[0]}'s bridge`;
+        })
+        .join("; ");
+      ctx.problems.warning("allow-from-bridge", ref.span, `zone '${ref.name}' is on ${where}: ${nets.length === 1 ? `${nets[0]}'s containers` : `the containers of networks ${nets.join(", ")}`} reach published ports as Docker's own rules let them, whatever an allow says, so this allow lets none ${all ? "" : "of them "}in and keeps none out`, {
         help: `to keep containers from each other, put them on separate networks (or set 'icc off' on the network); a 'host' block's rules for zone '${ref.name}' do apply to them`,
         notes: on.map((i) => ({ message: `${i.value} is here`, span: i.span })),
       });

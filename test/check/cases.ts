@@ -868,6 +868,25 @@ p.dw:3:22: note: br-front is here
 `,
   },
   {
+    name: "an allow from a zone whose wildcard takes Docker networks' bridges (a review: br-+ went unwarned)",
+    input: `docker { version 28; iptables off; userland-proxy off; }
+zone ctr2 { interface br-+; }
+network aaa { bridge br-aaa; subnet 10.31.0.0/24; }
+network zeta { bridge br-zeta; subnet 10.50.0.0/24; }
+container c2 { network aaa 10.31.0.4; publish 8082:80; }
+allow ctr2 from 10.31.0.3 to c2;
+`,
+    exit: 0,
+    expected: `p.dw:6:7: warning: zone 'ctr2' is on br-+, which takes the bridges of networks aaa, zeta: the containers of networks aaa, zeta reach published ports as Docker's own rules let them, whatever an allow says, so this allow lets none in and keeps none out
+6 | allow ctr2 from 10.31.0.3 to c2;
+  |       ^^^^
+  = help: to keep containers from each other, put them on separate networks (or set 'icc off' on the network); a 'host' block's rules for zone 'ctr2' do apply to them
+p.dw:2:23: note: br-+ is here
+2 | zone ctr2 { interface br-+; }
+  |                       ^^^^
+`,
+  },
+  {
     name: "gateway naming an internal network beside a normal one (a review: Docker published on the normal one, dockwall on none, and the wan reached the port)",
     input: `docker { version 20.10; iptables off; userland-proxy off; }
 zone lan { interface eth1; }
