@@ -24,7 +24,7 @@ export function byName<T extends { name: string }>(items: T[]): Map<string, T> {
 /**
  * The network a container's ports are published on (its gateway network). libnetwork picks
  * (sandbox.go, epHeap.Less), of the container's non-internal networks, a dual-stack one (an
- * IPv4 and an IPv6 gateway) before one with a single family, then the one whose name sorts
+ * IPv4 and an IPv6 gateway: the container has an IPv6 address there) before one with a single family, then the one whose name sorts
  * first (a review, real dockerd 20.10.24: `side`, IPv4 only, lost to the dual-stack `zeta`);
  * `gateway NETWORK;` names it. None when every network is internal (then nothing is published).
  */
@@ -36,9 +36,12 @@ export function publishingNetwork(c: Container, networks: Map<string, Network>):
   let first: Network | undefined;
   let firstDual = false;
   for (let i = 0; i < c.endpoints.length; i++) {
-    const n = networks.get(c.endpoints[i]!.network.name);
+    const e = c.endpoints[i]!;
+    const n = networks.get(e.network.name);
     if (!n || n.internal) continue;
-    const dual = subnetOf(n, 4) !== undefined && subnetOf(n, 6) !== undefined;
+    // Dual-stack to libnetwork: the endpoint has an IPv6 gateway, which a network without IPv6 enabled does not give
+    // (its IPAM may still hold an IPv6 subnet: a review). The container's IPv6 address there says it.
+    const dual = subnetOf(n, 4) !== undefined && subnetOf(n, 6) !== undefined && e.addresses.some((a) => a.value.family === 6);
     if (!first || (dual && !firstDual) || (dual === firstDual && n.name < first.name)) {
       first = n;
       firstDual = dual;

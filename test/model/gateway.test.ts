@@ -28,3 +28,8 @@ test("two networks of one kind: the name that sorts first", () => {
   const text = policy().replace("subnet fd00:50::/64; ", "");
   expect(dnat(text.replace(", fd00:50::2", ""), "iptables")).toEqual(["-A DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.30.0.2:80"]);
 });
+
+test("a network with an IPv6 subnet where the container has no IPv6 address is not dual-stack to it (a review: Docker's network without --ipv6 keeps an IPv6 subnet in IPAM, and its endpoints no IPv6 gateway)", () => {
+  const text = policy().replace("network zeta 10.50.0.2, fd00:50::2;", "network zeta 10.50.0.2;");
+  expect(dnat(text, "iptables")).toEqual(["-A DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.30.0.2:80"]);
+});
