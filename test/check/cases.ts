@@ -1267,6 +1267,17 @@ allow lan to db;
 `,
   },
   {
+    name: "facts: a container block without network lines (its publish and allows only): the networks are Docker's, as the help of a mismatch says (a review: it was that mismatch)",
+    input: `docker { version 20.10; userland-proxy off; }
+zone lan { interface eth1; }
+container web { publish 8080:80; }
+allow lan to web;
+`,
+    facts: publishTcp,
+    exit: 0,
+    expected: ``,
+  },
+  {
     name: "facts: a declared address that is not Docker's",
     input: `docker { version 20.10; userland-proxy off; published open; }
 container web { network bridge 172.17.0.9; publish 8080:80; }
