@@ -167,7 +167,10 @@ function network(raw: unknown, source: string, problems: Problems, others: Map<s
   const trusted = opt(TRUSTED_INTERFACES);
   if (trusted !== undefined && trusted !== "") unreproduced.options.push({ network: name, span: at, option: OPT + TRUSTED_INTERFACES, value: trusted });
   const ipam = r.field(raw, ["IPAM"], "object") as Record<string, unknown> | undefined;
-  const configs = Array.isArray(ipam?.Config) ? (ipam.Config as unknown[]) : [];
+  // A network made without --ipv6 may keep an IPv6 subnet in its IPAM config: libnetwork gives its endpoints no IPv6
+  // address and its bridge no IPv6 gateway, and Docker writes no IPv6 rules for it (a review). IPv4-only here too.
+  const ipv6 = raw.EnableIPv6 !== false;
+  const configs = (Array.isArray(ipam?.Config) ? (ipam.Config as unknown[]) : []).filter((c) => ipv6 || !(isObject(c) && typeof c.Subnet === "string" && c.Subnet.includes(":")));
   const subnets: Located<Cidr>[] = [];
   const gateways: Located<Ip>[] = [];
   for (const c of configs) {
