@@ -282,18 +282,14 @@ export const forwardZones: Check = (ctx) => {
  */
 export const bridgeZones: Check = (ctx) => {
   const byBridge = new Map(ctx.policy.networks.map((n) => [n.bridge.value, n.name]));
-  const seen = new Set<string>();
+  // The networks an interface takes: by name, or by a wildcard (br-+ takes every br-<id> Docker names: a review).
+  const takes = (i: string): string[] => (i.endsWith("+") ? [...byBridge].filter(([b]) => b.startsWith(i.slice(0, -1))).map(([, n]) => n) : byBridge.has(i) ? [byBridge.get(i)!] : []);
   for (const a of ctx.policy.allows) {
     for (const ref of a.zones) {
       const z = ctx.zones.get(ref.name);
       if (!z || z.builtin) continue;
-      // A name, or a wildcard that takes bridges (br-+ takes every br-<id> Docker names: a review).
-      const takes = (i: string): string[] => (i.endsWith("+") ? [...byBridge].filter(([b]) => b.startsWith(i.slice(0, -1))).map(([, n]) => n) : byBridge.has(i) ? [byBridge.get(i)!] : []);
       const on = z.interfaces.filter((i) => takes(i.value).length > 0);
       if (on.length === 0) continue;
-      const key = `${ref.span.line}:${ref.span.col}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
       const nets = [...new Set(on.flatMap((i) => takes(i.value)))];
       const all = on.length === z.interfaces.length;
       const where = on
