@@ -32,7 +32,7 @@ const KERNEL = [
   "test/watch/live.test.ts",
   "test/watch/nft-live.test.ts",
   "test/watch/proxy-window.test.ts",
-  "test/watch/prestart-live.test.ts",
+  "test/watch/prestart-live.test.ts", "test/watch/crash-live.test.ts",
   "test/analysis/explain-trace.test.ts",
   "test/analysis/verify-live.test.ts",
   "test/analysis/verify-large.test.ts",

@@ -20,6 +20,7 @@ import type { Packet } from "../analysis/evaluate.js";
 import type { Ruleset } from "../ir/ruleset.js";
 import { NEWEST } from "../docker/layouts.js";
 import { bootFacts } from "./boot.js";
+import { bridgePorts, containerLinkChange, parseLinkLine } from "./links.js";
 import { describeChanges, reconcileStep } from "./reconcile.js";
 import { deploy, firstLine } from "../apply/deploy.js";
 import { afterDelta, diffNft, learnHandles, nftDelta, parseNftList, unknownHandles, type NftState } from "../live/nftdiff.js";
@@ -123,6 +124,15 @@ export interface WatchDeps {
     /** Keeps the file for boot (--save-nft): the policy compiled with no container running. */
     persist?: (file: string) => void;
   };
+  /**
+   * The links of the host (`ip -o monitor link`, a line at a time, and `ip -o link show`): while
+   * dockerd cannot be asked, a port that leaves one of Docker's bridges or joins one makes the
+   * watcher take the per-container rules out until it can (watch/links.ts).
+   */
+  links?: {
+    follow: (onLine: (line: string) => void) => { done: Promise<void>; close: () => void };
+    list: () => Promise<string>;
+  };
   /** A full check every so many ms whatever happens (the backstop where the kernel tells nothing: iptables-legacy). */
   recheckMs?: number;
   /** A failed reconcile is tried again after this many ms, doubling up to a minute, instead of waiting for the next event. */
@@ -219,6 +229,9 @@ export class Watcher {
     this.stopped = true;
     this.stream?.close();
     this.kernelStream?.close();
+    this.linkStream?.close();
+    // (A read that may give way does: a stop is not kept waiting for a daemon that does not answer.)
+    this.yieldRead?.abort();
     this.wake?.();
   }
 
@@ -346,32 +359,9 @@ export class Watcher {
     }
     this.saidApplying = undefined;
     this.readBegan = performance.now();
-    let facts: Facts;
-    const quick = !this.fullFactsNext && this.deps.changedFacts !== undefined;
-    this.fullFactsNext = false;
-    const yielding = !quick && this.fullMayYield ? new AbortController() : undefined;
-    this.fullMayYield = false;
-    this.yieldRead = yielding;
-    try {
-      facts = await (quick ? this.deps.changedFacts!() : this.deps.facts(yielding?.signal));
-      if (quick) this.quickSince = true;
-      else {
-        this.quickSince = false;
-        this.lastFull = performance.now();
-      }
-    } catch (e) {
-      if (e instanceof FactsReadYielded && yielding?.signal.aborted) {
-        // It gave way to an event, whose reconcile reads that event's containers alone; the full read comes once the
-        // events pause again (a review: it was the event's own read, in full, that could not give way).
-        if (this.deps.verbose) this.deps.log(`the read in full gave way to an event: again after it`);
-        this.quickSince = true;
-        return { changed: false, error: "yielded" };
-      }
-      this.deps.log(`cannot read Docker's facts (${(e as Error).message}); the rules in place stay`);
-      return { changed: false, error: (e as Error).message };
-    } finally {
-      if (this.yieldRead === yielding) this.yieldRead = undefined;
-    }
+    // (Taken out while the daemon is away: its networks, no container; see linkChanged.)
+    const facts = this.closedAway ?? (await this.askDocker());
+    if (!("raw" in facts)) return facts;
     // An apply that waits for confirmation: its rules stay, not this watcher's policy's (that would undo it). They are
     // kept in step with Docker all the same: a container removed meanwhile must leave no rule behind for the next one
     // given its address (a review found its DNAT reaching it for the whole wait).
@@ -392,12 +382,132 @@ export class Watcher {
     return facts;
   }
 
+  /** Docker's facts as the daemon gives them (in full, or what changed), or what the reconcile ends with when it does not. */
+  private async askDocker(): Promise<Facts | ReconcileResult> {
+    // (In full while the daemon is away: it gives way to the per-container rules taken out, see linkChanged.)
+    const quick = !this.away && !this.fullFactsNext && this.deps.changedFacts !== undefined;
+    this.fullFactsNext = false;
+    // (While the daemon is away, a read in full gives way too: to the per-container rules taken out, see linkChanged.)
+    const yielding = !quick && (this.fullMayYield || this.away) ? new AbortController() : undefined;
+    this.fullMayYield = false;
+    this.yieldRead = yielding;
+    try {
+      const facts = await (quick ? this.deps.changedFacts!() : this.deps.facts(yielding?.signal));
+      if (quick) this.quickSince = true;
+      else {
+        this.quickSince = false;
+        this.lastFull = performance.now();
+      }
+      this.lastFacts = facts;
+      return facts;
+    } catch (e) {
+      if (e instanceof FactsReadYielded && yielding?.signal.aborted) {
+        // It gave way to an event, whose reconcile reads that event's containers alone; the full read comes once the
+        // events pause again (a review: it was the event's own read, in full, that could not give way).
+        if (this.deps.verbose) this.deps.log(`the read in full gave way to an event: again after it`);
+        if (!this.away) this.quickSince = true;
+        return { changed: false, error: "yielded" };
+      }
+      this.deps.log(`cannot read Docker's facts (${(e as Error).message}); the rules in place stay`);
+      return { changed: false, error: (e as Error).message };
+    } finally {
+      if (this.yieldRead === yielding) this.yieldRead = undefined;
+    }
+  }
+
+  /** The daemon's event stream is lost (from its end until it opens again). */
+  private away = false;
+  /** Docker's facts as the last read had them: what the per-container rules are taken out of while the daemon is away. */
+  private lastFacts?: Facts;
+  /** Docker's bridges as the last compile had them. */
+  private bridges: ReadonlySet<string> = new Set();
+  /** The ports of Docker's bridges when the daemon went away ("unknown": not listed; undefined: being listed). */
+  private awayPorts?: Set<number> | "unknown";
+  /** While the daemon is away, after a container's link changed: the facts reconciles use (its networks, no container). */
+  private closedAway?: Facts;
+  private linkStream?: { close: () => void };
+
+  /** The daemon's event stream ended or cannot be had: the ports of Docker's bridges now are listed, to know a new one. */
+  private goneAway(): void {
+    if (this.away) return;
+    this.away = true;
+    this.awayPorts = undefined;
+    const links = this.deps.links;
+    if (!links) return;
+    const bridges = this.bridges;
+    links.list().then(
+      (l) => {
+        if (this.away && this.awayPorts === undefined) this.awayPorts = bridgePorts(l, bridges);
+      },
+      () => {
+        if (this.away && this.awayPorts === undefined) this.awayPorts = "unknown";
+      },
+    );
+  }
+
+  /** A line of the link monitor: while the daemon is away, a container's link that changed on one of its bridges. */
+  private onLinkLine(line: string): void {
+    if (!this.away || this.closedAway) return;
+    const l = parseLinkLine(line);
+    if (!l) return;
+    // (Not listed, or not yet: any port on Docker's bridges is taken for a new one.)
+    const what = containerLinkChange(l, this.bridges, this.awayPorts instanceof Set ? this.awayPorts : new Set());
+    if (what) this.linkChanged(what);
+  }
+
+  /**
+   * A container's link changed on one of Docker's bridges while the daemon cannot be asked. After
+   * a crash, dockerd removes what ran and starts its --restart containers again before its API
+   * answers, and may give a gone container's address to another: the rules in place would lead
+   * the gone one's allowed ports there. Until the daemon answers, the reconciles use its
+   * networks with no container (as the boot ruleset, watch/boot.ts): every per-container rule is
+   * taken out, the networks' own rules and the drops stay. Nothing happens while nothing changes
+   * (a daemon restarted with live-restore keeps its containers and their rules).
+   */
+  private linkChanged(what: string): void {
+    if (!this.away || this.closedAway || !this.lastFacts) return;
+    this.closedAway = bootFacts(this.lastFacts);
+    this.deps.log(`dockerd cannot be asked and a container's link changed (${what}): it may have given a gone container's address to another; the rules for containers are taken out until it answers (the networks' own rules and the drops stay)`);
+    this.markDirty(`a container's link changed while dockerd cannot be asked: ${what}`);
+  }
+
+  /** Follows the host's links (deps.links), starting again with backoff when it ends. */
+  private async followLinks(): Promise<void> {
+    const links = this.deps.links;
+    if (!links) return;
+    let backoff = 100;
+    while (!this.stopped) {
+      const m = links.follow((line) => this.onLinkLine(line));
+      this.linkStream = m;
+      const started = Date.now();
+      try {
+        await m.done;
+      } catch (e) {
+        const why = (e as Error).message;
+        if (/ENOENT|not found|No such file/.test(why)) {
+          this.deps.log(`cannot follow the host's links (${why}): while dockerd cannot be asked, the rules in place stay whatever it starts`);
+          return;
+        }
+      }
+      if (this.stopped) break;
+      // What changed while it did not follow is not known: as a change, if the daemon is away.
+      this.linkChanged("the link monitor ended");
+      backoff = Date.now() - started > 10_000 ? 100 : Math.min(backoff * 2, 10_000);
+      await this.nap(backoff);
+    }
+  }
+
   /**
    * After loading a waiting apply's policy: if the apply ended meanwhile (confirmed, or rolled back, perhaps before
    * this load landed), reconcile again at once, with what is in force now.
    */
   private settledMeanwhile(pendingText: string | undefined): void {
     if (pendingText !== undefined && !this.deps.pending?.()) this.markDirty("the apply that waited has ended");
+  }
+
+  /** Docker's bridges, as this compile has them (the link monitor's, while the daemon is away). */
+  private bridgesOf(r: CompileResult): void {
+    if (!this.away) this.bridges = new Set(r.policy!.networks.map((n) => n.bridge.value).filter(Boolean));
   }
 
   /** The containers the policy has now against the last reconcile's, as the log says them (+web -db). */
@@ -505,6 +615,7 @@ export class Watcher {
       this.deps.log(`the policy does not compile with Docker's facts now; the rules in place stay`);
       return { result: { changed: false, error: "policy" } };
     }
+    this.bridgesOf(r);
     const before: Partial<Record<4 | 6, string>> = {};
     const afters: Partial<Record<4 | 6, SavedRuleset>> = {};
     const steps: { family: 4 | 6; text: string; what: string }[] = [];
@@ -670,6 +781,7 @@ export class Watcher {
       this.deps.log(`the policy does not compile with Docker's facts now; the rules in place stay`);
       return { changed: false, error: "policy" };
     }
+    this.bridgesOf(r);
     this.logLeftOut(r, text);
     // The file's tables, as parseNftList reads its text; the text itself only to load it whole.
     const want = r.nftState ?? parseNftList(r.output!);
@@ -829,6 +941,9 @@ export class Watcher {
           backoff = 250;
           if (lost) this.deps.log(`the daemon is back: catching up`);
           lost = false;
+          this.away = false;
+          this.closedAway = undefined;
+          this.awayPorts = undefined;
           this.deps.forget?.();
           this.fullFactsNext = true;
           // Whatever happened while nobody listened is caught up by one reconcile.
@@ -844,6 +959,7 @@ export class Watcher {
       }
       lost = true;
       if (this.stopped) break;
+      this.goneAway();
       await this.deps.sleep(backoff);
       // At least once a second: after a crash, dockerd starts its --restart containers before its API answers, at whatever
       // addresses it hands out, and until the watcher is back the rules in place can lead a port to the container now at an
@@ -932,6 +1048,7 @@ export class Watcher {
   async run(): Promise<void> {
     const following = this.follow();
     const monitoring = this.monitor();
+    const linking = this.followLinks();
     const checking = this.recheck();
     let retry = this.deps.retryMs;
     while (!this.stopped) {
@@ -984,7 +1101,8 @@ export class Watcher {
       }
     }
     this.kernelStream?.close();
-    await Promise.all([following, monitoring, checking]);
+    this.linkStream?.close();
+    await Promise.all([following, monitoring, checking, linking]);
   }
 }
 

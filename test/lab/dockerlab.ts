@@ -23,7 +23,7 @@
 // The host ns starts with empty rule sets (all policies ACCEPT); the lab adds no rules:
 // only what load()/loadNoflush() is given.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -135,8 +135,12 @@ export interface Lab {
   readonly bridges: Record<string, string>;
   /** Run the docker CLI against this lab's daemon. */
   docker(args: string[], input?: string): Promise<RunResult>;
-  /** Stops dockerd (SIGTERM: its containers stop too) and starts it again with the same flags. */
-  restartDaemon(): Promise<void>;
+  /**
+   * Stops dockerd (SIGTERM: its containers stop too) and starts it again with the same flags.
+   * `crash`: SIGKILL instead (its containers keep running until the new dockerd restores them);
+   * `meanwhile` runs between the stop and the new dockerd's start.
+   */
+  restartDaemon(opts?: { crash?: boolean; meanwhile?: () => Promise<void> }): Promise<void>;
   /** iptables-restore (and ip6tables-restore when v6 is given) into the host ns, flushing. Throws with stderr. */
   load(v4: string, v6?: string): void;
   /** Same with --noflush. */
@@ -734,12 +738,28 @@ class LabImpl implements Lab {
     await this.waitForDaemon();
   }
 
-  async restartDaemon(): Promise<void> {
+  async restartDaemon(opts: { crash?: boolean; meanwhile?: () => Promise<void> } = {}): Promise<void> {
     this.check();
-    killQuiet(this.dockerdPid, 'SIGTERM');
+    killQuiet(this.dockerdPid, opts.crash ? 'SIGKILL' : 'SIGTERM');
     const deadline = Date.now() + 20_000;
     while (!this.dockerdExited && pidAlive(this.dockerdPid) && Date.now() < deadline) await sleep(50);
     if (pidAlive(this.dockerdPid)) throw new Error('dockerd did not stop within 20 s');
+    if (opts.crash) {
+      // The containerd dockerd ran dies with it once it writes to dockerd (and, nobody reaping it here, stays a
+      // zombie whose pid in containerd.pid the new dockerd takes for a live containerd): killed now, its pid file
+      // removed; the new dockerd starts another, which finds the containers' shims. (A host's containerd is a
+      // service of its own that outlives dockerd.)
+      const pidFile = join(this.workDir, 'exec', 'containerd', 'containerd.pid');
+      const pid = Number(readFileSyncOr(pidFile).trim());
+      if (pid > 0) {
+        killQuiet(pid, 'SIGKILL');
+        const gone = () => !existsSync(`/proc/${pid}`) || /^\S+ \(.*\) Z /.test(readFileSyncOr(`/proc/${pid}/stat`));
+        const until = Date.now() + 5_000;
+        while (Date.now() < until && !gone()) await sleep(20);
+        rmSync(pidFile, { force: true });
+      }
+    }
+    await opts.meanwhile?.();
     await this.spawnDockerd();
   }
 
@@ -797,6 +817,14 @@ function ping(socketPath: string): Promise<boolean> {
     });
     req.end();
   });
+}
+
+function readFileSyncOr(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 function listensOn(pid: number, proto: string, port: number): boolean {

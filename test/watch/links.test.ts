@@ -1,0 +1,180 @@
+// While dockerd cannot be asked, the watcher takes the per-container rules out when a container's
+// link changes on one of Docker's bridges (watch/links.ts, Watcher.linkChanged): the lines of
+// `ip -o monitor link` and `ip -o link show` as iproute2 6.1 prints them (captured in a namespace),
+// and the watcher's run loop with a fake daemon that goes away, and the in-memory kernel.
+import { readFileSync } from "node:fs";
+import { describe, expect, test } from "vitest";
+import { bridgePorts, containerLinkChange, parseLinkLine } from "../../src/watch/links.js";
+import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
+import { FactsReadYielded } from "../../src/facts/engine.js";
+import { MemoryKernel } from "../support/memory-kernel.js";
+
+// iproute2 6.1 (`ip -o monitor link`): a bridge made, a veth pair, one end put on the bridge and up, then deleted.
+const MONITOR = `2: br-abc: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default \\    link/ether ee:7c:bd:c8:9a:af brd ff:ff:ff:ff:ff:ff
+3: eth0x@NONE: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default \\    link/ether 8e:e0:f6:b8:e2:e8 brd ff:ff:ff:ff:ff:ff
+4: veth0@eth0x: <BROADCAST,MULTICAST,M-DOWN> mtu 1500 qdisc noop state DOWN group default \\    link/ether 46:58:a1:ac:0b:98 brd ff:ff:ff:ff:ff:ff
+4: veth0@eth0x: <BROADCAST,MULTICAST,M-DOWN> mtu 1500 qdisc noop master br-abc state DOWN group default \\    link/ether 46:58:a1:ac:0b:98 brd ff:ff:ff:ff:ff:ff
+2: br-abc: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default event FEATURE CHANGE \\    link/ether ee:7c:bd:c8:9a:af brd ff:ff:ff:ff:ff:ff
+4: veth0@eth0x: <NO-CARRIER,BROADCAST,MULTICAST,UP,M-DOWN> mtu 1500 master br-abc state LOWERLAYERDOWN \\    link/ether 46:58:a1:ac:0b:98
+Deleted 4: veth0@NONE: <BROADCAST,MULTICAST> mtu 1500 master br-abc state DOWN \\    link/ether 46:58:a1:ac:0b:98
+Deleted 4: veth0@NONE: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default \\    link/ether 46:58:a1:ac:0b:98 brd ff:ff:ff:ff:ff:ff
+Deleted 2: br-abc: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue state DOWN group default \\    link/ether 00:00:00:00:00:00 brd ff:ff:ff:ff:ff:ff`.split("\n");
+
+describe("the link lines", () => {
+  test("parsed: index, name without its peer, master, deleted; anything else is not a link line", () => {
+    expect(MONITOR.map(parseLinkLine)).toEqual([
+      { index: 2, name: "br-abc", deleted: false },
+      { index: 3, name: "eth0x", deleted: false },
+      { index: 4, name: "veth0", deleted: false },
+      { index: 4, name: "veth0", master: "br-abc", deleted: false },
+      { index: 2, name: "br-abc", deleted: false },
+      { index: 4, name: "veth0", master: "br-abc", deleted: false },
+      { index: 4, name: "veth0", master: "br-abc", deleted: true },
+      { index: 4, name: "veth0", deleted: true },
+      { index: 2, name: "br-abc", deleted: true },
+    ]);
+    expect(parseLinkLine("    link/ether 46:58:a1:ac:0b:98")).toBeUndefined();
+    expect(parseLinkLine("")).toBeUndefined();
+  });
+
+  test("a container's link that changed: a port gone, a new port, the bridge gone; not a known port's flags, nor another bridge's port", () => {
+    const bridges = new Set(["br-abc", "docker0"]);
+    const known = bridgePorts("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n7: vethaa@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master docker0 state UP\n9: vethbb@if8: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master br-other state UP\n", bridges);
+    expect([...known]).toEqual([7]);
+    const change = (line: string) => containerLinkChange(parseLinkLine(line)!, bridges, known);
+    expect(MONITOR.map(change)).toEqual([undefined, undefined, undefined, "veth0 joined br-abc", undefined, "veth0 joined br-abc", "veth0 left br-abc", undefined, "br-abc deleted"]);
+    expect(change("7: vethaa@if6: <BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue master docker0 state DOWN")).toBeUndefined();
+    expect(change("Deleted 7: vethaa@if6: <BROADCAST,MULTICAST> mtu 1500 master docker0 state DOWN")).toBe("vethaa left docker0");
+    expect(change("11: vethcc@if10: <BROADCAST,MULTICAST> mtu 1500 qdisc noop master br-other state DOWN")).toBeUndefined();
+  });
+});
+
+// ---- the watcher
+
+const state = JSON.parse(readFileSync(new URL("../facts/corpus/publish-tcp/state.json", import.meta.url), "utf8")) as { networks: unknown[]; containers: unknown[] };
+const POLICY = `docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; from 192.168.1.0/24; }\nallow lan to web;\n`;
+const PORT = "7: vethaa@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master docker0 state UP group default";
+
+/** A daemon that can go away (its event stream ends, its API does not answer) and come back; links the test reports. */
+function setup(up = true) {
+  const kernel = new MemoryKernel();
+  const logs: string[] = [];
+  let endStream = () => {};
+  let line: (l: string) => void = () => {};
+  const reads = { full: 0 };
+  const deps: WatchDeps = {
+    policyName: "host.dw",
+    readPolicy: () => POLICY,
+    facts: async (signal) => {
+      reads.full++;
+      if (!up)
+        return new Promise((_, reject) => {
+          // As engine.ts: no answer until it times out, or gives way once the signal aborts.
+          const t = setTimeout(() => reject(new Error("no answer within 5 s")), 5000);
+          signal?.addEventListener("abort", () => (clearTimeout(t), reject(new FactsReadYielded())));
+        });
+      return { raw: { networks: state.networks, containers: state.containers, version: { Version: "20.10.24" } } as never, source: "fake" };
+    },
+    events: (_onEvent, onOpen) => {
+      if (!up) return { done: Promise.reject(new Error("connect ECONNREFUSED")), close: () => {} };
+      queueMicrotask(onOpen);
+      return { done: new Promise<void>((r) => (endStream = r)), close: () => endStream() };
+    },
+    save: (f) => kernel.save(f),
+    restore: (f, text, noflush) => kernel.restore(f, text, { noflush, test: false }),
+    log: (l) => logs.push(l),
+    sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 20))),
+    verbose: false,
+    debounceMs: 0,
+    retryMs: 20,
+    // (Full checks while away: a read that waits for an answer is under way when the link changes.)
+    recheckMs: 50,
+    links: {
+      follow: (onLine) => {
+        line = onLine;
+        let close = () => {};
+        return { done: new Promise<void>((r) => (close = r)), close: () => close() };
+      },
+      list: async () => `1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n${PORT}\n`,
+    },
+  };
+  const w = new Watcher(deps, POLICY);
+  return {
+    w,
+    kernel,
+    logs,
+    reads,
+    link: (l: string) => line(l),
+    away: () => ((up = false), endStream()),
+    back: () => void (up = true),
+  };
+}
+const until = async (what: () => boolean, ms = 5000) => {
+  for (const end = Date.now() + ms; !what(); ) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+const dnat = (k: MemoryKernel) => k.save(4).includes("--dport 8080 -j DNAT --to-destination 172.17.0.2:80");
+
+describe("watch: a container's link that changes while dockerd cannot be asked", () => {
+  test("nothing changes: the rules stay; a port's flags, another interface: still nothing; a port that leaves docker0: the per-container rules out, the network's stay; back: the rules follow Docker again", async () => {
+    const s = setup();
+    const running = s.w.run();
+    await until(() => dnat(s.kernel));
+    s.away();
+    await until(() => s.logs.some((l) => /event stream ended/.test(l)));
+    // A known port's flags, a link elsewhere: the rules stay.
+    s.link(PORT.replace("LOWER_UP", "M-DOWN"));
+    s.link("12: wg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc noqueue state UNKNOWN group default");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(dnat(s.kernel)).toBe(true);
+    // (A full read under way gives way: the rules go out at once, not after its 5 s.)
+    s.link(`Deleted ${PORT}`);
+    await until(() => !dnat(s.kernel), 1000);
+    expect(s.logs.filter((l) => /link changed/.test(l))).toEqual([
+      "dockerd cannot be asked and a container's link changed (vethaa left docker0): it may have given a gone container's address to another; the rules for containers are taken out until it answers (the networks' own rules and the drops stay)",
+    ]);
+    expect(s.logs.at(-1)).toMatch(/^applied: containers -web; IPv4: /);
+    const v4 = s.kernel.save(4);
+    expect(v4).not.toMatch(/172\.17\.0\.2|--ctorigdstport/);
+    expect(v4).toMatch(/^-A POSTROUTING -s 172\.17\.0\.0\/16 ! -o docker0 -j MASQUERADE$/m);
+    expect(v4).toMatch(/^-A DOCKER-USER -o docker0 -j DROP$/m);
+    // More changes while away: said once.
+    s.link("13: vethdd@if12: <BROADCAST,MULTICAST> mtu 1500 qdisc noop master docker0 state DOWN group default");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(s.logs.filter((l) => /link changed/.test(l))).toHaveLength(1);
+    // dockerd answers again: its facts, and web's rules, are back.
+    s.back();
+    await until(() => dnat(s.kernel));
+    expect(s.logs.at(-1)).toMatch(/^applied: containers \+web; IPv4: /);
+    s.w.stop();
+    await running;
+  });
+
+  test("a new port on docker0 (one not there when dockerd went away) takes them out too; before dockerd is ever reached, nothing does", async () => {
+    const s = setup();
+    const running = s.w.run();
+    await until(() => dnat(s.kernel));
+    s.away();
+    await until(() => s.logs.some((l) => /event stream ended/.test(l)));
+    await new Promise((r) => setTimeout(r, 20));
+    s.link("14: vethee@if13: <BROADCAST,MULTICAST,M-DOWN> mtu 1500 qdisc noop master docker0 state DOWN group default");
+    await until(() => !dnat(s.kernel), 1000);
+    expect(s.logs.find((l) => /link changed/.test(l))).toMatch(/\(vethee joined docker0\)/);
+    s.w.stop();
+    await running;
+    // A watcher that never reached dockerd has no facts to take anything out of: the rules in place stay.
+    const t = setup(false);
+    t.kernel.restore(4, s.kernel.save(4), { noflush: false, test: false });
+    const before = t.kernel.save(4);
+    const still = t.w.run();
+    await until(() => t.logs.length > 0);
+    t.link("Deleted 7: vethaa@if6: <BROADCAST,MULTICAST> mtu 1500 master docker0 state DOWN");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(t.kernel.save(4)).toBe(before);
+    expect(t.logs.filter((l) => /link changed/.test(l))).toEqual([]);
+    t.w.stop();
+    await still;
+  });
+});
