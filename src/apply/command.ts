@@ -401,7 +401,9 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
     return EXIT.error;
   }
   // The policy whose rules are now in place: what a rollback of the next apply goes back to.
+  const switched = formatSwitchNote(io, readJson<PolicyRecord>(io, "policy.json"), "iptables");
   io.writeFile(path(io, "policy.json"), JSON.stringify(opts.record, null, 2) + "\n");
+  if (switched) say(switched);
   if (changing.length === 0) {
     say(`applied ${opts.policyName}: nothing to change, the loaded rules are what it says${kept.length ? `; other tools' chains kept: ${kept.join(", ")}` : ""}`);
     return opts.confirm === undefined ? told(io, say, opts.record.path) : confirmOrRollBack(io, say, opts, families, report);
@@ -411,6 +413,30 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
 
   if (opts.confirm === undefined) return told(io, say, opts.record.path);
   return confirmOrRollBack(io, say, opts, families, report);
+}
+
+/** The tables dockwall's --format nft file writes (inet dockwall; with iptables off, Docker's). */
+const NFT_TABLES = ["inet dockwall", "ip docker-bridges", "ip6 docker-bridges"];
+
+/**
+ * An apply in one format after one in the other: what the one before loaded stays, and this is
+ * said (`now`: this apply's format). The kernel then has both; a drop in either is final, so
+ * what stays can drop more than this policy says, and admits nothing it does not (its accepts
+ * are not final). Undefined when the apply before was in this format, or left nothing.
+ */
+export function formatSwitchNote(io: SystemIo, previous: PolicyRecord | undefined, now: "iptables" | "nft"): string | undefined {
+  if (!previous || (previous.format === "nft") === (now === "nft")) return undefined;
+  const both = "both decide, and a drop in either is final: what stays can drop what this policy allows, and admits nothing it does not";
+  if (now === "nft") return `note: the iptables rules that the apply of ${previous.file} loaded stay as they are (iptables-save shows them): nftables' tables and iptables' rules ${both}`;
+  let listed: string;
+  try {
+    listed = io.run("nft", ["list", "tables"]);
+  } catch {
+    return undefined;
+  }
+  const left = NFT_TABLES.filter((t) => listed.split("\n").includes(`table ${t}`));
+  if (!left.length) return undefined;
+  return `note: the nft tables that the apply of ${previous.file} (-f nft) loaded stay: ${left.join(", ")}. iptables' rules and nftables' tables ${both}; take them out with ${left.map((t) => `'nft delete table ${t}'`).join(", ")}`;
 }
 
 /** The new rules stay: a running watcher learns of them (watching.ts). */

@@ -10,7 +10,7 @@ import { firstLine } from "./deploy.js";
 import { sessionPacket } from "./guard.js";
 import { inputChains, isDockerTable, nftLockout, restoreText, rollbackToText, tablesOfFile, unreadNote } from "./nft.js";
 import { compileNow, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
-import { applyPrelude, confirmOrRollBack, doneApplying, EXIT, markApplying, path, readJson, startSaves, told, type ApplyOptions, type SystemIo } from "./command.js";
+import { applyPrelude, confirmOrRollBack, doneApplying, EXIT, formatSwitchNote, markApplying, path, readJson, startSaves, told, type ApplyOptions, type SystemIo } from "./command.js";
 
 const missingTable = (e: unknown) => /No such file or directory|does not exist/.test((e as Error).message ?? "");
 
@@ -124,7 +124,9 @@ export async function runApplyNft(io: SystemIo, out: { stdout: (s: string) => vo
       return refuse("load", `not applied: nft refused the file: ${firstLine(e)}; nothing was changed (one transaction)`);
     }
   }
+  const switched = formatSwitchNote(io, readJson<PolicyRecord>(io, "policy.json"), "nft");
   io.writeFile(path(io, "policy.json"), JSON.stringify(record, null, 2) + "\n");
+  if (switched) say(switched);
   say(d.changed ? `applied ${opts.policyName}: ${tables.join(", ")} (nft, one transaction)` : `applied ${opts.policyName}: nothing to change, the loaded tables are what it says`);
   if (opts.confirm === undefined) return told(io, say, opts.record.path);
   return confirmOrRollBack(io, say, { ...opts, record }, [4, 6], report);

@@ -86,6 +86,30 @@ describeKernel("dockwall apply --format nft in a scratch namespace", () => {
     expect(table("inet filter")).toBe(own);
   });
 
+  it("an apply in one format after one in the other: what the one before loaded stays, and is said (with how to take nft's tables out)", () => {
+    ok(dockwall(["apply", policy(ON)]));
+    const v4 = ns.save(4);
+    expect(v4).toMatch(/^-A DOCKER-USER /m);
+    const toNft = dockwall(["apply", policy(ON), "-f", "nft"]);
+    ok(toNft);
+    expect(toNft.stderr.split("\n").filter((l) => l.startsWith("dockwall: note:"))).toEqual([
+      `dockwall: note: the iptables rules that the apply of ${join(dir, "host.dw")} loaded stay as they are (iptables-save shows them): nftables' tables and iptables' rules both decide, and a drop in either is final: what stays can drop what this policy allows, and admits nothing it does not`,
+    ]);
+    expect(ns.save(4)).toBe(v4);
+    // Again in nft: nothing to say.
+    expect(dockwall(["apply", policy(ON), "-f", "nft"]).stderr).not.toMatch(/note:/);
+    const toIptables = dockwall(["apply", policy(ON)]);
+    ok(toIptables);
+    expect(toIptables.stderr.split("\n").filter((l) => l.startsWith("dockwall: note:"))).toEqual([
+      `dockwall: note: the nft tables that the apply of ${join(dir, "host.dw")} (-f nft) loaded stay: inet dockwall. iptables' rules and nftables' tables both decide, and a drop in either is final: what stays can drop what this policy allows, and admits nothing it does not; take them out with 'nft delete table inet dockwall'`,
+    ]);
+    ok(ns.run(["nft", "delete", "table", "inet", "dockwall"]));
+    // Taken out: nothing to say.
+    ok(dockwall(["apply", policy(ON), "-f", "nft"]));
+    ok(ns.run(["nft", "delete", "table", "inet", "dockwall"]));
+    expect(dockwall(["apply", policy(NARROW)]).stderr).not.toMatch(/note:/);
+  });
+
   it("a table switched off (flags dormant: it filters nothing) is not what the file says: diff shows it, apply loads the file again", () => {
     ok(dockwall(["apply", policy(ON), "-f", "nft"]));
     ok(ns.run(["nft", "add", "table", "inet", "dockwall", "{ flags dormant; }"]));
