@@ -51,6 +51,7 @@ export const CODES = [
   "bad-arity",
   "bad-facts",
   "bad-gateway",
+  "gateway-priority",
   "bad-name",
   "bad-value",
   "bad-version",

@@ -317,7 +317,8 @@ function container(raw: unknown, source: string, networks: Map<string, Network>,
       r.fail(`it has no IPv4 address on network '${netName}' (NetworkSettings.Networks['${netName}'].IPAddress is empty)`, `a running container on a bridge network has one; save the facts again while it runs`);
       continue;
     }
-    endpoints.push({ network: { name: n.name, span: at }, addresses, span: at });
+    const prio = e.GwPriority;
+    endpoints.push({ network: { name: n.name, span: at }, addresses, span: at, ...(typeof prio === "number" && prio !== 0 ? { gwPriority: prio } : {}) });
   }
   if (!r.ok) return undefined;
   if (hostNetwork) {

@@ -5,6 +5,8 @@
 // about — never compiled as if it were absent. Part of the stage "add Docker's facts".
 import { dockerOrigin, startOfFile, type Problems } from "../diagnostics.js";
 import type { Policy } from "../model/types.js";
+import { byName, dockerGateways, publishingNetwork } from "../model/derive.js";
+import { effectiveVersion } from "../docker/layouts.js";
 import type { DockerFacts } from "./read.js";
 
 /** What Docker does for a network in each gateway mode dockwall does not reproduce (docker-layouts/README.md, v27 – v29). */
@@ -85,6 +87,24 @@ export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems
       if (warn) leaveOut(p, n.name);
     }
   }
+
+  // Docker 28+'s gateway priorities: a container publishes where Docker puts its default routes, per family.
+  const nets = byName(p.networks);
+  const version = effectiveVersion(d.version?.value);
+  const refused = new Set<string>();
+  for (const c of p.containers) {
+    if (!c.publishes.length || !c.endpoints.some((e) => e.gwPriority !== undefined)) continue;
+    const docker = dockerGateways(c, nets, version);
+    const ours = publishingNetwork(c, nets);
+    if ((!docker[4] || docker[4] === ours) && (!docker[6] || docker[6] === ours)) continue;
+    const prios = c.endpoints.map((e) => `${e.network.name} ${e.gwPriority ?? 0}`).join(", ");
+    const where = docker[4] && docker[6] && docker[4] !== docker[6] ? `its IPv4 bindings on network '${docker[4].name}' and its IPv6 bindings on network '${docker[6].name}'` : `them on network '${(docker[4] ?? docker[6])!.name}'`;
+    problems.factsError(warn, "gateway-priority", c.span, `container '${c.name}' has gateway priorities (${prios}): Docker ${version.major}.${version.minor} sets its published ports up where its default routes are, ${where}, and dockwall publishes a container on one network${ours ? ` ('${ours.name}')` : ""}`, `the container is left out of the rules until then (with iptables off nothing reaches it; with iptables on its ports stay closed), and every other change is applied meanwhile`, {
+      help: `give the network it should publish on the highest gateway priority, with an IPv4 and an IPv6 gateway if the container has both (docker network disconnect, then docker network connect --gw-priority N), or leave its priorities at 0`,
+    });
+    refused.add(c.name);
+  }
+  if (warn && refused.size) p.containers = p.containers.filter((c) => !refused.has(c.name));
 
   // Containers on networks whose traffic dockwall's rules never see.
   for (const a of u.attachments) {

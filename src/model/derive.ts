@@ -35,6 +35,7 @@ export function publishingNetwork(c: Container, networks: Map<string, Network>):
   }
   let first: Network | undefined;
   let firstDual = false;
+  let firstPrio = 0;
   for (let i = 0; i < c.endpoints.length; i++) {
     const e = c.endpoints[i]!;
     const n = networks.get(e.network.name);
@@ -42,12 +43,39 @@ export function publishingNetwork(c: Container, networks: Map<string, Network>):
     // Dual-stack to libnetwork: the endpoint has an IPv6 gateway, which a network without IPv6 enabled does not give
     // (its IPAM may still hold an IPv6 subnet: a review). The container's IPv6 address there says it.
     const dual = subnetOf(n, 4) !== undefined && subnetOf(n, 6) !== undefined && e.addresses.some((a) => a.value.family === 6);
-    if (!first || (dual && !firstDual) || (dual === firstDual && n.name < first.name)) {
+    // Docker 28+: the highest gateway priority first (Endpoint.Less); where a family's choice differs, facts/settings.ts refuses.
+    const prio = e.gwPriority ?? 0;
+    if (!first || prio > firstPrio || (prio === firstPrio && ((dual && !firstDual) || (dual === firstDual && n.name < first.name)))) {
       first = n;
       firstDual = dual;
+      firstPrio = prio;
     }
   }
   return first;
+}
+
+/**
+ * The networks Docker 28+ sets a container's published ports up on, per family (libnetwork's
+ * Endpoint.Less and getGatewayEndpoint): its endpoints on non-internal networks, ordered by
+ * gateway priority (highest first), then those with a gateway of both families, then by name;
+ * the IPv4 bindings go on the first with an IPv4 gateway, the IPv6 ones on the first with an
+ * IPv6 gateway — except before 29.4.1, where the first with both, if any, takes both whatever
+ * the priorities (moby 18327745c0 "FIXME", changed by e30a6fa93b, PR #52328).
+ */
+export function dockerGateways(c: Container, networks: Map<string, Network>, version: { major: number; minor?: number; patch?: number }): Partial<Record<Family, Network>> {
+  const eps = c.endpoints.flatMap((e) => {
+    const n = networks.get(e.network.name);
+    if (!n || n.internal) return [];
+    const has = (f: Family) => subnetOf(n, f) !== undefined && e.addresses.some((a) => a.value.family === f);
+    return [{ n, v4: has(4), v6: has(6), prio: e.gwPriority ?? 0 }];
+  });
+  eps.sort((a, b) => b.prio - a.prio || Number(b.v4) + Number(b.v6) - (Number(a.v4) + Number(a.v6)) || (a.n.name < b.n.name ? -1 : a.n.name > b.n.name ? 1 : 0));
+  const before2941 = version.major < 29 || (version.major === 29 && ((version.minor ?? 99) < 4 || (version.minor === 4 && (version.patch ?? 99) < 1)));
+  const dual = before2941 ? eps.find((e) => e.v4 && e.v6) : undefined;
+  if (dual) return { 4: dual.n, 6: dual.n };
+  const g4 = eps.find((e) => e.v4)?.n;
+  const g6 = eps.find((e) => e.v6)?.n;
+  return { ...(g4 ? { 4: g4 } : {}), ...(g6 ? { 6: g6 } : {}) };
 }
 
 export function addressOn(c: Container, n: Network, family: Family): Ip | undefined {

@@ -61,6 +61,8 @@ export interface Endpoint {
   network: NameRef;
   addresses: Located<Ip>[];
   span: Span;
+  /** Docker 28+'s gateway priority (`--gw-priority`, EndpointSettings.GwPriority): the highest gives the default route. Undefined: 0. */
+  gwPriority?: number;
 }
 
 export interface Publish {

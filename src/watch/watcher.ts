@@ -475,27 +475,15 @@ export class Watcher {
   private async followLinks(): Promise<void> {
     const links = this.deps.links;
     if (!links) return;
-    let backoff = 100;
-    while (!this.stopped) {
-      const m = links.follow((line) => this.onLinkLine(line));
-      this.linkStream = m;
-      const started = Date.now();
-      try {
-        await m.done;
-      } catch (e) {
-        const why = (e as Error).message;
-        if (/ENOENT|not found|No such file/.test(why)) {
-          this.deps.log(`cannot follow the host's links (${why}): while dockerd cannot be asked, the rules in place stay whatever it starts`);
-          return;
-        }
-      }
-      if (this.stopped) break;
+    await this.keepFollowing(
+      () => (this.linkStream = links.follow((line) => this.onLinkLine(line))),
+      (why) => this.deps.log(`cannot follow the host's links (${why}): while dockerd cannot be asked, the rules in place stay whatever it starts`),
+      () => {},
       // What changed while it did not follow is not known: as a change, if the daemon is away.
-      this.linkChanged("the link monitor ended");
-      backoff = Date.now() - started > 10_000 ? 100 : Math.min(backoff * 2, 10_000);
-      await this.nap(backoff);
-    }
+      () => this.linkChanged("the link monitor ended"),
+    );
   }
+
 
   /**
    * After loading a waiting apply's policy: if the apply ended meanwhile (confirmed, or rolled back, perhaps before
@@ -972,29 +960,43 @@ export class Watcher {
   private async monitor(): Promise<void> {
     const watch = this.deps.kernelEvents;
     if (!watch) return;
-    let backoff = 100;
     let said = false;
+    await this.keepFollowing(
+      () => (this.kernelStream = watch((what) => this.kernelChanged(what))),
+      // Not there (no xtables-monitor, no nf_tables): the full checks are what is left.
+      (why) => this.deps.log(`cannot follow the kernel's changes (${why}); ${this.deps.recheckMs ? `a full check every ${Math.round(this.deps.recheckMs / 1000)} s still puts drift back` : "drift is put back only at the next Docker event (--recheck sets full checks)"}`),
+      (why) => {
+        // A big transaction overflows its netlink socket (ENOBUFS): what it missed is read by a reconcile, and it starts again.
+        if (this.deps.verbose || !said) this.deps.log(`the kernel's change reports were cut (${why}): reading the tables again, and following them again`);
+        said = true;
+      },
+      () => {
+        // It ended: the tables may have changed meanwhile.
+        this.fullCheck = true;
+        this.markDirty("the kernel's change monitor ended");
+      },
+    );
+  }
+
+  /**
+   * Follows a monitor (a process that reports a line at a time) until stop(), starting it again
+   * with backoff when it ends: `missing` when it cannot run here (said once, not tried again),
+   * `cut` when it failed, `ended` after each end.
+   */
+  private async keepFollowing(start: () => { done: Promise<void> }, missing: (why: string) => void, cut: (why: string) => void, ended: () => void): Promise<void> {
+    let backoff = 100;
     while (!this.stopped) {
-      const m = watch((what) => this.kernelChanged(what));
-      this.kernelStream = m;
+      const m = start();
       const started = Date.now();
       try {
         await m.done;
       } catch (e) {
         const why = (e as Error).message;
-        // Not there (no xtables-monitor, no nf_tables): the full checks are what is left.
-        if (/ENOENT|not found|No such file/.test(why)) {
-          this.deps.log(`cannot follow the kernel's changes (${why}); ${this.deps.recheckMs ? `a full check every ${Math.round(this.deps.recheckMs / 1000)} s still puts drift back` : "drift is put back only at the next Docker event (--recheck sets full checks)"}`);
-          return;
-        }
-        // A big transaction overflows its netlink socket (ENOBUFS): what it missed is read by a reconcile, and it starts again.
-        if (this.deps.verbose || !said) this.deps.log(`the kernel's change reports were cut (${why}): reading the tables again, and following them again`);
-        said = true;
+        if (/ENOENT|not found|No such file/.test(why)) return missing(why);
+        cut(why);
       }
       if (this.stopped) break;
-      // It ended: the tables may have changed meanwhile.
-      this.fullCheck = true;
-      this.markDirty("the kernel's change monitor ended");
+      ended();
       backoff = Date.now() - started > 10_000 ? 100 : Math.min(backoff * 2, 10_000);
       await this.nap(backoff);
     }

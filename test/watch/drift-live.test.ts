@@ -120,7 +120,7 @@ describeDocker("watch puts drift back without a Docker event (real dockerd)", ()
     for (let i = 0; i < 20; i++) ns(["iptables", "-I", "f2b-sshd", "-s", `203.0.113.${i + 1}`, "-j", "REJECT"]);
     for (let i = 0; i < 20; i++) ns(["iptables", "-D", "f2b-sshd", "-s", `203.0.113.${i + 1}`, "-j", "REJECT"]);
     await new Promise((r) => setTimeout(r, 500));
-    expect(reconciles()).toBe(after);
+    expect(reconciles(), log).toBe(after);
     expect(ns(["iptables-save"])).toContain("-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd\n");
     expect(log).not.toMatch(/the tables were changed \(ip filter f2b-sshd/);
     // Its own loads come back from the kernel too (by its pid): they wake nothing either.
