@@ -1211,14 +1211,21 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
       ctx.nft = walk;
       nftRuleset = nft.ruleset;
     }
+    const expected = ctx.rulesets;
+    const { foreignRules } = await import("./analysis/loaded.js");
     ctx.rulesets = {};
+    ctx.foreign = {};
     for (const f of [4, 6] as const) {
       const l = loaded[f];
       if ("error" in l) {
         io.stderr(`dockwall: cannot read the IPv${f} rules loaded here: ${(l.error as Error).message}\n`);
         return EXIT.error;
       }
-      if (r.generated!.rulesets[f]) ctx.rulesets[f] = toRuleset(parseSave(l.text), f);
+      if (!r.generated!.rulesets[f]) continue;
+      const saved = parseSave(l.text);
+      ctx.rulesets[f] = toRuleset(saved, f);
+      // (What nftables tables hold is walked whole, its own way.)
+      if (!ctx.nft) ctx.foreign[f] = foreignRules(saved, expected[f]);
     }
     try {
       const addr = system.run("ip", ["-j", "addr", "show"]);

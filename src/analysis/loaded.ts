@@ -4,8 +4,8 @@
 // the families it writes: IPv6 only with ip6tables), with dockwall's chains laid over them.
 // What explain and matrix walk when they are not given the kernel's rules (--live). Pure.
 import { dockersOwn, dockerWrites } from "../generate.js";
-import type { Ruleset } from "../ir/ruleset.js";
-import { parseSave, toRuleset } from "../live/save.js";
+import type { Rule, Ruleset } from "../ir/ruleset.js";
+import { parseSave, toRuleset, type SavedRuleset } from "../live/save.js";
 import type { Policy } from "../model/types.js";
 import type { Family } from "../model/values.js";
 import { renderIptables } from "../targets/iptables.js";
@@ -28,5 +28,19 @@ export function asLoaded(p: Policy, compiled: Partial<Record<Family, Ruleset>>):
     // What the kernel holds after the load: every table, the ones dockwall does not write as they were.
     out[f] = toRuleset(reconcileStep(parseSave(docker), wanted, { ownsInput: p.host !== undefined }).after, f);
   }
+  return out;
+}
+
+/**
+ * The filter rules loaded here (iptables-save, read) that the policy would not load (`expected`:
+ * asLoaded's), chain by chain by their canonical spelling: another tool's, a hand's. What they
+ * may open, the matrix walks too (MatrixContext.foreign).
+ */
+export function foreignRules(loaded: SavedRuleset, expected: Ruleset | undefined): Rule[] {
+  const keys = new Set<string>();
+  for (const c of (expected ? parseSave(renderIptables(expected, [])).get("filter")?.chains.values() : undefined) ?? []) for (const r of c.rules) keys.add(`${c.name} ${r.key}`);
+  const out: Rule[] = [];
+  // (Not INPUT's nor OUTPUT's: what is forwarded to a container never passes them.)
+  for (const c of loaded.get("filter")?.chains.values() ?? []) if (c.name !== "INPUT" && c.name !== "OUTPUT") for (const r of c.rules) if (!keys.has(`${c.name} ${r.key}`)) out.push(r.toRule());
   return out;
 }

@@ -8,7 +8,7 @@
 // the policy does not say shows as a mismatch. Pure.
 import type { Rule, Ruleset } from "../ir/ruleset.js";
 import { moduleView, type PortList } from "../ir/match.js";
-import { bindAddress, bindings, byName, gatewayOf, isLoopback, publishingNetwork } from "../model/derive.js";
+import { addressOn, bindAddress, bindings, byName, gatewayOf, isLoopback, publishingNetwork } from "../model/derive.js";
 import { layoutFor } from "../docker/layouts.js";
 import { dockersOwn, dockerWrites } from "../generate.js";
 import { peerRows, type PeerWalk } from "./peers.js";
@@ -16,7 +16,7 @@ import { PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
 import { parseSave } from "../live/save.js";
 import type { Policy, Zone } from "../model/types.js";
-import { bits, cidrContains, formatIp, parseCidr, isError, specContains, type AddressSpec, type Family, type Ip } from "../model/values.js";
+import { bits, cidrContains, formatIp, parseCidr, isError, specContains, type AddressSpec, type Cidr, type Family, type Ip } from "../model/values.js";
 import { eachSourcePort, evaluate, keyOf, numOf, sameDestination, sameSport, sameWay, sameWayUntil, sourceOf, type DestinationTest, type Num, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
 import { whoOf, type Admitting } from "../policy/zones.js";
 
@@ -32,8 +32,10 @@ export interface MatrixRow {
 
 export interface MatrixColumn {
   id: string;
-  kind: "published" | "host" | "icmp";
+  /** network: the addresses of a Docker network's containers, straight (a port or ping that rules of another tool's, or a hand's, accept). */
+  kind: "published" | "host" | "icmp" | "network";
   container?: string;
+  network?: string;
   host_address?: string;
   host_port?: number;
   container_port?: number;
@@ -100,6 +102,56 @@ export interface MatrixContext {
   walkEach?: boolean;
   /** verify: only the cells that are mismatches or unknown (the rows are all there). */
   only?: "mismatches";
+  /**
+   * live: the loaded filter rules that the policy does not load (another tool's, a hand's: see
+   * foreignRules), which may accept what Docker's and dockwall's rules drop. Each that accepts,
+   * returns or jumps makes columns of the containers' own addresses it can let through, straight
+   * (a review: an accept of a container's second address, of a port it does not publish, of
+   * ping, went unseen): a port it names, or one no container of the network publishes; ping.
+   */
+  foreign?: Partial<Record<Family, Rule[]>>;
+}
+
+/** Targets that never let a packet through a chain that would drop it. */
+const NOT_OPENING = new Set(["DROP", "REJECT", "LOG", "NFLOG", "TRACE", "MARK", "CONNMARK", "CT", "NOTRACK", "TCPMSS", "DSCP", "TOS", "CLASSIFY"]);
+
+/**
+ * The columns of Docker networks' container addresses that foreign rules may open (MatrixContext.foreign): per network, a
+ * column per protocol and port (ping for ICMP), each with the addresses of its containers the rules' destinations hold.
+ */
+function foreignColumns(p: Policy, rules: Rule[], family: Family): { id: string; network: string; proto: "tcp" | "udp" | "icmp"; port?: number; addrs: string[] }[] {
+  const out = new Map<string, { id: string; network: string; proto: "tcp" | "udp" | "icmp"; port?: number; addrs: string[] }>();
+  const host = family === 4 ? 32 : 128;
+  for (const r of rules) {
+    if (NOT_OPENING.has(r.target)) continue;
+    const dst = r.dst && !r.dst.neg ? parseCidr(r.dst.value.includes("/") ? r.dst.value : `${r.dst.value}/${host}`) : undefined;
+    if (dst && (isError(dst) || dst.family !== family)) continue;
+    const protos: ("tcp" | "udp" | "icmp")[] = r.proto === "tcp" || r.proto === "udp" ? [r.proto] : r.proto === "icmp" || r.proto === "ipv6-icmp" || r.proto === "icmpv6" ? ["icmp"] : r.proto === undefined || r.proto === "all" ? ["tcp", "udp", "icmp"] : [];
+    const named: number[] = [];
+    for (const m of r.matches) {
+      if ((m.kind === "tcp" || m.kind === "udp") && m.dport) named.push(...m.dport.value.ranges.map(([a]) => a));
+      if (m.kind === "multiport" && m.dir === "dports") named.push(...m.ports.value.ranges.map(([a]) => a));
+    }
+    for (const n of p.networks) {
+      const addrs = p.containers.flatMap((c) => {
+        const a = addressOn(c, n, family);
+        return a && (!dst || cidrContains(dst as Cidr, a)) ? [formatIp(a)] : [];
+      });
+      if (!addrs.length) continue;
+      // A port no container of the network publishes (those have cells of their own): what no rule of the policy's tells apart.
+      const published = new Set(p.containers.filter((c) => c.endpoints.some((e) => e.network.name === n.name)).flatMap((c) => c.publishes.flatMap((x) => bindings(x).map((b) => `${b.proto}:${b.containerPort}`))));
+      for (const proto of protos) {
+        const ports = proto === "icmp" ? [undefined] : named.length ? named.slice(0, 16) : [[1, 2, 3, 4, 5].find((x) => !published.has(`${proto}:${x}`))!];
+        for (const port of ports) {
+          const id = `containers@${n.name}:${proto === "icmp" ? "ping" : `${port}/${proto}`}`;
+          const col = out.get(id) ?? { id, network: n.name, proto, ...(port === undefined ? {} : { port }), addrs: [] };
+          for (const a of addrs) if (!col.addrs.includes(a)) col.addrs.push(a);
+          out.set(id, col);
+        }
+      }
+    }
+  }
+  return [...out.values()];
 }
 
 /** What a walk says of a packet (evaluate.ts's Verdict, or nfteval.ts's). */
@@ -424,7 +476,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       return out;
     };
     // Columns: the published ports of this family, the host block's ports, ping.
-    type Col = MatrixColumn & { containerAddr?: string; loopbackOnly?: boolean; proxied: boolean };
+    type Col = MatrixColumn & { containerAddr?: string; loopbackOnly?: boolean; proxied: boolean; addrs?: string[] };
     const cols: Col[] = [];
     for (const c of p.containers) {
       const n = publishingNetwork(c, nets);
@@ -504,8 +556,12 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         }
       }
     }
+    // live: the containers' own addresses that rules the policy does not load may open (MatrixContext.foreign).
+    for (const f of ctx.foreign?.[family] ? foreignColumns(p, ctx.foreign[family]!, family) : []) {
+      cols.push({ id: f.id, kind: "network", network: f.network, ...(f.port !== undefined ? { container_port: f.port } : {}), proto: f.proto, proxied: false, addrs: f.addrs });
+    }
     for (const c of cols) {
-      const { containerAddr: _a, loopbackOnly: _l, proxied: _p, ...col } = c;
+      const { containerAddr: _a, loopbackOnly: _l, proxied: _p, addrs: _d, ...col } = c;
       columns.set(c.id, col);
     }
     // What each packet is walked with: the host's addresses and routes (the same for every packet of this family).
@@ -582,6 +638,9 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
             // 127.0.0.1 routed here by a neighbour: no statement opens that path.
             if (family === 4 && (col.loopbackOnly || col.host_address === undefined)) slots.push({ col, path: "loopback", dsts: ["127.0.0.1"], port: col.host_port, opened: reached, allowed: () => false });
           }
+        } else if (col.kind === "network") {
+          // Straight to the containers' own addresses, a port none of them publishes, or ping: no statement opens that path.
+          slots.push({ col, path: "direct", dsts: col.addrs!, port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward" && v.dnat === undefined, allowed: () => false });
         } else {
           // `policy accept;` in the host block: what no rule drops is let in.
           const naming = (p.host?.rules ?? []).filter((r) => (col.kind === "icmp" ? r.proto.value === "icmp" : r.proto.value === col.proto && r.ports.some((x) => x.value.from <= col.host_port! && col.host_port! <= x.value.to))).map(idOf);

@@ -22,7 +22,7 @@ import { admits, cellJson, fmtAddr, probeProtocol, type MatrixCell, type MatrixP
 /** A column as the matrix worked it out (published: the container's address it DNATs to; proxied: docker-proxy holds it). */
 export interface PeerColumn {
   id: string;
-  kind: "published" | "host" | "icmp";
+  kind: "published" | "host" | "icmp" | "network";
   proto: "tcp" | "udp" | "icmp";
   container?: string;
   host_address?: string;
@@ -31,6 +31,8 @@ export interface PeerColumn {
   containerAddr?: string;
   loopbackOnly?: boolean;
   proxied: boolean;
+  /** network: its containers' addresses (matrix.ts foreignColumns). */
+  addrs?: string[];
 }
 
 /** One walk: its verdict, and the tests of the source address and port it made (none known: undefined). */
@@ -183,6 +185,12 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
         // Docker 29's nftables backend, where another network's published port accepts them first (dockwall's table drops that).
         if (!col.loopbackOnly && to.length) slots.push({ col, path: "dnat", dsts: to, port: col.host_port, opened: reached(col), ...(routed ? {} : { allowed: () => false }) });
         if (routed && col.containerAddr !== undefined && !bridged(col.containerAddr)) slots.push({ col, path: "direct", dsts: [col.containerAddr], port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward" && v.dnat === undefined });
+      } else if (col.kind === "network") {
+        // Another network's containers, straight (their own network's are bridged; a member's own other address is its own): as
+        // Docker's own rules take them.
+        const own = new Set(members.flatMap((m) => p.containers.find((c) => c.name === m.name)!.endpoints.flatMap((e) => e.addresses.map((a) => formatIp(a.value)))));
+        const to = routed ? col.addrs!.filter((a) => !bridged(a) && !own.has(a)) : [];
+        if (to.length) slots.push({ col, path: "direct", dsts: to, port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward" && v.dnat === undefined });
       } else {
         const rules = hostRules(col);
         slots.push({ col, path: "host", dsts: toHost, port: col.host_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "input", allowed: (src) => p.host?.policy === "accept" || rules.some((r) => admits(zones, r.zones, r.sources, bridge, src)) });
@@ -233,6 +241,8 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
       if (!col.loopbackOnly && to.length) slots.push({ col, path: "dnat", dsts: to, port: col.host_port, hostSrc: (d) => d, opened: reached(col) });
       if (family === 4 && (col.loopbackOnly || col.host_address === undefined)) slots.push({ col, path: "loopback", dsts: ["127.0.0.1"], port: col.host_port, hostSrc: () => "127.0.0.1", opened: reached(col) });
       if (col.containerAddr !== undefined) slots.push({ col, path: "direct", dsts: [col.containerAddr], port: col.container_port, hostSrc: gatewayFor, opened: (v) => v.verdict === "ACCEPT" && v.path === "output" && v.dnat === undefined });
+    } else if (col.kind === "network") {
+      // (The host reaches its containers' addresses by OUTPUT, as Docker leaves it: not a path the policy speaks of.)
     } else if (own.length) {
       // The host block lets the host's own packets in by lo, always.
       slots.push({ col, path: "host", dsts: own, port: col.host_port, hostSrc: (d) => d, opened: (v) => v.verdict === "ACCEPT" && v.path === "input", allowed: () => true });

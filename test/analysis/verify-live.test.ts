@@ -65,6 +65,11 @@ describeKernel("dockwall verify: the loaded rules against the policy, proven wit
         const p = parsePacket(c.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>;
         return { from: { iface: p.in! }, family: p.family, src: formatIp((p.src as { ip: Parameters<typeof formatIp>[0] }).ip), dst: formatIp(p.dst), proto: p.proto, port: p.dport };
       });
+      // The containers listen on the ports the columns of their own addresses name.
+      await lab.listenContainers(sendable.flatMap((c) => {
+        const p = parsePacket(c.probe);
+        return c.column.startsWith("containers@") && !("error" in p) && (p.proto === "tcp" || p.proto === "udp") ? [{ proto: p.proto, port: p.dport! }] : [];
+      }));
       const kernel = await lab.probe(probes, 1000);
       sendable.forEach((c, i) => {
         const row = `${c.probe} (${c.path}): verify ${c.verdict}, kernel ${kernel[i]!.open ? "open" : "closed"}`;
@@ -110,6 +115,67 @@ async function loaded(text: string, fn: (w: { lab: PolicyLab; plan: PolicyLabPla
   }
 }
 
+describeKernel("dockwall verify: the containers' own addresses (a review: accepts of a container's second address, of a port it does not publish, of a container that publishes nothing, of ping, went unreported)", () => {
+  it("hand-made accepts in DOCKER-USER: each cell they open is listed, IPv4 and IPv6, and packets find it so; taken out, silent", async () => {
+    const text = `docker { version 20.10; iptables off; ip6tables on; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+network front { bridge br-front; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+network back  { bridge br-back;  subnet 172.21.0.0/16; }
+container web { network front 172.20.0.10, fd00:20::10; network back 172.21.0.10; publish 8080:80; }
+container db  { network back 172.21.0.20; }
+allow lan to web:8080;
+host { allow lan tcp 22; }
+`;
+    await loaded(text, async ({ lab, verify }) => {
+      const clean = verify();
+      expect([clean.status, clean.stderr], clean.stdout).toEqual([0, ""]);
+      // web publishes on front (dual-stack): its address on back is its second; 22 it publishes on neither.
+      const rules = [
+        ["iptables", "-d", "172.21.0.10", "-j", "ACCEPT"],
+        ["ip6tables", "-d", "fd00:20::10", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"],
+        ["iptables", "-d", "172.20.0.10", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"],
+        ["iptables", "-d", "172.21.0.20", "-p", "tcp", "--dport", "5432", "-j", "ACCEPT"],
+        ["iptables", "-p", "icmp", "-j", "ACCEPT"],
+      ];
+      for (const [tool, ...spec] of rules) expect(lab.host.run([tool!, "-I", "DOCKER-USER", "1", ...spec]).status).toBe(0);
+      const v = verify();
+      expect(v.status, v.stderr).toBe(1);
+      const cells = (JSON.parse(v.stdout) as { cells: MatrixCell[] }).cells.filter((c) => c.column.startsWith("containers@"));
+      const fromWan = cells.filter((c) => c.probe.endsWith(" in eth0")).map((c) => `${c.column} ${c.probe.replace(/^\S+ \S+ -> /, "").replace(/ in eth0$/, "")} ${c.verdict}`).sort();
+      expect(fromWan).toEqual([
+        "containers@back:1/tcp 172.21.0.10:1 open",
+        "containers@back:1/udp 172.21.0.10:1 open",
+        "containers@back:5432/tcp 172.21.0.20:5432 open",
+        "containers@back:ping 172.21.0.10 open",
+        "containers@front:22/tcp 172.20.0.10:22 open",
+        "containers@front:22/tcp [fd00:20::10]:22 open",
+        "containers@front:ping 172.20.0.10 open",
+      ]);
+      expect(cells.every((c) => c.mismatch && c.path === "direct")).toBe(true);
+      // Each, for real from its neighbour (the containers listen on the ports the columns name).
+      await lab.listenContainers([{ proto: "tcp", port: 1 }, { proto: "udp", port: 1 }, { proto: "tcp", port: 22 }, { proto: "tcp", port: 5432 }]);
+            console.log(cells.map((c) => `${c.row} ${c.column} ${c.probe} ${c.verdict}`).join("\n"));
+      const sent = cells.filter((c) => {
+        const p = parsePacket(c.probe);
+        return !("error" in p) && p.src.kind === "address" && p.in !== undefined && lab.addSource(p.in, formatIp(p.src.ip));
+      });
+      const probes = sent.map((c) => {
+        const p = parsePacket(c.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>;
+        return { from: { iface: p.in! }, family: p.family, src: formatIp((p.src as { ip: Parameters<typeof formatIp>[0] }).ip), dst: formatIp(p.dst), proto: p.proto, port: p.dport };
+      });
+      await lab.probe(probes, 1000);
+      const kernel = await lab.probe(probes, 1000);
+      const wrong = sent.filter((c, i) => (c.verdict === "open") !== kernel[i]!.open).map((c) => `${c.probe}: verify ${c.verdict}`);
+      expect(wrong, wrong.join("\n")).toEqual([]);
+      expect(sent.length).toBeGreaterThanOrEqual(9);
+      // Taken out: silent again.
+      for (const [tool, ...spec] of rules) expect(lab.host.run([tool!, "-D", "DOCKER-USER", ...spec]).status).toBe(0);
+      expect(verify().status).toBe(0);
+    });
+  }, 120_000);
+});
+
 describeKernel("dockwall verify: a zone by a wildcard interface (a review: such zones had no rows, and what a hand-made rule opened from them went unreported)", () => {
   it("a hand-made ACCEPT from eth0 (zone wan: eth+) is listed, and its cells are what packets find", async () => {
     const text = `docker { version 20.10; iptables off; userland-proxy off; }
@@ -129,11 +195,13 @@ host { allow lan tcp 22; }
       expect(v.status, v.stderr).toBe(1);
       const cells = (JSON.parse(v.stdout) as { cells: MatrixCell[] }).cells;
       const from0 = cells.filter((c) => c.probe.endsWith(" in eth0") && c.family === 4);
-      expect(from0.map((c) => `${c.column} ${c.path} ${c.verdict}`).sort()).toEqual(["host:22/tcp host open", "web:8080/tcp direct open", "web:8080/tcp dnat open", "web:8080/tcp loopback open"]);
+      // (The accept from eth0 lets through every port of the container's own address, and ping: those columns too.)
+      expect(from0.map((c) => `${c.column} ${c.path} ${c.verdict}`).sort()).toEqual(["containers@bridge:1/tcp direct open", "containers@bridge:1/udp direct open", "containers@bridge:ping direct open", "host:22/tcp host open", "web:8080/tcp direct open", "web:8080/tcp dnat open", "web:8080/tcp loopback open"]);
       const eth0 = plan.ifaces.find((f) => f.name === "eth0")!;
+      await lab.listenContainers([{ proto: "tcp", port: 1 }, { proto: "udp", port: 1 }]);
       const got = await lab.probe(from0.map((c) => {
         const p = parsePacket(c.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>;
-        return { from: { iface: "eth0" }, family: 4 as const, src: eth0.nbr4, dst: formatIp(p.dst), proto: p.proto as "tcp", port: p.dport };
+        return { from: { iface: "eth0" }, family: 4 as const, src: eth0.nbr4, dst: formatIp(p.dst), proto: p.proto, port: p.dport };
       }), 1000);
       expect(got.map((g) => g.open)).toEqual(from0.map(() => true));
     });

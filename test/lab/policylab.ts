@@ -348,6 +348,8 @@ export interface PolicyLab {
   addSource(iface: string, addr: string): boolean;
   /** The host listens on these ports too (on every address), where it does not yet: a service the policy does not name. */
   listenHost(ports: { proto: Proto; port: number }[]): Promise<void>;
+  /** Every container listens on these ports too, where it does not yet: a port it does not publish. */
+  listenContainers(ports: { proto: Proto; port: number }[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -592,6 +594,16 @@ export async function startPolicyLab(plan: PolicyLabPlan): Promise<PolicyLab> {
         if (!agents.has(host)) agents.set(host, agent);
         for (const x of more) plan.hostListeners.push({ bind: "::", proto: x.proto, port: x.port });
       },
+      async listenContainers(ports) {
+        for (const c of plan.containers) {
+          const more = ports.filter((x) => !(x.proto === "tcp" ? c.tcp : c.udp).includes(x.port));
+          if (!more.length) continue;
+          const list = (proto: Proto) => [...new Set(more.filter((x) => x.proto === proto).map((x) => x.port))].join(",");
+          const agent = await startListener(containerNs.get(c.name)!, c.name, [`tcp=${list("tcp")}`, `udp=${list("udp")}`]);
+          children.push(agent.child);
+          for (const x of more) (x.proto === "tcp" ? c.tcp : c.udp).push(x.port);
+        }
+      },
       stop,
     };
   } catch (e) {
@@ -673,6 +685,8 @@ export async function probeMatrix(
   const sendable = m.cells.filter((_, i) => which[i]);
   // The host's other ports (a column per class of them): something listens there, so that what the kernel lets in answers.
   await lab.listenHost(m.columns.filter((c) => c.kind === "host" && c.host_port !== undefined).map((c) => ({ proto: c.proto as Proto, port: c.host_port! })));
+  // The containers' ports that columns of their own addresses name (rules another tool's, or a hand's, accept there).
+  await lab.listenContainers(m.columns.filter((c) => c.kind === "network" && c.container_port !== undefined).map((c) => ({ proto: c.proto as Proto, port: c.container_port! })));
   // From the cell's source port where the rules tell ports apart (else one the kernel picks).
   const probes: LabProbe[] = all.filter((x): x is LabProbe => x !== undefined);
   await lab.probe(probes, 800);
