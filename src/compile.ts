@@ -62,6 +62,13 @@ export interface CompileOptions {
    */
   factsMemo?: FactsMemo;
   /**
+   * Docker's containers without their addresses (watch, while dockerd cannot be asked and a
+   * container's link changed: watch/links.ts): their rules by address are left out (a DNAT, an
+   * accept or allow to a container's address, which may now be another container's), their rules
+   * by port kept (docker-proxy's, which dockerd starts anew for whoever runs).
+   */
+  addressless?: boolean;
+  /**
    * --format nft: the tables as live/nftdiff.ts reads the file (CompileResult.nftState), and the
    * file's text made only when `output` is read (watch compares the tables with what is loaded at
    * each reconcile, and loads the whole file only now and then).
@@ -174,6 +181,11 @@ function addDockerFacts(s: State): void {
   const facts = readFacts(s.options.facts!.raw, s.options.facts!.source, s.problems, s.options.factsMemo);
   if (s.problems.hasErrors) return;
   addFacts(s.policy!, facts, s.problems, s.options.factsErrors === "warn", backendFormat(s.options));
+  // (Copies: a container read from Docker's objects may be read again as it is, FactsMemo.)
+  if (s.options.addressless) {
+    s.policy!.containers = s.policy!.containers.map((c) => ({ ...c, endpoints: c.endpoints.map((e) => ({ ...e, addresses: [] })) }));
+    if (s.policy!.withFacts) s.policy!.withFacts.addressless = true;
+  }
   // --docker-version still wins over the daemon's.
   if (s.options.dockerVersion) overrideVersion(s.policy!, s.options.dockerVersion, s.options.dockerVersionOption);
 }

@@ -125,6 +125,8 @@ export interface Policy {
      * targets that name them are left out until the two agree. Why, and where it is declared.
      */
     disagrees?: Map<string, { why: string; span: Span }>;
+    /** The containers' addresses left out (CompileOptions.addressless): none is missing. */
+    addressless?: boolean;
   };
   zones: Zone[];
   networks: Network[];

@@ -74,10 +74,30 @@ function edit(chain: string, have: SavedChain, want: SavedChain): string[] | und
   return out.length * 4 < want.rules.length + have.rules.length ? out : undefined;
 }
 
-/** The --noflush input that brings `live` to `wanted` (compiled) one changed chain at a time. */
-export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsInput: boolean }): Step {
+/**
+ * The --noflush input that brings `live` to `wanted` (compiled) one changed chain at a time;
+ * `only`: those chains alone (the others as they are loaded).
+ */
+export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsInput: boolean; only?: (table: string, chain: string) => boolean }): Step {
   const merged = mergeForLoad(live, wanted, opts);
-  return stepTo(live, parseSave(merged.text), merged.kept);
+  const desired = parseSave(merged.text);
+  return stepTo(live, opts.only ? keepOnly(live, desired, opts.only) : desired, merged.kept);
+}
+
+/** `desired` in the chains `only` names; every other chain as `live` has it. */
+function keepOnly(live: SavedRuleset, desired: SavedRuleset, only: (table: string, chain: string) => boolean): SavedRuleset {
+  const out: SavedRuleset = new Map();
+  for (const [name, dt] of desired) {
+    const chains = new Map<string, SavedChain>();
+    for (const [c, have] of live.get(name)?.chains ?? []) {
+      const want = dt.chains.get(c);
+      if (!only(name, c)) chains.set(c, have);
+      else if (want) chains.set(c, want);
+    }
+    for (const [c, want] of dt.chains) if (only(name, c) && !chains.has(c)) chains.set(c, want);
+    out.set(name, { name, chains });
+  }
+  return out;
 }
 
 /**

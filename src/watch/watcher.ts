@@ -466,8 +466,10 @@ export class Watcher {
    */
   private linkChanged(what: string): void {
     if (!this.away || this.closedAway || !this.lastFacts) return;
-    this.closedAway = bootFacts(this.lastFacts);
-    this.deps.log(`dockerd cannot be asked and a container's link changed (${what}): it may have given a gone container's address to another; the rules for containers are taken out until it answers (the networks' own rules and the drops stay)`);
+    // (A facts object of its own: the compiles leave the containers' addresses out, CompileOptions.addressless.)
+    this.closedAway = { raw: this.lastFacts.raw, source: `${this.lastFacts.source} (without the containers' addresses: dockerd cannot be asked)` };
+    this.inStep = undefined;
+    this.deps.log(`dockerd cannot be asked and a container's link changed (${what}): it may have given a gone container's address to another; the rules to the containers' addresses are taken out until it answers (the networks' own rules, and those by port, stay)`);
     this.markDirty(`a container's link changed while dockerd cannot be asked: ${what}`);
   }
 
@@ -597,7 +599,8 @@ export class Watcher {
     saved: ({ text: string } | { error: Error })[],
   ): { r: CompileResult; steps: { family: 4 | 6; text: string; what: string }[]; before: Partial<Record<4 | 6, string>>; afters: Partial<Record<4 | 6, SavedRuleset>> } | { result: ReconcileResult } {
     // Errors that only the facts cause are warnings here: what they concern is left out.
-    const r = compile(text, { noRender: true, facts, file: this.deps.policyName, factsErrors: "warn", factsMemo: this.factsMemo });
+    const addressless = facts === this.closedAway;
+    const r = compile(text, { noRender: true, facts, file: this.deps.policyName, factsErrors: "warn", factsMemo: this.factsMemo, addressless });
     if (!r.ok) {
       this.logDiagnostics(r, text, true);
       this.deps.log(`the policy does not compile with Docker's facts now; the rules in place stay`);
@@ -616,7 +619,12 @@ export class Watcher {
         return { result: { changed: false, error: "save" } };
       }
       before[f] = got.text;
-      const step = reconcileStep(parseSave(before[f]!), wanted, { ownsInput: r.policy!.host !== undefined });
+      // Without the containers' addresses, beside dockerd's own chains (iptables on): dockwall's chains alone. dockerd may be
+      // writing its own as it starts; a rewrite of FORWARD from what was read before would undo what it did since (a review:
+      // its jumps to DOCKER and its isolation chains lost, a published port dead and isolation bypassed).
+      const owns = r.policy!.host !== undefined;
+      const only = addressless && r.policy!.docker.iptables ? (t: string, c: string) => t === "filter" && (c === "DOCKER-USER" || c.startsWith("DOCKWALL") || (c === "INPUT" && owns)) : undefined;
+      const step = reconcileStep(parseSave(before[f]!), wanted, { ownsInput: owns, ...(only ? { only } : {}) });
       afters[f] = step.after;
       if (step.text) steps.push({ family: f, text: step.text, what: `IPv${f}: ${describeChanges(step.changes)}` });
     }
@@ -743,7 +751,7 @@ export class Watcher {
     const tFacts = performance.now();
     await this.learning;
     this.learning = undefined;
-    const compiled = (text: string) => compile(text, { format: "nft", facts, file: this.deps.policyName, factsErrors: "warn", factsMemo: this.factsMemo, nftState: true });
+    const compiled = (text: string) => compile(text, { format: "nft", facts, file: this.deps.policyName, factsErrors: "warn", factsMemo: this.factsMemo, nftState: true, addressless: facts === this.closedAway });
     const pendingText = this.whilePending;
     const candidate = pendingText === undefined ? this.candidate : undefined;
     if (pendingText === undefined) this.candidate = undefined;
@@ -930,6 +938,8 @@ export class Watcher {
           if (lost) this.deps.log(`the daemon is back: catching up`);
           lost = false;
           this.away = false;
+          // (What was loaded without the containers' addresses is not Docker's facts, even if its objects are the same.)
+          if (this.closedAway) this.inStep = undefined;
           this.closedAway = undefined;
           this.awayPorts = undefined;
           this.deps.forget?.();

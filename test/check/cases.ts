@@ -4,6 +4,15 @@ import { readFileSync } from "node:fs";
 
 /** Docker's facts of docker-corpus/publish-tcp (web on docker0, 8080:80), and the same with a container object that lacks its State. */
 const publishTcp = readFileSync(new URL("../facts/corpus/publish-tcp/state.json", import.meta.url), "utf8");
+/** publish-tcp's web on a dual-stack network too, with a higher gateway priority on the default bridge (IPv4 only): Docker 29.4.1+ splits its bindings by family. */
+const gwPriority = (() => {
+  const f = JSON.parse(publishTcp) as { networks: Record<string, unknown>[]; containers: Record<string, any>[] };
+  f.networks.push({ Name: "zeta", Id: "e".repeat(64), Created: "2026-01-01T00:00:00Z", Driver: "bridge", EnableIPv6: true, Internal: false, Options: {}, IPAM: { Driver: "default", Options: {}, Config: [{ Subnet: "10.50.0.0/24" }, { Subnet: "fd00:50::/64" }] } });
+  const nets = f.containers[0]!.NetworkSettings.Networks;
+  nets.bridge.GwPriority = 10;
+  nets.zeta = { IPAddress: "10.50.0.2", GlobalIPv6Address: "fd00:50::2" };
+  return JSON.stringify(f);
+})();
 const withoutState = (() => {
   const f = JSON.parse(publishTcp) as { containers: Record<string, unknown>[] };
   delete f.containers[0]!.State;
@@ -1255,6 +1264,18 @@ allow lan to db;
 `,
     exit: 0,
     expected: ``,
+  },
+  {
+    name: "facts: gateway priorities that Docker 29.4.1+ splits by family (IPv4 on the default bridge, IPv6 on zeta): refused at the container",
+    input: `docker { version 29.7; iptables off; userland-proxy off; }
+zone lan { interface eth1; }
+allow lan to web;
+`,
+    facts: gwPriority,
+    exit: 2,
+    expected: `host.json: container 'web' (b50a5ada9129): error: container 'web' has gateway priorities (bridge 10, zeta 0): Docker 29.7 sets its published ports up where its default routes are, its IPv4 bindings on network 'bridge' and its IPv6 bindings on network 'zeta', and dockwall publishes a container on one network ('bridge')
+  = help: give the network it should publish on the highest gateway priority, with an IPv4 and an IPv6 gateway if the container has both (docker network disconnect, then docker network connect --gw-priority N), or leave its priorities at 0
+`,
   },
   {
     name: "facts: a container without its State",
