@@ -160,61 +160,75 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
     if (!subnets.length) continue;
     // A container sends to the host and beyond by its default route: through its gateway network (the one it publishes on),
     // from its address there. One on internal networks alone has no default route: it reaches its networks' own addresses
-    // only (the host's, on the bridge).
+    // only (the host's, on the bridge). A container whose second network this is reaches the host's address on this bridge
+    // from its address here (a review: a hand-made accept of the host's ssh from such a bridge went unreported).
     const members: { name: string; ip: Ip }[] = [];
+    const seconds: { name: string; ip: Ip }[] = [];
     for (const c of p.containers) {
       const gwNet = publishingNetwork(c, nets);
-      if (gwNet ? gwNet !== n : !n.internal) continue;
       const a = addressOn(c, n, family);
-      if (a) members.push({ name: c.name, ip: a });
+      if (!a) continue;
+      if (gwNet ? gwNet === n : n.internal) members.push({ name: c.name, ip: a });
+      else seconds.push({ name: c.name, ip: a });
     }
-    if (!members.length) continue;
+    if (!members.length && !seconds.length) continue;
     const routed = !n.internal;
     const gw = gatewayOf(n, family);
     const gateway = gw ? formatIp(gw) : undefined;
     const bridge = n.bridge.value;
-    const slots: Slot[] = [];
-    const toHost = [...new Set([...(gateway ? [gateway] : []), ...(routed ? inp.hostAddresses : [])])];
-    if (!toHost.length) continue;
     const bridged = (addr: string) => subnets.some((s) => cidrContains(s.value, { family, value: ipValue(addr, family) }));
-    for (const col of inp.columns) {
-      if (col.kind === "published") {
-        // 127.0.0.1 is a container's own.
-        const to = col.host_address === undefined ? toHost : routed || col.host_address === gateway ? [col.host_address] : [];
-        // An internal network's containers reach nothing outside it (`--internal`), as Docker's iptables rules hold it; not
-        // Docker 29's nftables backend, where another network's published port accepts them first (dockwall's table drops that).
-        if (!col.loopbackOnly && to.length) slots.push({ col, path: "dnat", dsts: to, port: col.host_port, opened: reached(col), ...(routed ? {} : { allowed: () => false }) });
-        if (routed && col.containerAddr !== undefined && !bridged(col.containerAddr)) slots.push({ col, path: "direct", dsts: [col.containerAddr], port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward" && v.dnat === undefined });
-      } else if (col.kind === "network") {
-        // Another network's containers, straight (their own network's are bridged; a member's own other address is its own): as
-        // Docker's own rules take them.
-        const own = new Set(members.flatMap((m) => p.containers.find((c) => c.name === m.name)!.endpoints.flatMap((e) => e.addresses.map((a) => formatIp(a.value)))));
-        const to = routed ? col.addrs!.filter((a) => !bridged(a) && !own.has(a)) : [];
-        if (to.length) slots.push({ col, path: "direct", dsts: to, port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward" && v.dnat === undefined });
-      } else {
-        const rules = hostRules(col);
-        slots.push({ col, path: "host", dsts: toHost, port: col.host_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "input", allowed: (src) => p.host?.policy === "accept" || rules.some((r) => admits(zones, r.zones, r.sources, bridge, src)) });
+    // The cells of this network's containers: `second`, of those whose gateway network is another (to this bridge's own address alone).
+    const slotsFor = (group: { name: string; ip: Ip }[], second: boolean): Slot[] => {
+      const slots: Slot[] = [];
+      const toHost = [...new Set([...(gateway ? [gateway] : []), ...(routed && !second ? inp.hostAddresses : [])])];
+      if (!toHost.length) return slots;
+      for (const col of inp.columns) {
+        if (col.kind === "published") {
+          // 127.0.0.1 is a container's own.
+          const to = col.host_address === undefined ? toHost : (routed && !second) || col.host_address === gateway ? [col.host_address] : [];
+          // An internal network's containers reach nothing outside it (`--internal`), as Docker's iptables rules hold it; not
+          // Docker 29's nftables backend, where another network's published port accepts them first (dockwall's table drops that).
+          if (!col.loopbackOnly && to.length) slots.push({ col, path: "dnat", dsts: to, port: col.host_port, opened: reached(col), ...(routed ? {} : { allowed: () => false }) });
+          if (routed && !second && col.containerAddr !== undefined && !bridged(col.containerAddr)) slots.push({ col, path: "direct", dsts: [col.containerAddr], port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward" && v.dnat === undefined });
+        } else if (col.kind === "network") {
+          if (second) continue;
+          // Another network's containers, straight (their own network's are bridged; a member's own other address is its own): as
+          // Docker's own rules take them.
+          const own = new Set(group.flatMap((m) => p.containers.find((c) => c.name === m.name)!.endpoints.flatMap((e) => e.addresses.map((a) => formatIp(a.value)))));
+          const to = routed ? col.addrs!.filter((a) => !bridged(a) && !own.has(a)) : [];
+          if (to.length) slots.push({ col, path: "direct", dsts: to, port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward" && v.dnat === undefined });
+        } else {
+          const rules = hostRules(col);
+          slots.push({ col, path: "host", dsts: toHost, port: col.host_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "input", allowed: (src) => p.host?.policy === "accept" || rules.some((r) => admits(zones, r.zones, r.sources, bridge, src)) });
+        }
       }
-    }
+      return slots;
+    };
     const classes: { members: { name: string; ip: Ip }[]; walks: Walks; key: string }[] = [];
     const rangeKey = (ip: Ip) => (inp.sourceRanges ?? []).map((r) => (r.from <= ip.value && ip.value <= r.to ? "1" : "0")).join("");
-    for (const m of members) {
-      const text = formatIp(m.ip);
-      const probe = sourceOf(text, inp.local);
-      const hostKey = slots.map((s) => (s.allowed ? (s.allowed(m.ip) ? "1" : "0") : "")).join("");
-      const key = `${hostKey}|${rangeKey(m.ip)}`;
-      // (A class whose walks noted no tests, nftables', holds another container only where the ranges its rules look at hold both alike.)
-      const same = classes.find((c) => c.key === key && (!c.walks.opaque || inp.sourceRanges !== undefined) && sameWay(c.walks.tests, probe));
-      if (same) {
-        same.members.push(m);
-        continue;
+    for (const [group, second] of [[members, false], [seconds, true]] as const) {
+      const slots = slotsFor(group, second);
+      if (!slots.length) continue;
+      const mine: typeof classes = [];
+      for (const m of group) {
+        const text = formatIp(m.ip);
+        const probe = sourceOf(text, inp.local);
+        const hostKey = slots.map((s) => (s.allowed ? (s.allowed(m.ip) ? "1" : "0") : "")).join("");
+        const key = `${hostKey}|${rangeKey(m.ip)}`;
+        // (A class whose walks noted no tests, nftables', holds another container only where the ranges its rules look at hold both alike.)
+        const same = mine.find((c) => c.key === key && (!c.walks.opaque || inp.sourceRanges !== undefined) && sameWay(c.walks.tests, probe));
+        if (same) {
+          same.members.push(m);
+          continue;
+        }
+        const label = `container:${m.name}${p.containers.find((c) => c.name === m.name)!.endpoints.length > 1 ? `@${n.name}` : ""}`;
+        const walks = walkAll(slots, m.ip, label, (slot, dst, sport) => ({ family, in: bridge, src: text, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes }));
+        // Cells alike another class's: one row.
+        const alike = mine.find((c) => c.walks.codes.join() === walks.codes.join());
+        if (alike) alike.members.push(m);
+        else mine.push({ members: [m], walks, key });
       }
-      const label = `container:${m.name}${p.containers.find((c) => c.name === m.name)!.endpoints.length > 1 ? `@${n.name}` : ""}`;
-      const walks = walkAll(slots, m.ip, label, (slot, dst, sport) => ({ family, in: bridge, src: text, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes }));
-      // Cells alike another class's: one row.
-      const alike = classes.find((c) => c.walks.codes.join() === walks.codes.join());
-      if (alike) alike.members.push(m);
-      else classes.push({ members: [m], walks, key });
+      classes.push(...mine);
     }
     for (const c of classes) {
       const sources = classes.length === 1 ? subnets.map((s) => `${formatIp(s.value)}/${s.value.prefix}`) : c.members.map((m) => `${formatIp(m.ip)}/${family === 4 ? 32 : 128}`);

@@ -80,8 +80,9 @@ test("an internal network's containers reach no published port through docker-pr
   const text = INTERNAL_PROXY_POLICY;
   const { m } = matrixOf(text);
   expect(formatMismatches(m)).toBe("");
-  const toSolo = m.cells.filter((c) => c.row.startsWith("containers@back") && c.column === "solo:9000/tcp").map((c) => `${c.family} ${c.path} ${c.verdict} ${c.intent}`);
-  expect(toSolo).toEqual(["4 dnat closed not-allowed", "6 dnat closed not-allowed"]);
+  // (db, on back alone; and web, whose second network back is: a row of its own, from its address there.)
+  const toSolo = m.cells.filter((c) => c.row.startsWith("containers@back") && c.column === "solo:9000/tcp").map((c) => `${c.family} ${c.probe} ${c.path} ${c.verdict} ${c.intent}`);
+  expect(toSolo).toEqual(["4 tcp container:db -> 172.21.0.1:9000 dnat closed not-allowed", "4 tcp container:web@back -> 172.21.0.1:9000 dnat closed not-allowed", "6 tcp container:db -> [fd00:21::1]:9000 dnat closed not-allowed", "6 tcp container:web@back -> [fd00:21::1]:9000 dnat closed not-allowed"]);
   // The rest of the world still gets to solo:9000 through docker-proxy over IPv6, as allowed.
   expect(m.cells.filter((c) => c.row.startsWith("lan@eth1/ipv6") && c.column === "solo:9000/tcp").map((c) => `${c.path} ${c.verdict} ${c.intent}`)).toEqual(["dnat open allowed"]);
   // With `published open` and no host block too: dockwall's proxy chain then holds only the internal network's drops.

@@ -115,7 +115,7 @@ async function loaded(text: string, fn: (w: { lab: PolicyLab; plan: PolicyLabPla
   }
 }
 
-describeKernel("dockwall verify: the containers' own addresses (a review: accepts of a container's second address, of a port it does not publish, of a container that publishes nothing, of ping, went unreported)", () => {
+describeKernel("dockwall verify: the containers' own addresses, and their second networks (a review: accepts of a container's second address, of a port it does not publish, of a container that publishes nothing, of ping, and of the host's ssh from a second network's address, went unreported)", () => {
   it("hand-made accepts in DOCKER-USER: each cell they open is listed, IPv4 and IPv6, and packets find it so; taken out, silent", async () => {
     const text = `docker { version 20.10; iptables off; ip6tables on; userland-proxy off; }
 zone wan { interface eth0; }
@@ -172,6 +172,20 @@ host { allow lan tcp 22; }
       // Taken out: silent again.
       for (const [tool, ...spec] of rules) expect(lab.host.run([tool!, "-D", "DOCKER-USER", ...spec]).status).toBe(0);
       expect(verify().status).toBe(0);
+
+      // The host's ssh accepted from web's address on back, its second network (a review: no row sent from there, verify silent).
+      const ssh = ["INPUT", "-s", "172.21.0.10", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"];
+      expect(lab.host.run(["iptables", "-I", ...ssh]).status).toBe(0);
+      const w = verify();
+      expect(w.status, w.stderr).toBe(1);
+      // (And the same address spoofed from the neighbours' side: cells of theirs, as before.)
+      const listed = (JSON.parse(w.stdout) as { cells: MatrixCell[] }).cells.filter((c) => c.row.startsWith("containers@")).map((c) => `${c.row} ${c.column} ${c.probe} ${c.verdict}`);
+      expect(listed).toEqual(["containers@back/ipv4:172.21.0.10 host:22/tcp tcp container:web@back -> 172.21.0.1:22 open"]);
+      const [opened] = await lab.probe([{ from: { container: "web" }, family: 4, src: "172.21.0.10", dst: "172.21.0.1", proto: "tcp", port: 22 }], 1000);
+      expect(opened!.open).toBe(true);
+      expect(lab.host.run(["iptables", "-D", ...ssh]).status).toBe(0);
+      const [after] = await lab.probe([{ from: { container: "web" }, family: 4, src: "172.21.0.10", dst: "172.21.0.1", proto: "tcp", port: 22 }], 1000);
+      expect(after!.open).toBe(false);
     });
   }, 120_000);
 });
