@@ -180,22 +180,26 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
     // The cells of this network's containers: `second`, of those whose gateway network is another (to this bridge's own address alone).
     const slotsFor = (group: { name: string; ip: Ip }[], second: boolean): Slot[] => {
       const slots: Slot[] = [];
-      const toHost = [...new Set([...(gateway ? [gateway] : []), ...(routed && !second ? inp.hostAddresses : [])])];
+      // A member's other networks are its own links: what it sends into their subnets goes out there, not through this bridge (a
+      // review: the row said closed what web, on that network too, reached). Those destinations are not this row's to tell.
+      const elsewhere = p.networks.filter((o) => o !== n && group.some((m) => p.containers.find((c) => c.name === m.name)!.endpoints.some((e) => e.network.name === o.name))).flatMap((o) => o.subnets.filter((sn) => sn.value.family === family).map((sn) => sn.value));
+      const here = (addr: string) => !elsewhere.some((sn) => cidrContains(sn, { family, value: ipValue(addr, family) }));
+      const toHost = [...new Set([...(gateway ? [gateway] : []), ...(routed && !second ? inp.hostAddresses.filter(here) : [])])];
       if (!toHost.length) return slots;
       for (const col of inp.columns) {
         if (col.kind === "published") {
           // 127.0.0.1 is a container's own.
-          const to = col.host_address === undefined ? toHost : (routed && !second) || col.host_address === gateway ? [col.host_address] : [];
+          const to = col.host_address === undefined ? toHost : ((routed && !second) || col.host_address === gateway) && here(col.host_address) ? [col.host_address] : [];
           // An internal network's containers reach nothing outside it (`--internal`), as Docker's iptables rules hold it; not
           // Docker 29's nftables backend, where another network's published port accepts them first (dockwall's table drops that).
           if (!col.loopbackOnly && to.length) slots.push({ col, path: "dnat", dsts: to, port: col.host_port, opened: reached(col), ...(routed ? {} : { allowed: () => false }) });
-          if (routed && !second && col.containerAddr !== undefined && !bridged(col.containerAddr)) slots.push({ col, path: "direct", dsts: [col.containerAddr], port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward" && v.dnat === undefined });
+          if (routed && !second && col.containerAddr !== undefined && !bridged(col.containerAddr) && here(col.containerAddr)) slots.push({ col, path: "direct", dsts: [col.containerAddr], port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward" && v.dnat === undefined });
         } else if (col.kind === "network") {
           if (second) continue;
           // Another network's containers, straight (their own network's are bridged; a member's own other address is its own): as
           // Docker's own rules take them.
           const own = new Set(group.flatMap((m) => p.containers.find((c) => c.name === m.name)!.endpoints.flatMap((e) => e.addresses.map((a) => formatIp(a.value)))));
-          const to = routed ? col.addrs!.filter((a) => !bridged(a) && !own.has(a)) : [];
+          const to = routed ? col.addrs!.filter((a) => !bridged(a) && !own.has(a) && here(a)) : [];
           if (to.length) slots.push({ col, path: "direct", dsts: to, port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward" && v.dnat === undefined });
         } else {
           const rules = hostRules(col);

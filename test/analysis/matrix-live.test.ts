@@ -97,6 +97,31 @@ describeKernel("every matrix cell is what a real packet finds", () => {
     });
   }, 120_000);
 
+  // A review: web, on front (its gateway network) and side, reached s2 (on side) at its address and through side's own address,
+  // which front's row said were closed: what web sends into side's subnet goes out its side link. Those destinations are not
+  // front's row's to tell; web's row from side (its second network) walks side's own address. Every cell sent.
+  it("a container on two networks: each row's cells are what its members' packets find", async () => {
+    const text = `docker { version 20.10; iptables off; ip6tables on; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+network front { bridge br-front; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+network side  { bridge br-side;  subnet 172.22.0.0/16; }
+container web { network front 172.20.0.10, fd00:20::10; network side 172.22.0.10; publish 8080:80; }
+container s2 { network side 172.22.0.30; publish 9001:9001; }
+allow lan to web:8080;
+host { allow lan tcp 22; allow any icmp; }
+`;
+    await inPolicyLab("multi-homed.dw", text, async ({ r, p, plan, lab }) => {
+      const { cells: all, sendable, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open");
+      const wrong = sendable.filter((c, i) => c.verdict === "unknown" || (c.verdict === "open") !== open[i]).map((c) => `${c.probe} (${c.path}): matrix ${c.verdict}, kernel ${open[sendable.indexOf(c)] ? "open" : "closed"}`);
+      expect(wrong, wrong.join("\n")).toEqual([]);
+      expect(all.filter((c) => c.mismatch).map((c) => `${c.probe} (${c.path})`)).toEqual([]);
+      // front's row claims nothing in side's subnet; web's row from side walks side's own address.
+      expect(all.filter((c) => c.row.startsWith("containers@front") && /-> \[?172\.22\./.test(c.probe))).toEqual([]);
+      expect(sendable.filter((c) => c.probe.startsWith("tcp container:web@side -> 172.22.0.1:9001")).map((c) => `${c.path} ${c.verdict} ${c.intent}`)).toEqual(["dnat open allowed"]);
+    });
+  }, 120_000);
+
   // A review (real dockerd 20.10, --iptables=false --userland-proxy=false --ipv6): dockerd holds each published port with a socket
   // of its own on 0.0.0.0 and :: that completes a TCP handshake and never answers (fact 7). Over IPv6, where Docker 20.10 DNATs
   // nothing (ip6tables off), the wan's connections to it were established, and a port scan saw the port open. Stood in for
