@@ -52,6 +52,7 @@ export const CODES = [
   "bad-facts",
   "bad-gateway",
   "gateway-priority",
+  "ipv6-only",
   "bad-name",
   "bad-value",
   "bad-version",

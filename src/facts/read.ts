@@ -166,6 +166,8 @@ function network(raw: unknown, source: string, problems: Problems, others: Map<s
   }
   const trusted = opt(TRUSTED_INTERFACES);
   if (trusted !== undefined && trusted !== "") unreproduced.options.push({ network: name, span: at, option: OPT + TRUSTED_INTERFACES, value: trusted });
+  // Docker 28+: a network without IPv4 (docker network create --ipv4=false), its containers with IPv6 addresses alone.
+  if (raw.EnableIPv4 === false) unreproduced.options.push({ network: name, span: at, option: "EnableIPv4", value: "false" });
   const ipam = r.field(raw, ["IPAM"], "object") as Record<string, unknown> | undefined;
   // A network made without --ipv6 may keep an IPv6 subnet in its IPAM config: libnetwork gives its endpoints no IPv6
   // address and its bridge no IPv6 gateway, and Docker writes no IPv6 rules for it (a review). IPv4-only here too.
@@ -313,7 +315,8 @@ function container(raw: unknown, source: string, networks: Map<string, Network>,
       if (!ip || isError(ip)) r.fail(`its ${k} on network '${netName}' is '${String(text)}', not an address`);
       else addresses.push({ value: ip, span: at });
     }
-    if (!addresses.some((a) => a.value.family === 4)) {
+    // (On an IPv6-only network, refused as such: facts/settings.ts.)
+    if (!addresses.some((a) => a.value.family === 4) && n.subnets.some((s) => s.value.family === 4)) {
       r.fail(`it has no IPv4 address on network '${netName}' (NetworkSettings.Networks['${netName}'].IPAddress is empty)`, `a running container on a bridge network has one; save the facts again while it runs`);
       continue;
     }

@@ -60,7 +60,11 @@ export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems
   // Network options: gateway modes other than nat, trusted host interfaces.
   for (const o of u.options) {
     const key = o.option.slice(o.option.lastIndexOf(".") + 1);
-    if (key.startsWith("gateway_mode_")) {
+    if (key === "EnableIPv4") {
+      problems.factsError(warn, "ipv6-only", o.span, `network '${o.network}' has no IPv4 (EnableIPv4 false, Docker 28+): dockwall does not reproduce Docker's rules for IPv6-only networks`, NETWORK_LEFT_OUT, {
+        help: `create network '${o.network}' again with IPv4 too (docker network rm ${o.network}, then docker network create --ipv6 without --ipv4=false), or run its containers on another network`,
+      });
+    } else if (key.startsWith("gateway_mode_")) {
       const family = key.endsWith("ipv6") ? "IPv6" : "IPv4";
       const what = GATEWAY_MODE[o.value];
       const message = what

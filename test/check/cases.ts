@@ -13,6 +13,13 @@ const gwPriority = (() => {
   nets.zeta = { IPAddress: "10.50.0.2", GlobalIPv6Address: "fd00:50::2" };
   return JSON.stringify(f);
 })();
+/** publish-tcp's web on an IPv6-only network (Docker 28+) too. */
+const ipv6Only = (() => {
+  const f = JSON.parse(publishTcp) as { networks: Record<string, unknown>[]; containers: Record<string, any>[] };
+  f.networks.push({ Name: "six", Id: "6".repeat(64), Created: "2026-01-01T00:00:00Z", Driver: "bridge", EnableIPv4: false, EnableIPv6: true, Internal: false, Options: {}, IPAM: { Driver: "default", Options: {}, Config: [{ Subnet: "fd00:66::/64" }] } });
+  f.containers[0]!.NetworkSettings.Networks.six = { IPAddress: "", GlobalIPv6Address: "fd00:66::2" };
+  return JSON.stringify(f);
+})();
 const withoutState = (() => {
   const f = JSON.parse(publishTcp) as { containers: Record<string, unknown>[] };
   delete f.containers[0]!.State;
@@ -1275,6 +1282,18 @@ allow lan to web;
     exit: 2,
     expected: `host.json: container 'web' (b50a5ada9129): error: container 'web' has gateway priorities (bridge 10, zeta 0): Docker 29.7 sets its published ports up where its default routes are, its IPv4 bindings on network 'bridge' and its IPv6 bindings on network 'zeta', and dockwall publishes a container on one network ('bridge')
   = help: give the network it should publish on the highest gateway priority, with an IPv4 and an IPv6 gateway if the container has both (docker network disconnect, then docker network connect --gw-priority N), or leave its priorities at 0
+`,
+  },
+  {
+    name: "facts: an IPv6-only network (Docker 28+): refused as such, not as a container without an IPv4 address",
+    input: `docker { version 28; iptables off; userland-proxy off; }
+zone lan { interface eth1; }
+allow lan to web;
+`,
+    facts: ipv6Only,
+    exit: 2,
+    expected: `host.json: network 'six' (666666666666): error: network 'six' has no IPv4 (EnableIPv4 false, Docker 28+): dockwall does not reproduce Docker's rules for IPv6-only networks
+  = help: create network 'six' again with IPv4 too (docker network rm six, then docker network create --ipv6 without --ipv4=false), or run its containers on another network
 `,
   },
   {

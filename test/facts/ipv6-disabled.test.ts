@@ -34,3 +34,19 @@ test("EnableIPv6 false: its IPv6 subnet is none of dockwall's rules, as it is no
   expect(on.ok).toBe(true);
   expect(on.output!).toContain("fd00:70::/64");
 });
+
+// Docker 28+: a network without IPv4 (EnableIPv4 false, `docker network create --ipv4=false`), its containers with IPv6
+// addresses alone. dockwall does not reproduce Docker's rules for it: refused as such (the check cases have the message);
+// under watch the network and its endpoints are left out, and the rest applied.
+test("EnableIPv4 false: refused at the network; under watch it alone is left out", () => {
+  const f = corpus();
+  f.networks.push({ Name: "six", Id: "6".repeat(64), Created: "2026-01-01T00:00:00Z", Driver: "bridge", EnableIPv4: false, EnableIPv6: true, Internal: false, Options: {}, IPAM: { Driver: "default", Options: {}, Config: [{ Subnet: "fd00:66::/64" }] } });
+  const web = f.containers.find((c) => c.Name === "/web")!;
+  web.NetworkSettings.Networks.six = { IPAddress: "", GlobalIPv6Address: "fd00:66::2" };
+  const strict = compile(POLICY, { format: "iptables", facts: { raw: f as never, source: "host.json" } });
+  expect(strict.diagnostics.filter((d) => d.severity === "error").map((d) => d.code)).toEqual(["ipv6-only"]);
+  const watch = compile(POLICY, { format: "iptables", facts: { raw: f as never, source: "host.json" }, factsErrors: "warn" });
+  expect(watch.ok).toBe(true);
+  expect(watch.output!).toMatch(/-j DNAT --to-destination 172\.\d+\.\d+\.\d+:80/);
+  expect(watch.output!).not.toMatch(/fd00:66/);
+});
