@@ -1191,6 +1191,8 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
   const { asLoaded } = await import("./analysis/loaded.js");
   const ctx: import("./analysis/matrix.js").MatrixContext = { policy: p, rulesets: asLoaded(p, r.generated!.rulesets) };
   let nftRuleset: import("./analysis/nfteval.js").NftRuleset | undefined;
+  /** live: what the policy would load (the kernel's rules are held against it). */
+  let expectedRules: Partial<Record<4 | 6, import("./ir/ruleset.js").Ruleset>> | undefined;
   if (a.live) {
     const system = io.system();
     const { readLoaded } = await import("./apply/command.js");
@@ -1212,6 +1214,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
       nftRuleset = nft.ruleset;
     }
     const expected = ctx.rulesets;
+    expectedRules = expected;
     const { foreignRules } = await import("./analysis/loaded.js");
     ctx.rulesets = {};
     ctx.foreign = {};
@@ -1268,16 +1271,18 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const pairs = ctx.host ? routingFindings(p, walk, ctx.host, routed, src.file) : { findings: [], walked: 0 };
     const routing = pairs.walked > 0 || ctx.nft ? pairs.findings : forwardPolicyFindings(p, ctx.rulesets, { 4: routed.includes(4), 6: routed.includes(6) });
     // Docker's DNAT rules out of step (iptables off: dockwall's to keep): a stale one reaches whoever has the address now.
-    const { socketGuardFindings, staleDnatFindings, staleNftDnatFindings } = await import("./analysis/matrix.js");
+    const { foreignDnatFindings, socketGuardFindings, staleDnatFindings, staleNftDnatFindings } = await import("./analysis/matrix.js");
     const stale = nftRuleset ? staleNftDnatFindings(p, nftRuleset) : staleDnatFindings(p, r.generated!.rulesets, ctx.rulesets);
+    // Another tool's (a hand's) DNAT to a container's address: a way to it that no cell walks.
+    const led = !nftRuleset && expectedRules ? foreignDnatFindings(p, expectedRules, ctx.rulesets) : [];
     // dockwall's guard of dockerd's own sockets (userland-proxy off), which no cell shows gone: the handshake they complete reaches no container.
     const guards = nftRuleset ? [] : socketGuardFindings(p, r.generated!.rulesets, ctx.rulesets);
-    const findings = [...guards, ...stale, ...routing];
+    const findings = [...guards, ...stale, ...led, ...routing];
     if (a.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "verify", ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown"), findings }, null, 2) + "\n");
     // (Each kind under a heading of its own: the count above is of cells, and a review read the lines below as cells.)
     else {
       const heading = (what: string, n: number) => (n ? `${what}, ${n} finding${n === 1 ? "" : "s"}:\n` : "");
-      io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + heading("dockwall's guard of dockerd's own sockets", guards.length) + guards.map((f) => `${f.message}\n`).join("") + heading("Docker's rules out of step with Docker", stale.length) + stale.map((f) => `${f.message}\n`).join("") + heading("the host as a router", routing.length) + routing.map((f) => `${f.message}\n`).join(""));
+      io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + heading("dockwall's guard of dockerd's own sockets", guards.length) + guards.map((f) => `${f.message}\n`).join("") + heading("Docker's rules out of step with Docker", stale.length) + stale.map((f) => `${f.message}\n`).join("") + heading("rules the policy does not load that lead to containers", led.length) + led.map((f) => `${f.message.replaceAll("POLICY", src.file)}\n`).join("") + heading("the host as a router", routing.length) + routing.map((f) => `${f.message}\n`).join(""));
     }
     return bad || unknown || findings.length ? EXIT.differs : EXIT.ok;
   }

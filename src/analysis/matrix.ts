@@ -127,10 +127,15 @@ function foreignColumns(p: Policy, rules: Rule[], family: Family): { id: string;
     const dst = r.dst && !r.dst.neg ? parseCidr(r.dst.value.includes("/") ? r.dst.value : `${r.dst.value}/${host}`) : undefined;
     if (dst && (isError(dst) || dst.family !== family)) continue;
     const protos: ("tcp" | "udp" | "icmp")[] = r.proto === "tcp" || r.proto === "udp" ? [r.proto] : r.proto === "icmp" || r.proto === "ipv6-icmp" || r.proto === "icmpv6" ? ["icmp"] : r.proto === undefined || r.proto === "all" ? ["tcp", "udp", "icmp"] : [];
+    // The ports it names; a negated test (`! --dport 22`), the ports it leaves out (a review: the column took the one port it
+    // does not let through).
     const named: number[] = [];
+    const without: PortList[] = [];
     for (const m of r.matches) {
-      if ((m.kind === "tcp" || m.kind === "udp") && m.dport) named.push(...m.dport.value.ranges.map(([a]) => a));
-      if (m.kind === "multiport" && m.dir === "dports") named.push(...m.ports.value.ranges.map(([a]) => a));
+      const ports = (m.kind === "tcp" || m.kind === "udp") && m.dport ? m.dport : m.kind === "multiport" && m.dir === "dports" ? m.ports : undefined;
+      if (!ports) continue;
+      if (ports.neg) without.push(ports.value);
+      else named.push(...ports.value.ranges.map(([a]) => a));
     }
     for (const n of p.networks) {
       const addrs = p.containers.flatMap((c) => {
@@ -141,7 +146,9 @@ function foreignColumns(p: Policy, rules: Rule[], family: Family): { id: string;
       // A port no container of the network publishes (those have cells of their own): what no rule of the policy's tells apart.
       const published = new Set(p.containers.filter((c) => c.endpoints.some((e) => e.network.name === n.name)).flatMap((c) => c.publishes.flatMap((x) => bindings(x).map((b) => `${b.proto}:${b.containerPort}`))));
       for (const proto of protos) {
-        const ports = proto === "icmp" ? [undefined] : named.length ? named.slice(0, 16) : [[1, 2, 3, 4, 5].find((x) => !published.has(`${proto}:${x}`))!];
+        let free: number | undefined;
+        for (let x = 1; x <= 65535 && free === undefined; x++) if (!published.has(`${proto}:${x}`) && !without.some((w) => w.has(x))) free = x;
+        const ports = proto === "icmp" ? [undefined] : named.length ? named.slice(0, 16) : free === undefined ? [] : [free];
         for (const port of ports) {
           const id = `containers@${n.name}:${proto === "icmp" ? "ping" : `${port}/${proto}`}`;
           const col = out.get(id) ?? { id, network: n.name, proto, ...(port === undefined ? {} : { port }), addrs: [] };
@@ -1052,13 +1059,35 @@ export function socketGuardFindings(p: Policy, compiled: Partial<Record<Family, 
 }
 
 /** The DNAT rules of a rule set's nat table in Docker's chains, by their canonical spelling (as diff reads rules), with their text. */
-function dnats(rs: Ruleset | undefined): Map<string, string> {
+/**
+ * verify: a DNAT rule outside Docker's chains that the policy does not load (another tool's, a
+ * hand's), to a container's address: it leads packets to the container by a way no cell walks (a
+ * review: one with an accept of `ctstate DNAT` let the wan reach a container that publishes
+ * nothing, and verify was silent). Another tool's port forward elsewhere (to a VM) is its own.
+ */
+export function foreignDnatFindings(p: Policy, expected: Partial<Record<Family, Ruleset>>, loaded: Partial<Record<Family, Ruleset>>): Finding[] {
+  const out: Finding[] = [];
+  for (const family of [4, 6] as const) {
+    const want = dnats(expected[family], false);
+    for (const [key, text] of dnats(loaded[family], false)) {
+      if (want.has(key)) continue;
+      const to = /--to-destination \[?([0-9a-fA-F:.]+?)\]?(?::\d+)?(?:\s|$)/.exec(text)?.[1];
+      const c = to ? p.containers.find((x) => x.endpoints.some((e) => e.addresses.some((a) => formatIp(a.value) === to))) : undefined;
+      if (!c) continue;
+      out.push({ family, message: `IPv${family}: a DNAT rule the policy does not load leads to container ${c.name} (${to}): '${text}'. The cells do not walk through it: ask about its packets with 'dockwall explain --live POLICY PACKET'` });
+    }
+  }
+  return out;
+}
+
+function dnats(rs: Ruleset | undefined, dockers = true): Map<string, string> {
   const nat = rs?.tables.find((t) => t.name === "nat");
   const out = new Map<string, string>();
   if (!nat) return out;
   const lines: string[] = [];
-  // Docker's chains only (DOCKER, and whatever a layout names DOCKER-…): another tool's port forward is not Docker's to keep.
-  for (const c of nat.chains) if (c.name.startsWith("DOCKER")) for (const r of c.rules) if (r.target === "DNAT") lines.push(ruleText(c.name, r));
+  // Docker's chains only (DOCKER, and whatever a layout names DOCKER-…): another tool's port forward is not Docker's to keep. (Or
+  // every other chain's: foreignDnatFindings.)
+  for (const c of nat.chains) if (c.name.startsWith("DOCKER") === dockers) for (const r of c.rules) if (r.target === "DNAT") lines.push(ruleText(c.name, r));
   if (!lines.length) return out;
   const saved = parseSave(`*nat\n${nat.chains.map((c) => `:${c.name} - [0:0]`).join("\n")}\n${lines.join("\n")}\nCOMMIT\n`).get("nat");
   for (const c of saved?.chains.values() ?? []) for (const r of c.rules) out.set(`${c.name} ${r.key}`, r.text);

@@ -210,7 +210,15 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
     };
     const classes: { members: { name: string; ip: Ip }[]; walks: Walks; key: string }[] = [];
     const rangeKey = (ip: Ip) => (inp.sourceRanges ?? []).map((r) => (r.from <= ip.value && ip.value <= r.to ? "1" : "0")).join("");
-    for (const [group, second] of [[members, false], [seconds, true]] as const) {
+    // Members whose other networks differ send differently (their own links, their own addresses): grouped by them, each group
+    // its cells (a review: one member's own addresses left out every member's cells to them).
+    const elsewhereOf = (m: { name: string }) => p.containers.find((c) => c.name === m.name)!.endpoints.filter((e) => e.network.name !== n.name).map((e) => e.network.name).sort().join(",");
+    const byElsewhere = (group: { name: string; ip: Ip }[]) => {
+      const by = new Map<string, { name: string; ip: Ip }[]>();
+      for (const m of group) by.set(elsewhereOf(m), [...(by.get(elsewhereOf(m)) ?? []), m]);
+      return [...by.values()];
+    };
+    for (const [group, second] of [...byElsewhere(members).map((g) => [g, false] as const), ...byElsewhere(seconds).map((g) => [g, true] as const)]) {
       const slots = slotsFor(group, second);
       if (!slots.length) continue;
       const mine: typeof classes = [];

@@ -115,9 +115,7 @@ async function loaded(text: string, fn: (w: { lab: PolicyLab; plan: PolicyLabPla
   }
 }
 
-describeKernel("dockwall verify: the containers' own addresses, and their second networks (a review: accepts of a container's second address, of a port it does not publish, of a container that publishes nothing, of ping, and of the host's ssh from a second network's address, went unreported)", () => {
-  it("hand-made accepts in DOCKER-USER: each cell they open is listed, IPv4 and IPv6, and packets find it so; taken out, silent", async () => {
-    const text = `docker { version 20.10; iptables off; ip6tables on; userland-proxy off; }
+const TWO_NETWORKS = `docker { version 20.10; iptables off; ip6tables on; userland-proxy off; }
 zone wan { interface eth0; }
 zone lan { interface eth1; from 192.168.1.0/24; }
 network front { bridge br-front; subnet 172.20.0.0/16; subnet fd00:20::/64; }
@@ -127,6 +125,10 @@ container db  { network back 172.21.0.20; }
 allow lan to web:8080;
 host { allow lan tcp 22; }
 `;
+
+describeKernel("dockwall verify: the containers' own addresses, and their second networks (a review: accepts of a container's second address, of a port it does not publish, of a container that publishes nothing, of ping, and of the host's ssh from a second network's address, went unreported)", () => {
+  it("hand-made accepts in DOCKER-USER: each cell they open is listed, IPv4 and IPv6, and packets find it so; taken out, silent", async () => {
+    const text = TWO_NETWORKS;
     await loaded(text, async ({ lab, verify }) => {
       const clean = verify();
       expect([clean.status, clean.stderr], clean.stdout).toEqual([0, ""]);
@@ -186,6 +188,45 @@ host { allow lan tcp 22; }
       expect(lab.host.run(["iptables", "-D", ...ssh]).status).toBe(0);
       const [after] = await lab.probe([{ from: { container: "web" }, family: 4, src: "172.21.0.10", dst: "172.21.0.1", proto: "tcp", port: 22 }], 1000);
       expect(after!.open).toBe(false);
+    });
+  }, 120_000);
+
+  it("a negated port, a container sending to another's second address, a DNAT of another tool's to a container (a second review): each listed, and packets find it so", async () => {
+    await loaded(TWO_NETWORKS, async ({ lab, verify }) => {
+      expect(verify().status).toBe(0);
+      const rules: string[][] = [
+        // Every port but 22 of db: the column is a port it lets through (it took 22, the one it does not).
+        ["iptables", "-I", "DOCKER-USER", "1", "-d", "172.21.0.20", "-p", "tcp", "!", "--dport", "22", "-j", "ACCEPT"],
+        // From back's bridge to web's address on front: db, on back alone, sends it (web, on both, would send it on its own link).
+        ["iptables", "-I", "DOCKER-USER", "1", "-i", "br-back", "-d", "172.20.0.10", "-j", "ACCEPT"],
+        // Another tool's port forward to db, and its accept: no cell walks through it; a finding names it.
+        ["iptables", "-t", "nat", "-I", "PREROUTING", "1", "-i", "eth0", "-p", "tcp", "--dport", "2222", "-j", "DNAT", "--to-destination", "172.21.0.20:5432"],
+        ["iptables", "-I", "DOCKER-USER", "1", "-d", "172.21.0.20", "-p", "tcp", "--dport", "5432", "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
+      ];
+      for (const r of rules) expect(lab.host.run(r).status).toBe(0);
+      const v = verify();
+      expect(v.status, v.stderr).toBe(1);
+      const out = JSON.parse(v.stdout) as { cells: MatrixCell[]; findings: { message: string }[] };
+      const listed = out.cells.filter((c) => c.column.startsWith("containers@") && (c.probe.endsWith(" in eth0") || c.row.startsWith("containers@"))).map((c) => `${c.column} ${c.probe} ${c.verdict}`).sort();
+      expect(listed).toEqual([
+        "containers@back:1/tcp tcp 0.0.0.2:40000 -> 172.21.0.20:1 in eth0 open",
+        // (The port the accept of ctstate DNAT names: every port but 22 is open straight too.)
+        "containers@back:5432/tcp tcp 0.0.0.2:40000 -> 172.21.0.20:5432 in eth0 open",
+        "containers@front:1/tcp tcp container:db -> 172.20.0.10:1 open",
+        "containers@front:1/udp udp container:db -> 172.20.0.10:1 open",
+        "containers@front:ping icmp container:db -> 172.20.0.10 open",
+      ]);
+      expect(out.findings.map((f) => f.message)).toContain("IPv4: a DNAT rule the policy does not load leads to container db (172.21.0.20): '-A PREROUTING -i eth0 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 172.21.0.20:5432'. The cells do not walk through it: ask about its packets with 'dockwall explain --live POLICY PACKET'");
+      // For real: the wan to db's port 1, db to web's front address, the wan through the port forward.
+      await lab.listenContainers([{ proto: "tcp", port: 1 }, { proto: "tcp", port: 5432 }]);
+      const wan = (lab.plan.ifaces.find((f) => f.name === "eth0"))!;
+      const probes = [
+        { from: { iface: "eth0" }, family: 4 as const, src: wan.nbr4, dst: "172.21.0.20", proto: "tcp" as const, port: 1 },
+        { from: { container: "db" }, family: 4 as const, src: "172.21.0.20", dst: "172.20.0.10", proto: "tcp" as const, port: 1 },
+        { from: { iface: "eth0" }, family: 4 as const, src: wan.nbr4, dst: wan.host4, proto: "tcp" as const, port: 2222 },
+      ];
+      await lab.probe(probes, 1000);
+      expect((await lab.probe(probes, 1000)).map((x) => x.open)).toEqual([true, true, true]);
     });
   }, 120_000);
 });
