@@ -132,7 +132,7 @@ export const publishedPorts: Check = (ctx) => {
     for (let k = 0; k < c.publishes.length; k++) {
       const p = c.publishes[k]!;
       const s = p.spec;
-      if (s.hostIp?.family === 6 && !c.endpoints.some((e) => e.addresses.some((a) => a.value.family === 6))) {
+      if (s.hostIp?.family === 6 && !c.endpoints.some((e) => e.addresses.some((a) => a.value.family === 6)) && !ctx.policy.withFacts?.addressless) {
         ctx.problems.error("family-mismatch", p.span, `'${c.name}' publishes on an IPv6 host address but has no IPv6 address`, { help: `give the container an IPv6 address on an IPv6 network, or publish on an IPv4 address` });
       }
       const first = bindings(p)[0]!;

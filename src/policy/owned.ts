@@ -172,7 +172,10 @@ export function ownedChains(p: Policy, plan: Plan, standIn = false, noDockerRule
   // connections to it were established, and a port scan saw the port open): where Docker DNATs nothing (IPv6 with ip6tables
   // off, a link-local source from 28 on), the same guard. Not beside a host block whose INPUT policy is DROP: that closes it already
   // (a second review found 'policy accept' left it open).
-  if (closed && (p.docker.userlandProxy || (family === 6 && (!p.host || p.host.policy === "accept")))) {
+  // Without the containers' addresses (watch, while dockerd cannot be asked: CompileOptions.addressless), no DNAT takes what
+  // comes to a published port first, in either family: dockerd's sockets would complete the handshakes (a review).
+  const addressless = p.withFacts?.addressless === true;
+  if (closed && (p.docker.userlandProxy || ((family === 6 || addressless) && (!p.host || p.host.policy === "accept")))) {
     const proxy = proxyChain(p, family, brs, index, matchersOf);
     if (proxy) result.proxy = proxy;
   } else if (!closed && p.docker.userlandProxy) {
@@ -366,7 +369,8 @@ function proxyChain(p: Policy, family: Family, brs: string[], index: AllowIndex,
   // With userland-proxy off, dockerd's own socket is on :: only for a container with an IPv6 address (a review, real dockerd
   // 20.10, ss): another port there is the host's own, which the host block says of (a scratch check of verify found the
   // guard closing a 'policy accept' host's port 8000 over IPv6, for a container with none).
-  const bs = proxyBindings(p, family).filter((b) => p.docker.userlandProxy || family === 4 || b.v6);
+  // (Without the containers' addresses, which say it, every port: that one is not the host's own is known from before.)
+  const bs = proxyBindings(p, family).filter((b) => p.docker.userlandProxy || family === 4 || b.v6 || p.withFacts?.addressless);
   if (bs.length === 0) return undefined;
   const rules: Rule[] = [
     make.jump("RETURN", { matches: [make.ctstate("RELATED,ESTABLISHED")] }),

@@ -469,6 +469,8 @@ export class Watcher {
     // (A facts object of its own: the compiles leave the containers' addresses out, CompileOptions.addressless.)
     this.closedAway = { raw: this.lastFacts.raw, source: `${this.lastFacts.source} (without the containers' addresses: dockerd cannot be asked)` };
     this.inStep = undefined;
+    // (No read in full follows quick reads meanwhile: none is made, run() would spin on it. A review: the loop never gave way.)
+    this.quickSince = false;
     this.deps.log(`dockerd cannot be asked and a container's link changed (${what}): it may have given a gone container's address to another; the rules to the containers' addresses are taken out until it answers (the networks' own rules, and those by port, stay)`);
     this.markDirty(`a container's link changed while dockerd cannot be asked: ${what}`);
   }
@@ -493,6 +495,17 @@ export class Watcher {
    */
   private settledMeanwhile(pendingText: string | undefined): void {
     if (pendingText !== undefined && !this.deps.pending?.()) this.markDirty("the apply that waited has ended");
+  }
+
+  /**
+   * Without the containers' addresses, a policy that does not compile (a check that needs them, a review found one): with no
+   * container at all instead (the boot ruleset's facts), rather than the rules in place, which may lead to another container.
+   */
+  private orNoContainer(r: CompileResult, text: string, facts: Facts, opts: { format?: "nft"; nftState?: boolean }): CompileResult {
+    if (r.ok || facts !== this.closedAway) return r;
+    this.logDiagnostics(r, text, true);
+    this.deps.log(`without the containers' addresses the policy does not compile: with no container instead, until dockerd answers`);
+    return compile(text, { ...(opts.format ? { format: opts.format } : { noRender: true }), ...(opts.nftState ? { nftState: true } : {}), facts: bootFacts(facts), file: this.deps.policyName, factsErrors: "warn" });
   }
 
   /** Docker's bridges, as this compile has them (the link monitor's, while the daemon is away). */
@@ -600,7 +613,7 @@ export class Watcher {
   ): { r: CompileResult; steps: { family: 4 | 6; text: string; what: string }[]; before: Partial<Record<4 | 6, string>>; afters: Partial<Record<4 | 6, SavedRuleset>> } | { result: ReconcileResult } {
     // Errors that only the facts cause are warnings here: what they concern is left out.
     const addressless = facts === this.closedAway;
-    const r = compile(text, { noRender: true, facts, file: this.deps.policyName, factsErrors: "warn", factsMemo: this.factsMemo, addressless });
+    const r = this.orNoContainer(compile(text, { noRender: true, facts, file: this.deps.policyName, factsErrors: "warn", factsMemo: this.factsMemo, addressless }), text, facts, {});
     if (!r.ok) {
       this.logDiagnostics(r, text, true);
       this.deps.log(`the policy does not compile with Docker's facts now; the rules in place stay`);
@@ -751,7 +764,7 @@ export class Watcher {
     const tFacts = performance.now();
     await this.learning;
     this.learning = undefined;
-    const compiled = (text: string) => compile(text, { format: "nft", facts, file: this.deps.policyName, factsErrors: "warn", factsMemo: this.factsMemo, nftState: true, addressless: facts === this.closedAway });
+    const compiled = (text: string) => this.orNoContainer(compile(text, { format: "nft", facts, file: this.deps.policyName, factsErrors: "warn", factsMemo: this.factsMemo, nftState: true, addressless: facts === this.closedAway }), text, facts, { format: "nft", nftState: true });
     const pendingText = this.whilePending;
     const candidate = pendingText === undefined ? this.candidate : undefined;
     if (pendingText === undefined) this.candidate = undefined;
@@ -1064,7 +1077,10 @@ export class Watcher {
     const checking = this.recheck();
     let retry = this.deps.retryMs;
     while (!this.stopped) {
-      if (!this.dirty && this.quickSince) {
+      // Each turn gives way to the event loop (timers, signals, child processes): a turn that finds nothing to do must not
+      // come round again without (a review found the loop spinning while dockerd could not be asked, SIGTERM unheard).
+      await new Promise((r) => setImmediate(r));
+      if (!this.dirty && this.quickSince && !this.closedAway) {
         // Quick reads since the last full one: a full read once the events pause (at once when the last is older than
         // FULL_FACTS_EVERY_MS), which finds what an event dockerd dropped (under load it drops them) would have said.
         const overdue = performance.now() - this.lastFull >= FULL_FACTS_EVERY_MS;

@@ -7,6 +7,7 @@ import { describe, expect, test } from "vitest";
 import { bridgePorts, containerLinkChange, parseLinkLine } from "../../src/watch/links.js";
 import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
 import { FactsReadYielded } from "../../src/facts/engine.js";
+import { compile } from "../../src/compile.js";
 import { MemoryKernel } from "../support/memory-kernel.js";
 
 // iproute2 6.1 (`ip -o monitor link`): a bridge made, a veth pair, one end put on the bridge and up, then deleted.
@@ -56,10 +57,11 @@ const POLICY = `docker { version 20.10; iptables off; userland-proxy off; }\nzon
 const PORT = "7: vethaa@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master docker0 state UP group default";
 
 /** A daemon that can go away (its event stream ends, its API does not answer) and come back; links the test reports. */
-function setup(up = true, policy = POLICY) {
+function setup(up = true, policy = POLICY, more: Partial<WatchDeps> = {}) {
   const kernel = new MemoryKernel();
   const logs: string[] = [];
   let endStream = () => {};
+  let emit: (e: Record<string, unknown>) => void = () => {};
   let line: (l: string) => void = () => {};
   const reads = { full: 0 };
   const deps: WatchDeps = {
@@ -75,8 +77,12 @@ function setup(up = true, policy = POLICY) {
         });
       return { raw: { networks: state.networks, containers: state.containers, version: { Version: "20.10.24" } } as never, source: "fake" };
     },
-    events: (_onEvent, onOpen) => {
+    // A quick read after an event: what the last read had.
+    changedFacts: async () => ({ raw: { networks: state.networks, containers: state.containers, version: { Version: "20.10.24" } } as never, source: "fake" }),
+    forget: () => {},
+    events: (onEvent, onOpen) => {
       if (!up) return { done: Promise.reject(new Error("connect ECONNREFUSED")), close: () => {} };
+      emit = onEvent;
       queueMicrotask(onOpen);
       return { done: new Promise<void>((r) => (endStream = r)), close: () => endStream() };
     },
@@ -97,6 +103,7 @@ function setup(up = true, policy = POLICY) {
       },
       list: async () => `1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n${PORT}\n`,
     },
+    ...more,
   };
   const w = new Watcher(deps, policy);
   return {
@@ -105,6 +112,7 @@ function setup(up = true, policy = POLICY) {
     logs,
     reads,
     link: (l: string) => line(l),
+    event: () => emit({ Type: "container", Action: "start", Actor: { ID: "c".repeat(64), Attributes: { name: "web" } } }),
     away: () => ((up = false), endStream()),
     back: () => void (up = true),
   };
@@ -217,3 +225,56 @@ describe("watch: what stays while the containers' addresses are out", () => {
     await running;
   });
 });
+
+describe("watch: without the containers' addresses, the compile (a second review)", () => {
+  const v6state = JSON.parse(readFileSync(new URL("../facts/corpus/ipv6-ip6tables/state.json", import.meta.url), "utf8")) as { containers: any[] };
+  const addressless = (policy: string, raw: unknown, format: "iptables" | "ip6tables") => compile(policy, { format, facts: { raw: raw as never, source: "state.json" }, factsErrors: "warn", addressless: true });
+
+  test("a port published on an IPv6 host address: it compiles (the check that needs the container's IPv6 address does not run), with no DNAT", () => {
+    const raw = structuredClone(v6state);
+    raw.containers[0].NetworkSettings.Ports["80/tcp"].push({ HostIp: "2001:db8:77::1", HostPort: "8443" });
+    const policy = `docker { version 20.10; iptables off; ip6tables on; userland-proxy off; }\nzone lan { interface eth1; }\nallow lan to web;\n`;
+    for (const f of ["iptables", "ip6tables"] as const) {
+      const r = addressless(policy, raw, f);
+      expect(r.diagnostics.filter((d) => d.severity === "error").map((d) => d.message)).toEqual([]);
+      expect(r.output!).not.toMatch(/-j DNAT|172\.17\.0\.2|2001:db8:1::242/);
+    }
+  });
+
+  test("userland-proxy off, no host block: dockerd's own sockets on the published ports are guarded in both families (no DNAT takes them first)", () => {
+    const policy = `docker { version 20.10; iptables off; ip6tables on; userland-proxy off; }\nzone lan { interface eth1; }\nallow lan to web;\n`;
+    for (const f of ["iptables", "ip6tables"] as const) {
+      const proxy = addressless(policy, v6state, f).output!.split("\n").filter((l) => l.startsWith("-A DOCKWALL-PROXY") || l === "-A INPUT -j DOCKWALL-PROXY");
+      expect(proxy, f).toEqual([
+        "-A INPUT -j DOCKWALL-PROXY",
+        "-A DOCKWALL-PROXY -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        "-A DOCKWALL-PROXY -i lo -j RETURN",
+        "-A DOCKWALL-PROXY -i docker0 -j RETURN",
+        "-A DOCKWALL-PROXY -i eth1 -p tcp -m tcp --dport 8080 -j RETURN",
+        "-A DOCKWALL-PROXY -p tcp -m tcp --dport 8080 -j DROP",
+      ]);
+    }
+  });
+});
+
+test("a container's event just before dockerd goes away (its quick read, the read in full not yet made): the watcher still hears dockerd come back, and a stop (a second review: its loop spun, never giving way)", async () => {
+  // (No periodic check: its reads in full would clear what the event's quick read left.)
+  const s = setup(true, POLICY, { recheckMs: undefined });
+  const running = s.w.run();
+  await until(() => dnat(s.kernel));
+  s.event();
+  await until(() => s.w.stats.reconciles >= 2);
+  s.away();
+  await until(() => s.logs.some((l) => /event stream ended/.test(l)));
+  s.link(`Deleted ${PORT}`);
+  await until(() => !dnat(s.kernel), 1000);
+  // Well past the 2 s after which a read in full is overdue: few reconciles meanwhile.
+  const before = s.w.stats.reconciles;
+  await new Promise((r) => setTimeout(r, 2500));
+  expect(s.w.stats.reconciles - before).toBeLessThan(40);
+  s.back();
+  await until(() => s.logs.some((l) => /the daemon is back/.test(l)), 3000);
+  await until(() => dnat(s.kernel), 3000);
+  s.w.stop();
+  await running;
+}, 15_000);
