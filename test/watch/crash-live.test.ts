@@ -18,6 +18,17 @@ import { ADDR, describeDocker, startLab, type Lab } from "../lab/dockerlab.js";
 import { IMAGE_REF } from "../lab/image.js";
 
 const LAB_TIMEOUT = 180_000;
+
+/** The watcher stopped (SIGTERM, waited for), the lab and the scratch directory gone. */
+async function tearDown(watcher: ChildProcess | undefined, lab: Lab | undefined, dir: string): Promise<void> {
+  if (watcher && watcher.exitCode === null) {
+    const done = new Promise((r) => watcher.on("exit", r));
+    watcher.kill("SIGTERM");
+    await done;
+  }
+  await lab?.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
 const bin = new URL("../../bin/dockwall", import.meta.url).pathname;
 
 for (const format of ["iptables", "nft"] as const)
@@ -82,13 +93,7 @@ describeDocker(`dockwall watch${format === "nft" ? " -f nft" : ""}: dockerd cras
   }, LAB_TIMEOUT);
   afterAll(async () => {
     disconnect();
-    if (watcher && watcher.exitCode === null) {
-      const done = new Promise((r) => watcher!.on("exit", r));
-      watcher.kill("SIGTERM");
-      await done;
-    }
-    await lab?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await tearDown(watcher, lab, dir);
   }, LAB_TIMEOUT);
 
   it("dockerd cannot be asked and nothing changes: the rules stay in place, web is reached as allowed", async () => {
@@ -142,15 +147,7 @@ describeDocker('dockwall watch: dockerd with "live-restore" stopped and crashed 
     for (let i = 0; i < 200 && !/^applied: containers \+web/m.test(log); i++) await new Promise((r) => setTimeout(r, 50));
     expect(log).toMatch(/^applied: containers \+web/m);
   }, LAB_TIMEOUT);
-  afterAll(async () => {
-    if (watcher && watcher.exitCode === null) {
-      const done = new Promise((r) => watcher!.on("exit", r));
-      watcher.kill("SIGTERM");
-      await done;
-    }
-    await lab?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }, LAB_TIMEOUT);
+  afterAll(() => tearDown(watcher, lab, dir), LAB_TIMEOUT);
 
   it("its containers keep running and no link on its bridges changes: the rules stay, and the lan reaches web throughout", async () => {
     for (const crash of [false, true]) {
