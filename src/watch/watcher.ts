@@ -127,7 +127,7 @@ export interface WatchDeps {
   /**
    * The links of the host (`ip -o monitor link`, a line at a time, and `ip -o link show`): while
    * dockerd cannot be asked, a port that leaves one of Docker's bridges or joins one makes the
-   * watcher take the per-container rules out until it can (watch/links.ts).
+   * watcher take the rules to the containers' addresses out until it can (watch/links.ts).
    */
   links?: {
     follow: (onLine: (line: string) => void) => { done: Promise<void>; close: () => void };
@@ -359,7 +359,7 @@ export class Watcher {
     }
     this.saidApplying = undefined;
     this.readBegan = performance.now();
-    // (Taken out while the daemon is away: its networks, no container; see linkChanged.)
+    // (While the daemon is away after a container's link changed: the last facts, compiled without the addresses; see linkChanged.)
     const facts = this.closedAway ?? (await this.askDocker());
     if (!("raw" in facts)) return facts;
     // An apply that waits for confirmation: its rules stay, not this watcher's policy's (that would undo it). They are
@@ -423,7 +423,7 @@ export class Watcher {
   private bridges: ReadonlySet<string> = new Set();
   /** The ports of Docker's bridges when the daemon went away ("unknown": not listed; undefined: being listed). */
   private awayPorts?: Set<number> | "unknown";
-  /** While the daemon is away, after a container's link changed: the facts reconciles use (its networks, no container). */
+  /** While the daemon is away, after a container's link changed: the facts reconciles use, compiled without the containers' addresses. */
   private closedAway?: Facts;
   private linkStream?: { close: () => void };
 
@@ -459,10 +459,12 @@ export class Watcher {
    * A container's link changed on one of Docker's bridges while the daemon cannot be asked. After
    * a crash, dockerd removes what ran and starts its --restart containers again before its API
    * answers, and may give a gone container's address to another: the rules in place would lead
-   * the gone one's allowed ports there. Until the daemon answers, the reconciles use its
-   * networks with no container (as the boot ruleset, watch/boot.ts): every per-container rule is
-   * taken out, the networks' own rules and the drops stay. Nothing happens while nothing changes
-   * (a daemon restarted with live-restore keeps its containers and their rules).
+   * the gone one's allowed ports there. Until the daemon answers, the reconciles compile the last
+   * facts without the containers' addresses (CompileOptions.addressless): every rule to an address
+   * (a DNAT, an allow) is taken out; the networks' own rules, the drops and the rules by port
+   * (docker-proxy's and dockerd's sockets' guard) stay; with iptables on, only dockwall's chains are
+   * loaded (plan). Nothing happens while nothing changes (a daemon restarted with live-restore
+   * keeps its containers and their rules).
    */
   private linkChanged(what: string): void {
     if (!this.away || this.closedAway || !this.lastFacts) return;
@@ -487,7 +489,6 @@ export class Watcher {
       () => this.linkChanged("the link monitor ended"),
     );
   }
-
 
   /**
    * After loading a waiting apply's policy: if the apply ended meanwhile (confirmed, or rolled back, perhaps before
