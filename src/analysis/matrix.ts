@@ -116,6 +116,16 @@ export interface MatrixContext {
 const NOT_OPENING = new Set(["DROP", "REJECT", "LOG", "NFLOG", "TRACE", "MARK", "CONNMARK", "CT", "NOTRACK", "TCPMSS", "DSCP", "TOS", "CLASSIFY"]);
 
 /**
+ * A port no container of the network publishes (those have cells of their own: what no rule of the policy's tells apart), and
+ * that none of `without` holds (a rule's negated port test); undefined when there is none.
+ */
+function freePort(p: Policy, network: string, proto: "tcp" | "udp", without: PortList[]): number | undefined {
+  const published = new Set(p.containers.filter((c) => c.endpoints.some((e) => e.network.name === network)).flatMap((c) => c.publishes.flatMap((x) => bindings(x).filter((b) => b.proto === proto).map((b) => b.containerPort))));
+  for (let x = 1; x <= 65535; x++) if (!published.has(x) && !without.some((w) => w.has(x))) return x;
+  return undefined;
+}
+
+/**
  * The columns of Docker networks' container addresses that foreign rules may open (MatrixContext.foreign): per network, a
  * column per protocol and port (ping for ICMP), each with the addresses of its containers the rules' destinations hold.
  */
@@ -143,12 +153,8 @@ function foreignColumns(p: Policy, rules: Rule[], family: Family): { id: string;
         return a && (!dst || cidrContains(dst as Cidr, a)) ? [formatIp(a)] : [];
       });
       if (!addrs.length) continue;
-      // A port no container of the network publishes (those have cells of their own): what no rule of the policy's tells apart.
-      const published = new Set(p.containers.filter((c) => c.endpoints.some((e) => e.network.name === n.name)).flatMap((c) => c.publishes.flatMap((x) => bindings(x).map((b) => `${b.proto}:${b.containerPort}`))));
       for (const proto of protos) {
-        let free: number | undefined;
-        for (let x = 1; x <= 65535 && free === undefined; x++) if (!published.has(`${proto}:${x}`) && !without.some((w) => w.has(x))) free = x;
-        const ports = proto === "icmp" ? [undefined] : named.length ? named.slice(0, 16) : free === undefined ? [] : [free];
+        const ports = proto === "icmp" ? [undefined] : named.length ? named.slice(0, 16) : [freePort(p, n.name, proto, without)].filter((x) => x !== undefined);
         for (const port of ports) {
           const id = `containers@${n.name}:${proto === "icmp" ? "ping" : `${port}/${proto}`}`;
           const col = out.get(id) ?? { id, network: n.name, proto, ...(port === undefined ? {} : { port }), addrs: [] };
@@ -979,7 +985,7 @@ export function staleDnatFindings(p: Policy, compiled: Partial<Record<Family, Ru
     const have = dnats(loaded[family]);
     for (const [key, text] of have) {
       if (want.has(key)) continue;
-      const to = /--to-destination \[?([0-9a-fA-F:.]+?)\]?(?::\d+)?(?:\s|$)/.exec(text)?.[1];
+      const to = dnatAddress(text);
       const now = to ? p.containers.find((c) => c.endpoints.some((e) => e.addresses.some((a) => formatIp(a.value) === to))) : undefined;
       const tool = family === 4 ? "iptables" : "ip6tables";
       out.push({
@@ -1071,7 +1077,7 @@ export function foreignDnatFindings(p: Policy, expected: Partial<Record<Family, 
     const want = dnats(expected[family], false);
     for (const [key, text] of dnats(loaded[family], false)) {
       if (want.has(key)) continue;
-      const to = /--to-destination \[?([0-9a-fA-F:.]+?)\]?(?::\d+)?(?:\s|$)/.exec(text)?.[1];
+      const to = dnatAddress(text);
       const c = to ? p.containers.find((x) => x.endpoints.some((e) => e.addresses.some((a) => formatIp(a.value) === to))) : undefined;
       if (!c) continue;
       out.push({ family, message: `IPv${family}: a DNAT rule the policy does not load leads to container ${c.name} (${to}): '${text}'. The cells do not walk through it: ask about its packets with 'dockwall explain --live POLICY PACKET'` });
@@ -1079,6 +1085,9 @@ export function foreignDnatFindings(p: Policy, expected: Partial<Record<Family, 
   }
   return out;
 }
+
+/** The address a DNAT rule's text leads to (`--to-destination [ADDR]:PORT`). */
+const dnatAddress = (text: string): string | undefined => /--to-destination \[?([0-9a-fA-F:.]+?)\]?(?::\d+)?(?:\s|$)/.exec(text)?.[1];
 
 function dnats(rs: Ruleset | undefined, dockers = true): Map<string, string> {
   const nat = rs?.tables.find((t) => t.name === "nat");

@@ -114,6 +114,12 @@ function setup(up = true, policy = POLICY, more: Partial<WatchDeps> = {}) {
     link: (l: string) => line(l),
     event: () => emit({ Type: "container", Action: "start", Actor: { ID: "c".repeat(64), Attributes: { name: "web" } } }),
     away: () => ((up = false), endStream()),
+    /** dockerd goes away, and the watcher has said its event stream ended. */
+    gone: async () => {
+      up = false;
+      endStream();
+      await until(() => logs.some((l) => /event stream ended/.test(l)));
+    },
     back: () => void (up = true),
   };
 }
@@ -130,8 +136,7 @@ describe("watch: a container's link that changes while dockerd cannot be asked",
     const s = setup();
     const running = s.w.run();
     await until(() => dnat(s.kernel));
-    s.away();
-    await until(() => s.logs.some((l) => /event stream ended/.test(l)));
+    await s.gone();
     // A known port's flags, a link elsewhere: the rules stay.
     s.link(PORT.replace("LOWER_UP", "M-DOWN"));
     s.link("12: wg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc noqueue state UNKNOWN group default");
@@ -164,8 +169,7 @@ describe("watch: a container's link that changes while dockerd cannot be asked",
     const s = setup();
     const running = s.w.run();
     await until(() => dnat(s.kernel));
-    s.away();
-    await until(() => s.logs.some((l) => /event stream ended/.test(l)));
+    await s.gone();
     await new Promise((r) => setTimeout(r, 20));
     s.link("14: vethee@if13: <BROADCAST,MULTICAST,M-DOWN> mtu 1500 qdisc noop master docker0 state DOWN group default");
     await until(() => !dnat(s.kernel), 1000);
@@ -194,8 +198,7 @@ describe("watch: what stays while the containers' addresses are out", () => {
     await until(() => dnat(s.kernel));
     const proxy = s.kernel.save(4).split("\n").filter((l) => l.startsWith("-A DOCKWALL-PROXY"));
     expect(proxy).toContain("-A DOCKWALL-PROXY -p tcp -m tcp --dport 8080 -j DROP");
-    s.away();
-    await until(() => s.logs.some((l) => /event stream ended/.test(l)));
+    await s.gone();
     s.link(`Deleted ${PORT}`);
     await until(() => !dnat(s.kernel), 1000);
     expect(s.kernel.save(4).split("\n").filter((l) => l.startsWith("-A DOCKWALL-PROXY"))).toEqual(proxy);
@@ -211,8 +214,7 @@ describe("watch: what stays while the containers' addresses are out", () => {
     const running = s.w.run();
     const allowed = () => /^-A DOCKER-USER .*-d 172\.17\.0\.2\/32 .*-j RETURN$/m.test(s.kernel.save(4));
     await until(allowed);
-    s.away();
-    await until(() => s.logs.some((l) => /event stream ended/.test(l)));
+    await s.gone();
     // dockerd, starting again, has written part of FORWARD so far (its jump to DOCKER-USER not yet: it puts it first last).
     const partial = "*filter\n:FORWARD DROP [0:0]\n-F FORWARD\n-A FORWARD -j DOCKER-ISOLATION-STAGE-1\n-A FORWARD -o docker0 -j DOCKER\nCOMMIT\n";
     s.kernel.restore(4, partial, { noflush: true, test: false });
@@ -264,8 +266,7 @@ test("a container's event just before dockerd goes away (its quick read, the rea
   await until(() => dnat(s.kernel));
   s.event();
   await until(() => s.w.stats.reconciles >= 2);
-  s.away();
-  await until(() => s.logs.some((l) => /event stream ended/.test(l)));
+  await s.gone();
   s.link(`Deleted ${PORT}`);
   await until(() => !dnat(s.kernel), 1000);
   // Well past the 2 s after which a read in full is overdue: few reconciles meanwhile.
