@@ -10,6 +10,7 @@ import type { Rule, Ruleset } from "../ir/ruleset.js";
 import { moduleView, type PortList } from "../ir/match.js";
 import { addressOn, bindAddress, bindings, byName, gatewayOf, isLoopback, publishingNetwork } from "../model/derive.js";
 import { layoutFor } from "../docker/layouts.js";
+import { makePlan, type PortPlan } from "../docker/plan.js";
 import { dockersOwn, dockerWrites } from "../generate.js";
 import { peerRows, type PeerWalk } from "./peers.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
@@ -1000,40 +1001,65 @@ export function staleDnatFindings(p: Policy, compiled: Partial<Record<Family, Ru
 /**
  * The same on an nftables host (`iptables off`, `--format nft`: Docker's tables are dockwall's to
  * keep): a DNAT of Docker's tables (`ip`/`ip6 docker-bridges`) to a container's address and port
- * for a host port that no running container publishes there. Rules it cannot read as one port
- * to one address (a range, a set) are not judged.
+ * that no running container's binding makes: each binding as Docker 29.7 writes it (docker/nft29.ts),
+ * its host port, its host address (`ip daddr`, none for every address) and the bridge it is not
+ * taken from (`iifname !=`, none with userland-proxy off). A rule that matches more than its
+ * binding (every address where the binding is 127.0.0.1's: a review found the lan reaching the
+ * container through the host's own address, and verify silent) is one no container makes. Other
+ * matches only narrow a rule. Rules it cannot read as one port to one address (a range, a set) are
+ * not judged.
  */
 export function staleNftDnatFindings(p: Policy, rs: import("./nfteval.js").NftRuleset): Finding[] {
   if (p.docker.iptables) return [];
-  const nets = byName(p.networks);
-  const published = new Set<string>();
-  for (const c of p.containers) {
-    const n = publishingNetwork(c, nets);
-    if (!n) continue;
-    for (const pub of c.publishes) for (const b of bindings(pub)) for (const e of c.endpoints) for (const a of e.addresses) published.add(`${b.proto} ${b.hostPort} ${formatIp(a.value)} ${b.containerPort}`);
-  }
+  const layout = layoutFor(p.docker.version?.value);
   const out: Finding[] = [];
   for (const t of rs.tables) {
     if (t.name !== "docker-bridges" || (t.family !== "ip" && t.family !== "ip6")) continue;
     const family: Family = t.family === "ip" ? 4 : 6;
+    const plan = layout ? makePlan(p, family, layout) : undefined;
+    const made = new Set<string>();
+    const bound = new Map<string, PortPlan[]>();
+    for (const c of plan?.containers ?? []) {
+      for (const b of c.ports) {
+        made.add(nftDnatKey(b.proto, b.hostPort, b.containerIp, b.containerPort, b.hostIp, plan!.userlandProxy ? b.network.bridge : undefined));
+        const to = `${b.containerIp} ${b.containerPort} ${b.proto} ${b.hostPort}`;
+        bound.set(to, [...(bound.get(to) ?? []), b]);
+      }
+    }
     for (const c of t.chains.values()) {
       for (const r of c.rules) {
         const dnat = r.expr.map((x) => (x as { dnat?: { addr?: unknown; port?: unknown } }).dnat).find((x) => x !== undefined);
         if (!dnat || typeof dnat.addr !== "string" || typeof dnat.port !== "number") continue;
-        const ports = r.expr.map((x) => (x as { match?: { op?: string; left?: { payload?: { protocol?: string; field?: string } }; right?: unknown } }).match).filter((m) => m?.op === "==" && m.left?.payload?.field === "dport" && (m.left.payload.protocol === "tcp" || m.left.payload.protocol === "udp"));
+        type Match = { op?: string; left?: { payload?: { protocol?: string; field?: string }; meta?: { key?: string } }; right?: unknown };
+        const matches = r.expr.map((x) => (x as { match?: Match }).match).filter((m): m is Match => m !== undefined);
+        const ports = matches.filter((m) => m.op === "==" && m.left?.payload?.field === "dport" && (m.left.payload.protocol === "tcp" || m.left.payload.protocol === "udp"));
         if (ports.length !== 1 || typeof ports[0]!.right !== "number") continue;
+        // (The host address and the bridge as the rule reads them: one address, one name, or none; any other spelling is no binding's.)
+        const daddr = matches.filter((m) => m.left?.payload?.field === "daddr" && m.left.payload.protocol === t.family);
+        const iif = matches.filter((m) => m.left?.meta?.key === "iifname");
+        const one = (ms: Match[], op: string) => (ms.length === 0 ? undefined : ms.length === 1 && ms[0]!.op === op && typeof ms[0]!.right === "string" ? ms[0]!.right : null);
+        const hostIp = one(daddr, "==");
+        const bridge = one(iif, "!=");
         const proto = ports[0]!.left!.payload!.protocol!;
-        const key = `${proto} ${ports[0]!.right} ${dnat.addr} ${dnat.port}`;
-        if (published.has(key)) continue;
+        if (hostIp !== null && bridge !== null && made.has(nftDnatKey(proto, ports[0]!.right, dnat.addr, dnat.port, hostIp, bridge))) continue;
         const now = p.containers.find((x) => x.endpoints.some((e) => e.addresses.some((a) => formatIp(a.value) === dnat.addr)));
+        // The container at that address publishing this port another way: what it publishes, as the rule is not that.
+        const same = bound.get(`${dnat.addr} ${dnat.port} ${proto} ${ports[0]!.right}`) ?? [];
+        const on = same.some((b) => !b.hostIp) ? "on every address" : `on ${[...new Set(same.map((b) => b.hostIp))].join(" and ")} only`;
+        const as = same.length ? `, which publishes ${proto} ${ports[0]!.right} ${on}${plan?.userlandProxy ? ` from other interfaces than ${same[0]!.network.bridge}` : ""}` : "";
         out.push({
           family,
-          message: `IPv${family}: a DNAT rule no running container publishes, loaded in ${t.family} ${t.name} ${c.name}: '${r.text}' (${dnat.addr} is ${now ? `container ${now.name}'s now: it reaches ${now.name}` : "no running container's now"}). Docker gives a freed address to the next container; 'dockwall apply -f nft' takes the rule away ('dockwall watch -f nft' keeps the tables in step as containers come and go)`,
+          message: `IPv${family}: a DNAT rule no running container publishes, loaded in ${t.family} ${t.name} ${c.name}: '${r.text}' (${dnat.addr} is ${now ? `container ${now.name}'s now: it reaches ${now.name}${as}` : "no running container's now"}). Docker gives a freed address to the next container; 'dockwall apply -f nft' takes the rule away ('dockwall watch -f nft' keeps the tables in step as containers come and go)`,
         });
       }
     }
   }
   return out;
+}
+
+/** A DNAT of Docker's nftables tables by what decides where it leads: protocol, host port, target, host address (none: every one), bridge excluded (none: none). */
+function nftDnatKey(proto: string, hostPort: number, addr: string, port: number, hostIp: string | undefined, bridge: string | undefined): string {
+  return `${proto} ${hostPort} ${addr} ${port} ${hostIp ?? "*"} ${bridge ?? "*"}`;
 }
 
 /**

@@ -127,6 +127,31 @@ describeKernel("explain --live, matrix --live and verify on an nftables host: th
     }
   }, 120_000);
 
+  // The same container at the same address, now publishing its port on 127.0.0.1 only, with the rules of when it published on
+  // every address still loaded: the old DNAT has the same port and target as the new, and verify was silent (its key left out
+  // the host address and the interface), while the lan reached the container through the host's own address.
+  it("a DNAT rule of Docker's tables on every address, where the container now publishes on 127.0.0.1 only: a finding, and the lan reaches it for real", async () => {
+    const r = compile(LARGE, { noRender: true, file: "large.dw" });
+    const plan = planPolicyLab(r.policy!);
+    const lab = await startPolicyLab(plan);
+    try {
+      expect(lab.host.run(["nft", "-f", "-"], compile(LARGE, { format: "nft" }).output!).stderr).toBe("");
+      const file = join(dir, "lo.dw");
+      writeFileSync(file, LARGE.replace("publish 8080:80; }", "publish 127.0.0.1:8080:80; }").replace("allow wan to a:8080;\n", ""));
+      const v = spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", file], { encoding: "utf8" });
+      expect(v.status, v.stderr).toBe(1);
+      expect(v.stdout.split("\n").filter((l) => /^IPv4: a DNAT rule/.test(l))).toEqual([
+        "IPv4: a DNAT rule no running container publishes, loaded in ip docker-bridges nat-prerouting-and-output: 'tcp dport 8080 counter dnat to 172.17.0.2:80 comment \"DNAT\"' (172.17.0.2 is container a's now: it reaches a, which publishes tcp 8080 on 127.0.0.1 only). Docker gives a freed address to the next container; 'dockwall apply -f nft' takes the rule away ('dockwall watch -f nft' keeps the tables in step as containers come and go)",
+      ]);
+      const lan = plan.ifaces.find((f) => f.name === "eth1")!;
+      expect(lab.addSource("eth1", "192.168.1.7")).toBe(true);
+      const [real] = await lab.probe([{ from: { iface: "eth1" }, family: 4, src: "192.168.1.7", dst: lan.host4, proto: "tcp", port: 8080 }], 1000);
+      expect(real!.open).toBe(true);
+    } finally {
+      await lab.stop();
+    }
+  }, 120_000);
+
   it("a hand-made accept in dockwall's table: verify lists exactly the cells it opened (IPv4), each open for real; explain --live names it, and the policy line of what it decides", async () => {
     const r = compile(LARGE, { noRender: true, file: "large.dw" });
     const p = r.policy!;
