@@ -97,11 +97,21 @@ export function refuseSettings(p: Policy, facts: DockerFacts, problems: Problems
   const version = effectiveVersion(d.version?.value);
   const refused = new Set<string>();
   for (const c of p.containers) {
-    if (!c.publishes.length || !c.endpoints.some((e) => e.gwPriority !== undefined)) continue;
+    if (!c.endpoints.some((e) => e.gwPriority !== undefined)) continue;
+    const prios = c.endpoints.map((e) => `${e.network.name} ${e.gwPriority ?? 0}`).join(", ");
+    // (They came with Docker 28: facts that have them are from a newer dockerd than the version compiled for, whose layout and
+    // choice of network would not be the daemon's.)
+    if (version.major < 28) {
+      problems.factsError(warn, "gateway-priority", c.span, `container '${c.name}' has gateway priorities (${prios}), which came with Docker 28: these facts are not from the Docker ${version.major}.${version.minor} the policy is compiled for`, `the container is left out of the rules until then (with iptables off nothing reaches it; with iptables on its ports stay closed), and every other change is applied meanwhile`, {
+        help: `set the policy's 'docker { version …; }' to the running dockerd's (docker version --format '{{.Server.Version}}'), or compile with --docker-version auto`,
+      });
+      refused.add(c.name);
+      continue;
+    }
+    if (!c.publishes.length) continue;
     const docker = dockerGateways(c, nets, version);
     const ours = publishingNetwork(c, nets);
     if ((!docker[4] || docker[4] === ours) && (!docker[6] || docker[6] === ours)) continue;
-    const prios = c.endpoints.map((e) => `${e.network.name} ${e.gwPriority ?? 0}`).join(", ");
     const where = docker[4] && docker[6] && docker[4] !== docker[6] ? `its IPv4 bindings on network '${docker[4].name}' and its IPv6 bindings on network '${docker[6].name}'` : `them on network '${(docker[4] ?? docker[6])!.name}'`;
     problems.factsError(warn, "gateway-priority", c.span, `container '${c.name}' has gateway priorities (${prios}): Docker ${version.major}.${version.minor} sets its published ports up where its default routes are, ${where}, and dockwall publishes a container on one network${ours ? ` ('${ours.name}')` : ""}`, `the container is left out of the rules until then (with iptables off nothing reaches it; with iptables on its ports stay closed), and every other change is applied meanwhile`, {
       help: `give the network it should publish on the highest gateway priority, with an IPv4 and an IPv6 gateway if the container has both (docker network disconnect, then docker network connect --gw-priority N), or leave its priorities at 0`,

@@ -82,6 +82,24 @@ test("gateway priorities Docker splits by family (29.4.1+), or that Docker 28 pa
   expect(w.output!).not.toMatch(/-j DNAT|10\.30\.0\.2|10\.50\.0\.2/);
 });
 
+// Gateway priorities came with Docker 28: facts that have them are from a dockerd of 28 or later, whatever the policy says its
+// version is. Compiled for 27, the priority chose the network silently (Docker 27 has no priorities to order by).
+test("gateway priorities in facts for a Docker before 28: refused, naming the version the policy says", () => {
+  for (const v of ["27.5", "20.10"]) {
+    const r = withFacts(v, 0, 5);
+    expect(r.ok, v).toBe(false);
+    expect(r.diagnostics.filter((d) => d.severity === "error").map((d) => [d.code, d.message, d.help])).toEqual([
+      [
+        "gateway-priority",
+        `container 'web2' has gateway priorities (side 0, zeta 5), which came with Docker 28: these facts are not from the Docker ${v} the policy is compiled for`,
+        "set the policy's 'docker { version …; }' to the running dockerd's (docker version --format '{{.Server.Version}}'), or compile with --docker-version auto",
+      ],
+    ]);
+  }
+  // (Without priorities, as before.)
+  expect(withFacts("27.5").diagnostics.filter((d) => d.severity === "error")).toEqual([]);
+});
+
 test("gateway priorities between two dual-stack networks: the higher one publishes, though the other's name sorts first", () => {
   const raw = facts(0, 5);
   raw.networks[0] = network("side", "a1", ["10.30.0.0/24", "fd00:30::/64"]);
