@@ -721,7 +721,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       // Per slot, the last settling walk and the highest address that goes its way (pieces come in ascending order).
       const lastWalk: (Walked | undefined)[] = new Array(slots.length);
       const until: bigint[] = new Array(slots.length).fill(-1n);
-      const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[] }>();
+      const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[]; shown: number }>();
       // One piece's cells, walked (a function of its own: the optimiser takes it whole).
       const walkCells = (src: Ip, srcText: string, probe: ReturnType<typeof sourceOf>): void => {
         for (let k = 0; k < slots.length; k++) {
@@ -782,7 +782,12 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         const apart = spoofed && codes.some((c) => c % 3 === 1 && Math.floor(c / 3) % 2 === 1);
         const key = `${zone ?? ""}|${apart ? "spoofed" : ""}|${Buffer.from(codes.buffer, codes.byteOffset, codes.length).toString("latin1")}`;
         const g = groups.get(key);
-        if (g) {
+        // The row's cells are those of one of its pieces, alike in every cell: their packets are shown from an address a reader
+        // knows for examples where a piece holds one (in EXAMPLES' order), else not from 0.0.0.0/8 (a source the kernel drops as martian before any
+        // rule: a review read 'tcp 0.0.0.2:40000 -> …' as no packet that could come).
+        const example = EXAMPLES[family].indexOf(src.value);
+        const shown = example >= 0 ? example : family === 4 && src.value < 1n << 24n ? 4 : 3;
+        if (g && shown >= g.shown) {
           g.pieces.push(piece);
           continue;
         }
@@ -801,7 +806,11 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
             ...cellJson(slot.col.id, family, slot.path, verdict, intent, mismatch, `${probeProtocol(proto, family)} ${fmtAddr(srcText, proto === "icmp" ? undefined : sportAt[k]!)} -> ${fmtAddr(slot.dsts[dstAt[k]!]!, slot.port)} in ${iface}`, vs[k]!.why, b !== 3 ? VERDICTS[b]! : undefined),
           });
         }
-        groups.set(key, { zone, pieces: [piece], cells: here });
+        if (g) {
+          g.pieces.push(piece);
+          g.cells = here;
+          g.shown = shown;
+        } else groups.set(key, { zone, pieces: [piece], cells: here, shown });
       }
       for (const g of groups.values()) {
         // Neighbouring pieces are one range.
@@ -917,12 +926,71 @@ export function formatMismatches(m: Matrix): string {
     const r = rowOf.get(c.row);
     return r?.kind === "host" ? "the host itself" : r?.kind === "containers" ? `the containers of ${r.network}` : (r?.zone ?? "any other source");
   };
-  const lines = [
-    ...bad.map((c) => `${c.verdict === "open" ? "open, but the policy does not allow it" : "closed, but the policy allows it"}: ${c.column} (${c.path}, IPv${c.family}) from ${from(c)}: dockwall explain --live POLICY '${c.probe}'`),
-    ...unknown.map((c) => `cannot tell (${c.why ?? "a match the evaluator does not understand"}): ${c.column} (${c.path}, IPv${c.family}) from ${from(c)}: dockwall explain --live POLICY '${c.probe}'`),
-  ];
+  const what = (c: MatrixCell) => (c.verdict === "unknown" ? `cannot tell (${c.why ?? "a match the evaluator does not understand"})` : c.verdict === "open" ? "open, but the policy does not allow it" : "closed, but the policy allows it");
+  // One line per cell read as a wall where a broad rule opened much (a review: a hand-made ACCEPT gave thousands). Per
+  // row and family, the columns whose cells by the same paths say the same; rows of one zone alike in all of them, one
+  // line; a line of one cell as before. `--json` lists every cell.
+  interface Part { paths: MatrixPath[]; columns: string[]; cells: MatrixCell[] }
+  interface Group { what: string; from: string; family: Family; rows: string[]; parts: Part[] }
+  const byRow = new Map<string, { what: string; from: string; family: Family; row: string; byColumn: Map<string, MatrixCell[]> }>();
+  for (const c of [...bad, ...unknown]) {
+    const key = `${what(c)}\u0000${c.row}\u0000${c.family}`;
+    let g = byRow.get(key);
+    if (!g) byRow.set(key, (g = { what: what(c), from: from(c), family: c.family, row: c.row, byColumn: new Map() }));
+    const cells = g.byColumn.get(c.column);
+    if (cells) cells.push(c);
+    else g.byColumn.set(c.column, [c]);
+  }
+  const groups = new Map<string, Group>();
+  for (const g of byRow.values()) {
+    const parts = new Map<string, Part>();
+    for (const [column, cells] of g.byColumn) {
+      const paths = cells.map((c) => c.path);
+      const part = parts.get(paths.join(","));
+      if (part) part.columns.push(column), part.cells.push(...cells);
+      else parts.set(paths.join(","), { paths, columns: [column], cells: [...cells] });
+    }
+    const shape = [...parts.values()].map((x) => `${x.paths.join(",")}:${x.columns.join(",")}`).join(" ");
+    const key = `${g.what}\u0000${g.from}\u0000${g.family}\u0000${shape}`;
+    const same = groups.get(key);
+    if (same) {
+      same.rows.push(g.row);
+      same.parts.forEach((x, i) => x.cells.push(...[...parts.values()][i]!.cells));
+    } else groups.set(key, { what: g.what, from: g.from, family: g.family, rows: [g.row], parts: [...parts.values()] });
+  }
+  const list = (xs: string[]) => (xs.length <= 6 ? xs.join(", ") : `${xs.slice(0, 6).join(", ")} and ${xs.length - 6} more`);
+  // Where a zone is cut into several rows (classes of its sources, its interfaces), which of them.
+  const familyOf = new Map(m.cells.map((c) => [c.row, c.family]));
+  const rowsOfLabel = new Map<string, MatrixRow[]>();
+  for (const r of m.rows) {
+    const label = r.kind === "zone" ? r.zone! : r.kind === "other" ? "any other source" : undefined;
+    const key = `${label} ${familyOf.get(r.id)}`;
+    if (label !== undefined) rowsOfLabel.set(key, [...(rowsOfLabel.get(key) ?? []), r]);
+  }
+  const which = (g: Group) => {
+    const all = rowsOfLabel.get(`${g.from} ${g.family}`) ?? [];
+    if (all.length < 2) return "";
+    if (g.rows.length > 1) return ` (${g.rows.length} classes of its sources)`;
+    const r = rowOf.get(g.rows[0]!)!;
+    const ifaces = new Set(all.flatMap((x) => x.interfaces));
+    return ` (${list(r.sources)}${ifaces.size > 1 ? ` in ${r.interfaces.join(", ")}` : ""})`;
+  };
+  const lines: string[] = [];
+  let folded = false;
+  for (const g of groups.values()) {
+    for (const part of g.parts) {
+      const c = part.cells[0]!;
+      if (part.cells.length === 1) {
+        lines.push(`${g.what}: ${c.column} (${c.path}, IPv${c.family}) from ${g.from}${which(g)}: dockwall explain --live POLICY '${c.probe}'`);
+        continue;
+      }
+      folded = true;
+      const columns = part.columns.length === 1 ? part.columns[0]! : `${part.columns.length} columns, ${list(part.columns)}`;
+      lines.push(`${g.what}: ${columns} (${part.paths.join(", ")}, IPv${g.family}) from ${g.from}${which(g)}, ${part.cells.length} cells: e.g. dockwall explain --live POLICY '${c.probe}'`);
+    }
+  }
   const head = [bad.length ? `${bad.length} cell${bad.length === 1 ? "" : "s"} of the loaded rules not what the policy says` : "", unknown.length ? `${unknown.length} cell${unknown.length === 1 ? "" : "s"} it cannot tell` : ""].filter(Boolean).join(", and ");
-  return `${head}:\n${lines.join("\n")}\n`;
+  return `${head}:\n${lines.join("\n")}\n${folded ? "(each cell, with its packet: dockwall verify POLICY --json)\n" : ""}`;
 }
 
 /** Something verify found that is not a cell: the host routing what no `forward` statement allows. */

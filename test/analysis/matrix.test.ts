@@ -175,7 +175,7 @@ describe("examples/web-host.dw", () => {
     expect(live.cells.filter((c) => c.mismatch).map(name)).toEqual(expect.arrayContaining(["wan web:8080/tcp dnat open", "lan host:22/tcp host closed", "wan api:127.0.0.1:9000/tcp loopback open"]));
     // The allowed stay as they were: wan's 203.0.113.0/24 may reach web:8443, so that cell is open and no mismatch.
     expect(live.cells.filter((c) => name(c) === "wan web:8443/tcp dnat open" && c.mismatch)).toEqual([]);
-    expect(formatMismatches(live)).toContain("open, but the policy does not allow it: web:8080/tcp (dnat, IPv4) from wan: dockwall explain --live POLICY 'tcp 203.0.113.");
+    expect(formatMismatches(live)).toContain("open, but the policy does not allow it: web:8080/tcp (dnat, direct, loopback, IPv4) from wan (203.0.113.0/30, 203.0.113.4/31, 203.0.113.6/32, 203.0.113.8-203.0.113.255), 3 cells: e.g. dockwall explain --live POLICY 'tcp 203.0.113.99:40000 -> ");
   });
 });
 
@@ -190,6 +190,48 @@ test("a loaded rule the evaluator does not understand: its cells are unknown, no
   const said = formatMismatches(live);
   expect(said.split("\n")[0]).toBe(`${unknown.length} cells it cannot tell:`);
   expect(said).toContain("cannot tell (-m recent --name): host:22/tcp (host, IPv4) from ");
+});
+
+// A broad hand-made ACCEPT (a review: verify printed a line per cell, thousands on a real host): per row and family, the
+// columns whose cells by the same paths are alike on one line, with how many cells and one packet to explain; the rows of
+// a zone said by their sources; a line of one cell as before.
+test("verify's text: the cells a broad rule opened, folded by row, family and paths; one cell's line as before", () => {
+  const P = `docker { version 20.10; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+zone admin { interface eth1; from 192.168.1.5; }
+network bridge { bridge docker0; subnet 172.17.0.0/16; }
+container a { network bridge 172.17.0.2; publish 8080:80; }
+container b { network bridge 172.17.0.3; publish 8081:80, 8443:443; }
+container c { network bridge 172.17.0.4; publish 8082:80; }
+allow lan to a;
+allow admin to b;
+host { allow lan tcp 22; }
+`;
+  const r = compile(P, { noRender: true });
+  const v4 = compile(P, { format: "iptables" }).output!;
+  const at = (rule: string) => buildMatrix({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(v4.replace(/^(-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n)/m, `$1${rule}\n`)), 4) } }, [4]);
+  const broad = at("-A DOCKER-USER -j ACCEPT");
+  expect(broad.cells.filter((c) => c.mismatch).length).toBe(44);
+  expect(formatMismatches(broad)).toBe(
+    [
+      "44 cells of the loaded rules not what the policy says:",
+      "open, but the policy does not allow it: 4 columns, a:8080/tcp, b:8081/tcp, b:8443/tcp, c:8082/tcp (dnat, direct, loopback, IPv4) from wan, 12 cells: e.g. dockwall explain --live POLICY 'tcp 203.0.113.99:40000 -> 192.0.2.1:8080 in eth0'",
+      "open, but the policy does not allow it: 4 columns, a:8080/tcp, b:8081/tcp, b:8443/tcp, c:8082/tcp (dnat, direct, loopback, IPv4) from any other source, 12 cells: e.g. dockwall explain --live POLICY 'tcp 203.0.113.99:40000 -> 192.0.2.1:8080 in eth1'",
+      "open, but the policy does not allow it: a:8080/tcp (direct, loopback, IPv4) from lan (192.168.1.0/30, 192.168.1.4/32, 192.168.1.6-192.168.1.255), 2 cells: e.g. dockwall explain --live POLICY 'tcp 192.168.1.2:40000 -> 172.17.0.2:80 in eth1'",
+      "open, but the policy does not allow it: 3 columns, b:8081/tcp, b:8443/tcp, c:8082/tcp (dnat, direct, loopback, IPv4) from lan (192.168.1.0/30, 192.168.1.4/32, 192.168.1.6-192.168.1.255), 9 cells: e.g. dockwall explain --live POLICY 'tcp 192.168.1.2:40000 -> 192.0.2.1:8081 in eth1'",
+      "open, but the policy does not allow it: 3 columns, a:8080/tcp, b:8081/tcp, b:8443/tcp (direct, loopback, IPv4) from lan (192.168.1.5/32), 6 cells: e.g. dockwall explain --live POLICY 'tcp 192.168.1.5:40000 -> 172.17.0.2:80 in eth1'",
+      "open, but the policy does not allow it: c:8082/tcp (dnat, direct, loopback, IPv4) from lan (192.168.1.5/32), 3 cells: e.g. dockwall explain --live POLICY 'tcp 192.168.1.5:40000 -> 192.0.2.1:8082 in eth1'",
+      "(each cell, with its packet: dockwall verify POLICY --json)",
+      "",
+    ].join("\n"),
+  );
+  // Every cell is in one line's count, once.
+  const counted = formatMismatches(broad).split("\n").map((l) => Number(/, (\d+) cells: /.exec(l)?.[1] ?? (/^open|^closed/.test(l) ? 1 : 0)));
+  expect(counted.reduce((a, b) => a + b, 0)).toBe(44);
+  // One cell: its own line, as before (no fold, no pointer to --json).
+  const one = at("-A DOCKER-USER -s 203.0.113.7/32 -i eth0 -d 172.17.0.4/32 -p tcp -m tcp --dport 80 -m conntrack ! --ctstate DNAT -j ACCEPT");
+  expect(formatMismatches(one)).toBe("1 cell of the loaded rules not what the policy says:\nopen, but the policy does not allow it: c:8082/tcp (direct, IPv4) from wan (203.0.113.7/32): dockwall explain --live POLICY 'tcp 203.0.113.7:40000 -> 172.17.0.4:80 in eth0'\n");
 });
 
 describe("dockwall matrix (the command)", () => {
