@@ -590,7 +590,10 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     // The host's addresses: live, the kernel's; compiled, the interface's and each Docker network's own (its bridge's, as explain
     // takes them: a connection masqueraded out of a bridge comes back to it; a second review found such cells unknown).
     const gateways = p.networks.flatMap((n) => (gatewayOf(n, family) ? [formatIp(gatewayOf(n, family)!)] : []));
-    const local = (iface: string) => ctx.host?.addresses ?? [hostAddr(iface)!, ...gateways];
+    // (And the host addresses published ports are bound to: the host's own, as explain takes them; a review found a port
+    // published on one address never opened in the matrix, and diff's reachability silent on it.)
+    const bound = [...new Set(cols.flatMap((c) => (c.kind === "published" && c.host_address !== undefined && !c.loopbackOnly ? [c.host_address] : [])))];
+    const local = (iface: string) => ctx.host?.addresses ?? [hostAddr(iface)!, ...gateways, ...bound];
     const VERDICTS = ["open", "closed", "unknown"] as const;
     // (127.0.0.1 not DNATed reaches no container, dropped or not: closed, unless docker-proxy, on 0.0.0.0, may take it.)
     const verdictOf = (v: Walked, slot: { path: MatrixPath; col: { proxied: boolean }; opened: (v: Walked) => boolean }) => (v.verdict === "unknown" ? (v.martian && slot.path === "loopback" && !slot.col.proxied ? 1 : 2) : slot.opened(v) ? 0 : 1);
@@ -604,9 +607,12 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         dsts: string[];
         port: number | undefined;
         opened: (v: Walked) => boolean;
-        allowed: (src: Ip) => boolean;
+        allowed: (src: Ip, srcText: string) => boolean;
       }
       const slots: Slot[] = [];
+      // What Docker's own rules do with a packet (the intent of what `published open` leaves to Docker), walked when first asked.
+      let dockerRules: Ruleset | undefined;
+      const dockerWalk = (pk: Packet): Walked => (ctx.nft?.docker ? ctx.nft.docker(pk) : evaluate((dockerRules ??= dockersOwnRules(p, family)), pk, { replies: true }));
       // Whether a statement's zones and sources admit the piece walked now: one answer per statement and piece (an allow names many ports).
       // Statements alike in their zones and sources (an allow per container of one zone) share the answer.
       // (By number: statements alike share one; per piece, 0 not asked yet, 1 admits, 2 does not.)
@@ -647,10 +653,27 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           const reached = (v: Walked) => v.verdict === "ACCEPT" && ((v.path === "forward" && (v.dnat?.addr ?? "") === col.containerAddr) || (v.path === "input" && col.proxied));
           const to = col.host_address !== undefined ? [col.host_address] : hostAddrs(iface);
           if (!col.loopbackOnly && to.length) slots.push({ col, path: "dnat", dsts: to, port: col.host_port, opened: reached, allowed });
+          const direct = (v: Walked) => v.verdict === "ACCEPT" && v.path === "forward";
           if (closed) {
-            if (col.containerAddr !== undefined) slots.push({ col, path: "direct", dsts: [col.containerAddr], port: col.container_port, opened: (v) => v.verdict === "ACCEPT" && v.path === "forward", allowed: () => false });
+            if (col.containerAddr !== undefined) slots.push({ col, path: "direct", dsts: [col.containerAddr], port: col.container_port, opened: direct, allowed: () => false });
             // 127.0.0.1 routed here by a neighbour: no statement opens that path.
             if (family === 4 && (col.loopbackOnly || col.host_address === undefined)) slots.push({ col, path: "loopback", dsts: ["127.0.0.1"], port: col.host_port, opened: reached, allowed: () => false });
+          } else {
+            // `published open`: Docker's exact behaviour, its leaks included (before Docker 28, a neighbour routing via the host
+            // reaches the container's own address, and one routing 127.0.0.1 a port published there): those paths are what
+            // Docker's own rules make them, cells like any other (a review: going to `published open` listed only the dnat
+            // cells in diff's reachability, while the container's own address and 127.0.0.1 opened to the wan too).
+            const docker = (slot: Slot) => (_src: Ip, srcText: string) => !noV6Path && slot.opened(dockerWalk(packetOf(slot, srcText, slot.dsts[0]!, SPORT)));
+            if (col.containerAddr !== undefined) {
+              const slot: Slot = { col, path: "direct", dsts: [col.containerAddr], port: col.container_port, opened: direct, allowed: () => false };
+              slot.allowed = docker(slot);
+              slots.push(slot);
+            }
+            if (family === 4 && (col.loopbackOnly || col.host_address === undefined)) {
+              const slot: Slot = { col, path: "loopback", dsts: ["127.0.0.1"], port: col.host_port, opened: reached, allowed: () => false };
+              slot.allowed = docker(slot);
+              slots.push(slot);
+            }
           }
         } else if (col.kind === "network") {
           // Straight to the containers' own addresses, a port none of them publishes, or ping: no statement opens that path.
@@ -763,7 +786,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           vs[k] = v;
           dstAt[k] = d;
           sportAt[k] = sport;
-          codes[k] = verdictOf(v, slot) + 3 * (slot.allowed(src) ? 1 : 0) + 6 * (vb ? verdictOf(vb, slot) : 3);
+          codes[k] = verdictOf(v, slot) + 3 * (slot.allowed(src, srcText) ? 1 : 0) + 6 * (vb ? verdictOf(vb, slot) : 3);
         }
       };
       for (const piece of pieces) {

@@ -117,3 +117,51 @@ test("diff -f nft / apply -f nft on a large host: too many cells is said before 
   expect(said.changes).toEqual([]);
   expect(said.note).toMatch(/^who reaches what was not worked out \(\d+ cells, more than 400000\)/);
 });
+
+// A review, in the policy lab with real packets: going to `published open` opened the container's own address (a port
+// published on 127.0.0.1 only too) and 127.0.0.1 to the wan, and diff listed only the dnat cells; a port published on one
+// host address had no reachability line at all (the matrix did not take a bound address for the host's own).
+describe("reachability of the paths `published open` leaves to Docker, and of a port bound to one host address", () => {
+  const reach = async (before: string, after: string) => {
+    const io = memoryIo({ "new.dw": after, "old.v4": compile(before, { format: "iptables" }).output!, "old.v6": compile(before, { format: "ip6tables" }).output! });
+    const code = await run(["diff", "new.dw", "--live", "old.v4", "--live6", "old.v6"], io);
+    const out = io.out.join("");
+    return { code, lines: out.slice(0, out.indexOf("\n\n--- live:")).split("\n").map((l) => l.replace(/ +/g, " ")) };
+  };
+  test("published closed → open: the dnat cells, and the container's own address and 127.0.0.1, IPv4 and IPv6", async () => {
+    const OPEN = `docker { version 20.10; iptables off; userland-proxy off; published open; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+container web { network app 172.20.0.10, fd00:20::10; publish 8080:80; publish 127.0.0.1:9000:9000; }
+allow lan to web:8080;
+`;
+    const r = await reach(OPEN.replace(" published open;", ""), OPEN);
+    expect(r.code).toBe(1);
+    const wan = r.lines.filter((l) => l.includes(" wan "));
+    expect(wan).toEqual([
+      "+ open wan 0.0.0.0/0 in eth0 -> web:8080/tcp (dnat) Docker's rule for container web",
+      "+ open wan 0.0.0.0/0 in eth0 -> web:8080/tcp (direct) Docker's rule for container web",
+      "+ open wan 0.0.0.0/0 in eth0 -> web:8080/tcp (loopback) Docker's rule for container web",
+      "+ open wan 0.0.0.0/0 in eth0 -> web:127.0.0.1:9000/tcp (direct) Docker's rule for container web",
+      "+ open wan 0.0.0.0/0 in eth0 -> web:127.0.0.1:9000/tcp (loopback) Docker's rule for container web",
+      "+ open wan ::/0 in eth0 -> web:8080/tcp (direct) Docker's rule for network app",
+    ]);
+    // And back: the same cells close (the two directions agree).
+    const back = await reach(OPEN, OPEN.replace(" published open;", ""));
+    expect(back.lines.filter((l) => l.includes(" wan ")).map((l) => l.replace(/^- closed (.*?\)) .*$/, "$1"))).toEqual(wan.map((l) => l.replace(/^\+ open (.*?\)) .*$/, "$1")));
+  });
+  test("an allow of a port published on one host address: its line", async () => {
+    const BOUND = `docker { version 28; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+container web { network app 172.20.0.10, fd00:20::10; publish 203.0.113.10:8080:80; publish [2001:db8::10]:8080:80; }
+allow wan to web:8080;
+`;
+    const r = await reach(BOUND.replace("allow wan to web:8080;\n", ""), BOUND);
+    expect(r.lines.filter((l) => /^[+-] /.test(l))).toEqual([
+      "+ open wan 0.0.0.0/0 in eth0 -> web:203.0.113.10:8080/tcp (dnat) allow wan to web:8080; new.dw:5:1",
+      "+ open wan ::-fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff fec0::/10, ff00::/8 in eth0 -> web:2001:db8::10:8080/tcp (dnat) allow wan to web:8080; new.dw:5:1",
+    ]);
+  });
+});
