@@ -164,4 +164,15 @@ allow wan to web:8080;
       "+ open wan ::-fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff fec0::/10, ff00::/8 in eth0 -> web:2001:db8::10:8080/tcp (dnat) allow wan to web:8080; new.dw:5:1",
     ]);
   });
+  test("a zone taken away: what its interface reached closes, and says so (the rules before name the interface)", async () => {
+    const BEFORE = `docker { version 28; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow wan from 203.0.113.0/24 to web:8080;
+allow lan to web:8080;
+`;
+    const r = await reach(BEFORE, BEFORE.replace("zone lan { interface eth1; }\n", "").replace("allow lan to web:8080;\n", ""));
+    expect(r.lines.filter((l) => /^[+-] /.test(l))).toEqual(["- closed any other source 0.0.0.0/0 in eth1 -> web:8080/tcp (dnat) dockwall: unpublished, not allowed, or addressed straight to a container"]);
+  });
 });
