@@ -77,7 +77,7 @@ export function formatReachability(changes: ReachChange[]): string {
     const w = Math.max(...left.map((l) => l.length));
     cs.forEach((c, i) => {
       const o = c.by;
-      const why = !o ? "" : o.kind === "policy" ? `${o.text}   ${o.file}:${o.line}:${o.column}` : o.kind === "dockwall" ? `dockwall: ${o.why}` : o.kind === "docker" ? `Docker's rule${o.object.type === "daemon" ? "" : ` for ${o.object.type} ${o.object.name}`}` : `another tool's chain ${o.chain}`;
+      const why = !o ? "" : o.kind === "policy" ? `${/^host\s*\{\s*$/.test(o.text) ? "host { … } drops what it does not allow" : o.text}   ${o.file}:${o.line}:${o.column}` : o.kind === "dockwall" ? `dockwall: ${o.why}` : o.kind === "docker" ? `Docker's rule${o.object.type === "daemon" ? "" : ` for ${o.object.type} ${o.object.name}`}` : `another tool's chain ${o.chain}`;
       out.push(`${left[i]!.padEnd(w)}   ${why}`.trimEnd());
     });
   }

@@ -175,4 +175,20 @@ allow lan to web:8080;
     const r = await reach(BEFORE, BEFORE.replace("zone lan { interface eth1; }\n", "").replace("allow lan to web:8080;\n", ""));
     expect(r.lines.filter((l) => /^[+-] /.test(l))).toEqual(["- closed any other source 0.0.0.0/0 in eth1 -> web:8080/tcp (dnat) dockwall: unpublished, not allowed, or addressed straight to a container"]);
   });
+  test("a host port that closes with its rule taken away: the host block that drops it, said as such (a review: 'host {' alone)", async () => {
+    const BEFORE = `docker { version 28; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow wan to web:8080;
+host {
+  allow wan tcp 22;
+  allow wan tcp 443;
+}
+`;
+    const r = await reach(BEFORE, BEFORE.replace("  allow wan tcp 22;\n", ""));
+    expect(r.lines.filter((l) => /^[+-] /.test(l))).toEqual([
+      "- closed wan 0.0.0.0/0 in eth0 -> host:22/tcp (host) host { … } drops what it does not allow new.dw:5:1",
+      "- closed wan ::/0 in eth0 -> host:22/tcp (host) host { … } drops what it does not allow new.dw:5:1",
+    ]);
+  });
 });
