@@ -102,55 +102,52 @@ describeKernel("explain --live, matrix --live and verify on an nftables host: th
 
   // A review (real dockerd, "iptables": false, no watch): a gone container's DNAT rule reached the next container Docker gave its
   // address to. On an nftables host, Docker's tables are dockwall's to keep too: verify says so, naming that container.
-  it("a DNAT rule of Docker's tables for a container gone, whose address another has now: a finding, and the lan reaches it for real", async () => {
-    const r = compile(LARGE, { noRender: true, file: "large.dw" });
-    const plan = planPolicyLab(r.policy!);
-    const lab = await startPolicyLab(plan);
-    try {
-      expect(lab.host.run(["nft", "-f", "-"], compile(LARGE, { format: "nft" }).output!).stderr).toBe("");
-      const file = join(dir, "now.dw");
+  // And the same container at the same address, now publishing its port on 127.0.0.1 only, with the rules of when it published
+  // on every address still loaded: the old DNAT has the same port and target as the new, and verify was silent (its key left
+  // out the host address and the interface), while the lan reached the container through the host's own address.
+  const STALE: [string, string, string, (string | ReturnType<typeof expect.stringMatching>)[]][] = [
+    [
+      "a DNAT rule of Docker's tables for a container gone, whose address another has now: a finding, and the lan reaches it for real",
+      "now.dw",
       // Now: a gone, and other at its address, publishing nothing.
-      writeFileSync(file, LARGE.replace("container a { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }", "container other { network bridge 172.17.0.2, fd00:17::2; }").replace("allow lan to a, b, c, d;\nallow wan to a:8080;", "allow lan to b, c, d;"));
-      const v = spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", file], { encoding: "utf8" });
-      expect(v.status, v.stderr).toBe(1);
-      const found = v.stdout.split("\n").filter((l) => /^IPv[46]: a DNAT rule/.test(l));
-      expect(found).toEqual([
+      LARGE.replace("container a { network bridge 172.17.0.2, fd00:17::2; publish 8080:80; }", "container other { network bridge 172.17.0.2, fd00:17::2; }").replace("allow lan to a, b, c, d;\nallow wan to a:8080;", "allow lan to b, c, d;"),
+      [
         "IPv4: a DNAT rule no running container publishes, loaded in ip docker-bridges nat-prerouting-and-output: 'tcp dport 8080 counter dnat to 172.17.0.2:80 comment \"DNAT\"' (172.17.0.2 is container other's now: it reaches other). Docker gives a freed address to the next container; 'dockwall apply -f nft' takes the rule away ('dockwall watch -f nft' keeps the tables in step as containers come and go)",
         expect.stringMatching(/^IPv6: a DNAT rule no running container publishes, loaded in ip6 docker-bridges nat-prerouting-and-output: .*dnat to \[fd00:17::2\]:80 comment "DNAT"' \(fd00:17::2 is container other's now: it reaches other\)/),
-      ]);
-      const lan = plan.ifaces.find((f) => f.name === "eth1")!;
-      expect(lab.addSource("eth1", "192.168.1.7")).toBe(true);
-      const [real] = await lab.probe([{ from: { iface: "eth1" }, family: 4, src: "192.168.1.7", dst: lan.host4, proto: "tcp", port: 8080 }], 1000);
-      expect(real!.open).toBe(true);
-    } finally {
-      await lab.stop();
-    }
-  }, 120_000);
-
-  // The same container at the same address, now publishing its port on 127.0.0.1 only, with the rules of when it published on
-  // every address still loaded: the old DNAT has the same port and target as the new, and verify was silent (its key left out
-  // the host address and the interface), while the lan reached the container through the host's own address.
-  it("a DNAT rule of Docker's tables on every address, where the container now publishes on 127.0.0.1 only: a finding, and the lan reaches it for real", async () => {
-    const r = compile(LARGE, { noRender: true, file: "large.dw" });
-    const plan = planPolicyLab(r.policy!);
-    const lab = await startPolicyLab(plan);
-    try {
-      expect(lab.host.run(["nft", "-f", "-"], compile(LARGE, { format: "nft" }).output!).stderr).toBe("");
-      const file = join(dir, "lo.dw");
-      writeFileSync(file, LARGE.replace("publish 8080:80; }", "publish 127.0.0.1:8080:80; }").replace("allow wan to a:8080;\n", ""));
-      const v = spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", file], { encoding: "utf8" });
-      expect(v.status, v.stderr).toBe(1);
-      expect(v.stdout.split("\n").filter((l) => /^IPv4: a DNAT rule/.test(l))).toEqual([
+      ],
+    ],
+    [
+      "a DNAT rule of Docker's tables on every address, where the container now publishes on 127.0.0.1 only: a finding, and the lan reaches it for real",
+      "lo.dw",
+      LARGE.replace("publish 8080:80; }", "publish 127.0.0.1:8080:80; }").replace("allow wan to a:8080;\n", ""),
+      [
         "IPv4: a DNAT rule no running container publishes, loaded in ip docker-bridges nat-prerouting-and-output: 'tcp dport 8080 counter dnat to 172.17.0.2:80 comment \"DNAT\"' (172.17.0.2 is container a's now: it reaches a, which publishes tcp 8080 on 127.0.0.1 only). Docker gives a freed address to the next container; 'dockwall apply -f nft' takes the rule away ('dockwall watch -f nft' keeps the tables in step as containers come and go)",
-      ]);
-      const lan = plan.ifaces.find((f) => f.name === "eth1")!;
-      expect(lab.addSource("eth1", "192.168.1.7")).toBe(true);
-      const [real] = await lab.probe([{ from: { iface: "eth1" }, family: 4, src: "192.168.1.7", dst: lan.host4, proto: "tcp", port: 8080 }], 1000);
-      expect(real!.open).toBe(true);
-    } finally {
-      await lab.stop();
-    }
-  }, 120_000);
+        // (IPv6: published on 127.0.0.1 alone, it is published over IPv6 nowhere.)
+        expect.stringMatching(/^IPv6: a DNAT rule no running container publishes, loaded in ip6 docker-bridges nat-prerouting-and-output: .*dnat to \[fd00:17::2\]:80 comment "DNAT"' \(fd00:17::2 is container a's now: it reaches a\)/),
+      ],
+    ],
+  ];
+  for (const [title, name, now, said] of STALE) {
+    it(title, async () => {
+      const r = compile(LARGE, { noRender: true, file: "large.dw" });
+      const plan = planPolicyLab(r.policy!);
+      const lab = await startPolicyLab(plan);
+      try {
+        expect(lab.host.run(["nft", "-f", "-"], compile(LARGE, { format: "nft" }).output!).stderr).toBe("");
+        const file = join(dir, name);
+        writeFileSync(file, now);
+        const v = spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", file], { encoding: "utf8" });
+        expect(v.status, v.stderr).toBe(1);
+        expect(v.stdout.split("\n").filter((l) => /^IPv[46]: a DNAT rule/.test(l))).toEqual(said);
+        const lan = plan.ifaces.find((f) => f.name === "eth1")!;
+        expect(lab.addSource("eth1", "192.168.1.7")).toBe(true);
+        const [real] = await lab.probe([{ from: { iface: "eth1" }, family: 4, src: "192.168.1.7", dst: lan.host4, proto: "tcp", port: 8080 }], 1000);
+        expect(real!.open).toBe(true);
+      } finally {
+        await lab.stop();
+      }
+    }, 120_000);
+  }
 
   it("a hand-made accept in dockwall's table: verify lists exactly the cells it opened (IPv4), each open for real; explain --live names it, and the policy line of what it decides", async () => {
     const r = compile(LARGE, { noRender: true, file: "large.dw" });

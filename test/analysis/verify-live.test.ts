@@ -209,9 +209,9 @@ describeKernel("dockwall verify: the containers' own addresses, and their second
       const out = JSON.parse(v.stdout) as { cells: MatrixCell[]; findings: { message: string }[] };
       const listed = out.cells.filter((c) => c.column.startsWith("containers@") && (c.probe.endsWith(" in eth0") || c.row.startsWith("containers@"))).map((c) => `${c.column} ${c.probe} ${c.verdict}`).sort();
       expect(listed).toEqual([
-        "containers@back:1/tcp tcp 0.0.0.2:40000 -> 172.21.0.20:1 in eth0 open",
+        "containers@back:1/tcp tcp 203.0.113.99:40000 -> 172.21.0.20:1 in eth0 open",
         // (The port the accept of ctstate DNAT names: every port but 22 is open straight too.)
-        "containers@back:5432/tcp tcp 0.0.0.2:40000 -> 172.21.0.20:5432 in eth0 open",
+        "containers@back:5432/tcp tcp 203.0.113.99:40000 -> 172.21.0.20:5432 in eth0 open",
         "containers@front:1/tcp tcp container:db -> 172.20.0.10:1 open",
         "containers@front:1/udp udp container:db -> 172.20.0.10:1 open",
         "containers@front:ping icmp container:db -> 172.20.0.10 open",
