@@ -91,6 +91,8 @@ export interface MatrixContext {
     sourcePorts?: PortList[];
     /** Every range of ports its rules on the way in (input and prerouting hooks) compare a destination port with: the host's ports cut into classes, a column each. */
     inputPorts?: { from: number; to: number }[];
+    /** The input interfaces its rules name (reachability from dumps: rows for those the new policy names no more). */
+    interfaces?: string[];
   };
   /**
    * The nftables ruleset before a change (reachability in `diff -f nft` and `apply -f nft`), walked as `nft` is: each cell
@@ -435,9 +437,9 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
   // Not loopback, nor the bridges of Docker's networks (their containers' packets).
   const bridges = new Set(p.networks.map((n) => n.bridge.value));
   const unnamed = (ctx.host?.interfaces ?? []).filter((i) => i !== "lo" && !named.includes(i) && !bridges.has(i) && !/^(docker0|br-[0-9a-f]{12})$/.test(i));
-  // Reachability of a change, the host's interfaces unknown (dumps): the interfaces the rules before name too, where the new
+  // Reachability of a change, the host's interfaces unknown (dumps): the interfaces the rules before name too (`-i`, nft's `iifname`), where the new
   // policy names them no more (a review: a zone taken away closed its interface's allows, and diff said nothing).
-  const before = ctx.host ? [] : [...new Set(([4, 6] as const).flatMap((f) => ctx.before?.[f]?.tables.flatMap((t) => t.chains.flatMap((c) => c.rules.flatMap((r) => (r.in && !r.in.neg ? [r.in.value] : [])))) ?? []))].filter((i) => i !== "lo" && !i.endsWith("+") && !named.includes(i) && !bridges.has(i) && !/^(docker0|br-[0-9a-f]{12})$/.test(i));
+  const before = ctx.host ? [] : [...new Set([...([4, 6] as const).flatMap((f) => ctx.before?.[f]?.tables.flatMap((t) => t.chains.flatMap((c) => c.rules.flatMap((r) => (r.in && !r.in.neg ? [r.in.value] : [])))) ?? []), ...(ctx.nftBefore?.interfaces ?? [])])].filter((i) => i !== "lo" && !i.endsWith("+") && !named.includes(i) && !bridges.has(i) && !/^(docker0|br-[0-9a-f]{12})$/.test(i));
   // Zones that name no interface: their sources may arrive on any, here one the policy does not name.
   const ifaces = named.length || unnamed.length || before.length ? [...named, ...unnamed, ...before] : ["any0"];
   const rows = new Map<string, MatrixRow>();

@@ -1150,12 +1150,30 @@ export function nftMatrixWalk(rs: NftRuleset): NonNullable<MatrixContext["nft"]>
     sources: (f) => nftSourceRanges(rs, f).ranges,
     sourcePorts: sourcePorts.ranges.map((r) => new PortList(r.from === r.to ? `${r.from}` : `${r.from}:${r.to}`)),
     inputPorts: inputPorts.ranges,
+    interfaces: nftInterfaces(rs),
     // The host's addresses told apart where the rules look at destinations (and sources: replies); each walked where they cannot all be read.
     destinations: (f) => {
       const d = nftSourceRanges(rs, f, "daddr");
       return d.incomplete ? undefined : [...d.ranges, ...nftSourceRanges(rs, f).ranges];
     },
   };
+}
+
+/** The input interfaces its rules name (`iifname "eth1"`, or in a set), not wildcards: where a change's rows are made (matrix.ts). */
+function nftInterfaces(rs: NftRuleset): string[] {
+  const out = new Set<string>();
+  const visit = (j: Json | undefined): void => {
+    if (Array.isArray(j)) return j.forEach(visit);
+    if (!isObj(j)) return;
+    const m = j.match;
+    if (isObj(m) && isObj(m.left) && isObj(m.left.meta) && m.left.meta.key === "iifname" && m.op !== "!=") {
+      const r = m.right;
+      for (const v of typeof r === "string" ? [r] : isObj(r) && Array.isArray(r.set) ? r.set : []) if (typeof v === "string" && !v.includes("*")) out.add(v);
+    }
+    for (const v of Object.values(j)) if (v !== null && typeof v === "object") visit(v);
+  };
+  for (const t of rs.tables) for (const c of t.chains.values()) for (const r of c.rules) visit(r.expr);
+  return [...out];
 }
 
 /**

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it, test } from "vitest";
 import type { Packet } from "../../src/analysis/evaluate.js";
-import { evaluateNft, nftSourceRanges, parseNftJson, type Json, type NftRuleset, type NftVerdict } from "../../src/analysis/nfteval.js";
+import { evaluateNft, nftMatrixWalk, nftSourceRanges, parseNftJson, type Json, type NftRuleset, type NftVerdict } from "../../src/analysis/nfteval.js";
 
 const fixture = (name: string) => readFileSync(new URL(`fixtures/nft/${name}`, import.meta.url), "utf8");
 
@@ -454,4 +454,27 @@ describe("nftSourceRanges: where the matrix cuts the sources, in every shape a r
     expect(got.ranges).toEqual([{ from: 0xfd00n << 112n, to: (0xfd00n << 112n) | ((1n << 64n) - 1n) }]);
     expect(got.incomplete).toBeUndefined();
   });
+});
+
+// Reachability from a saved ruleset (the host's interfaces unknown): rows for the interfaces its rules name, so that a zone the
+// new policy takes away shows what its interface no longer reaches (a review found that unsaid, with iptables dumps).
+test("the input interfaces a ruleset's rules name: by value and in a set, not negated, not wildcards", () => {
+  const rule = (handle: number, expr: Json[]) => ({ rule: { family: "inet", table: "t", chain: "c", handle, expr } });
+  const meta = (op: string, right: Json) => ({ match: { op, left: { meta: { key: "iifname" } }, right } });
+  const rs = parseNftJson(
+    JSON.stringify({
+      nftables: [
+        { metainfo: { version: "1.0.6", release_name: "Lester Gooch #5", json_schema_version: 1 } },
+        { table: { family: "inet", name: "t", handle: 1 } },
+        { chain: { family: "inet", table: "t", name: "c", handle: 2, type: "filter", hook: "forward", prio: 0, policy: "accept" } },
+        rule(3, [meta("==", "eth1"), { accept: null }]),
+        rule(4, [meta("==", { set: ["eth2", "wlan0"] }), { accept: null }]),
+        rule(5, [meta("!=", "eth3"), { drop: null }]),
+        rule(6, [meta("==", "veth*"), { accept: null }]),
+      ],
+    }),
+  );
+  const w = nftMatrixWalk(rs);
+  if ("gap" in w) throw new Error(w.gap);
+  expect(w.interfaces).toEqual(["eth1", "eth2", "wlan0"]);
 });
