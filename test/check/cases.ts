@@ -849,6 +849,51 @@ p.dw:4:1: note: covered by this allow
 `,
   },
   {
+    name: "a wildcard's interfaces are more than the one a zone names (a review: eth+ was stood in for by eth0, uplink's, and its allow called covered though it alone lets eth1 in); one it does cover is still named",
+    input: `docker { version 20.10; userland-proxy off; }
+zone uplink { interface eth0; }
+zone any_eth { interface eth+; }
+container web { network bridge 172.17.0.2; publish 8080:80, 9090:90; }
+allow uplink to web:8080;
+allow any_eth to web:8080;
+allow any_eth to web:9090;
+allow uplink to web:9090;
+`,
+    exit: 0,
+    expected: `p.dw:8:1: warning: everything this allow lets in, the allow on line 7 already does (every source, on every port it names)
+8 | allow uplink to web:9090;
+  | ^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: remove it, or narrow the other allow if this one was meant to be the only way in
+p.dw:7:1: note: covered by this allow
+7 | allow any_eth to web:9090;
+  | ^^^^^^^^^^^^^^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "an interface no zone names is one no wildcard takes either (dwnone0 is dw+'s): an allow from a zone of any interface is not covered by one of dw+ and eth0",
+    input: `docker { version 20.10; userland-proxy off; }
+zone admin { from 203.0.113.7; }
+zone known { interface eth0, dw+; from 203.0.113.7; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow known to web:8080;
+allow admin to web:8080;
+`,
+    exit: 0,
+    expected: ``,
+  },
+  {
+    name: "a wildcard's own interfaces are not all a longer one's (eth0+ does not take eth1, which eth+ does)",
+    input: `docker { version 20.10; userland-proxy off; }
+zone all_eth { interface eth+; }
+zone eth0x { interface eth0+; }
+container web { network bridge 172.17.0.2; publish 9090:90; }
+allow eth0x to web:9090;
+allow all_eth to web:9090;
+`,
+    exit: 0,
+    expected: ``,
+  },
+  {
     name: "allows that only overlap (another zone's interface; a port the other does not name): no warning",
     input: `docker { version 20.10; userland-proxy off; }
 zone wan { interface eth0; }
