@@ -102,6 +102,21 @@ export const coveredAllows: Check = (ctx) => {
   const nests = (x: AllowRule, y: AllowRule) =>
     x.targets.every((t) => y.targets.some((u) => u.value.container === t.value.container && u.value.ports.from <= t.value.ports.from && t.value.ports.to <= u.value.ports.to && (!u.value.proto || !t.value.proto || u.value.proto === t.value.proto)));
   const within = (x: AllowRule, y: AllowRule) => nests(x, y) && [...portsOf(x)].every((k) => portsOf(y).has(k));
+  /** Whether y lets in every packet x does, from every class of source, on every kind of interface (and x lets some in). */
+  const letsIn = (x: AllowRule, y: AllowRule): boolean => {
+    const specs = [...zoneSpecs, ...x.sources.map((s) => s.value), ...y.sources.map((s) => s.value)];
+    let admitsAny = false;
+    for (const family of [4, 6] as const) {
+      for (const src of classRepresentatives(specs, family)) {
+        for (const iface of ifaces) {
+          if (!admits(ctx.zones, x.zones, x.sources, iface, src)) continue;
+          admitsAny = true;
+          if (!admits(ctx.zones, y.zones, y.sources, iface, src)) return false;
+        }
+      }
+    }
+    return admitsAny;
+  };
   for (let i = 0; i < allows.length; i++) {
     const a = allows[i]!;
     if (reported.has(a)) continue;
@@ -112,26 +127,10 @@ export const coveredAllows: Check = (ctx) => {
       const b = candidates[k]!;
       if (b === a || reported.has(b)) continue;
       if (!within(a, b) || portsOf(a).size === 0) continue;
-      const specs = [...zoneSpecs, ...a.sources.map((s) => s.value), ...b.sources.map((s) => s.value)];
-      let covered = true;
-      let admitsAny = false;
-      for (const family of [4, 6] as const) {
-        for (const src of classRepresentatives(specs, family)) {
-          for (const iface of ifaces) {
-            if (!admits(ctx.zones, a.zones, a.sources, iface, src)) continue;
-            admitsAny = true;
-            if (!admits(ctx.zones, b.zones, b.sources, iface, src)) {
-              covered = false;
-              break;
-            }
-          }
-          if (!covered) break;
-        }
-        if (!covered) break;
-      }
-      if (!covered || !admitsAny) continue;
-      // Two that cover each other: the later one is the one to remove (an exact repeat is duplicate-allow's).
-      const mutual = within(b, a);
+      if (!letsIn(a, b)) continue;
+      // Two that cover each other (ports and sources both): the later one is the one to remove (an exact repeat is duplicate-allow's).
+      // Ports alone are not enough: the narrower of two that name the same ports is the one covered, first or not.
+      const mutual = within(b, a) && letsIn(b, a);
       if (mutual && p.allows.indexOf(b) > p.allows.indexOf(a)) continue;
       if ((mutual && sameWords(a, b)) || repeats(a, b)) continue; // a repeat: duplicate-allow says so
       reported.add(a);

@@ -849,7 +849,72 @@ p.dw:4:1: note: covered by this allow
 `,
   },
   {
-    name: "a wildcard's interfaces are more than the one a zone names (a review: eth+ was stood in for by eth0, uplink's, and its allow called covered though it alone lets eth1 in); one it does cover is still named",
+    name: "the narrower allow first, the two naming the same ports (a review: no warning, though one with the lines swapped): the narrower is named, whichever comes first",
+    input: `docker { version 20.10; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+container web { network bridge 172.17.0.2; publish 8080:80, 8443:443, 9090:90; }
+allow wan from 203.0.113.0/24 to web:8443;
+allow wan to web:8443;
+allow wan to web:9090;
+allow any to web:9090;
+allow lan to web:8080;
+allow lan, wan to web:8080;
+`,
+    exit: 0,
+    expected: `p.dw:5:1: warning: everything this allow lets in, the allow on line 6 already does (every source, on every port it names)
+5 | allow wan from 203.0.113.0/24 to web:8443;
+  | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: remove it, or narrow the other allow if this one was meant to be the only way in
+p.dw:6:1: note: covered by this allow
+6 | allow wan to web:8443;
+  | ^^^^^^^^^^^^^^^^^^^^^^
+p.dw:7:1: warning: everything this allow lets in, the allow on line 8 already does (every source, on every port it names)
+7 | allow wan to web:9090;
+  | ^^^^^^^^^^^^^^^^^^^^^^
+  = help: remove it, or narrow the other allow if this one was meant to be the only way in
+p.dw:8:1: note: covered by this allow
+8 | allow any to web:9090;
+  | ^^^^^^^^^^^^^^^^^^^^^^
+p.dw:9:1: warning: everything this allow lets in, the allow on line 10 already does (every source, on every port it names)
+9 | allow lan to web:8080;
+  | ^^^^^^^^^^^^^^^^^^^^^^
+  = help: remove it, or narrow the other allow if this one was meant to be the only way in
+p.dw:10:1: note: covered by this allow
+10 | allow lan, wan to web:8080;
+   | ^^^^^^^^^^^^^^^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "two allows that let in the same (other words, or the same words): the later one is named, once; an exact repeat is duplicate-allow's only",
+    input: `docker { version 20.10; userland-proxy off; }
+zone wan { interface eth0; }
+zone uplink { interface eth0; }
+container web { network bridge 172.17.0.2; publish 8080:80, 8443:443; }
+allow wan to web:8443;
+allow uplink to web:8443;
+allow wan to web:8080;
+allow wan to web:8080;
+`,
+    exit: 0,
+    expected: `p.dw:8:14: warning: 'allow wan to web:8080' repeats an earlier allow (same zones, sources and target); its rule is written once
+8 | allow wan to web:8080;
+  |              ^^^^^^^^
+  = help: remove this one
+p.dw:7:14: note: first allowed here
+7 | allow wan to web:8080;
+  |              ^^^^^^^^
+p.dw:6:1: warning: everything this allow lets in, the allow on line 5 already does (every source, on every port it names)
+6 | allow uplink to web:8443;
+  | ^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: remove it, or narrow the other allow if this one was meant to be the only way in
+p.dw:5:1: note: covered by this allow
+5 | allow wan to web:8443;
+  | ^^^^^^^^^^^^^^^^^^^^^^
+`,
+  },
+  {
+    name: "a wildcard's interfaces are more than the one a zone names (a review: eth+ was stood in for by eth0, uplink's, and its allow called covered though it alone lets eth1 in); the ones it does cover are named, first or not",
     input: `docker { version 20.10; userland-proxy off; }
 zone uplink { interface eth0; }
 zone any_eth { interface eth+; }
@@ -860,7 +925,14 @@ allow any_eth to web:9090;
 allow uplink to web:9090;
 `,
     exit: 0,
-    expected: `p.dw:8:1: warning: everything this allow lets in, the allow on line 7 already does (every source, on every port it names)
+    expected: `p.dw:5:1: warning: everything this allow lets in, the allow on line 6 already does (every source, on every port it names)
+5 | allow uplink to web:8080;
+  | ^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: remove it, or narrow the other allow if this one was meant to be the only way in
+p.dw:6:1: note: covered by this allow
+6 | allow any_eth to web:8080;
+  | ^^^^^^^^^^^^^^^^^^^^^^^^^^
+p.dw:8:1: warning: everything this allow lets in, the allow on line 7 already does (every source, on every port it names)
 8 | allow uplink to web:9090;
   | ^^^^^^^^^^^^^^^^^^^^^^^^^
   = help: remove it, or narrow the other allow if this one was meant to be the only way in
@@ -870,7 +942,7 @@ p.dw:7:1: note: covered by this allow
 `,
   },
   {
-    name: "an interface no zone names is one no wildcard takes either (dwnone0 is dw+'s): an allow from a zone of any interface is not covered by one of dw+ and eth0",
+    name: "an interface no zone names is one no wildcard takes either (dwnone0 is dw+'s): an allow from a zone of any interface is not covered by one of dw+ and eth0 (the other way round, it is)",
     input: `docker { version 20.10; userland-proxy off; }
 zone admin { from 203.0.113.7; }
 zone known { interface eth0, dw+; from 203.0.113.7; }
@@ -879,7 +951,14 @@ allow known to web:8080;
 allow admin to web:8080;
 `,
     exit: 0,
-    expected: ``,
+    expected: `p.dw:5:1: warning: everything this allow lets in, the allow on line 6 already does (every source, on every port it names)
+5 | allow known to web:8080;
+  | ^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: remove it, or narrow the other allow if this one was meant to be the only way in
+p.dw:6:1: note: covered by this allow
+6 | allow admin to web:8080;
+  | ^^^^^^^^^^^^^^^^^^^^^^^^
+`,
   },
   {
     name: "a wildcard's own interfaces are not all a longer one's (eth0+ does not take eth1, which eth+ does)",
@@ -891,7 +970,14 @@ allow eth0x to web:9090;
 allow all_eth to web:9090;
 `,
     exit: 0,
-    expected: ``,
+    expected: `p.dw:5:1: warning: everything this allow lets in, the allow on line 6 already does (every source, on every port it names)
+5 | allow eth0x to web:9090;
+  | ^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: remove it, or narrow the other allow if this one was meant to be the only way in
+p.dw:6:1: note: covered by this allow
+6 | allow all_eth to web:9090;
+  | ^^^^^^^^^^^^^^^^^^^^^^^^^^
+`,
   },
   {
     name: "allows that only overlap (another zone's interface; a port the other does not name): no warning",
