@@ -20,6 +20,7 @@ import type { Policy, Zone } from "../model/types.js";
 import { bits, cidrContains, formatIp, parseCidr, isError, specContains, type AddressSpec, type Cidr, type Family, type Ip } from "../model/values.js";
 import { eachSourcePort, evaluate, keyOf, numOf, sameDestination, sameSport, sameWay, sameWayUntil, sourceOf, type DestinationTest, type Num, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
 import { whoOf, type Admitting } from "../policy/zones.js";
+import { wildcardStandIns } from "../policy/interfaces.js";
 
 export interface MatrixRow {
   id: string;
@@ -376,15 +377,17 @@ export function rowInterfaces(p: Policy, live: string[] | undefined): string[] {
   const all = [...new Set(p.zones.flatMap((z) => z.interfaces.map((i) => i.value)))];
   const named = all.filter((i) => !i.endsWith("+") && !bridges.has(i));
   const out = [...named];
+  const standIns = live ? new Map<string, string>() : wildcardStandIns([...all, ...bridges]);
   for (const w of all.filter((i) => i.endsWith("+"))) {
     const prefix = w.slice(0, -1);
     if (live) {
       for (const i of live) if (i.startsWith(prefix) && i !== "lo" && !bridges.has(i) && !out.includes(i)) out.push(i);
       continue;
     }
-    let name = "";
-    for (let k = 0; !name || out.includes(name) || bridges.has(name); k++) name = `${prefix}${k}`;
-    out.push(name);
+    // Compiled: one interface of the wildcard's own, which no zone names and no longer wildcard takes (eth1 beside eth0 and
+    // eth0+; a review found eth0 taken for eth+ there, and no row for what eth+ alone lets in), nor a Docker network's bridge.
+    const name = standIns.get(w);
+    if (name !== undefined && !out.includes(name)) out.push(name);
   }
   return out;
 }

@@ -443,3 +443,18 @@ test("compiled, Docker 28: no cell unknown for want of the host's address on a b
     expect([c.probe, e.verdict === "accept" ? "open" : e.verdict === "unknown" ? "unknown" : "closed"]).toEqual([c.probe, c.verdict]);
   }
 });
+
+// Compiled (no host to read interfaces from), a wildcard zone stands for an interface of its own kind: beside a longer
+// wildcard (eth0+), eth+ alone takes eth1, not eth0 (a review of the lint found the same stand-in taken by both).
+test("a wildcard beside a longer one: a row for an interface only the shorter takes", () => {
+  const { m } = matrixOf(`docker { version 28; iptables off; userland-proxy off; }
+zone up { interface eth0+; }
+zone any_eth { interface eth+; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow any_eth to web:8080;
+`);
+  const ifaces = [...new Set(m.rows.filter((r) => r.kind === "zone").flatMap((r) => r.interfaces))];
+  expect(ifaces).toEqual(["eth00", "eth1"]);
+  // eth1 is any_eth's alone: its row is any_eth's, and web:8080 open from it.
+  expect(m.rows.filter((r) => r.interfaces.includes("eth1")).map((r) => r.zone)).toEqual(["any_eth", "any_eth"]);
+});

@@ -1,6 +1,6 @@
 // The interfaces covered-allow tries an allow on: one of each kind the zones' interfaces tell apart.
 import { expect, test } from "vitest";
-import { interfaceKinds } from "../../src/check/covered.js";
+import { interfaceKinds } from "../../src/policy/interfaces.js";
 
 test("a wildcard's stand-in is never an interface a zone names, nor one a longer wildcard takes", () => {
   expect(interfaceKinds(["eth0", "eth+"])).toEqual(["eth0", "eth1", "dwnone0"]);
