@@ -24,6 +24,7 @@ const KERNEL = [
   "test/apply/evaluate-policies.test.ts",
   "test/apply/ferm-keep.test.ts",
   "test/apply/failclosed.test.ts",
+  "test/apply/hostblock-kernel.test.ts",
   "test/watch/apply-live.test.ts",
   "test/apply/backends.test.ts",
   "test/watch/drift-live.test.ts",
