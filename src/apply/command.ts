@@ -20,7 +20,7 @@ import { formatReachability, reachabilityOf, type ReachChange } from "../analysi
 import { familyDiffs } from "../live/command.js";
 import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
 import { lockout, sessionPacket } from "./guard.js";
-import { fermKeep, type HostsInput } from "./merge.js";
+import { fermKeep, inputOf, strandedInput, strandedMessage, strandedWithoutHostBlock, type HostsInput, type InputDrop } from "./merge.js";
 import { policyHash, runningWatcher, tellWatcher } from "./watching.js";
 import { rollBackNft } from "./nftapply.js";
 import { deploy, firstLine } from "./deploy.js";
@@ -313,11 +313,15 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   const steps: Partial<Record<4 | 6, string>> = {};
   const kept: string[] = [];
   const afters: Partial<Record<4 | 6, SavedRuleset>> = {};
+  const drops: Partial<Record<4 | 6, InputDrop>> = {};
   for (const f of families) {
     try {
-      const step = reconcileStep(parseSave(before[f] ?? ""), generated.rulesets[f]!, { ownsInput: policy.host !== undefined });
+      const live = parseSave(before[f] ?? "");
+      const step = reconcileStep(live, generated.rulesets[f]!, { ownsInput: policy.host !== undefined });
       steps[f] = step.text;
       afters[f] = step.after;
+      const drop = strandedInput(inputOf(live), inputOf(step.after));
+      if (drop) drops[f] = drop;
       kept.push(...step.kept.map((k) => `${f === 4 ? "ip" : "ip6"} ${k}`));
     } catch (e) {
       if (e instanceof SaveSyntaxError) return refuse("read", `not applied: cannot read what ${tools[f].save} printed: ${e.message}`);
@@ -326,6 +330,12 @@ export async function runApply(io: SystemIo, out: { stdout: (s: string) => void;
   }
   report.changed = families.some((f) => steps[f]);
   report.kept = kept;
+  // No host block, over the DROP policy of the one dockwall loaded before: its rules would go and the
+  // policy stay, and the host would accept nothing. Refused (a lockout of every session, not only SSH's).
+  if (Object.keys(drops).length) {
+    if (!opts.force) return refuse("lockout", `not applied: ${strandedMessage(opts.policyName, drops, "then apply again (--force loads it as it is: INPUT keeps its policy and only the host's own rules)")}; nothing was changed`);
+    say(`warning: ${strandedMessage(opts.policyName, drops, "then apply again")}; loading it anyway (--force)`);
+  }
   // The lockout guard, before anything is touched: the session's next connection walked through
   // what the kernel will hold (other tools' chains and, with iptables on, Docker's own included).
   const ssh = io.env.SSH_CONNECTION;
@@ -748,6 +758,12 @@ export function runFermKeep(io: SystemIo, out: { stdout: (s: string) => void; st
     // ferm then loads without keeping anything, as without dockwall: at boot, stopping ferm would leave the host open.
     say(`cannot read the loaded rules (${why}): ferm loads without keeping other tools' chains`);
     return EXIT.ok;
+  }
+  // No host block, over the DROP policy of the one dockwall loaded before (as apply refuses it): ferm stops, the rules in place stay.
+  const drop = opts.hostsInput ? strandedWithoutHostBlock(saved) : undefined;
+  if (drop) {
+    say(`ferm must not load: ${strandedMessage("the policy", { [family]: drop }, "then run ferm again")}`);
+    return EXIT.error;
   }
   const kept = fermKeep(saved, writes, { ...opts, family });
   if (kept.problems.length) {

@@ -34,6 +34,62 @@ export function hostsInput(live: SavedChain | undefined): SavedRule[] {
   return (live?.rules ?? []).filter((r) => !isDockwallsRule(r));
 }
 
+/** The rules of a host block dockwall loaded in INPUT: every rule carrying its mark but its jumps to its own chains. */
+export function hostBlockRules(c: SavedChain | undefined): SavedRule[] {
+  return (c?.rules ?? []).filter((r) => r.target?.startsWith("DOCKWALL") !== true && MARKED.test(r.text));
+}
+
+/** What leaves INPUT accepting nothing once a host block's rules are gone: its policy DROP, or a last rule that drops everything. */
+export type InputDrop = { policy: "DROP" } | { rule: string };
+
+const CATCH_ALL = /^-A INPUT -j (?:DROP|REJECT)(?: --reject-with \S+)?$/;
+
+/**
+ * A load that takes the rules of a host block dockwall loaded before out of INPUT (`before`)
+ * and leaves INPUT (`after`) dropping what they accepted: its policy DROP, or a last rule
+ * that drops everything (the policy has no host block: INPUT is the host's, and apply, watch
+ * and ferm keep its policy). Undefined when INPUT keeps such rules, held none, or accepts by
+ * default. Loading it would leave the host accepting nothing, not even its own loopback or the
+ * replies to its connections: apply, watch and ferm-keep refuse it, diff says so.
+ */
+export function strandedInput(before: SavedChain | undefined, after: SavedChain | undefined): InputDrop | undefined {
+  if (!before || !after || hostBlockRules(before).length === 0 || hostBlockRules(after).length > 0) return undefined;
+  if (after.policy === "DROP") return { policy: "DROP" };
+  const last = after.rules.at(-1);
+  return last && CATCH_ALL.test(last.text) ? { rule: last.text } : undefined;
+}
+
+/** strandedInput of the INPUT a load without a host block leaves (its policy, and its rules but dockwall's), where it loads the filter table. */
+export function strandedWithoutHostBlock(live: SavedRuleset, wanted?: Ruleset): InputDrop | undefined {
+  const l = inputOf(live);
+  if (!l || (wanted && !wanted.tables.some((t) => t.name === "filter"))) return undefined;
+  return strandedInput(l, { ...l, policy: (wanted && policyOf(wanted, "filter", "INPUT")) ?? l.policy, rules: hostsInput(l) });
+}
+
+/** The INPUT chain of a save (or of what a step leaves). */
+export function inputOf(rs: SavedRuleset | undefined): SavedChain | undefined {
+  return rs?.get("filter")?.chains.get("INPUT");
+}
+
+/**
+ * Why a load without a host block is refused (strandedInput), naming each family: `policyName`
+ * has no host block; `then`: what to do once INPUT is set ("then apply again").
+ */
+export function strandedMessage(policyName: string, drops: Partial<Record<4 | 6, InputDrop>>, then: string): string {
+  const families = ([4, 6] as const).filter((f) => drops[f]);
+  const ruleOf = (f: 4 | 6) => (drops[f] && "rule" in drops[f] ? drops[f].rule : undefined);
+  const rules = [...new Set(families.map(ruleOf).filter((r) => r !== undefined))];
+  // Almost always the policy DROP a host block set; a last rule that drops everything is said as it is.
+  const how = rules.length === 0 ? "with INPUT's policy DROP" : families.map((f) => (ruleOf(f) ? `with INPUT's last rule '${ruleOf(f)}' (IPv${f})` : `with INPUT's policy DROP (IPv${f})`)).join(" and ");
+  const set = families.map((f) => `\`${f === 4 ? "iptables" : "ip6tables"} -P INPUT ACCEPT\``).join(" and ");
+  return (
+    `${policyName} has no host block, but INPUT (${families.map((f) => `IPv${f}`).join(" and ")}) holds the rules of the host block dockwall loaded before, ${how}: ` +
+    `loading would take those rules away and leave ${rules.length ? "what drops" : "the policy"}, and the host would accept nothing (not even its own loopback or the replies to its connections). ` +
+    `Keep a host block (\`host { policy accept; }\` hands the host's traffic back open, with dockwall's rules), or set INPUT as the host should have it first ` +
+    `(e.g. ${set}${rules.length ? ", and that last rule taken out" : ""}, or your own firewall's rules), ${then}`
+  );
+}
+
 /** `-A CHAIN -j TARGET` for each jump that must come first in this built-in chain. */
 export function firstJumpsOf(rs: Ruleset, table: string, chain: string): string[] {
   return (rs.firstJumps ?? []).filter((j) => j.table === table && j.chain === chain).map((j) => `-A ${chain} -j ${j.target}`);

@@ -11,7 +11,7 @@ import { ruleText } from "../targets/iptables.js";
 import { diffRulesets, renderDiffParts, summarise, type ChainDiff, type DiffResult } from "./diff.js";
 import { diffNft, renderNftDiff } from "./nftdiff.js";
 import { fromRuleset, parseSave, SaveSyntaxError, type SavedRuleset } from "./save.js";
-import { hostsInput, isForeignChain, policyOf, sharedChain } from "../apply/merge.js";
+import { hostsInput, isForeignChain, policyOf, sharedChain, strandedMessage, strandedWithoutHostBlock, type InputDrop } from "../apply/merge.js";
 import { chooseBackends, conflictMessage, holdingsOf, systemBackend, toolOf, type Backend } from "./backend.js";
 
 export interface DiffIo {
@@ -104,7 +104,7 @@ function parseLive(text: string, what: string): SavedRuleset {
   }
 }
 
-export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6, SavedRuleset>>, opts: Pick<DiffOptions, "all" | "ignore">): DiffResult {
+export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6, SavedRuleset>>, opts: Pick<DiffOptions, "all" | "ignore" | "policyName">): DiffResult {
   const policy = compiled.policy!;
   const generated = compiled.generated!;
   const named = matcher(opts.all ? opts.ignore : [...FOREIGN_CHAINS, ...opts.ignore]);
@@ -113,9 +113,13 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
   const chains: ChainDiff[] = [];
   const ignored: string[] = [];
   const warnings: string[] = [];
+  // No host block, over the DROP policy of the one dockwall loaded before: apply refuses it (apply/merge.ts strandedInput).
+  const drops: Partial<Record<4 | 6, InputDrop>> = {};
   for (const family of [4, 6] as const) {
     const live = lives[family];
     if (!live) continue;
+    const drop = policy.host ? undefined : strandedWithoutHostBlock(live, generated.rulesets[family]!);
+    if (drop) drops[family] = drop;
     // Other tools' chains (neither Docker's nor dockwall's) are kept by apply: not a change.
     const others = new Set<string>();
     if (!opts.all) for (const [t, table] of live) for (const c of table.chains.keys()) if (isForeignChain(t, c)) others.add(c);
@@ -180,6 +184,7 @@ export function computeDiff(compiled: CompileResult, lives: Partial<Record<4 | 6
       }
     }
   }
+  if (Object.keys(drops).length) warnings.push(strandedMessage(opts.policyName ?? "the policy", drops, "then apply (until then 'dockwall apply' refuses it)"));
   const summary = summarise(chains);
   return { changed: chains.length > 0, chains, summary, warnings, ignored };
 }

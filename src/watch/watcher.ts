@@ -16,6 +16,7 @@ import { formatDiagnostics } from "../diagnostics.js";
 import type { RawFacts } from "../facts/read.js";
 import { newKeyGeneration, parseSave, toRuleset, type SavedRuleset } from "../live/save.js";
 import { lockout } from "../apply/guard.js";
+import { inputOf, strandedInput, strandedMessage, type InputDrop } from "../apply/merge.js";
 import type { Packet } from "../analysis/evaluate.js";
 import type { Ruleset } from "../ir/ruleset.js";
 import { NEWEST } from "../docker/layouts.js";
@@ -549,7 +550,7 @@ export class Watcher {
     const pendingText = this.whilePending;
     const candidate = pendingText === undefined ? this.candidate : undefined;
     if (pendingText === undefined) this.candidate = undefined;
-    let plan = candidate !== undefined ? this.plan(candidate, facts, saved) : undefined;
+    let plan = candidate !== undefined ? this.plan(candidate, facts, saved, true) : undefined;
     if (plan && "steps" in plan) {
       const afters = plan.afters;
       const why = this.refuses(plan.r, candidate!, (f) => (afters[f] ? toRuleset(afters[f]!, f) : undefined));
@@ -611,6 +612,7 @@ export class Watcher {
     text: string,
     facts: Facts,
     saved: ({ text: string } | { error: Error })[],
+    candidate = false,
   ): { r: CompileResult; steps: { family: 4 | 6; text: string; what: string }[]; before: Partial<Record<4 | 6, string>>; afters: Partial<Record<4 | 6, SavedRuleset>> } | { result: ReconcileResult } {
     // Errors that only the facts cause are warnings here: what they concern is left out.
     const addressless = facts === this.closedAway;
@@ -624,6 +626,7 @@ export class Watcher {
     const before: Partial<Record<4 | 6, string>> = {};
     const afters: Partial<Record<4 | 6, SavedRuleset>> = {};
     const steps: { family: 4 | 6; text: string; what: string }[] = [];
+    const drops: Partial<Record<4 | 6, InputDrop>> = {};
     for (const f of [4, 6] as const) {
       const wanted = r.generated!.rulesets[f]!;
       if (wanted.tables.length === 0) continue;
@@ -638,12 +641,30 @@ export class Watcher {
       // its jumps to DOCKER and its isolation chains lost, a published port dead and isolation bypassed).
       const owns = r.policy!.host !== undefined;
       const only = addressless && r.policy!.docker.iptables ? (t: string, c: string) => t === "filter" && (c === "DOCKER-USER" || c.startsWith("DOCKWALL") || (c === "INPUT" && owns)) : undefined;
-      const step = reconcileStep(parseSave(before[f]!), wanted, { ownsInput: owns, ...(only ? { only } : {}) });
+      const live = parseSave(before[f]!);
+      const step = reconcileStep(live, wanted, { ownsInput: owns, ...(only ? { only } : {}) });
       afters[f] = step.after;
+      const drop = strandedInput(inputOf(live), inputOf(step.after));
+      if (drop) drops[f] = drop;
       if (step.text) steps.push({ family: f, text: step.text, what: `IPv${f}: ${describeChanges(step.changes)}` });
     }
+    // No host block, over the DROP policy of the one loaded before: its rules would go and the policy stay, and the host
+    // would accept nothing. Not loaded (as apply refuses it): a reload keeps the policy read before, else the rules in place stay.
+    if (Object.keys(drops).length) {
+      const said = candidate
+        ? strandedMessage(this.deps.policyName, drops, "then reload the watcher (until then it keeps the policy read before, INPUT's policy included)")
+        : `${strandedMessage(this.deps.policyName, drops, "then the watcher loads it (when the tables change, or at the next --recheck)")}; the rules in place stay`;
+      // Said once while it lasts (a failed reconcile is tried again, with backoff).
+      if (candidate || said !== this.strandedSaid) this.deps.log(said);
+      if (!candidate) this.strandedSaid = said;
+      return { result: { changed: false, error: "input" } };
+    }
+    if (!candidate) this.strandedSaid = undefined;
     return { r, steps, before, afters };
   }
+
+  /** What the last reconcile said of a host block's rules it would not take out of INPUT (said once while it lasts). */
+  private strandedSaid?: string;
 
   /** The next reconcile reads the kernel whatever it knows (a periodic check, the monitor ended). */
   private fullCheck = false;
