@@ -20,7 +20,7 @@ import { formatReachability, reachabilityOf, type ReachChange } from "../analysi
 import { familyDiffs } from "../live/command.js";
 import { compileNow, ownedOf, snapshotTarget, type FactsNow, type PolicyRecord, type RollbackState } from "./rollback.js";
 import { lockout, sessionPacket } from "./guard.js";
-import { fermKeep, inputOf, strandedInput, strandedMessage, strandedWithoutHostBlock, type HostsInput, type InputDrop } from "./merge.js";
+import { fermKeep, hostsInputBefore, inputOf, strandedInput, strandedMessage, strandedWithoutHostBlock, type HostsInput, type InputDrop } from "./merge.js";
 import { policyHash, runningWatcher, tellWatcher } from "./watching.js";
 import { rollBackNft } from "./nftapply.js";
 import { deploy, firstLine } from "./deploy.js";
@@ -593,8 +593,17 @@ export async function rollBack(io: SystemIo, factsNow: FactsNow): Promise<{ ok: 
     tools[f] = got;
     try {
       const live = parseSave(got.text);
-      if (wanted?.tables.length) steps[f] = reconcileStep(live, wanted, { ownsInput: compiled!.policy!.host !== undefined }).text;
-      else {
+      if (wanted?.tables.length) {
+        // Back to a policy without a host block from one with it: INPUT as the host had it before that apply (not the
+        // DROP policy the block set, with the block's rules gone: a host that accepts nothing).
+        const owns = compiled!.policy!.host !== undefined;
+        const hosts = !owns && snapshot !== undefined ? hostsInputBefore(parseSave(snapshot), live) : undefined;
+        const step = reconcileStep(live, wanted, { ownsInput: owns, ...(hosts ? { hostsInput: hosts } : {}) });
+        // (INPUT from the snapshot is as the host had it; otherwise the host block's rules would go and its DROP stay.)
+        const drop = hosts ? undefined : strandedInput(inputOf(live), inputOf(step.after));
+        if (drop) return { ok: false, said: `cannot roll back: ${strandedMessage(prev!.file, { [f]: drop }, "then roll back again")}; ${unchanged}` };
+        steps[f] = step.text;
+      } else {
         // The previous policy writes nothing for this family: its rules before the last apply were not dockwall's.
         const t = snapshotTarget(parseSave(snapshot!), live, owned!);
         steps[f] = stepTo(live, t.desired).text;

@@ -66,6 +66,25 @@ export function strandedWithoutHostBlock(live: SavedRuleset, wanted?: Ruleset): 
   return strandedInput(l, { ...l, policy: (wanted && policyOf(wanted, "filter", "INPUT")) ?? l.policy, rules: hostsInput(l) });
 }
 
+/**
+ * A rollback to a policy without a host block, from rules with one (the apply rolled back wrote
+ * INPUT): the host's INPUT as the snapshot taken before that apply has it, its policy and its
+ * rules but dockwall's, not the policy the host block set. A jump to another tool's chain that is
+ * gone is left out; one that tool added since (first in INPUT now) is kept, first.
+ */
+export function hostsInputBefore(snapshot: SavedRuleset, live: SavedRuleset): SavedChain | undefined {
+  const was = inputOf(snapshot);
+  const now = inputOf(live);
+  if (!was || hostBlockRules(now).length === 0) return undefined;
+  const chains = live.get("filter")?.chains ?? new Map<string, SavedChain>();
+  const then = snapshot.get("filter")?.chains ?? new Map<string, SavedChain>();
+  // A jump to another tool's chain (a chain of that name in the table; ACCEPT and the like are not).
+  const jumps = (r: SavedRule, to: Map<string, SavedChain>) => r.target !== undefined && isForeignChain("filter", r.target) && to.has(r.target);
+  const rules = hostsInput(was).filter((r) => !jumps(r, then) || chains.has(r.target!));
+  const since = (now?.rules ?? []).filter((r) => jumps(r, chains) && !rules.some((k) => k.text === r.text));
+  return { ...was, rules: [...since, ...rules] };
+}
+
 /** The INPUT chain of a save (or of what a step leaves). */
 export function inputOf(rs: SavedRuleset | undefined): SavedChain | undefined {
   return rs?.get("filter")?.chains.get("INPUT");
@@ -128,7 +147,7 @@ export interface Merged {
  *  - scope "owned" (iptables on): live as it is, but the chains the rule set owns are its own
  *    (a built-in one again after other tools' jumps).
  */
-export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsInput: boolean }): Merged {
+export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsInput: boolean; hostsInput?: SavedChain }): Merged {
   const out: string[] = [];
   const kept: string[] = [];
   let keptJumps = 0;
@@ -146,10 +165,12 @@ export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsIn
       const w = owned.get(name);
       const l = liveChains.get(name);
       const hosts = t.name === "filter" && name === "INPUT" && !opts.ownsInput;
+      // The host's INPUT: as loaded, or as a rollback puts it back (opts.hostsInput).
+      const h = hosts ? (opts.hostsInput ?? l) : l;
       if (hosts && wanted.scope === "full") {
         // dockwall's jumps first: an ACCEPT of the host's above them would open docker-proxy's ports.
-        decl.push(`:INPUT ${l?.policy ?? "ACCEPT"} [0:0]`);
-        rules.push(...(w?.rules ?? []).map((r) => ruleText(name, r)), ...hostsInput(l).map((r) => r.text));
+        decl.push(`:INPUT ${h?.policy ?? "ACCEPT"} [0:0]`);
+        rules.push(...(w?.rules ?? []).map((r) => ruleText(name, r)), ...hostsInput(h).map((r) => r.text));
       } else if (w) {
         decl.push(`:${name} ${w.policy ?? "ACCEPT"} [0:0]`);
         const jumps = jumpsOf(l);
@@ -157,8 +178,8 @@ export function mergeForLoad(live: SavedRuleset, wanted: Ruleset, opts: { ownsIn
         rules.push(...jumps, ...w.rules.map((r) => ruleText(name, r)));
       } else {
         // iptables on: a built-in chain dockwall does not own stays as it is, but for the jumps it needs first.
-        decl.push(`:${name} ${policyOf(wanted, t.name, name) ?? l?.policy ?? "ACCEPT"} [0:0]`);
-        rules.push(...sharedChain(wanted, t.name, name, l, hosts));
+        decl.push(`:${name} ${policyOf(wanted, t.name, name) ?? h?.policy ?? "ACCEPT"} [0:0]`);
+        rules.push(...sharedChain(wanted, t.name, name, h, hosts));
       }
     }
     const users = new Map<string, string[]>();

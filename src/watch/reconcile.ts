@@ -78,7 +78,7 @@ function edit(chain: string, have: SavedChain, want: SavedChain): string[] | und
  * The --noflush input that brings `live` to `wanted` (compiled) one changed chain at a time;
  * `only`: those chains alone (the others as they are loaded).
  */
-export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsInput: boolean; only?: (table: string, chain: string) => boolean }): Step {
+export function reconcileStep(live: SavedRuleset, wanted: Ruleset, opts: { ownsInput: boolean; hostsInput?: SavedChain; only?: (table: string, chain: string) => boolean }): Step {
   const merged = mergeForLoad(live, wanted, opts);
   const desired = parseSave(merged.text);
   return stepTo(live, opts.only ? keepOnly(live, desired, opts.only) : desired, merged.kept);

@@ -5,7 +5,8 @@
 // (exit 2) and the kernel's tables are byte for byte as before, diff says why, and once
 // INPUT's policy is ACCEPT the apply goes through. A ferm reload of the new ferm.conf stops
 // (ferm-keep), its tables as before. -f nft: the drop is a rule of dockwall's own input chain,
-// which goes with the host block, so nothing is left dropping.
+// which goes with the host block, so nothing is left dropping. And the rollback of an unconfirmed
+// apply that added a host block puts INPUT back as it was before it (it left DROP and no rule).
 //
 // The namespaces are made here, named hb-<pid>-<n>, and deleted after each test.
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -98,6 +99,17 @@ describeIf(support, "kernel", "a host block removed over the DROP policy it set"
       expect(s).toMatch(/^:INPUT ACCEPT /m);
       expect(s).not.toMatch(/^-A INPUT .*--comment dockwall/m);
     }
+  });
+
+  it("apply --confirm of a host block, not confirmed: the rollback puts INPUT back as it was (ACCEPT), not DROP with no rule", () => {
+    const first = dockwall("apply", join(dir, "new.dw"));
+    expect(first.status, first.stderr).toBe(0);
+    const input = (s: string) => (/^\*filter\n[\s\S]*?^COMMIT$/m.exec(s)?.[0] ?? "").split("\n").filter((l) => /^(:INPUT|-A INPUT )/.test(l));
+    expect(both().map(input)).toEqual([[":INPUT ACCEPT [0:0]"], [":INPUT ACCEPT [0:0]"]]);
+    const r = dockwall("apply", join(dir, "old.dw"), "--confirm", "2");
+    expect(r.stderr).toMatch(/not confirmed in time: the rules of .*new\.dw .* are back in place/);
+    expect(r.status).toBe(3);
+    expect(both().map(input)).toEqual([[":INPUT ACCEPT [0:0]"], [":INPUT ACCEPT [0:0]"]]);
   });
 
   it("ferm: the new ferm.conf's reload stops (ferm-keep refuses) and the tables ferm loads into are as before", { skip: !which("ferm") }, () => {

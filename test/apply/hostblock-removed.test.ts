@@ -232,3 +232,38 @@ describe("watch without a host block, over the DROP policy the block set", () =>
     expect(kernel.save(4)).not.toMatch(/^-A INPUT .*--comment dockwall/m);
   });
 });
+
+describe("rollback to a policy without a host block, from the apply that added one", () => {
+  /** filter INPUT's policy line and rules. */
+  const input = (s: string) => (/^\*filter\n[\s\S]*?^COMMIT$/m.exec(s)?.[0] ?? "").split("\n").filter((l) => /^(:INPUT|-A INPUT )/.test(l));
+  it("--confirm not confirmed: INPUT is back as the host had it before that apply (its policy, its own rules), not DROP with no rule", async () => {
+    const cases = [
+      ["ACCEPT", []],
+      ["DROP", ["-A INPUT -i lo -j ACCEPT", "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"]],
+      // fail2ban's jump (kept throughout, first) and the host's own rule (which the host block's INPUT left out).
+      ["ACCEPT", ["-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd", "-A INPUT -s 10.9.9.9/32 -j ACCEPT"]],
+    ] as const;
+    for (const [policy, own] of cases) {
+      const h = host();
+      const f2b = own.some((r) => r.includes("f2b-sshd")) ? ":f2b-sshd - [0:0]\n-A f2b-sshd -j RETURN\n" : "";
+      for (const f of [4, 6] as const) h.m.kernel.restore(f, `*filter\n:INPUT ${policy} [0:0]\n${f2b}${own.map((r) => `${r}\n`).join("")}COMMIT\n`, { noflush: false, test: false });
+      expect((await h.dockwall("apply", "/etc/dockwall/new.dw")).status).toBe(0);
+      const before = [input(h.m.kernel.save(4)), input(h.m.kernel.save(6))];
+      expect(before[0]).toEqual([`:INPUT ${policy} [0:0]`, ...own]);
+      const r = await h.dockwall("apply", "/etc/dockwall/old.dw", "--confirm", "5");
+      expect(r.stderr).toMatch(/not confirmed in time: the rules of \/etc\/dockwall\/new\.dw .* are back in place/);
+      expect(r.status).toBe(3);
+      expect([input(h.m.kernel.save(4)), input(h.m.kernel.save(6))]).toEqual(before);
+    }
+  });
+
+  it("dockwall rollback after the apply was kept: the same", async () => {
+    const h = host();
+    expect((await h.dockwall("apply", "/etc/dockwall/new.dw")).status).toBe(0);
+    expect((await h.dockwall("apply", "/etc/dockwall/old.dw")).status).toBe(0);
+    expect(h.m.kernel.save(4)).toMatch(/^:INPUT DROP /m);
+    const r = await h.dockwall("rollback");
+    expect(r.status, r.stderr).toBe(0);
+    for (const f of [4, 6] as const) expect(input(h.m.kernel.save(f))).toEqual([":INPUT ACCEPT [0:0]"]);
+  });
+});
