@@ -979,13 +979,35 @@ function runNat(hook: Hook, e: Entry, st: State, entries: Entry[]): Final | unde
     st.steps = undefined;
     st.p = { ...p, state: "NEW" };
   }
+  // Nat chains at one priority run in the order their hooks were registered, which the ruleset does not tell (the newest
+  // table first stands in for it; a chain added to an older table, or a table woken from dormant, registers anew): where
+  // another at the priority of the one that decides would map or drop this packet otherwise, which wins is not known (a
+  // review: an admin's port forward in an older table took the wan's packet for real, and explain said Docker's DNAT).
+  const natOf = (x: State) => JSON.stringify(at.manip === "dst" ? x.dnat : x.snat) ?? "";
+  const tied = (i: number, snap: State, did: string): void => {
+    const b = e.chains[i]!;
+    for (const c of e.chains.slice(i + 1)) {
+      if (c.hook.prio !== b.hook.prio) continue;
+      const dry: State = { ...snap, steps: undefined, natDone: { ...snap.natDone } };
+      dry.ct = "tracked";
+      const out = runBase(c, dry);
+      const does = out.kind !== "accept" ? out.kind : natOf(dry) === natOf(snap) ? undefined : natOf(dry);
+      if (does !== undefined && does !== did) throw new Unknown(`the order of the nat chains ${baseName(b)} and ${baseName(c)}, both at priority ${b.hook.prio} on ${hook}: each would take this packet its own way`);
+    }
+  };
   try {
-    for (const b of e.chains) {
+    for (let i = 0; i < e.chains.length; i++) {
+      const b = e.chains[i]!;
       st.ct = "tracked";
       const before = at.manip === "dst" ? st.dnat : st.snat;
+      const snap: State | undefined = first && e.chains.length > 1 ? { ...st, steps: undefined, natDone: { ...st.natDone } } : undefined;
       const out = runBase(b, st);
-      if (out.kind !== "accept") return first ? { verdict: out.kind === "drop" ? "DROP" : "REJECT", step: out.step } : undefined;
+      if (out.kind !== "accept") {
+        if (snap) tied(i, snap, out.kind);
+        return first ? { verdict: out.kind === "drop" ? "DROP" : "REJECT", step: out.step } : undefined;
+      }
       if ((at.manip === "dst" ? st.dnat : st.snat) === before) continue;
+      if (snap) tied(i, snap, natOf(st));
       // A filter chain at the nat core's very priority: whether it saw the packet before or after is not known.
       const tie = entries.find((x) => !x.nat && x.prio === e.prio);
       if (tie) throw new Unknown(`the order of ${baseName(tie.chains[0]!)} and the nat chains, both at priority ${e.prio} on ${hook}`);

@@ -309,6 +309,19 @@ describe("evaluateNft: one semantic at a time", () => {
     const lost = ruleset(table("ip", "nat", 1, [{ name: "pre", hook: "prerouting", type: "nat", prio: -100, rules: [[{ dnat: { addr: "198.51.100.7" } }]] }]), table("ip", "f", 2, [{ name: "fwd", hook: "forward", rules: [[match(meta("oifname"), "eth0"), drop]] }]));
     expect(evaluateNft(lost, ssh)).toMatchObject({ verdict: "unknown", why: expect.stringMatching(/^oifname: no route to 198\.51\.100\.7/) });
   });
+  // A review: an admin's port forward in an older table, at Docker's priority, took the wan's packet for real (its chain added
+  // later, or its table woken from dormant, registers anew and runs first), and the evaluator said Docker's DNAT by table age.
+  it("nat chains at one priority that would each take the packet their own way: unknown, naming both; alike, or one taking it alone: as before", () => {
+    const pre = (table: string, handle: number, to: string) => table_("ip", table, handle, [{ name: "pre", hook: "prerouting", type: "nat", prio: -100, rules: [[match(pl("tcp", "dport"), 8080), { dnat: { addr: to, port: 80 } }]] }]);
+    const table_ = table;
+    const fwd = table("inet", "f", 9, [{ name: "fwd", hook: "forward", rules: [] }]);
+    const two = ruleset(pre("hostnat", 1, "172.20.0.9"), pre("docker", 2, "172.20.0.2"), fwd);
+    expect(evaluateNft(two, { ...ssh, dport: 8080 })).toMatchObject({ verdict: "unknown", why: "the order of the nat chains ip docker pre and ip hostnat pre, both at priority -100 on prerouting: each would take this packet its own way" });
+    // The same mapping in both: whichever runs first, the same.
+    expect(evaluateNft(ruleset(pre("hostnat", 1, "172.20.0.2"), pre("docker", 2, "172.20.0.2"), fwd), { ...ssh, dport: 8080 })).toMatchObject({ verdict: "ACCEPT", dnat: { addr: "172.20.0.2", port: 80 } });
+    // A port only one of them maps: that one.
+    expect(evaluateNft(two, { ...ssh, dport: 22 })).toMatchObject({ verdict: "ACCEPT", path: "input" });
+  });
   it("DNAT through maps: an anonymous one by port, a named one to `address . port`; no element: no DNAT", () => {
     const rs = ruleset(
       table(
