@@ -1212,6 +1212,21 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
       }
       ctx.nft = walk;
       nftRuleset = nft.ruleset;
+      // "iptables": false: Docker's tables are dockwall's to write, and what the containers' own traffic is meant to meet is
+      // them as the policy compiles them, not as loaded (a review: a drop deleted from the loaded ones was taken for the intent,
+      // and verify was silent while a container reached another network's container straight).
+      if (!p.docker.iptables && nft.ruleset.tables.some((t) => t.name === "docker-bridges")) {
+        const { nftScratch } = await import("./analysis/command.js");
+        const { evaluateNft } = await import("./analysis/nfteval.js");
+        const file = await compile(src.text, { file: src.file, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts: compiled.facts, format: "nft" });
+        const own = file.ok && file.output !== undefined ? nftScratch((cmd, args, input) => system.run(cmd, args, input), file.output, "the compiled file") : undefined;
+        if (typeof own === "string") {
+          io.stderr(`dockwall: ${own}: what Docker's tables are meant to do cannot be told, so the loaded rules are not judged\n`);
+          return EXIT.error;
+        }
+        const dockers = own ? { tables: own.tables.filter((t) => t.name === "docker-bridges" && (t.family === "ip" || t.family === "ip6")) } : undefined;
+        if (dockers?.tables.length) ctx.nft = { ...walk, docker: (pk) => evaluateNft(dockers, pk, { replies: true }) };
+      }
     }
     const expected = ctx.rulesets;
     expectedRules = expected;

@@ -232,6 +232,19 @@ function markDormant(ruleset: NftRuleset, listing: string): void {
   }
 }
 
+/** An nftables file as nft lists it once loaded alone in a scratch network namespace (`unshare --net`), or why it did not load. */
+export function nftScratch(run: (cmd: string, args: string[], input?: string) => string, text: string, what: string): NftRuleset | string {
+  try {
+    const out = run("unshare", ["--net", "sh", "-c", 'nft -f - && echo "@@@" && nft -j list ruleset && echo "@@@" && nft list ruleset'], text);
+    const [, json, listing] = out.split("@@@\n");
+    const rs = parseNftJson(json!);
+    markDormant(rs, listing ?? "");
+    return rs;
+  } catch (e) {
+    return `${what} did not load in a scratch network namespace (unshare --net, nft -f): ${(e as Error).message.split("\n").find((l) => l.trim()) ?? ""}`;
+  }
+}
+
 /**
  * Reachability of `diff -f nft` and `apply -f nft`: the nftables ruleset before (loaded here, or
  * a saved `nft list ruleset`, `before`) and after the file (its tables as nft lists them once
@@ -263,17 +276,7 @@ export function nftReachabilityOf(
     }
   };
   if (opts.before === undefined && (legacy("iptables-legacy-save") || legacy("ip6tables-legacy-save"))) return not("this host filters packets through iptables-legacy's rules too, which nftables' listing does not show");
-  const scratch = (text: string, what: string): NftRuleset | string => {
-    try {
-      const out = run("unshare", ["--net", "sh", "-c", 'nft -f - && echo "@@@" && nft -j list ruleset && echo "@@@" && nft list ruleset'], text);
-      const [, json, listing] = out.split("@@@\n");
-      const rs = parseNftJson(json!);
-      markDormant(rs, listing ?? "");
-      return rs;
-    } catch (e) {
-      return `${what} did not load in a scratch network namespace (unshare --net, nft -f): ${(e as Error).message.split("\n").find((l) => l.trim()) ?? ""}`;
-    }
-  };
+  const scratch = (text: string, what: string) => nftScratch(run, text, what);
   let before: NftRuleset;
   if (opts.before !== undefined) {
     const b = scratch(opts.before, "the saved ruleset");

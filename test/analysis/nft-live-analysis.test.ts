@@ -149,6 +149,51 @@ describeKernel("explain --live, matrix --live and verify on an nftables host: th
     }, 120_000);
   }
 
+  // A review: with "iptables": false, Docker's tables are dockwall's to write; the containers' rows took their intent from those
+  // tables as loaded, so a drop deleted there was the intent too: db reached web's own address on another network, straight, and
+  // verify was silent. The intent is the tables the policy compiles to.
+  it("a drop deleted from Docker's loaded tables (iptables off): the containers' cells it opens are listed, and open for real", async () => {
+    const TWO = `docker { version 29.7; iptables off; userland-proxy off; ip6tables on; }
+zone wan { interface eth0; }
+network front { bridge br-front; subnet 172.20.0.0/24; subnet fd00:20::/64; }
+network back  { bridge br-back;  subnet 172.21.0.0/24; subnet fd00:21::/64; }
+container web { network front 172.20.0.2, fd00:20::2; publish 8080:80; }
+container db  { network back 172.21.0.4, fd00:21::4; }
+allow wan to web:8080;
+`;
+    const plan = planPolicyLab(compile(TWO, { noRender: true, file: "two.dw" }).policy!);
+    const lab = await startPolicyLab(plan);
+    try {
+      expect(lab.host.run(["nft", "-f", "-"], compile(TWO, { format: "nft" }).output!).stderr).toBe("");
+      const file = join(dir, "two.dw");
+      writeFileSync(file, TWO);
+      const verify = () => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", file, "--json"], { encoding: "utf8" });
+      expect(verify().status).toBe(0);
+      // web's DROP DIRECT ACCESS taken out, in both families.
+      for (const fam of ["ip", "ip6"]) {
+        const listed = lab.host.run(["nft", "-a", "list", "chain", fam, "docker-bridges", "raw-PREROUTING"]).stdout;
+        const handle = /(?:172\.20\.0\.2|fd00:20::2) iifname != "br-front" counter packets \d+ bytes \d+ drop comment "DROP DIRECT ACCESS" # handle (\d+)/.exec(listed)?.[1];
+        expect(handle, listed).toBeDefined();
+        expect(lab.host.run(["nft", "delete", "rule", fam, "docker-bridges", "raw-PREROUTING", "handle", handle!]).stderr).toBe("");
+      }
+      const v = verify();
+      expect(v.status, v.stderr).toBe(1);
+      const cells = (JSON.parse(v.stdout) as { cells: { row: string; column: string; path: string; family: number; verdict: string; probe: string }[] }).cells;
+      expect(cells.filter((c) => c.probe.startsWith("tcp container:db ")).map((c) => `${c.column} ${c.path} IPv${c.family} ${c.verdict}`)).toEqual(["web:8080/tcp direct IPv4 open", "web:8080/tcp direct IPv6 open"]);
+      await lab.listenContainers([{ proto: "tcp", port: 80 }]);
+      const real = await lab.probe(
+        [
+          { from: { container: "db" }, family: 4, src: "172.21.0.4", dst: "172.20.0.2", proto: "tcp", port: 80 },
+          { from: { container: "db" }, family: 6, src: "fd00:21::4", dst: "fd00:20::2", proto: "tcp", port: 80 },
+        ],
+        1000,
+      );
+      expect(real.map((x) => x.open)).toEqual([true, true]);
+    } finally {
+      await lab.stop();
+    }
+  }, 120_000);
+
   it("a hand-made accept in dockwall's table: verify lists exactly the cells it opened (IPv4), each open for real; explain --live names it, and the policy line of what it decides", async () => {
     const r = compile(LARGE, { noRender: true, file: "large.dw" });
     const p = r.policy!;
