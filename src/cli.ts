@@ -1073,6 +1073,39 @@ async function nftLive(io: Io, system: ReturnType<Io["system"]>, loaded: Record<
   }
 }
 
+/**
+ * verify on an nftables host: each table of the --format nft file (dockwall's, and with "iptables": false Docker's, which dockwall
+ * writes) that is loaded here but not as the file has it, canonically (diff -f nft's comparison): a finding naming the chains and
+ * maps that differ. Tables of the file not loaded at all are not judged here (the cells show what their absence does).
+ */
+async function nftDriftFindings(system: ReturnType<Io["system"]>, file: string, loaded: import("./analysis/nfteval.js").NftRuleset, policyFile: string): Promise<import("./analysis/matrix.js").Finding[]> {
+  const { diffNft } = await import("./live/nftdiff.js");
+  const out: import("./analysis/matrix.js").Finding[] = [];
+  const tables = [...file.matchAll(/^table (\S+) (\S+) \{$/gm)].map((m) => `${m[1]} ${m[2]}`).filter((t) => loaded.tables.some((x) => `${x.family} ${x.name}` === t));
+  let live = "";
+  for (const t of tables) {
+    try {
+      live += system.run("nft", ["list", "table", ...t.split(" ")]);
+    } catch {
+      // (Gone since the ruleset was read: the cells show what its absence does.)
+    }
+  }
+  const d = diffNft(live, file);
+  for (const t of tables) {
+    const lines = (n: number, what: string) => (n ? [`${n} line${n === 1 ? "" : "s"} ${what}`] : []);
+    const parts = d.parts
+      .filter((x) => x.table === t)
+      .map((x) => (x.kind === "table" ? "its flags" : `${x.kind} ${x.name} (${x.status === "changed" ? [...lines(x.lines.filter((l) => l.kind === "added").length, "missing"), ...lines(x.lines.filter((l) => l.kind === "removed").length, "not the policy's")].join(", ") || "its header" : x.status === "removed" ? "not the policy's" : "missing"})`));
+    if (!parts.length) continue;
+    const [fam, name] = t.split(" ");
+    out.push({
+      family: fam === "ip6" ? 6 : 4,
+      message: `${t}${name === "docker-bridges" ? " (Docker's, which dockwall writes with \"iptables\": false)" : ""} is not what the policy compiles to: ${parts.slice(0, 4).join(", ")}${parts.length > 4 ? ` and ${parts.length - 4} more` : ""}. 'dockwall diff ${policyFile} -f nft' shows the lines; 'dockwall apply ${policyFile} -f nft' puts the table back`,
+    });
+  }
+  return out;
+}
+
 async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: boolean; json: boolean; "docker-version"?: string }): Promise<number> {
   const { explainAll, looksLikePacket, parsePackets, renderExplain, hostNetwork, compiledRules } = await import("./analysis/command.js");
   const args = a.args ?? [];
@@ -1191,6 +1224,8 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
   const { asLoaded } = await import("./analysis/loaded.js");
   const ctx: import("./analysis/matrix.js").MatrixContext = { policy: p, rulesets: asLoaded(p, r.generated!.rulesets) };
   let nftRuleset: import("./analysis/nfteval.js").NftRuleset | undefined;
+  /** An nftables host: the --format nft file the policy compiles to (its tables are held against those loaded). */
+  let nftFile: string | undefined;
   /** live: what the policy would load (the kernel's rules are held against it). */
   let expectedRules: Partial<Record<4 | 6, import("./ir/ruleset.js").Ruleset>> | undefined;
   if (a.live) {
@@ -1215,11 +1250,12 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
       // "iptables": false: Docker's tables are dockwall's to write, and what the containers' own traffic is meant to meet is
       // them as the policy compiles them, not as loaded (a review: a drop deleted from the loaded ones was taken for the intent,
       // and verify was silent while a container reached another network's container straight).
+      const file = verifying || !p.docker.iptables ? await compile(src.text, { file: src.file, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts: compiled.facts, format: "nft" }) : undefined;
+      if (file?.ok && file.output !== undefined) nftFile = file.output;
       if (!p.docker.iptables && nft.ruleset.tables.some((t) => t.name === "docker-bridges")) {
         const { nftScratch } = await import("./analysis/command.js");
         const { evaluateNft } = await import("./analysis/nfteval.js");
-        const file = await compile(src.text, { file: src.file, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts: compiled.facts, format: "nft" });
-        const own = file.ok && file.output !== undefined ? nftScratch((cmd, args, input) => system.run(cmd, args, input), file.output, "the compiled file") : undefined;
+        const own = nftFile !== undefined ? nftScratch((cmd, args, input) => system.run(cmd, args, input), nftFile, "the compiled file") : undefined;
         if (typeof own === "string") {
           io.stderr(`dockwall: ${own}: what Docker's tables are meant to do cannot be told, so the loaded rules are not judged\n`);
           return EXIT.error;
@@ -1292,12 +1328,16 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const led = !nftRuleset && expectedRules ? foreignDnatFindings(p, expectedRules, ctx.rulesets) : [];
     // dockwall's guard of dockerd's own sockets (userland-proxy off), which no cell shows gone: the handshake they complete reaches no container.
     const guards = nftRuleset ? [] : socketGuardFindings(p, r.generated!.rulesets, ctx.rulesets);
-    const findings = [...guards, ...stale, ...led, ...routing];
+    // On an nftables host, dockwall's tables (and with "iptables": false Docker's, which it writes) as loaded against the file the
+    // policy compiles to: any rule or element changed there is drift (a review: a drop deleted from Docker's tables and a flushed
+    // chain let a container reach another network's port no cell covers, verify silent).
+    const drift = nftRuleset && nftFile !== undefined ? await nftDriftFindings(io.system(), nftFile, nftRuleset, src.file) : [];
+    const findings = [...guards, ...stale, ...led, ...drift, ...routing];
     if (a.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "verify", ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown"), findings }, null, 2) + "\n");
     // (Each kind under a heading of its own: the count above is of cells, and a review read the lines below as cells.)
     else {
       const heading = (what: string, n: number) => (n ? `${what}, ${n} finding${n === 1 ? "" : "s"}:\n` : "");
-      io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + heading("dockwall's guard of dockerd's own sockets", guards.length) + guards.map((f) => `${f.message}\n`).join("") + heading("Docker's rules out of step with Docker", stale.length) + stale.map((f) => `${f.message}\n`).join("") + heading("rules the policy does not load that lead to containers", led.length) + led.map((f) => `${f.message.replaceAll("POLICY", src.file)}\n`).join("") + heading("the host as a router", routing.length) + routing.map((f) => `${f.message}\n`).join(""));
+      io.stdout(formatMismatches(m).replaceAll("POLICY", src.file) + heading("dockwall's guard of dockerd's own sockets", guards.length) + guards.map((f) => `${f.message}\n`).join("") + heading("Docker's rules out of step with Docker", stale.length) + stale.map((f) => `${f.message}\n`).join("") + heading("rules the policy does not load that lead to containers", led.length) + led.map((f) => `${f.message.replaceAll("POLICY", src.file)}\n`).join("") + heading("nftables tables not what the policy compiles to", drift.length) + drift.map((f) => `${f.message}\n`).join("") + heading("the host as a router", routing.length) + routing.map((f) => `${f.message}\n`).join(""));
     }
     return bad || unknown || findings.length ? EXIT.differs : EXIT.ok;
   }
