@@ -13,19 +13,15 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
+import { HOST_BLOCK_HEAD, HOST_BLOCK_OLD } from "../support/policies.js";
 import { compile } from "../../src/compile.js";
 import { describeIf, fermRestoreTool, normalizeSave } from "../lab/kernel.js";
 import { baseEnv, run, which } from "../lab/proc.js";
 
 const bin = process.env.DOCKWALL_BIN || new URL("../../bin/dockwall", import.meta.url).pathname;
 
-const HEAD = `docker { version 28; iptables off; userland-proxy off; }
-zone wan { interface eth0; }
-zone lan { interface eth1; }
-container web { network bridge 172.17.0.2; publish 8080:80; }
-allow lan to web:8080;
-`;
-const OLD = `${HEAD}host { allow lan tcp 22; }\n`;
+const HEAD = HOST_BLOCK_HEAD;
+const OLD = HOST_BLOCK_OLD;
 const NEW = HEAD;
 
 /** Root, ip netns and the restore tools; no namespace is made to find out (those of this file are hb-…). */

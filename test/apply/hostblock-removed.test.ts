@@ -5,6 +5,7 @@
 // reconcile, and ferm-keep) refuse that load and change nothing; diff says so after its rules.
 // With a machine in memory (test/support/memory-kernel.ts) and the command line run in process.
 import { describe, expect, it } from "vitest";
+import { HOST_BLOCK_HEAD, HOST_BLOCK_OLD } from "../support/policies.js";
 import { run } from "../../src/cli.js";
 import { runFermKeep, type SystemIo } from "../../src/apply/command.js";
 import { strandedInput, strandedWithoutHostBlock } from "../../src/apply/merge.js";
@@ -13,13 +14,8 @@ import { Watcher, type WatchDeps } from "../../src/watch/watcher.js";
 import { memoryIo } from "../support/io.js";
 import { machine, MemoryKernel } from "../support/memory-kernel.js";
 
-const HEAD = `docker { version 28; iptables off; userland-proxy off; }
-zone wan { interface eth0; }
-zone lan { interface eth1; }
-container web { network bridge 172.17.0.2; publish 8080:80; }
-allow lan to web:8080;
-`;
-const OLD = `${HEAD}host { allow lan tcp 22; }\n`;
+const HEAD = HOST_BLOCK_HEAD;
+const OLD = HOST_BLOCK_OLD;
 const NEW = HEAD;
 const OPEN = `${HEAD}host { policy accept; allow lan tcp 22; }\n`;
 const COEXIST_OLD = OLD.replace("iptables off", "iptables on");

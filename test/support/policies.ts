@@ -93,3 +93,12 @@ container q { network quiet 172.21.0.2; publish 7000:7000; }
 allow lan to web:8080;
 allow wan from 203.0.113.0/24 to web:8443;
 `;
+
+/** A host block and the same policy without it (a review: taking it out over the DROP it set left the host accepting nothing). */
+export const HOST_BLOCK_HEAD = `docker { version 28; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow lan to web:8080;
+`;
+export const HOST_BLOCK_OLD = `${HOST_BLOCK_HEAD}host { allow lan tcp 22; }\n`;
