@@ -453,10 +453,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
     )
     .command(
       "verify <policy>",
-      "the rules loaded in this kernel held against the policy: says nothing and exits 0 when they do what it says; lists every cell another tool or a hand-made rule opened or closed (exit 1). For cron",
+      "the rules loaded in this kernel held against the policy: says nothing and exits 0 when they do what it says; lists every cell another tool or a hand-made rule opened or closed (exit 1), the cells of one row and family that changed by the same paths on one line with their count. For cron",
       (y) =>
         factsOptions(versionOption(policyArg(y)))
-          .option("json", { describe: 'print {"dockwall": 1, "command": "verify", rows, columns, cells, findings} with only the cells that are not what the policy says, or that it cannot tell, and what else it found (FORWARD\'s policy ACCEPT where the host forwards)', type: "boolean", default: false })
+          .option("json", { describe: 'print {"dockwall": 1, "command": "verify", rows, columns, cells, findings} with only the cells that are not what the policy says, or that it cannot tell, and what else it found (FORWARD\'s policy ACCEPT where the host forwards, Docker\'s DNAT rules out of step, on an nftables host the tables dockwall writes not as the policy compiles them)', type: "boolean", default: false })
           .example("$0 verify /etc/dockwall/host.dw --docker", "from cron: mail only when something is wrong")
           .epilog("A cell whose verdict the evaluator cannot tell (a match it does not understand, such as -m recent) is listed as such, and makes the exit 1 too: verify says the kernel does what the policy says only when it can show it."),
       async (a) => {
