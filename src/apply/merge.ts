@@ -48,12 +48,14 @@ const CATCH_ALL = /^-A INPUT -j (?:DROP|REJECT)(?: --reject-with \S+)?$/;
  * A load that takes the rules of a host block dockwall loaded before out of INPUT (`before`)
  * and leaves INPUT (`after`) dropping what they accepted: its policy DROP, or a last rule
  * that drops everything (the policy has no host block: INPUT is the host's, and apply, watch
- * and ferm keep its policy). Undefined when INPUT keeps such rules, held none, or accepts by
- * default. Loading it would leave the host accepting nothing, not even its own loopback or the
+ * and ferm keep its policy). Undefined when INPUT keeps such rules, held none, accepts by
+ * default, or keeps accepts of the host's own. Loading it would leave the host accepting nothing, not even its own loopback or the
  * replies to its connections: apply, watch and ferm-keep refuse it, diff says so.
  */
 export function strandedInput(before: SavedChain | undefined, after: SavedChain | undefined): InputDrop | undefined {
   if (!before || !after || hostBlockRules(before).length === 0 || hostBlockRules(after).length > 0) return undefined;
+  // The host's own accepts stay (its firewall, set up as the refusal suggests, DROP kept): not a host that accepts nothing (a review).
+  if (after.rules.some((r) => r.target === "ACCEPT")) return undefined;
   if (after.policy === "DROP") return { policy: "DROP" };
   const last = after.rules.at(-1);
   return last && CATCH_ALL.test(last.text) ? { rule: last.text } : undefined;

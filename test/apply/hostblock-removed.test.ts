@@ -98,6 +98,19 @@ describe("apply of a policy without its host block, over the DROP policy the blo
     expect((await g.dockwall("apply", "/etc/dockwall/new.dw")).status).toBe(0);
   });
 
+  // A review: INPUT set up with the host's own rules (unmarked), its policy DROP kept, as the refusal suggests: those rules stay,
+  // so the host is not cut off, and the load is no lockout.
+  it("INPUT holding the host's own accepts too (its firewall, DROP kept): applies, the marked rules go and the host's stay", async () => {
+    const h = host();
+    expect((await h.dockwall("apply", "/etc/dockwall/old.dw")).status).toBe(0);
+    for (const f of [4, 6] as const) h.m.kernel.restore(f, "*filter\n-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n", { noflush: true, test: false });
+    const r = await h.dockwall("apply", "/etc/dockwall/new.dw");
+    expect(r.status, r.stderr).toBe(0);
+    const after = h.m.kernel.save(4);
+    expect(after).toMatch(/^:INPUT DROP /m);
+    expect(after.split("\n").filter((l) => l.startsWith("-A INPUT"))).toEqual(["-A INPUT -i lo -j ACCEPT", "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"]);
+  });
+
   it("--force applies anyway (INPUT then keeps its policy DROP and only the host's own rules), saying so", async () => {
     const h = host();
     expect((await h.dockwall("apply", "/etc/dockwall/old.dw")).status).toBe(0);
