@@ -671,7 +671,9 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
             // reaches the container's own address, and one routing 127.0.0.1 a port published there): those paths are what
             // Docker's own rules make them, cells like any other (a review: going to `published open` listed only the dnat
             // cells in diff's reachability, while the container's own address and 127.0.0.1 opened to the wan too).
-            const docker = (slot: Slot) => (_src: Ip, srcText: string) => !noV6Path && slot.opened(dockerWalk(packetOf(slot, srcText, slot.dsts[0]!, SPORT)));
+            // (Where Docker writes no IPv6 rules, nothing stops a neighbour's packet to the container's own IPv6 address: its
+            // own rules, none, say so; a review found the "no IPv6 DNAT" of the dnat cell taken for no IPv6 path.)
+            const docker = (slot: Slot) => (_src: Ip, srcText: string) => slot.opened(dockerWalk(packetOf(slot, srcText, slot.dsts[0]!, SPORT)));
             if (col.containerAddr !== undefined) {
               const slot: Slot = { col, path: "direct", dsts: [col.containerAddr], port: col.container_port, opened: direct, allowed: () => false };
               slot.allowed = docker(slot);

@@ -458,3 +458,17 @@ allow any_eth to web:8080;
   // eth1 is any_eth's alone: its row is any_eth's, and web:8080 open from it.
   expect(m.rows.filter((r) => r.interfaces.includes("eth1")).map((r) => r.zone)).toEqual(["any_eth", "any_eth"]);
 });
+
+// A review: `published open` with ip6tables off: Docker writes no IPv6 rules, so a neighbour routing via the host reaches the
+// container's own IPv6 address (what Docker does); the direct cell's intent took "no IPv6 DNAT" for "no IPv6 path", and the
+// compiled rules' own matrix (and verify on a clean host) said mismatch.
+test("published open, ip6tables off: the container's own IPv6 address is open, as Docker leaves it, and no mismatch", () => {
+  const { m } = matrixOf(`docker { version 28; iptables off; userland-proxy off; ip6tables off; published open; }
+zone wan { interface eth0; }
+network app { bridge br-app; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+container web { network app 172.20.0.10, fd00:20::10; publish 8080:80; }
+`);
+  expect(m.cells.filter((c) => c.mismatch)).toEqual([]);
+  expect(cell(m, "wan", "eth0", "web:8080/tcp", "direct", 6).map((c) => `${c.verdict} ${c.intent}`)).toEqual(["open allowed"]);
+});
+
