@@ -993,20 +993,24 @@ export function formatMismatches(m: Matrix): string {
   }
   const list = (xs: string[]) => (xs.length <= 6 ? xs.join(", ") : `${xs.slice(0, 6).join(", ")} and ${xs.length - 6} more`);
   // Where a zone is cut into several rows (classes of its sources, its interfaces), which of them.
-  const familyOf = new Map(m.cells.map((c) => [c.row, c.family]));
+  // (A row's family is in its id: verify keeps only the cells that are mismatches, and rows without one count too.)
+  const familyOf = (r: MatrixRow) => /\/ipv([46])(?::|$)/.exec(r.id)?.[1];
   const rowsOfLabel = new Map<string, MatrixRow[]>();
   for (const r of m.rows) {
     const label = r.kind === "zone" ? r.zone! : r.kind === "other" ? "any other source" : undefined;
-    const key = `${label} ${familyOf.get(r.id)}`;
+    const key = `${label} ${familyOf(r)}`;
     if (label !== undefined) rowsOfLabel.set(key, [...(rowsOfLabel.get(key) ?? []), r]);
   }
   const which = (g: Group) => {
     const all = rowsOfLabel.get(`${g.from} ${g.family}`) ?? [];
     if (all.length < 2) return "";
-    if (g.rows.length > 1) return ` (${g.rows.length} classes of its sources)`;
-    const r = rowOf.get(g.rows[0]!)!;
     const ifaces = new Set(all.flatMap((x) => x.interfaces));
-    return ` (${list(r.sources)}${ifaces.size > 1 ? ` in ${r.interfaces.join(", ")}` : ""})`;
+    const rows = g.rows.map((id) => rowOf.get(id)!);
+    const on = [...new Set(rows.flatMap((x) => x.interfaces))];
+    const where = ifaces.size > 1 ? ` in ${on.join(", ")}` : "";
+    // Rows alike in their sources, on several interfaces: those interfaces (a review read "2 classes of its sources" there).
+    if (rows.length > 1) return new Set(rows.map((x) => x.sources.join(","))).size === 1 ? ` (${list(rows[0]!.sources)}${where})` : ` (${rows.length} classes of its sources${where})`;
+    return ` (${list(rows[0]!.sources)}${where})`;
   };
   const lines: string[] = [];
   let folded = false;

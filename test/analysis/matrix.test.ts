@@ -472,3 +472,13 @@ container web { network app 172.20.0.10, fd00:20::10; publish 8080:80; }
   expect(cell(m, "wan", "eth0", "web:8080/tcp", "direct", 6).map((c) => `${c.verdict} ${c.intent}`)).toEqual(["open allowed"]);
 });
 
+// A review: verify keeps only the cells not what the policy says, and a zone's rows without one were not counted: a
+// fail2ban-style drop of one lan address read "from lan", as if all of lan were shut out.
+test("verify's text (only the mismatching cells kept): a zone cut into rows is named by the sources of the row", () => {
+  const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
+  const { r, rulesets } = matrixOf(text);
+  const loaded = compile(text, { format: "iptables" }).output!.replace(/^(-A INPUT -i lo)/m, "-A INPUT -s 192.168.1.5/32 -p tcp -m tcp --dport 22 -j DROP\n$1");
+  const live = buildMatrix({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(loaded), 4), 6: rulesets[6] }, only: "mismatches" }, [4, 6]);
+  expect(formatMismatches(live)).toBe("1 cell of the loaded rules not what the policy says:\nclosed, but the policy allows it: host:22/tcp (host, IPv4) from lan (192.168.1.5/32): dockwall explain --live POLICY 'tcp 192.168.1.5:40000 -> 192.0.2.1:22 in eth1'\n");
+});
+
