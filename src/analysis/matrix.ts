@@ -442,7 +442,10 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
   const unnamed = (ctx.host?.interfaces ?? []).filter((i) => i !== "lo" && !named.includes(i) && !bridges.has(i) && !/^(docker0|br-[0-9a-f]{12})$/.test(i));
   // Reachability of a change, the host's interfaces unknown (dumps): the interfaces the rules before name too (`-i`, nft's `iifname`), where the new
   // policy names them no more (a review: a zone taken away closed its interface's allows, and diff said nothing).
-  const before = ctx.host ? [] : [...new Set([...([4, 6] as const).flatMap((f) => ctx.before?.[f]?.tables.flatMap((t) => t.chains.flatMap((c) => c.rules.flatMap((r) => (r.in && !r.in.neg ? [r.in.value] : [])))) ?? []), ...(ctx.nftBefore?.interfaces ?? [])])].filter((i) => i !== "lo" && !i.endsWith("+") && !named.includes(i) && !bridges.has(i) && !/^(docker0|br-[0-9a-f]{12})$/.test(i));
+  // (A wildcard there, `-i wg+`, on an interface of its own kind, as a zone's: a review found a zone on `wg+` taken away unsaid.)
+  const namedBefore = ctx.host ? [] : [...new Set([...([4, 6] as const).flatMap((f) => ctx.before?.[f]?.tables.flatMap((t) => t.chains.flatMap((c) => c.rules.flatMap((r) => (r.in && !r.in.neg ? [r.in.value] : [])))) ?? []), ...(ctx.nftBefore?.interfaces ?? [])])];
+  const standInBefore = namedBefore.some((i) => i.endsWith("+")) ? wildcardStandIns([...new Set([...p.zones.flatMap((z) => z.interfaces.map((i) => i.value)), ...namedBefore, ...bridges])]) : new Map<string, string>();
+  const before = [...new Set(namedBefore.map((i) => (i.endsWith("+") ? standInBefore.get(i) : i)).filter((i): i is string => i !== undefined))].filter((i) => i !== "lo" && !named.includes(i) && !bridges.has(i) && !/^(docker0|br-[0-9a-f]{12})$/.test(i));
   // Zones that name no interface: their sources may arrive on any, here one the policy does not name.
   const ifaces = named.length || unnamed.length || before.length ? [...named, ...unnamed, ...before] : ["any0"];
   const rows = new Map<string, MatrixRow>();

@@ -1181,7 +1181,7 @@ export function nftMatrixWalk(rs: NftRuleset): NonNullable<MatrixContext["nft"]>
   };
 }
 
-/** The input interfaces its rules name (`iifname "eth1"`, or in a set), not wildcards: where a change's rows are made (matrix.ts). */
+/** The input interfaces its rules name (`iifname "eth1"`, or in a set; a wildcard `wg*` as `wg+`): where a change's rows are made (matrix.ts). */
 function nftInterfaces(rs: NftRuleset): string[] {
   const out = new Set<string>();
   const visit = (j: Json | undefined): void => {
@@ -1190,7 +1190,8 @@ function nftInterfaces(rs: NftRuleset): string[] {
     const m = j.match;
     if (isObj(m) && isObj(m.left) && isObj(m.left.meta) && m.left.meta.key === "iifname" && m.op !== "!=") {
       const r = m.right;
-      for (const v of typeof r === "string" ? [r] : isObj(r) && Array.isArray(r.set) ? r.set : []) if (typeof v === "string" && !v.includes("*")) out.add(v);
+      // (A wildcard, `wg*`, as iptables spells it: `wg+`.)
+      for (const v of typeof r === "string" ? [r] : isObj(r) && Array.isArray(r.set) ? r.set : []) if (typeof v === "string" && !v.slice(0, -1).includes("*")) out.add(v.endsWith("*") ? `${v.slice(0, -1)}+` : v);
     }
     for (const v of Object.values(j)) if (v !== null && typeof v === "object") visit(v);
   };

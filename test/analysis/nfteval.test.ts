@@ -471,7 +471,7 @@ describe("nftSourceRanges: where the matrix cuts the sources, in every shape a r
 
 // Reachability from a saved ruleset (the host's interfaces unknown): rows for the interfaces its rules name, so that a zone the
 // new policy takes away shows what its interface no longer reaches (a review found that unsaid, with iptables dumps).
-test("the input interfaces a ruleset's rules name: by value and in a set, not negated, not wildcards", () => {
+test("the input interfaces a ruleset's rules name: by value and in a set, not negated, a wildcard as iptables spells it", () => {
   const rule = (handle: number, expr: Json[]) => ({ rule: { family: "inet", table: "t", chain: "c", handle, expr } });
   const meta = (op: string, right: Json) => ({ match: { op, left: { meta: { key: "iifname" } }, right } });
   const rs = parseNftJson(
@@ -489,5 +489,5 @@ test("the input interfaces a ruleset's rules name: by value and in a set, not ne
   );
   const w = nftMatrixWalk(rs);
   if ("gap" in w) throw new Error(w.gap);
-  expect(w.interfaces).toEqual(["eth1", "eth2", "wlan0"]);
+  expect(w.interfaces).toEqual(["eth1", "eth2", "wlan0", "veth+"]);
 });

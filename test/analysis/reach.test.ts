@@ -191,4 +191,20 @@ host {
       "- closed wan ::/0 in eth0 -> host:22/tcp (host) host { … } drops what it does not allow new.dw:5:1",
     ]);
   });
+  // A review: a zone on a wildcard (`wg+`) taken away said nothing, while adding it back listed the opening.
+  test("a zone on a wildcard taken away: the closing on an interface of the wildcard's own, as adding it back lists the opening", async () => {
+    const BEFORE = `docker { version 28; iptables off; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface wg+; }
+container web { network bridge 172.17.0.2; publish 8080:80; }
+allow wan from 203.0.113.0/24 to web:8080;
+allow lan to web:8080;
+`;
+    const AFTER = BEFORE.replace("zone lan { interface wg+; }\n", "").replace("allow lan to web:8080;\n", "");
+    const gone = (await reach(BEFORE, AFTER)).lines.filter((l) => /^[+-] /.test(l));
+    const back = (await reach(AFTER, BEFORE)).lines.filter((l) => /^[+-] /.test(l));
+    expect(back).toEqual(["+ open lan 0.0.0.0/0 in wg0 -> web:8080/tcp (dnat) allow lan to web:8080; new.dw:6:1"]);
+    expect(gone).toEqual(["- closed any other source 0.0.0.0/0 in wg0 -> web:8080/tcp (dnat) dockwall: unpublished, not allowed, or addressed straight to a container"]);
+  });
 });
+
