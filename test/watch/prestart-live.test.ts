@@ -80,12 +80,19 @@ describeDocker("dockwall watch: a new container's rules are in place before it r
   }, LAB_TIMEOUT);
 
   it("without a host block: dockerd's own socket may answer the wan's handshake until the reconcile at the connect event (measured, printed); from when docker run returns, never", async () => {
-    writeFileSync(join(dir, "host.dw"), `docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\nallow lan to s9;\n`);
-    const before = (log.match(/^applied: /gm) ?? []).length;
-    watcher!.kill("SIGHUP");
-    for (let i = 0; i < 100 && (log.match(/^applied: /gm) ?? []).length === before; i++) await new Promise((r) => setTimeout(r, 50));
-    // A host block taken away leaves INPUT's policy as it was (fail closed): opened here by hand, as the README says.
-    for (const f of ["iptables", "ip6tables"]) expect(run(["ip", "netns", "exec", lab.host.name, f, "-P", "INPUT", "ACCEPT"]).status).toBe(0);
+    // A host block taken away over the DROP it set is refused (the host would accept nothing), and under watch INPUT's policy set
+    // by hand is drift the watcher puts back: the way out is `host { policy accept; }` first (INPUT handed back open), then no
+    // host block (docs/language.md).
+    const reload = async (text: string) => {
+      writeFileSync(join(dir, "host.dw"), text);
+      const before = (log.match(/^applied: /gm) ?? []).length;
+      watcher!.kill("SIGHUP");
+      for (let i = 0; i < 100 && (log.match(/^applied: /gm) ?? []).length === before; i++) await new Promise((r) => setTimeout(r, 50));
+      expect((log.match(/^applied: /gm) ?? []).length, log).toBeGreaterThan(before);
+    };
+    await reload(`docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\nallow lan to s9;\nhost { policy accept; }\n`);
+    await reload(`docker { version 20.10; iptables off; userland-proxy off; }\nzone lan { interface eth1; }\nallow lan to s9;\n`);
+    for (const f of ["iptables", "ip6tables"]) expect(run(["ip", "netns", "exec", lab.host.name, f, "-S", "INPUT"]).stdout).toMatch(/^-P INPUT ACCEPT$/m);
     const port = 8209;
     const wan = scan(port, 1500);
     await new Promise((r) => setTimeout(r, 300));
