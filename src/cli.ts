@@ -1252,6 +1252,13 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
       // and verify was silent while a container reached another network's container straight).
       const file = verifying || !p.docker.iptables ? await compile(src.text, { file: src.file, dockerVersion, dockerVersionOption: fromAuto(a["docker-version"], dockerVersion), facts: compiled.facts, format: "nft" }) : undefined;
       if (file?.ok && file.output !== undefined) nftFile = file.output;
+      // (Not silently judged another way: without the file, neither what Docker's tables are meant to do nor drift can be told.)
+      const why = file && !file.ok ? (file.diagnostics.find((d) => d.severity === "error")?.message ?? "it did not compile") : undefined;
+      if (why !== undefined && !p.docker.iptables && nft.ruleset.tables.some((t) => t.name === "docker-bridges")) {
+        io.stderr(`dockwall: this host holds Docker's nftables tables, which the policy's "iptables": false makes dockwall's to write, but the policy does not compile to them with --format nft (${why}): what they are meant to do cannot be told, so the loaded rules are not judged\n`);
+        return EXIT.error;
+      }
+      if (why !== undefined && verifying) io.stderr(`dockwall: the policy does not compile with --format nft (${why}): the nftables tables loaded here are not compared with it\n`);
       if (!p.docker.iptables && nft.ruleset.tables.some((t) => t.name === "docker-bridges")) {
         const { nftScratch } = await import("./analysis/command.js");
         const { evaluateNft } = await import("./analysis/nfteval.js");

@@ -169,6 +169,12 @@ allow wan to web:8080;
       writeFileSync(file, TWO);
       const verify = () => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", file, "--json"], { encoding: "utf8" });
       expect(verify().status).toBe(0);
+      // A policy that does not compile to these tables (--format nft writes Docker 29.7's): not judged another way, refused.
+      const other = join(dir, "two-28.dw");
+      writeFileSync(other, TWO.replace("version 29.7;", "version 28.5;"));
+      const refused = spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "verify", other], { encoding: "utf8" });
+      expect([refused.status, refused.stdout], refused.stderr).toEqual([2, ""]);
+      expect(refused.stderr).toMatch(/^dockwall: this host holds Docker's nftables tables, which the policy's "iptables": false makes dockwall's to write, but the policy does not compile to them with --format nft \(.+\): what they are meant to do cannot be told, so the loaded rules are not judged$/m);
       // web's DROP DIRECT ACCESS taken out, in both families.
       for (const fam of ["ip", "ip6"]) {
         const listed = lab.host.run(["nft", "-a", "list", "chain", fam, "docker-bridges", "raw-PREROUTING"]).stdout;
