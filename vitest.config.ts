@@ -18,6 +18,7 @@ const KERNEL = [
   "test/analysis/nfteval-kernel.test.ts",
   "test/analysis/nft-live-analysis.test.ts",
   "test/analysis/nft-reach.test.ts",
+  "test/analysis/nft-index.test.ts",
   "test/analysis/forward-policy.test.ts",
   "test/apply/rollback-docker.test.ts",
   "test/apply/evaluate.test.ts",

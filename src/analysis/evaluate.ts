@@ -71,13 +71,15 @@ export interface Verdict {
  * walks one packet per class of sources and reuses the verdict for the others.
  */
 export interface SourceTest {
-  kind: "cidr" | "range" | "local";
+  kind: "cidr" | "range" | "local" | "set";
   value: string;
   hit: boolean;
   /** cidr and range: the addresses it holds, first to last (read once, when the walk made the test). */
   v6?: boolean;
   from?: bigint;
   to?: bigint;
+  /** set (nftables: whether a reply's destination is one a long chain's rules are addressed to, NftRecord): its addresses, in order too. */
+  members?: { has: Set<bigint>; sorted: bigint[] };
 }
 
 /** What a source test answers for this packet. */
@@ -94,7 +96,7 @@ export function sameWay(tests: readonly SourceTest[], p: Pick<Packet, "src" | "l
     if (t.kind === "local") hit = p.local.includes(p.src);
     else {
       n ??= numOf(p.src);
-      hit = n.v6 === t.v6 && t.from! <= n.value && n.value <= t.to!;
+      hit = n.v6 === t.v6 && (t.kind === "set" ? t.members!.has.has(n.value) : t.from! <= n.value && n.value <= t.to!);
     }
     if (hit !== t.hit) return false;
   }
@@ -114,11 +116,28 @@ export function sameWayUntil(tests: readonly SourceTest[], p: { num: Num }): big
     const t = tests[i]!;
     if (t.kind === "local") return n.value;
     if (t.v6 !== n.v6) continue;
-    if (t.hit) {
+    if (t.kind === "set") {
+      // Up to the next of its addresses above the source (a member itself is noted as a range).
+      const next = firstAbove(t.members!.sorted, n.value);
+      if (next !== undefined && next - 1n < until) until = next - 1n;
+      if (t.hit) return n.value;
+    } else if (t.hit) {
       if (t.to! < until) until = t.to!;
     } else if (t.from! > n.value && t.from! - 1n < until) until = t.from! - 1n;
   }
   return until;
+}
+
+/** The first of these ascending numbers above `v`. */
+function firstAbove(sorted: bigint[], v: bigint): bigint | undefined {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! <= v) lo = mid + 1;
+    else hi = mid;
+  }
+  return sorted[lo];
 }
 
 /**

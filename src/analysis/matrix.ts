@@ -13,6 +13,7 @@ import { layoutFor } from "../docker/layouts.js";
 import { makePlan, type PortPlan } from "../docker/plan.js";
 import { dockersOwn, dockerWrites } from "../generate.js";
 import { peerRows, type PeerWalk } from "./peers.js";
+import type { NftRecord } from "./nfteval.js";
 import { PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
 import { parseSave } from "../live/save.js";
@@ -82,9 +83,10 @@ export interface MatrixContext {
    * source ranges its rules look at, where the classes are cut too.
    */
   nft?: {
-    walk: (pk: Packet) => Walked;
+    /** With `rec`: its tests of the source noted there (the walk goes the same way for a source that answers them alike). */
+    walk: (pk: Packet, rec?: NftRecord) => Walked;
     /** The walk over Docker's own tables alone (`ip`/`ip6 docker-bridges`), where the host has them: the intent of the containers' and the host's own traffic (else Docker's iptables rules for these facts). */
-    docker?: (pk: Packet) => Walked;
+    docker?: (pk: Packet, rec?: NftRecord) => Walked;
     sources: (family: Family) => { from: bigint; to: bigint }[];
     /** The address ranges its rules look at (destinations, and sources: replies), where the host's addresses are told apart; undefined where they cannot all be read (then each address is walked). */
     destinations?: (family: Family) => { from: bigint; to: bigint }[] | undefined;
@@ -185,7 +187,8 @@ export interface Walked {
 interface Remembered {
   tests: SourceTest[];
   sports: PortTest[];
-  dests: DestinationTest[];
+  /** null: its tests of the destination are not noted (nftables walks): it holds for its own destination only. */
+  dests: DestinationTest[] | null;
   verdict: Walked;
   /** The source port and destination it was walked with: the same again answers every test alike. */
   sport: number;
@@ -195,20 +198,41 @@ interface Remembered {
 }
 
 /** The verdict of a walk made before for a packet from this source and port, to this destination, that answers its tests alike, else of a new walk (remembered). */
-function remembered(list: Remembered[], rs: Ruleset, from: { src: string; local: string[] }, sport: number, dst: { num: Num; key: string }, packet: () => Packet): Remembered {
+function remembered(list: Remembered[], walk: Walker, from: { src: string; local: string[] }, sport: number, dst: { num: Num; key: string }, packet: () => Packet): Remembered {
   for (let i = 0; i < list.length; i++) {
     const e = list[i]!;
-    if (sameWay(e.tests, from) && (e.sport === sport || sameSport(e.sports, sport)) && (e.dstKey === dst.key || sameDestination(e.dests, dst.num, dst.key))) return e;
+    if (sameWay(e.tests, from) && (e.sport === sport || sameSport(e.sports, sport)) && (e.dstKey === dst.key || (e.dests !== null && sameDestination(e.dests, dst.num, dst.key)))) return e;
   }
+  const r = walk(packet());
+  r.dstKey = dst.key;
+  // (A walk whose tests cannot say which other sources go its way holds for none: not kept.)
+  if (r.tests) list.push(r as Remembered);
+  return r as Remembered;
+}
+
+/** A walk that notes its tests (remembered): of the source (undefined: it could not say them), source port and destination. */
+type Walker = (pk: Packet) => Omit<Remembered, "tests"> & { tests: SourceTest[] | undefined };
+
+/** The iptables evaluator's walk over `rs`, noting its tests. */
+const ruleWalker = (rs: Ruleset): Walker => (pk) => {
   const tests: SourceTest[] = [];
   const sports: PortTest[] = [];
   const dests: DestinationTest[] = [];
-  const verdict = evaluate(rs, packet(), { sources: tests, sports, destinations: dests, replies: true });
+  const verdict = evaluate(rs, pk, { sources: tests, sports, destinations: dests, replies: true });
   // (settles set here too: an object that gains a field later takes another shape, and the lookups above slow down.)
-  const r: Remembered = { tests, sports, dests, verdict, sport, dstKey: dst.key, settles: undefined };
-  list.push(r);
-  return r;
-}
+  return { tests, sports, dests, verdict, sport: pk.sport ?? SPORT, dstKey: "", settles: undefined };
+};
+
+/**
+ * The nftables evaluator's walk, noting its tests of the source (NftRecord); its "tests" of the source port, every range its
+ * rules compare one with (nftSourcePorts); of the destination, none: it holds for its own.
+ */
+const nftWalker = (nft: NonNullable<MatrixContext["nft"]>): Walker => (pk) => {
+  const rec: NftRecord = { tests: [], poisoned: false };
+  const verdict = nft.walk(pk, rec);
+  const sport = pk.sport ?? SPORT;
+  return { tests: rec.poisoned ? undefined : rec.tests, sports: (nft.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(sport) })), dests: null, verdict, sport, dstKey: "", settles: undefined };
+};
 
 /** The source port of a cell's packet when nothing tells ports apart (and the first one walked). */
 const SPORT = 40000;
@@ -596,6 +620,9 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     for (const a of p.allows) for (const t of a.targets) if (!allowsOf.get(t.value.container)?.includes(a)) allowsOf.set(t.value.container, [...(allowsOf.get(t.value.container) ?? []), a]);
     // Rows: per interface, the pieces of the address space; pieces alike in every cell, one row.
     const rsBefore = ctx.before?.[family];
+    // What each packet is walked with, now and before (the nftables evaluator's over the whole ruleset, or the iptables one's).
+    const now = ctx.nft ? nftWalker(ctx.nft) : ruleWalker(rs);
+    const then = ctx.nftBefore ? nftWalker(ctx.nftBefore) : rsBefore ? ruleWalker(rsBefore) : undefined;
     const at = [...new Set([...cuts(p, rs, family, [...(ctx.nft?.sources(family) ?? []), ...(ctx.nftBefore?.sources(family) ?? [])]), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const pieces = piecesOf(at, family);
     // The host's addresses: live, the kernel's; compiled, the interface's and each Docker network's own (its bridge's, as explain
@@ -715,13 +742,13 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       }));
       // Of a cell's walks (one per destination and class of source ports), the one that says most: open, else unknown, else closed.
       const RANK = [2, 0, 1];
-      type One = { verdict: Walked; sports: PortTest[]; dests?: DestinationTest[] };
+      type One = { verdict: Walked; sports: PortTest[]; dests?: DestinationTest[] | null };
       const most = (slot: Slot, k: number, walk: (dst: string, d: number, sport: number) => One): { v: Walked; d: number; sport: number } => {
         // Most cells: one walk, which tests no source port, and whose tests of the destination every other of the host's addresses answers alike.
         const first = walk(slot.dsts[0]!, 0, SPORT);
         if (first.sports.length === 0 || slot.col.proto === "icmp") {
           let alike = true;
-          for (let d = 1; d < slot.dsts.length && alike; d++) alike = first.dests !== undefined && sameDestination(first.dests, dstNums[k]![d]!.num, dstNums[k]![d]!.key);
+          for (let d = 1; d < slot.dsts.length && alike; d++) alike = first.dests != null && sameDestination(first.dests, dstNums[k]![d]!.num, dstNums[k]![d]!.key);
           if (alike || verdictOf(first.verdict, slot) === 0) return { v: first.verdict, d: 0, sport: SPORT };
         }
         let best: { v: Walked; d: number; sport: number } | undefined;
@@ -742,13 +769,11 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         }
         return best!;
       };
-      /** A walk of its own (walkEach: tests compare both ways). */
-      const walkOne = (r: Ruleset, slot: Slot, srcText: string, dst: string, sport: number): One => {
-        const sports: PortTest[] = [];
-        return { verdict: evaluate(r, packetOf(slot, srcText, dst, sport), { replies: true, sports }), sports };
+      /** A walk of its own (walkEach: tests compare both ways): its tests of the source port alone. */
+      const walkOne = (w: Walker, slot: Slot, srcText: string, dst: string, sport: number): One => {
+        const { verdict, sports } = w(packetOf(slot, srcText, dst, sport));
+        return { verdict, sports };
       };
-      // Per nftables walk, its "tests" of the source port: every range its rules compare one with (nftSourcePorts).
-      const nftPortTests = (port: number, walk = ctx.nft): PortTest[] => (walk?.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(port) }));
       // One piece's cells: what each walk said (and to which destination, from which port), and each cell's verdict, intent and verdict before, as one code.
       const vs: Walked[] = new Array(slots.length);
       const dstAt = new Uint16Array(slots.length);
@@ -768,14 +793,14 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           let v: Walked | undefined;
           let d = 0;
           let sport = SPORT;
-          if (!ctx.nft && !ctx.walkEach) {
+          if (!ctx.walkEach) {
             // A piece up to where the last piece's settling walk holds goes its way without a lookup (sameWayUntil).
             if (src.value <= until[k]!) v = lastWalk[k];
             else {
-              const r0 = remembered(walked[k]!, rs, probe, SPORT, dstNums[k]![0]!, () => packetOf(slot, srcText, slot.dsts[0]!, SPORT));
+              const r0 = remembered(walked[k]!, now, probe, SPORT, dstNums[k]![0]!, () => packetOf(slot, srcText, slot.dsts[0]!, SPORT));
               if (r0.settles === undefined) {
                 let alike = r0.sports.length === 0 || slot.col.proto === "icmp";
-                for (let x = 1; x < slot.dsts.length && alike; x++) alike = sameDestination(r0.dests, dstNums[k]![x]!.num, dstNums[k]![x]!.key);
+                for (let x = 1; x < slot.dsts.length && alike; x++) alike = r0.dests !== null && sameDestination(r0.dests, dstNums[k]![x]!.num, dstNums[k]![x]!.key);
                 r0.settles = alike;
               }
               if (r0.settles) {
@@ -787,15 +812,10 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           }
           if (!v)
             ({ v, d, sport } = most(slot, k, (dst, d, sport) =>
-              ctx.nft ? { verdict: ctx.nft.walk(packetOf(slot, srcText, dst, sport)), sports: nftPortTests(sport) } : ctx.walkEach ? walkOne(rs, slot, srcText, dst, sport) : remembered(walked[k]!, rs, probe, sport, dstNums[k]![d]!, () => packetOf(slot, srcText, dst, sport)),
+              ctx.walkEach ? walkOne(now, slot, srcText, dst, sport) : remembered(walked[k]!, now, probe, sport, dstNums[k]![d]!, () => packetOf(slot, srcText, dst, sport)),
             ));
           // Not compared where there were no rules of this family before (a dump not given): 3.
-          const nb = ctx.nftBefore;
-          const vb = nb
-            ? most(slot, k, (dst, _d, sport) => ({ verdict: nb.walk(packetOf(slot, srcText, dst, sport)), sports: nftPortTests(sport, nb) })).v
-            : !rsBefore
-              ? undefined
-              : most(slot, k, (dst, d, sport) => (ctx.walkEach ? walkOne(rsBefore, slot, srcText, dst, sport) : remembered(walkedBefore[k]!, rsBefore, probe, sport, dstNums[k]![d]!, () => packetOf(slot, srcText, dst, sport)))).v;
+          const vb = then && most(slot, k, (dst, d, sport) => (ctx.walkEach ? walkOne(then, slot, srcText, dst, sport) : remembered(walkedBefore[k]!, then, probe, sport, dstNums[k]![d]!, () => packetOf(slot, srcText, dst, sport)))).v;
           vs[k] = v;
           dstAt[k] = d;
           sportAt[k] = sport;
@@ -875,6 +895,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       routes,
       sourceRanges: ctx.nft ? [...ctx.nft.sources(family), ...(ctx.nftBefore?.sources(family) ?? [])] : undefined,
       only: ctx.only,
+      ...(ctx.walkEach ? { walkEach: true } : {}),
     });
     for (const r of peers.rows) rows.set(r.id, r);
     cells.push(...peers.cells);
@@ -897,7 +918,13 @@ function dockersOwnRules(p: Policy, family: Family): Ruleset {
 
 /** A walk that notes its tests of the source address and port: the iptables evaluator's over `rs`, or the nftables one's. */
 function walker(nft: MatrixContext["nft"], rs: Ruleset): (pk: Packet) => PeerWalk {
-  if (nft) return (pk) => ({ verdict: nft.walk(pk), sports: (nft.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(pk.sport ?? SPORT) })) });
+  if (nft) {
+    const w = nftWalker(nft);
+    return (pk) => {
+      const r = w(pk);
+      return { verdict: r.verdict, ...(r.tests ? { sources: r.tests } : {}), sports: r.sports };
+    };
+  }
   return (pk) => {
     const sources: SourceTest[] = [];
     const sports: PortTest[] = [];

@@ -21,7 +21,7 @@
 //   saddr` false for IPv6), as nft adds it when it loads the rule.
 // Pure. A match or statement it cannot evaluate makes the answer "unknown" naming it, never a guess.
 import { readIp } from "../ir/address.js";
-import { martianWhy, replyOf, type Packet } from "./evaluate.js";
+import { martianWhy, replyOf, type Packet, type SourceTest } from "./evaluate.js";
 import { PortList } from "../ir/match.js";
 import type { MatrixContext } from "./matrix.js";
 
@@ -113,6 +113,18 @@ export interface NftVerdict {
   reply?: boolean;
 }
 
+/**
+ * The tests of the packet's source address a walk made (the matrix's sameWay, as evaluate.ts notes
+ * them for iptables rules): each comparison of the source (`ip saddr`, `ct original ip saddr`, in a
+ * reply its destination) with an address, a prefix, a range or a set's elements, and whether it is
+ * one of the host's (`fib saddr type local`), as ranges and their answers. `poisoned`: read in a
+ * way a range cannot say (a mask, an order comparison): the walk is good for its own source only.
+ */
+export interface NftRecord {
+  tests: SourceTest[];
+  poisoned: boolean;
+}
+
 class Unknown extends Error {
   /** A packet from outside to loopback (evaluate.ts loopbackFromOutside). */
   martian?: boolean;
@@ -192,8 +204,16 @@ function hookOf(body: Obj): NftHook {
 
 // ------------------------------------------------------------ printing ----
 
-/** An expression as nft prints it (best effort: for messages only). */
+/** An expression as nft prints it (best effort: for messages only; an object's text made once: a matrix asks for it millions of times). */
 export function exprText(e: Json): string {
+  if (e === null || typeof e !== "object") return textOf(e);
+  let t = texts.get(e);
+  if (t === undefined) texts.set(e, (t = textOf(e)));
+  return t;
+}
+const texts = new WeakMap<object, string>();
+
+function textOf(e: Json): string {
   if (e === null) return "";
   if (typeof e === "string") return e.startsWith("@") ? e : /^[\w.:/-]+$/.test(e) ? e : JSON.stringify(e);
   if (typeof e === "number" || typeof e === "boolean") return String(e);
@@ -340,6 +360,8 @@ interface Leaf {
   /** addr: the number (with v6); ifname, iface, fibtype: the text ("" for no interface; fibtype "": not local); the rest: a number. */
   v: bigint | number | string;
   v6?: boolean;
+  /** addr: the packet's source address (or, in a reply, its connection's): each comparison is noted there. */
+  rec?: NftRecord;
 }
 
 const PROTO: Record<string, number> = { hopopt: 0, icmp: 1, igmp: 2, ipip: 4, tcp: 6, egp: 8, udp: 17, dccp: 33, ipv6: 41, gre: 47, esp: 50, ah: 51, "ipv6-icmp": 58, icmpv6: 58, sctp: 132, udplite: 136 };
@@ -380,9 +402,16 @@ function literal(d: Domain, lit: Json, what: string): bigint | number | string {
 
 /** An interface name against a pattern: a trailing unescaped `*` is a wildcard. */
 function ifnameIs(pattern: string, name: string): boolean {
-  if (pattern.endsWith("*") && !pattern.endsWith("\\*")) return name.startsWith(pattern.slice(0, -1).replace(/\\(.)/g, "$1"));
-  return pattern.replace(/\\(.)/g, "$1") === name;
+  let p = patterns.get(pattern);
+  if (!p) {
+    if (patterns.size > 10_000) patterns.clear();
+    const wild = pattern.endsWith("*") && !pattern.endsWith("\\*");
+    patterns.set(pattern, (p = { text: (wild ? pattern.slice(0, -1) : pattern).replace(/\\(.)/g, "$1"), wild }));
+  }
+  return p.wild ? name.startsWith(p.text) : p.text === name;
 }
+/** Interface patterns read once (a matrix meets the same few thousands of times). */
+const patterns = new Map<string, { text: string; wild: boolean }>();
 
 /** One element of a set (or the right side of a match): a literal, a prefix, a range, or a concatenation of them. */
 function elemHas(leaves: Leaf[], elem: Json, what: string): boolean {
@@ -399,7 +428,9 @@ function leafHas(l: Leaf, e: Json, what: string): boolean {
   if (isObj(e) && isObj(e.prefix)) {
     if (l.d !== "addr") throw new Unknown(`${what} ${exprText(e)}`);
     const net = addrOf(str(e.prefix.addr) ?? "");
-    return net !== undefined && net.v6 === l.v6 && inPrefix({ v6: l.v6!, n: l.v as bigint }, str(e.prefix.addr)!, num(e.prefix.len) ?? 0);
+    if (net === undefined || net.v6 !== l.v6) return false;
+    const host = (1n << BigInt(width(l.v6) - (num(e.prefix.len) ?? 0))) - 1n;
+    return noted(l, net.n & ~host, (net.n & ~host) | host);
   }
   if (isObj(e) && Array.isArray(e.range)) {
     const [a, b] = e.range;
@@ -407,7 +438,7 @@ function leafHas(l: Leaf, e: Json, what: string): boolean {
     const from = literal(l.d, a ?? null, what);
     const to = literal(l.d, b ?? null, what);
     if (typeof l.v === "string" || typeof from === "string" || typeof to === "string") throw new Unknown(`${what} ${exprText(e)}`);
-    return from <= l.v && l.v <= to;
+    return l.d === "addr" ? noted(l, from as bigint, to as bigint) : from <= l.v && l.v <= to;
   }
   if (l.d === "fibtype") {
     // Not one of the host's addresses: not "local", but which other type (unicast, broadcast, …) is not known here.
@@ -415,8 +446,38 @@ function leafHas(l: Leaf, e: Json, what: string): boolean {
     return e === l.v;
   }
   if (l.d === "ifname") return typeof e === "string" && ifnameIs(e, l.v as string);
-  if (l.d === "addr" && (typeof e !== "string" || addrOf(e)?.v6 !== l.v6)) return false;
+  if (l.d === "addr") {
+    if (typeof e !== "string" || addrOf(e)?.v6 !== l.v6) return false;
+    const n = literal(l.d, e, what) as bigint;
+    return noted(l, n, n);
+  }
   return literal(l.d, e, what) === l.v;
+}
+
+/** Whether an address leaf is in [from, to]: noted as a test of the source where it is the source (NftRecord). */
+function noted(l: Leaf, from: bigint, to: bigint): boolean {
+  const v = l.v as bigint;
+  const hit = from <= v && v <= to;
+  l.rec?.tests.push({ kind: "range", value: "", hit, v6: l.v6, from, to });
+  return hit;
+}
+
+/**
+ * Whether an address is the host's own (one of its addresses, or loopback), noted where it is the
+ * source (or, in a reply, its connection's): as a test of each of the host's addresses of its
+ * family and of loopback, so that a source answers them as it answers "is it local".
+ */
+function localNoted(p: Packet, addr: string, rec: NftRecord | undefined): boolean {
+  const local = isLocal(p, addr);
+  const a = addrOf(addr);
+  if (!rec || !a) return local;
+  for (const l of p.local) {
+    const n = addrOf(l);
+    if (n && n.v6 === a.v6) rec.tests.push({ kind: "range", value: l, hit: n.n === a.n, v6: a.v6, from: n.n, to: n.n });
+  }
+  const [from, to] = a.v6 ? [1n, 1n] : [127n << 24n, (128n << 24n) - 1n];
+  rec.tests.push({ kind: "range", value: "loopback", hit: from <= a.n && a.n <= to, v6: a.v6, from, to });
+  return local;
 }
 
 // --------------------------------------------------------------- the walk ----
@@ -467,6 +528,16 @@ interface State {
   snat?: NftVerdict["snat"];
   steps?: NftStep[];
   lastAccept?: NftStep;
+  /** The matrix's record of the walk's tests of the source (NftRecord). */
+  rec?: NftRecord;
+  /** `src` is the packet's own source (no source NAT yet): a read of it is a test of the source. */
+  srcIsSource: boolean;
+  /** A reply: `dst` is its connection's source: a read of it is a test of that source. */
+  dstIsSource: boolean;
+  /** Every rule of a long chain walked, none passed by through its index, every match in its order (tests compare both ways). */
+  noIndex?: boolean;
+  /** The packet has what plain matches read, in the chain walked now (plainOk). */
+  plain?: boolean;
 }
 
 type Outcome = { kind: "accept" | "drop" | "reject"; step: NftStep } | { kind: "return" };
@@ -512,19 +583,21 @@ function leaves(e: Json, st: State): Leaf[] | null {
       const [leaf] = l;
       if (l.length !== 1 || typeof leaf!.v === "string") throw new Unknown(`${exprText(inner ?? null)} & ${exprText(mask ?? null)}`);
       const m = literal(leaf!.d, mask ?? null, exprText(inner ?? null));
-      return [{ ...leaf!, v: typeof m === "bigint" ? (leaf!.v as bigint) & m : (leaf!.v as number) & (m as number) }];
+      // (A masked source is no range: the walk holds for its own source alone.)
+      if (leaf!.rec) leaf!.rec.poisoned = true;
+      return [{ d: leaf!.d, v: typeof m === "bigint" ? (leaf!.v as bigint) & m : (leaf!.v as number) & (m as number), v6: leaf!.v6 }];
     }
     default:
       throw new Unknown(k === "xt" ? xtWhy(e) : exprText(e) || "an expression");
   }
 }
 
-const addrLeaf = (text: string | undefined, why: string): Leaf[] => {
+const addrLeaf = (text: string | undefined, why: string, rec?: NftRecord): Leaf[] => {
   const a = text === undefined ? undefined : addrOf(text);
   if (!a) throw new Unknown(why);
-  return [{ d: "addr", v: a.n, v6: a.v6 }];
+  return [rec ? { d: "addr", v: a.n, v6: a.v6, rec } : { d: "addr", v: a.n, v6: a.v6 }];
 };
-const srcLeaf = (st: State, what: string) => addrLeaf(st.src, `${what}: ${st.srcWhy ?? "the source address is not known"}`);
+const srcLeaf = (st: State, what: string) => addrLeaf(st.src, `${what}: ${st.srcWhy ?? "the source address is not known"}`, st.srcIsSource ? st.rec : undefined);
 /** The packet's layer 4 protocol number (ICMP is 1 over IPv4, 58 over IPv6). */
 const l4Of = (st: State) => (st.p.proto === "icmp" ? (st.v6 ? 58 : 1) : PROTO[st.p.proto]!);
 
@@ -538,7 +611,7 @@ function payloadLeaves(o: Obj, st: State): Leaf[] | null {
   if (proto === "ip" || proto === "ip6") {
     if ((proto === "ip6") !== st.v6) return null;
     if (field === "saddr") return srcLeaf(st, what);
-    if (field === "daddr") return addrLeaf(dstOf(st, what), what);
+    if (field === "daddr") return addrLeaf(dstOf(st, what), what, st.dstIsSource ? st.rec : undefined);
     if (field === "protocol" || field === "nexthdr") return [{ d: "proto", v: l4Of(st) }];
     throw new Unknown(what);
   }
@@ -588,11 +661,11 @@ function fibLeaves(o: Obj, st: State): Leaf[] {
   const what = `fib ${flags.join(" . ")} ${str(o.result)}`;
   if (str(o.result) !== "type" || flags.length !== 1 || (flags[0] !== "daddr" && flags[0] !== "saddr")) throw new Unknown(what);
   const fib = (local: boolean): Leaf[] => [{ d: "fibtype", v: local ? "local" : "" }];
-  if (flags[0] === "daddr") return fib(isLocal(st.p, dstOf(st, what)));
+  if (flags[0] === "daddr") return fib(localNoted(st.p, dstOf(st, what), st.dstIsSource ? st.rec : undefined));
   // The host's own packet, or a masqueraded one: from one of the host's addresses, whichever it is.
   if (st.src === undefined && (st.p.fromHost || st.snat?.masquerade)) return fib(true);
   srcLeaf(st, what);
-  return fib(isLocal(st.p, st.src!));
+  return fib(localNoted(st.p, st.src!, st.srcIsSource ? st.rec : undefined));
 }
 
 /** `ct …`: the conntrack entry, as it is at this point of the packet's way. */
@@ -619,7 +692,8 @@ function ctLeaves(o: Obj, st: State): Leaf[] | null {
   if (field === "daddr" || field === "saddr") {
     const n = a === undefined ? undefined : addrOf(a);
     if (!n) throw new Unknown(`${what}: the address is not known`);
-    return [{ d: "addr", v: n.n, v6: n.v6 }];
+    // (The original source is the packet's own, or a reply's connection's: a test of the source.)
+    return [field === "saddr" && st.rec ? { d: "addr", v: n.n, v6: n.v6, rec: st.rec } : { d: "addr", v: n.n, v6: n.v6 }];
   }
   if (field === "proto-dst" || field === "proto-src") {
     const port = first.proto === "icmp" ? undefined : field === "proto-dst" ? first.dport : first.sport;
@@ -677,6 +751,7 @@ function matches(o: Obj, st: State, r: NftRule): boolean {
     case "<=":
     case ">=": {
       if (elems || ls.length !== 1 || typeof ls[0]!.v === "string") throw new Unknown(`${what} ${op} ${exprText(right)}`);
+      if (ls[0]!.rec) ls[0]!.rec.poisoned = true;
       const v = ls[0]!.v as number | bigint;
       const w = literal(d, right, what);
       if (typeof w === "string") throw new Unknown(`${what} ${op} ${exprText(right)}`);
@@ -716,7 +791,12 @@ function runRule(r: NftRule, st: State): RuleResult {
 }
 
 function runExprs(r: NftRule, st: State): RuleResult {
-  for (const e of r.expr) {
+  // Matches the walk always tells, that read no address, first (firstOf): which fails first is the same to the answer.
+  const early = st.plain ? firstOf(r) : null;
+  if (early) for (const i of early) if (!matches((r.expr[i] as { match: Obj }).match, st, r)) return { kind: "nomatch" };
+  for (let i = 0; i < r.expr.length; i++) {
+    if (early?.includes(i)) continue;
+    const e = r.expr[i]!;
     const k = keyOf(e);
     const body = isObj(e) ? e[k!] : null;
     if (k === "match") {
@@ -789,6 +869,7 @@ function nat(k: "dnat" | "snat" | "masquerade", o: Obj, st: State, r: NftRule): 
   if (k === "masquerade") {
     st.snat = { masquerade: true };
     st.src = undefined;
+    st.srcIsSource = false;
     st.srcWhy = "the address masquerade picked";
     return "done";
   }
@@ -815,6 +896,7 @@ function nat(k: "dnat" | "snat" | "masquerade", o: Obj, st: State, r: NftRule): 
   } else {
     st.snat = port === undefined ? { addr } : { addr, port };
     st.src = addr;
+    st.srcIsSource = false;
   }
   return "done";
 }
@@ -824,7 +906,11 @@ function walk(t: NftTable, name: string, st: State, depth: number): Outcome | un
   if (depth > 32) throw new Unknown(`chains nested deeper than 32 (at ${t.family} ${t.name} ${name})`);
   const chain = t.chains.get(name);
   if (!chain) throw new Unknown(`the chain ${t.family} ${t.name} ${name} (not in the listing)`);
-  for (const r of chain.rules) {
+  st.plain = plainOk(st);
+  const only = rulesFor(chain, st);
+  const n = only ? only.length : chain.rules.length;
+  for (let i = 0; i < n; i++) {
+    const r = chain.rules[only ? only[i]! : i]!;
     const res = runRule(r, st);
     if (res.kind === "nomatch" || res.kind === "continue") continue;
     const step = (action: NftStep["action"]): NftStep => {
@@ -853,6 +939,204 @@ function walk(t: NftTable, name: string, st: State, depth: number): Outcome | un
     }
   }
   return undefined;
+}
+
+/**
+ * A long chain's rules by what each requires of the packet's destination: one address (`ip daddr
+ * 10.100.0.2`) or one port (`tcp dport 8080`), tested by a match that only matches the walk always
+ * tells precede (interface names, addresses, ports compared with literals, prefixes, ranges or
+ * anonymous sets of them; a counter, a log, a comment). A rule whose required address or port is
+ * not the packet's does not match it, and a walk of every rule would say so too, never "unknown":
+ * the walk passes it by (Docker writes a rule per published port and container, dockwall one per
+ * allowed port: a matrix walks every cell through all of them otherwise). The rules that require
+ * neither are met by all. Used where the packet has what those matches read (rulesFor).
+ */
+interface ChainIndex {
+  /** The rules that require neither. */
+  free: number[];
+  /** The others by what they require: an address (`4/…`, `6/…`) or a port (`tcp/…`, `udp/…`). */
+  by: Map<string, number[]>;
+  /** The rules a packet meets, by its address and port key. */
+  met: Map<string, number[]>;
+  /** For replies (Alive), by what they carry but their destination. */
+  alive: Map<string, Alive>;
+}
+/**
+ * A reply's destination is its connection's source, so which of the rules addressed to one
+ * address it meets is a test of that source. Those whose other plain matches (interfaces,
+ * ports) already fail it cannot match it whatever the address: the others' addresses are the
+ * test, "one of these" (each its own) or "none of these" (NftRecord).
+ */
+interface Alive {
+  by: Map<string, number[]>;
+  none: Partial<Record<4 | 6, SourceTest>>;
+}
+/** From this many rules on, a chain is walked through its index. */
+const INDEX_FROM = 16;
+const indexes = new WeakMap<NftChain, ChainIndex>();
+
+function chainIndex(chain: NftChain): ChainIndex {
+  let x = indexes.get(chain);
+  if (x) return x;
+  x = { free: [], by: new Map(), met: new Map(), alive: new Map() };
+  for (const [i, r] of chain.rules.entries()) {
+    const key = requires(r);
+    if (!key) x.free.push(i);
+    else {
+      const list = x.by.get(key);
+      if (list) list.push(i);
+      else x.by.set(key, [i]);
+    }
+  }
+  indexes.set(chain, x);
+  return x;
+}
+
+/**
+ * A rule's leading matches that the walk always tells (plainRead, plainValue) and that read no
+ * address, but come after one that does (`ip daddr 10.100.0.2 iifname != "br-n0" drop`): their
+ * places in the rule, to be tried first. Matches do nothing but match, so the rule matches or not
+ * in any order, and where the interface or port already says no, the address is not read: a walk
+ * notes no test of the source there (NftRecord), and a reply to each container does not become a
+ * class of its own by the rules addressed to it. null: nothing to put first.
+ */
+function firstOf(r: NftRule): number[] | null {
+  let f = firsts.get(r);
+  if (f !== undefined) return f;
+  const out: number[] = [];
+  let address = false;
+  for (const [i, e] of r.expr.entries()) {
+    const k = keyOf(e);
+    if (k !== "match") {
+      if (k && NOTES.has(k)) continue;
+      break;
+    }
+    const m = (e as Obj).match as Obj;
+    const kind = plainRead(m.left ?? null);
+    if (!kind || !["==", "!=", "in"].includes(str(m.op) ?? "==") || !plainValue(kind, m.right ?? null, true)) break;
+    if (kind === "addr") address = true;
+    else if (address) out.push(i);
+  }
+  f = out.length ? out : null;
+  firsts.set(r, f);
+  return f;
+}
+const firsts = new WeakMap<NftRule, number[] | null>();
+
+/** Whether the packet has what plain matches read (a route out, a source, its addresses, ports): then none of them can be "unknown". */
+function plainOk(st: State): boolean {
+  return !st.noIndex && st.oif !== undefined && st.src !== undefined && addrOf(st.dst) !== undefined && (st.p.proto === "icmp" || (st.dport !== undefined && st.p.sport !== undefined));
+}
+
+/** What a rule requires of the destination (ChainIndex): its address or port key, "" none. */
+function requires(r: NftRule): string {
+  let port = "";
+  for (const e of r.expr) {
+    const k = keyOf(e);
+    if (k !== "match") {
+      if (k && NOTES.has(k)) continue;
+      break;
+    }
+    const m = (e as Obj).match as Obj;
+    const op = str(m.op) ?? "==";
+    const kind = plainRead(m.left ?? null);
+    const right = m.right ?? null;
+    if (!kind || !["==", "!=", "in"].includes(op) || !plainValue(kind, right, true)) break;
+    if (op !== "==") continue;
+    const { protocol, field } = (m.left as { payload: Obj }).payload ?? {};
+    if (kind === "addr" && field === "daddr" && typeof right === "string") {
+      const a = addrOf(right)!;
+      if (a.v6 === (protocol === "ip6")) return `${a.v6 ? 6 : 4}/${a.n}`;
+    }
+    if (kind === "port" && field === "dport" && typeof right === "number" && !port) port = `${protocol}/${right}`;
+  }
+  return port;
+}
+
+/** What a match reads that a walk always tells, given what rulesFor requires of the packet: an address, a port, an interface name. */
+function plainRead(left: Json): "addr" | "port" | "ifname" | undefined {
+  if (!isObj(left)) return undefined;
+  const pl = isObj(left.payload) ? left.payload : undefined;
+  if (pl && (pl.protocol === "ip" || pl.protocol === "ip6") && (pl.field === "saddr" || pl.field === "daddr")) return "addr";
+  if (pl && (pl.protocol === "tcp" || pl.protocol === "udp") && (pl.field === "sport" || pl.field === "dport")) return "port";
+  if (isObj(left.meta) && (left.meta.key === "iifname" || left.meta.key === "oifname")) return "ifname";
+  return undefined;
+}
+
+/** A value such a read is compared with that the walk always reads: a literal, a prefix, a range, or (at the top) an anonymous set of them. */
+function plainValue(kind: "addr" | "port" | "ifname", v: Json, top: boolean): boolean {
+  if (isObj(v) && isObj(v.elem)) return plainValue(kind, v.elem.val ?? null, false);
+  if (top && isObj(v) && Array.isArray(v.set)) return v.set.every((x) => plainValue(kind, x, false));
+  if (kind === "ifname") return typeof v === "string";
+  if (kind === "port") return typeof v === "number" || (isObj(v) && Array.isArray(v.range) && v.range.length === 2 && v.range.every((x) => typeof x === "number"));
+  if (typeof v === "string") return !v.startsWith("@") && addrOf(v) !== undefined;
+  if (isObj(v) && isObj(v.prefix)) return addrOf(str(v.prefix.addr) ?? "") !== undefined && typeof v.prefix.len === "number";
+  return isObj(v) && Array.isArray(v.range) && v.range.length === 2 && v.range.every((x) => typeof x === "string" && addrOf(x) !== undefined);
+}
+
+/** The rules of a long chain this packet can match, in order (ChainIndex); undefined: every rule. */
+function rulesFor(chain: NftChain, st: State): number[] | undefined {
+  // What the matches before a required address or port read, the packet must have (plainOk).
+  if (chain.rules.length < INDEX_FROM || !st.plain) return undefined;
+  const a = addrOf(st.dst)!;
+  const proto = st.p.proto;
+  // (Its port: none for ICMP, where a tcp or udp dport match fails.)
+  const addrKey = `${a.v6 ? 6 : 4}/${a.n}`;
+  const portKey = proto === "icmp" ? "" : `${proto}/${st.dport}`;
+  const ix = chainIndex(chain);
+  // A reply's destination is its connection's source: the rules addressed to it that it meets are a test of that source.
+  const al = st.dstIsSource ? aliveFor(chain, ix, st) : undefined;
+  const mine = (al ? al.by : ix.by).get(addrKey);
+  if (al && st.rec) {
+    if (mine) st.rec.tests.push({ kind: "range", value: "", hit: true, v6: a.v6, from: a.n, to: a.n });
+    else if (al.none[a.v6 ? 6 : 4]) st.rec.tests.push(al.none[a.v6 ? 6 : 4]!);
+  }
+  const key = `${al ? "reply " : ""}${addrKey} ${portKey}`;
+  let met = al ? undefined : ix.met.get(key);
+  if (!met) {
+    if (ix.met.size > 10_000) ix.met.clear();
+    met = [ix.free, mine ?? [], (portKey && ix.by.get(portKey)) || []].flat().sort((x, y) => x - y);
+    if (!al) ix.met.set(key, met);
+  }
+  return met;
+}
+
+/** A reply's rules addressed to one address (Alive): those whose interface and port matches it passes. */
+function aliveFor(chain: NftChain, ix: ChainIndex, st: State): Alive {
+  const key = `${st.iif} ${st.oif} ${st.p.proto} ${st.p.sport} ${st.dport}`;
+  let al = ix.alive.get(key);
+  if (al) return al;
+  al = { by: new Map(), none: {} };
+  const addrs: Record<4 | 6, Set<bigint>> = { 4: new Set(), 6: new Set() };
+  for (const [k, list] of ix.by) {
+    if (k.startsWith("tcp/") || k.startsWith("udp/")) continue;
+    const live = list.filter((i) => passes(chain.rules[i]!, st));
+    if (!live.length) continue;
+    al.by.set(k, live);
+    addrs[k.startsWith("6/") ? 6 : 4].add(BigInt(k.slice(2)));
+  }
+  for (const f of [4, 6] as const) {
+    if (addrs[f].size) al.none[f] = { kind: "set", value: `${chain.family} ${chain.table} ${chain.name} ${key}`, hit: false, v6: f === 6, members: { has: addrs[f], sorted: [...addrs[f]].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)) } };
+  }
+  if (ix.alive.size > 1_000) ix.alive.clear();
+  ix.alive.set(key, al);
+  return al;
+}
+
+/** Whether a rule's plain matches of interfaces and ports (requires) hold for this packet, whatever its addresses. */
+function passes(r: NftRule, st: State): boolean {
+  for (const e of r.expr) {
+    const k = keyOf(e);
+    if (k !== "match") {
+      if (k && NOTES.has(k)) continue;
+      return true;
+    }
+    const m = (e as Obj).match as Obj;
+    const kind = plainRead(m.left ?? null);
+    if (!kind || !["==", "!=", "in"].includes(str(m.op) ?? "==") || !plainValue(kind, m.right ?? null, true)) return true;
+    if (kind !== "addr" && !matches(m, st, r)) return false;
+  }
+  return true;
 }
 
 interface Base {
@@ -917,9 +1201,14 @@ function runHook(hook: Hook, st: State): Final | undefined {
     // A reply to a NATed source, before nat undoes it (dstnat, -100): addressed to the translated source.
     const translated = hook === "prerouting" && st.replyTo !== undefined && b.hook.prio < -100;
     const dst = st.dst;
-    if (translated) st.dst = st.replyTo ?? "";
+    const dstIsSource = st.dstIsSource;
+    if (translated) {
+      st.dst = st.replyTo ?? "";
+      st.dstIsSource = false;
+    }
     const out = runBase(b, st);
     st.dst = dst;
+    st.dstIsSource = dstIsSource;
     if (out.kind === "accept") {
       st.lastAccept = out.step;
       continue;
@@ -1041,7 +1330,7 @@ function otherChains(rs: NftRuleset, p: Packet): void {
 }
 
 /** What happens to a packet that arrives at the host (or that the host sends: p.fromHost), as the kernel would decide it with this ruleset. */
-export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean; replyTo?: string | null } } = {}): NftVerdict {
+export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean; replyTo?: string | null }; rec?: NftRecord; noIndex?: boolean } = {}): NftVerdict {
   const v6 = p.family === 6;
   const st: State = {
     p,
@@ -1064,7 +1353,13 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
     origDnat: opts.asReply?.dnat,
     replyTo: opts.asReply?.replyTo,
     steps: opts.trace ? [] : undefined,
+    ...(opts.rec ? { rec: opts.rec } : {}),
+    srcIsSource: !opts.asReply && !p.srcUnknown,
+    dstIsSource: Boolean(opts.asReply),
+    ...(opts.noIndex ? { noIndex: true } : {}),
   };
+  // A reply goes to its connection's source: whether that is the host's own (or loopback) decides its way (input or forward, a martian).
+  if (opts.asReply && opts.rec) localNoted(p, p.dst, opts.rec);
   let v: NftVerdict;
   try {
     otherChains(rs, p);
@@ -1076,7 +1371,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
   if (st.dnat) v.dnat = st.dnat;
   if (st.snat && v.verdict !== "unknown") v.snat = st.snat;
   if (st.steps) v.steps = st.steps;
-  if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") return withReplyNft(rs, p, v, st.oif ?? "", st.untracked);
+  if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") return withReplyNft(rs, p, v, st.oif ?? "", st.untracked, opts);
   return v;
 }
 
@@ -1088,12 +1383,12 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
  * runs for it. A drop there is the connection's verdict; what cannot be told, unknown. An ICMP
  * message other than an echo request has no reply walked.
  */
-function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean): NftVerdict {
+function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean, { rec, noIndex }: { rec?: NftRecord; noIndex?: boolean }): NftVerdict {
   const r = replyOf(p, v, out || undefined, untracked);
   if (!r) return v;
   // A masqueraded source: the host's address on the interface the packet left by; an snat's, its address.
   const replyTo = v.path !== "forward" || !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => !/^(127\.|::1$)/.test(l) && out !== "" && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
-  const w = evaluateNft(rs, r, { asReply: { out: p.in, orig: p, dnat: v.dnat !== undefined, ...(replyTo !== undefined ? { replyTo } : {}) } });
+  const w = evaluateNft(rs, r, { asReply: { out: p.in, orig: p, dnat: v.dnat !== undefined, ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
   return v;
@@ -1167,8 +1462,8 @@ export function nftMatrixWalk(rs: NftRuleset): NonNullable<MatrixContext["nft"]>
   const dockers: NftRuleset = { tables: rs.tables.filter((t) => t.name === "docker-bridges" && (t.family === "ip" || t.family === "ip6") && !t.dormant) };
   return {
     // A connection is open only if its replies get back too.
-    walk: (pk) => evaluateNft(rs, pk, { replies: true }),
-    ...(dockers.tables.length ? { docker: (pk: Packet) => evaluateNft(dockers, pk, { replies: true }) } : {}),
+    walk: (pk, rec) => evaluateNft(rs, pk, { replies: true, ...(rec ? { rec } : {}) }),
+    ...(dockers.tables.length ? { docker: (pk: Packet, rec?: NftRecord) => evaluateNft(dockers, pk, { replies: true, ...(rec ? { rec } : {}) }) } : {}),
     sources: (f) => nftSourceRanges(rs, f).ranges,
     sourcePorts: sourcePorts.ranges.map((r) => new PortList(r.from === r.to ? `${r.from}` : `${r.from}:${r.to}`)),
     inputPorts: inputPorts.ranges,

@@ -61,6 +61,8 @@ export interface PeerInput {
   /** nftables walks, which note no tests of the source: the source ranges their rules look at (containers in one of each set of them alike). */
   sourceRanges?: { from: bigint; to: bigint }[];
   only?: "mismatches";
+  /** Every container walked over every slot, none taken from a walk that went the same way (tests compare both ways). */
+  walkEach?: boolean;
 }
 
 const SPORT = 40000;
@@ -92,7 +94,28 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
   // The walks of one sender over every slot: each cell's verdict (the most a destination and source port give: open, else unknown, else closed), intent and verdict before.
   const RANK = [2, 0, 1];
   const code = (v: Walked, slot: Slot) => (v.verdict === "unknown" ? 2 : slot.opened(v) ? 0 : 1);
-  const cellOf = (slot: Slot, pk: (dst: string, sport: number) => Packet, walk: (pk: Packet) => PeerWalk, tests: SourceTest[]): { v: Walked; dst: string; sport: number; unknownTests: boolean } => {
+  type Cell = { v: Walked; dst: string; sport: number; unknownTests: boolean };
+  // Per slot and walk, the cells worked out so far, with the tests of the source their walks made: a sender that answers them
+  // alike gets the same cell, as its own walks would go the same way (each container of a network has tests of its own, its
+  // own published ports hairpinned: the cells of the other ports are taken from the walks of the first).
+  const memos = new WeakMap<Slot, Map<(pk: Packet) => PeerWalk, { tests: SourceTest[]; cell: Cell }[]>>();
+  const cellOf = (slot: Slot, pk: (dst: string, sport: number) => Packet, walk: (pk: Packet) => PeerWalk, tests: SourceTest[], probe?: ReturnType<typeof sourceOf>): Cell => {
+    const keep = probe && !inp.walkEach;
+    let memo = keep ? memos.get(slot) : undefined;
+    if (keep && !memo) memos.set(slot, (memo = new Map()));
+    const seen = memo?.get(walk) ?? [];
+    for (const e of seen) {
+      if (!sameWay(e.tests, probe!)) continue;
+      for (const t of e.tests) tests.push(t);
+      return e.cell;
+    }
+    const own: SourceTest[] = [];
+    const cell = cellWalked(slot, pk, walk, own);
+    for (const t of own) tests.push(t);
+    if (memo && !cell.unknownTests) memo.set(walk, [...seen, { tests: own, cell }]);
+    return cell;
+  };
+  const cellWalked = (slot: Slot, pk: (dst: string, sport: number) => Packet, walk: (pk: Packet) => PeerWalk, tests: SourceTest[]): Cell => {
     let best: { v: Walked; dst: string; sport: number } | undefined;
     let unknownTests = false;
     const made: PeerWalk[] = [];
@@ -124,16 +147,16 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
     /** A walk noted no tests (nftables): alike only by the ranges its rules look at. */
     opaque: boolean;
   }
-  const walkAll = (slots: Slot[], src: Ip | undefined, label: string, packet: (slot: Slot, dst: string, sport: number) => Packet): Walks => {
+  const walkAll = (slots: Slot[], src: Ip | undefined, label: string, packet: (slot: Slot, dst: string, sport: number) => Packet, probe?: ReturnType<typeof sourceOf>): Walks => {
     const tests: SourceTest[] = [];
     let opaque = false;
     const codes: number[] = [];
     const out: Omit<MatrixCell, "row">[] = [];
     for (const slot of slots) {
       const pk = (dst: string, sport: number) => packet(slot, dst, sport);
-      const now = cellOf(slot, pk, inp.walk, tests);
-      const docker = slot.allowed === undefined ? cellOf(slot, pk, inp.docker, tests) : undefined;
-      const before = inp.walkBefore ? cellOf(slot, pk, inp.walkBefore, tests) : undefined;
+      const now = cellOf(slot, pk, inp.walk, tests, probe);
+      const docker = slot.allowed === undefined ? cellOf(slot, pk, inp.docker, tests, probe) : undefined;
+      const before = inp.walkBefore ? cellOf(slot, pk, inp.walkBefore, tests, probe) : undefined;
       opaque ||= now.unknownTests || (before?.unknownTests ?? false);
       const verdict = VERDICTS[code(now.v, slot)]!;
       const intent = docker ? code(docker.v, slot) === 0 : slot.allowed!(src!);
@@ -146,7 +169,8 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
     // (One of each: a class's tests are held against each other container of the network.)
     const seen = new Set<string>();
     const unique = tests.filter((t) => {
-      const k = `${t.kind} ${t.value} ${t.hit}`;
+      // (By what it tests: nftables walks note ranges without a text.)
+      const k = `${t.kind} ${t.value} ${t.hit} ${t.v6} ${t.from} ${t.to}`;
       if (seen.has(k)) return false;
       seen.add(k);
       return true;
@@ -228,13 +252,13 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
         const hostKey = slots.map((s) => (s.allowed ? (s.allowed(m.ip) ? "1" : "0") : "")).join("");
         const key = `${hostKey}|${rangeKey(m.ip)}`;
         // (A class whose walks noted no tests, nftables', holds another container only where the ranges its rules look at hold both alike.)
-        const same = mine.find((c) => c.key === key && (!c.walks.opaque || inp.sourceRanges !== undefined) && sameWay(c.walks.tests, probe));
+        const same = inp.walkEach ? undefined : mine.find((c) => c.key === key && (!c.walks.opaque || inp.sourceRanges !== undefined) && sameWay(c.walks.tests, probe));
         if (same) {
           same.members.push(m);
           continue;
         }
         const label = `container:${m.name}${p.containers.find((c) => c.name === m.name)!.endpoints.length > 1 ? `@${n.name}` : ""}`;
-        const walks = walkAll(slots, m.ip, label, (slot, dst, sport) => ({ family, in: bridge, src: text, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes }));
+        const walks = walkAll(slots, m.ip, label, (slot, dst, sport) => ({ family, in: bridge, src: text, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes }), probe);
         // Cells alike another class's: one row.
         const alike = mine.find((c) => c.walks.codes.join() === walks.codes.join());
         if (alike) alike.members.push(m);

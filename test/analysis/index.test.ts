@@ -13,30 +13,13 @@ import type { Ruleset } from "../../src/ir/ruleset.js";
 import { parseSave, toRuleset } from "../../src/live/save.js";
 import { shippedPolicies } from "../lab/policylab.js";
 import { policyOf } from "../../bench/generate.js";
+import { probePacket } from "../support/probe.js";
 
 function same(rs: Ruleset, pk: Packet) {
   const fast = evaluate(rs, pk, { trace: true });
   const slow = evaluate(rs, pk, { trace: true, noIndex: true });
   expect(fast, JSON.stringify(pk)).toEqual(slow);
   return fast;
-}
-
-/** A matrix probe (`tcp 203.0.113.2:40000 -> [2001:db8::1]:8080 in eth0`) as the packet the matrix walked. */
-function packetOf(probe: string, family: 4 | 6, local: string[], routes: Packet["routes"]): Packet {
-  const m = /^(tcp|udp|icmp|icmpv6) (\S+) -> (\S+) in (\S+)$/.exec(probe);
-  if (!m) throw new Error(`not a probe: ${probe}`);
-  // ADDR, ADDR:PORT, [ADDR]:PORT, or an IPv6 ADDR alone.
-  const end = (w: string): [string, number | undefined] => {
-    const b = /^\[(.+)\]:(\d+)$/.exec(w);
-    if (b) return [b[1]!, Number(b[2])];
-    if (w.split(":").length > 2) return [w, undefined];
-    const [a, port] = w.split(":");
-    return [a!, port === undefined ? undefined : Number(port)];
-  };
-  const [src, sport] = end(m[2]!);
-  const [dst, dport] = end(m[3]!);
-  const proto = m[1] === "icmpv6" ? "icmp" : (m[1] as Packet["proto"]);
-  return { family, in: m[4]!, src, dst, proto, sport, dport, icmpType: proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local, routes };
 }
 
 /** Every matrix cell's packet, walked both ways. */
@@ -52,7 +35,7 @@ async function probesOf(text: string) {
   for (const c of m.cells) {
     if (!neighbours.has(c.row)) continue;
     const rs = r.generated!.rulesets[c.family]!;
-    same(rs, packetOf(c.probe, c.family, ["192.0.2.1", "2001:db8:ffff::1"], routes));
+    same(rs, probePacket(c.probe, c.family, ["192.0.2.1", "2001:db8:ffff::1"], routes));
     n.cells++;
     if (rs.tables.some((t) => t.chains.some((ch) => ch.rules.length >= 16))) n.indexed++;
   }
@@ -156,5 +139,17 @@ describe("a cell's verdict taken from an earlier walk that answered the same tes
     // The hand-made rules tell sources apart: some cells are mismatches, and some differ from before.
     expect(m.cells.filter((c) => c.mismatch).length).toBeGreaterThan(3);
     expect(m.cells.filter((c) => c.before !== undefined && c.before !== c.verdict).length).toBeGreaterThan(3);
+  });
+
+  test("a container the loaded rules treat apart from the others of its network: its cells its own", () => {
+    const r = compile(policyOf({ containers: 12, hostRules: 2 }), { noRender: true });
+    const v4 = compile(policyOf({ containers: 12, hostRules: 2 }), { format: "iptables" }).output!;
+    const loaded = v4.replace(/^(-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n)/m, "$1-A DOCKER-USER -s 10.100.0.5/32 -p tcp -m tcp --dport 80 -j DROP\n");
+    expect(loaded).not.toBe(v4);
+    const m = both({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(loaded), 4), 6: r.generated!.rulesets[6] } }, [4]);
+    // c3 (10.100.0.5) is a row of its own, closed where the other containers are open.
+    const rows = m.rows.filter((x) => x.kind === "containers").map((x) => x.sources.join(" "));
+    expect(rows).toContain("10.100.0.5/32");
+    expect(m.cells.filter((c) => c.row.endsWith(":10.100.0.5") && c.verdict === "closed" && c.column.endsWith("/tcp")).length).toBeGreaterThan(5);
   });
 });

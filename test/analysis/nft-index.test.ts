@@ -1,0 +1,226 @@
+// The nftables evaluator's index (nfteval.ts ChainIndex: a long chain's rules passed by when they
+// require another destination address or port) and the matrix's reuse of nftables walks
+// (NftRecord: a walk's tests of the source, sameWay), each held to what it stands in for. The
+// rulesets are loaded with nft in a scratch network namespace (unshare --net) and listed back with
+// `nft -j`, as verify and diff read them. The index against a walk of every rule: the same
+// verdict, path, steps and reply, "unknown" included, for
+// - every matrix probe of every shipped policy that compiles with --format nft, and of a
+//   40-container policy (chains of 120 DNAT, 120 forward and 120 allow rules);
+// - a table built to trip an index: matches the walk cannot tell before and after an indexed
+//   address, negations, prefixes, ranges, sets, a jump, ports a DNAT changes.
+// The reuse against a matrix with every cell walked on its own (walkEach), with hand-made rules
+// that read the source every way the classes follow: prefixes, ranges, sets, a verdict map,
+// fib saddr type local, ct original ip saddr; before and after a change.
+import { spawnSync } from "node:child_process";
+import { expect, test } from "vitest";
+import { nftScratch } from "../../src/analysis/command.js";
+import { buildMatrix, type MatrixContext } from "../../src/analysis/matrix.js";
+import { evaluateNft, nftMatrixWalk, type NftRuleset } from "../../src/analysis/nfteval.js";
+import { compile } from "../../src/compile.js";
+import type { Ruleset } from "../../src/ir/ruleset.js";
+import { gatewayOf } from "../../src/model/derive.js";
+import type { Policy } from "../../src/model/types.js";
+import { formatIp, type Family } from "../../src/model/values.js";
+import { policyOf } from "../../bench/generate.js";
+import { describeKernel } from "../lab/kernel.js";
+import { shippedPolicies } from "../lab/policylab.js";
+import { probePacket } from "../support/probe.js";
+
+const run = (cmd: string, args: string[], input?: string): string => {
+  const r = spawnSync(cmd, args, { input, encoding: "utf8", maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+};
+
+/** nft text loaded alone in a scratch namespace, as nft lists it back. */
+function loaded(text: string): NftRuleset {
+  const rs = nftScratch(run, text, "the ruleset");
+  if (typeof rs === "string") throw new Error(rs);
+  return rs;
+}
+
+/** The policy compiled with --format nft: as it is, or with `iptables off` for Docker 29.7 (whose tables that writes). */
+function compiled(text: string): { p: Policy; nft: string } | undefined {
+  for (const t of [text, text.replace(/version [^;]+;/, "version 29.7;")]) {
+    const r = compile(t, { format: "nft" });
+    if (r.ok) return { p: compile(t, { noRender: true, format: "nft" }).policy!, nft: r.output! };
+  }
+  return undefined;
+}
+
+const families: Family[] = [4, 6];
+const empty = (family: Family): Ruleset => ({ family, tables: [], scope: "owned" });
+const context = (p: Policy, nft: NftRuleset, before?: NftRuleset): MatrixContext => {
+  const walk = nftMatrixWalk(nft);
+  if ("gap" in walk) throw new Error(walk.gap);
+  const was = before && nftMatrixWalk(before);
+  if (was && "gap" in was) throw new Error(was.gap);
+  return { policy: p, rulesets: { 4: empty(4), 6: empty(6) }, nft: walk, ...(was ? { nftBefore: was } : {}), otherPorts: true };
+};
+
+/** A packet walked through the index and through every rule: the same answer, path and reply. */
+function same(rs: NftRuleset, pk: Parameters<typeof evaluateNft>[1]) {
+  const fast = evaluateNft(rs, pk, { trace: true, replies: true });
+  const slow = evaluateNft(rs, pk, { trace: true, replies: true, noIndex: true });
+  expect(fast, JSON.stringify(pk)).toEqual(slow);
+  return fast;
+}
+
+/** Every probe of the policy's matrix over its compiled nft file, walked both ways; how many met a long chain. */
+function probesOf(text: string): { cells: number; long: number } | undefined {
+  const c = compiled(text);
+  if (!c) return undefined;
+  const rs = loaded(c.nft);
+  const m = buildMatrix(context(c.p, rs), families);
+  const long = rs.tables.some((t) => [...t.chains.values()].some((ch) => ch.rules.length >= 16));
+  const local = ["192.0.2.1", "2001:db8:ffff::1", ...c.p.networks.flatMap((n) => families.flatMap((f) => (gatewayOf(n, f) ? [formatIp(gatewayOf(n, f)!)] : [])))];
+  const routes = c.p.networks.flatMap((x) => x.subnets.map((s) => ({ dst: `${formatIp(s.value)}/${s.value.prefix}`, dev: x.bridge.value })));
+  const neighbours = new Set(m.rows.filter((x) => x.kind === "zone" || x.kind === "other").map((x) => x.id));
+  let cells = 0;
+  for (const cell of m.cells) {
+    if (!neighbours.has(cell.row)) continue;
+    same(rs, probePacket(cell.probe, cell.family, local, routes));
+    cells++;
+  }
+  return { cells, long: long ? cells : 0 };
+}
+
+describeKernel("nftables: a long chain's index passes by only what could not match", () => {
+  test("every shipped policy that compiles with --format nft: every matrix probe", () => {
+    const done = shippedPolicies().map(([name, text]) => [name, probesOf(text)] as const).filter(([, n]) => n !== undefined);
+    expect(done.length).toBeGreaterThan(5);
+    expect(done.every(([, n]) => n!.cells > 0)).toBe(true);
+  }, 120_000);
+
+  test("a 40-container policy (chains of 120 DNAT, forward and allow rules), iptables off: every matrix probe", () => {
+    const n = probesOf(policyOf({ containers: 40, hostRules: 4 }).replace("version 20.10;", "version 29.7;"))!;
+    expect(n.long).toBeGreaterThan(5_000);
+  }, 120_000);
+
+  test("a table built to trip it: unknown matches before and after an address, negations, prefixes, ranges, sets, a jump, ports a DNAT changes", () => {
+    const filler = (i: number) => `ip daddr 10.0.${i}.2 tcp dport ${1000 + i} return`;
+    const text = `table inet trip {
+	chain trip-pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		fib daddr type local jump dnats
+	}
+	chain dnats {
+${Array.from({ length: 30 }, (_, i) => `		iifname != "docker0" tcp dport ${8000 + i} dnat ip to 10.0.${i}.2:${1000 + i}`).join("\n")}
+		udp dport 53 dnat ip to 10.0.7.2:53
+	}
+	chain trip-fwd {
+		type filter hook forward priority filter; policy drop;
+		jump user
+		ip daddr 10.0.3.2 accept
+		ct state established,related accept
+		ip daddr 10.0.0.0/16 accept
+	}
+	chain deeper {
+		tcp dport 1013 drop
+		reject
+	}
+	chain user {
+${Array.from({ length: 10 }, (_, i) => `		${filler(i)}`).join("\n")}
+		ip daddr 10.0.6.2 meta mark 0x00000001 accept
+		tcp dport 1020 meta mark 0x00000002 accept
+		ip daddr != 10.0.8.2 tcp dport 1008 drop
+		ip daddr 10.0.9.0-10.0.9.255 drop
+		ip daddr 10.0.10.0/24 reject
+		tcp dport != 1011 ip daddr 10.0.11.2 drop
+		udp dport 1012 drop
+		ip daddr 10.0.12.2 tcp dport 1012 log
+		ip daddr 10.0.13.2 jump deeper
+		oifname "docker0" ip saddr { 203.0.113.0/28, 198.51.100.0-198.51.100.9 } ip daddr 10.0.14.2 drop
+		th dport 1015 ip daddr 10.0.15.2 drop
+		ct state new ip daddr 10.0.16.2 drop
+${Array.from({ length: 20 }, (_, i) => `		${filler(i + 10)}`).join("\n")}
+		ip saddr & 255.255.0.255 == 198.51.100.0 ip daddr 10.0.25.2 accept
+		ip saddr 203.0.113.9 drop
+		meta mark 0x00000003 ip daddr 10.0.17.2 accept
+		return
+	}
+}
+`;
+    const rs = loaded(text);
+    expect([...rs.tables[0]!.chains.values()].filter((c) => c.rules.length >= 16).map((c) => c.name).sort()).toEqual(["dnats", "user"]);
+    const verdicts = new Set<string>();
+    for (const src of ["203.0.113.9", "203.0.113.3", "198.51.100.7", "192.0.2.50"]) {
+      for (let i = 0; i < 32; i++) {
+        for (const [dst, dport] of [[`10.0.${i}.2`, 1000 + i], ["192.0.2.1", 8000 + i], [`10.0.${i}.2`, 9999], ["192.0.2.1", 53]] as const) {
+          for (const proto of ["tcp", "udp"] as const) {
+            const v = same(rs, { family: 4, in: "eth0", src, dst, proto, sport: 40000, dport, state: "NEW", local: ["192.0.2.1"], routes: [{ dst: "10.0.0.0/16", dev: "docker0" }] });
+            verdicts.add(v.verdict === "unknown" ? `unknown ${v.why!.replace(/, in .*/, "")}` : v.verdict);
+          }
+        }
+      }
+    }
+    // Every kind of answer came up, the unknown ones included.
+    expect([...verdicts].sort()).toEqual(["ACCEPT", "DROP", "REJECT", "unknown its reply: meta mark", "unknown meta mark"]);
+  }, 60_000);
+});
+
+describeKernel("nftables: a cell's verdict taken from an earlier walk that answered the same tests of the source is the one its own walk gives", () => {
+  const both = (ctx: MatrixContext) => {
+    const reused = buildMatrix(ctx, families);
+    const each = buildMatrix({ ...ctx, walkEach: true }, families);
+    expect(reused).toEqual(each);
+    return reused;
+  };
+
+  test("every shipped policy that compiles with --format nft: every cell", () => {
+    let n = 0;
+    for (const [, text] of shippedPolicies()) {
+      const c = compiled(text);
+      if (!c) continue;
+      both(context(c.p, loaded(c.nft)));
+      n++;
+    }
+    expect(n).toBeGreaterThan(5);
+  }, 120_000);
+
+  test("hand-made rules that read the source every way the classes follow, before and after a change", () => {
+    // (And two containers that publish nothing, one of them treated apart: no hairpin of their own sets them apart already.)
+    const c = compiled(`${policyOf({ containers: 12, hostRules: 4 }).replace("version 20.10;", "version 29.7;")}container q1 { network net0 10.100.0.200; }\ncontainer q2 { network net0 10.100.0.201; }\n`)!;
+    const hand = `table inet hand {
+	map who {
+		type ipv4_addr : verdict
+		flags interval
+		elements = { 192.168.3.0/24 : accept, 198.51.100.77 : drop }
+	}
+	chain hand-fwd {
+		type filter hook forward priority filter - 5; policy accept;
+		ip saddr { 192.168.7.0/24, 198.51.100.200-198.51.100.220 } ip daddr 10.100.0.5 drop
+		ip saddr vmap @who
+		ct original ip saddr 203.0.113.0/26 ip daddr 10.100.0.6 drop
+		ip saddr 10.100.0.5 tcp dport 80 drop
+		ip saddr 10.100.0.201 tcp dport 443 drop
+	}
+	chain hand-in {
+		type filter hook input priority filter - 5; policy accept;
+		fib saddr type local tcp dport 1003 accept
+		ip saddr 192.168.9.0/24 tcp dport 1001 drop
+		ip6 saddr fd00:1::/64 drop
+	}
+}
+`;
+    // (And returns put into dockwall's chain of allows, which open what it would drop.)
+    // (The first, before the accept of replies, drops those that come back to c4 from a port 443: a test of the source made by a reply.)
+    const opened = c.nft.replace("chain docker-user-ip {\n\t\tct state established,related accept\n", (m) => `${m.replace("\t\tct state", "\t\tip daddr 10.100.0.6 tcp sport 443 drop\n\t\tct state")}\t\tip saddr 198.51.100.0/28 return\n\t\tip saddr vmap { 192.168.3.0/24 : return, 198.51.100.77 : drop }\n\t\tct original ip saddr 203.0.113.64/26 ip daddr 10.100.0.4 return\n`);
+    expect(opened).not.toBe(c.nft);
+    const after = loaded(c.nft);
+    const before = loaded(opened + hand);
+    // The rules before (hand-made ones beside) tell sources apart: some cells differ.
+    const m = both(context(c.p, after, before));
+    expect(m.cells.filter((x) => x.before !== undefined && x.before !== x.verdict).length).toBeGreaterThan(5);
+    const m2 = both(context(c.p, before));
+    expect(m2.cells.filter((x) => x.mismatch).length).toBeGreaterThan(10);
+    // The containers the hand-made rules treat apart: c3 (10.100.0.5, to port 80), q2 (10.100.0.201, to port 443), c4 (10.100.0.6,
+    // its replies from port 443): rows apart from their network's others, closed where those are open.
+    const rowOf = (addr: string) => m2.rows.find((x) => x.kind === "containers" && x.sources.includes(`${addr}/32`))!.id;
+    const closed = (addr: string) => m2.cells.filter((x) => x.row === rowOf(addr) && x.verdict === "closed" && x.column.endsWith("/tcp")).length;
+    expect(new Set(["10.100.0.2", "10.100.0.5", "10.100.0.6"].map(rowOf)).size).toBe(3);
+    expect(rowOf("10.100.0.201")).toBe(rowOf("10.100.0.6"));
+    expect(closed("10.100.0.5")).toBeGreaterThan(closed("10.100.0.2") + 5);
+    expect(closed("10.100.0.6")).toBeGreaterThan(closed("10.100.0.2") + 5);
+  }, 120_000);
+});
