@@ -1268,7 +1268,8 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
           return EXIT.error;
         }
         const dockers = own ? { tables: own.tables.filter((t) => t.name === "docker-bridges" && (t.family === "ip" || t.family === "ip6")) } : undefined;
-        if (dockers?.tables.length) ctx.nft = { ...walk, docker: (pk) => evaluateNft(dockers, pk, { replies: true }) };
+        // (Its tests of the source noted too: the matrix takes a container's cell from another's walk that answered them alike.)
+        if (dockers?.tables.length) ctx.nft = { ...walk, docker: (pk, rec) => evaluateNft(dockers, pk, { replies: true, ...(rec ? { rec } : {}) }) };
       }
     }
     const expected = ctx.rulesets;

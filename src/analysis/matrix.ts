@@ -197,8 +197,8 @@ interface Remembered {
   settles?: boolean;
 }
 
-/** The verdict of a walk made before for a packet from this source and port, to this destination, that answers its tests alike, else of a new walk (remembered). */
-function remembered(list: Remembered[], walk: Walker, from: { src: string; local: string[] }, sport: number, dst: { num: Num; key: string }, packet: () => Packet): Remembered {
+/** The verdict of a walk made before for a packet from this source and port, to this destination, that answers its tests alike, else of a new walk (remembered; its tests undefined where they could not be noted). */
+function remembered(list: Remembered[], walk: Walker, from: { src: string; local: string[] }, sport: number, dst: { num: Num; key: string }, packet: () => Packet): Omit<Remembered, "tests"> & { tests: SourceTest[] | undefined } {
   for (let i = 0; i < list.length; i++) {
     const e = list[i]!;
     if (sameWay(e.tests, from) && (e.sport === sport || sameSport(e.sports, sport)) && (e.dstKey === dst.key || (e.dests !== null && sameDestination(e.dests, dst.num, dst.key)))) return e;
@@ -207,7 +207,7 @@ function remembered(list: Remembered[], walk: Walker, from: { src: string; local
   r.dstKey = dst.key;
   // (A walk whose tests cannot say which other sources go its way holds for none: not kept.)
   if (r.tests) list.push(r as Remembered);
-  return r as Remembered;
+  return r;
 }
 
 /** A walk that notes its tests (remembered): of the source (undefined: it could not say them), source port and destination. */
@@ -231,7 +231,7 @@ const nftWalker = (nft: NonNullable<MatrixContext["nft"]>): Walker => (pk) => {
   const rec: NftRecord = { tests: [], poisoned: false };
   const verdict = nft.walk(pk, rec);
   const sport = pk.sport ?? SPORT;
-  return { tests: rec.poisoned ? undefined : rec.tests, sports: (nft.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(sport) })), dests: null, verdict, sport, dstKey: "", settles: undefined };
+  return { tests: rec.poisoned || !rec.noted ? undefined : rec.tests, sports: (nft.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(sport) })), dests: null, verdict, sport, dstKey: "", settles: undefined };
 };
 
 /** The source port of a cell's packet when nothing tells ports apart (and the first one walked). */
@@ -760,7 +760,9 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           // One walk there tests no source port and goes the way of a walk made: that verdict, already counted.
           if (d > 0 && made.some((w) => w.sports.length === 0 && w.dests && sameDestination(w.dests, dstNums[k]![d]!.num, dstNums[k]![d]!.key))) continue;
           // ICMP has no ports; TCP and UDP, each class of source ports the rules tell apart (the neighbour picks its own).
-          const walks = slot.col.proto === "icmp" ? [{ port: SPORT, walked: walk(dst, d, SPORT) }] : eachSourcePort(SPORT, 1, 65535, (port) => walk(dst, d, port), (w) => verdictOf(w.verdict, slot) === 0);
+          // (The walk from port 40000 first, the first destination's made already: where it tests no source port, the only one.)
+          const w0 = d === 0 ? first : walk(dst, d, SPORT);
+          const walks = slot.col.proto === "icmp" || w0.sports.length === 0 ? [{ port: SPORT, walked: w0 }] : eachSourcePort(SPORT, 1, 65535, (port) => (port === SPORT ? w0 : walk(dst, d, port)), (w) => verdictOf(w.verdict, slot) === 0);
           if (!walks) return { v: { verdict: "unknown", path: "input", why: "its rules tell more than 256 classes of source ports apart" }, d, sport: SPORT };
           for (const w of walks) {
             made.push(w.walked);
@@ -806,7 +808,8 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
               if (r0.settles) {
                 v = r0.verdict;
                 lastWalk[k] = v;
-                until[k] = sameWayUntil(r0.tests, probe);
+                // (A walk whose tests could not be noted holds for its own source alone.)
+                until[k] = r0.tests ? sameWayUntil(r0.tests, probe) : -1n;
               } else until[k] = -1n;
             }
           }

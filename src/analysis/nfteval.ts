@@ -123,6 +123,8 @@ export interface NftVerdict {
 export interface NftRecord {
   tests: SourceTest[];
   poisoned: boolean;
+  /** Set by the walk that noted them: a walk that did not (a caller's own) leaves it unset, and its tests are not taken for none. */
+  noted?: boolean;
 }
 
 class Unknown extends Error {
@@ -1358,6 +1360,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
     dstIsSource: Boolean(opts.asReply),
     ...(opts.noIndex ? { noIndex: true } : {}),
   };
+  if (opts.rec) opts.rec.noted = true;
   // A reply goes to its connection's source: whether that is the host's own (or loopback) decides its way (input or forward, a martian).
   if (opts.asReply && opts.rec) localNoted(p, p.dst, opts.rec);
   let v: NftVerdict;

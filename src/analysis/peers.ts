@@ -99,19 +99,19 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
   // alike gets the same cell, as its own walks would go the same way (each container of a network has tests of its own, its
   // own published ports hairpinned: the cells of the other ports are taken from the walks of the first).
   const memos = new WeakMap<Slot, Map<(pk: Packet) => PeerWalk, { tests: SourceTest[]; cell: Cell }[]>>();
-  const cellOf = (slot: Slot, pk: (dst: string, sport: number) => Packet, walk: (pk: Packet) => PeerWalk, tests: SourceTest[], probe?: ReturnType<typeof sourceOf>): Cell => {
+  const cellOf = (slot: Slot, pk: (dst: string, sport: number) => Packet, walk: (pk: Packet) => PeerWalk, tests: SourceTest[][], probe?: ReturnType<typeof sourceOf>): Cell => {
     const keep = probe && !inp.walkEach;
     let memo = keep ? memos.get(slot) : undefined;
     if (keep && !memo) memos.set(slot, (memo = new Map()));
     const seen = memo?.get(walk) ?? [];
     for (const e of seen) {
       if (!sameWay(e.tests, probe!)) continue;
-      for (const t of e.tests) tests.push(t);
+      tests.push(e.tests);
       return e.cell;
     }
     const own: SourceTest[] = [];
     const cell = cellWalked(slot, pk, walk, own);
-    for (const t of own) tests.push(t);
+    tests.push(own);
     if (memo && !cell.unknownTests) memo.set(walk, [...seen, { tests: own, cell }]);
     return cell;
   };
@@ -143,12 +143,13 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
   interface Walks {
     codes: number[];
     cells: Omit<MatrixCell, "row">[];
-    tests: SourceTest[];
+    /** The tests of its walks, walk by walk (flat, once it is a class). */
+    tests: SourceTest[][];
     /** A walk noted no tests (nftables): alike only by the ranges its rules look at. */
     opaque: boolean;
   }
   const walkAll = (slots: Slot[], src: Ip | undefined, label: string, packet: (slot: Slot, dst: string, sport: number) => Packet, probe?: ReturnType<typeof sourceOf>): Walks => {
-    const tests: SourceTest[] = [];
+    const tests: SourceTest[][] = [];
     let opaque = false;
     const codes: number[] = [];
     const out: Omit<MatrixCell, "row">[] = [];
@@ -166,16 +167,7 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
       const from = now.sport === SPORT || slot.col.proto === "icmp" ? label : `${label}:${now.sport}`;
       out.push(cellJson(slot.col.id, family, slot.path, verdict, intent, mismatch, `${probeProtocol(slot.col.proto, family)} ${from} -> ${fmtAddr(now.dst, slot.port)}`, now.v.why, before ? VERDICTS[code(before.v, slot)]! : undefined));
     }
-    // (One of each: a class's tests are held against each other container of the network.)
-    const seen = new Set<string>();
-    const unique = tests.filter((t) => {
-      // (By what it tests: nftables walks note ranges without a text.)
-      const k = `${t.kind} ${t.value} ${t.hit} ${t.v6} ${t.from} ${t.to}`;
-      if (seen.has(k)) return false;
-      seen.add(k);
-      return true;
-    });
-    return { codes, cells: out, tests: unique, opaque };
+    return { codes, cells: out, tests, opaque };
   };
 
   // Each network's containers.
@@ -232,7 +224,7 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
       }
       return slots;
     };
-    const classes: { members: { name: string; ip: Ip }[]; walks: Walks; key: string }[] = [];
+    const classes: { members: { name: string; ip: Ip }[]; walks: Walks; key: string; tests: SourceTest[] }[] = [];
     const rangeKey = (ip: Ip) => (inp.sourceRanges ?? []).map((r) => (r.from <= ip.value && ip.value <= r.to ? "1" : "0")).join("");
     // Members whose other networks differ send differently (their own links, their own addresses): grouped by them, each group
     // its cells (a review: one member's own addresses left out every member's cells to them).
@@ -252,7 +244,7 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
         const hostKey = slots.map((s) => (s.allowed ? (s.allowed(m.ip) ? "1" : "0") : "")).join("");
         const key = `${hostKey}|${rangeKey(m.ip)}`;
         // (A class whose walks noted no tests, nftables', holds another container only where the ranges its rules look at hold both alike.)
-        const same = inp.walkEach ? undefined : mine.find((c) => c.key === key && (!c.walks.opaque || inp.sourceRanges !== undefined) && sameWay(c.walks.tests, probe));
+        const same = inp.walkEach ? undefined : mine.find((c) => c.key === key && (!c.walks.opaque || inp.sourceRanges !== undefined) && sameWay(c.tests, probe));
         if (same) {
           same.members.push(m);
           continue;
@@ -262,7 +254,9 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
         // Cells alike another class's: one row.
         const alike = mine.find((c) => c.walks.codes.join() === walks.codes.join());
         if (alike) alike.members.push(m);
-        else mine.push({ members: [m], walks, key });
+        // (One of each of its tests, by the object: a cell taken from an earlier walk brings that walk's own; a key made of each
+        // test's text cost more than the walks. Made only here: a member that joins a class alike needs none.)
+        else mine.push({ members: [m], walks, key, tests: [...new Set(walks.tests.flat())] });
       }
       classes.push(...mine);
     }

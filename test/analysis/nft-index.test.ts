@@ -213,6 +213,11 @@ describeKernel("nftables: a cell's verdict taken from an earlier walk that answe
     const m = both(context(c.p, after, before));
     expect(m.cells.filter((x) => x.before !== undefined && x.before !== x.verdict).length).toBeGreaterThan(5);
     const m2 = both(context(c.p, before));
+    // A walk that notes no tests (one a caller made, not the evaluator's own with its record) is never taken for one that
+    // tests nothing: the same cells.
+    const bare = context(c.p, before);
+    const own = bare.nft!;
+    expect(buildMatrix({ ...bare, nft: { ...own, walk: (pk) => own.walk(pk), docker: own.docker && ((pk) => own.docker!(pk)) } }, families)).toEqual(m2);
     expect(m2.cells.filter((x) => x.mismatch).length).toBeGreaterThan(10);
     // The containers the hand-made rules treat apart: c3 (10.100.0.5, to port 80), q2 (10.100.0.201, to port 443), c4 (10.100.0.6,
     // its replies from port 443): rows apart from their network's others, closed where those are open.
@@ -222,5 +227,16 @@ describeKernel("nftables: a cell's verdict taken from an earlier walk that answe
     expect(rowOf("10.100.0.201")).toBe(rowOf("10.100.0.6"));
     expect(closed("10.100.0.5")).toBeGreaterThan(closed("10.100.0.2") + 5);
     expect(closed("10.100.0.6")).toBeGreaterThan(closed("10.100.0.2") + 5);
+  }, 120_000);
+
+  test("before and after a change, a chain of one name addressed to different containers' replies: each container its own cells (a review)", () => {
+    // The rules before drop the replies to q1 (10.101.0.200) from port 443, the rules now those to c4: q0 and q1 are alike
+    // now, not before. A review found them one class: the test "none of these" of each ruleset's chain, taken for one.
+    const text = `${policyOf({ containers: 12, hostRules: 4 }).replace("version 20.10;", "version 29.7;")}network net1 { bridge br-n1; subnet 10.101.0.0/24; }\ncontainer q0 { network net1 10.101.0.199; }\ncontainer q1 { network net1 10.101.0.200; }\n`;
+    const c = compiled(text)!;
+    const add = (addr: string) => c.nft.replace("chain docker-user-ip {\n", (m) => `${m}\t\tip daddr ${addr} tcp sport 443 drop\n`);
+    const m = both(context(c.p, loaded(add("10.100.0.6")), loaded(add("10.101.0.200"))));
+    const q1 = m.rows.find((x) => x.kind === "containers" && x.sources.includes("10.101.0.200/32"))!.id;
+    expect(m.cells.filter((x) => x.row === q1 && x.verdict === "open" && x.before === "closed").length).toBeGreaterThan(5);
   }, 120_000);
 });
