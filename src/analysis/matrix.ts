@@ -623,7 +623,21 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     // What each packet is walked with, now and before (the nftables evaluator's over the whole ruleset, or the iptables one's).
     const now = ctx.nft ? nftWalker(ctx.nft) : ruleWalker(rs);
     const then = ctx.nftBefore ? nftWalker(ctx.nftBefore) : rsBefore ? ruleWalker(rsBefore) : undefined;
-    const at = [...new Set([...cuts(p, rs, family, [...(ctx.nft?.sources(family) ?? []), ...(ctx.nftBefore?.sources(family) ?? [])]), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    // The addresses the rules test as a packet's destination cut the sources too: a connection's replies go back to its source,
+    // and a rule that drops what goes to some neighbours (an egress block, `-d 192.168.1.128/25 -j DROP` first in DOCKER-USER)
+    // closes their connections (a class its -s would make; verify was silent where the block closed what the policy allows).
+    // Not within a Docker network's subnets (such a source is spoofed: apart already) or loopback, nor one of the host's own
+    // addresses (rules name those everywhere; the host's own address as a neighbour's source is martian).
+    const own = new Set((ctx.host?.addresses ?? [STAND_IN[family], ...ifaces.flatMap((i) => ctx.hostAddress?.(family, i) ?? []), ...cols.flatMap((c) => (c.host_address !== undefined ? [c.host_address] : []))]).flatMap((a) => {
+      const c = parseCidr(`${a}/${bits(family)}`);
+      return isError(c) || c.family !== family ? [] : [c.value];
+    }));
+    const apart = [...p.networks.flatMap((n) => n.subnets.filter((sn) => sn.value.family === family).map((sn) => rangeOf({ kind: "cidr", cidr: sn.value }))), family === 4 ? { from: 127n << 24n, to: (128n << 24n) - 1n } : { from: 1n, to: 1n }];
+    const nftDsts = (x: MatrixContext["nft"]) => x?.destinations?.(family) ?? [];
+    const replies = [...ruleRanges(rs, family, "dst"), ...ruleRanges(rsBefore, family, "dst"), ...nftDsts(ctx.nft), ...nftDsts(ctx.nftBefore)].filter(
+      (x) => !(x.from === x.to && own.has(x.from)) && !apart.some((a) => a.from <= x.from && x.to <= a.to),
+    );
+    const at = [...new Set([...cuts(p, rs, family, [...(ctx.nft?.sources(family) ?? []), ...(ctx.nftBefore?.sources(family) ?? []), ...replies]), ...(ctx.before ? cuts(p, rsBefore, family) : [])])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const pieces = piecesOf(at, family);
     // The host's addresses: live, the kernel's; compiled, the interface's and each Docker network's own (its bridge's, as explain
     // takes them: a connection masqueraded out of a bridge comes back to it; a second review found such cells unknown).

@@ -179,6 +179,29 @@ describe("examples/web-host.dw", () => {
   });
 });
 
+// A rule that drops what goes to some neighbours (an egress block put first in DOCKER-USER) drops the replies of their
+// connections too: those neighbours cannot reach what the policy lets them, a class of their own (a rule's -d cuts the
+// sources as its -s does). Not the Docker networks' own addresses, nor the host's: the rules name those everywhere.
+test("a hand-made egress block (-d) closes its neighbours' connections: a row of their own, and verify says so", () => {
+  const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
+  const { r, rulesets } = matrixOf(text);
+  const v4 = compile(text, { format: "iptables" }).output!;
+  const loaded = v4.replace(/^(-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n)/m, "-A DOCKER-USER -d 192.168.1.128/25 -j DROP\n$1");
+  expect(loaded).not.toBe(v4);
+  const live = { 4: toRuleset(parseSave(loaded), 4), 6: rulesets[6] };
+  const m = buildMatrix({ policy: r.policy!, rulesets: live }, [4, 6]);
+  const lanRows = m.rows.filter((x) => x.zone === "lan" && x.interfaces.includes("eth1") && x.id.includes("/ipv4"));
+  expect(lanRows.map((x) => x.sources.join(", ")).sort()).toEqual(["192.168.1.0/25", "192.168.1.128/25"]);
+  const blocked = lanRows.find((x) => x.sources[0] === "192.168.1.128/25")!;
+  const cells = m.cells.filter((c) => c.row === blocked.id && c.column === "web:8080/tcp" && c.path === "dnat");
+  expect(cells.map((c) => `${c.verdict} ${c.mismatch}`)).toEqual(["closed true"]);
+  // What explain says of that cell's packet: the reply dropped by the rule.
+  const pk = parsePacket(cells[0]!.probe);
+  if ("error" in pk) throw new Error(pk.error);
+  expect(explain({ rulesets: live, policy: r.policy! }, pk).verdict).toBe("drop");
+  expect(m.cells.filter((c) => c.row !== blocked.id && c.column === "web:8080/tcp" && c.path === "dnat" && lanRows.some((x) => x.id === c.row)).map((c) => c.verdict)).toEqual(["open"]);
+});
+
 test("a loaded rule the evaluator does not understand: its cells are unknown, not mismatches, and verify lists them as what it cannot tell", () => {
   const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
   const { r, rulesets } = matrixOf(text);
