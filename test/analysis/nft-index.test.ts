@@ -50,12 +50,24 @@ function compiled(text: string): { p: Policy; nft: string } | undefined {
 
 const families: Family[] = [4, 6];
 const empty = (family: Family): Ruleset => ({ family, tables: [], scope: "owned" });
-const context = (p: Policy, nft: NftRuleset, before?: NftRuleset): MatrixContext => {
+const context = (p: Policy, nft: NftRuleset, before?: NftRuleset, host?: MatrixContext["host"]): MatrixContext => {
   const walk = nftMatrixWalk(nft);
   if ("gap" in walk) throw new Error(walk.gap);
   const was = before && nftMatrixWalk(before);
   if (was && "gap" in was) throw new Error(was.gap);
-  return { policy: p, rulesets: { 4: empty(4), 6: empty(6) }, nft: walk, ...(was ? { nftBefore: was } : {}), otherPorts: true };
+  return { policy: p, rulesets: { 4: empty(4), 6: empty(6) }, nft: walk, ...(was ? { nftBefore: was } : {}), otherPorts: true, ...(host ? { host } : {}) };
+};
+/** A host as verify reads it: an address on each interface and bridge (a published port's cells walk each class of them), their routes. */
+const HOST: MatrixContext["host"] = {
+  addresses: ["198.51.100.1", "192.168.1.1", "10.100.0.1", "10.101.0.1", "127.0.0.1", "2001:db8:1::1", "::1"],
+  routes: [
+    { dst: "198.51.100.0/24", dev: "eth0" },
+    { dst: "192.168.1.0/24", dev: "eth1" },
+    { dst: "10.100.0.0/24", dev: "br-n0" },
+    { dst: "10.101.0.0/24", dev: "br-n1" },
+    { dst: "2001:db8:1::/64", dev: "eth0" },
+  ],
+  interfaces: ["lo", "eth0", "eth1", "br-n0", "br-n1"],
 };
 
 /** A packet walked through the index and through every rule: the same answer, path and reply. */
@@ -213,6 +225,12 @@ describeKernel("nftables: a cell's verdict taken from an earlier walk that answe
     const m = both(context(c.p, after, before));
     expect(m.cells.filter((x) => x.before !== undefined && x.before !== x.verdict).length).toBeGreaterThan(5);
     const m2 = both(context(c.p, before));
+    // With the host's addresses, as verify reads them: a cell of a published port walks each class of them, each reused alike.
+    expect(both(context(c.p, before, undefined, HOST)).cells.length).toBeGreaterThan(m2.cells.length);
+    // (And where no rule tests a source port, each of those addresses with its own settling walk: without the drop by port 443.)
+    const noPort = loaded(opened.replace("\t\tip daddr 10.100.0.6 tcp sport 443 drop\n", "") + hand);
+    const m3 = both(context(c.p, noPort, undefined, HOST));
+    expect(m3.cells.filter((x) => x.mismatch && x.path === "dnat").length).toBeGreaterThan(10);
     // A walk that notes no tests (one a caller made, not the evaluator's own with its record) is never taken for one that
     // tests nothing: the same cells.
     const bare = context(c.p, before);
