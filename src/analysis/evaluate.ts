@@ -59,6 +59,8 @@ export interface Verdict {
   martian?: boolean;
   /** The connection's replies are dropped (by `decided`): the packet that opens it gets through, the connection does not. */
   reply?: boolean;
+  /** With reply: not dropped but taken out of conntrack (`decided` is the NOTRACK), so not translated back: no connection either. */
+  untracked?: boolean;
   /** With `trace`: every rule that changed or decided the packet, in the order the kernel met them. */
   steps?: Step[];
 }
@@ -360,6 +362,8 @@ interface Ctx {
   packet: Packet;
   /** raw PREROUTING said NOTRACK: conntrack state UNTRACKED, and no nat. */
   untracked?: boolean;
+  /** The rule that said so. */
+  untrackedBy?: Decision;
   /** Set once nat PREROUTING has DNAT'd the packet. */
   dnat?: { addr: string; port?: number };
   /** The interface a forwarded packet leaves by. */
@@ -637,12 +641,14 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
       case "NOTRACK":
         step("notrack");
         ctx.untracked = true;
+        ctx.untrackedBy ??= decided;
         continue;
       case "CT":
         // Only --notrack is understood: other CT options change what conntrack does next.
         if (r.targetOptions?.kind !== "notrack") throw new Unknown(`target CT${targetOptionsView(r.targetOptions)?.map((o) => ` --${o.name}`).join("") ?? ""}`);
         step("notrack");
         ctx.untracked = true;
+        ctx.untrackedBy ??= decided;
         continue;
       default: {
         if (!chainOf(table, r.target)) throw new Unknown(`target ${r.target}`);
@@ -772,6 +778,14 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     for (const [name, chain] of way) {
       const d = gate(name, chain);
       if (d) return { verdict: d.verdict, path: v.path, dnat: v.dnat, decided: d.decided, reply: true, ...(v.steps ? { steps: v.steps } : {}) };
+    }
+    // A reply taken out of conntrack (NOTRACK in raw; a review proved it with packets) is not translated back: a DNATed
+    // connection's leaves from the container's own address and port, a masqueraded one's stays addressed to the host. The
+    // client takes it for no connection of its own.
+    if (rctx.untracked && !ctx.untracked && rctx.untrackedBy) {
+      const nat = table("nat");
+      const snat = forward && nat && p.state === "NEW" ? (ctx.snat !== undefined ? ctx.snat : snatOf(nat, p, ctx)) : undefined;
+      if (v.dnat !== undefined || snat !== undefined) return { verdict: "DROP", path: v.path, dnat: v.dnat, decided: rctx.untrackedBy, reply: true, untracked: true, ...(v.steps ? { steps: v.steps } : {}) };
     }
   } catch (e) {
     if (e instanceof Unknown) return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `its reply: ${e.message}` };

@@ -49,6 +49,8 @@ export interface ExplainResult {
   suggestion: string | null;
   /** The packet gets through, but the connection's replies are dropped (by `decided_by`): it does not connect. */
   reply_dropped?: true;
+  /** With reply_dropped: not dropped but taken out of conntrack (`decided_by` is the NOTRACK), so not translated back. */
+  reply_untracked?: true;
   /** The deciding rule's policy statement (for the text's caret). */
   decidingSpan?: Span;
 }
@@ -425,7 +427,7 @@ function explainNft(ctx: ExplainContext, spec: PacketSpec, base: ExplainResult):
     if (split) return { ...base, path, unknown: [split] };
   }
   const ours = v.decided?.handle !== undefined && `${v.decided.family} ${v.decided.table}` === NFT_TABLE ? ctx.nft!.ours?.get(v.decided.handle) : undefined;
-  return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), ...(v.reply ? { reply_dropped: true } : {}), decidingSpan: statementOf(ours) };
+  return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), ...(v.reply ? { reply_dropped: true } : {}), ...(v.untracked ? { reply_untracked: true } : {}), decidingSpan: statementOf(ours) };
 }
 
 /** The answer for a packet whose walk ended in a verdict: where it was going, and the rule that decided it. */
@@ -464,6 +466,7 @@ export function explain(ctx: ExplainContext, spec: PacketSpec, live = false): Ex
   return {
     ...decided(base, v.verdict, headed, decider, path),
     ...(v.reply ? { reply_dropped: true } : {}),
+    ...(v.untracked ? { reply_untracked: true } : {}),
     suggestion: v.verdict === "ACCEPT" || v.reply ? null : suggest(ctx, spec, pk, v, headed),
     decidingSpan: statementOf(v.decided?.rule) ?? (v.decided?.index === -1 && v.decided.chain === "INPUT" && decider?.origin.kind === "policy" && ctx.policy?.host ? { ...ctx.policy.host.span, endLine: ctx.policy.host.span.line, endCol: ctx.policy.host.span.col + "host".length } : undefined),
   };
@@ -494,6 +497,7 @@ export function formatExplain(r: ExplainResult, formatPlace: (span: Span, label:
   const via = dnat ? ` (DNAT by ${describeOrigin(dnat.origin)})` : "";
   if (r.verdict === "unknown") out.push(`  unknown: ${r.unknown.join("; ")}`);
   else if (r.verdict === "accept") out.push(`  accepted: delivered to ${describeWhere(r.delivered!)}${via}`);
+  else if (r.reply_untracked) out.push(`  gets to ${describeWhere(r.headed!)}${via}, but its replies are not tracked (NOTRACK): not translated back, no connection`);
   else if (r.reply_dropped) out.push(`  gets to ${describeWhere(r.headed!)}${via}, but its replies are ${r.verdict === "drop" ? "dropped" : "rejected"}: no connection`);
   else out.push(`  ${r.verdict === "drop" ? "dropped" : "rejected"} on its way to ${describeWhere(r.headed!)}${via}`);
   if (r.path.length) {

@@ -382,10 +382,15 @@ export function classRepresentatives(specs: AddressSpec[], family: Family): Ip[]
 }
 
 /** One packet of this piece: an example address if it holds one, else its third address (not a network's own), else its first. */
-function representative(p: Piece, family: Family): Ip {
-  const ex = EXAMPLES[family].find((e) => p.from <= e && e <= p.to);
+function representative(p: Piece, family: Family, own?: Set<bigint>): Ip {
+  const ex = EXAMPLES[family].find((e) => p.from <= e && e <= p.to && !own?.has(e));
   if (ex !== undefined) return { family, value: ex };
-  return { family, value: p.to - p.from >= 3n ? p.from + 2n : p.from };
+  const at = p.to - p.from >= 3n ? p.from + 2n : p.from;
+  // Not one of the host's own addresses (a review: a piece cut by a rule's -d, 10.0.0.0/8, walked from the host's 10.0.0.2,
+  // which goes its own way, and took the class with it): the next address of the piece that is not.
+  for (let a = at; own && a <= p.to && a < at + 1024n; a++) if (!own.has(a)) return { family, value: a };
+  for (let a = p.from; own && a < at; a++) if (!own.has(a)) return { family, value: a };
+  return { family, value: at };
 }
 
 /**
@@ -626,13 +631,18 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
     // The addresses the rules test as a packet's destination cut the sources too: a connection's replies go back to its source,
     // and a rule that drops what goes to some neighbours (an egress block, `-d 192.168.1.128/25 -j DROP` first in DOCKER-USER)
     // closes their connections (a class its -s would make; verify was silent where the block closed what the policy allows).
-    // Not within a Docker network's subnets (such a source is spoofed: apart already) or loopback, nor one of the host's own
+    // Not within a Docker network's subnets (such a source is spoofed: apart already), loopback or link-local, nor one of the host's own
     // addresses (rules name those everywhere; the host's own address as a neighbour's source is martian).
     const own = new Set((ctx.host?.addresses ?? [STAND_IN[family], ...ifaces.flatMap((i) => ctx.hostAddress?.(family, i) ?? []), ...cols.flatMap((c) => (c.host_address !== undefined ? [c.host_address] : []))]).flatMap((a) => {
       const c = parseCidr(`${a}/${bits(family)}`);
       return isError(c) || c.family !== family ? [] : [c.value];
     }));
-    const apart = [...p.networks.flatMap((n) => n.subnets.filter((sn) => sn.value.family === family).map((sn) => rangeOf({ kind: "cidr", cidr: sn.value }))), family === 4 ? { from: 127n << 24n, to: (128n << 24n) - 1n } : { from: 1n, to: 1n }];
+    // (Nor link-local: never a neighbour routed here; a review found the usual block of the cloud's metadata service, -d
+    // 169.254.169.254, a row of its own in every zone and verify failing on it.)
+    const apart = [
+      ...p.networks.flatMap((n) => n.subnets.filter((sn) => sn.value.family === family).map((sn) => rangeOf({ kind: "cidr", cidr: sn.value }))),
+      ...(family === 4 ? [{ from: 127n << 24n, to: (128n << 24n) - 1n }, { from: (169n << 24n) | (254n << 16n), to: (169n << 24n) | (254n << 16n) | 0xffffn }] : [{ from: 1n, to: 1n }, { from: 0xfe8n << 116n, to: (0xfecn << 116n) - 1n }]),
+    ];
     const nftDsts = (x: MatrixContext["nft"]) => x?.destinations?.(family) ?? [];
     const replies = [...ruleRanges(rs, family, "dst"), ...ruleRanges(rsBefore, family, "dst"), ...nftDsts(ctx.nft), ...nftDsts(ctx.nftBefore)].filter(
       (x) => !(x.from === x.to && own.has(x.from)) && !apart.some((a) => a.from <= x.from && x.to <= a.to),
@@ -876,7 +886,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
         }
       };
       for (const piece of pieces) {
-        const src = representative(piece, family);
+        const src = representative(piece, family, own);
         const srcText = formatIp(src);
         const zone = zoneName(p, iface, src);
         // A Docker network's own address, arriving from outside (spoofed): the replies to it go to the bridge, never back

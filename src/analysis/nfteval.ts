@@ -93,7 +93,7 @@ export interface NftStep {
   /** -1: the base chain's policy. */
   index: number;
   handle?: number;
-  action: "jump" | "goto" | "dnat" | "snat" | "accept" | "drop" | "reject" | "return" | "policy";
+  action: "jump" | "goto" | "dnat" | "snat" | "notrack" | "accept" | "drop" | "reject" | "return" | "policy";
   text?: string;
 }
 
@@ -111,6 +111,10 @@ export interface NftVerdict {
   steps?: NftStep[];
   /** With {replies: true}: the packet gets through, but the connection's first reply is dropped (by `decided`). */
   reply?: boolean;
+  /** With reply: not dropped but taken out of conntrack (`decided` is the notrack), so not translated back: no connection either. */
+  untracked?: boolean;
+  /** A reply walked (asReply): the rule that took it out of conntrack, if one did. */
+  notrack?: NftStep;
 }
 
 /**
@@ -538,6 +542,8 @@ interface State {
   dstIsSource: boolean;
   /** Every rule of a long chain walked, none passed by through its index, every match in its order (tests compare both ways). */
   noIndex?: boolean;
+  /** The rule that took the packet out of conntrack (notrack). */
+  notrack?: NftStep;
   /** The packet has what plain matches read, in the chain walked now (plainOk). */
   plain?: boolean;
 }
@@ -831,7 +837,10 @@ function runExprs(r: NftRule, st: State): RuleResult {
       }
       case "notrack":
         // Only before conntrack has looked: afterwards the packet keeps its entry.
-        if (st.ct === "none" && st.p.state !== "INVALID") st.untracked = true;
+        if (st.ct === "none" && st.p.state !== "INVALID") {
+          st.untracked = true;
+          st.notrack ??= { family: r.family, table: r.table, chain: r.chain, index: r.index, handle: r.handle, action: "notrack", text: r.text };
+        }
         continue;
       case "dnat":
       case "snat":
@@ -1373,6 +1382,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
   }
   if (st.dnat) v.dnat = st.dnat;
   if (st.snat && v.verdict !== "unknown") v.snat = st.snat;
+  if (opts.asReply && st.notrack) v.notrack = st.notrack;
   if (st.steps) v.steps = st.steps;
   if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") return withReplyNft(rs, p, v, st.oif ?? "", st.untracked, opts);
   return v;
@@ -1394,6 +1404,9 @@ function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, unt
   const w = evaluateNft(rs, r, { asReply: { out: p.in, orig: p, dnat: v.dnat !== undefined, ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
+  // A reply taken out of conntrack is not translated back (a review proved it with packets on iptables): a DNATed connection's
+  // leaves from the container's own address and port, a masqueraded one's stays addressed to the host.
+  if (w.notrack && !untracked && (v.dnat !== undefined || v.snat !== undefined)) return { ...v, verdict: "DROP", decided: w.notrack, reply: true, untracked: true };
   return v;
 }
 

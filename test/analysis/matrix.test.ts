@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { BRIDGE_ZONE_POLICY, INTERNAL_PROXY_POLICY, PROXY6_POLICY } from "../support/policies.js";
 import { describe, expect, test } from "vitest";
-import { explain } from "../../src/analysis/explain.js";
+import { explain, formatExplain } from "../../src/analysis/explain.js";
 import { asLoaded } from "../../src/analysis/loaded.js";
 import { buildMatrix, formatMismatches, type Matrix } from "../../src/analysis/matrix.js";
 import { parsePacket } from "../../src/analysis/packet.js";
@@ -200,6 +200,58 @@ test("a hand-made egress block (-d) closes its neighbours' connections: a row of
   if ("error" in pk) throw new Error(pk.error);
   expect(explain({ rulesets: live, policy: r.policy! }, pk).verdict).toBe("drop");
   expect(m.cells.filter((c) => c.row !== blocked.id && c.column === "web:8080/tcp" && c.path === "dnat" && lanRows.some((x) => x.id === c.row)).map((c) => c.verdict)).toEqual(["open"]);
+});
+
+// A review: the usual block of the cloud's metadata service (169.254.169.254, link-local: never a neighbour routed here)
+// made rows of its own, and verify failed on a hardening rule every cloud guide gives.
+test("a block of the metadata service's link-local address (-d 169.254.169.254) makes no row and no mismatch", () => {
+  for (const [name, text] of POLICIES.filter(([n]) => /web-host|router|web-server|published-open|syntax-tour/.test(n))) {
+    const { r, rulesets } = matrixOf(text);
+    const v4 = compile(text, { format: "iptables" }).output!;
+    const loaded = v4.replace(/^(:DOCKER-USER - \[0:0\]\n(?:.*\n)*?)(-A DOCKER-USER )/m, "$1-A DOCKER-USER -d 169.254.169.254/32 -j DROP\n$2");
+    expect(loaded, name).not.toBe(v4);
+    const m = buildMatrix({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(loaded), 4), 6: rulesets[6] } }, [4, 6]);
+    expect(formatMismatches(m), name).toBe("");
+  }
+});
+
+// A review: a piece cut by a rule's -d (10.0.0.0/8) was shown by its third address, the host's own (10.0.0.2, a cloud host's
+// first address): a probe the kernel drops as martian before any rule.
+test("a row's packet never comes from one of the host's own addresses", () => {
+  const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
+  const { r, rulesets } = matrixOf(text);
+  const v4 = compile(text, { format: "iptables" }).output!;
+  const loaded = v4.replace(/^(-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n)/m, "-A DOCKER-USER -d 10.0.0.0/8 -j DROP\n$1");
+  // The host's address on eth0 is 10.0.0.2, eth1's 192.168.1.1.
+  const hostAddress = (f: 4 | 6, iface: string) => (f === 6 ? undefined : iface === "eth0" ? "10.0.0.2" : iface === "eth1" ? "192.168.1.1" : undefined);
+  const m = buildMatrix({ policy: r.policy!, rulesets: { 4: toRuleset(parseSave(loaded), 4), 6: rulesets[6] }, hostAddress }, [4]);
+  // The wan's 10.0.0.0/8 a row of its own (its replies dropped), shown from 10.0.0.3, not the host's 10.0.0.2.
+  const ten = m.rows.filter((x) => x.sources.includes("10.0.0.0/8"));
+  expect(ten.map((x) => x.zone ?? "other").sort()).toEqual(["other", "wan"]);
+  const probes = [...new Set(m.cells.filter((c) => ten.some((x) => x.id === c.row)).map((c) => c.probe.split(" ")[1]!.replace(/:\d+$/, "")))];
+  expect(probes).toEqual(["10.0.0.3"]);
+  expect(m.cells.filter((c) => ten.some((x) => x.id === c.row) && c.column === "api:5353/udp" && c.path === "dnat").map((c) => c.verdict)).toEqual(["closed", "closed"]);
+});
+
+// A review: NOTRACK on what goes to part of the lan (raw PREROUTING) takes the containers' replies to it out of conntrack:
+// they are not translated back (a SYN-ACK from 172.17.0.2:80, not from the host's address), and the connection fails.
+test("a NOTRACK on replies to a neighbour range closes its DNATed connections: a row of its own, closed, and explain says why", () => {
+  const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
+  const { r, rulesets } = matrixOf(text);
+  const v4 = compile(text, { format: "iptables" }).output!;
+  expect(v4).not.toContain("*raw");
+  const loaded = `${v4}*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -d 192.168.1.128/25 -j NOTRACK\nCOMMIT\n`;
+  const live = { 4: toRuleset(parseSave(loaded), 4), 6: rulesets[6] };
+  const m = buildMatrix({ policy: r.policy!, rulesets: live }, [4, 6]);
+  const lanRows = m.rows.filter((x) => x.zone === "lan" && x.interfaces.includes("eth1") && x.id.includes("/ipv4"));
+  expect(lanRows.map((x) => x.sources.join(", ")).sort()).toEqual(["192.168.1.0/25", "192.168.1.128/25"]);
+  const blocked = lanRows.find((x) => x.sources[0] === "192.168.1.128/25")!;
+  const web = m.cells.filter((c) => c.row === blocked.id && c.column === "web:8080/tcp" && c.path === "dnat");
+  expect(web.map((c) => `${c.verdict} ${c.mismatch}`)).toEqual(["closed true"]);
+  const pk = parsePacket(web[0]!.probe);
+  if ("error" in pk) throw new Error(pk.error);
+  const said = formatExplain(explain({ rulesets: live, policy: r.policy! }, pk), (_s, l) => l);
+  expect(said).toContain("but its replies are not tracked (NOTRACK): not translated back, no connection");
 });
 
 test("a loaded rule the evaluator does not understand: its cells are unknown, not mismatches, and verify lists them as what it cannot tell", () => {

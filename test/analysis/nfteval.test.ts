@@ -309,6 +309,18 @@ describe("evaluateNft: one semantic at a time", () => {
     const lost = ruleset(table("ip", "nat", 1, [{ name: "pre", hook: "prerouting", type: "nat", prio: -100, rules: [[{ dnat: { addr: "198.51.100.7" } }]] }]), table("ip", "f", 2, [{ name: "fwd", hook: "forward", rules: [[match(meta("oifname"), "eth0"), drop]] }]));
     expect(evaluateNft(lost, ssh)).toMatchObject({ verdict: "unknown", why: expect.stringMatching(/^oifname: no route to 198\.51\.100\.7/) });
   });
+  // A review (proven with packets on iptables): a notrack before conntrack on what goes to part of the lan takes the replies
+  // to it out of conntrack: not translated back, the connection fails. Not where nothing was translated.
+  it("a reply taken out of conntrack (notrack in a raw prerouting chain) is not translated back: a DNATed connection does not connect", () => {
+    const nat = table("ip", "nat", 1, [{ name: "pre", hook: "prerouting", type: "nat", prio: -100, rules: [[match(pl("tcp", "dport"), 8080), { dnat: { addr: "172.17.0.2", port: 80 } }]] }]);
+    const raw = table("ip", "raw", 3, [{ name: "pre", hook: "prerouting", prio: -300, rules: [[match(pl("ip", "daddr"), { prefix: { addr: "192.168.1.128", len: 25 } }), { notrack: null }]] }]);
+    const rs = ruleset(nat, table("inet", "f", 2, [{ name: "fwd", hook: "forward", rules: [[accept]] }]), raw);
+    const v = evaluateNft(rs, { ...ssh, src: "192.168.1.200", dport: 8080 }, { replies: true });
+    expect([v.verdict, v.reply, v.untracked, decidedBy(v)]).toEqual(["DROP", true, true, "ip raw pre #0"]);
+    expect(evaluateNft(rs, { ...ssh, src: "192.168.1.2", dport: 8080 }, { replies: true }).verdict).toBe("ACCEPT");
+    // Straight to the container, nothing translated: the untracked reply is still the connection's.
+    expect(evaluateNft(rs, { ...ssh, src: "192.168.1.200", dst: "172.17.0.2", dport: 80 }, { replies: true }).verdict).toBe("ACCEPT");
+  });
   // A review: an admin's port forward in an older table, at Docker's priority, took the wan's packet for real (its chain added
   // later, or its table woken from dormant, registers anew and runs first), and the evaluator said Docker's DNAT by table age.
   it("nat chains at one priority that would each take the packet their own way: unknown, naming both; alike, or one taking it alone: as before", () => {
