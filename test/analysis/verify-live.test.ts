@@ -97,41 +97,72 @@ describeKernel("dockwall verify: the loaded rules against the policy, proven wit
   }, 120_000);
 });
 
-describeKernel("dockwall verify: a hand-made egress block (its -d) closes its neighbours' connections too", () => {
-  it("examples/web-host.dw, DOCKER-USER dropping what goes to 192.168.1.128/25 first, then a NOTRACK of it in raw (a review): the lan's cells from there are listed closed, and packets find them so; the rest of the lan's are open", async () => {
-    await loaded(readFileSync(`${root}examples/web-host.dw`, "utf8"), async ({ lab, verify }) => {
-      expect(verify().status).toBe(0);
-      // Containers may not reach that part of the lan: nor do their replies (a class of sources of its own, though no rule names
-      // it as a source). Then, the drop taken out, the replies to it taken out of conntrack: not translated back.
-      const rules = [
-        [["iptables", "-I", "DOCKER-USER", "1", "-d", "192.168.1.128/25", "-j", "DROP"], ["iptables", "-D", "DOCKER-USER", "-d", "192.168.1.128/25", "-j", "DROP"]],
-        [["iptables", "-t", "raw", "-I", "PREROUTING", "1", "-d", "192.168.1.128/25", "-j", "NOTRACK"], ["iptables", "-t", "raw", "-D", "PREROUTING", "-d", "192.168.1.128/25", "-j", "NOTRACK"]],
-      ];
-      for (const [add, del] of rules) {
-        expect(lab.host.run(add!).status).toBe(0);
-        const v = verify();
-        expect(v.status, `${add!.join(" ")}: ${v.stderr}`).toBe(1);
-        const cells = (JSON.parse(v.stdout) as { cells: MatrixCell[] }).cells;
-        const lan = cells.filter((c) => c.verdict === "closed" && c.mismatch && c.probe.includes(" 192.168.1.") && c.path === "dnat");
-        expect(lan.map((c) => c.column).filter((c) => c.endsWith("/tcp")).sort()).toEqual(["web:8080/tcp", "web:8443/tcp"]);
-        const closed = lan.filter((c) => c.column.endsWith("/tcp"));
-        // For real: from 192.168.1.200 closed, from 192.168.1.2 (what the lan's other row stands for) open.
-        const probes = closed.flatMap((c) => {
-          const p = parsePacket(c.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>;
-          const src = formatIp((p.src as { ip: Parameters<typeof formatIp>[0] }).ip);
-          expect(src.startsWith("192.168.1.") && Number(src.split(".")[3]) >= 128).toBe(true);
-          return [src, "192.168.1.2"].map((from) => {
-            lab.addSource(p.in!, from);
-            return { from: { iface: p.in! }, family: p.family, src: from, dst: formatIp(p.dst), proto: p.proto, port: p.dport };
-          });
-        });
-        const kernel = await lab.probe(probes, 1000);
-        expect(kernel.map((k, i) => `${probes[i]!.src} -> ${probes[i]!.port}: ${k.open ? "open" : "closed"}`), add!.join(" ")).toEqual(probes.map((x, i) => `${x.src} -> ${x.port}: ${i % 2 ? "open" : "closed"}`));
-        expect(lab.host.run(del!).status).toBe(0);
+// A connection's replies go back to its source: a rule that drops what goes to some neighbours, or takes it out of conntrack,
+// closes their connections to what the policy lets them reach (a class of sources of its own, though no rule names it as a
+// source). IPv4 and IPv6, each rule in turn, then taken out again.
+const EGRESS: { name: string; policy: string; family: 4 | 6; blocked: string; from: string; other: string; columns: string[]; rules: string[][] }[] = [
+  {
+    name: "examples/web-host.dw, IPv4",
+    policy: "examples/web-host.dw",
+    family: 4,
+    blocked: "192.168.1.128/25",
+    from: "192.168.1.",
+    other: "192.168.1.2",
+    columns: ["web:8080/tcp", "web:8443/tcp"],
+    rules: [
+      ["iptables", "DOCKER-USER", "-j", "DROP"],
+      ["iptables", "-t", "raw", "PREROUTING", "-j", "NOTRACK"],
+    ],
+  },
+  {
+    name: "test/golden/ipv6-dual-stack, IPv6",
+    policy: "test/golden/ipv6-dual-stack/policy.dw",
+    family: 6,
+    blocked: "fd00:1::8000/113",
+    from: "fd00:1::",
+    other: "fd00:1::2",
+    columns: ["web:8080/tcp"],
+    rules: [
+      ["ip6tables", "DOCKER-USER", "-j", "DROP"],
+      ["ip6tables", "-t", "raw", "PREROUTING", "-j", "NOTRACK"],
+    ],
+  },
+];
+
+describeKernel("dockwall verify: a hand-made egress block (its -d), or a NOTRACK of what goes to some neighbours (a review), closes their connections too", () => {
+  for (const c of EGRESS) {
+    it(`${c.name}: the cells from ${c.blocked} are listed closed, and packets find them so; the rest of the zone's are open`, async () => {
+      await loaded(readFileSync(`${root}${c.policy}`, "utf8"), async ({ lab, verify }) => {
         expect(verify().status).toBe(0);
-      }
-    });
-  }, 120_000);
+        for (const rule of c.rules) {
+          const chainAt = rule.findIndex((x) => x === "DOCKER-USER" || x === "PREROUTING");
+          const spec = [...rule.slice(0, chainAt), "CHAIN", rule[chainAt]!, "-d", c.blocked, ...rule.slice(chainAt + 1)];
+          const add = spec.map((x) => (x === "CHAIN" ? "-I" : x));
+          const at = add.indexOf("-I") + 2;
+          add.splice(at, 0, "1");
+          expect(lab.host.run(add).status, add.join(" ")).toBe(0);
+          const v = verify();
+          expect(v.status, `${add.join(" ")}: ${v.stderr}`).toBe(1);
+          const cells = (JSON.parse(v.stdout) as { cells: MatrixCell[] }).cells;
+          const closed = cells.filter((x) => x.family === c.family && x.verdict === "closed" && x.mismatch && x.probe.includes(` ${c.family === 6 ? "[" : ""}${c.from}`) && x.path === "dnat" && x.column.endsWith("/tcp"));
+          expect(closed.map((x) => x.column).sort(), add.join(" ")).toEqual(c.columns);
+          // For real: from the blocked piece's address closed, from the zone's other (what its other row stands for) open.
+          const probes = closed.flatMap((x) => {
+            const p = parsePacket(x.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>;
+            const src = formatIp((p.src as { ip: Parameters<typeof formatIp>[0] }).ip);
+            return [src, c.other].map((from) => {
+              lab.addSource(p.in!, from);
+              return { from: { iface: p.in! }, family: p.family, src: from, dst: formatIp(p.dst), proto: p.proto, port: p.dport };
+            });
+          });
+          const kernel = await lab.probe(probes, 1000);
+          expect(kernel.map((k, i) => `${probes[i]!.src} -> ${probes[i]!.port}: ${k.open ? "open" : "closed"}`), add.join(" ")).toEqual(probes.map((x, i) => `${x.src} -> ${x.port}: ${i % 2 ? "open" : "closed"}`));
+          expect(lab.host.run(spec.map((x) => (x === "CHAIN" ? "-D" : x))).status).toBe(0);
+          expect(verify().status).toBe(0);
+        }
+      });
+    }, 120_000);
+  }
 });
 
 /** The policy's world, its rules loaded; `fn` gets it and `verify` there (`--json` unless `json: false`), with what more it is given. */
