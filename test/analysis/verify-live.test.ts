@@ -155,8 +155,16 @@ describeKernel("dockwall verify: a hand-made egress block (its -d), or a NOTRACK
               return { from: { iface: p.in! }, family: p.family, src: from, dst: formatIp(p.dst), proto: p.proto, port: p.dport };
             });
           });
-          const kernel = await lab.probe(probes, 1000);
-          expect(kernel.map((k, i) => `${probes[i]!.src} -> ${probes[i]!.port}: ${k.open ? "open" : "closed"}`), add.join(" ")).toEqual(probes.map((x, i) => `${x.src} -> ${x.port}: ${i % 2 ? "open" : "closed"}`));
+          // (A new IPv6 path's first packets can be lost while the neighbours are found: probed once before, and what differs again.)
+          await lab.probe(probes, 800);
+          const kernel = (await lab.probe(probes, 1000)).map((k) => k.open);
+          for (let round = 0; round < 2; round++) {
+            const again = kernel.map((k, i) => (k !== (i % 2 === 1) ? i : -1)).filter((i) => i >= 0);
+            if (!again.length) break;
+            await new Promise((r) => setTimeout(r, 300));
+            (await lab.probe(again.map((i) => probes[i]!), 1000)).forEach((k, j) => (kernel[again[j]!] = k.open));
+          }
+          expect(kernel.map((k, i) => `${probes[i]!.src} -> ${probes[i]!.port}: ${k ? "open" : "closed"}`), add.join(" ")).toEqual(probes.map((x, i) => `${x.src} -> ${x.port}: ${i % 2 ? "open" : "closed"}`));
           expect(lab.host.run(spec.map((x) => (x === "CHAIN" ? "-D" : x))).status).toBe(0);
           expect(verify().status).toBe(0);
         }
