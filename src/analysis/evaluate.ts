@@ -782,10 +782,13 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     // A reply taken out of conntrack (NOTRACK in raw; a review proved it with packets) is not translated back: a DNATed
     // connection's leaves from the container's own address and port, a masqueraded one's stays addressed to the host. The
     // client takes it for no connection of its own.
-    if (rctx.untracked && !ctx.untracked && rctx.untrackedBy) {
+    // (PREROUTING's chains walk `before`, a copy where a masqueraded reply is addressed to the translated source: a NOTRACK
+    // there is noted on it.)
+    const notrack = before.untrackedBy ?? rctx.untrackedBy;
+    if (notrack && !ctx.untracked) {
       const nat = table("nat");
       const snat = forward && nat && p.state === "NEW" ? (ctx.snat !== undefined ? ctx.snat : snatOf(nat, p, ctx)) : undefined;
-      if (v.dnat !== undefined || snat !== undefined) return { verdict: "DROP", path: v.path, dnat: v.dnat, decided: rctx.untrackedBy, reply: true, untracked: true, ...(v.steps ? { steps: v.steps } : {}) };
+      if (v.dnat !== undefined || snat !== undefined) return { verdict: "DROP", path: v.path, dnat: v.dnat, decided: notrack, reply: true, untracked: true, ...(v.steps ? { steps: v.steps } : {}) };
     }
   } catch (e) {
     if (e instanceof Unknown) return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `its reply: ${e.message}` };

@@ -1016,7 +1016,25 @@ function firstOf(r: NftRule): number[] | null {
   if (f !== undefined) return f;
   const out: number[] = [];
   let address = false;
-  for (const [i, e] of r.expr.entries()) {
+  for (const x of plainPrefix(r)) {
+    if (x.kind === "addr") address = true;
+    else if (address) out.push(x.at);
+  }
+  f = out.length ? out : null;
+  firsts.set(r, f);
+  return f;
+}
+const firsts = new WeakMap<NftRule, number[] | null>();
+
+/**
+ * A rule's leading matches that the walk always tells (plainRead, plainValue: the packet has what they read, plainOk), a
+ * counter, a log or a comment aside: their places in the rule, what they read and the match. Read once per rule.
+ */
+function plainPrefix(r: NftRule): { at: number; kind: "addr" | "port" | "ifname"; m: Obj }[] {
+  let out = prefixes.get(r);
+  if (out) return out;
+  out = [];
+  for (const [at, e] of r.expr.entries()) {
     const k = keyOf(e);
     if (k !== "match") {
       if (k && NOTES.has(k)) continue;
@@ -1025,14 +1043,12 @@ function firstOf(r: NftRule): number[] | null {
     const m = (e as Obj).match as Obj;
     const kind = plainRead(m.left ?? null);
     if (!kind || !["==", "!=", "in"].includes(str(m.op) ?? "==") || !plainValue(kind, m.right ?? null, true)) break;
-    if (kind === "addr") address = true;
-    else if (address) out.push(i);
+    out.push({ at, kind, m });
   }
-  f = out.length ? out : null;
-  firsts.set(r, f);
-  return f;
+  prefixes.set(r, out);
+  return out;
 }
-const firsts = new WeakMap<NftRule, number[] | null>();
+const prefixes = new WeakMap<NftRule, { at: number; kind: "addr" | "port" | "ifname"; m: Obj }[]>();
 
 /** Whether the packet has what plain matches read (a route out, a source, its addresses, ports): then none of them can be "unknown". */
 function plainOk(st: State): boolean {
@@ -1042,18 +1058,9 @@ function plainOk(st: State): boolean {
 /** What a rule requires of the destination (ChainIndex): its address or port key, "" none. */
 function requires(r: NftRule): string {
   let port = "";
-  for (const e of r.expr) {
-    const k = keyOf(e);
-    if (k !== "match") {
-      if (k && NOTES.has(k)) continue;
-      break;
-    }
-    const m = (e as Obj).match as Obj;
-    const op = str(m.op) ?? "==";
-    const kind = plainRead(m.left ?? null);
+  for (const { kind, m } of plainPrefix(r)) {
+    if ((str(m.op) ?? "==") !== "==") continue;
     const right = m.right ?? null;
-    if (!kind || !["==", "!=", "in"].includes(op) || !plainValue(kind, right, true)) break;
-    if (op !== "==") continue;
     const { protocol, field } = (m.left as { payload: Obj }).payload ?? {};
     if (kind === "addr" && field === "daddr" && typeof right === "string") {
       const a = addrOf(right)!;
@@ -1136,17 +1143,7 @@ function aliveFor(chain: NftChain, ix: ChainIndex, st: State): Alive {
 
 /** Whether a rule's plain matches of interfaces and ports (requires) hold for this packet, whatever its addresses. */
 function passes(r: NftRule, st: State): boolean {
-  for (const e of r.expr) {
-    const k = keyOf(e);
-    if (k !== "match") {
-      if (k && NOTES.has(k)) continue;
-      return true;
-    }
-    const m = (e as Obj).match as Obj;
-    const kind = plainRead(m.left ?? null);
-    if (!kind || !["==", "!=", "in"].includes(str(m.op) ?? "==") || !plainValue(kind, m.right ?? null, true)) return true;
-    if (kind !== "addr" && !matches(m, st, r)) return false;
-  }
+  for (const { kind, m } of plainPrefix(r)) if (kind !== "addr" && !matches(m, st, r)) return false;
   return true;
 }
 

@@ -253,6 +253,25 @@ test("a NOTRACK on replies to a neighbour range closes its DNATed connections: a
   expect(said).toContain("decided by raw PREROUTING (the reply)");
 });
 
+// The same where the connection is masqueraded too: raw PREROUTING sees the reply addressed to the translated source (the
+// host's address on docker0), and a NOTRACK of that takes it out of conntrack all the same (re-reading the change: the walk
+// there was a copy of the reply's, and what it set was lost).
+test("a NOTRACK of a masqueraded connection's reply, before nat undoes it: closed, as when nothing masquerades it", () => {
+  const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
+  const { r, rulesets } = matrixOf(text);
+  const v4 = compile(text, { format: "iptables" }).output!;
+  const masq = v4.replace(/^(\*nat\n(?::.*\n)*)/m, "$1-A POSTROUTING -o docker0 -j MASQUERADE\n");
+  expect(masq).not.toBe(v4);
+  const raw = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -d 172.17.0.1/32 -j NOTRACK\nCOMMIT\n";
+  const pk = parsePacket("tcp 192.168.1.2:40000 -> 192.0.2.1:8080 in eth1");
+  if ("error" in pk) throw new Error(pk.error);
+  const said = (rules: string) => explain({ rulesets: { 4: toRuleset(parseSave(rules), 4), 6: rulesets[6] }, policy: r.policy! }, pk);
+  // Masqueraded, no NOTRACK: open. With it: its replies not tracked, no connection.
+  expect(said(masq).verdict).toBe("accept");
+  const e = said(masq + raw);
+  expect([e.verdict, e.reply_untracked, e.decided_by?.rule]).toEqual(["drop", true, "-A PREROUTING -d 172.17.0.1/32 -j NOTRACK"]);
+});
+
 test("a loaded rule the evaluator does not understand: its cells are unknown, not mismatches, and verify lists them as what it cannot tell", () => {
   const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
   const { r, rulesets } = matrixOf(text);
