@@ -1078,19 +1078,13 @@ async function nftLive(io: Io, system: ReturnType<Io["system"]>, loaded: Record<
  * writes) that is loaded here but not as the file has it, canonically (diff -f nft's comparison): a finding naming the chains and
  * maps that differ. Tables of the file not loaded at all are not judged here (the cells show what their absence does).
  */
-async function nftDriftFindings(system: ReturnType<Io["system"]>, file: string, loaded: import("./analysis/nfteval.js").NftRuleset, policyFile: string): Promise<import("./analysis/matrix.js").Finding[]> {
+async function nftDriftFindings(listing: string, file: string, loaded: import("./analysis/nfteval.js").NftRuleset, policyFile: string): Promise<import("./analysis/matrix.js").Finding[]> {
   const { diffNft } = await import("./live/nftdiff.js");
+  const { tablesListed } = await import("./analysis/command.js");
   const out: import("./analysis/matrix.js").Finding[] = [];
   const tables = [...file.matchAll(/^table (\S+) (\S+) \{$/gm)].map((m) => `${m[1]} ${m[2]}`).filter((t) => loaded.tables.some((x) => `${x.family} ${x.name}` === t));
-  let live = "";
-  for (const t of tables) {
-    try {
-      live += system.run("nft", ["list", "table", ...t.split(" ")]);
-    } catch {
-      // (Gone since the ruleset was read: the cells show what its absence does.)
-    }
-  }
-  const d = diffNft(live, file);
+  // (As the ruleset walked was read: its listing, not another read of the tables.)
+  const d = diffNft(tablesListed(listing, tables), file);
   for (const t of tables) {
     const lines = (n: number, what: string) => (n ? [`${n} line${n === 1 ? "" : "s"} ${what}`] : []);
     const parts = d.parts
@@ -1224,6 +1218,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
   const { asLoaded } = await import("./analysis/loaded.js");
   const ctx: import("./analysis/matrix.js").MatrixContext = { policy: p, rulesets: asLoaded(p, r.generated!.rulesets) };
   let nftRuleset: import("./analysis/nfteval.js").NftRuleset | undefined;
+  let nftListing = "";
   /** An nftables host: the --format nft file the policy compiles to (its tables are held against those loaded). */
   let nftFile: string | undefined;
   /** live: what the policy would load (the kernel's rules are held against it). */
@@ -1247,6 +1242,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
       }
       ctx.nft = walk;
       nftRuleset = nft.ruleset;
+      nftListing = nft.listing;
       // "iptables": false: Docker's tables are dockwall's to write, and what the containers' own traffic is meant to meet is
       // them as the policy compiles them, not as loaded (a review: a drop deleted from the loaded ones was taken for the intent,
       // and verify was silent while a container reached another network's container straight).
@@ -1339,7 +1335,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     // On an nftables host, dockwall's tables (and with "iptables": false Docker's, which it writes) as loaded against the file the
     // policy compiles to: any rule or element changed there is drift (a review: a drop deleted from Docker's tables and a flushed
     // chain let a container reach another network's port no cell covers, verify silent).
-    const drift = nftRuleset && nftFile !== undefined ? await nftDriftFindings(io.system(), nftFile, nftRuleset, src.file) : [];
+    const drift = nftRuleset && nftFile !== undefined ? await nftDriftFindings(nftListing, nftFile, nftRuleset, src.file) : [];
     const findings = [...guards, ...stale, ...led, ...drift, ...routing];
     if (a.json) io.stdout(JSON.stringify({ dockwall: JSON_VERSION, command: "verify", ...m, cells: m.cells.filter((c) => c.mismatch || c.verdict === "unknown"), findings }, null, 2) + "\n");
     // (Each kind under a heading of its own: the count above is of cells, and a review read the lines below as cells.)

@@ -194,7 +194,11 @@ export function eachSourcePort<T extends { sports: PortTest[] }>(first: number, 
  * to another of the host's addresses that answers every such test alike goes the same way
  * (sameDestination): the matrix walks one per class of the host's addresses the walks tell apart.
  */
-export type DestinationTest = { kind: "range"; v6: boolean; from: bigint; to: bigint; hit: boolean } | { kind: "index"; by: Map<string, number[]>; key: string };
+export type DestinationTest =
+  | { kind: "range"; v6: boolean; from: bigint; to: bigint; hit: boolean }
+  | { kind: "index"; by: Map<string, number[]>; key: string }
+  /** One of these addresses (nftables: the host's own, `fib daddr type local`). */
+  | { kind: "set"; v6: boolean; members: Set<bigint>; hit: boolean };
 
 /** Whether a packet to this address (one of the host's) answers every destination test of a walk as the walked packet did. */
 export function sameDestination(tests: readonly DestinationTest[], dst: Num, key = keyOf(dst)): boolean {
@@ -202,6 +206,8 @@ export function sameDestination(tests: readonly DestinationTest[], dst: Num, key
     const t = tests[i]!;
     if (t.kind === "index") {
       if (key !== t.key && (t.by.has(key) || t.by.has(t.key))) return false;
+    } else if (t.kind === "set") {
+      if ((t.v6 === dst.v6 && t.members.has(dst.value)) !== t.hit) return false;
     } else if ((t.v6 === dst.v6 && t.from <= dst.value && dst.value <= t.to) !== t.hit) return false;
   }
   return true;

@@ -187,7 +187,7 @@ export interface Walked {
 interface Remembered {
   tests: SourceTest[];
   sports: PortTest[];
-  /** null: its tests of the destination are not noted (nftables walks): it holds for its own destination only. */
+  /** null: its tests of the destination could not all be noted (an nftables rule read it through a mask, say): it holds for its own destination only. */
   dests: DestinationTest[] | null;
   verdict: Walked;
   /** The source port and destination it was walked with: the same again answers every test alike. */
@@ -228,10 +228,10 @@ const ruleWalker = (rs: Ruleset): Walker => (pk) => {
  * rules compare one with (nftSourcePorts); of the destination, none: it holds for its own.
  */
 const nftWalker = (nft: NonNullable<MatrixContext["nft"]>): Walker => (pk) => {
-  const rec: NftRecord = { tests: [], poisoned: false };
+  const rec: NftRecord = { tests: [], poisoned: false, dests: [] };
   const verdict = nft.walk(pk, rec);
   const sport = pk.sport ?? SPORT;
-  return { tests: rec.poisoned || !rec.noted ? undefined : rec.tests, sports: (nft.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(sport) })), dests: null, verdict, sport, dstKey: "", settles: undefined };
+  return { tests: rec.poisoned || !rec.noted ? undefined : rec.tests, sports: (nft.sourcePorts ?? []).map((ports) => ({ ports, hit: ports.has(sport) })), dests: rec.destPoisoned || !rec.noted ? null : rec.dests!, verdict, sport, dstKey: "", settles: undefined };
 };
 
 /** The source port of a cell's packet when nothing tells ports apart (and the first one walked). */
@@ -808,7 +808,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       // Per slot, the last settling walk and the highest address that goes its way (pieces come in ascending order).
       const lastWalk: (Walked | undefined)[] = new Array(slots.length);
       const until: bigint[] = new Array(slots.length).fill(-1n);
-      // nftables walks hold for their own destination (no tests of it are noted): a slot of several of the host's addresses takes
+      // A walk whose tests of the destination could not all be noted (NftRecord's destPoisoned) holds for its own destination: a slot of several of the host's addresses takes
       // each in turn, as most() does, each with its own settling walk and how far up it holds (perDst: where no walk tests a
       // source port).
       const perDst = new Uint8Array(slots.length);
@@ -985,7 +985,7 @@ function walker(nft: MatrixContext["nft"], rs: Ruleset): (pk: Packet) => PeerWal
     const w = nftWalker(nft);
     return (pk) => {
       const r = w(pk);
-      return { verdict: r.verdict, ...(r.tests ? { sources: r.tests } : {}), sports: r.sports };
+      return { verdict: r.verdict, ...(r.tests ? { sources: r.tests } : {}), sports: r.sports, ...(r.dests ? { dests: r.dests } : {}) };
     };
   }
   return (pk) => {

@@ -21,7 +21,7 @@
 //   saddr` false for IPv6), as nft adds it when it loads the rule.
 // Pure. A match or statement it cannot evaluate makes the answer "unknown" naming it, never a guess.
 import { readIp } from "../ir/address.js";
-import { martianWhy, replyOf, type Packet, type SourceTest } from "./evaluate.js";
+import { keyOf as numKey, martianWhy, replyOf, type DestinationTest, type Packet, type SourceTest } from "./evaluate.js";
 import { PortList } from "../ir/match.js";
 import type { MatrixContext } from "./matrix.js";
 
@@ -129,6 +129,15 @@ export interface NftRecord {
   poisoned: boolean;
   /** Set by the walk that noted them: a walk that did not (a caller's own) leaves it unset, and its tests are not taken for none. */
   noted?: boolean;
+  /**
+   * Given (an array): the tests of the address the packet was first sent to (one of the host's, in a matrix cell of several)
+   * are noted there too, as evaluate.ts notes them for iptables rules (sameDestination): each comparison of it before any DNAT
+   * (`ip daddr`, a set's or a map's elements, `fib daddr type local`, `ct original ip daddr`; in the reply of a connection
+   * nothing translated, its source), a long chain's index by it, and whether it is the host's own or loopback (the packet's
+   * way). `destPoisoned`: read in a way a range cannot say (a mask, an order comparison, a route): good for its own address only.
+   */
+  dests?: DestinationTest[];
+  destPoisoned?: boolean;
 }
 
 class Unknown extends Error {
@@ -368,6 +377,8 @@ interface Leaf {
   v6?: boolean;
   /** addr: the packet's source address (or, in a reply, its connection's): each comparison is noted there. */
   rec?: NftRecord;
+  /** addr: the address the packet was first sent to (NftRecord's dests): each comparison is noted there. */
+  drec?: NftRecord;
 }
 
 const PROTO: Record<string, number> = { hopopt: 0, icmp: 1, igmp: 2, ipip: 4, tcp: 6, egp: 8, udp: 17, dccp: 33, ipv6: 41, gre: 47, esp: 50, ah: 51, "ipv6-icmp": 58, icmpv6: 58, sctp: 132, udplite: 136 };
@@ -465,6 +476,7 @@ function noted(l: Leaf, from: bigint, to: bigint): boolean {
   const v = l.v as bigint;
   const hit = from <= v && v <= to;
   l.rec?.tests.push({ kind: "range", value: "", hit, v6: l.v6, from, to });
+  l.drec?.dests!.push({ kind: "range", v6: l.v6!, from, to, hit });
   return hit;
 }
 
@@ -473,18 +485,48 @@ function noted(l: Leaf, from: bigint, to: bigint): boolean {
  * source (or, in a reply, its connection's): as a test of each of the host's addresses of its
  * family and of loopback, so that a source answers them as it answers "is it local".
  */
-function localNoted(p: Packet, addr: string, rec: NftRecord | undefined): boolean {
+function localNoted(p: Packet, addr: string, rec: NftRecord | undefined, drec?: NftRecord): boolean {
   const local = isLocal(p, addr);
   const a = addrOf(addr);
-  if (!rec || !a) return local;
-  for (const l of p.local) {
-    const n = addrOf(l);
-    if (n && n.v6 === a.v6) rec.tests.push({ kind: "range", value: l, hit: n.n === a.n, v6: a.v6, from: n.n, to: n.n });
-  }
+  if ((!rec && !drec?.dests) || !a) return local;
   const [from, to] = a.v6 ? [1n, 1n] : [127n << 24n, (128n << 24n) - 1n];
-  rec.tests.push({ kind: "range", value: "loopback", hit: from <= a.n && a.n <= to, v6: a.v6, from, to });
+  const loop = from <= a.n && a.n <= to;
+  if (rec) {
+    for (const l of p.local) {
+      const n = addrOf(l);
+      if (n && n.v6 === a.v6) rec.tests.push({ kind: "range", value: l, hit: n.n === a.n, v6: a.v6, from: n.n, to: n.n });
+    }
+    rec.tests.push({ kind: "range", value: "loopback", hit: loop, v6: a.v6, from, to });
+  }
+  // (The host's addresses a cell walks are all its own: one test of them all, that any of them answers alike.)
+  if (drec?.dests) {
+    const own = ownSet(p, a.v6);
+    drec.dests.push(own.tests[own.has(a.n) ? 1 : 0], LOOPBACK[a.v6 ? 6 : 4][loop ? 1 : 0]);
+  }
   return local;
 }
+/** The host's addresses of a family as numbers, and the tests "one of them" (not, is) of them (per packet's list: a matrix gives every packet the same). */
+function ownSet(p: Packet, v6: boolean): { has: (n: bigint) => boolean; tests: [DestinationTest, DestinationTest] } {
+  let m = owns.get(p.local);
+  if (!m) owns.set(p.local, (m = {}));
+  const k = v6 ? 6 : 4;
+  let o = m[k];
+  if (!o) {
+    const members = new Set<bigint>();
+    for (const l of p.local) {
+      const n = addrOf(l);
+      if (n && n.v6 === v6) members.add(n.n);
+    }
+    o = m[k] = { has: (n) => members.has(n), tests: [{ kind: "set", v6, members, hit: false }, { kind: "set", v6, members, hit: true }] };
+  }
+  return o;
+}
+const owns = new WeakMap<string[], Partial<Record<4 | 6, ReturnType<typeof ownSet>>>>();
+/** Loopback (127.0.0.0/8, ::1), not or so: the same tests for every walk. */
+const LOOPBACK: Record<4 | 6, [DestinationTest, DestinationTest]> = {
+  4: [false, true].map((hit) => ({ kind: "range", v6: false, from: 127n << 24n, to: (128n << 24n) - 1n, hit })) as [DestinationTest, DestinationTest],
+  6: [false, true].map((hit) => ({ kind: "range", v6: true, from: 1n, to: 1n, hit })) as [DestinationTest, DestinationTest],
+};
 
 // --------------------------------------------------------------- the walk ----
 
@@ -540,6 +582,10 @@ interface State {
   srcIsSource: boolean;
   /** A reply: `dst` is its connection's source: a read of it is a test of that source. */
   dstIsSource: boolean;
+  /** `dst` is the address the packet was first sent to (no DNAT yet): a read of it is a test of that address (NftRecord's dests). */
+  dstIsDest: boolean;
+  /** A reply of a connection nothing translated: `src` is the address its first packet was sent to. */
+  srcIsDest: boolean;
   /** Every rule of a long chain walked, none passed by through its index, every match in its order (tests compare both ways). */
   noIndex?: boolean;
   /** The rule that took the packet out of conntrack (notrack). */
@@ -593,6 +639,7 @@ function leaves(e: Json, st: State): Leaf[] | null {
       const m = literal(leaf!.d, mask ?? null, exprText(inner ?? null));
       // (A masked source is no range: the walk holds for its own source alone.)
       if (leaf!.rec) leaf!.rec.poisoned = true;
+      if (leaf!.drec) leaf!.drec.destPoisoned = true;
       return [{ d: leaf!.d, v: typeof m === "bigint" ? (leaf!.v as bigint) & m : (leaf!.v as number) & (m as number), v6: leaf!.v6 }];
     }
     default:
@@ -600,12 +647,15 @@ function leaves(e: Json, st: State): Leaf[] | null {
   }
 }
 
-const addrLeaf = (text: string | undefined, why: string, rec?: NftRecord): Leaf[] => {
+const addrLeaf = (text: string | undefined, why: string, rec?: NftRecord, drec?: NftRecord): Leaf[] => {
   const a = text === undefined ? undefined : addrOf(text);
   if (!a) throw new Unknown(why);
-  return [rec ? { d: "addr", v: a.n, v6: a.v6, rec } : { d: "addr", v: a.n, v6: a.v6 }];
+  const leaf: Leaf = { d: "addr", v: a.n, v6: a.v6 };
+  if (rec) leaf.rec = rec;
+  if (drec?.dests) leaf.drec = drec;
+  return [leaf];
 };
-const srcLeaf = (st: State, what: string) => addrLeaf(st.src, `${what}: ${st.srcWhy ?? "the source address is not known"}`, st.srcIsSource ? st.rec : undefined);
+const srcLeaf = (st: State, what: string) => addrLeaf(st.src, `${what}: ${st.srcWhy ?? "the source address is not known"}`, st.srcIsSource ? st.rec : undefined, st.srcIsDest ? st.rec : undefined);
 /** The packet's layer 4 protocol number (ICMP is 1 over IPv4, 58 over IPv6). */
 const l4Of = (st: State) => (st.p.proto === "icmp" ? (st.v6 ? 58 : 1) : PROTO[st.p.proto]!);
 
@@ -619,7 +669,7 @@ function payloadLeaves(o: Obj, st: State): Leaf[] | null {
   if (proto === "ip" || proto === "ip6") {
     if ((proto === "ip6") !== st.v6) return null;
     if (field === "saddr") return srcLeaf(st, what);
-    if (field === "daddr") return addrLeaf(dstOf(st, what), what, st.dstIsSource ? st.rec : undefined);
+    if (field === "daddr") return addrLeaf(dstOf(st, what), what, st.dstIsSource ? st.rec : undefined, st.dstIsDest ? st.rec : undefined);
     if (field === "protocol" || field === "nexthdr") return [{ d: "proto", v: l4Of(st) }];
     throw new Unknown(what);
   }
@@ -669,11 +719,11 @@ function fibLeaves(o: Obj, st: State): Leaf[] {
   const what = `fib ${flags.join(" . ")} ${str(o.result)}`;
   if (str(o.result) !== "type" || flags.length !== 1 || (flags[0] !== "daddr" && flags[0] !== "saddr")) throw new Unknown(what);
   const fib = (local: boolean): Leaf[] => [{ d: "fibtype", v: local ? "local" : "" }];
-  if (flags[0] === "daddr") return fib(localNoted(st.p, dstOf(st, what), st.dstIsSource ? st.rec : undefined));
+  if (flags[0] === "daddr") return fib(localNoted(st.p, dstOf(st, what), st.dstIsSource ? st.rec : undefined, st.dstIsDest ? st.rec : undefined));
   // The host's own packet, or a masqueraded one: from one of the host's addresses, whichever it is.
   if (st.src === undefined && (st.p.fromHost || st.snat?.masquerade)) return fib(true);
   srcLeaf(st, what);
-  return fib(localNoted(st.p, st.src!, st.srcIsSource ? st.rec : undefined));
+  return fib(localNoted(st.p, st.src!, st.srcIsSource ? st.rec : undefined, st.srcIsDest ? st.rec : undefined));
 }
 
 /** `ct …`: the conntrack entry, as it is at this point of the packet's way. */
@@ -700,8 +750,12 @@ function ctLeaves(o: Obj, st: State): Leaf[] | null {
   if (field === "daddr" || field === "saddr") {
     const n = a === undefined ? undefined : addrOf(a);
     if (!n) throw new Unknown(`${what}: the address is not known`);
-    // (The original source is the packet's own, or a reply's connection's: a test of the source.)
-    return [field === "saddr" && st.rec ? { d: "addr", v: n.n, v6: n.v6, rec: st.rec } : { d: "addr", v: n.n, v6: n.v6 }];
+    // (The original source is the packet's own, or a reply's connection's: a test of the source; the original destination, the
+    // address the packet was first sent to: a test of it.)
+    const leaf: Leaf = { d: "addr", v: n.n, v6: n.v6 };
+    if (field === "saddr" && st.rec) leaf.rec = st.rec;
+    if (field === "daddr" && st.rec?.dests) leaf.drec = st.rec;
+    return [leaf];
   }
   if (field === "proto-dst" || field === "proto-src") {
     const port = first.proto === "icmp" ? undefined : field === "proto-dst" ? first.dport : first.sport;
@@ -760,6 +814,7 @@ function matches(o: Obj, st: State, r: NftRule): boolean {
     case ">=": {
       if (elems || ls.length !== 1 || typeof ls[0]!.v === "string") throw new Unknown(`${what} ${op} ${exprText(right)}`);
       if (ls[0]!.rec) ls[0]!.rec.poisoned = true;
+      if (ls[0]!.drec) ls[0]!.drec.destPoisoned = true;
       const v = ls[0]!.v as number | bigint;
       const w = literal(d, right, what);
       if (typeof w === "string") throw new Unknown(`${what} ${op} ${exprText(right)}`);
@@ -903,6 +958,7 @@ function nat(k: "dnat" | "snat" | "masquerade", o: Obj, st: State, r: NftRule): 
   if (k === "dnat") {
     st.dnat = port === undefined ? { addr } : { addr, port };
     st.dst = addr;
+    st.dstIsDest = false;
     if (port !== undefined) st.dport = port;
   } else {
     st.snat = port === undefined ? { addr } : { addr, port };
@@ -971,6 +1027,22 @@ interface ChainIndex {
   met: Map<string, number[]>;
   /** For replies (Alive), by what they carry but their destination. */
   alive: Map<string, Alive>;
+  /** The rules by the address they require, keyed as evaluate.ts keys addresses (a DestinationTest's index), and the tests made of it. */
+  addrs?: Map<string, number[]>;
+  tests?: Map<string, DestinationTest>;
+}
+/** The test "the rules of this chain addressed to this address, none of the others" (one object per address: every walk shares it). */
+function indexTest(ix: ChainIndex, a: Addr): DestinationTest {
+  if (!ix.addrs) {
+    ix.addrs = new Map();
+    for (const [k, list] of ix.by) if (k.startsWith("4/") || k.startsWith("6/")) ix.addrs.set(`${k[0]}:${k.slice(2)}`, list);
+  }
+  const key = numKey({ v6: a.v6, value: a.n });
+  ix.tests ??= new Map();
+  if (ix.tests.size > 10_000) ix.tests.clear();
+  let t = ix.tests.get(key);
+  if (!t) ix.tests.set(key, (t = { kind: "index", by: ix.addrs, key }));
+  return t;
 }
 /**
  * A reply's destination is its connection's source, so which of the rules addressed to one
@@ -1105,6 +1177,8 @@ function rulesFor(chain: NftChain, st: State): number[] | undefined {
   // A reply's destination is its connection's source: the rules addressed to it that it meets are a test of that source.
   const al = st.dstIsSource ? aliveFor(chain, ix, st) : undefined;
   const mine = (al ? al.by : ix.by).get(addrKey);
+  // The address the packet was first sent to: the rules addressed to other addresses passed by are a test of it.
+  if (st.dstIsDest && st.rec?.dests) st.rec.dests.push(indexTest(ix, a));
   if (al && st.rec) {
     if (mine) st.rec.tests.push({ kind: "range", value: "", hit: true, v6: a.v6, from: a.n, to: a.n });
     else if (al.none[a.v6 ? 6 : 4]) st.rec.tests.push(al.none[a.v6 ? 6 : 4]!);
@@ -1364,9 +1438,14 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
     ...(opts.rec ? { rec: opts.rec } : {}),
     srcIsSource: !opts.asReply && !p.srcUnknown,
     dstIsSource: Boolean(opts.asReply),
+    dstIsDest: !opts.asReply,
+    srcIsDest: Boolean(opts.asReply && !opts.asReply.dnat),
     ...(opts.noIndex ? { noIndex: true } : {}),
   };
   if (opts.rec) opts.rec.noted = true;
+  // Whether the address the packet was first sent to is the host's own (or loopback) decides its way; any other is routed,
+  // by routes these tests do not follow.
+  if (!opts.asReply && opts.rec?.dests && !localNoted(p, p.dst, undefined, opts.rec)) opts.rec.destPoisoned = true;
   // A reply goes to its connection's source: whether that is the host's own (or loopback) decides its way (input or forward, a martian).
   if (opts.asReply && opts.rec) localNoted(p, p.dst, opts.rec);
   let v: NftVerdict;

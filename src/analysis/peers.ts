@@ -9,8 +9,9 @@
 //
 // A network's containers are one row, walked from its first container's address; another
 // container's address that answers every test of the source those walks made alike goes the
-// same way (exact: a walk depends on its source only through them), else it is walked too and,
-// where its cells differ, is a row of its own. Not here: two containers of one network (their
+// same way (exact: a walk depends on its source only through them), else it is walked again
+// where it answers one otherwise (its own published ports, hairpinned, as a rule) and, where
+// its cells differ, is a row of its own. Not here: two containers of one network (their
 // packets are bridged, and whether the kernel's rules see them at all is br_netfilter's), and
 // 127.0.0.1 from a container (its own loopback).
 import type { Policy } from "../model/types.js";
@@ -58,7 +59,7 @@ export interface PeerInput {
   hostAddresses: string[];
   local: string[];
   routes: { dst: string; dev: string }[];
-  /** nftables walks, which note no tests of the source: the source ranges their rules look at (containers in one of each set of them alike). */
+  /** nftables: the source ranges their rules look at (a class whose walks could not note their tests of the source holds containers in one of each set of them alike). */
   sourceRanges?: { from: bigint; to: bigint }[];
   only?: "mismatches";
   /** Every container walked over every slot, none taken from a walk that went the same way (tests compare both ways). */
@@ -141,33 +142,120 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
   };
 
   interface Walks {
+    /** Per slot: its cell's verdict, intent and verdict before, as one code. */
     codes: number[];
-    cells: Omit<MatrixCell, "row">[];
-    /** The tests of its walks, walk by walk (flat, once it is a class). */
+    /** Per slot: the walk its cell is shown by (destination, source port, why). */
+    now: Cell[];
+    /** The tests of its walks, walk by walk, slot after slot: slot k's from `from[k]` to `from[k + 1]`. */
     tests: SourceTest[][];
+    from: number[];
     /** A walk noted no tests (nftables): alike only by the ranges its rules look at. */
     opaque: boolean;
   }
-  const walkAll = (slots: Slot[], src: Ip | undefined, label: string, packet: (slot: Slot, dst: string, sport: number) => Packet, probe?: ReturnType<typeof sourceOf>): Walks => {
+  /**
+   * Every slot's cell for one sender. With `base` (a class of this network's senders, and the slots where this sender answers
+   * a test of its walks otherwise), the others' cells are the class's: walked, they would go the same way (a review of the
+   * time it took: each container of 1,000 walked over 8,000 slots, where its own published ports alone go their own way).
+   */
+  const walkAll = (slots: Slot[], src: Ip | undefined, packet: (slot: Slot, dst: string, sport: number) => Packet, probe?: ReturnType<typeof sourceOf>, base?: { walks: Walks; affected: Set<number> }): Walks => {
     const tests: SourceTest[][] = [];
-    let opaque = false;
-    const codes: number[] = [];
-    const out: Omit<MatrixCell, "row">[] = [];
-    for (const slot of slots) {
+    const from: number[] = [];
+    let opaque = base?.walks.opaque ?? false;
+    const codes: number[] = new Array(slots.length);
+    const now: Cell[] = new Array(slots.length);
+    for (let k = 0; k < slots.length; k++) {
+      const slot = slots[k]!;
+      from.push(tests.length);
+      if (base && !base.affected.has(k)) {
+        codes[k] = base.walks.codes[k]!;
+        now[k] = base.walks.now[k]!;
+        for (let i = base.walks.from[k]!; i < base.walks.from[k + 1]!; i++) tests.push(base.walks.tests[i]!);
+        continue;
+      }
       const pk = (dst: string, sport: number) => packet(slot, dst, sport);
-      const now = cellOf(slot, pk, inp.walk, tests, probe);
+      const n = cellOf(slot, pk, inp.walk, tests, probe);
       const docker = slot.allowed === undefined ? cellOf(slot, pk, inp.docker, tests, probe) : undefined;
       const before = inp.walkBefore ? cellOf(slot, pk, inp.walkBefore, tests, probe) : undefined;
-      opaque ||= now.unknownTests || (before?.unknownTests ?? false);
-      const verdict = VERDICTS[code(now.v, slot)]!;
+      opaque ||= n.unknownTests || (before?.unknownTests ?? false);
       const intent = docker ? code(docker.v, slot) === 0 : slot.allowed!(src!);
-      const mismatch = verdict !== "unknown" && (verdict === "open") !== intent;
-      codes.push(code(now.v, slot) + 3 * (intent ? 1 : 0) + 6 * (before ? code(before.v, slot) : 3));
-      if (inp.only === "mismatches" && !mismatch && verdict !== "unknown") continue;
-      const from = now.sport === SPORT || slot.col.proto === "icmp" ? label : `${label}:${now.sport}`;
-      out.push(cellJson(slot.col.id, family, slot.path, verdict, intent, mismatch, `${probeProtocol(slot.col.proto, family)} ${from} -> ${fmtAddr(now.dst, slot.port)}`, now.v.why, before ? VERDICTS[code(before.v, slot)]! : undefined));
+      codes[k] = code(n.v, slot) + 3 * (intent ? 1 : 0) + 6 * (before ? code(before.v, slot) : 3);
+      now[k] = n;
     }
-    return { codes, cells: out, tests, opaque };
+    from.push(tests.length);
+    return { codes, now, tests, from, opaque };
+  };
+  /** Whether a sender's cells where it answers a test of a class's walks otherwise are the class's all the same (as walkAll would find). */
+  const alikeWhere = (slots: Slot[], base: { walks: Walks; affected: Set<number> }, src: Ip, packet: (slot: Slot, dst: string, sport: number) => Packet, probe: ReturnType<typeof sourceOf>): boolean => {
+    const tests: SourceTest[][] = [];
+    for (const k of base.affected) {
+      const slot = slots[k]!;
+      const pk = (dst: string, sport: number) => packet(slot, dst, sport);
+      const n = cellOf(slot, pk, inp.walk, tests, probe);
+      if (code(n.v, slot) !== base.walks.codes[k]! % 3) return false;
+      const docker = slot.allowed === undefined ? cellOf(slot, pk, inp.docker, tests, probe) : undefined;
+      const intent = docker ? code(docker.v, slot) === 0 : slot.allowed!(src);
+      if (intent !== (Math.floor(base.walks.codes[k]! / 3) % 2 === 1)) return false;
+      const before = inp.walkBefore ? cellOf(slot, pk, inp.walkBefore, tests, probe) : undefined;
+      if ((before ? code(before.v, slot) : 3) !== Math.floor(base.walks.codes[k]! / 6)) return false;
+    }
+    return true;
+  };
+  /** A sender's cells as `--json` has them (verify: only those not what the policy says, or unknown). */
+  const cellsOf = (slots: Slot[], w: Walks, label: string): Omit<MatrixCell, "row">[] => {
+    const out: Omit<MatrixCell, "row">[] = [];
+    for (let k = 0; k < slots.length; k++) {
+      const slot = slots[k]!;
+      const c = w.codes[k]!;
+      const verdict = VERDICTS[c % 3]!;
+      const intent = Math.floor(c / 3) % 2 === 1;
+      const b = Math.floor(c / 6);
+      const mismatch = verdict !== "unknown" && (verdict === "open") !== intent;
+      if (inp.only === "mismatches" && !mismatch && verdict !== "unknown") continue;
+      const n = w.now[k]!;
+      const from = n.sport === SPORT || slot.col.proto === "icmp" ? label : `${label}:${n.sport}`;
+      out.push(cellJson(slot.col.id, family, slot.path, verdict, intent, mismatch, `${probeProtocol(slot.col.proto, family)} ${from} -> ${fmtAddr(n.dst, slot.port)}`, n.v.why, b !== 3 ? VERDICTS[b]! : undefined));
+    }
+    return out;
+  };
+  /**
+   * A class's tests, each once (by what it tests and its answer, not by the object: every walk makes its own), with the
+   * slots whose walks made it: a sender that answers one otherwise is walked again there only.
+   */
+  type Checks = { test: SourceTest; slots: number[] }[];
+  const setIds = new WeakMap<object, number>();
+  let setCount = 0;
+  const checksOf = (w: Walks): Checks => {
+    const by = new Map<string, { test: SourceTest; slots: number[] }>();
+    const lists = new Map<SourceTest[], number[]>();
+    for (let k = 0; k + 1 < w.from.length; k++) {
+      for (let i = w.from[k]!; i < w.from[k + 1]!; i++) {
+        const list = w.tests[i]!;
+        const at = lists.get(list);
+        if (!at) lists.set(list, [k]);
+        else if (at.at(-1) !== k) at.push(k);
+      }
+    }
+    for (const [list, slots] of lists) {
+      for (const t of list) {
+        let key: string;
+        if (t.kind === "local") key = `L${t.hit}`;
+        else if (t.kind === "set") {
+          let id = setIds.get(t.members!);
+          if (id === undefined) setIds.set(t.members!, (id = setCount++));
+          key = `S${id} ${t.v6} ${t.hit}`;
+        } else key = `${t.v6} ${t.from} ${t.to} ${t.hit}`;
+        const e = by.get(key);
+        if (!e) by.set(key, { test: t, slots: [...slots] });
+        else for (const k of slots) e.slots.push(k);
+      }
+    }
+    return [...by.values()];
+  };
+  /** The slots where a sender answers one of a class's tests otherwise (none: it goes the class's way everywhere). */
+  const affectedBy = (checks: Checks, probe: ReturnType<typeof sourceOf>): Set<number> => {
+    const out = new Set<number>();
+    for (const ch of checks) if (!sameWay([ch.test], probe)) for (const k of ch.slots) out.add(k);
+    return out;
   };
 
   // Each network's containers.
@@ -224,7 +312,8 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
       }
       return slots;
     };
-    const classes: { members: { name: string; ip: Ip }[]; walks: Walks; key: string; tests: SourceTest[] }[] = [];
+    type Class = { members: { name: string; ip: Ip }[]; walks: Walks; key: string; ranges: string; codes: string; label: string; slots: Slot[]; checks?: Checks };
+    const classes: Class[] = [];
     const rangeKey = (ip: Ip) => (inp.sourceRanges ?? []).map((r) => (r.from <= ip.value && ip.value <= r.to ? "1" : "0")).join("");
     // Members whose other networks differ send differently (their own links, their own addresses): grouped by them, each group
     // its cells (a review: one member's own addresses left out every member's cells to them).
@@ -237,26 +326,45 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
     for (const [group, second] of [...byElsewhere(members).map((g) => [g, false] as const), ...byElsewhere(seconds).map((g) => [g, true] as const)]) {
       const slots = slotsFor(group, second);
       if (!slots.length) continue;
-      const mine: typeof classes = [];
+      const mine: Class[] = [];
       for (const m of group) {
         const text = formatIp(m.ip);
         const probe = sourceOf(text, inp.local);
         const hostKey = slots.map((s) => (s.allowed ? (s.allowed(m.ip) ? "1" : "0") : "")).join("");
-        const key = `${hostKey}|${rangeKey(m.ip)}`;
-        // (A class whose walks noted no tests, nftables', holds another container only where the ranges its rules look at hold both alike.)
-        const same = inp.walkEach ? undefined : mine.find((c) => c.key === key && (!c.walks.opaque || inp.sourceRanges !== undefined) && sameWay(c.tests, probe));
+        const ranges = rangeKey(m.ip);
+        // A class whose walks this member answers every test of alike (and the host block's statements): its cells. Else the
+        // first such class's, walked again where this member answers a test otherwise. (A class whose walks noted no tests
+        // holds another container only where the ranges its rules look at, nftables', hold both alike.)
+        let same: Class | undefined;
+        let base: { walks: Walks; affected: Set<number> } | undefined;
+        if (!inp.walkEach) {
+          for (const c of mine) {
+            if (c.key !== hostKey || (c.walks.opaque && (inp.sourceRanges === undefined || c.ranges !== ranges))) continue;
+            const affected = affectedBy((c.checks ??= checksOf(c.walks)), probe);
+            if (affected.size === 0) {
+              same = c;
+              break;
+            }
+            base ??= { walks: c.walks, affected };
+          }
+        }
         if (same) {
           same.members.push(m);
           continue;
         }
         const label = `container:${m.name}${p.containers.find((c) => c.name === m.name)!.endpoints.length > 1 ? `@${n.name}` : ""}`;
-        const walks = walkAll(slots, m.ip, label, (slot, dst, sport) => ({ family, in: bridge, src: text, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes }), probe);
+        const packet = (slot: Slot, dst: string, sport: number): Packet => ({ family, in: bridge, src: text, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes });
+        // Walked again where it answers a test otherwise, and alike there too: one of that class (its cells not made at all).
+        if (base && alikeWhere(slots, base, m.ip, packet, probe)) {
+          mine.find((c) => c.walks === base!.walks)!.members.push(m);
+          continue;
+        }
+        const walks = walkAll(slots, m.ip, packet, probe, base);
         // Cells alike another class's: one row.
-        const alike = mine.find((c) => c.walks.codes.join() === walks.codes.join());
+        const codes = walks.codes.join();
+        const alike = mine.find((c) => c.codes === codes);
         if (alike) alike.members.push(m);
-        // (One of each of its tests, by the object: a cell taken from an earlier walk brings that walk's own; a key made of each
-        // test's text cost more than the walks. Made only here: a member that joins a class alike needs none.)
-        else mine.push({ members: [m], walks, key, tests: [...new Set(walks.tests.flat())] });
+        else mine.push({ members: [m], walks, key: hostKey, ranges, codes, label, slots });
       }
       classes.push(...mine);
     }
@@ -264,7 +372,7 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
       const sources = classes.length === 1 ? subnets.map((s) => `${formatIp(s.value)}/${s.value.prefix}`) : c.members.map((m) => `${formatIp(m.ip)}/${family === 4 ? 32 : 128}`);
       const id = `containers@${n.name}/${fam}${classes.length > 1 ? `:${formatIp(c.members[0]!.ip)}` : ""}`;
       rows.push({ id, kind: "containers", network: n.name, interfaces: [bridge], sources });
-      for (const x of c.walks.cells) cells.push({ row: id, ...x });
+      for (const x of cellsOf(c.slots, c.walks, c.label)) cells.push({ row: id, ...x });
     }
   }
 
@@ -293,13 +401,13 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
     }
   }
   if (slots.length) {
-    const walks = walkAll(slots, undefined, "host", (slot, dst, sport) => {
+    const walks = walkAll(slots, undefined, (slot, dst, sport) => {
       const src = slot.hostSrc!(dst);
       return { family, in: "lo", src, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes, fromHost: true, ...(src === "0.0.0.0" || src === "::" ? { srcUnknown: true } : {}) };
     });
     const id = `host/${fam}`;
     rows.push({ id, kind: "host", interfaces: ["lo"], sources: ["host"] });
-    for (const x of walks.cells) cells.push({ row: id, ...x });
+    for (const x of cellsOf(slots, walks, "host")) cells.push({ row: id, ...x });
   }
   return { rows, cells };
 }

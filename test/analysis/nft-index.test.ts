@@ -247,6 +247,39 @@ describeKernel("nftables: a cell's verdict taken from an earlier walk that answe
     expect(closed("10.100.0.6")).toBeGreaterThan(closed("10.100.0.2") + 5);
   }, 120_000);
 
+  test("hand-made rules that read the host's address a packet was sent to, every way: each of its addresses goes its own way where they do", () => {
+    // A cell of a published port (or a service of the host's) walks each class of the host's addresses until one is open; a
+    // walk to one is taken for another only where that one answers every test of the address the walk made alike (NftRecord's
+    // dests). Each rule here opens (or keeps closed) a cell through one of the host's addresses but not the first walked.
+    const c = compiled(policyOf({ containers: 12, hostRules: 4 }).replace("version 20.10;", "version 29.7;"))!;
+    const long = Array.from({ length: 17 }, (_, i) => `\t\tip daddr 172.31.0.${i + 1} tcp dport 1003 accept\n`).join("");
+    const opened = c.nft
+      // To the host: by address, in a set, through a mask (not a prefix: nft lists a prefix's mask as the prefix), and through a long chain's index by address.
+      .replace('chain input-ip {\n\t\tiifname "lo" accept comment "dockwall"\n', (m) => `${m}\t\tip daddr 10.100.0.1 tcp dport 1001 accept\n\t\tip daddr { 172.30.0.1, 10.101.0.1 } udp dport 1001 accept\n\t\tip daddr & 255.0.255.255 == 10.0.0.1 tcp dport 1002 accept\n\t\ttcp dport 1003 jump hand-long\n`)
+      .replace("\tchain input-ip {\n", `\tchain hand-long {\n${long}\t\tip daddr 10.101.0.1 tcp dport 1003 accept\n\t}\n\n\tchain input-ip {\n`)
+      // Through to the containers, by the address the connection was first sent to.
+      .replace("chain docker-user-ip {\n\t\tct state established,related accept\n", (m) => `${m}\t\tct original ip daddr 10.100.0.1 tcp dport 80 return\n`);
+    expect(opened.match(/hand-long|ct original ip daddr 10\.100\.0\.1|& 255/g)).toHaveLength(4);
+    // The replies of the host's service on port 1000 from one of its addresses dropped (a drop in any table is final).
+    const hand = `table inet hand {
+	chain hand-out {
+		type filter hook output priority filter - 5; policy accept;
+		ip saddr 198.51.100.1 tcp sport 1000 drop
+	}
+}
+`;
+    const m = both(context(c.p, loaded(opened + hand), undefined, HOST));
+    // Open through an address other than the first a row walks, for each rule: what the tests of the address decide.
+    const through = (col: string, addr: string) => m.cells.some((x) => x.column === col && x.verdict === "open" && x.mismatch && x.probe.includes(` -> ${addr}:`));
+    expect(through("host:1001/tcp", "10.100.0.1")).toBe(true);
+    expect(through("host:1001/udp", "10.101.0.1")).toBe(true);
+    expect(through("host:1002/tcp", "10.100.0.1")).toBe(true);
+    expect(through("host:1003/tcp", "10.101.0.1")).toBe(true);
+    expect(through("c0:10000/tcp", "10.100.0.1")).toBe(true);
+    // The admins' connections to port 1000 closed through 198.51.100.1 only: open through the others, from the wan too.
+    expect(m.cells.some((x) => x.column === "host:1000/tcp" && x.verdict === "open" && x.probe.endsWith("in eth0") && !x.probe.includes("-> 198.51.100.1:"))).toBe(true);
+  }, 120_000);
+
   test("before and after a change, a chain of one name addressed to different containers' replies: each container its own cells (a review)", () => {
     // The rules before drop the replies to q1 (10.101.0.200) from port 443, the rules now those to c4: q0 and q1 are alike
     // now, not before. A review found them one class: the test "none of these" of each ruleset's chain, taken for one.
