@@ -1548,7 +1548,10 @@ function fromHost(st: State): NftVerdict {
 export function nftMatrixWalk(rs: NftRuleset): NonNullable<MatrixContext["nft"]> | { gap: string } {
   const sourcePorts = nftSourcePorts(rs);
   const inputPorts = nftInputPorts(rs);
-  const gap = [...([4, 6] as const).map((f) => nftSourceRanges(rs, f).incomplete), sourcePorts.incomplete, inputPorts.incomplete].find(Boolean);
+  // (The destinations too: a connection's replies go back to its source, so a rule that reads a destination another way, `ip
+  // daddr & 255.0.255.255 == 10.0.0.1` say, may tell sources apart where no cut is made: the rows would be a guess there.)
+  const dests = ([4, 6] as const).map((f) => nftSourceRanges(rs, f, "daddr"));
+  const gap = [...([4, 6] as const).map((f) => nftSourceRanges(rs, f).incomplete), ...dests.map((d) => d.incomplete), sourcePorts.incomplete, inputPorts.incomplete].find(Boolean);
   if (gap) return { gap };
   // Docker's own tables alone (its nftables backend's, or dockwall's copy of them with "iptables": false): what the containers' and the host's own traffic is meant to meet.
   const dockers: NftRuleset = { tables: rs.tables.filter((t) => t.name === "docker-bridges" && (t.family === "ip" || t.family === "ip6") && !t.dormant) };
@@ -1561,10 +1564,7 @@ export function nftMatrixWalk(rs: NftRuleset): NonNullable<MatrixContext["nft"]>
     inputPorts: inputPorts.ranges,
     interfaces: nftInterfaces(rs),
     // The host's addresses told apart where the rules look at destinations (and sources: replies); each walked where they cannot all be read.
-    destinations: (f) => {
-      const d = nftSourceRanges(rs, f, "daddr");
-      return d.incomplete ? undefined : [...d.ranges, ...nftSourceRanges(rs, f).ranges];
-    },
+    destinations: (f) => [...dests[f === 4 ? 0 : 1]!.ranges, ...nftSourceRanges(rs, f).ranges],
   };
 }
 
