@@ -251,8 +251,9 @@ function markDormant(ruleset: NftRuleset, listing: string): void {
 /** An nftables file as nft lists it once loaded alone in a scratch network namespace (`unshare --net`), or why it did not load. */
 export function nftScratch(run: (cmd: string, args: string[], input?: string) => string, text: string, what: string): NftRuleset | string {
   try {
-    // (Its listing as text only where a table may be dormant, which nft's JSON does not say: at 1,000 containers it is 0.8 s.)
-    const dormant = /\bdormant\b/.test(text);
+    // (Its listing as text only where a table may be dormant, which nft's JSON does not say: at 1,000 containers it is 0.8 s. A
+    // file it includes may say so: a review.)
+    const dormant = /\bdormant\b|\binclude\b/.test(text);
     const out = run("unshare", ["--net", "sh", "-c", `nft -f - && echo "@@@" && nft -j list ruleset${dormant ? ' && echo "@@@" && nft list ruleset' : ""}`], text);
     const [, json, listing] = out.split("@@@\n");
     const rs = parseNftJson(json!);

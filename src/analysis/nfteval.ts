@@ -1288,7 +1288,23 @@ function runHook(hook: Hook, st: State): Final | undefined {
       st.dst = st.replyTo ?? "";
       st.dstIsSource = false;
     }
-    const out = runBase(b, st);
+    // A reply of a DNATed connection after nat maps it back (srcnat, 100): from the address and port its connection was first
+    // sent to (a review proved it with packets: a drop of those at priority 200 closed the connection while explain said open).
+    const back = hook === "postrouting" && st.origDnat === true && st.orig !== undefined && b.hook.prio >= NAT_AT[hook]!.prio;
+    if (back && b.hook.prio === NAT_AT[hook]!.prio && b.chain.rules.length) throw new Unknown(`the order of ${baseName(b)} and the nat core, both at priority ${b.hook.prio} on ${hook}: whether it sees this reply mapped back to ${st.orig!.dst} is not known`);
+    const { src, p, srcIsSource, srcIsDest } = st;
+    if (back) {
+      st.src = st.orig!.dst;
+      st.p = { ...p, sport: st.orig!.dport };
+      st.srcIsSource = false;
+      st.srcIsDest = true;
+    }
+    let out: ReturnType<typeof runBase>;
+    try {
+      out = runBase(b, st);
+    } finally {
+      Object.assign(st, { src, p, srcIsSource, srcIsDest });
+    }
     st.dst = dst;
     st.dstIsSource = dstIsSource;
     if (out.kind === "accept") {

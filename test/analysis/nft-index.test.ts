@@ -12,6 +12,9 @@
 // that read the source every way the classes follow: prefixes, ranges, sets, a verdict map,
 // fib saddr type local, ct original ip saddr; before and after a change.
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { expect, test } from "vitest";
 import { nftScratch } from "../../src/analysis/command.js";
 import { buildMatrix, type MatrixContext } from "../../src/analysis/matrix.js";
@@ -169,6 +172,19 @@ ${Array.from({ length: 20 }, (_, i) => `		${filler(i + 10)}`).join("\n")}
     // Every kind of answer came up, the unknown ones included.
     expect([...verdicts].sort()).toEqual(["ACCEPT", "DROP", "REJECT", "unknown its reply: meta mark", "unknown meta mark"]);
   }, 60_000);
+});
+
+describeKernel("nftables: a file loaded alone in a scratch namespace", () => {
+  test("a table made dormant in a file it includes is dormant (a review: only a file that said 'dormant' itself was listed as text)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dockwall-incl-"));
+    try {
+      writeFileSync(join(dir, "dz.nft"), "table ip dz {\n\tflags dormant\n\tchain i {\n\t\ttype filter hook input priority 0; policy drop;\n\t}\n}\n");
+      const rs = loaded(`include "${join(dir, "dz.nft")}"\n`);
+      expect(rs.tables.find((t) => t.name === "dz")?.dormant).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describeKernel("nftables: a cell's verdict taken from an earlier walk that answered the same tests of the source is the one its own walk gives", () => {

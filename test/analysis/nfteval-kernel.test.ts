@@ -73,6 +73,23 @@ host { allow lan tcp 22; }
       { src: "10.200.1.1", dst: "10.200.1.2", port: 7000 },
     ],
   },
+  {
+    // A review, proven with packets: nat maps a DNATed connection's reply back at priority 100 (srcnat), so a postrouting chain
+    // after it sees the reply from the address and port the connection was sent to. Its drop of those closed the lan's
+    // connections to web:8080 through the lan's own address, and explain said open (it kept the container's address and port).
+    name: "a postrouting chain after nat: a DNATed connection's reply from the address and port it was sent to",
+    policy: `docker { version 29.7; iptables off; userland-proxy off; ip6tables on; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+network app { bridge br-app; subnet 172.24.0.0/24; subnet fd00:24::/64; }
+container web { network app 172.24.0.2, fd00:24::2; publish 8080:80; }
+allow lan to web:8080;
+allow wan to web:8080;
+`,
+    // (The port first: a container's packet out, masqueraded, has a source the evaluator does not pick.)
+    tables: (dockwall) => [dockwall, "table inet late {\n\tchain post {\n\t\ttype filter hook postrouting priority 200; policy accept;\n\t\ttcp sport 8080 ip saddr 10.200.1.1 drop\n\t\ttcp sport 8080 ip6 saddr fd00:200:1::1 drop\n\t}\n}\n"],
+    fromHost: [{ src: "10.200.1.1", dst: "10.200.1.1", port: 8080 }],
+  },
 ];
 
 /** Neighbours' packets traced per world (and every one of the host's own). */
@@ -196,7 +213,8 @@ describeKernel("the nftables evaluator against the kernel: verdicts and traces",
         // Every packet of the world, evaluated and sent.
         const probes = plan.probes;
         const packets = probes.map((pr) => packetOf(plan, pr));
-        const ours = packets.map((pk) => evaluateNft(rs, pk));
+        // (With the connection's reply walked back, as the matrix walks it.)
+        const ours = packets.map((pk) => evaluateNft(rs, pk, { replies: true }));
         expect(ours.filter((v) => v.verdict === "unknown").map((v) => v.why)).toEqual([]);
         const predicted = ours.map((v, i) => v.verdict === "ACCEPT" && listening(plan, probes[i]!, v.path, v.dnat ?? { addr: probes[i]!.dst }));
         await lab.probe(probes, 800); // a new IPv6 path's first packets can be lost while neighbours are found
@@ -219,7 +237,7 @@ describeKernel("the nftables evaluator against the kernel: verdicts and traces",
 
         // The host's own connections.
         const hostPackets = world.fromHost.map((h) => hostPacket(plan, h.src, h.dst, h.port));
-        const hostOurs = hostPackets.map((pk) => evaluateNft(rs, pk));
+        const hostOurs = hostPackets.map((pk) => evaluateNft(rs, pk, { replies: true }));
         expect(hostOurs.filter((v) => v.verdict === "unknown").map((v) => v.why)).toEqual([]);
         const hostWrong = hostPackets
           .map((pk, i) => {
