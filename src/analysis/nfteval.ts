@@ -584,7 +584,7 @@ interface State {
   dstIsSource: boolean;
   /** `dst` is the address the packet was first sent to (no DNAT yet): a read of it is a test of that address (NftRecord's dests). */
   dstIsDest: boolean;
-  /** A reply of a connection nothing translated: `src` is the address its first packet was sent to. */
+  /** A reply whose `src` is the address its connection's first packet was sent to (nothing translated it, or nat has mapped it back). */
   srcIsDest: boolean;
   /** Every rule of a long chain walked, none passed by through its index, every match in its order (tests compare both ways). */
   noIndex?: boolean;
