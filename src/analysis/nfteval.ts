@@ -1288,9 +1288,10 @@ function runHook(hook: Hook, st: State): Final | undefined {
       st.dst = st.replyTo ?? "";
       st.dstIsSource = false;
     }
-    // A reply of a DNATed connection after nat maps it back (srcnat, 100): from the address and port its connection was first
-    // sent to (a review proved it with packets: a drop of those at priority 200 closed the connection while explain said open).
-    const back = hook === "postrouting" && st.origDnat === true && st.orig !== undefined && b.hook.prio >= NAT_AT[hook]!.prio;
+    // A reply of a DNATed connection after nat maps it back (srcnat, 100, on its way out, or in to the host that opened it):
+    // from the address and port its connection was first sent to (a review proved it with packets: a drop of those at priority
+    // 200 closed the connection while explain said open).
+    const back = (hook === "postrouting" || hook === "input") && st.origDnat === true && st.orig !== undefined && b.hook.prio >= NAT_AT[hook]!.prio;
     if (back && b.hook.prio === NAT_AT[hook]!.prio && b.chain.rules.length) throw new Unknown(`the order of ${baseName(b)} and the nat core, both at priority ${b.hook.prio} on ${hook}: whether it sees this reply mapped back to ${st.orig!.dst} is not known`);
     const { src, p, srcIsSource, srcIsDest } = st;
     if (back) {
@@ -1477,6 +1478,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
   if (opts.asReply && st.notrack) v.notrack = st.notrack;
   if (st.steps) v.steps = st.steps;
   if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") return withReplyNft(rs, p, v, st.oif ?? "", st.untracked, opts);
+  if (opts.replies && v.verdict === "ACCEPT" && p.fromHost && !opts.asReply && p.state === "NEW") return withHostReplyNft(rs, p, v, st.oif ?? "", st.untracked, opts);
   return v;
 }
 
@@ -1498,6 +1500,39 @@ function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, unt
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
   // A reply taken out of conntrack is not translated back (a review proved it with packets on iptables): a DNATed connection's
   // leaves from the container's own address and port, a masqueraded one's stays addressed to the host.
+  if (w.notrack && !untracked && (v.dnat !== undefined || v.snat !== undefined)) return { ...v, verdict: "DROP", decided: w.notrack, reply: true, untracked: true };
+  return v;
+}
+
+/**
+ * The first reply of a connection the host opened to another machine or a container, walked back in as the kernel takes it:
+ * in by the interface the packet left by, through prerouting and input (nat maps a masqueraded one's back to the host's
+ * address, a DNATed one's to the address it was sent to). A drop there closes it (the host's input dropping a container's
+ * replies, say). Not where the host's source is not known or loopback, nor to the host itself (its reply is the host's own
+ * packet too).
+ */
+function withHostReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean, { rec, noIndex }: { rec?: NftRecord; noIndex?: boolean }): NftVerdict {
+  // (From 127.0.0.1, DNATed out to a container: its way out and back both need route_localnet, which the walk out already takes for given.)
+  if (p.srcUnknown || out === "" || out === "lo" || v.path !== "output" || isLocal({ ...p, local: [] }, p.src)) return v;
+  const echo = p.proto === "icmp" ? (p.icmpType === 8 ? 0 : p.icmpType === 128 ? 129 : undefined) : undefined;
+  if (p.proto === "icmp" && echo === undefined) return v;
+  const r: Packet = {
+    family: p.family,
+    in: out,
+    src: v.dnat?.addr ?? p.dst,
+    dst: p.src,
+    proto: p.proto,
+    sport: v.dnat?.port ?? p.dport,
+    dport: p.sport,
+    icmpType: echo,
+    state: !untracked ? "ESTABLISHED" : p.proto === "udp" ? "NEW" : "INVALID",
+    local: p.local,
+    routes: p.routes,
+  };
+  const replyTo = !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => !/^(127\.|::1$)/.test(l) && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
+  const w = evaluateNft(rs, r, { asReply: { out: "lo", orig: p, dnat: v.dnat !== undefined, ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
+  if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
+  if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
   if (w.notrack && !untracked && (v.dnat !== undefined || v.snat !== undefined)) return { ...v, verdict: "DROP", decided: w.notrack, reply: true, untracked: true };
   return v;
 }

@@ -86,9 +86,19 @@ container web { network app 172.24.0.2, fd00:24::2; publish 8080:80; }
 allow lan to web:8080;
 allow wan to web:8080;
 `,
-    // (The port first: a container's packet out, masqueraded, has a source the evaluator does not pick.)
-    tables: (dockwall) => [dockwall, "table inet late {\n\tchain post {\n\t\ttype filter hook postrouting priority 200; policy accept;\n\t\ttcp sport 8080 ip saddr 10.200.1.1 drop\n\t\ttcp sport 8080 ip6 saddr fd00:200:1::1 drop\n\t}\n}\n"],
-    fromHost: [{ src: "10.200.1.1", dst: "10.200.1.1", port: 8080 }],
+    // (The port first: a container's packet out, masqueraded, has a source the evaluator does not pick.) And the replies of
+    // the host's own connections, in: after nat maps them back (input, 100) the one to 10.200.0.1:8080 is dropped, and the
+    // one from web's own port 80 (its connection nothing translated).
+    tables: (dockwall) => [
+      dockwall,
+      "table inet late {\n\tchain post {\n\t\ttype filter hook postrouting priority 200; policy accept;\n\t\ttcp sport 8080 ip saddr 10.200.1.1 drop\n\t\ttcp sport 8080 ip6 saddr fd00:200:1::1 drop\n\t}\n\tchain in {\n\t\ttype filter hook input priority 200; policy accept;\n\t\ttcp sport 8080 ip saddr 10.200.0.1 drop\n\t\ttcp sport 80 ip6 saddr fd00:24::2 drop\n\t}\n}\n",
+    ],
+    fromHost: [
+      { src: "10.200.1.1", dst: "10.200.1.1", port: 8080 },
+      { src: "10.200.0.1", dst: "10.200.0.1", port: 8080 },
+      { src: "fd00:24::1", dst: "fd00:24::2", port: 80 },
+      { src: "172.24.0.1", dst: "172.24.0.2", port: 80 },
+    ],
   },
 ];
 
