@@ -1429,7 +1429,7 @@ function otherChains(rs: NftRuleset, p: Packet): void {
 }
 
 /** What happens to a packet that arrives at the host (or that the host sends: p.fromHost), as the kernel would decide it with this ruleset. */
-export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean; replyTo?: string | null }; rec?: NftRecord; noIndex?: boolean } = {}): NftVerdict {
+export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean; replyTo?: string | null; host?: boolean }; rec?: NftRecord; noIndex?: boolean } = {}): NftVerdict {
   const v6 = p.family === 6;
   const st: State = {
     p,
@@ -1454,7 +1454,8 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
     steps: opts.trace ? [] : undefined,
     ...(opts.rec ? { rec: opts.rec } : {}),
     srcIsSource: !opts.asReply && !p.srcUnknown,
-    dstIsSource: Boolean(opts.asReply),
+    // (A reply to the host's own connection goes to the host: no row's source.)
+    dstIsSource: Boolean(opts.asReply) && !opts.asReply?.host,
     dstIsDest: !opts.asReply,
     srcIsDest: Boolean(opts.asReply && !opts.asReply.dnat),
     ...(opts.noIndex ? { noIndex: true } : {}),
@@ -1464,7 +1465,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
   // by routes these tests do not follow.
   if (!opts.asReply && opts.rec?.dests && !localNoted(p, p.dst, undefined, opts.rec)) opts.rec.destPoisoned = true;
   // A reply goes to its connection's source: whether that is the host's own (or loopback) decides its way (input or forward, a martian).
-  if (opts.asReply && opts.rec) localNoted(p, p.dst, opts.rec);
+  if (opts.asReply && !opts.asReply.host && opts.rec) localNoted(p, p.dst, opts.rec);
   let v: NftVerdict;
   try {
     otherChains(rs, p);
@@ -1530,7 +1531,7 @@ function withHostReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string,
     routes: p.routes,
   };
   const replyTo = !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => !/^(127\.|::1$)/.test(l) && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
-  const w = evaluateNft(rs, r, { asReply: { out: "lo", orig: p, dnat: v.dnat !== undefined, ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
+  const w = evaluateNft(rs, r, { asReply: { out: "lo", orig: p, dnat: v.dnat !== undefined, host: true, ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
   if (w.notrack && !untracked && (v.dnat !== undefined || v.snat !== undefined)) return { ...v, verdict: "DROP", decided: w.notrack, reply: true, untracked: true };
