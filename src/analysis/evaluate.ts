@@ -730,18 +730,18 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
  */
 /**
  * The first reply of the connection `p` opens, as it comes back (withReply here, withReplyNft in
- * nfteval.ts): forwarded, in by the interface the packet left by (`out`); the host's own, from the
- * host itself. Undefined where none is walked: an ICMP message other than an echo request, or a
- * forwarded packet whose way out is not known.
+ * nfteval.ts): forwarded, in by the interface the packet left by (`out`); to the host, from the
+ * host itself. `inbound`: the reply of a connection the host opened to another machine, in by
+ * `out` too (nfteval.ts withHostReplyNft). Undefined where none is walked: an ICMP message other
+ * than an echo request, or a packet whose way out is not known.
  */
-export function replyOf(p: Packet, v: { path: string; dnat?: { addr: string; port?: number } }, out: string | undefined, untracked: boolean): Packet | undefined {
+export function replyOf(p: Packet, v: { path: string; dnat?: { addr: string; port?: number } }, out: string | undefined, untracked: boolean, inbound = v.path === "forward"): Packet | undefined {
   const echo = p.proto === "icmp" ? (p.icmpType === 8 ? 0 : p.icmpType === 128 ? 129 : undefined) : undefined;
   if (p.proto === "icmp" && echo === undefined) return undefined;
-  const forward = v.path === "forward";
-  if (forward && !out) return undefined;
+  if (inbound && !out) return undefined;
   return {
     family: p.family,
-    in: forward ? out! : "lo",
+    in: inbound ? out! : "lo",
     src: v.dnat?.addr ?? p.dst,
     dst: p.src,
     proto: p.proto,
@@ -753,7 +753,7 @@ export function replyOf(p: Packet, v: { path: string; dnat?: { addr: string; por
     state: !untracked ? "ESTABLISHED" : p.proto === "udp" ? "NEW" : "INVALID",
     local: p.local,
     routes: p.routes,
-    ...(forward ? {} : { fromHost: true }),
+    ...(inbound ? {} : { fromHost: true }),
   };
 }
 

@@ -1515,21 +1515,8 @@ function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, unt
 function withHostReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean, { rec, noIndex }: { rec?: NftRecord; noIndex?: boolean }): NftVerdict {
   // (From 127.0.0.1, DNATed out to a container: its way out and back both need route_localnet, which the walk out already takes for given.)
   if (p.srcUnknown || out === "" || out === "lo" || v.path !== "output" || isLocal({ ...p, local: [] }, p.src)) return v;
-  const echo = p.proto === "icmp" ? (p.icmpType === 8 ? 0 : p.icmpType === 128 ? 129 : undefined) : undefined;
-  if (p.proto === "icmp" && echo === undefined) return v;
-  const r: Packet = {
-    family: p.family,
-    in: out,
-    src: v.dnat?.addr ?? p.dst,
-    dst: p.src,
-    proto: p.proto,
-    sport: v.dnat?.port ?? p.dport,
-    dport: p.sport,
-    icmpType: echo,
-    state: !untracked ? "ESTABLISHED" : p.proto === "udp" ? "NEW" : "INVALID",
-    local: p.local,
-    routes: p.routes,
-  };
+  const r = replyOf(p, v, out, untracked, true);
+  if (!r) return v;
   const replyTo = !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => !/^(127\.|::1$)/.test(l) && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
   const w = evaluateNft(rs, r, { asReply: { out: "lo", orig: p, dnat: v.dnat !== undefined, host: true, ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
