@@ -224,8 +224,8 @@ const ruleWalker = (rs: Ruleset): Walker => (pk) => {
 };
 
 /**
- * The nftables evaluator's walk, noting its tests of the source (NftRecord); its "tests" of the source port, every range its
- * rules compare one with (nftSourcePorts); of the destination, none: it holds for its own.
+ * The nftables evaluator's walk, noting its tests of the source and of the host's address it was sent to (NftRecord); its
+ * "tests" of the source port, every range its rules compare one with (nftSourcePorts).
  */
 const nftWalker = (nft: NonNullable<MatrixContext["nft"]>): Walker => (pk) => {
   const rec: NftRecord = { tests: [], poisoned: false, dests: [] };
@@ -808,32 +808,6 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       // Per slot, the last settling walk and the highest address that goes its way (pieces come in ascending order).
       const lastWalk: (Walked | undefined)[] = new Array(slots.length);
       const until: bigint[] = new Array(slots.length).fill(-1n);
-      // A walk whose tests of the destination could not all be noted (NftRecord's destPoisoned) holds for its own destination: a slot of several of the host's addresses takes
-      // each in turn, as most() does, each with its own settling walk and how far up it holds (perDst: where no walk tests a
-      // source port).
-      const perDst = new Uint8Array(slots.length);
-      const lastAt: Walked[][] = slots.map(() => []);
-      const untilAt: bigint[][] = slots.map((x) => x.dsts.map(() => -1n));
-      const eachDestination = (slot: Slot, k: number, src: Ip, srcText: string, probe: ReturnType<typeof sourceOf>): { v: Walked; d: number } | undefined => {
-        let best: Walked | undefined;
-        let at = 0;
-        for (let d = 0; d < slot.dsts.length; d++) {
-          let w: Walked;
-          if (src.value <= untilAt[k]![d]!) w = lastAt[k]![d]!;
-          else {
-            const r = remembered(walked[k]!, now, probe, SPORT, dstNums[k]![d]!, () => packetOf(slot, srcText, slot.dsts[d]!, SPORT));
-            if (r.sports.length !== 0 && slot.col.proto !== "icmp") return undefined;
-            w = lastAt[k]![d] = r.verdict;
-            untilAt[k]![d] = r.tests ? sameWayUntil(r.tests, probe) : -1n;
-          }
-          if (!best || RANK[verdictOf(w, slot)]! > RANK[verdictOf(best, slot)]!) {
-            best = w;
-            at = d;
-          }
-          if (verdictOf(best, slot) === 0) break;
-        }
-        return { v: best!, d: at };
-      };
       const groups = new Map<string, { zone?: string; pieces: Piece[]; cells: MatrixCell[]; shown: number }>();
       // One piece's cells, walked (a function of its own: the optimiser takes it whole).
       const walkCells = (src: Ip, srcText: string, probe: ReturnType<typeof sourceOf>): void => {
@@ -845,10 +819,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
           let v: Walked | undefined;
           let d = 0;
           let sport = SPORT;
-          if (!ctx.walkEach && perDst[k]) {
-            const e = eachDestination(slot, k, src, srcText, probe);
-            if (e) ({ v, d } = e);
-          } else if (!ctx.walkEach) {
+          if (!ctx.walkEach) {
             // A piece up to where the last piece's settling walk holds goes its way without a lookup (sameWayUntil).
             if (src.value <= until[k]!) v = lastWalk[k];
             else {
@@ -863,14 +834,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
                 lastWalk[k] = v;
                 // (A walk whose tests could not be noted holds for its own source alone.)
                 until[k] = r0.tests ? sameWayUntil(r0.tests, probe) : -1n;
-              } else {
-                until[k] = -1n;
-                if (r0.dests === null && (r0.sports.length === 0 || slot.col.proto === "icmp")) {
-                  perDst[k] = 1;
-                  const e = eachDestination(slot, k, src, srcText, probe);
-                  if (e) ({ v, d } = e);
-                }
-              }
+              } else until[k] = -1n;
             }
           }
           if (!v)

@@ -1478,8 +1478,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
   if (st.snat && v.verdict !== "unknown") v.snat = st.snat;
   if (opts.asReply && st.notrack) v.notrack = st.notrack;
   if (st.steps) v.steps = st.steps;
-  if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") return withReplyNft(rs, p, v, st.oif ?? "", st.untracked, opts);
-  if (opts.replies && v.verdict === "ACCEPT" && p.fromHost && !opts.asReply && p.state === "NEW") return withHostReplyNft(rs, p, v, st.oif ?? "", st.untracked, opts);
+  if (opts.replies && v.verdict === "ACCEPT" && p.state === "NEW") return withReplyNft(rs, p, v, st.oif ?? "", st.untracked, opts, Boolean(p.fromHost));
   return v;
 }
 
@@ -1490,37 +1489,25 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
  * postrouting; the host's own, through output and postrouting. ESTABLISHED, and no nat chain
  * runs for it. A drop there is the connection's verdict; what cannot be told, unknown. An ICMP
  * message other than an echo request has no reply walked.
+ *
+ * `host`: a connection the host opened to another machine or a container, its reply in by the
+ * interface the packet left by, through prerouting and input (nat maps a masqueraded one's back
+ * to the host's address, a DNATed one's to the address it was sent to): a drop there closes it
+ * (the host's input dropping a container's replies, say). Not where the host's source is not
+ * known or loopback, nor to the host itself (its reply is the host's own packet too).
  */
-function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean, { rec, noIndex }: { rec?: NftRecord; noIndex?: boolean }): NftVerdict {
-  const r = replyOf(p, v, out || undefined, untracked);
+function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean, { rec, noIndex }: { rec?: NftRecord; noIndex?: boolean }, host: boolean): NftVerdict {
+  // (From 127.0.0.1, DNATed out to a container: its way out and back both need route_localnet, which the walk out already takes for given.)
+  if (host && (p.srcUnknown || out === "" || out === "lo" || v.path !== "output" || isLocal({ ...p, local: [] }, p.src))) return v;
+  const r = replyOf(p, v, out || undefined, untracked, host || undefined);
   if (!r) return v;
   // A masqueraded source: the host's address on the interface the packet left by; an snat's, its address.
-  const replyTo = v.path !== "forward" || !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => !/^(127\.|::1$)/.test(l) && out !== "" && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
-  const w = evaluateNft(rs, r, { asReply: { out: p.in, orig: p, dnat: v.dnat !== undefined, ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
+  const replyTo = (!host && v.path !== "forward") || !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => !/^(127\.|::1$)/.test(l) && out !== "" && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
+  const w = evaluateNft(rs, r, { asReply: { out: host ? "lo" : p.in, orig: p, dnat: v.dnat !== undefined, ...(host ? { host } : {}), ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
   // A reply taken out of conntrack is not translated back (a review proved it with packets on iptables): a DNATed connection's
   // leaves from the container's own address and port, a masqueraded one's stays addressed to the host.
-  if (w.notrack && !untracked && (v.dnat !== undefined || v.snat !== undefined)) return { ...v, verdict: "DROP", decided: w.notrack, reply: true, untracked: true };
-  return v;
-}
-
-/**
- * The first reply of a connection the host opened to another machine or a container, walked back in as the kernel takes it:
- * in by the interface the packet left by, through prerouting and input (nat maps a masqueraded one's back to the host's
- * address, a DNATed one's to the address it was sent to). A drop there closes it (the host's input dropping a container's
- * replies, say). Not where the host's source is not known or loopback, nor to the host itself (its reply is the host's own
- * packet too).
- */
-function withHostReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean, { rec, noIndex }: { rec?: NftRecord; noIndex?: boolean }): NftVerdict {
-  // (From 127.0.0.1, DNATed out to a container: its way out and back both need route_localnet, which the walk out already takes for given.)
-  if (p.srcUnknown || out === "" || out === "lo" || v.path !== "output" || isLocal({ ...p, local: [] }, p.src)) return v;
-  const r = replyOf(p, v, out, untracked, true);
-  if (!r) return v;
-  const replyTo = !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => !/^(127\.|::1$)/.test(l) && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
-  const w = evaluateNft(rs, r, { asReply: { out: "lo", orig: p, dnat: v.dnat !== undefined, host: true, ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
-  if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
-  if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
   if (w.notrack && !untracked && (v.dnat !== undefined || v.snat !== undefined)) return { ...v, verdict: "DROP", decided: w.notrack, reply: true, untracked: true };
   return v;
 }

@@ -157,6 +157,20 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
    * a test of its walks otherwise), the others' cells are the class's: walked, they would go the same way (a review of the
    * time it took: each container of 1,000 walked over 8,000 slots, where its own published ports alone go their own way).
    */
+  /** One slot's cell for one sender: its code (verdict, intent, verdict before), the walk it is shown by, whether a walk noted no tests. */
+  const walkSlot = (slot: Slot, src: Ip | undefined, packet: (slot: Slot, dst: string, sport: number) => Packet, tests: SourceTest[][], probe?: ReturnType<typeof sourceOf>): { code: number; now: Cell; opaque: boolean } => {
+    const pk = (dst: string, sport: number) => packet(slot, dst, sport);
+    const now = cellOf(slot, pk, inp.walk, tests, probe);
+    const docker = slot.allowed === undefined ? cellOf(slot, pk, inp.docker, tests, probe) : undefined;
+    const before = inp.walkBefore ? cellOf(slot, pk, inp.walkBefore, tests, probe) : undefined;
+    const intent = docker ? code(docker.v, slot) === 0 : slot.allowed!(src!);
+    return { code: code(now.v, slot) + 3 * (intent ? 1 : 0) + 6 * (before ? code(before.v, slot) : 3), now, opaque: now.unknownTests || (before?.unknownTests ?? false) };
+  };
+  /**
+   * Every slot's cell for one sender. With `base` (a class of this network's senders, and the slots where this sender answers
+   * a test of its walks otherwise), the others' cells are the class's: walked, they would go the same way (a review of the
+   * time it took: each container of 1,000 walked over 8,000 slots, where its own published ports alone go their own way).
+   */
   const walkAll = (slots: Slot[], src: Ip | undefined, packet: (slot: Slot, dst: string, sport: number) => Packet, probe?: ReturnType<typeof sourceOf>, base?: { walks: Walks; affected: Set<number> }): Walks => {
     const tests: SourceTest[][] = [];
     const from: number[] = [];
@@ -164,7 +178,6 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
     const codes: number[] = new Array(slots.length);
     const now: Cell[] = new Array(slots.length);
     for (let k = 0; k < slots.length; k++) {
-      const slot = slots[k]!;
       from.push(tests.length);
       if (base && !base.affected.has(k)) {
         codes[k] = base.walks.codes[k]!;
@@ -172,14 +185,10 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
         for (let i = base.walks.from[k]!; i < base.walks.from[k + 1]!; i++) tests.push(base.walks.tests[i]!);
         continue;
       }
-      const pk = (dst: string, sport: number) => packet(slot, dst, sport);
-      const n = cellOf(slot, pk, inp.walk, tests, probe);
-      const docker = slot.allowed === undefined ? cellOf(slot, pk, inp.docker, tests, probe) : undefined;
-      const before = inp.walkBefore ? cellOf(slot, pk, inp.walkBefore, tests, probe) : undefined;
-      opaque ||= n.unknownTests || (before?.unknownTests ?? false);
-      const intent = docker ? code(docker.v, slot) === 0 : slot.allowed!(src!);
-      codes[k] = code(n.v, slot) + 3 * (intent ? 1 : 0) + 6 * (before ? code(before.v, slot) : 3);
-      now[k] = n;
+      const w = walkSlot(slots[k]!, src, packet, tests, probe);
+      codes[k] = w.code;
+      now[k] = w.now;
+      opaque ||= w.opaque;
     }
     from.push(tests.length);
     return { codes, now, tests, from, opaque };
@@ -187,17 +196,7 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
   /** Whether a sender's cells where it answers a test of a class's walks otherwise are the class's all the same (as walkAll would find). */
   const alikeWhere = (slots: Slot[], base: { walks: Walks; affected: Set<number> }, src: Ip, packet: (slot: Slot, dst: string, sport: number) => Packet, probe: ReturnType<typeof sourceOf>): boolean => {
     const tests: SourceTest[][] = [];
-    for (const k of base.affected) {
-      const slot = slots[k]!;
-      const pk = (dst: string, sport: number) => packet(slot, dst, sport);
-      const n = cellOf(slot, pk, inp.walk, tests, probe);
-      if (code(n.v, slot) !== base.walks.codes[k]! % 3) return false;
-      const docker = slot.allowed === undefined ? cellOf(slot, pk, inp.docker, tests, probe) : undefined;
-      const intent = docker ? code(docker.v, slot) === 0 : slot.allowed!(src);
-      if (intent !== (Math.floor(base.walks.codes[k]! / 3) % 2 === 1)) return false;
-      const before = inp.walkBefore ? cellOf(slot, pk, inp.walkBefore, tests, probe) : undefined;
-      if ((before ? code(before.v, slot) : 3) !== Math.floor(base.walks.codes[k]! / 6)) return false;
-    }
+    for (const k of base.affected) if (walkSlot(slots[k]!, src, packet, tests, probe).code !== base.walks.codes[k]) return false;
     return true;
   };
   /** A sender's cells as `--json` has them (verify: only those not what the policy says, or unknown). */
@@ -336,7 +335,7 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
         // first such class's, walked again where this member answers a test otherwise. (A class whose walks noted no tests
         // holds another container only where the ranges its rules look at, nftables', hold both alike.)
         let same: Class | undefined;
-        let base: { walks: Walks; affected: Set<number> } | undefined;
+        let base: { walks: Walks; affected: Set<number>; cls: Class } | undefined;
         if (!inp.walkEach) {
           for (const c of mine) {
             if (c.key !== hostKey || (c.walks.opaque && (inp.sourceRanges === undefined || c.ranges !== ranges))) continue;
@@ -345,7 +344,7 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
               same = c;
               break;
             }
-            base ??= { walks: c.walks, affected };
+            base ??= { walks: c.walks, affected, cls: c };
           }
         }
         if (same) {
@@ -356,7 +355,7 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
         const packet = (slot: Slot, dst: string, sport: number): Packet => ({ family, in: bridge, src: text, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes });
         // Walked again where it answers a test otherwise, and alike there too: one of that class (its cells not made at all).
         if (base && alikeWhere(slots, base, m.ip, packet, probe)) {
-          mine.find((c) => c.walks === base!.walks)!.members.push(m);
+          base.cls.members.push(m);
           continue;
         }
         const walks = walkAll(slots, m.ip, packet, probe, base);

@@ -273,9 +273,11 @@ describeKernel("nftables: a cell's verdict taken from an earlier walk that answe
       // To the host: by address, in a set, a prefix, and through a long chain's index by address.
       .replace('chain input-ip {\n\t\tiifname "lo" accept comment "dockwall"\n', (m) => `${m}\t\tip daddr 10.100.0.1 tcp dport 1001 accept\n\t\tip daddr { 172.30.0.1, 10.101.0.1 } udp dport 1001 accept\n\t\tip daddr 10.100.0.0/30 tcp dport 1002 accept\n\t\ttcp dport 1003 jump hand-long\n`)
       .replace("\tchain input-ip {\n", `\tchain hand-long {\n${long}\t\tip daddr 10.101.0.1 tcp dport 1003 accept\n\t}\n\n\tchain input-ip {\n`)
+      // IPv6 too: to the host's second IPv6 address only.
+      .replace('chain input-ip6 {\n\t\tiifname "lo" accept comment "dockwall"\n', (m) => `${m}\t\tip6 daddr 2001:db8:2::1 tcp dport 1001 accept\n`)
       // Through to the containers, by the address the connection was first sent to.
       .replace("chain docker-user-ip {\n\t\tct state established,related accept\n", (m) => `${m}\t\tct original ip daddr 10.100.0.1 tcp dport 80 return\n`);
-    expect(opened.match(/hand-long|ct original ip daddr 10\.100\.0\.1|10\.100\.0\.0\/30/g)).toHaveLength(4);
+    expect(opened.match(/hand-long|ct original ip daddr 10\.100\.0\.1|10\.100\.0\.0\/30|2001:db8:2::1/g)).toHaveLength(5);
     // The replies of the host's service on port 1000 from one of its addresses dropped (a drop in any table is final).
     const hand = `table inet hand {
 	chain hand-out {
@@ -284,7 +286,9 @@ describeKernel("nftables: a cell's verdict taken from an earlier walk that answe
 	}
 }
 `;
-    const m = both(context(c.p, loaded(opened + hand), undefined, HOST));
+    // (A host with two IPv6 addresses of its own, the second on the lan.)
+    const host: MatrixContext["host"] = { ...HOST!, addresses: [...HOST!.addresses, "2001:db8:2::1"], routes: [...HOST!.routes, { dst: "2001:db8:2::/64", dev: "eth1" }] };
+    const m = both(context(c.p, loaded(opened + hand), undefined, host));
     // Open through an address other than the first a row walks, for each rule: what the tests of the address decide.
     const through = (col: string, addr: string) => m.cells.some((x) => x.column === col && x.verdict === "open" && x.mismatch && x.probe.includes(` -> ${addr}:`));
     expect(through("host:1001/tcp", "10.100.0.1")).toBe(true);
@@ -292,6 +296,7 @@ describeKernel("nftables: a cell's verdict taken from an earlier walk that answe
     expect(through("host:1002/tcp", "10.100.0.1")).toBe(true);
     expect(through("host:1003/tcp", "10.101.0.1")).toBe(true);
     expect(through("c0:10000/tcp", "10.100.0.1")).toBe(true);
+    expect(through("host:1001/tcp", "[2001:db8:2::1]")).toBe(true);
     // The admins' connections to port 1000 closed through 198.51.100.1 only: open through the others, from the wan too.
     expect(m.cells.some((x) => x.column === "host:1000/tcp" && x.verdict === "open" && x.probe.endsWith("in eth0") && !x.probe.includes("-> 198.51.100.1:"))).toBe(true);
     // A destination read through a mask (not a prefix: nft lists a prefix's mask as the prefix) is no range: the replies to the

@@ -138,9 +138,9 @@ function traceSample(probes: LabProbe[], ours: NftVerdict[]): number[] {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A probe from the host itself: socat from its namespace; open when the listener's name comes back. */
-function fromHostProbe(lab: PolicyLab, dst: string, port: number): boolean {
+function fromHostProbe(lab: PolicyLab, dst: string, port: number, timeout = 1): boolean {
   const to = dst.includes(":") ? `[${dst}]` : dst;
-  return /\w/.test(lab.host.run(["socat", "-T1", "-", `TCP:${to}:${port},connect-timeout=1`], "").stdout);
+  return /\w/.test(lab.host.run(["socat", "-T1", "-", `TCP:${to}:${port},connect-timeout=${timeout}`], "").stdout);
 }
 
 function hostPacket(plan: PolicyLabPlan, src: string, dst: string, port: number): Packet {
@@ -253,7 +253,9 @@ describeKernel("the nftables evaluator against the kernel: verdicts and traces",
           .map((pk, i) => {
             const v = hostOurs[i]!;
             const open = v.verdict === "ACCEPT" && hostListening(plan, pk, v.path, v.dnat ?? { addr: pk.dst });
-            const k = fromHostProbe(lab, pk.dst, pk.dport!);
+            // (Probed again where it differs: a loaded machine loses a first packet now and then, as the neighbours' probes allow for.)
+            let k = fromHostProbe(lab, pk.dst, pk.dport!);
+            if (k !== open) k = fromHostProbe(lab, pk.dst, pk.dport!);
             return k === open ? "" : `from the host to ${pk.dst}:${pk.dport}: evaluator ${v.verdict}${v.why ? ` (${v.why})` : ""}, kernel ${k ? "open" : "closed"}`;
           })
           .filter(Boolean);
@@ -274,9 +276,11 @@ describeKernel("the nftables evaluator against the kernel: verdicts and traces",
           const got = await kernelTrace(lab, [ip, "saddr", pr.src, ip, "daddr", pr.dst, "tcp", "dport", String(pr.port), ...SYN], () => lab.probe([pr], 500));
           compare(row(i), got, evaluateNft(rs, packets[i]!, { trace: true }).steps!.map((s) => stepLine(rs, s)));
         }
+        // (Sent for half a second: a connection that does not open retransmits its SYN after one, which a loaded machine's
+        // trace caught as a second packet.)
         for (const pk of hostPackets) {
           const ip = pk.family === 6 ? "ip6" : "ip";
-          const got = await kernelTrace(lab, [ip, "daddr", pk.dst, "tcp", "dport", String(pk.dport), ...SYN], async () => fromHostProbe(lab, pk.dst, pk.dport!));
+          const got = await kernelTrace(lab, [ip, "daddr", pk.dst, "tcp", "dport", String(pk.dport), ...SYN], async () => fromHostProbe(lab, pk.dst, pk.dport!, 0.5));
           compare(`from the host to ${pk.dst}:${pk.dport}`, got, evaluateNft(rs, pk, { trace: true }).steps!.map((s) => stepLine(rs, s)));
         }
         expect(differ, differ.join("\n\n")).toEqual([]);
