@@ -758,15 +758,22 @@ export function replyOf(p: Packet, v: { path: string; dnat?: { addr: string; por
 }
 
 function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
-  const r = replyOf(p, v, ctx.out, Boolean(ctx.untracked));
+  // The host's own connection to another machine (a container, a neighbour): its reply comes in by the interface it left by,
+  // through PREROUTING and INPUT (as withReplyNft walks it). Not walked: one to the host itself (by lo, both ways), or from a
+  // source the walk does not know or from loopback (DNATed out to a container, it needs route_localnet both ways, which the
+  // walk out already takes for given).
+  const host = Boolean(p.fromHost);
+  if (host && (!ctx.out || ctx.out === "lo" || p.srcUnknown || inCidr(p.src, p.family === 4 ? "127.0.0.0/8" : "::1/128"))) return v;
+  const r = replyOf(p, v, ctx.out, Boolean(ctx.untracked), v.path === "forward" || host);
   if (!r) return v;
   const forward = v.path === "forward";
-  const rctx: Ctx = { packet: r, noIndex: true, sources: ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: p.in, reply: { orig: p, dnat: ctx.dnat } };
+  // (A reply to the host's own connection tests the host's address, not a row's source: not noted as one.)
+  const rctx: Ctx = { packet: r, noIndex: true, sources: host ? undefined : ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: host ? undefined : p.in, reply: { orig: p, dnat: ctx.dnat } };
   // A masqueraded (SNATed) connection's reply is addressed to the translated source until nat PREROUTING undoes it: so raw and mangle PREROUTING see it.
   // (Worked out only where raw or mangle PREROUTING test a packet's destination at all.)
   const nat = table("nat");
-  if (forward && nat && p.state === "NEW" && !ctx.untracked && (["raw", "mangle"] as const).some((n) => testsDestination(table(n), "PREROUTING"))) ctx.snat = snatOf(nat, p, ctx);
-  const translated = forward && ctx.snat !== undefined;
+  if ((forward || host) && nat && p.state === "NEW" && !ctx.untracked && (["raw", "mangle"] as const).some((n) => testsDestination(table(n), "PREROUTING"))) ctx.snat = snatOf(nat, p, ctx);
+  const translated = (forward || host) && ctx.snat !== undefined;
   const before: Ctx = translated ? { ...rctx, packet: { ...r, dst: ctx.snat ?? r.dst }, reply: { orig: p, dnat: ctx.dnat, snat: ctx.snat } } : rctx;
   const gate = (name: Table["name"], chain: string): { verdict: "DROP" | "REJECT"; decided: Decision } | undefined => {
     const t = table(name);
@@ -779,7 +786,9 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
   };
   const way: [Table["name"], string][] = forward
     ? [["raw", "PREROUTING"], ["mangle", "PREROUTING"], ["mangle", "FORWARD"], ["filter", "FORWARD"], ["mangle", "POSTROUTING"]]
-    : [["raw", "OUTPUT"], ["mangle", "OUTPUT"], ["filter", "OUTPUT"], ["mangle", "POSTROUTING"]];
+    : host
+      ? [["raw", "PREROUTING"], ["mangle", "PREROUTING"], ["mangle", "INPUT"], ["filter", "INPUT"]]
+      : [["raw", "OUTPUT"], ["mangle", "OUTPUT"], ["filter", "OUTPUT"], ["mangle", "POSTROUTING"]];
   try {
     for (const [name, chain] of way) {
       const d = gate(name, chain);
@@ -793,7 +802,7 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     const notrack = before.untrackedBy ?? rctx.untrackedBy;
     if (notrack && !ctx.untracked) {
       const nat = table("nat");
-      const snat = forward && nat && p.state === "NEW" ? (ctx.snat !== undefined ? ctx.snat : snatOf(nat, p, ctx)) : undefined;
+      const snat = (forward || host) && nat && p.state === "NEW" ? (ctx.snat !== undefined ? ctx.snat : snatOf(nat, p, ctx)) : undefined;
       if (v.dnat !== undefined || snat !== undefined) return { verdict: "DROP", path: v.path, dnat: v.dnat, decided: notrack, reply: true, untracked: true, ...(v.steps ? { steps: v.steps } : {}) };
     }
   } catch (e) {
@@ -891,7 +900,7 @@ export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noInde
   const table = (n: Table["name"]) => rs.tables.find((t) => t.name === n);
   const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex, sources: opts.sources, sports: opts.sports, destinations: opts.destinations };
   let v = decide(rs, p, ctx, table);
-  if (opts.replies && v.verdict === "ACCEPT" && !p.fromHost && p.state === "NEW") v = withReply(p, v, ctx, table);
+  if (opts.replies && v.verdict === "ACCEPT" && p.state === "NEW") v = withReply(p, v, ctx, table);
   if (ctx.steps) {
     // Off the end of a built-in chain: its policy decided.
     if (v.decided?.index === -1 && !v.reply) ctx.steps.push({ ...v.decided, action: "policy" });
