@@ -243,6 +243,7 @@ function originTest(ctx: Ctx, kind: SourceTest["kind"], value: string): boolean 
   const p = ctx.packet;
   // Before conntrack undoes a source NAT, the reply is addressed to the translated source, whatever the original was: not a test of it.
   if (ctx.reply?.snat === null) throw new Unknown("the address a masqueraded connection's replies come back to (the host's on the interface it left by) is not known");
+  if (ctx.reply?.dstUnknown) throw new Unknown("the address the host's connection is sent from, which its replies come back to, is not known");
   const hit = kind === "cidr" ? inCidr(p.dst, value) : kind === "range" ? inRange(p.dst, value) : p.local.includes(p.dst);
   return ctx.reply?.snat !== undefined ? hit : noted(ctx, kind, value, hit);
 }
@@ -377,6 +378,8 @@ interface Ctx {
   steps?: Step[];
   /** A packet the host sent to itself, now on INPUT by lo. */
   inLo?: boolean;
+  /** The table whose chain is walked now: raw runs before conntrack, which has not seen the packet yet. */
+  table?: Table["name"];
   /** Every rule of a chain is tried, none passed by through the index (tests compare both ways). */
   noIndex?: boolean;
   /** The tests of the source the walk makes, noted (sameWay). */
@@ -389,15 +392,43 @@ interface Ctx {
    * Walking the reply of a connection (`packet` is the reply): the packet that opened it, and its
    * DNAT. The reply's destination is the original's source: tests of it are noted as source tests.
    */
-  reply?: { orig: Packet; dnat?: { addr: string; port?: number }; snat?: string | null };
+  reply?: {
+    orig: Packet;
+    dnat?: { addr: string; port?: number };
+    snat?: string | null;
+    /** Whether nat POSTROUTING translated the connection's source (conntrack's SNAT status), worked out when a rule asks; null where not known. */
+    snatted?: () => boolean | null;
+    /** The reply of the host's own connection from an address the walk does not know: a test of the reply's destination is unknown. */
+    dstUnknown?: boolean;
+  };
   /**
    * A forwarded connection's source as nat POSTROUTING rewrote it (MASQUERADE: the host's address on
    * the way out; SNAT --to-source), null where the address is not known: its replies come back to
    * it, and raw and mangle PREROUTING see them so (before conntrack undoes it).
    */
   snat?: string | null;
+  /** snat worked out (withReply): undefined there is no translation. */
+  snatDone?: boolean;
   /** A rule on the way that may have set the packet's mark (MARK, CONNMARK) matched it: a mark test is unknown then. */
   markSet?: boolean;
+}
+
+/**
+ * conntrack's SNAT status: set once nat POSTROUTING translated the connection's source, so only a
+ * reply can have it here (the packet that opens a connection meets nat POSTROUTING after every
+ * other chain but mangle POSTROUTING's, which runs before it).
+ */
+function snatStatus(ctx: Ctx): boolean {
+  const s = ctx.reply?.snatted?.() ?? false;
+  if (s === null) throw new Unknown("--ctstate SNAT: the address masquerade gives the connection (the host's on the interface it leaves by) is not known");
+  return s;
+}
+
+/** The same address, however written. */
+function sameAddress(a: string, b: string): boolean {
+  const x = numOf(a);
+  const y = numOf(b);
+  return x.v6 === y.v6 && x.value === y.value;
 }
 
 /** Whether a test holds, turned by its `!`. */
@@ -436,16 +467,23 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
     }
     case "conntrack":
     case "state": {
+      // No connection to read: the packet taken out of conntrack (UNTRACKED), or in the raw table, which runs before conntrack
+      // has seen it (INVALID there, whatever the connection; a review proved both with packets). As xt_conntrack then: the
+      // state test alone decides, and a rule without one does not match.
+      const none = ctx.untracked || ctx.table === "raw";
       if (m.state) {
         const states = m.state.value;
-        const hit = ctx.untracked ? states.has("UNTRACKED") : states.has(p.state) || (states.has("DNAT") && (ctx.dnat ?? ctx.reply?.dnat) !== undefined);
+        const hit = none
+          ? states.has(ctx.untracked ? "UNTRACKED" : "INVALID")
+          : states.has(p.state) || (states.has("DNAT") && (ctx.dnat ?? ctx.reply?.dnat) !== undefined) || (states.has("SNAT") && snatStatus(ctx));
         if (!held(m.state, hit)) return false;
       }
       if (m.kind === "state") return true;
+      if (none) return m.state !== undefined;
       // The address and port the connection was first addressed to: before DNAT, or the only one.
       const orig = ctx.reply?.orig ?? p;
       if (m.origDst && !held(m.origDst, destinationTest(ctx, "cidr", m.origDst.value, orig.dst))) return false;
-      if (m.origDstPort && !held(m.origDstPort, !ctx.untracked && portIs(m.origDstPort.value, orig.dport))) return false;
+      if (m.origDstPort && !held(m.origDstPort, portIs(m.origDstPort.value, orig.dport))) return false;
       return true;
     }
     case "iprange":
@@ -614,6 +652,7 @@ function walk(table: Table, chainName: string, p: Packet, ctx: Ctx, depth = 0): 
   if (depth > 32) throw new Unknown(`chains nested deeper than 32 (a loop?)`);
   const chain: Chain | undefined = chainOf(table, chainName);
   if (!chain) return undefined;
+  ctx.table = table.name;
   // A rule that only notes or marks the packet decides nothing, whatever it matches: not among the candidates.
   for (const i of candidates(chain, p, ctx)) {
     const r = chain.rules[i]!;
@@ -759,22 +798,40 @@ export function replyOf(p: Packet, v: { path: string; dnat?: { addr: string; por
 
 function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
   // The host's own connection to another machine (a container, a neighbour): its reply comes in by the interface it left by,
-  // through PREROUTING and INPUT (as withReplyNft walks it). Not walked: one to the host itself (by lo, both ways), or from a
-  // source the walk does not know or from loopback (DNATed out to a container, it needs route_localnet both ways, which the
-  // walk out already takes for given).
+  // through PREROUTING and INPUT (as withReplyNft walks it). Not walked: one to the host itself (by lo, both ways).
   const host = Boolean(p.fromHost);
-  if (host && (!ctx.out || ctx.out === "lo" || p.srcUnknown || inCidr(p.src, p.family === 4 ? "127.0.0.0/8" : "::1/128"))) return v;
+  if (host && (!ctx.out || ctx.out === "lo")) return v;
   const r = replyOf(p, v, ctx.out, Boolean(ctx.untracked), v.path === "forward" || host);
   if (!r) return v;
   const forward = v.path === "forward";
+  const nat = table("nat");
+  // The source nat POSTROUTING gives the connection (undefined where none, or where it is the one it had: the kernel then
+  // translates nothing, and conntrack's SNAT status is not set; a review proved it with a NOTRACK of the reply).
+  const snatted = (): string | null | undefined => {
+    if (ctx.snatDone) return ctx.snat;
+    ctx.snatDone = true;
+    const to = (forward || host) && nat && p.state === "NEW" && !ctx.untracked ? snatOf(nat, p, ctx) : undefined;
+    ctx.snat = to && !p.srcUnknown && sameAddress(to, p.src) ? undefined : to;
+    return ctx.snat;
+  };
+  const reply: NonNullable<Ctx["reply"]> = {
+    orig: p,
+    dnat: ctx.dnat,
+    // (null: masqueraded to an address not known, which may be the one it had.)
+    snatted: () => {
+      const to = snatted();
+      return to === null ? null : to !== undefined;
+    },
+    // The host's own connection from an address the walk does not know (to a neighbour): its reply is addressed to it.
+    ...(host && p.srcUnknown ? { dstUnknown: true } : {}),
+  };
   // (A reply to the host's own connection tests the host's address, not a row's source: not noted as one.)
-  const rctx: Ctx = { packet: r, noIndex: true, sources: host ? undefined : ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: host ? undefined : p.in, reply: { orig: p, dnat: ctx.dnat } };
+  const rctx: Ctx = { packet: r, noIndex: true, sources: host ? undefined : ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: host ? undefined : p.in, reply };
   // A masqueraded (SNATed) connection's reply is addressed to the translated source until nat PREROUTING undoes it: so raw and mangle PREROUTING see it.
   // (Worked out only where raw or mangle PREROUTING test a packet's destination at all.)
-  const nat = table("nat");
-  if ((forward || host) && nat && p.state === "NEW" && !ctx.untracked && (["raw", "mangle"] as const).some((n) => testsDestination(table(n), "PREROUTING"))) ctx.snat = snatOf(nat, p, ctx);
-  const translated = (forward || host) && ctx.snat !== undefined;
-  const before: Ctx = translated ? { ...rctx, packet: { ...r, dst: ctx.snat ?? r.dst }, reply: { orig: p, dnat: ctx.dnat, snat: ctx.snat } } : rctx;
+  if ((forward || host) && (["raw", "mangle"] as const).some((n) => testsDestination(table(n), "PREROUTING"))) snatted();
+  const translated = ctx.snatDone === true && ctx.snat !== undefined;
+  const before: Ctx = translated ? { ...rctx, packet: { ...r, dst: ctx.snat ?? r.dst }, reply: { ...reply, snat: ctx.snat } } : rctx;
   const gate = (name: Table["name"], chain: string): { verdict: "DROP" | "REJECT"; decided: Decision } | undefined => {
     const t = table(name);
     if (!t) return undefined;
@@ -801,9 +858,7 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     // there is noted on it.)
     const notrack = before.untrackedBy ?? rctx.untrackedBy;
     if (notrack && !ctx.untracked) {
-      const nat = table("nat");
-      const snat = (forward || host) && nat && p.state === "NEW" ? (ctx.snat !== undefined ? ctx.snat : snatOf(nat, p, ctx)) : undefined;
-      if (v.dnat !== undefined || snat !== undefined) return { verdict: "DROP", path: v.path, dnat: v.dnat, decided: notrack, reply: true, untracked: true, ...(v.steps ? { steps: v.steps } : {}) };
+      if (v.dnat !== undefined || snatted() !== undefined) return { verdict: "DROP", path: v.path, dnat: v.dnat, decided: notrack, reply: true, untracked: true, ...(v.steps ? { steps: v.steps } : {}) };
     }
   } catch (e) {
     if (e instanceof Unknown) return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `its reply: ${e.message}` };
@@ -837,6 +892,7 @@ function snatOf(nat: Table, p: Packet, ctx: Ctx, chainName = "POSTROUTING", dept
   if (depth > 32) throw new Unknown("chains nested deeper than 32 (a loop?)");
   const chain = chainOf(nat, chainName);
   const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
+  ctx.table = "nat";
   for (const r of chain?.rules ?? []) {
     if (r.target !== "MASQUERADE" && r.target !== "SNAT" && r.target !== "ACCEPT" && r.target !== "RETURN" && !chainOf(nat, r.target)) continue;
     // A rule for another destination first (Docker's hairpin MASQUERADE, one per published port): passed by, its source not looked at.
@@ -844,7 +900,8 @@ function snatOf(nat: Table, p: Packet, ctx: Ctx, chainName = "POSTROUTING", dept
     if (!matches(r, p, ctx)) continue;
     if (r.target === "ACCEPT") return undefined;
     if (r.target === "RETURN") return depth === 0 ? undefined : "return";
-    if (r.target === "MASQUERADE") return p.local.find((l) => !inCidr(l, p.family === 4 ? "127.0.0.0/8" : "::1/128") && routeOf(p, l) === ctx.out && ctx.out !== undefined) ?? null;
+    // (Of the packet's family: a review found an IPv6 connection's replies taken for addressed to the bridge's IPv4 address.)
+    if (r.target === "MASQUERADE") return p.local.find((l) => l.includes(":") === (p.family === 6) && !inCidr(l, p.family === 4 ? "127.0.0.0/8" : "::1/128") && routeOf(p, l) === ctx.out && ctx.out !== undefined) ?? null;
     if (r.target === "SNAT") {
       const to = targetOptionsView(r.targetOptions)?.find((o) => o.name === "to-source")?.value ?? "";
       const addr = /^\[?([0-9a-fA-F:.]+?)\]?(?::\d+(?:-\d+)?)?$/.exec(to)?.[1];

@@ -6,6 +6,10 @@
 import { BRIDGE_ZONE_POLICY, INTERNAL_PROXY_POLICY, PROXY6_POLICY } from "../support/policies.js";
 import { expect, it } from "vitest";
 import { asLoaded } from "../../src/analysis/loaded.js";
+import type { MatrixCell } from "../../src/analysis/matrix.js";
+import { compile } from "../../src/compile.js";
+import type { Ruleset } from "../../src/ir/ruleset.js";
+import { parseSave, toRuleset } from "../../src/live/save.js";
 import { describeKernel } from "../lab/kernel.js";
 import { inPolicyLab, probeMatrix, shippedPolicies } from "../lab/policylab.js";
 
@@ -159,4 +163,95 @@ ${host}`;
     expect(closed).toBeGreaterThan(20);
     expect(v6).toBeGreaterThan(10);
   });
+});
+
+// A review of the walk of the replies of the host's own connections (iptables), each case proven with packets: the host's
+// cells in the matrix of what is loaded, against the host's own connections, over rules that only its replies meet.
+const HOST_REPLIES = `docker { version 20.10; iptables off; ip6tables on; userland-proxy off; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24; }
+network front { bridge br-front; subnet 172.20.0.0/16; subnet fd00:20::/64; }
+container web { network front 172.20.0.10, fd00:20::10; publish 8080:80; }
+allow lan to web:8080;
+host { allow lan tcp 22; }
+`;
+
+describeKernel("the replies of the host's own connections, as the kernel takes them (iptables)", () => {
+  /** Each case: the rules added (both families unless said), and the host's cells to web it must leave open or close. */
+  const CASES: { name: string; rules: string[][]; open: string[]; closed: string[] }[] = [
+    {
+      // Docker's masquerade of what the host sends to its bridge from an address of its own (userland-proxy off) picks the
+      // bridge's address: for a connection from there (the direct one) nothing is translated, and its untracked reply is its own.
+      name: "a NOTRACK of web's replies, untracked ones accepted: the direct connections (nothing translated) open, the DNATed ones not",
+      rules: [["raw", "-A", "PREROUTING", "-i", "br-front", "-p", "tcp", "--sport", "80", "-j", "CT", "--notrack"], ["filter", "-I", "INPUT", "1", "-m", "conntrack", "--ctstate", "UNTRACKED", "-j", "ACCEPT"]],
+      open: ["direct 4", "direct 6"],
+      closed: ["dnat 4", "dnat 6", "loopback 4"],
+    },
+    {
+      // raw runs before conntrack: every packet is INVALID there, a reply too.
+      name: "raw: a drop of ESTABLISHED ones drops none; of INVALID ones, every reply",
+      rules: [["raw", "-A", "PREROUTING", "-i", "br-front", "-m", "state", "--state", "ESTABLISHED", "-j", "DROP"]],
+      open: ["direct 4", "direct 6", "dnat 4", "dnat 6", "loopback 4"],
+      closed: [],
+    },
+    {
+      name: "raw: a drop of INVALID ones drops every reply",
+      rules: [["raw", "-A", "PREROUTING", "-i", "br-front", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"]],
+      open: [],
+      closed: ["direct 4", "direct 6", "dnat 4", "dnat 6", "loopback 4"],
+    },
+    {
+      // What Docker masqueraded (the host's connections from an address of its own on another interface, or from 127.0.0.1).
+      name: "INPUT: a drop of SNATed connections' packets closes the masqueraded ones",
+      rules: [["filter", "-I", "INPUT", "1", "-m", "conntrack", "--ctstate", "SNAT", "-j", "DROP"]],
+      open: ["direct 4", "direct 6"],
+      closed: ["dnat 4", "dnat 6", "loopback 4"],
+    },
+    {
+      // In raw PREROUTING a masqueraded reply is still addressed to the bridge's address, of the reply's family.
+      name: "raw: a drop of replies to the bridge's own addresses closes the masqueraded connections (IPv6 too)",
+      rules: [
+        ["raw", "-A", "PREROUTING", "-i", "br-front", "-d", "172.20.0.1", "-p", "tcp", "--sport", "80", "-j", "DROP", "4"],
+        ["raw", "-A", "PREROUTING", "-i", "br-front", "-d", "fd00:20::1", "-p", "tcp", "--sport", "80", "-j", "DROP", "6"],
+      ],
+      open: [],
+      closed: ["direct 4", "direct 6", "dnat 4", "dnat 6", "loopback 4"],
+    },
+    {
+      name: "INPUT: a drop of web's replies closes the connections to 127.0.0.1 too",
+      rules: [["filter", "-I", "INPUT", "1", "-i", "br-front", "-p", "tcp", "--sport", "80", "-j", "DROP"]],
+      open: [],
+      closed: ["direct 4", "direct 6", "dnat 4", "dnat 6", "loopback 4"],
+    },
+  ];
+  it("every case: the host's cells as its own connections find them, every other cell as before", async () => {
+    await inPolicyLab("host-replies.dw", HOST_REPLIES, async ({ r, p, plan, lab }) => {
+      const compiled = ([4, 6] as const).map((f) => compile(HOST_REPLIES, { format: f === 4 ? "iptables" : "ip6tables" }).output!);
+      const said: string[] = [];
+      for (const c of CASES) {
+        for (const f of [4, 6] as const) {
+          expect(lab.host.restore(f, compiled[f === 4 ? 0 : 1]!).stderr).toBe("");
+          for (const t of ["raw", "mangle"]) expect(lab.host.run([f === 4 ? "iptables" : "ip6tables", "-t", t, "-F"]).status).toBe(0);
+        }
+        for (const rule of c.rules) {
+          const only = rule.at(-1) === "4" || rule.at(-1) === "6" ? Number(rule.at(-1)) : undefined;
+          const spec = only ? rule.slice(0, -1) : rule;
+          for (const tool of only === 4 ? ["iptables"] : only === 6 ? ["ip6tables"] : ["iptables", "ip6tables"]) {
+            const res = lab.host.run([tool, "-t", spec[0]!, ...spec.slice(1)]);
+            expect(res.status, `${tool} ${spec.join(" ")}: ${res.stderr}`).toBe(0);
+          }
+        }
+        const loaded = Object.fromEntries(([4, 6] as const).map((f) => [f, toRuleset(parseSave(lab.host.save(f)), f)])) as Record<4 | 6, Ruleset>;
+        const { cells: all, sendable, open } = await probeMatrix(lab, plan, p, loaded, (x) => x.verdict === "open");
+        const wrong = sendable.filter((x, i) => x.verdict === "unknown" || (x.verdict === "open") !== open[i]).map((x) => `${x.row} ${x.probe} (${x.path}): matrix ${x.verdict}, kernel ${open[sendable.indexOf(x)] ? "open" : "closed"}`);
+        // The host's cells to web, by path and family: as the case says (sent, and so as the kernel found them).
+        const host = (x: MatrixCell) => x.row.startsWith("host/") && x.column === "web:8080/tcp";
+        const mine = all.filter(host);
+        const at = (what: string) => mine.find((x) => `${x.path} ${x.family}` === what);
+        const unlike = [...c.open.map((w) => [w, "open"] as const), ...c.closed.map((w) => [w, "closed"] as const)].filter(([w, v]) => at(w)?.verdict !== v || !sendable.includes(at(w)!));
+        said.push(`${c.name}: ${sendable.length} cells probed${wrong.length ? `\n  ${wrong.join("\n  ")}` : ", all as the kernel"}${unlike.length ? `\n  not as the case says: ${unlike.map(([w]) => w).join(", ")}` : ""}`);
+      }
+      expect(said.filter((x) => x.includes("\n")), said.join("\n")).toEqual([]);
+    });
+  }, 300_000);
 });

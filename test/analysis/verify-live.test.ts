@@ -640,6 +640,7 @@ describeKernel("dockwall verify: drops of the replies of the host's own connecti
       expect(cells.map((c) => `${c.row} ${c.column} ${c.path} IPv${c.family} ${c.verdict} ${c.intent}: ${c.probe}`).sort()).toEqual([
         "host/ipv4 web:8080/tcp direct IPv4 closed allowed: tcp host -> 172.20.0.10:80",
         "host/ipv4 web:8080/tcp dnat IPv4 closed allowed: tcp host -> 10.200.0.1:8080",
+        "host/ipv4 web:8080/tcp loopback IPv4 closed allowed: tcp host -> 127.0.0.1:8080",
         "host/ipv6 web:8080/tcp direct IPv6 closed allowed: tcp host -> [fd00:20::10]:80",
         "host/ipv6 web:8080/tcp dnat IPv6 closed allowed: tcp host -> [fd00:200::1]:8080",
       ]);
@@ -649,10 +650,11 @@ describeKernel("dockwall verify: drops of the replies of the host's own connecti
         { from: { host: true as const }, family: 4 as const, src: "10.200.0.1", dst: "10.200.0.1", proto: "tcp" as const, port: 8080 },
         { from: { host: true as const }, family: 6 as const, src: "fd00:20::1", dst: "fd00:20::10", proto: "tcp" as const, port: 80 },
         { from: { host: true as const }, family: 6 as const, src: "fd00:200::1", dst: "fd00:200::1", proto: "tcp" as const, port: 8080 },
+        { from: { host: true as const }, family: 4 as const, src: "127.0.0.1", dst: "127.0.0.1", proto: "tcp" as const, port: 8080 },
         { from: { host: true as const }, family: 4 as const, src: "172.21.0.1", dst: "172.21.0.10", proto: "tcp" as const, port: 80 },
       ];
       const got = await lab.probe(probes, 1000);
-      expect(got.map((g) => g.open)).toEqual([false, false, false, false, true]);
+      expect(got.map((g) => g.open)).toEqual([false, false, false, false, false, true]);
       // explain names the drop of the reply.
       const said = spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "explain", "--live", join(dir, "host.dw"), "tcp host -> 10.200.0.1:8080"], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
       expect(said.stdout).toContain("  gets to container web 172.20.0.10:80 (DNAT by Docker 20.10's rule for container web), but its replies are dropped: no connection\n");
@@ -661,7 +663,27 @@ describeKernel("dockwall verify: drops of the replies of the host's own connecti
       expect(lab.host.run(["ip6tables", "-D", "INPUT", "1"]).status).toBe(0);
       const again = verify();
       expect([again.status, again.stderr], again.stdout).toEqual([0, ""]);
-      expect((await lab.probe(probes, 1000)).map((g) => g.open)).toEqual([true, true, true, true, true]);
+      expect((await lab.probe(probes, 1000)).map((g) => g.open)).toEqual([true, true, true, true, true, true]);
+      // The host's connection to a neighbour (a review: never walked back, the source the kernel picks not being known to
+      // explain): a fail2ban-style ban of the neighbour in INPUT drops its replies, IPv4 and IPv6.
+      const explain = (pk: string) => spawnSync("nsenter", [`--net=${lab.host.path}`, bin, "explain", "--live", join(dir, "host.dw"), pk], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } }).stdout;
+      const toLan = [
+        { from: { host: true as const }, family: 4 as const, src: "10.200.1.1", dst: "10.200.1.2", proto: "tcp" as const, port: 7000 },
+        { from: { host: true as const }, family: 6 as const, src: "fd00:200:1::1", dst: "fd00:200:1::2", proto: "tcp" as const, port: 7000 },
+      ];
+      expect((await lab.probe(toLan, 1000)).map((g) => g.open)).toEqual([true, true]);
+      expect(explain("tcp host -> 10.200.1.2:7000")).toMatch(/^ {2}accepted: /m);
+      expect(lab.host.run(["iptables", "-I", "INPUT", "1", "-s", "10.200.1.2", "-j", "DROP"]).status).toBe(0);
+      expect(lab.host.run(["ip6tables", "-I", "INPUT", "1", "-s", "fd00:200:1::2", "-j", "DROP"]).status).toBe(0);
+      expect((await lab.probe(toLan, 1000)).map((g) => g.open)).toEqual([false, false]);
+      for (const pk of ["tcp host -> 10.200.1.2:7000", "tcp host -> [fd00:200:1::2]:7000"]) {
+        const out = explain(pk);
+        expect(out, pk).toMatch(/^ {2}\S.*, but its replies are dropped: no connection$/m);
+        expect(out, pk).toContain("  decided by filter INPUT (the reply): another tool's chain INPUT\n");
+      }
+      // A rule that asks which of its addresses the host sent from: unknown, saying so.
+      expect(lab.host.run(["iptables", "-R", "INPUT", "1", "-s", "10.200.1.2", "-d", "10.200.1.1", "-j", "DROP"]).status).toBe(0);
+      expect(explain("tcp host -> 10.200.1.2:7000")).toContain("the address the host's connection is sent from, which its replies come back to, is not known");
     });
   }, 60_000);
 });

@@ -667,6 +667,9 @@ export async function probeMatrix(
       const n = nets.get(row.network!)!;
       const a = addressOn(ct, n, pk.family);
       if (!a) throw new Error(`${c.probe}: no address on ${n.name}`);
+      // (Not sent: a connection from a port the container's own listener holds, which a socket here cannot bind.)
+      const held = plan.containers.find((x) => x.name === ct.name);
+      if (base.sport !== undefined && (pk.proto === "tcp" ? held?.tcp : pk.proto === "udp" ? held?.udp : undefined)?.includes(base.sport)) return undefined;
       return { from: { container: ct.name }, src: formatIp(a), ...base };
     }
     if (pk.src.kind === "host") {
