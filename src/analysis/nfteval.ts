@@ -318,6 +318,13 @@ interface Addr {
   n: bigint;
 }
 const addrCache = new Map<string, Addr | null>();
+/** The same address, however written. */
+function sameAddr(a: string, b: string): boolean {
+  const x = addrOf(a);
+  const y = addrOf(b);
+  return x !== undefined && y !== undefined && x.v6 === y.v6 && x.n === y.n;
+}
+
 function addrOf(text: string): Addr | undefined {
   let a = addrCache.get(text);
   if (a === undefined) {
@@ -552,6 +559,12 @@ interface State {
   /** A reply: its connection's first packet (`ct original …` reads it), and whether that was DNATed (`ct status dnat`). */
   orig?: Packet;
   origDnat?: boolean;
+  /** A reply: whether its connection's source was translated (`ct status snat`); null where the address masquerade picked is not known. */
+  origSnat?: boolean | null;
+  /** A reply to the host's own connection: it goes to the host (input), whatever `dst` is. */
+  toHost?: boolean;
+  /** Why `dst` is not known (when it is ""). */
+  dstWhy?: string;
   /**
    * A reply to a connection whose source was NATed (masquerade, snat): the address it comes back to,
    * which prerouting's chains before nat's (priority below -100) see as its destination; null where
@@ -738,7 +751,10 @@ function ctLeaves(o: Obj, st: State): Leaf[] | null {
   }
   // No conntrack entry (yet): every other ct expression stops the rule, `!=` too.
   if (st.ct !== "tracked") return null;
-  if (key === "status" && !dir) return [{ d: "ctstatus", v: (st.dnat || st.origDnat ? CTSTATUS.dnat! : 0) | (st.snat ? CTSTATUS.snat! : 0) }];
+  if (key === "status" && !dir) {
+    if (st.origSnat === null) throw new Unknown(`${what}: the address masquerade gave the connection (the host's on the interface it left by) is not known, so whether it was translated is not known`);
+    return [{ d: "ctstatus", v: (st.dnat || st.origDnat ? CTSTATUS.dnat! : 0) | (st.snat || st.origSnat ? CTSTATUS.snat! : 0) }];
+  }
   if (dir !== "original") throw new Unknown(what);
   // The original tuple: the packet as it first arrived (a later packet is taken to be of a connection that began as this one;
   // a reply's is the packet that opened its connection: a review found a reply's own addresses read there).
@@ -1321,7 +1337,7 @@ function runHook(hook: Hook, st: State): Final | undefined {
 
 /** The destination a rule reads: unknown where it is the address a masqueraded connection's reply comes back to, not known. */
 function dstOf(st: State, what: string): string {
-  if (st.dst === "") throw new Unknown(`${what}: the address a masqueraded connection's replies come back to (the host's on the interface it left by) is not known`);
+  if (st.dst === "") throw new Unknown(`${what}: ${st.dstWhy ?? "the address a masqueraded connection's replies come back to (the host's on the interface it left by) is not known"}`);
   return st.dst;
 }
 
@@ -1429,7 +1445,7 @@ function otherChains(rs: NftRuleset, p: Packet): void {
 }
 
 /** What happens to a packet that arrives at the host (or that the host sends: p.fromHost), as the kernel would decide it with this ruleset. */
-export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean; replyTo?: string | null; host?: boolean }; rec?: NftRecord; noIndex?: boolean } = {}): NftVerdict {
+export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean; snat?: boolean | null; replyTo?: string | null; host?: boolean }; rec?: NftRecord; noIndex?: boolean } = {}): NftVerdict {
   const v6 = p.family === 6;
   const st: State = {
     p,
@@ -1450,6 +1466,9 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
     replyOut: opts.asReply?.out,
     orig: opts.asReply?.orig,
     origDnat: opts.asReply?.dnat,
+    ...(opts.asReply?.snat !== undefined ? { origSnat: opts.asReply.snat } : {}),
+    // (The host's own connection from an address the walk does not know, to a neighbour say: its reply goes to that address.)
+    ...(opts.asReply?.host ? { toHost: true, ...(opts.asReply.orig.srcUnknown ? { dst: "", dstWhy: "the address the host's connection is sent from, which its replies come back to, is not known" } : {}) } : {}),
     replyTo: opts.asReply?.replyTo,
     steps: opts.trace ? [] : undefined,
     ...(opts.rec ? { rec: opts.rec } : {}),
@@ -1498,17 +1517,23 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
  */
 function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean, { rec, noIndex }: { rec?: NftRecord; noIndex?: boolean }, host: boolean): NftVerdict {
   // (From 127.0.0.1, DNATed out to a container: its way out and back both need route_localnet, which the walk out already takes for given.)
-  if (host && (p.srcUnknown || out === "" || out === "lo" || v.path !== "output" || isLocal({ ...p, local: [] }, p.src))) return v;
+  if (host && (out === "" || out === "lo" || v.path !== "output" || (!p.srcUnknown && isLocal({ ...p, local: [] }, p.src)))) return v;
   const r = replyOf(p, v, out || undefined, untracked, host || undefined);
   if (!r) return v;
-  // A masqueraded source: the host's address on the interface the packet left by; an snat's, its address.
-  const replyTo = (!host && v.path !== "forward") || !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => !/^(127\.|::1$)/.test(l) && out !== "" && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
-  const w = evaluateNft(rs, r, { asReply: { out: host ? "lo" : p.in, orig: p, dnat: v.dnat !== undefined, ...(host ? { host } : {}), ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
+  // A masqueraded source: the host's address (of the packet's family; a review found IPv4's taken for IPv6) on the interface the
+  // packet left by; an snat's, its address. The one the connection already had is no translation: the kernel translates nothing
+  // (a review proved it with a reply taken out of conntrack, on iptables).
+  const to = (!host && v.path !== "forward") || !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => l.includes(":") === (p.family === 6) && !/^(127\.|::1$)/.test(l) && out !== "" && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
+  const same = typeof to === "string" && !p.srcUnknown && sameAddr(to, p.src);
+  const replyTo = same ? undefined : to;
+  // (conntrack's SNAT status, which `ct status snat` reads in the reply's chains.)
+  const snat = v.snat === undefined || same ? false : replyTo === null ? null : true;
+  const w = evaluateNft(rs, r, { asReply: { out: host ? "lo" : p.in, orig: p, dnat: v.dnat !== undefined, snat, ...(host ? { host } : {}), ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
   // A reply taken out of conntrack is not translated back (a review proved it with packets on iptables): a DNATed connection's
   // leaves from the container's own address and port, a masqueraded one's stays addressed to the host.
-  if (w.notrack && !untracked && (v.dnat !== undefined || v.snat !== undefined)) return { ...v, verdict: "DROP", decided: w.notrack, reply: true, untracked: true };
+  if (w.notrack && !untracked && (v.dnat !== undefined || (v.snat !== undefined && !same))) return { ...v, verdict: "DROP", decided: w.notrack, reply: true, untracked: true };
   return v;
 }
 
@@ -1537,7 +1562,7 @@ function arriving(st: State): NftVerdict {
     if (st.dnat) throw new Unknown("a DNAT of a bridged packet");
     st.path = "forward";
     st.oif = p.in;
-  } else if (isLocal(p, st.dst)) {
+  } else if (st.toHost || isLocal(p, st.dst)) {
     st.path = "input";
     return done(st, runHook("input", st)) ?? accepted(st);
   } else {

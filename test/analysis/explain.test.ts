@@ -233,6 +233,18 @@ describe("explain over the kernel's rules (--live)", () => {
     expect(lan.path.find((s) => s.chain === "DOCKER-USER" && s.rule.includes("RETURN"))?.origin).toMatchObject({ kind: "policy", text: "allow lan to web:8080, web:8443;" });
   });
 
+  test("the host's connection to a neighbour (the address it leaves from not known): a ban of the neighbour in INPUT drops its replies; a test of the address they come back to is unknown (a review: never walked back, explain said accepted)", () => {
+    const at = (rules: string) => {
+      const c = live(`*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n${rules}COMMIT\n`);
+      return explain({ ...c, host: { addresses: c.host!.addresses, routes: [...c.host!.routes, { dst: "192.168.1.0/24", dev: "eth1" }] } }, packet("tcp host -> 192.168.1.7:7000"), true);
+    };
+    expect(at("").verdict).toBe("accept");
+    const banned = at("-A INPUT -s 192.168.1.7/32 -j DROP\n");
+    expect([banned.verdict, banned.reply_dropped, banned.decided_by?.chain]).toEqual(["drop", true, "INPUT"]);
+    expect(at("-A INPUT -s 192.168.1.8/32 -j DROP\n").verdict).toBe("accept");
+    const asked = at("-A INPUT -s 192.168.1.7/32 -d 192.168.1.1/32 -j DROP\n");
+    expect([asked.verdict, asked.unknown]).toEqual(["unknown", ["its reply: the address the host's connection is sent from, which its replies come back to, is not known"]]);
+  });
   test("Docker's DNAT with another option (--random), as the kernel holds it: still its container's (a review found it taken for the network's)", () => {
     const r = compile(TEXT, { file: FILE, format: "iptables" });
     const save = r.output!.replace(/^(-A DOCKER .*--dport 8080 -j DNAT --to-destination 172\.17\.0\.2:80)$/m, "$1 --random");

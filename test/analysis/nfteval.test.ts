@@ -461,6 +461,13 @@ describe("evaluateNft: one semantic at a time", () => {
     expect(evaluateNft(rs, out)).toMatchObject({ verdict: "ACCEPT", path: "output", decided: { chain: "out", index: 0 } });
     expect(evaluateNft(rs, { ...out, dport: 80 })).toMatchObject({ verdict: "DROP", path: "output", decided: { index: -1, action: "policy" } });
   });
+  it("the host's connection to a neighbour from an address not known (explain's): its reply walked in, a drop of it closes it, a test of the address it comes back to is unknown (a review)", () => {
+    const out: Packet = { ...ssh, fromHost: true, src: "", srcUnknown: true, dst: "10.9.1.1", dport: 443 };
+    const by = (rules: Json[][]) => evaluateNft(ruleset(table("inet", "f", 1, [input(rules)])), out, { replies: true });
+    expect(by([[match(pl("ip", "saddr"), "10.9.1.1"), drop]])).toMatchObject({ verdict: "DROP", path: "output", reply: true, decided: { chain: "in", index: 0 } });
+    expect(by([[match(pl("ip", "saddr"), "10.9.1.2"), drop]])).toMatchObject({ verdict: "ACCEPT" });
+    expect(by([[match(pl("ip", "daddr"), "10.0.0.1"), drop]]).why).toBe("its reply: ip daddr: the address the host's connection is sent from, which its replies come back to, is not known, in inet f in, rule handle 100");
+  });
 });
 
 describe("nftSourceRanges: where the matrix cuts the sources, in every shape a rule reads them (a review found verify silent about a hole behind a vmap)", () => {
