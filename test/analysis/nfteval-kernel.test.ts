@@ -34,6 +34,16 @@ interface World {
   hostOpen?: boolean[];
 }
 
+/** web on one dual-stack network, its port published to the lan and the wan; Docker's firewall off (userland-proxy off). */
+const WEB_APP = `docker { version 29.7; iptables off; userland-proxy off; ip6tables on; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+network app { bridge br-app; subnet 172.24.0.0/24; subnet fd00:24::/64; }
+container web { network app 172.24.0.2, fd00:24::2; publish 8080:80; }
+allow lan to web:8080;
+allow wan to web:8080;
+`;
+
 const WORLDS: World[] = [
   {
     // The capture's world: bridge1 192.0.2.0/24 and 2001:db8:1::/64, c1 at .2 publishing 8080:80, userland-proxy off.
@@ -80,14 +90,7 @@ host { allow lan tcp 22; }
     // after it sees the reply from the address and port the connection was sent to. Its drop of those closed the lan's
     // connections to web:8080 through the lan's own address, and explain said open (it kept the container's address and port).
     name: "a postrouting chain after nat: a DNATed connection's reply from the address and port it was sent to",
-    policy: `docker { version 29.7; iptables off; userland-proxy off; ip6tables on; }
-zone wan { interface eth0; }
-zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
-network app { bridge br-app; subnet 172.24.0.0/24; subnet fd00:24::/64; }
-container web { network app 172.24.0.2, fd00:24::2; publish 8080:80; }
-allow lan to web:8080;
-allow wan to web:8080;
-`,
+    policy: WEB_APP,
     // (The port first: a container's packet out, masqueraded, has a source the evaluator does not pick.) And the replies of
     // the host's own connections, in: after nat maps them back (input, 100) the one to 10.200.0.1:8080 is dropped, and the
     // one from web's own port 80 (its connection nothing translated).
@@ -107,14 +110,7 @@ allow wan to web:8080;
     // the address a connection already had translates nothing (no `ct status snat`); an IPv6 connection's masqueraded reply
     // is addressed to the bridge's IPv6 address before nat maps it back; a neighbour's replies dropped in input.
     name: "the host's own connections: ct status snat, a masqueraded IPv6 reply before nat, a neighbour's replies dropped",
-    policy: `docker { version 29.7; iptables off; userland-proxy off; ip6tables on; }
-zone wan { interface eth0; }
-zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
-network app { bridge br-app; subnet 172.24.0.0/24; subnet fd00:24::/64; }
-container web { network app 172.24.0.2, fd00:24::2; publish 8080:80; }
-allow lan to web:8080;
-allow wan to web:8080;
-`,
+    policy: WEB_APP,
     tables: (dockwall) => [
       dockwall,
       "table inet late {\n\tchain raw {\n\t\ttype filter hook prerouting priority -300; policy accept;\n\t\tiifname \"br-app\" ip6 daddr fd00:24::1 tcp sport 80 drop\n\t}\n\tchain in {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tct status snat ip saddr 172.24.0.2 drop\n\t\tip saddr 10.200.1.2 tcp sport 7000 drop\n\t}\n}\n",
