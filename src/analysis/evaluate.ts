@@ -468,9 +468,10 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
     case "conntrack":
     case "state": {
       // No connection to read: the packet taken out of conntrack (UNTRACKED), or in the raw table, which runs before conntrack
-      // has seen it (INVALID there, whatever the connection; a review proved both with packets). As xt_conntrack then: the
-      // state test alone decides, and a rule without one does not match.
-      const none = ctx.untracked || ctx.table === "raw";
+      // has seen it (INVALID there, whatever the connection; a review proved both with packets), but for the host's packet to
+      // itself back in by lo, which carries its entry. As xt_conntrack then: the state test alone decides, and a rule without
+      // one does not match.
+      const none = ctx.untracked || (ctx.table === "raw" && !ctx.inLo);
       if (m.state) {
         const states = m.state.value;
         const hit = none
@@ -723,6 +724,10 @@ function parseDnat(to: DnatTo): { addr: string; port?: number } {
  * arrives on lo, through filter INPUT. It never crosses FORWARD.
  */
 function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
+  // OUTPUT's chains (raw, mangle, nat, filter: one hook) all see the interface of the route the packet was sent by: a DNAT in
+  // nat OUTPUT reroutes it, but only POSTROUTING sees where to (a review traced it in the kernel; `-o` was read as no interface
+  // before nat, and as the new one after).
+  ctx.out = isLocal(p, p.dst) ? "lo" : routeOf(p, p.dst);
   for (const name of ["raw", "mangle"] as const) {
     const t = table(name);
     if (!t) continue;
@@ -737,23 +742,29 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
   }
   const to = ctx.dnat ? ctx.dnat.addr : p.dst;
   const local = isLocal(p, to);
-  ctx.out = local ? "lo" : routeOf(p, to);
   const filter = table("filter");
   const w = filter ? walk(filter, "OUTPUT", p, ctx) : undefined;
+  ctx.out = local ? "lo" : routeOf(p, to);
   if (w && w.verdict !== "RETURN" && w.verdict !== "DNAT" && w.verdict !== "ACCEPT") return { verdict: w.verdict, path: "output", dnat: ctx.dnat, decided: w.decided };
   const decided: Decision = w && w.verdict === "ACCEPT" ? w.decided : { table: "filter", chain: "OUTPUT", index: -1 };
   if (!(w && w.verdict === "ACCEPT") && policyOf(filter, "OUTPUT") === "DROP") return { verdict: "DROP", path: "output", dnat: ctx.dnat, decided };
-  if (!local) {
-    // Out: mangle POSTROUTING can still drop it.
-    const m = table("mangle");
-    const pw = m ? walk(m, "POSTROUTING", p, ctx) : undefined;
-    if (pw && (pw.verdict === "DROP" || pw.verdict === "REJECT")) return { verdict: pw.verdict, path: "output", dnat: ctx.dnat, decided: pw.decided };
-    if (m && (!pw || pw.verdict === "RETURN") && policyOf(m, "POSTROUTING") === "DROP") return { verdict: "DROP", path: "output", dnat: ctx.dnat, decided: { table: "mangle", chain: "POSTROUTING", index: -1 } };
-    return { verdict: "ACCEPT", path: "output", dnat: ctx.dnat, decided };
-  }
-  // To the host itself: in again by lo.
+  // Out (by lo too): mangle POSTROUTING can still drop it.
+  const gate = (name: "raw" | "mangle", chain: string, pk: Packet, path: Verdict["path"]): Verdict | undefined => {
+    const t = table(name);
+    const w = t ? walk(t, chain, pk, ctx) : undefined;
+    if (w && (w.verdict === "DROP" || w.verdict === "REJECT")) return { verdict: w.verdict, path, dnat: ctx.dnat, decided: w.decided };
+    if (t && (!w || w.verdict === "RETURN") && policyOf(t, chain) === "DROP") return { verdict: "DROP", path, dnat: ctx.dnat, decided: { table: name, chain, index: -1 } };
+    return undefined;
+  };
+  const out = gate("mangle", "POSTROUTING", p, "output");
+  if (out) return out;
+  if (!local) return { verdict: "ACCEPT", path: "output", dnat: ctx.dnat, decided };
+  // To the host itself: in again by lo, its conntrack entry with it, through raw and mangle PREROUTING (nat's was decided in
+  // OUTPUT), mangle and filter INPUT (a review found drops in each unseen).
   ctx.inLo = true;
   const lo = { ...p, in: "lo" };
+  const dropped = gate("raw", "PREROUTING", lo, "input") ?? gate("mangle", "PREROUTING", lo, "input") ?? gate("mangle", "INPUT", lo, "input");
+  if (dropped) return dropped;
   const iw = filter ? walk(filter, "INPUT", lo, ctx) : undefined;
   if (iw && iw.verdict !== "RETURN" && iw.verdict !== "DNAT") return { verdict: iw.verdict, path: "input", dnat: ctx.dnat, decided: iw.decided };
   return { verdict: policyOf(filter, "INPUT"), path: "input", dnat: ctx.dnat, decided: { table: "filter", chain: "INPUT", index: -1 } };
@@ -798,10 +809,12 @@ export function replyOf(p: Packet, v: { path: string; dnat?: { addr: string; por
 
 function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
   // The host's own connection to another machine (a container, a neighbour): its reply comes in by the interface it left by,
-  // through PREROUTING and INPUT (as withReplyNft walks it). Not walked: one to the host itself (by lo, both ways).
+  // through PREROUTING and INPUT (as withReplyNft walks it). To the host itself: the host sends the reply (OUTPUT and
+  // POSTROUTING), and takes it in again by lo (PREROUTING and INPUT; a review found a drop of it in OUTPUT unseen).
   const host = Boolean(p.fromHost);
-  if (host && (!ctx.out || ctx.out === "lo")) return v;
-  const r = replyOf(p, v, ctx.out, Boolean(ctx.untracked), v.path === "forward" || host);
+  if (host && !ctx.out) return v;
+  const looped = host && ctx.out === "lo";
+  const r = replyOf(p, v, ctx.out, Boolean(ctx.untracked), v.path === "forward" || (host && !looped));
   if (!r) return v;
   const forward = v.path === "forward";
   const nat = table("nat");
@@ -826,7 +839,7 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     ...(host && p.srcUnknown ? { dstUnknown: true } : {}),
   };
   // (A reply to the host's own connection tests the host's address, not a row's source: not noted as one.)
-  const rctx: Ctx = { packet: r, noIndex: true, sources: host ? undefined : ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: host ? undefined : p.in, reply };
+  const rctx: Ctx = { packet: r, noIndex: true, sources: host ? undefined : ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: looped ? "lo" : host ? undefined : p.in, reply };
   // A masqueraded (SNATed) connection's reply is addressed to the translated source until nat PREROUTING undoes it: so raw and mangle PREROUTING see it.
   // (Worked out only where raw or mangle PREROUTING test a packet's destination at all.)
   if ((forward || host) && (["raw", "mangle"] as const).some((n) => testsDestination(table(n), "PREROUTING"))) snatted();
@@ -841,13 +854,19 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     if (w && w.verdict === "ACCEPT") return undefined;
     return policyOf(t, chain) === "DROP" ? { verdict: "DROP", decided: { table: name, chain, index: -1 } } : undefined;
   };
+  const inward: [Table["name"], string][] = [["raw", "PREROUTING"], ["mangle", "PREROUTING"], ["mangle", "INPUT"], ["filter", "INPUT"]];
+  const outward: [Table["name"], string][] = [["raw", "OUTPUT"], ["mangle", "OUTPUT"], ["filter", "OUTPUT"], ["mangle", "POSTROUTING"]];
   const way: [Table["name"], string][] = forward
     ? [["raw", "PREROUTING"], ["mangle", "PREROUTING"], ["mangle", "FORWARD"], ["filter", "FORWARD"], ["mangle", "POSTROUTING"]]
-    : host
-      ? [["raw", "PREROUTING"], ["mangle", "PREROUTING"], ["mangle", "INPUT"], ["filter", "INPUT"]]
-      : [["raw", "OUTPUT"], ["mangle", "OUTPUT"], ["filter", "OUTPUT"], ["mangle", "POSTROUTING"]];
+    : looped
+      ? [...outward, ...inward]
+      : host
+        ? inward
+        : outward;
   try {
     for (const [name, chain] of way) {
+      // (The looped reply, in again by lo, its conntrack entry with it.)
+      if (looped && chain === "PREROUTING") before.inLo = rctx.inLo = true;
       const d = gate(name, chain);
       if (d) return { verdict: d.verdict, path: v.path, dnat: v.dnat, decided: d.decided, reply: true, ...(v.steps ? { steps: v.steps } : {}) };
     }

@@ -1415,8 +1415,8 @@ function runNat(hook: Hook, e: Entry, st: State, entries: Entry[]): Final | unde
       // A filter chain at the nat core's very priority: whether it saw the packet before or after is not known.
       const tie = entries.find((x) => !x.nat && x.prio === e.prio);
       if (tie) throw new Unknown(`the order of ${baseName(tie.chains[0]!)} and the nat chains, both at priority ${e.prio} on ${hook}`);
-      // A packet the host sends is routed again after DNAT.
-      if (hook === "output" && at.manip === "dst") st.oif = isLocal(p, st.dst) ? "lo" : routeOf(p, st.dst);
+      // (A packet the host sends is routed again after DNAT: postrouting sees the new way out, output's chains the one it was
+      // sent by, fromHost.)
       return undefined;
     }
   } finally {
@@ -1497,7 +1497,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
   if (st.snat && v.verdict !== "unknown") v.snat = st.snat;
   if (opts.asReply && st.notrack) v.notrack = st.notrack;
   if (st.steps) v.steps = st.steps;
-  if (opts.replies && v.verdict === "ACCEPT" && p.state === "NEW") return withReplyNft(rs, p, v, st.oif ?? "", st.untracked, opts, Boolean(p.fromHost));
+  if (opts.replies && v.verdict === "ACCEPT" && p.state === "NEW") return withReplyNft(rs, p, v, st.looped ? "lo" : (st.oif ?? ""), st.untracked, opts, Boolean(p.fromHost));
   return v;
 }
 
@@ -1512,13 +1512,16 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
  * `host`: a connection the host opened to another machine or a container, its reply in by the
  * interface the packet left by, through prerouting and input (nat maps a masqueraded one's back
  * to the host's address, a DNATed one's to the address it was sent to): a drop there closes it
- * (the host's input dropping a container's replies, say). Not where the host's source is not
- * known or loopback, nor to the host itself (its reply is the host's own packet too).
+ * (the host's input dropping a container's replies, say). To the host itself, the reply the host
+ * sends, out and in again by lo. Not from loopback to another machine (a DNAT to a container).
  */
 function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean, { rec, noIndex }: { rec?: NftRecord; noIndex?: boolean }, host: boolean): NftVerdict {
   // (From 127.0.0.1, DNATed out to a container: its way out and back both need route_localnet, which the walk out already takes for given.)
-  if (host && (out === "" || out === "lo" || v.path !== "output" || (!p.srcUnknown && isLocal({ ...p, local: [] }, p.src)))) return v;
-  const r = replyOf(p, v, out || undefined, untracked, host || undefined);
+  // To the host itself: the host sends the reply (output, postrouting) and takes it in again by lo (prerouting, input; a fuzzer
+  // found a drop of it in output unseen).
+  const looped = host && out === "lo" && v.path === "input";
+  if (host && !looped && (out === "" || out === "lo" || v.path !== "output" || (!p.srcUnknown && isLocal({ ...p, local: [] }, p.src)))) return v;
+  const r = replyOf(p, v, out || undefined, untracked, looped ? false : host || undefined);
   if (!r) return v;
   // A masqueraded source: the host's address (of the packet's family; a review found IPv4's taken for IPv6) on the interface the
   // packet left by; an snat's, its address. The one the connection already had is no translation: the kernel translates nothing
@@ -1576,7 +1579,12 @@ function arriving(st: State): NftVerdict {
 function fromHost(st: State): NftVerdict {
   const { p } = st;
   st.oif = isLocal(p, st.dst) ? "lo" : (st.replyOut ?? routeOf(p, st.dst));
-  const out = done(st, runHook("output", st)) ?? done(st, runHook("postrouting", st));
+  const sent = done(st, runHook("output", st));
+  if (sent) return sent;
+  // Routed again after a DNAT in output: the hook's chains all saw the interface it was sent by (the kernel's trace shows
+  // that; a fuzzer found `oifname` read as the new one), postrouting sees the new one.
+  if (st.dnat) st.oif = isLocal(p, st.dst) ? "lo" : routeOf(p, st.dst);
+  const out = done(st, runHook("postrouting", st));
   if (out) return out;
   if (!isLocal(p, st.dst)) return accepted(st);
   // Its conntrack entry, mapped both ways already, comes back in with it.

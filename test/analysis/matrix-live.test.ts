@@ -217,6 +217,41 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
       open: [],
       closed: ["direct 4", "direct 6", "dnat 4", "dnat 6", "loopback 4"],
     },
+    // The host's connections to itself: out by lo and in again (raw and mangle PREROUTING, mangle INPUT, mangle POSTROUTING),
+    // its conntrack entry with it (not INVALID in raw PREROUTING, then), and its replies the same way (a second review, a
+    // fuzzer: drops in each unseen).
+    {
+      name: "the host's ssh to itself: dropped in mangle PREROUTING, by lo",
+      rules: [["mangle", "-A", "PREROUTING", "-i", "lo", "-p", "tcp", "--dport", "22", "-j", "DROP"]],
+      open: ["direct 4"],
+      closed: ["host:22/tcp host 4", "host:22/tcp host 6"],
+    },
+    {
+      name: "the host's ssh to itself: dropped in mangle INPUT, and its ping's replies in mangle POSTROUTING",
+      rules: [["mangle", "-A", "INPUT", "-i", "lo", "-p", "tcp", "--dport", "22", "-j", "DROP"], ["mangle", "-A", "POSTROUTING", "-o", "lo", "-p", "icmp", "--icmp-type", "echo-reply", "-j", "DROP", "4"]],
+      open: ["direct 4"],
+      closed: ["host:22/tcp host 4", "host:22/tcp host 6", "host:ping host 4"],
+    },
+    {
+      name: "the host's ssh to itself: its replies dropped in OUTPUT (ESTABLISHED), raw PREROUTING's INVALID drop by lo drops none of it",
+      rules: [["filter", "-I", "OUTPUT", "1", "-o", "lo", "-p", "tcp", "--sport", "22", "-m", "conntrack", "--ctstate", "ESTABLISHED", "-j", "DROP"], ["raw", "-A", "PREROUTING", "-i", "lo", "-m", "state", "--state", "INVALID", "-j", "DROP"]],
+      open: ["direct 4", "host:ping host 4"],
+      closed: ["host:22/tcp host 4", "host:22/tcp host 6"],
+    },
+    // OUTPUT's chains are one hook: after a DNAT in nat OUTPUT they all still see the interface the packet was sent by (lo
+    // for the host's own addresses); only POSTROUTING sees where to (the kernel's trace; a fuzzer).
+    {
+      name: "OUTPUT's -o lo after nat OUTPUT's DNAT: the DNATed connections (sent by lo) dropped, the direct ones not",
+      rules: [["filter", "-I", "OUTPUT", "1", "-o", "lo", "-p", "tcp", "--dport", "80", "-j", "DROP"]],
+      open: ["direct 4", "direct 6"],
+      closed: ["dnat 4", "dnat 6", "loopback 4"],
+    },
+    {
+      name: "mangle OUTPUT's -o br-front (read before nat OUTPUT too): the direct connections dropped, the DNATed ones not",
+      rules: [["mangle", "-A", "OUTPUT", "-o", "br-front", "-p", "tcp", "--dport", "80", "-j", "DROP"]],
+      open: ["dnat 4", "dnat 6", "loopback 4"],
+      closed: ["direct 4", "direct 6"],
+    },
     {
       name: "INPUT: a drop of web's replies closes the connections to 127.0.0.1 too",
       rules: [["filter", "-I", "INPUT", "1", "-i", "br-front", "-p", "tcp", "--sport", "80", "-j", "DROP"]],
@@ -247,7 +282,7 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
         // The host's cells to web, by path and family: as the case says (sent, and so as the kernel found them).
         const host = (x: MatrixCell) => x.row.startsWith("host/") && x.column === "web:8080/tcp";
         const mine = all.filter(host);
-        const at = (what: string) => mine.find((x) => `${x.path} ${x.family}` === what);
+        const at = (what: string) => (what.split(" ").length === 3 ? all.filter((x) => x.row.startsWith("host/")).find((x) => `${x.column} ${x.path} ${x.family}` === what) : mine.find((x) => `${x.path} ${x.family}` === what));
         const unlike = [...c.open.map((w) => [w, "open"] as const), ...c.closed.map((w) => [w, "closed"] as const)].filter(([w, v]) => at(w)?.verdict !== v || !sendable.includes(at(w)!));
         said.push(`${c.name}: ${sendable.length} cells probed${wrong.length ? `\n  ${wrong.join("\n  ")}` : ", all as the kernel"}${unlike.length ? `\n  not as the case says: ${unlike.map(([w]) => w).join(", ")}` : ""}`);
       }

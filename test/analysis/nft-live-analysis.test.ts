@@ -13,7 +13,9 @@ import { afterAll, expect, it } from "vitest";
 import { asLoaded } from "../../src/analysis/loaded.js";
 import { buildMatrix, type MatrixContext } from "../../src/analysis/matrix.js";
 import { nftMatrixWalk, parseNftJson } from "../../src/analysis/nfteval.js";
+import { parsePacket } from "../../src/analysis/packet.js";
 import { compile } from "../../src/compile.js";
+import { formatIp } from "../../src/model/values.js";
 import { describeKernel } from "../lab/kernel.js";
 import { hostView, planPolicyLab, probeMatrix, shippedPolicies, startPolicyLab, type PolicyLab } from "../lab/policylab.js";
 
@@ -333,8 +335,13 @@ allow wan to web:8080;
       expect(noReply.status, noReply.stderr).toBe(1);
       const closedNow = (JSON.parse(noReply.stdout) as { cells: { column: string; verdict: string; intent: string; probe: string; family: number }[] }).cells;
       expect(closedNow.length).toBeGreaterThan(0);
-      expect(closedNow.every((c) => c.column === "host:22/tcp" && c.verdict === "closed" && c.intent === "allowed" && c.probe.endsWith(" in eth1"))).toBe(true);
+      // (And the host's ssh to itself, whose replies the host sends through output too, by lo.)
+      const selfNow = closedNow.filter((c) => c.probe.startsWith("tcp host -> "));
+      expect(selfNow.map((c) => `${c.column} ${c.verdict} IPv${c.family}`).sort()).toEqual(["host:22/tcp closed IPv4", "host:22/tcp closed IPv6"]);
+      expect(closedNow.filter((c) => !selfNow.includes(c)).every((c) => c.column === "host:22/tcp" && c.verdict === "closed" && c.intent === "allowed" && c.probe.endsWith(" in eth1"))).toBe(true);
       expect(new Set(closedNow.map((c) => c.family))).toEqual(new Set([4, 6]));
+      const self = selfNow.map((c) => parsePacket(c.probe) as Exclude<ReturnType<typeof parsePacket>, { error: string }>).map((pk) => ({ from: { host: true as const }, family: pk.family, src: formatIp(pk.dst), dst: formatIp(pk.dst), proto: "tcp" as const, port: 22 }));
+      expect((await lab.probe(self, 800)).map((x) => x.open)).toEqual([false, false]);
       const ssh = dockwall("explain", "--live", file, `tcp 192.168.1.9:40000 -> ${eth1!.host4}:22 in eth1`);
       expect(ssh.stdout).toContain(`gets to the host itself (${eth1!.host4}:22), but its replies are dropped: no connection`);
       lab.addSource("eth1", "192.168.1.9");

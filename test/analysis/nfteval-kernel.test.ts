@@ -125,6 +125,27 @@ host { allow lan tcp 22; }
     ],
     hostOpen: [false, true, false, false, false, true],
   },
+  {
+    // A fuzzer, each traced in the kernel: output's chains after a DNAT in output still see the interface the packet was sent
+    // by (lo, to the host's own address), postrouting the new one; and the reply of the host's connection to itself goes
+    // out and in again by lo, through output too.
+    name: "the host's own connections: oifname in output after its DNAT, the replies of its connections to itself",
+    policy: `${WEB_APP}host { allow lan tcp 22; }
+`,
+    tables: (dockwall) => [
+      dockwall,
+      "table inet late {\n\tchain out {\n\t\ttype filter hook output priority 0; policy accept;\n\t\toifname \"br-app\" tcp dport 80 drop\n\t\toifname \"lo\" tcp sport 22 ip saddr 10.200.0.1 drop\n\t}\n}\n",
+    ],
+    fromHost: [
+      { src: "10.200.0.1", dst: "10.200.0.1", port: 8080 },
+      { src: "172.24.0.1", dst: "172.24.0.2", port: 80 },
+      { src: "fd00:200::1", dst: "fd00:200::1", port: 8080 },
+      { src: "fd00:24::1", dst: "fd00:24::2", port: 80 },
+      { src: "10.200.0.1", dst: "10.200.0.1", port: 22 },
+      { src: "10.200.1.1", dst: "10.200.1.1", port: 22 },
+    ],
+    hostOpen: [true, false, true, false, false, true],
+  },
 ];
 
 /** Neighbours' packets traced per world (and every one of the host's own). */
