@@ -61,6 +61,8 @@ export interface Verdict {
   reply?: boolean;
   /** With reply: not dropped but taken out of conntrack (`decided` is the NOTRACK), so not translated back: no connection either. */
   untracked?: boolean;
+  /** The connection's later packets from the side that opened it (its ACK, its data) are dropped (by `decided`): no connection. */
+  later?: boolean;
   /** With `trace`: every rule that changed or decided the packet, in the order the kernel met them. */
   steps?: Step[];
 }
@@ -407,8 +409,13 @@ interface Ctx {
    * it, and raw and mangle PREROUTING see them so (before conntrack undoes it).
    */
   snat?: string | null;
-  /** snat worked out (withReply): undefined there is no translation. */
+  /** snat worked out (connectionSnat): undefined there is no translation. */
   snatDone?: boolean;
+  /**
+   * Walking a later packet of a TCP connection from the side that opened it (`packet`, ESTABLISHED): the DNAT its connection
+   * has, applied where nat's chain would run (nat's chains are not consulted again), and whether nat translated its source.
+   */
+  later?: { dnat?: { addr: string; port?: number }; snatted: () => boolean | null };
   /** A rule on the way that may have set the packet's mark (MARK, CONNMARK) matched it: a mark test is unknown then. */
   markSet?: boolean;
 }
@@ -419,7 +426,7 @@ interface Ctx {
  * other chain but mangle POSTROUTING's, which runs before it).
  */
 function snatStatus(ctx: Ctx): boolean {
-  const s = ctx.reply?.snatted?.() ?? false;
+  const s = ctx.reply?.snatted?.() ?? ctx.later?.snatted() ?? false;
   if (s === null) throw new Unknown("--ctstate SNAT: the address masquerade gives the connection (the host's on the interface it leaves by) is not known");
   return s;
 }
@@ -448,12 +455,17 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
         if (p.proto !== "tcp") hit = false;
         else {
           // A new connection's first packet is a bare SYN; the first reply, a SYN-ACK.
-          const has = p.state === "NEW" ? ["SYN"] : ctx.reply ? ["SYN", "ACK"] : undefined;
+          // A later packet from the opener: its ACK, then its data (PSH too); a test that tells them apart is unknown.
+          const has = p.state === "NEW" ? [["SYN"]] : ctx.reply ? [["SYN", "ACK"]] : ctx.later ? [["ACK"], ["ACK", "PSH"]] : undefined;
           if (!has || mask === undefined || comp === undefined) throw new Unknown(`-m tcp --tcp-flags ${m.flags.value}`);
           const set = (v: string) => new Set(v === "ALL" ? ["FIN", "SYN", "RST", "PSH", "ACK", "URG"] : v === "NONE" ? [] : v.split(","));
-          const under: string[] = has.filter((f) => set(mask).has(f));
           const want = [...set(comp)];
-          hit = under.length === want.length && want.every((f) => under.includes(f));
+          const hits = has.map((flags) => {
+            const under: string[] = flags.filter((f) => set(mask).has(f));
+            return under.length === want.length && want.every((f) => under.includes(f));
+          });
+          if (hits.some((h) => h !== hits[0])) throw new Unknown(`-m tcp --tcp-flags ${m.flags.value}: a connection's ACK and its data answer it otherwise`);
+          hit = hits[0]!;
         }
         if (!held(m.flags, hit)) return false;
       }
@@ -718,6 +730,13 @@ function parseDnat(to: DnatTo): { addr: string; port?: number } {
   return one;
 }
 
+/** A later packet of a connection: its DNAT, where nat's chain would have made it (one taken out of conntrack on the way is not translated: unknown). */
+function carried(ctx: Ctx): void {
+  if (!ctx.later) return;
+  if (ctx.untracked) throw new Unknown("a later packet of the connection taken out of conntrack (NOTRACK) where its first was not: not translated, where it goes is not worked out");
+  ctx.dnat = ctx.later.dnat;
+}
+
 /**
  * A packet the host sends: raw, mangle and nat OUTPUT (Docker DNATs the host's own connections
  * to published ports there), then filter OUTPUT decides; addressed to the host itself, it then
@@ -740,6 +759,7 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
     const w = walk(nat, "OUTPUT", p, ctx);
     if (w?.verdict === "DNAT" && w.to) ctx.dnat = parseDnat(w.to);
   }
+  carried(ctx);
   const to = ctx.dnat ? ctx.dnat.addr : p.dst;
   const local = isLocal(p, to);
   const filter = table("filter");
@@ -817,16 +837,7 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
   const r = replyOf(p, v, ctx.out, Boolean(ctx.untracked), v.path === "forward" || (host && !looped));
   if (!r) return v;
   const forward = v.path === "forward";
-  const nat = table("nat");
-  // The source nat POSTROUTING gives the connection (undefined where none, or where it is the one it had: the kernel then
-  // translates nothing, and conntrack's SNAT status is not set; a review proved it with a NOTRACK of the reply).
-  const snatted = (): string | null | undefined => {
-    if (ctx.snatDone) return ctx.snat;
-    ctx.snatDone = true;
-    const to = (forward || host) && nat && p.state === "NEW" && !ctx.untracked ? snatOf(nat, p, ctx) : undefined;
-    ctx.snat = to && !p.srcUnknown && sameAddress(to, p.src) ? undefined : to;
-    return ctx.snat;
-  };
+  const snatted = () => connectionSnat(p, v, ctx, table);
   const reply: NonNullable<Ctx["reply"]> = {
     orig: p,
     dnat: ctx.dnat,
@@ -883,6 +894,40 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     if (e instanceof Unknown) return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `its reply: ${e.message}` };
     throw e;
   }
+  return v;
+}
+
+/**
+ * The source nat POSTROUTING gives the connection `p` opened (undefined where none, or where it is
+ * the one it had: the kernel then translates nothing, and conntrack's SNAT status is not set; a
+ * review proved it with a NOTRACK of the reply); null where the address is not known. Worked out
+ * once per walk.
+ */
+function connectionSnat(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): string | null | undefined {
+  if (ctx.snatDone) return ctx.snat;
+  ctx.snatDone = true;
+  const nat = table("nat");
+  const to = (v.path === "forward" || p.fromHost) && nat && p.state === "NEW" && !ctx.untracked ? snatOf(nat, p, ctx) : undefined;
+  ctx.snat = to && !p.srcUnknown && sameAddress(to, p.src) ? undefined : to;
+  return ctx.snat;
+}
+
+/**
+ * A TCP connection's later packets from the side that opened it (its ACK, its data), walked as the
+ * kernel takes them once the reply got back (two fuzzers found a connection the kernel never
+ * opened, its first packet let in by a rule for NEW ones alone): ESTABLISHED, through the same
+ * chains, nat's not consulted but its mapping applied where they would run. A drop there is the
+ * connection's verdict.
+ */
+function withLater(rs: Ruleset, p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
+  const q: Packet = { ...p, state: "ESTABLISHED" };
+  const lctx: Ctx = { packet: q, noIndex: true, sources: ctx.sources, sports: ctx.sports, destinations: ctx.destinations, later: { dnat: ctx.dnat, snatted: () => {
+    const to = connectionSnat(p, v, ctx, table);
+    return to === null ? null : to !== undefined;
+  } } };
+  const w = decide(rs, q, lctx, table);
+  if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `its later packets: ${w.why}` };
+  if (w.verdict === "DROP" || w.verdict === "REJECT") return { verdict: w.verdict, path: v.path, dnat: v.dnat, decided: w.decided, later: true, ...(v.steps ? { steps: v.steps } : {}) };
   return v;
 }
 
@@ -977,6 +1022,7 @@ export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noInde
   const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex, sources: opts.sources, sports: opts.sports, destinations: opts.destinations };
   let v = decide(rs, p, ctx, table);
   if (opts.replies && v.verdict === "ACCEPT" && p.state === "NEW") v = withReply(p, v, ctx, table);
+  if (opts.replies && v.verdict === "ACCEPT" && p.state === "NEW" && p.proto === "tcp" && !ctx.untracked) v = withLater(rs, p, v, ctx, table);
   if (ctx.steps) {
     // Off the end of a built-in chain: its policy decided.
     if (v.decided?.index === -1 && !v.reply) ctx.steps.push({ ...v.decided, action: "policy" });
@@ -1008,6 +1054,7 @@ function decide(rs: Ruleset, p: Packet, ctx: Ctx, table: (n: Table["name"]) => T
       const w = walk(nat, "PREROUTING", p, ctx);
       if (w?.verdict === "DNAT" && w.to) ctx.dnat = parseDnat(w.to);
     }
+    carried(ctx);
     const filter = table("filter");
     // Addressed to the host (after DNAT, if any): INPUT; to anyone else: routed, FORWARD.
     const to = ctx.dnat ? ctx.dnat.addr : p.dst;

@@ -111,6 +111,8 @@ export interface NftVerdict {
   steps?: NftStep[];
   /** With {replies: true}: the packet gets through, but the connection's first reply is dropped (by `decided`). */
   reply?: boolean;
+  /** The connection's later packets from the side that opened it (its ACK, its data) are dropped (by `decided`): no connection. */
+  later?: boolean;
   /** With reply: not dropped but taken out of conntrack (`decided` is the notrack), so not translated back: no connection either. */
   untracked?: boolean;
   /** A reply walked (asReply): the rule that took it out of conntrack, if one did. */
@@ -1445,7 +1447,7 @@ function otherChains(rs: NftRuleset, p: Packet): void {
 }
 
 /** What happens to a packet that arrives at the host (or that the host sends: p.fromHost), as the kernel would decide it with this ruleset. */
-export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean; snat?: boolean | null; replyTo?: string | null; host?: boolean }; rec?: NftRecord; noIndex?: boolean } = {}): NftVerdict {
+export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean; snat?: boolean | null; replyTo?: string | null; host?: boolean }; asLater?: { snat: boolean | null }; rec?: NftRecord; noIndex?: boolean } = {}): NftVerdict {
   const v6 = p.family === 6;
   const st: State = {
     p,
@@ -1466,7 +1468,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
     replyOut: opts.asReply?.out,
     orig: opts.asReply?.orig,
     origDnat: opts.asReply?.dnat,
-    ...(opts.asReply?.snat !== undefined ? { origSnat: opts.asReply.snat } : {}),
+    ...(opts.asReply?.snat !== undefined ? { origSnat: opts.asReply.snat } : opts.asLater ? { origSnat: opts.asLater.snat } : {}),
     // (The host's own connection from an address the walk does not know, to a neighbour say: its reply goes to that address.)
     ...(opts.asReply?.host ? { toHost: true, ...(opts.asReply.orig.srcUnknown ? { dst: "", dstWhy: "the address the host's connection is sent from, which its replies come back to, is not known" } : {}) } : {}),
     replyTo: opts.asReply?.replyTo,
@@ -1497,7 +1499,39 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
   if (st.snat && v.verdict !== "unknown") v.snat = st.snat;
   if (opts.asReply && st.notrack) v.notrack = st.notrack;
   if (st.steps) v.steps = st.steps;
-  if (opts.replies && v.verdict === "ACCEPT" && p.state === "NEW") return withReplyNft(rs, p, v, st.looped ? "lo" : (st.oif ?? ""), st.untracked, opts, Boolean(p.fromHost));
+  if (opts.replies && v.verdict === "ACCEPT" && p.state === "NEW") {
+    const out = st.looped ? "lo" : (st.oif ?? "");
+    v = withReplyNft(rs, p, v, out, st.untracked, opts, Boolean(p.fromHost));
+    if (v.verdict === "ACCEPT" && p.proto === "tcp" && !st.untracked) v = withLaterNft(rs, p, v, connectionSnat(p, v, out, Boolean(p.fromHost)).snat, opts);
+  }
+  return v;
+}
+
+/**
+ * The source nat gave the connection `p` opened: the address its replies come back to (a
+ * masquerade's, the host's address of the packet's family — a review found IPv4's taken for IPv6 —
+ * on the interface the packet left by; an snat's, its address; null where not known), whether it
+ * is the one the connection already had (no translation: the kernel translates nothing, a review
+ * proved it with a reply taken out of conntrack, on iptables), and conntrack's SNAT status, which
+ * `ct status snat` reads in the reply's and the later packets' chains.
+ */
+function connectionSnat(p: Packet, v: NftVerdict, out: string, host: boolean): { replyTo: string | null | undefined; same: boolean; snat: boolean | null } {
+  const to = (!host && v.path !== "forward") || !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => l.includes(":") === (p.family === 6) && !/^(127\.|::1$)/.test(l) && out !== "" && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
+  const same = typeof to === "string" && !p.srcUnknown && sameAddr(to, p.src);
+  const replyTo = same ? undefined : to;
+  return { replyTo, same, snat: v.snat === undefined || same ? false : replyTo === null ? null : true };
+}
+
+/**
+ * A TCP connection's later packets from the side that opened it (its ACK, its data), as the kernel
+ * takes them once the reply got back (a fuzzer found connections the kernel never opened, their
+ * first packet let in by a rule for new ones alone): ESTABLISHED, through the same hooks, nat's
+ * mapping applied where its chains would run. A drop there is the connection's verdict.
+ */
+function withLaterNft(rs: NftRuleset, p: Packet, v: NftVerdict, snat: boolean | null, { rec, noIndex }: { rec?: NftRecord; noIndex?: boolean }): NftVerdict {
+  const w = evaluateNft(rs, { ...p, state: "ESTABLISHED" }, { asLater: { snat }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
+  if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its later packets: ${w.why}` };
+  if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), later: true };
   return v;
 }
 
@@ -1523,14 +1557,7 @@ function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, unt
   if (host && !looped && (out === "" || out === "lo" || v.path !== "output" || (!p.srcUnknown && isLocal({ ...p, local: [] }, p.src)))) return v;
   const r = replyOf(p, v, out || undefined, untracked, looped ? false : host || undefined);
   if (!r) return v;
-  // A masqueraded source: the host's address (of the packet's family; a review found IPv4's taken for IPv6) on the interface the
-  // packet left by; an snat's, its address. The one the connection already had is no translation: the kernel translates nothing
-  // (a review proved it with a reply taken out of conntrack, on iptables).
-  const to = (!host && v.path !== "forward") || !v.snat ? undefined : v.snat.masquerade ? (p.local.find((l) => l.includes(":") === (p.family === 6) && !/^(127\.|::1$)/.test(l) && out !== "" && routeOf(p, l) === out) ?? null) : (v.snat.addr ?? null);
-  const same = typeof to === "string" && !p.srcUnknown && sameAddr(to, p.src);
-  const replyTo = same ? undefined : to;
-  // (conntrack's SNAT status, which `ct status snat` reads in the reply's chains.)
-  const snat = v.snat === undefined || same ? false : replyTo === null ? null : true;
+  const { replyTo, same, snat } = connectionSnat(p, v, out, host);
   const w = evaluateNft(rs, r, { asReply: { out: host ? "lo" : p.in, orig: p, dnat: v.dnat !== undefined, snat, ...(host ? { host } : {}), ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };

@@ -6,7 +6,7 @@
 // test/apply/evaluate*.test.ts prove against the kernel with real packets.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { explain, type ExplainContext, type ExplainResult } from "../../src/analysis/explain.js";
+import { explain, formatExplain, type ExplainContext, type ExplainResult } from "../../src/analysis/explain.js";
 import { parsePacket, type PacketSpec } from "../../src/analysis/packet.js";
 import { run } from "../../src/cli.js";
 import { compile } from "../../src/compile.js";
@@ -233,6 +233,17 @@ describe("explain over the kernel's rules (--live)", () => {
     expect(lan.path.find((s) => s.chain === "DOCKER-USER" && s.rule.includes("RETURN"))?.origin).toMatchObject({ kind: "policy", text: "allow lan to web:8080, web:8443;" });
   });
 
+  test("a connection whose later packets are dropped (ESTABLISHED ones, not its first; two fuzzers against the kernel): dropped, saying so and naming the rule; no allow suggested", () => {
+    const save = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -m conntrack --ctstate ESTABLISHED -j DROP\nCOMMIT\n";
+    const r = explain(live(save), packet("tcp 198.51.100.77 -> 198.51.100.1:22 in eth0"), true);
+    expect([r.verdict, r.later_dropped, r.reply_dropped, r.decided_by?.rule, r.suggestion]).toEqual(["drop", true, undefined, "-A INPUT -p tcp -m tcp --dport 22 -m conntrack --ctstate ESTABLISHED -j DROP", null]);
+    const text = formatExplain(r, () => "");
+    expect(text).toContain("  gets to the host itself (198.51.100.1:22) and is answered, but its next packets (its ACK, its data) are dropped: no connection\n");
+    expect(text).toContain("  decided by filter INPUT (a later packet): another tool's chain INPUT\n");
+    // A test that tells its ACK from its data: unknown, saying so.
+    const flags = explain(live(save.replace("-m tcp --dport 22", "-m tcp --dport 22 --tcp-flags PSH PSH")), packet("tcp 198.51.100.77 -> 198.51.100.1:22 in eth0"), true);
+    expect([flags.verdict, flags.unknown]).toEqual(["unknown", ["its later packets: -m tcp --tcp-flags PSH PSH: a connection's ACK and its data answer it otherwise"]]);
+  });
   test("the host's connection to a neighbour (the address it leaves from not known): a ban of the neighbour in INPUT drops its replies; a test of the address they come back to is unknown (a review: never walked back, explain said accepted)", () => {
     const at = (rules: string) => {
       const c = live(`*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n${rules}COMMIT\n`);

@@ -252,6 +252,20 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
       open: ["dnat 4", "dnat 6", "loopback 4"],
       closed: ["direct 4", "direct 6"],
     },
+    // A connection's later packets from the side that opened it (its ACK, its data): ESTABLISHED, not NEW (two fuzzers found
+    // connections the kernel never opened, their first packet let in by a rule for new ones).
+    {
+      name: "INPUT: ssh's later packets dropped (ESTABLISHED ones, not its first): no ssh connects, the host's to itself neither",
+      rules: [["filter", "-I", "INPUT", "1", "-p", "tcp", "--dport", "22", "-m", "conntrack", "--ctstate", "ESTABLISHED", "-j", "DROP"]],
+      open: ["direct 4", "dnat 4"],
+      closed: ["host:22/tcp host 4", "host:22/tcp host 6"],
+    },
+    {
+      name: "FORWARD: the later packets to web dropped: the neighbours' connections through its published port never open, the host's (not forwarded) do",
+      rules: [["filter", "-I", "FORWARD", "1", "-o", "br-front", "-p", "tcp", "--dport", "80", "-m", "state", "--state", "ESTABLISHED", "-j", "DROP"]],
+      open: ["direct 4", "direct 6", "dnat 4", "dnat 6", "loopback 4"],
+      closed: [],
+    },
     {
       name: "INPUT: a drop of web's replies closes the connections to 127.0.0.1 too",
       rules: [["filter", "-I", "INPUT", "1", "-i", "br-front", "-p", "tcp", "--sport", "80", "-j", "DROP"]],

@@ -146,6 +146,22 @@ host { allow lan tcp 22; }
     ],
     hostOpen: [true, false, true, false, false, true],
   },
+  {
+    // A fuzzer, traced in the kernel: a connection's later packets from the side that opened it (its ACK, its data) are
+    // ESTABLISHED; chains that drop those and not its first packet close it.
+    name: "a connection's later packets: dropped in forward and input where its first is not",
+    policy: `${WEB_APP}host { allow lan tcp 22; }\n`,
+    tables: (dockwall) => [
+      dockwall,
+      "table inet late {\n\tchain forwarded {\n\t\ttype filter hook forward priority 10; policy accept;\n\t\tct state established oifname \"br-app\" tcp dport 80 drop\n\t}\n\tchain in {\n\t\ttype filter hook input priority 10; policy accept;\n\t\tct state established tcp dport 22 drop\n\t}\n}\n",
+    ],
+    fromHost: [
+      { src: "10.200.0.1", dst: "10.200.0.1", port: 8080 },
+      { src: "172.24.0.1", dst: "172.24.0.2", port: 80 },
+      { src: "10.200.1.1", dst: "10.200.1.1", port: 22 },
+    ],
+    hostOpen: [true, true, false],
+  },
 ];
 
 /** Neighbours' packets traced per world (and every one of the host's own). */
