@@ -66,5 +66,9 @@ describe("every example policy: compile --json, explain --json and matrix --json
   test("the schema can fail: a diagnostic without a place, a verdict that is not one", () => {
     expect(valid("diagnostics", { dockwall: 1, command: "check", ok: true, errors: 0, warnings: 1, diagnostics: [{ code: "x", severity: "warning", message: "m", notes: [] }] })).not.toBe("");
     expect(valid("explain", { packets: [{ packet: "p", family: 4, verdict: "maybe", delivered: null, decided_by: null, path: [], unknown: [], suggestion: null }] })).not.toBe("");
+    // (A connection whose later packets are dropped says so: later_dropped, true or absent.)
+    const later = { packet: "p", family: 4, verdict: "drop", delivered: null, decided_by: null, path: [], unknown: [], suggestion: null, later_dropped: true };
+    expect(valid("explain", { dockwall: 1, command: "explain", packets: [later] })).toBe("");
+    expect(valid("explain", { dockwall: 1, command: "explain", packets: [{ ...later, later_dropped: false }] })).not.toBe("");
   });
 });
