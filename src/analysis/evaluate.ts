@@ -723,6 +723,11 @@ function policyOf(table: Table | undefined, chain: string): "ACCEPT" | "DROP" {
   return (table && chainOf(table, chain)?.policy) ?? "ACCEPT";
 }
 
+/** A DNAT to the address and port the packet already has translates nothing: no DNAT status either (a fuzzer proved it with packets). */
+function translated(to: { addr: string; port?: number }, p: Packet): { addr: string; port?: number } | undefined {
+  return sameAddress(to.addr, p.dst) && (to.port === undefined || to.port === p.dport) ? undefined : to;
+}
+
 function parseDnat(to: DnatTo): { addr: string; port?: number } {
   // A range of addresses or ports, or no address: which one the kernel picks is not known here.
   const one = to.one;
@@ -757,7 +762,7 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
   const nat = table("nat");
   if (nat && p.state === "NEW" && !ctx.untracked) {
     const w = walk(nat, "OUTPUT", p, ctx);
-    if (w?.verdict === "DNAT" && w.to) ctx.dnat = parseDnat(w.to);
+    if (w?.verdict === "DNAT" && w.to) ctx.dnat = translated(parseDnat(w.to), p);
   }
   carried(ctx);
   const to = ctx.dnat ? ctx.dnat.addr : p.dst;
@@ -1052,7 +1057,7 @@ function decide(rs: Ruleset, p: Packet, ctx: Ctx, table: (n: Table["name"]) => T
     const nat = table("nat");
     if (nat && p.state === "NEW" && !ctx.untracked) {
       const w = walk(nat, "PREROUTING", p, ctx);
-      if (w?.verdict === "DNAT" && w.to) ctx.dnat = parseDnat(w.to);
+      if (w?.verdict === "DNAT" && w.to) ctx.dnat = translated(parseDnat(w.to), p);
     }
     carried(ctx);
     const filter = table("filter");

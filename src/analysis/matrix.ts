@@ -148,7 +148,7 @@ function foreignColumns(p: Policy, rules: Rule[], family: Family): { id: string;
     const named: number[] = [];
     const without: PortList[] = [];
     for (const m of r.matches) {
-      const ports = (m.kind === "tcp" || m.kind === "udp") && m.dport ? m.dport : m.kind === "multiport" && m.dir === "dports" ? m.ports : undefined;
+      const ports = (m.kind === "tcp" || m.kind === "udp") && m.dport ? m.dport : m.kind === "multiport" && m.dir !== "sports" ? m.ports : undefined;
       if (!ports) continue;
       if (ports.neg) without.push(ports.value);
       else named.push(...ports.value.ranges.map(([a]) => a));
@@ -351,7 +351,7 @@ function ruleDports(rs: Ruleset | undefined, proto: "tcp" | "udp"): (readonly [n
       for (const r of t.chains.find((c) => c.name === name)?.rules ?? []) {
         for (const m of r.matches) {
           if ((m.kind === "tcp" || m.kind === "udp") && m.kind === proto && m.dport) out.push(...m.dport.value.ranges);
-          if (m.kind === "multiport" && m.dir === "dports" && (r.proto === proto || r.proto === undefined)) out.push(...m.ports.value.ranges);
+          if (m.kind === "multiport" && m.dir !== "sports" && (r.proto === proto || r.proto === undefined)) out.push(...m.ports.value.ranges);
           // The port a connection was first sent to (a review: '--ctorigdstport 9100 -j ACCEPT' in INPUT made no column).
           if (m.kind === "conntrack" && m.origDstPort && (r.proto === proto || r.proto === undefined)) out.push(...m.origDstPort.value.ranges);
         }

@@ -77,7 +77,8 @@ export interface TcpUdpMatch {
 export interface MultiportMatch {
   kind: "multiport";
   /** `--sports` or `--dports` (one per match). */
-  dir: "sports" | "dports";
+  /** `--ports`: either port (a fuzzer found it read as a match the evaluator does not know). */
+  dir: "sports" | "dports" | "ports";
   ports: Neg<PortList>;
 }
 export interface ConntrackMatch {
@@ -244,7 +245,7 @@ export function typedMatch(module: string, options: Opt[]): Match {
   if (module === "physdev") return options.length === 1 && options[0]!.name === "physdev-is-bridged" && options[0]!.value === undefined ? { kind: "physdev", bridged: options[0]!.neg ? { neg: true } : {} } : other();
   if (module === "multiport") {
     const o = options[0]!;
-    if (options.length !== 1 || (o.name !== "sports" && o.name !== "dports") || o.value === undefined) return other();
+    if (options.length !== 1 || (o.name !== "sports" && o.name !== "dports" && o.name !== "ports") || o.value === undefined) return other();
     return { kind: "multiport", dir: o.name, ports: o.neg ? { value: new PortList(o.value), neg: true } : { value: new PortList(o.value) } };
   }
   const spec = TYPED[module];

@@ -178,7 +178,7 @@ host { allow lan tcp 22; }
 
 describeKernel("the replies of the host's own connections, as the kernel takes them (iptables)", () => {
   /** Each case: the rules added (both families unless said), and the host's cells to web it must leave open or close. */
-  const CASES: { name: string; rules: string[][]; open: string[]; closed: string[] }[] = [
+  const CASES: { name: string; rules: string[][]; open: string[]; closed: string[]; opens?: (c: MatrixCell) => boolean }[] = [
     {
       // Docker's masquerade of what the host sends to its bridge from an address of its own (userland-proxy off) picks the
       // bridge's address: for a connection from there (the direct one) nothing is translated, and its untracked reply is its own.
@@ -267,6 +267,25 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
       closed: [],
     },
     {
+      // (multiport's --ports: either port, a column of its own and every cell from that port; a fuzzer found it unknown.)
+      name: "INPUT: an accept of multiport --ports 9100 opens port 9100 and what comes from port 9100",
+      rules: [["filter", "-I", "INPUT", "1", "-p", "tcp", "-m", "multiport", "--ports", "9100", "-j", "ACCEPT"]],
+      open: ["direct 4", "dnat 4"],
+      closed: [],
+      opens: (x) => x.column === "host:9100/tcp",
+    },
+    {
+      // A DNAT to the address and port a packet already has translates nothing: no DNAT status (a fuzzer).
+      name: "a DNAT of web's own address to itself, and an accept of what is not DNATed: the lan reaches web straight",
+      rules: [
+        ["nat", "-I", "PREROUTING", "1", "-d", "172.20.0.10", "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", "172.20.0.10", "4"],
+        ["filter", "-I", "FORWARD", "1", "-d", "172.20.0.10", "-p", "tcp", "--dport", "80", "-m", "conntrack", "!", "--ctstate", "DNAT", "-j", "ACCEPT", "4"],
+      ],
+      open: ["direct 4", "dnat 4"],
+      closed: [],
+      opens: (x) => x.row.startsWith("lan") && x.path === "direct" && x.probe.includes("172.20.0.10:80"),
+    },
+    {
       name: "INPUT: a drop of web's replies closes the connections to 127.0.0.1 too",
       rules: [["filter", "-I", "INPUT", "1", "-i", "br-front", "-p", "tcp", "--sport", "80", "-j", "DROP"]],
       open: [],
@@ -298,6 +317,7 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
         const mine = all.filter(host);
         const at = (what: string) => (what.split(" ").length === 3 ? all.filter((x) => x.row.startsWith("host/")).find((x) => `${x.column} ${x.path} ${x.family}` === what) : mine.find((x) => `${x.path} ${x.family}` === what));
         const unlike = [...c.open.map((w) => [w, "open"] as const), ...c.closed.map((w) => [w, "closed"] as const)].filter(([w, v]) => at(w)?.verdict !== v || !sendable.includes(at(w)!));
+        if (c.opens && !sendable.some((x, i) => c.opens!(x) && open[i])) wrong.push("none of the cells the case opens was sent and open");
         said.push(`${c.name}: ${sendable.length} cells probed${wrong.length ? `\n  ${wrong.join("\n  ")}` : ", all as the kernel"}${unlike.length ? `\n  not as the case says: ${unlike.map(([w]) => w).join(", ")}` : ""}`);
       }
       expect(said.filter((x) => x.includes("\n")), said.join("\n")).toEqual([]);

@@ -443,6 +443,17 @@ test("live, the host's other ports (a review: an accept of a port the host block
   expect(formatMismatches(clean)).toBe("");
   const bad = (m: Matrix) => [...new Set(m.cells.filter((c) => c.mismatch).map((c) => `${m.rows.find((x) => x.id === c.row)!.zone ?? m.rows.find((x) => x.id === c.row)!.kind} ${c.column} ${c.verdict}: ${c.probe.split(" -> ")[1]}`))].sort();
   expect(bad(matrixWith("-A INPUT -p tcp -m tcp --dport 9100 -j ACCEPT"))).toEqual(["containers host:9100/tcp open: 198.51.100.1:9100", "lan host:9100/tcp open: 192.168.1.1:9100 in eth1", "wan host:9100/tcp open: 198.51.100.1:9100 in eth0"]);
+  // multiport's --ports (either port; a fuzzer found it read as a match dockwall does not know): the same column, and what comes from port 9100.
+  expect(bad(matrixWith("-A INPUT -p tcp -m multiport --ports 9100 -j ACCEPT"))).toEqual([
+    "containers host:22/tcp open: 198.51.100.1:22",
+    "containers host:9100/tcp open: 198.51.100.1:9100",
+    "containers host:other/tcp open: 198.51.100.1:1",
+    "lan host:9100/tcp open: 192.168.1.1:9100 in eth1",
+    "lan host:other/tcp open: 192.168.1.1:1 in eth1",
+    "wan host:22/tcp open: 198.51.100.1:22 in eth0",
+    "wan host:9100/tcp open: 198.51.100.1:9100 in eth0",
+    "wan host:other/tcp open: 198.51.100.1:1 in eth0",
+  ]);
   expect(bad(matrixWith("-A INPUT -i eth0 -j ACCEPT"))).toEqual(expect.arrayContaining(["wan host:other/tcp open: 198.51.100.1:1 in eth0", "wan host:other/udp open: 198.51.100.1:1 in eth0"]));
   // A port the connection was first sent to (a second review: no column came of it), and a DNAT of another port to the host's ssh (its cell was closed).
   expect(bad(matrixWith("-A INPUT -i eth0 -p tcp -m conntrack --ctstate NEW --ctorigdstport 9100 -j ACCEPT"))).toEqual(["wan host:9100/tcp open: 198.51.100.1:9100 in eth0"]);
