@@ -431,6 +431,16 @@ function snatStatus(ctx: Ctx): boolean {
   return s;
 }
 
+/** Whether this is an address dockwall reads (numOf would not throw). */
+function isAddress(a: string): boolean {
+  try {
+    numOf(a);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The same address, however written. */
 function sameAddress(a: string, b: string): boolean {
   const x = numOf(a);
@@ -858,7 +868,13 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
   const rctx: Ctx = { packet: r, noIndex: true, sources: host ? undefined : ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: looped ? "lo" : host ? undefined : p.in, reply };
   // A masqueraded (SNATed) connection's reply is addressed to the translated source until nat PREROUTING undoes it: so raw and mangle PREROUTING see it.
   // (Worked out only where raw or mangle PREROUTING test a packet's destination at all.)
-  if ((forward || host) && (["raw", "mangle"] as const).some((n) => testsDestination(table(n), "PREROUTING"))) snatted();
+  // (A rule of nat POSTROUTING the walk cannot read makes the reply's answer unknown, not an error: a fuzzer.)
+  try {
+    if ((forward || host) && (["raw", "mangle"] as const).some((n) => testsDestination(table(n), "PREROUTING"))) snatted();
+  } catch (e) {
+    if (e instanceof Unknown) return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `its reply: ${e.message}` };
+    throw e;
+  }
   const translated = ctx.snatDone === true && ctx.snat !== undefined;
   const before: Ctx = translated ? { ...rctx, packet: { ...r, dst: ctx.snat ?? r.dst }, reply: { ...reply, snat: ctx.snat } } : rctx;
   const gate = (name: Table["name"], chain: string): { verdict: "DROP" | "REJECT"; decided: Decision } | undefined => {
@@ -972,9 +988,11 @@ function snatOf(nat: Table, p: Packet, ctx: Ctx, chainName = "POSTROUTING", dept
     // (Of the packet's family: a review found an IPv6 connection's replies taken for addressed to the bridge's IPv4 address.)
     if (r.target === "MASQUERADE") return p.local.find((l) => l.includes(":") === (p.family === 6) && !inCidr(l, p.family === 4 ? "127.0.0.0/8" : "::1/128") && routeOf(p, l) === ctx.out && ctx.out !== undefined) ?? null;
     if (r.target === "SNAT") {
+      // ADDR, ADDR:PORT[-PORT] (IPv4), ADDR or [ADDR]:PORT[-PORT] (IPv6); a range of addresses: which one is not known. (A fuzzer
+      // found an IPv6 address without brackets cut at its last colon, taken for a port.)
       const to = targetOptionsView(r.targetOptions)?.find((o) => o.name === "to-source")?.value ?? "";
-      const addr = /^\[?([0-9a-fA-F:.]+?)\]?(?::\d+(?:-\d+)?)?$/.exec(to)?.[1];
-      return addr && !to.includes("-") ? addr : null;
+      const addr = /^\[([0-9a-fA-F:.]+)\](?::\d+(?:-\d+)?)?$/.exec(to)?.[1] ?? (to.split(":").length > 2 ? to : to.split(":")[0]);
+      return addr && !addr.includes("-") && isAddress(addr) ? addr : null;
     }
     const sub = snatOf(nat, p, ctx, r.target, depth + 1);
     if (sub !== "return") return sub;

@@ -1,0 +1,23 @@
+// The source nat a connection gets, as the reply walk reads it (src/analysis/evaluate.ts snatOf, connectionSnat): a fuzzer
+// found an IPv6 --to-source without brackets cut at its last colon (explain and the matrix then stopped with an error), and
+// a match nat POSTROUTING holds that the walk cannot read stopped them too.
+import { describe, expect, it } from "vitest";
+import { evaluate, type Packet } from "../../src/analysis/evaluate.js";
+import { parseSave, toRuleset } from "../../src/live/save.js";
+
+const save = (nat: string, raw: string) => `*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${raw}COMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n${nat}COMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n`;
+
+describe("a connection's source nat, read for its reply", () => {
+  const p6: Packet = { family: 6, in: "eth1", src: "fd00:1::5", dst: "fd00:9::7", proto: "tcp", sport: 40000, dport: 443, state: "NEW", local: ["fd00:1::1", "fd00:200:2::1"], routes: [{ dst: "fd00:1::/64", dev: "eth1" }, { dst: "fd00:9::/64", dev: "eth0" }] };
+  it("IPv6 --to-source without brackets: the whole address (its replies, addressed to it in raw PREROUTING, dropped there)", () => {
+    const rs = toRuleset(parseSave(save("-A POSTROUTING -o eth0 -j SNAT --to-source fd00:200:2::1\n", "-A PREROUTING -d fd00:200:2::1/128 -p tcp -m tcp --sport 443 -j DROP\n")), 6);
+    expect(evaluate(rs, p6, { replies: true })).toMatchObject({ verdict: "DROP", reply: true, decided: { table: "raw", chain: "PREROUTING" } });
+    const other = toRuleset(parseSave(save("-A POSTROUTING -o eth0 -j SNAT --to-source fd00:200:2::2\n", "-A PREROUTING -d fd00:200:2::1/128 -p tcp -m tcp --sport 443 -j DROP\n")), 6);
+    expect(evaluate(other, p6, { replies: true }).verdict).toBe("ACCEPT");
+  });
+  it("a match of nat POSTROUTING the walk cannot read, where raw tests the reply's destination: unknown, naming it", () => {
+    const rs = toRuleset(parseSave(save("-A POSTROUTING -m recent --name x --rcheck -j MASQUERADE\n", "-A PREROUTING -d fd00:200:2::1/128 -j DROP\n")), 6);
+    const v = evaluate(rs, p6, { replies: true });
+    expect([v.verdict, v.why]).toEqual(["unknown", "its reply: -m recent --name"]);
+  });
+});
