@@ -422,8 +422,8 @@ interface Ctx {
 
 /**
  * conntrack's SNAT status: set once nat POSTROUTING translated the connection's source, so only a
- * reply can have it here (the packet that opens a connection meets nat POSTROUTING after every
- * other chain but mangle POSTROUTING's, which runs before it).
+ * reply or a later packet can have it here (the packet that opens a connection meets nat
+ * POSTROUTING after every other chain but mangle POSTROUTING's, which runs before it).
  */
 function snatStatus(ctx: Ctx): boolean {
   const s = ctx.reply?.snatted?.() ?? ctx.later?.snatted() ?? false;
@@ -856,11 +856,7 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
   const reply: NonNullable<Ctx["reply"]> = {
     orig: p,
     dnat: ctx.dnat,
-    // (null: masqueraded to an address not known, which may be the one it had.)
-    snatted: () => {
-      const to = snatted();
-      return to === null ? null : to !== undefined;
-    },
+    snatted: () => snatBit(connectionSnat(p, v, ctx, table)),
     // The host's own connection from an address the walk does not know (to a neighbour): its reply is addressed to it.
     ...(host && p.srcUnknown ? { dstUnknown: true } : {}),
   };
@@ -933,6 +929,9 @@ function connectionSnat(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"
   return ctx.snat;
 }
 
+/** conntrack's SNAT status for a connection's source nat: null where it masqueraded to an address not known (which may be the one it had). */
+const snatBit = (to: string | null | undefined): boolean | null => (to === null ? null : to !== undefined);
+
 /**
  * A TCP connection's later packets from the side that opened it (its ACK, its data), walked as the
  * kernel takes them once the reply got back (two fuzzers found a connection the kernel never
@@ -942,10 +941,7 @@ function connectionSnat(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"
  */
 function withLater(rs: Ruleset, p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
   const q: Packet = { ...p, state: "ESTABLISHED" };
-  const lctx: Ctx = { packet: q, noIndex: true, sources: ctx.sources, sports: ctx.sports, destinations: ctx.destinations, later: { dnat: ctx.dnat, snatted: () => {
-    const to = connectionSnat(p, v, ctx, table);
-    return to === null ? null : to !== undefined;
-  } } };
+  const lctx: Ctx = { packet: q, noIndex: true, sources: ctx.sources, sports: ctx.sports, destinations: ctx.destinations, later: { dnat: ctx.dnat, snatted: () => snatBit(connectionSnat(p, v, ctx, table)) } };
   const w = decide(rs, q, lctx, table);
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `its later packets: ${w.why}` };
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { verdict: w.verdict, path: v.path, dnat: v.dnat, decided: w.decided, later: true, ...(v.steps ? { steps: v.steps } : {}) };
