@@ -246,7 +246,8 @@ function originTest(ctx: Ctx, kind: SourceTest["kind"], value: string): boolean 
   // Before conntrack undoes a source NAT, the reply is addressed to the translated source, whatever the original was: not a test of it.
   if (ctx.reply?.snat === null) throw new Unknown("the address a masqueraded connection's replies come back to (the host's on the interface it left by) is not known");
   if (ctx.reply?.dstUnknown) throw new Unknown("the address the host's connection is sent from, which its replies come back to, is not known");
-  const hit = kind === "cidr" ? inCidr(p.dst, value) : kind === "range" ? inRange(p.dst, value) : p.local.includes(p.dst);
+  // (The reply of the host's own connection goes to one of its addresses, or to loopback: LOCAL too. A fuzzer found 127.0.0.1 taken for not.)
+  const hit = kind === "cidr" ? inCidr(p.dst, value) : kind === "range" ? inRange(p.dst, value) : ctx.reply?.orig.fromHost ? isLocal(p, p.dst) : p.local.includes(p.dst);
   return ctx.reply?.snat !== undefined ? hit : noted(ctx, kind, value, hit);
 }
 

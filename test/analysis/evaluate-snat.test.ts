@@ -21,3 +21,12 @@ describe("a connection's source nat, read for its reply", () => {
     expect([v.verdict, v.why]).toEqual(["unknown", "its reply: -m recent --name"]);
   });
 });
+
+describe("the reply of the host's connection to itself, as raw OUTPUT reads it", () => {
+  it("addressed to 127.0.0.1: LOCAL to addrtype (a fuzzer: an accept of LOCAL before a drop of everything was passed by)", () => {
+    const raw = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -m addrtype --dst-type LOCAL -j ACCEPT\n-A OUTPUT -j DROP\nCOMMIT\n";
+    const rs = toRuleset(parseSave(raw), 4);
+    const p: Packet = { family: 4, in: "lo", src: "127.0.0.1", dst: "127.0.0.1", proto: "tcp", sport: 40000, dport: 9000, state: "NEW", local: ["10.0.0.1"], routes: [], fromHost: true };
+    expect(evaluate(rs, p, { replies: true })).toMatchObject({ verdict: "ACCEPT", path: "input" });
+  });
+});
