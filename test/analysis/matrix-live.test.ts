@@ -178,7 +178,7 @@ host { allow lan tcp 22; }
 
 describeKernel("the replies of the host's own connections, as the kernel takes them (iptables)", () => {
   /** Each case: the rules added (both families unless said), and the host's cells to web it must leave open or close. */
-  const CASES: { name: string; rules: string[][]; open: string[]; closed: string[]; opens?: (c: MatrixCell) => boolean }[] = [
+  const CASES: { name: string; rules: string[][]; open: string[]; closed: string[]; opens?: ((c: MatrixCell) => boolean)[] }[] = [
     {
       // Docker's masquerade of what the host sends to its bridge from an address of its own (userland-proxy off) picks the
       // bridge's address: for a connection from there (the direct one) nothing is translated, and its untracked reply is its own.
@@ -272,18 +272,20 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
       rules: [["filter", "-I", "INPUT", "1", "-p", "tcp", "-m", "multiport", "--ports", "9100", "-j", "ACCEPT"]],
       open: ["direct 4", "dnat 4"],
       closed: [],
-      opens: (x) => x.column === "host:9100/tcp",
+      opens: [(x) => x.column === "host:9100/tcp" && x.family === 4, (x) => x.column === "host:9100/tcp" && x.family === 6],
     },
     {
       // A DNAT to the address and port a packet already has translates nothing: no DNAT status (a fuzzer).
-      name: "a DNAT of web's own address to itself, and an accept of what is not DNATed: the lan reaches web straight",
+      name: "a DNAT of web's own address to itself, and an accept of what is not DNATed: the neighbours reach web straight (IPv4 and IPv6)",
       rules: [
         ["nat", "-I", "PREROUTING", "1", "-d", "172.20.0.10", "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", "172.20.0.10", "4"],
         ["filter", "-I", "FORWARD", "1", "-d", "172.20.0.10", "-p", "tcp", "--dport", "80", "-m", "conntrack", "!", "--ctstate", "DNAT", "-j", "ACCEPT", "4"],
+        ["nat", "-I", "PREROUTING", "1", "-d", "fd00:20::10", "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", "fd00:20::10", "6"],
+        ["filter", "-I", "FORWARD", "1", "-d", "fd00:20::10", "-p", "tcp", "--dport", "80", "-m", "conntrack", "!", "--ctstate", "DNAT", "-j", "ACCEPT", "6"],
       ],
-      open: ["direct 4", "dnat 4"],
+      open: ["direct 4", "direct 6", "dnat 4", "dnat 6"],
       closed: [],
-      opens: (x) => x.row.startsWith("lan") && x.path === "direct" && x.probe.includes("172.20.0.10:80"),
+      opens: [(x) => x.row.startsWith("lan") && x.path === "direct" && x.probe.includes("172.20.0.10:80"), (x) => x.family === 6 && !x.row.startsWith("host") && x.path === "direct" && x.probe.includes("[fd00:20::10]:80")],
     },
     {
       name: "INPUT: a drop of web's replies closes the connections to 127.0.0.1 too",
@@ -317,7 +319,7 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
         const mine = all.filter(host);
         const at = (what: string) => (what.split(" ").length === 3 ? all.filter((x) => x.row.startsWith("host/")).find((x) => `${x.column} ${x.path} ${x.family}` === what) : mine.find((x) => `${x.path} ${x.family}` === what));
         const unlike = [...c.open.map((w) => [w, "open"] as const), ...c.closed.map((w) => [w, "closed"] as const)].filter(([w, v]) => at(w)?.verdict !== v || !sendable.includes(at(w)!));
-        if (c.opens && !sendable.some((x, i) => c.opens!(x) && open[i])) wrong.push("none of the cells the case opens was sent and open");
+        for (const [k, opens] of (c.opens ?? []).entries()) if (!sendable.some((x, i) => opens(x) && open[i])) wrong.push(`no cell the case opens (its ${k + 1}.) was sent and open`);
         said.push(`${c.name}: ${sendable.length} cells probed${wrong.length ? `\n  ${wrong.join("\n  ")}` : ", all as the kernel"}${unlike.length ? `\n  not as the case says: ${unlike.map(([w]) => w).join(", ")}` : ""}`);
       }
       expect(said.filter((x) => x.includes("\n")), said.join("\n")).toEqual([]);
