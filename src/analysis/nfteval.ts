@@ -378,7 +378,7 @@ function routeOf(p: Packet, addr: string): string | undefined {
  * addresses as numbers, protocols, ports, ICMP types, conntrack states and TCP flags as numbers
  * (bit masks for the last two), interface names and fib types as text.
  */
-type Domain = "addr" | "port" | "proto" | "nfproto" | "ethertype" | "ifname" | "iface" | "ctstate" | "ctstatus" | "tcpflags" | "icmp4" | "icmp6" | "fibtype";
+type Domain = "addr" | "port" | "proto" | "nfproto" | "ethertype" | "ifname" | "iface" | "ctstate" | "ctstatus" | "tcpflags" | "icmp4" | "icmp6" | "fibtype" | "mark";
 interface Leaf {
   d: Domain;
   /** addr: the number (with v6); ifname, iface, fibtype: the text ("" for no interface; fibtype "": not local); the rest: a number. */
@@ -605,6 +605,8 @@ interface State {
   noIndex?: boolean;
   /** The rule that took the packet out of conntrack (notrack). */
   notrack?: NftStep;
+  /** A `meta mark set` on the way that may have changed the packet's mark (0 until then): where, for `meta mark`'s unknown. */
+  markSet?: string;
   /** The packet has what plain matches read, in the chain walked now (plainOk). */
   plain?: boolean;
 }
@@ -723,6 +725,11 @@ function metaLeaves(key: string, st: State): Leaf[] {
       return [{ d: "nfproto", v: st.v6 ? 10 : 2 }];
     case "protocol":
       return [{ d: "ethertype", v: st.v6 ? 0x86dd : 0x0800 }];
+    case "mark":
+      // A packet's mark is 0 until a rule on its way sets one (as the iptables walk reads -m mark): a packet that
+      // comes in, a reply, and the host's own (a socket of its own with SO_MARK aside).
+      if (st.markSet) throw new Unknown(`meta mark: a rule on the packet's way may have set it (${st.markSet})`);
+      return [{ d: "mark", v: 0 }];
     default:
       throw new Unknown(`meta ${key}`);
   }
@@ -811,7 +818,7 @@ function matches(o: Obj, st: State, r: NftRule): boolean {
   const ls = leaves(left, st);
   if (ls === null) return false;
   const d = ls[0]!.d;
-  if (d === "ctstatus" && (op !== "in" || elementsOf(right, r, st))) throw new Unknown(`${what} ${op === "in" ? "" : `${op} `}${exprText(right)}: only "has any of these flags" can be told`);
+  if (d === "ctstatus" && ((op !== "in" && op !== "!") || elementsOf(right, r, st))) throw new Unknown(`${what} ${op === "in" ? "" : `${op} `}${exprText(right)}: only "has any of these flags" can be told`);
   const elems = elementsOf(right, r, st);
   switch (op) {
     case "==":
@@ -825,6 +832,13 @@ function matches(o: Obj, st: State, r: NftRule): boolean {
       }
       const hit = elems ? elems.some((x) => elemHas(ls, x, what)) : elemHas(ls, right, what);
       return op === "!=" ? !hit : hit;
+    }
+    case "!": {
+      // `ct status ! dnat`: none of these bits (nft lists `& FLAGS == 0` so); `!=` is the whole value unequal.
+      if (elems || !BITMASK.has(d) || ls.length !== 1) throw new Unknown(`${what} ! ${exprText(right)}`);
+      const mask = literal(d, right, what) as number;
+      if (d === "ctstatus" && (mask & ~(CTSTATUS.dnat! | CTSTATUS.snat!)) !== 0) throw new Unknown(`${what} ! ${exprText(right)}`);
+      return ((ls[0]!.v as number) & mask) === 0;
     }
     case "<":
     case ">":
@@ -903,9 +917,11 @@ function runExprs(r: NftRule, st: State): RuleResult {
         return { kind: "verdict", verdict: mv.kind, target: mv.target };
       }
       case "mangle": {
-        // Only the trace bit: it changes what the kernel reports, not what it does.
+        // The trace bit changes what the kernel reports, not what it does; the packet's mark, what a later `meta mark` reads.
         const o = body as Obj;
-        if (!(isObj(o.key) && isObj(o.key.meta) && o.key.meta.key === "nftrace")) throw new Unknown(`${exprText(o.key ?? null)} set`);
+        const key = isObj(o.key) && isObj(o.key.meta) ? o.key.meta.key : undefined;
+        if (key === "mark") st.markSet ??= where(r);
+        else if (key !== "nftrace") throw new Unknown(`${exprText(o.key ?? null)} set`);
         continue;
       }
       case "notrack":

@@ -136,8 +136,8 @@ ${Array.from({ length: 30 }, (_, i) => `		iifname != "docker0" tcp dport ${8000 
 	}
 	chain user {
 ${Array.from({ length: 10 }, (_, i) => `		${filler(i)}`).join("\n")}
-		ip daddr 10.0.6.2 meta mark 0x00000001 accept
-		tcp dport 1020 meta mark 0x00000002 accept
+		ip daddr 10.0.6.2 ct mark 0x00000001 accept
+		tcp dport 1020 ct mark 0x00000002 accept
 		ip daddr != 10.0.8.2 tcp dport 1008 drop
 		ip daddr 10.0.9.0-10.0.9.255 drop
 		ip daddr 10.0.10.0/24 reject
@@ -151,7 +151,9 @@ ${Array.from({ length: 10 }, (_, i) => `		${filler(i)}`).join("\n")}
 ${Array.from({ length: 20 }, (_, i) => `		${filler(i + 10)}`).join("\n")}
 		ip saddr & 255.255.0.255 == 198.51.100.0 ip daddr 10.0.25.2 accept
 		ip saddr 203.0.113.9 drop
-		meta mark 0x00000003 ip daddr 10.0.17.2 accept
+		ct mark 0x00000003 ip daddr 10.0.17.2 accept
+		meta mark 0x00000004 ip daddr 10.0.18.2 drop
+		meta mark 0x00000000 ip daddr 10.0.19.2 tcp dport 1019 reject
 		return
 	}
 }
@@ -170,7 +172,7 @@ ${Array.from({ length: 20 }, (_, i) => `		${filler(i + 10)}`).join("\n")}
       }
     }
     // Every kind of answer came up, the unknown ones included.
-    expect([...verdicts].sort()).toEqual(["ACCEPT", "DROP", "REJECT", "unknown its reply: meta mark", "unknown meta mark"]);
+    expect([...verdicts].sort()).toEqual(["ACCEPT", "DROP", "REJECT", "unknown ct mark", "unknown its reply: ct mark"]);
   }, 60_000);
 });
 
