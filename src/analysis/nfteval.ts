@@ -588,6 +588,11 @@ interface State {
   looped: boolean;
   natDone: { dst: boolean; src: boolean };
   dnat?: { addr: string; port?: number };
+  /**
+   * The DNAT is to the address and port the packet already has: the nat core binds the connection (no later nat chain runs
+   * for it) but translates nothing, so conntrack gets no DNAT status and nothing is reported (as translated() on iptables).
+   */
+  dnatSame?: boolean;
   snat?: NftVerdict["snat"];
   steps?: NftStep[];
   lastAccept?: NftStep;
@@ -762,7 +767,7 @@ function ctLeaves(o: Obj, st: State): Leaf[] | null {
   if (st.ct !== "tracked") return null;
   if (key === "status" && !dir) {
     if (st.origSnat === null) throw new Unknown(`${what}: the address masquerade gave the connection (the host's on the interface it left by) is not known, so whether it was translated is not known`);
-    return [{ d: "ctstatus", v: (st.dnat || st.origDnat ? CTSTATUS.dnat! : 0) | (st.snat || st.origSnat ? CTSTATUS.snat! : 0) }];
+    return [{ d: "ctstatus", v: ((st.dnat && !st.dnatSame) || st.origDnat ? CTSTATUS.dnat! : 0) | (st.snat || st.origSnat ? CTSTATUS.snat! : 0) }];
   }
   if (dir !== "original") throw new Unknown(what);
   // The original tuple: the packet as it first arrived (a later packet is taken to be of a connection that began as this one;
@@ -990,6 +995,9 @@ function nat(k: "dnat" | "snat" | "masquerade", o: Obj, st: State, r: NftRule): 
   // A range of addresses or ports, or none: which one the kernel picks is not known here.
   if (!addr || !addrOf(addr) || (pt !== undefined && port === undefined) || (isObj(a) && !Array.isArray(a.concat))) throw new Unknown(stmtText({ [k]: o }));
   if (k === "dnat") {
+    st.dnatSame = sameAddr(addr, st.dst) && (port === undefined || port === st.dport);
+    // (Whether it translates depends on the very address the packet was sent to: this walk holds for that one alone.)
+    if (st.dnatSame && st.rec?.dests) st.rec.destPoisoned = true;
     st.dnat = port === undefined ? { addr } : { addr, port };
     st.dst = addr;
     st.dstIsDest = false;
@@ -1511,7 +1519,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
     if (!(e instanceof Unknown)) throw e;
     v = { verdict: "unknown", path: st.path, why: e.message, ...(e.martian ? { martian: true } : {}) };
   }
-  if (st.dnat) v.dnat = st.dnat;
+  if (st.dnat && !st.dnatSame) v.dnat = st.dnat;
   if (st.snat && v.verdict !== "unknown") v.snat = st.snat;
   if (opts.asReply && st.notrack) v.notrack = st.notrack;
   if (st.steps) v.steps = st.steps;

@@ -192,6 +192,18 @@ host { allow lan tcp 22; }
     ],
     hostOpen: [true, true],
   },
+  {
+    // A DNAT to the address and port the packet already has translates nothing: the connection has no DNAT status (the
+    // evaluator said it had, and closed what this input chain lets through); Docker's DNAT at -100 does not run after it.
+    name: "a DNAT of the host's address to itself: no ct status dnat",
+    policy: `${WEB_APP}host { allow lan tcp 22; }\n`,
+    tables: (dockwall) => [
+      dockwall,
+      "table inet selfnat {\n\tchain pre {\n\t\ttype nat hook prerouting priority -150; policy accept;\n\t\tip daddr 10.200.1.1 tcp dport 22 dnat ip to 10.200.1.1\n\t\tip6 daddr fd00:200:1::1 tcp dport 22 dnat ip6 to [fd00:200:1::1]:22\n\t\tip daddr 10.200.1.1 tcp dport 8080 dnat ip to 10.200.1.1\n\t}\n\tchain in {\n\t\ttype filter hook input priority 10; policy accept;\n\t\tct status dnat tcp dport 22 drop\n\t}\n}\n",
+    ],
+    fromHost: [{ src: "10.200.1.1", dst: "10.200.1.1", port: 22 }],
+    hostOpen: [true],
+  },
 ];
 
 /** Neighbours' packets traced per world (and every one of the host's own). */

@@ -457,6 +457,22 @@ describe("evaluateNft: one semantic at a time", () => {
     expect(evaluateNft(dnatted(noDnat), { ...ssh, dport: 2222 })).toMatchObject({ verdict: "ACCEPT", path: "forward" });
     expect(evaluateNft(dnatted([[match(ct("status"), "dnat", "!=")]]), ssh).why).toMatch(/^ct status != dnat: only/);
   });
+  it("a DNAT to the address and port a packet already has translates nothing: no ct status dnat, no DNAT reported; the nat chains after it do not run (as on iptables)", () => {
+    const self = (to: Json) =>
+      ruleset(
+        table("ip", "n", 1, [
+          { name: "pre", hook: "prerouting", type: "nat", prio: -150, rules: [[match(pl("tcp", "dport"), 22), { dnat: to }]] },
+          { name: "later", hook: "prerouting", type: "nat", prio: -100, rules: [[match(pl("tcp", "dport"), 22), { dnat: { addr: "172.17.0.2" } }]] },
+          input([[match(ct("status"), "dnat", "in"), drop]]),
+        ]),
+      );
+    const same = evaluateNft(self({ addr: "10.0.0.1" }), ssh);
+    expect([same.verdict, same.path, same.dnat]).toEqual(["ACCEPT", "input", undefined]);
+    expect(evaluateNft(self({ addr: "10.0.0.1", port: 22 }), ssh).verdict).toBe("ACCEPT");
+    // Another port, or another address (of the host's too): translated.
+    expect(evaluateNft(self({ addr: "10.0.0.1", port: 2222 }), ssh)).toMatchObject({ verdict: "DROP", dnat: { addr: "10.0.0.1", port: 2222 } });
+    expect(evaluateNft(self({ addr: "172.17.0.1" }), ssh)).toMatchObject({ verdict: "DROP", dnat: { addr: "172.17.0.1" } });
+  });
   it("an iptables-nft table: native rules are read; a packet that reaches an xt match or target is 'unknown', naming it", () => {
     const rs = parseNftJson(fixture("iptables-nft.json"));
     expect(evaluateNft(rs, ssh)).toMatchObject({ verdict: "ACCEPT", decided: { table: "filter", chain: "INPUT", index: 1 } });
