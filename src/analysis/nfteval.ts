@@ -1574,11 +1574,12 @@ function withLaterNft(rs: NftRuleset, p: Packet, v: NftVerdict, snat: boolean | 
  * sends, out and in again by lo. Not from loopback to another machine (a DNAT to a container).
  */
 function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean, { rec, noIndex }: { rec?: NftRecord; noIndex?: boolean }, host: boolean): NftVerdict {
-  // (From 127.0.0.1, DNATed out to a container: its way out and back both need route_localnet, which the walk out already takes for given.)
   // To the host itself: the host sends the reply (output, postrouting) and takes it in again by lo (prerouting, input; a fuzzer
-  // found a drop of it in output unseen).
+  // found a drop of it in output unseen). From 127.0.0.1, DNATed out to a container: its reply comes back by the bridge, to
+  // 127.0.0.1 once nat maps it back (route_localnet, which the walk out already takes for given; a drop of it in input
+  // closes the connection, proven with packets).
   const looped = host && out === "lo" && v.path === "input";
-  if (host && !looped && (out === "" || out === "lo" || v.path !== "output" || (!p.srcUnknown && isLocal({ ...p, local: [] }, p.src)))) return v;
+  if (host && !looped && (out === "" || out === "lo" || v.path !== "output")) return v;
   const r = replyOf(p, v, out || undefined, untracked, looped ? false : host || undefined);
   if (!r) return v;
   const { replyTo, same, snat } = connectionSnat(p, v, out, host);
@@ -1606,11 +1607,12 @@ function loopback(p: Packet, to: string, family: 4 | 6): void {
 function arriving(st: State): NftVerdict {
   const { p } = st;
   st.oif = "";
-  loopback(p, p.dst, 6);
+  // (The reply of the host's own connection from loopback is no packet from outside to it: its connection is the host's.)
+  if (!st.toHost) loopback(p, p.dst, 6);
   const pre = done(st, runHook("prerouting", st));
   if (pre) return pre;
   st.natDone.dst = true;
-  loopback(p, st.dst, 4);
+  if (!st.toHost) loopback(p, st.dst, 4);
   if (p.bridged) {
     // Bridged (br_netfilter): in and out by ports of one bridge; routing after a DNAT is not modelled.
     if (st.dnat) throw new Unknown("a DNAT of a bridged packet");
