@@ -5,7 +5,7 @@
 // Pure. A match it does not understand makes the answer "unknown" rather than a guess.
 import { bits, fastIpv4, readIp } from "../ir/address.js";
 import type { Chain, Match, Neg, Rule, Ruleset, Table } from "../ir/ruleset.js";
-import { dnatOf, targetOptionsView, typedMatch, type DnatTo, type PortList } from "../ir/match.js";
+import { dnatOf, readNatTo, targetOptionsView, typedMatch, type DnatTo, type PortList } from "../ir/match.js";
 import type { Family } from "../model/values.js";
 
 export interface Packet {
@@ -430,16 +430,6 @@ function snatStatus(ctx: Ctx): boolean {
   const s = ctx.reply?.snatted?.() ?? ctx.later?.snatted() ?? false;
   if (s === null) throw new Unknown("--ctstate SNAT: the address masquerade gives the connection (the host's on the interface it leaves by) is not known");
   return s;
-}
-
-/** Whether this is an address dockwall reads (numOf would not throw). */
-function isAddress(a: string): boolean {
-  try {
-    numOf(a);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The same address, however written. */
@@ -985,11 +975,8 @@ function snatOf(nat: Table, p: Packet, ctx: Ctx, chainName = "POSTROUTING", dept
     // (Of the packet's family: a review found an IPv6 connection's replies taken for addressed to the bridge's IPv4 address.)
     if (r.target === "MASQUERADE") return p.local.find((l) => l.includes(":") === (p.family === 6) && !inCidr(l, p.family === 4 ? "127.0.0.0/8" : "::1/128") && routeOf(p, l) === ctx.out && ctx.out !== undefined) ?? null;
     if (r.target === "SNAT") {
-      // ADDR, ADDR:PORT[-PORT] (IPv4), ADDR or [ADDR]:PORT[-PORT] (IPv6); a range of addresses: which one is not known. (A fuzzer
-      // found an IPv6 address without brackets cut at its last colon, taken for a port.)
-      const to = targetOptionsView(r.targetOptions)?.find((o) => o.name === "to-source")?.value ?? "";
-      const addr = /^\[([0-9a-fA-F:.]+)\](?::\d+(?:-\d+)?)?$/.exec(to)?.[1] ?? (to.split(":").length > 2 ? to : to.split(":")[0]);
-      return addr && !addr.includes("-") && isAddress(addr) ? addr : null;
+      // Its one address, whatever its ports; a range of addresses: which one is not known.
+      return readNatTo(targetOptionsView(r.targetOptions)?.find((o) => o.name === "to-source")?.value ?? "")?.addr ?? null;
     }
     const sub = snatOf(nat, p, ctx, r.target, depth + 1);
     if (sub !== "return") return sub;

@@ -265,6 +265,18 @@ export function typedMatch(module: string, options: Opt[]): Match {
 }
 
 /**
+ * A NAT target's `ADDR[:PORT[-PORT]]` as iptables writes it (DNAT's `--to-destination`, SNAT's
+ * `--to-source`): IPv6 in brackets when a port follows, bare otherwise (a fuzzer found a bare one
+ * cut at its last colon). The one address it names, and its port or range of ports; null for a
+ * range of addresses, or none.
+ */
+export function readNatTo(text: string): { addr: string; port?: number; toPort?: number } | null {
+  const m = /^\[?([^\]]+?)\]?(?::(\d+)(?:-(\d+))?)?$/.exec(text.includes("[") ? text : text.split(":").length > 2 ? `[${text}]` : text);
+  if (!m || !readIp(m[1]!)) return null;
+  return { addr: m[1]!, ...(m[2] ? { port: Number(m[2]) } : {}), ...(m[3] ? { toPort: Number(m[3]) } : {}) };
+}
+
+/**
  * DNAT's `--to-destination` as written (`172.17.0.2:80`, `[fd00::2]:80`), and the one address
  * and port it names; a range of addresses or ports, or no address, names none (which one the
  * kernel picks is not known here).
@@ -275,9 +287,8 @@ export class DnatTo {
 
   get one(): { addr: string; port?: number } | undefined {
     if (this.parsed === undefined) {
-      const to = this.text;
-      const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(to.includes("[") ? to : to.split(":").length > 2 ? `[${to}]` : to);
-      this.parsed = m && readIp(m[1]!) ? { addr: m[1]!, port: m[2] ? Number(m[2]) : undefined } : null;
+      const to = readNatTo(this.text);
+      this.parsed = to && to.toPort === undefined ? { addr: to.addr, port: to.port } : null;
     }
     return this.parsed ?? undefined;
   }

@@ -2,7 +2,7 @@
 // types it writes back exactly as it read it (the renderers translate at the edge), what it does
 // not model stays as read (`other`), and the values are parsed once (ports, states, DNAT).
 import { expect, test } from "vitest";
-import { moduleView, pushIptablesMatch, typedMatch, typedTargetOptions, targetOptionsView, PortList, DnatTo, CtStates, type Match } from "../../src/ir/match.js";
+import { moduleView, pushIptablesMatch, typedMatch, typedTargetOptions, targetOptionsView, PortList, DnatTo, CtStates, readNatTo, type Match } from "../../src/ir/match.js";
 import { parseSave, toRuleset } from "../../src/live/save.js";
 import { ruleText } from "../../src/targets/iptables.js";
 
@@ -61,6 +61,20 @@ test("values are parsed once, where the rule is made or read", () => {
   expect(new DnatTo("[fd00::2]:80").one).toEqual({ addr: "fd00::2", port: 80 });
   expect(new DnatTo("172.17.0.2").one).toEqual({ addr: "172.17.0.2", port: undefined });
   expect(new DnatTo("172.17.0.2-172.17.0.4:80").one).toBeUndefined();
+  // A range of ports: DNAT's one port is not known, the address is (SNAT's --to-source reads that, with the same parse).
+  expect(new DnatTo("172.17.0.2:80-90").one).toBeUndefined();
+  expect(new DnatTo("fd00::2").one).toEqual({ addr: "fd00::2", port: undefined });
+  expect(["10.0.0.1", "10.0.0.1:1024-65535", "[fd00::1]:1024-2048", "fd00::1", "fd00::1:2", "10.0.0.1-10.0.0.9", "[fd00::1-fd00::9]", ""].map((t) => readNatTo(t))).toEqual([
+    { addr: "10.0.0.1" },
+    { addr: "10.0.0.1", port: 1024, toPort: 65535 },
+    { addr: "fd00::1", port: 1024, toPort: 2048 },
+    { addr: "fd00::1" },
+    // (Bare IPv6 is the whole address: a port after it needs brackets.)
+    { addr: "fd00::1:2" },
+    null,
+    null,
+    null,
+  ]);
   const dnat = typedTargetOptions("DNAT", [{ name: "to-destination", value: "172.17.0.2:80" }]);
   expect(dnat.kind).toBe("dnat");
   expect(targetOptionsView(dnat)).toEqual([{ name: "to-destination", value: "172.17.0.2:80" }]);
