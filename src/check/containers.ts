@@ -153,7 +153,7 @@ export const publishedPorts: Check = (ctx) => {
       }
     }
     // (On internal networks only, whatever a gateway line says: one naming an internal network is an error of its own.)
-    if (c.publishes.length > 0 && c.endpoints.length > 0 && !publishingNetwork({ ...c, gateway: undefined }, ctx.networks) && c.endpoints.every((e) => ctx.networks.has(e.network.name))) {
+    if (c.publishes.length > 0 && c.endpoints.length > 0 && !publishingNetwork(c, ctx.networks, { ignoreGateway: true }) && c.endpoints.every((e) => ctx.networks.has(e.network.name))) {
       ctx.problems.warning("internal-publish", c.publishes[0]!.span, `'${c.name}' is only on internal networks, so Docker publishes none of its ports`, {
         help: `connect it to a non-internal network to publish ports, or remove the publish lines`,
       });

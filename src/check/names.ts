@@ -55,7 +55,7 @@ export const references: Check = (ctx) => {
     } else if (c.gateway && ctx.networks.get(c.gateway.name)?.internal) {
       // Docker never makes an internal network the gateway: with a normal one beside it, it publishes there, and a policy
       // that publishes nothing would leave those ports unguarded (a review: the wan reached one).
-      const real = publishingNetwork({ ...c, gateway: undefined }, ctx.networks);
+      const real = publishingNetwork(c, ctx.networks, { ignoreGateway: true });
       ctx.problems.error("bad-gateway", c.gateway.span, `network '${c.gateway.name}' is internal: Docker never publishes on it, nor routes a container out through it`, {
         help: real ? `remove the gateway line (Docker publishes on network '${real.name}'), or name one of the container's other networks` : `remove the gateway line: on internal networks only, the container publishes nothing`,
       });

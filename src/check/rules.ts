@@ -23,7 +23,7 @@ export const allowTargets: Check = (ctx) => {
   const onlyInternal = (c: Container): boolean => {
     let v = internal.get(c);
     if (v === undefined) {
-      v = c.publishes.length > 0 && c.endpoints.length > 0 && c.endpoints.every((e) => ctx.networks.has(e.network.name)) && !publishingNetwork({ ...c, gateway: undefined }, ctx.networks);
+      v = c.publishes.length > 0 && c.endpoints.length > 0 && c.endpoints.every((e) => ctx.networks.has(e.network.name)) && !publishingNetwork(c, ctx.networks, { ignoreGateway: true });
       internal.set(c, v);
     }
     return v;

@@ -26,10 +26,11 @@ export function byName<T extends { name: string }>(items: T[]): Map<string, T> {
  * (sandbox.go, epHeap.Less), of the container's non-internal networks, a dual-stack one (an
  * IPv4 and an IPv6 gateway: the container has an IPv6 address there) before one with a single family, then the one whose name sorts
  * first (a review, real dockerd 20.10.24: `side`, IPv4 only, lost to the dual-stack `zeta`);
- * `gateway NETWORK;` names it. None when every network is internal (then nothing is published).
+ * `gateway NETWORK;` names it (`ignoreGateway`: what libnetwork would pick without it). None when every network is
+ * internal (then nothing is published).
  */
-export function publishingNetwork(c: Container, networks: Map<string, Network>): Network | undefined {
-  if (c.gateway) {
+export function publishingNetwork(c: Container, networks: Map<string, Network>, opts?: { ignoreGateway: boolean }): Network | undefined {
+  if (c.gateway && !opts?.ignoreGateway) {
     const n = networks.get(c.gateway.name);
     return n && !n.internal ? n : undefined;
   }
