@@ -1571,7 +1571,8 @@ function withLaterNft(rs: NftRuleset, p: Packet, v: NftVerdict, snat: boolean | 
  * interface the packet left by, through prerouting and input (nat maps a masqueraded one's back
  * to the host's address, a DNATed one's to the address it was sent to): a drop there closes it
  * (the host's input dropping a container's replies, say). To the host itself, the reply the host
- * sends, out and in again by lo. Not from loopback to another machine (a DNAT to a container).
+ * sends, out and in again by lo. From loopback, DNATed to a container: its reply in by the bridge,
+ * to 127.0.0.1 once nat maps it back.
  */
 function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, untracked: boolean, { rec, noIndex }: { rec?: NftRecord; noIndex?: boolean }, host: boolean): NftVerdict {
   // To the host itself: the host sends the reply (output, postrouting) and takes it in again by lo (prerouting, input; a fuzzer
