@@ -346,29 +346,57 @@ function inPrefix(a: Addr, net: string, len: number): boolean {
   return a.n >> shift === n.n >> shift;
 }
 
-/** Addressed to the host itself: one of its addresses, or loopback. */
+/** Addressed to the host itself: one of its addresses, or loopback (each address asked once per list of the host's addresses). */
 function isLocal(p: Packet, addr: string): boolean {
-  const a = addrOf(addr);
-  if (!a) return false;
-  return p.local.some((l) => {
-    const n = addrOf(l);
-    return n !== undefined && n.v6 === a.v6 && n.n === a.n;
-  }) || (a.v6 ? a.n === 1n : inPrefix(a, "127.0.0.0", 8));
+  let known = localTables.get(p.local);
+  if (!known) localTables.set(p.local, (known = new Map()));
+  let v = known.get(addr);
+  if (v === undefined) {
+    const a = addrOf(addr);
+    v =
+      a !== undefined &&
+      (p.local.some((l) => {
+        const n = addrOf(l);
+        return n !== undefined && n.v6 === a.v6 && n.n === a.n;
+      }) ||
+        (a.v6 ? a.n === 1n : inPrefix(a, "127.0.0.0", 8)));
+    if (known.size > 100_000) known.clear();
+    known.set(addr, v);
+  }
+  return v;
 }
+const localTables = new WeakMap<Packet["local"], Map<string, boolean>>();
 
 /** The interface of the longest route that holds `addr`; undefined: no route known. */
 function routeOf(p: Packet, addr: string): string | undefined {
+  // (A matrix's packets share one list of routes and ask for the same few addresses millions of times: each list's routes are
+  // read once, and each address's route looked up once.)
+  const list = p.routes ?? NO_ROUTES;
+  let t = routeTables.get(list);
+  if (!t) routeTables.set(list, (t = { routes: list.map((r) => ({ dev: r.dev, ...routeNet(r.dst) })), found: new Map() }));
+  if (t.found.has(addr)) return t.found.get(addr);
   const a = addrOf(addr);
-  if (!a) return undefined;
   let best: { dev: string; len: number } | undefined;
-  for (const r of p.routes ?? []) {
-    const [net, l] = r.dst === "default" ? [a.v6 ? "::" : "0.0.0.0", "0"] : r.dst.split("/");
-    const n = addrOf(net!);
-    if (!n || n.v6 !== a.v6) continue;
-    const len = l === undefined ? width(a.v6) : Number(l);
-    if (inPrefix(a, net!, len) && (!best || len > best.len)) best = { dev: r.dev, len };
+  if (a) {
+    for (const r of t.routes) {
+      // ("default": the default route of the address's family.)
+      const net = r.net === "default" ? { v6: a.v6, n: 0n } : r.net;
+      if (!net || net.v6 !== a.v6) continue;
+      const len = r.len ?? width(a.v6);
+      const shift = BigInt(width(a.v6) - len);
+      if (a.n >> shift === net.n >> shift && (!best || len > best.len)) best = { dev: r.dev, len };
+    }
   }
+  if (t.found.size > 100_000) t.found.clear();
+  t.found.set(addr, best?.dev);
   return best?.dev;
+}
+const NO_ROUTES: NonNullable<Packet["routes"]> = [];
+const routeTables = new WeakMap<NonNullable<Packet["routes"]>, { routes: { dev: string; net: Addr | "default" | undefined; len?: number }[]; found: Map<string, string | undefined> }>();
+function routeNet(dst: string): { net: Addr | "default" | undefined; len?: number } {
+  if (dst === "default") return { net: "default", len: 0 };
+  const [net, l] = dst.split("/");
+  return l === undefined ? { net: addrOf(net!) } : { net: addrOf(net!), len: Number(l) };
 }
 
 // ------------------------------------------------------- values and domains ----
