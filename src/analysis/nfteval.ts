@@ -318,6 +318,8 @@ function ruleText(expr: Json[], comment?: string): string {
 interface Addr {
   v6: boolean;
   n: bigint;
+  /** `4/N` or `6/N`: its key in a chain's index (made once: a bigint's text is made anew each time). */
+  key: string;
 }
 const addrCache = new Map<string, Addr | null>();
 /** The same address, however written. */
@@ -333,7 +335,7 @@ function addrOf(text: string): Addr | undefined {
     if (addrCache.size > 100_000) addrCache.clear();
     const t = text.replace(/^\[|\]$/g, "");
     const ip = readIp(t);
-    a = ip ? { v6: ip.family === 6, n: ip.value } : null;
+    a = ip ? { v6: ip.family === 6, n: ip.value, key: `${ip.family}/${ip.value}` } : null;
     addrCache.set(text, a);
   }
   return a ?? undefined;
@@ -380,7 +382,7 @@ function routeOf(p: Packet, addr: string): string | undefined {
   if (a) {
     for (const r of t.routes) {
       // ("default": the default route of the address's family.)
-      const net = r.net === "default" ? { v6: a.v6, n: 0n } : r.net;
+      const net = r.net === "default" ? { v6: a.v6, n: 0n, key: "" } : r.net;
       if (!net || net.v6 !== a.v6) continue;
       const len = r.len ?? width(a.v6);
       const shift = BigInt(width(a.v6) - len);
@@ -1206,7 +1208,7 @@ function requires(r: NftRule): string {
     const { protocol, field } = (m.left as { payload: Obj }).payload ?? {};
     if (kind === "addr" && field === "daddr" && typeof right === "string") {
       const a = addrOf(right)!;
-      if (a.v6 === (protocol === "ip6")) return `${a.v6 ? 6 : 4}/${a.n}`;
+      if (a.v6 === (protocol === "ip6")) return a.key;
     }
     if (kind === "port" && field === "dport" && typeof right === "number" && !port) port = `${protocol}/${right}`;
   }
@@ -1241,7 +1243,7 @@ function rulesFor(chain: NftChain, st: State): number[] | undefined {
   const a = addrOf(st.dst)!;
   const proto = st.p.proto;
   // (Its port: none for ICMP, where a tcp or udp dport match fails.)
-  const addrKey = `${a.v6 ? 6 : 4}/${a.n}`;
+  const addrKey = a.key;
   const portKey = proto === "icmp" ? "" : `${proto}/${st.dport}`;
   const ix = chainIndex(chain);
   // A reply's destination is its connection's source: the rules addressed to it that it meets are a test of that source.
@@ -1257,10 +1259,24 @@ function rulesFor(chain: NftChain, st: State): number[] | undefined {
   let met = al ? undefined : ix.met.get(key);
   if (!met) {
     if (ix.met.size > 10_000) ix.met.clear();
-    met = [ix.free, mine ?? [], (portKey && ix.by.get(portKey)) || []].flat().sort((x, y) => x - y);
+    met = merged(merged(ix.free, mine), (portKey && ix.by.get(portKey)) || undefined);
     if (!al) ix.met.set(key, met);
   }
   return met;
+}
+
+/** Two ascending lists of rule numbers (a chain's index holds each rule once) as one, in order; one alone as it is. */
+function merged(a: number[], b: number[] | undefined): number[] {
+  if (!b?.length) return a;
+  if (!a.length) return b;
+  const out: number[] = new Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < a.length && j < b.length) out[k++] = a[i]! < b[j]! ? a[i++]! : b[j++]!;
+  while (i < a.length) out[k++] = a[i++]!;
+  while (j < b.length) out[k++] = b[j++]!;
+  return out;
 }
 
 /** A reply's rules addressed to one address (Alive): those whose interface and port matches it passes. */
