@@ -482,9 +482,10 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
     case "state": {
       // No connection to read: the packet taken out of conntrack (UNTRACKED), or in the raw table, which runs before conntrack
       // has seen it (INVALID there, whatever the connection; a review proved both with packets), but for the host's packet to
-      // itself back in by lo, which carries its entry. As xt_conntrack then: the state test alone decides, and a rule without
-      // one does not match.
-      const none = ctx.untracked || (ctx.table === "raw" && !ctx.inLo);
+      // itself back in by lo, which carries its entry; or INVALID, which has none (the SYN-ACK or echo reply of a connection
+      // taken out of conntrack: a fuzzer found its --ctorigdst read from the connection). As xt_conntrack then: the state
+      // test alone decides, and a rule without one does not match.
+      const none = ctx.untracked || p.state === "INVALID" || (ctx.table === "raw" && !ctx.inLo);
       if (m.state) {
         const states = m.state.value;
         const hit = none
@@ -494,8 +495,9 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
       }
       if (m.kind === "state") return true;
       if (none) return m.state !== undefined;
-      // The address and port the connection was first addressed to: before DNAT, or the only one.
-      const orig = ctx.reply?.orig ?? p;
+      // The address and port the connection was first addressed to: before DNAT, or the only one. (A reply that is NEW began a
+      // connection of its own, the UDP reply of one taken out of conntrack: its original direction is itself; a fuzzer.)
+      const orig = (p.state !== "NEW" && ctx.reply?.orig) || p;
       if (m.origDst && !held(m.origDst, destinationTest(ctx, "cidr", m.origDst.value, orig.dst))) return false;
       if (m.origDstPort && !held(m.origDstPort, portIs(m.origDstPort.value, orig.dport))) return false;
       return true;

@@ -802,7 +802,8 @@ function ctLeaves(o: Obj, st: State): Leaf[] | null {
   if (dir !== "original") throw new Unknown(what);
   // The original tuple: the packet as it first arrived (a later packet is taken to be of a connection that began as this one;
   // a reply's is the packet that opened its connection: a review found a reply's own addresses read there).
-  const first = st.orig ?? st.p;
+  // (A reply that is NEW began a connection of its own, the UDP reply of one taken out of conntrack: its original is itself.)
+  const first = (st.p.state !== "NEW" && st.orig) || st.p;
   const fam = key.startsWith("ip6 ") ? 6 : key.startsWith("ip ") ? 4 : undefined;
   if (fam !== undefined && (fam === 6) !== st.v6) return null;
   const field = key.replace(/^ip6? /, "");

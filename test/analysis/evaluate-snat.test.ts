@@ -30,3 +30,26 @@ describe("the reply of the host's connection to itself, as raw OUTPUT reads it",
     expect(evaluate(rs, p, { replies: true })).toMatchObject({ verdict: "ACCEPT", path: "input" });
   });
 });
+
+describe("the reply of a connection taken out of conntrack (a fuzzer, each proven with packets by hand)", () => {
+  // The host to a container: its packets NOTRACKed in raw OUTPUT; INPUT accepts INVALID ones after a rule that tests them.
+  const rules = (family: 4 | 6, test: string) =>
+    toRuleset(parseSave(`*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j CT --notrack\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${test}-A INPUT -m conntrack --ctstate INVALID,NEW -j ACCEPT\nCOMMIT\n`), family);
+  const toWeb = (proto: "tcp" | "udp" | "icmp"): Packet => ({ family: 4, in: "", src: "172.20.0.1", dst: "172.20.0.10", proto, ...(proto === "icmp" ? { icmpType: 8 } : { sport: 40000, dport: proto === "udp" ? 53 : 80 }), state: "NEW", local: ["172.20.0.1", "10.200.0.1"], routes: [{ dst: "172.20.0.0/16", dev: "br-front" }], fromHost: true });
+  it("its SYN-ACK or echo reply is INVALID and has no entry: xt_conntrack decides on the state test alone, --ctorigdst and the rest not read", () => {
+    for (const proto of ["tcp", "icmp"] as const) {
+      const v = evaluate(rules(4, "-A INPUT -m conntrack --ctstate INVALID --ctorigdst 10.200.0.2 -j DROP\n"), toWeb(proto), { replies: true });
+      expect([proto, v.verdict, v.reply]).toEqual([proto, "DROP", true]);
+      // Without a state test, no match at all, whatever it tests.
+      expect([proto, evaluate(rules(4, "-A INPUT -m conntrack --ctorigdst 172.20.0.10 -j DROP\n"), toWeb(proto), { replies: true }).verdict]).toEqual([proto, "ACCEPT"]);
+      expect([proto, evaluate(rules(4, "-A INPUT -m conntrack ! --ctorigdst 10.200.0.2 -j DROP\n"), toWeb(proto), { replies: true }).verdict]).toEqual([proto, "ACCEPT"]);
+    }
+  });
+  it("a UDP reply starts an entry of its own: NEW, and its original direction is the reply itself", () => {
+    const udp = toWeb("udp");
+    expect(evaluate(rules(4, "-A INPUT -m conntrack --ctorigdst 172.20.0.10 -j DROP\n"), udp, { replies: true }).verdict).toBe("ACCEPT");
+    expect(evaluate(rules(4, "-A INPUT -m conntrack --ctorigdst 172.20.0.1 -j DROP\n"), udp, { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+    expect(evaluate(rules(4, "-A INPUT -m conntrack --ctstate NEW --ctorigdstport 53 -j DROP\n"), udp, { replies: true }).verdict).toBe("ACCEPT");
+    expect(evaluate(rules(4, "-A INPUT -m conntrack --ctstate NEW --ctorigdstport 40000 -j DROP\n"), udp, { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+  });
+});

@@ -288,6 +288,19 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
       opens: [(x) => x.row.startsWith("lan") && x.path === "direct" && x.probe.includes("172.20.0.10:80"), (x) => x.family === 6 && !x.row.startsWith("host") && x.path === "direct" && x.probe.includes("[fd00:20::10]:80")],
     },
     {
+      // The SYN-ACK of a connection taken out of conntrack is INVALID and has no entry: xt_conntrack decides on the state test
+      // alone, --ctorigdst not read (a fuzzer: the evaluator read it from the connection, and said open).
+      name: "the host's connections straight to web NOTRACKed: a drop of INVALID ones 'to a neighbour' (no entry: the state alone) closes them",
+      rules: [
+        ["raw", "-A", "OUTPUT", "-o", "br-front", "-p", "tcp", "--dport", "80", "-j", "CT", "--notrack"],
+        ["filter", "-I", "INPUT", "1", "-m", "conntrack", "--ctstate", "INVALID", "-j", "ACCEPT"],
+        ["filter", "-I", "INPUT", "1", "-m", "conntrack", "--ctstate", "INVALID", "--ctorigdst", "10.200.0.2", "-j", "DROP", "4"],
+        ["filter", "-I", "INPUT", "1", "-m", "conntrack", "--ctstate", "INVALID", "--ctorigdst", "fd00:200::2", "-j", "DROP", "6"],
+      ],
+      open: ["dnat 4", "dnat 6", "loopback 4"],
+      closed: ["direct 4", "direct 6"],
+    },
+    {
       name: "INPUT: a drop of web's replies closes the connections to 127.0.0.1 too",
       rules: [["filter", "-I", "INPUT", "1", "-i", "br-front", "-p", "tcp", "--sport", "80", "-j", "DROP"]],
       open: [],

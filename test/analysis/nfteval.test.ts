@@ -473,6 +473,15 @@ describe("evaluateNft: one semantic at a time", () => {
     expect(evaluateNft(self({ addr: "10.0.0.1", port: 2222 }), ssh)).toMatchObject({ verdict: "DROP", dnat: { addr: "10.0.0.1", port: 2222 } });
     expect(evaluateNft(self({ addr: "172.17.0.1" }), ssh)).toMatchObject({ verdict: "DROP", dnat: { addr: "172.17.0.1" } });
   });
+  it("the reply of a connection taken out of conntrack: a SYN-ACK has no entry (ct original matches nothing); a UDP one begins its own, its original direction itself (a fuzzer, on iptables)", () => {
+    const out = (proto: "tcp" | "udp"): Packet => ({ ...ssh, fromHost: true, in: "", src: "172.17.0.1", dst: "172.17.0.2", proto, dport: proto === "udp" ? 53 : 80 });
+    const rs = (test: Json[]) => ruleset(table("ip", "t", 1, [{ name: "raw", hook: "output", prio: -300, rules: [[{ notrack: null }]] }, input([[...test, drop]])]));
+    const daddr = (a: string) => match(ct("ip daddr", "original"), a);
+    expect(evaluateNft(rs([match(ct("state"), "invalid", "in"), daddr("172.17.0.2")]), out("tcp"), { replies: true }).verdict).toBe("ACCEPT");
+    expect(evaluateNft(rs([match(ct("state"), "invalid", "in")]), out("tcp"), { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+    expect(evaluateNft(rs([daddr("172.17.0.2")]), out("udp"), { replies: true }).verdict).toBe("ACCEPT");
+    expect(evaluateNft(rs([daddr("172.17.0.1")]), out("udp"), { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+  });
   it("an iptables-nft table: native rules are read; a packet that reaches an xt match or target is 'unknown', naming it", () => {
     const rs = parseNftJson(fixture("iptables-nft.json"));
     expect(evaluateNft(rs, ssh)).toMatchObject({ verdict: "ACCEPT", decided: { table: "filter", chain: "INPUT", index: 1 } });
