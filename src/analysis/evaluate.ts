@@ -63,6 +63,13 @@ export interface Verdict {
   untracked?: boolean;
   /** The connection's later packets from the side that opened it (its ACK, its data) are dropped (by `decided`): no connection. */
   later?: boolean;
+  /**
+   * With reply: the replies after the first are dropped (by `decided`), a TCP connection whose own packets are not tracked:
+   * conntrack takes them for a new connection of their own (loose pickup), NEW.
+   */
+  replyLoose?: boolean;
+  /** With replyLoose: not dropped but DNATed elsewhere (by `decided`), away from the connection's client. */
+  replyDnat?: boolean;
   /** With `trace`: every rule that changed or decided the packet, in the order the kernel met them. */
   steps?: Step[];
 }
@@ -417,6 +424,13 @@ interface Ctx {
    * has, applied where nat's chain would run (nat's chains are not consulted again), and whether nat translated its source.
    */
   later?: { dnat?: { addr: string; port?: number }; snatted: () => boolean | null };
+  /**
+   * Walking a TCP connection's replies after the first where its own packets are not tracked: its ACK and its data
+   * (`packet` NEW: conntrack picks them up as a connection of their own), or a FIN sent with its data (INVALID).
+   */
+  laterReply?: "data" | "fin";
+  /** laterNat has looked at nat's chains for it. */
+  natChecked?: boolean;
   /** A rule on the way that may have set the packet's mark (MARK, CONNMARK) matched it: a mark test is unknown then. */
   markSet?: boolean;
 }
@@ -457,7 +471,8 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
         else {
           // A new connection's first packet is a bare SYN; the first reply, a SYN-ACK.
           // A later packet from the opener: its ACK, then its data (PSH too); a test that tells them apart is unknown.
-          const has = p.state === "NEW" ? [["SYN"]] : ctx.reply ? [["SYN", "ACK"]] : ctx.later ? [["ACK"], ["ACK", "PSH"]] : undefined;
+          // (The replies after the first of a connection whose own packets are not tracked: its data, or a FIN with it.)
+          const has = ctx.laterReply === "fin" ? [["FIN", "ACK"], ["FIN", "ACK", "PSH"]] : ctx.later || ctx.laterReply ? [["ACK"], ["ACK", "PSH"]] : p.state === "NEW" ? [["SYN"]] : ctx.reply ? [["SYN", "ACK"]] : undefined;
           if (!has || mask === undefined || comp === undefined) throw new Unknown(`-m tcp --tcp-flags ${m.flags.value}`);
           const set = (v: string) => new Set(v === "ALL" ? ["FIN", "SYN", "RST", "PSH", "ACK", "URG"] : v === "NONE" ? [] : v.split(","));
           const want = [...set(comp)];
@@ -900,11 +915,77 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     if (notrack && !ctx.untracked) {
       if (v.dnat !== undefined || snatted() !== undefined) return { verdict: "DROP", path: v.path, dnat: v.dnat, decided: notrack, reply: true, untracked: true, ...(v.steps ? { steps: v.steps } : {}) };
     }
+    // A TCP connection whose own packets are not tracked: its SYN-ACK had no entry (INVALID), and the replies after it (the
+    // server's ACK, its data) are taken by conntrack for a connection of their own (nf_conntrack_tcp_loose, on by default),
+    // NEW each time, as no packet of the other way is seen (a fuzzer's helper proved a FORWARD that accepts INVALID but not
+    // NEW ones closing it). Walked the same way; unless raw takes them out of conntrack too, nat's chains would run for them.
+    if (ctx.untracked && p.proto === "tcp") return withLooseReplies(v, r, rctx, way, looped, table);
   } catch (e) {
     if (e instanceof Unknown) return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `its reply: ${e.message}` };
     throw e;
   }
   return v;
+}
+
+/**
+ * A TCP connection whose own packets are not tracked: its SYN-ACK had no entry (INVALID), and the replies after it (the
+ * server's ACK, its data) are taken by conntrack for a connection of their own (nf_conntrack_tcp_loose, on by default),
+ * NEW each time, as no packet of the other way is seen (a fuzzer's helper proved a FORWARD that accepts INVALID but not
+ * NEW ones closing it). Walked the way the first went (withReply's `way`); unless raw takes them out of conntrack too,
+ * nat's chains run for them. Where they do not get through, a FIN the server sends its data with (a server that ends the
+ * connection as it answers, or a retransmission the kernel merged with its FIN) is INVALID to conntrack (a FIN begins no
+ * connection): where that gets through, whether the client gets the data depends on the server, proven with packets on
+ * nftables: unknown, saying so.
+ */
+function withLooseReplies(v: Verdict, r: Packet, rctx: Ctx, way: [Table["name"], string][], looped: boolean, table: (n: Table["name"]) => Table | undefined): Verdict {
+  const why = "its replies after the first (a new connection to conntrack: the connection's own packets are not tracked)";
+  const variant = (kind: "data" | "fin"): { verdict: "DROP" | "REJECT"; decided: Decision; dnat?: true } | undefined => {
+    const lr: Packet = { ...r, state: kind === "data" ? "NEW" : "INVALID" };
+    const lctx: Ctx = { ...rctx, packet: lr, laterReply: kind, untracked: undefined, untrackedBy: undefined, markSet: undefined, inLo: undefined };
+    for (const [name, chain] of way) {
+      if (looped && chain === "PREROUTING") lctx.inLo = true;
+      const taken = kind === "data" && (name === "filter" || (name === "mangle" && chain !== "PREROUTING" && chain !== "OUTPUT")) ? laterNat(lctx, chain, table("nat"), looped) : undefined;
+      if (taken) return { verdict: "DROP", decided: taken, dnat: true };
+      const t = table(name);
+      if (!t) continue;
+      const w = walk(t, chain, lr, lctx);
+      if (w && (w.verdict === "DROP" || w.verdict === "REJECT")) return { verdict: w.verdict, decided: w.decided };
+      if ((!w || w.verdict === "RETURN") && policyOf(t, chain) === "DROP") return { verdict: "DROP", decided: { table: name, chain, index: -1 } };
+    }
+    return undefined;
+  };
+  try {
+    const data = variant("data");
+    if (!data) return v;
+    if (!variant("fin")) {
+      const how = data.dnat ? `DNATed elsewhere by nat ${data.decided.chain} #${data.decided.index + 1}` : `dropped by ${data.decided.table} ${data.decided.chain} ${data.decided.index < 0 ? "(its policy)" : `#${data.decided.index + 1}`}`;
+      return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `${why}: the server's data is ${how}, but a FIN sent with it (INVALID to conntrack) gets through: whether the client gets an answer depends on the server` };
+    }
+    return { verdict: data.verdict, path: v.path, dnat: v.dnat, decided: data.decided, reply: true, replyLoose: true, ...(data.dnat ? { replyDnat: true } : {}), ...(v.steps ? { steps: v.steps } : {}) };
+  } catch (e) {
+    if (e instanceof Unknown) return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `${why}: ${e.message}` };
+    throw e;
+  }
+}
+
+/**
+ * The replies after the first of a connection whose own packets are not tracked (withReply): a new connection to conntrack,
+ * for which nat's chains run before the filter chain of its way, and the mangle chains after it (once, at the first of
+ * them). A DNAT of them elsewhere takes them from the client: no connection (the rule that does it). A source nat is not
+ * worked out: unknown. Not for ones raw took out of conntrack too.
+ */
+function laterNat(lctx: Ctx, chain: string, nat: Table | undefined, looped: boolean): Decision | undefined {
+  if (!nat || lctx.untracked || lctx.natChecked) return undefined;
+  lctx.natChecked = true;
+  const lr = lctx.packet;
+  const chains = chain === "FORWARD" ? ["PREROUTING", "POSTROUTING"] : chain === "INPUT" ? (looped ? [] : ["PREROUTING", "INPUT"]) : ["OUTPUT", "POSTROUTING"];
+  for (const c of chains) {
+    if (c === "PREROUTING" || c === "OUTPUT") {
+      const w = walk(nat, c, lr, lctx);
+      if (w?.verdict === "DNAT" && w.to && translated(parseDnat(w.to), lr)) return w.decided;
+    } else if (snatOf(nat, lr, lctx, c) !== undefined) throw new Unknown(`nat ${c} translates their source, which is not worked out`);
+  }
+  return undefined;
 }
 
 /**

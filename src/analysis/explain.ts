@@ -51,6 +51,13 @@ export interface ExplainResult {
   reply_dropped?: true;
   /** With reply_dropped: not dropped but taken out of conntrack (`decided_by` is the NOTRACK), so not translated back. */
   reply_untracked?: true;
+  /**
+   * With reply_dropped: the first reply gets through, the ones after it are dropped: the connection's own packets are not
+   * tracked (NOTRACK), and conntrack takes those for a new connection (NEW).
+   */
+  reply_loose?: true;
+  /** With reply_loose: those replies are not dropped but DNATed elsewhere (by `decided_by`), away from the connection's client. */
+  reply_dnat?: true;
   /** The packet and its replies get through, but the connection's later packets from its side (its ACK, its data) are dropped (by `decided_by`): it does not connect. */
   later_dropped?: true;
   /** The deciding rule's policy statement (for the text's caret). */
@@ -429,7 +436,7 @@ function explainNft(ctx: ExplainContext, spec: PacketSpec, base: ExplainResult):
     if (split) return { ...base, path, unknown: [split] };
   }
   const ours = v.decided?.handle !== undefined && `${v.decided.family} ${v.decided.table}` === NFT_TABLE ? ctx.nft!.ours?.get(v.decided.handle) : undefined;
-  return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), ...(v.reply ? { reply_dropped: true } : {}), ...(v.untracked ? { reply_untracked: true } : {}), ...(v.later ? { later_dropped: true } : {}), decidingSpan: statementOf(ours) };
+  return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), ...(v.reply ? { reply_dropped: true } : {}), ...(v.untracked ? { reply_untracked: true } : {}), ...(v.replyLoose ? { reply_loose: true } : {}), ...(v.replyDnat ? { reply_dnat: true } : {}), ...(v.later ? { later_dropped: true } : {}), decidingSpan: statementOf(ours) };
 }
 
 /** The answer for a packet whose walk ended in a verdict: where it was going, and the rule that decided it. */
@@ -469,6 +476,8 @@ export function explain(ctx: ExplainContext, spec: PacketSpec, live = false): Ex
     ...decided(base, v.verdict, headed, decider, path),
     ...(v.reply ? { reply_dropped: true } : {}),
     ...(v.untracked ? { reply_untracked: true } : {}),
+    ...(v.replyLoose ? { reply_loose: true } : {}),
+    ...(v.replyDnat ? { reply_dnat: true } : {}),
     ...(v.later ? { later_dropped: true } : {}),
     suggestion: v.verdict === "ACCEPT" || v.reply || v.later ? null : suggest(ctx, spec, pk, v, headed),
     decidingSpan: statementOf(v.decided?.rule) ?? (v.decided?.index === -1 && v.decided.chain === "INPUT" && decider?.origin.kind === "policy" && ctx.policy?.host ? { ...ctx.policy.host.span, endLine: ctx.policy.host.span.line, endCol: ctx.policy.host.span.col + "host".length } : undefined),
@@ -501,6 +510,7 @@ export function formatExplain(r: ExplainResult, formatPlace: (span: Span, label:
   if (r.verdict === "unknown") out.push(`  unknown: ${r.unknown.join("; ")}`);
   else if (r.verdict === "accept") out.push(`  accepted: delivered to ${describeWhere(r.delivered!)}${via}`);
   else if (r.reply_untracked) out.push(`  gets to ${describeWhere(r.headed!)}${via}, but its replies are not tracked (NOTRACK): not translated back, no connection`);
+  else if (r.reply_loose) out.push(`  gets to ${describeWhere(r.headed!)}${via} and is answered, but the replies after the first are ${r.reply_dnat ? "DNATed elsewhere" : r.verdict === "drop" ? "dropped" : "rejected"}: the connection's own packets are not tracked (NOTRACK), so conntrack takes them for a new connection${r.reply_dnat ? ", which nat translates" : ""}: no connection`);
   else if (r.reply_dropped) out.push(`  gets to ${describeWhere(r.headed!)}${via}, but its replies are ${r.verdict === "drop" ? "dropped" : "rejected"}: no connection`);
   else if (r.later_dropped) out.push(`  gets to ${describeWhere(r.headed!)}${via} and is answered, but its next packets (its ACK, its data) are ${r.verdict === "drop" ? "dropped" : "rejected"}: no connection`);
   else out.push(`  ${r.verdict === "drop" ? "dropped" : "rejected"} on its way to ${describeWhere(r.headed!)}${via}`);
@@ -512,7 +522,7 @@ export function formatExplain(r: ExplainResult, formatPlace: (span: Span, label:
   }
   if (r.decided_by) {
     const o = r.decided_by.origin;
-    out.push(`  decided by ${r.decided_by.table} ${r.decided_by.chain}${r.reply_dropped ? ` (the reply)` : r.later_dropped ? ` (a later packet)` : ""}: ${describeOrigin(o)}`);
+    out.push(`  decided by ${r.decided_by.table} ${r.decided_by.chain}${r.reply_loose ? ` (a later reply)` : r.reply_dropped ? ` (the reply)` : r.later_dropped ? ` (a later packet)` : ""}: ${describeOrigin(o)}`);
     if (o.kind === "policy" && r.decidingSpan) out.push(...formatPlace(r.decidingSpan, "note: this statement decided").split("\n").map((l) => `    ${l}`));
   }
   if (r.suggestion) out.push(`  to let it in: ${r.suggestion}`);

@@ -115,6 +115,15 @@ export interface NftVerdict {
   later?: boolean;
   /** With reply: not dropped but taken out of conntrack (`decided` is the notrack), so not translated back: no connection either. */
   untracked?: boolean;
+  /**
+   * With reply: the replies after the first are dropped (by `decided`), a TCP connection whose own packets are not tracked:
+   * conntrack takes them for a new connection of their own (loose pickup), new.
+   */
+  replyLoose?: boolean;
+  /** With replyLoose: not dropped but DNATed elsewhere (by `decided`), away from the connection's client. */
+  replyDnat?: boolean;
+  /** A loose reply walked (asReply.loose): a `tcp flags` test read its flags. */
+  flagsRead?: boolean;
   /** A reply walked (asReply): the rule that took it out of conntrack, if one did. */
   notrack?: NftStep;
 }
@@ -616,6 +625,14 @@ interface State {
   untracked: boolean;
   /** A packet the host sent itself, back in by lo: its conntrack entry came with it. */
   looped: boolean;
+  /**
+   * One of the replies after the first of a TCP connection whose own packets are not tracked (withReplyNft), with the TCP
+   * flags it carries: its data (new, a connection of its own to conntrack, its original direction itself; nat's chains run
+   * for it), or a FIN sent with it (invalid).
+   */
+  loose?: { flags: number };
+  /** A `tcp flags` test read the loose reply's flags (withReplyNft then tries its other flags too). */
+  flagsRead?: boolean;
   natDone: { dst: boolean; src: boolean };
   dnat?: { addr: string; port?: number };
   /**
@@ -738,6 +755,12 @@ function payloadLeaves(o: Obj, st: State): Leaf[] | null {
   if (field === "sport" && p.sport !== undefined) return [{ d: "port", v: p.sport }];
   if (field === "flags" && proto === "tcp") {
     // A connection's first packet is a bare SYN; later ones could carry any flags.
+    if (st.loose) {
+      st.flagsRead = true;
+      return [{ d: "tcpflags", v: st.loose.flags }];
+    }
+    // A connection's first reply (withReplyNft): a SYN-ACK.
+    if (st.orig !== undefined) return [{ d: "tcpflags", v: TCPFLAGS.syn! | TCPFLAGS.ack! }];
     if (p.state !== "NEW") throw new Unknown(`${what} of a ${p.state} packet`);
     return [{ d: "tcpflags", v: TCPFLAGS.syn! }];
   }
@@ -1482,6 +1505,13 @@ function runNat(hook: Hook, e: Entry, st: State, entries: Entry[]): Final | unde
         return first ? { verdict: out.kind === "drop" ? "DROP" : "REJECT", step: out.step } : undefined;
       }
       if ((at.manip === "dst" ? st.dnat : st.snat) === before) continue;
+      if (st.loose) {
+        // One of the replies after the first of a connection whose own packets are not tracked: DNATed elsewhere, it never
+        // reaches the connection's client (no connection, decided by the rule that did it); a source nat is not worked out.
+        if (at.manip === "dst" && !st.dnatSame) return { verdict: "DROP", step: out.step };
+        if (at.manip === "src") throw new Unknown(`nat translates their source (${st.snat?.masquerade ? "masquerade" : `to ${st.snat?.addr ?? "?"}`}), which is not worked out`);
+        continue;
+      }
       if (snap) tied(i, snap, natOf(st));
       // A filter chain at the nat core's very priority: whether it saw the packet before or after is not known.
       const tie = entries.find((x) => !x.nat && x.prio === e.prio);
@@ -1516,7 +1546,7 @@ function otherChains(rs: NftRuleset, p: Packet): void {
 }
 
 /** What happens to a packet that arrives at the host (or that the host sends: p.fromHost), as the kernel would decide it with this ruleset. */
-export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean; snat?: boolean | null; replyTo?: string | null; host?: boolean }; asLater?: { snat: boolean | null }; rec?: NftRecord; noIndex?: boolean } = {}): NftVerdict {
+export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; replies?: boolean; asReply?: { out: string; orig: Packet; dnat: boolean; snat?: boolean | null; replyTo?: string | null; host?: boolean; loose?: { flags: number } }; asLater?: { snat: boolean | null }; rec?: NftRecord; noIndex?: boolean } = {}): NftVerdict {
   const v6 = p.family === 6;
   const st: State = {
     p,
@@ -1532,8 +1562,9 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
     ct: "tracked",
     untracked: false,
     looped: false,
-    // A reply: its connection's mapping is applied, no nat chain runs for it.
-    natDone: { dst: Boolean(opts.asReply), src: Boolean(opts.asReply) },
+    // A reply: its connection's mapping is applied, no nat chain runs for it (but for one that begins a connection of its own).
+    natDone: { dst: Boolean(opts.asReply) && !opts.asReply?.loose, src: Boolean(opts.asReply) && !opts.asReply?.loose },
+    ...(opts.asReply?.loose ? { loose: opts.asReply.loose } : {}),
     replyOut: opts.asReply?.out,
     orig: opts.asReply?.orig,
     origDnat: opts.asReply?.dnat,
@@ -1567,6 +1598,7 @@ export function evaluateNft(rs: NftRuleset, p: Packet, opts: { trace?: boolean; 
   if (st.dnat && !st.dnatSame) v.dnat = st.dnat;
   if (st.snat && v.verdict !== "unknown") v.snat = st.snat;
   if (opts.asReply && st.notrack) v.notrack = st.notrack;
+  if (st.flagsRead) v.flagsRead = true;
   if (st.steps) v.steps = st.steps;
   if (opts.replies && v.verdict === "ACCEPT" && p.state === "NEW") {
     const out = st.looped ? "lo" : (st.oif ?? "");
@@ -1635,6 +1667,37 @@ function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, unt
   // A reply taken out of conntrack is not translated back (a review proved it with packets on iptables): a DNATed connection's
   // leaves from the container's own address and port, a masqueraded one's stays addressed to the host.
   if (w.notrack && !untracked && (v.dnat !== undefined || (v.snat !== undefined && !same))) return { ...v, verdict: "DROP", decided: w.notrack, reply: true, untracked: true };
+  // A TCP connection whose own packets are not tracked: its SYN-ACK had no entry (invalid), and the replies after it (the
+  // server's ACK, its data) are taken by conntrack for a connection of their own (nf_conntrack_tcp_loose, on by default),
+  // new each time, as no packet of the other way is seen; nat's chains run for them. Where they do not get through, a FIN
+  // the server sends its data with is invalid (a FIN begins no connection): where that gets through, whether the client gets
+  // the data depends on the server (proven with packets: unknown). As evaluate.ts withLooseReplies.
+  if (untracked && p.proto === "tcp") {
+    const why = "its replies after the first (a new connection to conntrack: the connection's own packets are not tracked)";
+    const { ack, psh, fin } = TCPFLAGS as { ack: number; psh: number; fin: number };
+    const walkOf = (state: "NEW" | "INVALID", flags: number) =>
+      evaluateNft(rs, { ...r, state }, { asReply: { out: host ? "lo" : p.in, orig: p, dnat: false, snat: false, ...(host ? { host } : {}), loose: { flags } }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
+    // Each with and without PSH where a test read the flags: an answer that differs is not known.
+    const variant = (state: "NEW" | "INVALID", flags: number): NftVerdict => {
+      const a = walkOf(state, flags | psh);
+      if (!a.flagsRead || a.verdict === "unknown") return a;
+      const b = walkOf(state, flags);
+      return b.verdict === a.verdict ? a : { verdict: "unknown", path: a.path, why: "tcp flags: a packet with data (PSH) and one without answer it otherwise" };
+    };
+    const data = variant("NEW", ack);
+    if (data.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `${why}: ${data.why}` };
+    if (data.verdict === "ACCEPT") return v;
+    const finned = variant("INVALID", ack | fin);
+    if (finned.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `${why}: ${finned.why}` };
+    const d = data.decided;
+    const away = d?.action === "dnat";
+    if (finned.verdict === "ACCEPT") {
+      const how = !d ? "dropped" : away ? `DNATed elsewhere by ${d.family} ${d.table} ${d.chain}` : `dropped by ${d.family} ${d.table} ${d.chain}${d.index < 0 ? " (its policy)" : ""}`;
+      return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `${why}: the server's data is ${how}, but a FIN sent with it (invalid to conntrack) gets through: whether the client gets an answer depends on the server` };
+    }
+    // (A DROP decided by a dnat: DNATed elsewhere, away from the connection's client.)
+    return { ...v, verdict: data.verdict, ...(d ? { decided: d } : {}), reply: true, replyLoose: true, ...(away ? { replyDnat: true } : {}) };
+  }
   return v;
 }
 

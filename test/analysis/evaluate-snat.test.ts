@@ -42,8 +42,10 @@ describe("the reply of a connection taken out of conntrack (a fuzzer, each prove
       expect([proto, v.verdict, v.reply]).toEqual([proto, "DROP", true]);
       // Without a state test, no match at all, whatever it tests.
       expect([proto, evaluate(rules(4, "-A INPUT -m conntrack --ctorigdst 172.20.0.10 -j DROP\n"), toWeb(proto), { replies: true }).verdict]).toEqual([proto, "ACCEPT"]);
-      expect([proto, evaluate(rules(4, "-A INPUT -m conntrack ! --ctorigdst 10.200.0.2 -j DROP\n"), toWeb(proto), { replies: true }).verdict]).toEqual([proto, "ACCEPT"]);
     }
+    // (The echo reply is all there is of it; a TCP connection's replies after its SYN-ACK have an entry of their own, whose
+    // original destination is the host: below.)
+    expect(evaluate(rules(4, "-A INPUT -m conntrack ! --ctorigdst 10.200.0.2 -j DROP\n"), toWeb("icmp"), { replies: true }).verdict).toBe("ACCEPT");
   });
   it("a UDP reply starts an entry of its own: NEW, and its original direction is the reply itself", () => {
     const udp = toWeb("udp");
@@ -51,5 +53,47 @@ describe("the reply of a connection taken out of conntrack (a fuzzer, each prove
     expect(evaluate(rules(4, "-A INPUT -m conntrack --ctorigdst 172.20.0.1 -j DROP\n"), udp, { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
     expect(evaluate(rules(4, "-A INPUT -m conntrack --ctstate NEW --ctorigdstport 53 -j DROP\n"), udp, { replies: true }).verdict).toBe("ACCEPT");
     expect(evaluate(rules(4, "-A INPUT -m conntrack --ctstate NEW --ctorigdstport 40000 -j DROP\n"), udp, { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+  });
+  // A fuzzer's helper, proven with packets by hand: a TCP connection whose own packets are not tracked. Its SYN-ACK has no
+  // entry (INVALID); the server's next packets (its ACK, its data) are taken by conntrack for a connection of their own
+  // (nf_conntrack_tcp_loose, on by default): NEW, each of them (no packet of the other way is seen). A FIN sent with the
+  // data begins no connection: INVALID.
+  const synAck = "-p tcp -m tcp --tcp-flags SYN,ACK SYN,ACK -m conntrack --ctstate INVALID -j ACCEPT";
+  it("TCP: the replies after the first are NEW (conntrack picks them up), a FIN with them INVALID: a drop of both closes the connection", () => {
+    const tcp = toWeb("tcp");
+    const only = (accept: string) => toRuleset(parseSave(`*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j CT --notrack\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${accept}COMMIT\n`), 4);
+    expect(evaluate(only(`-A INPUT ${synAck}\n`), tcp, { replies: true })).toMatchObject({ verdict: "DROP", reply: true, replyLoose: true, decided: { table: "filter", chain: "INPUT", index: -1 } });
+    expect(evaluate(only(`-A INPUT ${synAck}\n-A INPUT -m conntrack --ctstate NEW -j ACCEPT\n`), tcp, { replies: true }).verdict).toBe("ACCEPT");
+    // Every INVALID one let in (the SYN-ACK, and a FIN sent with the data), the data (NEW) not: it depends on the server.
+    const v = evaluate(only("-A INPUT -m conntrack --ctstate INVALID -j ACCEPT\n"), tcp, { replies: true });
+    expect([v.verdict, v.why]).toEqual(["unknown", "its replies after the first (a new connection to conntrack: the connection's own packets are not tracked): the server's data is dropped by filter INPUT (its policy), but a FIN sent with it (INVALID to conntrack) gets through: whether the client gets an answer depends on the server"]);
+    // (ICMP and UDP: no later packets of another kind; the first reply decides, as above.)
+    expect(evaluate(only("-A INPUT -m conntrack --ctstate INVALID -j ACCEPT\n"), toWeb("icmp"), { replies: true }).verdict).toBe("ACCEPT");
+    // They begin an entry of their own: its original destination is the host, not web.
+    const orig = (test: string) => only(`-A INPUT -m conntrack ${test} -j DROP\n-A INPUT ${synAck}\n-A INPUT -m conntrack --ctstate NEW -j ACCEPT\n`);
+    expect(evaluate(orig("! --ctorigdst 10.200.0.2"), tcp, { replies: true })).toMatchObject({ verdict: "DROP", reply: true, replyLoose: true, decided: { index: 0 } });
+    expect(evaluate(orig("--ctorigdst 172.20.0.10"), tcp, { replies: true }).verdict).toBe("ACCEPT");
+    expect(evaluate(orig("--ctstate NEW --ctorigdst 172.20.0.1"), tcp, { replies: true })).toMatchObject({ verdict: "DROP", replyLoose: true });
+    // A flag test that tells the data with PSH from a bare ACK: not known.
+    const psh = evaluate(only(`-A INPUT ${synAck}\n-A INPUT -p tcp -m tcp --tcp-flags PSH PSH -j ACCEPT\n`), tcp, { replies: true });
+    expect([psh.verdict, psh.why]).toEqual(["unknown", "its replies after the first (a new connection to conntrack: the connection's own packets are not tracked): -m tcp --tcp-flags PSH PSH: a connection's ACK and its data answer it otherwise"]);
+  });
+  it("forwarded: a container's connection out taken out of conntrack where it comes in, FORWARD accepting INVALID SYN-ACKs but not NEW replies: closed", () => {
+    const rs = (more: string) =>
+      toRuleset(parseSave(`*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -i br-app -j CT --notrack\n${more}COMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD ${synAck}\n-A FORWARD -i br-app -j ACCEPT\nCOMMIT\n`), 4);
+    const out: Packet = { family: 4, in: "br-app", src: "172.20.0.10", dst: "192.168.1.7", proto: "tcp", sport: 40000, dport: 80, state: "NEW", local: ["172.20.0.1", "192.168.1.1"], routes: [{ dst: "172.20.0.0/16", dev: "br-app" }, { dst: "192.168.1.0/24", dev: "eth1" }] };
+    expect(evaluate(rs(""), out, { replies: true })).toMatchObject({ verdict: "DROP", reply: true, replyLoose: true, decided: { chain: "FORWARD", index: -1 } });
+    // The replies taken out of conntrack too (NOTRACK where they come in): UNTRACKED, which FORWARD does not accept either.
+    expect(evaluate(rs("-A PREROUTING -i eth1 -j CT --notrack\n"), out, { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+    // A DNAT of what comes in (the replies after the first are a new connection to nat): elsewhere, away from the client.
+    const natted = (nat: string, filter: string) =>
+      toRuleset(parseSave(`*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -i br-app -j CT --notrack\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n${nat}COMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${filter}COMMIT\n`), 4);
+    const dnat = "-A PREROUTING -i eth1 -p tcp -j DNAT --to-destination 172.20.0.11\n";
+    expect(evaluate(natted(dnat, "-A FORWARD -m conntrack --ctstate INVALID -p tcp -m tcp ! --tcp-flags SYN,ACK SYN,ACK -j DROP\n"), out, { replies: true })).toMatchObject({ verdict: "DROP", reply: true, replyLoose: true, replyDnat: true, decided: { table: "nat", chain: "PREROUTING", index: 0 } });
+    // (A FIN with the data is not DNATed, INVALID, and gets through: it depends on the server.)
+    expect(evaluate(natted(dnat, ""), out, { replies: true }).why).toBe("its replies after the first (a new connection to conntrack: the connection's own packets are not tracked): the server's data is DNATed elsewhere by nat PREROUTING #1, but a FIN sent with it (INVALID to conntrack) gets through: whether the client gets an answer depends on the server");
+    // A source nat of them: not worked out.
+    const v = evaluate(natted("-A POSTROUTING -o br-app -j SNAT --to-source 172.20.0.1\n", ""), out, { replies: true });
+    expect([v.verdict, v.why]).toEqual(["unknown", "its replies after the first (a new connection to conntrack: the connection's own packets are not tracked): nat POSTROUTING translates their source, which is not worked out"]);
   });
 });

@@ -301,6 +301,28 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
       closed: ["direct 4", "direct 6"],
     },
     {
+      // A TCP connection whose own packets are not tracked: its SYN-ACK has no entry (INVALID), and the replies after it are
+      // taken by conntrack for a connection of their own (loose pickup), NEW each time (a FIN with them, INVALID): INPUT's
+      // policy drops them (a fuzzer's helper; the evaluator walked the SYN-ACK alone, and said open).
+      name: "the host's connections straight to web NOTRACKed, INPUT accepting INVALID SYN-ACKs only: the replies after the first dropped",
+      rules: [
+        ["raw", "-A", "OUTPUT", "-o", "br-front", "-p", "tcp", "--dport", "80", "-j", "CT", "--notrack"],
+        ["filter", "-I", "INPUT", "1", "-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK", "-m", "conntrack", "--ctstate", "INVALID", "-j", "ACCEPT"],
+      ],
+      open: ["dnat 4", "dnat 6", "loopback 4"],
+      closed: ["direct 4", "direct 6"],
+    },
+    {
+      name: "the same, INPUT accepting web's NEW ones too (IPv4): the direct connection open there",
+      rules: [
+        ["raw", "-A", "OUTPUT", "-o", "br-front", "-p", "tcp", "--dport", "80", "-j", "CT", "--notrack"],
+        ["filter", "-I", "INPUT", "1", "-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK", "-m", "conntrack", "--ctstate", "INVALID", "-j", "ACCEPT"],
+        ["filter", "-I", "INPUT", "1", "-i", "br-front", "-p", "tcp", "--sport", "80", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT", "4"],
+      ],
+      open: ["dnat 4", "dnat 6", "loopback 4", "direct 4"],
+      closed: ["direct 6"],
+    },
+    {
       name: "INPUT: a drop of web's replies closes the connections to 127.0.0.1 too",
       rules: [["filter", "-I", "INPUT", "1", "-i", "br-front", "-p", "tcp", "--sport", "80", "-j", "DROP"]],
       open: [],

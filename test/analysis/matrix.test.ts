@@ -272,6 +272,27 @@ test("a NOTRACK of a masqueraded connection's reply, before nat undoes it: close
   expect([e.verdict, e.reply_untracked, e.decided_by?.rule]).toEqual(["drop", true, "-A PREROUTING -d 172.17.0.1/32 -j NOTRACK"]);
 });
 
+// A fuzzer's helper, proven with packets on iptables: a TCP connection whose own packets are not tracked gets its SYN-ACK
+// through as INVALID, and the server's next packets are a new connection to conntrack (loose pickup), NEW each time.
+test("ssh taken out of conntrack, the host's packets from port 22 dropped but for SYN-ACKs: its replies after the first, and explain says why", () => {
+  const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
+  const { r, rulesets } = matrixOf(text);
+  const v4 = compile(text, { format: "iptables" }).output!;
+  const raw = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -p tcp -m tcp --dport 22 -j NOTRACK\nCOMMIT\n";
+  const out = v4.replace(/^(\*filter\n(?::.*\n)*)/m, "$1-A OUTPUT -p tcp -m tcp --sport 22 ! --tcp-flags SYN,ACK SYN,ACK -j DROP\n");
+  expect(out).not.toBe(v4);
+  const pk = parsePacket("tcp 192.168.1.2:40000 -> 192.0.2.1:22 in eth1");
+  if ("error" in pk) throw new Error(pk.error);
+  const said = (rules: string) => explain({ rulesets: { 4: toRuleset(parseSave(rules), 4), 6: rulesets[6] }, policy: r.policy! }, pk);
+  expect(said(v4 + raw).verdict).toBe("accept");
+  expect(said(out).verdict).toBe("accept");
+  const e = said(out + raw);
+  expect([e.verdict, e.reply_dropped, e.reply_loose, e.decided_by?.rule]).toEqual(["drop", true, true, "-A OUTPUT -p tcp -m tcp --sport 22 ! --tcp-flags SYN,ACK SYN,ACK -j DROP"]);
+  const text2 = formatExplain(e, (_, label) => label);
+  expect(text2).toContain("and is answered, but the replies after the first are dropped: the connection's own packets are not tracked (NOTRACK), so conntrack takes them for a new connection: no connection");
+  expect(text2).toContain("decided by filter OUTPUT (a later reply)");
+});
+
 test("a loaded rule the evaluator does not understand: its cells are unknown, not mismatches, and verify lists them as what it cannot tell", () => {
   const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
   const { r, rulesets } = matrixOf(text);

@@ -482,6 +482,32 @@ describe("evaluateNft: one semantic at a time", () => {
     expect(evaluateNft(rs([daddr("172.17.0.2")]), out("udp"), { replies: true }).verdict).toBe("ACCEPT");
     expect(evaluateNft(rs([daddr("172.17.0.1")]), out("udp"), { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
   });
+  it("a TCP connection taken out of conntrack: its replies after the SYN-ACK are a connection of their own to conntrack, new (loose pickup), a FIN with them invalid (a fuzzer's helper, on iptables)", () => {
+    const out: Packet = { ...ssh, fromHost: true, in: "", src: "172.17.0.1", dst: "172.17.0.2", dport: 80 };
+    const rs = (rules: Json[][], more: ChainSpec[] = []) => ruleset(table("ip", "t", 1, [{ name: "raw", hook: "output", prio: -300, rules: [[{ notrack: null }]] }, input(rules, "drop"), ...more]));
+    const state = (...s: string[]) => match(ct("state"), s.length === 1 ? s[0]! : { set: s }, "in");
+    const flags = (mask: string[], want: string[]) => match({ "&": [pl("tcp", "flags"), mask.length === 1 ? mask[0]! : { "|": mask }] }, want.length === 1 ? want[0]! : { "|": want });
+    const synAck = [state("invalid"), flags(["syn", "ack"], ["syn", "ack"]), accept];
+    const why = "its replies after the first (a new connection to conntrack: the connection's own packets are not tracked)";
+    expect(evaluateNft(rs([synAck]), out, { replies: true })).toMatchObject({ verdict: "DROP", reply: true, replyLoose: true, decided: { chain: "in", index: -1 } });
+    expect(evaluateNft(rs([synAck, [state("new"), accept]]), out, { replies: true }).verdict).toBe("ACCEPT");
+    // Every invalid one let in (the SYN-ACK, a FIN with the data), the data (new) not: it depends on the server.
+    expect(evaluateNft(rs([[state("invalid"), accept]]), out, { replies: true })).toMatchObject({ verdict: "unknown", why: `${why}: the server's data is dropped by ip t in (its policy), but a FIN sent with it (invalid to conntrack) gets through: whether the client gets an answer depends on the server` });
+    // Its entry's original direction is the reply itself: to the host, not to the container.
+    const orig = (addr: string) => rs([[match(ct("ip daddr", "original"), addr, "!="), drop], synAck, [state("new"), accept]]);
+    expect(evaluateNft(orig("172.17.0.2"), out, { replies: true })).toMatchObject({ verdict: "DROP", replyLoose: true, decided: { index: 0 } });
+    expect(evaluateNft(orig("172.17.0.1"), out, { replies: true }).verdict).toBe("ACCEPT");
+    // A flag test that tells data (PSH) from a bare ACK: not known.
+    expect(evaluateNft(rs([synAck, [flags(["psh"], ["psh"]), accept]]), out, { replies: true })).toMatchObject({ verdict: "unknown", why: `${why}: tcp flags: a packet with data (PSH) and one without answer it otherwise` });
+    // nat's chains run for the data: a DNAT elsewhere takes it away from the client (no connection, that rule decides); a
+    // source nat is not worked out.
+    const nat = (stmt: Json) => ({ name: "nat", hook: "prerouting", prio: -100, type: "nat", rules: [[match(meta("iifname"), "docker0"), stmt]] }) as ChainSpec;
+    expect(evaluateNft(rs([synAck, [accept]], [nat({ dnat: { addr: "172.17.0.3" } })]), out, { replies: true })).toMatchObject({ verdict: "unknown", why: `${why}: the server's data is DNATed elsewhere by ip t nat, but a FIN sent with it (invalid to conntrack) gets through: whether the client gets an answer depends on the server` });
+    expect(evaluateNft(rs([synAck, [state("invalid"), drop], [accept]], [nat({ dnat: { addr: "172.17.0.3" } })]), out, { replies: true })).toMatchObject({ verdict: "DROP", reply: true, replyLoose: true, replyDnat: true, decided: { chain: "nat", action: "dnat" } });
+    expect(evaluateNft(rs([[accept]], [nat({ dnat: { addr: "172.17.0.1" } })]), out, { replies: true }).verdict).toBe("ACCEPT");
+    const snat = { name: "snat", hook: "input", prio: 100, type: "nat", rules: [[match(meta("iifname"), "docker0"), { snat: { addr: "172.17.0.9" } }]] } as ChainSpec;
+    expect(evaluateNft(rs([[accept]], [snat]), out, { replies: true })).toMatchObject({ verdict: "unknown", why: `${why}: nat translates their source (to 172.17.0.9), which is not worked out` });
+  });
   it("an iptables-nft table: native rules are read; a packet that reaches an xt match or target is 'unknown', naming it", () => {
     const rs = parseNftJson(fixture("iptables-nft.json"));
     expect(evaluateNft(rs, ssh)).toMatchObject({ verdict: "ACCEPT", decided: { table: "filter", chain: "INPUT", index: 1 } });
