@@ -68,7 +68,10 @@ export interface Verdict {
    * conntrack takes them for a new connection of their own (loose pickup), NEW.
    */
   replyLoose?: boolean;
-  /** With replyLoose: not dropped but DNATed elsewhere (by `decided`), away from the connection's client. */
+  /**
+   * With reply: not dropped but DNATed elsewhere (by `decided`), away from the connection's client: the replies (the UDP
+   * reply, a TCP connection's replies after the first: replyLoose) of a connection whose own packets are not tracked.
+   */
   replyDnat?: boolean;
   /** With `trace`: every rule that changed or decided the packet, in the order the kernel met them. */
   steps?: Step[];
@@ -903,6 +906,12 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     for (const [name, chain] of way) {
       // (The looped reply, in again by lo, its conntrack entry with it.)
       if (looped && chain === "PREROUTING") before.inLo = rctx.inLo = true;
+      // The UDP reply of a connection whose own packets are not tracked begins a connection of its own (NEW): nat's chains run
+      // for it (laterNat), and a DNAT elsewhere takes it away from the client.
+      if (ctx.untracked && p.proto === "udp" && (name === "filter" || (name === "mangle" && chain !== "PREROUTING" && chain !== "OUTPUT"))) {
+        const taken = laterNat(rctx, chain, table("nat"), looped);
+        if (taken) return { verdict: "DROP", path: v.path, dnat: v.dnat, decided: taken, reply: true, replyDnat: true, ...(v.steps ? { steps: v.steps } : {}) };
+      }
       const d = gate(name, chain);
       if (d) return { verdict: d.verdict, path: v.path, dnat: v.dnat, decided: d.decided, reply: true, ...(v.steps ? { steps: v.steps } : {}) };
     }
@@ -969,7 +978,7 @@ function withLooseReplies(v: Verdict, r: Packet, rctx: Ctx, way: [Table["name"],
 }
 
 /**
- * The replies after the first of a connection whose own packets are not tracked (withReply): a new connection to conntrack,
+ * The replies after the first of a connection whose own packets are not tracked (withReply), or its UDP reply: a new connection to conntrack,
  * for which nat's chains run before the filter chain of its way, and the mangle chains after it (once, at the first of
  * them). A DNAT of them elsewhere takes them from the client: no connection (the rule that does it). A source nat is not
  * worked out: unknown. Not for ones raw took out of conntrack too.

@@ -56,7 +56,10 @@ export interface ExplainResult {
    * tracked (NOTRACK), and conntrack takes those for a new connection (NEW).
    */
   reply_loose?: true;
-  /** With reply_loose: those replies are not dropped but DNATed elsewhere (by `decided_by`), away from the connection's client. */
+  /**
+   * With reply_dropped: the replies (the UDP reply; with reply_loose, the replies after the first) are not dropped but DNATed
+   * elsewhere (by `decided_by`), away from the connection's client: the connection's own packets are not tracked.
+   */
   reply_dnat?: true;
   /** The packet and its replies get through, but the connection's later packets from its side (its ACK, its data) are dropped (by `decided_by`): it does not connect. */
   later_dropped?: true;
@@ -511,6 +514,7 @@ export function formatExplain(r: ExplainResult, formatPlace: (span: Span, label:
   else if (r.verdict === "accept") out.push(`  accepted: delivered to ${describeWhere(r.delivered!)}${via}`);
   else if (r.reply_untracked) out.push(`  gets to ${describeWhere(r.headed!)}${via}, but its replies are not tracked (NOTRACK): not translated back, no connection`);
   else if (r.reply_loose) out.push(`  gets to ${describeWhere(r.headed!)}${via} and is answered, but the replies after the first are ${r.reply_dnat ? "DNATed elsewhere" : r.verdict === "drop" ? "dropped" : "rejected"}: the connection's own packets are not tracked (NOTRACK), so conntrack takes them for a new connection${r.reply_dnat ? ", which nat translates" : ""}: no connection`);
+  else if (r.reply_dnat) out.push(`  gets to ${describeWhere(r.headed!)}${via}, but its replies are DNATed elsewhere: the connection's own packets are not tracked (NOTRACK), so conntrack takes its reply for a new connection, which nat translates: no connection`);
   else if (r.reply_dropped) out.push(`  gets to ${describeWhere(r.headed!)}${via}, but its replies are ${r.verdict === "drop" ? "dropped" : "rejected"}: no connection`);
   else if (r.later_dropped) out.push(`  gets to ${describeWhere(r.headed!)}${via} and is answered, but its next packets (its ACK, its data) are ${r.verdict === "drop" ? "dropped" : "rejected"}: no connection`);
   else out.push(`  ${r.verdict === "drop" ? "dropped" : "rejected"} on its way to ${describeWhere(r.headed!)}${via}`);
@@ -522,7 +526,7 @@ export function formatExplain(r: ExplainResult, formatPlace: (span: Span, label:
   }
   if (r.decided_by) {
     const o = r.decided_by.origin;
-    out.push(`  decided by ${r.decided_by.table} ${r.decided_by.chain}${r.reply_loose ? ` (a later reply)` : r.reply_dropped ? ` (the reply)` : r.later_dropped ? ` (a later packet)` : ""}: ${describeOrigin(o)}`);
+    out.push(`  decided by ${r.decided_by.table} ${r.decided_by.chain}${r.reply_loose ? ` (a later reply)` : r.reply_dnat ? ` (the reply, by nat)` : r.reply_dropped ? ` (the reply)` : r.later_dropped ? ` (a later packet)` : ""}: ${describeOrigin(o)}`);
     if (o.kind === "policy" && r.decidingSpan) out.push(...formatPlace(r.decidingSpan, "note: this statement decided").split("\n").map((l) => `    ${l}`));
   }
   if (r.suggestion) out.push(`  to let it in: ${r.suggestion}`);

@@ -120,7 +120,10 @@ export interface NftVerdict {
    * conntrack takes them for a new connection of their own (loose pickup), new.
    */
   replyLoose?: boolean;
-  /** With replyLoose: not dropped but DNATed elsewhere (by `decided`), away from the connection's client. */
+  /**
+   * With reply: not dropped but DNATed elsewhere (by `decided`), away from the connection's client: the replies (the UDP
+   * reply, a TCP connection's replies after the first: replyLoose) of a connection whose own packets are not tracked.
+   */
   replyDnat?: boolean;
   /** A loose reply walked (asReply.loose): a `tcp flags` test read its flags. */
   flagsRead?: boolean;
@@ -1661,9 +1664,12 @@ function withReplyNft(rs: NftRuleset, p: Packet, v: NftVerdict, out: string, unt
   const r = replyOf(p, v, out || undefined, untracked, looped ? false : host || undefined);
   if (!r) return v;
   const { replyTo, same, snat } = connectionSnat(p, v, out, host);
-  const w = evaluateNft(rs, r, { asReply: { out: host ? "lo" : p.in, orig: p, dnat: v.dnat !== undefined, snat, ...(host ? { host } : {}), ...(replyTo !== undefined ? { replyTo } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
+  // (The UDP reply of a connection whose own packets are not tracked begins a connection of its own: nat's chains run for it,
+  // and a DNAT elsewhere takes it away from the client, as for a TCP one's replies after the first below.)
+  const ownUdp = untracked && p.proto === "udp";
+  const w = evaluateNft(rs, r, { asReply: { out: host ? "lo" : p.in, orig: p, dnat: v.dnat !== undefined, snat, ...(host ? { host } : {}), ...(replyTo !== undefined ? { replyTo } : {}), ...(ownUdp ? { loose: { flags: 0 } } : {}) }, ...(rec ? { rec } : {}), ...(noIndex ? { noIndex } : {}) });
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, ...(v.dnat ? { dnat: v.dnat } : {}), why: `its reply: ${w.why}` };
-  if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true };
+  if (w.verdict === "DROP" || w.verdict === "REJECT") return { ...v, verdict: w.verdict, ...(w.decided ? { decided: w.decided } : {}), reply: true, ...(ownUdp && w.decided?.action === "dnat" ? { replyDnat: true } : {}) };
   // A reply taken out of conntrack is not translated back (a review proved it with packets on iptables): a DNATed connection's
   // leaves from the container's own address and port, a masqueraded one's stays addressed to the host.
   if (w.notrack && !untracked && (v.dnat !== undefined || (v.snat !== undefined && !same))) return { ...v, verdict: "DROP", decided: w.notrack, reply: true, untracked: true };

@@ -53,6 +53,10 @@ describe("the reply of a connection taken out of conntrack (a fuzzer, each prove
     expect(evaluate(rules(4, "-A INPUT -m conntrack --ctorigdst 172.20.0.1 -j DROP\n"), udp, { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
     expect(evaluate(rules(4, "-A INPUT -m conntrack --ctstate NEW --ctorigdstport 53 -j DROP\n"), udp, { replies: true }).verdict).toBe("ACCEPT");
     expect(evaluate(rules(4, "-A INPUT -m conntrack --ctstate NEW --ctorigdstport 40000 -j DROP\n"), udp, { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+    // nat's chains run for it: a DNAT elsewhere takes it away from the client; to the address it has, nothing.
+    const natted = (to: string) => toRuleset(parseSave(`*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j CT --notrack\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A PREROUTING -i br-front -p udp -j DNAT --to-destination ${to}\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n`), 4);
+    expect(evaluate(natted("172.20.0.11"), udp, { replies: true })).toMatchObject({ verdict: "DROP", reply: true, replyDnat: true, decided: { table: "nat", chain: "PREROUTING", index: 0 } });
+    expect(evaluate(natted("172.20.0.1"), udp, { replies: true }).verdict).toBe("ACCEPT");
   });
   // A fuzzer's helper, proven with packets by hand: a TCP connection whose own packets are not tracked. Its SYN-ACK has no
   // entry (INVALID); the server's next packets (its ACK, its data) are taken by conntrack for a connection of their own

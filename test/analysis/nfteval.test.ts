@@ -481,6 +481,10 @@ describe("evaluateNft: one semantic at a time", () => {
     expect(evaluateNft(rs([match(ct("state"), "invalid", "in")]), out("tcp"), { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
     expect(evaluateNft(rs([daddr("172.17.0.2")]), out("udp"), { replies: true }).verdict).toBe("ACCEPT");
     expect(evaluateNft(rs([daddr("172.17.0.1")]), out("udp"), { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+    // nat's chains run for it: a DNAT elsewhere takes it away from the client; to the address it has, nothing.
+    const natted = (addr: string) => ruleset(table("ip", "t", 1, [{ name: "raw", hook: "output", prio: -300, rules: [[{ notrack: null }]] }, { name: "nat", hook: "prerouting", prio: -100, type: "nat", rules: [[match(meta("iifname"), "docker0"), { dnat: { addr } }]] }]));
+    expect(evaluateNft(natted("172.17.0.3"), out("udp"), { replies: true })).toMatchObject({ verdict: "DROP", reply: true, replyDnat: true, decided: { chain: "nat", action: "dnat" } });
+    expect(evaluateNft(natted("172.17.0.1"), out("udp"), { replies: true }).verdict).toBe("ACCEPT");
   });
   it("a TCP connection taken out of conntrack: its replies after the SYN-ACK are a connection of their own to conntrack, new (loose pickup), a FIN with them invalid (a fuzzer's helper, on iptables)", () => {
     const out: Packet = { ...ssh, fromHost: true, in: "", src: "172.17.0.1", dst: "172.17.0.2", dport: 80 };
