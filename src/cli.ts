@@ -1163,6 +1163,7 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
       }
       ctx.rulesets[f] = toRuleset(parseSave(l.text), f);
     }
+    await readIpsets(system, ctx.rulesets);
     // nftables tables beside iptables-nft's (dockwall's --format nft, Docker 29's, nftables.conf's): the whole ruleset, walked as nftables does.
     const nft = await nftLive(io, system, loaded, ctx.policy, ctx.compiled);
     if (typeof nft === "number") return nft;
@@ -1182,6 +1183,24 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
   }
   io.stdout(renderExplain(results, a.json, ctx.file, ctx.text));
   return EXIT.ok;
+}
+
+/**
+ * What the ipsets the loaded rules match hold (`ipset save`: Docker 28.0.0's of its bridges), read
+ * where a rule matches one. Without it (no ipset command, a set of another type), those rules'
+ * answers stay unknown, saying the set's members are not known.
+ */
+async function readIpsets(system: { run: (cmd: string, args: string[]) => string }, rulesets: Partial<Record<4 | 6, import("./ir/ruleset.js").Ruleset>>): Promise<void> {
+  const { matchesIpsets, parseIpsetSave } = await import("./live/ipset.js");
+  if (!matchesIpsets(rulesets[4]) && !matchesIpsets(rulesets[6])) return;
+  let text: string;
+  try {
+    text = system.run("ipset", ["save"]);
+  } catch {
+    return;
+  }
+  const sets = parseIpsetSave(text);
+  for (const f of [4, 6] as const) if (rulesets[f]) rulesets[f]!.ipsets = sets;
 }
 
 /** Cells a matrix works out at most: 860,000 (150 containers of the benchmarks' policy) take 2.7 s and 670 MB here, its JSON 120 MB; most are taken from an earlier walk (matrix.ts, sameWay). */
@@ -1285,6 +1304,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
       // (What nftables tables hold is walked whole, its own way.)
       if (!ctx.nft) ctx.foreign[f] = foreignRules(saved, expected[f]);
     }
+    await readIpsets(system, ctx.rulesets);
     try {
       const addr = system.run("ip", ["-j", "addr", "show"]);
       ctx.host = hostNetwork(addr, system.run("ip", ["-j", "-4", "route", "show", "table", "all"]), system.run("ip", ["-j", "-6", "route", "show", "table", "all"]));

@@ -44,7 +44,10 @@ export function generate(p: Policy, families: readonly Family[] = [4, 6], opts: 
   for (const family of families) {
     const plan = makePlan(p, family, layout);
     out[family] = p.docker.iptables ? coexisting(p, plan, preserve, opts.standIn ?? true) : full(p, plan);
-    if (layout.forward === "ipset" && !p.docker.iptables && dockerWrites(p, family)) setup[family] = ipsetSetup(plan);
+    if (layout.forward === "ipset" && !p.docker.iptables && dockerWrites(p, family)) {
+      setup[family] = ipsetSetup(plan);
+      out[family]!.ipsets = dockerIpsets(plan);
+    }
   }
   return { rulesets: out, preserve, setup };
 }
@@ -171,8 +174,18 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"], stan
 /** dockerd 28.0.0 keeps the subnets of its non-internal bridges in an ipset its FORWARD rules match. */
 function ipsetSetup(plan: Plan): string[] {
   const set = IPSET[plan.family];
-  const subnets = plan.networks.filter((n) => !n.internal && n.subnet[plan.family]).map((n) => n.subnet[plan.family]!);
-  return [`ipset -exist create ${set} hash:net family ${plan.family === 4 ? "inet" : "inet6"}`, ...subnets.map((s) => `ipset -exist add ${set} ${s}`)];
+  return [`ipset -exist create ${set} hash:net family ${plan.family === 4 ? "inet" : "inet6"}`, ...dockerIpsets(plan)[set]!.map((s) => `ipset -exist add ${set} ${s}`)];
+}
+
+/** That ipset's members, as the evaluator reads them (Ruleset.ipsets). */
+function dockerIpsets(plan: Plan): Record<string, string[]> {
+  return { [IPSET[plan.family]]: plan.networks.filter((n) => !n.internal && n.subnet[plan.family]).map((n) => n.subnet[plan.family]!) };
+}
+
+/** The ipsets dockerd keeps for the policy's networks (Docker 28.0.0), by family: what its rules match, as loaded once it runs. */
+export function dockersIpsets(p: Policy, family: Family): Record<string, string[]> | undefined {
+  const layout = layoutFor(p.docker.version?.value);
+  return layout?.forward === "ipset" && dockerWrites(p, family) ? dockerIpsets(makePlan(p, family, layout)) : undefined;
 }
 
 /** A table with only built-in chains, policy ACCEPT and no rules: nothing to write. */

@@ -380,6 +380,8 @@ const SETS_MARK = new Set(["MARK", "CONNMARK"]);
 
 interface Ctx {
   packet: Packet;
+  /** What the ruleset's ipsets hold, where known (Ruleset.ipsets). */
+  ipsets?: Record<string, string[]>;
   /** raw PREROUTING said NOTRACK: conntrack state UNTRACKED, and no nat. */
   untracked?: boolean;
   /** The rule that said so. */
@@ -548,8 +550,18 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
     case "physdev":
       // Bridged (br_netfilter): in and out by ports of one bridge, never routed.
       return held(m.bridged, p.bridged === true);
-    case "set":
-      throw new Unknown(`-m set --match-set`);
+    case "set": {
+      // An ipset of networks or addresses whose members are known (Docker 28.0.0's of its bridges' subnets), matched on the
+      // destination (the address after any DNAT, as -d): each member tried as a -d of its own. A source one would cut the
+      // matrix's rows at addresses no rule names: unknown, as a set whose members are not known.
+      const [name, flags, ...more] = m.set.value.split(" ");
+      const members = name !== undefined ? ctx.ipsets?.[name] : undefined;
+      if (!members || flags !== "dst" || more.length) throw new Unknown(`-m set --match-set ${m.set.value}${members ? "" : ": what the set holds is not known"}`);
+      const dst = ctx.dnat ? ctx.dnat.addr : p.dst;
+      const six = p.family === 6;
+      const hit = members.some((v) => v.includes(":") === six && (ctx.reply ? originTest(ctx, "cidr", v) : ctx.dnat ? inCidr(dst, v) : destinationTest(ctx, "cidr", v, dst)));
+      return held(m.set, hit);
+    }
     case "other":
       if (m.module === "(repeated)") throw new Unknown(`${m.options.map((o) => `-m ${o.name}`).join(", ")} given twice in one rule`);
       // A packet's mark is 0 until a rule on its way sets one (kube-proxy's KUBE-FIREWALL drop looks for its own mark).
@@ -872,7 +884,7 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
     ...(host && p.srcUnknown ? { dstUnknown: true } : {}),
   };
   // (A reply to the host's own connection tests the host's address, not a row's source: not noted as one.)
-  const rctx: Ctx = { packet: r, noIndex: true, sources: host ? undefined : ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: looped ? "lo" : host ? undefined : p.in, reply };
+  const rctx: Ctx = { packet: r, ipsets: ctx.ipsets, noIndex: true, sources: host ? undefined : ctx.sources, sports: ctx.sports, destinations: ctx.destinations, out: looped ? "lo" : host ? undefined : p.in, reply };
   // A masqueraded (SNATed) connection's reply is addressed to the translated source until nat PREROUTING undoes it: so raw and mangle PREROUTING see it.
   // (Worked out only where raw or mangle PREROUTING test a packet's destination at all.)
   // (A rule of nat POSTROUTING the walk cannot read makes the reply's answer unknown, not an error: a fuzzer.)
@@ -1024,7 +1036,7 @@ const snatBit = (to: string | null | undefined): boolean | null => (to === null 
  */
 function withLater(rs: Ruleset, p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) => Table | undefined): Verdict {
   const q: Packet = { ...p, state: "ESTABLISHED" };
-  const lctx: Ctx = { packet: q, noIndex: true, sources: ctx.sources, sports: ctx.sports, destinations: ctx.destinations, later: { dnat: ctx.dnat, snatted: () => snatBit(connectionSnat(p, v, ctx, table)) } };
+  const lctx: Ctx = { packet: q, ipsets: ctx.ipsets, noIndex: true, sources: ctx.sources, sports: ctx.sports, destinations: ctx.destinations, later: { dnat: ctx.dnat, snatted: () => snatBit(connectionSnat(p, v, ctx, table)) } };
   const w = decide(rs, q, lctx, table);
   if (w.verdict === "unknown") return { verdict: "unknown", path: v.path, dnat: v.dnat, why: `its later packets: ${w.why}` };
   if (w.verdict === "DROP" || w.verdict === "REJECT") return { verdict: w.verdict, path: v.path, dnat: v.dnat, decided: w.decided, later: true, ...(v.steps ? { steps: v.steps } : {}) };
@@ -1118,7 +1130,7 @@ function routeOf(p: Packet, addr: string): string | undefined {
 /** What happens to a packet that arrives at the host, as the kernel would decide it with these rules. */
 export function evaluate(rs: Ruleset, p: Packet, opts: { trace?: boolean; noIndex?: boolean; sources?: SourceTest[]; sports?: PortTest[]; destinations?: DestinationTest[]; replies?: boolean } = {}): Verdict {
   const table = (n: Table["name"]) => rs.tables.find((t) => t.name === n);
-  const ctx: Ctx = { packet: p, steps: opts.trace ? [] : undefined, noIndex: opts.noIndex, sources: opts.sources, sports: opts.sports, destinations: opts.destinations };
+  const ctx: Ctx = { packet: p, ...(rs.ipsets ? { ipsets: rs.ipsets } : {}), steps: opts.trace ? [] : undefined, noIndex: opts.noIndex, sources: opts.sources, sports: opts.sports, destinations: opts.destinations };
   let v = decide(rs, p, ctx, table);
   if (opts.replies && v.verdict === "ACCEPT" && p.state === "NEW") v = withReply(p, v, ctx, table);
   if (opts.replies && v.verdict === "ACCEPT" && p.state === "NEW" && p.proto === "tcp" && !ctx.untracked) v = withLater(rs, p, v, ctx, table);

@@ -3,7 +3,7 @@
 // coexists), Docker's own chains as dockerd writes them for these networks and containers (in
 // the families it writes: IPv6 only with ip6tables), with dockwall's chains laid over them.
 // What explain and matrix walk when they are not given the kernel's rules (--live). Pure.
-import { dockersOwn, dockerWrites } from "../generate.js";
+import { dockersIpsets, dockersOwn, dockerWrites } from "../generate.js";
 import type { Rule, Ruleset } from "../ir/ruleset.js";
 import { parseSave, toRuleset, type SavedRuleset } from "../live/save.js";
 import type { Policy } from "../model/types.js";
@@ -27,6 +27,9 @@ export function asLoaded(p: Policy, compiled: Partial<Record<Family, Ruleset>>):
     const docker = dockerWrites(p, f) ? renderIptables(dockersOwn(p, f).rulesets[f]!, []) : "";
     // What the kernel holds after the load: every table, the ones dockwall does not write as they were.
     out[f] = toRuleset(reconcileStep(parseSave(docker), wanted, { ownsInput: p.host !== undefined }).after, f);
+    // (What Docker 28.0.0's ipsets hold, which its rules match: its bridges' subnets.)
+    const ipsets = dockersIpsets(p, f);
+    if (ipsets) out[f]!.ipsets = ipsets;
   }
   return out;
 }

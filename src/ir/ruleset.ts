@@ -78,6 +78,12 @@ export interface Ruleset {
    */
   unwalked?: string[];
   /**
+   * What ipsets that rules match (`-m set --match-set NAME dst`) hold, where known: by set name,
+   * the networks and addresses (hash:net, hash:ip) as `a.b.c.d/p`. Docker 28.0.0 keeps its
+   * bridges' subnets in docker-ext-bridges-v4/-v6; read from the kernel with `ipset save`.
+   */
+  ipsets?: Record<string, string[]>;
+  /**
    * Jumps that must come first in a built-in chain dockwall does not own, or shares with the
    * host (INPUT without a host block): Docker's `FORWARD -j DOCKER-USER` (dockerd puts it
    * there, and an `iptables -F FORWARD` takes it away), dockwall's `INPUT -j DOCKWALL-PROXY`

@@ -12,6 +12,13 @@ import type { Ruleset } from "../../src/ir/ruleset.js";
 import { parseSave, toRuleset } from "../../src/live/save.js";
 import { describeKernel } from "../lab/kernel.js";
 import { inPolicyLab, probeMatrix, shippedPolicies } from "../lab/policylab.js";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const BIN = process.env.DOCKWALL_BIN || fileURLToPath(new URL("../../bin/dockwall", import.meta.url));
 
 const POLICIES = shippedPolicies();
 
@@ -37,6 +44,30 @@ describeKernel("every matrix cell is what a real packet finds", () => {
       });
     }, 120_000);
   }
+  // A fuzzer: Docker 28.0.0 keys FORWARD on its ipsets (the subnets of its bridges), which the evaluator did not read: each
+  // cell of a published port from outside was unknown. Compiled (the sets as dockerd fills them) and live (`ipset save`).
+  it("Docker 28.0.0, FORWARD keyed on its ipsets: every cell as the kernel, none unknown; verify reads the sets and is silent", async () => {
+    const text = shippedPolicies().find(([n]) => n === "examples/web-host.dw")![1].replace("version 20.10;", "version 28.0.0;");
+    await inPolicyLab("v28-ipset.dw", text, async ({ r, p, plan, lab }) => {
+      expect(lab.host.run(["ipset", "list", "-n"]).stdout.split("\n").filter(Boolean).sort()).toEqual(["docker-ext-bridges-v4", "docker-ext-bridges-v6"]);
+      const { cells: all, sendable, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open");
+      const wrong = sendable.filter((c, i) => c.verdict === "unknown" || (c.verdict === "open") !== open[i]).map((c) => `${c.probe} (${c.path}): matrix ${c.verdict}, kernel ${open[sendable.indexOf(c)] ? "open" : "closed"}`);
+      expect(wrong, wrong.join("\n")).toEqual([]);
+      expect(all.filter((c) => c.verdict === "unknown" || c.mismatch).map((c) => c.probe)).toEqual([]);
+      console.log(`Docker 28.0.0: ${sendable.length} of ${all.length} cells probed (${open.filter(Boolean).length} open, ${sendable.filter((c) => c.family === 6).length} IPv6), all as the kernel`);
+      // Published ports open from outside among them (through the FORWARD rule that matches the set).
+      expect(sendable.some((c, i) => c.path === "dnat" && c.probe.includes(" in eth") && open[i])).toBe(true);
+      // verify of the rules as loaded: the sets read with `ipset save`, nothing to say.
+      const dir = mkdtempSync(join(tmpdir(), "dockwall-ipset-"));
+      try {
+        writeFileSync(join(dir, "host.dw"), text);
+        const v = spawnSync("nsenter", [`--net=${lab.host.path}`, BIN, "verify", join(dir, "host.dw")], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
+        expect([v.status, v.stdout, v.stderr.split("\n").filter((l) => !/warning|^\s*(\d+ \||\||=)/.test(l) && l)]).toEqual([0, "", []]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }, 120_000);
   // A review: with iptables on and no host block, docker-proxy on :: took what Docker does not DNAT over IPv6 (a link-local
   // source; a container without IPv6) from anyone, in every output format. Each such cell closed, for real.
   it("iptables on, no host block: the IPv6 that reaches docker-proxy (a link-local source, a container without IPv6) is what the policy says", async () => {

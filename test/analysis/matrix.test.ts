@@ -293,6 +293,31 @@ test("ssh taken out of conntrack, the host's packets from port 22 dropped but fo
   expect(text2).toContain("decided by filter OUTPUT (a later reply)");
 });
 
+// A fuzzer: Docker 28.0.0 keys FORWARD on its ipsets (-m set --match-set docker-ext-bridges-v4 dst), which the evaluator
+// did not read: every cell a neighbour's packet to a published port makes was unknown. The sets hold its bridges' subnets.
+test("Docker 28.0.0 (FORWARD keyed on its ipsets): every cell answered, each as for 28.0.1, iptables off and on", () => {
+  for (const mode of ["iptables off", "iptables on"]) {
+    const text = (version: string) => POLICIES.find(([n]) => n === "examples/web-host.dw")![1].replace("version 20.10; iptables off;", `version ${version}; ${mode};`);
+    const at = (version: string) => {
+      const { m } = matrixOf(text(version));
+      return m.cells.map((c) => `${c.row} ${c.column} ${c.path} ${c.family}: ${c.verdict}${c.why ? ` (${c.why})` : ""}`);
+    };
+    const v0 = at("28.0.0");
+    expect(v0.filter((c) => c.includes("unknown")), mode).toEqual([]);
+    expect(v0, mode).toEqual(at("28.0.1"));
+  }
+  // What the set holds not known (read live from a kernel without it, say): unknown, saying so; a set matched on the source too.
+  const v4 = compile(POLICIES.find(([n]) => n === "examples/web-host.dw")![1].replace("version 20.10;", "version 28.0.0;"), { format: "iptables" }).output!;
+  expect(v4).toContain("-m set --match-set docker-ext-bridges-v4 dst");
+  const pk = parsePacket("tcp 192.168.1.2:40000 -> 192.0.2.1:8080 in eth1");
+  if ("error" in pk) throw new Error(pk.error);
+  const policy = compile(POLICIES.find(([n]) => n === "examples/web-host.dw")![1].replace("version 20.10;", "version 28.0.0;"), { noRender: true }).policy!;
+  const said = (ipsets?: Record<string, string[]>, text = v4) => explain({ rulesets: { 4: { ...toRuleset(parseSave(text), 4), ...(ipsets ? { ipsets } : {}) } }, policy }, pk);
+  expect(said().unknown).toEqual(["-m set --match-set docker-ext-bridges-v4 dst: what the set holds is not known"]);
+  expect(said({ "docker-ext-bridges-v4": ["172.17.0.0/16", "172.20.0.0/16"] }).verdict).toBe("accept");
+  expect(said({ "docker-ext-bridges-v4": ["172.17.0.0/16"] }, v4.replaceAll("docker-ext-bridges-v4 dst", "docker-ext-bridges-v4 src")).unknown).toEqual(["-m set --match-set docker-ext-bridges-v4 src"]);
+});
+
 test("a loaded rule the evaluator does not understand: its cells are unknown, not mismatches, and verify lists them as what it cannot tell", () => {
   const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
   const { r, rulesets } = matrixOf(text);

@@ -258,12 +258,16 @@ export function shippedPolicies(): [string, string][] {
 }
 
 /**
- * The policy's rules loaded into the lab's host as a user loads them: with "iptables": true,
- * dockerd's own chains first, then the policy's with --noflush. What the loads said on stderr
+ * The policy's rules loaded into the lab's host as a user loads them: the commands to run first
+ * (Docker 28.0.0's ipsets), with "iptables": true dockerd's own chains, then the policy's with
+ * --noflush. What the loads said on stderr
  * (empty when every one loaded).
  */
 export function loadPolicy(lab: PolicyLab, text: string, p: Policy): string {
   const said: string[] = [];
+  // The commands its header says to run first (Docker 28.0.0's ipsets, which its rules match).
+  const setup = compile(text, { noRender: true }).generated?.setup;
+  for (const f of [4, 6] as const) for (const c of setup?.[f] ?? []) said.push(lab.host.run(c.split(" ")).stderr);
   if (p.docker.iptables) {
     const own = dockersOwn(text, p);
     for (const f of [4, 6] as const) said.push(lab.host.restore(f, compile(own, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr);
