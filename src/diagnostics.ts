@@ -76,6 +76,7 @@ export const CODES = [
   "host-bits",
   "host-network",
   "host-only-port",
+  "host-port-published",
   "host-prerequisite",
   "internal-publish",
   "literal-wildcard",

@@ -8,7 +8,7 @@ import { networkShape, overlappingSubnets } from "./networks.js";
 import { containerAddresses, publishedPorts } from "./containers.js";
 import { allowTargets, bridgeZones, duplicateAllows, forwardZones, ruleFamilies } from "./rules.js";
 import { coveredAllows } from "./covered.js";
-import { daemonSettings, literalWildcards, unallowedPorts } from "./warnings.js";
+import { daemonSettings, hostPortsPublished, literalWildcards, unallowedPorts } from "./warnings.js";
 
 export const checks: [string, Check][] = [
   ["duplicate names", duplicateNames],
@@ -26,6 +26,7 @@ export const checks: [string, Check][] = [
   ["daemon settings", daemonSettings],
   ["literal wildcards", literalWildcards],
   ["unallowed ports", unallowedPorts],
+  ["host ports published", hostPortsPublished],
 ];
 
 /** A file with no statement at all: blank, or comments only. */

@@ -1,9 +1,10 @@
 // Things that are legal but probably not what the user wants (exit 0, printed as warnings).
 import type { Check } from "./context.js";
-import { bindAddress, bindings, isLoopback, publishingNetwork } from "../model/derive.js";
+import { bindAddress, bindings, isLoopback, isUnspecified, publishingNetwork } from "../model/derive.js";
 import { closest, startOfFile } from "../diagnostics.js";
 import { knownRelease, layoutFor, layouts, NEWEST } from "../docker/layouts.js";
-import type { TargetSpec } from "../model/values.js";
+import { formatIp, type PortRange, type Proto, type TargetSpec } from "../model/values.js";
+import type { Located } from "../model/types.js";
 import { dockerWrites } from "../generate.js";
 
 export const unallowedPorts: Check = (ctx) => {
@@ -42,6 +43,42 @@ export const unallowedPorts: Check = (ctx) => {
   }
   const first = unreached[0]!;
   ctx.problems.warning("unreachable-port", first.p.span, `no allow names ${unreached.length} published ports, so they are unreachable from outside the host (published closed): ${unreached.slice(0, 3).map(name).join(", ")} and ${unreached.length - 3} more`, { help: help(first) });
+};
+
+/**
+ * A port the host block lets in that a container publishes too (a fuzzer's policy: the host's
+ * tcp 8080 and a container's 10.200.0.1:8080): Docker holds it (docker-proxy, or dockerd's own
+ * socket, whatever its iptables setting), so the host's service cannot listen on it there, and
+ * what comes to it is DNATed to the container. Said once per port range of the host block.
+ */
+export const hostPortsPublished: Check = (ctx) => {
+  const host = ctx.policy.host;
+  if (!host) return;
+  const wanted: { proto: Proto; range: Located<PortRange> }[] = [];
+  for (const r of host.rules) if (r.proto.value === "tcp" || r.proto.value === "udp") for (const range of r.ports) wanted.push({ proto: r.proto.value, range });
+  if (!wanted.length) return;
+  const said = new Set<Located<PortRange>>();
+  const containers = ctx.policy.containers;
+  for (let i = 0; i < containers.length && said.size < wanted.length; i++) {
+    const c = containers[i]!;
+    const n = publishingNetwork(c, ctx.networks);
+    if (!n) continue;
+    for (const p of c.publishes) {
+      const s = p.spec;
+      for (const w of wanted) {
+        if (said.has(w.range) || w.proto !== s.proto || w.range.value.to < s.host.from || s.host.to < w.range.value.from) continue;
+        said.add(w.range);
+        const port = Math.max(w.range.value.from, s.host.from);
+        const at = bindAddress(ctx.policy, p, n);
+        const one = at && !isUnspecified(at) ? formatIp(at) : undefined;
+        const there = one ? " there" : "";
+        ctx.problems.warning("host-port-published", w.range.span, `${s.proto} ${port} is the host's own in the host block, and container '${c.name}' publishes it ${one ? `on ${one}` : "on every address of the host"}: Docker holds that port${there} (docker-proxy, or dockerd's own socket), so no service of the host's can listen on it${there}, and what comes to it${there} goes to the container`, {
+          help: `publish '${c.name}' on another host port, or give the host's service another port`,
+          notes: [{ message: "published here", span: p.span }],
+        });
+      }
+    }
+  }
 };
 
 /** Up to this many ports no allow names are said one by one. */

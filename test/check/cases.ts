@@ -813,6 +813,34 @@ p.dw:3:23: warning: 192.168.1.9/30 has host bits set; it is read as the network 
 `,
   },
   {
+    // A fuzzer's policy: the host block lets in tcp 8080 and a container publishes it on the host's address; Docker holds
+    // the port (docker-proxy, or its own socket) and DNATs what comes to it to the container.
+    name: "a port of the host block that a container publishes too: a warning at the host's port, once per range, pointing at the publish",
+    input: `docker { version 23.0; userland-proxy off; published open; }
+zone wan { interface eth2; }
+network aa { bridge br-aa; subnet 172.21.0.0/16; }
+container cache { network aa 172.21.0.12; publish 10.200.0.1:8080:80; }
+container web { network bridge 172.17.0.2; publish 8443:443, 9000-9001:9000-9001/udp; }
+host { allow wan tcp 22, 8080; allow wan udp 9001-9010; allow wan tcp 443, 9000; }
+`,
+    exit: 0,
+    expected: `p.dw:6:26: warning: tcp 8080 is the host's own in the host block, and container 'cache' publishes it on 10.200.0.1: Docker holds that port there (docker-proxy, or dockerd's own socket), so no service of the host's can listen on it there, and what comes to it there goes to the container
+6 | host { allow wan tcp 22, 8080; allow wan udp 9001-9010; allow wan tcp 443, 9000; }
+  |                          ^^^^
+  = help: publish 'cache' on another host port, or give the host's service another port
+p.dw:4:51: note: published here
+4 | container cache { network aa 172.21.0.12; publish 10.200.0.1:8080:80; }
+  |                                                   ^^^^^^^^^^^^^^^^^^
+p.dw:6:46: warning: udp 9001 is the host's own in the host block, and container 'web' publishes it on every address of the host: Docker holds that port (docker-proxy, or dockerd's own socket), so no service of the host's can listen on it, and what comes to it goes to the container
+6 | host { allow wan tcp 22, 8080; allow wan udp 9001-9010; allow wan tcp 443, 9000; }
+  |                                              ^^^^^^^^^
+  = help: publish 'web' on another host port, or give the host's service another port
+p.dw:5:62: note: published here
+5 | container web { network bridge 172.17.0.2; publish 8443:443, 9000-9001:9000-9001/udp; }
+  |                                                              ^^^^^^^^^^^^^^^^^^^^^^^
+`,
+  },
+  {
     name: "an allow repeated (same zones, sources and target): a warning at the second, pointing at the first",
     input: `docker { version 20.10; userland-proxy off; }
 zone lan { interface eth1; }
