@@ -207,6 +207,10 @@ allow lan to web:8080;
 host { allow lan tcp 22; }
 `;
 
+/** The host's connections straight to web taken out of conntrack; INPUT's accept of the SYN-ACKs that then have no entry. */
+const NOTRACK_TO_WEB = ["raw", "-A", "OUTPUT", "-o", "br-front", "-p", "tcp", "--dport", "80", "-j", "CT", "--notrack"];
+const SYN_ACKS_IN = ["filter", "-I", "INPUT", "1", "-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK", "-m", "conntrack", "--ctstate", "INVALID", "-j", "ACCEPT"];
+
 describeKernel("the replies of the host's own connections, as the kernel takes them (iptables)", () => {
   /** Each case: the rules added (both families unless said), and the host's cells to web it must leave open or close. */
   const CASES: { name: string; rules: string[][]; open: string[]; closed: string[]; opens?: ((c: MatrixCell) => boolean)[] }[] = [
@@ -323,7 +327,7 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
       // alone, --ctorigdst not read (a fuzzer: the evaluator read it from the connection, and said open).
       name: "the host's connections straight to web NOTRACKed: a drop of INVALID ones 'to a neighbour' (no entry: the state alone) closes them",
       rules: [
-        ["raw", "-A", "OUTPUT", "-o", "br-front", "-p", "tcp", "--dport", "80", "-j", "CT", "--notrack"],
+        NOTRACK_TO_WEB,
         ["filter", "-I", "INPUT", "1", "-m", "conntrack", "--ctstate", "INVALID", "-j", "ACCEPT"],
         ["filter", "-I", "INPUT", "1", "-m", "conntrack", "--ctstate", "INVALID", "--ctorigdst", "10.200.0.2", "-j", "DROP", "4"],
         ["filter", "-I", "INPUT", "1", "-m", "conntrack", "--ctstate", "INVALID", "--ctorigdst", "fd00:200::2", "-j", "DROP", "6"],
@@ -337,8 +341,8 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
       // policy drops them (a fuzzer's helper; the evaluator walked the SYN-ACK alone, and said open).
       name: "the host's connections straight to web NOTRACKed, INPUT accepting INVALID SYN-ACKs only: the replies after the first dropped",
       rules: [
-        ["raw", "-A", "OUTPUT", "-o", "br-front", "-p", "tcp", "--dport", "80", "-j", "CT", "--notrack"],
-        ["filter", "-I", "INPUT", "1", "-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK", "-m", "conntrack", "--ctstate", "INVALID", "-j", "ACCEPT"],
+        NOTRACK_TO_WEB,
+        SYN_ACKS_IN,
       ],
       open: ["dnat 4", "dnat 6", "loopback 4"],
       closed: ["direct 4", "direct 6"],
@@ -346,8 +350,8 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
     {
       name: "the same, INPUT accepting web's NEW ones too (IPv4): the direct connection open there",
       rules: [
-        ["raw", "-A", "OUTPUT", "-o", "br-front", "-p", "tcp", "--dport", "80", "-j", "CT", "--notrack"],
-        ["filter", "-I", "INPUT", "1", "-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK", "-m", "conntrack", "--ctstate", "INVALID", "-j", "ACCEPT"],
+        NOTRACK_TO_WEB,
+        SYN_ACKS_IN,
         ["filter", "-I", "INPUT", "1", "-i", "br-front", "-p", "tcp", "--sport", "80", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT", "4"],
       ],
       open: ["dnat 4", "dnat 6", "loopback 4", "direct 4"],
