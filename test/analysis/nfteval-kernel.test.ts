@@ -276,18 +276,26 @@ function stepLine(rs: NftRuleset, s: NftStep): string {
 }
 
 /**
- * The kernel's trace of one packet: rule lines with a verdict other than continue, and policy
- * lines, in order, without the tracer's own table; up to the tracer's rule meeting a second
- * packet (a retransmission). A packet the host sends to itself is traced twice (out, then in by
- * lo): both parts, in order.
+ * The kernel's trace of one packet, from what the monitor printed while it was sent: the lines of
+ * the traces that met this packet's tracer rules (`handles`: "CHAIN HANDLE"), rule lines with a
+ * verdict other than continue and policy lines, in order, without the tracer's own table; up to
+ * the tracer's rule meeting a second packet (a retransmission). A packet the host sends to itself
+ * is traced twice (out, then in by lo): both parts, in order.
  */
-function parseTrace(out: string): string[] {
+function parseTrace(out: string, handles: string[]): string[] {
+  // (A rule added after the monitor started, the tracer's, it prints as "unknown rule handle N".)
+  const re = /^trace id (\S+) (ip|ip6|inet) (\S+) (\S+) (?:(?:rule .* # handle|unknown rule handle) (\d+) \(verdict ([^)]*)\)|policy (\w+))/;
+  const ours = new Set<string>();
+  for (const l of out.split("\n")) {
+    const m = re.exec(l);
+    if (m && m[3] === "dwtrace" && m[5] && handles.includes(`${m[4]} ${m[5]}`)) ours.add(m[1]!);
+  }
   const lines: string[] = [];
   const tracerSeen = new Set<string>();
   for (const l of out.split("\n")) {
-    const m = /^trace id \S+ (ip|ip6|inet) (\S+) (\S+) (?:rule .* # handle (\d+) \(verdict ([^)]*)\)|policy (\w+))/.exec(l);
-    if (!m) continue;
-    const [, family, table, chain, handle, verdict, policy] = m;
+    const m = re.exec(l);
+    if (!m || !ours.has(m[1]!)) continue;
+    const [, , family, table, chain, handle, verdict, policy] = m;
     if (table === "dwtrace") {
       if (handle) {
         if (tracerSeen.has(chain!)) break;
@@ -301,20 +309,40 @@ function parseTrace(out: string): string[] {
   return lines;
 }
 
-async function kernelTrace(lab: PolicyLab, rule: string[], send: () => Promise<unknown>): Promise<string[]> {
+/**
+ * One `nft monitor trace` for all of a world's traces (each started anew cost most of a second):
+ * a packet's trace is told apart from the others' by the handles of the tracer rules added for it.
+ */
+async function traceSession(lab: PolicyLab): Promise<{ trace: (rule: string[], send: () => Promise<unknown>) => Promise<string[]>; close: () => void }> {
   const monitor = spawn("nsenter", [`--net=${lab.host.path}`, "stdbuf", "-oL", "nft", "-a", "monitor", "trace"], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   monitor.stdout!.on("data", (c: Buffer) => (out += c.toString()));
-  try {
-    for (const chain of ["pre", "out"]) expect(lab.host.run(["nft", "add", "rule", "inet", "dwtrace", chain, ...rule, "meta", "nftrace", "set", "1"]).stderr).toBe("");
-    await sleep(200);
-    await send();
-    await sleep(200);
-  } finally {
-    monitor.kill();
-    for (const chain of ["pre", "out"]) lab.host.run(["nft", "flush", "chain", "inet", "dwtrace", chain]);
-  }
-  return parseTrace(out);
+  await sleep(300);
+  return {
+    trace: async (rule, send) => {
+      const handles: string[] = [];
+      try {
+        for (const chain of ["pre", "out"]) {
+          const added = lab.host.run(["nft", "--echo", "--handle", "add", "rule", "inet", "dwtrace", chain, ...rule, "meta", "nftrace", "set", "1"]);
+          expect(added.stderr).toBe("");
+          const handle = /# handle (\d+)/.exec(added.stdout)?.[1];
+          expect(handle, added.stdout).toBeDefined();
+          handles.push(`${chain} ${handle}`);
+        }
+        const from = out.length;
+        await send();
+        // Until the monitor has printed nothing more for 150 ms (a second at most).
+        for (let i = 0, seen = -1; i < 7 && seen !== out.length; i++) {
+          seen = out.length;
+          await sleep(150);
+        }
+        return parseTrace(out.slice(from), handles);
+      } finally {
+        for (const chain of ["pre", "out"]) lab.host.run(["nft", "flush", "chain", "inet", "dwtrace", chain]);
+      }
+    },
+    close: () => void monitor.kill(),
+  };
 }
 
 describeKernel("the nftables evaluator against the kernel: verdicts and traces", () => {
@@ -329,6 +357,7 @@ describeKernel("the nftables evaluator against the kernel: verdicts and traces",
       const p = compile(world.policy, { noRender: true, format: "nft" }).policy!;
       const plan = planPolicyLab(p);
       const lab = await startPolicyLab(plan);
+      let tracer: Awaited<ReturnType<typeof traceSession>> | undefined;
       try {
         for (const text of world.tables(nft.output!)) expect(lab.host.run(["nft", "-f", "-"], text).stderr).toBe("");
         const rs = parseNftJson(lab.host.run(["nft", "-j", "list", "ruleset"]).stdout);
@@ -380,6 +409,7 @@ describeKernel("the nftables evaluator against the kernel: verdicts and traces",
         // The kernel's own trace, rule for rule: neighbours' TCP, each packet decided somewhere else
         // than the ones before it (both families in turn), and every one of the host's own.
         expect(lab.host.run(["nft", "-f", "-"], TRACER).stderr).toBe("");
+        tracer = await traceSession(lab);
         const sample = traceSample(probes, ours, world.traced ?? TRACED);
         const differ: string[] = [];
         const compare = (what: string, got: string[], want: string[]) => {
@@ -388,14 +418,14 @@ describeKernel("the nftables evaluator against the kernel: verdicts and traces",
         for (const i of sample) {
           const pr = probes[i]!;
           const ip = pr.family === 6 ? "ip6" : "ip";
-          const got = await kernelTrace(lab, [ip, "saddr", pr.src, ip, "daddr", pr.dst, "tcp", "dport", String(pr.port), ...SYN], () => lab.probe([pr], 500));
+          const got = await tracer.trace([ip, "saddr", pr.src, ip, "daddr", pr.dst, "tcp", "dport", String(pr.port), ...SYN], () => lab.probe([pr], 300));
           compare(row(i), got, evaluateNft(rs, packets[i]!, { trace: true }).steps!.map((s) => stepLine(rs, s)));
         }
-        // (Sent for half a second: a connection that does not open retransmits its SYN after one, which a loaded machine's
-        // trace caught as a second packet.)
+        // (Sent for a third of a second: a connection that does not open retransmits its SYN after one, which a loaded
+        // machine's trace caught as a second packet; the first SYN is traced as it is sent.)
         for (const pk of hostPackets) {
           const ip = pk.family === 6 ? "ip6" : "ip";
-          const got = await kernelTrace(lab, [ip, "daddr", pk.dst, "tcp", "dport", String(pk.dport), ...SYN], async () => fromHostProbe(lab, pk.dst, pk.dport!, 0.5));
+          const got = await tracer.trace([ip, "daddr", pk.dst, "tcp", "dport", String(pk.dport), ...SYN], async () => fromHostProbe(lab, pk.dst, pk.dport!, 0.3));
           compare(`from the host to ${pk.dst}:${pk.dport}`, got, evaluateNft(rs, pk, { trace: true }).steps!.map((s) => stepLine(rs, s)));
         }
         expect(differ, differ.join("\n\n")).toEqual([]);
@@ -403,6 +433,7 @@ describeKernel("the nftables evaluator against the kernel: verdicts and traces",
         traced += sample.length + hostPackets.length;
         console.log(`${world.name}: ${probes.length + hostPackets.length} packets probed (${probes.filter((pr) => pr.family === 6).length} IPv6, ${predicted.filter(Boolean).length} open), ${sample.length + hostPackets.length} traced, all as the kernel; traced:\n  ${sample.map((i) => `${probes[i]!.src} -> ${probes[i]!.dst} port ${probes[i]!.port}: ${ours[i]!.verdict} by ${ours[i]!.decided?.table} ${ours[i]!.decided?.chain} #${ours[i]!.decided?.index}`).join("\n  ")}`);
       } finally {
+        tracer?.close();
         await lab.stop();
       }
     }, 60_000);
