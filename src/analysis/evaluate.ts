@@ -415,6 +415,8 @@ interface Ctx {
     snatted?: () => boolean | null;
     /** The reply of the host's own connection from an address the walk does not know: a test of the reply's destination is unknown. */
     dstUnknown?: boolean;
+    /** A DNATed connection's reply whose source nat has mapped back (the host's to itself, in again by lo): from the address first sent to. */
+    srcRestored?: boolean;
   };
   /**
    * A forwarded connection's source as nat POSTROUTING rewrote it (MASQUERADE: the host's address on
@@ -525,7 +527,7 @@ function matchOne(m: Match, p: Packet, ctx: Ctx): boolean {
     case "iprange":
       if (m.src) {
         if (p.srcUnknown) throw new Unknown(`-m iprange --src-range ${m.src.value}: the host's source address for this destination is not known`);
-        if (!held(m.src, ctx.reply ? (ctx.reply.dnat ? inRange(p.src, m.src.value) : destinationTest(ctx, "range", m.src.value, p.src)) : sourceTest(ctx, "range", m.src.value))) return false;
+        if (!held(m.src, ctx.reply ? (ctx.reply.dnat && !ctx.reply.srcRestored ? inRange(p.src, m.src.value) : destinationTest(ctx, "range", m.src.value, p.src)) : sourceTest(ctx, "range", m.src.value))) return false;
       }
       return !m.dst || held(m.dst, ctx.reply ? originTest(ctx, "range", m.dst.value) : ctx.dnat ? inRange(ctx.dnat.addr, m.dst.value) : destinationTest(ctx, "range", m.dst.value, p.dst));
     case "addrtype":
@@ -597,7 +599,7 @@ function matches(r: Rule, p: Packet, ctx: Ctx): boolean {
   }
   if (r.src && p.srcUnknown) throw new Unknown(`-s ${r.src.neg ? "! " : ""}${r.src.value}: the host's source address for this destination is not known`);
   // (A reply's source is the address its connection was first sent to, where no DNAT changed it.)
-  if (r.src && !neg(r.src, (v) => (ctx.reply ? (ctx.reply.dnat ? inCidr(p.src, v) : destinationTest(ctx, "cidr", v, p.src)) : sourceTest(ctx, "cidr", v)))) return false;
+  if (r.src && !neg(r.src, (v) => (ctx.reply ? (ctx.reply.dnat && !ctx.reply.srcRestored ? inCidr(p.src, v) : destinationTest(ctx, "cidr", v, p.src)) : sourceTest(ctx, "cidr", v)))) return false;
   if (!neg(r.dst, (v) => (ctx.reply ? originTest(ctx, "cidr", v) : ctx.dnat ? inCidr(dst, v) : destinationTest(ctx, "cidr", v, dst)))) return false;
   for (const m of r.matches) if (!matchOne(m, p, ctx)) return false;
   return true;
@@ -916,8 +918,18 @@ function withReply(p: Packet, v: Verdict, ctx: Ctx, table: (n: Table["name"]) =>
         : outward;
   try {
     for (const [name, chain] of way) {
-      // (The looped reply, in again by lo, its conntrack entry with it.)
-      if (looped && chain === "PREROUTING") before.inLo = rctx.inLo = true;
+      // (The looped reply, in again by lo, its conntrack entry with it. A DNATed connection's: nat POSTROUTING has mapped its
+      // source back to the address the connection was sent to, which PREROUTING and INPUT see (a fuzzer, proven by hand).)
+      if (looped && chain === "PREROUTING" && !before.inLo) {
+        before.inLo = rctx.inLo = true;
+        if (v.dnat) {
+          const back: Packet = { ...r, src: p.dst, sport: p.dport };
+          for (const c of [rctx, before]) {
+            c.packet = back;
+            if (c.reply) c.reply = { ...c.reply, srcRestored: true };
+          }
+        }
+      }
       // The UDP reply of a connection whose own packets are not tracked begins a connection of its own (NEW): nat's chains run
       // for it (laterNat), and a DNAT elsewhere takes it away from the client.
       if (ctx.untracked && p.proto === "udp" && (name === "filter" || (name === "mangle" && chain !== "PREROUTING" && chain !== "OUTPUT"))) {

@@ -22,6 +22,20 @@ describe("a connection's source nat, read for its reply", () => {
   });
 });
 
+describe("the reply of the host's connection DNATed to itself (a fuzzer, proven by hand with packets)", () => {
+  // nat OUTPUT sends the host's connection to a neighbour to one of its own addresses: the reply leaves from there, and nat
+  // POSTROUTING maps its source back to the neighbour's address before lo takes it in (PREROUTING, INPUT see that one).
+  const rules = (input: string) => toRuleset(parseSave(`*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A OUTPUT -p tcp -j DNAT --to-destination [fd00:200:1::1]:22\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${input}COMMIT\n`), 6);
+  const p: Packet = { family: 6, in: "", src: "fd00:200:0::1", dst: "fd00:200:0::2", proto: "tcp", sport: 40000, dport: 7000, state: "NEW", local: ["fd00:200:0::1", "fd00:200:1::1"], routes: [{ dst: "fd00:200:0::/64", dev: "eth0" }, { dst: "fd00:200:1::/64", dev: "eth1" }], fromHost: true };
+  it("INPUT sees the reply from the address the connection was sent to, not the one it was DNATed to", () => {
+    expect(evaluate(rules("-A INPUT -s fd00:200:1::/50 -j REJECT\n"), p, { replies: true })).toMatchObject({ verdict: "ACCEPT", path: "input", dnat: { addr: "fd00:200:1::1", port: 22 } });
+    expect(evaluate(rules("-A INPUT -s fd00:200::2/128 -p tcp -m tcp --sport 7000 -j DROP\n"), p, { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+    // OUTPUT (before nat POSTROUTING) sees the address it leaves from.
+    expect(evaluate(rules("-A OUTPUT -s fd00:200:1::1/128 -p tcp -m tcp --sport 22 -j DROP\n"), p, { replies: true })).toMatchObject({ verdict: "DROP", reply: true });
+    expect(evaluate(rules("-A OUTPUT -s fd00:200::2/128 -j DROP\n"), p, { replies: true }).verdict).toBe("ACCEPT");
+  });
+});
+
 describe("the reply of the host's connection to itself, as raw OUTPUT reads it", () => {
   it("addressed to 127.0.0.1: LOCAL to addrtype (a fuzzer: an accept of LOCAL before a drop of everything was passed by)", () => {
     const raw = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -m addrtype --dst-type LOCAL -j ACCEPT\n-A OUTPUT -j DROP\nCOMMIT\n";

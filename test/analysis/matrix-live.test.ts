@@ -358,6 +358,18 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
       closed: ["direct 6"],
     },
     {
+      // nat OUTPUT sends the host's ssh to one of its addresses on to another: the reply leaves from that one, and nat
+      // POSTROUTING maps its source back before lo takes it in (a fuzzer: the evaluator read the reply's source as the address
+      // it was DNATed to in INPUT too, and took this drop of the direct connection's replies for the DNATed one's).
+      name: "nat OUTPUT: the host's ssh to 10.200.0.1 DNATed to 10.200.1.1, INPUT dropping 10.200.1.1's replies: the DNATed one's come in from 10.200.0.1",
+      rules: [
+        ["nat", "-I", "OUTPUT", "1", "-d", "10.200.0.1", "-p", "tcp", "--dport", "22", "-j", "DNAT", "--to-destination", "10.200.1.1:22", "4"],
+        ["filter", "-I", "INPUT", "1", "-s", "10.200.1.1", "-p", "tcp", "--sport", "22", "-j", "DROP", "4"],
+      ],
+      open: ["host:22/tcp host 4", "host:22/tcp host 6"],
+      closed: [],
+    },
+    {
       name: "INPUT: a drop of web's replies closes the connections to 127.0.0.1 too",
       rules: [["filter", "-I", "INPUT", "1", "-i", "br-front", "-p", "tcp", "--sport", "80", "-j", "DROP"]],
       open: [],
