@@ -377,7 +377,9 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
 
   // The host itself (its OUTPUT; to itself, in again by lo).
   const slots: Slot[] = [];
-  const own = inp.hostAddresses.slice(0, 1);
+  // Every address of the host a packet can be for (one of each class the rules' tests tell apart), as the neighbours' rows
+  // are walked (a fuzzer: walked to the first alone, a port a container publishes on that one hid the host's service).
+  const own = inp.hostAddresses;
   const gatewayFor = (addr: string): string => {
     for (const n of p.networks) {
       if (!n.subnets.some((s) => s.value.family === family && cidrContains(s.value, { family, value: ipValue(addr, family) }))) continue;

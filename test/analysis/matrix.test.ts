@@ -318,6 +318,30 @@ test("Docker 28.0.0 (FORWARD keyed on its ipsets): every cell answered, each as 
   expect(said({ "docker-ext-bridges-v4": ["172.17.0.0/16"] }, v4.replaceAll("docker-ext-bridges-v4 dst", "docker-ext-bridges-v4 src")).unknown).toEqual(["-m set --match-set docker-ext-bridges-v4 src"]);
 });
 
+// A fuzzer: the host's own row walked its cells to one address of the host's only; where a container publishes a port of the
+// host block on that address (check warns), the host's service is still reached at its others, as the kernel does.
+test("the host's own row covers every address of the host, as the neighbours' rows do", () => {
+  const text = `docker { version 23.0; iptables on; userland-proxy off; }
+zone wan0 { interface eth2; }
+network aa1 { bridge br-n1; subnet 172.21.0.0/16; }
+container cache2 { network aa1 172.21.0.12; publish 10.200.0.1:8080:80/tcp; }
+host { allow wan0 tcp 8080; }
+`;
+  const r = compile(text, { noRender: true });
+  expect(r.diagnostics.map((d) => d.code)).toContain("host-port-published");
+  const m = buildMatrix(
+    {
+      policy: r.policy!,
+      rulesets: asLoaded(r.policy!, r.generated!.rulesets),
+      hostAddress: (f, iface) => (iface === "eth2" && f === 4 ? "10.200.0.1" : undefined),
+      host: { addresses: ["10.200.0.1", "10.200.1.1", "172.21.0.1", "127.0.0.1"], routes: [{ dst: "10.200.0.0/24", dev: "eth2" }, { dst: "10.200.1.0/24", dev: "eth1" }, { dst: "172.21.0.0/16", dev: "br-n1" }] },
+    },
+    [4],
+  );
+  const host = m.cells.filter((c) => c.row === "host/ipv4" && c.column === "host:8080/tcp").map((c) => `${c.probe}: ${c.verdict}`);
+  expect(host).toEqual(["tcp host -> 10.200.1.1:8080: open"]);
+});
+
 test("a loaded rule the evaluator does not understand: its cells are unknown, not mismatches, and verify lists them as what it cannot tell", () => {
   const text = POLICIES.find(([n]) => n === "examples/web-host.dw")![1];
   const { r, rulesets } = matrixOf(text);
