@@ -267,7 +267,9 @@ export function loadPolicy(lab: PolicyLab, text: string, p: Policy): string {
   const said: string[] = [];
   // The commands its header says to run first (Docker 28.0.0's ipsets, which its rules match).
   const setup = compile(text, { noRender: true }).generated?.setup;
-  for (const f of [4, 6] as const) for (const c of setup?.[f] ?? []) said.push(lab.host.run(c.split(" ")).stderr);
+  // (With iptables on, dockerd's own rules stand in for it here: their commands too, where its rules match sets of its own, Docker 28.0.0's.)
+  const ownSetup = p.docker.iptables ? compile(dockersOwn(text, p), { noRender: true }).generated?.setup : undefined;
+  for (const f of [4, 6] as const) for (const c of new Set([...(setup?.[f] ?? []), ...(ownSetup?.[f] ?? [])])) said.push(lab.host.run(c.split(" ")).stderr);
   if (p.docker.iptables) {
     const own = dockersOwn(text, p);
     for (const f of [4, 6] as const) said.push(lab.host.restore(f, compile(own, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr);
