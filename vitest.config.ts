@@ -62,6 +62,9 @@ export default defineConfig({
     hookTimeout: 120_000,
     projects: process.env.DOCKWALL_SCRATCH
       ? [{ extends: true, test: { name: "scratch", include: ["scratch/**/*.test.ts"], fileParallelism: false } }]
+      : process.env.DOCKWALL_FUZZ === "1"
+      ? // The differential fuzzers (docs/testing.md, "Fuzzers"): opt-in, never part of npm test (their files are *.fuzz.ts, which no other project includes).
+        [{ extends: true, test: { name: "fuzz", include: ["test/fuzz/**/*.fuzz.ts"], fileParallelism: false } }]
       : [
           { extends: true, test: { name: "unit", include: ["test/**/*.test.ts"], exclude: [...KERNEL, "test/exe/**"], fileParallelism: true, maxWorkers: 2, sequence: { groupOrder: 0 } } },
           { extends: true, test: { name: "kernel", include: KERNEL, fileParallelism: KERNEL_WORKERS > 1, maxWorkers: KERNEL_WORKERS, sequence: { groupOrder: 1 } } },

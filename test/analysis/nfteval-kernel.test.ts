@@ -19,6 +19,7 @@ import type { Packet } from "../../src/analysis/evaluate.js";
 import { evaluateNft, parseNftJson, type NftRuleset, type NftStep, type NftVerdict } from "../../src/analysis/nfteval.js";
 import { compile } from "../../src/compile.js";
 import { describeKernel } from "../lab/kernel.js";
+import { CAPTURED_NFT29_POLICY } from "../support/policies.js";
 import { hostView, listening, packetOf, planPolicyLab, startPolicyLab, type LabProbe, type PolicyLab, type PolicyLabPlan } from "../lab/policylab.js";
 
 const fixture = (name: string) => readFileSync(new URL(`fixtures/nft/${name}`, import.meta.url), "utf8");
@@ -50,14 +51,7 @@ const WORLDS: World[] = [
   {
     // The capture's world: bridge1 192.0.2.0/24 and 2001:db8:1::/64, c1 at .2 publishing 8080:80, userland-proxy off.
     name: "Docker 29's tables (captured), a host's inet filter with sets, a verdict map and a reject, and dockwall's inet dockwall",
-    policy: `docker { version 29; iptables on; ip6tables on; userland-proxy off; firewall-backend nftables; }
-zone wan { interface eth0; }
-zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
-network bridge1 { bridge bridge1; subnet 192.0.2.0/24; subnet 2001:db8:1::/64; }
-container c1 { network bridge1 192.0.2.2, 2001:db8:1::2; publish 8080:80; }
-allow lan to c1:8080;
-host { allow lan tcp 22; allow wan tcp 2222; }
-`,
+    policy: CAPTURED_NFT29_POLICY,
     tables: (dockwall) => [fixture("host-nftables.conf"), fixture("usernet-ipv6-portmap-noproxy.nft"), dockwall],
     fromHost: [
       { src: "10.200.1.1", dst: "10.200.1.1", port: 22 },

@@ -102,3 +102,14 @@ container web { network bridge 172.17.0.2; publish 8080:80; }
 allow lan to web:8080;
 `;
 export const HOST_BLOCK_OLD = `${HOST_BLOCK_HEAD}host { allow lan tcp 22; }\n`;
+
+/** The world of Docker 29's captured nftables tables (test/analysis/fixtures/nft/usernet-ipv6-portmap-noproxy.nft): bridge1, c1 at .2 publishing 8080:80. */
+export const CAPTURED_NFT29_POLICY = `docker { version 29; iptables on; ip6tables on; userland-proxy off; firewall-backend nftables; }
+zone wan { interface eth0; }
+zone lan { interface eth1; from 192.168.1.0/24, fd00:1::/64; }
+network bridge1 { bridge bridge1; subnet 192.0.2.0/24; subnet 2001:db8:1::/64; }
+container c1 { network bridge1 192.0.2.2, 2001:db8:1::2; publish 8080:80; }
+allow lan to c1:8080;
+host { allow lan tcp 22; allow wan tcp 2222; }
+`;
+
