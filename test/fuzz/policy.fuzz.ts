@@ -223,7 +223,8 @@ function artefact(plan: PolicyLabPlan, c: MatrixCell, pr: LabProbe, kernelOpen: 
   const local = new Set(["127.0.0.1", "::1", ...plan.ifaces.flatMap((f) => [f.host4, f.host6]), ...plan.bridges.flatMap((b) => b.addrs.map((a) => a.split("/")[0]!))]);
   if (pr.family === 6 && pr.proto === "icmp" && /^fe80:/i.test(pr.src)) return "icmpv6-link-local";
   if (sameAs.some((o) => (o.verdict === "open") === kernelOpen || (o.intent === "allowed") === kernelOpen)) return "same-packet";
-  if (pr.proto === "udp" && !kernelOpen && (local.has(pr.dst) || "host" in pr.from) && (c.path !== "host" || "host" in pr.from)) return "udp-host-nat";
+  // (The host's own UDP to an address of its own: what a neighbour sends to a published UDP port is DNATed to a container, not this.)
+  if (pr.proto === "udp" && !kernelOpen && "host" in pr.from && local.has(pr.dst)) return "udp-host-nat";
   if (!kernelOpen && pr.port !== undefined && pr.proto !== "icmp" && !pr.dst.startsWith("127.") && plan.hostListeners.some((l) => l.bind === "127.0.0.1" && l.proto === pr.proto && l.port === pr.port)) return "host-listener-127";
   return undefined;
 }
