@@ -32,7 +32,9 @@
 //   same-packet         two columns that send the same packet (a host-block port a container also
 //                       publishes: `dockwall check` warns `host-port-published`), only one answer;
 //   host-listener-127   a host listener that cannot bind beside a 127.0.0.1 publish of its port
-//                       (its cells, or the whole world when the lab cannot start it).
+//                       (its cells, or the whole world when the lab cannot start it);
+//   host-listener-published  the host's service on a port a container publishes on one address only
+//                       (0.0.0.0, a host address): the lab starts no listener for it on the others.
 import { expect, it } from "vitest";
 import { asLoaded } from "../../src/analysis/loaded.js";
 import type { MatrixCell, MatrixContext } from "../../src/analysis/matrix.js";
@@ -226,6 +228,10 @@ function artefact(plan: PolicyLabPlan, c: MatrixCell, pr: LabProbe, kernelOpen: 
   // (The host's own UDP to an address of its own: what a neighbour sends to a published UDP port is DNATed to a container, not this.)
   if (pr.proto === "udp" && !kernelOpen && "host" in pr.from && local.has(pr.dst)) return "udp-host-nat";
   if (!kernelOpen && pr.port !== undefined && pr.proto !== "icmp" && !pr.dst.startsWith("127.") && plan.hostListeners.some((l) => l.bind === "127.0.0.1" && l.proto === pr.proto && l.port === pr.port)) return "host-listener-127";
+  // (The same beside a publish on one address, 0.0.0.0 or a host address: the lab's listenHost starts nothing on a port that
+  // docker-proxy's stand-in holds on any address, so the host's own service there answers on no other.)
+  const bound = (l: { bind: string }) => l.bind === pr.dst || (l.bind === "0.0.0.0" && pr.family === 4);
+  if (!kernelOpen && c.column.startsWith("host:") && pr.port !== undefined && pr.proto !== "icmp" && plan.hostListeners.some((l) => l.proto === pr.proto && l.port === pr.port) && !plan.hostListeners.some((l) => l.proto === pr.proto && l.port === pr.port && (l.bind === "::" || bound(l)))) return "host-listener-published";
   return undefined;
 }
 
