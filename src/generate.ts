@@ -139,9 +139,13 @@ function coexisting(p: Policy, plan: Plan, preserve: Generated["preserve"], stan
   // dockerd makes DOCKER-USER and jumps to it first in FORWARD; with ip6tables off it writes no
   // IPv6 rules at all, yet routes its networks' IPv6 (global addresses, reachable from outside):
   // dockwall then makes the chain and the jump itself.
+  // dockerd before 23 writes ip6tables chains (ip6tables on) but no IPv6 DOCKER-USER and no jump to it (the layouts'
+  // v6DockerUser; a random-policy fuzzer found dockwall's IPv6 rules never run, every IPv6 published port open to all):
+  // dockwall makes that jump too.
+  const dockerJumps = docker && (family === 4 || plan.layout.v6DockerUser(plan.version));
   if (docker || meaningful(owned.dockerUser)) {
     filter.chain("DOCKER-USER").rules = owned.dockerUser;
-    firstJumps.push({ table: "filter", chain: "FORWARD", target: "DOCKER-USER", dockerMakes: docker });
+    firstJumps.push({ table: "filter", chain: "FORWARD", target: "DOCKER-USER", dockerMakes: dockerJumps });
   }
   if (owned.input) {
     filter.chains.set("INPUT", { name: "INPUT", builtin: true, policy: owned.input.policy, rules: [] });

@@ -64,6 +64,23 @@ host { allow wan0 tcp 8080; }
       expect(mine.map((c) => [c.verdict, sendable.includes(c), c.probe.includes("10.200.0.1")])).toEqual([["open", true, false]]);
     });
   }, 120_000);
+  // The random-policy fuzzer: dockerd before 23 writes ip6tables chains (ip6tables on) but no IPv6 DOCKER-USER nor a jump to
+  // one; dockwall took the jump for dockerd's and asked for none, so its IPv6 rules never ran: cache's published port and its
+  // own address were open to anyone over IPv6, where the policy (and the matrix) says closed. Loaded as apply loads it.
+  it("Docker 20.10, iptables on, ip6tables on: DOCKER-USER's IPv6 jump is dockwall's to make, and every cell is as the kernel", async () => {
+    const text = `docker { version 20.10; iptables on; ip6tables on; }
+zone lan { interface eth0; }
+network n1 { bridge br-n1; subnet 172.21.0.0/24; subnet fd00:21::/64; }
+container cache { network n1 172.21.0.10, fd00:21::a; publish 5000:443; }
+`;
+    await inPolicyLab("v20-ip6.dw", text, async ({ r, p, plan, lab }) => {
+      const { sendable, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open");
+      const wrong = sendable.filter((c, i) => c.verdict === "unknown" || (c.verdict === "open") !== open[i]).map((c) => `${c.probe} (${c.path}): matrix ${c.verdict}, kernel ${open[sendable.indexOf(c)] ? "open" : "closed"}`);
+      expect(wrong, wrong.join("\n")).toEqual([]);
+      // cache's port over IPv6 from the lan, sent: closed, as the policy says (no allow names it).
+      expect(sendable.filter((c) => c.family === 6 && c.probe.includes(" in eth0") && (c.path === "dnat" || c.path === "direct")).length).toBeGreaterThan(0);
+    });
+  }, 120_000);
   // A fuzzer: Docker 28.0.0 keys FORWARD on its ipsets (the subnets of its bridges), which the evaluator did not read: each
   // cell of a published port from outside was unknown. Compiled (the sets as dockerd fills them) and live (`ipset save`).
   it("Docker 28.0.0, FORWARD keyed on its ipsets: every cell as the kernel, none unknown; verify reads the sets and is silent", async () => {

@@ -103,6 +103,24 @@ describe("jumps that must come first", () => {
     expect(ferm).toMatch(/^@hook post "if command -v ip6tables-legacy >\/dev\/null; then ip6tables-legacy -t filter -C FORWARD -j DOCKER-USER 2>\/dev\/null \|\| ip6tables-legacy -t filter -I FORWARD -j DOCKER-USER; else ip6tables .*; fi";$/m);
   });
 
+  // The random-policy fuzzer, proven with packets (matrix-live): dockerd before 23 writes ip6tables chains (ip6tables on) but
+  // no IPv6 DOCKER-USER, nor a jump to one; dockwall took the jump for dockerd's, and asked for none: its IPv6 rules never ran,
+  // and every IPv6 published port and container was open to all.
+  test("IPv6 with ip6tables on before Docker 23 (no IPv6 DOCKER-USER of dockerd's): dockwall asks for its jump; from 23 on, dockerd makes it", () => {
+    const text = (version: string) => `docker { version ${version}; iptables on; ip6tables on; }
+zone lan { interface eth0; }
+network n1 { bridge br-n1; subnet 172.21.0.0/24; subnet fd00:21::/64; }
+container cache { network n1 172.21.0.10, fd00:21::a; publish 5000:443; }
+`;
+    for (const version of ["20.10"]) {
+      const jumps = compiled(text(version)).generated!.rulesets[6]!.firstJumps;
+      expect(jumps?.find((j) => j.target === "DOCKER-USER"), version).toEqual({ table: "filter", chain: "FORWARD", target: "DOCKER-USER", dockerMakes: false });
+      expect(compile(text(version), { format: "ip6tables" }).output!).toContain("#   ip6tables -t filter -C FORWARD -j DOCKER-USER 2>/dev/null || ip6tables -t filter -I FORWARD -j DOCKER-USER\n");
+      expect(compiled(text(version)).generated!.rulesets[4]!.firstJumps?.find((j) => j.target === "DOCKER-USER")?.dockerMakes, version).toBe(true);
+    }
+    for (const version of ["23.0", "28.5", "29.7"]) expect(compiled(text(version)).generated!.rulesets[6]!.firstJumps?.find((j) => j.target === "DOCKER-USER")?.dockerMakes, version).toBe(true);
+  });
+
   test("diff: no drift warning about Docker's IPv6 chains when dockerd writes none (ip6tables off), nor for a FORWARD policy alone", () => {
     const r = compiled(COEXIST);
     const v6 = parseSave("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n");
