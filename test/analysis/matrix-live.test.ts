@@ -412,12 +412,14 @@ describeKernel("the replies of the host's own connections, as the kernel takes t
     },
     {
       // nat OUTPUT sends the host's ssh to one of its addresses on to another: the reply leaves from that one, and nat
-      // POSTROUTING maps its source back before lo takes it in (a fuzzer: the evaluator read the reply's source as the address
-      // it was DNATed to in INPUT too, and took this drop of the direct connection's replies for the DNATed one's).
-      name: "nat OUTPUT: the host's ssh to 10.200.0.1 DNATed to 10.200.1.1, INPUT dropping 10.200.1.1's replies: the DNATed one's come in from 10.200.0.1",
+      // POSTROUTING maps its source back before lo takes it in (a fuzzer: the evaluator read the reply's source in INPUT as the
+      // address it was DNATed to, and took this drop for one of the DNATed connection's reply). Only the DNATed one opens.
+      name: "nat OUTPUT: the host's ssh to eth0's address DNATed to eth1's, INPUT dropping ssh's replies by lo but from eth0's address: the DNATed one's come in from there (IPv4 and IPv6)",
       rules: [
         ["nat", "-I", "OUTPUT", "1", "-d", "10.200.0.1", "-p", "tcp", "--dport", "22", "-j", "DNAT", "--to-destination", "10.200.1.1:22", "4"],
-        ["filter", "-I", "INPUT", "1", "-s", "10.200.1.1", "-p", "tcp", "--sport", "22", "-j", "DROP", "4"],
+        ["filter", "-I", "INPUT", "1", "-i", "lo", "!", "-s", "10.200.0.1", "-p", "tcp", "--sport", "22", "-j", "DROP", "4"],
+        ["nat", "-I", "OUTPUT", "1", "-d", "fd00:200::1", "-p", "tcp", "--dport", "22", "-j", "DNAT", "--to-destination", "[fd00:200:1::1]:22", "6"],
+        ["filter", "-I", "INPUT", "1", "-i", "lo", "!", "-s", "fd00:200::1", "-p", "tcp", "--sport", "22", "-j", "DROP", "6"],
       ],
       open: ["host:22/tcp host 4", "host:22/tcp host 6"],
       closed: [],
