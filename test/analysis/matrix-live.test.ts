@@ -46,22 +46,25 @@ describeKernel("every matrix cell is what a real packet finds", () => {
   }
   // A fuzzer: the host's own row was walked to one address of the host's only; a container that publishes a port of the
   // host block on that address (check warns) hid the host's service, which the host reaches at its other addresses.
-  it("the host's own row, every address of the host: a port of the host block a container publishes on the interface's address", async () => {
-    const text = `docker { version 23.0; iptables on; userland-proxy off; }
+  it("the host's own row, every address of the host: a port of the host block a container publishes on the interface's address (IPv4 and IPv6)", async () => {
+    const text = `docker { version 23.0; iptables on; ip6tables on; userland-proxy off; }
 zone wan0 { interface eth2; }
-network aa1 { bridge br-n1; subnet 172.21.0.0/16; }
-container cache2 { network aa1 172.21.0.12; publish 10.200.0.1:8080:80/tcp; }
+network aa1 { bridge br-n1; subnet 172.21.0.0/16; subnet fd00:21::/64; }
+container cache2 { network aa1 172.21.0.12, fd00:21::c; publish 10.200.0.1:8080:80/tcp, [fd00:200:0::1]:8080:80/tcp; }
 allow wan0 to cache2:8080;
 host { allow wan0 tcp 8080; }
 `;
     await inPolicyLab("host-row.dw", text, async ({ r, p, plan, lab }) => {
-      expect(plan.ifaces.find((f) => f.name === "eth2")?.host4).toBe("10.200.0.1");
+      expect([plan.ifaces.find((f) => f.name === "eth2")?.host4, plan.ifaces.find((f) => f.name === "eth2")?.host6]).toEqual(["10.200.0.1", "fd00:200:0::1"]);
       const { cells: all, sendable, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open");
       const wrong = sendable.filter((c, i) => c.verdict === "unknown" || (c.verdict === "open") !== open[i]).map((c) => `${c.probe} (${c.path}): matrix ${c.verdict}, kernel ${open[sendable.indexOf(c)] ? "open" : "closed"}`);
       expect(wrong, wrong.join("\n")).toEqual([]);
       // The host's service, from the host itself: at an address of its own that no DNAT takes, sent, open.
-      const mine = all.filter((c) => c.row === "host/ipv4" && c.column === "host:8080/tcp");
-      expect(mine.map((c) => [c.verdict, sendable.includes(c), c.probe.includes("10.200.0.1")])).toEqual([["open", true, false]]);
+      const mine = all.filter((c) => c.row.startsWith("host/") && c.column === "host:8080/tcp");
+      expect(mine.map((c) => [c.row, c.verdict, sendable.includes(c), c.probe.includes("10.200.0.1") || c.probe.includes("[fd00:200:0::1]")])).toEqual([
+        ["host/ipv4", "open", true, false],
+        ["host/ipv6", "open", true, false],
+      ]);
     });
   }, 120_000);
   // The random-policy fuzzer: dockerd before 23 writes ip6tables chains (ip6tables on) but no IPv6 DOCKER-USER nor a jump to
