@@ -16,6 +16,7 @@ const KERNEL = [
   "test/apply/apply-nft.test.ts",
   "test/live/nftdelta.test.ts",
   "test/analysis/nfteval-kernel.test.ts",
+  "test/analysis/localnet-kernel.test.ts",
   "test/analysis/nft-live-analysis.test.ts",
   "test/analysis/nft-reach.test.ts",
   "test/analysis/nft-index.test.ts",

@@ -153,6 +153,20 @@ async function loadFacts(io: Io, a: FactsArgs): Promise<Facts | undefined | numb
 }
 
 /** The sysctls check holds against the policy (check/host.ts); what cannot be read is left out (a machine in memory: none). */
+/**
+ * The interfaces route_localnet is on for (IPv4; on for `all`, it is on for every one), from /proc: where the host's
+ * connection to 127.0.0.1 can be DNATed out (analysis/evaluate.ts loopbackOutWhy). Undefined where it cannot be read.
+ */
+function readLocalnet(io: Io, interfaces: string[]): string[] | undefined {
+  try {
+    const on = (name: string) => io.readFile(`/proc/sys/net/ipv4/conf/${name}/route_localnet`).trim() !== "0";
+    const all = on("all");
+    return interfaces.filter((i) => all || on(i));
+  } catch {
+    return undefined;
+  }
+}
+
 function readSysctls(io: Io): import("./check/host.js").HostSysctls | undefined {
   const flag = (path: string) => {
     try {
@@ -1169,7 +1183,8 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
     if (typeof nft === "number") return nft;
     if (nft) ctx.nft = nft;
     try {
-      ctx.host = hostNetwork(system.run("ip", ["-j", "addr", "show"]), system.run("ip", ["-j", "-4", "route", "show", "table", "all"]), system.run("ip", ["-j", "-6", "route", "show", "table", "all"]));
+      const host = hostNetwork(system.run("ip", ["-j", "addr", "show"]), system.run("ip", ["-j", "-4", "route", "show", "table", "all"]), system.run("ip", ["-j", "-6", "route", "show", "table", "all"]));
+      ctx.host = { ...host, localnet: readLocalnet(io, host.interfaces) };
     } catch (e) {
       io.stderr(`dockwall: cannot read this host's addresses and routes (ip -j addr, ip -j route): ${(e as Error).message}\n`);
       return EXIT.error;
@@ -1307,7 +1322,8 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     await readIpsets(system, ctx.rulesets);
     try {
       const addr = system.run("ip", ["-j", "addr", "show"]);
-      ctx.host = hostNetwork(addr, system.run("ip", ["-j", "-4", "route", "show", "table", "all"]), system.run("ip", ["-j", "-6", "route", "show", "table", "all"]));
+      const host = hostNetwork(addr, system.run("ip", ["-j", "-4", "route", "show", "table", "all"]), system.run("ip", ["-j", "-6", "route", "show", "table", "all"]));
+      ctx.host = { ...host, localnet: readLocalnet(io, host.interfaces) };
       ctx.hostAddress = interfaceAddresses(addr);
     } catch (e) {
       io.stderr(`dockwall: cannot read this host's addresses and routes (ip -j addr, ip -j route): ${(e as Error).message}\n`);

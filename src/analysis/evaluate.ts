@@ -7,6 +7,7 @@ import { bits, fastIpv4, readIp } from "../ir/address.js";
 import type { Chain, Match, Neg, Rule, Ruleset, Table } from "../ir/ruleset.js";
 import { dnatOf, readNatTo, targetOptionsView, typedMatch, type DnatTo, type PortList } from "../ir/match.js";
 import type { Family } from "../model/values.js";
+import type { Policy } from "../model/types.js";
 
 export interface Packet {
   family: Family;
@@ -29,6 +30,12 @@ export interface Packet {
   routes?: { dst: string; dev: string }[];
   /** Sent by the host itself: the OUTPUT path (then, addressed to the host, INPUT on lo); `in` is not used. */
   fromHost?: boolean;
+  /**
+   * IPv4: the interfaces route_localnet is on for, where Linux routes the host's packet from 127.0.0.0/8 out (a DNAT of
+   * its connection to 127.0.0.1 elsewhere); `read`: from the kernel (--live), else what dockerd sets (its bridges, with
+   * userland-proxy off). Undefined: not known.
+   */
+  localnet?: { on: string[]; read: boolean };
   /** The source address is not known (the host's, to an outside address): a rule that looks at it makes the answer unknown. */
   srcUnknown?: boolean;
 }
@@ -802,6 +809,9 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
   carried(ctx);
   const to = ctx.dnat ? ctx.dnat.addr : p.dst;
   const local = isLocal(p, to);
+  // Routed again after the DNAT (before filter OUTPUT): from 127.0.0.1 out of another interface than lo, only with route_localnet.
+  const rerouted = ctx.dnat ? loopbackOutWhy(p, local ? "lo" : routeOf(p, to)) : undefined;
+  if (rerouted) throw new Unknown(rerouted);
   const filter = table("filter");
   const w = filter ? walk(filter, "OUTPUT", p, ctx) : undefined;
   ctx.out = local ? "lo" : routeOf(p, to);
@@ -818,7 +828,12 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
   };
   const out = gate("mangle", "POSTROUTING", p, "output");
   if (out) return out;
-  if (!local) return { verdict: "ACCEPT", path: "output", dnat: ctx.dnat, decided };
+  if (!local) {
+    const v: Verdict = { verdict: "ACCEPT", path: "output", dnat: ctx.dnat, decided };
+    const martian = loopbackLeavesWhy(p, ctx.out, () => connectionSnat(p, v, ctx, table));
+    if (martian) throw new Unknown(martian);
+    return v;
+  }
   // To the host itself: in again by lo, its conntrack entry with it, through raw and mangle PREROUTING (nat's was decided in
   // OUTPUT), mangle and filter INPUT (a review found drops in each unseen).
   ctx.inLo = true;
@@ -1110,6 +1125,42 @@ function snatOf(nat: Table, p: Packet, ctx: Ctx, chainName = "POSTROUTING", dept
 export function loopbackFromOutside(p: Packet, to: string): void {
   if (p.fromHost || p.in === "lo" || !inCidr(to, p.family === 4 ? "127.0.0.0/8" : "::1/128")) return;
   throw Object.assign(new Unknown(martianWhy(p, to)), { martian: true });
+}
+
+/**
+ * The host's packet from 127.0.0.0/8 routed again after a DNAT, out of `out`, not lo: Linux routes it only where
+ * route_localnet is on for that interface (or for all), and drops it at once otherwise, before filter OUTPUT (a fuzzer;
+ * proven with packets: a connection to 127.0.0.1 DNATed to a neighbour hangs with it off). Unknown then: why (both
+ * evaluators say it alike), or undefined where it goes on.
+ */
+export function loopbackOutWhy(p: Packet, out: string | undefined): string | undefined {
+  if (!p.fromHost || p.family !== 4 || !out || out === "lo" || p.srcUnknown || !/^127\./.test(p.src) || p.localnet?.on.includes(out)) return undefined;
+  return `the host sends it from ${p.src}, and a DNAT routes it out of ${out}: Linux routes it there only if route_localnet is on for ${out}, ${
+    p.localnet === undefined ? "which dockwall does not read" : p.localnet.read ? "and it is off (read from the kernel), so Linux drops it" : "which dockerd turns on only for its bridges with userland-proxy off"
+  }`;
+}
+
+/**
+ * The host's packet from 127.0.0.0/8 that leaves by `out`, not lo, with no source nat (nat POSTROUTING, nftables'
+ * postrouting): the machine that gets it takes it for a martian (Linux drops a packet from 127.0.0.0/8 that comes in by
+ * another interface than lo; proven with packets: a connection to 127.0.0.1 DNATed to a neighbour hangs without a
+ * masquerade of it). Unknown: why, or undefined where it is not such a packet.
+ */
+export function loopbackLeavesWhy(p: Packet, out: string | undefined, snat: () => unknown): string | undefined {
+  // (A connection's later packets go as its first did: nat's mapping, not its chains. The source nat is worked out last,
+  // for such a packet alone: reading nat POSTROUTING can be unknown.)
+  if (!p.fromHost || p.family !== 4 || p.state !== "NEW" || !out || out === "lo" || p.srcUnknown || !/^127\./.test(p.src) || snat() !== undefined) return undefined;
+  return `it leaves ${out} from ${p.src} (no source nat of it): what gets it drops it, as Linux drops a packet from 127.0.0.0/8 that comes in by another interface than lo`;
+}
+
+/**
+ * Packet.localnet: read from the kernel (`read`: the interfaces route_localnet is on for), else what dockerd sets for the
+ * policy (its bridges with userland-proxy off, whatever `iptables` says: docker-layouts README), else not known.
+ */
+export function localnetOf(p: Policy | undefined, read: string[] | undefined): Packet["localnet"] {
+  if (read) return { on: read, read: true };
+  if (!p) return undefined;
+  return { on: p.docker.userlandProxy ? [] : p.networks.map((n) => n.bridge.value), read: false };
 }
 
 /** Why a packet from outside to loopback is not known (both evaluators say it alike). */

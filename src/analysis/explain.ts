@@ -14,7 +14,7 @@ import { cidrContains, formatCidr, formatIp, specContains, type Family, type Ip 
 import { MARK, PROXY_CHAIN } from "../policy/owned.js";
 import { ruleText } from "../targets/iptables.js";
 import { parseSave } from "../live/save.js";
-import { eachSourcePort, evaluate, type Packet, type PortTest, type Step, type Verdict } from "./evaluate.js";
+import { eachSourcePort, evaluate, localnetOf, type Packet, type PortTest, type Step, type Verdict } from "./evaluate.js";
 import { evaluateNft, nftSourcePorts, type NftRuleset, type NftStep } from "./nfteval.js";
 import { PortList } from "../ir/match.js";
 import { NFT_TABLE } from "../targets/nft.js";
@@ -81,7 +81,7 @@ export interface ExplainContext {
   /** The Docker release whose layout the rules follow ("20.10"). */
   release?: string;
   /** live: the host's addresses and routes from the kernel; compiled: worked out from the policy. */
-  host?: { addresses: string[]; routes: { dst: string; dev: string }[] };
+  host?: { addresses: string[]; routes: { dst: string; dev: string }[]; localnet?: string[] };
   /** The policy's text with a statement added, compiled with the same facts: the rules of that family (for the suggestion's proof). */
   recompile?: (text: string, family: Family) => Ruleset | undefined;
   /**
@@ -190,6 +190,8 @@ function packetOf(ctx: ExplainContext, spec: PacketSpec): Packet {
   if (spec.src.kind === "host") {
     // The host's own packet leaves from the address the kernel picks: the destination itself when it is the host's, the bridge's toward a container; else not known.
     pk.fromHost = true;
+    const localnet = localnetOf(p, ctx.host?.localnet);
+    if (localnet && family === 4) pk.localnet = localnet;
     const loop = family === 4 ? spec.dst.value >> 24n === 127n : spec.dst.value === 1n;
     const net = (p?.networks ?? []).find((n) => n.subnets.some((x) => x.value.family === family && cidrContains(x.value, spec.dst)));
     const gw = net ? gatewayOf(net, family) : undefined;

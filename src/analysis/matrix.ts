@@ -19,7 +19,7 @@ import { ruleText } from "../targets/iptables.js";
 import { parseSave } from "../live/save.js";
 import type { Policy, Zone } from "../model/types.js";
 import { bits, cidrContains, formatIp, parseCidr, isError, specContains, type AddressSpec, type Cidr, type Family, type Ip } from "../model/values.js";
-import { eachSourcePort, evaluate, keyOf, numOf, sameDestination, sameSport, sameWay, sameWayUntil, sourceOf, type DestinationTest, type Num, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
+import { eachSourcePort, evaluate, keyOf, localnetOf, numOf, sameDestination, sameSport, sameWay, sameWayUntil, sourceOf, type DestinationTest, type Num, type Packet, type PortTest, type SourceTest } from "./evaluate.js";
 import { whoOf, type Admitting } from "../policy/zones.js";
 import { wildcardStandIns } from "../policy/interfaces.js";
 
@@ -74,7 +74,7 @@ export interface MatrixContext {
   /** The host's own address on each interface (live: from the kernel); else a stand-in address. */
   hostAddress?: (family: Family, iface: string) => string | undefined;
   /** live: the host's addresses, routes and interfaces (`ip -j addr`: those a zone's wildcard names get rows). */
-  host?: { addresses: string[]; routes: { dst: string; dev: string }[]; interfaces?: string[] };
+  host?: { addresses: string[]; routes: { dst: string; dev: string }[]; interfaces?: string[]; localnet?: string[] };
   /** The rules before a change (the loaded ones): each cell says its verdict there too, and the pieces are cut for both. */
   before?: Partial<Record<Family, Ruleset>>;
   /**
@@ -920,6 +920,7 @@ export function buildMatrix(ctx: MatrixContext, families: Family[]): Matrix {
       hostAddresses: hostAddrs(ifaces[0]!),
       local: ctx.host?.addresses ?? [...[hostAddr(ifaces[0]!)].filter((a): a is string => a !== undefined), ...p.networks.flatMap((n) => (gatewayOf(n, family) ? [formatIp(gatewayOf(n, family)!)] : []))],
       routes,
+      localnet: family === 4 ? localnetOf(p, ctx.host?.localnet) : undefined,
       sourceRanges: ctx.nft ? [...ctx.nft.sources(family), ...(ctx.nftBefore?.sources(family) ?? [])] : undefined,
       only: ctx.only,
       ...(ctx.walkEach ? { walkEach: true } : {}),

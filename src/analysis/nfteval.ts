@@ -21,7 +21,7 @@
 //   saddr` false for IPv6), as nft adds it when it loads the rule.
 // Pure. A match or statement it cannot evaluate makes the answer "unknown" naming it, never a guess.
 import { readIp } from "../ir/address.js";
-import { keyOf as numKey, martianWhy, replyOf, type DestinationTest, type Packet, type SourceTest } from "./evaluate.js";
+import { keyOf as numKey, loopbackLeavesWhy, loopbackOutWhy, martianWhy, replyOf, type DestinationTest, type Packet, type SourceTest } from "./evaluate.js";
 import { PortList } from "../ir/match.js";
 import type { MatrixContext } from "./matrix.js";
 
@@ -1751,10 +1751,19 @@ function fromHost(st: State): NftVerdict {
   if (sent) return sent;
   // Routed again after a DNAT in output: the hook's chains all saw the interface it was sent by (the kernel's trace shows
   // that; a fuzzer found `oifname` read as the new one), postrouting sees the new one.
-  if (st.dnat) st.oif = isLocal(p, st.dst) ? "lo" : routeOf(p, st.dst);
+  if (st.dnat) {
+    st.oif = isLocal(p, st.dst) ? "lo" : routeOf(p, st.dst);
+    // (From 127.0.0.1 out of another interface than lo: only with route_localnet, evaluate.ts loopbackOutWhy.)
+    const rerouted = loopbackOutWhy(p, st.oif);
+    if (rerouted) throw new Unknown(rerouted);
+  }
   const out = done(st, runHook("postrouting", st));
   if (out) return out;
-  if (!isLocal(p, st.dst)) return accepted(st);
+  if (!isLocal(p, st.dst)) {
+    const martian = loopbackLeavesWhy(p, st.oif, () => st.snat);
+    if (martian) throw new Unknown(martian);
+    return accepted(st);
+  }
   // Its conntrack entry, mapped both ways already, comes back in with it.
   st.natDone = { dst: true, src: true };
   st.path = "input";

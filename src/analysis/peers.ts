@@ -59,6 +59,8 @@ export interface PeerInput {
   hostAddresses: string[];
   local: string[];
   routes: { dst: string; dev: string }[];
+  /** IPv4: where route_localnet is on (Packet.localnet), for the host's own packets. */
+  localnet?: Packet["localnet"];
   /** nftables: the source ranges their rules look at (a class whose walks could not note their tests of the source holds containers in one of each set of them alike). */
   sourceRanges?: { from: bigint; to: bigint }[];
   only?: "mismatches";
@@ -404,7 +406,7 @@ export function peerRows(inp: PeerInput): { rows: MatrixRow[]; cells: MatrixCell
   if (slots.length) {
     const walks = walkAll(slots, undefined, (slot, dst, sport) => {
       const src = slot.hostSrc!(dst);
-      return { family, in: "lo", src, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes, fromHost: true, ...(src === "0.0.0.0" || src === "::" ? { srcUnknown: true } : {}) };
+      return { family, in: "lo", src, dst, proto: slot.col.proto, sport, dport: slot.port, icmpType: slot.col.proto === "icmp" ? (family === 4 ? 8 : 128) : undefined, state: "NEW", local: inp.local, routes: inp.routes, fromHost: true, ...(inp.localnet ? { localnet: inp.localnet } : {}), ...(src === "0.0.0.0" || src === "::" ? { srcUnknown: true } : {}) };
     });
     const id = `host/${fam}`;
     rows.push({ id, kind: "host", interfaces: ["lo"], sources: ["host"] });

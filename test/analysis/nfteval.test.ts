@@ -589,3 +589,24 @@ test("the input interfaces a ruleset's rules name: by value and in a set, not ne
   if ("gap" in w) throw new Error(w.gap);
   expect(w.interfaces).toEqual(["eth1", "eth2", "wlan0", "veth+"]);
 });
+
+describe("evaluateNft: the host's connection to 127.0.0.1 DNATed out to a neighbour (route_localnet; localnet-kernel.test.ts proves it with packets)", () => {
+  // `nft -j list ruleset` of: output nat `ip daddr 127.0.0.1 tcp dport 8080 dnat to 192.168.7.2:80`, postrouting nat
+  // `ip saddr 127.0.0.0/8 oifname "eth1" masquerade`.
+  const rs = parseNftJson(readFileSync(new URL("./fixtures/nft/localnet-dnat-out.json", import.meta.url), "utf8"));
+  const p = (localnet?: Packet["localnet"]): Packet => ({ family: 4, in: "", src: "127.0.0.1", dst: "127.0.0.1", proto: "tcp", sport: 40000, dport: 8080, state: "NEW", local: ["192.168.7.1"], routes: [{ dst: "192.168.7.0/24", dev: "eth1" }], fromHost: true, ...(localnet ? { localnet } : {}) });
+  const said = (pk: Packet) => {
+    const v = evaluateNft(rs, pk, { replies: true });
+    return `${v.verdict}${v.why ? `: ${v.why}` : ""}`;
+  };
+  it("off, or not known: unknown, saying why; on for eth1 (or for all, which the reader expands): accepted", () => {
+    expect(said(p({ on: [], read: true }))).toBe("unknown: the host sends it from 127.0.0.1, and a DNAT routes it out of eth1: Linux routes it there only if route_localnet is on for eth1, and it is off (read from the kernel), so Linux drops it");
+    expect(said(p())).toMatch(/which dockwall does not read$/);
+    expect(said(p({ on: ["eth1"], read: true }))).toBe("ACCEPT");
+  });
+  it("leaving eth0 (another route), the masquerade of eth1's is none for it: unknown, the neighbour gets it from 127.0.0.1", () => {
+    expect(said({ ...p({ on: ["eth0"], read: true }), routes: [{ dst: "192.168.7.0/24", dev: "eth0" }] })).toBe(
+      "unknown: it leaves eth0 from 127.0.0.1 (no source nat of it): what gets it drops it, as Linux drops a packet from 127.0.0.0/8 that comes in by another interface than lo",
+    );
+  });
+});

@@ -302,8 +302,8 @@ export async function inPolicyLab<T>(name: string, text: string, fn: (w: { r: Co
   }
 }
 
-/** The host's addresses and routes, as the packet evaluator takes them. */
-export function hostView(plan: PolicyLabPlan): Pick<Packet, "local" | "routes"> {
+/** The host's addresses and routes, and where route_localnet is on (the lab's bridges with hairpin: as dockerd sets it), as the packet evaluator takes them. */
+export function hostView(plan: PolicyLabPlan): Pick<Packet, "local" | "routes" | "localnet"> {
   const local = [...plan.ifaces.flatMap((f) => [f.host4, f.host6]), ...plan.bridges.flatMap((b) => b.addrs.map((a) => a.split("/")[0]!))];
   const routes = [
     ...plan.bridges.flatMap((b) => b.subnets.map((dst) => ({ dst, dev: b.name }))),
@@ -313,7 +313,7 @@ export function hostView(plan: PolicyLabPlan): Pick<Packet, "local" | "routes"> 
       ...f.sources.map((s) => ({ dst: s, dev: f.name })),
     ]),
   ];
-  return { local, routes };
+  return { local, routes, localnet: { on: plan.hairpin ? plan.bridges.map((b) => b.name) : [], read: true } };
 }
 
 /** The packet a probe sends, as the evaluator takes it (the first packet of a new connection). */
@@ -650,7 +650,7 @@ export async function probeMatrix(
         const f = plan.ifaces.find((x) => x.name === iface);
         return f ? (family === 4 ? f.host4 : f.host6) : undefined;
       },
-      host: { addresses: view.local, routes: view.routes ?? [] },
+      host: { addresses: view.local, routes: view.routes ?? [], localnet: view.localnet?.on },
       ...(nft ? { nft } : {}),
       ...more,
     },

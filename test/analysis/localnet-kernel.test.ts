@@ -1,0 +1,108 @@
+// The host's own connection to 127.0.0.1, DNATed out of another interface than lo (a hand-made
+// rule, or another tool's): Linux routes it there only where route_localnet is on for that
+// interface (or for all), and the machine it reaches drops a packet from 127.0.0.1 unless nat
+// POSTROUTING translated its source. explain --live against a real connection, in namespaces, with
+// iptables rules and with an nftables table: where the kernel does not connect, explain must not
+// say accepted (a fuzzer found it said so); where it connects, explain says accepted.
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { createNetns, deleteNetns, describeKernel, type Netns } from "../lab/kernel.js";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const bin = process.env.DOCKWALL_BIN || `${root}bin/dockwall`;
+const netprobe = `${root}test/lab/netprobe.mjs`;
+const PACKET = "tcp host -> 127.0.0.1:8080";
+
+describeKernel("route_localnet: the host's connection to 127.0.0.1 DNATed out to a neighbour", () => {
+  let host: Netns;
+  let peer: Netns;
+  let listener: ChildProcess | undefined;
+
+  const sh = (ns: Netns, argv: string[], input?: string) => {
+    const r = ns.run(argv, input);
+    if (r.status !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const localnet = (all: 0 | 1, eth1: 0 | 1) => sh(host, ["sysctl", "-qw", `net.ipv4.conf.all.route_localnet=${all}`, `net.ipv4.conf.eth1.route_localnet=${eth1}`]);
+  const connects = () => {
+    const r = spawnSync("nsenter", [`--net=${host.path}`, "node", netprobe, "probe", "1500"], { input: JSON.stringify([{ src: "127.0.0.1", dst: "127.0.0.1", port: 8080, proto: "tcp" }]), encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`netprobe: ${r.stderr}`);
+    return (JSON.parse(r.stdout) as { open: boolean; reply?: string }[])[0]!;
+  };
+  const explain = () => {
+    const r = spawnSync("nsenter", [`--net=${host.path}`, bin, "explain", "--live", PACKET, "--json"], { encoding: "utf8" });
+    if (r.status !== 0 && r.status !== 1) throw new Error(`explain --live: ${r.status} ${r.stderr}`);
+    const first = (JSON.parse(r.stdout) as { packets: { verdict: string; unknown: string[] }[] }).packets[0]!;
+    return { verdict: first.verdict, why: first.unknown.join("; ") };
+  };
+
+  beforeAll(async () => {
+    host = createNetns("-lnh");
+    peer = createNetns("-lnp");
+    // The veth is made inside the host's namespace, its other end moved straight to the peer's: nothing in the root namespace.
+    sh(host, ["ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", peer.name]);
+    sh(host, ["ip", "addr", "add", "192.168.7.1/24", "dev", "eth1"]);
+    sh(peer, ["ip", "addr", "add", "192.168.7.2/24", "dev", "eth0"]);
+    sh(host, ["ip", "link", "set", "eth1", "up"]);
+    sh(peer, ["ip", "link", "set", "eth0", "up"]);
+    listener = spawn("nsenter", [`--net=${peer.path}`, "node", netprobe, "listen", "peer", "tcp=80", "bind=0.0.0.0"], { stdio: ["pipe", "pipe", "inherit"] });
+    await new Promise<void>((ok, fail) => {
+      listener!.stdout!.on("data", (d: Buffer) => d.toString().includes("ready") && ok());
+      listener!.once("exit", (c) => fail(new Error(`netprobe listen exited ${c}`)));
+    });
+  });
+  afterAll(() => {
+    listener?.kill();
+    if (host) deleteNetns(host.name);
+    if (peer) deleteNetns(peer.name);
+  });
+
+  const backends = {
+    iptables: {
+      load: (masquerade: boolean) =>
+        sh(host, ["iptables-restore"], `*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.168.7.2:80\n${masquerade ? "-A POSTROUTING -s 127.0.0.0/8 -o eth1 -j MASQUERADE\n" : ""}COMMIT\n`),
+      clear: () => sh(host, ["iptables-restore"], "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n"),
+    },
+    nftables: {
+      load: (masquerade: boolean) =>
+        sh(host, ["nft", "-f", "-"], `table ip t\ndelete table ip t\ntable ip t {\n  chain o { type nat hook output priority -100; policy accept; ip daddr 127.0.0.1 tcp dport 8080 dnat to 192.168.7.2:80; }\n  chain p { type nat hook postrouting priority 100; policy accept;${masquerade ? ' ip saddr 127.0.0.0/8 oifname "eth1" masquerade;' : ""} }\n}\n`),
+      clear: () => sh(host, ["nft", "flush", "ruleset"]),
+    },
+  };
+
+  for (const [name, b] of Object.entries(backends)) {
+    it(`${name}: off, the kernel drops it and explain says so (unknown, not accepted); on for eth1 or for all, with a masquerade, both connect; without it, neither`, () => {
+      // iptables-nft writes nftables tables: the other backend's rules go first.
+      backends.iptables.clear();
+      backends.nftables.clear();
+      const seen: string[] = [];
+      const check = (what: string) => {
+        const k = connects();
+        const e = explain();
+        seen.push(`${what}: kernel ${k.open ? `open (${k.reply?.trim()})` : "closed"}, explain ${e.verdict}`);
+        return e;
+      };
+      b.load(true);
+      localnet(0, 0);
+      const off = check("off, masquerade");
+      expect(off.why).toContain("route_localnet is on for eth1, and it is off (read from the kernel)");
+      localnet(0, 1);
+      check("on for eth1, masquerade");
+      localnet(1, 0);
+      check("on for all, masquerade");
+      b.load(false);
+      localnet(0, 1);
+      const bare = check("on for eth1, no masquerade");
+      expect(bare.why).toContain("it leaves eth1 from 127.0.0.1 (no source nat of it)");
+      localnet(0, 0);
+      b.clear();
+      expect(seen).toEqual([
+        "off, masquerade: kernel closed, explain unknown",
+        "on for eth1, masquerade: kernel open (peer), explain accept",
+        "on for all, masquerade: kernel open (peer), explain accept",
+        "on for eth1, no masquerade: kernel closed, explain unknown",
+      ]);
+    });
+  }
+});
