@@ -11,6 +11,21 @@
 //   iptables  the policy as drawn, loaded as a user loads it (loadPolicy, as matrix-live does);
 //   nft       Docker 29.7 with `iptables off`, the --format nft file loaded, each cell walked by the
 //             nftables evaluator over `nft -j list ruleset` (as nft-live-analysis does).
+//   nft-coexist  Docker 29.7 with its nftables firewall backend and `iptables on` (`firewall-backend
+//             nftables;`): Docker's own tables (ip/ip6 docker-bridges, what the --format nft file
+//             of the same networks and containers with `iptables off` holds, Docker 29.7's rule for
+//             rule: test/parity/nft29-kernel.test.ts) loaded first, then dockwall's own --format nft
+//             file on top (nft -f, as a user loads it: test/targets/nft-docker29.test.ts); each cell
+//             walked by the nftables evaluator over the whole ruleset (as matrix --live does there:
+//             the intent of the containers' and the host's own traffic from Docker's rules).
+//   nft-beside-iptables  Docker's iptables backend (any version, `iptables on`, with Docker 29 now
+//             and then `firewall-backend iptables;`) on an nftables host: the iptables output loaded
+//             as in `iptables`, then dockwall's drop-only --format nft table on top. The matrix is
+//             the iptables rules' (matrix --live refuses such a host: iptables-nft's xt rules and
+//             an nftables table at once, counted as `matrixLiveRefused`); what matters most is (B):
+//             every cell the policy closes is closed (the drops hold), and none it allows is closed
+//             by the table. A policy --format nft refuses (a `forward` statement: DOCKER-USER's
+//             ACCEPT) counts its codes as `nft:CODE`.
 // Findings: (A) the kernel's open/closed is not the cell's verdict (or the verdict is unknown);
 // (B) the cell's intent (what the policy says) is not what the kernel did. Disagreements are
 // re-probed twice after 500 ms (probeMatrix), then the policy is built again from scratch and
@@ -20,7 +35,8 @@
 // Run (root; the lab builds network namespaces and never touches the root one):
 //   DOCKWALL_FUZZ=1 FUZZ_MINUTES=10 FUZZ_SEED=1 npx vitest run --project fuzz test/fuzz/policy.fuzz.ts
 // More: FUZZ_OUT=DIR (default a fresh dir under the system's tmp, printed), FUZZ_MODES=iptables,nft
-// (default both, alternating), FUZZ_MIN_SECONDS (time for one minimization, default 120).
+// (default those two, alternating; nft-coexist and nft-beside-iptables when named),
+// FUZZ_MIN_SECONDS (time for one minimization, default 120).
 // Output: log.txt (every policy and what its cells did), findings.jsonl (every disagreement, tagged
 // when a known artefact), minimized.jsonl, summary.json (counts, error codes of the redraws, tags).
 //
@@ -39,14 +55,28 @@ import { expect, it } from "vitest";
 import { asLoaded } from "../../src/analysis/loaded.js";
 import type { MatrixCell, MatrixContext } from "../../src/analysis/matrix.js";
 import { nftMatrixWalk, parseNftJson } from "../../src/analysis/nfteval.js";
+import { readNftLive } from "../../src/analysis/command.js";
 import { compile, type CompileResult } from "../../src/compile.js";
 import type { Policy } from "../../src/model/types.js";
 import { describeKernel } from "../lab/kernel.js";
-import { loadPolicy, planPolicyLab, probeMatrix, startPolicyLab, type LabProbe, type PolicyLab, type PolicyLabPlan } from "../lab/policylab.js";
+import { dockersOwn, loadPolicy, planPolicyLab, probeMatrix, startPolicyLab, type LabProbe, type PolicyLab, type PolicyLabPlan } from "../lab/policylab.js";
 import { FuzzOut, fuzzSettings, fuzzTimeout, Rng, shrinkList, Tally, writeSummary } from "./common.js";
 
-type Mode = "iptables" | "nft";
+const ALL_MODES = ["iptables", "nft", "nft-coexist", "nft-beside-iptables"] as const;
+type Mode = (typeof ALL_MODES)[number];
 const MODES = (process.env.FUZZ_MODES ?? "iptables,nft").split(",") as Mode[];
+for (const m of MODES) if (!ALL_MODES.includes(m)) throw new Error(`FUZZ_MODES: no mode '${m}' (${ALL_MODES.join(", ")})`);
+/** The docker block's options that make the mode what it is: never taken out while minimizing. */
+const PINNED: Record<Mode, RegExp | undefined> = {
+  iptables: undefined,
+  nft: undefined,
+  "nft-coexist": /^(version|iptables|firewall-backend) /,
+  "nft-beside-iptables": /^iptables /,
+};
+/** The nftables evaluator walks the cells (else the iptables rules the policy loads). */
+const nftWalked = (m: Mode) => m === "nft" || m === "nft-coexist";
+/** How a drawn policy is checked: beside Docker's nftables backend with `iptables on`, only --format nft is accepted (else the check refuses every one). */
+const checkFormat = (m: Mode): { format?: "nft" } => (m === "nft-coexist" ? { format: "nft" } : {});
 const MIN_SECONDS = Number(process.env.FUZZ_MIN_SECONDS ?? 120);
 
 const rng = new Rng(1);
@@ -81,7 +111,12 @@ const HOST_PORTS = [22, 53, 80, 443, 2222, 5000, 5353, 8000, 8080, 8443, 9000, 9
 function drawPolicy(mode: Mode): Pol {
   const docker: string[] = [];
   if (mode === "nft") docker.push("version 29.7;", "iptables off;");
-  else docker.push(`version ${pick(VERSIONS)};`, `iptables ${chance(0.5) ? "on" : "off"};`);
+  else if (mode === "nft-coexist") docker.push("version 29.7;", "iptables on;", "firewall-backend nftables;");
+  else if (mode === "nft-beside-iptables") {
+    const v = pick(VERSIONS);
+    docker.push(`version ${v};`, "iptables on;");
+    if (v.startsWith("29.") && chance(0.6)) docker.push("firewall-backend iptables;");
+  } else docker.push(`version ${pick(VERSIONS)};`, `iptables ${chance(0.5) ? "on" : "off"};`);
   if (chance(0.6)) docker.push(`ip6tables ${chance(0.7) ? "on" : "off"};`);
   docker.push(`userland-proxy ${chance(0.5) ? "on" : "off"};`);
   if (chance(0.25)) docker.push(`published ${chance(0.5) ? "open" : "closed"};`);
@@ -247,20 +282,59 @@ interface Run {
   found?: Disagreement[];
   /** A known artefact of the lab that stopped the world (its error says what). */
   tag?: string;
+  /** What the world showed besides its cells (matrix --live's refusal of the host, Docker's tables from the whole policy not as from its networks alone). */
+  notes?: string[];
+}
+
+/** The tables `ip`/`ip6 docker-bridges` of a --format nft file (`iptables off`), with the lines that replace them. */
+function dockerBridgesOf(file: string): string {
+  const out: string[] = [];
+  let on = false;
+  for (const line of file.split("\n")) {
+    const t = /^table (\S+) (\S+)( \{)?$/.exec(line);
+    if (t) on = (t[1] === "ip" || t[1] === "ip6") && t[2] === "docker-bridges";
+    if (on) out.push(line);
+    if (line === "}") on = false;
+  }
+  return out.length ? out.join("\n") + "\n" : "";
+}
+
+/**
+ * Docker 29.7's own tables for the policy's networks and containers (its nftables backend, `iptables on`): what dockwall
+ * writes for them with `iptables off` (dockersOwn: the docker block, networks and containers, `iptables off; published
+ * open;`), the --format nft file's docker-bridges tables. Also from the whole policy with `iptables off`, which should
+ * be the same tables (what a zone, an allow, `published` says is not Docker's): a note when they are not.
+ */
+function dockerTablesFor(text: string, p: Policy): { tables: string; codes?: string[]; note?: string } {
+  const own = compile(dockersOwn(text, p), { format: "nft", file: "docker.dw" });
+  if (!own.ok) return { tables: "", codes: own.diagnostics.filter((d) => d.severity === "error").map((d) => `docker-tables:${d.code}`) };
+  const tables = dockerBridgesOf(own.output!);
+  if (!/^table ip docker-bridges \{$/m.test(tables)) throw new Error(`no table ip docker-bridges in the --format nft file of Docker's own:\n${own.output}`);
+  const whole = compile(text.replace(/\biptables on;/, "iptables off;"), { format: "nft", file: "whole.dw" });
+  const note = whole.ok && dockerBridgesOf(whole.output!) !== tables ? "docker-tables-differ: the whole policy with `iptables off` writes other docker-bridges tables than its networks and containers alone" : undefined;
+  return { tables, ...(note ? { note } : {}) };
 }
 
 /** The policy compiled for the mode, its world built, its rules loaded, every sendable cell probed. */
 async function runWorld(mode: Mode, text: string, log: (s: string) => void): Promise<Run> {
   let r: CompileResult;
   let nftOut: string | undefined;
+  let dockerTables: ReturnType<typeof dockerTablesFor> | undefined;
+  const notes: string[] = [];
   try {
-    r = compile(text, { noRender: true, file: "fuzz.dw" });
-    if (r.ok && mode === "nft") {
+    // (Beside Docker's nftables backend with `iptables on`, only --format nft is accepted: the rules walked as matrix does, `analysis`.)
+    r = compile(text, { noRender: true, file: "fuzz.dw", ...(mode === "nft-coexist" ? { analysis: true } : {}) });
+    if (r.ok && mode !== "iptables") {
       const n = compile(text, { format: "nft", file: "fuzz.dw" });
       if (!n.ok) return { compiled: false, codes: n.diagnostics.filter((d) => d.severity === "error").map((d) => `nft:${d.code}`) };
       nftOut = n.output!;
     }
-    if (r.ok && mode === "iptables") for (const f of ["iptables", "ip6tables"] as const) if (!compile(text, { format: f }).ok) return { compiled: false, codes: [`${f}:refused`] };
+    if (r.ok && (mode === "iptables" || mode === "nft-beside-iptables")) for (const f of ["iptables", "ip6tables"] as const) if (!compile(text, { format: f }).ok) return { compiled: false, codes: [`${f}:refused`] };
+    if (r.ok && mode === "nft-coexist") {
+      dockerTables = dockerTablesFor(text, r.policy!);
+      if (dockerTables.codes) return { compiled: false, codes: dockerTables.codes };
+      if (dockerTables.note) notes.push(dockerTables.note);
+    }
   } catch (e) {
     return { compiled: false, error: `compile threw: ${(e as Error).stack ?? e}` };
   }
@@ -271,14 +345,25 @@ async function runWorld(mode: Mode, text: string, log: (s: string) => void): Pro
   let lab: PolicyLab | undefined;
   try {
     lab = await startPolicyLab(plan);
-    if (mode === "iptables") {
+    if (mode === "iptables" || mode === "nft-beside-iptables") {
       const said = loadPolicy(lab, text, p);
       if (said) return { compiled: true, error: `its rules did not load: ${said}` };
-    } else {
+    }
+    if (mode === "nft-coexist") {
+      // Docker's tables first, as dockerd makes them when it starts; then dockwall's file, as a user loads it.
+      const said = lab.host.run(["nft", "-f", "-"], dockerTables!.tables).stderr;
+      if (said.trim()) return { compiled: true, error: `Docker's tables did not load: ${said}` };
+    }
+    if (mode !== "iptables") {
       const said = lab.host.run(["nft", "-f", "-"], nftOut!).stderr;
       if (said.trim()) return { compiled: true, error: `the nft file did not load: ${said}` };
     }
-    const { cells, sendable, probes, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open", mode === "nft" ? nftWalk(lab) : undefined);
+    if (mode === "nft-beside-iptables") {
+      // What matrix --live would say of this host (it reads one backend or the other).
+      const live = readNftLive((cmd, args) => lab!.host.run([cmd, ...args]).stdout, { legacyRules: false });
+      notes.push(live === undefined ? "matrix-live: no nftables tables seen" : "refuse" in live ? "matrix-live: refuses (iptables-nft's xt rules and nftables tables at once)" : "matrix-live: walks the nftables ruleset");
+    }
+    const { cells, sendable, probes, open } = await probeMatrix(lab, plan, p, asLoaded(p, r.generated!.rulesets), (c) => c.verdict === "open", nftWalked(mode) ? nftWalk(lab) : undefined);
     const byPacket = new Map<string, number[]>();
     probes.forEach((pr, i) => byPacket.set(JSON.stringify(pr), [...(byPacket.get(JSON.stringify(pr)) ?? []), i]));
     const found: Disagreement[] = [];
@@ -294,7 +379,7 @@ async function runWorld(mode: Mode, text: string, log: (s: string) => void): Pro
       }
     });
     log(`  ${sendable.length} of ${cells.length} cells probed (${open.filter(Boolean).length} open, ${sendable.filter((c) => c.family === 6).length} IPv6); ${found.filter((d) => !d.tag).length} disagree${found.some((d) => d.tag) ? `, ${found.filter((d) => d.tag).length} known artefacts` : ""}`);
-    return { compiled: true, cells: cells.length, sendable: sendable.length, open: open.filter(Boolean).length, v6: sendable.filter((c) => c.family === 6).length, warnings, found };
+    return { compiled: true, cells: cells.length, sendable: sendable.length, open: open.filter(Boolean).length, v6: sendable.filter((c) => c.family === 6).length, warnings, found, notes };
   } catch (e) {
     // The lab could not be built or probed: a host listener that cannot bind beside a 127.0.0.1 publish of its port is a known artefact.
     const msg = String((e as Error).message ?? e);
@@ -308,7 +393,7 @@ async function runWorld(mode: Mode, text: string, log: (s: string) => void): Pro
 const sigOf = (d: Disagreement) => `${d.kind} ${d.key} matrix:${d.verdict} intent:${d.intent} kernel:${d.kernel}`;
 
 /** Smaller policies, one piece out each: statements, list items, docker options (each still a policy to compile). */
-function smaller(p: Pol): Pol[] {
+function smaller(p: Pol, mode: Mode): Pol[] {
   const out: Pol[] = [];
   const clone = (): Pol => JSON.parse(JSON.stringify(p));
   const lists: ((q: Pol) => unknown[])[] = [
@@ -323,8 +408,10 @@ function smaller(p: Pol): Pol[] {
     ...p.networks.map((_, i) => (q: Pol) => q.networks[i]!.opts),
     (q) => q.docker,
   ];
+  const pinned = PINNED[mode];
   for (const list of lists) {
     for (let i = list(p).length - 1; i >= 0; i--) {
+      if (pinned && list === lists[lists.length - 1] && pinned.test(String(p.docker[i]))) continue;
       const q = clone();
       list(q).splice(i, 1);
       out.push(q);
@@ -355,6 +442,20 @@ describeKernel("differential fuzzer: random policies, every matrix cell against 
       const warnings = new Tally();
       const sigs = new Tally();
       const byMode = new Tally();
+      const notes = new Tally();
+      /** Each mode's own counts: worlds, cells, IPv6 share, the refusals' codes, the disagreements by direction. */
+      const perMode: Record<string, { worlds: number; cells: number; sendable: number; open: number; v6: number; disagreements: number; artefacts: number; findings: number; loadFailed: number; exceptions: number; refused: number; refusals: Tally; kinds: Tally }> = {};
+      const M = (m: Mode) => (perMode[m] ??= { worlds: 0, cells: 0, sendable: 0, open: 0, v6: 0, disagreements: 0, artefacts: 0, findings: 0, loadFailed: 0, exceptions: 0, refused: 0, refusals: new Tally(), kinds: new Tally() });
+      const summary = () => ({
+        stats,
+        byMode: byMode.object(),
+        perMode: Object.fromEntries(Object.entries(perMode).map(([m, x]) => [m, { ...x, v6Share: x.sendable ? Math.round((1000 * x.v6) / x.sendable) / 1000 : 0, refusals: x.refusals.object(), kinds: x.kinds.object() }])),
+        redraws: redraw.object(),
+        tags: tags.object(),
+        warnings: warnings.object(),
+        notes: notes.object(),
+        signatures: sigs.object(),
+      });
       const minimized = new Set<string>();
       let n = 0;
       while (Date.now() < S.deadline - 20_000) {
@@ -371,7 +472,7 @@ describeKernel("differential fuzzer: random policies, every matrix cell against 
           text = render(cand);
           const dry = (() => {
             try {
-              const r = compile(text, { checkOnly: true, file: "fuzz.dw" });
+              const r = compile(text, { checkOnly: true, file: "fuzz.dw", ...checkFormat(mode) });
               return r.ok ? undefined : r.diagnostics.filter((d) => d.severity === "error").map((d) => d.code);
             } catch (e) {
               return e as Error;
@@ -379,12 +480,17 @@ describeKernel("differential fuzzer: random policies, every matrix cell against 
           })();
           if (dry instanceof Error) {
             stats.exceptions++;
+            M(mode).exceptions++;
             out.line("findings.jsonl", { kind: "exception", mode, policy: text, error: String(dry.stack ?? dry) });
             log(`EXCEPTION in check:\n${text}${dry.stack}`);
             continue;
           }
           if (dry) {
-            for (const c of new Set(dry)) redraw.add(c);
+            for (const c of new Set(dry)) {
+              redraw.add(c);
+              M(mode).refusals.add(c);
+            }
+            M(mode).refused++;
             continue;
           }
           pol = cand;
@@ -396,9 +502,17 @@ describeKernel("differential fuzzer: random policies, every matrix cell against 
         if (!res.compiled) {
           if (res.error) {
             stats.exceptions++;
+            M(mode).exceptions++;
             out.line("findings.jsonl", { kind: "exception", mode, policy: text, error: res.error });
             log(`  EXCEPTION: ${res.error}`);
-          } else for (const c of new Set(res.codes)) redraw.add(c);
+          } else {
+            M(mode).refused++;
+            for (const c of new Set(res.codes)) {
+              redraw.add(c);
+              M(mode).refusals.add(c);
+            }
+            log(`  refused: ${[...new Set(res.codes)].join(", ")}`);
+          }
           continue;
         }
         if (res.error && res.tag) {
@@ -408,6 +522,7 @@ describeKernel("differential fuzzer: random policies, every matrix cell against 
         }
         if (res.error) {
           stats.loadFailed++;
+          M(mode).loadFailed++;
           out.line("findings.jsonl", { kind: "load", mode, policy: text, error: res.error });
           log(`  LOAD FAILED: ${res.error}`);
           continue;
@@ -418,16 +533,29 @@ describeKernel("differential fuzzer: random policies, every matrix cell against 
         stats.sendable += res.sendable!;
         stats.open += res.open!;
         stats.v6 += res.v6!;
+        const mm = M(mode);
+        mm.worlds++;
+        mm.cells += res.cells!;
+        mm.sendable += res.sendable!;
+        mm.open += res.open!;
+        mm.v6 += res.v6!;
         for (const w of new Set(res.warnings)) warnings.add(w);
+        for (const x of res.notes ?? []) {
+          notes.add(`${mode} ${x}`);
+          log(`  note: ${x}`);
+        }
         for (const d of res.found!) {
           stats.disagreements++;
+          mm.disagreements++;
           if (d.tag) {
             stats.artefacts++;
+            mm.artefacts++;
             tags.add(d.tag);
-          }
+          } else mm.kinds.add(`${d.kind} matrix:${d.verdict} intent:${d.intent} kernel:${d.kernel}`);
           out.line("findings.jsonl", { mode, world: n, policy: text, ...d });
           log(`  ${d.tag ? `[${d.tag}] ` : ""}(${d.kind}) ${d.row} → ${d.column} ${d.path} v${d.family}: ${d.probe}: matrix ${d.verdict}, intent ${d.intent}, kernel ${d.kernel}${d.why ? ` (${d.why})` : ""}`);
         }
+        writeSummary(out, S, summary());
         // What is not a known artefact: built again from scratch, probed once more; then minimized (one per signature).
         const real = res.found!.filter((d) => !d.tag);
         if (!real.length) continue;
@@ -436,6 +564,7 @@ describeKernel("differential fuzzer: random policies, every matrix cell against 
         stats.gone += real.length - stays.length;
         for (const d of stays) {
           stats.findings++;
+          mm.findings++;
           sigs.add(`${mode} ${d.kind} ${d.path} matrix:${d.verdict} intent:${d.intent} kernel:${d.kernel}`);
         }
         const target = stays.find((d) => !minimized.has(`${mode} ${d.kind} ${d.path} ${d.verdict} ${d.intent} ${d.kernel}`));
@@ -449,14 +578,14 @@ describeKernel("differential fuzzer: random policies, every matrix cell against 
         const tried = new Set<string>();
         for (let changed = true; changed && Date.now() < until; ) {
           changed = false;
-          for (const cand of smaller(cur)) {
+          for (const cand of smaller(cur, mode)) {
             if (Date.now() > until) break;
             const t = render(cand);
             if (tried.has(t)) continue;
             tried.add(t);
             let ok = false;
             try {
-              ok = compile(t, { checkOnly: true }).ok;
+              ok = compile(t, { checkOnly: true, ...checkFormat(mode) }).ok;
             } catch {
               ok = false;
             }
@@ -474,9 +603,9 @@ describeKernel("differential fuzzer: random policies, every matrix cell against 
         const m = { mode, world: n, finding: target, trials, complete: Date.now() <= until, policy: render(cur), original: text };
         out.line("minimized.jsonl", m);
         log(`  MINIMIZED after ${trials} trials${m.complete ? "" : " (time ran out)"}:\n${m.policy.trimEnd()}`);
-        writeSummary(out, S, { stats, byMode: byMode.object(), redraws: redraw.object(), tags: tags.object(), warnings: warnings.object(), signatures: sigs.object() });
+        writeSummary(out, S, summary());
       }
-      writeSummary(out, S, { stats, byMode: byMode.object(), redraws: redraw.object(), tags: tags.object(), warnings: warnings.object(), signatures: sigs.object() });
+      writeSummary(out, S, summary());
       log(`DONE ${JSON.stringify(stats)}`);
       console.log(`[fuzz policy] ${stats.worlds} worlds (${JSON.stringify(byMode.object())}), ${stats.sendable} cells probed, ${stats.disagreements} disagreements (${stats.artefacts} known artefacts), ${stats.findings} findings, ${stats.exceptions} exceptions; ${S.out}`);
       expect(stats.worlds).toBeGreaterThan(0);
