@@ -383,7 +383,10 @@ async function runWorld(mode: Mode, text: string, log: (s: string) => void): Pro
   } catch (e) {
     // The lab could not be built or probed: a host listener that cannot bind beside a 127.0.0.1 publish of its port is a known artefact.
     const msg = String((e as Error).message ?? e);
-    const tag = /EADDRINUSE/.test(msg) && plan.hostListeners.some((l) => l.bind === "127.0.0.1") ? "host-listener-127" : undefined;
+    // (And the host's service on a port a container publishes on one address with userland-proxy on, a host address or
+    // 0.0.0.0: docker-proxy's stand-in holds it there, and the service's listener on every address cannot bind.)
+    const twice = plan.hostListeners.some((l) => plan.hostListeners.some((o) => o !== l && o.proto === l.proto && o.port === l.port && o.bind !== l.bind));
+    const tag = /EADDRINUSE/.test(msg) ? (plan.hostListeners.some((l) => l.bind === "127.0.0.1") ? "host-listener-127" : twice ? "host-listener-published" : undefined) : undefined;
     return { compiled: true, error: `the lab failed: ${msg}`, ...(tag ? { tag } : {}) };
   } finally {
     await lab?.stop();
