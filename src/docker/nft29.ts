@@ -76,8 +76,8 @@ export function dockerTable(plan: Plan): DockerTable {
   const nets = plan.networks.filter((n) => n.subnet[family]);
   for (const n of nets) checkName(n.bridge);
 
-  const dnat: string[] = [];
-  const raw: string[] = [];
+  const dnat = new Rules("nat-prerouting-and-output");
+  const raw = new Rules("raw-PREROUTING");
   const chains: Chain[] = [
     { name: "filter-FORWARD", base: "type filter hook forward priority filter; policy accept;", rules: ["oifname vmap @filter-forward-in-jumps", "iifname vmap @filter-forward-out-jumps"] },
     {
@@ -87,21 +87,21 @@ export function dockerTable(plan: Plan): DockerTable {
     },
     { name: "nat-POSTROUTING", base: "type nat hook postrouting priority srcnat; policy accept;", rules: ["iifname vmap @nat-postrouting-out-jumps", "oifname vmap @nat-postrouting-in-jumps"] },
     { name: "nat-PREROUTING", base: "type nat hook prerouting priority dstnat; policy accept;", rules: [`fib daddr type local ${COUNTER} jump nat-prerouting-and-output`] },
-    { name: "nat-prerouting-and-output", rules: dnat },
-    { name: "raw-PREROUTING", base: "type filter hook prerouting priority raw; policy accept;", rules: raw },
+    { name: "nat-prerouting-and-output", rules: dnat.rules },
+    { name: "raw-PREROUTING", base: "type filter hook prerouting priority raw; policy accept;", rules: raw.rules },
   ];
 
   // Per network, at its creation: the rules of filter-forward-in__BR by group.
-  const fwdIn = new Map<string, { first: string[]; icc: string[]; ports: string[]; final: string[] }>();
-  const postIn = new Map<string, string[]>();
+  const fwdIn = new Map<string, { first: string[]; icc: string[]; ports: Rules; final: string[] }>();
+  const postIn = new Map<string, Rules>();
   for (const n of nets) {
     const br = n.bridge;
     const q = quote(br);
     const ct = `ct state established,related ${COUNTER} accept`;
     const verdict = n.icc ? "accept" : "drop";
-    const inGroups = { first: [ct], icc: [] as string[], ports: [] as string[], final: [] as string[] };
+    const inGroups = { first: [ct], icc: [] as string[], ports: new Rules(`filter-forward-in__${br}`), final: [] as string[] };
     const out = [ct];
-    const natIn: string[] = [];
+    const natIn = new Rules(`nat-postrouting-in__${br}`);
     const natOut: string[] = [];
     if (n.internal) {
       inGroups.first.push(`iifname != ${q} ${COUNTER} drop comment "INTERNAL NETWORK INGRESS"`);
@@ -112,14 +112,14 @@ export function dockerTable(plan: Plan): DockerTable {
       out.push(`${COUNTER} accept comment "OUTGOING"`);
       inGroups.final.push(`${COUNTER} drop comment "UNPUBLISHED PORT DROP"`);
       if (n.masquerade) natOut.push(`oifname != ${q} ${ip} saddr ${n.subnet[family]} ${COUNTER} masquerade comment "MASQUERADE"`);
-      if (hairpin) natIn.push(`fib saddr type local ${COUNTER} masquerade comment "MASQUERADE FROM HOST"`);
+      if (hairpin) natIn.add(`fib saddr type local ${COUNTER} masquerade comment "MASQUERADE FROM HOST"`);
     }
     fwdIn.set(br, inGroups);
     postIn.set(br, natIn);
     chains.push(
       { name: `filter-forward-in__${br}`, rules: [] },
       { name: `filter-forward-out__${br}`, rules: out },
-      { name: `nat-postrouting-in__${br}`, rules: natIn },
+      { name: `nat-postrouting-in__${br}`, rules: natIn.rules },
       { name: `nat-postrouting-out__${br}`, rules: natOut },
     );
   }
@@ -129,7 +129,7 @@ export function dockerTable(plan: Plan): DockerTable {
     const lines = containerLines(c, family, hairpin);
     c.endpoints.forEach((e, i) => {
       if (!fwdIn.has(e.bridge)) throw new Error(`Docker 29's nftables tables: ${e.ip} is on bridge ${e.bridge}, which has no IPv${family} subnet`);
-      add(raw, lines.direct[i]!, "raw-PREROUTING");
+      raw.add(lines.direct[i]!);
     });
     c.ports.forEach((p, i) => publish(p, lines.ports[i]!));
   }
@@ -142,17 +142,15 @@ export function dockerTable(plan: Plan): DockerTable {
     if (!groups) throw new Error(`Docker 29's nftables tables: ${p.comment} is on bridge ${br}, which has no IPv${family} subnet`);
     if (p.hostPort === 0) throw new Error(`Docker 29's nftables tables: ${p.comment} has no host port (dockerd picks one)`);
     // Bindings of several host ports to one container port share the accept (dockerd ignores the duplicate).
-    let seen = held.get(groups.ports);
-    if (!seen) held.set(groups.ports, (seen = new Set(groups.ports)));
-    if (!seen.has(lines.accept)) seen.add(lines.accept), groups.ports.push(lines.accept);
-    add(dnat, lines.dnat, "nat-prerouting-and-output");
-    if (lines.masquerade) add(postIn.get(br)!, lines.masquerade, `nat-postrouting-in__${br}`);
-    if (lines.loopback) add(raw, lines.loopback, "raw-PREROUTING");
+    groups.ports.addOnce(lines.accept);
+    dnat.add(lines.dnat);
+    if (lines.masquerade) postIn.get(br)!.add(lines.masquerade);
+    if (lines.loopback) raw.add(lines.loopback);
   }
 
   for (const n of nets) {
     const g = fwdIn.get(n.bridge)!;
-    chains.find((c) => c.name === `filter-forward-in__${n.bridge}`)!.rules.push(...g.first, ...g.icc, ...g.ports, ...g.final);
+    chains.find((c) => c.name === `filter-forward-in__${n.bridge}`)!.rules.push(...g.first, ...g.icc, ...g.ports.rules, ...g.final);
   }
 
   // nft lists a map's elements by key, compared as a little-endian number: longer names last.
@@ -238,16 +236,23 @@ function containerLines(c: ContainerPlan, family: Family, hairpin: boolean): { d
 
 const written = new WeakMap<ContainerPlan, { mode: string; lines: { direct: string[]; ports: PortLines[] } }>();
 
-/** The rules each group holds, as a set (a chain of one rule per published port: thousands, each looked up). */
-const held = new WeakMap<string[], Set<string>>();
+/** A chain's rules (or a group of them) as dockerd adds them, with the set of what it holds (thousands of rules, each looked up). */
+class Rules {
+  readonly rules: string[] = [];
+  private readonly held = new Set<string>();
+  constructor(private readonly chain: string) {}
 
-/** dockerd refuses to add a rule a group already holds (its transaction fails). */
-function add(rules: string[], rule: string, chain: string): void {
-  let set = held.get(rules);
-  if (!set) held.set(rules, (set = new Set(rules)));
-  if (set.has(rule)) throw new Error(`Docker 29's nftables tables: dockerd would add the rule '${rule}' to ${chain} twice, and fails`);
-  set.add(rule);
-  rules.push(rule);
+  /** dockerd refuses to add a rule a group already holds (its transaction fails). */
+  add(rule: string): void {
+    if (this.held.has(rule)) throw new Error(`Docker 29's nftables tables: dockerd would add the rule '${rule}' to ${this.chain} twice, and fails`);
+    this.held.add(rule);
+    this.rules.push(rule);
+  }
+
+  /** Bindings of several host ports to one container port share the accept (dockerd ignores the duplicate). */
+  addOnce(rule: string): void {
+    if (!this.held.has(rule)) this.held.add(rule), this.rules.push(rule);
+  }
 }
 
 function quote(ifname: string): string {
