@@ -70,6 +70,8 @@ export function benchAnalysis(ctx: AnalysisCtx): string[] {
           sh(["ip", "link", "add", `br-n${bridges}`, "type", "bridge"]);
           sh(["ip", "addr", "add", `10.100.${bridges}.1/24`, "dev", `br-n${bridges}`]);
           sh(["ip", "link", "set", `br-n${bridges}`, "up"]);
+          // (As dockerd sets it for its bridges with userland-proxy off: verify reads it.)
+          sh(["sysctl", "-qw", `net.ipv4.conf.br-n${bridges}.route_localnet=1`]);
         }
         let f = file(n);
         if (backend === "nft") {

@@ -31,6 +31,9 @@ describeKernel("dockwall verify on a host of 200 containers (more cells than mat
       ok(["ip", "link", "add", "br-n0", "type", "bridge"]);
       ok(["ip", "addr", "add", "10.100.0.1/24", "dev", "br-n0"]);
       ok(["ip", "link", "set", "br-n0", "up"]);
+      // As dockerd sets it for its bridges with userland-proxy off: the host's own connections to 127.0.0.1, DNATed to a
+      // container, go out by the bridge (verify reads it from the kernel; off, they do not connect).
+      ok(["sysctl", "-qw", "net.ipv4.conf.br-n0.route_localnet=1"]);
       for (const f of [4, 6] as const) expect(ns.restore(f, compile(text, { format: f === 4 ? "iptables" : "ip6tables" }).output!).stderr).toBe("");
       writeFileSync(join(dir, "host.dw"), text);
       const dockwall = (...args: string[]) => spawnSync("nsenter", [`--net=${ns.path}`, bin, ...args], { encoding: "utf8", env: { ...process.env, DOCKWALL_STATE_DIR: dir } });
