@@ -82,6 +82,8 @@ export interface Verdict {
   replyDnat?: boolean;
   /** With `trace`: every rule that changed or decided the packet, in the order the kernel met them. */
   steps?: Step[];
+  /** Dropped by Linux itself, not by a rule (`decided` is none): why (loopbackOut: route_localnet read from the kernel, off). */
+  kernel?: string;
 }
 
 /**
@@ -810,8 +812,9 @@ function fromHost(p: Packet, ctx: Ctx, table: (n: Table["name"]) => Table | unde
   const to = ctx.dnat ? ctx.dnat.addr : p.dst;
   const local = isLocal(p, to);
   // Routed again after the DNAT (before filter OUTPUT): from 127.0.0.1 out of another interface than lo, only with route_localnet.
-  const rerouted = ctx.dnat ? loopbackOutWhy(p, local ? "lo" : routeOf(p, to)) : undefined;
-  if (rerouted) throw new Unknown(rerouted);
+  const rerouted = ctx.dnat ? loopbackOut(p, local ? "lo" : routeOf(p, to)) : undefined;
+  if (rerouted?.dropped) return { verdict: "DROP", path: "output", dnat: ctx.dnat, kernel: rerouted.why };
+  if (rerouted) throw new Unknown(rerouted.why);
   const filter = table("filter");
   const w = filter ? walk(filter, "OUTPUT", p, ctx) : undefined;
   ctx.out = local ? "lo" : routeOf(p, to);
@@ -1130,14 +1133,18 @@ export function loopbackFromOutside(p: Packet, to: string): void {
 /**
  * The host's packet from 127.0.0.0/8 routed again after a DNAT, out of `out`, not lo: Linux routes it only where
  * route_localnet is on for that interface (or for all), and drops it at once otherwise, before filter OUTPUT (a fuzzer;
- * proven with packets: a connection to 127.0.0.1 DNATed to a neighbour hangs with it off). Unknown then: why (both
- * evaluators say it alike), or undefined where it goes on.
+ * proven with packets: a connection to 127.0.0.1 DNATed to a neighbour hangs with it off). Where it is read from the
+ * kernel and off, dropped (by Linux, no rule); where not known, unknown; why either way (both evaluators say it alike).
+ * Undefined where it goes on.
  */
-export function loopbackOutWhy(p: Packet, out: string | undefined): string | undefined {
+export function loopbackOut(p: Packet, out: string | undefined): { why: string; dropped: boolean } | undefined {
   if (!p.fromHost || p.family !== 4 || !out || out === "lo" || p.srcUnknown || !/^127\./.test(p.src) || p.localnet?.on.includes(out)) return undefined;
-  return `the host sends it from ${p.src}, and a DNAT routes it out of ${out}: Linux routes it there only if route_localnet is on for ${out}, ${
-    p.localnet === undefined ? "which dockwall does not read" : p.localnet.read ? "and it is off (read from the kernel), so Linux drops it" : "which dockerd turns on only for its bridges with userland-proxy off"
-  }`;
+  // Read from the kernel and off: Linux drops it (a verdict, with no rule that decided it).
+  if (p.localnet?.read) return { why: `Linux does not route a packet from ${p.src} out of ${out} (where a DNAT sends it): route_localnet is off for ${out} (read from the kernel)`, dropped: true };
+  return {
+    why: `the host sends it from ${p.src}, and a DNAT routes it out of ${out}: Linux routes it there only if route_localnet is on for ${out}, ${p.localnet === undefined ? "which dockwall does not read" : "which dockerd turns on only for its bridges with userland-proxy off"}`,
+    dropped: false,
+  };
 }
 
 /**

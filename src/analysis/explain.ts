@@ -63,6 +63,8 @@ export interface ExplainResult {
   reply_dnat?: true;
   /** The packet and its replies get through, but the connection's later packets from its side (its ACK, its data) are dropped (by `decided_by`): it does not connect. */
   later_dropped?: true;
+  /** Dropped by Linux itself, not by a rule (decided_by is null): why (the host's connection from 127.0.0.1 routed out where route_localnet is off). */
+  dropped_by_kernel?: string;
   /** The deciding rule's policy statement (for the text's caret). */
   decidingSpan?: Span;
 }
@@ -441,7 +443,7 @@ function explainNft(ctx: ExplainContext, spec: PacketSpec, base: ExplainResult):
     if (split) return { ...base, path, unknown: [split] };
   }
   const ours = v.decided?.handle !== undefined && `${v.decided.family} ${v.decided.table}` === NFT_TABLE ? ctx.nft!.ours?.get(v.decided.handle) : undefined;
-  return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), ...(v.reply ? { reply_dropped: true } : {}), ...(v.untracked ? { reply_untracked: true } : {}), ...(v.replyLoose ? { reply_loose: true } : {}), ...(v.replyDnat ? { reply_dnat: true } : {}), ...(v.later ? { later_dropped: true } : {}), decidingSpan: statementOf(ours) };
+  return { ...decided(base, v.verdict, destinationOf(ctx, spec, v as unknown as Verdict), v.decided ? nftRuleJson(ctx, family, v.decided) : undefined, path), ...(v.reply ? { reply_dropped: true } : {}), ...(v.untracked ? { reply_untracked: true } : {}), ...(v.replyLoose ? { reply_loose: true } : {}), ...(v.replyDnat ? { reply_dnat: true } : {}), ...(v.later ? { later_dropped: true } : {}), ...(v.kernel ? { dropped_by_kernel: v.kernel } : {}), decidingSpan: statementOf(ours) };
 }
 
 /** The answer for a packet whose walk ended in a verdict: where it was going, and the rule that decided it. */
@@ -484,7 +486,9 @@ export function explain(ctx: ExplainContext, spec: PacketSpec, live = false): Ex
     ...(v.replyLoose ? { reply_loose: true } : {}),
     ...(v.replyDnat ? { reply_dnat: true } : {}),
     ...(v.later ? { later_dropped: true } : {}),
-    suggestion: v.verdict === "ACCEPT" || v.reply || v.later ? null : suggest(ctx, spec, pk, v, headed),
+    ...(v.kernel ? { dropped_by_kernel: v.kernel } : {}),
+    // (No allow admits what Linux itself drops.)
+    suggestion: v.verdict === "ACCEPT" || v.reply || v.later || v.kernel ? null : suggest(ctx, spec, pk, v, headed),
     decidingSpan: statementOf(v.decided?.rule) ?? (v.decided?.index === -1 && v.decided.chain === "INPUT" && decider?.origin.kind === "policy" && ctx.policy?.host ? { ...ctx.policy.host.span, endLine: ctx.policy.host.span.line, endCol: ctx.policy.host.span.col + "host".length } : undefined),
   };
 }
@@ -519,7 +523,7 @@ export function formatExplain(r: ExplainResult, formatPlace: (span: Span, label:
   else if (r.reply_dnat) out.push(`  gets to ${describeWhere(r.headed!)}${via}, but its replies are DNATed elsewhere: the connection's own packets are not tracked (NOTRACK), so conntrack takes its reply for a new connection, which nat translates: no connection`);
   else if (r.reply_dropped) out.push(`  gets to ${describeWhere(r.headed!)}${via}, but its replies are ${r.verdict === "drop" ? "dropped" : "rejected"}: no connection`);
   else if (r.later_dropped) out.push(`  gets to ${describeWhere(r.headed!)}${via} and is answered, but its next packets (its ACK, its data) are ${r.verdict === "drop" ? "dropped" : "rejected"}: no connection`);
-  else out.push(`  ${r.verdict === "drop" ? "dropped" : "rejected"} on its way to ${describeWhere(r.headed!)}${via}`);
+  else out.push(`  ${r.verdict === "drop" ? "dropped" : "rejected"} on its way to ${describeWhere(r.headed!)}${via}${r.dropped_by_kernel ? `: ${r.dropped_by_kernel}` : ""}`);
   if (r.path.length) {
     out.push("  path:");
     const where = r.path.map((s) => `${s.table} ${s.chain} ${s.position === 0 ? "policy" : `#${s.position}`}`);

@@ -21,7 +21,7 @@
 //   saddr` false for IPv6), as nft adds it when it loads the rule.
 // Pure. A match or statement it cannot evaluate makes the answer "unknown" naming it, never a guess.
 import { readIp } from "../ir/address.js";
-import { keyOf as numKey, loopbackLeavesWhy, loopbackOutWhy, martianWhy, replyOf, type DestinationTest, type Packet, type SourceTest } from "./evaluate.js";
+import { keyOf as numKey, loopbackLeavesWhy, loopbackOut, martianWhy, replyOf, type DestinationTest, type Packet, type SourceTest } from "./evaluate.js";
 import { PortList } from "../ir/match.js";
 import type { MatrixContext } from "./matrix.js";
 
@@ -107,6 +107,8 @@ export interface NftVerdict {
   decided?: NftStep;
   /** for unknown: names the expression/statement it cannot evaluate, e.g. "meta mark" or "limit rate" */
   why?: string;
+  /** Dropped by Linux itself, not by a rule (`decided` is none): why (evaluate.ts loopbackOut). */
+  kernel?: string;
   /** with {trace: true}: every rule that changed or decided the packet (and every base chain policy reached), in the kernel's order */
   steps?: NftStep[];
   /** With {replies: true}: the packet gets through, but the connection's first reply is dropped (by `decided`). */
@@ -1753,9 +1755,10 @@ function fromHost(st: State): NftVerdict {
   // that; a fuzzer found `oifname` read as the new one), postrouting sees the new one.
   if (st.dnat) {
     st.oif = isLocal(p, st.dst) ? "lo" : routeOf(p, st.dst);
-    // (From 127.0.0.1 out of another interface than lo: only with route_localnet, evaluate.ts loopbackOutWhy.)
-    const rerouted = loopbackOutWhy(p, st.oif);
-    if (rerouted) throw new Unknown(rerouted);
+    // (From 127.0.0.1 out of another interface than lo: only with route_localnet, evaluate.ts loopbackOut.)
+    const rerouted = loopbackOut(p, st.oif);
+    if (rerouted?.dropped) return { verdict: "DROP", path: st.path, kernel: rerouted.why };
+    if (rerouted) throw new Unknown(rerouted.why);
   }
   const out = done(st, runHook("postrouting", st));
   if (out) return out;

@@ -124,19 +124,17 @@ describe("the host's connection to 127.0.0.1 DNATed out to a neighbour (route_lo
   const p = (localnet?: Packet["localnet"]): Packet => ({ family: 4, in: "", src: "127.0.0.1", dst: "127.0.0.1", proto: "tcp", sport: 40000, dport: 8080, state: "NEW", local: ["192.168.7.1"], routes: [{ dst: "192.168.7.0/24", dev: "eth1" }], fromHost: true, ...(localnet ? { localnet } : {}) });
   const said = (rs: ReturnType<typeof rules>, pk: Packet) => {
     const v = evaluate(rs, pk, { replies: true });
-    return `${v.verdict}${v.why ? `: ${v.why}` : ""}`;
+    return `${v.verdict}${v.why ? `: ${v.why}` : ""}${v.kernel ? ` (by Linux, no rule: ${v.kernel})` : ""}${v.decided ? ` (by ${v.decided.table} ${v.decided.chain})` : ""}`;
   };
-  it("off (read from the kernel), or not known: unknown, saying why; never accepted", () => {
-    expect(said(masq, p({ on: ["docker0"], read: true }))).toBe(
-      "unknown: the host sends it from 127.0.0.1, and a DNAT routes it out of eth1: Linux routes it there only if route_localnet is on for eth1, and it is off (read from the kernel), so Linux drops it",
-    );
+  it("off (read from the kernel): dropped, by Linux and no rule; not known: unknown, saying why; never accepted", () => {
+    expect(said(masq, p({ on: ["docker0"], read: true }))).toBe("DROP (by Linux, no rule: Linux does not route a packet from 127.0.0.1 out of eth1 (where a DNAT sends it): route_localnet is off for eth1 (read from the kernel))");
     expect(said(masq, p())).toBe("unknown: the host sends it from 127.0.0.1, and a DNAT routes it out of eth1: Linux routes it there only if route_localnet is on for eth1, which dockwall does not read");
     expect(said(masq, p({ on: ["docker0"], read: false }))).toBe(
       "unknown: the host sends it from 127.0.0.1, and a DNAT routes it out of eth1: Linux routes it there only if route_localnet is on for eth1, which dockerd turns on only for its bridges with userland-proxy off",
     );
   });
   it("on for the interface, with a masquerade: accepted, its later packets too; without one, unknown (the neighbour gets it from 127.0.0.1)", () => {
-    expect(said(masq, p({ on: ["eth1"], read: true }))).toBe("ACCEPT");
+    expect(said(masq, p({ on: ["eth1"], read: true }))).toBe("ACCEPT (by filter OUTPUT)");
     expect(said(rules(""), p({ on: ["eth1"], read: true }))).toBe(
       "unknown: it leaves eth1 from 127.0.0.1 (no source nat of it): what gets it drops it, as Linux drops a packet from 127.0.0.0/8 that comes in by another interface than lo",
     );
@@ -144,7 +142,7 @@ describe("the host's connection to 127.0.0.1 DNATed out to a neighbour (route_lo
     expect(said(rules("-A POSTROUTING -s 127.0.0.0/8 -o eth0 -j MASQUERADE\n"), p({ on: ["eth1"], read: true }))).toMatch(/^unknown: it leaves eth1 from 127\.0\.0\.1/);
   });
   it("not DNATed, or from another address: as before (lo; a route_localnet of no matter)", () => {
-    expect(said(rules(""), { ...p(), dport: 9000 })).toBe("ACCEPT");
-    expect(said(masq, { ...p(), src: "192.168.7.1", dst: "192.168.7.1" })).toBe("ACCEPT");
+    expect(said(rules(""), { ...p(), dport: 9000 })).toBe("ACCEPT (by filter INPUT)");
+    expect(said(masq, { ...p(), src: "192.168.7.1", dst: "192.168.7.1" })).toBe("ACCEPT (by filter INPUT)");
   });
 });

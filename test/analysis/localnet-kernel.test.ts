@@ -33,8 +33,8 @@ describeKernel("route_localnet: the host's connection to 127.0.0.1 DNATed out to
   const explain = () => {
     const r = spawnSync("nsenter", [`--net=${host.path}`, bin, "explain", "--live", PACKET, "--json"], { encoding: "utf8" });
     if (r.status !== 0 && r.status !== 1) throw new Error(`explain --live: ${r.status} ${r.stderr}`);
-    const first = (JSON.parse(r.stdout) as { packets: { verdict: string; unknown: string[] }[] }).packets[0]!;
-    return { verdict: first.verdict, why: first.unknown.join("; ") };
+    const first = (JSON.parse(r.stdout) as { packets: { verdict: string; unknown: string[]; decided_by: unknown; dropped_by_kernel?: string }[] }).packets[0]!;
+    return { verdict: `${first.verdict}${first.decided_by === null && first.verdict === "drop" ? " (by Linux)" : ""}`, why: first.dropped_by_kernel ?? first.unknown.join("; ") };
   };
 
   beforeAll(async () => {
@@ -72,7 +72,7 @@ describeKernel("route_localnet: the host's connection to 127.0.0.1 DNATed out to
   };
 
   for (const [name, b] of Object.entries(backends)) {
-    it(`${name}: off, the kernel drops it and explain says so (unknown, not accepted); on for eth1 or for all, with a masquerade, both connect; without it, neither`, () => {
+    it(`${name}: off, the kernel drops it and explain says so (dropped by Linux, no rule); on for eth1 or for all, with a masquerade, both connect; without it, neither`, () => {
       // iptables-nft writes nftables tables: the other backend's rules go first.
       backends.iptables.clear();
       backends.nftables.clear();
@@ -86,7 +86,7 @@ describeKernel("route_localnet: the host's connection to 127.0.0.1 DNATed out to
       b.load(true);
       localnet(0, 0);
       const off = check("off, masquerade");
-      expect(off.why).toContain("route_localnet is on for eth1, and it is off (read from the kernel)");
+      expect(off.why).toBe("Linux does not route a packet from 127.0.0.1 out of eth1 (where a DNAT sends it): route_localnet is off for eth1 (read from the kernel)");
       localnet(0, 1);
       check("on for eth1, masquerade");
       localnet(1, 0);
@@ -98,7 +98,7 @@ describeKernel("route_localnet: the host's connection to 127.0.0.1 DNATed out to
       localnet(0, 0);
       b.clear();
       expect(seen).toEqual([
-        "off, masquerade: kernel closed, explain unknown",
+        "off, masquerade: kernel closed, explain drop (by Linux)",
         "on for eth1, masquerade: kernel open (peer), explain accept",
         "on for all, masquerade: kernel open (peer), explain accept",
         "on for eth1, no masquerade: kernel closed, explain unknown",

@@ -597,10 +597,10 @@ describe("evaluateNft: the host's connection to 127.0.0.1 DNATed out to a neighb
   const p = (localnet?: Packet["localnet"]): Packet => ({ family: 4, in: "", src: "127.0.0.1", dst: "127.0.0.1", proto: "tcp", sport: 40000, dport: 8080, state: "NEW", local: ["192.168.7.1"], routes: [{ dst: "192.168.7.0/24", dev: "eth1" }], fromHost: true, ...(localnet ? { localnet } : {}) });
   const said = (pk: Packet) => {
     const v = evaluateNft(rs, pk, { replies: true });
-    return `${v.verdict}${v.why ? `: ${v.why}` : ""}`;
+    return `${v.verdict}${v.why ? `: ${v.why}` : ""}${v.kernel ? ` (by Linux, no rule: ${v.kernel})` : ""}${v.decided ? " (by a rule)" : ""}`;
   };
-  it("off, or not known: unknown, saying why; on for eth1 (or for all, which the reader expands): accepted", () => {
-    expect(said(p({ on: [], read: true }))).toBe("unknown: the host sends it from 127.0.0.1, and a DNAT routes it out of eth1: Linux routes it there only if route_localnet is on for eth1, and it is off (read from the kernel), so Linux drops it");
+  it("off (read from the kernel): dropped, by Linux and no rule; not known: unknown, saying why; on for eth1 (or for all, which the reader expands): accepted", () => {
+    expect(said(p({ on: [], read: true }))).toBe("DROP (by Linux, no rule: Linux does not route a packet from 127.0.0.1 out of eth1 (where a DNAT sends it): route_localnet is off for eth1 (read from the kernel))");
     expect(said(p())).toMatch(/which dockwall does not read$/);
     expect(said(p({ on: ["eth1"], read: true }))).toBe("ACCEPT");
   });
