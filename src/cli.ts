@@ -152,21 +152,29 @@ async function loadFacts(io: Io, a: FactsArgs): Promise<Facts | undefined | numb
   }
 }
 
-/** The sysctls check holds against the policy (check/host.ts); what cannot be read is left out (a machine in memory: none). */
 /**
  * The interfaces route_localnet is on for (IPv4; on for `all`, it is on for every one), from /proc: where the host's
- * connection to 127.0.0.1 can be DNATed out (analysis/evaluate.ts loopbackOutWhy). Undefined where it cannot be read.
+ * connection to 127.0.0.1 can be DNATed out (analysis/evaluate.ts loopbackOut). Undefined where `all` cannot be read (not
+ * known); an interface whose own cannot be read has no IPv4 configuration to route it by.
  */
 function readLocalnet(io: Io, interfaces: string[]): string[] | undefined {
+  const on = (name: string) => io.readFile(`/proc/sys/net/ipv4/conf/${name}/route_localnet`).trim() !== "0";
+  let all: boolean;
   try {
-    const on = (name: string) => io.readFile(`/proc/sys/net/ipv4/conf/${name}/route_localnet`).trim() !== "0";
-    const all = on("all");
-    return interfaces.filter((i) => all || on(i));
+    all = on("all");
   } catch {
     return undefined;
   }
+  return interfaces.filter((i) => {
+    try {
+      return all || on(i);
+    } catch {
+      return false;
+    }
+  });
 }
 
+/** The sysctls check holds against the policy (check/host.ts); what cannot be read is left out (a machine in memory: none). */
 function readSysctls(io: Io): import("./check/host.js").HostSysctls | undefined {
   const flag = (path: string) => {
     try {
