@@ -63,7 +63,7 @@ export interface ExplainResult {
   reply_dnat?: true;
   /** The packet and its replies get through, but the connection's later packets from its side (its ACK, its data) are dropped (by `decided_by`): it does not connect. */
   later_dropped?: true;
-  /** Dropped by Linux itself, not by a rule (decided_by is null): why (the host's connection from 127.0.0.1 routed out where route_localnet is off). */
+  /** Dropped by Linux itself, not by a rule (decided_by is null): why (the host's connection from 127.0.0.1 routed out where route_localnet is off, or from ::1 out and back). */
   dropped_by_kernel?: string;
   /** The deciding rule's policy statement (for the text's caret). */
   decidingSpan?: Span;

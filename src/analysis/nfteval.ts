@@ -21,7 +21,7 @@
 //   saddr` false for IPv6), as nft adds it when it loads the rule.
 // Pure. A match or statement it cannot evaluate makes the answer "unknown" naming it, never a guess.
 import { readIp } from "../ir/address.js";
-import { keyOf as numKey, loopbackLeavesWhy, loopbackOut, martianWhy, replyOf, type DestinationTest, type Packet, type SourceTest } from "./evaluate.js";
+import { keyOf as numKey, loopbackLeaves, loopbackOut, martianWhy, replyOf, type DestinationTest, type Packet, type SourceTest } from "./evaluate.js";
 import { PortList } from "../ir/match.js";
 import type { MatrixContext } from "./matrix.js";
 
@@ -1763,8 +1763,9 @@ function fromHost(st: State): NftVerdict {
   const out = done(st, runHook("postrouting", st));
   if (out) return out;
   if (!isLocal(p, st.dst)) {
-    const martian = loopbackLeavesWhy(p, st.oif, () => st.snat);
-    if (martian) throw new Unknown(martian);
+    const left = loopbackLeaves(p, st.oif, () => st.snat);
+    if (left?.dropped) return { verdict: "DROP", path: st.path, kernel: left.why };
+    if (left) throw new Unknown(left.why);
     return accepted(st);
   }
   // Its conntrack entry, mapped both ways already, comes back in with it.

@@ -146,3 +146,14 @@ describe("the host's connection to 127.0.0.1 DNATed out to a neighbour (route_lo
     expect(said(masq, { ...p(), src: "192.168.7.1", dst: "192.168.7.1" })).toBe("ACCEPT (by filter INPUT)");
   });
 });
+
+describe("the host's connection to ::1 DNATed out to a neighbour (IPv6 has no route_localnet; localnet-kernel.test.ts proves it with packets)", () => {
+  const rules = (post: string) => toRuleset(parseSave(`*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A OUTPUT -d ::1/128 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:7::2]:80\n${post}COMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n`), 6);
+  const p: Packet = { family: 6, in: "", src: "::1", dst: "::1", proto: "tcp", sport: 40000, dport: 8080, state: "NEW", local: ["fd00:7::1"], routes: [{ dst: "fd00:7::/64", dev: "eth1" }], fromHost: true };
+  it("without a source nat, unknown (its receiver drops it); with a masquerade, dropped by Linux (its replies, to ::1, come in by eth1)", () => {
+    const bare = evaluate(rules(""), p, { replies: true });
+    expect([bare.verdict, bare.why]).toEqual(["unknown", "it leaves eth1 from ::1 (no source nat of it): what gets it drops it, as Linux drops a packet from ::1 that comes in by another interface than lo"]);
+    const masq = evaluate(rules("-A POSTROUTING -s ::1/128 -o eth1 -j MASQUERADE\n"), p, { replies: true });
+    expect([masq.verdict, masq.kernel, masq.decided]).toEqual(["DROP", "its replies come back by eth1, to ::1 once nat maps them back: Linux takes a packet to ::1 by lo alone, and drops them", undefined]);
+  });
+});
