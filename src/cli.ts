@@ -152,28 +152,6 @@ async function loadFacts(io: Io, a: FactsArgs): Promise<Facts | undefined | numb
   }
 }
 
-/**
- * The interfaces route_localnet is on for (IPv4; on for `all`, it is on for every one), from /proc: where the host's
- * connection to 127.0.0.1 can be DNATed out (analysis/evaluate.ts loopbackOut). Undefined where `all` cannot be read (not
- * known); an interface whose own cannot be read has no IPv4 configuration to route it by.
- */
-function readLocalnet(io: Io, interfaces: string[]): string[] | undefined {
-  const on = (name: string) => io.readFile(`/proc/sys/net/ipv4/conf/${name}/route_localnet`).trim() !== "0";
-  let all: boolean;
-  try {
-    all = on("all");
-  } catch {
-    return undefined;
-  }
-  return interfaces.filter((i) => {
-    try {
-      return all || on(i);
-    } catch {
-      return false;
-    }
-  });
-}
-
 /** The sysctls check holds against the policy (check/host.ts); what cannot be read is left out (a machine in memory: none). */
 function readSysctls(io: Io): import("./check/host.js").HostSysctls | undefined {
   const flag = (path: string) => {
@@ -1123,7 +1101,7 @@ async function nftDriftFindings(listing: string, file: string, loaded: import(".
 }
 
 async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: boolean; json: boolean; "docker-version"?: string }): Promise<number> {
-  const { explainAll, looksLikePacket, parsePackets, renderExplain, hostNetwork, compiledRules } = await import("./analysis/command.js");
+  const { explainAll, looksLikePacket, parsePackets, renderExplain, hostNetwork, routeLocalnet, compiledRules } = await import("./analysis/command.js");
   const args = a.args ?? [];
   let policy: string | undefined;
   let rest = args;
@@ -1192,7 +1170,7 @@ async function explainCommand(io: Io, a: FactsArgs & { args?: string[]; live: bo
     if (nft) ctx.nft = nft;
     try {
       const host = hostNetwork(system.run("ip", ["-j", "addr", "show"]), system.run("ip", ["-j", "-4", "route", "show", "table", "all"]), system.run("ip", ["-j", "-6", "route", "show", "table", "all"]));
-      ctx.host = { ...host, localnet: readLocalnet(io, host.interfaces) };
+      ctx.host = { ...host, localnet: routeLocalnet(io.readFile, host.interfaces) };
     } catch (e) {
       io.stderr(`dockwall: cannot read this host's addresses and routes (ip -j addr, ip -j route): ${(e as Error).message}\n`);
       return EXIT.error;
@@ -1269,7 +1247,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     const system = io.system();
     const { readLoaded } = await import("./apply/command.js");
     const { parseSave, toRuleset } = await import("./live/save.js");
-    const { hostNetwork, interfaceAddresses } = await import("./analysis/command.js");
+    const { hostNetwork, interfaceAddresses, routeLocalnet } = await import("./analysis/command.js");
     const loaded = await readLoaded(system);
     if (bothBackends(io, loaded)) return EXIT.error;
     const nft = await nftLive(io, system, loaded);
@@ -1331,7 +1309,7 @@ async function matrixCommand(io: Io, a: FactsArgs & { policy: string; live: bool
     try {
       const addr = system.run("ip", ["-j", "addr", "show"]);
       const host = hostNetwork(addr, system.run("ip", ["-j", "-4", "route", "show", "table", "all"]), system.run("ip", ["-j", "-6", "route", "show", "table", "all"]));
-      ctx.host = { ...host, localnet: readLocalnet(io, host.interfaces) };
+      ctx.host = { ...host, localnet: routeLocalnet(io.readFile, host.interfaces) };
       ctx.hostAddress = interfaceAddresses(addr);
     } catch (e) {
       io.stderr(`dockwall: cannot read this host's addresses and routes (ip -j addr, ip -j route): ${(e as Error).message}\n`);

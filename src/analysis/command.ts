@@ -49,6 +49,28 @@ export function hostNetwork(addrJson: string, routes4: string, routes6: string):
   return { addresses, routes, interfaces };
 }
 
+/**
+ * The interfaces route_localnet is on for (IPv4; on for `all`, it is on for every one), from /proc (`read` throws where a
+ * file cannot be read): where the host's connection to 127.0.0.1 can be DNATed out (evaluate.ts loopbackOut). Undefined
+ * where `all` cannot be read (not known); an interface whose own cannot be read has no IPv4 configuration to route it by.
+ */
+export function routeLocalnet(read: (path: string) => string, interfaces: string[]): string[] | undefined {
+  const on = (name: string) => read(`/proc/sys/net/ipv4/conf/${name}/route_localnet`).trim() !== "0";
+  let all: boolean;
+  try {
+    all = on("all");
+  } catch {
+    return undefined;
+  }
+  return interfaces.filter((i) => {
+    try {
+      return all || on(i);
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** Every packet explained: the results, or the first packet that cannot be (an error to print, exit 2). */
 export function explainAll(ctx: ExplainContext, packets: PacketSpec[], live: boolean): ExplainResult[] | string {
   const out: ExplainResult[] = [];

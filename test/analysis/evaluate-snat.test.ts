@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { evaluate, type Packet } from "../../src/analysis/evaluate.js";
 import { parseSave, toRuleset } from "../../src/live/save.js";
+import { routeLocalnet } from "../../src/analysis/command.js";
 
 const save = (nat: string, raw: string) => `*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${raw}COMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n${nat}COMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n`;
 
@@ -155,5 +156,19 @@ describe("the host's connection to ::1 DNATed out to a neighbour (IPv6 has no ro
     expect([bare.verdict, bare.why]).toEqual(["unknown", "it leaves eth1 from ::1 (no source nat of it): what gets it drops it, as Linux drops a packet from ::1 that comes in by another interface than lo"]);
     const masq = evaluate(rules("-A POSTROUTING -s ::1/128 -o eth1 -j MASQUERADE\n"), p, { replies: true });
     expect([masq.verdict, masq.kernel, masq.decided]).toEqual(["DROP", "its replies come back by eth1, to ::1 once nat maps them back: Linux takes a packet to ::1 by lo alone, and drops them", undefined]);
+  });
+});
+
+describe("routeLocalnet: where route_localnet is on, read from /proc (explain, matrix, verify --live)", () => {
+  const reader = (files: Record<string, string>) => (path: string) => {
+    const t = files[path.replace(/^\/proc\/sys\/net\/ipv4\/conf\/(.*)\/route_localnet$/, "$1")];
+    if (t === undefined) throw new Error(`ENOENT ${path}`);
+    return t;
+  };
+  it("per interface; `all` on turns it on for every one; `all` unread: not known; an interface unread: off", () => {
+    expect(routeLocalnet(reader({ all: "0\n", eth1: "1\n", docker0: "0\n", lo: "0\n" }), ["lo", "eth1", "docker0"])).toEqual(["eth1"]);
+    expect(routeLocalnet(reader({ all: "1\n" }), ["lo", "eth1"])).toEqual(["lo", "eth1"]);
+    expect(routeLocalnet(reader({ eth1: "1\n" }), ["eth1"])).toBeUndefined();
+    expect(routeLocalnet(reader({ all: "0\n", eth1: "1\n" }), ["eth1", "tun0"])).toEqual(["eth1"]);
   });
 });
